@@ -1,0 +1,89 @@
+//! The erasure-coded data path: blobs in (striped, encoded, hashed, placed, fsynced on the
+//! nodes) and byte ranges out (fetched, verified, reconstructed when shards are missing).
+
+mod read;
+mod write;
+
+pub use read::ByteRangeStream;
+pub use write::{WriteRequest, WrittenBlob};
+
+use crate::codec::{ErasureCodec, ReedSolomonCodec};
+use crate::error::{GatewayError, GatewayResult};
+use ignifuge_placement::{FailureBudget, Geometry, Slot, Topology};
+use ignifuge_rpc::{ClusterConfig, NodeClient};
+use ignifuge_types::{BlobId, NodeId, StripeIndex};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Bytes per shard of a full stripe. 1 MiB keeps per-shard overheads (one RPC, one fsync, one
+/// 32-byte hash) small against the data while bounding memory per stripe to (k+m) MiB.
+pub const SHARD_SIZE_BYTES: usize = 1024 * 1024;
+/// Blobs up to this size are stored inline in the metadata, replicated with it, rather than
+/// erasure-coded: below it the k+m RPCs and fsyncs cost more than the bytes.
+pub const INLINE_MAX_BYTES: usize = 64 * 1024;
+/// Stripes of one request being encoded or written at once (memory per request is bounded by
+/// this times the stripe size, plus the one being filled).
+pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
+/// Retries of one shard write before it counts as not acknowledged.
+pub const SHARD_WRITE_ATTEMPTS: usize = 2;
+
+/// Shared, immutable state of the data path.
+pub struct DataPath {
+    pub(crate) client: NodeClient,
+    pub(crate) topology: Topology,
+    pub(crate) geometry: Geometry,
+    pub(crate) budget: FailureBudget,
+    pub(crate) codec: Arc<dyn ErasureCodec>,
+    addresses: HashMap<NodeId, SocketAddr>,
+}
+
+impl DataPath {
+    pub fn new(cluster: &ClusterConfig, client: NodeClient) -> GatewayResult<Self> {
+        let topology = cluster.topology();
+        let budget = cluster.default_class;
+        let geometry = ignifuge_placement::derive_geometry(&topology, budget)?;
+        let codec = ReedSolomonCodec::new(geometry.data_shards as usize, geometry.parity_shards as usize)?;
+        let addresses = cluster.nodes.iter().map(|n| (n.id.clone(), n.address)).collect();
+        tracing::info!(
+            k = geometry.data_shards,
+            m = geometry.parity_shards,
+            per_datacenter = geometry.shards_per_datacenter,
+            "data path geometry"
+        );
+        Ok(Self { client, topology, geometry, budget, codec: Arc::new(codec), addresses })
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    pub(crate) fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
+        self.addresses
+            .get(node)
+            .copied()
+            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster configuration")))
+    }
+
+    pub(crate) fn slots(&self, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
+        let key = format!("{blob}/{stripe}");
+        Ok(ignifuge_placement::select_slots(&self.topology, self.geometry, key.as_bytes())?)
+    }
+
+    /// Best-effort removal of a blob's shards from every node (after a failed write).
+    pub fn discard(self: &Arc<Self>, blob: BlobId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            for address in this.addresses.values() {
+                if let Err(e) = this.client.delete_blob(*address, &blob).await {
+                    tracing::debug!(%blob, error = %e, "could not discard shards; garbage collection will");
+                }
+            }
+        });
+    }
+}
+
+/// A fresh random blob id (128 bits, hex): shard names never derive from client input.
+pub fn new_blob_id() -> BlobId {
+    BlobId::new(hex::encode(rand::random::<[u8; 16]>()))
+}

@@ -1,0 +1,207 @@
+//! Writing a blob: the body is read as a stream; MD5 and the client's checksums run on their own
+//! thread; each full stripe is encoded and BLAKE3-hashed off the runtime and its shards are sent
+//! in parallel to the slots the placement engine picked; at most `STRIPES_IN_FLIGHT_MAX` stripes
+//! are in flight. The blob is returned only when every stripe's acknowledged shards pass the
+//! survivability check; the caller then commits it to the metadata.
+
+use super::{DataPath, INLINE_MAX_BYTES, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, new_blob_id};
+use crate::checksums::{BodyDigests, BodyHasher, Expected};
+use crate::error::{GatewayError, GatewayResult};
+use bytes::Bytes;
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use ignifuge_meta::{DataLocation, ShardRecord, StripeRecord, StripedBlob};
+use ignifuge_placement::Slot;
+use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
+use std::sync::Arc;
+
+/// Chunks queued to the hashing thread before the reader waits for it.
+const HASH_QUEUE_CHUNKS: usize = 64;
+
+/// What the client said about the body.
+pub struct WriteRequest {
+    pub expected: Expected,
+    /// Content-Length (or x-amz-decoded-content-length) when announced.
+    pub declared_length: Option<u64>,
+    /// Largest body accepted.
+    pub max_length: u64,
+}
+
+/// A blob durably written but not yet committed to the metadata.
+pub struct WrittenBlob {
+    pub size: u64,
+    pub digests: BodyDigests,
+    pub location: DataLocation,
+}
+
+impl DataPath {
+    /// Writes a body as a new blob. `trailers` is called once the body has been read whole and
+    /// returns the trailing headers (aws-chunked), if any.
+    pub async fn write_blob<S, E>(
+        self: &Arc<Self>,
+        mut body: S,
+        request: WriteRequest,
+        trailers: impl FnOnce() -> Vec<(String, String)>,
+    ) -> GatewayResult<WrittenBlob>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let blob = new_blob_id();
+        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
+        let algorithms = request.expected.algorithms();
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = BodyHasher::new(&algorithms);
+            while let Some(chunk) = hash_rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher.finalize()
+        });
+
+        let stripe_bytes = self.geometry.data_shards as usize * SHARD_SIZE_BYTES;
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut striped = false;
+        let mut total: u64 = 0;
+        let mut next_stripe = 0u32;
+        let mut in_flight = FuturesOrdered::new();
+        let mut stripes: Vec<StripeRecord> = Vec::new();
+
+        let streamed: GatewayResult<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+                total += chunk.len() as u64;
+                if total > request.max_length {
+                    return Err(GatewayError::EntityTooLarge);
+                }
+                let mut rest: &[u8] = &chunk;
+                while !rest.is_empty() {
+                    if !striped && buffer.len() + rest.len() <= INLINE_MAX_BYTES {
+                        buffer.extend_from_slice(rest);
+                        break;
+                    }
+                    if !striped {
+                        striped = true;
+                        buffer.reserve_exact(stripe_bytes - buffer.len());
+                    }
+                    let take = rest.len().min(stripe_bytes - buffer.len());
+                    buffer.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if buffer.len() == stripe_bytes {
+                        let full = std::mem::replace(&mut buffer, Vec::with_capacity(stripe_bytes));
+                        while in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
+                            let done: GatewayResult<StripeRecord> = in_flight.next().await.expect("in flight");
+                            stripes.push(done?);
+                        }
+                        in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full));
+                        next_stripe += 1;
+                    }
+                }
+                if hash_tx.send(chunk).await.is_err() {
+                    return Err(GatewayError::Internal("hashing thread stopped".into()));
+                }
+            }
+            match request.declared_length {
+                Some(declared) if declared > total => return Err(GatewayError::IncompleteBody),
+                Some(declared) if declared < total => {
+                    return Err(GatewayError::InvalidRequest("body longer than its Content-Length".into()));
+                }
+                _ => {}
+            }
+            if striped && !buffer.is_empty() {
+                let last = std::mem::take(&mut buffer);
+                in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last));
+            }
+            while let Some(done) = in_flight.next().await {
+                stripes.push(done?);
+            }
+            Ok(())
+        }
+        .await;
+        drop(hash_tx);
+        let digests = hasher.await.map_err(|e| GatewayError::Internal(format!("hashing thread: {e}")));
+
+        let verified = streamed.and_then(|()| {
+            let digests = digests?;
+            request.expected.verify(&digests, &trailers())?;
+            Ok(digests)
+        });
+        let digests = match verified {
+            Ok(d) => d,
+            Err(e) => {
+                if striped {
+                    self.discard(blob);
+                }
+                return Err(e);
+            }
+        };
+        let location = if striped {
+            DataLocation::Striped(StripedBlob {
+                blob,
+                data_shards: self.geometry.data_shards,
+                parity_shards: self.geometry.parity_shards,
+                shard_size_bytes: SHARD_SIZE_BYTES as u32,
+                stripes,
+            })
+        } else {
+            DataLocation::Inline(buffer)
+        };
+        Ok(WrittenBlob { size: total, digests, location })
+    }
+
+    /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.
+    async fn write_stripe(self: Arc<Self>, blob: BlobId, index: StripeIndex, mut data: Vec<u8>) -> GatewayResult<StripeRecord> {
+        let k = self.geometry.data_shards as usize;
+        let m = self.geometry.parity_shards as usize;
+        let data_len = data.len();
+        let shard_len = data_len.div_ceil(k).max(1);
+        data.resize(shard_len * k, 0);
+        let codec = self.codec.clone();
+        let (data, parity, hashes) = tokio::task::spawn_blocking(move || {
+            let mut parity = vec![vec![0u8; shard_len]; m];
+            {
+                let refs: Vec<&[u8]> = data.chunks(shard_len).collect();
+                codec.encode(&refs, &mut parity)?;
+            }
+            let hashes: Vec<blake3::Hash> =
+                data.chunks(shard_len).chain(parity.iter().map(|p| p.as_slice())).map(blake3::hash).collect();
+            Ok::<_, GatewayError>((Bytes::from(data), parity, hashes))
+        })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))??;
+        let shards: Vec<Bytes> = (0..k)
+            .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
+            .chain(parity.into_iter().map(Bytes::from))
+            .collect();
+
+        let slots = self.slots(&blob, index.clone())?;
+        let puts = slots.iter().enumerate().map(|(i, slot)| {
+            let id = ShardId { blob: blob.clone(), stripe: index.clone(), shard: ShardIndex(i as u32) };
+            let shard = shards[i].clone();
+            let hash = hashes[i];
+            let this = &self;
+            async move {
+                let address = this.address(&slot.node).ok()?;
+                for attempt in 1..=SHARD_WRITE_ATTEMPTS {
+                    match this.client.put_shard(address, &id, shard.clone(), &hash).await {
+                        Ok(()) => return Some(slot.clone()),
+                        Err(e) => tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed"),
+                    }
+                }
+                None
+            }
+        });
+        let acknowledged: Vec<Slot> = futures::future::join_all(puts).await.into_iter().flatten().collect();
+        let report = ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, self.budget);
+        if !report.meets_budget {
+            return Err(GatewayError::DurabilityNotMet(report.explanation));
+        }
+        Ok(StripeRecord {
+            data_len: data_len as u64,
+            shards: slots
+                .iter()
+                .zip(hashes)
+                .map(|(slot, hash)| ShardRecord { node: slot.node.clone(), blake3: hash.to_hex().to_string() })
+                .collect(),
+        })
+    }
+}

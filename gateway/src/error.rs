@@ -1,0 +1,100 @@
+//! The gateway's error type and the one place where every error becomes an S3 error.
+
+use ignifuge_meta::MetaError;
+use ignifuge_placement::PlacementError;
+use ignifuge_rpc::RpcError;
+use s3s::{S3Error, S3ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("internode call failed: {0}")]
+    Rpc(#[from] RpcError),
+    #[error("placement: {0}")]
+    Placement(#[from] PlacementError),
+    #[error("access denied")]
+    AccessDenied,
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    #[error("{0}")]
+    BadDigest(String),
+    #[error("{0}")]
+    InvalidDigest(String),
+    #[error("the request body ended before its announced length")]
+    IncompleteBody,
+    #[error("reading the request body: {0}")]
+    BodyRead(String),
+    #[error("your key is too long")]
+    KeyTooLong,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("not modified")]
+    NotModified,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("metadata headers exceed the 2 KB limit")]
+    MetadataTooLarge,
+    #[error("object too large")]
+    EntityTooLarge,
+    #[error("not enough healthy shards to read stripe {stripe} of blob {blob}")]
+    Unreadable { blob: String, stripe: u32 },
+    #[error("write could not be placed to meet its durability budget: {0}")]
+    DurabilityNotMet(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type GatewayResult<T> = Result<T, GatewayError>;
+
+impl From<GatewayError> for S3Error {
+    fn from(e: GatewayError) -> Self {
+        use S3ErrorCode as C;
+        let message = e.to_string();
+        let code = match &e {
+            GatewayError::Meta(m) => match m {
+                MetaError::NoSuchTenant | MetaError::NoSuchAccessKey => C::InvalidAccessKeyId,
+                MetaError::TenantAlreadyExists => C::InvalidRequest,
+                MetaError::NoSuchBucket => C::NoSuchBucket,
+                MetaError::BucketAlreadyExists => C::BucketAlreadyExists,
+                MetaError::BucketAlreadyOwnedByYou => C::BucketAlreadyOwnedByYou,
+                MetaError::BucketNotEmpty => C::BucketNotEmpty,
+                MetaError::NoSuchKey => C::NoSuchKey,
+                MetaError::NoSuchUpload => C::NoSuchUpload,
+                MetaError::InvalidPart(_) => C::InvalidPart,
+                MetaError::InvalidPartOrder => C::InvalidPartOrder,
+                MetaError::EntityTooSmall { .. } => C::EntityTooSmall,
+                MetaError::PreconditionFailed => C::PreconditionFailed,
+                MetaError::Unavailable(_) => C::ServiceUnavailable,
+                MetaError::Storage(_) | MetaError::Corrupt(_) => C::InternalError,
+            },
+            GatewayError::Rpc(_) => C::ServiceUnavailable,
+            GatewayError::Placement(_) => C::ServiceUnavailable,
+            GatewayError::AccessDenied => C::AccessDenied,
+            GatewayError::InvalidRange => C::InvalidRange,
+            GatewayError::BadDigest(_) => C::BadDigest,
+            GatewayError::InvalidDigest(_) => C::InvalidDigest,
+            GatewayError::IncompleteBody => C::IncompleteBody,
+            GatewayError::BodyRead(_) => C::IncompleteBody,
+            GatewayError::KeyTooLong => C::KeyTooLongError,
+            GatewayError::InvalidArgument(_) => C::InvalidArgument,
+            GatewayError::InvalidRequest(_) => C::InvalidRequest,
+            GatewayError::NotModified => C::NotModified,
+            GatewayError::PreconditionFailed => C::PreconditionFailed,
+            GatewayError::MetadataTooLarge => C::MetadataTooLarge,
+            GatewayError::EntityTooLarge => C::EntityTooLarge,
+            GatewayError::Unreadable { .. } => C::ServiceUnavailable,
+            GatewayError::DurabilityNotMet(_) => C::SlowDown,
+            GatewayError::Internal(_) => C::InternalError,
+        };
+        match code {
+            C::InternalError | C::ServiceUnavailable | C::SlowDown => {
+                tracing::error!(error = %message, "request failed on the server side");
+            }
+            _ => {}
+        }
+        S3Error::with_message(code, message)
+    }
+}

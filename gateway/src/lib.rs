@@ -1,0 +1,63 @@
+//! The S3 gateway: speaks S3 to clients, authenticates each request to a tenant principal,
+//! authorizes it, and runs the erasure-coded data path against the storage nodes.
+//!
+//! Owns: the s3s adapter (`s3/`, the only module that sees s3s types), tenancy and access keys
+//! (`principal`), the data path (`datapath/`), the codec, client checksums, and the one mapping
+//! of errors to S3 errors (`error`).
+//! Must never depend on: the storage node crate (it talks to nodes over `ignifuge-rpc` only).
+//! Invariants: a PUT answers 200 only after every stripe's acknowledged shards passed the
+//! placement engine's survivability check and the version was committed to the metadata; a
+//! failed write leaves nothing visible; a principal only reaches its own tenant's buckets.
+
+pub mod checksums;
+pub mod codec;
+pub mod datapath;
+pub mod error;
+mod meta_client;
+mod principal;
+mod s3;
+
+pub use meta_client::RemoteMetadata;
+pub use principal::{KeyCache, Principal};
+
+use datapath::DataPath;
+use ignifuge_meta::Metadata;
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, SecretSealer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Everything a gateway needs to start.
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub cluster: ClusterConfig,
+    pub cluster_secret: Vec<u8>,
+    /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
+    pub domains: Vec<String>,
+}
+
+/// The gateway's shared state.
+pub struct Gateway {
+    pub metadata: Arc<dyn Metadata>,
+    pub data: Arc<DataPath>,
+    pub keys: KeyCache,
+    pub region: String,
+}
+
+impl Gateway {
+    pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, error::GatewayError> {
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&config.cluster_secret)));
+        let metadata_node = config
+            .cluster
+            .node(&config.cluster.metadata_node)
+            .ok_or_else(|| error::GatewayError::Internal("metadata node missing from the configuration".into()))?;
+        let metadata: Arc<dyn Metadata> = Arc::new(RemoteMetadata::new(client.clone(), metadata_node.address));
+        let data = Arc::new(DataPath::new(&config.cluster, client)?);
+        let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
+        Ok(Arc::new(Self { metadata, data, keys, region: config.cluster.region.clone() }))
+    }
+}
+
+/// Serves the S3 API on `listener` until it fails.
+pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, domains: Vec<String>) -> std::io::Result<()> {
+    s3::serve(listener, gateway, domains).await
+}

@@ -1,0 +1,213 @@
+//! The s3s adapter: the only module that sees s3s types. It turns S3 inputs into calls on the
+//! metadata and the data path, one submodule per operation family, handlers named after the
+//! S3 operations.
+
+mod buckets;
+mod list;
+mod multipart;
+mod objects;
+
+use crate::error::{GatewayError, GatewayResult};
+use crate::principal::Principal;
+use crate::Gateway;
+use ignifuge_meta::{Answer, BucketRecord, ObjectHeaders, Query};
+use ignifuge_types::BucketName;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::*;
+use s3s::host::{S3Host, VirtualHost};
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3Request, S3Response, S3Result, S3};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest object key, in bytes, as on AWS.
+pub const OBJECT_KEY_MAX_BYTES: usize = 1024;
+/// Largest total size of user metadata (names and values), as on AWS.
+pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// Largest object accepted by a single PUT, as on AWS.
+pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct IgnifugeS3 {
+    gateway: Arc<Gateway>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+/// Seconds since the epoch of a timestamp (HTTP dates have whole seconds).
+pub(crate) fn unix_seconds(ts: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(ts.clone()).unix_timestamp()
+}
+
+pub(crate) fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_string())
+}
+
+pub(crate) fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl IgnifugeS3 {
+    /// The principal of a signed request; anonymous requests are denied.
+    async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Arc<Principal>> {
+        let credentials = req.credentials.as_ref().ok_or(GatewayError::AccessDenied)?;
+        Ok(self.gateway.keys.principal(&credentials.access_key).await?)
+    }
+
+    /// The bucket, if it exists and belongs to the principal's tenant.
+    async fn owned_bucket(&self, principal: &Principal, name: &str) -> S3Result<BucketRecord> {
+        let record = match self.gateway.metadata.query(Query::Bucket(BucketName::new(name))).await {
+            Ok(Answer::Bucket(record)) => record,
+            Ok(_) => return Err(GatewayError::Internal("unexpected answer to a bucket query".into()).into()),
+            Err(e) => return Err(GatewayError::Meta(e).into()),
+        };
+        if record.tenant != principal.tenant {
+            return Err(GatewayError::AccessDenied.into());
+        }
+        Ok(record)
+    }
+}
+
+fn check_key(key: &str) -> GatewayResult<()> {
+    if key.len() > OBJECT_KEY_MAX_BYTES {
+        return Err(GatewayError::KeyTooLong);
+    }
+    if key.is_empty() {
+        return Err(GatewayError::InvalidArgument("object keys must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// The standard headers of a PUT, CopyObject (REPLACE) or CreateMultipartUpload.
+#[allow(clippy::too_many_arguments)]
+fn object_headers(
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<Timestamp>,
+    metadata: Option<Metadata>,
+) -> GatewayResult<ObjectHeaders> {
+    let user_metadata: std::collections::BTreeMap<String, String> =
+        metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let size: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > USER_METADATA_MAX_BYTES {
+        return Err(GatewayError::MetadataTooLarge);
+    }
+    let expires = expires.and_then(|ts| {
+        let mut out = Vec::new();
+        ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
+        String::from_utf8(out).ok()
+    });
+    Ok(ObjectHeaders {
+        content_type,
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        expires,
+        user_metadata,
+    })
+}
+
+fn parse_expires(value: &Option<String>) -> Option<Timestamp> {
+    value.as_deref().and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
+}
+
+/// Authenticates SigV4 requests against the sealed secrets in the metadata.
+struct KeyAuth {
+    gateway: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for KeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.gateway.keys.principal(access_key).await {
+            Ok(p) => Ok(SecretKey::from(p.secret().to_string())),
+            Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchAccessKey)) => {
+                Err(s3s::s3_error!(InvalidAccessKeyId, "The AWS access key Id you provided does not exist in our records."))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Path-style for IP addresses and bare domains; virtual-hosted-style for `bucket.<domain>`.
+struct Hosts {
+    domains: Vec<String>,
+}
+
+impl S3Host for Hosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
+        for domain in &self.domains {
+            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|b| b.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket.to_ascii_lowercase()));
+            }
+        }
+        Ok(VirtualHost::new(host))
+    }
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, domains: Vec<String>) -> std::io::Result<()> {
+    let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
+    builder.set_auth(KeyAuth { gateway });
+    builder.set_host(Hosts { domains });
+    let service = builder.build();
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let connection = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = connection {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+macro_rules! delegate {
+    ($($op:ident: $input:ident => $output:ident in $module:ident;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for IgnifugeS3 {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    $module::$op(self, req).await
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    list_buckets: ListBucketsInput => ListBucketsOutput in buckets;
+    create_bucket: CreateBucketInput => CreateBucketOutput in buckets;
+    head_bucket: HeadBucketInput => HeadBucketOutput in buckets;
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput in buckets;
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput in buckets;
+    put_object: PutObjectInput => PutObjectOutput in objects;
+    get_object: GetObjectInput => GetObjectOutput in objects;
+    head_object: HeadObjectInput => HeadObjectOutput in objects;
+    delete_object: DeleteObjectInput => DeleteObjectOutput in objects;
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput in objects;
+    copy_object: CopyObjectInput => CopyObjectOutput in objects;
+    list_objects: ListObjectsInput => ListObjectsOutput in list;
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output in list;
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput in multipart;
+    upload_part: UploadPartInput => UploadPartOutput in multipart;
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput in multipart;
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput in multipart;
+    list_parts: ListPartsInput => ListPartsOutput in multipart;
+}

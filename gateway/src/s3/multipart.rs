@@ -1,0 +1,349 @@
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
+
+use super::objects::{body_stream, expected_checksums, trailers};
+use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp};
+use crate::checksums::{Algorithm, base64};
+use crate::datapath::WriteRequest;
+use crate::error::{GatewayError, GatewayResult};
+use base64::Engine as _;
+use ignifuge_meta::{
+    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, ObjectHeaders,
+    ObjectRecord, Outcome, PartData, Query, UploadRecord, WriteCondition,
+};
+use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
+use md5::Digest as _;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+impl IgnifugeS3 {
+    async fn upload(&self, bucket: &BucketName, upload_id: &str, key: &str) -> S3Result<UploadRecord> {
+        let query = Query::Upload { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+            Answer::Upload(u) if u.key.0 == key => Ok(u),
+            Answer::Upload(_) => Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchUpload).into()),
+            _ => Err(GatewayError::Internal("unexpected answer to an upload query".into()).into()),
+        }
+    }
+
+    async fn parts(&self, bucket: &BucketName, upload_id: &str) -> S3Result<Vec<PartData>> {
+        let query = Query::ListParts { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+            Answer::Parts(parts) => Ok(parts),
+            _ => Err(GatewayError::Internal("unexpected answer to a parts query".into()).into()),
+        }
+    }
+}
+
+pub async fn create_multipart_upload(
+    s3: &IgnifugeS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    check_key(&input.key)?;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let headers: ObjectHeaders = object_headers(
+        input.content_type,
+        input.content_encoding,
+        input.content_disposition,
+        input.content_language,
+        input.cache_control,
+        input.expires,
+        input.metadata,
+    )?;
+    let algorithm = input.checksum_algorithm.as_ref().map(|a| Algorithm::parse(a.as_str())).transpose()?;
+    let checksum_type = match (&input.checksum_type, algorithm) {
+        (Some(t), _) => Some(t.as_str().to_string()),
+        (None, Some(Algorithm::Crc64Nvme)) => Some(ChecksumType::FULL_OBJECT.to_string()),
+        (None, Some(_)) => Some(ChecksumType::COMPOSITE.to_string()),
+        (None, None) => None,
+    };
+    if checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT)
+        && matches!(algorithm, Some(Algorithm::Sha1 | Algorithm::Sha256))
+    {
+        return Err(s3s::s3_error!(InvalidRequest, "FULL_OBJECT checksums are only defined for CRC algorithms"));
+    }
+    let upload_id = new_id();
+    let record = UploadRecord {
+        upload_id: UploadId::new(upload_id.clone()),
+        bucket: bucket.name.clone(),
+        key: ObjectKey::new(input.key.clone()),
+        initiated_ms: now_ms(),
+        headers,
+        checksum_algorithm: algorithm.map(|a| a.name().to_string()),
+        checksum_type: checksum_type.clone(),
+    };
+    s3.gateway.metadata.apply(Command::CreateUpload(record)).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(bucket.name.0),
+        key: Some(input.key),
+        upload_id: Some(upload_id),
+        checksum_algorithm: input.checksum_algorithm,
+        checksum_type: checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let part_number = u32::try_from(input.part_number)
+        .ok()
+        .filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n))
+        .ok_or_else(|| s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"))?;
+    s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let expected = expected_checksums(
+        &req.headers,
+        input.content_md5,
+        [
+            (Algorithm::Crc32, input.checksum_crc32),
+            (Algorithm::Crc32c, input.checksum_crc32c),
+            (Algorithm::Crc64Nvme, input.checksum_crc64nvme),
+            (Algorithm::Sha1, input.checksum_sha1),
+            (Algorithm::Sha256, input.checksum_sha256),
+        ],
+        input.checksum_algorithm.as_ref(),
+    )?;
+    let request = WriteRequest {
+        expected,
+        declared_length: input.content_length.map(|l| l.max(0) as u64),
+        max_length: PUT_OBJECT_MAX_BYTES,
+    };
+    let written = s3
+        .gateway
+        .data
+        .write_blob(body_stream(input.body), request, trailers(req.trailing_headers))
+        .await?;
+    let now = now_ms();
+    let part = PartData {
+        part_number,
+        size: written.size,
+        etag: hex::encode(written.digests.md5),
+        checksums: written.digests.checksums,
+        location: written.location,
+        last_modified_ms: now,
+    };
+    let output = UploadPartOutput {
+        e_tag: Some(etag(&part.etag)),
+        checksum_crc32: part.checksums.crc32.clone(),
+        checksum_crc32c: part.checksums.crc32c.clone(),
+        checksum_sha1: part.checksums.sha1.clone(),
+        checksum_sha256: part.checksums.sha256.clone(),
+        checksum_crc64nvme: part.checksums.crc64nvme.clone(),
+        ..Default::default()
+    };
+    let location = part.location.clone();
+    let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
+    s3.commit(command, &[&location]).await?;
+    Ok(S3Response::new(output))
+}
+
+/// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
+fn multipart_etag(parts: &[&PartData]) -> GatewayResult<String> {
+    let mut md5 = md5::Md5::new();
+    for part in parts {
+        let digest = hex::decode(&part.etag).map_err(|_| GatewayError::Internal("stored part ETag is not hex".into()))?;
+        md5.update(&digest);
+    }
+    Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
+}
+
+fn decode(value: &str) -> GatewayResult<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .map_err(|_| GatewayError::Internal("stored checksum is not base64".into()))
+}
+
+/// The object checksum of a completed upload: a CRC of the whole object combined from the part
+/// CRCs (FULL_OBJECT), or a checksum of the part checksums plus "-N" (COMPOSITE).
+fn multipart_checksums(algorithm: Algorithm, checksum_type: &str, parts: &[&PartData]) -> GatewayResult<Checksums> {
+    let mut out = Checksums { checksum_type: Some(checksum_type.to_string()), ..Default::default() };
+    let values: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| {
+            algorithm
+                .get(&p.checksums)
+                .ok_or_else(|| GatewayError::InvalidRequest(format!("part {} has no {} checksum", p.part_number, algorithm.name())))
+                .and_then(|v| decode(v))
+        })
+        .collect::<GatewayResult<_>>()?;
+    if checksum_type == ChecksumType::FULL_OBJECT {
+        use crc_fast::CrcAlgorithm as C;
+        let crc = match algorithm {
+            Algorithm::Crc32 => C::Crc32IsoHdlc,
+            Algorithm::Crc32c => C::Crc32Iscsi,
+            Algorithm::Crc64Nvme => C::Crc64Nvme,
+            _ => return Err(GatewayError::InvalidRequest("FULL_OBJECT needs a CRC algorithm".into())),
+        };
+        let mut combined: Option<u64> = None;
+        for (value, part) in values.iter().zip(parts) {
+            let mut be = [0u8; 8];
+            be[8 - value.len()..].copy_from_slice(value);
+            let crc_value = u64::from_be_bytes(be);
+            combined = Some(match combined {
+                None => crc_value,
+                Some(acc) => crc_fast::checksum_combine(crc, acc, crc_value, part.size),
+            });
+        }
+        let bytes = combined.unwrap_or(0).to_be_bytes();
+        let width = values.first().map_or(8, |v| v.len());
+        algorithm.set(&mut out, base64(&bytes[8 - width..]));
+    } else {
+        let mut hasher = crate::checksums::BodyHasher::new(&[algorithm]);
+        for v in &values {
+            hasher.update(v);
+        }
+        let digest = hasher.finalize();
+        let value = algorithm.get(&digest.checksums).cloned().unwrap_or_default();
+        algorithm.set(&mut out, format!("{value}-{}", parts.len()));
+    }
+    Ok(out)
+}
+
+pub async fn complete_multipart_upload(
+    s3: &IgnifugeS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let requested = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .ok_or_else(|| s3s::s3_error!(MalformedXML, "the CompleteMultipartUpload body lists no parts"))?;
+    let mut chosen = Vec::with_capacity(requested.len());
+    for part in &requested {
+        let number = part
+            .part_number
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| s3s::s3_error!(InvalidPart, "a part has no valid part number"))?;
+        let tag = part.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default();
+        chosen.push(MetaCompletedPart { part_number: number, etag: tag });
+    }
+    let stored = s3.parts(&bucket.name, &input.upload_id).await?;
+    // Validation is repeated atomically by the metadata; this only computes the ETag and checksums.
+    let mut selected: Vec<&PartData> = Vec::with_capacity(chosen.len());
+    for c in &chosen {
+        match stored.iter().find(|p| p.part_number == c.part_number) {
+            Some(p) => selected.push(p),
+            None => return Err(s3s::s3_error!(InvalidPart, "part {} was not uploaded", c.part_number)),
+        }
+    }
+    let etag_value = multipart_etag(&selected)?;
+    let checksums = match (&upload.checksum_algorithm, &upload.checksum_type) {
+        (Some(a), Some(t)) => multipart_checksums(Algorithm::parse(a)?, t, &selected)?,
+        _ => multipart_checksums(Algorithm::Crc64Nvme, ChecksumType::FULL_OBJECT, &selected)?,
+    };
+    let now = now_ms();
+    let record = ObjectRecord {
+        key: upload.key.clone(),
+        version: VersionId::new(new_id()),
+        size: 0,
+        etag: etag_value.clone(),
+        last_modified_ms: now,
+        headers: upload.headers.clone(),
+        checksums: checksums.clone(),
+        parts: Vec::new(),
+        multipart: true,
+    };
+    let condition = WriteCondition {
+        if_none_match_any: matches!(input.if_none_match, Some(ETagCondition::Any)),
+        if_match: input.if_match.as_ref().map(|c| match c {
+            ETagCondition::Any => "*".to_string(),
+            ETagCondition::ETag(e) => e.value().to_string(),
+        }),
+    };
+    let command = Command::CompleteUpload {
+        bucket: bucket.name.clone(),
+        upload_id: UploadId::new(input.upload_id),
+        parts: chosen,
+        record,
+        condition,
+    };
+    match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
+        Outcome::Object(_) => {}
+        _ => return Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into()),
+    }
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(bucket.name.0.clone()),
+        key: Some(upload.key.0.clone()),
+        e_tag: Some(etag(&etag_value)),
+        location: Some(format!("/{}/{}", bucket.name.0, upload.key.0)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_type: checksums.checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub async fn abort_multipart_upload(
+    s3: &IgnifugeS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let parts = s3.parts(&bucket.name, &input.upload_id).await?;
+    let command =
+        Command::AbortUpload { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), now_ms: now_ms() };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    // The parts are garbage now; reclaim their shards right away rather than wait for the collector.
+    for part in parts {
+        if let DataLocation::Striped(blob) = part.location {
+            s3.gateway.data.discard(blob.blob);
+        }
+    }
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+/// Most parts returned by one ListParts page, as on AWS.
+const LIST_PARTS_MAX: usize = 1000;
+
+pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let marker = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+    let max = input.max_parts.map_or(LIST_PARTS_MAX, |m| (m.max(0) as usize).min(LIST_PARTS_MAX));
+    let all: Vec<PartData> = s3.parts(&bucket.name, &input.upload_id).await?.into_iter().filter(|p| p.part_number > marker).collect();
+    let truncated = all.len() > max;
+    let page: Vec<PartData> = all.into_iter().take(max).collect();
+    let next = page.last().map(|p| p.part_number as i32);
+    let owner = Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) };
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(bucket.name.0),
+        key: Some(upload.key.0),
+        upload_id: Some(input.upload_id),
+        max_parts: Some(max as i32),
+        is_truncated: Some(truncated),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: next,
+        checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+        checksum_type: upload.checksum_type.map(ChecksumType::from),
+        owner: Some(owner.clone()),
+        initiator: Some(Initiator { display_name: owner.display_name, id: owner.id }),
+        parts: Some(
+            page.into_iter()
+                .map(|p| Part {
+                    part_number: Some(p.part_number as i32),
+                    size: Some(p.size as i64),
+                    e_tag: Some(etag(&p.etag)),
+                    last_modified: Some(timestamp(p.last_modified_ms)),
+                    checksum_crc32: p.checksums.crc32,
+                    checksum_crc32c: p.checksums.crc32c,
+                    checksum_crc64nvme: p.checksums.crc64nvme,
+                    checksum_sha1: p.checksums.sha1,
+                    checksum_sha256: p.checksums.sha256,
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,461 @@
+//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
+
+use super::{
+    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, parse_expires, timestamp,
+    unix_seconds,
+};
+use crate::checksums::{Algorithm, Expected};
+use crate::datapath::{WriteRequest, WrittenBlob};
+use crate::error::{GatewayError, GatewayResult};
+use bytes::Bytes;
+use futures::Stream;
+use ignifuge_meta::{
+    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
+    WriteCondition,
+};
+use ignifuge_types::{BucketName, ObjectKey, VersionId};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+use std::ops::Range as ByteRange;
+use std::pin::Pin;
+
+pub(super) type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
+
+pub(super) fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
+    match body {
+        Some(blob) => Box::pin(blob),
+        None => Box::pin(futures::stream::empty()),
+    }
+}
+
+/// The checksums a client announced for a body: headers with values, and algorithms whose
+/// values arrive as aws-chunked trailers. CRC64NVME is always computed, as AWS does.
+pub(super) fn expected_checksums(
+    headers: &http::HeaderMap,
+    content_md5: Option<String>,
+    given: [(Algorithm, Option<String>); 5],
+    algorithm: Option<&ChecksumAlgorithm>,
+) -> GatewayResult<Expected> {
+    let mut expected = Expected { content_md5, ..Default::default() };
+    for (a, value) in given {
+        if let Some(v) = value {
+            expected.checksums.push((a, v));
+        }
+    }
+    if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+        for name in trailer.split(',') {
+            let name = name.trim();
+            let a = Algorithm::from_header(name)
+                .ok_or_else(|| GatewayError::InvalidRequest(format!("unsupported trailer {name}")))?;
+            expected.computed.push(a);
+        }
+    }
+    if let Some(a) = algorithm {
+        expected.computed.push(Algorithm::parse(a.as_str())?);
+    }
+    expected.computed.push(Algorithm::Crc64Nvme);
+    Ok(expected)
+}
+
+pub(super) fn trailers(handle: Option<s3s::TrailingHeaders>) -> impl FnOnce() -> Vec<(String, String)> {
+    move || {
+        handle
+            .and_then(|h| h.take())
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> GatewayResult<WriteCondition> {
+    let if_none_match_any = match if_none_match {
+        None => false,
+        Some(ETagCondition::Any) => true,
+        Some(ETagCondition::ETag(_)) => {
+            return Err(GatewayError::InvalidArgument("If-None-Match on writes accepts only *".into()));
+        }
+    };
+    let if_match = if_match.map(|c| match c {
+        ETagCondition::Any => "*".to_string(),
+        ETagCondition::ETag(e) => e.value().to_string(),
+    });
+    Ok(WriteCondition { if_none_match_any, if_match })
+}
+
+impl IgnifugeS3 {
+    pub(super) async fn get_record(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
+        let query = Query::Object { bucket: BucketName::new(bucket), key: ObjectKey::new(key) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+            Answer::Object(record) => Ok(*record),
+            _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
+        }
+    }
+
+    /// Commits a record; a failed commit discards the freshly written blob.
+    pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
+        match self.gateway.metadata.apply(command).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                for location in written {
+                    if let DataLocation::Striped(blob) = location {
+                        self.gateway.data.discard(blob.blob.clone());
+                    }
+                }
+                Err(GatewayError::Meta(e).into())
+            }
+        }
+    }
+}
+
+pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    check_key(&input.key)?;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let headers = object_headers(
+        input.content_type,
+        input.content_encoding,
+        input.content_disposition,
+        input.content_language,
+        input.cache_control,
+        input.expires,
+        input.metadata,
+    )?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let expected = expected_checksums(
+        &req.headers,
+        input.content_md5,
+        [
+            (Algorithm::Crc32, input.checksum_crc32),
+            (Algorithm::Crc32c, input.checksum_crc32c),
+            (Algorithm::Crc64Nvme, input.checksum_crc64nvme),
+            (Algorithm::Sha1, input.checksum_sha1),
+            (Algorithm::Sha256, input.checksum_sha256),
+        ],
+        input.checksum_algorithm.as_ref(),
+    )?;
+    let request = WriteRequest {
+        expected,
+        declared_length: input.content_length.map(|l| l.max(0) as u64),
+        max_length: PUT_OBJECT_MAX_BYTES,
+    };
+    let written = s3
+        .gateway
+        .data
+        .write_blob(body_stream(input.body), request, trailers(req.trailing_headers))
+        .await?;
+    let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
+    let output = PutObjectOutput {
+        e_tag: Some(etag(&record.etag)),
+        checksum_crc32: record.checksums.crc32.clone(),
+        checksum_crc32c: record.checksums.crc32c.clone(),
+        checksum_crc64nvme: record.checksums.crc64nvme.clone(),
+        checksum_sha1: record.checksums.sha1.clone(),
+        checksum_sha256: record.checksums.sha256.clone(),
+        checksum_type: Some(ChecksumType::from(ChecksumType::FULL_OBJECT.to_string())),
+        size: Some(record.size as i64),
+        ..Default::default()
+    };
+    let location = record.parts[0].location.clone();
+    s3.commit(Command::PutObject { bucket: bucket.name, record, condition }, &[&location]).await?;
+    Ok(S3Response::new(output))
+}
+
+pub(super) fn single_part_record(key: ObjectKey, headers: ObjectHeaders, written: WrittenBlob, now: i64) -> ObjectRecord {
+    let etag = hex::encode(written.digests.md5);
+    let mut checksums = written.digests.checksums;
+    checksums.checksum_type = Some(ChecksumType::FULL_OBJECT.to_string());
+    ObjectRecord {
+        key,
+        version: VersionId::new(new_id()),
+        size: written.size,
+        etag: etag.clone(),
+        last_modified_ms: now,
+        headers,
+        checksums: checksums.clone(),
+        parts: vec![PartData {
+            part_number: 1,
+            size: written.size,
+            etag,
+            checksums,
+            location: written.location,
+            last_modified_ms: now,
+        }],
+        multipart: false,
+    }
+}
+
+fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == current,
+    }
+}
+
+/// RFC 9110 precedence, as S3 applies it: If-Match, else If-Unmodified-Since (412); then
+/// If-None-Match, else If-Modified-Since (304 for reads).
+fn check_read_conditions(
+    record: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+) -> GatewayResult<()> {
+    let modified_s = record.last_modified_ms.div_euclid(1000);
+    match (if_match, if_unmodified_since) {
+        (Some(c), _) if !etag_matches(c, &record.etag) => return Err(GatewayError::PreconditionFailed),
+        (None, Some(t)) if modified_s > unix_seconds(t) => return Err(GatewayError::PreconditionFailed),
+        _ => {}
+    }
+    match (if_none_match, if_modified_since) {
+        (Some(c), _) if etag_matches(c, &record.etag) => return Err(GatewayError::NotModified),
+        (None, Some(t)) if modified_s <= unix_seconds(t) => return Err(GatewayError::NotModified),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The bytes a GET or HEAD covers: a Range, a part number, or everything.
+fn selected_range(record: &ObjectRecord, range: Option<&Range>, part_number: Option<i32>) -> GatewayResult<Option<ByteRange<u64>>> {
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(GatewayError::InvalidRequest("Range and partNumber cannot be combined".into()));
+        }
+        let n = usize::try_from(n).ok().filter(|n| *n >= 1 && *n <= record.parts.len()).ok_or(GatewayError::InvalidRange)?;
+        let start: u64 = record.parts[..n - 1].iter().map(|p| p.size).sum();
+        return Ok(Some(start..start + record.parts[n - 1].size));
+    }
+    match range {
+        None => Ok(None),
+        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange),
+    }
+}
+
+fn content_range(range: &ByteRange<u64>, size: u64) -> String {
+    format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size)
+}
+
+/// Stored checksums, returned when the client asks with x-amz-checksum-mode: ENABLED and reads
+/// the whole object (a range has no stored checksum).
+fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole: bool) -> Checksums {
+    if whole && mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+        record.checksums.clone()
+    } else {
+        Checksums::default()
+    }
+}
+
+pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    s3.owned_bucket(&principal, &input.bucket).await?;
+    let record = s3.get_record(&input.bucket, &input.key).await?;
+    check_read_conditions(
+        &record,
+        input.if_match.as_ref(),
+        input.if_unmodified_since.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+    )?;
+    let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
+    let range = selected.clone().unwrap_or(0..record.size);
+    let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
+    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone());
+    let headers = record.headers;
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(body)),
+        content_length: Some((range.end - range.start) as i64),
+        content_range: selected.as_ref().map(|r| content_range(r, record.size)),
+        accept_ranges: Some("bytes".to_string()),
+        e_tag: Some(etag(&record.etag)),
+        last_modified: Some(timestamp(record.last_modified_ms)),
+        expires: parse_expires(&headers.expires),
+        content_type: headers.content_type,
+        content_encoding: headers.content_encoding,
+        content_disposition: headers.content_disposition,
+        content_language: headers.content_language,
+        cache_control: headers.cache_control,
+        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
+        checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        version_id: None,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    s3.owned_bucket(&principal, &input.bucket).await?;
+    let record = s3.get_record(&input.bucket, &input.key).await?;
+    check_read_conditions(
+        &record,
+        input.if_match.as_ref(),
+        input.if_unmodified_since.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+    )?;
+    let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
+    let range = selected.clone().unwrap_or(0..record.size);
+    let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
+    let headers = record.headers;
+    let output = HeadObjectOutput {
+        content_length: Some((range.end - range.start) as i64),
+        content_range: selected.as_ref().map(|r| content_range(r, record.size)),
+        accept_ranges: Some("bytes".to_string()),
+        e_tag: Some(etag(&record.etag)),
+        last_modified: Some(timestamp(record.last_modified_ms)),
+        expires: parse_expires(&headers.expires),
+        content_type: headers.content_type,
+        content_encoding: headers.content_encoding,
+        content_disposition: headers.content_disposition,
+        content_language: headers.content_language,
+        cache_control: headers.cache_control,
+        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
+        checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn delete_object(s3: &IgnifugeS3, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let condition = write_condition(input.if_match.as_ref(), None)?;
+    let command = Command::DeleteObject { bucket: bucket.name, key: ObjectKey::new(input.key), condition, now_ms: now_ms() };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// Most keys in one DeleteObjects request, as on AWS.
+const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
+
+pub async fn delete_objects(s3: &IgnifugeS3, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    if input.delete.objects.len() > DELETE_OBJECTS_MAX_KEYS {
+        return Err(s3s::s3_error!(MalformedXML, "at most 1000 keys can be deleted at once"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in input.delete.objects {
+        let condition = WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
+        let command = Command::DeleteObject {
+            bucket: bucket.name.clone(),
+            key: ObjectKey::new(object.key.clone()),
+            condition,
+            now_ms: now_ms(),
+        };
+        match s3.gateway.metadata.apply(command).await {
+            Ok(_) => {
+                if !quiet {
+                    deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
+                }
+            }
+            Err(e) => {
+                let error = s3s::S3Error::from(GatewayError::Meta(e));
+                errors.push(Error {
+                    code: Some(error.code().as_str().to_string()),
+                    key: Some(object.key),
+                    message: error.message().map(str::to_string),
+                    version_id: None,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+}
+
+pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    check_key(&input.key)?;
+    let (source_bucket, source_key, source_version) = match &input.copy_source {
+        CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
+        _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
+    };
+    s3.owned_bucket(&principal, &source_bucket).await?;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let source = s3.get_record(&source_bucket, &source_key).await?;
+    if let Some(v) = source_version
+        && *v != *source.version.0
+    {
+        return Err(GatewayError::Meta(MetaError::NoSuchKey).into());
+    }
+    check_read_conditions(
+        &source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+    )
+    .map_err(|e| match e {
+        GatewayError::NotModified => GatewayError::PreconditionFailed,
+        other => other,
+    })?;
+    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if source_bucket == input.bucket && source_key == input.key && !replace {
+        return Err(s3s::s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let headers = if replace {
+        object_headers(
+            input.content_type,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.expires,
+            input.metadata,
+        )?
+    } else {
+        source.headers.clone()
+    };
+    // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
+    // so deleting one version can never take another's data with it.
+    let mut computed = vec![Algorithm::Crc64Nvme];
+    for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Sha1, Algorithm::Sha256] {
+        if a.get(&source.checksums).is_some() && !source.multipart {
+            computed.push(a);
+        }
+    }
+    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size);
+    let request = WriteRequest {
+        expected: Expected { computed, ..Default::default() },
+        declared_length: Some(source.size),
+        max_length: PUT_OBJECT_MAX_BYTES,
+    };
+    let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
+    let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
+    let result = CopyObjectResult {
+        e_tag: Some(etag(&record.etag)),
+        last_modified: Some(timestamp(record.last_modified_ms)),
+        checksum_crc64nvme: record.checksums.crc64nvme.clone(),
+        checksum_type: Some(ChecksumType::from(ChecksumType::FULL_OBJECT.to_string())),
+        ..Default::default()
+    };
+    let location = record.parts[0].location.clone();
+    s3.commit(Command::PutObject { bucket: bucket.name, record, condition: WriteCondition::default() }, &[&location])
+        .await?;
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+}

@@ -1,0 +1,80 @@
+//! The `ignifuge` binary: a local dev cluster, the node and gateway daemons, admin and placement
+//! commands. The only crate that links everything (and RocksDB, through the storage node).
+
+mod admin;
+mod daemons;
+mod dev;
+mod placement_cli;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "ignifuge", version, about = "S3-compatible object storage that survives the loss of a datacenter")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local cluster: 3 datacenters x 3 storage nodes and one gateway per datacenter,
+    /// each a separate process on 127.0.0.1. Prints shell `export` lines when ready.
+    Dev(dev::DevArgs),
+    /// Run one storage node.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[arg(long)]
+        node_id: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Run one S3 gateway.
+    Gateway {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Base domains for virtual-hosted-style requests.
+        #[arg(long, default_value = "localhost")]
+        domain: Vec<String>,
+    },
+    /// Administer a running cluster (tenants, keys).
+    Admin(admin::AdminArgs),
+    /// Explain storage classes and rebalancing on a topology file.
+    Placement(placement_cli::PlacementArgs),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IGNIFUGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn,hyper=warn"));
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Node { config, secret_file, node_id, data_dir } => {
+            runtime.block_on(daemons::run_node(&config, &secret_file, &node_id, &data_dir))
+        }
+        Command::Gateway { config, secret_file, listen, domain } => {
+            runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain))
+        }
+        Command::Admin(args) => runtime.block_on(admin::run(args)),
+        Command::Placement(args) => placement_cli::run(args),
+    }
+}

@@ -1,0 +1,132 @@
+//! Ordered key-value storage behind one small trait.
+//!
+//! Owns: the `KvStore` trait (point reads, atomic batches, ordered range scans), an in-memory
+//! engine for unit tests and simulations, and the RocksDB engine (feature `rocksdb`, linked only
+//! by the daemon and the end-to-end tests, so unit tests never compile RocksDB's C++).
+//! Must never depend on: any other Ignifuge crate, tokio, the network.
+//! Invariants: a batch is applied all-or-nothing; `Durability::Synced` returns only after the
+//! batch is on stable storage; scans return keys in ascending byte order.
+
+mod memory;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+
+pub use memory::MemoryKv;
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksKv;
+
+/// Errors of the key-value layer.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("storage engine error: {0}")]
+    Engine(String),
+}
+
+/// Whether a write must reach stable storage before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync (the engine's WAL sync) before returning: for anything acknowledged to a client.
+    Synced,
+    /// May be lost on power failure; for caches and rebuildable indexes.
+    Buffered,
+}
+
+/// One mutation of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvOp {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// A set of mutations applied atomically, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub ops: Vec<KvOp>,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(KvOp::Put(key.into(), value.into()));
+    }
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push(KvOp::Delete(key.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A key and its value, as returned by scans.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// An ordered key-value store.
+pub trait KvStore: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    /// Applies every op of the batch atomically.
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), KvError>;
+    /// Keys in `[start, end)` (no upper bound when `end` is None), ascending, at most `limit`.
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError>;
+}
+
+/// The smallest key strictly greater than every key that starts with `prefix`, if any.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every engine must show; run against each engine.
+    use super::*;
+
+    pub fn check(kv: &dyn KvStore) {
+        let mut batch = WriteBatch::new();
+        batch.put(b"b/2".to_vec(), b"two".to_vec());
+        batch.put(b"b/1".to_vec(), b"one".to_vec());
+        batch.put(b"a/1".to_vec(), b"other".to_vec());
+        batch.put(b"c".to_vec(), b"x".to_vec());
+        kv.write(batch, Durability::Synced).unwrap();
+        assert_eq!(kv.get(b"b/1").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(kv.get(b"b/3").unwrap(), None);
+
+        let end = prefix_end(b"b/").unwrap();
+        let keys: Vec<_> = kv.scan(b"b/", Some(&end), 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"b/1".to_vec(), b"b/2".to_vec()]);
+        assert_eq!(kv.scan(b"b/", Some(&end), 1).unwrap().len(), 1);
+        assert_eq!(kv.scan(b"b/2", None, 10).unwrap().len(), 2, "unbounded scan runs to the end");
+
+        let mut batch = WriteBatch::new();
+        batch.delete(b"b/1".to_vec());
+        batch.put(b"b/1".to_vec(), b"again".to_vec());
+        batch.delete(b"c".to_vec());
+        kv.write(batch, Durability::Buffered).unwrap();
+        assert_eq!(kv.get(b"b/1").unwrap(), Some(b"again".to_vec()), "ops apply in order");
+        assert_eq!(kv.get(b"c").unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_carries_over_0xff() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[b'a', 0xff]), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn memory_engine_meets_the_contract() {
+        contract::check(&MemoryKv::default());
+    }
+}

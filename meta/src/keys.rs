@@ -1,0 +1,50 @@
+//! The key layout in the ordered store.
+//!
+//! Catalog keys start with `c/`; everything of one bucket starts with a per-bucket prefix
+//! (`o/<bucket>/`, `u/<bucket>/`, `p/<bucket>/`) so that the object index can later be split into
+//! several Raft groups by bucket (each group owns whole bucket prefixes) without changing the API.
+//! Bucket names never contain '/', so a bucket's range never overlaps another's.
+
+use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, TenantId, UploadId};
+
+pub fn tenant(id: &TenantId) -> Vec<u8> {
+    format!("c/tenant/{id}").into_bytes()
+}
+pub fn access_key(id: &AccessKeyId) -> Vec<u8> {
+    format!("c/key/{id}").into_bytes()
+}
+pub fn bucket(name: &BucketName) -> Vec<u8> {
+    format!("c/bucket/{name}").into_bytes()
+}
+pub fn tenant_buckets_prefix(tenant: &TenantId) -> Vec<u8> {
+    format!("c/tenant-bucket/{tenant}/").into_bytes()
+}
+pub fn tenant_bucket(tenant: &TenantId, name: &BucketName) -> Vec<u8> {
+    let mut k = tenant_buckets_prefix(tenant);
+    k.extend_from_slice(name.0.as_bytes());
+    k
+}
+pub fn objects_prefix(bucket: &BucketName) -> Vec<u8> {
+    format!("o/{bucket}/").into_bytes()
+}
+pub fn object(bucket: &BucketName, key: &ObjectKey) -> Vec<u8> {
+    let mut k = objects_prefix(bucket);
+    k.extend_from_slice(key.0.as_bytes());
+    k
+}
+pub fn uploads_prefix(bucket: &BucketName) -> Vec<u8> {
+    format!("u/{bucket}/").into_bytes()
+}
+pub fn upload(bucket: &BucketName, id: &UploadId) -> Vec<u8> {
+    format!("u/{bucket}/{id}").into_bytes()
+}
+pub fn parts_prefix(bucket: &BucketName, id: &UploadId) -> Vec<u8> {
+    format!("p/{bucket}/{id}/").into_bytes()
+}
+pub fn part(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
+    // Zero-padded so that byte order is part-number order.
+    format!("p/{bucket}/{id}/{part_number:05}").into_bytes()
+}
+pub fn garbage(blob: &BlobId) -> Vec<u8> {
+    format!("g/{blob}").into_bytes()
+}

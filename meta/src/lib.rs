@@ -1,0 +1,77 @@
+//! The metadata state machine: the catalog (tenants, access keys, buckets) and the object index
+//! (per bucket, ordered by key), changed only by [`Command`]s applied atomically and in order.
+//!
+//! Owns: record types, the key layout in the ordered store, command validation (conditional
+//! writes, multipart completion rules, bucket emptiness), listing with delimiters, and the
+//! [`Metadata`] trait that the gateway calls. The trait is shaped for Raft: every change is one
+//! serialisable command whose outcome depends only on the state it is applied to, and reads are
+//! answered against an applied state (linearizable when served by the leader).
+//! Must never depend on: the gateway, the storage node, sockets or tokio.
+//! Invariants: a command either applies whole or not at all (one `WriteBatch`); records are only
+//! written through `StateMachine::apply`; an object's data blob ids are never reused.
+
+mod keys;
+mod list;
+mod machine;
+mod records;
+mod service;
+
+pub use list::{ListPage, ListRequest};
+pub use machine::StateMachine;
+pub use records::*;
+pub use service::{LocalMetadata, Metadata};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of the metadata layer. Serialisable: they cross the wire from the metadata host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MetaError {
+    #[error("no such tenant")]
+    NoSuchTenant,
+    #[error("tenant already exists")]
+    TenantAlreadyExists,
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket name taken by another tenant")]
+    BucketAlreadyExists,
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("part list not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {part_number} is smaller than the minimum allowed size")]
+    EntityTooSmall { part_number: u32 },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("metadata storage error: {0}")]
+    Storage(String),
+    #[error("corrupt metadata record: {0}")]
+    Corrupt(String),
+    #[error("metadata service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<ignifuge_kv::KvError> for MetaError {
+    fn from(e: ignifuge_kv::KvError) -> Self {
+        MetaError::Storage(e.to_string())
+    }
+}
+
+/// Smallest size of every part but the last, as on AWS.
+pub const MULTIPART_MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
+/// Most parts in one multipart upload, as on AWS.
+pub const MULTIPART_MAX_PARTS: u32 = 10_000;
+/// Most keys returned by one listing page, as on AWS.
+pub const LIST_MAX_KEYS: usize = 1000;
+
+#[cfg(test)]
+mod tests;

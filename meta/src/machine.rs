@@ -1,0 +1,307 @@
+//! Applies commands to the ordered store: validation, then one atomic batch.
+
+use crate::keys;
+use crate::list::{self, ListPage, ListRequest};
+use crate::records::*;
+use crate::{MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
+use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
+use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The metadata state machine over an ordered store. `apply` must be called by one writer at a
+/// time, in log order; reads may run concurrently.
+pub struct StateMachine {
+    kv: Arc<dyn KvStore>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("metadata records always serialise")
+}
+
+impl StateMachine {
+    pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Self { kv }
+    }
+
+    pub(crate) fn kv(&self) -> &dyn KvStore {
+        self.kv.as_ref()
+    }
+
+    fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, MetaError> {
+        match self.kv.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)))),
+        }
+    }
+
+    fn scan_records<T: DeserializeOwned>(&self, prefix: &[u8], limit: usize) -> Result<Vec<T>, MetaError> {
+        let end = prefix_end(prefix);
+        self.kv
+            .scan(prefix, end.as_deref(), limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&k))))
+            })
+            .collect()
+    }
+
+    fn has_any(&self, prefix: &[u8]) -> Result<bool, MetaError> {
+        let end = prefix_end(prefix);
+        Ok(!self.kv.scan(prefix, end.as_deref(), 1)?.is_empty())
+    }
+
+    /// Applies one command atomically and durably.
+    pub fn apply(&self, command: Command) -> Result<Outcome, MetaError> {
+        let mut batch = WriteBatch::new();
+        let outcome = self.plan(command, &mut batch)?;
+        if !batch.is_empty() {
+            self.kv.write(batch, Durability::Synced)?;
+        }
+        Ok(outcome)
+    }
+
+    fn plan(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
+        match command {
+            Command::CreateTenant(tenant) => {
+                let key = keys::tenant(&tenant.id);
+                if self.kv.get(&key)?.is_some() {
+                    return Err(MetaError::TenantAlreadyExists);
+                }
+                batch.put(key, encode(&tenant));
+                Ok(Outcome::Done)
+            }
+            Command::CreateAccessKey(record) => {
+                self.tenant(&record.tenant)?;
+                batch.put(keys::access_key(&record.access_key_id), encode(&record));
+                Ok(Outcome::Done)
+            }
+            Command::CreateBucket(bucket) => {
+                self.tenant(&bucket.tenant)?;
+                if let Some(existing) = self.read::<BucketRecord>(&keys::bucket(&bucket.name))? {
+                    return Err(if existing.tenant == bucket.tenant {
+                        MetaError::BucketAlreadyOwnedByYou
+                    } else {
+                        MetaError::BucketAlreadyExists
+                    });
+                }
+                batch.put(keys::bucket(&bucket.name), encode(&bucket));
+                batch.put(keys::tenant_bucket(&bucket.tenant, &bucket.name), Vec::new());
+                Ok(Outcome::Done)
+            }
+            Command::DeleteBucket { tenant, bucket } => {
+                let record = self.bucket(&bucket)?;
+                if record.tenant != tenant {
+                    return Err(MetaError::NoSuchBucket);
+                }
+                if self.has_any(&keys::objects_prefix(&bucket))? || self.has_any(&keys::uploads_prefix(&bucket))? {
+                    return Err(MetaError::BucketNotEmpty);
+                }
+                batch.delete(keys::bucket(&bucket));
+                batch.delete(keys::tenant_bucket(&tenant, &bucket));
+                Ok(Outcome::Done)
+            }
+            Command::PutObject { bucket, record, condition } => {
+                self.bucket(&bucket)?;
+                let key = keys::object(&bucket, &record.key);
+                let current = self.read::<ObjectRecord>(&key)?;
+                check_condition(current.as_ref(), &condition)?;
+                if let Some(old) = &current {
+                    collect_garbage_except(old, &record, batch);
+                }
+                batch.put(key, encode(&record));
+                Ok(Outcome::Object(Box::new(record)))
+            }
+            Command::DeleteObject { bucket, key, condition, now_ms } => {
+                self.bucket(&bucket)?;
+                let index_key = keys::object(&bucket, &key);
+                let current = self.read::<ObjectRecord>(&index_key)?;
+                if condition.if_match.is_some() && current.is_none() {
+                    return Err(MetaError::NoSuchKey);
+                }
+                check_condition(current.as_ref(), &condition)?;
+                match current {
+                    None => Ok(Outcome::Deleted(false)),
+                    Some(old) => {
+                        collect_garbage(&old, now_ms, batch);
+                        batch.delete(index_key);
+                        Ok(Outcome::Deleted(true))
+                    }
+                }
+            }
+            Command::CreateUpload(upload) => {
+                self.bucket(&upload.bucket)?;
+                batch.put(keys::upload(&upload.bucket, &upload.upload_id), encode(&upload));
+                Ok(Outcome::Done)
+            }
+            Command::PutUploadPart { bucket, upload_id, part } => {
+                self.upload(&bucket, &upload_id)?;
+                let key = keys::part(&bucket, &upload_id, part.part_number);
+                if let Some(old) = self.read::<PartData>(&key)? {
+                    garbage_of_part(&old, part.last_modified_ms, batch);
+                }
+                batch.put(key, encode(&part));
+                Ok(Outcome::Done)
+            }
+            Command::CompleteUpload { bucket, upload_id, parts, mut record, condition } => {
+                let upload = self.upload(&bucket, &upload_id)?;
+                let stored = self.parts(&bucket, &upload_id)?;
+                record.parts = choose_parts(&stored, &parts)?;
+                record.key = upload.key.clone();
+                record.size = record.parts.iter().map(|p| p.size).sum();
+                let key = keys::object(&bucket, &upload.key);
+                let current = self.read::<ObjectRecord>(&key)?;
+                check_condition(current.as_ref(), &condition)?;
+                if let Some(old) = &current {
+                    collect_garbage_except(old, &record, batch);
+                }
+                for part in &stored {
+                    if !record.parts.iter().any(|p| p.part_number == part.part_number) {
+                        garbage_of_part(part, record.last_modified_ms, batch);
+                    }
+                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
+                }
+                batch.delete(keys::upload(&bucket, &upload_id));
+                batch.put(key, encode(&record));
+                Ok(Outcome::Object(Box::new(record)))
+            }
+            Command::AbortUpload { bucket, upload_id, now_ms } => {
+                self.upload(&bucket, &upload_id)?;
+                for part in self.parts(&bucket, &upload_id)? {
+                    garbage_of_part(&part, now_ms, batch);
+                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
+                }
+                batch.delete(keys::upload(&bucket, &upload_id));
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Answers one read against the applied state.
+    pub fn query(&self, query: Query) -> Result<Answer, MetaError> {
+        match query {
+            Query::AccessKey(id) => self
+                .read(&keys::access_key(&id))?
+                .map(Answer::AccessKey)
+                .ok_or(MetaError::NoSuchAccessKey),
+            Query::Tenant(id) => self.tenant(&id).map(Answer::Tenant),
+            Query::Bucket(name) => self.bucket(&name).map(Answer::Bucket),
+            Query::ListBuckets(tenant) => {
+                let prefix = keys::tenant_buckets_prefix(&tenant);
+                let end = prefix_end(&prefix);
+                let mut buckets = Vec::new();
+                for (k, _) in self.kv.scan(&prefix, end.as_deref(), usize::MAX)? {
+                    let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                    buckets.push(self.bucket(&BucketName(name))?);
+                }
+                Ok(Answer::Buckets(buckets))
+            }
+            Query::Object { bucket, key } => {
+                self.bucket(&bucket)?;
+                self.object(&bucket, &key).map(|o| Answer::Object(Box::new(o)))
+            }
+            Query::ListObjects { bucket, request } => {
+                self.bucket(&bucket)?;
+                self.list_objects(&bucket, &request).map(Answer::Objects)
+            }
+            Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::ListParts { bucket, upload_id } => {
+                self.upload(&bucket, &upload_id)?;
+                self.parts(&bucket, &upload_id).map(Answer::Parts)
+            }
+        }
+    }
+
+    fn tenant(&self, id: &TenantId) -> Result<TenantRecord, MetaError> {
+        self.read(&keys::tenant(id))?.ok_or(MetaError::NoSuchTenant)
+    }
+
+    fn bucket(&self, name: &BucketName) -> Result<BucketRecord, MetaError> {
+        self.read(&keys::bucket(name))?.ok_or(MetaError::NoSuchBucket)
+    }
+
+    fn object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<ObjectRecord, MetaError> {
+        self.read(&keys::object(bucket, key))?.ok_or(MetaError::NoSuchKey)
+    }
+
+    fn upload(&self, bucket: &BucketName, id: &UploadId) -> Result<UploadRecord, MetaError> {
+        self.read(&keys::upload(bucket, id))?.ok_or(MetaError::NoSuchUpload)
+    }
+
+    fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<Vec<PartData>, MetaError> {
+        self.scan_records(&keys::parts_prefix(bucket, id), usize::MAX)
+    }
+
+    fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
+        list::list(self, &keys::objects_prefix(bucket), request)
+    }
+}
+
+fn strip_quotes(etag: &str) -> &str {
+    etag.trim().trim_matches('"')
+}
+
+fn check_condition(current: Option<&ObjectRecord>, condition: &WriteCondition) -> Result<(), MetaError> {
+    if condition.if_none_match_any && current.is_some() {
+        return Err(MetaError::PreconditionFailed);
+    }
+    if let Some(expected) = &condition.if_match {
+        let expected = strip_quotes(expected);
+        match current {
+            Some(object) if expected == "*" || object.etag == expected => {}
+            _ => return Err(MetaError::PreconditionFailed),
+        }
+    }
+    Ok(())
+}
+
+fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
+    if chosen.is_empty() {
+        return Err(MetaError::InvalidPart("the part list is empty".into()));
+    }
+    // As on AWS: the order of the whole list is checked first, then each part, then sizes.
+    if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+        return Err(MetaError::InvalidPartOrder);
+    }
+    let mut out = Vec::with_capacity(chosen.len());
+    for want in chosen {
+        let part = stored
+            .iter()
+            .find(|p| p.part_number == want.part_number)
+            .ok_or_else(|| MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)))?;
+        if part.etag != strip_quotes(&want.etag) {
+            return Err(MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)));
+        }
+        out.push(part.clone());
+    }
+    if let Some(small) = out[..out.len() - 1].iter().find(|p| p.size < MULTIPART_MIN_PART_SIZE_BYTES) {
+        return Err(MetaError::EntityTooSmall { part_number: small.part_number });
+    }
+    Ok(out)
+}
+
+fn garbage_of_part(part: &PartData, now_ms: i64, batch: &mut WriteBatch) {
+    if let DataLocation::Striped(blob) = &part.location {
+        let record = GarbageRecord { location: part.location.clone(), since_ms: now_ms };
+        batch.put(keys::garbage(&blob.blob), encode(&record));
+    }
+}
+
+fn collect_garbage(object: &ObjectRecord, now_ms: i64, batch: &mut WriteBatch) {
+    for part in &object.parts {
+        garbage_of_part(part, now_ms, batch);
+    }
+}
+
+/// Garbage of a replaced version, sparing any blob the new version still references.
+fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, batch: &mut WriteBatch) {
+    for part in &old.parts {
+        if !new.parts.iter().any(|p| p.location == part.location) {
+            garbage_of_part(part, new.last_modified_ms, batch);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Records stored in the metadata and carried in commands.
+
+use ignifuge_types::{
+    AccessKeyId, BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub created_ms: i64,
+}
+
+/// An access key. The secret is sealed (encrypted with a key derived from the cluster secret):
+/// the metadata, its snapshots and its disks never hold it in clear text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    pub access_key_id: AccessKeyId,
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub sealed_secret: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: BucketName,
+    pub tenant: TenantId,
+    pub region: String,
+    pub created_ms: i64,
+}
+
+/// Standard headers stored with an object and returned on GET and HEAD.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` without the prefix, lower-cased names.
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// Client checksums (base64, as on the wire) verified at upload and returned on request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksums {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    /// FULL_OBJECT or COMPOSITE, when a checksum is present.
+    pub checksum_type: Option<String>,
+}
+
+impl Checksums {
+    pub fn is_empty(&self) -> bool {
+        self.crc32.is_none()
+            && self.crc32c.is_none()
+            && self.crc64nvme.is_none()
+            && self.sha1.is_none()
+            && self.sha256.is_none()
+    }
+}
+
+/// One shard of a stripe: where it was acknowledged and its BLAKE3 hash (hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub node: NodeId,
+    pub blake3: String,
+}
+
+/// One stripe: `data_len` bytes of the blob, coded into k+m shards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeRecord {
+    pub data_len: u64,
+    pub shards: Vec<ShardRecord>,
+}
+
+/// A blob erasure-coded into stripes of `data_shards` x `shard_size_bytes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripedBlob {
+    pub blob: BlobId,
+    pub data_shards: u32,
+    pub parity_shards: u32,
+    pub shard_size_bytes: u32,
+    pub stripes: Vec<StripeRecord>,
+}
+
+/// Where a blob's bytes live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataLocation {
+    /// Small blobs live in the metadata itself, replicated with it.
+    Inline(#[serde(with = "b64")] Vec<u8>),
+    Striped(StripedBlob),
+}
+
+/// The bytes of one part (a single-part object has exactly one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartData {
+    pub part_number: u32,
+    pub size: u64,
+    /// Hex MD5 of the part's bytes (no quotes).
+    pub etag: String,
+    pub checksums: Checksums,
+    pub location: DataLocation,
+    pub last_modified_ms: i64,
+}
+
+/// The current version of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub key: ObjectKey,
+    pub version: VersionId,
+    pub size: u64,
+    /// The ETag without quotes: hex MD5, or hex MD5-of-MD5s plus "-N" for multipart.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub headers: ObjectHeaders,
+    pub checksums: Checksums,
+    /// Parts in order; one for objects written by PutObject or CopyObject.
+    pub parts: Vec<PartData>,
+    /// True when written by CompleteMultipartUpload (ETag and checksums follow the multipart rules).
+    pub multipart: bool,
+}
+
+/// A multipart upload in progress. Its parts are stored apart, one record each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub upload_id: UploadId,
+    pub bucket: BucketName,
+    pub key: ObjectKey,
+    pub initiated_ms: i64,
+    pub headers: ObjectHeaders,
+    /// The checksum algorithm announced at creation (CRC32, CRC32C, CRC64NVME, SHA1, SHA256).
+    pub checksum_algorithm: Option<String>,
+    pub checksum_type: Option<String>,
+}
+
+/// A blob no committed record references any more; the garbage collector reclaims its shards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbageRecord {
+    pub location: DataLocation,
+    pub since_ms: i64,
+}
+
+/// Preconditions of a write, checked atomically with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteCondition {
+    /// `If-None-Match: *`: the key must not exist.
+    pub if_none_match_any: bool,
+    /// `If-Match: etag`: the current object must have this ETag (no quotes).
+    pub if_match: Option<String>,
+}
+
+/// A part chosen in CompleteMultipartUpload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// ETag as the client sent it; quotes are ignored.
+    pub etag: String,
+}
+
+/// Every change to the metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    CreateTenant(TenantRecord),
+    CreateAccessKey(AccessKeyRecord),
+    CreateBucket(BucketRecord),
+    DeleteBucket {
+        tenant: TenantId,
+        bucket: BucketName,
+    },
+    PutObject {
+        bucket: BucketName,
+        record: ObjectRecord,
+        condition: WriteCondition,
+    },
+    DeleteObject {
+        bucket: BucketName,
+        key: ObjectKey,
+        condition: WriteCondition,
+        now_ms: i64,
+    },
+    CreateUpload(UploadRecord),
+    PutUploadPart {
+        bucket: BucketName,
+        upload_id: UploadId,
+        part: PartData,
+    },
+    /// Turns an upload into the object's current version. `record.parts` is ignored and rebuilt
+    /// from the stored parts named in `parts`, which must match them exactly.
+    CompleteUpload {
+        bucket: BucketName,
+        upload_id: UploadId,
+        parts: Vec<CompletedPart>,
+        record: ObjectRecord,
+        condition: WriteCondition,
+    },
+    AbortUpload {
+        bucket: BucketName,
+        upload_id: UploadId,
+        now_ms: i64,
+    },
+}
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    /// The object version now current (PutObject, CompleteUpload).
+    Object(Box<ObjectRecord>),
+    /// DeleteObject: whether a version was removed.
+    Deleted(bool),
+}
+
+/// Every read of the metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    AccessKey(AccessKeyId),
+    Tenant(TenantId),
+    Bucket(BucketName),
+    ListBuckets(TenantId),
+    Object { bucket: BucketName, key: ObjectKey },
+    ListObjects { bucket: BucketName, request: crate::ListRequest },
+    Upload { bucket: BucketName, upload_id: UploadId },
+    ListParts { bucket: BucketName, upload_id: UploadId },
+}
+
+/// The answer to a query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    AccessKey(AccessKeyRecord),
+    Tenant(TenantRecord),
+    Bucket(BucketRecord),
+    Buckets(Vec<BucketRecord>),
+    Object(Box<ObjectRecord>),
+    Objects(crate::ListPage),
+    Upload(UploadRecord),
+    Parts(Vec<PartData>),
+}
+
+mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,215 @@
+use super::*;
+use ignifuge_kv::MemoryKv;
+use ignifuge_types::*;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn machine() -> StateMachine {
+    let m = StateMachine::new(Arc::new(MemoryKv::default()));
+    for t in ["a", "b"] {
+        m.apply(Command::CreateTenant(TenantRecord { id: TenantId::new(t), created_ms: 0 })).unwrap();
+    }
+    m
+}
+
+fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaError> {
+    m.apply(Command::CreateBucket(BucketRecord {
+        name: BucketName::new(name),
+        tenant: TenantId::new(tenant),
+        region: "us-east-1".into(),
+        created_ms: 0,
+    }))
+}
+
+fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
+    ObjectRecord {
+        key: ObjectKey::new(key),
+        version: VersionId::new(format!("v-{key}-{etag}")),
+        size,
+        etag: etag.into(),
+        last_modified_ms: 1,
+        headers: ObjectHeaders::default(),
+        checksums: Checksums::default(),
+        parts: vec![part(1, etag, size, "00")],
+        multipart: false,
+    }
+}
+
+fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
+    PartData {
+        part_number: n,
+        size,
+        etag: etag.into(),
+        checksums: Checksums::default(),
+        location: DataLocation::Striped(StripedBlob {
+            blob: BlobId::new(blob),
+            data_shards: 5,
+            parity_shards: 4,
+            shard_size_bytes: 1 << 20,
+            stripes: vec![],
+        }),
+        last_modified_ms: 1,
+    }
+}
+
+fn put(m: &StateMachine, b: &str, key: &str, etag: &str, condition: WriteCondition) -> Result<Outcome, MetaError> {
+    m.apply(Command::PutObject { bucket: BucketName::new(b), record: object(key, etag, 1), condition })
+}
+
+#[test]
+fn bucket_names_are_global_across_tenants() {
+    let m = machine();
+    bucket(&m, "a", "photos").unwrap();
+    assert_eq!(bucket(&m, "a", "photos"), Err(MetaError::BucketAlreadyOwnedByYou));
+    assert_eq!(bucket(&m, "b", "photos"), Err(MetaError::BucketAlreadyExists));
+    let Answer::Buckets(list) = m.query(Query::ListBuckets(TenantId::new("b"))).unwrap() else { panic!() };
+    assert!(list.is_empty(), "tenant b sees none of tenant a's buckets");
+}
+
+#[test]
+fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
+    let delete = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
+    assert_eq!(delete(), Err(MetaError::BucketNotEmpty));
+    m.apply(Command::DeleteObject {
+        bucket: BucketName::new("b1"),
+        key: ObjectKey::new("k"),
+        condition: WriteCondition::default(),
+        now_ms: 2,
+    })
+    .unwrap();
+    assert_eq!(
+        m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("b1") }),
+        Err(MetaError::NoSuchBucket),
+        "another tenant cannot delete it"
+    );
+    delete().unwrap();
+    assert_eq!(m.query(Query::Bucket(BucketName::new("b1"))), Err(MetaError::NoSuchBucket));
+}
+
+#[test]
+fn conditional_writes_are_checked_against_the_current_version() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let create = WriteCondition { if_none_match_any: true, if_match: None };
+    put(&m, "b1", "k", "e1", create.clone()).unwrap();
+    assert_eq!(put(&m, "b1", "k", "e2", create), Err(MetaError::PreconditionFailed));
+    let update = |etag: &str| WriteCondition { if_none_match_any: false, if_match: Some(format!("\"{etag}\"")) };
+    assert_eq!(put(&m, "b1", "k", "e3", update("wrong")), Err(MetaError::PreconditionFailed));
+    put(&m, "b1", "k", "e3", update("e1")).unwrap();
+    let Answer::Object(o) = m.query(Query::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("k") }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(o.etag, "e3");
+}
+
+#[test]
+fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
+    let mut second = object("k", "e2", 1);
+    second.parts[0] = part(1, "e2", 1, "11");
+    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record: second, condition: Default::default() })
+        .unwrap();
+    assert!(m.kv().get(b"g/00").unwrap().is_some(), "the first blob is garbage");
+    assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
+}
+
+#[test]
+fn completing_an_upload_enforces_aws_part_rules() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let b = BucketName::new("b1");
+    let id = UploadId::new("u1");
+    m.apply(Command::CreateUpload(UploadRecord {
+        upload_id: id.clone(),
+        bucket: b.clone(),
+        key: ObjectKey::new("big"),
+        initiated_ms: 0,
+        headers: Default::default(),
+        checksum_algorithm: None,
+        checksum_type: None,
+    }))
+    .unwrap();
+    let mib = 1024 * 1024;
+    for (n, size) in [(1u32, 5 * mib), (2, mib), (3, 2 * mib)] {
+        let upload = Command::PutUploadPart {
+            bucket: b.clone(),
+            upload_id: id.clone(),
+            part: part(n, &format!("p{n}"), size, &format!("{n}{n}")),
+        };
+        m.apply(upload).unwrap();
+    }
+    let complete = |parts: &[(u32, &str)]| {
+        m.apply(Command::CompleteUpload {
+            bucket: b.clone(),
+            upload_id: id.clone(),
+            parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
+            record: object("ignored", "final-2", 0),
+            condition: Default::default(),
+        })
+    };
+    assert_eq!(complete(&[(2, "p2"), (1, "p1")]), Err(MetaError::InvalidPartOrder));
+    assert!(matches!(complete(&[(1, "p1"), (4, "p4")]), Err(MetaError::InvalidPart(_))));
+    assert!(matches!(complete(&[(1, "wrong")]), Err(MetaError::InvalidPart(_))));
+    assert_eq!(complete(&[(1, "p1"), (2, "p2"), (3, "p3")]), Err(MetaError::EntityTooSmall { part_number: 2 }));
+    let Outcome::Object(done) = complete(&[(1, "\"p1\""), (3, "p3")]).unwrap() else { panic!() };
+    assert_eq!(done.key, ObjectKey::new("big"));
+    assert_eq!(done.size, 7 * mib);
+    assert_eq!(done.parts.len(), 2);
+    assert!(m.kv().get(b"g/22").unwrap().is_some(), "the unused part is garbage");
+    assert_eq!(m.query(Query::Upload { bucket: b.clone(), upload_id: id.clone() }), Err(MetaError::NoSuchUpload));
+    assert_eq!(complete(&[(1, "p1")]), Err(MetaError::NoSuchUpload));
+}
+
+/// The listing model: what S3 returns, computed naively over the whole key set.
+fn model_list(keys: &BTreeSet<String>, prefix: &str, delimiter: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys.iter().filter(|k| k.starts_with(prefix)) {
+        let entry = match delimiter.and_then(|d| key[prefix.len()..].find(d).map(|i| (i, d))) {
+            Some((i, d)) => key[..prefix.len() + i + d.len()].to_string(),
+            None => key.clone(),
+        };
+        if out.last() != Some(&entry) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn paginated_listing_matches_the_model(
+        keys in proptest::collection::btree_set("[ab/]{1,6}", 0..40),
+        prefix in "[ab/]{0,2}",
+        delimiter in proptest::option::of(prop_oneof![Just("/".to_string()), Just("b".to_string()), Just("ab".to_string())]),
+        max_keys in 1usize..7,
+    ) {
+        let m = machine();
+        bucket(&m, "a", "b1").unwrap();
+        for k in &keys {
+            put(&m, "b1", k, "e", WriteCondition::default()).unwrap();
+        }
+        let mut listed = Vec::new();
+        let mut start_after = None;
+        for _ in 0..100 {
+            let request = ListRequest { prefix: prefix.clone(), delimiter: delimiter.clone(), start_after: start_after.clone(), max_keys };
+            let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b1"), request }).unwrap() else { panic!() };
+            prop_assert!(page.objects.len() + page.common_prefixes.len() <= max_keys);
+            let mut entries: Vec<String> = page.objects.iter().map(|o| o.key.0.clone()).collect();
+            entries.extend(page.common_prefixes.iter().cloned());
+            entries.sort();
+            listed.extend(entries);
+            if !page.is_truncated { break; }
+            start_after = page.next_start_after.clone();
+            prop_assert!(start_after.is_some());
+        }
+        prop_assert_eq!(listed, model_list(&keys, &prefix, delimiter.as_deref()));
+    }
+}

@@ -1,0 +1,169 @@
+use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
+use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_HASH_HEADER, SHARD_MAX_BYTES, paths};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ignifuge_types::{BlobId, ShardId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timeout of one shard transfer (1 MiB at a pessimistic 10 MB/s, plus margin).
+pub const SHARD_RPC_TIMEOUT_MS: u64 = 10_000;
+/// Timeout of one metadata call.
+pub const META_RPC_TIMEOUT_MS: u64 = 10_000;
+/// Idle pooled connections kept per node.
+const POOL_IDLE_PER_HOST_MAX: usize = 32;
+
+/// HTTP/1.1 client for the internode API, with pooled TCP_NODELAY connections.
+#[derive(Clone)]
+pub struct NodeClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    auth: Arc<InternodeAuth>,
+}
+
+impl NodeClient {
+    pub fn new(auth: Arc<InternodeAuth>) -> Self {
+        let mut connector = HttpConnector::new();
+        // Nagle plus delayed ACKs would add ~40 ms to every small request.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self { http, auth }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        address: SocketAddr,
+        path: &str,
+        body: Bytes,
+        extra_header: Option<(&'static str, String)>,
+        body_hash_hex: &str,
+        timeout_ms: u64,
+        response_limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), RpcError> {
+        let (time, mac) = self.auth.sign(method.as_str(), path, body_hash_hex);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{address}{path}"))
+            .header(TIME_HEADER, time)
+            .header(AUTH_HEADER, mac);
+        if let Some((name, value)) = extra_header {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| RpcError::BadResponse(address.to_string(), e.to_string()))?;
+        let node = address.to_string();
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| RpcError::Unreachable(node.clone(), e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, response_limit)
+                .collect()
+                .await
+                .map_err(|e| RpcError::Unreachable(node.clone(), e.to_string()))?
+                .to_bytes();
+            Ok((parts.status, parts.headers, bytes))
+        };
+        tokio::time::timeout(Duration::from_millis(timeout_ms), exchange)
+            .await
+            .map_err(|_| RpcError::Timeout(node.clone()))?
+    }
+
+    fn check_status(node: SocketAddr, status: StatusCode, body: &Bytes) -> Result<(), RpcError> {
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(RpcError::NotFound(node.to_string())),
+            StatusCode::CONFLICT => Err(RpcError::Corrupt(node.to_string())),
+            s => Err(RpcError::Status {
+                node: node.to_string(),
+                status: s.as_u16(),
+                message: String::from_utf8_lossy(body).into_owned(),
+            }),
+        }
+    }
+
+    /// Stores a shard; returns once the node has fsynced it.
+    pub async fn put_shard(&self, node: SocketAddr, id: &ShardId, data: Bytes, hash: &blake3::Hash) -> Result<(), RpcError> {
+        let hex = hash.to_hex().to_string();
+        let (status, _, body) = self
+            .send(
+                Method::PUT,
+                node,
+                &paths::shard(id),
+                data,
+                Some((SHARD_HASH_HEADER, hex.clone())),
+                &hex,
+                SHARD_RPC_TIMEOUT_MS,
+                64 * 1024,
+            )
+            .await?;
+        Self::check_status(node, status, &body)
+    }
+
+    /// Fetches a shard and checks it against the hash recorded in the metadata.
+    pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
+        let (status, _, body) = self
+            .send(Method::GET, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
+            .await?;
+        Self::check_status(node, status, &body)?;
+        if blake3::hash(&body) != *expected {
+            return Err(RpcError::Corrupt(node.to_string()));
+        }
+        Ok(body)
+    }
+
+    /// Deletes every shard of a blob held by the node.
+    pub async fn delete_blob(&self, node: SocketAddr, blob: &BlobId) -> Result<(), RpcError> {
+        let (status, _, body) = self
+            .send(Method::DELETE, node, &paths::blob(blob), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
+            .await?;
+        Self::check_status(node, status, &body)
+    }
+
+    /// POSTs a JSON request and decodes the JSON answer.
+    pub async fn post_json<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        node: SocketAddr,
+        path: &str,
+        request: &Q,
+    ) -> Result<A, RpcError> {
+        let body = Bytes::from(serde_json::to_vec(request).expect("requests always serialise"));
+        let hash = blake3::hash(&body).to_hex().to_string();
+        let (status, _, answer) = self
+            .send(
+                Method::POST,
+                node,
+                path,
+                body,
+                Some((BODY_HASH_HEADER, hash.clone())),
+                &hash,
+                META_RPC_TIMEOUT_MS,
+                META_BODY_MAX_BYTES,
+            )
+            .await?;
+        Self::check_status(node, status, &answer)?;
+        serde_json::from_slice(&answer).map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
+    }
+
+    /// Whether the node answers its health check.
+    pub async fn health(&self, node: SocketAddr) -> bool {
+        matches!(
+            self.send(Method::GET, node, paths::HEALTH, Bytes::new(), None, "", 2_000, 1024).await,
+            Ok((status, _, _)) if status.is_success()
+        )
+    }
+}

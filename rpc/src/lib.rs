@@ -1,0 +1,63 @@
+//! Internode wire types, request authentication, secret sealing and the HTTP client that the
+//! gateway and the CLI use to reach storage nodes.
+//!
+//! Owns: the cluster configuration file format, the internode URL scheme, the MAC that every
+//! internode request carries, sealing of access-key secrets at rest, and `NodeClient`.
+//! Must never depend on: the gateway, the storage node, the metadata state machine.
+//! Invariants: every internode request except `/v1/health` is authenticated with a key derived
+//! from the cluster secret; shard bodies are checked against their BLAKE3 hash on both ends.
+
+mod auth;
+mod client;
+mod cluster;
+mod secrets;
+
+pub use auth::{InternodeAuth, AUTH_HEADER, BODY_HASH_HEADER, TIME_HEADER};
+pub use client::NodeClient;
+pub use cluster::{ClusterConfig, GatewayEndpoint, NodeEndpoint};
+pub use secrets::SecretSealer;
+
+/// Header carrying a shard's BLAKE3 hash (hex), on PUT requests and GET responses.
+pub const SHARD_HASH_HEADER: &str = "x-ignifuge-shard-blake3";
+/// Largest shard a node accepts.
+pub const SHARD_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Largest metadata request or response body.
+pub const META_BODY_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Paths of the internode API.
+pub mod paths {
+    use ignifuge_types::{BlobId, ShardId};
+
+    pub const HEALTH: &str = "/v1/health";
+    pub const META_APPLY: &str = "/v1/meta/apply";
+    pub const META_QUERY: &str = "/v1/meta/query";
+
+    pub fn shard(id: &ShardId) -> String {
+        format!("/v1/shards/{}/{}/{}", id.blob, id.stripe, id.shard)
+    }
+
+    pub fn blob(blob: &BlobId) -> String {
+        format!("/v1/shards/{blob}")
+    }
+}
+
+/// Errors of internode calls.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("node {0} unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("node {0} timed out")]
+    Timeout(String),
+    #[error("node {node} answered {status}: {message}")]
+    Status { node: String, status: u16, message: String },
+    #[error("shard from {0} failed its BLAKE3 check")]
+    Corrupt(String),
+    #[error("not found on {0}")]
+    NotFound(String),
+    #[error("bad response from {0}: {1}")]
+    BadResponse(String, String),
+    #[error("cluster configuration: {0}")]
+    Config(String),
+    #[error("secret sealing: {0}")]
+    Sealing(String),
+}

@@ -1,0 +1,31 @@
+//! The storage node daemon: stores shards on local disk, indexes them, hosts the metadata state
+//! machine when it is the metadata node, and serves the authenticated internode API.
+//!
+//! Owns: the on-disk shard format and layout, the shard index, the internode HTTP server.
+//! Must never depend on: the gateway or the S3 protocol.
+//! Invariants: a shard is acknowledged only after its bytes and its directory entry are fsynced;
+//! shard files are named only from server-generated ids (never a client-supplied name); every
+//! shard read is checked against the BLAKE3 hash written with it, and a mismatch is reported as
+//! corruption, never served.
+
+mod server;
+mod shard_store;
+
+pub use server::{NodeServer, serve};
+pub use shard_store::{ShardStore, StoreError};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens the node's ordered store at `path` with the production engine (RocksDB).
+#[cfg(feature = "rocksdb")]
+pub fn open_store(path: &Path) -> Result<Arc<dyn ignifuge_kv::KvStore>, ignifuge_kv::KvError> {
+    std::fs::create_dir_all(path).map_err(|e| ignifuge_kv::KvError::Engine(e.to_string()))?;
+    Ok(Arc::new(ignifuge_kv::RocksKv::open(path)?))
+}
+
+/// Without the `rocksdb` feature (unit tests) the node keeps its index in memory.
+#[cfg(not(feature = "rocksdb"))]
+pub fn open_store(_path: &Path) -> Result<Arc<dyn ignifuge_kv::KvStore>, ignifuge_kv::KvError> {
+    Ok(Arc::new(ignifuge_kv::MemoryKv::default()))
+}

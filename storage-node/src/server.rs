@@ -1,0 +1,200 @@
+//! The internode HTTP server: authentication, routing, and blocking disk work off the runtime.
+
+use crate::shard_store::{ShardStore, StoreError};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ignifuge_meta::{Command, LocalMetadata, Query};
+use ignifuge_rpc::{
+    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES,
+    TIME_HEADER, paths,
+};
+use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything a node serves.
+pub struct NodeServer {
+    pub store: Arc<ShardStore>,
+    /// Present on the node that hosts the metadata.
+    pub metadata: Option<Arc<LocalMetadata>>,
+    pub auth: InternodeAuth,
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
+}
+
+fn header<'a>(request: &'a Request<Incoming>, name: &str) -> &'a str {
+    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Accepts connections until the listener fails.
+pub async fn serve(listener: TcpListener, server: Arc<NodeServer>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "internode connection closed");
+            }
+        });
+    }
+}
+
+fn parse_shard_id(rest: &str) -> Option<ShardId> {
+    let mut parts = rest.split('/');
+    let blob = BlobId::new(parts.next()?);
+    let stripe = StripeIndex(parts.next()?.parse().ok()?);
+    let shard = ShardIndex(parts.next()?.parse().ok()?);
+    if parts.next().is_some() || !blob.is_well_formed() {
+        return None;
+    }
+    Some(ShardId { blob, stripe, shard })
+}
+
+fn store_error(e: StoreError) -> HttpResponse {
+    match e {
+        StoreError::BadId => reply(StatusCode::BAD_REQUEST, "malformed shard id"),
+        StoreError::NotFound => reply(StatusCode::NOT_FOUND, "no such shard"),
+        StoreError::Corrupt => {
+            tracing::warn!("corrupt shard detected on read");
+            reply(StatusCode::CONFLICT, "shard failed its BLAKE3 check")
+        }
+        StoreError::HashMismatch => reply(StatusCode::BAD_REQUEST, "body does not match its hash"),
+        other => {
+            tracing::error!(error = %other, "shard store failure");
+            reply(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+        }
+    }
+}
+
+impl NodeServer {
+    async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
+        let path = request.uri().path().to_string();
+        if path == paths::HEALTH {
+            return reply(StatusCode::OK, "ok");
+        }
+        let body_hash = match (request.method(), path.as_str()) {
+            (&Method::PUT, _) => header(&request, SHARD_HASH_HEADER).to_string(),
+            (&Method::POST, _) => header(&request, BODY_HASH_HEADER).to_string(),
+            _ => String::new(),
+        };
+        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if !self.auth.verify(
+            request.method().as_str(),
+            path_and_query,
+            header(&request, TIME_HEADER),
+            header(&request, AUTH_HEADER),
+            &body_hash,
+        ) {
+            tracing::warn!(%path, "refused an unauthenticated internode request");
+            return reply(StatusCode::FORBIDDEN, "internode authentication failed");
+        }
+        let method = request.method().clone();
+        if let Some(rest) = path.strip_prefix("/v1/shards/") {
+            return match method {
+                Method::PUT => self.put_shard(rest, &body_hash, request).await,
+                Method::GET => self.get_shard(rest).await,
+                Method::DELETE => self.delete_blob(rest).await,
+                _ => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
+            };
+        }
+        match (method, path.as_str()) {
+            (Method::POST, paths::META_APPLY) => self.meta(request, &body_hash, true).await,
+            (Method::POST, paths::META_QUERY) => self.meta(request, &body_hash, false).await,
+            _ => reply(StatusCode::NOT_FOUND, "no such route"),
+        }
+    }
+
+    async fn put_shard(&self, rest: &str, hash_hex: &str, request: Request<Incoming>) -> HttpResponse {
+        let Some(id) = parse_shard_id(rest) else { return reply(StatusCode::BAD_REQUEST, "malformed shard id") };
+        let Ok(hash) = blake3::Hash::from_hex(hash_hex) else {
+            return reply(StatusCode::BAD_REQUEST, "missing or malformed shard hash");
+        };
+        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.put(&id, &body, &hash)).await {
+            Ok(Ok(())) => reply(StatusCode::OK, ""),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    async fn get_shard(&self, rest: &str) -> HttpResponse {
+        let Some(id) = parse_shard_id(rest) else { return reply(StatusCode::BAD_REQUEST, "malformed shard id") };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.get(&id)).await {
+            Ok(Ok((data, hash))) => {
+                let mut response = reply(StatusCode::OK, data);
+                if let Ok(value) = http::HeaderValue::from_str(&hash.to_hex()) {
+                    response.headers_mut().insert(SHARD_HASH_HEADER, value);
+                }
+                response
+            }
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    async fn delete_blob(&self, rest: &str) -> HttpResponse {
+        let blob = BlobId::new(rest);
+        if !blob.is_well_formed() {
+            return reply(StatusCode::BAD_REQUEST, "malformed blob id");
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.delete_blob(&blob)).await {
+            Ok(Ok(())) => reply(StatusCode::NO_CONTENT, ""),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    async fn meta(&self, request: Request<Incoming>, hash_hex: &str, apply: bool) -> HttpResponse {
+        let Some(metadata) = self.metadata.clone() else {
+            return reply(StatusCode::MISDIRECTED_REQUEST, "this node does not host the metadata");
+        };
+        let body = match Limited::new(request.into_body(), META_BODY_MAX_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("metadata body: {e}")),
+        };
+        if blake3::hash(&body).to_hex().as_str() != hash_hex {
+            return reply(StatusCode::BAD_REQUEST, "body does not match its hash");
+        }
+        let answer = tokio::task::spawn_blocking(move || {
+            if apply {
+                let command: Command = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                Ok::<_, String>(serde_json::to_vec(&metadata.apply_blocking(command)))
+            } else {
+                let query: Query = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                Ok(serde_json::to_vec(&metadata.query_blocking(query)))
+            }
+        })
+        .await;
+        match answer {
+            Ok(Ok(Ok(json))) => reply(StatusCode::OK, json),
+            Ok(Ok(Err(e))) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Real S3 clients against a real cluster: the aws CLI (v1), boto3, and — when installed —
+//! rclone and s3cmd. Each gets its configuration from the environment and flags only, never
+//! from files in $HOME.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+const CLI_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether `program` is on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file()
+                && std::fs::metadata(&candidate)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false)
+        })
+    })
+}
+
+/// The AWS environment a user would `eval` from `ignifuge dev`, isolated from the machine's own
+/// AWS configuration; the config file sets path-style addressing.
+fn aws_command(cluster: &Cluster, program: &str, scratch: &Path) -> Command {
+    let config = scratch.join("aws-config");
+    std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n")
+        .expect("write aws config");
+    let mut command = Command::new(program);
+    for name in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CA_BUNDLE",
+    ] {
+        command.env_remove(name);
+    }
+    for (key, value) in &cluster.exports {
+        command.env(key, value);
+    }
+    command
+        .env("AWS_CONFIG_FILE", &config)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            scratch.join("no-credentials-file"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "3")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    command
+}
+
+#[track_caller]
+fn run_ok(command: &mut Command, timeout: Duration) -> String {
+    let description = format!("{command:?}");
+    let output = run_with_timeout(command, timeout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{description} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn aws(cluster: &Cluster, scratch: &Path, args: &[&str]) -> String {
+    let mut command = aws_command(cluster, "aws", scratch);
+    command
+        .arg("--endpoint-url")
+        .arg(&cluster.endpoint)
+        .args(args);
+    run_ok(&mut command, CLI_TIMEOUT)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("aws_cli");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let s3 = cluster.s3_client();
+
+    let out = aws(&cluster, scratch.path(), &["s3", "mb", "s3://cli-bucket"]);
+    assert!(out.contains("make_bucket: cli-bucket"), "mb output: {out}");
+    let out = aws(&cluster, scratch.path(), &["s3", "ls"]);
+    assert!(
+        out.lines().any(|l| l.trim_end().ends_with(" cli-bucket")),
+        "s3 ls: {out}"
+    );
+
+    // 200 MiB up (multipart, 8 MiB parts) and back down.
+    let big_size = 200 * MIB;
+    let upload = scratch.path().join("big.bin");
+    let upload_md5 = rng.write_file(&upload, big_size);
+    let upload_arg = upload.to_str().expect("utf-8 path");
+    aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3",
+            "cp",
+            "--no-progress",
+            upload_arg,
+            "s3://cli-bucket/data/big.bin",
+        ],
+    );
+    let download = scratch.path().join("big.down");
+    let download_arg = download.to_str().expect("utf-8 path");
+    aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3",
+            "cp",
+            "--no-progress",
+            "s3://cli-bucket/data/big.bin",
+            download_arg,
+        ],
+    );
+    assert_eq!(
+        md5_file(&download),
+        upload_md5,
+        "aws s3 cp round trip of 200 MiB"
+    );
+    std::fs::remove_file(&download).expect("remove download");
+
+    let head = aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "cli-bucket",
+            "--key",
+            "data/big.bin",
+            "--output",
+            "json",
+        ],
+    );
+    let head: serde_json::Value =
+        serde_json::from_str(&head).unwrap_or_else(|e| panic!("head-object JSON ({e}): {head}"));
+    assert_eq!(
+        head["ContentLength"].as_u64(),
+        Some(big_size as u64),
+        "head-object ContentLength: {head}"
+    );
+    let etag = head["ETag"].as_str().expect("ETag").to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with("-25\""),
+        "ETag of a 25-part upload: {etag}"
+    );
+
+    // sync of a nested tree, and back.
+    let tree = scratch.path().join("tree");
+    let files = [
+        "top.txt",
+        "sub/a.txt",
+        "sub/deeper/b.bin",
+        "sub/deeper/deepest/c.bin",
+        "other dir/d.txt",
+    ];
+    let mut contents = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let path = tree.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let data = rng.bytes(1000 + index * 40_000);
+        std::fs::write(&path, &data).expect("write");
+        contents.push(data);
+    }
+    let tree_arg = tree.to_str().expect("utf-8 path");
+    aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3",
+            "sync",
+            "--no-progress",
+            tree_arg,
+            "s3://cli-bucket/tree/",
+        ],
+    );
+    let mut expected_keys: Vec<String> = files.iter().map(|f| format!("tree/{f}")).collect();
+    expected_keys.sort();
+    let mut keys: Vec<String> = list_all_keys(&s3, "cli-bucket")
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("tree/"))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, expected_keys, "keys after aws s3 sync");
+    for (file, data) in files.iter().zip(&contents) {
+        assert_bytes_eq(
+            &get_object(&s3, "cli-bucket", &format!("tree/{file}")).await,
+            data,
+            file,
+        );
+    }
+    let listing = aws(
+        &cluster,
+        scratch.path(),
+        &["s3", "ls", "--recursive", "s3://cli-bucket/tree/"],
+    );
+    for key in &expected_keys {
+        assert!(
+            listing.contains(key.as_str()),
+            "s3 ls --recursive misses {key}: {listing}"
+        );
+    }
+    let listing = aws(&cluster, scratch.path(), &["s3", "ls", "s3://cli-bucket/"]);
+    assert!(
+        listing.contains("PRE tree/") && listing.contains("PRE data/"),
+        "s3 ls of the bucket: {listing}"
+    );
+
+    // A second sync has nothing to do (sizes and LastModified are listed right).
+    let again = aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3",
+            "sync",
+            "--no-progress",
+            tree_arg,
+            "s3://cli-bucket/tree/",
+        ],
+    );
+    assert!(
+        !again.contains("upload:"),
+        "second sync uploaded again: {again}"
+    );
+
+    let back = scratch.path().join("back");
+    let back_arg = back.to_str().expect("utf-8 path");
+    aws(
+        &cluster,
+        scratch.path(),
+        &[
+            "s3",
+            "sync",
+            "--no-progress",
+            "s3://cli-bucket/tree/",
+            back_arg,
+        ],
+    );
+    for (file, data) in files.iter().zip(&contents) {
+        let got =
+            std::fs::read(back.join(file)).unwrap_or_else(|e| panic!("synced back {file}: {e}"));
+        assert_bytes_eq(&got, data, &format!("synced back {file}"));
+    }
+
+    // rm --recursive, then the bucket itself.
+    let out = aws(
+        &cluster,
+        scratch.path(),
+        &["s3", "rm", "--recursive", "s3://cli-bucket/tree/"],
+    );
+    assert_eq!(
+        out.matches("delete:").count(),
+        files.len(),
+        "rm --recursive output: {out}"
+    );
+    assert_eq!(
+        list_all_keys(&s3, "cli-bucket").await,
+        vec!["data/big.bin"],
+        "keys after rm --recursive"
+    );
+    aws(
+        &cluster,
+        scratch.path(),
+        &["s3", "rm", "--recursive", "s3://cli-bucket"],
+    );
+    aws(&cluster, scratch.path(), &["s3", "rb", "s3://cli-bucket"]);
+    assert!(
+        ok(s3.list_buckets().send().await, "ListBuckets")
+            .buckets()
+            .is_empty(),
+        "bucket after rb"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_managed_transfers_and_plain_calls() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("boto3_managed_transfers_and_plain_calls");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let upload = scratch.path().join("upload.bin");
+    let size = 30 * MIB;
+    let upload_md5 = rng.write_file(&upload, size);
+    let download = scratch.path().join("download.bin");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/clients/boto3_roundtrip.py"
+    );
+
+    let mut command = aws_command(&cluster, "python3", scratch.path());
+    command
+        .arg(script)
+        .arg(&cluster.endpoint)
+        .arg("boto3-bucket")
+        .arg(&upload)
+        .arg(&download);
+    let stdout = run_ok(&mut command, CLI_TIMEOUT);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("boto3 script output is no JSON ({e}): {stdout}"));
+
+    assert_eq!(md5_file(&download), upload_md5, "download_file bytes");
+    assert_eq!(
+        report["upload_size"].as_u64(),
+        Some(size as u64),
+        "{report}"
+    );
+    // 30 MiB in 8 MiB parts: 8 + 8 + 8 + 6.
+    let etag = report["upload_etag"].as_str().expect("ETag");
+    assert!(
+        etag.ends_with("-4\""),
+        "ETag of boto3's 4-part upload: {etag}"
+    );
+
+    let s3 = cluster.s3_client();
+    let data = get_object(&s3, "boto3-bucket", "boto3/upload.bin").await;
+    assert_eq!(
+        md5_hex(&data),
+        upload_md5,
+        "bytes uploaded by boto3, read by the Rust SDK"
+    );
+    drop(data);
+    let upload_bytes = std::fs::read(&upload).expect("read upload");
+    let parts: Vec<&[u8]> = upload_bytes.chunks(8 * MIB).collect();
+    assert_eq!(
+        etag,
+        multipart_etag(&parts),
+        "multipart ETag of boto3's upload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rclone_smoke() {
+    if !on_path("rclone") {
+        println!("note: rclone is not installed; skipping the rclone smoke test");
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("rclone_smoke");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let local = scratch.path().join("local.bin");
+    let local_md5 = rng.write_file(&local, 3 * MIB + 11);
+    let back = scratch.path().join("back.bin");
+
+    let rclone = |args: &[&str]| -> String {
+        let mut command = Command::new("rclone");
+        command
+            .env("RCLONE_CONFIG", scratch.path().join("rclone.conf"))
+            .env("RCLONE_S3_PROVIDER", "Other")
+            .env("RCLONE_S3_ENDPOINT", &cluster.endpoint)
+            .env("RCLONE_S3_ACCESS_KEY_ID", &cluster.access_key)
+            .env("RCLONE_S3_SECRET_ACCESS_KEY", &cluster.secret_key)
+            .env("RCLONE_S3_REGION", &cluster.region)
+            .env("RCLONE_S3_FORCE_PATH_STYLE", "true")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .args(args);
+        run_ok(&mut command, CLI_TIMEOUT)
+    };
+    rclone(&["mkdir", ":s3:rclone-bucket"]);
+    rclone(&[
+        "copyto",
+        local.to_str().expect("path"),
+        ":s3:rclone-bucket/dir/file.bin",
+    ]);
+    let listing = rclone(&["lsf", "-R", ":s3:rclone-bucket"]);
+    assert!(
+        listing.lines().any(|l| l == "dir/file.bin"),
+        "rclone lsf: {listing}"
+    );
+    let sums = rclone(&["md5sum", ":s3:rclone-bucket/dir/file.bin"]);
+    assert!(
+        sums.starts_with(&local_md5),
+        "rclone md5sum (from the ETag): {sums}, expected {local_md5}"
+    );
+    rclone(&[
+        "copyto",
+        ":s3:rclone-bucket/dir/file.bin",
+        back.to_str().expect("path"),
+    ]);
+    assert_eq!(md5_file(&back), local_md5, "rclone round trip");
+    rclone(&["deletefile", ":s3:rclone-bucket/dir/file.bin"]);
+    assert!(
+        list_all_keys(&cluster.s3_client(), "rclone-bucket")
+            .await
+            .is_empty(),
+        "after rclone deletefile"
+    );
+    rclone(&["rmdir", ":s3:rclone-bucket"]);
+    assert!(
+        ok(
+            cluster.s3_client().list_buckets().send().await,
+            "ListBuckets"
+        )
+        .buckets()
+        .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3cmd_smoke() {
+    if !on_path("s3cmd") {
+        println!("note: s3cmd is not installed; skipping the s3cmd smoke test");
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("s3cmd_smoke");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let local = scratch.path().join("local.bin");
+    // Above s3cmd's 15 MiB multipart chunk: two parts.
+    let local_md5 = rng.write_file(&local, 17 * MIB);
+    let back = scratch.path().join("back.bin");
+    let host = cluster.gateway_addr();
+
+    let s3cmd = |args: &[&str]| -> String {
+        let mut command = Command::new("s3cmd");
+        command
+            .env("HOME", scratch.path())
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .arg("-c")
+            .arg("/dev/null")
+            .arg(format!("--host={host}"))
+            .arg(format!("--host-bucket={host}"))
+            .arg("--no-ssl")
+            .arg(format!("--access_key={}", cluster.access_key))
+            .arg(format!("--secret_key={}", cluster.secret_key))
+            .arg(format!("--region={}", cluster.region))
+            .args(args);
+        run_ok(&mut command, CLI_TIMEOUT)
+    };
+    s3cmd(&["mb", "s3://s3cmd-bucket"]);
+    s3cmd(&[
+        "put",
+        local.to_str().expect("path"),
+        "s3://s3cmd-bucket/file.bin",
+    ]);
+    let listing = s3cmd(&["ls", "s3://s3cmd-bucket"]);
+    assert!(
+        listing.contains("s3://s3cmd-bucket/file.bin"),
+        "s3cmd ls: {listing}"
+    );
+    s3cmd(&[
+        "get",
+        "--force",
+        "s3://s3cmd-bucket/file.bin",
+        back.to_str().expect("path"),
+    ]);
+    assert_eq!(md5_file(&back), local_md5, "s3cmd round trip");
+    s3cmd(&["del", "s3://s3cmd-bucket/file.bin"]);
+    s3cmd(&["rb", "s3://s3cmd-bucket"]);
+    assert!(
+        ok(
+            cluster.s3_client().list_buckets().send().await,
+            "ListBuckets"
+        )
+        .buckets()
+        .is_empty()
+    );
+}

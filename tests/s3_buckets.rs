@@ -1,0 +1,235 @@
+//! Bucket operations end to end: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+//! GetBucketLocation, seen from every datacenter's gateway.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_lifecycle_across_gateways() {
+    let cluster = Cluster::start().await;
+    let (s3, status) = cluster.s3_client_with_status();
+
+    let listed = ok(
+        s3.list_buckets().send().await,
+        "ListBuckets on a new cluster",
+    );
+    assert!(
+        listed.buckets().is_empty(),
+        "a new cluster has no bucket, got {:?}",
+        listed.buckets()
+    );
+
+    let names = ["zeta-bucket", "alpha-bucket", "mid.bucket-1"];
+    for name in names {
+        status.reset();
+        create_bucket(&s3, name).await;
+        assert_eq!(status.last(), Some(200), "CreateBucket {name} status");
+    }
+
+    // Every gateway sees every bucket, sorted by name, with a creation date.
+    let mut expected: Vec<&str> = names.to_vec();
+    expected.sort();
+    for (index, gateway) in cluster.gateways.iter().enumerate() {
+        let client = cluster.s3_client_at(index);
+        let listed = ok(
+            client.list_buckets().send().await,
+            &format!("ListBuckets via {gateway}"),
+        );
+        let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+        assert_eq!(got, expected, "ListBuckets via {gateway}");
+        for bucket in listed.buckets() {
+            assert!(
+                bucket.creation_date().is_some(),
+                "bucket {:?} has no CreationDate via {gateway}",
+                bucket.name()
+            );
+        }
+        for name in names {
+            ok(
+                client.head_bucket().bucket(name).send().await,
+                &format!("HeadBucket {name} via {gateway}"),
+            );
+        }
+    }
+
+    // GetBucketLocation: AWS reports us-east-1 buckets with an empty LocationConstraint.
+    let location = ok(
+        s3.get_bucket_location().bucket("alpha-bucket").send().await,
+        "GetBucketLocation",
+    );
+    let constraint = location
+        .location_constraint()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(
+        constraint.is_empty() || constraint == "us-east-1",
+        "GetBucketLocation of a us-east-1 bucket: got {constraint:?}"
+    );
+
+    // Re-creating our own bucket.
+    assert_s3_error(
+        s3.create_bucket().bucket("alpha-bucket").send().await,
+        409,
+        &["BucketAlreadyOwnedByYou"],
+        "CreateBucket of an existing own bucket",
+    );
+
+    // A bucket with an object cannot be deleted.
+    put_object(&s3, "alpha-bucket", "some/object", b"payload").await;
+    assert_s3_error(
+        s3.delete_bucket().bucket("alpha-bucket").send().await,
+        409,
+        &["BucketNotEmpty"],
+        "DeleteBucket of a non-empty bucket",
+    );
+    ok(
+        s3.head_bucket().bucket("alpha-bucket").send().await,
+        "HeadBucket after refused DeleteBucket",
+    );
+    assert_eq!(
+        get_object(&s3, "alpha-bucket", "some/object").await,
+        b"payload",
+        "object survives a refused DeleteBucket"
+    );
+
+    // Emptied, it can; deleting through another gateway than the one that created it.
+    ok(
+        s3.delete_object()
+            .bucket("alpha-bucket")
+            .key("some/object")
+            .send()
+            .await,
+        "DeleteObject",
+    );
+    let s3_dc2 = cluster.s3_client_at(1);
+    status.reset();
+    ok(
+        s3.delete_bucket().bucket("alpha-bucket").send().await,
+        "DeleteBucket of an emptied bucket",
+    );
+    assert_eq!(status.last(), Some(204), "DeleteBucket status");
+
+    for (index, gateway) in cluster.gateways.iter().enumerate() {
+        let client = cluster.s3_client_at(index);
+        assert_status(
+            client.head_bucket().bucket("alpha-bucket").send().await,
+            404,
+            &format!("HeadBucket of a deleted bucket via {gateway}"),
+        );
+        let listed = ok(client.list_buckets().send().await, "ListBuckets");
+        let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+        assert_eq!(
+            got,
+            vec!["mid.bucket-1", "zeta-bucket"],
+            "ListBuckets after DeleteBucket via {gateway}"
+        );
+    }
+
+    // Operations on a bucket that does not exist.
+    assert_s3_error(
+        s3.delete_bucket().bucket("alpha-bucket").send().await,
+        404,
+        &["NoSuchBucket"],
+        "DeleteBucket of a deleted bucket",
+    );
+    assert_s3_error(
+        s3.get_object()
+            .bucket("never-created")
+            .key("k")
+            .send()
+            .await,
+        404,
+        &["NoSuchBucket"],
+        "GetObject in a missing bucket",
+    );
+    assert_s3_error(
+        s3.put_object()
+            .bucket("never-created")
+            .key("k")
+            .body(b"x".to_vec().into())
+            .send()
+            .await,
+        404,
+        &["NoSuchBucket"],
+        "PutObject in a missing bucket",
+    );
+    assert_s3_error(
+        s3.list_objects_v2().bucket("never-created").send().await,
+        404,
+        &["NoSuchBucket"],
+        "ListObjectsV2 of a missing bucket",
+    );
+    assert_s3_error(
+        s3.get_bucket_location()
+            .bucket("never-created")
+            .send()
+            .await,
+        404,
+        &["NoSuchBucket"],
+        "GetBucketLocation of a missing bucket",
+    );
+
+    // The name is free again once deleted.
+    create_bucket(&s3_dc2, "alpha-bucket").await;
+    ok(
+        s3.head_bucket().bucket("alpha-bucket").send().await,
+        "HeadBucket of a re-created bucket",
+    );
+    let keys = list_all_keys(&s3, "alpha-bucket").await;
+    assert!(
+        keys.is_empty(),
+        "a re-created bucket starts empty, got {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_create_bucket_of_one_tenant() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+
+    // Concurrent CreateBucket of the same name through the three gateways: at least one
+    // succeeds, any other is told the bucket is already theirs, and there is one bucket.
+    let mut handles = Vec::new();
+    for index in 0..cluster.gateways.len() {
+        let client = cluster.s3_client_at(index);
+        handles.push(tokio::spawn(async move {
+            client
+                .create_bucket()
+                .bucket("contended")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    use aws_sdk_s3::error::ProvideErrorMetadata;
+                    (
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        e.code().map(str::to_owned),
+                    )
+                })
+        }));
+    }
+    let mut successes = 0;
+    for handle in handles {
+        match handle.await.expect("task") {
+            Ok(()) => successes += 1,
+            Err((status, code)) => assert_eq!(
+                (status, code.as_deref()),
+                (Some(409), Some("BucketAlreadyOwnedByYou")),
+                "losing concurrent CreateBucket"
+            ),
+        }
+    }
+    assert!(
+        successes >= 1,
+        "one of the concurrent CreateBucket calls succeeds"
+    );
+
+    let listed = ok(s3.list_buckets().send().await, "ListBuckets");
+    let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(got, vec!["contended"]);
+
+    // An empty bucket round trip through another gateway.
+    put_object(&cluster.s3_client_at(2), "contended", "k", b"v").await;
+    assert_eq!(get_object(&s3, "contended", "k").await, b"v");
+}

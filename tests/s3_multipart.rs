@@ -1,0 +1,403 @@
+//! Multipart uploads end to end: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload, the multipart ETag, and AWS's part rules.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+async fn create_upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let created = ok(
+        s3.create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await,
+        &format!("CreateMultipartUpload {bucket}/{key}"),
+    );
+    assert_eq!(created.bucket(), Some(bucket));
+    assert_eq!(created.key(), Some(key));
+    created.upload_id().expect("UploadId").to_owned()
+}
+
+async fn upload_part(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_number: i32,
+    data: &[u8],
+) -> String {
+    let output = ok(
+        s3.upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(data.to_vec()))
+            .send()
+            .await,
+        &format!("UploadPart {part_number} of {bucket}/{key}"),
+    );
+    let etag = output.e_tag().expect("part ETag").to_owned();
+    assert_eq!(
+        etag,
+        etag_of(data),
+        "ETag of part {part_number} is the md5 of its bytes"
+    );
+    etag
+}
+
+fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .iter()
+                .map(|(number, etag)| {
+                    CompletedPart::builder()
+                        .part_number(*number)
+                        .e_tag(*etag)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_upload_across_gateways() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("multipart_upload_across_gateways");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "mp").await;
+    put_object(&s3, "mp", "big object", b"previous version").await;
+
+    let part1 = rng.bytes(5 * MIB);
+    let part2 = rng.bytes(5 * MIB + 1);
+    let part3 = rng.bytes(MIB + 123);
+    let upload_id = create_upload(&s3, "mp", "big object").await;
+
+    // Parts arrive out of order, concurrently, through different gateways; part 2 is streamed
+    // from a file (aws-chunked with a trailing checksum).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let part2_path = dir.path().join("part2");
+    std::fs::write(&part2_path, &part2).expect("write part 2");
+    let dc2 = cluster.s3_client_at(1);
+    let dc3 = cluster.s3_client_at(2);
+    let (etag3, etag1, etag2) = tokio::join!(
+        upload_part(&dc3, "mp", "big object", &upload_id, 3, &part3),
+        upload_part(&s3, "mp", "big object", &upload_id, 1, &part1),
+        async {
+            let output = ok(
+                dc2.upload_part()
+                    .bucket("mp")
+                    .key("big object")
+                    .upload_id(&upload_id)
+                    .part_number(2)
+                    .body(ByteStream::from_path(&part2_path).await.expect("file body"))
+                    .send()
+                    .await,
+                "streamed UploadPart 2",
+            );
+            output.e_tag().expect("ETag").to_owned()
+        }
+    );
+    assert_eq!(etag2, etag_of(&part2), "ETag of the streamed part");
+
+    // Not visible before completion: the previous version is.
+    assert_eq!(
+        get_object(&s3, "mp", "big object").await,
+        b"previous version"
+    );
+
+    let done = ok(
+        s3.complete_multipart_upload()
+            .bucket("mp")
+            .key("big object")
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &etag1), (2, &etag2), (3, &etag3)]))
+            .send()
+            .await,
+        "CompleteMultipartUpload",
+    );
+    let expected_etag = multipart_etag(&[&part1, &part2, &part3]);
+    assert_eq!(done.e_tag(), Some(expected_etag.as_str()), "multipart ETag");
+    assert_eq!(done.bucket(), Some("mp"));
+    assert_eq!(done.key(), Some("big object"));
+
+    let whole: Vec<u8> = [&part1[..], &part2[..], &part3[..]].concat();
+    for index in 0..cluster.gateways.len() {
+        let client = cluster.s3_client_at(index);
+        let head = ok(
+            client
+                .head_object()
+                .bucket("mp")
+                .key("big object")
+                .send()
+                .await,
+            "HEAD",
+        );
+        assert_eq!(head.content_length(), Some(whole.len() as i64));
+        assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
+        assert_bytes_eq(
+            &get_object(&client, "mp", "big object").await,
+            &whole,
+            &format!("completed multipart object via gateway {index}"),
+        );
+    }
+
+    // Ranges across part boundaries.
+    for (first, last) in [
+        (5 * MIB - 100, 5 * MIB + 99),
+        (10 * MIB - 3, 10 * MIB + 5),
+        (0, whole.len() - 1),
+    ] {
+        let got = ok(
+            s3.get_object()
+                .bucket("mp")
+                .key("big object")
+                .range(format!("bytes={first}-{last}"))
+                .send()
+                .await,
+            "range GET of a multipart object",
+        );
+        assert_eq!(
+            got.content_range(),
+            Some(format!("bytes {first}-{last}/{}", whole.len()).as_str())
+        );
+        let body = got.body.collect().await.expect("body").into_bytes();
+        assert_bytes_eq(&body, &whole[first..=last], "range of a multipart object");
+    }
+
+    let listed = ok(
+        s3.list_objects_v2().bucket("mp").send().await,
+        "ListObjectsV2",
+    );
+    let object = listed
+        .contents()
+        .iter()
+        .find(|o| o.key() == Some("big object"))
+        .expect("listed");
+    assert_eq!(object.size(), Some(whole.len() as i64));
+    assert_eq!(object.e_tag(), Some(expected_etag.as_str()));
+
+    // The upload is gone once completed.
+    assert_s3_error(
+        s3.upload_part()
+            .bucket("mp")
+            .key("big object")
+            .upload_id(&upload_id)
+            .part_number(4)
+            .body(ByteStream::from(vec![1u8; 10]))
+            .send()
+            .await,
+        404,
+        &["NoSuchUpload"],
+        "UploadPart after completion",
+    );
+
+    // A single small part is a valid upload: ETag "-1".
+    let only = rng.bytes(100);
+    let upload_id = create_upload(&s3, "mp", "one-part").await;
+    let etag = upload_part(&s3, "mp", "one-part", &upload_id, 1, &only).await;
+    let done = ok(
+        s3.complete_multipart_upload()
+            .bucket("mp")
+            .key("one-part")
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &etag)]))
+            .send()
+            .await,
+        "CompleteMultipartUpload with one part",
+    );
+    assert_eq!(done.e_tag(), Some(multipart_etag(&[&only]).as_str()));
+    assert_eq!(get_object(&s3, "mp", "one-part").await, only);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_multipart_upload() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("abort_multipart_upload");
+    let (s3, status) = cluster.s3_client_with_status();
+    create_bucket(&s3, "abort").await;
+    let upload_id = create_upload(&s3, "abort", "never").await;
+    let part = rng.bytes(5 * MIB);
+    let etag = upload_part(&s3, "abort", "never", &upload_id, 1, &part).await;
+
+    status.reset();
+    ok(
+        s3.abort_multipart_upload()
+            .bucket("abort")
+            .key("never")
+            .upload_id(&upload_id)
+            .send()
+            .await,
+        "AbortMultipartUpload",
+    );
+    assert_eq!(status.last(), Some(204), "AbortMultipartUpload status");
+
+    assert_s3_error(
+        s3.upload_part()
+            .bucket("abort")
+            .key("never")
+            .upload_id(&upload_id)
+            .part_number(2)
+            .body(ByteStream::from(vec![0u8; 10]))
+            .send()
+            .await,
+        404,
+        &["NoSuchUpload"],
+        "UploadPart after abort",
+    );
+    assert_s3_error(
+        s3.complete_multipart_upload()
+            .bucket("abort")
+            .key("never")
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &etag)]))
+            .send()
+            .await,
+        404,
+        &["NoSuchUpload"],
+        "CompleteMultipartUpload after abort",
+    );
+    assert_status(
+        s3.head_object().bucket("abort").key("never").send().await,
+        404,
+        "HEAD of an aborted upload's key",
+    );
+    assert!(list_all_keys(&s3, "abort").await.is_empty());
+    assert_s3_error(
+        s3.abort_multipart_upload()
+            .bucket("abort")
+            .key("never")
+            .upload_id("no-such-upload-id")
+            .send()
+            .await,
+        404,
+        &["NoSuchUpload"],
+        "AbortMultipartUpload of an unknown upload",
+    );
+    // The bucket can be deleted: an aborted upload leaves nothing behind.
+    ok(
+        s3.delete_bucket().bucket("abort").send().await,
+        "DeleteBucket after abort",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn part_rules() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("part_rules");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "rules").await;
+    let key = "ruled";
+    let upload_id = create_upload(&s3, "rules", key).await;
+
+    let first_try = rng.bytes(5 * MIB);
+    let part1 = rng.bytes(5 * MIB);
+    let part2 = rng.bytes(MIB);
+    let part3 = rng.bytes(2 * MIB + 5);
+    let stale_etag = upload_part(&s3, "rules", key, &upload_id, 1, &first_try).await;
+    // Uploading a part number again replaces it.
+    let etag1 = upload_part(&s3, "rules", key, &upload_id, 1, &part1).await;
+    let etag2 = upload_part(&s3, "rules", key, &upload_id, 2, &part2).await;
+    let etag3 = upload_part(&s3, "rules", key, &upload_id, 3, &part3).await;
+
+    for bad_number in [0, 10001] {
+        assert_s3_error(
+            s3.upload_part()
+                .bucket("rules")
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(bad_number)
+                .body(ByteStream::from(vec![0u8; 10]))
+                .send()
+                .await,
+            400,
+            &["InvalidArgument"],
+            &format!("UploadPart number {bad_number}"),
+        );
+    }
+
+    let complete = |parts: Vec<(i32, String)>| {
+        let s3 = s3.clone();
+        let upload_id = upload_id.clone();
+        async move {
+            let parts: Vec<(i32, &str)> = parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
+            s3.complete_multipart_upload()
+                .bucket("rules")
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(completed(&parts))
+                .send()
+                .await
+        }
+    };
+
+    assert_s3_error(
+        complete(vec![(1, stale_etag.clone()), (3, etag3.clone())]).await,
+        400,
+        &["InvalidPart"],
+        "Complete with the ETag of a replaced part",
+    );
+    assert_s3_error(
+        complete(vec![(1, etag1.clone()), (4, etag3.clone())]).await,
+        400,
+        &["InvalidPart"],
+        "Complete with a part that was never uploaded",
+    );
+    assert_s3_error(
+        complete(vec![(3, etag3.clone()), (1, etag1.clone())]).await,
+        400,
+        &["InvalidPartOrder"],
+        "Complete with parts out of order",
+    );
+    assert_s3_error(
+        complete(vec![(2, etag2.clone()), (3, etag3.clone())]).await,
+        400,
+        &["EntityTooSmall"],
+        "Complete with a 1 MiB part that is not the last",
+    );
+    assert_s3_error(
+        s3.complete_multipart_upload()
+            .bucket("rules")
+            .key(key)
+            .upload_id("no-such-upload-id")
+            .multipart_upload(completed(&[(1, &etag1)]))
+            .send()
+            .await,
+        404,
+        &["NoSuchUpload"],
+        "Complete of an unknown upload",
+    );
+    assert_status(
+        s3.head_object().bucket("rules").key(key).send().await,
+        404,
+        "nothing visible after failed completions",
+    );
+
+    // The upload survives failed completions; a subset of its parts makes the object.
+    let done = ok(
+        complete(vec![(1, etag1.clone()), (3, etag3.clone())]).await,
+        "Complete with parts 1 and 3",
+    );
+    assert_eq!(
+        done.e_tag(),
+        Some(multipart_etag(&[&part1, &part3]).as_str())
+    );
+    let whole: Vec<u8> = [&part1[..], &part3[..]].concat();
+    assert_bytes_eq(
+        &get_object(&s3, "rules", key).await,
+        &whole,
+        "object of parts 1 and 3",
+    );
+    let head = ok(
+        s3.head_object().bucket("rules").key(key).send().await,
+        "HEAD",
+    );
+    assert_eq!(head.content_length(), Some(whole.len() as i64));
+}
