@@ -394,6 +394,38 @@ mod tests {
         assert!((heavy / f64::from(stripes) - 0.4).abs() < 0.01);
     }
 
+    /// Rough timing with the test harness (the criterion bench is `benches/benches/placement.rs`):
+    /// `cargo test --release -p ignifuge-placement -- --ignored --nocapture timing`.
+    #[test]
+    #[ignore]
+    fn timing_select_slots() {
+        for (datacenters, nodes) in [(3, 3), (4, 25), (3, 33)] {
+            let mut topology = uniform(datacenters, nodes);
+            for (i, node) in topology.datacenters.iter_mut().flat_map(|dc| dc.nodes.iter_mut()).enumerate() {
+                node.capacity_weight = 1 + (i as u64 % 3);
+                node.disks = 4;
+            }
+            for geometry in [
+                derive_geometry(&topology, FailureBudget::new(1, 1)).unwrap(),
+                Geometry { data_shards: 2 * datacenters as u32, parity_shards: datacenters as u32, shards_per_datacenter: 3 },
+            ] {
+                let rounds = 200_000u32;
+                let start = std::time::Instant::now();
+                let mut sink = 0usize;
+                for stripe in 0..rounds {
+                    let key = format!("0123456789abcdef0123456789abcdef/{stripe}");
+                    sink += select_slots(&topology, geometry, key.as_bytes()).unwrap().len();
+                }
+                let elapsed = start.elapsed();
+                println!(
+                    "{} nodes, {geometry}: {:.0} ns per stripe ({sink})",
+                    datacenters * nodes,
+                    elapsed.as_nanos() as f64 / f64::from(rounds)
+                );
+            }
+        }
+    }
+
     #[test]
     fn datacenters_with_uneven_weights_still_get_exactly_s_shards() {
         let topology = Topology {
