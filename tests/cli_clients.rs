@@ -26,6 +26,15 @@ fn on_path(program: &str) -> bool {
     })
 }
 
+/// Drops every inherited AWS_* variable (profiles, CA bundles, tokens of the machine).
+fn clear_aws_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+}
+
 /// The AWS environment a user would `eval` from `ignifuge dev`, isolated from the machine's own
 /// AWS configuration; the config file sets path-style addressing.
 fn aws_command(cluster: &Cluster, program: &str, scratch: &Path) -> Command {
@@ -33,15 +42,7 @@ fn aws_command(cluster: &Cluster, program: &str, scratch: &Path) -> Command {
     std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n")
         .expect("write aws config");
     let mut command = Command::new(program);
-    for name in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_CA_BUNDLE",
-    ] {
-        command.env_remove(name);
-    }
+    clear_aws_env(&mut command);
     for (key, value) in &cluster.exports {
         command.env(key, value);
     }
@@ -357,6 +358,7 @@ async fn rclone_smoke() {
 
     let rclone = |args: &[&str]| -> String {
         let mut command = Command::new("rclone");
+        clear_aws_env(&mut command);
         command
             .env("RCLONE_CONFIG", scratch.path().join("rclone.conf"))
             .env("RCLONE_S3_PROVIDER", "Other")
@@ -426,6 +428,7 @@ async fn s3cmd_smoke() {
 
     let s3cmd = |args: &[&str]| -> String {
         let mut command = Command::new("s3cmd");
+        clear_aws_env(&mut command);
         command
             .env("HOME", scratch.path())
             .env("NO_PROXY", "127.0.0.1,localhost")

@@ -369,7 +369,7 @@ async fn list_v2_pagination() {
 async fn list_v1_marker_and_next_marker() {
     let cluster = Cluster::start().await;
     let s3 = cluster.s3_client();
-    put_tree(&s3, "v1").await;
+    put_tree(&s3, "list-v1").await;
 
     // Without a delimiter AWS sends no NextMarker: the next marker is the last key.
     let mut collected = Vec::new();
@@ -380,7 +380,7 @@ async fn list_v1_marker_and_next_marker() {
         assert!(pages < 20, "v1 pagination does not end");
         let page = ok(
             s3.list_objects()
-                .bucket("v1")
+                .bucket("list-v1")
                 .max_keys(5)
                 .set_marker(marker.clone())
                 .send()
@@ -425,7 +425,7 @@ async fn list_v1_marker_and_next_marker() {
         assert!(round < 20, "v1 delimiter pagination does not end");
         let page = ok(
             s3.list_objects()
-                .bucket("v1")
+                .bucket("list-v1")
                 .delimiter("/")
                 .max_keys(2)
                 .set_marker(marker.clone())
@@ -460,7 +460,7 @@ async fn list_v1_marker_and_next_marker() {
     // Prefix + marker.
     let page = ok(
         s3.list_objects()
-            .bucket("v1")
+            .bucket("list-v1")
             .prefix("b/")
             .marker("b/2.txt")
             .send()

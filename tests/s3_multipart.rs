@@ -72,13 +72,13 @@ async fn multipart_upload_across_gateways() {
     let cluster = Cluster::start().await;
     let mut rng = TestRng::new("multipart_upload_across_gateways");
     let s3 = cluster.s3_client();
-    create_bucket(&s3, "mp").await;
-    put_object(&s3, "mp", "big object", b"previous version").await;
+    create_bucket(&s3, "multipart").await;
+    put_object(&s3, "multipart", "big object", b"previous version").await;
 
     let part1 = rng.bytes(5 * MIB);
     let part2 = rng.bytes(5 * MIB + 1);
     let part3 = rng.bytes(MIB + 123);
-    let upload_id = create_upload(&s3, "mp", "big object").await;
+    let upload_id = create_upload(&s3, "multipart", "big object").await;
 
     // Parts arrive out of order, concurrently, through different gateways; part 2 is streamed
     // from a file (aws-chunked with a trailing checksum).
@@ -88,12 +88,12 @@ async fn multipart_upload_across_gateways() {
     let dc2 = cluster.s3_client_at(1);
     let dc3 = cluster.s3_client_at(2);
     let (etag3, etag1, etag2) = tokio::join!(
-        upload_part(&dc3, "mp", "big object", &upload_id, 3, &part3),
-        upload_part(&s3, "mp", "big object", &upload_id, 1, &part1),
+        upload_part(&dc3, "multipart", "big object", &upload_id, 3, &part3),
+        upload_part(&s3, "multipart", "big object", &upload_id, 1, &part1),
         async {
             let output = ok(
                 dc2.upload_part()
-                    .bucket("mp")
+                    .bucket("multipart")
                     .key("big object")
                     .upload_id(&upload_id)
                     .part_number(2)
@@ -109,13 +109,13 @@ async fn multipart_upload_across_gateways() {
 
     // Not visible before completion: the previous version is.
     assert_eq!(
-        get_object(&s3, "mp", "big object").await,
+        get_object(&s3, "multipart", "big object").await,
         b"previous version"
     );
 
     let done = ok(
         s3.complete_multipart_upload()
-            .bucket("mp")
+            .bucket("multipart")
             .key("big object")
             .upload_id(&upload_id)
             .multipart_upload(completed(&[(1, &etag1), (2, &etag2), (3, &etag3)]))
@@ -125,7 +125,7 @@ async fn multipart_upload_across_gateways() {
     );
     let expected_etag = multipart_etag(&[&part1, &part2, &part3]);
     assert_eq!(done.e_tag(), Some(expected_etag.as_str()), "multipart ETag");
-    assert_eq!(done.bucket(), Some("mp"));
+    assert_eq!(done.bucket(), Some("multipart"));
     assert_eq!(done.key(), Some("big object"));
 
     let whole: Vec<u8> = [&part1[..], &part2[..], &part3[..]].concat();
@@ -134,7 +134,7 @@ async fn multipart_upload_across_gateways() {
         let head = ok(
             client
                 .head_object()
-                .bucket("mp")
+                .bucket("multipart")
                 .key("big object")
                 .send()
                 .await,
@@ -143,7 +143,7 @@ async fn multipart_upload_across_gateways() {
         assert_eq!(head.content_length(), Some(whole.len() as i64));
         assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
         assert_bytes_eq(
-            &get_object(&client, "mp", "big object").await,
+            &get_object(&client, "multipart", "big object").await,
             &whole,
             &format!("completed multipart object via gateway {index}"),
         );
@@ -157,7 +157,7 @@ async fn multipart_upload_across_gateways() {
     ] {
         let got = ok(
             s3.get_object()
-                .bucket("mp")
+                .bucket("multipart")
                 .key("big object")
                 .range(format!("bytes={first}-{last}"))
                 .send()
@@ -173,7 +173,7 @@ async fn multipart_upload_across_gateways() {
     }
 
     let listed = ok(
-        s3.list_objects_v2().bucket("mp").send().await,
+        s3.list_objects_v2().bucket("multipart").send().await,
         "ListObjectsV2",
     );
     let object = listed
@@ -187,7 +187,7 @@ async fn multipart_upload_across_gateways() {
     // The upload is gone once completed.
     assert_s3_error(
         s3.upload_part()
-            .bucket("mp")
+            .bucket("multipart")
             .key("big object")
             .upload_id(&upload_id)
             .part_number(4)
@@ -201,11 +201,11 @@ async fn multipart_upload_across_gateways() {
 
     // A single small part is a valid upload: ETag "-1".
     let only = rng.bytes(100);
-    let upload_id = create_upload(&s3, "mp", "one-part").await;
-    let etag = upload_part(&s3, "mp", "one-part", &upload_id, 1, &only).await;
+    let upload_id = create_upload(&s3, "multipart", "one-part").await;
+    let etag = upload_part(&s3, "multipart", "one-part", &upload_id, 1, &only).await;
     let done = ok(
         s3.complete_multipart_upload()
-            .bucket("mp")
+            .bucket("multipart")
             .key("one-part")
             .upload_id(&upload_id)
             .multipart_upload(completed(&[(1, &etag)]))
@@ -214,7 +214,7 @@ async fn multipart_upload_across_gateways() {
         "CompleteMultipartUpload with one part",
     );
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&only]).as_str()));
-    assert_eq!(get_object(&s3, "mp", "one-part").await, only);
+    assert_eq!(get_object(&s3, "multipart", "one-part").await, only);
 }
 
 #[tokio::test(flavor = "multi_thread")]

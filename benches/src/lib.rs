@@ -1,0 +1,2 @@
+//! Micro benchmarks of the data path and placement live in `benches/`; run them with
+//! `cargo bench -p ignifuge-benches`. Results and their baselines are in docs/benchmarks.md.

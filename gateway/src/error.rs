@@ -25,6 +25,8 @@ pub enum GatewayError {
     IncompleteBody,
     #[error("reading the request body: {0}")]
     BodyRead(String),
+    #[error("the provided 'x-amz-content-sha256' header does not match what was computed")]
+    PayloadHashMismatch,
     #[error("your key is too long")]
     KeyTooLong,
     #[error("{0}")]
@@ -78,6 +80,13 @@ impl From<GatewayError> for S3Error {
             GatewayError::InvalidDigest(_) => C::InvalidDigest,
             GatewayError::IncompleteBody => C::IncompleteBody,
             GatewayError::BodyRead(_) => C::IncompleteBody,
+            GatewayError::PayloadHashMismatch => {
+                // Not in s3s's code table; AWS answers 400 with this code.
+                let mut error =
+                    S3Error::with_message(C::Custom("XAmzContentSHA256Mismatch".into()), message);
+                error.set_status_code(http::StatusCode::BAD_REQUEST);
+                return error;
+            }
             GatewayError::KeyTooLong => C::KeyTooLongError,
             GatewayError::InvalidArgument(_) => C::InvalidArgument,
             GatewayError::InvalidRequest(_) => C::InvalidRequest,

@@ -49,15 +49,27 @@ impl Gateway {
         let metadata_node = config
             .cluster
             .node(&config.cluster.metadata_node)
-            .ok_or_else(|| error::GatewayError::Internal("metadata node missing from the configuration".into()))?;
-        let metadata: Arc<dyn Metadata> = Arc::new(RemoteMetadata::new(client.clone(), metadata_node.address));
+            .ok_or_else(|| {
+                error::GatewayError::Internal("metadata node missing from the configuration".into())
+            })?;
+        let metadata: Arc<dyn Metadata> =
+            Arc::new(RemoteMetadata::new(client.clone(), metadata_node.address));
         let data = Arc::new(DataPath::new(&config.cluster, client)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
-        Ok(Arc::new(Self { metadata, data, keys, region: config.cluster.region.clone() }))
+        Ok(Arc::new(Self {
+            metadata,
+            data,
+            keys,
+            region: config.cluster.region.clone(),
+        }))
     }
 }
 
 /// Serves the S3 API on `listener` until it fails.
-pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, domains: Vec<String>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    domains: Vec<String>,
+) -> std::io::Result<()> {
     s3::serve(listener, gateway, domains).await
 }

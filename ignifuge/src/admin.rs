@@ -62,19 +62,27 @@ pub struct Admin {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 impl Admin {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let cluster = ClusterConfig::load(&data_dir.join("cluster.toml"))?;
         let secret = read_secret(&data_dir.join("cluster.secret"))?;
-        let metadata = cluster.node(&cluster.metadata_node).context("metadata node missing")?.address;
+        let metadata = cluster
+            .node(&cluster.metadata_node)
+            .context("metadata node missing")?
+            .address;
         Ok(Self {
             client: NodeClient::new(Arc::new(InternodeAuth::new(&secret))),
             metadata,
@@ -83,12 +91,21 @@ impl Admin {
     }
 
     async fn apply(&self, command: Command) -> anyhow::Result<Result<Outcome, MetaError>> {
-        Ok(self.client.post_json(self.metadata, paths::META_APPLY, &command).await?)
+        Ok(self
+            .client
+            .post_json(self.metadata, paths::META_APPLY, &command)
+            .await?)
     }
 
     pub async fn tenant_exists(&self, name: &str) -> anyhow::Result<bool> {
-        let answer: Result<Answer, MetaError> =
-            self.client.post_json(self.metadata, paths::META_QUERY, &Query::Tenant(TenantId::new(name))).await?;
+        let answer: Result<Answer, MetaError> = self
+            .client
+            .post_json(
+                self.metadata,
+                paths::META_QUERY,
+                &Query::Tenant(TenantId::new(name)),
+            )
+            .await?;
         match answer {
             Ok(_) => Ok(true),
             Err(MetaError::NoSuchTenant) => Ok(false),
@@ -98,19 +115,31 @@ impl Admin {
 
     pub async fn create_tenant(&self, name: &str) -> anyhow::Result<()> {
         anyhow::ensure!(
-            !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "tenant names are 1-64 letters, digits, '-' or '_'"
         );
-        self.apply(Command::CreateTenant(TenantRecord { id: TenantId::new(name), created_ms: now_ms() }))
-            .await?
-            .with_context(|| format!("creating tenant {name}"))?;
+        self.apply(Command::CreateTenant(TenantRecord {
+            id: TenantId::new(name),
+            created_ms: now_ms(),
+        }))
+        .await?
+        .with_context(|| format!("creating tenant {name}"))?;
         Ok(())
     }
 
     pub async fn create_key(&self, tenant: &str) -> anyhow::Result<NewKey> {
-        let access_key_id = format!("IGN{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17));
-        let secret_access_key =
-            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
+        let access_key_id = format!(
+            "IGN{}",
+            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)
+        );
+        let secret_access_key = random_string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            40,
+        );
         let record = AccessKeyRecord {
             access_key_id: AccessKeyId::new(access_key_id.clone()),
             tenant: TenantId::new(tenant),
@@ -121,7 +150,10 @@ impl Admin {
         self.apply(Command::CreateAccessKey(record))
             .await?
             .with_context(|| format!("creating a key for tenant {tenant}"))?;
-        Ok(NewKey { access_key_id, secret_access_key })
+        Ok(NewKey {
+            access_key_id,
+            secret_access_key,
+        })
     }
 }
 
@@ -133,12 +165,19 @@ fn print_key(key: &NewKey) {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let admin = Admin::open(&args.data_dir)?;
     match args.command {
-        AdminCommand::Tenant { command: TenantCommand::Create { name } } => {
+        AdminCommand::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
             admin.create_tenant(&name).await?;
             print_key(&admin.create_key(&name).await?);
         }
-        AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
-            anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
+        AdminCommand::Key {
+            command: KeyCommand::Create { tenant },
+        } => {
+            anyhow::ensure!(
+                admin.tenant_exists(&tenant).await?,
+                "no tenant named {tenant}"
+            );
             print_key(&admin.create_key(&tenant).await?);
         }
     }

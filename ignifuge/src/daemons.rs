@@ -10,22 +10,36 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the cluster secret {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the cluster secret {}", path.display()))?;
     let secret = hex::decode(text.trim()).context("the cluster secret file must hold hex")?;
-    anyhow::ensure!(secret.len() >= 32, "the cluster secret must be at least 32 bytes");
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "the cluster secret must be at least 32 bytes"
+    );
     Ok(secret)
 }
 
-pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run_node(
+    config: &Path,
+    secret_file: &Path,
+    node_id: &str,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
     let id = NodeId::new(node_id);
-    let me = cluster.node(&id).with_context(|| format!("node {node_id} is not in {}", config.display()))?.clone();
+    let me = cluster
+        .node(&id)
+        .with_context(|| format!("node {node_id} is not in {}", config.display()))?
+        .clone();
     std::fs::create_dir_all(data_dir)?;
-    let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
+    let index = ignifuge_storage_node::open_store(&data_dir.join("index"))
+        .context("opening the shard index")?;
     let store = Arc::new(ShardStore::open(data_dir, index)?);
     let metadata = if cluster.metadata_node == id {
-        let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
+        let kv = ignifuge_storage_node::open_store(&data_dir.join("meta"))
+            .context("opening the metadata store")?;
         Some(Arc::new(LocalMetadata::new(kv)))
     } else {
         None
@@ -34,7 +48,11 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
         .await
         .with_context(|| format!("binding {}", me.address))?;
     tracing::info!(node = %id, datacenter = %me.datacenter, address = %me.address, metadata = metadata.is_some(), "storage node ready");
-    let server = Arc::new(NodeServer { store, metadata, auth: InternodeAuth::new(&secret) });
+    let server = Arc::new(NodeServer {
+        store,
+        metadata,
+        auth: InternodeAuth::new(&secret),
+    });
     tokio::select! {
         served = ignifuge_storage_node::serve(listener, server) => served.context("serving")?,
         _ = shutdown_signal() => tracing::info!(node = %id, "stopping"),
@@ -42,12 +60,24 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     Ok(())
 }
 
-pub async fn run_gateway(config: &Path, secret_file: &Path, listen: SocketAddr, domains: Vec<String>) -> anyhow::Result<()> {
+pub async fn run_gateway(
+    config: &Path,
+    secret_file: &Path,
+    listen: SocketAddr,
+    domains: Vec<String>,
+) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
-    let config = ignifuge_gateway::GatewayConfig { listen, cluster, cluster_secret: secret, domains: domains.clone() };
+    let config = ignifuge_gateway::GatewayConfig {
+        listen,
+        cluster,
+        cluster_secret: secret,
+        domains: domains.clone(),
+    };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "gateway ready");
     tokio::select! {
         served = ignifuge_gateway::serve(listener, gateway, domains) => served.context("serving")?,

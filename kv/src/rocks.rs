@@ -46,9 +46,10 @@ impl KvStore for RocksKv {
         if let Some(end) = end {
             read.set_iterate_upper_bound(end.to_vec());
         }
-        let iter = self
-            .db
-            .iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), read);
+        let iter = self.db.iterator_opt(
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+            read,
+        );
         let mut out = Vec::new();
         for item in iter.take(limit) {
             let (k, v) = item.map_err(engine)?;

@@ -30,7 +30,11 @@ pub struct ListPage {
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
 
-pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRequest) -> Result<ListPage, MetaError> {
+pub(crate) fn list(
+    machine: &StateMachine,
+    index_prefix: &[u8],
+    request: &ListRequest,
+) -> Result<ListPage, MetaError> {
     let max_keys = request.max_keys.min(LIST_MAX_KEYS);
     let mut page = ListPage::default();
     if max_keys == 0 {
@@ -52,7 +56,9 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
     let mut emitted = 0usize;
 
     'scan: loop {
-        let batch = machine.kv().scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
+        let batch = machine
+            .kv()
+            .scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
         if batch.is_empty() {
             break;
         }
@@ -68,7 +74,10 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
             if let Some(common) = common {
                 let mut skip_to = index_prefix.to_vec();
                 skip_to.extend_from_slice(common.as_bytes());
-                let already_returned = request.start_after.as_deref().is_some_and(|a| a.starts_with(&common));
+                let already_returned = request
+                    .start_after
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(&common));
                 if !already_returned {
                     if emitted == max_keys {
                         page.is_truncated = true;

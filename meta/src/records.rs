@@ -224,10 +224,22 @@ pub enum Query {
     Tenant(TenantId),
     Bucket(BucketName),
     ListBuckets(TenantId),
-    Object { bucket: BucketName, key: ObjectKey },
-    ListObjects { bucket: BucketName, request: crate::ListRequest },
-    Upload { bucket: BucketName, upload_id: UploadId },
-    ListParts { bucket: BucketName, upload_id: UploadId },
+    Object {
+        bucket: BucketName,
+        key: ObjectKey,
+    },
+    ListObjects {
+        bucket: BucketName,
+        request: crate::ListRequest,
+    },
+    Upload {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
+    ListParts {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
 }
 
 /// The answer to a query.

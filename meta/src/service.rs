@@ -1,8 +1,8 @@
 //! The interface the gateway calls, and its single-node implementation.
 
+use crate::MetaError;
 use crate::machine::StateMachine;
 use crate::records::{Answer, Command, Outcome, Query};
-use crate::MetaError;
 use std::sync::{Arc, Mutex};
 
 /// Replicated-metadata interface. Implementations: [`LocalMetadata`] (one process, for tests and
@@ -23,7 +23,10 @@ pub struct LocalMetadata {
 
 impl LocalMetadata {
     pub fn new(kv: Arc<dyn ignifuge_kv::KvStore>) -> Self {
-        Self { machine: StateMachine::new(kv), writer: Mutex::new(()) }
+        Self {
+            machine: StateMachine::new(kv),
+            writer: Mutex::new(()),
+        }
     }
 
     /// Applies a command synchronously (call from a blocking context: it fsyncs).

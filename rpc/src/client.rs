@@ -97,7 +97,13 @@ impl NodeClient {
     }
 
     /// Stores a shard; returns once the node has fsynced it.
-    pub async fn put_shard(&self, node: SocketAddr, id: &ShardId, data: Bytes, hash: &blake3::Hash) -> Result<(), RpcError> {
+    pub async fn put_shard(
+        &self,
+        node: SocketAddr,
+        id: &ShardId,
+        data: Bytes,
+        hash: &blake3::Hash,
+    ) -> Result<(), RpcError> {
         let hex = hash.to_hex().to_string();
         let (status, _, body) = self
             .send(
@@ -115,9 +121,23 @@ impl NodeClient {
     }
 
     /// Fetches a shard and checks it against the hash recorded in the metadata.
-    pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
+    pub async fn get_shard(
+        &self,
+        node: SocketAddr,
+        id: &ShardId,
+        expected: &blake3::Hash,
+    ) -> Result<Bytes, RpcError> {
         let (status, _, body) = self
-            .send(Method::GET, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
+            .send(
+                Method::GET,
+                node,
+                &paths::shard(id),
+                Bytes::new(),
+                None,
+                "",
+                SHARD_RPC_TIMEOUT_MS,
+                SHARD_MAX_BYTES,
+            )
             .await?;
         Self::check_status(node, status, &body)?;
         if blake3::hash(&body) != *expected {
@@ -129,7 +149,16 @@ impl NodeClient {
     /// Deletes every shard of a blob held by the node.
     pub async fn delete_blob(&self, node: SocketAddr, blob: &BlobId) -> Result<(), RpcError> {
         let (status, _, body) = self
-            .send(Method::DELETE, node, &paths::blob(blob), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
+            .send(
+                Method::DELETE,
+                node,
+                &paths::blob(blob),
+                Bytes::new(),
+                None,
+                "",
+                SHARD_RPC_TIMEOUT_MS,
+                64 * 1024,
+            )
             .await?;
         Self::check_status(node, status, &body)
     }
@@ -156,7 +185,8 @@ impl NodeClient {
             )
             .await?;
         Self::check_status(node, status, &answer)?;
-        serde_json::from_slice(&answer).map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
+        serde_json::from_slice(&answer)
+            .map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
     }
 
     /// Whether the node answers its health check.

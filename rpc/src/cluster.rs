@@ -41,12 +41,19 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<Self, RpcError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
-        let config: ClusterConfig =
-            toml::from_str(&text).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
-        config.topology().validate().map_err(|e| RpcError::Config(e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
+        let config: ClusterConfig = toml::from_str(&text)
+            .map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
+        config
+            .topology()
+            .validate()
+            .map_err(|e| RpcError::Config(e.to_string()))?;
         if config.node(&config.metadata_node).is_none() {
-            return Err(RpcError::Config(format!("metadata node {} is not a node", config.metadata_node)));
+            return Err(RpcError::Config(format!(
+                "metadata node {} is not a node",
+                config.metadata_node
+            )));
         }
         Ok(config)
     }
@@ -63,10 +70,17 @@ impl ClusterConfig {
     pub fn topology(&self) -> Topology {
         let mut datacenters: Vec<Datacenter> = Vec::new();
         for node in &self.nodes {
-            let entry = Node { id: node.id.clone(), capacity_weight: node.capacity_weight, disks: 1 };
+            let entry = Node {
+                id: node.id.clone(),
+                capacity_weight: node.capacity_weight,
+                disks: 1,
+            };
             match datacenters.iter_mut().find(|d| d.id == node.datacenter) {
                 Some(dc) => dc.nodes.push(entry),
-                None => datacenters.push(Datacenter { id: node.datacenter.clone(), nodes: vec![entry] }),
+                None => datacenters.push(Datacenter {
+                    id: node.datacenter.clone(),
+                    nodes: vec![entry],
+                }),
             }
         }
         Topology { datacenters }

@@ -12,7 +12,7 @@ mod client;
 mod cluster;
 mod secrets;
 
-pub use auth::{InternodeAuth, AUTH_HEADER, BODY_HASH_HEADER, TIME_HEADER};
+pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, NodeEndpoint};
 pub use secrets::SecretSealer;
@@ -49,7 +49,11 @@ pub enum RpcError {
     #[error("node {0} timed out")]
     Timeout(String),
     #[error("node {node} answered {status}: {message}")]
-    Status { node: String, status: u16, message: String },
+    Status {
+        node: String,
+        status: u16,
+        message: String,
+    },
     #[error("shard from {0} failed its BLAKE3 check")]
     Corrupt(String),
     #[error("not found on {0}")]

@@ -9,8 +9,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ignifuge_meta::{Command, LocalMetadata, Query};
 use ignifuge_rpc::{
-    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES,
-    TIME_HEADER, paths,
+    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER,
+    SHARD_MAX_BYTES, TIME_HEADER, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -34,7 +34,11 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
 }
 
 fn header<'a>(request: &'a Request<Incoming>, name: &str) -> &'a str {
-    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Accepts connections until the listener fails.
@@ -66,7 +70,11 @@ fn parse_shard_id(rest: &str) -> Option<ShardId> {
     if parts.next().is_some() || !blob.is_well_formed() {
         return None;
     }
-    Some(ShardId { blob, stripe, shard })
+    Some(ShardId {
+        blob,
+        stripe,
+        shard,
+    })
 }
 
 fn store_error(e: StoreError) -> HttpResponse {
@@ -96,7 +104,11 @@ impl NodeServer {
             (&Method::POST, _) => header(&request, BODY_HASH_HEADER).to_string(),
             _ => String::new(),
         };
-        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         if !self.auth.verify(
             request.method().as_str(),
             path_and_query,
@@ -123,12 +135,22 @@ impl NodeServer {
         }
     }
 
-    async fn put_shard(&self, rest: &str, hash_hex: &str, request: Request<Incoming>) -> HttpResponse {
-        let Some(id) = parse_shard_id(rest) else { return reply(StatusCode::BAD_REQUEST, "malformed shard id") };
+    async fn put_shard(
+        &self,
+        rest: &str,
+        hash_hex: &str,
+        request: Request<Incoming>,
+    ) -> HttpResponse {
+        let Some(id) = parse_shard_id(rest) else {
+            return reply(StatusCode::BAD_REQUEST, "malformed shard id");
+        };
         let Ok(hash) = blake3::Hash::from_hex(hash_hex) else {
             return reply(StatusCode::BAD_REQUEST, "missing or malformed shard hash");
         };
-        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES).collect().await {
+        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(e) => return reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
         };
@@ -141,7 +163,9 @@ impl NodeServer {
     }
 
     async fn get_shard(&self, rest: &str) -> HttpResponse {
-        let Some(id) = parse_shard_id(rest) else { return reply(StatusCode::BAD_REQUEST, "malformed shard id") };
+        let Some(id) = parse_shard_id(rest) else {
+            return reply(StatusCode::BAD_REQUEST, "malformed shard id");
+        };
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.get(&id)).await {
             Ok(Ok((data, hash))) => {
@@ -171,9 +195,15 @@ impl NodeServer {
 
     async fn meta(&self, request: Request<Incoming>, hash_hex: &str, apply: bool) -> HttpResponse {
         let Some(metadata) = self.metadata.clone() else {
-            return reply(StatusCode::MISDIRECTED_REQUEST, "this node does not host the metadata");
+            return reply(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this node does not host the metadata",
+            );
         };
-        let body = match Limited::new(request.into_body(), META_BODY_MAX_BYTES).collect().await {
+        let body = match Limited::new(request.into_body(), META_BODY_MAX_BYTES)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(e) => return reply(StatusCode::BAD_REQUEST, format!("metadata body: {e}")),
         };

@@ -13,7 +13,9 @@ fn url_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -29,7 +31,10 @@ impl Encoder {
         match encoding.map(|e| e.as_str()) {
             None => Ok(Self { url: false }),
             Some(EncodingType::URL) => Ok(Self { url: true }),
-            Some(other) => Err(s3s::s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
+            Some(other) => Err(s3s::s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request: {other}"
+            )),
         }
     }
 
@@ -45,14 +50,26 @@ impl Encoder {
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(LIST_MAX_KEYS),
-        Some(n) if n < 0 => Err(s3s::s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
+        Some(n) if n < 0 => Err(s3s::s3_error!(
+            InvalidArgument,
+            "max-keys must be a non-negative integer"
+        )),
         Some(n) => Ok((n as usize).min(LIST_MAX_KEYS)),
     }
 }
 
 async fn page(s3: &IgnifugeS3, bucket: &str, request: ListRequest) -> S3Result<ListPage> {
-    let query = Query::ListObjects { bucket: BucketName::new(bucket), request };
-    match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+    let query = Query::ListObjects {
+        bucket: BucketName::new(bucket),
+        request,
+    };
+    match s3
+        .gateway
+        .metadata
+        .query(query)
+        .await
+        .map_err(GatewayError::Meta)?
+    {
         Answer::Objects(page) => Ok(page),
         _ => Err(GatewayError::Internal("unexpected answer to a listing".into()).into()),
     }
@@ -64,7 +81,9 @@ fn object_entry(record: ObjectRecord, encoder: &Encoder, owner: Option<&Owner>) 
         size: Some(record.size as i64),
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),
-        storage_class: Some(ObjectStorageClass::from(ObjectStorageClass::STANDARD.to_string())),
+        storage_class: Some(ObjectStorageClass::from(
+            ObjectStorageClass::STANDARD.to_string(),
+        )),
         checksum_algorithm: None,
         checksum_type: None,
         owner: owner.cloned(),
@@ -75,11 +94,16 @@ fn object_entry(record: ObjectRecord, encoder: &Encoder, owner: Option<&Owner>) 
 fn prefixes(page: &mut ListPage, encoder: &Encoder) -> Vec<CommonPrefix> {
     std::mem::take(&mut page.common_prefixes)
         .into_iter()
-        .map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) })
+        .map(|p| CommonPrefix {
+            prefix: Some(encoder.apply(p)),
+        })
         .collect()
 }
 
-pub async fn list_objects_v2(s3: &IgnifugeS3, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub async fn list_objects_v2(
+    s3: &IgnifugeS3,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
@@ -91,7 +115,12 @@ pub async fn list_objects_v2(s3: &IgnifugeS3, req: S3Request<ListObjectsV2Input>
                 .decode(token)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| s3s::s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+                .ok_or_else(|| {
+                    s3s::s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
         ),
         None => input.start_after.clone(),
     };
@@ -107,8 +136,11 @@ pub async fn list_objects_v2(s3: &IgnifugeS3, req: S3Request<ListObjectsV2Input>
         id: Some(bucket.tenant.0.clone()),
     });
     let common_prefixes = prefixes(&mut listed, &encoder);
-    let contents: Vec<Object> =
-        listed.objects.into_iter().map(|r| object_entry(r, &encoder, owner.as_ref())).collect();
+    let contents: Vec<Object> = listed
+        .objects
+        .into_iter()
+        .map(|r| object_entry(r, &encoder, owner.as_ref()))
+        .collect();
     let output = ListObjectsV2Output {
         name: Some(bucket.name.0),
         key_count: Some((contents.len() + common_prefixes.len()) as i32),
@@ -129,7 +161,10 @@ pub async fn list_objects_v2(s3: &IgnifugeS3, req: S3Request<ListObjectsV2Input>
     Ok(S3Response::new(output))
 }
 
-pub async fn list_objects(s3: &IgnifugeS3, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub async fn list_objects(
+    s3: &IgnifugeS3,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
@@ -142,9 +177,16 @@ pub async fn list_objects(s3: &IgnifugeS3, req: S3Request<ListObjectsInput>) -> 
         max_keys: max,
     };
     let mut listed = page(s3, &bucket.name.0, request).await?;
-    let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
+    let owner = Owner {
+        display_name: Some(bucket.tenant.0.clone()),
+        id: Some(bucket.tenant.0.clone()),
+    };
     let common_prefixes = prefixes(&mut listed, &encoder);
-    let contents: Vec<Object> = listed.objects.into_iter().map(|r| object_entry(r, &encoder, Some(&owner))).collect();
+    let contents: Vec<Object> = listed
+        .objects
+        .into_iter()
+        .map(|r| object_entry(r, &encoder, Some(&owner)))
+        .collect();
     let output = ListObjectsOutput {
         name: Some(bucket.name.0),
         max_keys: Some(max as i32),

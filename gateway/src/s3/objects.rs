@@ -1,17 +1,17 @@
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use super::{
-    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, parse_expires, timestamp,
-    unix_seconds,
+    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers,
+    parse_expires, timestamp, unix_seconds,
 };
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
-    WriteCondition,
+    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome,
+    PartData, Query, WriteCondition,
 };
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use s3s::dto::*;
@@ -19,13 +19,36 @@ use s3s::{S3Request, S3Response, S3Result};
 use std::ops::Range as ByteRange;
 use std::pin::Pin;
 
-pub(super) type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
+pub(super) type BodyStream = Pin<Box<dyn Stream<Item = GatewayResult<Bytes>> + Send>>;
 
+/// The request body, with s3s's stream errors classified. s3s keeps its upload-stream error type
+/// private, so the payload-hash mismatch is recognised by its (pinned-version) message.
 pub(super) fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
     match body {
-        Some(blob) => Box::pin(blob),
+        Some(blob) => Box::pin(blob.map(|chunk| {
+            chunk.map_err(|e| {
+                let text = e.to_string();
+                if text.contains("Sha256Mismatch") {
+                    GatewayError::PayloadHashMismatch
+                } else {
+                    GatewayError::BodyRead(text)
+                }
+            })
+        })),
         None => Box::pin(futures::stream::empty()),
     }
+}
+
+/// Content-Encoding as stored: `aws-chunked` describes the upload's framing, not the object.
+pub(super) fn stored_content_encoding(value: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = value
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 /// The checksums a client announced for a body: headers with values, and algorithms whose
@@ -36,7 +59,10 @@ pub(super) fn expected_checksums(
     given: [(Algorithm, Option<String>); 5],
     algorithm: Option<&ChecksumAlgorithm>,
 ) -> GatewayResult<Expected> {
-    let mut expected = Expected { content_md5, ..Default::default() };
+    let mut expected = Expected {
+        content_md5,
+        ..Default::default()
+    };
     for (a, value) in given {
         if let Some(v) = value {
             expected.checksums.push((a, v));
@@ -45,8 +71,9 @@ pub(super) fn expected_checksums(
     if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
         for name in trailer.split(',') {
             let name = name.trim();
-            let a = Algorithm::from_header(name)
-                .ok_or_else(|| GatewayError::InvalidRequest(format!("unsupported trailer {name}")))?;
+            let a = Algorithm::from_header(name).ok_or_else(|| {
+                GatewayError::InvalidRequest(format!("unsupported trailer {name}"))
+            })?;
             expected.computed.push(a);
         }
     }
@@ -57,45 +84,70 @@ pub(super) fn expected_checksums(
     Ok(expected)
 }
 
-pub(super) fn trailers(handle: Option<s3s::TrailingHeaders>) -> impl FnOnce() -> Vec<(String, String)> {
+pub(super) fn trailers(
+    handle: Option<s3s::TrailingHeaders>,
+) -> impl FnOnce() -> Vec<(String, String)> {
     move || {
         handle
             .and_then(|h| h.take())
             .map(|map| {
                 map.iter()
-                    .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                    .filter_map(|(k, v)| {
+                        Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                    })
                     .collect()
             })
             .unwrap_or_default()
     }
 }
 
-fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> GatewayResult<WriteCondition> {
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> GatewayResult<WriteCondition> {
     let if_none_match_any = match if_none_match {
         None => false,
         Some(ETagCondition::Any) => true,
         Some(ETagCondition::ETag(_)) => {
-            return Err(GatewayError::InvalidArgument("If-None-Match on writes accepts only *".into()));
+            return Err(GatewayError::InvalidArgument(
+                "If-None-Match on writes accepts only *".into(),
+            ));
         }
     };
     let if_match = if_match.map(|c| match c {
         ETagCondition::Any => "*".to_string(),
         ETagCondition::ETag(e) => e.value().to_string(),
     });
-    Ok(WriteCondition { if_none_match_any, if_match })
+    Ok(WriteCondition {
+        if_none_match_any,
+        if_match,
+    })
 }
 
 impl IgnifugeS3 {
     pub(super) async fn get_record(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        let query = Query::Object { bucket: BucketName::new(bucket), key: ObjectKey::new(key) };
-        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+        let query = Query::Object {
+            bucket: BucketName::new(bucket),
+            key: ObjectKey::new(key),
+        };
+        match self
+            .gateway
+            .metadata
+            .query(query)
+            .await
+            .map_err(GatewayError::Meta)?
+        {
             Answer::Object(record) => Ok(*record),
             _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
         }
     }
 
     /// Commits a record; a failed commit discards the freshly written blob.
-    pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
+    pub(super) async fn commit(
+        &self,
+        command: Command,
+        written: &[&DataLocation],
+    ) -> S3Result<Outcome> {
         match self.gateway.metadata.apply(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -110,14 +162,17 @@ impl IgnifugeS3 {
     }
 }
 
-pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+pub async fn put_object(
+    s3: &IgnifugeS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let headers = object_headers(
         input.content_type,
-        input.content_encoding,
+        stored_content_encoding(input.content_encoding),
         input.content_disposition,
         input.content_language,
         input.cache_control,
@@ -145,7 +200,11 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
     let written = s3
         .gateway
         .data
-        .write_blob(body_stream(input.body), request, trailers(req.trailing_headers))
+        .write_blob(
+            body_stream(input.body),
+            request,
+            trailers(req.trailing_headers),
+        )
         .await?;
     let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
     let output = PutObjectOutput {
@@ -160,11 +219,24 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(Command::PutObject { bucket: bucket.name, record, condition }, &[&location]).await?;
+    s3.commit(
+        Command::PutObject {
+            bucket: bucket.name,
+            record,
+            condition,
+        },
+        &[&location],
+    )
+    .await?;
     Ok(S3Response::new(output))
 }
 
-pub(super) fn single_part_record(key: ObjectKey, headers: ObjectHeaders, written: WrittenBlob, now: i64) -> ObjectRecord {
+pub(super) fn single_part_record(
+    key: ObjectKey,
+    headers: ObjectHeaders,
+    written: WrittenBlob,
+    now: i64,
+) -> ObjectRecord {
     let etag = hex::encode(written.digests.md5);
     let mut checksums = written.digests.checksums;
     checksums.checksum_type = Some(ChecksumType::FULL_OBJECT.to_string());
@@ -206,8 +278,12 @@ fn check_read_conditions(
 ) -> GatewayResult<()> {
     let modified_s = record.last_modified_ms.div_euclid(1000);
     match (if_match, if_unmodified_since) {
-        (Some(c), _) if !etag_matches(c, &record.etag) => return Err(GatewayError::PreconditionFailed),
-        (None, Some(t)) if modified_s > unix_seconds(t) => return Err(GatewayError::PreconditionFailed),
+        (Some(c), _) if !etag_matches(c, &record.etag) => {
+            return Err(GatewayError::PreconditionFailed);
+        }
+        (None, Some(t)) if modified_s > unix_seconds(t) => {
+            return Err(GatewayError::PreconditionFailed);
+        }
         _ => {}
     }
     match (if_none_match, if_modified_since) {
@@ -219,28 +295,49 @@ fn check_read_conditions(
 }
 
 /// The bytes a GET or HEAD covers: a Range, a part number, or everything.
-fn selected_range(record: &ObjectRecord, range: Option<&Range>, part_number: Option<i32>) -> GatewayResult<Option<ByteRange<u64>>> {
+fn selected_range(
+    record: &ObjectRecord,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> GatewayResult<Option<ByteRange<u64>>> {
     if let Some(n) = part_number {
         if range.is_some() {
-            return Err(GatewayError::InvalidRequest("Range and partNumber cannot be combined".into()));
+            return Err(GatewayError::InvalidRequest(
+                "Range and partNumber cannot be combined".into(),
+            ));
         }
-        let n = usize::try_from(n).ok().filter(|n| *n >= 1 && *n <= record.parts.len()).ok_or(GatewayError::InvalidRange)?;
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1 && *n <= record.parts.len())
+            .ok_or(GatewayError::InvalidRange)?;
         let start: u64 = record.parts[..n - 1].iter().map(|p| p.size).sum();
         return Ok(Some(start..start + record.parts[n - 1].size));
     }
     match range {
         None => Ok(None),
-        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange),
+        Some(r) => r
+            .check(record.size)
+            .map(Some)
+            .map_err(|_| GatewayError::InvalidRange),
     }
 }
 
 fn content_range(range: &ByteRange<u64>, size: u64) -> String {
-    format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size)
+    format!(
+        "bytes {}-{}/{}",
+        range.start,
+        range.end.saturating_sub(1),
+        size
+    )
 }
 
 /// Stored checksums, returned when the client asks with x-amz-checksum-mode: ENABLED and reads
 /// the whole object (a range has no stored checksum).
-fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole: bool) -> Checksums {
+fn returned_checksums(
+    record: &ObjectRecord,
+    mode: Option<&ChecksumMode>,
+    whole: bool,
+) -> Checksums {
     if whole && mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
         record.checksums.clone()
     } else {
@@ -248,7 +345,10 @@ fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole:
     }
 }
 
-pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+pub async fn get_object(
+    s3: &IgnifugeS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     s3.owned_bucket(&principal, &input.bucket).await?;
@@ -263,7 +363,10 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
-    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone());
+    let body = s3
+        .gateway
+        .data
+        .read_range(record.parts.clone(), range.clone());
     let headers = record.headers;
     let output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -278,8 +381,10 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
-        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
-        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
+        metadata: (!headers.user_metadata.is_empty())
+            .then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart)
+            .then_some(record.parts.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -292,7 +397,10 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
     Ok(S3Response::new(output))
 }
 
-pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(
+    s3: &IgnifugeS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     s3.owned_bucket(&principal, &input.bucket).await?;
@@ -320,8 +428,10 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
-        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
-        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
+        metadata: (!headers.user_metadata.is_empty())
+            .then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart)
+            .then_some(record.parts.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -333,31 +443,52 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
     Ok(S3Response::new(output))
 }
 
-pub async fn delete_object(s3: &IgnifugeS3, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(
+    s3: &IgnifugeS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let condition = write_condition(input.if_match.as_ref(), None)?;
-    let command = Command::DeleteObject { bucket: bucket.name, key: ObjectKey::new(input.key), condition, now_ms: now_ms() };
-    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    let command = Command::DeleteObject {
+        bucket: bucket.name,
+        key: ObjectKey::new(input.key),
+        condition,
+        now_ms: now_ms(),
+    };
+    s3.gateway
+        .metadata
+        .apply(command)
+        .await
+        .map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
 /// Most keys in one DeleteObjects request, as on AWS.
 const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
 
-pub async fn delete_objects(s3: &IgnifugeS3, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+pub async fn delete_objects(
+    s3: &IgnifugeS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     if input.delete.objects.len() > DELETE_OBJECTS_MAX_KEYS {
-        return Err(s3s::s3_error!(MalformedXML, "at most 1000 keys can be deleted at once"));
+        return Err(s3s::s3_error!(
+            MalformedXML,
+            "at most 1000 keys can be deleted at once"
+        ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in input.delete.objects {
-        let condition = WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
+        let condition = WriteCondition {
+            if_none_match_any: false,
+            if_match: object.e_tag.as_ref().map(|e| e.value().to_string()),
+        };
         let command = Command::DeleteObject {
             bucket: bucket.name.clone(),
             key: ObjectKey::new(object.key.clone()),
@@ -367,7 +498,10 @@ pub async fn delete_objects(s3: &IgnifugeS3, req: S3Request<DeleteObjectsInput>)
         match s3.gateway.metadata.apply(command).await {
             Ok(_) => {
                 if !quiet {
-                    deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
+                    deleted.push(DeletedObject {
+                        key: Some(object.key),
+                        ..Default::default()
+                    });
                 }
             }
             Err(e) => {
@@ -381,16 +515,32 @@ pub async fn delete_objects(s3: &IgnifugeS3, req: S3Request<DeleteObjectsInput>)
             }
         }
     }
-    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
 }
 
-pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(
+    s3: &IgnifugeS3,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
     let (source_bucket, source_key, source_version) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
-        _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => (bucket.to_string(), key.to_string(), version_id.clone()),
+        _ => {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "access point copy sources are not supported"
+            ));
+        }
     };
     s3.owned_bucket(&principal, &source_bucket).await?;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
@@ -411,7 +561,10 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         GatewayError::NotModified => GatewayError::PreconditionFailed,
         other => other,
     })?;
-    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if source_bucket == input.bucket && source_key == input.key && !replace {
         return Err(s3s::s3_error!(
             InvalidRequest,
@@ -434,14 +587,25 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
     // so deleting one version can never take another's data with it.
     let mut computed = vec![Algorithm::Crc64Nvme];
-    for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Sha1, Algorithm::Sha256] {
+    for a in [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ] {
         if a.get(&source.checksums).is_some() && !source.multipart {
             computed.push(a);
         }
     }
-    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size);
+    let body = s3
+        .gateway
+        .data
+        .read_range(source.parts.clone(), 0..source.size);
     let request = WriteRequest {
-        expected: Expected { computed, ..Default::default() },
+        expected: Expected {
+            computed,
+            ..Default::default()
+        },
         declared_length: Some(source.size),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
@@ -455,7 +619,17 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(Command::PutObject { bucket: bucket.name, record, condition: WriteCondition::default() }, &[&location])
-        .await?;
-    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    s3.commit(
+        Command::PutObject {
+            bucket: bucket.name,
+            record,
+            condition: WriteCondition::default(),
+        },
+        &[&location],
+    )
+    .await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        ..Default::default()
+    }))
 }
