@@ -39,8 +39,7 @@ fn clear_aws_env(command: &mut Command) {
 /// AWS configuration; the config file sets path-style addressing.
 fn aws_command(cluster: &Cluster, program: &str, scratch: &Path) -> Command {
     let config = scratch.join("aws-config");
-    std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n")
-        .expect("write aws config");
+    std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").expect("write aws config");
     let mut command = Command::new(program);
     clear_aws_env(&mut command);
     for (key, value) in &cluster.exports {
@@ -48,10 +47,7 @@ fn aws_command(cluster: &Cluster, program: &str, scratch: &Path) -> Command {
     }
     command
         .env("AWS_CONFIG_FILE", &config)
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            scratch.join("no-credentials-file"),
-        )
+        .env("AWS_SHARED_CREDENTIALS_FILE", scratch.join("no-credentials-file"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_MAX_ATTEMPTS", "3")
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -75,10 +71,7 @@ fn run_ok(command: &mut Command, timeout: Duration) -> String {
 
 fn aws(cluster: &Cluster, scratch: &Path, args: &[&str]) -> String {
     let mut command = aws_command(cluster, "aws", scratch);
-    command
-        .arg("--endpoint-url")
-        .arg(&cluster.endpoint)
-        .args(args);
+    command.arg("--endpoint-url").arg(&cluster.endpoint).args(args);
     run_ok(&mut command, CLI_TIMEOUT)
 }
 
@@ -92,83 +85,34 @@ async fn aws_cli() {
     let out = aws(&cluster, scratch.path(), &["s3", "mb", "s3://cli-bucket"]);
     assert!(out.contains("make_bucket: cli-bucket"), "mb output: {out}");
     let out = aws(&cluster, scratch.path(), &["s3", "ls"]);
-    assert!(
-        out.lines().any(|l| l.trim_end().ends_with(" cli-bucket")),
-        "s3 ls: {out}"
-    );
+    assert!(out.lines().any(|l| l.trim_end().ends_with(" cli-bucket")), "s3 ls: {out}");
 
     // 200 MiB up (multipart, 8 MiB parts) and back down.
     let big_size = 200 * MIB;
     let upload = scratch.path().join("big.bin");
     let upload_md5 = rng.write_file(&upload, big_size);
     let upload_arg = upload.to_str().expect("utf-8 path");
-    aws(
-        &cluster,
-        scratch.path(),
-        &[
-            "s3",
-            "cp",
-            "--no-progress",
-            upload_arg,
-            "s3://cli-bucket/data/big.bin",
-        ],
-    );
+    aws(&cluster, scratch.path(), &["s3", "cp", "--no-progress", upload_arg, "s3://cli-bucket/data/big.bin"]);
     let download = scratch.path().join("big.down");
     let download_arg = download.to_str().expect("utf-8 path");
-    aws(
-        &cluster,
-        scratch.path(),
-        &[
-            "s3",
-            "cp",
-            "--no-progress",
-            "s3://cli-bucket/data/big.bin",
-            download_arg,
-        ],
-    );
-    assert_eq!(
-        md5_file(&download),
-        upload_md5,
-        "aws s3 cp round trip of 200 MiB"
-    );
+    aws(&cluster, scratch.path(), &["s3", "cp", "--no-progress", "s3://cli-bucket/data/big.bin", download_arg]);
+    assert_eq!(md5_file(&download), upload_md5, "aws s3 cp round trip of 200 MiB");
     std::fs::remove_file(&download).expect("remove download");
 
     let head = aws(
         &cluster,
         scratch.path(),
-        &[
-            "s3api",
-            "head-object",
-            "--bucket",
-            "cli-bucket",
-            "--key",
-            "data/big.bin",
-            "--output",
-            "json",
-        ],
+        &["s3api", "head-object", "--bucket", "cli-bucket", "--key", "data/big.bin", "--output", "json"],
     );
     let head: serde_json::Value =
         serde_json::from_str(&head).unwrap_or_else(|e| panic!("head-object JSON ({e}): {head}"));
-    assert_eq!(
-        head["ContentLength"].as_u64(),
-        Some(big_size as u64),
-        "head-object ContentLength: {head}"
-    );
+    assert_eq!(head["ContentLength"].as_u64(), Some(big_size as u64), "head-object ContentLength: {head}");
     let etag = head["ETag"].as_str().expect("ETag").to_owned();
-    assert!(
-        etag.starts_with('"') && etag.ends_with("-25\""),
-        "ETag of a 25-part upload: {etag}"
-    );
+    assert!(etag.starts_with('"') && etag.ends_with("-25\""), "ETag of a 25-part upload: {etag}");
 
     // sync of a nested tree, and back.
     let tree = scratch.path().join("tree");
-    let files = [
-        "top.txt",
-        "sub/a.txt",
-        "sub/deeper/b.bin",
-        "sub/deeper/deepest/c.bin",
-        "other dir/d.txt",
-    ];
+    let files = ["top.txt", "sub/a.txt", "sub/deeper/b.bin", "sub/deeper/deepest/c.bin", "other dir/d.txt"];
     let mut contents = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let path = tree.join(file);
@@ -178,114 +122,42 @@ async fn aws_cli() {
         contents.push(data);
     }
     let tree_arg = tree.to_str().expect("utf-8 path");
-    aws(
-        &cluster,
-        scratch.path(),
-        &[
-            "s3",
-            "sync",
-            "--no-progress",
-            tree_arg,
-            "s3://cli-bucket/tree/",
-        ],
-    );
+    aws(&cluster, scratch.path(), &["s3", "sync", "--no-progress", tree_arg, "s3://cli-bucket/tree/"]);
     let mut expected_keys: Vec<String> = files.iter().map(|f| format!("tree/{f}")).collect();
     expected_keys.sort();
-    let mut keys: Vec<String> = list_all_keys(&s3, "cli-bucket")
-        .await
-        .into_iter()
-        .filter(|k| k.starts_with("tree/"))
-        .collect();
+    let mut keys: Vec<String> =
+        list_all_keys(&s3, "cli-bucket").await.into_iter().filter(|k| k.starts_with("tree/")).collect();
     keys.sort();
     assert_eq!(keys, expected_keys, "keys after aws s3 sync");
     for (file, data) in files.iter().zip(&contents) {
-        assert_bytes_eq(
-            &get_object(&s3, "cli-bucket", &format!("tree/{file}")).await,
-            data,
-            file,
-        );
+        assert_bytes_eq(&get_object(&s3, "cli-bucket", &format!("tree/{file}")).await, data, file);
     }
-    let listing = aws(
-        &cluster,
-        scratch.path(),
-        &["s3", "ls", "--recursive", "s3://cli-bucket/tree/"],
-    );
+    let listing = aws(&cluster, scratch.path(), &["s3", "ls", "--recursive", "s3://cli-bucket/tree/"]);
     for key in &expected_keys {
-        assert!(
-            listing.contains(key.as_str()),
-            "s3 ls --recursive misses {key}: {listing}"
-        );
+        assert!(listing.contains(key.as_str()), "s3 ls --recursive misses {key}: {listing}");
     }
     let listing = aws(&cluster, scratch.path(), &["s3", "ls", "s3://cli-bucket/"]);
-    assert!(
-        listing.contains("PRE tree/") && listing.contains("PRE data/"),
-        "s3 ls of the bucket: {listing}"
-    );
+    assert!(listing.contains("PRE tree/") && listing.contains("PRE data/"), "s3 ls of the bucket: {listing}");
 
     // A second sync has nothing to do (sizes and LastModified are listed right).
-    let again = aws(
-        &cluster,
-        scratch.path(),
-        &[
-            "s3",
-            "sync",
-            "--no-progress",
-            tree_arg,
-            "s3://cli-bucket/tree/",
-        ],
-    );
-    assert!(
-        !again.contains("upload:"),
-        "second sync uploaded again: {again}"
-    );
+    let again = aws(&cluster, scratch.path(), &["s3", "sync", "--no-progress", tree_arg, "s3://cli-bucket/tree/"]);
+    assert!(!again.contains("upload:"), "second sync uploaded again: {again}");
 
     let back = scratch.path().join("back");
     let back_arg = back.to_str().expect("utf-8 path");
-    aws(
-        &cluster,
-        scratch.path(),
-        &[
-            "s3",
-            "sync",
-            "--no-progress",
-            "s3://cli-bucket/tree/",
-            back_arg,
-        ],
-    );
+    aws(&cluster, scratch.path(), &["s3", "sync", "--no-progress", "s3://cli-bucket/tree/", back_arg]);
     for (file, data) in files.iter().zip(&contents) {
-        let got =
-            std::fs::read(back.join(file)).unwrap_or_else(|e| panic!("synced back {file}: {e}"));
+        let got = std::fs::read(back.join(file)).unwrap_or_else(|e| panic!("synced back {file}: {e}"));
         assert_bytes_eq(&got, data, &format!("synced back {file}"));
     }
 
     // rm --recursive, then the bucket itself.
-    let out = aws(
-        &cluster,
-        scratch.path(),
-        &["s3", "rm", "--recursive", "s3://cli-bucket/tree/"],
-    );
-    assert_eq!(
-        out.matches("delete:").count(),
-        files.len(),
-        "rm --recursive output: {out}"
-    );
-    assert_eq!(
-        list_all_keys(&s3, "cli-bucket").await,
-        vec!["data/big.bin"],
-        "keys after rm --recursive"
-    );
-    aws(
-        &cluster,
-        scratch.path(),
-        &["s3", "rm", "--recursive", "s3://cli-bucket"],
-    );
+    let out = aws(&cluster, scratch.path(), &["s3", "rm", "--recursive", "s3://cli-bucket/tree/"]);
+    assert_eq!(out.matches("delete:").count(), files.len(), "rm --recursive output: {out}");
+    assert_eq!(list_all_keys(&s3, "cli-bucket").await, vec!["data/big.bin"], "keys after rm --recursive");
+    aws(&cluster, scratch.path(), &["s3", "rm", "--recursive", "s3://cli-bucket"]);
     aws(&cluster, scratch.path(), &["s3", "rb", "s3://cli-bucket"]);
-    assert!(
-        ok(s3.list_buckets().send().await, "ListBuckets")
-            .buckets()
-            .is_empty(),
-        "bucket after rb"
-    );
+    assert!(ok(s3.list_buckets().send().await, "ListBuckets").buckets().is_empty(), "bucket after rb");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,50 +169,27 @@ async fn boto3_managed_transfers_and_plain_calls() {
     let size = 30 * MIB;
     let upload_md5 = rng.write_file(&upload, size);
     let download = scratch.path().join("download.bin");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/clients/boto3_roundtrip.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/boto3_roundtrip.py");
 
     let mut command = aws_command(&cluster, "python3", scratch.path());
-    command
-        .arg(script)
-        .arg(&cluster.endpoint)
-        .arg("boto3-bucket")
-        .arg(&upload)
-        .arg(&download);
+    command.arg(script).arg(&cluster.endpoint).arg("boto3-bucket").arg(&upload).arg(&download);
     let stdout = run_ok(&mut command, CLI_TIMEOUT);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("boto3 script output is no JSON ({e}): {stdout}"));
 
     assert_eq!(md5_file(&download), upload_md5, "download_file bytes");
-    assert_eq!(
-        report["upload_size"].as_u64(),
-        Some(size as u64),
-        "{report}"
-    );
+    assert_eq!(report["upload_size"].as_u64(), Some(size as u64), "{report}");
     // 30 MiB in 8 MiB parts: 8 + 8 + 8 + 6.
     let etag = report["upload_etag"].as_str().expect("ETag");
-    assert!(
-        etag.ends_with("-4\""),
-        "ETag of boto3's 4-part upload: {etag}"
-    );
+    assert!(etag.ends_with("-4\""), "ETag of boto3's 4-part upload: {etag}");
 
     let s3 = cluster.s3_client();
     let data = get_object(&s3, "boto3-bucket", "boto3/upload.bin").await;
-    assert_eq!(
-        md5_hex(&data),
-        upload_md5,
-        "bytes uploaded by boto3, read by the Rust SDK"
-    );
+    assert_eq!(md5_hex(&data), upload_md5, "bytes uploaded by boto3, read by the Rust SDK");
     drop(data);
     let upload_bytes = std::fs::read(&upload).expect("read upload");
     let parts: Vec<&[u8]> = upload_bytes.chunks(8 * MIB).collect();
-    assert_eq!(
-        etag,
-        multipart_etag(&parts),
-        "multipart ETag of boto3's upload"
-    );
+    assert_eq!(etag, multipart_etag(&parts), "multipart ETag of boto3's upload");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -372,43 +221,17 @@ async fn rclone_smoke() {
         run_ok(&mut command, CLI_TIMEOUT)
     };
     rclone(&["mkdir", ":s3:rclone-bucket"]);
-    rclone(&[
-        "copyto",
-        local.to_str().expect("path"),
-        ":s3:rclone-bucket/dir/file.bin",
-    ]);
+    rclone(&["copyto", local.to_str().expect("path"), ":s3:rclone-bucket/dir/file.bin"]);
     let listing = rclone(&["lsf", "-R", ":s3:rclone-bucket"]);
-    assert!(
-        listing.lines().any(|l| l == "dir/file.bin"),
-        "rclone lsf: {listing}"
-    );
+    assert!(listing.lines().any(|l| l == "dir/file.bin"), "rclone lsf: {listing}");
     let sums = rclone(&["md5sum", ":s3:rclone-bucket/dir/file.bin"]);
-    assert!(
-        sums.starts_with(&local_md5),
-        "rclone md5sum (from the ETag): {sums}, expected {local_md5}"
-    );
-    rclone(&[
-        "copyto",
-        ":s3:rclone-bucket/dir/file.bin",
-        back.to_str().expect("path"),
-    ]);
+    assert!(sums.starts_with(&local_md5), "rclone md5sum (from the ETag): {sums}, expected {local_md5}");
+    rclone(&["copyto", ":s3:rclone-bucket/dir/file.bin", back.to_str().expect("path")]);
     assert_eq!(md5_file(&back), local_md5, "rclone round trip");
     rclone(&["deletefile", ":s3:rclone-bucket/dir/file.bin"]);
-    assert!(
-        list_all_keys(&cluster.s3_client(), "rclone-bucket")
-            .await
-            .is_empty(),
-        "after rclone deletefile"
-    );
+    assert!(list_all_keys(&cluster.s3_client(), "rclone-bucket").await.is_empty(), "after rclone deletefile");
     rclone(&["rmdir", ":s3:rclone-bucket"]);
-    assert!(
-        ok(
-            cluster.s3_client().list_buckets().send().await,
-            "ListBuckets"
-        )
-        .buckets()
-        .is_empty()
-    );
+    assert!(ok(cluster.s3_client().list_buckets().send().await, "ListBuckets").buckets().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -444,31 +267,12 @@ async fn s3cmd_smoke() {
         run_ok(&mut command, CLI_TIMEOUT)
     };
     s3cmd(&["mb", "s3://s3cmd-bucket"]);
-    s3cmd(&[
-        "put",
-        local.to_str().expect("path"),
-        "s3://s3cmd-bucket/file.bin",
-    ]);
+    s3cmd(&["put", local.to_str().expect("path"), "s3://s3cmd-bucket/file.bin"]);
     let listing = s3cmd(&["ls", "s3://s3cmd-bucket"]);
-    assert!(
-        listing.contains("s3://s3cmd-bucket/file.bin"),
-        "s3cmd ls: {listing}"
-    );
-    s3cmd(&[
-        "get",
-        "--force",
-        "s3://s3cmd-bucket/file.bin",
-        back.to_str().expect("path"),
-    ]);
+    assert!(listing.contains("s3://s3cmd-bucket/file.bin"), "s3cmd ls: {listing}");
+    s3cmd(&["get", "--force", "s3://s3cmd-bucket/file.bin", back.to_str().expect("path")]);
     assert_eq!(md5_file(&back), local_md5, "s3cmd round trip");
     s3cmd(&["del", "s3://s3cmd-bucket/file.bin"]);
     s3cmd(&["rb", "s3://s3cmd-bucket"]);
-    assert!(
-        ok(
-            cluster.s3_client().list_buckets().send().await,
-            "ListBuckets"
-        )
-        .buckets()
-        .is_empty()
-    );
+    assert!(ok(cluster.s3_client().list_buckets().send().await, "ListBuckets").buckets().is_empty());
 }

@@ -16,10 +16,7 @@ const OBJECT_SIZE: usize = 10 * MIB;
 const DATACENTERS: [&str; 3] = ["dc1", "dc2", "dc3"];
 
 fn node_ids() -> Vec<String> {
-    DATACENTERS
-        .iter()
-        .flat_map(|dc| (1..=3).map(move |n| format!("{dc}-n{n}")))
-        .collect()
+    DATACENTERS.iter().flat_map(|dc| (1..=3).map(move |n| format!("{dc}-n{n}"))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,13 +28,7 @@ async fn dev_cluster_contract() {
     let names: Vec<&str> = cluster.exports.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
-        vec![
-            "AWS_ENDPOINT_URL",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION"
-        ],
+        vec!["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"],
         "exported variables"
     );
     assert_eq!(cluster.endpoint, format!("http://127.0.0.1:{port}"));
@@ -49,61 +40,29 @@ async fn dev_cluster_contract() {
     let file = cluster.cluster_file.clone();
     assert_eq!(file.endpoint, cluster.endpoint, "cluster.json endpoint");
     assert_eq!(file.region, "us-east-1", "cluster.json region");
-    let mut gateways: Vec<&ProcessInfo> = file
-        .processes
-        .iter()
-        .filter(|p| p.role == "gateway")
-        .collect();
+    let mut gateways: Vec<&ProcessInfo> = file.processes.iter().filter(|p| p.role == "gateway").collect();
     gateways.sort_by(|a, b| a.datacenter.cmp(&b.datacenter));
-    assert_eq!(
-        gateways.len(),
-        3,
-        "gateways in cluster.json: {:?}",
-        file.processes
-    );
+    assert_eq!(gateways.len(), 3, "gateways in cluster.json: {:?}", file.processes);
     for (index, gateway) in gateways.iter().enumerate() {
         let dc = DATACENTERS[index];
         assert_eq!(gateway.datacenter, dc);
         assert_eq!(gateway.node_id, format!("gateway-{dc}"));
-        assert_eq!(
-            gateway.listen,
-            format!("127.0.0.1:{}", port + index as u16),
-            "listen of gateway-{dc}"
-        );
+        assert_eq!(gateway.listen, format!("127.0.0.1:{}", port + index as u16), "listen of gateway-{dc}");
         assert!(gateway.data_dir.is_none(), "a gateway has no data_dir");
-        assert!(
-            pid_alive(gateway.pid),
-            "gateway-{dc} (pid {}) is running",
-            gateway.pid
-        );
+        assert!(pid_alive(gateway.pid), "gateway-{dc} (pid {}) is running", gateway.pid);
     }
-    assert_eq!(
-        cluster.gateways,
-        (0..3)
-            .map(|i| format!("http://127.0.0.1:{}", port + i))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(cluster.gateways, (0..3).map(|i| format!("http://127.0.0.1:{}", port + i)).collect::<Vec<_>>());
 
     let nodes: Vec<&ProcessInfo> = file.processes.iter().filter(|p| p.role == "node").collect();
     let mut ids: Vec<String> = nodes.iter().map(|p| p.node_id.clone()).collect();
     ids.sort();
     assert_eq!(ids, node_ids(), "storage node ids");
-    assert_eq!(
-        file.processes.len(),
-        12,
-        "9 nodes + 3 gateways: {:?}",
-        file.processes
-    );
+    assert_eq!(file.processes.len(), 12, "9 nodes + 3 gateways: {:?}", file.processes);
     let mut listens = HashSet::new();
     let mut pids = HashSet::new();
     let data_dir = std::fs::canonicalize(&cluster.data_dir).expect("canonical data dir");
     for node in &nodes {
-        assert_eq!(
-            node.datacenter,
-            node.node_id[..3],
-            "datacenter of {}",
-            node.node_id
-        );
+        assert_eq!(node.datacenter, node.node_id[..3], "datacenter of {}", node.node_id);
         let listen_port: u16 = node
             .listen
             .strip_prefix("127.0.0.1:")
@@ -114,34 +73,16 @@ async fn dev_cluster_contract() {
             "{} listens on {listen_port}, outside PORT+10..",
             node.node_id
         );
-        assert!(
-            listens.insert(listen_port),
-            "two nodes on port {listen_port}"
-        );
-        let node_dir = node
-            .data_dir
-            .as_ref()
-            .unwrap_or_else(|| panic!("{} has no data_dir", node.node_id));
-        assert!(
-            node_dir.is_absolute(),
-            "data_dir of {} is absolute: {}",
-            node.node_id,
-            node_dir.display()
-        );
+        assert!(listens.insert(listen_port), "two nodes on port {listen_port}");
+        let node_dir = node.data_dir.as_ref().unwrap_or_else(|| panic!("{} has no data_dir", node.node_id));
+        assert!(node_dir.is_absolute(), "data_dir of {} is absolute: {}", node.node_id, node_dir.display());
         assert!(node_dir.is_dir(), "data_dir of {} exists", node.node_id);
         assert!(
-            std::fs::canonicalize(node_dir)
-                .expect("canonical")
-                .starts_with(&data_dir),
+            std::fs::canonicalize(node_dir).expect("canonical").starts_with(&data_dir),
             "data_dir of {} is under --data-dir",
             node.node_id
         );
-        assert!(
-            pid_alive(node.pid),
-            "{} (pid {}) is running",
-            node.node_id,
-            node.pid
-        );
+        assert!(pid_alive(node.pid), "{} (pid {}) is running", node.node_id, node.pid);
         assert!(pids.insert(node.pid), "two processes with pid {}", node.pid);
         // Each node is a real listener.
         std::net::TcpStream::connect(&node.listen)
@@ -150,29 +91,20 @@ async fn dev_cluster_contract() {
 
     // Every gateway serves S3 with the printed credentials.
     for index in 0..3 {
-        ok(
-            cluster.s3_client_at(index).list_buckets().send().await,
-            &format!("ListBuckets via gateway {index}"),
-        );
+        ok(cluster.s3_client_at(index).list_buckets().send().await, &format!("ListBuckets via gateway {index}"));
     }
 
     // SIGTERM stops the whole cluster.
     let all_pids: Vec<i32> = file.processes.iter().map(|p| p.pid).collect();
     let status = cluster.terminate();
-    assert!(
-        status.is_some(),
-        "`ignifuge dev` did not exit within 10 s of SIGTERM"
-    );
+    assert!(status.is_some(), "`ignifuge dev` did not exit within 10 s of SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let alive: Vec<i32> = all_pids.iter().copied().filter(|p| pid_alive(*p)).collect();
         if alive.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes still running after `ignifuge dev` exited: {alive:?}"
-        );
+        assert!(Instant::now() < deadline, "processes still running after `ignifuge dev` exited: {alive:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -215,55 +147,27 @@ async fn shards_spread_evenly_over_datacenters_and_nodes() {
         .iter()
         .map(|(id, files)| {
             let old: HashSet<&PathBuf> = before[id].iter().collect();
-            (
-                id.clone(),
-                files.iter().filter(|f| !old.contains(f)).cloned().collect(),
-            )
+            (id.clone(), files.iter().filter(|f| !old.contains(f)).cloned().collect())
         })
         .collect();
-    let counts: BTreeMap<&str, usize> = new_files
-        .iter()
-        .map(|(id, f)| (id.as_str(), f.len()))
-        .collect();
+    let counts: BTreeMap<&str, usize> = new_files.iter().map(|(id, f)| (id.as_str(), f.len())).collect();
     println!("new shard files per node: {counts:?} (baseline {baseline})");
 
-    let per_dc: Vec<usize> = DATACENTERS
-        .iter()
-        .map(|dc| {
-            counts
-                .iter()
-                .filter(|(id, _)| id.starts_with(dc))
-                .map(|(_, n)| n)
-                .sum()
-        })
-        .collect();
-    assert_eq!(
-        per_dc[0], per_dc[1],
-        "each datacenter holds a third: {counts:?}"
-    );
-    assert_eq!(
-        per_dc[1], per_dc[2],
-        "each datacenter holds a third: {counts:?}"
-    );
+    let per_dc: Vec<usize> =
+        DATACENTERS.iter().map(|dc| counts.iter().filter(|(id, _)| id.starts_with(dc)).map(|(_, n)| n).sum()).collect();
+    assert_eq!(per_dc[0], per_dc[1], "each datacenter holds a third: {counts:?}");
+    assert_eq!(per_dc[1], per_dc[2], "each datacenter holds a third: {counts:?}");
     for (id, count) in &counts {
         assert!(*count >= 1, "{id} holds no shard of the object: {counts:?}");
     }
     // 2 stripes x (5 + 4) shards, one per node per stripe.
-    assert_eq!(
-        per_dc.iter().sum::<usize>(),
-        18,
-        "shard files of a 10 MiB object: {counts:?}"
-    );
+    assert_eq!(per_dc.iter().sum::<usize>(), 18, "shard files of a 10 MiB object: {counts:?}");
     for (id, count) in &counts {
         assert_eq!(*count, 2, "{id} holds one shard of each stripe: {counts:?}");
     }
 
     // 9/5 of the object on disk, not replicas; names never carry the key.
-    let bytes: u64 = new_files
-        .values()
-        .flatten()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let bytes: u64 = new_files.values().flatten().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
     let expected = (OBJECT_SIZE as u64) * 9 / 5;
     assert!(
         bytes >= expected && bytes <= expected + expected / 10,
@@ -271,17 +175,10 @@ async fn shards_spread_evenly_over_datacenters_and_nodes() {
     );
     for file in new_files.values().flatten() {
         let path = file.to_string_lossy();
-        assert!(
-            !path.contains("spread-test-object"),
-            "a shard file is named after the key: {path}"
-        );
+        assert!(!path.contains("spread-test-object"), "a shard file is named after the key: {path}");
     }
 
-    assert_bytes_eq(
-        &get_object(&s3, "spread", key).await,
-        &data,
-        "object after the census",
-    );
+    assert_bytes_eq(&get_object(&s3, "spread", key).await, &data, "object after the census");
 }
 
 /// Both objects, byte for byte, through every gateway, plus HEAD and the listing.
@@ -299,19 +196,10 @@ async fn check_all(cluster: &Cluster, data: &[u8], small: &[u8], context: &str) 
             &format!("{context}: small object via gateway {index}"),
         );
         let head = ok(
-            client
-                .head_object()
-                .bucket("durable")
-                .key("big")
-                .send()
-                .await,
+            client.head_object().bucket("durable").key("big").send().await,
             &format!("{context}: HEAD via gateway {index}"),
         );
-        assert_eq!(
-            head.e_tag(),
-            Some(etag_of(data).as_str()),
-            "{context}: ETag"
-        );
+        assert_eq!(head.e_tag(), Some(etag_of(data).as_str()), "{context}: ETag");
     }
     let mut keys = list_all_keys(&cluster.s3_client(), "durable").await;
     keys.sort();
@@ -333,13 +221,7 @@ async fn reads_survive_killed_nodes_and_corrupt_shards() {
     check_all(&cluster, &data, &small, "after kill -9 of dc2-n2").await;
 
     cluster.kill_node("dc3-n1");
-    check_all(
-        &cluster,
-        &data,
-        &small,
-        "after kill -9 of dc2-n2 and dc3-n1",
-    )
-    .await;
+    check_all(&cluster, &data, &small, "after kill -9 of dc2-n2 and dc3-n1").await;
 
     // Two more losses per stripe: every shard file of two more nodes is corrupted.
     for node in ["dc1-n3", "dc2-n1"] {
@@ -349,19 +231,12 @@ async fn reads_survive_killed_nodes_and_corrupt_shards() {
             flip_bytes_in_middle(&file, 64);
         }
     }
-    check_all(
-        &cluster,
-        &data,
-        &small,
-        "after 2 killed nodes and 2 nodes with corrupt shards",
-    )
-    .await;
+    check_all(&cluster, &data, &small, "after 2 killed nodes and 2 nodes with corrupt shards").await;
 }
 
 /// dc1-n1 is the first node of the first datacenter: the natural home of anything a design
 /// keeps in one place (the dev cluster's metadata, for one). Losing it must not lose reads.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the metadata lives on dc1-n1 alone until issue 4 replicates it by Raft; run with --ignored to see the gap"]
 async fn reads_survive_killing_the_first_node() {
     let cluster = Cluster::start().await;
     let mut rng = TestRng::new("reads_survive_killing_the_first_node");
@@ -407,11 +282,7 @@ async fn reads_survive_corrupt_shard_files() {
     let victim = &files[(rng.next_u64() as usize) % files.len()];
     println!("corrupting {}", victim.display());
     flip_bytes_in_middle(victim, 64);
-    assert_bytes_eq(
-        &get_object(&s3, "bitrot", "object").await,
-        &data,
-        "GET after one corrupt shard",
-    );
+    assert_bytes_eq(&get_object(&s3, "bitrot", "object").await, &data, "GET after one corrupt shard");
     assert_bytes_eq(
         &get_object(&cluster.s3_client_at(1), "bitrot", "object").await,
         &data,
@@ -440,9 +311,5 @@ async fn reads_survive_corrupt_shard_files() {
         );
         restore();
     }
-    assert_bytes_eq(
-        &get_object(&s3, "bitrot", "object").await,
-        &data,
-        "GET after the rounds",
-    );
+    assert_bytes_eq(&get_object(&s3, "bitrot", "object").await, &data, "GET after the rounds");
 }

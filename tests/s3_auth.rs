@@ -25,12 +25,7 @@ async fn wrong_credentials_and_tampered_requests_are_refused() {
     let last = wrong_secret.pop().expect("non-empty secret");
     wrong_secret.push(if last == 'A' { 'B' } else { 'A' });
     let bad = cluster.client_for(&cluster.access_key, &wrong_secret);
-    assert_s3_error(
-        bad.list_buckets().send().await,
-        403,
-        &["SignatureDoesNotMatch"],
-        "ListBuckets, wrong secret",
-    );
+    assert_s3_error(bad.list_buckets().send().await, 403, &["SignatureDoesNotMatch"], "ListBuckets, wrong secret");
     assert_s3_error(
         bad.get_object().bucket("auth").key("existing").send().await,
         403,
@@ -38,52 +33,28 @@ async fn wrong_credentials_and_tampered_requests_are_refused() {
         "GetObject, wrong secret",
     );
     assert_s3_error(
-        bad.put_object()
-            .bucket("auth")
-            .key("written")
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await,
+        bad.put_object().bucket("auth").key("written").body(ByteStream::from_static(b"x")).send().await,
         403,
         &["SignatureDoesNotMatch"],
         "PutObject, wrong secret",
     );
     assert_s3_error(
-        bad.delete_object()
-            .bucket("auth")
-            .key("existing")
-            .send()
-            .await,
+        bad.delete_object().bucket("auth").key("existing").send().await,
         403,
         &["SignatureDoesNotMatch"],
         "DeleteObject, wrong secret",
     );
 
     let unknown = cluster.client_for("AKIAUNKNOWNUNKNOWN00", &cluster.secret_key);
+    assert_s3_error(unknown.list_buckets().send().await, 403, &["InvalidAccessKeyId"], "ListBuckets, unknown key");
     assert_s3_error(
-        unknown.list_buckets().send().await,
-        403,
-        &["InvalidAccessKeyId"],
-        "ListBuckets, unknown key",
-    );
-    assert_s3_error(
-        unknown
-            .put_object()
-            .bucket("auth")
-            .key("written")
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await,
+        unknown.put_object().bucket("auth").key("written").body(ByteStream::from_static(b"x")).send().await,
         403,
         &["InvalidAccessKeyId"],
         "PutObject, unknown key",
     );
     assert_s3_error(
-        unknown
-            .create_bucket()
-            .bucket("unknown-keys-bucket")
-            .send()
-            .await,
+        unknown.create_bucket().bucket("unknown-keys-bucket").send().await,
         403,
         &["InvalidAccessKeyId"],
         "CreateBucket, unknown key",
@@ -98,94 +69,41 @@ async fn wrong_credentials_and_tampered_requests_are_refused() {
         ("PUT", "/auth/anonymous"),
         ("DELETE", "/auth/existing"),
     ] {
-        let response = raw_request(
-            &gateway,
-            method,
-            path,
-            &[],
-            if method == "PUT" { b"anon" } else { b"" },
-        )
-        .await
-        .expect("anonymous request");
-        assert_eq!(
-            response.status,
-            403,
-            "anonymous {method} {path}: {}",
-            response.summary()
-        );
-        assert_eq!(
-            response.error_code().as_deref(),
-            Some("AccessDenied"),
-            "anonymous {method} {path}"
-        );
+        let response = raw_request(&gateway, method, path, &[], if method == "PUT" { b"anon" } else { b"" })
+            .await
+            .expect("anonymous request");
+        assert_eq!(response.status, 403, "anonymous {method} {path}: {}", response.summary());
+        assert_eq!(response.error_code().as_deref(), Some("AccessDenied"), "anonymous {method} {path}");
     }
 
     // A signed header changed after signing.
     let keys = cluster.keys();
     let url = cluster.url("/auth/tampered");
     let body = b"tampered body";
-    let mut headers = cluster.sign(
-        &keys,
-        SystemTime::now(),
-        "PUT",
-        &url,
-        &[("x-amz-meta-a", "1")],
-        Payload::Bytes(body),
-    );
+    let mut headers =
+        cluster.sign(&keys, SystemTime::now(), "PUT", &url, &[("x-amz-meta-a", "1")], Payload::Bytes(body));
     for (name, value) in headers.iter_mut() {
         if name == "x-amz-meta-a" {
             *value = "2".to_owned();
         }
     }
-    let response = raw_request(&gateway, "PUT", "/auth/tampered", &headers, body)
-        .await
-        .expect("PUT");
-    assert_eq!(
-        response.status,
-        403,
-        "tampered header: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("SignatureDoesNotMatch")
-    );
+    let response = raw_request(&gateway, "PUT", "/auth/tampered", &headers, body).await.expect("PUT");
+    assert_eq!(response.status, 403, "tampered header: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
 
     // A correctly signed raw request works (the raw client and signer are sound).
     let signed_body = b"the body that was signed";
     let url = cluster.url("/auth/raw-ok");
-    let headers = cluster.sign(
-        &keys,
-        SystemTime::now(),
-        "PUT",
-        &url,
-        &[],
-        Payload::Bytes(signed_body),
-    );
-    let response = raw_request(&gateway, "PUT", "/auth/raw-ok", &headers, signed_body)
-        .await
-        .expect("PUT");
-    assert_eq!(
-        response.status,
-        200,
-        "signed raw PUT: {}",
-        response.summary()
-    );
+    let headers = cluster.sign(&keys, SystemTime::now(), "PUT", &url, &[], Payload::Bytes(signed_body));
+    let response = raw_request(&gateway, "PUT", "/auth/raw-ok", &headers, signed_body).await.expect("PUT");
+    assert_eq!(response.status, 200, "signed raw PUT: {}", response.summary());
 
     let mut keys_left = list_all_keys(&s3, "auth").await;
     keys_left.sort();
-    assert_eq!(
-        keys_left,
-        vec!["existing", "raw-ok"],
-        "refused writes left nothing"
-    );
+    assert_eq!(keys_left, vec!["existing", "raw-ok"], "refused writes left nothing");
     assert_eq!(get_object(&s3, "auth", "existing").await, b"secret data");
     let listed = ok(s3.list_buckets().send().await, "ListBuckets");
-    assert_eq!(
-        listed.buckets().len(),
-        1,
-        "refused CreateBucket left nothing"
-    );
+    assert_eq!(listed.buckets().len(), 1, "refused CreateBucket left nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,33 +118,16 @@ async fn body_not_matching_the_signed_payload_hash_is_refused() {
     let signed_body = b"the body that was signed";
     let sent_body = b"the body that was SENT!!";
     let url = cluster.url("/auth/swapped");
-    let headers = cluster.sign(
-        &keys,
-        SystemTime::now(),
-        "PUT",
-        &url,
-        &[],
-        Payload::Bytes(signed_body),
-    );
-    let response = raw_request(&gateway, "PUT", "/auth/swapped", &headers, sent_body)
-        .await
-        .expect("PUT");
-    assert_eq!(
-        response.status,
-        400,
-        "body not matching x-amz-content-sha256: {}",
-        response.summary()
-    );
+    let headers = cluster.sign(&keys, SystemTime::now(), "PUT", &url, &[], Payload::Bytes(signed_body));
+    let response = raw_request(&gateway, "PUT", "/auth/swapped", &headers, sent_body).await.expect("PUT");
+    assert_eq!(response.status, 400, "body not matching x-amz-content-sha256: {}", response.summary());
     assert_eq!(
         get_object(&s3, "auth", "swapped").await,
         b"previous version",
         "a body not matching its signed hash replaced the object"
     );
     assert!(
-        matches!(
-            response.error_code().as_deref(),
-            Some("XAmzContentSHA256Mismatch") | Some("BadDigest")
-        ),
+        matches!(response.error_code().as_deref(), Some("XAmzContentSHA256Mismatch") | Some("BadDigest")),
         "code for a body not matching x-amz-content-sha256 (AWS: XAmzContentSHA256Mismatch): {}",
         response.summary()
     );
@@ -249,17 +150,9 @@ async fn presigned_urls() {
         .await
         .expect("presign");
     let response = send_presigned(&get, b"").await;
-    assert_eq!(
-        response.status,
-        200,
-        "presigned GET: {}",
-        response.summary()
-    );
+    assert_eq!(response.status, 200, "presigned GET: {}", response.summary());
     assert_eq!(response.body, b"presigned content");
-    assert_eq!(
-        response.header("etag"),
-        Some(etag_of(b"presigned content").as_str())
-    );
+    assert_eq!(response.header("etag"), Some(etag_of(b"presigned content").as_str()));
     let dc3 = cluster.s3_client_at(2);
     let get_dc3 = dc3
         .get_object()
@@ -269,12 +162,7 @@ async fn presigned_urls() {
         .await
         .expect("presign");
     let response = send_presigned(&get_dc3, b"").await;
-    assert_eq!(
-        response.status,
-        200,
-        "presigned GET via dc3: {}",
-        response.summary()
-    );
+    assert_eq!(response.status, 200, "presigned GET via dc3: {}", response.summary());
     assert_eq!(response.body, b"presigned content");
 
     // Valid PUT.
@@ -287,116 +175,42 @@ async fn presigned_urls() {
         .await
         .expect("presign");
     let response = send_presigned(&put, body).await;
-    assert_eq!(
-        response.status,
-        200,
-        "presigned PUT: {}",
-        response.summary()
-    );
+    assert_eq!(response.status, 200, "presigned PUT: {}", response.summary());
     assert_eq!(response.header("etag"), Some(etag_of(body).as_str()));
     assert_eq!(get_object(&s3, "pre", "uploaded.txt").await, body);
 
     // Tampered: another signature, another key, another method.
     let uri = get.uri().to_owned();
-    let signature_at =
-        uri.find("X-Amz-Signature=").expect("signature in the URL") + "X-Amz-Signature=".len();
+    let signature_at = uri.find("X-Amz-Signature=").expect("signature in the URL") + "X-Amz-Signature=".len();
     let mut tampered = uri.clone();
-    let replaced = if &uri[signature_at..signature_at + 1] == "0" {
-        "1"
-    } else {
-        "0"
-    };
+    let replaced = if &uri[signature_at..signature_at + 1] == "0" { "1" } else { "0" };
     tampered.replace_range(signature_at..signature_at + 1, replaced);
     let gateway = cluster.gateway_addr();
-    let response = raw_request(&gateway, "GET", path_and_query_of(&tampered), &[], b"")
-        .await
-        .expect("GET");
-    assert_eq!(
-        response.status,
-        403,
-        "tampered signature: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("SignatureDoesNotMatch")
-    );
+    let response = raw_request(&gateway, "GET", path_and_query_of(&tampered), &[], b"").await.expect("GET");
+    assert_eq!(response.status, 403, "tampered signature: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
 
     let other_key = uri.replacen("/pre/doc.txt", "/pre/other.txt", 1);
-    let response = raw_request(&gateway, "GET", path_and_query_of(&other_key), &[], b"")
-        .await
-        .expect("GET");
-    assert_eq!(
-        response.status,
-        403,
-        "presigned URL used for another key: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("SignatureDoesNotMatch")
-    );
+    let response = raw_request(&gateway, "GET", path_and_query_of(&other_key), &[], b"").await.expect("GET");
+    assert_eq!(response.status, 403, "presigned URL used for another key: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
 
-    let response = raw_request(&gateway, "PUT", path_and_query_of(&uri), &[], b"overwrite")
-        .await
-        .expect("PUT");
-    assert_eq!(
-        response.status,
-        403,
-        "presigned GET URL used to PUT: {}",
-        response.summary()
-    );
-    assert_eq!(
-        get_object(&s3, "pre", "doc.txt").await,
-        b"presigned content"
-    );
+    let response = raw_request(&gateway, "PUT", path_and_query_of(&uri), &[], b"overwrite").await.expect("PUT");
+    assert_eq!(response.status, 403, "presigned GET URL used to PUT: {}", response.summary());
+    assert_eq!(get_object(&s3, "pre", "doc.txt").await, b"presigned content");
 
     // Expired.
     let short = presign_config(Duration::from_secs(1));
-    let expired_get = s3
-        .get_object()
-        .bucket("pre")
-        .key("doc.txt")
-        .presigned(short.clone())
-        .await
-        .expect("presign");
-    let expired_put = s3
-        .put_object()
-        .bucket("pre")
-        .key("late.txt")
-        .presigned(short)
-        .await
-        .expect("presign");
+    let expired_get = s3.get_object().bucket("pre").key("doc.txt").presigned(short.clone()).await.expect("presign");
+    let expired_put = s3.put_object().bucket("pre").key("late.txt").presigned(short).await.expect("presign");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let response = send_presigned(&expired_get, b"").await;
-    assert_eq!(
-        response.status,
-        403,
-        "expired presigned GET: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("AccessDenied"),
-        "expired presigned GET"
-    );
+    assert_eq!(response.status, 403, "expired presigned GET: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("AccessDenied"), "expired presigned GET");
     let response = send_presigned(&expired_put, b"too late").await;
-    assert_eq!(
-        response.status,
-        403,
-        "expired presigned PUT: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("AccessDenied"),
-        "expired presigned PUT"
-    );
-    assert_status(
-        s3.head_object().bucket("pre").key("late.txt").send().await,
-        404,
-        "expired PUT stored nothing",
-    );
+    assert_eq!(response.status, 403, "expired presigned PUT: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("AccessDenied"), "expired presigned PUT");
+    assert_status(s3.head_object().bucket("pre").key("late.txt").send().await, 404, "expired PUT stored nothing");
 }
 
 fn skewed_client(cluster: &Cluster, offset_secs: i64) -> aws_sdk_s3::Client {
@@ -443,11 +257,7 @@ async fn clock_skew_beyond_15_minutes_is_refused() {
             &format!("PutObject signed {offset} s off"),
         );
     }
-    assert_status(
-        s3.head_object().bucket("skew").key("skewed").send().await,
-        404,
-        "skewed PUT stored nothing",
-    );
+    assert_status(s3.head_object().bucket("skew").key("skewed").send().await, 404, "skewed PUT stored nothing");
 
     // Raw, signed 20 minutes in the past.
     let url = cluster.url("/skew/raw");
@@ -459,33 +269,14 @@ async fn clock_skew_beyond_15_minutes_is_refused() {
         &[],
         Payload::Bytes(b"raw"),
     );
-    let response = raw_request(
-        &cluster.gateway_addr(),
-        "PUT",
-        "/skew/raw",
-        &headers,
-        b"raw",
-    )
-    .await
-    .expect("PUT");
-    assert_eq!(
-        response.status,
-        403,
-        "raw skewed PUT: {}",
-        response.summary()
-    );
-    assert_eq!(
-        response.error_code().as_deref(),
-        Some("RequestTimeTooSkewed")
-    );
+    let response = raw_request(&cluster.gateway_addr(), "PUT", "/skew/raw", &headers, b"raw").await.expect("PUT");
+    assert_eq!(response.status, 403, "raw skewed PUT: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("RequestTimeTooSkewed"));
 
     // Within the window is fine.
     let slightly = skewed_client(&cluster, -5 * 60);
     put_object(&slightly, "skew", "slightly", b"five minutes off").await;
-    assert_eq!(
-        get_object(&s3, "skew", "slightly").await,
-        b"five minutes off"
-    );
+    assert_eq!(get_object(&s3, "skew", "slightly").await, b"five minutes off");
     assert_eq!(list_all_keys(&s3, "skew").await, vec!["slightly"]);
 }
 
@@ -503,14 +294,8 @@ async fn malformed_xml_is_refused() {
         &b"<Delete><Object><Key>a</Key></Object></Delete"[..],
     ] {
         let md5 = md5_base64(body);
-        let response = cluster
-            .signed_request(
-                "POST",
-                &cluster.url("/xml?delete"),
-                &[("content-md5", md5.as_str())],
-                body,
-            )
-            .await;
+        let response =
+            cluster.signed_request("POST", &cluster.url("/xml?delete"), &[("content-md5", md5.as_str())], body).await;
         assert_eq!(
             (response.status, response.error_code().as_deref()),
             (400, Some("MalformedXML")),
@@ -521,20 +306,9 @@ async fn malformed_xml_is_refused() {
     }
     let mut keys = list_all_keys(&s3, "xml").await;
     keys.sort();
-    assert_eq!(
-        keys,
-        vec!["a", "b"],
-        "malformed DeleteObjects deleted nothing"
-    );
+    assert_eq!(keys, vec!["a", "b"], "malformed DeleteObjects deleted nothing");
 
-    let created = ok(
-        s3.create_multipart_upload()
-            .bucket("xml")
-            .key("mp")
-            .send()
-            .await,
-        "CreateMultipartUpload",
-    );
+    let created = ok(s3.create_multipart_upload().bucket("xml").key("mp").send().await, "CreateMultipartUpload");
     let upload_id = created.upload_id().expect("UploadId").to_owned();
     let part = ok(
         s3.upload_part()
@@ -548,20 +322,13 @@ async fn malformed_xml_is_refused() {
         "UploadPart",
     );
     let etag = part.e_tag().expect("ETag").to_owned();
-    let url = cluster.url(&format!(
-        "/xml/mp?uploadId={}",
-        percent_encode(&upload_id, false)
-    ));
+    let url = cluster.url(&format!("/xml/mp?uploadId={}", percent_encode(&upload_id, false)));
     for body in [
         format!("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>"),
         "{\"parts\": [1]}".to_owned(),
-        format!(
-            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></Complete"
-        ),
+        format!("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></Complete"),
     ] {
-        let response = cluster
-            .signed_request("POST", &url, &[], body.as_bytes())
-            .await;
+        let response = cluster.signed_request("POST", &url, &[], body.as_bytes()).await;
         assert_eq!(
             (response.status, response.error_code().as_deref()),
             (400, Some("MalformedXML")),
@@ -569,25 +336,14 @@ async fn malformed_xml_is_refused() {
             response.summary()
         );
     }
-    assert_status(
-        s3.head_object().bucket("xml").key("mp").send().await,
-        404,
-        "no object after malformed completes",
-    );
+    assert_status(s3.head_object().bucket("xml").key("mp").send().await, 404, "no object after malformed completes");
 
     // The upload is still there and completes with well-formed XML.
     let body = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
     );
-    let response = cluster
-        .signed_request("POST", &url, &[], body.as_bytes())
-        .await;
-    assert_eq!(
-        response.status,
-        200,
-        "well-formed raw CompleteMultipartUpload: {}",
-        response.summary()
-    );
+    let response = cluster.signed_request("POST", &url, &[], body.as_bytes()).await;
+    assert_eq!(response.status, 200, "well-formed raw CompleteMultipartUpload: {}", response.summary());
     assert_eq!(get_object(&s3, "xml", "mp").await, b"only part");
 }
 
@@ -612,9 +368,7 @@ async fn invalid_bucket_names_and_overlong_keys() {
         "ex%21clamation",
     ];
     for name in invalid {
-        let response = cluster
-            .signed_request("PUT", &cluster.url(&format!("/{name}")), &[], b"")
-            .await;
+        let response = cluster.signed_request("PUT", &cluster.url(&format!("/{name}")), &[], b"").await;
         assert_eq!(
             (response.status, response.error_code().as_deref()),
             (400, Some("InvalidBucketName")),
@@ -623,28 +377,14 @@ async fn invalid_bucket_names_and_overlong_keys() {
         );
     }
     let listed = ok(s3.list_buckets().send().await, "ListBuckets");
-    assert!(
-        listed.buckets().is_empty(),
-        "invalid names created buckets: {:?}",
-        listed.buckets()
-    );
+    assert!(listed.buckets().is_empty(), "invalid names created buckets: {:?}", listed.buckets());
 
     let longest = "b".repeat(63);
     for name in ["abc", longest.as_str(), "a.b-c.d1", "123"] {
-        let response = cluster
-            .signed_request("PUT", &cluster.url(&format!("/{name}")), &[], b"")
-            .await;
-        assert_eq!(
-            response.status,
-            200,
-            "CreateBucket of valid name {name:?}: {}",
-            response.summary()
-        );
+        let response = cluster.signed_request("PUT", &cluster.url(&format!("/{name}")), &[], b"").await;
+        assert_eq!(response.status, 200, "CreateBucket of valid name {name:?}: {}", response.summary());
     }
-    ok(
-        s3.head_bucket().bucket(longest.as_str()).send().await,
-        "HeadBucket of a 63-character name",
-    );
+    ok(s3.head_bucket().bucket(longest.as_str()).send().await, "HeadBucket of a 63-character name");
 
     // Keys: 1024 bytes of UTF-8 is the limit, counted in bytes.
     let ascii_1024 = "k".repeat(1024);
@@ -657,22 +397,13 @@ async fn invalid_bucket_names_and_overlong_keys() {
     let utf8_1026 = "é".repeat(513);
     for key in [&ascii_1025, &utf8_1026] {
         assert_s3_error(
-            s3.put_object()
-                .bucket("abc")
-                .key(key)
-                .body(ByteStream::from_static(b"x"))
-                .send()
-                .await,
+            s3.put_object().bucket("abc").key(key).body(ByteStream::from_static(b"x")).send().await,
             400,
             &["KeyTooLongError"],
             &format!("PutObject with a {}-byte key", key.len()),
         );
         assert_s3_error(
-            s3.create_multipart_upload()
-                .bucket("abc")
-                .key(key)
-                .send()
-                .await,
+            s3.create_multipart_upload().bucket("abc").key(key).send().await,
             400,
             &["KeyTooLongError"],
             &format!("CreateMultipartUpload with a {}-byte key", key.len()),
@@ -707,11 +438,8 @@ async fn truncated_bodies_store_nothing() {
     let gateway = cluster.gateway_addr();
 
     // Presigned PUTs (UNSIGNED-PAYLOAD): Content-Length promises more than is sent.
-    for (key, promised, sent) in [
-        ("small", 100usize, 50usize),
-        ("large", 3 * MIB, MIB + 17),
-        ("victim", 2 * MIB, MIB),
-    ] {
+    for (key, promised, sent) in [("small", 100usize, 50usize), ("large", 3 * MIB, MIB + 17), ("victim", 2 * MIB, MIB)]
+    {
         let presigned = s3
             .put_object()
             .bucket("cut")
@@ -719,48 +447,25 @@ async fn truncated_bodies_store_nothing() {
             .presigned(presign_config(Duration::from_secs(600)))
             .await
             .expect("presign");
-        let mut headers: Vec<(String, String)> = presigned
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let mut headers: Vec<(String, String)> =
+            presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         headers.push(("Content-Length".to_owned(), promised.to_string()));
-        let head = build_request_head(
-            &gateway,
-            "PUT",
-            path_and_query_of(presigned.uri()),
-            &headers,
-            None,
-        );
+        let head = build_request_head(&gateway, "PUT", path_and_query_of(presigned.uri()), &headers, None);
         let body = rng.bytes(sent);
         let response = send_truncated(&gateway, &head, &body).await;
         if let Some(response) = &response {
-            assert!(
-                response.status >= 400,
-                "truncated presigned PUT of {key} answered {}",
-                response.summary()
-            );
+            assert!(response.status >= 400, "truncated presigned PUT of {key} answered {}", response.summary());
         }
     }
 
     // Header-signed PUT whose payload hash covers the whole promised body.
     let full = rng.bytes(200_000);
     let url = cluster.url("/cut/signed");
-    let mut headers = cluster.sign(
-        &cluster.keys(),
-        SystemTime::now(),
-        "PUT",
-        &url,
-        &[],
-        Payload::Bytes(&full),
-    );
+    let mut headers = cluster.sign(&cluster.keys(), SystemTime::now(), "PUT", &url, &[], Payload::Bytes(&full));
     headers.push(("Content-Length".to_owned(), full.len().to_string()));
     let head = build_request_head(&gateway, "PUT", "/cut/signed", &headers, None);
     if let Some(response) = send_truncated(&gateway, &head, &full[..100_000]).await {
-        assert!(
-            response.status >= 400,
-            "truncated signed PUT answered {}",
-            response.summary()
-        );
+        assert!(response.status >= 400, "truncated signed PUT answered {}", response.summary());
     }
 
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -771,11 +476,7 @@ async fn truncated_bodies_store_nothing() {
             &format!("HEAD {key} after a truncated upload"),
         );
     }
-    assert_bytes_eq(
-        &get_object(&s3, "cut", "victim").await,
-        &original,
-        "object overwritten by a truncated upload",
-    );
+    assert_bytes_eq(&get_object(&s3, "cut", "victim").await, &original, "object overwritten by a truncated upload");
     assert_eq!(list_all_keys(&s3, "cut").await, vec!["victim"]);
 
     // The gateway still serves complete uploads.
@@ -795,12 +496,7 @@ fn aws_chunked(data: &[u8], chunk_size: usize, trailer_name: &str, trailer_value
     out
 }
 
-async fn put_with_trailer(
-    cluster: &Cluster,
-    key: &str,
-    data: &[u8],
-    checksum: &str,
-) -> RawResponse {
+async fn put_with_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: &str) -> RawResponse {
     let body = aws_chunked(data, 64 * 1024, "x-amz-checksum-crc32", checksum);
     let path = format!("/trailer/{key}");
     let url = cluster.url(&path);
@@ -820,9 +516,7 @@ async fn put_with_trailer(
         ],
         Payload::UnsignedTrailer,
     );
-    raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, &body)
-        .await
-        .expect("aws-chunked PUT")
+    raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, &body).await.expect("aws-chunked PUT")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -833,46 +527,20 @@ async fn trailing_checksum_mismatch_is_refused() {
     create_bucket(&s3, "trailer").await;
     let data = rng.bytes(200_000);
 
-    let response =
-        put_with_trailer(&cluster, "good", &data, &checksum_base64("crc32", &data)).await;
-    assert_eq!(
-        response.status,
-        200,
-        "aws-chunked PUT with the right trailer: {}",
-        response.summary()
-    );
-    assert_bytes_eq(
-        &get_object(&s3, "trailer", "good").await,
-        &data,
-        "aws-chunked upload",
-    );
+    let response = put_with_trailer(&cluster, "good", &data, &checksum_base64("crc32", &data)).await;
+    assert_eq!(response.status, 200, "aws-chunked PUT with the right trailer: {}", response.summary());
+    assert_bytes_eq(&get_object(&s3, "trailer", "good").await, &data, "aws-chunked upload");
 
     let wrong = checksum_base64("crc32", b"something else");
     for key in ["bad", "good"] {
         let response = put_with_trailer(&cluster, key, &rng.bytes(200_000), &wrong).await;
-        assert_eq!(
-            response.status,
-            400,
-            "aws-chunked PUT {key} with a wrong trailer: {}",
-            response.summary()
-        );
+        assert_eq!(response.status, 400, "aws-chunked PUT {key} with a wrong trailer: {}", response.summary());
         assert!(
-            matches!(
-                response.error_code().as_deref(),
-                Some("BadDigest") | Some("InvalidRequest")
-            ),
+            matches!(response.error_code().as_deref(), Some("BadDigest") | Some("InvalidRequest")),
             "code for a wrong trailing checksum: {}",
             response.summary()
         );
     }
-    assert_status(
-        s3.head_object().bucket("trailer").key("bad").send().await,
-        404,
-        "wrong trailer stored nothing",
-    );
-    assert_bytes_eq(
-        &get_object(&s3, "trailer", "good").await,
-        &data,
-        "a refused overwrite keeps the old version",
-    );
+    assert_status(s3.head_object().bucket("trailer").key("bad").send().await, 404, "wrong trailer stored nothing");
+    assert_bytes_eq(&get_object(&s3, "trailer", "good").await, &data, "a refused overwrite keeps the old version");
 }

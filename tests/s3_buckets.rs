@@ -10,15 +10,8 @@ async fn bucket_lifecycle_across_gateways() {
     let cluster = Cluster::start().await;
     let (s3, status) = cluster.s3_client_with_status();
 
-    let listed = ok(
-        s3.list_buckets().send().await,
-        "ListBuckets on a new cluster",
-    );
-    assert!(
-        listed.buckets().is_empty(),
-        "a new cluster has no bucket, got {:?}",
-        listed.buckets()
-    );
+    let listed = ok(s3.list_buckets().send().await, "ListBuckets on a new cluster");
+    assert!(listed.buckets().is_empty(), "a new cluster has no bucket, got {:?}", listed.buckets());
 
     let names = ["zeta-bucket", "alpha-bucket", "mid.bucket-1"];
     for name in names {
@@ -32,36 +25,20 @@ async fn bucket_lifecycle_across_gateways() {
     expected.sort();
     for (index, gateway) in cluster.gateways.iter().enumerate() {
         let client = cluster.s3_client_at(index);
-        let listed = ok(
-            client.list_buckets().send().await,
-            &format!("ListBuckets via {gateway}"),
-        );
+        let listed = ok(client.list_buckets().send().await, &format!("ListBuckets via {gateway}"));
         let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
         assert_eq!(got, expected, "ListBuckets via {gateway}");
         for bucket in listed.buckets() {
-            assert!(
-                bucket.creation_date().is_some(),
-                "bucket {:?} has no CreationDate via {gateway}",
-                bucket.name()
-            );
+            assert!(bucket.creation_date().is_some(), "bucket {:?} has no CreationDate via {gateway}", bucket.name());
         }
         for name in names {
-            ok(
-                client.head_bucket().bucket(name).send().await,
-                &format!("HeadBucket {name} via {gateway}"),
-            );
+            ok(client.head_bucket().bucket(name).send().await, &format!("HeadBucket {name} via {gateway}"));
         }
     }
 
     // GetBucketLocation: AWS reports us-east-1 buckets with an empty LocationConstraint.
-    let location = ok(
-        s3.get_bucket_location().bucket("alpha-bucket").send().await,
-        "GetBucketLocation",
-    );
-    let constraint = location
-        .location_constraint()
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default();
+    let location = ok(s3.get_bucket_location().bucket("alpha-bucket").send().await, "GetBucketLocation");
+    let constraint = location.location_constraint().map(|c| c.as_str().to_owned()).unwrap_or_default();
     assert!(
         constraint.is_empty() || constraint == "us-east-1",
         "GetBucketLocation of a us-east-1 bucket: got {constraint:?}"
@@ -83,10 +60,7 @@ async fn bucket_lifecycle_across_gateways() {
         &["BucketNotEmpty"],
         "DeleteBucket of a non-empty bucket",
     );
-    ok(
-        s3.head_bucket().bucket("alpha-bucket").send().await,
-        "HeadBucket after refused DeleteBucket",
-    );
+    ok(s3.head_bucket().bucket("alpha-bucket").send().await, "HeadBucket after refused DeleteBucket");
     assert_eq!(
         get_object(&s3, "alpha-bucket", "some/object").await,
         b"payload",
@@ -94,20 +68,10 @@ async fn bucket_lifecycle_across_gateways() {
     );
 
     // Emptied, it can; deleting through another gateway than the one that created it.
-    ok(
-        s3.delete_object()
-            .bucket("alpha-bucket")
-            .key("some/object")
-            .send()
-            .await,
-        "DeleteObject",
-    );
+    ok(s3.delete_object().bucket("alpha-bucket").key("some/object").send().await, "DeleteObject");
     let s3_dc2 = cluster.s3_client_at(1);
     status.reset();
-    ok(
-        s3.delete_bucket().bucket("alpha-bucket").send().await,
-        "DeleteBucket of an emptied bucket",
-    );
+    ok(s3.delete_bucket().bucket("alpha-bucket").send().await, "DeleteBucket of an emptied bucket");
     assert_eq!(status.last(), Some(204), "DeleteBucket status");
 
     for (index, gateway) in cluster.gateways.iter().enumerate() {
@@ -119,11 +83,7 @@ async fn bucket_lifecycle_across_gateways() {
         );
         let listed = ok(client.list_buckets().send().await, "ListBuckets");
         let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
-        assert_eq!(
-            got,
-            vec!["mid.bucket-1", "zeta-bucket"],
-            "ListBuckets after DeleteBucket via {gateway}"
-        );
+        assert_eq!(got, vec!["mid.bucket-1", "zeta-bucket"], "ListBuckets after DeleteBucket via {gateway}");
     }
 
     // Operations on a bucket that does not exist.
@@ -134,22 +94,13 @@ async fn bucket_lifecycle_across_gateways() {
         "DeleteBucket of a deleted bucket",
     );
     assert_s3_error(
-        s3.get_object()
-            .bucket("never-created")
-            .key("k")
-            .send()
-            .await,
+        s3.get_object().bucket("never-created").key("k").send().await,
         404,
         &["NoSuchBucket"],
         "GetObject in a missing bucket",
     );
     assert_s3_error(
-        s3.put_object()
-            .bucket("never-created")
-            .key("k")
-            .body(b"x".to_vec().into())
-            .send()
-            .await,
+        s3.put_object().bucket("never-created").key("k").body(b"x".to_vec().into()).send().await,
         404,
         &["NoSuchBucket"],
         "PutObject in a missing bucket",
@@ -161,10 +112,7 @@ async fn bucket_lifecycle_across_gateways() {
         "ListObjectsV2 of a missing bucket",
     );
     assert_s3_error(
-        s3.get_bucket_location()
-            .bucket("never-created")
-            .send()
-            .await,
+        s3.get_bucket_location().bucket("never-created").send().await,
         404,
         &["NoSuchBucket"],
         "GetBucketLocation of a missing bucket",
@@ -172,15 +120,9 @@ async fn bucket_lifecycle_across_gateways() {
 
     // The name is free again once deleted.
     create_bucket(&s3_dc2, "alpha-bucket").await;
-    ok(
-        s3.head_bucket().bucket("alpha-bucket").send().await,
-        "HeadBucket of a re-created bucket",
-    );
+    ok(s3.head_bucket().bucket("alpha-bucket").send().await, "HeadBucket of a re-created bucket");
     let keys = list_all_keys(&s3, "alpha-bucket").await;
-    assert!(
-        keys.is_empty(),
-        "a re-created bucket starts empty, got {keys:?}"
-    );
+    assert!(keys.is_empty(), "a re-created bucket starts empty, got {keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -194,19 +136,10 @@ async fn concurrent_create_bucket_of_one_tenant() {
     for index in 0..cluster.gateways.len() {
         let client = cluster.s3_client_at(index);
         handles.push(tokio::spawn(async move {
-            client
-                .create_bucket()
-                .bucket("contended")
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    use aws_sdk_s3::error::ProvideErrorMetadata;
-                    (
-                        e.raw_response().map(|r| r.status().as_u16()),
-                        e.code().map(str::to_owned),
-                    )
-                })
+            client.create_bucket().bucket("contended").send().await.map(|_| ()).map_err(|e| {
+                use aws_sdk_s3::error::ProvideErrorMetadata;
+                (e.raw_response().map(|r| r.status().as_u16()), e.code().map(str::to_owned))
+            })
         }));
     }
     let mut successes = 0;
@@ -220,10 +153,7 @@ async fn concurrent_create_bucket_of_one_tenant() {
             ),
         }
     }
-    assert!(
-        successes >= 1,
-        "one of the concurrent CreateBucket calls succeeds"
-    );
+    assert!(successes >= 1, "one of the concurrent CreateBucket calls succeeds");
 
     let listed = ok(s3.list_buckets().send().await, "ListBuckets");
     let got: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();

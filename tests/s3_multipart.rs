@@ -11,11 +11,7 @@ const MIB: usize = 1 << 20;
 
 async fn create_upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     let created = ok(
-        s3.create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await,
+        s3.create_multipart_upload().bucket(bucket).key(key).send().await,
         &format!("CreateMultipartUpload {bucket}/{key}"),
     );
     assert_eq!(created.bucket(), Some(bucket));
@@ -43,11 +39,7 @@ async fn upload_part(
         &format!("UploadPart {part_number} of {bucket}/{key}"),
     );
     let etag = output.e_tag().expect("part ETag").to_owned();
-    assert_eq!(
-        etag,
-        etag_of(data),
-        "ETag of part {part_number} is the md5 of its bytes"
-    );
+    assert_eq!(etag, etag_of(data), "ETag of part {part_number} is the md5 of its bytes");
     etag
 }
 
@@ -56,12 +48,7 @@ fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
         .set_parts(Some(
             parts
                 .iter()
-                .map(|(number, etag)| {
-                    CompletedPart::builder()
-                        .part_number(*number)
-                        .e_tag(*etag)
-                        .build()
-                })
+                .map(|(number, etag)| CompletedPart::builder().part_number(*number).e_tag(*etag).build())
                 .collect(),
         ))
         .build()
@@ -108,10 +95,7 @@ async fn multipart_upload_across_gateways() {
     assert_eq!(etag2, etag_of(&part2), "ETag of the streamed part");
 
     // Not visible before completion: the previous version is.
-    assert_eq!(
-        get_object(&s3, "multipart", "big object").await,
-        b"previous version"
-    );
+    assert_eq!(get_object(&s3, "multipart", "big object").await, b"previous version");
 
     let done = ok(
         s3.complete_multipart_upload()
@@ -131,15 +115,7 @@ async fn multipart_upload_across_gateways() {
     let whole: Vec<u8> = [&part1[..], &part2[..], &part3[..]].concat();
     for index in 0..cluster.gateways.len() {
         let client = cluster.s3_client_at(index);
-        let head = ok(
-            client
-                .head_object()
-                .bucket("multipart")
-                .key("big object")
-                .send()
-                .await,
-            "HEAD",
-        );
+        let head = ok(client.head_object().bucket("multipart").key("big object").send().await, "HEAD");
         assert_eq!(head.content_length(), Some(whole.len() as i64));
         assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
         assert_bytes_eq(
@@ -150,37 +126,18 @@ async fn multipart_upload_across_gateways() {
     }
 
     // Ranges across part boundaries.
-    for (first, last) in [
-        (5 * MIB - 100, 5 * MIB + 99),
-        (10 * MIB - 3, 10 * MIB + 5),
-        (0, whole.len() - 1),
-    ] {
+    for (first, last) in [(5 * MIB - 100, 5 * MIB + 99), (10 * MIB - 3, 10 * MIB + 5), (0, whole.len() - 1)] {
         let got = ok(
-            s3.get_object()
-                .bucket("multipart")
-                .key("big object")
-                .range(format!("bytes={first}-{last}"))
-                .send()
-                .await,
+            s3.get_object().bucket("multipart").key("big object").range(format!("bytes={first}-{last}")).send().await,
             "range GET of a multipart object",
         );
-        assert_eq!(
-            got.content_range(),
-            Some(format!("bytes {first}-{last}/{}", whole.len()).as_str())
-        );
+        assert_eq!(got.content_range(), Some(format!("bytes {first}-{last}/{}", whole.len()).as_str()));
         let body = got.body.collect().await.expect("body").into_bytes();
         assert_bytes_eq(&body, &whole[first..=last], "range of a multipart object");
     }
 
-    let listed = ok(
-        s3.list_objects_v2().bucket("multipart").send().await,
-        "ListObjectsV2",
-    );
-    let object = listed
-        .contents()
-        .iter()
-        .find(|o| o.key() == Some("big object"))
-        .expect("listed");
+    let listed = ok(s3.list_objects_v2().bucket("multipart").send().await, "ListObjectsV2");
+    let object = listed.contents().iter().find(|o| o.key() == Some("big object")).expect("listed");
     assert_eq!(object.size(), Some(whole.len() as i64));
     assert_eq!(object.e_tag(), Some(expected_etag.as_str()));
 
@@ -229,12 +186,7 @@ async fn abort_multipart_upload() {
 
     status.reset();
     ok(
-        s3.abort_multipart_upload()
-            .bucket("abort")
-            .key("never")
-            .upload_id(&upload_id)
-            .send()
-            .await,
+        s3.abort_multipart_upload().bucket("abort").key("never").upload_id(&upload_id).send().await,
         "AbortMultipartUpload",
     );
     assert_eq!(status.last(), Some(204), "AbortMultipartUpload status");
@@ -264,28 +216,16 @@ async fn abort_multipart_upload() {
         &["NoSuchUpload"],
         "CompleteMultipartUpload after abort",
     );
-    assert_status(
-        s3.head_object().bucket("abort").key("never").send().await,
-        404,
-        "HEAD of an aborted upload's key",
-    );
+    assert_status(s3.head_object().bucket("abort").key("never").send().await, 404, "HEAD of an aborted upload's key");
     assert!(list_all_keys(&s3, "abort").await.is_empty());
     assert_s3_error(
-        s3.abort_multipart_upload()
-            .bucket("abort")
-            .key("never")
-            .upload_id("no-such-upload-id")
-            .send()
-            .await,
+        s3.abort_multipart_upload().bucket("abort").key("never").upload_id("no-such-upload-id").send().await,
         404,
         &["NoSuchUpload"],
         "AbortMultipartUpload of an unknown upload",
     );
     // The bucket can be deleted: an aborted upload leaves nothing behind.
-    ok(
-        s3.delete_bucket().bucket("abort").send().await,
-        "DeleteBucket after abort",
-    );
+    ok(s3.delete_bucket().bucket("abort").send().await, "DeleteBucket after abort");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,23 +321,10 @@ async fn part_rules() {
     );
 
     // The upload survives failed completions; a subset of its parts makes the object.
-    let done = ok(
-        complete(vec![(1, etag1.clone()), (3, etag3.clone())]).await,
-        "Complete with parts 1 and 3",
-    );
-    assert_eq!(
-        done.e_tag(),
-        Some(multipart_etag(&[&part1, &part3]).as_str())
-    );
+    let done = ok(complete(vec![(1, etag1.clone()), (3, etag3.clone())]).await, "Complete with parts 1 and 3");
+    assert_eq!(done.e_tag(), Some(multipart_etag(&[&part1, &part3]).as_str()));
     let whole: Vec<u8> = [&part1[..], &part3[..]].concat();
-    assert_bytes_eq(
-        &get_object(&s3, "rules", key).await,
-        &whole,
-        "object of parts 1 and 3",
-    );
-    let head = ok(
-        s3.head_object().bucket("rules").key(key).send().await,
-        "HEAD",
-    );
+    assert_bytes_eq(&get_object(&s3, "rules", key).await, &whole, "object of parts 1 and 3");
+    let head = ok(s3.head_object().bucket("rules").key(key).send().await, "HEAD");
     assert_eq!(head.content_length(), Some(whole.len() as i64));
 }

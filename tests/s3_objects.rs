@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, Delete, MetadataDirective, ObjectIdentifier,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, Delete, MetadataDirective, ObjectIdentifier};
 use common::*;
 
 const MIB: usize = 1 << 20;
@@ -22,16 +20,7 @@ async fn put_get_head_of_every_size_from_every_gateway() {
     create_bucket(&s3, "sizes").await;
 
     // Empty, tiny, around the 64 KiB small-object threshold, one partial stripe, two stripes.
-    let sizes = [
-        0,
-        1,
-        1000,
-        64 * 1024 - 1,
-        64 * 1024,
-        64 * 1024 + 1,
-        MIB + 3,
-        5 * MIB + 17,
-    ];
+    let sizes = [0, 1, 1000, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, MIB + 3, 5 * MIB + 17];
     let mut objects = Vec::new();
     for size in sizes {
         let key = format!("object-{size}");
@@ -47,44 +36,19 @@ async fn put_get_head_of_every_size_from_every_gateway() {
         let client = cluster.s3_client_at(index);
         for (key, data) in &objects {
             let context = format!("{key} via {gateway}");
-            let got = ok(
-                client.get_object().bucket("sizes").key(key).send().await,
-                &format!("GetObject {context}"),
-            );
-            assert_eq!(
-                got.e_tag(),
-                Some(etag_of(data).as_str()),
-                "GET ETag {context}"
-            );
-            assert_eq!(
-                got.content_length(),
-                Some(data.len() as i64),
-                "GET Content-Length {context}"
-            );
+            let got = ok(client.get_object().bucket("sizes").key(key).send().await, &format!("GetObject {context}"));
+            assert_eq!(got.e_tag(), Some(etag_of(data).as_str()), "GET ETag {context}");
+            assert_eq!(got.content_length(), Some(data.len() as i64), "GET Content-Length {context}");
             assert!(got.last_modified().is_some(), "GET Last-Modified {context}");
             let body = got.body.collect().await.expect("body").into_bytes();
             assert_bytes_eq(&body, data, &format!("GET {context}"));
 
-            let head = ok(
-                client.head_object().bucket("sizes").key(key).send().await,
-                &format!("HeadObject {context}"),
-            );
-            assert_eq!(
-                head.e_tag(),
-                Some(etag_of(data).as_str()),
-                "HEAD ETag {context}"
-            );
-            assert_eq!(
-                head.content_length(),
-                Some(data.len() as i64),
-                "HEAD Content-Length {context}"
-            );
+            let head = ok(client.head_object().bucket("sizes").key(key).send().await, &format!("HeadObject {context}"));
+            assert_eq!(head.e_tag(), Some(etag_of(data).as_str()), "HEAD ETag {context}");
+            assert_eq!(head.content_length(), Some(data.len() as i64), "HEAD Content-Length {context}");
             let modified = head.last_modified().expect("HEAD Last-Modified");
             let age = DateTime::from(std::time::SystemTime::now()).secs() - modified.secs();
-            assert!(
-                (-120..600).contains(&age),
-                "Last-Modified of {context} is {age} s ago"
-            );
+            assert!((-120..600).contains(&age), "Last-Modified of {context} is {age} s ago");
         }
     }
 
@@ -93,11 +57,7 @@ async fn put_get_head_of_every_size_from_every_gateway() {
     put_object(&s3, "sizes", "object-1000", &replacement).await;
     for index in 0..cluster.gateways.len() {
         let client = cluster.s3_client_at(index);
-        assert_bytes_eq(
-            &get_object(&client, "sizes", "object-1000").await,
-            &replacement,
-            "overwritten object",
-        );
+        assert_bytes_eq(&get_object(&client, "sizes", "object-1000").await, &replacement, "overwritten object");
     }
     let small = rng.bytes(10);
     put_object(&cluster.s3_client_at(2), "sizes", "object-5242897", &small).await;
@@ -113,11 +73,7 @@ async fn put_get_head_of_every_size_from_every_gateway() {
         &["NoSuchKey"],
         "GetObject of a missing key",
     );
-    assert_status(
-        s3.head_object().bucket("sizes").key("missing").send().await,
-        404,
-        "HeadObject of a missing key",
-    );
+    assert_status(s3.head_object().bucket("sizes").key("missing").send().await, 404, "HeadObject of a missing key");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,19 +104,11 @@ async fn keys_with_special_characters_round_trip() {
         put_object(&s3, "keys", key, format!("body of {index}").as_bytes()).await;
     }
     for (index, key) in keys.iter().enumerate() {
-        assert_eq!(
-            get_object(&s3, "keys", key).await,
-            format!("body of {index}").as_bytes(),
-            "GET of key {key:?}"
-        );
+        assert_eq!(get_object(&s3, "keys", key).await, format!("body of {index}").as_bytes(), "GET of key {key:?}");
     }
     let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     expected.sort();
-    assert_eq!(
-        list_all_keys(&s3, "keys").await,
-        expected,
-        "ListObjectsV2 keys"
-    );
+    assert_eq!(list_all_keys(&s3, "keys").await, expected, "ListObjectsV2 keys");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,106 +138,51 @@ async fn system_and_user_metadata_are_stored_and_returned() {
         "PutObject with metadata",
     );
 
-    let expected_metadata: HashMap<String, String> = [
-        ("color", "blue"),
-        ("mixed-case", "Value With Spaces"),
-        ("empty", ""),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let expected_metadata: HashMap<String, String> =
+        [("color", "blue"), ("mixed-case", "Value With Spaces"), ("empty", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
 
     for (index, gateway) in cluster.gateways.iter().enumerate() {
         let client = cluster.s3_client_at(index);
-        let head = ok(
-            client
-                .head_object()
-                .bucket("meta")
-                .key("report.bin")
-                .send()
-                .await,
-            "HeadObject",
-        );
-        let get = ok(
-            client
-                .get_object()
-                .bucket("meta")
-                .key("report.bin")
-                .send()
-                .await,
-            "GetObject",
-        );
+        let head = ok(client.head_object().bucket("meta").key("report.bin").send().await, "HeadObject");
+        let get = ok(client.get_object().bucket("meta").key("report.bin").send().await, "GetObject");
         macro_rules! check_headers {
             ($out:expr, $what:expr) => {{
                 let context = format!("{} via {gateway}", $what);
-                assert_eq!(
-                    $out.content_type(),
-                    Some("application/x-ignifuge-test"),
-                    "Content-Type {context}"
-                );
-                assert_eq!(
-                    $out.content_encoding(),
-                    Some("gzip"),
-                    "Content-Encoding {context}"
-                );
+                assert_eq!($out.content_type(), Some("application/x-ignifuge-test"), "Content-Type {context}");
+                assert_eq!($out.content_encoding(), Some("gzip"), "Content-Encoding {context}");
                 assert_eq!(
                     $out.content_disposition(),
                     Some("attachment; filename=\"report.bin\""),
                     "Content-Disposition {context}"
                 );
-                assert_eq!(
-                    $out.cache_control(),
-                    Some("max-age=3600, must-revalidate"),
-                    "Cache-Control {context}"
-                );
-                let expires_header = $out
-                    .expires_string()
-                    .unwrap_or_else(|| panic!("no Expires {context}"));
+                assert_eq!($out.cache_control(), Some("max-age=3600, must-revalidate"), "Cache-Control {context}");
+                let expires_header = $out.expires_string().unwrap_or_else(|| panic!("no Expires {context}"));
                 let parsed = DateTime::from_str(expires_header, DateTimeFormat::HttpDate)
-                    .unwrap_or_else(|e| {
-                        panic!("Expires {expires_header:?} is no HTTP date ({e}) {context}")
-                    });
+                    .unwrap_or_else(|e| panic!("Expires {expires_header:?} is no HTTP date ({e}) {context}"));
                 assert_eq!(parsed.secs(), expires.secs(), "Expires {context}");
-                let metadata: HashMap<String, String> =
-                    $out.metadata().cloned().unwrap_or_default();
+                let metadata: HashMap<String, String> = $out.metadata().cloned().unwrap_or_default();
                 assert_eq!(metadata, expected_metadata, "user metadata {context}");
-                assert_eq!(
-                    $out.e_tag(),
-                    Some(etag_of(&data).as_str()),
-                    "ETag {context}"
-                );
+                assert_eq!($out.e_tag(), Some(etag_of(&data).as_str()), "ETag {context}");
             }};
         }
         check_headers!(head, "HEAD");
         check_headers!(get, "GET");
         let body = get.body.collect().await.expect("body").into_bytes();
-        assert_bytes_eq(
-            &body,
-            &data,
-            "GET body of an object with Content-Encoding: gzip",
-        );
+        assert_bytes_eq(&body, &data, "GET body of an object with Content-Encoding: gzip");
     }
 
     // Overwriting without metadata drops the old metadata.
     put_object(&s3, "meta", "report.bin", b"plain").await;
-    let head = ok(
-        s3.head_object()
-            .bucket("meta")
-            .key("report.bin")
-            .send()
-            .await,
-        "HeadObject after overwrite",
-    );
+    let head = ok(s3.head_object().bucket("meta").key("report.bin").send().await, "HeadObject after overwrite");
     assert!(
         head.metadata().is_none_or(|m| m.is_empty()),
         "metadata after an overwrite without metadata: {:?}",
         head.metadata()
     );
-    assert_eq!(
-        head.content_disposition(),
-        None,
-        "Content-Disposition after overwrite"
-    );
+    assert_eq!(head.content_disposition(), None, "Content-Disposition after overwrite");
     assert_eq!(head.cache_control(), None, "Cache-Control after overwrite");
 }
 
@@ -316,32 +209,12 @@ async fn streaming_upload_keeps_the_users_content_encoding() {
             .await,
         "streaming PutObject with Content-Encoding",
     );
-    let head = ok(
-        s3.head_object()
-            .bucket("meta")
-            .key("streamed.bin")
-            .send()
-            .await,
-        "HeadObject streamed",
-    );
-    assert_eq!(
-        head.content_encoding(),
-        Some("gzip"),
-        "aws-chunked is not stored as an encoding"
-    );
+    let head = ok(s3.head_object().bucket("meta").key("streamed.bin").send().await, "HeadObject streamed");
+    assert_eq!(head.content_encoding(), Some("gzip"), "aws-chunked is not stored as an encoding");
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.content_length(), Some(300 * 1024));
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("origin"))
-            .map(String::as_str),
-        Some("file")
-    );
-    assert_eq!(
-        head.e_tag(),
-        Some(format!("\"{streamed_md5}\"").as_str()),
-        "ETag of a streamed upload"
-    );
+    assert_eq!(head.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("file"));
+    assert_eq!(head.e_tag(), Some(format!("\"{streamed_md5}\"").as_str()), "ETag of a streamed upload");
     let body = get_object(&s3, "meta", "streamed.bin").await;
     assert_eq!(md5_hex(&body), streamed_md5, "bytes of a streamed upload");
 }
@@ -353,134 +226,68 @@ async fn conditional_get_and_head() {
     create_bucket(&s3, "cond").await;
     let data = b"conditional body".to_vec();
     let etag = put_object(&s3, "cond", "obj", &data).await;
-    let head = ok(
-        s3.head_object().bucket("cond").key("obj").send().await,
-        "HeadObject",
-    );
+    let head = ok(s3.head_object().bucket("cond").key("obj").send().await, "HeadObject");
     let last_modified = *head.last_modified().expect("Last-Modified");
     let an_hour_before = DateTime::from_secs(last_modified.secs() - 3600);
     let other_etag = "\"0123456789abcdef0123456789abcdef\"";
 
     // If-Match
     let got = ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_match(&etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_match(&etag).send().await,
         "GET If-Match with the current ETag",
     );
-    assert_eq!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), &data[..]);
     assert_s3_error(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_match(other_etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_match(other_etag).send().await,
         412,
         &["PreconditionFailed"],
         "GET If-Match with another ETag",
     );
     assert_status(
-        s3.head_object()
-            .bucket("cond")
-            .key("obj")
-            .if_match(other_etag)
-            .send()
-            .await,
+        s3.head_object().bucket("cond").key("obj").if_match(other_etag).send().await,
         412,
         "HEAD If-Match with another ETag",
     );
 
     // If-None-Match
     assert_status(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_none_match(&etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_none_match(&etag).send().await,
         304,
         "GET If-None-Match with the current ETag",
     );
     assert_status(
-        s3.head_object()
-            .bucket("cond")
-            .key("obj")
-            .if_none_match(&etag)
-            .send()
-            .await,
+        s3.head_object().bucket("cond").key("obj").if_none_match(&etag).send().await,
         304,
         "HEAD If-None-Match with the current ETag",
     );
     ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_none_match(other_etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_none_match(other_etag).send().await,
         "GET If-None-Match with another ETag",
     );
 
     // If-Modified-Since: the browser-cache round trip (send back Last-Modified) gives 304.
     assert_status(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_modified_since(last_modified)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_modified_since(last_modified).send().await,
         304,
         "GET If-Modified-Since = Last-Modified",
     );
     assert_status(
-        s3.head_object()
-            .bucket("cond")
-            .key("obj")
-            .if_modified_since(last_modified)
-            .send()
-            .await,
+        s3.head_object().bucket("cond").key("obj").if_modified_since(last_modified).send().await,
         304,
         "HEAD If-Modified-Since = Last-Modified",
     );
     ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_modified_since(an_hour_before)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_modified_since(an_hour_before).send().await,
         "GET If-Modified-Since an hour before the upload",
     );
 
     // If-Unmodified-Since
     ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_unmodified_since(last_modified)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_unmodified_since(last_modified).send().await,
         "GET If-Unmodified-Since = Last-Modified",
     );
     assert_s3_error(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_unmodified_since(an_hour_before)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_unmodified_since(an_hour_before).send().await,
         412,
         &["PreconditionFailed"],
         "GET If-Unmodified-Since an hour before the upload",
@@ -489,23 +296,11 @@ async fn conditional_get_and_head() {
     // Combinations as AWS documents them: If-Match true + If-Unmodified-Since false -> 200;
     // If-None-Match false + If-Modified-Since true -> 304.
     ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_match(&etag)
-            .if_unmodified_since(an_hour_before)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_match(&etag).if_unmodified_since(an_hour_before).send().await,
         "GET If-Match (true) + If-Unmodified-Since (false)",
     );
     assert_status(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_none_match(&etag)
-            .if_modified_since(an_hour_before)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_none_match(&etag).if_modified_since(an_hour_before).send().await,
         304,
         "GET If-None-Match (false) + If-Modified-Since (true)",
     );
@@ -514,23 +309,13 @@ async fn conditional_get_and_head() {
     let new_etag = put_object(&s3, "cond", "obj", b"second version").await;
     assert_ne!(new_etag, etag);
     assert_s3_error(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_match(&etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_match(&etag).send().await,
         412,
         &["PreconditionFailed"],
         "GET If-Match with the ETag of the previous version",
     );
     ok(
-        s3.get_object()
-            .bucket("cond")
-            .key("obj")
-            .if_none_match(&etag)
-            .send()
-            .await,
+        s3.get_object().bucket("cond").key("obj").if_none_match(&etag).send().await,
         "GET If-None-Match with the ETag of the previous version",
     );
 }
@@ -553,57 +338,22 @@ async fn range_requests() {
         ("big", "bytes=0-99".into(), 0, 99),
         ("big", "bytes=100-".into(), 100, size - 1),
         ("big", "bytes=-500".into(), size - 500, size - 1),
-        (
-            "big",
-            format!("bytes={}-{}", MIB - 10, MIB + 9),
-            MIB - 10,
-            MIB + 9,
-        ),
-        (
-            "big",
-            format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9),
-            5 * MIB - 10,
-            5 * MIB + 9,
-        ),
-        (
-            "big",
-            format!("bytes={}-{}", 3 * MIB, 3 * MIB + 2 * MIB - 1),
-            3 * MIB,
-            5 * MIB - 1,
-        ),
-        (
-            "big",
-            format!("bytes={}-{}", size - 10, size + 100),
-            size - 10,
-            size - 1,
-        ),
+        ("big", format!("bytes={}-{}", MIB - 10, MIB + 9), MIB - 10, MIB + 9),
+        ("big", format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9), 5 * MIB - 10, 5 * MIB + 9),
+        ("big", format!("bytes={}-{}", 3 * MIB, 3 * MIB + 2 * MIB - 1), 3 * MIB, 5 * MIB - 1),
+        ("big", format!("bytes={}-{}", size - 10, size + 100), size - 10, size - 1),
         ("big", format!("bytes=-{}", size + 1000), 0, size - 1),
         ("big", format!("bytes={}-", size - 1), size - 1, size - 1),
         ("small", "bytes=10-19".into(), 10, 19),
         ("small", "bytes=-1".into(), 999, 999),
         ("small", "bytes=990-5000".into(), 990, 999),
     ];
-    for (gateway_index, (key, range, first, last)) in
-        cases.into_iter().enumerate().map(|(i, c)| (i % 3, c))
-    {
+    for (gateway_index, (key, range, first, last)) in cases.into_iter().enumerate().map(|(i, c)| (i % 3, c)) {
         let object: &[u8] = if key == "big" { &data } else { &small };
         let context = format!("GET {key} Range: {range}");
-        let client = if gateway_index == 0 {
-            s3.clone()
-        } else {
-            cluster.s3_client_at(gateway_index)
-        };
+        let client = if gateway_index == 0 { s3.clone() } else { cluster.s3_client_at(gateway_index) };
         status.reset();
-        let got = ok(
-            client
-                .get_object()
-                .bucket("ranges")
-                .key(key)
-                .range(&range)
-                .send()
-                .await,
-            &context,
-        );
+        let got = ok(client.get_object().bucket("ranges").key(key).range(&range).send().await, &context);
         if gateway_index == 0 {
             assert_eq!(status.last(), Some(206), "{context}: status");
         }
@@ -612,38 +362,21 @@ async fn range_requests() {
             Some(format!("bytes {first}-{last}/{}", object.len()).as_str()),
             "{context}: Content-Range"
         );
-        assert_eq!(
-            got.content_length(),
-            Some((last - first + 1) as i64),
-            "{context}: Content-Length"
-        );
+        assert_eq!(got.content_length(), Some((last - first + 1) as i64), "{context}: Content-Length");
         let body = got.body.collect().await.expect("body").into_bytes();
         assert_bytes_eq(&body, &object[first..=last], &context);
     }
 
-    for range in [
-        format!("bytes={size}-"),
-        format!("bytes={}-{}", size + 5, size + 10),
-    ] {
+    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 5, size + 10)] {
         assert_s3_error(
-            s3.get_object()
-                .bucket("ranges")
-                .key("big")
-                .range(&range)
-                .send()
-                .await,
+            s3.get_object().bucket("ranges").key("big").range(&range).send().await,
             416,
             &["InvalidRange"],
             &format!("GET Range: {range} past the end"),
         );
     }
     assert_s3_error(
-        s3.get_object()
-            .bucket("ranges")
-            .key("small")
-            .range("bytes=1000-1001")
-            .send()
-            .await,
+        s3.get_object().bucket("ranges").key("small").range("bytes=1000-1001").send().await,
         416,
         &["InvalidRange"],
         "GET Range starting at the size of a small object",
@@ -661,26 +394,12 @@ async fn delete_object_and_delete_objects() {
     }
 
     status.reset();
-    ok(
-        s3.delete_object().bucket("del").key("a").send().await,
-        "DeleteObject a",
-    );
+    ok(s3.delete_object().bucket("del").key("a").send().await, "DeleteObject a");
     assert_eq!(status.last(), Some(204), "DeleteObject status");
-    assert_s3_error(
-        s3.get_object().bucket("del").key("a").send().await,
-        404,
-        &["NoSuchKey"],
-        "GET of a deleted key",
-    );
+    assert_s3_error(s3.get_object().bucket("del").key("a").send().await, 404, &["NoSuchKey"], "GET of a deleted key");
     for index in 1..cluster.gateways.len() {
         assert_status(
-            cluster
-                .s3_client_at(index)
-                .head_object()
-                .bucket("del")
-                .key("a")
-                .send()
-                .await,
+            cluster.s3_client_at(index).head_object().bucket("del").key("a").send().await,
             404,
             &format!("HEAD of a deleted key via gateway {index}"),
         );
@@ -691,32 +410,17 @@ async fn delete_object_and_delete_objects() {
             s3.delete_object().bucket("del").key(missing).send().await,
             &format!("DeleteObject of missing key {missing}"),
         );
-        assert_eq!(
-            status.last(),
-            Some(204),
-            "DeleteObject of a missing key: status"
-        );
+        assert_eq!(status.last(), Some(204), "DeleteObject of a missing key: status");
     }
     assert_s3_error(
-        s3.delete_object()
-            .bucket("no-such-bucket")
-            .key("a")
-            .send()
-            .await,
+        s3.delete_object().bucket("no-such-bucket").key("a").send().await,
         404,
         &["NoSuchBucket"],
         "DeleteObject in a missing bucket",
     );
 
     let ids = |keys: &[&str]| -> Vec<ObjectIdentifier> {
-        keys.iter()
-            .map(|k| {
-                ObjectIdentifier::builder()
-                    .key(*k)
-                    .build()
-                    .expect("identifier")
-            })
-            .collect()
+        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().expect("identifier")).collect()
     };
 
     // Verbose: every key is reported deleted, missing ones included.
@@ -735,42 +439,20 @@ async fn delete_object_and_delete_objects() {
     );
     let mut deleted: Vec<&str> = verbose.deleted().iter().filter_map(|d| d.key()).collect();
     deleted.sort();
-    assert_eq!(
-        deleted,
-        vec!["b", "c", "missing-key", "x&y<z>.txt"],
-        "verbose Deleted"
-    );
-    assert!(
-        verbose.errors().is_empty(),
-        "verbose Errors: {:?}",
-        verbose.errors()
-    );
+    assert_eq!(deleted, vec!["b", "c", "missing-key", "x&y<z>.txt"], "verbose Deleted");
+    assert!(verbose.errors().is_empty(), "verbose Errors: {:?}", verbose.errors());
 
     // Quiet: nothing reported on success.
     let quiet = ok(
         s3.delete_objects()
             .bucket("del")
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(ids(&["d", "e"])))
-                    .quiet(true)
-                    .build()
-                    .expect("delete"),
-            )
+            .delete(Delete::builder().set_objects(Some(ids(&["d", "e"]))).quiet(true).build().expect("delete"))
             .send()
             .await,
         "DeleteObjects quiet",
     );
-    assert!(
-        quiet.deleted().is_empty(),
-        "quiet Deleted: {:?}",
-        quiet.deleted()
-    );
-    assert!(
-        quiet.errors().is_empty(),
-        "quiet Errors: {:?}",
-        quiet.errors()
-    );
+    assert!(quiet.deleted().is_empty(), "quiet Deleted: {:?}", quiet.deleted());
+    assert!(quiet.errors().is_empty(), "quiet Errors: {:?}", quiet.errors());
 
     for index in 0..cluster.gateways.len() {
         assert_eq!(
@@ -816,43 +498,20 @@ async fn copy_object_within_and_across_buckets() {
 
     // Same bucket, default directive COPY: bytes, ETag and metadata carried over.
     let copied = ok(
-        s3.copy_object()
-            .bucket("src-bucket")
-            .key("copy-same-bucket")
-            .copy_source(&copy_source)
-            .send()
-            .await,
+        s3.copy_object().bucket("src-bucket").key("copy-same-bucket").copy_source(&copy_source).send().await,
         "CopyObject within the bucket",
     );
     let result = copied.copy_object_result().expect("CopyObjectResult");
-    assert_eq!(
-        result.e_tag(),
-        Some(etag_of(&data).as_str()),
-        "CopyObjectResult ETag"
-    );
-    assert!(
-        result.last_modified().is_some(),
-        "CopyObjectResult LastModified"
-    );
-    let head = ok(
-        s3.head_object()
-            .bucket("src-bucket")
-            .key("copy-same-bucket")
-            .send()
-            .await,
-        "HEAD copy",
-    );
+    assert_eq!(result.e_tag(), Some(etag_of(&data).as_str()), "CopyObjectResult ETag");
+    assert!(result.last_modified().is_some(), "CopyObjectResult LastModified");
+    let head = ok(s3.head_object().bucket("src-bucket").key("copy-same-bucket").send().await, "HEAD copy");
     assert_eq!(head.content_type(), Some("application/x-original"));
     assert_eq!(head.cache_control(), Some("no-cache"));
     assert_eq!(head.e_tag(), Some(etag_of(&data).as_str()));
     let metadata = head.metadata().cloned().unwrap_or_default();
     assert_eq!(metadata.get("origin").map(String::as_str), Some("source"));
     assert_eq!(metadata.get("version").map(String::as_str), Some("1"));
-    assert_bytes_eq(
-        &get_object(&s3, "src-bucket", "copy-same-bucket").await,
-        &data,
-        "copy within the bucket",
-    );
+    assert_bytes_eq(&get_object(&s3, "src-bucket", "copy-same-bucket").await, &data, "copy within the bucket");
 
     // Across buckets, REPLACE: new metadata only.
     ok(
@@ -867,30 +526,16 @@ async fn copy_object_within_and_across_buckets() {
             .await,
         "CopyObject across buckets with REPLACE",
     );
-    let head = ok(
-        s3.head_object()
-            .bucket("dst-bucket")
-            .key("nested/copy-replaced")
-            .send()
-            .await,
-        "HEAD replaced copy",
-    );
+    let head = ok(s3.head_object().bucket("dst-bucket").key("nested/copy-replaced").send().await, "HEAD replaced copy");
     assert_eq!(head.content_type(), Some("text/x-replaced"));
     let metadata = head.metadata().cloned().unwrap_or_default();
     assert_eq!(
         metadata,
-        [("replaced".to_owned(), "yes".to_owned())]
-            .into_iter()
-            .collect::<HashMap<_, _>>(),
+        [("replaced".to_owned(), "yes".to_owned())].into_iter().collect::<HashMap<_, _>>(),
         "metadata after REPLACE"
     );
     assert_bytes_eq(
-        &get_object(
-            &cluster.s3_client_at(1),
-            "dst-bucket",
-            "nested/copy-replaced",
-        )
-        .await,
+        &get_object(&cluster.s3_client_at(1), "dst-bucket", "nested/copy-replaced").await,
         &data,
         "copy across buckets via dc2",
     );
@@ -908,26 +553,10 @@ async fn copy_object_within_and_across_buckets() {
             .await,
         "CopyObject onto itself with REPLACE",
     );
-    let head = ok(
-        s3.head_object()
-            .bucket("src-bucket")
-            .key(source_key)
-            .send()
-            .await,
-        "HEAD after self copy",
-    );
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("version"))
-            .map(String::as_str),
-        Some("2")
-    );
+    let head = ok(s3.head_object().bucket("src-bucket").key(source_key).send().await, "HEAD after self copy");
+    assert_eq!(head.metadata().and_then(|m| m.get("version")).map(String::as_str), Some("2"));
     assert_eq!(head.metadata().and_then(|m| m.get("origin")), None);
-    assert_bytes_eq(
-        &get_object(&s3, "src-bucket", source_key).await,
-        &data,
-        "self copy",
-    );
+    assert_bytes_eq(&get_object(&s3, "src-bucket", source_key).await, &data, "self copy");
 
     // Copies are independent of the source afterwards.
     let new_source = rng.bytes(1000);
@@ -937,14 +566,7 @@ async fn copy_object_within_and_across_buckets() {
         &data,
         "copy after the source was overwritten",
     );
-    ok(
-        s3.delete_object()
-            .bucket("src-bucket")
-            .key(source_key)
-            .send()
-            .await,
-        "DeleteObject source",
-    );
+    ok(s3.delete_object().bucket("src-bucket").key(source_key).send().await, "DeleteObject source");
     assert_bytes_eq(
         &get_object(&s3, "dst-bucket", "nested/copy-replaced").await,
         &data,
@@ -954,45 +576,25 @@ async fn copy_object_within_and_across_buckets() {
     // Small objects copy too.
     put_object(&s3, "src-bucket", "tiny", b"tiny").await;
     ok(
-        s3.copy_object()
-            .bucket("dst-bucket")
-            .key("tiny-copy")
-            .copy_source("src-bucket/tiny")
-            .send()
-            .await,
+        s3.copy_object().bucket("dst-bucket").key("tiny-copy").copy_source("src-bucket/tiny").send().await,
         "CopyObject of a small object",
     );
     assert_eq!(get_object(&s3, "dst-bucket", "tiny-copy").await, b"tiny");
 
     assert_s3_error(
-        s3.copy_object()
-            .bucket("dst-bucket")
-            .key("x")
-            .copy_source("src-bucket/missing")
-            .send()
-            .await,
+        s3.copy_object().bucket("dst-bucket").key("x").copy_source("src-bucket/missing").send().await,
         404,
         &["NoSuchKey"],
         "CopyObject from a missing key",
     );
     assert_s3_error(
-        s3.copy_object()
-            .bucket("dst-bucket")
-            .key("x")
-            .copy_source("no-such-bucket/k")
-            .send()
-            .await,
+        s3.copy_object().bucket("dst-bucket").key("x").copy_source("no-such-bucket/k").send().await,
         404,
         &["NoSuchBucket"],
         "CopyObject from a missing bucket",
     );
     assert_s3_error(
-        s3.copy_object()
-            .bucket("no-such-bucket")
-            .key("x")
-            .copy_source("src-bucket/tiny")
-            .send()
-            .await,
+        s3.copy_object().bucket("no-such-bucket").key("x").copy_source("src-bucket/tiny").send().await,
         404,
         &["NoSuchBucket"],
         "CopyObject into a missing bucket",
@@ -1047,112 +649,53 @@ async fn checksums_are_verified_stored_and_returned() {
                 .await,
             &format!("PutObject with {name}"),
         );
-        assert_eq!(
-            checksum_field!(put, *name),
-            Some(expected.as_str()),
-            "PutObject {name} echo"
-        );
+        assert_eq!(checksum_field!(put, *name), Some(expected.as_str()), "PutObject {name} echo");
 
         let get = ok(
-            s3.get_object()
-                .bucket("sums")
-                .key(&key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await,
+            s3.get_object().bucket("sums").key(&key).checksum_mode(ChecksumMode::Enabled).send().await,
             &format!("GetObject {key} with checksum mode"),
         );
-        assert_eq!(
-            checksum_field!(get, *name),
-            Some(expected.as_str()),
-            "GetObject {name}"
-        );
-        let body = get
-            .body
-            .collect()
-            .await
-            .expect("body (validated by the SDK)")
-            .into_bytes();
+        assert_eq!(checksum_field!(get, *name), Some(expected.as_str()), "GetObject {name}");
+        let body = get.body.collect().await.expect("body (validated by the SDK)").into_bytes();
         assert_bytes_eq(&body, &data, &key);
 
         let head = ok(
-            s3.head_object()
-                .bucket("sums")
-                .key(&key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await,
+            s3.head_object().bucket("sums").key(&key).checksum_mode(ChecksumMode::Enabled).send().await,
             &format!("HeadObject {key} with checksum mode"),
         );
-        assert_eq!(
-            checksum_field!(head, *name),
-            Some(expected.as_str()),
-            "HeadObject {name}"
-        );
+        assert_eq!(checksum_field!(head, *name), Some(expected.as_str()), "HeadObject {name}");
     }
 
     // The SDK default (when_supported) on an in-memory PutObject: CRC32.
     let data = rng.bytes(70_000);
     put_object(&s3, "sums", "default", &data).await;
     let get = ok(
-        s3.get_object()
-            .bucket("sums")
-            .key("default")
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await,
+        s3.get_object().bucket("sums").key("default").checksum_mode(ChecksumMode::Enabled).send().await,
         "GetObject default checksum",
     );
-    assert_eq!(
-        get.checksum_crc32(),
-        Some(checksum_base64("crc32", &data).as_str()),
-        "default CRC32"
-    );
-    assert_bytes_eq(
-        &get.body.collect().await.expect("body").into_bytes(),
-        &data,
-        "default",
-    );
+    assert_eq!(get.checksum_crc32(), Some(checksum_base64("crc32", &data).as_str()), "default CRC32");
+    assert_bytes_eq(&get.body.collect().await.expect("body").into_bytes(), &data, "default");
 
     // Streaming bodies over plain HTTP: the SDK sends signed aws-chunked with the checksum in a
     // trailer (default CRC32, and an explicit SHA256).
     let dir = tempfile::tempdir().expect("tempdir");
-    for (key, name, explicit) in [
-        ("stream-default", "crc32", false),
-        ("stream-sha256", "sha256", true),
-    ] {
+    for (key, name, explicit) in [("stream-default", "crc32", false), ("stream-sha256", "sha256", true)] {
         let path = dir.path().join(key);
         let md5 = rng.write_file(&path, 3 * MIB + 7);
         let file_bytes = std::fs::read(&path).expect("read back");
         let expected = checksum_base64(name, &file_bytes);
-        let mut request = s3
-            .put_object()
-            .bucket("sums")
-            .key(key)
-            .body(ByteStream::from_path(&path).await.expect("file body"));
+        let mut request =
+            s3.put_object().bucket("sums").key(key).body(ByteStream::from_path(&path).await.expect("file body"));
         if explicit {
             request = request.checksum_algorithm(algorithm(name));
         }
         let put = ok(request.send().await, &format!("streaming PutObject {key}"));
-        assert_eq!(
-            put.e_tag(),
-            Some(format!("\"{md5}\"").as_str()),
-            "ETag of {key}"
-        );
+        assert_eq!(put.e_tag(), Some(format!("\"{md5}\"").as_str()), "ETag of {key}");
         let get = ok(
-            s3.get_object()
-                .bucket("sums")
-                .key(key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await,
+            s3.get_object().bucket("sums").key(key).checksum_mode(ChecksumMode::Enabled).send().await,
             &format!("GetObject {key}"),
         );
-        assert_eq!(
-            checksum_field!(get, name),
-            Some(expected.as_str()),
-            "trailer checksum of {key}"
-        );
+        assert_eq!(checksum_field!(get, name), Some(expected.as_str()), "trailer checksum of {key}");
         let body = get.body.collect().await.expect("body").into_bytes();
         assert_bytes_eq(&body, &file_bytes, key);
     }
@@ -1172,11 +715,7 @@ async fn wrong_checksums_are_rejected_and_nothing_is_stored() {
     for key in ["fresh", "existing"] {
         for name in ALGORITHMS {
             let wrong = checksum_base64(name, &other);
-            let request = s3
-                .put_object()
-                .bucket("bad-sums")
-                .key(key)
-                .body(ByteStream::from(data.clone()));
+            let request = s3.put_object().bucket("bad-sums").key(key).body(ByteStream::from(data.clone()));
             let request = match name {
                 "crc32" => request.checksum_crc32(wrong),
                 "crc32c" => request.checksum_crc32_c(wrong),
@@ -1207,11 +746,7 @@ async fn wrong_checksums_are_rejected_and_nothing_is_stored() {
     }
 
     assert_status(
-        s3.head_object()
-            .bucket("bad-sums")
-            .key("fresh")
-            .send()
-            .await,
+        s3.head_object().bucket("bad-sums").key("fresh").send().await,
         404,
         "no object after rejected uploads",
     );
@@ -1241,23 +776,13 @@ async fn virtual_hosted_style_requests() {
     let cluster = Cluster::start().await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, "vhost-bucket").await;
-    put_object(
-        &s3,
-        "vhost-bucket",
-        "dir/obj.txt",
-        b"hello from a virtual host",
-    )
-    .await;
+    put_object(&s3, "vhost-bucket", "dir/obj.txt", b"hello from a virtual host").await;
     let port = cluster.base_port;
     let gateway = cluster.gateway_addr();
 
     // The SDK presigns a virtual-hosted-style URL for endpoint http://localhost:PORT.
     let vhost_config = cluster
-        .s3_config(
-            &format!("http://localhost:{port}"),
-            &cluster.access_key,
-            &cluster.secret_key,
-        )
+        .s3_config(&format!("http://localhost:{port}"), &cluster.access_key, &cluster.secret_key)
         .force_path_style(false)
         .build();
     let vhost_client = aws_sdk_s3::Client::from_conf(vhost_config);
@@ -1269,62 +794,27 @@ async fn virtual_hosted_style_requests() {
         .await
         .expect("presign");
     assert!(
-        presigned
-            .uri()
-            .starts_with(&format!("http://vhost-bucket.localhost:{port}/dir/obj.txt")),
+        presigned.uri().starts_with(&format!("http://vhost-bucket.localhost:{port}/dir/obj.txt")),
         "the SDK made no virtual-hosted URL: {}",
         presigned.uri()
     );
     let response = send_presigned_to(&presigned, Some(&gateway), b"").await;
-    assert_eq!(
-        response.status,
-        200,
-        "presigned virtual-hosted GET: {}",
-        response.summary()
-    );
+    assert_eq!(response.status, 200, "presigned virtual-hosted GET: {}", response.summary());
     assert_eq!(response.body, b"hello from a virtual host");
 
     // Header-signed PUT, GET and ListObjectsV2 with Host: BUCKET.localhost:PORT.
     let keys = cluster.keys();
     let put_url = format!("http://vhost-bucket.localhost:{port}/vh%20put.txt");
     let body = b"put through a virtual host";
-    let headers = cluster.sign(
-        &keys,
-        std::time::SystemTime::now(),
-        "PUT",
-        &put_url,
-        &[],
-        Payload::Bytes(body),
-    );
-    let response = raw_request(&gateway, "PUT", "/vh%20put.txt", &headers, body)
-        .await
-        .expect("PUT");
-    assert_eq!(
-        response.status,
-        200,
-        "virtual-hosted PUT: {}",
-        response.summary()
-    );
+    let headers = cluster.sign(&keys, std::time::SystemTime::now(), "PUT", &put_url, &[], Payload::Bytes(body));
+    let response = raw_request(&gateway, "PUT", "/vh%20put.txt", &headers, body).await.expect("PUT");
+    assert_eq!(response.status, 200, "virtual-hosted PUT: {}", response.summary());
     assert_eq!(get_object(&s3, "vhost-bucket", "vh put.txt").await, body);
 
     let list_url = format!("http://vhost-bucket.localhost:{port}/?list-type=2&prefix=");
-    let headers = cluster.sign(
-        &keys,
-        std::time::SystemTime::now(),
-        "GET",
-        &list_url,
-        &[],
-        Payload::Bytes(b""),
-    );
-    let response = raw_request(&gateway, "GET", "/?list-type=2&prefix=", &headers, b"")
-        .await
-        .expect("LIST");
-    assert_eq!(
-        response.status,
-        200,
-        "virtual-hosted ListObjectsV2: {}",
-        response.summary()
-    );
+    let headers = cluster.sign(&keys, std::time::SystemTime::now(), "GET", &list_url, &[], Payload::Bytes(b""));
+    let response = raw_request(&gateway, "GET", "/?list-type=2&prefix=", &headers, b"").await.expect("LIST");
+    assert_eq!(response.status, 200, "virtual-hosted ListObjectsV2: {}", response.summary());
     let text = response.body_text();
     assert!(
         text.contains("<Key>dir/obj.txt</Key>") && text.contains("<Key>vh put.txt</Key>"),
@@ -1334,17 +824,9 @@ async fn virtual_hosted_style_requests() {
 
     // A real client, if this machine resolves *.localhost.
     use std::net::ToSocketAddrs;
-    if ("vhost-bucket.localhost", port)
-        .to_socket_addrs()
-        .is_ok_and(|mut a| a.next().is_some())
-    {
-        assert_eq!(
-            get_object(&vhost_client, "vhost-bucket", "dir/obj.txt").await,
-            b"hello from a virtual host"
-        );
+    if ("vhost-bucket.localhost", port).to_socket_addrs().is_ok_and(|mut a| a.next().is_some()) {
+        assert_eq!(get_object(&vhost_client, "vhost-bucket", "dir/obj.txt").await, b"hello from a virtual host");
     } else {
-        println!(
-            "note: vhost-bucket.localhost does not resolve here; skipped the SDK virtual-hosted GET"
-        );
+        println!("note: vhost-bucket.localhost does not resolve here; skipped the SDK virtual-hosted GET");
     }
 }

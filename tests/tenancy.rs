@@ -19,17 +19,11 @@ async fn another_tenant_is_denied_everything() {
     let small = b"small object of A".to_vec();
     let object_etag = put_object(&a, "alpha-data", "reports/q1.bin", &object).await;
     put_object(&a, "alpha-data", "small.txt", &small).await;
-    let a_upload = ok(
-        a.create_multipart_upload()
-            .bucket("alpha-data")
-            .key("in-progress")
-            .send()
-            .await,
-        "A CreateMultipartUpload",
-    )
-    .upload_id()
-    .expect("UploadId")
-    .to_owned();
+    let a_upload =
+        ok(a.create_multipart_upload().bucket("alpha-data").key("in-progress").send().await, "A CreateMultipartUpload")
+            .upload_id()
+            .expect("UploadId")
+            .to_owned();
     let a_part = rng.bytes(1000);
     let a_part_etag = ok(
         a.upload_part()
@@ -47,19 +41,12 @@ async fn another_tenant_is_denied_everything() {
     .to_owned();
 
     let b_keys = cluster.create_tenant("tenant-b");
-    assert_ne!(
-        b_keys.access_key, cluster.access_key,
-        "a new tenant gets a new key"
-    );
+    assert_ne!(b_keys.access_key, cluster.access_key, "a new tenant gets a new key");
     let b = cluster.client_for_keys(&b_keys);
 
     // B starts with nothing and sees nothing of A.
     let listed = ok(b.list_buckets().send().await, "B ListBuckets");
-    assert!(
-        listed.buckets().is_empty(),
-        "B sees buckets: {:?}",
-        listed.buckets()
-    );
+    assert!(listed.buckets().is_empty(), "B sees buckets: {:?}", listed.buckets());
     create_bucket(&b, "beta-data").await;
     put_object(&b, "beta-data", "own.txt", b"B's own object").await;
     let listed = ok(b.list_buckets().send().await, "B ListBuckets");
@@ -90,35 +77,11 @@ async fn another_tenant_is_denied_everything() {
     );
 
     // Every bucket and object operation of B on A's bucket.
-    assert_status(
-        b.head_bucket().bucket("alpha-data").send().await,
-        403,
-        "B HeadBucket",
-    );
-    assert_s3_error(
-        b.get_bucket_location().bucket("alpha-data").send().await,
-        403,
-        DENIED,
-        "B GetBucketLocation",
-    );
-    assert_s3_error(
-        b.list_objects_v2().bucket("alpha-data").send().await,
-        403,
-        DENIED,
-        "B ListObjectsV2",
-    );
-    assert_s3_error(
-        b.list_objects().bucket("alpha-data").send().await,
-        403,
-        DENIED,
-        "B ListObjects",
-    );
-    assert_s3_error(
-        b.delete_bucket().bucket("alpha-data").send().await,
-        403,
-        DENIED,
-        "B DeleteBucket",
-    );
+    assert_status(b.head_bucket().bucket("alpha-data").send().await, 403, "B HeadBucket");
+    assert_s3_error(b.get_bucket_location().bucket("alpha-data").send().await, 403, DENIED, "B GetBucketLocation");
+    assert_s3_error(b.list_objects_v2().bucket("alpha-data").send().await, 403, DENIED, "B ListObjectsV2");
+    assert_s3_error(b.list_objects().bucket("alpha-data").send().await, 403, DENIED, "B ListObjects");
+    assert_s3_error(b.delete_bucket().bucket("alpha-data").send().await, 403, DENIED, "B DeleteBucket");
     for key in ["reports/q1.bin", "small.txt", "does-not-exist"] {
         assert_s3_error(
             b.get_object().bucket("alpha-data").key(key).send().await,
@@ -127,28 +90,14 @@ async fn another_tenant_is_denied_everything() {
             &format!("B GetObject {key}"),
         );
         assert_s3_error(
-            b.get_object()
-                .bucket("alpha-data")
-                .key(key)
-                .range("bytes=0-9")
-                .send()
-                .await,
+            b.get_object().bucket("alpha-data").key(key).range("bytes=0-9").send().await,
             403,
             DENIED,
             &format!("B ranged GetObject {key}"),
         );
-        assert_status(
-            b.head_object().bucket("alpha-data").key(key).send().await,
-            403,
-            &format!("B HeadObject {key}"),
-        );
+        assert_status(b.head_object().bucket("alpha-data").key(key).send().await, 403, &format!("B HeadObject {key}"));
         assert_s3_error(
-            b.put_object()
-                .bucket("alpha-data")
-                .key(key)
-                .body(ByteStream::from_static(b"B was here"))
-                .send()
-                .await,
+            b.put_object().bucket("alpha-data").key(key).body(ByteStream::from_static(b"B was here")).send().await,
             403,
             DENIED,
             &format!("B PutObject {key}"),
@@ -166,41 +115,17 @@ async fn another_tenant_is_denied_everything() {
         .set_objects(Some(
             ["reports/q1.bin", "small.txt"]
                 .iter()
-                .map(|k| {
-                    ObjectIdentifier::builder()
-                        .key(*k)
-                        .build()
-                        .expect("identifier")
-                })
+                .map(|k| ObjectIdentifier::builder().key(*k).build().expect("identifier"))
                 .collect(),
         ))
         .build()
         .expect("delete");
-    match b
-        .delete_objects()
-        .bucket("alpha-data")
-        .delete(delete)
-        .send()
-        .await
-    {
+    match b.delete_objects().bucket("alpha-data").delete(delete).send().await {
         Ok(output) => {
-            assert!(
-                output.deleted().is_empty(),
-                "B DeleteObjects deleted {:?}",
-                output.deleted()
-            );
-            assert_eq!(
-                output.errors().len(),
-                2,
-                "B DeleteObjects errors: {:?}",
-                output.errors()
-            );
+            assert!(output.deleted().is_empty(), "B DeleteObjects deleted {:?}", output.deleted());
+            assert_eq!(output.errors().len(), 2, "B DeleteObjects errors: {:?}", output.errors());
             for error in output.errors() {
-                assert_eq!(
-                    error.code(),
-                    Some("AccessDenied"),
-                    "B DeleteObjects per-key error {error:?}"
-                );
+                assert_eq!(error.code(), Some("AccessDenied"), "B DeleteObjects per-key error {error:?}");
             }
         }
         Err(error) => {
@@ -215,34 +140,19 @@ async fn another_tenant_is_denied_everything() {
 
     // CopyObject in both directions.
     assert_s3_error(
-        b.copy_object()
-            .bucket("beta-data")
-            .key("stolen")
-            .copy_source("alpha-data/reports/q1.bin")
-            .send()
-            .await,
+        b.copy_object().bucket("beta-data").key("stolen").copy_source("alpha-data/reports/q1.bin").send().await,
         403,
         DENIED,
         "B copies A's object into its own bucket",
     );
     assert_s3_error(
-        b.copy_object()
-            .bucket("alpha-data")
-            .key("planted")
-            .copy_source("beta-data/own.txt")
-            .send()
-            .await,
+        b.copy_object().bucket("alpha-data").key("planted").copy_source("beta-data/own.txt").send().await,
         403,
         DENIED,
         "B copies its object into A's bucket",
     );
     assert_s3_error(
-        b.copy_object()
-            .bucket("alpha-data")
-            .key("small.txt")
-            .copy_source("alpha-data/reports/q1.bin")
-            .send()
-            .await,
+        b.copy_object().bucket("alpha-data").key("small.txt").copy_source("alpha-data/reports/q1.bin").send().await,
         403,
         DENIED,
         "B copies within A's bucket",
@@ -250,11 +160,7 @@ async fn another_tenant_is_denied_everything() {
 
     // Multipart, on a new upload and on A's upload.
     assert_s3_error(
-        b.create_multipart_upload()
-            .bucket("alpha-data")
-            .key("b-upload")
-            .send()
-            .await,
+        b.create_multipart_upload().bucket("alpha-data").key("b-upload").send().await,
         403,
         DENIED,
         "B CreateMultipartUpload",
@@ -273,12 +179,7 @@ async fn another_tenant_is_denied_everything() {
         "B UploadPart into A's upload",
     );
     let b_part_list = CompletedMultipartUpload::builder()
-        .parts(
-            CompletedPart::builder()
-                .part_number(1)
-                .e_tag(&a_part_etag)
-                .build(),
-        )
+        .parts(CompletedPart::builder().part_number(1).e_tag(&a_part_etag).build())
         .build();
     assert_s3_error(
         b.complete_multipart_upload()
@@ -293,12 +194,7 @@ async fn another_tenant_is_denied_everything() {
         "B CompleteMultipartUpload of A's upload",
     );
     assert_s3_error(
-        b.abort_multipart_upload()
-            .bucket("alpha-data")
-            .key("in-progress")
-            .upload_id(&a_upload)
-            .send()
-            .await,
+        b.abort_multipart_upload().bucket("alpha-data").key("in-progress").upload_id(&a_upload).send().await,
         403,
         DENIED,
         "B AbortMultipartUpload of A's upload",
@@ -313,42 +209,18 @@ async fn another_tenant_is_denied_everything() {
         .await
         .expect("presign");
     let response = send_presigned(&presigned, b"").await;
-    assert_eq!(
-        response.status,
-        403,
-        "B's presigned GET of A's object: {}",
-        response.summary()
-    );
+    assert_eq!(response.status, 403, "B's presigned GET of A's object: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
 
     // A's world is unchanged.
     let mut keys = list_all_keys(&a, "alpha-data").await;
     keys.sort();
-    assert_eq!(
-        keys,
-        vec!["reports/q1.bin", "small.txt"],
-        "A's keys after B's attempts"
-    );
-    assert_bytes_eq(
-        &get_object(&a, "alpha-data", "reports/q1.bin").await,
-        &object,
-        "A's object",
-    );
-    let head = ok(
-        a.head_object()
-            .bucket("alpha-data")
-            .key("reports/q1.bin")
-            .send()
-            .await,
-        "A HEAD",
-    );
+    assert_eq!(keys, vec!["reports/q1.bin", "small.txt"], "A's keys after B's attempts");
+    assert_bytes_eq(&get_object(&a, "alpha-data", "reports/q1.bin").await, &object, "A's object");
+    let head = ok(a.head_object().bucket("alpha-data").key("reports/q1.bin").send().await, "A HEAD");
     assert_eq!(head.e_tag(), Some(object_etag.as_str()));
     assert_eq!(get_object(&a, "alpha-data", "small.txt").await, small);
-    assert_eq!(
-        list_all_keys(&b, "beta-data").await,
-        vec!["own.txt"],
-        "B's bucket after the attempts"
-    );
+    assert_eq!(list_all_keys(&b, "beta-data").await, vec!["own.txt"], "B's bucket after the attempts");
     let done = ok(
         a.complete_multipart_upload()
             .bucket("alpha-data")
@@ -363,22 +235,8 @@ async fn another_tenant_is_denied_everything() {
     assert_eq!(get_object(&a, "alpha-data", "in-progress").await, a_part);
 
     // And the other way round: A has no access to B's bucket either.
-    assert_s3_error(
-        a.get_object()
-            .bucket("beta-data")
-            .key("own.txt")
-            .send()
-            .await,
-        403,
-        DENIED,
-        "A GetObject of B's",
-    );
-    assert_s3_error(
-        a.list_objects_v2().bucket("beta-data").send().await,
-        403,
-        DENIED,
-        "A ListObjectsV2 of B's",
-    );
+    assert_s3_error(a.get_object().bucket("beta-data").key("own.txt").send().await, 403, DENIED, "A GetObject of B's");
+    assert_s3_error(a.list_objects_v2().bucket("beta-data").send().await, 403, DENIED, "A ListObjectsV2 of B's");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -387,10 +245,7 @@ async fn keys_of_one_tenant_share_its_buckets() {
     let b1_keys = cluster.create_tenant("tenant-b");
     let c_keys = cluster.create_tenant("tenant-c");
     let b2_keys = cluster.create_key("tenant-b");
-    assert_ne!(
-        b1_keys.access_key, b2_keys.access_key,
-        "key create makes a new key"
-    );
+    assert_ne!(b1_keys.access_key, b2_keys.access_key, "key create makes a new key");
     assert_ne!(b1_keys.access_key, c_keys.access_key);
     let b1 = cluster.client_for_keys(&b1_keys);
     let b2 = cluster.client_for_keys(&b2_keys);
@@ -416,17 +271,9 @@ async fn keys_of_one_tenant_share_its_buckets() {
     );
 
     // C is another tenant; same object keys in its own bucket are independent.
-    assert!(
-        ok(c.list_buckets().send().await, "C ListBuckets")
-            .buckets()
-            .is_empty()
-    );
+    assert!(ok(c.list_buckets().send().await, "C ListBuckets").buckets().is_empty());
     assert_s3_error(
-        c.get_object()
-            .bucket("b-shared")
-            .key("from-key-1")
-            .send()
-            .await,
+        c.get_object().bucket("b-shared").key("from-key-1").send().await,
         403,
         DENIED,
         "C GetObject of B's",
@@ -441,58 +288,24 @@ async fn keys_of_one_tenant_share_its_buckets() {
     put_object(&c, "c-own", "from-key-1", b"C's").await;
     assert_eq!(get_object(&c, "c-own", "from-key-1").await, b"C's");
     assert_eq!(get_object(&b1, "b-shared", "from-key-1").await, b"one");
-    assert_s3_error(
-        b1.get_object()
-            .bucket("c-own")
-            .key("from-key-1")
-            .send()
-            .await,
-        403,
-        DENIED,
-        "B GetObject of C's",
-    );
+    assert_s3_error(b1.get_object().bucket("c-own").key("from-key-1").send().await, 403, DENIED, "B GetObject of C's");
 
     // The cluster's own tenant sees none of them.
-    let own: Vec<String> = ok(
-        cluster.s3_client().list_buckets().send().await,
-        "ListBuckets",
-    )
-    .buckets()
-    .iter()
-    .filter_map(|x| x.name().map(str::to_owned))
-    .collect();
-    assert!(
-        own.is_empty(),
-        "the dev tenant sees other tenants' buckets: {own:?}"
-    );
+    let own: Vec<String> = ok(cluster.s3_client().list_buckets().send().await, "ListBuckets")
+        .buckets()
+        .iter()
+        .filter_map(|x| x.name().map(str::to_owned))
+        .collect();
+    assert!(own.is_empty(), "the dev tenant sees other tenants' buckets: {own:?}");
 
     // Concurrent CreateBucket of one name by two tenants: exactly one owns it.
-    let (from_b, from_c) = tokio::join!(
-        b1.create_bucket().bucket("contested").send(),
-        c.create_bucket().bucket("contested").send()
-    );
+    let (from_b, from_c) =
+        tokio::join!(b1.create_bucket().bucket("contested").send(), c.create_bucket().bucket("contested").send());
     let outcomes = [from_b.is_ok(), from_c.is_ok()];
-    assert_eq!(
-        outcomes.iter().filter(|x| **x).count(),
-        1,
-        "exactly one tenant creates the bucket: {outcomes:?}"
-    );
-    let (winner, loser, loser_result) = if outcomes[0] {
-        (&b1, &c, from_c.map(|_| ()))
-    } else {
-        (&c, &b1, from_b.map(|_| ()))
-    };
-    assert_s3_error(
-        loser_result,
-        409,
-        &["BucketAlreadyExists"],
-        "the losing concurrent CreateBucket",
-    );
+    assert_eq!(outcomes.iter().filter(|x| **x).count(), 1, "exactly one tenant creates the bucket: {outcomes:?}");
+    let (winner, loser, loser_result) =
+        if outcomes[0] { (&b1, &c, from_c.map(|_| ())) } else { (&c, &b1, from_b.map(|_| ())) };
+    assert_s3_error(loser_result, 409, &["BucketAlreadyExists"], "the losing concurrent CreateBucket");
     put_object(winner, "contested", "k", b"winner").await;
-    assert_s3_error(
-        loser.get_object().bucket("contested").key("k").send().await,
-        403,
-        DENIED,
-        "the loser reading",
-    );
+    assert_s3_error(loser.get_object().bucket("contested").key("k").send().await, 403, DENIED, "the loser reading");
 }

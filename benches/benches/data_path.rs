@@ -38,11 +38,7 @@ fn reed_solomon(c: &mut Criterion) {
                 b.iter(|| encode(&codec, black_box(&stripe), shard_len, &mut parity))
             });
             encode(&codec, &stripe, shard_len, &mut parity);
-            let full: Vec<Vec<u8>> = stripe
-                .chunks(shard_len)
-                .map(|s| s.to_vec())
-                .chain(parity.clone())
-                .collect();
+            let full: Vec<Vec<u8>> = stripe.chunks(shard_len).map(|s| s.to_vec()).chain(parity.clone()).collect();
             group.bench_function(BenchmarkId::new("reconstruct_m_data_shards", &label), |b| {
                 b.iter(|| {
                     let mut shards: Vec<Option<Vec<u8>>> = full.iter().cloned().map(Some).collect();
@@ -75,10 +71,7 @@ fn put_pipeline(c: &mut Criterion) {
             stripe.clear();
             stripe.extend_from_slice(&body);
             encode(&codec, &stripe, SHARD_BYTES, &mut parity);
-            for shard in stripe
-                .chunks(SHARD_BYTES)
-                .chain(parity.iter().map(|p| p.as_slice()))
-            {
+            for shard in stripe.chunks(SHARD_BYTES).chain(parity.iter().map(|p| p.as_slice())) {
                 black_box(blake3::hash(shard));
             }
             black_box(hasher.finalize());
@@ -92,12 +85,7 @@ fn put_pipeline(c: &mut Criterion) {
         })
     });
     group.bench_function("part_crc64nvme", |b| {
-        b.iter(|| {
-            black_box(crc_fast::checksum(
-                crc_fast::CrcAlgorithm::Crc64Nvme,
-                black_box(&body),
-            ))
-        })
+        b.iter(|| black_box(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, black_box(&body))))
     });
     group.bench_function("part_copy_into_pooled_buffer", |b| {
         b.iter(|| {
@@ -105,15 +93,10 @@ fn put_pipeline(c: &mut Criterion) {
             stripe.extend_from_slice(black_box(&body));
         })
     });
-    group.bench_function("part_encode", |b| {
-        b.iter(|| encode(&codec, black_box(&stripe), SHARD_BYTES, &mut parity))
-    });
+    group.bench_function("part_encode", |b| b.iter(|| encode(&codec, black_box(&stripe), SHARD_BYTES, &mut parity)));
     group.bench_function("part_blake3_all_shards", |b| {
         b.iter(|| {
-            for shard in stripe
-                .chunks(SHARD_BYTES)
-                .chain(parity.iter().map(|p| p.as_slice()))
-            {
+            for shard in stripe.chunks(SHARD_BYTES).chain(parity.iter().map(|p| p.as_slice())) {
                 black_box(blake3::hash(shard));
             }
         })

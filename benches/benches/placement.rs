@@ -6,8 +6,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ignifuge_placement::{
-    Datacenter, FailureBudget, Geometry, Node, Topology, check_survivability, derive_geometry,
-    select_slots,
+    Datacenter, FailureBudget, Geometry, Node, Topology, check_survivability, derive_geometry, select_slots,
 };
 use ignifuge_types::{DatacenterId, NodeId};
 use std::hint::black_box;
@@ -39,18 +38,13 @@ fn bench_select_slots(c: &mut Criterion) {
         (
             "100 nodes, 4 dc, 8+4",
             topology(4, 100),
-            Some(Geometry {
-                data_shards: 8,
-                parity_shards: 4,
-                shards_per_datacenter: 3,
-            }),
+            Some(Geometry { data_shards: 8, parity_shards: 4, shards_per_datacenter: 3 }),
         ),
         ("100 nodes, 3 dc, derived", topology(3, 100), None),
         ("100 nodes, 4 dc, derived", topology(4, 100), None),
     ];
     for (name, topology, pinned) in cases {
-        let geometry =
-            pinned.unwrap_or_else(|| derive_geometry(&topology, budget).expect("derivable"));
+        let geometry = pinned.unwrap_or_else(|| derive_geometry(&topology, budget).expect("derivable"));
         let mut stripe: u64 = 0;
         group.bench_function(BenchmarkId::new(name, geometry.to_string()), |b| {
             b.iter(|| {
@@ -69,14 +63,7 @@ fn bench_check_survivability(c: &mut Criterion) {
     let geometry = derive_geometry(&topology, budget).expect("derivable");
     let slots = select_slots(&topology, geometry, b"stripe").expect("placeable");
     c.bench_function("check_survivability 5+4", |b| {
-        b.iter(|| {
-            black_box(check_survivability(
-                &topology,
-                geometry,
-                black_box(&slots),
-                budget,
-            ))
-        })
+        b.iter(|| black_box(check_survivability(&topology, geometry, black_box(&slots), budget)))
     });
 }
 

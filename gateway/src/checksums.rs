@@ -25,9 +25,7 @@ impl Algorithm {
             "SHA1" => Self::Sha1,
             "SHA256" => Self::Sha256,
             other => {
-                return Err(GatewayError::InvalidRequest(format!(
-                    "unknown checksum algorithm {other}"
-                )));
+                return Err(GatewayError::InvalidRequest(format!("unknown checksum algorithm {other}")));
             }
         })
     }
@@ -54,15 +52,9 @@ impl Algorithm {
     }
 
     pub fn from_header(name: &str) -> Option<Self> {
-        [
-            Self::Crc32,
-            Self::Crc32c,
-            Self::Crc64Nvme,
-            Self::Sha1,
-            Self::Sha256,
-        ]
-        .into_iter()
-        .find(|a| a.header().eq_ignore_ascii_case(name))
+        [Self::Crc32, Self::Crc32c, Self::Crc64Nvme, Self::Sha1, Self::Sha256]
+            .into_iter()
+            .find(|a| a.header().eq_ignore_ascii_case(name))
     }
 
     pub fn get(self, sums: &Checksums) -> Option<&String> {
@@ -147,10 +139,7 @@ impl BodyHasher {
                 others.push((a, Hasher::new(a)));
             }
         }
-        Self {
-            md5: md5::Md5::new(),
-            others,
-        }
+        Self { md5: md5::Md5::new(), others }
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -192,21 +181,13 @@ impl Expected {
     }
 
     /// Checks the digests; `trailers` are the (name, value) pairs received after the body.
-    pub fn verify(
-        &self,
-        digests: &BodyDigests,
-        trailers: &[(String, String)],
-    ) -> Result<(), GatewayError> {
+    pub fn verify(&self, digests: &BodyDigests, trailers: &[(String, String)]) -> Result<(), GatewayError> {
         if let Some(md5) = &self.content_md5 {
             let given = base64::engine::general_purpose::STANDARD
                 .decode(md5.trim())
-                .map_err(|_| {
-                    GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into())
-                })?;
+                .map_err(|_| GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into()))?;
             if given.len() != 16 {
-                return Err(GatewayError::InvalidDigest(
-                    "the Content-MD5 you specified was invalid".into(),
-                ));
+                return Err(GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into()));
             }
             if given != digests.md5 {
                 return Err(GatewayError::BadDigest(
@@ -214,20 +195,16 @@ impl Expected {
                 ));
             }
         }
-        let mut wanted: Vec<(Algorithm, &str)> = self
-            .checksums
-            .iter()
-            .map(|(a, v)| (*a, v.as_str()))
-            .collect();
+        let mut wanted: Vec<(Algorithm, &str)> = self.checksums.iter().map(|(a, v)| (*a, v.as_str())).collect();
         for (name, value) in trailers {
             if let Some(a) = Algorithm::from_header(name) {
                 wanted.push((a, value.as_str()));
             }
         }
         for (a, value) in wanted {
-            let computed = a.get(&digests.checksums).ok_or_else(|| {
-                GatewayError::Internal(format!("checksum {} was not computed", a.name()))
-            })?;
+            let computed = a
+                .get(&digests.checksums)
+                .ok_or_else(|| GatewayError::Internal(format!("checksum {} was not computed", a.name())))?;
             if computed != value.trim() {
                 return Err(GatewayError::BadDigest(format!(
                     "the {} you specified did not match the calculated checksum",
@@ -253,37 +230,16 @@ mod tests {
 
     #[test]
     fn checksums_match_published_test_vectors() {
-        let all = [
-            Algorithm::Crc32,
-            Algorithm::Crc32c,
-            Algorithm::Crc64Nvme,
-            Algorithm::Sha1,
-            Algorithm::Sha256,
-        ];
+        let all = [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256];
         let d = digest(&all, b"123456789");
         // CRC-32/ISO-HDLC check value 0xCBF43926, CRC-32C 0xE3069283, CRC-64/NVME 0xAE8B14860A799888.
-        assert_eq!(
-            d.checksums.crc32.as_deref(),
-            Some(base64(&0xCBF43926u32.to_be_bytes()).as_str())
-        );
-        assert_eq!(
-            d.checksums.crc32c.as_deref(),
-            Some(base64(&0xE3069283u32.to_be_bytes()).as_str())
-        );
-        assert_eq!(
-            d.checksums.crc64nvme.as_deref(),
-            Some(base64(&0xAE8B14860A799888u64.to_be_bytes()).as_str())
-        );
+        assert_eq!(d.checksums.crc32.as_deref(), Some(base64(&0xCBF43926u32.to_be_bytes()).as_str()));
+        assert_eq!(d.checksums.crc32c.as_deref(), Some(base64(&0xE3069283u32.to_be_bytes()).as_str()));
+        assert_eq!(d.checksums.crc64nvme.as_deref(), Some(base64(&0xAE8B14860A799888u64.to_be_bytes()).as_str()));
         assert_eq!(hex::encode(d.md5), "25f9e794323b453885f5181f1b624d0b");
         let abc = digest(&[Algorithm::Sha256, Algorithm::Sha1], b"abc");
-        assert_eq!(
-            abc.checksums.sha1.as_deref(),
-            Some("qZk+NkcGgWq6PiVxeFDCbJzQ2J0=")
-        );
-        assert_eq!(
-            abc.checksums.sha256.as_deref(),
-            Some("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
-        );
+        assert_eq!(abc.checksums.sha1.as_deref(), Some("qZk+NkcGgWq6PiVxeFDCbJzQ2J0="));
+        assert_eq!(abc.checksums.sha256.as_deref(), Some("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="));
     }
 
     #[test]
@@ -295,35 +251,12 @@ mod tests {
             computed: vec![],
         };
         good.verify(&d, &[]).unwrap();
-        let wrong_md5 = Expected {
-            content_md5: Some(base64(&[0u8; 16])),
-            ..Default::default()
-        };
-        assert!(matches!(
-            wrong_md5.verify(&d, &[]),
-            Err(GatewayError::BadDigest(_))
-        ));
-        let malformed = Expected {
-            content_md5: Some("not base64!".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            malformed.verify(&d, &[]),
-            Err(GatewayError::InvalidDigest(_))
-        ));
-        let trailer = Expected {
-            computed: vec![Algorithm::Crc32],
-            ..Default::default()
-        };
-        trailer
-            .verify(
-                &d,
-                &[(
-                    "x-amz-checksum-crc32".into(),
-                    d.checksums.crc32.clone().unwrap(),
-                )],
-            )
-            .unwrap();
+        let wrong_md5 = Expected { content_md5: Some(base64(&[0u8; 16])), ..Default::default() };
+        assert!(matches!(wrong_md5.verify(&d, &[]), Err(GatewayError::BadDigest(_))));
+        let malformed = Expected { content_md5: Some("not base64!".into()), ..Default::default() };
+        assert!(matches!(malformed.verify(&d, &[]), Err(GatewayError::InvalidDigest(_))));
+        let trailer = Expected { computed: vec![Algorithm::Crc32], ..Default::default() };
+        trailer.verify(&d, &[("x-amz-checksum-crc32".into(), d.checksums.crc32.clone().unwrap())]).unwrap();
         assert!(matches!(
             trailer.verify(&d, &[("x-amz-checksum-crc32".into(), "AAAAAA==".into())]),
             Err(GatewayError::BadDigest(_))

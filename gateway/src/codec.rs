@@ -20,9 +20,8 @@ pub struct ReedSolomonCodec {
 
 impl ReedSolomonCodec {
     pub fn new(data_shards: usize, parity_shards: usize) -> Result<Self, GatewayError> {
-        let inner = ReedSolomon::new(data_shards, parity_shards).map_err(|e| {
-            GatewayError::Internal(format!("codec {data_shards}+{parity_shards}: {e:?}"))
-        })?;
+        let inner = ReedSolomon::new(data_shards, parity_shards)
+            .map_err(|e| GatewayError::Internal(format!("codec {data_shards}+{parity_shards}: {e:?}")))?;
         Ok(Self { inner })
     }
 }
@@ -37,15 +36,11 @@ impl ErasureCodec for ReedSolomonCodec {
     }
 
     fn encode(&self, data: &[&[u8]], parity: &mut [Vec<u8>]) -> Result<(), GatewayError> {
-        self.inner
-            .encode_sep(data, parity)
-            .map_err(|e| GatewayError::Internal(format!("encode: {e:?}")))
+        self.inner.encode_sep(data, parity).map_err(|e| GatewayError::Internal(format!("encode: {e:?}")))
     }
 
     fn reconstruct_data(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), GatewayError> {
-        self.inner
-            .reconstruct_data(shards)
-            .map_err(|e| GatewayError::Internal(format!("reconstruct: {e:?}")))
+        self.inner.reconstruct_data(shards).map_err(|e| GatewayError::Internal(format!("reconstruct: {e:?}")))
     }
 }
 

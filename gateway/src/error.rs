@@ -82,8 +82,7 @@ impl From<GatewayError> for S3Error {
             GatewayError::BodyRead(_) => C::IncompleteBody,
             GatewayError::PayloadHashMismatch => {
                 // Not in s3s's code table; AWS answers 400 with this code.
-                let mut error =
-                    S3Error::with_message(C::Custom("XAmzContentSHA256Mismatch".into()), message);
+                let mut error = S3Error::with_message(C::Custom("XAmzContentSHA256Mismatch".into()), message);
                 error.set_status_code(http::StatusCode::BAD_REQUEST);
                 return error;
             }

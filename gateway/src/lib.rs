@@ -46,22 +46,11 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, error::GatewayError> {
         let client = NodeClient::new(Arc::new(InternodeAuth::new(&config.cluster_secret)));
-        let metadata_node = config
-            .cluster
-            .node(&config.cluster.metadata_node)
-            .ok_or_else(|| {
-                error::GatewayError::Internal("metadata node missing from the configuration".into())
-            })?;
-        let metadata: Arc<dyn Metadata> =
-            Arc::new(RemoteMetadata::new(client.clone(), metadata_node.address));
+        let voters = config.cluster.voters().into_iter().map(|(_, n)| n.address).collect();
+        let metadata: Arc<dyn Metadata> = Arc::new(RemoteMetadata::new(client.clone(), voters));
         let data = Arc::new(DataPath::new(&config.cluster, client)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
-        Ok(Arc::new(Self {
-            metadata,
-            data,
-            keys,
-            region: config.cluster.region.clone(),
-        }))
+        Ok(Arc::new(Self { metadata, data, keys, region: config.cluster.region.clone() }))
     }
 }
 

@@ -37,11 +37,7 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn new(metadata: Arc<dyn Metadata>, sealer: SecretSealer) -> Self {
-        Self {
-            metadata,
-            sealer,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { metadata, sealer, entries: Mutex::new(HashMap::new()) }
     }
 
     pub async fn principal(&self, access_key: &str) -> GatewayResult<Arc<Principal>> {
@@ -50,28 +46,18 @@ impl KeyCache {
         {
             return Ok(p.clone());
         }
-        let record = match self
-            .metadata
-            .query(Query::AccessKey(AccessKeyId::new(access_key)))
-            .await?
-        {
+        let record = match self.metadata.query(Query::AccessKey(AccessKeyId::new(access_key))).await? {
             Answer::AccessKey(record) => record,
             _ => {
-                return Err(GatewayError::Internal(
-                    "unexpected answer to an access key query".into(),
-                ));
+                return Err(GatewayError::Internal("unexpected answer to an access key query".into()));
             }
         };
         let secret = self
             .sealer
             .open(&record.access_key_id.0, &record.sealed_secret)
             .map_err(|e| GatewayError::Internal(format!("access key {access_key}: {e}")))?;
-        let principal = Arc::new(Principal {
-            tenant: record.tenant,
-            user: record.user,
-            access_key: record.access_key_id,
-            secret,
-        });
+        let principal =
+            Arc::new(Principal { tenant: record.tenant, user: record.user, access_key: record.access_key_id, secret });
         let mut entries = self.entries.lock().expect("key cache lock");
         if entries.len() >= KEY_CACHE_ENTRIES_MAX {
             entries.clear();

@@ -3,10 +3,13 @@
 use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Outcome, Query, TenantRecord};
-use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, SecretSealer, paths};
+use ignifuge_gateway::RemoteMetadata;
+use ignifuge_meta::{AccessKeyRecord, Command, MetaError, Metadata as _, Query, TenantRecord};
+use ignifuge_raft::RaftStatus;
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, SecretSealer};
 use ignifuge_types::{AccessKeyId, TenantId, UserId};
 use rand::Rng as _;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +33,11 @@ enum AdminCommand {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// The metadata group: voters, the leader and its datacenter, commit and applied indexes, lag.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -57,56 +65,43 @@ pub struct NewKey {
 /// Talks to the metadata of a cluster described by a data directory.
 pub struct Admin {
     client: NodeClient,
-    metadata: std::net::SocketAddr,
+    cluster: ClusterConfig,
+    metadata: RemoteMetadata,
     sealer: SecretSealer,
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 impl Admin {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let cluster = ClusterConfig::load(&data_dir.join("cluster.toml"))?;
         let secret = read_secret(&data_dir.join("cluster.secret"))?;
-        let metadata = cluster
-            .node(&cluster.metadata_node)
-            .context("metadata node missing")?
-            .address;
-        Ok(Self {
-            client: NodeClient::new(Arc::new(InternodeAuth::new(&secret))),
-            metadata,
-            sealer: SecretSealer::new(&secret),
-        })
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
+        let voters = cluster.voters().into_iter().map(|(_, n)| n.address).collect();
+        let metadata = RemoteMetadata::new(client.clone(), voters);
+        Ok(Self { client, cluster, metadata, sealer: SecretSealer::new(&secret) })
     }
 
-    async fn apply(&self, command: Command) -> anyhow::Result<Result<Outcome, MetaError>> {
-        Ok(self
-            .client
-            .post_json(self.metadata, paths::META_APPLY, &command)
-            .await?)
+    /// Creates the metadata group of a brand-new cluster: its voters, one per datacenter.
+    pub async fn initialize_metadata(&self) -> anyhow::Result<()> {
+        let voters: BTreeMap<u64, String> =
+            self.cluster.voters().into_iter().map(|(id, n)| (id, n.address.to_string())).collect();
+        let (_, first) = self.cluster.voters().into_iter().next().context("no metadata voters")?;
+        let answer: serde_json::Value =
+            self.client.post_json(first.address, ignifuge_raft::paths::INITIALIZE, &voters).await?;
+        let _ = answer;
+        Ok(())
     }
 
     pub async fn tenant_exists(&self, name: &str) -> anyhow::Result<bool> {
-        let answer: Result<Answer, MetaError> = self
-            .client
-            .post_json(
-                self.metadata,
-                paths::META_QUERY,
-                &Query::Tenant(TenantId::new(name)),
-            )
-            .await?;
-        match answer {
+        match self.metadata.query(Query::Tenant(TenantId::new(name))).await {
             Ok(_) => Ok(true),
             Err(MetaError::NoSuchTenant) => Ok(false),
             Err(e) => Err(e.into()),
@@ -117,29 +112,19 @@ impl Admin {
         anyhow::ensure!(
             !name.is_empty()
                 && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "tenant names are 1-64 letters, digits, '-' or '_'"
         );
-        self.apply(Command::CreateTenant(TenantRecord {
-            id: TenantId::new(name),
-            created_ms: now_ms(),
-        }))
-        .await?
-        .with_context(|| format!("creating tenant {name}"))?;
+        self.metadata
+            .apply(Command::CreateTenant(TenantRecord { id: TenantId::new(name), created_ms: now_ms() }))
+            .await
+            .with_context(|| format!("creating tenant {name}"))?;
         Ok(())
     }
 
     pub async fn create_key(&self, tenant: &str) -> anyhow::Result<NewKey> {
-        let access_key_id = format!(
-            "IGN{}",
-            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)
-        );
-        let secret_access_key = random_string(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            40,
-        );
+        let access_key_id = format!("IGN{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17));
+        let secret_access_key = random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
         let record = AccessKeyRecord {
             access_key_id: AccessKeyId::new(access_key_id.clone()),
             tenant: TenantId::new(tenant),
@@ -147,13 +132,25 @@ impl Admin {
             sealed_secret: self.sealer.seal(&access_key_id, &secret_access_key),
             created_ms: now_ms(),
         };
-        self.apply(Command::CreateAccessKey(record))
-            .await?
+        self.metadata
+            .apply(Command::CreateAccessKey(record))
+            .await
             .with_context(|| format!("creating a key for tenant {tenant}"))?;
-        Ok(NewKey {
-            access_key_id,
-            secret_access_key,
-        })
+        Ok(NewKey { access_key_id, secret_access_key })
+    }
+
+    /// Every voter's view of the metadata group; unreachable voters are reported as such.
+    pub async fn status(&self) -> Vec<(String, String, Result<RaftStatus, String>)> {
+        let mut out = Vec::new();
+        for (_, node) in self.cluster.voters() {
+            let status = self
+                .client
+                .post_json::<_, RaftStatus>(node.address, ignifuge_raft::paths::STATUS, &())
+                .await
+                .map_err(|e| e.to_string());
+            out.push((node.id.0.clone(), node.datacenter.0.clone(), status));
+        }
+        out
     }
 }
 
@@ -165,20 +162,66 @@ fn print_key(key: &NewKey) {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let admin = Admin::open(&args.data_dir)?;
     match args.command {
-        AdminCommand::Tenant {
-            command: TenantCommand::Create { name },
-        } => {
+        AdminCommand::Tenant { command: TenantCommand::Create { name } } => {
             admin.create_tenant(&name).await?;
             print_key(&admin.create_key(&name).await?);
         }
-        AdminCommand::Key {
-            command: KeyCommand::Create { tenant },
-        } => {
-            anyhow::ensure!(
-                admin.tenant_exists(&tenant).await?,
-                "no tenant named {tenant}"
-            );
+        AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
+        AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
+            anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
             print_key(&admin.create_key(&tenant).await?);
+        }
+    }
+    Ok(())
+}
+
+fn print_status(voters: &[(String, String, Result<RaftStatus, String>)], json: bool) -> anyhow::Result<()> {
+    let leader = voters.iter().find_map(|(node, dc, s)| match s {
+        Ok(s) if s.leader == Some(s.id) => Some((node.clone(), dc.clone(), s.clone())),
+        _ => None,
+    });
+    if json {
+        let entries: Vec<serde_json::Value> = voters
+            .iter()
+            .map(|(node, dc, s)| match s {
+                Ok(s) => serde_json::json!({"node": node, "datacenter": dc, "reachable": true, "status": s}),
+                Err(e) => serde_json::json!({"node": node, "datacenter": dc, "reachable": false, "error": e}),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "leader": leader.as_ref().map(|(n, _, _)| n),
+            "leader_datacenter": leader.as_ref().map(|(_, d, _)| d),
+            "voters": entries,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    match &leader {
+        Some((node, dc, s)) => println!("metadata leader: {node} in {dc} (term {})", s.term),
+        None => println!("metadata leader: none reachable (no quorum, or an election is under way)"),
+    }
+    println!(
+        "{:<10} {:<5} {:<10} {:>8} {:>10} {:>10} {:>6}",
+        "voter", "dc", "state", "term", "last log", "applied", "lag"
+    );
+    for (node, dc, s) in voters {
+        match s {
+            Ok(s) => {
+                let lag = leader
+                    .as_ref()
+                    .and_then(|(_, _, l)| l.last_log_index)
+                    .zip(s.applied_index)
+                    .map_or("-".to_string(), |(l, a)| l.saturating_sub(a).to_string());
+                println!(
+                    "{node:<10} {dc:<5} {:<10} {:>8} {:>10} {:>10} {:>6}",
+                    s.state,
+                    s.term,
+                    s.last_log_index.map_or("-".into(), |i| i.to_string()),
+                    s.applied_index.map_or("-".into(), |i| i.to_string()),
+                    lag
+                );
+            }
+            Err(e) => println!("{node:<10} {dc:<5} unreachable: {e}"),
         }
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Running one storage node or one gateway in this process.
 
 use anyhow::Context as _;
-use ignifuge_meta::LocalMetadata;
-use ignifuge_rpc::{ClusterConfig, InternodeAuth};
+use ignifuge_raft::RaftMetadata;
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
 use ignifuge_storage_node::{NodeServer, ShardStore};
 use ignifuge_types::NodeId;
 use std::net::SocketAddr;
@@ -10,49 +10,37 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the cluster secret {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the cluster secret {}", path.display()))?;
     let secret = hex::decode(text.trim()).context("the cluster secret file must hold hex")?;
-    anyhow::ensure!(
-        secret.len() >= 32,
-        "the cluster secret must be at least 32 bytes"
-    );
+    anyhow::ensure!(secret.len() >= 32, "the cluster secret must be at least 32 bytes");
     Ok(secret)
 }
 
-pub async fn run_node(
-    config: &Path,
-    secret_file: &Path,
-    node_id: &str,
-    data_dir: &Path,
-) -> anyhow::Result<()> {
+pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir: &Path) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
     let id = NodeId::new(node_id);
-    let me = cluster
-        .node(&id)
-        .with_context(|| format!("node {node_id} is not in {}", config.display()))?
-        .clone();
+    let me = cluster.node(&id).with_context(|| format!("node {node_id} is not in {}", config.display()))?.clone();
     std::fs::create_dir_all(data_dir)?;
-    let index = ignifuge_storage_node::open_store(&data_dir.join("index"))
-        .context("opening the shard index")?;
+    let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
     let store = Arc::new(ShardStore::open(data_dir, index)?);
-    let metadata = if cluster.metadata_node == id {
-        let kv = ignifuge_storage_node::open_store(&data_dir.join("meta"))
-            .context("opening the metadata store")?;
-        Some(Arc::new(LocalMetadata::new(kv)))
-    } else {
-        None
+    let metadata = match cluster.raft_id(&id) {
+        Some(raft_id) => {
+            let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
+            // Raft traffic gets its own connection pool, so heartbeats never wait behind shards.
+            let raft_client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
+            let replica = RaftMetadata::start(raft_id, kv, raft_client)
+                .await
+                .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
+            Some(replica)
+        }
+        None => None,
     };
-    let listener = tokio::net::TcpListener::bind(me.address)
-        .await
-        .with_context(|| format!("binding {}", me.address))?;
+    let listener =
+        tokio::net::TcpListener::bind(me.address).await.with_context(|| format!("binding {}", me.address))?;
     tracing::info!(node = %id, datacenter = %me.datacenter, address = %me.address, metadata = metadata.is_some(), "storage node ready");
-    let server = Arc::new(NodeServer {
-        store,
-        metadata,
-        auth: InternodeAuth::new(&secret),
-    });
+    let server = Arc::new(NodeServer { store, metadata, auth: InternodeAuth::new(&secret) });
     tokio::select! {
         served = ignifuge_storage_node::serve(listener, server) => served.context("serving")?,
         _ = shutdown_signal() => tracing::info!(node = %id, "stopping"),
@@ -68,16 +56,9 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
-    let config = ignifuge_gateway::GatewayConfig {
-        listen,
-        cluster,
-        cluster_secret: secret,
-        domains: domains.clone(),
-    };
+    let config = ignifuge_gateway::GatewayConfig { listen, cluster, cluster_secret: secret, domains: domains.clone() };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "gateway ready");
     tokio::select! {
         served = ignifuge_gateway::serve(listener, gateway, domains) => served.context("serving")?,

@@ -85,11 +85,8 @@ fn cluster_config(base_port: u16) -> ClusterConfig {
     }
     ClusterConfig {
         region: REGION.into(),
-        metadata_node: nodes[0].id.clone(),
-        default_class: FailureBudget {
-            datacenters: 1,
-            nodes: 1,
-        },
+        metadata_voters: (0..DATACENTERS).map(|dc| nodes[dc * NODES_PER_DATACENTER].id.clone()).collect(),
+        default_class: FailureBudget { datacenters: 1, nodes: 1 },
         nodes,
         gateways,
     }
@@ -98,12 +95,7 @@ fn cluster_config(base_port: u16) -> ClusterConfig {
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -111,16 +103,9 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut command = Command::new(exe);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file);
+    command.args(args).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     // SAFETY: prctl is async-signal-safe; the child asks to be stopped when this process dies,
     // so a killed `ignifuge dev` never leaves orphans holding the ports.
     unsafe {
@@ -129,9 +114,7 @@ fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
             Ok(())
         });
     }
-    command
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))
+    command.spawn().with_context(|| format!("starting {}", exe.display()))
 }
 
 struct Running {
@@ -140,11 +123,7 @@ struct Running {
     exited: bool,
 }
 
-async fn wait_until(
-    deadline: Instant,
-    what: &str,
-    mut ready: impl AsyncFnMut() -> bool,
-) -> anyhow::Result<()> {
+async fn wait_until(deadline: Instant, what: &str, mut ready: impl AsyncFnMut() -> bool) -> anyhow::Result<()> {
     while !ready().await {
         anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -162,10 +141,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::write(&config_path, config.to_toml())?;
     let secret_path = data_dir.join("cluster.secret");
     if !secret_path.exists() {
-        write_private(
-            &secret_path,
-            hex::encode(rand::random::<[u8; 32]>()).as_bytes(),
-        )?;
+        write_private(&secret_path, hex::encode(rand::random::<[u8; 32]>()).as_bytes())?;
     }
     let secret = crate::daemons::read_secret(&secret_path)?;
     let exe = std::env::current_exe()?;
@@ -183,12 +159,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for node in &config.nodes {
         let node_dir = data_dir.join(&node.id.0);
         let mut a = common("node");
-        a.extend([
-            "--node-id".into(),
-            node.id.0.clone(),
-            "--data-dir".into(),
-            node_dir.display().to_string(),
-        ]);
+        a.extend(["--node-id".into(), node.id.0.clone(), "--data-dir".into(), node_dir.display().to_string()]);
         let child = spawn(&exe, &a, &logs.join(format!("{}.log", node.id)))?;
         running.push(Running {
             entry: ProcessEntry {
@@ -203,17 +174,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             exited: false,
         });
     }
-    let result = start_and_wait(
-        &args,
-        &data_dir,
-        &config,
-        &secret,
-        &exe,
-        &common,
-        &logs,
-        &mut running,
-    )
-    .await;
+    let result = start_and_wait(&args, &data_dir, &config, &secret, &exe, &common, &logs, &mut running).await;
     for process in running.iter_mut().filter(|p| !p.exited) {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(process.child.id() as i32, libc::SIGTERM) };
@@ -249,19 +210,19 @@ async fn start_and_wait(
     for node in &config.nodes {
         let address = node.address;
         let client = client.clone();
-        wait_until(deadline, &format!("node {}", node.id), async || {
-            client.health(address).await
-        })
-        .await?;
+        wait_until(deadline, &format!("node {}", node.id), async || client.health(address).await).await?;
+    }
+    // A brand-new cluster's metadata group is created once; afterwards the voters' own logs
+    // carry it, and a voter whose disk was wiped must rejoin, never re-create the group.
+    let marker = data_dir.join("metadata-initialized");
+    if !marker.exists() {
+        Admin::open(data_dir)?.initialize_metadata().await.context("creating the metadata group")?;
+        write_private(&marker, b"")?;
     }
     for gateway in &config.gateways {
         let mut a = common("gateway");
         a.extend(["--listen".into(), gateway.address.to_string()]);
-        let child = spawn(
-            exe,
-            &a,
-            &logs.join(format!("gateway-{}.log", gateway.datacenter)),
-        )?;
+        let child = spawn(exe, &a, &logs.join(format!("gateway-{}.log", gateway.datacenter)))?;
         running.push(Running {
             entry: ProcessEntry {
                 role: "gateway".into(),
@@ -277,11 +238,9 @@ async fn start_and_wait(
     }
     for gateway in &config.gateways {
         let address = gateway.address;
-        wait_until(
-            deadline,
-            &format!("gateway {}", gateway.datacenter),
-            async || tokio::net::TcpStream::connect(address).await.is_ok(),
-        )
+        wait_until(deadline, &format!("gateway {}", gateway.datacenter), async || {
+            tokio::net::TcpStream::connect(address).await.is_ok()
+        })
         .await?;
     }
 
@@ -292,10 +251,7 @@ async fn start_and_wait(
         region: REGION.into(),
         processes: running.iter().map(|r| clone_entry(&r.entry)).collect(),
     };
-    std::fs::write(
-        data_dir.join("cluster.json"),
-        serde_json::to_vec_pretty(&map)?,
-    )?;
+    std::fs::write(data_dir.join("cluster.json"), serde_json::to_vec_pretty(&map)?)?;
 
     let exports = format!(
         "export AWS_ENDPOINT_URL={endpoint}\nexport AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\n\
@@ -308,12 +264,7 @@ async fn start_and_wait(
         "# ready: {} datacenters x {} nodes, gateways on {}; data in {}; Ctrl-C stops the cluster",
         DATACENTERS,
         NODES_PER_DATACENTER,
-        config
-            .gateways
-            .iter()
-            .map(|g| g.address.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        config.gateways.iter().map(|g| g.address.to_string()).collect::<Vec<_>>().join(", "),
         data_dir.display()
     );
     let _ = args;
@@ -362,10 +313,7 @@ async fn bootstrap_credentials(data_dir: &Path) -> anyhow::Result<DevCredentials
         admin.create_tenant(DEFAULT_TENANT).await?;
     }
     let key = admin.create_key(DEFAULT_TENANT).await?;
-    let credentials = DevCredentials {
-        access_key_id: key.access_key_id,
-        secret_access_key: key.secret_access_key,
-    };
+    let credentials = DevCredentials { access_key_id: key.access_key_id, secret_access_key: key.secret_access_key };
     write_private(&path, &serde_json::to_vec_pretty(&credentials)?)?;
     Ok(credentials)
 }

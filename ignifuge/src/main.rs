@@ -11,11 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "ignifuge",
-    version,
-    about = "S3-compatible object storage that survives the loss of a datacenter"
-)]
+#[command(name = "ignifuge", version, about = "S3-compatible object storage that survives the loss of a datacenter")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,28 +65,15 @@ fn init_logging() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
-        Command::Node {
-            config,
-            secret_file,
-            node_id,
-            data_dir,
-        } => runtime.block_on(daemons::run_node(
-            &config,
-            &secret_file,
-            &node_id,
-            &data_dir,
-        )),
-        Command::Gateway {
-            config,
-            secret_file,
-            listen,
-            domain,
-        } => runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain)),
+        Command::Node { config, secret_file, node_id, data_dir } => {
+            runtime.block_on(daemons::run_node(&config, &secret_file, &node_id, &data_dir))
+        }
+        Command::Gateway { config, secret_file, listen, domain } => {
+            runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain))
+        }
         Command::Admin(args) => runtime.block_on(admin::run(args)),
         Command::Placement(args) => placement_cli::run(args),
     }

@@ -69,6 +69,8 @@ pub trait KvStore: Send + Sync + 'static {
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), KvError>;
     /// Keys in `[start, end)` (no upper bound when `end` is None), ascending, at most `limit`.
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError>;
+    /// The greatest key in `[start, end)` and its value, if any.
+    fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
 }
 
 /// The smallest key strictly greater than every key that starts with `prefix`, if any.
@@ -99,30 +101,17 @@ pub(crate) mod contract {
         assert_eq!(kv.get(b"b/3").unwrap(), None);
 
         let end = prefix_end(b"b/").unwrap();
-        let keys: Vec<_> = kv
-            .scan(b"b/", Some(&end), 10)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<_> = kv.scan(b"b/", Some(&end), 10).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"b/1".to_vec(), b"b/2".to_vec()]);
         assert_eq!(kv.scan(b"b/", Some(&end), 1).unwrap().len(), 1);
-        assert_eq!(
-            kv.scan(b"b/2", None, 10).unwrap().len(),
-            2,
-            "unbounded scan runs to the end"
-        );
+        assert_eq!(kv.scan(b"b/2", None, 10).unwrap().len(), 2, "unbounded scan runs to the end");
 
         let mut batch = WriteBatch::new();
         batch.delete(b"b/1".to_vec());
         batch.put(b"b/1".to_vec(), b"again".to_vec());
         batch.delete(b"c".to_vec());
         kv.write(batch, Durability::Buffered).unwrap();
-        assert_eq!(
-            kv.get(b"b/1").unwrap(),
-            Some(b"again".to_vec()),
-            "ops apply in order"
-        );
+        assert_eq!(kv.get(b"b/1").unwrap(), Some(b"again".to_vec()), "ops apply in order");
         assert_eq!(kv.get(b"c").unwrap(), None);
     }
 }

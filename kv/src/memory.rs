@@ -41,4 +41,12 @@ impl KvStore for MemoryKv {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
+
+    fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
+        let map = self.map.read().expect("kv lock poisoned");
+        Ok(map
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
 }

@@ -46,16 +46,26 @@ impl KvStore for RocksKv {
         if let Some(end) = end {
             read.set_iterate_upper_bound(end.to_vec());
         }
-        let iter = self.db.iterator_opt(
-            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
-            read,
-        );
+        let iter = self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), read);
         let mut out = Vec::new();
         for item in iter.take(limit) {
             let (k, v) = item.map_err(engine)?;
             out.push((k.into_vec(), v.into_vec()));
         }
         Ok(out)
+    }
+
+    fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_lower_bound(start.to_vec());
+        read.set_iterate_upper_bound(end.to_vec());
+        match self.db.iterator_opt(rocksdb::IteratorMode::End, read).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(engine)?;
+                Ok(Some((k.into_vec(), v.into_vec())))
+            }
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 //! several Raft groups by bucket (each group owns whole bucket prefixes) without changing the API.
 //! Bucket names never contain '/', so a bucket's range never overlaps another's.
 
+/// Keys under this prefix belong to the replication layer (Raft log, vote, applied position);
+/// they are not part of the state and not in snapshots.
+pub const REPLICATION_PREFIX: &[u8] = b"r/";
+
 use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, TenantId, UploadId};
 
 pub fn tenant(id: &TenantId) -> Vec<u8> {

@@ -10,7 +10,7 @@
 //! Invariants: a command either applies whole or not at all (one `WriteBatch`); records are only
 //! written through `StateMachine::apply`; an object's data blob ids are never reused.
 
-mod keys;
+pub mod keys;
 mod list;
 mod machine;
 mod records;

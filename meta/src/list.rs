@@ -30,11 +30,7 @@ pub struct ListPage {
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
 
-pub(crate) fn list(
-    machine: &StateMachine,
-    index_prefix: &[u8],
-    request: &ListRequest,
-) -> Result<ListPage, MetaError> {
+pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRequest) -> Result<ListPage, MetaError> {
     let max_keys = request.max_keys.min(LIST_MAX_KEYS);
     let mut page = ListPage::default();
     if max_keys == 0 {
@@ -56,9 +52,7 @@ pub(crate) fn list(
     let mut emitted = 0usize;
 
     'scan: loop {
-        let batch = machine
-            .kv()
-            .scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
+        let batch = machine.kv().scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
         if batch.is_empty() {
             break;
         }
@@ -67,17 +61,12 @@ pub(crate) fn list(
             let key = std::str::from_utf8(&index_key[index_prefix.len()..])
                 .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
             let common = delimiter.and_then(|d| {
-                key[request.prefix.len()..]
-                    .find(d)
-                    .map(|at| key[..request.prefix.len() + at + d.len()].to_string())
+                key[request.prefix.len()..].find(d).map(|at| key[..request.prefix.len() + at + d.len()].to_string())
             });
             if let Some(common) = common {
                 let mut skip_to = index_prefix.to_vec();
                 skip_to.extend_from_slice(common.as_bytes());
-                let already_returned = request
-                    .start_after
-                    .as_deref()
-                    .is_some_and(|a| a.starts_with(&common));
+                let already_returned = request.start_after.as_deref().is_some_and(|a| a.starts_with(&common));
                 if !already_returned {
                     if emitted == max_keys {
                         page.is_truncated = true;

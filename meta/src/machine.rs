@@ -4,7 +4,7 @@ use crate::keys;
 use crate::list::{self, ListPage, ListRequest};
 use crate::records::*;
 use crate::{MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
-use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
+use ignifuge_kv::{Durability, KvError, KvPair, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,19 +38,14 @@ impl StateMachine {
         }
     }
 
-    fn scan_records<T: DeserializeOwned>(
-        &self,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<T>, MetaError> {
+    fn scan_records<T: DeserializeOwned>(&self, prefix: &[u8], limit: usize) -> Result<Vec<T>, MetaError> {
         let end = prefix_end(prefix);
         self.kv
             .scan(prefix, end.as_deref(), limit)?
             .into_iter()
             .map(|(k, v)| {
-                serde_json::from_slice(&v).map_err(|e| {
-                    MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&k)))
-                })
+                serde_json::from_slice(&v)
+                    .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&k))))
             })
             .collect()
     }
@@ -68,6 +63,53 @@ impl StateMachine {
             self.kv.write(batch, Durability::Synced)?;
         }
         Ok(outcome)
+    }
+
+    /// Applies one command of a replicated log: `extra` (the log position applied) is written in
+    /// the same atomic batch whether the command succeeds or is refused, so a replica never
+    /// re-applies or skips an entry after a crash. The outer error is a storage failure (the
+    /// replica cannot go on); the inner one is the command's deterministic outcome.
+    pub fn apply_logged(&self, command: Command, extra: WriteBatch) -> Result<Result<Outcome, MetaError>, KvError> {
+        let mut batch = WriteBatch::new();
+        let outcome = match self.plan(command, &mut batch) {
+            Ok(outcome) => Ok(outcome),
+            Err(MetaError::Storage(e)) => return Err(KvError::Engine(e)),
+            Err(refused) => {
+                batch = WriteBatch::new();
+                Err(refused)
+            }
+        };
+        batch.ops.extend(extra.ops);
+        if !batch.is_empty() {
+            self.kv.write(batch, Durability::Synced)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Writes a batch of the replication layer's own keys (an entry with no command).
+    pub fn apply_logged_batch(&self, batch: WriteBatch) -> Result<(), KvError> {
+        self.kv.write(batch, Durability::Synced)
+    }
+
+    /// Every key of the state (all but the replication layer's `r/` keys), for snapshots.
+    pub fn state_pairs(&self) -> Result<Vec<KvPair>, KvError> {
+        let mut pairs = self.kv.scan(b"", Some(keys::REPLICATION_PREFIX), usize::MAX)?;
+        let after = prefix_end(keys::REPLICATION_PREFIX).expect("the prefix is not all 0xff");
+        pairs.extend(self.kv.scan(&after, None, usize::MAX)?);
+        Ok(pairs)
+    }
+
+    /// Replaces the whole state with `pairs` (installing a snapshot), plus `extra`, atomically.
+    pub fn replace_state(&self, pairs: Vec<KvPair>, extra: WriteBatch) -> Result<(), KvError> {
+        let mut batch = WriteBatch::new();
+        for (key, _) in self.state_pairs()? {
+            batch.delete(key);
+        }
+        for (key, value) in pairs {
+            batch.put(key, value);
+        }
+        batch.ops.extend(extra.ops);
+        self.kv.write(batch, Durability::Synced)
     }
 
     fn plan(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
@@ -95,10 +137,7 @@ impl StateMachine {
                     });
                 }
                 batch.put(keys::bucket(&bucket.name), encode(&bucket));
-                batch.put(
-                    keys::tenant_bucket(&bucket.tenant, &bucket.name),
-                    Vec::new(),
-                );
+                batch.put(keys::tenant_bucket(&bucket.tenant, &bucket.name), Vec::new());
                 Ok(Outcome::Done)
             }
             Command::DeleteBucket { tenant, bucket } => {
@@ -106,20 +145,14 @@ impl StateMachine {
                 if record.tenant != tenant {
                     return Err(MetaError::NoSuchBucket);
                 }
-                if self.has_any(&keys::objects_prefix(&bucket))?
-                    || self.has_any(&keys::uploads_prefix(&bucket))?
-                {
+                if self.has_any(&keys::objects_prefix(&bucket))? || self.has_any(&keys::uploads_prefix(&bucket))? {
                     return Err(MetaError::BucketNotEmpty);
                 }
                 batch.delete(keys::bucket(&bucket));
                 batch.delete(keys::tenant_bucket(&tenant, &bucket));
                 Ok(Outcome::Done)
             }
-            Command::PutObject {
-                bucket,
-                record,
-                condition,
-            } => {
+            Command::PutObject { bucket, record, condition } => {
                 self.bucket(&bucket)?;
                 let key = keys::object(&bucket, &record.key);
                 let current = self.read::<ObjectRecord>(&key)?;
@@ -130,12 +163,7 @@ impl StateMachine {
                 batch.put(key, encode(&record));
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::DeleteObject {
-                bucket,
-                key,
-                condition,
-                now_ms,
-            } => {
+            Command::DeleteObject { bucket, key, condition, now_ms } => {
                 self.bucket(&bucket)?;
                 let index_key = keys::object(&bucket, &key);
                 let current = self.read::<ObjectRecord>(&index_key)?;
@@ -154,17 +182,10 @@ impl StateMachine {
             }
             Command::CreateUpload(upload) => {
                 self.bucket(&upload.bucket)?;
-                batch.put(
-                    keys::upload(&upload.bucket, &upload.upload_id),
-                    encode(&upload),
-                );
+                batch.put(keys::upload(&upload.bucket, &upload.upload_id), encode(&upload));
                 Ok(Outcome::Done)
             }
-            Command::PutUploadPart {
-                bucket,
-                upload_id,
-                part,
-            } => {
+            Command::PutUploadPart { bucket, upload_id, part } => {
                 self.upload(&bucket, &upload_id)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
@@ -173,13 +194,7 @@ impl StateMachine {
                 batch.put(key, encode(&part));
                 Ok(Outcome::Done)
             }
-            Command::CompleteUpload {
-                bucket,
-                upload_id,
-                parts,
-                mut record,
-                condition,
-            } => {
+            Command::CompleteUpload { bucket, upload_id, parts, mut record, condition } => {
                 let upload = self.upload(&bucket, &upload_id)?;
                 let stored = self.parts(&bucket, &upload_id)?;
                 record.parts = choose_parts(&stored, &parts)?;
@@ -192,11 +207,7 @@ impl StateMachine {
                     collect_garbage_except(old, &record, batch);
                 }
                 for part in &stored {
-                    if !record
-                        .parts
-                        .iter()
-                        .any(|p| p.part_number == part.part_number)
-                    {
+                    if !record.parts.iter().any(|p| p.part_number == part.part_number) {
                         garbage_of_part(part, record.last_modified_ms, batch);
                     }
                     batch.delete(keys::part(&bucket, &upload_id, part.part_number));
@@ -205,11 +216,7 @@ impl StateMachine {
                 batch.put(key, encode(&record));
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::AbortUpload {
-                bucket,
-                upload_id,
-                now_ms,
-            } => {
+            Command::AbortUpload { bucket, upload_id, now_ms } => {
                 self.upload(&bucket, &upload_id)?;
                 for part in self.parts(&bucket, &upload_id)? {
                     garbage_of_part(&part, now_ms, batch);
@@ -224,10 +231,9 @@ impl StateMachine {
     /// Answers one read against the applied state.
     pub fn query(&self, query: Query) -> Result<Answer, MetaError> {
         match query {
-            Query::AccessKey(id) => self
-                .read(&keys::access_key(&id))?
-                .map(Answer::AccessKey)
-                .ok_or(MetaError::NoSuchAccessKey),
+            Query::AccessKey(id) => {
+                self.read(&keys::access_key(&id))?.map(Answer::AccessKey).ok_or(MetaError::NoSuchAccessKey)
+            }
             Query::Tenant(id) => self.tenant(&id).map(Answer::Tenant),
             Query::Bucket(name) => self.bucket(&name).map(Answer::Bucket),
             Query::ListBuckets(tenant) => {
@@ -242,16 +248,13 @@ impl StateMachine {
             }
             Query::Object { bucket, key } => {
                 self.bucket(&bucket)?;
-                self.object(&bucket, &key)
-                    .map(|o| Answer::Object(Box::new(o)))
+                self.object(&bucket, &key).map(|o| Answer::Object(Box::new(o)))
             }
             Query::ListObjects { bucket, request } => {
                 self.bucket(&bucket)?;
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
-            Query::Upload { bucket, upload_id } => {
-                self.upload(&bucket, &upload_id).map(Answer::Upload)
-            }
+            Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
             Query::ListParts { bucket, upload_id } => {
                 self.upload(&bucket, &upload_id)?;
                 self.parts(&bucket, &upload_id).map(Answer::Parts)
@@ -264,29 +267,22 @@ impl StateMachine {
     }
 
     fn bucket(&self, name: &BucketName) -> Result<BucketRecord, MetaError> {
-        self.read(&keys::bucket(name))?
-            .ok_or(MetaError::NoSuchBucket)
+        self.read(&keys::bucket(name))?.ok_or(MetaError::NoSuchBucket)
     }
 
     fn object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<ObjectRecord, MetaError> {
-        self.read(&keys::object(bucket, key))?
-            .ok_or(MetaError::NoSuchKey)
+        self.read(&keys::object(bucket, key))?.ok_or(MetaError::NoSuchKey)
     }
 
     fn upload(&self, bucket: &BucketName, id: &UploadId) -> Result<UploadRecord, MetaError> {
-        self.read(&keys::upload(bucket, id))?
-            .ok_or(MetaError::NoSuchUpload)
+        self.read(&keys::upload(bucket, id))?.ok_or(MetaError::NoSuchUpload)
     }
 
     fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<Vec<PartData>, MetaError> {
         self.scan_records(&keys::parts_prefix(bucket, id), usize::MAX)
     }
 
-    fn list_objects(
-        &self,
-        bucket: &BucketName,
-        request: &ListRequest,
-    ) -> Result<ListPage, MetaError> {
+    fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
         list::list(self, &keys::objects_prefix(bucket), request)
     }
 }
@@ -295,10 +291,7 @@ fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
-fn check_condition(
-    current: Option<&ObjectRecord>,
-    condition: &WriteCondition,
-) -> Result<(), MetaError> {
+fn check_condition(current: Option<&ObjectRecord>, condition: &WriteCondition) -> Result<(), MetaError> {
     if condition.if_none_match_any && current.is_some() {
         return Err(MetaError::PreconditionFailed);
     }
@@ -317,10 +310,7 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
         return Err(MetaError::InvalidPart("the part list is empty".into()));
     }
     // As on AWS: the order of the whole list is checked first, then each part, then sizes.
-    if chosen
-        .windows(2)
-        .any(|w| w[0].part_number >= w[1].part_number)
-    {
+    if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
         return Err(MetaError::InvalidPartOrder);
     }
     let mut out = Vec::with_capacity(chosen.len());
@@ -328,34 +318,21 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
         let part = stored
             .iter()
             .find(|p| p.part_number == want.part_number)
-            .ok_or_else(|| {
-                MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number))
-            })?;
+            .ok_or_else(|| MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)))?;
         if part.etag != strip_quotes(&want.etag) {
-            return Err(MetaError::InvalidPart(format!(
-                "part {} has another ETag",
-                want.part_number
-            )));
+            return Err(MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)));
         }
         out.push(part.clone());
     }
-    if let Some(small) = out[..out.len() - 1]
-        .iter()
-        .find(|p| p.size < MULTIPART_MIN_PART_SIZE_BYTES)
-    {
-        return Err(MetaError::EntityTooSmall {
-            part_number: small.part_number,
-        });
+    if let Some(small) = out[..out.len() - 1].iter().find(|p| p.size < MULTIPART_MIN_PART_SIZE_BYTES) {
+        return Err(MetaError::EntityTooSmall { part_number: small.part_number });
     }
     Ok(out)
 }
 
 fn garbage_of_part(part: &PartData, now_ms: i64, batch: &mut WriteBatch) {
     if let DataLocation::Striped(blob) = &part.location {
-        let record = GarbageRecord {
-            location: part.location.clone(),
-            since_ms: now_ms,
-        };
+        let record = GarbageRecord { location: part.location.clone(), since_ms: now_ms };
         batch.put(keys::garbage(&blob.blob), encode(&record));
     }
 }

@@ -1,8 +1,6 @@
 //! Records stored in the metadata and carried in commands.
 
-use ignifuge_types::{
-    AccessKeyId, BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId,
-};
+use ignifuge_types::{AccessKeyId, BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -224,22 +222,10 @@ pub enum Query {
     Tenant(TenantId),
     Bucket(BucketName),
     ListBuckets(TenantId),
-    Object {
-        bucket: BucketName,
-        key: ObjectKey,
-    },
-    ListObjects {
-        bucket: BucketName,
-        request: crate::ListRequest,
-    },
-    Upload {
-        bucket: BucketName,
-        upload_id: UploadId,
-    },
-    ListParts {
-        bucket: BucketName,
-        upload_id: UploadId,
-    },
+    Object { bucket: BucketName, key: ObjectKey },
+    ListObjects { bucket: BucketName, request: crate::ListRequest },
+    Upload { bucket: BucketName, upload_id: UploadId },
+    ListParts { bucket: BucketName, upload_id: UploadId },
 }
 
 /// The answer to a query.
@@ -265,8 +251,6 @@ mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
 }

@@ -23,10 +23,7 @@ pub struct LocalMetadata {
 
 impl LocalMetadata {
     pub fn new(kv: Arc<dyn ignifuge_kv::KvStore>) -> Self {
-        Self {
-            machine: StateMachine::new(kv),
-            writer: Mutex::new(()),
-        }
+        Self { machine: StateMachine::new(kv), writer: Mutex::new(()) }
     }
 
     /// Applies a command synchronously (call from a blocking context: it fsyncs).

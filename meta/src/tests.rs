@@ -8,11 +8,7 @@ use std::sync::Arc;
 fn machine() -> StateMachine {
     let m = StateMachine::new(Arc::new(MemoryKv::default()));
     for t in ["a", "b"] {
-        m.apply(Command::CreateTenant(TenantRecord {
-            id: TenantId::new(t),
-            created_ms: 0,
-        }))
-        .unwrap();
+        m.apply(Command::CreateTenant(TenantRecord { id: TenantId::new(t), created_ms: 0 })).unwrap();
     }
     m
 }
@@ -57,35 +53,17 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
     }
 }
 
-fn put(
-    m: &StateMachine,
-    b: &str,
-    key: &str,
-    etag: &str,
-    condition: WriteCondition,
-) -> Result<Outcome, MetaError> {
-    m.apply(Command::PutObject {
-        bucket: BucketName::new(b),
-        record: object(key, etag, 1),
-        condition,
-    })
+fn put(m: &StateMachine, b: &str, key: &str, etag: &str, condition: WriteCondition) -> Result<Outcome, MetaError> {
+    m.apply(Command::PutObject { bucket: BucketName::new(b), record: object(key, etag, 1), condition })
 }
 
 #[test]
 fn bucket_names_are_global_across_tenants() {
     let m = machine();
     bucket(&m, "a", "photos").unwrap();
-    assert_eq!(
-        bucket(&m, "a", "photos"),
-        Err(MetaError::BucketAlreadyOwnedByYou)
-    );
-    assert_eq!(
-        bucket(&m, "b", "photos"),
-        Err(MetaError::BucketAlreadyExists)
-    );
-    let Answer::Buckets(list) = m.query(Query::ListBuckets(TenantId::new("b"))).unwrap() else {
-        panic!()
-    };
+    assert_eq!(bucket(&m, "a", "photos"), Err(MetaError::BucketAlreadyOwnedByYou));
+    assert_eq!(bucket(&m, "b", "photos"), Err(MetaError::BucketAlreadyExists));
+    let Answer::Buckets(list) = m.query(Query::ListBuckets(TenantId::new("b"))).unwrap() else { panic!() };
     assert!(list.is_empty(), "tenant b sees none of tenant a's buckets");
 }
 
@@ -94,12 +72,7 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
-    let delete = || {
-        m.apply(Command::DeleteBucket {
-            tenant: TenantId::new("a"),
-            bucket: BucketName::new("b1"),
-        })
-    };
+    let delete = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
     assert_eq!(delete(), Err(MetaError::BucketNotEmpty));
     m.apply(Command::DeleteObject {
         bucket: BucketName::new("b1"),
@@ -109,48 +82,25 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
     })
     .unwrap();
     assert_eq!(
-        m.apply(Command::DeleteBucket {
-            tenant: TenantId::new("b"),
-            bucket: BucketName::new("b1")
-        }),
+        m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("b1") }),
         Err(MetaError::NoSuchBucket),
         "another tenant cannot delete it"
     );
     delete().unwrap();
-    assert_eq!(
-        m.query(Query::Bucket(BucketName::new("b1"))),
-        Err(MetaError::NoSuchBucket)
-    );
+    assert_eq!(m.query(Query::Bucket(BucketName::new("b1"))), Err(MetaError::NoSuchBucket));
 }
 
 #[test]
 fn conditional_writes_are_checked_against_the_current_version() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let create = WriteCondition {
-        if_none_match_any: true,
-        if_match: None,
-    };
+    let create = WriteCondition { if_none_match_any: true, if_match: None };
     put(&m, "b1", "k", "e1", create.clone()).unwrap();
-    assert_eq!(
-        put(&m, "b1", "k", "e2", create),
-        Err(MetaError::PreconditionFailed)
-    );
-    let update = |etag: &str| WriteCondition {
-        if_none_match_any: false,
-        if_match: Some(format!("\"{etag}\"")),
-    };
-    assert_eq!(
-        put(&m, "b1", "k", "e3", update("wrong")),
-        Err(MetaError::PreconditionFailed)
-    );
+    assert_eq!(put(&m, "b1", "k", "e2", create), Err(MetaError::PreconditionFailed));
+    let update = |etag: &str| WriteCondition { if_none_match_any: false, if_match: Some(format!("\"{etag}\"")) };
+    assert_eq!(put(&m, "b1", "k", "e3", update("wrong")), Err(MetaError::PreconditionFailed));
     put(&m, "b1", "k", "e3", update("e1")).unwrap();
-    let Answer::Object(o) = m
-        .query(Query::Object {
-            bucket: BucketName::new("b1"),
-            key: ObjectKey::new("k"),
-        })
-        .unwrap()
+    let Answer::Object(o) = m.query(Query::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("k") }).unwrap()
     else {
         panic!()
     };
@@ -164,20 +114,10 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
-    m.apply(Command::PutObject {
-        bucket: BucketName::new("b1"),
-        record: second,
-        condition: Default::default(),
-    })
-    .unwrap();
-    assert!(
-        m.kv().get(b"g/00").unwrap().is_some(),
-        "the first blob is garbage"
-    );
-    assert!(
-        m.kv().get(b"g/11").unwrap().is_none(),
-        "the live blob is not"
-    );
+    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record: second, condition: Default::default() })
+        .unwrap();
+    assert!(m.kv().get(b"g/00").unwrap().is_some(), "the first blob is garbage");
+    assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
 }
 
 #[test]
@@ -209,50 +149,21 @@ fn completing_an_upload_enforces_aws_part_rules() {
         m.apply(Command::CompleteUpload {
             bucket: b.clone(),
             upload_id: id.clone(),
-            parts: parts
-                .iter()
-                .map(|(n, e)| CompletedPart {
-                    part_number: *n,
-                    etag: e.to_string(),
-                })
-                .collect(),
+            parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
             record: object("ignored", "final-2", 0),
             condition: Default::default(),
         })
     };
-    assert_eq!(
-        complete(&[(2, "p2"), (1, "p1")]),
-        Err(MetaError::InvalidPartOrder)
-    );
-    assert!(matches!(
-        complete(&[(1, "p1"), (4, "p4")]),
-        Err(MetaError::InvalidPart(_))
-    ));
-    assert!(matches!(
-        complete(&[(1, "wrong")]),
-        Err(MetaError::InvalidPart(_))
-    ));
-    assert_eq!(
-        complete(&[(1, "p1"), (2, "p2"), (3, "p3")]),
-        Err(MetaError::EntityTooSmall { part_number: 2 })
-    );
-    let Outcome::Object(done) = complete(&[(1, "\"p1\""), (3, "p3")]).unwrap() else {
-        panic!()
-    };
+    assert_eq!(complete(&[(2, "p2"), (1, "p1")]), Err(MetaError::InvalidPartOrder));
+    assert!(matches!(complete(&[(1, "p1"), (4, "p4")]), Err(MetaError::InvalidPart(_))));
+    assert!(matches!(complete(&[(1, "wrong")]), Err(MetaError::InvalidPart(_))));
+    assert_eq!(complete(&[(1, "p1"), (2, "p2"), (3, "p3")]), Err(MetaError::EntityTooSmall { part_number: 2 }));
+    let Outcome::Object(done) = complete(&[(1, "\"p1\""), (3, "p3")]).unwrap() else { panic!() };
     assert_eq!(done.key, ObjectKey::new("big"));
     assert_eq!(done.size, 7 * mib);
     assert_eq!(done.parts.len(), 2);
-    assert!(
-        m.kv().get(b"g/22").unwrap().is_some(),
-        "the unused part is garbage"
-    );
-    assert_eq!(
-        m.query(Query::Upload {
-            bucket: b.clone(),
-            upload_id: id.clone()
-        }),
-        Err(MetaError::NoSuchUpload)
-    );
+    assert!(m.kv().get(b"g/22").unwrap().is_some(), "the unused part is garbage");
+    assert_eq!(m.query(Query::Upload { bucket: b.clone(), upload_id: id.clone() }), Err(MetaError::NoSuchUpload));
     assert_eq!(complete(&[(1, "p1")]), Err(MetaError::NoSuchUpload));
 }
 

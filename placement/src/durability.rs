@@ -98,16 +98,9 @@ pub fn durability_estimate(
     let datacenters = topology.datacenters.len() as u32;
     let per_datacenter = geometry.shards_per_datacenter.max(1);
     let parity = geometry.parity_shards;
-    let p_node =
-        assumptions.node_annual_failure_rate * assumptions.node_repair_hours / HOURS_PER_YEAR;
-    let p_datacenter = assumptions.datacenter_annual_loss_rate
-        * assumptions.datacenter_repair_hours
-        / HOURS_PER_YEAR;
-    let node_sizes: Vec<u32> = topology
-        .datacenters
-        .iter()
-        .map(|dc| dc.nodes.len() as u32)
-        .collect();
+    let p_node = assumptions.node_annual_failure_rate * assumptions.node_repair_hours / HOURS_PER_YEAR;
+    let p_datacenter = assumptions.datacenter_annual_loss_rate * assumptions.datacenter_repair_hours / HOURS_PER_YEAR;
+    let node_sizes: Vec<u32> = topology.datacenters.iter().map(|dc| dc.nodes.len() as u32).collect();
 
     let mut causes = Vec::new();
     for lost_datacenters in 0..=datacenters {
@@ -116,20 +109,10 @@ pub fn durability_estimate(
         if lost_nodes > (datacenters - lost_datacenters) * per_datacenter {
             continue; // not enough of the stripe's nodes outside the lost datacenters
         }
-        let rate_each = combination_rate(
-            lost_datacenters,
-            lost_nodes,
-            assumptions,
-            p_node,
-            p_datacenter,
-        );
+        let rate_each = combination_rate(lost_datacenters, lost_nodes, assumptions, p_node, p_datacenter);
         let stripe_combinations = binomial(datacenters, lost_datacenters)
-            * binomial(
-                (datacenters - lost_datacenters) * per_datacenter,
-                lost_nodes,
-            );
-        let cluster_combinations =
-            cluster_combinations(&node_sizes, per_datacenter, lost_datacenters, lost_nodes);
+            * binomial((datacenters - lost_datacenters) * per_datacenter, lost_nodes);
+        let cluster_combinations = cluster_combinations(&node_sizes, per_datacenter, lost_datacenters, lost_nodes);
         causes.push(LossCause {
             datacenters: lost_datacenters,
             nodes: lost_nodes,
@@ -169,27 +152,15 @@ const MODEL: &str = "independent permanent failures at constant rates; a stripe 
                      whole datacenter, latent sector errors, slowed repairs, software bugs and operator error.";
 
 /// Rate of one specific combination of `a` datacenters and `b` nodes completing.
-fn combination_rate(
-    a: u32,
-    b: u32,
-    assumptions: &DurabilityAssumptions,
-    p_node: f64,
-    p_datacenter: f64,
-) -> f64 {
+fn combination_rate(a: u32, b: u32, assumptions: &DurabilityAssumptions, p_node: f64, p_datacenter: f64) -> f64 {
     let power = |p: f64, n: u32| if n == 0 { 1.0 } else { p.powi(n as i32) };
     let last_is_datacenter = if a > 0 {
-        f64::from(a)
-            * assumptions.datacenter_annual_loss_rate
-            * power(p_datacenter, a - 1)
-            * power(p_node, b)
+        f64::from(a) * assumptions.datacenter_annual_loss_rate * power(p_datacenter, a - 1) * power(p_node, b)
     } else {
         0.0
     };
     let last_is_node = if b > 0 {
-        f64::from(b)
-            * assumptions.node_annual_failure_rate
-            * power(p_node, b - 1)
-            * power(p_datacenter, a)
+        f64::from(b) * assumptions.node_annual_failure_rate * power(p_node, b - 1) * power(p_datacenter, a)
     } else {
         0.0
     };
@@ -234,14 +205,8 @@ fn binomial(n: u32, k: u32) -> f64 {
 
 fn describe(cause: &LossCause, assumptions: &DurabilityAssumptions) -> String {
     match (cause.datacenters, cause.nodes) {
-        (0, n) => format!(
-            "{n} of a stripe's nodes lost within {} h of each other",
-            assumptions.node_repair_hours
-        ),
-        (d, 0) => format!(
-            "{d} datacenters lost within {} h of each other",
-            assumptions.datacenter_repair_hours
-        ),
+        (0, n) => format!("{n} of a stripe's nodes lost within {} h of each other", assumptions.node_repair_hours),
+        (d, 0) => format!("{d} datacenters lost within {} h of each other", assumptions.datacenter_repair_hours),
         (d, n) => format!(
             "{d} datacenter(s) lost and, before the rebuild ({} h), {n} more of a stripe's nodes",
             assumptions.datacenter_repair_hours
@@ -266,10 +231,7 @@ impl DurabilityEstimate {
         let _ = writeln!(
             text,
             "assumptions: node data loss {}/node-year, repaired in {} h; datacenter loss {}/datacenter-year, rebuilt in {} h",
-            a.node_annual_failure_rate,
-            a.node_repair_hours,
-            a.datacenter_annual_loss_rate,
-            a.datacenter_repair_hours
+            a.node_annual_failure_rate, a.node_repair_hours, a.datacenter_annual_loss_rate, a.datacenter_repair_hours
         );
         let _ = writeln!(text, "model: {}", self.model);
         text
@@ -282,11 +244,7 @@ mod tests {
     use crate::test_support::uniform;
 
     fn geometry(k: u32, m: u32, s: u32) -> Geometry {
-        Geometry {
-            data_shards: k,
-            parity_shards: m,
-            shards_per_datacenter: s,
-        }
+        Geometry { data_shards: k, parity_shards: m, shards_per_datacenter: s }
     }
 
     #[test]
@@ -302,20 +260,10 @@ mod tests {
         let expected = nodes_only + one_and_two + two_datacenters;
         assert_eq!(estimate.causes.len(), 3);
         assert!((estimate.stripe_annual_loss_probability / expected - 1.0).abs() < 1e-6);
-        assert!(
-            estimate
-                .dominant_cause
-                .starts_with("2 datacenters lost within 720 h"),
-            "{}",
-            estimate.dominant_cause
-        );
+        assert!(estimate.dominant_cause.starts_with("2 datacenters lost within 720 h"), "{}", estimate.dominant_cause);
         // With 3 nodes per datacenter every fatal node set holds some stripe: cluster = stripe.
         assert!((estimate.cluster_annual_loss_probability / expected - 1.0).abs() < 1e-6);
-        assert!(
-            estimate.stripe_nines > 6.0 && estimate.stripe_nines < 6.5,
-            "{}",
-            estimate.stripe_nines
-        );
+        assert!(estimate.stripe_nines > 6.0 && estimate.stripe_nines < 6.5, "{}", estimate.stripe_nines);
     }
 
     #[test]
@@ -323,25 +271,17 @@ mod tests {
         let assumptions = DurabilityAssumptions::default();
         let small = durability_estimate(&uniform(3, 3), geometry(5, 4, 3), &assumptions);
         let large = durability_estimate(&uniform(3, 10), geometry(5, 4, 3), &assumptions);
-        assert!(
-            (small.stripe_annual_loss_probability - large.stripe_annual_loss_probability).abs()
-                < 1e-18
-        );
+        assert!((small.stripe_annual_loss_probability - large.stripe_annual_loss_probability).abs() < 1e-18);
         assert!(large.cluster_annual_loss_probability > small.cluster_annual_loss_probability);
     }
 
     #[test]
     fn more_parity_is_more_durable() {
-        let assumptions = DurabilityAssumptions {
-            datacenter_annual_loss_rate: 0.0,
-            ..Default::default()
-        };
+        let assumptions = DurabilityAssumptions { datacenter_annual_loss_rate: 0.0, ..Default::default() };
         let topology = uniform(3, 3);
         let weaker = durability_estimate(&topology, geometry(6, 3, 3), &assumptions);
         let stronger = durability_estimate(&topology, geometry(5, 4, 3), &assumptions);
-        assert!(
-            stronger.stripe_annual_loss_probability < weaker.stripe_annual_loss_probability / 100.0
-        );
+        assert!(stronger.stripe_annual_loss_probability < weaker.stripe_annual_loss_probability / 100.0);
     }
 
     #[test]
@@ -358,20 +298,10 @@ mod tests {
 
     #[test]
     fn the_text_states_its_assumptions() {
-        let estimate = durability_estimate(
-            &uniform(3, 3),
-            geometry(5, 4, 3),
-            &DurabilityAssumptions::default(),
-        );
+        let estimate = durability_estimate(&uniform(3, 3), geometry(5, 4, 3), &DurabilityAssumptions::default());
         let text = estimate.to_text();
-        assert!(
-            text.contains("node data loss 0.05/node-year, repaired in 24 h"),
-            "{text}"
-        );
-        assert!(
-            text.contains("datacenter loss 0.001/datacenter-year, rebuilt in 720 h"),
-            "{text}"
-        );
+        assert!(text.contains("node data loss 0.05/node-year, repaired in 24 h"), "{text}");
+        assert!(text.contains("datacenter loss 0.001/datacenter-year, rebuilt in 720 h"), "{text}");
         assert!(text.contains("Ignores correlated failures"), "{text}");
     }
 

@@ -24,9 +24,7 @@ pub enum PlacementError {
     #[error("node {0} appears more than once (node ids are unique across the whole cluster)")]
     DuplicateNode(NodeId),
 
-    #[error(
-        "node {0} has capacity_weight 0; remove the node instead, or give it a positive weight"
-    )]
+    #[error("node {0} has capacity_weight 0; remove the node instead, or give it a positive weight")]
     ZeroCapacity(NodeId),
 
     #[error("node {0} has 0 disks")]
@@ -41,30 +39,20 @@ pub enum PlacementError {
         per_datacenter = geometry.shards_per_datacenter,
         total = geometry.total_shards()
     )]
-    GeometryDoesNotFitTopology {
-        geometry: Geometry,
-        datacenters: u32,
-    },
+    GeometryDoesNotFitTopology { geometry: Geometry, datacenters: u32 },
 
     #[error(
         "datacenter {datacenter} has {nodes} node(s) but {needed} shards of a stripe must go there, \
          each on its own node; add nodes to it or use fewer shards per datacenter"
     )]
-    NotEnoughNodes {
-        datacenter: DatacenterId,
-        nodes: u32,
-        needed: u32,
-    },
+    NotEnoughNodes { datacenter: DatacenterId, nodes: u32, needed: u32 },
 
     #[error(
         "{datacenters} datacenter(s) cannot survive the loss of {lost} datacenter(s): \
          losing them all loses everything; lower the budget or add datacenters",
         lost = budget.datacenters
     )]
-    BudgetExceedsDatacenters {
-        budget: FailureBudget,
-        datacenters: u32,
-    },
+    BudgetExceedsDatacenters { budget: FailureBudget, datacenters: u32 },
 
     #[error("{0}")]
     BudgetExceedsNodes(String),
@@ -73,11 +61,7 @@ pub enum PlacementError {
     NotCheaperThanReplication(String),
 
     #[error("geometry {geometry} does not survive {budget}: {reason}")]
-    GeometryTooWeak {
-        geometry: Geometry,
-        budget: FailureBudget,
-        reason: String,
-    },
+    GeometryTooWeak { geometry: Geometry, budget: FailureBudget, reason: String },
 
     #[error("storage class {name:?} is invalid: {reason}")]
     InvalidClass { name: String, reason: String },

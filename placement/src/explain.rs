@@ -2,8 +2,8 @@
 
 use crate::durability::{DurabilityAssumptions, DurabilityEstimate, durability_estimate};
 use crate::{
-    FailureBudget, Geometry, PlacementError, StorageClass, Topology, check_survivability,
-    derive_geometry, replica_count, select_slots, verify_geometry,
+    FailureBudget, Geometry, PlacementError, StorageClass, Topology, check_survivability, derive_geometry,
+    replica_count, select_slots, verify_geometry,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -62,11 +62,7 @@ pub fn explain_with(
     let survives = check_survivability(topology, geometry, &slots, budget).survives;
     let outage = {
         let lost = &slots[0].datacenter;
-        let remaining: Vec<_> = slots
-            .iter()
-            .filter(|slot| &slot.datacenter != lost)
-            .cloned()
-            .collect();
+        let remaining: Vec<_> = slots.iter().filter(|slot| &slot.datacenter != lost).cloned().collect();
         let report = check_survivability(topology, geometry, &remaining, FailureBudget::new(0, 0));
         report.meets_budget.then_some(report.survives)
     };
@@ -88,10 +84,7 @@ pub fn explain_with(
     }
     let min_nodes = topology.min_nodes_per_datacenter();
     if geometry.shards_per_datacenter == min_nodes
-        && let Some(smallest) = topology
-            .datacenters
-            .iter()
-            .find(|dc| dc.nodes.len() as u32 == min_nodes)
+        && let Some(smallest) = topology.datacenters.iter().find(|dc| dc.nodes.len() as u32 == min_nodes)
     {
         notes.push(format!(
             "{} shards per datacenter is limited by the smallest datacenter, {}, with {min_nodes} node(s): every \
@@ -100,9 +93,7 @@ pub fn explain_with(
         ));
     }
     if class.pinned.is_none() {
-        notes.push(
-            "derived: the lowest overhead meeting the budget; ties go to the wider stripe".into(),
-        );
+        notes.push("derived: the lowest overhead meeting the budget; ties go to the wider stripe".into());
     }
     match outage {
         Some(reduced) => notes.push(format!(
@@ -136,26 +127,14 @@ pub fn explain_with(
 impl Explanation {
     /// The geometry this explanation describes.
     pub fn geometry(&self) -> Geometry {
-        Geometry {
-            data_shards: self.k,
-            parity_shards: self.m,
-            shards_per_datacenter: self.shards_per_datacenter,
-        }
+        Geometry { data_shards: self.k, parity_shards: self.m, shards_per_datacenter: self.shards_per_datacenter }
     }
 
     /// The human rendering printed by `ignifuge placement explain`.
     pub fn to_text(&self) -> String {
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "storage class {:?}: survive {}",
-            self.class, self.budget
-        );
-        let _ = writeln!(
-            text,
-            "topology: {} datacenters, {} nodes",
-            self.datacenters, self.nodes
-        );
+        let _ = writeln!(text, "storage class {:?}: survive {}", self.class, self.budget);
+        let _ = writeln!(text, "topology: {} datacenters, {} nodes", self.datacenters, self.nodes);
         let _ = writeln!(
             text,
             "geometry: {}+{} Reed-Solomon, {} shards per datacenter, {} shards per stripe, overhead {:.2}x ({})",
@@ -169,16 +148,10 @@ impl Explanation {
         let _ = writeln!(text, "survives: {} (any, at the same time)", self.survives);
         match self.replicas {
             Some(copies) => {
-                let _ = writeln!(
-                    text,
-                    "small objects: {copies} replicas ({copies}.00x) for the same budget"
-                );
+                let _ = writeln!(text, "small objects: {copies} replicas ({copies}.00x) for the same budget");
             }
             None => {
-                let _ = writeln!(
-                    text,
-                    "small objects: replication cannot meet this budget here"
-                );
+                let _ = writeln!(text, "small objects: replication cannot meet this budget here");
             }
         }
         for note in &self.notes {
@@ -206,12 +179,7 @@ mod tests {
         assert_eq!(json["survives"]["nodes"], 1);
         assert_eq!(json["replicas"], 3);
         assert_eq!(json["survives_during_datacenter_outage"]["nodes"], 1);
-        assert!(
-            json["durability"]["stripe_annual_loss_probability"]
-                .as_f64()
-                .unwrap()
-                > 0.0
-        );
+        assert!(json["durability"]["stripe_annual_loss_probability"].as_f64().unwrap() > 0.0);
         assert!(json["durability"]["assumptions"]["node_repair_hours"].is_number());
     }
 
@@ -219,11 +187,13 @@ mod tests {
     fn the_text_reads_like_an_answer() {
         let explanation = explain(&uniform(4, 3), &StorageClass::standard()).unwrap();
         let text = explanation.to_text();
-        assert!(text.contains("geometry: 8+4 Reed-Solomon, 3 shards per datacenter, 12 shards per stripe, overhead 1.50x (derived)"), "{text}");
         assert!(
-            text.contains("survives: 1 datacenter + 1 more node"),
+            text.contains(
+                "geometry: 8+4 Reed-Solomon, 3 shards per datacenter, 12 shards per stripe, overhead 1.50x (derived)"
+            ),
             "{text}"
         );
+        assert!(text.contains("survives: 1 datacenter + 1 more node"), "{text}");
         assert!(text.contains("assumptions:"), "{text}");
     }
 
@@ -232,63 +202,36 @@ mod tests {
         let class = StorageClass {
             name: "wide".into(),
             budget: FailureBudget::new(1, 1),
-            pinned: Some(Geometry {
-                data_shards: 4,
-                parity_shards: 5,
-                shards_per_datacenter: 3,
-            }),
+            pinned: Some(Geometry { data_shards: 4, parity_shards: 5, shards_per_datacenter: 3 }),
         };
         let explanation = explain(&uniform(3, 3), &class).unwrap();
         assert!(explanation.pinned);
         assert_eq!(explanation.survives, FailureBudget::new(1, 2));
         assert!(
-            explanation
-                .notes
-                .iter()
-                .any(|n| n.contains("derived geometry would be 5+4")),
+            explanation.notes.iter().any(|n| n.contains("derived geometry would be 5+4")),
             "{:?}",
             explanation.notes
         );
 
         let weak = StorageClass {
-            pinned: Some(Geometry {
-                data_shards: 6,
-                parity_shards: 3,
-                shards_per_datacenter: 3,
-            }),
+            pinned: Some(Geometry { data_shards: 6, parity_shards: 3, shards_per_datacenter: 3 }),
             ..class
         };
-        assert!(matches!(
-            explain(&uniform(3, 3), &weak),
-            Err(PlacementError::GeometryTooWeak { .. })
-        ));
+        assert!(matches!(explain(&uniform(3, 3), &weak), Err(PlacementError::GeometryTooWeak { .. })));
     }
 
     #[test]
     fn an_impossible_class_is_an_error_with_its_reason() {
         let error = explain(&uniform(2, 3), &StorageClass::site()).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("two datacenters cannot survive the loss of one at under 2x")
-        );
+        assert!(error.to_string().starts_with("two datacenters cannot survive the loss of one at under 2x"));
     }
 
     #[test]
     fn a_nodes_only_class_cannot_write_through_a_datacenter_outage() {
-        let class = StorageClass {
-            name: "local".into(),
-            budget: FailureBudget::new(0, 2),
-            pinned: None,
-        };
+        let class = StorageClass { name: "local".into(), budget: FailureBudget::new(0, 2), pinned: None };
         let explanation = explain(&uniform(3, 3), &class).unwrap();
         assert_eq!((explanation.k, explanation.m), (7, 2));
         assert_eq!(explanation.survives_during_datacenter_outage, None);
-        assert!(
-            explanation
-                .notes
-                .iter()
-                .any(|n| n.contains("refuse writes"))
-        );
+        assert!(explanation.notes.iter().any(|n| n.contains("refuse writes")));
     }
 }

@@ -33,19 +33,9 @@ impl StripeSeed {
         hasher.update(stripe_key);
         let bytes = hasher.finalize();
         let bytes = bytes.as_bytes();
-        let word = |i: usize| {
-            u64::from_le_bytes(
-                bytes[i * 8..i * 8 + 8]
-                    .try_into()
-                    .expect("a BLAKE3 digest has 32 bytes"),
-            )
-        };
-        Self {
-            datacenter_order: word(0),
-            position: word(1),
-            node: word(2),
-            disk: word(3),
-        }
+        let word =
+            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("a BLAKE3 digest has 32 bytes"));
+        Self { datacenter_order: word(0), position: word(1), node: word(2), disk: word(3) }
     }
 }
 
@@ -85,8 +75,7 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
 /// the uniformity and weighting tests measure the result.
 #[inline]
 pub(crate) fn pair_hash(position_seed: u64, salted_node: u64) -> u64 {
-    let product = u128::from(position_seed ^ 0x8ebc_6af0_9c88_c6e3)
-        * u128::from(salted_node ^ 0x5899_65cc_7537_4cc3);
+    let product = u128::from(position_seed ^ 0x8ebc_6af0_9c88_c6e3) * u128::from(salted_node ^ 0x5899_65cc_7537_4cc3);
     (product as u64) ^ ((product >> 64) as u64)
 }
 
@@ -195,14 +184,9 @@ mod tests {
     fn the_race_clock_is_exponential() {
         // Mean of -ln(u) is 1: so the mean of -log2(u) is 1/ln 2.
         let samples = 200_000u64;
-        let total: f64 = (0..samples)
-            .map(|i| neg_log2_unit_q32(mix(i, 7)) as f64 / (1u64 << 32) as f64)
-            .sum();
+        let total: f64 = (0..samples).map(|i| neg_log2_unit_q32(mix(i, 7)) as f64 / (1u64 << 32) as f64).sum();
         let mean = total / samples as f64;
-        assert!(
-            (mean - std::f64::consts::LOG2_E).abs() < 0.01,
-            "mean {mean}"
-        );
+        assert!((mean - std::f64::consts::LOG2_E).abs() < 0.01, "mean {mean}");
         assert!(neg_log2_unit_q32(u64::MAX) > 0);
         assert_eq!(neg_log2_unit_q32(0), 64 << 32);
     }
@@ -223,12 +207,7 @@ mod tests {
             }
         }
         let expected = keys as f64 / 5.0;
-        assert!(
-            counts
-                .iter()
-                .all(|&c| (f64::from(c) - expected).abs() < expected * 0.05),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (f64::from(c) - expected).abs() < expected * 0.05), "{counts:?}");
         let fraction = f64::from(moved) / keys as f64;
         assert!((fraction - 0.2).abs() < 0.01, "moved {fraction}");
         assert_eq!(jump_consistent_hash(12345, 1), 0);

@@ -35,15 +35,13 @@ pub mod survival;
 pub mod topology;
 
 pub use class::{
-    FailureBudget, Geometry, MAX_TOTAL_SHARDS, StorageClass, classes_from_toml_str,
-    derive_geometry, find_class, replica_count, verify_geometry,
+    FailureBudget, Geometry, MAX_TOTAL_SHARDS, StorageClass, classes_from_toml_str, derive_geometry, find_class,
+    replica_count, verify_geometry,
 };
 pub use durability::{DurabilityAssumptions, DurabilityEstimate, LossCause, durability_estimate};
 pub use error::PlacementError;
 pub use explain::{Explanation, explain, explain_with};
-pub use rebalance::{
-    NodeMovement, RebalancePlan, RebalanceStep, ShardMove, rebalance_plan, sample_stripe_keys,
-};
+pub use rebalance::{NodeMovement, RebalancePlan, RebalanceStep, ShardMove, rebalance_plan, sample_stripe_keys};
 pub use slots::{Slot, select_replica_slots, select_slots};
 pub use survival::{SurvivabilityReport, check_survivability};
 pub use topology::{Datacenter, Node, Topology};
@@ -60,11 +58,7 @@ pub(crate) mod test_support {
                 .map(|d| Datacenter {
                     id: DatacenterId::new(format!("dc{d}")),
                     nodes: (1..=nodes)
-                        .map(|n| Node {
-                            id: NodeId::new(format!("dc{d}-n{n}")),
-                            capacity_weight: 1,
-                            disks: 1,
-                        })
+                        .map(|n| Node { id: NodeId::new(format!("dc{d}-n{n}")), capacity_weight: 1, disks: 1 })
                         .collect(),
                 })
                 .collect(),

@@ -83,37 +83,19 @@ pub fn rebalance_plan<'a>(
         let after = select_slots(new, geometry, key)?;
         stripes += 1;
         let before_nodes: HashSet<&NodeId> = before.iter().map(|slot| &slot.node).collect();
-        necessary += after
-            .iter()
-            .filter(|slot| !before_nodes.contains(&slot.node))
-            .count() as u64;
+        necessary += after.iter().filter(|slot| !before_nodes.contains(&slot.node)).count() as u64;
         for (index, (from, to)) in before.into_iter().zip(after).enumerate() {
             if from == to {
                 continue;
             }
-            per_node
-                .entry((from.datacenter.clone(), from.node.clone()))
-                .or_default()
-                .1 += 1;
-            per_node
-                .entry((to.datacenter.clone(), to.node.clone()))
-                .or_default()
-                .0 += 1;
-            moves.push(ShardMove {
-                stripe_key: key.to_vec(),
-                shard: ShardIndex(index as u32),
-                from,
-                to,
-            });
+            per_node.entry((from.datacenter.clone(), from.node.clone())).or_default().1 += 1;
+            per_node.entry((to.datacenter.clone(), to.node.clone())).or_default().0 += 1;
+            moves.push(ShardMove { stripe_key: key.to_vec(), shard: ShardIndex(index as u32), from, to });
         }
     }
     let shards = stripes * u64::from(geometry.total_shards());
     let fraction = |count: u64| {
-        if shards == 0 {
-            0.0
-        } else {
-            count as f64 / shards as f64
-        }
+        if shards == 0 { 0.0 } else { count as f64 / shards as f64 }
     };
     Ok(RebalancePlan {
         geometry,
@@ -124,14 +106,12 @@ pub fn rebalance_plan<'a>(
         moves,
         nodes: per_node
             .into_iter()
-            .map(
-                |((datacenter, node), (shards_in, shards_out))| NodeMovement {
-                    datacenter,
-                    node,
-                    shards_in,
-                    shards_out,
-                },
-            )
+            .map(|((datacenter, node), (shards_in, shards_out))| NodeMovement {
+                datacenter,
+                node,
+                shards_in,
+                shards_out,
+            })
             .collect(),
     })
 }
@@ -139,9 +119,7 @@ pub fn rebalance_plan<'a>(
 /// `count` stripe keys for estimating movement when the real keys are not at hand (the CLI).
 /// Any keys do: placement hashes them with BLAKE3 first.
 pub fn sample_stripe_keys(count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| format!("sample-stripe-{i}").into_bytes())
-        .collect()
+    (0..count).map(|i| format!("sample-stripe-{i}").into_bytes()).collect()
 }
 
 impl RebalancePlan {
@@ -149,12 +127,7 @@ impl RebalancePlan {
     pub fn steps(&self) -> impl Iterator<Item = RebalanceStep<'_>> + '_ {
         self.moves
             .chunk_by(|a, b| a.stripe_key == b.stripe_key)
-            .flat_map(|stripe| {
-                stripe
-                    .iter()
-                    .map(RebalanceStep::Copy)
-                    .chain(stripe.iter().map(RebalanceStep::Delete))
-            })
+            .flat_map(|stripe| stripe.iter().map(RebalanceStep::Copy).chain(stripe.iter().map(RebalanceStep::Delete)))
     }
 
     /// A human summary: totals and the per-node balance, without the individual moves.
@@ -174,11 +147,8 @@ impl RebalancePlan {
             let _ = writeln!(text, "nothing moves");
         }
         for node in &self.nodes {
-            let _ = writeln!(
-                text,
-                "  {}/{}: +{} -{} shards",
-                node.datacenter, node.node, node.shards_in, node.shards_out
-            );
+            let _ =
+                writeln!(text, "  {}/{}: +{} -{} shards", node.datacenter, node.node, node.shards_in, node.shards_out);
         }
         let _ = writeln!(
             text,
@@ -197,9 +167,7 @@ mod hex_bytes {
         let mut text = String::with_capacity(bytes.len() * 2);
         for byte in bytes {
             text.push(char::from_digit(u32::from(byte >> 4), 16).expect("a nibble is a hex digit"));
-            text.push(
-                char::from_digit(u32::from(byte & 0xf), 16).expect("a nibble is a hex digit"),
-            );
+            text.push(char::from_digit(u32::from(byte & 0xf), 16).expect("a nibble is a hex digit"));
         }
         serializer.serialize_str(&text)
     }
@@ -211,9 +179,7 @@ mod hex_bytes {
         }
         (0..text.len())
             .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16).map_err(D::Error::custom)
-            })
+            .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16).map_err(D::Error::custom))
             .collect()
     }
 }
@@ -228,11 +194,7 @@ mod tests {
     fn with_extra_node(topology: &Topology, datacenter: usize, weight: u64) -> Topology {
         let mut bigger = topology.clone();
         let id = format!("{}-new", bigger.datacenters[datacenter].id);
-        bigger.datacenters[datacenter].nodes.push(Node {
-            id: NodeId::new(id),
-            capacity_weight: weight,
-            disks: 1,
-        });
+        bigger.datacenters[datacenter].nodes.push(Node { id: NodeId::new(id), capacity_weight: weight, disks: 1 });
         bigger
     }
 
@@ -249,59 +211,29 @@ mod tests {
         let plan = rebalance_plan(old, new, geometry, keys.iter().map(Vec::as_slice)).unwrap();
         let changed = &old.datacenters[index].id;
         for shard_move in &plan.moves {
-            assert_eq!(
-                &shard_move.from.datacenter, changed,
-                "only the changed datacenter moves shards"
-            );
-            assert_eq!(
-                shard_move.to.datacenter, shard_move.from.datacenter,
-                "shards never change datacenter"
-            );
+            assert_eq!(&shard_move.from.datacenter, changed, "only the changed datacenter moves shards");
+            assert_eq!(shard_move.to.datacenter, shard_move.from.datacenter, "shards never change datacenter");
         }
         // Every datacenter holds the same share of the shards, 1/D.
         let datacenters = old.datacenters.len() as f64;
-        (
-            plan.moved_fraction * datacenters,
-            plan.minimum_fraction * datacenters,
-            plan,
-        )
+        (plan.moved_fraction * datacenters, plan.minimum_fraction * datacenters, plan)
     }
 
     #[test]
     fn adding_a_fourth_node_to_a_three_node_datacenter_moves_about_a_quarter_of_its_shards() {
-        let old =
-            Topology::from_toml_str(include_str!("../../examples/three-dc-3x3.toml")).unwrap();
-        let new =
-            Topology::from_toml_str(include_str!("../../examples/three-dc-3x3-plus-one.toml"))
-                .unwrap();
+        let old = Topology::from_toml_str(include_str!("../../examples/three-dc-3x3.toml")).unwrap();
+        let new = Topology::from_toml_str(include_str!("../../examples/three-dc-3x3-plus-one.toml")).unwrap();
         let geometry = derive_geometry(&old, FailureBudget::new(1, 1)).unwrap();
-        assert_eq!(
-            derive_geometry(&new, FailureBudget::new(1, 1)).unwrap(),
-            geometry
-        );
-        let grown = old
-            .datacenters
-            .iter()
-            .position(|dc| dc.id.0 == "dc1")
-            .unwrap();
+        assert_eq!(derive_geometry(&new, FailureBudget::new(1, 1)).unwrap(), geometry);
+        let grown = old.datacenters.iter().position(|dc| dc.id.0 == "dc1").unwrap();
         let (moved, minimum, plan) = measure(&old, &new, geometry, 20_000, grown);
-        println!(
-            "3x3 + 1 node in dc1: {:.2}% of dc1's shards move, minimum {:.2}%",
-            moved * 100.0,
-            minimum * 100.0
-        );
+        println!("3x3 + 1 node in dc1: {:.2}% of dc1's shards move, minimum {:.2}%", moved * 100.0, minimum * 100.0);
         // Ideal 1/(N+1) = 25%: the new node takes a quarter of the datacenter's shards.
         assert!((minimum - 0.25).abs() < 0.01, "minimum {minimum}");
-        assert!(
-            moved >= minimum && moved < 0.25 * 1.3,
-            "moved {moved:.4} of the datacenter's shards"
-        );
+        assert!(moved >= minimum && moved < 0.25 * 1.3, "moved {moved:.4} of the datacenter's shards");
         let new_node = plan.nodes.iter().find(|n| n.node.0 == "dc1-n4").unwrap();
         assert_eq!(new_node.shards_out, 0);
-        assert!(
-            (new_node.shards_in as f64 / 20_000.0 - 0.75).abs() < 0.02,
-            "{new_node:?}"
-        );
+        assert!((new_node.shards_in as f64 / 20_000.0 - 0.75).abs() < 0.02, "{new_node:?}");
     }
 
     #[test]
@@ -316,16 +248,9 @@ mod tests {
             };
             let (moved, minimum, _) = measure(&old, &new, geometry, 20_000, 1);
             let ideal = 1.0 / (nodes as f64 + 1.0);
-            assert!(
-                (minimum - ideal).abs() < ideal * 0.06,
-                "{nodes} nodes: minimum {minimum}, ideal {ideal}"
-            );
+            assert!((minimum - ideal).abs() < ideal * 0.06, "{nodes} nodes: minimum {minimum}, ideal {ideal}");
             // Measured: 5/5 1.37x, 8/3 1.10x, 12/3 1.07x, 20/5 1.10x the ideal.
-            let bound = if per_datacenter as usize == nodes {
-                1.45
-            } else {
-                1.2
-            };
+            let bound = if per_datacenter as usize == nodes { 1.45 } else { 1.2 };
             assert!(
                 moved <= ideal * bound,
                 "{nodes} nodes, {per_datacenter} per datacenter: moved {moved:.4}, ideal {ideal:.4}"
@@ -338,11 +263,7 @@ mod tests {
         let old = uniform(3, 8);
         let mut new = old.clone();
         new.datacenters[2].nodes.remove(3);
-        let geometry = Geometry {
-            data_shards: 5,
-            parity_shards: 4,
-            shards_per_datacenter: 3,
-        };
+        let geometry = Geometry { data_shards: 5, parity_shards: 4, shards_per_datacenter: 3 };
         let (moved, minimum, plan) = measure(&old, &new, geometry, 20_000, 2);
         assert!((minimum - 1.0 / 8.0).abs() < 0.01, "minimum {minimum}");
         assert!(moved <= minimum * 1.2, "moved {moved}");
@@ -350,10 +271,7 @@ mod tests {
         assert_eq!(removed.shards_in, 0);
         // It held a shard of 3/8 of the stripes.
         let expected = 20_000.0 * 3.0 / 8.0;
-        assert!(
-            (removed.shards_out as f64 - expected).abs() < expected * 0.03,
-            "{removed:?}"
-        );
+        assert!((removed.shards_out as f64 - expected).abs() < expected * 0.03, "{removed:?}");
     }
 
     #[test]
@@ -361,13 +279,7 @@ mod tests {
         let topology = uniform(3, 3);
         let geometry = derive_geometry(&topology, FailureBudget::new(1, 1)).unwrap();
         let keys = sample_stripe_keys(500);
-        let plan = rebalance_plan(
-            &topology,
-            &topology,
-            geometry,
-            keys.iter().map(Vec::as_slice),
-        )
-        .unwrap();
+        let plan = rebalance_plan(&topology, &topology, geometry, keys.iter().map(Vec::as_slice)).unwrap();
         assert!(plan.moves.is_empty());
         assert_eq!(plan.moved_fraction, 0.0);
         assert!(plan.to_text().contains("nothing moves"));
@@ -397,22 +309,10 @@ mod tests {
         // state[stripe][shard] = the set of slots holding that shard.
         let mut state: HashMap<Vec<u8>, Vec<Vec<Slot>>> = keys
             .iter()
-            .map(|key| {
-                (
-                    key.clone(),
-                    select_slots(&old, geometry, key)
-                        .unwrap()
-                        .into_iter()
-                        .map(|s| vec![s])
-                        .collect(),
-                )
-            })
+            .map(|key| (key.clone(), select_slots(&old, geometry, key).unwrap().into_iter().map(|s| vec![s]).collect()))
             .collect();
-        let all_nodes: Vec<(DatacenterId, NodeId)> = new
-            .datacenters
-            .iter()
-            .flat_map(|dc| dc.nodes.iter().map(|n| (dc.id.clone(), n.id.clone())))
-            .collect();
+        let all_nodes: Vec<(DatacenterId, NodeId)> =
+            new.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(|n| (dc.id.clone(), n.id.clone()))).collect();
         let survives = |shards: &Vec<Vec<Slot>>| {
             for lost_datacenter in &new.datacenters {
                 for (node_datacenter, lost_node) in &all_nodes {
@@ -422,9 +322,7 @@ mod tests {
                     let alive = shards
                         .iter()
                         .filter(|copies| {
-                            copies.iter().any(|slot| {
-                                slot.datacenter != lost_datacenter.id && &slot.node != lost_node
-                            })
+                            copies.iter().any(|slot| slot.datacenter != lost_datacenter.id && &slot.node != lost_node)
                         })
                         .count();
                     if alive < geometry.data_shards as usize {
@@ -439,8 +337,7 @@ mod tests {
                 RebalanceStep::Copy(m) => (m, true),
                 RebalanceStep::Delete(m) => (m, false),
             };
-            let copies =
-                &mut state.get_mut(&shard_move.stripe_key).unwrap()[shard_move.shard.0 as usize];
+            let copies = &mut state.get_mut(&shard_move.stripe_key).unwrap()[shard_move.shard.0 as usize];
             if copy {
                 copies.push(shard_move.to.clone());
             } else {
@@ -455,11 +352,8 @@ mod tests {
             }
         }
         for key in &keys {
-            let expected: Vec<Vec<Slot>> = select_slots(&new, geometry, key)
-                .unwrap()
-                .into_iter()
-                .map(|s| vec![s])
-                .collect();
+            let expected: Vec<Vec<Slot>> =
+                select_slots(&new, geometry, key).unwrap().into_iter().map(|s| vec![s]).collect();
             assert_eq!(state[key], expected, "the plan ends at the new placement");
         }
     }
@@ -476,17 +370,8 @@ mod tests {
         let chained = plan
             .moves
             .chunk_by(|a, b| a.stripe_key == b.stripe_key)
-            .any(|stripe| {
-                stripe.iter().any(|a| {
-                    stripe
-                        .iter()
-                        .any(|b| a.to.node == b.from.node && a.shard != b.shard)
-                })
-            });
-        assert!(
-            chained,
-            "expected chains of moves inside a stripe with pair matching"
-        );
+            .any(|stripe| stripe.iter().any(|a| stripe.iter().any(|b| a.to.node == b.from.node && a.shard != b.shard)));
+        assert!(chained, "expected chains of moves inside a stripe with pair matching");
     }
 
     #[test]

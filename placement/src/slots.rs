@@ -61,21 +61,13 @@ pub struct Slot {
 /// Deterministic: the same topology (in any order), geometry and key give the same slots on every
 /// machine. The topology must have passed `Topology::validate` (done by `from_toml_str`); this
 /// function checks only what it needs per call.
-pub fn select_slots(
-    topology: &Topology,
-    geometry: Geometry,
-    stripe_key: &[u8],
-) -> Result<Vec<Slot>, PlacementError> {
+pub fn select_slots(topology: &Topology, geometry: Geometry, stripe_key: &[u8]) -> Result<Vec<Slot>, PlacementError> {
     geometry.check_shape()?;
     if topology.datacenters.is_empty() {
         return Err(PlacementError::NoDatacenters);
     }
     check_fits(topology, geometry)?;
-    Ok(place(
-        topology,
-        geometry.total_shards() as usize,
-        &StripeSeed::new(stripe_key),
-    ))
+    Ok(place(topology, geometry.total_shards() as usize, &StripeSeed::new(stripe_key)))
 }
 
 /// The slots of the `replica_count(budget, topology)` whole copies of a small object: copy `i`
@@ -88,54 +80,35 @@ pub fn select_replica_slots(
     stripe_key: &[u8],
 ) -> Result<Vec<Slot>, PlacementError> {
     let copies = replica_count(budget, topology)?;
-    Ok(place(
-        topology,
-        copies as usize,
-        &StripeSeed::new(stripe_key),
-    ))
+    Ok(place(topology, copies as usize, &StripeSeed::new(stripe_key)))
 }
 
 /// Places `total` shards: shard `i` in the datacenter of rank `i % D`, at position `i / D` there.
-/// Callers have checked that `total <= MAX_TOTAL_SHARDS`, `D <= total` or a multiple, and that each
-/// datacenter has a node for each position it receives.
+/// Callers have checked that `total <= MAX_TOTAL_SHARDS` and that the datacenter of rank `r` has a
+/// node for each of the `ceil((total - r) / D)` positions it receives.
 fn place(topology: &Topology, total: usize, seed: &StripeSeed) -> Vec<Slot> {
     place_with(topology, total, seed, Matcher::default())
 }
 
-fn place_with(
-    topology: &Topology,
-    total: usize,
-    seed: &StripeSeed,
-    mut matcher: Matcher,
-) -> Vec<Slot> {
+fn place_with(topology: &Topology, total: usize, seed: &StripeSeed, mut matcher: Matcher) -> Vec<Slot> {
     let datacenter_count = topology.datacenters.len();
     debug_assert!(total <= MAX_TOTAL_SHARDS as usize && datacenter_count >= 1);
 
     // Rank the datacenters for this stripe (a fixed array: D <= 32 whenever there is a geometry).
     let ranked_count = datacenter_count.min(MAX_TOTAL_SHARDS as usize);
-    let mut ranked: [(u64, u64, u32); MAX_TOTAL_SHARDS as usize] =
-        [(0, 0, 0); MAX_TOTAL_SHARDS as usize];
+    let mut ranked: [(u64, u64, u32); MAX_TOTAL_SHARDS as usize] = [(0, 0, 0); MAX_TOTAL_SHARDS as usize];
     let mut filled = 0;
     for (index, datacenter) in topology.datacenters.iter().enumerate() {
         let datacenter_hash = id_hash(datacenter.id.0.as_bytes());
-        let entry = (
-            mix(seed.datacenter_order, datacenter_hash),
-            datacenter_hash,
-            index as u32,
-        );
+        let entry = (mix(seed.datacenter_order, datacenter_hash), datacenter_hash, index as u32);
         // Keep the best `ranked_count` (all of them in practice), best first.
         insert_ranked(&mut ranked, &mut filled, ranked_count, entry);
     }
 
     let mut chosen_node = [0u32; MAX_TOTAL_SHARDS as usize];
     let mut chosen_hash = [0u64; MAX_TOTAL_SHARDS as usize];
-    for (rank, &(_, datacenter_hash, datacenter_index)) in ranked[..ranked_count].iter().enumerate()
-    {
-        let positions = if rank < total {
-            (total - rank).div_ceil(ranked_count)
-        } else {
-            0
-        };
+    for (rank, &(_, datacenter_hash, datacenter_index)) in ranked[..ranked_count].iter().enumerate() {
+        let positions = if rank < total { (total - rank).div_ceil(ranked_count) } else { 0 };
         if positions == 0 {
             continue;
         }
@@ -153,22 +126,13 @@ fn place_with(
             let datacenter = &topology.datacenters[ranked[shard % ranked_count].2 as usize];
             let node = &datacenter.nodes[chosen_node[shard] as usize];
             let disk = jump_consistent_hash(mix(seed.disk, chosen_hash[shard]), node.disks);
-            Slot {
-                datacenter: datacenter.id.clone(),
-                node: node.id.clone(),
-                disk: DiskIndex(disk),
-            }
+            Slot { datacenter: datacenter.id.clone(), node: node.id.clone(), disk: DiskIndex(disk) }
         })
         .collect()
 }
 
 /// Inserts into a descending list of at most `capacity` entries (ties by hash then index).
-fn insert_ranked(
-    list: &mut [(u64, u64, u32)],
-    filled: &mut usize,
-    capacity: usize,
-    entry: (u64, u64, u32),
-) {
+fn insert_ranked(list: &mut [(u64, u64, u32)], filled: &mut usize, capacity: usize, entry: (u64, u64, u32)) {
     let better = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
         (a.0, a.1, std::cmp::Reverse(a.2)) > (b.0, b.1, std::cmp::Reverse(b.2))
     };
@@ -192,12 +156,11 @@ fn insert_ranked(
 struct Matcher {
     /// Per node: (id hash, id hash salted for this stripe, 2^64 / weight).
     node_keys: Vec<(u64, u64, u64)>,
-    /// `positions x nodes` claims `(score, tie)`, lower is better: `score` is the exponential
-    /// clock divided by the weight in fixed point, `tie = !raw` breaks exact ties towards the
-    /// larger raw hash (the order the clocks themselves give), then the lower node index.
-    claims: Vec<(u64, u64)>,
-    /// Nodes already matched in this datacenter.
-    used: Vec<bool>,
+    /// `positions x nodes` claims, lower is better: the exponential clock divided by the weight
+    /// in fixed point in the high 64 bits, and `!raw` in the low 64 bits, which breaks exact ties
+    /// towards the larger raw hash (the order the clocks themselves give). Ties of both go to the
+    /// lower node index. A node already matched has its claims set to `TAKEN`.
+    claims: Vec<u128>,
     /// Position -> (node index, node id hash).
     assignment: Vec<(u32, u64)>,
     /// Skip the logarithm when all weights of a datacenter are equal. Gives the same order (the
@@ -206,16 +169,26 @@ struct Matcher {
     uniform_fast_path: bool,
 }
 
+const TAKEN: u128 = u128::MAX;
+
 impl Default for Matcher {
     fn default() -> Self {
-        Self {
-            node_keys: Vec::new(),
-            claims: Vec::new(),
-            used: Vec::new(),
-            assignment: Vec::new(),
-            uniform_fast_path: true,
+        Self { node_keys: Vec::new(), claims: Vec::new(), assignment: Vec::new(), uniform_fast_path: true }
+    }
+}
+
+/// The index of the smallest claim of a row (the first one on ties).
+#[inline]
+fn argmin(row: &[u128]) -> usize {
+    let mut best = 0;
+    let mut best_claim = row[0];
+    for (index, &claim) in row.iter().enumerate().skip(1) {
+        if claim < best_claim {
+            best = index;
+            best_claim = claim;
         }
     }
+    best
 }
 
 impl Matcher {
@@ -223,106 +196,69 @@ impl Matcher {
     /// claim among open positions and unused nodes, which is the greedy matching in global order
     /// of claims. Each position caches its best unused node and rescans only when another
     /// position takes it.
-    fn choose(
-        &mut self,
-        datacenter: &crate::Datacenter,
-        datacenter_hash: u64,
-        seed: &StripeSeed,
-        positions: usize,
-    ) {
+    fn choose(&mut self, datacenter: &crate::Datacenter, datacenter_hash: u64, seed: &StripeSeed, positions: usize) {
         let nodes = &datacenter.nodes;
         let count = nodes.len();
-        debug_assert!(
-            positions >= 1 && positions <= count && positions <= MAX_TOTAL_SHARDS as usize
-        );
-        let uniform = self.uniform_fast_path
-            && nodes
-                .iter()
-                .all(|node| node.capacity_weight == nodes[0].capacity_weight);
+        debug_assert!(positions >= 1 && positions <= count && positions <= MAX_TOTAL_SHARDS as usize);
+        let uniform =
+            self.uniform_fast_path && nodes.iter().all(|node| node.capacity_weight == nodes[0].capacity_weight);
         self.node_keys.clear();
         self.node_keys.extend(nodes.iter().map(|node| {
             let hash = id_hash(node.id.0.as_bytes());
-            (
-                hash,
-                hash ^ seed.node,
-                u64::MAX / node.capacity_weight.max(1),
-            )
+            (hash, hash ^ seed.node, u64::MAX / node.capacity_weight.max(1))
         }));
 
-        // All claims first, in a loop without data-dependent branches so that the hashing of
-        // consecutive nodes overlaps in the pipeline.
+        // All claims, each position's best found in the same pass.
         self.claims.clear();
-        self.claims.reserve(positions * count);
-        for position in 0..positions {
-            let position_seed = mix(
-                seed.position ^ datacenter_hash,
-                (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
-            self.claims
-                .extend(self.node_keys.iter().map(|&(_, salted, inverse_weight)| {
-                    let raw = pair_hash(position_seed, salted);
-                    let score = if uniform {
-                        !raw
-                    } else {
-                        // clock < 2^39 and inverse_weight < 2^64: the product fits in 103 bits.
-                        ((u128::from(neg_log2_unit_q32(raw)) * u128::from(inverse_weight)) >> 38)
-                            as u64
-                    };
-                    (score, !raw)
-                }));
-        }
-
-        self.used.clear();
-        self.used.resize(count, false);
-        let best_unused = |claims: &[(u64, u64)], used: &[bool]| -> usize {
-            let mut best = usize::MAX;
-            let mut best_claim = (u64::MAX, u64::MAX);
-            for (node, (&claim, &taken)) in claims.iter().zip(used).enumerate() {
-                if !taken && (best == usize::MAX || claim < best_claim) {
-                    best = node;
-                    best_claim = claim;
+        self.claims.resize(positions * count, TAKEN);
+        let mut best = [0usize; MAX_TOTAL_SHARDS as usize];
+        for (position, row) in self.claims.chunks_exact_mut(count).enumerate() {
+            let position_seed =
+                mix(seed.position ^ datacenter_hash, (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut best_claim = TAKEN;
+            for (index, (claim, &(_, salted, inverse_weight))) in row.iter_mut().zip(&self.node_keys).enumerate() {
+                let raw = pair_hash(position_seed, salted);
+                let score = if uniform {
+                    !raw
+                } else {
+                    // clock < 2^39 and inverse_weight < 2^64: the product fits in 103 bits.
+                    ((u128::from(neg_log2_unit_q32(raw)) * u128::from(inverse_weight)) >> 38) as u64
+                };
+                *claim = (u128::from(score) << 64) | u128::from(!raw);
+                if *claim < best_claim {
+                    best_claim = *claim;
+                    best[position] = index;
                 }
             }
-            best
-        };
-        let mut best = [0usize; MAX_TOTAL_SHARDS as usize];
-        for (position, slot) in best[..positions].iter_mut().enumerate() {
-            *slot = best_unused(
-                &self.claims[position * count..(position + 1) * count],
-                &self.used,
-            );
         }
+
         self.assignment.clear();
         self.assignment.resize(positions, (0, 0));
         let mut open: u64 = (1u64 << positions) - 1;
         while open != 0 {
             let mut winner = usize::MAX;
-            let mut winner_claim = (u64::MAX, u64::MAX, usize::MAX);
+            let mut winner_claim = (TAKEN, usize::MAX);
             let mut remaining = open;
             while remaining != 0 {
                 let position = remaining.trailing_zeros() as usize;
                 remaining &= remaining - 1;
-                let node = best[position];
-                let (score, tie) = self.claims[position * count + node];
-                let claim = (score, tie, node);
-                if winner == usize::MAX || claim < winner_claim {
+                let claim = (self.claims[position * count + best[position]], best[position]);
+                if claim < winner_claim {
                     winner = position;
                     winner_claim = claim;
                 }
             }
-            let node = winner_claim.2;
+            let node = winner_claim.1;
             open &= !(1u64 << winner);
-            self.used[node] = true;
             self.assignment[winner] = (node as u32, self.node_keys[node].0);
             let mut remaining = open;
             while remaining != 0 {
                 let position = remaining.trailing_zeros() as usize;
                 remaining &= remaining - 1;
+                let row = &mut self.claims[position * count..(position + 1) * count];
+                row[node] = TAKEN;
                 if best[position] == node {
-                    best[position] = best_unused(
-                        &self.claims[position * count..(position + 1) * count],
-                        &self.used,
-                    );
+                    best[position] = argmin(row);
                 }
             }
         }
@@ -337,11 +273,7 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn five_plus_four() -> Geometry {
-        Geometry {
-            data_shards: 5,
-            parity_shards: 4,
-            shards_per_datacenter: 3,
-        }
+        Geometry { data_shards: 5, parity_shards: 4, shards_per_datacenter: 3 }
     }
 
     #[test]
@@ -357,10 +289,7 @@ mod tests {
                 assert_eq!(datacenter.id, slot.datacenter);
                 assert!(slot.disk.0 < node.disks);
             }
-            assert!(
-                per_datacenter.values().all(|&n| n == 3),
-                "{per_datacenter:?}"
-            );
+            assert!(per_datacenter.values().all(|&n| n == 3), "{per_datacenter:?}");
             let nodes: HashSet<_> = slots.iter().map(|s| &s.node).collect();
             assert_eq!(nodes.len(), 9);
             // Shards i, i+1, i+2 are in three different datacenters.
@@ -394,12 +323,7 @@ mod tests {
     #[test]
     fn golden_placement_is_stable_across_releases() {
         let mut topology = uniform(3, 4);
-        for (i, node) in topology
-            .datacenters
-            .iter_mut()
-            .flat_map(|dc| dc.nodes.iter_mut())
-            .enumerate()
-        {
+        for (i, node) in topology.datacenters.iter_mut().flat_map(|dc| dc.nodes.iter_mut()).enumerate() {
             node.capacity_weight = 1 + (i as u64 % 3);
             node.disks = 1 + (i as u32 % 4);
         }
@@ -407,11 +331,7 @@ mod tests {
             .iter()
             .map(|key| {
                 let slots = select_slots(&topology, five_plus_four(), key).unwrap();
-                slots
-                    .iter()
-                    .map(|s| format!("{}:{}", s.node, s.disk.0))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                slots.iter().map(|s| format!("{}:{}", s.node, s.disk.0)).collect::<Vec<_>>().join(" ")
             })
             .collect();
         assert_eq!(rendered, GOLDEN);
@@ -426,20 +346,13 @@ mod tests {
     fn the_equal_weight_shortcut_gives_the_same_slots_as_the_full_computation() {
         for (datacenters, nodes, weight) in [(3, 3, 1), (3, 7, 1), (4, 5, 3), (2, 12, 1u64 << 40)] {
             let mut topology = uniform(datacenters, nodes);
-            for node in topology
-                .datacenters
-                .iter_mut()
-                .flat_map(|dc| dc.nodes.iter_mut())
-            {
+            for node in topology.datacenters.iter_mut().flat_map(|dc| dc.nodes.iter_mut()) {
                 node.capacity_weight = weight;
             }
             for total in [datacenters, 2 * datacenters, 3 * datacenters] {
                 for key in 0..2000u32 {
                     let seed = StripeSeed::new(&key.to_le_bytes());
-                    let full = Matcher {
-                        uniform_fast_path: false,
-                        ..Matcher::default()
-                    };
+                    let full = Matcher { uniform_fast_path: false, ..Matcher::default() };
                     assert_eq!(
                         place_with(&topology, total, &seed, Matcher::default()),
                         place_with(&topology, total, &seed, full),
@@ -452,29 +365,12 @@ mod tests {
 
     #[test]
     fn zero_datacenters_or_a_mismatched_geometry_is_an_error() {
-        let error = select_slots(
-            &Topology {
-                datacenters: vec![],
-            },
-            five_plus_four(),
-            b"k",
-        )
-        .unwrap_err();
+        let error = select_slots(&Topology { datacenters: vec![] }, five_plus_four(), b"k").unwrap_err();
         assert!(matches!(error, PlacementError::NoDatacenters));
         let error = select_slots(&uniform(4, 3), five_plus_four(), b"k").unwrap_err();
-        assert!(matches!(
-            error,
-            PlacementError::GeometryDoesNotFitTopology { .. }
-        ));
+        assert!(matches!(error, PlacementError::GeometryDoesNotFitTopology { .. }));
         let error = select_slots(&uniform(3, 2), five_plus_four(), b"k").unwrap_err();
-        assert!(matches!(
-            error,
-            PlacementError::NotEnoughNodes {
-                nodes: 2,
-                needed: 3,
-                ..
-            }
-        ));
+        assert!(matches!(error, PlacementError::NotEnoughNodes { nodes: 2, needed: 3, .. }));
     }
 
     #[test]
@@ -492,12 +388,7 @@ mod tests {
             }
         }
         let expected = 4000.0 * 9.0 / 4.0;
-        assert!(
-            counts
-                .iter()
-                .all(|&c| (f64::from(c) - expected).abs() < expected * 0.05),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (f64::from(c) - expected).abs() < expected * 0.05), "{counts:?}");
     }
 
     #[test]
@@ -517,12 +408,7 @@ mod tests {
             }
         }
         let expected = f64::from(stripes * geometry.data_shards) / 3.0;
-        assert!(
-            data_shards
-                .values()
-                .all(|&c| (f64::from(c) - expected).abs() < expected * 0.03),
-            "{data_shards:?}"
-        );
+        assert!(data_shards.values().all(|&c| (f64::from(c) - expected).abs() < expected * 0.03), "{data_shards:?}");
         // 3x5 with s = 5: every node holds one shard of every stripe.
         assert!(shards.values().all(|&c| c == stripes), "{shards:?}");
     }
@@ -535,8 +421,7 @@ mod tests {
         let datacenters: HashSet<_> = slots.iter().map(|s| &s.datacenter).collect();
         assert_eq!(datacenters.len(), 3);
 
-        let slots =
-            select_replica_slots(&uniform(2, 3), FailureBudget::new(1, 1), b"small").unwrap();
+        let slots = select_replica_slots(&uniform(2, 3), FailureBudget::new(1, 1), b"small").unwrap();
         assert_eq!(slots.len(), 4);
         let nodes: HashSet<_> = slots.iter().map(|s| &s.node).collect();
         assert_eq!(nodes.len(), 4);
@@ -545,9 +430,7 @@ mod tests {
         let topology = uniform(5, 2);
         let mut used: HashSet<DatacenterId> = HashSet::new();
         for key in 0..100u32 {
-            let slots =
-                select_replica_slots(&topology, FailureBudget::new(1, 0), &key.to_le_bytes())
-                    .unwrap();
+            let slots = select_replica_slots(&topology, FailureBudget::new(1, 0), &key.to_le_bytes()).unwrap();
             assert_eq!(slots.len(), 2);
             assert_ne!(slots[0].datacenter, slots[1].datacenter);
             used.extend(slots.into_iter().map(|s| s.datacenter));
@@ -560,11 +443,7 @@ mod tests {
         // One shard per datacenter: weighting is exact (no multi-pick saturation).
         let mut topology = uniform(3, 4);
         topology.datacenters[0].nodes[0].capacity_weight = 2;
-        let geometry = Geometry {
-            data_shards: 2,
-            parity_shards: 1,
-            shards_per_datacenter: 1,
-        };
+        let geometry = Geometry { data_shards: 2, parity_shards: 1, shards_per_datacenter: 1 };
         let stripes = 40_000u32;
         let mut counts: HashMap<NodeId, u32> = HashMap::new();
         for key in 0..stripes {
@@ -573,15 +452,9 @@ mod tests {
             }
         }
         let heavy = f64::from(counts[&NodeId::new("dc1-n1")]);
-        let light: f64 = (2..=4)
-            .map(|n| f64::from(counts[&NodeId::new(format!("dc1-n{n}"))]))
-            .sum::<f64>()
-            / 3.0;
+        let light: f64 = (2..=4).map(|n| f64::from(counts[&NodeId::new(format!("dc1-n{n}"))])).sum::<f64>() / 3.0;
         let ratio = heavy / light;
-        assert!(
-            (ratio - 2.0).abs() < 0.1,
-            "weight 2 vs 1 gave {ratio:.3}x the shards"
-        );
+        assert!((ratio - 2.0).abs() < 0.1, "weight 2 vs 1 gave {ratio:.3}x the shards");
         assert!((heavy / f64::from(stripes) - 0.4).abs() < 0.01);
     }
 
@@ -592,12 +465,7 @@ mod tests {
     fn timing_select_slots() {
         for (datacenters, nodes) in [(3, 3), (4, 25), (3, 33)] {
             let mut topology = uniform(datacenters, nodes);
-            for (i, node) in topology
-                .datacenters
-                .iter_mut()
-                .flat_map(|dc| dc.nodes.iter_mut())
-                .enumerate()
-            {
+            for (i, node) in topology.datacenters.iter_mut().flat_map(|dc| dc.nodes.iter_mut()).enumerate() {
                 node.capacity_weight = 1 + (i as u64 % 3);
                 node.disks = 4;
             }
@@ -612,25 +480,17 @@ mod tests {
                 // Best of 5 runs of on-CPU time of this thread (Linux schedstat), so that other
                 // processes competing for the cores do not count.
                 let on_cpu_ns = || -> Option<u64> {
-                    std::fs::read_to_string("/proc/thread-self/schedstat")
-                        .ok()?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
+                    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
                 };
                 let rounds = 50_000u32;
-                let keys: Vec<String> = (0..rounds)
-                    .map(|stripe| format!("0123456789abcdef0123456789abcdef/{stripe}"))
-                    .collect();
+                let keys: Vec<String> =
+                    (0..rounds).map(|stripe| format!("0123456789abcdef0123456789abcdef/{stripe}")).collect();
                 let mut best = f64::MAX;
                 for _ in 0..5 {
                     let (cpu_start, wall_start) = (on_cpu_ns(), std::time::Instant::now());
                     let mut sink = 0usize;
                     for key in &keys {
-                        sink += select_slots(&topology, geometry, key.as_bytes())
-                            .unwrap()
-                            .len();
+                        sink += select_slots(&topology, geometry, key.as_bytes()).unwrap().len();
                     }
                     std::hint::black_box(sink);
                     let elapsed = match (cpu_start, on_cpu_ns()) {
@@ -639,10 +499,7 @@ mod tests {
                     };
                     best = best.min(elapsed / f64::from(rounds));
                 }
-                println!(
-                    "{} nodes, {geometry}: {best:.0} ns per stripe",
-                    datacenters * nodes
-                );
+                println!("{} nodes, {geometry}: {best:.0} ns per stripe", datacenters * nodes);
             }
         }
     }

@@ -48,19 +48,12 @@ pub fn check_survivability(
     let worst_case_remaining_shards = total - worst_removed;
     let meets_budget = worst_case_remaining_shards >= needed;
 
-    let survives_pair =
-        |datacenters: usize, nodes: usize| total - table.get(datacenters, nodes) >= needed;
+    let survives_pair = |datacenters: usize, nodes: usize| total - table.get(datacenters, nodes) >= needed;
     let survives = if total < needed || !survives_pair(0, 0) {
         FailureBudget::new(0, 0)
     } else {
-        let datacenters = (0..=table.datacenters)
-            .take_while(|&d| survives_pair(d, 0))
-            .last()
-            .unwrap_or(0);
-        let nodes = (0..=table.nodes)
-            .take_while(|&n| survives_pair(datacenters, n))
-            .last()
-            .unwrap_or(0);
+        let datacenters = (0..=table.datacenters).take_while(|&d| survives_pair(d, 0)).last().unwrap_or(0);
+        let nodes = (0..=table.nodes).take_while(|&n| survives_pair(datacenters, n)).last().unwrap_or(0);
         FailureBudget::new(datacenters as u32, nodes as u32)
     };
 
@@ -72,13 +65,9 @@ pub fn check_survivability(
         groups.len()
     );
     if total < needed {
-        let _ = write!(
-            explanation,
-            "; the stripe is not readable even without failures"
-        );
+        let _ = write!(explanation, "; the stripe is not readable even without failures");
     } else {
-        let (lost_datacenters, lost_nodes) =
-            table.worst_sets(&groups, requested_datacenters, requested_nodes);
+        let (lost_datacenters, lost_nodes) = table.worst_sets(&groups, requested_datacenters, requested_nodes);
         let mut lost = Vec::new();
         if !lost_datacenters.is_empty() {
             lost.push(format!("datacenter(s) {}", join(&lost_datacenters)));
@@ -86,11 +75,7 @@ pub fn check_survivability(
         if !lost_nodes.is_empty() {
             lost.push(format!("node(s) {}", join(&lost_nodes)));
         }
-        let lost = if lost.is_empty() {
-            "nothing that holds a shard".to_string()
-        } else {
-            lost.join(" and ")
-        };
+        let lost = if lost.is_empty() { "nothing that holds a shard".to_string() } else { lost.join(" and ") };
         let _ = write!(
             explanation,
             ". Worst case for {budget}: losing {lost} leaves {worst_case_remaining_shards} shard(s), {}. \
@@ -100,36 +85,19 @@ pub fn check_survivability(
     }
     let strangers: Vec<String> = acknowledged
         .iter()
-        .filter(|slot| {
-            topology
-                .node(&slot.node)
-                .is_none_or(|(datacenter, _)| datacenter.id != slot.datacenter)
-        })
+        .filter(|slot| topology.node(&slot.node).is_none_or(|(datacenter, _)| datacenter.id != slot.datacenter))
         .map(|slot| format!("{}/{}", slot.datacenter, slot.node))
         .collect();
     if !strangers.is_empty() {
-        let _ = write!(
-            explanation,
-            ". Not in the topology as named: {}",
-            strangers.join(", ")
-        );
+        let _ = write!(explanation, ". Not in the topology as named: {}", strangers.join(", "));
     }
     explanation.push('.');
 
-    SurvivabilityReport {
-        meets_budget,
-        survives,
-        worst_case_remaining_shards,
-        explanation,
-    }
+    SurvivabilityReport { meets_budget, survives, worst_case_remaining_shards, explanation }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The shards of one datacenter: per node counts, fullest first.
@@ -145,11 +113,7 @@ fn group(acknowledged: &[Slot]) -> Vec<Group<'_>> {
         let index = match groups.iter().position(|g| g.datacenter == &slot.datacenter) {
             Some(index) => index,
             None => {
-                groups.push(Group {
-                    datacenter: &slot.datacenter,
-                    nodes: Vec::new(),
-                    total: 0,
-                });
+                groups.push(Group { datacenter: &slot.datacenter, nodes: Vec::new(), total: 0 });
                 groups.len() - 1
             }
         };
@@ -161,9 +125,7 @@ fn group(acknowledged: &[Slot]) -> Vec<Group<'_>> {
         }
     }
     for group in &mut groups {
-        group
-            .nodes
-            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        group.nodes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     }
     groups
 }
@@ -219,12 +181,7 @@ impl WorstCase {
             }
             std::mem::swap(&mut removed, &mut next);
         }
-        Self {
-            datacenters,
-            nodes,
-            removed,
-            choices,
-        }
+        Self { datacenters, nodes, removed, choices }
     }
 
     fn get(&self, datacenters: usize, nodes: usize) -> u32 {
@@ -269,11 +226,7 @@ mod tests {
     use ignifuge_types::DiskIndex;
 
     fn slot(datacenter: &str, node: &str) -> Slot {
-        Slot {
-            datacenter: DatacenterId::new(datacenter),
-            node: NodeId::new(node),
-            disk: DiskIndex(0),
-        }
+        Slot { datacenter: DatacenterId::new(datacenter), node: NodeId::new(node), disk: DiskIndex(0) }
     }
 
     #[test]
@@ -285,25 +238,13 @@ mod tests {
         assert!(report.meets_budget, "{}", report.explanation);
         assert_eq!(report.survives, FailureBudget::new(1, 1));
         assert_eq!(report.worst_case_remaining_shards, 5);
-        assert!(
-            report
-                .explanation
-                .contains("9 shard(s) acknowledged on 9 node(s) in 3 datacenter(s), 5 needed")
-        );
-        assert!(
-            report.explanation.contains("leaves 5 shard(s), enough"),
-            "{}",
-            report.explanation
-        );
+        assert!(report.explanation.contains("9 shard(s) acknowledged on 9 node(s) in 3 datacenter(s), 5 needed"));
+        assert!(report.explanation.contains("leaves 5 shard(s), enough"), "{}", report.explanation);
 
         let report = check_survivability(&topology, geometry, &slots, FailureBudget::new(1, 2));
         assert!(!report.meets_budget);
         assert_eq!(report.worst_case_remaining_shards, 4);
-        assert!(
-            report.explanation.contains("not enough"),
-            "{}",
-            report.explanation
-        );
+        assert!(report.explanation.contains("not enough"), "{}", report.explanation);
     }
 
     #[test]
@@ -322,11 +263,7 @@ mod tests {
     fn two_shards_on_one_node_are_lost_together() {
         // During an outage a spare node took two shards of the same stripe.
         let topology = uniform(3, 3);
-        let geometry = Geometry {
-            data_shards: 5,
-            parity_shards: 4,
-            shards_per_datacenter: 3,
-        };
+        let geometry = Geometry { data_shards: 5, parity_shards: 4, shards_per_datacenter: 3 };
         let acknowledged = vec![
             slot("dc1", "dc1-n1"),
             slot("dc1", "dc1-n1"),
@@ -338,39 +275,21 @@ mod tests {
             slot("dc3", "dc3-n2"),
             slot("dc3", "dc3-n3"),
         ];
-        let report =
-            check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
+        let report = check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
         assert!(!report.meets_budget);
         assert_eq!(report.worst_case_remaining_shards, 4);
-        assert!(
-            report.explanation.contains("node(s) dc1-n1"),
-            "{}",
-            report.explanation
-        );
+        assert!(report.explanation.contains("node(s) dc1-n1"), "{}", report.explanation);
         assert_eq!(report.survives, FailureBudget::new(1, 0));
     }
 
     #[test]
     fn an_unreadable_set_says_so() {
         let topology = uniform(3, 3);
-        let geometry = Geometry {
-            data_shards: 5,
-            parity_shards: 4,
-            shards_per_datacenter: 3,
-        };
-        let report = check_survivability(
-            &topology,
-            geometry,
-            &[slot("dc1", "dc1-n1")],
-            FailureBudget::new(0, 0),
-        );
+        let geometry = Geometry { data_shards: 5, parity_shards: 4, shards_per_datacenter: 3 };
+        let report = check_survivability(&topology, geometry, &[slot("dc1", "dc1-n1")], FailureBudget::new(0, 0));
         assert!(!report.meets_budget);
         assert_eq!(report.survives, FailureBudget::new(0, 0));
-        assert!(
-            report
-                .explanation
-                .contains("not readable even without failures")
-        );
+        assert!(report.explanation.contains("not readable even without failures"));
         let report = check_survivability(&topology, geometry, &[], FailureBudget::new(1, 1));
         assert!(!report.meets_budget);
         assert_eq!(report.worst_case_remaining_shards, 0);
@@ -379,44 +298,23 @@ mod tests {
     #[test]
     fn slots_outside_the_topology_are_pointed_out() {
         let topology = uniform(3, 3);
-        let geometry = Geometry {
-            data_shards: 1,
-            parity_shards: 2,
-            shards_per_datacenter: 1,
-        };
-        let acknowledged = vec![
-            slot("dc1", "dc1-n1"),
-            slot("dc2", "dc2-n1"),
-            slot("dc9", "ghost"),
-        ];
-        let report =
-            check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
+        let geometry = Geometry { data_shards: 1, parity_shards: 2, shards_per_datacenter: 1 };
+        let acknowledged = vec![slot("dc1", "dc1-n1"), slot("dc2", "dc2-n1"), slot("dc9", "ghost")];
+        let report = check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
         assert!(report.meets_budget);
-        assert!(
-            report
-                .explanation
-                .contains("Not in the topology as named: dc9/ghost"),
-            "{}",
-            report.explanation
-        );
+        assert!(report.explanation.contains("Not in the topology as named: dc9/ghost"), "{}", report.explanation);
     }
 
     #[test]
     fn replicas_are_checked_with_one_data_shard() {
         let topology = uniform(3, 3);
-        let copies =
-            crate::select_replica_slots(&topology, FailureBudget::new(1, 1), b"tiny").unwrap();
-        let geometry = Geometry {
-            data_shards: 1,
-            parity_shards: copies.len() as u32 - 1,
-            shards_per_datacenter: 1,
-        };
+        let copies = crate::select_replica_slots(&topology, FailureBudget::new(1, 1), b"tiny").unwrap();
+        let geometry = Geometry { data_shards: 1, parity_shards: copies.len() as u32 - 1, shards_per_datacenter: 1 };
         let report = check_survivability(&topology, geometry, &copies, FailureBudget::new(1, 1));
         assert!(report.meets_budget, "{}", report.explanation);
         // Datacenters first: one copy per datacenter survives any two of them.
         assert_eq!(report.survives, FailureBudget::new(2, 0));
-        let report =
-            check_survivability(&topology, geometry, &copies[..2], FailureBudget::new(1, 1));
+        let report = check_survivability(&topology, geometry, &copies[..2], FailureBudget::new(1, 1));
         assert!(!report.meets_budget);
     }
 
@@ -429,20 +327,11 @@ mod tests {
         acknowledged.extend(["b1", "b2", "b3"].map(|n| slot("dc2", n)));
         acknowledged.extend(["c1", "c2", "c3"].map(|n| slot("dc3", n)));
         let topology = uniform(3, 3);
-        let geometry = Geometry {
-            data_shards: 4,
-            parity_shards: 6,
-            shards_per_datacenter: 1,
-        };
-        let report =
-            check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
+        let geometry = Geometry { data_shards: 4, parity_shards: 6, shards_per_datacenter: 1 };
+        let report = check_survivability(&topology, geometry, &acknowledged, FailureBudget::new(1, 1));
         assert_eq!(report.worst_case_remaining_shards, 3);
         assert!(!report.meets_budget);
-        assert!(
-            report.explanation.contains("and node(s) a1 leaves 3"),
-            "{}",
-            report.explanation
-        );
+        assert!(report.explanation.contains("and node(s) a1 leaves 3"), "{}", report.explanation);
         assert_eq!(report.survives, FailureBudget::new(1, 0));
     }
 }

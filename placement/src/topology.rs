@@ -58,9 +58,7 @@ impl Topology {
     /// Parses the TOML shape of `examples/*.toml` and validates the result.
     pub fn from_toml_str(s: &str) -> Result<Topology, PlacementError> {
         let file: TopologyFile = toml::from_str(s)?;
-        let topology = Topology {
-            datacenters: file.datacenters,
-        };
+        let topology = Topology { datacenters: file.datacenters };
         topology.validate()?;
         Ok(topology)
     }
@@ -105,37 +103,24 @@ impl Topology {
 
     /// The node with this id and the datacenter that holds it.
     pub fn node(&self, id: &NodeId) -> Option<(&Datacenter, &Node)> {
-        self.datacenters.iter().find_map(|datacenter| {
-            datacenter
-                .nodes
-                .iter()
-                .find(|node| &node.id == id)
-                .map(|node| (datacenter, node))
-        })
+        self.datacenters
+            .iter()
+            .find_map(|datacenter| datacenter.nodes.iter().find(|node| &node.id == id).map(|node| (datacenter, node)))
     }
 
     /// The datacenter with this id.
     pub fn datacenter(&self, id: &DatacenterId) -> Option<&Datacenter> {
-        self.datacenters
-            .iter()
-            .find(|datacenter| &datacenter.id == id)
+        self.datacenters.iter().find(|datacenter| &datacenter.id == id)
     }
 
     /// Number of nodes in the whole cluster.
     pub fn node_count(&self) -> usize {
-        self.datacenters
-            .iter()
-            .map(|datacenter| datacenter.nodes.len())
-            .sum()
+        self.datacenters.iter().map(|datacenter| datacenter.nodes.len()).sum()
     }
 
     /// Number of nodes of the smallest datacenter (0 when there is none).
     pub fn min_nodes_per_datacenter(&self) -> u32 {
-        self.datacenters
-            .iter()
-            .map(|datacenter| datacenter.nodes.len() as u32)
-            .min()
-            .unwrap_or(0)
+        self.datacenters.iter().map(|datacenter| datacenter.nodes.len() as u32).min().unwrap_or(0)
     }
 }
 
@@ -164,37 +149,18 @@ mod tests {
              [[datacenters.nodes]]\nid = \"a2\"\ncapacity_weight = 3\ndisks = 4\n",
         )
         .expect("parses");
-        assert_eq!(
-            topology.datacenters[0].nodes[0],
-            Node {
-                id: NodeId::new("a1"),
-                capacity_weight: 1,
-                disks: 1
-            }
-        );
-        assert_eq!(
-            topology.datacenters[0].nodes[1],
-            Node {
-                id: NodeId::new("a2"),
-                capacity_weight: 3,
-                disks: 4
-            }
-        );
+        assert_eq!(topology.datacenters[0].nodes[0], Node { id: NodeId::new("a1"), capacity_weight: 1, disks: 1 });
+        assert_eq!(topology.datacenters[0].nodes[1], Node { id: NodeId::new("a2"), capacity_weight: 3, disks: 4 });
     }
 
     fn error_of(toml: &str) -> String {
-        Topology::from_toml_str(toml)
-            .expect_err("must be rejected")
-            .to_string()
+        Topology::from_toml_str(toml).expect_err("must be rejected").to_string()
     }
 
     #[test]
     fn invalid_topologies_are_rejected_with_a_reason() {
         assert_eq!(error_of(""), "the topology has no datacenters");
-        assert_eq!(
-            error_of("[[datacenters]]\nid = \"a\"\nnodes = []\n"),
-            "datacenter a has no nodes"
-        );
+        assert_eq!(error_of("[[datacenters]]\nid = \"a\"\nnodes = []\n"), "datacenter a has no nodes");
         assert!(
             error_of(
                 "[[datacenters]]\nid = \"a\"\n[[datacenters.nodes]]\nid = \"n\"\n\
@@ -214,20 +180,14 @@ mod tests {
                 .contains("capacity_weight 0")
         );
         assert!(
-            error_of("[[datacenters]]\nid = \"a\"\n[[datacenters.nodes]]\nid = \"n\"\ndisks = 0\n")
-                .contains("0 disks")
+            error_of("[[datacenters]]\nid = \"a\"\n[[datacenters.nodes]]\nid = \"n\"\ndisks = 0\n").contains("0 disks")
         );
-        assert!(
-            error_of("[[datacenters]]\nid = \"\"\n[[datacenters.nodes]]\nid = \"n\"\n")
-                .contains("empty id")
-        );
+        assert!(error_of("[[datacenters]]\nid = \"\"\n[[datacenters.nodes]]\nid = \"n\"\n").contains("empty id"));
     }
 
     #[test]
     fn a_misspelt_field_is_an_error_not_a_silent_default() {
-        let message = error_of(
-            "[[datacenters]]\nid = \"a\"\n[[datacenters.nodes]]\nid = \"n\"\ncapacity_wieght = 2\n",
-        );
+        let message = error_of("[[datacenters]]\nid = \"a\"\n[[datacenters.nodes]]\nid = \"n\"\ncapacity_wieght = 2\n");
         assert!(message.contains("capacity_wieght"), "{message}");
     }
 }

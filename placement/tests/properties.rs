@@ -3,34 +3,32 @@
 //! `proptest-regressions/` so that the failure replays.
 
 use ignifuge_placement::{
-    Datacenter, FailureBudget, Geometry, Node, PlacementError, Slot, Topology, check_survivability,
-    derive_geometry, rebalance_plan, sample_stripe_keys, select_slots, verify_geometry,
+    Datacenter, FailureBudget, Geometry, Node, PlacementError, Slot, Topology, check_survivability, derive_geometry,
+    rebalance_plan, sample_stripe_keys, select_slots, verify_geometry,
 };
 use ignifuge_types::{DatacenterId, NodeId};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 fn topology_strategy() -> impl Strategy<Value = Topology> {
-    prop::collection::vec(prop::collection::vec((1u64..=4, 1u32..=4), 1..=8), 2..=5).prop_map(
-        |datacenters| Topology {
-            datacenters: datacenters
-                .into_iter()
-                .enumerate()
-                .map(|(d, nodes)| Datacenter {
-                    id: DatacenterId::new(format!("dc{d}")),
-                    nodes: nodes
-                        .into_iter()
-                        .enumerate()
-                        .map(|(n, (capacity_weight, disks))| Node {
-                            id: NodeId::new(format!("dc{d}-n{n}")),
-                            capacity_weight,
-                            disks,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        },
-    )
+    prop::collection::vec(prop::collection::vec((1u64..=4, 1u32..=4), 1..=8), 2..=5).prop_map(|datacenters| Topology {
+        datacenters: datacenters
+            .into_iter()
+            .enumerate()
+            .map(|(d, nodes)| Datacenter {
+                id: DatacenterId::new(format!("dc{d}")),
+                nodes: nodes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, (capacity_weight, disks))| Node {
+                        id: NodeId::new(format!("dc{d}-n{n}")),
+                        capacity_weight,
+                        disks,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
 }
 
 fn budget_strategy() -> impl Strategy<Value = FailureBudget> {
@@ -44,10 +42,7 @@ fn budget_strategy() -> impl Strategy<Value = FailureBudget> {
 fn worst_remaining(acknowledged: &[Slot], budget: FailureBudget, exhaustive_nodes: bool) -> u32 {
     let mut datacenters: Vec<(&DatacenterId, Vec<(&NodeId, u32)>)> = Vec::new();
     for slot in acknowledged {
-        let index = match datacenters
-            .iter()
-            .position(|(id, _)| *id == &slot.datacenter)
-        {
+        let index = match datacenters.iter().position(|(id, _)| *id == &slot.datacenter) {
             Some(index) => index,
             None => {
                 datacenters.push((&slot.datacenter, Vec::new()));
@@ -62,14 +57,9 @@ fn worst_remaining(acknowledged: &[Slot], budget: FailureBudget, exhaustive_node
     }
     let total = acknowledged.len() as u32;
     let mut worst = total;
-    for lost in subsets(
-        datacenters.len(),
-        (budget.datacenters as usize).min(datacenters.len()),
-    ) {
-        let removed_by_datacenters: u32 = lost
-            .iter()
-            .map(|&i| datacenters[i].1.iter().map(|(_, c)| c).sum::<u32>())
-            .sum();
+    for lost in subsets(datacenters.len(), (budget.datacenters as usize).min(datacenters.len())) {
+        let removed_by_datacenters: u32 =
+            lost.iter().map(|&i| datacenters[i].1.iter().map(|(_, c)| c).sum::<u32>()).sum();
         let mut counts: Vec<u32> = datacenters
             .iter()
             .enumerate()
@@ -132,19 +122,10 @@ fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
 /// The widest geometry the topology can hold, about half parity.
 fn fitting_geometry(topology: &Topology) -> Geometry {
     let datacenters = topology.datacenters.len() as u32;
-    let min_nodes = topology
-        .datacenters
-        .iter()
-        .map(|d| d.nodes.len() as u32)
-        .min()
-        .unwrap();
+    let min_nodes = topology.datacenters.iter().map(|d| d.nodes.len() as u32).min().unwrap();
     let per_datacenter = min_nodes.min(32 / datacenters);
     let total = datacenters * per_datacenter;
-    Geometry {
-        data_shards: total.div_ceil(2),
-        parity_shards: total / 2,
-        shards_per_datacenter: per_datacenter,
-    }
+    Geometry { data_shards: total.div_ceil(2), parity_shards: total / 2, shards_per_datacenter: per_datacenter }
 }
 
 fn shuffled(topology: &Topology, rotation: usize) -> Topology {
@@ -267,37 +248,20 @@ proptest! {
 /// replacement with probability proportional to weight (successive sampling): the distribution
 /// the exponential race produces. Exact, by enumerating ordered draws.
 fn inclusion_probabilities(weights: &[f64], count: usize) -> Vec<f64> {
-    fn go(
-        weights: &[f64],
-        taken: &mut Vec<usize>,
-        probability: f64,
-        count: usize,
-        out: &mut [f64],
-    ) {
+    fn go(weights: &[f64], taken: &mut Vec<usize>, probability: f64, count: usize, out: &mut [f64]) {
         if taken.len() == count {
             for &i in taken.iter() {
                 out[i] += probability;
             }
             return;
         }
-        let remaining: f64 = weights
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !taken.contains(i))
-            .map(|(_, w)| w)
-            .sum();
+        let remaining: f64 = weights.iter().enumerate().filter(|(i, _)| !taken.contains(i)).map(|(_, w)| w).sum();
         for i in 0..weights.len() {
             if taken.contains(&i) {
                 continue;
             }
             taken.push(i);
-            go(
-                weights,
-                taken,
-                probability * weights[i] / remaining,
-                count,
-                out,
-            );
+            go(weights, taken, probability * weights[i] / remaining, count, out);
             taken.pop();
         }
     }
@@ -382,26 +346,14 @@ proptest! {
 #[test]
 fn the_example_topologies_give_the_documented_geometries() {
     let cases = [
-        (
-            "three-dc-3x3.toml",
-            include_str!("../../examples/three-dc-3x3.toml"),
-            [(5, 4, 3), (6, 3, 3)],
-        ),
+        ("three-dc-3x3.toml", include_str!("../../examples/three-dc-3x3.toml"), [(5, 4, 3), (6, 3, 3)]),
         (
             "three-dc-3x3-plus-one.toml",
             include_str!("../../examples/three-dc-3x3-plus-one.toml"),
             [(5, 4, 3), (6, 3, 3)],
         ),
-        (
-            "three-dc-5x5.toml",
-            include_str!("../../examples/three-dc-5x5.toml"),
-            [(9, 6, 5), (10, 5, 5)],
-        ),
-        (
-            "four-dc-3x3.toml",
-            include_str!("../../examples/four-dc-3x3.toml"),
-            [(8, 4, 3), (9, 3, 3)],
-        ),
+        ("three-dc-5x5.toml", include_str!("../../examples/three-dc-5x5.toml"), [(9, 6, 5), (10, 5, 5)]),
+        ("four-dc-3x3.toml", include_str!("../../examples/four-dc-3x3.toml"), [(8, 4, 3), (9, 3, 3)]),
     ];
     for (name, text, expected) in cases {
         let topology = Topology::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -410,11 +362,7 @@ fn the_example_topologies_give_the_documented_geometries() {
         for (class, (k, m, s)) in classes.iter().zip(expected) {
             let explanation = ignifuge_placement::explain(&topology, class).unwrap();
             assert_eq!(
-                (
-                    explanation.k,
-                    explanation.m,
-                    explanation.shards_per_datacenter
-                ),
+                (explanation.k, explanation.m, explanation.shards_per_datacenter),
                 (k, m, s),
                 "{name} {}",
                 class.name

@@ -15,67 +15,31 @@ pub struct InternodeAuth {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl InternodeAuth {
     pub fn new(cluster_secret: &[u8]) -> Self {
-        Self {
-            key: blake3::derive_key("ignifuge 2026 internode request mac v1", cluster_secret),
-        }
+        Self { key: blake3::derive_key("ignifuge 2026 internode request mac v1", cluster_secret) }
     }
 
-    fn mac(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        time_ms: u64,
-        body_hash_hex: &str,
-    ) -> blake3::Hash {
+    fn mac(&self, method: &str, path_and_query: &str, time_ms: u64, body_hash_hex: &str) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
-        for part in [
-            method,
-            "\n",
-            path_and_query,
-            "\n",
-            &time_ms.to_string(),
-            "\n",
-            body_hash_hex,
-        ] {
+        for part in [method, "\n", path_and_query, "\n", &time_ms.to_string(), "\n", body_hash_hex] {
             hasher.update(part.as_bytes());
         }
         hasher.finalize()
     }
 
     /// The (time, mac) header values for a request sent now.
-    pub fn sign(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        body_hash_hex: &str,
-    ) -> (String, String) {
+    pub fn sign(&self, method: &str, path_and_query: &str, body_hash_hex: &str) -> (String, String) {
         let time = now_ms();
-        (
-            time.to_string(),
-            self.mac(method, path_and_query, time, body_hash_hex)
-                .to_hex()
-                .to_string(),
-        )
+        (time.to_string(), self.mac(method, path_and_query, time, body_hash_hex).to_hex().to_string())
     }
 
     /// Checks a request's MAC and timestamp. The caller must still check that the body matches
     /// `body_hash_hex`.
-    pub fn verify(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        time: &str,
-        mac_hex: &str,
-        body_hash_hex: &str,
-    ) -> bool {
+    pub fn verify(&self, method: &str, path_and_query: &str, time: &str, mac_hex: &str, body_hash_hex: &str) -> bool {
         let Ok(time_ms) = time.parse::<u64>() else {
             return false;
         };
@@ -102,21 +66,9 @@ mod tests {
         assert!(!auth.verify("GET", "/v1/shards/ab/0/1", &time, &mac, "h1"));
         assert!(!auth.verify("PUT", "/v1/shards/ab/0/2", &time, &mac, "h1"));
         assert!(!auth.verify("PUT", "/v1/shards/ab/0/1", &time, &mac, "h2"));
-        assert!(!InternodeAuth::new(b"secret two").verify(
-            "PUT",
-            "/v1/shards/ab/0/1",
-            &time,
-            &mac,
-            "h1"
-        ));
+        assert!(!InternodeAuth::new(b"secret two").verify("PUT", "/v1/shards/ab/0/1", &time, &mac, "h1"));
         let stale = (now_ms() - INTERNODE_CLOCK_SKEW_MAX_MS - 1000).to_string();
-        let old_mac = auth
-            .mac("PUT", "/p", stale.parse().unwrap(), "h")
-            .to_hex()
-            .to_string();
-        assert!(
-            !auth.verify("PUT", "/p", &stale, &old_mac, "h"),
-            "old requests are refused"
-        );
+        let old_mac = auth.mac("PUT", "/p", stale.parse().unwrap(), "h").to_hex().to_string();
+        assert!(!auth.verify("PUT", "/p", &stale, &old_mac, "h"), "old requests are refused");
     }
 }

@@ -60,16 +60,12 @@ impl NodeClient {
         if let Some((name, value)) = extra_header {
             builder = builder.header(name, value);
         }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| RpcError::BadResponse(address.to_string(), e.to_string()))?;
+        let request =
+            builder.body(Full::new(body)).map_err(|e| RpcError::BadResponse(address.to_string(), e.to_string()))?;
         let node = address.to_string();
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| RpcError::Unreachable(node.clone(), e.to_string()))?;
+            let response =
+                self.http.request(request).await.map_err(|e| RpcError::Unreachable(node.clone(), e.to_string()))?;
             let (parts, body) = response.into_parts();
             let bytes = Limited::new(body, response_limit)
                 .collect()
@@ -121,23 +117,9 @@ impl NodeClient {
     }
 
     /// Fetches a shard and checks it against the hash recorded in the metadata.
-    pub async fn get_shard(
-        &self,
-        node: SocketAddr,
-        id: &ShardId,
-        expected: &blake3::Hash,
-    ) -> Result<Bytes, RpcError> {
+    pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
         let (status, _, body) = self
-            .send(
-                Method::GET,
-                node,
-                &paths::shard(id),
-                Bytes::new(),
-                None,
-                "",
-                SHARD_RPC_TIMEOUT_MS,
-                SHARD_MAX_BYTES,
-            )
+            .send(Method::GET, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
             .await?;
         Self::check_status(node, status, &body)?;
         if blake3::hash(&body) != *expected {
@@ -149,16 +131,7 @@ impl NodeClient {
     /// Deletes every shard of a blob held by the node.
     pub async fn delete_blob(&self, node: SocketAddr, blob: &BlobId) -> Result<(), RpcError> {
         let (status, _, body) = self
-            .send(
-                Method::DELETE,
-                node,
-                &paths::blob(blob),
-                Bytes::new(),
-                None,
-                "",
-                SHARD_RPC_TIMEOUT_MS,
-                64 * 1024,
-            )
+            .send(Method::DELETE, node, &paths::blob(blob), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
             .await?;
         Self::check_status(node, status, &body)
     }
@@ -185,8 +158,7 @@ impl NodeClient {
             )
             .await?;
         Self::check_status(node, status, &answer)?;
-        serde_json::from_slice(&answer)
-            .map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
     }
 
     /// Whether the node answers its health check.

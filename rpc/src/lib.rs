@@ -49,11 +49,7 @@ pub enum RpcError {
     #[error("node {0} timed out")]
     Timeout(String),
     #[error("node {node} answered {status}: {message}")]
-    Status {
-        node: String,
-        status: u16,
-        message: String,
-    },
+    Status { node: String, status: u16, message: String },
     #[error("shard from {0} failed its BLAKE3 check")]
     Corrupt(String),
     #[error("not found on {0}")]

@@ -7,10 +7,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ignifuge_meta::{Command, LocalMetadata, Query};
+use ignifuge_meta::{Command, Query};
+use ignifuge_raft::{RaftMetadata, Redirect, Voters};
 use ignifuge_rpc::{
-    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER,
-    SHARD_MAX_BYTES, TIME_HEADER, paths,
+    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER,
+    paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -19,26 +20,19 @@ use tokio::net::TcpListener;
 /// Everything a node serves.
 pub struct NodeServer {
     pub store: Arc<ShardStore>,
-    /// Present on the node that hosts the metadata.
-    pub metadata: Option<Arc<LocalMetadata>>,
+    /// Present on the metadata's Raft voters.
+    pub metadata: Option<Arc<RaftMetadata>>,
     pub auth: InternodeAuth,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
-    Response::builder()
-        .status(status)
-        .body(Full::new(body.into()))
-        .expect("static response parts are valid")
+    Response::builder().status(status).body(Full::new(body.into())).expect("static response parts are valid")
 }
 
 fn header<'a>(request: &'a Request<Incoming>, name: &str) -> &'a str {
-    request
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Accepts connections until the listener fails.
@@ -52,9 +46,8 @@ pub async fn serve(listener: TcpListener, server: Arc<NodeServer>) -> std::io::R
                 let server = server.clone();
                 async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
             {
                 tracing::debug!(error = %e, "internode connection closed");
             }
@@ -70,11 +63,16 @@ fn parse_shard_id(rest: &str) -> Option<ShardId> {
     if parts.next().is_some() || !blob.is_well_formed() {
         return None;
     }
-    Some(ShardId {
-        blob,
-        stripe,
-        shard,
-    })
+    Some(ShardId { blob, stripe, shard })
+}
+
+/// 421 (not the leader) or 503 (no quorum), with the reason as JSON for the caller to follow.
+fn redirect(r: Redirect) -> HttpResponse {
+    let status = match r {
+        Redirect::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
+        Redirect::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    reply(status, serde_json::to_vec(&r).unwrap_or_default())
 }
 
 fn store_error(e: StoreError) -> HttpResponse {
@@ -104,11 +102,7 @@ impl NodeServer {
             (&Method::POST, _) => header(&request, BODY_HASH_HEADER).to_string(),
             _ => String::new(),
         };
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
         if !self.auth.verify(
             request.method().as_str(),
             path_and_query,
@@ -131,26 +125,19 @@ impl NodeServer {
         match (method, path.as_str()) {
             (Method::POST, paths::META_APPLY) => self.meta(request, &body_hash, true).await,
             (Method::POST, paths::META_QUERY) => self.meta(request, &body_hash, false).await,
+            (Method::POST, p) if p.starts_with("/v1/raft/") => self.raft(p, request, &body_hash).await,
             _ => reply(StatusCode::NOT_FOUND, "no such route"),
         }
     }
 
-    async fn put_shard(
-        &self,
-        rest: &str,
-        hash_hex: &str,
-        request: Request<Incoming>,
-    ) -> HttpResponse {
+    async fn put_shard(&self, rest: &str, hash_hex: &str, request: Request<Incoming>) -> HttpResponse {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
         let Ok(hash) = blake3::Hash::from_hex(hash_hex) else {
             return reply(StatusCode::BAD_REQUEST, "missing or malformed shard hash");
         };
-        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES)
-            .collect()
-            .await
-        {
+        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => return reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
         };
@@ -193,38 +180,75 @@ impl NodeServer {
         }
     }
 
-    async fn meta(&self, request: Request<Incoming>, hash_hex: &str, apply: bool) -> HttpResponse {
-        let Some(metadata) = self.metadata.clone() else {
-            return reply(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this node does not host the metadata",
-            );
-        };
-        let body = match Limited::new(request.into_body(), META_BODY_MAX_BYTES)
-            .collect()
-            .await
-        {
+    async fn read_body(request: Request<Incoming>, hash_hex: &str) -> Result<Bytes, HttpResponse> {
+        let body = match Limited::new(request.into_body(), META_BODY_MAX_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("metadata body: {e}")),
+            Err(e) => return Err(reply(StatusCode::BAD_REQUEST, format!("metadata body: {e}"))),
         };
         if blake3::hash(&body).to_hex().as_str() != hash_hex {
-            return reply(StatusCode::BAD_REQUEST, "body does not match its hash");
+            return Err(reply(StatusCode::BAD_REQUEST, "body does not match its hash"));
         }
-        let answer = tokio::task::spawn_blocking(move || {
-            if apply {
-                let command: Command = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-                Ok::<_, String>(serde_json::to_vec(&metadata.apply_blocking(command)))
-            } else {
-                let query: Query = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-                Ok(serde_json::to_vec(&metadata.query_blocking(query)))
-            }
-        })
-        .await;
+        Ok(body)
+    }
+
+    /// Metadata commands and queries. A follower answers 421 naming the leader, so that callers
+    /// follow the leader themselves; a replica without quorum answers 503.
+    async fn meta(&self, request: Request<Incoming>, hash_hex: &str, apply: bool) -> HttpResponse {
+        let Some(metadata) = self.metadata.clone() else {
+            return redirect(Redirect::NotLeader { leader: None });
+        };
+        let body = match Self::read_body(request, hash_hex).await {
+            Ok(b) => b,
+            Err(response) => return response,
+        };
+        let answer = if apply {
+            let command: Command = match serde_json::from_slice(&body) {
+                Ok(c) => c,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+            };
+            metadata.apply(command).await.map(|r| serde_json::to_vec(&r))
+        } else {
+            let query: Query = match serde_json::from_slice(&body) {
+                Ok(q) => q,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+            };
+            metadata.query(query).await.map(|r| serde_json::to_vec(&r))
+        };
         match answer {
-            Ok(Ok(Ok(json))) => reply(StatusCode::OK, json),
-            Ok(Ok(Err(e))) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, e),
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Ok(json)) => reply(StatusCode::OK, json),
+            Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(r) => redirect(r),
+        }
+    }
+
+    /// The Raft transport, initialisation and status.
+    async fn raft(&self, path: &str, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
+        let Some(metadata) = self.metadata.clone() else {
+            return reply(StatusCode::MISDIRECTED_REQUEST, "this node is not a metadata voter");
+        };
+        let body = match Self::read_body(request, hash_hex).await {
+            Ok(b) => b,
+            Err(response) => return response,
+        };
+        match path {
+            ignifuge_raft::paths::INITIALIZE => {
+                let voters: Voters = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                match metadata.initialize(&voters).await {
+                    Ok(()) => reply(StatusCode::OK, "{}"),
+                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
+                }
+            }
+            ignifuge_raft::paths::STATUS => match serde_json::to_vec(&metadata.status()) {
+                Ok(json) => reply(StatusCode::OK, json),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            rpc => match metadata.handle_rpc(rpc, &body).await {
+                Ok(json) => reply(StatusCode::OK, json),
+                Err(e) => reply(StatusCode::BAD_REQUEST, e),
+            },
         }
     }
 }

@@ -51,10 +51,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("shards"))?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            index,
-        })
+        Ok(Self { root: root.to_path_buf(), index })
     }
 
     fn blob_dir(&self, blob: &BlobId) -> Result<PathBuf, StoreError> {
@@ -65,9 +62,7 @@ impl ShardStore {
     }
 
     fn shard_path(&self, id: &ShardId) -> Result<PathBuf, StoreError> {
-        Ok(self
-            .blob_dir(&id.blob)?
-            .join(format!("{}.{}", id.stripe, id.shard)))
+        Ok(self.blob_dir(&id.blob)?.join(format!("{}.{}", id.stripe, id.shard)))
     }
 
     /// Stores a shard durably after checking it against `hash`. Idempotent.
@@ -139,21 +134,14 @@ impl ShardStore {
 
     /// Number of shards in the index (for status and tests).
     pub fn indexed_shards(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .index
-            .scan(b"s/", prefix_end(b"s/").as_deref(), usize::MAX)?
-            .len())
+        Ok(self.index.scan(b"s/", prefix_end(b"s/").as_deref(), usize::MAX)?.len())
     }
 }
 
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]
@@ -169,11 +157,7 @@ mod tests {
     }
 
     fn id(blob: &str, shard: u32) -> ShardId {
-        ShardId {
-            blob: BlobId::new(blob),
-            stripe: StripeIndex(0),
-            shard: ShardIndex(shard),
-        }
+        ShardId { blob: BlobId::new(blob), stripe: StripeIndex(0), shard: ShardIndex(shard) }
     }
 
     #[test]
@@ -189,34 +173,22 @@ mod tests {
         let mut raw = fs::read(&path).unwrap();
         raw[HASH_BYTES + 10] ^= 0x40;
         fs::write(&path, raw).unwrap();
-        assert!(matches!(
-            store.get(&id("ab12", 3)),
-            Err(StoreError::Corrupt)
-        ));
+        assert!(matches!(store.get(&id("ab12", 3)), Err(StoreError::Corrupt)));
     }
 
     #[test]
     fn shards_whose_body_does_not_match_the_hash_are_refused() {
         let (_dir, store) = store();
         let hash = blake3::hash(b"one");
-        assert!(matches!(
-            store.put(&id("ab12", 0), b"two", &hash),
-            Err(StoreError::HashMismatch)
-        ));
-        assert!(matches!(
-            store.get(&id("ab12", 0)),
-            Err(StoreError::NotFound)
-        ));
+        assert!(matches!(store.put(&id("ab12", 0), b"two", &hash), Err(StoreError::HashMismatch)));
+        assert!(matches!(store.get(&id("ab12", 0)), Err(StoreError::NotFound)));
     }
 
     #[test]
     fn ids_that_could_escape_the_store_are_refused() {
         let (_dir, store) = store();
         let hash = blake3::hash(b"x");
-        assert!(matches!(
-            store.put(&id("../../etc", 0), b"x", &hash),
-            Err(StoreError::BadId)
-        ));
+        assert!(matches!(store.put(&id("../../etc", 0), b"x", &hash), Err(StoreError::BadId)));
     }
 
     #[test]
@@ -224,15 +196,10 @@ mod tests {
         let (_dir, store) = store();
         for shard in 0..3 {
             let data = vec![shard as u8; 10];
-            store
-                .put(&id("cd34", shard), &data, &blake3::hash(&data))
-                .unwrap();
+            store.put(&id("cd34", shard), &data, &blake3::hash(&data)).unwrap();
         }
         store.delete_blob(&BlobId::new("cd34")).unwrap();
         assert_eq!(store.indexed_shards().unwrap(), 0);
-        assert!(matches!(
-            store.get(&id("cd34", 1)),
-            Err(StoreError::NotFound)
-        ));
+        assert!(matches!(store.get(&id("cd34", 1)), Err(StoreError::NotFound)));
     }
 }

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-    StalledStreamProtectionConfig,
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
@@ -118,18 +117,13 @@ impl Cluster {
                 match Cluster::try_start_blocking() {
                     Ok(cluster) => return cluster,
                     Err(StartError::PortInUse(message)) => {
-                        eprintln!(
-                            "cluster start attempt {attempt}: port in use, retrying: {message}"
-                        );
+                        eprintln!("cluster start attempt {attempt}: port in use, retrying: {message}");
                         last_error = Some(message);
                     }
                     Err(StartError::Fatal(message)) => panic!("{message}"),
                 }
             }
-            panic!(
-                "could not start a cluster after {START_ATTEMPTS_MAX} attempts: {}",
-                last_error.unwrap_or_default()
-            )
+            panic!("could not start a cluster after {START_ATTEMPTS_MAX} attempts: {}", last_error.unwrap_or_default())
         })
         .await
         .expect("cluster start thread panicked")
@@ -144,8 +138,7 @@ impl Cluster {
         let data_dir = tempdir.path().join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::Fatal(e.to_string()))?;
         let stderr_path = tempdir.path().join("cluster.stderr.log");
-        let stderr_file =
-            File::create(&stderr_path).map_err(|e| StartError::Fatal(e.to_string()))?;
+        let stderr_file = File::create(&stderr_path).map_err(|e| StartError::Fatal(e.to_string()))?;
 
         let mut command = Command::new(BIN);
         command
@@ -160,9 +153,7 @@ impl Cluster {
             // Own process group, so the whole cluster can be killed at once without touching
             // the test runner.
             .process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(|e| StartError::Fatal(format!("spawning {BIN} dev: {e}")))?;
+        let mut child = command.spawn().map_err(|e| StartError::Fatal(format!("spawning {BIN} dev: {e}")))?;
 
         let stdout = child.stdout.take().expect("stdout is piped");
         let (line_sender, line_receiver) = std::sync::mpsc::channel::<String>();
@@ -184,11 +175,7 @@ impl Cluster {
             gateways: Vec::new(),
             processes: Vec::new(),
             exports: Vec::new(),
-            cluster_file: ClusterFile {
-                endpoint: String::new(),
-                region: String::new(),
-                processes: Vec::new(),
-            },
+            cluster_file: ClusterFile { endpoint: String::new(), region: String::new(), processes: Vec::new() },
             child,
             stderr_path,
             tempdir: Some(tempdir),
@@ -222,13 +209,11 @@ impl Cluster {
                     cluster.log_tails(20)
                 );
                 let lower = message.to_ascii_lowercase();
-                return Err(
-                    if lower.contains("address already in use") || lower.contains("addrinuse") {
-                        StartError::PortInUse(message)
-                    } else {
-                        StartError::Fatal(message)
-                    },
-                );
+                return Err(if lower.contains("address already in use") || lower.contains("addrinuse") {
+                    StartError::PortInUse(message)
+                } else {
+                    StartError::Fatal(message)
+                });
             }
             if Instant::now() > deadline {
                 return Err(StartError::Fatal(format!(
@@ -242,17 +227,12 @@ impl Cluster {
         }
 
         let export = |name: &str| -> Result<String, StartError> {
-            cluster
-                .exports
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.clone())
-                .ok_or_else(|| {
-                    StartError::Fatal(format!(
-                        "`ignifuge dev` printed no `export {name}=...` line; stdout was:\n{}",
-                        stdout_lines.join("\n")
-                    ))
-                })
+            cluster.exports.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).ok_or_else(|| {
+                StartError::Fatal(format!(
+                    "`ignifuge dev` printed no `export {name}=...` line; stdout was:\n{}",
+                    stdout_lines.join("\n")
+                ))
+            })
         };
         cluster.endpoint = export("AWS_ENDPOINT_URL")?;
         cluster.access_key = export("AWS_ACCESS_KEY_ID")?;
@@ -260,31 +240,17 @@ impl Cluster {
         cluster.region = export("AWS_REGION")?;
 
         let cluster_json_path = data_dir.join("cluster.json");
-        let text = std::fs::read_to_string(&cluster_json_path).map_err(|e| {
-            StartError::Fatal(format!("reading {}: {e}", cluster_json_path.display()))
-        })?;
-        let cluster_file: ClusterFile = serde_json::from_str(&text).map_err(|e| {
-            StartError::Fatal(format!(
-                "parsing {}: {e}\n{text}",
-                cluster_json_path.display()
-            ))
-        })?;
-        let mut gateways: Vec<&ProcessInfo> = cluster_file
-            .processes
-            .iter()
-            .filter(|p| p.role == "gateway")
-            .collect();
+        let text = std::fs::read_to_string(&cluster_json_path)
+            .map_err(|e| StartError::Fatal(format!("reading {}: {e}", cluster_json_path.display())))?;
+        let cluster_file: ClusterFile = serde_json::from_str(&text)
+            .map_err(|e| StartError::Fatal(format!("parsing {}: {e}\n{text}", cluster_json_path.display())))?;
+        let mut gateways: Vec<&ProcessInfo> = cluster_file.processes.iter().filter(|p| p.role == "gateway").collect();
         gateways.sort_by(|a, b| a.datacenter.cmp(&b.datacenter));
-        cluster.gateways = gateways
-            .iter()
-            .map(|p| format!("http://{}", p.listen))
-            .collect();
+        cluster.gateways = gateways.iter().map(|p| format!("http://{}", p.listen)).collect();
         cluster.processes = cluster_file.processes.clone();
         cluster.cluster_file = cluster_file;
         if cluster.gateways.is_empty() {
-            return Err(StartError::Fatal(format!(
-                "cluster.json lists no gateway:\n{text}"
-            )));
+            return Err(StartError::Fatal(format!("cluster.json lists no gateway:\n{text}")));
         }
         Ok(cluster)
     }
@@ -328,39 +294,23 @@ impl Cluster {
     }
 
     pub fn keys(&self) -> Keys {
-        Keys {
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-        }
+        Keys { access_key: self.access_key.clone(), secret_key: self.secret_key.clone() }
     }
 
     // ---------------------------------------------------------------- S3 clients
 
     /// SDK config for `endpoint` with the given key: path style, static credentials, plain HTTP.
-    pub fn s3_config(
-        &self,
-        endpoint: &str,
-        access_key: &str,
-        secret_key: &str,
-    ) -> aws_sdk_s3::config::Builder {
+    pub fn s3_config(&self, endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
         aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new(self.region.clone()))
-            .credentials_provider(Credentials::new(
-                access_key,
-                secret_key,
-                None,
-                None,
-                "ignifuge-e2e",
-            ))
+            .credentials_provider(Credentials::new(access_key, secret_key, None, None, "ignifuge-e2e"))
             .force_path_style(true)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             // Tolerant of a loaded 2-core machine running two clusters at once.
             .stalled_stream_protection(
-                StalledStreamProtectionConfig::enabled()
-                    .grace_period(Duration::from_secs(30))
-                    .build(),
+                StalledStreamProtectionConfig::enabled().grace_period(Duration::from_secs(30)).build(),
             )
             .timeout_config(
                 TimeoutConfig::builder()
@@ -377,17 +327,11 @@ impl Cluster {
 
     /// Client of the cluster's own key against gateway `index` (0 = dc1).
     pub fn s3_client_at(&self, index: usize) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(
-            self.s3_config(&self.gateways[index], &self.access_key, &self.secret_key)
-                .build(),
-        )
+        aws_sdk_s3::Client::from_conf(self.s3_config(&self.gateways[index], &self.access_key, &self.secret_key).build())
     }
 
     pub fn client_for(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(
-            self.s3_config(&self.endpoint, access_key, secret_key)
-                .build(),
-        )
+        aws_sdk_s3::Client::from_conf(self.s3_config(&self.endpoint, access_key, secret_key).build())
     }
 
     pub fn client_for_keys(&self, keys: &Keys) -> aws_sdk_s3::Client {
@@ -398,10 +342,8 @@ impl Cluster {
     /// whose success status matters (204 of DeleteObject, 206 of a range GET...).
     pub fn s3_client_with_status(&self) -> (aws_sdk_s3::Client, StatusRecorder) {
         let recorder = StatusRecorder::default();
-        let config = self
-            .s3_config(&self.endpoint, &self.access_key, &self.secret_key)
-            .interceptor(recorder.clone())
-            .build();
+        let config =
+            self.s3_config(&self.endpoint, &self.access_key, &self.secret_key).interceptor(recorder.clone()).build();
         (aws_sdk_s3::Client::from_conf(config), recorder)
     }
 
@@ -410,11 +352,7 @@ impl Cluster {
     /// Runs `ignifuge admin --data-dir DIR ARGS...`, asserts success, returns its stdout.
     pub fn admin(&self, args: &[&str]) -> String {
         let output = run_with_timeout(
-            Command::new(BIN)
-                .arg("admin")
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .args(args),
+            Command::new(BIN).arg("admin").arg("--data-dir").arg(&self.data_dir).args(args),
             ADMIN_TIMEOUT,
         );
         assert!(
@@ -456,19 +394,13 @@ impl Cluster {
     /// SIGKILLs one process of the cluster and waits until it is gone.
     pub fn kill_node(&self, node_id: &str) {
         let pid = self.process(node_id).pid;
-        assert!(
-            pid_alive(pid),
-            "{node_id} (pid {pid}) is not running before the kill"
-        );
+        assert!(pid_alive(pid), "{node_id} (pid {pid}) is not running before the kill");
         // SAFETY: kill(2) with a pid read from cluster.json; it is a child of our `ignifuge dev`.
         let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
         assert_eq!(rc, 0, "kill -9 {pid} ({node_id}) failed");
         let deadline = Instant::now() + Duration::from_secs(10);
         while pid_alive(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "{node_id} (pid {pid}) survived SIGKILL"
-            );
+            assert!(Instant::now() < deadline, "{node_id} (pid {pid}) survived SIGKILL");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -476,11 +408,7 @@ impl Cluster {
     /// `<node data_dir>/shards` of a storage node.
     pub fn shards_dir(&self, node_id: &str) -> PathBuf {
         let process = self.process(node_id);
-        process
-            .data_dir
-            .as_ref()
-            .unwrap_or_else(|| panic!("{node_id} has no data_dir in cluster.json"))
-            .join("shards")
+        process.data_dir.as_ref().unwrap_or_else(|| panic!("{node_id} has no data_dir in cluster.json")).join("shards")
     }
 
     /// Every regular file below a node's shards/ directory, sorted.
@@ -528,30 +456,11 @@ impl Cluster {
     }
 
     /// Signs with the cluster key, now, and sends the request to the host of `url`.
-    pub async fn signed_request(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> RawResponse {
-        let signed = self.sign(
-            &self.keys(),
-            SystemTime::now(),
-            method,
-            url,
-            headers,
-            Payload::Bytes(body),
-        );
-        raw_request(
-            authority_of(url),
-            method,
-            path_and_query_of(url),
-            &signed,
-            body,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"))
+    pub async fn signed_request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        let signed = self.sign(&self.keys(), SystemTime::now(), method, url, headers, Payload::Bytes(body));
+        raw_request(authority_of(url), method, path_and_query_of(url), &signed, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"))
     }
 
     /// `http://127.0.0.1:PORT/` + path (already percent-encoded) on the dc1 gateway.
@@ -569,13 +478,9 @@ impl Drop for Cluster {
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 _ => {
-                    eprintln!(
-                        "`ignifuge dev` (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killing it"
-                    );
+                    eprintln!("`ignifuge dev` (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killing it");
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                     let _ = self.child.wait();
                     break;
@@ -622,8 +527,8 @@ fn pick_base_port() -> u16 {
         let n = NEXT_CLUSTER.fetch_add(1, Ordering::SeqCst);
         let block = offset.wrapping_add(n) % blocks;
         let base = PORT_RANGE_START + (block as u16) * PORTS_PER_CLUSTER;
-        let all_free = (base..base + PORTS_PER_CLUSTER)
-            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        let all_free =
+            (base..base + PORTS_PER_CLUSTER).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
         if all_free {
             return base;
         }
@@ -637,8 +542,7 @@ pub fn parse_export_line(line: &str) -> Option<(String, String)> {
     let (key, value) = rest.split_once('=')?;
     let value = value.trim();
     let value = if value.len() >= 2
-        && ((value.starts_with('\'') && value.ends_with('\''))
-            || (value.starts_with('"') && value.ends_with('"')))
+        && ((value.starts_with('\'') && value.ends_with('\'')) || (value.starts_with('"') && value.ends_with('"')))
     {
         &value[1..value.len() - 1]
     } else {
@@ -654,15 +558,9 @@ pub fn parse_exports(text: &str) -> HashMap<String, String> {
 fn keys_from_exports(stdout: &str) -> Keys {
     let exports = parse_exports(stdout);
     let get = |name: &str| {
-        exports
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("admin printed no `export {name}=...`:\n{stdout}"))
+        exports.get(name).cloned().unwrap_or_else(|| panic!("admin printed no `export {name}=...`:\n{stdout}"))
     };
-    Keys {
-        access_key: get("AWS_ACCESS_KEY_ID"),
-        secret_key: get("AWS_SECRET_ACCESS_KEY"),
-    }
+    Keys { access_key: get("AWS_ACCESS_KEY_ID"), secret_key: get("AWS_SECRET_ACCESS_KEY") }
 }
 
 /// Alive and not a zombie.
@@ -670,10 +568,7 @@ pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // Field 3 (after the parenthesised command name) is the state.
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or("?");
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("?");
             state != "Z" && state != "X"
         }
         Err(_) => false,
@@ -749,9 +644,7 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> std::proces
         })
     };
     let _ = child.stdin.take();
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {description}: {e}"));
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for {description}: {e}"));
     finished.store(true, Ordering::SeqCst);
     let timed_out = watchdog.join().unwrap_or(false);
     assert!(
@@ -820,21 +713,12 @@ where
 
 /// Asserts an SDK call failed with this HTTP status and one of these S3 error codes.
 #[track_caller]
-pub fn assert_s3_error<T, E>(
-    result: Result<T, SdkError<E>>,
-    status: u16,
-    codes: &[&str],
-    context: &str,
-) -> ErrorInfo
+pub fn assert_s3_error<T, E>(result: Result<T, SdkError<E>>, status: u16, codes: &[&str], context: &str) -> ErrorInfo
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let info = expect_err(result, context);
-    assert_eq!(
-        info.status,
-        Some(status),
-        "{context}: expected HTTP {status} {codes:?}, got {info:?}"
-    );
+    assert_eq!(info.status, Some(status), "{context}: expected HTTP {status} {codes:?}, got {info:?}");
     assert!(
         info.code.as_deref().is_some_and(|c| codes.contains(&c)),
         "{context}: expected S3 error code {codes:?}, got {info:?}"
@@ -849,11 +733,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let info = expect_err(result, context);
-    assert_eq!(
-        info.status,
-        Some(status),
-        "{context}: expected HTTP {status}, got {info:?}"
-    );
+    assert_eq!(info.status, Some(status), "{context}: expected HTTP {status}, got {info:?}");
     info
 }
 
@@ -870,41 +750,21 @@ where
 }
 
 pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
-    ok(
-        client.create_bucket().bucket(bucket).send().await,
-        &format!("CreateBucket {bucket}"),
-    );
+    ok(client.create_bucket().bucket(bucket).send().await, &format!("CreateBucket {bucket}"));
 }
 
 /// PutObject from memory; returns the ETag.
-pub async fn put_object(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    data: &[u8],
-) -> String {
+pub async fn put_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> String {
     let output = ok(
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await,
+        client.put_object().bucket(bucket).key(key).body(ByteStream::from(data.to_vec())).send().await,
         &format!("PutObject {bucket}/{key} ({} bytes)", data.len()),
     );
-    output
-        .e_tag()
-        .unwrap_or_else(|| panic!("PutObject {bucket}/{key} returned no ETag"))
-        .to_owned()
+    output.e_tag().unwrap_or_else(|| panic!("PutObject {bucket}/{key} returned no ETag")).to_owned()
 }
 
 /// GetObject, whole body.
 pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let output = ok(
-        client.get_object().bucket(bucket).key(key).send().await,
-        &format!("GetObject {bucket}/{key}"),
-    );
+    let output = ok(client.get_object().bucket(bucket).key(key).send().await, &format!("GetObject {bucket}/{key}"));
     output
         .body
         .collect()
@@ -920,25 +780,13 @@ pub async fn list_all_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<Str
     let mut token: Option<String> = None;
     for _ in 0..10_000 {
         let page = ok(
-            client
-                .list_objects_v2()
-                .bucket(bucket)
-                .set_continuation_token(token.clone())
-                .send()
-                .await,
+            client.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await,
             &format!("ListObjectsV2 {bucket}"),
         );
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
         if page.is_truncated() == Some(true) {
-            token = Some(
-                page.next_continuation_token()
-                    .expect("truncated page without NextContinuationToken")
-                    .to_owned(),
-            );
+            token =
+                Some(page.next_continuation_token().expect("truncated page without NextContinuationToken").to_owned());
         } else {
             return keys;
         }
@@ -953,29 +801,16 @@ pub async fn send_presigned(presigned: &PresignedRequest, body: &[u8]) -> RawRes
 
 /// Sends a presigned request to `connect_to` (host:port) instead of the URL's host; the Host
 /// header stays the URL's authority (for virtual-hosted-style URLs that do not resolve).
-pub async fn send_presigned_to(
-    presigned: &PresignedRequest,
-    connect_to: Option<&str>,
-    body: &[u8],
-) -> RawResponse {
+pub async fn send_presigned_to(presigned: &PresignedRequest, connect_to: Option<&str>, body: &[u8]) -> RawResponse {
     let uri = presigned.uri();
     let authority = authority_of(uri);
-    let mut headers: Vec<(String, String)> = presigned
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let mut headers: Vec<(String, String)> = presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         headers.push(("Host".to_owned(), authority.to_owned()));
     }
-    raw_request(
-        connect_to.unwrap_or(authority),
-        presigned.method(),
-        path_and_query_of(uri),
-        &headers,
-        body,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{} {uri}: {e:#}", presigned.method()))
+    raw_request(connect_to.unwrap_or(authority), presigned.method(), path_and_query_of(uri), &headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{} {uri}: {e:#}", presigned.method()))
 }
 
 pub fn presign_config(expires_in: Duration) -> PresigningConfig {
@@ -992,15 +827,10 @@ pub struct TestRng {
 
 impl TestRng {
     pub fn new(test_name: &str) -> TestRng {
-        let seed = std::env::var("IGNIFUGE_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random::<u64>);
+        let seed =
+            std::env::var("IGNIFUGE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
         println!("{test_name}: random seed {seed} (replay with IGNIFUGE_TEST_SEED={seed})");
-        TestRng {
-            seed,
-            rng: StdRng::seed_from_u64(seed),
-        }
+        TestRng { seed, rng: StdRng::seed_from_u64(seed) }
     }
 
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
@@ -1073,8 +903,7 @@ pub fn multipart_etag(parts: &[&[u8]]) -> String {
 /// base64 of a checksum of `data` as the `x-amz-checksum-<name>` header carries it;
 /// `name` is crc32, crc32c, crc64nvme, sha1 or sha256.
 pub fn checksum_base64(name: &str, data: &[u8]) -> String {
-    let algorithm: aws_smithy_checksums::ChecksumAlgorithm =
-        name.parse().expect("known checksum algorithm");
+    let algorithm: aws_smithy_checksums::ChecksumAlgorithm = name.parse().expect("known checksum algorithm");
     let mut checksum = algorithm.into_impl();
     checksum.update(data);
     aws_smithy_types::base64::encode(&checksum.finalize()[..])
@@ -1086,11 +915,8 @@ pub fn assert_bytes_eq(actual: &[u8], expected: &[u8], context: &str) {
     if actual == expected {
         return;
     }
-    let first_difference = actual
-        .iter()
-        .zip(expected.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(actual.len().min(expected.len()));
+    let first_difference =
+        actual.iter().zip(expected.iter()).position(|(a, b)| a != b).unwrap_or(actual.len().min(expected.len()));
     panic!(
         "{context}: bytes differ: got {} bytes (md5 {}), expected {} bytes (md5 {}); first difference at offset {first_difference}",
         actual.len(),
@@ -1196,14 +1022,8 @@ pub fn sign_request(
     };
     use aws_sigv4::sign::v4;
 
-    let identity = Credentials::new(
-        keys.access_key.clone(),
-        keys.secret_key.clone(),
-        None,
-        None,
-        "ignifuge-e2e",
-    )
-    .into();
+    let identity =
+        Credentials::new(keys.access_key.clone(), keys.secret_key.clone(), None, None, "ignifuge-e2e").into();
     let mut settings = SigningSettings::default();
     // S3 signs the path as sent (single encoding, no normalisation) and wants the payload hash header.
     settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -1230,13 +1050,9 @@ pub fn sign_request(
         Payload::Unsigned => SignableBody::UnsignedPayload,
         Payload::UnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
     };
-    let signable = SignableRequest::new(method, url, all_headers.iter().copied(), body)
-        .expect("signable request");
+    let signable = SignableRequest::new(method, url, all_headers.iter().copied(), body).expect("signable request");
     let (instructions, _signature) = sign(signable, &params).expect("SigV4 signing").into_parts();
-    let mut out: Vec<(String, String)> = all_headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut out: Vec<(String, String)> = all_headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for (name, value) in instructions.headers() {
         out.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         out.push((name.to_owned(), value.to_owned()));
@@ -1255,10 +1071,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -1345,20 +1158,12 @@ impl ResponseReader<'_> {
 
     async fn line(&mut self) -> anyhow::Result<String> {
         loop {
-            if let Some(index) = self.buffer[self.position..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-            {
-                let line =
-                    String::from_utf8_lossy(&self.buffer[self.position..self.position + index])
-                        .into_owned();
+            if let Some(index) = self.buffer[self.position..].windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[self.position..self.position + index]).into_owned();
                 self.position += index + 2;
                 return Ok(line);
             }
-            anyhow::ensure!(
-                self.fill().await?,
-                "connection closed in the middle of a line"
-            );
+            anyhow::ensure!(self.fill().await?, "connection closed in the middle of a line");
         }
     }
 
@@ -1385,19 +1190,12 @@ impl ResponseReader<'_> {
 
 /// Reads one HTTP/1.1 response (skipping 1xx), body by Content-Length, chunked, or to EOF.
 pub async fn read_response(stream: &mut TcpStream, is_head: bool) -> anyhow::Result<RawResponse> {
-    let mut reader = ResponseReader {
-        stream,
-        buffer: Vec::new(),
-        position: 0,
-    };
+    let mut reader = ResponseReader { stream, buffer: Vec::new(), position: 0 };
     loop {
         let status_line = reader.line().await?;
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
-        anyhow::ensure!(
-            version.starts_with("HTTP/1."),
-            "not an HTTP/1.x status line: {status_line:?}"
-        );
+        anyhow::ensure!(version.starts_with("HTTP/1."), "not an HTTP/1.x status line: {status_line:?}");
         let status: u16 = parts
             .next()
             .and_then(|s| s.parse().ok())
@@ -1416,16 +1214,11 @@ pub async fn read_response(stream: &mut TcpStream, is_head: bool) -> anyhow::Res
             continue;
         }
         let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
+            headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
         };
         let body = if is_head || status == 204 || status == 304 {
             Vec::new()
-        } else if header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        {
+        } else if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
             let mut body = Vec::new();
             loop {
                 let size_line = reader.line().await?;
@@ -1447,25 +1240,16 @@ pub async fn read_response(stream: &mut TcpStream, is_head: bool) -> anyhow::Res
         } else {
             reader.rest().await?
         };
-        return Ok(RawResponse {
-            status,
-            headers,
-            body,
-        });
+        return Ok(RawResponse { status, headers, body });
     }
 }
 
 /// Sends `head` and `body_part` then closes the write half, as a client that dies mid-upload.
 /// Returns the server's response if it sent one before closing.
 pub async fn send_truncated(addr: &str, head: &str, body_part: &[u8]) -> Option<RawResponse> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.write_all(head.as_bytes()).await.expect("write head");
-    stream
-        .write_all(body_part)
-        .await
-        .expect("write partial body");
+    stream.write_all(body_part).await.expect("write partial body");
     stream.flush().await.expect("flush");
     stream.shutdown().await.expect("shutdown write half");
     match tokio::time::timeout(Duration::from_secs(30), read_response(&mut stream, false)).await {

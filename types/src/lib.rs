@@ -109,10 +109,7 @@ impl BlobId {
     pub fn is_well_formed(&self) -> bool {
         !self.0.is_empty()
             && self.0.len() <= 64
-            && self
-                .0
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+            && self.0.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
     }
 }
 

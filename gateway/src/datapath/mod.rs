@@ -43,29 +43,15 @@ impl DataPath {
         let topology = cluster.topology();
         let budget = cluster.default_class;
         let geometry = ignifuge_placement::derive_geometry(&topology, budget)?;
-        let codec = ReedSolomonCodec::new(
-            geometry.data_shards as usize,
-            geometry.parity_shards as usize,
-        )?;
-        let addresses = cluster
-            .nodes
-            .iter()
-            .map(|n| (n.id.clone(), n.address))
-            .collect();
+        let codec = ReedSolomonCodec::new(geometry.data_shards as usize, geometry.parity_shards as usize)?;
+        let addresses = cluster.nodes.iter().map(|n| (n.id.clone(), n.address)).collect();
         tracing::info!(
             k = geometry.data_shards,
             m = geometry.parity_shards,
             per_datacenter = geometry.shards_per_datacenter,
             "data path geometry"
         );
-        Ok(Self {
-            client,
-            topology,
-            geometry,
-            budget,
-            codec: Arc::new(codec),
-            addresses,
-        })
+        Ok(Self { client, topology, geometry, budget, codec: Arc::new(codec), addresses })
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -73,18 +59,15 @@ impl DataPath {
     }
 
     pub(crate) fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
-        self.addresses.get(node).copied().ok_or_else(|| {
-            GatewayError::Internal(format!("node {node} is not in the cluster configuration"))
-        })
+        self.addresses
+            .get(node)
+            .copied()
+            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster configuration")))
     }
 
     pub(crate) fn slots(&self, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
         let key = format!("{blob}/{stripe}");
-        Ok(ignifuge_placement::select_slots(
-            &self.topology,
-            self.geometry,
-            key.as_bytes(),
-        )?)
+        Ok(ignifuge_placement::select_slots(&self.topology, self.geometry, key.as_bytes())?)
     }
 
     /// Best-effort removal of a blob's shards from every node (after a failed write).

@@ -30,20 +30,12 @@ impl Stream for ByteRangeStream {
 /// One piece of work: bytes `range` of stripe `stripe` of a striped blob, or of an inline blob.
 enum Piece {
     Inline(Bytes),
-    Stripe {
-        blob: Arc<StripedBlob>,
-        stripe: u32,
-        range: Range<usize>,
-    },
+    Stripe { blob: Arc<StripedBlob>, stripe: u32, range: Range<usize> },
 }
 
 impl DataPath {
     /// Streams bytes `range` of the concatenation of `parts`. The range must lie within it.
-    pub fn read_range(
-        self: &Arc<Self>,
-        parts: Vec<PartData>,
-        range: Range<u64>,
-    ) -> ByteRangeStream {
+    pub fn read_range(self: &Arc<Self>, parts: Vec<PartData>, range: Range<u64>) -> ByteRangeStream {
         let (tx, rx) = tokio::sync::mpsc::channel(STRIPES_IN_FLIGHT_MAX * 8);
         let pieces = plan(parts, range);
         let this = self.clone();
@@ -54,11 +46,7 @@ impl DataPath {
                     async move {
                         match piece {
                             Piece::Inline(bytes) => Ok(vec![bytes]),
-                            Piece::Stripe {
-                                blob,
-                                stripe,
-                                range,
-                            } => this.read_stripe(&blob, stripe, range).await,
+                            Piece::Stripe { blob, stripe, range } => this.read_stripe(&blob, stripe, range).await,
                         }
                     }
                 })
@@ -84,28 +72,20 @@ impl DataPath {
     }
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
-    async fn read_stripe(
-        &self,
-        blob: &StripedBlob,
-        stripe: u32,
-        range: Range<usize>,
-    ) -> GatewayResult<Vec<Bytes>> {
-        let record = blob.stripes.get(stripe as usize).ok_or_else(|| {
-            GatewayError::Internal(format!("stripe {stripe} missing from metadata"))
-        })?;
+    async fn read_stripe(&self, blob: &StripedBlob, stripe: u32, range: Range<usize>) -> GatewayResult<Vec<Bytes>> {
+        let record = blob
+            .stripes
+            .get(stripe as usize)
+            .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
         let k = blob.data_shards as usize;
         let total = k + blob.parity_shards as usize;
         if record.shards.len() != total {
-            return Err(GatewayError::Internal(
-                "stripe record has the wrong number of shards".into(),
-            ));
+            return Err(GatewayError::Internal("stripe record has the wrong number of shards".into()));
         }
         let shard_len = (record.data_len as usize).div_ceil(k).max(1);
         let needed = range.start / shard_len..range.end.div_ceil(shard_len);
         let mut shards: Vec<Option<Bytes>> = vec![None; total];
-        let fetched =
-            futures::future::join_all(needed.clone().map(|i| self.fetch_shard(blob, stripe, i)))
-                .await;
+        let fetched = futures::future::join_all(needed.clone().map(|i| self.fetch_shard(blob, stripe, i))).await;
         let mut healthy = true;
         for (i, result) in needed.clone().zip(fetched) {
             match result {
@@ -118,9 +98,7 @@ impl DataPath {
         }
         let mut out = Vec::with_capacity(needed.len());
         for i in needed {
-            let shard = shards[i]
-                .as_ref()
-                .expect("needed shards are present after reconstruction");
+            let shard = shards[i].as_ref().expect("needed shards are present after reconstruction");
             let start = range.start.max(i * shard_len) - i * shard_len;
             let end = range.end.min((i + 1) * shard_len) - i * shard_len;
             out.push(shard.slice(start..end));
@@ -131,11 +109,7 @@ impl DataPath {
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
     async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let record = &blob.stripes[stripe as usize].shards[index];
-        let id = ShardId {
-            blob: blob.blob.clone(),
-            stripe: StripeIndex(stripe),
-            shard: ShardIndex(index as u32),
-        };
+        let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
             tracing::error!(shard = %id, "metadata holds a malformed shard hash");
             return None;
@@ -152,38 +126,24 @@ impl DataPath {
     }
 
     /// Fetches the shards not yet tried and rebuilds the data shards from any k of them.
-    async fn reconstruct(
-        &self,
-        blob: &StripedBlob,
-        stripe: u32,
-        shards: &mut [Option<Bytes>],
-    ) -> GatewayResult<()> {
+    async fn reconstruct(&self, blob: &StripedBlob, stripe: u32, shards: &mut [Option<Bytes>]) -> GatewayResult<()> {
         let k = blob.data_shards as usize;
         let missing: Vec<usize> = (0..shards.len()).filter(|i| shards[*i].is_none()).collect();
-        let fetched =
-            futures::future::join_all(missing.iter().map(|&i| self.fetch_shard(blob, stripe, i)))
-                .await;
+        let fetched = futures::future::join_all(missing.iter().map(|&i| self.fetch_shard(blob, stripe, i))).await;
         for (i, result) in missing.into_iter().zip(fetched) {
             shards[i] = result;
         }
         if shards.iter().filter(|s| s.is_some()).count() < k {
-            return Err(GatewayError::Unreadable {
-                blob: blob.blob.to_string(),
-                stripe,
-            });
+            return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe });
         }
         if shards[..k].iter().all(|s| s.is_some()) {
             return Ok(());
         }
-        let mut owned: Vec<Option<Vec<u8>>> = shards
-            .iter()
-            .map(|s| s.as_ref().map(|b| b.to_vec()))
-            .collect();
+        let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
         let codec = self.codec.clone();
-        let rebuilt =
-            tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
-                .await
-                .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
+        let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
+            .await
+            .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
         for (slot, shard) in shards.iter_mut().zip(rebuilt).take(k) {
             if slot.is_none() {
                 *slot = shard.map(Bytes::from);
@@ -204,20 +164,14 @@ fn plan(parts: Vec<PartData>, range: Range<u64>) -> Vec<Piece> {
         if from < to {
             let (from, to) = ((from - part_start) as usize, (to - part_start) as usize);
             match part.location {
-                DataLocation::Inline(bytes) => {
-                    pieces.push(Piece::Inline(Bytes::from(bytes).slice(from..to)))
-                }
+                DataLocation::Inline(bytes) => pieces.push(Piece::Inline(Bytes::from(bytes).slice(from..to))),
                 DataLocation::Striped(blob) => {
                     let stripe_bytes = blob.data_shards as usize * blob.shard_size_bytes as usize;
                     let blob = Arc::new(blob);
                     for stripe in from / stripe_bytes..to.div_ceil(stripe_bytes) {
                         let base = stripe * stripe_bytes;
                         let range = from.max(base) - base..to.min(base + stripe_bytes) - base;
-                        pieces.push(Piece::Stripe {
-                            blob: blob.clone(),
-                            stripe: stripe as u32,
-                            range,
-                        });
+                        pieces.push(Piece::Stripe { blob: blob.clone(), stripe: stripe as u32, range });
                     }
                 }
             }
@@ -236,10 +190,7 @@ mod tests {
     fn striped_part(size: u64) -> PartData {
         let stripe_bytes = 2 * 4u64;
         let stripes = (0..size.div_ceil(stripe_bytes))
-            .map(|s| StripeRecord {
-                data_len: (size - s * stripe_bytes).min(stripe_bytes),
-                shards: vec![],
-            })
+            .map(|s| StripeRecord { data_len: (size - s * stripe_bytes).min(stripe_bytes), shards: vec![] })
             .collect();
         PartData {
             part_number: 1,
@@ -271,25 +222,13 @@ mod tests {
 
     #[test]
     fn a_range_touches_only_the_stripes_it_needs() {
-        let inline = PartData {
-            location: DataLocation::Inline(vec![7; 5]),
-            size: 5,
-            ..striped_part(0)
-        };
+        let inline = PartData { location: DataLocation::Inline(vec![7; 5]), size: 5, ..striped_part(0) };
         let parts = vec![inline, striped_part(20)];
         assert_eq!(
             describe(&plan(parts.clone(), 0..25)),
-            [
-                "inline 5",
-                "stripe 0 0..8",
-                "stripe 1 0..8",
-                "stripe 2 0..4"
-            ]
+            ["inline 5", "stripe 0 0..8", "stripe 1 0..8", "stripe 2 0..4"]
         );
-        assert_eq!(
-            describe(&plan(parts.clone(), 3..14)),
-            ["inline 2", "stripe 0 0..8", "stripe 1 0..1"]
-        );
+        assert_eq!(describe(&plan(parts.clone(), 3..14)), ["inline 2", "stripe 0 0..8", "stripe 1 0..1"]);
         assert_eq!(describe(&plan(parts, 22..24)), ["stripe 2 1..3"]);
     }
 }

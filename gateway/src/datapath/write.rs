@@ -4,10 +4,7 @@
 //! are in flight. The blob is returned only when every stripe's acknowledged shards pass the
 //! survivability check; the caller then commits it to the metadata.
 
-use super::{
-    DataPath, INLINE_MAX_BYTES, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX,
-    new_blob_id,
-};
+use super::{DataPath, INLINE_MAX_BYTES, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, new_blob_id};
 use crate::checksums::{BodyDigests, BodyHasher, Expected};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
@@ -92,15 +89,10 @@ impl DataPath {
                     if buffer.len() == stripe_bytes {
                         let full = std::mem::replace(&mut buffer, Vec::with_capacity(stripe_bytes));
                         while in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
-                            let done: GatewayResult<StripeRecord> =
-                                in_flight.next().await.expect("in flight");
+                            let done: GatewayResult<StripeRecord> = in_flight.next().await.expect("in flight");
                             stripes.push(done?);
                         }
-                        in_flight.push_back(self.clone().write_stripe(
-                            blob.clone(),
-                            StripeIndex(next_stripe),
-                            full,
-                        ));
+                        in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full));
                         next_stripe += 1;
                     }
                 }
@@ -111,19 +103,13 @@ impl DataPath {
             match request.declared_length {
                 Some(declared) if declared > total => return Err(GatewayError::IncompleteBody),
                 Some(declared) if declared < total => {
-                    return Err(GatewayError::InvalidRequest(
-                        "body longer than its Content-Length".into(),
-                    ));
+                    return Err(GatewayError::InvalidRequest("body longer than its Content-Length".into()));
                 }
                 _ => {}
             }
             if striped && !buffer.is_empty() {
                 let last = std::mem::take(&mut buffer);
-                in_flight.push_back(self.clone().write_stripe(
-                    blob.clone(),
-                    StripeIndex(next_stripe),
-                    last,
-                ));
+                in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last));
             }
             while let Some(done) = in_flight.next().await {
                 stripes.push(done?);
@@ -132,9 +118,7 @@ impl DataPath {
         }
         .await;
         drop(hash_tx);
-        let digests = hasher
-            .await
-            .map_err(|e| GatewayError::Internal(format!("hashing thread: {e}")));
+        let digests = hasher.await.map_err(|e| GatewayError::Internal(format!("hashing thread: {e}")));
 
         let verified = streamed.and_then(|()| {
             let digests = digests?;
@@ -161,11 +145,7 @@ impl DataPath {
         } else {
             DataLocation::Inline(buffer)
         };
-        Ok(WrittenBlob {
-            size: total,
-            digests,
-            location,
-        })
+        Ok(WrittenBlob { size: total, digests, location })
     }
 
     /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.
@@ -187,11 +167,8 @@ impl DataPath {
                 let refs: Vec<&[u8]> = data.chunks(shard_len).collect();
                 codec.encode(&refs, &mut parity)?;
             }
-            let hashes: Vec<blake3::Hash> = data
-                .chunks(shard_len)
-                .chain(parity.iter().map(|p| p.as_slice()))
-                .map(blake3::hash)
-                .collect();
+            let hashes: Vec<blake3::Hash> =
+                data.chunks(shard_len).chain(parity.iter().map(|p| p.as_slice())).map(blake3::hash).collect();
             Ok::<_, GatewayError>((Bytes::from(data), parity, hashes))
         })
         .await
@@ -212,23 +189,16 @@ impl DataPath {
                 for attempt in 1..=SHARD_WRITE_ATTEMPTS {
                     match this.client.put_shard(address, &id, shard.clone(), &hash).await {
                         Ok(()) => return Some(slot.clone()),
-                        Err(e) => tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed"),
+                        Err(e) => {
+                            tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed")
+                        }
                     }
                 }
                 None
             }
         });
-        let acknowledged: Vec<Slot> = futures::future::join_all(puts)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        let report = ignifuge_placement::check_survivability(
-            &self.topology,
-            self.geometry,
-            &acknowledged,
-            self.budget,
-        );
+        let acknowledged: Vec<Slot> = futures::future::join_all(puts).await.into_iter().flatten().collect();
+        let report = ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, self.budget);
         if !report.meets_budget {
             return Err(GatewayError::DurabilityNotMet(report.explanation));
         }
@@ -237,10 +207,7 @@ impl DataPath {
             shards: slots
                 .iter()
                 .zip(hashes)
-                .map(|(slot, hash)| ShardRecord {
-                    node: slot.node.clone(),
-                    blake3: hash.to_hex().to_string(),
-                })
+                .map(|(slot, hash)| ShardRecord { node: slot.node.clone(), blake3: hash.to_hex().to_string() })
                 .collect(),
         })
     }

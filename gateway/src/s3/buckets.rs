@@ -12,12 +12,7 @@ pub async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let principal = s3.principal(&req).await?;
-    let buckets = match s3
-        .gateway
-        .metadata
-        .query(Query::ListBuckets(principal.tenant.clone()))
-        .await
-    {
+    let buckets = match s3.gateway.metadata.query(Query::ListBuckets(principal.tenant.clone())).await {
         Ok(Answer::Buckets(b)) => b,
         Ok(_) => {
             return Err(GatewayError::Internal("unexpected answer to ListBuckets".into()).into());
@@ -26,14 +21,9 @@ pub async fn list_buckets(
     };
     let prefix = req.input.prefix.clone().unwrap_or_default();
     let after = req.input.continuation_token.clone().unwrap_or_default();
-    let max = req
-        .input
-        .max_buckets
-        .map_or(usize::MAX, |m| m.clamp(1, 10_000) as usize);
-    let mut selected: Vec<BucketRecord> = buckets
-        .into_iter()
-        .filter(|b| b.name.0.starts_with(&prefix) && b.name.0 > after)
-        .collect();
+    let max = req.input.max_buckets.map_or(usize::MAX, |m| m.clamp(1, 10_000) as usize);
+    let mut selected: Vec<BucketRecord> =
+        buckets.into_iter().filter(|b| b.name.0.starts_with(&prefix) && b.name.0 > after).collect();
     let next = (selected.len() > max).then(|| selected[max - 1].name.0.clone());
     selected.truncate(max);
     let output = ListBucketsOutput {
@@ -47,10 +37,7 @@ pub async fn list_buckets(
                 })
                 .collect(),
         ),
-        owner: Some(Owner {
-            display_name: Some(principal.tenant.0.clone()),
-            id: Some(principal.tenant.0.clone()),
-        }),
+        owner: Some(Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) }),
         continuation_token: next,
         prefix: req.input.prefix,
     };
@@ -63,10 +50,7 @@ pub async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    if let Some(constraint) = input
-        .create_bucket_configuration
-        .as_ref()
-        .and_then(|c| c.location_constraint.as_ref())
+    if let Some(constraint) = input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref())
         && constraint.as_str() != s3.gateway.region
     {
         return Err(s3s::s3_error!(
@@ -80,26 +64,14 @@ pub async fn create_bucket(
         region: s3.gateway.region.clone(),
         created_ms: now_ms(),
     };
-    s3.gateway
-        .metadata
-        .apply(Command::CreateBucket(record))
-        .await
-        .map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(CreateBucketOutput {
-        location: Some(format!("/{}", input.bucket)),
-    }))
+    s3.gateway.metadata.apply(Command::CreateBucket(record)).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
 }
 
-pub async fn head_bucket(
-    s3: &IgnifugeS3,
-    req: S3Request<HeadBucketInput>,
-) -> S3Result<S3Response<HeadBucketOutput>> {
+pub async fn head_bucket(s3: &IgnifugeS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
     let principal = s3.principal(&req).await?;
     let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
-    Ok(S3Response::new(HeadBucketOutput {
-        bucket_region: Some(bucket.region),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
 }
 
 pub async fn delete_bucket(
@@ -110,10 +82,7 @@ pub async fn delete_bucket(
     let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
     s3.gateway
         .metadata
-        .apply(Command::DeleteBucket {
-            tenant: principal.tenant.clone(),
-            bucket: bucket.name,
-        })
+        .apply(Command::DeleteBucket { tenant: principal.tenant.clone(), bucket: bucket.name })
         .await
         .map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
@@ -126,9 +95,7 @@ pub async fn get_bucket_location(
     let principal = s3.principal(&req).await?;
     let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
     // AWS answers an empty LocationConstraint for us-east-1.
-    let location_constraint = (bucket.region != "us-east-1")
-        .then(|| BucketLocationConstraint::from(bucket.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput {
-        location_constraint,
-    }))
+    let location_constraint =
+        (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }

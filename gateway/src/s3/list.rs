@@ -13,9 +13,7 @@ fn url_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -31,10 +29,9 @@ impl Encoder {
         match encoding.map(|e| e.as_str()) {
             None => Ok(Self { url: false }),
             Some(EncodingType::URL) => Ok(Self { url: true }),
-            Some(other) => Err(s3s::s3_error!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request: {other}"
-            )),
+            Some(other) => {
+                Err(s3s::s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}"))
+            }
         }
     }
 
@@ -50,26 +47,14 @@ impl Encoder {
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(LIST_MAX_KEYS),
-        Some(n) if n < 0 => Err(s3s::s3_error!(
-            InvalidArgument,
-            "max-keys must be a non-negative integer"
-        )),
+        Some(n) if n < 0 => Err(s3s::s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
         Some(n) => Ok((n as usize).min(LIST_MAX_KEYS)),
     }
 }
 
 async fn page(s3: &IgnifugeS3, bucket: &str, request: ListRequest) -> S3Result<ListPage> {
-    let query = Query::ListObjects {
-        bucket: BucketName::new(bucket),
-        request,
-    };
-    match s3
-        .gateway
-        .metadata
-        .query(query)
-        .await
-        .map_err(GatewayError::Meta)?
-    {
+    let query = Query::ListObjects { bucket: BucketName::new(bucket), request };
+    match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
         Answer::Objects(page) => Ok(page),
         _ => Err(GatewayError::Internal("unexpected answer to a listing".into()).into()),
     }
@@ -81,9 +66,7 @@ fn object_entry(record: ObjectRecord, encoder: &Encoder, owner: Option<&Owner>) 
         size: Some(record.size as i64),
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),
-        storage_class: Some(ObjectStorageClass::from(
-            ObjectStorageClass::STANDARD.to_string(),
-        )),
+        storage_class: Some(ObjectStorageClass::from(ObjectStorageClass::STANDARD.to_string())),
         checksum_algorithm: None,
         checksum_type: None,
         owner: owner.cloned(),
@@ -94,9 +77,7 @@ fn object_entry(record: ObjectRecord, encoder: &Encoder, owner: Option<&Owner>) 
 fn prefixes(page: &mut ListPage, encoder: &Encoder) -> Vec<CommonPrefix> {
     std::mem::take(&mut page.common_prefixes)
         .into_iter()
-        .map(|p| CommonPrefix {
-            prefix: Some(encoder.apply(p)),
-        })
+        .map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) })
         .collect()
 }
 
@@ -115,12 +96,7 @@ pub async fn list_objects_v2(
                 .decode(token)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    s3s::s3_error!(
-                        InvalidArgument,
-                        "The continuation token provided is incorrect"
-                    )
-                })?,
+                .ok_or_else(|| s3s::s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
         ),
         None => input.start_after.clone(),
     };
@@ -131,16 +107,12 @@ pub async fn list_objects_v2(
         max_keys: max,
     };
     let mut listed = page(s3, &bucket.name.0, request).await?;
-    let owner = input.fetch_owner.unwrap_or(false).then(|| Owner {
-        display_name: Some(bucket.tenant.0.clone()),
-        id: Some(bucket.tenant.0.clone()),
-    });
+    let owner = input
+        .fetch_owner
+        .unwrap_or(false)
+        .then(|| Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) });
     let common_prefixes = prefixes(&mut listed, &encoder);
-    let contents: Vec<Object> = listed
-        .objects
-        .into_iter()
-        .map(|r| object_entry(r, &encoder, owner.as_ref()))
-        .collect();
+    let contents: Vec<Object> = listed.objects.into_iter().map(|r| object_entry(r, &encoder, owner.as_ref())).collect();
     let output = ListObjectsV2Output {
         name: Some(bucket.name.0),
         key_count: Some((contents.len() + common_prefixes.len()) as i32),
@@ -177,16 +149,9 @@ pub async fn list_objects(
         max_keys: max,
     };
     let mut listed = page(s3, &bucket.name.0, request).await?;
-    let owner = Owner {
-        display_name: Some(bucket.tenant.0.clone()),
-        id: Some(bucket.tenant.0.clone()),
-    };
+    let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     let common_prefixes = prefixes(&mut listed, &encoder);
-    let contents: Vec<Object> = listed
-        .objects
-        .into_iter()
-        .map(|r| object_entry(r, &encoder, Some(&owner)))
-        .collect();
+    let contents: Vec<Object> = listed.objects.into_iter().map(|r| object_entry(r, &encoder, Some(&owner))).collect();
     let output = ListObjectsOutput {
         name: Some(bucket.name.0),
         max_keys: Some(max as i32),

@@ -33,10 +33,7 @@ pub struct IgnifugeS3 {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub(crate) fn timestamp(ms: i64) -> Timestamp {
@@ -65,17 +62,10 @@ impl IgnifugeS3 {
 
     /// The bucket, if it exists and belongs to the principal's tenant.
     async fn owned_bucket(&self, principal: &Principal, name: &str) -> S3Result<BucketRecord> {
-        let record = match self
-            .gateway
-            .metadata
-            .query(Query::Bucket(BucketName::new(name)))
-            .await
-        {
+        let record = match self.gateway.metadata.query(Query::Bucket(BucketName::new(name))).await {
             Ok(Answer::Bucket(record)) => record,
             Ok(_) => {
-                return Err(
-                    GatewayError::Internal("unexpected answer to a bucket query".into()).into(),
-                );
+                return Err(GatewayError::Internal("unexpected answer to a bucket query".into()).into());
             }
             Err(e) => return Err(GatewayError::Meta(e).into()),
         };
@@ -91,9 +81,7 @@ fn check_key(key: &str) -> GatewayResult<()> {
         return Err(GatewayError::KeyTooLong);
     }
     if key.is_empty() {
-        return Err(GatewayError::InvalidArgument(
-            "object keys must not be empty".into(),
-        ));
+        return Err(GatewayError::InvalidArgument("object keys must not be empty".into()));
     }
     Ok(())
 }
@@ -109,11 +97,8 @@ fn object_headers(
     expires: Option<Timestamp>,
     metadata: Option<Metadata>,
 ) -> GatewayResult<ObjectHeaders> {
-    let user_metadata: std::collections::BTreeMap<String, String> = metadata
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let user_metadata: std::collections::BTreeMap<String, String> =
+        metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let size: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > USER_METADATA_MAX_BYTES {
         return Err(GatewayError::MetadataTooLarge);
@@ -135,9 +120,7 @@ fn object_headers(
 }
 
 fn parse_expires(value: &Option<String>) -> Option<Timestamp> {
-    value
-        .as_deref()
-        .and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
+    value.as_deref().and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
 }
 
 /// Authenticates SigV4 requests against the sealed secrets in the metadata.
@@ -150,12 +133,10 @@ impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.gateway.keys.principal(access_key).await {
             Ok(p) => Ok(SecretKey::from(p.secret().to_string())),
-            Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchAccessKey)) => {
-                Err(s3s::s3_error!(
-                    InvalidAccessKeyId,
-                    "The AWS access key Id you provided does not exist in our records."
-                ))
-            }
+            Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchAccessKey)) => Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS access key Id you provided does not exist in our records."
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -168,20 +149,12 @@ struct Hosts {
 
 impl S3Host for Hosts {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
-        let name =
-            host.rsplit_once(':').map_or(
-                host,
-                |(h, port)| if port.parse::<u16>().is_ok() { h } else { host },
-            );
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
         for domain in &self.domains {
-            if let Some(bucket) = name
-                .strip_suffix(domain.as_str())
-                .and_then(|b| b.strip_suffix('.'))
+            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|b| b.strip_suffix('.'))
                 && !bucket.is_empty()
             {
-                return Ok(
-                    VirtualHost::new(domain.as_str()).with_bucket(bucket.to_ascii_lowercase())
-                );
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket.to_ascii_lowercase()));
             }
         }
         Ok(VirtualHost::new(host))
@@ -195,11 +168,8 @@ impl S3Host for Hosts {
 fn merge_repeated_headers(headers: &mut http::HeaderMap) {
     let name = http::header::CONTENT_ENCODING;
     if headers.get_all(&name).iter().count() > 1 {
-        let joined: Vec<String> = headers
-            .get_all(&name)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(|v| v.trim().to_string()))
-            .collect();
+        let joined: Vec<String> =
+            headers.get_all(&name).iter().filter_map(|v| v.to_str().ok().map(|v| v.trim().to_string())).collect();
         if let Ok(value) = http::HeaderValue::from_str(&joined.join(",")) {
             headers.insert(name, value);
         }
@@ -211,9 +181,7 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     domains: Vec<String>,
 ) -> std::io::Result<()> {
-    let mut builder = S3ServiceBuilder::new(IgnifugeS3 {
-        gateway: gateway.clone(),
-    });
+    let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway });
     builder.set_host(Hosts { domains });
     let service = builder.build();
@@ -222,16 +190,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    merge_repeated_headers(request.headers_mut());
-                    hyper::service::Service::call(&service, request)
-                },
-            );
-            let connection =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+            let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                merge_repeated_headers(request.headers_mut());
+                hyper::service::Service::call(&service, request)
+            });
+            let connection = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
             if let Err(e) = connection {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }

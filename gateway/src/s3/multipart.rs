@@ -1,17 +1,14 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 
 use super::objects::{body_stream, expected_checksums, stored_content_encoding, trailers};
-use super::{
-    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp,
-};
+use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp};
 use crate::checksums::{Algorithm, base64};
 use crate::datapath::WriteRequest;
 use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
-    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation,
-    MULTIPART_MAX_PARTS, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
-    WriteCondition,
+    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, ObjectHeaders,
+    ObjectRecord, Outcome, PartData, Query, UploadRecord, WriteCondition,
 };
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
@@ -19,43 +16,18 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 impl IgnifugeS3 {
-    async fn upload(
-        &self,
-        bucket: &BucketName,
-        upload_id: &str,
-        key: &str,
-    ) -> S3Result<UploadRecord> {
-        let query = Query::Upload {
-            bucket: bucket.clone(),
-            upload_id: UploadId::new(upload_id),
-        };
-        match self
-            .gateway
-            .metadata
-            .query(query)
-            .await
-            .map_err(GatewayError::Meta)?
-        {
+    async fn upload(&self, bucket: &BucketName, upload_id: &str, key: &str) -> S3Result<UploadRecord> {
+        let query = Query::Upload { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
             Answer::Upload(u) if u.key.0 == key => Ok(u),
-            Answer::Upload(_) => {
-                Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchUpload).into())
-            }
+            Answer::Upload(_) => Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchUpload).into()),
             _ => Err(GatewayError::Internal("unexpected answer to an upload query".into()).into()),
         }
     }
 
     async fn parts(&self, bucket: &BucketName, upload_id: &str) -> S3Result<Vec<PartData>> {
-        let query = Query::ListParts {
-            bucket: bucket.clone(),
-            upload_id: UploadId::new(upload_id),
-        };
-        match self
-            .gateway
-            .metadata
-            .query(query)
-            .await
-            .map_err(GatewayError::Meta)?
-        {
+        let query = Query::ListParts { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
             Answer::Parts(parts) => Ok(parts),
             _ => Err(GatewayError::Internal("unexpected answer to a parts query".into()).into()),
         }
@@ -79,11 +51,7 @@ pub async fn create_multipart_upload(
         input.expires,
         input.metadata,
     )?;
-    let algorithm = input
-        .checksum_algorithm
-        .as_ref()
-        .map(|a| Algorithm::parse(a.as_str()))
-        .transpose()?;
+    let algorithm = input.checksum_algorithm.as_ref().map(|a| Algorithm::parse(a.as_str())).transpose()?;
     let checksum_type = match (&input.checksum_type, algorithm) {
         (Some(t), _) => Some(t.as_str().to_string()),
         (None, Some(Algorithm::Crc64Nvme)) => Some(ChecksumType::FULL_OBJECT.to_string()),
@@ -93,10 +61,7 @@ pub async fn create_multipart_upload(
     if checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT)
         && matches!(algorithm, Some(Algorithm::Sha1 | Algorithm::Sha256))
     {
-        return Err(s3s::s3_error!(
-            InvalidRequest,
-            "FULL_OBJECT checksums are only defined for CRC algorithms"
-        ));
+        return Err(s3s::s3_error!(InvalidRequest, "FULL_OBJECT checksums are only defined for CRC algorithms"));
     }
     let upload_id = new_id();
     let record = UploadRecord {
@@ -108,11 +73,7 @@ pub async fn create_multipart_upload(
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),
         checksum_type: checksum_type.clone(),
     };
-    s3.gateway
-        .metadata
-        .apply(Command::CreateUpload(record))
-        .await
-        .map_err(GatewayError::Meta)?;
+    s3.gateway.metadata.apply(Command::CreateUpload(record)).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(bucket.name.0),
         key: Some(input.key),
@@ -123,24 +84,15 @@ pub async fn create_multipart_upload(
     }))
 }
 
-pub async fn upload_part(
-    s3: &IgnifugeS3,
-    req: S3Request<UploadPartInput>,
-) -> S3Result<S3Response<UploadPartOutput>> {
+pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let part_number = u32::try_from(input.part_number)
-        .ok()
-        .filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n))
-        .ok_or_else(|| {
-            s3s::s3_error!(
-                InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive"
-            )
+    let part_number =
+        u32::try_from(input.part_number).ok().filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n)).ok_or_else(|| {
+            s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
         })?;
-    s3.upload(&bucket.name, &input.upload_id, &input.key)
-        .await?;
+    s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let expected = expected_checksums(
         &req.headers,
         input.content_md5,
@@ -158,15 +110,7 @@ pub async fn upload_part(
         declared_length: input.content_length.map(|l| l.max(0) as u64),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
-    let written = s3
-        .gateway
-        .data
-        .write_blob(
-            body_stream(input.body),
-            request,
-            trailers(req.trailing_headers),
-        )
-        .await?;
+    let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let now = now_ms();
     let part = PartData {
         part_number,
@@ -186,11 +130,7 @@ pub async fn upload_part(
         ..Default::default()
     };
     let location = part.location.clone();
-    let command = Command::PutUploadPart {
-        bucket: bucket.name,
-        upload_id: UploadId::new(input.upload_id),
-        part,
-    };
+    let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(output))
 }
@@ -199,8 +139,8 @@ pub async fn upload_part(
 fn multipart_etag(parts: &[&PartData]) -> GatewayResult<String> {
     let mut md5 = md5::Md5::new();
     for part in parts {
-        let digest = hex::decode(&part.etag)
-            .map_err(|_| GatewayError::Internal("stored part ETag is not hex".into()))?;
+        let digest =
+            hex::decode(&part.etag).map_err(|_| GatewayError::Internal("stored part ETag is not hex".into()))?;
         md5.update(&digest);
     }
     Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
@@ -214,26 +154,15 @@ fn decode(value: &str) -> GatewayResult<Vec<u8>> {
 
 /// The object checksum of a completed upload: a CRC of the whole object combined from the part
 /// CRCs (FULL_OBJECT), or a checksum of the part checksums plus "-N" (COMPOSITE).
-fn multipart_checksums(
-    algorithm: Algorithm,
-    checksum_type: &str,
-    parts: &[&PartData],
-) -> GatewayResult<Checksums> {
-    let mut out = Checksums {
-        checksum_type: Some(checksum_type.to_string()),
-        ..Default::default()
-    };
+fn multipart_checksums(algorithm: Algorithm, checksum_type: &str, parts: &[&PartData]) -> GatewayResult<Checksums> {
+    let mut out = Checksums { checksum_type: Some(checksum_type.to_string()), ..Default::default() };
     let values: Vec<Vec<u8>> = parts
         .iter()
         .map(|p| {
             algorithm
                 .get(&p.checksums)
                 .ok_or_else(|| {
-                    GatewayError::InvalidRequest(format!(
-                        "part {} has no {} checksum",
-                        p.part_number,
-                        algorithm.name()
-                    ))
+                    GatewayError::InvalidRequest(format!("part {} has no {} checksum", p.part_number, algorithm.name()))
                 })
                 .and_then(|v| decode(v))
         })
@@ -245,9 +174,7 @@ fn multipart_checksums(
             Algorithm::Crc32c => C::Crc32Iscsi,
             Algorithm::Crc64Nvme => C::Crc64Nvme,
             _ => {
-                return Err(GatewayError::InvalidRequest(
-                    "FULL_OBJECT needs a CRC algorithm".into(),
-                ));
+                return Err(GatewayError::InvalidRequest("FULL_OBJECT needs a CRC algorithm".into()));
             }
         };
         let mut combined: Option<u64> = None;
@@ -269,10 +196,7 @@ fn multipart_checksums(
             hasher.update(v);
         }
         let digest = hasher.finalize();
-        let value = algorithm
-            .get(&digest.checksums)
-            .cloned()
-            .unwrap_or_default();
+        let value = algorithm.get(&digest.checksums).cloned().unwrap_or_default();
         algorithm.set(&mut out, format!("{value}-{}", parts.len()));
     }
     Ok(out)
@@ -285,33 +209,19 @@ pub async fn complete_multipart_upload(
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let upload = s3
-        .upload(&bucket.name, &input.upload_id, &input.key)
-        .await?;
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
-        .ok_or_else(|| {
-            s3s::s3_error!(
-                MalformedXML,
-                "the CompleteMultipartUpload body lists no parts"
-            )
-        })?;
+        .ok_or_else(|| s3s::s3_error!(MalformedXML, "the CompleteMultipartUpload body lists no parts"))?;
     let mut chosen = Vec::with_capacity(requested.len());
     for part in &requested {
         let number = part
             .part_number
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| s3s::s3_error!(InvalidPart, "a part has no valid part number"))?;
-        let tag = part
-            .e_tag
-            .as_ref()
-            .map(|e| e.value().to_string())
-            .unwrap_or_default();
-        chosen.push(MetaCompletedPart {
-            part_number: number,
-            etag: tag,
-        });
+        let tag = part.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default();
+        chosen.push(MetaCompletedPart { part_number: number, etag: tag });
     }
     let stored = s3.parts(&bucket.name, &input.upload_id).await?;
     // Validation is repeated atomically by the metadata; this only computes the ETag and checksums.
@@ -320,11 +230,7 @@ pub async fn complete_multipart_upload(
         match stored.iter().find(|p| p.part_number == c.part_number) {
             Some(p) => selected.push(p),
             None => {
-                return Err(s3s::s3_error!(
-                    InvalidPart,
-                    "part {} was not uploaded",
-                    c.part_number
-                ));
+                return Err(s3s::s3_error!(InvalidPart, "part {} was not uploaded", c.part_number));
             }
         }
     }
@@ -359,18 +265,10 @@ pub async fn complete_multipart_upload(
         record,
         condition,
     };
-    match s3
-        .gateway
-        .metadata
-        .apply(command)
-        .await
-        .map_err(GatewayError::Meta)?
-    {
+    match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
         Outcome::Object(_) => {}
         _ => {
-            return Err(
-                GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into(),
-            );
+            return Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into());
         }
     }
     Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -395,19 +293,11 @@ pub async fn abort_multipart_upload(
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    s3.upload(&bucket.name, &input.upload_id, &input.key)
-        .await?;
+    s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let parts = s3.parts(&bucket.name, &input.upload_id).await?;
-    let command = Command::AbortUpload {
-        bucket: bucket.name,
-        upload_id: UploadId::new(input.upload_id),
-        now_ms: now_ms(),
-    };
-    s3.gateway
-        .metadata
-        .apply(command)
-        .await
-        .map_err(GatewayError::Meta)?;
+    let command =
+        Command::AbortUpload { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), now_ms: now_ms() };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     // The parts are garbage now; reclaim their shards right away rather than wait for the collector.
     for part in parts {
         if let DataLocation::Striped(blob) = part.location {
@@ -420,36 +310,19 @@ pub async fn abort_multipart_upload(
 /// Most parts returned by one ListParts page, as on AWS.
 const LIST_PARTS_MAX: usize = 1000;
 
-pub async fn list_parts(
-    s3: &IgnifugeS3,
-    req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
+pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let upload = s3
-        .upload(&bucket.name, &input.upload_id, &input.key)
-        .await?;
-    let marker = input
-        .part_number_marker
-        .and_then(|m| u32::try_from(m).ok())
-        .unwrap_or(0);
-    let max = input
-        .max_parts
-        .map_or(LIST_PARTS_MAX, |m| (m.max(0) as usize).min(LIST_PARTS_MAX));
-    let all: Vec<PartData> = s3
-        .parts(&bucket.name, &input.upload_id)
-        .await?
-        .into_iter()
-        .filter(|p| p.part_number > marker)
-        .collect();
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let marker = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+    let max = input.max_parts.map_or(LIST_PARTS_MAX, |m| (m.max(0) as usize).min(LIST_PARTS_MAX));
+    let all: Vec<PartData> =
+        s3.parts(&bucket.name, &input.upload_id).await?.into_iter().filter(|p| p.part_number > marker).collect();
     let truncated = all.len() > max;
     let page: Vec<PartData> = all.into_iter().take(max).collect();
     let next = page.last().map(|p| p.part_number as i32);
-    let owner = Owner {
-        display_name: Some(principal.tenant.0.clone()),
-        id: Some(principal.tenant.0.clone()),
-    };
+    let owner = Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) };
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(bucket.name.0),
         key: Some(upload.key.0),
@@ -461,10 +334,7 @@ pub async fn list_parts(
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: upload.checksum_type.map(ChecksumType::from),
         owner: Some(owner.clone()),
-        initiator: Some(Initiator {
-            display_name: owner.display_name,
-            id: owner.id,
-        }),
+        initiator: Some(Initiator { display_name: owner.display_name, id: owner.id }),
         parts: Some(
             page.into_iter()
                 .map(|p| Part {

@@ -1,8 +1,8 @@
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use super::{
-    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers,
-    parse_expires, timestamp, unix_seconds,
+    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, parse_expires, timestamp,
+    unix_seconds,
 };
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
@@ -10,8 +10,8 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome,
-    PartData, Query, WriteCondition,
+    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
+    WriteCondition,
 };
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use s3s::dto::*;
@@ -59,10 +59,7 @@ pub(super) fn expected_checksums(
     given: [(Algorithm, Option<String>); 5],
     algorithm: Option<&ChecksumAlgorithm>,
 ) -> GatewayResult<Expected> {
-    let mut expected = Expected {
-        content_md5,
-        ..Default::default()
-    };
+    let mut expected = Expected { content_md5, ..Default::default() };
     for (a, value) in given {
         if let Some(v) = value {
             expected.checksums.push((a, v));
@@ -71,9 +68,8 @@ pub(super) fn expected_checksums(
     if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
         for name in trailer.split(',') {
             let name = name.trim();
-            let a = Algorithm::from_header(name).ok_or_else(|| {
-                GatewayError::InvalidRequest(format!("unsupported trailer {name}"))
-            })?;
+            let a = Algorithm::from_header(name)
+                .ok_or_else(|| GatewayError::InvalidRequest(format!("unsupported trailer {name}")))?;
             expected.computed.push(a);
         }
     }
@@ -84,18 +80,12 @@ pub(super) fn expected_checksums(
     Ok(expected)
 }
 
-pub(super) fn trailers(
-    handle: Option<s3s::TrailingHeaders>,
-) -> impl FnOnce() -> Vec<(String, String)> {
+pub(super) fn trailers(handle: Option<s3s::TrailingHeaders>) -> impl FnOnce() -> Vec<(String, String)> {
     move || {
         handle
             .and_then(|h| h.take())
             .map(|map| {
-                map.iter()
-                    .filter_map(|(k, v)| {
-                        Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
-                    })
-                    .collect()
+                map.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect()
             })
             .unwrap_or_default()
     }
@@ -109,45 +99,27 @@ fn write_condition(
         None => false,
         Some(ETagCondition::Any) => true,
         Some(ETagCondition::ETag(_)) => {
-            return Err(GatewayError::InvalidArgument(
-                "If-None-Match on writes accepts only *".into(),
-            ));
+            return Err(GatewayError::InvalidArgument("If-None-Match on writes accepts only *".into()));
         }
     };
     let if_match = if_match.map(|c| match c {
         ETagCondition::Any => "*".to_string(),
         ETagCondition::ETag(e) => e.value().to_string(),
     });
-    Ok(WriteCondition {
-        if_none_match_any,
-        if_match,
-    })
+    Ok(WriteCondition { if_none_match_any, if_match })
 }
 
 impl IgnifugeS3 {
     pub(super) async fn get_record(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        let query = Query::Object {
-            bucket: BucketName::new(bucket),
-            key: ObjectKey::new(key),
-        };
-        match self
-            .gateway
-            .metadata
-            .query(query)
-            .await
-            .map_err(GatewayError::Meta)?
-        {
+        let query = Query::Object { bucket: BucketName::new(bucket), key: ObjectKey::new(key) };
+        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
             Answer::Object(record) => Ok(*record),
             _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
         }
     }
 
     /// Commits a record; a failed commit discards the freshly written blob.
-    pub(super) async fn commit(
-        &self,
-        command: Command,
-        written: &[&DataLocation],
-    ) -> S3Result<Outcome> {
+    pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
         match self.gateway.metadata.apply(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -162,10 +134,7 @@ impl IgnifugeS3 {
     }
 }
 
-pub async fn put_object(
-    s3: &IgnifugeS3,
-    req: S3Request<PutObjectInput>,
-) -> S3Result<S3Response<PutObjectOutput>> {
+pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
@@ -197,15 +166,7 @@ pub async fn put_object(
         declared_length: input.content_length.map(|l| l.max(0) as u64),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
-    let written = s3
-        .gateway
-        .data
-        .write_blob(
-            body_stream(input.body),
-            request,
-            trailers(req.trailing_headers),
-        )
-        .await?;
+    let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
     let output = PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
@@ -219,15 +180,7 @@ pub async fn put_object(
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(
-        Command::PutObject {
-            bucket: bucket.name,
-            record,
-            condition,
-        },
-        &[&location],
-    )
-    .await?;
+    s3.commit(Command::PutObject { bucket: bucket.name, record, condition }, &[&location]).await?;
     Ok(S3Response::new(output))
 }
 
@@ -302,9 +255,7 @@ fn selected_range(
 ) -> GatewayResult<Option<ByteRange<u64>>> {
     if let Some(n) = part_number {
         if range.is_some() {
-            return Err(GatewayError::InvalidRequest(
-                "Range and partNumber cannot be combined".into(),
-            ));
+            return Err(GatewayError::InvalidRequest("Range and partNumber cannot be combined".into()));
         }
         let n = usize::try_from(n)
             .ok()
@@ -315,29 +266,17 @@ fn selected_range(
     }
     match range {
         None => Ok(None),
-        Some(r) => r
-            .check(record.size)
-            .map(Some)
-            .map_err(|_| GatewayError::InvalidRange),
+        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange),
     }
 }
 
 fn content_range(range: &ByteRange<u64>, size: u64) -> String {
-    format!(
-        "bytes {}-{}/{}",
-        range.start,
-        range.end.saturating_sub(1),
-        size
-    )
+    format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size)
 }
 
 /// Stored checksums, returned when the client asks with x-amz-checksum-mode: ENABLED and reads
 /// the whole object (a range has no stored checksum).
-fn returned_checksums(
-    record: &ObjectRecord,
-    mode: Option<&ChecksumMode>,
-    whole: bool,
-) -> Checksums {
+fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole: bool) -> Checksums {
     if whole && mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
         record.checksums.clone()
     } else {
@@ -345,10 +284,7 @@ fn returned_checksums(
     }
 }
 
-pub async fn get_object(
-    s3: &IgnifugeS3,
-    req: S3Request<GetObjectInput>,
-) -> S3Result<S3Response<GetObjectOutput>> {
+pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     s3.owned_bucket(&principal, &input.bucket).await?;
@@ -363,10 +299,7 @@ pub async fn get_object(
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
-    let body = s3
-        .gateway
-        .data
-        .read_range(record.parts.clone(), range.clone());
+    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone());
     let headers = record.headers;
     let output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -381,10 +314,8 @@ pub async fn get_object(
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
-        metadata: (!headers.user_metadata.is_empty())
-            .then(|| headers.user_metadata.into_iter().collect()),
-        parts_count: (input.part_number.is_some() && record.multipart)
-            .then_some(record.parts.len() as i32),
+        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -397,10 +328,7 @@ pub async fn get_object(
     Ok(S3Response::new(output))
 }
 
-pub async fn head_object(
-    s3: &IgnifugeS3,
-    req: S3Request<HeadObjectInput>,
-) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     s3.owned_bucket(&principal, &input.bucket).await?;
@@ -428,10 +356,8 @@ pub async fn head_object(
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
-        metadata: (!headers.user_metadata.is_empty())
-            .then(|| headers.user_metadata.into_iter().collect()),
-        parts_count: (input.part_number.is_some() && record.multipart)
-            .then_some(record.parts.len() as i32),
+        metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
+        parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -451,17 +377,9 @@ pub async fn delete_object(
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let condition = write_condition(input.if_match.as_ref(), None)?;
-    let command = Command::DeleteObject {
-        bucket: bucket.name,
-        key: ObjectKey::new(input.key),
-        condition,
-        now_ms: now_ms(),
-    };
-    s3.gateway
-        .metadata
-        .apply(command)
-        .await
-        .map_err(GatewayError::Meta)?;
+    let command =
+        Command::DeleteObject { bucket: bucket.name, key: ObjectKey::new(input.key), condition, now_ms: now_ms() };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -476,19 +394,14 @@ pub async fn delete_objects(
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     if input.delete.objects.len() > DELETE_OBJECTS_MAX_KEYS {
-        return Err(s3s::s3_error!(
-            MalformedXML,
-            "at most 1000 keys can be deleted at once"
-        ));
+        return Err(s3s::s3_error!(MalformedXML, "at most 1000 keys can be deleted at once"));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in input.delete.objects {
-        let condition = WriteCondition {
-            if_none_match_any: false,
-            if_match: object.e_tag.as_ref().map(|e| e.value().to_string()),
-        };
+        let condition =
+            WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
         let command = Command::DeleteObject {
             bucket: bucket.name.clone(),
             key: ObjectKey::new(object.key.clone()),
@@ -498,10 +411,7 @@ pub async fn delete_objects(
         match s3.gateway.metadata.apply(command).await {
             Ok(_) => {
                 if !quiet {
-                    deleted.push(DeletedObject {
-                        key: Some(object.key),
-                        ..Default::default()
-                    });
+                    deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
                 }
             }
             Err(e) => {
@@ -515,31 +425,17 @@ pub async fn delete_objects(
             }
         }
     }
-    Ok(S3Response::new(DeleteObjectsOutput {
-        deleted: Some(deleted),
-        errors: Some(errors),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
 }
 
-pub async fn copy_object(
-    s3: &IgnifugeS3,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
     let (source_bucket, source_key, source_version) = match &input.copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => (bucket.to_string(), key.to_string(), version_id.clone()),
+        CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
         _ => {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "access point copy sources are not supported"
-            ));
+            return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported"));
         }
     };
     s3.owned_bucket(&principal, &source_bucket).await?;
@@ -561,10 +457,7 @@ pub async fn copy_object(
         GatewayError::NotModified => GatewayError::PreconditionFailed,
         other => other,
     })?;
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if source_bucket == input.bucket && source_key == input.key && !replace {
         return Err(s3s::s3_error!(
             InvalidRequest,
@@ -587,25 +480,14 @@ pub async fn copy_object(
     // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
     // so deleting one version can never take another's data with it.
     let mut computed = vec![Algorithm::Crc64Nvme];
-    for a in [
-        Algorithm::Crc32,
-        Algorithm::Crc32c,
-        Algorithm::Sha1,
-        Algorithm::Sha256,
-    ] {
+    for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Sha1, Algorithm::Sha256] {
         if a.get(&source.checksums).is_some() && !source.multipart {
             computed.push(a);
         }
     }
-    let body = s3
-        .gateway
-        .data
-        .read_range(source.parts.clone(), 0..source.size);
+    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size);
     let request = WriteRequest {
-        expected: Expected {
-            computed,
-            ..Default::default()
-        },
+        expected: Expected { computed, ..Default::default() },
         declared_length: Some(source.size),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
@@ -619,17 +501,7 @@ pub async fn copy_object(
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(
-        Command::PutObject {
-            bucket: bucket.name,
-            record,
-            condition: WriteCondition::default(),
-        },
-        &[&location],
-    )
-    .await?;
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(result),
-        ..Default::default()
-    }))
+    s3.commit(Command::PutObject { bucket: bucket.name, record, condition: WriteCondition::default() }, &[&location])
+        .await?;
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }

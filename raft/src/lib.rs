@@ -1,0 +1,205 @@
+//! The metadata replicated by Raft (openraft 0.9): one voter per datacenter, log and state
+//! machine in the node's ordered store, transport over the authenticated internode HTTP API.
+//!
+//! Owns: the Raft type configuration, the log store and state machine adapters (over
+//! `ignifuge-kv` and `ignifuge-meta::StateMachine`), the network client, and `RaftMetadata`, the
+//! node-side service that turns metadata commands into Raft proposals and answers linearizable
+//! queries.
+//! Must never depend on: the gateway or the storage node.
+//! Invariants: a command's outcome is returned only after it is committed by a majority of voters
+//! (each of which fsynced it) and applied; a query is answered only by the leader after it has
+//! confirmed its leadership (read-index), so it observes every acknowledged write; the applied
+//! position is written atomically with the state it describes.
+
+mod log_store;
+mod network;
+mod state_machine;
+
+pub use log_store::LogStore;
+pub use network::Network;
+pub use state_machine::SmStore;
+
+use ignifuge_kv::KvStore;
+use ignifuge_meta::{Answer, Command, MetaError, Outcome, Query, StateMachine};
+use ignifuge_rpc::NodeClient;
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+/// What applying a command returned (refusals such as PreconditionFailed are outcomes too).
+pub type CommandResult = Result<Outcome, MetaError>;
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type RaftNodeId = u64;
+
+/// Internode paths of the Raft transport.
+pub mod paths {
+    pub const APPEND: &str = "/v1/raft/append";
+    pub const VOTE: &str = "/v1/raft/vote";
+    pub const SNAPSHOT: &str = "/v1/raft/snapshot";
+    pub const INITIALIZE: &str = "/v1/raft/initialize";
+    pub const STATUS: &str = "/v1/raft/status";
+}
+
+/// Timing of elections. A leader's datacenter that burns is replaced after about
+/// `ELECTION_TIMEOUT_MAX_MS` plus one round trip.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+/// Log entries kept after a snapshot before they are purged.
+pub const LOGS_SINCE_SNAPSHOT: u64 = 5_000;
+
+/// Why a node could not serve a metadata request itself.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum Redirect {
+    /// Not the leader; `leader` is the leader's internode address when known.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<String> },
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The voters: Raft id -> internode address.
+pub type Voters = BTreeMap<RaftNodeId, String>;
+
+/// The Raft replica of the metadata hosted by one storage node.
+pub struct RaftMetadata {
+    pub raft: Raft,
+    machine: Arc<StateMachine>,
+}
+
+impl RaftMetadata {
+    pub async fn start(id: RaftNodeId, kv: Arc<dyn KvStore>, client: NodeClient) -> Result<Arc<Self>, String> {
+        let config = openraft::Config {
+            cluster_name: "ignifuge-metadata".into(),
+            heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+            election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(LOGS_SINCE_SNAPSHOT),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
+        let machine = Arc::new(StateMachine::new(kv.clone()));
+        let log = LogStore::new(kv.clone());
+        let sm = SmStore::new(machine.clone(), kv).map_err(|e| e.to_string())?;
+        let raft =
+            openraft::Raft::new(id, config, Network::factory(client), log, sm).await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(Self { raft, machine }))
+    }
+
+    /// Makes a brand-new cluster of `voters` (once, on one node, when the cluster is created).
+    pub async fn initialize(&self, voters: &Voters) -> Result<(), String> {
+        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        let members: BTreeMap<RaftNodeId, BasicNode> =
+            voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+        self.raft.initialize(members).await.map_err(|e| e.to_string())
+    }
+
+    fn leader_address(&self, leader: Option<RaftNodeId>) -> Option<String> {
+        let leader = leader?;
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+    }
+
+    /// Proposes a command and returns its outcome once committed and applied.
+    pub async fn apply(&self, command: Command) -> Result<CommandResult, Redirect> {
+        match self.raft.client_write(command).await {
+            Ok(response) => Ok(response.data),
+            Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+                Err(Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) })
+            }
+            Err(e) => Err(Redirect::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Answers a query after confirming leadership (read-index): linearizable.
+    pub async fn query(&self, query: Query) -> Result<Result<Answer, MetaError>, Redirect> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(self.machine.query(query)),
+            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) })
+            }
+            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(Redirect::Unavailable(format!("no quorum: {e}")))
+            }
+            Err(e) => Err(Redirect::Unavailable(e.to_string())),
+        }
+    }
+
+    /// A snapshot of the replica's view, for `ignifuge admin status`.
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let voters: Vec<RaftNodeId> = m.membership_config.membership().voter_ids().collect();
+        let learners: Vec<RaftNodeId> = m.membership_config.membership().learner_ids().collect();
+        RaftStatus {
+            id: m.id,
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            leader_address: self.leader_address(m.current_leader),
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            voters,
+            learners,
+            replication: m
+                .replication
+                .map(|r| r.into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Serves the Raft transport: `path` is one of `paths::{APPEND, VOTE, SNAPSHOT}`.
+    pub async fn handle_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(v).map_err(|e| e.to_string())
+        }
+        match path {
+            paths::APPEND => {
+                let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                json(&self.raft.append_entries(request).await)
+            }
+            paths::VOTE => {
+                let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                json(&self.raft.vote(request).await)
+            }
+            paths::SNAPSHOT => {
+                let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                json(&self.raft.install_snapshot(request).await)
+            }
+            other => Err(format!("no raft route {other}")),
+        }
+    }
+}
+
+/// One replica's view of the metadata group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RaftStatus {
+    pub id: RaftNodeId,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<RaftNodeId>,
+    pub leader_address: Option<String>,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub voters: Vec<RaftNodeId>,
+    pub learners: Vec<RaftNodeId>,
+    /// On the leader: each follower's last replicated index.
+    pub replication: BTreeMap<RaftNodeId, Option<u64>>,
+}

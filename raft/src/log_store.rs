@@ -1,0 +1,159 @@
+//! The Raft log, vote and commit position in the node's ordered store, under `r/`.
+
+use crate::TypeConfig;
+use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+const LOG_PREFIX: &[u8] = b"r/log/";
+const VOTE_KEY: &[u8] = b"r/vote";
+const COMMITTED_KEY: &[u8] = b"r/committed";
+const PURGED_KEY: &[u8] = b"r/purged";
+
+fn log_key(index: u64) -> Vec<u8> {
+    let mut key = LOG_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn log_end() -> Vec<u8> {
+    prefix_end(LOG_PREFIX).expect("the log prefix is not all 0xff")
+}
+
+pub(crate) fn read_error(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::read(&std::io::Error::other(e.to_string())).into()
+}
+
+pub(crate) fn write_error(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::write(&std::io::Error::other(e.to_string())).into()
+}
+
+pub(crate) fn get_json<T: DeserializeOwned>(kv: &dyn KvStore, key: &[u8]) -> Result<Option<T>, StorageError<u64>> {
+    match kv.get(key).map_err(read_error)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(read_error),
+    }
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("raft records always serialise")
+}
+
+/// The log store. Every append, vote and truncation is fsynced before it is acknowledged.
+#[derive(Clone)]
+pub struct LogStore {
+    kv: Arc<dyn KvStore>,
+}
+
+impl LogStore {
+    pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Self { kv }
+    }
+
+    fn put_synced(&self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError<u64>> {
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_vec(), value);
+        self.kv.write(batch, Durability::Synced).map_err(write_error)
+    }
+
+    fn delete_range(&self, start: Vec<u8>, end: Vec<u8>, extra: WriteBatch) -> Result<(), StorageError<u64>> {
+        let mut batch = WriteBatch::new();
+        for (key, _) in self.kv.scan(&start, Some(&end), usize::MAX).map_err(read_error)? {
+            batch.delete(key);
+        }
+        batch.ops.extend(extra.ops);
+        self.kv.write(batch, Durability::Synced).map_err(write_error)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(x) => log_key(x.saturating_add(1)),
+            Bound::Excluded(x) => log_key(*x),
+            Bound::Unbounded => log_end(),
+        };
+        self.kv
+            .scan(&log_key(start), Some(&end), usize::MAX)
+            .map_err(read_error)?
+            .into_iter()
+            .map(|(_, v)| serde_json::from_slice(&v).map_err(read_error))
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let last_purged_log_id: Option<LogId<u64>> = get_json(self.kv.as_ref(), PURGED_KEY)?;
+        let last = self.kv.last(LOG_PREFIX, &log_end()).map_err(read_error)?;
+        let last_log_id = match last {
+            Some((_, v)) => {
+                let entry: Entry<TypeConfig> = serde_json::from_slice(&v).map_err(read_error)?;
+                Some(entry.log_id)
+            }
+            None => last_purged_log_id,
+        };
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        self.put_synced(VOTE_KEY, to_json(vote))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        get_json(self.kv.as_ref(), VOTE_KEY)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+        self.put_synced(COMMITTED_KEY, to_json(&committed))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        Ok(get_json::<Option<LogId<u64>>>(self.kv.as_ref(), COMMITTED_KEY)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::new();
+        for entry in entries {
+            batch.put(log_key(entry.log_id.index), to_json(&entry));
+        }
+        // One fsync for the whole batch: openraft hands over every entry proposed meanwhile.
+        let result = self.kv.write(batch, Durability::Synced);
+        let io_result = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(io_result);
+        result.map_err(write_error)
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.delete_range(log_key(log_id.index), log_end(), WriteBatch::new())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let mut extra = WriteBatch::new();
+        extra.put(PURGED_KEY.to_vec(), to_json(&log_id));
+        self.delete_range(log_key(0), log_key(log_id.index.saturating_add(1)), extra)
+    }
+}
