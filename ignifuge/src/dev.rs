@@ -121,6 +121,20 @@ struct Running {
     entry: ProcessEntry,
     child: Child,
     exited: bool,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+fn write_map(data_dir: &Path, endpoint: &str, running: &[Running]) -> anyhow::Result<()> {
+    let map = ClusterMap {
+        endpoint: endpoint.to_string(),
+        region: REGION.into(),
+        processes: running.iter().map(|r| clone_entry(&r.entry)).collect(),
+    };
+    let tmp = data_dir.join("cluster.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&map)?)?;
+    std::fs::rename(tmp, data_dir.join("cluster.json"))?;
+    Ok(())
 }
 
 async fn wait_until(deadline: Instant, what: &str, mut ready: impl AsyncFnMut() -> bool) -> anyhow::Result<()> {
@@ -160,8 +174,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let node_dir = data_dir.join(&node.id.0);
         let mut a = common("node");
         a.extend(["--node-id".into(), node.id.0.clone(), "--data-dir".into(), node_dir.display().to_string()]);
-        let child = spawn(&exe, &a, &logs.join(format!("{}.log", node.id)))?;
+        let log = logs.join(format!("{}.log", node.id));
+        let child = spawn(&exe, &a, &log)?;
         running.push(Running {
+            args: a,
+            log,
             entry: ProcessEntry {
                 role: "node".into(),
                 datacenter: node.datacenter.0.clone(),
@@ -222,8 +239,11 @@ async fn start_and_wait(
     for gateway in &config.gateways {
         let mut a = common("gateway");
         a.extend(["--listen".into(), gateway.address.to_string()]);
-        let child = spawn(exe, &a, &logs.join(format!("gateway-{}.log", gateway.datacenter)))?;
+        let log = logs.join(format!("gateway-{}.log", gateway.datacenter));
+        let child = spawn(exe, &a, &log)?;
         running.push(Running {
+            args: a,
+            log,
             entry: ProcessEntry {
                 role: "gateway".into(),
                 datacenter: gateway.datacenter.0.clone(),
@@ -246,12 +266,7 @@ async fn start_and_wait(
 
     let credentials = bootstrap_credentials(data_dir).await?;
     let endpoint = format!("http://{}", config.gateways[0].address);
-    let map = ClusterMap {
-        endpoint: endpoint.clone(),
-        region: REGION.into(),
-        processes: running.iter().map(|r| clone_entry(&r.entry)).collect(),
-    };
-    std::fs::write(data_dir.join("cluster.json"), serde_json::to_vec_pretty(&map)?)?;
+    write_map(data_dir, &endpoint, running)?;
 
     let exports = format!(
         "export AWS_ENDPOINT_URL={endpoint}\nexport AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\n\
@@ -269,11 +284,23 @@ async fn start_and_wait(
     );
     let _ = args;
 
-    // Watch the children until asked to stop; report deaths, never restart.
+    // Watch the children until asked to stop; report deaths, never restart on our own. SIGUSR1
+    // (`kill -USR1 <pid of ignifuge dev>`) restarts every dead process with its data directory
+    // as it is now: an empty one if it was wiped, which the node then serves as a fresh node.
     let mut stop = std::pin::pin!(crate::daemons::shutdown_signal());
+    let mut revive = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = &mut stop => return Ok(()),
+            _ = revive.recv() => {
+                for process in running.iter_mut().filter(|p| p.exited) {
+                    process.child = spawn(exe, &process.args, &process.log)?;
+                    process.entry.pid = process.child.id();
+                    process.exited = false;
+                    eprintln!("ignifuge dev: restarted {} {} (pid {})", process.entry.role, process.entry.node_id, process.entry.pid);
+                }
+                write_map(data_dir, &endpoint, running)?;
+            }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         for process in running.iter_mut().filter(|p| !p.exited) {

@@ -106,7 +106,7 @@ impl Recorder {
 
 /// p50, p90, p99, max and mean in milliseconds, rounded to the microsecond.
 pub fn latency_json(histogram: &Histogram<u64>) -> Value {
-    let ms = |micros: f64| Value::from((micros).round() / 1000.0);
+    let ms = |micros: f64| Value::from(micros.round() / 1000.0);
     if histogram.is_empty() {
         return json!({ "p50": null, "p90": null, "p99": null, "max": null, "mean": null });
     }
