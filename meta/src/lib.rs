@@ -16,7 +16,7 @@ mod machine;
 mod records;
 mod service;
 
-pub use list::{ListPage, ListRequest};
+pub use list::{ListPage, ListRequest, ObjectSummary};
 pub use machine::StateMachine;
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};

@@ -18,9 +18,18 @@ pub struct ListRequest {
     pub max_keys: usize,
 }
 
+/// What a listing returns of an object: never its data or its shard map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectSummary {
+    pub key: ignifuge_types::ObjectKey,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListPage {
-    pub objects: Vec<ObjectRecord>,
+    pub objects: Vec<ObjectSummary>,
     pub common_prefixes: Vec<String>,
     pub is_truncated: bool,
     /// The last key or common prefix returned: where the next page starts after.
@@ -89,7 +98,12 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
             let record: ObjectRecord = serde_json::from_slice(&value)
                 .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
             page.next_start_after = Some(key.to_string());
-            page.objects.push(record);
+            page.objects.push(ObjectSummary {
+                key: record.key,
+                size: record.size,
+                etag: record.etag,
+                last_modified_ms: record.last_modified_ms,
+            });
             emitted += 1;
             cursor = index_key;
             cursor.push(0);

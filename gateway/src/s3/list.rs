@@ -3,7 +3,7 @@
 use super::{IgnifugeS3, etag, timestamp};
 use crate::error::GatewayError;
 use base64::Engine as _;
-use ignifuge_meta::{Answer, LIST_MAX_KEYS, ListPage, ListRequest, ObjectRecord, Query};
+use ignifuge_meta::{Answer, LIST_MAX_KEYS, ListPage, ListRequest, ObjectSummary, Query};
 use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -60,7 +60,7 @@ async fn page(s3: &IgnifugeS3, bucket: &str, request: ListRequest) -> S3Result<L
     }
 }
 
-fn object_entry(record: ObjectRecord, encoder: &Encoder, owner: Option<&Owner>) -> Object {
+fn object_entry(record: ObjectSummary, encoder: &Encoder, owner: Option<&Owner>) -> Object {
     Object {
         key: Some(encoder.apply(record.key.0)),
         size: Some(record.size as i64),

@@ -1,0 +1,177 @@
+//! Metadata commit latency and small-object commit rate: three Raft voters (one process, real
+//! RocksDB stores, the real internode HTTP transport on 127.0.0.1) against the single-node
+//! state machine they replaced (`LocalMetadata` over RocksDB), measured in the same run.
+//! Run: `cargo bench -p ignifuge-benches --bench metadata`. Prints a table and one JSON line.
+
+use ignifuge_kv::{KvStore, RocksKv};
+use ignifuge_meta::{
+    BucketRecord, Checksums, Command, DataLocation, LocalMetadata, Metadata, ObjectHeaders, ObjectRecord, PartData,
+    TenantRecord, WriteCondition,
+};
+use ignifuge_raft::RaftMetadata;
+use ignifuge_rpc::{InternodeAuth, NodeClient};
+use ignifuge_storage_node::{NodeServer, ShardStore};
+use ignifuge_types::{BucketName, ObjectKey, TenantId, VersionId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Commands per sequential latency run, and per concurrent rate run.
+const SEQUENTIAL_COMMANDS: usize = 300;
+const CONCURRENT_COMMANDS: usize = 3_000;
+const CONCURRENCY: usize = 32;
+
+fn object(i: usize) -> Command {
+    let body = vec![(i % 251) as u8; 4096];
+    let part = PartData {
+        part_number: 1,
+        size: body.len() as u64,
+        etag: format!("{i:032x}"),
+        checksums: Checksums::default(),
+        location: DataLocation::Inline(body),
+        last_modified_ms: 0,
+    };
+    Command::PutObject {
+        bucket: BucketName::new("bench"),
+        record: ObjectRecord {
+            key: ObjectKey::new(format!("key-{i:08}")),
+            version: VersionId::new(format!("{i:032x}")),
+            size: 4096,
+            etag: format!("{i:032x}"),
+            last_modified_ms: 0,
+            headers: ObjectHeaders::default(),
+            checksums: Checksums::default(),
+            parts: vec![part],
+            multipart: false,
+        },
+        condition: WriteCondition::default(),
+    }
+}
+
+fn setup_commands() -> Vec<Command> {
+    vec![
+        Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: 0 }),
+        Command::CreateBucket(BucketRecord {
+            name: BucketName::new("bench"),
+            tenant: TenantId::new("t"),
+            region: "us-east-1".into(),
+            created_ms: 0,
+        }),
+    ]
+}
+
+struct Measured {
+    p50_us: f64,
+    p99_us: f64,
+    rate_per_s: f64,
+}
+
+async fn measure(metadata: Arc<dyn Metadata>, offset: usize) -> Measured {
+    let mut latencies = Vec::with_capacity(SEQUENTIAL_COMMANDS);
+    for i in 0..SEQUENTIAL_COMMANDS {
+        let t = Instant::now();
+        metadata.apply(object(offset + i)).await.expect("commit");
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let metadata = metadata.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while i < CONCURRENT_COMMANDS {
+                metadata.apply(object(offset + SEQUENTIAL_COMMANDS + i)).await.expect("commit");
+                i += CONCURRENCY;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    let elapsed = start.elapsed();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Measured {
+        p50_us: us(latencies[latencies.len() / 2]),
+        p99_us: us(latencies[latencies.len() * 99 / 100]),
+        rate_per_s: CONCURRENT_COMMANDS as f64 / elapsed.as_secs_f64(),
+    }
+}
+
+/// A Raft voter in this process: its own RocksDB and internode server on 127.0.0.1.
+struct RaftAdapter(Arc<RaftMetadata>);
+
+#[async_trait::async_trait]
+impl Metadata for RaftAdapter {
+    async fn apply(&self, command: Command) -> Result<ignifuge_meta::Outcome, ignifuge_meta::MetaError> {
+        self.0.apply(command).await.expect("the bench proposes on the leader")
+    }
+    async fn query(&self, query: ignifuge_meta::Query) -> Result<ignifuge_meta::Answer, ignifuge_meta::MetaError> {
+        self.0.query(query).await.expect("the bench reads on the leader")
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = [7u8; 32];
+
+        // Baseline: the single-node state machine, fsync per command.
+        let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(&dir.path().join("single")).expect("rocksdb"));
+        let single = Arc::new(LocalMetadata::new(kv));
+        for c in setup_commands() {
+            single.apply(c).await.expect("setup");
+        }
+        let baseline = measure(single, 0).await;
+
+        // Three voters over loopback HTTP.
+        let mut voters = BTreeMap::new();
+        let mut replicas = Vec::new();
+        for id in 1..=3u64 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let address = listener.local_addr().expect("address");
+            let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(&dir.path().join(format!("raft{id}"))).expect("rocksdb"));
+            let client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
+            let replica = RaftMetadata::start(id, kv, client).await.expect("raft");
+            let index: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
+            let store = Arc::new(ShardStore::open(&dir.path().join(format!("shards{id}")), index).expect("store"));
+            let server = Arc::new(NodeServer { store, metadata: Some(replica.clone()), auth: InternodeAuth::new(&secret) });
+            tokio::spawn(ignifuge_storage_node::serve(listener, server));
+            voters.insert(id, address.to_string());
+            replicas.push(replica);
+        }
+        replicas[0].initialize(&voters).await.expect("initialize");
+        let leader = loop {
+            if let Some(l) = replicas.iter().find(|r| r.status().leader == Some(r.status().id)) {
+                break l.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let raft: Arc<dyn Metadata> = Arc::new(RaftAdapter(leader));
+        for c in setup_commands() {
+            raft.apply(c).await.expect("setup");
+        }
+        let replicated = measure(raft, 1_000_000).await;
+
+        println!("{:<34} {:>12} {:>12} {:>14}", "metadata", "p50 commit", "p99 commit", "commits/s @32");
+        for (name, m) in [("single node (LocalMetadata, RocksDB)", &baseline), ("raft, 3 voters, loopback HTTP", &replicated)] {
+            println!("{name:<34} {:>10.0}us {:>10.0}us {:>14.0}", m.p50_us, m.p99_us, m.rate_per_s);
+        }
+        println!(
+            "ratio raft/single: p50 latency {:.2}x, rate {:.2}x",
+            replicated.p50_us / baseline.p50_us,
+            replicated.rate_per_s / baseline.rate_per_s
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "metadata",
+                "single": {"p50_us": baseline.p50_us, "p99_us": baseline.p99_us, "rate_per_s": baseline.rate_per_s},
+                "raft3": {"p50_us": replicated.p50_us, "p99_us": replicated.p99_us, "rate_per_s": replicated.rate_per_s},
+                "latency_ratio": replicated.p50_us / baseline.p50_us,
+                "rate_ratio": replicated.rate_per_s / baseline.rate_per_s,
+            })
+        );
+    });
+}
