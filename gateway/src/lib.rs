@@ -13,9 +13,10 @@ pub mod checksums;
 pub mod codec;
 pub mod datapath;
 pub mod error;
+pub mod gc;
 mod meta_client;
 mod principal;
-mod s3;
+pub(crate) mod s3;
 
 pub use meta_client::RemoteMetadata;
 pub use principal::{KeyCache, Principal};
@@ -60,5 +61,6 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     domains: Vec<String>,
 ) -> std::io::Result<()> {
+    tokio::spawn(gc::run(gateway.clone()));
     s3::serve(listener, gateway, domains).await
 }

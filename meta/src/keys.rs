@@ -49,6 +49,10 @@ pub fn part(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
     // Zero-padded so that byte order is part-number order.
     format!("p/{bucket}/{id}/{part_number:05}").into_bytes()
 }
+pub const GARBAGE_PREFIX: &[u8] = b"g/";
+
 pub fn garbage(blob: &BlobId) -> Vec<u8> {
-    format!("g/{blob}").into_bytes()
+    let mut k = GARBAGE_PREFIX.to_vec();
+    k.extend_from_slice(blob.0.as_bytes());
+    k
 }

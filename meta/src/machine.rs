@@ -10,6 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
+/// Most garbage records read by one `Query::Garbage`.
+const GARBAGE_SCAN_MAX: usize = 10_000;
+
 /// The metadata state machine over an ordered store. `apply` must be called by one writer at a
 /// time, in log order; reads may run concurrently.
 pub struct StateMachine {
@@ -216,6 +219,12 @@ impl StateMachine {
                 batch.put(key, encode(&record));
                 Ok(Outcome::Object(Box::new(record)))
             }
+            Command::ForgetGarbage { blobs } => {
+                for blob in blobs {
+                    batch.delete(keys::garbage(&blob));
+                }
+                Ok(Outcome::Done)
+            }
             Command::AbortUpload { bucket, upload_id, now_ms } => {
                 self.upload(&bucket, &upload_id)?;
                 for part in self.parts(&bucket, &upload_id)? {
@@ -255,6 +264,24 @@ impl StateMachine {
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::Garbage { older_than_ms, limit } => {
+                let prefix = keys::GARBAGE_PREFIX;
+                let end = prefix_end(prefix);
+                let mut out = Vec::new();
+                // Bounded: garbage is keyed by random blob id, not by age.
+                for (key, value) in self.kv.scan(prefix, end.as_deref(), GARBAGE_SCAN_MAX)? {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let record: GarbageRecord = serde_json::from_slice(&value)
+                        .map_err(|e| MetaError::Corrupt(format!("garbage record: {e}")))?;
+                    if record.since_ms < older_than_ms {
+                        let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                        out.push((ignifuge_types::BlobId::new(blob), record));
+                    }
+                }
+                Ok(Answer::Garbage(out))
+            }
             Query::ListParts { bucket, upload_id } => {
                 self.upload(&bucket, &upload_id)?;
                 self.parts(&bucket, &upload_id).map(Answer::Parts)

@@ -203,6 +203,10 @@ pub enum Command {
         upload_id: UploadId,
         now_ms: i64,
     },
+    /// The garbage collector reclaimed these blobs' shards.
+    ForgetGarbage {
+        blobs: Vec<BlobId>,
+    },
 }
 
 /// What a command did.
@@ -222,10 +226,27 @@ pub enum Query {
     Tenant(TenantId),
     Bucket(BucketName),
     ListBuckets(TenantId),
-    Object { bucket: BucketName, key: ObjectKey },
-    ListObjects { bucket: BucketName, request: crate::ListRequest },
-    Upload { bucket: BucketName, upload_id: UploadId },
-    ListParts { bucket: BucketName, upload_id: UploadId },
+    Object {
+        bucket: BucketName,
+        key: ObjectKey,
+    },
+    ListObjects {
+        bucket: BucketName,
+        request: crate::ListRequest,
+    },
+    Upload {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
+    ListParts {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
+    /// Garbage blobs recorded before `older_than_ms`, oldest keys first, at most `limit`.
+    Garbage {
+        older_than_ms: i64,
+        limit: usize,
+    },
 }
 
 /// The answer to a query.
@@ -239,6 +260,7 @@ pub enum Answer {
     Objects(crate::ListPage),
     Upload(UploadRecord),
     Parts(Vec<PartData>),
+    Garbage(Vec<(BlobId, GarbageRecord)>),
 }
 
 mod b64 {

@@ -121,6 +121,26 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
 }
 
 #[test]
+fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
+    let mut second = object("k", "e2", 1);
+    second.parts[0] = part(1, "e2", 1, "11");
+    second.last_modified_ms = 100;
+    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record: second, condition: Default::default() })
+        .unwrap();
+    let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10 }).unwrap() {
+        Answer::Garbage(g) => g.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
+        _ => panic!(),
+    };
+    assert!(listed(100).is_empty(), "still within its grace period");
+    assert_eq!(listed(101), vec!["00".to_string()]);
+    m.apply(Command::ForgetGarbage { blobs: vec![BlobId::new("00")] }).unwrap();
+    assert!(listed(i64::MAX).is_empty());
+}
+
+#[test]
 fn completing_an_upload_enforces_aws_part_rules() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();

@@ -32,7 +32,7 @@ pub struct IgnifugeS3 {
     gateway: Arc<Gateway>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
