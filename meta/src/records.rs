@@ -76,6 +76,10 @@ pub struct ShardRecord {
 pub struct StripeRecord {
     pub data_len: u64,
     pub shards: Vec<ShardRecord>,
+    /// Durability debt: written during an outage with less than the class's full budget (shards
+    /// doubled up on live nodes); the repair service must re-spread it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debt: bool,
 }
 
 /// A blob erasure-coded into stripes of `data_shards` x `shard_size_bytes`.

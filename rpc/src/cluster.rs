@@ -35,6 +35,11 @@ pub struct ClusterConfig {
     pub metadata_voters: Vec<NodeId>,
     /// The failure budget of the default storage class.
     pub default_class: FailureBudget,
+    /// Outage policy of the default class: while the full budget cannot be met (a datacenter
+    /// down), accept writes that still meet this reduced budget, recorded as durability debt.
+    /// None refuses such writes (503 SlowDown).
+    #[serde(default)]
+    pub degraded_minimum: Option<FailureBudget>,
     pub nodes: Vec<NodeEndpoint>,
     pub gateways: Vec<GatewayEndpoint>,
 }

@@ -34,6 +34,8 @@ pub struct DataPath {
     pub(crate) topology: Topology,
     pub(crate) geometry: Geometry,
     pub(crate) budget: FailureBudget,
+    /// The outage minimum (durability debt allowed down to it), or None to refuse.
+    pub(crate) degraded_minimum: Option<FailureBudget>,
     pub(crate) codec: Arc<dyn ErasureCodec>,
     addresses: HashMap<NodeId, SocketAddr>,
 }
@@ -51,7 +53,15 @@ impl DataPath {
             per_datacenter = geometry.shards_per_datacenter,
             "data path geometry"
         );
-        Ok(Self { client, topology, geometry, budget, codec: Arc::new(codec), addresses })
+        Ok(Self {
+            client,
+            topology,
+            geometry,
+            budget,
+            degraded_minimum: cluster.degraded_minimum,
+            codec: Arc::new(codec),
+            addresses,
+        })
     }
 
     pub fn geometry(&self) -> Geometry {

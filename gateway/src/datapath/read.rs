@@ -190,7 +190,11 @@ mod tests {
     fn striped_part(size: u64) -> PartData {
         let stripe_bytes = 2 * 4u64;
         let stripes = (0..size.div_ceil(stripe_bytes))
-            .map(|s| StripeRecord { data_len: (size - s * stripe_bytes).min(stripe_bytes), shards: vec![] })
+            .map(|s| StripeRecord {
+                data_len: (size - s * stripe_bytes).min(stripe_bytes),
+                shards: vec![],
+                debt: false,
+            })
             .collect();
         PartData {
             part_number: 1,

@@ -12,7 +12,7 @@ use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{DataLocation, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_placement::Slot;
-use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
+use ignifuge_types::{BlobId, DiskIndex, NodeId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
 
 /// Chunks queued to the hashing thread before the reader waits for it.
@@ -179,36 +179,93 @@ impl DataPath {
             .collect();
 
         let slots = self.slots(&blob, index.clone())?;
-        let puts = slots.iter().enumerate().map(|(i, slot)| {
-            let id = ShardId { blob: blob.clone(), stripe: index.clone(), shard: ShardIndex(i as u32) };
-            let shard = shards[i].clone();
-            let hash = hashes[i];
-            let this = &self;
-            async move {
-                let address = this.address(&slot.node).ok()?;
-                for attempt in 1..=SHARD_WRITE_ATTEMPTS {
-                    match this.client.put_shard(address, &id, shard.clone(), &hash).await {
-                        Ok(()) => return Some(slot.clone()),
-                        Err(e) => {
-                            tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed")
-                        }
+        let puts = slots.iter().enumerate().map(|(i, slot)| self.put_shard(&blob, &index, i, slot, &shards, &hashes));
+        let mut placed: Vec<Option<Slot>> = futures::future::join_all(puts).await;
+        let acknowledged: Vec<Slot> = placed.iter().flatten().cloned().collect();
+        let report = ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, self.budget);
+        let mut debt = false;
+        if !report.meets_budget {
+            let Some(minimum) = self.degraded_minimum else {
+                return Err(GatewayError::DurabilityNotMet(report.explanation));
+            };
+            // Outage policy "degrade": put the missing shards on live nodes (doubling up), and
+            // accept the stripe if it still meets the class's declared minimum, as recorded debt.
+            let failed: Vec<&Slot> =
+                slots.iter().zip(&placed).filter(|(_, p)| p.is_none()).map(|(slot, _)| slot).collect();
+            let failed_nodes: Vec<NodeId> = failed.iter().map(|s| s.node.clone()).collect();
+            for i in 0..placed.len() {
+                if placed[i].is_some() {
+                    continue;
+                }
+                for candidate in self.spare_candidates(&placed, &failed_nodes) {
+                    if let Some(slot) = self.put_shard(&blob, &index, i, &candidate, &shards, &hashes).await {
+                        placed[i] = Some(slot);
+                        break;
                     }
                 }
-                None
             }
-        });
-        let acknowledged: Vec<Slot> = futures::future::join_all(puts).await.into_iter().flatten().collect();
-        let report = ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, self.budget);
-        if !report.meets_budget {
-            return Err(GatewayError::DurabilityNotMet(report.explanation));
+            let acknowledged: Vec<Slot> = placed.iter().flatten().cloned().collect();
+            let degraded =
+                ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, minimum);
+            if !degraded.meets_budget || placed.iter().any(|p| p.is_none()) {
+                return Err(GatewayError::DurabilityNotMet(format!(
+                    "{}; even the outage minimum is not met: {}",
+                    report.explanation, degraded.explanation
+                )));
+            }
+            tracing::warn!(%blob, stripe = %index, survives = %degraded.survives, "stripe written with durability debt");
+            debt = true;
         }
         Ok(StripeRecord {
             data_len: data_len as u64,
-            shards: slots
-                .iter()
+            shards: placed
+                .into_iter()
                 .zip(hashes)
-                .map(|(slot, hash)| ShardRecord { node: slot.node.clone(), blake3: hash.to_hex().to_string() })
+                .map(|(slot, hash)| ShardRecord {
+                    node: slot.expect("every shard is placed").node,
+                    blake3: hash.to_hex().to_string(),
+                })
                 .collect(),
+            debt,
         })
+    }
+
+    /// Sends shard `i` to `slot`, retrying; the slot on success.
+    async fn put_shard(
+        &self,
+        blob: &BlobId,
+        stripe: &StripeIndex,
+        i: usize,
+        slot: &Slot,
+        shards: &[Bytes],
+        hashes: &[blake3::Hash],
+    ) -> Option<Slot> {
+        let id = ShardId { blob: blob.clone(), stripe: stripe.clone(), shard: ShardIndex(i as u32) };
+        let address = self.address(&slot.node).ok()?;
+        for attempt in 1..=SHARD_WRITE_ATTEMPTS {
+            match self.client.put_shard(address, &id, shards[i].clone(), &hashes[i]).await {
+                Ok(()) => return Some(slot.clone()),
+                Err(e) => tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed"),
+            }
+        }
+        None
+    }
+
+    /// Live-looking nodes for a displaced shard: not among the nodes that just failed, those
+    /// holding the fewest shards of this stripe first (then the topology's order).
+    fn spare_candidates(&self, placed: &[Option<Slot>], failed: &[NodeId]) -> Vec<Slot> {
+        let mut candidates: Vec<(usize, Slot)> = Vec::new();
+        for datacenter in &self.topology.datacenters {
+            for node in &datacenter.nodes {
+                if failed.contains(&node.id) {
+                    continue;
+                }
+                let load = placed.iter().flatten().filter(|s| s.node == node.id).count();
+                let slot = Slot { datacenter: datacenter.id.clone(), node: node.id.clone(), disk: DiskIndex(0) };
+                candidates.push((load, slot));
+            }
+        }
+        candidates.sort_by_key(|(load, _)| *load);
+        candidates.into_iter().map(|(_, slot)| slot).collect()
     }
 }
