@@ -104,7 +104,9 @@ struct RaftAdapter(Arc<RaftMetadata>);
 #[async_trait::async_trait]
 impl Metadata for RaftAdapter {
     async fn apply(&self, command: Command) -> Result<ignifuge_meta::Outcome, ignifuge_meta::MetaError> {
-        self.0.apply(command).await.expect("the bench proposes on the leader")
+        let id = format!("{:032x}", rand::random::<u128>());
+        let proposal = ignifuge_meta::Proposal { id, issued_ms: 0, command };
+        self.0.apply(proposal).await.expect("the bench proposes on the leader")
     }
     async fn query(&self, query: ignifuge_meta::Query) -> Result<ignifuge_meta::Answer, ignifuge_meta::MetaError> {
         self.0.query(query).await.expect("the bench reads on the leader")

@@ -1,9 +1,12 @@
 //! The metadata, reached over the internode API on its Raft voters. The client follows the
 //! leader itself: a follower answers 421 naming the leader, an unreachable voter or one without
 //! quorum makes it try the next, until `META_FAILOVER_DEADLINE_MS` has passed. S3 clients never
-//! see a "not leader" error, only 503 when no majority can be reached in time.
+//! see a "not leader" error, only 503 when no majority can be reached in time. A 503 after a
+//! command was sent means "not acknowledged", not "not done": the proposal may still commit once
+//! a majority is back (as with any consensus system); retries of one call carry one proposal id
+//! and so apply at most once.
 
-use ignifuge_meta::{Answer, Command, MetaError, Metadata, Outcome, Query};
+use ignifuge_meta::{Answer, Command, MetaError, Metadata, Outcome, Proposal, Query};
 use ignifuge_rpc::{NodeClient, RpcError, paths};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -84,7 +87,11 @@ impl RemoteMetadata {
 #[async_trait::async_trait]
 impl Metadata for RemoteMetadata {
     async fn apply(&self, command: Command) -> Result<Outcome, MetaError> {
-        self.call(paths::META_APPLY, &command).await
+        // One id for the whole call: a retry after a timeout or a leader change re-sends the same
+        // proposal, which the state machine applies at most once.
+        let proposal =
+            Proposal { id: hex::encode(rand::random::<[u8; 16]>()), issued_ms: crate::s3::now_ms(), command };
+        self.call(paths::META_APPLY, &proposal).await
     }
 
     async fn query(&self, query: Query) -> Result<Answer, MetaError> {

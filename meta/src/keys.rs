@@ -56,3 +56,15 @@ pub fn garbage(blob: &BlobId) -> Vec<u8> {
     k.extend_from_slice(blob.0.as_bytes());
     k
 }
+
+/// Outcome of an applied proposal, by id (idempotent retries).
+pub fn proposal(id: &str) -> Vec<u8> {
+    format!("d/{id}").into_bytes()
+}
+
+pub const PROPOSAL_AGE_PREFIX: &[u8] = b"e/";
+
+/// Age index of applied proposals, so that old ids can be forgotten in order.
+pub fn proposal_age(issued_ms: i64, id: &str) -> Vec<u8> {
+    format!("e/{:020}/{id}", issued_ms.max(0)).into_bytes()
+}

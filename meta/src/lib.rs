@@ -17,7 +17,7 @@ mod records;
 mod service;
 
 pub use list::{ListPage, ListRequest, ObjectSummary};
-pub use machine::StateMachine;
+pub use machine::{PROPOSAL_DEDUP_WINDOW_MS, StateMachine};
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};
 

@@ -10,6 +10,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
+/// How long (in proposal time) an applied proposal's id is remembered for idempotent retries.
+pub const PROPOSAL_DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
+const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
+
 /// Most garbage records read by one `Query::Garbage`.
 const GARBAGE_SCAN_MAX: usize = 10_000;
 
@@ -68,13 +73,31 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Applies one command of a replicated log: `extra` (the log position applied) is written in
+    /// Applies one proposal of a replicated log. `extra` (the log position applied) is written in
     /// the same atomic batch whether the command succeeds or is refused, so a replica never
-    /// re-applies or skips an entry after a crash. The outer error is a storage failure (the
-    /// replica cannot go on); the inner one is the command's deterministic outcome.
-    pub fn apply_logged(&self, command: Command, extra: WriteBatch) -> Result<Result<Outcome, MetaError>, KvError> {
+    /// re-applies or skips an entry after a crash. A proposal whose id was already applied returns
+    /// the recorded outcome and changes nothing; ids are remembered for `PROPOSAL_DEDUP_WINDOW_MS`
+    /// of proposal time, a deterministic clock carried in the log. The outer error is a storage
+    /// failure (the replica cannot go on); the inner one is the command's deterministic outcome.
+    pub fn apply_proposal_logged(
+        &self,
+        proposal: Proposal,
+        mut extra: WriteBatch,
+    ) -> Result<Result<Outcome, MetaError>, KvError> {
+        if let Some(bytes) = self.kv.get(&keys::proposal(&proposal.id))? {
+            let outcome: Result<Outcome, MetaError> =
+                serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("proposal outcome: {e}")))?;
+            self.kv.write(extra, Durability::Synced)?;
+            return Ok(outcome);
+        }
+        let horizon = keys::proposal_age(proposal.issued_ms - PROPOSAL_DEDUP_WINDOW_MS, "");
+        for (age_key, _) in self.kv.scan(keys::PROPOSAL_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)? {
+            let id = String::from_utf8_lossy(&age_key[keys::PROPOSAL_AGE_PREFIX.len() + 21..]).into_owned();
+            extra.delete(keys::proposal(&id));
+            extra.delete(age_key);
+        }
         let mut batch = WriteBatch::new();
-        let outcome = match self.plan(command, &mut batch) {
+        let outcome = match self.plan(proposal.command, &mut batch) {
             Ok(outcome) => Ok(outcome),
             Err(MetaError::Storage(e)) => return Err(KvError::Engine(e)),
             Err(refused) => {
@@ -82,10 +105,10 @@ impl StateMachine {
                 Err(refused)
             }
         };
+        batch.put(keys::proposal(&proposal.id), encode(&outcome));
+        batch.put(keys::proposal_age(proposal.issued_ms, &proposal.id), Vec::new());
         batch.ops.extend(extra.ops);
-        if !batch.is_empty() {
-            self.kv.write(batch, Durability::Synced)?;
-        }
+        self.kv.write(batch, Durability::Synced)?;
         Ok(outcome)
     }
 

@@ -213,6 +213,18 @@ pub enum Command {
     },
 }
 
+/// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
+/// id was already applied (the caller timed out and sent it again, perhaps to a new leader) gets
+/// the first application's outcome back and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Random, 128 bits, hex; chosen once per client call and kept across its retries.
+    pub id: String,
+    /// When the caller first sent it; ids older than the dedup window are forgotten.
+    pub issued_ms: i64,
+    pub command: Command,
+}
+
 /// What a command did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

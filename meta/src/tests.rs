@@ -141,6 +141,32 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
 }
 
 #[test]
+fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let create = |id: &str, etag: &str, issued_ms: i64| Proposal {
+        id: id.into(),
+        issued_ms,
+        command: Command::PutObject {
+            bucket: BucketName::new("b1"),
+            record: object("k", etag, 1),
+            condition: WriteCondition { if_none_match_any: true, if_match: None },
+        },
+    };
+    let first = m.apply_proposal_logged(create("p1", "e1", 1_000), Default::default()).unwrap();
+    assert!(first.is_ok());
+    let retry = m.apply_proposal_logged(create("p1", "e1", 1_000), Default::default()).unwrap();
+    assert_eq!(retry, first, "the retry gets the first outcome, not a 412 from its own write");
+    let other = m.apply_proposal_logged(create("p2", "e2", 2_000), Default::default()).unwrap();
+    assert_eq!(other, Err(MetaError::PreconditionFailed));
+    // Far later, the old ids are forgotten (a few per applied proposal).
+    let later = 1_000 + PROPOSAL_DEDUP_WINDOW_MS + 10_000;
+    m.apply_proposal_logged(create("p3", "e3", later), Default::default()).unwrap().unwrap_err();
+    assert!(m.kv().get(b"d/p1").unwrap().is_none());
+    assert!(m.kv().get(b"d/p3").unwrap().is_some());
+}
+
+#[test]
 fn completing_an_upload_enforces_aws_part_rules() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();

@@ -20,7 +20,7 @@ pub use network::Network;
 pub use state_machine::SmStore;
 
 use ignifuge_kv::KvStore;
-use ignifuge_meta::{Answer, Command, MetaError, Outcome, Query, StateMachine};
+use ignifuge_meta::{Answer, MetaError, Outcome, Proposal, Query, StateMachine};
 use ignifuge_rpc::NodeClient;
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub type CommandResult = Result<Outcome, MetaError>;
 
 openraft::declare_raft_types!(
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = CommandResult,
         NodeId = u64,
         Node = BasicNode,
@@ -118,9 +118,10 @@ impl RaftMetadata {
         metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
     }
 
-    /// Proposes a command and returns its outcome once committed and applied.
-    pub async fn apply(&self, command: Command) -> Result<CommandResult, Redirect> {
-        match self.raft.client_write(command).await {
+    /// Proposes a command and returns its outcome once committed and applied. Proposing the same
+    /// proposal id again returns the first outcome (idempotent retries).
+    pub async fn apply(&self, proposal: Proposal) -> Result<CommandResult, Redirect> {
+        match self.raft.client_write(proposal).await {
             Ok(response) => Ok(response.data),
             Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
                 Err(Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) })

@@ -126,9 +126,11 @@ impl RaftStateMachine<TypeConfig> for SmStore {
                     self.machine.apply_logged_batch(Self::position(&log_id, Some(&stored))).map_err(write_error)?;
                     results.push(Ok(Outcome::Done));
                 }
-                EntryPayload::Normal(command) => {
-                    let outcome =
-                        self.machine.apply_logged(command, Self::position(&log_id, None)).map_err(write_error)?;
+                EntryPayload::Normal(proposal) => {
+                    let outcome = self
+                        .machine
+                        .apply_proposal_logged(proposal, Self::position(&log_id, None))
+                        .map_err(write_error)?;
                     results.push(outcome);
                 }
             }

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ignifuge_meta::{Command, Query};
+use ignifuge_meta::{Proposal, Query};
 use ignifuge_raft::{RaftMetadata, Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER,
@@ -202,11 +202,11 @@ impl NodeServer {
             Err(response) => return response,
         };
         let answer = if apply {
-            let command: Command = match serde_json::from_slice(&body) {
-                Ok(c) => c,
+            let proposal: Proposal = match serde_json::from_slice(&body) {
+                Ok(p) => p,
                 Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
             };
-            metadata.apply(command).await.map(|r| serde_json::to_vec(&r))
+            metadata.apply(proposal).await.map(|r| serde_json::to_vec(&r))
         } else {
             let query: Query = match serde_json::from_slice(&body) {
                 Ok(q) => q,

@@ -12,7 +12,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -325,6 +325,16 @@ impl Cluster {
         self.client_for(&self.access_key, &self.secret_key)
     }
 
+    /// Client of the cluster's own key against gateway `index` that never retries: every
+    /// answer of the gateway reaches the test as it was sent.
+    pub fn s3_client_no_retry_at(&self, index: usize) -> aws_sdk_s3::Client {
+        let config = self
+            .s3_config(&self.gateways[index], &self.access_key, &self.secret_key)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     /// Client of the cluster's own key against gateway `index` (0 = dc1).
     pub fn s3_client_at(&self, index: usize) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(self.s3_config(&self.gateways[index], &self.access_key, &self.secret_key).build())
@@ -402,6 +412,123 @@ impl Cluster {
         while pid_alive(pid) {
             assert!(Instant::now() < deadline, "{node_id} (pid {pid}) survived SIGKILL");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs several processes at once (as a datacenter that burns), then waits until every
+    /// one of them is gone.
+    pub fn kill_processes(&self, node_ids: &[&str]) {
+        let pids: Vec<(String, i32)> = node_ids.iter().map(|id| (id.to_string(), self.process(id).pid)).collect();
+        for (node_id, pid) in &pids {
+            assert!(pid_alive(*pid), "{node_id} (pid {pid}) is not running before the kill");
+        }
+        for (node_id, pid) in &pids {
+            // SAFETY: kill(2) with a pid read from cluster.json; it is a child of our `ignifuge dev`.
+            let rc = unsafe { libc::kill(*pid, libc::SIGKILL) };
+            assert_eq!(rc, 0, "kill -9 {pid} ({node_id}) failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (node_id, pid) in &pids {
+            while pid_alive(*pid) {
+                assert!(Instant::now() < deadline, "{node_id} (pid {pid}) survived SIGKILL");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Index into `gateways` of the gateway of `datacenter`.
+    pub fn gateway_index(&self, datacenter: &str) -> usize {
+        let gateway = self
+            .processes
+            .iter()
+            .find(|p| p.role == "gateway" && p.datacenter == datacenter)
+            .unwrap_or_else(|| panic!("no gateway in {datacenter}: {:?}", self.processes));
+        let url = format!("http://{}", gateway.listen);
+        self.gateways.iter().position(|g| *g == url).unwrap_or_else(|| panic!("{url} is not in {:?}", self.gateways))
+    }
+
+    /// Restarts every dead process of the cluster the way an operator does: SIGUSR1 to
+    /// `ignifuge dev`, which restarts its dead children with their data directories. Waits until
+    /// `ignifuge dev` has noticed each death first (it only restarts children it knows are dead),
+    /// then until cluster.json lists a live new pid for each and each accepts TCP connections on
+    /// its address. Refreshes `processes` and `cluster_file`; returns the restarted node ids.
+    pub fn revive(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let dead: Vec<ProcessInfo> = self.processes.iter().filter(|p| !pid_alive(p.pid)).cloned().collect();
+        assert!(!dead.is_empty(), "revive: no process of the cluster is dead");
+        for process in &dead {
+            let line = format!("{} {} (pid {}) exited", process.role, process.node_id, process.pid);
+            while !self.stderr_text().contains(&line) {
+                assert!(
+                    Instant::now() < deadline,
+                    "revive: `ignifuge dev` did not report `{line}` within {timeout:?}\n{}",
+                    self.stderr_tail(30)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // SAFETY: a signal to the `ignifuge dev` process we spawned.
+        let rc = unsafe { libc::kill(self.dev_pid(), libc::SIGUSR1) };
+        assert_eq!(rc, 0, "kill -USR1 {} failed", self.dev_pid());
+        let cluster_json_path = self.data_dir.join("cluster.json");
+        let cluster_file = loop {
+            let fresh = std::fs::read_to_string(&cluster_json_path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<ClusterFile>(&text).ok());
+            if let Some(fresh) = fresh {
+                let all_back = dead.iter().all(|old| {
+                    fresh.processes.iter().any(|p| p.node_id == old.node_id && p.pid != old.pid && pid_alive(p.pid))
+                });
+                if all_back {
+                    break fresh;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "revive: cluster.json does not list live new pids for {:?} within {timeout:?}\n{}",
+                dead.iter().map(|p| &p.node_id).collect::<Vec<_>>(),
+                self.stderr_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.processes = cluster_file.processes.clone();
+        self.cluster_file = cluster_file;
+        for process in &dead {
+            while std::net::TcpStream::connect(&process.listen).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "revive: {} does not listen on {} within {timeout:?}\n{}",
+                    process.node_id,
+                    process.listen,
+                    self.log_tails(20)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        dead.into_iter().map(|p| p.node_id).collect()
+    }
+
+    // ---------------------------------------------------------------- metadata group (Raft)
+
+    /// `ignifuge admin status --json`: every voter's view of the metadata group.
+    pub fn meta_status(&self) -> MetaStatus {
+        let text = self.admin(&["status", "--json"]);
+        let mut status: MetaStatus = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("`ignifuge admin status --json` printed unparsable JSON ({e}):\n{text}"));
+        status.raw = text;
+        status
+    }
+
+    /// Polls `admin status --json` until some voter is the leader.
+    pub fn wait_for_leader(&self, timeout: Duration) -> MetaStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.meta_status();
+            if status.leader.is_some() && status.leader_datacenter.is_some() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no metadata leader within {timeout:?}; last status:\n{}", status.raw);
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -656,6 +783,80 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> std::proces
     output
 }
 
+// ---------------------------------------------------------------- metadata status
+
+/// What `ignifuge admin status --json` prints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaStatus {
+    /// Node id of the leader (as one of the voters sees itself), if any voter is the leader.
+    pub leader: Option<String>,
+    pub leader_datacenter: Option<String>,
+    pub voters: Vec<VoterStatus>,
+    /// The JSON as printed, for assertion messages.
+    #[serde(skip)]
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VoterStatus {
+    pub node: String,
+    pub datacenter: String,
+    pub reachable: bool,
+    #[serde(default)]
+    pub status: Option<RaftStatus>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One voter's own view of the group.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RaftStatus {
+    pub id: u64,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub leader_address: Option<String>,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// On the leader: each follower's last replicated index.
+    #[serde(default)]
+    pub replication: BTreeMap<u64, Option<u64>>,
+}
+
+impl MetaStatus {
+    pub fn voter(&self, node: &str) -> &VoterStatus {
+        self.voters.iter().find(|v| v.node == node).unwrap_or_else(|| panic!("no voter {node} in\n{}", self.raw))
+    }
+
+    /// The leader's own status.
+    pub fn leader_status(&self) -> Option<&RaftStatus> {
+        let leader = self.leader.as_deref()?;
+        self.voters.iter().find(|v| v.node == leader)?.status.as_ref()
+    }
+
+    /// One line per voter: node, state, term, last log and applied indexes.
+    pub fn summary(&self) -> String {
+        let mut out = format!("leader {:?} ({:?})", self.leader, self.leader_datacenter);
+        for voter in &self.voters {
+            match &voter.status {
+                Some(s) if voter.reachable => {
+                    let _ = write!(
+                        out,
+                        "; {} {} term {} last log {:?} applied {:?}",
+                        voter.node, s.state, s.term, s.last_log_index, s.applied_index
+                    );
+                }
+                _ => {
+                    let _ = write!(out, "; {} unreachable", voter.node);
+                }
+            }
+        }
+        out
+    }
+}
+
 // ---------------------------------------------------------------- SDK helpers
 
 /// Records the status of the last HTTP response a client received.
@@ -693,6 +894,18 @@ pub struct ErrorInfo {
     pub status: Option<u16>,
     pub code: Option<String>,
     pub description: String,
+}
+
+/// Status, S3 error code and description of a failed SDK call.
+pub fn error_info<E>(error: &SdkError<E>) -> ErrorInfo
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    ErrorInfo {
+        status: error.raw_response().map(|r| r.status().as_u16()),
+        code: error.code().map(str::to_owned),
+        description: format!("{}", DisplayErrorContext(error)),
+    }
 }
 
 /// Unwraps the error of an SDK call that was expected to fail.
@@ -1241,6 +1454,35 @@ pub async fn read_response(stream: &mut TcpStream, is_head: bool) -> anyhow::Res
             reader.rest().await?
         };
         return Ok(RawResponse { status, headers, body });
+    }
+}
+
+/// A request whose head and the start of its body are on the wire, the rest still to come: a
+/// slow upload the server has already started to handle (authenticated, bucket looked up).
+pub struct InFlightRequest {
+    stream: TcpStream,
+    is_head: bool,
+}
+
+impl InFlightRequest {
+    /// Connects to `addr` and sends `head` (see `build_request_head`) and `first_part` of the body.
+    pub async fn start(addr: &str, head: &str, first_part: &[u8]) -> anyhow::Result<InFlightRequest> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(first_part).await?;
+        stream.flush().await?;
+        Ok(InFlightRequest { stream, is_head: head.starts_with("HEAD ") })
+    }
+
+    /// Sends the rest of the body and reads the response (bounded by RAW_HTTP_TIMEOUT).
+    pub async fn finish(mut self, rest: &[u8]) -> anyhow::Result<RawResponse> {
+        tokio::time::timeout(RAW_HTTP_TIMEOUT, async {
+            self.stream.write_all(rest).await?;
+            self.stream.flush().await?;
+            read_response(&mut self.stream, self.is_head).await
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no complete response within {RAW_HTTP_TIMEOUT:?}"))?
     }
 }
 
