@@ -111,10 +111,16 @@ impl Cluster {
     /// Starts a cluster on free ports and waits until it is ready. Panics (with the tail of the
     /// cluster's stderr) if it does not become ready.
     pub async fn start() -> Cluster {
-        tokio::task::spawn_blocking(|| {
+        Cluster::start_with_env(&[]).await
+    }
+
+    /// Like `start`, with extra environment variables for every process of the cluster.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Cluster {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::task::spawn_blocking(move || {
             let mut last_error = None;
             for attempt in 0..START_ATTEMPTS_MAX {
-                match Cluster::try_start_blocking() {
+                match Cluster::try_start_blocking(&env) {
                     Ok(cluster) => return cluster,
                     Err(StartError::PortInUse(message)) => {
                         eprintln!("cluster start attempt {attempt}: port in use, retrying: {message}");
@@ -129,7 +135,7 @@ impl Cluster {
         .expect("cluster start thread panicked")
     }
 
-    fn try_start_blocking() -> Result<Cluster, StartError> {
+    fn try_start_blocking(env: &[(String, String)]) -> Result<Cluster, StartError> {
         let base_port = pick_base_port();
         let tempdir = tempfile::Builder::new()
             .prefix("ignifuge-e2e-")
@@ -141,6 +147,7 @@ impl Cluster {
         let stderr_file = File::create(&stderr_path).map_err(|e| StartError::Fatal(e.to_string()))?;
 
         let mut command = Command::new(BIN);
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
             .arg("dev")
             .arg("--data-dir")
