@@ -366,3 +366,34 @@ async fn garbage_shards_are_reclaimed() {
     }
     assert_bytes_eq(&get_object(&s3, "gcbucket", "replaced").await, &second, "the live version survives collection");
 }
+
+/// Storage nodes refuse internode requests that are not signed with the cluster secret: reading
+/// or writing a shard, deleting a blob, and reading or changing the metadata.
+#[tokio::test(flavor = "multi_thread")]
+async fn internode_requests_must_be_authenticated() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "internode").await;
+    put_object(&s3, "internode", "secret", &vec![7u8; OBJECT_SIZE]).await;
+    let node = cluster.processes.iter().find(|p| p.node_id == "dc1-n1").expect("dc1-n1").listen.clone();
+    let shard = cluster.shard_files("dc1-n1").into_iter().next().expect("dc1-n1 holds a shard");
+    let blob = shard.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir").to_string();
+    let forged =
+        vec![("x-ignifuge-time".to_string(), "1".to_string()), ("x-ignifuge-auth".to_string(), "00".repeat(32))];
+    for (method, path, body) in [
+        ("GET", format!("/v1/shards/{blob}/0/0"), Vec::new()),
+        ("PUT", format!("/v1/shards/{blob}/0/0"), vec![1u8; 16]),
+        ("DELETE", format!("/v1/shards/{blob}"), Vec::new()),
+        ("POST", "/v1/meta/query".to_string(), br#"{"ListBuckets":"default"}"#.to_vec()),
+        ("POST", "/v1/meta/apply".to_string(), b"{}".to_vec()),
+        ("POST", "/v1/raft/vote".to_string(), b"{}".to_vec()),
+    ] {
+        for headers in [Vec::new(), forged.clone()] {
+            let answer = raw_request(&node, method, &path, &headers, &body).await.expect("the node answers");
+            assert_eq!(answer.status, 403, "{method} {path} with headers {headers:?}: {}", answer.summary());
+        }
+    }
+    // The node's health check is the one open route.
+    assert_eq!(raw_request(&node, "GET", "/v1/health", &[], b"").await.expect("health").status, 200);
+    assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "nothing was deleted");
+}
