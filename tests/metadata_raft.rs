@@ -67,13 +67,18 @@ fn small_objects(rng: &mut TestRng, prefix: &str, count: usize) -> Vec<(String, 
         .collect()
 }
 
-/// PUTs every object, `concurrency` at a time, spread round-robin over `clients`; checks each ETag.
-async fn put_all(clients: &[aws_sdk_s3::Client], bucket: &str, objects: &[(String, Vec<u8>)], concurrency: usize) {
-    let items: Vec<(aws_sdk_s3::Client, String, Vec<u8>)> = objects
+/// Pairs every object with a client, round-robin.
+fn spread(clients: &[aws_sdk_s3::Client], objects: &[(String, Vec<u8>)]) -> Vec<(aws_sdk_s3::Client, String, Vec<u8>)> {
+    objects
         .iter()
         .enumerate()
         .map(|(i, (key, data))| (clients[i % clients.len()].clone(), key.clone(), data.clone()))
-        .collect();
+        .collect()
+}
+
+/// PUTs every object, `concurrency` at a time, spread round-robin over `clients`; checks each ETag.
+async fn put_all(clients: &[aws_sdk_s3::Client], bucket: &str, objects: &[(String, Vec<u8>)], concurrency: usize) {
+    let items = spread(clients, objects);
     let bucket = bucket.to_owned();
     for_each_concurrent(concurrency, items, |(client, key, data)| {
         let bucket = bucket.clone();
@@ -94,11 +99,7 @@ async fn get_all(
     concurrency: usize,
     context: &str,
 ) {
-    let items: Vec<(aws_sdk_s3::Client, String, Vec<u8>)> = objects
-        .iter()
-        .enumerate()
-        .map(|(i, (key, data))| (clients[i % clients.len()].clone(), key.clone(), data.clone()))
-        .collect();
+    let items = spread(clients, objects);
     let bucket = bucket.to_owned();
     let context = context.to_owned();
     for_each_concurrent(concurrency, items, |(client, key, data)| {

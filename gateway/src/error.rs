@@ -64,6 +64,7 @@ impl From<GatewayError> for S3Error {
                 MetaError::BucketAlreadyOwnedByYou => C::BucketAlreadyOwnedByYou,
                 MetaError::BucketNotEmpty => C::BucketNotEmpty,
                 MetaError::NoSuchKey => C::NoSuchKey,
+                MetaError::AccessDenied => C::AccessDenied,
                 MetaError::NoSuchUpload => C::NoSuchUpload,
                 MetaError::InvalidPart(_) => C::InvalidPart,
                 MetaError::InvalidPartOrder => C::InvalidPartOrder,

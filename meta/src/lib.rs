@@ -40,6 +40,8 @@ pub enum MetaError {
     BucketAlreadyOwnedByYou,
     #[error("bucket not empty")]
     BucketNotEmpty,
+    #[error("access denied")]
+    AccessDenied,
     #[error("no such key")]
     NoSuchKey,
     #[error("no such upload")]

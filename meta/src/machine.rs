@@ -278,8 +278,11 @@ impl StateMachine {
                 }
                 Ok(Answer::Buckets(buckets))
             }
-            Query::Object { bucket, key } => {
-                self.bucket(&bucket)?;
+            Query::Object { tenant, bucket, key } => {
+                let record = self.bucket(&bucket)?;
+                if tenant.is_some_and(|t| t != record.tenant) {
+                    return Err(MetaError::AccessDenied);
+                }
                 self.object(&bucket, &key).map(|o| Answer::Object(Box::new(o)))
             }
             Query::ListObjects { bucket, request } => {

@@ -242,7 +242,10 @@ pub enum Query {
     Tenant(TenantId),
     Bucket(BucketName),
     ListBuckets(TenantId),
+    /// The current version of a key. With `tenant`, the bucket must belong to it (one round trip
+    /// for the ownership check and the read).
     Object {
+        tenant: Option<TenantId>,
         bucket: BucketName,
         key: ObjectKey,
     },

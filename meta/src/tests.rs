@@ -100,11 +100,20 @@ fn conditional_writes_are_checked_against_the_current_version() {
     let update = |etag: &str| WriteCondition { if_none_match_any: false, if_match: Some(format!("\"{etag}\"")) };
     assert_eq!(put(&m, "b1", "k", "e3", update("wrong")), Err(MetaError::PreconditionFailed));
     put(&m, "b1", "k", "e3", update("e1")).unwrap();
-    let Answer::Object(o) = m.query(Query::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("k") }).unwrap()
+    let Answer::Object(o) = m
+        .query(Query::Object {
+            tenant: Some(TenantId::new("a")),
+            bucket: BucketName::new("b1"),
+            key: ObjectKey::new("k"),
+        })
+        .unwrap()
     else {
         panic!()
     };
     assert_eq!(o.etag, "e3");
+    let other =
+        Query::Object { tenant: Some(TenantId::new("b")), bucket: BucketName::new("b1"), key: ObjectKey::new("k") };
+    assert_eq!(m.query(other), Err(MetaError::AccessDenied), "another tenant's read is refused in the same query");
 }
 
 #[test]

@@ -815,22 +815,8 @@ pub struct VoterStatus {
     pub error: Option<String>,
 }
 
-/// One voter's own view of the group.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RaftStatus {
-    pub id: u64,
-    pub state: String,
-    pub term: u64,
-    pub leader: Option<u64>,
-    pub leader_address: Option<String>,
-    pub last_log_index: Option<u64>,
-    pub applied_index: Option<u64>,
-    pub voters: Vec<u64>,
-    pub learners: Vec<u64>,
-    /// On the leader: each follower's last replicated index.
-    #[serde(default)]
-    pub replication: BTreeMap<u64, Option<u64>>,
-}
+/// One voter's own view of the group, as `ignifuge admin status --json` prints it.
+pub use ignifuge_raft::RaftStatus;
 
 impl MetaStatus {
     pub fn voter(&self, node: &str) -> &VoterStatus {

@@ -7,6 +7,7 @@ use super::{
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
 use crate::error::{GatewayError, GatewayResult};
+use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
@@ -110,8 +111,14 @@ fn write_condition(
 }
 
 impl IgnifugeS3 {
-    pub(super) async fn get_record(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        let query = Query::Object { bucket: BucketName::new(bucket), key: ObjectKey::new(key) };
+    /// The current version of a key, if the bucket belongs to the principal's tenant: the
+    /// ownership check and the read are one linearizable query.
+    pub(super) async fn get_record(&self, principal: &Principal, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
+        let query = Query::Object {
+            tenant: Some(principal.tenant.clone()),
+            bucket: BucketName::new(bucket),
+            key: ObjectKey::new(key),
+        };
         match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
             Answer::Object(record) => Ok(*record),
             _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
@@ -287,8 +294,7 @@ fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole:
 pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    s3.owned_bucket(&principal, &input.bucket).await?;
-    let record = s3.get_record(&input.bucket, &input.key).await?;
+    let record = s3.get_record(&principal, &input.bucket, &input.key).await?;
     check_read_conditions(
         &record,
         input.if_match.as_ref(),
@@ -331,8 +337,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
 pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    s3.owned_bucket(&principal, &input.bucket).await?;
-    let record = s3.get_record(&input.bucket, &input.key).await?;
+    let record = s3.get_record(&principal, &input.bucket, &input.key).await?;
     check_read_conditions(
         &record,
         input.if_match.as_ref(),
@@ -440,7 +445,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     };
     s3.owned_bucket(&principal, &source_bucket).await?;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let source = s3.get_record(&source_bucket, &source_key).await?;
+    let source = s3.get_record(&principal, &source_bucket, &source_key).await?;
     if let Some(v) = source_version
         && *v != *source.version.0
     {
