@@ -110,6 +110,21 @@ async fn aws_cli() {
     let etag = head["ETag"].as_str().expect("ETag").to_owned();
     assert!(etag.starts_with('"') && etag.ends_with("-25\""), "ETag of a 25-part upload: {etag}");
 
+    // A server-side copy: above the multipart threshold the CLI copies with UploadPartCopy.
+    aws(&cluster, scratch.path(), &["s3", "mb", "s3://cli-copies"]);
+    aws(
+        &cluster,
+        scratch.path(),
+        &["s3", "cp", "--no-progress", "s3://cli-bucket/data/big.bin", "s3://cli-copies/big.bin"],
+    );
+    let copied = scratch.path().join("big.copy");
+    let copied_arg = copied.to_str().expect("utf-8 path");
+    aws(&cluster, scratch.path(), &["s3", "cp", "--no-progress", "s3://cli-copies/big.bin", copied_arg]);
+    assert_eq!(md5_file(&copied), upload_md5, "aws s3 cp between buckets (UploadPartCopy) of 200 MiB");
+    std::fs::remove_file(&copied).expect("remove copy");
+    aws(&cluster, scratch.path(), &["s3", "rm", "s3://cli-copies/big.bin"]);
+    aws(&cluster, scratch.path(), &["s3", "rb", "s3://cli-copies"]);
+
     // sync of a nested tree, and back.
     let tree = scratch.path().join("tree");
     let files = ["top.txt", "sub/a.txt", "sub/deeper/b.bin", "sub/deeper/deepest/c.bin", "other dir/d.txt"];

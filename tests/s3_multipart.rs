@@ -328,3 +328,63 @@ async fn part_rules() {
     let head = ok(s3.head_object().bucket("rules").key(key).send().await, "HEAD");
     assert_eq!(head.content_length(), Some(whole.len() as i64));
 }
+
+/// UploadPartCopy: parts copied from ranges of existing objects (of two buckets), mixed with an
+/// uploaded part; ranges past the source's end are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_part_copy_assembles_ranges_of_other_objects() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    let mut rng = TestRng::new("upload_part_copy_assembles_ranges_of_other_objects");
+    create_bucket(&s3, "copy-source").await;
+    create_bucket(&s3, "copy-target").await;
+    let source = rng.bytes(12 * MIB);
+    put_object(&s3, "copy-source", "src", &source).await;
+    let tail = rng.bytes(MIB);
+    let upload_id = create_upload(&s3, "copy-target", "assembled").await;
+    let mut parts = Vec::new();
+    for (number, range) in [(1, 0..6 * MIB), (2, 6 * MIB..12 * MIB)] {
+        let copied = ok(
+            s3.upload_part_copy()
+                .bucket("copy-target")
+                .key("assembled")
+                .upload_id(&upload_id)
+                .part_number(number)
+                .copy_source("copy-source/src")
+                .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+                .send()
+                .await,
+            &format!("UploadPartCopy part {number}"),
+        );
+        let etag = copied.copy_part_result().and_then(|r| r.e_tag()).expect("ETag").to_owned();
+        assert_eq!(etag, etag_of(&source[range]), "ETag of copied part {number}");
+        parts.push(CompletedPart::builder().part_number(number).e_tag(etag).build());
+    }
+    let etag = upload_part(&s3, "copy-target", "assembled", &upload_id, 3, &tail).await;
+    parts.push(CompletedPart::builder().part_number(3).e_tag(etag).build());
+    let past_end = s3
+        .upload_part_copy()
+        .bucket("copy-target")
+        .key("assembled")
+        .upload_id(&upload_id)
+        .part_number(4)
+        .copy_source("copy-source/src")
+        .copy_source_range(format!("bytes=0-{}", 12 * MIB))
+        .send()
+        .await;
+    let info = error_info(&past_end.expect_err("a copy range past the source's end is refused"));
+    assert_eq!(info.status, Some(416), "a copy range past the source's end: {}", info.description);
+    ok(
+        s3.complete_multipart_upload()
+            .bucket("copy-target")
+            .key("assembled")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await,
+        "CompleteMultipartUpload",
+    );
+    let mut expected = source.clone();
+    expected.extend_from_slice(&tail);
+    assert_bytes_eq(&get_object(&s3, "copy-target", "assembled").await, &expected, "the assembled object");
+}

@@ -236,4 +236,5 @@ delegate! {
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput in multipart;
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput in multipart;
     list_parts: ListPartsInput => ListPartsOutput in multipart;
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput in multipart;
 }

@@ -1,6 +1,6 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 
-use super::objects::{body_stream, expected_checksums, stored_content_encoding, trailers};
+use super::objects::{body_stream, check_read_conditions, expected_checksums, stored_content_encoding, trailers};
 use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp};
 use crate::checksums::{Algorithm, base64};
 use crate::datapath::WriteRequest;
@@ -133,6 +133,91 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(output))
+}
+
+/// Parses `x-amz-copy-source-range: bytes=first-last` against the source's size.
+fn copy_source_range(value: Option<&str>, size: u64) -> GatewayResult<std::ops::Range<u64>> {
+    let Some(value) = value else { return Ok(0..size) };
+    let invalid = || {
+        GatewayError::InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy".into(),
+        )
+    };
+    let (first, last) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let first: u64 = first.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = last.trim().parse().map_err(|_| invalid())?;
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(GatewayError::InvalidRange);
+    }
+    Ok(first..last + 1)
+}
+
+pub async fn upload_part_copy(
+    s3: &IgnifugeS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let part_number =
+        u32::try_from(input.part_number).ok().filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n)).ok_or_else(|| {
+            s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+        })?;
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let (source_bucket, source_key) = match &input.copy_source {
+        CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
+    };
+    let source = s3.get_record(&principal, &source_bucket, &source_key).await?;
+    check_read_conditions(
+        &source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+    )
+    .map_err(|e| match e {
+        GatewayError::NotModified => GatewayError::PreconditionFailed,
+        other => other,
+    })?;
+    let range = copy_source_range(input.copy_source_range.as_deref(), source.size)?;
+    let mut computed = vec![Algorithm::Crc64Nvme];
+    if let Some(a) = &upload.checksum_algorithm {
+        computed.push(Algorithm::parse(a)?);
+    }
+    let length = range.end - range.start;
+    let body = s3.gateway.data.read_range(source.parts.clone(), range);
+    let request = WriteRequest {
+        expected: crate::checksums::Expected { computed, ..Default::default() },
+        declared_length: Some(length),
+        max_length: PUT_OBJECT_MAX_BYTES,
+    };
+    let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
+    let now = now_ms();
+    let part = PartData {
+        part_number,
+        size: written.size,
+        etag: hex::encode(written.digests.md5),
+        checksums: written.digests.checksums,
+        location: written.location,
+        last_modified_ms: now,
+    };
+    let result = CopyPartResult {
+        e_tag: Some(etag(&part.etag)),
+        last_modified: Some(timestamp(now)),
+        checksum_crc32: part.checksums.crc32.clone(),
+        checksum_crc32c: part.checksums.crc32c.clone(),
+        checksum_crc64nvme: part.checksums.crc64nvme.clone(),
+        checksum_sha1: part.checksums.sha1.clone(),
+        checksum_sha256: part.checksums.sha256.clone(),
+    };
+    let location = part.location.clone();
+    let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
+    s3.commit(command, &[&location]).await?;
+    Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
 }
 
 /// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
@@ -352,4 +437,19 @@ pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Re
         ),
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_source_range;
+    use crate::error::GatewayError;
+
+    #[test]
+    fn copy_source_ranges_follow_aws() {
+        assert_eq!(copy_source_range(None, 10).unwrap(), 0..10);
+        assert_eq!(copy_source_range(Some("bytes=2-5"), 10).unwrap(), 2..6);
+        assert!(matches!(copy_source_range(Some("bytes=5-2"), 10), Err(GatewayError::InvalidArgument(_))));
+        assert!(matches!(copy_source_range(Some("2-5"), 10), Err(GatewayError::InvalidArgument(_))));
+        assert!(matches!(copy_source_range(Some("bytes=2-10"), 10), Err(GatewayError::InvalidRange)));
+    }
 }

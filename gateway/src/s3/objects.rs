@@ -229,7 +229,7 @@ fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
 
 /// RFC 9110 precedence, as S3 applies it: If-Match, else If-Unmodified-Since (412); then
 /// If-None-Match, else If-Modified-Since (304 for reads).
-fn check_read_conditions(
+pub(super) fn check_read_conditions(
     record: &ObjectRecord,
     if_match: Option<&ETagCondition>,
     if_unmodified_since: Option<&Timestamp>,
