@@ -27,6 +27,9 @@ pub const INLINE_MAX_BYTES: usize = 64 * 1024;
 pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 /// Retries of one shard write before it counts as not acknowledged.
 pub const SHARD_WRITE_ATTEMPTS: usize = 2;
+/// A node that could not be reached is skipped for this long before it is tried again, so an
+/// outage costs one failed connection per node and period, not one per shard.
+pub const NODE_DOWN_BACKOFF_MS: u64 = 3_000;
 
 /// Shared, immutable state of the data path.
 pub struct DataPath {
@@ -38,6 +41,8 @@ pub struct DataPath {
     pub(crate) degraded_minimum: Option<FailureBudget>,
     pub(crate) codec: Arc<dyn ErasureCodec>,
     addresses: HashMap<NodeId, SocketAddr>,
+    /// Nodes recently found unreachable, and until when to skip them.
+    down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 impl DataPath {
@@ -61,6 +66,7 @@ impl DataPath {
             degraded_minimum: cluster.degraded_minimum,
             codec: Arc::new(codec),
             addresses,
+            down_until: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -73,6 +79,29 @@ impl DataPath {
             .get(node)
             .copied()
             .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster configuration")))
+    }
+
+    /// Whether the node was found unreachable within the last `NODE_DOWN_BACKOFF_MS`.
+    pub(crate) fn is_down(&self, node: &NodeId) -> bool {
+        let down = self.down_until.lock().expect("node health lock");
+        down.get(node).is_some_and(|until| std::time::Instant::now() < *until)
+    }
+
+    /// Records the outcome of a call to a node: unreachable marks it down for a while.
+    pub(crate) fn observe(&self, node: &NodeId, result: Result<(), &ignifuge_rpc::RpcError>) {
+        use ignifuge_rpc::RpcError;
+        let mut down = self.down_until.lock().expect("node health lock");
+        match result {
+            Err(RpcError::Unreachable(..) | RpcError::Timeout(_)) => {
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(NODE_DOWN_BACKOFF_MS);
+                if down.insert(node.clone(), until).is_none() {
+                    tracing::warn!(%node, backoff_ms = NODE_DOWN_BACKOFF_MS, "node unreachable; skipping it for a while");
+                }
+            }
+            _ => {
+                down.remove(node);
+            }
+        }
     }
 
     pub(crate) fn slots(&self, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {

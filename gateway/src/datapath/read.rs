@@ -115,7 +115,12 @@ impl DataPath {
             return None;
         };
         let address = self.address(&record.node).ok()?;
-        match self.client.get_shard(address, &id, &expected).await {
+        if self.is_down(&record.node) {
+            return None;
+        }
+        let result = self.client.get_shard(address, &id, &expected).await;
+        self.observe(&record.node, result.as_ref().map(|_| ()));
+        match result {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 // The repair service (issue 5) will pick this up from the scrub; reads go on.

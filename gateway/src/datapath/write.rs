@@ -243,9 +243,14 @@ impl DataPath {
         let id = ShardId { blob: blob.clone(), stripe: stripe.clone(), shard: ShardIndex(i as u32) };
         let address = self.address(&slot.node).ok()?;
         for attempt in 1..=SHARD_WRITE_ATTEMPTS {
-            match self.client.put_shard(address, &id, shards[i].clone(), &hashes[i]).await {
+            if self.is_down(&slot.node) {
+                return None;
+            }
+            let result = self.client.put_shard(address, &id, shards[i].clone(), &hashes[i]).await;
+            self.observe(&slot.node, result.as_ref().map(|_| ()));
+            match result {
                 Ok(()) => return Some(slot.clone()),
-                Err(e) => tracing::warn!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed"),
+                Err(e) => tracing::debug!(shard = %id, node = %slot.node, attempt, error = %e, "shard write failed"),
             }
         }
         None
@@ -257,7 +262,7 @@ impl DataPath {
         let mut candidates: Vec<(usize, Slot)> = Vec::new();
         for datacenter in &self.topology.datacenters {
             for node in &datacenter.nodes {
-                if failed.contains(&node.id) {
+                if failed.contains(&node.id) || self.is_down(&node.id) {
                     continue;
                 }
                 let load = placed.iter().flatten().filter(|s| s.node == node.id).count();
