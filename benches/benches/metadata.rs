@@ -43,6 +43,7 @@ fn object(i: usize) -> Command {
             checksums: Checksums::default(),
             parts: vec![part],
             multipart: false,
+            tags: Vec::new(),
         },
         condition: WriteCondition::default(),
     }
@@ -56,6 +57,7 @@ fn setup_commands() -> Vec<Command> {
             tenant: TenantId::new("t"),
             region: "us-east-1".into(),
             created_ms: 0,
+            tags: None,
         }),
     ]
 }

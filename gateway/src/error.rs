@@ -33,6 +33,10 @@ pub enum GatewayError {
     InvalidArgument(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    BadRequest(String),
     #[error("not modified")]
     NotModified,
     #[error("precondition failed")]
@@ -50,6 +54,13 @@ pub enum GatewayError {
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
+
+/// A 400 with an AWS error code that s3s's code table lacks.
+fn custom_400(code: &'static str, message: String) -> S3Error {
+    let mut error = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    error.set_status_code(http::StatusCode::BAD_REQUEST);
+    error
+}
 
 impl From<GatewayError> for S3Error {
     fn from(e: GatewayError) -> Self {
@@ -81,16 +92,13 @@ impl From<GatewayError> for S3Error {
             GatewayError::InvalidDigest(_) => C::InvalidDigest,
             GatewayError::IncompleteBody => C::IncompleteBody,
             GatewayError::BodyRead(_) => C::IncompleteBody,
-            GatewayError::PayloadHashMismatch => {
-                // Not in s3s's code table; AWS answers 400 with this code.
-                let mut error = S3Error::with_message(C::Custom("XAmzContentSHA256Mismatch".into()), message);
-                error.set_status_code(http::StatusCode::BAD_REQUEST);
-                return error;
-            }
+            GatewayError::PayloadHashMismatch => return custom_400("XAmzContentSHA256Mismatch", message),
             GatewayError::KeyTooLong => C::KeyTooLongError,
             GatewayError::InvalidArgument(_) => C::InvalidArgument,
             GatewayError::InvalidRequest(_) => C::InvalidRequest,
             GatewayError::NotModified => C::NotModified,
+            GatewayError::InvalidTag(_) => C::InvalidTag,
+            GatewayError::BadRequest(_) => return custom_400("BadRequest", message),
             GatewayError::PreconditionFailed => C::PreconditionFailed,
             GatewayError::MetadataTooLarge => C::MetadataTooLarge,
             GatewayError::EntityTooLarge => C::EntityTooLarge,

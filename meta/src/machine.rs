@@ -225,6 +225,7 @@ impl StateMachine {
                 let stored = self.parts(&bucket, &upload_id)?;
                 record.parts = choose_parts(&stored, &parts)?;
                 record.key = upload.key.clone();
+                record.tags = upload.tags.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let key = keys::object(&bucket, &upload.key);
                 let current = self.read::<ObjectRecord>(&key)?;
@@ -241,6 +242,24 @@ impl StateMachine {
                 batch.delete(keys::upload(&bucket, &upload_id));
                 batch.put(key, encode(&record));
                 Ok(Outcome::Object(Box::new(record)))
+            }
+            Command::SetObjectTags { tenant, bucket, key, tags } => {
+                if self.bucket(&bucket)?.tenant != tenant {
+                    return Err(MetaError::AccessDenied);
+                }
+                let mut record = self.object(&bucket, &key)?;
+                record.tags = tags;
+                batch.put(keys::object(&bucket, &key), encode(&record));
+                Ok(Outcome::Done)
+            }
+            Command::SetBucketTags { tenant, bucket, tags } => {
+                let mut record = self.bucket(&bucket)?;
+                if record.tenant != tenant {
+                    return Err(MetaError::AccessDenied);
+                }
+                record.tags = tags;
+                batch.put(keys::bucket(&bucket), encode(&record));
+                Ok(Outcome::Done)
             }
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {

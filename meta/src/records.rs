@@ -27,7 +27,13 @@ pub struct BucketRecord {
     pub tenant: TenantId,
     pub region: String,
     pub created_ms: i64,
+    /// Bucket tags (PutBucketTagging); None when no tag set was ever put or it was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Tags>,
 }
+
+/// A tag set, in the order the client gave it.
+pub type Tags = Vec<(String, String)>;
 
 /// Standard headers stored with an object and returned on GET and HEAD.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +133,9 @@ pub struct ObjectRecord {
     pub parts: Vec<PartData>,
     /// True when written by CompleteMultipartUpload (ETag and checksums follow the multipart rules).
     pub multipart: bool,
+    /// Object tags (x-amz-tagging, PutObjectTagging).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Tags,
 }
 
 /// A multipart upload in progress. Its parts are stored apart, one record each.
@@ -140,6 +149,9 @@ pub struct UploadRecord {
     /// The checksum algorithm announced at creation (CRC32, CRC32C, CRC64NVME, SHA1, SHA256).
     pub checksum_algorithm: Option<String>,
     pub checksum_type: Option<String>,
+    /// Tags given at creation (x-amz-tagging), applied to the completed object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Tags,
 }
 
 /// A blob no committed record references any more; the garbage collector reclaims its shards.
@@ -206,6 +218,19 @@ pub enum Command {
         bucket: BucketName,
         upload_id: UploadId,
         now_ms: i64,
+    },
+    /// Replaces the tags of the current version of a key (an empty set deletes them).
+    SetObjectTags {
+        tenant: TenantId,
+        bucket: BucketName,
+        key: ObjectKey,
+        tags: Tags,
+    },
+    /// Replaces (Some) or deletes (None) a bucket's tag set.
+    SetBucketTags {
+        tenant: TenantId,
+        bucket: BucketName,
+        tags: Option<Tags>,
     },
     /// The garbage collector reclaimed these blobs' shards.
     ForgetGarbage {

@@ -19,6 +19,7 @@ fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaErr
         tenant: TenantId::new(tenant),
         region: "us-east-1".into(),
         created_ms: 0,
+        tags: None,
     }))
 }
 
@@ -33,6 +34,7 @@ fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
         checksums: Checksums::default(),
         parts: vec![part(1, etag, size, "00")],
         multipart: false,
+        tags: Vec::new(),
     }
 }
 
@@ -189,6 +191,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
         headers: Default::default(),
         checksum_algorithm: None,
         checksum_type: None,
+        tags: Vec::new(),
     }))
     .unwrap();
     let mib = 1024 * 1024;

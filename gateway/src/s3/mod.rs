@@ -6,6 +6,7 @@ mod buckets;
 mod list;
 mod multipart;
 mod objects;
+mod tagging;
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
@@ -237,4 +238,10 @@ delegate! {
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput in multipart;
     list_parts: ListPartsInput => ListPartsOutput in multipart;
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput in multipart;
+    put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput in tagging;
+    get_object_tagging: GetObjectTaggingInput => GetObjectTaggingOutput in tagging;
+    delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput in tagging;
+    put_bucket_tagging: PutBucketTaggingInput => PutBucketTaggingOutput in tagging;
+    get_bucket_tagging: GetBucketTaggingInput => GetBucketTaggingOutput in tagging;
+    delete_bucket_tagging: DeleteBucketTaggingInput => DeleteBucketTaggingOutput in tagging;
 }

@@ -72,6 +72,7 @@ pub async fn create_multipart_upload(
         headers,
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),
         checksum_type: checksum_type.clone(),
+        tags: super::tagging::parse_header(input.tagging.as_deref())?,
     };
     s3.gateway.metadata.apply(Command::CreateUpload(record)).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -335,6 +336,7 @@ pub async fn complete_multipart_upload(
         checksums: checksums.clone(),
         parts: Vec::new(),
         multipart: true,
+        tags: Vec::new(), // the metadata applies the upload's tags
     };
     let condition = WriteCondition {
         if_none_match_any: matches!(input.if_none_match, Some(ETagCondition::Any)),

@@ -11,7 +11,7 @@ use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
+    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, Tags,
     WriteCondition,
 };
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
@@ -155,6 +155,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         input.expires,
         input.metadata,
     )?;
+    let tags = super::tagging::parse_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let expected = expected_checksums(
         &req.headers,
@@ -174,7 +175,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         max_length: PUT_OBJECT_MAX_BYTES,
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
-    let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
+    let record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
     let output = PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         checksum_crc32: record.checksums.crc32.clone(),
@@ -194,6 +195,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
 pub(super) fn single_part_record(
     key: ObjectKey,
     headers: ObjectHeaders,
+    tags: Tags,
     written: WrittenBlob,
     now: i64,
 ) -> ObjectRecord {
@@ -217,6 +219,7 @@ pub(super) fn single_part_record(
             last_modified_ms: now,
         }],
         multipart: false,
+        tags,
     }
 }
 
@@ -322,6 +325,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
         cache_control: headers.cache_control,
         metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
         parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
+        tag_count: (!record.tags.is_empty()).then_some(record.tags.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -496,8 +500,13 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         declared_length: Some(source.size),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
+    let tags = match input.tagging_directive.as_ref().map(|d| d.as_str()) {
+        Some("REPLACE") => super::tagging::parse_header(input.tagging.as_deref())?,
+        None | Some("COPY") => source.tags.clone(),
+        Some(other) => return Err(s3s::s3_error!(InvalidArgument, "Unknown tagging directive: {other}")),
+    };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
-    let record = single_part_record(ObjectKey::new(input.key), headers, written, now_ms());
+    let record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
     let result = CopyObjectResult {
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),

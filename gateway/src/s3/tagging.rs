@@ -1,0 +1,167 @@
+//! Object and bucket tagging: Put/Get/DeleteObjectTagging, Put/Get/DeleteBucketTagging, and the
+//! `x-amz-tagging` header of PutObject, CreateMultipartUpload and CopyObject.
+
+use super::IgnifugeS3;
+use crate::error::{GatewayError, GatewayResult};
+use ignifuge_meta::{Command, Tags};
+use ignifuge_types::{BucketName, ObjectKey};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+/// AWS's limits on tags.
+pub const OBJECT_TAGS_MAX: usize = 10;
+pub const BUCKET_TAGS_MAX: usize = 50;
+pub const TAG_KEY_MAX_CHARS: usize = 128;
+pub const TAG_VALUE_MAX_CHARS: usize = 256;
+
+fn invalid(message: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidTag(message.into())
+}
+
+/// Checks a tag set against AWS's rules: unique keys, lengths, count.
+pub(super) fn validate(tags: &Tags, max: usize) -> GatewayResult<()> {
+    if tags.len() > max {
+        return Err(GatewayError::BadRequest(format!("Object tags cannot be greater than {max}")));
+    }
+    for (i, (key, value)) in tags.iter().enumerate() {
+        if key.is_empty() || key.chars().count() > TAG_KEY_MAX_CHARS {
+            return Err(invalid("The TagKey you have provided is invalid"));
+        }
+        if value.chars().count() > TAG_VALUE_MAX_CHARS {
+            return Err(invalid("The TagValue you have provided is invalid"));
+        }
+        if tags[..i].iter().any(|(k, _)| k == key) {
+            return Err(invalid("Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `x-amz-tagging` (URL query encoding: `k1=v1&k2=v2`).
+pub(super) fn parse_header(header: Option<&str>) -> GatewayResult<Tags> {
+    let Some(header) = header.filter(|h| !h.is_empty()) else { return Ok(Vec::new()) };
+    let decode = |s: &str| {
+        urlencoding::decode(&s.replace('+', " "))
+            .map(|c| c.into_owned())
+            .map_err(|_| invalid("malformed x-amz-tagging"))
+    };
+    let mut tags = Vec::new();
+    for pair in header.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push((decode(key)?, decode(value)?));
+    }
+    validate(&tags, OBJECT_TAGS_MAX)?;
+    Ok(tags)
+}
+
+fn from_dto(tagging: Tagging) -> Tags {
+    tagging.tag_set.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
+}
+
+fn to_dto(tags: Tags) -> TagSet {
+    tags.into_iter().map(|(key, value)| Tag { key: Some(key), value: Some(value) }).collect()
+}
+
+pub async fn put_object_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let tags = from_dto(input.tagging);
+    validate(&tags, OBJECT_TAGS_MAX)?;
+    let command = Command::SetObjectTags {
+        tenant: principal.tenant.clone(),
+        bucket: BucketName::new(input.bucket),
+        key: ObjectKey::new(input.key),
+        tags,
+    };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub async fn get_object_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let record = s3.get_record(&principal, &req.input.bucket, &req.input.key).await?;
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_dto(record.tags), version_id: None }))
+}
+
+pub async fn delete_object_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let command = Command::SetObjectTags {
+        tenant: principal.tenant.clone(),
+        bucket: BucketName::new(input.bucket),
+        key: ObjectKey::new(input.key),
+        tags: Vec::new(),
+    };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+}
+
+pub async fn put_bucket_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<PutBucketTaggingInput>,
+) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let tags = from_dto(input.tagging);
+    validate(&tags, BUCKET_TAGS_MAX)?;
+    let command = Command::SetBucketTags {
+        tenant: principal.tenant.clone(),
+        bucket: BucketName::new(input.bucket),
+        tags: Some(tags),
+    };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(PutBucketTaggingOutput {}))
+}
+
+pub async fn get_bucket_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<GetBucketTaggingInput>,
+) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    match bucket.tags {
+        Some(tags) => Ok(S3Response::new(GetBucketTaggingOutput { tag_set: to_dto(tags) })),
+        None => Err(s3s::s3_error!(NoSuchTagSet, "The TagSet does not exist")),
+    }
+}
+
+pub async fn delete_bucket_tagging(
+    s3: &IgnifugeS3,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+    let principal = s3.principal(&req).await?;
+    let command = Command::SetBucketTags {
+        tenant: principal.tenant.clone(),
+        bucket: BucketName::new(req.input.bucket),
+        tags: None,
+    };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tagging_header_is_url_query_encoded_and_checked() {
+        assert_eq!(
+            parse_header(Some("a=1&b%20c=d%26e&empty=")).unwrap(),
+            vec![("a".into(), "1".into()), ("b c".into(), "d&e".into()), ("empty".into(), String::new())]
+        );
+        assert!(parse_header(None).unwrap().is_empty());
+        assert!(matches!(parse_header(Some("a=1&a=2")), Err(GatewayError::InvalidTag(_))));
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        assert!(matches!(parse_header(Some(&eleven.join("&"))), Err(GatewayError::BadRequest(_))));
+        assert!(matches!(parse_header(Some(&format!("{}=v", "k".repeat(129)))), Err(GatewayError::InvalidTag(_))));
+    }
+}
