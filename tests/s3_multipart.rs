@@ -388,3 +388,70 @@ async fn upload_part_copy_assembles_ranges_of_other_objects() {
     expected.extend_from_slice(&tail);
     assert_bytes_eq(&get_object(&s3, "copy-target", "assembled").await, &expected, "the assembled object");
 }
+
+/// ListMultipartUploads: AWS's order (key, then initiation), prefix, delimiter, pagination with
+/// key and upload-id markers; aborted and completed uploads disappear.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_multipart_uploads_pages_in_aws_order() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "uploads").await;
+    let mut created = Vec::new();
+    for key in ["c", "a/1", "b", "a/2", "b"] {
+        created.push((key.to_string(), create_upload(&s3, "uploads", key).await));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut expected = created.clone();
+    expected.sort_by(|x, y| x.0.cmp(&y.0)); // stable: the two "b" uploads stay in creation order
+
+    let all = ok(s3.list_multipart_uploads().bucket("uploads").send().await, "ListMultipartUploads");
+    let listed: Vec<(String, String)> = all
+        .uploads()
+        .iter()
+        .map(|u| (u.key().unwrap_or_default().into(), u.upload_id().unwrap_or_default().into()))
+        .collect();
+    assert_eq!(listed, expected, "every upload, by key then initiation");
+    assert_eq!(all.is_truncated(), Some(false));
+
+    let grouped = ok(s3.list_multipart_uploads().bucket("uploads").delimiter("/").send().await, "with delimiter");
+    let prefixes: Vec<&str> = grouped.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, vec!["a/"]);
+    let keys: Vec<&str> = grouped.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(keys, vec!["b", "b", "c"]);
+
+    let only_b = ok(s3.list_multipart_uploads().bucket("uploads").prefix("b").send().await, "with prefix");
+    assert_eq!(only_b.uploads().len(), 2);
+
+    let mut paged = Vec::new();
+    let (mut key_marker, mut upload_marker) = (None::<String>, None::<String>);
+    for _ in 0..10 {
+        let page = ok(
+            s3.list_multipart_uploads()
+                .bucket("uploads")
+                .max_uploads(2)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(upload_marker.clone())
+                .send()
+                .await,
+            "a page of uploads",
+        );
+        assert!(page.uploads().len() <= 2);
+        paged.extend(
+            page.uploads()
+                .iter()
+                .map(|u| (u.key().unwrap_or_default().to_string(), u.upload_id().unwrap_or_default().to_string())),
+        );
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        upload_marker = page.next_upload_id_marker().map(str::to_string);
+    }
+    assert_eq!(paged, expected, "pages of 2 concatenate to the whole list");
+
+    let (key, id) = &created[0];
+    ok(s3.abort_multipart_upload().bucket("uploads").key(key).upload_id(id).send().await, "Abort");
+    let after = ok(s3.list_multipart_uploads().bucket("uploads").send().await, "after abort");
+    assert_eq!(after.uploads().len(), 4);
+    assert!(after.uploads().iter().all(|u| u.upload_id() != Some(id.as_str())), "the aborted upload is gone");
+}

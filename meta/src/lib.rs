@@ -72,6 +72,8 @@ impl From<ignifuge_kv::KvError> for MetaError {
 pub const MULTIPART_MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 /// Most parts in one multipart upload, as on AWS.
 pub const MULTIPART_MAX_PARTS: u32 = 10_000;
+/// Most uploads in progress that one bucket's ListMultipartUploads considers.
+pub const UPLOADS_LISTED_MAX: usize = 10_000;
 /// Most keys returned by one listing page, as on AWS.
 pub const LIST_MAX_KEYS: usize = 1000;
 

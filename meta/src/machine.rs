@@ -309,6 +309,10 @@ impl StateMachine {
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::ListUploads { bucket } => {
+                self.bucket(&bucket)?;
+                self.scan_records(&keys::uploads_prefix(&bucket), crate::UPLOADS_LISTED_MAX).map(Answer::Uploads)
+            }
             Query::Garbage { older_than_ms, limit } => {
                 let prefix = keys::GARBAGE_PREFIX;
                 let end = prefix_end(prefix);

@@ -286,6 +286,10 @@ pub enum Query {
         bucket: BucketName,
         upload_id: UploadId,
     },
+    /// Multipart uploads in progress in a bucket (at most `UPLOADS_LISTED_MAX`), any order.
+    ListUploads {
+        bucket: BucketName,
+    },
     /// Garbage blobs recorded before `older_than_ms`, oldest keys first, at most `limit`.
     Garbage {
         older_than_ms: i64,
@@ -305,6 +309,7 @@ pub enum Answer {
     Upload(UploadRecord),
     Parts(Vec<PartData>),
     Garbage(Vec<(BlobId, GarbageRecord)>),
+    Uploads(Vec<UploadRecord>),
 }
 
 mod b64 {

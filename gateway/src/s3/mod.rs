@@ -237,6 +237,7 @@ delegate! {
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput in multipart;
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput in multipart;
     list_parts: ListPartsInput => ListPartsOutput in multipart;
+    list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput in multipart;
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput in multipart;
     put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput in tagging;
     get_object_tagging: GetObjectTaggingInput => GetObjectTaggingOutput in tagging;

@@ -394,6 +394,105 @@ pub async fn abort_multipart_upload(
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
+/// Most uploads returned by one ListMultipartUploads page, as on AWS.
+const LIST_UPLOADS_MAX: usize = 1000;
+
+pub async fn list_multipart_uploads(
+    s3: &IgnifugeS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let principal = s3.principal(&req).await?;
+    let input = req.input;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let query = Query::ListUploads { bucket: bucket.name.clone() };
+    let mut uploads = match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+        Answer::Uploads(u) => u,
+        _ => return Err(GatewayError::Internal("unexpected answer to an uploads query".into()).into()),
+    };
+    // AWS's order: by key, then by initiation time.
+    uploads.sort_by(|a, b| (&a.key.0, a.initiated_ms, &a.upload_id.0).cmp(&(&b.key.0, b.initiated_ms, &b.upload_id.0)));
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let upload_marker = input.upload_id_marker.clone().filter(|_| !key_marker.is_empty());
+    let max = input.max_uploads.map_or(LIST_UPLOADS_MAX, |m| (m.max(0) as usize).min(LIST_UPLOADS_MAX));
+    // Markers: after the upload named by (key-marker, upload-id-marker), else after every upload
+    // of key-marker (which may also be a common prefix already returned).
+    let start = if key_marker.is_empty() {
+        0
+    } else {
+        let named = upload_marker
+            .as_ref()
+            .and_then(|m| uploads.iter().position(|u| u.key.0 == key_marker && &u.upload_id.0 == m));
+        match named {
+            Some(i) => i + 1,
+            None => uploads.iter().position(|u| u.key.0 > key_marker).unwrap_or(uploads.len()),
+        }
+    };
+    let mut entries: Vec<UploadRecord> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    let mut next: Option<(String, Option<String>)> = None;
+    for upload in uploads[start..].iter().filter(|u| u.key.0.starts_with(&prefix)) {
+        let common = delimiter.as_deref().and_then(|d| {
+            upload.key.0[prefix.len()..].find(d).map(|at| upload.key.0[..prefix.len() + at + d.len()].to_string())
+        });
+        if let Some(common) = &common
+            && (prefixes.last() == Some(common) || *common == key_marker)
+        {
+            continue;
+        }
+        if entries.len() + prefixes.len() == max {
+            truncated = true;
+            break;
+        }
+        match common {
+            Some(common) => {
+                next = Some((common.clone(), None));
+                prefixes.push(common);
+            }
+            None => {
+                next = Some((upload.key.0.clone(), Some(upload.upload_id.0.clone())));
+                entries.push(upload.clone());
+            }
+        }
+    }
+    let owner = Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) };
+    let (next_key, next_upload) = match (truncated, next) {
+        (true, Some((k, u))) => (Some(k), u),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(bucket.name.0),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_upload,
+        common_prefixes: Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        uploads: Some(
+            entries
+                .into_iter()
+                .map(|u| MultipartUpload {
+                    key: Some(u.key.0),
+                    upload_id: Some(u.upload_id.0),
+                    initiated: Some(timestamp(u.initiated_ms)),
+                    initiator: Some(Initiator { display_name: owner.display_name.clone(), id: owner.id.clone() }),
+                    owner: Some(owner.clone()),
+                    storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_string())),
+                    checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
+                    checksum_type: u.checksum_type.map(ChecksumType::from),
+                })
+                .collect(),
+        ),
+        encoding_type: None,
+        request_charged: None,
+    }))
+}
+
 /// Most parts returned by one ListParts page, as on AWS.
 const LIST_PARTS_MAX: usize = 1000;
 
