@@ -25,6 +25,10 @@ pub const INLINE_MAX_BYTES: usize = 64 * 1024;
 /// Stripes of one request being encoded or written at once (memory per request is bounded by
 /// this times the stripe size, plus the one being filled).
 pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
+/// Stripes being filled, encoded or written at once in the whole gateway (invariant 3: a global
+/// bound on bytes in flight). Each costs k+m shards of at most 1 MiB: 48 x 9 MiB = 432 MiB at 5+4.
+/// Uploads beyond it wait for a stripe to be freed (back-pressure on the client's TCP window).
+pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
 /// Retries of one shard write before it counts as not acknowledged.
 pub const SHARD_WRITE_ATTEMPTS: usize = 2;
 /// A node that could not be reached is skipped for this long before it is tried again, so an
@@ -41,6 +45,8 @@ pub struct DataPath {
     pub(crate) degraded_minimum: Option<FailureBudget>,
     pub(crate) codec: Arc<dyn ErasureCodec>,
     addresses: HashMap<NodeId, SocketAddr>,
+    /// Permits for stripe buffers, shared by every upload of the gateway.
+    pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
     /// Nodes recently found unreachable, and until when to skip them.
     down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
 }
@@ -67,6 +73,7 @@ impl DataPath {
             codec: Arc::new(codec),
             addresses,
             down_until: std::sync::Mutex::new(HashMap::new()),
+            stripe_permits: Arc::new(tokio::sync::Semaphore::new(GATEWAY_STRIPES_IN_FLIGHT_MAX)),
         })
     }
 

@@ -34,6 +34,11 @@ pub struct WrittenBlob {
     pub location: DataLocation,
 }
 
+/// The result of a spawned stripe write.
+fn joined(done: Result<GatewayResult<StripeRecord>, tokio::task::JoinError>) -> GatewayResult<StripeRecord> {
+    done.map_err(|e| GatewayError::Internal(format!("stripe writer: {e}")))?
+}
+
 impl DataPath {
     /// Writes a body as a new blob. `trailers` is called once the body has been read whole and
     /// returns the trailing headers (aws-chunked), if any.
@@ -64,7 +69,9 @@ impl DataPath {
         let mut total: u64 = 0;
         let mut next_stripe = 0u32;
         let mut in_flight = FuturesOrdered::new();
+        let mut tasks: Vec<tokio::task::AbortHandle> = Vec::new();
         let mut stripes: Vec<StripeRecord> = Vec::new();
+        let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
 
         let streamed: GatewayResult<()> = async {
             while let Some(chunk) = body.next().await {
@@ -79,20 +86,27 @@ impl DataPath {
                         buffer.extend_from_slice(rest);
                         break;
                     }
-                    if !striped {
-                        striped = true;
+                    striped = true;
+                    if permit.is_none() {
+                        // The gateway-wide bound on stripes in memory: wait for one to be freed.
+                        permit = Some(self.stripe_permits.clone().acquire_owned().await.expect("never closed"));
                         buffer.reserve_exact(stripe_bytes - buffer.len());
                     }
                     let take = rest.len().min(stripe_bytes - buffer.len());
                     buffer.extend_from_slice(&rest[..take]);
                     rest = &rest[take..];
                     if buffer.len() == stripe_bytes {
-                        let full = std::mem::replace(&mut buffer, Vec::with_capacity(stripe_bytes));
+                        let full = std::mem::take(&mut buffer);
+                        let held = permit.take().expect("a full stripe holds a permit");
                         while in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
-                            let done: GatewayResult<StripeRecord> = in_flight.next().await.expect("in flight");
-                            stripes.push(done?);
+                            stripes.push(joined(in_flight.next().await.expect("in flight"))?);
                         }
-                        in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full));
+                        // Spawned, so the stripe is encoded and written while the body keeps
+                        // arriving, and its permit is released even if this request stalls.
+                        let task =
+                            tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full, held));
+                        tasks.push(task.abort_handle());
+                        in_flight.push_back(task);
                         next_stripe += 1;
                     }
                 }
@@ -109,14 +123,22 @@ impl DataPath {
             }
             if striped && !buffer.is_empty() {
                 let last = std::mem::take(&mut buffer);
-                in_flight.push_back(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last));
+                let held = permit.take().expect("a partial stripe holds a permit");
+                let task = tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last, held));
+                tasks.push(task.abort_handle());
+                in_flight.push_back(task);
             }
             while let Some(done) = in_flight.next().await {
-                stripes.push(done?);
+                stripes.push(joined(done)?);
             }
             Ok(())
         }
         .await;
+        if streamed.is_err() {
+            for task in &tasks {
+                task.abort();
+            }
+        }
         drop(hash_tx);
         let digests = hasher.await.map_err(|e| GatewayError::Internal(format!("hashing thread: {e}")));
 
@@ -154,6 +176,7 @@ impl DataPath {
         blob: BlobId,
         index: StripeIndex,
         mut data: Vec<u8>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
         let k = self.geometry.data_shards as usize;
         let m = self.geometry.parity_shards as usize;
