@@ -455,3 +455,88 @@ async fn list_multipart_uploads_pages_in_aws_order() {
     assert_eq!(after.uploads().len(), 4);
     assert!(after.uploads().iter().all(|u| u.upload_id() != Some(id.as_str())), "the aborted upload is gone");
 }
+
+/// GetObjectAttributes: ETag, size, storage class, the object checksum, and the parts of a
+/// multipart object with their sizes and checksums, paginated.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_object_attributes_reports_parts_and_checksums() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectAttributes};
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    let mut rng = TestRng::new("get_object_attributes_reports_parts_and_checksums");
+    create_bucket(&s3, "attributes").await;
+    let created = ok(
+        s3.create_multipart_upload()
+            .bucket("attributes")
+            .key("mpu")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .send()
+            .await,
+        "CreateMultipartUpload",
+    );
+    let upload_id = created.upload_id().expect("upload id").to_string();
+    let sizes = [5 * MIB, 1234];
+    let mut parts = Vec::new();
+    let mut part_sums = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let number = i as i32 + 1;
+        let out = ok(
+            s3.upload_part()
+                .bucket("attributes")
+                .key("mpu")
+                .upload_id(&upload_id)
+                .part_number(number)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .body(ByteStream::from(rng.bytes(*size)))
+                .send()
+                .await,
+            "UploadPart",
+        );
+        let sum = out.checksum_crc32().expect("part CRC32").to_string();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().expect("etag"))
+                .checksum_crc32(sum.clone())
+                .build(),
+        );
+        part_sums.push(sum);
+    }
+    let done = ok(
+        s3.complete_multipart_upload()
+            .bucket("attributes")
+            .key("mpu")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await,
+        "CompleteMultipartUpload",
+    );
+    let attributes = ok(
+        s3.get_object_attributes()
+            .bucket("attributes")
+            .key("mpu")
+            .object_attributes(ObjectAttributes::Etag)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::StorageClass)
+            .max_parts(1)
+            .send()
+            .await,
+        "GetObjectAttributes",
+    );
+    assert_eq!(attributes.object_size(), Some((5 * MIB + 1234) as i64));
+    assert_eq!(
+        attributes.e_tag().map(|e| e.trim_matches('"').to_string()),
+        done.e_tag().map(|e| e.trim_matches('"').to_string())
+    );
+    let checksum = attributes.checksum().expect("checksum");
+    assert_eq!(checksum.checksum_crc32(), done.checksum_crc32(), "the composite CRC32");
+    let object_parts = attributes.object_parts().expect("parts");
+    assert_eq!(object_parts.total_parts_count(), Some(2));
+    assert_eq!(object_parts.is_truncated(), Some(true), "max-parts 1 of 2");
+    let first = &object_parts.parts()[0];
+    assert_eq!((first.part_number(), first.size()), (Some(1), Some((5 * MIB) as i64)));
+    assert_eq!(first.checksum_crc32(), Some(part_sums[0].as_str()));
+}

@@ -230,6 +230,7 @@ delegate! {
     delete_object: DeleteObjectInput => DeleteObjectOutput in objects;
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput in objects;
     copy_object: CopyObjectInput => CopyObjectOutput in objects;
+    get_object_attributes: GetObjectAttributesInput => GetObjectAttributesOutput in objects;
     list_objects: ListObjectsInput => ListObjectsOutput in list;
     list_objects_v2: ListObjectsV2Input => ListObjectsV2Output in list;
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput in multipart;
