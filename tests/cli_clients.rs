@@ -291,3 +291,26 @@ async fn s3cmd_smoke() {
     s3cmd(&["rb", "s3://s3cmd-bucket"]);
     assert!(ok(cluster.s3_client().list_buckets().send().await, "ListBuckets").buckets().is_empty());
 }
+
+/// minio-py (PyPI): bucket, multipart fput_object, stat, fget_object, list, remove.
+#[tokio::test(flavor = "multi_thread")]
+async fn minio_py_round_trip() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("minio_py_round_trip");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let upload = scratch.path().join("upload.bin");
+    let size = 12 * MIB;
+    let upload_md5 = rng.write_file(&upload, size);
+    let download = scratch.path().join("download.bin");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/minio_roundtrip.py");
+    let mut command = aws_command(&cluster, "python3", scratch.path());
+    command.arg(script).arg(&cluster.endpoint).arg("minio-bucket").arg(&upload).arg(&download);
+    let stdout = run_ok(&mut command, CLI_TIMEOUT);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("minio script output is no JSON ({e}): {stdout}"));
+    assert_eq!(md5_file(&download), upload_md5, "fget_object bytes");
+    assert_eq!(report["size"].as_u64(), Some(size as u64), "{report}");
+    assert!(report["etag"].as_str().is_some_and(|e| e.ends_with("-3")), "12 MiB in 5 MiB parts: {report}");
+    assert_eq!(report["listed"], serde_json::json!(["minio/upload.bin"]), "{report}");
+    assert_eq!(report["after_remove"], serde_json::json!([]), "{report}");
+}
