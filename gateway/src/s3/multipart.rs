@@ -1,6 +1,6 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 
-use super::objects::{body_stream, check_read_conditions, expected_checksums, stored_content_encoding, trailers};
+use super::objects::{CopyConditions, body_stream, expected_checksums, stored_content_encoding, trailers};
 use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp};
 use crate::checksums::{Algorithm, base64};
 use crate::datapath::WriteRequest;
@@ -113,14 +113,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let now = now_ms();
-    let part = PartData {
-        part_number,
-        size: written.size,
-        etag: hex::encode(written.digests.md5),
-        checksums: written.digests.checksums,
-        location: written.location,
-        last_modified_ms: now,
-    };
+    let part = part_of(part_number, written, now);
     let output = UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
         checksum_crc32: part.checksums.crc32.clone(),
@@ -168,22 +161,13 @@ pub async fn upload_part_copy(
             s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
         })?;
     let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
-    let (source_bucket, source_key) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
-        _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
+    let conditions = CopyConditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
-    let source = s3.get_record(&principal, &source_bucket, &source_key).await?;
-    check_read_conditions(
-        &source,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-    )
-    .map_err(|e| match e {
-        GatewayError::NotModified => GatewayError::PreconditionFailed,
-        other => other,
-    })?;
+    let (_, _, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
     let range = copy_source_range(input.copy_source_range.as_deref(), source.size)?;
     let mut computed = vec![Algorithm::Crc64Nvme];
     if let Some(a) = &upload.checksum_algorithm {
@@ -198,14 +182,7 @@ pub async fn upload_part_copy(
     };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let now = now_ms();
-    let part = PartData {
-        part_number,
-        size: written.size,
-        etag: hex::encode(written.digests.md5),
-        checksums: written.digests.checksums,
-        location: written.location,
-        last_modified_ms: now,
-    };
+    let part = part_of(part_number, written, now);
     let result = CopyPartResult {
         e_tag: Some(etag(&part.etag)),
         last_modified: Some(timestamp(now)),
@@ -219,6 +196,18 @@ pub async fn upload_part_copy(
     let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+}
+
+/// A freshly written part's record.
+fn part_of(part_number: u32, written: crate::datapath::WrittenBlob, now: i64) -> PartData {
+    PartData {
+        part_number,
+        size: written.size,
+        etag: hex::encode(written.digests.md5),
+        checksums: written.digests.checksums,
+        location: written.location,
+        last_modified_ms: now,
+    }
 }
 
 /// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".

@@ -110,7 +110,47 @@ fn write_condition(
     Ok(WriteCondition { if_none_match_any, if_match })
 }
 
+/// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy.
+pub(super) struct CopyConditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+}
+
 impl IgnifugeS3 {
+    /// Resolves x-amz-copy-source: the source's bucket, key and current version, readable by the
+    /// principal and meeting the copy conditions (a failed condition is 412, never 304).
+    pub(super) async fn copy_source(
+        &self,
+        principal: &Principal,
+        source: &CopySource,
+        conditions: CopyConditions<'_>,
+    ) -> S3Result<(String, String, ObjectRecord)> {
+        let (bucket, key, version) = match source {
+            CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
+            _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
+        };
+        let record = self.get_record(principal, &bucket, &key).await?;
+        if let Some(v) = version
+            && *v != *record.version.0
+        {
+            return Err(GatewayError::Meta(MetaError::NoSuchKey).into());
+        }
+        check_read_conditions(
+            &record,
+            conditions.if_match,
+            conditions.if_unmodified_since,
+            conditions.if_none_match,
+            conditions.if_modified_since,
+        )
+        .map_err(|e| match e {
+            GatewayError::NotModified => GatewayError::PreconditionFailed,
+            other => other,
+        })?;
+        Ok((bucket, key, record))
+    }
+
     /// The current version of a key, if the bucket belongs to the principal's tenant: the
     /// ownership check and the read are one linearizable query.
     pub(super) async fn get_record(&self, principal: &Principal, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
@@ -232,7 +272,7 @@ fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
 
 /// RFC 9110 precedence, as S3 applies it: If-Match, else If-Unmodified-Since (412); then
 /// If-None-Match, else If-Modified-Since (304 for reads).
-pub(super) fn check_read_conditions(
+fn check_read_conditions(
     record: &ObjectRecord,
     if_match: Option<&ETagCondition>,
     if_unmodified_since: Option<&Timestamp>,
@@ -441,31 +481,14 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
-    let (source_bucket, source_key, source_version) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
-        _ => {
-            return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported"));
-        }
+    let conditions = CopyConditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
-    s3.owned_bucket(&principal, &source_bucket).await?;
+    let (source_bucket, source_key, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let source = s3.get_record(&principal, &source_bucket, &source_key).await?;
-    if let Some(v) = source_version
-        && *v != *source.version.0
-    {
-        return Err(GatewayError::Meta(MetaError::NoSuchKey).into());
-    }
-    check_read_conditions(
-        &source,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-    )
-    .map_err(|e| match e {
-        GatewayError::NotModified => GatewayError::PreconditionFailed,
-        other => other,
-    })?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if source_bucket == input.bucket && source_key == input.key && !replace {
         return Err(s3s::s3_error!(
