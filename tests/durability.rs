@@ -323,16 +323,27 @@ async fn writes_go_on_with_a_datacenter_down() {
     let mut rng = TestRng::new("writes_go_on_with_a_datacenter_down");
     let s3 = cluster.s3_client_at(1);
     create_bucket(&s3, "outage").await;
+    put_object(&s3, "outage", "before-the-fire", &rng.bytes(OBJECT_SIZE)).await;
+    let report = durability_report(&cluster);
+    assert_eq!(report["healthy"], true, "{report}");
     cluster.kill_processes(&["dc1-n1", "dc1-n2", "dc1-n3", "gateway-dc1"]);
     let data = rng.bytes(OBJECT_SIZE);
     put_object(&s3, "outage", "during-the-fire", &data).await;
+    // The debt is visible: both stripes of the object written during the outage.
+    let report = durability_report(&cluster);
+    assert_eq!(report["healthy"], false, "{report}");
+    assert_eq!(report["debt_stripes"], 2, "{report}");
+    assert_eq!(report["tenants"][0]["debt_objects"], 1, "{report}");
+    assert_eq!(report["tenants"][0]["full_budget_objects"], 1, "{report}");
     assert_bytes_eq(&get_object(&s3, "outage", "during-the-fire").await, &data, "written during the outage");
     let live: usize = ["dc2", "dc3"]
         .iter()
         .flat_map(|dc| (1..=3).map(move |n| format!("{dc}-n{n}")))
         .map(|node| cluster.shard_files(&node).len())
         .sum();
-    assert_eq!(live, 18, "all 2 stripes x 9 shards are on the 6 live nodes");
+    // The object written before the fire keeps its 2 x 6 shards in dc2 and dc3; the one written
+    // during it has all 2 x 9 of its shards there.
+    assert_eq!(live, 12 + 18, "all 2 stripes x 9 shards of the outage write are on the 6 live nodes");
     // Any 2 more storage nodes: one in each live datacenter. (Not the metadata voters dc2-n1 and
     // dc3-n1: with one voter per datacenter the metadata survives the loss of one datacenter,
     // not one more voter; see ARCHITECTURE.md.)
@@ -396,4 +407,9 @@ async fn internode_requests_must_be_authenticated() {
     // The node's health check is the one open route.
     assert_eq!(raw_request(&node, "GET", "/v1/health", &[], b"").await.expect("health").status, 200);
     assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "nothing was deleted");
+}
+
+fn durability_report(cluster: &Cluster) -> serde_json::Value {
+    let out = cluster.admin(&["durability", "--json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("admin durability --json ({e}): {out}"))
 }

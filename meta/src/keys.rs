@@ -17,6 +17,8 @@ pub fn tenant(id: &TenantId) -> Vec<u8> {
 pub fn access_key(id: &AccessKeyId) -> Vec<u8> {
     format!("c/key/{id}").into_bytes()
 }
+pub const BUCKETS_PREFIX: &[u8] = b"c/bucket/";
+
 pub fn bucket(name: &BucketName) -> Vec<u8> {
     format!("c/bucket/{name}").into_bytes()
 }

@@ -309,6 +309,7 @@ impl StateMachine {
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::DurabilityReport => self.durability_report().map(Answer::Durability),
             Query::ListUploads { bucket } => {
                 self.bucket(&bucket)?;
                 self.scan_records(&keys::uploads_prefix(&bucket), crate::UPLOADS_LISTED_MAX).map(Answer::Uploads)
@@ -336,6 +337,44 @@ impl StateMachine {
                 self.parts(&bucket, &upload_id).map(Answer::Parts)
             }
         }
+    }
+
+    fn durability_report(&self) -> Result<Vec<TenantDurability>, MetaError> {
+        let mut report: std::collections::BTreeMap<TenantId, TenantDurability> = Default::default();
+        for bucket in self.scan_records::<BucketRecord>(keys::BUCKETS_PREFIX, usize::MAX)? {
+            let entry =
+                report.entry(bucket.tenant.clone()).or_insert_with(|| TenantDurability::empty(bucket.tenant.clone()));
+            let objects = keys::objects_prefix(&bucket.name);
+            let end = prefix_end(&objects);
+            for (_, value) in self.kv.scan(&objects, end.as_deref(), usize::MAX)? {
+                let record: ObjectRecord =
+                    serde_json::from_slice(&value).map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
+                let mut striped = false;
+                let mut debt = 0u64;
+                for part in &record.parts {
+                    if let DataLocation::Striped(blob) = &part.location {
+                        striped = true;
+                        debt += blob.stripes.iter().filter(|s| s.debt).count() as u64;
+                    }
+                }
+                match (striped, debt) {
+                    (false, _) => {
+                        entry.inline_objects += 1;
+                        entry.inline_bytes += record.size;
+                    }
+                    (true, 0) => {
+                        entry.full_budget_objects += 1;
+                        entry.full_budget_bytes += record.size;
+                    }
+                    (true, stripes) => {
+                        entry.debt_objects += 1;
+                        entry.debt_bytes += record.size;
+                        entry.debt_stripes += stripes;
+                    }
+                }
+            }
+        }
+        Ok(report.into_values().collect())
     }
 
     fn tenant(&self, id: &TenantId) -> Result<TenantRecord, MetaError> {

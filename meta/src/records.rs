@@ -178,6 +178,37 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// Durability of one tenant's objects, as recorded at write time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDurability {
+    pub tenant: TenantId,
+    /// Objects and bytes stored inline in the metadata (its replication budget applies).
+    pub inline_objects: u64,
+    pub inline_bytes: u64,
+    /// Erasure-coded objects and bytes whose every stripe met the full budget when written.
+    pub full_budget_objects: u64,
+    pub full_budget_bytes: u64,
+    /// Erasure-coded objects with at least one stripe written under the outage policy (debt).
+    pub debt_objects: u64,
+    pub debt_bytes: u64,
+    pub debt_stripes: u64,
+}
+
+impl TenantDurability {
+    pub fn empty(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            inline_objects: 0,
+            inline_bytes: 0,
+            full_budget_objects: 0,
+            full_budget_bytes: 0,
+            debt_objects: 0,
+            debt_bytes: 0,
+            debt_stripes: 0,
+        }
+    }
+}
+
 /// Every change to the metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -286,6 +317,9 @@ pub enum Query {
         bucket: BucketName,
         upload_id: UploadId,
     },
+    /// Durability of every committed object, per tenant: what a full scan of the object index
+    /// finds (cost proportional to the number of objects; for operators, not the data path).
+    DurabilityReport,
     /// Multipart uploads in progress in a bucket (at most `UPLOADS_LISTED_MAX`), any order.
     ListUploads {
         bucket: BucketName,
@@ -310,6 +344,7 @@ pub enum Answer {
     Parts(Vec<PartData>),
     Garbage(Vec<(BlobId, GarbageRecord)>),
     Uploads(Vec<UploadRecord>),
+    Durability(Vec<TenantDurability>),
 }
 
 mod b64 {
