@@ -124,7 +124,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
-        self.put_synced(COMMITTED_KEY, to_json(&committed))
+        // Only a hint for a faster restart (openraft re-learns the commit index from the leader):
+        // not worth an fsync per commit.
+        let mut batch = WriteBatch::new();
+        batch.put(COMMITTED_KEY.to_vec(), to_json(&committed));
+        self.kv.write(batch, Durability::Buffered).map_err(write_error)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
