@@ -89,10 +89,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let part_number =
-        u32::try_from(input.part_number).ok().filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n)).ok_or_else(|| {
-            s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
-        })?;
+    let part_number = part_number(input.part_number)?;
     s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let expected = expected_checksums(
         &req.headers,
@@ -156,10 +153,7 @@ pub async fn upload_part_copy(
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let part_number =
-        u32::try_from(input.part_number).ok().filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n)).ok_or_else(|| {
-            s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
-        })?;
+    let part_number = part_number(input.part_number)?;
     let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let conditions = CopyConditions {
         if_match: input.copy_source_if_match.as_ref(),
@@ -196,6 +190,14 @@ pub async fn upload_part_copy(
     let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+}
+
+/// A part number as AWS accepts it: 1 to 10,000.
+fn part_number(n: i32) -> S3Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MULTIPART_MAX_PARTS).contains(n))
+        .ok_or_else(|| s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"))
 }
 
 /// A freshly written part's record.
