@@ -179,20 +179,10 @@ async fn aws_cli() {
 async fn boto3_managed_transfers_and_plain_calls() {
     let cluster = Cluster::start().await;
     let mut rng = TestRng::new("boto3_managed_transfers_and_plain_calls");
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let upload = scratch.path().join("upload.bin");
     let size = 30 * MIB;
-    let upload_md5 = rng.write_file(&upload, size);
-    let download = scratch.path().join("download.bin");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/boto3_roundtrip.py");
-
-    let mut command = aws_command(&cluster, "python3", scratch.path());
-    command.arg(script).arg(&cluster.endpoint).arg("boto3-bucket").arg(&upload).arg(&download);
-    let stdout = run_ok(&mut command, CLI_TIMEOUT);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("boto3 script output is no JSON ({e}): {stdout}"));
-
-    assert_eq!(md5_file(&download), upload_md5, "download_file bytes");
+    let run = python_client_round_trip(&cluster, &mut rng, "boto3_roundtrip.py", "boto3-bucket", size);
+    let (report, upload_md5, upload) = (&run.report, &run.upload_md5, &run.upload);
+    assert_eq!(&run.download_md5, upload_md5, "download_file bytes");
     assert_eq!(report["upload_size"].as_u64(), Some(size as u64), "{report}");
     // 30 MiB in 8 MiB parts: 8 + 8 + 8 + 6.
     let etag = report["upload_etag"].as_str().expect("ETag");
@@ -200,9 +190,9 @@ async fn boto3_managed_transfers_and_plain_calls() {
 
     let s3 = cluster.s3_client();
     let data = get_object(&s3, "boto3-bucket", "boto3/upload.bin").await;
-    assert_eq!(md5_hex(&data), upload_md5, "bytes uploaded by boto3, read by the Rust SDK");
+    assert_eq!(&md5_hex(&data), upload_md5, "bytes uploaded by boto3, read by the Rust SDK");
     drop(data);
-    let upload_bytes = std::fs::read(&upload).expect("read upload");
+    let upload_bytes = std::fs::read(upload).expect("read upload");
     let parts: Vec<&[u8]> = upload_bytes.chunks(8 * MIB).collect();
     assert_eq!(etag, multipart_etag(&parts), "multipart ETag of boto3's upload");
 }
@@ -297,20 +287,44 @@ async fn s3cmd_smoke() {
 async fn minio_py_round_trip() {
     let cluster = Cluster::start().await;
     let mut rng = TestRng::new("minio_py_round_trip");
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let upload = scratch.path().join("upload.bin");
     let size = 12 * MIB;
-    let upload_md5 = rng.write_file(&upload, size);
-    let download = scratch.path().join("download.bin");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/minio_roundtrip.py");
-    let mut command = aws_command(&cluster, "python3", scratch.path());
-    command.arg(script).arg(&cluster.endpoint).arg("minio-bucket").arg(&upload).arg(&download);
-    let stdout = run_ok(&mut command, CLI_TIMEOUT);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("minio script output is no JSON ({e}): {stdout}"));
-    assert_eq!(md5_file(&download), upload_md5, "fget_object bytes");
+    let run = python_client_round_trip(&cluster, &mut rng, "minio_roundtrip.py", "minio-bucket", size);
+    let report = &run.report;
+    assert_eq!(run.download_md5, run.upload_md5, "fget_object bytes");
     assert_eq!(report["size"].as_u64(), Some(size as u64), "{report}");
     assert!(report["etag"].as_str().is_some_and(|e| e.ends_with("-3")), "12 MiB in 5 MiB parts: {report}");
     assert_eq!(report["listed"], serde_json::json!(["minio/upload.bin"]), "{report}");
     assert_eq!(report["after_remove"], serde_json::json!([]), "{report}");
+}
+
+/// What a Python client script reported, with the MD5s of the file it uploaded and downloaded.
+struct PythonRun {
+    report: serde_json::Value,
+    upload: std::path::PathBuf,
+    upload_md5: String,
+    download_md5: String,
+    _scratch: tempfile::TempDir,
+}
+
+/// Runs `tests/clients/<script> ENDPOINT BUCKET UPLOAD DOWNLOAD` with a random file of `size`
+/// bytes and the cluster's credentials; the script's last stdout line is its JSON report.
+fn python_client_round_trip(
+    cluster: &Cluster,
+    rng: &mut TestRng,
+    script: &str,
+    bucket: &str,
+    size: usize,
+) -> PythonRun {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let upload = scratch.path().join("upload.bin");
+    let upload_md5 = rng.write_file(&upload, size);
+    let download = scratch.path().join("download.bin");
+    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = aws_command(cluster, "python3", scratch.path());
+    command.arg(&script).arg(&cluster.endpoint).arg(bucket).arg(&upload).arg(&download);
+    let stdout = run_ok(&mut command, CLI_TIMEOUT);
+    let report = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{script} output is no JSON ({e}): {stdout}"));
+    let download_md5 = md5_file(&download);
+    PythonRun { report, upload, upload_md5, download_md5, _scratch: scratch }
 }

@@ -23,7 +23,7 @@ pub use service::{LocalMetadata, Metadata};
 
 use serde::{Deserialize, Serialize};
 
-/// Errors of the metadata layer. Serialisable: they cross the wire from the metadata host.
+/// Errors of the metadata layer. Serialisable: they cross the wire from the metadata voters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetaError {
     #[error("no such tenant")]

@@ -6,9 +6,9 @@ use crate::records::{Answer, Command, Outcome, Query};
 use std::sync::{Arc, Mutex};
 
 /// Replicated-metadata interface. Implementations: [`LocalMetadata`] (one process, for tests and
-/// the single metadata host), and a remote client in the gateway. The Raft implementation
-/// replaces what sits behind it, not the interface: commands are applied atomically in one total
-/// order, and queries observe every command whose `apply` returned.
+/// the baseline of the metadata bench) and the gateway's leader-following client of the Raft
+/// voters (`ignifuge-raft` behind the internode API). Either way: commands are applied atomically
+/// in one total order, and queries observe every command whose `apply` returned.
 #[async_trait::async_trait]
 pub trait Metadata: Send + Sync + 'static {
     async fn apply(&self, command: Command) -> Result<Outcome, MetaError>;

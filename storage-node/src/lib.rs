@@ -1,5 +1,5 @@
-//! The storage node daemon: stores shards on local disk, indexes them, hosts the metadata state
-//! machine when it is the metadata node, and serves the authenticated internode API.
+//! The storage node daemon: stores shards on local disk, indexes them, hosts a Raft replica of the
+//! metadata when it is a metadata voter, and serves the authenticated internode API.
 //!
 //! Owns: the on-disk shard format and layout, the shard index, the internode HTTP server.
 //! Must never depend on: the gateway or the S3 protocol.
