@@ -128,7 +128,9 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
         let replica = RaftMetadata::start(id, kv, client).await.expect("raft");
         let index: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
         let store = Arc::new(ShardStore::open(&dir.join(format!("{name}-shards{id}")), index).expect("store"));
-        let server = Arc::new(NodeServer { store, metadata: Some(replica.clone()), auth: InternodeAuth::new(secret) });
+        let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone()));
+        let server =
+            Arc::new(NodeServer { store, scrubber, metadata: Some(replica.clone()), auth: InternodeAuth::new(secret) });
         tokio::spawn(ignifuge_storage_node::serve(listener, server));
         members.insert(id, address.to_string());
         replicas.push(replica);

@@ -40,7 +40,9 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     let listener =
         tokio::net::TcpListener::bind(me.address).await.with_context(|| format!("binding {}", me.address))?;
     tracing::info!(node = %id, datacenter = %me.datacenter, address = %me.address, metadata = metadata.is_some(), "storage node ready");
-    let server = Arc::new(NodeServer { store, metadata, auth: InternodeAuth::new(&secret) });
+    let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone()));
+    tokio::spawn(scrubber.clone().run());
+    let server = Arc::new(NodeServer { store, scrubber, metadata, auth: InternodeAuth::new(&secret) });
     tokio::select! {
         served = ignifuge_storage_node::serve(listener, server) => served.context("serving")?,
         _ = shutdown_signal() => tracing::info!(node = %id, "stopping"),

@@ -136,6 +136,14 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
+    /// Deletes one shard (a copy the metadata no longer names on this node).
+    pub async fn delete_shard(&self, node: SocketAddr, id: &ShardId) -> Result<(), RpcError> {
+        let (status, _, body) = self
+            .send(Method::DELETE, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
+            .await?;
+        Self::check_status(node, status, &body)
+    }
+
     /// POSTs a JSON request and decodes the JSON answer.
     pub async fn post_json<Q: Serialize, A: DeserializeOwned>(
         &self,

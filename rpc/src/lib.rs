@@ -11,11 +11,13 @@ mod auth;
 mod client;
 mod cluster;
 mod secrets;
+mod wire;
 
 pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, NodeEndpoint};
 pub use secrets::SecretSealer;
+pub use wire::{BlobListAnswer, BlobListRequest, HeldBlob, HeldShard, InventoryAnswer, InventoryRequest, ScrubStatus};
 
 /// Header carrying a shard's BLAKE3 hash (hex), on PUT requests and GET responses.
 pub const SHARD_HASH_HEADER: &str = "x-ignifuge-shard-blake3";
@@ -31,6 +33,9 @@ pub mod paths {
     pub const HEALTH: &str = "/v1/health";
     pub const META_APPLY: &str = "/v1/meta/apply";
     pub const META_QUERY: &str = "/v1/meta/query";
+    pub const INVENTORY: &str = "/v1/inventory";
+    pub const BLOBS: &str = "/v1/blobs";
+    pub const SCRUB_STATUS: &str = "/v1/scrub/status";
 
     pub fn shard(id: &ShardId) -> String {
         format!("/v1/shards/{}/{}/{}", id.blob, id.stripe, id.shard)

@@ -10,8 +10,8 @@ use hyper_util::rt::TokioIo;
 use ignifuge_meta::{Proposal, Query};
 use ignifuge_raft::{RaftMetadata, Redirect, Voters};
 use ignifuge_rpc::{
-    AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER,
-    paths,
+    AUTH_HEADER, BODY_HASH_HEADER, BlobListAnswer, BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest,
+    META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 /// Everything a node serves.
 pub struct NodeServer {
     pub store: Arc<ShardStore>,
+    pub scrubber: Arc<crate::Scrubber>,
     /// Present on the metadata's Raft voters.
     pub metadata: Option<Arc<RaftMetadata>>,
     pub auth: InternodeAuth,
@@ -29,6 +30,16 @@ type HttpResponse = Response<Full<Bytes>>;
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     Response::builder().status(status).body(Full::new(body.into())).expect("static response parts are valid")
+}
+
+/// Most blobs listed in one answer.
+const BLOBS_LISTED_MAX: usize = 4096;
+
+fn json_reply<T: serde::Serialize>(value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(json) => reply(StatusCode::OK, json),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 fn header<'a>(request: &'a Request<Incoming>, name: &str) -> &'a str {
@@ -118,6 +129,7 @@ impl NodeServer {
             return match method {
                 Method::PUT => self.put_shard(rest, &body_hash, request).await,
                 Method::GET => self.get_shard(rest).await,
+                Method::DELETE if rest.contains('/') => self.delete_shard(rest).await,
                 Method::DELETE => self.delete_blob(rest).await,
                 _ => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
             };
@@ -126,6 +138,9 @@ impl NodeServer {
             (Method::POST, paths::META_APPLY) => self.meta(request, &body_hash, true).await,
             (Method::POST, paths::META_QUERY) => self.meta(request, &body_hash, false).await,
             (Method::POST, p) if p.starts_with("/v1/raft/") => self.raft(p, request, &body_hash).await,
+            (Method::POST, paths::INVENTORY) => self.inventory(request, &body_hash).await,
+            (Method::POST, paths::BLOBS) => self.list_blobs(request, &body_hash).await,
+            (Method::POST, paths::SCRUB_STATUS) => json_reply(&self.scrubber.status()),
             _ => reply(StatusCode::NOT_FOUND, "no such route"),
         }
     }
@@ -178,6 +193,63 @@ impl NodeServer {
             Ok(Err(e)) => store_error(e),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
+    }
+
+    async fn delete_shard(&self, rest: &str) -> HttpResponse {
+        let Some(id) = parse_shard_id(rest) else {
+            return reply(StatusCode::BAD_REQUEST, "malformed shard id");
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.delete_shard(&id)).await {
+            Ok(Ok(())) => reply(StatusCode::NO_CONTENT, ""),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    /// The shard files of the named blobs (for the repair service).
+    async fn inventory(&self, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
+        let asked: InventoryRequest = match Self::read_json(request, hash_hex).await {
+            Ok(asked) => asked,
+            Err(response) => return response,
+        };
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut shards = Vec::new();
+            for blob in &asked.blobs {
+                shards.extend(store.shards_of(blob)?);
+            }
+            Ok::<_, StoreError>(InventoryAnswer { shards })
+        })
+        .await;
+        match found {
+            Ok(Ok(answer)) => json_reply(&answer),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    /// A page of the blobs held here (for the orphan sweep).
+    async fn list_blobs(&self, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
+        let asked: BlobListRequest = match Self::read_json(request, hash_hex).await {
+            Ok(asked) => asked,
+            Err(response) => return response,
+        };
+        let store = self.store.clone();
+        let limit = asked.limit.clamp(1, BLOBS_LISTED_MAX);
+        match tokio::task::spawn_blocking(move || store.list_blobs(asked.after.as_ref(), limit)).await {
+            Ok(Ok((blobs, complete))) => json_reply(&BlobListAnswer { blobs, complete }),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        request: Request<Incoming>,
+        hash_hex: &str,
+    ) -> Result<T, HttpResponse> {
+        let body = Self::read_body(request, hash_hex).await?;
+        serde_json::from_slice(&body).map_err(|e| reply(StatusCode::BAD_REQUEST, e.to_string()))
     }
 
     async fn read_body(request: Request<Incoming>, hash_hex: &str) -> Result<Bytes, HttpResponse> {

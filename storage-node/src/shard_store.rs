@@ -7,7 +7,8 @@
 //! fsynced, so a crash leaves either no shard or a whole one.
 
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BlobId, ShardId};
+use ignifuge_rpc::{HeldBlob, HeldShard};
+use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum StoreError {
 pub struct ShardStore {
     root: PathBuf,
     index: Arc<dyn KvStore>,
+    /// Corrupt shards moved to quarantine since the process started.
+    quarantined: std::sync::atomic::AtomicU64,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -51,7 +54,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("shards"))?;
-        Ok(Self { root: root.to_path_buf(), index })
+        Ok(Self { root: root.to_path_buf(), index, quarantined: Default::default() })
     }
 
     fn blob_dir(&self, blob: &BlobId) -> Result<PathBuf, StoreError> {
@@ -93,8 +96,18 @@ impl ShardStore {
         Ok(())
     }
 
-    /// Reads a shard and checks it against the hash stored with it.
+    /// Reads a shard and checks it against the hash stored with it. A shard that fails the check
+    /// is quarantined at once, so that the inventory stops listing it and the repair service
+    /// rebuilds it.
     pub fn get(&self, id: &ShardId) -> Result<(Vec<u8>, blake3::Hash), StoreError> {
+        let result = self.read_verified(id);
+        if matches!(result, Err(StoreError::Corrupt)) {
+            self.quarantine(id)?;
+        }
+        result
+    }
+
+    fn read_verified(&self, id: &ShardId) -> Result<(Vec<u8>, blake3::Hash), StoreError> {
         let path = self.shard_path(id)?;
         let mut bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -132,10 +145,160 @@ impl ShardStore {
         Ok(())
     }
 
+    /// Moves a corrupt shard out of the store (kept under `quarantine/` for inspection) and drops
+    /// it from the index. Returns whether there was a file to move.
+    pub fn quarantine(&self, id: &ShardId) -> Result<bool, StoreError> {
+        let path = self.shard_path(id)?;
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir)?;
+        let target = dir.join(format!("{}.{}.{}.{}", id.blob, id.stripe, id.shard, rand_suffix()));
+        let moved = match fs::rename(&path, &target) {
+            Ok(()) => {
+                sync_dir(path.parent().expect("shard paths have a parent"))?;
+                self.quarantined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(shard = %id, to = %target.display(), "quarantined a corrupt shard");
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        let mut batch = WriteBatch::new();
+        batch.delete(index_key(id));
+        self.index.write(batch, Durability::Buffered)?;
+        Ok(moved)
+    }
+
+    /// Corrupt shards quarantined since the process started.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Removes one shard (a copy the metadata no longer places here). Idempotent.
+    pub fn delete_shard(&self, id: &ShardId) -> Result<(), StoreError> {
+        let path = self.shard_path(id)?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().expect("shard paths have a parent"))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut batch = WriteBatch::new();
+        batch.delete(index_key(id));
+        self.index.write(batch, Durability::Buffered)?;
+        Ok(())
+    }
+
+    /// The shard files of `blob` on disk (the files, not the index, are the truth).
+    pub fn shards_of(&self, blob: &BlobId) -> Result<Vec<HeldShard>, StoreError> {
+        let dir = self.blob_dir(blob)?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut held = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some((stripe, shard)) = parse_shard_file_name(&name.to_string_lossy()) else {
+                continue; // temporary files of writes in progress
+            };
+            let modified_ms = modified_ms(&entry.metadata()?);
+            held.push(HeldShard { id: ShardId { blob: blob.clone(), stripe, shard }, modified_ms });
+        }
+        held.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(held)
+    }
+
+    /// Up to `limit` blobs held here with an id greater than `after`, in id order, each with the
+    /// newest modification time of its files. The bool is true when the listing is complete.
+    pub fn list_blobs(&self, after: Option<&BlobId>, limit: usize) -> Result<(Vec<HeldBlob>, bool), StoreError> {
+        let mut out = Vec::new();
+        let after = after.map(|b| b.0.as_str()).unwrap_or("");
+        for fan_out in sorted_names(&self.root.join("shards"))? {
+            if fan_out.len() != 2 || (!after.is_empty() && fan_out.as_str() < &after[..2.min(after.len())]) {
+                continue;
+            }
+            for name in sorted_names(&self.root.join("shards").join(&fan_out))? {
+                if name.as_str() <= after {
+                    continue;
+                }
+                let blob = BlobId::new(name);
+                if !blob.is_well_formed() {
+                    continue;
+                }
+                if out.len() == limit {
+                    return Ok((out, false));
+                }
+                let newest_ms = self.shards_of(&blob)?.iter().map(|s| s.modified_ms).max().unwrap_or(0);
+                out.push(HeldBlob { blob, newest_ms });
+            }
+        }
+        Ok((out, true))
+    }
+
+    /// Every shard file, in id order (for the scrubber).
+    pub fn all_shards(&self) -> Result<Vec<ShardId>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<BlobId> = None;
+        loop {
+            let (blobs, complete) = self.list_blobs(after.as_ref(), 1024)?;
+            for held in &blobs {
+                out.extend(self.shards_of(&held.blob)?.into_iter().map(|s| s.id));
+            }
+            if complete {
+                return Ok(out);
+            }
+            after = blobs.last().map(|b| b.blob.clone());
+        }
+    }
+
+    /// Re-reads one shard and checks its BLAKE3 hash; a corrupt shard is quarantined. Returns
+    /// the bytes read, or None when the shard was corrupt (or vanished meanwhile).
+    pub fn scrub_one(&self, id: &ShardId) -> Result<Option<usize>, StoreError> {
+        match self.get(id) {
+            Ok((data, _)) => Ok(Some(data.len())),
+            Err(StoreError::Corrupt | StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Number of shards in the index (for status and tests).
     pub fn indexed_shards(&self) -> Result<usize, StoreError> {
         Ok(self.index.scan(b"s/", prefix_end(b"s/").as_deref(), usize::MAX)?.len())
     }
+}
+
+fn parse_shard_file_name(name: &str) -> Option<(StripeIndex, ShardIndex)> {
+    let (stripe, shard) = name.split_once('.')?;
+    Some((StripeIndex(stripe.parse().ok()?), ShardIndex(shard.parse().ok()?)))
+}
+
+fn modified_ms(metadata: &fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn sorted_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn rand_suffix() -> String {
@@ -189,6 +352,47 @@ mod tests {
         let (_dir, store) = store();
         let hash = blake3::hash(b"x");
         assert!(matches!(store.put(&id("../../etc", 0), b"x", &hash), Err(StoreError::BadId)));
+    }
+
+    #[test]
+    fn a_corrupt_shard_is_quarantined_on_read_and_leaves_the_inventory() {
+        let (dir, store) = store();
+        let data = b"abc".repeat(50);
+        store.put(&id("ab12", 2), &data, &blake3::hash(&data)).unwrap();
+        assert_eq!(store.shards_of(&BlobId::new("ab12")).unwrap().len(), 1);
+        let path = dir.path().join("shards/ab/ab12/0.2");
+        let mut raw = fs::read(&path).unwrap();
+        raw[HASH_BYTES] ^= 1;
+        fs::write(&path, raw).unwrap();
+        assert_eq!(store.scrub_one(&id("ab12", 2)).unwrap(), None);
+        assert!(store.shards_of(&BlobId::new("ab12")).unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1);
+        assert_eq!(store.indexed_shards().unwrap(), 0);
+    }
+
+    #[test]
+    fn blobs_are_listed_in_id_order_in_pages() {
+        let (_dir, store) = store();
+        let names = ["ff01", "0a00", "ab12", "ab03", "10ee"];
+        for name in names {
+            let data = name.as_bytes().to_vec();
+            store.put(&id(name, 1), &data, &blake3::hash(&data)).unwrap();
+            store.put(&id(name, 4), &data, &blake3::hash(&data)).unwrap();
+        }
+        let (first, complete) = store.list_blobs(None, 2).unwrap();
+        assert!(!complete);
+        let listed: Vec<_> = first.iter().map(|b| b.blob.0.clone()).collect();
+        assert_eq!(listed, ["0a00", "10ee"]);
+        let (rest, complete) = store.list_blobs(Some(&first[1].blob), 10).unwrap();
+        assert!(complete);
+        let listed: Vec<_> = rest.iter().map(|b| b.blob.0.clone()).collect();
+        assert_eq!(listed, ["ab03", "ab12", "ff01"]);
+        assert!(rest.iter().all(|b| b.newest_ms > 0));
+        assert_eq!(store.all_shards().unwrap().len(), 10);
+        store.delete_shard(&id("ab12", 4)).unwrap();
+        store.delete_shard(&id("ab12", 4)).unwrap();
+        let left: Vec<u32> = store.shards_of(&BlobId::new("ab12")).unwrap().iter().map(|s| s.id.shard.0).collect();
+        assert_eq!(left, [1]);
     }
 
     #[test]

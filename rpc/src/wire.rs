@@ -1,0 +1,59 @@
+//! Request and answer bodies of the node maintenance API (inventory, orphan listing, scrub),
+//! used by the repair service and the admin CLI.
+
+use ignifuge_types::{BlobId, ShardId};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/inventory`: which shards of these blobs does the node hold?
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRequest {
+    pub blobs: Vec<BlobId>,
+}
+
+/// A shard file a node holds, as found on disk (not from its index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldShard {
+    pub id: ShardId,
+    /// Last modification of the file (ms since the epoch).
+    pub modified_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryAnswer {
+    pub shards: Vec<HeldShard>,
+}
+
+/// `POST /v1/blobs`: the blobs a node holds, in blob-id order, after `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobListRequest {
+    pub after: Option<BlobId>,
+    pub limit: usize,
+}
+
+/// A blob directory on a node and the newest modification among its shard files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBlob {
+    pub blob: BlobId,
+    pub newest_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobListAnswer {
+    pub blobs: Vec<HeldBlob>,
+    /// True when the listing reached the end.
+    pub complete: bool,
+}
+
+/// `POST /v1/scrub/status`: the node's scrubber.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubStatus {
+    /// End of the last pass that read every shard (ms since the epoch), if any.
+    pub last_complete_ms: Option<i64>,
+    /// Start of the pass in progress, if one is running.
+    pub pass_started_ms: Option<i64>,
+    /// Since the node started.
+    pub shards_checked: u64,
+    pub bytes_checked: u64,
+    /// Shards that failed their BLAKE3 check and were quarantined (by the scrubber or a read).
+    pub corrupt_found: u64,
+}

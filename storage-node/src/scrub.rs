@@ -1,0 +1,145 @@
+//! The scrubber: re-reads every shard on a schedule and checks its BLAKE3 hash, rate-limited so
+//! that client traffic keeps the disk. A shard that fails is quarantined by the store; it then
+//! disappears from the node's inventory and the repair service rebuilds it from the other shards
+//! of its stripe. A mismatch is therefore always a repair, never a silent loss.
+
+use crate::shard_store::{ShardStore, StoreError};
+use ignifuge_rpc::ScrubStatus;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Time between the starts of two passes.
+pub const SCRUB_INTERVAL_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Read bandwidth a pass may use.
+pub const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 64 * 1024 * 1024;
+
+pub struct Scrubber {
+    store: Arc<ShardStore>,
+    status: Mutex<ScrubStatus>,
+    state_file: PathBuf,
+    interval: Duration,
+    bytes_per_sec: u64,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Scrubber {
+    /// Interval and bandwidth come from IGNIFUGE_SCRUB_INTERVAL_MS and
+    /// IGNIFUGE_SCRUB_BYTES_PER_SEC; the end of the last complete pass survives restarts.
+    pub fn new(store: Arc<ShardStore>) -> Self {
+        let state_file = store.root().join("scrub-state.json");
+        let last_complete_ms =
+            std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice::<i64>(&bytes).ok());
+        Self {
+            store,
+            status: Mutex::new(ScrubStatus { last_complete_ms, ..Default::default() }),
+            state_file,
+            interval: Duration::from_millis(env_u64("IGNIFUGE_SCRUB_INTERVAL_MS", SCRUB_INTERVAL_MS_DEFAULT)),
+            bytes_per_sec: env_u64("IGNIFUGE_SCRUB_BYTES_PER_SEC", SCRUB_BYTES_PER_SEC_DEFAULT).max(1),
+        }
+    }
+
+    pub fn status(&self) -> ScrubStatus {
+        let mut status = self.status.lock().expect("scrub status lock").clone();
+        status.corrupt_found = self.store.quarantined();
+        status
+    }
+
+    /// Runs passes forever: the next one starts `interval` after the last complete one.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let last = self.status.lock().expect("scrub status lock").last_complete_ms;
+            let due_in = match last {
+                Some(ms) => Duration::from_millis((ms + self.interval.as_millis() as i64 - now_ms()).max(0) as u64),
+                None => self.interval,
+            };
+            tokio::time::sleep(due_in.max(Duration::from_millis(100))).await;
+            match self.clone().pass().await {
+                Ok((shards, corrupt)) => tracing::info!(shards, corrupt, "scrub pass complete"),
+                Err(e) => {
+                    tracing::error!(error = %e, "scrub pass failed; retrying after the interval");
+                    tokio::time::sleep(self.interval).await;
+                }
+            }
+        }
+    }
+
+    /// One pass over every shard. Returns the shards checked and the corrupt ones found.
+    pub async fn pass(self: Arc<Self>) -> Result<(u64, u64), StoreError> {
+        let started = now_ms();
+        self.status.lock().expect("scrub status lock").pass_started_ms = Some(started);
+        let store = self.store.clone();
+        let shards = tokio::task::spawn_blocking(move || store.all_shards())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let clock = Instant::now();
+        let quarantined_before = self.store.quarantined();
+        let (mut checked, mut bytes) = (0u64, 0u64);
+        for id in shards {
+            let store = self.store.clone();
+            let read = tokio::task::spawn_blocking(move || store.scrub_one(&id))
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+            checked += 1;
+            bytes += read.unwrap_or(0) as u64;
+            {
+                let mut status = self.status.lock().expect("scrub status lock");
+                status.shards_checked += 1;
+                status.bytes_checked += read.unwrap_or(0) as u64;
+            }
+            // Rate limit: never ahead of bytes_per_sec since the pass started.
+            let allowed = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+            if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let corrupt = self.store.quarantined() - quarantined_before;
+        let finished = now_ms();
+        {
+            let mut status = self.status.lock().expect("scrub status lock");
+            status.last_complete_ms = Some(finished);
+            status.pass_started_ms = None;
+        }
+        let _ = std::fs::write(&self.state_file, finished.to_string());
+        Ok((checked, corrupt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_kv::MemoryKv;
+    use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
+
+    #[tokio::test]
+    async fn a_pass_reads_every_shard_quarantines_the_corrupt_one_and_remembers_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ShardStore::open(dir.path(), Arc::new(MemoryKv::default())).unwrap());
+        for shard in 0..4u32 {
+            let data = vec![shard as u8; 1000];
+            let id = ShardId { blob: BlobId::new("beef"), stripe: StripeIndex(0), shard: ShardIndex(shard) };
+            store.put(&id, &data, &blake3::hash(&data)).unwrap();
+        }
+        let path = dir.path().join("shards/be/beef/0.2");
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[500] ^= 0xff;
+        std::fs::write(&path, raw).unwrap();
+
+        let scrubber = Arc::new(Scrubber::new(store.clone()));
+        assert_eq!(scrubber.status().last_complete_ms, None);
+        assert_eq!(scrubber.clone().pass().await.unwrap(), (4, 1));
+        let status = scrubber.status();
+        assert!(status.last_complete_ms.is_some());
+        assert_eq!((status.shards_checked, status.bytes_checked, status.corrupt_found), (4, 3000, 1));
+        assert_eq!(store.shards_of(&BlobId::new("beef")).unwrap().len(), 3);
+        // The end of the pass survives a restart.
+        assert_eq!(Scrubber::new(store).status().last_complete_ms, status.last_complete_ms);
+    }
+}
