@@ -11,6 +11,8 @@ pub trait ErasureCodec: Send + Sync + 'static {
     fn encode(&self, data: &[&[u8]], parity: &mut [Vec<u8>]) -> Result<(), GatewayError>;
     /// Rebuilds the missing data shards in place; needs at least k present shards.
     fn reconstruct_data(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), GatewayError>;
+    /// Rebuilds every missing shard, data and parity, in place (repair); needs at least k.
+    fn reconstruct(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), GatewayError>;
 }
 
 /// Reed-Solomon over GF(2^8), SIMD-accelerated (reed-solomon-erasure with `simd-accel`).
@@ -42,6 +44,10 @@ impl ErasureCodec for ReedSolomonCodec {
     fn reconstruct_data(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), GatewayError> {
         self.inner.reconstruct_data(shards).map_err(|e| GatewayError::Internal(format!("reconstruct: {e:?}")))
     }
+
+    fn reconstruct(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), GatewayError> {
+        self.inner.reconstruct(shards).map_err(|e| GatewayError::Internal(format!("reconstruct: {e:?}")))
+    }
 }
 
 #[cfg(test)]
@@ -67,7 +73,8 @@ mod tests {
             let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
             let mut parity = vec![vec![0u8; shard_len]; m];
             codec.encode(&refs, &mut parity).unwrap();
-            let mut shards: Vec<Option<Vec<u8>>> = data.iter().cloned().chain(parity).map(Some).collect();
+            let original: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
+            let mut shards: Vec<Option<Vec<u8>>> = original.iter().cloned().map(Some).collect();
             // Lose m shards chosen by the seed.
             let mut order: Vec<usize> = (0..k + m).collect();
             let mut s = lost_seed;
@@ -78,9 +85,15 @@ mod tests {
             for &lost in &order[..m] {
                 shards[lost] = None;
             }
+            let mut all = shards.clone();
             codec.reconstruct_data(&mut shards).unwrap();
             for i in 0..k {
                 prop_assert_eq!(shards[i].as_ref().unwrap(), &data[i]);
+            }
+            // Repair rebuilds parity too.
+            codec.reconstruct(&mut all).unwrap();
+            for i in 0..k + m {
+                prop_assert_eq!(all[i].as_ref().unwrap(), &original[i]);
             }
         }
     }

@@ -83,6 +83,8 @@ impl From<GatewayError> for S3Error {
                 MetaError::PreconditionFailed => C::PreconditionFailed,
                 MetaError::Unavailable(_) => C::ServiceUnavailable,
                 MetaError::Storage(_) | MetaError::Corrupt(_) => C::InternalError,
+                // Maintenance outcomes (repair, leases): never the answer to an S3 request.
+                MetaError::Superseded(_) | MetaError::LeaseHeld { .. } => C::InternalError,
             },
             GatewayError::Rpc(_) => C::ServiceUnavailable,
             GatewayError::Placement(_) => C::ServiceUnavailable,

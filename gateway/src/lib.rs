@@ -16,6 +16,7 @@ pub mod error;
 pub mod gc;
 mod meta_client;
 mod principal;
+pub mod repair;
 pub(crate) mod s3;
 
 pub use meta_client::RemoteMetadata;
@@ -62,5 +63,7 @@ pub async fn serve(
     domains: Vec<String>,
 ) -> std::io::Result<()> {
     tokio::spawn(gc::run(gateway.clone()));
+    let holder = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
+    tokio::spawn(repair::run(gateway.clone(), repair::RepairConfig::from_env(holder)));
     s3::serve(listener, gateway, domains).await
 }

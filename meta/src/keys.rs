@@ -51,7 +51,15 @@ pub fn part(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
     // Zero-padded so that byte order is part-number order.
     format!("p/{bucket}/{id}/{part_number:05}").into_bytes()
 }
+pub const OBJECTS_PREFIX: &[u8] = b"o/";
+pub const PARTS_PREFIX: &[u8] = b"p/";
 pub const GARBAGE_PREFIX: &[u8] = b"g/";
+
+pub fn lease(name: &str) -> Vec<u8> {
+    format!("c/lease/{name}").into_bytes()
+}
+
+pub const REPAIR_REPORT: &[u8] = b"c/repair-report";
 
 pub fn garbage(blob: &BlobId) -> Vec<u8> {
     let mut k = GARBAGE_PREFIX.to_vec();

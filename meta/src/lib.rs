@@ -13,11 +13,13 @@
 pub mod keys;
 mod list;
 mod machine;
+mod maintenance;
 mod records;
 mod service;
 
 pub use list::{ListPage, ListRequest, ObjectSummary};
 pub use machine::{PROPOSAL_DEDUP_WINDOW_MS, StateMachine};
+pub use maintenance::*;
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};
 
@@ -60,6 +62,11 @@ pub enum MetaError {
     Corrupt(String),
     #[error("metadata service unavailable: {0}")]
     Unavailable(String),
+    /// A compare-and-swap found the record changed since it was read.
+    #[error("superseded: {0}")]
+    Superseded(String),
+    #[error("lease held by {holder}")]
+    LeaseHeld { holder: String },
 }
 
 impl From<ignifuge_kv::KvError> for MetaError {
@@ -74,6 +81,8 @@ pub const MULTIPART_MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 pub const MULTIPART_MAX_PARTS: u32 = 10_000;
 /// Most uploads in progress that one bucket's ListMultipartUploads considers.
 pub const UPLOADS_LISTED_MAX: usize = 10_000;
+/// Most records read by one page of a blob scan.
+pub const BLOB_SCAN_PAGE_MAX: usize = 1000;
 /// Most keys returned by one listing page, as on AWS.
 pub const LIST_MAX_KEYS: usize = 1000;
 

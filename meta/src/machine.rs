@@ -2,8 +2,9 @@
 
 use crate::keys;
 use crate::list::{self, ListPage, ListRequest};
+use crate::maintenance::*;
 use crate::records::*;
-use crate::{MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
+use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
 use ignifuge_kv::{Durability, KvError, KvPair, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId};
 use serde::Serialize;
@@ -275,6 +276,25 @@ impl StateMachine {
                 }
                 Ok(Outcome::Done)
             }
+            Command::ReplaceShards(replacement) => {
+                self.replace_shards(replacement, batch)?;
+                Ok(Outcome::Done)
+            }
+            Command::TakeLease { name, holder, now_ms, duration_ms } => {
+                let key = keys::lease(&name);
+                if let Some(current) = self.read::<LeaseRecord>(&key)?
+                    && current.holder != holder
+                    && current.until_ms > now_ms
+                {
+                    return Err(MetaError::LeaseHeld { holder: current.holder });
+                }
+                batch.put(key, encode(&LeaseRecord { holder, until_ms: now_ms + duration_ms }));
+                Ok(Outcome::Done)
+            }
+            Command::RecordRepairReport(report) => {
+                batch.put(keys::REPAIR_REPORT.to_vec(), encode(&report));
+                Ok(Outcome::Done)
+            }
             Command::AbortUpload { bucket, upload_id, now_ms } => {
                 self.upload(&bucket, &upload_id)?;
                 for part in self.parts(&bucket, &upload_id)? {
@@ -344,7 +364,139 @@ impl StateMachine {
                 self.upload(&bucket, &upload_id)?;
                 self.parts(&bucket, &upload_id).map(Answer::Parts)
             }
+            Query::Blobs { cursor, limit } => {
+                self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX)).map(Answer::Blobs)
+            }
+            Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
         }
+    }
+
+    /// Applies a repair's compare-and-swap on one stripe.
+    fn replace_shards(&self, r: ShardReplacement, batch: &mut WriteBatch) -> Result<(), MetaError> {
+        let superseded = |what: &str| MetaError::Superseded(format!("blob {} stripe {}: {what}", r.blob, r.stripe));
+        let (key, mut parts, object) = match &r.owner {
+            BlobOwner::Object { bucket, key, .. } => {
+                let key = keys::object(bucket, key);
+                let object = self.read::<ObjectRecord>(&key)?.ok_or_else(|| superseded("the object is gone"))?;
+                (key, object.parts.clone(), Some(object))
+            }
+            BlobOwner::UploadPart { bucket, upload_id, part_number } => {
+                let key = keys::part(bucket, upload_id, *part_number);
+                let part = self.read::<PartData>(&key)?.ok_or_else(|| superseded("the part is gone"))?;
+                (key, vec![part], None)
+            }
+            BlobOwner::Garbage => return Err(superseded("garbage is not repaired")),
+        };
+        let striped = parts
+            .iter_mut()
+            .find_map(|p| match &mut p.location {
+                DataLocation::Striped(b) if b.blob == r.blob => Some(b),
+                _ => None,
+            })
+            .ok_or_else(|| superseded("no longer referenced"))?;
+        let stripe = striped.stripes.get_mut(r.stripe as usize).ok_or_else(|| superseded("no such stripe"))?;
+        if stripe.shards == r.replacement && stripe.debt == r.debt {
+            return Ok(()); // already applied (a retried proposal)
+        }
+        if stripe.shards != r.expected || r.replacement.len() != r.expected.len() {
+            return Err(superseded("its shards changed"));
+        }
+        stripe.shards = r.replacement;
+        stripe.debt = r.debt;
+        match object {
+            Some(mut object) => {
+                object.parts = parts;
+                batch.put(key, encode(&object));
+            }
+            None => batch.put(key, encode(&parts[0])),
+        }
+        Ok(())
+    }
+
+    /// One page of the blob scan: upload parts, then objects, then garbage.
+    fn blob_page(&self, cursor: BlobCursor, limit: usize) -> Result<BlobPage, MetaError> {
+        const PHASES: [&[u8]; 3] = [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::GARBAGE_PREFIX];
+        let mut tenants: std::collections::HashMap<BucketName, TenantId> = Default::default();
+        let mut tenant_of = |bucket: &BucketName| -> Result<Option<TenantId>, MetaError> {
+            if let Some(t) = tenants.get(bucket) {
+                return Ok(Some(t.clone()));
+            }
+            let Some(record) = self.read::<BucketRecord>(&keys::bucket(bucket))? else { return Ok(None) };
+            tenants.insert(bucket.clone(), record.tenant.clone());
+            Ok(Some(record.tenant))
+        };
+        let mut blobs = Vec::new();
+        let mut phase = cursor.phase as usize;
+        let mut after = cursor.after;
+        while phase < PHASES.len() {
+            let prefix = PHASES[phase];
+            let start = match &after {
+                Some(last) => {
+                    let mut k = last.clone();
+                    k.push(0);
+                    k
+                }
+                None => prefix.to_vec(),
+            };
+            let end = prefix_end(prefix);
+            let pairs = self.kv.scan(&start, end.as_deref(), limit)?;
+            let full = pairs.len() == limit;
+            for (key, value) in &pairs {
+                let corrupt =
+                    |e: serde_json::Error| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
+                let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                match phase {
+                    0 => {
+                        let part: PartData = serde_json::from_slice(value).map_err(corrupt)?;
+                        let Some((bucket, upload)) = rest.split_once('/') else { continue };
+                        let Some((upload, _)) = upload.rsplit_once('/') else { continue };
+                        let bucket = BucketName::new(bucket);
+                        let owner = BlobOwner::UploadPart {
+                            bucket: bucket.clone(),
+                            upload_id: UploadId::new(upload),
+                            part_number: part.part_number,
+                        };
+                        blobs.extend(blob_ref(owner, tenant_of(&bucket)?, &part));
+                    }
+                    1 => {
+                        let object: ObjectRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                        let Some((bucket, _)) = rest.split_once('/') else { continue };
+                        let bucket = BucketName::new(bucket);
+                        let tenant = tenant_of(&bucket)?;
+                        for part in &object.parts {
+                            let owner = BlobOwner::Object {
+                                bucket: bucket.clone(),
+                                key: object.key.clone(),
+                                part_number: part.part_number,
+                            };
+                            blobs.extend(blob_ref(owner, tenant.clone(), part));
+                        }
+                    }
+                    _ => {
+                        let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                        if let DataLocation::Striped(striped) = garbage.location {
+                            blobs.push(BlobRef {
+                                owner: BlobOwner::Garbage,
+                                tenant: None,
+                                blob: striped.blob.clone(),
+                                size: striped.stripes.iter().map(|s| s.data_len).sum(),
+                                striped: Some(striped),
+                            });
+                        }
+                    }
+                }
+            }
+            if full {
+                let next = BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()) };
+                return Ok(BlobPage { blobs, next: Some(next) });
+            }
+            phase += 1;
+            after = None;
+            if !blobs.is_empty() {
+                return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after: None }) });
+            }
+        }
+        Ok(BlobPage { blobs, next: None })
     }
 
     fn durability_report(&self) -> Result<Vec<TenantDurability>, MetaError> {
@@ -407,6 +559,16 @@ impl StateMachine {
 
     fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
         list::list(self, &keys::objects_prefix(bucket), request)
+    }
+}
+
+/// The scan entry of a striped part (inline parts have no blob id and need no repair).
+fn blob_ref(owner: BlobOwner, tenant: Option<TenantId>, part: &PartData) -> Option<BlobRef> {
+    match &part.location {
+        DataLocation::Striped(striped) => {
+            Some(BlobRef { owner, tenant, blob: striped.blob.clone(), size: part.size, striped: Some(striped.clone()) })
+        }
+        DataLocation::Inline(_) => None,
     }
 }
 

@@ -267,6 +267,18 @@ pub enum Command {
     ForgetGarbage {
         blobs: Vec<BlobId>,
     },
+    /// The repair service rebuilt or moved some shards of a stripe.
+    ReplaceShards(crate::ShardReplacement),
+    /// Takes or renews lease `name` for `holder` until `now_ms + duration_ms`; refused while
+    /// another holder's lease runs.
+    TakeLease {
+        name: String,
+        holder: String,
+        now_ms: i64,
+        duration_ms: i64,
+    },
+    /// The report of a complete repair round, for `ignifuge admin durability`.
+    RecordRepairReport(Box<crate::RepairReport>),
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
@@ -329,6 +341,14 @@ pub enum Query {
         older_than_ms: i64,
         limit: usize,
     },
+    /// A page of the scan of every blob (upload parts, objects, garbage), at most `limit`
+    /// records (capped at `BLOB_SCAN_PAGE_MAX`).
+    Blobs {
+        cursor: crate::BlobCursor,
+        limit: usize,
+    },
+    /// The last repair round's report, if any.
+    RepairReport,
 }
 
 /// The answer to a query.
@@ -345,6 +365,8 @@ pub enum Answer {
     Garbage(Vec<(BlobId, GarbageRecord)>),
     Uploads(Vec<UploadRecord>),
     Durability(Vec<TenantDurability>),
+    Blobs(crate::BlobPage),
+    RepairReport(Option<Box<crate::RepairReport>>),
 }
 
 mod b64 {

@@ -271,3 +271,126 @@ proptest! {
         prop_assert_eq!(listed, model_list(&keys, &prefix, delimiter.as_deref()));
     }
 }
+
+fn striped_object(key: &str, blob: &str, nodes: &[&str]) -> ObjectRecord {
+    let mut record = object(key, "e", 10);
+    let shards = nodes.iter().map(|n| ShardRecord { node: NodeId::new(*n), blake3: format!("h-{n}") }).collect();
+    record.parts[0].location = DataLocation::Striped(StripedBlob {
+        blob: BlobId::new(blob),
+        data_shards: 2,
+        parity_shards: 1,
+        shard_size_bytes: 4,
+        stripes: vec![StripeRecord { data_len: 8, shards, debt: true }],
+    });
+    record
+}
+
+fn scan_all(m: &StateMachine, limit: usize) -> Vec<(BlobOwner, String)> {
+    let mut cursor = BlobCursor::default();
+    let mut seen = Vec::new();
+    loop {
+        let Answer::Blobs(page) = m.query(Query::Blobs { cursor: cursor.clone(), limit }).unwrap() else { panic!() };
+        seen.extend(page.blobs.into_iter().map(|b| (b.owner, b.blob.0)));
+        match page.next {
+            Some(next) => cursor = next,
+            None => return seen,
+        }
+    }
+}
+
+#[test]
+fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    for (key, blob) in [("x", "0a"), ("y", "0b"), ("z", "0c")] {
+        m.apply(Command::PutObject {
+            bucket: BucketName::new("b1"),
+            record: striped_object(key, blob, &["n1", "n2", "n3"]),
+            condition: WriteCondition::default(),
+        })
+        .unwrap();
+    }
+    // Replacing z makes 0c garbage.
+    m.apply(Command::PutObject {
+        bucket: BucketName::new("b1"),
+        record: striped_object("z", "0d", &["n1", "n2", "n3"]),
+        condition: WriteCondition::default(),
+    })
+    .unwrap();
+    let upload = UploadRecord {
+        upload_id: UploadId::new("up1"),
+        bucket: BucketName::new("b1"),
+        key: ObjectKey::new("m"),
+        initiated_ms: 0,
+        headers: ObjectHeaders::default(),
+        checksum_algorithm: None,
+        checksum_type: None,
+        tags: Vec::new(),
+    };
+    m.apply(Command::CreateUpload(upload)).unwrap();
+    m.apply(Command::PutUploadPart {
+        bucket: BucketName::new("b1"),
+        upload_id: UploadId::new("up1"),
+        part: part(3, "p", 5, "0e"),
+    })
+    .unwrap();
+    for limit in [1, 2, 100] {
+        let seen = scan_all(&m, limit);
+        let blobs: Vec<&str> = seen.iter().map(|(_, b)| b.as_str()).collect();
+        assert_eq!(blobs, ["0e", "0a", "0b", "0d", "0c"], "page size {limit}");
+        assert_eq!(
+            seen[0].0,
+            BlobOwner::UploadPart { bucket: BucketName::new("b1"), upload_id: UploadId::new("up1"), part_number: 3 }
+        );
+        assert_eq!(seen[4].0, BlobOwner::Garbage);
+    }
+}
+
+#[test]
+fn a_shard_replacement_applies_only_to_the_shards_it_read() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let record = striped_object("x", "0a", &["n1", "n1", "n3"]);
+    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record, condition: WriteCondition::default() })
+        .unwrap();
+    let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
+    let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 };
+    let replace = |expected: Vec<ShardRecord>| {
+        m.apply(Command::ReplaceShards(ShardReplacement {
+            owner: owner.clone(),
+            blob: BlobId::new("0a"),
+            stripe: 0,
+            expected,
+            replacement: vec![shard("n1"), shard("n2"), shard("n3")],
+            debt: false,
+        }))
+    };
+    // A repairer that read another state is refused, and nothing changes.
+    assert!(matches!(replace(vec![shard("n1"), shard("n2"), shard("n2")]), Err(MetaError::Superseded(_))));
+    replace(vec![shard("n1"), shard("n1"), shard("n3")]).unwrap();
+    // Applying the same replacement twice (a retried proposal) is harmless.
+    replace(vec![shard("n1"), shard("n1"), shard("n3")]).unwrap();
+    let Answer::Object(object) =
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("x") }).unwrap()
+    else {
+        panic!()
+    };
+    let DataLocation::Striped(striped) = &object.parts[0].location else { panic!() };
+    assert_eq!(striped.stripes[0].shards, [shard("n1"), shard("n2"), shard("n3")]);
+    assert!(!striped.stripes[0].debt);
+    let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
+    assert_eq!((report[0].debt_objects, report[0].full_budget_objects), (0, 1));
+}
+
+#[test]
+fn a_lease_has_one_holder_until_it_expires() {
+    let m = machine();
+    let take = |holder: &str, now_ms: i64| {
+        m.apply(Command::TakeLease { name: "repair".into(), holder: holder.into(), now_ms, duration_ms: 100 })
+    };
+    take("g1", 0).unwrap();
+    assert_eq!(take("g2", 50), Err(MetaError::LeaseHeld { holder: "g1".into() }));
+    take("g1", 90).unwrap(); // renewal: now until 190
+    assert!(take("g2", 150).is_err());
+    take("g2", 191).unwrap();
+}

@@ -107,7 +107,7 @@ impl DataPath {
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
-    async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+    pub(crate) async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let record = &blob.stripes[stripe as usize].shards[index];
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {

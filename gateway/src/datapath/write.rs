@@ -254,7 +254,7 @@ impl DataPath {
     }
 
     /// Sends shard `i` to `slot`, retrying; the slot on success.
-    async fn put_shard(
+    pub(crate) async fn put_shard(
         &self,
         blob: &BlobId,
         stripe: &StripeIndex,

@@ -1,0 +1,497 @@
+//! The repair service: brings every stripe back to its class's full budget after node or
+//! datacenter losses, scrub findings and writes made with durability debt, and reclaims stray
+//! shards (crashed writes, superseded copies).
+//!
+//! One gateway at a time works, holding the `repair` lease in the metadata. A round:
+//! 1. checks every node's health; a node unreachable for longer than the down-out interval is
+//!    *out* (its shards count as lost), a node down for less may come back and is waited for;
+//! 2. scans every blob in the metadata (upload parts, objects, garbage) page by page, asks each
+//!    live node which shard files of the page it really holds, and surveys every stripe: shards
+//!    present, margin, repair or wait ([`survey`]);
+//! 3. rebuilds the stripes worst margin first ([`rebuild`]), rate-limited, each committed with a
+//!    compare-and-swap on its shard list, and only then deletes the copies it moved away from;
+//! 4. reclaims shards no metadata names, once older than the orphan grace period;
+//! 5. records a report (margins per tenant, queue, rate, ETA) for `ignifuge admin durability`
+//!    and the Prometheus gauges.
+//!
+//! A stripe is never made worse: shards are only added before the metadata switch, and removed
+//! after it. A round interrupted by a crash leaves at most unreferenced shards, which the
+//! orphan sweep reclaims; the next round starts over from the metadata (resumable by design).
+
+mod rebuild;
+pub(crate) mod survey;
+
+use crate::Gateway;
+use crate::error::{GatewayError, GatewayResult};
+use ignifuge_meta::{
+    Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Query, RepairReport, ShardReplacement, StripedBlob,
+    TenantMargins,
+};
+use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
+use ignifuge_types::{BlobId, NodeId, TenantId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use survey::{Action, Margin, NodeState};
+
+/// Pause between rounds.
+pub const REPAIR_INTERVAL_MS_DEFAULT: u64 = 60 * 1000;
+/// How long a node must stay unreachable before its shards are rebuilt elsewhere (a restart or
+/// a short network cut should not trigger a full rebuild).
+pub const REPAIR_DOWN_OUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Shard bytes the repair service writes per second at most.
+pub const REPAIR_BYTES_PER_SEC_DEFAULT: u64 = 128 * 1024 * 1024;
+/// A shard no metadata names is reclaimed only when its file is older than this. It must exceed
+/// the longest time between a write's last shard and its metadata commit (bounded by the
+/// metadata client's deadline) plus the clock skew between nodes and gateways.
+pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 60 * 60 * 1000;
+/// Blob records per scan page.
+const SCAN_PAGE_RECORDS: usize = 200;
+/// Stripes queued for repair in one round; the rest wait for the next round.
+const CANDIDATES_MAX: usize = 100_000;
+/// Blobs per page of a node's orphan listing.
+const ORPHAN_PAGE_BLOBS: usize = 1000;
+const LEASE_NAME: &str = "repair";
+
+#[derive(Clone, Debug)]
+pub struct RepairConfig {
+    pub interval: Duration,
+    pub down_out: Duration,
+    pub bytes_per_sec: u64,
+    pub orphan_grace_ms: i64,
+    /// Who holds the lease (the gateway's listen address).
+    pub holder: String,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl RepairConfig {
+    /// Defaults, overridden by IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS,
+    /// IGNIFUGE_REPAIR_BYTES_PER_SEC and IGNIFUGE_ORPHAN_GRACE_MS.
+    pub fn from_env(holder: String) -> Self {
+        Self {
+            interval: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_INTERVAL_MS", REPAIR_INTERVAL_MS_DEFAULT)),
+            down_out: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_DOWN_OUT_MS", REPAIR_DOWN_OUT_MS_DEFAULT)),
+            bytes_per_sec: env_u64("IGNIFUGE_REPAIR_BYTES_PER_SEC", REPAIR_BYTES_PER_SEC_DEFAULT).max(1),
+            orphan_grace_ms: env_u64("IGNIFUGE_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS_DEFAULT) as i64,
+            holder,
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.interval.as_millis() as i64 * 3).max(30_000)
+    }
+}
+
+/// What the service remembers between rounds.
+#[derive(Default)]
+pub struct RepairState {
+    down_since: HashMap<NodeId, Instant>,
+}
+
+/// Runs rounds forever.
+pub async fn run(gateway: Arc<Gateway>, config: RepairConfig) {
+    let mut state = RepairState::default();
+    loop {
+        tokio::time::sleep(config.interval).await;
+        match round(&gateway, &config, &mut state).await {
+            Ok(Some(report)) if report.stripes_repaired > 0 || report.stripes_below_budget > 0 => tracing::info!(
+                below_budget = report.stripes_below_budget,
+                repaired = report.stripes_repaired,
+                waiting = report.stripes_waiting,
+                "repair round done"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "repair round failed; retrying next round"),
+        }
+    }
+}
+
+/// Stripes chosen for repair, worst margin first.
+struct Candidate {
+    owner: BlobOwner,
+    blob: Arc<StripedBlob>,
+    stripe: u32,
+    survey: survey::StripeSurvey,
+}
+
+/// Counters of one round.
+#[derive(Default)]
+struct Tally {
+    margins: BTreeMap<TenantId, BTreeMap<Margin, (u64, u64)>>,
+    debt: BTreeMap<TenantId, (u64, u64)>,
+    report: RepairReport,
+}
+
+impl Tally {
+    fn object(&mut self, tenant: &TenantId, margin: Margin, bytes: u64, debt_stripes: u64) {
+        let entry = self.margins.entry(tenant.clone()).or_default().entry(margin).or_default();
+        entry.0 += 1;
+        entry.1 += bytes;
+        let debt = self.debt.entry(tenant.clone()).or_default();
+        if debt_stripes > 0 {
+            debt.0 += 1;
+            debt.1 += debt_stripes;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::s3::now_ms()
+}
+
+/// One round; None when another gateway holds the lease.
+pub async fn round(
+    gateway: &Gateway,
+    config: &RepairConfig,
+    state: &mut RepairState,
+) -> GatewayResult<Option<RepairReport>> {
+    if !take_lease(gateway, config).await? {
+        return Ok(None);
+    }
+    let started_ms = now_ms();
+    let data = &gateway.data;
+    let mut nodes = node_states(gateway, config, state).await;
+    let mut tally = Tally::default();
+    tally.report.holder = config.holder.clone();
+    tally.report.class = format!("default (survives {})", data.budget);
+    tally.report.started_ms = started_ms;
+
+    // Scan, survey, and queue.
+    let mut referenced: HashSet<BlobId> = HashSet::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut strays: Vec<(NodeId, HeldShard)> = Vec::new();
+    let mut cursor = BlobCursor::default();
+    loop {
+        let page =
+            match gateway.metadata.query(Query::Blobs { cursor: cursor.clone(), limit: SCAN_PAGE_RECORDS }).await? {
+                Answer::Blobs(page) => page,
+                _ => return Err(GatewayError::Internal("unexpected answer to a blob scan".into())),
+            };
+        referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
+        let live: Vec<&ignifuge_meta::BlobRef> =
+            page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
+        let held = inventories(gateway, &mut nodes, live.iter().map(|b| b.blob.clone()).collect()).await;
+        let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
+
+        // Objects span consecutive entries (one per part): fold each into its worst margin.
+        let mut object: Option<(TenantId, (ignifuge_types::BucketName, ignifuge_types::ObjectKey), Margin, u64, u64)> =
+            None;
+        for blob_ref in live {
+            let striped = Arc::new(blob_ref.striped.clone().expect("filtered on striped"));
+            let mut worst = Margin::Full;
+            let mut debt_stripes = 0;
+            for (index, stripe) in striped.stripes.iter().enumerate() {
+                let survey = survey::survey_stripe(
+                    &data.topology,
+                    data.geometry,
+                    data.budget,
+                    stripe,
+                    |node, shard| {
+                        held.get(node)
+                            .is_some_and(|h| h.contains_key(&(striped.blob.clone(), index as u32, shard as u32)))
+                    },
+                    state_of,
+                );
+                worst = worst.min(survey.margin);
+                debt_stripes += u64::from(stripe.debt);
+                if survey.margin != Margin::Full {
+                    tally.report.stripes_below_budget += 1;
+                    tally.report.bytes_below_budget += stripe.data_len;
+                }
+                if survey.margin == Margin::Unreadable {
+                    tally.report.stripes_unreadable += 1;
+                }
+                match survey.action {
+                    Action::Wait => tally.report.stripes_waiting += 1,
+                    Action::Repair if candidates.len() < CANDIDATES_MAX => candidates.push(Candidate {
+                        owner: blob_ref.owner.clone(),
+                        blob: striped.clone(),
+                        stripe: index as u32,
+                        survey,
+                    }),
+                    _ => {}
+                }
+            }
+            // Shard files of this blob that its metadata does not place on the node holding them.
+            for (node, shards) in held.iter() {
+                for (blob, stripe, shard) in shards.keys().filter(|(b, _, _)| *b == striped.blob) {
+                    let named = striped
+                        .stripes
+                        .get(*stripe as usize)
+                        .and_then(|s| s.shards.get(*shard as usize))
+                        .is_some_and(|r| &r.node == node);
+                    if !named {
+                        let held = &shards[&(blob.clone(), *stripe, *shard)];
+                        strays.push((node.clone(), held.clone()));
+                    }
+                }
+            }
+            let (Some(tenant), BlobOwner::Object { bucket, key, .. }) = (&blob_ref.tenant, &blob_ref.owner) else {
+                continue;
+            };
+            let id = (bucket.clone(), key.clone());
+            match &mut object {
+                Some((_, current, margin, bytes, debt)) if *current == id => {
+                    *margin = (*margin).min(worst);
+                    *bytes += blob_ref.size;
+                    *debt += debt_stripes;
+                }
+                _ => {
+                    if let Some((t, _, m, b, d)) = object.take() {
+                        tally.object(&t, m, b, d);
+                    }
+                    object = Some((tenant.clone(), id, worst, blob_ref.size, debt_stripes));
+                }
+            }
+        }
+        if let Some((t, _, m, b, d)) = object.take() {
+            tally.object(&t, m, b, d);
+        }
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+        if !take_lease(gateway, config).await? {
+            return Ok(None);
+        }
+    }
+
+    // Repair, worst first.
+    candidates.sort_by_key(|c| c.survey.margin);
+    let clock = Instant::now();
+    let mut last_renewal = Instant::now();
+    for candidate in &candidates {
+        if last_renewal.elapsed() > Duration::from_millis(config.lease_ms() as u64 / 3) {
+            if !take_lease(gateway, config).await? {
+                return Ok(None);
+            }
+            last_renewal = Instant::now();
+        }
+        let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
+        match repair_one(gateway, candidate, state_of).await {
+            Ok(bytes) => {
+                if bytes > 0 {
+                    tally.report.stripes_repaired += 1;
+                    tally.report.bytes_repaired += bytes;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
+            }
+        }
+        // Rate limit: never ahead of bytes_per_sec since the repairs started.
+        let allowed = Duration::from_secs_f64(tally.report.bytes_repaired as f64 / config.bytes_per_sec as f64);
+        if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let repair_secs = clock.elapsed().as_secs_f64();
+
+    // Strays and orphans, once older than the grace period.
+    let horizon_ms = started_ms - config.orphan_grace_ms;
+    for (node, held) in strays {
+        if held.modified_ms < horizon_ms
+            && let Ok(address) = data.address(&node)
+            && data.client.delete_shard(address, &held.id).await.is_ok()
+        {
+            tally.report.orphan_shards_reclaimed += 1;
+        }
+    }
+    tally.report.orphan_shards_reclaimed += sweep_orphans(gateway, &nodes, &referenced, horizon_ms).await;
+
+    let report = finish(tally, &nodes, repair_secs);
+    gateway.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
+    Ok(Some(report))
+}
+
+fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64) -> RepairReport {
+    let mut report = std::mem::take(&mut tally.report);
+    report.finished_ms = now_ms();
+    report.nodes_down = nodes.iter().filter(|(_, s)| **s != NodeState::Live).map(|(n, _)| n.clone()).collect();
+    report.nodes_down.sort();
+    let tenants: BTreeMap<_, _> = tally.margins.into_iter().collect();
+    report.tenants = tenants
+        .into_iter()
+        .map(|(tenant, margins)| {
+            let (debt_objects, debt_stripes) = tally.debt.get(&tenant).copied().unwrap_or_default();
+            TenantMargins {
+                margins: margins
+                    .into_iter()
+                    .rev()
+                    .map(|(m, (objects, bytes))| MarginCount { margin: m.label(), objects, bytes })
+                    .collect(),
+                tenant,
+                debt_objects,
+                debt_stripes,
+            }
+        })
+        .collect();
+    if repair_secs > 0.0 && report.bytes_repaired > 0 {
+        report.repair_bytes_per_sec = (report.bytes_repaired as f64 / repair_secs) as u64;
+    }
+    let waiting_bytes = report.bytes_below_budget.saturating_sub(report.bytes_repaired);
+    report.eta_secs = match (waiting_bytes, report.repair_bytes_per_sec) {
+        (0, _) => Some(0),
+        (_, 0) => None,
+        (bytes, rate) => Some(bytes.div_ceil(rate)),
+    };
+    report
+}
+
+/// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do).
+async fn repair_one(
+    gateway: &Gateway,
+    candidate: &Candidate,
+    state_of: impl Fn(&NodeId) -> NodeState,
+) -> GatewayResult<u64> {
+    let data = &gateway.data;
+    let Some(rebuilt) = data.rebuild_stripe(&candidate.blob, candidate.stripe, &candidate.survey, state_of).await?
+    else {
+        return Ok(0);
+    };
+    let expected = candidate.blob.stripes[candidate.stripe as usize].shards.clone();
+    let command = Command::ReplaceShards(ShardReplacement {
+        owner: candidate.owner.clone(),
+        blob: candidate.blob.blob.clone(),
+        stripe: candidate.stripe,
+        expected,
+        replacement: rebuilt.replacement,
+        debt: rebuilt.debt,
+    });
+    match gateway.metadata.apply(command).await {
+        Ok(_) => {}
+        // Overwritten, deleted or completed meanwhile: the new shards are strays now.
+        Err(MetaError::Superseded(why)) => {
+            tracing::debug!(%why, "repair superseded");
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for (node, id) in rebuilt.superseded {
+        if let Ok(address) = data.address(&node)
+            && let Err(e) = data.client.delete_shard(address, &id).await
+        {
+            tracing::debug!(shard = %id, %node, error = %e, "moved shard's old copy not deleted; the stray sweep will");
+        }
+    }
+    Ok(rebuilt.bytes_written)
+}
+
+async fn take_lease(gateway: &Gateway, config: &RepairConfig) -> GatewayResult<bool> {
+    let command = Command::TakeLease {
+        name: LEASE_NAME.into(),
+        holder: config.holder.clone(),
+        now_ms: now_ms(),
+        duration_ms: config.lease_ms(),
+    };
+    match gateway.metadata.apply(command).await {
+        Ok(_) => Ok(true),
+        Err(MetaError::LeaseHeld { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Health of every node, with the down-out rule applied.
+async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut RepairState) -> HashMap<NodeId, NodeState> {
+    let data = &gateway.data;
+    let nodes: Vec<NodeId> =
+        data.topology.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(|n| n.id.clone())).collect();
+    let checks = nodes.iter().map(|node| async {
+        match data.address(node) {
+            Ok(address) => data.client.health(address).await,
+            Err(_) => false,
+        }
+    });
+    let healthy = futures::future::join_all(checks).await;
+    let mut out = HashMap::new();
+    for (node, up) in nodes.into_iter().zip(healthy) {
+        let node_state = if up {
+            state.down_since.remove(&node);
+            NodeState::Live
+        } else {
+            let since = *state.down_since.entry(node.clone()).or_insert_with(Instant::now);
+            if since.elapsed() >= config.down_out { NodeState::Out } else { NodeState::Down }
+        };
+        out.insert(node, node_state);
+    }
+    out
+}
+
+type Held = HashMap<NodeId, HashMap<(BlobId, u32, u32), HeldShard>>;
+
+/// Asks every live node which shard files of `blobs` it holds. A node that fails to answer is
+/// treated as down for the rest of the round (its shards are waited for, not rebuilt).
+async fn inventories(gateway: &Gateway, nodes: &mut HashMap<NodeId, NodeState>, blobs: Vec<BlobId>) -> Held {
+    let data = &gateway.data;
+    let request = InventoryRequest { blobs };
+    let live: Vec<NodeId> = nodes.iter().filter(|(_, s)| **s == NodeState::Live).map(|(n, _)| n.clone()).collect();
+    let asks = live.iter().map(|node| {
+        let request = &request;
+        async move {
+            let address = data.address(node)?;
+            Ok::<InventoryAnswer, GatewayError>(data.client.post_json(address, paths::INVENTORY, request).await?)
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut held = Held::new();
+    for (node, answer) in live.into_iter().zip(answers) {
+        match answer {
+            Ok(answer) => {
+                let shards =
+                    answer.shards.into_iter().map(|s| ((s.id.blob.clone(), s.id.stripe.0, s.id.shard.0), s)).collect();
+                held.insert(node, shards);
+            }
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "inventory failed; treating the node as down this round");
+                nodes.insert(node, NodeState::Down);
+            }
+        }
+    }
+    held
+}
+
+/// Deletes, on every live node, blobs that no metadata record references and whose newest
+/// shard file is older than `horizon_ms`. The scan visited upload parts, then objects, then
+/// garbage, so a blob referenced throughout it is in `referenced`; a blob committed after the
+/// scan passed its key had its last shard written at most the commit deadline before, which is
+/// well inside the grace period.
+async fn sweep_orphans(
+    gateway: &Gateway,
+    nodes: &HashMap<NodeId, NodeState>,
+    referenced: &HashSet<BlobId>,
+    horizon_ms: i64,
+) -> u64 {
+    let data = &gateway.data;
+    let mut reclaimed = 0;
+    for (node, _) in nodes.iter().filter(|(_, s)| **s == NodeState::Live) {
+        let Ok(address) = data.address(node) else { continue };
+        let mut after = None;
+        loop {
+            let request = BlobListRequest { after: after.clone(), limit: ORPHAN_PAGE_BLOBS };
+            let page: BlobListAnswer = match data.client.post_json(address, paths::BLOBS, &request).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::debug!(%node, error = %e, "orphan listing failed");
+                    break;
+                }
+            };
+            for held in &page.blobs {
+                if !referenced.contains(&held.blob)
+                    && held.newest_ms < horizon_ms
+                    && data.client.delete_blob(address, &held.blob).await.is_ok()
+                {
+                    tracing::info!(%node, blob = %held.blob, "reclaimed the shards of a blob no metadata references");
+                    reclaimed += 1;
+                }
+            }
+            if page.complete || page.blobs.is_empty() {
+                break;
+            }
+            after = page.blobs.last().map(|b| b.blob.clone());
+        }
+    }
+    reclaimed
+}

@@ -1,0 +1,117 @@
+//! Records of the cluster's own maintenance: the blob scan the repair service walks, the lease
+//! that elects one repair worker, and the report it leaves for operators.
+
+use crate::records::{ShardRecord, StripedBlob};
+use ignifuge_types::{BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId};
+use serde::{Deserialize, Serialize};
+
+/// The record that references a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BlobOwner {
+    /// Part `part_number` of the current version of an object.
+    Object { bucket: BucketName, key: ObjectKey, part_number: u32 },
+    /// A part of a multipart upload in progress.
+    UploadPart { bucket: BucketName, upload_id: UploadId, part_number: u32 },
+    /// A blob no record references any more, waiting for the garbage collector.
+    Garbage,
+}
+
+/// One blob found by a scan: who references it, whose it is, and where its shards are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub owner: BlobOwner,
+    /// None for garbage.
+    pub tenant: Option<TenantId>,
+    pub blob: BlobId,
+    pub size: u64,
+    /// None for inline blobs (their bytes live in the metadata).
+    pub striped: Option<StripedBlob>,
+}
+
+/// Where a blob scan stopped. Scans visit upload parts, then objects, then garbage: a blob only
+/// ever moves in that direction (a completed upload's parts become an object's parts, a replaced
+/// object's parts become garbage), so a scan sees every blob that stays referenced while it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobCursor {
+    pub phase: u8,
+    /// The last store key returned in this phase.
+    pub after: Option<Vec<u8>>,
+}
+
+/// A page of a blob scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobPage {
+    pub blobs: Vec<BlobRef>,
+    /// Where to continue; None when the scan is complete.
+    pub next: Option<BlobCursor>,
+}
+
+/// A lease held by one worker (for example the repair service of one gateway) until `until_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub until_ms: i64,
+}
+
+/// A replacement of some of a stripe's shards, applied only if the stripe still has exactly
+/// the shards the repairer read (compare-and-swap), so a repair never undoes a concurrent change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReplacement {
+    pub owner: BlobOwner,
+    pub blob: BlobId,
+    pub stripe: u32,
+    pub expected: Vec<ShardRecord>,
+    pub replacement: Vec<ShardRecord>,
+    /// Whether the stripe is still below its class's full budget after the replacement.
+    pub debt: bool,
+}
+
+/// Objects and bytes at one remaining margin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarginCount {
+    /// "full" (meets the class's budget), "spare-N" (below budget, N more shard losses
+    /// tolerated; spare-0 is one failure from loss), "unreadable" (fewer than k shards found),
+    /// or "inline" (held in the replicated metadata).
+    pub margin: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Margins of one tenant's objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantMargins {
+    pub tenant: TenantId,
+    pub margins: Vec<MarginCount>,
+    /// Objects and stripes recorded as durability debt (written or repaired below budget).
+    pub debt_objects: u64,
+    pub debt_stripes: u64,
+}
+
+/// What the last complete repair round found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    pub holder: String,
+    /// The storage class the data path writes, with its budget, e.g. "default (1 datacenter + 1 node)".
+    pub class: String,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    /// Nodes unreachable during the round.
+    pub nodes_down: Vec<NodeId>,
+    pub tenants: Vec<TenantMargins>,
+    /// Stripes found below their full budget (missing, corrupt or doubled-up shards).
+    pub stripes_below_budget: u64,
+    pub bytes_below_budget: u64,
+    /// Of those, stripes not repaired yet because their missing shards are on nodes down for
+    /// less than the down-out interval (they may come back).
+    pub stripes_waiting: u64,
+    /// Stripes with fewer than k shards found (not reconstructible now).
+    pub stripes_unreadable: u64,
+    pub stripes_repaired: u64,
+    pub bytes_repaired: u64,
+    /// Shard bytes written by repairs per second of repair work, this round.
+    pub repair_bytes_per_sec: u64,
+    /// Estimated seconds until every stripe is back to its full budget at that rate.
+    pub eta_secs: Option<u64>,
+    /// Stray shards (crashed writes, superseded copies) reclaimed this round.
+    pub orphan_shards_reclaimed: u64,
+}
