@@ -4,11 +4,9 @@ use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use ignifuge_gateway::RemoteMetadata;
-use ignifuge_meta::{
-    AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, TenantDurability, TenantRecord,
-};
+use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, TenantRecord};
 use ignifuge_raft::RaftStatus;
-use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, SecretSealer};
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::{AccessKeyId, TenantId, UserId};
 use rand::Rng as _;
 use std::collections::BTreeMap;
@@ -36,10 +34,14 @@ enum AdminCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Objects and bytes per tenant at full budget, inline, or in durability debt.
+    /// Per tenant: objects and bytes at each remaining margin, durability debt, the repair queue
+    /// with its rate and ETA, and the time since each node's last complete scrub.
     Durability {
         #[arg(long)]
         json: bool,
+        /// Print the figures as Prometheus gauges (text format, for a textfile collector).
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
     },
     /// The metadata group: voters, the leader and its datacenter, commit and applied indexes, lag.
     Status {
@@ -146,11 +148,25 @@ impl Admin {
         Ok(NewKey { access_key_id, secret_access_key })
     }
 
-    pub async fn durability(&self) -> anyhow::Result<Vec<TenantDurability>> {
-        match self.metadata.query(Query::DurabilityReport).await? {
-            Answer::Durability(report) => Ok(report),
+    pub async fn durability(&self) -> anyhow::Result<crate::durability::DurabilityView> {
+        let written = match self.metadata.query(Query::DurabilityReport).await? {
+            Answer::Durability(report) => report,
             _ => anyhow::bail!("unexpected answer to a durability query"),
+        };
+        let repair = match self.metadata.query(Query::RepairReport).await? {
+            Answer::RepairReport(report) => report.map(|r| *r),
+            _ => anyhow::bail!("unexpected answer to a repair report query"),
+        };
+        let mut scrub = Vec::new();
+        for node in &self.cluster.nodes {
+            let status = self
+                .client
+                .post_json::<_, ScrubStatus>(node.address, ignifuge_rpc::paths::SCRUB_STATUS, &())
+                .await
+                .map_err(|e| e.to_string());
+            scrub.push((node.id.clone(), status));
         }
+        Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()))
     }
 
     /// Every voter's view of the metadata group; unreachable voters are reported as such.
@@ -181,7 +197,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             print_key(&admin.create_key(&name).await?);
         }
         AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
-        AdminCommand::Durability { json } => print_durability(&admin.durability().await?, json)?,
+        AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
             print_key(&admin.create_key(&tenant).await?);
@@ -238,38 +254,6 @@ fn print_status(voters: &[(String, String, Result<RaftStatus, String>)], json: b
             }
             Err(e) => println!("{node:<10} {dc:<5} unreachable: {e}"),
         }
-    }
-    Ok(())
-}
-
-/// Never says healthy while any stripe is in debt. Shards lost after their write (dead disks,
-/// bit rot) are not counted until the scrub exists (issue 5): the report says so.
-fn print_durability(report: &[TenantDurability], json: bool) -> anyhow::Result<()> {
-    let debt_stripes: u64 = report.iter().map(|t| t.debt_stripes).sum();
-    let healthy = debt_stripes == 0;
-    const SCOPE: &str =
-        "recorded at write time; shards lost since (dead nodes, bit rot) are found by the scrub, not built yet";
-    if json {
-        let doc =
-            serde_json::json!({"healthy": healthy, "debt_stripes": debt_stripes, "scope": SCOPE, "tenants": report});
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
-    }
-    if healthy {
-        println!("no durability debt ({SCOPE})");
-    } else {
-        println!("DURABILITY DEBT: {debt_stripes} stripe(s) below the full budget ({SCOPE})");
-    }
-    println!("{:<16} {:>14} {:>14} {:>14} {:>12}", "tenant", "full budget", "inline", "in debt", "debt stripes");
-    for t in report {
-        println!(
-            "{:<16} {:>14} {:>14} {:>14} {:>12}",
-            t.tenant.0,
-            format!("{} / {} B", t.full_budget_objects, t.full_budget_bytes),
-            format!("{} / {} B", t.inline_objects, t.inline_bytes),
-            format!("{} / {} B", t.debt_objects, t.debt_bytes),
-            t.debt_stripes
-        );
     }
     Ok(())
 }

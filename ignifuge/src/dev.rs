@@ -41,20 +41,32 @@ pub struct DevArgs {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ProcessEntry {
-    role: String,
-    datacenter: String,
-    node_id: String,
-    pid: u32,
-    listen: String,
-    data_dir: Option<PathBuf>,
+pub(crate) struct ProcessEntry {
+    pub role: String,
+    pub datacenter: String,
+    pub node_id: String,
+    pub pid: u32,
+    pub listen: String,
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ClusterMap {
-    endpoint: String,
-    region: String,
-    processes: Vec<ProcessEntry>,
+pub(crate) struct ClusterMap {
+    pub endpoint: String,
+    pub region: String,
+    pub processes: Vec<ProcessEntry>,
+    /// The `ignifuge dev` supervisor (SIGUSR1 restarts its dead children).
+    #[serde(default)]
+    pub supervisor_pid: u32,
+}
+
+impl ClusterMap {
+    pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join("cluster.json");
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("reading {} (is `ignifuge dev` running?)", path.display()))?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,6 +144,7 @@ fn write_map(data_dir: &Path, endpoint: &str, running: &[Running]) -> anyhow::Re
         endpoint: endpoint.to_string(),
         region: REGION.into(),
         processes: running.iter().map(|r| clone_entry(&r.entry)).collect(),
+        supervisor_pid: std::process::id(),
     };
     let tmp = data_dir.join("cluster.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&map)?)?;

@@ -4,6 +4,8 @@
 mod admin;
 mod daemons;
 mod dev;
+mod drill;
+mod durability;
 mod placement_cli;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,8 @@ enum Command {
     },
     /// Administer a running cluster (tenants, keys).
     Admin(admin::AdminArgs),
+    /// Site-fire drill steps against a running `ignifuge dev` cluster.
+    Drill(drill::DrillArgs),
     /// Explain storage classes and rebalancing on a topology file.
     Placement(placement_cli::PlacementArgs),
 }
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain))
         }
         Command::Admin(args) => runtime.block_on(admin::run(args)),
+        Command::Drill(args) => runtime.block_on(drill::run(args)),
         Command::Placement(args) => placement_cli::run(args),
     }
 }

@@ -56,4 +56,6 @@ pub struct ScrubStatus {
     pub bytes_checked: u64,
     /// Shards that failed their BLAKE3 check and were quarantined (by the scrubber or a read).
     pub corrupt_found: u64,
+    /// When the last corrupt shard was quarantined, if any since the node started.
+    pub last_corrupt_ms: Option<i64>,
 }

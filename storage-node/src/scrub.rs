@@ -49,6 +49,7 @@ impl Scrubber {
     pub fn status(&self) -> ScrubStatus {
         let mut status = self.status.lock().expect("scrub status lock").clone();
         status.corrupt_found = self.store.quarantined();
+        status.last_corrupt_ms = self.store.last_quarantine_ms();
         status
     }
 

@@ -37,6 +37,8 @@ pub struct ShardStore {
     index: Arc<dyn KvStore>,
     /// Corrupt shards moved to quarantine since the process started.
     quarantined: std::sync::atomic::AtomicU64,
+    /// When the last one was (ms since the epoch; 0: never).
+    last_quarantine_ms: std::sync::atomic::AtomicI64,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -54,7 +56,12 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("shards"))?;
-        Ok(Self { root: root.to_path_buf(), index, quarantined: Default::default() })
+        Ok(Self {
+            root: root.to_path_buf(),
+            index,
+            quarantined: Default::default(),
+            last_quarantine_ms: Default::default(),
+        })
     }
 
     fn blob_dir(&self, blob: &BlobId) -> Result<PathBuf, StoreError> {
@@ -156,6 +163,11 @@ impl ShardStore {
             Ok(()) => {
                 sync_dir(path.parent().expect("shard paths have a parent"))?;
                 self.quarantined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(1);
+                self.last_quarantine_ms.store(now, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(shard = %id, to = %target.display(), "quarantined a corrupt shard");
                 true
             }
@@ -171,6 +183,11 @@ impl ShardStore {
     /// Corrupt shards quarantined since the process started.
     pub fn quarantined(&self) -> u64 {
         self.quarantined.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the last corrupt shard was quarantined (ms since the epoch), if ever.
+    pub fn last_quarantine_ms(&self) -> Option<i64> {
+        Some(self.last_quarantine_ms.load(std::sync::atomic::Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
 
     /// The store's root directory.

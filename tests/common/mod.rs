@@ -368,19 +368,55 @@ impl Cluster {
 
     /// Runs `ignifuge admin --data-dir DIR ARGS...`, asserts success, returns its stdout.
     pub fn admin(&self, args: &[&str]) -> String {
+        self.cli("admin", args)
+    }
+
+    /// Runs `ignifuge COMMAND --data-dir DIR ARGS...`, asserts success, returns its stdout.
+    pub fn cli(&self, command: &str, args: &[&str]) -> String {
         let output = run_with_timeout(
-            Command::new(BIN).arg("admin").arg("--data-dir").arg(&self.data_dir).args(args),
+            Command::new(BIN).arg(command).arg("--data-dir").arg(&self.data_dir).args(args),
             ADMIN_TIMEOUT,
         );
         assert!(
             output.status.success(),
-            "`ignifuge admin {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+            "`ignifuge {command} {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
             args.join(" "),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).expect("admin stdout is UTF-8")
+    }
+
+    /// `admin durability --json`, parsed.
+    pub fn durability(&self) -> serde_json::Value {
+        let out = self.admin(&["durability", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("admin durability --json ({e}): {out}"))
+    }
+
+    /// Polls `admin durability --json` until it says healthy; returns that report.
+    pub fn wait_until_healthy(&self, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let report = self.durability();
+            if report["healthy"] == true {
+                return report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not healthy within {timeout:?}; last report:\n{report:#}\n{}",
+                self.log_tails(15)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Re-reads cluster.json (after processes were restarted by a command).
+    pub fn reload_processes(&mut self) {
+        let text = std::fs::read_to_string(self.data_dir.join("cluster.json")).expect("cluster.json");
+        let fresh: ClusterFile = serde_json::from_str(&text).expect("cluster.json parses");
+        self.processes = fresh.processes.clone();
+        self.cluster_file = fresh;
     }
 
     /// `admin tenant create NAME`: the key of the new tenant.

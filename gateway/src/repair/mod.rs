@@ -94,8 +94,11 @@ pub struct RepairState {
 /// Runs rounds forever.
 pub async fn run(gateway: Arc<Gateway>, config: RepairConfig) {
     let mut state = RepairState::default();
+    // The first round soon after start, so that a fresh cluster's report exists quickly.
+    let mut pause = config.interval.min(Duration::from_secs(5));
     loop {
-        tokio::time::sleep(config.interval).await;
+        tokio::time::sleep(pause).await;
+        pause = config.interval;
         match round(&gateway, &config, &mut state).await {
             Ok(Some(report)) if report.stripes_repaired > 0 || report.stripes_below_budget > 0 => tracing::info!(
                 below_budget = report.stripes_below_budget,

@@ -1,0 +1,288 @@
+//! `ignifuge admin durability`: one honest view of how well the data is protected, assembled
+//! from the write-time debt records (a scan of the object index), the last repair round's survey
+//! of every stripe against the nodes' real files, and every node's scrubber.
+//!
+//! It says healthy only when all of these hold: a repair round has completed, it found no stripe
+//! below its budget, no debt is recorded (neither at write time nor after the round), every node
+//! answers now, and no node has quarantined a corrupt shard since that round started. Anything
+//! else is listed as a problem.
+
+use ignifuge_meta::{RepairReport, TenantDurability};
+use ignifuge_rpc::ScrubStatus;
+use ignifuge_types::NodeId;
+use std::fmt::Write as _;
+
+pub struct DurabilityView {
+    pub healthy: bool,
+    pub problems: Vec<String>,
+    pub written: Vec<TenantDurability>,
+    pub repair: Option<RepairReport>,
+    pub scrub: Vec<(NodeId, Result<ScrubStatus, String>)>,
+    pub now_ms: i64,
+}
+
+fn age_secs(now_ms: i64, then_ms: i64) -> i64 {
+    (now_ms - then_ms).max(0) / 1000
+}
+
+impl DurabilityView {
+    pub fn assess(
+        written: Vec<TenantDurability>,
+        repair: Option<RepairReport>,
+        scrub: Vec<(NodeId, Result<ScrubStatus, String>)>,
+        now_ms: i64,
+    ) -> Self {
+        let mut problems = Vec::new();
+        let written_debt: u64 = written.iter().map(|t| t.debt_stripes).sum();
+        if written_debt > 0 {
+            problems.push(format!("{written_debt} stripe(s) recorded as durability debt (below the full budget)"));
+        }
+        let down: Vec<String> = scrub.iter().filter(|(_, s)| s.is_err()).map(|(n, _)| n.0.clone()).collect();
+        if !down.is_empty() {
+            problems.push(format!("node(s) unreachable now: {}", down.join(", ")));
+        }
+        match &repair {
+            None => problems.push("no repair round has completed yet: stripe margins are unknown".into()),
+            Some(r) => {
+                if r.stripes_below_budget > 0 {
+                    problems.push(format!(
+                        "{} stripe(s) ({} bytes) below budget at the last repair round ({} waiting for nodes that may \
+                         return, {} unreadable now)",
+                        r.stripes_below_budget, r.bytes_below_budget, r.stripes_waiting, r.stripes_unreadable
+                    ));
+                }
+                let corrupt_since: Vec<String> = scrub
+                    .iter()
+                    .filter(|(_, s)| s.as_ref().is_ok_and(|s| s.last_corrupt_ms.is_some_and(|t| t >= r.started_ms)))
+                    .map(|(n, _)| n.0.clone())
+                    .collect();
+                if !corrupt_since.is_empty() {
+                    problems.push(format!(
+                        "corrupt shard(s) quarantined since the last repair round started, on: {}",
+                        corrupt_since.join(", ")
+                    ));
+                }
+            }
+        }
+        Self { healthy: problems.is_empty(), problems, written, repair, scrub, now_ms }
+    }
+
+    /// The oldest "last complete scrub" among the nodes; None if some node never completed one.
+    fn oldest_scrub_ms(&self) -> Option<i64> {
+        let mut oldest = i64::MAX;
+        for (_, status) in &self.scrub {
+            oldest = oldest.min(status.as_ref().ok()?.last_complete_ms?);
+        }
+        (oldest != i64::MAX).then_some(oldest)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let scrub: Vec<serde_json::Value> = self
+            .scrub
+            .iter()
+            .map(|(node, status)| match status {
+                Ok(s) => serde_json::json!({
+                    "node": node, "reachable": true, "status": s,
+                    "age_secs": s.last_complete_ms.map(|t| age_secs(self.now_ms, t)),
+                }),
+                Err(e) => serde_json::json!({"node": node, "reachable": false, "error": e}),
+            })
+            .collect();
+        serde_json::json!({
+            "healthy": self.healthy,
+            "problems": self.problems,
+            "debt_stripes": self.written.iter().map(|t| t.debt_stripes).sum::<u64>(),
+            "tenants": self.written,
+            "repair": self.repair,
+            "repair_age_secs": self.repair.as_ref().map(|r| age_secs(self.now_ms, r.finished_ms)),
+            "scrub": scrub,
+            "last_complete_scrub_age_secs": self.oldest_scrub_ms().map(|t| age_secs(self.now_ms, t)),
+        })
+    }
+
+    /// The same figures as Prometheus gauges (text exposition format).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        gauge(
+            "ignifuge_durability_healthy",
+            "1 when every stripe meets its budget (see problems)",
+            vec![(String::new(), f64::from(u8::from(self.healthy)))],
+        );
+        let class = self.repair.as_ref().map(|r| r.class.clone()).unwrap_or_else(|| "default".into());
+        let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut objects = Vec::new();
+        let mut bytes = Vec::new();
+        for tenant in self.repair.iter().flat_map(|r| &r.tenants) {
+            for m in &tenant.margins {
+                let labels = format!(
+                    "{{class=\"{}\",tenant=\"{}\",margin=\"{}\"}}",
+                    esc(&class),
+                    esc(&tenant.tenant.0),
+                    m.margin
+                );
+                objects.push((labels.clone(), m.objects as f64));
+                bytes.push((labels, m.bytes as f64));
+            }
+        }
+        for t in &self.written {
+            let labels = format!("{{class=\"{}\",tenant=\"{}\",margin=\"inline\"}}", esc(&class), esc(&t.tenant.0));
+            objects.push((labels.clone(), t.inline_objects as f64));
+            bytes.push((labels, t.inline_bytes as f64));
+        }
+        gauge("ignifuge_objects", "Objects by remaining margin at the last repair round", objects);
+        gauge("ignifuge_object_bytes", "Object bytes by remaining margin at the last repair round", bytes);
+        let debt = self
+            .written
+            .iter()
+            .map(|t| (format!("{{class=\"{}\",tenant=\"{}\"}}", esc(&class), esc(&t.tenant.0)), t.debt_stripes as f64))
+            .collect();
+        gauge("ignifuge_debt_stripes", "Stripes recorded as durability debt", debt);
+        if let Some(r) = &self.repair {
+            let one = |v: f64| vec![(String::new(), v)];
+            gauge(
+                "ignifuge_repair_queue_stripes",
+                "Stripes below budget at the last round",
+                one(r.stripes_below_budget as f64),
+            );
+            gauge(
+                "ignifuge_repair_queue_bytes",
+                "Bytes below budget at the last round",
+                one(r.bytes_below_budget as f64),
+            );
+            gauge(
+                "ignifuge_repair_waiting_stripes",
+                "Stripes waiting for nodes that may return",
+                one(r.stripes_waiting as f64),
+            );
+            gauge(
+                "ignifuge_unreadable_stripes",
+                "Stripes with fewer than k shards found",
+                one(r.stripes_unreadable as f64),
+            );
+            gauge(
+                "ignifuge_repair_bytes_per_second",
+                "Repair write rate in the last round",
+                one(r.repair_bytes_per_sec as f64),
+            );
+            gauge(
+                "ignifuge_repair_eta_seconds",
+                "Estimated time to full protection (-1: unknown)",
+                one(r.eta_secs.map_or(-1.0, |s| s as f64)),
+            );
+            gauge(
+                "ignifuge_repair_round_age_seconds",
+                "Time since the last round ended",
+                one(age_secs(self.now_ms, r.finished_ms) as f64),
+            );
+        }
+        let scrub_age = self
+            .scrub
+            .iter()
+            .filter_map(|(node, s)| {
+                let t = s.as_ref().ok()?.last_complete_ms?;
+                Some((format!("{{node=\"{}\"}}", esc(&node.0)), age_secs(self.now_ms, t) as f64))
+            })
+            .collect();
+        gauge("ignifuge_scrub_age_seconds", "Time since the node's last complete scrub", scrub_age);
+        let corrupt = self
+            .scrub
+            .iter()
+            .filter_map(|(node, s)| {
+                Some((format!("{{node=\"{}\"}}", esc(&node.0)), s.as_ref().ok()?.corrupt_found as f64))
+            })
+            .collect();
+        gauge("ignifuge_corrupt_shards_found", "Corrupt shards quarantined since the node started", corrupt);
+        out
+    }
+
+    pub fn print(&self, json: bool, prometheus: bool) -> anyhow::Result<()> {
+        if prometheus {
+            print!("{}", self.to_prometheus());
+            return Ok(());
+        }
+        if json {
+            println!("{}", serde_json::to_string_pretty(&self.to_json())?);
+            return Ok(());
+        }
+        if self.healthy {
+            println!("HEALTHY: every stripe meets its budget, no debt, every node answers");
+        } else {
+            println!("NOT HEALTHY:");
+            for p in &self.problems {
+                println!("  - {p}");
+            }
+        }
+        if let Some(r) = &self.repair {
+            println!(
+                "\nclass {}; last repair round by {} ended {} s ago: {} below budget, {} repaired ({} B, {} B/s), ETA {}",
+                r.class,
+                r.holder,
+                age_secs(self.now_ms, r.finished_ms),
+                r.stripes_below_budget,
+                r.stripes_repaired,
+                r.bytes_repaired,
+                r.repair_bytes_per_sec,
+                r.eta_secs.map_or("unknown".into(), |s| format!("{s} s"))
+            );
+            println!("{:<16} {:<12} {:>10} {:>16}", "tenant", "margin", "objects", "bytes");
+            for t in &r.tenants {
+                for m in &t.margins {
+                    println!("{:<16} {:<12} {:>10} {:>16}", t.tenant.0, m.margin, m.objects, m.bytes);
+                }
+            }
+        }
+        println!("\n{:<16} {:>14} {:>14} {:>12}", "tenant", "inline", "in debt", "debt stripes");
+        for t in &self.written {
+            println!(
+                "{:<16} {:>14} {:>14} {:>12}",
+                t.tenant.0,
+                format!("{} / {} B", t.inline_objects, t.inline_bytes),
+                format!("{} / {} B", t.debt_objects, t.debt_bytes),
+                t.debt_stripes
+            );
+        }
+        match self.oldest_scrub_ms() {
+            Some(t) => println!("\nlast complete scrub of every node: {} s ago", age_secs(self.now_ms, t)),
+            None => println!("\nsome node has not completed a scrub pass yet (or is unreachable)"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_types::TenantId;
+
+    fn scrub_ok(last_corrupt_ms: Option<i64>) -> Result<ScrubStatus, String> {
+        Ok(ScrubStatus { last_complete_ms: Some(1), last_corrupt_ms, ..Default::default() })
+    }
+
+    fn report(below: u64) -> RepairReport {
+        RepairReport { started_ms: 100, finished_ms: 200, stripes_below_budget: below, ..Default::default() }
+    }
+
+    #[test]
+    fn healthy_only_when_a_round_found_nothing_below_budget_and_nothing_happened_since() {
+        let node = NodeId::new("n1");
+        let view = |repair, scrub, written| DurabilityView::assess(written, repair, vec![(node.clone(), scrub)], 300);
+        assert!(view(Some(report(0)), scrub_ok(None), vec![]).healthy);
+        assert!(!view(None, scrub_ok(None), vec![]).healthy, "no round yet");
+        assert!(!view(Some(report(3)), scrub_ok(None), vec![]).healthy, "stripes below budget");
+        assert!(!view(Some(report(0)), Err("down".into()), vec![]).healthy, "a node is down");
+        assert!(!view(Some(report(0)), scrub_ok(Some(150)), vec![]).healthy, "corruption since the round");
+        assert!(view(Some(report(0)), scrub_ok(Some(50)), vec![]).healthy, "corruption before the round");
+        let mut debt = TenantDurability::empty(TenantId::new("t"));
+        debt.debt_stripes = 1;
+        assert!(!view(Some(report(0)), scrub_ok(None), vec![debt]).healthy, "debt written since");
+        let text = view(Some(report(2)), scrub_ok(None), vec![]).to_prometheus();
+        assert!(text.contains("ignifuge_durability_healthy 0"), "{text}");
+        assert!(text.contains("ignifuge_repair_queue_stripes 2"), "{text}");
+    }
+}
