@@ -269,6 +269,15 @@ impl StateMachine {
                 batch.put(keys::bucket(&bucket), encode(&record));
                 Ok(Outcome::Done)
             }
+            Command::SetBucketCors { tenant, bucket, cors } => {
+                let mut record = self.bucket(&bucket)?;
+                if record.tenant != tenant {
+                    return Err(MetaError::AccessDenied);
+                }
+                record.cors = cors;
+                batch.put(keys::bucket(&bucket), encode(&record));
+                Ok(Outcome::Done)
+            }
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
                     batch.delete(keys::garbage(&blob));
