@@ -175,6 +175,29 @@ async fn aws_cli() {
     assert!(ok(s3.list_buckets().send().await, "ListBuckets").buckets().is_empty(), "bucket after rb");
 }
 
+/// `aws s3api put-bucket-cors` sends Content-MD5 and the CLI's own XML; get-bucket-cors must
+/// read back what a browser app's deploy script wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_bucket_cors() {
+    let cluster = Cluster::start().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    aws(&cluster, scratch.path(), &["s3", "mb", "s3://cli-cors"]);
+    let rules = r#"{"CORSRules":[{"ID":"app","AllowedOrigins":["http://*.example.com"],"AllowedMethods":["GET","PUT"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag"],"MaxAgeSeconds":600}]}"#;
+    aws(&cluster, scratch.path(), &["s3api", "put-bucket-cors", "--bucket", "cli-cors", "--cors-configuration", rules]);
+    let got = aws(&cluster, scratch.path(), &["s3api", "get-bucket-cors", "--bucket", "cli-cors", "--output", "json"]);
+    let got: serde_json::Value =
+        serde_json::from_str(&got).unwrap_or_else(|e| panic!("get-bucket-cors JSON ({e}): {got}"));
+    let expected: serde_json::Value = serde_json::from_str(rules).expect("rules JSON");
+    assert_eq!(got, expected, "get-bucket-cors returns what put-bucket-cors wrote");
+
+    aws(&cluster, scratch.path(), &["s3api", "delete-bucket-cors", "--bucket", "cli-cors"]);
+    let mut command = aws_command(&cluster, "aws", scratch.path());
+    command.arg("--endpoint-url").arg(&cluster.endpoint).args(["s3api", "get-bucket-cors", "--bucket", "cli-cors"]);
+    let output = run_with_timeout(&mut command, CLI_TIMEOUT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("NoSuchCORSConfiguration"), "after delete: {stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_managed_transfers_and_plain_calls() {
     let cluster = Cluster::start().await;

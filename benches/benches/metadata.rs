@@ -58,6 +58,7 @@ fn setup_commands() -> Vec<Command> {
             region: "us-east-1".into(),
             created_ms: 0,
             tags: None,
+            cors: None,
         }),
     ]
 }

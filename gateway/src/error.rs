@@ -51,15 +51,26 @@ pub enum GatewayError {
     DurabilityNotMet(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// A CORS preflight that no rule allows (or no configuration, or no bucket): 403 AccessForbidden.
+    #[error("{0}")]
+    CorsForbidden(String),
+    #[error("The XML you provided was not well-formed or did not validate against our published schema")]
+    MalformedXml,
+    #[error("Your request was too big: at most {0} bytes")]
+    MessageTooLong(u64),
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
 
-/// A 400 with an AWS error code that s3s's code table lacks.
-fn custom_400(code: &'static str, message: String) -> S3Error {
+/// An error with an AWS error code that s3s's code table lacks.
+fn custom(code: &'static str, status: http::StatusCode, message: String) -> S3Error {
     let mut error = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
-    error.set_status_code(http::StatusCode::BAD_REQUEST);
+    error.set_status_code(status);
     error
+}
+
+fn custom_400(code: &'static str, message: String) -> S3Error {
+    custom(code, http::StatusCode::BAD_REQUEST, message)
 }
 
 impl From<GatewayError> for S3Error {
@@ -107,6 +118,9 @@ impl From<GatewayError> for S3Error {
             GatewayError::Unreadable { .. } => C::ServiceUnavailable,
             GatewayError::DurabilityNotMet(_) => C::SlowDown,
             GatewayError::Internal(_) => C::InternalError,
+            GatewayError::CorsForbidden(_) => return custom("AccessForbidden", http::StatusCode::FORBIDDEN, message),
+            GatewayError::MalformedXml => C::MalformedXML,
+            GatewayError::MessageTooLong(_) => C::MaxMessageLengthExceeded,
         };
         match code {
             C::InternalError | C::ServiceUnavailable | C::SlowDown => {

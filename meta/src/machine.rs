@@ -262,13 +262,10 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::SetBucketTags { tenant, bucket, tags } => {
-                let mut record = self.bucket(&bucket)?;
-                if record.tenant != tenant {
-                    return Err(MetaError::AccessDenied);
-                }
-                record.tags = tags;
-                batch.put(keys::bucket(&bucket), encode(&record));
-                Ok(Outcome::Done)
+                self.update_bucket(&tenant, &bucket, batch, |record| record.tags = tags)
+            }
+            Command::SetBucketCors { tenant, bucket, cors } => {
+                self.update_bucket(&tenant, &bucket, batch, |record| record.cors = cors)
             }
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
@@ -535,6 +532,23 @@ impl StateMachine {
             }
         }
         Ok(report.into_values().collect())
+    }
+
+    /// Changes one configuration of a bucket that `tenant` owns.
+    fn update_bucket(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketName,
+        batch: &mut WriteBatch,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<Outcome, MetaError> {
+        let mut record = self.bucket(bucket)?;
+        if &record.tenant != tenant {
+            return Err(MetaError::AccessDenied);
+        }
+        change(&mut record);
+        batch.put(keys::bucket(bucket), encode(&record));
+        Ok(Outcome::Done)
     }
 
     fn tenant(&self, id: &TenantId) -> Result<TenantRecord, MetaError> {

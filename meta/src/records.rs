@@ -30,10 +30,31 @@ pub struct BucketRecord {
     /// Bucket tags (PutBucketTagging); None when no tag set was ever put or it was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Tags>,
+    /// Cross-origin rules (PutBucketCors); None when none were ever put or they were deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfiguration>,
 }
 
 /// A tag set, in the order the client gave it.
 pub type Tags = Vec<(String, String)>;
+
+/// A bucket's CORS configuration: rules in the client's order (the first that matches wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsConfiguration {
+    pub rules: Vec<CorsRule>,
+}
+
+/// One CORSRule, values as the client gave them (origins and methods compare case-sensitively,
+/// header names case-insensitively).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age_seconds: Option<i32>,
+}
 
 /// Standard headers stored with an object and returned on GET and HEAD.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +300,12 @@ pub enum Command {
     },
     /// The report of a complete repair round, for `ignifuge admin durability`.
     RecordRepairReport(Box<crate::RepairReport>),
+    /// Replaces (Some) or deletes (None) a bucket's CORS configuration.
+    SetBucketCors {
+        tenant: TenantId,
+        bucket: BucketName,
+        cors: Option<CorsConfiguration>,
+    },
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose

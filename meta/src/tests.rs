@@ -20,6 +20,7 @@ fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaErr
         region: "us-east-1".into(),
         created_ms: 0,
         tags: None,
+        cors: None,
     }))
 }
 
@@ -393,4 +394,30 @@ fn a_lease_has_one_holder_until_it_expires() {
     take("g1", 90).unwrap(); // renewal: now until 190
     assert!(take("g2", 150).is_err());
     take("g2", 191).unwrap();
+}
+
+#[test]
+fn a_bucket_cors_configuration_is_set_by_its_owner_and_deleted() {
+    let m = machine();
+    bucket(&m, "a", "web").unwrap();
+    let rule = CorsRule {
+        allowed_origins: vec!["https://*.example.com".into()],
+        allowed_methods: vec!["GET".into()],
+        ..CorsRule::default()
+    };
+    let set = |tenant: &str, cors: Option<CorsConfiguration>| {
+        m.apply(Command::SetBucketCors { tenant: TenantId::new(tenant), bucket: BucketName::new("web"), cors })
+    };
+    let configuration = CorsConfiguration { rules: vec![rule] };
+    assert_eq!(set("b", Some(configuration.clone())), Err(MetaError::AccessDenied), "another tenant");
+    set("a", Some(configuration.clone())).unwrap();
+    let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("web"))).unwrap() else { panic!() };
+    assert_eq!(record.cors, Some(configuration));
+    set("a", None).unwrap();
+    let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("web"))).unwrap() else { panic!() };
+    assert_eq!(record.cors, None);
+    // Records written before CORS existed still read.
+    let old: BucketRecord =
+        serde_json::from_str(r#"{"name":"old","tenant":"a","region":"us-east-1","created_ms":0}"#).unwrap();
+    assert_eq!(old.cors, None);
 }

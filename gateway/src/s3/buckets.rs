@@ -64,6 +64,7 @@ pub async fn create_bucket(
         region: s3.gateway.region.clone(),
         created_ms: now_ms(),
         tags: None,
+        cors: None,
     };
     s3.gateway.metadata.apply(Command::CreateBucket(record)).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))

@@ -3,6 +3,7 @@
 //! S3 operations.
 
 mod buckets;
+mod cors;
 mod list;
 mod multipart;
 mod objects;
@@ -144,21 +145,32 @@ impl S3Auth for KeyAuth {
 }
 
 /// Path-style for IP addresses and bare domains; virtual-hosted-style for `bucket.<domain>`.
+#[derive(Clone)]
 struct Hosts {
     domains: Vec<String>,
 }
 
+impl Hosts {
+    /// The domain and bucket of a virtual-hosted-style Host header.
+    fn virtual_host<'a>(&'a self, host: &'a str) -> Option<(&'a str, String)> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
+        self.domains.iter().find_map(|domain| {
+            let bucket = name.strip_suffix(domain.as_str())?.strip_suffix('.')?;
+            (!bucket.is_empty()).then(|| (domain.as_str(), bucket.to_ascii_lowercase()))
+        })
+    }
+
+    fn bucket_of(&self, host: &str) -> Option<String> {
+        self.virtual_host(host).map(|(_, bucket)| bucket)
+    }
+}
+
 impl S3Host for Hosts {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
-        let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
-        for domain in &self.domains {
-            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|b| b.strip_suffix('.'))
-                && !bucket.is_empty()
-            {
-                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket.to_ascii_lowercase()));
-            }
-        }
-        Ok(VirtualHost::new(host))
+        Ok(match self.virtual_host(host) {
+            Some((domain, bucket)) => VirtualHost::new(domain).with_bucket(bucket),
+            None => VirtualHost::new(host),
+        })
     }
 }
 
@@ -182,18 +194,22 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     domains: Vec<String>,
 ) -> std::io::Result<()> {
+    let hosts = Hosts { domains };
+    let cors = cors::CorsLayer::new(gateway.clone(), hosts.clone());
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway });
-    builder.set_host(Hosts { domains });
+    builder.set_host(hosts);
     let service = builder.build();
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let service = service.clone();
+        let cors = cors.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 merge_repeated_headers(request.headers_mut());
-                hyper::service::Service::call(&service, request)
+                let (service, cors) = (service.clone(), cors.clone());
+                async move { cors.call(&service, request).await }
             });
             let connection = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -246,4 +262,7 @@ delegate! {
     put_bucket_tagging: PutBucketTaggingInput => PutBucketTaggingOutput in tagging;
     get_bucket_tagging: GetBucketTaggingInput => GetBucketTaggingOutput in tagging;
     delete_bucket_tagging: DeleteBucketTaggingInput => DeleteBucketTaggingOutput in tagging;
+    put_bucket_cors: PutBucketCorsInput => PutBucketCorsOutput in cors;
+    get_bucket_cors: GetBucketCorsInput => GetBucketCorsOutput in cors;
+    delete_bucket_cors: DeleteBucketCorsInput => DeleteBucketCorsOutput in cors;
 }
