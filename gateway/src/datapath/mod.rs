@@ -31,6 +31,10 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
 /// Retries of one shard write before it counts as not acknowledged.
 pub const SHARD_WRITE_ATTEMPTS: usize = 2;
+/// A shard read that has not answered after this long is hedged: one more shard is requested
+/// (parity first) for each data shard still outstanding. Loopback and same-region shard reads take
+/// a few milliseconds; this only fires for hung, overloaded or far nodes.
+pub const HEDGE_AFTER_MS: u64 = 250;
 /// A node that could not be reached is skipped for this long before it is tried again, so an
 /// outage costs one failed connection per node and period, not one per shard.
 pub const NODE_DOWN_BACKOFF_MS: u64 = 3_000;

@@ -4,9 +4,10 @@
 //! Stripes are fetched ahead of the client by `STRIPES_IN_FLIGHT_MAX`; the first bytes go out
 //! before the rest of the object is read.
 
-use super::{DataPath, STRIPES_IN_FLIGHT_MAX};
+use super::{DataPath, HEDGE_AFTER_MS, STRIPES_IN_FLIGHT_MAX};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
+use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{DataLocation, PartData, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex};
@@ -84,17 +85,9 @@ impl DataPath {
         }
         let shard_len = (record.data_len as usize).div_ceil(k).max(1);
         let needed = range.start / shard_len..range.end.div_ceil(shard_len);
-        let mut shards: Vec<Option<Bytes>> = vec![None; total];
-        let fetched = futures::future::join_all(needed.clone().map(|i| self.fetch_shard(blob, stripe, i))).await;
-        let mut healthy = true;
-        for (i, result) in needed.clone().zip(fetched) {
-            match result {
-                Some(bytes) => shards[i] = Some(bytes),
-                None => healthy = false,
-            }
-        }
-        if !healthy {
-            self.reconstruct(blob, stripe, &mut shards).await?;
+        let mut shards = self.gather(blob, stripe, needed.clone()).await?;
+        if needed.clone().any(|i| shards[i].is_none()) {
+            self.decode(&mut shards, k).await?;
         }
         let mut out = Vec::with_capacity(needed.len());
         for i in needed {
@@ -104,6 +97,75 @@ impl DataPath {
             out.push(shard.slice(start..end));
         }
         Ok(out)
+    }
+
+    /// Fetches the `needed` data shards, hedging: when one fails, or has not answered after
+    /// `HEDGE_AFTER_MS`, one more shard (parity first) is requested for each one missing, so a
+    /// dead, hung or slow node costs at most that delay, never a timeout. Returns when every needed
+    /// shard is in, or when any k shards are (the caller decodes), or when no request is left.
+    async fn gather(&self, blob: &StripedBlob, stripe: u32, needed: Range<usize>) -> GatewayResult<Vec<Option<Bytes>>> {
+        let k = blob.data_shards as usize;
+        let total = k + blob.parity_shards as usize;
+        let mut shards: Vec<Option<Bytes>> = vec![None; total];
+        // Spare shards in the order they are tried: parity, then data shards outside the range.
+        let mut spares = (k..total).chain((0..k).filter(|i| !needed.contains(i)));
+        let mut pending = FuturesUnordered::new();
+        let fetch = |i: usize| async move { (i, self.fetch_shard(blob, stripe, i).await) };
+        for i in needed.clone() {
+            pending.push(fetch(i));
+        }
+        let mut requested_spares = 0usize;
+        let hedge = tokio::time::sleep(std::time::Duration::from_millis(HEDGE_AFTER_MS));
+        tokio::pin!(hedge);
+        let mut hedged = false;
+        loop {
+            let have = shards.iter().filter(|s| s.is_some()).count();
+            if needed.clone().all(|i| shards[i].is_some()) || (requested_spares > 0 && have >= k) {
+                return Ok(shards);
+            }
+            tokio::select! {
+                done = pending.next() => match done {
+                    Some((i, Some(bytes))) => shards[i] = Some(bytes),
+                    Some((_, None)) => {
+                        // Failed (missing, unreachable, corrupt): replace it at once.
+                        if let Some(spare) = spares.next() {
+                            requested_spares += 1;
+                            pending.push(fetch(spare));
+                        }
+                    }
+                    None => return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe }),
+                },
+                () = &mut hedge, if !hedged => {
+                    hedged = true;
+                    let outstanding = needed.clone().filter(|i| shards[*i].is_none()).count();
+                    for spare in spares.by_ref().take(outstanding) {
+                        requested_spares += 1;
+                        pending.push(fetch(spare));
+                    }
+                    if outstanding > 0 {
+                        tracing::debug!(blob = %blob.blob, stripe, outstanding, "slow shard reads hedged");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the missing data shards from any k present ones.
+    async fn decode(&self, shards: &mut [Option<Bytes>], k: usize) -> GatewayResult<()> {
+        if shards[..k].iter().all(|s| s.is_some()) {
+            return Ok(());
+        }
+        let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
+        let codec = self.codec.clone();
+        let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
+            .await
+            .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
+        for (slot, shard) in shards.iter_mut().zip(rebuilt).take(k) {
+            if slot.is_none() {
+                *slot = shard.map(Bytes::from);
+            }
+        }
+        Ok(())
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
@@ -123,38 +185,11 @@ impl DataPath {
         match result {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                // The repair service (issue 5) will pick this up from the scrub; reads go on.
+                // A corrupt shard was quarantined by its node; the repair service rebuilds it.
                 tracing::warn!(shard = %id, node = %record.node, error = %e, "shard unavailable, reading around it");
                 None
             }
         }
-    }
-
-    /// Fetches the shards not yet tried and rebuilds the data shards from any k of them.
-    async fn reconstruct(&self, blob: &StripedBlob, stripe: u32, shards: &mut [Option<Bytes>]) -> GatewayResult<()> {
-        let k = blob.data_shards as usize;
-        let missing: Vec<usize> = (0..shards.len()).filter(|i| shards[*i].is_none()).collect();
-        let fetched = futures::future::join_all(missing.iter().map(|&i| self.fetch_shard(blob, stripe, i))).await;
-        for (i, result) in missing.into_iter().zip(fetched) {
-            shards[i] = result;
-        }
-        if shards.iter().filter(|s| s.is_some()).count() < k {
-            return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe });
-        }
-        if shards[..k].iter().all(|s| s.is_some()) {
-            return Ok(());
-        }
-        let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
-        let codec = self.codec.clone();
-        let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
-            .await
-            .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
-        for (slot, shard) in shards.iter_mut().zip(rebuilt).take(k) {
-            if slot.is_none() {
-                *slot = shard.map(Bytes::from);
-            }
-        }
-        Ok(())
     }
 }
 
