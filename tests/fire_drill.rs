@@ -184,6 +184,9 @@ async fn fire_drill() {
     let out = cluster.cli("drill", &["replace", "--datacenter", &burned]);
     println!("{out}");
     cluster.reload_processes();
+    // Empty nodes answering again must not make the cluster look healthy before a survey.
+    let report = cluster.durability();
+    assert_eq!(report["healthy"], false, "healthy right after empty nodes replaced burned ones: {report:#}");
     let repair_started = Instant::now();
     let report = cluster.wait_until_healthy(Duration::from_secs(240));
     println!(

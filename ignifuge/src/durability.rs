@@ -51,6 +51,17 @@ impl DurabilityView {
                         r.stripes_below_budget, r.bytes_below_budget, r.stripes_waiting, r.stripes_unreadable
                     ));
                 }
+                let restarted: Vec<String> = scrub
+                    .iter()
+                    .filter(|(_, s)| s.as_ref().is_ok_and(|s| s.node_started_ms >= r.started_ms))
+                    .map(|(n, _)| n.0.clone())
+                    .collect();
+                if !restarted.is_empty() {
+                    problems.push(format!(
+                        "node(s) started since the last repair round began (their disks are not surveyed yet): {}",
+                        restarted.join(", ")
+                    ));
+                }
                 let corrupt_since: Vec<String> = scrub
                     .iter()
                     .filter(|(_, s)| s.as_ref().is_ok_and(|s| s.last_corrupt_ms.is_some_and(|t| t >= r.started_ms)))
@@ -278,6 +289,8 @@ mod tests {
         assert!(!view(Some(report(0)), Err("down".into()), vec![]).healthy, "a node is down");
         assert!(!view(Some(report(0)), scrub_ok(Some(150)), vec![]).healthy, "corruption since the round");
         assert!(view(Some(report(0)), scrub_ok(Some(50)), vec![]).healthy, "corruption before the round");
+        let restarted = Ok(ScrubStatus { node_started_ms: 150, ..Default::default() });
+        assert!(!view(Some(report(0)), restarted, vec![]).healthy, "a node (maybe wiped) restarted since the round");
         let mut debt = TenantDurability::empty(TenantId::new("t"));
         debt.debt_stripes = 1;
         assert!(!view(Some(report(0)), scrub_ok(None), vec![debt]).healthy, "debt written since");

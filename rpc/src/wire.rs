@@ -58,4 +58,8 @@ pub struct ScrubStatus {
     pub corrupt_found: u64,
     /// When the last corrupt shard was quarantined, if any since the node started.
     pub last_corrupt_ms: Option<i64>,
+    /// When the node process started: a report surveyed before it cannot vouch for its disk
+    /// (it may have come back empty).
+    #[serde(default)]
+    pub node_started_ms: i64,
 }

@@ -39,7 +39,7 @@ impl Scrubber {
             std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice::<i64>(&bytes).ok());
         Self {
             store,
-            status: Mutex::new(ScrubStatus { last_complete_ms, ..Default::default() }),
+            status: Mutex::new(ScrubStatus { last_complete_ms, node_started_ms: now_ms(), ..Default::default() }),
             state_file,
             interval: Duration::from_millis(env_u64("IGNIFUGE_SCRUB_INTERVAL_MS", SCRUB_INTERVAL_MS_DEFAULT)),
             bytes_per_sec: env_u64("IGNIFUGE_SCRUB_BYTES_PER_SEC", SCRUB_BYTES_PER_SEC_DEFAULT).max(1),

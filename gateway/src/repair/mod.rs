@@ -23,6 +23,7 @@ pub(crate) mod survey;
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
+use futures::StreamExt as _;
 use ignifuge_meta::{
     Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Query, RepairReport, ShardReplacement, StripedBlob,
     TenantMargins,
@@ -45,6 +46,8 @@ pub const REPAIR_BYTES_PER_SEC_DEFAULT: u64 = 128 * 1024 * 1024;
 /// the longest time between a write's last shard and its metadata commit (bounded by the
 /// metadata client's deadline) plus the clock skew between nodes and gateways.
 pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 60 * 60 * 1000;
+/// Stripes rebuilt concurrently (each holds k+m shards of at most 1 MiB in memory).
+const REPAIR_STRIPES_IN_FLIGHT: usize = 4;
 /// Blob records per scan page.
 const SCAN_PAGE_RECORDS: usize = 200;
 /// Stripes queued for repair in one round; the rest wait for the next round.
@@ -262,35 +265,46 @@ pub async fn round(
         }
     }
 
-    // Repair, worst first.
+    // Repair, worst first, a few stripes at a time.
     candidates.sort_by_key(|c| c.survey.margin);
     let clock = Instant::now();
     let mut last_renewal = Instant::now();
-    for candidate in &candidates {
+    let states = Arc::new(nodes.clone());
+    let mut repairs = futures::stream::iter(candidates.into_iter().map(Arc::new))
+        .map(move |candidate: Arc<Candidate>| {
+            let states = states.clone();
+            async move {
+                let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
+                let outcome = repair_one(gateway, &candidate, state_of).await;
+                (candidate, outcome)
+            }
+        })
+        .buffer_unordered(REPAIR_STRIPES_IN_FLIGHT);
+    while let Some((candidate, outcome)) = repairs.next().await {
+        match outcome {
+            Ok(0) => {}
+            Ok(bytes) => {
+                tally.report.stripes_repaired += 1;
+                tally.report.bytes_repaired += bytes;
+            }
+            Err(e) => {
+                tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
+            }
+        }
         if last_renewal.elapsed() > Duration::from_millis(config.lease_ms() as u64 / 3) {
             if !take_lease(gateway, config).await? {
                 return Ok(None);
             }
             last_renewal = Instant::now();
         }
-        let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
-        match repair_one(gateway, candidate, state_of).await {
-            Ok(bytes) => {
-                if bytes > 0 {
-                    tally.report.stripes_repaired += 1;
-                    tally.report.bytes_repaired += bytes;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
-            }
-        }
-        // Rate limit: never ahead of bytes_per_sec since the repairs started.
+        // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
+        // started while this waits).
         let allowed = Duration::from_secs_f64(tally.report.bytes_repaired as f64 / config.bytes_per_sec as f64);
         if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
             tokio::time::sleep(wait).await;
         }
     }
+    drop(repairs);
     let repair_secs = clock.elapsed().as_secs_f64();
 
     // Strays and orphans, once older than the grace period.

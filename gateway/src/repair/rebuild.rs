@@ -52,12 +52,26 @@ impl DataPath {
             .collect::<Result<_, _>>()
             .map_err(|e| GatewayError::Internal(format!("malformed shard hash in the metadata: {e}")))?;
 
-        // Every present shard: the sources of the reconstruction and of the moves.
+        // Sources: the present shards being moved, then other present shards up to k (more only
+        // if some of those fail to read).
         let present: Vec<usize> = (0..n).filter(|&i| survey.states[i] == ShardState::Present).collect();
-        let fetched = futures::future::join_all(present.iter().map(|&i| self.fetch_shard(blob, stripe, i))).await;
+        let (mut first, mut rest): (Vec<usize>, Vec<usize>) = present.iter().partition(|&&i| targets[i].is_some());
+        let missing_targets = (0..n).any(|i| targets[i].is_some() && survey.states[i] != ShardState::Present);
+        if missing_targets {
+            let more = k.saturating_sub(first.len()).min(rest.len());
+            first.extend(rest.drain(..more));
+        }
         let mut shards: Vec<Option<Bytes>> = vec![None; n];
-        for (i, bytes) in present.into_iter().zip(fetched) {
-            shards[i] = bytes;
+        for batch in [first, rest] {
+            let have = shards.iter().filter(|s| s.is_some()).count();
+            let complete = (0..n).all(|i| targets[i].is_none() || shards[i].is_some());
+            if complete || (have >= k && !batch.iter().any(|&i| targets[i].is_some())) {
+                break;
+            }
+            let fetched = futures::future::join_all(batch.iter().map(|&i| self.fetch_shard(blob, stripe, i))).await;
+            for (i, bytes) in batch.into_iter().zip(fetched) {
+                shards[i] = bytes;
+            }
         }
         let needs_decode = (0..n).any(|i| targets[i].is_some() && shards[i].is_none());
         if needs_decode {
