@@ -367,3 +367,51 @@ async fn shards_no_metadata_references_are_reclaimed_after_the_grace_period() {
     let report = cluster.durability();
     assert!(report["repair"]["orphan_shards_reclaimed"].as_u64().is_some(), "{report:#}");
 }
+
+/// A node that died for good is rebuilt at once when an operator declares it out, rather than
+/// after the down-out interval (10 min by default, kept here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_declared_out_is_rebuilt_without_waiting_for_the_down_out_interval() {
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")]).await;
+    let mut rng = TestRng::new("a_node_declared_out_is_rebuilt_without_waiting_for_the_down_out_interval");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "out").await;
+    let data = rng.bytes(12 * MIB);
+    put_object(&s3, "out", "object", &data).await;
+    cluster.wait_until_healthy(Duration::from_secs(60));
+    let others: Vec<String> = ["dc1-n1", "dc1-n2", "dc1-n3", "dc2-n1", "dc2-n2", "dc3-n1", "dc3-n2", "dc3-n3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let files_before: usize = others.iter().map(|n| cluster.shard_files(n).len()).sum();
+
+    cluster.kill_node("dc2-n3");
+    // Down, not out: its shards are waited for.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report = cluster.durability();
+        if report["repair"]["stripes_waiting"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lost node's stripes are not reported waiting: {report:#}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = cluster.admin(&["node", "out", "dc2-n3"]);
+    assert!(out.contains("declared out"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = cluster.durability();
+        let repair = &report["repair"];
+        let files_now: usize = others.iter().map(|n| cluster.shard_files(n).len()).sum();
+        if repair["stripes_waiting"] == 0 && files_now >= files_before + 3 {
+            // 3 stripes lost one shard each; each was rebuilt on another node.
+            assert_eq!(repair["stripes_unreadable"], 0, "{report:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "shards of the node declared out not rebuilt: {report:#}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_bytes_eq(&get_object(&s3, "out", "object").await, &data, "after the rebuild");
+    // Not healthy while the node is gone, but nothing is waiting on it any more.
+    assert_eq!(cluster.durability()["healthy"], false);
+}

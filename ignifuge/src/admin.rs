@@ -43,11 +43,26 @@ enum AdminCommand {
         #[arg(long, conflicts_with = "json")]
         prometheus: bool,
     },
+    /// Storage nodes: declare a dead node out (its shards are rebuilt now), or take it back.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// The metadata group: voters, the leader and its datacenter, commit and applied indexes, lag.
     Status {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// The node is dead for good: rebuild its shards elsewhere now instead of after the down-out
+    /// interval (10 min). A replacement started under the same id is refilled by the repair
+    /// service whether or not the node was declared out.
+    Out { node: String },
+    /// Take an `out` declaration back (the node is expected to return with its disks).
+    In { node: String },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +184,13 @@ impl Admin {
         Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()))
     }
 
+    pub async fn set_node_out(&self, node: &str, out: bool) -> anyhow::Result<()> {
+        let id = ignifuge_types::NodeId::new(node);
+        anyhow::ensure!(self.cluster.node(&id).is_some(), "no node {node} in the cluster configuration");
+        self.metadata.apply(Command::SetNodeOut { node: id, out, now_ms: now_ms() }).await?;
+        Ok(())
+    }
+
     /// Every voter's view of the metadata group; unreachable voters are reported as such.
     pub async fn status(&self) -> Vec<(String, String, Result<RaftStatus, String>)> {
         let mut out = Vec::new();
@@ -195,6 +217,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Tenant { command: TenantCommand::Create { name } } => {
             admin.create_tenant(&name).await?;
             print_key(&admin.create_key(&name).await?);
+        }
+        AdminCommand::Node { command } => {
+            let (node, out) = match command {
+                NodeCommand::Out { node } => (node, true),
+                NodeCommand::In { node } => (node, false),
+            };
+            admin.set_node_out(&node, out).await?;
+            println!("node {node} declared {}", if out { "out: its shards are rebuilt elsewhere" } else { "in" });
         }
         AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
         AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,

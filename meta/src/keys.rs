@@ -61,6 +61,14 @@ pub fn lease(name: &str) -> Vec<u8> {
 
 pub const REPAIR_REPORT: &[u8] = b"c/repair-report";
 
+pub const NODES_OUT_PREFIX: &[u8] = b"c/node-out/";
+
+pub fn node_out(node: &ignifuge_types::NodeId) -> Vec<u8> {
+    let mut k = NODES_OUT_PREFIX.to_vec();
+    k.extend_from_slice(node.0.as_bytes());
+    k
+}
+
 pub fn garbage(blob: &BlobId) -> Vec<u8> {
     let mut k = GARBAGE_PREFIX.to_vec();
     k.extend_from_slice(blob.0.as_bytes());

@@ -288,6 +288,14 @@ impl StateMachine {
                 batch.put(key, encode(&LeaseRecord { holder, until_ms: now_ms + duration_ms }));
                 Ok(Outcome::Done)
             }
+            Command::SetNodeOut { node, out, now_ms } => {
+                if out {
+                    batch.put(keys::node_out(&node), encode(&now_ms));
+                } else {
+                    batch.delete(keys::node_out(&node));
+                }
+                Ok(Outcome::Done)
+            }
             Command::RecordRepairReport(report) => {
                 batch.put(keys::REPAIR_REPORT.to_vec(), encode(&report));
                 Ok(Outcome::Done)
@@ -365,6 +373,17 @@ impl StateMachine {
                 self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX)).map(Answer::Blobs)
             }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
+            Query::NodesOut => {
+                let end = prefix_end(keys::NODES_OUT_PREFIX);
+                let mut out = Vec::new();
+                for (key, value) in self.kv.scan(keys::NODES_OUT_PREFIX, end.as_deref(), usize::MAX)? {
+                    let node = String::from_utf8_lossy(&key[keys::NODES_OUT_PREFIX.len()..]).into_owned();
+                    let since: i64 = serde_json::from_slice(&value)
+                        .map_err(|e| MetaError::Corrupt(format!("node-out record: {e}")))?;
+                    out.push((ignifuge_types::NodeId::new(node), since));
+                }
+                Ok(Answer::NodesOut(out))
+            }
         }
     }
 

@@ -306,6 +306,13 @@ pub enum Command {
         bucket: BucketName,
         cors: Option<CorsConfiguration>,
     },
+    /// An operator declares a node out (dead for good: rebuild its shards now, without waiting
+    /// for the down-out interval), or takes the declaration back.
+    SetNodeOut {
+        node: ignifuge_types::NodeId,
+        out: bool,
+        now_ms: i64,
+    },
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
@@ -376,6 +383,8 @@ pub enum Query {
     },
     /// The last repair round's report, if any.
     RepairReport,
+    /// Nodes an operator declared out, with when.
+    NodesOut,
 }
 
 /// The answer to a query.
@@ -394,6 +403,7 @@ pub enum Answer {
     Durability(Vec<TenantDurability>),
     Blobs(crate::BlobPage),
     RepairReport(Option<Box<crate::RepairReport>>),
+    NodesOut(Vec<(ignifuge_types::NodeId, i64)>),
 }
 
 mod b64 {

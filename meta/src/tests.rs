@@ -421,3 +421,13 @@ fn a_bucket_cors_configuration_is_set_by_its_owner_and_deleted() {
         serde_json::from_str(r#"{"name":"old","tenant":"a","region":"us-east-1","created_ms":0}"#).unwrap();
     assert_eq!(old.cors, None);
 }
+
+#[test]
+fn an_operator_declares_nodes_out_and_takes_it_back() {
+    let m = machine();
+    let set = |node: &str, out: bool| m.apply(Command::SetNodeOut { node: NodeId::new(node), out, now_ms: 7 }).unwrap();
+    set("dc2-n3", true);
+    set("dc1-n1", true);
+    set("dc1-n1", false);
+    assert_eq!(m.query(Query::NodesOut).unwrap(), Answer::NodesOut(vec![(NodeId::new("dc2-n3"), 7)]));
+}

@@ -3,8 +3,9 @@
 //! shards (crashed writes, superseded copies).
 //!
 //! One gateway at a time works, holding the `repair` lease in the metadata. A round:
-//! 1. checks every node's health; a node unreachable for longer than the down-out interval is
-//!    *out* (its shards count as lost), a node down for less may come back and is waited for;
+//! 1. checks every node's health; a node unreachable for longer than the down-out interval, or
+//!    declared out by an operator (`ignifuge admin node out`), is *out* (its shards count as
+//!    lost), a node down for less may come back and is waited for;
 //! 2. scans every blob in the metadata (upload parts, objects, garbage) page by page, asks each
 //!    live node which shard files of the page it really holds, and surveys every stripe: shards
 //!    present, margin, repair or wait ([`survey`]);
@@ -423,6 +424,11 @@ async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut Repai
         }
     });
     let healthy = futures::future::join_all(checks).await;
+    // Nodes an operator declared out are rebuilt at once, without the down-out wait.
+    let declared_out: HashSet<NodeId> = match gateway.metadata.query(Query::NodesOut).await {
+        Ok(Answer::NodesOut(nodes)) => nodes.into_iter().map(|(n, _)| n).collect(),
+        _ => HashSet::new(),
+    };
     let mut out = HashMap::new();
     for (node, up) in nodes.into_iter().zip(healthy) {
         let node_state = if up {
@@ -430,7 +436,11 @@ async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut Repai
             NodeState::Live
         } else {
             let since = *state.down_since.entry(node.clone()).or_insert_with(Instant::now);
-            if since.elapsed() >= config.down_out { NodeState::Out } else { NodeState::Down }
+            if since.elapsed() >= config.down_out || declared_out.contains(&node) {
+                NodeState::Out
+            } else {
+                NodeState::Down
+            }
         };
         out.insert(node, node_state);
     }

@@ -5,7 +5,7 @@
 
 use ignifuge_meta::StripeRecord;
 use ignifuge_placement::{FailureBudget, Geometry, Slot, Topology};
-use ignifuge_types::{DiskIndex, NodeId};
+use ignifuge_types::{DatacenterId, DiskIndex, NodeId};
 use std::collections::HashMap;
 
 /// What the repair service knows of a node this round.
@@ -147,26 +147,32 @@ pub(crate) fn plan_targets(
     }
     let live = |node: &NodeId| node_state(node) == NodeState::Live;
     let free = |load: &HashMap<NodeId, usize>, node: &NodeId| live(node) && load.get(node).copied().unwrap_or(0) == 0;
+    // Candidates in the stripe's own pseudo-random slot order, then the rest of the topology, so
+    // that fallbacks spread over the nodes instead of always landing on the first one.
+    let mut order: Vec<(DatacenterId, NodeId)> = ideal.iter().map(|s| (s.datacenter.clone(), s.node.clone())).collect();
+    for dc in &topology.datacenters {
+        for node in &dc.nodes {
+            if !order.iter().any(|(_, n)| n == &node.id) {
+                order.push((dc.id.clone(), node.id.clone()));
+            }
+        }
+    }
     // Missing shards first, in index order.
     for i in (0..n).filter(|&i| survey.states[i] == ShardState::Missing) {
         let want = ideal.get(i);
-        let same_dc = want.map(|w| w.datacenter.clone());
-        let all_nodes = topology.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(move |node| (&dc.id, &node.id)));
+        let same_dc = |dc: &DatacenterId| want.is_some_and(|w| &w.datacenter == dc);
         let choice = want
             .map(|w| w.node.clone())
             .filter(|node| free(&load, node))
+            .or_else(|| order.iter().find(|(dc, node)| same_dc(dc) && free(&load, node)).map(|(_, n)| n.clone()))
+            .or_else(|| order.iter().find(|(_, node)| free(&load, node)).map(|(_, n)| n.clone()))
             .or_else(|| {
-                all_nodes
-                    .clone()
-                    .find(|(dc, node)| Some(*dc) == same_dc.as_ref() && free(&load, node))
-                    .map(|(_, n)| n.clone())
-            })
-            .or_else(|| all_nodes.clone().find(|(_, node)| free(&load, node)).map(|(_, n)| n.clone()))
-            .or_else(|| {
-                all_nodes
-                    .clone()
+                // Doubling up: the least loaded live node, of the same datacenter if possible
+                // (the stripe keeps its spread over datacenters).
+                order
+                    .iter()
                     .filter(|(_, node)| live(node))
-                    .min_by_key(|(_, node)| load.get(*node).copied().unwrap_or(0))
+                    .min_by_key(|(dc, node)| (load.get(node).copied().unwrap_or(0), !same_dc(dc)))
                     .map(|(_, n)| n.clone())
             });
         if let Some(node) = choice {
@@ -189,12 +195,10 @@ pub(crate) fn plan_targets(
         let choice = if free(&load, &want.node) {
             Some(want.node.clone())
         } else if doubled {
-            topology
-                .datacenters
+            order
                 .iter()
-                .flat_map(|dc| dc.nodes.iter().map(move |node| (&dc.id, &node.id)))
                 .filter(|(_, node)| free(&load, node))
-                .min_by_key(|(dc, _)| **dc != want.datacenter)
+                .min_by_key(|(dc, _)| *dc != want.datacenter)
                 .map(|(_, n)| n.clone())
         } else {
             None
@@ -213,7 +217,6 @@ mod tests {
     use super::*;
     use ignifuge_meta::ShardRecord;
     use ignifuge_placement::{Datacenter, Node};
-    use ignifuge_types::DatacenterId;
 
     fn topology() -> Topology {
         Topology {
@@ -272,6 +275,33 @@ mod tests {
         assert_eq!(placed.len(), 3);
         assert!(placed.iter().all(|n| !n.0.starts_with("dc2")));
         assert!(targets[..3].iter().all(Option::is_none) && targets[6..].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_lost_node_is_doubled_up_in_its_own_datacenter_following_the_stripe_order() {
+        let all = nodes();
+        let r = record(&all);
+        let state = |n: &NodeId| if n.0 == "dc2-n3" { NodeState::Out } else { NodeState::Live };
+        let s = survey_stripe(&topology(), GEOMETRY, BUDGET, &r, |_, _| true, state);
+        // Ideal order rotated: the first dc2 node in slot order takes the lost shard.
+        let mut ideal_order = ideal(&all);
+        ideal_order.rotate_left(4);
+        let mut rotated = r.clone();
+        rotated.shards.rotate_left(4);
+        let targets = plan_targets(&topology(), &ideal_order, &rotated, &s_rotated(&s), state);
+        let placed: Vec<&NodeId> = targets.iter().flatten().collect();
+        assert_eq!(placed.len(), 1);
+        assert!(placed[0].0.starts_with("dc2"), "doubled up in the lost node's datacenter: {placed:?}");
+        assert_eq!(
+            placed[0].0, "dc2-n2",
+            "the first dc2 node in this stripe's slot order, not the topology's: {placed:?}"
+        );
+    }
+
+    fn s_rotated(s: &StripeSurvey) -> StripeSurvey {
+        let mut s = s.clone();
+        s.states.rotate_left(4);
+        s
     }
 
     #[test]
