@@ -29,6 +29,17 @@ pub struct ObjectSummary {
     pub last_modified_ms: i64,
 }
 
+impl ObjectSummary {
+    fn of(record: &ObjectRecord) -> Self {
+        Self {
+            key: record.key.clone(),
+            size: record.size,
+            etag: record.etag.clone(),
+            last_modified_ms: record.last_modified_ms,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListPage {
     pub objects: Vec<ObjectSummary>,
@@ -53,13 +64,11 @@ pub struct VersionListRequest {
 /// One version or delete marker, as ListObjectVersions returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionSummary {
-    pub key: ObjectKey,
+    /// Key, size, ETag and date (size 0 and no ETag for a delete marker).
+    pub object: ObjectSummary,
     pub version: VersionId,
     pub is_latest: bool,
     pub delete_marker: bool,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: i64,
 }
 
 /// A page of versions and delete markers, in key order then newest first.
@@ -141,12 +150,7 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
                 break 'scan;
             }
             page.next_start_after = Some(key.to_string());
-            page.objects.push(ObjectSummary {
-                key: record.key,
-                size: record.size,
-                etag: record.etag,
-                last_modified_ms: record.last_modified_ms,
-            });
+            page.objects.push(ObjectSummary::of(&record));
             emitted += 1;
             cursor = index_key;
             cursor.push(0);
@@ -175,7 +179,7 @@ impl Pager {
             page.is_truncated = true;
             return false;
         }
-        self.last = Some((entry.key.0.clone(), Some(entry.version.clone())));
+        self.last = Some((entry.object.key.0.clone(), Some(entry.version.clone())));
         page.versions.push(entry);
         self.emitted += 1;
         true
@@ -195,13 +199,10 @@ impl Pager {
 
 fn summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
     VersionSummary {
-        key: record.key.clone(),
+        object: ObjectSummary::of(record),
         version: record.version.clone(),
         is_latest,
         delete_marker: record.delete_marker,
-        size: record.size,
-        etag: record.etag.clone(),
-        last_modified_ms: record.last_modified_ms,
     }
 }
 

@@ -525,7 +525,7 @@ fn list_versions_page(m: &StateMachine, b: &str, request: VersionListRequest) ->
 /// Every version of `key`, as ListObjectVersions returns them.
 fn versions(m: &StateMachine, b: &str, key: &str) -> Vec<VersionSummary> {
     let request = VersionListRequest { prefix: key.into(), max_keys: 1000, ..Default::default() };
-    list_versions_page(m, b, request).versions.into_iter().filter(|v| v.key.0 == key).collect()
+    list_versions_page(m, b, request).versions.into_iter().filter(|v| v.object.key.0 == key).collect()
 }
 
 fn listed_keys(m: &StateMachine, b: &str) -> Vec<String> {
@@ -715,7 +715,7 @@ fn version_listing_paginates_with_key_and_version_markers() {
     delete(&m, "b1", "b/x", None);
     let full = list_versions_page(&m, "b1", VersionListRequest { max_keys: 1000, ..Default::default() });
     assert!(!full.is_truncated);
-    let keys: Vec<(&str, bool)> = full.versions.iter().map(|v| (v.key.0.as_str(), v.is_latest)).collect();
+    let keys: Vec<(&str, bool)> = full.versions.iter().map(|v| (v.object.key.0.as_str(), v.is_latest)).collect();
     assert_eq!(
         keys,
         [
@@ -732,7 +732,8 @@ fn version_listing_paginates_with_key_and_version_markers() {
     );
     assert!(full.versions[3].delete_marker);
     assert_eq!(full.versions[8].version.0, "null");
-    let all: Vec<(String, String)> = full.versions.iter().map(|v| (v.key.0.clone(), v.version.0.clone())).collect();
+    let all: Vec<(String, String)> =
+        full.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone())).collect();
     for max_keys in 1..=4 {
         let mut seen = Vec::new();
         let (mut key_marker, mut version_id_marker) = (None, None);
@@ -745,7 +746,7 @@ fn version_listing_paginates_with_key_and_version_markers() {
             };
             let page = list_versions_page(&m, "b1", request);
             assert!(page.versions.len() <= max_keys);
-            seen.extend(page.versions.iter().map(|v| (v.key.0.clone(), v.version.0.clone())));
+            seen.extend(page.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone())));
             if !page.is_truncated {
                 break;
             }
@@ -760,7 +761,7 @@ fn version_listing_paginates_with_key_and_version_markers() {
         "b1",
         VersionListRequest { key_marker: Some("b/x".into()), max_keys: 1000, ..Default::default() },
     );
-    assert_eq!(page.versions[0].key.0, "b/y");
+    assert_eq!(page.versions[0].object.key.0, "b/y");
     // Delimiter: a common prefix counts once, also when its only current entry is a marker.
     let page = list_versions_page(
         &m,
@@ -783,7 +784,7 @@ fn version_listing_paginates_with_key_and_version_markers() {
         },
     );
     assert!(page.common_prefixes.is_empty() && !page.is_truncated);
-    assert_eq!(page.versions.iter().map(|v| v.key.0.as_str()).collect::<Vec<_>>(), ["c", "c"]);
+    assert_eq!(page.versions.iter().map(|v| v.object.key.0.as_str()).collect::<Vec<_>>(), ["c", "c"]);
     // ListObjects skips the marker of b/x, and shows b/ only through b/y.
     delete(&m, "b1", "b/y", None);
     let request = ListRequest { delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };

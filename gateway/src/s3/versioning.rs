@@ -86,24 +86,22 @@ pub async fn list_object_versions(
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
     for entry in page.versions {
+        let object = entry.object;
+        let key = Some(encoder.apply(object.key.0));
+        let last_modified = Some(timestamp(object.last_modified_ms));
+        let (is_latest, version_id, owner) = (Some(entry.is_latest), Some(entry.version.0), Some(owner.clone()));
         if entry.delete_marker {
-            delete_markers.push(DeleteMarkerEntry {
-                is_latest: Some(entry.is_latest),
-                key: Some(encoder.apply(entry.key.0)),
-                last_modified: Some(timestamp(entry.last_modified_ms)),
-                owner: Some(owner.clone()),
-                version_id: Some(entry.version.0),
-            });
+            delete_markers.push(DeleteMarkerEntry { is_latest, key, last_modified, owner, version_id });
         } else {
             versions.push(ObjectVersion {
-                e_tag: Some(etag(&entry.etag)),
-                is_latest: Some(entry.is_latest),
-                key: Some(encoder.apply(entry.key.0)),
-                last_modified: Some(timestamp(entry.last_modified_ms)),
-                owner: Some(owner.clone()),
-                size: Some(entry.size as i64),
+                e_tag: Some(etag(&object.etag)),
+                is_latest,
+                key,
+                last_modified,
+                owner,
+                size: Some(object.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
-                version_id: Some(entry.version.0),
+                version_id,
                 ..Default::default()
             });
         }
