@@ -84,6 +84,32 @@ pub struct VersionPage {
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
 
+/// An object index entry: store key, object key, record bytes.
+type IndexEntry = (Vec<u8>, String, Vec<u8>);
+
+/// One batch of object index entries from `cursor`, each with its object key decoded (the store
+/// key after `prefix_len` bytes); fewer than `SCAN_BATCH` at the end of the range.
+fn index_batch(
+    machine: &StateMachine,
+    prefix_len: usize,
+    cursor: &[u8],
+    range_end: Option<&[u8]>,
+) -> Result<Vec<IndexEntry>, MetaError> {
+    let mut out = Vec::new();
+    for (index_key, value) in machine.kv().scan(cursor, range_end, SCAN_BATCH)? {
+        let key = String::from_utf8(index_key[prefix_len..].to_vec())
+            .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
+        out.push((index_key, key, value));
+    }
+    Ok(out)
+}
+
+/// The common prefix `key` rolls up into: up to the first `delimiter` after `prefix`.
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let d = delimiter?;
+    key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_string())
+}
+
 pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRequest) -> Result<ListPage, MetaError> {
     let max_keys = request.max_keys.min(LIST_MAX_KEYS);
     let mut page = ListPage::default();
@@ -106,14 +132,10 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
     let mut emitted = 0usize;
 
     'scan: loop {
-        let batch = machine.kv().scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
         let batch_len = batch.len();
-        for (index_key, value) in batch {
-            let key = std::str::from_utf8(&index_key[index_prefix.len()..])
-                .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
+        for (index_key, key, value) in batch {
+            let key = key.as_str();
             let record: ObjectRecord = serde_json::from_slice(&value)
                 .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
             if record.delete_marker {
@@ -123,10 +145,7 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
                 cursor.push(0);
                 continue;
             }
-            let common = delimiter.and_then(|d| {
-                key[request.prefix.len()..].find(d).map(|at| key[..request.prefix.len() + at + d.len()].to_string())
-            });
-            if let Some(common) = common {
+            if let Some(common) = common_prefix(key, &request.prefix, delimiter) {
                 let mut skip_to = index_prefix.to_vec();
                 skip_to.extend_from_slice(common.as_bytes());
                 let already_returned = request.start_after.as_deref().is_some_and(|a| a.starts_with(&common));
@@ -239,19 +258,10 @@ pub(crate) fn list_versions(
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut pager = Pager { max_keys, emitted: 0, last: None };
     'scan: loop {
-        let batch = machine.kv().scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
         let batch_len = batch.len();
-        for (index_key, value) in batch {
-            let key = std::str::from_utf8(&index_key[index_prefix.len()..])
-                .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?
-                .to_string();
-            let common = delimiter.and_then(|d| {
-                key[request.prefix.len()..].find(d).map(|at| key[..request.prefix.len() + at + d.len()].to_string())
-            });
-            if let Some(common) = common {
+        for (index_key, key, value) in batch {
+            if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
                 let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
                 if !already_returned && !pager.common_prefix(&mut page, common.clone()) {
                     break 'scan;
