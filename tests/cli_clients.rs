@@ -198,6 +198,43 @@ async fn aws_cli_bucket_cors() {
     assert!(!output.status.success() && stderr.contains("NoSuchCORSConfiguration"), "after delete: {stderr}");
 }
 
+/// `aws s3api list-object-versions` pages with NextKeyMarker / NextVersionIdMarker itself
+/// (`--page-size`), merging every page: what a backup script that walks versions sees.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_object_versions() {
+    let cluster = Cluster::start().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path();
+    aws(&cluster, dir, &["s3", "mb", "s3://cli-versions"]);
+    let enable = ["s3api", "put-bucket-versioning", "--bucket", "cli-versions"];
+    aws(&cluster, dir, &[&enable[..], &["--versioning-configuration", "Status=Enabled"]].concat());
+    let status =
+        aws(&cluster, dir, &["s3api", "get-bucket-versioning", "--bucket", "cli-versions", "--output", "json"]);
+    assert!(status.contains("\"Enabled\""), "get-bucket-versioning: {status}");
+    let body = dir.join("body.txt");
+    std::fs::write(&body, b"version body").expect("write body");
+    let body = body.to_str().expect("UTF-8 path");
+    for key in ["a", "a", "a", "b", "b", "c"] {
+        aws(&cluster, dir, &["s3api", "put-object", "--bucket", "cli-versions", "--key", key, "--body", body]);
+    }
+    aws(&cluster, dir, &["s3api", "delete-object", "--bucket", "cli-versions", "--key", "b"]);
+    let listed = aws(
+        &cluster,
+        dir,
+        &["s3api", "list-object-versions", "--bucket", "cli-versions", "--page-size", "2", "--output", "json"],
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&listed).unwrap_or_else(|e| panic!("list-object-versions JSON ({e}): {listed}"));
+    let versions = listed["Versions"].as_array().expect("Versions");
+    let markers = listed["DeleteMarkers"].as_array().expect("DeleteMarkers");
+    let keys: Vec<&str> = versions.iter().filter_map(|v| v["Key"].as_str()).collect();
+    assert_eq!(keys, ["a", "a", "a", "b", "b", "c"], "every version, across pages of 2: {listed}");
+    assert_eq!(markers.len(), 1, "{listed}");
+    assert_eq!((markers[0]["Key"].as_str(), markers[0]["IsLatest"].as_bool()), (Some("b"), Some(true)));
+    let latest: Vec<bool> = versions.iter().filter_map(|v| v["IsLatest"].as_bool()).collect();
+    assert_eq!(latest, [true, false, false, false, false, true]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_managed_transfers_and_plain_calls() {
     let cluster = Cluster::start().await;

@@ -44,6 +44,10 @@ fn object(i: usize) -> Command {
             parts: vec![part],
             multipart: false,
             tags: Vec::new(),
+            delete_marker: false,
+            versioned: false,
+            sequence: 0,
+            promoted: false,
         },
         condition: WriteCondition::default(),
     }
@@ -59,6 +63,7 @@ fn setup_commands() -> Vec<Command> {
             created_ms: 0,
             tags: None,
             cors: None,
+            versioning: None,
         }),
     ]
 }

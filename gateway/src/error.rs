@@ -58,6 +58,12 @@ pub enum GatewayError {
     MalformedXml,
     #[error("Your request was too big: at most {0} bytes")]
     MessageTooLong(u64),
+    /// The version read is a delete marker: 404 NoSuchKey when it is the current version, 405
+    /// MethodNotAllowed when asked for by version id; both with x-amz-delete-marker: true.
+    #[error("{}", if *by_version_id { "The specified method is not allowed against this resource." } else { "The specified key does not exist." })]
+    DeleteMarker { version: String, by_version_id: bool },
+    #[error("Invalid version id specified")]
+    InvalidVersionId,
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
@@ -96,6 +102,7 @@ impl From<GatewayError> for S3Error {
                 MetaError::Storage(_) | MetaError::Corrupt(_) => C::InternalError,
                 // Maintenance outcomes (repair, leases): never the answer to an S3 request.
                 MetaError::Superseded(_) | MetaError::LeaseHeld { .. } => C::InternalError,
+                MetaError::NoSuchVersion => C::NoSuchVersion,
             },
             GatewayError::Rpc(_) => C::ServiceUnavailable,
             GatewayError::Placement(_) => C::ServiceUnavailable,
@@ -121,6 +128,18 @@ impl From<GatewayError> for S3Error {
             GatewayError::CorsForbidden(_) => return custom("AccessForbidden", http::StatusCode::FORBIDDEN, message),
             GatewayError::MalformedXml => C::MalformedXML,
             GatewayError::MessageTooLong(_) => C::MaxMessageLengthExceeded,
+            GatewayError::DeleteMarker { version, by_version_id } => {
+                let mut headers = http::HeaderMap::new();
+                headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+                if let Ok(value) = http::HeaderValue::from_str(version) {
+                    headers.insert("x-amz-version-id", value);
+                }
+                let code = if *by_version_id { C::MethodNotAllowed } else { C::NoSuchKey };
+                let mut error = S3Error::with_message(code, message);
+                error.set_headers(headers);
+                return error;
+            }
+            GatewayError::InvalidVersionId => C::InvalidArgument,
         };
         match code {
             C::InternalError | C::ServiceUnavailable | C::SlowDown => {

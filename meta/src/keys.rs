@@ -1,9 +1,22 @@
 //! The key layout in the ordered store.
 //!
 //! Catalog keys start with `c/`; everything of one bucket starts with a per-bucket prefix
-//! (`o/<bucket>/`, `u/<bucket>/`, `p/<bucket>/`) so that the object index can later be split into
-//! several Raft groups by bucket (each group owns whole bucket prefixes) without changing the API.
-//! Bucket names never contain '/', so a bucket's range never overlaps another's.
+//! (`o/<bucket>/`, `v/<bucket>/`, `u/<bucket>/`, `p/<bucket>/`) so that the object index can later
+//! be split into several Raft groups by bucket (each group owns whole bucket prefixes) without
+//! changing the API. Bucket names never contain '/', so a bucket's range never overlaps another's.
+//!
+//! Versions. `o/<bucket>/<key>` holds the *current* version of every key (a delete marker too, when
+//! the latest version is one; listings skip it), so ListObjects(V2) scans exactly what it did before
+//! versioning existed. Non-current versions live apart, in
+//! `v/<bucket>/<key>\0<16 hex digits of u64::MAX - sequence>`: a key's versions are contiguous and
+//! sort newest first (the sequence is assigned by the state machine, in apply order, so clock skew
+//! between gateways cannot reorder them), keys sort in key order (`\0` sorts below every other
+//! byte; keys never contain NUL), and a ListObjectVersions page merges the two ranges key by key.
+//! A version id carries its sequence in its first 16 hex digits, so a read by version id is one
+//! point read. A blob only ever moves forward: `p/` (upload part) -> `o/` (current) -> `v/`
+//! (non-current) -> `g/` (garbage). When the latest version is deleted permanently the next one
+//! becomes current without moving: `o/` then holds a summary (`ObjectRecord::promoted`, no parts)
+//! and the full record stays in `v/`.
 
 /// Keys under this prefix belong to the replication layer (Raft log, vote, applied position);
 /// they are not part of the state and not in snapshots.
@@ -38,6 +51,22 @@ pub fn object(bucket: &BucketName, key: &ObjectKey) -> Vec<u8> {
     k.extend_from_slice(key.0.as_bytes());
     k
 }
+pub fn versions_prefix(bucket: &BucketName) -> Vec<u8> {
+    format!("v/{bucket}/").into_bytes()
+}
+/// Every non-current version of one key, newest first.
+pub fn version_chain(bucket: &BucketName, key: &ObjectKey) -> Vec<u8> {
+    let mut k = versions_prefix(bucket);
+    k.extend_from_slice(key.0.as_bytes());
+    k.push(0);
+    k
+}
+/// The non-current version of `key` with sequence number `sequence`.
+pub fn version(bucket: &BucketName, key: &ObjectKey, sequence: u64) -> Vec<u8> {
+    let mut k = version_chain(bucket, key);
+    k.extend_from_slice(format!("{:016x}", u64::MAX - sequence).as_bytes());
+    k
+}
 pub fn uploads_prefix(bucket: &BucketName) -> Vec<u8> {
     format!("u/{bucket}/").into_bytes()
 }
@@ -53,6 +82,7 @@ pub fn part(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
 }
 pub const OBJECTS_PREFIX: &[u8] = b"o/";
 pub const PARTS_PREFIX: &[u8] = b"p/";
+pub const VERSIONS_PREFIX: &[u8] = b"v/";
 pub const GARBAGE_PREFIX: &[u8] = b"g/";
 
 pub fn lease(name: &str) -> Vec<u8> {

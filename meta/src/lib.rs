@@ -17,8 +17,8 @@ mod maintenance;
 mod records;
 mod service;
 
-pub use list::{ListPage, ListRequest, ObjectSummary};
-pub use machine::{PROPOSAL_DEDUP_WINDOW_MS, StateMachine};
+pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
+pub use machine::{PROPOSAL_DEDUP_WINDOW_MS, StateMachine, is_valid_version_id};
 pub use maintenance::*;
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};
@@ -67,6 +67,8 @@ pub enum MetaError {
     Superseded(String),
     #[error("lease held by {holder}")]
     LeaseHeld { holder: String },
+    #[error("the specified version does not exist")]
+    NoSuchVersion,
 }
 
 impl From<ignifuge_kv::KvError> for MetaError {

@@ -3,10 +3,12 @@
 //! Cost is proportional to the page, not the bucket: each common prefix is skipped with one
 //! seek past its last key, so a page costs the same at ten thousand and at a hundred million keys.
 
-use crate::machine::StateMachine;
+use crate::keys;
+use crate::machine::{StateMachine, parse_sequence};
 use crate::records::ObjectRecord;
 use crate::{LIST_MAX_KEYS, MetaError};
 use ignifuge_kv::prefix_end;
+use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,17 @@ pub struct ObjectSummary {
     pub last_modified_ms: i64,
 }
 
+impl ObjectSummary {
+    fn of(record: &ObjectRecord) -> Self {
+        Self {
+            key: record.key.clone(),
+            size: record.size,
+            etag: record.etag.clone(),
+            last_modified_ms: record.last_modified_ms,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListPage {
     pub objects: Vec<ObjectSummary>,
@@ -36,8 +49,66 @@ pub struct ListPage {
     pub next_start_after: Option<String>,
 }
 
+/// A ListObjectVersions request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Start after this key (or common prefix) ...
+    pub key_marker: Option<String>,
+    /// ... or, with it, after this version of `key_marker`.
+    pub version_id_marker: Option<VersionId>,
+    pub max_keys: usize,
+}
+
+/// One version or delete marker, as ListObjectVersions returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSummary {
+    /// Key, size, ETag and date (size 0 and no ETag for a delete marker).
+    pub object: ObjectSummary,
+    pub version: VersionId,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
+/// A page of versions and delete markers, in key order then newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionPage {
+    pub versions: Vec<VersionSummary>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<VersionId>,
+}
+
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
+
+/// An object index entry: store key, object key, record bytes.
+type IndexEntry = (Vec<u8>, String, Vec<u8>);
+
+/// One batch of object index entries from `cursor`, each with its object key decoded (the store
+/// key after `prefix_len` bytes); fewer than `SCAN_BATCH` at the end of the range.
+fn index_batch(
+    machine: &StateMachine,
+    prefix_len: usize,
+    cursor: &[u8],
+    range_end: Option<&[u8]>,
+) -> Result<Vec<IndexEntry>, MetaError> {
+    let mut out = Vec::new();
+    for (index_key, value) in machine.kv().scan(cursor, range_end, SCAN_BATCH)? {
+        let key = String::from_utf8(index_key[prefix_len..].to_vec())
+            .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
+        out.push((index_key, key, value));
+    }
+    Ok(out)
+}
+
+/// The common prefix `key` rolls up into: up to the first `delimiter` after `prefix`.
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let d = delimiter?;
+    key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_string())
+}
 
 pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRequest) -> Result<ListPage, MetaError> {
     let max_keys = request.max_keys.min(LIST_MAX_KEYS);
@@ -61,18 +132,20 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
     let mut emitted = 0usize;
 
     'scan: loop {
-        let batch = machine.kv().scan(&cursor, range_end.as_deref(), SCAN_BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
         let batch_len = batch.len();
-        for (index_key, value) in batch {
-            let key = std::str::from_utf8(&index_key[index_prefix.len()..])
-                .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
-            let common = delimiter.and_then(|d| {
-                key[request.prefix.len()..].find(d).map(|at| key[..request.prefix.len() + at + d.len()].to_string())
-            });
-            if let Some(common) = common {
+        for (index_key, key, value) in batch {
+            let key = key.as_str();
+            let record: ObjectRecord = serde_json::from_slice(&value)
+                .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
+            if record.delete_marker {
+                // A deleted key, kept for its versions: not listed, and not enough to make its
+                // common prefix appear.
+                cursor = index_key;
+                cursor.push(0);
+                continue;
+            }
+            if let Some(common) = common_prefix(key, &request.prefix, delimiter) {
                 let mut skip_to = index_prefix.to_vec();
                 skip_to.extend_from_slice(common.as_bytes());
                 let already_returned = request.start_after.as_deref().is_some_and(|a| a.starts_with(&common));
@@ -95,15 +168,8 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
                 page.is_truncated = true;
                 break 'scan;
             }
-            let record: ObjectRecord = serde_json::from_slice(&value)
-                .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
             page.next_start_after = Some(key.to_string());
-            page.objects.push(ObjectSummary {
-                key: record.key,
-                size: record.size,
-                etag: record.etag,
-                last_modified_ms: record.last_modified_ms,
-            });
+            page.objects.push(ObjectSummary::of(&record));
             emitted += 1;
             cursor = index_key;
             cursor.push(0);
@@ -114,6 +180,161 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
     }
     if !page.is_truncated {
         page.next_start_after = None;
+    }
+    Ok(page)
+}
+
+/// Counts the entries of a version page and remembers the last one (the next page's markers).
+struct Pager {
+    max_keys: usize,
+    emitted: usize,
+    last: Option<(String, Option<VersionId>)>,
+}
+
+impl Pager {
+    /// Adds an entry; false (and the page marked truncated) when the page is already full.
+    fn version(&mut self, page: &mut VersionPage, entry: VersionSummary) -> bool {
+        if self.emitted == self.max_keys {
+            page.is_truncated = true;
+            return false;
+        }
+        self.last = Some((entry.object.key.0.clone(), Some(entry.version.clone())));
+        page.versions.push(entry);
+        self.emitted += 1;
+        true
+    }
+
+    fn common_prefix(&mut self, page: &mut VersionPage, prefix: String) -> bool {
+        if self.emitted == self.max_keys {
+            page.is_truncated = true;
+            return false;
+        }
+        self.last = Some((prefix.clone(), None));
+        page.common_prefixes.push(prefix);
+        self.emitted += 1;
+        true
+    }
+}
+
+fn summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
+    VersionSummary {
+        object: ObjectSummary::of(record),
+        version: record.version.clone(),
+        is_latest,
+        delete_marker: record.delete_marker,
+    }
+}
+
+/// A page of ListObjectVersions: the current versions (`o/`) give the keys in order (every key
+/// with versions has one), and each key's non-current versions (`v/`) follow it, newest first.
+/// Cost is proportional to the page plus one seek per key and per common prefix.
+pub(crate) fn list_versions(
+    machine: &StateMachine,
+    bucket: &BucketName,
+    request: &VersionListRequest,
+) -> Result<VersionPage, MetaError> {
+    let max_keys = request.max_keys.min(LIST_MAX_KEYS);
+    let mut page = VersionPage::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let index_prefix = keys::objects_prefix(bucket);
+    let mut range_start = index_prefix.clone();
+    range_start.extend_from_slice(request.prefix.as_bytes());
+    let range_end = prefix_end(&range_start);
+    let mut cursor = range_start.clone();
+    // Resuming inside a key: (key, version after which to go on).
+    let mut resume: Option<(&str, &VersionId)> = None;
+    let key_marker = request.key_marker.as_deref().filter(|m| !m.is_empty() && *m >= request.prefix.as_str());
+    if let Some(marker) = key_marker {
+        let mut k = index_prefix.clone();
+        k.extend_from_slice(marker.as_bytes());
+        match &request.version_id_marker {
+            Some(version) => resume = Some((marker, version)),
+            None => k.push(0),
+        }
+        cursor = cursor.max(k);
+    }
+    let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
+    let mut pager = Pager { max_keys, emitted: 0, last: None };
+    'scan: loop {
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
+        let batch_len = batch.len();
+        for (index_key, key, value) in batch {
+            if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
+                let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
+                if !already_returned && !pager.common_prefix(&mut page, common.clone()) {
+                    break 'scan;
+                }
+                let mut skip_to = index_prefix.clone();
+                skip_to.extend_from_slice(common.as_bytes());
+                match prefix_end(&skip_to) {
+                    Some(next) => cursor = next,
+                    None => break 'scan,
+                }
+                continue 'scan;
+            }
+            let current = machine.decode_version(&index_key, &value)?;
+            let object_key = ObjectKey::new(key.as_str());
+            let chain = keys::version_chain(bucket, &object_key);
+            let chain_end = prefix_end(&chain);
+            let mut chain_cursor = chain.clone();
+            let mut include_current = true;
+            if let Some((marker, version)) = resume.take()
+                && marker == key
+            {
+                include_current = false;
+                if *version != current.version {
+                    match parse_sequence(version) {
+                        Some(sequence) => {
+                            chain_cursor = keys::version(bucket, &object_key, sequence);
+                            chain_cursor.push(0);
+                        }
+                        // The null version: find its place in the chain.
+                        None => match machine.find_noncurrent_null(bucket, &object_key)? {
+                            Some((store_key, _)) => {
+                                chain_cursor = store_key;
+                                chain_cursor.push(0);
+                            }
+                            None => chain_cursor = chain_end.clone().unwrap_or_default(),
+                        },
+                    }
+                }
+            }
+            if include_current && !pager.version(&mut page, summary(&current, true)) {
+                break 'scan;
+            }
+            loop {
+                let versions = machine.kv().scan(&chain_cursor, chain_end.as_deref(), SCAN_BATCH)?;
+                let count = versions.len();
+                for (store_key, value) in versions {
+                    let record = machine.decode_version(&store_key, &value)?;
+                    chain_cursor = store_key;
+                    chain_cursor.push(0);
+                    // A promoted current version's full record: listed once, as the current one.
+                    if current.promoted && record.sequence == current.sequence {
+                        continue;
+                    }
+                    if !pager.version(&mut page, summary(&record, false)) {
+                        break 'scan;
+                    }
+                }
+                if count < SCAN_BATCH {
+                    break;
+                }
+            }
+            cursor = index_key;
+            cursor.push(0);
+        }
+        if batch_len < SCAN_BATCH {
+            break;
+        }
+    }
+    if page.is_truncated
+        && let Some((key, version)) = pager.last
+    {
+        page.next_key_marker = Some(key);
+        page.next_version_id_marker = version;
     }
     Ok(page)
 }

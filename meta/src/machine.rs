@@ -6,7 +6,7 @@ use crate::maintenance::*;
 use crate::records::*;
 use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
 use ignifuge_kv::{Durability, KvError, KvPair, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId};
+use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId, VersionId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -180,7 +180,10 @@ impl StateMachine {
                 if record.tenant != tenant {
                     return Err(MetaError::NoSuchBucket);
                 }
-                if self.has_any(&keys::objects_prefix(&bucket))? || self.has_any(&keys::uploads_prefix(&bucket))? {
+                if self.has_any(&keys::objects_prefix(&bucket))?
+                    || self.has_any(&keys::versions_prefix(&bucket))?
+                    || self.has_any(&keys::uploads_prefix(&bucket))?
+                {
                     return Err(MetaError::BucketNotEmpty);
                 }
                 batch.delete(keys::bucket(&bucket));
@@ -188,32 +191,36 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::PutObject { bucket, record, condition } => {
-                self.bucket(&bucket)?;
-                let key = keys::object(&bucket, &record.key);
-                let current = self.read::<ObjectRecord>(&key)?;
-                check_condition(current.as_ref(), &condition)?;
-                if let Some(old) = &current {
-                    collect_garbage_except(old, &record, batch);
-                }
-                batch.put(key, encode(&record));
+                let bucket = self.bucket(&bucket)?;
+                let current = self.current(&bucket.name, &record.key)?;
+                check_condition(live(current.as_ref()), &condition)?;
+                let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::DeleteObject { bucket, key, condition, now_ms } => {
+            Command::DeleteObject { bucket, key, condition, now_ms, version: Some(version), .. } => {
                 self.bucket(&bucket)?;
-                let index_key = keys::object(&bucket, &key);
-                let current = self.read::<ObjectRecord>(&index_key)?;
-                if condition.if_match.is_some() && current.is_none() {
+                self.delete_version(&bucket, &key, version, &condition, now_ms, batch)
+            }
+            Command::DeleteObject { bucket, key, condition, now_ms, version: None, marker_nonce } => {
+                let bucket = self.bucket(&bucket)?;
+                let current = self.current(&bucket.name, &key)?;
+                if condition.if_match.is_some() && live(current.as_ref()).is_none() {
                     return Err(MetaError::NoSuchKey);
                 }
-                check_condition(current.as_ref(), &condition)?;
-                match current {
-                    None => Ok(Outcome::Deleted(false)),
-                    Some(old) => {
-                        collect_garbage(&old, now_ms, batch);
-                        batch.delete(index_key);
-                        Ok(Outcome::Deleted(true))
-                    }
+                check_condition(live(current.as_ref()), &condition)?;
+                if bucket.versioning.is_some() {
+                    let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
+                    let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
+                    let marker = self.install(&bucket, marker, current, batch)?;
+                    return Ok(Outcome::DeletedVersion { version: Some(marker.version), delete_marker: true });
                 }
+                // Unversioned: only null versions exist, and none is ever promoted.
+                if let Some(old) = current {
+                    let old = self.full(&bucket.name, old)?;
+                    collect_garbage(&old, now_ms, batch);
+                    batch.delete(keys::object(&bucket.name, &key));
+                }
+                Ok(Outcome::DeletedVersion { version: None, delete_marker: false })
             }
             Command::CreateUpload(upload) => {
                 self.bucket(&upload.bucket)?;
@@ -236,12 +243,9 @@ impl StateMachine {
                 record.key = upload.key.clone();
                 record.tags = upload.tags.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
-                let key = keys::object(&bucket, &upload.key);
-                let current = self.read::<ObjectRecord>(&key)?;
-                check_condition(current.as_ref(), &condition)?;
-                if let Some(old) = &current {
-                    collect_garbage_except(old, &record, batch);
-                }
+                let bucket_record = self.bucket(&bucket)?;
+                let current = self.current(&bucket, &upload.key)?;
+                check_condition(live(current.as_ref()), &condition)?;
                 for part in &stored {
                     if !record.parts.iter().any(|p| p.part_number == part.part_number) {
                         garbage_of_part(part, record.last_modified_ms, batch);
@@ -249,17 +253,20 @@ impl StateMachine {
                     batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
-                batch.put(key, encode(&record));
+                let record = self.install(&bucket_record, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::SetObjectTags { tenant, bucket, key, tags } => {
+            Command::SetObjectTags { tenant, bucket, key, tags, version } => {
                 if self.bucket(&bucket)?.tenant != tenant {
                     return Err(MetaError::AccessDenied);
                 }
-                let mut record = self.object(&bucket, &key)?;
-                record.tags = tags;
-                batch.put(keys::object(&bucket, &key), encode(&record));
+                let mut found = self.live_version(&bucket, &key, version.as_ref())?;
+                found.record.tags = tags;
+                batch.put(found.store_key, encode(&found.record));
                 Ok(Outcome::Done)
+            }
+            Command::SetBucketVersioning { tenant, bucket, status } => {
+                self.update_bucket(&tenant, &bucket, batch, |record| record.versioning = Some(status))
             }
             Command::SetBucketTags { tenant, bucket, tags } => {
                 self.update_bucket(&tenant, &bucket, batch, |record| record.tags = tags)
@@ -335,7 +342,24 @@ impl StateMachine {
                 if tenant.is_some_and(|t| t != record.tenant) {
                     return Err(MetaError::AccessDenied);
                 }
-                self.object(&bucket, &key).map(|o| Answer::Object(Box::new(o)))
+                self.live_version(&bucket, &key, None).map(|found| Answer::Object(Box::new(found.record)))
+            }
+            Query::ObjectVersion { tenant, bucket, key, version } => {
+                let record = self.bucket(&bucket)?;
+                if tenant.is_some_and(|t| t != record.tenant) {
+                    return Err(MetaError::AccessDenied);
+                }
+                match self.locate(&bucket, &key, version.as_ref())? {
+                    Some(found) => {
+                        Ok(Answer::ObjectVersion { record: Box::new(found.record), versioning: record.versioning })
+                    }
+                    None if version.is_some() => Err(MetaError::NoSuchVersion),
+                    None => Err(MetaError::NoSuchKey),
+                }
+            }
+            Query::ListVersions { bucket, request } => {
+                self.bucket(&bucket)?;
+                list::list_versions(self, &bucket, &request).map(Answer::Versions)
             }
             Query::ListObjects { bucket, request } => {
                 self.bucket(&bucket)?;
@@ -392,9 +416,13 @@ impl StateMachine {
         let superseded = |what: &str| MetaError::Superseded(format!("blob {} stripe {}: {what}", r.blob, r.stripe));
         let (key, mut parts, object) = match &r.owner {
             BlobOwner::Object { bucket, key, .. } => {
-                let key = keys::object(bucket, key);
-                let object = self.read::<ObjectRecord>(&key)?.ok_or_else(|| superseded("the object is gone"))?;
-                (key, object.parts.clone(), Some(object))
+                let found = self.locate(bucket, key, None)?.ok_or_else(|| superseded("the object is gone"))?;
+                (found.store_key, found.record.parts.clone(), Some(found.record))
+            }
+            BlobOwner::Version { bucket, key, version, .. } => {
+                let found =
+                    self.locate(bucket, key, Some(version))?.ok_or_else(|| superseded("the version is gone"))?;
+                (found.store_key, found.record.parts.clone(), Some(found.record))
             }
             BlobOwner::UploadPart { bucket, upload_id, part_number } => {
                 let key = keys::part(bucket, upload_id, *part_number);
@@ -429,9 +457,11 @@ impl StateMachine {
         Ok(())
     }
 
-    /// One page of the blob scan: upload parts, then objects, then garbage.
+    /// One page of the blob scan: upload parts, then current versions, then non-current versions,
+    /// then garbage (the direction in which blobs move, see `BlobCursor`).
     fn blob_page(&self, cursor: BlobCursor, limit: usize) -> Result<BlobPage, MetaError> {
-        const PHASES: [&[u8]; 3] = [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::GARBAGE_PREFIX];
+        const PHASES: [&[u8]; 4] =
+            [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::VERSIONS_PREFIX, keys::GARBAGE_PREFIX];
         let mut tenants: std::collections::HashMap<BucketName, TenantId> = Default::default();
         let mut tenant_of = |bucket: &BucketName| -> Result<Option<TenantId>, MetaError> {
             if let Some(t) = tenants.get(bucket) {
@@ -474,16 +504,17 @@ impl StateMachine {
                         };
                         blobs.extend(blob_ref(owner, tenant_of(&bucket)?, &part));
                     }
-                    1 => {
-                        let object: ObjectRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                    1 | 2 => {
+                        let object = self.decode_version(key, value)?;
                         let Some((bucket, _)) = rest.split_once('/') else { continue };
                         let bucket = BucketName::new(bucket);
                         let tenant = tenant_of(&bucket)?;
                         for part in &object.parts {
-                            let owner = BlobOwner::Object {
-                                bucket: bucket.clone(),
-                                key: object.key.clone(),
-                                part_number: part.part_number,
+                            let (bucket, key, part_number) = (bucket.clone(), object.key.clone(), part.part_number);
+                            let owner = if phase == 1 {
+                                BlobOwner::Object { bucket, key, part_number }
+                            } else {
+                                BlobOwner::Version { bucket, key, version: object.version.clone(), part_number }
                             };
                             blobs.extend(blob_ref(owner, tenant.clone(), part));
                         }
@@ -520,11 +551,17 @@ impl StateMachine {
         for bucket in self.scan_records::<BucketRecord>(keys::BUCKETS_PREFIX, usize::MAX)? {
             let entry =
                 report.entry(bucket.tenant.clone()).or_insert_with(|| TenantDurability::empty(bucket.tenant.clone()));
-            let objects = keys::objects_prefix(&bucket.name);
-            let end = prefix_end(&objects);
-            for (_, value) in self.kv.scan(&objects, end.as_deref(), usize::MAX)? {
+            let current = keys::objects_prefix(&bucket.name);
+            let noncurrent = keys::versions_prefix(&bucket.name);
+            let mut records = self.kv.scan(&current, prefix_end(&current).as_deref(), usize::MAX)?;
+            records.extend(self.kv.scan(&noncurrent, prefix_end(&noncurrent).as_deref(), usize::MAX)?);
+            for (_, value) in records {
                 let record: ObjectRecord =
                     serde_json::from_slice(&value).map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
+                // Delete markers hold nothing; a promoted version is counted where its parts are.
+                if record.delete_marker || record.promoted {
+                    continue;
+                }
                 let mut striped = false;
                 let mut debt = 0u64;
                 for part in &record.parts {
@@ -578,8 +615,182 @@ impl StateMachine {
         self.read(&keys::bucket(name))?.ok_or(MetaError::NoSuchBucket)
     }
 
-    fn object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<ObjectRecord, MetaError> {
-        self.read(&keys::object(bucket, key))?.ok_or(MetaError::NoSuchKey)
+    /// Decodes a version record, reading a null version's id as "null".
+    pub(crate) fn decode_version(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
+        let mut record: ObjectRecord = serde_json::from_slice(value)
+            .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(store_key))))?;
+        if record.is_null_version() {
+            record.version = VersionId::new(NULL_VERSION);
+        }
+        Ok(record)
+    }
+
+    fn read_version(&self, store_key: &[u8]) -> Result<Option<ObjectRecord>, MetaError> {
+        match self.kv.get(store_key)? {
+            None => Ok(None),
+            Some(value) => self.decode_version(store_key, &value).map(Some),
+        }
+    }
+
+    /// The entry of a key in the object index: its current version, a delete marker, or the
+    /// summary of a promoted version.
+    fn current(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectRecord>, MetaError> {
+        self.read_version(&keys::object(bucket, key))
+    }
+
+    /// The full record of a current version (a promoted one's lives with the non-current ones).
+    fn full(&self, bucket: &BucketName, current: ObjectRecord) -> Result<ObjectRecord, MetaError> {
+        if !current.promoted {
+            return Ok(current);
+        }
+        let store_key = keys::version(bucket, &current.key, current.sequence);
+        self.read_version(&store_key)?.ok_or_else(|| {
+            MetaError::Corrupt(format!("promoted version of {} is missing", String::from_utf8_lossy(&store_key)))
+        })
+    }
+
+    /// The key's null version if it is non-current (a scan of the key's versions: the null
+    /// version has no sequence in its id).
+    pub(crate) fn find_noncurrent_null(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<(Vec<u8>, ObjectRecord)>, MetaError> {
+        let chain = keys::version_chain(bucket, key);
+        let end = prefix_end(&chain);
+        let mut cursor = chain.clone();
+        loop {
+            let batch = self.kv.scan(&cursor, end.as_deref(), NULL_SCAN_BATCH)?;
+            let count = batch.len();
+            for (store_key, value) in batch {
+                let record = self.decode_version(&store_key, &value)?;
+                if record.is_null_version() {
+                    return Ok(Some((store_key, record)));
+                }
+                cursor = store_key;
+                cursor.push(0);
+            }
+            if count < NULL_SCAN_BATCH {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Finds a version of a key (the current one when `version` is None): its full record and
+    /// where it is stored.
+    fn locate(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<&VersionId>,
+    ) -> Result<Option<Located>, MetaError> {
+        let Some(current) = self.current(bucket, key)? else { return Ok(None) };
+        if version.is_none_or(|v| *v == current.version) {
+            let store_key =
+                if current.promoted { keys::version(bucket, key, current.sequence) } else { keys::object(bucket, key) };
+            return Ok(Some(Located { store_key, record: self.full(bucket, current)?, current: true }));
+        }
+        let version = version.expect("checked above");
+        let found = match parse_sequence(version) {
+            Some(sequence) => {
+                let store_key = keys::version(bucket, key, sequence);
+                self.read_version(&store_key)?.filter(|r| r.version == *version).map(|r| (store_key, r))
+            }
+            None if version.0 == NULL_VERSION => self.find_noncurrent_null(bucket, key)?,
+            None => None,
+        };
+        Ok(found.map(|(store_key, record)| Located { store_key, record, current: false }))
+    }
+
+    /// A version that is not a delete marker (NoSuchKey / NoSuchVersion otherwise).
+    fn live_version(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<&VersionId>,
+    ) -> Result<Located, MetaError> {
+        let missing = || if version.is_some() { MetaError::NoSuchVersion } else { MetaError::NoSuchKey };
+        match self.locate(bucket, key, version)? {
+            Some(found) if !found.record.delete_marker => Ok(found),
+            _ => Err(missing()),
+        }
+    }
+
+    /// Makes `new` (an object version or a delete marker) the current version of its key, as the
+    /// bucket's versioning state says: Enabled keeps the current version as a non-current one;
+    /// otherwise `new` is the null version and replaces the key's previous null version.
+    fn install(
+        &self,
+        bucket: &BucketRecord,
+        mut new: ObjectRecord,
+        current: Option<ObjectRecord>,
+        batch: &mut WriteBatch,
+    ) -> Result<ObjectRecord, MetaError> {
+        let name = &bucket.name;
+        new.sequence = current.as_ref().map_or(0, |c| c.sequence + 1);
+        new.promoted = false;
+        if bucket.versioning == Some(VersioningStatus::Enabled) {
+            new.versioned = true;
+            new.version = compose_version(new.sequence, &new.version);
+            if let Some(old) = current {
+                retire(name, &old, batch);
+            }
+        } else {
+            new.versioned = false;
+            new.version = VersionId::new(NULL_VERSION);
+            if let Some(old) = current {
+                if old.is_null_version() {
+                    if old.promoted {
+                        batch.delete(keys::version(name, &old.key, old.sequence));
+                    }
+                    collect_garbage_except(&self.full(name, old)?, &new, batch);
+                } else {
+                    if let Some((store_key, null)) = self.find_noncurrent_null(name, &new.key)? {
+                        collect_garbage_except(&null, &new, batch);
+                        batch.delete(store_key);
+                    }
+                    retire(name, &old, batch);
+                }
+            }
+        }
+        batch.put(keys::object(name, &new.key), encode(&new));
+        Ok(new)
+    }
+
+    /// Removes one version permanently; when it was the current one, the newest non-current
+    /// version (if any) becomes current, as a summary that points at its record (promoted).
+    fn delete_version(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: VersionId,
+        condition: &WriteCondition,
+        now_ms: i64,
+        batch: &mut WriteBatch,
+    ) -> Result<Outcome, MetaError> {
+        let Some(found) = self.locate(bucket, key, Some(&version))? else {
+            // As AWS: deleting a version that does not exist succeeds.
+            return Ok(Outcome::DeletedVersion { version: Some(version), delete_marker: false });
+        };
+        check_condition(live(Some(&found.record)), condition)?;
+        collect_garbage(&found.record, now_ms, batch);
+        batch.delete(found.store_key.clone());
+        if found.current {
+            let index_key = keys::object(bucket, key);
+            let chain = keys::version_chain(bucket, key);
+            let end = prefix_end(&chain);
+            let next = self.kv.scan(&chain, end.as_deref(), 2)?.into_iter().find(|(k, _)| *k != found.store_key);
+            match next {
+                Some((store_key, value)) => {
+                    let mut summary = self.decode_version(&store_key, &value)?;
+                    summary.parts.clear();
+                    summary.promoted = true;
+                    batch.put(index_key, encode(&summary));
+                }
+                None => batch.delete(index_key),
+            }
+        }
+        Ok(Outcome::DeletedVersion { version: Some(found.record.version), delete_marker: found.record.delete_marker })
     }
 
     fn upload(&self, bucket: &BucketName, id: &UploadId) -> Result<UploadRecord, MetaError> {
@@ -592,6 +803,52 @@ impl StateMachine {
 
     fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
         list::list(self, &keys::objects_prefix(bucket), request)
+    }
+}
+
+/// Versions read per store scan while looking for a key's non-current null version.
+const NULL_SCAN_BATCH: usize = 256;
+
+/// A version found by id: its full record and the store key that holds it.
+struct Located {
+    store_key: Vec<u8>,
+    record: ObjectRecord,
+    /// Whether it is the key's current version.
+    current: bool,
+}
+
+/// A version id: its sequence in 16 hex digits (so that a read by id is one point read), then 16
+/// hex digits of the gateway's randomness (so that ids stay unique after a key is deleted and
+/// written again, when sequences start over).
+fn compose_version(sequence: u64, nonce: &VersionId) -> VersionId {
+    let random: String = nonce.0.chars().filter(char::is_ascii_hexdigit).map(|c| c.to_ascii_lowercase()).collect();
+    let tail = &random[random.len().saturating_sub(16)..];
+    VersionId::new(format!("{sequence:016x}{tail:0>16}"))
+}
+
+/// The sequence of a version id written by `compose_version`; None for "null" or a malformed id.
+pub(crate) fn parse_sequence(version: &VersionId) -> Option<u64> {
+    let id = version.0.as_str();
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(&id[..16], 16).ok()
+}
+
+/// Whether `id` can name a version: "null" or an id of `compose_version`'s shape.
+pub fn is_valid_version_id(id: &str) -> bool {
+    id == NULL_VERSION || parse_sequence(&VersionId::new(id)).is_some()
+}
+
+/// The current version unless it is a delete marker (what conditions are checked against).
+fn live(current: Option<&ObjectRecord>) -> Option<&ObjectRecord> {
+    current.filter(|c| !c.delete_marker)
+}
+
+/// Moves a replaced current version to the non-current range (a promoted one is already there).
+fn retire(bucket: &BucketName, old: &ObjectRecord, batch: &mut WriteBatch) {
+    if !old.promoted {
+        batch.put(keys::version(bucket, &old.key, old.sequence), encode(old));
     }
 }
 

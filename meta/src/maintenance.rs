@@ -2,7 +2,7 @@
 //! that elects one repair worker, and the report it leaves for operators.
 
 use crate::records::{ShardRecord, StripedBlob};
-use ignifuge_types::{BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId};
+use ignifuge_types::{BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId, VersionId};
 use serde::{Deserialize, Serialize};
 
 /// The record that references a blob.
@@ -14,6 +14,9 @@ pub enum BlobOwner {
     UploadPart { bucket: BucketName, upload_id: UploadId, part_number: u32 },
     /// A blob no record references any more, waiting for the garbage collector.
     Garbage,
+    /// Part `part_number` of a non-current version of an object (or of a current one that was
+    /// promoted, whose full record stays with the non-current versions).
+    Version { bucket: BucketName, key: ObjectKey, version: VersionId, part_number: u32 },
 }
 
 /// One blob found by a scan: who references it, whose it is, and where its shards are.
@@ -28,9 +31,12 @@ pub struct BlobRef {
     pub striped: Option<StripedBlob>,
 }
 
-/// Where a blob scan stopped. Scans visit upload parts, then objects, then garbage: a blob only
-/// ever moves in that direction (a completed upload's parts become an object's parts, a replaced
-/// object's parts become garbage), so a scan sees every blob that stays referenced while it runs.
+/// Where a blob scan stopped. Scans visit upload parts, then current object versions, then
+/// non-current versions, then garbage: a blob only ever moves in that direction (a completed
+/// upload's parts become an object's parts, a version replaced in a versioned bucket moves to the
+/// non-current range, a replaced or deleted version's parts become garbage; a non-current version
+/// promoted to current stays where it is), so a scan sees every blob that stays referenced while
+/// it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobCursor {
     pub phase: u8,

@@ -33,6 +33,20 @@ pub struct BucketRecord {
     /// Cross-origin rules (PutBucketCors); None when none were ever put or they were deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsConfiguration>,
+    /// Versioning state (PutBucketVersioning); None while it was never set. A bucket never goes
+    /// back to None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<VersioningStatus>,
+}
+
+/// A bucket's versioning state, once set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersioningStatus {
+    /// Every write gets a new version id; deletes without a version id add a delete marker.
+    Enabled,
+    /// Writes replace the key's "null" version; deletes without a version id add a null delete
+    /// marker. Versions written while Enabled are kept.
+    Suspended,
 }
 
 /// A tag set, in the order the client gave it.
@@ -139,7 +153,10 @@ pub struct PartData {
     pub last_modified_ms: i64,
 }
 
-/// The current version of an object.
+/// The version id of writes in unversioned and versioning-suspended buckets.
+pub const NULL_VERSION: &str = "null";
+
+/// One version of an object (the current one under `o/`, older ones under `v/`), or a delete marker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     pub key: ObjectKey,
@@ -157,6 +174,54 @@ pub struct ObjectRecord {
     /// Object tags (x-amz-tagging, PutObjectTagging).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Tags,
+    /// A delete marker: no data, no parts. As the current version, GET and HEAD answer 404 and
+    /// listings skip it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+    /// The version id is a real one (written while versioning was Enabled). False: this is the
+    /// key's null version, whatever `version` holds (records written before versioning existed
+    /// carry a random id there); the state machine reads it as "null".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub versioned: bool,
+    /// Position in its key's chain of versions, assigned by the state machine in apply order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sequence: u64,
+    /// Only under `o/`: this current version was promoted when the newer one was deleted
+    /// permanently; its full record (with its parts) stays under `v/` and this is its summary,
+    /// without parts, so that a blob never moves back from `v/` to `o/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ObjectRecord {
+    /// A delete marker written at `now_ms`; its version id is set when it is applied.
+    pub fn delete_marker(key: ObjectKey, nonce: VersionId, now_ms: i64) -> Self {
+        ObjectRecord {
+            key,
+            version: nonce,
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: now_ms,
+            headers: ObjectHeaders::default(),
+            checksums: Checksums::default(),
+            parts: Vec::new(),
+            multipart: false,
+            tags: Vec::new(),
+            delete_marker: true,
+            versioned: false,
+            sequence: 0,
+            promoted: false,
+        }
+    }
+
+    /// Whether this is the null version (unversioned or suspended write).
+    pub fn is_null_version(&self) -> bool {
+        !self.versioned
+    }
 }
 
 /// A multipart upload in progress. Its parts are stored apart, one record each.
@@ -245,11 +310,18 @@ pub enum Command {
         record: ObjectRecord,
         condition: WriteCondition,
     },
+    /// Without `version`: removes the current version (unversioned bucket) or adds a delete
+    /// marker (versioned bucket). With `version`: removes that version permanently.
     DeleteObject {
         bucket: BucketName,
         key: ObjectKey,
         condition: WriteCondition,
         now_ms: i64,
+        #[serde(default)]
+        version: Option<VersionId>,
+        /// Randomness from the gateway for a new delete marker's version id.
+        #[serde(default)]
+        marker_nonce: Option<VersionId>,
     },
     CreateUpload(UploadRecord),
     PutUploadPart {
@@ -271,12 +343,15 @@ pub enum Command {
         upload_id: UploadId,
         now_ms: i64,
     },
-    /// Replaces the tags of the current version of a key (an empty set deletes them).
+    /// Replaces the tags of the current version of a key, or of `version` (an empty set deletes
+    /// them).
     SetObjectTags {
         tenant: TenantId,
         bucket: BucketName,
         key: ObjectKey,
         tags: Tags,
+        #[serde(default)]
+        version: Option<VersionId>,
     },
     /// Replaces (Some) or deletes (None) a bucket's tag set.
     SetBucketTags {
@@ -313,6 +388,12 @@ pub enum Command {
         out: bool,
         now_ms: i64,
     },
+    /// Enables or suspends versioning of a bucket.
+    SetBucketVersioning {
+        tenant: TenantId,
+        bucket: BucketName,
+        status: VersioningStatus,
+    },
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
@@ -335,6 +416,12 @@ pub enum Outcome {
     Object(Box<ObjectRecord>),
     /// DeleteObject: whether a version was removed.
     Deleted(bool),
+    /// DeleteObject: the version removed or the delete marker added (None in an unversioned
+    /// bucket), and whether it is a delete marker.
+    DeletedVersion {
+        version: Option<VersionId>,
+        delete_marker: bool,
+    },
 }
 
 /// Every read of the metadata.
@@ -385,6 +472,19 @@ pub enum Query {
     RepairReport,
     /// Nodes an operator declared out, with when.
     NodesOut,
+    /// A version of a key (the current one when `version` is None), delete markers included, with
+    /// its bucket's versioning state. With `tenant`, the bucket must belong to it.
+    ObjectVersion {
+        tenant: Option<TenantId>,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionId>,
+    },
+    /// A page of ListObjectVersions.
+    ListVersions {
+        bucket: BucketName,
+        request: crate::VersionListRequest,
+    },
 }
 
 /// The answer to a query.
@@ -404,6 +504,8 @@ pub enum Answer {
     Blobs(crate::BlobPage),
     RepairReport(Option<Box<crate::RepairReport>>),
     NodesOut(Vec<(ignifuge_types::NodeId, i64)>),
+    ObjectVersion { record: Box<ObjectRecord>, versioning: Option<VersioningStatus> },
+    Versions(crate::VersionPage),
 }
 
 mod b64 {

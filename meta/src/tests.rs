@@ -21,6 +21,7 @@ fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaErr
         created_ms: 0,
         tags: None,
         cors: None,
+        versioning: None,
     }))
 }
 
@@ -36,6 +37,10 @@ fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
         parts: vec![part(1, etag, size, "00")],
         multipart: false,
         tags: Vec::new(),
+        delete_marker: false,
+        versioned: false,
+        sequence: 0,
+        promoted: false,
     }
 }
 
@@ -82,6 +87,8 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
         key: ObjectKey::new("k"),
         condition: WriteCondition::default(),
         now_ms: 2,
+        version: None,
+        marker_nonce: None,
     })
     .unwrap();
     assert_eq!(
@@ -335,16 +342,55 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         part: part(3, "p", 5, "0e"),
     })
     .unwrap();
+    // In a versioned bucket, replacing w keeps 0f as a non-current version.
+    bucket(&m, "a", "b2").unwrap();
+    set_versioning(&m, "b2", VersioningStatus::Enabled);
+    for blob in ["0f", "10"] {
+        m.apply(Command::PutObject {
+            bucket: BucketName::new("b2"),
+            record: striped_object("w", blob, &["n1", "n2", "n3"]),
+            condition: WriteCondition::default(),
+        })
+        .unwrap();
+    }
+    let old = versions(&m, "b2", "w")[1].version.clone();
     for limit in [1, 2, 100] {
         let seen = scan_all(&m, limit);
         let blobs: Vec<&str> = seen.iter().map(|(_, b)| b.as_str()).collect();
-        assert_eq!(blobs, ["0e", "0a", "0b", "0d", "0c"], "page size {limit}");
+        assert_eq!(blobs, ["0e", "0a", "0b", "0d", "10", "0f", "0c"], "page size {limit}");
         assert_eq!(
             seen[0].0,
             BlobOwner::UploadPart { bucket: BucketName::new("b1"), upload_id: UploadId::new("up1"), part_number: 3 }
         );
-        assert_eq!(seen[4].0, BlobOwner::Garbage);
+        assert_eq!(
+            seen[5].0,
+            BlobOwner::Version {
+                bucket: BucketName::new("b2"),
+                key: ObjectKey::new("w"),
+                version: old.clone(),
+                part_number: 1
+            }
+        );
+        assert_eq!(seen[6].0, BlobOwner::Garbage);
     }
+    // A repair names the non-current version and applies to it.
+    let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
+    m.apply(Command::ReplaceShards(ShardReplacement {
+        owner: seen_owner_of(&m, "0f"),
+        blob: BlobId::new("0f"),
+        stripe: 0,
+        expected: vec![shard("n1"), shard("n2"), shard("n3")],
+        replacement: vec![shard("n1"), shard("n2"), shard("n4")],
+        debt: false,
+    }))
+    .unwrap();
+    let record = version(&m, "b2", "w", Some(&old)).unwrap();
+    let DataLocation::Striped(striped) = &record.parts[0].location else { panic!() };
+    assert_eq!(striped.stripes[0].shards[2], shard("n4"));
+}
+
+fn seen_owner_of(m: &StateMachine, blob: &str) -> BlobOwner {
+    scan_all(m, 100).into_iter().find(|(_, b)| b == blob).expect("blob scanned").0
 }
 
 #[test]
@@ -430,4 +476,331 @@ fn an_operator_declares_nodes_out_and_takes_it_back() {
     set("dc1-n1", true);
     set("dc1-n1", false);
     assert_eq!(m.query(Query::NodesOut).unwrap(), Answer::NodesOut(vec![(NodeId::new("dc2-n3"), 7)]));
+}
+
+// ---------------------------------------------------------------- versioning
+
+fn set_versioning(m: &StateMachine, b: &str, status: VersioningStatus) {
+    m.apply(Command::SetBucketVersioning { tenant: TenantId::new("a"), bucket: BucketName::new(b), status }).unwrap();
+}
+
+/// Puts `key` with data in blob `blob`; returns the version id given.
+fn put_blob(m: &StateMachine, b: &str, key: &str, blob: &str) -> VersionId {
+    let mut record = object(key, &format!("e-{blob}"), 1);
+    record.parts[0] = part(1, &format!("e-{blob}"), 1, blob);
+    record.version = VersionId::new(format!("{:032x}", u128::from_str_radix(blob, 16).unwrap_or(7) * 7919));
+    let Outcome::Object(record) =
+        m.apply(Command::PutObject { bucket: BucketName::new(b), record, condition: Default::default() }).unwrap()
+    else {
+        panic!()
+    };
+    record.version
+}
+
+fn delete(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) -> (Option<VersionId>, bool) {
+    let outcome = m
+        .apply(Command::DeleteObject {
+            bucket: BucketName::new(b),
+            key: ObjectKey::new(key),
+            condition: WriteCondition::default(),
+            now_ms: 50,
+            version: version.cloned(),
+            marker_nonce: Some(VersionId::new("00112233445566778899aabbccddeeff")),
+        })
+        .unwrap();
+    let Outcome::DeletedVersion { version, delete_marker } = outcome else { panic!("{outcome:?}") };
+    (version, delete_marker)
+}
+
+fn version(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) -> Result<ObjectRecord, MetaError> {
+    let query = Query::ObjectVersion {
+        tenant: None,
+        bucket: BucketName::new(b),
+        key: ObjectKey::new(key),
+        version: version.cloned(),
+    };
+    m.query(query).map(|a| match a {
+        Answer::ObjectVersion { record, .. } => *record,
+        other => panic!("{other:?}"),
+    })
+}
+
+fn list_versions_page(m: &StateMachine, b: &str, request: VersionListRequest) -> VersionPage {
+    let Answer::Versions(page) = m.query(Query::ListVersions { bucket: BucketName::new(b), request }).unwrap() else {
+        panic!()
+    };
+    page
+}
+
+/// Every version of `key`, as ListObjectVersions returns them.
+fn versions(m: &StateMachine, b: &str, key: &str) -> Vec<VersionSummary> {
+    let request = VersionListRequest { prefix: key.into(), max_keys: 1000, ..Default::default() };
+    list_versions_page(m, b, request).versions.into_iter().filter(|v| v.object.key.0 == key).collect()
+}
+
+fn listed_keys(m: &StateMachine, b: &str) -> Vec<String> {
+    let request = ListRequest { max_keys: 1000, ..Default::default() };
+    let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new(b), request }).unwrap() else {
+        panic!()
+    };
+    page.objects.into_iter().map(|o| o.key.0).collect()
+}
+
+fn is_garbage(m: &StateMachine, blob: &str) -> bool {
+    m.kv().get(format!("g/{blob}").as_bytes()).unwrap().is_some()
+}
+
+#[test]
+fn a_versioned_bucket_keeps_every_version_newest_first() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let null = put_blob(&m, "b1", "k", "a1");
+    assert_eq!(null.0, "null", "an unversioned bucket writes the null version");
+    let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("b1"))).unwrap() else { panic!() };
+    assert_eq!(record.versioning, None, "never set");
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let v1 = put_blob(&m, "b1", "k", "b1");
+    let v2 = put_blob(&m, "b1", "k", "c1");
+    assert!(is_valid_version_id(&v1.0) && is_valid_version_id(&v2.0) && v1 != v2, "{v1:?} {v2:?}");
+    assert!(!is_garbage(&m, "a1") && !is_garbage(&m, "b1"), "old versions keep their data");
+    let listed = versions(&m, "b1", "k");
+    let ids: Vec<&str> = listed.iter().map(|v| v.version.0.as_str()).collect();
+    assert_eq!(ids, [v2.0.as_str(), v1.0.as_str(), "null"], "newest first");
+    assert_eq!(listed.iter().map(|v| v.is_latest).collect::<Vec<_>>(), [true, false, false]);
+    assert_eq!(version(&m, "b1", "k", None).unwrap().etag, "e-c1");
+    assert_eq!(version(&m, "b1", "k", Some(&v1)).unwrap().etag, "e-b1");
+    assert_eq!(version(&m, "b1", "k", Some(&VersionId::new("null"))).unwrap().etag, "e-a1");
+    let unknown = VersionId::new(format!("{:016x}{}", 1, "ffffffffffffffff"));
+    assert_eq!(version(&m, "b1", "k", Some(&unknown)), Err(MetaError::NoSuchVersion));
+    assert_eq!(version(&m, "b1", "k", Some(&VersionId::new("nonsense"))), Err(MetaError::NoSuchVersion));
+    assert_eq!(version(&m, "b1", "nokey", Some(&v1)), Err(MetaError::NoSuchVersion));
+    assert_eq!(listed_keys(&m, "b1"), ["k"], "listings show the current version only");
+    // Tags of one version.
+    m.apply(Command::SetObjectTags {
+        tenant: TenantId::new("a"),
+        bucket: BucketName::new("b1"),
+        key: ObjectKey::new("k"),
+        tags: vec![("t".into(), "1".into())],
+        version: Some(v1.clone()),
+    })
+    .unwrap();
+    assert_eq!(version(&m, "b1", "k", Some(&v1)).unwrap().tags, vec![("t".to_string(), "1".to_string())]);
+    assert!(version(&m, "b1", "k", None).unwrap().tags.is_empty());
+    // Conditional writes see the current version.
+    let create = WriteCondition { if_none_match_any: true, if_match: None };
+    assert_eq!(put(&m, "b1", "k", "e", create.clone()), Err(MetaError::PreconditionFailed));
+    let stale = WriteCondition { if_none_match_any: false, if_match: Some("e-b1".into()) };
+    assert_eq!(put(&m, "b1", "k", "e", stale), Err(MetaError::PreconditionFailed));
+    delete(&m, "b1", "k", None);
+    put(&m, "b1", "k", "e", create).expect("If-None-Match: * succeeds over a delete marker");
+    // Records written before versioning existed read as null versions.
+    let old: ObjectRecord = serde_json::from_str(
+        r#"{"key":"o","version":"0123abcd","size":0,"etag":"x","last_modified_ms":0,"headers":{"content_type":null,"content_encoding":null,"content_disposition":null,"content_language":null,"cache_control":null,"expires":null,"user_metadata":{}},"checksums":{"crc32":null,"crc32c":null,"crc64nvme":null,"sha1":null,"sha256":null,"checksum_type":null},"parts":[],"multipart":false}"#,
+    )
+    .unwrap();
+    assert!(old.is_null_version() && !old.delete_marker && old.sequence == 0);
+}
+
+#[test]
+fn deletes_add_markers_and_removing_versions_promotes_the_next() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let v1 = put_blob(&m, "b1", "k", "a1");
+    let v2 = put_blob(&m, "b1", "k", "b1");
+    let (marker, is_marker) = delete(&m, "b1", "k", None);
+    let marker = marker.expect("a marker has a version id");
+    assert!(is_marker && is_valid_version_id(&marker.0));
+    assert!(!is_garbage(&m, "b1"), "a delete marker deletes no data");
+    let current = version(&m, "b1", "k", None).unwrap();
+    assert!(current.delete_marker && current.version == marker);
+    assert_eq!(
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k") }),
+        Err(MetaError::NoSuchKey)
+    );
+    assert!(listed_keys(&m, "b1").is_empty(), "a deleted key is not listed");
+    let listed = versions(&m, "b1", "k");
+    assert_eq!(
+        listed.iter().map(|v| (v.delete_marker, v.is_latest)).collect::<Vec<_>>(),
+        [(true, true), (false, false), (false, false)]
+    );
+    // A second delete adds a second marker.
+    let (second, _) = delete(&m, "b1", "k", None);
+    assert_eq!(versions(&m, "b1", "k").len(), 4);
+    // Removing the markers (by id) makes v2 current again, without moving its record.
+    assert_eq!(delete(&m, "b1", "k", second.as_ref()), (second.clone(), true));
+    assert_eq!(delete(&m, "b1", "k", Some(&marker)), (Some(marker.clone()), true));
+    let current = version(&m, "b1", "k", None).unwrap();
+    assert_eq!((current.version.clone(), current.etag.as_str()), (v2.clone(), "e-b1"));
+    assert_eq!(current.parts.len(), 1, "the full record, with its data");
+    assert_eq!(listed_keys(&m, "b1"), ["k"]);
+    let listed = versions(&m, "b1", "k");
+    assert_eq!(listed.iter().map(|v| (&v.version, v.is_latest)).collect::<Vec<_>>(), [(&v2, true), (&v1, false)]);
+    // v2's blob is still found by the blob scan, so that repairs and the orphan sweep see it.
+    assert!(matches!(seen_owner_of(&m, "b1"), BlobOwner::Version { version, .. } if version == v2));
+    // Deleting the promoted current version permanently: its blob is garbage, v1 is current.
+    assert_eq!(delete(&m, "b1", "k", Some(&v2)), (Some(v2.clone()), false));
+    assert!(is_garbage(&m, "b1") && !is_garbage(&m, "a1"));
+    assert_eq!(version(&m, "b1", "k", None).unwrap().version, v1);
+    // Deleting a version that does not exist succeeds and changes nothing.
+    assert_eq!(delete(&m, "b1", "k", Some(&v2)), (Some(v2.clone()), false));
+    // A new write after a promotion goes on the chain in order.
+    let v3 = put_blob(&m, "b1", "k", "c1");
+    let listed = versions(&m, "b1", "k");
+    assert_eq!(listed.iter().map(|v| &v.version).collect::<Vec<_>>(), [&v3, &v1]);
+    assert_eq!(delete(&m, "b1", "k", Some(&v1)), (Some(v1.clone()), false));
+    assert_eq!(delete(&m, "b1", "k", Some(&v3)), (Some(v3.clone()), false));
+    assert!(is_garbage(&m, "a1") && is_garbage(&m, "c1"));
+    assert_eq!(version(&m, "b1", "k", None), Err(MetaError::NoSuchKey), "no version left");
+    m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") }).unwrap();
+}
+
+#[test]
+fn suspended_buckets_replace_the_null_version() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put_blob(&m, "b1", "k", "a1"); // the null version
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let v1 = put_blob(&m, "b1", "k", "b1");
+    set_versioning(&m, "b1", VersioningStatus::Suspended);
+    let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("b1"))).unwrap() else { panic!() };
+    assert_eq!(record.versioning, Some(VersioningStatus::Suspended));
+    // The null version is non-current: a suspended write replaces it and keeps v1.
+    assert_eq!(put_blob(&m, "b1", "k", "c1").0, "null");
+    assert!(is_garbage(&m, "a1") && !is_garbage(&m, "b1"));
+    let ids = |m: &StateMachine| versions(m, "b1", "k").into_iter().map(|v| v.version.0).collect::<Vec<_>>();
+    assert_eq!(ids(&m), ["null", v1.0.as_str()]);
+    // The null version is current: replaced in place.
+    put_blob(&m, "b1", "k", "d1");
+    assert!(is_garbage(&m, "c1"));
+    assert_eq!(ids(&m), ["null", v1.0.as_str()]);
+    assert_eq!(version(&m, "b1", "k", None).unwrap().etag, "e-d1");
+    // A delete puts a null delete marker in its place.
+    assert_eq!(delete(&m, "b1", "k", None), (Some(VersionId::new("null")), true));
+    assert!(is_garbage(&m, "d1"));
+    assert_eq!(ids(&m), ["null", v1.0.as_str()]);
+    assert!(version(&m, "b1", "k", Some(&VersionId::new("null"))).unwrap().delete_marker);
+    // Enabled again: versions pile up on top of the null marker.
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let v2 = put_blob(&m, "b1", "k", "e1");
+    assert_eq!(ids(&m), [v2.0.as_str(), "null", v1.0.as_str()]);
+    // Deleting the null version by id.
+    assert_eq!(delete(&m, "b1", "k", Some(&VersionId::new("null"))), (Some(VersionId::new("null")), true));
+    assert_eq!(ids(&m), [v2.0.as_str(), v1.0.as_str()]);
+    // Another key deleted in a suspended bucket where it never existed: a null marker.
+    set_versioning(&m, "b1", VersioningStatus::Suspended);
+    assert_eq!(delete(&m, "b1", "ghost", None), (Some(VersionId::new("null")), true));
+    assert!(version(&m, "b1", "ghost", None).unwrap().delete_marker);
+}
+
+#[test]
+fn a_bucket_with_versions_or_delete_markers_cannot_be_deleted() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let v1 = put_blob(&m, "b1", "k", "a1");
+    let (marker, _) = delete(&m, "b1", "k", None);
+    let delete_bucket = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
+    assert!(listed_keys(&m, "b1").is_empty());
+    assert_eq!(delete_bucket(), Err(MetaError::BucketNotEmpty), "a version and a marker");
+    delete(&m, "b1", "k", Some(&v1));
+    assert_eq!(delete_bucket(), Err(MetaError::BucketNotEmpty), "a delete marker alone");
+    delete(&m, "b1", "k", marker.as_ref());
+    delete_bucket().unwrap();
+}
+
+#[test]
+fn version_listing_paginates_with_key_and_version_markers() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    // a: 3 versions; b/x: 2 versions and a marker; b/y: 1; c: a null version under a newer one.
+    set_versioning(&m, "b1", VersioningStatus::Suspended);
+    put_blob(&m, "b1", "c", "c0");
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    for (key, blob) in [("a", "a1"), ("b/x", "b1"), ("a", "a2"), ("b/y", "d1"), ("a", "a3"), ("b/x", "b2")] {
+        put_blob(&m, "b1", key, blob);
+    }
+    put_blob(&m, "b1", "c", "c1");
+    delete(&m, "b1", "b/x", None);
+    let full = list_versions_page(&m, "b1", VersionListRequest { max_keys: 1000, ..Default::default() });
+    assert!(!full.is_truncated);
+    let keys: Vec<(&str, bool)> = full.versions.iter().map(|v| (v.object.key.0.as_str(), v.is_latest)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("a", true),
+            ("a", false),
+            ("a", false),
+            ("b/x", true),
+            ("b/x", false),
+            ("b/x", false),
+            ("b/y", true),
+            ("c", true),
+            ("c", false)
+        ]
+    );
+    assert!(full.versions[3].delete_marker);
+    assert_eq!(full.versions[8].version.0, "null");
+    let all: Vec<(String, String)> =
+        full.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone())).collect();
+    for max_keys in 1..=4 {
+        let mut seen = Vec::new();
+        let (mut key_marker, mut version_id_marker) = (None, None);
+        for _ in 0..20 {
+            let request = VersionListRequest {
+                key_marker: key_marker.clone(),
+                version_id_marker,
+                max_keys,
+                ..Default::default()
+            };
+            let page = list_versions_page(&m, "b1", request);
+            assert!(page.versions.len() <= max_keys);
+            seen.extend(page.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone())));
+            if !page.is_truncated {
+                break;
+            }
+            key_marker = page.next_key_marker;
+            version_id_marker = page.next_version_id_marker;
+        }
+        assert_eq!(seen, all, "pages of {max_keys}");
+    }
+    // A key marker alone starts after every version of that key.
+    let page = list_versions_page(
+        &m,
+        "b1",
+        VersionListRequest { key_marker: Some("b/x".into()), max_keys: 1000, ..Default::default() },
+    );
+    assert_eq!(page.versions[0].object.key.0, "b/y");
+    // Delimiter: a common prefix counts once, also when its only current entry is a marker.
+    let page = list_versions_page(
+        &m,
+        "b1",
+        VersionListRequest { delimiter: Some("/".into()), max_keys: 4, ..Default::default() },
+    );
+    assert_eq!(page.common_prefixes, ["b/"]);
+    assert_eq!(page.versions.len(), 3);
+    assert!(page.is_truncated);
+    assert_eq!(page.next_key_marker.as_deref(), Some("b/"));
+    assert_eq!(page.next_version_id_marker, None);
+    let page = list_versions_page(
+        &m,
+        "b1",
+        VersionListRequest {
+            delimiter: Some("/".into()),
+            key_marker: page.next_key_marker,
+            max_keys: 4,
+            ..Default::default()
+        },
+    );
+    assert!(page.common_prefixes.is_empty() && !page.is_truncated);
+    assert_eq!(page.versions.iter().map(|v| v.object.key.0.as_str()).collect::<Vec<_>>(), ["c", "c"]);
+    // ListObjects skips the marker of b/x, and shows b/ only through b/y.
+    delete(&m, "b1", "b/y", None);
+    let request = ListRequest { delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };
+    let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b1"), request }).unwrap() else {
+        panic!()
+    };
+    assert!(page.common_prefixes.is_empty(), "every key under b/ is deleted");
+    assert_eq!(page.objects.iter().map(|o| o.key.0.as_str()).collect::<Vec<_>>(), ["a", "c"]);
 }

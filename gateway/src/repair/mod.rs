@@ -6,9 +6,9 @@
 //! 1. checks every node's health; a node unreachable for longer than the down-out interval, or
 //!    declared out by an operator (`ignifuge admin node out`), is *out* (its shards count as
 //!    lost), a node down for less may come back and is waited for;
-//! 2. scans every blob in the metadata (upload parts, objects, garbage) page by page, asks each
-//!    live node which shard files of the page it really holds, and surveys every stripe: shards
-//!    present, margin, repair or wait ([`survey`]);
+//! 2. scans every blob in the metadata (upload parts, current and non-current object versions,
+//!    garbage) page by page, asks each live node which shard files of the page it really holds,
+//!    and surveys every stripe: shards present, margin, repair or wait ([`survey`]);
 //! 3. rebuilds the stripes worst margin first ([`rebuild`]), rate-limited, each committed with a
 //!    compare-and-swap on its shard list, and only then deletes the copies it moved away from;
 //! 4. reclaims shards no metadata names, once older than the orphan grace period;
@@ -116,6 +116,9 @@ pub async fn run(gateway: Arc<Gateway>, config: RepairConfig) {
     }
 }
 
+/// One object version, as the margin tally groups its parts (None: the current version).
+type ObjectVersionKey = (ignifuge_types::BucketName, ignifuge_types::ObjectKey, Option<ignifuge_types::VersionId>);
+
 /// Stripes chosen for repair, worst margin first.
 struct Candidate {
     owner: BlobOwner,
@@ -184,8 +187,7 @@ pub async fn round(
         let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
 
         // Objects span consecutive entries (one per part): fold each into its worst margin.
-        let mut object: Option<(TenantId, (ignifuge_types::BucketName, ignifuge_types::ObjectKey), Margin, u64, u64)> =
-            None;
+        let mut object: Option<(TenantId, ObjectVersionKey, Margin, u64, u64)> = None;
         for blob_ref in live {
             let striped = Arc::new(blob_ref.striped.clone().expect("filtered on striped"));
             let mut worst = Margin::Full;
@@ -236,10 +238,13 @@ pub async fn round(
                     }
                 }
             }
-            let (Some(tenant), BlobOwner::Object { bucket, key, .. }) = (&blob_ref.tenant, &blob_ref.owner) else {
-                continue;
+            // Every version counts as one object (a non-current version holds data too).
+            let id = match &blob_ref.owner {
+                BlobOwner::Object { bucket, key, .. } => (bucket.clone(), key.clone(), None),
+                BlobOwner::Version { bucket, key, version, .. } => (bucket.clone(), key.clone(), Some(version.clone())),
+                BlobOwner::UploadPart { .. } | BlobOwner::Garbage => continue,
             };
-            let id = (bucket.clone(), key.clone());
+            let Some(tenant) = &blob_ref.tenant else { continue };
             match &mut object {
                 Some((_, current, margin, bytes, debt)) if *current == id => {
                     *margin = (*margin).min(worst);
@@ -481,8 +486,9 @@ async fn inventories(gateway: &Gateway, nodes: &mut HashMap<NodeId, NodeState>, 
 }
 
 /// Deletes, on every live node, blobs that no metadata record references and whose newest
-/// shard file is older than `horizon_ms`. The scan visited upload parts, then objects, then
-/// garbage, so a blob referenced throughout it is in `referenced`; a blob committed after the
+/// shard file is older than `horizon_ms`. The scan visited upload parts, then current versions,
+/// then non-current versions, then garbage (the direction blobs move in), so a blob referenced
+/// throughout it is in `referenced`; a blob committed after the
 /// scan passed its key had its last shard written at most the commit deadline before, which is
 /// well inside the grace period.
 async fn sweep_orphans(

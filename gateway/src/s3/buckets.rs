@@ -65,6 +65,7 @@ pub async fn create_bucket(
         created_ms: now_ms(),
         tags: None,
         cors: None,
+        versioning: None,
     };
     s3.gateway.metadata.apply(Command::CreateBucket(record)).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))

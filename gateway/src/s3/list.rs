@@ -20,12 +20,12 @@ fn url_encode(value: &str) -> String {
     out
 }
 
-struct Encoder {
+pub(super) struct Encoder {
     url: bool,
 }
 
 impl Encoder {
-    fn new(encoding: Option<&EncodingType>) -> S3Result<Self> {
+    pub(super) fn new(encoding: Option<&EncodingType>) -> S3Result<Self> {
         match encoding.map(|e| e.as_str()) {
             None => Ok(Self { url: false }),
             Some(EncodingType::URL) => Ok(Self { url: true }),
@@ -35,16 +35,16 @@ impl Encoder {
         }
     }
 
-    fn apply(&self, value: String) -> String {
+    pub(super) fn apply(&self, value: String) -> String {
         if self.url { url_encode(&value) } else { value }
     }
 
-    fn opt(&self, value: Option<String>) -> Option<String> {
+    pub(super) fn opt(&self, value: Option<String>) -> Option<String> {
         value.map(|v| self.apply(v))
     }
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(LIST_MAX_KEYS),
         Some(n) if n < 0 => Err(s3s::s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),

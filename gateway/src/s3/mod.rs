@@ -8,6 +8,7 @@ mod list;
 mod multipart;
 mod objects;
 mod tagging;
+mod versioning;
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
@@ -84,6 +85,11 @@ fn check_key(key: &str) -> GatewayResult<()> {
     }
     if key.is_empty() {
         return Err(GatewayError::InvalidArgument("object keys must not be empty".into()));
+    }
+    // NUL separates a key from its version sequence in the metadata's version index (and XML 1.0
+    // cannot carry it in a listing anyway).
+    if key.contains('\0') {
+        return Err(GatewayError::InvalidArgument("object keys must not contain NUL".into()));
     }
     Ok(())
 }
@@ -265,4 +271,7 @@ delegate! {
     put_bucket_cors: PutBucketCorsInput => PutBucketCorsOutput in cors;
     get_bucket_cors: GetBucketCorsInput => GetBucketCorsOutput in cors;
     delete_bucket_cors: DeleteBucketCorsInput => DeleteBucketCorsOutput in cors;
+    put_bucket_versioning: PutBucketVersioningInput => PutBucketVersioningOutput in versioning;
+    get_bucket_versioning: GetBucketVersioningInput => GetBucketVersioningOutput in versioning;
+    list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput in versioning;
 }

@@ -162,6 +162,8 @@ pub async fn upload_part_copy(
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
     let (_, _, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
+    let copy_source_version_id = source.version_id();
+    let source = source.record;
     let range = copy_source_range(input.copy_source_range.as_deref(), source.size)?;
     let mut computed = vec![Algorithm::Crc64Nvme];
     if let Some(a) = &upload.checksum_algorithm {
@@ -189,7 +191,11 @@ pub async fn upload_part_copy(
     let location = part.location.clone();
     let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
-    Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        copy_source_version_id,
+        ..Default::default()
+    }))
 }
 
 /// A part number as AWS accepts it: 1 to 10,000.
@@ -328,6 +334,10 @@ pub async fn complete_multipart_upload(
         parts: Vec::new(),
         multipart: true,
         tags: Vec::new(), // the metadata applies the upload's tags
+        delete_marker: false,
+        versioned: false,
+        sequence: 0,
+        promoted: false,
     };
     let condition = WriteCondition {
         if_none_match_any: matches!(input.if_none_match, Some(ETagCondition::Any)),
@@ -343,13 +353,14 @@ pub async fn complete_multipart_upload(
         record,
         condition,
     };
-    match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
-        Outcome::Object(_) => {}
+    let version_id = match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
+        Outcome::Object(record) => super::objects::version_header(&record, bucket.versioning.is_some()),
         _ => {
             return Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into());
         }
-    }
+    };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id,
         bucket: Some(bucket.name.0.clone()),
         key: Some(upload.key.0.clone()),
         e_tag: Some(etag(&etag_value)),

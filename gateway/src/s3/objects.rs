@@ -11,8 +11,8 @@ use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, Tags,
-    WriteCondition,
+    Answer, BucketRecord, Checksums, Command, DataLocation, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
+    Tags, WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use s3s::dto::*;
@@ -118,27 +118,59 @@ pub(super) struct CopyConditions<'a> {
     pub if_modified_since: Option<&'a Timestamp>,
 }
 
+/// A version read for a request, and whether its bucket's versioning was ever set (then
+/// responses name the version, "null" included, as AWS does).
+pub(super) struct ReadVersion {
+    pub record: ObjectRecord,
+    pub versioned_bucket: bool,
+}
+
+impl ReadVersion {
+    /// The x-amz-version-id of a response about this version.
+    pub fn version_id(&self) -> Option<String> {
+        version_header(&self.record, self.versioned_bucket)
+    }
+}
+
+/// x-amz-version-id for a version: none in a bucket whose versioning was never set.
+pub(super) fn version_header(record: &ObjectRecord, versioned_bucket: bool) -> Option<String> {
+    (versioned_bucket || record.versioned).then(|| record.version.0.clone())
+}
+
+/// A versionId query parameter: "null" or an id this store gave (400 InvalidArgument otherwise).
+pub(super) fn parse_version_id(value: Option<&str>) -> GatewayResult<Option<VersionId>> {
+    match value {
+        None => Ok(None),
+        Some(v) if is_valid_version_id(v) => Ok(Some(VersionId::new(v))),
+        Some(_) => Err(GatewayError::InvalidVersionId),
+    }
+}
+
 impl IgnifugeS3 {
-    /// Resolves x-amz-copy-source: the source's bucket, key and current version, readable by the
-    /// principal and meeting the copy conditions (a failed condition is 412, never 304).
+    /// Resolves x-amz-copy-source: the source's bucket, key and version (current, or
+    /// `?versionId=`), readable by the principal and meeting the copy conditions (a failed
+    /// condition is 412, never 304).
     pub(super) async fn copy_source(
         &self,
         principal: &Principal,
         source: &CopySource,
         conditions: CopyConditions<'_>,
-    ) -> S3Result<(String, String, ObjectRecord)> {
+    ) -> S3Result<(String, String, ReadVersion)> {
         let (bucket, key, version) = match source {
             CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
-        let record = self.get_record(principal, &bucket, &key).await?;
-        if let Some(v) = version
-            && *v != *record.version.0
-        {
-            return Err(GatewayError::Meta(MetaError::NoSuchKey).into());
-        }
+        let source = match self.get_record(principal, &bucket, &key, version.as_deref()).await {
+            Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
+                return Err(s3s::s3_error!(
+                    InvalidRequest,
+                    "The source of a copy request may not specifically refer to a delete marker by version id."
+                ));
+            }
+            other => other?,
+        };
         check_read_conditions(
-            &record,
+            &source.record,
             conditions.if_match,
             conditions.if_unmodified_since,
             conditions.if_none_match,
@@ -148,20 +180,48 @@ impl IgnifugeS3 {
             GatewayError::NotModified => GatewayError::PreconditionFailed,
             other => other,
         })?;
-        Ok((bucket, key, record))
+        Ok((bucket, key, source))
     }
 
-    /// The current version of a key, if the bucket belongs to the principal's tenant: the
-    /// ownership check and the read are one linearizable query.
-    pub(super) async fn get_record(&self, principal: &Principal, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        let query = Query::Object {
+    /// A version of a key (the current one without `version`), if the bucket belongs to the
+    /// principal's tenant: the ownership check and the read are one linearizable query. A delete
+    /// marker answers 404 NoSuchKey (current) or 405 MethodNotAllowed (by version id).
+    pub(super) async fn get_record(
+        &self,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> S3Result<ReadVersion> {
+        let version = parse_version_id(version)?;
+        let by_version_id = version.is_some();
+        let query = Query::ObjectVersion {
             tenant: Some(principal.tenant.clone()),
             bucket: BucketName::new(bucket),
             key: ObjectKey::new(key),
+            version,
         };
         match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-            Answer::Object(record) => Ok(*record),
+            Answer::ObjectVersion { record, .. } if record.delete_marker => {
+                Err(GatewayError::DeleteMarker { version: record.version.0, by_version_id }.into())
+            }
+            Answer::ObjectVersion { record, versioning } => {
+                Ok(ReadVersion { record: *record, versioned_bucket: versioning.is_some() })
+            }
             _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
+        }
+    }
+
+    /// Commits a new current version and returns its x-amz-version-id.
+    pub(super) async fn commit_version(
+        &self,
+        bucket: &BucketRecord,
+        command: Command,
+        written: &[&DataLocation],
+    ) -> S3Result<Option<String>> {
+        match self.commit(command, written).await? {
+            Outcome::Object(record) => Ok(version_header(&record, bucket.versioning.is_some())),
+            _ => Err(GatewayError::Internal("unexpected outcome of an object write".into()).into()),
         }
     }
 
@@ -228,8 +288,9 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(Command::PutObject { bucket: bucket.name, record, condition }, &[&location]).await?;
-    Ok(S3Response::new(output))
+    let command = Command::PutObject { bucket: bucket.name.clone(), record, condition };
+    let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
+    Ok(S3Response::new(PutObjectOutput { version_id, ..output }))
 }
 
 pub(super) fn single_part_record(
@@ -260,6 +321,10 @@ pub(super) fn single_part_record(
         }],
         multipart: false,
         tags,
+        delete_marker: false,
+        versioned: false,
+        sequence: 0,
+        promoted: false,
     }
 }
 
@@ -337,7 +402,9 @@ fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole:
 pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let record = s3.get_record(&principal, &input.bucket, &input.key).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let version_id = read.version_id();
+    let record = read.record;
     check_read_conditions(
         &record,
         input.if_match.as_ref(),
@@ -372,7 +439,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
         checksum_crc64nvme: sums.crc64nvme,
         checksum_sha1: sums.sha1,
         checksum_sha256: sums.sha256,
-        version_id: None,
+        version_id,
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -381,7 +448,9 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
 pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let record = s3.get_record(&principal, &input.bucket, &input.key).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let version_id = read.version_id();
+    let record = read.record;
     check_read_conditions(
         &record,
         input.if_match.as_ref(),
@@ -413,9 +482,42 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         checksum_crc64nvme: sums.crc64nvme,
         checksum_sha1: sums.sha1,
         checksum_sha256: sums.sha256,
+        version_id,
         ..Default::default()
     };
     Ok(S3Response::new(output))
+}
+
+/// What a DeleteObject did: the version removed or the marker added, and whether it is a marker.
+struct Deletion {
+    version_id: Option<String>,
+    delete_marker: bool,
+}
+
+impl IgnifugeS3 {
+    /// Deletes a key (a delete marker in a versioned bucket) or, with `version`, one version.
+    async fn delete_one(
+        &self,
+        bucket: &BucketName,
+        key: String,
+        version: Option<&str>,
+        condition: WriteCondition,
+    ) -> GatewayResult<Deletion> {
+        let command = Command::DeleteObject {
+            bucket: bucket.clone(),
+            key: ObjectKey::new(key),
+            condition,
+            now_ms: now_ms(),
+            version: parse_version_id(version)?,
+            marker_nonce: Some(VersionId::new(new_id())),
+        };
+        match self.gateway.metadata.apply(command).await? {
+            Outcome::DeletedVersion { version, delete_marker } => {
+                Ok(Deletion { version_id: version.map(|v| v.0), delete_marker })
+            }
+            _ => Err(GatewayError::Internal("unexpected outcome of DeleteObject".into())),
+        }
+    }
 }
 
 pub async fn delete_object(
@@ -426,10 +528,12 @@ pub async fn delete_object(
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let condition = write_condition(input.if_match.as_ref(), None)?;
-    let command =
-        Command::DeleteObject { bucket: bucket.name, key: ObjectKey::new(input.key), condition, now_ms: now_ms() };
-    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let deletion = s3.delete_one(&bucket.name, input.key, input.version_id.as_deref(), condition).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deletion.delete_marker.then_some(true),
+        version_id: deletion.version_id,
+        ..Default::default()
+    }))
 }
 
 /// Most keys in one DeleteObjects request, as on AWS.
@@ -451,25 +555,27 @@ pub async fn delete_objects(
     for object in input.delete.objects {
         let condition =
             WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
-        let command = Command::DeleteObject {
-            bucket: bucket.name.clone(),
-            key: ObjectKey::new(object.key.clone()),
-            condition,
-            now_ms: now_ms(),
-        };
-        match s3.gateway.metadata.apply(command).await {
-            Ok(_) => {
-                if !quiet {
-                    deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
-                }
+        let requested = object.version_id.clone();
+        match s3.delete_one(&bucket.name, object.key.clone(), requested.as_deref(), condition).await {
+            Ok(deletion) if !quiet => {
+                // As AWS: a removed version is named as VersionId, a marker added as
+                // DeleteMarkerVersionId (a removed marker is both).
+                let marker_id = deletion.delete_marker.then(|| deletion.version_id.clone()).flatten();
+                deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    version_id: requested.and(deletion.version_id),
+                    delete_marker: deletion.delete_marker.then_some(true),
+                    delete_marker_version_id: marker_id,
+                });
             }
+            Ok(_) => {}
             Err(e) => {
-                let error = s3s::S3Error::from(GatewayError::Meta(e));
+                let error = s3s::S3Error::from(e);
                 errors.push(Error {
                     code: Some(error.code().as_str().to_string()),
                     key: Some(object.key),
                     message: error.message().map(str::to_string),
-                    version_id: None,
+                    version_id: requested,
                 });
             }
         }
@@ -488,9 +594,13 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
     let (source_bucket, source_key, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
+    let copy_source_version_id = source.version_id();
+    let source = source.record;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if source_bucket == input.bucket && source_key == input.key && !replace {
+    // Copying an older version onto its own key restores it: allowed without REPLACE, as on AWS.
+    let copies_current = matches!(&input.copy_source, CopySource::Bucket { version_id: None, .. });
+    if source_bucket == input.bucket && source_key == input.key && !replace && copies_current {
         return Err(s3s::s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -538,9 +648,14 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    s3.commit(Command::PutObject { bucket: bucket.name, record, condition: WriteCondition::default() }, &[&location])
-        .await?;
-    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    let command = Command::PutObject { bucket: bucket.name.clone(), record, condition: WriteCondition::default() };
+    let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        copy_source_version_id,
+        version_id,
+        ..Default::default()
+    }))
 }
 
 /// Most parts returned by one GetObjectAttributes page, as on AWS.
@@ -552,10 +667,15 @@ pub async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let record = s3.get_record(&principal, &input.bucket, &input.key).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let version_id = read.version_id();
+    let record = read.record;
     let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));
-    let mut output =
-        GetObjectAttributesOutput { last_modified: Some(timestamp(record.last_modified_ms)), ..Default::default() };
+    let mut output = GetObjectAttributesOutput {
+        last_modified: Some(timestamp(record.last_modified_ms)),
+        version_id,
+        ..Default::default()
+    };
     if wants(ObjectAttributes::ETAG) {
         output.e_tag = Some(etag(&record.etag));
     }

@@ -2,6 +2,7 @@
 //! `x-amz-tagging` header of PutObject, CreateMultipartUpload and CopyObject.
 
 use super::IgnifugeS3;
+use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
 use ignifuge_meta::{Command, Tags};
 use ignifuge_types::{BucketName, ObjectKey};
@@ -70,14 +71,16 @@ pub async fn put_object_tagging(
     let input = req.input;
     let tags = from_dto(input.tagging);
     validate(&tags, OBJECT_TAGS_MAX)?;
+    let version = parse_version_id(input.version_id.as_deref())?;
     let command = Command::SetObjectTags {
         tenant: principal.tenant.clone(),
         bucket: BucketName::new(input.bucket),
         key: ObjectKey::new(input.key),
         tags,
+        version: version.clone(),
     };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: version.map(|v| v.0) }))
 }
 
 pub async fn get_object_tagging(
@@ -85,8 +88,10 @@ pub async fn get_object_tagging(
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let principal = s3.principal(&req).await?;
-    let record = s3.get_record(&principal, &req.input.bucket, &req.input.key).await?;
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_dto(record.tags), version_id: None }))
+    let input = req.input;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let version_id = read.version_id();
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_dto(read.record.tags), version_id }))
 }
 
 pub async fn delete_object_tagging(
@@ -95,14 +100,16 @@ pub async fn delete_object_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
+    let version = parse_version_id(input.version_id.as_deref())?;
     let command = Command::SetObjectTags {
         tenant: principal.tenant.clone(),
         bucket: BucketName::new(input.bucket),
         key: ObjectKey::new(input.key),
         tags: Vec::new(),
+        version: version.clone(),
     };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: version.map(|v| v.0) }))
 }
 
 pub async fn put_bucket_tagging(
