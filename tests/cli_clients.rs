@@ -122,7 +122,19 @@ async fn aws_cli() {
     aws(&cluster, scratch.path(), &["s3", "cp", "--no-progress", "s3://cli-copies/big.bin", copied_arg]);
     assert_eq!(md5_file(&copied), upload_md5, "aws s3 cp between buckets (UploadPartCopy) of 200 MiB");
     std::fs::remove_file(&copied).expect("remove copy");
-    aws(&cluster, scratch.path(), &["s3", "rm", "s3://cli-copies/big.bin"]);
+    // mv: a server-side copy, then the source is deleted.
+    aws(
+        &cluster,
+        scratch.path(),
+        &["s3", "mv", "--no-progress", "s3://cli-copies/big.bin", "s3://cli-copies/moved.bin"],
+    );
+    let listing = aws(&cluster, scratch.path(), &["s3", "ls", "s3://cli-copies/"]);
+    assert!(listing.contains("moved.bin") && !listing.contains("big.bin"), "after aws s3 mv: {listing}");
+    aws(&cluster, scratch.path(), &["s3", "mv", "--no-progress", "s3://cli-copies/moved.bin", copied_arg]);
+    assert_eq!(md5_file(&copied), upload_md5, "aws s3 mv from the bucket to a file");
+    std::fs::remove_file(&copied).expect("remove moved file");
+    let listing = aws(&cluster, scratch.path(), &["s3", "ls", "s3://cli-copies/"]);
+    assert!(listing.trim().is_empty(), "aws s3 mv removed the source: {listing}");
     aws(&cluster, scratch.path(), &["s3", "rb", "s3://cli-copies"]);
 
     // sync of a nested tree, and back.

@@ -540,3 +540,54 @@ async fn get_object_attributes_reports_parts_and_checksums() {
     assert_eq!((first.part_number(), first.size()), (Some(1), Some((5 * MIB) as i64)));
     assert_eq!(first.checksum_crc32(), Some(part_sums[0].as_str()));
 }
+
+/// ListParts pages by part-number-marker / max-parts, in part order, with each part's size and
+/// ETag; an unknown upload is NoSuchUpload.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_parts_pages_in_part_order() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("list_parts_pages_in_part_order");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "parts").await;
+    let upload = create_upload(&s3, "parts", "object").await;
+    let mut expected = Vec::new();
+    // Uploaded out of order; part 4 is replaced by a second upload.
+    for (number, size) in [(3, 1000), (1, 2000), (5, 70_000), (4, 10), (2, 300), (4, 4000)] {
+        let data = rng.bytes(size);
+        let etag = upload_part(&s3, "parts", "object", &upload, number, &data).await;
+        expected.retain(|(n, _, _)| *n != number);
+        expected.push((number, etag, size as i64));
+    }
+    expected.sort();
+
+    let mut listed = Vec::new();
+    let mut marker: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut request = s3.list_parts().bucket("parts").key("object").upload_id(&upload).max_parts(2);
+        if let Some(m) = &marker {
+            request = request.part_number_marker(m);
+        }
+        let page = ok(request.send().await, "ListParts");
+        pages += 1;
+        assert_eq!(page.max_parts(), Some(2));
+        assert!(page.parts().len() <= 2);
+        for part in page.parts() {
+            listed.push((
+                part.part_number().expect("PartNumber"),
+                part.e_tag().expect("ETag").to_string(),
+                part.size().expect("Size"),
+            ));
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        marker = Some(page.next_part_number_marker().expect("NextPartNumberMarker when truncated").to_string());
+        assert!(pages < 10, "ListParts does not end");
+    }
+    assert_eq!(listed, expected, "every part once, in order, the last upload of part 4 winning");
+    assert_eq!(pages, 3, "5 parts by 2");
+
+    let missing = s3.list_parts().bucket("parts").key("object").upload_id("no-such-upload").send().await;
+    assert_s3_error(missing, 404, &["NoSuchUpload"], "ListParts of an unknown upload");
+}

@@ -1,0 +1,145 @@
+//! ListObjectsV2 page cost against bucket size: a page of 1000 keys from a bucket of 10 thousand
+//! and from a bucket of 1 million keys, both in one RocksDB store (as on a metadata voter),
+//! measured in the same run, interleaved. Budget (issue 7): within 1.2x.
+//! Run: `cargo bench -p ignifuge-benches --bench listing`. Prints a table and one JSON line.
+//! `LISTING_BIG_KEYS` overrides the size of the big bucket (default 1,000,000).
+
+use ignifuge_kv::{Durability, KvStore, RocksKv, WriteBatch};
+use ignifuge_meta::{
+    Answer, BucketRecord, Checksums, DataLocation, ListRequest, ObjectHeaders, ObjectRecord, PartData, Query,
+    ShardRecord, StateMachine, StripeRecord, StripedBlob, TenantRecord, keys,
+};
+use ignifuge_types::{BlobId, BucketName, NodeId, ObjectKey, TenantId, VersionId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SMALL_KEYS: usize = 10_000;
+const PAGE: usize = 1000;
+const ROUNDS: usize = 60;
+
+/// An object as a 5+4 striped PUT of one stripe records it (~1 KB of JSON).
+fn record(key: &str, i: usize) -> ObjectRecord {
+    let shards = (0..9)
+        .map(|n| ShardRecord {
+            node: NodeId::new(format!("dc{}-n{}", n / 3 + 1, n % 3 + 1)),
+            blake3: format!("{:064x}", i * 9 + n),
+        })
+        .collect();
+    ObjectRecord {
+        key: ObjectKey::new(key),
+        version: VersionId::new("null"),
+        size: 1 << 20,
+        etag: format!("{i:032x}"),
+        last_modified_ms: 1_790_000_000_000 + i as i64,
+        headers: ObjectHeaders { content_type: Some("application/octet-stream".into()), ..Default::default() },
+        checksums: Checksums::default(),
+        parts: vec![PartData {
+            part_number: 1,
+            size: 1 << 20,
+            etag: format!("{i:032x}"),
+            checksums: Checksums::default(),
+            location: DataLocation::Striped(StripedBlob {
+                blob: BlobId::new(format!("{i:032x}")),
+                data_shards: 5,
+                parity_shards: 4,
+                shard_size_bytes: 1 << 20,
+                stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
+            }),
+            last_modified_ms: 0,
+        }],
+        multipart: false,
+        tags: Vec::new(),
+        delete_marker: false,
+        versioned: false,
+        sequence: 0,
+        promoted: false,
+    }
+}
+
+/// Keys spread over 100 "directories", as real buckets are.
+fn key(i: usize) -> String {
+    format!("dir-{:02}/object-{:09}", i % 100, i)
+}
+
+fn fill(kv: &dyn KvStore, bucket: &str, count: usize) {
+    let name = BucketName::new(bucket);
+    let mut batch = WriteBatch::new();
+    for i in 0..count {
+        let k = key(i);
+        batch.put(keys::object(&name, &ObjectKey::new(k.clone())), serde_json::to_vec(&record(&k, i)).unwrap());
+        if batch.ops.len() == 10_000 {
+            kv.write(std::mem::take(&mut batch), Durability::Buffered).unwrap();
+        }
+    }
+    kv.write(batch, Durability::Buffered).unwrap();
+}
+
+fn page(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration {
+    let t = Instant::now();
+    let answer = machine.query(Query::ListObjects { bucket: BucketName::new(bucket), request }).unwrap();
+    let elapsed = t.elapsed();
+    let Answer::Objects(page) = answer else { panic!("unexpected answer") };
+    assert!(page.objects.len() + page.common_prefixes.len() > 0, "an empty page");
+    elapsed
+}
+
+fn median(mut xs: Vec<Duration>) -> f64 {
+    xs.sort();
+    xs[xs.len() / 2].as_secs_f64() * 1e6
+}
+
+fn main() {
+    let big_keys: usize = std::env::var("LISTING_BIG_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(dir.path()).expect("rocksdb"));
+    let machine = StateMachine::new(kv.clone());
+    machine
+        .apply(ignifuge_meta::Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: 0 }))
+        .unwrap();
+    for bucket in ["small", "big"] {
+        machine
+            .apply(ignifuge_meta::Command::CreateBucket(BucketRecord {
+                name: BucketName::new(bucket),
+                tenant: TenantId::new("t"),
+                region: "us-east-1".into(),
+                created_ms: 0,
+                tags: None,
+                cors: None,
+                versioning: None,
+            }))
+            .unwrap();
+    }
+    let t = Instant::now();
+    fill(kv.as_ref(), "small", SMALL_KEYS);
+    fill(kv.as_ref(), "big", big_keys);
+    eprintln!("filled {SMALL_KEYS} + {big_keys} keys in {:.1} s", t.elapsed().as_secs_f64());
+
+    type Case = (&'static str, fn(usize) -> ListRequest);
+    let cases: [Case; 3] = [
+        ("first page", |_| ListRequest { max_keys: PAGE, ..Default::default() }),
+        ("page from the middle (start-after)", |n| ListRequest {
+            start_after: Some(key(n / 2)),
+            max_keys: PAGE,
+            ..Default::default()
+        }),
+        ("prefix dir-42/ page", |_| ListRequest { prefix: "dir-42/".into(), max_keys: PAGE, ..Default::default() }),
+    ];
+    println!("| case | {SMALL_KEYS} keys (median us) | {big_keys} keys (median us) | ratio |");
+    println!("|---|---|---|---|");
+    let mut json = Vec::new();
+    for (name, request) in cases {
+        let (mut small, mut big) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            page(&machine, "small", request(SMALL_KEYS));
+            page(&machine, "big", request(big_keys));
+        }
+        for _ in 0..ROUNDS {
+            small.push(page(&machine, "small", request(SMALL_KEYS)));
+            big.push(page(&machine, "big", request(big_keys)));
+        }
+        let (s, b) = (median(small), median(big));
+        println!("| {name} | {s:.0} | {b:.0} | {:.2}x |", b / s);
+        json.push(format!(r#"{{"case":"{name}","small_us":{s:.0},"big_us":{b:.0},"ratio":{:.3}}}"#, b / s));
+    }
+    println!(r#"{{"bench":"listing","small_keys":{SMALL_KEYS},"big_keys":{big_keys},"cases":[{}]}}"#, json.join(","));
+}
