@@ -115,14 +115,24 @@ fn main() {
     eprintln!("filled {SMALL_KEYS} + {big_keys} keys in {:.1} s", t.elapsed().as_secs_f64());
 
     type Case = (&'static str, fn(usize) -> ListRequest);
-    let cases: [Case; 3] = [
+    let cases: [Case; 4] = [
         ("first page", |_| ListRequest { max_keys: PAGE, ..Default::default() }),
         ("page from the middle (start-after)", |n| ListRequest {
             start_after: Some(key(n / 2)),
             max_keys: PAGE,
             ..Default::default()
         }),
-        ("prefix dir-42/ page", |_| ListRequest { prefix: "dir-42/".into(), max_keys: PAGE, ..Default::default() }),
+        ("delimiter / (100 common prefixes)", |_| ListRequest {
+            delimiter: Some("/".into()),
+            max_keys: PAGE,
+            ..Default::default()
+        }),
+        ("prefix dir-42/ and delimiter / (100 keys)", |_| ListRequest {
+            prefix: "dir-42/".into(),
+            delimiter: Some("/".into()),
+            max_keys: 100,
+            ..Default::default()
+        }),
     ];
     println!("| case | {SMALL_KEYS} keys (median us) | {big_keys} keys (median us) | ratio |");
     println!("|---|---|---|---|");

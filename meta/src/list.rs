@@ -29,6 +29,19 @@ pub struct ObjectSummary {
     pub last_modified_ms: i64,
 }
 
+/// The fields of an object record a listing needs. Decoding only these (serde skips the rest
+/// without allocating: the part list and the shard map are most of a record) made a 1000-key page
+/// of 5+4 objects about 2x cheaper (docs/benchmarks.md, listing).
+#[derive(Deserialize)]
+struct ListedRecord {
+    key: ignifuge_types::ObjectKey,
+    size: u64,
+    etag: String,
+    last_modified_ms: i64,
+    #[serde(default)]
+    delete_marker: bool,
+}
+
 impl ObjectSummary {
     fn of(record: &ObjectRecord) -> Self {
         Self {
@@ -87,16 +100,21 @@ const SCAN_BATCH: usize = 256;
 /// An object index entry: store key, object key, record bytes.
 type IndexEntry = (Vec<u8>, String, Vec<u8>);
 
-/// One batch of object index entries from `cursor`, each with its object key decoded (the store
-/// key after `prefix_len` bytes); fewer than `SCAN_BATCH` at the end of the range.
+/// A batch read right after skipping a common prefix: the next entry is most likely the start of
+/// another common prefix, so reading a full batch of records would mostly be wasted.
+const SCAN_BATCH_AFTER_SKIP: usize = 4;
+
+/// One batch of at most `limit` object index entries from `cursor`, each with its object key
+/// decoded (the store key after `prefix_len` bytes); fewer than `limit` at the end of the range.
 fn index_batch(
     machine: &StateMachine,
     prefix_len: usize,
     cursor: &[u8],
     range_end: Option<&[u8]>,
+    limit: usize,
 ) -> Result<Vec<IndexEntry>, MetaError> {
     let mut out = Vec::new();
-    for (index_key, value) in machine.kv().scan(cursor, range_end, SCAN_BATCH)? {
+    for (index_key, value) in machine.kv().scan(cursor, range_end, limit)? {
         let key = String::from_utf8(index_key[prefix_len..].to_vec())
             .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
         out.push((index_key, key, value));
@@ -128,15 +146,16 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
         k.push(0); // the smallest key strictly after `after`
         cursor = cursor.max(k);
     }
+    let mut batch_limit = SCAN_BATCH;
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut emitted = 0usize;
 
     'scan: loop {
-        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit)?;
         let batch_len = batch.len();
         for (index_key, key, value) in batch {
             let key = key.as_str();
-            let record: ObjectRecord = serde_json::from_slice(&value)
+            let record: ListedRecord = serde_json::from_slice(&value)
                 .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
             if record.delete_marker {
                 // A deleted key, kept for its versions: not listed, and not enough to make its
@@ -162,6 +181,7 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
                     Some(next) => cursor = next,
                     None => break 'scan,
                 }
+                batch_limit = SCAN_BATCH_AFTER_SKIP;
                 continue 'scan;
             }
             if emitted == max_keys {
@@ -169,14 +189,21 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
                 break 'scan;
             }
             page.next_start_after = Some(key.to_string());
-            page.objects.push(ObjectSummary::of(&record));
+            page.objects.push(ObjectSummary {
+                key: record.key,
+                size: record.size,
+                etag: record.etag,
+                last_modified_ms: record.last_modified_ms,
+            });
             emitted += 1;
             cursor = index_key;
             cursor.push(0);
         }
-        if batch_len < SCAN_BATCH {
+        if batch_len < batch_limit {
             break;
         }
+        // A whole batch of plain keys: read bigger batches again.
+        batch_limit = (batch_limit * 4).min(SCAN_BATCH);
     }
     if !page.is_truncated {
         page.next_start_after = None;
@@ -258,7 +285,7 @@ pub(crate) fn list_versions(
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut pager = Pager { max_keys, emitted: 0, last: None };
     'scan: loop {
-        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref())?;
+        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH)?;
         let batch_len = batch.len();
         for (index_key, key, value) in batch {
             if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
