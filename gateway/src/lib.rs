@@ -20,7 +20,7 @@ pub mod repair;
 pub(crate) mod s3;
 
 pub use meta_client::RemoteMetadata;
-pub use principal::{BucketCache, KeyCache, Principal};
+pub use principal::{KeyCache, Principal};
 
 use datapath::DataPath;
 use ignifuge_meta::Metadata;
@@ -42,7 +42,6 @@ pub struct Gateway {
     pub metadata: Arc<dyn Metadata>,
     pub data: Arc<DataPath>,
     pub keys: KeyCache,
-    pub buckets: BucketCache,
     pub region: String,
 }
 
@@ -53,8 +52,7 @@ impl Gateway {
         let metadata: Arc<dyn Metadata> = Arc::new(RemoteMetadata::new(client.clone(), voters));
         let data = Arc::new(DataPath::new(&config.cluster, client)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
-        let buckets = BucketCache::new(metadata.clone());
-        Ok(Arc::new(Self { metadata, data, keys, buckets, region: config.cluster.region.clone() }))
+        Ok(Arc::new(Self { metadata, data, keys, region: config.cluster.region.clone() }))
     }
 }
 

@@ -1,11 +1,10 @@
-//! Access keys to tenant principals, and buckets to their owners, with short-lived caches so that
-//! signature checks and the ownership pre-check of a write do not cost a metadata round trip each.
+//! Access keys to tenant principals, with a short-lived cache so that signature checks do not
+//! cost a metadata round trip each.
 
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::BucketRecord;
 use ignifuge_meta::{Answer, Metadata, Query};
 use ignifuge_rpc::SecretSealer;
-use ignifuge_types::{AccessKeyId, BucketName, TenantId, UserId};
+use ignifuge_types::{AccessKeyId, TenantId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,53 +64,5 @@ impl KeyCache {
         }
         entries.insert(access_key.to_string(), (Instant::now(), principal.clone()));
         Ok(principal)
-    }
-}
-
-/// How long a bucket's record is trusted for the pre-check of a write. The authoritative check
-/// runs in the metadata with the write itself (`WriteCondition::bucket_owner`): a stale entry can
-/// only cost a wasted data write that is then refused and discarded, never a write into another
-/// tenant's bucket.
-pub const BUCKET_CACHE_TTL_MS: u64 = 5_000;
-const BUCKET_CACHE_ENTRIES_MAX: usize = 10_000;
-
-/// Bucket records as read recently, for writes that re-check ownership atomically anyway.
-pub struct BucketCache {
-    metadata: Arc<dyn Metadata>,
-    entries: Mutex<HashMap<BucketName, (Instant, BucketRecord)>>,
-}
-
-impl BucketCache {
-    pub fn new(metadata: Arc<dyn Metadata>) -> Self {
-        Self { metadata, entries: Mutex::new(HashMap::new()) }
-    }
-
-    /// The bucket's record if `tenant` owns it: AccessDenied if another tenant does, NoSuchBucket
-    /// if it does not exist (both from a fresh read; only positive answers are cached).
-    pub async fn owned(&self, tenant: &TenantId, name: &BucketName) -> GatewayResult<BucketRecord> {
-        if let Some((at, record)) = self.entries.lock().expect("bucket cache lock").get(name)
-            && at.elapsed() < Duration::from_millis(BUCKET_CACHE_TTL_MS)
-            && &record.tenant == tenant
-        {
-            return Ok(record.clone());
-        }
-        let record = match self.metadata.query(Query::Bucket(name.clone())).await? {
-            Answer::Bucket(record) => record,
-            _ => return Err(GatewayError::Internal("unexpected answer to a bucket query".into())),
-        };
-        if &record.tenant != tenant {
-            return Err(GatewayError::AccessDenied);
-        }
-        let mut entries = self.entries.lock().expect("bucket cache lock");
-        if entries.len() >= BUCKET_CACHE_ENTRIES_MAX {
-            entries.clear();
-        }
-        entries.insert(name.clone(), (Instant::now(), record.clone()));
-        Ok(record)
-    }
-
-    /// Forgets a bucket (this gateway changed or deleted it).
-    pub fn forget(&self, name: &BucketName) {
-        self.entries.lock().expect("bucket cache lock").remove(name);
     }
 }

@@ -192,9 +192,6 @@ impl StateMachine {
             }
             Command::PutObject { bucket, record, condition } => {
                 let bucket = self.bucket(&bucket)?;
-                if condition.bucket_owner.as_ref().is_some_and(|owner| owner != &bucket.tenant) {
-                    return Err(MetaError::AccessDenied);
-                }
                 let current = self.current(&bucket.name, &record.key)?;
                 check_condition(live(current.as_ref()), &condition)?;
                 let record = self.install(&bucket, record, current, batch)?;

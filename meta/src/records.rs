@@ -254,10 +254,6 @@ pub struct WriteCondition {
     pub if_none_match_any: bool,
     /// `If-Match: etag`: the current object must have this ETag (no quotes).
     pub if_match: Option<String>,
-    /// The bucket must belong to this tenant (AccessDenied otherwise), checked atomically with
-    /// the write, so the gateway need not read the bucket first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket_owner: Option<TenantId>,
 }
 
 /// A part chosen in CompleteMultipartUpload.

@@ -83,7 +83,6 @@ pub async fn delete_bucket(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let principal = s3.principal(&req).await?;
     let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
-    s3.gateway.buckets.forget(&bucket.name);
     s3.gateway
         .metadata
         .apply(Command::DeleteBucket { tenant: principal.tenant.clone(), bucket: bucket.name })

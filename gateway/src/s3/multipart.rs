@@ -345,7 +345,6 @@ pub async fn complete_multipart_upload(
             ETagCondition::Any => "*".to_string(),
             ETagCondition::ETag(e) => e.value().to_string(),
         }),
-        ..Default::default()
     };
     let command = Command::CompleteUpload {
         bucket: bucket.name.clone(),

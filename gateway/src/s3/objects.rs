@@ -107,7 +107,7 @@ fn write_condition(
         ETagCondition::Any => "*".to_string(),
         ETagCondition::ETag(e) => e.value().to_string(),
     });
-    Ok(WriteCondition { if_none_match_any, if_match, ..Default::default() })
+    Ok(WriteCondition { if_none_match_any, if_match })
 }
 
 /// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy.
@@ -245,9 +245,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
     let principal = s3.principal(&req).await?;
     let input = req.input;
     check_key(&input.key)?;
-    // A cached pre-check (a small PUT is one metadata round trip, not two); the metadata checks
-    // ownership again, atomically with the write (`bucket_owner` below).
-    let bucket = s3.gateway.buckets.owned(&principal.tenant, &BucketName::new(input.bucket.as_str())).await?;
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let headers = object_headers(
         input.content_type,
         stored_content_encoding(input.content_encoding),
@@ -258,8 +256,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         input.metadata,
     )?;
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
-    let mut condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    condition.bucket_owner = Some(principal.tenant.clone());
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let expected = expected_checksums(
         &req.headers,
         input.content_md5,
@@ -556,11 +553,8 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in input.delete.objects {
-        let condition = WriteCondition {
-            if_none_match_any: false,
-            if_match: object.e_tag.as_ref().map(|e| e.value().to_string()),
-            ..Default::default()
-        };
+        let condition =
+            WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
         let requested = object.version_id.clone();
         match s3.delete_one(&bucket.name, object.key.clone(), requested.as_deref(), condition).await {
             Ok(deletion) if !quiet => {

@@ -33,11 +33,10 @@ pub async fn put_bucket_versioning(
     };
     let command = Command::SetBucketVersioning {
         tenant: principal.tenant.clone(),
-        bucket: BucketName::new(input.bucket.as_str()),
+        bucket: BucketName::new(input.bucket),
         status,
     };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    s3.gateway.buckets.forget(&BucketName::new(input.bucket.as_str()));
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
 
