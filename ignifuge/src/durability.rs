@@ -155,42 +155,38 @@ impl DurabilityView {
             .collect();
         gauge("ignifuge_debt_stripes", "Stripes recorded as durability debt", debt);
         if let Some(r) = &self.repair {
-            let one = |v: f64| vec![(String::new(), v)];
-            gauge(
-                "ignifuge_repair_queue_stripes",
-                "Stripes below budget at the last round",
-                one(r.stripes_below_budget as f64),
-            );
-            gauge(
-                "ignifuge_repair_queue_bytes",
-                "Bytes below budget at the last round",
-                one(r.bytes_below_budget as f64),
-            );
-            gauge(
-                "ignifuge_repair_waiting_stripes",
-                "Stripes waiting for nodes that may return",
-                one(r.stripes_waiting as f64),
-            );
-            gauge(
-                "ignifuge_unreadable_stripes",
-                "Stripes with fewer than k shards found",
-                one(r.stripes_unreadable as f64),
-            );
-            gauge(
-                "ignifuge_repair_bytes_per_second",
-                "Repair write rate in the last round",
-                one(r.repair_bytes_per_sec as f64),
-            );
-            gauge(
-                "ignifuge_repair_eta_seconds",
-                "Estimated time to full protection (-1: unknown)",
-                one(r.eta_secs.map_or(-1.0, |s| s as f64)),
-            );
-            gauge(
-                "ignifuge_repair_round_age_seconds",
-                "Time since the last round ended",
-                one(age_secs(self.now_ms, r.finished_ms) as f64),
-            );
+            let singles: [(&str, &str, f64); 7] = [
+                (
+                    "ignifuge_repair_queue_stripes",
+                    "Stripes below budget at the last round",
+                    r.stripes_below_budget as f64,
+                ),
+                ("ignifuge_repair_queue_bytes", "Bytes below budget at the last round", r.bytes_below_budget as f64),
+                (
+                    "ignifuge_repair_waiting_stripes",
+                    "Stripes waiting for nodes that may return",
+                    r.stripes_waiting as f64,
+                ),
+                ("ignifuge_unreadable_stripes", "Stripes with fewer than k shards found", r.stripes_unreadable as f64),
+                (
+                    "ignifuge_repair_bytes_per_second",
+                    "Repair write rate in the last round",
+                    r.repair_bytes_per_sec as f64,
+                ),
+                (
+                    "ignifuge_repair_eta_seconds",
+                    "Estimated time to full protection (-1: unknown)",
+                    r.eta_secs.map_or(-1.0, |s| s as f64),
+                ),
+                (
+                    "ignifuge_repair_round_age_seconds",
+                    "Time since the last round ended",
+                    age_secs(self.now_ms, r.finished_ms) as f64,
+                ),
+            ];
+            for (name, help, value) in singles {
+                gauge(name, help, vec![(String::new(), value)]);
+            }
         }
         let scrub_age = self
             .scrub
