@@ -6,7 +6,8 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ignifuge_placement::{
-    Datacenter, FailureBudget, Geometry, Node, Topology, check_survivability, derive_geometry, select_slots,
+    Datacenter, FailureBudget, Geometry, Node, Topology, check_survivability, derive_geometry, select_slot_refs,
+    select_slots,
 };
 use ignifuge_types::{DatacenterId, NodeId};
 use std::hint::black_box;
@@ -51,6 +52,13 @@ fn bench_select_slots(c: &mut Criterion) {
                 stripe = stripe.wrapping_add(1);
                 let key = format!("0123456789abcdef0123456789abcdef/{stripe}");
                 black_box(select_slots(&topology, geometry, key.as_bytes()).expect("placeable"))
+            })
+        });
+        group.bench_function(BenchmarkId::new(format!("{name}, indices"), geometry.to_string()), |b| {
+            b.iter(|| {
+                stripe = stripe.wrapping_add(1);
+                let key = format!("0123456789abcdef0123456789abcdef/{stripe}");
+                black_box(select_slot_refs(&topology, geometry, key.as_bytes()).expect("placeable"))
             })
         });
     }

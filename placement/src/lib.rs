@@ -42,7 +42,7 @@ pub use durability::{DurabilityAssumptions, DurabilityEstimate, LossCause, durab
 pub use error::PlacementError;
 pub use explain::{Explanation, explain, explain_with};
 pub use rebalance::{NodeMovement, RebalancePlan, RebalanceStep, ShardMove, rebalance_plan, sample_stripe_keys};
-pub use slots::{Slot, select_replica_slots, select_slots};
+pub use slots::{Slot, SlotRef, select_replica_slots, select_slot_refs, select_slots};
 pub use survival::{SurvivabilityReport, check_survivability};
 pub use topology::{Datacenter, Node, Topology};
 

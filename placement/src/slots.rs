@@ -55,6 +55,43 @@ pub struct Slot {
     pub disk: DiskIndex,
 }
 
+/// Where one shard lives, as indices into the topology it was chosen on: no allocation, for
+/// callers that place many stripes (rebalance plans, benchmarks, a future repair planner).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SlotRef {
+    /// Index into `topology.datacenters`.
+    pub datacenter: u32,
+    /// Index into that datacenter's `nodes`.
+    pub node: u32,
+    pub disk: DiskIndex,
+}
+
+impl SlotRef {
+    /// The slot with its ids, on the topology it was chosen on.
+    pub fn resolve(&self, topology: &Topology) -> Slot {
+        let datacenter = &topology.datacenters[self.datacenter as usize];
+        Slot {
+            datacenter: datacenter.id.clone(),
+            node: datacenter.nodes[self.node as usize].id.clone(),
+            disk: self.disk.clone(),
+        }
+    }
+}
+
+/// `select_slots` without the ids: the same slots, as indices into `topology`.
+pub fn select_slot_refs(
+    topology: &Topology,
+    geometry: Geometry,
+    stripe_key: &[u8],
+) -> Result<Vec<SlotRef>, PlacementError> {
+    geometry.check_shape()?;
+    if topology.datacenters.is_empty() {
+        return Err(PlacementError::NoDatacenters);
+    }
+    check_fits(topology, geometry)?;
+    Ok(place_with(topology, geometry.total_shards() as usize, &StripeSeed::new(stripe_key), Matcher::default()))
+}
+
 /// The slots of a stripe's shards: element `i` is the slot of shard `i`.
 ///
 /// Exactly `geometry.shards_per_datacenter` shards go to each datacenter, on distinct nodes.
@@ -66,8 +103,7 @@ pub fn select_slots(topology: &Topology, geometry: Geometry, stripe_key: &[u8]) 
     if topology.datacenters.is_empty() {
         return Err(PlacementError::NoDatacenters);
     }
-    check_fits(topology, geometry)?;
-    Ok(place(topology, geometry.total_shards() as usize, &StripeSeed::new(stripe_key)))
+    Ok(select_slot_refs(topology, geometry, stripe_key)?.iter().map(|r| r.resolve(topology)).collect())
 }
 
 /// The slots of the `replica_count(budget, topology)` whole copies of a small object: copy `i`
@@ -87,10 +123,10 @@ pub fn select_replica_slots(
 /// Callers have checked that `total <= MAX_TOTAL_SHARDS` and that the datacenter of rank `r` has a
 /// node for each of the `ceil((total - r) / D)` positions it receives.
 fn place(topology: &Topology, total: usize, seed: &StripeSeed) -> Vec<Slot> {
-    place_with(topology, total, seed, Matcher::default())
+    place_with(topology, total, seed, Matcher::default()).iter().map(|r| r.resolve(topology)).collect()
 }
 
-fn place_with(topology: &Topology, total: usize, seed: &StripeSeed, mut matcher: Matcher) -> Vec<Slot> {
+fn place_with(topology: &Topology, total: usize, seed: &StripeSeed, mut matcher: Matcher) -> Vec<SlotRef> {
     let datacenter_count = topology.datacenters.len();
     debug_assert!(total <= MAX_TOTAL_SHARDS as usize && datacenter_count >= 1);
 
@@ -123,10 +159,10 @@ fn place_with(topology: &Topology, total: usize, seed: &StripeSeed, mut matcher:
 
     (0..total)
         .map(|shard| {
-            let datacenter = &topology.datacenters[ranked[shard % ranked_count].2 as usize];
-            let node = &datacenter.nodes[chosen_node[shard] as usize];
+            let datacenter_index = ranked[shard % ranked_count].2;
+            let node = &topology.datacenters[datacenter_index as usize].nodes[chosen_node[shard] as usize];
             let disk = jump_consistent_hash(mix(seed.disk, chosen_hash[shard]), node.disks);
-            Slot { datacenter: datacenter.id.clone(), node: node.id.clone(), disk: DiskIndex(disk) }
+            SlotRef { datacenter: datacenter_index, node: chosen_node[shard], disk: DiskIndex(disk) }
         })
         .collect()
 }
@@ -297,6 +333,18 @@ mod tests {
                 let datacenters: HashSet<_> = window.iter().map(|s| &s.datacenter).collect();
                 assert_eq!(datacenters.len(), 3);
             }
+        }
+    }
+
+    #[test]
+    fn slot_refs_are_the_same_slots_as_indices() {
+        let topology = uniform(4, 25);
+        let geometry = derive_geometry(&topology, FailureBudget::new(1, 1)).unwrap();
+        for key in 0..200u32 {
+            let refs = select_slot_refs(&topology, geometry, &key.to_le_bytes()).unwrap();
+            let slots = select_slots(&topology, geometry, &key.to_le_bytes()).unwrap();
+            let resolved: Vec<Slot> = refs.iter().map(|r| r.resolve(&topology)).collect();
+            assert_eq!(resolved, slots);
         }
     }
 
