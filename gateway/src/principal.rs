@@ -41,7 +41,7 @@ impl KeyCache {
     }
 
     pub async fn principal(&self, access_key: &str) -> GatewayResult<Arc<Principal>> {
-        if let Some((at, p)) = self.entries.lock().expect("key cache lock").get(access_key)
+        if let Some((at, p)) = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(access_key)
             && at.elapsed() < Duration::from_millis(KEY_CACHE_TTL_MS)
         {
             return Ok(p.clone());
@@ -58,7 +58,7 @@ impl KeyCache {
             .map_err(|e| GatewayError::Internal(format!("access key {access_key}: {e}")))?;
         let principal =
             Arc::new(Principal { tenant: record.tenant, user: record.user, access_key: record.access_key_id, secret });
-        let mut entries = self.entries.lock().expect("key cache lock");
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= KEY_CACHE_ENTRIES_MAX {
             entries.clear();
         }

@@ -47,7 +47,7 @@ impl Scrubber {
     }
 
     pub fn status(&self) -> ScrubStatus {
-        let mut status = self.status.lock().expect("scrub status lock").clone();
+        let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         status.corrupt_found = self.store.quarantined();
         status.last_corrupt_ms = self.store.last_quarantine_ms();
         status
@@ -56,7 +56,7 @@ impl Scrubber {
     /// Runs passes forever: the next one starts `interval` after the last complete one.
     pub async fn run(self: Arc<Self>) {
         loop {
-            let last = self.status.lock().expect("scrub status lock").last_complete_ms;
+            let last = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).last_complete_ms;
             let due_in = match last {
                 Some(ms) => Duration::from_millis((ms + self.interval.as_millis() as i64 - now_ms()).max(0) as u64),
                 None => self.interval,
@@ -75,7 +75,7 @@ impl Scrubber {
     /// One pass over every shard. Returns the shards checked and the corrupt ones found.
     pub async fn pass(self: Arc<Self>) -> Result<(u64, u64), StoreError> {
         let started = now_ms();
-        self.status.lock().expect("scrub status lock").pass_started_ms = Some(started);
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pass_started_ms = Some(started);
         let store = self.store.clone();
         let shards = tokio::task::spawn_blocking(move || store.all_shards())
             .await
@@ -91,7 +91,7 @@ impl Scrubber {
             checked += 1;
             bytes += read.unwrap_or(0) as u64;
             {
-                let mut status = self.status.lock().expect("scrub status lock");
+                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 status.shards_checked += 1;
                 status.bytes_checked += read.unwrap_or(0) as u64;
             }
@@ -104,7 +104,7 @@ impl Scrubber {
         let corrupt = self.store.quarantined() - quarantined_before;
         let finished = now_ms();
         {
-            let mut status = self.status.lock().expect("scrub status lock");
+            let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             status.last_complete_ms = Some(finished);
             status.pass_started_ms = None;
         }

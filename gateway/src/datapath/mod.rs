@@ -92,26 +92,34 @@ impl DataPath {
             .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster configuration")))
     }
 
+    /// The node health map. Never poisoned for good: it only holds instants, valid whatever a
+    /// panicking holder was doing, and one panic must not fail every later write (found by
+    /// filling a disk: a panic while logging poisoned it and every PUT answered 500 after).
+    fn health(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, std::time::Instant>> {
+        self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether the node was found unreachable within the last `NODE_DOWN_BACKOFF_MS`.
     pub(crate) fn is_down(&self, node: &NodeId) -> bool {
-        let down = self.down_until.lock().expect("node health lock");
-        down.get(node).is_some_and(|until| std::time::Instant::now() < *until)
+        self.health().get(node).is_some_and(|until| std::time::Instant::now() < *until)
     }
 
     /// Records the outcome of a call to a node: unreachable marks it down for a while.
     pub(crate) fn observe(&self, node: &NodeId, result: Result<(), &ignifuge_rpc::RpcError>) {
         use ignifuge_rpc::RpcError;
-        let mut down = self.down_until.lock().expect("node health lock");
-        match result {
+        let newly_down = match result {
             Err(RpcError::Unreachable(..) | RpcError::Timeout(_)) => {
                 let until = std::time::Instant::now() + std::time::Duration::from_millis(NODE_DOWN_BACKOFF_MS);
-                if down.insert(node.clone(), until).is_none() {
-                    tracing::warn!(%node, backoff_ms = NODE_DOWN_BACKOFF_MS, "node unreachable; skipping it for a while");
-                }
+                self.health().insert(node.clone(), until).is_none()
             }
             _ => {
-                down.remove(node);
+                self.health().remove(node);
+                false
             }
+        };
+        // Logged after the lock is released.
+        if newly_down {
+            tracing::warn!(%node, backoff_ms = NODE_DOWN_BACKOFF_MS, "node unreachable; skipping it for a while");
         }
     }
 
@@ -136,4 +144,52 @@ impl DataPath {
 /// A fresh random blob id (128 bits, hex): shard names never derive from client input.
 pub fn new_blob_id() -> BlobId {
     BlobId::new(hex::encode(rand::random::<[u8; 16]>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_placement::FailureBudget;
+    use ignifuge_rpc::{InternodeAuth, NodeEndpoint, RpcError};
+    use ignifuge_types::DatacenterId;
+
+    fn data_path() -> Arc<DataPath> {
+        let nodes = (0..9)
+            .map(|i| NodeEndpoint {
+                id: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
+                datacenter: DatacenterId::new(format!("dc{}", i / 3 + 1)),
+                address: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
+                capacity_weight: 1,
+            })
+            .collect();
+        let cluster = ClusterConfig {
+            region: "us-east-1".into(),
+            metadata_voters: Vec::new(),
+            default_class: FailureBudget { datacenters: 1, nodes: 1 },
+            degraded_minimum: None,
+            nodes,
+            gateways: Vec::new(),
+        };
+        Arc::new(DataPath::new(&cluster, NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])))).unwrap())
+    }
+
+    /// Found by filling a disk: a panic while the health map was held poisoned it, and every
+    /// later PUT answered 500 until the gateway restarted.
+    #[test]
+    fn a_panic_while_the_health_map_is_held_does_not_break_later_writes() {
+        let data = data_path();
+        let node = NodeId::new("dc1-n1");
+        let poisoner = data.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.down_until.lock().unwrap();
+            panic!("a logging failure, say");
+        })
+        .join();
+        assert!(data.down_until.is_poisoned());
+        assert!(!data.is_down(&node));
+        data.observe(&node, Err(&RpcError::Timeout("dc1-n1".into())));
+        assert!(data.is_down(&node));
+        data.observe(&node, Ok(()));
+        assert!(!data.is_down(&node));
+    }
 }
