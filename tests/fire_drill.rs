@@ -364,8 +364,6 @@ async fn shards_no_metadata_references_are_reclaimed_after_the_grace_period() {
     assert!(fresh.exists(), "a recent unreferenced shard (a write in progress) was deleted");
     assert!(source.exists(), "the referenced copy was kept");
     assert_bytes_eq(&get_object(&s3, "orphans", "kept").await, &data, "the object after the sweep");
-    let report = cluster.durability();
-    assert!(report["repair"]["orphan_shards_reclaimed"].as_u64().is_some(), "{report:#}");
 }
 
 /// A node that died for good is rebuilt at once when an operator declares it out, rather than

@@ -5,14 +5,7 @@
 # Usage: benches/scripts/degraded-read.sh   (needs the release binary; prints one JSON line)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN="${CARGO_TARGET_DIR:-target}/release/ignifuge"
-DATA=$(mktemp -d)
-PORT=${BASE_PORT:-29500}
-"$BIN" dev --data-dir "$DATA" --base-port "$PORT" > "$DATA/out" 2> "$DATA/err" &
-DEV=$!
-trap 'kill -TERM $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 300); do grep -q '^# ready' "$DATA/out" 2>/dev/null && break; sleep 0.2; done
-eval "$(grep '^export' "$DATA/out")"
+source benches/scripts/dev-cluster.sh 29500 ignifuge-degraded-read
 python3 - "$DATA" "$PORT" <<'PY'
 import boto3, json, os, signal, statistics, sys, time
 from botocore.config import Config

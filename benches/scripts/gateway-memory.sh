@@ -7,16 +7,7 @@
 # Usage: benches/scripts/gateway-memory.sh   (needs the release binaries ignifuge and s3bench)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TARGET="${CARGO_TARGET_DIR:-target}"
-BIN="$(realpath "$TARGET/release/ignifuge")"
-S3BENCH="$(realpath "$TARGET/release/s3bench")"
-DATA=$(mktemp -d /var/tmp/ignifuge-memory-bench.XXXXXX)
-PORT=${BASE_PORT:-29900}
-IGNIFUGE_LOG=warn "$BIN" dev --data-dir "$DATA" --base-port "$PORT" > "$DATA/out" 2> "$DATA/err" &
-DEV=$!
-trap 'kill -TERM $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 300); do grep -q '^# ready' "$DATA/out" 2>/dev/null && break; sleep 0.2; done
-eval "$(grep '^export' "$DATA/out")"
+source benches/scripts/dev-cluster.sh 29900 ignifuge-memory-bench
 GW=$(python3 -c "import json,sys; print([p['pid'] for p in json.load(open('$DATA/cluster.json'))['processes'] if p['role']=='gateway' and p['datacenter']=='dc1'][0])")
 rss() { awk '/^VmRSS/ {print $2}' /proc/"$GW"/status; }
 IDLE_KIB=$(rss)

@@ -7,16 +7,7 @@
 # Usage: benches/scripts/put-vs-disk.sh   (needs the release binaries ignifuge and s3bench)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TARGET="${CARGO_TARGET_DIR:-target}"
-BIN="$(realpath "$TARGET/release/ignifuge")"
-S3BENCH="$(realpath "$TARGET/release/s3bench")"
-DATA=$(mktemp -d /var/tmp/ignifuge-put-disk.XXXXXX)
-PORT=${BASE_PORT:-29960}
-IGNIFUGE_LOG=warn "$BIN" dev --data-dir "$DATA" --base-port "$PORT" > "$DATA/out" 2> "$DATA/err" &
-DEV=$!
-trap 'kill -TERM $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 300); do grep -q '^# ready' "$DATA/out" 2>/dev/null && break; sleep 0.2; done
-eval "$(grep '^export' "$DATA/out")"
+source benches/scripts/dev-cluster.sh 29960 ignifuge-put-disk
 dd_mib_s() {
     local start end
     start=$(date +%s.%N)

@@ -7,15 +7,8 @@
 # prints one JSON line). DATA_MIB (default 512) sets the amount of data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN="$(realpath "${CARGO_TARGET_DIR:-target}/release/ignifuge")"
-DATA=$(mktemp -d /var/tmp/ignifuge-repair-bench.XXXXXX)
-PORT=${BASE_PORT:-29600}
-export IGNIFUGE_REPAIR_INTERVAL_MS=1000 IGNIFUGE_REPAIR_BYTES_PER_SEC=100000000000 IGNIFUGE_LOG=warn
-"$BIN" dev --data-dir "$DATA" --base-port "$PORT" > "$DATA/out" 2> "$DATA/err" &
-DEV=$!
-trap 'kill -TERM $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 300); do grep -q '^# ready' "$DATA/out" 2>/dev/null && break; sleep 0.2; done
-eval "$(grep '^export' "$DATA/out")"
+export IGNIFUGE_REPAIR_INTERVAL_MS=1000 IGNIFUGE_REPAIR_BYTES_PER_SEC=100000000000
+source benches/scripts/dev-cluster.sh 29600 ignifuge-repair-bench
 python3 - "$BIN" "$DATA" "$PORT" "${DATA_MIB:-512}" <<'PY'
 import boto3, json, os, subprocess, sys, time
 from botocore.config import Config

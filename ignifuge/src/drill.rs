@@ -56,7 +56,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
                     if killed { "done" } else { "not running" }
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            tokio::time::sleep(Duration::from_millis(200)).await;
             if !keep_disks {
                 for dir in victims.iter().filter_map(|p| p.data_dir.as_ref()) {
                     match std::fs::remove_dir_all(dir) {

@@ -5,12 +5,15 @@
 
 use crate::shard_store::{ShardStore, StoreError};
 use ignifuge_rpc::ScrubStatus;
+use ignifuge_types::BlobId;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Time between the starts of two passes.
 pub const SCRUB_INTERVAL_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Blobs listed per page of a pass.
+const SCRUB_PAGE_BLOBS: usize = 1024;
 /// Read bandwidth a pass may use.
 pub const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 64 * 1024 * 1024;
 
@@ -76,30 +79,46 @@ impl Scrubber {
     pub async fn pass(self: Arc<Self>) -> Result<(u64, u64), StoreError> {
         let started = now_ms();
         self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pass_started_ms = Some(started);
-        let store = self.store.clone();
-        let shards = tokio::task::spawn_blocking(move || store.all_shards())
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
         let clock = Instant::now();
         let quarantined_before = self.store.quarantined();
         let (mut checked, mut bytes) = (0u64, 0u64);
-        for id in shards {
+        // Page by page through the blobs, so memory does not grow with the number of shards.
+        let mut after: Option<BlobId> = None;
+        loop {
             let store = self.store.clone();
-            let read = tokio::task::spawn_blocking(move || store.scrub_one(&id))
-                .await
-                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-            checked += 1;
-            bytes += read.unwrap_or(0) as u64;
-            {
-                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                status.shards_checked += 1;
-                status.bytes_checked += read.unwrap_or(0) as u64;
+            let cursor = after.clone();
+            let (shards, last, complete) = tokio::task::spawn_blocking(move || {
+                let (blobs, complete) = store.list_blobs(cursor.as_ref(), SCRUB_PAGE_BLOBS)?;
+                let mut shards = Vec::new();
+                for held in &blobs {
+                    shards.extend(store.shards_of(&held.blob)?.into_iter().map(|s| s.id));
+                }
+                Ok::<_, StoreError>((shards, blobs.last().map(|b| b.blob.clone()), complete))
+            })
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+            for id in shards {
+                let store = self.store.clone();
+                let read = tokio::task::spawn_blocking(move || store.scrub_one(&id))
+                    .await
+                    .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+                checked += 1;
+                bytes += read.unwrap_or(0) as u64;
+                {
+                    let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    status.shards_checked += 1;
+                    status.bytes_checked += read.unwrap_or(0) as u64;
+                }
+                // Rate limit: never ahead of bytes_per_sec since the pass started.
+                let allowed = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+                if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
             }
-            // Rate limit: never ahead of bytes_per_sec since the pass started.
-            let allowed = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
-                tokio::time::sleep(wait).await;
+            if complete || last.is_none() {
+                break;
             }
+            after = last;
         }
         let corrupt = self.store.quarantined() - quarantined_before;
         let finished = now_ms();

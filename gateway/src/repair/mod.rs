@@ -335,8 +335,8 @@ fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64
     report.finished_ms = now_ms();
     report.nodes_down = nodes.iter().filter(|(_, s)| **s != NodeState::Live).map(|(n, _)| n.clone()).collect();
     report.nodes_down.sort();
-    let tenants: BTreeMap<_, _> = tally.margins.into_iter().collect();
-    report.tenants = tenants
+    report.tenants = tally
+        .margins
         .into_iter()
         .map(|(tenant, margins)| {
             let (debt_objects, debt_stripes) = tally.debt.get(&tenant).copied().unwrap_or_default();

@@ -4,6 +4,7 @@
 use super::IgnifugeS3;
 use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
+use crate::principal::Principal;
 use ignifuge_meta::{Command, Tags};
 use ignifuge_types::{BucketName, ObjectKey};
 use s3s::dto::*;
@@ -71,16 +72,30 @@ pub async fn put_object_tagging(
     let input = req.input;
     let tags = from_dto(input.tagging);
     validate(&tags, OBJECT_TAGS_MAX)?;
-    let version = parse_version_id(input.version_id.as_deref())?;
+    let version_id = set_object_tags(s3, &principal, input.bucket, input.key, input.version_id, tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
+}
+
+/// Replaces (an empty set deletes) the tags of a key's current version or of `version_id`;
+/// returns the version id to answer.
+async fn set_object_tags(
+    s3: &IgnifugeS3,
+    principal: &Principal,
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    tags: Tags,
+) -> S3Result<Option<String>> {
+    let version = parse_version_id(version_id.as_deref())?;
     let command = Command::SetObjectTags {
         tenant: principal.tenant.clone(),
-        bucket: BucketName::new(input.bucket),
-        key: ObjectKey::new(input.key),
+        bucket: BucketName::new(bucket),
+        key: ObjectKey::new(key),
         tags,
         version: version.clone(),
     };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(PutObjectTaggingOutput { version_id: version.map(|v| v.0) }))
+    Ok(version.map(|v| v.0))
 }
 
 pub async fn get_object_tagging(
@@ -100,16 +115,8 @@ pub async fn delete_object_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let version = parse_version_id(input.version_id.as_deref())?;
-    let command = Command::SetObjectTags {
-        tenant: principal.tenant.clone(),
-        bucket: BucketName::new(input.bucket),
-        key: ObjectKey::new(input.key),
-        tags: Vec::new(),
-        version: version.clone(),
-    };
-    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: version.map(|v| v.0) }))
+    let version_id = set_object_tags(s3, &principal, input.bucket, input.key, input.version_id, Vec::new()).await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id }))
 }
 
 pub async fn put_bucket_tagging(
