@@ -174,13 +174,13 @@ async fn list_paginated(
 /// Returns its node name and its own status.
 fn agreed_leader(status: &MetaStatus) -> Option<(String, RaftStatus)> {
     let views: Vec<&RaftStatus> =
-        status.voters.iter().map(|v| v.status.as_ref().filter(|_| v.reachable)).collect::<Option<Vec<_>>>()?;
+        status.voters().map(|v| v.status.as_ref().filter(|_| v.reachable)).collect::<Option<Vec<_>>>()?;
     let leader = views.first()?.leader?;
     let term = views.first()?.term;
     if !views.iter().all(|s| s.leader == Some(leader) && s.term == term) {
         return None;
     }
-    let voter = status.voters.iter().find(|v| v.status.as_ref().is_some_and(|s| s.id == leader))?;
+    let voter = status.voters().find(|v| v.status.as_ref().is_some_and(|s| s.id == leader))?;
     let own = voter.status.clone()?;
     (own.state == "Leader").then(|| (voter.node.clone(), own))
 }
@@ -193,8 +193,7 @@ fn wait_until_voters_caught_up(cluster: &Cluster, timeout: Duration) -> MetaStat
     loop {
         let status = cluster.meta_status();
         let claimants: Vec<String> = status
-            .voters
-            .iter()
+            .voters()
             .filter(|v| v.reachable && v.status.as_ref().is_some_and(|s| s.state == "Leader"))
             .map(|v| format!("{} (term {})", v.node, v.status.as_ref().map_or(0, |s| s.term)))
             .collect();
@@ -209,7 +208,7 @@ fn wait_until_voters_caught_up(cluster: &Cluster, timeout: Duration) -> MetaStat
                 status.raw
             );
             let target = own.applied_index;
-            if status.voters.iter().all(|v| v.status.as_ref().and_then(|s| s.applied_index) >= target) {
+            if status.voters().all(|v| v.status.as_ref().and_then(|s| s.applied_index) >= target) {
                 return status;
             }
         }
@@ -611,7 +610,7 @@ async fn a_minority_never_accepts_writes() {
     );
     let during = cluster.meta_status();
     println!("during the failure, after the refused PUTs: {}", during.summary());
-    let last_log = |s: &MetaStatus| s.voter("dc1-n1").status.as_ref().and_then(|s| s.last_log_index);
+    let last_log = |s: &MetaStatus| s.member("dc1-n1").status.as_ref().and_then(|s| s.last_log_index);
     println!(
         "dc1-n1 log: last index {:?} before the kill, {:?} after the refused PUTs",
         last_log(&status),

@@ -830,3 +830,84 @@ async fn virtual_hosted_style_requests() {
         println!("note: vhost-bucket.localhost does not resolve here; skipped the SDK virtual-hosted GET");
     }
 }
+
+/// Starts a conditional PutObject whose body arrives in two halves: the gateway checks the
+/// precondition when the request begins, then waits for the rest of the body.
+async fn start_conditional_put(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    condition: (&str, &str),
+    body: &[u8],
+) -> InFlightRequest {
+    let url = format!("{}/{bucket}/{key}", cluster.endpoint);
+    let headers =
+        cluster.sign(&cluster.keys(), std::time::SystemTime::now(), "PUT", &url, &[condition], Payload::Unsigned);
+    let head = build_request_head(authority_of(&url), "PUT", path_and_query_of(&url), &headers, Some(body.len()));
+    let in_flight = InFlightRequest::start(authority_of(&url), &head, &body[..body.len() / 2])
+        .await
+        .unwrap_or_else(|e| panic!("starting PUT {url}: {e:#}"));
+    // Long enough for the gateway to have read the headers and checked the precondition.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    in_flight
+}
+
+fn assert_conflict(answer: RawResponse) {
+    assert_eq!(
+        (answer.status, answer.error_code().as_deref()),
+        (409, Some("ConditionalRequestConflict")),
+        "{}",
+        answer.summary()
+    );
+}
+
+/// AWS: a conditional write whose precondition held when it began, but which another write or
+/// delete of the key overtook before it completed, gets 409 ConditionalRequestConflict (retry);
+/// a precondition already false when the request begins gets 412 PreconditionFailed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conditional_put_overtaken_by_another_write_gets_409() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("a_conditional_put_overtaken_by_another_write_gets_409");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "race").await;
+
+    // If-None-Match: * overtaken by an unconditional create of the same key.
+    let body = rng.bytes(4000);
+    let slow = start_conditional_put(&cluster, "race", "created", ("if-none-match", "*"), &body).await;
+    let winner = rng.bytes(100);
+    put_object(&s3, "race", "created", &winner).await;
+    assert_conflict(slow.finish(&body[body.len() / 2..]).await.expect("slow PUT"));
+    assert_eq!(get_object(&s3, "race", "created").await, winner, "the conflicting write changed nothing");
+    // The same request now: the precondition is false from the start.
+    assert_s3_error(
+        s3.put_object()
+            .bucket("race")
+            .key("created")
+            .if_none_match("*")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await,
+        412,
+        &["PreconditionFailed"],
+        "PutObject If-None-Match: * on an existing key",
+    );
+
+    // If-Match overtaken by a delete (the case AWS documents), with a striped body.
+    let etag = put_object(&s3, "race", "updated", &rng.bytes(2000)).await;
+    let body = rng.bytes(6 * MIB);
+    let slow = start_conditional_put(&cluster, "race", "updated", ("if-match", &etag), &body).await;
+    ok(s3.delete_object().bucket("race").key("updated").send().await, "DeleteObject");
+    assert_conflict(slow.finish(&body[body.len() / 2..]).await.expect("slow PUT"));
+    assert_s3_error(
+        s3.head_object().bucket("race").key("updated").send().await,
+        404,
+        &["NotFound", "NoSuchKey"],
+        "the refused write left nothing visible",
+    );
+    // Not overtaken: the same If-Match PUT succeeds.
+    let etag = put_object(&s3, "race", "updated", b"again").await;
+    let slow = start_conditional_put(&cluster, "race", "updated", ("if-match", &etag), &body).await;
+    let answer = slow.finish(&body[body.len() / 2..]).await.expect("slow PUT");
+    assert_eq!(answer.status, 200, "{}", answer.summary());
+    assert_eq!(get_object(&s3, "race", "updated").await, body);
+}

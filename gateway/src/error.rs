@@ -41,6 +41,13 @@ pub enum GatewayError {
     NotModified,
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The precondition held when the request began, but another write or delete of the key
+    /// committed before this one: 409 ConditionalRequestConflict, as AWS.
+    #[error(
+        "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload \
+         you should initiate another CreateMultipartUpload request and re-upload each part."
+    )]
+    ConditionalRequestConflict,
     #[error("metadata headers exceed the 2 KB limit")]
     MetadataTooLarge,
     #[error("object too large")]
@@ -120,6 +127,9 @@ impl From<GatewayError> for S3Error {
             GatewayError::InvalidTag(_) => C::InvalidTag,
             GatewayError::BadRequest(_) => return custom_400("BadRequest", message),
             GatewayError::PreconditionFailed => C::PreconditionFailed,
+            GatewayError::ConditionalRequestConflict => {
+                return custom("ConditionalRequestConflict", http::StatusCode::CONFLICT, message);
+            }
             GatewayError::MetadataTooLarge => C::MetadataTooLarge,
             GatewayError::EntityTooLarge => C::EntityTooLarge,
             GatewayError::Unreadable { .. } => C::ServiceUnavailable,

@@ -40,6 +40,8 @@ pub struct GatewayConfig {
 /// The gateway's shared state.
 pub struct Gateway {
     pub metadata: Arc<dyn Metadata>,
+    /// The same metadata client, for what only it can do (follow the stored layout's voters).
+    remote: Arc<RemoteMetadata>,
     pub data: Arc<DataPath>,
     pub keys: KeyCache,
     pub region: String,
@@ -49,10 +51,11 @@ impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, error::GatewayError> {
         let client = NodeClient::new(Arc::new(InternodeAuth::new(&config.cluster_secret)));
         let voters = config.cluster.voters().into_iter().map(|(_, n)| n.address).collect();
-        let metadata: Arc<dyn Metadata> = Arc::new(RemoteMetadata::new(client.clone(), voters));
+        let remote = Arc::new(RemoteMetadata::new(client.clone(), voters));
+        let metadata: Arc<dyn Metadata> = remote.clone();
         let data = Arc::new(DataPath::new(&config.cluster, client)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
-        Ok(Arc::new(Self { metadata, data, keys, region: config.cluster.region.clone() }))
+        Ok(Arc::new(Self { metadata, remote, data, keys, region: config.cluster.region.clone() }))
     }
 }
 
@@ -62,6 +65,15 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     domains: Vec<String>,
 ) -> std::io::Result<()> {
+    // Place against the stored layout from the first request when the metadata answers in time;
+    // until then (and if no layout is stored yet) the process's file is used.
+    let first = gateway.data.refresh_layout(&gateway.remote);
+    match tokio::time::timeout(std::time::Duration::from_millis(datapath::layout::LAYOUT_REFRESH_MS), first).await {
+        Ok(Ok(version)) => tracing::info!(version = ?version, "serving with the cluster layout"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not read the stored cluster layout yet"),
+        Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
+    }
+    tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
     tokio::spawn(gc::run(gateway.clone()));
     let holder = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
     tokio::spawn(repair::run(gateway.clone(), repair::RepairConfig::from_env(holder)));

@@ -21,7 +21,9 @@ const META_RETRY_PAUSE_MS: u64 = 100;
 
 pub struct RemoteMetadata {
     client: NodeClient,
-    voters: Vec<SocketAddr>,
+    /// The voters to try: from the process's file at start, then from the stored layout, plus any
+    /// leader a voter names (a voter promoted since the list was made).
+    voters: std::sync::RwLock<Vec<SocketAddr>>,
     /// Index into `voters` of the last known leader.
     leader: AtomicUsize,
 }
@@ -35,7 +37,35 @@ enum Redirect {
 impl RemoteMetadata {
     pub fn new(client: NodeClient, voters: Vec<SocketAddr>) -> Self {
         assert!(!voters.is_empty(), "the metadata needs at least one voter");
-        Self { client, voters, leader: AtomicUsize::new(0) }
+        Self { client, voters: std::sync::RwLock::new(voters), leader: AtomicUsize::new(0) }
+    }
+
+    fn voters(&self) -> std::sync::RwLockReadGuard<'_, Vec<SocketAddr>> {
+        self.voters.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the voters to try (a new layout); the leader is found again by redirects.
+    pub fn set_voters(&self, voters: Vec<SocketAddr>) {
+        if voters.is_empty() {
+            return;
+        }
+        let mut current = self.voters.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current != voters {
+            *current = voters;
+            self.leader.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Where a 421 says the leader is: its index in `voters`, added if it is new.
+    fn follow(&self, leader: SocketAddr) -> usize {
+        if let Some(i) = self.voters().iter().position(|v| *v == leader) {
+            return i;
+        }
+        let mut voters = self.voters.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        voters.iter().position(|v| *v == leader).unwrap_or_else(|| {
+            voters.push(leader);
+            voters.len() - 1
+        })
     }
 
     async fn call<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<A, MetaError> {
@@ -43,8 +73,11 @@ impl RemoteMetadata {
         let mut last_error: String;
         let mut tries_since_pause = 0;
         loop {
-            let index = self.leader.load(Ordering::Relaxed) % self.voters.len();
-            let address = self.voters[index];
+            let (index, address, voter_count) = {
+                let voters = self.voters();
+                let index = self.leader.load(Ordering::Relaxed) % voters.len();
+                (index, voters[index], voters.len())
+            };
             match self.client.post_json::<Q, Result<A, MetaError>>(address, path, request).await {
                 Ok(answer) => return answer,
                 Err(RpcError::Status { status: 421, message, .. }) => {
@@ -52,35 +85,30 @@ impl RemoteMetadata {
                         Ok(Redirect::NotLeader { leader }) => leader.and_then(|l| l.parse::<SocketAddr>().ok()),
                         _ => None,
                     };
-                    match leader.and_then(|l| self.voters.iter().position(|v| *v == l)) {
-                        Some(i) => self.leader.store(i, Ordering::Relaxed),
-                        None => self.next_voter(index),
+                    match leader {
+                        Some(leader) => self.leader.store(self.follow(leader), Ordering::Relaxed),
+                        None => self.next_voter(index, voter_count),
                     }
                     last_error = format!("{address} is not the leader");
                 }
                 Err(e) => {
                     last_error = e.to_string();
-                    self.next_voter(index);
+                    self.next_voter(index, voter_count);
                 }
             }
             if Instant::now() > deadline {
                 return Err(MetaError::Unavailable(last_error));
             }
             tries_since_pause += 1;
-            if tries_since_pause >= self.voters.len() {
+            if tries_since_pause >= voter_count {
                 tries_since_pause = 0;
                 tokio::time::sleep(Duration::from_millis(META_RETRY_PAUSE_MS)).await;
             }
         }
     }
 
-    fn next_voter(&self, failed: usize) {
-        let _ = self.leader.compare_exchange(
-            failed,
-            (failed + 1) % self.voters.len(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+    fn next_voter(&self, failed: usize, voter_count: usize) {
+        let _ = self.leader.compare_exchange(failed, (failed + 1) % voter_count, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 

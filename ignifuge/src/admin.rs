@@ -4,10 +4,10 @@ use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use ignifuge_gateway::RemoteMetadata;
-use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, TenantRecord};
+use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, TenantRecord};
 use ignifuge_raft::RaftStatus;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, ScrubStatus, SecretSealer};
-use ignifuge_types::{AccessKeyId, TenantId, UserId};
+use ignifuge_types::{AccessKeyId, LayoutVersion, TenantId, UserId};
 use rand::Rng as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,11 +48,31 @@ enum AdminCommand {
         #[command(subcommand)]
         command: NodeCommand,
     },
-    /// The metadata group: voters, the leader and its datacenter, commit and applied indexes, lag.
+    /// The metadata group: voters and learners, the leader and its datacenter, log and applied
+    /// indexes, each member's lag behind the leader.
     Status {
         #[arg(long)]
         json: bool,
     },
+    /// The cluster layout stored in the metadata: show it, or replace it.
+    Layout {
+        #[command(subcommand)]
+        command: LayoutCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LayoutCommand {
+    /// Print the stored layout (TOML, the format of cluster.toml) and its version.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the stored layout with a file's (same format). Nodes may be added and change
+    /// address or weight, metadata voters and learners may change (the metadata group follows:
+    /// new members catch up as learners, then voters are swapped by joint consensus); the storage
+    /// class and its geometry stay, and a node leaves only after it was drained.
+    Apply { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +98,15 @@ enum KeyCommand {
         #[arg(long)]
         tenant: String,
     },
+}
+
+/// One metadata member, as `ignifuge admin status` reports it.
+pub struct MemberStatus {
+    pub node: String,
+    pub datacenter: String,
+    /// "voter" or "learner", as the layout names it.
+    pub role: &'static str,
+    pub status: Result<RaftStatus, String>,
 }
 
 /// A freshly made access key, printed once and stored only sealed.
@@ -113,7 +142,9 @@ impl Admin {
         Ok(Self { client, cluster, metadata, sealer: SecretSealer::new(&secret) })
     }
 
-    /// Creates the metadata group of a brand-new cluster: its voters, one per datacenter.
+    /// Creates the metadata group of a brand-new cluster (its voters, one per datacenter) and
+    /// stores the file's layout, with its geometry pinned, as layout version 1. The learners join
+    /// once the leader reads that layout.
     pub async fn initialize_metadata(&self) -> anyhow::Result<()> {
         let voters: BTreeMap<u64, String> =
             self.cluster.voters().into_iter().map(|(id, n)| (id, n.address.to_string())).collect();
@@ -121,7 +152,38 @@ impl Admin {
         let answer: serde_json::Value =
             self.client.post_json(first.address, ignifuge_raft::paths::INITIALIZE, &voters).await?;
         let _ = answer;
-        Ok(())
+        let document = self.cluster.clone().pinned()?.to_toml();
+        match self.metadata.apply(Command::SetLayout { expected: None, document, now_ms: now_ms() }).await {
+            Ok(_) | Err(MetaError::Superseded(_)) => Ok(()),
+            Err(e) => Err(e).context("storing the cluster layout"),
+        }
+    }
+
+    /// The stored layout and its version, or the file's when none is stored.
+    pub async fn layout(&self) -> anyhow::Result<(Option<LayoutVersion>, ClusterConfig)> {
+        match self.metadata.query(Query::Layout).await? {
+            Answer::Layout(Some(record)) => {
+                let config = ClusterConfig::parse(&record.document)
+                    .with_context(|| format!("the stored layout (version {})", record.version))?;
+                Ok((Some(record.version), config))
+            }
+            Answer::Layout(None) => Ok((None, self.cluster.clone())),
+            _ => anyhow::bail!("unexpected answer to a layout query"),
+        }
+    }
+
+    /// Replaces the stored layout with `next` (geometry kept), by compare-and-swap on the version
+    /// that was checked.
+    pub async fn apply_layout(&self, next: ClusterConfig) -> anyhow::Result<LayoutVersion> {
+        let (version, current) = self.layout().await?;
+        let next = ClusterConfig { geometry: current.geometry.or(Some(current.class_geometry()?)), ..next };
+        current.check_change(&next)?;
+        let document = next.to_toml();
+        ClusterConfig::parse(&document)?;
+        match self.metadata.apply(Command::SetLayout { expected: version, document, now_ms: now_ms() }).await? {
+            Outcome::Layout(version) => Ok(version),
+            other => anyhow::bail!("unexpected outcome {other:?}"),
+        }
     }
 
     pub async fn tenant_exists(&self, name: &str) -> anyhow::Result<bool> {
@@ -173,7 +235,7 @@ impl Admin {
             _ => anyhow::bail!("unexpected answer to a repair report query"),
         };
         let mut scrub = Vec::new();
-        for node in &self.cluster.nodes {
+        for node in &self.layout().await?.1.nodes {
             let status = self
                 .client
                 .post_json::<_, ScrubStatus>(node.address, ignifuge_rpc::paths::SCRUB_STATUS, &())
@@ -186,21 +248,28 @@ impl Admin {
 
     pub async fn set_node_out(&self, node: &str, out: bool) -> anyhow::Result<()> {
         let id = ignifuge_types::NodeId::new(node);
-        anyhow::ensure!(self.cluster.node(&id).is_some(), "no node {node} in the cluster configuration");
+        anyhow::ensure!(self.layout().await?.1.node(&id).is_some(), "no node {node} in the cluster layout");
         self.metadata.apply(Command::SetNodeOut { node: id, out, now_ms: now_ms() }).await?;
         Ok(())
     }
 
-    /// Every voter's view of the metadata group; unreachable voters are reported as such.
-    pub async fn status(&self) -> Vec<(String, String, Result<RaftStatus, String>)> {
+    /// Every metadata member's own view of the group (voters, then learners, as the stored
+    /// layout names them; the file's when the metadata cannot be read); unreachable members are
+    /// reported as such.
+    pub async fn status(&self) -> Vec<MemberStatus> {
+        let layout = match self.layout().await {
+            Ok((_, layout)) => layout,
+            Err(_) => self.cluster.clone(),
+        };
         let mut out = Vec::new();
-        for (_, node) in self.cluster.voters() {
+        let members = layout.voters().into_iter().map(|m| ("voter", m));
+        for (role, (_, node)) in members.chain(layout.learners().into_iter().map(|m| ("learner", m))) {
             let status = self
                 .client
                 .post_json::<_, RaftStatus>(node.address, ignifuge_raft::paths::STATUS, &())
                 .await
                 .map_err(|e| e.to_string());
-            out.push((node.id.0.clone(), node.datacenter.0.clone(), status));
+            out.push(MemberStatus { node: node.id.0.clone(), datacenter: node.datacenter.0.clone(), role, status });
         }
         out
     }
@@ -227,6 +296,28 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             println!("node {node} declared {}", if out { "out: its shards are rebuilt elsewhere" } else { "in" });
         }
         AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
+        AdminCommand::Layout { command: LayoutCommand::Show { json } } => {
+            let (version, layout) = admin.layout().await?;
+            if json {
+                let doc = serde_json::json!({"version": version, "layout": layout});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                match version {
+                    Some(v) => println!("# cluster layout version {v} (stored in the metadata)"),
+                    None => println!("# no layout stored yet: this is the local cluster.toml"),
+                }
+                print!("{}", layout.to_toml());
+            }
+        }
+        AdminCommand::Layout { command: LayoutCommand::Apply { file } } => {
+            let next = ClusterConfig::load(&file)?;
+            let version = admin.apply_layout(next).await?;
+            println!(
+                "cluster layout version {version} stored; gateways place with it within {} s, and the metadata \
+                 group follows its voters and learners",
+                ignifuge_gateway::datapath::layout::LAYOUT_REFRESH_MS / 1000
+            );
+        }
         AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
@@ -236,23 +327,28 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_status(voters: &[(String, String, Result<RaftStatus, String>)], json: bool) -> anyhow::Result<()> {
-    let leader = voters.iter().find_map(|(node, dc, s)| match s {
-        Ok(s) if s.leader == Some(s.id) => Some((node.clone(), dc.clone(), s.clone())),
+fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
+    let leader = members.iter().find_map(|m| match &m.status {
+        Ok(s) if s.leader == Some(s.id) => Some((m.node.clone(), m.datacenter.clone(), s.clone())),
         _ => None,
     });
+    let leader_last_log = leader.as_ref().and_then(|(_, _, l)| l.last_log_index);
+    let lag = |s: &RaftStatus| leader_last_log.zip(s.applied_index).map(|(l, a)| l.saturating_sub(a));
     if json {
-        let entries: Vec<serde_json::Value> = voters
+        let entries: Vec<serde_json::Value> = members
             .iter()
-            .map(|(node, dc, s)| match s {
-                Ok(s) => serde_json::json!({"node": node, "datacenter": dc, "reachable": true, "status": s}),
-                Err(e) => serde_json::json!({"node": node, "datacenter": dc, "reachable": false, "error": e}),
+            .map(|m| match &m.status {
+                Ok(s) => serde_json::json!({"node": m.node, "datacenter": m.datacenter, "role": m.role,
+                    "reachable": true, "lag": lag(s), "status": s}),
+                Err(e) => serde_json::json!({"node": m.node, "datacenter": m.datacenter, "role": m.role,
+                    "reachable": false, "error": e}),
             })
             .collect();
         let doc = serde_json::json!({
             "leader": leader.as_ref().map(|(n, _, _)| n),
             "leader_datacenter": leader.as_ref().map(|(_, d, _)| d),
-            "voters": entries,
+            "commit_index": leader.as_ref().and_then(|(_, _, s)| s.applied_index),
+            "members": entries,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -262,27 +358,21 @@ fn print_status(voters: &[(String, String, Result<RaftStatus, String>)], json: b
         None => println!("metadata leader: none reachable (no quorum, or an election is under way)"),
     }
     println!(
-        "{:<10} {:<5} {:<10} {:>8} {:>10} {:>10} {:>6}",
-        "voter", "dc", "state", "term", "last log", "applied", "lag"
+        "{:<10} {:<5} {:<8} {:<10} {:>8} {:>10} {:>10} {:>6}",
+        "member", "dc", "role", "state", "term", "last log", "applied", "lag"
     );
-    for (node, dc, s) in voters {
-        match s {
-            Ok(s) => {
-                let lag = leader
-                    .as_ref()
-                    .and_then(|(_, _, l)| l.last_log_index)
-                    .zip(s.applied_index)
-                    .map_or("-".to_string(), |(l, a)| l.saturating_sub(a).to_string());
-                println!(
-                    "{node:<10} {dc:<5} {:<10} {:>8} {:>10} {:>10} {:>6}",
-                    s.state,
-                    s.term,
-                    s.last_log_index.map_or("-".into(), |i| i.to_string()),
-                    s.applied_index.map_or("-".into(), |i| i.to_string()),
-                    lag
-                );
-            }
-            Err(e) => println!("{node:<10} {dc:<5} unreachable: {e}"),
+    for m in members {
+        let (node, dc, role) = (&m.node, &m.datacenter, m.role);
+        match &m.status {
+            Ok(s) => println!(
+                "{node:<10} {dc:<5} {role:<8} {:<10} {:>8} {:>10} {:>10} {:>6}",
+                s.state,
+                s.term,
+                s.last_log_index.map_or("-".into(), |i| i.to_string()),
+                s.applied_index.map_or("-".into(), |i| i.to_string()),
+                lag(s).map_or("-".to_string(), |l| l.to_string())
+            ),
+            Err(e) => println!("{node:<10} {dc:<5} {role:<8} unreachable: {e}"),
         }
     }
     Ok(())

@@ -25,14 +25,16 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     std::fs::create_dir_all(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
     let store = Arc::new(ShardStore::open(data_dir, index)?);
-    let metadata = match cluster.raft_id(&id) {
-        Some(raft_id) => {
+    let metadata = match cluster.metadata_role(&id) {
+        Some(_) => {
+            let raft_id = ignifuge_rpc::raft_id_of(&id);
             let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
             // Raft traffic gets its own connection pool, so heartbeats never wait behind shards.
             let raft_client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
             let replica = RaftMetadata::start(raft_id, kv, raft_client)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
+            tokio::spawn(replica.clone().keep_membership());
             Some(replica)
         }
         None => None,

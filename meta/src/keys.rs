@@ -91,6 +91,9 @@ pub fn lease(name: &str) -> Vec<u8> {
 
 pub const REPAIR_REPORT: &[u8] = b"c/repair-report";
 
+/// The cluster layout (one record; its history is the Raft log).
+pub const LAYOUT: &[u8] = b"c/layout";
+
 pub const NODES_OUT_PREFIX: &[u8] = b"c/node-out/";
 
 pub fn node_out(node: &ignifuge_types::NodeId) -> Vec<u8> {

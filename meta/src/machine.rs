@@ -6,7 +6,7 @@ use crate::maintenance::*;
 use crate::records::*;
 use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
 use ignifuge_kv::{Durability, KvError, KvPair, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BucketName, ObjectKey, TenantId, UploadId, VersionId};
+use ignifuge_types::{BucketName, LayoutVersion, ObjectKey, TenantId, UploadId, VersionId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -193,7 +193,7 @@ impl StateMachine {
             Command::PutObject { bucket, record, condition } => {
                 let bucket = self.bucket(&bucket)?;
                 let current = self.current(&bucket.name, &record.key)?;
-                check_condition(live(current.as_ref()), &condition)?;
+                condition.check(current.as_ref())?;
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
@@ -207,7 +207,7 @@ impl StateMachine {
                 if condition.if_match.is_some() && live(current.as_ref()).is_none() {
                     return Err(MetaError::NoSuchKey);
                 }
-                check_condition(live(current.as_ref()), &condition)?;
+                condition.check(current.as_ref())?;
                 if bucket.versioning.is_some() {
                     let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
                     let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
@@ -245,7 +245,7 @@ impl StateMachine {
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let bucket_record = self.bucket(&bucket)?;
                 let current = self.current(&bucket, &upload.key)?;
-                check_condition(live(current.as_ref()), &condition)?;
+                condition.check(current.as_ref())?;
                 for part in &stored {
                     if !record.parts.iter().any(|p| p.part_number == part.part_number) {
                         garbage_of_part(part, record.last_modified_ms, batch);
@@ -302,6 +302,19 @@ impl StateMachine {
                     batch.delete(keys::node_out(&node));
                 }
                 Ok(Outcome::Done)
+            }
+            Command::SetLayout { expected, document, now_ms } => {
+                let current = self.read::<LayoutRecord>(keys::LAYOUT)?.map(|l| l.version);
+                if current != expected {
+                    let at = current.map_or("none".to_string(), |v| v.to_string());
+                    return Err(MetaError::Superseded(format!("the cluster layout is at version {at}")));
+                }
+                let version = LayoutVersion(current.map_or(1, |v| v.0 + 1));
+                batch.put(
+                    keys::LAYOUT.to_vec(),
+                    encode(&LayoutRecord { version: version.clone(), document, updated_ms: now_ms }),
+                );
+                Ok(Outcome::Layout(version))
             }
             Command::RecordRepairReport(report) => {
                 batch.put(keys::REPAIR_REPORT.to_vec(), encode(&report));
@@ -397,6 +410,7 @@ impl StateMachine {
                 self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX)).map(Answer::Blobs)
             }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
+            Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
             Query::NodesOut => {
                 let end = prefix_end(keys::NODES_OUT_PREFIX);
                 let mut out = Vec::new();
@@ -772,7 +786,7 @@ impl StateMachine {
             // As AWS: deleting a version that does not exist succeeds.
             return Ok(Outcome::DeletedVersion { version: Some(version), delete_marker: false });
         };
-        check_condition(live(Some(&found.record)), condition)?;
+        condition.check(Some(&found.record))?;
         collect_garbage(&found.record, now_ms, batch);
         batch.delete(found.store_key.clone());
         if found.current {
@@ -864,20 +878,6 @@ fn blob_ref(owner: BlobOwner, tenant: Option<TenantId>, part: &PartData) -> Opti
 
 fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
-}
-
-fn check_condition(current: Option<&ObjectRecord>, condition: &WriteCondition) -> Result<(), MetaError> {
-    if condition.if_none_match_any && current.is_some() {
-        return Err(MetaError::PreconditionFailed);
-    }
-    if let Some(expected) = &condition.if_match {
-        let expected = strip_quotes(expected);
-        match current {
-            Some(object) if expected == "*" || object.etag == expected => {}
-            _ => return Err(MetaError::PreconditionFailed),
-        }
-    }
-    Ok(())
 }
 
 fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {

@@ -1,8 +1,22 @@
 //! Records stored in the metadata and carried in commands.
 
-use ignifuge_types::{AccessKeyId, BlobId, BucketName, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId};
+use ignifuge_types::{
+    AccessKeyId, BlobId, BucketName, LayoutVersion, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The cluster layout (datacenters, nodes, their addresses and weights, the metadata's voters and
+/// learners, the storage class and its pinned geometry), replicated like everything else so that
+/// every gateway places shards against the same, versioned description. The document's schema
+/// belongs to the layer that reads it (`ignifuge_rpc::ClusterConfig`, TOML); the state machine
+/// only orders and versions it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutRecord {
+    pub version: LayoutVersion,
+    pub document: String,
+    pub updated_ms: i64,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
@@ -256,6 +270,31 @@ pub struct WriteCondition {
     pub if_match: Option<String>,
 }
 
+impl WriteCondition {
+    /// Whether the request has any precondition.
+    pub fn is_some(&self) -> bool {
+        self.if_none_match_any || self.if_match.is_some()
+    }
+
+    /// Checks the precondition against the key's current version (a delete marker counts as no
+    /// object). The state machine runs it atomically with the write; a gateway may run it early
+    /// to refuse before reading a body.
+    pub fn check(&self, current: Option<&ObjectRecord>) -> Result<(), crate::MetaError> {
+        let current = current.filter(|c| !c.delete_marker);
+        if self.if_none_match_any && current.is_some() {
+            return Err(crate::MetaError::PreconditionFailed);
+        }
+        if let Some(expected) = &self.if_match {
+            let expected = expected.trim().trim_matches('"');
+            match current {
+                Some(object) if expected == "*" || object.etag == expected => {}
+                _ => return Err(crate::MetaError::PreconditionFailed),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A part chosen in CompleteMultipartUpload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedPart {
@@ -394,6 +433,14 @@ pub enum Command {
         bucket: BucketName,
         status: VersioningStatus,
     },
+    /// Installs a new cluster layout, a compare-and-swap on the current version (None: no layout
+    /// yet). The new layout gets the next version; refused with `Superseded` if another change
+    /// got there first.
+    SetLayout {
+        expected: Option<LayoutVersion>,
+        document: String,
+        now_ms: i64,
+    },
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
@@ -422,6 +469,8 @@ pub enum Outcome {
         version: Option<VersionId>,
         delete_marker: bool,
     },
+    /// SetLayout: the version installed.
+    Layout(LayoutVersion),
 }
 
 /// Every read of the metadata.
@@ -485,6 +534,8 @@ pub enum Query {
         bucket: BucketName,
         request: crate::VersionListRequest,
     },
+    /// The current cluster layout.
+    Layout,
 }
 
 /// The answer to a query.
@@ -504,8 +555,13 @@ pub enum Answer {
     Blobs(crate::BlobPage),
     RepairReport(Option<Box<crate::RepairReport>>),
     NodesOut(Vec<(ignifuge_types::NodeId, i64)>),
-    ObjectVersion { record: Box<ObjectRecord>, versioning: Option<VersioningStatus> },
+    ObjectVersion {
+        record: Box<ObjectRecord>,
+        versioning: Option<VersioningStatus>,
+    },
     Versions(crate::VersionPage),
+    /// The current cluster layout, None before the first SetLayout.
+    Layout(Option<LayoutRecord>),
 }
 
 mod b64 {

@@ -443,6 +443,27 @@ fn a_lease_has_one_holder_until_it_expires() {
 }
 
 #[test]
+fn the_layout_changes_only_by_compare_and_swap_on_its_version() {
+    let m = machine();
+    let layout = || match m.query(Query::Layout).unwrap() {
+        Answer::Layout(l) => l,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(layout(), None);
+    let set = |expected: Option<u64>, document: &str| {
+        m.apply(Command::SetLayout { expected: expected.map(LayoutVersion), document: document.into(), now_ms: 5 })
+    };
+    assert_eq!(set(None, "first"), Ok(Outcome::Layout(LayoutVersion(1))));
+    // Two gateways seeding at once: the second finds a layout and installs nothing.
+    assert!(matches!(set(None, "other seed"), Err(MetaError::Superseded(_))));
+    assert_eq!(set(Some(1), "second"), Ok(Outcome::Layout(LayoutVersion(2))));
+    // A change prepared against version 1 lost the race to the one above.
+    assert!(matches!(set(Some(1), "stale"), Err(MetaError::Superseded(_))));
+    let current = layout().unwrap();
+    assert_eq!((current.version, current.document.as_str()), (LayoutVersion(2), "second"));
+}
+
+#[test]
 fn a_bucket_cors_configuration_is_set_by_its_owner_and_deleted() {
     let m = machine();
     bucket(&m, "a", "web").unwrap();

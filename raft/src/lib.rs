@@ -1,5 +1,6 @@
-//! The metadata replicated by Raft (openraft 0.9): one voter per datacenter, log and state
-//! machine in the node's ordered store, transport over the authenticated internode HTTP API.
+//! The metadata replicated by Raft (openraft 0.9): one voter per datacenter and learners, log and
+//! state machine in the node's ordered store, transport over the authenticated internode HTTP API,
+//! membership kept equal to the cluster layout stored in the metadata itself (`membership`).
 //!
 //! Owns: the Raft type configuration, the log store and state machine adapters (over
 //! `ignifuge-kv` and `ignifuge-meta::StateMachine`), the network client, and `RaftMetadata`, the
@@ -12,10 +13,15 @@
 //! position is written atomically with the state it describes.
 
 mod log_store;
+mod membership;
 mod network;
 mod state_machine;
 
 pub use log_store::LogStore;
+pub use membership::{
+    CATCH_UP_MAX_LAG_ENTRIES, CurrentMembership, DesiredMembership, MEMBERSHIP_CHECK_INTERVAL_MS, MembershipStep,
+    next_step,
+};
 pub use network::Network;
 pub use state_machine::SmStore;
 

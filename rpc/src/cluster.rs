@@ -1,5 +1,5 @@
 use crate::RpcError;
-use ignifuge_placement::{Datacenter, FailureBudget, Node, Topology};
+use ignifuge_placement::{Datacenter, FailureBudget, Geometry, Node, Topology};
 use ignifuge_types::{DatacenterId, NodeId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -26,15 +26,27 @@ pub struct GatewayEndpoint {
     pub address: SocketAddr,
 }
 
-/// The static description of a cluster that every process reads at start (`cluster.toml`).
-/// The cluster secret is not in it: it lives in its own 0600 file.
+/// The description of a cluster: datacenters, nodes and their addresses, the metadata's voters
+/// and learners, the default storage class. Every process reads one at start (`cluster.toml`);
+/// once the cluster runs, the authoritative copy is the versioned layout in the replicated
+/// metadata (`ignifuge admin layout show|apply`), and a process's file only needs to name the
+/// voters to reach it. The cluster secret is not in it: it lives in its own 0600 file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterConfig {
     pub region: String,
-    /// The metadata's Raft voters, one per datacenter. A voter's Raft id is its position here + 1.
+    /// The metadata's Raft voters, one per datacenter.
     pub metadata_voters: Vec<NodeId>,
+    /// Further nodes that keep a full, non-voting copy of the metadata (Raft learners): a local
+    /// copy in their datacenter, and the candidates to replace a lost voter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata_learners: Vec<NodeId>,
     /// The failure budget of the default storage class.
     pub default_class: FailureBudget,
+    /// The Reed-Solomon geometry of the default class, pinned when the layout is first stored so
+    /// that adding nodes never silently changes how new stripes are cut. None: derive it from the
+    /// topology and the budget (a file that was never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<Geometry>,
     /// Outage policy of the default class: while the full budget cannot be met (a datacenter
     /// down), accept writes that still meet this reduced budget, recorded as durability debt.
     /// None refuses such writes (503 SlowDown).
@@ -44,21 +56,107 @@ pub struct ClusterConfig {
     pub gateways: Vec<GatewayEndpoint>,
 }
 
+/// A node's role in the metadata group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRole {
+    Voter,
+    Learner,
+}
+
+/// A node's Raft id: derived from its name, so that it never depends on the order of a list and a
+/// node keeps it whatever its role (learner, then voter). 53 bits, exact in any JSON reader.
+pub fn raft_id_of(node: &NodeId) -> u64 {
+    let hash = blake3::Hasher::new_derive_key("ignifuge raft node id").update(node.0.as_bytes()).finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes) & ((1u64 << 53) - 1)
+}
+
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<Self, RpcError> {
         let text = std::fs::read_to_string(path).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
-        let config: ClusterConfig =
-            toml::from_str(&text).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
-        config.topology().validate().map_err(|e| RpcError::Config(e.to_string()))?;
-        if config.metadata_voters.is_empty() {
-            return Err(RpcError::Config("no metadata voters".into()));
+        Self::parse(&text).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates a cluster description (a file, or a layout document).
+    pub fn parse(text: &str) -> Result<Self, RpcError> {
+        let config: ClusterConfig = toml::from_str(text).map_err(|e| RpcError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), RpcError> {
+        let bad = |m: String| Err(RpcError::Config(m));
+        self.topology().validate().map_err(|e| RpcError::Config(e.to_string()))?;
+        if self.metadata_voters.is_empty() {
+            return bad("no metadata voters".into());
         }
-        for voter in &config.metadata_voters {
-            if config.node(voter).is_none() {
-                return Err(RpcError::Config(format!("metadata voter {voter} is not a node")));
+        let mut seen = std::collections::BTreeSet::new();
+        for node in &self.nodes {
+            if !seen.insert(&node.id) {
+                return bad(format!("node {} is listed twice", node.id));
             }
         }
-        Ok(config)
+        let mut members = std::collections::BTreeSet::new();
+        for member in self.metadata_voters.iter().chain(&self.metadata_learners) {
+            if self.node(member).is_none() {
+                return bad(format!("metadata member {member} is not a node"));
+            }
+            if !members.insert(member) {
+                return bad(format!("{member} is listed twice among the metadata voters and learners"));
+            }
+        }
+        self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The default class's geometry: the pinned one, checked against the topology (every
+    /// datacenter still has a distinct node for each of its shards), or derived.
+    pub fn class_geometry(&self) -> Result<Geometry, ignifuge_placement::PlacementError> {
+        let topology = self.topology();
+        match self.geometry {
+            Some(geometry) => {
+                ignifuge_placement::select_slots(&topology, geometry, b"layout check")?;
+                Ok(geometry)
+            }
+            None => ignifuge_placement::derive_geometry(&topology, self.default_class),
+        }
+    }
+
+    /// Whether `next` may replace this layout: the storage class and its geometry stay the same
+    /// (existing stripes were cut and placed by them; changing them needs a migration), and no
+    /// node that holds data disappears without having been drained.
+    pub fn check_change(&self, next: &ClusterConfig) -> Result<(), RpcError> {
+        let bad = |m: String| Err(RpcError::Config(m));
+        let (ours, theirs) = (
+            self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?,
+            next.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?,
+        );
+        if ours != theirs || self.default_class != next.default_class {
+            return bad(format!(
+                "the default class changes from {} ({}+{}) to {} ({}+{}); existing stripes need the old one",
+                self.default_class,
+                ours.data_shards,
+                ours.parity_shards,
+                next.default_class,
+                theirs.data_shards,
+                theirs.parity_shards
+            ));
+        }
+        if let Some(gone) = self.nodes.iter().find(|n| next.node(&n.id).is_none()) {
+            return bad(format!(
+                "node {} would leave the layout while it may hold shards: declare it out \
+                 (`ignifuge admin node out`) and wait for repair to report full protection first",
+                gone.id
+            ));
+        }
+        Ok(())
+    }
+
+    /// This layout with its geometry pinned, as stored in the metadata.
+    pub fn pinned(mut self) -> Result<Self, RpcError> {
+        self.geometry = Some(self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?);
+        Ok(self)
     }
 
     pub fn to_toml(&self) -> String {
@@ -67,12 +165,32 @@ impl ClusterConfig {
 
     /// (Raft id, node) of every metadata voter.
     pub fn voters(&self) -> Vec<(u64, &NodeEndpoint)> {
-        self.metadata_voters.iter().enumerate().filter_map(|(i, id)| self.node(id).map(|n| (i as u64 + 1, n))).collect()
+        self.members(&self.metadata_voters)
     }
 
-    /// This node's Raft id, when it is a metadata voter.
-    pub fn raft_id(&self, node: &NodeId) -> Option<u64> {
-        self.metadata_voters.iter().position(|v| v == node).map(|i| i as u64 + 1)
+    /// (Raft id, node) of every metadata learner.
+    pub fn learners(&self) -> Vec<(u64, &NodeEndpoint)> {
+        self.members(&self.metadata_learners)
+    }
+
+    fn members(&self, ids: &[NodeId]) -> Vec<(u64, &NodeEndpoint)> {
+        ids.iter().filter_map(|id| self.node(id).map(|n| (raft_id_of(id), n))).collect()
+    }
+
+    /// The node's role in the metadata group, if it keeps a copy.
+    pub fn metadata_role(&self, node: &NodeId) -> Option<MetadataRole> {
+        if self.metadata_voters.contains(node) {
+            Some(MetadataRole::Voter)
+        } else if self.metadata_learners.contains(node) {
+            Some(MetadataRole::Learner)
+        } else {
+            None
+        }
+    }
+
+    /// The node (of any role) with this Raft id.
+    pub fn node_by_raft_id(&self, id: u64) -> Option<&NodeEndpoint> {
+        self.nodes.iter().find(|n| raft_id_of(&n.id) == id)
     }
 
     pub fn node(&self, id: &NodeId) -> Option<&NodeEndpoint> {
@@ -90,5 +208,90 @@ impl ClusterConfig {
             }
         }
         Topology { datacenters }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_by_three(extra_in_dc1: usize) -> ClusterConfig {
+        let mut nodes = Vec::new();
+        for dc in 1..=3 {
+            let count = if dc == 1 { 3 + extra_in_dc1 } else { 3 };
+            for n in 1..=count {
+                nodes.push(NodeEndpoint {
+                    id: NodeId::new(format!("dc{dc}-n{n}")),
+                    datacenter: DatacenterId::new(format!("dc{dc}")),
+                    address: SocketAddr::from(([127, 0, 0, 1], (7000 + dc * 10 + n) as u16)),
+                    capacity_weight: 1,
+                });
+            }
+        }
+        ClusterConfig {
+            region: "us-east-1".into(),
+            metadata_voters: ["dc1-n1", "dc2-n1", "dc3-n1"].map(NodeId::new).to_vec(),
+            metadata_learners: vec![NodeId::new("dc1-n2")],
+            default_class: FailureBudget { datacenters: 1, nodes: 1 },
+            geometry: None,
+            degraded_minimum: None,
+            nodes,
+            gateways: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn raft_ids_follow_node_names_not_list_positions() {
+        let config = three_by_three(0);
+        let mut reordered = config.clone();
+        reordered.nodes.reverse();
+        reordered.metadata_voters.reverse();
+        let ids = |c: &ClusterConfig| c.voters().into_iter().map(|(id, n)| (n.id.clone(), id)).collect::<Vec<_>>();
+        let mut a = ids(&config);
+        let mut b = ids(&reordered);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(config.learners()[0].0, raft_id_of(&NodeId::new("dc1-n2")));
+        assert!(config.voters().iter().all(|(id, _)| *id < 1 << 53));
+        assert_eq!(config.node_by_raft_id(raft_id_of(&NodeId::new("dc2-n3"))).unwrap().id.0, "dc2-n3");
+    }
+
+    #[test]
+    fn a_stored_layout_keeps_its_geometry_when_nodes_are_added() {
+        let stored = three_by_three(0).pinned().unwrap();
+        let geometry = stored.geometry.unwrap();
+        assert_eq!((geometry.data_shards, geometry.parity_shards), (5, 4));
+        // A fourth node in every datacenter would derive a wider geometry; pinned, it stays 5+4.
+        let mut grown = three_by_three(0);
+        for dc in 1..=3 {
+            grown.nodes.push(NodeEndpoint {
+                id: NodeId::new(format!("dc{dc}-n4")),
+                datacenter: DatacenterId::new(format!("dc{dc}")),
+                address: SocketAddr::from(([127, 0, 0, 1], (7100 + dc) as u16)),
+                capacity_weight: 1,
+            });
+        }
+        assert_ne!(grown.class_geometry().unwrap(), geometry, "the derived geometry moves with the topology");
+        grown.geometry = stored.geometry;
+        stored.check_change(&grown).unwrap();
+        let mut other_class = grown.clone();
+        other_class.geometry = None;
+        assert!(stored.check_change(&other_class).is_err());
+        // A node that may hold shards cannot silently disappear.
+        let mut shrunk = stored.clone();
+        shrunk.nodes.retain(|n| n.id.0 != "dc2-n3");
+        assert!(stored.check_change(&shrunk).is_err());
+    }
+
+    #[test]
+    fn a_member_must_be_a_node_and_listed_once() {
+        let mut config = three_by_three(0);
+        config.metadata_learners.push(NodeId::new("dc1-n1"));
+        assert!(ClusterConfig::parse(&config.to_toml()).is_err());
+        let mut config = three_by_three(0);
+        config.metadata_learners.push(NodeId::new("nowhere"));
+        assert!(ClusterConfig::parse(&config.to_toml()).is_err());
+        assert!(ClusterConfig::parse(&three_by_three(1).to_toml()).is_ok());
     }
 }

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 pub struct NodeServer {
     pub store: Arc<ShardStore>,
     pub scrubber: Arc<crate::Scrubber>,
-    /// Present on the metadata's Raft voters.
+    /// Present on the nodes that keep a copy of the metadata (Raft voters and learners).
     pub metadata: Option<Arc<RaftMetadata>>,
     pub auth: InternodeAuth,
 }

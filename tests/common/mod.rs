@@ -834,16 +834,22 @@ pub struct MetaStatus {
     /// Node id of the leader (as one of the voters sees itself), if any voter is the leader.
     pub leader: Option<String>,
     pub leader_datacenter: Option<String>,
-    pub voters: Vec<VoterStatus>,
+    /// Voters, then learners.
+    pub members: Vec<MemberStatus>,
     /// The JSON as printed, for assertion messages.
     #[serde(skip)]
     pub raw: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct VoterStatus {
+pub struct MemberStatus {
     pub node: String,
     pub datacenter: String,
+    /// "voter" or "learner", as the stored layout names the node.
+    pub role: String,
+    /// Entries the member's applied state is behind the leader's log.
+    #[serde(default)]
+    pub lag: Option<u64>,
     pub reachable: bool,
     #[serde(default)]
     pub status: Option<RaftStatus>,
@@ -855,26 +861,34 @@ pub struct VoterStatus {
 pub use ignifuge_raft::RaftStatus;
 
 impl MetaStatus {
-    pub fn voter(&self, node: &str) -> &VoterStatus {
-        self.voters.iter().find(|v| v.node == node).unwrap_or_else(|| panic!("no voter {node} in\n{}", self.raw))
+    pub fn voters(&self) -> impl Iterator<Item = &MemberStatus> {
+        self.members.iter().filter(|m| m.role == "voter")
+    }
+
+    pub fn learners(&self) -> impl Iterator<Item = &MemberStatus> {
+        self.members.iter().filter(|m| m.role == "learner")
+    }
+
+    pub fn member(&self, node: &str) -> &MemberStatus {
+        self.members.iter().find(|v| v.node == node).unwrap_or_else(|| panic!("no member {node} in\n{}", self.raw))
     }
 
     /// The leader's own status.
     pub fn leader_status(&self) -> Option<&RaftStatus> {
         let leader = self.leader.as_deref()?;
-        self.voters.iter().find(|v| v.node == leader)?.status.as_ref()
+        self.members.iter().find(|v| v.node == leader)?.status.as_ref()
     }
 
-    /// One line per voter: node, state, term, last log and applied indexes.
+    /// One line per member: node, role, state, term, last log and applied indexes.
     pub fn summary(&self) -> String {
         let mut out = format!("leader {:?} ({:?})", self.leader, self.leader_datacenter);
-        for voter in &self.voters {
+        for voter in &self.members {
             match &voter.status {
                 Some(s) if voter.reachable => {
                     let _ = write!(
                         out,
-                        "; {} {} term {} last log {:?} applied {:?}",
-                        voter.node, s.state, s.term, s.last_log_index, s.applied_index
+                        "; {} ({}) {} term {} last log {:?} applied {:?}",
+                        voter.node, voter.role, s.state, s.term, s.last_log_index, s.applied_index
                     );
                 }
                 _ => {

@@ -1,15 +1,16 @@
 //! The erasure-coded data path: blobs in (striped, encoded, hashed, placed, fsynced on the
 //! nodes) and byte ranges out (fetched, verified, reconstructed when shards are missing).
 
+pub mod layout;
 mod read;
 mod write;
 
+pub use layout::Layout;
 pub use read::ByteRangeStream;
 pub use write::{WriteRequest, WrittenBlob};
 
-use crate::codec::{ErasureCodec, ReedSolomonCodec};
-use crate::error::{GatewayError, GatewayResult};
-use ignifuge_placement::{FailureBudget, Geometry, Slot, Topology};
+use crate::error::GatewayResult;
+use ignifuge_placement::{Geometry, Slot};
 use ignifuge_rpc::{ClusterConfig, NodeClient};
 use ignifuge_types::{BlobId, NodeId, StripeIndex};
 use std::collections::HashMap;
@@ -39,16 +40,12 @@ pub const HEDGE_AFTER_MS: u64 = 250;
 /// outage costs one failed connection per node and period, not one per shard.
 pub const NODE_DOWN_BACKOFF_MS: u64 = 3_000;
 
-/// Shared, immutable state of the data path.
+/// Shared state of the data path.
 pub struct DataPath {
     pub(crate) client: NodeClient,
-    pub(crate) topology: Topology,
-    pub(crate) geometry: Geometry,
-    pub(crate) budget: FailureBudget,
-    /// The outage minimum (durability debt allowed down to it), or None to refuse.
-    pub(crate) degraded_minimum: Option<FailureBudget>,
-    pub(crate) codec: Arc<dyn ErasureCodec>,
-    addresses: HashMap<NodeId, SocketAddr>,
+    /// The cluster layout in use; replaced when the stored layout changes (`layout::refresh`).
+    /// Every stripe is cut, placed and checked against one snapshot of it.
+    layout: std::sync::RwLock<Arc<Layout>>,
     /// Permits for stripe buffers, shared by every upload of the gateway.
     pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
     /// Nodes recently found unreachable, and until when to skip them.
@@ -56,40 +53,32 @@ pub struct DataPath {
 }
 
 impl DataPath {
+    /// A data path over the layout of a process's file, until the stored one is loaded.
     pub fn new(cluster: &ClusterConfig, client: NodeClient) -> GatewayResult<Self> {
-        let topology = cluster.topology();
-        let budget = cluster.default_class;
-        let geometry = ignifuge_placement::derive_geometry(&topology, budget)?;
-        let codec = ReedSolomonCodec::new(geometry.data_shards as usize, geometry.parity_shards as usize)?;
-        let addresses = cluster.nodes.iter().map(|n| (n.id.clone(), n.address)).collect();
-        tracing::info!(
-            k = geometry.data_shards,
-            m = geometry.parity_shards,
-            per_datacenter = geometry.shards_per_datacenter,
-            "data path geometry"
-        );
+        let layout = Layout::new(cluster.clone(), None)?;
         Ok(Self {
             client,
-            topology,
-            geometry,
-            budget,
-            degraded_minimum: cluster.degraded_minimum,
-            codec: Arc::new(codec),
-            addresses,
+            layout: std::sync::RwLock::new(Arc::new(layout)),
             down_until: std::sync::Mutex::new(HashMap::new()),
             stripe_permits: Arc::new(tokio::sync::Semaphore::new(GATEWAY_STRIPES_IN_FLIGHT_MAX)),
         })
     }
 
+    /// The layout in use now.
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn install_layout(&self, layout: Layout) {
+        *self.layout.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(layout);
+    }
+
     pub fn geometry(&self) -> Geometry {
-        self.geometry
+        self.layout().geometry
     }
 
     pub(crate) fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
-        self.addresses
-            .get(node)
-            .copied()
-            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster configuration")))
+        self.layout().address(node)
     }
 
     /// The node health map. Never poisoned for good: it only holds instants, valid whatever a
@@ -123,16 +112,16 @@ impl DataPath {
         }
     }
 
-    pub(crate) fn slots(&self, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
+    pub(crate) fn slots(&self, layout: &Layout, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
         let key = format!("{blob}/{stripe}");
-        Ok(ignifuge_placement::select_slots(&self.topology, self.geometry, key.as_bytes())?)
+        Ok(ignifuge_placement::select_slots(&layout.topology, layout.geometry, key.as_bytes())?)
     }
 
     /// Best-effort removal of a blob's shards from every node (after a failed write).
     pub fn discard(self: &Arc<Self>, blob: BlobId) {
         let this = self.clone();
         tokio::spawn(async move {
-            for address in this.addresses.values() {
+            for address in this.layout().addresses() {
                 if let Err(e) = this.client.delete_blob(*address, &blob).await {
                     tracing::debug!(%blob, error = %e, "could not discard shards; garbage collection will");
                 }
@@ -165,6 +154,8 @@ mod tests {
         let cluster = ClusterConfig {
             region: "us-east-1".into(),
             metadata_voters: Vec::new(),
+            metadata_learners: Vec::new(),
+            geometry: None,
             default_class: FailureBudget { datacenters: 1, nodes: 1 },
             degraded_minimum: None,
             nodes,

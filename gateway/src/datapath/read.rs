@@ -156,7 +156,7 @@ impl DataPath {
             return Ok(());
         }
         let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
-        let codec = self.codec.clone();
+        let codec = self.layout().codec.clone();
         let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
             .await
             .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;

@@ -4,7 +4,9 @@
 //! are in flight. The blob is returned only when every stripe's acknowledged shards pass the
 //! survivability check; the caller then commits it to the metadata.
 
-use super::{DataPath, INLINE_MAX_BYTES, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, new_blob_id};
+use super::{
+    DataPath, INLINE_MAX_BYTES, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, new_blob_id,
+};
 use crate::checksums::{BodyDigests, BodyHasher, Expected};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
@@ -63,7 +65,8 @@ impl DataPath {
             hasher.finalize()
         });
 
-        let stripe_bytes = self.geometry.data_shards as usize * SHARD_SIZE_BYTES;
+        let geometry = self.layout().geometry;
+        let stripe_bytes = geometry.data_shards as usize * SHARD_SIZE_BYTES;
         let mut buffer: Vec<u8> = Vec::new();
         let mut striped = false;
         let mut total: u64 = 0;
@@ -159,8 +162,8 @@ impl DataPath {
         let location = if striped {
             DataLocation::Striped(StripedBlob {
                 blob,
-                data_shards: self.geometry.data_shards,
-                parity_shards: self.geometry.parity_shards,
+                data_shards: geometry.data_shards,
+                parity_shards: geometry.parity_shards,
                 shard_size_bytes: SHARD_SIZE_BYTES as u32,
                 stripes,
             })
@@ -178,12 +181,13 @@ impl DataPath {
         mut data: Vec<u8>,
         _permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
-        let k = self.geometry.data_shards as usize;
-        let m = self.geometry.parity_shards as usize;
+        let layout = self.layout();
+        let k = layout.geometry.data_shards as usize;
+        let m = layout.geometry.parity_shards as usize;
         let data_len = data.len();
         let shard_len = data_len.div_ceil(k).max(1);
         data.resize(shard_len * k, 0);
-        let codec = self.codec.clone();
+        let codec = layout.codec.clone();
         let (data, parity, hashes) = tokio::task::spawn_blocking(move || {
             let mut parity = vec![vec![0u8; shard_len]; m];
             {
@@ -201,14 +205,15 @@ impl DataPath {
             .chain(parity.into_iter().map(Bytes::from))
             .collect();
 
-        let slots = self.slots(&blob, index.clone())?;
+        let slots = self.slots(&layout, &blob, index.clone())?;
         let puts = slots.iter().enumerate().map(|(i, slot)| self.put_shard(&blob, &index, i, slot, &shards, &hashes));
         let mut placed: Vec<Option<Slot>> = futures::future::join_all(puts).await;
         let acknowledged: Vec<Slot> = placed.iter().flatten().cloned().collect();
-        let report = ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, self.budget);
+        let report =
+            ignifuge_placement::check_survivability(&layout.topology, layout.geometry, &acknowledged, layout.budget);
         let mut debt = false;
         if !report.meets_budget {
-            let Some(minimum) = self.degraded_minimum else {
+            let Some(minimum) = layout.degraded_minimum else {
                 return Err(GatewayError::DurabilityNotMet(report.explanation));
             };
             // Outage policy "degrade": put the missing shards on live nodes (doubling up), and
@@ -220,7 +225,7 @@ impl DataPath {
                 if placed[i].is_some() {
                     continue;
                 }
-                for candidate in self.spare_candidates(&placed, &failed_nodes) {
+                for candidate in self.spare_candidates(&layout, &placed, &failed_nodes) {
                     if let Some(slot) = self.put_shard(&blob, &index, i, &candidate, &shards, &hashes).await {
                         placed[i] = Some(slot);
                         break;
@@ -229,7 +234,7 @@ impl DataPath {
             }
             let acknowledged: Vec<Slot> = placed.iter().flatten().cloned().collect();
             let degraded =
-                ignifuge_placement::check_survivability(&self.topology, self.geometry, &acknowledged, minimum);
+                ignifuge_placement::check_survivability(&layout.topology, layout.geometry, &acknowledged, minimum);
             if !degraded.meets_budget || placed.iter().any(|p| p.is_none()) {
                 return Err(GatewayError::DurabilityNotMet(format!(
                     "{}; even the outage minimum is not met: {}",
@@ -281,9 +286,9 @@ impl DataPath {
 
     /// Live-looking nodes for a displaced shard: not among the nodes that just failed, those
     /// holding the fewest shards of this stripe first (then the topology's order).
-    fn spare_candidates(&self, placed: &[Option<Slot>], failed: &[NodeId]) -> Vec<Slot> {
+    fn spare_candidates(&self, layout: &Layout, placed: &[Option<Slot>], failed: &[NodeId]) -> Vec<Slot> {
         let mut candidates: Vec<(usize, Slot)> = Vec::new();
-        for datacenter in &self.topology.datacenters {
+        for datacenter in &layout.topology.datacenters {
             for node in &datacenter.nodes {
                 if failed.contains(&node.id) || self.is_down(&node.id) {
                     continue;

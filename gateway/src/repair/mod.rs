@@ -163,10 +163,12 @@ pub async fn round(
     }
     let started_ms = now_ms();
     let data = &gateway.data;
+    // One layout for the whole round: every stripe is judged against the same topology.
+    let layout = data.layout();
     let mut nodes = node_states(gateway, config, state).await;
     let mut tally = Tally::default();
     tally.report.holder = config.holder.clone();
-    tally.report.class = format!("default (survives {})", data.budget);
+    tally.report.class = format!("default (survives {})", layout.budget);
     tally.report.started_ms = started_ms;
 
     // Scan, survey, and queue.
@@ -194,9 +196,9 @@ pub async fn round(
             let mut debt_stripes = 0;
             for (index, stripe) in striped.stripes.iter().enumerate() {
                 let survey = survey::survey_stripe(
-                    &data.topology,
-                    data.geometry,
-                    data.budget,
+                    &layout.topology,
+                    layout.geometry,
+                    layout.budget,
                     stripe,
                     |node, shard| {
                         held.get(node)
@@ -421,7 +423,7 @@ async fn take_lease(gateway: &Gateway, config: &RepairConfig) -> GatewayResult<b
 async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut RepairState) -> HashMap<NodeId, NodeState> {
     let data = &gateway.data;
     let nodes: Vec<NodeId> =
-        data.topology.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(|n| n.id.clone())).collect();
+        data.layout().topology.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(|n| n.id.clone())).collect();
     let checks = nodes.iter().map(|node| async {
         match data.address(node) {
             Ok(address) => data.client.health(address).await,

@@ -31,17 +31,22 @@ impl DataPath {
         survey: &StripeSurvey,
         node_state: impl Fn(&NodeId) -> NodeState,
     ) -> GatewayResult<Option<Rebuilt>> {
+        let layout = self.layout();
         let record = &blob.stripes[stripe as usize];
         let k = blob.data_shards as usize;
         let n = k + blob.parity_shards as usize;
-        if record.shards.len() != n || n != self.geometry.total_shards() as usize {
+        if record.shards.len() != n || n != layout.geometry.total_shards() as usize {
             return Err(GatewayError::Internal(format!(
                 "blob {} was written with {}+{}, the data path now uses {}+{}: not repaired",
-                blob.blob, blob.data_shards, blob.parity_shards, self.geometry.data_shards, self.geometry.parity_shards
+                blob.blob,
+                blob.data_shards,
+                blob.parity_shards,
+                layout.geometry.data_shards,
+                layout.geometry.parity_shards
             )));
         }
-        let ideal = self.slots(&blob.blob, StripeIndex(stripe))?;
-        let targets = plan_targets(&self.topology, &ideal, record, survey, &node_state);
+        let ideal = self.slots(&layout, &blob.blob, StripeIndex(stripe))?;
+        let targets = plan_targets(&layout.topology, &ideal, record, survey, &node_state);
         if targets.iter().all(Option::is_none) {
             return Ok(None);
         }
@@ -79,7 +84,7 @@ impl DataPath {
                 return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe });
             }
             let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
-            let codec = self.codec.clone();
+            let codec = layout.codec.clone();
             let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct(&mut owned).map(|()| owned))
                 .await
                 .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
@@ -96,7 +101,7 @@ impl DataPath {
         let mut bytes_written = 0u64;
         let writes =
             targets.iter().enumerate().filter_map(|(i, t)| t.as_ref().map(|node| (i, node))).map(|(i, node)| {
-                let slot = slot_of(&self.topology, node);
+                let slot = slot_of(&layout.topology, node);
                 let (shards, hashes) = (&shards, &hashes);
                 async move {
                     let slot = slot?;
@@ -121,9 +126,9 @@ impl DataPath {
         if bytes_written == 0 {
             return Err(GatewayError::Internal(format!("no rebuilt shard of {}/{stripe} could be written", blob.blob)));
         }
-        let slots: Vec<_> = replacement.iter().filter_map(|s| slot_of(&self.topology, &s.node)).collect();
-        let debt =
-            !ignifuge_placement::check_survivability(&self.topology, self.geometry, &slots, self.budget).meets_budget;
+        let slots: Vec<_> = replacement.iter().filter_map(|s| slot_of(&layout.topology, &s.node)).collect();
+        let debt = !ignifuge_placement::check_survivability(&layout.topology, layout.geometry, &slots, layout.budget)
+            .meets_budget;
         Ok(Some(Rebuilt { replacement, debt, bytes_written, superseded }))
     }
 }

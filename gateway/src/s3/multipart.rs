@@ -8,7 +8,7 @@ use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
     Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, ObjectHeaders,
-    ObjectRecord, Outcome, PartData, Query, UploadRecord, WriteCondition,
+    ObjectRecord, Outcome, PartData, Query, UploadRecord,
 };
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
@@ -293,6 +293,8 @@ pub async fn complete_multipart_upload(
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let condition = super::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    s3.precheck(&bucket, &upload.key, &condition).await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -339,13 +341,6 @@ pub async fn complete_multipart_upload(
         sequence: 0,
         promoted: false,
     };
-    let condition = WriteCondition {
-        if_none_match_any: matches!(input.if_none_match, Some(ETagCondition::Any)),
-        if_match: input.if_match.as_ref().map(|c| match c {
-            ETagCondition::Any => "*".to_string(),
-            ETagCondition::ETag(e) => e.value().to_string(),
-        }),
-    };
     let command = Command::CompleteUpload {
         bucket: bucket.name.clone(),
         upload_id: UploadId::new(input.upload_id),
@@ -353,7 +348,7 @@ pub async fn complete_multipart_upload(
         record,
         condition,
     };
-    let version_id = match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
+    let version_id = match s3.gateway.metadata.apply(command).await.map_err(super::objects::conflict_after_precheck)? {
         Outcome::Object(record) => super::objects::version_header(&record, bucket.versioning.is_some()),
         _ => {
             return Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into());

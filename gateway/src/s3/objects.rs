@@ -11,8 +11,8 @@ use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, BucketRecord, Checksums, Command, DataLocation, ObjectHeaders, ObjectRecord, Outcome, PartData, Query,
-    Tags, WriteCondition, is_valid_version_id,
+    Answer, BucketRecord, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData,
+    Query, Tags, WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use s3s::dto::*;
@@ -92,7 +92,16 @@ pub(super) fn trailers(handle: Option<s3s::TrailingHeaders>) -> impl FnOnce() ->
     }
 }
 
-fn write_condition(
+/// The error of a commit whose precondition was checked when the request began: a refusal now
+/// means another operation on the key committed in between.
+pub(super) fn conflict_after_precheck(e: MetaError) -> GatewayError {
+    match e {
+        MetaError::PreconditionFailed => GatewayError::ConditionalRequestConflict,
+        other => GatewayError::Meta(other),
+    }
+}
+
+pub(super) fn write_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> GatewayResult<WriteCondition> {
@@ -212,6 +221,30 @@ impl IgnifugeS3 {
         }
     }
 
+    /// Checks a conditional write's precondition against the key's current version before the
+    /// body is read, so a write bound to fail costs no upload (412 PreconditionFailed). The
+    /// commit checks it again, atomically; if the commit refuses what this check accepted,
+    /// another write or delete of the key committed during the request: see `conditional`.
+    pub(super) async fn precheck(
+        &self,
+        bucket: &BucketRecord,
+        key: &ObjectKey,
+        condition: &WriteCondition,
+    ) -> GatewayResult<()> {
+        if !condition.is_some() {
+            return Ok(());
+        }
+        let query =
+            Query::Object { tenant: Some(bucket.tenant.clone()), bucket: bucket.name.clone(), key: key.clone() };
+        let current = match self.gateway.metadata.query(query).await {
+            Ok(Answer::Object(record)) => Some(record),
+            Ok(_) => return Err(GatewayError::Internal("unexpected answer to an object query".into())),
+            Err(MetaError::NoSuchKey) => None,
+            Err(e) => return Err(e.into()),
+        };
+        condition.check(current.as_deref()).map_err(GatewayError::Meta)
+    }
+
     /// Commits a new current version and returns its x-amz-version-id.
     pub(super) async fn commit_version(
         &self,
@@ -225,7 +258,8 @@ impl IgnifugeS3 {
         }
     }
 
-    /// Commits a record; a failed commit discards the freshly written blob.
+    /// Commits a record; a failed commit discards the freshly written blob. Every conditional
+    /// write was prechecked (`precheck`), so a refused precondition here is a conflict.
     pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
         match self.gateway.metadata.apply(command).await {
             Ok(outcome) => Ok(outcome),
@@ -235,7 +269,7 @@ impl IgnifugeS3 {
                         self.gateway.data.discard(blob.blob.clone());
                     }
                 }
-                Err(GatewayError::Meta(e).into())
+                Err(conflict_after_precheck(e).into())
             }
         }
     }
@@ -257,6 +291,8 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
     )?;
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let key = ObjectKey::new(input.key);
+    s3.precheck(&bucket, &key, &condition).await?;
     let expected = expected_checksums(
         &req.headers,
         input.content_md5,
@@ -275,7 +311,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         max_length: PUT_OBJECT_MAX_BYTES,
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
-    let record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
+    let record = single_part_record(key, headers, tags, written, now_ms());
     let output = PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         checksum_crc32: record.checksums.crc32.clone(),

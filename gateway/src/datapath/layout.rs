@@ -1,0 +1,105 @@
+//! The cluster layout the data path places against: the topology, the storage class and its
+//! geometry, node addresses. It comes from the replicated metadata (`Query::Layout`), so every
+//! gateway uses the same versioned description; a process's own file is only the starting point
+//! until the stored layout is read, and the seed of a cluster that has none yet.
+
+use super::DataPath;
+use crate::codec::{ErasureCodec, ReedSolomonCodec};
+use crate::error::{GatewayError, GatewayResult};
+use crate::meta_client::RemoteMetadata;
+use ignifuge_meta::{Answer, Metadata, Query};
+use ignifuge_placement::{FailureBudget, Geometry, Topology};
+use ignifuge_rpc::ClusterConfig;
+use ignifuge_types::{LayoutVersion, NodeId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How often a gateway reads the stored layout to see whether it changed.
+pub const LAYOUT_REFRESH_MS: u64 = 5_000;
+
+/// One version of the layout, with what the data path derives from it.
+pub struct Layout {
+    /// None: the process's file, not (yet) a stored version.
+    pub version: Option<LayoutVersion>,
+    pub config: ClusterConfig,
+    pub topology: Topology,
+    pub geometry: Geometry,
+    pub budget: FailureBudget,
+    /// The outage minimum (durability debt allowed down to it), or None to refuse.
+    pub degraded_minimum: Option<FailureBudget>,
+    pub codec: Arc<dyn ErasureCodec>,
+    addresses: HashMap<NodeId, SocketAddr>,
+}
+
+impl Layout {
+    pub fn new(config: ClusterConfig, version: Option<LayoutVersion>) -> GatewayResult<Self> {
+        let topology = config.topology();
+        let geometry = config.class_geometry()?;
+        let codec = ReedSolomonCodec::new(geometry.data_shards as usize, geometry.parity_shards as usize)?;
+        let addresses = config.nodes.iter().map(|n| (n.id.clone(), n.address)).collect();
+        Ok(Self {
+            version,
+            topology,
+            geometry,
+            budget: config.default_class,
+            degraded_minimum: config.degraded_minimum,
+            codec: Arc::new(codec),
+            addresses,
+            config,
+        })
+    }
+
+    pub fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
+        self.addresses
+            .get(node)
+            .copied()
+            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not in the cluster layout")))
+    }
+
+    pub fn addresses(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.addresses.values()
+    }
+}
+
+impl DataPath {
+    /// Reads the stored layout and installs it if it is newer than the one in use. Returns the
+    /// version in use afterwards.
+    pub async fn refresh_layout(&self, metadata: &RemoteMetadata) -> GatewayResult<Option<LayoutVersion>> {
+        let record = match metadata.query(Query::Layout).await? {
+            Answer::Layout(record) => record,
+            other => return Err(GatewayError::Internal(format!("unexpected answer to a layout query: {other:?}"))),
+        };
+        let current = self.layout();
+        let Some(record) = record else {
+            tracing::warn!("no cluster layout is stored yet; placing with this process's file");
+            return Ok(current.version.clone());
+        };
+        if current.version.as_ref() == Some(&record.version) {
+            return Ok(current.version.clone());
+        }
+        let config = ClusterConfig::parse(&record.document)
+            .map_err(|e| GatewayError::Internal(format!("stored layout {}: {e}", record.version)))?;
+        let layout = Layout::new(config, Some(record.version.clone()))?;
+        metadata.set_voters(layout.config.voters().into_iter().map(|(_, n)| n.address).collect());
+        tracing::info!(
+            version = %record.version,
+            nodes = layout.config.nodes.len(),
+            k = layout.geometry.data_shards,
+            m = layout.geometry.parity_shards,
+            "cluster layout installed"
+        );
+        self.install_layout(layout);
+        Ok(Some(record.version))
+    }
+
+    /// Follows the stored layout for as long as the gateway runs.
+    pub async fn follow_layout(self: Arc<Self>, metadata: Arc<RemoteMetadata>) {
+        loop {
+            if let Err(e) = self.refresh_layout(&metadata).await {
+                tracing::warn!(error = %e, "could not read the cluster layout; keeping the one in use");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(LAYOUT_REFRESH_MS)).await;
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The cluster layout lives in the replicated metadata (issue 4): the metadata group's voters and
+//! learners follow it, and every gateway places shards with it.
+//!
+//! - `a_lost_voter_is_replaced_by_a_learner_through_the_layout`: learners keep up with the log;
+//!   after a voter dies, `admin layout apply` names its datacenter's learner instead, the group
+//!   promotes it by joint consensus, and the metadata then survives the loss of a second original
+//!   voter (which, with the lost voter still a member, would have left no majority).
+//! - `gateways_follow_a_node_to_its_new_address`: a storage node moves to another port; once the
+//!   layout says so, every gateway writes its shards there, with no gateway restart.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BOUND: Duration = Duration::from_secs(60);
+
+/// `admin layout show` without its comment line: a TOML document `layout apply` accepts.
+fn stored_layout(cluster: &Cluster) -> (u64, String) {
+    let shown = cluster.admin(&["layout", "show", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&shown).expect("layout show --json");
+    let version = doc["version"].as_u64().unwrap_or_else(|| panic!("no stored layout version in {shown}"));
+    let text = cluster.admin(&["layout", "show"]);
+    let toml: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    (version, toml)
+}
+
+fn apply_layout(cluster: &Cluster, toml: &str) -> String {
+    let path = cluster.data_dir.join(format!("layout-{}.toml", std::process::id()));
+    std::fs::write(&path, toml).unwrap();
+    cluster.admin(&["layout", "apply", path.to_str().unwrap()])
+}
+
+/// Polls `admin status --json` until `done` holds for one snapshot.
+fn wait_for_status(cluster: &Cluster, what: &str, done: impl Fn(&MetaStatus) -> bool) -> MetaStatus {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let status = cluster.meta_status();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {BOUND:?}; last status:\n{}", status.raw);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn roles(status: &MetaStatus) -> (Vec<String>, Vec<String>) {
+    let names = |it: &mut dyn Iterator<Item = &MemberStatus>| {
+        let mut v: Vec<String> = it.map(|m| m.node.clone()).collect();
+        v.sort();
+        v
+    };
+    (names(&mut status.voters()), names(&mut status.learners()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_voter_is_replaced_by_a_learner_through_the_layout() {
+    const BUCKET: &str = "replaced-voter";
+    let _serial = SERIAL.lock().await;
+    let mut rng = TestRng::new("a_lost_voter_is_replaced_by_a_learner_through_the_layout");
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, BUCKET).await;
+    let objects: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("before/{i:02}"), rng.bytes(1000 + i))).collect();
+    for (key, data) in &objects {
+        put_object(&s3, BUCKET, key, data).await;
+    }
+
+    // Learners: one per datacenter, each with the whole log applied.
+    let status = wait_for_status(&cluster, "every member applied the leader's log", |s| {
+        s.leader.is_some() && s.members.iter().all(|m| m.reachable && m.lag == Some(0))
+    });
+    assert_eq!(
+        roles(&status),
+        (
+            vec!["dc1-n1".into(), "dc2-n1".into(), "dc3-n1".into()],
+            vec!["dc1-n2".into(), "dc2-n2".into(), "dc3-n2".into()]
+        ),
+        "{}",
+        status.raw
+    );
+    let learner = status.member("dc1-n2").status.clone().expect("learner status");
+    assert_eq!(learner.state, "Learner", "{}", status.raw);
+    let leader = status.leader_status().expect("leader status");
+    assert_eq!(learner.applied_index, leader.applied_index, "{}", status.raw);
+
+    // dc1's voter dies for good; its learner replaces it.
+    let dc1_n1 = status.member("dc1-n1").status.as_ref().expect("dc1-n1 status").id;
+    cluster.kill_node("dc1-n1");
+    let (version, toml) = stored_layout(&cluster);
+    let replaced = toml
+        .replacen("metadata_voters = [\n    \"dc1-n1\",", "metadata_voters = [\n    \"dc1-n2\",", 1)
+        .replacen("metadata_learners = [\n    \"dc1-n2\",\n", "metadata_learners = [\n", 1);
+    assert_ne!(replaced, toml, "the layout did not have the expected shape:\n{toml}");
+    let started = Instant::now();
+    let applied = apply_layout(&cluster, &replaced);
+    assert!(applied.contains(&format!("version {}", version + 1)), "{applied}");
+    let status = wait_for_status(&cluster, "dc1-n2 promoted and dc1-n1 removed", |s| {
+        roles(s).0 == ["dc1-n2", "dc2-n1", "dc3-n1"]
+            && s.leader.is_some()
+            && s.voters()
+                .all(|v| v.status.as_ref().is_some_and(|st| st.voters.len() == 3 && !st.voters.contains(&dc1_n1)))
+    });
+    println!("voter replaced {:.1} s after `layout apply`: {}", started.elapsed().as_secs_f64(), status.summary());
+
+    // Now a second original voter can die: dc1-n2 and dc3-n1 are a majority of the new group.
+    cluster.kill_node("dc2-n1");
+    let dc3 = cluster.s3_client_at(cluster.gateway_index("dc3"));
+    let written = Instant::now();
+    let after = rng.bytes(4096);
+    put_object(&dc3, BUCKET, "after/one", &after).await;
+    println!("first write after losing dc2's voter: {:.1} s", written.elapsed().as_secs_f64());
+    assert_eq!(get_object(&dc3, BUCKET, "after/one").await, after);
+    for (key, data) in &objects {
+        assert_eq!(&get_object(&dc3, BUCKET, key).await, data, "{key}");
+    }
+    let listed = list_all_keys(&dc3, BUCKET).await;
+    assert_eq!(listed.len(), objects.len() + 1);
+}
+
+/// A storage node process started by the test itself (not by `ignifuge dev`); killed on drop.
+struct ExtraNode(Child);
+
+impl Drop for ExtraNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(config: &Path, secret: &Path, node_id: &str, data_dir: &Path, log: &Path) -> ExtraNode {
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ignifuge"))
+        .arg("node")
+        .arg("--config")
+        .arg(config)
+        .arg("--secret-file")
+        .arg(secret)
+        .args(["--node-id", node_id, "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting a storage node");
+    ExtraNode(child)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateways_follow_a_node_to_its_new_address() {
+    const BUCKET: &str = "moved-node";
+    const MOVED: &str = "dc3-n3";
+    let _serial = SERIAL.lock().await;
+    let mut rng = TestRng::new("gateways_follow_a_node_to_its_new_address");
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000")]).await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, BUCKET).await;
+
+    let old_address = cluster.process(MOVED).listen.clone();
+    let new_address = format!("127.0.0.1:{}", cluster.base_port + 40);
+    let (_, toml) = stored_layout(&cluster);
+    let moved = toml.replacen(&format!("address = \"{old_address}\""), &format!("address = \"{new_address}\""), 1);
+    assert_ne!(moved, toml, "{MOVED}'s address {old_address} is not in the layout:\n{toml}");
+
+    // The node stops and comes back on the new port with its disk; its own file says where.
+    cluster.kill_node(MOVED);
+    let config = cluster.data_dir.join("moved-node.toml");
+    std::fs::write(&config, &moved).unwrap();
+    let data_dir = cluster.process(MOVED).data_dir.clone().unwrap();
+    let _node = start_node(
+        &config,
+        &cluster.data_dir.join("cluster.secret"),
+        MOVED,
+        &data_dir,
+        &cluster.data_dir.join("logs/moved-node.log"),
+    );
+    apply_layout(&cluster, &moved);
+
+    // Every gateway, without a restart, writes to the moved node once the layout says so (at
+    // most one refresh, 5 s, later): each 5+4 stripe on 3x3 puts a shard on every node, so a
+    // write from a gateway that still used the old port would be placed elsewhere and recorded
+    // as durability debt. (The repair service, which could pay debt meanwhile, is off.)
+    let deadline = Instant::now() + BOUND;
+    for dc in ["dc1", "dc2", "dc3"] {
+        let client = cluster.s3_client_at(cluster.gateway_index(dc));
+        let data = rng.bytes(6 * 1024 * 1024); // two stripes of 5 MiB
+        for attempt in 1.. {
+            let (debt_before, files_before) = (debt_stripes(&cluster), cluster.shard_files(MOVED).len());
+            let key = format!("{dc}/{attempt}");
+            put_object(&client, BUCKET, &key, &data).await;
+            let (debt_after, files_after) = (debt_stripes(&cluster), cluster.shard_files(MOVED).len());
+            if debt_after == debt_before && files_after >= files_before + 2 {
+                assert_eq!(get_object(&client, BUCKET, &key).await, data);
+                println!("{dc}'s gateway wrote to {MOVED} at {new_address} after {attempt} attempt(s)");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{dc}'s gateway never wrote to {MOVED} at {new_address} (debt {debt_before} -> {debt_after}, \
+                 files {files_before} -> {files_after})"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn debt_stripes(cluster: &Cluster) -> u64 {
+    let report = cluster.durability();
+    report["debt_stripes"].as_u64().unwrap_or_else(|| panic!("no debt_stripes in {report}"))
+}
