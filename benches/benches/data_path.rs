@@ -3,7 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ignifuge_gateway::checksums::{Algorithm, BodyHasher};
-use ignifuge_gateway::codec::{ErasureCodec, ReedSolomonCodec};
+use ignifuge_gateway::codec::{ErasureCodec, ReedSolomonCodec, encode_stripe};
 use std::hint::black_box;
 
 const SHARD_BYTES: usize = 1024 * 1024;
@@ -22,7 +22,8 @@ fn data(len: usize) -> Vec<u8> {
 
 fn encode(codec: &ReedSolomonCodec, stripe: &[u8], shard_len: usize, parity: &mut [Vec<u8>]) {
     let refs: Vec<&[u8]> = stripe.chunks(shard_len).collect();
-    codec.encode(&refs, parity).unwrap();
+    let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
+    codec.encode(&refs, &mut parity).unwrap();
 }
 
 fn reed_solomon(c: &mut Criterion) {
@@ -64,16 +65,28 @@ fn put_pipeline(c: &mut Criterion) {
     let mut parity = vec![vec![0u8; SHARD_BYTES]; m];
     let mut group = c.benchmark_group("put_pipeline_5+4");
     group.throughput(Throughput::Bytes(body.len() as u64));
+    // The whole pipeline on one thread, with the gateway's own stripe function: body hashes,
+    // copy into the stripe buffer, then `encode_stripe` into parity buffers allocated per stripe
+    // (as the gateway does).
     group.bench_function("whole", |b| {
         b.iter(|| {
             let mut hasher = BodyHasher::new(&[Algorithm::Crc64Nvme]);
             hasher.update(&body);
             stripe.clear();
             stripe.extend_from_slice(&body);
-            encode(&codec, &stripe, SHARD_BYTES, &mut parity);
-            for shard in stripe.chunks(SHARD_BYTES).chain(parity.iter().map(|p| p.as_slice())) {
-                black_box(blake3::hash(shard));
-            }
+            let mut fresh = vec![vec![0u8; SHARD_BYTES]; m];
+            black_box(encode_stripe(&codec, &stripe, SHARD_BYTES, &mut fresh).unwrap());
+            black_box(hasher.finalize());
+        })
+    });
+    // The same with parity buffers reused across stripes (a pool).
+    group.bench_function("whole_pooled_parity", |b| {
+        b.iter(|| {
+            let mut hasher = BodyHasher::new(&[Algorithm::Crc64Nvme]);
+            hasher.update(&body);
+            stripe.clear();
+            stripe.extend_from_slice(&body);
+            black_box(encode_stripe(&codec, &stripe, SHARD_BYTES, &mut parity).unwrap());
             black_box(hasher.finalize());
         })
     });
@@ -104,5 +117,35 @@ fn put_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reed_solomon, put_pipeline);
+/// BLAKE3 of a 1 MiB shard in one call, against the same bytes fed to one hasher in frames of
+/// the sizes a socket read returns: incremental updates only use all SIMD lanes for long inputs,
+/// which is why the gateway hashes a shard after joining its frames rather than frame by frame.
+fn shard_hash(c: &mut Criterion) {
+    let shard = data(SHARD_BYTES);
+    let mut group = c.benchmark_group("shard_blake3_1MiB");
+    group.throughput(Throughput::Bytes(SHARD_BYTES as u64));
+    group.bench_function("contiguous", |b| b.iter(|| black_box(blake3::hash(black_box(&shard)))));
+    for (label, sizes) in
+        [("frames_8k_odd", [8191usize, 8193, 8191]), ("frames_16k_to_200k", [16_000, 65_537, 200_003])]
+    {
+        let (mut pieces, mut start, mut i) = (Vec::new(), 0, 0);
+        while start < shard.len() {
+            let end = (start + sizes[i % sizes.len()]).min(shard.len());
+            pieces.push(&shard[start..end]);
+            (start, i) = (end, i + 1);
+        }
+        group.bench_function(BenchmarkId::new("incremental", label), |b| {
+            b.iter(|| {
+                let mut hasher = blake3::Hasher::new();
+                for piece in &pieces {
+                    hasher.update(piece);
+                }
+                black_box(hasher.finalize())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, reed_solomon, put_pipeline, shard_hash);
 criterion_main!(benches);

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub const SHARD_RPC_TIMEOUT_MS: u64 = 10_000;
 /// Timeout of one metadata call.
 pub const META_RPC_TIMEOUT_MS: u64 = 10_000;
+/// Largest read buffer of one internode connection: a shard and its response head.
+const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Idle pooled connections kept per node.
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
 
@@ -36,6 +38,9 @@ impl NodeClient {
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
             .pool_idle_timeout(Duration::from_secs(30))
+            // Let hyper's adaptive read buffer grow past its 400 KiB default to a whole shard, so
+            // a 1 MiB shard arrives in fewer, larger frames: joining them copies less.
+            .http1_max_buf_size(HTTP1_READ_BUFFER_MAX_BYTES)
             .build(connector);
         Self { http, auth }
     }

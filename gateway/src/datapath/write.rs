@@ -190,12 +190,7 @@ impl DataPath {
         let codec = layout.codec.clone();
         let (data, parity, hashes) = tokio::task::spawn_blocking(move || {
             let mut parity = vec![vec![0u8; shard_len]; m];
-            {
-                let refs: Vec<&[u8]> = data.chunks(shard_len).collect();
-                codec.encode(&refs, &mut parity)?;
-            }
-            let hashes: Vec<blake3::Hash> =
-                data.chunks(shard_len).chain(parity.iter().map(|p| p.as_slice())).map(blake3::hash).collect();
+            let hashes = crate::codec::encode_stripe(codec.as_ref(), &data, shard_len, &mut parity)?;
             Ok::<_, GatewayError>((Bytes::from(data), parity, hashes))
         })
         .await
