@@ -67,29 +67,25 @@ fn put_pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     // The whole pipeline on one thread, with the gateway's own stripe function: body hashes,
     // copy into the stripe buffer, then `encode_stripe` into parity buffers allocated per stripe
-    // (as the gateway does).
-    group.bench_function("whole", |b| {
-        b.iter(|| {
-            let mut hasher = BodyHasher::new(&[Algorithm::Crc64Nvme]);
-            hasher.update(&body);
-            stripe.clear();
-            stripe.extend_from_slice(&body);
-            let mut fresh = vec![vec![0u8; SHARD_BYTES]; m];
-            black_box(encode_stripe(&codec, &stripe, SHARD_BYTES, &mut fresh).unwrap());
-            black_box(hasher.finalize());
-        })
-    });
-    // The same with parity buffers reused across stripes (a pool).
-    group.bench_function("whole_pooled_parity", |b| {
-        b.iter(|| {
-            let mut hasher = BodyHasher::new(&[Algorithm::Crc64Nvme]);
-            hasher.update(&body);
-            stripe.clear();
-            stripe.extend_from_slice(&body);
-            black_box(encode_stripe(&codec, &stripe, SHARD_BYTES, &mut parity).unwrap());
-            black_box(hasher.finalize());
-        })
-    });
+    // (as the gateway does), or reused across stripes (a pool).
+    let whole = |stripe: &mut Vec<u8>, parity: Option<&mut Vec<Vec<u8>>>| {
+        let mut hasher = BodyHasher::new(&[Algorithm::Crc64Nvme]);
+        hasher.update(&body);
+        stripe.clear();
+        stripe.extend_from_slice(&body);
+        let mut fresh;
+        let parity = match parity {
+            Some(pooled) => pooled,
+            None => {
+                fresh = vec![vec![0u8; SHARD_BYTES]; m];
+                &mut fresh
+            }
+        };
+        black_box(encode_stripe(&codec, stripe, SHARD_BYTES, parity).unwrap());
+        black_box(hasher.finalize());
+    };
+    group.bench_function("whole", |b| b.iter(|| whole(&mut stripe, None)));
+    group.bench_function("whole_pooled_parity", |b| b.iter(|| whole(&mut stripe, Some(&mut parity))));
     group.bench_function("part_md5", |b| {
         b.iter(|| {
             let mut h = BodyHasher::new(&[]);
