@@ -28,6 +28,28 @@ pub const NODES_PER_DATACENTER: usize = 3;
 const NODE_PORT_OFFSET: u16 = 10;
 const REGION: &str = "us-east-1";
 const DEFAULT_TENANT: &str = "default";
+/// Written with the metadata group: the layout of a data directory this version can restart.
+const FORMAT_FILE: &str = "format";
+/// 2: Raft ids derived from node names and the cluster layout stored in the metadata. Directories
+/// made before (no format file; Raft ids by position) cannot be restarted by this version.
+const DATA_DIR_FORMAT: &str = "2";
+
+/// Refuses a data directory whose metadata was created by an incompatible version, before any
+/// process starts on it.
+fn check_format(data_dir: &Path) -> anyhow::Result<()> {
+    if !data_dir.join("metadata-initialized").exists() {
+        return Ok(());
+    }
+    let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
+    anyhow::ensure!(
+        found.trim() == DATA_DIR_FORMAT,
+        "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
+         Raft ids now derive from node names); remove it or choose another --data-dir",
+        data_dir.display(),
+        if found.is_empty() { "1" } else { found.trim() }
+    );
+    Ok(())
+}
 const READY_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Args)]
@@ -166,6 +188,7 @@ async fn wait_until(deadline: Instant, what: &str, mut ready: impl AsyncFnMut() 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    check_format(&data_dir)?;
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let config = cluster_config(args.base_port);
@@ -252,6 +275,7 @@ async fn start_and_wait(
     let marker = data_dir.join("metadata-initialized");
     if !marker.exists() {
         Admin::open(data_dir)?.initialize_metadata().await.context("creating the metadata group")?;
+        write_private(&data_dir.join(FORMAT_FILE), DATA_DIR_FORMAT.as_bytes())?;
         write_private(&marker, b"")?;
     }
     for gateway in &config.gateways {
