@@ -911,3 +911,28 @@ async fn a_conditional_put_overtaken_by_another_write_gets_409() {
     assert_eq!(answer.status, 200, "{}", answer.summary());
     assert_eq!(get_object(&s3, "race", "updated").await, body);
 }
+
+/// AWS refuses a PutObject over 5 GiB from its Content-Length, before the body: 400
+/// EntityTooLarge, nothing stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_announcing_more_than_5_gib_is_refused_before_its_body() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "huge").await;
+    let url = format!("{}/huge/too-big", cluster.endpoint);
+    let headers = cluster.sign(&cluster.keys(), std::time::SystemTime::now(), "PUT", &url, &[], Payload::Unsigned);
+    let declared = 5 * 1024 * MIB + 1;
+    let head = build_request_head(authority_of(&url), "PUT", path_and_query_of(&url), &headers, Some(declared));
+    let started = std::time::Instant::now();
+    let in_flight = InFlightRequest::start(authority_of(&url), &head, &[7u8; 4096]).await.expect("starting the PUT");
+    // No more body: the answer must come from the announced length alone.
+    let answer = in_flight.finish(&[]).await.expect("an answer before the body");
+    assert_eq!((answer.status, answer.error_code().as_deref()), (400, Some("EntityTooLarge")), "{}", answer.summary());
+    println!("refused after {} ms", started.elapsed().as_millis());
+    assert_s3_error(
+        s3.head_object().bucket("huge").key("too-big").send().await,
+        404,
+        &["NotFound", "NoSuchKey"],
+        "nothing was stored",
+    );
+}

@@ -250,6 +250,13 @@ async fn versions_delete_markers_and_version_ids_follow_aws() {
     assert_eq!((got.tag_set().len(), got.version_id()), (1, Some(v1.as_str())));
     let got = ok(s3.get_object_tagging().bucket(b).key("k").send().await, "tags of the current version");
     assert!(got.tag_set().is_empty());
+    // Without versionId the current version is tagged, and its id answered (x-amz-version-id).
+    let current = ok(s3.head_object().bucket(b).key("k").send().await, "HEAD").version_id().unwrap().to_string();
+    let tags = Tagging::builder().tag_set(Tag::builder().key("era").value("now").build().unwrap()).build().unwrap();
+    let put = ok(s3.put_object_tagging().bucket(b).key("k").tagging(tags).send().await, "tag the current version");
+    assert_eq!(put.version_id(), Some(current.as_str()));
+    let got = ok(s3.get_object_tagging().bucket(b).key("k").version_id(&v1).send().await, "tags of v1 again");
+    assert_eq!(got.tag_set()[0].value(), "first", "tagging the current version left v1's tags alone");
 
     // CompleteMultipartUpload answers the new version's id.
     let upload = ok(s3.create_multipart_upload().bucket(b).key("k").send().await, "CreateMultipartUpload");

@@ -263,7 +263,8 @@ impl StateMachine {
                 let mut found = self.live_version(&bucket, &key, version.as_ref())?;
                 found.record.tags = tags;
                 batch.put(found.store_key, encode(&found.record));
-                Ok(Outcome::Done)
+                // The version tagged, for the x-amz-version-id of the answer.
+                Ok(Outcome::Object(Box::new(found.record)))
             }
             Command::SetBucketVersioning { tenant, bucket, status } => {
                 self.update_bucket(&tenant, &bucket, batch, |record| record.versioning = Some(status))

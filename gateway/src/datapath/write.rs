@@ -54,6 +54,10 @@ impl DataPath {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Into<GatewayError>,
     {
+        // A body announced too large is refused before any byte of it is read, as AWS does.
+        if request.declared_length.is_some_and(|declared| declared > request.max_length) {
+            return Err(GatewayError::EntityTooLarge);
+        }
         let blob = new_blob_id();
         let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
         let algorithms = request.expected.algorithms();

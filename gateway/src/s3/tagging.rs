@@ -5,7 +5,7 @@ use super::IgnifugeS3;
 use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
-use ignifuge_meta::{Command, Tags};
+use ignifuge_meta::{Command, Outcome, Tags};
 use ignifuge_types::{BucketName, ObjectKey};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -94,8 +94,11 @@ async fn set_object_tags(
         tags,
         version: version.clone(),
     };
-    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
-    Ok(version.map(|v| v.0))
+    match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
+        // The version tagged: the one asked for, else the current one when it has an id.
+        Outcome::Object(record) => Ok(version.map(|v| v.0).or_else(|| super::objects::version_header(&record, false))),
+        _ => Err(GatewayError::Internal("unexpected outcome of SetObjectTags".into()).into()),
+    }
 }
 
 pub async fn get_object_tagging(
