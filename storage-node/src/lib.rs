@@ -8,10 +8,12 @@
 //! shard read is checked against the BLAKE3 hash written with it, and a mismatch is reported as
 //! corruption, never served.
 
+mod group_sync;
 mod scrub;
 mod server;
 mod shard_store;
 
+pub use group_sync::{GroupSync, SyncMode};
 pub use scrub::Scrubber;
 pub use server::{NodeServer, serve};
 pub use shard_store::{ShardStore, StoreError};

@@ -3,8 +3,10 @@
 //! Layout: `<root>/shards/<first two hex digits of blob>/<blob>/<stripe>.<shard>`. Each file is
 //! the 32-byte BLAKE3 hash of the shard followed by the shard's bytes, so the store can verify
 //! (and scrub) a shard with nothing but the file, and the index can be rebuilt from the files.
-//! Writes go to a temporary file, are fdatasynced, renamed into place, and the directory is
-//! fsynced, so a crash leaves either no shard or a whole one.
+//! Writes go to a temporary file and are renamed into place, then made durable (file, rename and
+//! new directories) before `put` returns: by one `syncfs` shared with every concurrent writer
+//! (`group_sync.rs`), or by `fdatasync` of the file and `fsync` of its directories. A crash leaves
+//! either no shard or a whole one.
 
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
 use ignifuge_rpc::{HeldBlob, HeldShard};
@@ -13,6 +15,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::group_sync::{GroupSync, SyncMode};
 
 const HASH_BYTES: usize = 32;
 
@@ -35,6 +39,8 @@ pub enum StoreError {
 pub struct ShardStore {
     root: PathBuf,
     index: Arc<dyn KvStore>,
+    /// Some: shard writes share `syncfs` rounds (`SyncMode::Group`); None: each syncs its own.
+    group_sync: Option<GroupSync>,
     /// Corrupt shards moved to quarantine since the process started.
     quarantined: std::sync::atomic::AtomicU64,
     /// When the last one was (ms since the epoch; 0: never).
@@ -55,10 +61,19 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
+        Self::open_with(root, index, SyncMode::from_env())
+    }
+
+    pub fn open_with(root: &Path, index: Arc<dyn KvStore>, mode: SyncMode) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("shards"))?;
+        let group_sync = match mode {
+            SyncMode::Group => Some(GroupSync::new(&root.join("shards"))?),
+            SyncMode::PerFile => None,
+        };
         Ok(Self {
             root: root.to_path_buf(),
             index,
+            group_sync,
             quarantined: Default::default(),
             last_quarantine_ms: Default::default(),
         })
@@ -82,19 +97,30 @@ impl ShardStore {
         }
         let path = self.shard_path(id)?;
         let dir = path.parent().expect("shard paths have a parent");
-        let created = !dir.exists();
+        let prefix_dir = dir.parent().expect("blob dirs have a parent");
+        let new_dirs = (!prefix_dir.exists(), !dir.exists());
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
         {
             let mut file = File::create(&tmp)?;
             file.write_all(hash.as_bytes())?;
             file.write_all(data)?;
-            file.sync_data()?;
+            if self.group_sync.is_none() {
+                file.sync_data()?;
+            }
         }
         fs::rename(&tmp, &path)?;
-        sync_dir(dir)?;
-        if created {
-            sync_dir(dir.parent().expect("blob dirs have a parent"))?;
+        match &self.group_sync {
+            Some(group) => group.sync()?,
+            None => {
+                sync_dir(dir)?;
+                if new_dirs.1 {
+                    sync_dir(prefix_dir)?;
+                }
+                if new_dirs.0 {
+                    sync_dir(prefix_dir.parent().expect("prefix dirs have a parent"))?;
+                }
+            }
         }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
@@ -338,6 +364,23 @@ mod tests {
         raw[HASH_BYTES + 10] ^= 0x40;
         fs::write(&path, raw).unwrap();
         assert!(matches!(store.get(&id("ab12", 3)), Err(StoreError::Corrupt)));
+    }
+
+    #[test]
+    fn both_sync_modes_store_whole_shards_in_new_and_existing_directories() {
+        for mode in [SyncMode::Group, SyncMode::PerFile] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ShardStore::open_with(dir.path(), Arc::new(MemoryKv::default()), mode).unwrap();
+            for (blob, shard) in [("cd01", 0), ("cd01", 1), ("cd02", 0), ("ef03", 5)] {
+                let data = format!("{blob}/{shard}").repeat(50).into_bytes();
+                store.put(&id(blob, shard), &data, &blake3::hash(&data)).unwrap();
+                assert_eq!(store.get(&id(blob, shard)).unwrap().0, data, "{mode:?}");
+            }
+            assert_eq!(store.indexed_shards().unwrap(), 4, "{mode:?}");
+            // No temporary file is left behind.
+            let leftovers = fs::read_dir(dir.path().join("shards/cd/cd01")).unwrap().count();
+            assert_eq!(leftovers, 2, "{mode:?}");
+        }
     }
 
     #[test]
