@@ -213,3 +213,78 @@ fn debt_stripes(cluster: &Cluster) -> u64 {
     let report = cluster.durability();
     report["debt_stripes"].as_u64().unwrap_or_else(|| panic!("no debt_stripes in {report}"))
 }
+
+/// Runs `ignifuge admin layout apply` with `toml`; the exit status and everything it printed.
+fn try_apply_layout(cluster: &Cluster, toml: &str) -> (bool, String) {
+    let path = cluster.data_dir.join(format!("layout-try-{}.toml", std::process::id()));
+    std::fs::write(&path, toml).unwrap();
+    let output = run_with_timeout(
+        Command::new(BIN).args(["admin", "--data-dir"]).arg(&cluster.data_dir).args(["layout", "apply"]).arg(&path),
+        Duration::from_secs(60),
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// Replacing a node by a new one under another id: the new node joins the layout, the old one is
+/// declared out, and it may leave the layout only once a repair round that began after that found
+/// every stripe at full budget; then the cluster reports HEALTHY without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_leaves_the_layout_only_once_drained() {
+    const OLD: &str = "dc2-n3";
+    const NEW: &str = "dc2-n4";
+    let _serial = SERIAL.lock().await;
+    let mut rng = TestRng::new("a_node_leaves_the_layout_only_once_drained");
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")]).await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "drain").await;
+    let data = rng.bytes(12 * 1024 * 1024);
+    put_object(&s3, "drain", "object", &data).await;
+
+    // A fourth node in dc2, started by the test, then added to the layout.
+    let (_, toml) = stored_layout(&cluster);
+    let mut layout = ignifuge_rpc::ClusterConfig::parse(&toml).expect("stored layout");
+    layout.nodes.push(ignifuge_rpc::NodeEndpoint {
+        id: ignifuge_types::NodeId::new(NEW),
+        datacenter: ignifuge_types::DatacenterId::new("dc2"),
+        address: format!("127.0.0.1:{}", cluster.base_port + 41).parse().unwrap(),
+        capacity_weight: 1,
+    });
+    let with_new = layout.to_toml();
+    let config = cluster.data_dir.join("with-new-node.toml");
+    std::fs::write(&config, &with_new).unwrap();
+    let new_dir = cluster.data_dir.join(NEW);
+    let _node = start_node(
+        &config,
+        &cluster.data_dir.join("cluster.secret"),
+        NEW,
+        &new_dir,
+        &cluster.data_dir.join("logs/new-node.log"),
+    );
+    apply_layout(&cluster, &with_new);
+
+    // The old node dies and is declared out; it may not leave the layout yet.
+    cluster.kill_node(OLD);
+    cluster.admin(&["node", "out", OLD]);
+    layout.nodes.retain(|n| n.id.0 != OLD);
+    let without_old = layout.to_toml();
+    let (accepted, said) = try_apply_layout(&cluster, &without_old);
+    assert!(!accepted, "a node no repair round has drained left the layout: {said}");
+    assert!(said.contains(OLD) && said.contains("node out"), "{said}");
+
+    // Once repair has rebuilt its shards elsewhere, it may.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let (accepted, said) = try_apply_layout(&cluster, &without_old);
+        if accepted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{OLD} never became removable: {said}\n{}", cluster.durability());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, stored) = stored_layout(&cluster);
+    assert!(!stored.contains(OLD) && stored.contains(NEW), "{stored}");
+    assert_eq!(get_object(&s3, "drain", "object").await, data);
+    let report = cluster.wait_until_healthy(BOUND);
+    println!("healthy without {OLD}: {report}");
+}

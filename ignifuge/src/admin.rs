@@ -4,12 +4,14 @@ use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use ignifuge_gateway::RemoteMetadata;
-use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, TenantRecord};
+use ignifuge_meta::{
+    AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, RepairReport, TenantRecord,
+};
 use ignifuge_raft::RaftStatus;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, ScrubStatus, SecretSealer};
-use ignifuge_types::{AccessKeyId, LayoutVersion, TenantId, UserId};
+use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
 use rand::Rng as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,7 +179,15 @@ impl Admin {
     pub async fn apply_layout(&self, next: ClusterConfig) -> anyhow::Result<LayoutVersion> {
         let (version, current) = self.layout().await?;
         let next = ClusterConfig { geometry: current.geometry.or(Some(current.class_geometry()?)), ..next };
-        current.check_change(&next)?;
+        let nodes_out = match self.metadata.query(Query::NodesOut).await? {
+            Answer::NodesOut(out) => out,
+            _ => anyhow::bail!("unexpected answer to a nodes-out query"),
+        };
+        let report = match self.metadata.query(Query::RepairReport).await? {
+            Answer::RepairReport(report) => report,
+            _ => anyhow::bail!("unexpected answer to a repair report query"),
+        };
+        current.check_change(&next, &drained_nodes(&nodes_out, report.as_deref()))?;
         let document = next.to_toml();
         ClusterConfig::parse(&document)?;
         match self.metadata.apply(Command::SetLayout { expected: version, document, now_ms: now_ms() }).await? {
@@ -273,6 +283,17 @@ impl Admin {
         }
         out
     }
+}
+
+/// Nodes that may leave the layout: declared out, and a repair round that started after the
+/// declaration found every stripe at its full budget with none waiting or unreadable, so no stripe
+/// counts on them any more.
+fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>) -> BTreeSet<NodeId> {
+    let Some(report) = report else {
+        return BTreeSet::new();
+    };
+    let clean = report.stripes_below_budget == 0 && report.stripes_waiting == 0 && report.stripes_unreadable == 0;
+    nodes_out.iter().filter(|(_, since_ms)| clean && report.started_ms > *since_ms).map(|(n, _)| n.clone()).collect()
 }
 
 fn print_key(key: &NewKey) {
@@ -376,4 +397,23 @@ fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(started_ms: i64, below: u64, waiting: u64) -> RepairReport {
+        RepairReport { started_ms, stripes_below_budget: below, stripes_waiting: waiting, ..RepairReport::default() }
+    }
+
+    #[test]
+    fn a_node_is_drained_only_after_a_clean_round_that_began_after_it_was_declared_out() {
+        let out = vec![(NodeId::new("dc2-n3"), 1_000)];
+        assert!(drained_nodes(&out, None).is_empty(), "no round yet");
+        assert!(drained_nodes(&out, Some(&report(900, 0, 0))).is_empty(), "the round began before");
+        assert!(drained_nodes(&out, Some(&report(1_100, 3, 0))).is_empty(), "stripes still below budget");
+        assert!(drained_nodes(&out, Some(&report(1_100, 0, 2))).is_empty(), "stripes waiting");
+        assert_eq!(drained_nodes(&out, Some(&report(1_100, 0, 0))), [NodeId::new("dc2-n3")].into());
+    }
 }

@@ -124,9 +124,13 @@ impl ClusterConfig {
     }
 
     /// Whether `next` may replace this layout: the storage class and its geometry stay the same
-    /// (existing stripes were cut and placed by them; changing them needs a migration), and no
-    /// node that holds data disappears without having been drained.
-    pub fn check_change(&self, next: &ClusterConfig) -> Result<(), RpcError> {
+    /// (existing stripes were cut and placed by them; changing them needs a migration), and a node
+    /// leaves only if it is in `drained` (declared out, and repaired around since).
+    pub fn check_change(
+        &self,
+        next: &ClusterConfig,
+        drained: &std::collections::BTreeSet<NodeId>,
+    ) -> Result<(), RpcError> {
         let bad = |m: String| Err(RpcError::Config(m));
         let (ours, theirs) = (
             self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?,
@@ -143,10 +147,11 @@ impl ClusterConfig {
                 theirs.parity_shards
             ));
         }
-        if let Some(gone) = self.nodes.iter().find(|n| next.node(&n.id).is_none()) {
+        if let Some(gone) = self.nodes.iter().find(|n| next.node(&n.id).is_none() && !drained.contains(&n.id)) {
             return bad(format!(
-                "node {} would leave the layout while it may hold shards: declare it out \
-                 (`ignifuge admin node out`) and wait for repair to report full protection first",
+                "node {} would leave the layout while stripes may still need it: declare it out \
+                 (`ignifuge admin node out`) and wait for a repair round that starts after that and \
+                 finds every stripe at full budget",
                 gone.id
             ));
         }
@@ -274,14 +279,17 @@ mod tests {
         }
         assert_ne!(grown.class_geometry().unwrap(), geometry, "the derived geometry moves with the topology");
         grown.geometry = stored.geometry;
-        stored.check_change(&grown).unwrap();
+        let none = std::collections::BTreeSet::new();
+        stored.check_change(&grown, &none).unwrap();
         let mut other_class = grown.clone();
         other_class.geometry = None;
-        assert!(stored.check_change(&other_class).is_err());
-        // A node that may hold shards cannot silently disappear.
-        let mut shrunk = stored.clone();
-        shrunk.nodes.retain(|n| n.id.0 != "dc2-n3");
-        assert!(stored.check_change(&shrunk).is_err());
+        assert!(stored.check_change(&other_class, &none).is_err());
+        // A node that may hold shards cannot silently disappear; a drained one can.
+        let mut shrunk = grown.clone();
+        shrunk.nodes.retain(|n| n.id.0 != "dc2-n4");
+        assert!(grown.clone().pinned().unwrap().check_change(&shrunk, &none).is_err());
+        let drained = [NodeId::new("dc2-n4")].into_iter().collect();
+        grown.pinned().unwrap().check_change(&shrunk, &drained).unwrap();
     }
 
     #[test]
