@@ -1,5 +1,5 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
-use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_HASH_HEADER, SHARD_MAX_BYTES, paths};
+use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, paths};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,6 +21,17 @@ pub const META_RPC_TIMEOUT_MS: u64 = 10_000;
 const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Idle pooled connections kept per node.
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
+
+/// Whether a shard read is the shard the metadata names, unchanged (see `NodeClient::get_shard`).
+fn shard_intact(headers: &http::HeaderMap, body: &[u8], expected: &blake3::Hash) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let stored = header(SHARD_HASH_HEADER).and_then(|h| blake3::Hash::from_hex(h).ok());
+    let crc = header(SHARD_CRC_HEADER).and_then(|c| u64::from_str_radix(c, 16).ok());
+    match (stored, crc) {
+        (Some(stored), Some(crc)) => stored == *expected && crate::transfer_checksum(body) == crc,
+        _ => blake3::hash(body) == *expected,
+    }
+}
 
 /// HTTP/1.1 client for the internode API, with pooled TCP_NODELAY connections.
 #[derive(Clone)]
@@ -121,13 +132,16 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
-    /// Fetches a shard and checks it against the hash recorded in the metadata.
+    /// Fetches a shard and checks it against the hash recorded in the metadata. The node checked
+    /// the bytes against the BLAKE3 hash in the shard's file and sends that hash and a CRC64NVME of
+    /// the bytes: the hash must be the metadata's (the node read the right shard) and the CRC must
+    /// match what arrived (nothing changed in transit). A response without them is hashed here.
     pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
-        let (status, _, body) = self
+        let (status, headers, body) = self
             .send(Method::GET, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
             .await?;
         Self::check_status(node, status, &body)?;
-        if blake3::hash(&body) != *expected {
+        if !shard_intact(&headers, &body, expected) {
             return Err(RpcError::Corrupt(node.to_string()));
         }
         Ok(body)
@@ -180,5 +194,38 @@ impl NodeClient {
             self.send(Method::GET, node, paths::HEALTH, Bytes::new(), None, "", 2_000, 1024).await,
             Ok((status, _, _)) if status.is_success()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(hash: &blake3::Hash, crc: Option<u64>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(SHARD_HASH_HEADER, hash.to_hex().as_str().parse().unwrap());
+        if let Some(crc) = crc {
+            headers.insert(SHARD_CRC_HEADER, format!("{crc:016x}").parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn a_shard_read_must_be_the_named_shard_and_arrive_unchanged() {
+        let body = b"the bytes of one shard".repeat(100);
+        let hash = blake3::hash(&body);
+        let crc = crate::transfer_checksum(&body);
+        assert!(shard_intact(&headers(&hash, Some(crc)), &body, &hash));
+        // Another shard, internally consistent on its node: its stored hash is not the metadata's.
+        let other = blake3::hash(b"another shard");
+        assert!(!shard_intact(&headers(&other, Some(crc)), &body, &hash));
+        // Changed in transit.
+        let mut flipped = body.clone();
+        flipped[777] ^= 1;
+        assert!(!shard_intact(&headers(&hash, Some(crc)), &flipped, &hash));
+        // Without the CRC (an older node) the bytes are hashed here, both ways.
+        assert!(shard_intact(&headers(&hash, None), &body, &hash));
+        assert!(!shard_intact(&headers(&hash, None), &flipped, &hash));
+        assert!(!shard_intact(&http::HeaderMap::new(), &flipped, &hash));
     }
 }

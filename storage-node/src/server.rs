@@ -11,7 +11,7 @@ use ignifuge_meta::{Proposal, Query};
 use ignifuge_raft::{RaftMetadata, Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BODY_HASH_HEADER, BlobListAnswer, BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest,
-    META_BODY_MAX_BYTES, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
+    META_BODY_MAX_BYTES, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -171,9 +171,15 @@ impl NodeServer {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.get(&id)).await {
             Ok(Ok((data, hash))) => {
+                // The bytes were just checked against the hash in the shard's file; the CRC lets
+                // the reader check the transfer without hashing them again.
+                let crc = format!("{:016x}", ignifuge_rpc::transfer_checksum(&data));
                 let mut response = reply(StatusCode::OK, data);
                 if let Ok(value) = http::HeaderValue::from_str(&hash.to_hex()) {
                     response.headers_mut().insert(SHARD_HASH_HEADER, value);
+                }
+                if let Ok(value) = http::HeaderValue::from_str(&crc) {
+                    response.headers_mut().insert(SHARD_CRC_HEADER, value);
                 }
                 response
             }
