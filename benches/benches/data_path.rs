@@ -143,5 +143,49 @@ fn shard_hash(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reed_solomon, put_pipeline, shard_hash);
+/// The GET pipeline for one 5+4 stripe as the gateway runs it: the k data shards arrive, each is
+/// checked (`transfer_checksum`, the CRC64NVME the node sent, plus a 32-byte hash comparison),
+/// and, with a shard missing, the data is rebuilt as `datapath/read.rs::decode` does it (the
+/// present shards copied into owned buffers, then `reconstruct_data`). BLAKE3 of the same shards
+/// is the check the gateway ran before the CRC transfer check, for comparison.
+fn get_pipeline(c: &mut Criterion) {
+    let (k, m) = (5usize, 4usize);
+    let codec = ReedSolomonCodec::new(k, m).unwrap();
+    let stripe = data(k * SHARD_BYTES);
+    let mut parity = vec![vec![0u8; SHARD_BYTES]; m];
+    encode(&codec, &stripe, SHARD_BYTES, &mut parity);
+    let shards: Vec<Vec<u8>> = stripe.chunks(SHARD_BYTES).map(|s| s.to_vec()).chain(parity).collect();
+    let crcs: Vec<u64> = shards.iter().map(|s| ignifuge_rpc::transfer_checksum(s)).collect();
+    let mut group = c.benchmark_group("get_pipeline_5+4");
+    group.throughput(Throughput::Bytes((k * SHARD_BYTES) as u64));
+    group.bench_function("verify_crc", |b| {
+        b.iter(|| {
+            for (shard, crc) in shards.iter().zip(&crcs).take(k) {
+                assert_eq!(ignifuge_rpc::transfer_checksum(black_box(shard)), *crc);
+            }
+        })
+    });
+    group.bench_function("verify_blake3", |b| {
+        b.iter(|| {
+            for shard in shards.iter().take(k) {
+                black_box(blake3::hash(black_box(shard)));
+            }
+        })
+    });
+    group.bench_function("verify_crc_and_rebuild_one_data_shard", |b| {
+        b.iter(|| {
+            // Shard 0 is missing; shards 1..k and the first parity arrive and are checked.
+            for i in 1..=k {
+                assert_eq!(ignifuge_rpc::transfer_checksum(&shards[i]), crcs[i]);
+            }
+            let mut owned: Vec<Option<Vec<u8>>> =
+                shards.iter().enumerate().map(|(i, s)| (1..=k).contains(&i).then(|| s.clone())).collect();
+            codec.reconstruct_data(&mut owned).unwrap();
+            black_box(owned);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reed_solomon, put_pipeline, shard_hash, get_pipeline);
 criterion_main!(benches);
