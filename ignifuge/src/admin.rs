@@ -189,7 +189,6 @@ impl Admin {
         };
         current.check_change(&next, &drained_nodes(&nodes_out, report.as_deref()))?;
         let document = next.to_toml();
-        ClusterConfig::parse(&document)?;
         match self.metadata.apply(Command::SetLayout { expected: version, document, now_ms: now_ms() }).await? {
             Outcome::Layout(version) => Ok(version),
             other => anyhow::bail!("unexpected outcome {other:?}"),

@@ -302,7 +302,7 @@ impl NodeServer {
     /// The Raft transport, initialisation and status.
     async fn raft(&self, path: &str, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
         let Some(metadata) = self.metadata.clone() else {
-            return reply(StatusCode::MISDIRECTED_REQUEST, "this node is not a metadata voter");
+            return reply(StatusCode::MISDIRECTED_REQUEST, "this node keeps no metadata replica");
         };
         let body = match Self::read_body(request, hash_hex).await {
             Ok(b) => b,

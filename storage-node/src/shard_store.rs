@@ -98,7 +98,8 @@ impl ShardStore {
         let path = self.shard_path(id)?;
         let dir = path.parent().expect("shard paths have a parent");
         let prefix_dir = dir.parent().expect("blob dirs have a parent");
-        let new_dirs = (!prefix_dir.exists(), !dir.exists());
+        // Per-file syncing must also sync the directories it creates; a group `syncfs` covers them.
+        let new_dirs = self.group_sync.is_none().then(|| (!prefix_dir.exists(), !dir.exists()));
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
         {
@@ -113,11 +114,12 @@ impl ShardStore {
         match &self.group_sync {
             Some(group) => group.sync()?,
             None => {
+                let (new_prefix_dir, new_blob_dir) = new_dirs.unwrap_or_default();
                 sync_dir(dir)?;
-                if new_dirs.1 {
+                if new_blob_dir {
                     sync_dir(prefix_dir)?;
                 }
-                if new_dirs.0 {
+                if new_prefix_dir {
                     sync_dir(prefix_dir.parent().expect("prefix dirs have a parent"))?;
                 }
             }
