@@ -103,6 +103,7 @@ fn main() {
                 tenant: TenantId::new("t"),
                 region: "us-east-1".into(),
                 created_ms: 0,
+                incarnation: ignifuge_types::BucketIncarnation::new("bench"),
                 tags: None,
                 cors: None,
                 versioning: None,

@@ -5,13 +5,14 @@
 
 use ignifuge_kv::{KvStore, RocksKv};
 use ignifuge_meta::{
-    BucketRecord, Checksums, Command, DataLocation, LocalMetadata, Metadata, ObjectHeaders, ObjectRecord, PartData,
+    BucketRecord, BucketRef, Checksums, Command, DataLocation, LocalMetadata, Metadata, ObjectHeaders, ObjectRecord,
+    PartData,
     TenantRecord, WriteCondition,
 };
 use ignifuge_raft::RaftMetadata;
 use ignifuge_rpc::{InternodeAuth, NodeClient};
 use ignifuge_storage_node::{NodeServer, ShardStore};
-use ignifuge_types::{BucketName, ObjectKey, TenantId, VersionId};
+use ignifuge_types::{BucketIncarnation, BucketName, ObjectKey, TenantId, VersionId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +33,11 @@ fn object(i: usize) -> Command {
         last_modified_ms: 0,
     };
     Command::PutObject {
-        bucket: BucketName::new("bench"),
+        bucket: BucketRef {
+            name: BucketName::new("bench"),
+            tenant: TenantId::new("t"),
+            incarnation: BucketIncarnation::new("bench"),
+        },
         record: ObjectRecord {
             key: ObjectKey::new(format!("key-{i:08}")),
             version: VersionId::new(format!("{i:032x}")),
@@ -61,6 +66,7 @@ fn setup_commands() -> Vec<Command> {
             tenant: TenantId::new("t"),
             region: "us-east-1".into(),
             created_ms: 0,
+            incarnation: BucketIncarnation::new("bench"),
             tags: None,
             cors: None,
             versioning: None,
@@ -113,7 +119,7 @@ struct RaftAdapter(Arc<RaftMetadata>);
 impl Metadata for RaftAdapter {
     async fn apply(&self, command: Command) -> Result<ignifuge_meta::Outcome, ignifuge_meta::MetaError> {
         let id = format!("{:032x}", rand::random::<u128>());
-        let proposal = ignifuge_meta::Proposal { id, issued_ms: 0, command };
+        let proposal = ignifuge_meta::Proposal { id: ignifuge_types::ProposalId::new(id), issued_ms: 0, command };
         self.0.apply(proposal).await.expect("the bench proposes on the leader")
     }
     async fn query(&self, query: ignifuge_meta::Query) -> Result<ignifuge_meta::Answer, ignifuge_meta::MetaError> {
@@ -131,7 +137,8 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
         let address = listener.local_addr().expect("address");
         let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(&dir.join(format!("{name}-raft{id}"))).expect("rocksdb"));
         let client = NodeClient::new(Arc::new(InternodeAuth::new(secret)));
-        let replica = RaftMetadata::start(id, kv, client).await.expect("raft");
+        let snapshots = dir.join(format!("{name}-snapshots{id}"));
+        let replica = RaftMetadata::start(id, kv, snapshots, client, Default::default()).await.expect("raft");
         let index: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
         let store = Arc::new(ShardStore::open(&dir.join(format!("{name}-shards{id}")), index).expect("store"));
         let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone()));
@@ -173,11 +180,15 @@ fn main() {
         // the alternative that would give the metadata the data's budget) over loopback HTTP.
         let replicated = measure(raft_group(dir.path(), "three", 3, &secret).await, 1_000_000).await;
         let nine = measure(raft_group(dir.path(), "nine", 9, &secret).await, 2_000_000).await;
+        // Six (two per datacenter, quorum 4): the smallest group whose every committed entry is
+        // on a surviving voter after a datacenter plus one more node are lost (4 + 3 > 6).
+        let six = measure(raft_group(dir.path(), "six", 6, &secret).await, 3_000_000).await;
 
         println!("{:<34} {:>12} {:>12} {:>14}", "metadata", "p50 commit", "p99 commit", "commits/s @32");
         for (name, m) in [
             ("single node (LocalMetadata, RocksDB)", &baseline),
             ("raft, 3 voters, loopback HTTP", &replicated),
+            ("raft, 6 voters, loopback HTTP", &six),
             ("raft, 9 voters, loopback HTTP", &nine),
         ] {
             println!("{name:<34} {:>10.0}us {:>10.0}us {:>14.0}", m.p50_us, m.p99_us, m.rate_per_s);
@@ -190,11 +201,17 @@ fn main() {
             nine.rate_per_s / replicated.rate_per_s
         );
         println!(
+            "6 voters / 3 voters: p50 latency {:.2}x, rate {:.2}x",
+            six.p50_us / replicated.p50_us,
+            six.rate_per_s / replicated.rate_per_s
+        );
+        println!(
             "{}",
             serde_json::json!({
                 "bench": "metadata",
                 "single": {"p50_us": baseline.p50_us, "p99_us": baseline.p99_us, "rate_per_s": baseline.rate_per_s},
                 "raft3": {"p50_us": replicated.p50_us, "p99_us": replicated.p99_us, "rate_per_s": replicated.rate_per_s},
+                "raft6": {"p50_us": six.p50_us, "p99_us": six.p99_us, "rate_per_s": six.rate_per_s},
                 "raft9": {"p50_us": nine.p50_us, "p99_us": nine.p99_us, "rate_per_s": nine.rate_per_s},
                 "latency_ratio": replicated.p50_us / baseline.p50_us,
                 "rate_ratio": replicated.rate_per_s / baseline.rate_per_s,

@@ -23,6 +23,8 @@ pub enum GatewayError {
     InvalidDigest(String),
     #[error("the request body ended before its announced length")]
     IncompleteBody,
+    #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
+    RequestTimeout,
     #[error("reading the request body: {0}")]
     BodyRead(String),
     #[error("the provided 'x-amz-content-sha256' header does not match what was computed")]
@@ -110,6 +112,8 @@ impl From<GatewayError> for S3Error {
                 // Maintenance outcomes (repair, leases): never the answer to an S3 request.
                 MetaError::Superseded(_) | MetaError::LeaseHeld { .. } => C::InternalError,
                 MetaError::NoSuchVersion => C::NoSuchVersion,
+                // Not applied, for sure: the client may retry the whole request.
+                MetaError::BlobReclaimed(_) | MetaError::Abandoned => C::ServiceUnavailable,
             },
             GatewayError::Rpc(_) => C::ServiceUnavailable,
             GatewayError::Placement(_) => C::ServiceUnavailable,
@@ -118,6 +122,7 @@ impl From<GatewayError> for S3Error {
             GatewayError::BadDigest(_) => C::BadDigest,
             GatewayError::InvalidDigest(_) => C::InvalidDigest,
             GatewayError::IncompleteBody => C::IncompleteBody,
+            GatewayError::RequestTimeout => C::RequestTimeout,
             GatewayError::BodyRead(_) => C::IncompleteBody,
             GatewayError::PayloadHashMismatch => return custom_400("XAmzContentSHA256Mismatch", message),
             GatewayError::KeyTooLong => C::KeyTooLongError,

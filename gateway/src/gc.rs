@@ -2,15 +2,15 @@
 //! deleted objects, unused or aborted multipart parts). The metadata records them as garbage in
 //! the same command that drops the last reference; after a grace period (so that reads that
 //! started before the overwrite can finish), this task deletes their shards from every node that
-//! holds one and then forgets the record. A node that cannot be reached keeps the record for the
-//! next round: nothing is forgotten before every shard is gone.
-//!
-//! Not covered yet (issue 5): shards of PUTs that crashed before committing, which no metadata
-//! record names; reclaiming them needs each node to compare its shard index with the metadata.
+//! holds one and then forgets the record. A node that cannot be reached (down, or gone from the
+//! layout) does not hold the round up: the record is forgotten anyway, and the shards left on
+//! that node are orphans from then on, which the repair round's orphan sweep fences in the
+//! metadata and deletes once the node answers again. One gateway at a time collects (the `gc`
+//! lease), so rounds never race each other.
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::{Answer, Command, DataLocation, Query};
+use ignifuge_meta::{Answer, Command, DataLocation, MetaError, Query};
 use ignifuge_rpc::RpcError;
 use ignifuge_types::BlobId;
 use std::collections::BTreeSet;
@@ -28,13 +28,28 @@ fn env_ms(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Runs collection rounds forever (until the process stops). Grace and interval can be shortened
-/// for tests with IGNIFUGE_GC_GRACE_MS and IGNIFUGE_GC_INTERVAL_MS.
-pub async fn run(gateway: Arc<Gateway>) {
+/// Runs collection rounds forever (until the process stops), while this gateway (`holder`)
+/// holds the `gc` lease. Grace and interval can be shortened for tests with IGNIFUGE_GC_GRACE_MS
+/// and IGNIFUGE_GC_INTERVAL_MS.
+pub async fn run(gateway: Arc<Gateway>, holder: String) {
     let grace_ms = env_ms("IGNIFUGE_GC_GRACE_MS", GC_GRACE_MS_DEFAULT);
     let interval_ms = env_ms("IGNIFUGE_GC_INTERVAL_MS", GC_INTERVAL_MS_DEFAULT);
     loop {
         tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        let lease = Command::TakeLease {
+            name: "gc".into(),
+            holder: holder.clone(),
+            now_ms: crate::s3::now_ms(),
+            duration_ms: (interval_ms as i64 * 3).max(30_000),
+        };
+        match gateway.metadata.apply(lease).await {
+            Ok(_) => {}
+            Err(MetaError::LeaseHeld { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the garbage collection lease; retrying later");
+                continue;
+            }
+        }
         match collect(&gateway, grace_ms).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "garbage collected"),
@@ -58,20 +73,17 @@ pub async fn collect(gateway: &Gateway, grace_ms: u64) -> GatewayResult<usize> {
             continue;
         };
         let nodes: BTreeSet<_> = striped.stripes.iter().flat_map(|s| s.shards.iter().map(|r| r.node.clone())).collect();
-        let mut all_gone = true;
         for node in nodes {
-            let address = gateway.data.address(&node)?;
-            match gateway.data.client.delete_blob(address, &blob).await {
+            let deleted = match gateway.data.address(&node) {
+                Ok(address) => gateway.data.client.delete_blob(address, &blob).await,
+                Err(_) => continue, // gone from the layout: nothing to ask
+            };
+            match deleted {
                 Ok(()) | Err(RpcError::NotFound(_)) => {}
-                Err(e) => {
-                    tracing::debug!(%blob, %node, error = %e, "cannot reclaim shards yet");
-                    all_gone = false;
-                }
+                Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
             }
         }
-        if all_gone {
-            reclaimed.push(blob);
-        }
+        reclaimed.push(blob);
     }
     let count = reclaimed.len();
     if count > 0 {

@@ -74,8 +74,12 @@ pub async fn serve(
         Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
     }
     tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
-    tokio::spawn(gc::run(gateway.clone()));
-    let holder = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
-    tokio::spawn(repair::run(gateway.clone(), repair::RepairConfig::from_env(holder)));
+    // Lease holders must be unique across hosts and restarts: the listen address alone is not.
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
+    let holder = format!("{address}#{}", &crate::s3::new_id()[..12]);
+    tokio::spawn(gc::run(gateway.clone(), holder.clone()));
+    let repair = repair::RepairConfig::from_env(holder);
+    tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), repair.intent_renew));
+    tokio::spawn(repair::run(gateway.clone(), repair));
     s3::serve(listener, gateway, domains).await
 }

@@ -4,9 +4,13 @@
 //! see a "not leader" error, only 503 when no majority can be reached in time. A 503 after a
 //! command was sent means "not acknowledged", not "not done": the proposal may still commit once
 //! a majority is back (as with any consensus system); retries of one call carry one proposal id
-//! and so apply at most once.
+//! and so apply at most once. A command whose outcome stays unknown past the deadline is then
+//! settled (`Command::Abandon`): the metadata answers its outcome if it was applied, or fences
+//! it off for good, so the caller learns "done" or "not done" whenever a majority answers within
+//! `META_SETTLE_DEADLINE_MS` more.
 
 use ignifuge_meta::{Answer, Command, MetaError, Metadata, Outcome, Proposal, Query};
+use ignifuge_types::ProposalId;
 use ignifuge_rpc::{NodeClient, RpcError, paths};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// How long a metadata call keeps looking for a leader (an election takes 1-2 s, plus detection).
 pub const META_FAILOVER_DEADLINE_MS: u64 = 15_000;
+/// How long settling an unknown outcome may take on top of that.
+pub const META_SETTLE_DEADLINE_MS: u64 = 5_000;
 /// Pause before trying again when no voter could serve.
 const META_RETRY_PAUSE_MS: u64 = 100;
 
@@ -68,8 +74,13 @@ impl RemoteMetadata {
         })
     }
 
-    async fn call<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<A, MetaError> {
-        let deadline = Instant::now() + Duration::from_millis(META_FAILOVER_DEADLINE_MS);
+    async fn call<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Q,
+        deadline_ms: u64,
+    ) -> Result<A, MetaError> {
+        let deadline = Instant::now() + Duration::from_millis(deadline_ms);
         let mut last_error: String;
         let mut tries_since_pause = 0;
         loop {
@@ -107,9 +118,24 @@ impl RemoteMetadata {
         }
     }
 
+    /// Turns the unknown outcome of proposal `id` into a known one if a majority answers in
+    /// time: its outcome if it was applied, `Abandoned` if it never will be; else unknown still.
+    async fn settle(&self, id: ProposalId, why: String) -> Result<Outcome, MetaError> {
+        let settle =
+            Proposal { id: new_proposal_id(), issued_ms: crate::s3::now_ms(), command: Command::Abandon { proposal: id } };
+        match self.call::<_, Outcome>(paths::META_APPLY, &settle, META_SETTLE_DEADLINE_MS).await {
+            Err(MetaError::Unavailable(_)) => Err(MetaError::Unavailable(why)),
+            settled => settled,
+        }
+    }
+
     fn next_voter(&self, failed: usize, voter_count: usize) {
         let _ = self.leader.compare_exchange(failed, (failed + 1) % voter_count, Ordering::Relaxed, Ordering::Relaxed);
     }
+}
+
+fn new_proposal_id() -> ProposalId {
+    ProposalId::new(crate::s3::new_id())
 }
 
 #[async_trait::async_trait]
@@ -117,12 +143,15 @@ impl Metadata for RemoteMetadata {
     async fn apply(&self, command: Command) -> Result<Outcome, MetaError> {
         // One id for the whole call: a retry after a timeout or a leader change re-sends the same
         // proposal, which the state machine applies at most once.
-        let proposal =
-            Proposal { id: hex::encode(rand::random::<[u8; 16]>()), issued_ms: crate::s3::now_ms(), command };
-        self.call(paths::META_APPLY, &proposal).await
+        let id = new_proposal_id();
+        let proposal = Proposal { id: id.clone(), issued_ms: crate::s3::now_ms(), command };
+        match self.call(paths::META_APPLY, &proposal, META_FAILOVER_DEADLINE_MS).await {
+            Err(MetaError::Unavailable(why)) => self.settle(id, why).await,
+            answer => answer,
+        }
     }
 
     async fn query(&self, query: Query) -> Result<Answer, MetaError> {
-        self.call(paths::META_QUERY, &query).await
+        self.call(paths::META_QUERY, &query, META_FAILOVER_DEADLINE_MS).await
     }
 }

@@ -7,7 +7,7 @@ use ignifuge_gateway::RemoteMetadata;
 use ignifuge_meta::{
     AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, RepairReport, TenantRecord,
 };
-use ignifuge_raft::RaftStatus;
+use ignifuge_raft::{RaftStatus, StateDigest};
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
 use rand::Rng as _;
@@ -53,6 +53,13 @@ enum AdminCommand {
     /// The metadata group: voters and learners, the leader and its datacenter, log and applied
     /// indexes, each member's lag behind the leader.
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each metadata replica's applied index and the BLAKE3 digest of its whole state there:
+    /// replicas at the same index must print the same digest (a check of snapshots and
+    /// replication; reads every key of every replica).
+    Digest {
         #[arg(long)]
         json: bool,
     },
@@ -262,6 +269,24 @@ impl Admin {
         Ok(())
     }
 
+    /// Every metadata member's applied index and state digest.
+    pub async fn digests(&self) -> Vec<(String, Result<StateDigest, String>)> {
+        let layout = match self.layout().await {
+            Ok((_, layout)) => layout,
+            Err(_) => self.cluster.clone(),
+        };
+        let mut out = Vec::new();
+        for (_, node) in layout.voters().into_iter().chain(layout.learners()) {
+            let digest = self
+                .client
+                .post_json::<_, StateDigest>(node.address, ignifuge_raft::paths::DIGEST, &())
+                .await
+                .map_err(|e| e.to_string());
+            out.push((node.id.0.clone(), digest));
+        }
+        out
+    }
+
     /// Every metadata member's own view of the group (voters, then learners, as the stored
     /// layout names them; the file's when the metadata cannot be read); unreachable members are
     /// reported as such.
@@ -316,6 +341,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             println!("node {node} declared {}", if out { "out: its shards are rebuilt elsewhere" } else { "in" });
         }
         AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
+        AdminCommand::Digest { json } => print_digests(&admin.digests().await, json)?,
         AdminCommand::Layout { command: LayoutCommand::Show { json } } => {
             let (version, layout) = admin.layout().await?;
             if json {
@@ -342,6 +368,27 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
             print_key(&admin.create_key(&tenant).await?);
+        }
+    }
+    Ok(())
+}
+
+fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) -> anyhow::Result<()> {
+    if json {
+        let doc: Vec<serde_json::Value> = digests
+            .iter()
+            .map(|(node, d)| match d {
+                Ok(d) => serde_json::json!({"node": node, "applied_index": d.applied_index, "digest": d.digest}),
+                Err(e) => serde_json::json!({"node": node, "error": e}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    for (node, digest) in digests {
+        match digest {
+            Ok(d) => println!("{node:<12} applied {:>10}  {}", d.applied_index.map_or("-".into(), |i| i.to_string()), d.digest),
+            Err(e) => println!("{node:<12} unreachable: {e}"),
         }
     }
     Ok(())

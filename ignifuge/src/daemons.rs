@@ -31,7 +31,12 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
             let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
             // Raft traffic gets its own connection pool, so heartbeats never wait behind shards.
             let raft_client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
-            let replica = RaftMetadata::start(raft_id, kv, raft_client)
+            let mut tuning = ignifuge_raft::RaftTuning::default();
+            if let Some(entries) = std::env::var("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES").ok().and_then(|v| v.parse().ok()) {
+                // Tests make replicas catch up by snapshot with a short log.
+                tuning = ignifuge_raft::RaftTuning { snapshot_entries: entries, logs_kept_after_snapshot: entries / 2 };
+            }
+            let replica = RaftMetadata::start(raft_id, kv, data_dir.join("meta-snapshots"), raft_client, tuning)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
             tokio::spawn(replica.clone().keep_membership());

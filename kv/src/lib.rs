@@ -62,6 +62,13 @@ impl WriteBatch {
 /// A key and its value, as returned by scans.
 pub type KvPair = (Vec<u8>, Vec<u8>);
 
+/// A consistent, read-only view of a store at one instant: later writes are not visible in it.
+pub trait KvSnapshot: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    /// As `KvStore::scan`, against the view.
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError>;
+}
+
 /// An ordered key-value store.
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
@@ -71,6 +78,8 @@ pub trait KvStore: Send + Sync + 'static {
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError>;
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
+    /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).
+    fn snapshot(&self) -> Result<Box<dyn KvSnapshot>, KvError>;
 }
 
 /// The smallest key strictly greater than every key that starts with `prefix`, if any.
@@ -113,6 +122,16 @@ pub(crate) mod contract {
         kv.write(batch, Durability::Buffered).unwrap();
         assert_eq!(kv.get(b"b/1").unwrap(), Some(b"again".to_vec()), "ops apply in order");
         assert_eq!(kv.get(b"c").unwrap(), None);
+
+        let view = kv.snapshot().unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(b"b/1".to_vec(), b"later".to_vec());
+        batch.put(b"b/9".to_vec(), b"new".to_vec());
+        kv.write(batch, Durability::Buffered).unwrap();
+        assert_eq!(view.get(b"b/1").unwrap(), Some(b"again".to_vec()), "a snapshot does not see later writes");
+        let keys: Vec<_> = view.scan(b"b/", Some(&end), 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"b/1".to_vec(), b"b/2".to_vec()]);
+        assert_eq!(kv.get(b"b/9").unwrap(), Some(b"new".to_vec()));
     }
 }
 

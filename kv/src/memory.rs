@@ -1,4 +1,4 @@
-use crate::{Durability, KvError, KvOp, KvPair, KvStore, WriteBatch};
+use crate::{Durability, KvError, KvOp, KvPair, KvSnapshot, KvStore, WriteBatch};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::RwLock;
@@ -30,16 +30,7 @@ impl KvStore for MemoryKv {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        let map = self.map.read().expect("kv lock poisoned");
-        let upper = match end {
-            Some(e) => Bound::Excluded(e.to_vec()),
-            None => Bound::Unbounded,
-        };
-        Ok(map
-            .range((Bound::Included(start.to_vec()), upper))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit))
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
@@ -48,5 +39,30 @@ impl KvStore for MemoryKv {
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
             .next_back()
             .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn KvSnapshot>, KvError> {
+        Ok(Box::new(MemorySnapshot(self.map.read().expect("kv lock poisoned").clone())))
+    }
+}
+
+fn scan_map(map: &BTreeMap<Vec<u8>, Vec<u8>>, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<KvPair> {
+    let upper = match end {
+        Some(e) => Bound::Excluded(e.to_vec()),
+        None => Bound::Unbounded,
+    };
+    map.range((Bound::Included(start.to_vec()), upper)).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A copy of the map (tests and simulations only hold small states).
+struct MemorySnapshot(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl KvSnapshot for MemorySnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        Ok(scan_map(&self.0, start, end, limit))
     }
 }

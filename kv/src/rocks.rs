@@ -1,9 +1,10 @@
-use crate::{Durability, KvError, KvOp, KvPair, KvStore, WriteBatch};
+use crate::{Durability, KvError, KvOp, KvPair, KvSnapshot, KvStore, WriteBatch};
 use std::path::Path;
+use std::sync::Arc;
 
 /// RocksDB engine. Writes marked `Synced` sync the WAL before returning.
 pub struct RocksKv {
-    db: rocksdb::DB,
+    db: Arc<rocksdb::DB>,
 }
 
 fn engine(e: rocksdb::Error) -> KvError {
@@ -19,7 +20,7 @@ impl RocksKv {
         options.increase_parallelism(2);
         options.set_max_background_jobs(2);
         let db = rocksdb::DB::open(&options, path).map_err(engine)?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
     }
 }
 
@@ -42,17 +43,7 @@ impl KvStore for RocksKv {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        let mut read = rocksdb::ReadOptions::default();
-        if let Some(end) = end {
-            read.set_iterate_upper_bound(end.to_vec());
-        }
-        let iter = self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), read);
-        let mut out = Vec::new();
-        for item in iter.take(limit) {
-            let (k, v) = item.map_err(engine)?;
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+        collect(self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)), limit)
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
@@ -66,6 +57,53 @@ impl KvStore for RocksKv {
                 Ok(Some((k.into_vec(), v.into_vec())))
             }
         }
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn KvSnapshot>, KvError> {
+        let snapshot = self.db.snapshot();
+        // SAFETY: the snapshot borrows the DB; `RocksSnapshot` owns an `Arc` of that same DB and
+        // declares `snapshot` before `_db`, so the snapshot is released before the last
+        // reference to the DB can be dropped. The 'static lifetime never escapes the struct.
+        let snapshot: rocksdb::Snapshot<'static> = unsafe { std::mem::transmute(snapshot) };
+        Ok(Box::new(RocksSnapshot { snapshot, _db: self.db.clone() }))
+    }
+}
+
+fn bounded(end: Option<&[u8]>) -> rocksdb::ReadOptions {
+    let mut read = rocksdb::ReadOptions::default();
+    if let Some(end) = end {
+        read.set_iterate_upper_bound(end.to_vec());
+    }
+    read
+}
+
+fn collect<'a, D: rocksdb::DBAccess>(
+    iter: rocksdb::DBIteratorWithThreadMode<'a, D>,
+    limit: usize,
+) -> Result<Vec<KvPair>, KvError> {
+    let mut out = Vec::new();
+    for item in iter.take(limit) {
+        let (k, v) = item.map_err(engine)?;
+        out.push((k.into_vec(), v.into_vec()));
+    }
+    Ok(out)
+}
+
+/// A RocksDB snapshot: reads see the DB as it was when it was taken. Field order matters (see
+/// `RocksKv::snapshot`).
+struct RocksSnapshot {
+    snapshot: rocksdb::Snapshot<'static>,
+    _db: Arc<rocksdb::DB>,
+}
+
+impl KvSnapshot for RocksSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.snapshot.get(key).map_err(engine)
+    }
+
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        collect(self.snapshot.iterator_opt(mode, bounded(end)), limit)
     }
 }
 
@@ -81,6 +119,6 @@ mod tests {
             crate::contract::check(&kv);
         }
         let kv = RocksKv::open(dir.path()).unwrap();
-        assert_eq!(kv.get(b"b/1").unwrap(), Some(b"again".to_vec()));
+        assert_eq!(kv.get(b"b/1").unwrap(), Some(b"later".to_vec()));
     }
 }

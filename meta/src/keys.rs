@@ -22,7 +22,7 @@
 /// they are not part of the state and not in snapshots.
 pub const REPLICATION_PREFIX: &[u8] = b"r/";
 
-use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, TenantId, UploadId};
+use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, ProposalId, TenantId, UploadId};
 
 pub fn tenant(id: &TenantId) -> Vec<u8> {
     format!("c/tenant/{id}").into_bytes()
@@ -108,14 +108,40 @@ pub fn garbage(blob: &BlobId) -> Vec<u8> {
     k
 }
 
+/// Blobs the metadata knows: referenced by a record, or garbage not yet collected. Written by
+/// the command that first references a striped blob, deleted when the garbage collector forgets
+/// it. The orphan sweep may only fence a blob that is not here.
+pub const KNOWN_BLOBS_PREFIX: &[u8] = b"b/";
+pub fn known_blob(blob: &BlobId) -> Vec<u8> {
+    let mut k = KNOWN_BLOBS_PREFIX.to_vec();
+    k.extend_from_slice(blob.0.as_bytes());
+    k
+}
+
+/// Blobs fenced by the orphan sweep: never referenced again (kept; one small key per orphan).
+pub fn reclaimed_blob(blob: &BlobId) -> Vec<u8> {
+    format!("k/{blob}").into_bytes()
+}
+
+/// Writes in progress: a blob whose shards are being written, renewed by its gateway.
+pub const INTENTS_PREFIX: &[u8] = b"i/";
+pub fn intent(blob: &BlobId) -> Vec<u8> {
+    let mut k = INTENTS_PREFIX.to_vec();
+    k.extend_from_slice(blob.0.as_bytes());
+    k
+}
+
+/// The state machine's clock for forgetting proposal ids: the largest leader time applied.
+pub const CLOCK: &[u8] = b"c/clock";
+
 /// Outcome of an applied proposal, by id (idempotent retries).
-pub fn proposal(id: &str) -> Vec<u8> {
+pub fn proposal(id: &ProposalId) -> Vec<u8> {
     format!("d/{id}").into_bytes()
 }
 
 pub const PROPOSAL_AGE_PREFIX: &[u8] = b"e/";
 
 /// Age index of applied proposals, so that old ids can be forgotten in order.
-pub fn proposal_age(issued_ms: i64, id: &str) -> Vec<u8> {
+pub fn proposal_age(issued_ms: i64, id: &ProposalId) -> Vec<u8> {
     format!("e/{:020}/{id}", issued_ms.max(0)).into_bytes()
 }

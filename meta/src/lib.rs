@@ -69,6 +69,24 @@ pub enum MetaError {
     LeaseHeld { holder: String },
     #[error("the specified version does not exist")]
     NoSuchVersion,
+    /// A write named a blob whose shards the orphan sweep reclaimed (its upload stalled past the
+    /// grace period, or its first commit's outcome was unknown until then).
+    #[error("blob {0} was reclaimed as an orphan")]
+    BlobReclaimed(String),
+    /// A proposal whose outcome was looked up after it was fenced off (`Query::Proposal`):
+    /// it was not applied and never will be.
+    #[error("proposal abandoned: not applied")]
+    Abandoned,
+}
+
+impl MetaError {
+    /// Whether the error says the command was *not* applied (a deterministic refusal or a
+    /// failure before it was sent), as opposed to "not known": a timeout or a lost leader after
+    /// sending means it may still commit. Only a known refusal lets a caller discard what the
+    /// command would have referenced.
+    pub fn is_known_refusal(&self) -> bool {
+        !matches!(self, MetaError::Unavailable(_) | MetaError::Storage(_) | MetaError::Corrupt(_))
+    }
 }
 
 impl From<ignifuge_kv::KvError> for MetaError {

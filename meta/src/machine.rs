@@ -5,8 +5,8 @@ use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
 use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
-use ignifuge_kv::{Durability, KvError, KvPair, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BucketName, LayoutVersion, ObjectKey, TenantId, UploadId, VersionId};
+use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
+use ignifuge_types::{BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -19,7 +19,9 @@ use std::sync::Arc;
 /// fsync per commit on every replica (docs/benchmarks.md).
 const REPLICATED_APPLY: Durability = Durability::Buffered;
 
-/// How long (in proposal time) an applied proposal's id is remembered for idempotent retries.
+/// How long an applied proposal's id is remembered for idempotent retries, in the state
+/// machine's clock (leader time, never going back). A caller retries for at most
+/// `META_FAILOVER_DEADLINE_MS` (15 s) and settles an unknown outcome right after.
 pub const PROPOSAL_DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
 const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
@@ -93,58 +95,68 @@ impl StateMachine {
         proposal: Proposal,
         mut extra: WriteBatch,
     ) -> Result<Result<Outcome, MetaError>, KvError> {
-        if let Some(bytes) = self.kv.get(&keys::proposal(&proposal.id))? {
-            let outcome: Result<Outcome, MetaError> =
-                serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("proposal outcome: {e}")))?;
+        if let Some(outcome) = self.recorded_outcome(&proposal.id)? {
             self.kv.write(extra, REPLICATED_APPLY)?;
             return Ok(outcome);
         }
-        let horizon = keys::proposal_age(proposal.issued_ms - PROPOSAL_DEDUP_WINDOW_MS, "");
+        // The clock that ages proposal ids is the largest leader time applied so far: it never
+        // goes back, and no caller's clock moves it.
+        let stored: i64 = match self.kv.get(keys::CLOCK)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("clock: {e}")))?,
+            None => i64::MIN,
+        };
+        let clock = stored.max(proposal.issued_ms);
+        if clock != stored {
+            extra.put(keys::CLOCK.to_vec(), encode(&clock));
+        }
+        let horizon = keys::proposal_age(clock - PROPOSAL_DEDUP_WINDOW_MS, &ProposalId::new(""));
         for (age_key, _) in self.kv.scan(keys::PROPOSAL_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)? {
             let id = String::from_utf8_lossy(&age_key[keys::PROPOSAL_AGE_PREFIX.len() + 21..]).into_owned();
-            extra.delete(keys::proposal(&id));
+            extra.delete(keys::proposal(&ProposalId::new(id)));
             extra.delete(age_key);
         }
         let mut batch = WriteBatch::new();
-        let outcome = match self.plan(proposal.command, &mut batch) {
-            Ok(outcome) => Ok(outcome),
-            Err(MetaError::Storage(e)) => return Err(KvError::Engine(e)),
-            Err(refused) => {
-                batch = WriteBatch::new();
-                Err(refused)
-            }
+        let outcome = match proposal.command {
+            // Settling another proposal: its outcome if it was applied, else it is recorded as
+            // abandoned so that it can never be applied after this.
+            Command::Abandon { proposal: target } => match self.recorded_outcome(&target)? {
+                Some(outcome) => outcome,
+                None => {
+                    let abandoned: Result<Outcome, MetaError> = Err(MetaError::Abandoned);
+                    batch.put(keys::proposal(&target), encode(&abandoned));
+                    batch.put(keys::proposal_age(clock, &target), Vec::new());
+                    abandoned
+                }
+            },
+            command => match self.plan(command, &mut batch) {
+                Ok(outcome) => Ok(outcome),
+                Err(MetaError::Storage(e)) => return Err(KvError::Engine(e)),
+                Err(refused) => {
+                    batch = WriteBatch::new();
+                    Err(refused)
+                }
+            },
         };
         batch.put(keys::proposal(&proposal.id), encode(&outcome));
-        batch.put(keys::proposal_age(proposal.issued_ms, &proposal.id), Vec::new());
+        batch.put(keys::proposal_age(clock, &proposal.id), Vec::new());
         batch.ops.extend(extra.ops);
         self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)
     }
 
+    /// The outcome recorded for an applied (or abandoned) proposal, if its id is remembered.
+    fn recorded_outcome(&self, id: &ProposalId) -> Result<Option<Result<Outcome, MetaError>>, KvError> {
+        match self.kv.get(&keys::proposal(id))? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| KvError::Engine(format!("proposal outcome: {e}")))
+            }
+        }
+    }
+
     /// Writes a batch of the replication layer's own keys (an entry with no command).
     pub fn apply_logged_batch(&self, batch: WriteBatch) -> Result<(), KvError> {
         self.kv.write(batch, REPLICATED_APPLY)
-    }
-
-    /// Every key of the state (all but the replication layer's `r/` keys), for snapshots.
-    pub fn state_pairs(&self) -> Result<Vec<KvPair>, KvError> {
-        let mut pairs = self.kv.scan(b"", Some(keys::REPLICATION_PREFIX), usize::MAX)?;
-        let after = prefix_end(keys::REPLICATION_PREFIX).expect("the prefix is not all 0xff");
-        pairs.extend(self.kv.scan(&after, None, usize::MAX)?);
-        Ok(pairs)
-    }
-
-    /// Replaces the whole state with `pairs` (installing a snapshot), plus `extra`, atomically.
-    pub fn replace_state(&self, pairs: Vec<KvPair>, extra: WriteBatch) -> Result<(), KvError> {
-        let mut batch = WriteBatch::new();
-        for (key, _) in self.state_pairs()? {
-            batch.delete(key);
-        }
-        for (key, value) in pairs {
-            batch.put(key, value);
-        }
-        batch.ops.extend(extra.ops);
-        self.kv.write(batch, Durability::Synced)
     }
 
     fn plan(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
@@ -162,6 +174,7 @@ impl StateMachine {
                 batch.put(keys::access_key(&record.access_key_id), encode(&record));
                 Ok(Outcome::Done)
             }
+            Command::Abandon { .. } => Err(MetaError::Abandoned), // only meaningful in a replicated log
             Command::CreateBucket(bucket) => {
                 self.tenant(&bucket.tenant)?;
                 if let Some(existing) = self.read::<BucketRecord>(&keys::bucket(&bucket.name))? {
@@ -191,18 +204,21 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::PutObject { bucket, record, condition } => {
-                let bucket = self.bucket(&bucket)?;
+                let bucket = self.checked_bucket(&bucket)?;
                 let current = self.current(&bucket.name, &record.key)?;
                 condition.check(current.as_ref())?;
+                for part in &record.parts {
+                    self.admit_blob(&part.location, batch)?;
+                }
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
             Command::DeleteObject { bucket, key, condition, now_ms, version: Some(version), .. } => {
-                self.bucket(&bucket)?;
-                self.delete_version(&bucket, &key, version, &condition, now_ms, batch)
+                self.checked_bucket(&bucket)?;
+                self.delete_version(&bucket.name, &key, version, &condition, now_ms, batch)
             }
             Command::DeleteObject { bucket, key, condition, now_ms, version: None, marker_nonce } => {
-                let bucket = self.bucket(&bucket)?;
+                let bucket = self.checked_bucket(&bucket)?;
                 let current = self.current(&bucket.name, &key)?;
                 if condition.if_match.is_some() && live(current.as_ref()).is_none() {
                     return Err(MetaError::NoSuchKey);
@@ -222,13 +238,19 @@ impl StateMachine {
                 }
                 Ok(Outcome::DeletedVersion { version: None, delete_marker: false })
             }
-            Command::CreateUpload(upload) => {
-                self.bucket(&upload.bucket)?;
+            Command::CreateUpload { bucket, upload } => {
+                self.checked_bucket(&bucket)?;
+                if upload.bucket != bucket.name {
+                    return Err(MetaError::NoSuchBucket);
+                }
                 batch.put(keys::upload(&upload.bucket, &upload.upload_id), encode(&upload));
                 Ok(Outcome::Done)
             }
             Command::PutUploadPart { bucket, upload_id, part } => {
+                self.checked_bucket(&bucket)?;
+                let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
+                self.admit_blob(&part.location, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
                     garbage_of_part(&old, part.last_modified_ms, batch);
@@ -237,13 +259,14 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::CompleteUpload { bucket, upload_id, parts, mut record, condition } => {
+                let bucket_record = self.checked_bucket(&bucket)?;
+                let bucket = bucket.name;
                 let upload = self.upload(&bucket, &upload_id)?;
                 let stored = self.parts(&bucket, &upload_id)?;
                 record.parts = choose_parts(&stored, &parts)?;
                 record.key = upload.key.clone();
                 record.tags = upload.tags.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
-                let bucket_record = self.bucket(&bucket)?;
                 let current = self.current(&bucket, &upload.key)?;
                 condition.check(current.as_ref())?;
                 for part in &stored {
@@ -278,8 +301,40 @@ impl StateMachine {
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
                     batch.delete(keys::garbage(&blob));
+                    batch.delete(keys::known_blob(&blob));
                 }
                 Ok(Outcome::Done)
+            }
+            Command::RenewIntents { blobs, now_ms } => {
+                for blob in blobs {
+                    if self.kv.get(&keys::known_blob(&blob))?.is_none()
+                        && self.kv.get(&keys::reclaimed_blob(&blob))?.is_none()
+                    {
+                        batch.put(keys::intent(&blob), encode(&now_ms));
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Command::ReclaimOrphans { blobs, now_ms, grace_ms } => {
+                let mut fenced = Vec::new();
+                for blob in blobs {
+                    if self.kv.get(&keys::known_blob(&blob))?.is_some() {
+                        continue;
+                    }
+                    if self.kv.get(&keys::reclaimed_blob(&blob))?.is_some() {
+                        fenced.push(blob);
+                        continue;
+                    }
+                    if let Some(renewed_ms) = self.read::<i64>(&keys::intent(&blob))? {
+                        if renewed_ms > now_ms - grace_ms {
+                            continue;
+                        }
+                        batch.delete(keys::intent(&blob));
+                    }
+                    batch.put(keys::reclaimed_blob(&blob), encode(&now_ms));
+                    fenced.push(blob);
+                }
+                Ok(Outcome::Reclaimable(fenced))
             }
             Command::ReplaceShards(replacement) => {
                 self.replace_shards(replacement, batch)?;
@@ -322,6 +377,8 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::AbortUpload { bucket, upload_id, now_ms } => {
+                self.checked_bucket(&bucket)?;
+                let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
                 for part in self.parts(&bucket, &upload_id)? {
                     garbage_of_part(&part, now_ms, batch);
@@ -630,6 +687,28 @@ impl StateMachine {
         self.read(&keys::bucket(name))?.ok_or(MetaError::NoSuchBucket)
     }
 
+    /// The bucket a write names, if it is still the one the write was authorized against: same
+    /// owner, same incarnation. Otherwise the write's bucket no longer exists (NoSuchBucket).
+    fn checked_bucket(&self, reference: &BucketRef) -> Result<BucketRecord, MetaError> {
+        let record = self.bucket(&reference.name)?;
+        if record.tenant != reference.tenant || record.incarnation != reference.incarnation {
+            return Err(MetaError::NoSuchBucket);
+        }
+        Ok(record)
+    }
+
+    /// A write makes a striped blob referenced: refused if the orphan sweep fenced it, else it
+    /// becomes known (the sweep never touches it again) and its intent is done.
+    fn admit_blob(&self, location: &DataLocation, batch: &mut WriteBatch) -> Result<(), MetaError> {
+        let DataLocation::Striped(striped) = location else { return Ok(()) };
+        if self.kv.get(&keys::reclaimed_blob(&striped.blob))?.is_some() {
+            return Err(MetaError::BlobReclaimed(striped.blob.to_string()));
+        }
+        batch.put(keys::known_blob(&striped.blob), Vec::new());
+        batch.delete(keys::intent(&striped.blob));
+        Ok(())
+    }
+
     /// Decodes a version record, reading a null version's id as "null".
     pub(crate) fn decode_version(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
         let mut record: ObjectRecord = serde_json::from_slice(value)
@@ -884,6 +963,9 @@ fn strip_quotes(etag: &str) -> &str {
 fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
     if chosen.is_empty() {
         return Err(MetaError::InvalidPart("the part list is empty".into()));
+    }
+    if chosen.len() > crate::MULTIPART_MAX_PARTS as usize {
+        return Err(MetaError::InvalidPart(format!("at most {} parts can be completed", crate::MULTIPART_MAX_PARTS)));
     }
     // As on AWS: the order of the whole list is checked first, then each part, then sizes.
     if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {

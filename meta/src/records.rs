@@ -1,7 +1,8 @@
 //! Records stored in the metadata and carried in commands.
 
 use ignifuge_types::{
-    AccessKeyId, BlobId, BucketName, LayoutVersion, NodeId, ObjectKey, TenantId, UploadId, UserId, VersionId,
+    AccessKeyId, BlobId, BucketIncarnation, BucketName, LayoutVersion, NodeId, ObjectKey, ProposalId, TenantId, UploadId,
+    UserId, VersionId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ pub struct BucketRecord {
     pub tenant: TenantId,
     pub region: String,
     pub created_ms: i64,
+    /// This life of the name (records made before incarnations existed read as "").
+    #[serde(default = "no_incarnation", skip_serializing_if = "is_no_incarnation")]
+    pub incarnation: BucketIncarnation,
     /// Bucket tags (PutBucketTagging); None when no tag set was ever put or it was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Tags>,
@@ -51,6 +55,32 @@ pub struct BucketRecord {
     /// back to None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<VersioningStatus>,
+}
+
+fn no_incarnation() -> BucketIncarnation {
+    BucketIncarnation::new("")
+}
+
+fn is_no_incarnation(i: &BucketIncarnation) -> bool {
+    i.0.is_empty()
+}
+
+impl BucketRecord {
+    /// The bucket as a write names it: checked atomically by the state machine.
+    pub fn reference(&self) -> BucketRef {
+        BucketRef { name: self.name.clone(), tenant: self.tenant.clone(), incarnation: self.incarnation.clone() }
+    }
+}
+
+/// The bucket a write was authorized against: its name, the tenant that owns it and its
+/// incarnation. The state machine refuses the write (NoSuchBucket) unless the bucket of that
+/// name is still this one, so a write can never land in another tenant's bucket, nor in a bucket
+/// deleted and created again while its body streamed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRef {
+    pub name: BucketName,
+    pub tenant: TenantId,
+    pub incarnation: BucketIncarnation,
 }
 
 /// A bucket's versioning state, once set.
@@ -345,14 +375,14 @@ pub enum Command {
         bucket: BucketName,
     },
     PutObject {
-        bucket: BucketName,
+        bucket: BucketRef,
         record: ObjectRecord,
         condition: WriteCondition,
     },
     /// Without `version`: removes the current version (unversioned bucket) or adds a delete
     /// marker (versioned bucket). With `version`: removes that version permanently.
     DeleteObject {
-        bucket: BucketName,
+        bucket: BucketRef,
         key: ObjectKey,
         condition: WriteCondition,
         now_ms: i64,
@@ -362,23 +392,27 @@ pub enum Command {
         #[serde(default)]
         marker_nonce: Option<VersionId>,
     },
-    CreateUpload(UploadRecord),
+    /// Starts a multipart upload in `bucket` (`upload.bucket` must name it).
+    CreateUpload {
+        bucket: BucketRef,
+        upload: UploadRecord,
+    },
     PutUploadPart {
-        bucket: BucketName,
+        bucket: BucketRef,
         upload_id: UploadId,
         part: PartData,
     },
     /// Turns an upload into the object's current version. `record.parts` is ignored and rebuilt
     /// from the stored parts named in `parts`, which must match them exactly.
     CompleteUpload {
-        bucket: BucketName,
+        bucket: BucketRef,
         upload_id: UploadId,
         parts: Vec<CompletedPart>,
         record: ObjectRecord,
         condition: WriteCondition,
     },
     AbortUpload {
-        bucket: BucketName,
+        bucket: BucketRef,
         upload_id: UploadId,
         now_ms: i64,
     },
@@ -433,6 +467,28 @@ pub enum Command {
         bucket: BucketName,
         status: VersioningStatus,
     },
+    /// Settles a proposal whose outcome its caller does not know (it timed out): if it was
+    /// applied, its outcome is returned; otherwise it is recorded as abandoned, so that it is
+    /// never applied later (`MetaError::Abandoned`). Either way the caller then knows.
+    Abandon {
+        proposal: ProposalId,
+    },
+    /// Writes in progress (blobs whose shards are being written, or whose commit's outcome is
+    /// not known yet) renewed at `now_ms`, so that the orphan sweep leaves their shards alone.
+    RenewIntents {
+        blobs: Vec<BlobId>,
+        now_ms: i64,
+    },
+    /// The orphan sweep found shards of these blobs that no record references. Each blob that
+    /// the metadata does not know (never committed, or forgotten after garbage collection) and
+    /// that has no intent renewed after `now_ms - grace_ms` is fenced: a tombstone is written,
+    /// and no later command can make it referenced (`BlobReclaimed`). The outcome lists the
+    /// fenced blobs, the only ones whose shards may be deleted.
+    ReclaimOrphans {
+        blobs: Vec<BlobId>,
+        now_ms: i64,
+        grace_ms: i64,
+    },
     /// Installs a new cluster layout, a compare-and-swap on the current version (None: no layout
     /// yet). The new layout gets the next version; refused with `Superseded` if another change
     /// got there first.
@@ -449,8 +505,9 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     /// Random, 128 bits, hex; chosen once per client call and kept across its retries.
-    pub id: String,
-    /// When the caller first sent it; ids older than the dedup window are forgotten.
+    pub id: ProposalId,
+    /// Set by the leader that appends it (its clock, not the caller's); the state machine's
+    /// clock for forgetting old ids never goes back (`keys::CLOCK`).
     pub issued_ms: i64,
     pub command: Command,
 }
@@ -471,6 +528,8 @@ pub enum Outcome {
     },
     /// SetLayout: the version installed.
     Layout(LayoutVersion),
+    /// ReclaimOrphans: the blobs fenced, whose shards may be deleted.
+    Reclaimable(Vec<BlobId>),
 }
 
 /// Every read of the metadata.

@@ -19,10 +19,24 @@ fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaErr
         tenant: TenantId::new(tenant),
         region: "us-east-1".into(),
         created_ms: 0,
+        incarnation: BucketIncarnation::new(format!("{tenant}-{name}-{}", next_incarnation())),
         tags: None,
         cors: None,
         versioning: None,
     }))
+}
+
+fn next_incarnation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The bucket as a write names it (owner and incarnation as stored).
+fn bref(m: &StateMachine, name: &str) -> BucketRef {
+    match m.query(Query::Bucket(BucketName::new(name))).unwrap() {
+        Answer::Bucket(record) => record.reference(),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
@@ -62,7 +76,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
 }
 
 fn put(m: &StateMachine, b: &str, key: &str, etag: &str, condition: WriteCondition) -> Result<Outcome, MetaError> {
-    m.apply(Command::PutObject { bucket: BucketName::new(b), record: object(key, etag, 1), condition })
+    m.apply(Command::PutObject { bucket: bref(&m, b), record: object(key, etag, 1), condition })
 }
 
 #[test]
@@ -83,7 +97,7 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
     let delete = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
     assert_eq!(delete(), Err(MetaError::BucketNotEmpty));
     m.apply(Command::DeleteObject {
-        bucket: BucketName::new("b1"),
+        bucket: bref(&m, "b1"),
         key: ObjectKey::new("k"),
         condition: WriteCondition::default(),
         now_ms: 2,
@@ -133,7 +147,7 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
-    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record: second, condition: Default::default() })
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() })
         .unwrap();
     assert!(m.kv().get(b"g/00").unwrap().is_some(), "the first blob is garbage");
     assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
@@ -147,7 +161,7 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     second.last_modified_ms = 100;
-    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record: second, condition: Default::default() })
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() })
         .unwrap();
     let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10 }).unwrap() {
         Answer::Garbage(g) => g.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
@@ -164,10 +178,10 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let create = |id: &str, etag: &str, issued_ms: i64| Proposal {
-        id: id.into(),
+        id: ProposalId::new(id),
         issued_ms,
         command: Command::PutObject {
-            bucket: BucketName::new("b1"),
+            bucket: bref(&m, "b1"),
             record: object("k", etag, 1),
             condition: WriteCondition { if_none_match_any: true, if_match: None },
         },
@@ -191,7 +205,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
     bucket(&m, "a", "b1").unwrap();
     let b = BucketName::new("b1");
     let id = UploadId::new("u1");
-    m.apply(Command::CreateUpload(UploadRecord {
+    let upload = UploadRecord {
         upload_id: id.clone(),
         bucket: b.clone(),
         key: ObjectKey::new("big"),
@@ -200,12 +214,12 @@ fn completing_an_upload_enforces_aws_part_rules() {
         checksum_algorithm: None,
         checksum_type: None,
         tags: Vec::new(),
-    }))
-    .unwrap();
+    };
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     let mib = 1024 * 1024;
     for (n, size) in [(1u32, 5 * mib), (2, mib), (3, 2 * mib)] {
         let upload = Command::PutUploadPart {
-            bucket: b.clone(),
+            bucket: bref(&m, &b.0),
             upload_id: id.clone(),
             part: part(n, &format!("p{n}"), size, &format!("{n}{n}")),
         };
@@ -213,7 +227,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
     }
     let complete = |parts: &[(u32, &str)]| {
         m.apply(Command::CompleteUpload {
-            bucket: b.clone(),
+            bucket: bref(&m, &b.0),
             upload_id: id.clone(),
             parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
             record: object("ignored", "final-2", 0),
@@ -312,7 +326,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
     bucket(&m, "a", "b1").unwrap();
     for (key, blob) in [("x", "0a"), ("y", "0b"), ("z", "0c")] {
         m.apply(Command::PutObject {
-            bucket: BucketName::new("b1"),
+            bucket: bref(&m, "b1"),
             record: striped_object(key, blob, &["n1", "n2", "n3"]),
             condition: WriteCondition::default(),
         })
@@ -320,7 +334,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
     }
     // Replacing z makes 0c garbage.
     m.apply(Command::PutObject {
-        bucket: BucketName::new("b1"),
+        bucket: bref(&m, "b1"),
         record: striped_object("z", "0d", &["n1", "n2", "n3"]),
         condition: WriteCondition::default(),
     })
@@ -335,9 +349,9 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         checksum_type: None,
         tags: Vec::new(),
     };
-    m.apply(Command::CreateUpload(upload)).unwrap();
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     m.apply(Command::PutUploadPart {
-        bucket: BucketName::new("b1"),
+        bucket: bref(&m, "b1"),
         upload_id: UploadId::new("up1"),
         part: part(3, "p", 5, "0e"),
     })
@@ -347,7 +361,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
     set_versioning(&m, "b2", VersioningStatus::Enabled);
     for blob in ["0f", "10"] {
         m.apply(Command::PutObject {
-            bucket: BucketName::new("b2"),
+            bucket: bref(&m, "b2"),
             record: striped_object("w", blob, &["n1", "n2", "n3"]),
             condition: WriteCondition::default(),
         })
@@ -398,7 +412,7 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let record = striped_object("x", "0a", &["n1", "n1", "n3"]);
-    m.apply(Command::PutObject { bucket: BucketName::new("b1"), record, condition: WriteCondition::default() })
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() })
         .unwrap();
     let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
     let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 };
@@ -511,7 +525,7 @@ fn put_blob(m: &StateMachine, b: &str, key: &str, blob: &str) -> VersionId {
     record.parts[0] = part(1, &format!("e-{blob}"), 1, blob);
     record.version = VersionId::new(format!("{:032x}", u128::from_str_radix(blob, 16).unwrap_or(7) * 7919));
     let Outcome::Object(record) =
-        m.apply(Command::PutObject { bucket: BucketName::new(b), record, condition: Default::default() }).unwrap()
+        m.apply(Command::PutObject { bucket: bref(&m, b), record, condition: Default::default() }).unwrap()
     else {
         panic!()
     };
@@ -521,7 +535,7 @@ fn put_blob(m: &StateMachine, b: &str, key: &str, blob: &str) -> VersionId {
 fn delete(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) -> (Option<VersionId>, bool) {
     let outcome = m
         .apply(Command::DeleteObject {
-            bucket: BucketName::new(b),
+            bucket: bref(&m, b),
             key: ObjectKey::new(key),
             condition: WriteCondition::default(),
             now_ms: 50,
@@ -824,4 +838,141 @@ fn version_listing_paginates_with_key_and_version_markers() {
     };
     assert!(page.common_prefixes.is_empty(), "every key under b/ is deleted");
     assert_eq!(page.objects.iter().map(|o| o.key.0.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+}
+
+fn proposal(id: &str, command: Command) -> Proposal {
+    Proposal { id: ProposalId::new(id), issued_ms: 1_000, command }
+}
+
+#[test]
+fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
+    let m = machine();
+    bucket(&m, "a", "shared").unwrap();
+    let authorized = bref(&m, "shared");
+    // While the body streams, tenant a deletes the bucket and tenant b creates one of that name.
+    m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("shared") }).unwrap();
+    bucket(&m, "b", "shared").unwrap();
+    let write = Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
+    assert_eq!(m.apply(write), Err(MetaError::NoSuchBucket));
+    let upload = UploadRecord {
+        upload_id: UploadId::new("u"),
+        bucket: BucketName::new("shared"),
+        key: ObjectKey::new("k"),
+        initiated_ms: 0,
+        headers: Default::default(),
+        checksum_algorithm: None,
+        checksum_type: None,
+        tags: Vec::new(),
+    };
+    assert_eq!(m.apply(Command::CreateUpload { bucket: authorized.clone(), upload }), Err(MetaError::NoSuchBucket));
+    let delete = Command::DeleteObject {
+        bucket: authorized,
+        key: ObjectKey::new("k"),
+        condition: Default::default(),
+        now_ms: 1,
+        version: None,
+        marker_nonce: None,
+    };
+    assert_eq!(m.apply(delete), Err(MetaError::NoSuchBucket));
+    assert!(matches!(
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("shared"), key: ObjectKey::new("k") }),
+        Err(MetaError::NoSuchKey)
+    ));
+    // The same tenant re-creating the name makes another incarnation too.
+    m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("shared") }).unwrap();
+    bucket(&m, "a", "shared").unwrap();
+    let stale = Command::PutObject { bucket: authorized_again(&m), record: object("k", "e", 1), condition: Default::default() };
+    assert_eq!(m.apply(stale), Err(MetaError::NoSuchBucket));
+}
+
+/// A reference to tenant a's first "shared" bucket, made stale by its re-creation.
+fn authorized_again(m: &StateMachine) -> BucketRef {
+    let mut reference = bref(m, "shared");
+    reference.incarnation = BucketIncarnation::new("an earlier life");
+    reference
+}
+
+#[test]
+fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let write = |etag: &str| Command::PutObject { bucket: bref(&m, "b1"), record: object("k", etag, 1), condition: Default::default() };
+    // Abandoned first: the original, arriving later (an old leader's entry), changes nothing.
+    let settled = m.apply_proposal_logged(proposal("s1", Command::Abandon { proposal: ProposalId::new("late") }), Default::default());
+    assert_eq!(settled.unwrap(), Err(MetaError::Abandoned));
+    let late = m.apply_proposal_logged(proposal("late", write("e-late")), Default::default()).unwrap();
+    assert_eq!(late, Err(MetaError::Abandoned));
+    assert!(matches!(
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k") }),
+        Err(MetaError::NoSuchKey)
+    ));
+    // Applied first: settling it returns its outcome, so the caller knows it is done.
+    let done = m.apply_proposal_logged(proposal("done", write("e-done")), Default::default()).unwrap().unwrap();
+    let settled = m.apply_proposal_logged(proposal("s2", Command::Abandon { proposal: ProposalId::new("done") }), Default::default());
+    assert_eq!(settled.unwrap(), Ok(done));
+}
+
+fn blobs(names: &[&str]) -> Vec<BlobId> {
+    names.iter().map(|n| BlobId::new(*n)).collect()
+}
+
+#[test]
+fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_commits() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let reclaim = |names: &[&str], now_ms: i64| match m
+        .apply(Command::ReclaimOrphans { blobs: blobs(names), now_ms, grace_ms: 1_000 })
+        .unwrap()
+    {
+        Outcome::Reclaimable(fenced) => fenced.into_iter().map(|b| b.0).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // "00" is committed (known); "0a" has an intent renewed recently; "0b" a stale one; "0c" none.
+    put(&m, "b1", "k", "e", WriteCondition::default()).unwrap();
+    m.apply(Command::RenewIntents { blobs: blobs(&["0a"]), now_ms: 9_500 }).unwrap();
+    m.apply(Command::RenewIntents { blobs: blobs(&["0b"]), now_ms: 8_000 }).unwrap();
+    assert_eq!(reclaim(&["00", "0a", "0b", "0c"], 10_000), vec!["0b", "0c"]);
+    assert_eq!(reclaim(&["0c"], 10_001), vec!["0c"], "fencing is idempotent");
+    // A commit whose outcome its gateway did not know, applied after the fence: refused.
+    let mut late = object("late", "e", 1);
+    late.parts = vec![part(1, "e", 1, "0c")];
+    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: late, condition: Default::default() });
+    assert_eq!(refused, Err(MetaError::BlobReclaimed("0c".into())));
+    // A renewal cannot revive a fenced blob, and a committed blob is never fenced, even once garbage.
+    m.apply(Command::RenewIntents { blobs: blobs(&["0c"]), now_ms: 20_000 }).unwrap();
+    assert_eq!(reclaim(&["0c"], 20_001), vec!["0c"]);
+    put(&m, "b1", "k", "e2", WriteCondition::default()).unwrap(); // "00" again: still referenced
+    let mut other = object("k", "e3", 1);
+    other.parts = vec![part(1, "e3", 1, "0d")];
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: other, condition: Default::default() }).unwrap();
+    assert!(m.kv().get(b"g/00").unwrap().is_some(), "the replaced blob is garbage");
+    assert!(reclaim(&["00", "0d"], 30_000).is_empty(), "garbage is the collector's, not the sweep's");
+    m.apply(Command::ForgetGarbage { blobs: blobs(&["00"]) }).unwrap();
+    assert_eq!(reclaim(&["00"], 30_001), vec!["00"], "shards left after collection are orphans");
+}
+
+#[test]
+fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let upload = UploadRecord {
+        upload_id: UploadId::new("u"),
+        bucket: BucketName::new("b1"),
+        key: ObjectKey::new("k"),
+        initiated_ms: 0,
+        headers: Default::default(),
+        checksum_algorithm: None,
+        checksum_type: None,
+        tags: Vec::new(),
+    };
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    let parts = (1..=10_001).map(|n| CompletedPart { part_number: n, etag: "e".into() }).collect();
+    let complete = Command::CompleteUpload {
+        bucket: bref(&m, "b1"),
+        upload_id: UploadId::new("u"),
+        parts,
+        record: object("k", "e", 0),
+        condition: Default::default(),
+    };
+    assert!(matches!(m.apply(complete), Err(MetaError::InvalidPart(why)) if why.contains("10000")));
 }

@@ -15,6 +15,7 @@
 mod log_store;
 mod membership;
 mod network;
+mod snapshot_file;
 mod state_machine;
 
 pub use log_store::LogStore;
@@ -23,7 +24,7 @@ pub use membership::{
     next_step,
 };
 pub use network::Network;
-pub use state_machine::SmStore;
+pub use state_machine::{SmStore, SnapshotBuilder};
 
 use ignifuge_kv::KvStore;
 use ignifuge_meta::{Answer, MetaError, Outcome, Proposal, Query, StateMachine};
@@ -31,7 +32,7 @@ use ignifuge_rpc::NodeClient;
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What applying a command returned (refusals such as PreconditionFailed are outcomes too).
@@ -44,7 +45,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
         AsyncRuntime = openraft::TokioRuntime,
 );
@@ -59,6 +60,7 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/v1/raft/snapshot";
     pub const INITIALIZE: &str = "/v1/raft/initialize";
     pub const STATUS: &str = "/v1/raft/status";
+    pub const DIGEST: &str = "/v1/raft/digest";
 }
 
 /// Timing of elections. A leader's datacenter that burns is replaced after about
@@ -66,8 +68,11 @@ pub mod paths {
 pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
-/// Log entries kept after a snapshot before they are purged.
+/// Log entries applied since the last snapshot that trigger the next one (the environment's
+/// `IGNIFUGE_RAFT_SNAPSHOT_ENTRIES` overrides it: tests make replicas catch up by snapshot).
 pub const LOGS_SINCE_SNAPSHOT: u64 = 5_000;
+/// Log entries kept behind a snapshot, for followers slightly behind.
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 
 /// Why a node could not serve a metadata request itself.
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
@@ -86,26 +91,52 @@ pub type Voters = BTreeMap<RaftNodeId, String>;
 pub struct RaftMetadata {
     pub raft: Raft,
     machine: Arc<StateMachine>,
+    kv: Arc<dyn KvStore>,
 }
 
 impl RaftMetadata {
-    pub async fn start(id: RaftNodeId, kv: Arc<dyn KvStore>, client: NodeClient) -> Result<Arc<Self>, String> {
+    /// Starts the replica: log and state in `kv`, snapshot files under `snapshot_dir`.
+    pub async fn start(
+        id: RaftNodeId,
+        kv: Arc<dyn KvStore>,
+        snapshot_dir: PathBuf,
+        client: NodeClient,
+        tuning: RaftTuning,
+    ) -> Result<Arc<Self>, String> {
         let config = openraft::Config {
             cluster_name: "ignifuge-metadata".into(),
             heartbeat_interval: HEARTBEAT_INTERVAL_MS,
             election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(LOGS_SINCE_SNAPSHOT),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_entries),
+            max_in_snapshot_log_to_keep: tuning.logs_kept_after_snapshot,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
         let machine = Arc::new(StateMachine::new(kv.clone()));
         let log = LogStore::new(kv.clone());
-        let sm = SmStore::new(machine.clone(), kv).map_err(|e| e.to_string())?;
+        let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir).map_err(|e| e.to_string())?;
         let raft =
             openraft::Raft::new(id, config, Network::factory(client), log, sm).await.map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self { raft, machine }))
+        Ok(Arc::new(Self { raft, machine, kv }))
+    }
+
+    /// The applied log index and the BLAKE3 of the whole state at that index, read from one
+    /// consistent view: two replicas at the same index must have the same digest.
+    pub async fn digest(&self) -> Result<StateDigest, String> {
+        let kv = self.kv.clone();
+        tokio::task::spawn_blocking(move || {
+            let view = kv.snapshot().map_err(|e| e.to_string())?;
+            let applied = view
+                .get(b"r/applied")
+                .map_err(|e| e.to_string())?
+                .and_then(|bytes| serde_json::from_slice::<Option<openraft::LogId<u64>>>(&bytes).ok().flatten())
+                .map(|l| l.index);
+            let digest = snapshot_file::digest(view.as_ref()).map_err(|e| e.to_string())?;
+            Ok(StateDigest { applied_index: applied, digest: digest.to_hex().to_string() })
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Makes a brand-new cluster of `voters` (once, on one node, when the cluster is created).
@@ -126,7 +157,12 @@ impl RaftMetadata {
 
     /// Proposes a command and returns its outcome once committed and applied. Proposing the same
     /// proposal id again returns the first outcome (idempotent retries).
-    pub async fn apply(&self, proposal: Proposal) -> Result<CommandResult, Redirect> {
+    pub async fn apply(&self, mut proposal: Proposal) -> Result<CommandResult, Redirect> {
+        // The leader's clock, not the caller's, ages proposal ids (`StateMachine`'s clock).
+        proposal.issued_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         match self.raft.client_write(proposal).await {
             Ok(response) => Ok(response.data),
             Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
@@ -193,6 +229,26 @@ impl RaftMetadata {
             other => Err(format!("no raft route {other}")),
         }
     }
+}
+
+/// How often snapshots are taken and how much log is kept behind one.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftTuning {
+    pub snapshot_entries: u64,
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self { snapshot_entries: LOGS_SINCE_SNAPSHOT, logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT }
+    }
+}
+
+/// A replica's applied index and the digest of its state there (`RaftMetadata::digest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    pub applied_index: Option<u64>,
+    pub digest: String,
 }
 
 /// One replica's view of the metadata group.

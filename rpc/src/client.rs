@@ -163,6 +163,16 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
+    /// Deletes one shard only if its file is still the copy surveyed (last modified at
+    /// `modified_ms` by the node's clock): a copy written since, by a repair that put the shard
+    /// back on this node, is kept (the node answers 412).
+    pub async fn delete_stray_shard(&self, node: SocketAddr, id: &ShardId, modified_ms: i64) -> Result<(), RpcError> {
+        let path = format!("{}?{}={modified_ms}", paths::shard(id), paths::IF_MODIFIED_MS_QUERY);
+        let (status, _, body) =
+            self.send(Method::DELETE, node, &path, Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024).await?;
+        Self::check_status(node, status, &body)
+    }
+
     /// POSTs a JSON request and decodes the JSON answer.
     pub async fn post_json<Q: Serialize, A: DeserializeOwned>(
         &self,

@@ -50,6 +50,9 @@ pub mod paths {
         format!("/v1/shards/{}/{}/{}", id.blob, id.stripe, id.shard)
     }
 
+    /// The query of a conditional shard delete: only the copy last modified at `modified_ms`.
+    pub const IF_MODIFIED_MS_QUERY: &str = "if-modified-ms";
+
     pub fn blob(blob: &BlobId) -> String {
         format!("/v1/shards/{blob}")
     }

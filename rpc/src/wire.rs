@@ -14,8 +14,12 @@ pub struct InventoryRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldShard {
     pub id: ShardId,
-    /// Last modification of the file (ms since the epoch).
+    /// Last modification of the file (ms since the epoch, the node's clock): names this copy
+    /// of the shard in a conditional delete (`NodeClient::delete_stray_shard`).
     pub modified_ms: i64,
+    /// How long ago that was, by the node's own clock (no clock comparison across hosts).
+    #[serde(default)]
+    pub age_ms: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +39,9 @@ pub struct BlobListRequest {
 pub struct HeldBlob {
     pub blob: BlobId,
     pub newest_ms: i64,
+    /// Age of the newest file, by the node's own clock.
+    #[serde(default)]
+    pub age_ms: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

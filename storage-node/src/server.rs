@@ -95,6 +95,7 @@ fn store_error(e: StoreError) -> HttpResponse {
             reply(StatusCode::CONFLICT, "shard failed its BLAKE3 check")
         }
         StoreError::HashMismatch => reply(StatusCode::BAD_REQUEST, "body does not match its hash"),
+        StoreError::Changed => reply(StatusCode::PRECONDITION_FAILED, "the shard was written again since"),
         other => {
             tracing::error!(error = %other, "shard store failure");
             reply(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -129,7 +130,10 @@ impl NodeServer {
             return match method {
                 Method::PUT => self.put_shard(rest, &body_hash, request).await,
                 Method::GET => self.get_shard(rest).await,
-                Method::DELETE if rest.contains('/') => self.delete_shard(rest).await,
+                Method::DELETE if rest.contains('/') => {
+                    let query = request.uri().query().unwrap_or("");
+                    self.delete_shard(rest, query).await
+                }
                 Method::DELETE => self.delete_blob(rest).await,
                 _ => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
             };
@@ -201,12 +205,22 @@ impl NodeServer {
         }
     }
 
-    async fn delete_shard(&self, rest: &str) -> HttpResponse {
+    async fn delete_shard(&self, rest: &str, query: &str) -> HttpResponse {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
+        let condition = query.strip_prefix(ignifuge_rpc::paths::IF_MODIFIED_MS_QUERY).and_then(|v| v.strip_prefix('='));
+        let modified_ms = match condition.map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(ms)) => Some(ms),
+            Some(Err(_)) => return reply(StatusCode::BAD_REQUEST, "malformed if-modified-ms"),
+        };
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.delete_shard(&id)).await {
+        let deleted = tokio::task::spawn_blocking(move || match modified_ms {
+            Some(ms) => store.delete_shard_if_modified_at(&id, ms),
+            None => store.delete_shard(&id),
+        });
+        match deleted.await {
             Ok(Ok(())) => reply(StatusCode::NO_CONTENT, ""),
             Ok(Err(e)) => store_error(e),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -322,6 +336,10 @@ impl NodeServer {
             ignifuge_raft::paths::STATUS => match serde_json::to_vec(&metadata.status()) {
                 Ok(json) => reply(StatusCode::OK, json),
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            ignifuge_raft::paths::DIGEST => match metadata.digest().await {
+                Ok(digest) => json_reply(&digest),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
             },
             rpc => match metadata.handle_rpc(rpc, &body).await {
                 Ok(json) => reply(StatusCode::OK, json),

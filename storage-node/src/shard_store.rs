@@ -30,6 +30,8 @@ pub enum StoreError {
     Corrupt,
     #[error("shard body does not match its announced hash")]
     HashMismatch,
+    #[error("the shard file was written again since it was surveyed")]
+    Changed,
     #[error("disk error: {0}")]
     Io(#[from] io::Error),
     #[error("index error: {0}")]
@@ -45,6 +47,9 @@ pub struct ShardStore {
     quarantined: std::sync::atomic::AtomicU64,
     /// When the last one was (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
+    /// Held while a shard file is renamed into place and while a conditional delete checks and
+    /// removes one, so a delete can never remove a copy written after it checked.
+    replace: std::sync::Mutex<()>,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -76,6 +81,7 @@ impl ShardStore {
             group_sync,
             quarantined: Default::default(),
             last_quarantine_ms: Default::default(),
+            replace: Default::default(),
         })
     }
 
@@ -101,6 +107,9 @@ impl ShardStore {
         // Per-file syncing must also sync the directories it creates; a group `syncfs` covers them.
         let new_dirs = self.group_sync.is_none().then(|| (!prefix_dir.exists(), !dir.exists()));
         fs::create_dir_all(dir)?;
+        if ignifuge_faults::hit("node.shard.write-error").is_some() {
+            return Err(StoreError::Io(io::Error::other("fault point: the disk failed the write")));
+        }
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
         {
             let mut file = File::create(&tmp)?;
@@ -110,7 +119,10 @@ impl ShardStore {
                 file.sync_data()?;
             }
         }
-        fs::rename(&tmp, &path)?;
+        {
+            let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            fs::rename(&tmp, &path)?;
+        }
         match &self.group_sync {
             Some(group) => group.sync()?,
             None => {
@@ -237,6 +249,26 @@ impl ShardStore {
         Ok(())
     }
 
+    /// Removes one shard only if its file is the copy last modified at `modified_ms`; a copy
+    /// written since (a repair put the shard back here) is kept: `StoreError::Changed`.
+    pub fn delete_shard_if_modified_at(&self, id: &ShardId, modified_ms: i64) -> Result<(), StoreError> {
+        let path = self.shard_path(id)?;
+        {
+            let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match fs::metadata(&path) {
+                Ok(m) if self::modified_ms(&m) != modified_ms => return Err(StoreError::Changed),
+                Ok(_) => fs::remove_file(&path)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sync_dir(path.parent().expect("shard paths have a parent"))?;
+        let mut batch = WriteBatch::new();
+        batch.delete(index_key(id));
+        self.index.write(batch, Durability::Buffered)?;
+        Ok(())
+    }
+
     /// The shard files of `blob` on disk (the files, not the index, are the truth).
     pub fn shards_of(&self, blob: &BlobId) -> Result<Vec<HeldShard>, StoreError> {
         let dir = self.blob_dir(blob)?;
@@ -253,7 +285,8 @@ impl ShardStore {
                 continue; // temporary files of writes in progress
             };
             let modified_ms = modified_ms(&entry.metadata()?);
-            held.push(HeldShard { id: ShardId { blob: blob.clone(), stripe, shard }, modified_ms });
+            let age_ms = now_ms().saturating_sub(modified_ms).max(0);
+            held.push(HeldShard { id: ShardId { blob: blob.clone(), stripe, shard }, modified_ms, age_ms });
         }
         held.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(held)
@@ -279,8 +312,11 @@ impl ShardStore {
                 if out.len() == limit {
                     return Ok((out, false));
                 }
-                let newest_ms = self.shards_of(&blob)?.iter().map(|s| s.modified_ms).max().unwrap_or(0);
-                out.push(HeldBlob { blob, newest_ms });
+                let shards = self.shards_of(&blob)?;
+                let newest_ms = shards.iter().map(|s| s.modified_ms).max().unwrap_or(0);
+                // A blob directory with no finished file yet (a first shard mid-write) is young.
+                let age_ms = shards.iter().map(|s| s.age_ms).min().unwrap_or(0);
+                out.push(HeldBlob { blob, newest_ms, age_ms });
             }
         }
         Ok((out, true))
@@ -305,6 +341,10 @@ impl ShardStore {
 fn parse_shard_file_name(name: &str) -> Option<(StripeIndex, ShardIndex)> {
     let (stripe, shard) = name.split_once('.')?;
     Some((StripeIndex(stripe.parse().ok()?), ShardIndex(shard.parse().ok()?)))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn modified_ms(metadata: &fs::Metadata) -> i64 {

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod history;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -477,6 +479,36 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to processes of the cluster: SIGSTOP freezes a
+    /// process with its sockets open, as a stalled host or a partition that heals does.
+    pub fn signal_processes(&self, node_ids: &[&str], signal: i32) {
+        for node_id in node_ids {
+            let pid = self.process(node_id).pid;
+            // SAFETY: kill(2) with a pid read from cluster.json; it is a child of our `ignifuge dev`.
+            let rc = unsafe { libc::kill(pid, signal) };
+            assert_eq!(rc, 0, "kill -{signal} {pid} ({node_id}) failed");
+        }
+    }
+
+    /// Node ids of every process of `datacenter` (storage nodes and its gateway).
+    pub fn datacenter_processes(&self, datacenter: &str) -> Vec<String> {
+        self.processes.iter().filter(|p| p.datacenter == datacenter).map(|p| p.node_id.clone()).collect()
+    }
+
+    /// Starts a PutObject whose body the test sends piece by piece (`SlowUpload::send`), signed
+    /// with UNSIGNED-PAYLOAD as `keys`, on the gateway at `gateway` (an index into `gateways`).
+    pub async fn slow_put(&self, keys: &Keys, gateway: usize, bucket: &str, key: &str, length: usize) -> SlowUpload {
+        let url = format!("{}/{bucket}/{key}", self.gateways[gateway]);
+        let length_text = length.to_string();
+        let signed =
+            self.sign(keys, SystemTime::now(), "PUT", &url, &[("content-length", &length_text)], Payload::Unsigned);
+        let addr = authority_of(&url).to_string();
+        let head = build_request_head(&addr, "PUT", path_and_query_of(&url), &signed, Some(length));
+        let mut stream = TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        stream.write_all(head.as_bytes()).await.expect("sending the request head");
+        SlowUpload { stream }
     }
 
     /// Index into `gateways` of the gateway of `datacenter`.
@@ -1344,6 +1376,27 @@ impl RawResponse {
         let text = self.body_text();
         let shown: String = text.chars().take(600).collect();
         format!("HTTP {} body: {shown}", self.status)
+    }
+}
+
+/// A PutObject in progress whose body is sent by the test, piece by piece.
+pub struct SlowUpload {
+    stream: TcpStream,
+}
+
+impl SlowUpload {
+    pub async fn send(&mut self, piece: &[u8]) {
+        self.stream.write_all(piece).await.expect("sending a piece of the body");
+        self.stream.flush().await.expect("flushing the body");
+    }
+
+    /// Sends the rest of the body and reads the response.
+    pub async fn finish(mut self, rest: &[u8]) -> RawResponse {
+        self.send(rest).await;
+        tokio::time::timeout(RAW_HTTP_TIMEOUT, read_response(&mut self.stream, false))
+            .await
+            .expect("a response to the upload in time")
+            .expect("a readable response to the upload")
     }
 }
 

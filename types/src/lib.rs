@@ -65,6 +65,16 @@ typed_id!(
     BucketName(String)
 );
 typed_id!(
+    /// One life of a bucket name: a bucket deleted and created again, by the same tenant or
+    /// another, is another bucket. Writes name the incarnation they were authorized against, so
+    /// none can land in a bucket created after its authorization. Random hex, from the gateway.
+    BucketIncarnation(String)
+);
+typed_id!(
+    /// One metadata proposal, the same across the retries of one call (idempotence).
+    ProposalId(String)
+);
+typed_id!(
     /// An object key inside a bucket (any UTF-8, at most 1024 bytes).
     ObjectKey(String)
 );

@@ -1,10 +1,12 @@
 //! The erasure-coded data path: blobs in (striped, encoded, hashed, placed, fsynced on the
 //! nodes) and byte ranges out (fetched, verified, reconstructed when shards are missing).
 
+mod intents;
 pub mod layout;
 mod read;
 mod write;
 
+pub use intents::{INTENT_RENEW_INTERVAL_MS, Intents, WriteIntent};
 pub use layout::Layout;
 pub use read::ByteRangeStream;
 pub use write::{WriteRequest, WrittenBlob};
@@ -30,6 +32,9 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 /// bound on bytes in flight). Each costs k+m shards of at most 1 MiB: 48 x 9 MiB = 432 MiB at 5+4.
 /// Uploads beyond it wait for a stripe to be freed (back-pressure on the client's TCP window).
 pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
+/// A request body that sends nothing for this long is cut (400 RequestTimeout, as AWS answers
+/// an idle upload), so a stalled client holds no stripe buffer and no intent for long.
+pub const BODY_IDLE_TIMEOUT_MS: u64 = 20_000;
 /// Retries of one shard write before it counts as not acknowledged.
 pub const SHARD_WRITE_ATTEMPTS: usize = 2;
 /// A shard read that has not answered after this long is hedged: one more shard is requested
@@ -50,6 +55,8 @@ pub struct DataPath {
     pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
     /// Nodes recently found unreachable, and until when to skip them.
     down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// Blobs being written (and not yet committed), renewed in the metadata for the orphan sweep.
+    pub intents: Arc<Intents>,
 }
 
 impl DataPath {
@@ -61,6 +68,7 @@ impl DataPath {
             layout: std::sync::RwLock::new(Arc::new(layout)),
             down_until: std::sync::Mutex::new(HashMap::new()),
             stripe_permits: Arc::new(tokio::sync::Semaphore::new(GATEWAY_STRIPES_IN_FLIGHT_MAX)),
+            intents: Arc::new(Intents::default()),
         })
     }
 

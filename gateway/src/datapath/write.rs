@@ -5,7 +5,8 @@
 //! survivability check; the caller then commits it to the metadata.
 
 use super::{
-    DataPath, INLINE_MAX_BYTES, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, new_blob_id,
+    BODY_IDLE_TIMEOUT_MS, DataPath, INLINE_MAX_BYTES, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS,
+    STRIPES_IN_FLIGHT_MAX, WriteIntent, new_blob_id,
 };
 use crate::checksums::{BodyDigests, BodyHasher, Expected};
 use crate::error::{GatewayError, GatewayResult};
@@ -34,6 +35,8 @@ pub struct WrittenBlob {
     pub size: u64,
     pub digests: BodyDigests,
     pub location: DataLocation,
+    /// Keep a clone until the commit has answered: the orphan sweep spares the blob meanwhile.
+    pub intent: Arc<WriteIntent>,
 }
 
 /// The result of a spawned stripe write.
@@ -59,6 +62,7 @@ impl DataPath {
             return Err(GatewayError::EntityTooLarge);
         }
         let blob = new_blob_id();
+        let intent = self.intents.begin(blob.clone());
         let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
         let algorithms = request.expected.algorithms();
         let hasher = tokio::task::spawn_blocking(move || {
@@ -81,7 +85,10 @@ impl DataPath {
         let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
 
         let streamed: GatewayResult<()> = async {
-            while let Some(chunk) = body.next().await {
+            let idle = std::time::Duration::from_millis(BODY_IDLE_TIMEOUT_MS);
+            while let Some(chunk) =
+                tokio::time::timeout(idle, body.next()).await.map_err(|_| GatewayError::RequestTimeout)?
+            {
                 let chunk = chunk.map_err(Into::into)?;
                 total += chunk.len() as u64;
                 if total > request.max_length {
@@ -174,7 +181,7 @@ impl DataPath {
         } else {
             DataLocation::Inline(buffer)
         };
-        Ok(WrittenBlob { size: total, digests, location })
+        Ok(WrittenBlob { size: total, digests, location, intent })
     }
 
     /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.

@@ -26,7 +26,8 @@ use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
 use futures::StreamExt as _;
 use ignifuge_meta::{
-    Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Query, RepairReport, ShardReplacement, StripedBlob,
+    Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Outcome, Query, RepairReport, ShardReplacement,
+    StripedBlob,
     TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
@@ -43,9 +44,12 @@ pub const REPAIR_INTERVAL_MS_DEFAULT: u64 = 60 * 1000;
 pub const REPAIR_DOWN_OUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Shard bytes the repair service writes per second at most.
 pub const REPAIR_BYTES_PER_SEC_DEFAULT: u64 = 128 * 1024 * 1024;
-/// A shard no metadata names is reclaimed only when its file is older than this. It must exceed
-/// the longest time between a write's last shard and its metadata commit (bounded by the
-/// metadata client's deadline) plus the clock skew between nodes and gateways.
+/// A blob no metadata names is reclaimed only when its newest file is older than this (by its
+/// node's clock) and no intent of a write in progress was renewed within it. Correctness does
+/// not rest on it (the sweep fences a blob in the metadata before deleting a shard, so a late
+/// commit is refused rather than left pointing at nothing); it is what keeps a slow but live
+/// upload from being cut: it must exceed the intent renewal interval plus the clock
+/// difference between gateways.
 pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 60 * 60 * 1000;
 /// Stripes rebuilt concurrently (each holds k+m shards of at most 1 MiB in memory).
 const REPAIR_STRIPES_IN_FLIGHT: usize = 4;
@@ -63,6 +67,8 @@ pub struct RepairConfig {
     pub down_out: Duration,
     pub bytes_per_sec: u64,
     pub orphan_grace_ms: i64,
+    /// How often the gateway renews the intents of its writes in progress.
+    pub intent_renew: Duration,
     /// Who holds the lease (the gateway's listen address).
     pub holder: String,
 }
@@ -73,13 +79,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 impl RepairConfig {
     /// Defaults, overridden by IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS,
-    /// IGNIFUGE_REPAIR_BYTES_PER_SEC and IGNIFUGE_ORPHAN_GRACE_MS.
+    /// IGNIFUGE_REPAIR_BYTES_PER_SEC, IGNIFUGE_ORPHAN_GRACE_MS and IGNIFUGE_INTENT_RENEW_MS.
     pub fn from_env(holder: String) -> Self {
+        let orphan_grace_ms = env_u64("IGNIFUGE_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS_DEFAULT);
+        let renew_ms = env_u64("IGNIFUGE_INTENT_RENEW_MS", crate::datapath::INTENT_RENEW_INTERVAL_MS);
+        if renew_ms >= orphan_grace_ms {
+            tracing::warn!(renew_ms, orphan_grace_ms, "intents are renewed less often than the orphan grace: slow uploads may be cut");
+        }
         Self {
             interval: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_INTERVAL_MS", REPAIR_INTERVAL_MS_DEFAULT)),
             down_out: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_DOWN_OUT_MS", REPAIR_DOWN_OUT_MS_DEFAULT)),
             bytes_per_sec: env_u64("IGNIFUGE_REPAIR_BYTES_PER_SEC", REPAIR_BYTES_PER_SEC_DEFAULT).max(1),
-            orphan_grace_ms: env_u64("IGNIFUGE_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS_DEFAULT) as i64,
+            orphan_grace_ms: orphan_grace_ms as i64,
+            intent_renew: Duration::from_millis(renew_ms.max(1)),
             holder,
         }
     }
@@ -315,17 +327,18 @@ pub async fn round(
     drop(repairs);
     let repair_secs = clock.elapsed().as_secs_f64();
 
-    // Strays and orphans, once older than the grace period.
-    let horizon_ms = started_ms - config.orphan_grace_ms;
+    // Strays and orphans, once older than the grace period by their node's own clock. A stray
+    // is deleted only if its file is still the copy surveyed: a repair of this round may have
+    // written the same shard there again, and that copy is the one the metadata now names.
     for (node, held) in strays {
-        if held.modified_ms < horizon_ms
+        if held.age_ms > config.orphan_grace_ms
             && let Ok(address) = data.address(&node)
-            && data.client.delete_shard(address, &held.id).await.is_ok()
+            && data.client.delete_stray_shard(address, &held.id, held.modified_ms).await.is_ok()
         {
             tally.report.orphan_shards_reclaimed += 1;
         }
     }
-    tally.report.orphan_shards_reclaimed += sweep_orphans(gateway, &nodes, &referenced, horizon_ms).await;
+    tally.report.orphan_shards_reclaimed += sweep_orphans(gateway, &nodes, &referenced, config.orphan_grace_ms).await?;
 
     let report = finish(tally, &nodes, repair_secs);
     gateway.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
@@ -487,18 +500,19 @@ async fn inventories(gateway: &Gateway, nodes: &mut HashMap<NodeId, NodeState>, 
     held
 }
 
-/// Deletes, on every live node, blobs that no metadata record references and whose newest
-/// shard file is older than `horizon_ms`. The scan visited upload parts, then current versions,
-/// then non-current versions, then garbage (the direction blobs move in), so a blob referenced
-/// throughout it is in `referenced`; a blob committed after the
-/// scan passed its key had its last shard written at most the commit deadline before, which is
-/// well inside the grace period.
+/// Deletes, on every live node, the shards of blobs that no metadata record references and whose
+/// newest file is older than the grace (by the node's clock). `referenced` (the scan) only
+/// narrows the candidates: each is first fenced in the metadata (`Command::ReclaimOrphans`),
+/// which refuses any blob that a record references now (committed after the scan passed it, or
+/// by a commit whose outcome its gateway did not know) or whose write is still in progress (an
+/// intent renewed within the grace), and makes every later commit naming a fenced blob fail.
+/// Only fenced blobs lose their shards, so the sweep never deletes what the metadata may name.
 async fn sweep_orphans(
     gateway: &Gateway,
     nodes: &HashMap<NodeId, NodeState>,
     referenced: &HashSet<BlobId>,
-    horizon_ms: i64,
-) -> u64 {
+    grace_ms: i64,
+) -> GatewayResult<u64> {
     let data = &gateway.data;
     let mut reclaimed = 0;
     for (node, _) in nodes.iter().filter(|(_, s)| **s == NodeState::Live) {
@@ -513,13 +527,23 @@ async fn sweep_orphans(
                     break;
                 }
             };
-            for held in &page.blobs {
-                if !referenced.contains(&held.blob)
-                    && held.newest_ms < horizon_ms
-                    && data.client.delete_blob(address, &held.blob).await.is_ok()
-                {
-                    tracing::info!(%node, blob = %held.blob, "reclaimed the shards of a blob no metadata references");
-                    reclaimed += 1;
+            let candidates: Vec<BlobId> = page
+                .blobs
+                .iter()
+                .filter(|held| !referenced.contains(&held.blob) && held.age_ms > grace_ms)
+                .map(|held| held.blob.clone())
+                .collect();
+            if !candidates.is_empty() {
+                let command = Command::ReclaimOrphans { blobs: candidates, now_ms: now_ms(), grace_ms };
+                let fenced = match gateway.metadata.apply(command).await? {
+                    Outcome::Reclaimable(fenced) => fenced,
+                    _ => return Err(GatewayError::Internal("unexpected outcome of ReclaimOrphans".into())),
+                };
+                for blob in fenced {
+                    if data.client.delete_blob(address, &blob).await.is_ok() {
+                        tracing::info!(%node, %blob, "reclaimed the shards of a blob no metadata references");
+                        reclaimed += 1;
+                    }
                 }
             }
             if page.complete || page.blobs.is_empty() {
@@ -528,5 +552,5 @@ async fn sweep_orphans(
             after = page.blobs.last().map(|b| b.blob.clone());
         }
     }
-    reclaimed
+    Ok(reclaimed)
 }

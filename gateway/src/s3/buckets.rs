@@ -63,6 +63,7 @@ pub async fn create_bucket(
         tenant: principal.tenant.clone(),
         region: s3.gateway.region.clone(),
         created_ms: now_ms(),
+        incarnation: ignifuge_types::BucketIncarnation::new(super::new_id()),
         tags: None,
         cors: None,
         versioning: None,

@@ -8,7 +8,7 @@ use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
     Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, ObjectHeaders,
-    ObjectRecord, Outcome, PartData, Query, UploadRecord,
+    MetaError, ObjectRecord, Outcome, PartData, Query, UploadRecord,
 };
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
@@ -74,7 +74,8 @@ pub async fn create_multipart_upload(
         checksum_type: checksum_type.clone(),
         tags: super::tagging::parse_header(input.tagging.as_deref())?,
     };
-    s3.gateway.metadata.apply(Command::CreateUpload(record)).await.map_err(GatewayError::Meta)?;
+    let command = Command::CreateUpload { bucket: bucket.reference(), upload: record };
+    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(bucket.name.0),
         key: Some(input.key),
@@ -109,6 +110,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         max_length: PUT_OBJECT_MAX_BYTES,
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
+    let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
     let part = part_of(part_number, written, now);
     let output = UploadPartOutput {
@@ -121,7 +123,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         ..Default::default()
     };
     let location = part.location.clone();
-    let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
+    let command = Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(output))
 }
@@ -177,6 +179,7 @@ pub async fn upload_part_copy(
         max_length: PUT_OBJECT_MAX_BYTES,
     };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
+    let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
     let part = part_of(part_number, written, now);
     let result = CopyPartResult {
@@ -189,7 +192,7 @@ pub async fn upload_part_copy(
         checksum_sha256: part.checksums.sha256.clone(),
     };
     let location = part.location.clone();
-    let command = Command::PutUploadPart { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), part };
+    let command = Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
@@ -299,6 +302,16 @@ pub async fn complete_multipart_upload(
         .multipart_upload
         .and_then(|m| m.parts)
         .ok_or_else(|| s3s::s3_error!(MalformedXML, "the CompleteMultipartUpload body lists no parts"))?;
+    // Refused before anything is proposed: a list longer than AWS allows, or out of order
+    // (duplicates included), would otherwise cost a metadata round to be refused there.
+    if requested.len() > MULTIPART_MAX_PARTS as usize {
+        return Err(s3s::s3_error!(
+            InvalidPart,
+            "A multipart upload has at most {} parts; this list names {}",
+            MULTIPART_MAX_PARTS,
+            requested.len()
+        ));
+    }
     let mut chosen = Vec::with_capacity(requested.len());
     for part in &requested {
         let number = part
@@ -307,6 +320,9 @@ pub async fn complete_multipart_upload(
             .ok_or_else(|| s3s::s3_error!(InvalidPart, "a part has no valid part number"))?;
         let tag = part.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default();
         chosen.push(MetaCompletedPart { part_number: number, etag: tag });
+    }
+    if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+        return Err(GatewayError::Meta(MetaError::InvalidPartOrder).into());
     }
     let stored = s3.parts(&bucket.name, &input.upload_id).await?;
     // Validation is repeated atomically by the metadata; this only computes the ETag and checksums.
@@ -342,7 +358,7 @@ pub async fn complete_multipart_upload(
         promoted: false,
     };
     let command = Command::CompleteUpload {
-        bucket: bucket.name.clone(),
+        bucket: bucket.reference(),
         upload_id: UploadId::new(input.upload_id),
         parts: chosen,
         record,
@@ -380,7 +396,7 @@ pub async fn abort_multipart_upload(
     s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let parts = s3.parts(&bucket.name, &input.upload_id).await?;
     let command =
-        Command::AbortUpload { bucket: bucket.name, upload_id: UploadId::new(input.upload_id), now_ms: now_ms() };
+        Command::AbortUpload { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), now_ms: now_ms() };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     // The parts are garbage now; reclaim their shards right away rather than wait for the collector.
     for part in parts {

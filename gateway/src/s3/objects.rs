@@ -258,16 +258,29 @@ impl IgnifugeS3 {
         }
     }
 
-    /// Commits a record; a failed commit discards the freshly written blob. Every conditional
-    /// write was prechecked (`precheck`), so a refused precondition here is a conflict.
+    /// Commits a record. A commit refused for a known reason discards the freshly written blob
+    /// at once; one whose outcome is not known (no majority before the deadline, and the
+    /// proposal could not be settled either) discards nothing: it may still commit, and the
+    /// orphan sweep fences the blob in the metadata before it deletes a shard
+    /// (`Command::ReclaimOrphans`). Every conditional write was prechecked (`precheck`), so a
+    /// refused precondition here is a conflict.
     pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
-        match self.gateway.metadata.apply(command).await {
+        let mut answer = self.gateway.metadata.apply(command).await;
+        if ignifuge_faults::hit("gateway.commit.answer-lost").is_some() {
+            // The commit went through but its answer never came back, and settling failed too.
+            answer = Err(MetaError::Unavailable("fault point: the commit's answer was lost".into()));
+        }
+        match answer {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                for location in written {
-                    if let DataLocation::Striped(blob) = location {
-                        self.gateway.data.discard(blob.blob.clone());
+                if e.is_known_refusal() {
+                    for location in written {
+                        if let DataLocation::Striped(blob) = location {
+                            self.gateway.data.discard(blob.blob.clone());
+                        }
                     }
+                } else {
+                    tracing::warn!(error = %e, "commit outcome unknown; its shards are left to the fenced orphan sweep");
                 }
                 Err(conflict_after_precheck(e).into())
             }
@@ -311,6 +324,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         max_length: PUT_OBJECT_MAX_BYTES,
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
+    let _intent = written.intent.clone(); // until the commit has answered
     let record = single_part_record(key, headers, tags, written, now_ms());
     let output = PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
@@ -324,7 +338,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    let command = Command::PutObject { bucket: bucket.name.clone(), record, condition };
+    let command = Command::PutObject { bucket: bucket.reference(), record, condition };
     let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
     Ok(S3Response::new(PutObjectOutput { version_id, ..output }))
 }
@@ -534,13 +548,13 @@ impl IgnifugeS3 {
     /// Deletes a key (a delete marker in a versioned bucket) or, with `version`, one version.
     async fn delete_one(
         &self,
-        bucket: &BucketName,
+        bucket: &BucketRecord,
         key: String,
         version: Option<&str>,
         condition: WriteCondition,
     ) -> GatewayResult<Deletion> {
         let command = Command::DeleteObject {
-            bucket: bucket.clone(),
+            bucket: bucket.reference(),
             key: ObjectKey::new(key),
             condition,
             now_ms: now_ms(),
@@ -564,7 +578,7 @@ pub async fn delete_object(
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let condition = write_condition(input.if_match.as_ref(), None)?;
-    let deletion = s3.delete_one(&bucket.name, input.key, input.version_id.as_deref(), condition).await?;
+    let deletion = s3.delete_one(&bucket, input.key, input.version_id.as_deref(), condition).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deletion.delete_marker.then_some(true),
         version_id: deletion.version_id,
@@ -592,7 +606,7 @@ pub async fn delete_objects(
         let condition =
             WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
         let requested = object.version_id.clone();
-        match s3.delete_one(&bucket.name, object.key.clone(), requested.as_deref(), condition).await {
+        match s3.delete_one(&bucket, object.key.clone(), requested.as_deref(), condition).await {
             Ok(deletion) if !quiet => {
                 // As AWS: a removed version is named as VersionId, a marker added as
                 // DeleteMarkerVersionId (a removed marker is both).
@@ -675,6 +689,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         Some(other) => return Err(s3s::s3_error!(InvalidArgument, "Unknown tagging directive: {other}")),
     };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
+    let _intent = written.intent.clone(); // until the commit has answered
     let record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
     let result = CopyObjectResult {
         e_tag: Some(etag(&record.etag)),
@@ -684,7 +699,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         ..Default::default()
     };
     let location = record.parts[0].location.clone();
-    let command = Command::PutObject { bucket: bucket.name.clone(), record, condition: WriteCondition::default() };
+    let command = Command::PutObject { bucket: bucket.reference(), record, condition: WriteCondition::default() };
     let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),

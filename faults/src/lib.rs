@@ -1,0 +1,107 @@
+//! Named fault points in the data path (before and after an fsync, around a metadata commit,
+//! inside repair), so that a test can make the fault that would break a piece of code happen
+//! exactly there, deterministically.
+//!
+//! Owns: `hit(name)`, which says whether the fault point `name` fires now, and what it does.
+//! Must never depend on: any other crate (it sits below everything that uses it).
+//! Invariants: without the `enabled` feature `hit` is a constant `None` and compiles away; with
+//! it, faults come only from the `IGNIFUGE_FAULTS` environment variable of the process, read
+//! once: `name=action[@n][,name=action[@n]...]`, where action is `error`, `panic`, `exit` or
+//! `sleep:<ms>`, and `@n` makes it fire at the n-th hit of that point only (1-based; without
+//! it, at every hit).
+
+/// What a fault point that fires does; the code at the point decides what `Error` means there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Fail the operation as the point documents (an I/O error, a lost answer, ...).
+    Error,
+    /// Sleep this long, then go on (a stall).
+    Sleep(u64),
+}
+
+/// Whether fault point `name` fires now. `panic` and `exit` actions never return (`exit` is a
+/// crash with no cleanup: exit code 137, as after kill -9).
+#[cfg(not(feature = "enabled"))]
+#[inline(always)]
+pub fn hit(_name: &str) -> Option<Action> {
+    None
+}
+
+#[cfg(feature = "enabled")]
+pub use enabled::hit;
+
+#[cfg(feature = "enabled")]
+mod enabled {
+    use super::Action;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug)]
+    enum Effect {
+        Return(Action),
+        Panic,
+        Exit,
+    }
+
+    struct Point {
+        name: String,
+        effect: Effect,
+        /// Fire only at this hit (1-based), or at every hit.
+        at: Option<u64>,
+        hits: AtomicU64,
+    }
+
+    fn parse(spec: &str) -> Vec<Point> {
+        spec.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .filter_map(|item| {
+                let (name, rest) = item.trim().split_once('=')?;
+                let (action, at) = match rest.split_once('@') {
+                    Some((a, n)) => (a, Some(n.parse().ok()?)),
+                    None => (rest, None),
+                };
+                let effect = match action {
+                    "error" => Effect::Return(Action::Error),
+                    "panic" => Effect::Panic,
+                    "exit" => Effect::Exit,
+                    sleep => Effect::Return(Action::Sleep(sleep.strip_prefix("sleep:")?.parse().ok()?)),
+                };
+                Some(Point { name: name.to_string(), effect, at, hits: AtomicU64::new(0) })
+            })
+            .collect()
+    }
+
+    fn points() -> &'static [Point] {
+        static POINTS: OnceLock<Vec<Point>> = OnceLock::new();
+        POINTS.get_or_init(|| parse(&std::env::var("IGNIFUGE_FAULTS").unwrap_or_default()))
+    }
+
+    pub fn hit(name: &str) -> Option<Action> {
+        let point = points().iter().find(|p| p.name == name)?;
+        let hit = point.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        if point.at.is_some_and(|at| at != hit) {
+            return None;
+        }
+        eprintln!("fault point {name} fires ({:?}, hit {hit})", point.effect);
+        match point.effect {
+            Effect::Return(action) => Some(action),
+            Effect::Panic => panic!("fault point {name}"),
+            Effect::Exit => std::process::exit(137),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn specs_parse_into_points() {
+            let points = parse("a=error@2, b=sleep:50,c=exit,bad,d=nonsense");
+            let names: Vec<_> = points.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, vec!["a", "b", "c"]);
+            assert_eq!(points[0].at, Some(2));
+            assert!(matches!(points[1].effect, Effect::Return(Action::Sleep(50))));
+            assert!(matches!(points[2].effect, Effect::Exit));
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The promise under faults (issue 12): each test injects the fault that broke a piece of the
+//! data path before its fix, through the real binaries, and checks what a user would see.
+//!
+//! - an answer lost after a commit (the commit's outcome unknown to its gateway);
+//! - a bucket deleted and created again by another tenant while a write's body streams;
+//! - an upload slower than the orphan sweep's grace, and one that stalls for good;
+//! - a datacenter partitioned past the down-out interval that comes back with its disks;
+//! - a replica that catches up by snapshot while writes go on.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1024 * 1024;
+
+/// GET that retries 503s (an election, a node coming back) for up to `timeout`.
+async fn get_eventually(client: &aws_sdk_s3::Client, bucket: &str, key: &str, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => return out.body.collect().await.expect("reading the body").into_bytes().to_vec(),
+            Err(e) => {
+                let info = error_info(&e);
+                assert!(
+                    Instant::now() < deadline && (info.status == Some(503) || info.status.is_none()),
+                    "GET {bucket}/{key}: {info:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Defect 1: a gateway that loses the answer of a commit that went through must not discard the
+/// blob that the committed record now names. The fault point makes the dc1 gateway's second
+/// commit return "unknown" after it was applied; the repair service sweeps orphans every second
+/// meanwhile, and must not take the committed blob for one either.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_lost_after_a_commit_loses_no_data() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_FAULTS", "gateway.commit.answer-lost=error@2"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client_no_retry_at(0);
+    create_bucket(&client, "ledger").await;
+    let mut rng = TestRng::new("an_answer_lost_after_a_commit_loses_no_data");
+    let first = rng.bytes(MIB + 17);
+    put_object(&client, "ledger", "k", &first).await; // commit 1: answered
+    let second = rng.bytes(MIB + 33);
+    let lost = client
+        .put_object()
+        .bucket("ledger")
+        .key("k")
+        .body(aws_sdk_s3::primitives::ByteStream::from(second.clone()))
+        .send()
+        .await;
+    let info = expect_err(lost, "the PUT whose commit answer was lost");
+    assert_eq!(info.status, Some(503), "an unknown outcome is a 503, never a success: {info:?}");
+    // The commit went through: the second body is the object, whole, now and after the sweep
+    // (orphan grace 1 ms) has run a few rounds.
+    let read = get_eventually(&client, "ledger", "k", Duration::from_secs(30)).await;
+    assert_bytes_eq(&read, &second, "the object right after the lost answer");
+    let report = cluster.wait_until_healthy(Duration::from_secs(60));
+    let read = get_eventually(&client, "ledger", "k", Duration::from_secs(30)).await;
+    assert_bytes_eq(&read, &second, "the object after orphan sweeps");
+    assert_eq!(report["repair"]["stripes_unreadable"], 0, "{report:#}");
+}
+
+/// Defect 5: a write authorized against one bucket can never land in another of the same name.
+/// Tenant acme starts a striped upload into its bucket; while the body streams, acme deletes the
+/// (still empty) bucket and tenant rival creates one of the same name. The upload must fail and
+/// rival's bucket must stay empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_never_lands_in_a_bucket_recreated_by_another_tenant() {
+    let cluster = Cluster::start().await;
+    let acme = cluster.create_tenant("acme");
+    let rival = cluster.create_tenant("rival");
+    let acme_client = cluster.client_for_keys(&acme);
+    let rival_client = cluster.client_for_keys(&rival);
+    create_bucket(&acme_client, "contested").await;
+    let mut rng = TestRng::new("a_write_never_lands_in_a_bucket_recreated_by_another_tenant");
+    let body = rng.bytes(6 * MIB + 5);
+    let mut upload = cluster.slow_put(&acme, 0, "contested", "payload", body.len()).await;
+    upload.send(&body[..3 * MIB]).await;
+    ok(acme_client.delete_bucket().bucket("contested").send().await, "acme deletes its empty bucket");
+    create_bucket(&rival_client, "contested").await;
+    let response = upload.finish(&body[3 * MIB..]).await;
+    assert!(
+        response.status == 404 && response.body_text().contains("NoSuchBucket"),
+        "the write must find its bucket gone: {}",
+        response.summary()
+    );
+    assert!(list_all_keys(&rival_client, "contested").await.is_empty(), "rival's bucket stays empty");
+    assert_status(
+        rival_client.head_object().bucket("contested").key("payload").send().await,
+        404,
+        "acme's object in rival's bucket",
+    );
+}
+
+/// Defect 4: the orphan sweep must not delete the shards of a write in progress, however slow
+/// (intents renewed while the body streams), and a body that stalls is cut by the idle timeout
+/// and its shards are reclaimed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_upload_outlives_the_orphan_sweep_and_a_stalled_one_is_reclaimed() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "3000"),
+        ("IGNIFUGE_INTENT_RENEW_MS", "500"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "slow").await;
+    let keys = cluster.keys();
+    let mut rng = TestRng::new("a_slow_upload_outlives_the_orphan_sweep");
+    let body = rng.bytes(11 * MIB + 3);
+    let mut upload = cluster.slow_put(&keys, 0, "slow", "trickle", body.len()).await;
+    // A full stripe reaches the nodes first, then the body trickles for three times the grace.
+    let mut sent = 5 * MIB + 1;
+    upload.send(&body[..sent]).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(9) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let next = (sent + 64 * 1024).min(body.len() - 1);
+        upload.send(&body[sent..next]).await;
+        sent = next;
+    }
+    let response = upload.finish(&body[sent..]).await;
+    assert_eq!(response.status, 200, "{}", response.summary());
+    let read = get_object(&client, "slow", "trickle").await;
+    assert_bytes_eq(&read, &body, "a slow upload's object after several orphan sweeps");
+
+    // A body that stops: cut by the idle timeout (AWS's RequestTimeout), its shards reclaimed.
+    let census = |c: &Cluster| c.storage_nodes().iter().map(|n| c.shard_files(&n.node_id).len()).sum::<usize>();
+    let before = census(&cluster);
+    let mut stalled = cluster.slow_put(&keys, 0, "slow", "stalled", 8 * MIB).await;
+    stalled.send(&body[..6 * MIB]).await;
+    let cut = tokio::time::timeout(Duration::from_secs(60), stalled.finish(&[])).await.expect("cut in time");
+    assert!(
+        cut.status == 400 && cut.body_text().contains("RequestTimeout"),
+        "an idle body is cut: {}",
+        cut.summary()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while census(&cluster) > before {
+        assert!(Instant::now() < deadline, "the stalled upload's shards were not reclaimed: {} > {before}", census(&cluster));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_status(client.head_object().bucket("slow").key("stalled").send().await, 404, "the cut upload");
+    assert_bytes_eq(&get_object(&client, "slow", "trickle").await, &body, "the slow upload after the sweep");
+}
+
+/// One repair round as the durability report shows it.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    started_ms: i64,
+    below: u64,
+    unreadable: u64,
+    repaired: u64,
+}
+
+fn last_round(report: &serde_json::Value) -> Option<Round> {
+    let repair = report.get("repair")?;
+    Some(Round {
+        started_ms: repair["started_ms"].as_i64()?,
+        below: repair["stripes_below_budget"].as_u64()?,
+        unreadable: repair["stripes_unreadable"].as_u64()?,
+        repaired: repair["stripes_repaired"].as_u64()?,
+    })
+}
+
+/// Defect 3: a datacenter cut off past the down-out interval comes back with its disks (a
+/// partition or power loss that heals). Its old shards are strays by then, and repair moves
+/// shards back to their ideal slots there under the same names: no step may delete the copy
+/// it just committed. Checked round by round: what a round repaired stays repaired.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healed_partition_never_lowers_a_stripes_margin() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "2500"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "heal").await;
+    let mut rng = TestRng::new("a_healed_partition_never_lowers_a_stripes_margin");
+    let mut objects = Vec::new();
+    for i in 0..6 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "heal", &format!("o{i}"), &data).await;
+        objects.push(data);
+    }
+    let dc3: Vec<String> = cluster.storage_nodes().iter().filter(|n| n.datacenter == "dc3").map(|n| n.node_id.clone()).collect();
+    let dc3: Vec<&str> = dc3.iter().map(String::as_str).collect();
+    cluster.signal_processes(&dc3, libc::SIGSTOP);
+    // Past the down-out interval, repair rebuilds dc3's shards on dc1 and dc2 (doubled up): every
+    // stripe then has all its 9 shards there. Counted on the disks (the durability report would
+    // wait on the frozen nodes).
+    let live: Vec<String> = cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
+    let stripes = objects.len() * 2;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < stripes * 9 {
+        assert!(Instant::now() < deadline, "dc3's shards were not rebuilt elsewhere in time\n{}", cluster.log_tails(10));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    cluster.signal_processes(&dc3, libc::SIGCONT);
+    let healed_at = now_ms();
+    // Every round from now on: nothing unreadable, and a stripe repaired stays repaired.
+    let mut rounds: Vec<Round> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let report = cluster.durability();
+        if let Some(round) = last_round(&report)
+            && round.started_ms > healed_at
+            && rounds.last().is_none_or(|r| r.started_ms != round.started_ms)
+        {
+            assert_eq!(round.unreadable, 0, "{report:#}");
+            if let Some(previous) = rounds.last() {
+                assert!(
+                    round.below + previous.repaired <= previous.below,
+                    "a round found stripes below budget that the previous round had repaired: {previous:?} then {round:?}"
+                );
+            }
+            rounds.push(round);
+            if report["healthy"] == true {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not healthy after the heal; rounds: {rounds:?}\n{}", cluster.log_tails(10));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let repaired: u64 = rounds.iter().map(|r| r.repaired).sum();
+    assert!(
+        repaired <= rounds[0].below,
+        "stripes were repaired more than once after the heal ({repaired} repairs for {} stripes): {rounds:?}",
+        rounds[0].below
+    );
+    for (i, data) in objects.iter().enumerate() {
+        assert_bytes_eq(&get_object(&client, "heal", &format!("o{i}")).await, data, "an object after the heal");
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// `admin digest --json`: (node, applied index, digest) of every reachable replica.
+fn digests(cluster: &Cluster) -> Vec<(String, Option<u64>, String)> {
+    let text = cluster.admin(&["digest", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    doc.as_array()
+        .expect("an array")
+        .iter()
+        .filter(|d| d.get("digest").is_some())
+        .map(|d| {
+            (
+                d["node"].as_str().unwrap_or_default().to_string(),
+                d["applied_index"].as_u64(),
+                d["digest"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Defect 2: a replica that catches up by snapshot while writes go on ends with exactly the
+/// leader's state. dc2's learner loses its metadata disk and comes back under a write load; the
+/// log is purged every 40 entries, so it can only catch up by installing a snapshot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
+    let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES", "40")]).await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "snap").await;
+    for i in 0..120 {
+        put_object(&client, "snap", &format!("before-{i}"), format!("v{i}").as_bytes()).await;
+    }
+    cluster.kill_node("dc2-n2");
+    let data_dir = cluster.process("dc2-n2").data_dir.clone().expect("a data dir");
+    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the learner's metadata");
+    let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = cluster.s3_client();
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    put_object(&client, "snap", &format!("during-{w}-{i}"), format!("w{w}-{i}").as_bytes()).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.revive(Duration::from_secs(60));
+    for writer in writers {
+        writer.await.expect("a writer");
+    }
+    // Once every replica is at the same applied index, every digest must be the leader's.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = digests(&cluster);
+        let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
+        if all.len() == 6 && indexes.len() == 1 {
+            let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
+            assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas never reached one applied index: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let keys = list_all_keys(&client, "snap").await;
+    assert_eq!(keys.len(), 120 + 4 * 60);
+}
+
+/// Defect 8: garbage collection goes on while a node is unreachable. The garbage record is
+/// forgotten once the reachable nodes dropped their shards, and the shards left on the node
+/// that was frozen become orphans that the fenced sweep deletes when it answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GC_GRACE_MS", "0"),
+        ("IGNIFUGE_GC_INTERVAL_MS", "300"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "gc").await;
+    let mut rng = TestRng::new("garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns");
+    put_object(&client, "gc", "k", &rng.bytes(6 * MIB)).await;
+    let census = |c: &Cluster| c.storage_nodes().iter().map(|n| c.shard_files(&n.node_id).len()).sum::<usize>();
+    assert_eq!(census(&cluster), 18, "2 stripes x 9 shards");
+    let frozen = "dc1-n3";
+    let held_by_frozen = cluster.shard_files(frozen).len();
+    cluster.signal_processes(&[frozen], libc::SIGSTOP);
+    let second = rng.bytes(6 * MIB);
+    put_object(&client, "gc", "k", &second).await;
+    // The first version's shards go from every reachable node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while census(&cluster) > 18 + held_by_frozen {
+        assert!(Instant::now() < deadline, "garbage on reachable nodes not collected: {}", census(&cluster));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    cluster.signal_processes(&[frozen], libc::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while census(&cluster) > 18 {
+        assert!(Instant::now() < deadline, "shards left on {frozen} never reclaimed: {} files", census(&cluster));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_bytes_eq(&get_object(&client, "gc", "k").await, &second, "the live version");
+}
