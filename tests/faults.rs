@@ -326,16 +326,16 @@ async fn garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns() {
     ])
     .await;
     let client = cluster.s3_client();
-    create_bucket(&client, "gc").await;
+    create_bucket(&client, "gc-bucket").await;
     let mut rng = TestRng::new("garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns");
-    put_object(&client, "gc", "k", &rng.bytes(6 * MIB)).await;
+    put_object(&client, "gc-bucket", "k", &rng.bytes(6 * MIB)).await;
     let census = |c: &Cluster| c.storage_nodes().iter().map(|n| c.shard_files(&n.node_id).len()).sum::<usize>();
     assert_eq!(census(&cluster), 18, "2 stripes x 9 shards");
     let frozen = "dc1-n3";
     let held_by_frozen = cluster.shard_files(frozen).len();
     cluster.signal_processes(&[frozen], libc::SIGSTOP);
     let second = rng.bytes(6 * MIB);
-    put_object(&client, "gc", "k", &second).await;
+    put_object(&client, "gc-bucket", "k", &second).await;
     // The first version's shards go from every reachable node.
     let deadline = Instant::now() + Duration::from_secs(60);
     while census(&cluster) > 18 + held_by_frozen {
@@ -348,5 +348,5 @@ async fn garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns() {
         assert!(Instant::now() < deadline, "shards left on {frozen} never reclaimed: {} files", census(&cluster));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_bytes_eq(&get_object(&client, "gc", "k").await, &second, "the live version");
+    assert_bytes_eq(&get_object(&client, "gc-bucket", "k").await, &second, "the live version");
 }
