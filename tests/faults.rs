@@ -350,3 +350,58 @@ async fn garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns() {
     }
     assert_bytes_eq(&get_object(&client, "gc-bucket", "k").await, &second, "the live version");
 }
+
+/// Bounded resources: a gateway that runs out of file descriptors (EMFILE on accept) keeps
+/// serving once some are free again, and a client that never finishes its request headers is
+/// cut instead of holding a connection for ever (slowloris).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start().await;
+    let gateway = cluster.process("gateway-dc1");
+    let (pid, address) = (gateway.pid, gateway.listen.clone());
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit(2) on a child of our `ignifuge dev`, with valid pointers to local structs.
+    unsafe {
+        assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit), 0);
+        let low = libc::rlimit { rlim_cur: 128, rlim_max: limit.rlim_max };
+        assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, &low, std::ptr::null_mut()), 0, "lowering the gateway's limit");
+    }
+    // More connections than descriptors: accept fails with EMFILE; the rest wait in the backlog
+    // (each connect bounded, a full backlog stops the flood).
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&address)).await {
+            Ok(Ok(stream)) => flood.push(stream),
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(flood.len() > 128, "only {} connections opened", flood.len());
+    drop(flood);
+    // SAFETY: as above.
+    unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+    assert!(pid_alive(pid), "the gateway exited when it ran out of descriptors");
+    let client = cluster.s3_client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.list_buckets().send()).await.unwrap_or_else(|_| {
+            panic!("ListBuckets hung\n{}", cluster.log_tails(10))
+        }) {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "the gateway no longer serves: {:?}", error_info(&e)),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut slow = std::net::TcpStream::connect(&address).expect("connecting");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n").expect("half a request head");
+    slow.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "a request head never finished holds its connection: {:?}",
+        started.elapsed()
+    );
+}

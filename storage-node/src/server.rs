@@ -46,22 +46,29 @@ fn header<'a>(request: &'a Request<Incoming>, name: &str) -> &'a str {
     request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Accepts connections until the listener fails.
+/// Internode connections a node serves at once (gateways pool theirs).
+pub const NODE_CONNECTIONS_MAX: usize = 4096;
+
+/// Accepts connections forever (accept errors are retried, see `BoundedListener`).
 pub async fn serve(listener: TcpListener, server: Arc<NodeServer>) -> std::io::Result<()> {
+    let listener = ignifuge_rpc::BoundedListener::new(listener, NODE_CONNECTIONS_MAX);
     loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
+        let (stream, _, open) = listener.accept().await;
         let server = server.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let server = server.clone();
                 async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
             });
-            if let Err(e) =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-            {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_millis(ignifuge_rpc::HEADER_READ_TIMEOUT_MS))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "internode connection closed");
             }
+            drop(open);
         });
     }
 }

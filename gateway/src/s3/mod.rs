@@ -27,6 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const OBJECT_KEY_MAX_BYTES: usize = 1024;
 /// Largest total size of user metadata (names and values), as on AWS.
 pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// Client connections a gateway serves at once; more wait in the kernel's backlog.
+pub const GATEWAY_CONNECTIONS_MAX: usize = 8192;
 /// Largest object accepted by a single PUT, as on AWS.
 pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -206,9 +208,15 @@ pub async fn serve(
     builder.set_auth(KeyAuth { gateway });
     builder.set_host(hosts);
     let service = builder.build();
+    let listener = ignifuge_rpc::BoundedListener::new(listener, GATEWAY_CONNECTIONS_MAX);
+    let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_millis(ignifuge_rpc::HEADER_READ_TIMEOUT_MS));
+    let http = Arc::new(http);
     loop {
-        let (stream, peer) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
+        let (stream, peer, open) = listener.accept().await;
+        let http = http.clone();
         let service = service.clone();
         let cors = cors.clone();
         tokio::spawn(async move {
@@ -217,12 +225,11 @@ pub async fn serve(
                 let (service, cors) = (service.clone(), cors.clone());
                 async move { cors.call(&service, request).await }
             });
-            let connection = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
             if let Err(e) = connection {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
+            drop(open);
         });
     }
 }
