@@ -70,6 +70,27 @@ async fn an_answer_lost_after_a_commit_loses_no_data() {
     assert_eq!(report["repair"]["stripes_unreadable"], 0, "{report:#}");
 }
 
+/// Defect 1, the other way out: the answer of an applied commit is lost on its way back (the
+/// fault point drops it in the gateway's metadata client). The gateway settles the proposal
+/// (`Command::Abandon`), learns that it was applied, and answers 200 as if nothing happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_is_settled_into_the_commits_real_outcome() {
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_FAULTS", "gateway.meta.answer-lost=error@1")]).await;
+    // Index 1: the dc2 gateway, whose first metadata command is this test's CreateBucket (its
+    // background services only propose later: leases after a round's interval).
+    let client = cluster.s3_client_no_retry_at(1);
+    let created = client.create_bucket().bucket("settled").send().await;
+    ok(created, "CreateBucket whose answer was lost, then settled");
+    let mut rng = TestRng::new("a_lost_answer_is_settled_into_the_commits_real_outcome");
+    let body = rng.bytes(MIB + 9);
+    put_object(&client, "settled", "k", &body).await;
+    assert_bytes_eq(&get_object(&client, "settled", "k").await, &body, "an object after the settle");
+    assert!(
+        std::fs::read_to_string(cluster.data_dir.join("logs/gateway-dc2.log")).unwrap_or_default().contains("settled a metadata command"),
+        "the settle path ran"
+    );
+}
+
 /// Defect 5: a write authorized against one bucket can never land in another of the same name.
 /// Tenant acme starts a striped upload into its bucket; while the body streams, acme deletes the
 /// (still empty) bucket and tenant rival creates one of the same name. The upload must fail and

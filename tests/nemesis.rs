@@ -350,6 +350,39 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
         assert_bytes_eq(&bytes, &body_of(*id, *len), &format!("acknowledged version {version} of {key}"));
     }
     println!("{} acknowledged versions read back byte for byte", acknowledged.len());
+    // Every version the bucket lists, whoever wrote it and whatever its client was told (a
+    // commit whose answer was lost is a version too): each reads back whole, or it is a marker.
+    let mut listed = 0;
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = ok(
+            reader
+                .list_object_versions()
+                .bucket(BUCKET)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await,
+            "ListObjectVersions",
+        );
+        for version in page.versions() {
+            let (key, id) = (version.key().unwrap_or_default(), version.version_id().unwrap_or_default());
+            let out = ok(
+                reader.get_object().bucket(BUCKET).key(key).version_id(id).send().await,
+                &format!("listed version {id} of {key}"),
+            );
+            let bytes = out.body.collect().await.expect("the body").into_bytes();
+            assert!(value_of(&bytes).is_some(), "listed version {id} of {key} holds {} bytes of no write", bytes.len());
+            listed += 1;
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    assert!(listed >= acknowledged.len(), "{listed} versions listed, {} acknowledged", acknowledged.len());
+    println!("{listed} listed versions read back whole");
 }
 
 fn op(key: &str, kind: Kind, outcome: Outcome, invoked: u64, completed: Option<u64>) -> Op {

@@ -145,8 +145,17 @@ impl Metadata for RemoteMetadata {
         // proposal, which the state machine applies at most once.
         let id = new_proposal_id();
         let proposal = Proposal { id: id.clone(), issued_ms: crate::s3::now_ms(), command };
-        match self.call(paths::META_APPLY, &proposal, META_FAILOVER_DEADLINE_MS).await {
-            Err(MetaError::Unavailable(why)) => self.settle(id, why).await,
+        let mut answer = self.call(paths::META_APPLY, &proposal, META_FAILOVER_DEADLINE_MS).await;
+        if answer.is_ok() && ignifuge_faults::hit("gateway.meta.answer-lost").is_some() {
+            // Applied, but the answer never arrived before the deadline.
+            answer = Err(MetaError::Unavailable("fault point: the metadata's answer was lost".into()));
+        }
+        match answer {
+            Err(MetaError::Unavailable(why)) => {
+                let settled = self.settle(id, why).await;
+                tracing::info!(known = settled.as_ref().map_or_else(|e| e.is_known_refusal(), |_| true), "settled a metadata command whose answer was lost");
+                settled
+            }
             answer => answer,
         }
     }

@@ -32,7 +32,9 @@ const DEFAULT_TENANT: &str = "default";
 const FORMAT_FILE: &str = "format";
 /// 2: Raft ids derived from node names and the cluster layout stored in the metadata. Directories
 /// made before (no format file; Raft ids by position) cannot be restarted by this version.
-const DATA_DIR_FORMAT: &str = "2";
+/// 3: writes name their bucket's incarnation, snapshots are files: the Raft log of format 2 holds
+/// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
+const DATA_DIR_FORMAT: &str = "3";
 
 /// Refuses a data directory whose metadata was created by an incompatible version, before any
 /// process starts on it.
@@ -44,7 +46,7 @@ fn check_format(data_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
         found.trim() == DATA_DIR_FORMAT,
         "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
-         Raft ids now derive from node names); remove it or choose another --data-dir",
+         the metadata's commands and snapshots changed); remove it or choose another --data-dir",
         data_dir.display(),
         if found.is_empty() { "1" } else { found.trim() }
     );

@@ -23,6 +23,8 @@ const REPLICATED_APPLY: Durability = Durability::Buffered;
 /// machine's clock (leader time, never going back). A caller retries for at most
 /// `META_FAILOVER_DEADLINE_MS` (15 s) and settles an unknown outcome right after.
 pub const PROPOSAL_DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// Most the state machine's clock advances per applied proposal.
+pub const CLOCK_STEP_MAX_MS: i64 = 1_000;
 /// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
 const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
 
@@ -99,13 +101,18 @@ impl StateMachine {
             self.kv.write(extra, REPLICATED_APPLY)?;
             return Ok(outcome);
         }
-        // The clock that ages proposal ids is the largest leader time applied so far: it never
-        // goes back, and no caller's clock moves it.
-        let stored: i64 = match self.kv.get(keys::CLOCK)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("clock: {e}")))?,
-            None => i64::MIN,
+        // The clock that ages proposal ids follows the leader's time, never goes back, moves at
+        // most `CLOCK_STEP_MAX_MS` per entry (a leader whose clock jumps ahead cannot make the
+        // ids of the last minutes be forgotten at once), and no gateway's clock moves it.
+        let stored: Option<i64> = match self.kv.get(keys::CLOCK)? {
+            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("clock: {e}")))?),
+            None => None,
         };
-        let clock = stored.max(proposal.issued_ms);
+        let clock = match stored {
+            Some(stored) => stored.max(proposal.issued_ms.min(stored.saturating_add(CLOCK_STEP_MAX_MS))),
+            None => proposal.issued_ms,
+        };
+        let stored = stored.unwrap_or(i64::MIN);
         if clock != stored {
             extra.put(keys::CLOCK.to_vec(), encode(&clock));
         }

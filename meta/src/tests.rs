@@ -192,11 +192,18 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert_eq!(retry, first, "the retry gets the first outcome, not a 412 from its own write");
     let other = m.apply_proposal_logged(create("p2", "e2", 2_000), Default::default()).unwrap();
     assert_eq!(other, Err(MetaError::PreconditionFailed));
-    // Far later, the old ids are forgotten (a few per applied proposal).
-    let later = 1_000 + PROPOSAL_DEDUP_WINDOW_MS + 10_000;
-    m.apply_proposal_logged(create("p3", "e3", later), Default::default()).unwrap().unwrap_err();
+    // A leader whose clock jumps an hour ahead does not make the recent ids be forgotten.
+    let jump = 2_000 + 60 * 60 * 1000;
+    m.apply_proposal_logged(create("p3", "e3", jump), Default::default()).unwrap().unwrap_err();
+    assert!(m.kv().get(b"d/p1").unwrap().is_some(), "forgotten by a clock jump");
+    // As time really passes (entry by entry), the old ids are forgotten, a few per proposal.
+    let steps = (PROPOSAL_DEDUP_WINDOW_MS / CLOCK_STEP_MAX_MS) as i64 + 20;
+    for i in 0..steps {
+        let at = 3_000 + (i + 1) * CLOCK_STEP_MAX_MS;
+        m.apply_proposal_logged(create(&format!("q{i}"), "e", at), Default::default()).unwrap().unwrap_err();
+    }
     assert!(m.kv().get(b"d/p1").unwrap().is_none());
-    assert!(m.kv().get(b"d/p3").unwrap().is_some());
+    assert!(m.kv().get(format!("d/q{}", steps - 1).as_bytes()).unwrap().is_some());
 }
 
 #[test]

@@ -14,6 +14,8 @@ const LOG_PREFIX: &[u8] = b"r/log/";
 const VOTE_KEY: &[u8] = b"r/vote";
 const COMMITTED_KEY: &[u8] = b"r/committed";
 const PURGED_KEY: &[u8] = b"r/purged";
+/// How often a purge waiting for the state machine looks again.
+const PURGE_WAIT_POLL_MS: u64 = 20;
 
 fn log_key(index: u64) -> Vec<u8> {
     let mut key = LOG_PREFIX.to_vec();
@@ -155,7 +157,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.delete_range(log_key(log_id.index), log_end(), WriteBatch::new())
     }
 
+    /// Purges the log up to `log_id`, but never past what the state machine has applied: when a
+    /// follower installs a snapshot, openraft asks for the purge as soon as it queues the
+    /// install, and a crash between a purge and the install's end would leave a replica whose
+    /// state is behind a log it no longer has. Waiting here (the install runs in the state
+    /// machine's own task) keeps the entries until the state covers them.
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        loop {
+            let applied = get_json::<Option<LogId<u64>>>(self.kv.as_ref(), crate::state_machine::APPLIED_KEY)?.flatten();
+            if applied.is_some_and(|a| a.index >= log_id.index) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(PURGE_WAIT_POLL_MS)).await;
+        }
         let mut extra = WriteBatch::new();
         extra.put(PURGED_KEY.to_vec(), to_json(&log_id));
         self.delete_range(log_key(0), log_key(log_id.index.saturating_add(1)), extra)

@@ -83,12 +83,23 @@ pub fn digest(view: &dyn KvSnapshot) -> Result<blake3::Hash, KvError> {
     Ok(hasher.finalize())
 }
 
+/// The BLAKE3 of a snapshot file's contents (as `write` returns it).
+pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut input = BufReader::with_capacity(1 << 20, File::open(path)?);
+    io::copy(&mut input, &mut hasher)?;
+    Ok(hasher.finalize())
+}
+
 fn read_item(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut filled = 0;
+    while filled < 4 {
+        match input.read(&mut len[filled..])? {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated inside a length")),
+            n => filled += n,
+        }
     }
     let mut item = vec![0u8; u32::from_be_bytes(len) as usize];
     input.read_exact(&mut item)?;
@@ -187,5 +198,8 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(install(&MemoryKv::default(), &path, WriteBatch::new()).is_err());
+        // Cut inside the second pair's length prefix (the first pair is 4+1+4+1 bytes).
+        std::fs::write(&path, &bytes[..12]).unwrap();
+        assert!(install(&MemoryKv::default(), &path, WriteBatch::new()).is_err(), "a cut length is not a clean end");
     }
 }

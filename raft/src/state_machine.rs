@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::fs::File;
 
-const APPLIED_KEY: &[u8] = b"r/applied";
+pub(crate) const APPLIED_KEY: &[u8] = b"r/applied";
 const MEMBERSHIP_KEY: &[u8] = b"r/membership";
 const SNAPSHOT_META_KEY: &[u8] = b"r/snapshot-meta";
 /// Where snapshots were kept before they became files; removed when found.
@@ -107,14 +107,18 @@ impl SmStore {
         let mut batch = WriteBatch::new();
         batch.put(SNAPSHOT_META_KEY.to_vec(), to_json(&meta));
         self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(write_error)?;
-        // Older snapshot files are no longer served; an open handle (a transfer) keeps reading.
-        for entry in std::fs::read_dir(&self.dir).map_err(read_error)?.flatten() {
+        self.remove_other_snapshots(&target);
+        Ok((target, meta))
+    }
+
+    /// Older snapshot files are no longer served; an open handle (a transfer) keeps reading.
+    fn remove_other_snapshots(&self, current: &Path) {
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let other = entry.path();
-            if other != target && other.extension().is_some_and(|e| e == "snap") {
+            if other != current && other.extension().is_some_and(|e| e == "snap") {
                 let _ = std::fs::remove_file(other);
             }
         }
-        Ok((target, meta))
     }
 
     fn temporary(&self, what: &str) -> PathBuf {
@@ -237,15 +241,25 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         let store = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let (path, current) = store.make_current(&received, meta.clone())?;
-            if current.snapshot_id != meta.snapshot_id {
-                return Err(write_error("a newer snapshot is already current"));
+            // The id ends with the BLAKE3 of the contents: a damaged or mixed-up file is refused
+            // before anything of the state is touched.
+            let hash = snapshot_file::hash_file(&received).map_err(read_error)?;
+            if !meta.snapshot_id.ends_with(&hash.to_hex()[..16]) {
+                let _ = std::fs::remove_file(&received);
+                return Err(read_error(format!("snapshot {} does not match its contents", meta.snapshot_id)));
             }
-            // Marked first, so a crash in the middle is finished at the next start.
+            let path = snapshot_path(&store.dir, &meta);
+            std::fs::rename(&received, &path).map_err(write_error)?;
+            sync_dir(&store.dir).map_err(write_error)?;
+            // The snapshot becomes current and the install is marked in one synced batch, so a
+            // crash in the middle is finished from this file at the next start.
             let mut mark = WriteBatch::new();
+            mark.put(SNAPSHOT_META_KEY.to_vec(), to_json(&meta));
             mark.put(INSTALLING_KEY.to_vec(), to_json(&meta));
             store.kv.write(mark, ignifuge_kv::Durability::Synced).map_err(write_error)?;
-            snapshot_file::install(store.kv.as_ref(), &path, Self::installed(&meta)).map_err(write_error)
+            snapshot_file::install(store.kv.as_ref(), &path, Self::installed(&meta)).map_err(write_error)?;
+            store.remove_other_snapshots(&path);
+            Ok(())
         })
         .await
         .map_err(write_error)?

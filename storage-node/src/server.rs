@@ -216,11 +216,15 @@ impl NodeServer {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
-        let condition = query.strip_prefix(ignifuge_rpc::paths::IF_MODIFIED_MS_QUERY).and_then(|v| v.strip_prefix('='));
-        let modified_ms = match condition.map(str::parse::<i64>) {
-            None => None,
-            Some(Ok(ms)) => Some(ms),
-            Some(Err(_)) => return reply(StatusCode::BAD_REQUEST, "malformed if-modified-ms"),
+        let modified_ms = if query.is_empty() {
+            None
+        } else {
+            let value = query.strip_prefix(ignifuge_rpc::paths::IF_MODIFIED_MS_QUERY).and_then(|v| v.strip_prefix('='));
+            match value.map(str::parse::<i64>) {
+                Some(Ok(ms)) => Some(ms),
+                // Never an unconditional delete for a condition that could not be read.
+                _ => return reply(StatusCode::BAD_REQUEST, "malformed delete condition"),
+            }
         };
         let store = self.store.clone();
         let deleted = tokio::task::spawn_blocking(move || match modified_ms {

@@ -74,13 +74,15 @@ fn step(op: &Op, state: State) -> Option<State> {
     match (&op.kind, &op.outcome) {
         (_, Outcome::NotSent) => Some(state),
         (Kind::Get { observed }, _) => (*observed == state).then_some(state),
+        // An unconditional write has no precondition to fail: a refusal of one explains nothing.
+        (Kind::Put { if_none_match: false, .. }, Outcome::PreconditionFailed) => None,
         (Kind::Put { value, if_none_match: false }, _) => Some(Some(*value)),
         (Kind::Put { value, if_none_match: true }, Outcome::Ok) => state.is_none().then_some(Some(*value)),
         (Kind::Put { .. }, Outcome::PreconditionFailed) => state.is_some().then_some(state),
         (Kind::Put { value, if_none_match: true }, Outcome::Unknown) => {
             Some(if state.is_none() { Some(*value) } else { state })
         }
-        (Kind::Delete, Outcome::PreconditionFailed) => Some(state),
+        (Kind::Delete, Outcome::PreconditionFailed) => None,
         (Kind::Delete, _) => Some(None),
     }
 }
