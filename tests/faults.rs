@@ -156,7 +156,7 @@ async fn a_slow_upload_outlives_the_orphan_sweep_and_a_stalled_one_is_reclaimed(
     assert_bytes_eq(&read, &body, "a slow upload's object after several orphan sweeps");
 
     // A body that stops: cut by the idle timeout (AWS's RequestTimeout), its shards reclaimed.
-    let census = |c: &Cluster| c.storage_nodes().iter().map(|n| c.shard_files(&n.node_id).len()).sum::<usize>();
+    let census = Cluster::shard_file_count;
     let before = census(&cluster);
     let mut stalled = cluster.slow_put(&keys, 0, "slow", "stalled", 8 * MIB).await;
     stalled.send(&body[..6 * MIB]).await;
@@ -350,7 +350,7 @@ async fn garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns() {
     create_bucket(&client, "gc-bucket").await;
     let mut rng = TestRng::new("garbage_left_on_an_unreachable_node_is_reclaimed_when_it_returns");
     put_object(&client, "gc-bucket", "k", &rng.bytes(6 * MIB)).await;
-    let census = |c: &Cluster| c.storage_nodes().iter().map(|n| c.shard_files(&n.node_id).len()).sum::<usize>();
+    let census = Cluster::shard_file_count;
     assert_eq!(census(&cluster), 18, "2 stripes x 9 shards");
     let frozen = "dc1-n3";
     let held_by_frozen = cluster.shard_files(frozen).len();

@@ -31,6 +31,20 @@ fn next_incarnation() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A multipart upload of `key` in `bucket`, with no headers, checksum or tags.
+fn upload_record(upload_id: UploadId, bucket: BucketName, key: &str) -> UploadRecord {
+    UploadRecord {
+        upload_id,
+        bucket,
+        key: ObjectKey::new(key),
+        initiated_ms: 0,
+        headers: ObjectHeaders::default(),
+        checksum_algorithm: None,
+        checksum_type: None,
+        tags: Vec::new(),
+    }
+}
+
 /// The bucket as a write names it (owner and incarnation as stored).
 fn bref(m: &StateMachine, name: &str) -> BucketRef {
     match m.query(Query::Bucket(BucketName::new(name))).unwrap() {
@@ -212,16 +226,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
     bucket(&m, "a", "b1").unwrap();
     let b = BucketName::new("b1");
     let id = UploadId::new("u1");
-    let upload = UploadRecord {
-        upload_id: id.clone(),
-        bucket: b.clone(),
-        key: ObjectKey::new("big"),
-        initiated_ms: 0,
-        headers: Default::default(),
-        checksum_algorithm: None,
-        checksum_type: None,
-        tags: Vec::new(),
-    };
+    let upload = upload_record(id.clone(), b.clone(), "big");
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     let mib = 1024 * 1024;
     for (n, size) in [(1u32, 5 * mib), (2, mib), (3, 2 * mib)] {
@@ -346,16 +351,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         condition: WriteCondition::default(),
     })
     .unwrap();
-    let upload = UploadRecord {
-        upload_id: UploadId::new("up1"),
-        bucket: BucketName::new("b1"),
-        key: ObjectKey::new("m"),
-        initiated_ms: 0,
-        headers: ObjectHeaders::default(),
-        checksum_algorithm: None,
-        checksum_type: None,
-        tags: Vec::new(),
-    };
+    let upload = upload_record(UploadId::new("up1"), BucketName::new("b1"), "m");
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     m.apply(Command::PutUploadPart {
         bucket: bref(&m, "b1"),
@@ -861,16 +857,7 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     bucket(&m, "b", "shared").unwrap();
     let write = Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
     assert_eq!(m.apply(write), Err(MetaError::NoSuchBucket));
-    let upload = UploadRecord {
-        upload_id: UploadId::new("u"),
-        bucket: BucketName::new("shared"),
-        key: ObjectKey::new("k"),
-        initiated_ms: 0,
-        headers: Default::default(),
-        checksum_algorithm: None,
-        checksum_type: None,
-        tags: Vec::new(),
-    };
+    let upload = upload_record(UploadId::new("u"), BucketName::new("shared"), "k");
     assert_eq!(m.apply(Command::CreateUpload { bucket: authorized.clone(), upload }), Err(MetaError::NoSuchBucket));
     let delete = Command::DeleteObject {
         bucket: authorized,
@@ -962,16 +949,7 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
 fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let upload = UploadRecord {
-        upload_id: UploadId::new("u"),
-        bucket: BucketName::new("b1"),
-        key: ObjectKey::new("k"),
-        initiated_ms: 0,
-        headers: Default::default(),
-        checksum_algorithm: None,
-        checksum_type: None,
-        tags: Vec::new(),
-    };
+    let upload = upload_record(UploadId::new("u"), BucketName::new("b1"), "k");
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     let parts = (1..=10_001).map(|n| CompletedPart { part_number: n, etag: "e".into() }).collect();
     let complete = Command::CompleteUpload {

@@ -621,6 +621,11 @@ impl Cluster {
         files
     }
 
+    /// Shard files on every storage node of the cluster.
+    pub fn shard_file_count(&self) -> usize {
+        self.storage_nodes().iter().map(|n| self.shard_files(&n.node_id).len()).sum()
+    }
+
     /// pid of the `ignifuge dev` process.
     pub fn dev_pid(&self) -> i32 {
         self.child.id() as i32
