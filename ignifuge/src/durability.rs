@@ -21,6 +21,13 @@ pub struct DurabilityView {
     pub now_ms: i64,
 }
 
+/// A repair report older than this means rounds stopped completing (the default round interval
+/// is 1 minute): the view says unhealthy rather than trust margins that nobody re-checks.
+pub const REPAIR_REPORT_STALE_MS: i64 = 15 * 60 * 1000;
+/// A node whose last complete scrub pass (daily by default) is older than this, or that has run
+/// this long without completing one, is reported: its shards are not being re-read.
+pub const SCRUB_STALE_MS: i64 = 2 * 24 * 60 * 60 * 1000;
+
 fn age_secs(now_ms: i64, then_ms: i64) -> i64 {
     (now_ms - then_ms).max(0) / 1000
 }
@@ -44,6 +51,12 @@ impl DurabilityView {
         match &repair {
             None => problems.push("no repair round has completed yet: stripe margins are unknown".into()),
             Some(r) => {
+                if now_ms - r.finished_ms > REPAIR_REPORT_STALE_MS {
+                    problems.push(format!(
+                        "the last repair round finished {} s ago: rounds have stopped completing (see the gateways' logs)",
+                        age_secs(now_ms, r.finished_ms)
+                    ));
+                }
                 if r.stripes_below_budget > 0 {
                     problems.push(format!(
                         "{} stripe(s) ({} bytes) below budget at the last repair round ({} waiting for nodes that may \
@@ -74,6 +87,19 @@ impl DurabilityView {
                     ));
                 }
             }
+        }
+        let unscrubbed: Vec<String> = scrub
+            .iter()
+            .filter(|(_, s)| {
+                s.as_ref().is_ok_and(|s| match s.last_complete_ms {
+                    Some(done) => now_ms - done > SCRUB_STALE_MS,
+                    None => s.node_started_ms > 0 && now_ms - s.node_started_ms > SCRUB_STALE_MS,
+                })
+            })
+            .map(|(n, _)| n.0.clone())
+            .collect();
+        if !unscrubbed.is_empty() {
+            problems.push(format!("no complete scrub pass for over 2 days on: {}", unscrubbed.join(", ")));
         }
         Self { healthy: problems.is_empty(), problems, written, repair, scrub, now_ms }
     }
@@ -290,6 +316,11 @@ mod tests {
         let mut debt = TenantDurability::empty(TenantId::new("t"));
         debt.debt_stripes = 1;
         assert!(!view(Some(report(0)), scrub_ok(None), vec![debt]).healthy, "debt written since");
+        let later = |now_ms| DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), scrub_ok(None))], now_ms);
+        assert!(!later(200 + REPAIR_REPORT_STALE_MS + 1).healthy, "repair rounds stopped completing");
+        let never_scrubbed = Ok(ScrubStatus { node_started_ms: 1, ..Default::default() });
+        let stale = DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), never_scrubbed)], SCRUB_STALE_MS + 2);
+        assert!(stale.problems.iter().any(|p| p.contains("scrub")), "{:?}", stale.problems);
         let text = view(Some(report(2)), scrub_ok(None), vec![]).to_prometheus();
         assert!(text.contains("ignifuge_durability_healthy 0"), "{text}");
         assert!(text.contains("ignifuge_repair_queue_stripes 2"), "{text}");
