@@ -86,7 +86,9 @@ async fn a_lost_answer_is_settled_into_the_commits_real_outcome() {
     put_object(&client, "settled", "k", &body).await;
     assert_bytes_eq(&get_object(&client, "settled", "k").await, &body, "an object after the settle");
     assert!(
-        std::fs::read_to_string(cluster.data_dir.join("logs/gateway-dc2.log")).unwrap_or_default().contains("settled a metadata command"),
+        std::fs::read_to_string(cluster.data_dir.join("logs/gateway-dc2.log"))
+            .unwrap_or_default()
+            .contains("settled a metadata command"),
         "the settle path ran"
     );
 }
@@ -161,14 +163,14 @@ async fn a_slow_upload_outlives_the_orphan_sweep_and_a_stalled_one_is_reclaimed(
     let mut stalled = cluster.slow_put(&keys, 0, "slow", "stalled", 8 * MIB).await;
     stalled.send(&body[..6 * MIB]).await;
     let cut = tokio::time::timeout(Duration::from_secs(60), stalled.finish(&[])).await.expect("cut in time");
-    assert!(
-        cut.status == 400 && cut.body_text().contains("RequestTimeout"),
-        "an idle body is cut: {}",
-        cut.summary()
-    );
+    assert!(cut.status == 400 && cut.body_text().contains("RequestTimeout"), "an idle body is cut: {}", cut.summary());
     let deadline = Instant::now() + Duration::from_secs(60);
     while census(&cluster) > before {
-        assert!(Instant::now() < deadline, "the stalled upload's shards were not reclaimed: {} > {before}", census(&cluster));
+        assert!(
+            Instant::now() < deadline,
+            "the stalled upload's shards were not reclaimed: {} > {before}",
+            census(&cluster)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_status(client.head_object().bucket("slow").key("stalled").send().await, 404, "the cut upload");
@@ -215,17 +217,23 @@ async fn a_healed_partition_never_lowers_a_stripes_margin() {
         put_object(&client, "heal", &format!("o{i}"), &data).await;
         objects.push(data);
     }
-    let dc3: Vec<String> = cluster.storage_nodes().iter().filter(|n| n.datacenter == "dc3").map(|n| n.node_id.clone()).collect();
+    let dc3: Vec<String> =
+        cluster.storage_nodes().iter().filter(|n| n.datacenter == "dc3").map(|n| n.node_id.clone()).collect();
     let dc3: Vec<&str> = dc3.iter().map(String::as_str).collect();
     cluster.signal_processes(&dc3, libc::SIGSTOP);
     // Past the down-out interval, repair rebuilds dc3's shards on dc1 and dc2 (doubled up): every
     // stripe then has all its 9 shards there. Counted on the disks (the durability report would
     // wait on the frozen nodes).
-    let live: Vec<String> = cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
+    let live: Vec<String> =
+        cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
     let stripes = objects.len() * 2;
     let deadline = Instant::now() + Duration::from_secs(120);
     while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < stripes * 9 {
-        assert!(Instant::now() < deadline, "dc3's shards were not rebuilt elsewhere in time\n{}", cluster.log_tails(10));
+        assert!(
+            Instant::now() < deadline,
+            "dc3's shards were not rebuilt elsewhere in time\n{}",
+            cluster.log_tails(10)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     cluster.signal_processes(&dc3, libc::SIGCONT);
@@ -386,7 +394,11 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
     unsafe {
         assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit), 0);
         let low = libc::rlimit { rlim_cur: 128, rlim_max: limit.rlim_max };
-        assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, &low, std::ptr::null_mut()), 0, "lowering the gateway's limit");
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, &low, std::ptr::null_mut()),
+            0,
+            "lowering the gateway's limit"
+        );
     }
     // More connections than descriptors: accept fails with EMFILE; the rest wait in the backlog
     // (each connect bounded, a full backlog stops the flood).
@@ -406,9 +418,10 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
     let client = cluster.s3_client();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), client.list_buckets().send()).await.unwrap_or_else(|_| {
-            panic!("ListBuckets hung\n{}", cluster.log_tails(10))
-        }) {
+        match tokio::time::timeout(Duration::from_secs(5), client.list_buckets().send())
+            .await
+            .unwrap_or_else(|_| panic!("ListBuckets hung\n{}", cluster.log_tails(10)))
+        {
             Ok(_) => break,
             Err(e) => assert!(Instant::now() < deadline, "the gateway no longer serves: {:?}", error_info(&e)),
         }

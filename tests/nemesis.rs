@@ -95,7 +95,15 @@ async fn timed<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
     tokio::time::timeout(OP_TIMEOUT, future).await.ok()
 }
 
-async fn put(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: &str, id: u64, len: usize, if_none_match: bool) {
+async fn put(
+    recorder: &Recorder,
+    client: &aws_sdk_s3::Client,
+    who: usize,
+    key: &str,
+    id: u64,
+    len: usize,
+    if_none_match: bool,
+) {
     let invoked = recorder.now_ns();
     let mut request = client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(body_of(id, len)));
     if if_none_match {
@@ -122,7 +130,9 @@ async fn put(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: 
 async fn multipart(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: &str, id: u64) {
     let len = 5 * 1024 * 1024 + 100;
     let body = body_of(id, len);
-    let Some(Ok(created)) = timed(client.create_multipart_upload().bucket(BUCKET).key(key).send()).await else { return };
+    let Some(Ok(created)) = timed(client.create_multipart_upload().bucket(BUCKET).key(key).send()).await else {
+        return;
+    };
     let upload_id = created.upload_id().unwrap_or_default().to_string();
     let mut parts = Vec::new();
     for (number, range) in [(1, 0..5 * 1024 * 1024), (2, 5 * 1024 * 1024..len)] {
@@ -183,7 +193,11 @@ async fn get(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: 
                 match value_of(&bytes) {
                     Some(id) => Some(id),
                     None => {
-                        recorder.unexpected.lock().unwrap().push(format!("GET {key}: {} bytes of no write", bytes.len()));
+                        recorder
+                            .unexpected
+                            .lock()
+                            .unwrap()
+                            .push(format!("GET {key}: {} bytes of no write", bytes.len()));
                         return false;
                     }
                 }
@@ -292,13 +306,17 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
         admin_client.put_bucket_versioning().bucket(BUCKET).versioning_configuration(versioning).send().await,
         "enabling versioning",
     );
-    let clients: Vec<aws_sdk_s3::Client> = (0..cluster.gateways.len()).map(|i| cluster.s3_client_no_retry_at(i)).collect();
-    let recorder =
-        Arc::new(Recorder { start: Instant::now(), ops: Default::default(), acknowledged: Default::default(), unexpected: Default::default() });
+    let clients: Vec<aws_sdk_s3::Client> =
+        (0..cluster.gateways.len()).map(|i| cluster.s3_client_no_retry_at(i)).collect();
+    let recorder = Arc::new(Recorder {
+        start: Instant::now(),
+        ops: Default::default(),
+        acknowledged: Default::default(),
+        unexpected: Default::default(),
+    });
     let until = Instant::now() + Duration::from_secs(seconds);
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|who| tokio::spawn(worker(recorder.clone(), clients.clone(), who, seed, until)))
-        .collect();
+    let workers: Vec<_> =
+        (0..CLIENTS).map(|who| tokio::spawn(worker(recorder.clone(), clients.clone(), who, seed, until))).collect();
     let start = recorder.start;
     let (cluster_back, faults) = tokio::task::spawn_blocking(move || {
         let faults = nemesis(&mut cluster, seed, start, until);

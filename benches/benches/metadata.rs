@@ -6,8 +6,7 @@
 use ignifuge_kv::{KvStore, RocksKv};
 use ignifuge_meta::{
     BucketRecord, BucketRef, Checksums, Command, DataLocation, LocalMetadata, Metadata, ObjectHeaders, ObjectRecord,
-    PartData,
-    TenantRecord, WriteCondition,
+    PartData, TenantRecord, WriteCondition,
 };
 use ignifuge_raft::RaftMetadata;
 use ignifuge_rpc::{InternodeAuth, NodeClient};

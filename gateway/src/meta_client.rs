@@ -10,8 +10,8 @@
 //! `META_SETTLE_DEADLINE_MS` more.
 
 use ignifuge_meta::{Answer, Command, MetaError, Metadata, Outcome, Proposal, Query};
-use ignifuge_types::ProposalId;
 use ignifuge_rpc::{NodeClient, RpcError, paths};
+use ignifuge_types::ProposalId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
@@ -121,8 +121,11 @@ impl RemoteMetadata {
     /// Turns the unknown outcome of proposal `id` into a known one if a majority answers in
     /// time: its outcome if it was applied, `Abandoned` if it never will be; else unknown still.
     async fn settle(&self, id: ProposalId, why: String) -> Result<Outcome, MetaError> {
-        let settle =
-            Proposal { id: new_proposal_id(), issued_ms: crate::s3::now_ms(), command: Command::Abandon { proposal: id } };
+        let settle = Proposal {
+            id: new_proposal_id(),
+            issued_ms: crate::s3::now_ms(),
+            command: Command::Abandon { proposal: id },
+        };
         match self.call::<_, Outcome>(paths::META_APPLY, &settle, META_SETTLE_DEADLINE_MS).await {
             Err(MetaError::Unavailable(_)) => Err(MetaError::Unavailable(why)),
             settled => settled,
@@ -153,7 +156,10 @@ impl Metadata for RemoteMetadata {
         match answer {
             Err(MetaError::Unavailable(why)) => {
                 let settled = self.settle(id, why).await;
-                tracing::info!(known = settled.as_ref().map_or_else(|e| e.is_known_refusal(), |_| true), "settled a metadata command whose answer was lost");
+                tracing::info!(
+                    known = settled.as_ref().map_or_else(|e| e.is_known_refusal(), |_| true),
+                    "settled a metadata command whose answer was lost"
+                );
                 settled
             }
             answer => answer,

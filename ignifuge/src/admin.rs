@@ -387,7 +387,11 @@ fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) 
     }
     for (node, digest) in digests {
         match digest {
-            Ok(d) => println!("{node:<12} applied {:>10}  {}", d.applied_index.map_or("-".into(), |i| i.to_string()), d.digest),
+            Ok(d) => println!(
+                "{node:<12} applied {:>10}  {}",
+                d.applied_index.map_or("-".into(), |i| i.to_string()),
+                d.digest
+            ),
             Err(e) => println!("{node:<12} unreachable: {e}"),
         }
     }

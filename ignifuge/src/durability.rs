@@ -316,10 +316,12 @@ mod tests {
         let mut debt = TenantDurability::empty(TenantId::new("t"));
         debt.debt_stripes = 1;
         assert!(!view(Some(report(0)), scrub_ok(None), vec![debt]).healthy, "debt written since");
-        let later = |now_ms| DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), scrub_ok(None))], now_ms);
+        let later =
+            |now_ms| DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), scrub_ok(None))], now_ms);
         assert!(!later(200 + REPAIR_REPORT_STALE_MS + 1).healthy, "repair rounds stopped completing");
         let never_scrubbed = Ok(ScrubStatus { node_started_ms: 1, ..Default::default() });
-        let stale = DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), never_scrubbed)], SCRUB_STALE_MS + 2);
+        let stale =
+            DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), never_scrubbed)], SCRUB_STALE_MS + 2);
         assert!(stale.problems.iter().any(|p| p.contains("scrub")), "{:?}", stale.problems);
         let text = view(Some(report(2)), scrub_ok(None), vec![]).to_prometheus();
         assert!(text.contains("ignifuge_durability_healthy 0"), "{text}");

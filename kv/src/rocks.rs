@@ -43,7 +43,10 @@ impl KvStore for RocksKv {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        collect(self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)), limit)
+        collect(
+            self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)),
+            limit,
+        )
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {

@@ -1,8 +1,8 @@
 //! Records stored in the metadata and carried in commands.
 
 use ignifuge_types::{
-    AccessKeyId, BlobId, BucketIncarnation, BucketName, LayoutVersion, NodeId, ObjectKey, ProposalId, TenantId, UploadId,
-    UserId, VersionId,
+    AccessKeyId, BlobId, BucketIncarnation, BucketName, LayoutVersion, NodeId, ObjectKey, ProposalId, TenantId,
+    UploadId, UserId, VersionId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

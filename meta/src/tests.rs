@@ -161,8 +161,7 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() })
-        .unwrap();
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
     assert!(m.kv().get(b"g/00").unwrap().is_some(), "the first blob is garbage");
     assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
 }
@@ -175,8 +174,7 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     second.last_modified_ms = 100;
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() })
-        .unwrap();
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
     let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10 }).unwrap() {
         Answer::Garbage(g) => g.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
         _ => panic!(),
@@ -415,8 +413,7 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let record = striped_object("x", "0a", &["n1", "n1", "n3"]);
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() })
-        .unwrap();
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
     let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
     let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 };
     let replace = |expected: Vec<ShardRecord>| {
@@ -855,7 +852,8 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     // While the body streams, tenant a deletes the bucket and tenant b creates one of that name.
     m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("shared") }).unwrap();
     bucket(&m, "b", "shared").unwrap();
-    let write = Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
+    let write =
+        Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
     assert_eq!(m.apply(write), Err(MetaError::NoSuchBucket));
     let upload = upload_record(UploadId::new("u"), BucketName::new("shared"), "k");
     assert_eq!(m.apply(Command::CreateUpload { bucket: authorized.clone(), upload }), Err(MetaError::NoSuchBucket));
@@ -875,7 +873,8 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     // The same tenant re-creating the name makes another incarnation too.
     m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("shared") }).unwrap();
     bucket(&m, "a", "shared").unwrap();
-    let stale = Command::PutObject { bucket: authorized_again(&m), record: object("k", "e", 1), condition: Default::default() };
+    let stale =
+        Command::PutObject { bucket: authorized_again(&m), record: object("k", "e", 1), condition: Default::default() };
     assert_eq!(m.apply(stale), Err(MetaError::NoSuchBucket));
 }
 
@@ -890,9 +889,16 @@ fn authorized_again(m: &StateMachine) -> BucketRef {
 fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let write = |etag: &str| Command::PutObject { bucket: bref(&m, "b1"), record: object("k", etag, 1), condition: Default::default() };
+    let write = |etag: &str| Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: object("k", etag, 1),
+        condition: Default::default(),
+    };
     // Abandoned first: the original, arriving later (an old leader's entry), changes nothing.
-    let settled = m.apply_proposal_logged(proposal("s1", Command::Abandon { proposal: ProposalId::new("late") }), Default::default());
+    let settled = m.apply_proposal_logged(
+        proposal("s1", Command::Abandon { proposal: ProposalId::new("late") }),
+        Default::default(),
+    );
     assert_eq!(settled.unwrap(), Err(MetaError::Abandoned));
     let late = m.apply_proposal_logged(proposal("late", write("e-late")), Default::default()).unwrap();
     assert_eq!(late, Err(MetaError::Abandoned));
@@ -902,7 +908,10 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
     ));
     // Applied first: settling it returns its outcome, so the caller knows it is done.
     let done = m.apply_proposal_logged(proposal("done", write("e-done")), Default::default()).unwrap().unwrap();
-    let settled = m.apply_proposal_logged(proposal("s2", Command::Abandon { proposal: ProposalId::new("done") }), Default::default());
+    let settled = m.apply_proposal_logged(
+        proposal("s2", Command::Abandon { proposal: ProposalId::new("done") }),
+        Default::default(),
+    );
     assert_eq!(settled.unwrap(), Ok(done));
 }
 

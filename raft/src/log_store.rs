@@ -164,7 +164,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// machine's own task) keeps the entries until the state covers them.
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         loop {
-            let applied = get_json::<Option<LogId<u64>>>(self.kv.as_ref(), crate::state_machine::APPLIED_KEY)?.flatten();
+            let applied =
+                get_json::<Option<LogId<u64>>>(self.kv.as_ref(), crate::state_machine::APPLIED_KEY)?.flatten();
             if applied.is_some_and(|a| a.index >= log_id.index) {
                 break;
             }

@@ -315,7 +315,8 @@ mod tests {
         // the install (the mark left set) is finished when the replica opens again.
         let other_kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
         let other_dir = dir.path().join("other");
-        let mut other = SmStore::new(Arc::new(StateMachine::new(other_kv.clone())), other_kv.clone(), other_dir.clone()).unwrap();
+        let mut other =
+            SmStore::new(Arc::new(StateMachine::new(other_kv.clone())), other_kv.clone(), other_dir.clone()).unwrap();
         let mut receiving = other.begin_receiving_snapshot().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut *receiving, &bytes).await.unwrap();
         other.install_snapshot(&snapshot.meta, receiving).await.unwrap();

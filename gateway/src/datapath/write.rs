@@ -35,8 +35,9 @@ pub struct WrittenBlob {
     pub size: u64,
     pub digests: BodyDigests,
     pub location: DataLocation,
-    /// Keep a clone until the commit has answered: the orphan sweep spares the blob meanwhile.
-    pub intent: Arc<WriteIntent>,
+    /// For a striped blob: keep a clone until the commit has answered, so that the orphan sweep
+    /// spares its shards meanwhile. None for an inline blob, which has no shards.
+    pub intent: Option<Arc<WriteIntent>>,
 }
 
 /// The result of a spawned stripe write.
@@ -62,7 +63,8 @@ impl DataPath {
             return Err(GatewayError::EntityTooLarge);
         }
         let blob = new_blob_id();
-        let intent = self.intents.begin(blob.clone());
+        // Registered when the first stripe starts: only striped blobs have shards to spare.
+        let mut intent: Option<Arc<WriteIntent>> = None;
         let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
         let algorithms = request.expected.algorithms();
         let hasher = tokio::task::spawn_blocking(move || {
@@ -101,6 +103,9 @@ impl DataPath {
                         break;
                     }
                     striped = true;
+                    if intent.is_none() {
+                        intent = Some(self.intents.begin(blob.clone()));
+                    }
                     if permit.is_none() {
                         // The gateway-wide bound on stripes in memory: wait for one to be freed.
                         permit = Some(self.stripe_permits.clone().acquire_owned().await.expect("never closed"));

@@ -27,8 +27,7 @@ use crate::error::{GatewayError, GatewayResult};
 use futures::StreamExt as _;
 use ignifuge_meta::{
     Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Outcome, Query, RepairReport, ShardReplacement,
-    StripedBlob,
-    TenantMargins,
+    StripedBlob, TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::{BlobId, NodeId, TenantId};
@@ -84,7 +83,11 @@ impl RepairConfig {
         let orphan_grace_ms = env_u64("IGNIFUGE_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS_DEFAULT);
         let renew_ms = env_u64("IGNIFUGE_INTENT_RENEW_MS", crate::datapath::INTENT_RENEW_INTERVAL_MS);
         if renew_ms >= orphan_grace_ms {
-            tracing::warn!(renew_ms, orphan_grace_ms, "intents are renewed less often than the orphan grace: slow uploads may be cut");
+            tracing::warn!(
+                renew_ms,
+                orphan_grace_ms,
+                "intents are renewed less often than the orphan grace: slow uploads may be cut"
+            );
         }
         Self {
             interval: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_INTERVAL_MS", REPAIR_INTERVAL_MS_DEFAULT)),

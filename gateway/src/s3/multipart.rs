@@ -7,8 +7,8 @@ use crate::datapath::WriteRequest;
 use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
-    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, ObjectHeaders,
-    MetaError, ObjectRecord, Outcome, PartData, Query, UploadRecord,
+    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, MetaError,
+    ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
 };
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
@@ -123,7 +123,8 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         ..Default::default()
     };
     let location = part.location.clone();
-    let command = Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
+    let command =
+        Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(output))
 }
@@ -192,7 +193,8 @@ pub async fn upload_part_copy(
         checksum_sha256: part.checksums.sha256.clone(),
     };
     let location = part.location.clone();
-    let command = Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
+    let command =
+        Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
@@ -395,8 +397,11 @@ pub async fn abort_multipart_upload(
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let parts = s3.parts(&bucket.name, &input.upload_id).await?;
-    let command =
-        Command::AbortUpload { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), now_ms: now_ms() };
+    let command = Command::AbortUpload {
+        bucket: bucket.reference(),
+        upload_id: UploadId::new(input.upload_id),
+        now_ms: now_ms(),
+    };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     // The parts are garbage now; reclaim their shards right away rather than wait for the collector.
     for part in parts {
