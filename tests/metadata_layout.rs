@@ -1,10 +1,11 @@
 //! The cluster layout lives in the replicated metadata (issue 4): the metadata group's voters and
 //! learners follow it, and every gateway places shards with it.
 //!
-//! - `a_lost_voter_is_replaced_by_a_learner_through_the_layout`: learners keep up with the log;
-//!   after a voter dies, `admin layout apply` names its datacenter's learner instead, the group
-//!   promotes it by joint consensus, and the metadata then survives the loss of a second original
-//!   voter (which, with the lost voter still a member, would have left no majority).
+//! - `a_lost_voter_is_replaced_by_a_new_node_through_the_layout`: every node votes (3 per
+//!   datacenter); after a voter dies, `admin layout apply` names a new, empty node instead, the
+//!   group adds it as a learner, promotes it by joint consensus once it has caught up, and the
+//!   metadata then survives a whole datacenter plus one more voter (which, with the lost voter
+//!   still a member, would have left no majority).
 //! - `gateways_follow_a_node_to_its_new_address`: a storage node moves to another port; once the
 //!   layout says so, every gateway writes its shards there, with no gateway restart.
 
@@ -59,10 +60,12 @@ fn roles(status: &MetaStatus) -> (Vec<String>, Vec<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_lost_voter_is_replaced_by_a_learner_through_the_layout() {
+async fn a_lost_voter_is_replaced_by_a_new_node_through_the_layout() {
     const BUCKET: &str = "replaced-voter";
+    const LOST: &str = "dc1-n1";
+    const NEW: &str = "dc1-n4";
     let _serial = SERIAL.lock().await;
-    let mut rng = TestRng::new("a_lost_voter_is_replaced_by_a_learner_through_the_layout");
+    let mut rng = TestRng::new("a_lost_voter_is_replaced_by_a_new_node_through_the_layout");
     let cluster = Cluster::start().await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
@@ -71,50 +74,62 @@ async fn a_lost_voter_is_replaced_by_a_learner_through_the_layout() {
         put_object(&s3, BUCKET, key, data).await;
     }
 
-    // Learners: one per datacenter, each with the whole log applied.
+    // Every node is a voter, 3 per datacenter, each with the whole log applied.
     let status = wait_for_status(&cluster, "every member applied the leader's log", |s| {
         s.leader.is_some() && s.members.iter().all(|m| m.reachable && m.lag == Some(0))
     });
-    assert_eq!(
-        roles(&status),
-        (
-            vec!["dc1-n1".into(), "dc2-n1".into(), "dc3-n1".into()],
-            vec!["dc1-n2".into(), "dc2-n2".into(), "dc3-n2".into()]
-        ),
-        "{}",
-        status.raw
-    );
-    let learner = status.member("dc1-n2").status.clone().expect("learner status");
-    assert_eq!(learner.state, "Learner", "{}", status.raw);
-    let leader = status.leader_status().expect("leader status");
-    assert_eq!(learner.applied_index, leader.applied_index, "{}", status.raw);
+    let (voters, learners) = roles(&status);
+    assert_eq!(voters, node_ids(), "{}", status.raw);
+    assert!(learners.is_empty(), "{}", status.raw);
 
-    // dc1's voter dies for good; its learner replaces it.
-    let dc1_n1 = status.member("dc1-n1").status.as_ref().expect("dc1-n1 status").id;
-    cluster.kill_node("dc1-n1");
+    // dc1-n1 dies for good; a new node, started empty, takes its vote.
+    let lost_id = status.member(LOST).status.as_ref().expect("dc1-n1 status").id;
+    cluster.kill_node(LOST);
     let (version, toml) = stored_layout(&cluster);
-    let replaced = toml
-        .replacen("metadata_voters = [\n    \"dc1-n1\",", "metadata_voters = [\n    \"dc1-n2\",", 1)
-        .replacen("metadata_learners = [\n    \"dc1-n2\",\n", "metadata_learners = [\n", 1);
-    assert_ne!(replaced, toml, "the layout did not have the expected shape:\n{toml}");
+    let mut layout = ignifuge_rpc::ClusterConfig::parse(&toml).expect("stored layout");
+    layout.nodes.push(ignifuge_rpc::NodeEndpoint {
+        id: ignifuge_types::NodeId::new(NEW),
+        datacenter: ignifuge_types::DatacenterId::new("dc1"),
+        address: format!("127.0.0.1:{}", cluster.base_port + 41).parse().unwrap(),
+        capacity_weight: 1,
+    });
+    for voter in layout.metadata_voters.iter_mut().filter(|v| v.0 == LOST) {
+        *voter = ignifuge_types::NodeId::new(NEW);
+    }
+    let replaced = layout.to_toml();
+    let config = cluster.data_dir.join("replaced-voter.toml");
+    std::fs::write(&config, &replaced).unwrap();
+    let _node = start_node(
+        &config,
+        &cluster.data_dir.join("cluster.secret"),
+        NEW,
+        &cluster.data_dir.join(NEW),
+        &cluster.data_dir.join("logs/new-voter.log"),
+    );
     let started = Instant::now();
     let applied = apply_layout(&cluster, &replaced);
     assert!(applied.contains(&format!("version {}", version + 1)), "{applied}");
-    let status = wait_for_status(&cluster, "dc1-n2 promoted and dc1-n1 removed", |s| {
-        roles(s).0 == ["dc1-n2", "dc2-n1", "dc3-n1"]
+    let mut expected: Vec<String> = node_ids().into_iter().filter(|n| n != LOST).chain([NEW.to_string()]).collect();
+    expected.sort();
+    let status = wait_for_status(&cluster, "dc1-n4 promoted and dc1-n1 removed", |s| {
+        roles(s).0 == expected
             && s.leader.is_some()
             && s.voters()
-                .all(|v| v.status.as_ref().is_some_and(|st| st.voters.len() == 3 && !st.voters.contains(&dc1_n1)))
+                .filter(|v| v.node != NEW)
+                .all(|v| v.status.as_ref().is_some_and(|st| st.voters.len() == 9 && !st.voters.contains(&lost_id)))
     });
     println!("voter replaced {:.1} s after `layout apply`: {}", started.elapsed().as_secs_f64(), status.summary());
+    let new_status = status.member(NEW).status.clone().expect("the new voter's status");
+    assert!(!new_status.unproven, "the new voter was promoted before it caught up: {}", status.raw);
 
-    // Now a second original voter can die: dc1-n2 and dc3-n1 are a majority of the new group.
-    cluster.kill_node("dc2-n1");
+    // Now a datacenter plus one more voter can be lost: 5 of the 9 voters are left, a quorum.
+    // (With dc1-n1 still a member they would be 4: no majority, no metadata.)
+    cluster.kill_processes(&["dc2-n1", "dc2-n2", "dc2-n3", "dc3-n1"]);
     let dc3 = cluster.s3_client_at(cluster.gateway_index("dc3"));
     let written = Instant::now();
     let after = rng.bytes(4096);
     put_object(&dc3, BUCKET, "after/one", &after).await;
-    println!("first write after losing dc2's voter: {:.1} s", written.elapsed().as_secs_f64());
+    println!("first write after losing dc2 and dc3-n1: {:.1} s", written.elapsed().as_secs_f64());
     assert_eq!(get_object(&dc3, BUCKET, "after/one").await, after);
     for (key, data) in &objects {
         assert_eq!(&get_object(&dc3, BUCKET, key).await, data, "{key}");
@@ -154,28 +169,33 @@ fn start_node(config: &Path, secret: &Path, node_id: &str, data_dir: &Path, log:
 #[tokio::test(flavor = "multi_thread")]
 async fn gateways_follow_a_node_to_its_new_address() {
     const BUCKET: &str = "moved-node";
-    const MOVED: &str = "dc3-n3";
     let _serial = SERIAL.lock().await;
     let mut rng = TestRng::new("gateways_follow_a_node_to_its_new_address");
     let cluster = Cluster::start_with_env(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000")]).await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
 
-    let old_address = cluster.process(MOVED).listen.clone();
+    // The node that moves is the metadata leader (a voter like every node). Restarted at once,
+    // openraft 0.9 resumes its leadership before any follower times out; it must then list
+    // itself at its new address, or every follower would send clients (this test's `layout
+    // apply` among them) to its old one, and the layout could never be changed.
+    let leader = cluster.wait_for_leader(BOUND).leader.clone().expect("a leader");
+    let moving: &str = &leader;
+    let old_address = cluster.process(moving).listen.clone();
     let new_address = format!("127.0.0.1:{}", cluster.base_port + 40);
     let (_, toml) = stored_layout(&cluster);
     let moved = toml.replacen(&format!("address = \"{old_address}\""), &format!("address = \"{new_address}\""), 1);
-    assert_ne!(moved, toml, "{MOVED}'s address {old_address} is not in the layout:\n{toml}");
+    assert_ne!(moved, toml, "{moving}'s address {old_address} is not in the layout:\n{toml}");
 
     // The node stops and comes back on the new port with its disk; its own file says where.
-    cluster.kill_node(MOVED);
+    cluster.kill_node(moving);
     let config = cluster.data_dir.join("moved-node.toml");
     std::fs::write(&config, &moved).unwrap();
-    let data_dir = cluster.process(MOVED).data_dir.clone().unwrap();
+    let data_dir = cluster.process(moving).data_dir.clone().unwrap();
     let _node = start_node(
         &config,
         &cluster.data_dir.join("cluster.secret"),
-        MOVED,
+        moving,
         &data_dir,
         &cluster.data_dir.join("logs/moved-node.log"),
     );
@@ -190,18 +210,18 @@ async fn gateways_follow_a_node_to_its_new_address() {
         let client = cluster.s3_client_at(cluster.gateway_index(dc));
         let data = rng.bytes(6 * 1024 * 1024); // two stripes of 5 MiB
         for attempt in 1.. {
-            let (debt_before, files_before) = (debt_stripes(&cluster), cluster.shard_files(MOVED).len());
+            let (debt_before, files_before) = (debt_stripes(&cluster), cluster.shard_files(moving).len());
             let key = format!("{dc}/{attempt}");
             put_object(&client, BUCKET, &key, &data).await;
-            let (debt_after, files_after) = (debt_stripes(&cluster), cluster.shard_files(MOVED).len());
+            let (debt_after, files_after) = (debt_stripes(&cluster), cluster.shard_files(moving).len());
             if debt_after == debt_before && files_after >= files_before + 2 {
                 assert_eq!(get_object(&client, BUCKET, &key).await, data);
-                println!("{dc}'s gateway wrote to {MOVED} at {new_address} after {attempt} attempt(s)");
+                println!("{dc}'s gateway wrote to {moving} at {new_address} after {attempt} attempt(s)");
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "{dc}'s gateway never wrote to {MOVED} at {new_address} (debt {debt_before} -> {debt_after}, \
+                "{dc}'s gateway never wrote to {moving} at {new_address} (debt {debt_before} -> {debt_after}, \
                  files {files_before} -> {files_after})"
             );
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -250,6 +270,10 @@ async fn a_node_leaves_the_layout_only_once_drained() {
         address: format!("127.0.0.1:{}", cluster.base_port + 41).parse().unwrap(),
         capacity_weight: 1,
     });
+    // The old node is a metadata voter too: its vote moves to the new node with it.
+    for voter in layout.metadata_voters.iter_mut().filter(|v| v.0 == OLD) {
+        *voter = ignifuge_types::NodeId::new(NEW);
+    }
     let with_new = layout.to_toml();
     let config = cluster.data_dir.join("with-new-node.toml");
     std::fs::write(&config, &with_new).unwrap();

@@ -1,4 +1,5 @@
-//! The metadata replicated by Raft, end to end (issue 4): one voter per datacenter, gateways that
+//! The metadata replicated by Raft, end to end (issues 4, 12): every node a voter, 3 per datacenter,
+//! gateways that
 //! follow the leader. A burning leader datacenter loses no acknowledged write and the survivors
 //! take writes again within seconds; conditional writes (If-None-Match: *, If-Match) stay
 //! linearizable across the three gateways; a minority of voters never accepts a write.
@@ -572,9 +573,10 @@ async fn a_minority_never_accepts_writes() {
         .unwrap_or_else(|e| panic!("starting PUT {slow_url}: {e:#}"));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Only dc1's voter is left: dc1 keeps all its processes, dc2 and dc3 keep their other nodes
-    // and gateways.
-    cluster.kill_processes(&["dc2-n1", "dc3-n1"]);
+    // 4 of the 9 voters are left, one short of a quorum: dc1 keeps all its processes, dc3 one
+    // node, and dc2 and dc3 their gateways.
+    const KILLED: [&str; 5] = ["dc2-n1", "dc2-n2", "dc2-n3", "dc3-n1", "dc3-n2"];
+    cluster.kill_processes(&KILLED);
     let dc1 = cluster.s3_client_no_retry_at(dc1_index);
     let data = rng.bytes(1500);
     let started = Instant::now();
@@ -582,7 +584,7 @@ async fn a_minority_never_accepts_writes() {
         let request = dc1.put_object().bucket(BUCKET).key(KEY).body(ByteStream::from(data.clone())).send();
         let answer = tokio::time::timeout(REQUEST_BOUND, request)
             .await
-            .unwrap_or_else(|_| panic!("PutObject with 1 of 3 voters got no answer within {REQUEST_BOUND:?}"));
+            .unwrap_or_else(|_| panic!("PutObject with 4 of 9 voters got no answer within {REQUEST_BOUND:?}"));
         (answer, started.elapsed())
     };
     let slow_put = async {
@@ -590,12 +592,12 @@ async fn a_minority_never_accepts_writes() {
         (answer, started.elapsed())
     };
     let ((answer, new_elapsed), (slow_answer, slow_elapsed)) = tokio::join!(new_put, slow_put);
-    let info = assert_status(answer, 503, "PutObject through dc1 with only dc1's voter alive");
+    let info = assert_status(answer, 503, "PutObject through dc1 with 4 of 9 voters alive");
     assert!(
         matches!(info.code.as_deref(), Some("ServiceUnavailable" | "SlowDown")),
-        "PutObject with 1 of 3 voters: expected 503 ServiceUnavailable, got {info:?}"
+        "PutObject with 4 of 9 voters: expected 503 ServiceUnavailable, got {info:?}"
     );
-    println!("PutObject with 1 of 3 voters: HTTP 503 {:?} after {} ms", info.code, new_elapsed.as_millis());
+    println!("PutObject with 4 of 9 voters: HTTP 503 {:?} after {} ms", info.code, new_elapsed.as_millis());
     println!(
         "PUT started before the kill, body completed after it: HTTP {} {:?} after {} ms",
         slow_answer.status,
@@ -605,7 +607,7 @@ async fn a_minority_never_accepts_writes() {
     assert!(
         slow_answer.status == 503
             && matches!(slow_answer.error_code().as_deref(), Some("ServiceUnavailable" | "SlowDown")),
-        "a PUT whose body completes while only 1 of 3 voters is alive: expected 503 ServiceUnavailable, got {}",
+        "a PUT whose body completes while only 4 of 9 voters are alive: expected 503 ServiceUnavailable, got {}",
         slow_answer.summary()
     );
     let during = cluster.meta_status();
@@ -617,11 +619,11 @@ async fn a_minority_never_accepts_writes() {
         last_log(&during)
     );
 
-    // Bring the two voters back; writes go through again.
+    // Bring the five voters back; writes go through again.
     let revived_at = Instant::now();
     let mut revived = cluster.revive(RECOVERY_BOUND);
     revived.sort();
-    assert_eq!(revived, vec!["dc2-n1".to_string(), "dc3-n1".to_string()], "restarted processes");
+    assert_eq!(revived, KILLED.map(String::from).to_vec(), "restarted processes");
     let (_, _, attempts) = first_acknowledged_write(&dc1, BUCKET, "after/", revived_at, RECOVERY_BOUND).await;
     println!(
         "writes acknowledged again {} ms after the restart ({attempts} attempt(s)): {}",

@@ -8,7 +8,9 @@
 //! it, faults come only from the `IGNIFUGE_FAULTS` environment variable of the process, read
 //! once: `name=action[@n][,name=action[@n]...]`, where action is `error`, `panic`, `exit` or
 //! `sleep:<ms>`, and `@n` makes it fire at the n-th hit of that point only (1-based; without
-//! it, at every hit).
+//! it, at every hit). A name may be scoped to one process, `scope/name=...`: it then fires only in
+//! the process that called `set_scope(scope)` (a storage node's scope is its node id), so a test
+//! can fail one node's disk while the whole cluster shares one environment.
 
 /// What a fault point that fires does; the code at the point decides what `Error` means there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +29,13 @@ pub fn hit(_name: &str) -> Option<Action> {
     None
 }
 
+/// Names this process for scoped fault points (`scope/name=...`); call once at start-up.
+#[cfg(not(feature = "enabled"))]
+#[inline(always)]
+pub fn set_scope(_scope: &str) {}
+
 #[cfg(feature = "enabled")]
-pub use enabled::hit;
+pub use enabled::{hit, set_scope};
 
 #[cfg(feature = "enabled")]
 mod enabled {
@@ -44,6 +51,8 @@ mod enabled {
     }
 
     struct Point {
+        /// Fires only in the process of this scope, if set.
+        scope: Option<String>,
         name: String,
         effect: Effect,
         /// Fire only at this hit (1-based), or at every hit.
@@ -56,6 +65,10 @@ mod enabled {
             .filter(|s| !s.trim().is_empty())
             .filter_map(|item| {
                 let (name, rest) = item.trim().split_once('=')?;
+                let (scope, name) = match name.split_once('/') {
+                    Some((scope, name)) => (Some(scope.to_string()), name),
+                    None => (None, name),
+                };
                 let (action, at) = match rest.split_once('@') {
                     Some((a, n)) => (a, Some(n.parse().ok()?)),
                     None => (rest, None),
@@ -66,7 +79,7 @@ mod enabled {
                     "exit" => Effect::Exit,
                     sleep => Effect::Return(Action::Sleep(sleep.strip_prefix("sleep:")?.parse().ok()?)),
                 };
-                Some(Point { name: name.to_string(), effect, at, hits: AtomicU64::new(0) })
+                Some(Point { scope, name: name.to_string(), effect, at, hits: AtomicU64::new(0) })
             })
             .collect()
     }
@@ -76,8 +89,15 @@ mod enabled {
         POINTS.get_or_init(|| parse(&std::env::var("IGNIFUGE_FAULTS").unwrap_or_default()))
     }
 
+    static SCOPE: OnceLock<String> = OnceLock::new();
+
+    pub fn set_scope(scope: &str) {
+        let _ = SCOPE.set(scope.to_string());
+    }
+
     pub fn hit(name: &str) -> Option<Action> {
-        let point = points().iter().find(|p| p.name == name)?;
+        let scope = SCOPE.get();
+        let point = points().iter().find(|p| p.name == name && p.scope.as_ref().is_none_or(|s| Some(s) == scope))?;
         let hit = point.hits.fetch_add(1, Ordering::Relaxed) + 1;
         if point.at.is_some_and(|at| at != hit) {
             return None;
@@ -96,9 +116,11 @@ mod enabled {
 
         #[test]
         fn specs_parse_into_points() {
-            let points = parse("a=error@2, b=sleep:50,c=exit,bad,d=nonsense");
+            let points = parse("a=error@2, b=sleep:50,c=exit,bad,d=nonsense,dc2-n2/e=error");
             let names: Vec<_> = points.iter().map(|p| p.name.as_str()).collect();
-            assert_eq!(names, vec!["a", "b", "c"]);
+            assert_eq!(names, vec!["a", "b", "c", "e"]);
+            assert_eq!(points[3].scope.as_deref(), Some("dc2-n2"));
+            assert_eq!(points[0].scope, None);
             assert_eq!(points[0].at, Some(2));
             assert!(matches!(points[1].effect, Effect::Return(Action::Sleep(50))));
             assert!(matches!(points[2].effect, Effect::Exit));

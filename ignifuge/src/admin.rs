@@ -8,7 +8,7 @@ use ignifuge_meta::{
     AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, RepairReport, TenantRecord,
 };
 use ignifuge_raft::{RaftStatus, StateDigest};
-use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, ScrubStatus, SecretSealer};
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
 use rand::Rng as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,16 +151,22 @@ impl Admin {
         Ok(Self { client, cluster, metadata, sealer: SecretSealer::new(&secret) })
     }
 
-    /// Creates the metadata group of a brand-new cluster (its voters, one per datacenter) and
-    /// stores the file's layout, with its geometry pinned, as layout version 1. The learners join
-    /// once the leader reads that layout.
+    /// Creates the metadata group of a brand-new cluster (its voters) and stores the file's
+    /// layout, with its geometry pinned, as layout version 1. Every voter is initialised with
+    /// the same first membership, so none of them starts "unproven" (a replica that starts
+    /// without a log does not vote until it has caught up). Learners join once the leader reads
+    /// the layout.
     pub async fn initialize_metadata(&self) -> anyhow::Result<()> {
         let voters: BTreeMap<u64, String> =
             self.cluster.voters().into_iter().map(|(id, n)| (id, n.address.to_string())).collect();
-        let (_, first) = self.cluster.voters().into_iter().next().context("no metadata voters")?;
-        let answer: serde_json::Value =
-            self.client.post_json(first.address, ignifuge_raft::paths::INITIALIZE, &voters).await?;
-        let _ = answer;
+        anyhow::ensure!(!voters.is_empty(), "no metadata voters");
+        for (_, voter) in self.cluster.voters() {
+            let _: serde_json::Value = self
+                .client
+                .post_json(voter.address, ignifuge_raft::paths::INITIALIZE, &voters)
+                .await
+                .with_context(|| format!("initialising the metadata replica on {}", voter.id))?;
+        }
         let document = self.cluster.clone().pinned()?.to_toml();
         match self.metadata.apply(Command::SetLayout { expected: None, document, now_ms: now_ms() }).await {
             Ok(_) | Err(MetaError::Superseded(_)) => Ok(()),
@@ -290,11 +296,12 @@ impl Admin {
     /// Every metadata member's own view of the group (voters, then learners, as the stored
     /// layout names them; the file's when the metadata cannot be read); unreachable members are
     /// reported as such.
-    pub async fn status(&self) -> Vec<MemberStatus> {
+    pub async fn status(&self) -> (Vec<MemberStatus>, MetadataMargin) {
         let layout = match self.layout().await {
             Ok((_, layout)) => layout,
             Err(_) => self.cluster.clone(),
         };
+        let margin = layout.metadata_margin(layout.default_class);
         let mut out = Vec::new();
         let members = layout.voters().into_iter().map(|m| ("voter", m));
         for (role, (_, node)) in members.chain(layout.learners().into_iter().map(|m| ("learner", m))) {
@@ -305,7 +312,7 @@ impl Admin {
                 .map_err(|e| e.to_string());
             out.push(MemberStatus { node: node.id.0.clone(), datacenter: node.datacenter.0.clone(), role, status });
         }
-        out
+        (out, margin)
     }
 }
 
@@ -340,7 +347,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             admin.set_node_out(&node, out).await?;
             println!("node {node} declared {}", if out { "out: its shards are rebuilt elsewhere" } else { "in" });
         }
-        AdminCommand::Status { json } => print_status(&admin.status().await, json)?,
+        AdminCommand::Status { json } => {
+            let (members, margin) = admin.status().await;
+            print_status(&members, &margin, json)?
+        }
         AdminCommand::Digest { json } => print_digests(&admin.digests().await, json)?,
         AdminCommand::Layout { command: LayoutCommand::Show { json } } => {
             let (version, layout) = admin.layout().await?;
@@ -398,7 +408,7 @@ fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) 
     Ok(())
 }
 
-fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
+fn print_status(members: &[MemberStatus], margin: &MetadataMargin, json: bool) -> anyhow::Result<()> {
     let leader = members.iter().find_map(|m| match &m.status {
         Ok(s) if s.leader == Some(s.id) => Some((m.node.clone(), m.datacenter.clone(), s.clone())),
         _ => None,
@@ -419,6 +429,7 @@ fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
             "leader": leader.as_ref().map(|(n, _, _)| n),
             "leader_datacenter": leader.as_ref().map(|(_, d, _)| d),
             "commit_index": leader.as_ref().and_then(|(_, _, s)| s.applied_index),
+            "margin": margin,
             "members": entries,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -429,6 +440,15 @@ fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
         None => println!("metadata leader: none reachable (no quorum, or an election is under way)"),
     }
     println!(
+        "{} voters, quorum {}; the default class's failure budget takes at most {} of them: every acknowledged \
+         record {}, and the metadata {}",
+        margin.voters,
+        margin.quorum,
+        margin.worst_loss,
+        if margin.durable { "keeps a copy" } else { "MAY BE LOST" },
+        if margin.available { "keeps answering" } else { "stops until voters return or are replaced" }
+    );
+    println!(
         "{:<10} {:<5} {:<8} {:<10} {:>8} {:>10} {:>10} {:>6}",
         "member", "dc", "role", "state", "term", "last log", "applied", "lag"
     );
@@ -437,7 +457,8 @@ fn print_status(members: &[MemberStatus], json: bool) -> anyhow::Result<()> {
         match &m.status {
             Ok(s) => println!(
                 "{node:<10} {dc:<5} {role:<8} {:<10} {:>8} {:>10} {:>10} {:>6}",
-                s.state,
+                // A replica that lost its log and has not caught up does not vote yet.
+                if s.unproven { format!("{}(unproven)", s.state) } else { s.state.clone() },
                 s.term,
                 s.last_log_index.map_or("-".into(), |i| i.to_string()),
                 s.applied_index.map_or("-".into(), |i| i.to_string()),

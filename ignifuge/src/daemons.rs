@@ -21,6 +21,7 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
     let id = NodeId::new(node_id);
+    ignifuge_faults::set_scope(node_id);
     let me = cluster.node(&id).with_context(|| format!("node {node_id} is not in {}", config.display()))?.clone();
     std::fs::create_dir_all(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
@@ -39,7 +40,7 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
             let replica = RaftMetadata::start(raft_id, kv, data_dir.join("meta-snapshots"), raft_client, tuning)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
-            tokio::spawn(replica.clone().keep_membership());
+            tokio::spawn(replica.clone().keep_membership(me.address.to_string()));
             Some(replica)
         }
         None => None,

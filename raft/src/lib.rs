@@ -92,6 +92,27 @@ pub struct RaftMetadata {
     pub raft: Raft,
     machine: Arc<StateMachine>,
     kv: Arc<dyn KvStore>,
+    amnesia: std::sync::Mutex<Amnesia>,
+}
+
+/// Set while a replica that started with no Raft state at all (a new node, or a voter whose
+/// metadata disk was lost: a fire, a replaced disk) has not yet caught up; removed in the same
+/// store once it has. Kept across restarts, so a crash half-way through catching up does not
+/// make the replica look whole.
+const UNPROVEN_KEY: &[u8] = b"r/unproven";
+
+/// Whether this replica may grant votes. A voter that lost its log may have acknowledged entries
+/// that were committed counting its acknowledgement; if it voted before holding them again, a
+/// candidate without them could win with its vote, and committed metadata would be lost (Raft
+/// assumes stable storage). So such a replica refuses every vote until its log reaches the commit
+/// index that the first leader to contact it announced: every entry whose commit could have
+/// counted its lost acknowledgement is at or below that index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Amnesia {
+    /// Has kept its log since it first caught up: votes normally.
+    Whole,
+    /// Started empty; `until` is the commit index to reach, once a leader has announced one.
+    Unproven { until: Option<u64> },
 }
 
 impl RaftMetadata {
@@ -113,12 +134,63 @@ impl RaftMetadata {
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
+        let amnesia = Self::amnesia_at_start(kv.as_ref())?;
         let machine = Arc::new(StateMachine::new(kv.clone()));
         let log = LogStore::new(kv.clone());
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir).map_err(|e| e.to_string())?;
         let raft =
             openraft::Raft::new(id, config, Network::factory(client), log, sm).await.map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self { raft, machine, kv }))
+        Ok(Arc::new(Self { raft, machine, kv, amnesia: std::sync::Mutex::new(amnesia) }))
+    }
+
+    /// A store with no Raft key at all is a replica that never had, or has lost, its log: it is
+    /// marked unproven (synced) before Raft can use it. A mark left by an earlier run stays.
+    fn amnesia_at_start(kv: &dyn KvStore) -> Result<Amnesia, String> {
+        if kv.get(UNPROVEN_KEY).map_err(|e| e.to_string())?.is_some() {
+            return Ok(Amnesia::Unproven { until: None });
+        }
+        let raft_end = ignifuge_kv::prefix_end(b"r/");
+        if !kv.scan(b"r/", raft_end.as_deref(), 1).map_err(|e| e.to_string())?.is_empty() {
+            return Ok(Amnesia::Whole);
+        }
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.put(UNPROVEN_KEY, b"1".to_vec());
+        kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
+        Ok(Amnesia::Unproven { until: None })
+    }
+
+    /// Whether this replica has not yet caught up after starting without its log (it does not vote).
+    pub fn unproven(&self) -> bool {
+        *self.amnesia.lock().expect("amnesia lock") != Amnesia::Whole
+    }
+
+    /// Notes the commit index a leader announced, the first time one does.
+    fn leader_announced(&self, committed: Option<u64>) {
+        let mut amnesia = self.amnesia.lock().expect("amnesia lock");
+        if let Amnesia::Unproven { until: None } = *amnesia {
+            *amnesia = Amnesia::Unproven { until: Some(committed.unwrap_or(0)) };
+        }
+    }
+
+    /// Clears the unproven mark once the log holds every entry up to the announced commit index.
+    fn check_caught_up(&self) -> Result<(), String> {
+        let Amnesia::Unproven { until: Some(until) } = *self.amnesia.lock().expect("amnesia lock") else {
+            return Ok(());
+        };
+        let m = self.raft.metrics().borrow().clone();
+        let held = m.last_log_index.max(m.snapshot.map(|s| s.index)).max(m.last_applied.map(|l| l.index));
+        if held.is_some_and(|held| held >= until) {
+            let mut batch = ignifuge_kv::WriteBatch::new();
+            batch.delete(UNPROVEN_KEY);
+            self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
+            *self.amnesia.lock().expect("amnesia lock") = Amnesia::Whole;
+            tracing::info!(
+                held,
+                until,
+                "this metadata replica caught up after starting without its log: it votes again"
+            );
+        }
+        Ok(())
     }
 
     /// The applied log index and the BLAKE3 of the whole state at that index, read from one
@@ -139,14 +211,29 @@ impl RaftMetadata {
         .map_err(|e| e.to_string())?
     }
 
-    /// Makes a brand-new cluster of `voters` (once, on one node, when the cluster is created).
+    /// Makes a brand-new cluster of `voters`: called once on every voter when the cluster is
+    /// created, so each starts with the same first membership entry (and none is unproven).
     pub async fn initialize(&self, voters: &Voters) -> Result<(), String> {
         if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
             return Ok(());
         }
         let members: BTreeMap<RaftNodeId, BasicNode> =
             voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-        self.raft.initialize(members).await.map_err(|e| e.to_string())
+        match self.raft.initialize(members).await {
+            Ok(()) => {}
+            // Another voter was initialised first and has already replicated to this one, which
+            // then proves itself by catching up like any other.
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        // The first entry of a brand-new group: this replica has lost nothing.
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.delete(UNPROVEN_KEY);
+        self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
+        *self.amnesia.lock().expect("amnesia lock") = Amnesia::Whole;
+        Ok(())
     }
 
     fn leader_address(&self, leader: Option<RaftNodeId>) -> Option<String> {
@@ -201,6 +288,7 @@ impl RaftMetadata {
             applied_index: m.last_applied.map(|l| l.index),
             voters,
             learners,
+            unproven: self.unproven(),
             replication: m
                 .replication
                 .map(|r| r.into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect())
@@ -215,16 +303,29 @@ impl RaftMetadata {
         }
         match path {
             paths::APPEND => {
-                let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-                json(&self.raft.append_entries(request).await)
+                let request: openraft::raft::AppendEntriesRequest<TypeConfig> =
+                    serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                if self.unproven() {
+                    self.leader_announced(request.leader_commit.map(|l| l.index));
+                }
+                let answer = json(&self.raft.append_entries(request).await);
+                self.check_caught_up()?;
+                answer
             }
             paths::VOTE => {
+                if self.unproven() {
+                    return Err("this metadata replica started without its log and has not caught up: it does not \
+                                vote yet"
+                        .into());
+                }
                 let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
                 json(&self.raft.vote(request).await)
             }
             paths::SNAPSHOT => {
                 let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-                json(&self.raft.install_snapshot(request).await)
+                let answer = json(&self.raft.install_snapshot(request).await);
+                self.check_caught_up()?;
+                answer
             }
             other => Err(format!("no raft route {other}")),
         }
@@ -263,6 +364,9 @@ pub struct RaftStatus {
     pub applied_index: Option<u64>,
     pub voters: Vec<RaftNodeId>,
     pub learners: Vec<RaftNodeId>,
+    /// Started without its log and not yet caught up: it does not vote (`Amnesia`).
+    #[serde(default)]
+    pub unproven: bool,
     /// On the leader: each follower's last replicated index.
     pub replication: BTreeMap<RaftNodeId, Option<u64>>,
 }

@@ -132,11 +132,22 @@ impl RaftMetadata {
     }
 
     /// One comparison of the membership with the stored layout, and at most one step.
-    pub async fn keep_membership_once(&self) -> Result<Option<MembershipStep>, String> {
+    /// `own_address` is where this replica listens: as leader it is reachable only there, so the
+    /// membership lists it at that address whatever the layout says (a node moved before the
+    /// layout did would otherwise lead at an address every follower redirects clients to in vain,
+    /// and no client could ever reach it to change the layout).
+    pub async fn keep_membership_once(&self, own_address: &str) -> Result<Option<MembershipStep>, String> {
         let (Some(current), Some(layout)) = (self.current_membership(), self.stored_layout()) else {
             return Ok(None);
         };
-        let Some(step) = next_step(&current, &DesiredMembership::of(&layout)) else {
+        let mut desired = DesiredMembership::of(&layout);
+        let me = self.raft.metrics().borrow().id;
+        for members in [&mut desired.voters, &mut desired.learners] {
+            if let Some(address) = members.get_mut(&me) {
+                *address = own_address.to_string();
+            }
+        }
+        let Some(step) = next_step(&current, &desired) else {
             return Ok(None);
         };
         tracing::info!(?step, "changing the metadata membership to match the cluster layout");
@@ -157,13 +168,14 @@ impl RaftMetadata {
         done.map(|_| Some(step)).map_err(|e| e.to_string())
     }
 
-    /// Runs `keep_membership_once` forever (every replica runs it; only the leader acts).
-    pub async fn keep_membership(self: Arc<Self>) {
+    /// Runs `keep_membership_once` forever, from start-up on (every replica runs it; only the
+    /// leader acts). `own_address` is where this replica listens now.
+    pub async fn keep_membership(self: Arc<Self>, own_address: String) {
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(MEMBERSHIP_CHECK_INTERVAL_MS)).await;
-            if let Err(e) = self.keep_membership_once().await {
+            if let Err(e) = self.keep_membership_once(&own_address).await {
                 tracing::warn!(error = %e, "could not change the metadata membership; will retry");
             }
+            tokio::time::sleep(std::time::Duration::from_millis(MEMBERSHIP_CHECK_INTERVAL_MS)).await;
         }
     }
 }

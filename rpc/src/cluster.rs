@@ -34,7 +34,10 @@ pub struct GatewayEndpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterConfig {
     pub region: String,
-    /// The metadata's Raft voters, one per datacenter.
+    /// The metadata's Raft voters. They must keep every acknowledged record through the default
+    /// class's failure budget (`metadata_margin`): with 3 datacenters and a budget of a datacenter
+    /// plus a node, at least 2 per datacenter (6: a record is on 4, the loss leaves one), and 3 per
+    /// datacenter (9: quorum 5, the loss leaves 5) to keep accepting writes and reads meanwhile.
     pub metadata_voters: Vec<NodeId>,
     /// Further nodes that keep a full, non-voting copy of the metadata (Raft learners): a local
     /// copy in their datacenter, and the candidates to replace a lost voter.
@@ -54,6 +57,19 @@ pub struct ClusterConfig {
     pub degraded_minimum: Option<FailureBudget>,
     pub nodes: Vec<NodeEndpoint>,
     pub gateways: Vec<GatewayEndpoint>,
+}
+
+/// How the metadata voters fare under a failure budget (`ClusterConfig::metadata_margin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataMargin {
+    pub voters: usize,
+    pub quorum: usize,
+    /// Voters lost in the worst case of the budget.
+    pub worst_loss: usize,
+    /// Every acknowledged record keeps a copy.
+    pub durable: bool,
+    /// A quorum is left: the metadata keeps answering.
+    pub available: bool,
 }
 
 /// A node's role in the metadata group.
@@ -107,7 +123,45 @@ impl ClusterConfig {
             }
         }
         self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?;
+        let margin = self.metadata_margin(self.default_class);
+        if !margin.durable {
+            return bad(format!(
+                "the metadata's {} voters (a quorum of {}) would lose acknowledged records in a loss of {} \
+                 datacenter(s) plus {} node(s), the default class's budget: a worst-case loss takes {} of them. \
+                 Name more voters per datacenter (at least 2 per datacenter for 1 datacenter + 1 node)",
+                margin.voters,
+                margin.quorum,
+                self.default_class.datacenters,
+                self.default_class.nodes,
+                margin.worst_loss
+            ));
+        }
         Ok(())
+    }
+
+    /// What the metadata voters survive of `budget`: the worst loss takes the datacenters with
+    /// the most voters, then further voters. Durable: every committed record (on a quorum) keeps
+    /// a copy. Available: a quorum is left, so reads and writes go on without an operator.
+    pub fn metadata_margin(&self, budget: FailureBudget) -> MetadataMargin {
+        let mut per_datacenter: std::collections::BTreeMap<&DatacenterId, usize> = Default::default();
+        for voter in &self.metadata_voters {
+            if let Some(node) = self.node(voter) {
+                *per_datacenter.entry(&node.datacenter).or_default() += 1;
+            }
+        }
+        let mut counts: Vec<usize> = per_datacenter.into_values().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        let voters = self.metadata_voters.len();
+        let in_lost_datacenters: usize = counts.iter().take(budget.datacenters as usize).sum();
+        let worst_loss = (in_lost_datacenters + budget.nodes as usize).min(voters);
+        let quorum = voters / 2 + 1;
+        MetadataMargin {
+            voters,
+            quorum,
+            worst_loss,
+            durable: worst_loss < quorum,
+            available: voters - worst_loss >= quorum,
+        }
     }
 
     /// The default class's geometry: the pinned one, checked against the topology (every
@@ -235,7 +289,7 @@ mod tests {
         }
         ClusterConfig {
             region: "us-east-1".into(),
-            metadata_voters: ["dc1-n1", "dc2-n1", "dc3-n1"].map(NodeId::new).to_vec(),
+            metadata_voters: ["dc1-n1", "dc2-n1", "dc3-n1", "dc1-n3", "dc2-n3", "dc3-n3"].map(NodeId::new).to_vec(),
             metadata_learners: vec![NodeId::new("dc1-n2")],
             default_class: FailureBudget { datacenters: 1, nodes: 1 },
             geometry: None,
@@ -243,6 +297,36 @@ mod tests {
             nodes,
             gateways: Vec::new(),
         }
+    }
+
+    #[test]
+    fn metadata_voters_must_keep_records_through_the_class_budget() {
+        let budget = FailureBudget { datacenters: 1, nodes: 1 };
+        let mut config = three_by_three(0);
+        let voters = |names: &[&str]| names.iter().map(|n| NodeId::new(*n)).collect::<Vec<_>>();
+        // One voter per datacenter: the worst loss takes 2 of 3, the quorum.
+        config.metadata_voters = voters(&["dc1-n1", "dc2-n1", "dc3-n1"]);
+        let margin = config.metadata_margin(budget);
+        assert_eq!((margin.quorum, margin.worst_loss, margin.durable, margin.available), (2, 2, false, false));
+        let refused = ClusterConfig::parse(&config.to_toml()).unwrap_err().to_string();
+        assert!(refused.contains("would lose acknowledged records"), "{refused}");
+        // Two per datacenter: records survive (4 of 6 hold each, 3 lost) but no quorum is left.
+        config.metadata_voters = voters(&["dc1-n1", "dc1-n2", "dc2-n1", "dc2-n2", "dc3-n1", "dc3-n2"]);
+        config.metadata_learners.clear();
+        let margin = config.metadata_margin(budget);
+        assert_eq!((margin.quorum, margin.worst_loss, margin.durable, margin.available), (4, 3, true, false));
+        ClusterConfig::parse(&config.to_toml()).expect("6 voters keep every record");
+        // Three per datacenter: a quorum of 5 is left after losing 4.
+        config.metadata_voters = config.nodes.iter().map(|n| n.id.clone()).collect();
+        let margin = config.metadata_margin(budget);
+        assert_eq!((margin.quorum, margin.worst_loss, margin.durable, margin.available), (5, 4, true, true));
+        // Uneven, 4 + 2 + 2 voters: losing the big datacenter plus one takes 5 of 8, a quorum.
+        let mut uneven = three_by_three(1);
+        uneven.metadata_voters =
+            voters(&["dc1-n1", "dc1-n2", "dc1-n3", "dc1-n4", "dc2-n1", "dc2-n2", "dc3-n1", "dc3-n2"]);
+        uneven.metadata_learners.clear();
+        let margin = uneven.metadata_margin(budget);
+        assert_eq!((margin.quorum, margin.worst_loss, margin.durable), (5, 5, false));
     }
 
     #[test]

@@ -895,6 +895,12 @@ pub struct MemberStatus {
 }
 
 /// One voter's own view of the group, as `ignifuge admin status --json` prints it.
+/// The storage nodes of `ignifuge dev`, in name order: 3 datacenters of 3 nodes, all of them
+/// metadata voters.
+pub fn node_ids() -> Vec<String> {
+    ["dc1", "dc2", "dc3"].iter().flat_map(|dc| (1..=3).map(move |n| format!("{dc}-n{n}"))).collect()
+}
+
 pub use ignifuge_raft::RaftStatus;
 
 impl MetaStatus {
