@@ -5,7 +5,8 @@
 //! - a bucket deleted and created again by another tenant while a write's body streams;
 //! - an upload slower than the orphan sweep's grace, and one that stalls for good;
 //! - a datacenter partitioned past the down-out interval that comes back with its disks;
-//! - a replica that catches up by snapshot while writes go on.
+//! - a replica that catches up by snapshot while writes go on;
+//! - a disk that fails a read (an I/O error) during a scrub pass.
 
 mod common;
 
@@ -296,8 +297,9 @@ fn digests(cluster: &Cluster) -> Vec<(String, Option<u64>, String)> {
 }
 
 /// Defect 2: a replica that catches up by snapshot while writes go on ends with exactly the
-/// leader's state. dc2's learner loses its metadata disk and comes back under a write load; the
-/// log is purged every 40 entries, so it can only catch up by installing a snapshot.
+/// leader's state. dc2-n2, a voter, loses its metadata disk and comes back under a write load; the
+/// log is purged every 40 entries, so it can only catch up by installing a snapshot. Having lost
+/// its log, it must not vote until it has caught up (its log says so).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES", "40")]).await;
@@ -308,7 +310,7 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     }
     cluster.kill_node("dc2-n2");
     let data_dir = cluster.process("dc2-n2").data_dir.clone().expect("a data dir");
-    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the learner's metadata");
+    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the voter's metadata");
     let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
     let writers: Vec<_> = (0..4)
         .map(|w| {
@@ -330,7 +332,7 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     loop {
         let all = digests(&cluster);
         let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
-        if all.len() == 6 && indexes.len() == 1 {
+        if all.len() == 9 && indexes.len() == 1 {
             let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
             assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
             break;
@@ -340,6 +342,11 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     }
     let keys = list_all_keys(&client, "snap").await;
     assert_eq!(keys.len(), 120 + 4 * 60);
+    let log = std::fs::read_to_string(cluster.data_dir.join("logs/dc2-n2.log")).expect("dc2-n2's log");
+    assert!(
+        log.contains("caught up after starting without its log"),
+        "dc2-n2 started without its log and never said it caught up (did it vote meanwhile?)"
+    );
 }
 
 /// Defect 8: garbage collection goes on while a node is unreachable. The garbage record is
@@ -438,4 +445,57 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
         "a request head never finished holds its connection: {:?}",
         started.elapsed()
     );
+}
+
+/// Defect 8: a shard whose file fails with an I/O error used to end the node's whole scrub pass
+/// (so the pass never completed) and stayed counted as present. Now the pass goes on, the shard is
+/// set aside like a corrupt one, the durability view reports it until a repair round has rebuilt
+/// it, and every object reads back. The fault: dc2-n2's first shard read fails (`node.shard.read-error`,
+/// scoped to that node).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
+    const NODE: &str = "dc2-n2";
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_FAULTS", "dc2-n2/node.shard.read-error=error@1"),
+        ("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "eio").await;
+    let mut rng = TestRng::new("a_disk_read_error_during_a_scrub_is_set_aside_and_repaired");
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "eio", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    let held = cluster.shard_files(NODE).len();
+    assert_eq!(held, 6, "3 objects x 2 stripes, one shard of each on {NODE}");
+    let node_scrub = |report: &serde_json::Value| {
+        report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == NODE).cloned().expect(NODE)
+    };
+    // The scrubber meets the error, sets the shard aside, and finishes its pass.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started_ms = loop {
+        let report = cluster.durability();
+        let scrub = node_scrub(&report);
+        let status = &scrub["status"];
+        if status["unreadable_found"] == 1 && status["last_complete_ms"].as_i64() > status["last_corrupt_ms"].as_i64() {
+            break status["last_corrupt_ms"].as_i64().expect("when it was set aside");
+        }
+        assert!(Instant::now() < deadline, "no scrub pass completed past the read error: {scrub:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // Healthy again only after a repair round that began after it; the shard is back on the node.
+    let report = cluster.wait_until_healthy(Duration::from_secs(60));
+    assert!(report["repair"]["started_ms"].as_i64() >= Some(started_ms), "{report:#}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.shard_files(NODE).len() != held {
+        assert!(Instant::now() < deadline, "the set-aside shard was not rebuilt on {NODE}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "eio", key).await, data, key);
+    }
 }

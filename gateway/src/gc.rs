@@ -10,7 +10,8 @@
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::{Answer, Command, DataLocation, MetaError, Query};
+use crate::lease::Lease;
+use ignifuge_meta::{Answer, Command, DataLocation, Query};
 use ignifuge_rpc::RpcError;
 use ignifuge_types::BlobId;
 use std::collections::BTreeSet;
@@ -34,23 +35,18 @@ fn env_ms(name: &str, default: u64) -> u64 {
 pub async fn run(gateway: Arc<Gateway>, holder: String) {
     let grace_ms = env_ms("IGNIFUGE_GC_GRACE_MS", GC_GRACE_MS_DEFAULT);
     let interval_ms = env_ms("IGNIFUGE_GC_INTERVAL_MS", GC_INTERVAL_MS_DEFAULT);
+    let mut lease = Lease::new("gc", holder, Duration::from_millis((interval_ms * 3).max(30_000)));
     loop {
         tokio::time::sleep(Duration::from_millis(interval_ms)).await;
-        let lease = Command::TakeLease {
-            name: "gc".into(),
-            holder: holder.clone(),
-            now_ms: crate::s3::now_ms(),
-            duration_ms: (interval_ms as i64 * 3).max(30_000),
-        };
-        match gateway.metadata.apply(lease).await {
-            Ok(_) => {}
-            Err(MetaError::LeaseHeld { .. }) => continue,
+        match lease.take(&gateway).await {
+            Ok(true) => {}
+            Ok(false) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "could not take the garbage collection lease; retrying later");
                 continue;
             }
         }
-        match collect(&gateway, grace_ms).await {
+        match collect(&gateway, grace_ms, &mut lease).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "garbage collected"),
             Err(e) => tracing::warn!(error = %e, "garbage collection round failed; retrying later"),
@@ -58,8 +54,10 @@ pub async fn run(gateway: Arc<Gateway>, holder: String) {
     }
 }
 
-/// One round: returns how many blobs were reclaimed.
-pub async fn collect(gateway: &Gateway, grace_ms: u64) -> GatewayResult<usize> {
+/// One round: returns how many blobs were reclaimed. Each blob's shards are deleted from all its
+/// nodes at once; the lease is renewed between blobs, and a round whose lease was lost forgets
+/// what it has reclaimed so far and stops.
+async fn collect(gateway: &Gateway, grace_ms: u64, lease: &mut Lease) -> GatewayResult<usize> {
     let older_than_ms = crate::s3::now_ms() - grace_ms as i64;
     let query = Query::Garbage { older_than_ms, limit: GC_BLOBS_PER_ROUND_MAX };
     let garbage = match gateway.metadata.query(query).await? {
@@ -68,21 +66,27 @@ pub async fn collect(gateway: &Gateway, grace_ms: u64) -> GatewayResult<usize> {
     };
     let mut reclaimed: Vec<BlobId> = Vec::new();
     for (blob, record) in garbage {
+        if !lease.keep(gateway).await? {
+            tracing::info!(holder = lease.holder(), "the garbage collection lease went to another gateway");
+            break;
+        }
         let DataLocation::Striped(striped) = &record.location else {
             reclaimed.push(blob);
             continue;
         };
         let nodes: BTreeSet<_> = striped.stripes.iter().flat_map(|s| s.shards.iter().map(|r| r.node.clone())).collect();
-        for node in nodes {
-            let deleted = match gateway.data.address(&node) {
-                Ok(address) => gateway.data.client.delete_blob(address, &blob).await,
-                Err(_) => continue, // gone from the layout: nothing to ask
-            };
-            match deleted {
-                Ok(()) | Err(RpcError::NotFound(_)) => {}
-                Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
-            }
-        }
+        let deletes = nodes.into_iter().filter_map(|node| {
+            // A node gone from the layout has nothing to ask.
+            let address = gateway.data.address(&node).ok()?;
+            let blob = &blob;
+            Some(async move {
+                match gateway.data.client.delete_blob(address, blob).await {
+                    Ok(()) | Err(RpcError::NotFound(_)) => {}
+                    Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
+                }
+            })
+        });
+        futures::future::join_all(deletes).await;
         reclaimed.push(blob);
     }
     let count = reclaimed.len();

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod datapath;
 pub mod error;
 pub mod gc;
+mod lease;
 mod meta_client;
 mod principal;
 pub mod repair;

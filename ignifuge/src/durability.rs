@@ -82,7 +82,7 @@ impl DurabilityView {
                     .collect();
                 if !corrupt_since.is_empty() {
                     problems.push(format!(
-                        "corrupt shard(s) quarantined since the last repair round started, on: {}",
+                        "corrupt or unreadable shard(s) set aside since the last repair round started, on: {}",
                         corrupt_since.join(", ")
                     ));
                 }

@@ -155,14 +155,6 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
-    /// Deletes one shard (a copy the metadata no longer names on this node).
-    pub async fn delete_shard(&self, node: SocketAddr, id: &ShardId) -> Result<(), RpcError> {
-        let (status, _, body) = self
-            .send(Method::DELETE, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
-            .await?;
-        Self::check_status(node, status, &body)
-    }
-
     /// Deletes one shard only if its file is still the copy surveyed (last modified at
     /// `modified_ms` by the node's clock): a copy written since, by a repair that put the shard
     /// back on this node, is kept (the node answers 412).

@@ -63,8 +63,11 @@ pub struct ScrubStatus {
     pub bytes_checked: u64,
     /// Shards that failed their BLAKE3 check and were quarantined (by the scrubber or a read).
     pub corrupt_found: u64,
-    /// When the last corrupt shard was quarantined, if any since the node started.
+    /// When the last shard was set aside (corrupt or unreadable), if any since the node started.
     pub last_corrupt_ms: Option<i64>,
+    /// Shards whose file could not be read (an I/O error) and were set aside like corrupt ones.
+    #[serde(default)]
+    pub unreadable_found: u64,
     /// When the node process started: a report surveyed before it cannot vouch for its disk
     /// (it may have come back empty).
     #[serde(default)]

@@ -8,6 +8,13 @@
 //! one ends and covers every writer that arrived during it. `syncfs` makes all of it durable at
 //! once: file data, renames, new directories (Linux reports writeback errors to it since 5.8).
 //!
+//! A writeback error is reported once, to the first `syncfs` on our descriptor after it happened,
+//! which need not be the round that covers the failed write: a writer's pages may fail while an
+//! earlier round is running, and that round gets the error. So a writer notes the number of failed
+//! rounds before it writes (`begin`), and `sync` refuses its write if any round failed since, its
+//! own or another: a failure is never attributed to a round that excludes the write that caused it
+//! (innocent writers in flight are refused too: they are retried, never acknowledged wrongly).
+//!
 //! Measured on this machine's disk (docs/benchmarks.md): for 16 KiB files, one `syncfs` per batch
 //! reached 2.2-2.3x the files per second of 8 threads each syncing their own; for 1 MiB files
 //! both were within noise. `IGNIFUGE_SHARD_SYNC=file` restores the per-file syncs (a node whose
@@ -57,6 +64,14 @@ struct State {
     running: bool,
     /// Tickets in `(from, to]` whose `syncfs` failed, and why.
     failures: Vec<(u64, u64, String)>,
+    /// Rounds whose `syncfs` failed since the start.
+    failed_rounds: u64,
+}
+
+/// What a writer notes before it writes (`GroupSync::begin`).
+#[derive(Clone, Copy, Debug)]
+pub struct WriteStart {
+    failed_rounds: u64,
 }
 
 impl GroupSync {
@@ -68,9 +83,15 @@ impl GroupSync {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Returns once everything the calling thread wrote to the file system before the call is
-    /// durable, or with the error of the `syncfs` that was to cover it.
-    pub fn sync(&self) -> io::Result<()> {
+    /// Call before writing anything that `sync` is to make durable.
+    pub fn begin(&self) -> WriteStart {
+        WriteStart { failed_rounds: self.lock().failed_rounds }
+    }
+
+    /// Returns once everything the calling thread wrote to the file system since `start` is
+    /// durable, or with the error of a `syncfs` that failed meanwhile (the one that covered it, or
+    /// an earlier one, which may have been handed this write's writeback error).
+    pub fn sync(&self, start: WriteStart) -> io::Result<()> {
         let mut state = self.lock();
         state.requested += 1;
         let ticket = state.requested;
@@ -78,6 +99,9 @@ impl GroupSync {
             if state.completed >= ticket {
                 return match state.failures.iter().find(|(from, to, _)| *from < ticket && ticket <= *to) {
                     Some((_, _, error)) => Err(io::Error::other(format!("syncfs: {error}"))),
+                    None if state.failed_rounds != start.failed_rounds => Err(io::Error::other(
+                        "syncfs failed while this write was in flight; its writeback may have been the one that failed",
+                    )),
                     None => Ok(()),
                 };
             }
@@ -97,6 +121,7 @@ impl GroupSync {
             if let Err(e) = result {
                 tracing::error!(error = %e, writers = to - from, "syncfs failed: those shard writes are refused");
                 state.failures.push((from, to, e.to_string()));
+                state.failed_rounds += 1;
                 if state.failures.len() > FAILURES_KEPT {
                     state.failures.remove(0);
                 }
@@ -127,9 +152,10 @@ mod tests {
                 let (sync, path) = (sync.clone(), dir.path().join(format!("f{i}")));
                 std::thread::spawn(move || {
                     for round in 0..10 {
+                        let start = sync.begin();
                         let mut file = File::create(&path).unwrap();
                         file.write_all(format!("{i} {round}").as_bytes()).unwrap();
-                        sync.sync().unwrap();
+                        sync.sync(start).unwrap();
                     }
                 })
             })
@@ -153,9 +179,30 @@ mod tests {
             state.completed = 3;
             state.failures.push((0, 3, "EIO".into()));
         }
-        sync.sync().unwrap();
+        sync.sync(sync.begin()).unwrap();
         let state = sync.lock();
         let failed = |ticket: u64| state.failures.iter().any(|(from, to, _)| *from < ticket && ticket <= *to);
         assert!(failed(1) && failed(3) && !failed(4));
+    }
+
+    /// The writeback error of a write in flight may be reported to an earlier round that does not
+    /// cover it; that write must be refused too, although its own round succeeds.
+    #[test]
+    fn a_round_that_failed_while_a_write_was_in_flight_fails_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = GroupSync::new(dir.path()).unwrap();
+        let in_flight = sync.begin();
+        {
+            // Another round fails (tickets 1..=2) after this writer began and before it syncs.
+            let mut state = sync.lock();
+            state.requested = 2;
+            state.completed = 2;
+            state.failures.push((0, 2, "EIO".into()));
+            state.failed_rounds += 1;
+        }
+        let refused = sync.sync(in_flight).unwrap_err();
+        assert!(refused.to_string().contains("in flight"), "{refused}");
+        // A write that begins after the failure is not refused for it.
+        sync.sync(sync.begin()).unwrap();
     }
 }

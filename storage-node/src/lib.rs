@@ -13,7 +13,7 @@ mod scrub;
 mod server;
 mod shard_store;
 
-pub use group_sync::{GroupSync, SyncMode};
+pub use group_sync::{GroupSync, SyncMode, WriteStart};
 pub use scrub::Scrubber;
 pub use server::{NodeServer, serve};
 pub use shard_store::{ShardStore, StoreError};

@@ -52,6 +52,7 @@ impl Scrubber {
     pub fn status(&self) -> ScrubStatus {
         let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         status.corrupt_found = self.store.quarantined();
+        status.unreadable_found = self.store.unreadable();
         status.last_corrupt_ms = self.store.last_quarantine_ms();
         status
     }
@@ -161,5 +162,31 @@ mod tests {
         assert_eq!(store.shards_of(&BlobId::new("beef")).unwrap().len(), 3);
         // The end of the pass survives a restart.
         assert_eq!(Scrubber::new(store).status().last_complete_ms, status.last_complete_ms);
+    }
+
+    /// A shard whose file cannot be read does not end the pass: the pass goes on to the shards
+    /// after it, completes, and the shard is set aside (left out of the inventory).
+    #[tokio::test]
+    async fn an_unreadable_shard_does_not_stop_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ShardStore::open(dir.path(), Arc::new(MemoryKv::default())).unwrap());
+        for blob in ["aa01", "bb02"] {
+            for shard in 0..2u32 {
+                let data = vec![shard as u8; 1000];
+                let id = ShardId { blob: BlobId::new(blob), stripe: StripeIndex(0), shard: ShardIndex(shard) };
+                store.put(&id, &data, &blake3::hash(&data)).unwrap();
+            }
+        }
+        // The first blob's first shard: a read error (a directory where its file was).
+        let path = dir.path().join("shards/aa/aa01/0.0");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let scrubber = Arc::new(Scrubber::new(store.clone()));
+        assert_eq!(scrubber.clone().pass().await.unwrap(), (4, 0));
+        let status = scrubber.status();
+        assert!(status.last_complete_ms.is_some());
+        assert_eq!((status.bytes_checked, status.unreadable_found, status.corrupt_found), (3000, 1, 0));
+        assert!(status.last_corrupt_ms.is_some(), "the durability view must see that a shard was set aside");
+        assert_eq!(store.shards_of(&BlobId::new("bb02")).unwrap().len(), 2);
     }
 }

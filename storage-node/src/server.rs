@@ -216,21 +216,14 @@ impl NodeServer {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
-        let modified_ms = if query.is_empty() {
-            None
-        } else {
-            let value = query.strip_prefix(ignifuge_rpc::paths::IF_MODIFIED_MS_QUERY).and_then(|v| v.strip_prefix('='));
-            match value.map(str::parse::<i64>) {
-                Some(Ok(ms)) => Some(ms),
-                // Never an unconditional delete for a condition that could not be read.
-                _ => return reply(StatusCode::BAD_REQUEST, "malformed delete condition"),
-            }
+        // Only ever conditional: a shard is deleted only if it is still the copy its caller
+        // surveyed, never one written there again since.
+        let value = query.strip_prefix(ignifuge_rpc::paths::IF_MODIFIED_MS_QUERY).and_then(|v| v.strip_prefix('='));
+        let Some(Ok(modified_ms)) = value.map(str::parse::<i64>) else {
+            return reply(StatusCode::BAD_REQUEST, "a shard delete needs a readable if-modified-ms condition");
         };
         let store = self.store.clone();
-        let deleted = tokio::task::spawn_blocking(move || match modified_ms {
-            Some(ms) => store.delete_shard_if_modified_at(&id, ms),
-            None => store.delete_shard(&id),
-        });
+        let deleted = tokio::task::spawn_blocking(move || store.delete_shard_if_modified_at(&id, modified_ms));
         match deleted.await {
             Ok(Ok(())) => reply(StatusCode::NO_CONTENT, ""),
             Ok(Err(e)) => store_error(e),

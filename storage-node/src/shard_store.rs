@@ -32,6 +32,9 @@ pub enum StoreError {
     HashMismatch,
     #[error("the shard file was written again since it was surveyed")]
     Changed,
+    /// Reading the shard's file failed (EIO, a bad sector): the shard is set aside like a corrupt one.
+    #[error("shard file unreadable: {0}")]
+    Unreadable(io::Error),
     #[error("disk error: {0}")]
     Io(#[from] io::Error),
     #[error("index error: {0}")]
@@ -45,7 +48,9 @@ pub struct ShardStore {
     group_sync: Option<GroupSync>,
     /// Corrupt shards moved to quarantine since the process started.
     quarantined: std::sync::atomic::AtomicU64,
-    /// When the last one was (ms since the epoch; 0: never).
+    /// Shards whose file could not be read since the process started.
+    unreadable: std::sync::atomic::AtomicU64,
+    /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
     /// removes one, so a delete can never remove a copy written after it checked.
@@ -58,6 +63,16 @@ fn index_key(id: &ShardId) -> Vec<u8> {
 
 fn blob_index_prefix(blob: &BlobId) -> Vec<u8> {
     format!("s/{blob}/").into_bytes()
+}
+
+/// Marks a shard whose file could not be read nor moved to quarantine: the inventory leaves it
+/// out (so repair rebuilds it elsewhere) until the shard is written again.
+fn unreadable_key(id: &ShardId) -> Vec<u8> {
+    format!("u/{}/{}.{}", id.blob, id.stripe, id.shard).into_bytes()
+}
+
+fn unreadable_prefix(blob: &BlobId) -> Vec<u8> {
+    format!("u/{blob}/").into_bytes()
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -80,6 +95,7 @@ impl ShardStore {
             index,
             group_sync,
             quarantined: Default::default(),
+            unreadable: Default::default(),
             last_quarantine_ms: Default::default(),
             replace: Default::default(),
         })
@@ -101,6 +117,8 @@ impl ShardStore {
         if blake3::hash(data) != *hash {
             return Err(StoreError::HashMismatch);
         }
+        // Before anything is written: a failed round from here on may have been handed our error.
+        let start = self.group_sync.as_ref().map(GroupSync::begin);
         let path = self.shard_path(id)?;
         let dir = path.parent().expect("shard paths have a parent");
         let prefix_dir = dir.parent().expect("blob dirs have a parent");
@@ -123,9 +141,9 @@ impl ShardStore {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             fs::rename(&tmp, &path)?;
         }
-        match &self.group_sync {
-            Some(group) => group.sync()?,
-            None => {
+        match (&self.group_sync, start) {
+            (Some(group), Some(start)) => group.sync(start)?,
+            _ => {
                 let (new_prefix_dir, new_blob_dir) = new_dirs.unwrap_or_default();
                 sync_dir(dir)?;
                 if new_blob_dir {
@@ -138,6 +156,7 @@ impl ShardStore {
         }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
+        batch.delete(unreadable_key(id));
         // The index is rebuildable from the files, so it need not be synced on every shard.
         self.index.write(batch, Durability::Buffered)?;
         Ok(())
@@ -146,20 +165,51 @@ impl ShardStore {
     /// Reads a shard and checks it against the hash stored with it. A shard that fails the check
     /// is quarantined at once, so that the inventory stops listing it and the repair service
     /// rebuilds it.
+    /// A shard whose file cannot be read (an I/O error) is set aside the same way: its bytes are
+    /// no use to anyone, and only leaving the inventory gets it rebuilt.
     pub fn get(&self, id: &ShardId) -> Result<(Vec<u8>, blake3::Hash), StoreError> {
         let result = self.read_verified(id);
-        if matches!(result, Err(StoreError::Corrupt)) {
-            self.quarantine(id)?;
+        match &result {
+            Err(StoreError::Corrupt) => {
+                self.quarantine(id)?;
+            }
+            Err(StoreError::Unreadable(e)) => {
+                tracing::error!(shard = %id, error = %e, "a shard file could not be read; setting it aside");
+                self.set_aside_unreadable(id)?;
+            }
+            _ => {}
         }
         result
     }
 
+    /// Moves an unreadable shard to quarantine, or, if the disk refuses even that, records it as
+    /// unreadable in the index so that the inventory stops listing it.
+    fn set_aside_unreadable(&self, id: &ShardId) -> Result<(), StoreError> {
+        self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = self.move_to_quarantine(id) {
+            tracing::error!(shard = %id, error = %e, "could not move an unreadable shard; marking it unreadable");
+            let mut batch = WriteBatch::new();
+            batch.put(unreadable_key(id), now_ms().to_string());
+            self.index.write(batch, Durability::Synced)?;
+        }
+        Ok(())
+    }
+
+    /// Shards whose file could not be read since the process started.
+    pub fn unreadable(&self) -> u64 {
+        self.unreadable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn read_verified(&self, id: &ShardId) -> Result<(Vec<u8>, blake3::Hash), StoreError> {
         let path = self.shard_path(id)?;
+        if path.exists() && ignifuge_faults::hit("node.shard.read-error").is_some() {
+            return Err(StoreError::Unreadable(io::Error::other("injected read error (node.shard.read-error)")));
+        }
         let mut bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Unreadable(e)),
         };
         if bytes.len() < HASH_BYTES {
             return Err(StoreError::Corrupt);
@@ -182,11 +232,12 @@ impl ShardStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let prefix = blob_index_prefix(blob);
-        let end = prefix_end(&prefix);
         let mut batch = WriteBatch::new();
-        for (key, _) in self.index.scan(&prefix, end.as_deref(), usize::MAX)? {
-            batch.delete(key);
+        for prefix in [blob_index_prefix(blob), unreadable_prefix(blob)] {
+            let end = prefix_end(&prefix);
+            for (key, _) in self.index.scan(&prefix, end.as_deref(), usize::MAX)? {
+                batch.delete(key);
+            }
         }
         self.index.write(batch, Durability::Buffered)?;
         Ok(())
@@ -195,6 +246,17 @@ impl ShardStore {
     /// Moves a corrupt shard out of the store (kept under `quarantine/` for inspection) and drops
     /// it from the index. Returns whether there was a file to move.
     pub fn quarantine(&self, id: &ShardId) -> Result<bool, StoreError> {
+        let moved = self.move_to_quarantine(id)?;
+        if moved {
+            self.quarantined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(shard = %id, "quarantined a corrupt shard");
+        }
+        Ok(moved)
+    }
+
+    /// Moves a shard's file under `quarantine/` and drops its index entry; false if there was no file.
+    fn move_to_quarantine(&self, id: &ShardId) -> Result<bool, StoreError> {
         let path = self.shard_path(id)?;
         let dir = self.root.join("quarantine");
         fs::create_dir_all(&dir)?;
@@ -202,13 +264,7 @@ impl ShardStore {
         let moved = match fs::rename(&path, &target) {
             Ok(()) => {
                 sync_dir(path.parent().expect("shard paths have a parent"))?;
-                self.quarantined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(1);
-                self.last_quarantine_ms.store(now, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(shard = %id, to = %target.display(), "quarantined a corrupt shard");
+                tracing::warn!(shard = %id, to = %target.display(), "moved a shard to quarantine");
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -277,6 +333,13 @@ impl ShardStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
+        let unreadable_prefix = unreadable_prefix(blob);
+        let unreadable: std::collections::BTreeSet<Vec<u8>> = self
+            .index
+            .scan(&unreadable_prefix, prefix_end(&unreadable_prefix).as_deref(), usize::MAX)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         let mut held = Vec::new();
         for entry in entries {
             let entry = entry?;
@@ -284,9 +347,13 @@ impl ShardStore {
             let Some((stripe, shard)) = parse_shard_file_name(&name.to_string_lossy()) else {
                 continue; // temporary files of writes in progress
             };
+            let id = ShardId { blob: blob.clone(), stripe, shard };
+            if unreadable.contains(&unreadable_key(&id)) {
+                continue; // failed to read once: not a copy anyone may count on
+            }
             let modified_ms = modified_ms(&entry.metadata()?);
             let age_ms = now_ms().saturating_sub(modified_ms).max(0);
-            held.push(HeldShard { id: ShardId { blob: blob.clone(), stripe, shard }, modified_ms, age_ms });
+            held.push(HeldShard { id, modified_ms, age_ms });
         }
         held.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(held)
@@ -327,7 +394,7 @@ impl ShardStore {
     pub fn scrub_one(&self, id: &ShardId) -> Result<Option<usize>, StoreError> {
         match self.get(id) {
             Ok((data, _)) => Ok(Some(data.len())),
-            Err(StoreError::Corrupt | StoreError::NotFound) => Ok(None),
+            Err(StoreError::Corrupt | StoreError::NotFound | StoreError::Unreadable(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -423,6 +490,36 @@ mod tests {
             let leftovers = fs::read_dir(dir.path().join("shards/cd/cd01")).unwrap().count();
             assert_eq!(leftovers, 2, "{mode:?}");
         }
+    }
+
+    /// A shard whose file cannot be read (here: a directory where the file was, so read fails
+    /// with an I/O error, and a file where the quarantine directory goes, so the move fails too)
+    /// leaves the inventory, so repair rebuilds it; writing it again brings it back.
+    #[test]
+    fn an_unreadable_shard_leaves_the_inventory_until_it_is_written_again() {
+        let (dir, store) = store();
+        for shard in 0..3 {
+            let data = vec![shard as u8; 100];
+            store.put(&id("ab12", shard), &data, &blake3::hash(&data)).unwrap();
+        }
+        let path = dir.path().join("shards/ab/ab12/0.1");
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
+        assert!(matches!(store.get(&id("ab12", 1)), Err(StoreError::Unreadable(_))));
+        assert_eq!(store.unreadable(), 1);
+        assert_eq!(store.quarantined(), 0, "not counted as corrupt");
+        assert!(store.last_quarantine_ms().is_some());
+        let held: Vec<u32> = store.shards_of(&BlobId::new("ab12")).unwrap().iter().map(|h| h.id.shard.0).collect();
+        assert_eq!(held, vec![0, 2], "the unreadable shard is still listed");
+        // The scrubber's read of it neither fails nor counts it.
+        assert_eq!(store.scrub_one(&id("ab12", 1)).unwrap(), None);
+        // Repair writes it again (the bad file replaced): listed again.
+        fs::remove_dir(&path).unwrap();
+        let data = vec![1u8; 100];
+        store.put(&id("ab12", 1), &data, &blake3::hash(&data)).unwrap();
+        assert_eq!(store.shards_of(&BlobId::new("ab12")).unwrap().len(), 3);
+        assert_eq!(store.get(&id("ab12", 1)).unwrap().0, data);
     }
 
     #[test]

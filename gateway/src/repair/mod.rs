@@ -24,6 +24,7 @@ pub(crate) mod survey;
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
+use crate::lease::Lease;
 use futures::StreamExt as _;
 use ignifuge_meta::{
     Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Outcome, Query, RepairReport, ShardReplacement,
@@ -140,6 +141,10 @@ struct Candidate {
     blob: Arc<StripedBlob>,
     stripe: u32,
     survey: survey::StripeSurvey,
+    /// The node-local modification time of each copy the survey found where the record places
+    /// it, by shard index: a copy that a repair moves away is deleted only if it is still that
+    /// file (never one written there again since).
+    copies_modified_ms: HashMap<u32, i64>,
 }
 
 /// Counters of one round.
@@ -173,7 +178,8 @@ pub async fn round(
     config: &RepairConfig,
     state: &mut RepairState,
 ) -> GatewayResult<Option<RepairReport>> {
-    if !take_lease(gateway, config).await? {
+    let mut lease = Lease::new(LEASE_NAME, config.holder.clone(), Duration::from_millis(config.lease_ms() as u64));
+    if !lease.take(gateway).await? {
         return Ok(None);
     }
     let started_ms = now_ms();
@@ -232,12 +238,25 @@ pub async fn round(
                 }
                 match survey.action {
                     Action::Wait => tally.report.stripes_waiting += 1,
-                    Action::Repair if candidates.len() < CANDIDATES_MAX => candidates.push(Candidate {
-                        owner: blob_ref.owner.clone(),
-                        blob: striped.clone(),
-                        stripe: index as u32,
-                        survey,
-                    }),
+                    Action::Repair if candidates.len() < CANDIDATES_MAX => {
+                        let copies_modified_ms = stripe
+                            .shards
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(shard, placed)| {
+                                let copy =
+                                    held.get(&placed.node)?.get(&(striped.blob.clone(), index as u32, shard as u32))?;
+                                Some((shard as u32, copy.modified_ms))
+                            })
+                            .collect();
+                        candidates.push(Candidate {
+                            owner: blob_ref.owner.clone(),
+                            blob: striped.clone(),
+                            stripe: index as u32,
+                            survey,
+                            copies_modified_ms,
+                        })
+                    }
                     _ => {}
                 }
             }
@@ -283,7 +302,7 @@ pub async fn round(
             Some(next) => cursor = next,
             None => break,
         }
-        if !take_lease(gateway, config).await? {
+        if !lease.keep(gateway).await? {
             return Ok(None);
         }
     }
@@ -291,7 +310,6 @@ pub async fn round(
     // Repair, worst first, a few stripes at a time.
     candidates.sort_by_key(|c| c.survey.margin);
     let clock = Instant::now();
-    let mut last_renewal = Instant::now();
     let states = Arc::new(nodes.clone());
     let mut repairs = futures::stream::iter(candidates.into_iter().map(Arc::new))
         .map(move |candidate: Arc<Candidate>| {
@@ -314,11 +332,8 @@ pub async fn round(
                 tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
             }
         }
-        if last_renewal.elapsed() > Duration::from_millis(config.lease_ms() as u64 / 3) {
-            if !take_lease(gateway, config).await? {
-                return Ok(None);
-            }
-            last_renewal = Instant::now();
+        if !lease.keep(gateway).await? {
+            return Ok(None);
         }
         // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
         // started while this waits).
@@ -411,28 +426,17 @@ async fn repair_one(
         }
         Err(e) => return Err(e.into()),
     }
+    // The moved shards' old copies, each only if it is still the file the survey saw: a delete
+    // that arrives late must not remove a copy written there again since (by a later repair).
     for (node, id) in rebuilt.superseded {
+        let Some(&modified_ms) = candidate.copies_modified_ms.get(&id.shard.0) else { continue };
         if let Ok(address) = data.address(&node)
-            && let Err(e) = data.client.delete_shard(address, &id).await
+            && let Err(e) = data.client.delete_stray_shard(address, &id, modified_ms).await
         {
             tracing::debug!(shard = %id, %node, error = %e, "moved shard's old copy not deleted; the stray sweep will");
         }
     }
     Ok(rebuilt.bytes_written)
-}
-
-async fn take_lease(gateway: &Gateway, config: &RepairConfig) -> GatewayResult<bool> {
-    let command = Command::TakeLease {
-        name: LEASE_NAME.into(),
-        holder: config.holder.clone(),
-        now_ms: now_ms(),
-        duration_ms: config.lease_ms(),
-    };
-    match gateway.metadata.apply(command).await {
-        Ok(_) => Ok(true),
-        Err(MetaError::LeaseHeld { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Health of every node, with the down-out rule applied.

@@ -1,0 +1,58 @@
+//! Leases in the replicated metadata that make one gateway at a time the worker of a background
+//! service (`repair`, `gc`). A lease is taken with `Command::TakeLease` (the same holder renews
+//! it) and lasts `duration`; a worker renews it whenever a third of that has passed and stops its
+//! round as soon as a renewal is refused, so two rounds of one service never run at once for
+//! longer than the time between two renewals.
+
+use crate::Gateway;
+use crate::error::GatewayResult;
+use ignifuge_meta::{Command, MetaError};
+use std::time::{Duration, Instant};
+
+pub struct Lease {
+    name: &'static str,
+    holder: String,
+    duration: Duration,
+    /// When it was last taken or renewed by this worker.
+    taken: Option<Instant>,
+}
+
+impl Lease {
+    pub fn new(name: &'static str, holder: String, duration: Duration) -> Self {
+        Self { name, holder, duration, taken: None }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Takes or renews the lease now. False: another worker holds it.
+    pub async fn take(&mut self, gateway: &Gateway) -> GatewayResult<bool> {
+        let command = Command::TakeLease {
+            name: self.name.into(),
+            holder: self.holder.clone(),
+            now_ms: crate::s3::now_ms(),
+            duration_ms: self.duration.as_millis() as i64,
+        };
+        match gateway.metadata.apply(command).await {
+            Ok(_) => {
+                self.taken = Some(Instant::now());
+                Ok(true)
+            }
+            Err(MetaError::LeaseHeld { .. }) => {
+                self.taken = None;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renews the lease if a third of it has passed since it was last taken. False: it was lost
+    /// (the round must stop).
+    pub async fn keep(&mut self, gateway: &Gateway) -> GatewayResult<bool> {
+        match self.taken {
+            Some(taken) if taken.elapsed() < self.duration / 3 => Ok(true),
+            _ => self.take(gateway).await,
+        }
+    }
+}
