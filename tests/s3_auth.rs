@@ -211,6 +211,35 @@ async fn presigned_urls() {
     assert_eq!(response.status, 403, "expired presigned PUT: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("AccessDenied"), "expired presigned PUT");
     assert_status(s3.head_object().bucket("pre").key("late.txt").send().await, 404, "expired PUT stored nothing");
+
+    // AWS: a presigned URL lives at most 7 days (X-Amz-Expires <= 604800), checked before the
+    // signature. The SDK refuses to make such a URL, so a valid one is stretched.
+    let valid = s3
+        .get_object()
+        .bucket("pre")
+        .key("doc.txt")
+        .presigned(presign_config(Duration::from_secs(604800)))
+        .await
+        .expect("presign");
+    let uri = valid.uri().to_string();
+    assert!(uri.contains("X-Amz-Expires=604800"), "{uri}");
+    assert_eq!(send_presigned(&valid, b"").await.status, 200, "a URL valid for exactly 7 days");
+    let stretched = uri.replace("X-Amz-Expires=604800", "X-Amz-Expires=604801");
+    let response = raw_request(&gateway, "GET", path_and_query_of(&stretched), &[], b"").await.expect("GET");
+    assert_eq!(response.status, 400, "presigned URL valid for more than 7 days: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("AuthorizationQueryParametersError"), "{}", response.summary());
+    assert!(String::from_utf8_lossy(&response.body).contains("604800"), "{}", response.summary());
+
+    // Signature Version 2 is not accepted, in a header or in a URL (AWS's answer in every region
+    // opened since 2014).
+    let v2_header = [("authorization".to_string(), format!("AWS {}:c2lnbmF0dXJl", cluster.keys().access_key))];
+    let response = raw_request(&gateway, "GET", "/pre/doc.txt", &v2_header, b"").await.expect("GET");
+    assert_eq!(response.status, 400, "SigV2 header: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("InvalidRequest"), "{}", response.summary());
+    let v2_url = format!("/pre/doc.txt?AWSAccessKeyId={}&Expires=4102444800&Signature=c2ln", cluster.keys().access_key);
+    let response = raw_request(&gateway, "GET", &v2_url, &[], b"").await.expect("GET");
+    assert_eq!(response.status, 400, "SigV2 presigned URL: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("InvalidRequest"), "{}", response.summary());
 }
 
 fn skewed_client(cluster: &Cluster, offset_secs: i64) -> aws_sdk_s3::Client {
@@ -419,7 +448,29 @@ async fn invalid_bucket_names_and_overlong_keys() {
             &["KeyTooLongError"],
             &format!("CopyObject to a {}-byte key", key.len()),
         );
+        // A delete names keys by the same rules (nothing a PUT could not have made).
+        assert_s3_error(
+            s3.delete_object().bucket("abc").key(key).send().await,
+            400,
+            &["KeyTooLongError"],
+            &format!("DeleteObject of a {}-byte key", key.len()),
+        );
     }
+    let deleted = ok(
+        s3.delete_objects()
+            .bucket("abc")
+            .delete(
+                aws_sdk_s3::types::Delete::builder()
+                    .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key(&ascii_1025).build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await,
+        "DeleteObjects with an overlong key",
+    );
+    let refused: Vec<_> = deleted.errors().iter().map(|e| (e.key().unwrap_or_default(), e.code())).collect();
+    assert_eq!(refused, vec![(ascii_1025.as_str(), Some("KeyTooLongError"))], "per-key error of DeleteObjects");
     let mut keys = list_all_keys(&s3, "abc").await;
     keys.sort();
     let mut expected = vec![ascii_1024.clone(), utf8_1024.clone()];

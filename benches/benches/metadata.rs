@@ -147,8 +147,14 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
         members.insert(id, address.to_string());
         replicas.push(replica);
     }
-    replicas[0].initialize(&members).await.expect("initialize");
+    // Every voter starts with the group's first membership (as `ignifuge dev` does): a replica
+    // that starts empty does not vote until it has caught up with a confirmed leader.
+    for replica in &replicas {
+        replica.initialize(&members).await.expect("initialize");
+    }
+    let started = std::time::Instant::now();
     let leader = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no leader within 60 s");
         if let Some(l) = replicas.iter().find(|r| r.status().leader == Some(r.status().id)) {
             break l.clone();
         }

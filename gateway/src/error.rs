@@ -156,12 +156,39 @@ impl From<GatewayError> for S3Error {
             }
             GatewayError::InvalidVersionId => C::InvalidArgument,
         };
-        match code {
-            C::InternalError | C::ServiceUnavailable | C::SlowDown => {
-                tracing::error!(error = %message, "request failed on the server side");
-            }
-            _ => {}
+        // A failure on the server side is described in the gateway's log, under a reference the
+        // client gets: its details (node addresses, metadata internals) are not the client's.
+        let public = match code {
+            C::InternalError => "We encountered an internal error. Please try again.",
+            C::ServiceUnavailable => "Service is unable to handle request. Please retry.",
+            C::SlowDown => "Please reduce your request rate.",
+            _ => return S3Error::with_message(code, message),
+        };
+        let reference = &crate::s3::new_id()[..16];
+        tracing::error!(reference, error = %message, "request failed on the server side");
+        S3Error::with_message(code, format!("{public} (reference {reference})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_side_errors_name_a_log_reference_not_their_details() {
+        for error in [
+            GatewayError::Internal("node dc2-n3 at 127.0.0.1:7021 answered garbage".into()),
+            GatewayError::Meta(MetaError::Unavailable("127.0.0.1:7011 is not the leader".into())),
+            GatewayError::DurabilityNotMet("only 4 live nodes: dc1-n1 127.0.0.1:7011".into()),
+        ] {
+            let detail = error.to_string();
+            let s3 = S3Error::from(error);
+            let message = s3.message().unwrap_or_default().to_string();
+            assert!(!message.contains("127.0.0.1") && !message.contains("dc1-n1"), "{detail} leaked as {message}");
+            assert!(message.contains("(reference "), "{message}");
         }
-        S3Error::with_message(code, message)
+        // Client errors keep saying what was wrong.
+        let s3 = S3Error::from(GatewayError::InvalidArgument("the part number must be 1-10000".into()));
+        assert!(s3.message().unwrap_or_default().contains("part number"));
     }
 }

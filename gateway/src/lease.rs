@@ -28,6 +28,8 @@ impl Lease {
 
     /// Takes or renews the lease now. False: another worker holds it.
     pub async fn take(&mut self, gateway: &Gateway) -> GatewayResult<bool> {
+        // The lease runs from before the request: a slow answer shortens it, never lengthens it.
+        let asked = Instant::now();
         let command = Command::TakeLease {
             name: self.name.into(),
             holder: self.holder.clone(),
@@ -36,7 +38,7 @@ impl Lease {
         };
         match gateway.metadata.apply(command).await {
             Ok(_) => {
-                self.taken = Some(Instant::now());
+                self.taken = Some(asked);
                 Ok(true)
             }
             Err(MetaError::LeaseHeld { .. }) => {

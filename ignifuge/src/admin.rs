@@ -160,6 +160,7 @@ impl Admin {
         let voters: BTreeMap<u64, String> =
             self.cluster.voters().into_iter().map(|(id, n)| (id, n.address.to_string())).collect();
         anyhow::ensure!(!voters.is_empty(), "no metadata voters");
+        self.cluster.check_metadata_margin()?;
         for (_, voter) in self.cluster.voters() {
             let _: serde_json::Value = self
                 .client
@@ -201,6 +202,7 @@ impl Admin {
             _ => anyhow::bail!("unexpected answer to a repair report query"),
         };
         current.check_change(&next, &drained_nodes(&nodes_out, report.as_deref()))?;
+        next.check_metadata_margin()?;
         let document = next.to_toml();
         match self.metadata.apply(Command::SetLayout { expected: version, document, now_ms: now_ms() }).await? {
             Outcome::Layout(version) => Ok(version),

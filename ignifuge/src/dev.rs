@@ -34,7 +34,9 @@ const FORMAT_FILE: &str = "format";
 /// made before (no format file; Raft ids by position) cannot be restarted by this version.
 /// 3: writes name their bucket's incarnation, snapshots are files: the Raft log of format 2 holds
 /// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
-const DATA_DIR_FORMAT: &str = "3";
+/// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
+/// this version would not change by itself).
+const DATA_DIR_FORMAT: &str = "4";
 
 /// Refuses a data directory whose metadata was created by an incompatible version, before any
 /// process starts on it.

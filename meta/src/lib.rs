@@ -103,6 +103,10 @@ pub const MULTIPART_MAX_PARTS: u32 = 10_000;
 pub const UPLOADS_LISTED_MAX: usize = 10_000;
 /// Most records read by one page of a blob scan.
 pub const BLOB_SCAN_PAGE_MAX: usize = 1000;
+/// Stored bytes of records after which a page of a blob scan or of garbage ends (at least one
+/// record is always returned): a page of very large objects' records (a 50 GiB object's stripe
+/// map is about 9 MiB) must stay well inside an internode answer (`META_BODY_MAX_BYTES`, 64 MiB).
+pub const SCAN_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most keys returned by one listing page, as on AWS.
 pub const LIST_MAX_KEYS: usize = 1000;
 

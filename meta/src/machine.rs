@@ -4,7 +4,7 @@ use crate::keys;
 use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
-use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError};
+use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId};
 use serde::Serialize;
@@ -453,9 +453,10 @@ impl StateMachine {
                 let prefix = keys::GARBAGE_PREFIX;
                 let end = prefix_end(prefix);
                 let mut out = Vec::new();
+                let mut bytes = 0usize;
                 // Bounded: garbage is keyed by random blob id, not by age.
                 for (key, value) in self.kv.scan(prefix, end.as_deref(), GARBAGE_SCAN_MAX)? {
-                    if out.len() >= limit {
+                    if out.len() >= limit || bytes >= SCAN_PAGE_BYTES_MAX {
                         break;
                     }
                     let record: GarbageRecord = serde_json::from_slice(&value)
@@ -463,6 +464,7 @@ impl StateMachine {
                     if record.since_ms < older_than_ms {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                         out.push((ignifuge_types::BlobId::new(blob), record));
+                        bytes += value.len();
                     }
                 }
                 Ok(Answer::Garbage(out))
@@ -472,7 +474,7 @@ impl StateMachine {
                 self.parts(&bucket, &upload_id).map(Answer::Parts)
             }
             Query::Blobs { cursor, limit } => {
-                self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX)).map(Answer::Blobs)
+                self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX), SCAN_PAGE_BYTES_MAX).map(Answer::Blobs)
             }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
@@ -538,7 +540,9 @@ impl StateMachine {
 
     /// One page of the blob scan: upload parts, then current versions, then non-current versions,
     /// then garbage (the direction in which blobs move, see `BlobCursor`).
-    fn blob_page(&self, cursor: BlobCursor, limit: usize) -> Result<BlobPage, MetaError> {
+    /// One page of the blob scan: at most `limit` records, and no record after the first
+    /// `bytes_max` stored bytes (so a page of huge objects still fits in one answer).
+    pub(crate) fn blob_page(&self, cursor: BlobCursor, limit: usize, bytes_max: usize) -> Result<BlobPage, MetaError> {
         const PHASES: [&[u8]; 4] =
             [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::VERSIONS_PREFIX, keys::GARBAGE_PREFIX];
         let mut tenants: std::collections::HashMap<BucketName, TenantId> = Default::default();
@@ -551,6 +555,7 @@ impl StateMachine {
             Ok(Some(record.tenant))
         };
         let mut blobs = Vec::new();
+        let mut bytes = 0usize;
         let mut phase = cursor.phase as usize;
         let mut after = cursor.after;
         while phase < PHASES.len() {
@@ -566,7 +571,13 @@ impl StateMachine {
             let end = prefix_end(prefix);
             let pairs = self.kv.scan(&start, end.as_deref(), limit)?;
             let full = pairs.len() == limit;
-            for (key, value) in &pairs {
+            for (index, (key, value)) in pairs.iter().enumerate() {
+                if bytes >= bytes_max && !blobs.is_empty() {
+                    // Full by bytes: the next page starts with this record.
+                    let after = index.checked_sub(1).map(|i| pairs[i].0.clone()).or(after.clone());
+                    return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after }) });
+                }
+                bytes += value.len();
                 let corrupt =
                     |e: serde_json::Error| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
                 let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();

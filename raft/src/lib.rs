@@ -93,6 +93,10 @@ pub struct RaftMetadata {
     machine: Arc<StateMachine>,
     kv: Arc<dyn KvStore>,
     amnesia: std::sync::Mutex<Amnesia>,
+    /// A check that a majority follows the leader this replica caught up with is under way.
+    confirming: std::sync::atomic::AtomicBool,
+    /// For that check: the status of the other voters.
+    client: NodeClient,
 }
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
@@ -101,18 +105,33 @@ pub struct RaftMetadata {
 /// make the replica look whole.
 const UNPROVEN_KEY: &[u8] = b"r/unproven";
 
-/// Whether this replica may grant votes. A voter that lost its log may have acknowledged entries
-/// that were committed counting its acknowledgement; if it voted before holding them again, a
-/// candidate without them could win with its vote, and committed metadata would be lost (Raft
-/// assumes stable storage). So such a replica refuses every vote until its log reaches the commit
-/// index that the first leader to contact it announced: every entry whose commit could have
-/// counted its lost acknowledgement is at or below that index.
+/// Whether this replica may vote and campaign. A voter that lost its log may have acknowledged
+/// entries that were committed counting its acknowledgement; if it voted (or campaigned, counting
+/// its own vote) before holding them again, a candidate without them could win, and committed
+/// metadata would be lost (Raft assumes stable storage). So such a replica neither votes nor
+/// campaigns until
+/// 1. a leader of term T whose announced commit is of its own term T has appended to it
+///    successfully (a leader that has committed in its own term has every entry committed before,
+///    at or below that commit; a success comes after the leader dealt with this replica's empty
+///    log, so no later commit counts its lost acknowledgements);
+/// 2. its log holds that commit index; and
+/// 3. a majority of the voters, counting itself, are in term T following that leader, so no newer
+///    leader can have committed anything it lacks (a newer term needs a majority, and this replica
+///    gave it no vote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Amnesia {
     /// Has kept its log since it first caught up: votes normally.
     Whole,
-    /// Started empty; `until` is the commit index to reach, once a leader has announced one.
-    Unproven { until: Option<u64> },
+    /// Started empty; `target` is what to catch up with, once a leader has said.
+    Unproven { target: Option<CatchUpTarget> },
+}
+
+/// The leader and the commit index an unproven replica must catch up with (`Amnesia`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CatchUpTarget {
+    term: u64,
+    leader: RaftNodeId,
+    commit: u64,
 }
 
 impl RaftMetadata {
@@ -138,16 +157,28 @@ impl RaftMetadata {
         let machine = Arc::new(StateMachine::new(kv.clone()));
         let log = LogStore::new(kv.clone());
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir).map_err(|e| e.to_string())?;
-        let raft =
-            openraft::Raft::new(id, config, Network::factory(client), log, sm).await.map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self { raft, machine, kv, amnesia: std::sync::Mutex::new(amnesia) }))
+        let raft = openraft::Raft::new(id, config, Network::factory(client.clone()), log, sm)
+            .await
+            .map_err(|e| e.to_string())?;
+        if amnesia != Amnesia::Whole {
+            // Not even for itself: a replica without its log must not lead (see `Amnesia`).
+            raft.runtime_config().elect(false);
+        }
+        Ok(Arc::new(Self {
+            raft,
+            machine,
+            kv,
+            amnesia: std::sync::Mutex::new(amnesia),
+            confirming: Default::default(),
+            client,
+        }))
     }
 
     /// A store with no Raft key at all is a replica that never had, or has lost, its log: it is
     /// marked unproven (synced) before Raft can use it. A mark left by an earlier run stays.
     fn amnesia_at_start(kv: &dyn KvStore) -> Result<Amnesia, String> {
         if kv.get(UNPROVEN_KEY).map_err(|e| e.to_string())?.is_some() {
-            return Ok(Amnesia::Unproven { until: None });
+            return Ok(Amnesia::Unproven { target: None });
         }
         let raft_end = ignifuge_kv::prefix_end(b"r/");
         if !kv.scan(b"r/", raft_end.as_deref(), 1).map_err(|e| e.to_string())?.is_empty() {
@@ -156,7 +187,7 @@ impl RaftMetadata {
         let mut batch = ignifuge_kv::WriteBatch::new();
         batch.put(UNPROVEN_KEY, b"1".to_vec());
         kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
-        Ok(Amnesia::Unproven { until: None })
+        Ok(Amnesia::Unproven { target: None })
     }
 
     /// Whether this replica has not yet caught up after starting without its log (it does not vote).
@@ -164,33 +195,90 @@ impl RaftMetadata {
         *self.amnesia.lock().expect("amnesia lock") != Amnesia::Whole
     }
 
-    /// Notes the commit index a leader announced, the first time one does.
-    fn leader_announced(&self, committed: Option<u64>) {
+    /// After a successful append from a leader of `term`: its commit becomes the target if it
+    /// is of the leader's own term and the leader is newer than the current target's.
+    fn leader_appended(&self, term: u64, leader: Option<RaftNodeId>, commit: Option<openraft::LogId<u64>>) {
+        let (Some(leader), Some(commit)) = (leader, commit) else { return };
+        if commit.leader_id.get_term() != term {
+            return; // this leader has not committed in its own term yet
+        }
         let mut amnesia = self.amnesia.lock().expect("amnesia lock");
-        if let Amnesia::Unproven { until: None } = *amnesia {
-            *amnesia = Amnesia::Unproven { until: Some(committed.unwrap_or(0)) };
+        if let Amnesia::Unproven { target } = &mut *amnesia
+            && target.is_none_or(|t| term >= t.term)
+        {
+            *target = Some(CatchUpTarget { term, leader, commit: commit.index });
         }
     }
 
-    /// Clears the unproven mark once the log holds every entry up to the announced commit index.
-    fn check_caught_up(&self) -> Result<(), String> {
-        let Amnesia::Unproven { until: Some(until) } = *self.amnesia.lock().expect("amnesia lock") else {
-            return Ok(());
+    /// Once the log holds the target's commit index, checks (in a task of its own) that a majority
+    /// follows the target's leader, and then clears the unproven mark.
+    fn check_caught_up(self: &Arc<Self>) {
+        let Amnesia::Unproven { target: Some(target) } = *self.amnesia.lock().expect("amnesia lock") else {
+            return;
         };
+        if !self.holds(target.commit) || self.confirming.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.confirm(target).await {
+                Ok(true) => {}
+                Ok(false) => tracing::info!(?target, "caught up, but no majority confirmed the leader yet"),
+                Err(e) => tracing::warn!(error = %e, "could not clear the unproven mark"),
+            }
+            me.confirming.store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+
+    fn holds(&self, index: u64) -> bool {
         let m = self.raft.metrics().borrow().clone();
         let held = m.last_log_index.max(m.snapshot.map(|s| s.index)).max(m.last_applied.map(|l| l.index));
-        if held.is_some_and(|held| held >= until) {
-            let mut batch = ignifuge_kv::WriteBatch::new();
-            batch.delete(UNPROVEN_KEY);
-            self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
-            *self.amnesia.lock().expect("amnesia lock") = Amnesia::Whole;
-            tracing::info!(
-                held,
-                until,
-                "this metadata replica caught up after starting without its log: it votes again"
-            );
+        held.is_some_and(|held| held >= index)
+    }
+
+    async fn confirm(&self, target: CatchUpTarget) -> Result<bool, String> {
+        let (me, voters) = {
+            let m = self.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership().clone();
+            let voters: Vec<(RaftNodeId, Option<String>)> =
+                membership.voter_ids().map(|id| (id, membership.get_node(&id).map(|n| n.addr.clone()))).collect();
+            (m.id, voters)
+        };
+        let quorum = voters.len() / 2 + 1;
+        let mut following = usize::from(voters.iter().any(|(id, _)| *id == me));
+        for (id, address) in voters.iter().filter(|(id, _)| *id != me) {
+            let Some(address) = address.as_ref().and_then(|a| a.parse::<std::net::SocketAddr>().ok()) else {
+                continue;
+            };
+            match self.client.post_json::<_, RaftStatus>(address, paths::STATUS, &()).await {
+                Ok(status) if status.term == target.term && status.leader == Some(target.leader) => following += 1,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(voter = id, error = %e, "voter status unavailable for the catch-up check"),
+            }
         }
-        Ok(())
+        if following < quorum || !self.holds(target.commit) {
+            return Ok(false);
+        }
+        let mut amnesia = self.amnesia.lock().expect("amnesia lock");
+        match *amnesia {
+            Amnesia::Whole => return Ok(true),
+            Amnesia::Unproven { target: Some(current) } if current == target => {}
+            // A newer leader was seen meanwhile: the next append checks against it.
+            Amnesia::Unproven { .. } => return Ok(false),
+        }
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.delete(UNPROVEN_KEY);
+        self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
+        *amnesia = Amnesia::Whole;
+        drop(amnesia);
+        self.raft.runtime_config().elect(true);
+        tracing::info!(
+            commit = target.commit,
+            term = target.term,
+            following,
+            "this metadata replica caught up after starting without its log: it votes again"
+        );
+        Ok(true)
     }
 
     /// The applied log index and the BLAKE3 of the whole state at that index, read from one
@@ -233,6 +321,7 @@ impl RaftMetadata {
         batch.delete(UNPROVEN_KEY);
         self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
         *self.amnesia.lock().expect("amnesia lock") = Amnesia::Whole;
+        self.raft.runtime_config().elect(true);
         Ok(())
     }
 
@@ -297,7 +386,7 @@ impl RaftMetadata {
     }
 
     /// Serves the Raft transport: `path` is one of `paths::{APPEND, VOTE, SNAPSHOT}`.
-    pub async fn handle_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    pub async fn handle_rpc(self: &Arc<Self>, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
             serde_json::to_vec(v).map_err(|e| e.to_string())
         }
@@ -305,12 +394,20 @@ impl RaftMetadata {
             paths::APPEND => {
                 let request: openraft::raft::AppendEntriesRequest<TypeConfig> =
                     serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                let (term, leader, commit) =
+                    (request.vote.leader_id().get_term(), request.vote.leader_id().voted_for(), request.leader_commit);
+                let answer = self.raft.append_entries(request).await;
                 if self.unproven() {
-                    self.leader_announced(request.leader_commit.map(|l| l.index));
+                    if matches!(
+                        answer,
+                        Ok(openraft::raft::AppendEntriesResponse::Success
+                            | openraft::raft::AppendEntriesResponse::PartialSuccess(_))
+                    ) {
+                        self.leader_appended(term, leader, commit);
+                    }
+                    self.check_caught_up();
                 }
-                let answer = json(&self.raft.append_entries(request).await);
-                self.check_caught_up()?;
-                answer
+                json(&answer)
             }
             paths::VOTE => {
                 if self.unproven() {
@@ -324,7 +421,9 @@ impl RaftMetadata {
             paths::SNAPSHOT => {
                 let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
                 let answer = json(&self.raft.install_snapshot(request).await);
-                self.check_caught_up()?;
+                if self.unproven() {
+                    self.check_caught_up();
+                }
                 answer
             }
             other => Err(format!("no raft route {other}")),

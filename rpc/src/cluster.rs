@@ -123,9 +123,17 @@ impl ClusterConfig {
             }
         }
         self.class_geometry().map_err(|e| RpcError::Config(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Refuses a layout whose metadata voters could lose acknowledged records within the default
+    /// class's failure budget. Checked on every layout a cluster is created with or changed to
+    /// (not when a stored or running layout is read: an older cluster must stay readable, and
+    /// changeable into one that passes).
+    pub fn check_metadata_margin(&self) -> Result<(), RpcError> {
         let margin = self.metadata_margin(self.default_class);
         if !margin.durable {
-            return bad(format!(
+            return Err(RpcError::Config(format!(
                 "the metadata's {} voters (a quorum of {}) would lose acknowledged records in a loss of {} \
                  datacenter(s) plus {} node(s), the default class's budget: a worst-case loss takes {} of them. \
                  Name more voters per datacenter (at least 2 per datacenter for 1 datacenter + 1 node)",
@@ -134,7 +142,7 @@ impl ClusterConfig {
                 self.default_class.datacenters,
                 self.default_class.nodes,
                 margin.worst_loss
-            ));
+            )));
         }
         Ok(())
     }
@@ -308,14 +316,15 @@ mod tests {
         config.metadata_voters = voters(&["dc1-n1", "dc2-n1", "dc3-n1"]);
         let margin = config.metadata_margin(budget);
         assert_eq!((margin.quorum, margin.worst_loss, margin.durable, margin.available), (2, 2, false, false));
-        let refused = ClusterConfig::parse(&config.to_toml()).unwrap_err().to_string();
+        let refused = config.check_metadata_margin().unwrap_err().to_string();
         assert!(refused.contains("would lose acknowledged records"), "{refused}");
+        ClusterConfig::parse(&config.to_toml()).expect("an older layout stays readable");
         // Two per datacenter: records survive (4 of 6 hold each, 3 lost) but no quorum is left.
         config.metadata_voters = voters(&["dc1-n1", "dc1-n2", "dc2-n1", "dc2-n2", "dc3-n1", "dc3-n2"]);
         config.metadata_learners.clear();
         let margin = config.metadata_margin(budget);
         assert_eq!((margin.quorum, margin.worst_loss, margin.durable, margin.available), (4, 3, true, false));
-        ClusterConfig::parse(&config.to_toml()).expect("6 voters keep every record");
+        config.check_metadata_margin().expect("6 voters keep every record");
         // Three per datacenter: a quorum of 5 is left after losing 4.
         config.metadata_voters = config.nodes.iter().map(|n| n.id.clone()).collect();
         let margin = config.metadata_margin(budget);

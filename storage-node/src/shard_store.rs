@@ -156,9 +156,13 @@ impl ShardStore {
         }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
-        batch.delete(unreadable_key(id));
-        // The index is rebuildable from the files, so it need not be synced on every shard.
-        self.index.write(batch, Durability::Buffered)?;
+        // The index is rebuildable from the files, so it need not be synced on every shard; an
+        // unreadable mark is not, so its removal is (a crash must not hide the new copy again).
+        let marked = self.index.get(&unreadable_key(id))?.is_some();
+        if marked {
+            batch.delete(unreadable_key(id));
+        }
+        self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
         Ok(())
     }
 
@@ -168,6 +172,9 @@ impl ShardStore {
     /// A shard whose file cannot be read (an I/O error) is set aside the same way: its bytes are
     /// no use to anyone, and only leaving the inventory gets it rebuilt.
     pub fn get(&self, id: &ShardId) -> Result<(Vec<u8>, blake3::Hash), StoreError> {
+        // Which file is read: a repair may put a new copy in place meanwhile, never to be set aside
+        // for the old one's failure.
+        let before = self.shard_path(id).ok().and_then(|p| fs::metadata(p).ok()).map(|m| file_identity(&m));
         let result = self.read_verified(id);
         match &result {
             Err(StoreError::Corrupt) => {
@@ -175,7 +182,9 @@ impl ShardStore {
             }
             Err(StoreError::Unreadable(e)) => {
                 tracing::error!(shard = %id, error = %e, "a shard file could not be read; setting it aside");
-                self.set_aside_unreadable(id)?;
+                if let Err(e) = self.set_aside_unreadable(id, before) {
+                    tracing::error!(shard = %id, error = %e, "could not set an unreadable shard aside");
+                }
             }
             _ => {}
         }
@@ -183,16 +192,23 @@ impl ShardStore {
     }
 
     /// Moves an unreadable shard to quarantine, or, if the disk refuses even that, records it as
-    /// unreadable in the index so that the inventory stops listing it.
-    fn set_aside_unreadable(&self, id: &ShardId) -> Result<(), StoreError> {
-        self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
+    /// unreadable in the index so that the inventory stops listing it. Under the lock that puts
+    /// new copies in place, and only if the file is still the one that failed (`read`).
+    fn set_aside_unreadable(&self, id: &ShardId, read: Option<(u64, i128)>) -> Result<(), StoreError> {
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.shard_path(id).ok().and_then(|p| fs::metadata(p).ok()).map(|m| file_identity(&m));
+        if read.is_some() && now.is_some() && now != read {
+            tracing::info!(shard = %id, "a new copy replaced the unreadable shard meanwhile; keeping it");
+            return Ok(());
+        }
         if let Err(e) = self.move_to_quarantine(id) {
             tracing::error!(shard = %id, error = %e, "could not move an unreadable shard; marking it unreadable");
             let mut batch = WriteBatch::new();
             batch.put(unreadable_key(id), now_ms().to_string());
             self.index.write(batch, Durability::Synced)?;
         }
+        self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -209,7 +225,10 @@ impl ShardStore {
         let mut bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
-            Err(e) => return Err(StoreError::Unreadable(e)),
+            // The medium failed (or the shard's path is not a file): the copy is lost. Anything
+            // else (out of descriptors or memory, permissions) says nothing about the copy.
+            Err(e) if is_media_error(&e) => return Err(StoreError::Unreadable(e)),
+            Err(e) => return Err(e.into()),
         };
         if bytes.len() < HASH_BYTES {
             return Err(StoreError::Corrupt);
@@ -403,6 +422,19 @@ impl ShardStore {
     pub fn indexed_shards(&self) -> Result<usize, StoreError> {
         Ok(self.index.scan(b"s/", prefix_end(b"s/").as_deref(), usize::MAX)?.len())
     }
+}
+
+/// Errors that mean the bytes on the medium cannot be had: EIO (a bad sector, a failing disk),
+/// ENODATA, EBADMSG and EUCLEAN (file system corruption detected), EISDIR (the shard's path is
+/// not a file any more).
+fn is_media_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EIO | libc::ENODATA | libc::EBADMSG | libc::EUCLEAN | libc::EISDIR))
+}
+
+/// Which file a path names now: inode and modification time.
+fn file_identity(metadata: &fs::Metadata) -> (u64, i128) {
+    use std::os::unix::fs::MetadataExt as _;
+    (metadata.ino(), i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()))
 }
 
 fn parse_shard_file_name(name: &str) -> Option<(StripeIndex, ShardIndex)> {

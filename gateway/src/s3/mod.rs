@@ -7,6 +7,7 @@ mod cors;
 mod list;
 mod multipart;
 mod objects;
+mod precheck;
 mod tagging;
 mod versioning;
 
@@ -223,7 +224,12 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 merge_repeated_headers(request.headers_mut());
                 let (service, cors) = (service.clone(), cors.clone());
-                async move { cors.call(&service, request).await }
+                async move {
+                    if let Some(refused) = precheck::refusal(&request) {
+                        return refused.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
+                    }
+                    cors.call(&service, request).await
+                }
             });
             let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
             if let Err(e) = connection {

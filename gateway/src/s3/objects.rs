@@ -553,6 +553,9 @@ impl IgnifugeS3 {
         version: Option<&str>,
         condition: WriteCondition,
     ) -> GatewayResult<Deletion> {
+        // The same rules as a PUT: a key no PUT could have made names nothing, and a NUL would
+        // reach the metadata's version index.
+        check_key(&key)?;
         let command = Command::DeleteObject {
             bucket: bucket.reference(),
             key: ObjectKey::new(key),
