@@ -591,3 +591,61 @@ async fn list_parts_pages_in_part_order() {
     let missing = s3.list_parts().bucket("parts").key("object").upload_id("no-such-upload").send().await;
     assert_s3_error(missing, 404, &["NoSuchUpload"], "ListParts of an unknown upload");
 }
+
+/// AWS: CompleteMultipartUpload repeated on an upload that already completed answers 200 with the
+/// same ETag, location and version. Every SDK retries a completion whose answer timed out; a
+/// NoSuchUpload then made the client report failure for an object that exists. The retry must
+/// never make a second version, and another part list is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completion_retried_after_it_succeeded_answers_the_same() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("a_completion_retried_after_it_succeeded_answers_the_same");
+    let s3 = cluster.s3_client();
+    for (bucket, versioned) in [("retried", false), ("retried-versioned", true)] {
+        create_bucket(&s3, bucket).await;
+        if versioned {
+            let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build();
+            ok(
+                s3.put_bucket_versioning().bucket(bucket).versioning_configuration(enabled).send().await,
+                "PutBucketVersioning",
+            );
+        }
+        let id = create_upload(&s3, bucket, "object").await;
+        let (first, second) = (rng.bytes(5 * MIB), rng.bytes(1000));
+        let etag1 = upload_part(&s3, bucket, "object", &id, 1, &first).await;
+        let etag2 = upload_part(&s3, bucket, "object", &id, 2, &second).await;
+        let parts = [(1, etag1.as_str()), (2, etag2.as_str())];
+        let complete = |parts: CompletedMultipartUpload| {
+            s3.complete_multipart_upload().bucket(bucket).key("object").upload_id(&id).multipart_upload(parts).send()
+        };
+        let done = ok(complete(completed(&parts)).await, "CompleteMultipartUpload");
+        // The same request again, through another gateway too: the same answer.
+        for client in [&s3, &cluster.s3_client_at(2)] {
+            let again = ok(
+                client
+                    .complete_multipart_upload()
+                    .bucket(bucket)
+                    .key("object")
+                    .upload_id(&id)
+                    .multipart_upload(completed(&parts))
+                    .send()
+                    .await,
+                "CompleteMultipartUpload retried",
+            );
+            assert_eq!(again.e_tag(), done.e_tag(), "{bucket}: ETag of the retry");
+            assert_eq!(again.version_id(), done.version_id(), "{bucket}: version of the retry");
+            assert_eq!(again.location(), done.location(), "{bucket}: location of the retry");
+            assert_eq!(again.key(), Some("object"));
+        }
+        assert_eq!(done.version_id().is_some(), versioned, "{bucket}: a version id only where versioning is on");
+        // Another part list is not the completion that happened.
+        assert_s3_error(complete(completed(&parts[..1])).await, 404, &["NoSuchUpload"], "another part list");
+        let versions = ok(s3.list_object_versions().bucket(bucket).send().await, "ListObjectVersions");
+        assert_eq!(versions.versions().len(), 1, "{bucket}: one version, whatever the retries");
+        let mut whole = first.clone();
+        whole.extend_from_slice(&second);
+        assert_bytes_eq(&get_object(&s3, bucket, "object").await, &whole, bucket);
+    }
+}

@@ -141,6 +141,19 @@ pub fn proposal(id: &ProposalId) -> Vec<u8> {
 
 pub const PROPOSAL_AGE_PREFIX: &[u8] = b"e/";
 
+/// A completed multipart upload's answer, for retries (`CompletedUploadRecord`).
+pub fn completed_upload(bucket: &BucketName, id: &UploadId) -> Vec<u8> {
+    format!("w/{bucket}/{id}").into_bytes()
+}
+
+pub const COMPLETED_UPLOAD_AGE_PREFIX: &[u8] = b"x/";
+
+/// Age index of completed uploads' answers: `x/<ms>/<bucket>/<id>`, so old ones are forgotten
+/// in order.
+pub fn completed_upload_age(completed_ms: i64, bucket: &BucketName, id: &UploadId) -> Vec<u8> {
+    format!("x/{:020}/{bucket}/{id}", completed_ms.max(0)).into_bytes()
+}
+
 /// Age index of applied proposals, so that old ids can be forgotten in order.
 pub fn proposal_age(issued_ms: i64, id: &ProposalId) -> Vec<u8> {
     format!("e/{:020}/{id}", issued_ms.max(0)).into_bytes()

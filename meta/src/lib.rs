@@ -18,7 +18,9 @@ mod records;
 mod service;
 
 pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
-pub use machine::{CLOCK_STEP_MAX_MS, PROPOSAL_DEDUP_WINDOW_MS, StateMachine, is_valid_version_id};
+pub use machine::{
+    CLOCK_STEP_MAX_MS, COMPLETED_UPLOAD_KEPT_MS, PROPOSAL_DEDUP_WINDOW_MS, StateMachine, is_valid_version_id,
+};
 pub use maintenance::*;
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};

@@ -28,6 +28,9 @@ pub const CLOCK_STEP_MAX_MS: i64 = 1_000;
 /// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
 const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
 
+/// How long a completed multipart upload's answer is kept for retries (`CompletedUploadRecord`).
+pub const COMPLETED_UPLOAD_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Most garbage records read by one `Query::Garbage`.
 const GARBAGE_SCAN_MAX: usize = 10_000;
 
@@ -120,6 +123,16 @@ impl StateMachine {
         for (age_key, _) in self.kv.scan(keys::PROPOSAL_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)? {
             let id = String::from_utf8_lossy(&age_key[keys::PROPOSAL_AGE_PREFIX.len() + 21..]).into_owned();
             extra.delete(keys::proposal(&ProposalId::new(id)));
+            extra.delete(age_key);
+        }
+        let horizon = format!("x/{:020}/", (clock - COMPLETED_UPLOAD_KEPT_MS).max(0)).into_bytes();
+        for (age_key, _) in
+            self.kv.scan(keys::COMPLETED_UPLOAD_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)?
+        {
+            // `x/<20 digits>/<bucket>/<id>` ages `w/<bucket>/<id>`.
+            let mut answer = b"w/".to_vec();
+            answer.extend_from_slice(&age_key[keys::COMPLETED_UPLOAD_AGE_PREFIX.len() + 21..]);
+            extra.delete(answer);
             extra.delete(age_key);
         }
         let mut batch = WriteBatch::new();
@@ -268,7 +281,24 @@ impl StateMachine {
             Command::CompleteUpload { bucket, upload_id, parts, mut record, condition } => {
                 let bucket_record = self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
-                let upload = self.upload(&bucket, &upload_id)?;
+                let parts: Vec<CompletedPart> = parts
+                    .into_iter()
+                    .map(|p| CompletedPart { part_number: p.part_number, etag: strip_quotes(&p.etag).to_string() })
+                    .collect();
+                let upload = match self.upload(&bucket, &upload_id) {
+                    Ok(upload) => upload,
+                    // Completed already (a retry racing the first completion): the same parts get
+                    // the same answer, and nothing is written again.
+                    Err(MetaError::NoSuchUpload) => {
+                        return match self.read::<CompletedUploadRecord>(&keys::completed_upload(&bucket, &upload_id))? {
+                            Some(done) if done.parts == parts && done.object.key == record.key => {
+                                Ok(Outcome::Object(Box::new(done.object)))
+                            }
+                            _ => Err(MetaError::NoSuchUpload),
+                        };
+                    }
+                    Err(e) => return Err(e),
+                };
                 let stored = self.parts(&bucket, &upload_id)?;
                 record.parts = choose_parts(&stored, &parts)?;
                 record.key = upload.key.clone();
@@ -284,6 +314,10 @@ impl StateMachine {
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
                 let record = self.install(&bucket_record, record, current, batch)?;
+                let done =
+                    CompletedUploadRecord { parts, object: ObjectRecord { parts: Vec::new(), ..record.clone() } };
+                batch.put(keys::completed_upload(&bucket, &upload_id), encode(&done));
+                batch.put(keys::completed_upload_age(record.last_modified_ms, &bucket, &upload_id), Vec::new());
                 Ok(Outcome::Object(Box::new(record)))
             }
             Command::SetObjectTags { tenant, bucket, key, tags, version } => {
@@ -444,6 +478,9 @@ impl StateMachine {
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::CompletedUpload { bucket, upload_id } => {
+                self.read(&keys::completed_upload(&bucket, &upload_id)).map(Answer::CompletedUpload)
+            }
             Query::DurabilityReport => self.durability_report().map(Answer::Durability),
             Query::ListUploads { bucket } => {
                 self.bucket(&bucket)?;

@@ -333,6 +333,17 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// A multipart upload's completion, kept for `COMPLETED_UPLOAD_KEPT_MS` after it: a client that
+/// retries CompleteMultipartUpload because the answer was lost (what every SDK does after a
+/// timeout) gets the same answer, 200 with the same ETag and version, and no second version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUploadRecord {
+    /// The parts the completion named (numbers and ETags, quotes stripped).
+    pub parts: Vec<CompletedPart>,
+    /// The version it made, without its part list (which can be large).
+    pub object: ObjectRecord,
+}
+
 /// Durability of one tenant's objects, as recorded at write time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantDurability {
@@ -554,6 +565,11 @@ pub enum Query {
         bucket: BucketName,
         upload_id: UploadId,
     },
+    /// How an upload that no longer exists was completed, if it was, recently.
+    CompletedUpload {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
     ListParts {
         bucket: BucketName,
         upload_id: UploadId,
@@ -607,6 +623,7 @@ pub enum Answer {
     Object(Box<ObjectRecord>),
     Objects(crate::ListPage),
     Upload(UploadRecord),
+    CompletedUpload(Option<CompletedUploadRecord>),
     Parts(Vec<PartData>),
     Garbage(Vec<(BlobId, GarbageRecord)>),
     Uploads(Vec<UploadRecord>),

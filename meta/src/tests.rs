@@ -255,6 +255,45 @@ fn completing_an_upload_enforces_aws_part_rules() {
     assert!(m.kv().get(b"g/22").unwrap().is_some(), "the unused part is garbage");
     assert_eq!(m.query(Query::Upload { bucket: b.clone(), upload_id: id.clone() }), Err(MetaError::NoSuchUpload));
     assert_eq!(complete(&[(1, "p1")]), Err(MetaError::NoSuchUpload));
+    // A retry of the same completion (the first answer lost, the upload gone) gets the same
+    // version back and writes nothing: no second version.
+    let retry = |parts: &[(u32, &str)], key: &str| {
+        m.apply(Command::CompleteUpload {
+            bucket: bref(&m, &b.0),
+            upload_id: id.clone(),
+            parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
+            record: object(key, "final-3", 0),
+            condition: Default::default(),
+        })
+    };
+    let Outcome::Object(again) = retry(&[(1, "p1"), (3, "\"p3\"")], "big").unwrap() else { panic!() };
+    assert_eq!((&again.version, &again.etag, again.size), (&done.version, &done.etag, done.size));
+    assert!(again.parts.is_empty(), "the kept answer carries no part list");
+    let Answer::Object(current) = m
+        .query(Query::Object { tenant: Some(TenantId::new("a")), bucket: b.clone(), key: ObjectKey::new("big") })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(current.version, done.version, "the retry made no new version");
+    assert_eq!(retry(&[(1, "p1"), (3, "p3")], "other-key"), Err(MetaError::NoSuchUpload));
+    let Answer::CompletedUpload(Some(kept)) =
+        m.query(Query::CompletedUpload { bucket: b.clone(), upload_id: id.clone() }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(kept.parts.iter().map(|p| (p.part_number, p.etag.as_str())).collect::<Vec<_>>(), [(1, "p1"), (3, "p3")]);
+    // Forgotten a day (of the state machine's clock) later.
+    let late = Proposal {
+        id: ProposalId::new("late"),
+        issued_ms: COMPLETED_UPLOAD_KEPT_MS + 1_000,
+        command: Command::Abandon { proposal: ProposalId::new("nothing") },
+    };
+    m.apply_proposal_logged(late, Default::default()).unwrap().unwrap_err();
+    assert_eq!(
+        m.query(Query::CompletedUpload { bucket: b.clone(), upload_id: id.clone() }),
+        Ok(Answer::CompletedUpload(None))
+    );
 }
 
 /// The listing model: what S3 returns, computed naively over the whole key set.

@@ -469,3 +469,55 @@ pub struct RaftStatus {
     /// On the leader: each follower's last replicated index.
     pub replication: BTreeMap<RaftNodeId, Option<u64>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_rpc::InternodeAuth;
+
+    async fn replica(kv: Arc<dyn KvStore>, dir: &std::path::Path) -> Arc<RaftMetadata> {
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[9u8; 32])));
+        RaftMetadata::start(1, kv, dir.join("snapshots"), client, RaftTuning::default()).await.expect("replica")
+    }
+
+    fn vote_request() -> Vec<u8> {
+        let request: openraft::raft::VoteRequest<u64> =
+            openraft::raft::VoteRequest::new(openraft::Vote::new(7, 2), None);
+        serde_json::to_vec(&request).unwrap()
+    }
+
+    /// A replica that starts with an empty store (a new node, or a wiped voter) refuses votes,
+    /// across a restart, until it is proven; one created as a member of a brand-new group is whole.
+    #[tokio::test]
+    async fn a_replica_without_its_log_refuses_votes_until_it_is_proven() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
+        let wiped = replica(kv.clone(), dir.path()).await;
+        assert!(wiped.unproven());
+        assert!(wiped.status().unproven);
+        let refused = wiped.handle_rpc(paths::VOTE, &vote_request()).await.unwrap_err();
+        assert!(refused.contains("does not vote"), "{refused}");
+        wiped.raft.shutdown().await.unwrap();
+        drop(wiped);
+        // A restart half-way keeps the mark: the store is no longer empty, but still unproven.
+        let restarted = replica(kv.clone(), dir.path()).await;
+        assert!(restarted.unproven());
+        assert!(restarted.handle_rpc(paths::VOTE, &vote_request()).await.is_err());
+        restarted.raft.shutdown().await.unwrap();
+        drop(restarted);
+
+        // A member of a brand-new group, initialised with it, votes.
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = replica(Arc::new(ignifuge_kv::MemoryKv::default()), dir.path()).await;
+        fresh
+            .initialize(&Voters::from([(1, "127.0.0.1:1".to_string()), (2, "127.0.0.1:2".to_string())]))
+            .await
+            .unwrap();
+        assert!(!fresh.unproven());
+        let answered = fresh.handle_rpc(paths::VOTE, &vote_request()).await.expect("a whole replica answers votes");
+        let response: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+            serde_json::from_slice(&answered).unwrap();
+        assert!(response.is_ok(), "{response:?}");
+        fresh.raft.shutdown().await.unwrap();
+    }
+}

@@ -7,8 +7,8 @@ use crate::datapath::WriteRequest;
 use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
-    Answer, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, MetaError,
-    ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
+    Answer, BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS,
+    MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
 };
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
@@ -297,9 +297,6 @@ pub async fn complete_multipart_upload(
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
-    let condition = super::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    s3.precheck(&bucket, &upload.key, &condition).await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -326,6 +323,35 @@ pub async fn complete_multipart_upload(
     if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
         return Err(GatewayError::Meta(MetaError::InvalidPartOrder).into());
     }
+    let upload = match s3.upload(&bucket.name, &input.upload_id, &input.key).await {
+        Ok(upload) => upload,
+        Err(missing) if missing.code() == &s3s::S3ErrorCode::NoSuchUpload => {
+            // Completed already, and this is a retry (the first answer was lost: every SDK retries
+            // after a timeout): AWS answers 200 with the same ETag and version again.
+            let query =
+                Query::CompletedUpload { bucket: bucket.name.clone(), upload_id: UploadId::new(&input.upload_id) };
+            let done = match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
+                Answer::CompletedUpload(done) => done,
+                _ => return Err(GatewayError::Internal("unexpected answer to a completed-upload query".into()).into()),
+            };
+            let same = |done: &ignifuge_meta::CompletedUploadRecord| {
+                done.object.key.0 == input.key
+                    && done.parts.len() == chosen.len()
+                    && done
+                        .parts
+                        .iter()
+                        .zip(&chosen)
+                        .all(|(d, c)| d.part_number == c.part_number && d.etag == c.etag.trim_matches('"'))
+            };
+            return match done.filter(same) {
+                Some(done) => Ok(S3Response::new(completed_output(&bucket, &done.object))),
+                None => Err(missing),
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    let condition = super::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    s3.precheck(&bucket, &upload.key, &condition).await?;
     let stored = s3.parts(&bucket.name, &input.upload_id).await?;
     // Validation is repeated atomically by the metadata; this only computes the ETag and checksums.
     let mut selected: Vec<&PartData> = Vec::with_capacity(chosen.len());
@@ -366,26 +392,29 @@ pub async fn complete_multipart_upload(
         record,
         condition,
     };
-    let version_id = match s3.gateway.metadata.apply(command).await.map_err(super::objects::conflict_after_precheck)? {
-        Outcome::Object(record) => super::objects::version_header(&record, bucket.versioning.is_some()),
-        _ => {
-            return Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into());
-        }
-    };
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        version_id,
+    match s3.gateway.metadata.apply(command).await.map_err(super::objects::conflict_after_precheck)? {
+        Outcome::Object(record) => Ok(S3Response::new(completed_output(&bucket, &record))),
+        _ => Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into()),
+    }
+}
+
+/// The answer to a completion, from the version it made (the first time or on a retry).
+fn completed_output(bucket: &BucketRecord, record: &ObjectRecord) -> CompleteMultipartUploadOutput {
+    let checksums = &record.checksums;
+    CompleteMultipartUploadOutput {
+        version_id: super::objects::version_header(record, bucket.versioning.is_some()),
         bucket: Some(bucket.name.0.clone()),
-        key: Some(upload.key.0.clone()),
-        e_tag: Some(etag(&etag_value)),
-        location: Some(format!("/{}/{}", bucket.name.0, upload.key.0)),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        checksum_type: checksums.checksum_type.map(ChecksumType::from),
+        key: Some(record.key.0.clone()),
+        e_tag: Some(etag(&record.etag)),
+        location: Some(format!("/{}/{}", bucket.name.0, record.key.0)),
+        checksum_crc32: checksums.crc32.clone(),
+        checksum_crc32c: checksums.crc32c.clone(),
+        checksum_crc64nvme: checksums.crc64nvme.clone(),
+        checksum_sha1: checksums.sha1.clone(),
+        checksum_sha256: checksums.sha256.clone(),
+        checksum_type: checksums.checksum_type.clone().map(ChecksumType::from),
         ..Default::default()
-    }))
+    }
 }
 
 pub async fn abort_multipart_upload(
