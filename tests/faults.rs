@@ -6,7 +6,8 @@
 //! - an upload slower than the orphan sweep's grace, and one that stalls for good;
 //! - a datacenter partitioned past the down-out interval that comes back with its disks;
 //! - a replica that catches up by snapshot while writes go on;
-//! - a disk that fails a read (an I/O error) during a scrub pass.
+//! - a disk that fails a read (an I/O error) during a scrub pass;
+//! - a disk that refuses every write (full, or read-only).
 
 mod common;
 
@@ -497,5 +498,39 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
     }
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "eio", key).await, data, key);
+    }
+}
+
+/// A node whose disk refuses every write (full, or read-only after an error): a PUT is still
+/// acknowledged only once its stripes are placed to survive, with that node's shards written to
+/// other nodes of its datacenter and the stripes recorded as durability debt (the outage policy),
+/// never silently short of a shard; every object reads back. The fault: `node.shard.write-error`
+/// on dc2-n2 at every write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_disk_refuses_writes_costs_no_acknowledged_write() {
+    const FULL: &str = "dc2-n2";
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_FAULTS", "dc2-n2/node.shard.write-error=error"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "full").await;
+    let mut rng = TestRng::new("a_node_whose_disk_refuses_writes_costs_no_acknowledged_write");
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "full", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    assert_eq!(cluster.shard_files(FULL).len(), 0, "{FULL} refused every write");
+    assert_eq!(Cluster::shard_file_count(&cluster), 3 * 2 * 9, "every shard of every stripe is somewhere else");
+    let in_dc2: usize = ["dc2-n1", "dc2-n3"].iter().map(|n| cluster.shard_files(n).len()).sum();
+    assert_eq!(in_dc2, 3 * 2 * 3, "dc2's three shards of each stripe stay in dc2, on its two other nodes");
+    let report = cluster.durability();
+    assert_eq!(report["debt_stripes"], 6, "every stripe short of its spread is recorded as debt: {report:#}");
+    assert_eq!(report["healthy"], false, "{report:#}");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "full", key).await, data, key);
     }
 }

@@ -236,7 +236,7 @@ impl DataPath {
                 if placed[i].is_some() {
                     continue;
                 }
-                for candidate in self.spare_candidates(&layout, &placed, &failed_nodes) {
+                for candidate in self.spare_candidates(&layout, &placed, &failed_nodes, &slots[i].datacenter) {
                     if let Some(slot) = self.put_shard(&blob, &index, i, &candidate, &shards, &hashes).await {
                         placed[i] = Some(slot);
                         break;
@@ -296,8 +296,16 @@ impl DataPath {
     }
 
     /// Live-looking nodes for a displaced shard: not among the nodes that just failed, those
-    /// holding the fewest shards of this stripe first (then the topology's order).
-    fn spare_candidates(&self, layout: &Layout, placed: &[Option<Slot>], failed: &[NodeId]) -> Vec<Slot> {
+    /// holding the fewest shards of this stripe first, then those of the shard's own datacenter
+    /// `home` (a datacenter's loss then still costs only its own share of the stripe; one more
+    /// shard elsewhere would make that datacenter plus any node too many), then the topology's order.
+    fn spare_candidates(
+        &self,
+        layout: &Layout,
+        placed: &[Option<Slot>],
+        failed: &[NodeId],
+        home: &ignifuge_types::DatacenterId,
+    ) -> Vec<Slot> {
         let mut candidates: Vec<(usize, Slot)> = Vec::new();
         for datacenter in &layout.topology.datacenters {
             for node in &datacenter.nodes {
@@ -309,7 +317,7 @@ impl DataPath {
                 candidates.push((load, slot));
             }
         }
-        candidates.sort_by_key(|(load, _)| *load);
+        candidates.sort_by_key(|(load, slot)| (*load, slot.datacenter != *home));
         candidates.into_iter().map(|(_, slot)| slot).collect()
     }
 }
