@@ -125,6 +125,9 @@ pub fn reclaimed_blob(blob: &BlobId) -> Vec<u8> {
 
 /// Writes in progress: a blob whose shards are being written, renewed by its gateway.
 pub const INTENTS_PREFIX: &[u8] = b"i/";
+
+/// Where the sweep of abandoned intents goes on (`StateMachine::apply_proposal_logged`).
+pub const INTENT_SWEEP_CURSOR: &[u8] = b"c/intent-sweep";
 pub fn intent(blob: &BlobId) -> Vec<u8> {
     let mut k = INTENTS_PREFIX.to_vec();
     k.extend_from_slice(blob.0.as_bytes());

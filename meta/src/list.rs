@@ -128,7 +128,21 @@ fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<Str
     key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_string())
 }
 
+/// Index entries a page may read beyond those it returns (delete markers it skips): a key range
+/// full of delete markers ends the page truncated after that many, with no key or fewer keys than
+/// asked (as AWS may), instead of scanning everything in one request.
+pub(crate) const LIST_SKIPPED_MAX: usize = 10_000;
+
 pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRequest) -> Result<ListPage, MetaError> {
+    list_bounded(machine, index_prefix, request, LIST_SKIPPED_MAX)
+}
+
+pub(crate) fn list_bounded(
+    machine: &StateMachine,
+    index_prefix: &[u8],
+    request: &ListRequest,
+    skipped_max: usize,
+) -> Result<ListPage, MetaError> {
     let max_keys = request.max_keys.min(LIST_MAX_KEYS);
     let mut page = ListPage::default();
     if max_keys == 0 {
@@ -149,6 +163,7 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
     let mut batch_limit = SCAN_BATCH;
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut emitted = 0usize;
+    let mut skipped = 0usize;
 
     'scan: loop {
         let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit)?;
@@ -160,6 +175,13 @@ pub(crate) fn list(machine: &StateMachine, index_prefix: &[u8], request: &ListRe
             if record.delete_marker {
                 // A deleted key, kept for its versions: not listed, and not enough to make its
                 // common prefix appear.
+                skipped += 1;
+                if skipped >= skipped_max {
+                    // Bounded work: the next page starts after this marker.
+                    page.is_truncated = true;
+                    page.next_start_after = Some(key.to_string());
+                    break 'scan;
+                }
                 cursor = index_key;
                 cursor.push(0);
                 continue;

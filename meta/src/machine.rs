@@ -28,6 +28,13 @@ pub const CLOCK_STEP_MAX_MS: i64 = 1_000;
 /// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
 const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
 
+/// An intent not renewed for this long belongs to a write that died (a live one is renewed every
+/// minute while its body streams); its key is forgotten. Writes that died after placing shards
+/// lose theirs when the orphan sweep fences the blob; this catches those that placed none.
+pub const INTENT_FORGOTTEN_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+/// Intents examined per applied proposal by that sweep.
+const INTENTS_EXAMINED_PER_APPLY: usize = 4;
+
 /// How long a completed multipart upload's answer is kept for retries (`CompletedUploadRecord`).
 pub const COMPLETED_UPLOAD_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -135,6 +142,7 @@ impl StateMachine {
             extra.delete(answer);
             extra.delete(age_key);
         }
+        self.sweep_intents(clock, &mut extra)?;
         let mut batch = WriteBatch::new();
         let outcome = match proposal.command {
             // Settling another proposal: its outcome if it was applied, else it is recorded as
@@ -162,6 +170,34 @@ impl StateMachine {
         batch.ops.extend(extra.ops);
         self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)
+    }
+
+    /// A few intents after the sweep's cursor: those not renewed for `INTENT_FORGOTTEN_AFTER_MS`
+    /// of the state machine's clock are forgotten. The cursor wraps at the end of the intents, so
+    /// every intent is examined again and again as proposals are applied.
+    fn sweep_intents(&self, clock: i64, extra: &mut WriteBatch) -> Result<(), KvError> {
+        let cursor = self.kv.get(keys::INTENT_SWEEP_CURSOR)?;
+        let start = cursor.clone().unwrap_or_else(|| keys::INTENTS_PREFIX.to_vec());
+        let end = prefix_end(keys::INTENTS_PREFIX);
+        let examined = self.kv.scan(&start, end.as_deref(), INTENTS_EXAMINED_PER_APPLY)?;
+        for (key, value) in &examined {
+            let renewed_ms: i64 =
+                serde_json::from_slice(value).map_err(|e| KvError::Engine(format!("intent record: {e}")))?;
+            if renewed_ms < clock - INTENT_FORGOTTEN_AFTER_MS {
+                extra.delete(key.clone());
+            }
+        }
+        match examined.last() {
+            Some((last, _)) if examined.len() == INTENTS_EXAMINED_PER_APPLY => {
+                let mut next = last.clone();
+                next.push(0);
+                extra.put(keys::INTENT_SWEEP_CURSOR.to_vec(), next);
+            }
+            // The end: start over, from the first intent, with the next proposal.
+            _ if cursor.is_some() => extra.delete(keys::INTENT_SWEEP_CURSOR.to_vec()),
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The outcome recorded for an applied (or abandoned) proposal, if its id is remembered.

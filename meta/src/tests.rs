@@ -1023,3 +1023,64 @@ fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
     };
     assert!(matches!(m.apply(complete), Err(MetaError::InvalidPart(why)) if why.contains("10000")));
 }
+
+/// A key range full of delete markers is listed in bounded pages: each page reads at most the
+/// bound of markers, ends truncated (possibly with no key), and the pages together list exactly
+/// the live keys.
+#[test]
+fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
+    let m = machine();
+    bucket(&m, "a", "bm").unwrap();
+    set_versioning(&m, "bm", VersioningStatus::Enabled);
+    for i in 0..12 {
+        let key = format!("gone/{i:02}");
+        put(&m, "bm", &key, "e", WriteCondition::default()).unwrap();
+        delete(&m, "bm", &key, None);
+    }
+    for key in ["gone/05x", "live/a"] {
+        put(&m, "bm", key, "e", WriteCondition::default()).unwrap();
+    }
+    let mut listed = Vec::new();
+    let mut start_after = None;
+    let mut pages = 0;
+    loop {
+        let request =
+            ListRequest { prefix: String::new(), delimiter: None, start_after: start_after.clone(), max_keys: 1000 };
+        let page =
+            crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new("bm")), &request, 5).unwrap();
+        pages += 1;
+        listed.extend(page.objects.iter().map(|o| o.key.0.clone()));
+        if !page.is_truncated {
+            break;
+        }
+        assert!(page.next_start_after > start_after, "every page moves on");
+        start_after = page.next_start_after;
+        assert!(pages < 10, "the listing never ended");
+    }
+    assert_eq!(listed, ["gone/05x", "live/a"]);
+    assert!(pages >= 3, "12 markers at 5 per page take at least 3 pages, not {pages}");
+}
+
+/// Intents of writes that died before placing any shard are forgotten a day after their last
+/// renewal, a few per applied proposal; a recent intent is kept.
+#[test]
+fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
+    let m = machine();
+    let old: Vec<String> = (0..6).map(|i| format!("a{i}")).collect();
+    let old_refs: Vec<&str> = old.iter().map(String::as_str).collect();
+    m.apply(Command::RenewIntents { blobs: blobs(&old_refs), now_ms: 1_000 }).unwrap();
+    let fresh_ms = INTENT_FORGOTTEN_AFTER_MS + 10_000;
+    m.apply(Command::RenewIntents { blobs: blobs(&["b1"]), now_ms: fresh_ms }).unwrap();
+    for i in 0..4 {
+        let tick = Proposal {
+            id: ProposalId::new(format!("tick{i}")),
+            issued_ms: fresh_ms + 1_000,
+            command: Command::Abandon { proposal: ProposalId::new("nothing") },
+        };
+        m.apply_proposal_logged(tick, Default::default()).unwrap().unwrap_err();
+    }
+    for blob in &old {
+        assert!(m.kv().get(format!("i/{blob}").as_bytes()).unwrap().is_none(), "intent {blob} kept");
+    }
+    assert!(m.kv().get(b"i/b1").unwrap().is_some(), "a recent intent was forgotten");
+}

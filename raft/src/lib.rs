@@ -351,7 +351,14 @@ impl RaftMetadata {
     /// Answers a query after confirming leadership (read-index): linearizable.
     pub async fn query(&self, query: Query) -> Result<Result<Answer, MetaError>, Redirect> {
         match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(self.machine.query(query)),
+            // A query reads the store (a listing page, a scan): off the async runtime, so that a
+            // slow one never holds up the Raft tasks and heartbeats sharing it.
+            Ok(_) => {
+                let machine = self.machine.clone();
+                tokio::task::spawn_blocking(move || machine.query(query))
+                    .await
+                    .map_err(|e| Redirect::Unavailable(format!("the query task failed: {e}")))
+            }
             Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) })
             }
