@@ -2,7 +2,7 @@
 
 use super::{IgnifugeS3, now_ms, timestamp};
 use crate::error::GatewayError;
-use ignifuge_meta::{Answer, BucketRecord, Command, Query};
+use ignifuge_meta::{Answer, BucketRecord, Command, MetaError, Query};
 use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -44,6 +44,9 @@ pub async fn list_buckets(
     Ok(S3Response::new(output))
 }
 
+/// The region where re-creating your own bucket succeeds (`create_bucket`).
+const LEGACY_REGION: &str = "us-east-1";
+
 pub async fn create_bucket(
     s3: &IgnifugeS3,
     req: S3Request<CreateBucketInput>,
@@ -68,7 +71,13 @@ pub async fn create_bucket(
         cors: None,
         versioning: None,
     };
-    s3.gateway.metadata.apply(Command::CreateBucket(record)).await.map_err(GatewayError::Meta)?;
+    match s3.gateway.metadata.apply(Command::CreateBucket(record)).await {
+        Ok(_) => {}
+        // AWS, for legacy compatibility, answers 200 OK to re-creating a bucket you already own
+        // in us-east-1 (and changes nothing: there are no ACLs to reset); 409 everywhere else.
+        Err(MetaError::BucketAlreadyOwnedByYou) if s3.gateway.region == LEGACY_REGION => {}
+        Err(e) => return Err(GatewayError::Meta(e).into()),
+    }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
 }
 
