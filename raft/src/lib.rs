@@ -1,6 +1,7 @@
-//! The metadata replicated by Raft (openraft 0.9): one voter per datacenter and learners, log and
-//! state machine in the node's ordered store, transport over the authenticated internode HTTP API,
-//! membership kept equal to the cluster layout stored in the metadata itself (`membership`).
+//! The metadata replicated by Raft (openraft 0.9): voters named by the layout (3 per datacenter in
+//! `ignifuge dev`) and optional learners, log and state machine in the node's ordered store,
+//! transport over the authenticated internode HTTP API, membership kept equal to the cluster
+//! layout stored in the metadata itself (`membership`).
 //!
 //! Owns: the Raft type configuration, the log store and state machine adapters (over
 //! `ignifuge-kv` and `ignifuge-meta::StateMachine`), the network client, and `RaftMetadata`, the
