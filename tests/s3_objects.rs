@@ -305,6 +305,25 @@ async fn conditional_get_and_head() {
         "GET If-None-Match (false) + If-Modified-Since (true)",
     );
 
+    // AWS sends the object's validators with a 304 and a 412 of a GET or HEAD.
+    let http_date = last_modified.fmt(aws_smithy_types::date_time::Format::HttpDate).expect("an HTTP date");
+    let expected = (Some(etag.clone()), Some(http_date));
+    assert_eq!(
+        validators(s3.get_object().bucket("cond").key("obj").if_none_match(&etag).send().await),
+        (Some(304), expected.0.clone(), expected.1.clone()),
+        "ETag and Last-Modified of a 304 GET"
+    );
+    assert_eq!(
+        validators(s3.head_object().bucket("cond").key("obj").if_modified_since(last_modified).send().await),
+        (Some(304), expected.0.clone(), expected.1.clone()),
+        "ETag and Last-Modified of a 304 HEAD"
+    );
+    assert_eq!(
+        validators(s3.get_object().bucket("cond").key("obj").if_match(other_etag).send().await),
+        (Some(412), expected.0.clone(), expected.1.clone()),
+        "ETag and Last-Modified of a 412 GET"
+    );
+
     // After an overwrite the old ETag no longer matches.
     let new_etag = put_object(&s3, "cond", "obj", b"second version").await;
     assert_ne!(new_etag, etag);
@@ -935,4 +954,14 @@ async fn a_put_announcing_more_than_5_gib_is_refused_before_its_body() {
         &["NotFound", "NoSuchKey"],
         "nothing was stored",
     );
+}
+
+/// Status, ETag and Last-Modified of a failed (304, 412) SDK call's raw response.
+fn validators<T, E>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E>>,
+) -> (Option<u16>, Option<String>, Option<String>) {
+    let Err(error) = result else { panic!("expected a 304 or 412, got a success") };
+    let response = error.raw_response().expect("a raw response");
+    let header = |name: &str| response.headers().get(name).map(str::to_string);
+    (Some(response.status().as_u16()), header("etag"), header("last-modified"))
 }

@@ -412,6 +412,27 @@ fn check_read_conditions(
     Ok(())
 }
 
+/// A 304 or 412 of a conditional GET or HEAD carries the object's validators (ETag and
+/// Last-Modified), as AWS's do: a cache revalidating with them learns what it has.
+fn with_validators(error: GatewayError, record: &ObjectRecord) -> s3s::S3Error {
+    let validators = matches!(error, GatewayError::NotModified | GatewayError::PreconditionFailed);
+    let mut error = s3s::S3Error::from(error);
+    if validators {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = http::HeaderValue::from_str(&format!("\"{}\"", record.etag)) {
+            headers.insert(http::header::ETAG, value);
+        }
+        let mut date = Vec::new();
+        if timestamp(record.last_modified_ms).format(TimestampFormat::HttpDate, &mut date).is_ok()
+            && let Ok(value) = http::HeaderValue::from_bytes(&date)
+        {
+            headers.insert(http::header::LAST_MODIFIED, value);
+        }
+        error.set_headers(headers);
+    }
+    error
+}
+
 /// The bytes a GET or HEAD covers: a Range, a part number, or everything.
 fn selected_range(
     record: &ObjectRecord,
@@ -461,7 +482,8 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
         input.if_unmodified_since.as_ref(),
         input.if_none_match.as_ref(),
         input.if_modified_since.as_ref(),
-    )?;
+    )
+    .map_err(|e| with_validators(e, &record))?;
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
@@ -507,7 +529,8 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         input.if_unmodified_since.as_ref(),
         input.if_none_match.as_ref(),
         input.if_modified_since.as_ref(),
-    )?;
+    )
+    .map_err(|e| with_validators(e, &record))?;
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
