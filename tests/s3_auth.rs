@@ -404,6 +404,9 @@ async fn invalid_bucket_names_and_overlong_keys() {
             "CreateBucket {name:?}: {}",
             response.summary()
         );
+        // The message names the rule broken (the aws CLI showed "Unknown" for an empty one).
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(body.contains("<Message>The specified bucket is not valid. Bucket names"), "{name:?}: {body}");
     }
     let listed = ok(s3.list_buckets().send().await, "ListBuckets");
     assert!(listed.buckets().is_empty(), "invalid names created buckets: {:?}", listed.buckets());

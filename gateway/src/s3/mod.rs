@@ -205,6 +205,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hosts = Hosts { domains };
     let cors = cors::CorsLayer::new(gateway.clone(), hosts.clone());
+    let prechecked = Arc::new(hosts.clone());
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway });
     builder.set_host(hosts);
@@ -220,12 +221,13 @@ pub async fn serve(
         let http = http.clone();
         let service = service.clone();
         let cors = cors.clone();
+        let prechecked = prechecked.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 merge_repeated_headers(request.headers_mut());
-                let (service, cors) = (service.clone(), cors.clone());
+                let (service, cors, hosts) = (service.clone(), cors.clone(), prechecked.clone());
                 async move {
-                    if let Some(refused) = precheck::refusal(&request) {
+                    if let Some(refused) = precheck::refusal(&request, &hosts) {
                         return refused.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
                     }
                     cors.call(&service, request).await
