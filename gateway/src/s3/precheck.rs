@@ -131,8 +131,9 @@ mod tests {
 
     #[test]
     fn presigned_urls_live_at_most_seven_days() {
-        let url =
-            |expires: &str| format!("/bkt/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={expires}&X-Amz-Signature=00");
+        let url = |expires: &str| {
+            format!("/bkt/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={expires}&X-Amz-Signature=00")
+        };
         assert_eq!(code(&url("604800"), None), None);
         assert_eq!(code(&url("3600"), None), None);
         assert_eq!(code(&url("604801"), None).as_deref(), Some("AuthorizationQueryParametersError"));
