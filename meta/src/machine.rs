@@ -327,7 +327,7 @@ impl StateMachine {
                     // the same answer, and nothing is written again.
                     Err(MetaError::NoSuchUpload) => {
                         return match self.read::<CompletedUploadRecord>(&keys::completed_upload(&bucket, &upload_id))? {
-                            Some(done) if done.parts == parts && done.object.key == record.key => {
+                            Some(done) if done.is_repeated_by(&record.key, &parts) => {
                                 Ok(Outcome::Object(Box::new(done.object)))
                             }
                             _ => Err(MetaError::NoSuchUpload),
@@ -1047,7 +1047,7 @@ fn blob_ref(owner: BlobOwner, tenant: Option<TenantId>, part: &PartData) -> Opti
     }
 }
 
-fn strip_quotes(etag: &str) -> &str {
+pub(crate) fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 

@@ -344,6 +344,17 @@ pub struct CompletedUploadRecord {
     pub object: ObjectRecord,
 }
 
+impl CompletedUploadRecord {
+    /// Whether a completion of `key` naming `parts` (ETag quotes ignored) is this one again.
+    pub fn is_repeated_by(&self, key: &ObjectKey, parts: &[CompletedPart]) -> bool {
+        self.object.key == *key
+            && self.parts.len() == parts.len()
+            && self.parts.iter().zip(parts).all(|(done, asked)| {
+                done.part_number == asked.part_number && done.etag == crate::machine::strip_quotes(&asked.etag)
+            })
+    }
+}
+
 /// Durability of one tenant's objects, as recorded at write time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantDurability {

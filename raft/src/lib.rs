@@ -231,6 +231,16 @@ impl RaftMetadata {
         });
     }
 
+    /// Removes the unproven mark (synced) and lets this replica vote and campaign again.
+    fn become_whole(&self, amnesia: &mut Amnesia) -> Result<(), String> {
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.delete(UNPROVEN_KEY);
+        self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
+        *amnesia = Amnesia::Whole;
+        self.raft.runtime_config().elect(true);
+        Ok(())
+    }
+
     fn holds(&self, index: u64) -> bool {
         let m = self.raft.metrics().borrow().clone();
         let held = m.last_log_index.max(m.snapshot.map(|s| s.index)).max(m.last_applied.map(|l| l.index));
@@ -267,12 +277,8 @@ impl RaftMetadata {
             // A newer leader was seen meanwhile: the next append checks against it.
             Amnesia::Unproven { .. } => return Ok(false),
         }
-        let mut batch = ignifuge_kv::WriteBatch::new();
-        batch.delete(UNPROVEN_KEY);
-        self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
-        *amnesia = Amnesia::Whole;
+        self.become_whole(&mut amnesia)?;
         drop(amnesia);
-        self.raft.runtime_config().elect(true);
         tracing::info!(
             commit = target.commit,
             term = target.term,
@@ -318,12 +324,7 @@ impl RaftMetadata {
             Err(e) => return Err(e.to_string()),
         }
         // The first entry of a brand-new group: this replica has lost nothing.
-        let mut batch = ignifuge_kv::WriteBatch::new();
-        batch.delete(UNPROVEN_KEY);
-        self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
-        *self.amnesia.lock().expect("amnesia lock") = Amnesia::Whole;
-        self.raft.runtime_config().elect(true);
-        Ok(())
+        self.become_whole(&mut self.amnesia.lock().expect("amnesia lock"))
     }
 
     fn leader_address(&self, leader: Option<RaftNodeId>) -> Option<String> {

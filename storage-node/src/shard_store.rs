@@ -50,6 +50,9 @@ pub struct ShardStore {
     quarantined: std::sync::atomic::AtomicU64,
     /// Shards whose file could not be read since the process started.
     unreadable: std::sync::atomic::AtomicU64,
+    /// Whether the index may hold `u/` marks: false on nearly every node, which then never
+    /// reads the index for them on a write or an inventory.
+    may_have_marks: std::sync::atomic::AtomicBool,
     /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
@@ -90,12 +93,14 @@ impl ShardStore {
             SyncMode::Group => Some(GroupSync::new(&root.join("shards"))?),
             SyncMode::PerFile => None,
         };
+        let marked = !index.scan(b"u/", prefix_end(b"u/").as_deref(), 1)?.is_empty();
         Ok(Self {
             root: root.to_path_buf(),
             index,
             group_sync,
             quarantined: Default::default(),
             unreadable: Default::default(),
+            may_have_marks: std::sync::atomic::AtomicBool::new(marked),
             last_quarantine_ms: Default::default(),
             replace: Default::default(),
         })
@@ -158,7 +163,7 @@ impl ShardStore {
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
         // The index is rebuildable from the files, so it need not be synced on every shard; an
         // unreadable mark is not, so its removal is (a crash must not hide the new copy again).
-        let marked = self.index.get(&unreadable_key(id))?.is_some();
+        let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
         if marked {
             batch.delete(unreadable_key(id));
         }
@@ -203,6 +208,7 @@ impl ShardStore {
         }
         if let Err(e) = self.move_to_quarantine(id) {
             tracing::error!(shard = %id, error = %e, "could not move an unreadable shard; marking it unreadable");
+            self.may_have_marks.store(true, std::sync::atomic::Ordering::Release);
             let mut batch = WriteBatch::new();
             batch.put(unreadable_key(id), now_ms().to_string());
             self.index.write(batch, Durability::Synced)?;
@@ -210,6 +216,10 @@ impl ShardStore {
         self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    fn may_have_marks(&self) -> bool {
+        self.may_have_marks.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Shards whose file could not be read since the process started.
@@ -352,13 +362,12 @@ impl ShardStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let unreadable_prefix = unreadable_prefix(blob);
-        let unreadable: std::collections::BTreeSet<Vec<u8>> = self
-            .index
-            .scan(&unreadable_prefix, prefix_end(&unreadable_prefix).as_deref(), usize::MAX)?
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
+        let unreadable: std::collections::BTreeSet<Vec<u8>> = if self.may_have_marks() {
+            let prefix = unreadable_prefix(blob);
+            self.index.scan(&prefix, prefix_end(&prefix).as_deref(), usize::MAX)?.into_iter().map(|(k, _)| k).collect()
+        } else {
+            Default::default()
+        };
         let mut held = Vec::new();
         for entry in entries {
             let entry = entry?;
@@ -544,6 +553,10 @@ mod tests {
         assert!(store.last_quarantine_ms().is_some());
         let held: Vec<u32> = store.shards_of(&BlobId::new("ab12")).unwrap().iter().map(|h| h.id.shard.0).collect();
         assert_eq!(held, vec![0, 2], "the unreadable shard is still listed");
+        // A restart on the same index still leaves it out.
+        let reopened = ShardStore::open(dir.path(), store.index.clone()).unwrap();
+        assert_eq!(reopened.shards_of(&BlobId::new("ab12")).unwrap().len(), 2, "listed again after a restart");
+        drop(reopened);
         // The scrubber's read of it neither fails nor counts it.
         assert_eq!(store.scrub_one(&id("ab12", 1)).unwrap(), None);
         // Repair writes it again (the bad file replaced): listed again.

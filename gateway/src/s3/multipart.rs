@@ -334,16 +334,8 @@ pub async fn complete_multipart_upload(
                 Answer::CompletedUpload(done) => done,
                 _ => return Err(GatewayError::Internal("unexpected answer to a completed-upload query".into()).into()),
             };
-            let same = |done: &ignifuge_meta::CompletedUploadRecord| {
-                done.object.key.0 == input.key
-                    && done.parts.len() == chosen.len()
-                    && done
-                        .parts
-                        .iter()
-                        .zip(&chosen)
-                        .all(|(d, c)| d.part_number == c.part_number && d.etag == c.etag.trim_matches('"'))
-            };
-            return match done.filter(same) {
+            let key = ObjectKey::new(input.key.clone());
+            return match done.filter(|done| done.is_repeated_by(&key, &chosen)) {
                 Some(done) => Ok(S3Response::new(completed_output(&bucket, &done.object))),
                 None => Err(missing),
             };
