@@ -43,6 +43,8 @@ fn record(key: &str, i: usize) -> ObjectRecord {
                 data_shards: 5,
                 parity_shards: 4,
                 shard_size_bytes: 1 << 20,
+                stripe_count: 1,
+                first_stripe: 0,
                 stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
             }),
             last_modified_ms: 0,

@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     pub cluster_secret: Vec<u8>,
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
     pub domains: Vec<String>,
+    /// Stripe records that come with an object's record when it is read (at most
+    /// `ignifuge_meta::ANSWER_STRIPES_MAX`); the read path fetches the others as it reaches them.
+    pub read_stripes: u32,
 }
 
 /// The gateway's shared state.
@@ -46,6 +49,8 @@ pub struct Gateway {
     pub data: Arc<DataPath>,
     pub keys: KeyCache,
     pub region: String,
+    /// `GatewayConfig::read_stripes`.
+    pub read_stripes: u32,
 }
 
 impl Gateway {
@@ -56,7 +61,14 @@ impl Gateway {
         let metadata: Arc<dyn Metadata> = remote.clone();
         let data = Arc::new(DataPath::new(&config.cluster, client)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
-        Ok(Arc::new(Self { metadata, remote, data, keys, region: config.cluster.region.clone() }))
+        Ok(Arc::new(Self {
+            metadata,
+            remote,
+            data,
+            keys,
+            region: config.cluster.region.clone(),
+            read_stripes: config.read_stripes,
+        }))
     }
 }
 

@@ -66,7 +66,18 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
-    let config = ignifuge_gateway::GatewayConfig { listen, cluster, cluster_secret: secret, domains: domains.clone() };
+    // Tests make reads fetch stripe records by window with small objects.
+    let read_stripes = std::env::var("IGNIFUGE_GATEWAY_READ_STRIPES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ignifuge_meta::ANSWER_STRIPES_MAX as u32);
+    let config = ignifuge_gateway::GatewayConfig {
+        listen,
+        cluster,
+        cluster_secret: secret,
+        domains: domains.clone(),
+        read_stripes,
+    };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "gateway ready");

@@ -36,7 +36,7 @@ const FORMAT_FILE: &str = "format";
 /// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
 /// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
 /// this version would not change by itself).
-const DATA_DIR_FORMAT: &str = "4";
+const DATA_DIR_FORMAT: &str = "5";
 
 /// Refuses a data directory whose metadata was created by an incompatible version, before any
 /// process starts on it.

@@ -75,7 +75,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// Applies every op of the batch atomically.
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), KvError>;
     /// Keys in `[start, end)` (no upper bound when `end` is None), ascending, at most `limit`.
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError>;
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        self.scan_bytes(start, end, limit, usize::MAX)
+    }
+    /// As `scan`, and no pair after the first `bytes_max` bytes of keys and values (at least one
+    /// pair when the range has any): a scan of records of any size holds bounded memory.
+    fn scan_bytes(&self, start: &[u8], end: Option<&[u8]>, limit: usize, bytes_max: usize)
+    -> Result<Vec<KvPair>, KvError>;
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
     /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).
@@ -114,6 +120,10 @@ pub(crate) mod contract {
         assert_eq!(keys, vec![b"b/1".to_vec(), b"b/2".to_vec()]);
         assert_eq!(kv.scan(b"b/", Some(&end), 1).unwrap().len(), 1);
         assert_eq!(kv.scan(b"b/2", None, 10).unwrap().len(), 2, "unbounded scan runs to the end");
+        // "b/1" + "one" is 6 bytes: the scan stops once that many are read, never before one pair.
+        assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 6).unwrap().len(), 1);
+        assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 7).unwrap().len(), 2);
+        assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 0).unwrap().len(), 1, "at least one pair");
 
         let mut batch = WriteBatch::new();
         batch.delete(b"b/1".to_vec());

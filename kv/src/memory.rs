@@ -29,8 +29,14 @@ impl KvStore for MemoryKv {
         Ok(())
     }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit))
+    fn scan_bytes(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<KvPair>, KvError> {
+        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max))
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
@@ -46,12 +52,27 @@ impl KvStore for MemoryKv {
     }
 }
 
-fn scan_map(map: &BTreeMap<Vec<u8>, Vec<u8>>, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<KvPair> {
+fn scan_map(
+    map: &BTreeMap<Vec<u8>, Vec<u8>>,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+    bytes_max: usize,
+) -> Vec<KvPair> {
     let upper = match end {
         Some(e) => Bound::Excluded(e.to_vec()),
         None => Bound::Unbounded,
     };
-    map.range((Bound::Included(start.to_vec()), upper)).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect()
+    let mut bytes = 0usize;
+    map.range((Bound::Included(start.to_vec()), upper))
+        .take(limit)
+        .take_while(|(k, v)| {
+            let more = bytes < bytes_max || bytes == 0;
+            bytes = bytes.saturating_add(k.len() + v.len()).max(1);
+            more
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A copy of the map (tests and simulations only hold small states).
@@ -63,6 +84,6 @@ impl KvSnapshot for MemorySnapshot {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.0, start, end, limit))
+        Ok(scan_map(&self.0, start, end, limit, usize::MAX))
     }
 }

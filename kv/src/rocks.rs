@@ -42,10 +42,17 @@ impl KvStore for RocksKv {
         self.db.write_opt(rb, &options).map_err(engine)
     }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+    fn scan_bytes(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<KvPair>, KvError> {
         collect(
             self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)),
             limit,
+            bytes_max,
         )
     }
 
@@ -83,10 +90,16 @@ fn bounded(end: Option<&[u8]>) -> rocksdb::ReadOptions {
 fn collect<'a, D: rocksdb::DBAccess>(
     iter: rocksdb::DBIteratorWithThreadMode<'a, D>,
     limit: usize,
+    bytes_max: usize,
 ) -> Result<Vec<KvPair>, KvError> {
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     for item in iter.take(limit) {
+        if bytes >= bytes_max && !out.is_empty() {
+            break;
+        }
         let (k, v) = item.map_err(engine)?;
+        bytes = bytes.saturating_add(k.len() + v.len());
         out.push((k.into_vec(), v.into_vec()));
     }
     Ok(out)
@@ -106,7 +119,7 @@ impl KvSnapshot for RocksSnapshot {
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
         let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
-        collect(self.snapshot.iterator_opt(mode, bounded(end)), limit)
+        collect(self.snapshot.iterator_opt(mode, bounded(end)), limit, usize::MAX)
     }
 }
 

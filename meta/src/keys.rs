@@ -118,6 +118,18 @@ pub fn known_blob(blob: &BlobId) -> Vec<u8> {
     k
 }
 
+/// A striped blob's stripe records, one key per stripe: `s/<blob>/<8 hex digits of the stripe>`
+/// (`StripedBlob` says why they live apart from the records that reference the blob). Written by
+/// the command that first references the blob, changed by repairs, deleted with `b/<blob>`.
+pub fn stripes_prefix(blob: &BlobId) -> Vec<u8> {
+    format!("s/{blob}/").into_bytes()
+}
+pub fn stripe(blob: &BlobId, index: u32) -> Vec<u8> {
+    let mut k = stripes_prefix(blob);
+    k.extend_from_slice(format!("{index:08x}").as_bytes());
+    k
+}
+
 /// Blobs fenced by the orphan sweep: never referenced again (kept; one small key per orphan).
 pub fn reclaimed_blob(blob: &BlobId) -> Vec<u8> {
     format!("k/{blob}").into_bytes()

@@ -110,6 +110,9 @@ pub const BLOB_SCAN_PAGE_MAX: usize = 1000;
 /// record is always returned): a page of very large objects' records (a 50 GiB object's stripe
 /// map is about 9 MiB) must stay well inside an internode answer (`META_BODY_MAX_BYTES`, 64 MiB).
 pub const SCAN_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Most stripe records in one answer to a read (`Query::Object`, `Query::Stripes`): about 1 MiB,
+/// the stripes of 5 GiB of data at 5 x 1 MiB shards.
+pub const ANSWER_STRIPES_MAX: usize = 1024;
 /// Most keys returned by one listing page, as on AWS.
 pub const LIST_MAX_KEYS: usize = 1000;
 

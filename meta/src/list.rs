@@ -104,22 +104,32 @@ type IndexEntry = (Vec<u8>, String, Vec<u8>);
 /// another common prefix, so reading a full batch of records would mostly be wasted.
 const SCAN_BATCH_AFTER_SKIP: usize = 4;
 
+/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB).
+const SCAN_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Record bytes a listing page reads, after which it ends truncated (with at least one entry):
+/// a page of 1000 records of 10,000-part objects would otherwise read gigabytes.
+pub(crate) const LIST_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// One batch of at most `limit` object index entries from `cursor`, each with its object key
-/// decoded (the store key after `prefix_len` bytes); fewer than `limit` at the end of the range.
+/// decoded (the store key after `prefix_len` bytes), and whether the range is exhausted.
 fn index_batch(
     machine: &StateMachine,
     prefix_len: usize,
     cursor: &[u8],
     range_end: Option<&[u8]>,
     limit: usize,
-) -> Result<Vec<IndexEntry>, MetaError> {
+) -> Result<(Vec<IndexEntry>, bool), MetaError> {
     let mut out = Vec::new();
-    for (index_key, value) in machine.kv().scan(cursor, range_end, limit)? {
+    let mut bytes = 0usize;
+    for (index_key, value) in machine.kv().scan_bytes(cursor, range_end, limit, SCAN_BATCH_BYTES)? {
+        bytes += index_key.len() + value.len();
         let key = String::from_utf8(index_key[prefix_len..].to_vec())
             .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
         out.push((index_key, key, value));
     }
-    Ok(out)
+    let exhausted = out.len() < limit && bytes < SCAN_BATCH_BYTES;
+    Ok((out, exhausted))
 }
 
 /// The common prefix `key` rolls up into: up to the first `delimiter` after `prefix`.
@@ -164,12 +174,18 @@ pub(crate) fn list_bounded(
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut emitted = 0usize;
     let mut skipped = 0usize;
+    let mut read = 0usize;
 
     'scan: loop {
-        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit)?;
-        let batch_len = batch.len();
+        let (batch, exhausted) = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit)?;
         for (index_key, key, value) in batch {
             let key = key.as_str();
+            if read >= LIST_PAGE_BYTES_MAX && emitted > 0 {
+                // Bounded work: the next page starts after the last entry returned.
+                page.is_truncated = true;
+                break 'scan;
+            }
+            read += value.len();
             let record: ListedRecord = serde_json::from_slice(&value)
                 .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
             if record.delete_marker {
@@ -221,7 +237,7 @@ pub(crate) fn list_bounded(
             cursor = index_key;
             cursor.push(0);
         }
-        if batch_len < batch_limit {
+        if exhausted {
             break;
         }
         // A whole batch of plain keys: read bigger batches again.
@@ -238,9 +254,22 @@ struct Pager {
     max_keys: usize,
     emitted: usize,
     last: Option<(String, Option<VersionId>)>,
+    /// Record bytes read so far.
+    read: usize,
 }
 
 impl Pager {
+    /// Counts `bytes` more read; true (and the page marked truncated) when the page has read
+    /// `LIST_PAGE_BYTES_MAX` already and returned something.
+    fn read_full(&mut self, page: &mut VersionPage, bytes: usize) -> bool {
+        if self.read >= LIST_PAGE_BYTES_MAX && self.emitted > 0 {
+            page.is_truncated = true;
+            return true;
+        }
+        self.read += bytes;
+        false
+    }
+
     /// Adds an entry; false (and the page marked truncated) when the page is already full.
     fn version(&mut self, page: &mut VersionPage, entry: VersionSummary) -> bool {
         if self.emitted == self.max_keys {
@@ -305,10 +334,9 @@ pub(crate) fn list_versions(
         cursor = cursor.max(k);
     }
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut pager = Pager { max_keys, emitted: 0, last: None };
+    let mut pager = Pager { max_keys, emitted: 0, last: None, read: 0 };
     'scan: loop {
-        let batch = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH)?;
-        let batch_len = batch.len();
+        let (batch, exhausted) = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH)?;
         for (index_key, key, value) in batch {
             if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
                 let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
@@ -322,6 +350,9 @@ pub(crate) fn list_versions(
                     None => break 'scan,
                 }
                 continue 'scan;
+            }
+            if pager.read_full(&mut page, value.len()) {
+                break 'scan;
             }
             let current = machine.decode_version(&index_key, &value)?;
             let object_key = ObjectKey::new(key.as_str());
@@ -354,9 +385,14 @@ pub(crate) fn list_versions(
                 break 'scan;
             }
             loop {
-                let versions = machine.kv().scan(&chain_cursor, chain_end.as_deref(), SCAN_BATCH)?;
-                let count = versions.len();
+                let versions =
+                    machine.kv().scan_bytes(&chain_cursor, chain_end.as_deref(), SCAN_BATCH, SCAN_BATCH_BYTES)?;
+                let exhausted =
+                    versions.len() < SCAN_BATCH && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;
                 for (store_key, value) in versions {
+                    if pager.read_full(&mut page, value.len()) {
+                        break 'scan;
+                    }
                     let record = machine.decode_version(&store_key, &value)?;
                     chain_cursor = store_key;
                     chain_cursor.push(0);
@@ -368,14 +404,14 @@ pub(crate) fn list_versions(
                         break 'scan;
                     }
                 }
-                if count < SCAN_BATCH {
+                if exhausted {
                     break;
                 }
             }
             cursor = index_key;
             cursor.push(0);
         }
-        if batch_len < SCAN_BATCH {
+        if exhausted {
             break;
         }
     }

@@ -6,7 +6,7 @@ use crate::maintenance::*;
 use crate::records::*;
 use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId};
+use ignifuge_types::{BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -215,7 +215,20 @@ impl StateMachine {
         self.kv.write(batch, REPLICATED_APPLY)
     }
 
+    /// What `command` does to the state, into `batch`, and its outcome.
     fn plan(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
+        match self.plan_command(command, batch)? {
+            // Outcomes are kept (for retries) and sent back: an object's parts, up to 10,000 of
+            // them, stay in its record.
+            Outcome::Object(mut record) => {
+                record.parts = Vec::new();
+                Ok(Outcome::Object(record))
+            }
+            outcome => Ok(outcome),
+        }
+    }
+
+    fn plan_command(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
         match command {
             Command::CreateTenant(tenant) => {
                 let key = keys::tenant(&tenant.id);
@@ -259,12 +272,12 @@ impl StateMachine {
                 batch.delete(keys::tenant_bucket(&tenant, &bucket));
                 Ok(Outcome::Done)
             }
-            Command::PutObject { bucket, record, condition } => {
+            Command::PutObject { bucket, mut record, condition } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let current = self.current(&bucket.name, &record.key)?;
                 condition.check(current.as_ref())?;
-                for part in &record.parts {
-                    self.admit_blob(&part.location, batch)?;
+                for part in &mut record.parts {
+                    self.admit_blob(&mut part.location, batch)?;
                 }
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
@@ -302,11 +315,11 @@ impl StateMachine {
                 batch.put(keys::upload(&upload.bucket, &upload.upload_id), encode(&upload));
                 Ok(Outcome::Done)
             }
-            Command::PutUploadPart { bucket, upload_id, part } => {
+            Command::PutUploadPart { bucket, upload_id, mut part } => {
                 self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
-                self.admit_blob(&part.location, batch)?;
+                self.admit_blob(&mut part.location, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
                     garbage_of_part(&old, part.last_modified_ms, batch);
@@ -379,6 +392,10 @@ impl StateMachine {
                 for blob in blobs {
                     batch.delete(keys::garbage(&blob));
                     batch.delete(keys::known_blob(&blob));
+                    let prefix = keys::stripes_prefix(&blob);
+                    for (key, _) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), usize::MAX)? {
+                        batch.delete(key);
+                    }
                 }
                 Ok(Outcome::Done)
             }
@@ -485,20 +502,23 @@ impl StateMachine {
                 }
                 Ok(Answer::Buckets(buckets))
             }
-            Query::Object { tenant, bucket, key } => {
+            Query::Object { tenant, bucket, key, stripes } => {
                 let record = self.bucket(&bucket)?;
                 if tenant.is_some_and(|t| t != record.tenant) {
                     return Err(MetaError::AccessDenied);
                 }
-                self.live_version(&bucket, &key, None).map(|found| Answer::Object(Box::new(found.record)))
+                let mut found = self.live_version(&bucket, &key, None)?.record;
+                self.hydrate_record(&mut found, stripes)?;
+                Ok(Answer::Object(Box::new(found)))
             }
-            Query::ObjectVersion { tenant, bucket, key, version } => {
+            Query::ObjectVersion { tenant, bucket, key, version, stripes } => {
                 let record = self.bucket(&bucket)?;
                 if tenant.is_some_and(|t| t != record.tenant) {
                     return Err(MetaError::AccessDenied);
                 }
                 match self.locate(&bucket, &key, version.as_ref())? {
-                    Some(found) => {
+                    Some(mut found) => {
+                        self.hydrate_record(&mut found.record, stripes)?;
                         Ok(Answer::ObjectVersion { record: Box::new(found.record), versioning: record.versioning })
                     }
                     None if version.is_some() => Err(MetaError::NoSuchVersion),
@@ -532,12 +552,12 @@ impl StateMachine {
                     if out.len() >= limit || bytes >= SCAN_PAGE_BYTES_MAX {
                         break;
                     }
-                    let record: GarbageRecord = serde_json::from_slice(&value)
+                    let mut record: GarbageRecord = serde_json::from_slice(&value)
                         .map_err(|e| MetaError::Corrupt(format!("garbage record: {e}")))?;
                     if record.since_ms < older_than_ms {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                        bytes += value.len() + self.hydrate_all(&mut record.location)?;
                         out.push((ignifuge_types::BlobId::new(blob), record));
-                        bytes += value.len();
                     }
                 }
                 Ok(Answer::Garbage(out))
@@ -548,6 +568,13 @@ impl StateMachine {
             }
             Query::Blobs { cursor, limit } => {
                 self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX), SCAN_PAGE_BYTES_MAX).map(Answer::Blobs)
+            }
+            Query::Stripes { blob, first, limit } => {
+                if self.kv.get(&keys::known_blob(&blob))?.is_none() {
+                    return Err(MetaError::Superseded(format!("blob {blob} is no longer held")));
+                }
+                let limit = (limit as usize).clamp(1, crate::ANSWER_STRIPES_MAX);
+                self.load_stripes(&blob, first, limit).map(|(stripes, _)| Answer::Stripes(stripes))
             }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
@@ -565,34 +592,19 @@ impl StateMachine {
         }
     }
 
-    /// Applies a repair's compare-and-swap on one stripe.
+    /// Applies a repair's compare-and-swap on one stripe. The stripe must still be referenced:
+    /// its blob known and not garbage (blobs only move forward, so that is exact), and hold
+    /// exactly the shards the repairer read.
     fn replace_shards(&self, r: ShardReplacement, batch: &mut WriteBatch) -> Result<(), MetaError> {
         let superseded = |what: &str| MetaError::Superseded(format!("blob {} stripe {}: {what}", r.blob, r.stripe));
-        let (key, mut parts, object) = match &r.owner {
-            BlobOwner::Object { bucket, key, .. } => {
-                let found = self.locate(bucket, key, None)?.ok_or_else(|| superseded("the object is gone"))?;
-                (found.store_key, found.record.parts.clone(), Some(found.record))
-            }
-            BlobOwner::Version { bucket, key, version, .. } => {
-                let found =
-                    self.locate(bucket, key, Some(version))?.ok_or_else(|| superseded("the version is gone"))?;
-                (found.store_key, found.record.parts.clone(), Some(found.record))
-            }
-            BlobOwner::UploadPart { bucket, upload_id, part_number } => {
-                let key = keys::part(bucket, upload_id, *part_number);
-                let part = self.read::<PartData>(&key)?.ok_or_else(|| superseded("the part is gone"))?;
-                (key, vec![part], None)
-            }
-            BlobOwner::Garbage => return Err(superseded("garbage is not repaired")),
-        };
-        let striped = parts
-            .iter_mut()
-            .find_map(|p| match &mut p.location {
-                DataLocation::Striped(b) if b.blob == r.blob => Some(b),
-                _ => None,
-            })
-            .ok_or_else(|| superseded("no longer referenced"))?;
-        let stripe = striped.stripes.get_mut(r.stripe as usize).ok_or_else(|| superseded("no such stripe"))?;
+        if self.kv.get(&keys::known_blob(&r.blob))?.is_none() {
+            return Err(superseded("no longer referenced"));
+        }
+        if self.kv.get(&keys::garbage(&r.blob))?.is_some() {
+            return Err(superseded("garbage is not repaired"));
+        }
+        let key = keys::stripe(&r.blob, r.stripe);
+        let mut stripe: StripeRecord = self.read(&key)?.ok_or_else(|| superseded("no such stripe"))?;
         if stripe.shards == r.replacement && stripe.debt == r.debt {
             return Ok(()); // already applied (a retried proposal)
         }
@@ -601,20 +613,15 @@ impl StateMachine {
         }
         stripe.shards = r.replacement;
         stripe.debt = r.debt;
-        match object {
-            Some(mut object) => {
-                object.parts = parts;
-                batch.put(key, encode(&object));
-            }
-            None => batch.put(key, encode(&parts[0])),
-        }
+        batch.put(key, encode(&stripe));
         Ok(())
     }
 
     /// One page of the blob scan: upload parts, then current versions, then non-current versions,
-    /// then garbage (the direction in which blobs move, see `BlobCursor`).
-    /// One page of the blob scan: at most `limit` records, and no record after the first
-    /// `bytes_max` stored bytes (so a page of huge objects still fits in one answer).
+    /// then garbage (the direction in which blobs move, see `BlobCursor`). At most `limit`
+    /// records, and no blob after the first `bytes_max` bytes read (records and stripes; at least
+    /// one blob is always returned), so a page of huge objects still fits in one answer: a
+    /// 10,000-part object's blobs come over many pages.
     pub(crate) fn blob_page(&self, cursor: BlobCursor, limit: usize, bytes_max: usize) -> Result<BlobPage, MetaError> {
         const PHASES: [&[u8]; 4] =
             [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::VERSIONS_PREFIX, keys::GARBAGE_PREFIX];
@@ -631,6 +638,7 @@ impl StateMachine {
         let mut bytes = 0usize;
         let mut phase = cursor.phase as usize;
         let mut after = cursor.after;
+        let mut within = cursor.within;
         while phase < PHASES.len() {
             let prefix = PHASES[phase];
             let start = match &after {
@@ -642,18 +650,15 @@ impl StateMachine {
                 None => prefix.to_vec(),
             };
             let end = prefix_end(prefix);
-            let pairs = self.kv.scan(&start, end.as_deref(), limit)?;
-            let full = pairs.len() == limit;
+            let pairs = self.kv.scan_bytes(&start, end.as_deref(), limit, bytes_max)?;
+            let read: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let full = pairs.len() == limit || read >= bytes_max;
             for (index, (key, value)) in pairs.iter().enumerate() {
-                if bytes >= bytes_max && !blobs.is_empty() {
-                    // Full by bytes: the next page starts with this record.
-                    let after = index.checked_sub(1).map(|i| pairs[i].0.clone()).or(after.clone());
-                    return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after }) });
-                }
-                bytes += value.len();
                 let corrupt =
                     |e: serde_json::Error| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
                 let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                // This record's blobs: (owner, tenant, size, location).
+                let mut found: Vec<(BlobOwner, Option<TenantId>, u64, DataLocation)> = Vec::new();
                 match phase {
                     0 => {
                         let part: PartData = serde_json::from_slice(value).map_err(corrupt)?;
@@ -665,45 +670,66 @@ impl StateMachine {
                             upload_id: UploadId::new(upload),
                             part_number: part.part_number,
                         };
-                        blobs.extend(blob_ref(owner, tenant_of(&bucket)?, &part));
+                        found.push((owner, tenant_of(&bucket)?, part.size, part.location));
                     }
                     1 | 2 => {
                         let object = self.decode_version(key, value)?;
                         let Some((bucket, _)) = rest.split_once('/') else { continue };
                         let bucket = BucketName::new(bucket);
                         let tenant = tenant_of(&bucket)?;
-                        for part in &object.parts {
+                        let resume = within.take().filter(|(k, _)| k == key).map(|(_, part)| part);
+                        for part in object.parts {
+                            if resume.is_some_and(|last| part.part_number <= last) {
+                                continue;
+                            }
                             let (bucket, key, part_number) = (bucket.clone(), object.key.clone(), part.part_number);
                             let owner = if phase == 1 {
                                 BlobOwner::Object { bucket, key, part_number }
                             } else {
                                 BlobOwner::Version { bucket, key, version: object.version.clone(), part_number }
                             };
-                            blobs.extend(blob_ref(owner, tenant.clone(), part));
+                            found.push((owner, tenant.clone(), part.size, part.location));
                         }
                     }
                     _ => {
                         let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
-                        if let DataLocation::Striped(striped) = garbage.location {
-                            blobs.push(BlobRef {
-                                owner: BlobOwner::Garbage,
-                                tenant: None,
-                                blob: striped.blob.clone(),
-                                size: striped.stripes.iter().map(|s| s.data_len).sum(),
-                                striped: Some(striped),
-                            });
-                        }
+                        let size = match &garbage.location {
+                            DataLocation::Striped(striped) => striped.stripe_count as u64 * striped.stripe_bytes(),
+                            DataLocation::Inline(bytes) => bytes.len() as u64,
+                        };
+                        found.push((BlobOwner::Garbage, None, size, garbage.location));
                     }
+                }
+                bytes += value.len();
+                // The last part of this record returned in this page.
+                let mut returned: Option<u32> = None;
+                for (owner, tenant, size, mut location) in found {
+                    let DataLocation::Striped(_) = location else { continue };
+                    if bytes >= bytes_max && !blobs.is_empty() {
+                        // Full: the next page starts again at this record, after the last part
+                        // returned from it (if any was).
+                        let after = index.checked_sub(1).map(|i| pairs[i].0.clone()).or(after.clone());
+                        let within = returned.map(|part| (key.clone(), part));
+                        return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after, within }) });
+                    }
+                    bytes += self.hydrate_all(&mut location)?;
+                    let DataLocation::Striped(striped) = location else { continue };
+                    if let BlobOwner::Object { part_number, .. } | BlobOwner::Version { part_number, .. } = &owner {
+                        returned = Some(*part_number);
+                    }
+                    blobs.push(BlobRef { owner, tenant, blob: striped.blob.clone(), size, striped: Some(striped) });
                 }
             }
             if full {
-                let next = BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()) };
+                let next =
+                    BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()), within: None };
                 return Ok(BlobPage { blobs, next: Some(next) });
             }
             phase += 1;
             after = None;
+            within = None;
             if !blobs.is_empty() {
-                return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after: None }) });
+                return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after: None, within: None }) });
             }
         }
         Ok(BlobPage { blobs, next: None })
@@ -727,7 +753,8 @@ impl StateMachine {
                 }
                 let mut striped = false;
                 let mut debt = 0u64;
-                for part in &record.parts {
+                for mut part in record.parts {
+                    self.hydrate_all(&mut part.location)?;
                     if let DataLocation::Striped(blob) = &part.location {
                         striped = true;
                         debt += blob.stripes.iter().filter(|s| s.debt).count() as u64;
@@ -789,14 +816,71 @@ impl StateMachine {
     }
 
     /// A write makes a striped blob referenced: refused if the orphan sweep fenced it, else it
-    /// becomes known (the sweep never touches it again) and its intent is done.
-    fn admit_blob(&self, location: &DataLocation, batch: &mut WriteBatch) -> Result<(), MetaError> {
+    /// becomes known (the sweep never touches it again) and its intent is done. Its stripes go
+    /// to keys of their own; the location, which the caller stores in a record, keeps none.
+    fn admit_blob(&self, location: &mut DataLocation, batch: &mut WriteBatch) -> Result<(), MetaError> {
         let DataLocation::Striped(striped) = location else { return Ok(()) };
+        if !striped.is_complete() {
+            return Err(MetaError::InvalidPart(format!("blob {} is written without all of its stripes", striped.blob)));
+        }
         if self.kv.get(&keys::reclaimed_blob(&striped.blob))?.is_some() {
             return Err(MetaError::BlobReclaimed(striped.blob.to_string()));
         }
+        if self.kv.get(&keys::known_blob(&striped.blob))?.is_some() {
+            // Blob ids are never reused: a second command naming the same blob must not
+            // overwrite the stripe map that repairs have changed since.
+            return Err(MetaError::InvalidPart(format!("blob {} is already referenced", striped.blob)));
+        }
         batch.put(keys::known_blob(&striped.blob), Vec::new());
         batch.delete(keys::intent(&striped.blob));
+        for (index, stripe) in std::mem::take(&mut striped.stripes).into_iter().enumerate() {
+            batch.put(keys::stripe(&striped.blob, index as u32), encode(&stripe));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` stripes of a blob from stripe `first`, and their stored size in bytes.
+    fn load_stripes(&self, blob: &BlobId, first: u32, limit: usize) -> Result<(Vec<StripeRecord>, usize), MetaError> {
+        let end = prefix_end(&keys::stripes_prefix(blob));
+        let mut bytes = 0;
+        let mut stripes = Vec::new();
+        for (key, value) in self.kv.scan(&keys::stripe(blob, first), end.as_deref(), limit)? {
+            bytes += key.len() + value.len();
+            stripes.push(
+                serde_json::from_slice(&value)
+                    .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?,
+            );
+        }
+        Ok((stripes, bytes))
+    }
+
+    /// Fills a stored location with its blob's stripes, at most `budget` of them (the budget
+    /// shrinks by what was loaded). Returns the stored bytes read.
+    fn hydrate(&self, location: &mut DataLocation, budget: &mut usize) -> Result<usize, MetaError> {
+        let DataLocation::Striped(striped) = location else { return Ok(0) };
+        if *budget == 0 || striped.is_complete() {
+            return Ok(0);
+        }
+        let (stripes, bytes) = self.load_stripes(&striped.blob, 0, (*budget).min(striped.stripe_count as usize))?;
+        *budget -= stripes.len();
+        striped.first_stripe = 0;
+        striped.stripes = stripes;
+        Ok(bytes)
+    }
+
+    /// Fills a stored location with all of its blob's stripes (bounded: a blob is at most one
+    /// part, 5 GiB, about a thousand stripes). Returns the stored bytes read.
+    fn hydrate_all(&self, location: &mut DataLocation) -> Result<usize, MetaError> {
+        let mut all = usize::MAX;
+        self.hydrate(location, &mut all)
+    }
+
+    /// A record as a reader gets it: its parts' stripes, the first `budget` of them.
+    fn hydrate_record(&self, record: &mut ObjectRecord, budget: u32) -> Result<(), MetaError> {
+        let mut budget = (budget as usize).min(crate::ANSWER_STRIPES_MAX);
+        for part in &mut record.parts {
+            self.hydrate(&mut part.location, &mut budget)?;
+        }
         Ok(())
     }
 
@@ -1038,15 +1122,6 @@ fn retire(bucket: &BucketName, old: &ObjectRecord, batch: &mut WriteBatch) {
 }
 
 /// The scan entry of a striped part (inline parts have no blob id and need no repair).
-fn blob_ref(owner: BlobOwner, tenant: Option<TenantId>, part: &PartData) -> Option<BlobRef> {
-    match &part.location {
-        DataLocation::Striped(striped) => {
-            Some(BlobRef { owner, tenant, blob: striped.blob.clone(), size: part.size, striped: Some(striped.clone()) })
-        }
-        DataLocation::Inline(_) => None,
-    }
-}
-
 pub(crate) fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }

@@ -42,6 +42,10 @@ pub struct BlobCursor {
     pub phase: u8,
     /// The last store key returned in this phase.
     pub after: Option<Vec<u8>>,
+    /// A record whose blobs were only partly returned (an object with many parts): its store key
+    /// (the next one after `after`) and the last part number returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<(Vec<u8>, u32)>,
 }
 
 /// A page of a blob scan.

@@ -167,14 +167,52 @@ pub struct StripeRecord {
     pub debt: bool,
 }
 
-/// A blob erasure-coded into stripes of `data_shards` x `shard_size_bytes`.
+/// A blob erasure-coded into `stripe_count` stripes of `data_shards` x `shard_size_bytes` (the
+/// last one shorter).
+///
+/// The metadata keeps a blob's stripe records apart from the record that references it (one key
+/// per stripe, `keys::stripe`), so that an object of any size has a record of bounded size (a
+/// 5 TiB object has a million stripes, about 1 GB of stripe records). `stripes` holds the stripes
+/// `first_stripe..first_stripe + stripes.len()` that came with it: all of them in a command that
+/// writes the blob and in maintenance scans, a bounded number in a read's answer, none in a stored
+/// record (`StripedBlob::is_complete`, `Query::Stripes` fetches the rest).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripedBlob {
     pub blob: BlobId,
     pub data_shards: u32,
     pub parity_shards: u32,
     pub shard_size_bytes: u32,
+    pub stripe_count: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub first_stripe: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stripes: Vec<StripeRecord>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+impl StripedBlob {
+    /// Bytes of data in a full stripe.
+    pub fn stripe_bytes(&self) -> u64 {
+        u64::from(self.data_shards) * u64::from(self.shard_size_bytes)
+    }
+
+    /// Stripe `index` of the blob, if it is among the stripes held.
+    pub fn stripe(&self, index: u32) -> Option<&StripeRecord> {
+        self.stripes.get(index.checked_sub(self.first_stripe)? as usize)
+    }
+
+    /// Whether every stripe of the blob is held.
+    pub fn is_complete(&self) -> bool {
+        self.first_stripe == 0 && self.stripes.len() == self.stripe_count as usize
+    }
+
+    /// The same blob holding `stripes`, stripes `first..` of it.
+    pub fn with_stripes(&self, first: u32, stripes: Vec<StripeRecord>) -> Self {
+        Self { first_stripe: first, stripes, ..self.clone() }
+    }
 }
 
 /// Where a blob's bytes live.
@@ -538,7 +576,7 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Done,
-    /// The object version now current (PutObject, CompleteUpload).
+    /// The object version now current (PutObject, CompleteUpload), without its parts.
     Object(Box<ObjectRecord>),
     /// DeleteObject: whether a version was removed.
     Deleted(bool),
@@ -567,6 +605,9 @@ pub enum Query {
         tenant: Option<TenantId>,
         bucket: BucketName,
         key: ObjectKey,
+        /// At most this many stripe records come with the record's parts, in part order (capped
+        /// at `ANSWER_STRIPES_MAX`); a reader fetches the others with `Query::Stripes`.
+        stripes: u32,
     },
     ListObjects {
         bucket: BucketName,
@@ -614,6 +655,15 @@ pub enum Query {
         bucket: BucketName,
         key: ObjectKey,
         version: Option<VersionId>,
+        /// As in `Query::Object`.
+        stripes: u32,
+    },
+    /// Stripes `first..` of a striped blob, at most `limit` (capped at `ANSWER_STRIPES_MAX`);
+    /// fewer only at the blob's end. Refused (NoSuchBlob) for a blob the metadata does not hold.
+    Stripes {
+        blob: BlobId,
+        first: u32,
+        limit: u32,
     },
     /// A page of ListObjectVersions.
     ListVersions {
@@ -649,6 +699,7 @@ pub enum Answer {
     Versions(crate::VersionPage),
     /// The current cluster layout, None before the first SetLayout.
     Layout(Option<LayoutRecord>),
+    Stripes(Vec<StripeRecord>),
 }
 
 mod b64 {

@@ -53,6 +53,11 @@ fn bref(m: &StateMachine, name: &str) -> BucketRef {
     }
 }
 
+/// The blob of `object(key, etag, ..)`: blob ids are never reused, so each write names its own.
+fn blob_of(key: &str, etag: &str) -> String {
+    format!("{key}-{etag}").replace('/', "_")
+}
+
 fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
     ObjectRecord {
         key: ObjectKey::new(key),
@@ -62,7 +67,7 @@ fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
         last_modified_ms: 1,
         headers: ObjectHeaders::default(),
         checksums: Checksums::default(),
-        parts: vec![part(1, etag, size, "00")],
+        parts: vec![part(1, etag, size, &blob_of(key, etag))],
         multipart: false,
         tags: Vec::new(),
         delete_marker: false,
@@ -83,6 +88,8 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
             data_shards: 5,
             parity_shards: 4,
             shard_size_bytes: 1 << 20,
+            stripe_count: 0,
+            first_stripe: 0,
             stripes: vec![],
         }),
         last_modified_ms: 1,
@@ -143,6 +150,7 @@ fn conditional_writes_are_checked_against_the_current_version() {
             tenant: Some(TenantId::new("a")),
             bucket: BucketName::new("b1"),
             key: ObjectKey::new("k"),
+            stripes: u32::MAX,
         })
         .unwrap()
     else {
@@ -150,7 +158,7 @@ fn conditional_writes_are_checked_against_the_current_version() {
     };
     assert_eq!(o.etag, "e3");
     let other =
-        Query::Object { tenant: Some(TenantId::new("b")), bucket: BucketName::new("b1"), key: ObjectKey::new("k") };
+        Query::Object { tenant: Some(TenantId::new("b")), bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX };
     assert_eq!(m.query(other), Err(MetaError::AccessDenied), "another tenant's read is refused in the same query");
 }
 
@@ -162,7 +170,7 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
-    assert!(m.kv().get(b"g/00").unwrap().is_some(), "the first blob is garbage");
+    assert!(m.kv().get(&keys::garbage(&BlobId::new(blob_of("k", "e1")))).unwrap().is_some(), "the first blob is garbage");
     assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
 }
 
@@ -180,8 +188,8 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
         _ => panic!(),
     };
     assert!(listed(100).is_empty(), "still within its grace period");
-    assert_eq!(listed(101), vec!["00".to_string()]);
-    m.apply(Command::ForgetGarbage { blobs: vec![BlobId::new("00")] }).unwrap();
+    assert_eq!(listed(101), vec![blob_of("k", "e1")]);
+    m.apply(Command::ForgetGarbage { blobs: vec![BlobId::new(blob_of("k", "e1"))] }).unwrap();
     assert!(listed(i64::MAX).is_empty());
 }
 
@@ -251,7 +259,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
     let Outcome::Object(done) = complete(&[(1, "\"p1\""), (3, "p3")]).unwrap() else { panic!() };
     assert_eq!(done.key, ObjectKey::new("big"));
     assert_eq!(done.size, 7 * mib);
-    assert_eq!(done.parts.len(), 2);
+    assert!(done.parts.is_empty(), "an outcome carries no part list (up to 10,000 parts stay in the record)");
     assert!(m.kv().get(b"g/22").unwrap().is_some(), "the unused part is garbage");
     assert_eq!(m.query(Query::Upload { bucket: b.clone(), upload_id: id.clone() }), Err(MetaError::NoSuchUpload));
     assert_eq!(complete(&[(1, "p1")]), Err(MetaError::NoSuchUpload));
@@ -270,12 +278,13 @@ fn completing_an_upload_enforces_aws_part_rules() {
     assert_eq!((&again.version, &again.etag, again.size), (&done.version, &done.etag, done.size));
     assert!(again.parts.is_empty(), "the kept answer carries no part list");
     let Answer::Object(current) = m
-        .query(Query::Object { tenant: Some(TenantId::new("a")), bucket: b.clone(), key: ObjectKey::new("big") })
+        .query(Query::Object { tenant: Some(TenantId::new("a")), bucket: b.clone(), key: ObjectKey::new("big"), stripes: u32::MAX })
         .unwrap()
     else {
         panic!()
     };
     assert_eq!(current.version, done.version, "the retry made no new version");
+    assert_eq!(current.parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(retry(&[(1, "p1"), (3, "p3")], "other-key"), Err(MetaError::NoSuchUpload));
     let Answer::CompletedUpload(Some(kept)) =
         m.query(Query::CompletedUpload { bucket: b.clone(), upload_id: id.clone() }).unwrap()
@@ -351,6 +360,8 @@ fn striped_object(key: &str, blob: &str, nodes: &[&str]) -> ObjectRecord {
         data_shards: 2,
         parity_shards: 1,
         shard_size_bytes: 4,
+        stripe_count: 1,
+        first_stripe: 0,
         stripes: vec![StripeRecord { data_len: 8, shards, debt: true }],
     });
     record
@@ -485,7 +496,7 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     // Applying the same replacement twice (a retried proposal) is harmless.
     replace(vec![shard("n1"), shard("n1"), shard("n3")]).unwrap();
     let Answer::Object(object) =
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("x") }).unwrap()
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("x"), stripes: u32::MAX }).unwrap()
     else {
         panic!()
     };
@@ -606,6 +617,7 @@ fn version(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) ->
         bucket: BucketName::new(b),
         key: ObjectKey::new(key),
         version: version.cloned(),
+        stripes: u32::MAX,
     };
     m.query(query).map(|a| match a {
         Answer::ObjectVersion { record, .. } => *record,
@@ -703,7 +715,7 @@ fn deletes_add_markers_and_removing_versions_promotes_the_next() {
     let current = version(&m, "b1", "k", None).unwrap();
     assert!(current.delete_marker && current.version == marker);
     assert_eq!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k") }),
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX }),
         Err(MetaError::NoSuchKey)
     );
     assert!(listed_keys(&m, "b1").is_empty(), "a deleted key is not listed");
@@ -920,7 +932,7 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     };
     assert_eq!(m.apply(delete), Err(MetaError::NoSuchBucket));
     assert!(matches!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("shared"), key: ObjectKey::new("k") }),
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("shared"), key: ObjectKey::new("k"), stripes: u32::MAX }),
         Err(MetaError::NoSuchKey)
     ));
     // The same tenant re-creating the name makes another incarnation too.
@@ -956,7 +968,7 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
     let late = m.apply_proposal_logged(proposal("late", write("e-late")), Default::default()).unwrap();
     assert_eq!(late, Err(MetaError::Abandoned));
     assert!(matches!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k") }),
+        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX }),
         Err(MetaError::NoSuchKey)
     ));
     // Applied first: settling it returns its outcome, so the caller knows it is done.
@@ -983,11 +995,11 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
         Outcome::Reclaimable(fenced) => fenced.into_iter().map(|b| b.0).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
-    // "00" is committed (known); "0a" has an intent renewed recently; "0b" a stale one; "0c" none.
+    // "k-e" is committed (known); "0a" has an intent renewed recently; "0b" a stale one; "0c" none.
     put(&m, "b1", "k", "e", WriteCondition::default()).unwrap();
     m.apply(Command::RenewIntents { blobs: blobs(&["0a"]), now_ms: 9_500 }).unwrap();
     m.apply(Command::RenewIntents { blobs: blobs(&["0b"]), now_ms: 8_000 }).unwrap();
-    assert_eq!(reclaim(&["00", "0a", "0b", "0c"], 10_000), vec!["0b", "0c"]);
+    assert_eq!(reclaim(&["k-e", "0a", "0b", "0c"], 10_000), vec!["0b", "0c"]);
     assert_eq!(reclaim(&["0c"], 10_001), vec!["0c"], "fencing is idempotent");
     // A commit whose outcome its gateway did not know, applied after the fence: refused.
     let mut late = object("late", "e", 1);
@@ -997,14 +1009,13 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
     // A renewal cannot revive a fenced blob, and a committed blob is never fenced, even once garbage.
     m.apply(Command::RenewIntents { blobs: blobs(&["0c"]), now_ms: 20_000 }).unwrap();
     assert_eq!(reclaim(&["0c"], 20_001), vec!["0c"]);
-    put(&m, "b1", "k", "e2", WriteCondition::default()).unwrap(); // "00" again: still referenced
     let mut other = object("k", "e3", 1);
     other.parts = vec![part(1, "e3", 1, "0d")];
     m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: other, condition: Default::default() }).unwrap();
-    assert!(m.kv().get(b"g/00").unwrap().is_some(), "the replaced blob is garbage");
-    assert!(reclaim(&["00", "0d"], 30_000).is_empty(), "garbage is the collector's, not the sweep's");
-    m.apply(Command::ForgetGarbage { blobs: blobs(&["00"]) }).unwrap();
-    assert_eq!(reclaim(&["00"], 30_001), vec!["00"], "shards left after collection are orphans");
+    assert!(m.kv().get(b"g/k-e").unwrap().is_some(), "the replaced blob is garbage");
+    assert!(reclaim(&["k-e", "0d"], 30_000).is_empty(), "garbage is the collector's, not the sweep's");
+    m.apply(Command::ForgetGarbage { blobs: blobs(&["k-e"]) }).unwrap();
+    assert_eq!(reclaim(&["k-e"], 30_001), vec!["k-e"], "shards left after collection are orphans");
 }
 
 #[test]
@@ -1083,4 +1094,175 @@ fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
         assert!(m.kv().get(format!("i/{blob}").as_bytes()).unwrap().is_none(), "intent {blob} kept");
     }
     assert!(m.kv().get(b"i/b1").unwrap().is_some(), "a recent intent was forgotten");
+}
+
+/// A part of `stripes` full stripes at 5+4 x 1 MiB, each shard on its own node, as the data path
+/// writes it.
+fn realistic_part(n: u32, stripes: u32) -> PartData {
+    let shard = |i: u32| ShardRecord { node: NodeId::new(format!("dc{}-n{}", i % 3 + 1, i / 3 + 1)), blake3: "ab".repeat(32) };
+    let stripe_bytes = 5u64 << 20;
+    PartData {
+        part_number: n,
+        size: u64::from(stripes) * stripe_bytes,
+        etag: format!("{n:032x}"),
+        checksums: Checksums { crc64nvme: Some("AAAAAAAAAAA=".into()), ..Default::default() },
+        location: DataLocation::Striped(StripedBlob {
+            blob: BlobId::new(format!("{n:032x}")),
+            data_shards: 5,
+            parity_shards: 4,
+            shard_size_bytes: 1 << 20,
+            stripe_count: stripes,
+            first_stripe: 0,
+            stripes: (0..stripes)
+                .map(|_| StripeRecord { data_len: stripe_bytes, shards: (0..9).map(shard).collect(), debt: false })
+                .collect(),
+        }),
+        last_modified_ms: 1,
+    }
+}
+
+/// Point 7 of the promise: a 5 TiB object (10,000 parts of 525 MiB: a million stripes, about
+/// 1 GB of stripe records) completes, and its record, every answer about it and every
+/// maintenance page stay bounded; it can be read stripe by stripe, repaired and deleted.
+#[test]
+fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
+    const PARTS: u32 = 10_000;
+    const STRIPES_PER_PART: u32 = 105; // 5 TiB / 10,000 parts = 524.3 MiB, at 5 MiB per stripe
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let id = UploadId::new("huge");
+    let upload = upload_record(id.clone(), BucketName::new("b1"), "huge");
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    for n in 1..=PARTS {
+        let part = realistic_part(n, STRIPES_PER_PART);
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part }).unwrap();
+    }
+    let parts = (1..=PARTS).map(|n| CompletedPart { part_number: n, etag: format!("{n:032x}") }).collect();
+    let complete = Command::CompleteUpload {
+        bucket: bref(&m, "b1"),
+        upload_id: id.clone(),
+        parts,
+        record: object("huge", "final", 0),
+        condition: WriteCondition::default(),
+    };
+    let Outcome::Object(done) = m.apply(complete).unwrap() else { panic!() };
+    assert_eq!(done.size, u64::from(PARTS) * u64::from(STRIPES_PER_PART) * (5 << 20));
+    assert!(done.size >= 5 * (1u64 << 40));
+
+    let mib = 1024 * 1024;
+    let record = m.kv().get(&keys::object(&BucketName::new("b1"), &ObjectKey::new("huge"))).unwrap().unwrap();
+    assert!(record.len() < 8 * mib, "the object's record is {} bytes", record.len());
+
+    // A read gets the record with a bounded number of stripes; the rest come by blob.
+    let query = |stripes| Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("huge"), stripes };
+    let answer = m.query(query(u32::MAX)).unwrap();
+    let size = serde_json::to_vec(&answer).unwrap().len();
+    assert!(size < 8 * mib, "the answer to a read is {size} bytes");
+    let Answer::Object(read) = answer else { panic!() };
+    assert_eq!(read.parts.len(), PARTS as usize);
+    let loaded: usize = read
+        .parts
+        .iter()
+        .map(|p| match &p.location {
+            DataLocation::Striped(s) => s.stripes.len(),
+            DataLocation::Inline(_) => 0,
+        })
+        .sum();
+    assert_eq!(loaded, ANSWER_STRIPES_MAX, "only the first stripes come with the record");
+    let DataLocation::Striped(last) = &read.parts[PARTS as usize - 1].location else { panic!() };
+    assert!(last.stripes.is_empty() && last.stripe_count == STRIPES_PER_PART);
+    let Answer::Stripes(tail) = m.query(Query::Stripes { blob: last.blob.clone(), first: 100, limit: 10 }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(tail.len(), 5, "stripes 100..105 of the last part");
+
+    // The object lists, in a page that read its record once.
+    let Answer::Objects(listed) = m
+        .query(Query::ListObjects { bucket: BucketName::new("b1"), request: ListRequest { max_keys: 1000, ..Default::default() } })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(listed.objects.len(), 1);
+    assert_eq!(listed.objects[0].size, done.size);
+
+    // The repair scan visits every blob once, over pages that each fit well inside an answer.
+    let mut cursor = BlobCursor::default();
+    let mut seen = BTreeSet::new();
+    let mut pages = 0;
+    loop {
+        let answer = m.query(Query::Blobs { cursor: cursor.clone(), limit: BLOB_SCAN_PAGE_MAX }).unwrap();
+        let size = serde_json::to_vec(&answer).unwrap().len();
+        assert!(size < SCAN_PAGE_BYTES_MAX + 2 * mib, "a blob page of {size} bytes");
+        let Answer::Blobs(page) = answer else { panic!() };
+        for blob in page.blobs {
+            assert!(blob.striped.as_ref().is_some_and(StripedBlob::is_complete), "a scanned blob has all its stripes");
+            assert!(seen.insert(blob.blob.0), "a blob visited twice");
+        }
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), PARTS as usize);
+    assert!(pages > 10, "{pages} pages");
+
+    // A repair of one stripe of the last part rewrites that stripe's key, not the 5 TiB record.
+    let DataLocation::Striped(blob) = realistic_part(PARTS, STRIPES_PER_PART).location else { panic!() };
+    let expected = blob.stripes[77].shards.clone();
+    let mut replacement = expected.clone();
+    replacement[4] = ShardRecord { node: NodeId::new("dc2-n4"), blake3: "ab".repeat(32) };
+    let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("huge"), part_number: PARTS };
+    let repair = |replacement: Vec<ShardRecord>| {
+        Command::ReplaceShards(ShardReplacement {
+            owner: owner.clone(),
+            blob: blob.blob.clone(),
+            stripe: 77,
+            expected: expected.clone(),
+            replacement,
+            debt: false,
+        })
+    };
+    m.apply(repair(replacement.clone())).unwrap();
+    let mut other = expected.clone();
+    other[4] = ShardRecord { node: NodeId::new("dc3-n4"), blake3: "ab".repeat(32) };
+    assert!(matches!(m.apply(repair(other)), Err(MetaError::Superseded(_))), "a stale repair is refused");
+    let Answer::Stripes(repaired) = m.query(Query::Stripes { blob: blob.blob.clone(), first: 77, limit: 1 }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(repaired[0].shards, replacement);
+    let after = m.kv().get(&keys::object(&BucketName::new("b1"), &ObjectKey::new("huge"))).unwrap().unwrap();
+    assert_eq!(after, record, "the record is unchanged by a repair");
+
+    // Deleted: every blob is garbage, garbage pages are bounded, and collecting it forgets the
+    // stripes too.
+    let delete = Command::DeleteObject {
+        bucket: bref(&m, "b1"),
+        key: ObjectKey::new("huge"),
+        condition: WriteCondition::default(),
+        now_ms: 10,
+        version: None,
+        marker_nonce: None,
+    };
+    m.apply(delete).unwrap();
+    let mut collected = 0;
+    loop {
+        let answer = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 256 }).unwrap();
+        let size = serde_json::to_vec(&answer).unwrap().len();
+        assert!(size < SCAN_PAGE_BYTES_MAX + 2 * mib, "a garbage page of {size} bytes");
+        let Answer::Garbage(garbage) = answer else { panic!() };
+        if garbage.is_empty() {
+            break;
+        }
+        for (_, record) in &garbage {
+            let DataLocation::Striped(s) = &record.location else { panic!() };
+            assert!(s.is_complete(), "garbage comes with every stripe, for the collector");
+        }
+        collected += garbage.len();
+        m.apply(Command::ForgetGarbage { blobs: garbage.into_iter().map(|(b, _)| b).collect() }).unwrap();
+    }
+    assert_eq!(collected, PARTS as usize);
+    assert!(m.kv().scan(b"s/", Some(b"s0"), 1).unwrap().is_empty(), "no stripe record is left");
+    assert!(m.kv().scan(b"b/", Some(b"b0"), 1).unwrap().is_empty(), "no blob is known any more");
 }

@@ -2,14 +2,17 @@
 //! the data shards that hold requested bytes when they are all healthy), checked against the
 //! BLAKE3 hashes in the metadata, and rebuilt from parity when shards are missing or corrupt.
 //! Stripes are fetched ahead of the client by `STRIPES_IN_FLIGHT_MAX`; the first bytes go out
-//! before the rest of the object is read.
+//! before the rest of the object is read. Stripe records that did not come with the object's
+//! record (an object of more than `ANSWER_STRIPES_MAX` stripes, up to a million at 5 TiB) are
+//! fetched from the metadata a window at a time, as the read reaches them: memory stays bounded
+//! whatever the object's size.
 
 use super::{DataPath, HEDGE_AFTER_MS, STRIPES_IN_FLIGHT_MAX};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use ignifuge_meta::{DataLocation, PartData, StripedBlob};
+use ignifuge_meta::{ANSWER_STRIPES_MAX, Answer, DataLocation, Metadata, PartData, Query, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex};
 use std::ops::Range;
 use std::pin::Pin;
@@ -28,30 +31,44 @@ impl Stream for ByteRangeStream {
     }
 }
 
-/// One piece of work: bytes `range` of stripe `stripe` of a striped blob, or of an inline blob.
+/// One piece of work: bytes `range` of stripe `stripe` of a striped blob (which holds that
+/// stripe's record), or of an inline blob.
 enum Piece {
     Inline(Bytes),
     Stripe { blob: Arc<StripedBlob>, stripe: u32, range: Range<usize> },
 }
 
+/// The bytes `from..to` of one part.
+struct Segment {
+    location: DataLocation,
+    from: usize,
+    to: usize,
+}
+
 impl DataPath {
     /// Streams bytes `range` of the concatenation of `parts`. The range must lie within it.
-    pub fn read_range(self: &Arc<Self>, parts: Vec<PartData>, range: Range<u64>) -> ByteRangeStream {
+    /// `metadata` answers for stripe records that the parts do not hold.
+    pub fn read_range(
+        self: &Arc<Self>,
+        parts: Vec<PartData>,
+        range: Range<u64>,
+        metadata: Arc<dyn Metadata>,
+    ) -> ByteRangeStream {
         let (tx, rx) = tokio::sync::mpsc::channel(STRIPES_IN_FLIGHT_MAX * 8);
-        let pieces = plan(parts, range);
+        let pieces = pieces(plan(parts, range), metadata);
         let this = self.clone();
         tokio::spawn(async move {
-            let mut fetched = futures::stream::iter(pieces)
+            let mut fetched = std::pin::pin!(pieces
                 .map(|piece| {
                     let this = this.clone();
                     async move {
-                        match piece {
+                        match piece? {
                             Piece::Inline(bytes) => Ok(vec![bytes]),
                             Piece::Stripe { blob, stripe, range } => this.read_stripe(&blob, stripe, range).await,
                         }
                     }
                 })
-                .buffered(STRIPES_IN_FLIGHT_MAX);
+                .buffered(STRIPES_IN_FLIGHT_MAX));
             while let Some(result) = fetched.next().await {
                 match result {
                     Ok(pieces) => {
@@ -74,10 +91,8 @@ impl DataPath {
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
     async fn read_stripe(&self, blob: &StripedBlob, stripe: u32, range: Range<usize>) -> GatewayResult<Vec<Bytes>> {
-        let record = blob
-            .stripes
-            .get(stripe as usize)
-            .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
+        let record =
+            blob.stripe(stripe).ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
         let k = blob.data_shards as usize;
         let total = k + blob.parity_shards as usize;
         if record.shards.len() != total {
@@ -170,7 +185,7 @@ impl DataPath {
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
     pub(crate) async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
-        let record = &blob.stripes[stripe as usize].shards[index];
+        let record = blob.stripe(stripe)?.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
             tracing::error!(shard = %id, "metadata holds a malformed shard hash");
@@ -193,9 +208,9 @@ impl DataPath {
     }
 }
 
-/// Splits a byte range of a part list into inline slices and per-stripe ranges.
-fn plan(parts: Vec<PartData>, range: Range<u64>) -> Vec<Piece> {
-    let mut pieces = Vec::new();
+/// The parts a byte range of a part list touches, each with the bytes of it wanted.
+fn plan(parts: Vec<PartData>, range: Range<u64>) -> Vec<Segment> {
+    let mut segments = Vec::new();
     let mut part_start = 0u64;
     for part in parts {
         let part_end = part_start + part.size;
@@ -203,39 +218,138 @@ fn plan(parts: Vec<PartData>, range: Range<u64>) -> Vec<Piece> {
         let to = range.end.min(part_end);
         if from < to {
             let (from, to) = ((from - part_start) as usize, (to - part_start) as usize);
-            match part.location {
-                DataLocation::Inline(bytes) => pieces.push(Piece::Inline(Bytes::from(bytes).slice(from..to))),
-                DataLocation::Striped(blob) => {
-                    let stripe_bytes = blob.data_shards as usize * blob.shard_size_bytes as usize;
-                    let blob = Arc::new(blob);
-                    for stripe in from / stripe_bytes..to.div_ceil(stripe_bytes) {
-                        let base = stripe * stripe_bytes;
-                        let range = from.max(base) - base..to.min(base + stripe_bytes) - base;
-                        pieces.push(Piece::Stripe { blob: blob.clone(), stripe: stripe as u32, range });
-                    }
-                }
-            }
+            segments.push(Segment { location: part.location, from, to });
         }
         part_start = part_end;
     }
-    pieces
+    segments
+}
+
+/// The pieces of `segments`, in order: inline slices and per-stripe ranges. Stripe records a
+/// segment's blob does not hold are fetched from `metadata`, `ANSWER_STRIPES_MAX` at a time,
+/// only when the stream reaches them.
+fn pieces(
+    segments: Vec<Segment>,
+    metadata: Arc<dyn Metadata>,
+) -> impl Stream<Item = GatewayResult<Piece>> + Send + 'static {
+    futures::stream::iter(segments)
+        .flat_map(|segment| {
+            let windows: Vec<Window> = match segment.location {
+                DataLocation::Inline(bytes) => {
+                    vec![Window::Ready(Piece::Inline(Bytes::from(bytes).slice(segment.from..segment.to)))]
+                }
+                DataLocation::Striped(blob) => {
+                    let stripe_bytes = blob.stripe_bytes() as usize;
+                    let stripes = (segment.from / stripe_bytes) as u32..segment.to.div_ceil(stripe_bytes) as u32;
+                    let blob = Arc::new(blob);
+                    let mut windows = Vec::new();
+                    let mut first = stripes.start;
+                    while first < stripes.end {
+                        let end = (first + ANSWER_STRIPES_MAX as u32).min(stripes.end);
+                        let bytes = segment.from..segment.to;
+                        windows.push(Window::Stripes { blob: blob.clone(), stripes: first..end, bytes });
+                        first = end;
+                    }
+                    windows
+                }
+            };
+            futures::stream::iter(windows)
+        })
+        .then(move |window| {
+            let metadata = metadata.clone();
+            async move {
+                match window {
+                    Window::Ready(piece) => Ok(vec![piece]),
+                    Window::Stripes { blob, stripes, bytes } => {
+                        let blob = load_window(blob, stripes.clone(), metadata.as_ref()).await?;
+                        Ok(stripe_pieces(&blob, stripes, bytes))
+                    }
+                }
+            }
+        })
+        .flat_map(|result: GatewayResult<Vec<Piece>>| match result {
+            Ok(pieces) => futures::stream::iter(pieces.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        })
+}
+
+/// A run of a part's stripes, or a piece ready as it is.
+enum Window {
+    Ready(Piece),
+    Stripes { blob: Arc<StripedBlob>, stripes: Range<u32>, bytes: Range<usize> },
+}
+
+/// `blob` holding the records of `stripes`: itself if it does, else fetched from the metadata.
+async fn load_window(
+    blob: Arc<StripedBlob>,
+    stripes: Range<u32>,
+    metadata: &dyn Metadata,
+) -> GatewayResult<Arc<StripedBlob>> {
+    if blob.stripe(stripes.start).is_some() && blob.stripe(stripes.end - 1).is_some() {
+        return Ok(blob);
+    }
+    let query = Query::Stripes { blob: blob.blob.clone(), first: stripes.start, limit: stripes.len() as u32 };
+    match metadata.query(query).await? {
+        Answer::Stripes(records) if records.len() == stripes.len() => {
+            Ok(Arc::new(blob.with_stripes(stripes.start, records)))
+        }
+        Answer::Stripes(records) => Err(GatewayError::Internal(format!(
+            "blob {}: {} stripe records from {}, {} expected",
+            blob.blob,
+            records.len(),
+            stripes.start,
+            stripes.len()
+        ))),
+        _ => Err(GatewayError::Internal("unexpected answer to a stripe query".into())),
+    }
+}
+
+/// The per-stripe ranges of bytes `bytes` of a blob, for its stripes `stripes`.
+fn stripe_pieces(blob: &Arc<StripedBlob>, stripes: Range<u32>, bytes: Range<usize>) -> Vec<Piece> {
+    let stripe_bytes = blob.stripe_bytes() as usize;
+    stripes
+        .map(|stripe| {
+            let base = stripe as usize * stripe_bytes;
+            let range = bytes.start.max(base) - base..bytes.end.min(base + stripe_bytes) - base;
+            Piece::Stripe { blob: blob.clone(), stripe, range }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_meta::{Checksums, StripeRecord};
+    use ignifuge_meta::{Checksums, Command, MetaError, Outcome, StripeRecord};
     use ignifuge_types::BlobId;
+    use std::sync::Mutex;
 
-    fn striped_part(size: u64) -> PartData {
-        let stripe_bytes = 2 * 4u64;
-        let stripes = (0..size.div_ceil(stripe_bytes))
-            .map(|s| StripeRecord {
-                data_len: (size - s * stripe_bytes).min(stripe_bytes),
-                shards: vec![],
-                debt: false,
-            })
-            .collect();
+    /// A blob of `count` stripes of 8 bytes (2 x 4) whose stripe records live in the metadata;
+    /// record `i` is marked by `data_len == i`.
+    struct Stripes {
+        count: u32,
+        asked: Mutex<Vec<(u32, u32)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Metadata for Stripes {
+        async fn apply(&self, _: Command) -> Result<Outcome, MetaError> {
+            unreachable!("reads never write")
+        }
+        async fn query(&self, query: Query) -> Result<Answer, MetaError> {
+            let Query::Stripes { first, limit, .. } = query else { unreachable!("{query:?}") };
+            self.asked.lock().unwrap().push((first, limit));
+            let end = first.saturating_add(limit).min(self.count);
+            Ok(Answer::Stripes((first..end).map(marked).collect()))
+        }
+    }
+
+    fn marked(i: u32) -> StripeRecord {
+        StripeRecord { data_len: u64::from(i), shards: vec![], debt: false }
+    }
+
+    /// A part of `size` bytes holding its first `held` stripe records.
+    fn striped_part(size: u64, held: u32) -> PartData {
+        let count = size.div_ceil(8) as u32;
         PartData {
             part_number: 1,
             size,
@@ -246,33 +360,65 @@ mod tests {
                 data_shards: 2,
                 parity_shards: 1,
                 shard_size_bytes: 4,
-                stripes,
+                stripe_count: count,
+                first_stripe: 0,
+                stripes: (0..held.min(count)).map(marked).collect(),
             }),
             last_modified_ms: 0,
         }
     }
 
-    fn describe(pieces: &[Piece]) -> Vec<String> {
-        pieces
+    /// The pieces of `range`, described, and the stripe queries they took.
+    fn read(parts: Vec<PartData>, range: Range<u64>) -> (Vec<String>, Vec<(u32, u32)>) {
+        let count = parts
+            .iter()
+            .map(|p| match &p.location {
+                DataLocation::Striped(b) => b.stripe_count,
+                DataLocation::Inline(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let metadata = Arc::new(Stripes { count, asked: Mutex::new(Vec::new()) });
+        let pieces = pieces(plan(parts, range), metadata.clone());
+        let pieces: Vec<Piece> =
+            futures::executor::block_on(pieces.collect::<Vec<_>>()).into_iter().map(Result::unwrap).collect();
+        let described = pieces
             .iter()
             .map(|p| match p {
                 Piece::Inline(b) => format!("inline {}", b.len()),
-                Piece::Stripe { stripe, range, .. } => {
+                Piece::Stripe { blob, stripe, range } => {
+                    assert_eq!(blob.stripe(*stripe).unwrap().data_len, u64::from(*stripe), "the stripe's own record");
                     format!("stripe {stripe} {}..{}", range.start, range.end)
                 }
             })
-            .collect()
+            .collect();
+        let asked = metadata.asked.lock().unwrap().clone();
+        (described, asked)
     }
 
     #[test]
     fn a_range_touches_only_the_stripes_it_needs() {
-        let inline = PartData { location: DataLocation::Inline(vec![7; 5]), size: 5, ..striped_part(0) };
-        let parts = vec![inline, striped_part(20)];
-        assert_eq!(
-            describe(&plan(parts.clone(), 0..25)),
-            ["inline 5", "stripe 0 0..8", "stripe 1 0..8", "stripe 2 0..4"]
-        );
-        assert_eq!(describe(&plan(parts.clone(), 3..14)), ["inline 2", "stripe 0 0..8", "stripe 1 0..1"]);
-        assert_eq!(describe(&plan(parts, 22..24)), ["stripe 2 1..3"]);
+        let inline = PartData { location: DataLocation::Inline(vec![7; 5]), size: 5, ..striped_part(0, 0) };
+        let parts = vec![inline, striped_part(20, 3)];
+        let (pieces, asked) = read(parts.clone(), 0..25);
+        assert_eq!(pieces, ["inline 5", "stripe 0 0..8", "stripe 1 0..8", "stripe 2 0..4"]);
+        assert!(asked.is_empty(), "stripes that came with the record are not asked for");
+        assert_eq!(read(parts.clone(), 3..14).0, ["inline 2", "stripe 0 0..8", "stripe 1 0..1"]);
+        assert_eq!(read(parts, 22..24).0, ["stripe 2 1..3"]);
+    }
+
+    #[test]
+    fn stripes_beyond_the_answer_are_fetched_a_window_at_a_time_when_reached() {
+        // 3000 stripes, the first 1024 held (as a read's answer holds them).
+        let part = striped_part(3000 * 8, ANSWER_STRIPES_MAX as u32);
+        let (pieces, asked) = read(vec![part.clone()], 1000 * 8 + 3..2100 * 8 + 1);
+        assert_eq!(pieces.len(), 1101);
+        assert_eq!(pieces[0], "stripe 1000 3..8");
+        assert_eq!(pieces[1100], "stripe 2100 0..1");
+        assert_eq!(asked, [(1000, 1024), (2024, 77)], "each window once, from where the read is");
+        let (_, asked) = read(vec![part.clone()], 0..8 * 1024);
+        assert!(asked.is_empty(), "the held stripes are enough");
+        let (pieces, asked) = read(vec![part], 2999 * 8..3000 * 8);
+        assert_eq!((pieces.as_slice(), asked.as_slice()), (["stripe 2999 0..8".to_string()].as_slice(), [(2999, 1)].as_slice()));
     }
 }

@@ -181,6 +181,8 @@ impl DataPath {
                 data_shards: geometry.data_shards,
                 parity_shards: geometry.parity_shards,
                 shard_size_bytes: SHARD_SIZE_BYTES as u32,
+                stripe_count: stripes.len() as u32,
+                first_stripe: 0,
                 stripes,
             })
         } else {

@@ -215,7 +215,7 @@ pub async fn round(
             let striped = Arc::new(blob_ref.striped.clone().expect("filtered on striped"));
             let mut worst = Margin::Full;
             let mut debt_stripes = 0;
-            for (index, stripe) in striped.stripes.iter().enumerate() {
+            for (index, stripe) in (striped.first_stripe..).zip(&striped.stripes) {
                 let survey = survey::survey_stripe(
                     &layout.topology,
                     layout.geometry,
@@ -223,7 +223,7 @@ pub async fn round(
                     stripe,
                     |node, shard| {
                         held.get(node)
-                            .is_some_and(|h| h.contains_key(&(striped.blob.clone(), index as u32, shard as u32)))
+                            .is_some_and(|h| h.contains_key(&(striped.blob.clone(), index, shard as u32)))
                     },
                     state_of,
                 );
@@ -245,14 +245,14 @@ pub async fn round(
                             .enumerate()
                             .filter_map(|(shard, placed)| {
                                 let copy =
-                                    held.get(&placed.node)?.get(&(striped.blob.clone(), index as u32, shard as u32))?;
+                                    held.get(&placed.node)?.get(&(striped.blob.clone(), index, shard as u32))?;
                                 Some((shard as u32, copy.modified_ms))
                             })
                             .collect();
                         candidates.push(Candidate {
                             owner: blob_ref.owner.clone(),
                             blob: striped.clone(),
-                            stripe: index as u32,
+                            stripe: index,
                             survey,
                             copies_modified_ms,
                         })
@@ -264,8 +264,7 @@ pub async fn round(
             for (node, shards) in held.iter() {
                 for (blob, stripe, shard) in shards.keys().filter(|(b, _, _)| *b == striped.blob) {
                     let named = striped
-                        .stripes
-                        .get(*stripe as usize)
+                        .stripe(*stripe)
                         .and_then(|s| s.shards.get(*shard as usize))
                         .is_some_and(|r| &r.node == node);
                     if !named {
@@ -408,7 +407,12 @@ async fn repair_one(
     else {
         return Ok(0);
     };
-    let expected = candidate.blob.stripes[candidate.stripe as usize].shards.clone();
+    let expected = candidate
+        .blob
+        .stripe(candidate.stripe)
+        .ok_or_else(|| GatewayError::Internal(format!("stripe {} missing from its blob", candidate.stripe)))?
+        .shards
+        .clone();
     let command = Command::ReplaceShards(ShardReplacement {
         owner: candidate.owner.clone(),
         blob: candidate.blob.blob.clone(),

@@ -32,7 +32,9 @@ impl DataPath {
         node_state: impl Fn(&NodeId) -> NodeState,
     ) -> GatewayResult<Option<Rebuilt>> {
         let layout = self.layout();
-        let record = &blob.stripes[stripe as usize];
+        let record = blob
+            .stripe(stripe)
+            .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} of blob {} not loaded", blob.blob)))?;
         let k = blob.data_shards as usize;
         let n = k + blob.parity_shards as usize;
         if record.shards.len() != n || n != layout.geometry.total_shards() as usize {

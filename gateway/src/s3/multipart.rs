@@ -173,7 +173,7 @@ pub async fn upload_part_copy(
         computed.push(Algorithm::parse(a)?);
     }
     let length = range.end - range.start;
-    let body = s3.gateway.data.read_range(source.parts.clone(), range);
+    let body = s3.gateway.data.read_range(source.parts.clone(), range, s3.gateway.metadata.clone());
     let request = WriteRequest {
         expected: crate::checksums::Expected { computed, ..Default::default() },
         declared_length: Some(length),

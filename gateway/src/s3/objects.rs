@@ -169,7 +169,7 @@ impl IgnifugeS3 {
             CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
-        let source = match self.get_record(principal, &bucket, &key, version.as_deref()).await {
+        let source = match self.get_record(principal, &bucket, &key, version.as_deref(), self.gateway.read_stripes).await {
             Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
                 return Err(s3s::s3_error!(
                     InvalidRequest,
@@ -195,12 +195,15 @@ impl IgnifugeS3 {
     /// A version of a key (the current one without `version`), if the bucket belongs to the
     /// principal's tenant: the ownership check and the read are one linearizable query. A delete
     /// marker answers 404 NoSuchKey (current) or 405 MethodNotAllowed (by version id).
+    /// `stripes`: how many stripe records to bring with it (`Gateway::read_stripes` when its
+    /// data is read, 0 when only the record is).
     pub(super) async fn get_record(
         &self,
         principal: &Principal,
         bucket: &str,
         key: &str,
         version: Option<&str>,
+        stripes: u32,
     ) -> S3Result<ReadVersion> {
         let version = parse_version_id(version)?;
         let by_version_id = version.is_some();
@@ -209,6 +212,7 @@ impl IgnifugeS3 {
             bucket: BucketName::new(bucket),
             key: ObjectKey::new(key),
             version,
+            stripes,
         };
         match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
             Answer::ObjectVersion { record, .. } if record.delete_marker => {
@@ -234,8 +238,12 @@ impl IgnifugeS3 {
         if !condition.is_some() {
             return Ok(());
         }
-        let query =
-            Query::Object { tenant: Some(bucket.tenant.clone()), bucket: bucket.name.clone(), key: key.clone() };
+        let query = Query::Object {
+            tenant: Some(bucket.tenant.clone()),
+            bucket: bucket.name.clone(),
+            key: key.clone(),
+            stripes: 0,
+        };
         let current = match self.gateway.metadata.query(query).await {
             Ok(Answer::Object(record)) => Some(record),
             Ok(_) => return Err(GatewayError::Internal("unexpected answer to an object query".into())),
@@ -473,7 +481,9 @@ fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole:
 pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let read = s3
+        .get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), s3.gateway.read_stripes)
+        .await?;
     let version_id = read.version_id();
     let record = read.record;
     check_read_conditions(
@@ -487,7 +497,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
-    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone());
+    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone(), s3.gateway.metadata.clone());
     let headers = record.headers;
     let output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -520,7 +530,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
 pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     let record = read.record;
     check_read_conditions(
@@ -672,6 +682,13 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     let (source_bucket, source_key, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();
     let source = source.record;
+    if source.size > PUT_OBJECT_MAX_BYTES {
+        // As AWS: larger objects are copied part by part (UploadPartCopy with ranges).
+        return Err(s3s::s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: {PUT_OBJECT_MAX_BYTES}"
+        ));
+    }
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     // Copying an older version onto its own key restores it: allowed without REPLACE, as on AWS.
@@ -703,7 +720,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             computed.push(a);
         }
     }
-    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size);
+    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size, s3.gateway.metadata.clone());
     let request = WriteRequest {
         expected: Expected { computed, ..Default::default() },
         declared_length: Some(source.size),
@@ -744,7 +761,7 @@ pub async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     let record = read.record;
     let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));

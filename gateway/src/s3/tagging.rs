@@ -107,7 +107,7 @@ pub async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let principal = s3.principal(&req).await?;
     let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_dto(read.record.tags), version_id }))
 }
