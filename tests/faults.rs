@@ -179,6 +179,60 @@ async fn a_slow_upload_outlives_the_orphan_sweep_and_a_stalled_one_is_reclaimed(
     assert_bytes_eq(&get_object(&client, "slow", "trickle").await, &body, "the slow upload after the sweep");
 }
 
+/// Bounded resources: uploads that trickle bytes (never idle, so the idle timeout never cuts
+/// them) cannot hold the gateway's stripe buffers while other uploads wait for one. Here the
+/// gateway has 2 stripe buffers, both taken by trickling uploads: a normal PUT waits about the
+/// fill deadline (3 s here, 30 s in production), then the tricklers are cut with 400
+/// RequestTimeout and it completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn trickling_uploads_cannot_hold_the_stripe_buffers_others_wait_for() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT", "2"),
+        ("IGNIFUGE_GATEWAY_STRIPE_FILL_MS", "3000"),
+    ])
+    .await;
+    let client = cluster.s3_client_no_retry_at(0);
+    create_bucket(&client, "trickle").await;
+    let keys = cluster.keys();
+    let mut rng = TestRng::new("trickling_uploads_cannot_hold_the_stripe_buffers_others_wait_for");
+    let slow_body = rng.bytes(8 * MIB);
+    let mut tricklers = Vec::new();
+    for i in 0..2 {
+        let mut upload = cluster.slow_put(&keys, 0, "trickle", &format!("slow-{i}"), slow_body.len()).await;
+        upload.send(&slow_body[..MIB]).await; // past the inline size: each holds a stripe buffer
+        tricklers.push(upload);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = rng.bytes(6 * MIB);
+    let started = Instant::now();
+    let put = async {
+        let put = client.put_object().bucket("trickle").key("normal").body(body.clone().into()).send().await;
+        (put, started.elapsed())
+    };
+    let piece = &slow_body[MIB..MIB + 16];
+    let trickle =
+        |upload: SlowUpload| upload.trickle_until_answered(piece, Duration::from_millis(500), Duration::from_secs(45));
+    let mut tricklers = tricklers.into_iter();
+    let (first, second) = (tricklers.next().unwrap(), tricklers.next().unwrap());
+    let ((put, elapsed), first, second) = tokio::join!(put, trickle(first), trickle(second));
+    ok(put, "a PutObject waiting for a stripe buffer");
+    assert!(elapsed < Duration::from_secs(20), "the PUT waited {elapsed:?} for buffers held by trickling uploads");
+    for (i, answer) in [first, second].into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|| panic!("trickling upload {i} was never cut"));
+        assert!(
+            answer.status == 400 && answer.body_text().contains("RequestTimeout"),
+            "trickling upload {i}: {}",
+            answer.summary()
+        );
+        assert_status(
+            client.head_object().bucket("trickle").key(format!("slow-{i}")).send().await,
+            404,
+            "a cut upload",
+        );
+    }
+    assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
+}
+
 /// One repair round as the durability report shows it.
 #[derive(Debug, Clone, Copy)]
 struct Round {

@@ -36,9 +36,7 @@ pub struct GatewayConfig {
     pub cluster_secret: Vec<u8>,
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
     pub domains: Vec<String>,
-    /// Stripe records that come with an object's record when it is read (at most
-    /// `ignifuge_meta::ANSWER_STRIPES_MAX`); the read path fetches the others as it reaches them.
-    pub read_stripes: u32,
+    pub tuning: datapath::DataPathTuning,
 }
 
 /// The gateway's shared state.
@@ -49,7 +47,7 @@ pub struct Gateway {
     pub data: Arc<DataPath>,
     pub keys: KeyCache,
     pub region: String,
-    /// `GatewayConfig::read_stripes`.
+    /// `DataPathTuning::read_stripes`.
     pub read_stripes: u32,
 }
 
@@ -59,7 +57,7 @@ impl Gateway {
         let voters = config.cluster.voters().into_iter().map(|(_, n)| n.address).collect();
         let remote = Arc::new(RemoteMetadata::new(client.clone(), voters));
         let metadata: Arc<dyn Metadata> = remote.clone();
-        let data = Arc::new(DataPath::new(&config.cluster, client)?);
+        let data = Arc::new(DataPath::new(&config.cluster, client, config.tuning)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
         Ok(Arc::new(Self {
             metadata,
@@ -67,7 +65,7 @@ impl Gateway {
             data,
             keys,
             region: config.cluster.region.clone(),
-            read_stripes: config.read_stripes,
+            read_stripes: config.tuning.read_stripes,
         }))
     }
 }

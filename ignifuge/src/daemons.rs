@@ -58,6 +58,21 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     Ok(())
 }
 
+/// The data path's limits, shrunk by tests through the environment (reads that fetch stripe
+/// records by window, a full stripe budget, a short fill deadline) so that a limit is reached
+/// with small objects and few requests.
+fn tuning_from_env() -> ignifuge_gateway::datapath::DataPathTuning {
+    fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
+    }
+    let default = ignifuge_gateway::datapath::DataPathTuning::default();
+    ignifuge_gateway::datapath::DataPathTuning {
+        read_stripes: var("IGNIFUGE_GATEWAY_READ_STRIPES").unwrap_or(default.read_stripes),
+        stripes_in_flight_max: var("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT").unwrap_or(default.stripes_in_flight_max),
+        stripe_fill_max_ms: var("IGNIFUGE_GATEWAY_STRIPE_FILL_MS").unwrap_or(default.stripe_fill_max_ms),
+    }
+}
+
 pub async fn run_gateway(
     config: &Path,
     secret_file: &Path,
@@ -66,17 +81,12 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
-    // Tests make reads fetch stripe records by window with small objects.
-    let read_stripes = std::env::var("IGNIFUGE_GATEWAY_READ_STRIPES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ignifuge_meta::ANSWER_STRIPES_MAX as u32);
     let config = ignifuge_gateway::GatewayConfig {
         listen,
         cluster,
         cluster_secret: secret,
         domains: domains.clone(),
-        read_stripes,
+        tuning: tuning_from_env(),
     };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;

@@ -80,8 +80,13 @@ pub trait KvStore: Send + Sync + 'static {
     }
     /// As `scan`, and no pair after the first `bytes_max` bytes of keys and values (at least one
     /// pair when the range has any): a scan of records of any size holds bounded memory.
-    fn scan_bytes(&self, start: &[u8], end: Option<&[u8]>, limit: usize, bytes_max: usize)
-    -> Result<Vec<KvPair>, KvError>;
+    fn scan_bytes(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<KvPair>, KvError>;
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
     /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).

@@ -387,8 +387,8 @@ pub(crate) fn list_versions(
             loop {
                 let versions =
                     machine.kv().scan_bytes(&chain_cursor, chain_end.as_deref(), SCAN_BATCH, SCAN_BATCH_BYTES)?;
-                let exhausted =
-                    versions.len() < SCAN_BATCH && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;
+                let exhausted = versions.len() < SCAN_BATCH
+                    && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;
                 for (store_key, value) in versions {
                     if pager.read_full(&mut page, value.len()) {
                         break 'scan;

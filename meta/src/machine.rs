@@ -257,11 +257,8 @@ impl StateMachine {
                 batch.put(keys::tenant_bucket(&bucket.tenant, &bucket.name), Vec::new());
                 Ok(Outcome::Done)
             }
-            Command::DeleteBucket { tenant, bucket } => {
-                let record = self.bucket(&bucket)?;
-                if record.tenant != tenant {
-                    return Err(MetaError::NoSuchBucket);
-                }
+            Command::DeleteBucket { bucket } => {
+                let BucketRecord { tenant, name: bucket, .. } = self.checked_bucket(&bucket)?;
                 if self.has_any(&keys::objects_prefix(&bucket))?
                     || self.has_any(&keys::versions_prefix(&bucket))?
                     || self.has_any(&keys::uploads_prefix(&bucket))?
@@ -369,25 +366,19 @@ impl StateMachine {
                 batch.put(keys::completed_upload_age(record.last_modified_ms, &bucket, &upload_id), Vec::new());
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::SetObjectTags { tenant, bucket, key, tags, version } => {
-                if self.bucket(&bucket)?.tenant != tenant {
-                    return Err(MetaError::AccessDenied);
-                }
+            Command::SetObjectTags { bucket, key, tags, version } => {
+                let bucket = self.checked_bucket(&bucket)?.name;
                 let mut found = self.live_version(&bucket, &key, version.as_ref())?;
                 found.record.tags = tags;
                 batch.put(found.store_key, encode(&found.record));
                 // The version tagged, for the x-amz-version-id of the answer.
                 Ok(Outcome::Object(Box::new(found.record)))
             }
-            Command::SetBucketVersioning { tenant, bucket, status } => {
-                self.update_bucket(&tenant, &bucket, batch, |record| record.versioning = Some(status))
+            Command::SetBucketVersioning { bucket, status } => {
+                self.update_bucket(&bucket, batch, |record| record.versioning = Some(status))
             }
-            Command::SetBucketTags { tenant, bucket, tags } => {
-                self.update_bucket(&tenant, &bucket, batch, |record| record.tags = tags)
-            }
-            Command::SetBucketCors { tenant, bucket, cors } => {
-                self.update_bucket(&tenant, &bucket, batch, |record| record.cors = cors)
-            }
+            Command::SetBucketTags { bucket, tags } => self.update_bucket(&bucket, batch, |record| record.tags = tags),
+            Command::SetBucketCors { bucket, cors } => self.update_bucket(&bucket, batch, |record| record.cors = cors),
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
                     batch.delete(keys::garbage(&blob));
@@ -721,15 +712,17 @@ impl StateMachine {
                 }
             }
             if full {
-                let next =
-                    BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()), within: None };
+                let next = BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()), within: None };
                 return Ok(BlobPage { blobs, next: Some(next) });
             }
             phase += 1;
             after = None;
             within = None;
             if !blobs.is_empty() {
-                return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after: None, within: None }) });
+                return Ok(BlobPage {
+                    blobs,
+                    next: Some(BlobCursor { phase: phase as u8, after: None, within: None }),
+                });
             }
         }
         Ok(BlobPage { blobs, next: None })
@@ -780,20 +773,17 @@ impl StateMachine {
         Ok(report.into_values().collect())
     }
 
-    /// Changes one configuration of a bucket that `tenant` owns.
+    /// Changes one configuration of a bucket, if it is still the one the request was authorized
+    /// against (same owner, same incarnation).
     fn update_bucket(
         &self,
-        tenant: &TenantId,
-        bucket: &BucketName,
+        bucket: &BucketRef,
         batch: &mut WriteBatch,
         change: impl FnOnce(&mut BucketRecord),
     ) -> Result<Outcome, MetaError> {
-        let mut record = self.bucket(bucket)?;
-        if &record.tenant != tenant {
-            return Err(MetaError::AccessDenied);
-        }
+        let mut record = self.checked_bucket(bucket)?;
         change(&mut record);
-        batch.put(keys::bucket(bucket), encode(&record));
+        batch.put(keys::bucket(&record.name), encode(&record));
         Ok(Outcome::Done)
     }
 

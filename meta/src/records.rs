@@ -430,9 +430,9 @@ pub enum Command {
     CreateTenant(TenantRecord),
     CreateAccessKey(AccessKeyRecord),
     CreateBucket(BucketRecord),
+    /// Deletes an empty bucket, if it is still the one the request was authorized against.
     DeleteBucket {
-        tenant: TenantId,
-        bucket: BucketName,
+        bucket: BucketRef,
     },
     PutObject {
         bucket: BucketRef,
@@ -479,8 +479,7 @@ pub enum Command {
     /// Replaces the tags of the current version of a key, or of `version` (an empty set deletes
     /// them).
     SetObjectTags {
-        tenant: TenantId,
-        bucket: BucketName,
+        bucket: BucketRef,
         key: ObjectKey,
         tags: Tags,
         #[serde(default)]
@@ -488,8 +487,7 @@ pub enum Command {
     },
     /// Replaces (Some) or deletes (None) a bucket's tag set.
     SetBucketTags {
-        tenant: TenantId,
-        bucket: BucketName,
+        bucket: BucketRef,
         tags: Option<Tags>,
     },
     /// The garbage collector reclaimed these blobs' shards.
@@ -510,8 +508,7 @@ pub enum Command {
     RecordRepairReport(Box<crate::RepairReport>),
     /// Replaces (Some) or deletes (None) a bucket's CORS configuration.
     SetBucketCors {
-        tenant: TenantId,
-        bucket: BucketName,
+        bucket: BucketRef,
         cors: Option<CorsConfiguration>,
     },
     /// An operator declares a node out (dead for good: rebuild its shards now, without waiting
@@ -523,8 +520,7 @@ pub enum Command {
     },
     /// Enables or suspends versioning of a bucket.
     SetBucketVersioning {
-        tenant: TenantId,
-        bucket: BucketName,
+        bucket: BucketRef,
         status: VersioningStatus,
     },
     /// Settles a proposal whose outcome its caller does not know (it timed out): if it was

@@ -115,7 +115,7 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
-    let delete = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
+    let delete = || m.apply(Command::DeleteBucket { bucket: bref(&m, "b1") });
     assert_eq!(delete(), Err(MetaError::BucketNotEmpty));
     m.apply(Command::DeleteObject {
         bucket: bref(&m, "b1"),
@@ -127,7 +127,7 @@ fn a_bucket_with_objects_or_uploads_cannot_be_deleted() {
     })
     .unwrap();
     assert_eq!(
-        m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("b1") }),
+        m.apply(Command::DeleteBucket { bucket: BucketRef { tenant: TenantId::new("b"), ..bref(&m, "b1") } }),
         Err(MetaError::NoSuchBucket),
         "another tenant cannot delete it"
     );
@@ -157,8 +157,12 @@ fn conditional_writes_are_checked_against_the_current_version() {
         panic!()
     };
     assert_eq!(o.etag, "e3");
-    let other =
-        Query::Object { tenant: Some(TenantId::new("b")), bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX };
+    let other = Query::Object {
+        tenant: Some(TenantId::new("b")),
+        bucket: BucketName::new("b1"),
+        key: ObjectKey::new("k"),
+        stripes: u32::MAX,
+    };
     assert_eq!(m.query(other), Err(MetaError::AccessDenied), "another tenant's read is refused in the same query");
 }
 
@@ -170,7 +174,10 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
-    assert!(m.kv().get(&keys::garbage(&BlobId::new(blob_of("k", "e1")))).unwrap().is_some(), "the first blob is garbage");
+    assert!(
+        m.kv().get(&keys::garbage(&BlobId::new(blob_of("k", "e1")))).unwrap().is_some(),
+        "the first blob is garbage"
+    );
     assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
 }
 
@@ -278,7 +285,12 @@ fn completing_an_upload_enforces_aws_part_rules() {
     assert_eq!((&again.version, &again.etag, again.size), (&done.version, &done.etag, done.size));
     assert!(again.parts.is_empty(), "the kept answer carries no part list");
     let Answer::Object(current) = m
-        .query(Query::Object { tenant: Some(TenantId::new("a")), bucket: b.clone(), key: ObjectKey::new("big"), stripes: u32::MAX })
+        .query(Query::Object {
+            tenant: Some(TenantId::new("a")),
+            bucket: b.clone(),
+            key: ObjectKey::new("big"),
+            stripes: u32::MAX,
+        })
         .unwrap()
     else {
         panic!()
@@ -495,8 +507,14 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     replace(vec![shard("n1"), shard("n1"), shard("n3")]).unwrap();
     // Applying the same replacement twice (a retried proposal) is harmless.
     replace(vec![shard("n1"), shard("n1"), shard("n3")]).unwrap();
-    let Answer::Object(object) =
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("x"), stripes: u32::MAX }).unwrap()
+    let Answer::Object(object) = m
+        .query(Query::Object {
+            tenant: None,
+            bucket: BucketName::new("b1"),
+            key: ObjectKey::new("x"),
+            stripes: u32::MAX,
+        })
+        .unwrap()
     else {
         panic!()
     };
@@ -551,10 +569,10 @@ fn a_bucket_cors_configuration_is_set_by_its_owner_and_deleted() {
         ..CorsRule::default()
     };
     let set = |tenant: &str, cors: Option<CorsConfiguration>| {
-        m.apply(Command::SetBucketCors { tenant: TenantId::new(tenant), bucket: BucketName::new("web"), cors })
+        m.apply(Command::SetBucketCors { bucket: BucketRef { tenant: TenantId::new(tenant), ..bref(&m, "web") }, cors })
     };
     let configuration = CorsConfiguration { rules: vec![rule] };
-    assert_eq!(set("b", Some(configuration.clone())), Err(MetaError::AccessDenied), "another tenant");
+    assert_eq!(set("b", Some(configuration.clone())), Err(MetaError::NoSuchBucket), "another tenant");
     set("a", Some(configuration.clone())).unwrap();
     let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("web"))).unwrap() else { panic!() };
     assert_eq!(record.cors, Some(configuration));
@@ -580,7 +598,7 @@ fn an_operator_declares_nodes_out_and_takes_it_back() {
 // ---------------------------------------------------------------- versioning
 
 fn set_versioning(m: &StateMachine, b: &str, status: VersioningStatus) {
-    m.apply(Command::SetBucketVersioning { tenant: TenantId::new("a"), bucket: BucketName::new(b), status }).unwrap();
+    m.apply(Command::SetBucketVersioning { bucket: bref(m, b), status }).unwrap();
 }
 
 /// Puts `key` with data in blob `blob`; returns the version id given.
@@ -677,8 +695,7 @@ fn a_versioned_bucket_keeps_every_version_newest_first() {
     assert_eq!(listed_keys(&m, "b1"), ["k"], "listings show the current version only");
     // Tags of one version.
     m.apply(Command::SetObjectTags {
-        tenant: TenantId::new("a"),
-        bucket: BucketName::new("b1"),
+        bucket: bref(&m, "b1"),
         key: ObjectKey::new("k"),
         tags: vec![("t".into(), "1".into())],
         version: Some(v1.clone()),
@@ -715,7 +732,12 @@ fn deletes_add_markers_and_removing_versions_promotes_the_next() {
     let current = version(&m, "b1", "k", None).unwrap();
     assert!(current.delete_marker && current.version == marker);
     assert_eq!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX }),
+        m.query(Query::Object {
+            tenant: None,
+            bucket: BucketName::new("b1"),
+            key: ObjectKey::new("k"),
+            stripes: u32::MAX
+        }),
         Err(MetaError::NoSuchKey)
     );
     assert!(listed_keys(&m, "b1").is_empty(), "a deleted key is not listed");
@@ -752,7 +774,7 @@ fn deletes_add_markers_and_removing_versions_promotes_the_next() {
     assert_eq!(delete(&m, "b1", "k", Some(&v3)), (Some(v3.clone()), false));
     assert!(is_garbage(&m, "a1") && is_garbage(&m, "c1"));
     assert_eq!(version(&m, "b1", "k", None), Err(MetaError::NoSuchKey), "no version left");
-    m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") }).unwrap();
+    m.apply(Command::DeleteBucket { bucket: bref(&m, "b1") }).unwrap();
 }
 
 #[test]
@@ -800,7 +822,7 @@ fn a_bucket_with_versions_or_delete_markers_cannot_be_deleted() {
     set_versioning(&m, "b1", VersioningStatus::Enabled);
     let v1 = put_blob(&m, "b1", "k", "a1");
     let (marker, _) = delete(&m, "b1", "k", None);
-    let delete_bucket = || m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("b1") });
+    let delete_bucket = || m.apply(Command::DeleteBucket { bucket: bref(&m, "b1") });
     assert!(listed_keys(&m, "b1").is_empty());
     assert_eq!(delete_bucket(), Err(MetaError::BucketNotEmpty), "a version and a marker");
     delete(&m, "b1", "k", Some(&v1));
@@ -915,7 +937,7 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     bucket(&m, "a", "shared").unwrap();
     let authorized = bref(&m, "shared");
     // While the body streams, tenant a deletes the bucket and tenant b creates one of that name.
-    m.apply(Command::DeleteBucket { tenant: TenantId::new("a"), bucket: BucketName::new("shared") }).unwrap();
+    m.apply(Command::DeleteBucket { bucket: authorized.clone() }).unwrap();
     bucket(&m, "b", "shared").unwrap();
     let write =
         Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
@@ -932,15 +954,58 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     };
     assert_eq!(m.apply(delete), Err(MetaError::NoSuchBucket));
     assert!(matches!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("shared"), key: ObjectKey::new("k"), stripes: u32::MAX }),
+        m.query(Query::Object {
+            tenant: None,
+            bucket: BucketName::new("shared"),
+            key: ObjectKey::new("k"),
+            stripes: u32::MAX
+        }),
         Err(MetaError::NoSuchKey)
     ));
     // The same tenant re-creating the name makes another incarnation too.
-    m.apply(Command::DeleteBucket { tenant: TenantId::new("b"), bucket: BucketName::new("shared") }).unwrap();
+    m.apply(Command::DeleteBucket { bucket: bref(&m, "shared") }).unwrap();
     bucket(&m, "a", "shared").unwrap();
     let stale =
         Command::PutObject { bucket: authorized_again(&m), record: object("k", "e", 1), condition: Default::default() };
     assert_eq!(m.apply(stale), Err(MetaError::NoSuchBucket));
+    // Configuration changes and deletes authorized against the earlier life do not touch this one.
+    let current = bref(&m, "shared");
+    m.apply(Command::PutObject { bucket: current.clone(), record: object("k", "e", 1), condition: Default::default() })
+        .unwrap();
+    let stale_commands = [
+        Command::SetBucketVersioning { bucket: authorized_again(&m), status: VersioningStatus::Enabled },
+        Command::SetBucketTags { bucket: authorized_again(&m), tags: Some(vec![("t".into(), "1".into())]) },
+        Command::SetBucketCors { bucket: authorized_again(&m), cors: None },
+        Command::SetObjectTags {
+            bucket: authorized_again(&m),
+            key: ObjectKey::new("k"),
+            tags: vec![("t".into(), "1".into())],
+            version: None,
+        },
+    ];
+    for command in stale_commands {
+        assert_eq!(m.apply(command.clone()), Err(MetaError::NoSuchBucket), "{command:?}");
+    }
+    let Answer::Bucket(record) = m.query(Query::Bucket(BucketName::new("shared"))).unwrap() else { panic!() };
+    assert_eq!((record.versioning, record.tags), (None, None), "the new bucket's configuration is untouched");
+    let Answer::Object(object) = m
+        .query(Query::Object { tenant: None, bucket: BucketName::new("shared"), key: ObjectKey::new("k"), stripes: 0 })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(object.tags.is_empty(), "its objects' tags too");
+    m.apply(Command::DeleteObject {
+        bucket: current.clone(),
+        key: ObjectKey::new("k"),
+        condition: Default::default(),
+        now_ms: 1,
+        version: None,
+        marker_nonce: None,
+    })
+    .unwrap();
+    assert_eq!(m.apply(Command::DeleteBucket { bucket: authorized_again(&m) }), Err(MetaError::NoSuchBucket));
+    m.apply(Command::DeleteBucket { bucket: current }).unwrap();
 }
 
 /// A reference to tenant a's first "shared" bucket, made stale by its re-creation.
@@ -968,7 +1033,12 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
     let late = m.apply_proposal_logged(proposal("late", write("e-late")), Default::default()).unwrap();
     assert_eq!(late, Err(MetaError::Abandoned));
     assert!(matches!(
-        m.query(Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("k"), stripes: u32::MAX }),
+        m.query(Query::Object {
+            tenant: None,
+            bucket: BucketName::new("b1"),
+            key: ObjectKey::new("k"),
+            stripes: u32::MAX
+        }),
         Err(MetaError::NoSuchKey)
     ));
     // Applied first: settling it returns its outcome, so the caller knows it is done.
@@ -1099,7 +1169,8 @@ fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
 /// A part of `stripes` full stripes at 5+4 x 1 MiB, each shard on its own node, as the data path
 /// writes it.
 fn realistic_part(n: u32, stripes: u32) -> PartData {
-    let shard = |i: u32| ShardRecord { node: NodeId::new(format!("dc{}-n{}", i % 3 + 1, i / 3 + 1)), blake3: "ab".repeat(32) };
+    let shard =
+        |i: u32| ShardRecord { node: NodeId::new(format!("dc{}-n{}", i % 3 + 1, i / 3 + 1)), blake3: "ab".repeat(32) };
     let stripe_bytes = 5u64 << 20;
     PartData {
         part_number: n,
@@ -1154,7 +1225,8 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     assert!(record.len() < 8 * mib, "the object's record is {} bytes", record.len());
 
     // A read gets the record with a bounded number of stripes; the rest come by blob.
-    let query = |stripes| Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("huge"), stripes };
+    let query =
+        |stripes| Query::Object { tenant: None, bucket: BucketName::new("b1"), key: ObjectKey::new("huge"), stripes };
     let answer = m.query(query(u32::MAX)).unwrap();
     let size = serde_json::to_vec(&answer).unwrap().len();
     assert!(size < 8 * mib, "the answer to a read is {size} bytes");
@@ -1171,14 +1243,18 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     assert_eq!(loaded, ANSWER_STRIPES_MAX, "only the first stripes come with the record");
     let DataLocation::Striped(last) = &read.parts[PARTS as usize - 1].location else { panic!() };
     assert!(last.stripes.is_empty() && last.stripe_count == STRIPES_PER_PART);
-    let Answer::Stripes(tail) = m.query(Query::Stripes { blob: last.blob.clone(), first: 100, limit: 10 }).unwrap() else {
+    let Answer::Stripes(tail) = m.query(Query::Stripes { blob: last.blob.clone(), first: 100, limit: 10 }).unwrap()
+    else {
         panic!()
     };
     assert_eq!(tail.len(), 5, "stripes 100..105 of the last part");
 
     // The object lists, in a page that read its record once.
     let Answer::Objects(listed) = m
-        .query(Query::ListObjects { bucket: BucketName::new("b1"), request: ListRequest { max_keys: 1000, ..Default::default() } })
+        .query(Query::ListObjects {
+            bucket: BucketName::new("b1"),
+            request: ListRequest { max_keys: 1000, ..Default::default() },
+        })
         .unwrap()
     else {
         panic!()
@@ -1228,7 +1304,8 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     let mut other = expected.clone();
     other[4] = ShardRecord { node: NodeId::new("dc3-n4"), blake3: "ab".repeat(32) };
     assert!(matches!(m.apply(repair(other)), Err(MetaError::Superseded(_))), "a stale repair is refused");
-    let Answer::Stripes(repaired) = m.query(Query::Stripes { blob: blob.blob.clone(), first: 77, limit: 1 }).unwrap() else {
+    let Answer::Stripes(repaired) = m.query(Query::Stripes { blob: blob.blob.clone(), first: 77, limit: 1 }).unwrap()
+    else {
         panic!()
     };
     assert_eq!(repaired[0].shards, replacement);

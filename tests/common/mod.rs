@@ -1401,6 +1401,32 @@ impl SlowUpload {
         self.stream.flush().await.expect("flushing the body");
     }
 
+    /// Sends `piece` every `every` (so the body is never idle) until the server answers, for at
+    /// most `limit`: the answer, or None if none came.
+    pub async fn trickle_until_answered(
+        mut self,
+        piece: &[u8],
+        every: Duration,
+        limit: Duration,
+    ) -> Option<RawResponse> {
+        let deadline = Instant::now() + limit;
+        loop {
+            tokio::select! {
+                ready = self.stream.readable() => {
+                    ready.ok()?;
+                    return tokio::time::timeout(RAW_HTTP_TIMEOUT, read_response(&mut self.stream, false)).await.ok()?.ok();
+                }
+                () = tokio::time::sleep(every) => {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    // The server may have stopped reading: its answer is what counts.
+                    let _ = self.stream.write_all(piece).await;
+                }
+            }
+        }
+    }
+
     /// Sends the rest of the body and reads the response.
     pub async fn finish(mut self, rest: &[u8]) -> RawResponse {
         self.send(rest).await;

@@ -32,6 +32,11 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 /// bound on bytes in flight). Each costs k+m shards of at most 1 MiB: 48 x 9 MiB = 432 MiB at 5+4.
 /// Uploads beyond it wait for a stripe to be freed (back-pressure on the client's TCP window).
 pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
+/// A stripe buffer being filled for longer than this while other uploads wait for one gets its
+/// upload cut (400 RequestTimeout): a client trickling bytes cannot hold one of the gateway's
+/// stripe buffers while others wait. Alone, a slow upload goes on at any pace (about 170 KiB/s
+/// fills a 5 MiB stripe in time).
+pub const STRIPE_FILL_MAX_MS: u64 = 30_000;
 /// A request body that sends nothing for this long is cut (400 RequestTimeout, as AWS answers
 /// an idle upload), so a stalled client holds no stripe buffer and no intent for long.
 pub const BODY_IDLE_TIMEOUT_MS: u64 = 20_000;
@@ -45,6 +50,29 @@ pub const HEDGE_AFTER_MS: u64 = 250;
 /// outage costs one failed connection per node and period, not one per shard.
 pub const NODE_DOWN_BACKOFF_MS: u64 = 3_000;
 
+/// The data path's limits, from `GatewayConfig`: production uses the defaults; tests shrink
+/// them to reach a limit with small objects and few requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataPathTuning {
+    /// Stripe records that come with an object's record when it is read (at most
+    /// `ignifuge_meta::ANSWER_STRIPES_MAX`); the read path fetches the others as it reaches them.
+    pub read_stripes: u32,
+    /// `GATEWAY_STRIPES_IN_FLIGHT_MAX`.
+    pub stripes_in_flight_max: usize,
+    /// `STRIPE_FILL_MAX_MS`.
+    pub stripe_fill_max_ms: u64,
+}
+
+impl Default for DataPathTuning {
+    fn default() -> Self {
+        Self {
+            read_stripes: ignifuge_meta::ANSWER_STRIPES_MAX as u32,
+            stripes_in_flight_max: GATEWAY_STRIPES_IN_FLIGHT_MAX,
+            stripe_fill_max_ms: STRIPE_FILL_MAX_MS,
+        }
+    }
+}
+
 /// Shared state of the data path.
 pub struct DataPath {
     pub(crate) client: NodeClient,
@@ -53,6 +81,9 @@ pub struct DataPath {
     layout: std::sync::RwLock<Arc<Layout>>,
     /// Permits for stripe buffers, shared by every upload of the gateway.
     pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
+    /// Uploads waiting for a stripe permit now.
+    pub(crate) stripe_waiters: std::sync::atomic::AtomicUsize,
+    pub(crate) tuning: DataPathTuning,
     /// Nodes recently found unreachable, and until when to skip them.
     down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     /// Blobs being written (and not yet committed), renewed in the metadata for the orphan sweep.
@@ -61,13 +92,15 @@ pub struct DataPath {
 
 impl DataPath {
     /// A data path over the layout of a process's file, until the stored one is loaded.
-    pub fn new(cluster: &ClusterConfig, client: NodeClient) -> GatewayResult<Self> {
+    pub fn new(cluster: &ClusterConfig, client: NodeClient, tuning: DataPathTuning) -> GatewayResult<Self> {
         let layout = Layout::new(cluster.clone(), None)?;
         Ok(Self {
             client,
             layout: std::sync::RwLock::new(Arc::new(layout)),
             down_until: std::sync::Mutex::new(HashMap::new()),
-            stripe_permits: Arc::new(tokio::sync::Semaphore::new(GATEWAY_STRIPES_IN_FLIGHT_MAX)),
+            stripe_permits: Arc::new(tokio::sync::Semaphore::new(tuning.stripes_in_flight_max)),
+            stripe_waiters: std::sync::atomic::AtomicUsize::new(0),
+            tuning,
             intents: Arc::new(Intents::default()),
         })
     }
@@ -169,7 +202,8 @@ mod tests {
             nodes,
             gateways: Vec::new(),
         };
-        Arc::new(DataPath::new(&cluster, NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])))).unwrap())
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
+        Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap())
     }
 
     /// Found by filling a disk: a panic while the health map was held poisoned it, and every

@@ -58,17 +58,19 @@ impl DataPath {
         let pieces = pieces(plan(parts, range), metadata);
         let this = self.clone();
         tokio::spawn(async move {
-            let mut fetched = std::pin::pin!(pieces
-                .map(|piece| {
-                    let this = this.clone();
-                    async move {
-                        match piece? {
-                            Piece::Inline(bytes) => Ok(vec![bytes]),
-                            Piece::Stripe { blob, stripe, range } => this.read_stripe(&blob, stripe, range).await,
+            let mut fetched = std::pin::pin!(
+                pieces
+                    .map(|piece| {
+                        let this = this.clone();
+                        async move {
+                            match piece? {
+                                Piece::Inline(bytes) => Ok(vec![bytes]),
+                                Piece::Stripe { blob, stripe, range } => this.read_stripe(&blob, stripe, range).await,
+                            }
                         }
-                    }
-                })
-                .buffered(STRIPES_IN_FLIGHT_MAX));
+                    })
+                    .buffered(STRIPES_IN_FLIGHT_MAX)
+            );
             while let Some(result) = fetched.next().await {
                 match result {
                     Ok(pieces) => {
@@ -91,8 +93,9 @@ impl DataPath {
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
     async fn read_stripe(&self, blob: &StripedBlob, stripe: u32, range: Range<usize>) -> GatewayResult<Vec<Bytes>> {
-        let record =
-            blob.stripe(stripe).ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
+        let record = blob
+            .stripe(stripe)
+            .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
         let k = blob.data_shards as usize;
         let total = k + blob.parity_shards as usize;
         if record.shards.len() != total {
@@ -419,6 +422,9 @@ mod tests {
         let (_, asked) = read(vec![part.clone()], 0..8 * 1024);
         assert!(asked.is_empty(), "the held stripes are enough");
         let (pieces, asked) = read(vec![part], 2999 * 8..3000 * 8);
-        assert_eq!((pieces.as_slice(), asked.as_slice()), (["stripe 2999 0..8".to_string()].as_slice(), [(2999, 1)].as_slice()));
+        assert_eq!(
+            (pieces.as_slice(), asked.as_slice()),
+            (["stripe 2999 0..8".to_string()].as_slice(), [(2999, 1)].as_slice())
+        );
     }
 }

@@ -17,6 +17,8 @@ use ignifuge_meta::{DataLocation, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_placement::Slot;
 use ignifuge_types::{BlobId, DiskIndex, NodeId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Chunks queued to the hashing thread before the reader waits for it.
 const HASH_QUEUE_CHUNKS: usize = 64;
@@ -38,6 +40,26 @@ pub struct WrittenBlob {
     /// For a striped blob: keep a clone until the commit has answered, so that the orphan sweep
     /// spares its shards meanwhile. None for an inline blob, which has no shards.
     pub intent: Option<Arc<WriteIntent>>,
+}
+
+/// How often a stripe buffer held past its fill deadline looks for uploads waiting for one.
+const FILL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counts an upload among those waiting for a stripe permit, until dropped (also when the
+/// request is abandoned while it waits).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::Relaxed);
+        Self(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The result of a spawned stripe write.
@@ -85,12 +107,34 @@ impl DataPath {
         let mut tasks: Vec<tokio::task::AbortHandle> = Vec::new();
         let mut stripes: Vec<StripeRecord> = Vec::new();
         let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        // When the permit held was taken.
+        let mut permit_since = Instant::now();
 
         let streamed: GatewayResult<()> = async {
-            let idle = std::time::Duration::from_millis(BODY_IDLE_TIMEOUT_MS);
-            while let Some(chunk) =
-                tokio::time::timeout(idle, body.next()).await.map_err(|_| GatewayError::RequestTimeout)?
-            {
+            let idle = Duration::from_millis(BODY_IDLE_TIMEOUT_MS);
+            let fill_max = Duration::from_millis(self.tuning.stripe_fill_max_ms);
+            let mut last_chunk = Instant::now();
+            loop {
+                // A stripe buffer held past its fill deadline is given up when others wait for
+                // one; the deadline is checked while waiting for the client, and after each chunk.
+                let holds_late =
+                    |since: Instant| since.elapsed() >= fill_max && self.stripe_waiters.load(Ordering::Relaxed) > 0;
+                if permit.is_some() && holds_late(permit_since) {
+                    tracing::info!(blob = %blob, "a slow upload held a stripe buffer others wait for: cut");
+                    return Err(GatewayError::RequestTimeout);
+                }
+                let mut wait = idle.saturating_sub(last_chunk.elapsed());
+                if permit.is_some() {
+                    let until_deadline = fill_max.saturating_sub(permit_since.elapsed());
+                    wait = wait.min(until_deadline.max(FILL_CHECK_INTERVAL));
+                }
+                let chunk = match tokio::time::timeout(wait, body.next()).await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) if last_chunk.elapsed() >= idle => return Err(GatewayError::RequestTimeout),
+                    Err(_) => continue,
+                };
+                last_chunk = Instant::now();
                 let chunk = chunk.map_err(Into::into)?;
                 total += chunk.len() as u64;
                 if total > request.max_length {
@@ -108,7 +152,11 @@ impl DataPath {
                     }
                     if permit.is_none() {
                         // The gateway-wide bound on stripes in memory: wait for one to be freed.
-                        permit = Some(self.stripe_permits.clone().acquire_owned().await.expect("never closed"));
+                        let waiting = Waiting::enter(&self.stripe_waiters);
+                        let acquired = self.stripe_permits.clone().acquire_owned().await;
+                        drop(waiting);
+                        permit = Some(acquired.expect("never closed"));
+                        permit_since = Instant::now();
                         buffer.reserve_exact(stripe_bytes - buffer.len());
                     }
                     let take = rest.len().min(stripe_bytes - buffer.len());

@@ -222,8 +222,7 @@ pub async fn round(
                     layout.budget,
                     stripe,
                     |node, shard| {
-                        held.get(node)
-                            .is_some_and(|h| h.contains_key(&(striped.blob.clone(), index, shard as u32)))
+                        held.get(node).is_some_and(|h| h.contains_key(&(striped.blob.clone(), index, shard as u32)))
                     },
                     state_of,
                 );
@@ -244,8 +243,7 @@ pub async fn round(
                             .iter()
                             .enumerate()
                             .filter_map(|(shard, placed)| {
-                                let copy =
-                                    held.get(&placed.node)?.get(&(striped.blob.clone(), index, shard as u32))?;
+                                let copy = held.get(&placed.node)?.get(&(striped.blob.clone(), index, shard as u32))?;
                                 Some((shard as u32, copy.modified_ms))
                             })
                             .collect();

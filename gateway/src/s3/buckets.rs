@@ -95,7 +95,7 @@ pub async fn delete_bucket(
     let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
     s3.gateway
         .metadata
-        .apply(Command::DeleteBucket { tenant: principal.tenant.clone(), bucket: bucket.name })
+        .apply(Command::DeleteBucket { bucket: bucket.reference() })
         .await
         .map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteBucketOutput {}))

@@ -117,11 +117,12 @@ fn body_length(headers: &http::HeaderMap) -> Option<u64> {
 
 async fn set_cors(
     s3: &IgnifugeS3,
-    tenant: ignifuge_types::TenantId,
+    principal: &crate::principal::Principal,
     bucket: String,
     cors: Option<CorsConfiguration>,
 ) -> S3Result<()> {
-    let command = Command::SetBucketCors { tenant, bucket: BucketName::new(bucket), cors };
+    let bucket = s3.owned_bucket(principal, &bucket).await?;
+    let command = Command::SetBucketCors { bucket: bucket.reference(), cors };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(())
 }
@@ -136,7 +137,7 @@ pub async fn put_bucket_cors(
     }
     let configuration = from_dto(req.input.cors_configuration);
     validate(&configuration)?;
-    set_cors(s3, principal.tenant.clone(), req.input.bucket, Some(configuration)).await?;
+    set_cors(s3, &principal, req.input.bucket, Some(configuration)).await?;
     Ok(S3Response::new(PutBucketCorsOutput {}))
 }
 
@@ -157,7 +158,7 @@ pub async fn delete_bucket_cors(
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
     let principal = s3.principal(&req).await?;
-    set_cors(s3, principal.tenant.clone(), req.input.bucket, None).await?;
+    set_cors(s3, &principal, req.input.bucket, None).await?;
     Ok(S3Response::new(DeleteBucketCorsOutput {}))
 }
 

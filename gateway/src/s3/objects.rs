@@ -169,15 +169,16 @@ impl IgnifugeS3 {
             CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
-        let source = match self.get_record(principal, &bucket, &key, version.as_deref(), self.gateway.read_stripes).await {
-            Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
-                return Err(s3s::s3_error!(
-                    InvalidRequest,
-                    "The source of a copy request may not specifically refer to a delete marker by version id."
-                ));
-            }
-            other => other?,
-        };
+        let source =
+            match self.get_record(principal, &bucket, &key, version.as_deref(), self.gateway.read_stripes).await {
+                Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
+                    return Err(s3s::s3_error!(
+                        InvalidRequest,
+                        "The source of a copy request may not specifically refer to a delete marker by version id."
+                    ));
+                }
+                other => other?,
+            };
         check_read_conditions(
             &source.record,
             conditions.if_match,

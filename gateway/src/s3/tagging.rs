@@ -6,7 +6,7 @@ use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
 use ignifuge_meta::{Command, Outcome, Tags};
-use ignifuge_types::{BucketName, ObjectKey};
+use ignifuge_types::ObjectKey;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -87,13 +87,9 @@ async fn set_object_tags(
     tags: Tags,
 ) -> S3Result<Option<String>> {
     let version = parse_version_id(version_id.as_deref())?;
-    let command = Command::SetObjectTags {
-        tenant: principal.tenant.clone(),
-        bucket: BucketName::new(bucket),
-        key: ObjectKey::new(key),
-        tags,
-        version: version.clone(),
-    };
+    let bucket = s3.owned_bucket(principal, &bucket).await?;
+    let command =
+        Command::SetObjectTags { bucket: bucket.reference(), key: ObjectKey::new(key), tags, version: version.clone() };
     match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
         // The version tagged: the one asked for, else the current one when it has an id.
         Outcome::Object(record) => Ok(version.map(|v| v.0).or_else(|| super::objects::version_header(&record, false))),
@@ -130,11 +126,8 @@ pub async fn put_bucket_tagging(
     let input = req.input;
     let tags = from_dto(input.tagging);
     validate(&tags, BUCKET_TAGS_MAX)?;
-    let command = Command::SetBucketTags {
-        tenant: principal.tenant.clone(),
-        bucket: BucketName::new(input.bucket),
-        tags: Some(tags),
-    };
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let command = Command::SetBucketTags { bucket: bucket.reference(), tags: Some(tags) };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
@@ -156,11 +149,8 @@ pub async fn delete_bucket_tagging(
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
     let principal = s3.principal(&req).await?;
-    let command = Command::SetBucketTags {
-        tenant: principal.tenant.clone(),
-        bucket: BucketName::new(req.input.bucket),
-        tags: None,
-    };
+    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let command = Command::SetBucketTags { bucket: bucket.reference(), tags: None };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }

@@ -8,7 +8,6 @@ use super::objects::parse_version_id;
 use super::{etag, timestamp};
 use crate::error::GatewayError;
 use ignifuge_meta::{Answer, Command, Query, VersionListRequest, VersioningStatus};
-use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -31,11 +30,8 @@ pub async fn put_bucket_versioning(
         Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
         _ => return Err(GatewayError::MalformedXml.into()),
     };
-    let command = Command::SetBucketVersioning {
-        tenant: principal.tenant.clone(),
-        bucket: BucketName::new(input.bucket),
-        status,
-    };
+    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let command = Command::SetBucketVersioning { bucket: bucket.reference(), status };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
