@@ -233,6 +233,135 @@ async fn trickling_uploads_cannot_hold_the_stripe_buffers_others_wait_for() {
     assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
 }
 
+/// A datacenter partitioned from the others while both sides keep running (its nodes, its
+/// metadata voters, its gateway and that gateway's repair service), then healed. The majority
+/// side goes on writing; the cut-off side acknowledges nothing it cannot keep; after the heal,
+/// repair never lowers a stripe's margin, and every acknowledged write reads back, through every
+/// gateway. The partition is real at the internode layer: requests across it get no answer until
+/// their timeouts (`ignifuge_faults::link`), as when packets are dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
+    let links = tempfile::NamedTempFile::new().expect("links file");
+    let links_path = links.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", links_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "2500"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000"),
+    ])
+    .await;
+    let majority = cluster.s3_client_at(cluster.gateway_index("dc1"));
+    let minority_index = cluster.gateway_index("dc3");
+    let minority = cluster.s3_client_no_retry_at(minority_index);
+    create_bucket(&majority, "split").await;
+    let mut rng = TestRng::new("a_partitioned_datacenter_that_heals_loses_no_acknowledged_write");
+    let mut acknowledged: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&majority, "split", &format!("before-{i}"), &data).await;
+        acknowledged.push((format!("before-{i}"), data));
+    }
+
+    let side = |inside: bool| {
+        cluster
+            .processes
+            .iter()
+            .filter(|p| (p.datacenter == "dc3") == inside)
+            .map(|p| p.listen.clone())
+            .collect::<Vec<_>>()
+    };
+    let rule = format!("cut {} | {}\n", side(true).join(","), side(false).join(","));
+    std::fs::write(&links_path, &rule).expect("writing the partition");
+
+    // Both sides are written to at once. The majority's writes succeed (after an election if the
+    // leader was in dc3); the minority's must not be acknowledged unless they are kept.
+    let during: Vec<(String, Vec<u8>)> =
+        (0..3).map(|i| (format!("during-{i}"), rng.bytes(6 * MIB + 100 + i))).collect();
+    let cut_off: Vec<(String, Vec<u8>)> = (0..2).map(|i| (format!("cut-off-{i}"), rng.bytes(200 * 1024 + i))).collect();
+    let majority_writes = async {
+        for (key, data) in &during {
+            put_object(&majority, "split", key, data).await;
+        }
+    };
+    let minority_writes = async {
+        let mut answers = Vec::new();
+        for (key, data) in &cut_off {
+            let put = minority.put_object().bucket("split").key(key).body(data.clone().into()).send();
+            answers.push(tokio::time::timeout(Duration::from_secs(60), put).await.map(|r| r.is_ok()).unwrap_or(false));
+        }
+        // A read on the cut-off side never answers stale or wrong bytes.
+        let read = minority.get_object().bucket("split").key("during-0").send();
+        let read = match tokio::time::timeout(Duration::from_secs(60), read).await {
+            Ok(Ok(output)) => Some(output.body.collect().await.map(|b| b.into_bytes().to_vec()).ok()),
+            _ => None,
+        };
+        (answers, read)
+    };
+    let ((), (answers, read)) = tokio::join!(majority_writes, minority_writes);
+    acknowledged.extend(during.iter().cloned());
+    for ((key, data), ok) in cut_off.iter().zip(&answers) {
+        if *ok {
+            acknowledged.push((key.clone(), data.clone()));
+        }
+    }
+    if let Some(read) = read {
+        assert_eq!(read.as_deref(), Some(&during[0].1[..]), "a read on the cut-off side answered other bytes");
+    }
+    // 3 voters of 9 cannot commit: nothing written on the cut-off side may have been acknowledged
+    // (this also proves the partition was in force).
+    assert_eq!(answers, [false, false], "writes acknowledged by a datacenter cut off from the majority");
+
+    // Past the down-out interval the majority rebuilds dc3's shards on its own nodes.
+    let live: Vec<String> =
+        cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
+    let stripes = 2 * (3 + during.len()) + answers.iter().filter(|ok| **ok).count();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < stripes * 9 {
+        assert!(
+            Instant::now() < deadline,
+            "dc3's shards were not rebuilt on the majority side\n{}",
+            cluster.log_tails(10)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    std::fs::write(&links_path, "").expect("healing the partition");
+    let healed_at = now_ms();
+    let mut rounds: Vec<Round> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let report = cluster.durability();
+        if let Some(round) = last_round(&report)
+            && round.started_ms > healed_at
+            && rounds.last().is_none_or(|r| r.started_ms != round.started_ms)
+        {
+            assert_eq!(round.unreadable, 0, "{report:#}");
+            if let Some(previous) = rounds.last() {
+                assert!(
+                    round.below + previous.repaired <= previous.below,
+                    "a round found stripes below budget that the previous round had repaired: {previous:?} then {round:?}"
+                );
+            }
+            rounds.push(round);
+            if report["healthy"] == true {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not healthy after the heal; rounds: {rounds:?}\n{}", cluster.log_tails(10));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The cut-off side has rejoined: it writes, and every gateway reads every acknowledged write.
+    let after = rng.bytes(MIB);
+    put_object(&cluster.s3_client_at(minority_index), "split", "after", &after).await;
+    acknowledged.push(("after".into(), after));
+    for index in 0..cluster.gateways.len() {
+        let client = cluster.s3_client_at(index);
+        for (key, data) in &acknowledged {
+            assert_bytes_eq(&get_object(&client, "split", key).await, data, &format!("{key} via gateway {index}"));
+        }
+    }
+}
+
 /// One repair round as the durability report shows it.
 #[derive(Debug, Clone, Copy)]
 struct Round {

@@ -23,6 +23,7 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     let id = NodeId::new(node_id);
     ignifuge_faults::set_scope(node_id);
     let me = cluster.node(&id).with_context(|| format!("node {node_id} is not in {}", config.display()))?.clone();
+    ignifuge_faults::set_identity(&me.address.to_string());
     std::fs::create_dir_all(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
     let store = Arc::new(ShardStore::open(data_dir, index)?);
@@ -81,6 +82,7 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
+    ignifuge_faults::set_identity(&listen.to_string());
     let config = ignifuge_gateway::GatewayConfig {
         listen,
         cluster,

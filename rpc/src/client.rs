@@ -80,6 +80,15 @@ impl NodeClient {
             builder.body(Full::new(body)).map_err(|e| RpcError::BadResponse(address.to_string(), e.to_string()))?;
         let node = address.to_string();
         let exchange = async {
+            // Tests cut and slow links between chosen processes (`ignifuge_faults::link`).
+            match ignifuge_faults::link(&node) {
+                Some(ignifuge_faults::Action::Drop) => std::future::pending::<()>().await,
+                Some(ignifuge_faults::Action::Sleep(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Some(ignifuge_faults::Action::Error) => {
+                    return Err(RpcError::Unreachable(node.clone(), "link refused by a fault rule".into()));
+                }
+                None => {}
+            }
             let response =
                 self.http.request(request).await.map_err(|e| RpcError::Unreachable(node.clone(), e.to_string()))?;
             let (parts, body) = response.into_parts();
