@@ -4,7 +4,9 @@
 //! - an answer lost after a commit (the commit's outcome unknown to its gateway);
 //! - a bucket deleted and created again by another tenant while a write's body streams;
 //! - an upload slower than the orphan sweep's grace, and one that stalls for good;
-//! - a datacenter partitioned past the down-out interval that comes back with its disks;
+//! - a datacenter partitioned past the down-out interval that comes back with its disks (frozen,
+//!   and running behind an internode partition while both sides are written to);
+//! - uploads that trickle bytes while other uploads wait for stripe buffers;
 //! - a replica that catches up by snapshot while writes go on;
 //! - a disk that fails a read (an I/O error) during a scrub pass;
 //! - a disk that refuses every write (full, or read-only).
