@@ -7,6 +7,7 @@
 //! - a datacenter partitioned past the down-out interval that comes back with its disks (frozen,
 //!   and running behind an internode partition while both sides are written to);
 //! - uploads that trickle bytes while other uploads wait for stripe buffers;
+//! - a slow link between a gateway and one storage node;
 //! - a replica that catches up by snapshot while writes go on;
 //! - a disk that fails a read (an I/O error) during a scrub pass;
 //! - a disk that refuses every write (full, or read-only).
@@ -361,6 +362,45 @@ async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
         for (key, data) in &acknowledged {
             assert_bytes_eq(&get_object(&client, "split", key).await, data, &format!("{key} via gateway {index}"));
         }
+    }
+}
+
+/// A slow link (not a dead one: every request still answers, 5 s late, inside the 10 s shard
+/// timeout) between a gateway and one storage node: reads hedge around it instead of waiting,
+/// and writes through it are still acknowledged only once every stripe meets its budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
+    let links = tempfile::NamedTempFile::new().expect("links file");
+    let links_path = links.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str())]).await;
+    let index = cluster.gateway_index("dc1");
+    let s3 = cluster.s3_client_at(index);
+    create_bucket(&s3, "slow-link").await;
+    let mut rng = TestRng::new("a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge");
+    let data = rng.bytes(10 * MIB);
+    put_object(&s3, "slow-link", "object", &data).await;
+    // Not the metadata leader: a slow link to it slows every request, by design.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).leader.clone();
+    let slow = node_ids().into_iter().find(|n| Some(n) != leader.as_ref()).expect("a node that is not the leader");
+    let gateway = cluster.gateways[index].trim_start_matches("http://").to_string();
+    std::fs::write(&links_path, format!("slow {gateway} > {} 5000\n", cluster.process(&slow).listen)).expect("rule");
+    tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
+    let mut slowest = Duration::ZERO;
+    for round in 0..3 {
+        let started = Instant::now();
+        assert_bytes_eq(&get_object(&s3, "slow-link", "object").await, &data, &format!("GET {round}, {slow} slow"));
+        slowest = slowest.max(started.elapsed());
+    }
+    // A functional bound, not a benchmark: without hedging each of the 2 stripes waits 5 s.
+    assert!(slowest < Duration::from_secs(4), "a GET waited {slowest:?} on a slow link");
+    let written = rng.bytes(6 * MIB);
+    let started = Instant::now();
+    put_object(&s3, "slow-link", "written", &written).await;
+    // The write waits for the slow node's acknowledgement: proof that the link was slow.
+    assert!(started.elapsed() >= Duration::from_secs(4), "a PUT over a 5 s link took {:?}", started.elapsed());
+    std::fs::write(&links_path, "").expect("healing the link");
+    for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
+        assert_bytes_eq(&get_object(&client, "slow-link", "written").await, &written, "written over a slow link");
     }
 }
 
