@@ -547,7 +547,8 @@ impl StateMachine {
                         .map_err(|e| MetaError::Corrupt(format!("garbage record: {e}")))?;
                     if record.since_ms < older_than_ms {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                        bytes += value.len() + self.hydrate_all(&mut record.location)?;
+                        let Some(stripes) = self.hydrate_all(&mut record.location)? else { continue };
+                        bytes += value.len() + stripes;
                         out.push((ignifuge_types::BlobId::new(blob), record));
                     }
                 }
@@ -703,8 +704,14 @@ impl StateMachine {
                         let within = returned.map(|part| (key.clone(), part));
                         return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after, within }) });
                     }
-                    bytes += self.hydrate_all(&mut location)?;
+                    // A blob collected since its record was read is not returned.
+                    let Some(stripes) = self.hydrate_all(&mut location)? else { continue };
+                    bytes += stripes;
                     let DataLocation::Striped(striped) = location else { continue };
+                    let size = match owner {
+                        BlobOwner::Garbage => striped.stripes.iter().map(|s| s.data_len).sum(),
+                        _ => size,
+                    };
                     if let BlobOwner::Object { part_number, .. } | BlobOwner::Version { part_number, .. } = &owner {
                         returned = Some(*part_number);
                     }
@@ -747,7 +754,9 @@ impl StateMachine {
                 let mut striped = false;
                 let mut debt = 0u64;
                 for mut part in record.parts {
-                    self.hydrate_all(&mut part.location)?;
+                    if self.hydrate_all(&mut part.location)?.is_none() {
+                        continue;
+                    }
                     if let DataLocation::Striped(blob) = &part.location {
                         striped = true;
                         debt += blob.stripes.iter().filter(|s| s.debt).count() as u64;
@@ -834,8 +843,19 @@ impl StateMachine {
         let end = prefix_end(&keys::stripes_prefix(blob));
         let mut bytes = 0;
         let mut stripes = Vec::new();
-        for (key, value) in self.kv.scan(&keys::stripe(blob, first), end.as_deref(), limit)? {
+        for (position, (key, value)) in
+            self.kv.scan(&keys::stripe(blob, first), end.as_deref(), limit)?.into_iter().enumerate()
+        {
             bytes += key.len() + value.len();
+            // Stripe keys are contiguous: a gap would shift every later stripe onto the wrong
+            // shards, and a reader, a repair or the collector would trust it.
+            if key != keys::stripe(blob, first + position as u32) {
+                return Err(MetaError::Corrupt(format!(
+                    "blob {blob}: {} where stripe {} should be",
+                    String::from_utf8_lossy(&key),
+                    first as usize + position
+                )));
+            }
             stripes.push(
                 serde_json::from_slice(&value)
                     .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?,
@@ -845,22 +865,37 @@ impl StateMachine {
     }
 
     /// Fills a stored location with its blob's stripes, at most `budget` of them (the budget
-    /// shrinks by what was loaded). Returns the stored bytes read.
-    fn hydrate(&self, location: &mut DataLocation, budget: &mut usize) -> Result<usize, MetaError> {
-        let DataLocation::Striped(striped) = location else { return Ok(0) };
+    /// shrinks by what was loaded). Returns the stored bytes read, or None when the blob is no
+    /// longer held (collected since its record was read: the caller skips it). Never returns
+    /// fewer stripes than asked for a blob still held: that is corruption, and a short list
+    /// would make repair take the missing stripes' shards for strays and the collector skip them.
+    fn hydrate(&self, location: &mut DataLocation, budget: &mut usize) -> Result<Option<usize>, MetaError> {
+        let DataLocation::Striped(striped) = location else { return Ok(Some(0)) };
         if *budget == 0 || striped.is_complete() {
-            return Ok(0);
+            return Ok(Some(0));
         }
-        let (stripes, bytes) = self.load_stripes(&striped.blob, 0, (*budget).min(striped.stripe_count as usize))?;
+        let wanted = (*budget).min(striped.stripe_count as usize);
+        let (stripes, bytes) = self.load_stripes(&striped.blob, 0, wanted)?;
+        if stripes.len() < wanted {
+            if self.kv.get(&keys::known_blob(&striped.blob))?.is_none() {
+                return Ok(None);
+            }
+            return Err(MetaError::Corrupt(format!(
+                "blob {}: {} stripe records of {}",
+                striped.blob,
+                stripes.len(),
+                striped.stripe_count
+            )));
+        }
         *budget -= stripes.len();
         striped.first_stripe = 0;
         striped.stripes = stripes;
-        Ok(bytes)
+        Ok(Some(bytes))
     }
 
     /// Fills a stored location with all of its blob's stripes (bounded: a blob is at most one
-    /// part, 5 GiB, about a thousand stripes). Returns the stored bytes read.
-    fn hydrate_all(&self, location: &mut DataLocation) -> Result<usize, MetaError> {
+    /// part, 5 GiB, about a thousand stripes), as `hydrate`.
+    fn hydrate_all(&self, location: &mut DataLocation) -> Result<Option<usize>, MetaError> {
         let mut all = usize::MAX;
         self.hydrate(location, &mut all)
     }
@@ -869,7 +904,9 @@ impl StateMachine {
     fn hydrate_record(&self, record: &mut ObjectRecord, budget: u32) -> Result<(), MetaError> {
         let mut budget = (budget as usize).min(crate::ANSWER_STRIPES_MAX);
         for part in &mut record.parts {
-            self.hydrate(&mut part.location, &mut budget)?;
+            if self.hydrate(&mut part.location, &mut budget)?.is_none() {
+                return Err(MetaError::Superseded("the object's data was collected since it was read".into()));
+            }
         }
         Ok(())
     }

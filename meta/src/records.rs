@@ -655,7 +655,7 @@ pub enum Query {
         stripes: u32,
     },
     /// Stripes `first..` of a striped blob, at most `limit` (capped at `ANSWER_STRIPES_MAX`);
-    /// fewer only at the blob's end. Refused (NoSuchBlob) for a blob the metadata does not hold.
+    /// fewer only at the blob's end. Refused (Superseded) for a blob the metadata does not hold.
     Stripes {
         blob: BlobId,
         first: u32,
