@@ -145,10 +145,16 @@ impl DataPath {
                 done = pending.next() => match done {
                     Some((i, Some(bytes))) => shards[i] = Some(bytes),
                     Some((_, None)) => {
-                        // Failed (missing, unreachable, corrupt): replace it at once.
-                        if let Some(spare) = spares.next() {
+                        // Failed (missing, unreachable, corrupt): the stripe must now be decoded,
+                        // which takes any k shards, so ask for enough spares to make k (a range
+                        // inside one data shard asked for one shard only).
+                        let have = shards.iter().filter(|s| s.is_some()).count();
+                        let mut replaced = false;
+                        while !replaced || have + pending.len() < k {
+                            let Some(spare) = spares.next() else { break };
                             requested_spares += 1;
                             pending.push(fetch(spare));
+                            replaced = true;
                         }
                     }
                     None => return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe }),
@@ -276,6 +282,9 @@ fn pieces(
         })
 }
 
+/// Pause between two tries of a stripe window's records.
+const WINDOW_RETRY_PAUSE_MS: u64 = 200;
+
 /// A run of a part's stripes, or a piece ready as it is.
 enum Window {
     Ready(Piece),
@@ -292,7 +301,21 @@ async fn load_window(
         return Ok(blob);
     }
     let query = Query::Stripes { blob: blob.blob.clone(), first: stripes.start, limit: stripes.len() as u32 };
-    match metadata.query(query).await? {
+    // Mid-stream, a failure cannot become a 503 that the client retries: the answer has begun.
+    // A metadata that cannot answer now (an election, a leadership check that timed out) is
+    // asked again until the failover deadline.
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(crate::meta_client::META_FAILOVER_DEADLINE_MS);
+    let answer = loop {
+        match metadata.query(query.clone()).await {
+            Err(e) if !e.is_known_refusal() && std::time::Instant::now() < deadline => {
+                tracing::debug!(blob = %blob.blob, error = %e, "stripe records not available yet, asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(WINDOW_RETRY_PAUSE_MS)).await;
+            }
+            answer => break answer?,
+        }
+    };
+    match answer {
         Answer::Stripes(records) if records.len() == stripes.len() => {
             Ok(Arc::new(blob.with_stripes(stripes.start, records)))
         }
