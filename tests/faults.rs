@@ -314,44 +314,12 @@ async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
     assert_eq!(answers, [false, false], "writes acknowledged by a datacenter cut off from the majority");
 
     // Past the down-out interval the majority rebuilds dc3's shards on its own nodes.
-    let live: Vec<String> =
-        cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
     let stripes = 2 * (3 + during.len()) + answers.iter().filter(|ok| **ok).count();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < stripes * 9 {
-        assert!(
-            Instant::now() < deadline,
-            "dc3's shards were not rebuilt on the majority side\n{}",
-            cluster.log_tails(10)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_rebuilt_outside(&cluster, "dc3", stripes * 9).await;
 
     std::fs::write(&links_path, "").expect("healing the partition");
     let healed_at = now_ms();
-    let mut rounds: Vec<Round> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let report = cluster.durability();
-        if let Some(round) = last_round(&report)
-            && round.started_ms > healed_at
-            && rounds.last().is_none_or(|r| r.started_ms != round.started_ms)
-        {
-            assert_eq!(round.unreadable, 0, "{report:#}");
-            if let Some(previous) = rounds.last() {
-                assert!(
-                    round.below + previous.repaired <= previous.below,
-                    "a round found stripes below budget that the previous round had repaired: {previous:?} then {round:?}"
-                );
-            }
-            rounds.push(round);
-            if report["healthy"] == true {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "not healthy after the heal; rounds: {rounds:?}\n{}", cluster.log_tails(10));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    rounds_until_healthy(&cluster, healed_at, Duration::from_secs(150)).await;
 
     // The cut-off side has rejoined: it writes, and every gateway reads every acknowledged write.
     let after = rng.bytes(MIB);
@@ -404,6 +372,51 @@ async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
     }
 }
 
+/// Waits until the storage nodes outside `datacenter` hold `shards` shard files (its shards
+/// rebuilt elsewhere), counted on the disks: the durability report would wait on its nodes.
+async fn wait_until_rebuilt_outside(cluster: &Cluster, datacenter: &str, shards: usize) {
+    let live: Vec<String> =
+        cluster.storage_nodes().iter().filter(|n| n.datacenter != datacenter).map(|n| n.node_id.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < shards {
+        assert!(
+            Instant::now() < deadline,
+            "{datacenter}'s shards were not rebuilt elsewhere in time\n{}",
+            cluster.log_tails(10)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The repair rounds that start after `healed_at`, until the durability report is healthy.
+/// Every one must find nothing unreadable, and none may find below budget a stripe that the
+/// previous round repaired (repair never lowers a stripe's margin).
+async fn rounds_until_healthy(cluster: &Cluster, healed_at: i64, timeout: Duration) -> Vec<Round> {
+    let mut rounds: Vec<Round> = Vec::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = cluster.durability();
+        if let Some(round) = last_round(&report)
+            && round.started_ms > healed_at
+            && rounds.last().is_none_or(|r| r.started_ms != round.started_ms)
+        {
+            assert_eq!(round.unreadable, 0, "{report:#}");
+            if let Some(previous) = rounds.last() {
+                assert!(
+                    round.below + previous.repaired <= previous.below,
+                    "a round found stripes below budget that the previous round had repaired: {previous:?} then {round:?}"
+                );
+            }
+            rounds.push(round);
+            if report["healthy"] == true {
+                return rounds;
+            }
+        }
+        assert!(Instant::now() < deadline, "not healthy after the heal; rounds: {rounds:?}\n{}", cluster.log_tails(10));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One repair round as the durability report shows it.
 #[derive(Debug, Clone, Copy)]
 struct Round {
@@ -451,44 +464,12 @@ async fn a_healed_partition_never_lowers_a_stripes_margin() {
     // Past the down-out interval, repair rebuilds dc3's shards on dc1 and dc2 (doubled up): every
     // stripe then has all its 9 shards there. Counted on the disks (the durability report would
     // wait on the frozen nodes).
-    let live: Vec<String> =
-        cluster.storage_nodes().iter().filter(|n| n.datacenter != "dc3").map(|n| n.node_id.clone()).collect();
     let stripes = objects.len() * 2;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while live.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>() < stripes * 9 {
-        assert!(
-            Instant::now() < deadline,
-            "dc3's shards were not rebuilt elsewhere in time\n{}",
-            cluster.log_tails(10)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_rebuilt_outside(&cluster, "dc3", stripes * 9).await;
     cluster.signal_processes(&dc3, libc::SIGCONT);
     let healed_at = now_ms();
     // Every round from now on: nothing unreadable, and a stripe repaired stays repaired.
-    let mut rounds: Vec<Round> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let report = cluster.durability();
-        if let Some(round) = last_round(&report)
-            && round.started_ms > healed_at
-            && rounds.last().is_none_or(|r| r.started_ms != round.started_ms)
-        {
-            assert_eq!(round.unreadable, 0, "{report:#}");
-            if let Some(previous) = rounds.last() {
-                assert!(
-                    round.below + previous.repaired <= previous.below,
-                    "a round found stripes below budget that the previous round had repaired: {previous:?} then {round:?}"
-                );
-            }
-            rounds.push(round);
-            if report["healthy"] == true {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "not healthy after the heal; rounds: {rounds:?}\n{}", cluster.log_tails(10));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let rounds = rounds_until_healthy(&cluster, healed_at, Duration::from_secs(120)).await;
     let repaired: u64 = rounds.iter().map(|r| r.repaired).sum();
     assert!(
         repaired <= rounds[0].below,
