@@ -1,13 +1,15 @@
 //! The promise under faults (issue 12): each test injects the fault that broke a piece of the
 //! data path before its fix, through the real binaries, and checks what a user would see.
 //!
-//! - an answer lost after a commit (the commit's outcome unknown to its gateway);
+//! - an answer lost after a commit (the commit's outcome unknown to its gateway), and a commit
+//!   answered as refused although it went through;
 //! - a bucket deleted and created again by another tenant while a write's body streams;
 //! - an upload slower than the orphan sweep's grace, and one that stalls for good;
 //! - a datacenter partitioned past the down-out interval that comes back with its disks (frozen,
 //!   and running behind an internode partition while both sides are written to);
 //! - uploads that trickle bytes while other uploads wait for stripe buffers;
 //! - a slow link between a gateway and one storage node;
+//! - a gateway whose clock is minutes ahead or behind;
 //! - a replica that catches up by snapshot while writes go on;
 //! - a disk that fails a read (an I/O error) during a scrub pass;
 //! - a disk that refuses every write (full, or read-only).
@@ -96,6 +98,41 @@ async fn a_lost_answer_is_settled_into_the_commits_real_outcome() {
             .contains("settled a metadata command"),
         "the settle path ran"
     );
+}
+
+/// Defect 1, a wrong refusal: a commit that went through is answered as refused (`Abandoned`, as
+/// when the metadata has forgotten the proposal's id by the time the gateway settles it). The
+/// gateway gives the blob up only through the metadata's fence, which refuses a blob that a
+/// record names: the object must stay whole, before and after the orphan sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_wrongly_answered_as_refused_loses_no_data() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_FAULTS", "gateway.commit.answer-wrong=error@1"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client_no_retry_at(0);
+    create_bucket(&client, "wrong").await;
+    let mut rng = TestRng::new("a_commit_wrongly_answered_as_refused_loses_no_data");
+    let body = rng.bytes(2 * MIB + 5);
+    let refused = client
+        .put_object()
+        .bucket("wrong")
+        .key("k")
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+        .send()
+        .await;
+    let info = expect_err(refused, "the PUT whose commit was answered as refused");
+    assert_eq!(info.status, Some(503), "{info:?}");
+    // The give-up runs in the background: give it time to do its worst, then read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let read = get_eventually(&client, "wrong", "k", Duration::from_secs(30)).await;
+    assert_bytes_eq(&read, &body, "the committed object after its blob was given up");
+    let report = cluster.wait_until_healthy(Duration::from_secs(60));
+    assert_eq!(report["repair"]["stripes_unreadable"], 0, "{report:#}");
+    let read = get_eventually(&client, "wrong", "k", Duration::from_secs(30)).await;
+    assert_bytes_eq(&read, &body, "the committed object after orphan sweeps");
 }
 
 /// Defect 5: a write authorized against one bucket can never land in another of the same name.
@@ -369,6 +406,47 @@ async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
     std::fs::write(&links_path, "").expect("healing the link");
     for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
         assert_bytes_eq(&get_object(&client, "slow-link", "written").await, &written, "written over a slow link");
+    }
+}
+
+/// Clock offsets (a `clock` rule shifts one process's wall clock). A gateway whose clock is two
+/// minutes ahead goes on working: internode requests carry their sender's time and are accepted
+/// within 5 minutes, and nothing of an object's fate depends on a gateway's clock. One ten
+/// minutes ahead is refused by every node (its write fails, 503, and lands nowhere) until its
+/// clock is fixed; then it writes again, and every acknowledged object reads back everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let index = cluster.gateway_index("dc1");
+    let skewed = cluster.s3_client_no_retry_at(index);
+    let gateway = cluster.gateways[index].trim_start_matches("http://").to_string();
+    create_bucket(&skewed, "skew").await;
+    let mut rng = TestRng::new("a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps");
+    let mut acknowledged = Vec::new();
+    for (offset_ms, key) in [(120_000i64, "ahead-2-min"), (-120_000, "behind-2-min")] {
+        std::fs::write(&rules_path, format!("clock {gateway} {offset_ms}\n")).expect("rule");
+        tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
+        let data = rng.bytes(3 * MIB + 7);
+        put_object(&skewed, "skew", key, &data).await;
+        acknowledged.push((key, data));
+    }
+    std::fs::write(&rules_path, format!("clock {gateway} 600000\n")).expect("rule");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = skewed.put_object().bucket("skew").key("ahead-10-min").body(rng.bytes(3 * MIB).into()).send().await;
+    let info = expect_err(refused, "a PUT through a gateway 10 minutes ahead");
+    assert_eq!(info.status, Some(503), "{info:?}");
+    std::fs::write(&rules_path, "").expect("fixing the clock");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let data = rng.bytes(3 * MIB + 9);
+    put_object(&skewed, "skew", "fixed", &data).await;
+    acknowledged.push(("fixed", data));
+    for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
+        assert_status(client.head_object().bucket("skew").key("ahead-10-min").send().await, 404, "a refused write");
+        for (key, data) in &acknowledged {
+            assert_bytes_eq(&get_object(&client, "skew", key).await, data, key);
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! The nemesis (issue 12's harness): concurrent S3 clients write, overwrite, conditionally
 //! write, delete, complete multipart uploads and read a few keys through every gateway while a
-//! nemesis kills -9 and freezes (SIGSTOP/SIGCONT) storage nodes, the metadata leader and
-//! gateways, and the repair service sweeps orphans with a grace of two seconds. Every operation
+//! nemesis, one fault at a time, kills -9 and freezes (SIGSTOP/SIGCONT) storage nodes, the
+//! metadata leader and gateways; cuts a datacenter or the leader off from everyone else while
+//! they keep running (a partition that heals); shifts a process's wall clock by half a minute to
+//! seven minutes, ahead or behind; and makes a node's disk refuse writes (full) or fail reads.
+//! The repair service sweeps orphans with a grace of two seconds meanwhile, so a clock offset
+//! makes it judge other gateways' writes in progress by a clock minutes off. Every operation
 //! is recorded with its invocation, completion and outcome (ok, refused, unknown); afterwards
 //! each key's history must be linearizable (`common::history`), and every acknowledged version
 //! must read back byte for byte (the bucket is versioned, so no acknowledged write is ever
@@ -247,39 +251,113 @@ struct Fault {
     what: String,
 }
 
-/// Kills and freezes processes until `until`, then brings everything back.
-fn nemesis(cluster: &mut Cluster, seed: u64, start: Instant, until: Instant) -> Vec<Fault> {
+/// The faults the nemesis chooses from, one at a time.
+const FAULT_KINDS: usize = 10;
+
+/// How a fault is injected: on a process (by node id), or as a runtime rule.
+enum Inject {
+    Kill(String),
+    Freeze(String),
+    Rule(String),
+}
+
+/// Kills, freezes, partitions, shifts the clocks of and fails the disks of processes until
+/// `until`, then brings everything back. Partitions, clock offsets and disk failures are rules in
+/// the runtime rules file `rules` (`ignifuge_faults`), cleared at the end of each outage.
+fn nemesis(cluster: &mut Cluster, rules: &std::path::Path, seed: u64, start: Instant, until: Instant) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xFA17);
     let mut faults = Vec::new();
     let nodes: Vec<String> = cluster.storage_nodes().iter().map(|n| n.node_id.clone()).collect();
     let gateways: Vec<String> =
         cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.node_id.clone()).collect();
+    let everyone: Vec<String> = nodes.iter().chain(&gateways).cloned().collect();
+    let listen = |cluster: &Cluster, ids: &[&str]| -> String {
+        ids.iter().map(|id| cluster.process(id).listen.clone()).collect::<Vec<_>>().join(",")
+    };
     while Instant::now() + Duration::from_secs(8) < until {
         std::thread::sleep(Duration::from_millis(rng.random_range(1500..4000)));
         let leader = cluster.meta_status().leader;
-        let (target, kind) = match rng.random_range(0..5) {
-            0 => (nodes[rng.random_range(0..nodes.len())].clone(), "kill -9 storage node"),
-            1 => match &leader {
-                Some(leader) => (leader.clone(), "kill -9 metadata leader"),
-                None => continue,
-            },
-            2 => (gateways[rng.random_range(0..gateways.len())].clone(), "kill -9 gateway"),
-            3 => (nodes[rng.random_range(0..nodes.len())].clone(), "freeze storage node"),
-            _ => match &leader {
-                Some(leader) => (leader.clone(), "freeze metadata leader"),
-                None => continue,
-            },
-        };
+        let pick = |rng: &mut StdRng, from: &[String]| from[rng.random_range(0..from.len())].clone();
         let outage = Duration::from_millis(rng.random_range(2000..5000));
-        faults.push(Fault { at_secs: start.elapsed().as_secs_f64(), what: format!("{kind} {target} for {outage:?}") });
-        if kind.starts_with("kill") {
-            cluster.kill_node(&target);
-            std::thread::sleep(outage);
-            cluster.revive(Duration::from_secs(60));
-        } else {
-            cluster.signal_processes(&[target.as_str()], libc::SIGSTOP);
-            std::thread::sleep(outage);
-            cluster.signal_processes(&[target.as_str()], libc::SIGCONT);
+        let (what, fault) = match rng.random_range(0..FAULT_KINDS) {
+            0 => {
+                let node = pick(&mut rng, &nodes);
+                (format!("kill -9 storage node {node}"), Inject::Kill(node))
+            }
+            1 => match &leader {
+                Some(leader) => (format!("kill -9 metadata leader {leader}"), Inject::Kill(leader.clone())),
+                None => continue,
+            },
+            2 => {
+                let gateway = pick(&mut rng, &gateways);
+                (format!("kill -9 gateway {gateway}"), Inject::Kill(gateway))
+            }
+            3 => {
+                let node = pick(&mut rng, &nodes);
+                (format!("freeze storage node {node}"), Inject::Freeze(node))
+            }
+            4 => match &leader {
+                Some(leader) => (format!("freeze metadata leader {leader}"), Inject::Freeze(leader.clone())),
+                None => continue,
+            },
+            5 => {
+                // A datacenter cut off from the other two, every process of it still running.
+                let dc = format!("dc{}", rng.random_range(1..=3));
+                let (inside, outside): (Vec<&ProcessInfo>, Vec<&ProcessInfo>) =
+                    cluster.processes.iter().partition(|p| p.datacenter == dc);
+                let side = |ps: &[&ProcessInfo]| ps.iter().map(|p| p.listen.clone()).collect::<Vec<_>>().join(",");
+                (
+                    format!("partition {dc} from the others"),
+                    Inject::Rule(format!("cut {} | {}", side(&inside), side(&outside))),
+                )
+            }
+            6 => match &leader {
+                // The leader alone on its side: it keeps running, cut off from every other process.
+                Some(leader) => {
+                    let others: Vec<&str> = everyone.iter().map(String::as_str).filter(|id| id != leader).collect();
+                    let rule = format!("cut {} | {}", listen(cluster, &[leader]), listen(cluster, &others));
+                    (format!("partition metadata leader {leader} from everyone"), Inject::Rule(rule))
+                }
+                None => continue,
+            },
+            7 => {
+                // Within the internode bound (5 min) requests still pass; beyond it the process's
+                // signed requests are refused, as a clock gone badly wrong would make them.
+                let target = pick(&mut rng, &everyone);
+                let ms = rng.random_range(30_000..420_000i64) * if rng.random_bool(0.5) { 1 } else { -1 };
+                (
+                    format!("clock of {target} off by {ms} ms"),
+                    Inject::Rule(format!("clock {} {ms}", listen(cluster, &[&target]))),
+                )
+            }
+            8 => {
+                let target = pick(&mut rng, &nodes);
+                let rule = format!("fail {} node.shard.write-error", listen(cluster, &[&target]));
+                (format!("disk of {target} refuses writes (full)"), Inject::Rule(rule))
+            }
+            _ => {
+                let target = pick(&mut rng, &nodes);
+                let rule = format!("fail {} node.shard.read-error", listen(cluster, &[&target]));
+                (format!("disk of {target} fails reads"), Inject::Rule(rule))
+            }
+        };
+        faults.push(Fault { at_secs: start.elapsed().as_secs_f64(), what: format!("{what} for {outage:?}") });
+        match fault {
+            Inject::Kill(target) => {
+                cluster.kill_node(&target);
+                std::thread::sleep(outage);
+                cluster.revive(Duration::from_secs(60));
+            }
+            Inject::Freeze(target) => {
+                cluster.signal_processes(&[target.as_str()], libc::SIGSTOP);
+                std::thread::sleep(outage);
+                cluster.signal_processes(&[target.as_str()], libc::SIGCONT);
+            }
+            Inject::Rule(rule) => {
+                std::fs::write(rules, format!("{rule}\n")).expect("writing a rule");
+                std::thread::sleep(outage);
+                std::fs::write(rules, "").expect("clearing the rules");
+            }
         }
     }
     cluster.wait_for_leader(Duration::from_secs(60));
@@ -291,7 +369,10 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
     let seconds: u64 = std::env::var("IGNIFUGE_NEMESIS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(45);
     let mut rng = TestRng::new("nemesis");
     let seed = rng.next_u64();
+    let rules = tempfile::NamedTempFile::new().expect("the rules file");
+    let rules_path = rules.path().to_path_buf();
     let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.to_str().expect("a utf-8 path")),
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "2000"),
         ("IGNIFUGE_ORPHAN_GRACE_MS", "2000"),
         ("IGNIFUGE_INTENT_RENEW_MS", "500"),
@@ -319,7 +400,7 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
         (0..CLIENTS).map(|who| tokio::spawn(worker(recorder.clone(), clients.clone(), who, seed, until))).collect();
     let start = recorder.start;
     let (cluster_back, faults) = tokio::task::spawn_blocking(move || {
-        let faults = nemesis(&mut cluster, seed, start, until);
+        let faults = nemesis(&mut cluster, &rules_path, seed, start, until);
         (cluster, faults)
     })
     .await

@@ -573,6 +573,46 @@ async fn put_with_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: &
     raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, &body).await.expect("aws-chunked PUT")
 }
 
+/// s3s buffers a whole aws-chunked chunk before it checks the chunk's signature; the gateway
+/// refuses a chunk announced larger than 16 MiB before any of it is buffered, and a well-framed
+/// body of ordinary chunks still goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aws_chunked_chunk_beyond_the_bound_is_refused_before_it_is_buffered() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "trailer").await;
+    // A header announcing a 1 GiB chunk, then a few bytes of it: the answer comes at once.
+    let mut body = format!("{:x}\r\n", 1u64 << 30).into_bytes();
+    body.extend_from_slice(&[7u8; 4096]);
+    let path = "/trailer/huge";
+    let decoded_length = (1u64 << 30).to_string();
+    let content_length = body.len().to_string();
+    let headers = cluster.sign(
+        &cluster.keys(),
+        SystemTime::now(),
+        "PUT",
+        &cluster.url(path),
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("content-length", content_length.as_str()),
+            ("x-amz-decoded-content-length", decoded_length.as_str()),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ],
+        Payload::UnsignedTrailer,
+    );
+    let started = std::time::Instant::now();
+    let response = raw_request(&cluster.gateway_addr(), "PUT", path, &headers, &body).await.expect("aws-chunked PUT");
+    assert_eq!(response.status, 400, "a 1 GiB chunk: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("InvalidRequest"), "{}", response.summary());
+    assert!(response.summary().contains("aws-chunked chunk larger than"), "{}", response.summary());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused without waiting for the chunk");
+    assert_status(s3.head_object().bucket("trailer").key("huge").send().await, 404, "a refused chunk stores nothing");
+    let data = TestRng::new("an_aws_chunked_chunk_beyond_the_bound").bytes(300_000);
+    let response = put_with_trailer(&cluster, "fine", &data, &checksum_base64("crc32", &data)).await;
+    assert_eq!(response.status, 200, "64 KiB chunks: {}", response.summary());
+    assert_bytes_eq(&get_object(&s3, "trailer", "fine").await, &data, "an upload of ordinary chunks");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn trailing_checksum_mismatch_is_refused() {
     let cluster = Cluster::start().await;

@@ -164,6 +164,18 @@ async fn bucket_cors_is_put_read_validated_and_deleted() {
     let response = signed(&cluster, "PUT", &url, &[], too_big.as_bytes()).await;
     assert_eq!(response.status, 400, "a configuration over 64 KiB: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("MaxMessageLengthExceeded"), "{}", response.summary());
+    // The limit holds on the bytes read: the same body, chunked, announces no length at all.
+    let headers = [("transfer-encoding", "chunked")];
+    let signed_headers =
+        cluster.sign(&cluster.keys(), SystemTime::now(), "PUT", &url, &headers, Payload::Bytes(too_big.as_bytes()));
+    let mut chunked = format!("{:x}\r\n", too_big.len()).into_bytes();
+    chunked.extend_from_slice(too_big.as_bytes());
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let response = raw_request(&cluster.gateway_addr(), "PUT", path_and_query_of(&url), &signed_headers, &chunked)
+        .await
+        .expect("a chunked PutBucketCors");
+    assert_eq!(response.status, 400, "a chunked configuration over 64 KiB: {}", response.summary());
+    assert_eq!(response.error_code().as_deref(), Some("MaxMessageLengthExceeded"), "{}", response.summary());
     let got = ok(s3.get_bucket_cors().bucket("cors-config").send().await, "GetBucketCors after refusals");
     assert_eq!(got.cors_rules()[0].allowed_methods(), ["HEAD"], "a refused PutBucketCors changes nothing");
 

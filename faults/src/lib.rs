@@ -12,13 +12,17 @@
 //! the process that called `set_scope(scope)` (a storage node's scope is its node id), so a test
 //! can fail one node's disk while the whole cluster shares one environment.
 //!
-//! Links. `link(to)` says what happens to an internode request from this process to address
-//! `to`, after rules a test writes, and rewrites while the cluster runs, in the file named by
-//! `IGNIFUGE_LINKS_FILE` (re-read when it changes; no file or an empty one: every link is
-//! healthy). A process is known by the address it listens on (`set_identity`). One rule per line:
-//! `cut A | B` loses every request between a member of A and a member of B, both ways (a network
-//! partition: requests get no answer until their timeout); `slow A > B <ms>` delays requests from
-//! A to B by that long (a slow link). A and B are comma-separated addresses.
+//! Runtime rules. A test also writes, and rewrites while the cluster runs, rules in the file named
+//! by `IGNIFUGE_LINKS_FILE` (re-read when it changes, at most every 50 ms; no file or an empty
+//! one: no fault). A process is known by the address it listens on (`set_identity`). One rule per
+//! line; A and B are comma-separated addresses:
+//! - `cut A | B` loses every request between a member of A and a member of B, both ways (a network
+//!   partition: requests get no answer until their timeout); `link(to)` says so;
+//! - `slow A > B <ms>` delays requests from A to B by that long (a slow link);
+//! - `clock A <ms>` shifts the wall clock of the members of A by that many milliseconds, ahead
+//!   or (negative) behind (`clock_offset_ms`, read by `ignifuge_types::time`);
+//! - `fail A <point>` makes fault point `<point>` answer `error` at every hit in the members of
+//!   A while the rule stands (a disk that fails, then is replaced).
 
 /// What a fault point that fires does; the code at the point decides what `Error` means there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +60,15 @@ pub fn link(_to: &str) -> Option<Action> {
 #[inline(always)]
 pub fn set_identity(_address: &str) {}
 
+/// How far this process's wall clock is shifted by a `clock` rule, in milliseconds.
+#[cfg(not(feature = "enabled"))]
+#[inline(always)]
+pub fn clock_offset_ms() -> i64 {
+    0
+}
+
 #[cfg(feature = "enabled")]
-pub use enabled::{hit, link, set_identity, set_scope};
+pub use enabled::{clock_offset_ms, hit, link, set_identity, set_scope};
 
 #[cfg(feature = "enabled")]
 mod enabled {
@@ -117,11 +128,14 @@ mod enabled {
         let _ = SCOPE.set(scope.to_string());
     }
 
-    /// A link rule: `cut A | B` (both ways) or `slow A > B ms` (one way).
+    /// A runtime rule: `cut A | B` (both ways), `slow A > B ms` (one way), `clock A ms`,
+    /// `fail A point`.
     #[derive(Debug, PartialEq)]
     enum Rule {
         Cut(Vec<String>, Vec<String>),
         Slow(Vec<String>, Vec<String>, u64),
+        Clock(Vec<String>, i64),
+        Fail(Vec<String>, String),
     }
 
     fn members(list: &str) -> Vec<String> {
@@ -136,6 +150,14 @@ mod enabled {
                     let (a, b) = rest.split_once('|')?;
                     return Some(Rule::Cut(members(a), members(b)));
                 }
+                if let Some(rest) = line.strip_prefix("clock ") {
+                    let (a, ms) = rest.trim().rsplit_once(' ')?;
+                    return Some(Rule::Clock(members(a), ms.parse().ok()?));
+                }
+                if let Some(rest) = line.strip_prefix("fail ") {
+                    let (a, point) = rest.trim().rsplit_once(' ')?;
+                    return Some(Rule::Fail(members(a), point.to_string()));
+                }
                 let rest = line.strip_prefix("slow ")?;
                 let (a, rest) = rest.split_once('>')?;
                 let (b, ms) = rest.trim().rsplit_once(' ')?;
@@ -144,8 +166,11 @@ mod enabled {
             .collect()
     }
 
+    fn has(list: &[String], who: &str) -> bool {
+        list.iter().any(|m| m == who)
+    }
+
     fn judge(rules: &[Rule], me: &str, to: &str) -> Option<Action> {
-        let has = |list: &[String], who: &str| list.iter().any(|m| m == who);
         rules.iter().find_map(|rule| match rule {
             Rule::Cut(a, b) if (has(a, me) && has(b, to)) || (has(b, me) && has(a, to)) => Some(Action::Drop),
             Rule::Slow(a, b, ms) if has(a, me) && has(b, to) => Some(Action::Sleep(*ms)),
@@ -159,35 +184,59 @@ mod enabled {
         let _ = IDENTITY.set(address.to_string());
     }
 
-    /// The rules in force, re-read from the links file at most every 50 ms when it changed.
-    struct Links {
+    /// The rules in force, re-read from the rules file at most every 50 ms when it changed.
+    struct Rules {
         checked: std::time::Instant,
         modified: Option<std::time::SystemTime>,
         rules: std::sync::Arc<Vec<Rule>>,
     }
 
-    pub fn link(to: &str) -> Option<Action> {
+    /// This process's identity and the runtime rules in force, if there is a rules file.
+    fn runtime_rules() -> Option<(&'static str, std::sync::Arc<Vec<Rule>>)> {
         static PATH: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
-        static LINKS: std::sync::Mutex<Option<Links>> = std::sync::Mutex::new(None);
+        static RULES: std::sync::Mutex<Option<Rules>> = std::sync::Mutex::new(None);
         let path = PATH.get_or_init(|| std::env::var_os("IGNIFUGE_LINKS_FILE").map(Into::into)).as_ref()?;
         let me = IDENTITY.get()?;
-        let rules = {
-            let mut links = LINKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let stale = links.as_ref().is_none_or(|l| l.checked.elapsed() >= std::time::Duration::from_millis(50));
-            if stale {
-                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-                let rules = match links.as_ref() {
-                    Some(l) if l.modified == modified => l.rules.clone(),
-                    _ => std::sync::Arc::new(parse_links(&std::fs::read_to_string(path).unwrap_or_default())),
-                };
-                *links = Some(Links { checked: std::time::Instant::now(), modified, rules });
-            }
-            links.as_ref().expect("just set").rules.clone()
-        };
+        let mut rules = RULES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale = rules.as_ref().is_none_or(|r| r.checked.elapsed() >= std::time::Duration::from_millis(50));
+        if stale {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let parsed = match rules.as_ref() {
+                Some(r) if r.modified == modified => r.rules.clone(),
+                _ => std::sync::Arc::new(parse_links(&std::fs::read_to_string(path).unwrap_or_default())),
+            };
+            *rules = Some(Rules { checked: std::time::Instant::now(), modified, rules: parsed });
+        }
+        Some((me.as_str(), rules.as_ref().expect("just set").rules.clone()))
+    }
+
+    pub fn link(to: &str) -> Option<Action> {
+        let (me, rules) = runtime_rules()?;
         judge(&rules, me, to)
     }
 
+    fn clock_offset(rules: &[Rule], me: &str) -> i64 {
+        rules
+            .iter()
+            .find_map(|rule| match rule {
+                Rule::Clock(a, ms) if has(a, me) => Some(*ms),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    fn fails(rules: &[Rule], me: &str, name: &str) -> bool {
+        rules.iter().any(|rule| matches!(rule, Rule::Fail(a, point) if point == name && has(a, me)))
+    }
+
+    pub fn clock_offset_ms() -> i64 {
+        runtime_rules().map_or(0, |(me, rules)| clock_offset(&rules, me))
+    }
+
     pub fn hit(name: &str) -> Option<Action> {
+        if runtime_rules().is_some_and(|(me, rules)| fails(&rules, me, name)) {
+            return Some(Action::Error);
+        }
         let scope = SCOPE.get();
         let point = points().iter().find(|p| p.name == name && p.scope.as_ref().is_none_or(|s| Some(s) == scope))?;
         let hit = point.hits.fetch_add(1, Ordering::Relaxed) + 1;
@@ -227,6 +276,19 @@ mod enabled {
             assert_eq!(judge(&rules, "a:1", "b:2"), None, "within one side");
             assert_eq!(judge(&rules, "a:1", "d:4"), Some(Action::Sleep(250)));
             assert_eq!(judge(&rules, "d:4", "a:1"), None, "a slow link is one way");
+        }
+
+        #[test]
+        fn clock_and_fail_rules_name_their_processes() {
+            let rules = parse_links("clock a:1, b:2 -90000\nclock c:3 120000\nfail b:2 node.shard.write-error\n");
+            assert_eq!(rules.len(), 3);
+            assert_eq!(clock_offset(&rules, "a:1"), -90_000);
+            assert_eq!(clock_offset(&rules, "c:3"), 120_000);
+            assert_eq!(clock_offset(&rules, "d:4"), 0);
+            assert!(fails(&rules, "b:2", "node.shard.write-error"));
+            assert!(!fails(&rules, "a:1", "node.shard.write-error"));
+            assert!(!fails(&rules, "b:2", "node.shard.read-error"));
+            assert_eq!(judge(&rules, "a:1", "b:2"), None, "clock and fail rules cut no link");
         }
     }
 }

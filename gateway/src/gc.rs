@@ -58,7 +58,7 @@ pub async fn run(gateway: Arc<Gateway>, holder: String) {
 /// nodes at once; the lease is renewed between blobs, and a round whose lease was lost forgets
 /// what it has reclaimed so far and stops.
 async fn collect(gateway: &Gateway, grace_ms: u64, lease: &mut Lease) -> GatewayResult<usize> {
-    let older_than_ms = crate::s3::now_ms() - grace_ms as i64;
+    let older_than_ms = ignifuge_types::time::now_ms() - grace_ms as i64;
     let query = Query::Garbage { older_than_ms, limit: GC_BLOBS_PER_ROUND_MAX };
     let garbage = match gateway.metadata.query(query).await? {
         Answer::Garbage(g) => g,

@@ -33,7 +33,7 @@ impl Lease {
         let command = Command::TakeLease {
             name: self.name.into(),
             holder: self.holder.clone(),
-            now_ms: crate::s3::now_ms(),
+            now_ms: ignifuge_types::time::now_ms(),
             duration_ms: self.duration.as_millis() as i64,
         };
         match gateway.metadata.apply(command).await {

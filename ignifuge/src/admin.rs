@@ -9,6 +9,7 @@ use ignifuge_meta::{
 };
 use ignifuge_raft::{RaftStatus, StateDigest};
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
+use ignifuge_types::time::now_ms;
 use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
 use rand::Rng as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,10 +131,6 @@ pub struct Admin {
     cluster: ClusterConfig,
     metadata: RemoteMetadata,
     sealer: SecretSealer,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {

@@ -337,10 +337,7 @@ impl RaftMetadata {
     /// proposal id again returns the first outcome (idempotent retries).
     pub async fn apply(&self, mut proposal: Proposal) -> Result<CommandResult, Redirect> {
         // The leader's clock, not the caller's, ages proposal ids (`StateMachine`'s clock).
-        proposal.issued_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        proposal.issued_ms = ignifuge_types::time::now_ms();
         match self.raft.client_write(proposal).await {
             Ok(response) => Ok(response.data),
             Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {

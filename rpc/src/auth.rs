@@ -1,5 +1,3 @@
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub const AUTH_HEADER: &str = "x-ignifuge-auth";
 pub const TIME_HEADER: &str = "x-ignifuge-time";
 /// BLAKE3 (hex) of the request body; shard PUTs use the shard hash header instead.
@@ -15,7 +13,7 @@ pub struct InternodeAuth {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    ignifuge_types::time::now_ms().max(0) as u64
 }
 
 impl InternodeAuth {

@@ -6,6 +6,7 @@
 use crate::shard_store::{ShardStore, StoreError};
 use ignifuge_rpc::ScrubStatus;
 use ignifuge_types::BlobId;
+use ignifuge_types::time::now_ms;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,10 +28,6 @@ pub struct Scrubber {
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Scrubber {

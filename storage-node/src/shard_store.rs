@@ -10,6 +10,7 @@
 
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
 use ignifuge_rpc::{HeldBlob, HeldShard};
+use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -449,10 +450,6 @@ fn file_identity(metadata: &fs::Metadata) -> (u64, i128) {
 fn parse_shard_file_name(name: &str) -> Option<(StripeIndex, ShardIndex)> {
     let (stripe, shard) = name.split_once('.')?;
     Some((StripeIndex(stripe.parse().ok()?), ShardIndex(shard.parse().ok()?)))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn modified_ms(metadata: &fs::Metadata) -> i64 {

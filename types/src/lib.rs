@@ -1,11 +1,14 @@
-//! Typed identifiers shared by every Ignifuge crate.
+//! Typed identifiers shared by every Ignifuge crate, and the one wall clock they all read.
 //!
-//! Owns: the `typed_id!` macro and the identifiers that cross crate boundaries.
-//! Must never depend on: any other Ignifuge crate, tokio, or I/O.
+//! Owns: the `typed_id!` macro, the identifiers that cross crate boundaries, and `time::now_ms`.
+//! Must never depend on: any other Ignifuge crate but `ignifuge-faults` (which sits below
+//! everything, so that tests can shift a process's clock), tokio, or I/O.
 //! Invariant: no bare `String` or `u64` identifier crosses a crate boundary; wrap it here.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod time;
 
 /// Declares a newtype identifier with `Display`, ordering, hashing and serde as its inner type.
 #[macro_export]

@@ -54,7 +54,7 @@ impl Intents {
             tick.tick().await;
             let blobs = self.in_progress();
             for chunk in blobs.chunks(INTENTS_PER_COMMAND_MAX) {
-                let command = Command::RenewIntents { blobs: chunk.to_vec(), now_ms: crate::s3::now_ms() };
+                let command = Command::RenewIntents { blobs: chunk.to_vec(), now_ms: ignifuge_types::time::now_ms() };
                 if let Err(e) = metadata.apply(command).await {
                     // The next tick tries again; the grace is many ticks long.
                     tracing::warn!(error = %e, blobs = chunk.len(), "could not renew the intents of writes in progress");

@@ -31,6 +31,7 @@ use ignifuge_meta::{
     StripedBlob, TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
+use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, NodeId, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -166,10 +167,6 @@ impl Tally {
             debt.1 += debt_stripes;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    crate::s3::now_ms()
 }
 
 /// One round; None when another gateway holds the lease.

@@ -1,9 +1,10 @@
 //! ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
 
-use super::{IgnifugeS3, now_ms, timestamp};
+use super::{IgnifugeS3, timestamp};
 use crate::error::GatewayError;
 use ignifuge_meta::{Answer, BucketRecord, Command, MetaError, Query};
 use ignifuge_types::BucketName;
+use ignifuge_types::time::now_ms;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 

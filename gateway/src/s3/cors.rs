@@ -108,13 +108,6 @@ fn to_dto(configuration: CorsConfiguration) -> CORSRules {
         .collect()
 }
 
-/// The announced body length of a request (the decoded length of an aws-chunked body).
-fn body_length(headers: &http::HeaderMap) -> Option<u64> {
-    ["x-amz-decoded-content-length", "content-length"]
-        .iter()
-        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
-}
-
 async fn set_cors(
     s3: &IgnifugeS3,
     principal: &crate::principal::Principal,
@@ -131,10 +124,8 @@ pub async fn put_bucket_cors(
     s3: &IgnifugeS3,
     req: S3Request<PutBucketCorsInput>,
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+    // The body's size was checked on the bytes read, before s3s parsed it (`bodies::bound`).
     let principal = s3.principal(&req).await?;
-    if body_length(&req.headers).is_some_and(|length| length > CORS_CONFIGURATION_MAX_BYTES) {
-        return Err(GatewayError::MessageTooLong(CORS_CONFIGURATION_MAX_BYTES).into());
-    }
     let configuration = from_dto(req.input.cors_configuration);
     validate(&configuration)?;
     set_cors(s3, &principal, req.input.bucket, Some(configuration)).await?;
@@ -283,10 +274,11 @@ impl CorsLayer {
 
     /// Serves one request: OPTIONS here, everything else by `service` (s3s), with CORS headers
     /// added when the request has an Origin that a rule of the bucket allows for its method.
-    pub(super) async fn call<S, B>(&self, service: &S, request: http::Request<B>) -> Result<HttpResponse, HttpError>
-    where
-        S: hyper::service::Service<http::Request<B>, Response = HttpResponse, Error = HttpError>,
-    {
+    pub(super) async fn call(
+        &self,
+        service: &s3s::service::S3Service,
+        request: http::Request<s3s::Body>,
+    ) -> Result<HttpResponse, HttpError> {
         if request.method() == http::Method::OPTIONS {
             let response = match self.preflight(&request).await {
                 Ok(headers) => {

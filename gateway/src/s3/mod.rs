@@ -2,6 +2,7 @@
 //! metadata and the data path, one submodule per operation family, handlers named after the
 //! S3 operations.
 
+mod bodies;
 mod buckets;
 mod cors;
 mod list;
@@ -20,9 +21,8 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::S3ServiceBuilder;
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest object key, in bytes, as on AWS.
 pub const OBJECT_KEY_MAX_BYTES: usize = 1024;
@@ -38,12 +38,8 @@ pub struct IgnifugeS3 {
     gateway: Arc<Gateway>,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 pub(crate) fn timestamp(ms: i64) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+    Timestamp::from(ignifuge_types::time::system_time(ms))
 }
 
 /// Seconds since the epoch of a timestamp (HTTP dates have whole seconds).
@@ -206,6 +202,7 @@ pub async fn serve(
     let hosts = Hosts { domains };
     let cors = cors::CorsLayer::new(gateway.clone(), hosts.clone());
     let prechecked = Arc::new(hosts.clone());
+    let budget = bodies::ChunkBudget::default();
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway });
     builder.set_host(hosts);
@@ -222,15 +219,21 @@ pub async fn serve(
         let service = service.clone();
         let cors = cors.clone();
         let prechecked = prechecked.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 merge_repeated_headers(request.headers_mut());
-                let (service, cors, hosts) = (service.clone(), cors.clone(), prechecked.clone());
+                let (service, cors, hosts, budget) =
+                    (service.clone(), cors.clone(), prechecked.clone(), budget.clone());
                 async move {
-                    if let Some(refused) = precheck::refusal(&request, &hosts) {
-                        return refused.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
+                    let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
+                    if let Some(e) = precheck::refusal(&request, &hosts) {
+                        return refused(e);
                     }
-                    cors.call(&service, request).await
+                    match bodies::bound(request, &budget).await {
+                        Ok(request) => cors.call(&service, request).await,
+                        Err(e) => refused(e.into()),
+                    }
                 }
             });
             let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;

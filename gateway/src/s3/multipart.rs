@@ -1,7 +1,7 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 
 use super::objects::{CopyConditions, body_stream, expected_checksums, stored_content_encoding, trailers};
-use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, timestamp};
+use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, object_headers, timestamp};
 use crate::checksums::{Algorithm, base64};
 use crate::datapath::WriteRequest;
 use crate::error::{GatewayError, GatewayResult};
@@ -10,6 +10,7 @@ use ignifuge_meta::{
     Answer, BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS,
     MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
 };
+use ignifuge_types::time::now_ms;
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
 use md5::Digest as _;
 use s3s::dto::*;

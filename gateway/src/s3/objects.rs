@@ -1,8 +1,7 @@
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use super::{
-    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, now_ms, object_headers, parse_expires, timestamp,
-    unix_seconds,
+    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, object_headers, parse_expires, timestamp, unix_seconds,
 };
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
@@ -14,7 +13,8 @@ use ignifuge_meta::{
     Answer, BucketRecord, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData,
     Query, Tags, WriteCondition, is_valid_version_id,
 };
-use ignifuge_types::{BucketName, ObjectKey, VersionId};
+use ignifuge_types::time::now_ms;
+use ignifuge_types::{BlobId, BucketName, ObjectKey, VersionId};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use std::ops::Range as ByteRange;
@@ -31,6 +31,8 @@ pub(super) fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
                 let text = e.to_string();
                 if text.contains("Sha256Mismatch") {
                     GatewayError::PayloadHashMismatch
+                } else if text.contains(super::bodies::CHUNK_TOO_LARGE) {
+                    GatewayError::InvalidRequest(format!("{text}; send smaller aws-chunked chunks"))
                 } else {
                     GatewayError::BodyRead(text)
                 }
@@ -267,9 +269,9 @@ impl IgnifugeS3 {
         }
     }
 
-    /// Commits a record. A commit refused for a known reason discards the freshly written blob
-    /// at once; one whose outcome is not known (no majority before the deadline, and the
-    /// proposal could not be settled either) discards nothing: it may still commit, and the
+    /// Commits a record. A commit refused for a known reason gives its freshly written blobs up
+    /// (`give_up`); one whose outcome is not known (no majority before the deadline, and the
+    /// proposal could not be settled either) gives up nothing: it may still commit, and the
     /// orphan sweep fences the blob in the metadata before it deletes a shard
     /// (`Command::ReclaimOrphans`). Every conditional write was prechecked (`precheck`), so a
     /// refused precondition here is a conflict.
@@ -279,21 +281,52 @@ impl IgnifugeS3 {
             // The commit went through but its answer never came back, and settling failed too.
             answer = Err(MetaError::Unavailable("fault point: the commit's answer was lost".into()));
         }
+        if answer.is_ok() && ignifuge_faults::hit("gateway.commit.answer-wrong").is_some() {
+            // A wrong refusal: the metadata forgot the proposal's id (it aged out while the
+            // gateway retried) and settled an applied commit as abandoned.
+            answer = Err(MetaError::Abandoned);
+        }
         match answer {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 if e.is_known_refusal() {
-                    for location in written {
-                        if let DataLocation::Striped(blob) = location {
-                            self.gateway.data.discard(blob.blob.clone());
-                        }
-                    }
+                    let blobs = written
+                        .iter()
+                        .filter_map(|location| match location {
+                            DataLocation::Striped(blob) => Some(blob.blob.clone()),
+                            DataLocation::Inline(_) => None,
+                        })
+                        .collect();
+                    self.give_up(blobs);
                 } else {
                     tracing::warn!(error = %e, "commit outcome unknown; its shards are left to the fenced orphan sweep");
                 }
                 Err(conflict_after_precheck(e).into())
             }
         }
+    }
+
+    /// Deletes the shards of blobs whose commit was refused, in the background, once the metadata
+    /// has fenced them (`Command::ReclaimOrphans` with no grace): a refusal is only as sure as
+    /// the proposal ids the metadata still remembers, and the fence refuses any blob a record
+    /// references, so no answer, however wrong, can make this delete what the metadata names.
+    fn give_up(&self, blobs: Vec<BlobId>) {
+        if blobs.is_empty() {
+            return;
+        }
+        let gateway = self.gateway.clone();
+        tokio::spawn(async move {
+            let command = Command::ReclaimOrphans { blobs, now_ms: now_ms(), grace_ms: 0 };
+            match gateway.metadata.apply(command).await {
+                Ok(Outcome::Reclaimable(fenced)) => {
+                    for blob in fenced {
+                        gateway.data.discard(blob);
+                    }
+                }
+                Ok(other) => tracing::warn!(?other, "unexpected outcome of fencing a refused write's blobs"),
+                Err(e) => tracing::debug!(error = %e, "refused write's blobs not fenced; the orphan sweep will"),
+            }
+        });
     }
 }
 

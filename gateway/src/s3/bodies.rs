@@ -1,0 +1,302 @@
+//! Request bodies bounded before s3s reads them.
+//!
+//! - aws-chunked uploads (`x-amz-content-sha256: STREAMING-...`): s3s 0.14 buffers each whole
+//!   chunk before it checks the chunk's signature, and a chunk's size is whatever its header
+//!   says (up to 4 GiB). [`ChunkBound`] reads the framing as the bytes pass: a chunk larger than
+//!   `AWS_CHUNK_MAX_BYTES` fails the body, and the bytes of every chunk being buffered come from
+//!   one budget per gateway (`CHUNK_BUFFERS_BUDGET_BYTES`), taken before the chunk's first data
+//!   byte passes and given back when the next chunk starts. SDKs send 64 KiB chunks.
+//! - configuration bodies with an AWS size limit (PutBucketCors: 64 KiB) are read here, at most
+//!   one byte past the limit, and refused on the bytes actually read, whatever Content-Length
+//!   said or did not say.
+
+use crate::error::GatewayError;
+use bytes::{Buf, Bytes};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Largest aws-chunked chunk accepted (AWS's SDKs send 64 KiB; some clients up to a few MiB).
+pub const AWS_CHUNK_MAX_BYTES: u32 = 16 * 1024 * 1024;
+/// Bytes of aws-chunked chunks that a gateway's requests may have in s3s's buffers at once.
+pub const CHUNK_BUFFERS_BUDGET_BYTES: u32 = 256 * 1024 * 1024;
+/// A chunk header line (hex size, chunk signature) is never longer than this.
+const CHUNK_HEADER_MAX_BYTES: usize = 1024;
+/// What a chunk too large says; `objects::body_stream` recognises it through s3s's error.
+pub const CHUNK_TOO_LARGE: &str = "aws-chunked chunk larger than";
+/// A bounded configuration body must arrive within this long.
+const CONFIGURATION_BODY_TIMEOUT_MS: u64 = 20_000;
+
+/// The budget of chunk buffers, one per gateway.
+#[derive(Clone)]
+pub struct ChunkBudget(Arc<Semaphore>);
+
+impl Default for ChunkBudget {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(CHUNK_BUFFERS_BUDGET_BYTES as usize)))
+    }
+}
+
+/// The request with its body bounded as this module says, ready for s3s.
+pub(super) async fn bound(
+    request: http::Request<hyper::body::Incoming>,
+    budget: &ChunkBudget,
+) -> Result<http::Request<s3s::Body>, GatewayError> {
+    let (parts, body) = request.into_parts();
+    if let Some(limit) = configuration_limit(&parts) {
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(CONFIGURATION_BODY_TIMEOUT_MS),
+            http_body_util::Limited::new(body, limit as usize + 1).collect(),
+        )
+        .await
+        .map_err(|_| GatewayError::RequestTimeout)?;
+        let bytes = match read {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::MessageTooLong(limit)),
+            Err(e) => return Err(GatewayError::BodyRead(e.to_string())),
+        };
+        if bytes.len() as u64 > limit {
+            return Err(GatewayError::MessageTooLong(limit));
+        }
+        return Ok(http::Request::from_parts(parts, s3s::Body::from(bytes)));
+    }
+    let streaming = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"));
+    let body = if streaming {
+        s3s::Body::http_body_unsync(ChunkBound::new(body, budget.clone(), AWS_CHUNK_MAX_BYTES))
+    } else {
+        s3s::Body::from(body)
+    };
+    Ok(http::Request::from_parts(parts, body))
+}
+
+/// The size limit AWS puts on this request's body, for the configuration requests that have one.
+fn configuration_limit(parts: &http::request::Parts) -> Option<u64> {
+    let query = parts.uri.query().unwrap_or("");
+    let has = |name: &str| query.split('&').any(|pair| pair.split('=').next() == Some(name));
+    (parts.method == http::Method::PUT && has("cors")).then_some(super::cors::CORS_CONFIGURATION_MAX_BYTES)
+}
+
+/// The error of a body whose framing breaks the bounds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FramingError(String);
+
+/// Where the framing reader is in an aws-chunked body.
+#[derive(Debug, PartialEq)]
+enum Framing {
+    /// Reading a chunk header line, up to its `\n`.
+    Header,
+    /// Passing a chunk's data and its closing `\r\n`.
+    Data { remaining: u64 },
+    /// After the final (empty) chunk: trailers, bounded by s3s.
+    Trailers,
+}
+
+type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + Send>>;
+
+/// An aws-chunked body that fails on a chunk larger than `max` and holds budget for the chunk
+/// being buffered downstream (see the module's comment).
+pub struct ChunkBound<B> {
+    inner: B,
+    budget: ChunkBudget,
+    max: u32,
+    framing: Framing,
+    header: Vec<u8>,
+    /// Budget for the chunk passing now.
+    held: Option<OwnedSemaphorePermit>,
+    /// Budget being waited for, before `pending` (which starts with the chunk's data) may pass.
+    acquiring: Option<Acquiring>,
+    pending: Option<Bytes>,
+}
+
+impl<B> ChunkBound<B> {
+    pub fn new(inner: B, budget: ChunkBudget, max: u32) -> Self {
+        Self {
+            inner,
+            budget,
+            max,
+            framing: Framing::Header,
+            header: Vec::new(),
+            held: None,
+            acquiring: None,
+            pending: None,
+        }
+    }
+
+    /// Reads the framing of `bytes`. Returns the bytes that may pass now and, when a chunk
+    /// starts inside them, the rest (from the chunk's first data byte) with the chunk's size.
+    fn scan(&mut self, mut bytes: Bytes) -> Result<(Bytes, Option<(Bytes, u32)>), FramingError> {
+        let mut at = 0;
+        while at < bytes.len() {
+            match &mut self.framing {
+                Framing::Trailers => break,
+                Framing::Data { remaining } => {
+                    let passed = (*remaining).min((bytes.len() - at) as u64);
+                    *remaining -= passed;
+                    at += passed as usize;
+                    if *remaining == 0 {
+                        self.framing = Framing::Header;
+                    }
+                }
+                Framing::Header => {
+                    let line_end = bytes[at..].iter().position(|&b| b == b'\n');
+                    let taken = line_end.map_or(bytes.len() - at, |end| end + 1);
+                    if self.header.len() + taken > CHUNK_HEADER_MAX_BYTES {
+                        return Err(FramingError("an aws-chunked chunk header longer than 1024 bytes".into()));
+                    }
+                    self.header.extend_from_slice(&bytes[at..at + taken]);
+                    at += taken;
+                    if line_end.is_none() {
+                        continue;
+                    }
+                    let size = chunk_size(&self.header)?;
+                    self.header.clear();
+                    if size == 0 {
+                        self.framing = Framing::Trailers;
+                        continue;
+                    }
+                    if size > u64::from(self.max) {
+                        return Err(FramingError(format!(
+                            "{CHUNK_TOO_LARGE} {} bytes: this chunk has {size}",
+                            self.max
+                        )));
+                    }
+                    self.framing = Framing::Data { remaining: size + 2 };
+                    let rest = bytes.split_off(at);
+                    return Ok((bytes, Some((rest, size as u32))));
+                }
+            }
+        }
+        Ok((bytes, None))
+    }
+}
+
+/// The size announced by a chunk header line (`<hex>[;chunk-signature=...]\r\n`).
+fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
+    let end = line.iter().position(|&b| b == b';' || b == b'\r' || b == b'\n').unwrap_or(line.len());
+    let hex = std::str::from_utf8(&line[..end]).ok().filter(|h| !h.is_empty() && h.len() <= 16);
+    hex.and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| FramingError("an aws-chunked chunk header without a hexadecimal size".into()))
+}
+
+impl<B> HttpBody for ChunkBound<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(acquiring) = this.acquiring.as_mut() {
+                let permit = ready!(acquiring.as_mut().poll(cx)).map_err(|e| Box::new(e) as Self::Error)?;
+                this.held = Some(permit);
+                this.acquiring = None;
+            }
+            let bytes = match this.pending.take() {
+                Some(bytes) => bytes,
+                None => match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    },
+                },
+            };
+            let (passing, starting) = this.scan(bytes).map_err(|e| Box::new(e) as Self::Error)?;
+            if let Some((rest, size)) = starting {
+                // The chunk before has passed whole: its budget goes back before this one's is taken.
+                this.held = None;
+                match this.budget.0.clone().try_acquire_many_owned(size) {
+                    Ok(permit) => this.held = Some(permit),
+                    Err(_) => this.acquiring = Some(Box::pin(this.budget.0.clone().acquire_many_owned(size))),
+                }
+                if rest.has_remaining() {
+                    this.pending = Some(rest);
+                }
+            }
+            if passing.has_remaining() {
+                return Poll::Ready(Some(Ok(Frame::data(passing))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_none() && self.acquiring.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    fn body_of(
+        pieces: Vec<&'static [u8]>,
+    ) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> =
+            pieces.into_iter().map(|p| Ok(Frame::data(Bytes::from_static(p)))).collect();
+        StreamBody::new(futures::stream::iter(frames))
+    }
+
+    async fn read(
+        body: ChunkBound<impl HttpBody<Data = Bytes, Error = std::io::Error> + Unpin>,
+    ) -> Result<Vec<u8>, String> {
+        body.collect().await.map(|c| c.to_bytes().to_vec()).map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn chunks_pass_unchanged_however_the_bytes_are_cut() {
+        let whole: &'static [u8] =
+            b"5;chunk-signature=ab\r\nhello\r\n3;chunk-signature=cd\r\nabc\r\n0;chunk-signature=ef\r\n\r\n";
+        let budget = ChunkBudget::default();
+        assert_eq!(read(ChunkBound::new(body_of(vec![whole]), budget.clone(), 16)).await.unwrap(), whole);
+        // Every split point, including inside headers and inside the closing CRLF.
+        for cut in 1..whole.len() {
+            let (a, b) = whole.split_at(cut);
+            let got = read(ChunkBound::new(body_of(vec![a, b]), budget.clone(), 16)).await.unwrap();
+            assert_eq!(got, whole, "cut at {cut}");
+        }
+        assert_eq!(budget.0.available_permits(), CHUNK_BUFFERS_BUDGET_BYTES as usize, "all budget given back");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_larger_than_the_bound_fails_the_body_before_its_data_passes() {
+        let body = body_of(vec![b"11;chunk-signature=ab\r\n", b"0123456789abcdefg\r\n0\r\n\r\n"]);
+        let error = read(ChunkBound::new(body, ChunkBudget::default(), 16)).await.unwrap_err();
+        assert!(error.contains(CHUNK_TOO_LARGE), "{error}");
+        let unsigned = body_of(vec![b"ffffffff\r\n"]);
+        assert!(read(ChunkBound::new(unsigned, ChunkBudget::default(), 16)).await.is_err());
+        let endless = body_of(vec![&[b'1'; 2000]]);
+        assert!(read(ChunkBound::new(endless, ChunkBudget::default(), 16)).await.unwrap_err().contains("1024"));
+        let garbage = body_of(vec![b"zz;chunk-signature=ab\r\n"]);
+        assert!(read(ChunkBound::new(garbage, ChunkBudget::default(), 16)).await.unwrap_err().contains("hexadecimal"));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_waits_for_budget_held_by_another_request() {
+        let budget = ChunkBudget(Arc::new(Semaphore::new(8)));
+        let held = budget.0.clone().try_acquire_many_owned(8).unwrap();
+        let body = ChunkBound::new(body_of(vec![b"5\r\nhello\r\n0\r\n\r\n"]), budget.clone(), 8);
+        let reading = tokio::spawn(read(body));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!reading.is_finished(), "the chunk must wait for the budget");
+        drop(held);
+        assert_eq!(reading.await.unwrap().unwrap(), b"5\r\nhello\r\n0\r\n\r\n");
+    }
+}
