@@ -12,7 +12,9 @@
 //! - a gateway whose clock is minutes ahead or behind;
 //! - a replica that catches up by snapshot while writes go on;
 //! - a disk that fails a read (an I/O error) during a scrub pass;
-//! - a disk that refuses every write (full, or read-only).
+//! - a disk that refuses every write (full, or read-only);
+//! - crashes at fault points: inside snapshot build and install, around repair's commit, and
+//!   before and after a shard's fsync.
 
 mod common;
 
@@ -817,5 +819,174 @@ async fn a_node_whose_disk_refuses_writes_costs_no_acknowledged_write() {
     assert_eq!(report["healthy"], false, "{report:#}");
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "full", key).await, data, key);
+    }
+}
+
+/// Writes a `crash` rule: the processes `targets` exit (code 137) at fault point `point`.
+fn crash_at(cluster: &Cluster, rules: &str, targets: &[&str], point: &str) {
+    let listen: Vec<String> = targets.iter().map(|id| cluster.process(id).listen.clone()).collect();
+    std::fs::write(rules, format!("crash {} {point}\n", listen.join(","))).expect("writing a crash rule");
+}
+
+/// Waits until one of `candidates` has exited (a crash rule fired in it), returns which one.
+async fn wait_for_crash(cluster: &Cluster, candidates: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(crashed) = candidates.iter().find(|id| !pid_alive(cluster.process(id).pid)) {
+            return crashed.to_string();
+        }
+        assert!(Instant::now() < deadline, "none of {candidates:?} crashed in time\n{}", cluster.log_tails(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Failpoints inside snapshot build and install (defect 2). dc1-n2 crashes after writing a
+/// snapshot file and before it becomes current; dc2-n2, whose metadata disk was wiped, crashes
+/// in the middle of installing the leader's snapshot (its old state cleared, the new one in but
+/// for its last batch). Both come back while writes go on, and every replica ends with the
+/// leader's state at the same applied index.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_leaders_state() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES", "40"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "snap-crash").await;
+    let mut written = 0;
+    let mut put_next = async |client: &aws_sdk_s3::Client| {
+        put_object(client, "snap-crash", &format!("k{written:04}"), format!("v{written}").as_bytes()).await;
+        written += 1;
+    };
+    for _ in 0..60 {
+        put_next(&client).await;
+    }
+    // Build: dc1-n2 crashes at its next snapshot build, within about 40 entries.
+    crash_at(&cluster, &rules_path, &["dc1-n2"], "raft.snapshot.build");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pid_alive(cluster.process("dc1-n2").pid) {
+        assert!(Instant::now() < deadline, "dc1-n2 never built a snapshot");
+        put_next(&client).await;
+    }
+    std::fs::write(&rules_path, "").expect("clearing the rule");
+    cluster.revive(Duration::from_secs(60));
+    // Install: dc2-n2 loses its metadata disk and comes back with the crash rule in force; the log
+    // is purged, so it can only catch up by installing a snapshot.
+    cluster.kill_node("dc2-n2");
+    let data_dir = cluster.process("dc2-n2").data_dir.clone().expect("a data dir");
+    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the voter's metadata");
+    let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
+    for _ in 0..50 {
+        put_next(&client).await;
+    }
+    crash_at(&cluster, &rules_path, &["dc2-n2"], "raft.snapshot.install");
+    cluster.revive(Duration::from_secs(60));
+    wait_for_crash(&cluster, &["dc2-n2"], Duration::from_secs(60)).await;
+    std::fs::write(&rules_path, "").expect("clearing the rule");
+    cluster.revive(Duration::from_secs(60));
+    for _ in 0..30 {
+        put_next(&client).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = digests(&cluster);
+        let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
+        if all.len() == 9 && indexes.len() == 1 {
+            let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
+            assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas never reached one applied index: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(list_all_keys(&client, "snap-crash").await.len(), written);
+}
+
+/// Failpoints inside repair (defect 3). While dc3-n1 is frozen past the down-out interval, the
+/// gateway that repairs its stripes crashes after writing a stripe's rebuilt shards but before
+/// committing them, and (restarted) after committing but before deleting the old copies. Neither
+/// may cost a stripe its margin: once dc3-n1 answers again, no round finds anything unreadable,
+/// what a round repaired stays repaired, and every object reads back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repair_that_crashes_around_its_commit_never_lowers_a_margin() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1500"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "2000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "repair-crash").await;
+    let mut rng = TestRng::new("a_repair_that_crashes_around_its_commit_never_lowers_a_margin");
+    let objects: Vec<Vec<u8>> = (0..4).map(|i| rng.bytes(6 * MIB + i)).collect();
+    for (i, data) in objects.iter().enumerate() {
+        put_object(&client, "repair-crash", &format!("o{i}"), data).await;
+    }
+    cluster.signal_processes(&["dc3-n1"], libc::SIGSTOP);
+    let gateways: Vec<String> =
+        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.node_id.clone()).collect();
+    let gateways: Vec<&str> = gateways.iter().map(String::as_str).collect();
+    for point in ["repair.before-commit", "repair.after-commit"] {
+        crash_at(&cluster, &rules_path, &gateways, point);
+        let crashed = wait_for_crash(&cluster, &gateways, Duration::from_secs(120)).await;
+        std::fs::write(&rules_path, "").expect("clearing the rule");
+        println!("{crashed} crashed at {point}");
+        cluster.revive(Duration::from_secs(60));
+    }
+    cluster.signal_processes(&["dc3-n1"], libc::SIGCONT);
+    let healed_at = now_ms();
+    rounds_until_healthy(&cluster, healed_at, Duration::from_secs(120)).await;
+    for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
+        for (i, data) in objects.iter().enumerate() {
+            assert_bytes_eq(&get_object(&client, "repair-crash", &format!("o{i}")).await, data, "after the crashes");
+        }
+    }
+}
+
+/// Failpoints around a shard's fsync. dc1-n2 crashes after writing a shard's file but before
+/// syncing it; dc2-n3 crashes after syncing one but before answering. The PUT in flight is
+/// acknowledged only once enough shards are placed elsewhere; every acknowledged object reads
+/// back while the node is down and after it returns, and repair brings everything to health.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1500"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "2000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "fsync-crash").await;
+    let mut rng = TestRng::new("nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write");
+    let mut acknowledged = Vec::new();
+    for (node, point) in [("dc1-n2", "node.shard.before-sync"), ("dc2-n3", "node.shard.after-sync")] {
+        crash_at(&cluster, &rules_path, &[node], point);
+        let data = rng.bytes(6 * MIB + acknowledged.len());
+        let key = format!("through-{point}");
+        let put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send().await;
+        wait_for_crash(&cluster, &[node], Duration::from_secs(30)).await;
+        std::fs::write(&rules_path, "").expect("clearing the rule");
+        if put.is_ok() {
+            acknowledged.push((key, data));
+        }
+        for (key, data) in &acknowledged {
+            assert_bytes_eq(&get_object(&client, "fsync-crash", key).await, data, &format!("{key}, {node} down"));
+        }
+        cluster.revive(Duration::from_secs(60));
+    }
+    assert!(!acknowledged.is_empty(), "a PUT with one node crashing mid-write is acknowledged (8 of 9 nodes)");
+    cluster.wait_until_healthy(Duration::from_secs(120));
+    for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
+        for (key, data) in &acknowledged {
+            assert_bytes_eq(&get_object(&client, "fsync-crash", key).await, data, &format!("{key} after the crashes"));
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The nemesis (issue 12's harness): concurrent S3 clients write, overwrite, conditionally
-//! write, delete, complete multipart uploads and read a few keys through every gateway while a
+//! write, delete, complete multipart uploads, copy objects and read a few keys through every gateway while a
 //! nemesis, one fault at a time, kills -9 and freezes (SIGSTOP/SIGCONT) storage nodes, the
 //! metadata leader and gateways; cuts a datacenter or the leader off from everyone else while
 //! they keep running (a partition that heals); shifts a process's wall clock by half a minute to
@@ -174,6 +174,30 @@ async fn multipart(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize,
     recorder.record(who, key, Kind::Put { value: id, if_none_match: false }, outcome, invoked);
 }
 
+/// CopyObject onto `key` from a fresh source written just before (outside the checked keys, never
+/// changed again), so the copy writes a value of its own: in the history it is a write of `id`.
+async fn copy(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: &str, id: u64) {
+    let len = if id % 2 == 0 { 1500 } else { 150 * 1024 };
+    let source = format!("sources/{id:x}");
+    let written = client.put_object().bucket(BUCKET).key(&source).body(ByteStream::from(body_of(id, len))).send();
+    let Some(Ok(_)) = timed(written).await else { return };
+    let invoked = recorder.now_ns();
+    let copied = client.copy_object().bucket(BUCKET).key(key).copy_source(format!("{BUCKET}/{source}")).send();
+    let outcome = match timed(copied).await {
+        Some(Ok(out)) => {
+            let version = out.version_id().unwrap_or_default().to_string();
+            recorder.acknowledged.lock().unwrap().push((key.to_string(), version, id, len));
+            Outcome::Ok
+        }
+        Some(Err(e)) => classify(&e).unwrap_or_else(|what| {
+            recorder.unexpected.lock().unwrap().push(format!("CopyObject {source} -> {key}: {what}"));
+            Outcome::Unknown
+        }),
+        None => Outcome::Unknown,
+    };
+    recorder.record(who, key, Kind::Put { value: id, if_none_match: false }, outcome, invoked);
+}
+
 async fn delete(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key: &str) {
     let invoked = recorder.now_ns();
     let outcome = match timed(client.delete_object().bucket(BUCKET).key(key).send()).await {
@@ -237,6 +261,7 @@ async fn worker(recorder: Arc<Recorder>, clients: Vec<aws_sdk_s3::Client>, who: 
             30..40 => put(&recorder, client, who, key, id, 2000, true).await,
             40..50 => delete(&recorder, client, who, key).await,
             50..54 => multipart(&recorder, client, who, key, id).await,
+            54..60 => copy(&recorder, client, who, key, id).await,
             _ => {
                 get(&recorder, client, who, key).await;
             }

@@ -22,7 +22,9 @@
 //! - `clock A <ms>` shifts the wall clock of the members of A by that many milliseconds, ahead
 //!   or (negative) behind (`clock_offset_ms`, read by `ignifuge_types::time`);
 //! - `fail A <point>` makes fault point `<point>` answer `error` at every hit in the members of
-//!   A while the rule stands (a disk that fails, then is replaced).
+//!   A while the rule stands (a disk that fails, then is replaced);
+//! - `crash A <point>` makes the members of A exit at fault point `<point>` (exit code 137, no
+//!   cleanup, as after kill -9); the test clears the rule before it restarts them.
 
 /// What a fault point that fires does; the code at the point decides what `Error` means there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +78,7 @@ mod enabled {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    #[derive(Debug)]
+    #[derive(Clone, Copy, Debug)]
     enum Effect {
         Return(Action),
         Panic,
@@ -136,6 +138,7 @@ mod enabled {
         Slow(Vec<String>, Vec<String>, u64),
         Clock(Vec<String>, i64),
         Fail(Vec<String>, String),
+        Crash(Vec<String>, String),
     }
 
     fn members(list: &str) -> Vec<String> {
@@ -157,6 +160,10 @@ mod enabled {
                 if let Some(rest) = line.strip_prefix("fail ") {
                     let (a, point) = rest.trim().rsplit_once(' ')?;
                     return Some(Rule::Fail(members(a), point.to_string()));
+                }
+                if let Some(rest) = line.strip_prefix("crash ") {
+                    let (a, point) = rest.trim().rsplit_once(' ')?;
+                    return Some(Rule::Crash(members(a), point.to_string()));
                 }
                 let rest = line.strip_prefix("slow ")?;
                 let (a, rest) = rest.split_once('>')?;
@@ -225,8 +232,13 @@ mod enabled {
             .unwrap_or(0)
     }
 
-    fn fails(rules: &[Rule], me: &str, name: &str) -> bool {
-        rules.iter().any(|rule| matches!(rule, Rule::Fail(a, point) if point == name && has(a, me)))
+    /// What a runtime rule makes fault point `name` do in this process, if any rule names it.
+    fn ruled(rules: &[Rule], me: &str, name: &str) -> Option<Effect> {
+        rules.iter().find_map(|rule| match rule {
+            Rule::Fail(a, point) if point == name && has(a, me) => Some(Effect::Return(Action::Error)),
+            Rule::Crash(a, point) if point == name && has(a, me) => Some(Effect::Exit),
+            _ => None,
+        })
     }
 
     pub fn clock_offset_ms() -> i64 {
@@ -234,8 +246,8 @@ mod enabled {
     }
 
     pub fn hit(name: &str) -> Option<Action> {
-        if runtime_rules().is_some_and(|(me, rules)| fails(&rules, me, name)) {
-            return Some(Action::Error);
+        if let Some(effect) = runtime_rules().and_then(|(me, rules)| ruled(&rules, me, name)) {
+            return fire(name, effect, "a runtime rule");
         }
         let scope = SCOPE.get();
         let point = points().iter().find(|p| p.name == name && p.scope.as_ref().is_none_or(|s| Some(s) == scope))?;
@@ -243,8 +255,12 @@ mod enabled {
         if point.at.is_some_and(|at| at != hit) {
             return None;
         }
-        eprintln!("fault point {name} fires ({:?}, hit {hit})", point.effect);
-        match point.effect {
+        fire(name, point.effect, &format!("hit {hit}"))
+    }
+
+    fn fire(name: &str, effect: Effect, why: &str) -> Option<Action> {
+        eprintln!("fault point {name} fires ({effect:?}, {why})");
+        match effect {
             Effect::Return(action) => Some(action),
             Effect::Panic => panic!("fault point {name}"),
             Effect::Exit => std::process::exit(137),
@@ -285,9 +301,12 @@ mod enabled {
             assert_eq!(clock_offset(&rules, "a:1"), -90_000);
             assert_eq!(clock_offset(&rules, "c:3"), 120_000);
             assert_eq!(clock_offset(&rules, "d:4"), 0);
-            assert!(fails(&rules, "b:2", "node.shard.write-error"));
-            assert!(!fails(&rules, "a:1", "node.shard.write-error"));
-            assert!(!fails(&rules, "b:2", "node.shard.read-error"));
+            assert!(matches!(ruled(&rules, "b:2", "node.shard.write-error"), Some(Effect::Return(Action::Error))));
+            assert!(ruled(&rules, "a:1", "node.shard.write-error").is_none());
+            assert!(ruled(&rules, "b:2", "node.shard.read-error").is_none());
+            let crash = parse_links("crash a:1 raft.snapshot.install\n");
+            assert!(matches!(ruled(&crash, "a:1", "raft.snapshot.install"), Some(Effect::Exit)));
+            assert!(ruled(&crash, "b:2", "raft.snapshot.install").is_none());
             assert_eq!(judge(&rules, "a:1", "b:2"), None, "clock and fail rules cut no link");
         }
     }

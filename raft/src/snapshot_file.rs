@@ -142,6 +142,11 @@ pub fn install(kv: &dyn KvStore, path: &Path, last: WriteBatch) -> Result<(), Kv
             batch_bytes = 0;
         }
     }
+    // The old state is gone and the new one is in but for its last batch: a crash here is
+    // finished from the file at the next start (`INSTALLING_KEY`).
+    if ignifuge_faults::hit("raft.snapshot.install").is_some() {
+        return Err(KvError::Engine("fault point: the snapshot install stopped before its last batch".into()));
+    }
     batch.ops.extend(last.ops);
     kv.write(batch, Durability::Synced)
 }

@@ -156,6 +156,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(read_error)?
             .map_err(read_error)?;
+        if ignifuge_faults::hit("raft.snapshot.build").is_some() {
+            let _ = std::fs::remove_file(&path);
+            return Err(read_error("fault point: the snapshot build failed"));
+        }
         let position = last_log_id.map_or("empty".to_string(), |l| format!("{}-{}", l.leader_id.term, l.index));
         let snapshot_id = format!("{position}-{}", &hash.to_hex()[..16]);
         let meta = Meta { last_log_id, last_membership, snapshot_id };

@@ -147,6 +147,9 @@ impl ShardStore {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             fs::rename(&tmp, &path)?;
         }
+        if ignifuge_faults::hit("node.shard.before-sync").is_some() {
+            return Err(StoreError::Io(io::Error::other("fault point: the shard was not synced")));
+        }
         match (&self.group_sync, start) {
             (Some(group), Some(start)) => group.sync(start)?,
             _ => {
@@ -169,6 +172,9 @@ impl ShardStore {
             batch.delete(unreadable_key(id));
         }
         self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
+        if ignifuge_faults::hit("node.shard.after-sync").is_some() {
+            return Err(StoreError::Io(io::Error::other("fault point: the shard's answer was lost")));
+        }
         Ok(())
     }
 

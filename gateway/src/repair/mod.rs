@@ -416,6 +416,10 @@ async fn repair_one(
         replacement: rebuilt.replacement,
         debt: rebuilt.debt,
     });
+    // The rebuilt shards are written, not yet named by the metadata: strays if this stops here.
+    if ignifuge_faults::hit("repair.before-commit").is_some() {
+        return Err(GatewayError::Internal("fault point: repair stopped before its commit".into()));
+    }
     match gateway.metadata.apply(command).await {
         Ok(_) => {}
         // Overwritten, deleted or completed meanwhile: the new shards are strays now.
@@ -424,6 +428,10 @@ async fn repair_one(
             return Ok(0);
         }
         Err(e) => return Err(e.into()),
+    }
+    // Committed: the old copies of moved shards are strays if this stops here.
+    if ignifuge_faults::hit("repair.after-commit").is_some() {
+        return Err(GatewayError::Internal("fault point: repair stopped after its commit".into()));
     }
     // The moved shards' old copies, each only if it is still the file the survey saw: a delete
     // that arrives late must not remove a copy written there again since (by a later repair).
