@@ -990,3 +990,45 @@ async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
         }
     }
 }
+
+/// Bounded read buffers: every GET's stripes come from one budget per gateway (2 stripes here),
+/// held until the client has taken their bytes, and a client that stops taking its answer is
+/// disconnected (after 3 s here). A reader that stalls mid-body therefore makes another GET
+/// wait (the budget is in force), but only until it is cut; then that GET goes through whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_stops_taking_its_answer_is_cut_and_frees_the_read_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT", "2"),
+        ("IGNIFUGE_GATEWAY_ANSWER_STALL_MS", "3000"),
+    ])
+    .await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "stall").await;
+    let mut rng = TestRng::new("a_reader_that_stops_taking_its_answer_is_cut_and_frees_the_read_budget");
+    let big = rng.bytes(80 * MIB);
+    put_object(&s3, "stall", "big", &big).await;
+    let small = rng.bytes(6 * MIB);
+    put_object(&s3, "stall", "small", &small).await;
+    // The stalled reader asks for the big object, reads the start of the answer, then nothing.
+    let url = cluster.url("/stall/big");
+    let headers = cluster.sign(&cluster.keys(), std::time::SystemTime::now(), "GET", &url, &[], Payload::Bytes(b""));
+    let addr = cluster.gateway_addr();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connecting");
+    let head = build_request_head(&addr, "GET", "/stall/big", &headers, None);
+    stalled.write_all(head.as_bytes()).await.expect("sending the GET");
+    let mut start = vec![0u8; 4096];
+    let n = stalled.read(&mut start).await.expect("the answer's start");
+    assert!(start[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&start[..n]));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    assert_bytes_eq(&get_object(&s3, "stall", "small").await, &small, "a GET behind a stalled reader");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1000), "the read budget was not in force: the GET took {waited:?}");
+    assert!(waited < Duration::from_secs(20), "the stalled reader was not cut: the GET took {waited:?}");
+    // The gateway closed the stalled connection: what is left to read ends before the body does.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut rest)).await;
+    let taken = n + rest.len();
+    assert!(read.is_ok() && taken < big.len(), "the stalled connection got {taken} bytes, result {read:?}");
+}

@@ -71,6 +71,9 @@ fn tuning_from_env() -> ignifuge_gateway::datapath::DataPathTuning {
         read_stripes: var("IGNIFUGE_GATEWAY_READ_STRIPES").unwrap_or(default.read_stripes),
         stripes_in_flight_max: var("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT").unwrap_or(default.stripes_in_flight_max),
         stripe_fill_max_ms: var("IGNIFUGE_GATEWAY_STRIPE_FILL_MS").unwrap_or(default.stripe_fill_max_ms),
+        read_stripes_in_flight_max: var("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT")
+            .unwrap_or(default.read_stripes_in_flight_max),
+        answer_stall_max_ms: var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS").unwrap_or(default.answer_stall_max_ms),
     }
 }
 

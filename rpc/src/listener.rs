@@ -2,11 +2,16 @@
 //! and storage node). An accept error (EMFILE when the process is out of file descriptors,
 //! ECONNABORTED, ...) is logged and retried after a pause instead of ending the server, and at
 //! most a bounded number of connections is open at once: past it, new connections wait in the
-//! kernel's backlog until one closes.
+//! kernel's backlog until one closes. A client that stops reading its answer is disconnected
+//! (`StallGuard`), so a stalled reader holds neither its connection nor its buffers for long.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -46,5 +51,114 @@ impl BoundedListener {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+}
+
+/// A client that accepts no byte of its answer for this long is disconnected.
+pub const WRITE_STALL_TIMEOUT_MS: u64 = 30_000;
+
+/// A connection whose writes fail once the peer has accepted nothing for `WRITE_STALL_TIMEOUT_MS`
+/// (its receive window stays closed): the server then drops the connection and everything its
+/// answer held. Reads are left alone (headers and bodies have their own timeouts).
+pub struct StallGuard<T> {
+    inner: T,
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+}
+
+impl<T> StallGuard<T> {
+    pub fn new(inner: T) -> Self {
+        Self::with_timeout(inner, Duration::from_millis(WRITE_STALL_TIMEOUT_MS))
+    }
+
+    pub fn with_timeout(inner: T, timeout: Duration) -> Self {
+        Self { inner, stalled_since: None, timeout }
+    }
+
+    /// Pending from the peer: starts (or checks) the stall clock. Progress: stops it.
+    fn watch<R>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        match polled {
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let stall = self.stalled_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client accepted nothing of the answer for too long",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled_since = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_cut_and_one_that_reads_is_not() {
+        // A pipe with a 64 KiB buffer stands for the peer's receive window.
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        let mut guarded = StallGuard::with_timeout(near, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut sink = vec![0u8; 1 << 20];
+            let mut total = 0;
+            while total < 4 << 20 {
+                total += far.read(&mut sink).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await; // slow, never stalled
+            }
+            far
+        });
+        let chunk = vec![7u8; 256 * 1024];
+        for _ in 0..16 {
+            guarded.write_all(&chunk).await.expect("a slow reader is not cut");
+        }
+        let _far = reader.await.unwrap(); // kept open, never read again
+        let started = std::time::Instant::now();
+        let error = guarded.write_all(&vec![7u8; 1 << 20]).await.expect_err("a stalled reader is cut");
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
     }
 }

@@ -32,6 +32,14 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 /// bound on bytes in flight). Each costs k+m shards of at most 1 MiB: 48 x 9 MiB = 432 MiB at 5+4.
 /// Uploads beyond it wait for a stripe to be freed (back-pressure on the client's TCP window).
 pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
+/// Stripes being read for GETs at once in the whole gateway, from their first shard request until
+/// the client has taken their last byte: the global bound on a gateway's read buffers. Each holds
+/// at most k+m shards of 1 MiB (9 x 64 MiB = 576 MiB at 5+4; k of them in the common case).
+/// Reads beyond it wait for a stripe to be taken; a client that stops taking its answer is
+/// disconnected after `ANSWER_STALL_MAX_MS`, which frees what it held.
+pub const GATEWAY_READ_STRIPES_IN_FLIGHT_MAX: usize = 64;
+/// A client that accepts no byte of an answer for this long is disconnected.
+pub const ANSWER_STALL_MAX_MS: u64 = ignifuge_rpc::WRITE_STALL_TIMEOUT_MS;
 /// A stripe buffer being filled for longer than this while other uploads wait for one gets its
 /// upload cut (400 RequestTimeout): a client trickling bytes cannot hold one of the gateway's
 /// stripe buffers while others wait. Alone, a slow upload goes on at any pace (about 170 KiB/s
@@ -61,6 +69,10 @@ pub struct DataPathTuning {
     pub stripes_in_flight_max: usize,
     /// `STRIPE_FILL_MAX_MS`.
     pub stripe_fill_max_ms: u64,
+    /// `GATEWAY_READ_STRIPES_IN_FLIGHT_MAX`.
+    pub read_stripes_in_flight_max: usize,
+    /// `ANSWER_STALL_MAX_MS`.
+    pub answer_stall_max_ms: u64,
 }
 
 impl Default for DataPathTuning {
@@ -69,6 +81,8 @@ impl Default for DataPathTuning {
             read_stripes: ignifuge_meta::ANSWER_STRIPES_MAX as u32,
             stripes_in_flight_max: GATEWAY_STRIPES_IN_FLIGHT_MAX,
             stripe_fill_max_ms: STRIPE_FILL_MAX_MS,
+            read_stripes_in_flight_max: GATEWAY_READ_STRIPES_IN_FLIGHT_MAX,
+            answer_stall_max_ms: ANSWER_STALL_MAX_MS,
         }
     }
 }
@@ -81,6 +95,8 @@ pub struct DataPath {
     layout: std::sync::RwLock<Arc<Layout>>,
     /// Permits for stripe buffers, shared by every upload of the gateway.
     pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
+    /// The read budget (`GATEWAY_READ_STRIPES_IN_FLIGHT_MAX`): one permit per stripe being read.
+    pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
     /// Uploads waiting for a stripe permit now.
     pub(crate) stripe_waiters: std::sync::atomic::AtomicUsize,
     pub(crate) tuning: DataPathTuning,
@@ -100,6 +116,7 @@ impl DataPath {
             down_until: std::sync::Mutex::new(HashMap::new()),
             stripe_permits: Arc::new(tokio::sync::Semaphore::new(tuning.stripes_in_flight_max)),
             stripe_waiters: std::sync::atomic::AtomicUsize::new(0),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(tuning.read_stripes_in_flight_max)),
             tuning,
             intents: Arc::new(Intents::default()),
         })

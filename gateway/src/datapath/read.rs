@@ -18,16 +18,37 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// The body of a GET: pieces of the object in order, produced by a background task.
 pub struct ByteRangeStream {
-    rx: tokio::sync::mpsc::Receiver<GatewayResult<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<GatewayResult<Budgeted>>,
+    /// The read budget of the stripe whose bytes were yielded last: given back once the client
+    /// has taken them all (the next piece is of another stripe, or the stream is dropped).
+    held: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// Bytes of a stripe, with the read budget the stripe holds until its last byte is taken.
+struct Budgeted {
+    bytes: Bytes,
+    budget: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl Stream for ByteRangeStream {
     type Item = GatewayResult<Bytes>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(piece))) => {
+                self.held = piece.budget;
+                Poll::Ready(Some(Ok(piece.bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => {
+                self.held = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -58,24 +79,34 @@ impl DataPath {
         let pieces = pieces(plan(parts, range), metadata);
         let this = self.clone();
         tokio::spawn(async move {
-            let mut fetched = std::pin::pin!(
-                pieces
-                    .map(|piece| {
-                        let this = this.clone();
-                        async move {
-                            match piece? {
-                                Piece::Inline(bytes) => Ok(vec![bytes]),
-                                Piece::Stripe { blob, stripe, range } => this.read_stripe(&blob, stripe, range).await,
+            let mut fetched =
+                std::pin::pin!(
+                    pieces
+                        .map(|piece| {
+                            let this = this.clone();
+                            async move {
+                                match piece? {
+                                    Piece::Inline(bytes) => Ok((vec![bytes], None)),
+                                    Piece::Stripe { blob, stripe, range } => {
+                                        // From the first shard request until the client took the
+                                        // stripe's last byte (`ByteRangeStream::held`).
+                                        let budget =
+                                            this.read_permits.clone().acquire_owned().await.map_err(|_| {
+                                                GatewayError::Internal("the read budget was closed".into())
+                                            })?;
+                                        let bytes = this.read_stripe(&blob, stripe, range).await?;
+                                        Ok((bytes, Some(Arc::new(budget))))
+                                    }
+                                }
                             }
-                        }
-                    })
-                    .buffered(STRIPES_IN_FLIGHT_MAX)
-            );
+                        })
+                        .buffered(STRIPES_IN_FLIGHT_MAX)
+                );
             while let Some(result) = fetched.next().await {
                 match result {
-                    Ok(pieces) => {
-                        for piece in pieces {
-                            if tx.send(Ok(piece)).await.is_err() {
+                    Ok((pieces, budget)) => {
+                        for bytes in pieces {
+                            if tx.send(Ok(Budgeted { bytes, budget: budget.clone() })).await.is_err() {
                                 return; // the client went away
                             }
                         }
@@ -88,7 +119,7 @@ impl DataPath {
                 }
             }
         });
-        ByteRangeStream { rx }
+        ByteRangeStream { rx, held: None }
     }
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.

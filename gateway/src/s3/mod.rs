@@ -203,6 +203,7 @@ pub async fn serve(
     let cors = cors::CorsLayer::new(gateway.clone(), hosts.clone());
     let prechecked = Arc::new(hosts.clone());
     let budget = bodies::ChunkBudget::default();
+    let stall_ms = gateway.data.tuning.answer_stall_max_ms;
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway });
     builder.set_host(hosts);
@@ -236,7 +237,9 @@ pub async fn serve(
                     }
                 }
             });
-            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            let stall = std::time::Duration::from_millis(stall_ms);
+            let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::StallGuard::with_timeout(stream, stall));
+            let connection = http.serve_connection(io, service).await;
             if let Err(e) = connection {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
