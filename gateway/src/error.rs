@@ -108,7 +108,7 @@ impl From<GatewayError> for S3Error {
                 MetaError::EntityTooSmall { .. } => C::EntityTooSmall,
                 MetaError::PreconditionFailed => C::PreconditionFailed,
                 MetaError::Unavailable(_) => C::ServiceUnavailable,
-                MetaError::Storage(_) | MetaError::Corrupt(_) => C::InternalError,
+                MetaError::Storage(_) | MetaError::Corrupt(_) | MetaError::Unexpected(_) => C::InternalError,
                 // Maintenance outcomes (repair, leases): never the answer to an S3 request.
                 MetaError::Superseded(_) | MetaError::LeaseHeld { .. } => C::InternalError,
                 MetaError::NoSuchVersion => C::NoSuchVersion,
@@ -164,7 +164,7 @@ impl From<GatewayError> for S3Error {
             C::SlowDown => "Please reduce your request rate.",
             _ => return S3Error::with_message(code, message),
         };
-        let reference = &crate::s3::new_id()[..16];
+        let reference = &ignifuge_types::random_id()[..16];
         tracing::error!(reference, error = %message, "request failed on the server side");
         S3Error::with_message(code, format!("{public} (reference {reference})"))
     }

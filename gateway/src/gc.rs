@@ -9,9 +9,9 @@
 //! lease), so rounds never race each other.
 
 use crate::Gateway;
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::GatewayResult;
 use crate::lease::Lease;
-use ignifuge_meta::{Answer, Command, DataLocation, Query};
+use ignifuge_meta::{Command, DataLocation};
 use ignifuge_rpc::RpcError;
 use ignifuge_types::BlobId;
 use std::collections::BTreeSet;
@@ -59,11 +59,7 @@ pub async fn run(gateway: Arc<Gateway>, holder: String) {
 /// what it has reclaimed so far and stops.
 async fn collect(gateway: &Gateway, grace_ms: u64, lease: &mut Lease) -> GatewayResult<usize> {
     let older_than_ms = ignifuge_types::time::now_ms() - grace_ms as i64;
-    let query = Query::Garbage { older_than_ms, limit: GC_BLOBS_PER_ROUND_MAX };
-    let garbage = match gateway.metadata.query(query).await? {
-        Answer::Garbage(g) => g,
-        _ => return Err(GatewayError::Internal("unexpected answer to a garbage query".into())),
-    };
+    let garbage = gateway.metadata.garbage(older_than_ms, GC_BLOBS_PER_ROUND_MAX).await?;
     let mut reclaimed: Vec<BlobId> = Vec::new();
     for (blob, record) in garbage {
         if !lease.keep(gateway).await? {

@@ -15,12 +15,11 @@ pub mod datapath;
 pub mod error;
 pub mod gc;
 mod lease;
-mod meta_client;
 mod principal;
 pub mod repair;
 pub(crate) mod s3;
 
-pub use meta_client::RemoteMetadata;
+use ignifuge_rpc::RemoteMetadata;
 pub use principal::{KeyCache, Principal};
 
 use datapath::DataPath;
@@ -87,7 +86,7 @@ pub async fn serve(
     tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
     // Lease holders must be unique across hosts and restarts: the listen address alone is not.
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
-    let holder = format!("{address}#{}", &crate::s3::new_id()[..12]);
+    let holder = format!("{address}#{}", &ignifuge_types::random_id()[..12]);
     tokio::spawn(gc::run(gateway.clone(), holder.clone()));
     let repair = repair::RepairConfig::from_env(holder);
     tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), repair.intent_renew));

@@ -2,7 +2,7 @@
 //! cost a metadata round trip each.
 
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::{Answer, MetaError, Metadata, Query};
+use ignifuge_meta::{MetaError, Metadata};
 use ignifuge_rpc::SecretSealer;
 use ignifuge_types::{AccessKeyId, TenantId, UserId};
 use std::collections::HashMap;
@@ -58,11 +58,8 @@ impl KeyCache {
         {
             return Err(unknown());
         }
-        let record = match self.metadata.query(Query::AccessKey(AccessKeyId::new(access_key))).await {
-            Ok(Answer::AccessKey(record)) => record,
-            Ok(_) => {
-                return Err(GatewayError::Internal("unexpected answer to an access key query".into()));
-            }
+        let record = match self.metadata.access_key(AccessKeyId::new(access_key)).await {
+            Ok(record) => record,
             Err(MetaError::NoSuchAccessKey) => {
                 let mut misses = self.misses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if misses.len() >= KEY_CACHE_ENTRIES_MAX {
@@ -91,7 +88,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_meta::{Command, LocalMetadata, Outcome};
+    use ignifuge_meta::{Answer, Command, LocalMetadata, Outcome, Query};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts the queries that reach the metadata.

@@ -3,11 +3,9 @@
 use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use ignifuge_gateway::RemoteMetadata;
-use ignifuge_meta::{
-    AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Outcome, Query, RepairReport, TenantRecord,
-};
+use ignifuge_meta::{AccessKeyRecord, Command, MetaError, Metadata as _, RepairReport, TenantRecord};
 use ignifuge_raft::{RaftStatus, StateDigest};
+use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
@@ -166,7 +164,7 @@ impl Admin {
                 .with_context(|| format!("initialising the metadata replica on {}", voter.id))?;
         }
         let document = self.cluster.clone().pinned()?.to_toml();
-        match self.metadata.apply(Command::SetLayout { expected: None, document, now_ms: now_ms() }).await {
+        match self.metadata.set_layout(None, document, now_ms()).await {
             Ok(_) | Err(MetaError::Superseded(_)) => Ok(()),
             Err(e) => Err(e).context("storing the cluster layout"),
         }
@@ -174,14 +172,13 @@ impl Admin {
 
     /// The stored layout and its version, or the file's when none is stored.
     pub async fn layout(&self) -> anyhow::Result<(Option<LayoutVersion>, ClusterConfig)> {
-        match self.metadata.query(Query::Layout).await? {
-            Answer::Layout(Some(record)) => {
+        match self.metadata.layout().await? {
+            Some(record) => {
                 let config = ClusterConfig::parse(&record.document)
                     .with_context(|| format!("the stored layout (version {})", record.version))?;
                 Ok((Some(record.version), config))
             }
-            Answer::Layout(None) => Ok((None, self.cluster.clone())),
-            _ => anyhow::bail!("unexpected answer to a layout query"),
+            None => Ok((None, self.cluster.clone())),
         }
     }
 
@@ -190,25 +187,16 @@ impl Admin {
     pub async fn apply_layout(&self, next: ClusterConfig) -> anyhow::Result<LayoutVersion> {
         let (version, current) = self.layout().await?;
         let next = ClusterConfig { geometry: current.geometry.or(Some(current.class_geometry()?)), ..next };
-        let nodes_out = match self.metadata.query(Query::NodesOut).await? {
-            Answer::NodesOut(out) => out,
-            _ => anyhow::bail!("unexpected answer to a nodes-out query"),
-        };
-        let report = match self.metadata.query(Query::RepairReport).await? {
-            Answer::RepairReport(report) => report,
-            _ => anyhow::bail!("unexpected answer to a repair report query"),
-        };
-        current.check_change(&next, &drained_nodes(&nodes_out, report.as_deref()))?;
+        let nodes_out = self.metadata.nodes_out().await?;
+        let report = self.metadata.repair_report().await?;
+        current.check_change(&next, &drained_nodes(&nodes_out, report.as_ref()))?;
         next.check_metadata_margin()?;
         let document = next.to_toml();
-        match self.metadata.apply(Command::SetLayout { expected: version, document, now_ms: now_ms() }).await? {
-            Outcome::Layout(version) => Ok(version),
-            other => anyhow::bail!("unexpected outcome {other:?}"),
-        }
+        Ok(self.metadata.set_layout(version, document, now_ms()).await?)
     }
 
     pub async fn tenant_exists(&self, name: &str) -> anyhow::Result<bool> {
-        match self.metadata.query(Query::Tenant(TenantId::new(name))).await {
+        match self.metadata.tenant(TenantId::new(name)).await {
             Ok(_) => Ok(true),
             Err(MetaError::NoSuchTenant) => Ok(false),
             Err(e) => Err(e.into()),
@@ -247,14 +235,8 @@ impl Admin {
     }
 
     pub async fn durability(&self) -> anyhow::Result<crate::durability::DurabilityView> {
-        let written = match self.metadata.query(Query::DurabilityReport).await? {
-            Answer::Durability(report) => report,
-            _ => anyhow::bail!("unexpected answer to a durability query"),
-        };
-        let repair = match self.metadata.query(Query::RepairReport).await? {
-            Answer::RepairReport(report) => report.map(|r| *r),
-            _ => anyhow::bail!("unexpected answer to a repair report query"),
-        };
+        let written = self.metadata.durability_report().await?;
+        let repair = self.metadata.repair_report().await?;
         let mut scrub = Vec::new();
         for node in &self.layout().await?.1.nodes {
             let status = self

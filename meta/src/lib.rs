@@ -80,6 +80,9 @@ pub enum MetaError {
     /// it was not applied and never will be.
     #[error("proposal abandoned: not applied")]
     Abandoned,
+    /// An answer of another kind than the request's (a voter that speaks another version).
+    #[error("unexpected answer from the metadata: {0}")]
+    Unexpected(String),
 }
 
 impl MetaError {
@@ -88,7 +91,10 @@ impl MetaError {
     /// sending means it may still commit. Only a known refusal lets a caller discard what the
     /// command would have referenced.
     pub fn is_known_refusal(&self) -> bool {
-        !matches!(self, MetaError::Unavailable(_) | MetaError::Storage(_) | MetaError::Corrupt(_))
+        !matches!(
+            self,
+            MetaError::Unavailable(_) | MetaError::Storage(_) | MetaError::Corrupt(_) | MetaError::Unexpected(_)
+        )
     }
 }
 

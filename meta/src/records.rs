@@ -574,8 +574,6 @@ pub enum Outcome {
     Done,
     /// The object version now current (PutObject, CompleteUpload), without its parts.
     Object(Box<ObjectRecord>),
-    /// DeleteObject: whether a version was removed.
-    Deleted(bool),
     /// DeleteObject: the version removed or the delete marker added (None in an unversioned
     /// bucket), and whether it is a delete marker.
     DeletedVersion {

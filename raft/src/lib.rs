@@ -75,15 +75,7 @@ pub const LOGS_SINCE_SNAPSHOT: u64 = 5_000;
 /// Log entries kept behind a snapshot, for followers slightly behind.
 pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 
-/// Why a node could not serve a metadata request itself.
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
-pub enum Redirect {
-    /// Not the leader; `leader` is the leader's internode address when known.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<String> },
-    #[error("metadata unavailable: {0}")]
-    Unavailable(String),
-}
+pub use ignifuge_rpc::Redirect;
 
 /// The voters: Raft id -> internode address.
 pub type Voters = BTreeMap<RaftNodeId, String>;

@@ -1,9 +1,11 @@
-//! Internode wire types, request authentication, secret sealing and the HTTP client that the
-//! gateway and the CLI use to reach storage nodes.
+//! Internode wire types, request authentication, secret sealing and the HTTP clients that the
+//! gateway and the CLI use to reach storage nodes and the metadata.
 //!
 //! Owns: the cluster configuration file format, the internode URL scheme, the MAC that every
-//! internode request carries, sealing of access-key secrets at rest, and `NodeClient`.
-//! Must never depend on: the gateway, the storage node, the metadata state machine.
+//! internode request carries, sealing of access-key secrets at rest, `NodeClient`, and the
+//! metadata's internode contract (`RemoteMetadata`, `Redirect`, `paths::META_*`).
+//! Must never depend on: the gateway, the storage node, raft; it speaks the metadata's records
+//! and `Metadata` trait (`ignifuge-meta`) but never runs the state machine.
 //! Invariants: every internode request except `/v1/health` is authenticated with a key derived
 //! from the cluster secret; shard bodies are checked against their BLAKE3 hash on both ends.
 
@@ -11,6 +13,7 @@ mod auth;
 mod client;
 mod cluster;
 mod listener;
+mod metadata;
 mod secrets;
 mod wire;
 
@@ -18,6 +21,7 @@ pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
 pub use listener::{BoundedListener, HEADER_READ_TIMEOUT_MS, StallGuard, WRITE_STALL_TIMEOUT_MS};
+pub use metadata::{META_FAILOVER_DEADLINE_MS, META_SETTLE_DEADLINE_MS, Redirect, RemoteMetadata};
 pub use secrets::SecretSealer;
 pub use wire::{BlobListAnswer, BlobListRequest, HeldBlob, HeldShard, InventoryAnswer, InventoryRequest, ScrubStatus};
 

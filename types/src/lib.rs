@@ -10,6 +10,13 @@ use std::fmt;
 
 pub mod time;
 
+/// A fresh random identifier: 128 bits in hex. Blob, proposal, upload and version ids, bucket
+/// incarnations and error references are made with it, never from client input.
+pub fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Declares a newtype identifier with `Display`, ordering, hashing and serde as its inner type.
 #[macro_export]
 macro_rules! typed_id {

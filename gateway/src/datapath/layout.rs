@@ -6,10 +6,10 @@
 use super::DataPath;
 use crate::codec::{ErasureCodec, ReedSolomonCodec};
 use crate::error::{GatewayError, GatewayResult};
-use crate::meta_client::RemoteMetadata;
-use ignifuge_meta::{Answer, Metadata, Query};
+use ignifuge_meta::Metadata;
 use ignifuge_placement::{FailureBudget, Geometry, Topology};
 use ignifuge_rpc::ClusterConfig;
+use ignifuge_rpc::RemoteMetadata;
 use ignifuge_types::{LayoutVersion, NodeId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,10 +66,7 @@ impl DataPath {
     /// Reads the stored layout and installs it if it is newer than the one in use. Returns the
     /// version in use afterwards.
     pub async fn refresh_layout(&self, metadata: &RemoteMetadata) -> GatewayResult<Option<LayoutVersion>> {
-        let record = match metadata.query(Query::Layout).await? {
-            Answer::Layout(record) => record,
-            other => return Err(GatewayError::Internal(format!("unexpected answer to a layout query: {other:?}"))),
-        };
+        let record = metadata.layout().await?;
         let current = self.layout();
         let Some(record) = record else {
             tracing::warn!("no cluster layout is stored yet; placing with this process's file");

@@ -190,7 +190,7 @@ impl DataPath {
 
 /// A fresh random blob id (128 bits, hex): shard names never derive from client input.
 pub fn new_blob_id() -> BlobId {
-    BlobId::new(hex::encode(rand::random::<[u8; 16]>()))
+    BlobId::new(ignifuge_types::random_id())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use ignifuge_meta::{ANSWER_STRIPES_MAX, Answer, DataLocation, Metadata, PartData, Query, StripedBlob};
+use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex};
 use std::ops::Range;
 use std::pin::Pin;
@@ -331,14 +331,13 @@ async fn load_window(
     if blob.stripe(stripes.start).is_some() && blob.stripe(stripes.end - 1).is_some() {
         return Ok(blob);
     }
-    let query = Query::Stripes { blob: blob.blob.clone(), first: stripes.start, limit: stripes.len() as u32 };
     // Mid-stream, a failure cannot become a 503 that the client retries: the answer has begun.
     // A metadata that cannot answer now (an election, a leadership check that timed out) is
     // asked again until the failover deadline.
     let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(crate::meta_client::META_FAILOVER_DEADLINE_MS);
-    let answer = loop {
-        match metadata.query(query.clone()).await {
+        std::time::Instant::now() + std::time::Duration::from_millis(ignifuge_rpc::META_FAILOVER_DEADLINE_MS);
+    let records = loop {
+        match metadata.stripes(blob.blob.clone(), stripes.start, stripes.len() as u32).await {
             Err(e) if !e.is_known_refusal() && std::time::Instant::now() < deadline => {
                 tracing::debug!(blob = %blob.blob, error = %e, "stripe records not available yet, asking again");
                 tokio::time::sleep(std::time::Duration::from_millis(WINDOW_RETRY_PAUSE_MS)).await;
@@ -346,19 +345,16 @@ async fn load_window(
             answer => break answer?,
         }
     };
-    match answer {
-        Answer::Stripes(records) if records.len() == stripes.len() => {
-            Ok(Arc::new(blob.with_stripes(stripes.start, records)))
-        }
-        Answer::Stripes(records) => Err(GatewayError::Internal(format!(
+    if records.len() != stripes.len() {
+        return Err(GatewayError::Internal(format!(
             "blob {}: {} stripe records from {}, {} expected",
             blob.blob,
             records.len(),
             stripes.start,
             stripes.len()
-        ))),
-        _ => Err(GatewayError::Internal("unexpected answer to a stripe query".into())),
+        )));
     }
+    Ok(Arc::new(blob.with_stripes(stripes.start, records)))
 }
 
 /// The per-stripe ranges of bytes `bytes` of a blob, for its stripes `stripes`.
@@ -376,7 +372,7 @@ fn stripe_pieces(blob: &Arc<StripedBlob>, stripes: Range<u32>, bytes: Range<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_meta::{Checksums, Command, MetaError, Outcome, StripeRecord};
+    use ignifuge_meta::{Answer, Checksums, Command, MetaError, Outcome, Query, StripeRecord};
     use ignifuge_types::BlobId;
     use std::sync::Mutex;
 

@@ -27,8 +27,7 @@ use crate::error::{GatewayError, GatewayResult};
 use crate::lease::Lease;
 use futures::StreamExt as _;
 use ignifuge_meta::{
-    Answer, BlobCursor, BlobOwner, Command, MarginCount, MetaError, Outcome, Query, RepairReport, ShardReplacement,
-    StripedBlob, TenantMargins,
+    BlobCursor, BlobOwner, Command, MarginCount, MetaError, RepairReport, ShardReplacement, StripedBlob, TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
@@ -195,11 +194,7 @@ pub async fn round(
     let mut strays: Vec<(NodeId, HeldShard)> = Vec::new();
     let mut cursor = BlobCursor::default();
     loop {
-        let page =
-            match gateway.metadata.query(Query::Blobs { cursor: cursor.clone(), limit: SCAN_PAGE_RECORDS }).await? {
-                Answer::Blobs(page) => page,
-                _ => return Err(GatewayError::Internal("unexpected answer to a blob scan".into())),
-            };
+        let page = gateway.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
@@ -459,9 +454,9 @@ async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut Repai
     });
     let healthy = futures::future::join_all(checks).await;
     // Nodes an operator declared out are rebuilt at once, without the down-out wait.
-    let declared_out: HashSet<NodeId> = match gateway.metadata.query(Query::NodesOut).await {
-        Ok(Answer::NodesOut(nodes)) => nodes.into_iter().map(|(n, _)| n).collect(),
-        _ => HashSet::new(),
+    let declared_out: HashSet<NodeId> = match gateway.metadata.nodes_out().await {
+        Ok(nodes) => nodes.into_iter().map(|(n, _)| n).collect(),
+        Err(_) => HashSet::new(),
     };
     let mut out = HashMap::new();
     for (node, up) in nodes.into_iter().zip(healthy) {
@@ -548,11 +543,7 @@ async fn sweep_orphans(
                 .map(|held| held.blob.clone())
                 .collect();
             if !candidates.is_empty() {
-                let command = Command::ReclaimOrphans { blobs: candidates, now_ms: now_ms(), grace_ms };
-                let fenced = match gateway.metadata.apply(command).await? {
-                    Outcome::Reclaimable(fenced) => fenced,
-                    _ => return Err(GatewayError::Internal("unexpected outcome of ReclaimOrphans".into())),
-                };
+                let fenced = gateway.metadata.reclaim_orphans(candidates, now_ms(), grace_ms).await?;
                 for blob in fenced {
                     if data.client.delete_blob(address, &blob).await.is_ok() {
                         tracing::info!(%node, %blob, "reclaimed the shards of a blob no metadata references");

@@ -2,7 +2,7 @@
 
 use super::{IgnifugeS3, timestamp};
 use crate::error::GatewayError;
-use ignifuge_meta::{Answer, BucketRecord, Command, MetaError, Query};
+use ignifuge_meta::{BucketRecord, Command, MetaError};
 use ignifuge_types::BucketName;
 use ignifuge_types::time::now_ms;
 use s3s::dto::*;
@@ -13,13 +13,7 @@ pub async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let principal = s3.principal(&req).await?;
-    let buckets = match s3.gateway.metadata.query(Query::ListBuckets(principal.tenant.clone())).await {
-        Ok(Answer::Buckets(b)) => b,
-        Ok(_) => {
-            return Err(GatewayError::Internal("unexpected answer to ListBuckets".into()).into());
-        }
-        Err(e) => return Err(GatewayError::Meta(e).into()),
-    };
+    let buckets = s3.gateway.metadata.list_buckets(principal.tenant.clone()).await.map_err(GatewayError::Meta)?;
     let prefix = req.input.prefix.clone().unwrap_or_default();
     let after = req.input.continuation_token.clone().unwrap_or_default();
     let max = req.input.max_buckets.map_or(usize::MAX, |m| m.clamp(1, 10_000) as usize);
@@ -67,7 +61,7 @@ pub async fn create_bucket(
         tenant: principal.tenant.clone(),
         region: s3.gateway.region.clone(),
         created_ms: now_ms(),
-        incarnation: ignifuge_types::BucketIncarnation::new(super::new_id()),
+        incarnation: ignifuge_types::BucketIncarnation::new(ignifuge_types::random_id()),
         tags: None,
         cors: None,
         versioning: None,

@@ -10,7 +10,7 @@
 use super::{Hosts, IgnifugeS3};
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::{Answer, Command, CorsConfiguration, CorsRule, MetaError, Query};
+use ignifuge_meta::{Command, CorsConfiguration, CorsRule, MetaError};
 use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{HttpError, HttpResponse, S3Request, S3Response, S3Result};
@@ -264,9 +264,8 @@ impl CorsLayer {
 
     /// The bucket's CORS configuration; `Ok(None)` when it has none.
     async fn configuration(&self, bucket: &str) -> GatewayResult<Option<CorsConfiguration>> {
-        match self.gateway.metadata.query(Query::Bucket(BucketName::new(bucket))).await {
-            Ok(Answer::Bucket(record)) => Ok(record.cors),
-            Ok(_) => Err(GatewayError::Internal("unexpected answer to a bucket query".into())),
+        match self.gateway.metadata.bucket(BucketName::new(bucket)).await {
+            Ok(record) => Ok(record.cors),
             Err(MetaError::NoSuchBucket) => Err(GatewayError::CorsForbidden(BUCKET_NOT_FOUND.into())),
             Err(e) => Err(GatewayError::Meta(e)),
         }

@@ -3,7 +3,7 @@
 use super::{IgnifugeS3, etag, timestamp};
 use crate::error::GatewayError;
 use base64::Engine as _;
-use ignifuge_meta::{Answer, LIST_MAX_KEYS, ListPage, ListRequest, ObjectSummary, Query};
+use ignifuge_meta::{LIST_MAX_KEYS, ListPage, ListRequest, ObjectSummary};
 use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -53,11 +53,7 @@ pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
 }
 
 async fn page(s3: &IgnifugeS3, bucket: &str, request: ListRequest) -> S3Result<ListPage> {
-    let query = Query::ListObjects { bucket: BucketName::new(bucket), request };
-    match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-        Answer::Objects(page) => Ok(page),
-        _ => Err(GatewayError::Internal("unexpected answer to a listing".into()).into()),
-    }
+    Ok(s3.gateway.metadata.list_objects(BucketName::new(bucket), request).await.map_err(GatewayError::Meta)?)
 }
 
 fn object_entry(record: ObjectSummary, encoder: &Encoder, owner: Option<&Owner>) -> Object {

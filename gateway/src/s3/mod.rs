@@ -15,7 +15,7 @@ mod versioning;
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
-use ignifuge_meta::{Answer, BucketRecord, ObjectHeaders, Query};
+use ignifuge_meta::{BucketRecord, ObjectHeaders};
 use ignifuge_types::BucketName;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
@@ -51,10 +51,6 @@ pub(crate) fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_string())
 }
 
-pub(crate) fn new_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
 impl IgnifugeS3 {
     /// The principal of a signed request; anonymous requests are denied.
     async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Arc<Principal>> {
@@ -64,13 +60,7 @@ impl IgnifugeS3 {
 
     /// The bucket, if it exists and belongs to the principal's tenant.
     async fn owned_bucket(&self, principal: &Principal, name: &str) -> S3Result<BucketRecord> {
-        let record = match self.gateway.metadata.query(Query::Bucket(BucketName::new(name))).await {
-            Ok(Answer::Bucket(record)) => record,
-            Ok(_) => {
-                return Err(GatewayError::Internal("unexpected answer to a bucket query".into()).into());
-            }
-            Err(e) => return Err(GatewayError::Meta(e).into()),
-        };
+        let record = self.gateway.metadata.bucket(BucketName::new(name)).await.map_err(GatewayError::Meta)?;
         if record.tenant != principal.tenant {
             return Err(GatewayError::AccessDenied.into());
         }

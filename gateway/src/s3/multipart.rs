@@ -1,14 +1,14 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 
 use super::objects::{CopyConditions, body_stream, expected_checksums, stored_content_encoding, trailers};
-use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, object_headers, timestamp};
+use super::{IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, object_headers, timestamp};
 use crate::checksums::{Algorithm, base64};
 use crate::datapath::WriteRequest;
 use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
-    Answer, BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS,
-    MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Query, UploadRecord,
+    BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, MetaError,
+    ObjectHeaders, ObjectRecord, PartData, UploadRecord,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
@@ -18,20 +18,21 @@ use s3s::{S3Request, S3Response, S3Result};
 
 impl IgnifugeS3 {
     async fn upload(&self, bucket: &BucketName, upload_id: &str, key: &str) -> S3Result<UploadRecord> {
-        let query = Query::Upload { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
-        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-            Answer::Upload(u) if u.key.0 == key => Ok(u),
-            Answer::Upload(_) => Err(GatewayError::Meta(ignifuge_meta::MetaError::NoSuchUpload).into()),
-            _ => Err(GatewayError::Internal("unexpected answer to an upload query".into()).into()),
+        let upload =
+            self.gateway.metadata.upload(bucket.clone(), UploadId::new(upload_id)).await.map_err(GatewayError::Meta)?;
+        if upload.key.0 != key {
+            return Err(GatewayError::Meta(MetaError::NoSuchUpload).into());
         }
+        Ok(upload)
     }
 
     async fn parts(&self, bucket: &BucketName, upload_id: &str) -> S3Result<Vec<PartData>> {
-        let query = Query::ListParts { bucket: bucket.clone(), upload_id: UploadId::new(upload_id) };
-        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-            Answer::Parts(parts) => Ok(parts),
-            _ => Err(GatewayError::Internal("unexpected answer to a parts query".into()).into()),
-        }
+        Ok(self
+            .gateway
+            .metadata
+            .list_parts(bucket.clone(), UploadId::new(upload_id))
+            .await
+            .map_err(GatewayError::Meta)?)
     }
 }
 
@@ -64,7 +65,7 @@ pub async fn create_multipart_upload(
     {
         return Err(s3s::s3_error!(InvalidRequest, "FULL_OBJECT checksums are only defined for CRC algorithms"));
     }
-    let upload_id = new_id();
+    let upload_id = ignifuge_types::random_id();
     let record = UploadRecord {
         upload_id: UploadId::new(upload_id.clone()),
         bucket: bucket.name.clone(),
@@ -329,12 +330,12 @@ pub async fn complete_multipart_upload(
         Err(missing) if missing.code() == &s3s::S3ErrorCode::NoSuchUpload => {
             // Completed already, and this is a retry (the first answer was lost: every SDK retries
             // after a timeout): AWS answers 200 with the same ETag and version again.
-            let query =
-                Query::CompletedUpload { bucket: bucket.name.clone(), upload_id: UploadId::new(&input.upload_id) };
-            let done = match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-                Answer::CompletedUpload(done) => done,
-                _ => return Err(GatewayError::Internal("unexpected answer to a completed-upload query".into()).into()),
-            };
+            let done = s3
+                .gateway
+                .metadata
+                .completed_upload(bucket.name.clone(), UploadId::new(&input.upload_id))
+                .await
+                .map_err(GatewayError::Meta)?;
             let key = ObjectKey::new(input.key.clone());
             return match done.filter(|done| done.is_repeated_by(&key, &chosen)) {
                 Some(done) => Ok(S3Response::new(completed_output(&bucket, &done.object))),
@@ -364,7 +365,7 @@ pub async fn complete_multipart_upload(
     let now = now_ms();
     let record = ObjectRecord {
         key: upload.key.clone(),
-        version: VersionId::new(new_id()),
+        version: VersionId::new(ignifuge_types::random_id()),
         size: 0,
         etag: etag_value.clone(),
         last_modified_ms: now,
@@ -385,10 +386,8 @@ pub async fn complete_multipart_upload(
         record,
         condition,
     };
-    match s3.gateway.metadata.apply(command).await.map_err(super::objects::conflict_after_precheck)? {
-        Outcome::Object(record) => Ok(S3Response::new(completed_output(&bucket, &record))),
-        _ => Err(GatewayError::Internal("unexpected outcome of CompleteUpload".into()).into()),
-    }
+    let record = s3.gateway.metadata.apply_object(command).await.map_err(super::objects::conflict_after_precheck)?;
+    Ok(S3Response::new(completed_output(&bucket, &record)))
 }
 
 /// The answer to a completion, from the version it made (the first time or on a retry).
@@ -444,11 +443,7 @@ pub async fn list_multipart_uploads(
     let principal = s3.principal(&req).await?;
     let input = req.input;
     let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
-    let query = Query::ListUploads { bucket: bucket.name.clone() };
-    let mut uploads = match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-        Answer::Uploads(u) => u,
-        _ => return Err(GatewayError::Internal("unexpected answer to an uploads query".into()).into()),
-    };
+    let mut uploads = s3.gateway.metadata.list_uploads(bucket.name.clone()).await.map_err(GatewayError::Meta)?;
     // AWS's order: by key, then by initiation time.
     uploads.sort_by(|a, b| (&a.key.0, a.initiated_ms, &a.upload_id.0).cmp(&(&b.key.0, b.initiated_ms, &b.upload_id.0)));
     let prefix = input.prefix.clone().unwrap_or_default();

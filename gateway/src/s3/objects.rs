@@ -1,7 +1,7 @@
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use super::{
-    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, new_id, object_headers, parse_expires, timestamp, unix_seconds,
+    IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, object_headers, parse_expires, timestamp, unix_seconds,
 };
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
@@ -10,8 +10,8 @@ use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    Answer, BucketRecord, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData,
-    Query, Tags, WriteCondition, is_valid_version_id,
+    BucketRecord, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Tags,
+    WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, BucketName, ObjectKey, VersionId};
@@ -210,22 +210,22 @@ impl IgnifugeS3 {
     ) -> S3Result<ReadVersion> {
         let version = parse_version_id(version)?;
         let by_version_id = version.is_some();
-        let query = Query::ObjectVersion {
-            tenant: Some(principal.tenant.clone()),
-            bucket: BucketName::new(bucket),
-            key: ObjectKey::new(key),
-            version,
-            stripes,
-        };
-        match self.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-            Answer::ObjectVersion { record, .. } if record.delete_marker => {
-                Err(GatewayError::DeleteMarker { version: record.version.0, by_version_id }.into())
-            }
-            Answer::ObjectVersion { record, versioning } => {
-                Ok(ReadVersion { record: *record, versioned_bucket: versioning.is_some() })
-            }
-            _ => Err(GatewayError::Internal("unexpected answer to an object query".into()).into()),
+        let (record, versioning) = self
+            .gateway
+            .metadata
+            .object_version(
+                Some(principal.tenant.clone()),
+                BucketName::new(bucket),
+                ObjectKey::new(key),
+                version,
+                stripes,
+            )
+            .await
+            .map_err(GatewayError::Meta)?;
+        if record.delete_marker {
+            return Err(GatewayError::DeleteMarker { version: record.version.0, by_version_id }.into());
         }
+        Ok(ReadVersion { record, versioned_bucket: versioning.is_some() })
     }
 
     /// Checks a conditional write's precondition against the key's current version before the
@@ -241,19 +241,17 @@ impl IgnifugeS3 {
         if !condition.is_some() {
             return Ok(());
         }
-        let query = Query::Object {
-            tenant: Some(bucket.tenant.clone()),
-            bucket: bucket.name.clone(),
-            key: key.clone(),
-            stripes: 0,
-        };
-        let current = match self.gateway.metadata.query(query).await {
-            Ok(Answer::Object(record)) => Some(record),
-            Ok(_) => return Err(GatewayError::Internal("unexpected answer to an object query".into())),
+        let current = match self
+            .gateway
+            .metadata
+            .object(Some(bucket.tenant.clone()), bucket.name.clone(), key.clone(), 0)
+            .await
+        {
+            Ok(record) => Some(record),
             Err(MetaError::NoSuchKey) => None,
             Err(e) => return Err(e.into()),
         };
-        condition.check(current.as_deref()).map_err(GatewayError::Meta)
+        condition.check(current.as_ref()).map_err(GatewayError::Meta)
     }
 
     /// Commits a new current version and returns its x-amz-version-id.
@@ -263,10 +261,8 @@ impl IgnifugeS3 {
         command: Command,
         written: &[&DataLocation],
     ) -> S3Result<Option<String>> {
-        match self.commit(command, written).await? {
-            Outcome::Object(record) => Ok(version_header(&record, bucket.versioning.is_some())),
-            _ => Err(GatewayError::Internal("unexpected outcome of an object write".into()).into()),
-        }
+        let record = self.commit(command, written).await?.into_object().map_err(GatewayError::Meta)?;
+        Ok(version_header(&record, bucket.versioning.is_some()))
     }
 
     /// Commits a record. A commit refused for a known reason gives its freshly written blobs up
@@ -316,14 +312,12 @@ impl IgnifugeS3 {
         }
         let gateway = self.gateway.clone();
         tokio::spawn(async move {
-            let command = Command::ReclaimOrphans { blobs, now_ms: now_ms(), grace_ms: 0 };
-            match gateway.metadata.apply(command).await {
-                Ok(Outcome::Reclaimable(fenced)) => {
+            match gateway.metadata.reclaim_orphans(blobs, now_ms(), 0).await {
+                Ok(fenced) => {
                     for blob in fenced {
                         gateway.data.discard(blob);
                     }
                 }
-                Ok(other) => tracing::warn!(?other, "unexpected outcome of fencing a refused write's blobs"),
                 Err(e) => tracing::debug!(error = %e, "refused write's blobs not fenced; the orphan sweep will"),
             }
         });
@@ -397,7 +391,7 @@ pub(super) fn single_part_record(
     checksums.checksum_type = Some(ChecksumType::FULL_OBJECT.to_string());
     ObjectRecord {
         key,
-        version: VersionId::new(new_id()),
+        version: VersionId::new(ignifuge_types::random_id()),
         size: written.size,
         etag: etag.clone(),
         last_modified_ms: now,
@@ -629,14 +623,10 @@ impl IgnifugeS3 {
             condition,
             now_ms: now_ms(),
             version: parse_version_id(version)?,
-            marker_nonce: Some(VersionId::new(new_id())),
+            marker_nonce: Some(VersionId::new(ignifuge_types::random_id())),
         };
-        match self.gateway.metadata.apply(command).await? {
-            Outcome::DeletedVersion { version, delete_marker } => {
-                Ok(Deletion { version_id: version.map(|v| v.0), delete_marker })
-            }
-            _ => Err(GatewayError::Internal("unexpected outcome of DeleteObject".into())),
-        }
+        let (version, delete_marker) = self.gateway.metadata.apply_delete(command).await?;
+        Ok(Deletion { version_id: version.map(|v| v.0), delete_marker })
     }
 }
 

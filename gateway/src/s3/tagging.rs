@@ -5,7 +5,7 @@ use super::IgnifugeS3;
 use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
-use ignifuge_meta::{Command, Outcome, Tags};
+use ignifuge_meta::{Command, Tags};
 use ignifuge_types::ObjectKey;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -90,11 +90,9 @@ async fn set_object_tags(
     let bucket = s3.owned_bucket(principal, &bucket).await?;
     let command =
         Command::SetObjectTags { bucket: bucket.reference(), key: ObjectKey::new(key), tags, version: version.clone() };
-    match s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)? {
-        // The version tagged: the one asked for, else the current one when it has an id.
-        Outcome::Object(record) => Ok(version.map(|v| v.0).or_else(|| super::objects::version_header(&record, false))),
-        _ => Err(GatewayError::Internal("unexpected outcome of SetObjectTags".into()).into()),
-    }
+    let record = s3.gateway.metadata.apply_object(command).await.map_err(GatewayError::Meta)?;
+    // The version tagged: the one asked for, else the current one when it has an id.
+    Ok(version.map(|v| v.0).or_else(|| super::objects::version_header(&record, false)))
 }
 
 pub async fn get_object_tagging(

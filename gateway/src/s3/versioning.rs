@@ -7,7 +7,7 @@ use super::list::{Encoder, max_keys};
 use super::objects::parse_version_id;
 use super::{etag, timestamp};
 use crate::error::GatewayError;
-use ignifuge_meta::{Answer, Command, Query, VersionListRequest, VersioningStatus};
+use ignifuge_meta::{Command, VersionListRequest, VersioningStatus};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -73,11 +73,7 @@ pub async fn list_object_versions(
         version_id_marker: parse_version_id(version_id_marker)?,
         max_keys: max,
     };
-    let query = Query::ListVersions { bucket: bucket.name.clone(), request };
-    let page = match s3.gateway.metadata.query(query).await.map_err(GatewayError::Meta)? {
-        Answer::Versions(page) => page,
-        _ => return Err(GatewayError::Internal("unexpected answer to ListObjectVersions".into()).into()),
-    };
+    let page = s3.gateway.metadata.list_versions(bucket.name.clone(), request).await.map_err(GatewayError::Meta)?;
     let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();

@@ -1,3 +1,8 @@
+//! The metadata's internode contract, in one place: the client every process uses to reach it
+//! (`RemoteMetadata`, behind the typed `ignifuge_meta::Metadata` trait), the paths it calls
+//! (`paths::META_APPLY`, `paths::META_QUERY`) and what a voter that cannot serve answers
+//! (`Redirect`, the body of its 421 or 503).
+//!
 //! The metadata, reached over the internode API on its Raft voters. The client follows the
 //! leader itself: a follower answers 421 naming the leader, an unreachable voter or one without
 //! quorum makes it try the next, until `META_FAILOVER_DEADLINE_MS` has passed. S3 clients never
@@ -9,8 +14,8 @@
 //! it off for good, so the caller learns "done" or "not done" whenever a majority answers within
 //! `META_SETTLE_DEADLINE_MS` more.
 
+use crate::{NodeClient, RpcError, paths};
 use ignifuge_meta::{Answer, Command, MetaError, Metadata, Outcome, Proposal, Query};
-use ignifuge_rpc::{NodeClient, RpcError, paths};
 use ignifuge_types::ProposalId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,10 +39,15 @@ pub struct RemoteMetadata {
     leader: AtomicUsize,
 }
 
-#[derive(serde::Deserialize)]
-enum Redirect {
+/// Why a voter could not serve a metadata request itself (the body of its answer).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum Redirect {
+    /// Not the leader; `leader` is the leader's internode address when known (421).
+    #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<String> },
-    Unavailable(#[allow(dead_code)] String),
+    /// No quorum, or the voter is not ready (503).
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl RemoteMetadata {
@@ -138,7 +148,7 @@ impl RemoteMetadata {
 }
 
 fn new_proposal_id() -> ProposalId {
-    ProposalId::new(crate::s3::new_id())
+    ProposalId::new(ignifuge_types::random_id())
 }
 
 #[async_trait::async_trait]
