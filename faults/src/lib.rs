@@ -194,7 +194,10 @@ mod enabled {
     /// The rules in force, re-read from the rules file at most every 50 ms when it changed.
     struct Rules {
         checked: std::time::Instant,
-        modified: Option<std::time::SystemTime>,
+        /// The file's modification time and length when read: a rewrite within one mtime tick
+        /// (a test clearing a rule and writing another) still changes the length, or is read
+        /// again at the next check.
+        stamp: Option<(std::time::SystemTime, u64)>,
         rules: std::sync::Arc<Vec<Rule>>,
     }
 
@@ -207,12 +210,12 @@ mod enabled {
         let mut rules = RULES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stale = rules.as_ref().is_none_or(|r| r.checked.elapsed() >= std::time::Duration::from_millis(50));
         if stale {
-            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
             let parsed = match rules.as_ref() {
-                Some(r) if r.modified == modified => r.rules.clone(),
+                Some(r) if r.stamp == stamp => r.rules.clone(),
                 _ => std::sync::Arc::new(parse_links(&std::fs::read_to_string(path).unwrap_or_default())),
             };
-            *rules = Some(Rules { checked: std::time::Instant::now(), modified, rules: parsed });
+            *rules = Some(Rules { checked: std::time::Instant::now(), stamp, rules: parsed });
         }
         Some((me.as_str(), rules.as_ref().expect("just set").rules.clone()))
     }

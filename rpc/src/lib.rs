@@ -20,7 +20,9 @@ mod wire;
 pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
-pub use listener::{BoundedListener, HEADER_READ_TIMEOUT_MS, StallGuard, WRITE_STALL_TIMEOUT_MS};
+pub use listener::{
+    BoundedListener, HEADER_READ_TIMEOUT_MS, StallGuard, UNSENT_BYTES_MAX, WRITE_STALL_TIMEOUT_MS, stall_guarded,
+};
 pub use metadata::{META_FAILOVER_DEADLINE_MS, META_SETTLE_DEADLINE_MS, Redirect, RemoteMetadata};
 pub use secrets::SecretSealer;
 pub use wire::{BlobListAnswer, BlobListRequest, HeldBlob, HeldShard, InventoryAnswer, InventoryRequest, ScrubStatus};

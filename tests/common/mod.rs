@@ -1397,8 +1397,16 @@ pub struct SlowUpload {
 
 impl SlowUpload {
     pub async fn send(&mut self, piece: &[u8]) {
-        self.stream.write_all(piece).await.expect("sending a piece of the body");
-        self.stream.flush().await.expect("flushing the body");
+        let sent = async {
+            self.stream.write_all(piece).await?;
+            self.stream.flush().await
+        }
+        .await;
+        if let Err(e) = sent {
+            // The server answered before the body was whole and closed: its answer says why.
+            let answer = tokio::time::timeout(Duration::from_secs(5), read_response(&mut self.stream, false)).await;
+            panic!("sending a piece of the body: {e}; the server's answer: {answer:?}");
+        }
     }
 
     /// Sends `piece` every `every` (so the body is never idle) until the server answers, for at

@@ -1,8 +1,9 @@
 //! The wall clock, read in one place. Every timestamp a process writes or compares (object
 //! times, intents, leases, garbage ages, internode request stamps, the leader's stamp on a
 //! proposal) comes from `now_ms`, so that a test can shift one process's clock (a `clock` rule
-//! of `ignifuge_faults`) and see what a real clock offset does. Durations are measured with
-//! `std::time::Instant`, never with this clock.
+//! of `ignifuge_faults`) and see what a real clock offset does. File times are the kernel's and
+//! are not shifted: an offset on a storage node looks like a clock that jumped after its files
+//! were written. Durations are measured with `std::time::Instant`, never with this clock.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -35,10 +35,13 @@ pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
 /// Stripes being read for GETs at once in the whole gateway, from their first shard request until
 /// the client has taken their last byte: the global bound on a gateway's read buffers. Each holds
 /// at most k+m shards of 1 MiB (9 x 64 MiB = 576 MiB at 5+4; k of them in the common case).
-/// Reads beyond it wait for a stripe to be taken; a client that stops taking its answer is
-/// disconnected after `ANSWER_STALL_MAX_MS`, which frees what it held.
+/// Reads beyond it wait for a stripe to be taken (a GET waiting for its next stripe holds none);
+/// a client that stops taking its answer is disconnected after `ANSWER_STALL_MAX_MS`, which frees
+/// what it held. A copy holds read budget while its write waits for a stripe buffer; the stripe
+/// fill deadline (`STRIPE_FILL_MAX_MS`) breaks any wait between the two budgets.
 pub const GATEWAY_READ_STRIPES_IN_FLIGHT_MAX: usize = 64;
-/// A client that accepts no byte of an answer for this long is disconnected.
+/// A client that takes less than `ignifuge_rpc::UNSENT_BYTES_MAX` (128 KiB) of an answer in this
+/// long is disconnected.
 pub const ANSWER_STALL_MAX_MS: u64 = ignifuge_rpc::WRITE_STALL_TIMEOUT_MS;
 /// A stripe buffer being filled for longer than this while other uploads wait for one gets its
 /// upload cut (400 RequestTimeout): a client trickling bytes cannot hold one of the gateway's

@@ -24,7 +24,8 @@ use tokio::sync::OwnedSemaphorePermit;
 pub struct ByteRangeStream {
     rx: tokio::sync::mpsc::Receiver<GatewayResult<Budgeted>>,
     /// The read budget of the stripe whose bytes were yielded last: given back once the client
-    /// has taken them all (the next piece is of another stripe, or the stream is dropped).
+    /// has taken them all (it asks for more: the next piece is of another stripe, none is ready
+    /// yet, or the stream ends or is dropped).
     held: Option<Arc<OwnedSemaphorePermit>>,
 }
 
@@ -47,7 +48,13 @@ impl Stream for ByteRangeStream {
                 self.held = None;
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            // Asked for more and none is ready: the client has taken every byte yielded, so the
+            // stripe they came from holds nothing. Keeping its budget while the next stripe
+            // waits for one would let GETs deadlock on each other.
+            Poll::Pending => {
+                self.held = None;
+                Poll::Pending
+            }
         }
     }
 }
@@ -375,6 +382,27 @@ mod tests {
     use ignifuge_meta::{Answer, Checksums, Command, MetaError, Outcome, Query, StripeRecord};
     use ignifuge_types::BlobId;
     use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn a_stripes_read_budget_goes_back_once_the_client_asks_for_more() {
+        let budget = Arc::new(tokio::sync::Semaphore::new(2));
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut stream = ByteRangeStream { rx, held: None };
+        let permit = Arc::new(budget.clone().try_acquire_owned().unwrap());
+        for piece in [&b"ab"[..], b"cd"] {
+            tx.send(Ok(Budgeted { bytes: Bytes::from_static(piece), budget: Some(permit.clone()) })).await.unwrap();
+        }
+        drop(permit);
+        assert_eq!(stream.next().await.unwrap().unwrap(), "ab");
+        assert_eq!(stream.next().await.unwrap().unwrap(), "cd");
+        assert_eq!(budget.available_permits(), 1, "held while the client may still be taking the bytes");
+        // The client asks for more and nothing is ready: the stripe holds nothing any more.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(20), stream.next()).await;
+        assert!(waited.is_err(), "nothing was ready");
+        assert_eq!(budget.available_permits(), 2, "given back while the next stripe is awaited");
+        drop(tx);
+        assert!(stream.next().await.is_none());
+    }
 
     /// A blob of `count` stripes of 8 bytes (2 x 4) whose stripe records live in the metadata;
     /// record `i` is marked by `data_len == i`.

@@ -3,9 +3,12 @@
 //! - aws-chunked uploads (`x-amz-content-sha256: STREAMING-...`): s3s 0.14 buffers each whole
 //!   chunk before it checks the chunk's signature, and a chunk's size is whatever its header
 //!   says (up to 4 GiB). [`ChunkBound`] reads the framing as the bytes pass: a chunk larger than
-//!   `AWS_CHUNK_MAX_BYTES` fails the body, and the bytes of every chunk being buffered come from
-//!   one budget per gateway (`CHUNK_BUFFERS_BUDGET_BYTES`), taken before the chunk's first data
-//!   byte passes and given back when the next chunk starts. SDKs send 64 KiB chunks.
+//!   `AWS_CHUNK_MAX_BYTES` (or a size of more than 8 hex digits, which s3s would read
+//!   differently) fails the body, and the bytes of every chunk being buffered come from one
+//!   budget per gateway (`CHUNK_BUFFERS_BUDGET_BYTES`), taken before the chunk's first data byte
+//!   passes and given back only when s3s asks for bytes past the chunk's end, that is once it
+//!   has handed the whole chunk on. SDKs send 64 KiB chunks. A chunk that waits for budget, or
+//!   that never completes, is cut by the upload's idle timeout (20 s, 400 RequestTimeout).
 //! - configuration bodies with an AWS size limit (PutBucketCors: 64 KiB) are read here, at most
 //!   one byte past the limit, and refused on the bytes actually read, whatever Content-Length
 //!   said or did not say.
@@ -112,6 +115,9 @@ pub struct ChunkBound<B> {
     header: Vec<u8>,
     /// Budget for the chunk passing now.
     held: Option<OwnedSemaphorePermit>,
+    /// The chunk passing has passed whole: its budget goes back at the next poll (s3s polls
+    /// again only once it has handed the chunk on).
+    release_next: bool,
     /// Budget being waited for, before `pending` (which starts with the chunk's data) may pass.
     acquiring: Option<Acquiring>,
     pending: Option<Bytes>,
@@ -126,14 +132,15 @@ impl<B> ChunkBound<B> {
             framing: Framing::Header,
             header: Vec::new(),
             held: None,
+            release_next: false,
             acquiring: None,
             pending: None,
         }
     }
 
-    /// Reads the framing of `bytes`. Returns the bytes that may pass now and, when a chunk
-    /// starts inside them, the rest (from the chunk's first data byte) with the chunk's size.
-    fn scan(&mut self, mut bytes: Bytes) -> Result<(Bytes, Option<(Bytes, u32)>), FramingError> {
+    /// Reads the framing of `bytes` up to the first event: the bytes that may pass now, the rest
+    /// (not read yet), and what happened at the split.
+    fn scan(&mut self, mut bytes: Bytes) -> Result<(Bytes, Bytes, Event), FramingError> {
         let mut at = 0;
         while at < bytes.len() {
             match &mut self.framing {
@@ -144,6 +151,8 @@ impl<B> ChunkBound<B> {
                     at += passed as usize;
                     if *remaining == 0 {
                         self.framing = Framing::Header;
+                        let rest = bytes.split_off(at);
+                        return Ok((bytes, rest, Event::ChunkEnded));
                     }
                 }
                 Framing::Header => {
@@ -163,28 +172,44 @@ impl<B> ChunkBound<B> {
                         self.framing = Framing::Trailers;
                         continue;
                     }
-                    if size > u64::from(self.max) {
+                    if size > self.max {
                         return Err(FramingError(format!(
                             "{CHUNK_TOO_LARGE} {} bytes: this chunk has {size}",
                             self.max
                         )));
                     }
-                    self.framing = Framing::Data { remaining: size + 2 };
+                    self.framing = Framing::Data { remaining: u64::from(size) + 2 };
                     let rest = bytes.split_off(at);
-                    return Ok((bytes, Some((rest, size as u32))));
+                    return Ok((bytes, rest, Event::ChunkStarts(size)));
                 }
             }
         }
-        Ok((bytes, None))
+        let rest = bytes.split_off(bytes.len());
+        Ok((bytes, rest, Event::None))
     }
 }
 
-/// The size announced by a chunk header line (`<hex>[;chunk-signature=...]\r\n`).
-fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
+/// What the framing reader met where it stopped.
+#[derive(Debug, PartialEq)]
+enum Event {
+    None,
+    /// A chunk's data and closing CRLF have passed.
+    ChunkEnded,
+    /// A chunk of this size starts right after the bytes passed.
+    ChunkStarts(u32),
+}
+
+/// The size announced by a chunk header line (`<hex>[;chunk-signature=...]\r\n`): 1 to 8 hex
+/// digits, as s3s reads it (it parses at most 8 and ignores any more, so a longer size would
+/// make the two readers disagree on where chunks end).
+fn chunk_size(line: &[u8]) -> Result<u32, FramingError> {
     let end = line.iter().position(|&b| b == b';' || b == b'\r' || b == b'\n').unwrap_or(line.len());
-    let hex = std::str::from_utf8(&line[..end]).ok().filter(|h| !h.is_empty() && h.len() <= 16);
-    hex.and_then(|h| u64::from_str_radix(h, 16).ok())
-        .ok_or_else(|| FramingError("an aws-chunked chunk header without a hexadecimal size".into()))
+    let digits = &line[..end];
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(FramingError("an aws-chunked chunk header without a size of 1 to 8 hexadecimal digits".into()));
+    }
+    let hex = std::str::from_utf8(digits).expect("ASCII hex digits");
+    Ok(u32::from_str_radix(hex, 16).expect("at most 8 hex digits fit in a u32"))
 }
 
 impl<B> HttpBody for ChunkBound<B>
@@ -197,6 +222,10 @@ where
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if this.release_next {
+            this.held = None;
+            this.release_next = false;
+        }
         loop {
             if let Some(acquiring) = this.acquiring.as_mut() {
                 let permit = ready!(acquiring.as_mut().poll(cx)).map_err(|e| Box::new(e) as Self::Error)?;
@@ -214,17 +243,17 @@ where
                     },
                 },
             };
-            let (passing, starting) = this.scan(bytes).map_err(|e| Box::new(e) as Self::Error)?;
-            if let Some((rest, size)) = starting {
-                // The chunk before has passed whole: its budget goes back before this one's is taken.
-                this.held = None;
-                match this.budget.0.clone().try_acquire_many_owned(size) {
+            let (passing, rest, event) = this.scan(bytes).map_err(|e| Box::new(e) as Self::Error)?;
+            if rest.has_remaining() {
+                this.pending = Some(rest);
+            }
+            match event {
+                Event::None => {}
+                Event::ChunkEnded => this.release_next = true,
+                Event::ChunkStarts(size) => match this.budget.0.clone().try_acquire_many_owned(size) {
                     Ok(permit) => this.held = Some(permit),
                     Err(_) => this.acquiring = Some(Box::pin(this.budget.0.clone().acquire_many_owned(size))),
-                }
-                if rest.has_remaining() {
-                    this.pending = Some(rest);
-                }
+                },
             }
             if passing.has_remaining() {
                 return Poll::Ready(Some(Ok(Frame::data(passing))));
@@ -272,7 +301,6 @@ mod tests {
             let got = read(ChunkBound::new(body_of(vec![a, b]), budget.clone(), 16)).await.unwrap();
             assert_eq!(got, whole, "cut at {cut}");
         }
-        assert_eq!(budget.0.available_permits(), CHUNK_BUFFERS_BUDGET_BYTES as usize, "all budget given back");
     }
 
     #[tokio::test]
@@ -286,6 +314,30 @@ mod tests {
         assert!(read(ChunkBound::new(endless, ChunkBudget::default(), 16)).await.unwrap_err().contains("1024"));
         let garbage = body_of(vec![b"zz;chunk-signature=ab\r\n"]);
         assert!(read(ChunkBound::new(garbage, ChunkBudget::default(), 16)).await.unwrap_err().contains("hexadecimal"));
+        // s3s reads only 8 digits: "0000000100" would be 1 byte to it and 256 to us.
+        let long = body_of(vec![b"0000000100\r\n"]);
+        assert!(read(ChunkBound::new(long, ChunkBudget::default(), 1024)).await.unwrap_err().contains("1 to 8"));
+    }
+
+    #[tokio::test]
+    async fn a_chunks_budget_is_held_until_bytes_past_its_end_are_asked_for() {
+        let budget = ChunkBudget(Arc::new(Semaphore::new(8)));
+        let whole: &'static [u8] = b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n";
+        let mut body = ChunkBound::new(body_of(vec![whole]), budget.clone(), 8);
+        let mut next = async || body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(next().await, "5\r\n");
+        assert_eq!(budget.0.available_permits(), 3, "the first chunk's 5 bytes are taken before its data passes");
+        assert_eq!(next().await, "hello\r\n");
+        assert_eq!(budget.0.available_permits(), 3, "still held: s3s has not handed the chunk on yet");
+        assert_eq!(next().await, "3\r\n");
+        assert_eq!(
+            budget.0.available_permits(),
+            5,
+            "asked for more: the first chunk's budget is back, the second's taken"
+        );
+        assert_eq!(next().await, "abc\r\n");
+        assert_eq!(next().await, "0\r\n\r\n");
+        assert_eq!(budget.0.available_permits(), 8);
     }
 
     #[tokio::test]

@@ -228,7 +228,7 @@ pub async fn serve(
                 }
             });
             let stall = std::time::Duration::from_millis(stall_ms);
-            let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::StallGuard::with_timeout(stream, stall));
+            let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::stall_guarded(stream, stall));
             let connection = http.serve_connection(io, service).await;
             if let Err(e) = connection {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
