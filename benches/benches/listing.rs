@@ -46,6 +46,7 @@ fn record(key: &str, i: usize) -> ObjectRecord {
                 stripe_count: 1,
                 first_stripe: 0,
                 stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
+                born_ms: 0,
             }),
             last_modified_ms: 0,
         }],

@@ -130,9 +130,17 @@ pub fn stripe(blob: &BlobId, index: u32) -> Vec<u8> {
     k
 }
 
-/// Blobs fenced by the orphan sweep: never referenced again (kept; one small key per orphan).
+/// Blobs fenced by the orphan sweep: never referenced again. Kept `RECLAIMED_KEPT_MS` of leader
+/// time (aged by `y/`), after which no commit can name the blob any more (its commit window).
 pub fn reclaimed_blob(blob: &BlobId) -> Vec<u8> {
     format!("k/{blob}").into_bytes()
+}
+
+pub const RECLAIMED_AGE_PREFIX: &[u8] = b"y/";
+
+/// Age index of fenced blobs' tombstones: `y/<ms>/<blob>`, so old ones are forgotten in order.
+pub fn reclaimed_age(fenced_ms: i64, blob: &BlobId) -> Vec<u8> {
+    format!("y/{:020}/{blob}", fenced_ms.max(0)).into_bytes()
 }
 
 /// Writes in progress: a blob whose shards are being written, renewed by its gateway.

@@ -35,6 +35,16 @@ pub const INTENT_FORGOTTEN_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 /// Intents examined per applied proposal by that sweep.
 const INTENTS_EXAMINED_PER_APPLY: usize = 4;
 
+/// Longest time from a blob's first byte (`StripedBlob::born_ms`, its gateway's clock) to the
+/// command that first references it (the leader's stamp). A body that streams longer than this
+/// is refused at commit (BlobReclaimed: the client retries); with it, a commit that names a blob
+/// fenced by the orphan sweep can only come within this window of the fence.
+pub const BLOB_COMMIT_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How long the orphan sweep's tombstone of a fenced blob (`k/<blob>`) is kept, in leader time:
+/// the commit window plus an hour for the clocks of gateways and leaders to disagree (internode
+/// requests are refused past 5 minutes of difference, so any two leaders' clocks are within 10).
+pub const RECLAIMED_KEPT_MS: i64 = BLOB_COMMIT_WINDOW_MS + 60 * 60 * 1000;
+
 /// How long a completed multipart upload's answer is kept for retries (`CompletedUploadRecord`).
 pub const COMPLETED_UPLOAD_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -89,7 +99,7 @@ impl StateMachine {
     /// Applies one command atomically and durably.
     pub fn apply(&self, command: Command) -> Result<Outcome, MetaError> {
         let mut batch = WriteBatch::new();
-        let outcome = self.plan(command, &mut batch)?;
+        let outcome = self.plan(command, None, &mut batch)?;
         if !batch.is_empty() {
             self.kv.write(batch, Durability::Synced)?;
         }
@@ -142,6 +152,15 @@ impl StateMachine {
             extra.delete(answer);
             extra.delete(age_key);
         }
+        // Tombstones of fenced blobs past the commit window (leader time, see `RECLAIMED_KEPT_MS`).
+        let horizon = keys::reclaimed_age(proposal.issued_ms.saturating_sub(RECLAIMED_KEPT_MS), &BlobId::new(""));
+        for (age_key, _) in self.kv.scan(keys::RECLAIMED_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)? {
+            // `y/<20 digits>/<blob>` ages `k/<blob>`.
+            let blob =
+                BlobId::new(String::from_utf8_lossy(&age_key[keys::RECLAIMED_AGE_PREFIX.len() + 21..]).into_owned());
+            extra.delete(keys::reclaimed_blob(&blob));
+            extra.delete(age_key);
+        }
         self.sweep_intents(clock, &mut extra)?;
         let mut batch = WriteBatch::new();
         let outcome = match proposal.command {
@@ -156,7 +175,7 @@ impl StateMachine {
                     abandoned
                 }
             },
-            command => match self.plan(command, &mut batch) {
+            command => match self.plan(command, Some(proposal.issued_ms), &mut batch) {
                 Ok(outcome) => Ok(outcome),
                 Err(MetaError::Storage(e)) => return Err(KvError::Engine(e)),
                 Err(refused) => {
@@ -216,8 +235,10 @@ impl StateMachine {
     }
 
     /// What `command` does to the state, into `batch`, and its outcome.
-    fn plan(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
-        match self.plan_command(command, batch)? {
+    /// `stamp`: the leader's time on the proposal (`Proposal::issued_ms`); None when the command
+    /// is applied in-process (`apply`), where no blob is old and tombstones carry no age.
+    fn plan(&self, command: Command, stamp: Option<i64>, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
+        match self.plan_command(command, stamp, batch)? {
             // Outcomes are kept (for retries) and sent back: an object's parts, up to 10,000 of
             // them, stay in its record.
             Outcome::Object(mut record) => {
@@ -228,7 +249,7 @@ impl StateMachine {
         }
     }
 
-    fn plan_command(&self, command: Command, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
+    fn plan_command(&self, command: Command, stamp: Option<i64>, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
         match command {
             Command::CreateTenant(tenant) => {
                 let key = keys::tenant(&tenant.id);
@@ -274,7 +295,7 @@ impl StateMachine {
                 let current = self.current(&bucket.name, &record.key)?;
                 condition.check(current.as_ref())?;
                 for part in &mut record.parts {
-                    self.admit_blob(&mut part.location, batch)?;
+                    self.admit_blob(&mut part.location, stamp, batch)?;
                 }
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
@@ -316,7 +337,7 @@ impl StateMachine {
                 self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
-                self.admit_blob(&mut part.location, batch)?;
+                self.admit_blob(&mut part.location, stamp, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
                     garbage_of_part(&old, part.last_modified_ms, batch);
@@ -416,7 +437,12 @@ impl StateMachine {
                         }
                         batch.delete(keys::intent(&blob));
                     }
-                    batch.put(keys::reclaimed_blob(&blob), encode(&now_ms));
+                    // Aged by the leader's stamp, so that it expires after the commit window.
+                    let fenced_ms = stamp.unwrap_or(now_ms);
+                    batch.put(keys::reclaimed_blob(&blob), encode(&fenced_ms));
+                    if stamp.is_some() {
+                        batch.put(keys::reclaimed_age(fenced_ms, &blob), Vec::new());
+                    }
                     fenced.push(blob);
                 }
                 Ok(Outcome::Reclaimable(fenced))
@@ -817,12 +843,21 @@ impl StateMachine {
     /// A write makes a striped blob referenced: refused if the orphan sweep fenced it, else it
     /// becomes known (the sweep never touches it again) and its intent is done. Its stripes go
     /// to keys of their own; the location, which the caller stores in a record, keeps none.
-    fn admit_blob(&self, location: &mut DataLocation, batch: &mut WriteBatch) -> Result<(), MetaError> {
+    fn admit_blob(
+        &self,
+        location: &mut DataLocation,
+        stamp: Option<i64>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), MetaError> {
         let DataLocation::Striped(striped) = location else { return Ok(()) };
         if !striped.is_complete() {
             return Err(MetaError::InvalidPart(format!("blob {} is written without all of its stripes", striped.blob)));
         }
         if self.kv.get(&keys::reclaimed_blob(&striped.blob))?.is_some() {
+            return Err(MetaError::BlobReclaimed(striped.blob.to_string()));
+        }
+        // Past the commit window the tombstone the sweep may have left is allowed to be gone.
+        if stamp.is_some_and(|stamp| striped.born_ms < stamp.saturating_sub(BLOB_COMMIT_WINDOW_MS)) {
             return Err(MetaError::BlobReclaimed(striped.blob.to_string()));
         }
         if self.kv.get(&keys::known_blob(&striped.blob))?.is_some() {

@@ -187,6 +187,12 @@ pub struct StripedBlob {
     pub first_stripe: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stripes: Vec<StripeRecord>,
+    /// When its gateway started writing it (the gateway's clock). The command that first
+    /// references the blob is refused if the leader stamps it more than `BLOB_COMMIT_WINDOW_MS`
+    /// later: no commit can name a blob long after its write began, which is what lets the
+    /// orphan sweep's tombstones expire (`RECLAIMED_KEPT_MS`).
+    #[serde(default)]
+    pub born_ms: i64,
 }
 
 fn is_zero_u32(n: &u32) -> bool {

@@ -91,6 +91,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
             stripe_count: 0,
             first_stripe: 0,
             stripes: vec![],
+            born_ms: 0,
         }),
         last_modified_ms: 1,
     }
@@ -375,6 +376,7 @@ fn striped_object(key: &str, blob: &str, nodes: &[&str]) -> ObjectRecord {
         stripe_count: 1,
         first_stripe: 0,
         stripes: vec![StripeRecord { data_len: 8, shards, debt: true }],
+        born_ms: 0,
     });
     record
 }
@@ -1088,6 +1090,65 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
     assert_eq!(reclaim(&["k-e"], 30_001), vec!["k-e"], "shards left after collection are orphans");
 }
 
+/// A blob's first reference must come within the commit window of its first byte, so the orphan
+/// sweep's tombstones can expire: a fenced blob's tombstone is kept `RECLAIMED_KEPT_MS` of leader
+/// time, then forgotten (with its age key), and a late commit naming the blob is still refused,
+/// by the window. A blob born within the window commits.
+#[test]
+fn tombstones_expire_after_the_commit_window_and_late_commits_stay_refused() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let at = |id: &str, ms: i64, command: Command| {
+        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms: ms, command }, Default::default())
+            .unwrap()
+    };
+    let born = |record: &mut ObjectRecord, ms: i64| {
+        if let DataLocation::Striped(blob) = &mut record.parts[0].location {
+            blob.born_ms = ms;
+        }
+    };
+    let t0: i64 = 1_000_000_000;
+    // Within the window: committed.
+    let mut fresh = object("fresh", "e", 1);
+    born(&mut fresh, t0 - BLOB_COMMIT_WINDOW_MS + 1);
+    at("p1", t0, Command::PutObject { bucket: bref(&m, "b1"), record: fresh, condition: Default::default() }).unwrap();
+    // Past it: refused, whatever the tombstones say.
+    let mut stale = object("stale", "e", 1);
+    born(&mut stale, t0 - BLOB_COMMIT_WINDOW_MS - 1);
+    let refused =
+        at("p2", t0, Command::PutObject { bucket: bref(&m, "b1"), record: stale, condition: Default::default() });
+    assert_eq!(refused, Err(MetaError::BlobReclaimed(blob_of("stale", "e"))));
+    // The sweep fences an orphan at t0: tombstone and age key, aged by the leader's stamp.
+    let fenced = at("p3", t0, Command::ReclaimOrphans { blobs: blobs(&["orphan"]), now_ms: 5, grace_ms: 0 });
+    assert_eq!(fenced, Ok(Outcome::Reclaimable(blobs(&["orphan"]))));
+    assert!(m.kv().get(&keys::reclaimed_blob(&BlobId::new("orphan"))).unwrap().is_some());
+    let mut late = object("late", "e", 1);
+    late.parts = vec![part(1, "e", 1, "orphan")];
+    born(&mut late, t0 - 10);
+    let command = |record: &ObjectRecord| Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: record.clone(),
+        condition: Default::default(),
+    };
+    assert_eq!(at("p4", t0 + 1, command(&late)), Err(MetaError::BlobReclaimed("orphan".into())), "the tombstone");
+    // Kept until the horizon...
+    at("p5", t0 + RECLAIMED_KEPT_MS - 1, Command::Abandon { proposal: ProposalId::new("none") }).unwrap_err();
+    assert!(m.kv().get(&keys::reclaimed_blob(&BlobId::new("orphan"))).unwrap().is_some(), "kept until the horizon");
+    // ...and forgotten past it, age key included.
+    at("p6", t0 + RECLAIMED_KEPT_MS + 1, Command::Abandon { proposal: ProposalId::new("none") }).unwrap_err();
+    assert!(m.kv().get(&keys::reclaimed_blob(&BlobId::new("orphan"))).unwrap().is_none(), "forgotten");
+    assert!(m.kv().scan(keys::RECLAIMED_AGE_PREFIX, Some(b"y0".as_slice()), 10).unwrap().is_empty(), "no age key left");
+    // The blob was born before the fence, so a commit naming it now is past its window.
+    assert_eq!(
+        at("p7", t0 + RECLAIMED_KEPT_MS + 2, command(&late)),
+        Err(MetaError::BlobReclaimed("orphan".into())),
+        "the window"
+    );
+    // In-process application (no leader stamp) checks no window and ages no tombstone.
+    assert!(m.apply(Command::ReclaimOrphans { blobs: blobs(&["local"]), now_ms: 7, grace_ms: 0 }).is_ok());
+    assert!(m.kv().scan(keys::RECLAIMED_AGE_PREFIX, Some(b"y0".as_slice()), 10).unwrap().is_empty());
+}
+
 #[test]
 fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
     let m = machine();
@@ -1187,6 +1248,7 @@ fn realistic_part(n: u32, stripes: u32) -> PartData {
             stripes: (0..stripes)
                 .map(|_| StripeRecord { data_len: stripe_bytes, shards: (0..9).map(shard).collect(), debt: false })
                 .collect(),
+            born_ms: 0,
         }),
         last_modified_ms: 1,
     }

@@ -444,6 +444,7 @@ mod tests {
                 stripe_count: count,
                 first_stripe: 0,
                 stripes: (0..held.min(count)).map(marked).collect(),
+                born_ms: 0,
             }),
             last_modified_ms: 0,
         }

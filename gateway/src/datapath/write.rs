@@ -80,6 +80,8 @@ impl DataPath {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Into<GatewayError>,
     {
+        // Before the first byte: a commit past the window from here is refused (`born_ms`).
+        let born_ms = ignifuge_types::time::now_ms();
         // A body announced too large is refused before any byte of it is read, as AWS does.
         if request.declared_length.is_some_and(|declared| declared > request.max_length) {
             return Err(GatewayError::EntityTooLarge);
@@ -232,6 +234,7 @@ impl DataPath {
                 stripe_count: stripes.len() as u32,
                 first_stripe: 0,
                 stripes,
+                born_ms,
             })
         } else {
             DataLocation::Inline(buffer)
