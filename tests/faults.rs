@@ -14,7 +14,7 @@
 //! - a disk that fails a read (an I/O error) during a scrub pass;
 //! - a disk that refuses every write (full, or read-only);
 //! - crashes at fault points: inside snapshot build and install, around repair's commit, and
-//!   before and after a shard's fsync.
+//!   before and after a shard's fsync and a metadata log batch's fsync.
 
 mod common;
 
@@ -565,6 +565,22 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// Waits until all 9 replicas are at one applied index; their digests must then be one.
+async fn wait_until_replicas_agree(cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = digests(cluster);
+        let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
+        if all.len() == 9 && indexes.len() == 1 {
+            let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
+            assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "replicas never reached one applied index: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// `admin digest --json`: (node, applied index, digest) of every reachable replica.
 fn digests(cluster: &Cluster) -> Vec<(String, Option<u64>, String)> {
     let text = cluster.admin(&["digest", "--json"]);
@@ -615,18 +631,7 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
         writer.await.expect("a writer");
     }
     // Once every replica is at the same applied index, every digest must be the leader's.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let all = digests(&cluster);
-        let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
-        if all.len() == 9 && indexes.len() == 1 {
-            let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
-            assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas never reached one applied index: {all:#?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_until_replicas_agree(&cluster).await;
     let keys = list_all_keys(&client, "snap").await;
     assert_eq!(keys.len(), 120 + 4 * 60);
     let log = std::fs::read_to_string(cluster.data_dir.join("logs/dc2-n2.log")).expect("dc2-n2's log");
@@ -883,25 +888,15 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
         put_next(&client).await;
     }
     crash_at(&cluster, &rules_path, &["dc2-n2"], "raft.snapshot.install");
-    cluster.revive(Duration::from_secs(60));
+    // It may crash before it even answers: restarted, not waited for.
+    cluster.respawn(Duration::from_secs(60));
     wait_for_crash(&cluster, &["dc2-n2"], Duration::from_secs(60)).await;
     std::fs::write(&rules_path, "").expect("clearing the rule");
     cluster.revive(Duration::from_secs(60));
     for _ in 0..30 {
         put_next(&client).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let all = digests(&cluster);
-        let indexes: BTreeSet<Option<u64>> = all.iter().map(|(_, i, _)| *i).collect();
-        if all.len() == 9 && indexes.len() == 1 {
-            let distinct: BTreeSet<&String> = all.iter().map(|(_, _, d)| d).collect();
-            assert_eq!(distinct.len(), 1, "replicas at the same index disagree: {all:#?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas never reached one applied index: {all:#?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_until_replicas_agree(&cluster).await;
     assert_eq!(list_all_keys(&client, "snap-crash").await.len(), written);
 }
 
@@ -1031,4 +1026,52 @@ async fn a_reader_that_stops_taking_its_answer_is_cut_and_frees_the_read_budget(
     let read = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut rest)).await;
     let taken = n + rest.len();
     assert!(read.is_ok() && taken < big.len(), "the stalled connection got {taken} bytes, result {read:?}");
+}
+
+/// Failpoints around the metadata log's fsync. The leader crashes right after making a batch of
+/// entries durable and before acknowledging it (the entries may commit under the next leader:
+/// retries must apply once); then a follower crashes before making its batch durable. Writes go
+/// on through both; every acknowledged write reads back, and every replica ends with one state.
+#[tokio::test(flavor = "multi_thread")]
+async fn voters_that_crash_around_a_log_fsync_lose_no_acknowledged_write() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "log-crash").await;
+    let mut acknowledged = Vec::new();
+    let mut attempt = 0;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).leader.expect("a leader");
+    let follower = node_ids().into_iter().find(|n| *n != leader).expect("a follower");
+    for (target, point) in [(leader.as_str(), "raft.log.after-sync"), (follower.as_str(), "raft.log.before-sync")] {
+        crash_at(&cluster, &rules_path, &[target], point);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pid_alive(cluster.process(target).pid) {
+            assert!(Instant::now() < deadline, "{target} never reached {point}");
+            let (key, body) = (format!("k{attempt}"), format!("value {attempt}"));
+            attempt += 1;
+            if client
+                .put_object()
+                .bucket("log-crash")
+                .key(&key)
+                .body(body.clone().into_bytes().into())
+                .send()
+                .await
+                .is_ok()
+            {
+                acknowledged.push((key, body));
+            }
+        }
+        std::fs::write(&rules_path, "").expect("clearing the rule");
+        cluster.revive(Duration::from_secs(60));
+        for i in 0..5 {
+            let (key, body) = (format!("after-{point}-{i}"), format!("after {i}"));
+            put_object(&client, "log-crash", &key, body.as_bytes()).await;
+            acknowledged.push((key, body));
+        }
+    }
+    for (key, body) in &acknowledged {
+        assert_eq!(get_object(&client, "log-crash", key).await, body.as_bytes(), "{key}");
+    }
+    wait_until_replicas_agree(&cluster).await;
 }

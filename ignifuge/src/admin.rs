@@ -151,12 +151,30 @@ impl Admin {
     /// the same first membership, so none of them starts "unproven" (a replica that starts
     /// without a log does not vote until it has caught up). Learners join once the leader reads
     /// the layout.
+    ///
+    /// Only a group that does not exist yet is created: if any voter already holds a log, none
+    /// is initialised (the layout is still stored if it is not yet). Initialising a voter whose disk was wiped would give it a first entry of
+    /// its own and clear its unproven mark, letting it vote with none of the acknowledged
+    /// entries it lost; such a voter rejoins by catching up from the leader instead.
     pub async fn initialize_metadata(&self) -> anyhow::Result<()> {
         let voters: BTreeMap<u64, String> =
             self.cluster.voters().into_iter().map(|(id, n)| (id, n.address.to_string())).collect();
         anyhow::ensure!(!voters.is_empty(), "no metadata voters");
         self.cluster.check_metadata_margin()?;
+        let mut exists = false;
         for (_, voter) in self.cluster.voters() {
+            let status: RaftStatus = self
+                .client
+                .post_json(voter.address, ignifuge_raft::paths::STATUS, &())
+                .await
+                .with_context(|| format!("asking {} whether the metadata group exists", voter.id))?;
+            if status.last_log_index.is_some() {
+                tracing::info!(voter = %voter.id, "the metadata group exists already; no voter is initialised");
+                exists = true;
+                break;
+            }
+        }
+        for (_, voter) in self.cluster.voters().into_iter().filter(|_| !exists) {
             let _: serde_json::Value = self
                 .client
                 .post_json(voter.address, ignifuge_raft::paths::INITIALIZE, &voters)

@@ -147,7 +147,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put(log_key(entry.log_id.index), to_json(&entry));
         }
         // One fsync for the whole batch: openraft hands over every entry proposed meanwhile.
+        if ignifuge_faults::hit("raft.log.before-sync").is_some() {
+            let error = std::io::Error::other("fault point: the log batch was not written");
+            callback.log_io_completed(Err(std::io::Error::other(error.to_string())));
+            return Err(write_error(error));
+        }
         let result = self.kv.write(batch, Durability::Synced);
+        if result.is_ok() && ignifuge_faults::hit("raft.log.after-sync").is_some() {
+            // Durable, never acknowledged: a crash here (the `crash` rule) is what this is for.
+            let error = std::io::Error::other("fault point: the log batch's acknowledgement was lost");
+            callback.log_io_completed(Err(std::io::Error::other(error.to_string())));
+            return Err(write_error(error));
+        }
         let io_result = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(io_result);
         result.map_err(write_error)

@@ -361,8 +361,14 @@ impl ShardStore {
         Ok(())
     }
 
-    /// The shard files of `blob` on disk (the files, not the index, are the truth).
+    /// The shard files of `blob` on disk (the files, not the index, are the truth), but those
+    /// marked unreadable: no copy anyone may count on.
     pub fn shards_of(&self, blob: &BlobId) -> Result<Vec<HeldShard>, StoreError> {
+        Ok(self.files_of(blob)?.into_iter().filter(|(_, marked)| !marked).map(|(shard, _)| shard).collect())
+    }
+
+    /// Every finished shard file of `blob`, each with whether it is marked unreadable.
+    fn files_of(&self, blob: &BlobId) -> Result<Vec<(HeldShard, bool)>, StoreError> {
         let dir = self.blob_dir(blob)?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -383,14 +389,12 @@ impl ShardStore {
                 continue; // temporary files of writes in progress
             };
             let id = ShardId { blob: blob.clone(), stripe, shard };
-            if unreadable.contains(&unreadable_key(&id)) {
-                continue; // failed to read once: not a copy anyone may count on
-            }
+            let marked = unreadable.contains(&unreadable_key(&id));
             let modified_ms = modified_ms(&entry.metadata()?);
             let age_ms = now_ms().saturating_sub(modified_ms).max(0);
-            held.push(HeldShard { id, modified_ms, age_ms });
+            held.push((HeldShard { id, modified_ms, age_ms }, marked));
         }
-        held.sort_by(|a, b| a.id.cmp(&b.id));
+        held.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(held)
     }
 
@@ -414,10 +418,12 @@ impl ShardStore {
                 if out.len() == limit {
                     return Ok((out, false));
                 }
-                let shards = self.shards_of(&blob)?;
-                let newest_ms = shards.iter().map(|s| s.modified_ms).max().unwrap_or(0);
+                // Marked files count for the blob's age: a blob whose every shard failed a read is
+                // as old as its files, so the orphan sweep can still judge it.
+                let files = self.files_of(&blob)?;
+                let newest_ms = files.iter().map(|(s, _)| s.modified_ms).max().unwrap_or(0);
                 // A blob directory with no finished file yet (a first shard mid-write) is young.
-                let age_ms = shards.iter().map(|s| s.age_ms).min().unwrap_or(0);
+                let age_ms = files.iter().map(|(s, _)| s.age_ms).min().unwrap_or(0);
                 out.push(HeldBlob { blob, newest_ms, age_ms });
             }
         }
@@ -568,6 +574,27 @@ mod tests {
         store.put(&id("ab12", 1), &data, &blake3::hash(&data)).unwrap();
         assert_eq!(store.shards_of(&BlobId::new("ab12")).unwrap().len(), 3);
         assert_eq!(store.get(&id("ab12", 1)).unwrap().0, data);
+    }
+
+    /// A blob whose every shard is marked unreadable lists no shard, but is as old as its files:
+    /// the orphan sweep must be able to judge it (it used to look brand new forever).
+    #[test]
+    fn a_blob_whose_shards_are_all_marked_is_as_old_as_its_files() {
+        let (dir, store) = store();
+        let data = vec![7u8; 100];
+        store.put(&id("cd34", 0), &data, &blake3::hash(&data)).unwrap();
+        let path = dir.path().join("shards/cd/cd34/0.0");
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
+        assert!(matches!(store.get(&id("cd34", 0)), Err(StoreError::Unreadable(_))));
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::open(&path).unwrap().set_modified(hour_ago).unwrap();
+        assert!(store.shards_of(&BlobId::new("cd34")).unwrap().is_empty(), "no copy to count on");
+        let (blobs, complete) = store.list_blobs(None, 10).unwrap();
+        assert!(complete);
+        assert_eq!(blobs.len(), 1);
+        assert!(blobs[0].age_ms >= 3_590_000, "as old as its file, not {} ms", blobs[0].age_ms);
     }
 
     #[test]

@@ -528,6 +528,16 @@ impl Cluster {
     /// then until cluster.json lists a live new pid for each and each accepts TCP connections on
     /// its address. Refreshes `processes` and `cluster_file`; returns the restarted node ids.
     pub fn revive(&mut self, timeout: Duration) -> Vec<String> {
+        self.restart_dead(timeout, true)
+    }
+
+    /// Restarts every dead process like `revive`, but waits only until cluster.json lists a new
+    /// pid for each: a process restarted into a `crash` rule may exit again at once.
+    pub fn respawn(&mut self, timeout: Duration) -> Vec<String> {
+        self.restart_dead(timeout, false)
+    }
+
+    fn restart_dead(&mut self, timeout: Duration, until_serving: bool) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         let dead: Vec<ProcessInfo> = self.processes.iter().filter(|p| !pid_alive(p.pid)).cloned().collect();
         assert!(!dead.is_empty(), "revive: no process of the cluster is dead");
@@ -552,7 +562,10 @@ impl Cluster {
                 .and_then(|text| serde_json::from_str::<ClusterFile>(&text).ok());
             if let Some(fresh) = fresh {
                 let all_back = dead.iter().all(|old| {
-                    fresh.processes.iter().any(|p| p.node_id == old.node_id && p.pid != old.pid && pid_alive(p.pid))
+                    fresh
+                        .processes
+                        .iter()
+                        .any(|p| p.node_id == old.node_id && p.pid != old.pid && (!until_serving || pid_alive(p.pid)))
                 });
                 if all_back {
                     break fresh;
@@ -568,7 +581,7 @@ impl Cluster {
         };
         self.processes = cluster_file.processes.clone();
         self.cluster_file = cluster_file;
-        for process in &dead {
+        for process in dead.iter().filter(|_| until_serving) {
             while std::net::TcpStream::connect(&process.listen).is_err() {
                 assert!(
                     Instant::now() < deadline,
