@@ -2,8 +2,9 @@
 //! write, delete, complete multipart uploads, copy objects and read a few keys through every gateway while a
 //! nemesis, one fault at a time, kills -9 and freezes (SIGSTOP/SIGCONT) storage nodes, the
 //! metadata leader and gateways; cuts a datacenter or the leader off from everyone else while
-//! they keep running (a partition that heals); shifts a process's wall clock by half a minute to
-//! seven minutes, ahead or behind; and makes a node's disk refuse writes (full) or fail reads.
+//! they keep running (a partition that heals); slows every link into one process; shifts a
+//! process's wall clock by half a minute to seven minutes, ahead or behind; and makes a node's
+//! disk refuse writes (full) or fail reads.
 //! The repair service sweeps orphans with a grace of two seconds meanwhile, so a clock offset
 //! makes it judge other gateways' writes in progress by a clock minutes off. Every operation
 //! is recorded with its invocation, completion and outcome (ok, refused, unknown); afterwards
@@ -277,7 +278,7 @@ struct Fault {
 }
 
 /// The faults the nemesis chooses from, one at a time.
-const FAULT_KINDS: usize = 10;
+const FAULT_KINDS: usize = 11;
 
 /// How a fault is injected: on a process (by node id), or as a runtime rule.
 enum Inject {
@@ -359,6 +360,14 @@ fn nemesis(cluster: &mut Cluster, rules: &std::path::Path, seed: u64, start: Ins
                 let target = pick(&mut rng, &nodes);
                 let rule = format!("fail {} node.shard.write-error", listen(cluster, &[&target]));
                 (format!("disk of {target} refuses writes (full)"), Inject::Rule(rule))
+            }
+            9 => {
+                // Every link into one process slow (an overloaded host, a congested rack link).
+                let target = pick(&mut rng, &everyone);
+                let others: Vec<&str> = everyone.iter().map(String::as_str).filter(|id| **id != target).collect();
+                let ms = rng.random_range(200..3000);
+                let rule = format!("slow {} > {} {ms}", listen(cluster, &others), listen(cluster, &[&target]));
+                (format!("links into {target} slowed by {ms} ms"), Inject::Rule(rule))
             }
             _ => {
                 let target = pick(&mut rng, &nodes);

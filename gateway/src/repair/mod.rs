@@ -193,6 +193,9 @@ pub async fn round(
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut strays: Vec<(NodeId, HeldShard)> = Vec::new();
     let mut cursor = BlobCursor::default();
+    // Objects span consecutive entries (one per part), across pages too (a record of many parts
+    // is scanned over several): fold each into its worst margin, once.
+    let mut object: Option<(TenantId, ObjectVersionKey, Margin, u64, u64)> = None;
     loop {
         let page = gateway.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
@@ -201,8 +204,6 @@ pub async fn round(
         let held = inventories(gateway, &mut nodes, live.iter().map(|b| b.blob.clone()).collect()).await;
         let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
 
-        // Objects span consecutive entries (one per part): fold each into its worst margin.
-        let mut object: Option<(TenantId, ObjectVersionKey, Margin, u64, u64)> = None;
         for blob_ref in live {
             let striped = Arc::new(blob_ref.striped.clone().expect("filtered on striped"));
             let mut worst = Margin::Full;
@@ -284,9 +285,6 @@ pub async fn round(
                 }
             }
         }
-        if let Some((t, _, m, b, d)) = object.take() {
-            tally.object(&t, m, b, d);
-        }
         match page.next {
             Some(next) => cursor = next,
             None => break,
@@ -294,6 +292,10 @@ pub async fn round(
         if !lease.keep(gateway).await? {
             return Ok(None);
         }
+    }
+
+    if let Some((t, _, m, b, d)) = object.take() {
+        tally.object(&t, m, b, d);
     }
 
     // Repair, worst first, a few stripes at a time.
