@@ -100,6 +100,32 @@ async fn timed<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
     tokio::time::timeout(OP_TIMEOUT, future).await.ok()
 }
 
+/// How a write of value `id` (`len` bytes) to `key` ended: acknowledged (with its version id, kept
+/// for the read-back), refused, or unknown; an answer no client should get is noted as `what`.
+fn write_outcome<E>(
+    recorder: &Recorder,
+    answer: Option<Result<Option<String>, aws_sdk_s3::error::SdkError<E>>>,
+    key: &str,
+    id: u64,
+    len: usize,
+    what: &str,
+) -> Outcome
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match answer {
+        Some(Ok(version)) => {
+            recorder.acknowledged.lock().unwrap().push((key.to_string(), version.unwrap_or_default(), id, len));
+            Outcome::Ok
+        }
+        Some(Err(e)) => classify(&e).unwrap_or_else(|why| {
+            recorder.unexpected.lock().unwrap().push(format!("{what}: {why}"));
+            Outcome::Unknown
+        }),
+        None => Outcome::Unknown,
+    }
+}
+
 async fn put(
     recorder: &Recorder,
     client: &aws_sdk_s3::Client,
@@ -114,21 +140,8 @@ async fn put(
     if if_none_match {
         request = request.if_none_match("*");
     }
-    let outcome = match timed(request.send()).await {
-        Some(Ok(out)) => {
-            let version = out.version_id().unwrap_or_default().to_string();
-            recorder.acknowledged.lock().unwrap().push((key.to_string(), version, id, len));
-            Outcome::Ok
-        }
-        Some(Err(e)) => match classify(&e) {
-            Ok(outcome) => outcome,
-            Err(what) => {
-                recorder.unexpected.lock().unwrap().push(format!("PUT {key}: {what}"));
-                Outcome::Unknown
-            }
-        },
-        None => Outcome::Unknown,
-    };
+    let answer = timed(request.send()).await.map(|r| r.map(|out| out.version_id().map(str::to_string)));
+    let outcome = write_outcome(recorder, answer, key, id, len, &format!("PUT {key}"));
     recorder.record(who, key, Kind::Put { value: id, if_none_match }, outcome, invoked);
 }
 
@@ -160,18 +173,8 @@ async fn multipart(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize,
         .upload_id(&upload_id)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send();
-    let outcome = match timed(complete).await {
-        Some(Ok(out)) => {
-            let version = out.version_id().unwrap_or_default().to_string();
-            recorder.acknowledged.lock().unwrap().push((key.to_string(), version, id, len));
-            Outcome::Ok
-        }
-        Some(Err(e)) => classify(&e).unwrap_or_else(|what| {
-            recorder.unexpected.lock().unwrap().push(format!("CompleteMultipartUpload {key}: {what}"));
-            Outcome::Unknown
-        }),
-        None => Outcome::Unknown,
-    };
+    let answer = timed(complete).await.map(|r| r.map(|out| out.version_id().map(str::to_string)));
+    let outcome = write_outcome(recorder, answer, key, id, len, &format!("CompleteMultipartUpload {key}"));
     recorder.record(who, key, Kind::Put { value: id, if_none_match: false }, outcome, invoked);
 }
 
@@ -184,18 +187,8 @@ async fn copy(recorder: &Recorder, client: &aws_sdk_s3::Client, who: usize, key:
     let Some(Ok(_)) = timed(written).await else { return };
     let invoked = recorder.now_ns();
     let copied = client.copy_object().bucket(BUCKET).key(key).copy_source(format!("{BUCKET}/{source}")).send();
-    let outcome = match timed(copied).await {
-        Some(Ok(out)) => {
-            let version = out.version_id().unwrap_or_default().to_string();
-            recorder.acknowledged.lock().unwrap().push((key.to_string(), version, id, len));
-            Outcome::Ok
-        }
-        Some(Err(e)) => classify(&e).unwrap_or_else(|what| {
-            recorder.unexpected.lock().unwrap().push(format!("CopyObject {source} -> {key}: {what}"));
-            Outcome::Unknown
-        }),
-        None => Outcome::Unknown,
-    };
+    let answer = timed(copied).await.map(|r| r.map(|out| out.version_id().map(str::to_string)));
+    let outcome = write_outcome(recorder, answer, key, id, len, &format!("CopyObject {source} -> {key}"));
     recorder.record(who, key, Kind::Put { value: id, if_none_match: false }, outcome, invoked);
 }
 
