@@ -97,20 +97,21 @@ fn main() {
     let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(dir.path()).expect("rocksdb"));
     let machine = StateMachine::new(kv.clone());
     machine
-        .apply(ignifuge_meta::Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: 0 }))
+        .apply(ignifuge_meta::Command::CreateTenant(TenantRecord {
+            id: TenantId::new("t"),
+            created_ms: 0,
+            public_access_block: None,
+        }))
         .unwrap();
     for bucket in ["small", "big"] {
         machine
-            .apply(ignifuge_meta::Command::CreateBucket(BucketRecord {
-                name: BucketName::new(bucket),
-                tenant: TenantId::new("t"),
-                region: "us-east-1".into(),
-                created_ms: 0,
-                incarnation: ignifuge_types::BucketIncarnation::new("bench"),
-                tags: None,
-                cors: None,
-                versioning: None,
-            }))
+            .apply(ignifuge_meta::Command::CreateBucket(BucketRecord::new(
+                BucketName::new(bucket),
+                TenantId::new("t"),
+                "us-east-1".into(),
+                0,
+                ignifuge_types::BucketIncarnation::new("bench"),
+            )))
             .unwrap();
     }
     let t = Instant::now();

@@ -59,17 +59,14 @@ fn object(i: usize) -> Command {
 
 fn setup_commands() -> Vec<Command> {
     vec![
-        Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: 0 }),
-        Command::CreateBucket(BucketRecord {
-            name: BucketName::new("bench"),
-            tenant: TenantId::new("t"),
-            region: "us-east-1".into(),
-            created_ms: 0,
-            incarnation: BucketIncarnation::new("bench"),
-            tags: None,
-            cors: None,
-            versioning: None,
-        }),
+        Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: 0, public_access_block: None }),
+        Command::CreateBucket(BucketRecord::new(
+            BucketName::new("bench"),
+            TenantId::new("t"),
+            "us-east-1".into(),
+            0,
+            BucketIncarnation::new("bench"),
+        )),
     ]
 }
 

@@ -13,7 +13,7 @@ pub enum GatewayError {
     Rpc(#[from] RpcError),
     #[error("placement: {0}")]
     Placement(#[from] PlacementError),
-    #[error("access denied")]
+    #[error("Access Denied")]
     AccessDenied,
     #[error("the requested range is not satisfiable")]
     InvalidRange,
@@ -73,6 +73,18 @@ pub enum GatewayError {
     DeleteMarker { version: String, by_version_id: bool },
     #[error("Invalid version id specified")]
     InvalidVersionId,
+    #[error("{0}")]
+    MalformedPolicy(#[from] ignifuge_access::PolicyError),
+    #[error("The bucket does not allow ACLs")]
+    AclNotSupported,
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
+    #[error("The XML you provided was not well-formed or did not validate against our published schema")]
+    MalformedAcl,
+    #[error("Grants by email address are not supported: grant to a canonical user id or a group uri")]
+    UnresolvableGrantByEmailAddress,
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
@@ -114,6 +126,7 @@ impl From<GatewayError> for S3Error {
                 MetaError::NoSuchVersion => C::NoSuchVersion,
                 // Not applied, for sure: the client may retry the whole request.
                 MetaError::BlobReclaimed(_) | MetaError::Abandoned => C::ServiceUnavailable,
+                MetaError::DomainInUse => return custom("DomainInUse", http::StatusCode::CONFLICT, message),
             },
             GatewayError::Rpc(_) => C::ServiceUnavailable,
             GatewayError::Placement(_) => C::ServiceUnavailable,
@@ -155,6 +168,14 @@ impl From<GatewayError> for S3Error {
                 return error;
             }
             GatewayError::InvalidVersionId => C::InvalidArgument,
+            GatewayError::MalformedPolicy(_) => C::MalformedPolicy,
+            GatewayError::AclNotSupported => C::AccessControlListNotSupported,
+            GatewayError::InvalidBucketAclWithObjectOwnership => C::InvalidBucketAclWithObjectOwnership,
+            GatewayError::MalformedAcl => C::MalformedACLError,
+            GatewayError::UnresolvableGrantByEmailAddress => C::UnresolvableGrantByEmailAddress,
+            GatewayError::NoSuchPublicAccessBlockConfiguration => {
+                return custom("NoSuchPublicAccessBlockConfiguration", http::StatusCode::NOT_FOUND, message);
+            }
         };
         // A failure on the server side is described in the gateway's log, under a reference the
         // client gets: its details (node addresses, metadata internals) are not the client's.

@@ -9,6 +9,7 @@
 //! placement engine's survivability check and the version was committed to the metadata; a
 //! failed write leaves nothing visible; a principal only reaches its own tenant's buckets.
 
+pub mod authorize;
 pub mod checksums;
 pub mod codec;
 pub mod datapath;
@@ -45,6 +46,8 @@ pub struct Gateway {
     remote: Arc<RemoteMetadata>,
     pub data: Arc<DataPath>,
     pub keys: KeyCache,
+    /// Buckets' and tenants' access settings, for the authorizer (`authorize`).
+    pub access: authorize::AccessCache,
     pub region: String,
     /// `DataPathTuning::read_stripes`.
     pub read_stripes: u32,
@@ -63,17 +66,20 @@ impl Gateway {
             remote,
             data,
             keys,
+            access: authorize::AccessCache::default(),
             region: config.cluster.region.clone(),
             read_stripes: config.tuning.read_stripes,
         }))
     }
 }
 
-/// Serves the S3 API on `listener` until it fails.
+/// Serves the S3 API on `listener`, and websites on `web` (its listener and root domains), until
+/// either fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     domains: Vec<String>,
+    web: Option<(tokio::net::TcpListener, Vec<String>)>,
 ) -> std::io::Result<()> {
     // Place against the stored layout from the first request when the metadata answers in time;
     // until then (and if no layout is stored yet) the process's file is used.
@@ -91,5 +97,14 @@ pub async fn serve(
     let repair = repair::RepairConfig::from_env(holder);
     tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), repair.intent_renew));
     tokio::spawn(repair::run(gateway.clone(), repair));
-    s3::serve(listener, gateway, domains).await
+    match web {
+        Some((web_listener, web_domains)) => {
+            let websites = s3::website::endpoint::serve(web_listener, gateway.clone(), web_domains);
+            tokio::select! {
+                served = s3::serve(listener, gateway, domains) => served,
+                served = websites => served,
+            }
+        }
+        None => s3::serve(listener, gateway, domains).await,
+    }
 }

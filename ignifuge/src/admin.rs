@@ -8,7 +8,7 @@ use ignifuge_raft::{RaftStatus, StateDigest};
 use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::time::now_ms;
-use ignifuge_types::{AccessKeyId, LayoutVersion, NodeId, TenantId, UserId};
+use ignifuge_types::{AccessKeyId, BucketName, LayoutVersion, NodeId, TenantId, UserId, WebDomain};
 use rand::Rng as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -67,6 +67,30 @@ enum AdminCommand {
         #[command(subcommand)]
         command: LayoutCommand,
     },
+    /// Custom website domains: a tenant attaches a host name to one of its buckets, and the
+    /// website endpoint serves the bucket's site under it. A domain belongs to one tenant at a
+    /// time.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Serve BUCKET's website under DOMAIN (for the bucket's tenant).
+    Attach { domain: String, bucket: String },
+    /// Stop serving DOMAIN.
+    Detach {
+        domain: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// The domains of a tenant's buckets.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +121,15 @@ enum NodeCommand {
 enum TenantCommand {
     /// Create a tenant and a first access key for it; prints the key as shell exports.
     Create { name: String },
+    /// The tenant-wide Block Public Access settings (AWS's account-level ones), which apply to
+    /// every bucket of the tenant on top of the bucket's own: `on` turns all four on, `off`
+    /// clears them, or name the ones to turn on.
+    PublicAccessBlock {
+        name: String,
+        /// on | off | a comma-separated list of block-public-acls, ignore-public-acls,
+        /// block-public-policy, restrict-public-buckets.
+        setting: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,7 +262,11 @@ impl Admin {
             "tenant names are 1-64 letters, digits, '-' or '_'"
         );
         self.metadata
-            .apply(Command::CreateTenant(TenantRecord { id: TenantId::new(name), created_ms: now_ms() }))
+            .apply(Command::CreateTenant(TenantRecord {
+                id: TenantId::new(name),
+                created_ms: now_ms(),
+                public_access_block: None,
+            }))
             .await
             .with_context(|| format!("creating tenant {name}"))?;
         Ok(())
@@ -338,6 +375,37 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             admin.create_tenant(&name).await?;
             print_key(&admin.create_key(&name).await?);
         }
+        AdminCommand::Tenant { command: TenantCommand::PublicAccessBlock { name, setting } } => {
+            let block = parse_public_access_block(&setting)?;
+            let command = Command::SetTenantPublicAccessBlock { tenant: TenantId::new(&name), block };
+            admin.metadata.apply(command).await.with_context(|| format!("tenant {name}"))?;
+            println!("tenant {name}: public access block {}", block.map_or("cleared".into(), |b| format!("{b:?}")));
+        }
+        AdminCommand::Domain { command: DomainCommand::Attach { domain, bucket } } => {
+            let record =
+                admin.metadata.bucket(BucketName::new(&bucket)).await.with_context(|| format!("bucket {bucket}"))?;
+            let command = Command::SetDomain {
+                domain: WebDomain::new(domain.to_ascii_lowercase()),
+                tenant: record.tenant.clone(),
+                bucket: Some(record.reference()),
+            };
+            admin.metadata.apply(command).await.with_context(|| format!("attaching {domain}"))?;
+            println!("{domain} serves the website of bucket {bucket} (tenant {})", record.tenant);
+        }
+        AdminCommand::Domain { command: DomainCommand::Detach { domain, tenant } } => {
+            let command = Command::SetDomain {
+                domain: WebDomain::new(domain.to_ascii_lowercase()),
+                tenant: TenantId::new(tenant),
+                bucket: None,
+            };
+            admin.metadata.apply(command).await.with_context(|| format!("detaching {domain}"))?;
+            println!("{domain} detached");
+        }
+        AdminCommand::Domain { command: DomainCommand::List { tenant } } => {
+            for record in admin.metadata.domains(TenantId::new(tenant)).await? {
+                println!("{} {}", record.domain, record.bucket.name);
+            }
+        }
         AdminCommand::Node { command } => {
             let (node, out) = match command {
                 NodeCommand::Out { node } => (node, true),
@@ -380,6 +448,27 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `on`, `off`, or a list of the settings to turn on.
+fn parse_public_access_block(setting: &str) -> anyhow::Result<Option<ignifuge_meta::PublicAccessBlock>> {
+    use ignifuge_meta::PublicAccessBlock;
+    match setting {
+        "on" => return Ok(Some(PublicAccessBlock::ALL)),
+        "off" => return Ok(None),
+        _ => {}
+    }
+    let mut block = PublicAccessBlock::NONE;
+    for name in setting.split(',').map(str::trim) {
+        match name {
+            "block-public-acls" => block.block_public_acls = true,
+            "ignore-public-acls" => block.ignore_public_acls = true,
+            "block-public-policy" => block.block_public_policy = true,
+            "restrict-public-buckets" => block.restrict_public_buckets = true,
+            other => anyhow::bail!("unknown public access block setting {other:?}"),
+        }
+    }
+    Ok(Some(block))
 }
 
 fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) -> anyhow::Result<()> {

@@ -82,6 +82,8 @@ pub async fn run_gateway(
     secret_file: &Path,
     listen: SocketAddr,
     domains: Vec<String>,
+    web_listen: Option<SocketAddr>,
+    web_domains: Vec<String>,
 ) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
@@ -95,9 +97,17 @@ pub async fn run_gateway(
     };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let web = match web_listen {
+        Some(address) => {
+            let web = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
+            tracing::info!(%address, domains = ?web_domains, "website endpoint ready");
+            Some((web, web_domains))
+        }
+        None => None,
+    };
     tracing::info!(%listen, "gateway ready");
     tokio::select! {
-        served = ignifuge_gateway::serve(listener, gateway, domains) => served.context("serving")?,
+        served = ignifuge_gateway::serve(listener, gateway, domains, web) => served.context("serving")?,
         _ = shutdown_signal() => tracing::info!("gateway stopping"),
     }
     Ok(())

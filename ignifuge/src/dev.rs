@@ -26,6 +26,11 @@ pub const DATACENTERS: usize = 3;
 pub const NODES_PER_DATACENTER: usize = 3;
 /// Ports above the base port where storage nodes start (gateways take base..base+3).
 const NODE_PORT_OFFSET: u16 = 10;
+/// Ports above the base port where the gateways' website endpoints listen (base+3..base+6).
+const WEB_PORT_OFFSET: u16 = 3;
+/// The website endpoint's root domain: `<bucket>.s3-website.localhost` (browsers resolve
+/// `*.localhost` to the loopback address by themselves).
+pub const WEB_DOMAIN: &str = "s3-website.localhost";
 const REGION: &str = "us-east-1";
 const DEFAULT_TENANT: &str = "default";
 /// Written with the metadata group: the layout of a data directory this version can restart.
@@ -66,19 +71,25 @@ pub struct DevArgs {
     base_port: u16,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct ProcessEntry {
     pub role: String,
     pub datacenter: String,
     pub node_id: String,
     pub pid: u32,
     pub listen: String,
+    /// A gateway's website endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ClusterMap {
     pub endpoint: String,
+    /// The first gateway's website endpoint, with `{bucket}` where the bucket's name goes.
+    #[serde(default)]
+    pub website: String,
     pub region: String,
     pub processes: Vec<ProcessEntry>,
     /// The `ignifuge dev` supervisor (SIGUSR1 restarts its dead children).
@@ -169,11 +180,18 @@ struct Running {
     log: PathBuf,
 }
 
-fn write_map(data_dir: &Path, endpoint: &str, running: &[Running]) -> anyhow::Result<()> {
+/// A gateway's website endpoint: WEB_PORT_OFFSET ports above the first gateway's, one per
+/// gateway like the S3 ports.
+fn web_address(gateway: SocketAddr) -> SocketAddr {
+    SocketAddr::new(gateway.ip(), gateway.port() + WEB_PORT_OFFSET)
+}
+
+fn write_map(data_dir: &Path, endpoint: &str, website: &str, running: &[Running]) -> anyhow::Result<()> {
     let map = ClusterMap {
         endpoint: endpoint.to_string(),
+        website: website.to_string(),
         region: REGION.into(),
-        processes: running.iter().map(|r| clone_entry(&r.entry)).collect(),
+        processes: running.iter().map(|r| r.entry.clone()).collect(),
         supervisor_pid: std::process::id(),
     };
     let tmp = data_dir.join("cluster.json.tmp");
@@ -231,6 +249,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 node_id: node.id.0.clone(),
                 pid: child.id(),
                 listen: node.address.to_string(),
+                web_listen: None,
                 data_dir: Some(node_dir),
             },
             child,
@@ -285,7 +304,8 @@ async fn start_and_wait(
     }
     for gateway in &config.gateways {
         let mut a = common("gateway");
-        a.extend(["--listen".into(), gateway.address.to_string()]);
+        let web = web_address(gateway.address);
+        a.extend(["--listen".into(), gateway.address.to_string(), "--web-listen".into(), web.to_string()]);
         let log = logs.join(format!("gateway-{}.log", gateway.datacenter));
         let child = spawn(exe, &a, &log)?;
         running.push(Running {
@@ -297,6 +317,7 @@ async fn start_and_wait(
                 node_id: format!("gateway-{}", gateway.datacenter),
                 pid: child.id(),
                 listen: gateway.address.to_string(),
+                web_listen: Some(web.to_string()),
                 data_dir: None,
             },
             child,
@@ -313,7 +334,8 @@ async fn start_and_wait(
 
     let credentials = bootstrap_credentials(data_dir).await?;
     let endpoint = format!("http://{}", config.gateways[0].address);
-    write_map(data_dir, &endpoint, running)?;
+    let website = format!("http://{{bucket}}.{WEB_DOMAIN}:{}/", web_address(config.gateways[0].address).port());
+    write_map(data_dir, &endpoint, &website, running)?;
 
     let exports = format!(
         "export AWS_ENDPOINT_URL={endpoint}\nexport AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\n\
@@ -329,6 +351,7 @@ async fn start_and_wait(
         config.gateways.iter().map(|g| g.address.to_string()).collect::<Vec<_>>().join(", "),
         data_dir.display()
     );
+    println!("# websites (aws s3 website s3://BUCKET --index-document index.html): {website}");
     let _ = args;
 
     // Watch the children until asked to stop; report deaths, never restart on our own. SIGUSR1
@@ -346,7 +369,7 @@ async fn start_and_wait(
                     process.exited = false;
                     eprintln!("ignifuge dev: restarted {} {} (pid {})", process.entry.role, process.entry.node_id, process.entry.pid);
                 }
-                write_map(data_dir, &endpoint, running)?;
+                write_map(data_dir, &endpoint, &website, running)?;
             }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
@@ -362,17 +385,6 @@ async fn start_and_wait(
                 );
             }
         }
-    }
-}
-
-fn clone_entry(e: &ProcessEntry) -> ProcessEntry {
-    ProcessEntry {
-        role: e.role.clone(),
-        datacenter: e.datacenter.clone(),
-        node_id: e.node_id.clone(),
-        pid: e.pid,
-        listen: e.listen.clone(),
-        data_dir: e.data_dir.clone(),
     }
 }
 

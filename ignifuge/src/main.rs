@@ -46,6 +46,12 @@ enum Command {
         /// Base domains for virtual-hosted-style requests.
         #[arg(long, default_value = "localhost")]
         domain: Vec<String>,
+        /// Serve static websites on this address too.
+        #[arg(long)]
+        web_listen: Option<SocketAddr>,
+        /// Root domains of the website endpoint: `<bucket>.<domain>` serves the bucket's site.
+        #[arg(long, default_value = "s3-website.localhost")]
+        web_domain: Vec<String>,
     },
     /// Administer a running cluster (tenants, keys).
     Admin(admin::AdminArgs),
@@ -91,8 +97,8 @@ fn main() -> anyhow::Result<()> {
         Command::Node { config, secret_file, node_id, data_dir } => {
             runtime.block_on(daemons::run_node(&config, &secret_file, &node_id, &data_dir))
         }
-        Command::Gateway { config, secret_file, listen, domain } => {
-            runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain))
+        Command::Gateway { config, secret_file, listen, domain, web_listen, web_domain } => {
+            runtime.block_on(daemons::run_gateway(&config, &secret_file, listen, domain, web_listen, web_domain))
         }
         Command::Admin(args) => runtime.block_on(admin::run(args)),
         Command::Drill(args) => runtime.block_on(drill::run(args)),

@@ -22,7 +22,7 @@
 /// they are not part of the state and not in snapshots.
 pub const REPLICATION_PREFIX: &[u8] = b"r/";
 
-use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, ProposalId, TenantId, UploadId};
+use ignifuge_types::{AccessKeyId, BlobId, BucketName, ObjectKey, ProposalId, TenantId, UploadId, WebDomain};
 
 pub fn tenant(id: &TenantId) -> Vec<u8> {
     format!("c/tenant/{id}").into_bytes()
@@ -41,6 +41,17 @@ pub fn tenant_buckets_prefix(tenant: &TenantId) -> Vec<u8> {
 pub fn tenant_bucket(tenant: &TenantId, name: &BucketName) -> Vec<u8> {
     let mut k = tenant_buckets_prefix(tenant);
     k.extend_from_slice(name.0.as_bytes());
+    k
+}
+pub fn domain(domain: &WebDomain) -> Vec<u8> {
+    format!("c/domain/{domain}").into_bytes()
+}
+pub fn tenant_domains_prefix(tenant: &TenantId) -> Vec<u8> {
+    format!("c/tenant-domain/{tenant}/").into_bytes()
+}
+pub fn tenant_domain(tenant: &TenantId, domain: &WebDomain) -> Vec<u8> {
+    let mut k = tenant_domains_prefix(tenant);
+    k.extend_from_slice(domain.0.as_bytes());
     k
 }
 pub fn objects_prefix(bucket: &BucketName) -> Vec<u8> {

@@ -83,6 +83,9 @@ pub enum MetaError {
     /// An answer of another kind than the request's (a voter that speaks another version).
     #[error("unexpected answer from the metadata: {0}")]
     Unexpected(String),
+    /// A website domain attached to another tenant's live bucket.
+    #[error("the domain is attached to another tenant's bucket")]
+    DomainInUse,
 }
 
 impl MetaError {
@@ -119,6 +122,8 @@ pub const SCAN_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most stripe records in one answer to a read (`Query::Object`, `Query::Stripes`): about 1 MiB,
 /// the stripes of 5 GiB of data at 5 x 1 MiB shards.
 pub const ANSWER_STRIPES_MAX: usize = 1024;
+/// Most domains one `Query::Domains` answers.
+pub const DOMAINS_LISTED_MAX: usize = 1000;
 /// Most keys returned by one listing page, as on AWS.
 pub const LIST_MAX_KEYS: usize = 1000;
 

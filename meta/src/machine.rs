@@ -4,9 +4,11 @@ use crate::keys;
 use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
-use crate::{BLOB_SCAN_PAGE_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
+use crate::{BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
-use ignifuge_types::{BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId};
+use ignifuge_types::{
+    BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId, WebDomain,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -370,6 +372,7 @@ impl StateMachine {
                 record.parts = choose_parts(&stored, &parts)?;
                 record.key = upload.key.clone();
                 record.tags = upload.tags.clone();
+                record.acl = upload.acl.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let current = self.current(&bucket, &upload.key)?;
                 condition.check(current.as_ref())?;
@@ -400,6 +403,51 @@ impl StateMachine {
             }
             Command::SetBucketTags { bucket, tags } => self.update_bucket(&bucket, batch, |record| record.tags = tags),
             Command::SetBucketCors { bucket, cors } => self.update_bucket(&bucket, batch, |record| record.cors = cors),
+            Command::SetBucketSetting { bucket, setting } => {
+                self.update_bucket(&bucket, batch, |record| match setting {
+                    BucketSetting::Policy(policy) => record.policy = policy,
+                    BucketSetting::Website(website) => record.website = website,
+                    BucketSetting::PublicAccessBlock(block) => record.public_access_block = block,
+                    BucketSetting::Ownership(ownership) => record.ownership = ownership,
+                    BucketSetting::Acl(acl) => record.acl = acl,
+                })
+            }
+            Command::SetObjectAcl { bucket, key, version, acl } => {
+                let bucket = self.checked_bucket(&bucket)?.name;
+                let mut found = self.live_version(&bucket, &key, version.as_ref())?;
+                found.record.acl = Some(acl);
+                batch.put(found.store_key, encode(&found.record));
+                Ok(Outcome::Object(Box::new(found.record)))
+            }
+            Command::SetTenantPublicAccessBlock { tenant, block } => {
+                let mut record = self.tenant(&tenant)?;
+                record.public_access_block = block;
+                batch.put(keys::tenant(&tenant), encode(&record));
+                Ok(Outcome::Done)
+            }
+            Command::SetDomain { domain, tenant, bucket } => {
+                if let Some(existing) = self.live_domain(&domain)?
+                    && existing.bucket.tenant != tenant
+                {
+                    return Err(MetaError::DomainInUse);
+                }
+                // A dangling record (its bucket gone) of another tenant is taken over.
+                if let Some(old) = self.read::<DomainRecord>(&keys::domain(&domain))? {
+                    batch.delete(keys::tenant_domain(&old.bucket.tenant, &domain));
+                }
+                match bucket {
+                    Some(bucket) => {
+                        if bucket.tenant != tenant {
+                            return Err(MetaError::AccessDenied);
+                        }
+                        self.checked_bucket(&bucket)?;
+                        batch.put(keys::tenant_domain(&tenant, &domain), Vec::new());
+                        batch.put(keys::domain(&domain), encode(&DomainRecord { domain, bucket }));
+                    }
+                    None => batch.delete(keys::domain(&domain)),
+                }
+                Ok(Outcome::Done)
+            }
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
                     batch.delete(keys::garbage(&blob));
@@ -509,6 +557,19 @@ impl StateMachine {
             }
             Query::Tenant(id) => self.tenant(&id).map(Answer::Tenant),
             Query::Bucket(name) => self.bucket(&name).map(Answer::Bucket),
+            Query::Domain(domain) => self.live_domain(&domain).map(Answer::Domain),
+            Query::Domains(tenant) => {
+                let prefix = keys::tenant_domains_prefix(&tenant);
+                let end = prefix_end(&prefix);
+                let mut domains = Vec::new();
+                for (key, _) in self.kv.scan(&prefix, end.as_deref(), DOMAINS_LISTED_MAX)? {
+                    let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if let Some(record) = self.live_domain(&WebDomain::new(name))? {
+                        domains.push(record);
+                    }
+                }
+                Ok(Answer::Domains(domains))
+            }
             Query::ListBuckets(tenant) => {
                 let prefix = keys::tenant_buckets_prefix(&tenant);
                 let end = prefix_end(&prefix);
@@ -820,6 +881,16 @@ impl StateMachine {
         change(&mut record);
         batch.put(keys::bucket(&record.name), encode(&record));
         Ok(Outcome::Done)
+    }
+
+    /// The domain's record if the bucket it names is still that bucket.
+    fn live_domain(&self, domain: &WebDomain) -> Result<Option<DomainRecord>, MetaError> {
+        let Some(record) = self.read::<DomainRecord>(&keys::domain(domain))? else { return Ok(None) };
+        match self.checked_bucket(&record.bucket) {
+            Ok(_) => Ok(Some(record)),
+            Err(MetaError::NoSuchBucket) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn tenant(&self, id: &TenantId) -> Result<TenantRecord, MetaError> {

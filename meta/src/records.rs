@@ -1,5 +1,7 @@
 //! Records stored in the metadata and carried in commands.
 
+pub use ignifuge_access::{Acl, ObjectOwnership, PublicAccessBlock};
+use ignifuge_types::WebDomain;
 use ignifuge_types::{
     AccessKeyId, BlobId, BucketIncarnation, BucketName, LayoutVersion, NodeId, ObjectKey, ProposalId, TenantId,
     UploadId, UserId, VersionId,
@@ -23,6 +25,10 @@ pub struct LayoutRecord {
 pub struct TenantRecord {
     pub id: TenantId,
     pub created_ms: i64,
+    /// The tenant-wide Block Public Access settings (AWS's account-level ones), set by an
+    /// operator; they apply to every bucket of the tenant on top of the bucket's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
 }
 
 /// An access key. The secret is sealed (encrypted with a key derived from the cluster secret):
@@ -55,6 +61,54 @@ pub struct BucketRecord {
     /// back to None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<VersioningStatus>,
+    /// The bucket policy (PutBucketPolicy), as the client sent it; validated before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Static website hosting (PutBucketWebsite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<WebsiteConfiguration>,
+    /// The bucket's Block Public Access settings. New buckets get every setting on, as on AWS;
+    /// None (deleted, or a bucket made before they existed) blocks nothing of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// Object Ownership; None reads as BucketOwnerEnforced (ACLs disabled), AWS's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<ObjectOwnership>,
+    /// The bucket ACL; None is the owner's FULL_CONTROL alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
+}
+
+impl BucketRecord {
+    /// A new bucket as AWS makes one: Block Public Access on, ACLs disabled.
+    pub fn new(
+        name: BucketName,
+        tenant: TenantId,
+        region: String,
+        created_ms: i64,
+        incarnation: BucketIncarnation,
+    ) -> Self {
+        BucketRecord {
+            name,
+            tenant,
+            region,
+            created_ms,
+            incarnation,
+            tags: None,
+            cors: None,
+            versioning: None,
+            policy: None,
+            website: None,
+            public_access_block: Some(PublicAccessBlock::ALL),
+            ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            acl: None,
+        }
+    }
+
+    /// The bucket as a write names it: checked atomically by the state machine.
+    pub fn reference(&self) -> BucketRef {
+        BucketRef { name: self.name.clone(), tenant: self.tenant.clone(), incarnation: self.incarnation.clone() }
+    }
 }
 
 fn no_incarnation() -> BucketIncarnation {
@@ -63,13 +117,6 @@ fn no_incarnation() -> BucketIncarnation {
 
 fn is_no_incarnation(i: &BucketIncarnation) -> bool {
     i.0.is_empty()
-}
-
-impl BucketRecord {
-    /// The bucket as a write names it: checked atomically by the state machine.
-    pub fn reference(&self) -> BucketRef {
-        BucketRef { name: self.name.clone(), tenant: self.tenant.clone(), incarnation: self.incarnation.clone() }
-    }
 }
 
 /// The bucket a write was authorized against: its name, the tenant that owns it and its
@@ -83,6 +130,16 @@ pub struct BucketRef {
     pub incarnation: BucketIncarnation,
 }
 
+/// One of a bucket's access or website settings: Some replaces it, None deletes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketSetting {
+    Policy(Option<String>),
+    Website(Option<WebsiteConfiguration>),
+    PublicAccessBlock(Option<PublicAccessBlock>),
+    Ownership(Option<ObjectOwnership>),
+    Acl(Option<Acl>),
+}
+
 /// A bucket's versioning state, once set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VersioningStatus {
@@ -91,6 +148,53 @@ pub enum VersioningStatus {
     /// Writes replace the key's "null" version; deletes without a version id add a null delete
     /// marker. Versions written while Enabled are kept.
     Suspended,
+}
+
+/// A bucket's static website configuration (PutBucketWebsite), validated by the gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebsiteConfiguration {
+    /// IndexDocument Suffix: appended to requests for `/` and for keys ending in `/`.
+    pub index_suffix: Option<String>,
+    /// ErrorDocument Key: served for 4xx errors.
+    pub error_key: Option<String>,
+    /// RedirectAllRequestsTo: every request goes to this host (the other fields are then absent).
+    pub redirect_all: Option<WebsiteRedirectAll>,
+    /// RoutingRules in order: the first whose condition matches applies.
+    pub routing_rules: Vec<RoutingRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebsiteRedirectAll {
+    pub host_name: String,
+    /// "http" or "https"; None keeps the request's.
+    pub protocol: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRule {
+    pub key_prefix_equals: Option<String>,
+    /// An HTTP status code, as text (AWS's schema).
+    pub http_error_code_returned_equals: Option<String>,
+    pub redirect: RoutingRedirect,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRedirect {
+    pub host_name: Option<String>,
+    pub protocol: Option<String>,
+    pub replace_key_prefix_with: Option<String>,
+    pub replace_key_with: Option<String>,
+    /// 3xx status, as text; None is 301.
+    pub http_redirect_code: Option<String>,
+}
+
+/// A custom domain a tenant attached to one of its buckets for website hosting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub domain: WebDomain,
+    /// The bucket it serves, as it was when attached: a bucket deleted (or re-made) since no
+    /// longer answers to the domain, and another tenant may then take the domain.
+    pub bucket: BucketRef,
 }
 
 /// A tag set, in the order the client gave it.
@@ -125,6 +229,9 @@ pub struct ObjectHeaders {
     pub expires: Option<String>,
     /// `x-amz-meta-*` without the prefix, lower-cased names.
     pub user_metadata: BTreeMap<String, String>,
+    /// x-amz-website-redirect-location: the website endpoint answers 301 to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website_redirect_location: Option<String>,
 }
 
 /// Client checksums (base64, as on the wire) verified at upload and returned on request.
@@ -279,6 +386,10 @@ pub struct ObjectRecord {
     /// without parts, so that a blob never moves back from `v/` to `o/`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promoted: bool,
+    /// The object ACL, when one was given (ACLs enabled on the bucket); None is the bucket
+    /// owner's FULL_CONTROL alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -303,6 +414,7 @@ impl ObjectRecord {
             versioned: false,
             sequence: 0,
             promoted: false,
+            acl: None,
         }
     }
 
@@ -326,6 +438,9 @@ pub struct UploadRecord {
     /// Tags given at creation (x-amz-tagging), applied to the completed object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Tags,
+    /// The ACL given at creation (ACLs enabled), applied to the completed object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 /// A blob no committed record references any more; the garbage collector reclaims its shards.
@@ -524,6 +639,30 @@ pub enum Command {
         out: bool,
         now_ms: i64,
     },
+    /// Replaces or deletes one of a bucket's access or website settings.
+    SetBucketSetting {
+        bucket: BucketRef,
+        setting: BucketSetting,
+    },
+    /// Replaces the ACL of the current version of a key, or of `version`.
+    SetObjectAcl {
+        bucket: BucketRef,
+        key: ObjectKey,
+        version: Option<VersionId>,
+        acl: Acl,
+    },
+    /// Sets (Some) or clears (None) a tenant's Block Public Access settings.
+    SetTenantPublicAccessBlock {
+        tenant: TenantId,
+        block: Option<PublicAccessBlock>,
+    },
+    /// Attaches a website domain to a bucket of `tenant` (Some) or detaches it (None). Refused
+    /// (DomainInUse) while the domain serves a live bucket of another tenant.
+    SetDomain {
+        domain: WebDomain,
+        tenant: TenantId,
+        bucket: Option<BucketRef>,
+    },
     /// Enables or suspends versioning of a bucket.
     SetBucketVersioning {
         bucket: BucketRef,
@@ -672,6 +811,10 @@ pub enum Query {
     },
     /// The current cluster layout.
     Layout,
+    /// The bucket a website domain serves, if it is attached to a live bucket.
+    Domain(WebDomain),
+    /// The domains attached to a tenant's buckets.
+    Domains(TenantId),
 }
 
 /// The answer to a query.
@@ -700,6 +843,8 @@ pub enum Answer {
     /// The current cluster layout, None before the first SetLayout.
     Layout(Option<LayoutRecord>),
     Stripes(Vec<StripeRecord>),
+    Domain(Option<DomainRecord>),
+    Domains(Vec<DomainRecord>),
 }
 
 mod b64 {

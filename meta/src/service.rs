@@ -5,7 +5,7 @@ use crate::machine::StateMachine;
 use crate::records::*;
 use crate::{BlobCursor, BlobPage, ListPage, ListRequest, RepairReport, VersionListRequest, VersionPage};
 use ignifuge_types::{
-    AccessKeyId, BlobId, BucketName, LayoutVersion, NodeId, ObjectKey, TenantId, UploadId, VersionId,
+    AccessKeyId, BlobId, BucketName, LayoutVersion, NodeId, ObjectKey, TenantId, UploadId, VersionId, WebDomain,
 };
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +42,22 @@ pub trait Metadata: Send + Sync + 'static {
         match self.query(Query::Bucket(name)).await? {
             Answer::Bucket(record) => Ok(record),
             other => Err(unexpected("Bucket", &other)),
+        }
+    }
+
+    /// `Query::Domain`.
+    async fn domain(&self, domain: WebDomain) -> Result<Option<DomainRecord>, MetaError> {
+        match self.query(Query::Domain(domain)).await? {
+            Answer::Domain(record) => Ok(record),
+            other => Err(unexpected("Domain", &other)),
+        }
+    }
+
+    /// `Query::Domains`.
+    async fn domains(&self, tenant: TenantId) -> Result<Vec<DomainRecord>, MetaError> {
+        match self.query(Query::Domains(tenant)).await? {
+            Answer::Domains(records) => Ok(records),
+            other => Err(unexpected("Domains", &other)),
         }
     }
 
@@ -275,7 +291,7 @@ mod tests {
             Ok(Outcome::Done)
         }
         async fn query(&self, _query: Query) -> Result<Answer, MetaError> {
-            Ok(Answer::Tenant(TenantRecord { id: TenantId::new("t"), created_ms: 0 }))
+            Ok(Answer::Tenant(TenantRecord { id: TenantId::new("t"), created_ms: 0, public_access_block: None }))
         }
     }
 

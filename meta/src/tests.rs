@@ -8,22 +8,20 @@ use std::sync::Arc;
 fn machine() -> StateMachine {
     let m = StateMachine::new(Arc::new(MemoryKv::default()));
     for t in ["a", "b"] {
-        m.apply(Command::CreateTenant(TenantRecord { id: TenantId::new(t), created_ms: 0 })).unwrap();
+        m.apply(Command::CreateTenant(TenantRecord { id: TenantId::new(t), created_ms: 0, public_access_block: None }))
+            .unwrap();
     }
     m
 }
 
 fn bucket(m: &StateMachine, tenant: &str, name: &str) -> Result<Outcome, MetaError> {
-    m.apply(Command::CreateBucket(BucketRecord {
-        name: BucketName::new(name),
-        tenant: TenantId::new(tenant),
-        region: "us-east-1".into(),
-        created_ms: 0,
-        incarnation: BucketIncarnation::new(format!("{tenant}-{name}-{}", next_incarnation())),
-        tags: None,
-        cors: None,
-        versioning: None,
-    }))
+    m.apply(Command::CreateBucket(BucketRecord::new(
+        BucketName::new(name),
+        TenantId::new(tenant),
+        "us-east-1".into(),
+        0,
+        BucketIncarnation::new(format!("{tenant}-{name}-{}", next_incarnation())),
+    )))
 }
 
 fn next_incarnation() -> u64 {
@@ -42,6 +40,7 @@ fn upload_record(upload_id: UploadId, bucket: BucketName, key: &str) -> UploadRe
         checksum_algorithm: None,
         checksum_type: None,
         tags: Vec::new(),
+        acl: None,
     }
 }
 
@@ -74,6 +73,7 @@ fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
         versioned: false,
         sequence: 0,
         promoted: false,
+        acl: None,
     }
 }
 

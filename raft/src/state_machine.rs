@@ -291,7 +291,8 @@ mod tests {
     use tokio::io::AsyncReadExt as _;
 
     fn entry(index: u64, tenant: &str) -> Entry<TypeConfig> {
-        let command = Command::CreateTenant(TenantRecord { id: TenantId::new(tenant), created_ms: 0 });
+        let command =
+            Command::CreateTenant(TenantRecord { id: TenantId::new(tenant), created_ms: 0, public_access_block: None });
         let proposal = Proposal { id: ProposalId::new(format!("p{index}")), issued_ms: 0, command };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
     }

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod history;
 
 use std::collections::HashMap;
@@ -70,12 +71,18 @@ pub struct ProcessInfo {
     pub node_id: String,
     pub pid: i32,
     pub listen: String,
+    /// A gateway's website endpoint.
+    #[serde(default)]
+    pub web_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClusterFile {
     pub endpoint: String,
+    /// The dc1 gateway's website endpoint, `{bucket}` standing for the bucket's name.
+    #[serde(default)]
+    pub website: String,
     pub region: String,
     pub processes: Vec<ProcessInfo>,
 }
@@ -184,7 +191,12 @@ impl Cluster {
             gateways: Vec::new(),
             processes: Vec::new(),
             exports: Vec::new(),
-            cluster_file: ClusterFile { endpoint: String::new(), region: String::new(), processes: Vec::new() },
+            cluster_file: ClusterFile {
+                endpoint: String::new(),
+                website: String::new(),
+                region: String::new(),
+                processes: Vec::new(),
+            },
             child,
             stderr_path,
             tempdir: Some(tempdir),
@@ -681,6 +693,17 @@ impl Cluster {
         raw_request(authority_of(url), method, path_and_query_of(url), &signed, body)
             .await
             .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"))
+    }
+
+    /// The website endpoint's URL of `bucket` (`http://BUCKET.s3-website.localhost:PORT/`).
+    pub fn website_url(&self, bucket: &str) -> String {
+        self.cluster_file.website.replace("{bucket}", bucket)
+    }
+
+    /// `127.0.0.1:PORT` of the website endpoint of the gateway at `index` (dc1 first).
+    pub fn website_addr(&self, index: usize) -> String {
+        let gateways: Vec<&ProcessInfo> = self.processes.iter().filter(|p| p.role == "gateway").collect();
+        gateways[index].web_listen.clone().expect("gateways list their website endpoint")
     }
 
     /// `http://127.0.0.1:PORT/` + path (already percent-encoded) on the dc1 gateway.

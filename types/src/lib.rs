@@ -75,6 +75,10 @@ typed_id!(
     BucketName(String)
 );
 typed_id!(
+    /// A host name the website endpoint serves a bucket under (lower case, no port).
+    WebDomain(String)
+);
+typed_id!(
     /// One life of a bucket name: a bucket deleted and created again, by the same tenant or
     /// another, is another bucket. Writes name the incarnation they were authorized against, so
     /// none can land in a bucket created after its authorization. Random hex, from the gateway.

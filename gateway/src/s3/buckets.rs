@@ -1,5 +1,6 @@
 //! ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
 
+use super::acl::{AclRequest, new_bucket_access};
 use super::{IgnifugeS3, timestamp};
 use crate::error::GatewayError;
 use ignifuge_meta::{BucketRecord, Command, MetaError};
@@ -56,16 +57,24 @@ pub async fn create_bucket(
             "The specified location-constraint is not valid for this endpoint"
         ));
     }
-    let record = BucketRecord {
-        name: BucketName::new(input.bucket.clone()),
-        tenant: principal.tenant.clone(),
-        region: s3.gateway.region.clone(),
-        created_ms: now_ms(),
-        incarnation: ignifuge_types::BucketIncarnation::new(ignifuge_types::random_id()),
-        tags: None,
-        cors: None,
-        versioning: None,
-    };
+    let request = AclRequest::headers(
+        input.acl.map(|a| a.as_str().to_string()),
+        input.grant_full_control,
+        input.grant_read,
+        input.grant_read_acp,
+        input.grant_write,
+        input.grant_write_acp,
+    );
+    let (ownership, acl) = new_bucket_access(&principal.tenant, input.object_ownership.as_ref(), request)?;
+    let mut record = BucketRecord::new(
+        BucketName::new(input.bucket.clone()),
+        principal.tenant.clone(),
+        s3.gateway.region.clone(),
+        now_ms(),
+        ignifuge_types::BucketIncarnation::new(ignifuge_types::random_id()),
+    );
+    record.ownership = Some(ownership);
+    record.acl = acl;
     match s3.gateway.metadata.apply(Command::CreateBucket(record)).await {
         Ok(_) => {}
         // AWS, for legacy compatibility, answers 200 OK to re-creating a bucket you already own
@@ -76,9 +85,8 @@ pub async fn create_bucket(
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
 }
 
-pub async fn head_bucket(s3: &IgnifugeS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+pub async fn head_bucket(_s3: &IgnifugeS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    let bucket = IgnifugeS3::bucket(&req)?;
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
 }
 
@@ -86,8 +94,7 @@ pub async fn delete_bucket(
     s3: &IgnifugeS3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     s3.gateway
         .metadata
         .apply(Command::DeleteBucket { bucket: bucket.reference() })
@@ -97,11 +104,10 @@ pub async fn delete_bucket(
 }
 
 pub async fn get_bucket_location(
-    s3: &IgnifugeS3,
+    _s3: &IgnifugeS3,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     // AWS answers an empty LocationConstraint for us-east-1.
     let location_constraint =
         (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region.clone()));

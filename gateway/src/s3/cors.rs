@@ -10,7 +10,7 @@
 use super::{Hosts, IgnifugeS3};
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
-use ignifuge_meta::{Command, CorsConfiguration, CorsRule, MetaError};
+use ignifuge_meta::{BucketRecord, Command, CorsConfiguration, CorsRule, MetaError};
 use ignifuge_types::BucketName;
 use s3s::dto::*;
 use s3s::{HttpError, HttpResponse, S3Request, S3Response, S3Result};
@@ -108,13 +108,7 @@ fn to_dto(configuration: CorsConfiguration) -> CORSRules {
         .collect()
 }
 
-async fn set_cors(
-    s3: &IgnifugeS3,
-    principal: &crate::principal::Principal,
-    bucket: String,
-    cors: Option<CorsConfiguration>,
-) -> S3Result<()> {
-    let bucket = s3.owned_bucket(principal, &bucket).await?;
+async fn set_cors(s3: &IgnifugeS3, bucket: &BucketRecord, cors: Option<CorsConfiguration>) -> S3Result<()> {
     let command = Command::SetBucketCors { bucket: bucket.reference(), cors };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(())
@@ -125,19 +119,18 @@ pub async fn put_bucket_cors(
     req: S3Request<PutBucketCorsInput>,
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
     // The body's size was checked on the bytes read, before s3s parsed it (`bodies::bound`).
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let configuration = from_dto(req.input.cors_configuration);
     validate(&configuration)?;
-    set_cors(s3, &principal, req.input.bucket, Some(configuration)).await?;
+    set_cors(s3, &bucket, Some(configuration)).await?;
     Ok(S3Response::new(PutBucketCorsOutput {}))
 }
 
 pub async fn get_bucket_cors(
-    s3: &IgnifugeS3,
+    _s3: &IgnifugeS3,
     req: S3Request<GetBucketCorsInput>,
 ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     match bucket.cors {
         Some(configuration) => Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(to_dto(configuration)) })),
         None => Err(s3s::s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist")),
@@ -148,8 +141,8 @@ pub async fn delete_bucket_cors(
     s3: &IgnifugeS3,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    let principal = s3.principal(&req).await?;
-    set_cors(s3, &principal, req.input.bucket, None).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
+    set_cors(s3, &bucket, None).await?;
     Ok(S3Response::new(DeleteBucketCorsOutput {}))
 }
 
@@ -242,6 +235,15 @@ pub(super) struct CorsLayer {
     hosts: Hosts,
 }
 
+/// A header map holding only an Origin (the request itself has gone to s3s).
+fn origin_only(origin: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(origin) {
+        headers.insert(http::header::ORIGIN, value);
+    }
+    headers
+}
+
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -296,33 +298,60 @@ impl CorsLayer {
         let method = request.method().as_str().to_string();
         let (response, configuration) = tokio::join!(service.call(request), self.configuration(&bucket));
         let mut response = response?;
-        if let Ok(Some(configuration)) = configuration
-            && let Some(allowed) = first_match(&configuration, &origin, &method, &[])
-        {
-            set_headers(response.headers_mut(), response_headers(&allowed, &[]));
+        if let Ok(configuration) = configuration {
+            decorate(response.headers_mut(), &origin_only(&origin), &method, configuration.as_ref());
         }
         Ok(response)
     }
 
     /// The headers of an allowed preflight, or the error AWS answers.
     async fn preflight<B>(&self, request: &http::Request<B>) -> GatewayResult<Vec<(&'static str, String)>> {
-        let headers = request.headers();
-        let origin =
-            header(headers, "origin").filter(|o| !o.is_empty()).ok_or(GatewayError::BadRequest(NO_ORIGIN.into()))?;
-        let method = match header(headers, "access-control-request-method") {
-            Some(method) if CORS_METHODS.contains(&method) => method,
-            other => {
-                let shown = other.unwrap_or("null");
-                return Err(GatewayError::BadRequest(format!("Invalid Access-Control-Request-Method: {shown}")));
-            }
-        };
-        let requested = header(headers, "access-control-request-headers").map(requested_headers).unwrap_or_default();
+        check_preflight(request.headers())?;
         let bucket = self.bucket_of(request).ok_or(GatewayError::CorsForbidden(BUCKET_NOT_FOUND.into()))?;
-        let configuration =
-            self.configuration(&bucket).await?.ok_or(GatewayError::CorsForbidden(NOT_ENABLED.into()))?;
-        let allowed = first_match(&configuration, origin, method, &requested)
-            .ok_or(GatewayError::CorsForbidden(NOT_ALLOWED.into()))?;
-        Ok(response_headers(&allowed, &requested))
+        let configuration = self.configuration(&bucket).await?;
+        preflight_answer(request.headers(), configuration.as_ref())
+    }
+}
+
+/// The preflight's own errors (no Origin, a method CORS does not know), before any bucket is
+/// looked at.
+fn check_preflight(headers: &http::HeaderMap) -> GatewayResult<(&str, &str)> {
+    let origin =
+        header(headers, "origin").filter(|o| !o.is_empty()).ok_or(GatewayError::BadRequest(NO_ORIGIN.into()))?;
+    match header(headers, "access-control-request-method") {
+        Some(method) if CORS_METHODS.contains(&method) => Ok((origin, method)),
+        other => {
+            let shown = other.unwrap_or("null");
+            Err(GatewayError::BadRequest(format!("Invalid Access-Control-Request-Method: {shown}")))
+        }
+    }
+}
+
+/// The answer to a preflight for a bucket with `configuration` (None: CORS not enabled).
+pub(super) fn preflight_answer(
+    headers: &http::HeaderMap,
+    configuration: Option<&CorsConfiguration>,
+) -> GatewayResult<Vec<(&'static str, String)>> {
+    let (origin, method) = check_preflight(headers)?;
+    let requested = header(headers, "access-control-request-headers").map(requested_headers).unwrap_or_default();
+    let configuration = configuration.ok_or(GatewayError::CorsForbidden(NOT_ENABLED.into()))?;
+    let allowed = first_match(configuration, origin, method, &requested)
+        .ok_or(GatewayError::CorsForbidden(NOT_ALLOWED.into()))?;
+    Ok(response_headers(&allowed, &requested))
+}
+
+/// Adds the CORS headers an actual request with an Origin earns from `configuration`.
+pub(super) fn decorate(
+    response: &mut http::HeaderMap,
+    request: &http::HeaderMap,
+    method: &str,
+    configuration: Option<&CorsConfiguration>,
+) {
+    let origin = header(request, "origin").filter(|o| !o.is_empty());
+    if let (Some(origin), Some(configuration)) = (origin, configuration)
+        && let Some(allowed) = first_match(configuration, origin, method, &[])
+    {
+        set_headers(response, response_headers(&allowed, &[]));
     }
 }
 

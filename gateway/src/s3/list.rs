@@ -81,9 +81,8 @@ pub async fn list_objects_v2(
     s3: &IgnifugeS3,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let start_after = match &input.continuation_token {
@@ -133,9 +132,8 @@ pub async fn list_objects(
     s3: &IgnifugeS3,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let request = ListRequest {

@@ -2,21 +2,24 @@
 //! metadata and the data path, one submodule per operation family, handlers named after the
 //! S3 operations.
 
+pub(crate) mod access;
+mod acl;
 mod bodies;
 mod buckets;
 mod cors;
 mod list;
 mod multipart;
 mod objects;
+mod policy;
 mod precheck;
 mod tagging;
 mod versioning;
+pub(crate) mod website;
 
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
 use ignifuge_meta::{BucketRecord, ObjectHeaders};
-use ignifuge_types::BucketName;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::host::{S3Host, VirtualHost};
@@ -58,13 +61,22 @@ impl IgnifugeS3 {
         Ok(self.gateway.keys.principal(&credentials.access_key).await?)
     }
 
-    /// The bucket, if it exists and belongs to the principal's tenant.
-    async fn owned_bucket(&self, principal: &Principal, name: &str) -> S3Result<BucketRecord> {
-        let record = self.gateway.metadata.bucket(BucketName::new(name)).await.map_err(GatewayError::Meta)?;
-        if record.tenant != principal.tenant {
-            return Err(GatewayError::AccessDenied.into());
-        }
-        Ok(record)
+    /// What the access hook decided about the request.
+    fn authorized<T>(req: &S3Request<T>) -> S3Result<&access::Authorized> {
+        Ok(req
+            .extensions
+            .get::<access::Authorized>()
+            .ok_or_else(|| GatewayError::Internal("request reached a handler unauthorized".into()))?)
+    }
+
+    /// The bucket the request names, as read (fresh) when the request was authorized.
+    fn bucket<T>(req: &S3Request<T>) -> S3Result<BucketRecord> {
+        Ok(Self::authorized(req)?.view()?.record.clone())
+    }
+
+    /// Forgets this gateway's cached view of a bucket whose settings it just changed.
+    fn changed(&self, bucket: &BucketRecord) {
+        self.gateway.access.forget(&bucket.name);
     }
 }
 
@@ -93,6 +105,7 @@ fn object_headers(
     cache_control: Option<String>,
     expires: Option<Timestamp>,
     metadata: Option<Metadata>,
+    website_redirect_location: Option<String>,
 ) -> GatewayResult<ObjectHeaders> {
     let user_metadata: std::collections::BTreeMap<String, String> =
         metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
@@ -113,6 +126,7 @@ fn object_headers(
         cache_control,
         expires,
         user_metadata,
+        website_redirect_location,
     })
 }
 
@@ -195,9 +209,49 @@ pub async fn serve(
     let budget = bodies::ChunkBudget::default();
     let stall_ms = gateway.data.tuning.answer_stall_max_ms;
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
-    builder.set_auth(KeyAuth { gateway });
+    builder.set_auth(KeyAuth { gateway: gateway.clone() });
+    builder.set_access(access::AccessHook { gateway });
     builder.set_host(hosts);
     let service = builder.build();
+    serve_http(listener, stall_ms, move |mut request, peer| {
+        merge_repeated_headers(request.headers_mut());
+        let request_id: Arc<str> = Arc::from(&ignifuge_types::random_id()[..16]);
+        request.extensions_mut().insert(access::ClientAddr(peer));
+        request.extensions_mut().insert(access::RequestId(request_id.clone()));
+        let (service, cors, hosts, budget) = (service.clone(), cors.clone(), prechecked.clone(), budget.clone());
+        async move {
+            let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
+            let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
+                refused(e)
+            } else {
+                match bodies::bound(request, &budget).await {
+                    Ok(request) => cors.call(&service, request).await,
+                    Err(e) => refused(e.into()),
+                }
+            };
+            answer.map(|mut response| {
+                if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-amz-request-id", value);
+                }
+                response
+            })
+        }
+    })
+    .await
+}
+
+/// Accepts connections on `listener` (at most `GATEWAY_CONNECTIONS_MAX` at once) and serves each
+/// over HTTP/1.1 or HTTP/2 with `handle`, given each request and its client's address. A client
+/// that stops reading an answer for `stall_ms` is dropped.
+pub(crate) async fn serve_http<F, Fut>(
+    listener: tokio::net::TcpListener,
+    stall_ms: u64,
+    handle: F,
+) -> std::io::Result<()>
+where
+    F: Fn(http::Request<hyper::body::Incoming>, std::net::SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<s3s::HttpResponse, s3s::HttpError>> + Send + 'static,
+{
     let listener = ignifuge_rpc::BoundedListener::new(listener, GATEWAY_CONNECTIONS_MAX);
     let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     http.http1()
@@ -207,26 +261,9 @@ pub async fn serve(
     loop {
         let (stream, peer, open) = listener.accept().await;
         let http = http.clone();
-        let service = service.clone();
-        let cors = cors.clone();
-        let prechecked = prechecked.clone();
-        let budget = budget.clone();
+        let handle = handle.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                merge_repeated_headers(request.headers_mut());
-                let (service, cors, hosts, budget) =
-                    (service.clone(), cors.clone(), prechecked.clone(), budget.clone());
-                async move {
-                    let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
-                    if let Some(e) = precheck::refusal(&request, &hosts) {
-                        return refused(e);
-                    }
-                    match bodies::bound(request, &budget).await {
-                        Ok(request) => cors.call(&service, request).await,
-                        Err(e) => refused(e.into()),
-                    }
-                }
-            });
+            let service = hyper::service::service_fn(move |request| handle(request, peer));
             let stall = std::time::Duration::from_millis(stall_ms);
             let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::stall_guarded(stream, stall));
             let connection = http.serve_connection(io, service).await;
@@ -285,4 +322,21 @@ delegate! {
     put_bucket_versioning: PutBucketVersioningInput => PutBucketVersioningOutput in versioning;
     get_bucket_versioning: GetBucketVersioningInput => GetBucketVersioningOutput in versioning;
     list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput in versioning;
+    put_bucket_policy: PutBucketPolicyInput => PutBucketPolicyOutput in policy;
+    get_bucket_policy: GetBucketPolicyInput => GetBucketPolicyOutput in policy;
+    delete_bucket_policy: DeleteBucketPolicyInput => DeleteBucketPolicyOutput in policy;
+    get_bucket_policy_status: GetBucketPolicyStatusInput => GetBucketPolicyStatusOutput in policy;
+    put_public_access_block: PutPublicAccessBlockInput => PutPublicAccessBlockOutput in policy;
+    get_public_access_block: GetPublicAccessBlockInput => GetPublicAccessBlockOutput in policy;
+    delete_public_access_block: DeletePublicAccessBlockInput => DeletePublicAccessBlockOutput in policy;
+    put_bucket_website: PutBucketWebsiteInput => PutBucketWebsiteOutput in website;
+    get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput in website;
+    delete_bucket_website: DeleteBucketWebsiteInput => DeleteBucketWebsiteOutput in website;
+    get_bucket_acl: GetBucketAclInput => GetBucketAclOutput in acl;
+    put_bucket_acl: PutBucketAclInput => PutBucketAclOutput in acl;
+    get_object_acl: GetObjectAclInput => GetObjectAclOutput in acl;
+    put_object_acl: PutObjectAclInput => PutObjectAclOutput in acl;
+    put_bucket_ownership_controls: PutBucketOwnershipControlsInput => PutBucketOwnershipControlsOutput in acl;
+    get_bucket_ownership_controls: GetBucketOwnershipControlsInput => GetBucketOwnershipControlsOutput in acl;
+    delete_bucket_ownership_controls: DeleteBucketOwnershipControlsInput => DeleteBucketOwnershipControlsOutput in acl;
 }

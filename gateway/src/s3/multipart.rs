@@ -40,10 +40,24 @@ pub async fn create_multipart_upload(
     s3: &IgnifugeS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let principal = s3.principal(&req).await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let view = authorized.view()?.clone();
+    let bucket = view.record.clone();
+    let requester = authorized.requester.clone();
     let input = req.input;
     check_key(&input.key)?;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let acl = super::acl::object_acl(
+        &view,
+        &requester,
+        super::acl::AclRequest::headers(
+            input.acl.map(|a| a.as_str().to_string()),
+            input.grant_full_control,
+            input.grant_read,
+            input.grant_read_acp,
+            None,
+            input.grant_write_acp,
+        ),
+    )?;
     let headers: ObjectHeaders = object_headers(
         input.content_type,
         stored_content_encoding(input.content_encoding),
@@ -52,6 +66,7 @@ pub async fn create_multipart_upload(
         input.cache_control,
         input.expires,
         input.metadata,
+        input.website_redirect_location,
     )?;
     let algorithm = input.checksum_algorithm.as_ref().map(|a| Algorithm::parse(a.as_str())).transpose()?;
     let checksum_type = match (&input.checksum_type, algorithm) {
@@ -75,6 +90,7 @@ pub async fn create_multipart_upload(
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),
         checksum_type: checksum_type.clone(),
         tags: super::tagging::parse_header(input.tagging.as_deref())?,
+        acl,
     };
     let command = Command::CreateUpload { bucket: bucket.reference(), upload: record };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
@@ -89,9 +105,8 @@ pub async fn create_multipart_upload(
 }
 
 pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let part_number = part_number(input.part_number)?;
     s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let expected = expected_checksums(
@@ -155,9 +170,9 @@ pub async fn upload_part_copy(
     s3: &IgnifugeS3,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
+    let authorized = IgnifugeS3::authorized(&req)?.clone();
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let part_number = part_number(input.part_number)?;
     let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let conditions = CopyConditions {
@@ -166,7 +181,7 @@ pub async fn upload_part_copy(
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
-    let (_, _, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
+    let (_, _, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();
     let source = source.record;
     let range = copy_source_range(input.copy_source_range.as_deref(), source.size)?;
@@ -296,9 +311,8 @@ pub async fn complete_multipart_upload(
     s3: &IgnifugeS3,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -378,6 +392,7 @@ pub async fn complete_multipart_upload(
         versioned: false,
         sequence: 0,
         promoted: false,
+        acl: None,
     };
     let command = Command::CompleteUpload {
         bucket: bucket.reference(),
@@ -413,9 +428,8 @@ pub async fn abort_multipart_upload(
     s3: &IgnifugeS3,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let parts = s3.parts(&bucket.name, &input.upload_id).await?;
     let command = Command::AbortUpload {
@@ -440,9 +454,8 @@ pub async fn list_multipart_uploads(
     s3: &IgnifugeS3,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let mut uploads = s3.gateway.metadata.list_uploads(bucket.name.clone()).await.map_err(GatewayError::Meta)?;
     // AWS's order: by key, then by initiation time.
     uploads.sort_by(|a, b| (&a.key.0, a.initiated_ms, &a.upload_id.0).cmp(&(&b.key.0, b.initiated_ms, &b.upload_id.0)));
@@ -492,7 +505,7 @@ pub async fn list_multipart_uploads(
             }
         }
     }
-    let owner = Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) };
+    let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     let (next_key, next_upload) = match (truncated, next) {
         (true, Some((k, u))) => (Some(k), u),
         _ => (None, None),
@@ -532,9 +545,8 @@ pub async fn list_multipart_uploads(
 const LIST_PARTS_MAX: usize = 1000;
 
 pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
     let marker = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
     let max = input.max_parts.map_or(LIST_PARTS_MAX, |m| (m.max(0) as usize).min(LIST_PARTS_MAX));
@@ -543,7 +555,7 @@ pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Re
     let truncated = all.len() > max;
     let page: Vec<PartData> = all.into_iter().take(max).collect();
     let next = page.last().map(|p| p.part_number as i32);
-    let owner = Owner { display_name: Some(principal.tenant.0.clone()), id: Some(principal.tenant.0.clone()) };
+    let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(bucket.name.0),
         key: Some(upload.key.0),

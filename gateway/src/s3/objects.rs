@@ -1,12 +1,14 @@
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
+use super::access::Authorized;
+use super::acl::AclRequest;
 use super::{
     IgnifugeS3, PUT_OBJECT_MAX_BYTES, check_key, etag, object_headers, parse_expires, timestamp, unix_seconds,
 };
+use crate::authorize::{Ask, BucketView};
 use crate::checksums::{Algorithm, Expected};
 use crate::datapath::{WriteRequest, WrittenBlob};
 use crate::error::{GatewayError, GatewayResult};
-use crate::principal::Principal;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
@@ -14,7 +16,7 @@ use ignifuge_meta::{
     WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
-use ignifuge_types::{BlobId, BucketName, ObjectKey, VersionId};
+use ignifuge_types::{BlobId, ObjectKey, VersionId};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use std::ops::Range as ByteRange;
@@ -159,11 +161,11 @@ pub(super) fn parse_version_id(value: Option<&str>) -> GatewayResult<Option<Vers
 
 impl IgnifugeS3 {
     /// Resolves x-amz-copy-source: the source's bucket, key and version (current, or
-    /// `?versionId=`), readable by the principal and meeting the copy conditions (a failed
+    /// `?versionId=`), readable by the requester and meeting the copy conditions (a failed
     /// condition is 412, never 304).
     pub(super) async fn copy_source(
         &self,
-        principal: &Principal,
+        authorized: &Authorized,
         source: &CopySource,
         conditions: CopyConditions<'_>,
     ) -> S3Result<(String, String, ReadVersion)> {
@@ -171,16 +173,22 @@ impl IgnifugeS3 {
             CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.clone()),
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
-        let source =
-            match self.get_record(principal, &bucket, &key, version.as_deref(), self.gateway.read_stripes).await {
-                Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
-                    return Err(s3s::s3_error!(
-                        InvalidRequest,
-                        "The source of a copy request may not specifically refer to a delete marker by version id."
-                    ));
-                }
-                other => other?,
-            };
+        let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, false).await?;
+        let action = if version.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+        let deferred = view.depends_on_object();
+        if !deferred {
+            authorized.also(&self.gateway, &view, Ask { action, key: Some(&key), object_acl: None })?;
+        }
+        let read = Read { view: &view, action, deferred, key: &key, version: version.as_deref() };
+        let source = match self.read_version(authorized, read, self.gateway.read_stripes).await {
+            Err(e) if e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
+                return Err(s3s::s3_error!(
+                    InvalidRequest,
+                    "The source of a copy request may not specifically refer to a delete marker by version id."
+                ));
+            }
+            other => other?,
+        };
         check_read_conditions(
             &source.record,
             conditions.if_match,
@@ -195,33 +203,65 @@ impl IgnifugeS3 {
         Ok((bucket, key, source))
     }
 
-    /// A version of a key (the current one without `version`), if the bucket belongs to the
-    /// principal's tenant: the ownership check and the read are one linearizable query. A delete
-    /// marker answers 404 NoSuchKey (current) or 405 MethodNotAllowed (by version id).
-    /// `stripes`: how many stripe records to bring with it (`Gateway::read_stripes` when its
-    /// data is read, 0 when only the record is).
+    /// A version of the request's key (the current one without `version`) in the request's
+    /// bucket, as the access hook authorized it (`read_version`).
     pub(super) async fn get_record(
         &self,
-        principal: &Principal,
-        bucket: &str,
+        authorized: &Authorized,
         key: &str,
         version: Option<&str>,
         stripes: u32,
     ) -> S3Result<ReadVersion> {
-        let version = parse_version_id(version)?;
+        let view = authorized.view()?;
+        let read = Read { view, action: authorized.action, deferred: authorized.deferred, key, version };
+        self.read_version(authorized, read, stripes).await
+    }
+
+    /// A version of a key, read only while the bucket still belongs to the tenant the request was
+    /// authorized against (the ownership check and the read are one linearizable query). A read
+    /// whose decision depends on the object (`Read::deferred`) is authorized once its record is
+    /// here, with its ACL and tags. A missing key is 404 only to a requester allowed to list the
+    /// bucket, 403 to others, as on AWS. A delete marker answers 404 NoSuchKey (current) or 405
+    /// MethodNotAllowed (by version id). `stripes`: how many stripe records to bring with it
+    /// (`Gateway::read_stripes` when its data is read, 0 when only the record is).
+    async fn read_version(&self, authorized: &Authorized, read: Read<'_>, stripes: u32) -> S3Result<ReadVersion> {
+        let version = parse_version_id(read.version)?;
         let by_version_id = version.is_some();
-        let (record, versioning) = self
+        let bucket = &read.view.record;
+        let answer = self
             .gateway
             .metadata
             .object_version(
-                Some(principal.tenant.clone()),
-                BucketName::new(bucket),
-                ObjectKey::new(key),
+                Some(bucket.tenant.clone()),
+                bucket.name.clone(),
+                ObjectKey::new(read.key),
                 version,
                 stripes,
             )
-            .await
-            .map_err(GatewayError::Meta)?;
+            .await;
+        let (record, versioning) = match answer {
+            Ok(found) => found,
+            Err(e @ (MetaError::NoSuchKey | MetaError::NoSuchVersion)) => {
+                if read.deferred {
+                    let ask = Ask { action: read.action, key: Some(read.key), object_acl: None };
+                    authorized.also(&self.gateway, read.view, ask)?;
+                }
+                let may_list = self
+                    .gateway
+                    .decide(&authorized.requester, read.view, "s3:ListBucket", None, None, &authorized.context)
+                    .allowed;
+                return Err(if may_list { GatewayError::Meta(e) } else { GatewayError::AccessDenied }.into());
+            }
+            Err(e) => return Err(GatewayError::Meta(e).into()),
+        };
+        if read.deferred {
+            let mut context = (*authorized.context).clone();
+            for (name, value) in &record.tags {
+                context.values.insert(format!("s3:ExistingObjectTag/{name}"), vec![value.clone()]);
+            }
+            let ask = Ask { action: read.action, key: Some(read.key), object_acl: record.acl.as_ref() };
+            self.gateway.authorize(&authorized.requester, read.view, ask, &context, &authorized.request_id)?;
+        }
         if record.delete_marker {
             return Err(GatewayError::DeleteMarker { version: record.version.0, by_version_id }.into());
         }
@@ -325,10 +365,24 @@ impl IgnifugeS3 {
 }
 
 pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let principal = s3.principal(&req).await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let view = authorized.view()?.clone();
+    let bucket = view.record.clone();
+    let requester = authorized.requester.clone();
     let input = req.input;
     check_key(&input.key)?;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
+    let acl = super::acl::object_acl(
+        &view,
+        &requester,
+        AclRequest::headers(
+            input.acl.map(|a| a.as_str().to_string()),
+            input.grant_full_control,
+            input.grant_read,
+            input.grant_read_acp,
+            None,
+            input.grant_write_acp,
+        ),
+    )?;
     let headers = object_headers(
         input.content_type,
         stored_content_encoding(input.content_encoding),
@@ -337,6 +391,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         input.cache_control,
         input.expires,
         input.metadata,
+        input.website_redirect_location,
     )?;
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
@@ -361,7 +416,8 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let _intent = written.intent.clone(); // until the commit has answered
-    let record = single_part_record(key, headers, tags, written, now_ms());
+    let mut record = single_part_record(key, headers, tags, written, now_ms());
+    record.acl = acl;
     let output = PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         checksum_crc32: record.checksums.crc32.clone(),
@@ -411,6 +467,7 @@ pub(super) fn single_part_record(
         versioned: false,
         sequence: 0,
         promoted: false,
+        acl: None,
     }
 }
 
@@ -423,7 +480,7 @@ fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
 
 /// RFC 9110 precedence, as S3 applies it: If-Match, else If-Unmodified-Since (412); then
 /// If-None-Match, else If-Modified-Since (304 for reads).
-fn check_read_conditions(
+pub(in crate::s3) fn check_read_conditions(
     record: &ObjectRecord,
     if_match: Option<&ETagCondition>,
     if_unmodified_since: Option<&Timestamp>,
@@ -492,7 +549,7 @@ fn selected_range(
     }
 }
 
-fn content_range(range: &ByteRange<u64>, size: u64) -> String {
+pub(in crate::s3) fn content_range(range: &ByteRange<u64>, size: u64) -> String {
     format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size)
 }
 
@@ -507,11 +564,9 @@ fn returned_checksums(record: &ObjectRecord, mode: Option<&ChecksumMode>, whole:
 }
 
 pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let principal = s3.principal(&req).await?;
-    let input = req.input;
-    let read = s3
-        .get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), s3.gateway.read_stripes)
-        .await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let input = &req.input;
+    let read = s3.get_record(authorized, &input.key, input.version_id.as_deref(), s3.gateway.read_stripes).await?;
     let version_id = read.version_id();
     let record = read.record;
     check_read_conditions(
@@ -540,6 +595,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
+        website_redirect_location: headers.website_redirect_location,
         metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
         parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
         tag_count: (!record.tags.is_empty()).then_some(record.tags.len() as i32),
@@ -556,9 +612,9 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
 }
 
 pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let principal = s3.principal(&req).await?;
-    let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let input = &req.input;
+    let read = s3.get_record(authorized, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     let record = read.record;
     check_read_conditions(
@@ -585,6 +641,7 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         content_disposition: headers.content_disposition,
         content_language: headers.content_language,
         cache_control: headers.cache_control,
+        website_redirect_location: headers.website_redirect_location,
         metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
         parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
         checksum_type: sums.checksum_type.clone().map(ChecksumType::from),
@@ -597,6 +654,16 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         ..Default::default()
     };
     Ok(S3Response::new(output))
+}
+
+/// A read of one key's version, as `read_version` makes it.
+pub(super) struct Read<'a> {
+    view: &'a BucketView,
+    action: &'a str,
+    /// Authorize once the record is read (`Authorized::deferred`).
+    deferred: bool,
+    key: &'a str,
+    version: Option<&'a str>,
 }
 
 /// What a DeleteObject did: the version removed or the marker added, and whether it is a marker.
@@ -634,9 +701,8 @@ pub async fn delete_object(
     s3: &IgnifugeS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let condition = write_condition(input.if_match.as_ref(), None)?;
     let deletion = s3.delete_one(&bucket, input.key, input.version_id.as_deref(), condition).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -653,9 +719,10 @@ pub async fn delete_objects(
     s3: &IgnifugeS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let principal = s3.principal(&req).await?;
+    let authorized = IgnifugeS3::authorized(&req)?.clone();
+    let view = authorized.view()?.clone();
+    let bucket = &view.record;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     if input.delete.objects.len() > DELETE_OBJECTS_MAX_KEYS {
         return Err(s3s::s3_error!(MalformedXML, "at most 1000 keys can be deleted at once"));
     }
@@ -666,7 +733,14 @@ pub async fn delete_objects(
         let condition =
             WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
         let requested = object.version_id.clone();
-        match s3.delete_one(&bucket, object.key.clone(), requested.as_deref(), condition).await {
+        // Each key is authorized on its own, as on AWS: a denied key is an AccessDenied entry.
+        let action = if requested.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+        let allowed = authorized.also(&s3.gateway, &view, Ask { action, key: Some(&object.key), object_acl: None });
+        let outcome = match allowed {
+            Ok(()) => s3.delete_one(bucket, object.key.clone(), requested.as_deref(), condition).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(deletion) if !quiet => {
                 // As AWS: a removed version is named as VersionId, a marker added as
                 // DeleteMarkerVersionId (a removed marker is both).
@@ -694,16 +768,31 @@ pub async fn delete_objects(
 }
 
 pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-    let principal = s3.principal(&req).await?;
+    let authorized = IgnifugeS3::authorized(&req)?.clone();
+    let view = authorized.view()?.clone();
+    let bucket = view.record.clone();
     let input = req.input;
     check_key(&input.key)?;
+    // As AWS: the copy's ACL is the request's (or the default), never the source's.
+    let acl = super::acl::object_acl(
+        &view,
+        &authorized.requester,
+        AclRequest::headers(
+            input.acl.map(|a| a.as_str().to_string()),
+            input.grant_full_control,
+            input.grant_read,
+            input.grant_read_acp,
+            None,
+            input.grant_write_acp,
+        ),
+    )?;
     let conditions = CopyConditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
-    let (source_bucket, source_key, source) = s3.copy_source(&principal, &input.copy_source, conditions).await?;
+    let (source_bucket, source_key, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();
     let source = source.record;
     if source.size > PUT_OBJECT_MAX_BYTES {
@@ -713,7 +802,6 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             "The specified copy source is larger than the maximum allowable size for a copy source: {PUT_OBJECT_MAX_BYTES}"
         ));
     }
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     // Copying an older version onto its own key restores it: allowed without REPLACE, as on AWS.
     let copies_current = matches!(&input.copy_source, CopySource::Bucket { version_id: None, .. });
@@ -732,9 +820,11 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             input.cache_control,
             input.expires,
             input.metadata,
+            input.website_redirect_location,
         )?
     } else {
-        source.headers.clone()
+        // As AWS: the website redirect is the object's own, never copied from the source.
+        ObjectHeaders { website_redirect_location: input.website_redirect_location, ..source.headers.clone() }
     };
     // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
     // so deleting one version can never take another's data with it.
@@ -757,7 +847,8 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let _intent = written.intent.clone(); // until the commit has answered
-    let record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
+    let mut record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
+    record.acl = acl;
     let result = CopyObjectResult {
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),
@@ -783,9 +874,9 @@ pub async fn get_object_attributes(
     s3: &IgnifugeS3,
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-    let principal = s3.principal(&req).await?;
-    let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let input = &req.input;
+    let read = s3.get_record(authorized, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     let record = read.record;
     let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));

@@ -4,8 +4,7 @@
 use super::IgnifugeS3;
 use super::objects::parse_version_id;
 use crate::error::{GatewayError, GatewayResult};
-use crate::principal::Principal;
-use ignifuge_meta::{Command, Tags};
+use ignifuge_meta::{BucketRecord, Command, Tags};
 use ignifuge_types::ObjectKey;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -68,11 +67,11 @@ pub async fn put_object_tagging(
     s3: &IgnifugeS3,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let tags = from_dto(input.tagging);
     validate(&tags, OBJECT_TAGS_MAX)?;
-    let version_id = set_object_tags(s3, &principal, input.bucket, input.key, input.version_id, tags).await?;
+    let version_id = set_object_tags(s3, &bucket, input.key, input.version_id, tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
@@ -80,14 +79,12 @@ pub async fn put_object_tagging(
 /// returns the version id to answer.
 async fn set_object_tags(
     s3: &IgnifugeS3,
-    principal: &Principal,
-    bucket: String,
+    bucket: &BucketRecord,
     key: String,
     version_id: Option<String>,
     tags: Tags,
 ) -> S3Result<Option<String>> {
     let version = parse_version_id(version_id.as_deref())?;
-    let bucket = s3.owned_bucket(principal, &bucket).await?;
     let command =
         Command::SetObjectTags { bucket: bucket.reference(), key: ObjectKey::new(key), tags, version: version.clone() };
     let record = s3.gateway.metadata.apply_object(command).await.map_err(GatewayError::Meta)?;
@@ -99,9 +96,9 @@ pub async fn get_object_tagging(
     s3: &IgnifugeS3,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
-    let input = req.input;
-    let read = s3.get_record(&principal, &input.bucket, &input.key, input.version_id.as_deref(), 0).await?;
+    let authorized = IgnifugeS3::authorized(&req)?;
+    let input = &req.input;
+    let read = s3.get_record(authorized, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_dto(read.record.tags), version_id }))
 }
@@ -110,9 +107,9 @@ pub async fn delete_object_tagging(
     s3: &IgnifugeS3,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let version_id = set_object_tags(s3, &principal, input.bucket, input.key, input.version_id, Vec::new()).await?;
+    let version_id = set_object_tags(s3, &bucket, input.key, input.version_id, Vec::new()).await?;
     Ok(S3Response::new(DeleteObjectTaggingOutput { version_id }))
 }
 
@@ -120,22 +117,20 @@ pub async fn put_bucket_tagging(
     s3: &IgnifugeS3,
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let tags = from_dto(input.tagging);
     validate(&tags, BUCKET_TAGS_MAX)?;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let command = Command::SetBucketTags { bucket: bucket.reference(), tags: Some(tags) };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
 
 pub async fn get_bucket_tagging(
-    s3: &IgnifugeS3,
+    _s3: &IgnifugeS3,
     req: S3Request<GetBucketTaggingInput>,
 ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     match bucket.tags {
         Some(tags) => Ok(S3Response::new(GetBucketTaggingOutput { tag_set: to_dto(tags) })),
         None => Err(s3s::s3_error!(NoSuchTagSet, "The TagSet does not exist")),
@@ -146,8 +141,7 @@ pub async fn delete_bucket_tagging(
     s3: &IgnifugeS3,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let command = Command::SetBucketTags { bucket: bucket.reference(), tags: None };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))

@@ -15,7 +15,7 @@ pub async fn put_bucket_versioning(
     s3: &IgnifugeS3,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let configuration = input.versioning_configuration;
     match configuration.mfa_delete.as_ref().map(|m| m.as_str()) {
@@ -30,18 +30,16 @@ pub async fn put_bucket_versioning(
         Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
         _ => return Err(GatewayError::MalformedXml.into()),
     };
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let command = Command::SetBucketVersioning { bucket: bucket.reference(), status };
     s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
 
 pub async fn get_bucket_versioning(
-    s3: &IgnifugeS3,
+    _s3: &IgnifugeS3,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let principal = s3.principal(&req).await?;
-    let bucket = s3.owned_bucket(&principal, &req.input.bucket).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     // Never set: an empty <VersioningConfiguration/>, as AWS answers.
     let status = bucket.versioning.map(|status| {
         BucketVersioningStatus::from_static(match status {
@@ -56,9 +54,8 @@ pub async fn list_object_versions(
     s3: &IgnifugeS3,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let principal = s3.principal(&req).await?;
+    let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
-    let bucket = s3.owned_bucket(&principal, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());

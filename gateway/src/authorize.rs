@@ -1,0 +1,194 @@
+//! The one authorizer: every S3 operation, the website endpoint and presigned URLs ask
+//! `Gateway::authorize` whether a requester may perform an action on a bucket or an object, and
+//! it answers allow or deny with the reason, logged under the request id. The rules themselves
+//! (bucket policies, ACLs, Object Ownership, Block Public Access) live in `ignifuge-access`;
+//! this module gathers what they need: the bucket's settings and its tenant's, cached briefly.
+//!
+//! Cache. A bucket's settings and its tenant's Block Public Access are kept for
+//! `ACCESS_CACHE_TTL_MS`, so that a GET pays no extra metadata round trip. Callers that write
+//! read the bucket fresh (`BucketView::fresh`); the commit checks the bucket's owner and
+//! incarnation again, atomically, so a stale view never lets a write land in another tenant's
+//! bucket, and reads pass the view's owner to the metadata, which refuses them unless the bucket
+//! still belongs to it. What a stale view can do: apply a policy, ACL or Block Public Access
+//! setting up to `ACCESS_CACHE_TTL_MS` after another gateway changed it (AWS, too, documents
+//! access changes as eventually consistent). The gateway that makes a change forgets its view
+//! at once.
+
+use crate::error::{GatewayError, GatewayResult};
+use ignifuge_access::{
+    Acl, BucketAccess, Decision, Policy, PublicAccessBlock, RequestContext, Requester, Target, authorize,
+};
+use ignifuge_meta::{BucketRecord, MetaError, Metadata};
+use ignifuge_types::{BucketName, TenantId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a bucket's or a tenant's access settings are trusted before they are read again.
+pub const ACCESS_CACHE_TTL_MS: u64 = 1_000;
+/// Most buckets (and tenants) whose settings one gateway caches.
+const ACCESS_CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// A bucket's record with its policy parsed and its tenant's Block Public Access.
+pub struct BucketView {
+    pub record: BucketRecord,
+    pub policy: Option<Policy>,
+    /// The tenant's settings (None: the tenant sets none).
+    pub tenant_block: Option<PublicAccessBlock>,
+}
+
+impl BucketView {
+    /// The Block Public Access in force: the bucket's and its tenant's, each setting on if
+    /// either turns it on.
+    pub fn public_access_block(&self) -> PublicAccessBlock {
+        let bucket = self.record.public_access_block.unwrap_or(PublicAccessBlock::NONE);
+        bucket.union(self.tenant_block.unwrap_or(PublicAccessBlock::NONE))
+    }
+
+    pub fn ownership(&self) -> ignifuge_access::ObjectOwnership {
+        self.record.ownership.unwrap_or_default()
+    }
+
+    fn access(&self) -> BucketAccess<'_> {
+        BucketAccess {
+            bucket: &self.record.name.0,
+            owner: &self.record.tenant,
+            policy: self.policy.as_ref(),
+            acl: self.record.acl.as_ref(),
+            ownership: self.ownership(),
+            public_access_block: self.public_access_block(),
+        }
+    }
+
+    /// Whether the outcome of reading an object can depend on the object itself (its ACL, its
+    /// tags): then the read is authorized once the record is read, not before.
+    pub fn depends_on_object(&self) -> bool {
+        self.ownership().acls_enabled() || self.policy.as_ref().is_some_and(Policy::mentions_existing_object_tags)
+    }
+}
+
+#[derive(Default)]
+pub struct AccessCache {
+    buckets: Mutex<HashMap<BucketName, (Instant, Arc<BucketView>)>>,
+    tenants: Mutex<HashMap<TenantId, (Instant, Option<PublicAccessBlock>)>>,
+}
+
+fn fresh_enough(at: &Instant) -> bool {
+    at.elapsed() < Duration::from_millis(ACCESS_CACHE_TTL_MS)
+}
+
+impl AccessCache {
+    /// The bucket's view: from the cache unless `fresh` (then a linearizable read).
+    pub async fn view(&self, metadata: &dyn Metadata, name: &str, fresh: bool) -> GatewayResult<Arc<BucketView>> {
+        let name = BucketName::new(name);
+        let cached = self.buckets.lock().unwrap_or_else(PoisonError::into_inner).get(&name).cloned();
+        if !fresh
+            && let Some((at, view)) = &cached
+            && fresh_enough(at)
+        {
+            return Ok(view.clone());
+        }
+        let record = match metadata.bucket(name.clone()).await {
+            Ok(record) => record,
+            Err(MetaError::NoSuchBucket) => {
+                self.forget(&name);
+                return Err(MetaError::NoSuchBucket.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A stored policy was valid when it was put; one that no longer parses (a newer grammar
+        // rolled back) denies nothing and allows nothing rather than failing every request.
+        let policy = match (&cached, &record.policy) {
+            (Some((_, old)), Some(text)) if old.record.policy.as_deref() == Some(text) => old.policy.clone(),
+            (_, Some(text)) => Policy::parse(text, &name.0)
+                .map_err(|e| tracing::error!(bucket = %name, error = %e, "stored bucket policy does not parse"))
+                .ok(),
+            (_, None) => None,
+        };
+        let tenant_block = self.tenant_block(metadata, &record.tenant).await?;
+        let view = Arc::new(BucketView { record, policy, tenant_block });
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= ACCESS_CACHE_ENTRIES_MAX {
+            buckets.clear();
+        }
+        buckets.insert(name, (Instant::now(), view.clone()));
+        Ok(view)
+    }
+
+    async fn tenant_block(
+        &self,
+        metadata: &dyn Metadata,
+        tenant: &TenantId,
+    ) -> GatewayResult<Option<PublicAccessBlock>> {
+        if let Some((at, block)) = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).get(tenant)
+            && fresh_enough(at)
+        {
+            return Ok(*block);
+        }
+        let block = metadata.tenant(tenant.clone()).await?.public_access_block;
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        if tenants.len() >= ACCESS_CACHE_ENTRIES_MAX {
+            tenants.clear();
+        }
+        tenants.insert(tenant.clone(), (Instant::now(), block));
+        Ok(block)
+    }
+
+    /// Drops a bucket's view (this gateway changed it).
+    pub fn forget(&self, name: &BucketName) {
+        self.buckets.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+    }
+}
+
+/// What an authorization is about: the action (an IAM action name such as "s3:GetObject"), the
+/// object key for object-level actions, and the object's ACL when it was read.
+pub struct Ask<'a> {
+    pub action: &'a str,
+    pub key: Option<&'a str>,
+    pub object_acl: Option<&'a Acl>,
+}
+
+impl crate::Gateway {
+    /// Allows or denies `ask` for `requester` on the bucket of `view`; the decision and its reason
+    /// are logged under `request_id`. Denied: AccessDenied.
+    pub fn authorize(
+        &self,
+        requester: &Requester,
+        view: &BucketView,
+        ask: Ask<'_>,
+        context: &RequestContext,
+        request_id: &str,
+    ) -> GatewayResult<()> {
+        let Decision { allowed, reason } = self.decide(requester, view, ask.action, ask.key, ask.object_acl, context);
+        let who = requester_name(requester);
+        let bucket = &view.record.name.0;
+        if allowed {
+            tracing::debug!(request_id, requester = %who, action = ask.action, bucket, key = ask.key, reason, "allowed");
+            Ok(())
+        } else {
+            tracing::info!(request_id, requester = %who, action = ask.action, bucket, key = ask.key, reason, "denied");
+            Err(GatewayError::AccessDenied)
+        }
+    }
+
+    /// The decision alone, for callers that choose between answers (404 or 403) rather than
+    /// refuse.
+    pub fn decide(
+        &self,
+        requester: &Requester,
+        view: &BucketView,
+        action: &str,
+        key: Option<&str>,
+        object_acl: Option<&Acl>,
+        context: &RequestContext,
+    ) -> Decision {
+        authorize(requester, action, &Target { key, object_acl }, &view.access(), context)
+    }
+}
+
+pub fn requester_name(requester: &Requester) -> String {
+    match requester {
+        Requester::Anonymous => "anonymous".into(),
+        Requester::Key { tenant, access_key, .. } => format!("{tenant}/{access_key}"),
+    }
+}
