@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::cli::*;
 use common::*;

@@ -110,7 +110,10 @@ fn to_dto(configuration: CorsConfiguration) -> CORSRules {
 
 async fn set_cors(s3: &IgnifugeS3, bucket: &BucketRecord, cors: Option<CorsConfiguration>) -> S3Result<()> {
     let command = Command::SetBucketCors { bucket: bucket.reference(), cors };
-    s3.gateway.metadata.apply(command).await.map_err(GatewayError::Meta)?;
+    let outcome = s3.gateway.metadata.apply(command).await;
+    // The website endpoint applies the rules from the cached view.
+    s3.changed(bucket);
+    outcome.map_err(GatewayError::Meta)?;
     Ok(())
 }
 

@@ -1,0 +1,497 @@
+//! Access control end to end: bucket policies, ACLs, Object Ownership and Block Public Access,
+//! as AWS's S3 user guide describes them ("Bucket policies", "Access control list (ACL)
+//! overview", "Controlling ownership of objects", "Blocking public access"), through the one
+//! authorizer, with signed requests of several tenants' keys and unsigned (anonymous) ones.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketCannedAcl, ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration,
+};
+use common::*;
+use std::time::SystemTime;
+
+/// Who sends a request in the matrix.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    /// The key that made the bucket.
+    Owner,
+    /// Another key of the owner's tenant.
+    SameTenant,
+    /// A key of another tenant.
+    OtherTenant,
+    /// No signature at all.
+    Anonymous,
+}
+
+const WHO: [Who; 4] = [Who::Owner, Who::SameTenant, Who::OtherTenant, Who::Anonymous];
+
+/// The bucket settings of the matrix, each on a bucket of its own.
+const SETTINGS: [&str; 5] = ["none", "allow", "deny", "acl", "bpa"];
+
+/// One S3 operation as a raw request: method, path and query after `/<bucket>`, headers, body.
+struct Operation {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+}
+
+const TAGGING: &str = "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";
+
+/// The operations of the matrix and, for each setting (in `SETTINGS` order), what AWS's
+/// evaluation gives for owner, same-tenant key, other tenant's key, anonymous: A allowed, D
+/// denied (403 AccessDenied). An allowed request may still fail for another reason (a
+/// GetBucketPolicy of a bucket without one is 404): only 403 AccessDenied counts as denied.
+///
+/// Settings:
+/// - none:  a new bucket (Block Public Access on, ACLs disabled), no policy.
+/// - allow: BPA removed, policy Allow Principal "*" Action "s3:*" on the bucket and its objects.
+/// - deny:  policy Deny Principal "*" s3:GetObject, s3:PutObjectTagging, s3:ListBucket: an
+///          explicit deny binds the owner too, except that the owner may always manage the policy.
+/// - acl:   Object Ownership ObjectWriter (ACLs enabled), BPA removed, bucket ACL public-read
+///          (READ: list) and the object public-read (READ: get); nothing else is granted.
+/// - bpa:   as allow, then Block Public Access turned back on: RestrictPublicBuckets confines
+///          the public policy to the owner's tenant.
+#[rustfmt::skip]
+const MATRIX: &[(Operation, [&str; 5])] = &[
+    //                                                                                      none    allow   deny    acl     bpa
+    (Operation { name: "ListObjectsV2", method: "GET", path: "?list-type=2", headers: &[], body: "" },            ["AADD", "AAAA", "DDDD", "AAAA", "AADD"]),
+    (Operation { name: "HeadBucket", method: "HEAD", path: "", headers: &[], body: "" },                           ["AADD", "AAAA", "DDDD", "AAAA", "AADD"]),
+    (Operation { name: "GetBucketLocation", method: "GET", path: "?location", headers: &[], body: "" },          ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "GetObject", method: "GET", path: "/obj", headers: &[], body: "" },                        ["AADD", "AAAA", "DDDD", "AAAA", "AADD"]),
+    (Operation { name: "HeadObject", method: "HEAD", path: "/obj", headers: &[], body: "" },                      ["AADD", "AAAA", "DDDD", "AAAA", "AADD"]),
+    (Operation { name: "PutObject", method: "PUT", path: "/new", headers: &[], body: "x" },                       ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "DeleteObject", method: "DELETE", path: "/scratch", headers: &[], body: "" },              ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "CopyObject", method: "PUT", path: "/copy", headers: &[("x-amz-copy-source", "SELF/obj")], body: "" }, ["AADD", "AAAA", "DDDD", "AADD", "AADD"]),
+    (Operation { name: "GetObjectTagging", method: "GET", path: "/obj?tagging", headers: &[], body: "" },         ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "PutObjectTagging", method: "PUT", path: "/obj?tagging", headers: &[], body: TAGGING },    ["AADD", "AAAA", "DDDD", "AADD", "AADD"]),
+    (Operation { name: "GetBucketTagging", method: "GET", path: "?tagging", headers: &[], body: "" },             ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "GetBucketAcl", method: "GET", path: "?acl", headers: &[], body: "" },                     ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "GetBucketPolicy", method: "GET", path: "?policy", headers: &[], body: "" },               ["AADD", "AADD", "AADD", "AADD", "AADD"]),
+    (Operation { name: "GetBucketVersioning", method: "GET", path: "?versioning", headers: &[], body: "" },       ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "ListMultipartUploads", method: "GET", path: "?uploads", headers: &[], body: "" },         ["AADD", "AAAA", "AADD", "AAAA", "AADD"]),
+    (Operation { name: "CreateMultipartUpload", method: "POST", path: "/mp?uploads", headers: &[], body: "" },    ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+    (Operation { name: "GetPublicAccessBlock", method: "GET", path: "?publicAccessBlock", headers: &[], body: "" }, ["AADD", "AAAA", "AADD", "AADD", "AADD"]),
+];
+
+fn public_policy(bucket: &str, effect: &str, actions: &[&str]) -> String {
+    let actions: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Matrix","Effect":"{effect}","Principal":"*","Action":[{}],"Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#,
+        actions.join(",")
+    )
+}
+
+async fn put_obj(client: &aws_sdk_s3::Client, bucket: &str, key: &str, acl: Option<ObjectCannedAcl>) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .set_acl(acl)
+        .body(ByteStream::from_static(b"object body"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObject {bucket}/{key}: {e:?}"));
+}
+
+async fn remove_public_access_block(client: &aws_sdk_s3::Client, bucket: &str) {
+    client.delete_public_access_block().bucket(bucket).send().await.expect("DeletePublicAccessBlock");
+}
+
+/// Makes the bucket of one setting, with `obj` in it.
+async fn set_up(client: &aws_sdk_s3::Client, setting: &str, bucket: &str) {
+    let mut create = client.create_bucket().bucket(bucket);
+    if setting == "acl" {
+        create = create.object_ownership(ObjectOwnership::ObjectWriter);
+    }
+    create.send().await.unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+    match setting {
+        "none" => put_obj(client, bucket, "obj", None).await,
+        "allow" | "bpa" => {
+            put_obj(client, bucket, "obj", None).await;
+            remove_public_access_block(client, bucket).await;
+            let policy = public_policy(bucket, "Allow", &["s3:*"]);
+            client.put_bucket_policy().bucket(bucket).policy(policy).send().await.expect("PutBucketPolicy");
+            if setting == "bpa" {
+                let all = PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build();
+                client
+                    .put_public_access_block()
+                    .bucket(bucket)
+                    .public_access_block_configuration(all)
+                    .send()
+                    .await
+                    .expect("PutPublicAccessBlock");
+            }
+        }
+        "deny" => {
+            put_obj(client, bucket, "obj", None).await;
+            let policy = public_policy(bucket, "Deny", &["s3:GetObject", "s3:PutObjectTagging", "s3:ListBucket"]);
+            client.put_bucket_policy().bucket(bucket).policy(policy).send().await.expect("PutBucketPolicy");
+        }
+        "acl" => {
+            remove_public_access_block(client, bucket).await;
+            client.put_bucket_acl().bucket(bucket).acl(BucketCannedAcl::PublicRead).send().await.expect("PutBucketAcl");
+            put_obj(client, bucket, "obj", Some(ObjectCannedAcl::PublicRead)).await;
+        }
+        other => panic!("unknown setting {other}"),
+    }
+}
+
+/// Sends one operation as `who`; true when it was denied (403 AccessDenied).
+async fn denied(cluster: &Cluster, keys: &[Keys; 3], who: Who, bucket: &str, operation: &Operation) -> bool {
+    let url = cluster.url(&format!("/{bucket}{}", operation.path));
+    let copy_source = format!("/{bucket}/obj");
+    let headers: Vec<(&str, &str)> = operation
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, if *value == "SELF/obj" { copy_source.as_str() } else { *value }))
+        .collect();
+    let body = operation.body.as_bytes();
+    let signed: Vec<(String, String)> = match who {
+        Who::Anonymous => headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        _ => {
+            let key = &keys[who as usize];
+            cluster.sign(key, SystemTime::now(), operation.method, &url, &headers, Payload::Bytes(body))
+        }
+    };
+    let response = raw_request(authority_of(&url), operation.method, path_and_query_of(&url), &signed, body)
+        .await
+        .unwrap_or_else(|e| panic!("{} as {who:?}: {e:#}", operation.name));
+    if response.status == 403 {
+        // A HEAD has no body to name the code; every other 403 must be AccessDenied.
+        let text = response.body_text();
+        assert!(
+            operation.method == "HEAD" || text.contains("<Code>AccessDenied</Code>"),
+            "{} as {who:?} on {bucket}: 403 that is not AccessDenied: {text}",
+            operation.name
+        );
+        return true;
+    }
+    assert!(
+        response.status < 500,
+        "{} as {who:?} on {bucket}: server error {}: {}",
+        operation.name,
+        response.status,
+        response.body_text()
+    );
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_authorization_matrix_matches_aws_evaluation() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    let keys = [cluster.keys(), cluster.create_key("default"), cluster.create_tenant("other")];
+    for setting in SETTINGS {
+        set_up(&owner, setting, &format!("matrix-{setting}")).await;
+    }
+    let mut wrong = Vec::new();
+    for (operation, expected) in MATRIX {
+        for (s, setting) in SETTINGS.iter().enumerate() {
+            let bucket = format!("matrix-{setting}");
+            for (w, who) in WHO.iter().enumerate() {
+                let want_denied = expected[s].as_bytes()[w] == b'D';
+                let was_denied = denied(&cluster, &keys, *who, &bucket, operation).await;
+                if want_denied != was_denied {
+                    wrong.push(format!(
+                        "{} on {setting} as {who:?}: expected {}, got {}",
+                        operation.name,
+                        if want_denied { "denied" } else { "allowed" },
+                        if was_denied { "denied" } else { "allowed" }
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} outcomes differ from AWS's evaluation:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_naming_another_tenant_shares_the_bucket_with_it_alone() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    let partner = cluster.create_tenant("partner");
+    let stranger = cluster.create_tenant("stranger");
+    let partner_client = cluster.client_for_keys(&partner);
+    let stranger_client = cluster.client_for_keys(&stranger);
+    owner.create_bucket().bucket("shared").send().await.expect("CreateBucket");
+    put_obj(&owner, "shared", "report.csv", None).await;
+    for principal in [
+        r#"{"AWS":"partner"}"#.to_string(),
+        r#"{"AWS":"arn:aws:iam::partner:root"}"#.to_string(),
+        format!(r#"{{"AWS":"arn:aws:iam::partner:key/{}"}}"#, partner.access_key),
+    ] {
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::shared/*"}}]}}"#
+        );
+        // Naming a tenant is not public: Block Public Access (on by default) lets it in.
+        owner.put_bucket_policy().bucket("shared").policy(&policy).send().await.expect("PutBucketPolicy");
+        let status = owner.get_bucket_policy_status().bucket("shared").send().await.expect("GetBucketPolicyStatus");
+        assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false), "{policy}");
+        let body = partner_client.get_object().bucket("shared").key("report.csv").send().await;
+        let body = body.unwrap_or_else(|e| panic!("partner reads with {principal}: {e:?}"));
+        assert_eq!(body.body.collect().await.unwrap().into_bytes().as_ref(), b"object body");
+        partner_client
+            .put_object()
+            .bucket("shared")
+            .key("from-partner")
+            .body(ByteStream::from_static(b"hello"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("partner writes with {principal}: {e:?}"));
+        // Not listed in the policy: listing and deleting stay the owner's.
+        let list = partner_client.list_objects_v2().bucket("shared").send().await;
+        assert_eq!(error_code(&list), Some("AccessDenied".into()));
+        let stranger_read = stranger_client.get_object().bucket("shared").key("report.csv").send().await;
+        assert_eq!(error_code(&stranger_read), Some("AccessDenied".into()), "{principal}");
+    }
+    // What the partner wrote belongs to the bucket's owner (BucketOwnerEnforced).
+    let head = owner.get_object().bucket("shared").key("from-partner").send().await.expect("owner reads");
+    assert_eq!(head.body.collect().await.unwrap().into_bytes().as_ref(), b"hello");
+    // The partner cannot see the bucket among its own.
+    let listed = partner_client.list_buckets().send().await.expect("ListBuckets");
+    assert!(listed.buckets().iter().all(|b| b.name() != Some("shared")));
+}
+
+fn error_code<T, E: aws_sdk_s3::error::ProvideErrorMetadata>(result: &Result<T, E>) -> Option<String> {
+    result.as_ref().err().and_then(|e| e.code().map(str::to_string))
+}
+
+fn error_message<T, E: aws_sdk_s3::error::ProvideErrorMetadata>(result: &Result<T, E>) -> String {
+    result.as_ref().err().and_then(|e| e.message().map(str::to_string)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_are_validated_and_block_public_access_guards_them() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    owner.create_bucket().bucket("guarded").send().await.expect("CreateBucket");
+    // New buckets: every Block Public Access setting on, ACLs disabled, no policy.
+    let block = owner.get_public_access_block().bucket("guarded").send().await.expect("GetPublicAccessBlock");
+    let block = block.public_access_block_configuration().expect("configuration");
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let ownership = owner.get_bucket_ownership_controls().bucket("guarded").send().await.expect("ownership");
+    let rule = &ownership.ownership_controls().expect("controls").rules()[0];
+    assert_eq!(rule.object_ownership(), &ObjectOwnership::BucketOwnerEnforced);
+    let missing = owner.get_bucket_policy().bucket("guarded").send().await;
+    assert_eq!(error_code(&missing), Some("NoSuchBucketPolicy".into()));
+
+    for (policy, reason) in [
+        ("not json", "valid JSON"),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::guarded/*"}]}"#,
+            "Principal",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:Fly","Resource":"arn:aws:s3:::guarded/*"}]}"#,
+            "invalid action",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::elsewhere/*"}]}"#,
+            "invalid resource",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::guarded/*","Condition":{"StringSmells":{"aws:Referer":"x"}}}]}"#,
+            "Condition",
+        ),
+    ] {
+        let result = owner.put_bucket_policy().bucket("guarded").policy(policy).send().await;
+        assert_eq!(error_code(&result), Some("MalformedPolicy".into()), "{policy}");
+        assert!(error_message(&result).contains(reason), "{policy}: {}", error_message(&result));
+    }
+    // A public policy is refused while BlockPublicPolicy is on, and accepted once it is off.
+    let public = public_policy("guarded", "Allow", &["s3:GetObject"]);
+    let refused = owner.put_bucket_policy().bucket("guarded").policy(&public).send().await;
+    assert_eq!(error_code(&refused), Some("AccessDenied".into()));
+    remove_public_access_block(&owner, "guarded").await;
+    let none = owner.get_public_access_block().bucket("guarded").send().await;
+    assert_eq!(error_code(&none), Some("NoSuchPublicAccessBlockConfiguration".into()));
+    owner.put_bucket_policy().bucket("guarded").policy(&public).send().await.expect("public policy");
+    let status = owner.get_bucket_policy_status().bucket("guarded").send().await.expect("status");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+    let stored = owner.get_bucket_policy().bucket("guarded").send().await.expect("GetBucketPolicy");
+    assert_eq!(stored.policy(), Some(public.as_str()));
+    put_obj(&owner, "guarded", "page.html", None).await;
+    // Anyone, unsigned: curl reads it; nobody may write or list.
+    let anonymous = raw_request(&cluster.gateway_addr(), "GET", "/guarded/page.html", &[], b"").await.unwrap();
+    assert_eq!((anonymous.status, anonymous.body_text().as_str()), (200, "object body"));
+    let write = raw_request(&cluster.gateway_addr(), "PUT", "/guarded/evil", &[], b"x").await.unwrap();
+    assert_eq!(write.status, 403);
+    // Existence is disclosed only to those who may list: a missing key is 403 to anyone here.
+    let missing = raw_request(&cluster.gateway_addr(), "GET", "/guarded/nothing-here", &[], b"").await.unwrap();
+    assert_eq!(missing.status, 403, "{}", missing.body_text());
+    let owner_missing = owner.get_object().bucket("guarded").key("nothing-here").send().await;
+    assert_eq!(error_code(&owner_missing), Some("NoSuchKey".into()));
+    // RestrictPublicBuckets turned on: the public policy no longer opens the bucket.
+    let restrict = PublicAccessBlockConfiguration::builder().restrict_public_buckets(true).build();
+    owner
+        .put_public_access_block()
+        .bucket("guarded")
+        .public_access_block_configuration(restrict)
+        .send()
+        .await
+        .expect("PutPublicAccessBlock");
+    let blocked = raw_request(&cluster.gateway_addr(), "GET", "/guarded/page.html", &[], b"").await.unwrap();
+    assert_eq!(blocked.status, 403);
+    // The tenant-wide setting applies to every bucket of the tenant, on top of the bucket's.
+    owner.delete_public_access_block().bucket("guarded").send().await.expect("DeletePublicAccessBlock");
+    let open = raw_request(&cluster.gateway_addr(), "GET", "/guarded/page.html", &[], b"").await.unwrap();
+    assert_eq!(open.status, 200);
+    cluster.admin(&["tenant", "public-access-block", "default", "restrict-public-buckets"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let tenant_blocked = raw_request(&cluster.gateway_addr(), "GET", "/guarded/page.html", &[], b"").await.unwrap();
+        if tenant_blocked.status == 403 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tenant's setting never applied");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The owner is never locked out of its policy, even by a Deny of everything.
+    cluster.admin(&["tenant", "public-access-block", "default", "off"]);
+    let deny_all = public_policy("guarded", "Deny", &["s3:*"]);
+    owner.put_bucket_policy().bucket("guarded").policy(&deny_all).send().await.expect("deny everything");
+    let read = owner.get_object().bucket("guarded").key("page.html").send().await;
+    assert_eq!(error_code(&read), Some("AccessDenied".into()));
+    owner.delete_bucket_policy().bucket("guarded").send().await.expect("the owner can still delete the policy");
+    owner.get_object().bucket("guarded").key("page.html").send().await.expect("readable again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditions_test_the_request_as_aws_does() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    owner.create_bucket().bucket("cond").send().await.expect("CreateBucket");
+    remove_public_access_block(&owner, "cond").await;
+    put_obj(&owner, "cond", "public/a.txt", None).await;
+    put_obj(&owner, "cond", "private/b.txt", None).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"FromLoopback","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/public/*",
+         "Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}},
+        {"Sid":"FromElsewhere","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/private/*",
+         "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+        {"Sid":"ListPublicOnly","Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::cond",
+         "Condition":{"StringLike":{"s3:prefix":"public/*"},"NumericLessThanEquals":{"s3:max-keys":"100"}}},
+        {"Sid":"NoBots","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/*",
+         "Condition":{"StringLike":{"aws:UserAgent":"*evilbot*"}}}
+    ]}"#;
+    owner.put_bucket_policy().bucket("cond").policy(policy).send().await.expect("PutBucketPolicy");
+    let addr = cluster.gateway_addr();
+    let get = |path: &'static str, headers: Vec<(String, String)>| {
+        let addr = addr.clone();
+        async move { raw_request(&addr, "GET", path, &headers, b"").await.unwrap().status }
+    };
+    assert_eq!(get("/cond/public/a.txt", vec![]).await, 200, "aws:SourceIp 127.0.0.0/8 matches loopback");
+    assert_eq!(get("/cond/private/b.txt", vec![]).await, 403, "aws:SourceIp 10.0.0.0/8 does not");
+    let bot = vec![("User-Agent".to_string(), "evilbot/1.0".to_string())];
+    assert_eq!(get("/cond/public/a.txt", bot).await, 403, "an explicit Deny on aws:UserAgent wins");
+    assert_eq!(get("/cond?list-type=2&prefix=public/&max-keys=10", vec![]).await, 200);
+    assert_eq!(get("/cond?list-type=2&prefix=private/", vec![]).await, 403, "s3:prefix outside public/");
+    assert_eq!(get("/cond?list-type=2&prefix=public/&max-keys=1000", vec![]).await, 403, "s3:max-keys above 100");
+    assert_eq!(get("/cond?list-type=2", vec![]).await, 403, "no prefix: the StringLike has no value to match");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_follow_object_ownership_and_block_public_access() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    owner.create_bucket().bucket("enforced").send().await.expect("CreateBucket");
+    // ACLs disabled (the default): reading an ACL shows the owner's full control; setting a
+    // public one is refused; bucket-owner-full-control is accepted.
+    let acl = owner.get_bucket_acl().bucket("enforced").send().await.expect("GetBucketAcl");
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(acl.grants()[0].permission().map(|p| p.as_str()), Some("FULL_CONTROL"));
+    let refused = owner.put_bucket_acl().bucket("enforced").acl(BucketCannedAcl::PublicRead).send().await;
+    assert_eq!(error_code(&refused), Some("AccessControlListNotSupported".into()));
+    let refused = owner
+        .put_object()
+        .bucket("enforced")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(error_code(&refused), Some("AccessControlListNotSupported".into()));
+    put_obj(&owner, "enforced", "k", Some(ObjectCannedAcl::BucketOwnerFullControl)).await;
+    let refused = owner.create_bucket().bucket("enforced-public").acl(BucketCannedAcl::PublicRead).send().await;
+    assert_eq!(error_code(&refused), Some("InvalidBucketAclWithObjectOwnership".into()));
+
+    // ACLs enabled: a public-read object is blocked while BlockPublicAcls is on, then served.
+    owner
+        .create_bucket()
+        .bucket("writer")
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .send()
+        .await
+        .expect("CreateBucket with ACLs");
+    let blocked = owner
+        .put_object()
+        .bucket("writer")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(error_code(&blocked), Some("AccessDenied".into()));
+    remove_public_access_block(&owner, "writer").await;
+    put_obj(&owner, "writer", "pub.txt", Some(ObjectCannedAcl::PublicRead)).await;
+    put_obj(&owner, "writer", "private.txt", None).await;
+    let addr = cluster.gateway_addr();
+    assert_eq!(raw_request(&addr, "GET", "/writer/pub.txt", &[], b"").await.unwrap().status, 200);
+    assert_eq!(raw_request(&addr, "GET", "/writer/private.txt", &[], b"").await.unwrap().status, 403);
+    let grants = owner.get_object_acl().bucket("writer").key("pub.txt").send().await.expect("GetObjectAcl");
+    assert!(grants.grants().iter().any(|g| {
+        g.grantee().and_then(|g| g.uri()) == Some("http://acs.amazonaws.com/groups/global/AllUsers")
+            && g.permission().map(|p| p.as_str()) == Some("READ")
+    }));
+    // PutObjectAcl makes the private object public; IgnorePublicAcls then hides both again.
+    owner
+        .put_object_acl()
+        .bucket("writer")
+        .key("private.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("PutObjectAcl");
+    assert_eq!(raw_request(&addr, "GET", "/writer/private.txt", &[], b"").await.unwrap().status, 200);
+    let ignore = PublicAccessBlockConfiguration::builder().ignore_public_acls(true).build();
+    owner
+        .put_public_access_block()
+        .bucket("writer")
+        .public_access_block_configuration(ignore)
+        .send()
+        .await
+        .expect("PutPublicAccessBlock");
+    assert_eq!(raw_request(&addr, "GET", "/writer/pub.txt", &[], b"").await.unwrap().status, 403);
+    // ACLs cannot be disabled while the bucket ACL grants others; once it is private they can.
+    owner.delete_public_access_block().bucket("writer").send().await.expect("DeletePublicAccessBlock");
+    owner.put_bucket_acl().bucket("writer").acl(BucketCannedAcl::PublicRead).send().await.expect("PutBucketAcl");
+    let enforce = OwnershipControls::builder()
+        .rules(OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced).build().unwrap())
+        .build()
+        .unwrap();
+    let refused =
+        owner.put_bucket_ownership_controls().bucket("writer").ownership_controls(enforce.clone()).send().await;
+    assert_eq!(error_code(&refused), Some("InvalidBucketAclWithObjectOwnership".into()));
+    owner.put_bucket_acl().bucket("writer").acl(BucketCannedAcl::Private).send().await.expect("private again");
+    owner.put_bucket_ownership_controls().bucket("writer").ownership_controls(enforce).send().await.expect("enforce");
+    // With ACLs disabled the objects' public-read grants no longer count.
+    assert_eq!(raw_request(&addr, "GET", "/writer/pub.txt", &[], b"").await.unwrap().status, 403);
+}
