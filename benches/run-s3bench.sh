@@ -9,7 +9,10 @@
 # cluster uses base..base+2 for gateways and base+10..base+18 for nodes),
 # S3BENCH_DURATION_SECS (default 10 per run), S3BENCH_OUT (also append the lines there),
 # S3BENCH_KEEP_DATA=1 (keep the cluster's data directory and logs), S3BENCH_SKIP_BUILD=1 (use
-# the binaries already in the target directory, e.g. while the tree does not build).
+# the binaries already in the target directory, e.g. while the tree does not build),
+# S3BENCH_MATRIX=website (instead of the default matrix: a 4 KiB object read anonymously through
+# the S3 API and through the website endpoint of the same gateway, interleaved, two rounds, with
+# the gateway's CPU per request; needs the aws CLI).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -88,6 +91,51 @@ bench() {
         failures=$((failures + 1))
     fi
 }
+
+# CPU seconds (user + system) the dc1 gateway has used so far.
+gateway_cpu_secs() {
+    local pid
+    pid="$(python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1]))["processes"] if p["role"] == "gateway"))' "$work_dir/cluster/cluster.json")"
+    awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / tck }' "/proc/$pid/stat"
+}
+
+# One run with the gateway's CPU seconds per request added to its JSON line.
+bench_gateway_cpu() {
+    local before after line
+    before="$(gateway_cpu_secs)"
+    if line="$("$s3bench" --json --duration-secs "$duration_secs" "$@")"; then
+        after="$(gateway_cpu_secs)"
+        line="$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); cpu=float(sys.argv[3])-float(sys.argv[2]); r["gateway_cpu_secs"]=cpu; r["gateway_cpu_us_per_op"]=cpu*1e6/max(r.get("ops",1),1); print(json.dumps(r))' "$line" "$before" "$after")"
+        echo "$line"
+        if [[ -n "$out" ]]; then echo "$line" >>"$out"; fi
+    else
+        echo "run-s3bench: s3bench $* failed" >&2
+        failures=$((failures + 1))
+    fi
+}
+
+if [[ "${S3BENCH_MATRIX:-default}" == website ]]; then
+    bucket=website-bench
+    web_port=$((base_port + 3))
+    head -c 4096 /dev/urandom >"$work_dir/small.bin"
+    aws s3 mb "s3://$bucket" >&2
+    aws s3api delete-public-access-block --bucket "$bucket"
+    aws s3api put-bucket-policy --bucket "$bucket" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$bucket/*\"}]}"
+    aws s3 website "s3://$bucket" --index-document index.html
+    aws s3 cp "$work_dir/small.bin" "s3://$bucket/small.bin" >&2
+    bench --workload http-baseline --size 4KiB --concurrency 16
+    for round in 1 2; do
+        bench_gateway_cpu --workload http-baseline --concurrency 16 --target "$AWS_ENDPOINT_URL/$bucket/small.bin"
+        bench_gateway_cpu --workload http-baseline --concurrency 16 --target "http://127.0.0.1:$web_port/small.bin" \
+            --host-header "$bucket.s3-website.localhost:$web_port"
+    done
+    bench --workload http-baseline --size 4KiB --concurrency 16
+    if ((failures > 0)); then
+        echo "run-s3bench: $failures run(s) failed" >&2
+        exit 1
+    fi
+    exit 0
+fi
 
 # The raw loopback round trip first: the floor every small-object figure is divided by.
 bench --workload http-baseline --size 4KiB --concurrency 16

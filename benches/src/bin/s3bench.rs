@@ -86,6 +86,9 @@ struct Args {
     /// http-baseline: GET this URL instead of starting the tool's own server on 127.0.0.1.
     #[arg(long)]
     target: Option<String>,
+    /// http-baseline with --target: send this Host header (a website endpoint's bucket host).
+    #[arg(long, requires = "target")]
+    host_header: Option<String>,
     /// Request checksums and response validation as current SDKs do by default
     /// (when-supported), or only where an operation requires them.
     #[arg(long, value_enum, default_value_t = ChecksumPolicy::WhenSupported)]
@@ -170,7 +173,10 @@ async fn run_and_report(args: Args) -> anyhow::Result<()> {
             };
             let uri: Uri = target.parse().with_context(|| format!("--target {target:?} is not a URL"))?;
             extra.insert("target".into(), target.into());
-            let driver = Driver::Http { client: BaselineClient::new(uri) };
+            if let Some(host) = &args.host_header {
+                extra.insert("host_header".into(), host.clone().into());
+            }
+            let driver = Driver::Http { client: BaselineClient::new(uri, args.host_header.clone()) };
             (driver, 0)
         }
         workload => prepare_s3(&args, workload, &mut extra, show_progress).await?,

@@ -48,19 +48,29 @@ pub async fn start_server(body: Bytes) -> std::io::Result<(SocketAddr, JoinHandl
 pub struct BaselineClient {
     client: Client<HttpConnector, Empty<Bytes>>,
     target: Uri,
+    /// Sent as the Host header instead of the target's authority (a website endpoint picks the
+    /// bucket by it).
+    host: Option<String>,
 }
 
 impl BaselineClient {
-    pub fn new(target: Uri) -> Self {
+    pub fn new(target: Uri, host: Option<String>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { client, target }
+        Self { client, target, host }
     }
 
     /// One GET, the whole body read and dropped; returns the body's length.
     pub async fn get(&self) -> Result<u64, OpError> {
-        let response = self.client.get(self.target.clone()).await.map_err(|e| {
+        let mut request = Request::get(self.target.clone());
+        if let Some(host) = &self.host {
+            request = request.header(hyper::header::HOST, host);
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|e| OpError::new("request", format!("GET {}: {e}", self.target)))?;
+        let response = self.client.request(request).await.map_err(|e| {
             let kind = if e.is_connect() { "transport:connect" } else { "transport:other" };
             OpError::new(kind, format!("GET {}: {e:?}", self.target))
         })?;
