@@ -282,8 +282,37 @@ async fn custom_domains_serve_the_bucket_they_name_and_belong_to_one_tenant() {
         assert!(std::time::Instant::now() < deadline, "the alias outlived its detach");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // Now the other tenant may have it.
-    cluster.admin(&["domain", "attach", "docs.example.test", "other-site"]);
+    // Now the other tenant may have it, through the S3-style call: a signed PUT of the bucket's
+    // `website-domain` subresource.
+    let call = |keys: Option<Keys>, method: &'static str, bucket: &'static str| {
+        let url = cluster.url(&format!("/{bucket}?website-domain=docs.example.test"));
+        let headers = match &keys {
+            Some(keys) => cluster.sign(keys, std::time::SystemTime::now(), method, &url, &[], Payload::Bytes(b"")),
+            None => Vec::new(),
+        };
+        async move { raw_request(authority_of(&url), method, path_and_query_of(&url), &headers, b"").await.unwrap() }
+    };
+    assert_eq!(call(None, "PUT", "other-site").await.status, 403, "anonymous callers are denied");
+    assert_eq!(call(Some(cluster.keys()), "PUT", "other-site").await.status, 403, "another tenant's bucket");
+    let attached = call(Some(other.clone()), "PUT", "other-site").await;
+    assert_eq!(attached.status, 200, "{}", attached.body_text());
+    let taken = call(Some(cluster.keys()), "PUT", SITE).await;
+    assert_eq!(taken.status, 409, "{}", taken.body_text());
+    assert!(taken.body_text().contains("DomainInUse"));
+    let listed = call(Some(other.clone()), "GET", "other-site").await;
+    assert!(listed.body_text().contains("<Domain>docs.example.test</Domain>"), "{}", listed.body_text());
+    // It serves the other tenant's bucket now (which has no website configuration yet).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let served = web(&cluster, 0, "GET", "docs.example.test", "/", &[]).await;
+        if served.body_text().contains("NoSuchWebsiteConfiguration") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the domain never moved: {}", served.body_text());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(call(Some(other.clone()), "DELETE", "other-site").await.status, 204);
+    assert_eq!(call(Some(other), "DELETE", "other-site").await.status, 404, "nothing left to detach");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -67,9 +67,8 @@ impl BaselineClient {
         if let Some(host) = &self.host {
             request = request.header(hyper::header::HOST, host);
         }
-        let request = request
-            .body(Empty::new())
-            .map_err(|e| OpError::new("request", format!("GET {}: {e}", self.target)))?;
+        let request =
+            request.body(Empty::new()).map_err(|e| OpError::new("request", format!("GET {}: {e}", self.target)))?;
         let response = self.client.request(request).await.map_err(|e| {
             let kind = if e.is_connect() { "transport:connect" } else { "transport:other" };
             OpError::new(kind, format!("GET {}: {e:?}", self.target))

@@ -210,7 +210,8 @@ pub async fn serve(
     let stall_ms = gateway.data.tuning.answer_stall_max_ms;
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway: gateway.clone() });
-    builder.set_access(access::AccessHook { gateway });
+    builder.set_access(access::AccessHook { gateway: gateway.clone() });
+    builder.set_route(website::domains::DomainRoute { gateway, hosts: hosts.clone() });
     builder.set_host(hosts);
     let service = builder.build();
     serve_http(listener, stall_ms, move |mut request, peer| {

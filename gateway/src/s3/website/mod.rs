@@ -1,6 +1,7 @@
 //! PutBucketWebsite, GetBucketWebsite, DeleteBucketWebsite: the configuration the website
 //! endpoint (`crate::website`) serves a bucket by, validated as AWS validates it.
 
+pub mod domains;
 pub mod endpoint;
 
 use super::IgnifugeS3;
