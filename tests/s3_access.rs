@@ -500,7 +500,9 @@ async fn conditions_test_the_request_as_aws_does() {
         {"Sid":"ListPublicOnly","Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::cond",
          "Condition":{"StringLike":{"s3:prefix":"public/*"},"NumericLessThanEquals":{"s3:max-keys":"100"}}},
         {"Sid":"NoBots","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/*",
-         "Condition":{"StringLike":{"aws:UserAgent":"*evilbot*"}}}
+         "Condition":{"StringLike":{"aws:UserAgent":"*evilbot*"}}},
+        {"Sid":"PrefixIsForListings","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/private/*",
+         "Condition":{"StringLike":{"s3:prefix":"public/*"}}}
     ]}"#;
     owner.put_bucket_policy().bucket("cond").policy(policy).send().await.expect("PutBucketPolicy");
     let addr = cluster.gateway_addr();
@@ -516,6 +518,77 @@ async fn conditions_test_the_request_as_aws_does() {
     assert_eq!(get("/cond?list-type=2&prefix=private/", vec![]).await, 403, "s3:prefix outside public/");
     assert_eq!(get("/cond?list-type=2&prefix=public/&max-keys=1000", vec![]).await, 403, "s3:max-keys above 100");
     assert_eq!(get("/cond?list-type=2", vec![]).await, 403, "no prefix: the StringLike has no value to match");
+    // s3:prefix is a key of listings only: a ?prefix= on a GetObject does not satisfy it.
+    assert_eq!(get("/cond/private/b.txt?prefix=public/x", vec![]).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn existing_object_tags_guard_writes_to_an_object_as_well_as_reads() {
+    let cluster = Cluster::start().await;
+    let owner = cluster.s3_client();
+    let editor_keys = cluster.create_tenant("editor");
+    let editor = cluster.client_for_keys(&editor_keys);
+    owner.create_bucket().bucket("tagged").send().await.expect("CreateBucket");
+    for (key, tagging) in [("locked.txt", "locked=true"), ("open.txt", "locked=false")] {
+        owner
+            .put_object()
+            .bucket("tagged")
+            .key(key)
+            .tagging(tagging)
+            .body(ByteStream::from_static(b"v1"))
+            .send()
+            .await
+            .expect("PutObject");
+    }
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Edit","Effect":"Allow","Principal":{"AWS":"editor"},"Action":["s3:GetObjectTagging","s3:PutObjectTagging","s3:DeleteObjectTagging"],"Resource":"arn:aws:s3:::tagged/*"},
+        {"Sid":"Locked","Effect":"Deny","Principal":{"AWS":"editor"},"Action":["s3:PutObjectTagging","s3:DeleteObjectTagging"],"Resource":"arn:aws:s3:::tagged/*",
+         "Condition":{"StringEquals":{"s3:ExistingObjectTag/locked":"true"}}}
+    ]}"#;
+    owner.put_bucket_policy().bucket("tagged").policy(policy).send().await.expect("PutBucketPolicy");
+    let unlock = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("locked").value("false").build().unwrap())
+        .build()
+        .unwrap();
+    let stripped = editor.put_object_tagging().bucket("tagged").key("locked.txt").tagging(unlock.clone()).send().await;
+    assert_eq!(error_code(&stripped), Some("AccessDenied".into()), "the Deny reads the object's existing tags");
+    let deleted = editor.delete_object_tagging().bucket("tagged").key("locked.txt").send().await;
+    assert_eq!(error_code(&deleted), Some("AccessDenied".into()));
+    editor.put_object_tagging().bucket("tagged").key("open.txt").tagging(unlock).send().await.expect("open object");
+    let tags = owner.get_object_tagging().bucket("tagged").key("locked.txt").send().await.expect("tags");
+    assert_eq!(tags.tag_set()[0].value(), "true", "the locked object kept its tag");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_made_again_is_never_read_under_its_predecessors_policy() {
+    let cluster = Cluster::start().await;
+    let through_dc2 = cluster.s3_client_at(1);
+    let addr = cluster.gateway_addr();
+    let anonymous_get = || {
+        let addr = addr.clone();
+        async move { raw_request(&addr, "GET", "/reborn/doc.txt", &[], b"").await.unwrap().status }
+    };
+    through_dc2.create_bucket().bucket("reborn").send().await.expect("CreateBucket");
+    remove_public_access_block(&through_dc2, "reborn").await;
+    let public = public_policy("reborn", "Allow", &["s3:GetObject"]);
+    through_dc2.put_bucket_policy().bucket("reborn").policy(public).send().await.expect("PutBucketPolicy");
+    put_obj(&through_dc2, "reborn", "doc.txt", None).await;
+    // The dc1 gateway caches the public bucket's view.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while anonymous_get().await != 200 {
+        assert!(std::time::Instant::now() < deadline, "never public");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Within that view's life, the bucket is deleted and made again, private, through dc2.
+    through_dc2.delete_object().bucket("reborn").key("doc.txt").send().await.expect("DeleteObject");
+    through_dc2.delete_bucket().bucket("reborn").send().await.expect("DeleteBucket");
+    through_dc2.create_bucket().bucket("reborn").send().await.expect("CreateBucket again");
+    put_obj(&through_dc2, "reborn", "doc.txt", None).await;
+    // The old view must not open the new bucket: its reads name the old incarnation.
+    for _ in 0..5 {
+        let status = anonymous_get().await;
+        assert_ne!(status, 200, "the private bucket's object was served under the old bucket's policy");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -219,6 +219,33 @@ async fn a_site_published_with_the_aws_cli_is_served_as_aws_serves_websites() {
     let plain = web(&cluster, 0, "GET", &site_host("plain"), "/", &[]).await;
     assert!(plain.status == 404 && plain.body_text().contains("NoSuchWebsiteConfiguration"), "{}", plain.body_text());
 
+    // The root domain itself names no bucket.
+    let root = web(&cluster, 0, "GET", "s3-website.localhost", "/", &[]).await;
+    assert_eq!(root.status, 404);
+    // A redirect location must be a path or an http(s) URL.
+    let bad = scratch.path().join("bad");
+    std::fs::write(&bad, b"").unwrap();
+    let mut command = aws_command(&cluster, "aws", scratch.path());
+    command.arg("--endpoint-url").arg(&cluster.endpoint).args([
+        "s3api",
+        "put-object",
+        "--bucket",
+        SITE,
+        "--key",
+        "bad.html",
+        "--body",
+        &bad.display().to_string(),
+        "--website-redirect-location",
+        "javascript:alert(1)",
+    ]);
+    let output = run_with_timeout(&mut command, CLI_TIMEOUT);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("InvalidRedirectLocation"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     // RedirectAllRequestsTo sends every request elsewhere, path kept.
     aws(&cluster, scratch.path(), &["s3", "mb", "s3://moved"]);
     let all = r#"{"RedirectAllRequestsTo":{"HostName":"www.example.org","Protocol":"https"}}"#;
@@ -256,7 +283,7 @@ async fn custom_domains_serve_the_bucket_they_name_and_belong_to_one_tenant() {
         assert!(std::time::Instant::now() < deadline, "the alias never served: {}", aliased.status);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // Another tenant cannot take the domain while the bucket lives.
+    // Another tenant cannot take the domain while the bucket lives, nor a bucket's name.
     let other = cluster.create_tenant("other");
     let other_client = cluster.client_for_keys(&other);
     other_client.create_bucket().bucket("other-site").send().await.expect("CreateBucket");
@@ -311,6 +338,12 @@ async fn custom_domains_serve_the_bucket_they_name_and_belong_to_one_tenant() {
         assert!(std::time::Instant::now() < deadline, "the domain never moved: {}", served.body_text());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let named = {
+        let url = cluster.url("/other-site?website-domain=www.example.test");
+        let headers = cluster.sign(&other, std::time::SystemTime::now(), "PUT", &url, &[], Payload::Bytes(b""));
+        raw_request(authority_of(&url), "PUT", path_and_query_of(&url), &headers, b"").await.unwrap()
+    };
+    assert_eq!(named.status, 409, "another tenant's bucket is named like the domain: {}", named.body_text());
     assert_eq!(call(Some(other.clone()), "DELETE", "other-site").await.status, 204);
     assert_eq!(call(Some(other), "DELETE", "other-site").await.status, 404, "nothing left to detach");
 }

@@ -122,9 +122,11 @@ impl Network {
         }
     }
 
-    /// `0.0.0.0/0` or `::/0`: every address, i.e. no restriction at all.
-    pub(crate) fn is_everything(&self) -> bool {
-        self.prefix_len == 0
+    /// Narrow enough to pin a public grant: at most a /8 of IPv4 or a /32 of IPv6 (wider ranges,
+    /// or several of them, can cover much of the Internet: `0.0.0.0/1` + `128.0.0.0/1` is all of it).
+    pub(crate) fn is_narrow(&self) -> bool {
+        let narrowest_public = if self.address.is_ipv4() { 8 } else { 32 };
+        self.prefix_len >= narrowest_public
     }
 }
 

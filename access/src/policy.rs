@@ -31,14 +31,16 @@ const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
 
 /// Condition keys whose fixed values keep a wildcard-principal Allow from being public (S3 user
 /// guide, "Blocking public access to your Amazon S3 storage", "The meaning of 'public'"), lowercase.
-const PINNING_KEYS: [&str; 10] = [
+/// `aws:userid` is on AWS's list but not here: AWS's user ids are unique across accounts, while an
+/// Ignifuge user id is only unique within its tenant (every tenant's first user is `admin`), so
+/// pinning it would pin nothing.
+const PINNING_KEYS: [&str; 9] = [
     "aws:sourceip",
     "aws:sourcearn",
     "aws:sourcevpc",
     "aws:sourcevpce",
     "aws:sourceowner",
     "aws:sourceaccount",
-    "aws:userid",
     "s3:x-amz-server-side-encryption-aws-kms-key-id",
     "s3:dataaccesspointarn",
     "s3:dataaccesspointaccount",
@@ -180,9 +182,10 @@ impl Policy {
     /// AWS's "public" test (S3 user guide, "Blocking public access to your Amazon S3 storage", "The
     /// meaning of 'public'"): a policy is public when some Allow statement grants to a wildcard
     /// principal (or through NotPrincipal) without a condition that pins the request to fixed values
-    /// of one of the documented keys (`aws:SourceIp` with a CIDR narrower than the whole address
-    /// space, `aws:SourceArn`, `aws:SourceVpc`, `aws:SourceVpce`, `aws:SourceOwner`,
-    /// `aws:SourceAccount`, `aws:userid`, `s3:x-amz-server-side-encryption-aws-kms-key-id`,
+    /// of one of the documented keys (`aws:SourceIp` whose every range is at most a /8 of IPv4 or a
+    /// /32 of IPv6, so that a list of wide ranges cannot cover the Internet, `aws:SourceArn`,
+    /// `aws:SourceVpc`, `aws:SourceVpce`, `aws:SourceOwner`,
+    /// `aws:SourceAccount`, `s3:x-amz-server-side-encryption-aws-kms-key-id`,
     /// `s3:DataAccessPointArn`, `s3:DataAccessPointAccount`). A fixed value holds no wildcard and no
     /// policy variable.
     pub fn is_public(&self) -> bool {
@@ -357,7 +360,7 @@ fn pins_to_fixed_values(condition: &Condition) -> bool {
     }
     match (&operator.kind, &condition.values) {
         (Kind::IpAddress, Values::Networks(networks)) => {
-            condition.key == "aws:sourceip" && networks.iter().all(|network| !network.is_everything())
+            condition.key == "aws:sourceip" && networks.iter().all(|network| network.is_narrow())
         }
         (Kind::String { .. } | Kind::Arn, Values::Strings(values)) => {
             !values.is_empty() && values.iter().all(|value| !wildcard::has_wildcard(value) && !value.contains("${"))

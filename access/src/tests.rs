@@ -754,6 +754,13 @@ fn is_public_follows_the_aws_examples() {
     assert!(!ip("2001:db8::/32", "IpAddress"));
     assert!(ip("0.0.0.0/0", "IpAddress"));
     assert!(ip("::/0", "IpAddress"));
+    // Wide ranges do not pin, alone or together (these two are the whole IPv4 Internet).
+    assert!(ip("0.0.0.0/1", "IpAddress"));
+    assert!(public(
+        r#"{"Principal":"*","Resource":"*","Action":"s3:GetObject","Effect":"Allow","Condition":{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}}"#
+    ));
+    assert!(!ip("10.0.0.0/8", "IpAddress"));
+    assert!(ip("2000::/3", "IpAddress"));
     assert!(ip("192.0.2.0/24", "NotIpAddress"));
     assert!(ip("192.0.2.0/24", "IpAddressIfExists"));
     // Conditions on keys outside the documented list do not pin.
@@ -765,6 +772,10 @@ fn is_public_follows_the_aws_examples() {
     ));
     assert!(public(
         r#"{"Principal":"*","Resource":"*","Action":"s3:GetObject","Effect":"Allow","Condition":{"StringEquals":{"aws:userid":"${aws:username}"}}}"#
+    ));
+    // A user id is unique only within its tenant here (every tenant has an `admin`): it pins nothing.
+    assert!(public(
+        r#"{"Principal":"*","Resource":"*","Action":"s3:GetObject","Effect":"Allow","Condition":{"StringEquals":{"aws:userid":"admin"}}}"#
     ));
     // One public statement makes the whole policy public.
     let mixed = parse(&format!(

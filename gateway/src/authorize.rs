@@ -6,10 +6,10 @@
 //!
 //! Cache. A bucket's settings and its tenant's Block Public Access are kept for
 //! `ACCESS_CACHE_TTL_MS`, so that a GET pays no extra metadata round trip. Callers that write
-//! read the bucket fresh (`BucketView::fresh`); the commit checks the bucket's owner and
+//! read the bucket fresh (`AccessCache::view` with `fresh`); the commit checks the bucket's owner and
 //! incarnation again, atomically, so a stale view never lets a write land in another tenant's
-//! bucket, and reads pass the view's owner to the metadata, which refuses them unless the bucket
-//! still belongs to it. What a stale view can do: apply a policy, ACL or Block Public Access
+//! bucket, and reads name the view's owner and incarnation to the metadata, which refuses them
+//! (NoSuchBucket, and the view is dropped) unless the bucket is still that one. What a stale view can do: apply a policy, ACL or Block Public Access
 //! setting up to `ACCESS_CACHE_TTL_MS` after another gateway changed it (AWS, too, documents
 //! access changes as eventually consistent). The gateway that makes a change forgets its view
 //! at once.

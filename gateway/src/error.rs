@@ -85,6 +85,8 @@ pub enum GatewayError {
     UnresolvableGrantByEmailAddress,
     #[error("The public access block configuration was not found")]
     NoSuchPublicAccessBlockConfiguration,
+    #[error("The website redirect location must have a prefix of 'http://' or 'https://' or '/', and at most 2 KB.")]
+    InvalidRedirectLocation,
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
@@ -173,6 +175,7 @@ impl From<GatewayError> for S3Error {
             GatewayError::InvalidBucketAclWithObjectOwnership => C::InvalidBucketAclWithObjectOwnership,
             GatewayError::MalformedAcl => C::MalformedACLError,
             GatewayError::UnresolvableGrantByEmailAddress => C::UnresolvableGrantByEmailAddress,
+            GatewayError::InvalidRedirectLocation => return custom_400("InvalidRedirectLocation", message),
             GatewayError::NoSuchPublicAccessBlockConfiguration => {
                 return custom("NoSuchPublicAccessBlockConfiguration", http::StatusCode::NOT_FOUND, message);
             }

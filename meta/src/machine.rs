@@ -441,6 +441,12 @@ impl StateMachine {
                             return Err(MetaError::AccessDenied);
                         }
                         self.checked_bucket(&bucket)?;
+                        // A bucket named like the domain serves it (AWS's rule): another tenant's
+                        // bucket of that name keeps it.
+                        let named = self.read::<BucketRecord>(&keys::bucket(&BucketName::new(domain.0.clone())))?;
+                        if named.is_some_and(|named| named.tenant != tenant) {
+                            return Err(MetaError::DomainInUse);
+                        }
                         batch.put(keys::tenant_domain(&tenant, &domain), Vec::new());
                         batch.put(keys::domain(&domain), encode(&DomainRecord { domain, bucket }));
                     }
@@ -589,10 +595,13 @@ impl StateMachine {
                 self.hydrate_record(&mut found, stripes)?;
                 Ok(Answer::Object(Box::new(found)))
             }
-            Query::ObjectVersion { tenant, bucket, key, version, stripes } => {
+            Query::ObjectVersion { tenant, incarnation, bucket, key, version, stripes } => {
                 let record = self.bucket(&bucket)?;
                 if tenant.is_some_and(|t| t != record.tenant) {
                     return Err(MetaError::AccessDenied);
+                }
+                if incarnation.is_some_and(|i| i != record.incarnation) {
+                    return Err(MetaError::NoSuchBucket);
                 }
                 match self.locate(&bucket, &key, version.as_ref())? {
                     Some(mut found) => {

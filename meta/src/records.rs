@@ -791,6 +791,9 @@ pub enum Query {
     /// its bucket's versioning state. With `tenant`, the bucket must belong to it.
     ObjectVersion {
         tenant: Option<TenantId>,
+        /// With it, the bucket must be this life of the name (NoSuchBucket otherwise).
+        #[serde(default)]
+        incarnation: Option<BucketIncarnation>,
         bucket: BucketName,
         key: ObjectKey,
         version: Option<VersionId>,

@@ -82,16 +82,26 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
-    /// `Query::ObjectVersion`: the record and its bucket's versioning state.
+    /// `Query::ObjectVersion` in the bucket a reader was authorized against (name, owner and
+    /// incarnation: NoSuchBucket if the bucket of that name is no longer that one): the record
+    /// and its bucket's versioning state.
     async fn object_version(
         &self,
-        tenant: Option<TenantId>,
-        bucket: BucketName,
+        bucket: BucketRef,
         key: ObjectKey,
         version: Option<VersionId>,
         stripes: u32,
     ) -> Result<(ObjectRecord, Option<VersioningStatus>), MetaError> {
-        match self.query(Query::ObjectVersion { tenant, bucket, key, version, stripes }).await? {
+        let BucketRef { name, tenant, incarnation } = bucket;
+        let query = Query::ObjectVersion {
+            tenant: Some(tenant),
+            incarnation: Some(incarnation),
+            bucket: name,
+            key,
+            version,
+            stripes,
+        };
+        match self.query(query).await? {
             Answer::ObjectVersion { record, versioning } => Ok((*record, versioning)),
             other => Err(unexpected("ObjectVersion", &other)),
         }

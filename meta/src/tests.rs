@@ -634,6 +634,7 @@ fn delete(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) -> 
 fn version(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) -> Result<ObjectRecord, MetaError> {
     let query = Query::ObjectVersion {
         tenant: None,
+        incarnation: None,
         bucket: BucketName::new(b),
         key: ObjectKey::new(key),
         version: version.cloned(),
@@ -1436,4 +1437,43 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
         panic!()
     };
     assert!(page.blobs.is_empty());
+}
+
+#[test]
+fn a_website_domain_belongs_to_one_tenant_while_its_bucket_lives() {
+    let m = machine();
+    bucket(&m, "a", "site-a").unwrap();
+    bucket(&m, "b", "site-b").unwrap();
+    let domain = || WebDomain::new("www.example.test");
+    let set = |tenant: &str, bucket: Option<BucketRef>| {
+        m.apply(Command::SetDomain { domain: domain(), tenant: TenantId::new(tenant), bucket })
+    };
+    let served = || match m.query(Query::Domain(domain())).unwrap() {
+        Answer::Domain(record) => record.map(|r| r.bucket.name.0),
+        other => panic!("{other:?}"),
+    };
+    // A tenant attaches only to its own bucket.
+    assert_eq!(set("a", Some(bref(&m, "site-b"))), Err(MetaError::AccessDenied));
+    set("a", Some(bref(&m, "site-a"))).unwrap();
+    assert_eq!(served(), Some("site-a".into()));
+    // Another tenant can neither take nor detach it while the bucket lives.
+    assert_eq!(set("b", Some(bref(&m, "site-b"))), Err(MetaError::DomainInUse));
+    assert_eq!(set("b", None), Err(MetaError::DomainInUse));
+    let listed = |tenant: &str| match m.query(Query::Domains(TenantId::new(tenant))).unwrap() {
+        Answer::Domains(records) => records.len(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((listed("a"), listed("b")), (1, 0));
+    // The bucket deleted: the record no longer serves, and another tenant may take the domain.
+    m.apply(Command::DeleteBucket { bucket: bref(&m, "site-a") }).unwrap();
+    assert_eq!(served(), None);
+    set("b", Some(bref(&m, "site-b"))).unwrap();
+    assert_eq!(served(), Some("site-b".into()));
+    assert_eq!((listed("a"), listed("b")), (0, 1));
+    set("b", None).unwrap();
+    assert_eq!(served(), None);
+    // A bucket named like the domain keeps the domain for its tenant (AWS's rule).
+    bucket(&m, "a", "www.example.test").unwrap();
+    assert_eq!(set("b", Some(bref(&m, "site-b"))), Err(MetaError::DomainInUse));
+    set("a", Some(bref(&m, "www.example.test"))).unwrap();
 }

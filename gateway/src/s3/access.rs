@@ -108,13 +108,21 @@ pub fn action_of(operation: &str, versioned: bool) -> Option<&'static str> {
     })
 }
 
-/// Operations that read an object: their decision may wait for its record (`deferred`).
+/// Operations that read an object.
 fn reads_object(operation: &str) -> bool {
     matches!(operation, "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" | "GetObjectAcl")
 }
 
-/// Operations whose bucket view may come from the cache: the object read that follows passes
-/// the view's owner to the metadata, which refuses it unless the bucket still belongs to it.
+/// Operations whose decision can depend on the object's own state (its ACL, or its tags through
+/// `s3:ExistingObjectTag/*`): when the bucket's settings make that state matter
+/// (`BucketView::depends_on_object`), they are authorized once the record is read (`deferred`).
+fn decided_on_the_object(operation: &str) -> bool {
+    reads_object(operation) || matches!(operation, "PutObjectAcl" | "PutObjectTagging" | "DeleteObjectTagging")
+}
+
+/// Operations whose bucket view may come from the cache: the object read that follows names the
+/// view's owner and incarnation to the metadata, which refuses it unless the bucket is still that
+/// one.
 /// Everything else reads the bucket fresh, as its handler uses the record.
 fn cached_view_is_enough(operation: &str) -> bool {
     reads_object(operation)
@@ -134,9 +142,22 @@ pub fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What the policy language can test about a request (the global keys and the S3 keys the
-/// gateway knows).
-pub fn request_context(headers: &http::HeaderMap, uri: &http::Uri, client: Option<SocketAddr>) -> RequestContext {
+/// What the policy language can test about a request for `action`: the global keys, and the S3
+/// keys AWS defines for that action (S3's "Actions, resources, and condition keys"), so that, say,
+/// a `?prefix=` on a GetObject cannot satisfy a condition written for listings.
+pub fn request_context(
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+    client: Option<SocketAddr>,
+    action: &str,
+) -> RequestContext {
+    let lists = matches!(action, "s3:ListBucket" | "s3:ListBucketVersions");
+    let puts = action == "s3:PutObject";
+    let sets_acl = matches!(
+        action,
+        "s3:PutObject" | "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" | "s3:PutBucketAcl" | "s3:CreateBucket"
+    );
+    let tags = matches!(action, "s3:PutObject" | "s3:PutObjectTagging");
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut context = RequestContext {
         source_ip: client.map(|a| a.ip()),
@@ -149,20 +170,25 @@ pub fn request_context(headers: &http::HeaderMap, uri: &http::Uri, client: Optio
     };
     for (key, value) in query_pairs(uri) {
         let name = match key.as_str() {
-            "prefix" => "s3:prefix",
-            "max-keys" => "s3:max-keys",
-            "delimiter" => "s3:delimiter",
-            "versionId" => "s3:VersionId",
+            "prefix" if lists => "s3:prefix",
+            "max-keys" if lists => "s3:max-keys",
+            "delimiter" if lists => "s3:delimiter",
+            "versionId" if action.contains("Version") => "s3:VersionId",
             _ => continue,
         };
         context.values.insert(name.to_string(), vec![value]);
     }
-    for name in ["x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive", "x-amz-server-side-encryption"] {
-        if let Some(value) = header(name) {
+    for (name, defined) in [
+        ("x-amz-acl", sets_acl),
+        ("x-amz-copy-source", puts),
+        ("x-amz-metadata-directive", puts),
+        ("x-amz-server-side-encryption", puts),
+    ] {
+        if defined && let Some(value) = header(name) {
             context.values.insert(format!("s3:{name}"), vec![value]);
         }
     }
-    if let Some(tagging) = header("x-amz-tagging") {
+    if tags && let Some(tagging) = header("x-amz-tagging") {
         let mut keys = Vec::new();
         for pair in tagging.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -197,8 +223,7 @@ impl S3Access for AccessHook {
         };
         let client = cx.extensions_mut().get::<ClientAddr>().map(|c| c.0);
         let request_id = cx.extensions_mut().get::<RequestId>().map_or_else(|| Arc::from(""), |r| r.0.clone());
-        let context = Arc::new(request_context(cx.headers(), cx.uri(), client));
-        let versioned = context.values.contains_key("s3:VersionId");
+        let versioned = query_pairs(cx.uri()).iter().any(|(name, _)| name == "versionId");
         let Some(action) = action_of(&operation, versioned) else {
             // Not an operation the gateway implements: s3s answers NotImplemented, to anyone
             // who signs; nobody else learns which ones exist.
@@ -207,11 +232,16 @@ impl S3Access for AccessHook {
             }
             return Ok(());
         };
+        let context = Arc::new(request_context(cx.headers(), cx.uri(), client, action));
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
+        // A key no PUT could have made names nothing; refused before it reaches policy matching.
+        if key.as_ref().is_some_and(|k| k.len() > super::OBJECT_KEY_MAX_BYTES) {
+            return Err(GatewayError::KeyTooLong.into());
+        }
         let mut authorized = Authorized { requester, view: None, action, context, request_id, deferred: false };
         match bucket {
             // Buckets are listed and made by a tenant's keys only; what they reach is the
@@ -229,8 +259,19 @@ impl S3Access for AccessHook {
             Some(bucket) => {
                 let fresh = !cached_view_is_enough(&operation);
                 let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, fresh).await?;
-                if reads_object(&operation) && view.depends_on_object() {
+                if decided_on_the_object(&operation) && view.depends_on_object() {
                     authorized.deferred = true;
+                    authorized.view = Some(view.clone());
+                    if !reads_object(&operation)
+                        && let Some(key) = &key
+                    {
+                        // A write to an object whose ACL or tags decide: its record is read and
+                        // the request authorized with it now, before the body is read.
+                        let version = query_pairs(cx.uri()).into_iter().find(|(k, _)| k == "versionId").map(|(_, v)| v);
+                        let s3 = super::IgnifugeS3 { gateway: self.gateway.clone() };
+                        s3.get_record(&authorized, key, version.as_deref(), 0).await?;
+                        authorized.deferred = false;
+                    }
                 } else if operation != "DeleteObjects" {
                     // DeleteObjects is authorized key by key, by its handler.
                     let ask = Ask { action, key: key.as_deref(), object_acl: None };

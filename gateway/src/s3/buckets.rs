@@ -75,6 +75,8 @@ pub async fn create_bucket(
     );
     record.ownership = Some(ownership);
     record.acl = acl;
+    // A view of an earlier bucket of this name (deleted through another gateway) goes.
+    s3.gateway.access.forget(&record.name);
     match s3.gateway.metadata.apply(Command::CreateBucket(record)).await {
         Ok(_) => {}
         // AWS, for legacy compatibility, answers 200 OK to re-creating a bucket you already own
@@ -95,11 +97,9 @@ pub async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let bucket = IgnifugeS3::bucket(&req)?;
-    s3.gateway
-        .metadata
-        .apply(Command::DeleteBucket { bucket: bucket.reference() })
-        .await
-        .map_err(GatewayError::Meta)?;
+    let outcome = s3.gateway.metadata.apply(Command::DeleteBucket { bucket: bucket.reference() }).await;
+    s3.changed(&bucket);
+    outcome.map_err(GatewayError::Meta)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 

@@ -31,6 +31,8 @@ use std::sync::Arc;
 pub const OBJECT_KEY_MAX_BYTES: usize = 1024;
 /// Largest total size of user metadata (names and values), as on AWS.
 pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// Longest x-amz-website-redirect-location, as on AWS.
+pub const WEBSITE_REDIRECT_MAX_BYTES: usize = 2048;
 /// Client connections a gateway serves at once; more wait in the kernel's backlog.
 pub const GATEWAY_CONNECTIONS_MAX: usize = 8192;
 /// Largest object accepted by a single PUT, as on AWS.
@@ -112,6 +114,13 @@ fn object_headers(
     let size: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > USER_METADATA_MAX_BYTES {
         return Err(GatewayError::MetadataTooLarge);
+    }
+    // AWS: a website redirect is a path of this site or an absolute http(s) URL, at most 2 KB.
+    if let Some(location) = &website_redirect_location
+        && (location.len() > WEBSITE_REDIRECT_MAX_BYTES
+            || !(location.starts_with('/') || location.starts_with("http://") || location.starts_with("https://")))
+    {
+        return Err(GatewayError::InvalidRedirectLocation);
     }
     let expires = expires.and_then(|ts| {
         let mut out = Vec::new();

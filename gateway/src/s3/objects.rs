@@ -228,19 +228,16 @@ impl IgnifugeS3 {
         let version = parse_version_id(read.version)?;
         let by_version_id = version.is_some();
         let bucket = &read.view.record;
-        let answer = self
-            .gateway
-            .metadata
-            .object_version(
-                Some(bucket.tenant.clone()),
-                bucket.name.clone(),
-                ObjectKey::new(read.key),
-                version,
-                stripes,
-            )
-            .await;
+        let answer =
+            self.gateway.metadata.object_version(bucket.reference(), ObjectKey::new(read.key), version, stripes).await;
         let (record, versioning) = match answer {
             Ok(found) => found,
+            Err(MetaError::NoSuchBucket) => {
+                // Deleted, or deleted and made again since the view was cached: the next request
+                // reads the bucket afresh.
+                self.gateway.access.forget(&bucket.name);
+                return Err(GatewayError::Meta(MetaError::NoSuchBucket).into());
+            }
             Err(e @ (MetaError::NoSuchKey | MetaError::NoSuchVersion)) => {
                 if read.deferred {
                     let ask = Ask { action: read.action, key: Some(read.key), object_acl: None };

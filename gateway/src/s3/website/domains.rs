@@ -32,11 +32,13 @@ fn parameter(uri: &http::Uri) -> Option<String> {
     super::super::access::query_pairs(uri).into_iter().find(|(k, _)| k == DOMAIN_PARAMETER).map(|(_, v)| v)
 }
 
-/// A host name: labels of letters, digits and hyphens, at least two of them.
+/// A host name: labels of letters, digits and hyphens, at least two of them, the last not all
+/// digits (an IP address is no domain).
 fn check_domain(domain: &str) -> Result<(), GatewayError> {
     let labels: Vec<&str> = domain.split('.').collect();
     let valid = domain.len() <= DOMAIN_MAX_CHARS
         && labels.len() >= 2
+        && labels.last().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
         && labels.iter().all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -96,9 +98,9 @@ impl S3Route for DomainRoute {
         let view = gateway.access.view(gateway.metadata.as_ref(), &bucket, true).await?;
         let client = req.extensions.get::<ClientAddr>().map(|c| c.0);
         let request_id = req.extensions.get::<RequestId>().map_or_else(|| Arc::from(""), |r| r.0.clone());
-        let context = request_context(&req.headers, &req.uri, client);
         let reads = req.method == http::Method::GET;
         let action = if reads { "s3:GetBucketWebsite" } else { "s3:PutBucketWebsite" };
+        let context = request_context(&req.headers, &req.uri, client, action);
         gateway.authorize(&requester, &view, Ask { action, key: None, object_acl: None }, &context, &request_id)?;
         let tenant = view.record.tenant.clone();
         if reads {
@@ -145,7 +147,9 @@ mod tests {
         for good in ["docs.example.com", "a-b.c1.example", "x.y"] {
             assert!(check_domain(good).is_ok(), "{good}");
         }
-        for bad in ["localhost", "Upper.example", "-a.example", "a..example", "a_b.example", "a.example/", ""] {
+        for bad in
+            ["localhost", "Upper.example", "-a.example", "a..example", "a_b.example", "a.example/", "", "10.0.0.5"]
+        {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
     }

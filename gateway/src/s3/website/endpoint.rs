@@ -50,6 +50,11 @@ const NO_SUCH_KEY: Failure = Failure::Status {
     code: "NoSuchKey",
     message: "The specified key does not exist.",
 };
+const NO_SUCH_BUCKET: Failure = Failure::Status {
+    status: http::StatusCode::NOT_FOUND,
+    code: "NoSuchBucket",
+    message: "The specified bucket does not exist",
+};
 const ACCESS_DENIED: Failure =
     Failure::Status { status: http::StatusCode::FORBIDDEN, code: "AccessDenied", message: "Access Denied" };
 
@@ -168,9 +173,16 @@ impl WebsiteEndpoint {
         Self { gateway, domains, aliases: Mutex::new(HashMap::new()) }
     }
 
-    /// The bucket a Host names.
+    /// The bucket a Host names: `<bucket>.<root domain>`; else a bucket named like the host
+    /// (AWS's rule for custom domains, which wins over any alias, so no tenant can take the
+    /// name of another's bucket); else a domain a tenant attached. The answer for a host is
+    /// remembered for `DOMAIN_CACHE_TTL_MS`, found or not, so random hosts cost one metadata
+    /// read a second each at most.
     async fn bucket_of(&self, host: &str) -> Result<Option<BucketName>, GatewayError> {
         for domain in &self.domains {
+            if host == domain {
+                return Ok(None);
+            }
             if let Some(bucket) = host.strip_suffix(domain.as_str()).and_then(|b| b.strip_suffix('.'))
                 && !bucket.is_empty()
             {
@@ -182,10 +194,12 @@ impl WebsiteEndpoint {
         {
             return Ok(bucket.clone());
         }
-        let bucket = match self.gateway.metadata.domain(WebDomain::new(host)).await? {
-            Some(record) => Some(record.bucket.name),
-            // AWS's rule: a bucket named like the domain serves it.
-            None => Some(BucketName::new(host)),
+        let bucket = match self.gateway.access.view(self.gateway.metadata.as_ref(), host, false).await {
+            Ok(_) => Some(BucketName::new(host)),
+            Err(GatewayError::Meta(MetaError::NoSuchBucket)) => {
+                self.gateway.metadata.domain(WebDomain::new(host)).await?.map(|record| record.bucket.name)
+            }
+            Err(e) => return Err(e),
         };
         let mut aliases = self.aliases.lock().unwrap_or_else(PoisonError::into_inner);
         if aliases.len() >= DOMAIN_CACHE_ENTRIES_MAX {
@@ -303,7 +317,7 @@ impl WebsiteEndpoint {
         } else {
             requested.clone()
         };
-        let context = crate::s3::access::request_context(request.headers(), request.uri(), Some(peer));
+        let context = crate::s3::access::request_context(request.headers(), request.uri(), Some(peer), "s3:GetObject");
         let failure = match self.fetch(view, &key, &context, request_id).await {
             Fetched::Found(record) => return self.serve_object(request, &record, http::StatusCode::OK, true),
             Fetched::Failed(failure @ Failure::Status { .. }) if !requested.is_empty() && !requested.ends_with('/') => {
@@ -352,13 +366,7 @@ impl WebsiteEndpoint {
         let read = self
             .gateway
             .metadata
-            .object_version(
-                Some(bucket.tenant.clone()),
-                bucket.name.clone(),
-                ObjectKey::new(key),
-                None,
-                self.gateway.read_stripes,
-            )
+            .object_version(bucket.reference(), ObjectKey::new(key), None, self.gateway.read_stripes)
             .await;
         let missing = |gateway: &Gateway| {
             // As on AWS: a missing key is 404 only where anyone may list the bucket.
@@ -383,6 +391,11 @@ impl WebsiteEndpoint {
                     return Fetched::Failed(ACCESS_DENIED);
                 }
                 missing(&self.gateway)
+            }
+            Err(MetaError::NoSuchBucket) => {
+                // The bucket changed since its view was cached: read it afresh next time.
+                self.gateway.access.forget(&bucket.name);
+                Fetched::Failed(NO_SUCH_BUCKET)
             }
             Err(e) => {
                 tracing::warn!(request_id, error = %e, key, "website read failed");
