@@ -33,6 +33,9 @@ const ACCESS_CACHE_ENTRIES_MAX: usize = 10_000;
 pub struct BucketView {
     pub record: BucketRecord,
     pub policy: Option<Policy>,
+    /// The stored policy does not parse (a newer grammar rolled back): the bucket is closed to
+    /// everything but its owner managing the policy, rather than open without its Deny statements.
+    pub policy_unreadable: bool,
     /// The tenant's settings (None: the tenant sets none).
     pub tenant_block: Option<PublicAccessBlock>,
 }
@@ -58,6 +61,27 @@ impl BucketView {
             ownership: self.ownership(),
             public_access_block: self.public_access_block(),
         }
+    }
+
+    /// AWS's evaluation (`ignifuge_access::authorize`) against this bucket's settings.
+    pub fn decide(
+        &self,
+        requester: &Requester,
+        action: &str,
+        target: Target<'_>,
+        context: &RequestContext,
+    ) -> Decision {
+        if self.policy_unreadable {
+            let owner = matches!(requester, Requester::Key { tenant, .. } if *tenant == self.record.tenant);
+            let manages_policy =
+                matches!(action, "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy");
+            return if owner && manages_policy {
+                Decision { allowed: true, reason: "owner repairs an unreadable policy".into() }
+            } else {
+                Decision { allowed: false, reason: "the stored bucket policy does not parse: bucket closed".into() }
+            };
+        }
+        authorize(requester, action, &target, &self.access(), context)
     }
 
     /// Whether the outcome of reading an object can depend on the object itself (its ACL, its
@@ -97,16 +121,22 @@ impl AccessCache {
             Err(e) => return Err(e.into()),
         };
         // A stored policy was valid when it was put; one that no longer parses (a newer grammar
-        // rolled back) denies nothing and allows nothing rather than failing every request.
-        let policy = match (&cached, &record.policy) {
-            (Some((_, old)), Some(text)) if old.record.policy.as_deref() == Some(text) => old.policy.clone(),
-            (_, Some(text)) => Policy::parse(text, &name.0)
-                .map_err(|e| tracing::error!(bucket = %name, error = %e, "stored bucket policy does not parse"))
-                .ok(),
-            (_, None) => None,
+        // rolled back) closes the bucket (`BucketView::policy_unreadable`).
+        let (policy, policy_unreadable) = match (&cached, &record.policy) {
+            (Some((_, old)), Some(text)) if old.record.policy.as_deref() == Some(text) => {
+                (old.policy.clone(), old.policy_unreadable)
+            }
+            (_, Some(text)) => match Policy::parse(text, &name.0) {
+                Ok(policy) => (Some(policy), false),
+                Err(e) => {
+                    tracing::error!(bucket = %name, error = %e, "stored bucket policy does not parse: bucket closed");
+                    (None, true)
+                }
+            },
+            (_, None) => (None, false),
         };
         let tenant_block = self.tenant_block(metadata, &record.tenant).await?;
-        let view = Arc::new(BucketView { record, policy, tenant_block });
+        let view = Arc::new(BucketView { record, policy, policy_unreadable, tenant_block });
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= ACCESS_CACHE_ENTRIES_MAX {
             buckets.clear();
@@ -182,7 +212,7 @@ impl crate::Gateway {
         object_acl: Option<&Acl>,
         context: &RequestContext,
     ) -> Decision {
-        authorize(requester, action, &Target { key, object_acl }, &view.access(), context)
+        view.decide(requester, action, Target { key, object_acl }, context)
     }
 }
 
@@ -190,5 +220,38 @@ pub fn requester_name(requester: &Requester) -> String {
     match requester {
         Requester::Anonymous => "anonymous".into(),
         Requester::Key { tenant, access_key, .. } => format!("{tenant}/{access_key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_types::{AccessKeyId, BucketIncarnation, UserId};
+
+    fn key_of(tenant: &str) -> Requester {
+        Requester::Key { tenant: TenantId::new(tenant), user: UserId::new("admin"), access_key: AccessKeyId::new("K") }
+    }
+
+    #[test]
+    fn a_policy_that_no_longer_parses_closes_the_bucket_but_to_its_owner_repairing_it() {
+        let mut record = BucketRecord::new(
+            BucketName::new("b"),
+            TenantId::new("owner"),
+            "us-east-1".into(),
+            0,
+            BucketIncarnation::new("1"),
+        );
+        record.policy = Some("{ a grammar from the future".into());
+        let view = BucketView { record, policy: None, policy_unreadable: true, tenant_block: None };
+        let context = RequestContext::default();
+        let decide = |who: &Requester, action: &str| {
+            view.decide(who, action, Target { key: Some("k"), object_acl: None }, &context).allowed
+        };
+        assert!(!decide(&key_of("owner"), "s3:GetObject"), "not open without its Deny statements");
+        assert!(!decide(&key_of("other"), "s3:GetObject"));
+        assert!(!decide(&Requester::Anonymous, "s3:GetObject"));
+        assert!(decide(&key_of("owner"), "s3:PutBucketPolicy"), "the owner can replace it");
+        assert!(decide(&key_of("owner"), "s3:DeleteBucketPolicy"));
+        assert!(!decide(&key_of("other"), "s3:DeleteBucketPolicy"));
     }
 }
