@@ -678,3 +678,49 @@ async fn acls_follow_object_ownership_and_block_public_access() {
     // With ACLs disabled the objects' public-read grants no longer count.
     assert_eq!(raw_request(&addr, "GET", "/writer/pub.txt", &[], b"").await.unwrap().status, 403);
 }
+
+/// A policy revoked while the gateway's answer is lost (the fault point drops it after the
+/// commit; the gateway settles the proposal): the revocation holds on the gateway that made it at
+/// once, and on the others once their cached view expires (`ACCESS_CACHE_TTL_MS`, 1 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_whose_answer_was_lost_still_closes_the_bucket_everywhere() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let owner = cluster.s3_client_no_retry_at(0);
+    owner.create_bucket().bucket("revoked").send().await.expect("CreateBucket");
+    remove_public_access_block(&owner, "revoked").await;
+    let public = public_policy("revoked", "Allow", &["s3:GetObject"]);
+    owner.put_bucket_policy().bucket("revoked").policy(public).send().await.expect("PutBucketPolicy");
+    put_obj(&owner, "revoked", "doc.txt", None).await;
+    let gateways: Vec<String> = (0..3).map(|i| authority_of(&cluster.gateways[i]).to_string()).collect();
+    let anonymous_get = |gateway: usize| {
+        let addr = gateways[gateway].clone();
+        async move { raw_request(&addr, "GET", "/revoked/doc.txt", &[], b"").await.unwrap().status }
+    };
+    for gateway in 0..3 {
+        assert_eq!(anonymous_get(gateway).await, 200, "public through gateway {gateway}");
+    }
+    let dc1 = cluster.process("gateway-dc1").listen.clone();
+    std::fs::write(&rules_path, format!("fail {dc1} gateway.meta.answer-lost\n")).expect("rule");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let revoked = owner.delete_bucket_policy().bucket("revoked").send().await;
+    std::fs::write(&rules_path, "").expect("clear rules");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Settled into its real outcome (applied), or answered 503: either way the policy is gone.
+    if let Err(e) = &revoked {
+        assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(e), Some("ServiceUnavailable"), "{e:?}");
+    }
+    let log = std::fs::read_to_string(cluster.data_dir.join("logs/gateway-dc1.log")).unwrap_or_default();
+    assert!(log.contains("settled a metadata command"), "the answer was lost and settled");
+    let stored = owner.get_bucket_policy().bucket("revoked").send().await;
+    assert_eq!(error_code(&stored), Some("NoSuchBucketPolicy".into()), "the revocation committed");
+    assert_eq!(anonymous_get(0).await, 403, "the gateway that revoked it dropped its view");
+    for gateway in 1..3 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while anonymous_get(gateway).await != 403 {
+            assert!(std::time::Instant::now() < deadline, "gateway {gateway} still serves under the revoked policy");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -177,6 +177,27 @@ async fn a_site_published_with_the_aws_cli_is_served_as_aws_serves_websites() {
     assert_eq!(styled.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(styled.header("x-amz-meta-origin"), Some("test"));
 
+    // The same rules as a user checks them with curl (its own resolver rule for the host name).
+    let curl = |extra: &[&str], path: &str| {
+        let url = format!("http://{host}:{port}{path}");
+        let output = run_with_timeout(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}"])
+                .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+                .args(extra)
+                .arg(&url),
+            std::time::Duration::from_secs(30),
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(curl(&[], "/"), "200");
+    assert_eq!(curl(&[], "/docs"), format!("302 http://{host}:{port}/docs/"));
+    assert_eq!(curl(&[], "/no/such/page.html"), "404");
+    assert_eq!(curl(&["-X", "POST"], "/"), "405");
+    assert_eq!(curl(&["-H", &format!("If-None-Match: {etag}")], "/"), "304");
+    assert_eq!(curl(&["-r", "0-9"], "/index.html"), "206");
+    assert_eq!(curl(&[], "/manual/x.html"), format!("301 http://{host}:{port}/docs/x.html"));
+
     // GET and HEAD only.
     for method in ["POST", "PUT", "DELETE"] {
         let refused = web(&cluster, 0, method, &host, "/", &[]).await;
