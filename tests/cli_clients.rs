@@ -336,3 +336,35 @@ fn python_client_round_trip(
     let download_md5 = md5_file(&download);
     PythonRun { report, upload, upload_md5, download_md5, _scratch: scratch }
 }
+
+/// The AWS SDK for JavaScript v3 with the defaults its users get (retries, request checksums,
+/// response validation): PutObject from buffers, strings and streams (aws-chunked with a CRC32
+/// trailer), GetObject with ranges and conditions, lib-storage's parallel multipart Upload and a
+/// manual one, listings with delimiters and pagination, CopyObject, tagging, DeleteObjects
+/// (tests/clients/js/roundtrip.mjs; `scripts/prerequisites test` runs `npm ci` there).
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_sdk_for_javascript_v3() {
+    let cluster = Cluster::start().await;
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/js/roundtrip.mjs");
+    let mut command = Command::new("node");
+    clear_aws_env(&mut command);
+    for (key, value) in &cluster.exports {
+        command.env(key, value);
+    }
+    command
+        .env("AWS_CONFIG_FILE", scratch.path().join("no-config-file"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", scratch.path().join("no-credentials-file"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true")
+        .arg(&script)
+        .arg("js-sdk-bucket");
+    let output = run_with_timeout(&mut command, std::time::Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("all checks passed"),
+        "roundtrip.mjs failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -965,3 +965,44 @@ fn validators<T, E>(
     let header = |name: &str| response.headers().get(name).map(str::to_string);
     (Some(response.status().as_u16()), header("etag"), header("last-modified"))
 }
+
+/// Small AWS fidelity points, each as AWS answers it: a partNumber past an object's parts is 416
+/// InvalidPartNumber ("The requested partnumber is not satisfiable", the answer AWS and the
+/// emulators modelled on it give), one outside 1-10000 is 400 InvalidArgument; HEAD of a tagged
+/// object carries x-amz-tagging-count as GET does (GetObject/HeadObject response headers); an
+/// empty delimiter is no delimiter and is not echoed (ListObjectsV2: Delimiter is returned only
+/// when given).
+#[tokio::test(flavor = "multi_thread")]
+async fn part_numbers_tag_counts_and_empty_delimiters_answer_as_aws() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "fidelity").await;
+    s3.put_object()
+        .bucket("fidelity")
+        .key("dir/tagged")
+        .tagging("a=1&b=2")
+        .body(ByteStream::from_static(b"twelve bytes"))
+        .send()
+        .await
+        .expect("PutObject");
+    // A single-part object has one part: partNumber 1 is all of it.
+    let whole = s3.get_object().bucket("fidelity").key("dir/tagged").part_number(1).send().await.expect("part 1");
+    assert_eq!(whole.content_length(), Some(12));
+    let past = s3.get_object().bucket("fidelity").key("dir/tagged").part_number(2).send().await;
+    let info = error_info(&past.expect_err("part 2 of a one-part object"));
+    assert_eq!((info.status, info.code.as_deref()), (Some(416), Some("InvalidPartNumber")), "{}", info.description);
+    let out_of_range = s3.get_object().bucket("fidelity").key("dir/tagged").part_number(10_001).send().await;
+    let info = error_info(&out_of_range.expect_err("part 10001"));
+    assert_eq!((info.status, info.code.as_deref()), (Some(400), Some("InvalidArgument")), "{}", info.description);
+    let head = cluster.signed_request("HEAD", &cluster.url("/fidelity/dir/tagged"), &[], b"").await;
+    assert_eq!((head.status, head.header("x-amz-tagging-count")), (200, Some("2")));
+    let get = cluster.signed_request("GET", &cluster.url("/fidelity/dir/tagged"), &[], b"").await;
+    assert_eq!(get.header("x-amz-tagging-count"), Some("2"));
+    for path in ["/fidelity?list-type=2&delimiter=", "/fidelity?delimiter=", "/fidelity?versions&delimiter="] {
+        let listed = cluster.signed_request("GET", &cluster.url(path), &[], b"").await;
+        assert_eq!(listed.status, 200, "{path}: {}", listed.body_text());
+        let body = listed.body_text();
+        assert!(!body.contains("<Delimiter>"), "{path} echoed an empty delimiter: {body}");
+        assert!(body.contains("<Key>dir/tagged</Key>"), "{path}: no delimiter, so the key is listed whole: {body}");
+    }
+}

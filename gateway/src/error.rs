@@ -85,6 +85,9 @@ pub enum GatewayError {
     UnresolvableGrantByEmailAddress,
     #[error("The public access block configuration was not found")]
     NoSuchPublicAccessBlockConfiguration,
+    /// A partNumber past the object's parts: 416 InvalidPartNumber, as AWS.
+    #[error("The requested partnumber is not satisfiable")]
+    InvalidPartNumber,
     #[error("The website redirect location must have a prefix of 'http://' or 'https://' or '/', and at most 2 KB.")]
     InvalidRedirectLocation,
 }
@@ -102,10 +105,45 @@ fn custom_400(code: &'static str, message: String) -> S3Error {
     custom(code, http::StatusCode::BAD_REQUEST, message)
 }
 
+/// AWS's message for a metadata refusal a client sees (the S3 error-code reference), so that
+/// clients print what AWS's would; None where the metadata's own words say more.
+fn aws_message(error: &MetaError) -> Option<&'static str> {
+    Some(match error {
+        MetaError::NoSuchTenant | MetaError::NoSuchAccessKey => {
+            "The AWS access key Id you provided does not exist in our records."
+        }
+        MetaError::NoSuchBucket => "The specified bucket does not exist",
+        MetaError::BucketAlreadyExists => {
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. \
+             Please select a different name and try again."
+        }
+        MetaError::BucketAlreadyOwnedByYou => {
+            "Your previous request to create the named bucket succeeded and you already own it."
+        }
+        MetaError::BucketNotEmpty => "The bucket you tried to delete is not empty",
+        MetaError::AccessDenied => "Access Denied",
+        MetaError::NoSuchKey => "The specified key does not exist.",
+        MetaError::NoSuchUpload => {
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted \
+             or completed."
+        }
+        MetaError::InvalidPartOrder => {
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        }
+        MetaError::EntityTooSmall { .. } => "Your proposed upload is smaller than the minimum allowed object size.",
+        MetaError::PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+        MetaError::NoSuchVersion => "The specified version does not exist.",
+        _ => return None,
+    })
+}
+
 impl From<GatewayError> for S3Error {
     fn from(e: GatewayError) -> Self {
         use S3ErrorCode as C;
-        let message = e.to_string();
+        let message = match &e {
+            GatewayError::Meta(m) => aws_message(m).map_or_else(|| e.to_string(), str::to_string),
+            _ => e.to_string(),
+        };
         let code = match &e {
             GatewayError::Meta(m) => match m {
                 MetaError::NoSuchTenant | MetaError::NoSuchAccessKey => C::InvalidAccessKeyId,
@@ -176,6 +214,9 @@ impl From<GatewayError> for S3Error {
             GatewayError::MalformedAcl => C::MalformedACLError,
             GatewayError::UnresolvableGrantByEmailAddress => C::UnresolvableGrantByEmailAddress,
             GatewayError::InvalidRedirectLocation => return custom_400("InvalidRedirectLocation", message),
+            GatewayError::InvalidPartNumber => {
+                return custom("InvalidPartNumber", http::StatusCode::RANGE_NOT_SATISFIABLE, message);
+            }
             GatewayError::NoSuchPublicAccessBlockConfiguration => {
                 return custom("NoSuchPublicAccessBlockConfiguration", http::StatusCode::NOT_FOUND, message);
             }
@@ -214,5 +255,8 @@ mod tests {
         // Client errors keep saying what was wrong.
         let s3 = S3Error::from(GatewayError::InvalidArgument("the part number must be 1-10000".into()));
         assert!(s3.message().unwrap_or_default().contains("part number"));
+        // Metadata refusals say it in AWS's words.
+        let s3 = S3Error::from(GatewayError::Meta(MetaError::NoSuchBucket));
+        assert_eq!(s3.message(), Some("The specified bucket does not exist"));
     }
 }

@@ -82,7 +82,9 @@ pub async fn list_objects_v2(
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let bucket = IgnifugeS3::bucket(&req)?;
-    let input = req.input;
+    let mut input = req.input;
+    // AWS: an empty delimiter is no delimiter, and is not echoed.
+    input.delimiter = input.delimiter.filter(|d| !d.is_empty());
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let start_after = match &input.continuation_token {
@@ -133,7 +135,9 @@ pub async fn list_objects(
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let bucket = IgnifugeS3::bucket(&req)?;
-    let input = req.input;
+    let mut input = req.input;
+    // AWS: an empty delimiter is no delimiter, and is not echoed.
+    input.delimiter = input.delimiter.filter(|d| !d.is_empty());
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let request = ListRequest {

@@ -455,12 +455,14 @@ pub async fn list_multipart_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let bucket = IgnifugeS3::bucket(&req)?;
-    let input = req.input;
+    let mut input = req.input;
+    // AWS: an empty delimiter is no delimiter, and is not echoed.
+    input.delimiter = input.delimiter.filter(|d| !d.is_empty());
     let mut uploads = s3.gateway.metadata.list_uploads(bucket.name.clone()).await.map_err(GatewayError::Meta)?;
     // AWS's order: by key, then by initiation time.
     uploads.sort_by(|a, b| (&a.key.0, a.initiated_ms, &a.upload_id.0).cmp(&(&b.key.0, b.initiated_ms, &b.upload_id.0)));
     let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let delimiter = input.delimiter.clone();
     let key_marker = input.key_marker.clone().unwrap_or_default();
     let upload_marker = input.upload_id_marker.clone().filter(|_| !key_marker.is_empty());
     let max = input.max_uploads.map_or(LIST_UPLOADS_MAX, |m| (m.max(0) as usize).min(LIST_UPLOADS_MAX));

@@ -12,8 +12,8 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    BucketRecord, Checksums, Command, DataLocation, MetaError, ObjectHeaders, ObjectRecord, Outcome, PartData, Tags,
-    WriteCondition, is_valid_version_id,
+    BucketRecord, Checksums, Command, DataLocation, MULTIPART_MAX_PARTS, MetaError, ObjectHeaders, ObjectRecord,
+    Outcome, PartData, Tags, WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ObjectKey, VersionId};
@@ -533,10 +533,15 @@ fn selected_range(
         if range.is_some() {
             return Err(GatewayError::InvalidRequest("Range and partNumber cannot be combined".into()));
         }
-        let n = usize::try_from(n)
-            .ok()
-            .filter(|n| *n >= 1 && *n <= record.parts.len())
-            .ok_or(GatewayError::InvalidRange)?;
+        if !(1..=MULTIPART_MAX_PARTS as i32).contains(&n) {
+            return Err(GatewayError::InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive".into(),
+            ));
+        }
+        let n = n as usize;
+        if n > record.parts.len() {
+            return Err(GatewayError::InvalidPartNumber);
+        }
         let start: u64 = record.parts[..n - 1].iter().map(|p| p.size).sum();
         return Ok(Some(start..start + record.parts[n - 1].size));
     }
@@ -650,7 +655,12 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         version_id,
         ..Default::default()
     };
-    Ok(S3Response::new(output))
+    // s3s's HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
+    let mut response = S3Response::new(output);
+    if !record.tags.is_empty() {
+        response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(record.tags.len()));
+    }
+    Ok(response)
 }
 
 /// A read of one key's version, as `read_version` makes it.

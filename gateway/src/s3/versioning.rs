@@ -55,7 +55,9 @@ pub async fn list_object_versions(
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let bucket = IgnifugeS3::bucket(&req)?;
-    let input = req.input;
+    let mut input = req.input;
+    // AWS: an empty delimiter is no delimiter, and is not echoed.
+    input.delimiter = input.delimiter.filter(|d| !d.is_empty());
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
     let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
