@@ -90,6 +90,15 @@ async fn wrong_credentials_and_tampered_requests_are_refused() {
     let response = raw_request(&gateway, "PUT", "/auth/tampered", &headers, body).await.expect("PUT");
     assert_eq!(response.status, 403, "tampered header: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
+    // Every error names what was wrong, in AWS's words (s3s sends this one without a message).
+    assert!(
+        response.body_text().contains(
+            "<Message>The request signature we calculated does not match the signature you provided. Check your key \
+             and signing method.</Message>"
+        ),
+        "{}",
+        response.body_text()
+    );
 
     // A correctly signed raw request works (the raw client and signer are sound).
     let signed_body = b"the body that was signed";
@@ -189,11 +198,29 @@ async fn presigned_urls() {
     let response = raw_request(&gateway, "GET", path_and_query_of(&tampered), &[], b"").await.expect("GET");
     assert_eq!(response.status, 403, "tampered signature: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
+    // Every error names what was wrong, in AWS's words (s3s sends this one without a message).
+    assert!(
+        response.body_text().contains(
+            "<Message>The request signature we calculated does not match the signature you provided. Check your key \
+             and signing method.</Message>"
+        ),
+        "{}",
+        response.body_text()
+    );
 
     let other_key = uri.replacen("/pre/doc.txt", "/pre/other.txt", 1);
     let response = raw_request(&gateway, "GET", path_and_query_of(&other_key), &[], b"").await.expect("GET");
     assert_eq!(response.status, 403, "presigned URL used for another key: {}", response.summary());
     assert_eq!(response.error_code().as_deref(), Some("SignatureDoesNotMatch"));
+    // Every error names what was wrong, in AWS's words (s3s sends this one without a message).
+    assert!(
+        response.body_text().contains(
+            "<Message>The request signature we calculated does not match the signature you provided. Check your key \
+             and signing method.</Message>"
+        ),
+        "{}",
+        response.body_text()
+    );
 
     let response = raw_request(&gateway, "PUT", path_and_query_of(&uri), &[], b"overwrite").await.expect("PUT");
     assert_eq!(response.status, 403, "presigned GET URL used to PUT: {}", response.summary());

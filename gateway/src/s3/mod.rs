@@ -240,6 +240,7 @@ pub async fn serve(
                 }
             };
             answer.map(|mut response| {
+                complete_error_message(&mut response);
                 if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-amz-request-id", value);
                 }
@@ -248,6 +249,45 @@ pub async fn serve(
         }
     })
     .await
+}
+
+/// AWS's message for an error code that s3s answers without one (its signature checks, routing):
+/// every error a client sees says what was wrong.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and \
+             signing method."
+        }
+        "AccessDenied" => "Access Denied",
+        "InvalidAccessKeyId" => "The AWS access key Id you provided does not exist in our records.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidRequest" => "Invalid Request",
+        "NotImplemented" => "A header or query you provided implies functionality that is not implemented.",
+        _ => "The request could not be served as sent.",
+    }
+}
+
+/// Adds a `<Message>` to an XML error body that lacks one.
+fn complete_error_message(response: &mut s3s::HttpResponse) {
+    if response.status().as_u16() < 400 {
+        return;
+    }
+    let Some(bytes) = response.body().bytes() else { return };
+    let Ok(text) = std::str::from_utf8(&bytes) else { return };
+    if !text.contains("<Error>") || text.contains("<Message>") {
+        return;
+    }
+    let Some((before, after)) = text.split_once("</Code>") else { return };
+    let code = before.rsplit_once("<Code>").map_or("", |(_, code)| code);
+    let completed = format!("{before}</Code><Message>{}</Message>{after}", default_message(code));
+    if let Ok(length) = http::HeaderValue::from_str(&completed.len().to_string()) {
+        response.headers_mut().insert(http::header::CONTENT_LENGTH, length);
+    }
+    *response.body_mut() = s3s::Body::from(completed);
 }
 
 /// Accepts connections on `listener` (at most `GATEWAY_CONNECTIONS_MAX` at once) and serves each
