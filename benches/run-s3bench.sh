@@ -12,7 +12,8 @@
 # the binaries already in the target directory, e.g. while the tree does not build),
 # S3BENCH_MATRIX=website (instead of the default matrix: a 4 KiB object read anonymously through
 # the S3 API and through the website endpoint of the same gateway, interleaved, two rounds, with
-# the gateway's CPU per request; needs the aws CLI).
+# the gateway's CPU per request; needs the aws CLI); S3BENCH_MATRIX=delete (1000 keys deleted by
+# one DeleteObjects against the same deleted one DeleteObject at a time, interleaved, two rounds).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -130,6 +131,23 @@ if [[ "${S3BENCH_MATRIX:-default}" == website ]]; then
             --host-header "$bucket.s3-website.localhost:$web_port"
     done
     bench --workload http-baseline --size 4KiB --concurrency 16
+    if ((failures > 0)); then
+        echo "run-s3bench: $failures run(s) failed" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
+if [[ "${S3BENCH_MATRIX:-default}" == delete ]]; then
+    # 1000 keys removed by one DeleteObjects against the same 1000 keys removed by DeleteObject
+    # one at a time (what a client without DeleteObjects, or the gateway before batching, pays),
+    # interleaved, two rounds; the keys are written before each clock starts, and each run ends
+    # when its keys are gone (the duration is only a bound).
+    duration_secs=600
+    for round in 1 2; do
+        bench --workload delete --size 4KiB --concurrency 1 --objects 1000
+        bench --workload delete-objects --size 4KiB --concurrency 1 --objects 1000 --delete-batch-keys 1000
+    done
     if ((failures > 0)); then
         echo "run-s3bench: $failures run(s) failed" >&2
         exit 1

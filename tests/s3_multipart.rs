@@ -241,7 +241,7 @@ async fn part_rules() {
     let part1 = rng.bytes(5 * MIB);
     let part2 = rng.bytes(MIB);
     let part3 = rng.bytes(2 * MIB + 5);
-    let stale_etag = upload_part(&s3, "rules", key, &upload_id, 1, &first_try).await;
+    upload_part(&s3, "rules", key, &upload_id, 1, &first_try).await;
     // Uploading a part number again replaces it.
     let etag1 = upload_part(&s3, "rules", key, &upload_id, 1, &part1).await;
     let etag2 = upload_part(&s3, "rules", key, &upload_id, 2, &part2).await;
@@ -279,10 +279,10 @@ async fn part_rules() {
     };
 
     assert_s3_error(
-        complete(vec![(1, stale_etag.clone()), (3, etag3.clone())]).await,
+        complete(vec![(1, etag2.clone()), (3, etag3.clone())]).await,
         400,
         &["InvalidPart"],
-        "Complete with the ETag of a replaced part",
+        "Complete with an ETag that no upload of the part number has",
     );
     assert_s3_error(
         complete(vec![(1, etag1.clone()), (4, etag3.clone())]).await,
@@ -327,6 +327,34 @@ async fn part_rules() {
     assert_bytes_eq(&get_object(&s3, "rules", key).await, &whole, "object of parts 1 and 3");
     let head = ok(s3.head_object().bucket("rules").key(key).send().await, "HEAD");
     assert_eq!(head.content_length(), Some(whole.len() as i64));
+
+    // An UploadPart whose first attempt commits after its retry (an SDK retrying after a
+    // timeout): the part number's latest upload is the first attempt, ListParts shows it, and
+    // the completion, as AWS's, uses the part whose ETag the client lists, the retry's.
+    let upload_id = create_upload(&s3, "rules", "retried").await;
+    let retry = rng.bytes(5 * MIB);
+    let retry_etag = upload_part(&s3, "rules", "retried", &upload_id, 1, &retry).await;
+    let first_etag = upload_part(&s3, "rules", "retried", &upload_id, 1, &first_try).await;
+    assert_ne!(retry_etag, first_etag);
+    let listed = ok(
+        s3.list_parts().bucket("rules").key("retried").upload_id(&upload_id).send().await,
+        "ListParts after a part was uploaded twice",
+    );
+    let listed: Vec<(Option<i32>, Option<&str>)> =
+        listed.parts().iter().map(|p| (p.part_number(), p.e_tag())).collect();
+    assert_eq!(listed, [(Some(1), Some(first_etag.as_str()))], "ListParts shows the upload that committed last");
+    let done = ok(
+        s3.complete_multipart_upload()
+            .bucket("rules")
+            .key("retried")
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &retry_etag)]))
+            .send()
+            .await,
+        "Complete with the ETag of the upload that committed first",
+    );
+    assert_eq!(done.e_tag(), Some(multipart_etag(&[&retry]).as_str()));
+    assert_bytes_eq(&get_object(&s3, "rules", "retried").await, &retry, "the listed upload's bytes");
 }
 
 /// UploadPartCopy: parts copied from ranges of existing objects (of two buckets), mixed with an

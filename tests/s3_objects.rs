@@ -442,24 +442,23 @@ async fn delete_object_and_delete_objects() {
         keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().expect("identifier")).collect()
     };
 
-    // Verbose: every key is reported deleted, missing ones included.
+    // Verbose: every key is reported deleted, missing ones and a key named twice included; a
+    // key whose ETag condition fails is an Errors entry and stays (AWS: each key on its own).
+    let mut objects = ids(&["b", "c", "x&y<z>.txt", "missing-key", "b"]);
+    objects.push(ObjectIdentifier::builder().key("keep").e_tag("\"not-its-etag\"").build().expect("identifier"));
     let verbose = ok(
         s3.delete_objects()
             .bucket("del")
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(ids(&["b", "c", "x&y<z>.txt", "missing-key"])))
-                    .build()
-                    .expect("delete"),
-            )
+            .delete(Delete::builder().set_objects(Some(objects)).build().expect("delete"))
             .send()
             .await,
         "DeleteObjects verbose",
     );
     let mut deleted: Vec<&str> = verbose.deleted().iter().filter_map(|d| d.key()).collect();
     deleted.sort();
-    assert_eq!(deleted, vec!["b", "c", "missing-key", "x&y<z>.txt"], "verbose Deleted");
-    assert!(verbose.errors().is_empty(), "verbose Errors: {:?}", verbose.errors());
+    assert_eq!(deleted, vec!["b", "b", "c", "missing-key", "x&y<z>.txt"], "verbose Deleted");
+    let errors: Vec<(Option<&str>, Option<&str>)> = verbose.errors().iter().map(|e| (e.key(), e.code())).collect();
+    assert_eq!(errors, [(Some("keep"), Some("PreconditionFailed"))], "verbose Errors");
 
     // Quiet: nothing reported on success.
     let quiet = ok(
@@ -923,6 +922,40 @@ async fn a_conditional_put_overtaken_by_another_write_gets_409() {
         &["NotFound", "NoSuchKey"],
         "the refused write left nothing visible",
     );
+    // If-Match on a key with no current version is 404 NoSuchKey from the start, as AWS answers
+    // ("The specified key does not exist."), for PutObject and CompleteMultipartUpload alike.
+    assert_s3_error(
+        s3.put_object().bucket("race").key("updated").if_match(&etag).body(ByteStream::from_static(b"x")).send().await,
+        404,
+        &["NoSuchKey"],
+        "PutObject If-Match on a deleted key",
+    );
+    let upload = ok(s3.create_multipart_upload().bucket("race").key("never").send().await, "CreateMultipartUpload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part = ok(
+        s3.upload_part()
+            .bucket("race")
+            .key("never")
+            .upload_id(upload_id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"one part"))
+            .send()
+            .await,
+        "UploadPart",
+    );
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+        .build();
+    let complete = || {
+        s3.complete_multipart_upload().bucket("race").key("never").upload_id(upload_id).multipart_upload(parts.clone())
+    };
+    assert_s3_error(
+        complete().if_match("\"0123456789abcdef0123456789abcdef\"").send().await,
+        404,
+        &["NoSuchKey"],
+        "CompleteMultipartUpload If-Match on a missing key",
+    );
+    ok(complete().if_none_match("*").send().await, "the upload survives the refusal and completes");
     // Not overtaken: the same If-Match PUT succeeds.
     let etag = put_object(&s3, "race", "updated", b"again").await;
     let slow = start_conditional_put(&cluster, "race", "updated", ("if-match", &etag), &body).await;

@@ -160,7 +160,10 @@ impl From<GatewayError> for S3Error {
                 MetaError::EntityTooSmall { .. } => C::EntityTooSmall,
                 MetaError::PreconditionFailed => C::PreconditionFailed,
                 MetaError::Unavailable(_) => C::ServiceUnavailable,
-                MetaError::Storage(_) | MetaError::Corrupt(_) | MetaError::Unexpected(_) => C::InternalError,
+                MetaError::Storage(_)
+                | MetaError::Corrupt(_)
+                | MetaError::Unexpected(_)
+                | MetaError::InvalidCommand(_) => C::InternalError,
                 // Maintenance outcomes (repair, leases): never the answer to an S3 request.
                 MetaError::Superseded(_) | MetaError::LeaseHeld { .. } => C::InternalError,
                 MetaError::NoSuchVersion => C::NoSuchVersion,

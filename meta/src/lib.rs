@@ -86,6 +86,10 @@ pub enum MetaError {
     /// A website domain attached to another tenant's live bucket.
     #[error("the domain is attached to another tenant's bucket")]
     DomainInUse,
+    /// A command no gateway sends (a batch over its bound, a key twice in one batch): refused
+    /// whole, a bug of its sender.
+    #[error("invalid command: {0}")]
+    InvalidCommand(String),
 }
 
 impl MetaError {
@@ -111,6 +115,11 @@ impl From<ignifuge_kv::KvError> for MetaError {
 pub const MULTIPART_MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 /// Most parts in one multipart upload, as on AWS.
 pub const MULTIPART_MAX_PARTS: u32 = 10_000;
+/// Earlier uploads of one part number kept (by ETag) besides its latest, for a completion that
+/// names one of them; an older one beyond this is garbage.
+pub const PART_REPLACED_KEPT: usize = 4;
+/// Most keys one `Command::DeleteObjects` deletes (DeleteObjects' own limit, as on AWS).
+pub const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
 /// Most uploads in progress that one bucket's ListMultipartUploads considers.
 pub const UPLOADS_LISTED_MAX: usize = 10_000;
 /// Most records read by one page of a blob scan.

@@ -309,9 +309,6 @@ impl StateMachine {
             Command::DeleteObject { bucket, key, condition, now_ms, version: None, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let current = self.current(&bucket.name, &key)?;
-                if condition.if_match.is_some() && live(current.as_ref()).is_none() {
-                    return Err(MetaError::NoSuchKey);
-                }
                 condition.check(current.as_ref())?;
                 if bucket.versioning.is_some() {
                     let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
@@ -326,6 +323,36 @@ impl StateMachine {
                     batch.delete(keys::object(&bucket.name, &key));
                 }
                 Ok(Outcome::DeletedVersion { version: None, delete_marker: false })
+            }
+            Command::DeleteObjects { bucket, deletions, now_ms } => {
+                self.checked_bucket(&bucket)?;
+                if deletions.len() > crate::DELETE_OBJECTS_MAX_KEYS {
+                    return Err(MetaError::InvalidCommand(format!("{} deletions in one batch", deletions.len())));
+                }
+                // Each deletion reads the state before the batch: a key named twice would not see
+                // its own first deletion.
+                let mut keys_named = std::collections::HashSet::with_capacity(deletions.len());
+                if let Some(twice) = deletions.iter().find(|d| !keys_named.insert(&d.key)) {
+                    return Err(MetaError::InvalidCommand(format!("key {} named twice in one batch", twice.key)));
+                }
+                let mut outcomes = Vec::with_capacity(deletions.len());
+                for deletion in deletions {
+                    let ObjectDeletion { key, condition, version, marker_nonce } = deletion;
+                    let single =
+                        Command::DeleteObject { bucket: bucket.clone(), key, condition, now_ms, version, marker_nonce };
+                    // Each key's writes join the batch only if its deletion is done.
+                    let mut own = WriteBatch::new();
+                    match self.plan_command(single, stamp, &mut own) {
+                        Ok(Outcome::DeletedVersion { version, delete_marker }) => {
+                            batch.ops.extend(own.ops);
+                            outcomes.push(Ok(Deleted { version, delete_marker }));
+                        }
+                        Ok(other) => return Err(MetaError::Unexpected(format!("{other:?} from a deletion"))),
+                        Err(e @ MetaError::Storage(_)) => return Err(e),
+                        Err(refused) => outcomes.push(Err(refused)),
+                    }
+                }
+                Ok(Outcome::Deletions(outcomes))
             }
             Command::CreateUpload { bucket, upload } => {
                 self.checked_bucket(&bucket)?;
@@ -342,7 +369,7 @@ impl StateMachine {
                 self.admit_blob(&mut part.location, stamp, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
-                    garbage_of_part(&old, part.last_modified_ms, batch);
+                    self.keep_replaced_part(&bucket, &upload_id, old, &part, batch)?;
                 }
                 batch.put(key, encode(&part));
                 Ok(Outcome::Done)
@@ -369,18 +396,18 @@ impl StateMachine {
                     Err(e) => return Err(e),
                 };
                 let stored = self.parts(&bucket, &upload_id)?;
-                record.parts = choose_parts(&stored, &parts)?;
+                record.parts = stored.choose(&parts)?;
                 record.key = upload.key.clone();
                 record.tags = upload.tags.clone();
                 record.acl = upload.acl.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let current = self.current(&bucket, &upload.key)?;
                 condition.check(current.as_ref())?;
-                for part in &stored {
-                    if !record.parts.iter().any(|p| p.part_number == part.part_number) {
+                for (store_key, part) in stored.all() {
+                    if !record.parts.iter().any(|p| p.location == part.location) {
                         garbage_of_part(part, record.last_modified_ms, batch);
                     }
-                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
+                    batch.delete(store_key.clone());
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
                 let record = self.install(&bucket_record, record, current, batch)?;
@@ -545,9 +572,9 @@ impl StateMachine {
                 self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
-                for part in self.parts(&bucket, &upload_id)? {
-                    garbage_of_part(&part, now_ms, batch);
-                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
+                for (store_key, part) in self.parts(&bucket, &upload_id)?.all() {
+                    garbage_of_part(part, now_ms, batch);
+                    batch.delete(store_key.clone());
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
                 Ok(Outcome::Done)
@@ -652,7 +679,11 @@ impl StateMachine {
             }
             Query::ListParts { bucket, upload_id } => {
                 self.upload(&bucket, &upload_id)?;
-                self.parts(&bucket, &upload_id).map(Answer::Parts)
+                Ok(Answer::Parts(self.parts(&bucket, &upload_id)?.latest()))
+            }
+            Query::ChosenParts { bucket, upload_id, parts } => {
+                self.upload(&bucket, &upload_id)?;
+                self.parts(&bucket, &upload_id)?.choose(&parts).map(Answer::Parts)
             }
             Query::Blobs { cursor, limit } => {
                 self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX), SCAN_PAGE_BYTES_MAX).map(Answer::Blobs)
@@ -1208,8 +1239,64 @@ impl StateMachine {
         self.read(&keys::upload(bucket, id))?.ok_or(MetaError::NoSuchUpload)
     }
 
-    fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<Vec<PartData>, MetaError> {
-        self.scan_records(&keys::parts_prefix(bucket, id), usize::MAX)
+    /// Every part record of an upload: each part number's latest upload and the earlier ones kept.
+    fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<StoredParts, MetaError> {
+        let prefix = keys::parts_prefix(bucket, id);
+        let end = prefix_end(&prefix);
+        let mut stored = StoredParts::default();
+        for (key, value) in self.kv.scan(&prefix, end.as_deref(), usize::MAX)? {
+            let part: PartData = serde_json::from_slice(&value)
+                .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?;
+            // `<part>` is the latest upload of that number, `<part>~<etag>` an earlier one.
+            let replaced = key[prefix.len()..].contains(&b'~');
+            if replaced { &mut stored.replaced } else { &mut stored.latest }.push((key, part));
+        }
+        Ok(stored)
+    }
+
+    /// `new` replaces `old` as the latest upload of its part number. An earlier upload with
+    /// another ETag is kept, because the client may name it at completion (its retry committed
+    /// first, and it committed last): as AWS, the completion uses the part whose ETag it lists.
+    /// One with the same ETag holds the same bytes, so it is garbage; so are the oldest beyond
+    /// `PART_REPLACED_KEPT`.
+    fn keep_replaced_part(
+        &self,
+        bucket: &BucketName,
+        id: &UploadId,
+        old: PartData,
+        new: &PartData,
+        batch: &mut WriteBatch,
+    ) -> Result<(), MetaError> {
+        let now_ms = new.last_modified_ms;
+        let number = new.part_number;
+        let prefix = keys::replaced_parts_prefix(bucket, id, number);
+        let end = prefix_end(&prefix);
+        let mut kept: Vec<PartData> = Vec::new();
+        for (key, value) in self.kv.scan(&prefix, end.as_deref(), usize::MAX)? {
+            let part: PartData = serde_json::from_slice(&value)
+                .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?;
+            if part.etag == new.etag || part.etag == old.etag {
+                // The same bytes are held by the new latest or by `old`, kept below.
+                garbage_of_part(&part, now_ms, batch);
+                batch.delete(key);
+            } else {
+                kept.push(part);
+            }
+        }
+        if old.etag == new.etag {
+            garbage_of_part(&old, now_ms, batch);
+            return Ok(());
+        }
+        batch.put(keys::replaced_part(bucket, id, number, &old.etag), encode(&old));
+        kept.push(old);
+        // Oldest first: the ones beyond the bound are given up.
+        kept.sort_by_key(|p| p.last_modified_ms);
+        let excess = kept.len().saturating_sub(crate::PART_REPLACED_KEPT);
+        for part in &kept[..excess] {
+            garbage_of_part(part, now_ms, batch);
+            batch.delete(keys::replaced_part(bucket, id, number, &part.etag));
+        }
+        Ok(())
     }
 
     fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
@@ -1251,11 +1338,6 @@ pub fn is_valid_version_id(id: &str) -> bool {
     id == NULL_VERSION || parse_sequence(&VersionId::new(id)).is_some()
 }
 
-/// The current version unless it is a delete marker (what conditions are checked against).
-fn live(current: Option<&ObjectRecord>) -> Option<&ObjectRecord> {
-    current.filter(|c| !c.delete_marker)
-}
-
 /// Moves a replaced current version to the non-current range (a promoted one is already there).
 fn retire(bucket: &BucketName, old: &ObjectRecord, batch: &mut WriteBatch) {
     if !old.promoted {
@@ -1268,7 +1350,33 @@ pub(crate) fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
-fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
+/// An upload's part records, each with its store key.
+#[derive(Default)]
+struct StoredParts {
+    /// The latest upload of each part number, in part order.
+    latest: Vec<(Vec<u8>, PartData)>,
+    /// Earlier uploads kept by ETag (`keys::replaced_part`).
+    replaced: Vec<(Vec<u8>, PartData)>,
+}
+
+impl StoredParts {
+    fn all(&self) -> impl Iterator<Item = &(Vec<u8>, PartData)> {
+        self.latest.iter().chain(&self.replaced)
+    }
+
+    /// What ListParts shows: the latest upload of each part number.
+    fn latest(self) -> Vec<PartData> {
+        self.latest.into_iter().map(|(_, part)| part).collect()
+    }
+
+    /// The parts a completion names, validated as AWS validates them.
+    fn choose(&self, chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
+        let stored: Vec<&PartData> = self.all().map(|(_, part)| part).collect();
+        choose_parts(&stored, chosen)
+    }
+}
+
+fn choose_parts(stored: &[&PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
     if chosen.is_empty() {
         return Err(MetaError::InvalidPart("the part list is empty".into()));
     }
@@ -1281,14 +1389,15 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
     }
     let mut out = Vec::with_capacity(chosen.len());
     for want in chosen {
-        let part = stored
-            .iter()
-            .find(|p| p.part_number == want.part_number)
-            .ok_or_else(|| MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)))?;
-        if part.etag != strip_quotes(&want.etag) {
-            return Err(MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)));
+        let etag = strip_quotes(&want.etag);
+        let mut uploads = stored.iter().filter(|p| p.part_number == want.part_number).peekable();
+        if uploads.peek().is_none() {
+            return Err(MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)));
         }
-        out.push(part.clone());
+        let part = uploads
+            .find(|p| p.etag == etag)
+            .ok_or_else(|| MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)))?;
+        out.push((*part).clone());
     }
     if let Some(small) = out[..out.len() - 1].iter().find(|p| p.size < MULTIPART_MIN_PART_SIZE_BYTES) {
         return Err(MetaError::EntityTooSmall { part_number: small.part_number });

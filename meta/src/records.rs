@@ -450,6 +450,23 @@ pub struct GarbageRecord {
     pub since_ms: i64,
 }
 
+/// One key of a `Command::DeleteObjects`: what a `Command::DeleteObject` names besides its bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDeletion {
+    pub key: ObjectKey,
+    pub condition: WriteCondition,
+    pub version: Option<VersionId>,
+    pub marker_nonce: Option<VersionId>,
+}
+
+/// What one deletion did: the version removed or the delete marker added (None in an
+/// unversioned bucket), and whether it is a delete marker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub version: Option<VersionId>,
+    pub delete_marker: bool,
+}
+
 /// Preconditions of a write, checked atomically with it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteCondition {
@@ -466,7 +483,7 @@ impl WriteCondition {
     }
 
     /// Checks the precondition against the key's current version (a delete marker counts as no
-    /// object). The state machine runs it atomically with the write; a gateway may run it early
+    /// object): 412 PreconditionFailed, or NoSuchKey for If-Match on no object. The state machine runs it atomically with the write; a gateway may run it early
     /// to refuse before reading a body.
     pub fn check(&self, current: Option<&ObjectRecord>) -> Result<(), crate::MetaError> {
         let current = current.filter(|c| !c.delete_marker);
@@ -474,10 +491,12 @@ impl WriteCondition {
             return Err(crate::MetaError::PreconditionFailed);
         }
         if let Some(expected) = &self.if_match {
+            // AWS: If-Match on a key with no current version (or a delete marker as current) is
+            // 404 NoSuchKey, a current version with another ETag 412 PreconditionFailed.
+            let Some(object) = current else { return Err(crate::MetaError::NoSuchKey) };
             let expected = expected.trim().trim_matches('"');
-            match current {
-                Some(object) if expected == "*" || object.etag == expected => {}
-                _ => return Err(crate::MetaError::PreconditionFailed),
+            if expected != "*" && object.etag != expected {
+                return Err(crate::MetaError::PreconditionFailed);
             }
         }
         Ok(())
@@ -572,6 +591,14 @@ pub enum Command {
         /// Randomness from the gateway for a new delete marker's version id.
         #[serde(default)]
         marker_nonce: Option<VersionId>,
+    },
+    /// DeleteObjects: up to `DELETE_OBJECTS_MAX_KEYS` keys of one bucket, each deleted as
+    /// `DeleteObject` deletes it and refused or done on its own, in one proposal (one Raft commit
+    /// and one fsync for the batch instead of one per key). No key appears twice.
+    DeleteObjects {
+        bucket: BucketRef,
+        deletions: Vec<ObjectDeletion>,
+        now_ms: i64,
     },
     /// Starts a multipart upload in `bucket` (`upload.bucket` must name it).
     CreateUpload {
@@ -725,6 +752,8 @@ pub enum Outcome {
         version: Option<VersionId>,
         delete_marker: bool,
     },
+    /// DeleteObjects: each deletion's outcome, in the command's order.
+    Deletions(Vec<Result<Deleted, crate::MetaError>>),
     /// SetLayout: the version installed.
     Layout(LayoutVersion),
     /// ReclaimOrphans: the blobs fenced, whose shards may be deleted.
@@ -761,9 +790,18 @@ pub enum Query {
         bucket: BucketName,
         upload_id: UploadId,
     },
+    /// The latest upload of each part number of an upload in progress.
     ListParts {
         bucket: BucketName,
         upload_id: UploadId,
+    },
+    /// The parts a CompleteMultipartUpload names, validated as the completion validates them
+    /// (order, existence, ETag, sizes): each is the upload of its number with the listed ETag,
+    /// an earlier one included.
+    ChosenParts {
+        bucket: BucketName,
+        upload_id: UploadId,
+        parts: Vec<CompletedPart>,
     },
     /// Durability of every committed object, per tenant: what a full scan of the object index
     /// finds (cost proportional to the number of objects; for operators, not the data path).

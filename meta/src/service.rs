@@ -146,6 +146,18 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
+    async fn chosen_parts(
+        &self,
+        bucket: BucketName,
+        upload_id: UploadId,
+        parts: Vec<CompletedPart>,
+    ) -> Result<Vec<PartData>, MetaError> {
+        match self.query(Query::ChosenParts { bucket, upload_id, parts }).await? {
+            Answer::Parts(parts) => Ok(parts),
+            other => Err(unexpected("ChosenParts", &other)),
+        }
+    }
+
     async fn list_uploads(&self, bucket: BucketName) -> Result<Vec<UploadRecord>, MetaError> {
         match self.query(Query::ListUploads { bucket }).await? {
             Answer::Uploads(uploads) => Ok(uploads),
@@ -213,6 +225,14 @@ pub trait Metadata: Send + Sync + 'static {
         match self.apply(command).await? {
             Outcome::DeletedVersion { version, delete_marker } => Ok((version, delete_marker)),
             other => Err(unexpected("DeleteObject", &other)),
+        }
+    }
+
+    /// `Command::DeleteObjects`: each deletion's outcome, in order.
+    async fn apply_deletes(&self, command: Command) -> Result<Vec<Result<Deleted, MetaError>>, MetaError> {
+        match self.apply(command).await? {
+            Outcome::Deletions(outcomes) => Ok(outcomes),
+            other => Err(unexpected("DeleteObjects", &other)),
         }
     }
 

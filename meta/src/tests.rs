@@ -234,6 +234,67 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert!(m.kv().get(format!("d/q{}", steps - 1).as_bytes()).unwrap().is_some());
 }
 
+/// DeleteObjects commits its keys as one proposal: each key is done or refused on its own (a
+/// refused key writes nothing), a retried proposal returns the first outcomes and adds no second
+/// delete markers, and a batch naming a key twice is refused whole.
+#[test]
+fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    for key in ["x", "y", "z"] {
+        put(&m, "b1", key, &format!("e-{key}"), WriteCondition::default()).unwrap();
+    }
+    let deletion = |key: &str, if_match: Option<&str>| ObjectDeletion {
+        key: ObjectKey::new(key),
+        condition: WriteCondition { if_none_match_any: false, if_match: if_match.map(str::to_string) },
+        version: None,
+        marker_nonce: Some(VersionId::new(format!("{key}0000000000000000"))),
+    };
+    let batch = |id: &str, deletions: Vec<ObjectDeletion>| Proposal {
+        id: ProposalId::new(id),
+        issued_ms: 1_000,
+        command: Command::DeleteObjects { bucket: bref(&m, "b1"), deletions, now_ms: 1_000 },
+    };
+    let done = |outcome: Result<Outcome, MetaError>| match outcome {
+        Ok(Outcome::Deletions(outcomes)) => outcomes,
+        other => panic!("{other:?}"),
+    };
+    let plain = Ok(Deleted { version: None, delete_marker: false });
+    let outcomes = done(
+        m.apply_proposal_logged(
+            batch("d1", vec![deletion("x", None), deletion("y", Some("wrong")), deletion("ghost", None)]),
+            Default::default(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(outcomes, [plain.clone(), Err(MetaError::PreconditionFailed), plain.clone()]);
+    assert!(listed_keys(&m, "b1") == ["y", "z"], "x deleted, y refused and kept");
+    assert!(is_garbage(&m, &blob_of("x", "e-x")) && !is_garbage(&m, &blob_of("y", "e-y")));
+
+    // In a versioned bucket each key gets its marker; a retry of the proposal adds none.
+    set_versioning(&m, "b1", VersioningStatus::Enabled);
+    let markers = batch("d2", vec![deletion("y", None), deletion("z", Some("e-z"))]);
+    let first = m.apply_proposal_logged(markers.clone(), Default::default()).unwrap();
+    let outcomes = done(first.clone());
+    assert!(outcomes.iter().all(|o| o.as_ref().is_ok_and(|d| d.delete_marker && d.version.is_some())));
+    assert_eq!(m.apply_proposal_logged(markers, Default::default()).unwrap(), first);
+    for key in ["y", "z"] {
+        assert_eq!(versions(&m, "b1", key).len(), 2, "{key}: one version and one marker, the retry added none");
+    }
+
+    // A key twice in one batch, or more keys than DeleteObjects allows: refused whole.
+    let twice = m.apply(Command::DeleteObjects {
+        bucket: bref(&m, "b1"),
+        deletions: vec![deletion("z", None), deletion("z", None)],
+        now_ms: 2_000,
+    });
+    assert!(matches!(twice, Err(MetaError::InvalidCommand(_))), "{twice:?}");
+    let many = (0..=crate::DELETE_OBJECTS_MAX_KEYS).map(|i| deletion(&format!("k{i}"), None)).collect();
+    let many = m.apply(Command::DeleteObjects { bucket: bref(&m, "b1"), deletions: many, now_ms: 2_000 });
+    assert!(matches!(many, Err(MetaError::InvalidCommand(_))), "{many:?}");
+    assert_eq!(versions(&m, "b1", "z").len(), 2, "a refused batch writes nothing");
+}
+
 #[test]
 fn completing_an_upload_enforces_aws_part_rules() {
     let m = machine();
@@ -316,6 +377,123 @@ fn completing_an_upload_enforces_aws_part_rules() {
         m.query(Query::CompletedUpload { bucket: b.clone(), upload_id: id.clone() }),
         Ok(Answer::CompletedUpload(None))
     );
+}
+
+/// AWS: "If you upload a new part using the same part number as a previously uploaded part,
+/// the previously uploaded part is overwritten", and CompleteMultipartUpload "uses the part whose
+/// ETag" it lists. An UploadPart whose first attempt commits after its retry must not make the
+/// completion fail: the earlier upload of a number is kept (by ETag, a few of them) until the
+/// upload ends, and every part not completed becomes garbage.
+#[test]
+fn a_part_uploaded_twice_completes_with_the_upload_whose_etag_is_listed() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let b = BucketName::new("b1");
+    let id = UploadId::new("u1");
+    let upload = upload_record(id.clone(), b.clone(), "k");
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    let mib = 1024 * 1024;
+    let upload_part = |n: u32, etag: &str, blob: &str, at_ms: i64| {
+        let mut p = part(n, etag, 5 * mib, blob);
+        p.last_modified_ms = at_ms;
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
+    };
+    let listed = || -> Vec<(u32, String)> {
+        let Answer::Parts(parts) = m.query(Query::ListParts { bucket: b.clone(), upload_id: id.clone() }).unwrap()
+        else {
+            panic!()
+        };
+        parts.into_iter().map(|p| (p.part_number, p.etag)).collect()
+    };
+    // The retry (etag "b") commits first, then the first attempt ("a") with other bytes.
+    upload_part(1, "b", "0b", 10);
+    upload_part(1, "a", "0a", 20);
+    upload_part(2, "c", "0c", 30);
+    assert_eq!(listed(), [(1, "a".to_string()), (2, "c".to_string())], "ListParts shows the latest upload");
+    // The same bytes again ("c" once more) leave one copy: the earlier blob is garbage.
+    upload_part(2, "c", "0c2", 40);
+    assert!(is_garbage(&m, "0c"));
+    // More earlier uploads of one number than are kept: the oldest are garbage.
+    for (i, etag) in ["d", "e", "f", "g", "h"].iter().enumerate() {
+        upload_part(3, etag, &format!("3{i}"), 50 + i as i64);
+    }
+    // Latest "h"; kept: "g", "f", "e", "d" (at most PART_REPLACED_KEPT); none dropped yet.
+    assert_eq!(crate::PART_REPLACED_KEPT, 4);
+    assert!(!["30", "31", "32", "33", "34"].iter().any(|blob| is_garbage(&m, blob)));
+    upload_part(3, "i", "35", 60);
+    assert!(is_garbage(&m, "30"), "the oldest earlier upload beyond the bound is garbage");
+    let chosen = |parts: &[(u32, &str)]| -> Vec<CompletedPart> {
+        parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect()
+    };
+    // The query the gateway asks before completing chooses as the completion does.
+    let Answer::Parts(parts) = m
+        .query(Query::ChosenParts { bucket: b.clone(), upload_id: id.clone(), parts: chosen(&[(1, "b"), (2, "c")]) })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        parts.iter().map(|p| p.location.clone()).collect::<Vec<_>>(),
+        [part(1, "b", 0, "0b").location, part(2, "c", 0, "0c2").location]
+    );
+    assert!(matches!(
+        m.query(Query::ChosenParts { bucket: b.clone(), upload_id: id.clone(), parts: chosen(&[(1, "d")]) }),
+        Err(MetaError::InvalidPart(_))
+    ));
+    // Completing with the retry's ETag for part 1 and an earlier upload of part 3.
+    let Outcome::Object(done) = m
+        .apply(Command::CompleteUpload {
+            bucket: bref(&m, "b1"),
+            upload_id: id.clone(),
+            parts: chosen(&[(1, "\"b\""), (2, "c"), (3, "f")]),
+            record: object("ignored", "final-3", 0),
+            condition: Default::default(),
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(done.size, 15 * mib);
+    let Answer::Object(current) = m
+        .query(Query::Object { tenant: None, bucket: b.clone(), key: ObjectKey::new("k"), stripes: u32::MAX })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let blobs: Vec<String> = current
+        .parts
+        .iter()
+        .map(|p| match &p.location {
+            DataLocation::Striped(s) => s.blob.0.clone(),
+            DataLocation::Inline(_) => panic!("inline"),
+        })
+        .collect();
+    assert_eq!(blobs, ["0b", "0c2", "32"]);
+    for used in ["0b", "0c2", "32"] {
+        assert!(!is_garbage(&m, used), "{used} is part of the object");
+    }
+    for unused in ["0a", "31", "33", "34", "35"] {
+        assert!(is_garbage(&m, unused), "{unused} was not completed, so it is garbage");
+    }
+    assert!(part_records(&m, &b, &id).is_empty(), "no part record outlives the upload");
+
+    // Abort gives up every upload of every number, earlier ones included.
+    let id2 = UploadId::new("u2");
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload: upload_record(id2.clone(), b.clone(), "k2") })
+        .unwrap();
+    for (etag, blob) in [("x", "40"), ("y", "41")] {
+        let p = part(1, etag, mib, blob);
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id2.clone(), part: p }).unwrap();
+    }
+    m.apply(Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id2.clone(), now_ms: 70 }).unwrap();
+    assert!(is_garbage(&m, "40") && is_garbage(&m, "41"));
+    assert!(part_records(&m, &b, &id2).is_empty());
+}
+
+fn part_records(m: &StateMachine, b: &BucketName, id: &UploadId) -> Vec<Vec<u8>> {
+    let prefix = keys::parts_prefix(b, id);
+    let found = m.kv().scan(&prefix, None, 100).unwrap();
+    found.into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&prefix)).collect()
 }
 
 /// The listing model: what S3 returns, computed naively over the whole key set.

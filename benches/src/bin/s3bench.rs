@@ -14,7 +14,7 @@ use clap::Parser;
 use hyper::Uri;
 use ignifuge_benches::s3bench::baseline::{self, BaselineClient};
 use ignifuge_benches::s3bench::run::{self, Bounds, Driver, Workload};
-use ignifuge_benches::s3bench::s3::{self, ChecksumPolicy, MULTIPART_PARTS_MAX, S3Options};
+use ignifuge_benches::s3bench::s3::{self, ChecksumPolicy, DELETE_BATCH_KEYS_MAX, MULTIPART_PARTS_MAX, S3Options};
 use ignifuge_benches::s3bench::stats::{self, Recorder, Report, latency_json};
 use ignifuge_benches::s3bench::units::{format_size, parse_size};
 use serde_json::{Map, Value};
@@ -37,6 +37,8 @@ const PREPARED_OBJECTS_MIN: u64 = 16;
 const PREPARED_BYTES_MAX: u64 = 4 << 30;
 const PREPARED_OBJECTS_MAX: u64 = 1_000_000;
 const LIST_PREPARED_OBJECTS_DEFAULT: u64 = 1000;
+/// delete-objects and delete: batches (or keys) deleted when neither --objects nor --ops says.
+const DELETE_OPS_DEFAULT: u64 = 4;
 /// Writing the prepared objects may take at most this long.
 const PREPARE_DURATION_MAX_SECS: u64 = 3600;
 
@@ -83,6 +85,9 @@ struct Args {
     /// list: keys per ListObjectsV2 page.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
     list_page_keys: i32,
+    /// delete-objects: keys per DeleteObjects (each operation deletes its own prepared keys).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=DELETE_BATCH_KEYS_MAX as u64))]
+    delete_batch_keys: u64,
     /// http-baseline: GET this URL instead of starting the tool's own server on 127.0.0.1.
     #[arg(long)]
     target: Option<String>,
@@ -151,7 +156,7 @@ async fn main() -> ExitCode {
 /// Exits 0 once a run completed, whatever its errors (they are in the report); fails only when
 /// no run could start (bad arguments, no credentials, no bucket, preparation failed).
 async fn run_and_report(args: Args) -> anyhow::Result<()> {
-    let bounds = bounds(&args);
+    let mut bounds = bounds(&args);
     let show_progress = std::io::stderr().is_terminal();
     let mut extra = Map::new();
 
@@ -181,6 +186,14 @@ async fn run_and_report(args: Args) -> anyhow::Result<()> {
         }
         workload => prepare_s3(&args, workload, &mut extra, show_progress).await?,
     };
+    // The delete workloads end when their prepared keys do.
+    match args.workload {
+        Workload::DeleteObjects => {
+            bounds.ops_max = bounds.ops_max.min(prepared_objects.div_ceil(args.delete_batch_keys))
+        }
+        Workload::Delete => bounds.ops_max = bounds.ops_max.min(prepared_objects),
+        _ => {}
+    }
 
     // Wall-clock start of the timed phase, to line a run up with the server's logs.
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
@@ -291,8 +304,15 @@ async fn prepare_s3(
             by_workers.min(PREPARED_BYTES_MAX / args.size.max(1)).max(1)
         }),
         Workload::List => args.objects.unwrap_or(LIST_PREPARED_OBJECTS_DEFAULT),
+        Workload::DeleteObjects => {
+            args.objects.unwrap_or(args.ops.unwrap_or(DELETE_OPS_DEFAULT).saturating_mul(args.delete_batch_keys))
+        }
+        Workload::Delete => args.objects.unwrap_or(args.ops.unwrap_or(DELETE_OPS_DEFAULT)),
         _ => 0,
     };
+    if workload == Workload::DeleteObjects {
+        extra.insert("delete_batch_keys".into(), args.delete_batch_keys.into());
+    }
     if workload == Workload::Mixed {
         extra.insert("get_percent".into(), args.mixed_get_percent.into());
     }
@@ -339,6 +359,7 @@ async fn prepare_s3(
         size_bytes: args.size,
         get_percent: args.mixed_get_percent,
         list_page_keys_max: args.list_page_keys,
+        delete_batch_keys: args.delete_batch_keys as usize,
     };
     Ok((driver, prepared_count))
 }

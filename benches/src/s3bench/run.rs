@@ -29,6 +29,11 @@ pub enum Workload {
     List,
     /// Create, upload parts sequentially, complete: one operation per object.
     Multipart,
+    /// One DeleteObjects of --delete-batch-keys prepared keys per operation, each batch its own
+    /// keys (the run ends when the prepared keys do).
+    DeleteObjects,
+    /// One DeleteObject of a prepared key per operation: the per-key baseline of delete-objects.
+    Delete,
     /// Raw HTTP GETs against a loopback hyper server (no S3): the floor to compare with.
     HttpBaseline,
 }
@@ -41,6 +46,8 @@ impl Workload {
             Self::Mixed => "mixed",
             Self::List => "list",
             Self::Multipart => "multipart",
+            Self::DeleteObjects => "delete-objects",
+            Self::Delete => "delete",
             Self::HttpBaseline => "http-baseline",
         }
     }
@@ -85,6 +92,8 @@ pub enum Driver {
         size_bytes: u64,
         get_percent: u8,
         list_page_keys_max: i32,
+        /// delete-objects: keys per DeleteObjects.
+        delete_batch_keys: usize,
     },
     /// Writes `keys[index]` (the untimed preparation of get, mixed and list).
     Prepare {
@@ -120,6 +129,7 @@ impl Driver {
                 size_bytes,
                 get_percent,
                 list_page_keys_max,
+                delete_batch_keys,
             } => {
                 let prepared_key = |n: u64| &prepared[(n % prepared.len().max(1) as u64) as usize];
                 match workload {
@@ -156,6 +166,19 @@ impl Driver {
                         let key = format!("{prefix}multipart/{index}");
                         ("multipart", s3::multipart(client, bucket, &key, *size_bytes, payload).await)
                     }
+                    Workload::DeleteObjects => {
+                        let start = (index as usize).saturating_mul(*delete_batch_keys).min(prepared.len());
+                        let end = start.saturating_add(*delete_batch_keys).min(prepared.len());
+                        let result = match &prepared[start..end] {
+                            [] => Err(OpError::new("NoKeysLeft", "every prepared key is deleted")),
+                            keys => s3::delete_batch(client, bucket, keys).await,
+                        };
+                        ("delete-objects", result)
+                    }
+                    Workload::Delete => match prepared.get(index as usize) {
+                        Some(key) => ("delete", s3::delete(client, bucket, key).await),
+                        None => ("delete", Err(OpError::new("NoKeysLeft", "every prepared key is deleted"))),
+                    },
                     Workload::HttpBaseline => {
                         ("http-get", Err(OpError::new("construction", "http-baseline needs Driver::Http")))
                     }

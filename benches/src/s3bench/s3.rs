@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// default (5 s) would turn that into errors that say nothing about the store.
 const STALLED_STREAM_GRACE_SECS: u64 = 30;
 /// DeleteObjects takes at most this many keys.
-const DELETE_BATCH_KEYS_MAX: usize = 1000;
+pub const DELETE_BATCH_KEYS_MAX: usize = 1000;
 /// S3 allows at most this many parts in one upload.
 pub const MULTIPART_PARTS_MAX: u64 = 10_000;
 
@@ -254,6 +254,46 @@ async fn upload_parts_and_complete(
         .await
         .map_err(|e| OpError::from_sdk("CompleteMultipartUpload", &e))?;
     Ok(sent)
+}
+
+/// One DeleteObjects of `keys` (quiet): an error unless every key is deleted.
+pub async fn delete_batch(client: &Client, bucket: &str, keys: &[String]) -> Result<u64, OpError> {
+    let identifiers = keys
+        .iter()
+        .map(|key| ObjectIdentifier::builder().key(key).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| OpError::new("construction", e.to_string()))?;
+    let delete = Delete::builder()
+        .set_objects(Some(identifiers))
+        .quiet(true)
+        .build()
+        .map_err(|e| OpError::new("construction", e.to_string()))?;
+    let answer = client
+        .delete_objects()
+        .bucket(bucket)
+        .delete(delete)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("DeleteObjects", &e))?;
+    match answer.errors().first() {
+        None => Ok(0),
+        Some(first) => Err(OpError::new(
+            "DeleteObjectsKeyError",
+            format!(
+                "{} of {} keys refused, first: {:?} {:?}",
+                answer.errors().len(),
+                keys.len(),
+                first.code(),
+                first.message()
+            ),
+        )),
+    }
+}
+
+/// One DeleteObject.
+pub async fn delete(client: &Client, bucket: &str, key: &str) -> Result<u64, OpError> {
+    client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| OpError::from_sdk("DeleteObject", &e))?;
+    Ok(0)
 }
 
 /// Deletes every object under `prefix`, a page at a time, at most `pages_max` pages.

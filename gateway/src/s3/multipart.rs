@@ -360,17 +360,16 @@ pub async fn complete_multipart_upload(
     };
     let condition = super::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     s3.precheck(&bucket, &upload.key, &condition).await?;
-    let stored = s3.parts(&bucket.name, &input.upload_id).await?;
-    // Validation is repeated atomically by the metadata; this only computes the ETag and checksums.
-    let mut selected: Vec<&PartData> = Vec::with_capacity(chosen.len());
-    for c in &chosen {
-        match stored.iter().find(|p| p.part_number == c.part_number) {
-            Some(p) => selected.push(p),
-            None => {
-                return Err(s3s::s3_error!(InvalidPart, "part {} was not uploaded", c.part_number));
-            }
-        }
-    }
+    // The parts named, as the completion will validate them (again, atomically, when it commits):
+    // the ETag and checksums are computed from them. A part number uploaded more than once is
+    // the upload with the listed ETag, whichever committed last.
+    let selected = s3
+        .gateway
+        .metadata
+        .chosen_parts(bucket.name.clone(), UploadId::new(&input.upload_id), chosen.clone())
+        .await
+        .map_err(GatewayError::Meta)?;
+    let selected: Vec<&PartData> = selected.iter().collect();
     let etag_value = multipart_etag(&selected)?;
     let checksums = match (&upload.checksum_algorithm, &upload.checksum_type) {
         (Some(a), Some(t)) => multipart_checksums(Algorithm::parse(a)?, t, &selected)?,

@@ -12,8 +12,8 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
-    BucketRecord, Checksums, Command, DataLocation, MULTIPART_MAX_PARTS, MetaError, ObjectHeaders, ObjectRecord,
-    Outcome, PartData, Tags, WriteCondition, is_valid_version_id,
+    BucketRecord, Checksums, Command, DELETE_OBJECTS_MAX_KEYS, DataLocation, MULTIPART_MAX_PARTS, MetaError,
+    ObjectDeletion, ObjectHeaders, ObjectRecord, Outcome, PartData, Tags, WriteCondition, is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ObjectKey, VersionId};
@@ -97,10 +97,11 @@ pub(super) fn trailers(handle: Option<s3s::TrailingHeaders>) -> impl FnOnce() ->
 }
 
 /// The error of a commit whose precondition was checked when the request began: a refusal now
-/// means another operation on the key committed in between.
+/// (a changed ETag, or the key deleted meanwhile) means another operation on the key committed
+/// in between, which AWS answers 409 ConditionalRequestConflict.
 pub(super) fn conflict_after_precheck(e: MetaError) -> GatewayError {
     match e {
-        MetaError::PreconditionFailed => GatewayError::ConditionalRequestConflict,
+        MetaError::PreconditionFailed | MetaError::NoSuchKey => GatewayError::ConditionalRequestConflict,
         other => GatewayError::Meta(other),
     }
 }
@@ -719,9 +720,6 @@ pub async fn delete_object(
     }))
 }
 
-/// Most keys in one DeleteObjects request, as on AWS.
-const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
-
 pub async fn delete_objects(
     s3: &IgnifugeS3,
     req: S3Request<DeleteObjectsInput>,
@@ -734,20 +732,60 @@ pub async fn delete_objects(
         return Err(s3s::s3_error!(MalformedXML, "at most 1000 keys can be deleted at once"));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
-    let mut deleted = Vec::new();
-    let mut errors = Vec::new();
-    for object in input.delete.objects {
-        let condition =
-            WriteCondition { if_none_match_any: false, if_match: object.e_tag.as_ref().map(|e| e.value().to_string()) };
-        let requested = object.version_id.clone();
+    let objects = input.delete.objects;
+    // Each key's outcome, in the request's order: refused here, or by the metadata below.
+    let mut outcomes: Vec<Option<GatewayResult<Deletion>>> = (0..objects.len()).map(|_| None).collect();
+    // The keys allowed and well formed go to the metadata in as few proposals as the request
+    // allows: one, unless a key is named more than once (its n-th mention goes in batch n, so
+    // that each deletion sees the ones before it).
+    let mut batches: Vec<Vec<(usize, ObjectDeletion)>> = Vec::new();
+    let mut mentions: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (index, object) in objects.iter().enumerate() {
+        let requested = object.version_id.as_deref();
         // Each key is authorized on its own, as on AWS: a denied key is an AccessDenied entry.
         let action = if requested.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
-        let allowed = authorized.also(&s3.gateway, &view, Ask { action, key: Some(&object.key), object_acl: None });
-        let outcome = match allowed {
-            Ok(()) => s3.delete_one(bucket, object.key.clone(), requested.as_deref(), condition).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
+        let prepared = authorized
+            .also(&s3.gateway, &view, Ask { action, key: Some(&object.key), object_acl: None })
+            .and_then(|()| prepare_deletion(&object.key, requested, object.e_tag.as_ref()));
+        match prepared {
+            Ok(deletion) => {
+                let mention = mentions.entry(object.key.as_str()).or_insert(0);
+                if batches.len() <= *mention {
+                    batches.push(Vec::new());
+                }
+                batches[*mention].push((index, deletion));
+                *mention += 1;
+            }
+            Err(e) => outcomes[index] = Some(Err(e)),
+        }
+    }
+    for batch in batches {
+        let (indices, deletions): (Vec<usize>, Vec<ObjectDeletion>) = batch.into_iter().unzip();
+        let command = Command::DeleteObjects { bucket: bucket.reference(), deletions, now_ms: now_ms() };
+        match s3.gateway.metadata.apply_deletes(command).await {
+            Ok(done) => {
+                for (index, outcome) in indices.into_iter().zip(done) {
+                    outcomes[index] = Some(
+                        outcome
+                            .map(|d| Deletion { version_id: d.version.map(|v| v.0), delete_marker: d.delete_marker })
+                            .map_err(GatewayError::Meta),
+                    );
+                }
+            }
+            // The whole batch failed (the bucket is gone, the metadata is unreachable, or the
+            // outcome is unknown): every key of it answers that error.
+            Err(e) => {
+                for index in indices {
+                    outcomes[index] = Some(Err(GatewayError::Meta(e.clone())));
+                }
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (object, outcome) in objects.into_iter().zip(outcomes) {
+        let requested = object.version_id;
+        match outcome.expect("every key has an outcome") {
             Ok(deletion) if !quiet => {
                 // As AWS: a removed version is named as VersionId, a marker added as
                 // DeleteMarkerVersionId (a removed marker is both).
@@ -772,6 +810,17 @@ pub async fn delete_objects(
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+}
+
+/// One key of a DeleteObjects, checked as a DeleteObject's key and version are.
+fn prepare_deletion(key: &str, version: Option<&str>, etag: Option<&ETag>) -> GatewayResult<ObjectDeletion> {
+    check_key(key)?;
+    Ok(ObjectDeletion {
+        key: ObjectKey::new(key),
+        condition: WriteCondition { if_none_match_any: false, if_match: etag.map(|e| e.value().to_string()) },
+        version: parse_version_id(version)?,
+        marker_nonce: Some(VersionId::new(ignifuge_types::random_id())),
+    })
 }
 
 pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
