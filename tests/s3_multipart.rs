@@ -768,3 +768,139 @@ async fn objects_read_stripe_records_by_window_beyond_the_records_answer() {
     cluster.kill_node("dc1-n1");
     check("one node down").await;
 }
+
+/// AWS's checksum rules for multipart uploads (user guide, "Checking object integrity": part-level
+/// checksums): a part of an upload created with an algorithm carries that algorithm ("Checksum
+/// Type mismatch occurred" otherwise); a COMPOSITE upload's completion lists every part's
+/// checksum, and a listed checksum that is not the part's is InvalidPart; the object's checksum
+/// is the checksum of the part checksums with "-N" (COMPOSITE) or the whole object's CRC
+/// (FULL_OBJECT), with its type.
+#[tokio::test(flavor = "multi_thread")]
+async fn part_checksums_follow_the_uploads_algorithm() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    let mut rng = TestRng::new("part_checksums_follow_the_uploads_algorithm");
+    create_bucket(&s3, "sums").await;
+    let created = ok(
+        s3.create_multipart_upload()
+            .bucket("sums")
+            .key("sha")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await,
+        "CreateMultipartUpload SHA256",
+    );
+    assert_eq!(created.checksum_type(), Some(&ChecksumType::Composite), "SHA256 uploads default to COMPOSITE");
+    let upload_id = created.upload_id().expect("upload id").to_string();
+    let bodies = [rng.bytes(5 * MIB), rng.bytes(1000)];
+    let send_part = |number: i32, algorithm: ChecksumAlgorithm| {
+        s3.upload_part()
+            .bucket("sums")
+            .key("sha")
+            .upload_id(&upload_id)
+            .part_number(number)
+            .checksum_algorithm(algorithm)
+            .body(ByteStream::from(bodies[number as usize - 1].clone()))
+            .send()
+    };
+    let refused = assert_s3_error(
+        send_part(1, ChecksumAlgorithm::Crc32).await,
+        400,
+        &["InvalidRequest"],
+        "UploadPart with CRC32 into a SHA256 upload",
+    );
+    assert!(refused.description.contains("Checksum Type mismatch"), "{refused:?}");
+    let mut listed = Vec::new();
+    for number in [1, 2] {
+        let out = ok(send_part(number, ChecksumAlgorithm::Sha256).await, "UploadPart SHA256");
+        listed.push((
+            number,
+            out.e_tag().expect("etag").to_string(),
+            out.checksum_sha256().expect("sha256").to_string(),
+        ));
+    }
+    let complete = |parts: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket("sums")
+            .key("sha")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+    };
+    let part = |n: i32, etag: &str, sha: Option<&str>| {
+        CompletedPart::builder().part_number(n).e_tag(etag).set_checksum_sha256(sha.map(str::to_string)).build()
+    };
+    let refused = assert_s3_error(
+        complete(listed.iter().map(|(n, e, _)| part(*n, e, None)).collect()).await,
+        400,
+        &["InvalidRequest"],
+        "a COMPOSITE completion without the part checksums",
+    );
+    assert!(refused.description.contains("must include the checksum for each part"), "{refused:?}");
+    assert_s3_error(
+        complete(vec![part(1, &listed[0].1, Some(&listed[1].2)), part(2, &listed[1].1, Some(&listed[1].2))]).await,
+        400,
+        &["InvalidPart"],
+        "a completion listing another part's checksum",
+    );
+    let done = ok(
+        complete(listed.iter().map(|(n, e, sha)| part(*n, e, Some(sha))).collect()).await,
+        "the completion with every part's checksum",
+    );
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    let expected = {
+        let raw_sha256 = |data: &[u8]| {
+            let algorithm: aws_smithy_checksums::ChecksumAlgorithm = "sha256".parse().expect("sha256");
+            let mut checksum = algorithm.into_impl();
+            checksum.update(data);
+            checksum.finalize().to_vec()
+        };
+        let joined: Vec<u8> = bodies.iter().flat_map(|body| raw_sha256(body)).collect();
+        format!("{}-2", checksum_base64("sha256", &joined))
+    };
+    assert_eq!(done.checksum_sha256(), Some(expected.as_str()), "the checksum of the part checksums, -N");
+    assert_bytes_eq(&get_object(&s3, "sums", "sha").await, &bodies.concat(), "the object");
+
+    // FULL_OBJECT CRC32: the parts' CRCs need not be listed; the object's CRC is the whole body's.
+    let created = ok(
+        s3.create_multipart_upload()
+            .bucket("sums")
+            .key("crc")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await,
+        "CreateMultipartUpload CRC32 FULL_OBJECT",
+    );
+    let upload_id = created.upload_id().expect("upload id").to_string();
+    let mut parts = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let out = ok(
+            s3.upload_part()
+                .bucket("sums")
+                .key("crc")
+                .upload_id(&upload_id)
+                .part_number(i as i32 + 1)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await,
+            "UploadPart CRC32",
+        );
+        parts.push(CompletedPart::builder().part_number(i as i32 + 1).e_tag(out.e_tag().expect("etag")).build());
+    }
+    let done = ok(
+        s3.complete_multipart_upload()
+            .bucket("sums")
+            .key("crc")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await,
+        "a FULL_OBJECT completion without part checksums",
+    );
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+    let expected = checksum_base64("crc32", &bodies.concat());
+    assert_eq!(done.checksum_crc32(), Some(expected.as_str()), "the CRC32 of the whole object");
+}

@@ -108,8 +108,8 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let part_number = part_number(input.part_number)?;
-    s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
-    let expected = expected_checksums(
+    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let mut expected = expected_checksums(
         &req.headers,
         input.content_md5,
         [
@@ -121,6 +121,11 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         ],
         input.checksum_algorithm.as_ref(),
     )?;
+    if let Some(declared) = upload_algorithm(&upload)? {
+        part_checksum_agrees(declared, &req.headers, &expected, input.checksum_algorithm.as_ref())?;
+        // Every part carries the upload's algorithm, sent or not, so the completion can combine it.
+        expected.computed.push(declared);
+    }
     let request = WriteRequest {
         expected,
         declared_length: input.content_length.map(|l| l.max(0) as u64),
@@ -238,6 +243,90 @@ fn part_of(part_number: u32, written: crate::datapath::WrittenBlob, now: i64) ->
         location: written.location,
         last_modified_ms: now,
     }
+}
+
+/// The checksum algorithm an upload was created with, if any.
+fn upload_algorithm(upload: &UploadRecord) -> GatewayResult<Option<Algorithm>> {
+    upload.checksum_algorithm.as_deref().map(Algorithm::parse).transpose()
+}
+
+/// AWS: a part of an upload created with a checksum algorithm may only carry that algorithm's
+/// checksum (400 InvalidRequest "Checksum Type mismatch occurred, ..." otherwise).
+fn part_checksum_agrees(
+    declared: Algorithm,
+    headers: &http::HeaderMap,
+    expected: &crate::checksums::Expected,
+    sdk_algorithm: Option<&ChecksumAlgorithm>,
+) -> GatewayResult<()> {
+    // What the request itself names: checksum headers, trailers, x-amz-sdk-checksum-algorithm
+    // (not `expected.computed`, which also holds the store's own CRC64NVME).
+    let trailers = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let sent = expected
+        .checksums
+        .iter()
+        .map(|(a, _)| *a)
+        .chain(trailers.split(',').filter_map(|name| Algorithm::from_header(name.trim())))
+        .chain(sdk_algorithm.and_then(|a| Algorithm::parse(a.as_str()).ok()));
+    for algorithm in sent {
+        if algorithm == declared {
+            continue;
+        }
+        return Err(GatewayError::InvalidRequest(format!(
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            declared.name().to_lowercase(),
+            algorithm.name().to_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// AWS's rules for the part checksums a CompleteMultipartUpload lists: a listed checksum must be
+/// the part's (400 InvalidPart otherwise), and an upload created with a COMPOSITE checksum must
+/// list its algorithm's checksum for every part (400 InvalidRequest).
+fn check_listed_checksums(upload: &UploadRecord, listed: &[CompletedPart], parts: &[&PartData]) -> GatewayResult<()> {
+    let declared = upload_algorithm(upload)?;
+    let composite = upload.checksum_type.as_deref() == Some(ChecksumType::COMPOSITE);
+    for (asked, part) in listed.iter().zip(parts) {
+        let given = [
+            (Algorithm::Crc32, &asked.checksum_crc32),
+            (Algorithm::Crc32c, &asked.checksum_crc32c),
+            (Algorithm::Crc64Nvme, &asked.checksum_crc64nvme),
+            (Algorithm::Sha1, &asked.checksum_sha1),
+            (Algorithm::Sha256, &asked.checksum_sha256),
+        ];
+        for (algorithm, value) in &given {
+            let Some(value) = value else { continue };
+            match algorithm.get(&part.checksums) {
+                Some(stored) if stored == value => {}
+                Some(_) => {
+                    return Err(GatewayError::Meta(MetaError::InvalidPart(format!(
+                        "the {} checksum listed for part {} is not the part's",
+                        algorithm.name(),
+                        part.part_number
+                    ))));
+                }
+                None if declared.is_some_and(|d| d != *algorithm) => {
+                    return Err(GatewayError::InvalidRequest(format!(
+                        "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                        declared.map_or("", Algorithm::name).to_lowercase(),
+                        algorithm.name().to_lowercase()
+                    )));
+                }
+                None => {}
+            }
+        }
+        if let Some(declared) = declared.filter(|_| composite)
+            && !given.iter().any(|(a, v)| *a == declared && v.is_some())
+        {
+            return Err(GatewayError::InvalidRequest(format!(
+                "The upload was created using a {} checksum. The complete request must include the checksum for each \
+                 part. It was missing for part {} in the request.",
+                declared.name().to_lowercase(),
+                part.part_number
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
@@ -370,6 +459,7 @@ pub async fn complete_multipart_upload(
         .await
         .map_err(GatewayError::Meta)?;
     let selected: Vec<&PartData> = selected.iter().collect();
+    check_listed_checksums(&upload, &requested, &selected)?;
     let etag_value = multipart_etag(&selected)?;
     let checksums = match (&upload.checksum_algorithm, &upload.checksum_type) {
         (Some(a), Some(t)) => multipart_checksums(Algorithm::parse(a)?, t, &selected)?,
