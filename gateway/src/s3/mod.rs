@@ -240,7 +240,8 @@ pub async fn serve(
                 }
             };
             answer.map(|mut response| {
-                complete_error_message(&mut response);
+                complete_error_message(&mut response, &request_id);
+                unquote_attributes_etag(&mut response);
                 if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-amz-request-id", value);
                 }
@@ -271,23 +272,56 @@ fn default_message(code: &str) -> &'static str {
     }
 }
 
-/// Adds a `<Message>` to an XML error body that lacks one.
-fn complete_error_message(response: &mut s3s::HttpResponse) {
+/// Completes an XML error body as AWS's are: a `<Message>` where s3s gave none, and the
+/// `<RequestId>` (also in x-amz-request-id) that support asks for.
+fn complete_error_message(response: &mut s3s::HttpResponse, request_id: &str) {
     if response.status().as_u16() < 400 {
         return;
     }
     let Some(bytes) = response.body().bytes() else { return };
     let Ok(text) = std::str::from_utf8(&bytes) else { return };
-    if !text.contains("<Error>") || text.contains("<Message>") {
+    if !text.contains("<Error>") {
         return;
     }
-    let Some((before, after)) = text.split_once("</Code>") else { return };
-    let code = before.rsplit_once("<Code>").map_or("", |(_, code)| code);
-    let completed = format!("{before}</Code><Message>{}</Message>{after}", default_message(code));
-    if let Ok(length) = http::HeaderValue::from_str(&completed.len().to_string()) {
+    let mut completed = text.to_string();
+    if !completed.contains("<Message>")
+        && let Some((before, after)) = completed.split_once("</Code>")
+    {
+        let code = before.rsplit_once("<Code>").map_or("", |(_, code)| code);
+        completed = format!("{before}</Code><Message>{}</Message>{after}", default_message(code));
+    }
+    if !completed.contains("<RequestId>")
+        && let Some((before, after)) = completed.rsplit_once("</Error>")
+    {
+        // Request ids are made of hex digits and dashes: nothing to escape.
+        completed = format!("{before}<RequestId>{request_id}</RequestId></Error>{after}");
+    }
+    replace_body(response, completed);
+}
+
+/// A buffered body replaced, with its Content-Length.
+fn replace_body(response: &mut s3s::HttpResponse, body: String) {
+    if let Ok(length) = http::HeaderValue::from_str(&body.len().to_string()) {
         response.headers_mut().insert(http::header::CONTENT_LENGTH, length);
     }
-    *response.body_mut() = s3s::Body::from(completed);
+    *response.body_mut() = s3s::Body::from(body);
+}
+
+/// AWS's GetObjectAttributes answers the ETag without quotes (every other answer quotes it);
+/// s3s's XML writer always quotes, so the quotes are taken off that one element here.
+fn unquote_attributes_etag(response: &mut s3s::HttpResponse) {
+    if response.status() != http::StatusCode::OK {
+        return;
+    }
+    let Some(bytes) = response.body().bytes() else { return };
+    let Ok(text) = std::str::from_utf8(&bytes) else { return };
+    if !text.contains("<GetObjectAttributesResponse") {
+        return;
+    }
+    let Some((before, rest)) = text.split_once("<ETag>\"") else { return };
+    let Some((value, after)) = rest.split_once("\"</ETag>") else { return };
+    let unquoted = format!("{before}<ETag>{value}</ETag>{after}");
+    replace_body(response, unquoted);
 }
 
 /// Accepts connections on `listener` (at most `GATEWAY_CONNECTIONS_MAX` at once) and serves each

@@ -935,7 +935,11 @@ pub async fn get_object_attributes(
     let read = s3.get_record(authorized, &input.key, input.version_id.as_deref(), 0).await?;
     let version_id = read.version_id();
     let record = read.record;
-    let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));
+    // One header may list several attributes, comma-separated (what boto3 and the aws CLI send);
+    // s3s hands each header value over as one item.
+    let wants = |name: &str| {
+        input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim().eq_ignore_ascii_case(name))
+    };
     let mut output = GetObjectAttributesOutput {
         last_modified: Some(timestamp(record.last_modified_ms)),
         version_id,
