@@ -241,7 +241,7 @@ async fn part_rules() {
     let part1 = rng.bytes(5 * MIB);
     let part2 = rng.bytes(MIB);
     let part3 = rng.bytes(2 * MIB + 5);
-    upload_part(&s3, "rules", key, &upload_id, 1, &first_try).await;
+    let stale_etag = upload_part(&s3, "rules", key, &upload_id, 1, &first_try).await;
     // Uploading a part number again replaces it.
     let etag1 = upload_part(&s3, "rules", key, &upload_id, 1, &part1).await;
     let etag2 = upload_part(&s3, "rules", key, &upload_id, 2, &part2).await;
@@ -279,10 +279,10 @@ async fn part_rules() {
     };
 
     assert_s3_error(
-        complete(vec![(1, etag2.clone()), (3, etag3.clone())]).await,
+        complete(vec![(1, stale_etag.clone()), (3, etag3.clone())]).await,
         400,
         &["InvalidPart"],
-        "Complete with an ETag that no upload of the part number has",
+        "Complete with the ETag of a replaced part",
     );
     assert_s3_error(
         complete(vec![(1, etag1.clone()), (4, etag3.clone())]).await,
@@ -328,33 +328,47 @@ async fn part_rules() {
     let head = ok(s3.head_object().bucket("rules").key(key).send().await, "HEAD");
     assert_eq!(head.content_length(), Some(whole.len() as i64));
 
-    // An UploadPart whose first attempt commits after its retry (an SDK retrying after a
-    // timeout): the part number's latest upload is the first attempt, ListParts shows it, and
-    // the completion, as AWS's, uses the part whose ETag the client lists, the retry's.
+    // An UploadPart that stalls mid-body while its retry (other bytes) goes through and commits:
+    // the first attempt then completes and commits last. The upload that began last is the part
+    // (AWS: a new upload of a part number overwrites the previous one), so ListParts and the
+    // completion see the retry, and the first attempt's ETag names nothing.
     let upload_id = create_upload(&s3, "rules", "retried").await;
+    let url = format!("{}/rules/retried?partNumber=1&uploadId={upload_id}", cluster.endpoint);
+    let headers = cluster.sign(&cluster.keys(), std::time::SystemTime::now(), "PUT", &url, &[], Payload::Unsigned);
+    let head = build_request_head(authority_of(&url), "PUT", path_and_query_of(&url), &headers, Some(first_try.len()));
+    let half = first_try.len() / 2;
+    let stalled = InFlightRequest::start(authority_of(&url), &head, &first_try[..half]).await.expect("first attempt");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let retry = rng.bytes(5 * MIB);
     let retry_etag = upload_part(&s3, "rules", "retried", &upload_id, 1, &retry).await;
-    let first_etag = upload_part(&s3, "rules", "retried", &upload_id, 1, &first_try).await;
+    let first = stalled.finish(&first_try[half..]).await.expect("the first attempt's answer");
+    assert_eq!(first.status, 200, "{}", first.summary());
+    let first_etag = first.header("etag").expect("ETag").to_string();
     assert_ne!(retry_etag, first_etag);
     let listed = ok(
         s3.list_parts().bucket("rules").key("retried").upload_id(&upload_id).send().await,
-        "ListParts after a part was uploaded twice",
+        "ListParts after the first attempt committed last",
     );
     let listed: Vec<(Option<i32>, Option<&str>)> =
         listed.parts().iter().map(|p| (p.part_number(), p.e_tag())).collect();
-    assert_eq!(listed, [(Some(1), Some(first_etag.as_str()))], "ListParts shows the upload that committed last");
-    let done = ok(
-        s3.complete_multipart_upload()
-            .bucket("rules")
-            .key("retried")
-            .upload_id(&upload_id)
-            .multipart_upload(completed(&[(1, &retry_etag)]))
-            .send()
-            .await,
-        "Complete with the ETag of the upload that committed first",
-    );
+    assert_eq!(listed, [(Some(1), Some(retry_etag.as_str()))], "the upload that began last is the part");
+    let complete_retried = |etag: String| {
+        let s3 = s3.clone();
+        let upload_id = upload_id.clone();
+        async move {
+            s3.complete_multipart_upload()
+                .bucket("rules")
+                .key("retried")
+                .upload_id(&upload_id)
+                .multipart_upload(completed(&[(1, &etag)]))
+                .send()
+                .await
+        }
+    };
+    assert_s3_error(complete_retried(first_etag).await, 400, &["InvalidPart"], "the overwritten first attempt");
+    let done = ok(complete_retried(retry_etag).await, "Complete with the retry's ETag");
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&retry]).as_str()));
-    assert_bytes_eq(&get_object(&s3, "rules", "retried").await, &retry, "the listed upload's bytes");
+    assert_bytes_eq(&get_object(&s3, "rules", "retried").await, &retry, "the retry's bytes");
 }
 
 /// UploadPartCopy: parts copied from ranges of existing objects (of two buckets), mixed with an

@@ -310,10 +310,22 @@ async fn versions_delete_markers_and_version_ids_follow_aws() {
         "v1 after DeleteObjects",
     );
 
+    // A key named twice in one DeleteObjects is deleted twice, in order: two delete markers.
+    put_object(&s3, b, "dup", b"once").await;
+    let twice = Delete::builder().objects(identifier("dup", None)).objects(identifier("dup", None)).build().unwrap();
+    let result = ok(s3.delete_objects().bucket(b).delete(twice).send().await, "DeleteObjects of a key twice");
+    let markers: Vec<&str> = result.deleted().iter().filter_map(|d| d.delete_marker_version_id()).collect();
+    assert_eq!(markers.len(), 2, "{:?}", result.deleted());
+    assert_ne!(markers[0], markers[1], "two markers");
+    let dup: Vec<(String, String, bool, bool)> =
+        all_versions(&s3, b, 1000).await.into_iter().filter(|v| v.0 == "dup").collect();
+    assert_eq!(dup.len(), 3, "one version and two markers: {dup:?}");
+    assert!(dup[0].2 && dup[0].1 == markers[1], "the second marker is the latest: {dup:?}");
+
     // A bucket with versions or delete markers is not empty; removing every version empties it.
     assert_s3_error(s3.delete_bucket().bucket(b).send().await, 409, &["BucketNotEmpty"], "DeleteBucket");
     let remaining = all_versions(&s3, b, 1000).await;
-    assert_eq!(remaining.iter().filter(|v| v.2).count(), 3, "one latest per key: {remaining:?}");
+    assert_eq!(remaining.iter().filter(|v| v.2).count(), 4, "one latest per key: {remaining:?}");
     for (key, version, _, _) in &remaining {
         ok(s3.delete_object().bucket(b).key(key).version_id(version).send().await, "delete a version");
     }

@@ -49,6 +49,7 @@ fn record(key: &str, i: usize) -> ObjectRecord {
                 born_ms: 0,
             }),
             last_modified_ms: 0,
+            started_ms: 0,
         }],
         multipart: false,
         tags: Vec::new(),

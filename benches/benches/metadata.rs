@@ -30,6 +30,7 @@ fn object(i: usize) -> Command {
         checksums: Checksums::default(),
         location: DataLocation::Inline(body),
         last_modified_ms: 0,
+        started_ms: 0,
     };
     Command::PutObject {
         bucket: BucketRef {

@@ -91,17 +91,6 @@ pub fn part(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
     // Zero-padded so that byte order is part-number order.
     format!("p/{bucket}/{id}/{part_number:05}").into_bytes()
 }
-/// An earlier upload of a part number, kept by its ETag until the upload completes: the client
-/// may list it (an UploadPart whose first attempt committed after its retry).
-/// `p/<bucket>/<id>/<part>~<etag>` sorts right after the part's current record, and the last `/`
-/// still separates the upload id from the part (what blob scans parse).
-pub fn replaced_part(bucket: &BucketName, id: &UploadId, part_number: u32, etag: &str) -> Vec<u8> {
-    format!("p/{bucket}/{id}/{part_number:05}~{etag}").into_bytes()
-}
-/// Prefix of the earlier uploads kept for one part number.
-pub fn replaced_parts_prefix(bucket: &BucketName, id: &UploadId, part_number: u32) -> Vec<u8> {
-    format!("p/{bucket}/{id}/{part_number:05}~").into_bytes()
-}
 pub const OBJECTS_PREFIX: &[u8] = b"o/";
 pub const PARTS_PREFIX: &[u8] = b"p/";
 pub const VERSIONS_PREFIX: &[u8] = b"v/";

@@ -115,9 +115,6 @@ impl From<ignifuge_kv::KvError> for MetaError {
 pub const MULTIPART_MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 /// Most parts in one multipart upload, as on AWS.
 pub const MULTIPART_MAX_PARTS: u32 = 10_000;
-/// Earlier uploads of one part number kept (by ETag) besides its latest, for a completion that
-/// names one of them; an older one beyond this is garbage.
-pub const PART_REPLACED_KEPT: usize = 4;
 /// Most keys one `Command::DeleteObjects` deletes (DeleteObjects' own limit, as on AWS).
 pub const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
 /// Most uploads in progress that one bucket's ListMultipartUploads considers.

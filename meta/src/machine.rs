@@ -302,30 +302,14 @@ impl StateMachine {
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::DeleteObject { bucket, key, condition, now_ms, version: Some(version), .. } => {
-                self.checked_bucket(&bucket)?;
-                self.delete_version(&bucket.name, &key, version, &condition, now_ms, batch)
-            }
-            Command::DeleteObject { bucket, key, condition, now_ms, version: None, marker_nonce } => {
+            Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
-                let current = self.current(&bucket.name, &key)?;
-                condition.check(current.as_ref())?;
-                if bucket.versioning.is_some() {
-                    let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
-                    let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
-                    let marker = self.install(&bucket, marker, current, batch)?;
-                    return Ok(Outcome::DeletedVersion { version: Some(marker.version), delete_marker: true });
-                }
-                // Unversioned: only null versions exist, and none is ever promoted.
-                if let Some(old) = current {
-                    let old = self.full(&bucket.name, old)?;
-                    collect_garbage(&old, now_ms, batch);
-                    batch.delete(keys::object(&bucket.name, &key));
-                }
-                Ok(Outcome::DeletedVersion { version: None, delete_marker: false })
+                let deletion = ObjectDeletion { key, condition, version, marker_nonce };
+                let Deleted { version, delete_marker } = self.delete_object(&bucket, deletion, now_ms, batch)?;
+                Ok(Outcome::DeletedVersion { version, delete_marker })
             }
             Command::DeleteObjects { bucket, deletions, now_ms } => {
-                self.checked_bucket(&bucket)?;
+                let bucket = self.checked_bucket(&bucket)?;
                 if deletions.len() > crate::DELETE_OBJECTS_MAX_KEYS {
                     return Err(MetaError::InvalidCommand(format!("{} deletions in one batch", deletions.len())));
                 }
@@ -337,17 +321,13 @@ impl StateMachine {
                 }
                 let mut outcomes = Vec::with_capacity(deletions.len());
                 for deletion in deletions {
-                    let ObjectDeletion { key, condition, version, marker_nonce } = deletion;
-                    let single =
-                        Command::DeleteObject { bucket: bucket.clone(), key, condition, now_ms, version, marker_nonce };
                     // Each key's writes join the batch only if its deletion is done.
                     let mut own = WriteBatch::new();
-                    match self.plan_command(single, stamp, &mut own) {
-                        Ok(Outcome::DeletedVersion { version, delete_marker }) => {
+                    match self.delete_object(&bucket, deletion, now_ms, &mut own) {
+                        Ok(deleted) => {
                             batch.ops.extend(own.ops);
-                            outcomes.push(Ok(Deleted { version, delete_marker }));
+                            outcomes.push(Ok(deleted));
                         }
-                        Ok(other) => return Err(MetaError::Unexpected(format!("{other:?} from a deletion"))),
                         Err(e @ MetaError::Storage(_)) => return Err(e),
                         Err(refused) => outcomes.push(Err(refused)),
                     }
@@ -369,7 +349,14 @@ impl StateMachine {
                 self.admit_blob(&mut part.location, stamp, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
-                    self.keep_replaced_part(&bucket, &upload_id, old, &part, batch)?;
+                    // The upload that began later is the part, even when the earlier one (a
+                    // request that stalled, then its retry) commits last: that one arrives
+                    // already replaced.
+                    if old.started_ms > part.started_ms {
+                        garbage_of_part(&part, part.last_modified_ms, batch);
+                        return Ok(Outcome::Done);
+                    }
+                    garbage_of_part(&old, part.last_modified_ms, batch);
                 }
                 batch.put(key, encode(&part));
                 Ok(Outcome::Done)
@@ -396,18 +383,21 @@ impl StateMachine {
                     Err(e) => return Err(e),
                 };
                 let stored = self.parts(&bucket, &upload_id)?;
-                record.parts = stored.choose(&parts)?;
+                record.parts = choose_parts(&stored, &parts)?;
                 record.key = upload.key.clone();
                 record.tags = upload.tags.clone();
                 record.acl = upload.acl.clone();
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let current = self.current(&bucket, &upload.key)?;
                 condition.check(current.as_ref())?;
-                for (store_key, part) in stored.all() {
-                    if !record.parts.iter().any(|p| p.location == part.location) {
+                // Both lists are in part order: one pass finds the parts not completed.
+                let mut chosen = record.parts.iter().map(|p| p.part_number).peekable();
+                for part in &stored {
+                    while chosen.next_if(|n| *n < part.part_number).is_some() {}
+                    if chosen.peek() != Some(&part.part_number) {
                         garbage_of_part(part, record.last_modified_ms, batch);
                     }
-                    batch.delete(store_key.clone());
+                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
                 let record = self.install(&bucket_record, record, current, batch)?;
@@ -572,9 +562,9 @@ impl StateMachine {
                 self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
-                for (store_key, part) in self.parts(&bucket, &upload_id)?.all() {
-                    garbage_of_part(part, now_ms, batch);
-                    batch.delete(store_key.clone());
+                for part in self.parts(&bucket, &upload_id)? {
+                    garbage_of_part(&part, now_ms, batch);
+                    batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
                 Ok(Outcome::Done)
@@ -679,11 +669,11 @@ impl StateMachine {
             }
             Query::ListParts { bucket, upload_id } => {
                 self.upload(&bucket, &upload_id)?;
-                Ok(Answer::Parts(self.parts(&bucket, &upload_id)?.latest()))
+                self.parts(&bucket, &upload_id).map(Answer::Parts)
             }
             Query::ChosenParts { bucket, upload_id, parts } => {
                 self.upload(&bucket, &upload_id)?;
-                self.parts(&bucket, &upload_id)?.choose(&parts).map(Answer::Parts)
+                choose_parts(&self.parts(&bucket, &upload_id)?, &parts).map(Answer::Parts)
             }
             Query::Blobs { cursor, limit } => {
                 self.blob_page(cursor, limit.clamp(1, BLOB_SCAN_PAGE_MAX), SCAN_PAGE_BYTES_MAX).map(Answer::Blobs)
@@ -1201,6 +1191,39 @@ impl StateMachine {
 
     /// Removes one version permanently; when it was the current one, the newest non-current
     /// version (if any) becomes current, as a summary that points at its record (promoted).
+    /// DeleteObject of one key of `bucket` (checked by the caller): a version removed (with
+    /// `version`), or the current version removed (unversioned) or hidden by a delete marker.
+    fn delete_object(
+        &self,
+        bucket: &BucketRecord,
+        deletion: ObjectDeletion,
+        now_ms: i64,
+        batch: &mut WriteBatch,
+    ) -> Result<Deleted, MetaError> {
+        let ObjectDeletion { key, condition, version, marker_nonce } = deletion;
+        if let Some(version) = version {
+            return match self.delete_version(&bucket.name, &key, version, &condition, now_ms, batch)? {
+                Outcome::DeletedVersion { version, delete_marker } => Ok(Deleted { version, delete_marker }),
+                other => Err(MetaError::Unexpected(format!("{other:?} from a version's deletion"))),
+            };
+        }
+        let current = self.current(&bucket.name, &key)?;
+        condition.check(current.as_ref())?;
+        if bucket.versioning.is_some() {
+            let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
+            let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
+            let marker = self.install(bucket, marker, current, batch)?;
+            return Ok(Deleted { version: Some(marker.version), delete_marker: true });
+        }
+        // Unversioned: only null versions exist, and none is ever promoted.
+        if let Some(old) = current {
+            let old = self.full(&bucket.name, old)?;
+            collect_garbage(&old, now_ms, batch);
+            batch.delete(keys::object(&bucket.name, &key));
+        }
+        Ok(Deleted { version: None, delete_marker: false })
+    }
+
     fn delete_version(
         &self,
         bucket: &BucketName,
@@ -1239,64 +1262,9 @@ impl StateMachine {
         self.read(&keys::upload(bucket, id))?.ok_or(MetaError::NoSuchUpload)
     }
 
-    /// Every part record of an upload: each part number's latest upload and the earlier ones kept.
-    fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<StoredParts, MetaError> {
-        let prefix = keys::parts_prefix(bucket, id);
-        let end = prefix_end(&prefix);
-        let mut stored = StoredParts::default();
-        for (key, value) in self.kv.scan(&prefix, end.as_deref(), usize::MAX)? {
-            let part: PartData = serde_json::from_slice(&value)
-                .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?;
-            // `<part>` is the latest upload of that number, `<part>~<etag>` an earlier one.
-            let replaced = key[prefix.len()..].contains(&b'~');
-            if replaced { &mut stored.replaced } else { &mut stored.latest }.push((key, part));
-        }
-        Ok(stored)
-    }
-
-    /// `new` replaces `old` as the latest upload of its part number. An earlier upload with
-    /// another ETag is kept, because the client may name it at completion (its retry committed
-    /// first, and it committed last): as AWS, the completion uses the part whose ETag it lists.
-    /// One with the same ETag holds the same bytes, so it is garbage; so are the oldest beyond
-    /// `PART_REPLACED_KEPT`.
-    fn keep_replaced_part(
-        &self,
-        bucket: &BucketName,
-        id: &UploadId,
-        old: PartData,
-        new: &PartData,
-        batch: &mut WriteBatch,
-    ) -> Result<(), MetaError> {
-        let now_ms = new.last_modified_ms;
-        let number = new.part_number;
-        let prefix = keys::replaced_parts_prefix(bucket, id, number);
-        let end = prefix_end(&prefix);
-        let mut kept: Vec<PartData> = Vec::new();
-        for (key, value) in self.kv.scan(&prefix, end.as_deref(), usize::MAX)? {
-            let part: PartData = serde_json::from_slice(&value)
-                .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))))?;
-            if part.etag == new.etag || part.etag == old.etag {
-                // The same bytes are held by the new latest or by `old`, kept below.
-                garbage_of_part(&part, now_ms, batch);
-                batch.delete(key);
-            } else {
-                kept.push(part);
-            }
-        }
-        if old.etag == new.etag {
-            garbage_of_part(&old, now_ms, batch);
-            return Ok(());
-        }
-        batch.put(keys::replaced_part(bucket, id, number, &old.etag), encode(&old));
-        kept.push(old);
-        // Oldest first: the ones beyond the bound are given up.
-        kept.sort_by_key(|p| p.last_modified_ms);
-        let excess = kept.len().saturating_sub(crate::PART_REPLACED_KEPT);
-        for part in &kept[..excess] {
-            garbage_of_part(part, now_ms, batch);
-            batch.delete(keys::replaced_part(bucket, id, number, &part.etag));
-        }
-        Ok(())
+    /// An upload's parts, in part order.
+    fn parts(&self, bucket: &BucketName, id: &UploadId) -> Result<Vec<PartData>, MetaError> {
+        self.scan_records(&keys::parts_prefix(bucket, id), usize::MAX)
     }
 
     fn list_objects(&self, bucket: &BucketName, request: &ListRequest) -> Result<ListPage, MetaError> {
@@ -1350,33 +1318,8 @@ pub(crate) fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
-/// An upload's part records, each with its store key.
-#[derive(Default)]
-struct StoredParts {
-    /// The latest upload of each part number, in part order.
-    latest: Vec<(Vec<u8>, PartData)>,
-    /// Earlier uploads kept by ETag (`keys::replaced_part`).
-    replaced: Vec<(Vec<u8>, PartData)>,
-}
-
-impl StoredParts {
-    fn all(&self) -> impl Iterator<Item = &(Vec<u8>, PartData)> {
-        self.latest.iter().chain(&self.replaced)
-    }
-
-    /// What ListParts shows: the latest upload of each part number.
-    fn latest(self) -> Vec<PartData> {
-        self.latest.into_iter().map(|(_, part)| part).collect()
-    }
-
-    /// The parts a completion names, validated as AWS validates them.
-    fn choose(&self, chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
-        let stored: Vec<&PartData> = self.all().map(|(_, part)| part).collect();
-        choose_parts(&stored, chosen)
-    }
-}
-
-fn choose_parts(stored: &[&PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
+/// The parts a completion names, validated as AWS validates them; `stored` in part order.
+fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<PartData>, MetaError> {
     if chosen.is_empty() {
         return Err(MetaError::InvalidPart("the part list is empty".into()));
     }
@@ -1389,15 +1332,14 @@ fn choose_parts(stored: &[&PartData], chosen: &[CompletedPart]) -> Result<Vec<Pa
     }
     let mut out = Vec::with_capacity(chosen.len());
     for want in chosen {
-        let etag = strip_quotes(&want.etag);
-        let mut uploads = stored.iter().filter(|p| p.part_number == want.part_number).peekable();
-        if uploads.peek().is_none() {
-            return Err(MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)));
+        let part = stored
+            .binary_search_by_key(&want.part_number, |p| p.part_number)
+            .map(|index| &stored[index])
+            .map_err(|_| MetaError::InvalidPart(format!("part {} was not uploaded", want.part_number)))?;
+        if part.etag != strip_quotes(&want.etag) {
+            return Err(MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)));
         }
-        let part = uploads
-            .find(|p| p.etag == etag)
-            .ok_or_else(|| MetaError::InvalidPart(format!("part {} has another ETag", want.part_number)))?;
-        out.push((*part).clone());
+        out.push(part.clone());
     }
     if let Some(small) = out[..out.len() - 1].iter().find(|p| p.size < MULTIPART_MIN_PART_SIZE_BYTES) {
         return Err(MetaError::EntityTooSmall { part_number: small.part_number });

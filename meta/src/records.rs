@@ -346,6 +346,14 @@ pub struct PartData {
     pub checksums: Checksums,
     pub location: DataLocation,
     pub last_modified_ms: i64,
+    /// When the UploadPart that wrote it began (the gateway's clock, before the body): of two
+    /// uploads of one part number, the one that began later is the part, whichever commits last.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub started_ms: i64,
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
 }
 
 /// The version id of writes in unversioned and versioning-suspended buckets.
@@ -796,8 +804,8 @@ pub enum Query {
         upload_id: UploadId,
     },
     /// The parts a CompleteMultipartUpload names, validated as the completion validates them
-    /// (order, existence, ETag, sizes): each is the upload of its number with the listed ETag,
-    /// an earlier one included.
+    /// (order, existence, ETag, sizes), so that the gateway computes the ETag and checksums from
+    /// the parts the commit will choose.
     ChosenParts {
         bucket: BucketName,
         upload_id: UploadId,

@@ -94,6 +94,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
             born_ms: 0,
         }),
         last_modified_ms: 1,
+        started_ms: 0,
     }
 }
 
@@ -289,10 +290,13 @@ fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
         now_ms: 2_000,
     });
     assert!(matches!(twice, Err(MetaError::InvalidCommand(_))), "{twice:?}");
-    let many = (0..=crate::DELETE_OBJECTS_MAX_KEYS).map(|i| deletion(&format!("k{i}"), None)).collect();
+    assert_eq!(versions(&m, "b1", "z").len(), 2, "a batch refused for a repeated key adds no marker for it");
+    let mut many: Vec<ObjectDeletion> =
+        (0..crate::DELETE_OBJECTS_MAX_KEYS).map(|i| deletion(&format!("k{i}"), None)).collect();
+    many.push(deletion("z", None));
     let many = m.apply(Command::DeleteObjects { bucket: bref(&m, "b1"), deletions: many, now_ms: 2_000 });
     assert!(matches!(many, Err(MetaError::InvalidCommand(_))), "{many:?}");
-    assert_eq!(versions(&m, "b1", "z").len(), 2, "a refused batch writes nothing");
+    assert_eq!(versions(&m, "b1", "z").len(), 2, "a batch over the bound deletes none of its keys");
 }
 
 #[test]
@@ -380,12 +384,11 @@ fn completing_an_upload_enforces_aws_part_rules() {
 }
 
 /// AWS: "If you upload a new part using the same part number as a previously uploaded part,
-/// the previously uploaded part is overwritten", and CompleteMultipartUpload "uses the part whose
-/// ETag" it lists. An UploadPart whose first attempt commits after its retry must not make the
-/// completion fail: the earlier upload of a number is kept (by ETag, a few of them) until the
-/// upload ends, and every part not completed becomes garbage.
+/// the previously uploaded part is overwritten." When the first upload stalls and its retry with
+/// other bytes commits first, the first one commits last: it arrives already overwritten (its
+/// blob is garbage at once), so the completion finds the retry's ETag, as the client lists it.
 #[test]
-fn a_part_uploaded_twice_completes_with_the_upload_whose_etag_is_listed() {
+fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let b = BucketName::new("b1");
@@ -393,9 +396,9 @@ fn a_part_uploaded_twice_completes_with_the_upload_whose_etag_is_listed() {
     let upload = upload_record(id.clone(), b.clone(), "k");
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     let mib = 1024 * 1024;
-    let upload_part = |n: u32, etag: &str, blob: &str, at_ms: i64| {
+    let upload_part = |n: u32, etag: &str, blob: &str, started_ms: i64| {
         let mut p = part(n, etag, 5 * mib, blob);
-        p.last_modified_ms = at_ms;
+        p.started_ms = started_ms;
         m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
     };
     let listed = || -> Vec<(u32, String)> {
@@ -405,95 +408,54 @@ fn a_part_uploaded_twice_completes_with_the_upload_whose_etag_is_listed() {
         };
         parts.into_iter().map(|p| (p.part_number, p.etag)).collect()
     };
-    // The retry (etag "b") commits first, then the first attempt ("a") with other bytes.
-    upload_part(1, "b", "0b", 10);
-    upload_part(1, "a", "0a", 20);
-    upload_part(2, "c", "0c", 30);
-    assert_eq!(listed(), [(1, "a".to_string()), (2, "c".to_string())], "ListParts shows the latest upload");
-    // The same bytes again ("c" once more) leave one copy: the earlier blob is garbage.
-    upload_part(2, "c", "0c2", 40);
+    // The retry (began at 20) commits first, then the stalled first attempt (began at 10).
+    upload_part(1, "retry", "0b", 20);
+    upload_part(1, "first", "0a", 10);
+    assert_eq!(listed(), [(1, "retry".to_string())], "the upload that began last is the part");
+    assert!(is_garbage(&m, "0a") && !is_garbage(&m, "0b"), "the late first attempt is garbage on arrival");
+    // In commit order, a later upload replaces the earlier one as before.
+    upload_part(2, "two", "0c", 30);
+    upload_part(2, "two-again", "0d", 40);
+    assert_eq!(listed(), [(1, "retry".to_string()), (2, "two-again".to_string())]);
     assert!(is_garbage(&m, "0c"));
-    // More earlier uploads of one number than are kept: the oldest are garbage.
-    for (i, etag) in ["d", "e", "f", "g", "h"].iter().enumerate() {
-        upload_part(3, etag, &format!("3{i}"), 50 + i as i64);
-    }
-    // Latest "h"; kept: "g", "f", "e", "d" (at most PART_REPLACED_KEPT); none dropped yet.
-    assert_eq!(crate::PART_REPLACED_KEPT, 4);
-    assert!(!["30", "31", "32", "33", "34"].iter().any(|blob| is_garbage(&m, blob)));
-    upload_part(3, "i", "35", 60);
-    assert!(is_garbage(&m, "30"), "the oldest earlier upload beyond the bound is garbage");
     let chosen = |parts: &[(u32, &str)]| -> Vec<CompletedPart> {
         parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect()
     };
     // The query the gateway asks before completing chooses as the completion does.
     let Answer::Parts(parts) = m
-        .query(Query::ChosenParts { bucket: b.clone(), upload_id: id.clone(), parts: chosen(&[(1, "b"), (2, "c")]) })
+        .query(Query::ChosenParts {
+            bucket: b.clone(),
+            upload_id: id.clone(),
+            parts: chosen(&[(1, "retry"), (2, "two-again")]),
+        })
         .unwrap()
     else {
         panic!()
     };
     assert_eq!(
         parts.iter().map(|p| p.location.clone()).collect::<Vec<_>>(),
-        [part(1, "b", 0, "0b").location, part(2, "c", 0, "0c2").location]
+        [part(1, "", 0, "0b").location, part(2, "", 0, "0d").location]
     );
-    assert!(matches!(
-        m.query(Query::ChosenParts { bucket: b.clone(), upload_id: id.clone(), parts: chosen(&[(1, "d")]) }),
-        Err(MetaError::InvalidPart(_))
-    ));
-    // Completing with the retry's ETag for part 1 and an earlier upload of part 3.
+    // An overwritten upload's ETag names nothing, as on AWS.
+    for stale in [&[(1, "first")][..], &[(1, "retry"), (2, "two")][..]] {
+        let answer = m.query(Query::ChosenParts { bucket: b.clone(), upload_id: id.clone(), parts: chosen(stale) });
+        assert!(matches!(answer, Err(MetaError::InvalidPart(_))), "{stale:?}: {answer:?}");
+    }
     let Outcome::Object(done) = m
         .apply(Command::CompleteUpload {
             bucket: bref(&m, "b1"),
             upload_id: id.clone(),
-            parts: chosen(&[(1, "\"b\""), (2, "c"), (3, "f")]),
-            record: object("ignored", "final-3", 0),
+            parts: chosen(&[(1, "\"retry\"")]),
+            record: object("ignored", "final-1", 0),
             condition: Default::default(),
         })
         .unwrap()
     else {
         panic!()
     };
-    assert_eq!(done.size, 15 * mib);
-    let Answer::Object(current) = m
-        .query(Query::Object { tenant: None, bucket: b.clone(), key: ObjectKey::new("k"), stripes: u32::MAX })
-        .unwrap()
-    else {
-        panic!()
-    };
-    let blobs: Vec<String> = current
-        .parts
-        .iter()
-        .map(|p| match &p.location {
-            DataLocation::Striped(s) => s.blob.0.clone(),
-            DataLocation::Inline(_) => panic!("inline"),
-        })
-        .collect();
-    assert_eq!(blobs, ["0b", "0c2", "32"]);
-    for used in ["0b", "0c2", "32"] {
-        assert!(!is_garbage(&m, used), "{used} is part of the object");
-    }
-    for unused in ["0a", "31", "33", "34", "35"] {
-        assert!(is_garbage(&m, unused), "{unused} was not completed, so it is garbage");
-    }
-    assert!(part_records(&m, &b, &id).is_empty(), "no part record outlives the upload");
-
-    // Abort gives up every upload of every number, earlier ones included.
-    let id2 = UploadId::new("u2");
-    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload: upload_record(id2.clone(), b.clone(), "k2") })
-        .unwrap();
-    for (etag, blob) in [("x", "40"), ("y", "41")] {
-        let p = part(1, etag, mib, blob);
-        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id2.clone(), part: p }).unwrap();
-    }
-    m.apply(Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id2.clone(), now_ms: 70 }).unwrap();
-    assert!(is_garbage(&m, "40") && is_garbage(&m, "41"));
-    assert!(part_records(&m, &b, &id2).is_empty());
-}
-
-fn part_records(m: &StateMachine, b: &BucketName, id: &UploadId) -> Vec<Vec<u8>> {
-    let prefix = keys::parts_prefix(b, id);
-    let found = m.kv().scan(&prefix, None, 100).unwrap();
-    found.into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&prefix)).collect()
+    assert_eq!(done.size, 5 * mib);
+    assert!(!is_garbage(&m, "0b"), "the completed part is the object's");
+    assert!(is_garbage(&m, "0d"), "the part not completed is garbage");
 }
 
 /// The listing model: what S3 returns, computed naively over the whole key set.
@@ -1430,6 +1392,7 @@ fn realistic_part(n: u32, stripes: u32) -> PartData {
             born_ms: 0,
         }),
         last_modified_ms: 1,
+        started_ms: 0,
     }
 }
 

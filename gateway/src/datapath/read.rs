@@ -447,6 +447,7 @@ mod tests {
                 born_ms: 0,
             }),
             last_modified_ms: 0,
+            started_ms: 0,
         }
     }
 

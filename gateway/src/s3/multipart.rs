@@ -105,6 +105,7 @@ pub async fn create_multipart_upload(
 }
 
 pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let started_ms = now_ms();
     let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let part_number = part_number(input.part_number)?;
@@ -134,7 +135,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
-    let part = part_of(part_number, written, now);
+    let part = part_of(part_number, written, started_ms, now);
     let output = UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
         checksum_crc32: part.checksums.crc32.clone(),
@@ -175,6 +176,7 @@ pub async fn upload_part_copy(
     s3: &IgnifugeS3,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let started_ms = now_ms();
     let bucket = IgnifugeS3::bucket(&req)?;
     let authorized = IgnifugeS3::authorized(&req)?.clone();
     let input = req.input;
@@ -204,7 +206,7 @@ pub async fn upload_part_copy(
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
-    let part = part_of(part_number, written, now);
+    let part = part_of(part_number, written, started_ms, now);
     let result = CopyPartResult {
         e_tag: Some(etag(&part.etag)),
         last_modified: Some(timestamp(now)),
@@ -234,8 +236,9 @@ fn part_number(n: i32) -> S3Result<u32> {
 }
 
 /// A freshly written part's record.
-fn part_of(part_number: u32, written: crate::datapath::WrittenBlob, now: i64) -> PartData {
+fn part_of(part_number: u32, written: crate::datapath::WrittenBlob, started_ms: i64, now: i64) -> PartData {
     PartData {
+        started_ms,
         part_number,
         size: written.size,
         etag: hex::encode(written.digests.md5),

@@ -458,6 +458,7 @@ pub(super) fn single_part_record(
             checksums,
             location: written.location,
             last_modified_ms: now,
+            started_ms: 0,
         }],
         multipart: false,
         tags,
@@ -762,7 +763,14 @@ pub async fn delete_objects(
     for batch in batches {
         let (indices, deletions): (Vec<usize>, Vec<ObjectDeletion>) = batch.into_iter().unzip();
         let command = Command::DeleteObjects { bucket: bucket.reference(), deletions, now_ms: now_ms() };
-        match s3.gateway.metadata.apply_deletes(command).await {
+        let answer = s3.gateway.metadata.apply_deletes(command).await.and_then(|done| {
+            if done.len() == indices.len() {
+                Ok(done)
+            } else {
+                Err(MetaError::Unexpected(format!("{} outcomes for {} deletions", done.len(), indices.len())))
+            }
+        });
+        match answer {
             Ok(done) => {
                 for (index, outcome) in indices.into_iter().zip(done) {
                     outcomes[index] = Some(
