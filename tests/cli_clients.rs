@@ -368,3 +368,77 @@ async fn aws_sdk_for_javascript_v3() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The AWS CLI v2 (Debian's `awscli` 2.9, installed by scripts/prerequisites), with its defaults:
+/// multipart above 8 MiB, sync, listings, s3api calls whose list parameters travel as one
+/// comma-separated header (get-object-attributes), tagging, and `rm --recursive` (DeleteObjects).
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_v2() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("aws_cli_v2");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let v2 = |args: &[&str]| aws_program(&cluster, scratch.path(), AWS_CLI_V2, args);
+    let version = v2(&["--version"]);
+    assert!(version.starts_with("aws-cli/2."), "{AWS_CLI_V2} is the CLI v2: {version}");
+
+    v2(&["s3", "mb", "s3://cli-v2"]);
+    let upload = scratch.path().join("forty.bin");
+    let upload_md5 = rng.write_file(&upload, 40 * MIB);
+    let upload_arg = upload.to_str().expect("utf-8 path");
+    v2(&["s3", "cp", "--no-progress", upload_arg, "s3://cli-v2/forty.bin"]);
+    let download = scratch.path().join("forty.down");
+    let download_arg = download.to_str().expect("utf-8 path");
+    v2(&["s3", "cp", "--no-progress", "s3://cli-v2/forty.bin", download_arg]);
+    assert_eq!(md5_file(&download), upload_md5, "aws (v2) s3 cp round trip of 40 MiB");
+
+    let attributes = v2(&[
+        "s3api",
+        "get-object-attributes",
+        "--bucket",
+        "cli-v2",
+        "--key",
+        "forty.bin",
+        "--object-attributes",
+        "ETag",
+        "ObjectSize",
+        "ObjectParts",
+        "--output",
+        "json",
+    ]);
+    let attributes: serde_json::Value =
+        serde_json::from_str(&attributes).unwrap_or_else(|e| panic!("get-object-attributes JSON ({e}): {attributes}"));
+    assert_eq!(attributes["ObjectSize"].as_u64(), Some(40 * MIB as u64), "{attributes}");
+    assert_eq!(attributes["ObjectParts"]["TotalPartsCount"].as_u64(), Some(5), "8 MiB parts: {attributes}");
+    let etag = attributes["ETag"].as_str().expect("ETag");
+    assert!(!etag.starts_with('"') && etag.ends_with("-5"), "unquoted multipart ETag, as AWS: {etag}");
+
+    v2(&[
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "cli-v2",
+        "--key",
+        "forty.bin",
+        "--tagging",
+        "TagSet=[{Key=k,Value=v}]",
+    ]);
+    let tags = v2(&["s3api", "get-object-tagging", "--bucket", "cli-v2", "--key", "forty.bin", "--output", "json"]);
+    assert!(tags.contains("\"Key\": \"k\"") && tags.contains("\"Value\": \"v\""), "{tags}");
+
+    let site = scratch.path().join("tree");
+    for i in 0..30 {
+        let dir = site.join(format!("d{}", i % 3));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("f{i}.txt")), rng.bytes(100 + i)).expect("write");
+    }
+    v2(&["s3", "sync", "--no-progress", site.to_str().expect("utf-8 path"), "s3://cli-v2/tree"]);
+    let listed = v2(&["s3", "ls", "--recursive", "s3://cli-v2/tree/"]);
+    assert_eq!(listed.lines().count(), 30, "{listed}");
+    let again = v2(&["s3", "sync", "--no-progress", site.to_str().expect("utf-8 path"), "s3://cli-v2/tree"]);
+    assert!(again.trim().is_empty(), "a second sync uploads nothing: {again}");
+
+    v2(&["s3", "rm", "--recursive", "s3://cli-v2/"]);
+    let left = v2(&["s3", "ls", "--recursive", "s3://cli-v2/"]);
+    assert!(left.trim().is_empty(), "rm --recursive left {left}");
+    v2(&["s3", "rb", "s3://cli-v2"]);
+}

@@ -66,7 +66,15 @@ pub fn run_ok(command: &mut Command, timeout: Duration) -> String {
 }
 
 pub fn aws(cluster: &Cluster, scratch: &Path, args: &[&str]) -> String {
-    let mut command = aws_command(cluster, "aws", scratch);
-    command.arg("--endpoint-url").arg(&cluster.endpoint).args(args);
+    aws_program(cluster, scratch, "aws", args)
+}
+
+/// Debian's AWS CLI v2 (package `awscli`, /usr/bin/aws), beside the v1 that pip puts first on PATH.
+pub const AWS_CLI_V2: &str = "/usr/bin/aws";
+
+/// `program` (an aws CLI) against the cluster's first gateway, its pager off.
+pub fn aws_program(cluster: &Cluster, scratch: &Path, program: &str, args: &[&str]) -> String {
+    let mut command = aws_command(cluster, program, scratch);
+    command.env("AWS_PAGER", "").arg("--endpoint-url").arg(&cluster.endpoint).args(args);
     run_ok(&mut command, CLI_TIMEOUT)
 }
