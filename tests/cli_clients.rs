@@ -371,7 +371,9 @@ async fn aws_sdk_for_javascript_v3() {
 
 /// The AWS CLI v2 (Debian's `awscli` 2.9, installed by scripts/prerequisites), with its defaults:
 /// multipart above 8 MiB, sync, listings, s3api calls whose list parameters travel as one
-/// comma-separated header (get-object-attributes), tagging, and `rm --recursive` (DeleteObjects).
+/// comma-separated header (get-object-attributes), tagging, and `rm --recursive` (one
+/// DeleteObject per key). Version 2.9 predates the CLI's default checksums (2.23, January 2025);
+/// those are what the JS SDK v3 and boto3 tests send.
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_cli_v2() {
     let cluster = Cluster::start().await;

@@ -825,6 +825,30 @@ async fn part_checksums_follow_the_uploads_algorithm() {
         "UploadPart with CRC32 into a SHA256 upload",
     );
     assert!(refused.description.contains("Checksum Type mismatch"), "{refused:?}");
+    // A COMPOSITE upload's part must carry the checksum (AWS computes none for it).
+    let url = format!("{}/sums/sha?partNumber=1&uploadId={upload_id}", cluster.endpoint);
+    let bare = cluster.signed_request("PUT", &url, &[], b"no checksum at all").await;
+    assert_eq!((bare.status, bare.error_code().as_deref()), (400, Some("InvalidRequest")), "{}", bare.summary());
+    assert!(bare.body_text().contains("actual checksum Type: null"), "{}", bare.summary());
+    // Checksum types AWS refuses at creation.
+    assert_s3_error(
+        s3.create_multipart_upload().bucket("sums").key("x").checksum_type(ChecksumType::Composite).send().await,
+        400,
+        &["InvalidRequest"],
+        "x-amz-checksum-type without an algorithm",
+    );
+    assert_s3_error(
+        s3.create_multipart_upload()
+            .bucket("sums")
+            .key("x")
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::Composite)
+            .send()
+            .await,
+        400,
+        &["InvalidRequest"],
+        "CRC64NVME is FULL_OBJECT only",
+    );
     let mut listed = Vec::new();
     for number in [1, 2] {
         let out = ok(send_part(number, ChecksumAlgorithm::Sha256).await, "UploadPart SHA256");
@@ -904,17 +928,32 @@ async fn part_checksums_follow_the_uploads_algorithm() {
         );
         parts.push(CompletedPart::builder().part_number(i as i32 + 1).e_tag(out.e_tag().expect("etag")).build());
     }
-    let done = ok(
+    let expected = checksum_base64("crc32", &bodies.concat());
+    let total = bodies.iter().map(Vec::len).sum::<usize>() as i64;
+    let complete = || {
         s3.complete_multipart_upload()
             .bucket("sums")
             .key("crc")
             .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await,
-        "a FULL_OBJECT completion without part checksums",
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build())
+    };
+    // The whole object's checksum and size, stated by the client, must be what was uploaded.
+    assert_s3_error(
+        complete().checksum_crc32(checksum_base64("crc32", b"other bytes")).send().await,
+        400,
+        &["BadDigest"],
+        "a completion stating another full-object CRC32",
+    );
+    assert_s3_error(
+        complete().mpu_object_size(total + 1).send().await,
+        400,
+        &["InvalidRequest"],
+        "a completion stating another object size",
+    );
+    let done = ok(
+        complete().checksum_crc32(expected.clone()).mpu_object_size(total).send().await,
+        "a FULL_OBJECT completion without part checksums, stating the object's CRC32 and size",
     );
     assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
-    let expected = checksum_base64("crc32", &bodies.concat());
     assert_eq!(done.checksum_crc32(), Some(expected.as_str()), "the CRC32 of the whole object");
 }

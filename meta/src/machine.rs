@@ -352,7 +352,9 @@ impl StateMachine {
                     // The upload that began later is the part, even when the earlier one (a
                     // request that stalled, then its retry) commits last: that one arrives
                     // already replaced.
-                    if old.started_ms > part.started_ms {
+                    // A start time of 0 is unknown (a gateway from before start times were
+                    // recorded): commit order decides then.
+                    if part.started_ms != 0 && old.started_ms > part.started_ms {
                         garbage_of_part(&part, part.last_modified_ms, batch);
                         return Ok(Outcome::Done);
                     }
@@ -1189,8 +1191,6 @@ impl StateMachine {
         Ok(new)
     }
 
-    /// Removes one version permanently; when it was the current one, the newest non-current
-    /// version (if any) becomes current, as a summary that points at its record (promoted).
     /// DeleteObject of one key of `bucket` (checked by the caller): a version removed (with
     /// `version`), or the current version removed (unversioned) or hidden by a delete marker.
     fn delete_object(
@@ -1224,6 +1224,8 @@ impl StateMachine {
         Ok(Deleted { version: None, delete_marker: false })
     }
 
+    /// Removes one version permanently; when it was the current one, the newest non-current
+    /// version (if any) becomes current, as a summary that points at its record (promoted).
     fn delete_version(
         &self,
         bucket: &BucketName,

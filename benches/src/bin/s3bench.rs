@@ -88,6 +88,10 @@ struct Args {
     /// delete-objects: keys per DeleteObjects (each operation deletes its own prepared keys).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=DELETE_BATCH_KEYS_MAX as u64))]
     delete_batch_keys: u64,
+    /// Server processes whose CPU seconds (from /proc) to report for the timed phase only, as
+    /// `server_cpu_seconds`: comma-separated pids.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
     /// http-baseline: GET this URL instead of starting the tool's own server on 127.0.0.1.
     #[arg(long)]
     target: Option<String>,
@@ -199,10 +203,15 @@ async fn run_and_report(args: Args) -> anyhow::Result<()> {
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     extra.insert("started_unix_ms".into(), started_unix_ms.into());
     let cpu_before = stats::process_cpu_time();
+    let servers_before = stats::processes_cpu_time(&args.server_pids);
     let driver = Arc::new(driver);
     let (recorder, elapsed) =
         run::run(driver.clone(), args.concurrency, bounds, show_progress.then_some(args.workload.label())).await;
     let client_cpu = stats::process_cpu_time().saturating_sub(cpu_before);
+    if !args.server_pids.is_empty() {
+        let servers = stats::processes_cpu_time(&args.server_pids).saturating_sub(servers_before);
+        extra.insert("server_cpu_seconds".into(), ((servers.as_secs_f64() * 1000.0).round() / 1000.0).into());
+    }
 
     if args.cleanup
         && let Driver::S3 { client, bucket, prefix, .. } = &*driver

@@ -152,6 +152,26 @@ pub fn process_cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
+/// CPU time (user + system) the processes `pids` have used so far, from /proc/<pid>/stat; a
+/// process that is gone counts nothing. Sampled around the timed phase, it is the servers' CPU
+/// for exactly the operations timed (not the untimed preparation or cleanup).
+pub fn processes_cpu_time(pids: &[u32]) -> Duration {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0.0;
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The command name (field 2) may hold spaces; fields 14 and 15 (utime, stime) follow
+        // the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // After ')': field 3 is at index 0, so utime (14) is at 11 and stime (15) at 12.
+        total += (ticks(11) + ticks(12)) / ticks_per_sec;
+    }
+    Duration::from_secs_f64(total)
+}
+
 /// Everything the one JSON line reports.
 pub struct Report<'a> {
     pub workload: &'a str,

@@ -230,6 +230,11 @@ pub async fn serve(
         request.extensions_mut().insert(access::RequestId(request_id.clone()));
         let (service, cors, hosts, budget) = (service.clone(), cors.clone(), prechecked.clone(), budget.clone());
         async move {
+            // GetObjectAttributes (`?attributes`): its answer's ETag is unquoted on the way out.
+            let attributes = request
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")));
             let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
@@ -241,7 +246,9 @@ pub async fn serve(
             };
             answer.map(|mut response| {
                 complete_error_message(&mut response, &request_id);
-                unquote_attributes_etag(&mut response);
+                if attributes {
+                    unquote_attributes_etag(&mut response);
+                }
                 if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-amz-request-id", value);
                 }
@@ -318,6 +325,7 @@ fn unquote_attributes_etag(response: &mut s3s::HttpResponse) {
     if !text.contains("<GetObjectAttributesResponse") {
         return;
     }
+    // The ETag is the answer's only element of that name (parts carry none).
     let Some((before, rest)) = text.split_once("<ETag>\"") else { return };
     let Some((value, after)) = rest.split_once("\"</ETag>") else { return };
     let unquoted = format!("{before}<ETag>{value}</ETag>{after}");

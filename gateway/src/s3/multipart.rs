@@ -70,15 +70,40 @@ pub async fn create_multipart_upload(
     )?;
     let algorithm = input.checksum_algorithm.as_ref().map(|a| Algorithm::parse(a.as_str())).transpose()?;
     let checksum_type = match (&input.checksum_type, algorithm) {
-        (Some(t), _) => Some(t.as_str().to_string()),
+        (Some(_), None) => {
+            return Err(s3s::s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            ));
+        }
+        (Some(t), Some(_)) => match t.as_str() {
+            ChecksumType::COMPOSITE | ChecksumType::FULL_OBJECT => Some(t.as_str().to_string()),
+            other => {
+                return Err(s3s::s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-type header is invalid: {other} (COMPOSITE or FULL_OBJECT)"
+                ));
+            }
+        },
         (None, Some(Algorithm::Crc64Nvme)) => Some(ChecksumType::FULL_OBJECT.to_string()),
         (None, Some(_)) => Some(ChecksumType::COMPOSITE.to_string()),
         (None, None) => None,
     };
-    if checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT)
-        && matches!(algorithm, Some(Algorithm::Sha1 | Algorithm::Sha256))
-    {
-        return Err(s3s::s3_error!(InvalidRequest, "FULL_OBJECT checksums are only defined for CRC algorithms"));
+    match (checksum_type.as_deref(), algorithm) {
+        (Some(ChecksumType::FULL_OBJECT), Some(a @ (Algorithm::Sha1 | Algorithm::Sha256))) => {
+            return Err(s3s::s3_error!(
+                InvalidRequest,
+                "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                a.name().to_lowercase()
+            ));
+        }
+        (Some(ChecksumType::COMPOSITE), Some(Algorithm::Crc64Nvme)) => {
+            return Err(s3s::s3_error!(
+                InvalidRequest,
+                "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm."
+            ));
+        }
+        _ => {}
     }
     let upload_id = ignifuge_types::random_id();
     let record = UploadRecord {
@@ -123,7 +148,8 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         input.checksum_algorithm.as_ref(),
     )?;
     if let Some(declared) = upload_algorithm(&upload)? {
-        part_checksum_agrees(declared, &req.headers, &expected, input.checksum_algorithm.as_ref())?;
+        let composite = upload.checksum_type.as_deref() == Some(ChecksumType::COMPOSITE);
+        part_checksum_agrees(declared, composite, &req.headers, &expected, input.checksum_algorithm.as_ref())?;
         // Every part carries the upload's algorithm, sent or not, so the completion can combine it.
         expected.computed.push(declared);
     }
@@ -254,9 +280,11 @@ fn upload_algorithm(upload: &UploadRecord) -> GatewayResult<Option<Algorithm>> {
 }
 
 /// AWS: a part of an upload created with a checksum algorithm may only carry that algorithm's
-/// checksum (400 InvalidRequest "Checksum Type mismatch occurred, ..." otherwise).
+/// checksum, and a part of a COMPOSITE upload must carry it (400 InvalidRequest "Checksum Type
+/// mismatch occurred, ..." otherwise; a FULL_OBJECT upload computes a missing one).
 fn part_checksum_agrees(
     declared: Algorithm,
+    composite: bool,
     headers: &http::HeaderMap,
     expected: &crate::checksums::Expected,
     sdk_algorithm: Option<&ChecksumAlgorithm>,
@@ -270,15 +298,21 @@ fn part_checksum_agrees(
         .map(|(a, _)| *a)
         .chain(trailers.split(',').filter_map(|name| Algorithm::from_header(name.trim())))
         .chain(sdk_algorithm.and_then(|a| Algorithm::parse(a.as_str()).ok()));
+    let mismatch = |actual: &str| {
+        GatewayError::InvalidRequest(format!(
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {actual}",
+            declared.name().to_lowercase()
+        ))
+    };
+    let mut named = false;
     for algorithm in sent {
-        if algorithm == declared {
-            continue;
+        if algorithm != declared {
+            return Err(mismatch(&algorithm.name().to_lowercase()));
         }
-        return Err(GatewayError::InvalidRequest(format!(
-            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
-            declared.name().to_lowercase(),
-            algorithm.name().to_lowercase()
-        )));
+        named = true;
+    }
+    if composite && !named {
+        return Err(mismatch("null"));
     }
     Ok(())
 }
@@ -468,6 +502,35 @@ pub async fn complete_multipart_upload(
         (Some(a), Some(t)) => multipart_checksums(Algorithm::parse(a)?, t, &selected)?,
         _ => multipart_checksums(Algorithm::Crc64Nvme, ChecksumType::FULL_OBJECT, &selected)?,
     };
+    // What the client says the whole object is (boto3 sends these with a full-object checksum):
+    // a disagreement refuses the completion, and the upload stays, as on AWS.
+    let total: u64 = selected.iter().map(|p| p.size).sum();
+    if let Some(size) = input.mpu_object_size
+        && u64::try_from(size).ok() != Some(total)
+    {
+        return Err(s3s::s3_error!(
+            InvalidRequest,
+            "The provided 'x-amz-mp-object-size' header value {size} does not match what was computed: {total}"
+        ));
+    }
+    let stated = [
+        (Algorithm::Crc32, &input.checksum_crc32),
+        (Algorithm::Crc32c, &input.checksum_crc32c),
+        (Algorithm::Crc64Nvme, &input.checksum_crc64nvme),
+        (Algorithm::Sha1, &input.checksum_sha1),
+        (Algorithm::Sha256, &input.checksum_sha256),
+    ];
+    for (algorithm, given) in stated {
+        if let (Some(given), Some(computed)) = (given, algorithm.get(&checksums))
+            && given != computed
+        {
+            return Err(s3s::s3_error!(
+                BadDigest,
+                "The {} you specified did not match the calculated checksum.",
+                algorithm.header()
+            ));
+        }
+    }
     let now = now_ms();
     let record = ObjectRecord {
         key: upload.key.clone(),
