@@ -18,6 +18,8 @@ async fn aws_cli() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let s3 = cluster.s3_client();
 
+    let version = aws(&cluster, scratch.path(), &["--version"]);
+    assert!(version.starts_with("aws-cli/1."), "pip's aws CLI v1: {version}");
     let out = aws(&cluster, scratch.path(), &["s3", "mb", "s3://cli-bucket"]);
     assert!(out.contains("make_bucket: cli-bucket"), "mb output: {out}");
     let out = aws(&cluster, scratch.path(), &["s3", "ls"]);
@@ -139,7 +141,7 @@ async fn aws_cli_bucket_cors() {
     assert_eq!(got, expected, "get-bucket-cors returns what put-bucket-cors wrote");
 
     aws(&cluster, scratch.path(), &["s3api", "delete-bucket-cors", "--bucket", "cli-cors"]);
-    let mut command = aws_command(&cluster, "aws", scratch.path());
+    let mut command = aws_v1_command(&cluster, scratch.path());
     command.arg("--endpoint-url").arg(&cluster.endpoint).args(["s3api", "get-bucket-cors", "--bucket", "cli-cors"]);
     let output = run_with_timeout(&mut command, CLI_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr);

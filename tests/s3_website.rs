@@ -246,7 +246,7 @@ async fn a_site_published_with_the_aws_cli_is_served_as_aws_serves_websites() {
     // A redirect location must be a path or an http(s) URL.
     let bad = scratch.path().join("bad");
     std::fs::write(&bad, b"").unwrap();
-    let mut command = aws_command(&cluster, "aws", scratch.path());
+    let mut command = aws_v1_command(&cluster, scratch.path());
     command.arg("--endpoint-url").arg(&cluster.endpoint).args([
         "s3api",
         "put-object",

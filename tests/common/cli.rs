@@ -65,11 +65,22 @@ pub fn run_ok(command: &mut Command, timeout: Duration) -> String {
     stdout
 }
 
-pub fn aws(cluster: &Cluster, scratch: &Path, args: &[&str]) -> String {
-    aws_program(cluster, scratch, "aws", args)
+/// The aws CLI v1 (pip's `awscli`), run as `python3 -m awscli`: whatever `aws` comes first on
+/// PATH (Debian's v2 is /usr/bin/aws), this is the one scripts/prerequisites installed with pip.
+pub fn aws_v1_command(cluster: &Cluster, scratch: &Path) -> Command {
+    let mut command = aws_command(cluster, "python3", scratch);
+    command.args(["-m", "awscli"]);
+    command
 }
 
-/// Debian's AWS CLI v2 (package `awscli`, /usr/bin/aws), beside the v1 that pip puts first on PATH.
+/// The aws CLI v1 against the cluster's first gateway.
+pub fn aws(cluster: &Cluster, scratch: &Path, args: &[&str]) -> String {
+    let mut command = aws_v1_command(cluster, scratch);
+    command.arg("--endpoint-url").arg(&cluster.endpoint).args(args);
+    run_ok(&mut command, CLI_TIMEOUT)
+}
+
+/// Debian's AWS CLI v2 (package `awscli`, /usr/bin/aws), beside pip's v1.
 pub const AWS_CLI_V2: &str = "/usr/bin/aws";
 
 /// `program` (an aws CLI) against the cluster's first gateway, its pager off.
