@@ -309,29 +309,12 @@ pub async fn delete_prefix(client: &Client, bucket: &str, prefix: &str, pages_ma
             .send()
             .await
             .map_err(|e| OpError::from_sdk("ListObjectsV2", &e))?;
-        let identifiers: Vec<ObjectIdentifier> = page
-            .contents()
-            .iter()
-            .filter_map(|object| object.key())
-            .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
-            .collect();
-        if identifiers.is_empty() {
+        let keys: Vec<String> = page.contents().iter().filter_map(|object| object.key()).map(str::to_string).collect();
+        if keys.is_empty() {
             break;
         }
-        let count = identifiers.len() as u64;
-        let delete = Delete::builder()
-            .set_objects(Some(identifiers))
-            .quiet(true)
-            .build()
-            .map_err(|e| OpError::new("construction", e.to_string()))?;
-        client
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("DeleteObjects", &e))?;
-        deleted += count;
+        delete_batch(client, bucket, &keys).await?;
+        deleted += keys.len() as u64;
     }
     Ok(deleted)
 }

@@ -317,6 +317,19 @@ fn part_checksum_agrees(
     Ok(())
 }
 
+/// S3's five checksum fields (CRC32, CRC32C, CRC64NVME, SHA1, SHA256, in that order, as every
+/// s3s input names them), each with its algorithm.
+fn by_algorithm(fields: [&Option<String>; 5]) -> [(Algorithm, &Option<String>); 5] {
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = fields;
+    [
+        (Algorithm::Crc32, crc32),
+        (Algorithm::Crc32c, crc32c),
+        (Algorithm::Crc64Nvme, crc64nvme),
+        (Algorithm::Sha1, sha1),
+        (Algorithm::Sha256, sha256),
+    ]
+}
+
 /// AWS's rules for the part checksums a CompleteMultipartUpload lists: a listed checksum must be
 /// the part's (400 InvalidPart otherwise), and an upload created with a COMPOSITE checksum must
 /// list its algorithm's checksum for every part (400 InvalidRequest).
@@ -324,13 +337,13 @@ fn check_listed_checksums(upload: &UploadRecord, listed: &[CompletedPart], parts
     let declared = upload_algorithm(upload)?;
     let composite = upload.checksum_type.as_deref() == Some(ChecksumType::COMPOSITE);
     for (asked, part) in listed.iter().zip(parts) {
-        let given = [
-            (Algorithm::Crc32, &asked.checksum_crc32),
-            (Algorithm::Crc32c, &asked.checksum_crc32c),
-            (Algorithm::Crc64Nvme, &asked.checksum_crc64nvme),
-            (Algorithm::Sha1, &asked.checksum_sha1),
-            (Algorithm::Sha256, &asked.checksum_sha256),
-        ];
+        let given = by_algorithm([
+            &asked.checksum_crc32,
+            &asked.checksum_crc32c,
+            &asked.checksum_crc64nvme,
+            &asked.checksum_sha1,
+            &asked.checksum_sha256,
+        ]);
         for (algorithm, value) in &given {
             let Some(value) = value else { continue };
             match algorithm.get(&part.checksums) {
@@ -513,13 +526,13 @@ pub async fn complete_multipart_upload(
             "The provided 'x-amz-mp-object-size' header value {size} does not match what was computed: {total}"
         ));
     }
-    let stated = [
-        (Algorithm::Crc32, &input.checksum_crc32),
-        (Algorithm::Crc32c, &input.checksum_crc32c),
-        (Algorithm::Crc64Nvme, &input.checksum_crc64nvme),
-        (Algorithm::Sha1, &input.checksum_sha1),
-        (Algorithm::Sha256, &input.checksum_sha256),
-    ];
+    let stated = by_algorithm([
+        &input.checksum_crc32,
+        &input.checksum_crc32c,
+        &input.checksum_crc64nvme,
+        &input.checksum_sha1,
+        &input.checksum_sha256,
+    ]);
     for (algorithm, given) in stated {
         if let (Some(given), Some(computed)) = (given, algorithm.get(&checksums))
             && given != computed
