@@ -57,6 +57,7 @@ fn record(key: &str, i: usize) -> ObjectRecord {
         versioned: false,
         sequence: 0,
         promoted: false,
+        acl: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn object(i: usize) -> Command {
             versioned: false,
             sequence: 0,
             promoted: false,
+            acl: None,
         },
         condition: WriteCondition::default(),
     }
