@@ -1039,3 +1039,37 @@ async fn part_numbers_tag_counts_and_empty_delimiters_answer_as_aws() {
         assert!(body.contains("<Key>dir/tagged</Key>"), "{path}: no delimiter, so the key is listed whole: {body}");
     }
 }
+
+/// PostObject as boto3's generate_presigned_post makes forms (tests/clients/post_form.py): the
+/// answers a form asks for (201 with PostResponse, 204, 303 to success_action_redirect), the
+/// key from `${filename}`, metadata, type and tags from fields, content-length-range, the
+/// policy's refusals in AWS's words (condition failed, extra field, expired, bad signature, no
+/// key, no file, fields over 20 KB), anonymous forms through the bucket policy, and a client
+/// that dies mid-file: nothing of a refused or cut form is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn form_uploads_as_boto3_makes_them() {
+    let cluster = Cluster::start().await;
+    create_bucket(&cluster.s3_client(), "forms").await;
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/post_form.py");
+    let mut command = cli::aws_command(&cluster, "python3", scratch.path());
+    command.arg(script).arg(&cluster.endpoint).arg("forms");
+    let out = cli::run_ok(&mut command, cli::CLI_TIMEOUT);
+    assert!(out.contains("post_form: all checks passed"), "{out}");
+}
+
+/// A real browser (headless Chromium) submits an HTML form made of boto3's fields: the file
+/// the user chose is stored under `browser/${filename}` and the browser follows the redirect.
+#[tokio::test(flavor = "multi_thread")]
+async fn form_upload_from_a_browser() {
+    let cluster = Cluster::start().await;
+    create_bucket(&cluster.s3_client(), "browser-forms").await;
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("post-form-browser");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/post_form.py");
+    let mut command = cli::aws_command(&cluster, "python3", scratch.path());
+    command.arg(script).arg(&cluster.endpoint).arg("browser-forms").arg("--browser").arg(&artifacts);
+    let out = cli::run_ok(&mut command, cli::CLI_TIMEOUT);
+    assert!(out.contains("post_form: all checks passed"), "{out}");
+}

@@ -52,8 +52,27 @@ pub enum GatewayError {
     ConditionalRequestConflict,
     #[error("metadata headers exceed the 2 KB limit")]
     MetadataTooLarge,
-    #[error("object too large")]
+    #[error("Your proposed upload exceeds the maximum allowed size")]
     EntityTooLarge,
+    /// A form upload's file below its policy's content-length-range.
+    #[error("Your proposed upload is smaller than the minimum allowed size")]
+    EntityTooSmall,
+    /// A form upload its own policy refuses (expired, a condition failed, a field the policy
+    /// does not name): 403 AccessDenied, in AWS's words.
+    #[error("Invalid according to Policy: {0}")]
+    PolicyRefused(String),
+    #[error("{0}")]
+    InvalidPolicyDocument(String),
+    /// A form body that is not multipart/form-data as RFC 7578 writes it.
+    #[error("The body of your POST request is not well-formed multipart/form-data. {0}")]
+    MalformedPost(String),
+    #[error("Your POST request fields preceding the upload file were too large.")]
+    PostFieldsTooLarge,
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your key and signing \
+         method."
+    )]
+    SignatureDoesNotMatch,
     #[error("not enough healthy shards to read stripe {stripe} of blob {blob}")]
     Unreadable { blob: String, stripe: u32 },
     #[error("write could not be placed to meet its durability budget: {0}")]
@@ -193,6 +212,12 @@ impl From<GatewayError> for S3Error {
             }
             GatewayError::MetadataTooLarge => C::MetadataTooLarge,
             GatewayError::EntityTooLarge => C::EntityTooLarge,
+            GatewayError::EntityTooSmall => C::EntityTooSmall,
+            GatewayError::PolicyRefused(_) => C::AccessDenied,
+            GatewayError::InvalidPolicyDocument(_) => C::InvalidPolicyDocument,
+            GatewayError::MalformedPost(_) => C::MalformedPOSTRequest,
+            GatewayError::PostFieldsTooLarge => C::MaxPostPreDataLengthExceededError,
+            GatewayError::SignatureDoesNotMatch => C::SignatureDoesNotMatch,
             GatewayError::Unreadable { .. } => C::ServiceUnavailable,
             GatewayError::DurabilityNotMet(_) => C::SlowDown,
             GatewayError::Internal(_) => C::InternalError,

@@ -276,13 +276,17 @@ impl CorsLayer {
         }
     }
 
-    /// Serves one request: OPTIONS here, everything else by `service` (s3s), with CORS headers
+    /// Serves one request: OPTIONS here, everything else by `service` (s3s, or PostObject), with CORS headers
     /// added when the request has an Origin that a rule of the bucket allows for its method.
-    pub(super) async fn call(
+    pub(super) async fn call<F, Fut>(
         &self,
-        service: &s3s::service::S3Service,
         request: http::Request<s3s::Body>,
-    ) -> Result<HttpResponse, HttpError> {
+        service: F,
+    ) -> Result<HttpResponse, HttpError>
+    where
+        F: FnOnce(http::Request<s3s::Body>) -> Fut,
+        Fut: std::future::Future<Output = Result<HttpResponse, HttpError>>,
+    {
         if request.method() == http::Method::OPTIONS {
             let response = match self.preflight(&request).await {
                 Ok(headers) => {
@@ -296,10 +300,10 @@ impl CorsLayer {
         }
         let origin = header(request.headers(), "origin").filter(|o| !o.is_empty()).map(str::to_string);
         let (Some(origin), Some(bucket)) = (origin, self.bucket_of(&request)) else {
-            return service.call(request).await;
+            return service(request).await;
         };
         let method = request.method().as_str().to_string();
-        let (response, configuration) = tokio::join!(service.call(request), self.configuration(&bucket));
+        let (response, configuration) = tokio::join!(service(request), self.configuration(&bucket));
         let mut response = response?;
         if let Ok(configuration) = configuration {
             decorate(response.headers_mut(), &origin_only(&origin), &method, configuration.as_ref());

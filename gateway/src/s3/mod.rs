@@ -11,6 +11,7 @@ mod list;
 mod multipart;
 mod objects;
 mod policy;
+mod post;
 mod precheck;
 mod tagging;
 mod versioning;
@@ -220,7 +221,7 @@ pub async fn serve(
     let mut builder = S3ServiceBuilder::new(IgnifugeS3 { gateway: gateway.clone() });
     builder.set_auth(KeyAuth { gateway: gateway.clone() });
     builder.set_access(access::AccessHook { gateway: gateway.clone() });
-    builder.set_route(website::domains::DomainRoute { gateway, hosts: hosts.clone() });
+    builder.set_route(website::domains::DomainRoute { gateway: gateway.clone(), hosts: hosts.clone() });
     builder.set_host(hosts);
     let service = builder.build();
     serve_http(listener, stall_ms, move |mut request, peer| {
@@ -229,6 +230,7 @@ pub async fn serve(
         request.extensions_mut().insert(access::ClientAddr(peer));
         request.extensions_mut().insert(access::RequestId(request_id.clone()));
         let (service, cors, hosts, budget) = (service.clone(), cors.clone(), prechecked.clone(), budget.clone());
+        let s3 = IgnifugeS3 { gateway: gateway.clone() };
         async move {
             // GetObjectAttributes (`?attributes`): its answer's ETag is unquoted on the way out.
             let attributes = request
@@ -239,8 +241,21 @@ pub async fn serve(
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
             } else {
+                let form_bucket = post::form_bucket(&request, &hosts);
                 match bodies::bound(request, &budget).await {
-                    Ok(request) => cors.call(&service, request).await,
+                    Ok(request) => {
+                        cors.call(request, |request| async move {
+                            match form_bucket {
+                                // PostObject is served here, not by s3s (see `post`).
+                                Some(bucket) => match post::post_object(&s3, request, bucket).await {
+                                    Ok(response) => Ok(response),
+                                    Err(e) => refused(e),
+                                },
+                                None => service.call(request).await,
+                            }
+                        })
+                        .await
+                    }
                     Err(e) => refused(e.into()),
                 }
             };

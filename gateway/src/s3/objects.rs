@@ -362,12 +362,26 @@ impl IgnifugeS3 {
     }
 }
 
-pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let authorized = IgnifugeS3::authorized(&req)?;
+pub async fn put_object(s3: &IgnifugeS3, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let body = body_stream(req.input.body.take());
+    let authorized = IgnifugeS3::authorized(&req)?.clone();
+    put(s3, &authorized, &req.headers, req.input, body, trailers(req.trailing_headers)).await
+}
+
+/// Stores `body` as the new current version of `input.key`, as `authorized` allows: PutObject's
+/// work, shared with PostObject (whose body is a form's file). `headers` are the request's (for
+/// x-amz-trailer); `input.body` is not read.
+pub(super) async fn put(
+    s3: &IgnifugeS3,
+    authorized: &Authorized,
+    request_headers: &http::HeaderMap,
+    input: PutObjectInput,
+    body: BodyStream,
+    trailers: impl FnOnce() -> Vec<(String, String)>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let view = authorized.view()?.clone();
     let bucket = view.record.clone();
     let requester = authorized.requester.clone();
-    let input = req.input;
     check_key(&input.key)?;
     let acl = super::acl::object_acl(
         &view,
@@ -396,7 +410,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
     let key = ObjectKey::new(input.key);
     s3.precheck(&bucket, &key, &condition).await?;
     let expected = expected_checksums(
-        &req.headers,
+        request_headers,
         input.content_md5,
         [
             (Algorithm::Crc32, input.checksum_crc32),
@@ -412,7 +426,7 @@ pub async fn put_object(s3: &IgnifugeS3, req: S3Request<PutObjectInput>) -> S3Re
         declared_length: input.content_length.map(|l| l.max(0) as u64),
         max_length: PUT_OBJECT_MAX_BYTES,
     };
-    let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
+    let written = s3.gateway.data.write_blob(body, request, trailers).await?;
     let _intent = written.intent.clone(); // until the commit has answered
     let mut record = single_part_record(key, headers, tags, written, now_ms());
     record.acl = acl;

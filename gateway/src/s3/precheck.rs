@@ -8,9 +8,7 @@
 //!   400 InvalidRequest there; it is an HMAC-SHA1 over fewer fields than SigV4 signs. No client
 //!   the project tests needs it, so it is not offered at all;
 //! - a bucket name that breaks AWS's naming rules: s3s refuses it with InvalidBucketName and no
-//!   message (the aws CLI prints "Unknown"); this names the rule broken;
-//! - a browser form upload (POST multipart/form-data, PostObject): not implemented, and s3s would
-//!   buffer the whole form (up to 5 GB) before anything could authorize it.
+//!   message (the aws CLI prints "Unknown"); this names the rule broken.
 
 use s3s::{S3Error, S3ErrorCode};
 
@@ -36,17 +34,6 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
         return Some(S3Error::with_message(
             S3ErrorCode::InvalidBucketName,
             format!("The specified bucket is not valid. {rule}"),
-        ));
-    }
-    // Browser form uploads (PostObject) are not implemented. s3s would read the whole form,
-    // file included, before any authorization; refused here, before a byte of it is read.
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if request.method() == http::Method::POST
-        && content_type.is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
-    {
-        return Some(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "PostObject (HTML form uploads) is not implemented: use PutObject or a presigned PUT URL.",
         ));
     }
     let query = request.uri().query().unwrap_or("");
@@ -154,14 +141,6 @@ mod tests {
         assert_eq!(code(&url("soon"), None).as_deref(), Some("AuthorizationQueryParametersError"));
         // Not presigned: an X-Amz-Expires parameter means nothing.
         assert_eq!(code("/bkt/k?X-Amz-Expires=99999999", None), None);
-    }
-
-    #[test]
-    fn form_uploads_are_refused_before_their_body_is_read() {
-        let request =
-            http::Request::post("/bkt").header("content-type", "multipart/form-data; boundary=x").body(()).unwrap();
-        let error = refusal(&request, &super::super::Hosts { domains: Vec::new() }).expect("refused");
-        assert_eq!(error.code().as_str(), "NotImplemented");
     }
 
     #[test]

@@ -55,6 +55,18 @@ pub(super) fn parse_header(header: Option<&str>) -> GatewayResult<Tags> {
     Ok(tags)
 }
 
+/// Parses a form upload's `tagging` field: a `<Tagging><TagSet>` XML document, as AWS's
+/// PostObject takes it. Returned in `x-amz-tagging`'s encoding, which PutObject reads.
+pub(super) fn xml_as_header(xml: &str) -> GatewayResult<String> {
+    use s3s::xml::Deserialize as _;
+    let mut deserializer = s3s::xml::Deserializer::new(xml.as_bytes());
+    let tags = from_dto(Tagging::deserialize(&mut deserializer).map_err(|_| GatewayError::MalformedXml)?);
+    validate(&tags, OBJECT_TAGS_MAX)?;
+    let pairs: Vec<String> =
+        tags.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
+    Ok(pairs.join("&"))
+}
+
 fn from_dto(tagging: Tagging) -> Tags {
     tagging.tag_set.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
 }
@@ -162,5 +174,25 @@ mod tests {
         let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
         assert!(matches!(parse_header(Some(&eleven.join("&"))), Err(GatewayError::BadRequest(_))));
         assert!(matches!(parse_header(Some(&format!("{}=v", "k".repeat(129)))), Err(GatewayError::InvalidTag(_))));
+    }
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+
+    #[test]
+    fn a_forms_tagging_document_becomes_the_header_put_reads() {
+        let xml = "<Tagging><TagSet><Tag><Key>team a</Key><Value>x&amp;y</Value></Tag>\
+                   <Tag><Key>b</Key><Value></Value></Tag></TagSet></Tagging>";
+        let header = xml_as_header(xml).unwrap();
+        assert_eq!(
+            parse_header(Some(&header)).unwrap(),
+            vec![("team a".into(), "x&y".into()), ("b".into(), String::new())]
+        );
+        assert!(matches!(xml_as_header("<Tagging><TagSet>"), Err(GatewayError::MalformedXml)));
+        let twice = "<Tagging><TagSet><Tag><Key>k</Key><Value>1</Value></Tag>\
+                     <Tag><Key>k</Key><Value>2</Value></Tag></TagSet></Tagging>";
+        assert!(matches!(xml_as_header(twice), Err(GatewayError::InvalidTag(_))));
     }
 }
