@@ -68,6 +68,9 @@ pub enum GatewayError {
     MalformedPost(String),
     #[error("Your POST request fields preceding the upload file were too large.")]
     PostFieldsTooLarge,
+    /// A form upload (POST of multipart/form-data) to anything but a bucket's URL.
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed,
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your key and signing \
          method."
@@ -217,6 +220,7 @@ impl From<GatewayError> for S3Error {
             GatewayError::InvalidPolicyDocument(_) => C::InvalidPolicyDocument,
             GatewayError::MalformedPost(_) => C::MalformedPOSTRequest,
             GatewayError::PostFieldsTooLarge => C::MaxPostPreDataLengthExceededError,
+            GatewayError::MethodNotAllowed => C::MethodNotAllowed,
             GatewayError::SignatureDoesNotMatch => C::SignatureDoesNotMatch,
             GatewayError::Unreadable { .. } => C::ServiceUnavailable,
             GatewayError::DurabilityNotMet(_) => C::SlowDown,

@@ -50,9 +50,11 @@ def client(endpoint):
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
-def post(url, fields, file_name, content, after=None):
-    """POSTs the form: fields in order, then the file (then `after`, fields a server ignores)."""
-    form = list(fields.items()) + [("file", (file_name, content, "application/octet-stream"))]
+def post(url, fields, file_name, content, after=None, file_type="application/octet-stream"):
+    """POSTs the form: fields in order, then the file (then `after`, fields a server ignores).
+    `fields` is a dict or a list of pairs (to send a name twice)."""
+    pairs = list(fields.items()) if isinstance(fields, dict) else list(fields)
+    form = pairs + [("file", (file_name, content, file_type))]
     if after:
         form += list(after.items())
     body, content_type = urllib3.encode_multipart_formdata(form)
@@ -191,6 +193,33 @@ def signed_forms(s3, bucket):
     expect_error(response, 400, "InvalidArgument", "exactly one file", "no file")
     fields = dict(form["fields"], **{"x-ignore-padding": "p" * (21 * 1024)})
     expect_error(post(form["url"], fields, "a.txt", b"a"), 400, "MaxPostPreDataLengthExceededError", "too large", "fields over 20 KB")
+    # Many tiny parts: their names and values stay under 20 KB, their part headers and
+    # boundaries do not, and those count too.
+    pairs = list(form["fields"].items()) + [("x-ignore-%d" % i, "") for i in range(2000)]
+    expect_error(post(form["url"], pairs, "a.txt", b"a"), 400, "MaxPostPreDataLengthExceededError", "too large", "2000 tiny parts")
+
+    # 6. A field sent twice (the policy would test one value, the write use another).
+    form = s3.generate_presigned_post(
+        bucket, "twice.txt", Fields={"x-amz-meta-uuid": "1"}, Conditions=[{"x-amz-meta-uuid": "1"}], ExpiresIn=600
+    )
+    pairs = list(form["fields"].items()) + [("X-Amz-Meta-Uuid", "2")]
+    expect_error(post(form["url"], pairs, "t.txt", b"t"), 400, "InvalidArgument", "more than once", "a field sent twice")
+    absent(s3, bucket, "twice.txt", "a form with a field sent twice")
+
+    # 7. Where a form may go: a bucket's URL (a query is ignored), nowhere else.
+    form = s3.generate_presigned_post(bucket, "queried.txt", ExpiresIn=600)
+    response = post(form["url"] + "?ignored=1", form["fields"], "q.txt", b"q")
+    check(response.status == 204, "a form POST with a query: %d %s" % (response.status, response.data))
+    response = post(form["url"] + "/some/key", form["fields"], "q.txt", b"q")
+    expect_error(response, 405, "MethodNotAllowed", "not allowed", "a form POST to an object's URL")
+
+    # 8. The file part's own Content-Type is not a field: no policy names it, so it is not stored.
+    form = s3.generate_presigned_post(bucket, "typed.html", ExpiresIn=600)
+    response = post(form["url"], form["fields"], "x.html", b"<script>1</script>", file_type="text/html")
+    check(response.status == 204, "typed: %d %s" % (response.status, response.data))
+    stored = s3.head_object(Bucket=bucket, Key="typed.html").get("ContentType")
+    check(stored == "binary/octet-stream", "stored type %r, not AWS's default binary/octet-stream" % stored)
+    ok("the file part's Content-Type is not stored (%r); only a Content-Type field, which the policy names, is" % stored)
 
 
 def cut_short(endpoint, s3, bucket):
@@ -252,6 +281,26 @@ def anonymous_forms(endpoint, s3, bucket):
     check(s3.get_object(Bucket=bucket, Key="drop/anon.txt")["Body"].read() == b"anonymous", "drop/anon.txt")
     response = post(url, {"key": "elsewhere.txt"}, "anon.txt", b"anonymous")
     expect_error(response, 403, "AccessDenied", "Access Denied", "an anonymous form outside the policy's prefix")
+    # A condition on the ACL is met by the form's acl field, never by a request header that the
+    # write would ignore.
+    policy["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::%s/owned/*" % bucket,
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}},
+        }
+    )
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    form = list({"key": "owned/a.txt"}.items()) + [("file", ("a.txt", b"a", "text/plain"))]
+    body, content_type = urllib3.encode_multipart_formdata(form)
+    response = urllib3.PoolManager(retries=False).request(
+        "POST", url, body=body, headers={"Content-Type": content_type, "x-amz-acl": "bucket-owner-full-control"}
+    )
+    expect_error(response, 403, "AccessDenied", "Access Denied", "an ACL condition met only by a header")
+    response = post(url, {"key": "owned/a.txt", "acl": "bucket-owner-full-control"}, "a.txt", b"a")
+    check(response.status == 204, "the ACL condition met by the acl field: %d %s" % (response.status, response.data))
     s3.delete_bucket_policy(Bucket=bucket)
     ok("anonymous forms: refused by a private bucket, allowed by a bucket policy under its prefix only")
 

@@ -241,22 +241,24 @@ pub async fn serve(
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
             } else {
-                let form_bucket = post::form_bucket(&request, &hosts);
-                match bodies::bound(request, &budget).await {
-                    Ok(request) => {
-                        cors.call(request, |request| async move {
-                            match form_bucket {
-                                // PostObject is served here, not by s3s (see `post`).
-                                Some(bucket) => match post::post_object(&s3, request, bucket).await {
-                                    Ok(response) => Ok(response),
-                                    Err(e) => refused(e),
-                                },
-                                None => service.call(request).await,
-                            }
-                        })
-                        .await
-                    }
-                    Err(e) => refused(e.into()),
+                match post::form_target(&request, &hosts) {
+                    Some(Err(e)) => refused(e.into()),
+                    form => match bodies::bound(request, &budget).await {
+                        Err(e) => refused(e.into()),
+                        Ok(request) => {
+                            cors.call(request, |request| async move {
+                                match form {
+                                    // PostObject is served here, not by s3s (see `post`).
+                                    Some(Ok(target)) => match post::post_object(&s3, request, target).await {
+                                        Ok(response) => Ok(response),
+                                        Err(e) => refused(e),
+                                    },
+                                    _ => service.call(request).await,
+                                }
+                            })
+                            .await
+                        }
+                    },
                 }
             };
             answer.map(|mut response| {

@@ -35,25 +35,41 @@ const FORM_FIELDS_TIMEOUT_MS: u64 = 20_000;
 /// Fields no policy condition needs to name.
 const EXEMPT_FIELDS: [&str; 3] = ["x-amz-signature", "file", "policy"];
 
-/// The bucket a request uploads a form to, if it is one: a POST of `multipart/form-data` to a
-/// bucket's URL (`/bucket` path style, `/` virtual-hosted style), with no query.
-pub(super) fn form_bucket<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Option<String> {
+/// Where a form upload goes: the bucket, and whether the client named it in the Host header.
+pub(super) struct FormTarget {
+    pub bucket: String,
+    pub virtual_host: bool,
+}
+
+/// Whether `request` is a form upload (a POST of `multipart/form-data`), and if so where to: a
+/// bucket's URL (`/bucket` path style, `/` virtual-hosted style; any query is ignored, as s3s
+/// routes every form POST to a bucket to PostObject), or anywhere else, which is refused before
+/// a byte of the body is read (s3s would read the whole file into memory first).
+pub(super) fn form_target<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Option<GatewayResult<FormTarget>> {
     let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
     if request.method() != http::Method::POST
         || !content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data")
-        || request.uri().query().is_some_and(|q| !q.is_empty())
     {
         return None;
     }
     let path = request.uri().path();
     let host = request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok());
+    let not_a_bucket = || GatewayError::MethodNotAllowed;
     if let Some(bucket) = host.and_then(|h| hosts.bucket_of(h)) {
-        return (path == "/" || path.is_empty()).then_some(bucket);
+        return Some(if path == "/" || path.is_empty() {
+            Ok(FormTarget { bucket, virtual_host: true })
+        } else {
+            Err(not_a_bucket())
+        });
     }
-    let bucket = path.strip_prefix('/')?;
+    let bucket = path.strip_prefix('/').unwrap_or(path);
     let bucket = bucket.strip_suffix('/').unwrap_or(bucket);
-    (!bucket.is_empty() && !bucket.contains('/'))
-        .then(|| urlencoding::decode(bucket).map_or_else(|_| bucket.to_string(), |d| d.into_owned()))
+    Some(if bucket.is_empty() || bucket.contains('/') {
+        Err(not_a_bucket())
+    } else {
+        let bucket = urlencoding::decode(bucket).map_or_else(|_| bucket.to_string(), |d| d.into_owned());
+        Ok(FormTarget { bucket, virtual_host: false })
+    })
 }
 
 /// The fields before the file, names lowercased, in the order sent; and the file, unread.
@@ -61,7 +77,6 @@ struct Form {
     fields: Vec<(String, String)>,
     file: Option<multer::Field<'static>>,
     file_name: Option<String>,
-    file_type: Option<String>,
 }
 
 impl Form {
@@ -70,16 +85,100 @@ impl Form {
     }
 }
 
+/// The body bound that broke while the fields were read (see `FieldsBound`).
+#[derive(Debug, thiserror::Error)]
+#[error("the form's fields exceed 20 KB")]
+struct FieldsTooLarge;
+
 fn malformed(e: multer::Error) -> GatewayError {
+    if let multer::Error::StreamReadFailed(source) = &e {
+        if source.is::<FieldsTooLarge>() {
+            return GatewayError::PostFieldsTooLarge;
+        }
+        if source.to_string().contains("timed out") {
+            return GatewayError::RequestTimeout;
+        }
+    }
     GatewayError::MalformedPost(e.to_string())
 }
 
-/// Reads the fields up to the file (bounded in bytes and time), leaving the file unread.
+/// Slices of at most this many bytes are handed to the form parser until the file begins, so
+/// that it never holds more than this past the fields.
+const FIELDS_SLICE_BYTES: usize = 8 * 1024;
+
+/// The request body as the form parser reads it, one piece per poll.
+///
+/// multer 3.1 reads its stream for as long as it is ready, copying everything into one buffer
+/// before it parses: from a fast client it would buffer far more than the fields, the file
+/// itself. So every piece yielded is followed by one `Pending` (with an immediate wake-up):
+/// multer takes one piece at a time, and holds at most one past what it has parsed.
+///
+/// Until the file part begins (`file_begun`), pieces are slices of at most
+/// `FIELDS_SLICE_BYTES` and every byte counts (part headers and boundaries included, as AWS
+/// counts them): past `FORM_FIELDS_MAX_BYTES`, plus the one slice the parser may hold ahead,
+/// the body fails. This bounds the parser's memory and the work of re-scanning its buffer,
+/// whatever the shape of the fields (many tiny parts, huge part headers).
+struct FieldsBound {
+    inner: s3s::Body,
+    pending: Bytes,
+    passed: usize,
+    file_begun: Arc<std::sync::atomic::AtomicBool>,
+    /// A piece went out at the last poll: this one answers Pending.
+    yielded: bool,
+}
+
+impl futures::Stream for FieldsBound {
+    type Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if std::mem::take(&mut this.yielded) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        loop {
+            if this.pending.is_empty() {
+                match std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_next(cx)) {
+                    Some(Ok(chunk)) => this.pending = chunk,
+                    other => return Poll::Ready(other),
+                }
+                continue;
+            }
+            let piece = if this.file_begun.load(std::sync::atomic::Ordering::Acquire) {
+                std::mem::take(&mut this.pending)
+            } else {
+                let slice = this.pending.split_to(this.pending.len().min(FIELDS_SLICE_BYTES));
+                this.passed += slice.len();
+                if this.passed > FORM_FIELDS_MAX_BYTES + FIELDS_SLICE_BYTES {
+                    return Poll::Ready(Some(Err(Box::new(FieldsTooLarge))));
+                }
+                slice
+            };
+            this.yielded = true;
+            return Poll::Ready(Some(Ok(piece)));
+        }
+    }
+}
+
+/// Reads the fields up to the file (bounded in bytes and time), leaving the file unread. A
+/// field sent twice is refused: the policy would test one value and the write could use another.
 async fn read_form(request: http::Request<s3s::Body>) -> GatewayResult<Form> {
     let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(content_type).map_err(malformed)?;
-    let mut multipart = multer::Multipart::new(request.into_body(), boundary);
-    let mut form = Form { fields: Vec::new(), file: None, file_name: None, file_type: None };
+    let file_begun = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body = FieldsBound {
+        inner: request.into_body(),
+        pending: Bytes::new(),
+        passed: 0,
+        file_begun: file_begun.clone(),
+        yielded: false,
+    };
+    let mut multipart = multer::Multipart::new(body, boundary);
+    let mut form = Form { fields: Vec::new(), file: None, file_name: None };
     let mut size = 0usize;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(FORM_FIELDS_TIMEOUT_MS);
     loop {
@@ -89,13 +188,13 @@ async fn read_form(request: http::Request<s3s::Body>) -> GatewayResult<Form> {
             .map_err(malformed)?;
         let Some(mut field) = next else { break };
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
-        size += name.len();
         if name == "file" {
+            file_begun.store(true, std::sync::atomic::Ordering::Release);
             form.file_name = field.file_name().map(str::to_string);
-            form.file_type = field.content_type().map(|m| m.to_string());
             form.file = Some(field);
             break;
         }
+        size += name.len();
         let mut value = Vec::new();
         while let Some(chunk) = tokio::time::timeout_at(deadline, field.chunk())
             .await
@@ -110,6 +209,9 @@ async fn read_form(request: http::Request<s3s::Body>) -> GatewayResult<Form> {
         }
         let value =
             String::from_utf8(value).map_err(|_| GatewayError::MalformedPost(format!("field {name} is not UTF-8")))?;
+        if form.field(&name).is_some() {
+            return Err(GatewayError::InvalidArgument(format!("The form field {name} appears more than once.")));
+        }
         form.fields.push((name, value));
     }
     Ok(form)
@@ -143,7 +245,15 @@ async fn requester(s3: &IgnifugeS3, form: &Form) -> GatewayResult<Requester> {
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
         ));
     }
-    let Some(signature) = form.field("x-amz-signature") else { return Ok(Requester::Anonymous) };
+    let Some(signature) = form.field("x-amz-signature") else {
+        // A policy or credential without a signature is a form signed wrong, not an anonymous one.
+        if let Some(name) = ["policy", "x-amz-credential"].into_iter().find(|n| form.field(n).is_some()) {
+            return Err(GatewayError::InvalidArgument(format!(
+                "Bucket POST with a {name} field must contain a field named 'x-amz-signature'."
+            )));
+        }
+        return Ok(Requester::Anonymous);
+    };
     let required = |name: &str| {
         form.field(name).ok_or_else(|| {
             GatewayError::InvalidArgument(format!(
@@ -159,14 +269,25 @@ async fn requester(s3: &IgnifugeS3, form: &Form) -> GatewayResult<Requester> {
             "The algorithm {algorithm} is not supported: use AWS4-HMAC-SHA256."
         )));
     }
-    required("x-amz-date")?;
+    let amz_date = required("x-amz-date")?;
     let credential = required("x-amz-credential")?;
     let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key, date, region, service, "aws4_request"] = scope[..] else {
+    let [access_key, date, region, "s3", "aws4_request"] = scope[..] else {
         return Err(GatewayError::InvalidArgument(format!(
             "Invalid credential: {credential}; it should be ACCESS_KEY/YYYYMMDD/REGION/s3/aws4_request"
         )));
     };
+    // x-amz-date is the signing time (ISO 8601 basic, UTC), on the credential's date.
+    let well_formed = amz_date.len() == 16
+        && amz_date.as_bytes()[8] == b'T'
+        && amz_date.ends_with('Z')
+        && amz_date.bytes().enumerate().all(|(i, b)| matches!(i, 8 | 15) || b.is_ascii_digit());
+    if !well_formed || !amz_date.starts_with(date) {
+        return Err(GatewayError::InvalidArgument(format!(
+            "x-amz-date {amz_date} is not a time of the credential's date {date} (YYYYMMDD'T'HHMMSS'Z')"
+        )));
+    }
+    let service = "s3";
     let principal = s3.gateway.keys.principal(access_key).await?;
     if !same(&policy_signature(principal.secret(), date, region, service, policy), signature) {
         return Err(GatewayError::SignatureDoesNotMatch);
@@ -278,7 +399,9 @@ fn put_input(form: &Form, bucket: String, key: String) -> GatewayResult<PutObjec
         content_disposition: text("content-disposition"),
         content_encoding: text("content-encoding"),
         content_language: text("content-language"),
-        content_type: text("content-type").or_else(|| form.file_type.clone()),
+        // AWS: without a Content-Type field, binary/octet-stream. The file part's own type is
+        // not a field, so no policy condition could constrain it (text/html on a website bucket).
+        content_type: Some(text("content-type").unwrap_or_else(|| "binary/octet-stream".into())),
         content_md5: text("content-md5"),
         expires: super::parse_expires(&text("expires")),
         metadata: (!metadata.is_empty()).then_some(metadata),
@@ -294,10 +417,17 @@ fn put_input(form: &Form, bucket: String, key: String) -> GatewayResult<PutObjec
     })
 }
 
-/// The request's headers as the policy language sees a PutObject: the form's fields that stand
-/// for headers (`acl` for x-amz-acl, `tagging` as x-amz-tagging) over the request's own.
+/// The headers the policy language sees for the form's PutObject: Referer and User-Agent from
+/// the request, and the form's fields that stand for headers (`acl` as x-amz-acl, `tagging` as
+/// x-amz-tagging). Nothing else of the request's own headers: the write ignores them, so a
+/// condition must not be met by them.
 fn context_headers(request: &http::HeaderMap, input: &PutObjectInput, form: &Form) -> http::HeaderMap {
-    let mut headers = request.clone();
+    let mut headers = http::HeaderMap::new();
+    for name in [http::header::REFERER, http::header::USER_AGENT] {
+        if let Some(value) = request.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
     let mut set = |name: &'static str, value: Option<&str>| {
         if let Some(value) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
@@ -313,8 +443,9 @@ fn context_headers(request: &http::HeaderMap, input: &PutObjectInput, form: &For
 pub(super) async fn post_object(
     s3: &IgnifugeS3,
     request: http::Request<s3s::Body>,
-    bucket: String,
+    target: FormTarget,
 ) -> Result<s3s::HttpResponse, s3s::S3Error> {
+    let FormTarget { bucket, virtual_host } = target;
     let headers = request.headers().clone();
     let uri = request.uri().clone();
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
@@ -334,6 +465,7 @@ pub(super) async fn post_object(
     let file_name = form.file_name.as_deref().unwrap_or_default();
     let file_name = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
     let key = key.replace("${filename}", file_name);
+    super::check_key(&key)?;
     let (min, max) = match form.field("policy") {
         Some(policy) => check_policy(policy, &form, &bucket, &key, ignifuge_types::time::now_ms())?,
         None => (0, u64::MAX),
@@ -349,7 +481,8 @@ pub(super) async fn post_object(
     let body = bounded_file(file, min, max);
     let stored = super::objects::put(s3, &authorized, &http::HeaderMap::new(), input, body, Vec::new).await?;
     let etag = stored.output.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default();
-    let mut response = answer(&form, &headers, &bucket, &key, &etag)?;
+    let location = object_url(&headers, &bucket, &key, virtual_host);
+    let mut response = answer(&form, &location, &bucket, &key, &etag)?;
     let set = |response: &mut s3s::HttpResponse, name: &'static str, value: &str| {
         if let Ok(value) = http::HeaderValue::from_str(value) {
             response.headers_mut().insert(name, value);
@@ -362,15 +495,12 @@ pub(super) async fn post_object(
     Ok(response)
 }
 
-/// The object's URL as the client addressed the bucket (path or virtual-hosted style).
-fn object_url(headers: &http::HeaderMap, bucket: &str, key: &str) -> String {
+/// The object's URL as the client addressed the bucket (path or virtual-hosted style). The
+/// gateway speaks plain HTTP; TLS, where there is any, ends in front of it.
+fn object_url(headers: &http::HeaderMap, bucket: &str, key: &str, virtual_host: bool) -> String {
     let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     let key = urlencoding::encode(key).replace("%2F", "/");
-    if host.starts_with(&format!("{bucket}.")) {
-        format!("http://{host}/{key}")
-    } else {
-        format!("http://{host}/{bucket}/{key}")
-    }
+    if virtual_host { format!("http://{host}/{key}") } else { format!("http://{host}/{bucket}/{key}") }
 }
 
 fn xml_escape(text: &str) -> String {
@@ -378,14 +508,7 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// The success answer the form asks for.
-fn answer(
-    form: &Form,
-    headers: &http::HeaderMap,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-) -> GatewayResult<s3s::HttpResponse> {
-    let location = object_url(headers, bucket, key);
+fn answer(form: &Form, location: &str, bucket: &str, key: &str, etag: &str) -> GatewayResult<s3s::HttpResponse> {
     let redirect = form.field("success_action_redirect").or_else(|| form.field("redirect"));
     // AWS: a redirect that is not a valid URL is ignored (the status field answers).
     if let Some(target) =
@@ -412,7 +535,7 @@ fn answer(
             format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location><Bucket>{}</Bucket>\
                  <Key>{}</Key><ETag>&quot;{}&quot;</ETag></PostResponse>",
-                xml_escape(&location),
+                xml_escape(location),
                 xml_escape(bucket),
                 xml_escape(key),
                 xml_escape(etag)
@@ -427,7 +550,7 @@ fn answer(
         response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
         response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     }
-    if let Ok(value) = http::HeaderValue::from_str(&location) {
+    if let Ok(value) = http::HeaderValue::from_str(location) {
         response.headers_mut().insert(http::header::LOCATION, value);
     }
     Ok(response)
@@ -442,7 +565,6 @@ mod tests {
             fields: fields.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
             file: None,
             file_name: None,
-            file_type: None,
         }
     }
 
@@ -502,18 +624,82 @@ mod tests {
     }
 
     #[test]
-    fn only_posts_of_forms_to_a_bucket_are_form_uploads() {
+    fn form_posts_go_to_a_bucket_or_are_refused_unread() {
         let hosts = super::super::Hosts { domains: vec!["s3.test".into()] };
         let post = |uri: &str, host: &str, content_type: &str| {
             http::Request::post(uri).header("host", host).header("content-type", content_type).body(()).unwrap()
         };
-        let form_type = "multipart/form-data; boundary=x";
-        assert_eq!(form_bucket(&post("/bkt", "127.0.0.1", form_type), &hosts).as_deref(), Some("bkt"));
-        assert_eq!(form_bucket(&post("/bkt/", "127.0.0.1", form_type), &hosts).as_deref(), Some("bkt"));
-        assert_eq!(form_bucket(&post("/", "bkt.s3.test:9000", form_type), &hosts).as_deref(), Some("bkt"));
-        assert_eq!(form_bucket(&post("/bkt/key", "127.0.0.1", form_type), &hosts), None);
-        assert_eq!(form_bucket(&post("/bkt?delete", "127.0.0.1", form_type), &hosts), None);
-        assert_eq!(form_bucket(&post("/bkt", "127.0.0.1", "application/xml"), &hosts), None);
-        assert_eq!(form_bucket(&post("/", "127.0.0.1", form_type), &hosts), None);
+        let target =
+            |uri: &str, host: &str| match form_target(&post(uri, host, "multipart/form-data; boundary=x"), &hosts) {
+                Some(Ok(t)) => Some((t.bucket, t.virtual_host)),
+                Some(Err(GatewayError::MethodNotAllowed)) => None,
+                Some(Err(e)) => panic!("{e}"),
+                None => panic!("{uri} is a form POST"),
+            };
+        assert_eq!(target("/bkt", "127.0.0.1"), Some(("bkt".into(), false)));
+        assert_eq!(target("/bkt/", "127.0.0.1"), Some(("bkt".into(), false)));
+        assert_eq!(target("/bkt?x=1", "127.0.0.1"), Some(("bkt".into(), false)));
+        assert_eq!(target("/", "bkt.s3.test:9000"), Some(("bkt".into(), true)));
+        // Elsewhere: refused before s3s could read the file into memory.
+        assert_eq!(target("/bkt/key", "127.0.0.1"), None);
+        assert_eq!(target("/", "127.0.0.1"), None);
+        assert_eq!(target("/key", "bkt.s3.test"), None);
+        assert!(form_target(&post("/bkt", "127.0.0.1", "application/xml"), &hosts).is_none());
+    }
+
+    fn body_of(chunks: Vec<Bytes>) -> s3s::Body {
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        s3s::Body::http_body_unsync(http_body_util::StreamBody::new(futures::StreamExt::map(stream, |c| {
+            c.map(http_body::Frame::data)
+        })))
+    }
+
+    fn form_request(chunks: Vec<Bytes>) -> http::Request<s3s::Body> {
+        http::Request::post("/bkt")
+            .header("content-type", "multipart/form-data; boundary=XX")
+            .body(body_of(chunks))
+            .unwrap()
+    }
+
+    fn part(name: &str, value: &str) -> String {
+        format!("--XX\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    }
+
+    #[tokio::test]
+    async fn the_fields_are_bounded_whatever_their_shape() {
+        // Many nameless parts: each adds nothing to a count of names and values, but every byte
+        // before the file counts.
+        let many: String = (0..4000).map(|_| part("", "")).collect();
+        let request = form_request(vec![Bytes::from(many)]);
+        assert!(matches!(read_form(request).await, Err(GatewayError::PostFieldsTooLarge)));
+        // One huge part header.
+        let header = format!(
+            "--XX\r\nContent-Disposition: form-data; name=\"a\"\r\nX-Pad: {}\r\n\r\nv\r\n",
+            "p".repeat(64 * 1024)
+        );
+        let request = form_request(vec![Bytes::from(header)]);
+        assert!(matches!(read_form(request).await, Err(GatewayError::PostFieldsTooLarge)));
+        // A field sent twice.
+        let twice = format!("{}{}--XX--\r\n", part("x-amz-meta-a", "1"), part("X-Amz-Meta-A", "2"));
+        let request = form_request(vec![Bytes::from(twice)]);
+        assert!(
+            matches!(read_form(request).await, Err(GatewayError::InvalidArgument(m)) if m.contains("more than once"))
+        );
+        // Fields and a large file in one chunk: the file is not counted against the fields.
+        let mut whole = format!(
+            "{}--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n",
+            part("key", "k")
+        );
+        whole.push_str(&"f".repeat(512 * 1024));
+        whole.push_str("\r\n--XX--\r\n");
+        let mut form = read_form(form_request(vec![Bytes::from(whole)])).await.expect("a form with a 512 KiB file");
+        assert_eq!(form.field("key"), Some("k"));
+        assert_eq!(form.file_name.as_deref(), Some("f.bin"));
+        let mut file = form.file.take().unwrap();
+        let mut read = 0;
+        while let Some(chunk) = file.chunk().await.unwrap() {
+            read += chunk.len();
+        }
+        assert_eq!(read, 512 * 1024);
     }
 }
