@@ -16,6 +16,7 @@
 mod log_store;
 mod membership;
 mod network;
+mod pacing;
 mod snapshot_file;
 mod state_machine;
 
@@ -141,18 +142,21 @@ impl RaftMetadata {
             heartbeat_interval: HEARTBEAT_INTERVAL_MS,
             election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_entries),
+            // Snapshots are asked for by `pacing::run`, in proportion to the state's size.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: tuning.logs_kept_after_snapshot,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
         let amnesia = Self::amnesia_at_start(kv.as_ref())?;
         let machine = Arc::new(StateMachine::new(kv.clone()));
-        let log = LogStore::new(kv.clone());
-        let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir).map_err(|e| e.to_string())?;
+        let pacing = Arc::new(pacing::SnapshotPacing::new(id));
+        let log = LogStore::new(kv.clone(), pacing.clone());
+        let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir, pacing.clone()).map_err(|e| e.to_string())?;
         let raft = openraft::Raft::new(id, config, Network::factory(client.clone()), log, sm)
             .await
             .map_err(|e| e.to_string())?;
+        tokio::spawn(pacing::run(raft.clone(), pacing, tuning.snapshot_entries));
         if amnesia != Amnesia::Whole {
             // Not even for itself: a replica without its log must not lead (see `Amnesia`).
             raft.runtime_config().elect(false);

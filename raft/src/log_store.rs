@@ -50,11 +50,13 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Clone)]
 pub struct LogStore {
     kv: Arc<dyn KvStore>,
+    /// Told how many bytes each append wrote (`pacing`).
+    pacing: Arc<crate::pacing::SnapshotPacing>,
 }
 
 impl LogStore {
-    pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Self { kv }
+    pub fn new(kv: Arc<dyn KvStore>, pacing: Arc<crate::pacing::SnapshotPacing>) -> Self {
+        Self { kv, pacing }
     }
 
     fn put_synced(&self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError<u64>> {
@@ -143,8 +145,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::new();
+        let mut bytes = 0;
         for entry in entries {
-            batch.put(log_key(entry.log_id.index), to_json(&entry));
+            let value = to_json(&entry);
+            bytes += value.len() as u64;
+            batch.put(log_key(entry.log_id.index), value);
         }
         // One fsync for the whole batch: openraft hands over every entry proposed meanwhile.
         if ignifuge_faults::hit("raft.log.before-sync").is_some() {
@@ -158,6 +163,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let error = std::io::Error::other("fault point: the log batch's acknowledgement was lost");
             callback.log_io_completed(Err(std::io::Error::other(error.to_string())));
             return Err(write_error(error));
+        }
+        if result.is_ok() {
+            self.pacing.appended(bytes);
         }
         let io_result = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(io_result);

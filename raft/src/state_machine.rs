@@ -47,11 +47,18 @@ pub struct SmStore {
     current: Arc<Mutex<()>>,
     /// The file a snapshot is being received into (openraft receives one at a time).
     receiving: Arc<Mutex<Option<PathBuf>>>,
+    /// Told the size of each snapshot made current (`pacing`).
+    pacing: Arc<crate::pacing::SnapshotPacing>,
 }
 
 impl SmStore {
     /// Opens the state machine; finishes a snapshot install that a crash interrupted.
-    pub fn new(machine: Arc<StateMachine>, kv: Arc<dyn KvStore>, dir: PathBuf) -> Result<Self, StorageError<u64>> {
+    pub fn new(
+        machine: Arc<StateMachine>,
+        kv: Arc<dyn KvStore>,
+        dir: PathBuf,
+        pacing: Arc<crate::pacing::SnapshotPacing>,
+    ) -> Result<Self, StorageError<u64>> {
         std::fs::create_dir_all(&dir).map_err(write_error)?;
         for entry in std::fs::read_dir(&dir).map_err(read_error)? {
             let path = entry.map_err(read_error)?.path();
@@ -70,7 +77,15 @@ impl SmStore {
             snapshot_file::install(kv.as_ref(), &snapshot_path(&dir, &meta), Self::installed(&meta))
                 .map_err(write_error)?;
         }
-        Ok(Self { machine, kv, dir, current: Default::default(), receiving: Default::default() })
+        // The current snapshot, kept from an earlier run, paces the next one.
+        for entry in std::fs::read_dir(&dir).map_err(read_error)?.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "snap")
+                && let Ok(file) = entry.metadata()
+            {
+                pacing.snapshot_made(file.len());
+            }
+        }
+        Ok(Self { machine, kv, dir, current: Default::default(), receiving: Default::default(), pacing })
     }
 
     fn position(log_id: &LogId<u64>, membership: Option<&Membership>) -> WriteBatch {
@@ -103,6 +118,9 @@ impl SmStore {
         }
         let target = snapshot_path(&self.dir, &meta);
         std::fs::rename(path, &target).map_err(write_error)?;
+        if let Ok(file) = std::fs::metadata(&target) {
+            self.pacing.snapshot_made(file.len());
+        }
         sync_dir(&self.dir).map_err(write_error)?;
         let mut batch = WriteBatch::new();
         batch.put(SNAPSHOT_META_KEY.to_vec(), to_json(&meta));
@@ -150,6 +168,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             None => Membership::default(),
         };
         // Writing the whole state is long: off the async runtime, so heartbeats keep flowing.
+        // How often it happens is `pacing`'s: in proportion to the state's size.
         let path = self.store.temporary("build");
         let (written_view, written_path) = (view.clone(), path.clone());
         let (_, hash) = tokio::task::spawn_blocking(move || snapshot_file::write(written_view.as_ref(), &written_path))
@@ -304,7 +323,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
         let machine = Arc::new(StateMachine::new(kv.clone()));
-        let mut sm = SmStore::new(machine, kv.clone(), dir.path().join("snapshots")).unwrap();
+        let mut sm = SmStore::new(machine, kv.clone(), dir.path().join("snapshots"), Default::default()).unwrap();
         sm.apply(vec![entry(1, "before")]).await.unwrap();
         let mut builder = sm.get_snapshot_builder().await;
         sm.apply(vec![entry(2, "after")]).await.unwrap();
@@ -320,8 +339,13 @@ mod tests {
         // the install (the mark left set) is finished when the replica opens again.
         let other_kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
         let other_dir = dir.path().join("other");
-        let mut other =
-            SmStore::new(Arc::new(StateMachine::new(other_kv.clone())), other_kv.clone(), other_dir.clone()).unwrap();
+        let mut other = SmStore::new(
+            Arc::new(StateMachine::new(other_kv.clone())),
+            other_kv.clone(),
+            other_dir.clone(),
+            Default::default(),
+        )
+        .unwrap();
         let mut receiving = other.begin_receiving_snapshot().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut *receiving, &bytes).await.unwrap();
         other.install_snapshot(&snapshot.meta, receiving).await.unwrap();
@@ -332,7 +356,8 @@ mod tests {
         mark.put(INSTALLING_KEY.to_vec(), to_json(&snapshot.meta));
         mark.put(b"c/tenant/torn".to_vec(), b"{}".to_vec());
         other_kv.write(mark, ignifuge_kv::Durability::Synced).unwrap();
-        SmStore::new(Arc::new(StateMachine::new(other_kv.clone())), other_kv.clone(), other_dir).unwrap();
+        SmStore::new(Arc::new(StateMachine::new(other_kv.clone())), other_kv.clone(), other_dir, Default::default())
+            .unwrap();
         assert!(other_kv.get(b"c/tenant/torn").unwrap().is_none(), "the interrupted install was redone");
         assert!(other_kv.get(INSTALLING_KEY).unwrap().is_none());
         let current = other.get_current_snapshot().await.unwrap().expect("the installed snapshot is current");
