@@ -598,7 +598,9 @@ fn digests(cluster: &Cluster) -> Vec<(String, Option<u64>, String)> {
 
 /// Defect 2: a replica that catches up by snapshot while writes go on ends with exactly the
 /// leader's state. dc2-n2, a voter, loses its metadata disk and comes back under a write load; the
-/// log is purged every 40 entries, so it can only catch up by installing a snapshot. Having lost
+/// log is purged behind a snapshot at 40 entries (and then as `raft/src/pacing.rs` paces them:
+/// at least 40 entries apart, once the log has grown by about the small state's size), so it can
+/// only catch up by installing a snapshot. Having lost
 /// its log, it must not vote until it has caught up (its log says so).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
@@ -866,7 +868,8 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
     for _ in 0..60 {
         put_next(&client).await;
     }
-    // Build: dc1-n2 crashes at its next snapshot build, within about 40 entries.
+    // Build: dc1-n2 crashes at its next snapshot build, at least 40 entries later, once its log
+    // has grown by about the (small) state's size (`raft/src/pacing.rs`).
     crash_at(&cluster, &rules_path, &["dc1-n2"], "raft.snapshot.build");
     let deadline = Instant::now() + Duration::from_secs(60);
     while pid_alive(cluster.process("dc1-n2").pid) {

@@ -153,6 +153,9 @@ impl RaftMetadata {
         let pacing = Arc::new(pacing::SnapshotPacing::new(id));
         let log = LogStore::new(kv.clone(), pacing.clone());
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir, pacing.clone()).map_err(|e| e.to_string())?;
+        // The log kept from an earlier run counts toward the next snapshot (after `SmStore::new`
+        // has told the pacing the current snapshot's size, which restarts the count).
+        pacing.appended(log.stored_bytes().map_err(|e| e.to_string())?);
         let raft = openraft::Raft::new(id, config, Network::factory(client.clone()), log, sm)
             .await
             .map_err(|e| e.to_string())?;

@@ -59,6 +59,22 @@ impl LogStore {
         Self { kv, pacing }
     }
 
+    /// Bytes of log kept in the store (entries not yet purged), read a page at a time.
+    pub fn stored_bytes(&self) -> Result<u64, StorageError<u64>> {
+        const PAGE_ENTRIES: usize = 1024;
+        const PAGE_BYTES: usize = 16 << 20;
+        let end = log_end();
+        let mut start = LOG_PREFIX.to_vec();
+        let mut total = 0u64;
+        loop {
+            let page = self.kv.scan_bytes(&start, Some(&end), PAGE_ENTRIES, PAGE_BYTES).map_err(read_error)?;
+            let Some((last, _)) = page.last() else { return Ok(total) };
+            total += page.iter().map(|(_, value)| value.len() as u64).sum::<u64>();
+            start = last.clone();
+            start.push(0);
+        }
+    }
+
     fn put_synced(&self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError<u64>> {
         let mut batch = WriteBatch::new();
         batch.put(key.to_vec(), value);

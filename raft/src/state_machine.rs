@@ -77,15 +77,14 @@ impl SmStore {
             snapshot_file::install(kv.as_ref(), &snapshot_path(&dir, &meta), Self::installed(&meta))
                 .map_err(write_error)?;
         }
+        let store = Self { machine, kv, dir, current: Default::default(), receiving: Default::default(), pacing };
         // The current snapshot, kept from an earlier run, paces the next one.
-        for entry in std::fs::read_dir(&dir).map_err(read_error)?.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "snap")
-                && let Ok(file) = entry.metadata()
-            {
-                pacing.snapshot_made(file.len());
-            }
+        if let Some(meta) = get_json::<Meta>(store.kv.as_ref(), SNAPSHOT_META_KEY)?
+            && let Ok(file) = std::fs::metadata(snapshot_path(&store.dir, &meta))
+        {
+            store.pacing.snapshot_made(file.len());
         }
-        Ok(Self { machine, kv, dir, current: Default::default(), receiving: Default::default(), pacing })
+        Ok(store)
     }
 
     fn position(log_id: &LogId<u64>, membership: Option<&Membership>) -> WriteBatch {
@@ -274,6 +273,9 @@ impl RaftStateMachine<TypeConfig> for SmStore {
             let path = snapshot_path(&store.dir, &meta);
             std::fs::rename(&received, &path).map_err(write_error)?;
             sync_dir(&store.dir).map_err(write_error)?;
+            if let Ok(file) = std::fs::metadata(&path) {
+                store.pacing.snapshot_made(file.len());
+            }
             // The snapshot becomes current and the install is marked in one synced batch, so a
             // crash in the middle is finished from this file at the next start.
             let mut mark = WriteBatch::new();
