@@ -222,6 +222,53 @@ def signed_forms(s3, bucket):
     ok("the file part's Content-Type is not stored (%r); only a Content-Type field, which the policy names, is" % stored)
 
 
+def sign_policy(fields, policy_b64):
+    """The fields of a boto3 form with its policy replaced and signed again (SigV4, the form's
+    credential scope, this environment's secret)."""
+    import base64, hmac
+    scope = fields["x-amz-credential"].split("/")
+    key = ("AWS4" + os.environ["AWS_SECRET_ACCESS_KEY"]).encode()
+    for part in scope[1:]:
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signed = dict(fields, policy=policy_b64)
+    signed["x-amz-signature"] = hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()
+    return signed
+
+
+def checksums_and_policy_documents(s3, bucket):
+    """Checksum fields are checked as PutObject's headers are; a policy that is not a policy
+    document is refused as AWS refuses it."""
+    import base64, zlib
+
+    content = b"checked bytes"
+    crc32 = base64.b64encode(zlib.crc32(content).to_bytes(4, "big")).decode()
+    form = s3.generate_presigned_post(
+        bucket, "summed.txt", Fields={"x-amz-checksum-crc32": crc32}, Conditions=[{"x-amz-checksum-crc32": crc32}], ExpiresIn=600
+    )
+    response = post(form["url"], form["fields"], "s.txt", content)
+    check(response.status == 204, "a right CRC32 field: %d %s" % (response.status, response.data))
+    head = s3.head_object(Bucket=bucket, Key="summed.txt", ChecksumMode="ENABLED")
+    check(head.get("ChecksumCRC32") == crc32, "stored CRC32 %r, sent %r" % (head.get("ChecksumCRC32"), crc32))
+    response = post(form["url"], form["fields"], "s.txt", b"other bytes")
+    expect_error(response, 400, "BadDigest", "", "a CRC32 field that is not the file's")
+    wrong_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    form = s3.generate_presigned_post(
+        bucket, "md5.txt", Fields={"Content-MD5": wrong_md5}, Conditions=[{"Content-MD5": wrong_md5}], ExpiresIn=600
+    )
+    response = post(form["url"], form["fields"], "m.txt", content)
+    expect_error(response, 400, "BadDigest", "", "a Content-MD5 field that is not the file's")
+    absent(s3, bucket, "md5.txt", "a file whose Content-MD5 does not match")
+    ok("checksum fields: a right CRC32 is stored, a wrong CRC32 or Content-MD5 is 400 BadDigest and stores nothing")
+
+    form = s3.generate_presigned_post(bucket, "doc.txt", ExpiresIn=600)
+    fields = sign_policy(form["fields"], base64.b64encode(b"not a policy document").decode())
+    expect_error(post(form["url"], fields, "d.txt", b"d"), 400, "InvalidPolicyDocument", "Invalid Policy", "a policy that is not JSON")
+    no_expiry = base64.b64encode(json.dumps({"conditions": [{"bucket": bucket}]}).encode()).decode()
+    fields = sign_policy(form["fields"], no_expiry)
+    expect_error(post(form["url"], fields, "d.txt", b"d"), 400, "InvalidPolicyDocument", "Invalid Policy", "a policy without an expiration")
+    absent(s3, bucket, "doc.txt", "malformed policies")
+
+
 def cut_short(endpoint, s3, bucket):
     """A client that dies mid-file (the connection closes before the closing boundary): nothing
     is stored, and the gateway serves the next request."""
@@ -377,6 +424,7 @@ def main(argv):
             browser_form(endpoint, s3, bucket, argv[3])
         else:
             signed_forms(s3, bucket)
+            checksums_and_policy_documents(s3, bucket)
             cut_short(endpoint, s3, bucket)
             anonymous_forms(endpoint, s3, bucket)
     except CheckFailed as e:
