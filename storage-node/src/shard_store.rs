@@ -252,13 +252,29 @@ impl ShardStore {
             _ => e.into(),
         };
         let path = self.shard_path(id)?;
-        let mut file = fs::File::open(&path).map_err(classify)?;
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                // Which file failed, if the path still names one (a repair may put a new copy
+                // in place meanwhile: `set_aside_unreadable` must not set that one aside).
+                *identity = fs::metadata(&path).ok().map(|m| file_identity(&m));
+                return Err(classify(e));
+            }
+        };
         let metadata = file.metadata().map_err(classify)?;
         *identity = Some(file_identity(&metadata));
         if ignifuge_faults::hit("node.shard.read-error").is_some() {
             return Err(StoreError::Unreadable(io::Error::other("injected read error (node.shard.read-error)")));
         }
-        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        // A size no shard can have (a damaged inode, a sparse file) is a corrupt copy, never an
+        // allocation that could abort the node.
+        if metadata.len() > (ignifuge_rpc::SHARD_MAX_BYTES + HASH_BYTES) as u64 {
+            return Err(StoreError::Corrupt);
+        }
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(metadata.len() as usize)
+            .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
         io::Read::read_to_end(&mut file, &mut bytes).map_err(classify)?;
         if bytes.len() < HASH_BYTES {
             return Err(StoreError::Corrupt);
@@ -536,6 +552,14 @@ mod tests {
         raw[HASH_BYTES + 10] ^= 0x40;
         fs::write(&path, raw).unwrap();
         assert!(matches!(store.get(&id("ab12", 3)), Err(StoreError::Corrupt)));
+
+        // A file that says it is larger than any shard (a sparse file, a damaged inode) is a
+        // corrupt copy, set aside, never an allocation of its size.
+        store.put(&id("ab12", 4), &data, &hash).unwrap();
+        let path = dir.path().join("shards/ab/ab12/0.4");
+        fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 40).unwrap();
+        assert!(matches!(store.get(&id("ab12", 4)), Err(StoreError::Corrupt)));
+        assert!(!path.exists(), "the oversized copy was quarantined");
     }
 
     #[test]
