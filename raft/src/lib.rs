@@ -17,6 +17,7 @@ mod log_store;
 mod membership;
 mod network;
 mod pacing;
+mod read_index;
 mod snapshot_file;
 mod state_machine;
 
@@ -91,6 +92,8 @@ pub struct RaftMetadata {
     confirming: std::sync::atomic::AtomicBool,
     /// For that check: the status of the other voters.
     client: NodeClient,
+    /// Read-index rounds shared by the queries that arrive together.
+    reads: Arc<read_index::ReadBatcher>,
 }
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
@@ -171,6 +174,7 @@ impl RaftMetadata {
             amnesia: std::sync::Mutex::new(amnesia),
             confirming: Default::default(),
             client,
+            reads: Default::default(),
         }))
     }
 
@@ -346,9 +350,10 @@ impl RaftMetadata {
         }
     }
 
-    /// Answers a query after confirming leadership (read-index): linearizable.
+    /// Answers a query after confirming leadership (read-index, in rounds shared by the queries
+    /// that arrive together: `read_index`): linearizable.
     pub async fn query(&self, query: Query) -> Result<Result<Answer, MetaError>, Redirect> {
-        match self.raft.ensure_linearizable().await {
+        match self.reads.confirm(&self.raft).await {
             // A query reads the store (a listing page, a scan): off the async runtime, so that a
             // slow one never holds up the Raft tasks and heartbeats sharing it.
             Ok(_) => {
