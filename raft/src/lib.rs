@@ -351,25 +351,40 @@ impl RaftMetadata {
     }
 
     /// Answers a query after confirming leadership (read-index, in rounds shared by the queries
-    /// that arrive together: `read_index`): linearizable.
+    /// that arrive together: `read_index`) and once the state machine has applied up to the read
+    /// index: linearizable.
     pub async fn query(&self, query: Query) -> Result<Result<Answer, MetaError>, Redirect> {
-        match self.reads.confirm(&self.raft).await {
-            // A query reads the store (a listing page, a scan): off the async runtime, so that a
-            // slow one never holds up the Raft tasks and heartbeats sharing it.
-            Ok(_) => {
-                let machine = self.machine.clone();
-                tokio::task::spawn_blocking(move || machine.query(query))
-                    .await
-                    .map_err(|e| Redirect::Unavailable(format!("the query task failed: {e}")))
+        use openraft::error::{CheckIsLeaderError, RaftError};
+        use read_index::NotConfirmed;
+        let read = match self.reads.confirm(&self.raft).await {
+            Ok(read) => read,
+            Err(NotConfirmed::Raft(e)) => {
+                return Err(match *e {
+                    RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => {
+                        Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) }
+                    }
+                    RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)) => {
+                        Redirect::Unavailable(format!("no quorum: {e}"))
+                    }
+                    e => Redirect::Unavailable(e.to_string()),
+                });
             }
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(Redirect::NotLeader { leader: f.leader_node.map(|n| n.addr) })
+            Err(NotConfirmed::TimedOut) => {
+                return Err(Redirect::Unavailable("leadership was not confirmed in time".into()));
             }
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(e))) => {
-                Err(Redirect::Unavailable(format!("no quorum: {e}")))
-            }
-            Err(e) => Err(Redirect::Unavailable(e.to_string())),
+        };
+        let wait = std::time::Duration::from_millis(read_index::APPLY_WAIT_MS);
+        if read.is_some()
+            && let Err(e) = self.raft.wait(Some(wait)).applied_index_at_least(read, "linearizable query").await
+        {
+            return Err(Redirect::Unavailable(format!("the state machine did not reach the read index: {e}")));
         }
+        // A query reads the store (a listing page, a scan): off the async runtime, so that a
+        // slow one never holds up the Raft tasks and heartbeats sharing it.
+        let machine = self.machine.clone();
+        tokio::task::spawn_blocking(move || machine.query(query))
+            .await
+            .map_err(|e| Redirect::Unavailable(format!("the query task failed: {e}")))
     }
 
     /// A snapshot of the replica's view, for `ignifuge admin status`.
