@@ -1040,36 +1040,36 @@ async fn part_numbers_tag_counts_and_empty_delimiters_answer_as_aws() {
     }
 }
 
-/// PostObject as boto3's generate_presigned_post makes forms (tests/clients/post_form.py): the
-/// answers a form asks for (201 with PostResponse, 204, 303 to success_action_redirect), the
-/// key from `${filename}`, metadata, type and tags from fields, content-length-range, the
-/// policy's refusals in AWS's words (condition failed, extra field, expired, bad signature, no
-/// key, no file, fields over 20 KB), anonymous forms through the bucket policy, and a client
-/// that dies mid-file: nothing of a refused or cut form is stored.
-#[tokio::test(flavor = "multi_thread")]
-async fn form_uploads_as_boto3_makes_them() {
+/// Runs tests/clients/post_form.py against a new cluster's bucket `bucket` with `extra`
+/// arguments; it exits non-zero at the first check that fails.
+async fn post_form(bucket: &str, extra: &[&std::ffi::OsStr]) {
     let cluster = Cluster::start().await;
-    create_bucket(&cluster.s3_client(), "forms").await;
+    create_bucket(&cluster.s3_client(), bucket).await;
     let scratch = tempfile::tempdir().expect("scratch dir");
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/post_form.py");
     let mut command = cli::aws_command(&cluster, "python3", scratch.path());
-    command.arg(script).arg(&cluster.endpoint).arg("forms");
+    command.arg(script).arg(&cluster.endpoint).arg(bucket).args(extra);
     let out = cli::run_ok(&mut command, cli::CLI_TIMEOUT);
     assert!(out.contains("post_form: all checks passed"), "{out}");
+}
+
+/// PostObject as boto3's generate_presigned_post makes forms (tests/clients/post_form.py): the
+/// answers a form asks for (201 with PostResponse, 204, 303 to success_action_redirect), the
+/// key from `${filename}`, metadata, type and tags from fields, content-length-range, checksum
+/// fields, the policy's refusals in AWS's words (condition failed, extra field, expired, bad
+/// signature, not a policy document, no key, no file, fields over 20 KB, a field twice),
+/// anonymous forms through the bucket policy, and a client that dies mid-file: nothing of a
+/// refused or cut form is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn form_uploads_as_boto3_makes_them() {
+    post_form("forms", &[]).await;
 }
 
 /// A real browser (headless Chromium) submits an HTML form made of boto3's fields: the file
 /// the user chose is stored under `browser/${filename}` and the browser follows the redirect.
 #[tokio::test(flavor = "multi_thread")]
 async fn form_upload_from_a_browser() {
-    let cluster = Cluster::start().await;
-    create_bucket(&cluster.s3_client(), "browser-forms").await;
-    let scratch = tempfile::tempdir().expect("scratch dir");
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("post-form-browser");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/post_form.py");
-    let mut command = cli::aws_command(&cluster, "python3", scratch.path());
-    command.arg(script).arg(&cluster.endpoint).arg("browser-forms").arg("--browser").arg(&artifacts);
-    let out = cli::run_ok(&mut command, cli::CLI_TIMEOUT);
-    assert!(out.contains("post_form: all checks passed"), "{out}");
+    post_form("browser-forms", &["--browser".as_ref(), artifacts.as_os_str()]).await;
 }

@@ -25,21 +25,9 @@ import boto3
 import botocore.config
 import urllib3
 
-CHECKS = [0]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def ok(message):
-    CHECKS[0] += 1
-    print("ok: " + message, flush=True)
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser_site  # noqa: E402  (its check helpers; selenium is imported only to start a browser)
+from browser_site import CHECKS, CheckFailed, check, ok  # noqa: E402
 
 
 def client(endpoint):
@@ -355,9 +343,6 @@ def anonymous_forms(endpoint, s3, bucket):
 def browser_form(endpoint, s3, bucket, screenshots):
     """Headless Chromium fills a real HTML form (the fields boto3 made) and submits it; the upload
     lands, and the browser follows success_action_redirect."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import browser_site
-
     # Any page that answers will do: the gateway's own (a private object: the browser shows
     # AccessDenied, but the URL it ends on is what is checked).
     landing = "%s/%s/landing" % (endpoint.rstrip("/"), bucket)

@@ -53,6 +53,11 @@ pub(crate) fn unix_seconds(ts: &Timestamp) -> i64 {
     time::OffsetDateTime::from(ts.clone()).unix_timestamp()
 }
 
+/// `text` made safe inside XML or HTML text and attribute values.
+pub(crate) fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 pub(crate) fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_string())
 }

@@ -364,8 +364,9 @@ impl IgnifugeS3 {
 
 pub async fn put_object(s3: &IgnifugeS3, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let body = body_stream(req.input.body.take());
-    let authorized = IgnifugeS3::authorized(&req)?.clone();
-    put(s3, &authorized, &req.headers, req.input, body, trailers(req.trailing_headers)).await
+    let trailers = trailers(req.trailing_headers.take());
+    let input = std::mem::take(&mut req.input);
+    put(s3, IgnifugeS3::authorized(&req)?, &req.headers, input, body, trailers).await
 }
 
 /// Stores `body` as the new current version of `input.key`, as `authorized` allows: PutObject's

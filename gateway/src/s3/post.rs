@@ -83,6 +83,16 @@ impl Form {
     fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+
+    /// A field the form must have (before the file), or AWS's error for its absence.
+    fn required(&self, name: &str) -> GatewayResult<&str> {
+        self.field(name).ok_or_else(|| {
+            GatewayError::InvalidArgument(format!(
+                "Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the \
+                 fields."
+            ))
+        })
+    }
 }
 
 /// The body bound that broke while the fields were read (see `FieldsBound`).
@@ -91,13 +101,10 @@ impl Form {
 struct FieldsTooLarge;
 
 fn malformed(e: multer::Error) -> GatewayError {
-    if let multer::Error::StreamReadFailed(source) = &e {
-        if source.is::<FieldsTooLarge>() {
-            return GatewayError::PostFieldsTooLarge;
-        }
-        if source.to_string().contains("timed out") {
-            return GatewayError::RequestTimeout;
-        }
+    if let multer::Error::StreamReadFailed(source) = &e
+        && source.is::<FieldsTooLarge>()
+    {
+        return GatewayError::PostFieldsTooLarge;
     }
     GatewayError::MalformedPost(e.to_string())
 }
@@ -254,23 +261,15 @@ async fn requester(s3: &IgnifugeS3, form: &Form) -> GatewayResult<Requester> {
         }
         return Ok(Requester::Anonymous);
     };
-    let required = |name: &str| {
-        form.field(name).ok_or_else(|| {
-            GatewayError::InvalidArgument(format!(
-                "Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the \
-                 fields."
-            ))
-        })
-    };
-    let policy = required("policy")?;
-    let algorithm = required("x-amz-algorithm")?;
+    let policy = form.required("policy")?;
+    let algorithm = form.required("x-amz-algorithm")?;
     if algorithm != "AWS4-HMAC-SHA256" {
         return Err(GatewayError::InvalidArgument(format!(
             "The algorithm {algorithm} is not supported: use AWS4-HMAC-SHA256."
         )));
     }
-    let amz_date = required("x-amz-date")?;
-    let credential = required("x-amz-credential")?;
+    let amz_date = form.required("x-amz-date")?;
+    let credential = form.required("x-amz-credential")?;
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key, date, region, "s3", "aws4_request"] = scope[..] else {
         return Err(GatewayError::InvalidArgument(format!(
@@ -455,12 +454,7 @@ pub(super) async fn post_object(
         return Err(GatewayError::InvalidArgument("POST requires exactly one file upload per request.".into()).into());
     };
     let requester = requester(s3, &form).await?;
-    let key = form.field("key").ok_or_else(|| {
-        GatewayError::InvalidArgument(
-            "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."
-                .into(),
-        )
-    })?;
+    let key = form.required("key")?;
     // Browsers send a file's name; some, a path: the name is what follows the last separator.
     let file_name = form.file_name.as_deref().unwrap_or_default();
     let file_name = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
@@ -503,10 +497,6 @@ fn object_url(headers: &http::HeaderMap, bucket: &str, key: &str, virtual_host: 
     if virtual_host { format!("http://{host}/{key}") } else { format!("http://{host}/{bucket}/{key}") }
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// The success answer the form asks for.
 fn answer(form: &Form, location: &str, bucket: &str, key: &str, etag: &str) -> GatewayResult<s3s::HttpResponse> {
     let redirect = form.field("success_action_redirect").or_else(|| form.field("redirect"));
@@ -535,10 +525,10 @@ fn answer(form: &Form, location: &str, bucket: &str, key: &str, etag: &str) -> G
             format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location><Bucket>{}</Bucket>\
                  <Key>{}</Key><ETag>&quot;{}&quot;</ETag></PostResponse>",
-                xml_escape(location),
-                xml_escape(bucket),
-                xml_escape(key),
-                xml_escape(etag)
+                super::escape_markup(location),
+                super::escape_markup(bucket),
+                super::escape_markup(key),
+                super::escape_markup(etag)
             ),
         ),
         _ => (http::StatusCode::NO_CONTENT, String::new()),

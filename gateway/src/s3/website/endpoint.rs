@@ -68,10 +68,6 @@ fn header<'a, B>(request: &'a http::Request<B>, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// AWS's HTML error page.
 fn error_page(
     status: http::StatusCode,
@@ -83,9 +79,13 @@ fn error_page(
 ) -> String {
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
     let mut page = format!("<html>\n<head><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n<ul>\n");
-    page.push_str(&format!("<li>Code: {}</li>\n<li>Message: {}</li>\n", html_escape(code), html_escape(message)));
+    page.push_str(&format!(
+        "<li>Code: {}</li>\n<li>Message: {}</li>\n",
+        crate::s3::escape_markup(code),
+        crate::s3::escape_markup(message)
+    ));
     if let Some(key) = key {
-        page.push_str(&format!("<li>Key: {}</li>\n", html_escape(key)));
+        page.push_str(&format!("<li>Key: {}</li>\n", crate::s3::escape_markup(key)));
     }
     page.push_str(&format!("<li>RequestId: {request_id}</li>\n</ul>\n"));
     if error_document_failed {
