@@ -139,7 +139,7 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
         let replica = RaftMetadata::start(id, kv, snapshots, client, Default::default()).await.expect("raft");
         let index: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
         let store = Arc::new(ShardStore::open(&dir.join(format!("{name}-shards{id}")), index).expect("store"));
-        let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone()));
+        let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone(), Default::default()));
         let server =
             Arc::new(NodeServer { store, scrubber, metadata: Some(replica.clone()), auth: InternodeAuth::new(secret) });
         tokio::spawn(ignifuge_storage_node::serve(listener, server));

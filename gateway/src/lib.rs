@@ -2,9 +2,11 @@
 //! authorizes it, and runs the erasure-coded data path against the storage nodes.
 //!
 //! Owns: the s3s adapter (`s3/`, the only module that sees s3s types), tenancy and access keys
-//! (`principal`), the data path (`datapath/`), the codec, client checksums, and the one mapping
-//! of errors to S3 errors (`error`).
-//! Must never depend on: the storage node crate (it talks to nodes over `ignifuge-rpc` only).
+//! (`principal`), the data path (`datapath/`, which the background services of
+//! `ignifuge-services` use too), the codec, client checksums, and the one mapping of errors to
+//! S3 errors (`error`).
+//! Must never depend on: the storage node crate (it talks to nodes over `ignifuge-rpc` only),
+//! or the background services (they depend on it, and the binary runs both).
 //! Invariants: a PUT answers 200 only after every stripe's acknowledged shards passed the
 //! placement engine's survivability check and the version was committed to the metadata; a
 //! failed write leaves nothing visible; a principal only reaches its own tenant's buckets.
@@ -14,10 +16,7 @@ pub mod checksums;
 pub mod codec;
 pub mod datapath;
 pub mod error;
-pub mod gc;
-mod lease;
 mod principal;
-pub mod repair;
 pub(crate) mod s3;
 
 use ignifuge_rpc::RemoteMetadata;
@@ -90,13 +89,8 @@ pub async fn serve(
         Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
     }
     tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
-    // Lease holders must be unique across hosts and restarts: the listen address alone is not.
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "gateway".into());
-    let holder = format!("{address}#{}", &ignifuge_types::random_id()[..12]);
-    tokio::spawn(gc::run(gateway.clone(), holder.clone()));
-    let repair = repair::RepairConfig::from_env(holder);
-    tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), repair.intent_renew));
-    tokio::spawn(repair::run(gateway.clone(), repair));
+    let renew = std::time::Duration::from_millis(gateway.data.tuning.intent_renew_ms.max(1));
+    tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), renew));
     match web {
         Some((web_listener, web_domains)) => {
             let websites = s3::website::endpoint::serve(web_listener, gateway.clone(), web_domains);

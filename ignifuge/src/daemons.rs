@@ -1,5 +1,6 @@
 //! Running one storage node or one gateway in this process.
 
+use crate::settings::Settings;
 use anyhow::Context as _;
 use ignifuge_raft::RaftMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
@@ -18,6 +19,7 @@ pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
     let id = NodeId::new(node_id);
@@ -26,19 +28,14 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     ignifuge_faults::set_identity(&me.address.to_string());
     std::fs::create_dir_all(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
-    let store = Arc::new(ShardStore::open(data_dir, index)?);
+    let store = Arc::new(ShardStore::open_with(data_dir, index, settings.shard_sync)?);
     let metadata = match cluster.metadata_role(&id) {
         Some(_) => {
             let raft_id = ignifuge_rpc::raft_id_of(&id);
             let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
             // Raft traffic gets its own connection pool, so heartbeats never wait behind shards.
             let raft_client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
-            let mut tuning = ignifuge_raft::RaftTuning::default();
-            if let Some(entries) = std::env::var("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES").ok().and_then(|v| v.parse().ok()) {
-                // Tests make replicas catch up by snapshot with a short log.
-                tuning = ignifuge_raft::RaftTuning { snapshot_entries: entries, logs_kept_after_snapshot: entries / 2 };
-            }
-            let replica = RaftMetadata::start(raft_id, kv, data_dir.join("meta-snapshots"), raft_client, tuning)
+            let replica = RaftMetadata::start(raft_id, kv, data_dir.join("meta-snapshots"), raft_client, settings.raft)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
             tokio::spawn(replica.clone().keep_membership(me.address.to_string()));
@@ -49,7 +46,7 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     let listener =
         tokio::net::TcpListener::bind(me.address).await.with_context(|| format!("binding {}", me.address))?;
     tracing::info!(node = %id, datacenter = %me.datacenter, address = %me.address, metadata = metadata.is_some(), "storage node ready");
-    let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone()));
+    let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone(), settings.scrub));
     tokio::spawn(scrubber.clone().run());
     let server = Arc::new(NodeServer { store, scrubber, metadata, auth: InternodeAuth::new(&secret) });
     tokio::select! {
@@ -57,24 +54,6 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
         _ = shutdown_signal() => tracing::info!(node = %id, "stopping"),
     }
     Ok(())
-}
-
-/// The data path's limits, shrunk by tests through the environment (reads that fetch stripe
-/// records by window, a full stripe budget, a short fill deadline) so that a limit is reached
-/// with small objects and few requests.
-fn tuning_from_env() -> ignifuge_gateway::datapath::DataPathTuning {
-    fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
-        std::env::var(name).ok().and_then(|v| v.parse().ok())
-    }
-    let default = ignifuge_gateway::datapath::DataPathTuning::default();
-    ignifuge_gateway::datapath::DataPathTuning {
-        read_stripes: var("IGNIFUGE_GATEWAY_READ_STRIPES").unwrap_or(default.read_stripes),
-        stripes_in_flight_max: var("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT").unwrap_or(default.stripes_in_flight_max),
-        stripe_fill_max_ms: var("IGNIFUGE_GATEWAY_STRIPE_FILL_MS").unwrap_or(default.stripe_fill_max_ms),
-        read_stripes_in_flight_max: var("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT")
-            .unwrap_or(default.read_stripes_in_flight_max),
-        answer_stall_max_ms: var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS").unwrap_or(default.answer_stall_max_ms),
-    }
 }
 
 pub async fn run_gateway(
@@ -85,6 +64,7 @@ pub async fn run_gateway(
     web_listen: Option<SocketAddr>,
     web_domains: Vec<String>,
 ) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
     let cluster = ClusterConfig::load(config)?;
     let secret = read_secret(secret_file)?;
     ignifuge_faults::set_identity(&listen.to_string());
@@ -93,9 +73,18 @@ pub async fn run_gateway(
         cluster,
         cluster_secret: secret,
         domains: domains.clone(),
-        tuning: tuning_from_env(),
+        tuning: settings.data_path,
     };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
+    // The gateway process also works for the background services (each behind its lease, so one
+    // gateway of the cluster at a time). A holder is unique across hosts and restarts: the listen
+    // address alone is not.
+    let services = Arc::new(ignifuge_services::Services {
+        metadata: gateway.metadata.clone(),
+        data: gateway.data.clone(),
+        holder: format!("{listen}#{}", &ignifuge_types::random_id()[..12]),
+    });
+    tokio::spawn(services.run(settings.services));
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let web = match web_listen {
         Some(address) => {

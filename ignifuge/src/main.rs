@@ -7,6 +7,7 @@ mod dev;
 mod drill;
 mod durability;
 mod placement_cli;
+mod settings;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

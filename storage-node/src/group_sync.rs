@@ -27,20 +27,24 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// How a shard write is made durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
     /// `fdatasync` of the file, `fsync` of its directory (and of new parent directories).
     PerFile,
-    /// One `syncfs` for every writer waiting at the same time (the default).
+    /// One `syncfs` for every writer waiting at the same time.
+    #[default]
     Group,
 }
 
-impl SyncMode {
-    /// From `IGNIFUGE_SHARD_SYNC` (`file` or `group`); group when unset.
-    pub fn from_env() -> Self {
-        match std::env::var("IGNIFUGE_SHARD_SYNC").as_deref() {
-            Ok("file") => SyncMode::PerFile,
-            _ => SyncMode::Group,
+impl std::str::FromStr for SyncMode {
+    type Err = String;
+
+    /// `file` or `group`.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "file" => Ok(SyncMode::PerFile),
+            "group" => Ok(SyncMode::Group),
+            other => Err(format!("unknown shard sync mode {other:?} (file or group)")),
         }
     }
 }

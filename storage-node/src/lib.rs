@@ -14,7 +14,7 @@ mod server;
 mod shard_store;
 
 pub use group_sync::{GroupSync, SyncMode, WriteStart};
-pub use scrub::Scrubber;
+pub use scrub::{ScrubConfig, Scrubber};
 pub use server::{NodeServer, serve};
 pub use shard_store::{ShardStore, StoreError};
 

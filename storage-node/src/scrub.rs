@@ -18,6 +18,21 @@ const SCRUB_PAGE_BLOBS: usize = 1024;
 /// Read bandwidth a pass may use.
 pub const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// The scrubber's schedule and bandwidth.
+#[derive(Clone, Copy, Debug)]
+pub struct ScrubConfig {
+    /// `SCRUB_INTERVAL_MS_DEFAULT`.
+    pub interval: Duration,
+    /// `SCRUB_BYTES_PER_SEC_DEFAULT`.
+    pub bytes_per_sec: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_millis(SCRUB_INTERVAL_MS_DEFAULT), bytes_per_sec: SCRUB_BYTES_PER_SEC_DEFAULT }
+    }
+}
+
 pub struct Scrubber {
     store: Arc<ShardStore>,
     status: Mutex<ScrubStatus>,
@@ -26,14 +41,9 @@ pub struct Scrubber {
     bytes_per_sec: u64,
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 impl Scrubber {
-    /// Interval and bandwidth come from IGNIFUGE_SCRUB_INTERVAL_MS and
-    /// IGNIFUGE_SCRUB_BYTES_PER_SEC; the end of the last complete pass survives restarts.
-    pub fn new(store: Arc<ShardStore>) -> Self {
+    /// The end of the last complete pass survives restarts.
+    pub fn new(store: Arc<ShardStore>, config: ScrubConfig) -> Self {
         let state_file = store.root().join("scrub-state.json");
         let last_complete_ms =
             std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice::<i64>(&bytes).ok());
@@ -41,8 +51,8 @@ impl Scrubber {
             store,
             status: Mutex::new(ScrubStatus { last_complete_ms, node_started_ms: now_ms(), ..Default::default() }),
             state_file,
-            interval: Duration::from_millis(env_u64("IGNIFUGE_SCRUB_INTERVAL_MS", SCRUB_INTERVAL_MS_DEFAULT)),
-            bytes_per_sec: env_u64("IGNIFUGE_SCRUB_BYTES_PER_SEC", SCRUB_BYTES_PER_SEC_DEFAULT).max(1),
+            interval: config.interval,
+            bytes_per_sec: config.bytes_per_sec.max(1),
         }
     }
 
@@ -150,7 +160,7 @@ mod tests {
         raw[500] ^= 0xff;
         std::fs::write(&path, raw).unwrap();
 
-        let scrubber = Arc::new(Scrubber::new(store.clone()));
+        let scrubber = Arc::new(Scrubber::new(store.clone(), ScrubConfig::default()));
         assert_eq!(scrubber.status().last_complete_ms, None);
         assert_eq!(scrubber.clone().pass().await.unwrap(), (4, 1));
         let status = scrubber.status();
@@ -158,7 +168,7 @@ mod tests {
         assert_eq!((status.shards_checked, status.bytes_checked, status.corrupt_found), (4, 3000, 1));
         assert_eq!(store.shards_of(&BlobId::new("beef")).unwrap().len(), 3);
         // The end of the pass survives a restart.
-        assert_eq!(Scrubber::new(store).status().last_complete_ms, status.last_complete_ms);
+        assert_eq!(Scrubber::new(store, ScrubConfig::default()).status().last_complete_ms, status.last_complete_ms);
     }
 
     /// A shard whose file cannot be read does not end the pass: the pass goes on to the shards
@@ -178,7 +188,7 @@ mod tests {
         let path = dir.path().join("shards/aa/aa01/0.0");
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
-        let scrubber = Arc::new(Scrubber::new(store.clone()));
+        let scrubber = Arc::new(Scrubber::new(store.clone(), ScrubConfig::default()));
         assert_eq!(scrubber.clone().pass().await.unwrap(), (4, 0));
         let status = scrubber.status();
         assert!(status.last_complete_ms.is_some());

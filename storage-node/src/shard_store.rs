@@ -86,7 +86,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
-        Self::open_with(root, index, SyncMode::from_env())
+        Self::open_with(root, index, SyncMode::Group)
     }
 
     pub fn open_with(root: &Path, index: Arc<dyn KvStore>, mode: SyncMode) -> Result<Self, StoreError> {

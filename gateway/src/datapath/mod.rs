@@ -76,6 +76,8 @@ pub struct DataPathTuning {
     pub read_stripes_in_flight_max: usize,
     /// `ANSWER_STALL_MAX_MS`.
     pub answer_stall_max_ms: u64,
+    /// `INTENT_RENEW_INTERVAL_MS`: must stay well under the repair service's orphan grace.
+    pub intent_renew_ms: u64,
 }
 
 impl Default for DataPathTuning {
@@ -86,13 +88,14 @@ impl Default for DataPathTuning {
             stripe_fill_max_ms: STRIPE_FILL_MAX_MS,
             read_stripes_in_flight_max: GATEWAY_READ_STRIPES_IN_FLIGHT_MAX,
             answer_stall_max_ms: ANSWER_STALL_MAX_MS,
+            intent_renew_ms: INTENT_RENEW_INTERVAL_MS,
         }
     }
 }
 
 /// Shared state of the data path.
 pub struct DataPath {
-    pub(crate) client: NodeClient,
+    pub client: NodeClient,
     /// The cluster layout in use; replaced when the stored layout changes (`layout::refresh`).
     /// Every stripe is cut, placed and checked against one snapshot of it.
     layout: std::sync::RwLock<Arc<Layout>>,
@@ -102,7 +105,7 @@ pub struct DataPath {
     pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
     /// Uploads waiting for a stripe permit now.
     pub(crate) stripe_waiters: std::sync::atomic::AtomicUsize,
-    pub(crate) tuning: DataPathTuning,
+    pub tuning: DataPathTuning,
     /// Nodes recently found unreachable, and until when to skip them.
     down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     /// Blobs being written (and not yet committed), renewed in the metadata for the orphan sweep.
@@ -138,7 +141,7 @@ impl DataPath {
         self.layout().geometry
     }
 
-    pub(crate) fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
+    pub fn address(&self, node: &NodeId) -> GatewayResult<SocketAddr> {
         self.layout().address(node)
     }
 
@@ -173,7 +176,7 @@ impl DataPath {
         }
     }
 
-    pub(crate) fn slots(&self, layout: &Layout, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
+    pub fn slots(&self, layout: &Layout, blob: &BlobId, stripe: StripeIndex) -> GatewayResult<Vec<Slot>> {
         let key = format!("{blob}/{stripe}");
         Ok(ignifuge_placement::select_slots(&layout.topology, layout.geometry, key.as_bytes())?)
     }

@@ -231,7 +231,7 @@ impl DataPath {
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
-    pub(crate) async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+    pub async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let record = blob.stripe(stripe)?.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {

@@ -323,7 +323,7 @@ impl DataPath {
     }
 
     /// Sends shard `i` to `slot`, retrying; the slot on success.
-    pub(crate) async fn put_shard(
+    pub async fn put_shard(
         &self,
         blob: &BlobId,
         stripe: &StripeIndex,

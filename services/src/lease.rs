@@ -1,12 +1,11 @@
-//! Leases in the replicated metadata that make one gateway at a time the worker of a background
+//! Leases in the replicated metadata that make one process at a time the worker of a background
 //! service (`repair`, `gc`). A lease is taken with `Command::TakeLease` (the same holder renews
 //! it) and lasts `duration`; a worker renews it whenever a third of that has passed and stops its
 //! round as soon as a renewal is refused, so two rounds of one service never run at once for
 //! longer than the time between two renewals.
 
-use crate::Gateway;
-use crate::error::GatewayResult;
-use ignifuge_meta::{Command, MetaError};
+use crate::error::ServiceResult;
+use ignifuge_meta::{Command, MetaError, Metadata};
 use std::time::{Duration, Instant};
 
 pub struct Lease {
@@ -27,7 +26,7 @@ impl Lease {
     }
 
     /// Takes or renews the lease now. False: another worker holds it.
-    pub async fn take(&mut self, gateway: &Gateway) -> GatewayResult<bool> {
+    pub async fn take(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
         // The lease runs from before the request: a slow answer shortens it, never lengthens it.
         let asked = Instant::now();
         let command = Command::TakeLease {
@@ -36,7 +35,7 @@ impl Lease {
             now_ms: ignifuge_types::time::now_ms(),
             duration_ms: self.duration.as_millis() as i64,
         };
-        match gateway.metadata.apply(command).await {
+        match metadata.apply(command).await {
             Ok(_) => {
                 self.taken = Some(asked);
                 Ok(true)
@@ -51,10 +50,10 @@ impl Lease {
 
     /// Renews the lease if a third of it has passed since it was last taken. False: it was lost
     /// (the round must stop).
-    pub async fn keep(&mut self, gateway: &Gateway) -> GatewayResult<bool> {
+    pub async fn keep(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
         match self.taken {
             Some(taken) if taken.elapsed() < self.duration / 3 => Ok(true),
-            _ => self.take(gateway).await,
+            _ => self.take(metadata).await,
         }
     }
 }

@@ -2,13 +2,15 @@
 //! datacenter losses, scrub findings and writes made with durability debt, and reclaims stray
 //! shards (crashed writes, superseded copies).
 //!
-//! One gateway at a time works, holding the `repair` lease in the metadata. A round:
+//! One process at a time works, holding the `repair` lease in the metadata. A round:
 //! 1. checks every node's health; a node unreachable for longer than the down-out interval, or
 //!    declared out by an operator (`ignifuge admin node out`), is *out* (its shards count as
 //!    lost), a node down for less may come back and is waited for;
 //! 2. scans every blob in the metadata (upload parts, current and non-current object versions,
 //!    garbage) page by page, asks each live node which shard files of the page it really holds,
-//!    and surveys every stripe: shards present, margin, repair or wait ([`survey`]);
+//!    and surveys every stripe: shards present, margin, repair or wait ([`survey`]), resting
+//!    between pages so that the survey is busy at most `RepairConfig::survey_busy_share` of the
+//!    time (every round reads the whole metadata and every node's inventory of it);
 //! 3. rebuilds the stripes worst margin first ([`rebuild`]), rate-limited, each committed with a
 //!    compare-and-swap on its shard list, and only then deletes the copies it moved away from;
 //! 4. reclaims shards no metadata names, once older than the orphan grace period;
@@ -22,9 +24,10 @@
 mod rebuild;
 pub(crate) mod survey;
 
-use crate::Gateway;
-use crate::error::{GatewayError, GatewayResult};
+use crate::Services;
+use crate::error::{ServiceError, ServiceResult};
 use crate::lease::Lease;
+use crate::pace::DutyCycle;
 use futures::StreamExt as _;
 use ignifuge_meta::{
     BlobCursor, BlobOwner, Command, MarginCount, MetaError, RepairReport, ShardReplacement, StripedBlob, TenantMargins,
@@ -61,45 +64,36 @@ const CANDIDATES_MAX: usize = 100_000;
 const ORPHAN_PAGE_BLOBS: usize = 1000;
 const LEASE_NAME: &str = "repair";
 
+/// Share of the time the survey may be busy: clients keep three quarters.
+pub const REPAIR_SURVEY_BUSY_SHARE_DEFAULT: f64 = 0.25;
+
 #[derive(Clone, Debug)]
 pub struct RepairConfig {
+    /// `REPAIR_INTERVAL_MS_DEFAULT`.
     pub interval: Duration,
+    /// `REPAIR_DOWN_OUT_MS_DEFAULT`.
     pub down_out: Duration,
+    /// `REPAIR_BYTES_PER_SEC_DEFAULT`.
     pub bytes_per_sec: u64,
+    /// `ORPHAN_GRACE_MS_DEFAULT`.
     pub orphan_grace_ms: i64,
-    /// How often the gateway renews the intents of its writes in progress.
-    pub intent_renew: Duration,
-    /// Who holds the lease (the gateway's listen address).
-    pub holder: String,
+    /// `REPAIR_SURVEY_BUSY_SHARE_DEFAULT`.
+    pub survey_busy_share: f64,
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(REPAIR_INTERVAL_MS_DEFAULT),
+            down_out: Duration::from_millis(REPAIR_DOWN_OUT_MS_DEFAULT),
+            bytes_per_sec: REPAIR_BYTES_PER_SEC_DEFAULT,
+            orphan_grace_ms: ORPHAN_GRACE_MS_DEFAULT as i64,
+            survey_busy_share: REPAIR_SURVEY_BUSY_SHARE_DEFAULT,
+        }
+    }
 }
 
 impl RepairConfig {
-    /// Defaults, overridden by IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS,
-    /// IGNIFUGE_REPAIR_BYTES_PER_SEC, IGNIFUGE_ORPHAN_GRACE_MS and IGNIFUGE_INTENT_RENEW_MS.
-    pub fn from_env(holder: String) -> Self {
-        let orphan_grace_ms = env_u64("IGNIFUGE_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS_DEFAULT);
-        let renew_ms = env_u64("IGNIFUGE_INTENT_RENEW_MS", crate::datapath::INTENT_RENEW_INTERVAL_MS);
-        if renew_ms >= orphan_grace_ms {
-            tracing::warn!(
-                renew_ms,
-                orphan_grace_ms,
-                "intents are renewed less often than the orphan grace: slow uploads may be cut"
-            );
-        }
-        Self {
-            interval: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_INTERVAL_MS", REPAIR_INTERVAL_MS_DEFAULT)),
-            down_out: Duration::from_millis(env_u64("IGNIFUGE_REPAIR_DOWN_OUT_MS", REPAIR_DOWN_OUT_MS_DEFAULT)),
-            bytes_per_sec: env_u64("IGNIFUGE_REPAIR_BYTES_PER_SEC", REPAIR_BYTES_PER_SEC_DEFAULT).max(1),
-            orphan_grace_ms: orphan_grace_ms as i64,
-            intent_renew: Duration::from_millis(renew_ms.max(1)),
-            holder,
-        }
-    }
-
     fn lease_ms(&self) -> i64 {
         (self.interval.as_millis() as i64 * 3).max(30_000)
     }
@@ -112,14 +106,14 @@ pub struct RepairState {
 }
 
 /// Runs rounds forever.
-pub async fn run(gateway: Arc<Gateway>, config: RepairConfig) {
+pub async fn run(services: Arc<Services>, config: RepairConfig) {
     let mut state = RepairState::default();
     // The first round soon after start, so that a fresh cluster's report exists quickly.
     let mut pause = config.interval.min(Duration::from_secs(5));
     loop {
         tokio::time::sleep(pause).await;
         pause = config.interval;
-        match round(&gateway, &config, &mut state).await {
+        match round(&services, &config, &mut state).await {
             Ok(Some(report)) if report.stripes_repaired > 0 || report.stripes_below_budget > 0 => tracing::info!(
                 below_budget = report.stripes_below_budget,
                 repaired = report.stripes_repaired,
@@ -168,23 +162,23 @@ impl Tally {
     }
 }
 
-/// One round; None when another gateway holds the lease.
+/// One round; None when another process holds the lease.
 pub async fn round(
-    gateway: &Gateway,
+    services: &Services,
     config: &RepairConfig,
     state: &mut RepairState,
-) -> GatewayResult<Option<RepairReport>> {
-    let mut lease = Lease::new(LEASE_NAME, config.holder.clone(), Duration::from_millis(config.lease_ms() as u64));
-    if !lease.take(gateway).await? {
+) -> ServiceResult<Option<RepairReport>> {
+    let mut lease = Lease::new(LEASE_NAME, services.holder.clone(), Duration::from_millis(config.lease_ms() as u64));
+    if !lease.take(services.metadata.as_ref()).await? {
         return Ok(None);
     }
     let started_ms = now_ms();
-    let data = &gateway.data;
+    let data = &services.data;
     // One layout for the whole round: every stripe is judged against the same topology.
     let layout = data.layout();
-    let mut nodes = node_states(gateway, config, state).await;
+    let mut nodes = node_states(services, config, state).await;
     let mut tally = Tally::default();
-    tally.report.holder = config.holder.clone();
+    tally.report.holder = services.holder.clone();
     tally.report.class = format!("default (survives {})", layout.budget);
     tally.report.started_ms = started_ms;
 
@@ -196,12 +190,14 @@ pub async fn round(
     // Objects span consecutive entries (one per part), across pages too (a record of many parts
     // is scanned over several): fold each into its worst margin, once.
     let mut object: Option<(TenantId, ObjectVersionKey, Margin, u64, u64)> = None;
+    let survey_cycle = DutyCycle::new(config.survey_busy_share);
     loop {
-        let page = gateway.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
+        let page_step = survey_cycle.step();
+        let page = services.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
-        let held = inventories(gateway, &mut nodes, live.iter().map(|b| b.blob.clone()).collect()).await;
+        let held = inventories(services, &mut nodes, live.iter().map(|b| b.blob.clone()).collect()).await;
         let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
 
         for blob_ref in live {
@@ -289,7 +285,8 @@ pub async fn round(
             Some(next) => cursor = next,
             None => break,
         }
-        if !lease.keep(gateway).await? {
+        page_step.rest().await;
+        if !lease.keep(services.metadata.as_ref()).await? {
             return Ok(None);
         }
     }
@@ -307,7 +304,7 @@ pub async fn round(
             let states = states.clone();
             async move {
                 let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
-                let outcome = repair_one(gateway, &candidate, state_of).await;
+                let outcome = repair_one(services, &candidate, state_of).await;
                 (candidate, outcome)
             }
         })
@@ -323,7 +320,7 @@ pub async fn round(
                 tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
             }
         }
-        if !lease.keep(gateway).await? {
+        if !lease.keep(services.metadata.as_ref()).await? {
             return Ok(None);
         }
         // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
@@ -347,10 +344,11 @@ pub async fn round(
             tally.report.orphan_shards_reclaimed += 1;
         }
     }
-    tally.report.orphan_shards_reclaimed += sweep_orphans(gateway, &nodes, &referenced, config.orphan_grace_ms).await?;
+    tally.report.orphan_shards_reclaimed +=
+        sweep_orphans(services, &nodes, &referenced, config.orphan_grace_ms).await?;
 
     let report = finish(tally, &nodes, repair_secs);
-    gateway.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
+    services.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
     Ok(Some(report))
 }
 
@@ -390,19 +388,20 @@ fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64
 
 /// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do).
 async fn repair_one(
-    gateway: &Gateway,
+    services: &Services,
     candidate: &Candidate,
     state_of: impl Fn(&NodeId) -> NodeState,
-) -> GatewayResult<u64> {
-    let data = &gateway.data;
-    let Some(rebuilt) = data.rebuild_stripe(&candidate.blob, candidate.stripe, &candidate.survey, state_of).await?
+) -> ServiceResult<u64> {
+    let data = &services.data;
+    let Some(rebuilt) =
+        rebuild::rebuild_stripe(data, &candidate.blob, candidate.stripe, &candidate.survey, state_of).await?
     else {
         return Ok(0);
     };
     let expected = candidate
         .blob
         .stripe(candidate.stripe)
-        .ok_or_else(|| GatewayError::Internal(format!("stripe {} missing from its blob", candidate.stripe)))?
+        .ok_or_else(|| ServiceError::Internal(format!("stripe {} missing from its blob", candidate.stripe)))?
         .shards
         .clone();
     let command = Command::ReplaceShards(ShardReplacement {
@@ -415,9 +414,9 @@ async fn repair_one(
     });
     // The rebuilt shards are written, not yet named by the metadata: strays if this stops here.
     if ignifuge_faults::hit("repair.before-commit").is_some() {
-        return Err(GatewayError::Internal("fault point: repair stopped before its commit".into()));
+        return Err(ServiceError::Internal("fault point: repair stopped before its commit".into()));
     }
-    match gateway.metadata.apply(command).await {
+    match services.metadata.apply(command).await {
         Ok(_) => {}
         // Overwritten, deleted or completed meanwhile: the new shards are strays now.
         Err(MetaError::Superseded(why)) => {
@@ -428,7 +427,7 @@ async fn repair_one(
     }
     // Committed: the old copies of moved shards are strays if this stops here.
     if ignifuge_faults::hit("repair.after-commit").is_some() {
-        return Err(GatewayError::Internal("fault point: repair stopped after its commit".into()));
+        return Err(ServiceError::Internal("fault point: repair stopped after its commit".into()));
     }
     // The moved shards' old copies, each only if it is still the file the survey saw: a delete
     // that arrives late must not remove a copy written there again since (by a later repair).
@@ -444,8 +443,12 @@ async fn repair_one(
 }
 
 /// Health of every node, with the down-out rule applied.
-async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut RepairState) -> HashMap<NodeId, NodeState> {
-    let data = &gateway.data;
+async fn node_states(
+    services: &Services,
+    config: &RepairConfig,
+    state: &mut RepairState,
+) -> HashMap<NodeId, NodeState> {
+    let data = &services.data;
     let nodes: Vec<NodeId> =
         data.layout().topology.datacenters.iter().flat_map(|dc| dc.nodes.iter().map(|n| n.id.clone())).collect();
     let checks = nodes.iter().map(|node| async {
@@ -456,7 +459,7 @@ async fn node_states(gateway: &Gateway, config: &RepairConfig, state: &mut Repai
     });
     let healthy = futures::future::join_all(checks).await;
     // Nodes an operator declared out are rebuilt at once, without the down-out wait.
-    let declared_out: HashSet<NodeId> = match gateway.metadata.nodes_out().await {
+    let declared_out: HashSet<NodeId> = match services.metadata.nodes_out().await {
         Ok(nodes) => nodes.into_iter().map(|(n, _)| n).collect(),
         Err(_) => HashSet::new(),
     };
@@ -482,15 +485,15 @@ type Held = HashMap<NodeId, HashMap<(BlobId, u32, u32), HeldShard>>;
 
 /// Asks every live node which shard files of `blobs` it holds. A node that fails to answer is
 /// treated as down for the rest of the round (its shards are waited for, not rebuilt).
-async fn inventories(gateway: &Gateway, nodes: &mut HashMap<NodeId, NodeState>, blobs: Vec<BlobId>) -> Held {
-    let data = &gateway.data;
+async fn inventories(services: &Services, nodes: &mut HashMap<NodeId, NodeState>, blobs: Vec<BlobId>) -> Held {
+    let data = &services.data;
     let request = InventoryRequest { blobs };
     let live: Vec<NodeId> = nodes.iter().filter(|(_, s)| **s == NodeState::Live).map(|(n, _)| n.clone()).collect();
     let asks = live.iter().map(|node| {
         let request = &request;
         async move {
             let address = data.address(node)?;
-            Ok::<InventoryAnswer, GatewayError>(data.client.post_json(address, paths::INVENTORY, request).await?)
+            Ok::<InventoryAnswer, ServiceError>(data.client.post_json(address, paths::INVENTORY, request).await?)
         }
     });
     let answers = futures::future::join_all(asks).await;
@@ -519,12 +522,12 @@ async fn inventories(gateway: &Gateway, nodes: &mut HashMap<NodeId, NodeState>, 
 /// intent renewed within the grace), and makes every later commit naming a fenced blob fail.
 /// Only fenced blobs lose their shards, so the sweep never deletes what the metadata may name.
 async fn sweep_orphans(
-    gateway: &Gateway,
+    services: &Services,
     nodes: &HashMap<NodeId, NodeState>,
     referenced: &HashSet<BlobId>,
     grace_ms: i64,
-) -> GatewayResult<u64> {
-    let data = &gateway.data;
+) -> ServiceResult<u64> {
+    let data = &services.data;
     let mut reclaimed = 0;
     for (node, _) in nodes.iter().filter(|(_, s)| **s == NodeState::Live) {
         let Ok(address) = data.address(node) else { continue };
@@ -545,7 +548,7 @@ async fn sweep_orphans(
                 .map(|held| held.blob.clone())
                 .collect();
             if !candidates.is_empty() {
-                let fenced = gateway.metadata.reclaim_orphans(candidates, now_ms(), grace_ms).await?;
+                let fenced = services.metadata.reclaim_orphans(candidates, now_ms(), grace_ms).await?;
                 for blob in fenced {
                     if data.client.delete_blob(address, &blob).await.is_ok() {
                         tracing::info!(%node, %blob, "reclaimed the shards of a blob no metadata references");

@@ -1,0 +1,109 @@
+//! The process's tunable settings, read once from the environment when a node or a gateway
+//! starts, and handed to each part as its own config struct: nothing below the binary reads the
+//! environment (the fault-injection points of `ignifuge-faults`, compiled in for tests only,
+//! aside). Every variable is optional; production runs on the defaults, tests and benchmarks
+//! shorten schedules and shrink limits. A value that does not parse stops the process at start
+//! rather than being silently replaced by the default.
+
+use anyhow::Context as _;
+use ignifuge_gateway::datapath::DataPathTuning;
+use ignifuge_raft::RaftTuning;
+use ignifuge_services::ServicesConfig;
+use ignifuge_storage_node::{ScrubConfig, SyncMode};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// IGNIFUGE_GATEWAY_READ_STRIPES, IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT,
+    /// IGNIFUGE_GATEWAY_STRIPE_FILL_MS, IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT,
+    /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS.
+    pub data_path: DataPathTuning,
+    /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
+    /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
+    /// IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE, IGNIFUGE_ORPHAN_GRACE_MS.
+    pub services: ServicesConfig,
+    /// IGNIFUGE_SCRUB_INTERVAL_MS, IGNIFUGE_SCRUB_BYTES_PER_SEC.
+    pub scrub: ScrubConfig,
+    /// IGNIFUGE_RAFT_SNAPSHOT_ENTRIES (tests make replicas catch up by snapshot with a short
+    /// log; half of it is kept behind each snapshot).
+    pub raft: RaftTuning,
+    /// IGNIFUGE_SHARD_SYNC: `group` (the default) or `file`.
+    pub shard_sync: SyncMode,
+}
+
+fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(text) => {
+            let value = text
+                .trim()
+                .parse::<T>()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("{name}={text:?} is not a valid value"))?;
+            Ok(Some(value))
+        }
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {name}")),
+    }
+}
+
+fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
+    Ok(var::<u64>(name)?.map(Duration::from_millis).unwrap_or(default))
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut s = Settings::default();
+        let d = &mut s.data_path;
+        d.read_stripes = var("IGNIFUGE_GATEWAY_READ_STRIPES")?.unwrap_or(d.read_stripes);
+        d.stripes_in_flight_max = var("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT")?.unwrap_or(d.stripes_in_flight_max);
+        d.stripe_fill_max_ms = var("IGNIFUGE_GATEWAY_STRIPE_FILL_MS")?.unwrap_or(d.stripe_fill_max_ms);
+        d.read_stripes_in_flight_max =
+            var("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT")?.unwrap_or(d.read_stripes_in_flight_max);
+        d.answer_stall_max_ms = var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS")?.unwrap_or(d.answer_stall_max_ms);
+        d.intent_renew_ms = var("IGNIFUGE_INTENT_RENEW_MS")?.unwrap_or(d.intent_renew_ms);
+
+        let gc = &mut s.services.gc;
+        gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;
+        gc.interval = millis("IGNIFUGE_GC_INTERVAL_MS", gc.interval)?;
+        gc.busy_share = var("IGNIFUGE_GC_BUSY_SHARE")?.unwrap_or(gc.busy_share);
+        let repair = &mut s.services.repair;
+        repair.interval = millis("IGNIFUGE_REPAIR_INTERVAL_MS", repair.interval)?;
+        repair.down_out = millis("IGNIFUGE_REPAIR_DOWN_OUT_MS", repair.down_out)?;
+        repair.bytes_per_sec = var::<u64>("IGNIFUGE_REPAIR_BYTES_PER_SEC")?.unwrap_or(repair.bytes_per_sec).max(1);
+        repair.survey_busy_share = var("IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE")?.unwrap_or(repair.survey_busy_share);
+        repair.orphan_grace_ms = var("IGNIFUGE_ORPHAN_GRACE_MS")?.unwrap_or(repair.orphan_grace_ms);
+
+        s.scrub.interval = millis("IGNIFUGE_SCRUB_INTERVAL_MS", s.scrub.interval)?;
+        s.scrub.bytes_per_sec = var("IGNIFUGE_SCRUB_BYTES_PER_SEC")?.unwrap_or(s.scrub.bytes_per_sec);
+        if let Some(entries) = var::<u64>("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES")? {
+            s.raft = RaftTuning { snapshot_entries: entries, logs_kept_after_snapshot: entries / 2 };
+        }
+        s.shard_sync = var("IGNIFUGE_SHARD_SYNC")?.unwrap_or(s.shard_sync);
+        if s.data_path.intent_renew_ms as i64 >= s.services.repair.orphan_grace_ms {
+            tracing::warn!(
+                renew_ms = s.data_path.intent_renew_ms,
+                orphan_grace_ms = s.services.repair.orphan_grace_ms,
+                "intents are renewed less often than the orphan grace: slow uploads may be cut"
+            );
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_does_not_parse_is_an_error_naming_the_variable() {
+        // SAFETY: this test module's tests are the only code of this binary's unit tests reading
+        // the variables, and only this test sets one.
+        unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_MS", "ten") };
+        let error = millis("IGNIFUGE_TEST_SETTING_MS", Duration::ZERO).unwrap_err();
+        assert!(format!("{error:#}").contains("IGNIFUGE_TEST_SETTING_MS"), "{error:#}");
+        assert_eq!(millis("IGNIFUGE_TEST_SETTING_UNSET_MS", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,51 @@
+//! Background services of the cluster: garbage collection of replaced and deleted blobs
+//! ([`gc`]), and repair with the orphan sweep ([`repair`]). Lifecycle rules will run here too.
+//!
+//! Owns: the services' schedules, their leases in the metadata (one gateway process at a time
+//! works for each service), and their bounded shares of the cluster ([`pace`]).
+//! Depends on: the metadata client and the gateway's data path (shard reads, writes and
+//! deletes against the storage nodes). Must never depend on: the storage node crate, or the
+//! gateway's S3 front end (a service answers no client).
+//! Invariants: a service never lowers a stripe's margin (shards are added before the metadata
+//! names them and removed only after it no longer does); it deletes nothing whose fate it does
+//! not know (garbage is recorded by the command that dropped its last reference, orphans are
+//! fenced in the metadata before their shards go); and it works at most its configured share
+//! of the time, so clients keep the rest.
+
+pub mod error;
+pub mod gc;
+mod lease;
+pub mod pace;
+pub mod repair;
+
+use ignifuge_gateway::datapath::DataPath;
+use ignifuge_meta::Metadata;
+use std::sync::Arc;
+
+pub use error::{ServiceError, ServiceResult};
+pub use gc::GcConfig;
+pub use repair::RepairConfig;
+
+/// Every service's settings (the process reads them once, with the rest of its configuration).
+#[derive(Clone, Debug, Default)]
+pub struct ServicesConfig {
+    pub gc: GcConfig,
+    pub repair: RepairConfig,
+}
+
+/// What the services work with: the replicated metadata, the data path to the storage nodes,
+/// and who this worker is when it holds a service's lease.
+pub struct Services {
+    pub metadata: Arc<dyn Metadata>,
+    pub data: Arc<DataPath>,
+    /// Unique across hosts and restarts (a lease held by a previous run of the same process
+    /// must not be taken for this one's).
+    pub holder: String,
+}
+
+impl Services {
+    /// Runs every service until the process stops.
+    pub async fn run(self: Arc<Self>, config: ServicesConfig) {
+        tokio::join!(gc::run(self.clone(), config.gc), repair::run(self, config.repair));
+    }
+}
