@@ -184,6 +184,13 @@ async fn system_and_user_metadata_are_stored_and_returned() {
     );
     assert_eq!(head.content_disposition(), None, "Content-Disposition after overwrite");
     assert_eq!(head.cache_control(), None, "Cache-Control after overwrite");
+    // The SDK sends application/octet-stream by default; a PUT with no Content-Type at all (curl
+    // --upload-file, a hand-made request) is served as binary/octet-stream, as AWS does.
+    let url = format!("{}/meta/untyped.bin", cluster.endpoint);
+    let put = cluster.signed_request("PUT", &url, &[], b"no type").await;
+    assert_eq!(put.status, 200, "PUT without Content-Type: {}", put.body_text());
+    let head = ok(s3.head_object().bucket("meta").key("untyped.bin").send().await, "HeadObject of an untyped PUT");
+    assert_eq!(head.content_type(), Some("binary/octet-stream"), "Content-Type of a PUT without one");
 }
 
 /// A streaming (file) body makes the SDK send aws-chunked, so `Content-Encoding: gzip` goes out

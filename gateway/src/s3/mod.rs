@@ -103,6 +103,9 @@ fn check_key(key: &str) -> GatewayResult<()> {
     Ok(())
 }
 
+/// What an object written without a Content-Type is served as, as on AWS.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
 /// The standard headers of a PUT, CopyObject (REPLACE) or CreateMultipartUpload.
 #[allow(clippy::too_many_arguments)]
 fn object_headers(
@@ -134,7 +137,9 @@ fn object_headers(
         String::from_utf8(out).ok()
     });
     Ok(ObjectHeaders {
-        content_type,
+        // AWS stores binary/octet-stream for an object written without a Content-Type (PUT,
+        // POST, a copy that replaces the metadata, a multipart upload).
+        content_type: Some(content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into())),
         content_encoding,
         content_disposition,
         content_language,

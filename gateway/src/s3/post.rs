@@ -398,9 +398,10 @@ fn put_input(form: &Form, bucket: String, key: String) -> GatewayResult<PutObjec
         content_disposition: text("content-disposition"),
         content_encoding: text("content-encoding"),
         content_language: text("content-language"),
-        // AWS: without a Content-Type field, binary/octet-stream. The file part's own type is
-        // not a field, so no policy condition could constrain it (text/html on a website bucket).
-        content_type: Some(text("content-type").unwrap_or_else(|| "binary/octet-stream".into())),
+        // Without a Content-Type field the object is binary/octet-stream (`object_headers`), never
+        // the file part's own type: that is not a field, so no policy condition could constrain
+        // it (text/html on a website bucket).
+        content_type: text("content-type"),
         content_md5: text("content-md5"),
         expires: super::parse_expires(&text("expires")),
         metadata: (!metadata.is_empty()).then_some(metadata),
