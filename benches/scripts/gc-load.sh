@@ -3,7 +3,7 @@
 # (IGNIFUGE_GC_BUSY_SHARE: 1 is full speed, the default 0.25 rests three times what each blob
 # took) and the repair survey's share (IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE).
 # 1. timed, baseline: WINDOWS (default 6) windows with no garbage, each 3 s of 4 KiB GETs then
-#    3 s of 1 MiB PUTs, 16 in flight;
+#    3 s of 1 MiB PUTs (kept: no garbage of their own), 16 in flight;
 # 2. not timed: GARBAGE (default 4000) 1 MiB objects written and deleted (grace 1 s, a GC round
 #    every 2 s, a repair round every 10 s);
 # 3. timed: the same windows while the garbage is collected, each with the blob directories
@@ -16,11 +16,11 @@ cd "$(dirname "$0")/../.."
 export IGNIFUGE_GC_GRACE_MS=1000 IGNIFUGE_GC_INTERVAL_MS=2000 IGNIFUGE_REPAIR_INTERVAL_MS=10000
 source benches/scripts/dev-cluster.sh 29980 ignifuge-gc-load
 run() { "$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --json "$@" 2> /dev/null; }
-blob_dirs() { find "$DATA" -type d -path '*/shards/??/?*' -prune -print | wc -l; }
+blob_dirs() { find "$DATA" -type d -path '*/shards/??/?*' -prune -print 2> /dev/null | wc -l; }
 windows() {
     for window in $(seq 1 "${WINDOWS:-6}"); do
         get=$(run --workload get --size 4KiB --concurrency 16 --duration-secs 3 | tail -1)
-        put=$(run --workload put --size 1MiB --concurrency 16 --duration-secs 3 --cleanup | tail -1)
+        put=$(run --workload put --size 1MiB --concurrency 16 --duration-secs 3 | tail -1)
         echo "{\"phase\": \"$1\", \"get\": $get, \"put\": $put, \"blob_dirs\": $(blob_dirs)}"
     done
 }

@@ -164,6 +164,14 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
+    /// Deletes every shard of each of `blobs` (at most `BLOBS_PER_DELETE_MAX`); returns how many
+    /// had shards on the node.
+    pub async fn delete_blobs(&self, node: SocketAddr, blobs: &[BlobId]) -> Result<usize, RpcError> {
+        let request = crate::BlobDeleteRequest { blobs: blobs.to_vec() };
+        let answer: crate::BlobDeleteAnswer = self.post_json(node, paths::BLOBS_DELETE, &request).await?;
+        Ok(answer.deleted)
+    }
+
     /// Deletes one shard only if its file is still the copy surveyed (last modified at
     /// `modified_ms` by the node's clock): a copy written since, by a repair that put the shard
     /// back on this node, is kept (the node answers 412).

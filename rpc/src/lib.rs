@@ -25,7 +25,10 @@ pub use listener::{
 };
 pub use metadata::{META_FAILOVER_DEADLINE_MS, META_SETTLE_DEADLINE_MS, Redirect, RemoteMetadata};
 pub use secrets::SecretSealer;
-pub use wire::{BlobListAnswer, BlobListRequest, HeldBlob, HeldShard, InventoryAnswer, InventoryRequest, ScrubStatus};
+pub use wire::{
+    BLOBS_PER_DELETE_MAX, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer, BlobListRequest, HeldBlob, HeldShard,
+    InventoryAnswer, InventoryRequest, ScrubStatus,
+};
 
 /// Header carrying a shard's BLAKE3 hash (hex), on PUT requests and GET responses.
 pub const SHARD_HASH_HEADER: &str = "x-ignifuge-shard-blake3";
@@ -52,6 +55,7 @@ pub mod paths {
     pub const META_QUERY: &str = "/v1/meta/query";
     pub const INVENTORY: &str = "/v1/inventory";
     pub const BLOBS: &str = "/v1/blobs";
+    pub const BLOBS_DELETE: &str = "/v1/blobs/delete";
     pub const SCRUB_STATUS: &str = "/v1/scrub/status";
 
     pub fn shard(id: &ShardId) -> String {

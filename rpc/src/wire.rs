@@ -51,6 +51,22 @@ pub struct BlobListAnswer {
     pub complete: bool,
 }
 
+/// Blobs one `POST /v1/blobs/delete` may name.
+pub const BLOBS_PER_DELETE_MAX: usize = 256;
+
+/// `POST /v1/blobs/delete`: every shard of each blob goes (garbage collection), at most
+/// `BLOBS_PER_DELETE_MAX` blobs. One request and one sync per batch instead of per blob.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobDeleteRequest {
+    pub blobs: Vec<BlobId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobDeleteAnswer {
+    /// Blobs that had shards here (the others were already gone).
+    pub deleted: usize,
+}
+
 /// `POST /v1/scrub/status`: the node's scrubber.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScrubStatus {

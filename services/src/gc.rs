@@ -2,12 +2,12 @@
 //! deleted objects, unused or aborted multipart parts). The metadata records them as garbage in
 //! the same command that drops the last reference; after a grace period (so that reads that
 //! started before the overwrite can finish), this task deletes their shards from every node that
-//! holds one and then forgets the record. A node that cannot be reached (down, or gone from the
+//! holds one, a batch of up to 256 blobs per request and node, and then forgets the records. A node that cannot be reached (down, or gone from the
 //! layout) does not hold the round up: the record is forgotten anyway, and the shards left on
 //! that node are orphans from then on, which the repair round's orphan sweep fences in the
 //! metadata and deletes once the node answers again. One process at a time collects (the `gc`
 //! lease), so rounds never race each other. A round goes on until no garbage past its grace is
-//! left, one blob at a time, resting between blobs so that it is busy at most
+//! left, a batch at a time, resting after each so that it is busy at most
 //! `GcConfig::busy_share` of the time (`pace`): a mass delete is reclaimed steadily without
 //! taking the nodes' disks from clients.
 
@@ -16,9 +16,9 @@ use crate::error::ServiceResult;
 use crate::lease::Lease;
 use crate::pace::DutyCycle;
 use ignifuge_meta::{Command, DataLocation};
-use ignifuge_rpc::RpcError;
-use ignifuge_types::BlobId;
-use std::collections::BTreeSet;
+use ignifuge_rpc::BLOBS_PER_DELETE_MAX;
+use ignifuge_types::{BlobId, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,9 +76,10 @@ pub async fn run(services: Arc<Services>, config: GcConfig) {
     }
 }
 
-/// One round: returns how many blobs were reclaimed. Each blob's shards are deleted from all its
-/// nodes at once; the lease is renewed between blobs, and a round whose lease was lost forgets
-/// what it has reclaimed so far and stops.
+/// One round: returns how many blobs were reclaimed. A batch of garbage at a time: each node is
+/// asked once (`delete_blobs`, one sync on the node) for every blob of the batch it holds shards
+/// of, all nodes at once, then the batch is forgotten. The lease is renewed between batches; a
+/// round whose lease was lost stops.
 async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: &mut Lease) -> ServiceResult<usize> {
     let mut total = 0;
     loop {
@@ -87,43 +88,39 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
         if garbage.is_empty() {
             return Ok(total);
         }
-        let mut reclaimed: Vec<BlobId> = Vec::new();
-        let mut lost_lease = false;
-        for (blob, record) in garbage {
-            if !lease.keep(services.metadata.as_ref()).await? {
-                tracing::info!(holder = lease.holder(), "the garbage collection lease went to another worker");
-                lost_lease = true;
-                break;
+        if !lease.keep(services.metadata.as_ref()).await? {
+            tracing::info!(holder = lease.holder(), "the garbage collection lease went to another worker");
+            return Ok(total);
+        }
+        let step = cycle.step();
+        let mut by_node: BTreeMap<NodeId, Vec<BlobId>> = BTreeMap::new();
+        for (blob, record) in &garbage {
+            if let DataLocation::Striped(striped) = &record.location {
+                let nodes: BTreeSet<&NodeId> =
+                    striped.stripes.iter().flat_map(|s| s.shards.iter().map(|r| &r.node)).collect();
+                for node in nodes {
+                    by_node.entry(node.clone()).or_default().push(blob.clone());
+                }
             }
-            let DataLocation::Striped(striped) = &record.location else {
-                reclaimed.push(blob);
-                continue;
-            };
-            let step = cycle.step();
-            let nodes: BTreeSet<_> =
-                striped.stripes.iter().flat_map(|s| s.shards.iter().map(|r| r.node.clone())).collect();
-            let deletes = nodes.into_iter().filter_map(|node| {
-                // A node gone from the layout has nothing to ask.
-                let address = services.data.address(&node).ok()?;
-                let blob = &blob;
-                Some(async move {
-                    match services.data.client.delete_blob(address, blob).await {
-                        Ok(()) | Err(RpcError::NotFound(_)) => {}
-                        Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
+        }
+        let deletes = by_node.into_iter().filter_map(|(node, blobs)| {
+            // A node gone from the layout has nothing to ask.
+            let address = services.data.address(&node).ok()?;
+            Some(async move {
+                for chunk in blobs.chunks(BLOBS_PER_DELETE_MAX) {
+                    if let Err(e) = services.data.client.delete_blobs(address, chunk).await {
+                        // Unreachable, refused, or an answer that never came: whatever the node
+                        // did, the blobs are unreferenced, so what it kept the orphan sweep takes.
+                        tracing::debug!(%node, blobs = chunk.len(), error = %e, "shards left for the orphan sweep");
+                        return;
                     }
-                })
-            });
-            futures::future::join_all(deletes).await;
-            reclaimed.push(blob);
-            step.rest().await;
-        }
-        if reclaimed.is_empty() {
-            return Ok(total);
-        }
-        total += reclaimed.len();
-        services.metadata.apply(Command::ForgetGarbage { blobs: reclaimed }).await?;
-        if lost_lease {
-            return Ok(total);
-        }
+                }
+            })
+        });
+        futures::future::join_all(deletes).await;
+        let blobs: Vec<BlobId> = garbage.into_iter().map(|(blob, _)| blob).collect();
+        total += blobs.len();
+        services.metadata.apply(Command::ForgetGarbage { blobs }).await?;
+        step.rest().await;
     }
 }

@@ -10,8 +10,9 @@ use hyper_util::rt::TokioIo;
 use ignifuge_meta::{Proposal, Query};
 use ignifuge_raft::{RaftMetadata, Redirect, Voters};
 use ignifuge_rpc::{
-    AUTH_HEADER, BODY_HASH_HEADER, BlobListAnswer, BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest,
-    META_BODY_MAX_BYTES, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
+    AUTH_HEADER, BLOBS_PER_DELETE_MAX, BODY_HASH_HEADER, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer,
+    BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, SHARD_CRC_HEADER,
+    SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -151,6 +152,7 @@ impl NodeServer {
             (Method::POST, p) if p.starts_with("/v1/raft/") => self.raft(p, request, &body_hash).await,
             (Method::POST, paths::INVENTORY) => self.inventory(request, &body_hash).await,
             (Method::POST, paths::BLOBS) => self.list_blobs(request, &body_hash).await,
+            (Method::POST, paths::BLOBS_DELETE) => self.delete_blobs(request, &body_hash).await,
             (Method::POST, paths::SCRUB_STATUS) => json_reply(&self.scrubber.status()),
             _ => reply(StatusCode::NOT_FOUND, "no such route"),
         }
@@ -207,6 +209,26 @@ impl NodeServer {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.delete_blob(&blob)).await {
             Ok(Ok(())) => reply(StatusCode::NO_CONTENT, ""),
+            Ok(Err(e)) => store_error(e),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    /// Garbage collection's batch: every shard of each named blob.
+    async fn delete_blobs(&self, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
+        let asked: BlobDeleteRequest = match Self::read_json(request, hash_hex).await {
+            Ok(asked) => asked,
+            Err(response) => return response,
+        };
+        if asked.blobs.len() > BLOBS_PER_DELETE_MAX {
+            return reply(StatusCode::BAD_REQUEST, format!("at most {BLOBS_PER_DELETE_MAX} blobs per delete"));
+        }
+        if asked.blobs.iter().any(|blob| !blob.is_well_formed()) {
+            return reply(StatusCode::BAD_REQUEST, "malformed blob id");
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.delete_blobs(&asked.blobs)).await {
+            Ok(Ok(deleted)) => json_reply(&BlobDeleteAnswer { deleted }),
             Ok(Err(e)) => store_error(e),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }

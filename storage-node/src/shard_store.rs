@@ -289,23 +289,47 @@ impl ShardStore {
         Ok((data, stored))
     }
 
-    /// Removes every shard of a blob (garbage collection).
+    /// Removes every shard of a blob (a failed write's discard, the orphan sweep).
     pub fn delete_blob(&self, blob: &BlobId) -> Result<(), StoreError> {
-        let dir = self.blob_dir(blob)?;
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => sync_dir(dir.parent().expect("blob dirs have a parent"))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        self.delete_blobs(std::slice::from_ref(blob)).map(|_| ())
+    }
+
+    /// Removes every shard of each blob (garbage collection, a batch at a time); returns how
+    /// many had a directory here. The removals are made durable together: one fsync per parent
+    /// directory for one or two of them, else one group sync (a `syncfs` shared with the writes
+    /// waiting at the same time), never one sync per blob.
+    pub fn delete_blobs(&self, blobs: &[BlobId]) -> Result<usize, StoreError> {
+        let dirs = blobs.iter().map(|blob| self.blob_dir(blob)).collect::<Result<Vec<_>, _>>()?;
+        let start = self.group_sync.as_ref().map(GroupSync::begin);
+        let mut parents = std::collections::BTreeSet::new();
+        let mut removed = 0;
+        for dir in &dirs {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => {
+                    removed += 1;
+                    parents.insert(dir.parent().expect("blob dirs have a parent").to_path_buf());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !parents.is_empty() {
+            match (&self.group_sync, start) {
+                (Some(group), Some(start)) if parents.len() > 2 => group.sync(start)?,
+                _ => parents.iter().try_for_each(|parent| sync_dir(parent))?,
+            }
         }
         let mut batch = WriteBatch::new();
-        for prefix in [blob_index_prefix(blob), unreadable_prefix(blob)] {
-            let end = prefix_end(&prefix);
-            for (key, _) in self.index.scan(&prefix, end.as_deref(), usize::MAX)? {
-                batch.delete(key);
+        for blob in blobs {
+            for prefix in [blob_index_prefix(blob), unreadable_prefix(blob)] {
+                let end = prefix_end(&prefix);
+                for (key, _) in self.index.scan(&prefix, end.as_deref(), usize::MAX)? {
+                    batch.delete(key);
+                }
             }
         }
         self.index.write(batch, Durability::Buffered)?;
-        Ok(())
+        Ok(removed)
     }
 
     /// Moves a corrupt shard out of the store (kept under `quarantine/` for inspection) and drops
@@ -701,5 +725,31 @@ mod tests {
         store.delete_blob(&BlobId::new("cd34")).unwrap();
         assert_eq!(store.indexed_shards().unwrap(), 0);
         assert!(matches!(store.get(&id("cd34", 1)), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn a_batch_delete_removes_the_named_blobs_only_in_both_sync_modes() {
+        for mode in [SyncMode::Group, SyncMode::PerFile] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ShardStore::open_with(dir.path(), Arc::new(MemoryKv::default()), mode).unwrap();
+            // Blobs under different parent directories (their first two hex digits), so the
+            // group sync is the one used in group mode.
+            let names = ["aa01", "bb02", "cc03", "dd04", "ee05"];
+            for name in names {
+                for shard in 0..2 {
+                    let data = vec![shard as u8; 10];
+                    store.put(&id(name, shard), &data, &blake3::hash(&data)).unwrap();
+                }
+            }
+            let doomed: Vec<BlobId> = ["aa01", "bb02", "cc03", "dd04", "ff99"].into_iter().map(BlobId::new).collect();
+            assert_eq!(store.delete_blobs(&doomed).unwrap(), 4, "{mode:?}: ff99 never existed");
+            for name in &names[..4] {
+                assert!(matches!(store.get(&id(name, 0)), Err(StoreError::NotFound)), "{mode:?} {name}");
+            }
+            assert!(store.get(&id("ee05", 1)).is_ok(), "{mode:?}: a blob not named is kept");
+            assert_eq!(store.indexed_shards().unwrap(), 2, "{mode:?}");
+            assert_eq!(store.delete_blobs(&doomed).unwrap(), 0, "{mode:?}: deleting again is harmless");
+            assert!(matches!(store.delete_blobs(&[BlobId::new("../x")]), Err(StoreError::BadId)), "{mode:?}");
+        }
     }
 }

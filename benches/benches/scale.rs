@@ -1,0 +1,289 @@
+//! The metadata at scale (issue 15, point 5): one bucket of SCALE_OBJECTS objects (default
+//! 1,000,000; the 10 million figure is `SCALE_OBJECTS=10000000`) next to one of 10,000, in one
+//! RocksDB store as on a metadata voter. Reports bytes on disk per object, the store's bytes by
+//! key family, the process's resident memory, and GET (`Query::Object`) and ListObjectsV2 page
+//! latencies in both buckets, interleaved, with the ratio big / small.
+//!
+//! How the objects are made: through the state machine's replicated apply path
+//! (`StateMachine::apply_proposal_logged`, what every voter runs for a committed entry), one
+//! `Command::PutObject` per object exactly as the gateway proposes it for a 1 MiB PUT from the
+//! AWS CLI (5+4, one stripe of 9 shard records, Content-Type, CRC64NVME), with proposal times 1 ms
+//! apart so that the proposal ids age out of the dedup window as they do in a live cluster. No
+//! Raft log, network or fsync: those cost time per object, not space or memory at rest.
+//! SCALE_KEY_BYTES pads every key to that length (default: `dir-NN/object-NNNNNNNNN`, 24 bytes).
+//! Run: `cargo bench -p ignifuge-benches --bench scale`. Prints tables and one JSON line.
+
+use ignifuge_kv::{KvStore, RocksKv, WriteBatch};
+use ignifuge_meta::{
+    Answer, BucketRecord, BucketRef, Checksums, Command, DataLocation, ListRequest, ObjectHeaders, ObjectRecord,
+    PartData, Proposal, Query, ShardRecord, StateMachine, StripeRecord, StripedBlob, TenantRecord, WriteCondition,
+};
+use ignifuge_types::{BlobId, BucketIncarnation, BucketName, NodeId, ObjectKey, ProposalId, TenantId, VersionId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SMALL_OBJECTS: usize = 10_000;
+const SAMPLES: usize = 2_000;
+const LIST_ROUNDS: usize = 30;
+const EPOCH_MS: i64 = 1_790_000_000_000;
+
+fn key(i: usize, pad_to: usize) -> String {
+    let mut k = format!("dir-{:02}/object-{:09}", i % 100, i);
+    while k.len() < pad_to {
+        k.push('x');
+    }
+    k
+}
+
+fn put(bucket: &str, key: String, i: usize, now_ms: i64) -> Command {
+    let shards = (0..9)
+        .map(|n| ShardRecord {
+            node: NodeId::new(format!("dc{}-n{}", n / 3 + 1, n % 3 + 1)),
+            blake3: format!("{:064x}", i * 9 + n),
+        })
+        .collect();
+    let checksums = Checksums {
+        crc64nvme: Some("AAAAAAAAAAA=".into()),
+        checksum_type: Some("FULL_OBJECT".into()),
+        ..Default::default()
+    };
+    Command::PutObject {
+        bucket: BucketRef {
+            name: BucketName::new(bucket),
+            tenant: TenantId::new("t"),
+            incarnation: BucketIncarnation::new(bucket),
+        },
+        record: ObjectRecord {
+            key: ObjectKey::new(key),
+            version: VersionId::new("null"),
+            size: 1 << 20,
+            etag: format!("{i:032x}"),
+            last_modified_ms: now_ms,
+            headers: ObjectHeaders { content_type: Some("binary/octet-stream".into()), ..Default::default() },
+            checksums: checksums.clone(),
+            parts: vec![PartData {
+                part_number: 1,
+                size: 1 << 20,
+                etag: format!("{i:032x}"),
+                checksums,
+                location: DataLocation::Striped(StripedBlob {
+                    blob: BlobId::new(format!("{:032x}", ((bucket.len() as u128) << 100) + i as u128)),
+                    data_shards: 5,
+                    parity_shards: 4,
+                    shard_size_bytes: 1 << 20,
+                    stripe_count: 1,
+                    first_stripe: 0,
+                    stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
+                    born_ms: now_ms,
+                }),
+                last_modified_ms: now_ms,
+                started_ms: now_ms,
+            }],
+            multipart: false,
+            tags: Vec::new(),
+            delete_marker: false,
+            versioned: false,
+            sequence: 0,
+            promoted: false,
+            acl: None,
+        },
+        condition: WriteCondition::default(),
+    }
+}
+
+/// Applies `command` as a committed log entry at `now_ms`.
+fn apply(machine: &StateMachine, id: u128, now_ms: i64, command: Command) {
+    let proposal = Proposal { id: ProposalId::new(format!("{id:032x}")), issued_ms: now_ms, command };
+    machine.apply_proposal_logged(proposal, WriteBatch::new()).expect("store").expect("command");
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+/// Keys and bytes (key + value) of the store by family: the first segment, and the second for
+/// catalog keys (`c/bucket`, ...).
+fn families(kv: &dyn KvStore) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut start = Vec::new();
+    loop {
+        let page = kv.scan(&start, None, 10_000).expect("scan");
+        let Some((last, _)) = page.last() else { break };
+        start = last.clone();
+        start.push(0);
+        for (k, v) in &page {
+            let text = String::from_utf8_lossy(k);
+            let mut parts = text.splitn(3, '/');
+            let first = parts.next().unwrap_or("");
+            let family = if first == "c" { format!("c/{}", parts.next().unwrap_or("")) } else { first.to_string() };
+            let entry = out.entry(family).or_default();
+            entry.0 += 1;
+            entry.1 += (k.len() + v.len()) as u64;
+        }
+    }
+    out
+}
+
+fn percentile(xs: &mut [Duration], p: usize) -> f64 {
+    xs.sort();
+    xs[(xs.len() * p / 100).min(xs.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn get(machine: &StateMachine, bucket: &str, key: String) -> Duration {
+    let t = Instant::now();
+    let answer = machine
+        .query(Query::Object {
+            tenant: Some(TenantId::new("t")),
+            bucket: BucketName::new(bucket),
+            key: ObjectKey::new(key),
+            stripes: 16,
+        })
+        .expect("object");
+    let elapsed = t.elapsed();
+    assert!(matches!(answer, Answer::Object(_)), "unexpected answer");
+    elapsed
+}
+
+fn list(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration {
+    let t = Instant::now();
+    let answer = machine.query(Query::ListObjects { bucket: BucketName::new(bucket), request }).expect("list");
+    let elapsed = t.elapsed();
+    let Answer::Objects(page) = answer else { panic!("unexpected answer") };
+    assert!(page.objects.len() + page.common_prefixes.len() > 0, "an empty page");
+    elapsed
+}
+
+fn main() {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let big = var("SCALE_OBJECTS").unwrap_or(1_000_000);
+    let pad = var("SCALE_KEY_BYTES").unwrap_or(0);
+    let dir = tempfile::tempdir_in(std::env::var("SCALE_DIR").unwrap_or_else(|_| "/var/tmp".into())).expect("tempdir");
+    let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(dir.path()).expect("rocksdb"));
+    let machine = StateMachine::new(kv.clone());
+    let rss_empty = status_kib("VmRSS:");
+    let mut id: u128 = 1;
+    let mut now = EPOCH_MS;
+    let mut next = |now: &mut i64| {
+        id += 1;
+        *now += 1;
+        (id, *now)
+    };
+    let (i, t) = next(&mut now);
+    apply(
+        &machine,
+        i,
+        t,
+        Command::CreateTenant(TenantRecord { id: TenantId::new("t"), created_ms: t, public_access_block: None }),
+    );
+    for bucket in ["small", "big"] {
+        let (i, t) = next(&mut now);
+        let record = BucketRecord::new(
+            BucketName::new(bucket),
+            TenantId::new("t"),
+            "us-east-1".into(),
+            t,
+            BucketIncarnation::new(bucket),
+        );
+        apply(&machine, i, t, Command::CreateBucket(record));
+    }
+    let started = Instant::now();
+    for (bucket, count) in [("small", SMALL_OBJECTS), ("big", big)] {
+        for n in 0..count {
+            let (i, t) = next(&mut now);
+            apply(&machine, i, t, put(bucket, key(n, pad), n, t));
+            if n > 0 && n % 1_000_000 == 0 {
+                eprintln!("{bucket}: {n} objects, {:.0} s", started.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let fill_secs = started.elapsed().as_secs_f64();
+    let objects = (SMALL_OBJECTS + big) as u64;
+    let rss_filled = status_kib("VmRSS:");
+
+    // Latencies, interleaved between the buckets, random keys.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut small_gets, mut big_gets) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        small_gets.push(get(&machine, "small", key(random(SMALL_OBJECTS), pad)));
+        big_gets.push(get(&machine, "big", key(random(big), pad)));
+    }
+    let (mut small_first, mut big_first, mut small_middle, mut big_middle) = (vec![], vec![], vec![], vec![]);
+    let first = || ListRequest { max_keys: 1000, ..Default::default() };
+    let middle = |n: usize| ListRequest { start_after: Some(key(n / 2, pad)), max_keys: 1000, ..Default::default() };
+    for _ in 0..LIST_ROUNDS {
+        small_first.push(list(&machine, "small", first()));
+        big_first.push(list(&machine, "big", first()));
+        small_middle.push(list(&machine, "small", middle(SMALL_OBJECTS)));
+        big_middle.push(list(&machine, "big", middle(big)));
+    }
+    let rss_after = status_kib("VmRSS:");
+    let hwm = status_kib("VmHWM:");
+
+    let families = families(kv.as_ref());
+    drop(machine);
+    drop(kv);
+    let disk = dir_bytes(dir.path());
+
+    println!("filled {objects} objects (keys of {} bytes) in {fill_secs:.0} s", key(0, pad).len());
+    println!();
+    println!("| key family | keys | bytes (key + value) | per object |");
+    println!("|---|---|---|---|");
+    for (family, (keys, bytes)) in &families {
+        println!("| `{family}` | {keys} | {bytes} | {:.1} |", *bytes as f64 / objects as f64);
+    }
+    let logical: u64 = families.values().map(|(_, b)| b).sum();
+    println!("| all | | {logical} | {:.1} |", logical as f64 / objects as f64);
+    println!();
+    println!(
+        "on disk (RocksDB files, LZ4, as compaction left them): {disk} bytes, {:.1} per object",
+        disk as f64 / objects as f64
+    );
+    println!(
+        "resident memory: {} MiB empty, {} MiB filled, {} MiB after the reads, peak {} MiB",
+        rss_empty / 1024,
+        rss_filled / 1024,
+        rss_after / 1024,
+        hwm / 1024
+    );
+    println!();
+    println!("| operation | {SMALL_OBJECTS} objects (us) | {big} objects (us) | ratio |");
+    println!("|---|---|---|---|");
+    let mut json = Vec::new();
+    for (name, small, big_xs, p) in [
+        ("GET record, p50", &mut small_gets.clone(), &mut big_gets.clone(), 50),
+        ("GET record, p99", &mut small_gets, &mut big_gets, 99),
+        ("list first 1000, p50", &mut small_first, &mut big_first, 50),
+        ("list 1000 from the middle, p50", &mut small_middle, &mut big_middle, 50),
+    ] {
+        let (s, b) = (percentile(small, p), percentile(big_xs, p));
+        println!("| {name} | {s:.0} | {b:.0} | {:.2}x |", b / s);
+        json.push(format!(r#"{{"case":"{name}","small_us":{s:.0},"big_us":{b:.0}}}"#));
+    }
+    println!(
+        r#"{{"bench":"scale","objects":{objects},"key_bytes":{},"disk_bytes_per_object":{:.1},"logical_bytes_per_object":{:.1},"rss_mib":{},"cases":[{}]}}"#,
+        key(0, pad).len(),
+        disk as f64 / objects as f64,
+        logical as f64 / objects as f64,
+        rss_after / 1024,
+        json.join(",")
+    );
+}
