@@ -399,6 +399,7 @@ async fn internode_requests_must_be_authenticated() {
         ("DELETE", format!("/v1/shards/{blob}/0/0"), Vec::new()),
         ("POST", "/v1/inventory".to_string(), format!(r#"{{"blobs":["{blob}"]}}"#).into_bytes()),
         ("POST", "/v1/blobs".to_string(), br#"{"after":null,"limit":10}"#.to_vec()),
+        ("POST", "/v1/blobs/delete".to_string(), format!(r#"{{"blobs":["{blob}"]}}"#).into_bytes()),
         ("POST", "/v1/scrub/status".to_string(), b"null".to_vec()),
         ("POST", "/v1/meta/query".to_string(), br#"{"ListBuckets":"default"}"#.to_vec()),
         ("POST", "/v1/meta/apply".to_string(), b"{}".to_vec()),

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Client latency while garbage collection reclaims a mass delete, at a busy share of the time
-# (IGNIFUGE_GC_BUSY_SHARE: 1 is full speed, the default 0.25 rests three times what each blob
+# (IGNIFUGE_GC_BUSY_SHARE: 1 is full speed, the default 0.25 rests three times what each batch
 # took) and the repair survey's share (IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE).
 # 1. timed, baseline: WINDOWS (default 6) windows with no garbage, each 3 s of 4 KiB GETs then
 #    3 s of 1 MiB PUTs (kept: no garbage of their own), 16 in flight;
 # 2. not timed: GARBAGE (default 4000) 1 MiB objects written and deleted (grace 1 s, a GC round
 #    every 2 s, a repair round every 10 s);
-# 3. timed: the same windows while the garbage is collected, each with the blob directories
-#    still on the nodes' disks at its end (9 per blob of 1 MiB at 5+4).
+# 3. timed: the same windows while the garbage is collected, each with the garbage's blob
+#    directories still on the nodes' disks at its end (9 per blob of 1 MiB at 5+4: all blob
+#    directories less those of live objects, 9 per 1 MiB PUT of the windows).
 # Prints one line per window, then the medians of each phase and the ratios (GC over baseline).
 # Usage: benches/scripts/gc-load.sh   (release binaries ignifuge and s3bench; CARGO_TARGET_DIR
 #        picks the build)
@@ -26,6 +27,7 @@ windows() {
 }
 {
     windows baseline
+    echo "{\"live_dirs\": $(blob_dirs)}"
     run --workload put --size 1MiB --concurrency 16 --ops "${GARBAGE:-4000}" --cleanup > /dev/null
     echo "{\"garbage_made\": true, \"blob_dirs\": $(blob_dirs)}"
     windows gc
@@ -33,13 +35,22 @@ windows() {
 import json, statistics, sys
 rows = [json.loads(line) for line in sys.stdin if line.startswith('{')]
 phases = {}
+live = None
 for r in rows:
+    if 'live_dirs' in r:
+        live = r['live_dirs']
+        continue
     if 'garbage_made' in r:
-        print('garbage made: %d blob directories on the nodes' % r['blob_dirs'])
+        r['garbage_dirs'] = r['blob_dirs'] - live
+        print('garbage made: %d blob directories on the nodes' % r['garbage_dirs'])
         continue
     g, p = r['get'], r['put']
-    print('%-8s GET 4KiB %7.1f ops/s p99 %6.1f ms | PUT 1MiB %6.1f ops/s p99 %7.1f ms | blob dirs left %d' % (
-        r['phase'], g['ops_per_sec'], g['latency_ms']['p99'], p['ops_per_sec'], p['latency_ms']['p99'], r['blob_dirs']))
+    if live is not None and r['phase'] == 'gc':
+        live += 9 * p['ops']
+    left = '' if r['phase'] == 'baseline' else ' | garbage dirs left %d' % max(r['blob_dirs'] - live, 0)
+    r['garbage_dirs'] = max(r['blob_dirs'] - live, 0) if live is not None else None
+    print('%-8s GET 4KiB %7.1f ops/s p99 %6.1f ms | PUT 1MiB %6.1f ops/s p99 %7.1f ms%s' % (
+        r['phase'], g['ops_per_sec'], g['latency_ms']['p99'], p['ops_per_sec'], p['latency_ms']['p99'], left))
     phases.setdefault(r['phase'], []).append(r)
 def med(phase, op, f):
     return statistics.median(f(r[op]) for r in phases[phase])
@@ -48,6 +59,6 @@ for op in ('get', 'put'):
     for name, f in (('ops_s', lambda x: x['ops_per_sec']), ('p99_ms', lambda x: x['latency_ms']['p99'])):
         b, g = med('baseline', op, f), med('gc', op, f)
         out['%s_%s' % (op, name)] = [round(b, 1), round(g, 1), round(g / b, 2)]
-out['blob_dirs_left'] = phases['gc'][-1]['blob_dirs']
+out['garbage_dirs_left'] = phases['gc'][-1]['garbage_dirs']
 print(json.dumps(out))
 "

@@ -70,24 +70,28 @@ impl Gateway {
             read_stripes: config.tuning.read_stripes,
         }))
     }
+
+    /// Loads the stored cluster layout when the metadata answers in time (call before serving and
+    /// before the background services start, so both place and judge against it from the first
+    /// request and round); until then, and if no layout is stored yet, the process's file is used.
+    pub async fn load_layout(&self) {
+        let first = self.data.refresh_layout(&self.remote);
+        match tokio::time::timeout(std::time::Duration::from_millis(datapath::layout::LAYOUT_REFRESH_MS), first).await {
+            Ok(Ok(version)) => tracing::info!(version = ?version, "serving with the cluster layout"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not read the stored cluster layout yet"),
+            Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
+        }
+    }
 }
 
 /// Serves the S3 API on `listener`, and websites on `web` (its listener and root domains), until
-/// either fails.
+/// either fails. `Gateway::load_layout` first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     domains: Vec<String>,
     web: Option<(tokio::net::TcpListener, Vec<String>)>,
 ) -> std::io::Result<()> {
-    // Place against the stored layout from the first request when the metadata answers in time;
-    // until then (and if no layout is stored yet) the process's file is used.
-    let first = gateway.data.refresh_layout(&gateway.remote);
-    match tokio::time::timeout(std::time::Duration::from_millis(datapath::layout::LAYOUT_REFRESH_MS), first).await {
-        Ok(Ok(version)) => tracing::info!(version = ?version, "serving with the cluster layout"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not read the stored cluster layout yet"),
-        Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
-    }
     tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
     let renew = std::time::Duration::from_millis(gateway.data.tuning.intent_renew_ms.max(1));
     tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), renew));

@@ -76,6 +76,7 @@ pub async fn run_gateway(
         tuning: settings.data_path,
     };
     let gateway = ignifuge_gateway::Gateway::new(&config)?;
+    gateway.load_layout().await;
     // The gateway process also works for the background services (each behind its lease, so one
     // gateway of the cluster at a time). A holder is unique across hosts and restarts: the listen
     // address alone is not.
@@ -84,7 +85,7 @@ pub async fn run_gateway(
         data: gateway.data.clone(),
         holder: format!("{listen}#{}", &ignifuge_types::random_id()[..12]),
     });
-    tokio::spawn(services.run(settings.services));
+    services.spawn(settings.services);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let web = match web_listen {
         Some(address) => {

@@ -209,6 +209,9 @@ async fn wait_until(deadline: Instant, what: &str, mut ready: impl AsyncFnMut() 
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    // Every process of the cluster reads the same settings: a value that does not parse fails here,
+    // at once, rather than as a node that never becomes ready.
+    crate::settings::Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
     check_format(&data_dir)?;

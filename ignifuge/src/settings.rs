@@ -49,6 +49,15 @@ where
     }
 }
 
+/// A share of the time, in (0, 1] (not a percentage).
+fn share(name: &str, default: f64) -> anyhow::Result<f64> {
+    match var::<f64>(name)? {
+        None => Ok(default),
+        Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        Some(v) => anyhow::bail!("{name}={v} is not a share of the time in (0, 1]"),
+    }
+}
+
 fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
     Ok(var::<u64>(name)?.map(Duration::from_millis).unwrap_or(default))
 }
@@ -68,13 +77,15 @@ impl Settings {
         let gc = &mut s.services.gc;
         gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;
         gc.interval = millis("IGNIFUGE_GC_INTERVAL_MS", gc.interval)?;
-        gc.busy_share = var("IGNIFUGE_GC_BUSY_SHARE")?.unwrap_or(gc.busy_share);
+        gc.busy_share = share("IGNIFUGE_GC_BUSY_SHARE", gc.busy_share)?;
         let repair = &mut s.services.repair;
         repair.interval = millis("IGNIFUGE_REPAIR_INTERVAL_MS", repair.interval)?;
         repair.down_out = millis("IGNIFUGE_REPAIR_DOWN_OUT_MS", repair.down_out)?;
-        repair.bytes_per_sec = var::<u64>("IGNIFUGE_REPAIR_BYTES_PER_SEC")?.unwrap_or(repair.bytes_per_sec).max(1);
-        repair.survey_busy_share = var("IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE")?.unwrap_or(repair.survey_busy_share);
-        repair.orphan_grace_ms = var("IGNIFUGE_ORPHAN_GRACE_MS")?.unwrap_or(repair.orphan_grace_ms);
+        repair.bytes_per_sec = var("IGNIFUGE_REPAIR_BYTES_PER_SEC")?.unwrap_or(repair.bytes_per_sec);
+        repair.survey_busy_share = share("IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE", repair.survey_busy_share)?;
+        repair.orphan_grace_ms =
+            millis("IGNIFUGE_ORPHAN_GRACE_MS", Duration::from_millis(repair.orphan_grace_ms as u64))?.as_millis()
+                as i64;
 
         s.scrub.interval = millis("IGNIFUGE_SCRUB_INTERVAL_MS", s.scrub.interval)?;
         s.scrub.bytes_per_sec = var("IGNIFUGE_SCRUB_BYTES_PER_SEC")?.unwrap_or(s.scrub.bytes_per_sec);
@@ -104,6 +115,13 @@ mod tests {
         unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_MS", "ten") };
         let error = millis("IGNIFUGE_TEST_SETTING_MS", Duration::ZERO).unwrap_err();
         assert!(format!("{error:#}").contains("IGNIFUGE_TEST_SETTING_MS"), "{error:#}");
+        // SAFETY: as above.
+        unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_SHARE", "25") };
+        let error = share("IGNIFUGE_TEST_SETTING_SHARE", 0.5).unwrap_err();
+        assert!(format!("{error:#}").contains("(0, 1]"), "{error:#}");
+        // SAFETY: as above.
+        unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_SHARE", "0.5") };
+        assert_eq!(share("IGNIFUGE_TEST_SETTING_SHARE", 0.25).unwrap(), 0.5);
         assert_eq!(millis("IGNIFUGE_TEST_SETTING_UNSET_MS", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
     }
 }

@@ -17,6 +17,10 @@ use std::time::Duration;
 pub const SHARD_RPC_TIMEOUT_MS: u64 = 10_000;
 /// Timeout of one metadata call.
 pub const META_RPC_TIMEOUT_MS: u64 = 10_000;
+/// A batch delete removes up to `BLOBS_PER_DELETE_MAX` blob directories and syncs once: longer
+/// than one call, and a node that takes longer is left alone (its deletes go on; the caller
+/// does not pile another batch on a node that has not answered).
+pub const BLOBS_DELETE_TIMEOUT_MS: u64 = 60_000;
 /// Largest read buffer of one internode connection: a shard and its response head.
 const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Idle pooled connections kept per node.
@@ -164,12 +168,11 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
-    /// Deletes every shard of each of `blobs` (at most `BLOBS_PER_DELETE_MAX`); returns how many
-    /// had shards on the node.
-    pub async fn delete_blobs(&self, node: SocketAddr, blobs: &[BlobId]) -> Result<usize, RpcError> {
+    /// Deletes every shard of each of `blobs` (at most `BLOBS_PER_DELETE_MAX`): what was
+    /// deleted, and which blobs the node could not delete (left for the orphan sweep).
+    pub async fn delete_blobs(&self, node: SocketAddr, blobs: &[BlobId]) -> Result<crate::BlobDeleteAnswer, RpcError> {
         let request = crate::BlobDeleteRequest { blobs: blobs.to_vec() };
-        let answer: crate::BlobDeleteAnswer = self.post_json(node, paths::BLOBS_DELETE, &request).await?;
-        Ok(answer.deleted)
+        self.post_json_within(node, paths::BLOBS_DELETE, &request, BLOBS_DELETE_TIMEOUT_MS).await
     }
 
     /// Deletes one shard only if its file is still the copy surveyed (last modified at
@@ -189,6 +192,16 @@ impl NodeClient {
         path: &str,
         request: &Q,
     ) -> Result<A, RpcError> {
+        self.post_json_within(node, path, request, META_RPC_TIMEOUT_MS).await
+    }
+
+    async fn post_json_within<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        node: SocketAddr,
+        path: &str,
+        request: &Q,
+        timeout_ms: u64,
+    ) -> Result<A, RpcError> {
         let body = Bytes::from(serde_json::to_vec(request).expect("requests always serialise"));
         let hash = blake3::hash(&body).to_hex().to_string();
         let (status, _, answer) = self
@@ -199,7 +212,7 @@ impl NodeClient {
                 body,
                 Some((BODY_HASH_HEADER, hash.clone())),
                 &hash,
-                META_RPC_TIMEOUT_MS,
+                timeout_ms,
                 META_BODY_MAX_BYTES,
             )
             .await?;

@@ -63,8 +63,11 @@ pub struct BlobDeleteRequest {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobDeleteAnswer {
-    /// Blobs that had shards here (the others were already gone).
+    /// Blobs that had shards here and have none now (the others were already gone).
     pub deleted: usize,
+    /// Blobs whose shards could not all be removed (a disk error): the orphan sweep retries.
+    #[serde(default)]
+    pub failed: Vec<BlobId>,
 }
 
 /// `POST /v1/scrub/status`: the node's scrubber.

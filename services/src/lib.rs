@@ -44,8 +44,35 @@ pub struct Services {
 }
 
 impl Services {
-    /// Runs every service until the process stops.
-    pub async fn run(self: Arc<Self>, config: ServicesConfig) {
-        tokio::join!(gc::run(self.clone(), config.gc), repair::run(self, config.repair));
+    /// Starts every service, each its own task, restarted if it panics (a panic is a bug, but one
+    /// in the survey must not stop garbage collection, nor either stop for good while the
+    /// gateway goes on serving).
+    pub fn spawn(self: Arc<Self>, config: ServicesConfig) {
+        let (gc_config, repair_config) = (config.gc, config.repair);
+        let services = self.clone();
+        supervise("garbage collection", move || gc::run(services.clone(), gc_config.clone()));
+        supervise("repair", move || repair::run(self.clone(), repair_config.clone()));
     }
+}
+
+/// Pause before a service that panicked is started again.
+const RESTART_AFTER_PANIC: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn supervise<F, Fut>(name: &'static str, start: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(start()).await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!(service = name, error = %e, "background service panicked; restarting it");
+                    tokio::time::sleep(RESTART_AFTER_PANIC).await;
+                }
+                // Ended (it runs forever) or cancelled at shutdown.
+                _ => return,
+            }
+        }
+    });
 }

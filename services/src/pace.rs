@@ -1,16 +1,16 @@
 //! Bounded shares of the cluster for background work. A service that does its work in steps
-//! (a blob collected, a page of the repair survey) rests after each step for as long as the
-//! step took times (1 - share) / share, so it is busy at most `share` of the wall-clock time
-//! whatever the step costs. Under client load a step takes longer (its RPCs and fsyncs queue
+//! (a batch of garbage collected, a page of the repair survey) rests after each step for as
+//! long as the step took times (1 - share) / share, so it is busy at most `share` of the
+//! wall-clock time (for steps shorter than `REST_MAX` x share / (1 - share): 100 s at 1/4). Under client load a step takes longer (its RPCs and fsyncs queue
 //! behind the clients'), so the service slows down with it instead of competing at full
 //! speed; an idle cluster still gets through the backlog at `share` of its speed.
 
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The longest rest after one step: a step that hung (a node that answered after its timeout)
-/// does not stop the service for minutes.
-const REST_MAX: Duration = Duration::from_secs(10);
+/// The longest rest after one step, so that one step that hung for a long time (a node that
+/// never answered) does not stop the service for an hour.
+const REST_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug)]
 pub struct DutyCycle {
@@ -70,5 +70,6 @@ mod tests {
         assert_eq!(DutyCycle::new(f64::NAN).rest_after(Duration::from_secs(1)), Duration::ZERO);
         assert_eq!(DutyCycle::new(7.0).rest_after(Duration::from_secs(1)), Duration::ZERO);
         assert_eq!(DutyCycle::new(0.1).rest_after(Duration::from_secs(60)), REST_MAX);
+        assert_eq!(DutyCycle::new(0.25).rest_after(Duration::from_secs(60)), Duration::from_secs(180));
     }
 }

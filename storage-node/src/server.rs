@@ -228,7 +228,13 @@ impl NodeServer {
         }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.delete_blobs(&asked.blobs)).await {
-            Ok(Ok(deleted)) => json_reply(&BlobDeleteAnswer { deleted }),
+            Ok(Ok(done)) => {
+                for (blob, error) in &done.failed {
+                    tracing::warn!(%blob, %error, "could not delete a blob's shards; the orphan sweep will retry");
+                }
+                let failed = done.failed.into_iter().map(|(blob, _)| blob).collect();
+                json_reply(&BlobDeleteAnswer { deleted: done.deleted, failed })
+            }
             Ok(Err(e)) => store_error(e),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }

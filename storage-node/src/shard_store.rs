@@ -84,6 +84,15 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// What `ShardStore::delete_blobs` did.
+#[derive(Debug, Default)]
+pub struct DeletedBlobs {
+    /// Blobs that had a directory here and have none now.
+    pub deleted: usize,
+    /// Blobs that could not be removed, with why.
+    pub failed: Vec<(BlobId, StoreError)>,
+}
+
 impl ShardStore {
     pub fn open(root: &Path, index: Arc<dyn KvStore>) -> Result<Self, StoreError> {
         Self::open_with(root, index, SyncMode::Group)
@@ -291,36 +300,37 @@ impl ShardStore {
 
     /// Removes every shard of a blob (a failed write's discard, the orphan sweep).
     pub fn delete_blob(&self, blob: &BlobId) -> Result<(), StoreError> {
-        self.delete_blobs(std::slice::from_ref(blob)).map(|_| ())
+        let deleted = self.delete_blobs(std::slice::from_ref(blob))?;
+        match deleted.failed.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
     }
 
-    /// Removes every shard of each blob (garbage collection, a batch at a time); returns how
-    /// many had a directory here. The removals are made durable together: one fsync per parent
-    /// directory for one or two of them, else one group sync (a `syncfs` shared with the writes
-    /// waiting at the same time), never one sync per blob.
-    pub fn delete_blobs(&self, blobs: &[BlobId]) -> Result<usize, StoreError> {
+    /// Removes every shard of each blob (garbage collection, a batch at a time). A blob that
+    /// cannot be removed (a disk error) does not stop the others; it is reported in `failed`.
+    /// The removals are made durable together: one fsync per parent directory for one or two of
+    /// them, else one group sync (a `syncfs` shared with the writes waiting at the same time),
+    /// never one sync per blob; the index entries of what was removed go even if that sync
+    /// fails (the error is returned after).
+    pub fn delete_blobs(&self, blobs: &[BlobId]) -> Result<DeletedBlobs, StoreError> {
         let dirs = blobs.iter().map(|blob| self.blob_dir(blob)).collect::<Result<Vec<_>, _>>()?;
         let start = self.group_sync.as_ref().map(GroupSync::begin);
         let mut parents = std::collections::BTreeSet::new();
-        let mut removed = 0;
-        for dir in &dirs {
+        let mut deleted = DeletedBlobs::default();
+        let mut batch = WriteBatch::new();
+        for (blob, dir) in blobs.iter().zip(&dirs) {
             match fs::remove_dir_all(dir) {
                 Ok(()) => {
-                    removed += 1;
+                    deleted.deleted += 1;
                     parents.insert(dir.parent().expect("blob dirs have a parent").to_path_buf());
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    deleted.failed.push((blob.clone(), e.into()));
+                    continue;
+                }
             }
-        }
-        if !parents.is_empty() {
-            match (&self.group_sync, start) {
-                (Some(group), Some(start)) if parents.len() > 2 => group.sync(start)?,
-                _ => parents.iter().try_for_each(|parent| sync_dir(parent))?,
-            }
-        }
-        let mut batch = WriteBatch::new();
-        for blob in blobs {
             for prefix in [blob_index_prefix(blob), unreadable_prefix(blob)] {
                 let end = prefix_end(&prefix);
                 for (key, _) in self.index.scan(&prefix, end.as_deref(), usize::MAX)? {
@@ -328,8 +338,14 @@ impl ShardStore {
                 }
             }
         }
+        let synced = match (&self.group_sync, start) {
+            _ if parents.is_empty() => Ok(()),
+            (Some(group), Some(start)) if parents.len() > 2 => group.sync(start),
+            _ => parents.iter().try_for_each(|parent| sync_dir(parent)),
+        };
         self.index.write(batch, Durability::Buffered)?;
-        Ok(removed)
+        synced?;
+        Ok(deleted)
     }
 
     /// Moves a corrupt shard out of the store (kept under `quarantine/` for inspection) and drops
@@ -742,14 +758,35 @@ mod tests {
                 }
             }
             let doomed: Vec<BlobId> = ["aa01", "bb02", "cc03", "dd04", "ff99"].into_iter().map(BlobId::new).collect();
-            assert_eq!(store.delete_blobs(&doomed).unwrap(), 4, "{mode:?}: ff99 never existed");
+            let deleted = store.delete_blobs(&doomed).unwrap();
+            assert_eq!((deleted.deleted, deleted.failed.len()), (4, 0), "{mode:?}: ff99 never existed");
             for name in &names[..4] {
                 assert!(matches!(store.get(&id(name, 0)), Err(StoreError::NotFound)), "{mode:?} {name}");
             }
             assert!(store.get(&id("ee05", 1)).is_ok(), "{mode:?}: a blob not named is kept");
             assert_eq!(store.indexed_shards().unwrap(), 2, "{mode:?}");
-            assert_eq!(store.delete_blobs(&doomed).unwrap(), 0, "{mode:?}: deleting again is harmless");
+            assert_eq!(store.delete_blobs(&doomed).unwrap().deleted, 0, "{mode:?}: deleting again is harmless");
             assert!(matches!(store.delete_blobs(&[BlobId::new("../x")]), Err(StoreError::BadId)), "{mode:?}");
         }
+    }
+
+    #[test]
+    fn a_blob_that_cannot_be_removed_does_not_stop_the_others() {
+        let (dir, store) = store();
+        for name in ["aa01", "cc03"] {
+            let data = vec![7u8; 10];
+            store.put(&id(name, 0), &data, &blake3::hash(&data)).unwrap();
+        }
+        // What should be a blob's directory is a file: removing it fails (ENOTDIR), as a disk
+        // error would.
+        std::fs::create_dir_all(dir.path().join("shards/bb")).unwrap();
+        std::fs::write(dir.path().join("shards/bb/bb02"), b"not a directory").unwrap();
+        let doomed: Vec<BlobId> = ["aa01", "bb02", "cc03"].into_iter().map(BlobId::new).collect();
+        let deleted = store.delete_blobs(&doomed).unwrap();
+        assert_eq!(deleted.deleted, 2);
+        assert_eq!(deleted.failed.iter().map(|(b, _)| b.0.as_str()).collect::<Vec<_>>(), ["bb02"]);
+        assert!(matches!(store.get(&id("cc03", 0)), Err(StoreError::NotFound)), "the blob after the failure went too");
+        assert_eq!(store.indexed_shards().unwrap(), 0);
+        assert!(store.delete_blob(&BlobId::new("bb02")).is_err(), "a single delete reports the failure");
     }
 }

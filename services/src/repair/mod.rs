@@ -8,9 +8,10 @@
 //!    lost), a node down for less may come back and is waited for;
 //! 2. scans every blob in the metadata (upload parts, current and non-current object versions,
 //!    garbage) page by page, asks each live node which shard files of the page it really holds,
-//!    and surveys every stripe: shards present, margin, repair or wait ([`survey`]), resting
-//!    between pages so that the survey is busy at most `RepairConfig::survey_busy_share` of the
-//!    time (every round reads the whole metadata and every node's inventory of it);
+//!    and surveys every stripe: shards present, margin, repair or wait ([`survey`]); while every
+//!    node is live and nothing needs repair it rests between pages, so that a routine survey is
+//!    busy at most `RepairConfig::survey_busy_share` of the time (every round reads the whole
+//!    metadata and every node's inventory of it);
 //! 3. rebuilds the stripes worst margin first ([`rebuild`]), rate-limited, each committed with a
 //!    compare-and-swap on its shard list, and only then deletes the copies it moved away from;
 //! 4. reclaims shards no metadata names, once older than the orphan grace period;
@@ -285,7 +286,11 @@ pub async fn round(
             Some(next) => cursor = next,
             None => break,
         }
-        page_step.rest().await;
+        // Paced only while the cluster is whole: once a node is down or a stripe needs repair,
+        // the survey goes at full speed, since no rebuild starts before it ends.
+        if candidates.is_empty() && nodes.values().all(|s| *s == NodeState::Live) {
+            page_step.rest().await;
+        }
         if !lease.keep(services.metadata.as_ref()).await? {
             return Ok(None);
         }
@@ -325,7 +330,7 @@ pub async fn round(
         }
         // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
         // started while this waits).
-        let allowed = Duration::from_secs_f64(tally.report.bytes_repaired as f64 / config.bytes_per_sec as f64);
+        let allowed = Duration::from_secs_f64(tally.report.bytes_repaired as f64 / config.bytes_per_sec.max(1) as f64);
         if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
             tokio::time::sleep(wait).await;
         }
