@@ -159,6 +159,12 @@ pub const INTENTS_PREFIX: &[u8] = b"i/";
 
 /// Where the sweep of abandoned intents goes on (`StateMachine::apply_proposal_logged`).
 pub const INTENT_SWEEP_CURSOR: &[u8] = b"c/intent-sweep";
+/// The state machine's clock when that sweep last reached the end of the intents: it starts
+/// again from the first one a while later (`INTENT_SWEEP_REST_MS`), not at the next proposal.
+pub const INTENT_SWEEP_RESTED: &[u8] = b"c/intent-sweep-rested";
+/// The first proposal age key not yet forgotten: proposal ids are forgotten in age order, and a
+/// scan from the start of `e/` would step over the tombstones of every id forgotten so far.
+pub const PROPOSAL_AGE_CURSOR: &[u8] = b"c/proposal-age-cursor";
 pub fn intent(blob: &BlobId) -> Vec<u8> {
     let mut k = INTENTS_PREFIX.to_vec();
     k.extend_from_slice(blob.0.as_bytes());

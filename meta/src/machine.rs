@@ -34,8 +34,15 @@ const PROPOSALS_FORGOTTEN_PER_APPLY: usize = 8;
 /// minute while its body streams); its key is forgotten. Writes that died after placing shards
 /// lose theirs when the orphan sweep fences the blob; this catches those that placed none.
 pub const INTENT_FORGOTTEN_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+/// Records (and stripes) read at once by the durability report.
+pub(crate) const DURABILITY_PAGE_RECORDS: usize = 1024;
 /// Intents examined per applied proposal by that sweep.
 const INTENTS_EXAMINED_PER_APPLY: usize = 4;
+/// After the sweep reaches the last intent, it rests this long (state machine clock) before it
+/// starts again from the first: starting over at once made every proposal step over the
+/// tombstones of every intent removed since the store last compacted, whenever few intents
+/// were live. Against the 24 h after which an intent is forgotten, a minute changes nothing.
+pub const INTENT_SWEEP_REST_MS: i64 = 60 * 1000;
 
 /// Longest time from a blob's first byte (`StripedBlob::born_ms`, its gateway's clock) to the
 /// command that first references it (the leader's stamp). A body that streams longer than this
@@ -138,8 +145,19 @@ impl StateMachine {
         if clock != stored {
             extra.put(keys::CLOCK.to_vec(), encode(&clock));
         }
+        // Proposal ages are written with this clock, which never goes back, so every age key
+        // below the cursor is forgotten already: the scan starts there, not over the tombstones
+        // of every id forgotten since the store last compacted (that made each apply cost in
+        // proportion to the ids forgotten: docs/benchmarks.md, "The metadata at scale").
         let horizon = keys::proposal_age(clock - PROPOSAL_DEDUP_WINDOW_MS, &ProposalId::new(""));
-        for (age_key, _) in self.kv.scan(keys::PROPOSAL_AGE_PREFIX, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)? {
+        let from = self.kv.get(keys::PROPOSAL_AGE_CURSOR)?.unwrap_or_else(|| keys::PROPOSAL_AGE_PREFIX.to_vec());
+        let forgotten = self.kv.scan(&from, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)?;
+        if let Some((last, _)) = forgotten.last() {
+            let mut next = last.clone();
+            next.push(0);
+            extra.put(keys::PROPOSAL_AGE_CURSOR.to_vec(), next);
+        }
+        for (age_key, _) in forgotten {
             let id = String::from_utf8_lossy(&age_key[keys::PROPOSAL_AGE_PREFIX.len() + 21..]).into_owned();
             extra.delete(keys::proposal(&ProposalId::new(id)));
             extra.delete(age_key);
@@ -197,6 +215,14 @@ impl StateMachine {
     /// of the state machine's clock are forgotten. The cursor wraps at the end of the intents, so
     /// every intent is examined again and again as proposals are applied.
     fn sweep_intents(&self, clock: i64, extra: &mut WriteBatch) -> Result<(), KvError> {
+        if let Some(rested) = self.kv.get(keys::INTENT_SWEEP_RESTED)? {
+            let rested: i64 =
+                serde_json::from_slice(&rested).map_err(|e| KvError::Engine(format!("intent sweep rest: {e}")))?;
+            if clock < rested.saturating_add(INTENT_SWEEP_REST_MS) {
+                return Ok(());
+            }
+            extra.delete(keys::INTENT_SWEEP_RESTED.to_vec());
+        }
         let cursor = self.kv.get(keys::INTENT_SWEEP_CURSOR)?;
         let start = cursor.clone().unwrap_or_else(|| keys::INTENTS_PREFIX.to_vec());
         let end = prefix_end(keys::INTENTS_PREFIX);
@@ -214,9 +240,13 @@ impl StateMachine {
                 next.push(0);
                 extra.put(keys::INTENT_SWEEP_CURSOR.to_vec(), next);
             }
-            // The end: start over, from the first intent, with the next proposal.
-            _ if cursor.is_some() => extra.delete(keys::INTENT_SWEEP_CURSOR.to_vec()),
-            _ => {}
+            // The end: start over from the first intent, after a rest.
+            _ => {
+                if cursor.is_some() {
+                    extra.delete(keys::INTENT_SWEEP_CURSOR.to_vec());
+                }
+                extra.put(keys::INTENT_SWEEP_RESTED.to_vec(), encode(&clock));
+            }
         }
         Ok(())
     }
@@ -854,51 +884,83 @@ impl StateMachine {
         Ok(BlobPage { blobs, next: None })
     }
 
+    /// Objects and bytes per tenant by protection, read a page of records and a window of
+    /// stripes at a time: the whole keyspace is never in memory (10 million objects are ~9 GB of
+    /// records and stripes).
     fn durability_report(&self) -> Result<Vec<TenantDurability>, MetaError> {
         let mut report: std::collections::BTreeMap<TenantId, TenantDurability> = Default::default();
         for bucket in self.scan_records::<BucketRecord>(keys::BUCKETS_PREFIX, usize::MAX)? {
             let entry =
                 report.entry(bucket.tenant.clone()).or_insert_with(|| TenantDurability::empty(bucket.tenant.clone()));
-            let current = keys::objects_prefix(&bucket.name);
-            let noncurrent = keys::versions_prefix(&bucket.name);
-            let mut records = self.kv.scan(&current, prefix_end(&current).as_deref(), usize::MAX)?;
-            records.extend(self.kv.scan(&noncurrent, prefix_end(&noncurrent).as_deref(), usize::MAX)?);
-            for (_, value) in records {
-                let record: ObjectRecord =
-                    serde_json::from_slice(&value).map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
-                // Delete markers hold nothing; a promoted version is counted where its parts are.
-                if record.delete_marker || record.promoted {
-                    continue;
-                }
-                let mut striped = false;
-                let mut debt = 0u64;
-                for mut part in record.parts {
-                    if self.hydrate_all(&mut part.location)?.is_none() {
-                        continue;
+            for prefix in [keys::objects_prefix(&bucket.name), keys::versions_prefix(&bucket.name)] {
+                let end = prefix_end(&prefix);
+                let mut from = prefix.clone();
+                loop {
+                    let page = self.kv.scan(&from, end.as_deref(), DURABILITY_PAGE_RECORDS)?;
+                    for (_, value) in &page {
+                        let record: ObjectRecord = serde_json::from_slice(value)
+                            .map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
+                        self.tally_durability(&record, entry)?;
                     }
-                    if let DataLocation::Striped(blob) = &part.location {
-                        striped = true;
-                        debt += blob.stripes.iter().filter(|s| s.debt).count() as u64;
-                    }
-                }
-                match (striped, debt) {
-                    (false, _) => {
-                        entry.inline_objects += 1;
-                        entry.inline_bytes += record.size;
-                    }
-                    (true, 0) => {
-                        entry.full_budget_objects += 1;
-                        entry.full_budget_bytes += record.size;
-                    }
-                    (true, stripes) => {
-                        entry.debt_objects += 1;
-                        entry.debt_bytes += record.size;
-                        entry.debt_stripes += stripes;
+                    match page.last() {
+                        Some((last, _)) if page.len() == DURABILITY_PAGE_RECORDS => {
+                            from = last.clone();
+                            from.push(0);
+                        }
+                        _ => break,
                     }
                 }
             }
         }
         Ok(report.into_values().collect())
+    }
+
+    fn tally_durability(&self, record: &ObjectRecord, entry: &mut TenantDurability) -> Result<(), MetaError> {
+        // Delete markers hold nothing; a promoted version is counted where its parts are.
+        if record.delete_marker || record.promoted {
+            return Ok(());
+        }
+        let mut striped = false;
+        let mut debt = 0u64;
+        for part in &record.parts {
+            let DataLocation::Striped(blob) = &part.location else { continue };
+            // A part whose stripes are gone (collected since) counts as nothing, as before.
+            let Some(part_debt) = self.debt_stripes(blob)? else { continue };
+            striped = true;
+            debt += part_debt;
+        }
+        match (striped, debt) {
+            (false, _) => {
+                entry.inline_objects += 1;
+                entry.inline_bytes += record.size;
+            }
+            (true, 0) => {
+                entry.full_budget_objects += 1;
+                entry.full_budget_bytes += record.size;
+            }
+            (true, stripes) => {
+                entry.debt_objects += 1;
+                entry.debt_bytes += record.size;
+                entry.debt_stripes += stripes;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stripes of a blob written with durability debt, a window at a time; None when its
+    /// stripes are not stored.
+    fn debt_stripes(&self, blob: &StripedBlob) -> Result<Option<u64>, MetaError> {
+        let mut debt = 0;
+        let mut first = 0u32;
+        while first < blob.stripe_count {
+            let (stripes, _) = self.load_stripes(&blob.blob, first, DURABILITY_PAGE_RECORDS)?;
+            if stripes.is_empty() {
+                return Ok((first > 0).then_some(debt));
+            }
+            debt += stripes.iter().filter(|s| s.debt).count() as u64;
+            first += stripes.len() as u32;
+        }
+        Ok(Some(debt))
     }
 
     /// Changes one configuration of a bucket, if it is still the one the request was authorized

@@ -1,4 +1,5 @@
 use super::*;
+use crate::machine::DURABILITY_PAGE_RECORDS;
 use ignifuge_kv::MemoryKv;
 use ignifuge_types::*;
 use proptest::prelude::*;
@@ -233,6 +234,9 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     }
     assert!(m.kv().get(b"d/p1").unwrap().is_none());
     assert!(m.kv().get(format!("d/q{}", steps - 1).as_bytes()).unwrap().is_some());
+    // Forgetting starts where it stopped: every age key below the cursor is gone.
+    let cursor = m.kv().get(keys::PROPOSAL_AGE_CURSOR).unwrap().expect("a cursor after forgetting");
+    assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
 }
 
 /// DeleteObjects commits its keys as one proposal: each key is done or refused on its own (a
@@ -669,6 +673,19 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     assert!(!striped.stripes[0].debt);
     let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
     assert_eq!((report[0].debt_objects, report[0].full_budget_objects), (0, 1));
+}
+
+/// The durability report pages through a bucket's records (more than one page here) instead of
+/// loading every record at once.
+#[test]
+fn the_durability_report_counts_every_object_a_page_at_a_time() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    for i in 0..(DURABILITY_PAGE_RECORDS + 7) {
+        put(&m, "b1", &format!("k{i:05}"), "e", WriteCondition::default()).unwrap();
+    }
+    let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
+    assert_eq!(report[0].full_budget_objects, (DURABILITY_PAGE_RECORDS + 7) as u64);
 }
 
 #[test]
@@ -1372,6 +1389,37 @@ fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
     assert!(m.kv().get(b"i/b1").unwrap().is_some(), "a recent intent was forgotten");
 }
 
+/// Once the intent sweep has examined the last intent it rests for `INTENT_SWEEP_REST_MS` of the
+/// state machine's clock (starting over at every proposal stepped over every removed intent's
+/// tombstone each time), then starts again from the first.
+#[test]
+fn the_intent_sweep_rests_after_the_last_intent_then_starts_over() {
+    let m = machine();
+    let base = INTENT_FORGOTTEN_AFTER_MS + 10_000_000;
+    let mut n = 0;
+    let mut tick = |at: i64| {
+        n += 1;
+        let proposal = Proposal {
+            id: ProposalId::new(format!("tick{n}")),
+            issued_ms: at,
+            command: Command::Abandon { proposal: ProposalId::new("nothing") },
+        };
+        m.apply_proposal_logged(proposal, Default::default()).unwrap().unwrap_err();
+    };
+    tick(base);
+    assert!(m.kv().get(keys::INTENT_SWEEP_RESTED).unwrap().is_some(), "no intents: the sweep reached the end");
+    m.apply(Command::RenewIntents { blobs: blobs(&["s1"]), now_ms: 1 }).unwrap();
+    // The clock moves at most CLOCK_STEP_MAX_MS per entry.
+    let steps = INTENT_SWEEP_REST_MS / CLOCK_STEP_MAX_MS;
+    for i in 1..steps {
+        tick(base + i * CLOCK_STEP_MAX_MS);
+    }
+    assert!(m.kv().get(b"i/s1").unwrap().is_some(), "forgotten while the sweep rests");
+    tick(base + (steps + 1) * CLOCK_STEP_MAX_MS);
+    tick(base + (steps + 2) * CLOCK_STEP_MAX_MS);
+    assert!(m.kv().get(b"i/s1").unwrap().is_none(), "a stale intent kept after the rest");
+}
+
 /// A part of `stripes` full stripes at 5+4 x 1 MiB, each shard on its own node, as the data path
 /// writes it.
 fn realistic_part(n: u32, stripes: u32) -> PartData {
@@ -1426,6 +1474,9 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     };
     let Outcome::Object(done) = m.apply(complete).unwrap() else { panic!() };
     assert_eq!(done.size, u64::from(PARTS) * u64::from(STRIPES_PER_PART) * (5 << 20));
+    // The durability report reads its million stripes a window at a time.
+    let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
+    assert_eq!((report[0].full_budget_objects, report[0].debt_objects), (1, 0));
     assert!(done.size >= 5 * (1u64 << 40));
 
     let mib = 1024 * 1024;
