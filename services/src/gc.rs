@@ -2,12 +2,13 @@
 //! deleted objects, unused or aborted multipart parts). The metadata records them as garbage in
 //! the same command that drops the last reference; after a grace period (so that reads that
 //! started before the overwrite can finish), this task deletes their shards from every node that
-//! holds one, a batch of blobs per request and node, and then forgets the records. A node that cannot be reached (down, or gone from the
-//! layout) does not hold the round up: the record is forgotten anyway, and the shards left on
+//! holds one, a batch of blobs per request and node, and then forgets the records. A node that
+//! cannot be reached (down, or gone from the layout) holds a batch up for at most the batch
+//! delete's timeout: the records are forgotten anyway, and the shards left on
 //! that node are orphans from then on, which the repair round's orphan sweep fences in the
 //! metadata and deletes once the node answers again. One process at a time collects (the `gc`
-//! lease), so rounds never race each other. A round goes on until no garbage past its grace is
-//! left, a batch at a time, resting after each so that it is busy at most
+//! lease), so rounds never race each other. A round goes on while its fetches of garbage past
+//! the grace come back full, a batch at a time, resting after each so that it is busy at most
 //! `GcConfig::busy_share` of the time (`pace`): a mass delete is reclaimed steadily without
 //! taking the nodes' disks from clients.
 
