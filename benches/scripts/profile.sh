@@ -6,7 +6,8 @@
 # the other nodes together, each with its hottest functions (self time) and the inclusive share
 # of a few known costs (hashing, checksums, RocksDB, JSON, shard reads). Also prints s3bench's
 # JSON line (ops/s, latency, server CPU over the timed phase).
-# Usage: WORKLOAD=get SIZE=1MiB CONCURRENCY=16 benches/scripts/profile.sh
+# Usage: WORKLOAD=get SIZE=1MiB CONCURRENCY=16 benches/scripts/profile.sh   (OBJECTS: objects prepared,
+#        default 64; WORKLOAD=list OBJECTS=10000 SIZE=4KiB for the LIST of issue 15)
 # Needs perf (Debian's linux-perf) and the release binaries ignifuge and s3bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,10 +19,11 @@ source benches/scripts/dev-cluster.sh 29950 ignifuge-profile
 PIDS=$(python3 -c "import json; m=json.load(open('$DATA/cluster.json')); print(','.join(str(p['pid']) for p in m['processes']))")
 GATEWAY=$(python3 -c "import json; m=json.load(open('$DATA/cluster.json')); \
 print([p['pid'] for p in m['processes'] if p['role']=='gateway' and p['datacenter']=='dc1'][0])")
-"$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --workload "$WORKLOAD" --size "$SIZE" --objects 64 \
+"$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --workload "$WORKLOAD" --size "$SIZE" --objects "${OBJECTS:-64}" \
     --concurrency "$CONCURRENCY" --duration-secs 25 --json --server-pids "$PIDS" > "$DATA/bench.json" &
 BENCH=$!
-sleep 8
+# PERF_DELAY: seconds before sampling starts (after the preparation of OBJECTS objects).
+sleep "${PERF_DELAY:-8}"
 perf record -F 499 -g -p "$PIDS" -o "$DATA/perf.data" -- sleep 12 2> "$DATA/perf.err" > /dev/null
 wait $BENCH
 perf script -i "$DATA/perf.data" -F pid,ip,sym 2> /dev/null > "$DATA/perf.txt"
