@@ -17,7 +17,7 @@ use crate::error::ServiceResult;
 use crate::lease::Lease;
 use crate::pace::DutyCycle;
 use ignifuge_meta::{Command, DataLocation};
-use ignifuge_rpc::{BLOBS_PER_DELETE_MAX, RpcError};
+use ignifuge_rpc::BLOBS_PER_DELETE_MAX;
 use ignifuge_types::{BlobId, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -156,20 +156,7 @@ async fn delete_everywhere(services: &Services, batch: &Garbage) {
         // A node gone from the layout has nothing to ask.
         let address = services.data.address(&node).ok()?;
         Some(async move {
-            match services.data.client.delete_blobs(address, &blobs).await {
-                Ok(answer) if answer.failed.is_empty() => {}
-                Ok(answer) => tracing::debug!(%node, failed = answer.failed.len(), "shards left for the orphan sweep"),
-                // A node of the previous version, without the batch route: one blob at a time.
-                Err(RpcError::NotFound(_)) => {
-                    for blob in &blobs {
-                        match services.data.client.delete_blob(address, blob).await {
-                            Ok(()) | Err(RpcError::NotFound(_)) => {}
-                            Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(%node, blobs = blobs.len(), error = %e, "shards left for the orphan sweep"),
-            }
+            crate::delete_blobs_on(&services.data, &node, address, &blobs).await;
         })
     });
     futures::future::join_all(deletes).await;

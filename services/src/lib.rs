@@ -55,6 +55,39 @@ impl Services {
     }
 }
 
+/// Deletes every shard of `blobs` on one node, `BLOBS_PER_DELETE_MAX` per request (one request
+/// per blob for a node of the previous version, which lacks the batch route). Returns the blobs
+/// surely gone from the node; whatever else it still holds, the orphan sweep takes later.
+pub(crate) async fn delete_blobs_on(
+    data: &DataPath,
+    node: &ignifuge_types::NodeId,
+    address: std::net::SocketAddr,
+    blobs: &[ignifuge_types::BlobId],
+) -> Vec<ignifuge_types::BlobId> {
+    use ignifuge_rpc::RpcError;
+    let mut gone = Vec::with_capacity(blobs.len());
+    for chunk in blobs.chunks(ignifuge_rpc::BLOBS_PER_DELETE_MAX) {
+        match data.client.delete_blobs(address, chunk).await {
+            Ok(answer) => {
+                if !answer.failed.is_empty() {
+                    tracing::debug!(%node, failed = answer.failed.len(), "shards left for the orphan sweep");
+                }
+                gone.extend(chunk.iter().filter(|b| !answer.failed.contains(b)).cloned());
+            }
+            Err(RpcError::NotFound(_)) => {
+                for blob in chunk {
+                    match data.client.delete_blob(address, blob).await {
+                        Ok(()) | Err(RpcError::NotFound(_)) => gone.push(blob.clone()),
+                        Err(e) => tracing::debug!(%blob, %node, error = %e, "shards left for the orphan sweep"),
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(%node, blobs = chunk.len(), error = %e, "shards left for the orphan sweep"),
+        }
+    }
+    gone
+}
+
 /// Pause before a service that panicked is started again.
 const RESTART_AFTER_PANIC: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -554,12 +554,11 @@ async fn sweep_orphans(
                 .collect();
             if !candidates.is_empty() {
                 let fenced = services.metadata.reclaim_orphans(candidates, now_ms(), grace_ms).await?;
-                for blob in fenced {
-                    if data.client.delete_blob(address, &blob).await.is_ok() {
-                        tracing::info!(%node, %blob, "reclaimed the shards of a blob no metadata references");
-                        reclaimed += 1;
-                    }
+                let gone = crate::delete_blobs_on(data, node, address, &fenced).await;
+                if !gone.is_empty() {
+                    tracing::info!(%node, blobs = ?gone, "reclaimed the shards of blobs no metadata references");
                 }
+                reclaimed += gone.len() as u64;
             }
             if page.complete || page.blobs.is_empty() {
                 break;
