@@ -4,12 +4,11 @@
 //! Run: `cargo bench -p ignifuge-benches --bench listing`. Prints a table and one JSON line.
 //! `LISTING_BIG_KEYS` overrides the size of the big bucket (default 1,000,000).
 
+mod common;
+
 use ignifuge_kv::{Durability, KvStore, RocksKv, WriteBatch};
-use ignifuge_meta::{
-    Answer, BucketRecord, Checksums, DataLocation, ListRequest, ObjectHeaders, ObjectRecord, PartData, Query,
-    ShardRecord, StateMachine, StripeRecord, StripedBlob, TenantRecord, keys,
-};
-use ignifuge_types::{BlobId, BucketName, NodeId, ObjectKey, TenantId, VersionId};
+use ignifuge_meta::{Answer, BucketRecord, ListRequest, ObjectRecord, Query, StateMachine, TenantRecord, keys};
+use ignifuge_types::{BlobId, BucketName, ObjectKey, TenantId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,48 +16,11 @@ const SMALL_KEYS: usize = 10_000;
 const PAGE: usize = 1000;
 const ROUNDS: usize = 60;
 
-/// An object as a 5+4 striped PUT of one stripe records it (~1 KB of JSON).
+/// An object as a 5+4 striped PUT of one stripe records it, its stripe in the record (~1 KB of
+/// JSON; the state machine keeps stripes under keys of their own, which a listing never reads).
 fn record(key: &str, i: usize) -> ObjectRecord {
-    let shards = (0..9)
-        .map(|n| ShardRecord {
-            node: NodeId::new(format!("dc{}-n{}", n / 3 + 1, n % 3 + 1)),
-            blake3: format!("{:064x}", i * 9 + n),
-        })
-        .collect();
-    ObjectRecord {
-        key: ObjectKey::new(key),
-        version: VersionId::new("null"),
-        size: 1 << 20,
-        etag: format!("{i:032x}"),
-        last_modified_ms: 1_790_000_000_000 + i as i64,
-        headers: ObjectHeaders { content_type: Some("application/octet-stream".into()), ..Default::default() },
-        checksums: Checksums::default(),
-        parts: vec![PartData {
-            part_number: 1,
-            size: 1 << 20,
-            etag: format!("{i:032x}"),
-            checksums: Checksums::default(),
-            location: DataLocation::Striped(StripedBlob {
-                blob: BlobId::new(format!("{i:032x}")),
-                data_shards: 5,
-                parity_shards: 4,
-                shard_size_bytes: 1 << 20,
-                stripe_count: 1,
-                first_stripe: 0,
-                stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
-                born_ms: 0,
-            }),
-            last_modified_ms: 0,
-            started_ms: 0,
-        }],
-        multipart: false,
-        tags: Vec::new(),
-        delete_marker: false,
-        versioned: false,
-        sequence: 0,
-        promoted: false,
-        acl: None,
-    }
+    let location = common::one_stripe(BlobId::new(format!("{i:032x}")), i, 0);
+    common::object_record(key, i, 1_790_000_000_000 + i as i64, location, 1 << 20)
 }
 
 /// Keys spread over 100 "directories", as real buckets are.

@@ -3,15 +3,16 @@
 //! state machine they replaced (`LocalMetadata` over RocksDB), measured in the same run.
 //! Run: `cargo bench -p ignifuge-benches --bench metadata`. Prints a table and one JSON line.
 
+mod common;
+
 use ignifuge_kv::{KvStore, RocksKv};
 use ignifuge_meta::{
-    BucketRecord, BucketRef, Checksums, Command, DataLocation, LocalMetadata, Metadata, ObjectHeaders, ObjectRecord,
-    PartData, TenantRecord, WriteCondition,
+    BucketRecord, BucketRef, Command, DataLocation, LocalMetadata, Metadata, TenantRecord, WriteCondition,
 };
 use ignifuge_raft::RaftMetadata;
 use ignifuge_rpc::{InternodeAuth, NodeClient};
 use ignifuge_storage_node::{NodeServer, ShardStore};
-use ignifuge_types::{BucketIncarnation, BucketName, ObjectKey, TenantId, VersionId};
+use ignifuge_types::{BucketIncarnation, BucketName, TenantId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,38 +24,13 @@ const CONCURRENCY: usize = 32;
 
 fn object(i: usize) -> Command {
     let body = vec![(i % 251) as u8; 4096];
-    let part = PartData {
-        part_number: 1,
-        size: body.len() as u64,
-        etag: format!("{i:032x}"),
-        checksums: Checksums::default(),
-        location: DataLocation::Inline(body),
-        last_modified_ms: 0,
-        started_ms: 0,
-    };
     Command::PutObject {
         bucket: BucketRef {
             name: BucketName::new("bench"),
             tenant: TenantId::new("t"),
             incarnation: BucketIncarnation::new("bench"),
         },
-        record: ObjectRecord {
-            key: ObjectKey::new(format!("key-{i:08}")),
-            version: VersionId::new(format!("{i:032x}")),
-            size: 4096,
-            etag: format!("{i:032x}"),
-            last_modified_ms: 0,
-            headers: ObjectHeaders::default(),
-            checksums: Checksums::default(),
-            parts: vec![part],
-            multipart: false,
-            tags: Vec::new(),
-            delete_marker: false,
-            versioned: false,
-            sequence: 0,
-            promoted: false,
-            acl: None,
-        },
+        record: common::object_record(&format!("key-{i:08}"), i, 0, DataLocation::Inline(body), 4096),
         condition: WriteCondition::default(),
     }
 }
@@ -110,18 +86,49 @@ async fn measure(metadata: Arc<dyn Metadata>, offset: usize) -> Measured {
     }
 }
 
-/// A Raft voter in this process: its own RocksDB and internode server on 127.0.0.1.
-struct RaftAdapter(Arc<RaftMetadata>);
+/// The voters of a Raft group in this process, each with its own RocksDB and internode server on
+/// 127.0.0.1. Proposals and queries go to whichever voter leads now: the first leader of a fresh
+/// group can lose an election soon after, as on any cluster.
+struct RaftAdapter(Vec<Arc<RaftMetadata>>);
+
+/// Attempts of one proposal or query while leadership moves (50 ms apart: 10 s).
+const LEADER_ATTEMPTS: usize = 200;
+
+impl RaftAdapter {
+    async fn leader(&self) -> Arc<RaftMetadata> {
+        for _ in 0..LEADER_ATTEMPTS {
+            if let Some(l) = self.0.iter().find(|r| r.status().leader == Some(r.status().id)) {
+                return l.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader within 10 s");
+    }
+}
 
 #[async_trait::async_trait]
 impl Metadata for RaftAdapter {
     async fn apply(&self, command: Command) -> Result<ignifuge_meta::Outcome, ignifuge_meta::MetaError> {
-        let id = format!("{:032x}", rand::random::<u128>());
-        let proposal = ignifuge_meta::Proposal { id: ignifuge_types::ProposalId::new(id), issued_ms: 0, command };
-        self.0.apply(proposal).await.expect("the bench proposes on the leader")
+        // One id for every attempt: a proposal applied by a leader that then lost leadership is
+        // answered from its recorded outcome, never applied twice.
+        let id = ignifuge_types::ProposalId::new(format!("{:032x}", rand::random::<u128>()));
+        for _ in 0..LEADER_ATTEMPTS {
+            let proposal = ignifuge_meta::Proposal { id: id.clone(), issued_ms: 0, command: command.clone() };
+            match self.leader().await.apply(proposal).await {
+                Ok(outcome) => return outcome,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        panic!("no leader took the proposal within 10 s");
     }
     async fn query(&self, query: ignifuge_meta::Query) -> Result<ignifuge_meta::Answer, ignifuge_meta::MetaError> {
-        self.0.query(query).await.expect("the bench reads on the leader")
+        for _ in 0..LEADER_ATTEMPTS {
+            match self.leader().await.query(query.clone()).await {
+                Ok(answer) => return answer,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        panic!("no leader answered the query within 10 s");
     }
 }
 
@@ -151,15 +158,7 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
     for replica in &replicas {
         replica.initialize(&members).await.expect("initialize");
     }
-    let started = std::time::Instant::now();
-    let leader = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no leader within 60 s");
-        if let Some(l) = replicas.iter().find(|r| r.status().leader == Some(r.status().id)) {
-            break l.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let raft: Arc<dyn Metadata> = Arc::new(RaftAdapter(leader));
+    let raft: Arc<dyn Metadata> = Arc::new(RaftAdapter(replicas));
     for c in setup_commands() {
         raft.apply(c).await.expect("setup");
     }

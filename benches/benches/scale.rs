@@ -14,11 +14,12 @@
 //! Run: `cargo bench -p ignifuge-benches --bench scale`. Prints tables and one JSON line.
 
 use ignifuge_kv::{KvStore, RocksKv, WriteBatch};
+mod common;
+
 use ignifuge_meta::{
-    Answer, BucketRecord, BucketRef, Checksums, Command, DataLocation, ListRequest, ObjectHeaders, ObjectRecord,
-    PartData, Proposal, Query, ShardRecord, StateMachine, StripeRecord, StripedBlob, TenantRecord, WriteCondition,
+    Answer, BucketRecord, BucketRef, Command, ListRequest, Proposal, Query, StateMachine, TenantRecord, WriteCondition,
 };
-use ignifuge_types::{BlobId, BucketIncarnation, BucketName, NodeId, ObjectKey, ProposalId, TenantId, VersionId};
+use ignifuge_types::{BlobId, BucketIncarnation, BucketName, ObjectKey, ProposalId, TenantId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,57 +38,14 @@ fn key(i: usize, pad_to: usize) -> String {
 }
 
 fn put(bucket: &str, key: String, i: usize, now_ms: i64) -> Command {
-    let shards = (0..9)
-        .map(|n| ShardRecord {
-            node: NodeId::new(format!("dc{}-n{}", n / 3 + 1, n % 3 + 1)),
-            blake3: format!("{:064x}", i * 9 + n),
-        })
-        .collect();
-    let checksums = Checksums {
-        crc64nvme: Some("AAAAAAAAAAA=".into()),
-        checksum_type: Some("FULL_OBJECT".into()),
-        ..Default::default()
-    };
+    let blob = BlobId::new(format!("{:032x}", ((bucket.len() as u128) << 100) + i as u128));
     Command::PutObject {
         bucket: BucketRef {
             name: BucketName::new(bucket),
             tenant: TenantId::new("t"),
             incarnation: BucketIncarnation::new(bucket),
         },
-        record: ObjectRecord {
-            key: ObjectKey::new(key),
-            version: VersionId::new("null"),
-            size: 1 << 20,
-            etag: format!("{i:032x}"),
-            last_modified_ms: now_ms,
-            headers: ObjectHeaders { content_type: Some("binary/octet-stream".into()), ..Default::default() },
-            checksums: checksums.clone(),
-            parts: vec![PartData {
-                part_number: 1,
-                size: 1 << 20,
-                etag: format!("{i:032x}"),
-                checksums,
-                location: DataLocation::Striped(StripedBlob {
-                    blob: BlobId::new(format!("{:032x}", ((bucket.len() as u128) << 100) + i as u128)),
-                    data_shards: 5,
-                    parity_shards: 4,
-                    shard_size_bytes: 1 << 20,
-                    stripe_count: 1,
-                    first_stripe: 0,
-                    stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
-                    born_ms: now_ms,
-                }),
-                last_modified_ms: now_ms,
-                started_ms: now_ms,
-            }],
-            multipart: false,
-            tags: Vec::new(),
-            delete_marker: false,
-            versioned: false,
-            sequence: 0,
-            promoted: false,
-            acl: None,
-        },
+        record: common::object_record(&key, i, now_ms, common::one_stripe(blob, i, now_ms), 1 << 20),
         condition: WriteCondition::default(),
     }
 }
