@@ -4,8 +4,8 @@
 //! take writes again within seconds; conditional writes (If-None-Match: *, If-Match) stay
 //! linearizable across the three gateways; a minority of voters never accepts a write.
 //!
-//! While a whole datacenter is down only objects up to 64 KiB (stored inline in the metadata)
-//! can be written, so every object here is small.
+//! Every object here is small (up to 4 KiB, stored inline in the metadata), so these tests
+//! exercise the metadata alone.
 //!
 //! The tests of this file run one at a time (`SERIAL`): each kills and restarts processes and
 //! measures failover times, which several clusters sharing two cores at once would distort.

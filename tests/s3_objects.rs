@@ -19,8 +19,9 @@ async fn put_get_head_of_every_size_from_every_gateway() {
     let (s3, status) = cluster.s3_client_with_status();
     create_bucket(&s3, "sizes").await;
 
-    // Empty, tiny, around the 64 KiB small-object threshold, one partial stripe, two stripes.
-    let sizes = [0, 1, 1000, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, MIB + 3, 5 * MIB + 17];
+    // Empty, tiny, around the 4 KiB small-object threshold, around 64 KiB, one partial stripe,
+    // two stripes.
+    let sizes = [0, 1, 1000, 4095, 4096, 4097, 64 * 1024, 64 * 1024 + 1, MIB + 3, 5 * MIB + 17];
     let mut objects = Vec::new();
     for size in sizes {
         let key = format!("object-{size}");

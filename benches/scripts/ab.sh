@@ -3,7 +3,7 @@
 # (default 3), the build that goes first alternating, each run on a fresh `ignifuge dev`. Each
 # line: build, ops/s, p50/p99 ms and the cluster's server CPU per operation over the timed phase.
 # A and B are target directories holding release/ignifuge and release/s3bench (copy the binaries
-# of each build into one).
+# of each build into one). OBJECTS (default 64) objects are written first for get and list.
 # Usage: benches/scripts/ab.sh A_TARGET_DIR B_TARGET_DIR [WORKLOAD SIZE CONCURRENCY SECONDS]
 #   e.g. benches/scripts/ab.sh /tmp/tgt-old /tmp/tgt-new get 1MiB 16 12
 set -euo pipefail
@@ -14,7 +14,7 @@ one() {
         export CARGO_TARGET_DIR=$1
         source benches/scripts/dev-cluster.sh 29970 ignifuge-ab
         PIDS=$(python3 -c "import json; m=json.load(open('$DATA/cluster.json')); print(','.join(str(p['pid']) for p in m['processes']))")
-        "$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --workload "$WORKLOAD" --size "$SIZE" --objects 64 \
+        "$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --workload "$WORKLOAD" --size "$SIZE" --objects "${OBJECTS:-64}" \
             --concurrency "$CONCURRENCY" --duration-secs "$SECONDS_PER_RUN" --json --server-pids "$PIDS" |
             python3 -c "import json, sys; r = json.load(sys.stdin); print('$1', '%.1f ops/s' % r['ops_per_sec'], \
 'p50 %.1f p99 %.1f ms' % (r['latency_ms']['p50'], r['latency_ms']['p99']), \

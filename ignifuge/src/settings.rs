@@ -6,7 +6,7 @@
 //! rather than being silently replaced by the default.
 
 use anyhow::Context as _;
-use ignifuge_gateway::datapath::DataPathTuning;
+use ignifuge_gateway::datapath::{DataPathTuning, INLINE_LIMIT_BYTES};
 use ignifuge_raft::RaftTuning;
 use ignifuge_services::ServicesConfig;
 use ignifuge_storage_node::{ScrubConfig, SyncMode};
@@ -16,7 +16,7 @@ use std::time::Duration;
 pub struct Settings {
     /// IGNIFUGE_GATEWAY_READ_STRIPES, IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT,
     /// IGNIFUGE_GATEWAY_STRIPE_FILL_MS, IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT,
-    /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS.
+    /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS, IGNIFUGE_INLINE_MAX_BYTES.
     pub data_path: DataPathTuning,
     /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
     /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
@@ -58,6 +58,15 @@ fn share(name: &str, default: f64) -> anyhow::Result<f64> {
     }
 }
 
+/// A count of at most `max`.
+fn at_most(name: &str, default: usize, max: usize) -> anyhow::Result<usize> {
+    let value = var(name)?.unwrap_or(default);
+    if value > max {
+        anyhow::bail!("{name} is {value}: at most {max}");
+    }
+    Ok(value)
+}
+
 fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
     Ok(var::<u64>(name)?.map(Duration::from_millis).unwrap_or(default))
 }
@@ -73,6 +82,7 @@ impl Settings {
             var("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT")?.unwrap_or(d.read_stripes_in_flight_max);
         d.answer_stall_max_ms = var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS")?.unwrap_or(d.answer_stall_max_ms);
         d.intent_renew_ms = var("IGNIFUGE_INTENT_RENEW_MS")?.unwrap_or(d.intent_renew_ms);
+        d.inline_max_bytes = at_most("IGNIFUGE_INLINE_MAX_BYTES", d.inline_max_bytes, INLINE_LIMIT_BYTES)?;
 
         let gc = &mut s.services.gc;
         gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;
@@ -122,6 +132,11 @@ mod tests {
         // SAFETY: as above.
         unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_SHARE", "0.5") };
         assert_eq!(share("IGNIFUGE_TEST_SETTING_SHARE", 0.25).unwrap(), 0.5);
+        // SAFETY: as above.
+        unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_BYTES", "65537") };
+        let error = at_most("IGNIFUGE_TEST_SETTING_BYTES", 4096, 65536).unwrap_err();
+        assert!(format!("{error:#}").contains("at most 65536"), "{error:#}");
+        assert_eq!(at_most("IGNIFUGE_TEST_SETTING_UNSET_BYTES", 4096, 65536).unwrap(), 4096);
         assert_eq!(millis("IGNIFUGE_TEST_SETTING_UNSET_MS", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
     }
 }

@@ -22,9 +22,14 @@ use std::sync::Arc;
 /// Bytes per shard of a full stripe. 1 MiB keeps per-shard overheads (one RPC, one fsync, one
 /// 32-byte hash) small against the data while bounding memory per stripe to (k+m) MiB.
 pub const SHARD_SIZE_BYTES: usize = 1024 * 1024;
-/// Blobs up to this size are stored inline in the metadata, replicated with it, rather than
-/// erasure-coded: below it the k+m RPCs and fsyncs cost more than the bytes.
-pub const INLINE_MAX_BYTES: usize = 64 * 1024;
+/// Blobs up to `DataPathTuning::inline_max_bytes` (by default this) are stored inline in the
+/// metadata, replicated with it on every voter, rather than erasure-coded. At 4 KiB either way
+/// costs about the same on disk and inline PUTs are as fast; above it striping wins on disk
+/// (64 KiB: 5x the bytes stored against 36x inline) and on PUTs (2.5x), inline only on GETs
+/// (docs/benchmarks.md "Small objects: inline or striped").
+pub const INLINE_MAX_BYTES: usize = 4 * 1024;
+/// The largest inline blob a setting may ask for (it travels in one Raft entry).
+pub const INLINE_LIMIT_BYTES: usize = 64 * 1024;
 /// Stripes of one request being encoded or written at once (memory per request is bounded by
 /// this times the stripe size, plus the one being filled).
 pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
@@ -78,6 +83,9 @@ pub struct DataPathTuning {
     pub answer_stall_max_ms: u64,
     /// `INTENT_RENEW_INTERVAL_MS`: must stay well under the repair service's orphan grace.
     pub intent_renew_ms: u64,
+    /// Blobs up to this many bytes are stored inline (`INLINE_MAX_BYTES`, at most
+    /// `INLINE_LIMIT_BYTES`); 0 stripes every blob but an empty one.
+    pub inline_max_bytes: usize,
 }
 
 impl Default for DataPathTuning {
@@ -89,6 +97,7 @@ impl Default for DataPathTuning {
             read_stripes_in_flight_max: GATEWAY_READ_STRIPES_IN_FLIGHT_MAX,
             answer_stall_max_ms: ANSWER_STALL_MAX_MS,
             intent_renew_ms: INTENT_RENEW_INTERVAL_MS,
+            inline_max_bytes: INLINE_MAX_BYTES,
         }
     }
 }

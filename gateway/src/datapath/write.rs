@@ -5,8 +5,8 @@
 //! survivability check; the caller then commits it to the metadata.
 
 use super::{
-    BODY_IDLE_TIMEOUT_MS, DataPath, INLINE_MAX_BYTES, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS,
-    STRIPES_IN_FLIGHT_MAX, WriteIntent, new_blob_id,
+    BODY_IDLE_TIMEOUT_MS, DataPath, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, WriteIntent,
+    new_blob_id,
 };
 use crate::checksums::{BodyDigests, BodyHasher, Expected};
 use crate::error::{GatewayError, GatewayResult};
@@ -144,7 +144,7 @@ impl DataPath {
                 }
                 let mut rest: &[u8] = &chunk;
                 while !rest.is_empty() {
-                    if !striped && buffer.len() + rest.len() <= INLINE_MAX_BYTES {
+                    if !striped && buffer.len() + rest.len() <= self.tuning.inline_max_bytes {
                         buffer.extend_from_slice(rest);
                         break;
                     }
