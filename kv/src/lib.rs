@@ -87,6 +87,24 @@ pub trait KvStore: Send + Sync + 'static {
         limit: usize,
         bytes_max: usize,
     ) -> Result<Vec<KvPair>, KvError>;
+    /// As `scan_bytes`, keeping of each value only its first `keep(value)` bytes: a caller that
+    /// needs the head of large values (a listing: `ignifuge_meta`'s records hold inline bodies
+    /// after their JSON) copies no more of them. `bytes_max` counts the bytes kept (this default
+    /// counts whole values, which only stops sooner).
+    fn scan_heads(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+        keep: &dyn Fn(&[u8]) -> usize,
+    ) -> Result<Vec<KvPair>, KvError> {
+        let mut pairs = self.scan_bytes(start, end, limit, bytes_max)?;
+        for (_, value) in &mut pairs {
+            value.truncate(keep(value));
+        }
+        Ok(pairs)
+    }
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
     /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).
@@ -129,6 +147,15 @@ pub(crate) mod contract {
         assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 6).unwrap().len(), 1);
         assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 7).unwrap().len(), 2);
         assert_eq!(kv.scan_bytes(b"b/", Some(&end), 10, 0).unwrap().len(), 1, "at least one pair");
+        // Heads: each value cut where `keep` says, the range, limit and order as a scan's.
+        let two = |v: &[u8]| v.len().min(2);
+        let heads = kv.scan_heads(b"b/", Some(&end), 10, usize::MAX, &two).unwrap();
+        assert_eq!(heads, vec![(b"b/1".to_vec(), b"on".to_vec()), (b"b/2".to_vec(), b"tw".to_vec())]);
+        assert_eq!(kv.scan_heads(b"b/", Some(&end), 1, usize::MAX, &two).unwrap().len(), 1);
+        assert_eq!(kv.scan_heads(b"b/2", None, 10, usize::MAX, &two).unwrap().len(), 2, "to the end");
+        assert_eq!(kv.scan_heads(b"b/", Some(&end), 10, 0, &two).unwrap().len(), 1, "at least one pair");
+        let whole = kv.scan_heads(b"b/", Some(&end), 10, usize::MAX, &|v: &[u8]| v.len() + 5).unwrap();
+        assert_eq!(whole, kv.scan(b"b/", Some(&end), 10).unwrap(), "never past a value's end");
 
         let mut batch = WriteBatch::new();
         batch.delete(b"b/1".to_vec());

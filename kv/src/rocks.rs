@@ -56,6 +56,30 @@ impl KvStore for RocksKv {
         )
     }
 
+    fn scan_heads(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+        keep: &dyn Fn(&[u8]) -> usize,
+    ) -> Result<Vec<KvPair>, KvError> {
+        // The raw iterator lends each value in place; the plain one copies it whole first.
+        let mut iter = self.db.raw_iterator_opt(bounded(end));
+        iter.seek(start);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < limit && !(bytes >= bytes_max && !out.is_empty()) {
+            let (Some(key), Some(value)) = (iter.key(), iter.value()) else { break };
+            let value = &value[..keep(value).min(value.len())];
+            bytes = bytes.saturating_add(key.len() + value.len());
+            out.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status().map_err(engine)?;
+        Ok(out)
+    }
+
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
         let mut read = rocksdb::ReadOptions::default();
         read.set_iterate_lower_bound(start.to_vec());

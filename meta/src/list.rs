@@ -122,7 +122,9 @@ fn index_batch(
 ) -> Result<(Vec<IndexEntry>, bool), MetaError> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    for (index_key, value) in machine.kv().scan_bytes(cursor, range_end, limit, SCAN_BATCH_BYTES)? {
+    // Only the records' JSON: inline bodies follow it in the value (`stored`).
+    let head = |value: &[u8]| crate::stored::head(value).len();
+    for (index_key, value) in machine.kv().scan_heads(cursor, range_end, limit, SCAN_BATCH_BYTES, &head)? {
         bytes += index_key.len() + value.len();
         let key = String::from_utf8(index_key[prefix_len..].to_vec())
             .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;

@@ -4,6 +4,7 @@ use crate::keys;
 use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
+use crate::stored;
 use crate::{BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{
@@ -443,7 +444,7 @@ impl StateMachine {
                 let bucket = self.checked_bucket(&bucket)?.name;
                 let mut found = self.live_version(&bucket, &key, version.as_ref())?;
                 found.record.tags = tags;
-                batch.put(found.store_key, encode(&found.record));
+                batch.put(found.store_key, stored::encode_record(&found.record));
                 // The version tagged, for the x-amz-version-id of the answer.
                 Ok(Outcome::Object(Box::new(found.record)))
             }
@@ -465,7 +466,7 @@ impl StateMachine {
                 let bucket = self.checked_bucket(&bucket)?.name;
                 let mut found = self.live_version(&bucket, &key, version.as_ref())?;
                 found.record.acl = Some(acl);
-                batch.put(found.store_key, encode(&found.record));
+                batch.put(found.store_key, stored::encode_record(&found.record));
                 Ok(Outcome::Object(Box::new(found.record)))
             }
             Command::SetTenantPublicAccessBlock { tenant, block } => {
@@ -898,7 +899,7 @@ impl StateMachine {
                 loop {
                     let page = self.kv.scan(&from, end.as_deref(), DURABILITY_PAGE_RECORDS)?;
                     for (_, value) in &page {
-                        let record: ObjectRecord = serde_json::from_slice(value)
+                        let record = stored::decode_record(value)
                             .map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
                         self.tally_durability(&record, entry)?;
                     }
@@ -1113,7 +1114,7 @@ impl StateMachine {
 
     /// Decodes a version record, reading a null version's id as "null".
     pub(crate) fn decode_version(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
-        let mut record: ObjectRecord = serde_json::from_slice(value)
+        let mut record = stored::decode_record(value)
             .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(store_key))))?;
         if record.is_null_version() {
             record.version = VersionId::new(NULL_VERSION);
@@ -1249,7 +1250,7 @@ impl StateMachine {
                 }
             }
         }
-        batch.put(keys::object(name, &new.key), encode(&new));
+        batch.put(keys::object(name, &new.key), stored::encode_record(&new));
         Ok(new)
     }
 
@@ -1314,7 +1315,7 @@ impl StateMachine {
                     let mut summary = self.decode_version(&store_key, &value)?;
                     summary.parts.clear();
                     summary.promoted = true;
-                    batch.put(index_key, encode(&summary));
+                    batch.put(index_key, stored::encode_record(&summary));
                 }
                 None => batch.delete(index_key),
             }
@@ -1373,7 +1374,7 @@ pub fn is_valid_version_id(id: &str) -> bool {
 /// Moves a replaced current version to the non-current range (a promoted one is already there).
 fn retire(bucket: &BucketName, old: &ObjectRecord, batch: &mut WriteBatch) {
     if !old.promoted {
-        batch.put(keys::version(bucket, &old.key, old.sequence), encode(old));
+        batch.put(keys::version(bucket, &old.key, old.sequence), stored::encode_record(old));
     }
 }
 
