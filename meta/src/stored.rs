@@ -20,7 +20,9 @@ pub(crate) fn head(stored: &[u8]) -> &[u8] {
 }
 
 fn split(stored: &[u8]) -> (&[u8], Option<&[u8]>) {
-    match stored.iter().position(|&b| b == BODIES_SEPARATOR) {
+    // memchr: a listing looks for the end of the JSON in every record it reads (a byte-by-byte
+    // search was 9.5 % of a 1000-key LIST's CPU on the metadata leader).
+    match memchr::memchr(BODIES_SEPARATOR, stored) {
         Some(at) => (&stored[..at], Some(&stored[at + 1..])),
         None => (stored, None),
     }
