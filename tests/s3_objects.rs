@@ -32,6 +32,11 @@ async fn put_get_head_of_every_size_from_every_gateway() {
         assert_eq!(etag, etag_of(&data), "PutObject ETag of {key}");
         objects.push((key, data));
     }
+    // Up to 4 KiB inline in the metadata (IGNIFUGE_INLINE_MAX_BYTES), above it erasure-coded.
+    let report = cluster.durability();
+    assert_eq!(report["tenants"][0]["inline_objects"], 5, "0, 1, 1000, 4095 and 4096 bytes: {report}");
+    assert_eq!(report["tenants"][0]["inline_bytes"], 1 + 1000 + 4095 + 4096, "{report}");
+    assert_eq!(report["tenants"][0]["full_budget_objects"], 5, "the five larger ones: {report}");
 
     for (index, gateway) in cluster.gateways.iter().enumerate() {
         let client = cluster.s3_client_at(index);

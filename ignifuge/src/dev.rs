@@ -41,7 +41,10 @@ const FORMAT_FILE: &str = "format";
 /// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
 /// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
 /// this version would not change by itself).
-const DATA_DIR_FORMAT: &str = "5";
+/// 6: object records and Raft log entries keep inline bodies raw after their JSON
+/// (`ignifuge_meta::stored`): an older version cannot read them, and replicas that applied an
+/// entry before the upgrade would hold other bytes than those applying it after (digests differ).
+const DATA_DIR_FORMAT: &str = "6";
 
 /// Refuses a data directory whose metadata was created by an incompatible version, before any
 /// process starts on it.

@@ -89,8 +89,8 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<Vec<KvPair>, KvError>;
     /// As `scan_bytes`, keeping of each value only its first `keep(value)` bytes: a caller that
     /// needs the head of large values (a listing: `ignifuge_meta`'s records hold inline bodies
-    /// after their JSON) copies no more of them. `bytes_max` counts the bytes kept (this default
-    /// counts whole values, which only stops sooner).
+    /// after their JSON) copies no more of them. `bytes_max` counts keys and the bytes kept, so a
+    /// caller that counts what it got knows whether the scan stopped on the bound.
     fn scan_heads(
         &self,
         start: &[u8],
@@ -98,13 +98,7 @@ pub trait KvStore: Send + Sync + 'static {
         limit: usize,
         bytes_max: usize,
         keep: &dyn Fn(&[u8]) -> usize,
-    ) -> Result<Vec<KvPair>, KvError> {
-        let mut pairs = self.scan_bytes(start, end, limit, bytes_max)?;
-        for (_, value) in &mut pairs {
-            value.truncate(keep(value));
-        }
-        Ok(pairs)
-    }
+    ) -> Result<Vec<KvPair>, KvError>;
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
     /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).
@@ -154,6 +148,8 @@ pub(crate) mod contract {
         assert_eq!(kv.scan_heads(b"b/", Some(&end), 1, usize::MAX, &two).unwrap().len(), 1);
         assert_eq!(kv.scan_heads(b"b/2", None, 10, usize::MAX, &two).unwrap().len(), 2, "to the end");
         assert_eq!(kv.scan_heads(b"b/", Some(&end), 10, 0, &two).unwrap().len(), 1, "at least one pair");
+        // "b/1" + "on" is 5 bytes: the bound counts what is kept (whole values would stop at 1).
+        assert_eq!(kv.scan_heads(b"b/", Some(&end), 10, 6, &two).unwrap().len(), 2);
         let whole = kv.scan_heads(b"b/", Some(&end), 10, usize::MAX, &|v: &[u8]| v.len() + 5).unwrap();
         assert_eq!(whole, kv.scan(b"b/", Some(&end), 10).unwrap(), "never past a value's end");
 

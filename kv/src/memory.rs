@@ -36,7 +36,18 @@ impl KvStore for MemoryKv {
         limit: usize,
         bytes_max: usize,
     ) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max))
+        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max, &|v: &[u8]| v.len()))
+    }
+
+    fn scan_heads(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+        keep: &dyn Fn(&[u8]) -> usize,
+    ) -> Result<Vec<KvPair>, KvError> {
+        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max, keep))
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
@@ -58,6 +69,7 @@ fn scan_map(
     end: Option<&[u8]>,
     limit: usize,
     bytes_max: usize,
+    keep: &dyn Fn(&[u8]) -> usize,
 ) -> Vec<KvPair> {
     let upper = match end {
         Some(e) => Bound::Excluded(e.to_vec()),
@@ -66,12 +78,13 @@ fn scan_map(
     let mut bytes = 0usize;
     map.range((Bound::Included(start.to_vec()), upper))
         .take(limit)
+        .map(|(k, v)| (k, &v[..keep(v).min(v.len())]))
         .take_while(|(k, v)| {
             let more = bytes < bytes_max || bytes == 0;
             bytes = bytes.saturating_add(k.len() + v.len()).max(1);
             more
         })
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.clone(), v.to_vec()))
         .collect()
 }
 
@@ -84,6 +97,6 @@ impl KvSnapshot for MemorySnapshot {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.0, start, end, limit, usize::MAX))
+        Ok(scan_map(&self.0, start, end, limit, usize::MAX, &|v: &[u8]| v.len()))
     }
 }

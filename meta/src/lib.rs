@@ -16,7 +16,7 @@ mod machine;
 mod maintenance;
 mod records;
 mod service;
-mod stored;
+pub mod stored;
 
 pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
 pub use machine::{

@@ -104,11 +104,13 @@ type IndexEntry = (Vec<u8>, String, Vec<u8>);
 /// another common prefix, so reading a full batch of records would mostly be wasted.
 const SCAN_BATCH_AFTER_SKIP: usize = 4;
 
-/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB).
+/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Listings
+/// read and count each record's JSON only, not the inline body after it (`stored::head`).
 const SCAN_BATCH_BYTES: usize = 1024 * 1024;
 
-/// Record bytes a listing page reads, after which it ends truncated (with at least one entry):
-/// a page of 1000 records of 10,000-part objects would otherwise read gigabytes.
+/// Record bytes (JSON, as `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
+/// (with at least one entry): a page of 1000 records of 10,000-part objects would otherwise read
+/// gigabytes.
 pub(crate) const LIST_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// One batch of at most `limit` object index entries from `cursor`, each with its object key
@@ -356,7 +358,8 @@ pub(crate) fn list_versions(
             if pager.read_full(&mut page, value.len()) {
                 break 'scan;
             }
-            let current = machine.decode_version(&index_key, &value)?;
+            // The index entry's JSON only (`index_batch`): a summary.
+            let current = machine.decode_version_summary(&index_key, &value)?;
             let object_key = ObjectKey::new(key.as_str());
             let chain = keys::version_chain(bucket, &object_key);
             let chain_end = prefix_end(&chain);
@@ -387,15 +390,21 @@ pub(crate) fn list_versions(
                 break 'scan;
             }
             loop {
-                let versions =
-                    machine.kv().scan_bytes(&chain_cursor, chain_end.as_deref(), SCAN_BATCH, SCAN_BATCH_BYTES)?;
+                let head = |value: &[u8]| crate::stored::head(value).len();
+                let versions = machine.kv().scan_heads(
+                    &chain_cursor,
+                    chain_end.as_deref(),
+                    SCAN_BATCH,
+                    SCAN_BATCH_BYTES,
+                    &head,
+                )?;
                 let exhausted = versions.len() < SCAN_BATCH
                     && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;
                 for (store_key, value) in versions {
                     if pager.read_full(&mut page, value.len()) {
                         break 'scan;
                     }
-                    let record = machine.decode_version(&store_key, &value)?;
+                    let record = machine.decode_version_summary(&store_key, &value)?;
                     chain_cursor = store_key;
                     chain_cursor.push(0);
                     // A promoted current version's full record: listed once, as the current one.

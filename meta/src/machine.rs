@@ -1122,6 +1122,16 @@ impl StateMachine {
         Ok(record)
     }
 
+    /// `decode_version` without the parts, from a record or its JSON head (`stored::head`).
+    pub(crate) fn decode_version_summary(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
+        let mut record = stored::decode_summary(value)
+            .map_err(|e| MetaError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(store_key))))?;
+        if record.is_null_version() {
+            record.version = VersionId::new(NULL_VERSION);
+        }
+        Ok(record)
+    }
+
     fn read_version(&self, store_key: &[u8]) -> Result<Option<ObjectRecord>, MetaError> {
         match self.kv.get(store_key)? {
             None => Ok(None),

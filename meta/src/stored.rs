@@ -4,13 +4,16 @@
 //! never holds a NUL byte (serde_json escapes control characters), so the first one ends the head.
 //!
 //! Inline bodies used to be base64 strings inside the JSON: a 4 KiB object's record was 5.5 KB,
-//! and a listing copied and skimmed every body of a page to reach the fields it needs (71 % of a
-//! 1000-key LIST's CPU went there, docs/benchmarks.md). A listing now parses the head alone
+//! and a listing copied and skimmed every body of a page to reach the fields it needs (skimming
+//! strings and copying were 35 % of the metadata leader's samples in a 1000-key LIST,
+//! docs/benchmarks.md). A listing now parses the head alone
 //! (`head`), and the bytes are stored once, not a third larger. Records stored before (JSON with
-//! base64 bodies, no NUL byte) still decode: their bodies are in the JSON.
+//! base64 bodies, no NUL byte) still decode: their bodies are in the JSON. The Raft log stores
+//! PutObject entries the same way (`encode_with_bodies`).
 
 use crate::{DataLocation, ObjectRecord, PartData};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 const BODIES_SEPARATOR: u8 = 0;
 
@@ -79,30 +82,64 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("metadata records always serialise")
 }
 
-/// `value` as JSON, with the bodies of `parts` after it as the module describes.
-fn with_bodies<T: Serialize>(value: &mut T, parts: impl Fn(&mut T) -> &mut Vec<PartData>) -> Vec<u8> {
-    let mut tail = take_bodies(parts(value));
-    let mut stored = json(value);
+/// `value` as this module stores a record, the bodies being those of the parts `parts` finds in
+/// it (`parts_mut` the same, mutably); plain JSON when it finds none with a body. The Raft log
+/// stores a PutObject's entry so too (`ignifuge-raft`'s log store).
+pub fn encode_with_bodies<T: Serialize + Clone>(
+    value: &T,
+    parts: impl Fn(&T) -> Option<&Vec<PartData>>,
+    parts_mut: impl Fn(&mut T) -> Option<&mut Vec<PartData>>,
+) -> Vec<u8> {
+    if !parts(value).is_some_and(|p| has_bodies(p)) {
+        return json(value);
+    }
+    let mut value = value.clone();
+    let mut tail = take_bodies(parts_mut(&mut value).expect("the same value has parts"));
+    let mut stored = json(&value);
     stored.push(BODIES_SEPARATOR);
     stored.append(&mut tail);
     stored
 }
 
+/// A value stored by `encode_with_bodies` (or as plain JSON: bodies inside it, or none).
+pub fn decode_with_bodies<T: DeserializeOwned>(
+    stored: &[u8],
+    parts_mut: impl Fn(&mut T) -> Option<&mut Vec<PartData>>,
+) -> Result<T, String> {
+    let (head, tail) = split(stored);
+    let mut value: T = serde_json::from_slice(head).map_err(|e| e.to_string())?;
+    match (tail, parts_mut(&mut value)) {
+        (Some(tail), Some(parts)) => restore_bodies(parts, tail)?,
+        (Some(_), None) => return Err("bodies after a value that has no parts".into()),
+        // Plain JSON: every body is inside it (a head cut off from its bodies is refused, so no
+        // reader ever sees an inline part shorter than its size).
+        (None, Some(parts)) => {
+            if let Some(part) =
+                parts.iter().find(|p| matches!(&p.location, DataLocation::Inline(body) if body.len() as u64 != p.size))
+            {
+                return Err(format!("part {}: the body is not the part's size", part.part_number));
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(value)
+}
+
 /// An object record as stored.
 pub(crate) fn encode_record(record: &ObjectRecord) -> Vec<u8> {
-    if !has_bodies(&record.parts) {
-        return json(record);
-    }
-    with_bodies(&mut record.clone(), |r| &mut r.parts)
+    encode_with_bodies(record, |r| Some(&r.parts), |r| Some(&mut r.parts))
 }
 
 /// A stored object record (either encoding).
 pub(crate) fn decode_record(stored: &[u8]) -> Result<ObjectRecord, String> {
-    let (head, tail) = split(stored);
-    let mut record: ObjectRecord = serde_json::from_slice(head).map_err(|e| e.to_string())?;
-    if let Some(tail) = tail {
-        restore_bodies(&mut record.parts, tail)?;
-    }
+    decode_with_bodies(stored, |r: &mut ObjectRecord| Some(&mut r.parts))
+}
+
+/// A stored object record's fields without its parts, from the record or its `head` alone (a
+/// listing reads no part).
+pub(crate) fn decode_summary(stored: &[u8]) -> Result<ObjectRecord, String> {
+    let mut record: ObjectRecord = serde_json::from_slice(head(stored)).map_err(|e| e.to_string())?;
+    record.parts.clear();
     Ok(record)
 }
 
@@ -182,5 +219,10 @@ mod tests {
         both.push(0);
         both.extend_from_slice(b"abcdef");
         assert!(decode_record(&both).unwrap_err().contains("in the record too"));
+        // The head alone is no record, but it is a summary.
+        let stored = encode_record(&record(vec![inline_part(1, b"abcdef")]));
+        assert!(decode_record(head(&stored)).unwrap_err().contains("not the part's size"));
+        let summary = decode_summary(head(&stored)).unwrap();
+        assert_eq!((summary.size, summary.parts.len()), (6, 0));
     }
 }
