@@ -15,12 +15,17 @@ GIB = 1 << 30
 
 def main():
     runs = defaultdict(list)
+    floors = []
     for line in open(sys.argv[1]):
         line = line.strip()
         if not line:
             continue
         r = json.loads(line)
+        if r["workload"] == "pipeline-floor":
+            floors.append(r["cpu_seconds_per_gib"])
+            continue
         runs[(r["workload"], r["size"], r["concurrency"], r["store"])].append(r)
+    put64 = None
     keys = sorted({(w, s, c) for (w, s, c, _) in runs}, key=lambda k: (k[0], k[1]))
     print("| workload | size | conc. | Ignifuge ops/s | Garage ops/s | ratio | Ignifuge p50 / p99 ms | Garage p50 / p99 ms | p99 ratio | server CPU Ignifuge | server CPU Garage | CPU ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -79,6 +84,15 @@ def main():
         for store, x in (("Ignifuge", i), ("Garage", g)):
             if x and x["errors"]:
                 print("|  | %s errors: %d |" % (store, x["errors"]))
+        if (workload, size) == ("put", 64 << 20):
+            put64 = i
+    if floors and put64 and put64["cpu"]:
+        floor = statistics.median(floors)
+        print(
+            "\nPUT 64 MiB server CPU %.2f s/GiB against the pipeline floor %.2f s/GiB (MD5, CRC64NVME, one copy,"
+            " RS 5+4, BLAKE3, one core, median of %d): %.2fx (issue 15's target: <= 1.25x)"
+            % (put64["cpu"], floor, len(floors), put64["cpu"] / floor)
+        )
 
 
 if __name__ == "__main__":

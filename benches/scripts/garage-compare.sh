@@ -4,7 +4,8 @@
 # cluster with replication factor 3 (consistency "consistent", metadata and data fsync on, as
 # Ignifuge always fsyncs), the same s3bench runs against both, interleaved, for two rounds (or
 # ROUNDS, alternating which store goes first), with each store's CPU seconds (every process of it,
-# from /proc, sampled by s3bench around the timed phase only) per run.
+# from /proc, sampled by s3bench around the timed phase only) per run, and in every round the
+# PUT pipeline's CPU floor (`pipeline-floor.sh`) that a 64 MiB PUT's server CPU is set against.
 #
 #   benches/scripts/garage-compare.sh                 # JSON lines on stdout, the table on stderr
 #   GARAGE_BIN=/path/to/garage benches/scripts/garage-compare.sh
@@ -173,5 +174,8 @@ for round in $(seq 1 "$rounds"); do
             run "$store" $workload --cleanup | tee -a "$results"
         done
     done
+    # The PUT pipeline's CPU floor on this machine now (issue 15: a 64 MiB PUT's server CPU per
+    # GiB within 1.25x of it).
+    benches/scripts/pipeline-floor.sh | tee -a "$results"
 done
 python3 benches/scripts/garage-compare-table.py "$results" >&2
