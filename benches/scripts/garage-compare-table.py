@@ -1,6 +1,7 @@
 """The table of benches/scripts/garage-compare.sh: medians over rounds per workload and store,
 and Ignifuge's ratio to Garage (above 1: Ignifuge better; for latencies and CPU the ratio is
-Garage's figure over Ignifuge's, so above 1 is better too).
+Garage's figure over Ignifuge's, so above 1 is better too), then a 64 MiB PUT's server CPU per GiB
+against the median of the rounds' pipeline floors (pipeline-floor.sh lines).
 
 Usage: garage-compare-table.py RESULTS.jsonl
 """

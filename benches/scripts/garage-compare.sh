@@ -44,7 +44,7 @@ if [[ -z "$garage" ]]; then
 fi
 echo "garage-compare: $("$garage" --version 2>/dev/null | head -1) at $garage" >&2
 
-cargo build --release -p ignifuge -p ignifuge-benches --bin ignifuge --bin s3bench >&2
+cargo build --release -p ignifuge -p ignifuge-benches --bin ignifuge --bin s3bench --bin stripe-profile >&2
 # shellcheck source=dev-cluster.sh
 source benches/scripts/dev-cluster.sh 27100 garage-compare-ignifuge
 ignifuge_endpoint="$AWS_ENDPOINT_URL"
@@ -176,6 +176,11 @@ for round in $(seq 1 "$rounds"); do
     done
     # The PUT pipeline's CPU floor on this machine now (issue 15: a 64 MiB PUT's server CPU per
     # GiB within 1.25x of it).
-    benches/scripts/pipeline-floor.sh | tee -a "$results"
+    if floor="$(benches/scripts/pipeline-floor.sh)"; then
+        echo "$floor" | tee -a "$results"
+        if [[ -n "${OUT:-}" ]]; then echo "$floor" >>"$OUT"; fi
+    else
+        echo "garage-compare: the pipeline floor failed" >&2
+    fi
 done
 python3 benches/scripts/garage-compare-table.py "$results" >&2

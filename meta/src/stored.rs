@@ -111,13 +111,16 @@ pub fn decode_with_bodies<T: DeserializeOwned>(
     match (tail, parts_mut(&mut value)) {
         (Some(tail), Some(parts)) => restore_bodies(parts, tail)?,
         (Some(_), None) => return Err("bodies after a value that has no parts".into()),
-        // Plain JSON: every body is inside it (a head cut off from its bodies is refused, so no
-        // reader ever sees an inline part shorter than its size).
+        // Plain JSON: every body is inside it. A head cut off from its bodies (an inline part
+        // with no body but a size) is refused, so no reader takes it for the object; a body whose
+        // length is not its part's size is never split off (`has_bodies`) and reads back as it
+        // was written.
         (None, Some(parts)) => {
-            if let Some(part) =
-                parts.iter().find(|p| matches!(&p.location, DataLocation::Inline(body) if body.len() as u64 != p.size))
+            if let Some(part) = parts
+                .iter()
+                .find(|p| p.size > 0 && matches!(&p.location, DataLocation::Inline(body) if body.is_empty()))
             {
-                return Err(format!("part {}: the body is not the part's size", part.part_number));
+                return Err(format!("part {}: the body is missing", part.part_number));
             }
         }
         (None, None) => {}
@@ -221,7 +224,13 @@ mod tests {
         assert!(decode_record(&both).unwrap_err().contains("in the record too"));
         // The head alone is no record, but it is a summary.
         let stored = encode_record(&record(vec![inline_part(1, b"abcdef")]));
-        assert!(decode_record(head(&stored)).unwrap_err().contains("not the part's size"));
+        assert!(decode_record(head(&stored)).unwrap_err().contains("the body is missing"));
+        // A body that is not its part's size stays in the JSON, and reads back as written.
+        let mut odd = record(vec![inline_part(1, b"abc")]);
+        odd.parts[0].size = 5;
+        let odd_stored = encode_record(&odd);
+        assert_eq!(odd_stored, serde_json::to_vec(&odd).unwrap());
+        assert_eq!(decode_record(&odd_stored).unwrap(), odd);
         let summary = decode_summary(head(&stored)).unwrap();
         assert_eq!((summary.size, summary.parts.len()), (6, 0));
     }

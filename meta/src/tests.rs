@@ -1759,4 +1759,11 @@ fn list_inline_objects_on(m: StateMachine) {
         let record = version(&m, "b1", &summary.object.key.0, Some(&summary.version)).unwrap();
         assert_eq!(record.parts[0].location, DataLocation::Inline(vec![b'x'; 4096]), "{}", summary.object.key);
     }
+    // One key with 300 versions: its chain of non-current ones (`v/`) passes a scan's bound too.
+    for i in 0..299 {
+        let mut record = object("k000", &format!("e{i}"), 4096);
+        record.parts[0].location = DataLocation::Inline(vec![b'y'; 4096]);
+        m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
+    }
+    assert_eq!(versions(&m, "b1", "k000").len(), 300);
 }
