@@ -113,6 +113,12 @@ const SCAN_BATCH_BYTES: usize = 1024 * 1024;
 /// gigabytes.
 pub(crate) const LIST_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// How much of a stored record a listing reads: its JSON, not the inline bodies after it
+/// (`stored`).
+fn json_len(value: &[u8]) -> usize {
+    crate::stored::head(value).len()
+}
+
 /// One batch of at most `limit` object index entries from `cursor`, each with its object key
 /// decoded (the store key after `prefix_len` bytes), and whether the range is exhausted.
 fn index_batch(
@@ -124,9 +130,7 @@ fn index_batch(
 ) -> Result<(Vec<IndexEntry>, bool), MetaError> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    // Only the records' JSON: inline bodies follow it in the value (`stored`).
-    let head = |value: &[u8]| crate::stored::head(value).len();
-    for (index_key, value) in machine.kv().scan_heads(cursor, range_end, limit, SCAN_BATCH_BYTES, &head)? {
+    for (index_key, value) in machine.kv().scan_heads(cursor, range_end, limit, SCAN_BATCH_BYTES, &json_len)? {
         bytes += index_key.len() + value.len();
         let key = String::from_utf8(index_key[prefix_len..].to_vec())
             .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
@@ -390,13 +394,12 @@ pub(crate) fn list_versions(
                 break 'scan;
             }
             loop {
-                let head = |value: &[u8]| crate::stored::head(value).len();
                 let versions = machine.kv().scan_heads(
                     &chain_cursor,
                     chain_end.as_deref(),
                     SCAN_BATCH,
                     SCAN_BATCH_BYTES,
-                    &head,
+                    &json_len,
                 )?;
                 let exhausted = versions.len() < SCAN_BATCH
                     && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;

@@ -1322,8 +1322,7 @@ impl StateMachine {
             let next = self.kv.scan(&chain, end.as_deref(), 2)?.into_iter().find(|(k, _)| *k != found.store_key);
             match next {
                 Some((store_key, value)) => {
-                    let mut summary = self.decode_version(&store_key, &value)?;
-                    summary.parts.clear();
+                    let mut summary = self.decode_version_summary(&store_key, &value)?;
                     summary.promoted = true;
                     batch.put(index_key, stored::encode_record(&summary));
                 }

@@ -1,7 +1,8 @@
 //! How object records are stored under `o/` and `v/`: JSON without the parts' inline bodies,
 //! then, when any body is not empty, a NUL byte and the bodies, raw, in part order (each as long
-//! as its part's `size`). (Recorded outcomes of proposals carry no parts: `StateMachine::plan`.) JSON text
-//! never holds a NUL byte (serde_json escapes control characters), so the first one ends the head.
+//! as its part's `size`). JSON text never holds a NUL byte (serde_json escapes control
+//! characters), so the first one ends the head. (Recorded outcomes of proposals carry no parts:
+//! `StateMachine::plan`.)
 //!
 //! Inline bodies used to be base64 strings inside the JSON: a 4 KiB object's record was 5.5 KB,
 //! and a listing copied and skimmed every body of a page to reach the fields it needs (skimming
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 const BODIES_SEPARATOR: u8 = 0;
 
-/// The JSON head of a stored record or outcome: all of it when it carries no bodies.
+/// The JSON head of a stored record or log entry: all of it when it carries no bodies.
 pub(crate) fn head(stored: &[u8]) -> &[u8] {
     split(stored).0
 }
@@ -225,13 +226,13 @@ mod tests {
         // The head alone is no record, but it is a summary.
         let stored = encode_record(&record(vec![inline_part(1, b"abcdef")]));
         assert!(decode_record(head(&stored)).unwrap_err().contains("the body is missing"));
+        let summary = decode_summary(head(&stored)).unwrap();
+        assert_eq!((summary.size, summary.parts.len()), (6, 0));
         // A body that is not its part's size stays in the JSON, and reads back as written.
         let mut odd = record(vec![inline_part(1, b"abc")]);
         odd.parts[0].size = 5;
-        let odd_stored = encode_record(&odd);
-        assert_eq!(odd_stored, serde_json::to_vec(&odd).unwrap());
-        assert_eq!(decode_record(&odd_stored).unwrap(), odd);
-        let summary = decode_summary(head(&stored)).unwrap();
-        assert_eq!((summary.size, summary.parts.len()), (6, 0));
+        let stored = encode_record(&odd);
+        assert_eq!(stored, serde_json::to_vec(&odd).unwrap());
+        assert_eq!(decode_record(&stored).unwrap(), odd);
     }
 }
