@@ -679,3 +679,128 @@ async fn a_minority_never_accepts_writes() {
         &format!("GetObject {KEY} (refused with 503) once every voter caught up"),
     );
 }
+
+/// The leader's lease (`raft/src/lease.rs`). In a healthy cluster the leader answers reads from
+/// its lease, with no round to the followers. Cut off from every other voter, it keeps believing
+/// it leads (it hears of no newer term) and a gateway that still reaches it keeps asking it: once
+/// its lease has run out it must answer nothing from it, while the others elect a leader and take
+/// a new write. A lease that outlived the followers' promise would serve the old value here.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_cut_off_from_the_other_voters_answers_no_read_from_an_expired_lease() {
+    const BUCKET: &str = "lease";
+    const KEY: &str = "the-key";
+    const OLD: &[u8] = b"written before the leader was cut off";
+    const NEW: &[u8] = b"written through the new leader";
+    let _serial = SERIAL.lock().await;
+    let links = tempfile::NamedTempFile::new().expect("links file");
+    let links_path = links.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str())]).await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, BUCKET).await;
+    put_object(&s3, BUCKET, KEY, OLD).await;
+    let status = wait_until_voters_caught_up(&cluster, RECOVERY_BOUND);
+    let (leader, own) = agreed_leader(&status).expect("an agreed leader");
+
+    // Healthy: reads come from the lease.
+    for gateway in 0..cluster.gateways.len() {
+        let client = cluster.s3_client_at(gateway);
+        for _ in 0..10 {
+            assert_bytes_eq(&get_object(&client, BUCKET, KEY).await, OLD, "GET in a healthy cluster");
+        }
+    }
+    let healthy = cluster.meta_status();
+    let leader_now = healthy.member(&leader).status.clone().expect("the leader's status");
+    assert_eq!(leader_now.term, own.term, "the leader changed during the healthy reads: {}", healthy.summary());
+    assert!(
+        leader_now.reads_by_lease >= own.reads_by_lease + 30,
+        "30 GETs in a healthy cluster: the leader answered {} queries from its lease and {} after a read-index \
+         round",
+        leader_now.reads_by_lease - own.reads_by_lease,
+        leader_now.reads_confirmed - own.reads_confirmed
+    );
+
+    // The leader cut off from the other storage nodes and from the writer's gateway; the reader's
+    // gateway reaches the old leader only.
+    let (reader, writer) = (cluster.gateway_index("dc1"), cluster.gateway_index("dc2"));
+    let listen_of_gateway = |index: usize| cluster.gateways[index].trim_start_matches("http://").to_string();
+    let others: Vec<String> =
+        cluster.storage_nodes().iter().filter(|p| p.node_id != leader).map(|p| p.listen.clone()).collect();
+    let rules = format!(
+        "cut {} | {},{}\ncut {} | {}\n",
+        cluster.process(&leader).listen,
+        others.join(","),
+        listen_of_gateway(writer),
+        listen_of_gateway(reader),
+        others.join(",")
+    );
+    std::fs::write(&links_path, &rules).expect("writing the partition");
+    let cut_at = Instant::now();
+
+    // The others elect a leader once their promise to the old one has run out (2 s).
+    let deadline = Instant::now() + RECOVERY_BOUND;
+    let (new_leader, at_election) = loop {
+        let status = cluster.meta_status();
+        let elected = status
+            .voters()
+            .find(|v| v.node != leader && v.status.as_ref().is_some_and(|s| s.state == "Leader" && s.term > own.term));
+        if let Some(elected) = elected {
+            break (elected.node.clone(), status.member(&leader).status.clone().expect("the old leader's status"));
+        }
+        assert!(Instant::now() < deadline, "no new leader within {RECOVERY_BOUND:?}: {}", status.summary());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let elected_after = cut_at.elapsed();
+    println!("{new_leader} elected {} ms after {leader} was cut off", elected_after.as_millis());
+    assert!(
+        elected_after >= Duration::from_millis(ignifuge_raft::lease::LEASE_READ_MS),
+        "a new leader within the old one's lease ({elected_after:?})"
+    );
+    assert_eq!(at_election.state, "Leader", "the old leader, cut off, heard of no newer term");
+    let writer_client = cluster.s3_client_no_retry_at(writer);
+    let (_, _, attempts) =
+        first_acknowledged_write(&writer_client, BUCKET, "during/", Instant::now(), RECOVERY_BOUND).await;
+    ok(
+        writer_client.put_object().bucket(BUCKET).key(KEY).body(ByteStream::from(NEW.to_vec())).send().await,
+        "PutObject of the new value through the new leader",
+    );
+    println!("writes acknowledged by {new_leader} after {attempts} attempt(s)");
+
+    // Reads through the gateway that reaches the old leader only: never the old value.
+    let reader_client = cluster.s3_client_no_retry_at(reader);
+    let read = || async {
+        let read = reader_client.get_object().bucket(BUCKET).key(KEY).send();
+        match tokio::time::timeout(REQUEST_BOUND, read).await {
+            Ok(Ok(output)) => Ok(output.body.collect().await.expect("body").into_bytes().to_vec()),
+            Ok(Err(error)) => {
+                let info = error_info(&error);
+                Err(format!("HTTP {:?} {:?}", info.status, info.code))
+            }
+            Err(_) => Err(format!("no answer within {REQUEST_BOUND:?}")),
+        }
+    };
+    let (first, second) = tokio::join!(read(), read());
+    for answer in [first, second] {
+        match answer {
+            Ok(bytes) => assert_ne!(bytes, OLD, "the old leader answered a read from an expired lease"),
+            Err(error) => println!("read through the old leader's gateway refused: {error}"),
+        }
+    }
+    let after = cluster.meta_status().member(&leader).status.clone().expect("the old leader's status");
+    assert_eq!(
+        after.reads_by_lease,
+        at_election.reads_by_lease,
+        "the old leader answered queries from its lease more than {} ms after it was cut off",
+        elected_after.as_millis()
+    );
+    assert!(
+        after.reads_confirmed > at_election.reads_confirmed,
+        "the reads never reached the old leader (the test proved nothing)"
+    );
+
+    // Healed: every gateway reads the new value.
+    std::fs::write(&links_path, "").expect("healing the partition");
+    wait_until_voters_caught_up(&cluster, RECOVERY_BOUND);
+    for gateway in 0..cluster.gateways.len() {
+        assert_bytes_eq(&get_object(&cluster.s3_client_at(gateway), BUCKET, KEY).await, NEW, "GET after healing");
+    }
+}

@@ -42,7 +42,8 @@ def flush():
 for line in open(path):
     if not line.strip():
         flush(); pid, stack = None, []
-    elif not line[0].isspace():
+    elif not line.startswith("\t"):
+        # The header line: the pid, right-aligned (so maybe after spaces); stack lines begin with a tab.
         pid, stack = line.split()[0], []
     else:
         parts = line.strip().split(None, 1)

@@ -9,10 +9,12 @@
 //! queries.
 //! Must never depend on: the gateway or the storage node.
 //! Invariants: a command's outcome is returned only after it is committed by a majority of voters
-//! (each of which fsynced it) and applied; a query is answered only by the leader after it has
-//! confirmed its leadership (read-index), so it observes every acknowledged write; the applied
-//! position is written atomically with the state it describes.
+//! (each of which fsynced it) and applied; a query is answered only by the leader, within its lease
+//! (`lease`) or after it has confirmed its leadership (read-index), so it observes every
+//! acknowledged write; a replica neither votes nor campaigns for a lease's length after it starts;
+//! the applied position is written atomically with the state it describes.
 
+pub mod lease;
 mod log_store;
 mod membership;
 mod network;
@@ -94,7 +96,21 @@ pub struct RaftMetadata {
     client: NodeClient,
     /// Read-index rounds shared by the queries that arrive together.
     reads: Arc<read_index::ReadBatcher>,
+    /// When followers last accepted this replica's appends, as leader (`lease`).
+    leases: Arc<lease::Leases>,
+    /// Until when (`lease::boottime`) this replica neither votes nor campaigns: a lease's length
+    /// after it started, if it had stored a vote, so every promise it made to a leader before a
+    /// restart is kept.
+    quiet_until: std::time::Duration,
+    /// Queries answered from the lease, and after a read-index round (`RaftStatus`).
+    reads_by_lease: std::sync::atomic::AtomicU64,
+    reads_confirmed: std::sync::atomic::AtomicU64,
 }
+
+/// How long a replica that just started, and had stored a vote before, neither votes nor
+/// campaigns: the lease a follower promises a leader (openraft's `leader_lease` is
+/// `election_timeout_max`), which it kept only in memory.
+pub const START_QUIET_MS: u64 = ELECTION_TIMEOUT_MAX_MS;
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
 /// metadata disk was lost: a fire, a replaced disk) has not yet caught up; removed in the same
@@ -154,20 +170,28 @@ impl RaftMetadata {
         let amnesia = Self::amnesia_at_start(kv.as_ref())?;
         let machine = Arc::new(StateMachine::new(kv.clone()));
         let pacing = Arc::new(pacing::SnapshotPacing::new(id));
-        let log = LogStore::new(kv.clone(), pacing.clone());
+        let mut log = LogStore::new(kv.clone(), pacing.clone());
+        // A replica that never stored a vote never accepted a leader, so it promised nothing:
+        // a brand-new cluster elects its first leader without the quiet time.
+        let promised = {
+            use openraft::storage::RaftLogStorage;
+            log.read_vote().await.map_err(|e| e.to_string())?.is_some()
+        };
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir, pacing.clone()).map_err(|e| e.to_string())?;
         // The log kept from an earlier run counts toward the next snapshot (after `SmStore::new`
         // has told the pacing the current snapshot's size, which restarts the count).
         pacing.appended(log.stored_bytes().map_err(|e| e.to_string())?);
-        let raft = openraft::Raft::new(id, config, Network::factory(client.clone()), log, sm)
+        let quiet_ms = if promised { START_QUIET_MS } else { 0 };
+        let quiet_until = lease::boottime() + std::time::Duration::from_millis(quiet_ms);
+        let leases = Arc::new(lease::Leases::default());
+        let raft = openraft::Raft::new(id, config, Network::factory(client.clone(), leases.clone()), log, sm)
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(pacing::run(raft.clone(), pacing, tuning.snapshot_entries));
-        if amnesia != Amnesia::Whole {
-            // Not even for itself: a replica without its log must not lead (see `Amnesia`).
-            raft.runtime_config().elect(false);
-        }
-        Ok(Arc::new(Self {
+        // Not even for itself: for `START_QUIET_MS` (see `lease`), and a replica without its log
+        // must not lead until it is proven (see `Amnesia`).
+        raft.runtime_config().elect(false);
+        let me = Arc::new(Self {
             raft,
             machine,
             kv,
@@ -175,7 +199,27 @@ impl RaftMetadata {
             confirming: Default::default(),
             client,
             reads: Default::default(),
-        }))
+            leases,
+            quiet_until,
+            reads_by_lease: Default::default(),
+            reads_confirmed: Default::default(),
+        });
+        let quiet = Arc::downgrade(&me);
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(quiet_ms)).await;
+            if let Some(me) = quiet.upgrade() {
+                let amnesia = me.amnesia.lock().expect("amnesia lock");
+                if *amnesia == Amnesia::Whole {
+                    me.raft.runtime_config().elect(true);
+                }
+            }
+        });
+        Ok(me)
+    }
+
+    /// Whether the quiet time after this replica started is over (it may vote and campaign).
+    fn quiet_over(&self) -> bool {
+        lease::boottime() >= self.quiet_until
     }
 
     /// A store with no Raft key at all is a replica that never had, or has lost, its log: it is
@@ -240,7 +284,10 @@ impl RaftMetadata {
         batch.delete(UNPROVEN_KEY);
         self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
         *amnesia = Amnesia::Whole;
-        self.raft.runtime_config().elect(true);
+        // Within the quiet time after the start, the task started then allows it.
+        if self.quiet_over() {
+            self.raft.runtime_config().elect(true);
+        }
         Ok(())
     }
 
@@ -350,13 +397,35 @@ impl RaftMetadata {
         }
     }
 
-    /// Answers a query after confirming leadership (read-index, in rounds shared by the queries
-    /// that arrive together: `read_index`) and once the state machine has applied up to the read
-    /// index: linearizable.
+    /// Whether this replica, as leader, may answer a query that arrived now from its lease: it
+    /// leads, has applied an entry of its own term (so every entry committed before it), and a
+    /// majority of each configuration accepted its appends within `LEASE_READ_MS` (`lease`).
+    fn lease_holds(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let term = m.vote.leader_id().get_term();
+        m.state == openraft::ServerState::Leader
+            && m.vote.is_committed()
+            && m.vote.leader_id().voted_for() == Some(m.id)
+            && m.last_applied.is_some_and(|applied| applied.leader_id.term == term)
+            && self.leases.holds(m.id, &m.vote, m.membership_config.membership().get_joint_config(), lease::boottime())
+    }
+
+    /// Answers a query from the leader's lease (`lease`), or else after confirming leadership
+    /// (read-index, in rounds shared by the queries that arrive together: `read_index`) and once
+    /// the state machine has applied up to the read index: linearizable either way.
     pub async fn query(&self, query: Query) -> Result<Result<Answer, MetaError>, Redirect> {
         use openraft::error::{CheckIsLeaderError, RaftError};
         use read_index::NotConfirmed;
-        let read = match self.reads.confirm(&self.raft).await {
+        use std::sync::atomic::Ordering::Relaxed;
+        let confirmed = if self.lease_holds() {
+            self.reads_by_lease.fetch_add(1, Relaxed);
+            Ok(None)
+        } else {
+            self.reads_confirmed.fetch_add(1, Relaxed);
+            self.reads.confirm(&self.raft).await
+        };
+        let read = match confirmed {
             Ok(read) => read,
             Err(NotConfirmed::Raft(e)) => {
                 return Err(match *e {
@@ -403,6 +472,8 @@ impl RaftMetadata {
             voters,
             learners,
             unproven: self.unproven(),
+            reads_by_lease: self.reads_by_lease.load(std::sync::atomic::Ordering::Relaxed),
+            reads_confirmed: self.reads_confirmed.load(std::sync::atomic::Ordering::Relaxed),
             replication: m
                 .replication
                 .map(|r| r.into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect())
@@ -435,6 +506,11 @@ impl RaftMetadata {
                 json(&answer)
             }
             paths::VOTE => {
+                if !self.quiet_over() {
+                    return Err("this metadata replica started less than a leader's lease ago: it does not vote yet \
+                                (it may have promised a leader, before it restarted, not to)"
+                        .into());
+                }
                 if self.unproven() {
                     return Err("this metadata replica started without its log and has not caught up: it does not \
                                 vote yet"
@@ -491,6 +567,12 @@ pub struct RaftStatus {
     /// Started without its log and not yet caught up: it does not vote (`Amnesia`).
     #[serde(default)]
     pub unproven: bool,
+    /// Queries this replica answered from its lease as leader, and after a read-index round,
+    /// since it started.
+    #[serde(default)]
+    pub reads_by_lease: u64,
+    #[serde(default)]
+    pub reads_confirmed: u64,
     /// On the leader: each follower's last replicated index.
     pub replication: BTreeMap<RaftNodeId, Option<u64>>,
 }
@@ -512,7 +594,8 @@ mod tests {
     }
 
     /// A replica that starts with an empty store (a new node, or a wiped voter) refuses votes,
-    /// across a restart, until it is proven; one created as a member of a brand-new group is whole.
+    /// across a restart, until it is proven; one created as a member of a brand-new group is whole
+    /// and votes, and after a restart votes again once a lease's length is over.
     #[tokio::test]
     async fn a_replica_without_its_log_refuses_votes_until_it_is_proven() {
         let dir = tempfile::tempdir().unwrap();
@@ -531,18 +614,32 @@ mod tests {
         restarted.raft.shutdown().await.unwrap();
         drop(restarted);
 
-        // A member of a brand-new group, initialised with it, votes.
+        // A member of a brand-new group, initialised with it, votes at once: it never stored a
+        // vote, so it promised no leader anything.
         let dir = tempfile::tempdir().unwrap();
-        let fresh = replica(Arc::new(ignifuge_kv::MemoryKv::default()), dir.path()).await;
+        let kv: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
+        let fresh = replica(kv.clone(), dir.path()).await;
         fresh
             .initialize(&Voters::from([(1, "127.0.0.1:1".to_string()), (2, "127.0.0.1:2".to_string())]))
             .await
             .unwrap();
         assert!(!fresh.unproven());
-        let answered = fresh.handle_rpc(paths::VOTE, &vote_request()).await.expect("a whole replica answers votes");
-        let response: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
-            serde_json::from_slice(&answered).unwrap();
-        assert!(response.is_ok(), "{response:?}");
+        let granted = |answer: Vec<u8>| {
+            let response: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+                serde_json::from_slice(&answer).unwrap();
+            assert!(response.is_ok(), "{response:?}");
+        };
+        granted(fresh.handle_rpc(paths::VOTE, &vote_request()).await.expect("a whole replica answers votes"));
         fresh.raft.shutdown().await.unwrap();
+        drop(fresh);
+        // Restarted with a vote stored: for its first lease's length it neither votes nor
+        // campaigns, since before the restart it may have promised a leader to vote for nobody
+        // else that long (`lease`).
+        let restarted = replica(kv, dir.path()).await;
+        let quiet = restarted.handle_rpc(paths::VOTE, &vote_request()).await.unwrap_err();
+        assert!(quiet.contains("started less than a leader's lease ago"), "{quiet}");
+        tokio::time::sleep(std::time::Duration::from_millis(START_QUIET_MS + 50)).await;
+        granted(restarted.handle_rpc(paths::VOTE, &vote_request()).await.expect("votes once the quiet time is over"));
+        restarted.raft.shutdown().await.unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! Raft messages over the authenticated internode HTTP API, on their own connection pool so
-//! heartbeats never queue behind shard transfers.
+//! heartbeats never queue behind shard transfers. Appends a follower accepts extend the leader's
+//! lease (`lease`).
 
+use crate::lease::{Leases, boottime};
 use crate::{TypeConfig, paths};
 use ignifuge_rpc::{NodeClient, RpcError};
 use openraft::BasicNode;
@@ -13,10 +15,12 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Makes one `Network` per peer.
 pub struct NetworkFactory {
     client: NodeClient,
+    leases: Arc<Leases>,
 }
 
 /// The connection to one peer.
@@ -24,11 +28,12 @@ pub struct Network {
     client: NodeClient,
     target: u64,
     address: Result<SocketAddr, String>,
+    leases: Arc<Leases>,
 }
 
 impl Network {
-    pub fn factory(client: NodeClient) -> NetworkFactory {
-        NetworkFactory { client }
+    pub fn factory(client: NodeClient, leases: Arc<Leases>) -> NetworkFactory {
+        NetworkFactory { client, leases }
     }
 
     async fn call<Q, A, E>(&self, path: &str, request: &Q) -> Result<A, RPCError<u64, BasicNode, RaftError<u64, E>>>
@@ -56,7 +61,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Network {
         let address = node.addr.parse::<SocketAddr>().map_err(|e| format!("bad address {}: {e}", node.addr));
-        Network { client: self.client.clone(), target, address }
+        Network { client: self.client.clone(), target, address, leases: self.leases.clone() }
     }
 }
 
@@ -66,7 +71,17 @@ impl RaftNetwork<TypeConfig> for Network {
         request: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(paths::APPEND, &request).await
+        // Taken before sending: the follower's promise starts when it receives the append, later.
+        let (sent, vote) = (boottime(), request.vote);
+        let answer = self.call(paths::APPEND, &request).await;
+        // Every answer but HigherVote means the follower accepted this vote (and reset its clock).
+        if let Ok(
+            AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_) | AppendEntriesResponse::Conflict,
+        ) = &answer
+        {
+            self.leases.acked(self.target, vote, sent);
+        }
+        answer
     }
 
     async fn install_snapshot(
