@@ -12,9 +12,11 @@
 //! every configuration of the membership (two during a joint change), a majority counting the
 //! leader itself accepted appends sent at or after instant `t`, no other leader can be elected
 //! before `t + lease` as measured by those followers: any election needs a majority of each
-//! configuration, which meets one of them. So until then this leader still leads, and its state
-//! machine, once it holds an entry of its own term (every entry committed by earlier leaders is
-//! before it), holds every write acknowledged anywhere; a query read from it is linearizable.
+//! configuration, which meets one of them (the leader's own vote included: see below). So until
+//! then this leader still leads, and its state machine, once it holds an entry of its own term
+//! (every entry committed by earlier leaders is before it), holds every write acknowledged
+//! anywhere: a leader answers a write only once it has applied it. A query read from it is
+//! linearizable.
 //!
 //! The leader uses only `LEASE_READ_MS` = half the lease, so the followers' and the leader's
 //! clocks may run at rates differing by up to 2x before the argument fails (NTP keeps monotonic
@@ -24,10 +26,15 @@
 //! suspended follower refuses votes for longer, never shorter. A frozen process (SIGSTOP, a long
 //! pause) counts the time it was frozen on either clock.
 //!
-//! The follower's promise lives in memory: a voter that restarts forgets when it last heard from
-//! the leader and would vote (or campaign) at once. So a replica neither votes nor campaigns during
-//! its first `ELECTION_TIMEOUT_MAX_MS` after starting (`RaftMetadata::start`), which keeps every
-//! promise it made before the restart.
+//! The follower's promise survives its restart: openraft gives the vote it loads at start the
+//! time of the start, so a restarted voter refuses votes for another lease's length
+//! (`tests::a_restarted_voter_keeps_refusing_candidates_for_a_lease_after_following_a_leader` in
+//! `lib.rs` holds openraft to it). The leader's side has two holes openraft leaves, closed in
+//! `RaftMetadata`: the leader itself grants its vote to a newer candidate once its own vote is
+//! older than the lease, so once it has handed a vote request of a newer term to Raft its lease
+//! no longer holds (`vote_terms_seen`); and a leader restored by a restart in its own term appends no new
+//! first entry, so it answers nothing until it has applied its whole log of then
+//! (`restored_as_leader`).
 //!
 //! When the lease does not hold (a new leader, a quorum not heard from within `LEASE_READ_MS`,
 //! an entry of its own term not applied yet), the query falls back to a read-index round.

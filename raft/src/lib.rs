@@ -10,9 +10,9 @@
 //! Must never depend on: the gateway or the storage node.
 //! Invariants: a command's outcome is returned only after it is committed by a majority of voters
 //! (each of which fsynced it) and applied; a query is answered only by the leader, within its lease
-//! (`lease`) or after it has confirmed its leadership (read-index), so it observes every
-//! acknowledged write; a replica neither votes nor campaigns for a lease's length after it starts;
-//! the applied position is written atomically with the state it describes.
+//! (`lease`) or after it has confirmed its leadership (read-index), and only once it has applied
+//! its whole log if it was restored as leader after a restart, so it observes every acknowledged
+//! write; the applied position is written atomically with the state it describes.
 
 pub mod lease;
 mod log_store;
@@ -98,19 +98,20 @@ pub struct RaftMetadata {
     reads: Arc<read_index::ReadBatcher>,
     /// When followers last accepted this replica's appends, as leader (`lease`).
     leases: Arc<lease::Leases>,
-    /// Until when (`lease::boottime`) this replica neither votes nor campaigns: a lease's length
-    /// after it started, if it had stored a vote, so every promise it made to a leader before a
-    /// restart is kept.
-    quiet_until: std::time::Duration,
+    /// The highest term of the vote requests handed to Raft: once this leader may have granted a
+    /// newer term its vote, its lease no longer says that no other leader exists (openraft's
+    /// leader does not refuse votes as its followers do).
+    vote_terms_seen: std::sync::atomic::AtomicU64,
+    /// Set when this replica restarted as the leader it was (openraft restores a leader whose own
+    /// vote is stored, in the same term, with no new first entry): that vote and the last index
+    /// of its log then. Entries up to there may have been acknowledged before the restart while
+    /// the applied position (not fsynced) fell behind them, so no query is answered under that
+    /// vote until they are applied.
+    restored_as_leader: Option<(openraft::Vote<RaftNodeId>, u64)>,
     /// Queries answered from the lease, and after a read-index round (`RaftStatus`).
     reads_by_lease: std::sync::atomic::AtomicU64,
     reads_confirmed: std::sync::atomic::AtomicU64,
 }
-
-/// How long a replica that just started, and had stored a vote before, neither votes nor
-/// campaigns: the lease a follower promises a leader (openraft's `leader_lease` is
-/// `election_timeout_max`), which it kept only in memory.
-pub const START_QUIET_MS: u64 = ELECTION_TIMEOUT_MAX_MS;
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
 /// metadata disk was lost: a fire, a replaced disk) has not yet caught up; removed in the same
@@ -171,27 +172,31 @@ impl RaftMetadata {
         let machine = Arc::new(StateMachine::new(kv.clone()));
         let pacing = Arc::new(pacing::SnapshotPacing::new(id));
         let mut log = LogStore::new(kv.clone(), pacing.clone());
-        // A replica that never stored a vote never accepted a leader, so it promised nothing:
-        // a brand-new cluster elects its first leader without the quiet time.
-        let promised = {
+        let restored_as_leader = {
             use openraft::storage::RaftLogStorage;
-            log.read_vote().await.map_err(|e| e.to_string())?.is_some()
+            let vote = log.read_vote().await.map_err(|e| e.to_string())?;
+            let last = log.get_log_state().await.map_err(|e| e.to_string())?.last_log_id.map(|l| l.index);
+            match (vote, last) {
+                (Some(vote), Some(last)) if vote.is_committed() && vote.leader_id().voted_for() == Some(id) => {
+                    Some((vote, last))
+                }
+                _ => None,
+            }
         };
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir, pacing.clone()).map_err(|e| e.to_string())?;
         // The log kept from an earlier run counts toward the next snapshot (after `SmStore::new`
         // has told the pacing the current snapshot's size, which restarts the count).
         pacing.appended(log.stored_bytes().map_err(|e| e.to_string())?);
-        let quiet_ms = if promised { START_QUIET_MS } else { 0 };
-        let quiet_until = lease::boottime() + std::time::Duration::from_millis(quiet_ms);
         let leases = Arc::new(lease::Leases::default());
         let raft = openraft::Raft::new(id, config, Network::factory(client.clone(), leases.clone()), log, sm)
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(pacing::run(raft.clone(), pacing, tuning.snapshot_entries));
-        // Not even for itself: for `START_QUIET_MS` (see `lease`), and a replica without its log
-        // must not lead until it is proven (see `Amnesia`).
-        raft.runtime_config().elect(false);
-        let me = Arc::new(Self {
+        if amnesia != Amnesia::Whole {
+            // Not even for itself: a replica without its log must not lead (see `Amnesia`).
+            raft.runtime_config().elect(false);
+        }
+        Ok(Arc::new(Self {
             raft,
             machine,
             kv,
@@ -200,26 +205,11 @@ impl RaftMetadata {
             client,
             reads: Default::default(),
             leases,
-            quiet_until,
+            vote_terms_seen: Default::default(),
+            restored_as_leader,
             reads_by_lease: Default::default(),
             reads_confirmed: Default::default(),
-        });
-        let quiet = Arc::downgrade(&me);
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(quiet_ms)).await;
-            if let Some(me) = quiet.upgrade() {
-                let amnesia = me.amnesia.lock().expect("amnesia lock");
-                if *amnesia == Amnesia::Whole {
-                    me.raft.runtime_config().elect(true);
-                }
-            }
-        });
-        Ok(me)
-    }
-
-    /// Whether the quiet time after this replica started is over (it may vote and campaign).
-    fn quiet_over(&self) -> bool {
-        lease::boottime() >= self.quiet_until
+        }))
     }
 
     /// A store with no Raft key at all is a replica that never had, or has lost, its log: it is
@@ -284,10 +274,7 @@ impl RaftMetadata {
         batch.delete(UNPROVEN_KEY);
         self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
         *amnesia = Amnesia::Whole;
-        // Within the quiet time after the start, the task started then allows it.
-        if self.quiet_over() {
-            self.raft.runtime_config().elect(true);
-        }
+        self.raft.runtime_config().elect(true);
         Ok(())
     }
 
@@ -397,17 +384,30 @@ impl RaftMetadata {
         }
     }
 
-    /// Whether this replica, as leader, may answer a query that arrived now from its lease: it
-    /// leads, has applied an entry of its own term (so every entry committed before it), and a
-    /// majority of each configuration accepted its appends within `LEASE_READ_MS` (`lease`).
+    /// The index this replica must have applied before it answers a query as the leader of
+    /// `vote`: its whole log as of a restart as that same leader (`restored_as_leader`).
+    fn restored_floor(&self, vote: &openraft::Vote<RaftNodeId>) -> Option<u64> {
+        self.restored_as_leader.filter(|(restored, _)| restored == vote).map(|(_, last)| last)
+    }
+
+    /// Whether this replica, as leader, may answer a query that arrived now from its lease: no
+    /// vote request of a newer term reached it, it leads, has applied an entry of its own term (so
+    /// every entry committed before it) and its whole log if restored as leader, and a majority of
+    /// each configuration accepted appends it sent within `LEASE_READ_MS` (`lease`).
     fn lease_holds(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        // First: a vote handed to Raft after this point cannot have been granted before it.
+        let seen = self.vote_terms_seen.load(SeqCst);
         let m = self.raft.metrics();
         let m = m.borrow();
         let term = m.vote.leader_id().get_term();
-        m.state == openraft::ServerState::Leader
+        let applied = m.last_applied;
+        seen <= term
+            && m.state == openraft::ServerState::Leader
             && m.vote.is_committed()
             && m.vote.leader_id().voted_for() == Some(m.id)
-            && m.last_applied.is_some_and(|applied| applied.leader_id.term == term)
+            && applied.is_some_and(|applied| applied.leader_id.term == term)
+            && self.restored_floor(&m.vote).is_none_or(|floor| applied.is_some_and(|a| a.index >= floor))
             && self.leases.holds(m.id, &m.vote, m.membership_config.membership().get_joint_config(), lease::boottime())
     }
 
@@ -423,7 +423,11 @@ impl RaftMetadata {
             Ok(None)
         } else {
             self.reads_confirmed.fetch_add(1, Relaxed);
-            self.reads.confirm(&self.raft).await
+            let confirmed = self.reads.confirm(&self.raft).await;
+            // The read index is the commit position, which a leader restored after a restart
+            // takes from its applied one: its own log may hold acknowledged entries past that.
+            let floor = self.restored_floor(&self.raft.metrics().borrow().vote);
+            confirmed.map(|read| read.max(floor))
         };
         let read = match confirmed {
             Ok(read) => read,
@@ -506,17 +510,16 @@ impl RaftMetadata {
                 json(&answer)
             }
             paths::VOTE => {
-                if !self.quiet_over() {
-                    return Err("this metadata replica started less than a leader's lease ago: it does not vote yet \
-                                (it may have promised a leader, before it restarted, not to)"
-                        .into());
-                }
                 if self.unproven() {
                     return Err("this metadata replica started without its log and has not caught up: it does not \
                                 vote yet"
                         .into());
                 }
-                let request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                let request: openraft::raft::VoteRequest<RaftNodeId> =
+                    serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                // Before Raft sees it: from now on this replica's lease does not hold (`lease_holds`).
+                self.vote_terms_seen
+                    .fetch_max(request.vote.leader_id().get_term(), std::sync::atomic::Ordering::SeqCst);
                 json(&self.raft.vote(request).await)
             }
             paths::SNAPSHOT => {
@@ -593,9 +596,55 @@ mod tests {
         serde_json::to_vec(&request).unwrap()
     }
 
+    /// What the leader's lease (`lease`) relies on from openraft across a restart: a voter that
+    /// accepted a leader's append keeps refusing other candidates for `ELECTION_TIMEOUT_MAX_MS`,
+    /// counted again from its restart (openraft gives the stored vote the time of the start),
+    /// so a restart cannot free a promise it made to a leader just before.
+    #[tokio::test]
+    async fn a_restarted_voter_keeps_refusing_candidates_for_a_lease_after_following_a_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
+        let voter = replica(kv.clone(), dir.path()).await;
+        let voters = Voters::from([
+            (1, "127.0.0.1:1".to_string()),
+            (2, "127.0.0.1:2".to_string()),
+            (3, "127.0.0.1:3".to_string()),
+        ]);
+        voter.initialize(&voters).await.unwrap();
+        // Node 2 leads term 7: its (empty) append is accepted.
+        let append: openraft::raft::AppendEntriesRequest<TypeConfig> = openraft::raft::AppendEntriesRequest {
+            vote: openraft::Vote::new_committed(7, 2),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        let answer = voter.handle_rpc(paths::APPEND, &serde_json::to_vec(&append).unwrap()).await.unwrap();
+        let answer: Result<openraft::raft::AppendEntriesResponse<u64>, serde_json::Value> =
+            serde_json::from_slice(&answer).unwrap();
+        assert!(matches!(answer, Ok(openraft::raft::AppendEntriesResponse::Success)), "{answer:?}");
+        voter.raft.shutdown().await.unwrap();
+        drop(voter);
+
+        // Restarted at once; node 3 campaigns in term 8 with a longer log.
+        let restarted = replica(kv, dir.path()).await;
+        let candidate: openraft::raft::VoteRequest<u64> = openraft::raft::VoteRequest::new(
+            openraft::Vote::new(8, 3),
+            Some(openraft::LogId::new(openraft::CommittedLeaderId::new(7, 2), 100)),
+        );
+        let ask = || async {
+            let answer = restarted.handle_rpc(paths::VOTE, &serde_json::to_vec(&candidate).unwrap()).await.unwrap();
+            let answer: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+                serde_json::from_slice(&answer).unwrap();
+            answer.expect("a vote answer").vote_granted
+        };
+        assert!(!ask().await, "a voter granted another candidate its vote right after restarting");
+        tokio::time::sleep(std::time::Duration::from_millis(ELECTION_TIMEOUT_MAX_MS + 100)).await;
+        assert!(ask().await, "once the lease is over the candidate gets the vote");
+        restarted.raft.shutdown().await.unwrap();
+    }
+
     /// A replica that starts with an empty store (a new node, or a wiped voter) refuses votes,
-    /// across a restart, until it is proven; one created as a member of a brand-new group is whole
-    /// and votes, and after a restart votes again once a lease's length is over.
+    /// across a restart, until it is proven; one created as a member of a brand-new group is whole.
     #[tokio::test]
     async fn a_replica_without_its_log_refuses_votes_until_it_is_proven() {
         let dir = tempfile::tempdir().unwrap();
@@ -614,32 +663,18 @@ mod tests {
         restarted.raft.shutdown().await.unwrap();
         drop(restarted);
 
-        // A member of a brand-new group, initialised with it, votes at once: it never stored a
-        // vote, so it promised no leader anything.
+        // A member of a brand-new group, initialised with it, votes.
         let dir = tempfile::tempdir().unwrap();
-        let kv: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
-        let fresh = replica(kv.clone(), dir.path()).await;
+        let fresh = replica(Arc::new(ignifuge_kv::MemoryKv::default()), dir.path()).await;
         fresh
             .initialize(&Voters::from([(1, "127.0.0.1:1".to_string()), (2, "127.0.0.1:2".to_string())]))
             .await
             .unwrap();
         assert!(!fresh.unproven());
-        let granted = |answer: Vec<u8>| {
-            let response: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
-                serde_json::from_slice(&answer).unwrap();
-            assert!(response.is_ok(), "{response:?}");
-        };
-        granted(fresh.handle_rpc(paths::VOTE, &vote_request()).await.expect("a whole replica answers votes"));
+        let answered = fresh.handle_rpc(paths::VOTE, &vote_request()).await.expect("a whole replica answers votes");
+        let response: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+            serde_json::from_slice(&answered).unwrap();
+        assert!(response.is_ok(), "{response:?}");
         fresh.raft.shutdown().await.unwrap();
-        drop(fresh);
-        // Restarted with a vote stored: for its first lease's length it neither votes nor
-        // campaigns, since before the restart it may have promised a leader to vote for nobody
-        // else that long (`lease`).
-        let restarted = replica(kv, dir.path()).await;
-        let quiet = restarted.handle_rpc(paths::VOTE, &vote_request()).await.unwrap_err();
-        assert!(quiet.contains("started less than a leader's lease ago"), "{quiet}");
-        tokio::time::sleep(std::time::Duration::from_millis(START_QUIET_MS + 50)).await;
-        granted(restarted.handle_rpc(paths::VOTE, &vote_request()).await.expect("votes once the quiet time is over"));
-        restarted.raft.shutdown().await.unwrap();
     }
 }
