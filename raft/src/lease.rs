@@ -32,9 +32,9 @@
 //! `lib.rs` holds openraft to it). The leader's side has two holes openraft leaves, closed in
 //! `RaftMetadata`: the leader itself grants its vote to a newer candidate once its own vote is
 //! older than the lease, so once it has handed a vote request of a newer term to Raft its lease
-//! no longer holds (`vote_terms_seen`); and a leader restored by a restart in its own term appends no new
-//! first entry, so it answers nothing until it has applied its whole log of then
-//! (`restored_as_leader`).
+//! no longer holds (`vote_terms_seen`); and a leader restored by a restart in its own term
+//! appends no new first entry when its log already ends in that term, so it answers nothing
+//! until it has applied its whole log of then (`restored_as_leader`).
 //!
 //! When the lease does not hold (a new leader, a quorum not heard from within `LEASE_READ_MS`,
 //! an entry of its own term not applied yet), the query falls back to a read-index round.

@@ -100,11 +100,12 @@ pub struct RaftMetadata {
     leases: Arc<lease::Leases>,
     /// The highest term of the vote requests handed to Raft: once this leader may have granted a
     /// newer term its vote, its lease no longer says that no other leader exists (openraft's
-    /// leader does not refuse votes as its followers do).
+    /// leader refuses votes only for a lease's length after it took office or restarted, not
+    /// for a lease after each of its appends as its followers do).
     vote_terms_seen: std::sync::atomic::AtomicU64,
     /// Set when this replica restarted as the leader it was (openraft restores a leader whose own
-    /// vote is stored, in the same term, with no new first entry): that vote and the last index
-    /// of its log then. Entries up to there may have been acknowledged before the restart while
+    /// vote is stored, in the same term, and appends no new first entry if its log already ends
+    /// in its own term): that vote and the last index of its log then. Entries up to there may have been acknowledged before the restart while
     /// the applied position (not fsynced) fell behind them, so no query is answered under that
     /// vote until they are applied.
     restored_as_leader: Option<(openraft::Vote<RaftNodeId>, u64)>,
@@ -423,11 +424,13 @@ impl RaftMetadata {
             Ok(None)
         } else {
             self.reads_confirmed.fetch_add(1, Relaxed);
-            let confirmed = self.reads.confirm(&self.raft).await;
             // The read index is the commit position, which a leader restored after a restart
-            // takes from its applied one: its own log may hold acknowledged entries past that.
+            // starts from its applied position or the commit hint, neither fsynced: its own log
+            // may hold acknowledged entries past both. Taken before the round: if the vote
+            // changes during it, a round confirmed under a newer vote of this replica is past that
+            // term's first entry, which covers its whole log.
             let floor = self.restored_floor(&self.raft.metrics().borrow().vote);
-            confirmed.map(|read| read.max(floor))
+            self.reads.confirm(&self.raft).await.map(|read| read.max(floor))
         };
         let read = match confirmed {
             Ok(read) => read,
@@ -518,8 +521,20 @@ impl RaftMetadata {
                 let request: openraft::raft::VoteRequest<RaftNodeId> =
                     serde_json::from_slice(body).map_err(|e| e.to_string())?;
                 // Before Raft sees it: from now on this replica's lease does not hold (`lease_holds`).
-                self.vote_terms_seen
-                    .fetch_max(request.vote.leader_id().get_term(), std::sync::atomic::Ordering::SeqCst);
+                let term = request.vote.leader_id().get_term();
+                let seen = self.vote_terms_seen.fetch_max(term, std::sync::atomic::Ordering::SeqCst);
+                let (current, me) = {
+                    let metrics = self.raft.metrics();
+                    let m = metrics.borrow();
+                    (m.vote, m.id)
+                };
+                if term > seen.max(current.leader_id().get_term()) && current.leader_id().voted_for() == Some(me) {
+                    tracing::info!(
+                        term,
+                        current = current.leader_id().get_term(),
+                        "a vote request of a newer term reached the leader: no more reads from its lease in this term"
+                    );
+                }
                 json(&self.raft.vote(request).await)
             }
             paths::SNAPSHOT => {
