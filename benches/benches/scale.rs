@@ -10,7 +10,9 @@
 //! AWS CLI (5+4, one stripe of 9 shard records, Content-Type, CRC64NVME), with proposal times 1 ms
 //! apart so that the proposal ids age out of the dedup window as they do in a live cluster. No
 //! Raft log, network or fsync: those cost time per object, not space or memory at rest.
-//! SCALE_KEY_BYTES pads every key to that length (default: `dir-NN/object-NNNNNNNNN`, 24 bytes).
+//! SCALE_KEY_BYTES pads every key to that length (default: `dir-NN/object-NNNNNNNNN`, 24 bytes),
+//! with `x` (which compression all but erases), or with letters that differ from key to key
+//! (`SCALE_KEY_FILL=random`: the store's worst case, as for long keys that share little).
 //! Run: `cargo bench -p ignifuge-benches --bench scale`. Prints tables and one JSON line.
 
 use ignifuge_kv::{KvStore, RocksKv, WriteBatch};
@@ -29,10 +31,27 @@ const SAMPLES: usize = 2_000;
 const LIST_ROUNDS: usize = 30;
 const EPOCH_MS: i64 = 1_790_000_000_000;
 
-fn key(i: usize, pad_to: usize) -> String {
+/// How keys are padded: to this many bytes, with `x` or with letters that differ per key.
+#[derive(Clone, Copy)]
+struct Padding {
+    to: usize,
+    random: bool,
+}
+
+fn key(i: usize, pad: Padding) -> String {
     let mut k = format!("dir-{:02}/object-{:09}", i % 100, i);
-    while k.len() < pad_to {
-        k.push('x');
+    let mut state = i as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    while k.len() < pad.to {
+        if pad.random {
+            // splitmix64: a letter per step, a different sequence per key.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            k.push((b'a' + ((z ^ (z >> 31)) % 26) as u8) as char);
+        } else {
+            k.push('x');
+        }
     }
     k
 }
@@ -127,7 +146,10 @@ fn list(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration 
 fn main() {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
     let big = var("SCALE_OBJECTS").unwrap_or(1_000_000);
-    let pad = var("SCALE_KEY_BYTES").unwrap_or(0);
+    let pad = Padding {
+        to: var("SCALE_KEY_BYTES").unwrap_or(0),
+        random: std::env::var("SCALE_KEY_FILL").is_ok_and(|f| f == "random"),
+    };
     let dir = tempfile::tempdir_in(std::env::var("SCALE_DIR").unwrap_or_else(|_| "/var/tmp".into())).expect("tempdir");
     let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(dir.path()).expect("rocksdb"));
     let machine = StateMachine::new(kv.clone());
@@ -242,8 +264,9 @@ fn main() {
         json.push(format!(r#"{{"case":"{name}","small_us":{s:.0},"big_us":{b:.0}}}"#));
     }
     println!(
-        r#"{{"bench":"scale","objects":{objects},"key_bytes":{},"disk_bytes_per_object":{:.1},"logical_bytes_per_object":{:.1},"rss_mib":{},"cases":[{}]}}"#,
+        r#"{{"bench":"scale","objects":{objects},"key_bytes":{},"key_fill":"{}","disk_bytes_per_object":{:.1},"logical_bytes_per_object":{:.1},"rss_mib":{},"cases":[{}]}}"#,
         key(0, pad).len(),
+        if pad.random { "random" } else { "x" },
         disk as f64 / objects as f64,
         logical as f64 / objects as f64,
         rss_after / 1024,
