@@ -27,6 +27,7 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     let me = cluster.node(&id).with_context(|| format!("node {node_id} is not in {}", config.display()))?.clone();
     ignifuge_faults::set_identity(&me.address.to_string());
     std::fs::create_dir_all(data_dir)?;
+    crate::format::check_node_dir(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
     let store = Arc::new(ShardStore::open_with(data_dir, index, settings.shard_sync)?);
     let metadata = match cluster.metadata_role(&id) {

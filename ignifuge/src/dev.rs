@@ -8,6 +8,7 @@
 //! A child that dies is reported and left dead: the fire drill needs dead nodes to stay dead.
 
 use crate::admin::Admin;
+use crate::format::{DATA_DIR_FORMAT, FORMAT_FILE, adopt_node_dir, check_cluster_dir};
 use anyhow::Context as _;
 use clap::Args;
 use ignifuge_placement::FailureBudget;
@@ -33,35 +34,6 @@ const WEB_PORT_OFFSET: u16 = 3;
 pub const WEB_DOMAIN: &str = "s3-website.localhost";
 const REGION: &str = "us-east-1";
 const DEFAULT_TENANT: &str = "default";
-/// Written with the metadata group: the layout of a data directory this version can restart.
-const FORMAT_FILE: &str = "format";
-/// 2: Raft ids derived from node names and the cluster layout stored in the metadata. Directories
-/// made before (no format file; Raft ids by position) cannot be restarted by this version.
-/// 3: writes name their bucket's incarnation, snapshots are files: the Raft log of format 2 holds
-/// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
-/// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
-/// this version would not change by itself).
-/// 6: object records and Raft log entries keep inline bodies raw after their JSON
-/// (`ignifuge_meta::stored`): an older version cannot read them, and replicas that applied an
-/// entry before the upgrade would hold other bytes than those applying it after (digests differ).
-const DATA_DIR_FORMAT: &str = "6";
-
-/// Refuses a data directory whose metadata was created by an incompatible version, before any
-/// process starts on it.
-fn check_format(data_dir: &Path) -> anyhow::Result<()> {
-    if !data_dir.join("metadata-initialized").exists() {
-        return Ok(());
-    }
-    let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
-    anyhow::ensure!(
-        found.trim() == DATA_DIR_FORMAT,
-        "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
-         the metadata's commands and snapshots changed); remove it or choose another --data-dir",
-        data_dir.display(),
-        if found.is_empty() { "1" } else { found.trim() }
-    );
-    Ok(())
-}
 const READY_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Args)]
@@ -217,7 +189,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     crate::settings::Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    check_format(&data_dir)?;
+    check_cluster_dir(&data_dir)?;
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let config = cluster_config(args.base_port);
@@ -242,6 +214,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut running: Vec<Running> = Vec::new();
     for node in &config.nodes {
         let node_dir = data_dir.join(&node.id.0);
+        // The cluster's format checked: its nodes' directories are of it, even those made before
+        // nodes kept a format file of their own.
+        adopt_node_dir(&node_dir)?;
         let mut a = common("node");
         a.extend(["--node-id".into(), node.id.0.clone(), "--data-dir".into(), node_dir.display().to_string()]);
         let log = logs.join(format!("{}.log", node.id));

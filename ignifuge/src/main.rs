@@ -6,6 +6,7 @@ mod daemons;
 mod dev;
 mod drill;
 mod durability;
+mod format;
 mod placement_cli;
 mod settings;
 

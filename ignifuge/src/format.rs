@@ -1,0 +1,130 @@
+//! The data format of a data directory: `ignifuge dev`'s cluster directory, and each storage
+//! node's own. A directory written in a format this version cannot read is refused before any
+//! process opens it, rather than half-started (a replica that cannot decode its own log, or one
+//! whose state differs from the other replicas' for the same entries).
+
+use anyhow::Context as _;
+use std::path::Path;
+
+/// The name of the file holding a directory's format.
+pub const FORMAT_FILE: &str = "format";
+/// 2: Raft ids derived from node names and the cluster layout stored in the metadata. Directories
+/// made before (no format file; Raft ids by position) cannot be restarted by this version.
+/// 3: writes name their bucket's incarnation, snapshots are files: the Raft log of format 2 holds
+/// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
+/// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
+/// this version would not change by itself).
+/// 6: object records and Raft log entries keep inline bodies raw after their JSON
+/// (`ignifuge_meta::stored`): an older version cannot read them, and replicas that applied an
+/// entry before the upgrade would hold other bytes than those applying it after (digests differ).
+/// Storage nodes' own directories carry the format file since format 6.
+pub const DATA_DIR_FORMAT: &str = "6";
+
+/// What a storage node keeps in its directory: a directory holding any of them is not new.
+const NODE_STORES: [&str; 4] = ["meta", "meta-snapshots", "index", "shards"];
+
+/// Refuses a cluster directory of `ignifuge dev` whose metadata was created in another format.
+pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
+    if !data_dir.join("metadata-initialized").exists() {
+        return Ok(());
+    }
+    let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
+    anyhow::ensure!(
+        found.trim() == DATA_DIR_FORMAT,
+        "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
+         the metadata's commands and snapshots changed); remove it or choose another --data-dir",
+        data_dir.display(),
+        if found.is_empty() { "1" } else { found.trim() }
+    );
+    Ok(())
+}
+
+/// Before a storage node opens anything in `node_dir`: a new directory gets this version's
+/// format (synced); one that holds this format is opened; one that holds another, or holds data
+/// and no format at all (written by a version before format 6), is refused.
+pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
+    let path = node_dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(found) => {
+            anyhow::ensure!(
+                found.trim() == DATA_DIR_FORMAT,
+                "{} holds data format {:?}; this version reads format {DATA_DIR_FORMAT} only (the metadata's \
+                 records and log entries changed): start the version that wrote it, or empty the directory",
+                node_dir.display(),
+                found.trim()
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let holds_data = NODE_STORES.iter().any(|store| node_dir.join(store).exists());
+            anyhow::ensure!(
+                !holds_data,
+                "{} holds data but no `{FORMAT_FILE}` file: it was written by a version before data format \
+                 {DATA_DIR_FORMAT}, which this version cannot read; start that version, or empty the directory",
+                node_dir.display()
+            );
+            write_format(node_dir)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes this version's format into a directory whose format is known to be it (`ignifuge dev`
+/// adopts its nodes' directories, made before nodes kept the file, once its own format checked).
+pub fn adopt_node_dir(node_dir: &Path) -> anyhow::Result<()> {
+    if node_dir.join(FORMAT_FILE).exists() || !node_dir.exists() {
+        return Ok(());
+    }
+    write_format(node_dir)
+}
+
+fn write_format(dir: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(DATA_DIR_FORMAT.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(FORMAT_FILE))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_directory_of_another_format_or_of_none_is_refused_and_a_new_one_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("dc1-n1");
+        // New: marked with this version's format, then opened again.
+        check_node_dir(&node).unwrap();
+        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
+        check_node_dir(&node).unwrap();
+        // Another format: refused, and left as it was.
+        std::fs::write(node.join(FORMAT_FILE), "5").unwrap();
+        let refused = check_node_dir(&node).unwrap_err().to_string();
+        assert!(refused.contains("holds data format \"5\""), "{refused}");
+        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), "5");
+        // Data and no format file: written before nodes kept one; refused, not marked.
+        std::fs::remove_file(node.join(FORMAT_FILE)).unwrap();
+        std::fs::create_dir_all(node.join("meta")).unwrap();
+        let refused = check_node_dir(&node).unwrap_err().to_string();
+        assert!(refused.contains("no `format` file"), "{refused}");
+        assert!(!node.join(FORMAT_FILE).exists());
+        // ... unless `ignifuge dev`, whose own format checked, adopts it.
+        adopt_node_dir(&node).unwrap();
+        check_node_dir(&node).unwrap();
+    }
+
+    #[test]
+    fn a_cluster_directory_is_checked_once_its_metadata_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        check_cluster_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("metadata-initialized"), "").unwrap();
+        assert!(check_cluster_dir(dir.path()).unwrap_err().to_string().contains("data format \"1\""));
+        std::fs::write(dir.path().join(FORMAT_FILE), DATA_DIR_FORMAT).unwrap();
+        check_cluster_dir(dir.path()).unwrap();
+    }
+}
