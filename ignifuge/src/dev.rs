@@ -8,7 +8,7 @@
 //! A child that dies is reported and left dead: the fire drill needs dead nodes to stay dead.
 
 use crate::admin::Admin;
-use crate::format::{DATA_DIR_FORMAT, FORMAT_FILE, adopt_node_dir, check_cluster_dir};
+use crate::format::{DATA_DIR_FORMAT, FORMAT_FILE, adopt_node_dirs};
 use anyhow::Context as _;
 use clap::Args;
 use ignifuge_placement::FailureBudget;
@@ -189,10 +189,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     crate::settings::Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    check_cluster_dir(&data_dir)?;
+    let config = cluster_config(args.base_port);
+    // Refuses a cluster directory of another format; marks its nodes' directories made before
+    // nodes kept a format file of their own.
+    let node_dirs: Vec<PathBuf> = config.nodes.iter().map(|node| data_dir.join(&node.id.0)).collect();
+    adopt_node_dirs(&data_dir, node_dirs.iter().map(PathBuf::as_path))?;
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let config = cluster_config(args.base_port);
     let config_path = data_dir.join("cluster.toml");
     std::fs::write(&config_path, config.to_toml())?;
     let secret_path = data_dir.join("cluster.secret");
@@ -214,9 +217,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut running: Vec<Running> = Vec::new();
     for node in &config.nodes {
         let node_dir = data_dir.join(&node.id.0);
-        // The cluster's format checked: its nodes' directories are of it, even those made before
-        // nodes kept a format file of their own.
-        adopt_node_dir(&node_dir)?;
         let mut a = common("node");
         a.extend(["--node-id".into(), node.id.0.clone(), "--data-dir".into(), node_dir.display().to_string()]);
         let log = logs.join(format!("{}.log", node.id));

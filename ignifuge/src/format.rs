@@ -17,7 +17,9 @@ pub const FORMAT_FILE: &str = "format";
 /// 6: object records and Raft log entries keep inline bodies raw after their JSON
 /// (`ignifuge_meta::stored`): an older version cannot read them, and replicas that applied an
 /// entry before the upgrade would hold other bytes than those applying it after (digests differ).
-/// Storage nodes' own directories carry the format file since format 6.
+/// Storage nodes' own directories carry the format file from this release on (format 6
+/// directories made before it have none: `ignifuge dev` marks its own, a node run by hand says
+/// how to mark it).
 pub const DATA_DIR_FORMAT: &str = "6";
 
 /// What a storage node keeps in its directory: a directory holding any of them is not new.
@@ -59,9 +61,12 @@ pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
             let holds_data = NODE_STORES.iter().any(|store| node_dir.join(store).exists());
             anyhow::ensure!(
                 !holds_data,
-                "{} holds data but no `{FORMAT_FILE}` file: it was written by a version before data format \
-                 {DATA_DIR_FORMAT}, which this version cannot read; start that version, or empty the directory",
-                node_dir.display()
+                "{} holds data but no `{FORMAT_FILE}` file: it was written before storage nodes kept one. If the \
+                 version that wrote it read data format {DATA_DIR_FORMAT} (its `ignifuge dev` wrote \
+                 {DATA_DIR_FORMAT} into the cluster directory's `{FORMAT_FILE}`), write {DATA_DIR_FORMAT} into \
+                 {} and start again; otherwise start that version",
+                node_dir.display(),
+                node_dir.join(FORMAT_FILE).display()
             );
             write_format(node_dir)
         }
@@ -69,13 +74,21 @@ pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Writes this version's format into a directory whose format is known to be it (`ignifuge dev`
-/// adopts its nodes' directories, made before nodes kept the file, once its own format checked).
-pub fn adopt_node_dir(node_dir: &Path) -> anyhow::Result<()> {
-    if node_dir.join(FORMAT_FILE).exists() || !node_dir.exists() {
+/// Marks the node directories of `ignifuge dev`'s cluster directory `data_dir`, made before
+/// nodes kept a format file, with this version's format: only once the cluster's own format is
+/// known to be it (its metadata was created and `check_cluster_dir` passed). Node directories
+/// of a cluster whose metadata was never created are left to their nodes' own check.
+pub fn adopt_node_dirs<'a>(data_dir: &Path, node_dirs: impl IntoIterator<Item = &'a Path>) -> anyhow::Result<()> {
+    check_cluster_dir(data_dir)?;
+    if !data_dir.join("metadata-initialized").exists() {
         return Ok(());
     }
-    write_format(node_dir)
+    for node_dir in node_dirs {
+        if node_dir.exists() && !node_dir.join(FORMAT_FILE).exists() {
+            write_format(node_dir)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_format(dir: &Path) -> anyhow::Result<()> {
@@ -113,8 +126,13 @@ mod tests {
         let refused = check_node_dir(&node).unwrap_err().to_string();
         assert!(refused.contains("no `format` file"), "{refused}");
         assert!(!node.join(FORMAT_FILE).exists());
-        // ... unless `ignifuge dev`, whose own format checked, adopts it.
-        adopt_node_dir(&node).unwrap();
+        // `ignifuge dev` adopts it only once its cluster's metadata exists in this format.
+        adopt_node_dirs(dir.path(), [node.as_path()]).unwrap();
+        assert!(!node.join(FORMAT_FILE).exists(), "adopted by a cluster whose metadata was never created");
+        std::fs::write(dir.path().join("metadata-initialized"), "").unwrap();
+        assert!(adopt_node_dirs(dir.path(), [node.as_path()]).is_err(), "adopted by a cluster of another format");
+        std::fs::write(dir.path().join(FORMAT_FILE), DATA_DIR_FORMAT).unwrap();
+        adopt_node_dirs(dir.path(), [node.as_path()]).unwrap();
         check_node_dir(&node).unwrap();
     }
 
