@@ -658,6 +658,44 @@ mod tests {
         restarted.raft.shutdown().await.unwrap();
     }
 
+    /// The lease in one replica that leads a group of one (its own acknowledgement is a quorum):
+    /// it holds once the leader has applied an entry of its term, and a vote request of a newer
+    /// term that reaches it ends it for the term, even one openraft refuses (openraft's leader
+    /// grants such votes once it has led for a lease's length, and a grant must never be
+    /// followed by a read from the lease).
+    #[tokio::test]
+    async fn a_vote_request_of_a_newer_term_ends_the_leaders_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = replica(Arc::new(ignifuge_kv::MemoryKv::default()), dir.path()).await;
+        leader.initialize(&Voters::from([(1, "127.0.0.1:1".to_string())])).await.unwrap();
+        leader
+            .raft
+            .wait(Some(std::time::Duration::from_secs(10)))
+            .metrics(
+                |m| {
+                    m.state == openraft::ServerState::Leader
+                        && m.last_applied.is_some_and(|a| a.leader_id.term == m.current_term)
+                },
+                "leading, first entry applied",
+            )
+            .await
+            .unwrap();
+        assert!(leader.lease_holds(), "a leader of one, its first entry applied, holds its lease");
+        let term = leader.raft.metrics().borrow().current_term;
+        // Refused by openraft (the leader took office less than a lease ago), yet the lease ends.
+        let candidate: openraft::raft::VoteRequest<u64> = openraft::raft::VoteRequest::new(
+            openraft::Vote::new(term + 1, 2),
+            Some(openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), 100)),
+        );
+        let answer = leader.handle_rpc(paths::VOTE, &serde_json::to_vec(&candidate).unwrap()).await.unwrap();
+        let answer: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+            serde_json::from_slice(&answer).unwrap();
+        assert!(!answer.expect("a vote answer").vote_granted, "openraft's leader refused within its own lease");
+        assert_eq!(leader.raft.metrics().borrow().state, openraft::ServerState::Leader);
+        assert!(!leader.lease_holds(), "the lease outlived a vote request of a newer term");
+        leader.raft.shutdown().await.unwrap();
+    }
+
     /// A replica that starts with an empty store (a new node, or a wiped voter) refuses votes,
     /// across a restart, until it is proven; one created as a member of a brand-new group is whole.
     #[tokio::test]
