@@ -964,14 +964,34 @@ async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
     let mut acknowledged = Vec::new();
     for (node, point) in [("dc1-n2", "node.shard.before-sync"), ("dc2-n3", "node.shard.after-sync")] {
         crash_at(&cluster, &rules_path, &[node], point);
-        let data = rng.bytes(6 * MIB + acknowledged.len());
-        let key = format!("through-{point}");
-        let put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send().await;
-        wait_for_crash(&cluster, &[node], Duration::from_secs(30)).await;
-        std::fs::write(&rules_path, "").expect("clearing the rule");
-        if put.is_ok() {
-            acknowledged.push((key, data));
+        // The rule fires at the node's first shard write. A PUT refused before it wrote any shard
+        // (the metadata between leaders, as right after the cluster starts) is tried again; one
+        // acknowledged must have made the node crash.
+        for attempt in 0.. {
+            let data = rng.bytes(6 * MIB + acknowledged.len());
+            let key = format!("through-{point}-{attempt}");
+            let put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send().await;
+            let crashed = async {
+                for _ in 0..50 {
+                    if !pid_alive(cluster.process(node).pid) {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                false
+            };
+            if put.is_ok() {
+                acknowledged.push((key, data));
+                wait_for_crash(&cluster, &[node], Duration::from_secs(30)).await;
+                break;
+            }
+            if crashed.await {
+                break;
+            }
+            assert!(attempt < 5, "{node} did not crash after {attempt} refused PUTs; the last: {put:?}");
+            println!("PUT {attempt} refused before {node} wrote a shard, again: {:?}", put.map(|_| ()));
         }
+        std::fs::write(&rules_path, "").expect("clearing the rule");
         for (key, data) in &acknowledged {
             assert_bytes_eq(&get_object(&client, "fsync-crash", key).await, data, &format!("{key}, {node} down"));
         }
