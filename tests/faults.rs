@@ -832,16 +832,25 @@ fn crash_at(cluster: &Cluster, rules: &str, targets: &[&str], point: &str) {
     std::fs::write(rules, format!("crash {} {point}\n", listen.join(","))).expect("writing a crash rule");
 }
 
-/// Waits until one of `candidates` has exited (a crash rule fired in it), returns which one.
-async fn wait_for_crash(cluster: &Cluster, candidates: &[&str], timeout: Duration) -> String {
+/// Which of `candidates` has exited (a crash rule fired in it) within `timeout`, if one has.
+async fn crashed_within(cluster: &Cluster, candidates: &[&str], timeout: Duration) -> Option<String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(crashed) = candidates.iter().find(|id| !pid_alive(cluster.process(id).pid)) {
-            return crashed.to_string();
+            return Some(crashed.to_string());
         }
-        assert!(Instant::now() < deadline, "none of {candidates:?} crashed in time\n{}", cluster.log_tails(10));
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until one of `candidates` has exited (a crash rule fired in it), returns which one.
+async fn wait_for_crash(cluster: &Cluster, candidates: &[&str], timeout: Duration) -> String {
+    crashed_within(cluster, candidates, timeout)
+        .await
+        .unwrap_or_else(|| panic!("none of {candidates:?} crashed in time\n{}", cluster.log_tails(10)))
 }
 
 /// Failpoints inside snapshot build and install (defect 2). dc1-n2 crashes after writing a
@@ -971,21 +980,12 @@ async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
             let data = rng.bytes(6 * MIB + acknowledged.len());
             let key = format!("through-{point}-{attempt}");
             let put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send().await;
-            let crashed = async {
-                for _ in 0..50 {
-                    if !pid_alive(cluster.process(node).pid) {
-                        return true;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                false
-            };
             if put.is_ok() {
                 acknowledged.push((key, data));
                 wait_for_crash(&cluster, &[node], Duration::from_secs(30)).await;
                 break;
             }
-            if crashed.await {
+            if crashed_within(&cluster, &[node], Duration::from_secs(5)).await.is_some() {
                 break;
             }
             assert!(attempt < 5, "{node} did not crash after {attempt} refused PUTs; the last: {put:?}");

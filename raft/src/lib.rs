@@ -105,9 +105,9 @@ pub struct RaftMetadata {
     vote_terms_seen: std::sync::atomic::AtomicU64,
     /// Set when this replica restarted as the leader it was (openraft restores a leader whose own
     /// vote is stored, in the same term, and appends no new first entry if its log already ends
-    /// in its own term): that vote and the last index of its log then. Entries up to there may have been acknowledged before the restart while
-    /// the applied position (not fsynced) fell behind them, so no query is answered under that
-    /// vote until they are applied.
+    /// in its own term): that vote and the last index of its log then. Entries up to there may
+    /// have been acknowledged before the restart while the applied position (not fsynced) fell
+    /// behind them, so no query is answered under that vote until they are applied.
     restored_as_leader: Option<(openraft::Vote<RaftNodeId>, u64)>,
     /// Queries answered from the lease, and after a read-index round (`RaftStatus`).
     reads_by_lease: std::sync::atomic::AtomicU64,
@@ -605,6 +605,14 @@ mod tests {
         RaftMetadata::start(1, kv, dir.join("snapshots"), client, RaftTuning::default()).await.expect("replica")
     }
 
+    /// Asks `replica` for its vote with `request`; whether it was granted.
+    async fn vote_granted(replica: &Arc<RaftMetadata>, request: &openraft::raft::VoteRequest<u64>) -> bool {
+        let answer = replica.handle_rpc(paths::VOTE, &serde_json::to_vec(request).unwrap()).await.unwrap();
+        let answer: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
+            serde_json::from_slice(&answer).unwrap();
+        answer.expect("a vote answer").vote_granted
+    }
+
     fn vote_request() -> Vec<u8> {
         let request: openraft::raft::VoteRequest<u64> =
             openraft::raft::VoteRequest::new(openraft::Vote::new(7, 2), None);
@@ -646,15 +654,12 @@ mod tests {
             openraft::Vote::new(8, 3),
             Some(openraft::LogId::new(openraft::CommittedLeaderId::new(7, 2), 100)),
         );
-        let ask = || async {
-            let answer = restarted.handle_rpc(paths::VOTE, &serde_json::to_vec(&candidate).unwrap()).await.unwrap();
-            let answer: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
-                serde_json::from_slice(&answer).unwrap();
-            answer.expect("a vote answer").vote_granted
-        };
-        assert!(!ask().await, "a voter granted another candidate its vote right after restarting");
+        assert!(
+            !vote_granted(&restarted, &candidate).await,
+            "a voter granted another candidate its vote right after restarting"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(ELECTION_TIMEOUT_MAX_MS + 100)).await;
-        assert!(ask().await, "once the lease is over the candidate gets the vote");
+        assert!(vote_granted(&restarted, &candidate).await, "once the lease is over the candidate gets the vote");
         restarted.raft.shutdown().await.unwrap();
     }
 
@@ -687,10 +692,7 @@ mod tests {
             openraft::Vote::new(term + 1, 2),
             Some(openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), 100)),
         );
-        let answer = leader.handle_rpc(paths::VOTE, &serde_json::to_vec(&candidate).unwrap()).await.unwrap();
-        let answer: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> =
-            serde_json::from_slice(&answer).unwrap();
-        assert!(!answer.expect("a vote answer").vote_granted, "openraft's leader refused within its own lease");
+        assert!(!vote_granted(&leader, &candidate).await, "openraft's leader refused within its own lease");
         assert_eq!(leader.raft.metrics().borrow().state, openraft::ServerState::Leader);
         assert!(!leader.lease_holds(), "the lease outlived a vote request of a newer term");
         leader.raft.shutdown().await.unwrap();
