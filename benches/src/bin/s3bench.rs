@@ -13,7 +13,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hyper::Uri;
 use ignifuge_benches::s3bench::baseline::{self, BaselineClient};
-use ignifuge_benches::s3bench::run::{self, Bounds, Driver, Workload};
+use ignifuge_benches::s3bench::run::{self, Bounds, Driver, Payloads, Workload};
 use ignifuge_benches::s3bench::s3::{self, ChecksumPolicy, DELETE_BATCH_KEYS_MAX, MULTIPART_PARTS_MAX, S3Options};
 use ignifuge_benches::s3bench::stats::{self, Recorder, Report, latency_json};
 use ignifuge_benches::s3bench::units::{format_size, parse_size};
@@ -300,12 +300,13 @@ async fn prepare_s3(
     extra.insert("prefix".into(), prefix.clone().into());
     extra.insert("checksums".into(), args.checksums.label().into());
 
-    let payload = if workload == Workload::Multipart {
+    let body_bytes = if workload == Workload::Multipart {
         extra.insert("part_size".into(), args.part_size.into());
-        random_payload(args.part_size.min(args.size))
+        args.part_size.min(args.size)
     } else {
-        random_payload(args.size)
+        args.size
     };
+    let payloads = Payloads::new(random_payload(body_bytes + Payloads::POOL_EXTRA_BYTES as u64), body_bytes as usize);
 
     let prepared_count = match workload {
         Workload::Get | Workload::Mixed => args.objects.unwrap_or_else(|| {
@@ -343,7 +344,7 @@ async fn prepare_s3(
             client: client.clone(),
             bucket: args.bucket.clone(),
             keys: prepared.clone(),
-            payload: payload.clone(),
+            payloads: payloads.clone(),
         };
         let (recorder, _) = run::run(
             Arc::new(preparation),
@@ -364,7 +365,7 @@ async fn prepare_s3(
         prefix,
         workload,
         prepared,
-        payload,
+        payloads,
         size_bytes: args.size,
         get_percent: args.mixed_get_percent,
         list_page_keys_max: args.list_page_keys,

@@ -77,6 +77,36 @@ impl Budget {
     }
 }
 
+/// Bodies for PUTs, every one different from its neighbours: slices, at multiples of their size,
+/// of one pool of random bytes generated before the clock starts (zero-copy). One body shared by
+/// every PUT would let any compression in the store (its metadata engine's, its snapshots')
+/// fold a run's objects into one and report a space no user's data would get.
+#[derive(Clone)]
+pub struct Payloads {
+    pool: Bytes,
+    size: usize,
+}
+
+impl Payloads {
+    /// Random bytes beyond one body that the pool holds: 64 MiB, so 16,384 different 4 KiB
+    /// bodies (a run of more takes them again in the same order, 64 MiB of bodies apart) and two
+    /// 64 MiB ones.
+    pub const POOL_EXTRA_BYTES: usize = 64 << 20;
+
+    /// Bodies of `size` bytes, drawn from `pool`, which holds at least one.
+    pub fn new(pool: Bytes, size: usize) -> Self {
+        assert!(pool.len() >= size, "a pool of {} bytes for bodies of {size}", pool.len());
+        Self { pool, size }
+    }
+
+    /// The body of operation `index`.
+    pub fn body(&self, index: u64) -> Bytes {
+        let slots = ((self.pool.len() - self.size) / self.size.max(1) + 1) as u64;
+        let at = (index % slots) as usize * self.size;
+        self.pool.slice(at..at + self.size)
+    }
+}
+
 /// What one operation does, chosen from its index so workers carry no state.
 pub enum Driver {
     S3 {
@@ -87,8 +117,8 @@ pub enum Driver {
         workload: Workload,
         /// Keys written before the clock started (get, mixed, list).
         prepared: Arc<Vec<String>>,
-        /// put, mixed: the object; multipart: one part.
-        payload: Bytes,
+        /// put, mixed: the objects; multipart: the parts.
+        payloads: Payloads,
         size_bytes: u64,
         get_percent: u8,
         list_page_keys_max: i32,
@@ -100,7 +130,7 @@ pub enum Driver {
         client: Client,
         bucket: String,
         keys: Arc<Vec<String>>,
-        payload: Bytes,
+        payloads: Payloads,
     },
     Http {
         client: BaselineClient,
@@ -125,7 +155,7 @@ impl Driver {
                 prefix,
                 workload,
                 prepared,
-                payload,
+                payloads,
                 size_bytes,
                 get_percent,
                 list_page_keys_max,
@@ -135,7 +165,7 @@ impl Driver {
                 match workload {
                     Workload::Put => {
                         let key = format!("{prefix}put/{index}");
-                        ("put", s3::put(client, bucket, &key, payload.clone()).await)
+                        ("put", s3::put(client, bucket, &key, payloads.body(index)).await)
                     }
                     Workload::Get => {
                         let key = prepared_key(index);
@@ -147,7 +177,7 @@ impl Driver {
                         if choice % 100 < u64::from(*get_percent) {
                             ("get", s3::get(client, bucket, key, *size_bytes).await)
                         } else {
-                            ("put", s3::put(client, bucket, key, payload.clone()).await)
+                            ("put", s3::put(client, bucket, key, payloads.body(index)).await)
                         }
                     }
                     Workload::List => {
@@ -164,7 +194,7 @@ impl Driver {
                     }
                     Workload::Multipart => {
                         let key = format!("{prefix}multipart/{index}");
-                        ("multipart", s3::multipart(client, bucket, &key, *size_bytes, payload).await)
+                        ("multipart", s3::multipart(client, bucket, &key, *size_bytes, &payloads.body(index)).await)
                     }
                     Workload::DeleteObjects => {
                         let start = (index as usize).saturating_mul(*delete_batch_keys).min(prepared.len());
@@ -184,9 +214,9 @@ impl Driver {
                     }
                 }
             }
-            Driver::Prepare { client, bucket, keys, payload } => {
+            Driver::Prepare { client, bucket, keys, payloads } => {
                 let key = &keys[(index % keys.len().max(1) as u64) as usize];
-                ("prepare", s3::put(client, bucket, key, payload.clone()).await)
+                ("prepare", s3::put(client, bucket, key, payloads.body(index)).await)
             }
             Driver::Http { client } => ("http-get", client.get().await),
         }
@@ -288,5 +318,27 @@ impl Progress {
     fn finish(self) {
         self.ticker.abort();
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbouring_operations_get_different_bodies_of_the_size_asked() {
+        let pool: Bytes = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let payloads = Payloads::new(pool.clone(), 4096);
+        // 10,000 bytes hold two 4096-byte bodies side by side (and 1808 bytes never used).
+        assert_eq!(payloads.body(0), pool.slice(0..4096));
+        assert_eq!(payloads.body(1), pool.slice(4096..8192));
+        assert_ne!(payloads.body(0), payloads.body(1));
+        assert_eq!(payloads.body(2), payloads.body(0), "the pool's bodies come round again");
+        for index in 0..5 {
+            assert_eq!(payloads.body(index).len(), 4096);
+        }
+        let whole = Payloads::new(pool.clone(), pool.len());
+        assert_eq!(whole.body(7), pool);
+        assert_eq!(Payloads::new(pool, 0).body(3).len(), 0);
     }
 }
