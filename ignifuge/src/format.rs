@@ -20,7 +20,14 @@ pub const FORMAT_FILE: &str = "format";
 /// Storage nodes' own directories carry the format file from this release on (format 6
 /// directories made before it have none: `ignifuge dev` marks its own, a node run by hand says
 /// how to mark it).
-pub const DATA_DIR_FORMAT: &str = "6";
+/// 7: Raft snapshot files are compressed (`ignifuge_raft::snapshot_file`). This version reads
+/// everything format 6 wrote, so a format-6 directory is upgraded in place when opened (marked
+/// 7, nothing rewritten); a format-6 version refuses a format-7 directory, so a downgrade cannot
+/// start a replica that would be sent a snapshot it cannot read. Replicas of both versions in
+/// one running cluster are not supported: stop every process, then start the new version.
+pub const DATA_DIR_FORMAT: &str = "7";
+/// The older format this version reads, and marks as its own when it opens a directory of it.
+const UPGRADED_IN_PLACE: &str = "6";
 
 /// What a storage node keeps in its directory: a directory holding any of them is not new.
 const NODE_STORES: [&str; 4] = ["meta", "meta-snapshots", "index", "shards"];
@@ -31,6 +38,13 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
+    if found.trim() == UPGRADED_IN_PLACE {
+        tracing::info!(
+            "{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place",
+            data_dir.display()
+        );
+        return write_format(data_dir);
+    }
     anyhow::ensure!(
         found.trim() == DATA_DIR_FORMAT,
         "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
@@ -42,11 +56,19 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Before a storage node opens anything in `node_dir`: a new directory gets this version's
-/// format (synced); one that holds this format is opened; one that holds another, or holds data
-/// and no format at all (written by a version before format 6), is refused.
+/// format (synced); one that holds this format is opened, one of `UPGRADED_IN_PLACE` marked with
+/// it and opened; one that holds another, or holds data and no format at all (written by a
+/// version before format 6), is refused.
 pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
     let path = node_dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == UPGRADED_IN_PLACE => {
+            tracing::info!(
+                "{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place",
+                node_dir.display()
+            );
+            write_format(node_dir)
+        }
         Ok(found) => {
             anyhow::ensure!(
                 found.trim() == DATA_DIR_FORMAT,
@@ -62,8 +84,8 @@ pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
             anyhow::ensure!(
                 !holds_data,
                 "{} holds data but no `{FORMAT_FILE}` file: it was written before storage nodes kept one. If the \
-                 version that wrote it read data format {DATA_DIR_FORMAT} (its `ignifuge dev` wrote \
-                 {DATA_DIR_FORMAT} into the cluster directory's `{FORMAT_FILE}`), write {DATA_DIR_FORMAT} into \
+                 version that wrote it read data format {UPGRADED_IN_PLACE} (its `ignifuge dev` wrote \
+                 {UPGRADED_IN_PLACE} into the cluster directory's `{FORMAT_FILE}`), write {UPGRADED_IN_PLACE} into \
                  {} and start again; otherwise start that version",
                 node_dir.display(),
                 node_dir.join(FORMAT_FILE).display()
@@ -115,6 +137,10 @@ mod tests {
         check_node_dir(&node).unwrap();
         assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
         check_node_dir(&node).unwrap();
+        // The format before: upgraded in place.
+        std::fs::write(node.join(FORMAT_FILE), UPGRADED_IN_PLACE).unwrap();
+        check_node_dir(&node).unwrap();
+        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
         // Another format: refused, and left as it was.
         std::fs::write(node.join(FORMAT_FILE), "5").unwrap();
         let refused = check_node_dir(&node).unwrap_err().to_string();
@@ -142,7 +168,11 @@ mod tests {
         check_cluster_dir(dir.path()).unwrap();
         std::fs::write(dir.path().join("metadata-initialized"), "").unwrap();
         assert!(check_cluster_dir(dir.path()).unwrap_err().to_string().contains("data format \"1\""));
-        std::fs::write(dir.path().join(FORMAT_FILE), DATA_DIR_FORMAT).unwrap();
+        std::fs::write(dir.path().join(FORMAT_FILE), "5").unwrap();
+        assert!(check_cluster_dir(dir.path()).unwrap_err().to_string().contains("data format \"5\""));
+        std::fs::write(dir.path().join(FORMAT_FILE), UPGRADED_IN_PLACE).unwrap();
+        check_cluster_dir(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT, "upgraded");
         check_cluster_dir(dir.path()).unwrap();
     }
 }

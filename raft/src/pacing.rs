@@ -6,7 +6,7 @@
 //! ~15 s writing snapshots, and clients' PUTs fell to a fifth of their rate meanwhile
 //! (docs/benchmarks.md, "Background work and client latency"). Here a snapshot is due when at
 //! least `snapshot_entries` entries were applied since the last one *and* the log has grown, since
-//! the last snapshot was made, by the last snapshot's size times this replica's `spread` (between
+//! the last snapshot was made, by the last snapshot's size (its state before compression) times this replica's `spread` (between
 //! 1 and 2). So the bytes written for snapshots stay within about twice those written to the log
 //! (a snapshot of a growing state holds what the log added to it), whatever the state's size,
 //! and the log behind the last snapshot holds at most about twice that snapshot's size (plus the
@@ -28,7 +28,7 @@ pub struct SnapshotPacing {
     spread_milli: u64,
     /// Bytes appended to the log since this replica started, plus those it kept from before.
     log_bytes: AtomicU64,
-    /// Size of the current snapshot file (built or installed).
+    /// Bytes of state in the current snapshot (built or installed), before compression.
     snapshot_bytes: AtomicU64,
     /// `log_bytes` when the current snapshot was made.
     at_last_snapshot: AtomicU64,
@@ -55,7 +55,7 @@ impl SnapshotPacing {
         self.log_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// A snapshot of `bytes` became current (built here or installed from the leader).
+    /// A snapshot of `bytes` of state became current (built here or installed from the leader).
     pub fn snapshot_made(&self, bytes: u64) {
         self.snapshot_bytes.store(bytes, Ordering::Relaxed);
         self.at_last_snapshot.store(self.log_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
