@@ -1,5 +1,5 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
-use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, paths};
+use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardRole, paths};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -121,20 +121,22 @@ impl NodeClient {
         }
     }
 
-    /// Stores a shard; returns once the node has fsynced it.
+    /// Stores a shard; returns once the node has fsynced it. `role` tells the node how to keep it.
     pub async fn put_shard(
         &self,
         node: SocketAddr,
         id: &ShardId,
         data: Bytes,
         hash: &blake3::Hash,
+        role: ShardRole,
     ) -> Result<(), RpcError> {
         let hex = hash.to_hex().to_string();
+        let path = paths::shard_put(id, role);
         let (status, _, body) = self
             .send(
                 Method::PUT,
                 node,
-                &paths::shard(id),
+                &path,
                 data,
                 Some((SHARD_HASH_HEADER, hex.clone())),
                 &hex,

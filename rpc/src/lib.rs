@@ -62,11 +62,50 @@ pub mod paths {
         format!("/v1/shards/{}/{}/{}", id.blob, id.stripe, id.shard)
     }
 
+    /// The query of a shard write of a parity shard (`ShardRole::Parity`); none for a data shard.
+    pub const PARITY_QUERY: &str = "role=parity";
+
+    /// Where a shard of `role` is written.
+    pub fn shard_put(id: &ShardId, role: crate::ShardRole) -> String {
+        match role {
+            crate::ShardRole::Data => shard(id),
+            crate::ShardRole::Parity => format!("{}?{PARITY_QUERY}", shard(id)),
+        }
+    }
+
     /// The query of a conditional shard delete: only the copy last modified at `modified_ms`.
     pub const IF_MODIFIED_MS_QUERY: &str = "if-modified-ms";
 
     pub fn blob(blob: &BlobId) -> String {
         format!("/v1/shards/{blob}")
+    }
+}
+
+/// What a shard is to its stripe, which its node uses to decide how to keep it: data shards are
+/// what reads fetch, parity shards are read only to rebuild (the node writes large ones around
+/// its page cache).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardRole {
+    Data,
+    Parity,
+}
+
+impl ShardRole {
+    /// Shard `index` of a stripe of `data_shards` data shards (the data shards come first).
+    pub fn of(index: usize, data_shards: usize) -> Self {
+        if index < data_shards { ShardRole::Data } else { ShardRole::Parity }
+    }
+}
+
+#[cfg(test)]
+mod shard_role_tests {
+    use super::ShardRole;
+
+    #[test]
+    fn the_shards_after_the_data_shards_are_parity() {
+        let roles: Vec<ShardRole> = (0..9).map(|i| ShardRole::of(i, 5)).collect();
+        assert_eq!(roles[..5], [ShardRole::Data; 5]);
+        assert_eq!(roles[5..], [ShardRole::Parity; 4]);
     }
 }
 

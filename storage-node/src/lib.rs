@@ -11,6 +11,7 @@
 mod group_sync;
 mod scrub;
 mod server;
+mod shard_buffer;
 mod shard_store;
 
 pub use group_sync::{GroupSync, SyncMode, WriteStart};

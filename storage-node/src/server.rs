@@ -1,5 +1,6 @@
 //! The internode HTTP server: authentication, routing, and blocking disk work off the runtime.
 
+use crate::shard_buffer::{Caching, ShardBuffer};
 use crate::shard_store::{ShardStore, StoreError};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -74,6 +75,54 @@ pub async fn serve(listener: TcpListener, server: Arc<NodeServer>) -> std::io::R
     }
 }
 
+/// How to keep a shard, from its PUT's query (`NodeClient::put_shard` names parity shards).
+fn caching_of(query: Option<&str>) -> Caching {
+    match query {
+        Some(paths::PARITY_QUERY) => Caching::Bypassed,
+        _ => Caching::Cached,
+    }
+}
+
+/// Why a shard's body was not received.
+enum Received {
+    /// Malformed: more or fewer bytes than announced, or the connection failed.
+    Refused(String),
+    /// The allocator refused the buffer the body announced (bounded by `SHARD_MAX_BYTES`).
+    NoMemory(std::collections::TryReserveError),
+}
+
+/// A shard's body, received into the buffer it will be written from (`ShardBuffer`: one copy
+/// out of the network's frames, as collecting them into one buffer costs anyway). A body without
+/// a Content-Length (no gateway sends one) is collected first and copied.
+async fn receive_shard(request: Request<Incoming>) -> Result<ShardBuffer, Received> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(declared) = declared else {
+        let body = Limited::new(request.into_body(), SHARD_MAX_BYTES)
+            .collect()
+            .await
+            .map_err(|e| Received::Refused(e.to_string()))?;
+        return ShardBuffer::from_slice(&body.to_bytes()).map_err(Received::NoMemory);
+    };
+    if declared > SHARD_MAX_BYTES {
+        return Err(Received::Refused(format!("{declared} bytes announced, at most {SHARD_MAX_BYTES} taken")));
+    }
+    let mut buffer = ShardBuffer::with_capacity(declared).map_err(Received::NoMemory)?;
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        if let Some(chunk) = frame.map_err(|e| Received::Refused(e.to_string()))?.data_ref() {
+            buffer.extend(chunk).map_err(|_| Received::Refused(format!("more than the {declared} bytes announced")))?;
+        }
+    }
+    if buffer.len() != declared {
+        return Err(Received::Refused(format!("{} bytes of the {declared} announced", buffer.len())));
+    }
+    Ok(buffer)
+}
+
 fn parse_shard_id(rest: &str) -> Option<ShardId> {
     let mut parts = rest.split('/');
     let blob = BlobId::new(parts.next()?);
@@ -136,7 +185,10 @@ impl NodeServer {
         let method = request.method().clone();
         if let Some(rest) = path.strip_prefix("/v1/shards/") {
             return match method {
-                Method::PUT => self.put_shard(rest, &body_hash, request).await,
+                Method::PUT => {
+                    let caching = caching_of(request.uri().query());
+                    self.put_shard(rest, &body_hash, caching, request).await
+                }
                 Method::GET => self.get_shard(rest).await,
                 Method::DELETE if rest.contains('/') => {
                     let query = request.uri().query().unwrap_or("");
@@ -158,19 +210,29 @@ impl NodeServer {
         }
     }
 
-    async fn put_shard(&self, rest: &str, hash_hex: &str, request: Request<Incoming>) -> HttpResponse {
+    async fn put_shard(
+        &self,
+        rest: &str,
+        hash_hex: &str,
+        caching: Caching,
+        request: Request<Incoming>,
+    ) -> HttpResponse {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
         let Ok(hash) = blake3::Hash::from_hex(hash_hex) else {
             return reply(StatusCode::BAD_REQUEST, "missing or malformed shard hash");
         };
-        let body = match Limited::new(request.into_body(), SHARD_MAX_BYTES).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
+        let buffer = match receive_shard(request).await {
+            Ok(buffer) => buffer,
+            Err(Received::Refused(e)) => return reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
+            Err(Received::NoMemory(e)) => {
+                tracing::warn!("no memory for a shard's body: {e}");
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "no memory for the shard's body");
+            }
         };
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.put(&id, &body, &hash)).await {
+        match tokio::task::spawn_blocking(move || store.put_buffer(&id, buffer, &hash, caching)).await {
             Ok(Ok(())) => reply(StatusCode::OK, ""),
             Ok(Err(e)) => store_error(e),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -378,5 +440,22 @@ impl NodeServer {
                 Err(e) => reply(StatusCode::BAD_REQUEST, e),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_rpc::ShardRole;
+
+    #[test]
+    fn a_parity_shard_written_by_a_client_is_kept_around_the_page_cache() {
+        let id = ShardId { blob: BlobId::new("ab12"), stripe: StripeIndex(3), shard: ShardIndex(7) };
+        for (role, caching) in [(ShardRole::Parity, Caching::Bypassed), (ShardRole::Data, Caching::Cached)] {
+            let uri: http::Uri = paths::shard_put(&id, role).parse().unwrap();
+            assert_eq!(parse_shard_id(uri.path().strip_prefix("/v1/shards/").unwrap()), Some(id.clone()));
+            assert_eq!(caching_of(uri.query()), caching, "{role:?}");
+        }
+        assert_eq!(caching_of(Some("role=other")), Caching::Cached);
     }
 }

@@ -3,8 +3,9 @@
 //! Layout: `<root>/shards/<first two hex digits of blob>/<blob>/<stripe>.<shard>`. Each file is
 //! the 32-byte BLAKE3 hash of the shard followed by the shard's bytes, so the store can verify
 //! (and scrub) a shard with nothing but the file, and the index can be rebuilt from the files.
-//! Writes go to a temporary file and are renamed into place, then made durable (file, rename and
-//! new directories) before `put` returns: by one `syncfs` shared with every concurrent writer
+//! Writes go to a temporary file (parity shards of 128 KiB or more with O_DIRECT, straight from
+//! the buffer the network filled: `shard_buffer.rs`) and are renamed into place, then made durable
+//! (file, rename and new directories) before `put_buffer` returns: by one `syncfs` shared with every concurrent writer
 //! (`group_sync.rs`), or by `fdatasync` of the file and `fsync` of its directories. A crash leaves
 //! either no shard or a whole one.
 
@@ -14,13 +15,12 @@ use ignifuge_rpc::{HeldBlob, HeldShard};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::group_sync::{GroupSync, SyncMode};
-
-const HASH_BYTES: usize = 32;
+use crate::shard_buffer::{Caching, HASH_BYTES, ShardBuffer, write_new_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +60,9 @@ pub struct ShardStore {
     /// Held while a shard file is renamed into place and while a conditional delete checks and
     /// removes one, so a delete can never remove a copy written after it checked.
     replace: std::sync::Mutex<()>,
+    /// Whether large parity shards are written with O_DIRECT (`shard_buffer.rs`); turned off
+    /// for good the first time the filesystem refuses it.
+    direct_writes: std::sync::atomic::AtomicBool,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -114,6 +117,7 @@ impl ShardStore {
             may_have_marks: std::sync::atomic::AtomicBool::new(marked),
             last_quarantine_ms: Default::default(),
             replace: Default::default(),
+            direct_writes: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -128,11 +132,27 @@ impl ShardStore {
         Ok(self.blob_dir(&id.blob)?.join(format!("{}.{}", id.stripe, id.shard)))
     }
 
-    /// Stores a shard durably after checking it against `hash`. Idempotent.
+    /// Stores a shard durably, through the page cache, after checking it against `hash`.
+    /// Idempotent. (A copy of `data` is made: the server receives shards into a `ShardBuffer`
+    /// and calls `put_buffer`.)
     pub fn put(&self, id: &ShardId, data: &[u8], hash: &blake3::Hash) -> Result<(), StoreError> {
-        if blake3::hash(data) != *hash {
+        let buffer = ShardBuffer::from_slice(data).map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
+        self.put_buffer(id, buffer, hash, Caching::Cached)
+    }
+
+    /// Stores the shard in `buffer` durably after checking it against `hash`, kept as `caching`
+    /// says. Idempotent.
+    pub fn put_buffer(
+        &self,
+        id: &ShardId,
+        buffer: ShardBuffer,
+        hash: &blake3::Hash,
+        caching: Caching,
+    ) -> Result<(), StoreError> {
+        if blake3::hash(buffer.data()) != *hash {
             return Err(StoreError::HashMismatch);
         }
+        let shard = buffer.seal(hash);
         // Before anything is written: a failed round from here on may have been handed our error.
         let start = self.group_sync.as_ref().map(GroupSync::begin);
         let path = self.shard_path(id)?;
@@ -145,13 +165,11 @@ impl ShardStore {
             return Err(StoreError::Io(io::Error::other("fault point: the disk failed the write")));
         }
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
-        {
-            let mut file = File::create(&tmp)?;
-            file.write_all(hash.as_bytes())?;
-            file.write_all(data)?;
-            if self.group_sync.is_none() {
-                file.sync_data()?;
-            }
+        let written = write_new_file(&tmp, &shard, caching, &self.direct_writes)
+            .and_then(|file| if self.group_sync.is_none() { file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp); // a part of a shard, never renamed into place
+            return Err(e.into());
         }
         {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -174,7 +192,7 @@ impl ShardStore {
             }
         }
         let mut batch = WriteBatch::new();
-        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
+        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), shard.len()));
         // The index is rebuildable from the files, so it need not be synced on every shard; an
         // unreadable mark is not, so its removal is (a crash must not hide the new copy again).
         let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
@@ -616,6 +634,26 @@ mod tests {
             // No temporary file is left behind.
             let leftovers = fs::read_dir(dir.path().join("shards/cd/cd01")).unwrap().count();
             assert_eq!(leftovers, 2, "{mode:?}");
+            // Large shards, data through the page cache and parity around it, read back whole
+            // and are checked on read like any other.
+            for (shard, caching) in [(0, Caching::Cached), (7, Caching::Bypassed), (8, Caching::Bypassed)] {
+                let data: Vec<u8> = (0..300_017u32).map(|i| (i * 13 + shard) as u8).collect();
+                let buffer = ShardBuffer::from_slice(&data).unwrap();
+                store.put_buffer(&id("ab77", shard), buffer, &blake3::hash(&data), caching).unwrap();
+                assert_eq!(store.get(&id("ab77", shard)).unwrap().0, data, "{mode:?} {caching:?}");
+                let path = dir.path().join(format!("shards/ab/ab77/0.{shard}"));
+                assert_eq!(fs::metadata(&path).unwrap().len(), (HASH_BYTES + data.len()) as u64);
+            }
+            let path = dir.path().join("shards/ab/ab77/0.8");
+            let mut raw = fs::read(&path).unwrap();
+            raw[HASH_BYTES + 299_000] ^= 1;
+            fs::write(&path, raw).unwrap();
+            assert!(matches!(store.get(&id("ab77", 8)), Err(StoreError::Corrupt)), "{mode:?}");
+            let wrong = ShardBuffer::from_slice(b"not the hash's bytes").unwrap();
+            assert!(matches!(
+                store.put_buffer(&id("ab77", 9), wrong, &blake3::hash(b"other"), Caching::Bypassed),
+                Err(StoreError::HashMismatch)
+            ));
         }
     }
 

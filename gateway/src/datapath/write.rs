@@ -15,6 +15,7 @@ use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{DataLocation, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_placement::Slot;
+use ignifuge_rpc::ShardRole;
 use ignifuge_types::{BlobId, DiskIndex, NodeId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,7 +271,8 @@ impl DataPath {
             .collect();
 
         let slots = self.slots(&layout, &blob, index.clone())?;
-        let puts = slots.iter().enumerate().map(|(i, slot)| self.put_shard(&blob, &index, i, slot, &shards, &hashes));
+        let puts =
+            slots.iter().enumerate().map(|(i, slot)| self.put_shard(&blob, &index, i, k, slot, &shards, &hashes));
         let mut placed: Vec<Option<Slot>> = futures::future::join_all(puts).await;
         let acknowledged: Vec<Slot> = placed.iter().flatten().cloned().collect();
         let report =
@@ -290,7 +292,7 @@ impl DataPath {
                     continue;
                 }
                 for candidate in self.spare_candidates(&layout, &placed, &failed_nodes, &slots[i].datacenter) {
-                    if let Some(slot) = self.put_shard(&blob, &index, i, &candidate, &shards, &hashes).await {
+                    if let Some(slot) = self.put_shard(&blob, &index, i, k, &candidate, &shards, &hashes).await {
                         placed[i] = Some(slot);
                         break;
                     }
@@ -322,12 +324,15 @@ impl DataPath {
         })
     }
 
-    /// Sends shard `i` to `slot`, retrying; the slot on success.
+    /// Sends shard `i` of a stripe of `data_shards` data shards to `slot`, retrying; the slot on
+    /// success.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_shard(
         &self,
         blob: &BlobId,
         stripe: &StripeIndex,
         i: usize,
+        data_shards: usize,
         slot: &Slot,
         shards: &[Bytes],
         hashes: &[blake3::Hash],
@@ -338,7 +343,8 @@ impl DataPath {
             if self.is_down(&slot.node) {
                 return None;
             }
-            let result = self.client.put_shard(address, &id, shards[i].clone(), &hashes[i]).await;
+            let role = ShardRole::of(i, data_shards);
+            let result = self.client.put_shard(address, &id, shards[i].clone(), &hashes[i], role).await;
             self.observe(&slot.node, result.as_ref().map(|_| ()));
             match result {
                 Ok(()) => return Some(slot.clone()),

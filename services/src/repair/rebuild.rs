@@ -106,7 +106,7 @@ pub(crate) async fn rebuild_stripe(
                 tracing::error!(blob = %blob.blob, stripe, shard = i, "rebuilt shard does not match its hash");
                 return None;
             }
-            data.put_shard(&blob.blob, &StripeIndex(stripe), i, &slot, shards, hashes).await.map(|s| (i, s.node))
+            data.put_shard(&blob.blob, &StripeIndex(stripe), i, k, &slot, shards, hashes).await.map(|s| (i, s.node))
         }
     });
     for (i, node) in futures::future::join_all(writes).await.into_iter().flatten() {
