@@ -22,6 +22,8 @@ mod pacing;
 mod read_index;
 mod snapshot_file;
 mod state_machine;
+#[cfg(test)]
+mod storage_suite;
 
 pub use log_store::LogStore;
 pub use membership::{

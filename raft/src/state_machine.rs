@@ -178,6 +178,23 @@ impl SmStore {
     }
 }
 
+/// Makes `received` hold the snapshot in `snapshot`, synced. openraft hands back the file
+/// `begin_receiving_snapshot` gave it, written; a caller may instead hand over another file
+/// holding a whole snapshot (openraft's storage suite passes the leader's own), whose contents
+/// are then copied from its start.
+fn into_received(mut snapshot: std::fs::File, received: &Path) -> std::io::Result<()> {
+    use std::io::Seek as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let (given, ours) = (snapshot.metadata()?, std::fs::metadata(received)?);
+    if (given.dev(), given.ino()) == (ours.dev(), ours.ino()) {
+        return snapshot.sync_all();
+    }
+    snapshot.seek(std::io::SeekFrom::Start(0))?;
+    let mut copy = std::fs::File::create(received)?;
+    std::io::copy(&mut snapshot, &mut copy)?;
+    copy.sync_all()
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -288,8 +305,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
     }
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<File>) -> Result<(), StorageError<u64>> {
-        snapshot.sync_all().await.map_err(write_error)?;
-        drop(snapshot);
+        let snapshot = snapshot.into_std().await;
         let received = self
             .receiving
             .lock()
@@ -299,6 +315,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         let store = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
+            into_received(snapshot, &received).map_err(write_error)?;
             // The id ends with the BLAKE3 of the contents: a damaged or mixed-up file is refused
             // before anything of the state is touched.
             if !snapshot_file::file_matches(&received, &meta.snapshot_id).map_err(read_error)? {
