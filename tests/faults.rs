@@ -830,6 +830,10 @@ async fn a_node_whose_disk_refuses_writes_costs_no_acknowledged_write() {
 fn crash_at(cluster: &Cluster, rules: &str, targets: &[&str], point: &str) {
     let listen: Vec<String> = targets.iter().map(|id| cluster.process(id).listen.clone()).collect();
     std::fs::write(rules, format!("crash {} {point}\n", listen.join(","))).expect("writing a crash rule");
+    // A process may act on the rules it read before for `RULES_REREAD_MS`: a PUT sent at once
+    // could have its shards written there without the rule (the full suite saw a 6 MiB PUT
+    // acknowledged with no crash).
+    std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
 }
 
 /// Which of `candidates` has exited (a crash rule fired in it) within `timeout`, if one has.

@@ -72,6 +72,10 @@ pub fn clock_offset_ms() -> i64 {
 #[cfg(feature = "enabled")]
 pub use enabled::{clock_offset_ms, hit, link, set_identity, set_scope};
 
+/// How long a process may act on the runtime rules it read before a rewrite of the rules file:
+/// a test that writes a rule waits this long (and a little more) before the step it is for.
+pub const RULES_REREAD_MS: u64 = 50;
+
 #[cfg(feature = "enabled")]
 mod enabled {
     use super::Action;
@@ -208,7 +212,9 @@ mod enabled {
         let path = PATH.get_or_init(|| std::env::var_os("IGNIFUGE_LINKS_FILE").map(Into::into)).as_ref()?;
         let me = IDENTITY.get()?;
         let mut rules = RULES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stale = rules.as_ref().is_none_or(|r| r.checked.elapsed() >= std::time::Duration::from_millis(50));
+        let stale = rules
+            .as_ref()
+            .is_none_or(|r| r.checked.elapsed() >= std::time::Duration::from_millis(super::RULES_REREAD_MS));
         if stale {
             let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
             let parsed = match rules.as_ref() {
