@@ -39,11 +39,7 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
     }
     let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
     if found.trim() == UPGRADED_IN_PLACE {
-        tracing::info!(
-            "{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place",
-            data_dir.display()
-        );
-        return write_format(data_dir);
+        return upgrade_in_place(data_dir);
     }
     anyhow::ensure!(
         found.trim() == DATA_DIR_FORMAT,
@@ -62,13 +58,7 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
 pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
     let path = node_dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(found) if found.trim() == UPGRADED_IN_PLACE => {
-            tracing::info!(
-                "{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place",
-                node_dir.display()
-            );
-            write_format(node_dir)
-        }
+        Ok(found) if found.trim() == UPGRADED_IN_PLACE => upgrade_in_place(node_dir),
         Ok(found) => {
             anyhow::ensure!(
                 found.trim() == DATA_DIR_FORMAT,
@@ -111,6 +101,13 @@ pub fn adopt_node_dirs<'a>(data_dir: &Path, node_dirs: impl IntoIterator<Item = 
         }
     }
     Ok(())
+}
+
+/// Marks a directory of `UPGRADED_IN_PLACE`, which this version reads as it is, with this
+/// version's format.
+fn upgrade_in_place(dir: &Path) -> anyhow::Result<()> {
+    tracing::info!("{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place", dir.display());
+    write_format(dir)
 }
 
 fn write_format(dir: &Path) -> anyhow::Result<()> {

@@ -82,8 +82,8 @@ pub mod paths {
 }
 
 /// What a shard is to its stripe, which its node uses to decide how to keep it: data shards are
-/// what reads fetch, parity shards are read only to rebuild (the node writes large ones around
-/// its page cache).
+/// what reads fetch; parity shards are read to rebuild, by the scrubber, and by a read only when
+/// a data shard fails or is late (the node writes large ones around its page cache).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardRole {
     Data,

@@ -4,10 +4,10 @@
 //! the 32-byte BLAKE3 hash of the shard followed by the shard's bytes, so the store can verify
 //! (and scrub) a shard with nothing but the file, and the index can be rebuilt from the files.
 //! Writes go to a temporary file (parity shards of 128 KiB or more with O_DIRECT, straight from
-//! the buffer the network filled: `shard_buffer.rs`) and are renamed into place, then made durable
-//! (file, rename and new directories) before `put_buffer` returns: by one `syncfs` shared with every concurrent writer
-//! (`group_sync.rs`), or by `fdatasync` of the file and `fsync` of its directories. A crash leaves
-//! either no shard or a whole one.
+//! the buffer the network filled: `shard_buffer.rs`) and are renamed into place, then made
+//! durable (file, rename and new directories) before `put_buffer` returns: by one `syncfs`
+//! shared with every concurrent writer (`group_sync.rs`), or by `fdatasync` of the file and
+//! `fsync` of its directories. A crash leaves either no shard or a whole one.
 
 use bytes::Bytes;
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
