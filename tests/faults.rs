@@ -42,10 +42,11 @@ async fn get_eventually(client: &aws_sdk_s3::Client, bucket: &str, key: &str, ti
     }
 }
 
-/// A PUT whose commit went through but whose client was answered 503 (fault point `fault`, at
-/// the commit after `earlier` answered PUTs of the key): the PUT's body must be the object, whole,
-/// right away and after the repair service has swept orphans (every second, grace 1 ms).
-async fn a_committed_put_answered_503_stays_whole(test: &str, fault: &str, earlier: usize) {
+/// A PUT of `size` bytes whose commit went through but whose client was answered 503 (fault
+/// point `fault`, at the commit after `earlier` answered PUTs of the key): the PUT's body must be
+/// the object, whole, right away and after the repair service has swept orphans (every second,
+/// grace 1 ms).
+async fn a_committed_put_answered_503_stays_whole(test: &str, fault: &str, earlier: usize, size: usize) {
     let cluster = Cluster::start_with_env(&[
         ("IGNIFUGE_FAULTS", fault),
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
@@ -58,7 +59,7 @@ async fn a_committed_put_answered_503_stays_whole(test: &str, fault: &str, earli
     for i in 0..earlier {
         put_object(&client, "ledger", "k", &rng.bytes(MIB + i)).await;
     }
-    let body = rng.bytes(2 * MIB + 33);
+    let body = rng.bytes(size);
     let answered = client.put_object().bucket("ledger").key("k").body(body.clone().into()).send().await;
     let info = expect_err(answered, "the PUT whose commit was answered 503");
     assert_eq!(info.status, Some(503), "a commit's unknown or refused outcome is a 503, never a success: {info:?}");
@@ -82,6 +83,20 @@ async fn an_answer_lost_after_a_commit_loses_no_data() {
         "an_answer_lost_after_a_commit_loses_no_data",
         "gateway.commit.answer-lost=error@2",
         1,
+        2 * MIB + 33,
+    )
+    .await;
+}
+
+/// Defect 1 for a packed object (a body small enough to share a stripe with others, committed by
+/// one `PutPacked`): the pack its record names must survive the gateway and the orphan sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_lost_after_a_packs_commit_loses_no_data() {
+    a_committed_put_answered_503_stays_whole(
+        "an_answer_lost_after_a_packs_commit_loses_no_data",
+        "gateway.commit.answer-lost=error@2",
+        1,
+        20 * 1024 + 5,
     )
     .await;
 }
@@ -119,6 +134,20 @@ async fn a_commit_wrongly_answered_as_refused_loses_no_data() {
         "a_commit_wrongly_answered_as_refused_loses_no_data",
         "gateway.commit.answer-wrong=error@1",
         0,
+        2 * MIB + 33,
+    )
+    .await;
+}
+
+/// The same wrong refusal of a pack's commit: the packer gives the pack up, and the fence must
+/// refuse it since a record names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_packs_commit_wrongly_answered_as_refused_loses_no_data() {
+    a_committed_put_answered_503_stays_whole(
+        "a_packs_commit_wrongly_answered_as_refused_loses_no_data",
+        "gateway.commit.answer-wrong=error@1",
+        0,
+        100 * 1024,
     )
     .await;
 }
@@ -269,6 +298,44 @@ async fn trickling_uploads_cannot_hold_the_stripe_buffers_others_wait_for() {
             "a cut upload",
         );
     }
+    assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
+}
+
+/// The same bound for bodies to pack: they are read whole into memory within a gateway-wide
+/// budget (300 KiB here, with bodies up to 256 KiB packed). A trickling upload of 256 KiB holds most of it; a normal 100 KiB PUT
+/// waits about the fill deadline (3 s here), then the trickler is cut with 400 RequestTimeout
+/// and the PUT completes, packed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_upload_cannot_hold_the_pack_budget_others_wait_for() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_PACK_MAX_BYTES", "262144"),
+        ("IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES", "307200"),
+        ("IGNIFUGE_GATEWAY_STRIPE_FILL_MS", "3000"),
+    ])
+    .await;
+    let client = cluster.s3_client_no_retry_at(0);
+    create_bucket(&client, "trickle").await;
+    let keys = cluster.keys();
+    let mut rng = TestRng::new("a_trickling_upload_cannot_hold_the_pack_budget_others_wait_for");
+    let slow_body = rng.bytes(256 * 1024);
+    let mut upload = cluster.slow_put(&keys, 0, "trickle", "slow", slow_body.len()).await;
+    upload.send(&slow_body[..1024]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = rng.bytes(100 * 1024);
+    let started = Instant::now();
+    let put = async {
+        let put = client.put_object().bucket("trickle").key("normal").body(body.clone().into()).send().await;
+        (put, started.elapsed())
+    };
+    let piece = &slow_body[1024..1040];
+    let trickle = upload.trickle_until_answered(piece, Duration::from_millis(500), Duration::from_secs(45));
+    let ((put, elapsed), cut) = tokio::join!(put, trickle);
+    ok(put, "a PutObject waiting for pack budget");
+    assert!(elapsed >= Duration::from_secs(2), "the PUT did not wait for the budget ({elapsed:?}): not in force");
+    assert!(elapsed < Duration::from_secs(20), "the PUT waited {elapsed:?} for budget held by a trickling upload");
+    let cut = cut.expect("the trickling upload was cut");
+    assert!(cut.status == 400 && cut.body_text().contains("RequestTimeout"), "the trickler: {}", cut.summary());
+    assert_status(client.head_object().bucket("trickle").key("slow").send().await, 404, "a cut upload");
     assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
 }
 
@@ -958,9 +1025,10 @@ async fn a_repair_that_crashes_around_its_commit_never_lowers_a_margin() {
 }
 
 /// Failpoints around a shard's fsync. dc1-n2 crashes after writing a shard's file but before
-/// syncing it; dc2-n3 crashes after syncing one but before answering. The PUT in flight is
-/// acknowledged only once enough shards are placed elsewhere; every acknowledged object reads
-/// back while the node is down and after it returns, and repair brings everything to health.
+/// syncing it; dc2-n3 crashes after syncing one but before answering. The PUTs in flight (a
+/// 6 MiB object and small ones sent with it, which go to a pack) are acknowledged only once
+/// enough shards are placed elsewhere; every acknowledged object reads back while the node is
+/// down and after it returns, and repair brings everything to health.
 #[tokio::test(flavor = "multi_thread")]
 async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
     let rules = tempfile::NamedTempFile::new().expect("rules file");
@@ -983,7 +1051,18 @@ async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
         for attempt in 0.. {
             let data = rng.bytes(6 * MIB + acknowledged.len());
             let key = format!("through-{point}-{attempt}");
-            let put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send().await;
+            let small: Vec<(String, Vec<u8>)> =
+                (0..6).map(|i| (format!("{key}-small-{i}"), rng.bytes(9 * 1024 + 100 * i))).collect();
+            let small_puts = small
+                .iter()
+                .map(|(key, data)| client.put_object().bucket("fsync-crash").key(key).body(data.clone().into()).send());
+            let big_put = client.put_object().bucket("fsync-crash").key(&key).body(data.clone().into()).send();
+            let (put, small_answers) = tokio::join!(big_put, futures::future::join_all(small_puts));
+            for ((key, data), answer) in small.into_iter().zip(small_answers) {
+                if answer.is_ok() {
+                    acknowledged.push((key, data));
+                }
+            }
             if put.is_ok() {
                 acknowledged.push((key, data));
                 wait_for_crash(&cluster, &[node], Duration::from_secs(30)).await;

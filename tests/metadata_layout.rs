@@ -127,7 +127,7 @@ async fn a_lost_voter_is_replaced_by_a_new_node_through_the_layout() {
     cluster.kill_processes(&["dc2-n1", "dc2-n2", "dc2-n3", "dc3-n1"]);
     let dc3 = cluster.s3_client_at(cluster.gateway_index("dc3"));
     let written = Instant::now();
-    let after = rng.bytes(2048); // inline in the metadata, well under IGNIFUGE_INLINE_MAX_BYTES
+    let after = rng.bytes(1000); // inline in the metadata, under IGNIFUGE_INLINE_MAX_BYTES
     put_object(&dc3, BUCKET, "after/one", &after).await;
     println!("first write after losing dc2 and dc3-n1: {:.1} s", written.elapsed().as_secs_f64());
     assert_eq!(get_object(&dc3, BUCKET, "after/one").await, after);

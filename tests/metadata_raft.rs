@@ -4,13 +4,17 @@
 //! take writes again within seconds; conditional writes (If-None-Match: *, If-Match) stay
 //! linearizable across the three gateways; a minority of voters never accepts a write.
 //!
-//! Every object here is small (up to 4 KiB, stored inline in the metadata), so these tests
-//! exercise the metadata alone.
+//! Every object here is small (up to 4 KiB) and its clusters keep objects up to 4 KiB inline in
+//! the metadata (`INLINE_SMALL`: the default inlines up to 1 KiB and packs the rest), so these
+//! tests exercise the metadata alone.
 //!
 //! The tests of this file run one at a time (`SERIAL`): each kills and restarts processes and
 //! measures failover times, which several clusters sharing two cores at once would distort.
 
 mod common;
+
+/// Objects up to 4 KiB inline in the metadata, as every object of these tests.
+const INLINE_SMALL: (&str, &str) = ("IGNIFUGE_INLINE_MAX_BYTES", "4096");
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -274,7 +278,7 @@ async fn failover_keeps_every_acknowledged_write() {
     const BUCKET: &str = "failover";
     let _serial = SERIAL.lock().await;
     let mut rng = TestRng::new("failover_keeps_every_acknowledged_write");
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_with_env(&[INLINE_SMALL]).await;
     let dc1 = cluster.s3_client();
     create_bucket(&dc1, BUCKET).await;
 
@@ -366,7 +370,7 @@ async fn conditional_creates_have_exactly_one_winner() {
     const KEYS: usize = 5;
     let _serial = SERIAL.lock().await;
     let mut rng = TestRng::new("conditional_creates_have_exactly_one_winner");
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_with_env(&[INLINE_SMALL]).await;
     create_bucket(&cluster.s3_client(), BUCKET).await;
     let clients: Vec<aws_sdk_s3::Client> = (0..3).map(|i| cluster.s3_client_no_retry_at(i)).collect();
 
@@ -452,7 +456,7 @@ async fn if_match_updates_lose_nothing() {
     const ATTEMPTS_PER_WORKER: usize = 1000;
     const TIME_BOUND: Duration = Duration::from_secs(240);
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_with_env(&[INLINE_SMALL]).await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
     put_object(&s3, BUCKET, KEY, b"0").await;
@@ -547,7 +551,7 @@ async fn a_minority_never_accepts_writes() {
     const SLOW_KEY: &str = "refused/slow-upload";
     let _serial = SERIAL.lock().await;
     let mut rng = TestRng::new("a_minority_never_accepts_writes");
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_with_env(&[INLINE_SMALL]).await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
     let before_data = rng.bytes(2048);
@@ -703,7 +707,7 @@ async fn a_leader_cut_off_from_the_other_voters_answers_no_read_once_its_lease_i
     let _serial = SERIAL.lock().await;
     let links = tempfile::NamedTempFile::new().expect("links file");
     let links_path = links.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str())]).await;
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str()), INLINE_SMALL]).await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
     put_object(&s3, BUCKET, KEY, OLD).await;

@@ -19,8 +19,8 @@ async fn put_get_head_of_every_size_from_every_gateway() {
     let (s3, status) = cluster.s3_client_with_status();
     create_bucket(&s3, "sizes").await;
 
-    // Empty, tiny, around the 4 KiB small-object threshold, around 64 KiB, one partial stripe,
-    // two stripes.
+    // Empty, tiny, around 1 KiB (inline) and 4 KiB, around 64 KiB, one partial stripe, two
+    // stripes.
     let sizes = [0, 1, 1000, 4095, 4096, 4097, 64 * 1024, 64 * 1024 + 1, MIB + 3, 5 * MIB + 17];
     let mut objects = Vec::new();
     for size in sizes {
@@ -32,11 +32,12 @@ async fn put_get_head_of_every_size_from_every_gateway() {
         assert_eq!(etag, etag_of(&data), "PutObject ETag of {key}");
         objects.push((key, data));
     }
-    // Up to 4 KiB inline in the metadata (IGNIFUGE_INLINE_MAX_BYTES), above it erasure-coded.
+    // Up to 1 KiB inline in the metadata (IGNIFUGE_INLINE_MAX_BYTES), above it erasure-coded:
+    // packed with others up to 256 KiB (IGNIFUGE_PACK_MAX_BYTES), striped on their own beyond.
     let report = cluster.durability();
-    assert_eq!(report["tenants"][0]["inline_objects"], 5, "0, 1, 1000, 4095 and 4096 bytes: {report}");
-    assert_eq!(report["tenants"][0]["inline_bytes"], 1 + 1000 + 4095 + 4096, "{report}");
-    assert_eq!(report["tenants"][0]["full_budget_objects"], 5, "the five larger ones: {report}");
+    assert_eq!(report["tenants"][0]["inline_objects"], 3, "0, 1 and 1000 bytes: {report}");
+    assert_eq!(report["tenants"][0]["inline_bytes"], 1 + 1000, "{report}");
+    assert_eq!(report["tenants"][0]["full_budget_objects"], 7, "the seven larger ones: {report}");
 
     for (index, gateway) in cluster.gateways.iter().enumerate() {
         let client = cluster.s3_client_at(index);

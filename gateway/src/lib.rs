@@ -14,8 +14,10 @@
 pub mod authorize;
 pub mod checksums;
 pub mod codec;
+mod commit;
 pub mod datapath;
 pub mod error;
+pub mod pack;
 mod principal;
 pub(crate) mod s3;
 
@@ -44,6 +46,8 @@ pub struct Gateway {
     /// The same metadata client, for what only it can do (follow the stored layout's voters).
     remote: Arc<RemoteMetadata>,
     pub data: Arc<DataPath>,
+    /// Small PutObjects' bodies, written together (`pack`).
+    pub packer: Arc<pack::Packer>,
     pub keys: KeyCache,
     /// Buckets' and tenants' access settings, for the authorizer (`authorize`).
     pub access: authorize::AccessCache,
@@ -61,6 +65,7 @@ impl Gateway {
         let data = Arc::new(DataPath::new(&config.cluster, client, config.tuning)?);
         let keys = KeyCache::new(metadata.clone(), SecretSealer::new(&config.cluster_secret));
         Ok(Arc::new(Self {
+            packer: pack::Packer::new(data.clone(), metadata.clone()),
             metadata,
             remote,
             data,

@@ -25,9 +25,19 @@ pub const FORMAT_FILE: &str = "format";
 /// 7, nothing rewritten); a format-6 version refuses a format-7 directory, so a downgrade cannot
 /// start a replica that would be sent a snapshot it cannot read. Replicas of both versions in
 /// one running cluster are not supported: stop every process, then start the new version.
-pub const DATA_DIR_FORMAT: &str = "7";
-/// The older format this version reads, and marks as its own when it opens a directory of it.
-const UPGRADED_IN_PLACE: &str = "6";
+/// 8: small objects are packed (`Command::PutPacked`, `DataLocation::Packed`, the pack keys of
+/// `ignifuge_meta::keys`): a format-7 version cannot decode a record or a log entry naming a
+/// pack. Formats 6 and 7 are upgraded in place as above, and a format-7 version refuses a
+/// format-8 directory.
+pub const DATA_DIR_FORMAT: &str = "8";
+/// The older formats this version reads, and marks as its own when it opens a directory of one.
+const UPGRADED_IN_PLACE: [&str; 2] = ["6", "7"];
+/// The format of node directories made before nodes kept a format file.
+const BEFORE_NODE_FORMAT_FILES: &str = "6";
+
+fn upgradable(found: &str) -> bool {
+    UPGRADED_IN_PLACE.contains(&found.trim())
+}
 
 /// What a storage node keeps in its directory: a directory holding any of them is not new.
 const NODE_STORES: [&str; 4] = ["meta", "meta-snapshots", "index", "shards"];
@@ -38,8 +48,8 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let found = std::fs::read_to_string(data_dir.join(FORMAT_FILE)).unwrap_or_default();
-    if found.trim() == UPGRADED_IN_PLACE {
-        return upgrade_in_place(data_dir);
+    if upgradable(&found) {
+        return upgrade_in_place(data_dir, found.trim());
     }
     anyhow::ensure!(
         found.trim() == DATA_DIR_FORMAT,
@@ -58,7 +68,7 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
 pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
     let path = node_dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(found) if found.trim() == UPGRADED_IN_PLACE => upgrade_in_place(node_dir),
+        Ok(found) if upgradable(&found) => upgrade_in_place(node_dir, found.trim()),
         Ok(found) => {
             anyhow::ensure!(
                 found.trim() == DATA_DIR_FORMAT,
@@ -74,9 +84,9 @@ pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
             anyhow::ensure!(
                 !holds_data,
                 "{} holds data but no `{FORMAT_FILE}` file: it was written before storage nodes kept one. If the \
-                 version that wrote it read data format {UPGRADED_IN_PLACE} (its `ignifuge dev` wrote \
-                 {UPGRADED_IN_PLACE} into the cluster directory's `{FORMAT_FILE}`), write {UPGRADED_IN_PLACE} into \
-                 {} and start again; otherwise start that version",
+                 version that wrote it read data format {BEFORE_NODE_FORMAT_FILES} (its `ignifuge dev` wrote \
+                 {BEFORE_NODE_FORMAT_FILES} into the cluster directory's `{FORMAT_FILE}`), write \
+                 {BEFORE_NODE_FORMAT_FILES} into {} and start again; otherwise start that version",
                 node_dir.display(),
                 node_dir.join(FORMAT_FILE).display()
             );
@@ -103,10 +113,10 @@ pub fn adopt_node_dirs<'a>(data_dir: &Path, node_dirs: impl IntoIterator<Item = 
     Ok(())
 }
 
-/// Marks a directory of `UPGRADED_IN_PLACE`, which this version reads as it is, with this
-/// version's format.
-fn upgrade_in_place(dir: &Path) -> anyhow::Result<()> {
-    tracing::info!("{}: data format {UPGRADED_IN_PLACE} upgraded to {DATA_DIR_FORMAT} in place", dir.display());
+/// Marks a directory of one of `UPGRADED_IN_PLACE`, which this version reads as it is, with
+/// this version's format.
+fn upgrade_in_place(dir: &Path, found: &str) -> anyhow::Result<()> {
+    tracing::info!("{}: data format {found} upgraded to {DATA_DIR_FORMAT} in place", dir.display());
     write_format(dir)
 }
 
@@ -134,10 +144,12 @@ mod tests {
         check_node_dir(&node).unwrap();
         assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
         check_node_dir(&node).unwrap();
-        // The format before: upgraded in place.
-        std::fs::write(node.join(FORMAT_FILE), UPGRADED_IN_PLACE).unwrap();
-        check_node_dir(&node).unwrap();
-        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
+        // The formats before: upgraded in place.
+        for older in UPGRADED_IN_PLACE {
+            std::fs::write(node.join(FORMAT_FILE), older).unwrap();
+            check_node_dir(&node).unwrap();
+            assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
+        }
         // Another format: refused, and left as it was.
         std::fs::write(node.join(FORMAT_FILE), "5").unwrap();
         let refused = check_node_dir(&node).unwrap_err().to_string();
@@ -167,9 +179,11 @@ mod tests {
         assert!(check_cluster_dir(dir.path()).unwrap_err().to_string().contains("data format \"1\""));
         std::fs::write(dir.path().join(FORMAT_FILE), "5").unwrap();
         assert!(check_cluster_dir(dir.path()).unwrap_err().to_string().contains("data format \"5\""));
-        std::fs::write(dir.path().join(FORMAT_FILE), UPGRADED_IN_PLACE).unwrap();
-        check_cluster_dir(dir.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT, "upgraded");
-        check_cluster_dir(dir.path()).unwrap();
+        for older in UPGRADED_IN_PLACE {
+            std::fs::write(dir.path().join(FORMAT_FILE), older).unwrap();
+            check_cluster_dir(dir.path()).unwrap();
+            assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT, "upgraded");
+            check_cluster_dir(dir.path()).unwrap();
+        }
     }
 }

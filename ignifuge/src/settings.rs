@@ -6,7 +6,7 @@
 //! rather than being silently replaced by the default.
 
 use anyhow::Context as _;
-use ignifuge_gateway::datapath::{DataPathTuning, INLINE_LIMIT_BYTES};
+use ignifuge_gateway::datapath::{DataPathTuning, INLINE_LIMIT_BYTES, PACK_LIMIT_BYTES};
 use ignifuge_raft::RaftTuning;
 use ignifuge_services::ServicesConfig;
 use ignifuge_storage_node::{ScrubConfig, SyncMode};
@@ -16,7 +16,8 @@ use std::time::Duration;
 pub struct Settings {
     /// IGNIFUGE_GATEWAY_READ_STRIPES, IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT,
     /// IGNIFUGE_GATEWAY_STRIPE_FILL_MS, IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT,
-    /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS, IGNIFUGE_INLINE_MAX_BYTES.
+    /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS, IGNIFUGE_INLINE_MAX_BYTES,
+    /// IGNIFUGE_PACK_MAX_BYTES, IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES.
     pub data_path: DataPathTuning,
     /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
     /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
@@ -83,6 +84,10 @@ impl Settings {
         d.answer_stall_max_ms = var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS")?.unwrap_or(d.answer_stall_max_ms);
         d.intent_renew_ms = var("IGNIFUGE_INTENT_RENEW_MS")?.unwrap_or(d.intent_renew_ms);
         d.inline_max_bytes = at_most("IGNIFUGE_INLINE_MAX_BYTES", d.inline_max_bytes, INLINE_LIMIT_BYTES)?;
+        d.pack_max_bytes = at_most("IGNIFUGE_PACK_MAX_BYTES", d.pack_max_bytes, PACK_LIMIT_BYTES)?;
+        // Never below one packable body, which would wait for budget that cannot exist.
+        d.pack_budget_bytes =
+            var("IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES")?.unwrap_or(d.pack_budget_bytes).max(d.pack_max_bytes);
 
         let gc = &mut s.services.gc;
         gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;

@@ -129,6 +129,35 @@ pub fn known_blob(blob: &BlobId) -> Vec<u8> {
     k
 }
 
+/// Packs (`PackRecord`): `n/<pack>`, while any of its slots is referenced.
+pub const PACKS_PREFIX: &[u8] = b"n/";
+pub fn pack(blob: &BlobId) -> Vec<u8> {
+    let mut k = PACKS_PREFIX.to_vec();
+    k.extend_from_slice(blob.0.as_bytes());
+    k
+}
+/// A slot of a pack that a record references: `m/<pack>/<8 hex digits of the slot>`. Written
+/// by the `PutPacked` that installs the object, deleted with the reference (the version replaced
+/// or deleted): a pack with none left is garbage.
+pub fn pack_members_prefix(blob: &BlobId) -> Vec<u8> {
+    format!("m/{blob}/").into_bytes()
+}
+pub fn pack_member(blob: &BlobId, slot: u32) -> Vec<u8> {
+    let mut k = pack_members_prefix(blob);
+    k.extend_from_slice(format!("{slot:08x}").as_bytes());
+    k
+}
+/// Packs that lost a member and may have none left: `q/<pack>`, examined a few per applied
+/// proposal (`PACK_CANDIDATES_PER_APPLY`), in the same deterministic apply on every replica.
+pub const PACK_CANDIDATES_PREFIX: &[u8] = b"q/";
+/// Where the pack sweep goes on (`StateMachine::apply_proposal_logged`).
+pub const PACK_SWEEP_CURSOR: &[u8] = b"c/pack-sweep";
+pub fn pack_candidate(blob: &BlobId) -> Vec<u8> {
+    let mut k = PACK_CANDIDATES_PREFIX.to_vec();
+    k.extend_from_slice(blob.0.as_bytes());
+    k
+}
+
 /// A striped blob's stripe records, one key per stripe: `s/<blob>/<8 hex digits of the stripe>`
 /// (`StripedBlob` says why they live apart from the records that reference the blob). Written by
 /// the command that first references the blob, changed by repairs, deleted with `b/<blob>`.

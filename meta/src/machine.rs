@@ -5,7 +5,10 @@ use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
 use crate::stored;
-use crate::{BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
+use crate::{
+    BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, PACK_CANDIDATES_PER_APPLY,
+    PACK_OBJECTS_MAX, SCAN_PAGE_BYTES_MAX,
+};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{
     BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId, WebDomain,
@@ -183,6 +186,10 @@ impl StateMachine {
             extra.delete(age_key);
         }
         self.sweep_intents(clock, &mut extra)?;
+        // Written before the command's own changes: a pack the command leaves without members
+        // is named a candidate again after the sweep's deletion of its candidate key.
+        let mut swept = WriteBatch::new();
+        self.sweep_packs(clock, &mut swept)?;
         let mut batch = WriteBatch::new();
         let outcome = match proposal.command {
             // Settling another proposal: its outcome if it was applied, else it is recorded as
@@ -207,9 +214,112 @@ impl StateMachine {
         };
         batch.put(keys::proposal(&proposal.id), encode(&outcome));
         batch.put(keys::proposal_age(clock, &proposal.id), Vec::new());
-        batch.ops.extend(extra.ops);
-        self.kv.write(batch, REPLICATED_APPLY)?;
+        swept.ops.extend(batch.ops);
+        swept.ops.extend(extra.ops);
+        self.kv.write(swept, REPLICATED_APPLY)?;
         Ok(outcome)
+    }
+
+    /// A few packs named candidates (`keys::pack_candidate`) after the sweep's cursor: one with
+    /// no member left becomes garbage, its record gone; every candidate examined is done. The
+    /// cursor starts over at the first candidate once the sweep reaches the end. Deterministic:
+    /// every replica reads the same state here, so all turn the same packs into garbage.
+    fn sweep_packs(&self, clock: i64, swept: &mut WriteBatch) -> Result<(), KvError> {
+        let storage = |e: MetaError| KvError::Engine(e.to_string());
+        let cursor = self.kv.get(keys::PACK_SWEEP_CURSOR)?;
+        let start = cursor.clone().unwrap_or_else(|| keys::PACK_CANDIDATES_PREFIX.to_vec());
+        let end = prefix_end(keys::PACK_CANDIDATES_PREFIX);
+        let examined = self.kv.scan(&start, end.as_deref(), PACK_CANDIDATES_PER_APPLY)?;
+        for (key, _) in &examined {
+            swept.delete(key.clone());
+            let blob = BlobId::new(String::from_utf8_lossy(&key[keys::PACK_CANDIDATES_PREFIX.len()..]).into_owned());
+            if self.has_any(&keys::pack_members_prefix(&blob)).map_err(storage)? {
+                continue;
+            }
+            let Some(record) = self.read::<PackRecord>(&keys::pack(&blob)).map_err(storage)? else { continue };
+            let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms: clock };
+            swept.put(keys::garbage(&blob), encode(&garbage));
+            swept.delete(keys::pack(&blob));
+        }
+        match examined.last() {
+            Some((last, _)) if examined.len() == PACK_CANDIDATES_PER_APPLY => {
+                let mut next = last.clone();
+                next.push(0);
+                swept.put(keys::PACK_SWEEP_CURSOR.to_vec(), next);
+            }
+            _ => {
+                if cursor.is_some() {
+                    swept.delete(keys::PACK_SWEEP_CURSOR.to_vec());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `Command::PutPacked`: every object checked and installed on its own, as a PutObject; the
+    /// pack admitted and its installed slots recorded if any is installed.
+    fn put_packed(
+        &self,
+        pack: StripedBlob,
+        objects: Vec<PackedPut>,
+        stamp: Option<i64>,
+        batch: &mut WriteBatch,
+    ) -> Result<Outcome, MetaError> {
+        let invalid = |why: String| Err(MetaError::InvalidCommand(why));
+        if objects.is_empty() || objects.len() > PACK_OBJECTS_MAX {
+            return invalid(format!("{} objects in one pack", objects.len()));
+        }
+        if pack.stripe_count != 1 || pack.stripes.len() != 1 {
+            return invalid(format!("pack {} is not one stripe", pack.blob));
+        }
+        let data_len = pack.stripes[0].data_len;
+        // Each object reads the state before the batch: a key named twice would not see its own
+        // first write.
+        let mut named = std::collections::HashSet::with_capacity(objects.len());
+        for (slot, put) in objects.iter().enumerate() {
+            if !named.insert((&put.bucket.name, &put.record.key)) {
+                return invalid(format!("key {} named twice in one pack", put.record.key));
+            }
+            let [part] = put.record.parts.as_slice() else {
+                return invalid(format!("packed object {} has {} parts", put.record.key, put.record.parts.len()));
+            };
+            let DataLocation::Packed(slice) = &part.location else {
+                return invalid(format!("object {} in a pack is not a slice of it", put.record.key));
+            };
+            let fits = slice.offset.checked_add(part.size).is_some_and(|end| end <= data_len);
+            if slice.pack.blob != pack.blob || slice.slot != slot as u32 || !fits || !slice.pack.stripes.is_empty() {
+                return invalid(format!("object {} is not slot {slot} of pack {}", put.record.key, pack.blob));
+            }
+        }
+        let mut admission = WriteBatch::new();
+        let mut location = DataLocation::Striped(pack);
+        self.admit_blob(&mut location, stamp, &mut admission)?;
+        let DataLocation::Striped(pack) = location else { unreachable!("admitted as striped") };
+        let count = objects.len() as u32;
+        let mut outcomes = Vec::with_capacity(objects.len());
+        for (slot, put) in objects.into_iter().enumerate() {
+            // Each object's writes join the batch only if it is installed.
+            let mut own = WriteBatch::new();
+            let installed = self.checked_bucket(&put.bucket).and_then(|bucket| {
+                let current = self.current(&bucket.name, &put.record.key)?;
+                put.condition.check(current.as_ref())?;
+                self.install(&bucket, put.record, current, &mut own)
+            });
+            match installed {
+                Ok(record) => {
+                    batch.ops.extend(own.ops);
+                    batch.put(keys::pack_member(&pack.blob, slot as u32), Vec::new());
+                    outcomes.push(Ok(Box::new(record)));
+                }
+                Err(e @ MetaError::Storage(_)) => return Err(e),
+                Err(refused) => outcomes.push(Err(refused)),
+            }
+        }
+        if outcomes.iter().any(Result::is_ok) {
+            batch.ops.extend(admission.ops);
+            batch.put(keys::pack(&pack.blob), encode(&PackRecord { pack, objects: count }));
+        }
+        Ok(Outcome::Packed(outcomes))
     }
 
     /// A few intents after the sweep's cursor: those not renewed for `INTENT_FORGOTTEN_AFTER_MS`
@@ -278,6 +388,12 @@ impl StateMachine {
                 record.parts = Vec::new();
                 Ok(Outcome::Object(record))
             }
+            Outcome::Packed(mut outcomes) => {
+                for record in outcomes.iter_mut().flatten() {
+                    record.parts = Vec::new();
+                }
+                Ok(Outcome::Packed(outcomes))
+            }
             outcome => Ok(outcome),
         }
     }
@@ -333,6 +449,7 @@ impl StateMachine {
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
+            Command::PutPacked { pack, objects } => self.put_packed(pack, objects, stamp, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let deletion = ObjectDeletion { key, condition, version, marker_nonce };
@@ -765,8 +882,8 @@ impl StateMachine {
     /// one blob is always returned), so a page of huge objects still fits in one answer: a
     /// 10,000-part object's blobs come over many pages.
     pub(crate) fn blob_page(&self, cursor: BlobCursor, limit: usize, bytes_max: usize) -> Result<BlobPage, MetaError> {
-        const PHASES: [&[u8]; 4] =
-            [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::VERSIONS_PREFIX, keys::GARBAGE_PREFIX];
+        const PHASES: [&[u8]; 5] =
+            [keys::PARTS_PREFIX, keys::OBJECTS_PREFIX, keys::VERSIONS_PREFIX, keys::PACKS_PREFIX, keys::GARBAGE_PREFIX];
         let mut tenants: std::collections::HashMap<BucketName, TenantId> = Default::default();
         let mut tenant_of = |bucket: &BucketName| -> Result<Option<TenantId>, MetaError> {
             if let Some(t) = tenants.get(bucket) {
@@ -833,11 +950,17 @@ impl StateMachine {
                             found.push((owner, tenant.clone(), part.size, part.location));
                         }
                     }
+                    3 => {
+                        let record: PackRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                        let size = record.pack.stripe_count as u64 * record.pack.stripe_bytes();
+                        found.push((BlobOwner::Pack, None, size, DataLocation::Striped(record.pack)));
+                    }
                     _ => {
                         let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
                         let size = match &garbage.location {
                             DataLocation::Striped(striped) => striped.stripe_count as u64 * striped.stripe_bytes(),
                             DataLocation::Inline(bytes) => bytes.len() as u64,
+                            DataLocation::Packed(slice) => slice.pack.stripe_bytes(),
                         };
                         found.push((BlobOwner::Garbage, None, size, garbage.location));
                     }
@@ -846,7 +969,9 @@ impl StateMachine {
                 // The last part of this record returned in this page.
                 let mut returned: Option<u32> = None;
                 for (owner, tenant, size, mut location) in found {
-                    let DataLocation::Striped(_) = location else { continue };
+                    if let DataLocation::Inline(_) = location {
+                        continue;
+                    }
                     if bytes >= bytes_max && !blobs.is_empty() {
                         // Full: the next page starts again at this record, after the last part
                         // returned from it (if any was).
@@ -857,15 +982,26 @@ impl StateMachine {
                     // A blob collected since its record was read is not returned.
                     let Some(stripes) = self.hydrate_all(&mut location)? else { continue };
                     bytes += stripes;
-                    let DataLocation::Striped(striped) = location else { continue };
+                    let (striped, in_pack) = match location {
+                        DataLocation::Striped(striped) => (striped, false),
+                        DataLocation::Packed(slice) => (slice.pack, true),
+                        DataLocation::Inline(_) => continue,
+                    };
                     let size = match owner {
-                        BlobOwner::Garbage => striped.stripes.iter().map(|s| s.data_len).sum(),
+                        BlobOwner::Garbage | BlobOwner::Pack => striped.stripes.iter().map(|s| s.data_len).sum(),
                         _ => size,
                     };
                     if let BlobOwner::Object { part_number, .. } | BlobOwner::Version { part_number, .. } = &owner {
                         returned = Some(*part_number);
                     }
-                    blobs.push(BlobRef { owner, tenant, blob: striped.blob.clone(), size, striped: Some(striped) });
+                    blobs.push(BlobRef {
+                        owner,
+                        tenant,
+                        blob: striped.blob.clone(),
+                        size,
+                        striped: Some(striped),
+                        in_pack,
+                    });
                 }
             }
             if full {
@@ -924,7 +1060,10 @@ impl StateMachine {
         let mut striped = false;
         let mut debt = 0u64;
         for part in &record.parts {
-            let DataLocation::Striped(blob) = &part.location else { continue };
+            let (DataLocation::Striped(blob) | DataLocation::Packed(PackedSlice { pack: blob, .. })) = &part.location
+            else {
+                continue;
+            };
             // A part whose stripes are gone (collected since) counts as nothing, as before.
             let Some(part_debt) = self.debt_stripes(blob)? else { continue };
             striped = true;
@@ -1015,7 +1154,18 @@ impl StateMachine {
         stamp: Option<i64>,
         batch: &mut WriteBatch,
     ) -> Result<(), MetaError> {
-        let DataLocation::Striped(striped) = location else { return Ok(()) };
+        let striped = match location {
+            DataLocation::Striped(striped) => striped,
+            DataLocation::Inline(_) => return Ok(()),
+            // Only `PutPacked` references a pack, recording the slot it takes: a slice named
+            // anywhere else would hold a pack that no member key keeps.
+            DataLocation::Packed(slice) => {
+                return Err(MetaError::InvalidPart(format!(
+                    "pack {} is only written by its PutPacked",
+                    slice.pack.blob
+                )));
+            }
+        };
         if !striped.is_complete() {
             return Err(MetaError::InvalidPart(format!("blob {} is written without all of its stripes", striped.blob)));
         }
@@ -1071,7 +1221,10 @@ impl StateMachine {
     /// fewer stripes than asked for a blob still held: that is corruption, and a short list
     /// would make repair take the missing stripes' shards for strays and the collector skip them.
     fn hydrate(&self, location: &mut DataLocation, budget: &mut usize) -> Result<Option<usize>, MetaError> {
-        let DataLocation::Striped(striped) = location else { return Ok(Some(0)) };
+        let (DataLocation::Striped(striped) | DataLocation::Packed(PackedSlice { pack: striped, .. })) = location
+        else {
+            return Ok(Some(0));
+        };
         if *budget == 0 || striped.is_complete() {
             return Ok(Some(0));
         }
@@ -1422,9 +1575,17 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
 }
 
 fn garbage_of_part(part: &PartData, now_ms: i64, batch: &mut WriteBatch) {
-    if let DataLocation::Striped(blob) = &part.location {
-        let record = GarbageRecord { location: part.location.clone(), since_ms: now_ms };
-        batch.put(keys::garbage(&blob.blob), encode(&record));
+    match &part.location {
+        DataLocation::Striped(blob) => {
+            let record = GarbageRecord { location: part.location.clone(), since_ms: now_ms };
+            batch.put(keys::garbage(&blob.blob), encode(&record));
+        }
+        // The slot is free; the pack is garbage once no slot is left (`sweep_packs`).
+        DataLocation::Packed(slice) => {
+            batch.delete(keys::pack_member(&slice.pack.blob, slice.slot));
+            batch.put(keys::pack_candidate(&slice.pack.blob), Vec::new());
+        }
+        DataLocation::Inline(_) => {}
     }
 }
 

@@ -17,6 +17,9 @@ pub enum BlobOwner {
     /// Part `part_number` of a non-current version of an object (or of a current one that was
     /// promoted, whose full record stays with the non-current versions).
     Version { bucket: BucketName, key: ObjectKey, version: VersionId, part_number: u32 },
+    /// A pack (`PackRecord`): the objects packed in it are `Object`s and `Version`s whose
+    /// `BlobRef::in_pack` is set.
+    Pack,
 }
 
 /// One blob found by a scan: who references it, whose it is, and where its shards are.
@@ -29,13 +32,18 @@ pub struct BlobRef {
     pub size: u64,
     /// None for inline blobs (their bytes live in the metadata).
     pub striped: Option<StripedBlob>,
+    /// The blob is the pack holding this object's bytes among others': it counts for the
+    /// object's margin, and is repaired, swept of strays and reported once, as `BlobOwner::Pack`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_pack: bool,
 }
 
 /// Where a blob scan stopped. Scans visit upload parts, then current object versions, then
-/// non-current versions, then garbage: a blob only ever moves in that direction (a completed
-/// upload's parts become an object's parts, a version replaced in a versioned bucket moves to the
-/// non-current range, a replaced or deleted version's parts become garbage; a non-current version
-/// promoted to current stays where it is), so a scan sees every blob that stays referenced while
+/// non-current versions, then packs, then garbage: a blob only ever moves in that direction (a
+/// completed upload's parts become an object's parts, a version replaced in a versioned bucket
+/// moves to the non-current range, a replaced or deleted version's parts become garbage; a
+/// non-current version promoted to current stays where it is; a pack is under `n/` from its
+/// `PutPacked` until it becomes garbage), so a scan sees every blob that stays referenced while
 /// it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobCursor {

@@ -334,6 +334,40 @@ pub enum DataLocation {
     /// Small blobs live in the metadata itself, replicated with it.
     Inline(#[serde(with = "b64")] Vec<u8>),
     Striped(StripedBlob),
+    /// Bytes of a pack: a one-stripe blob holding several small objects side by side, written in
+    /// one erasure-coded stripe and committed by one `Command::PutPacked`.
+    Packed(PackedSlice),
+}
+
+/// Where a packed object's bytes lie: `size` bytes (its part's) from `offset` of the pack's
+/// data. `slot` is the object's place in the command that packed it: the state machine keeps
+/// one key per slot still referenced (`keys::pack_member`), and the pack becomes garbage once
+/// none is left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedSlice {
+    /// The pack's geometry; its stripe records live at the pack's own keys, as any blob's, and
+    /// come with a read's answer (`stripes` is empty in stored records).
+    pub pack: StripedBlob,
+    pub offset: u64,
+    pub slot: u32,
+}
+
+/// A pack records, in the state, what its garbage record will need: its geometry. Kept at
+/// `keys::pack(blob)` while any slot of it is referenced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackRecord {
+    pub pack: StripedBlob,
+    /// Objects the pack was written with (slots `0..objects`).
+    pub objects: u32,
+}
+
+/// One object of a `Command::PutPacked`: what a `Command::PutObject` carries; the record's one
+/// part is a `DataLocation::Packed` slice of the command's pack, whose `slot` is its index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedPut {
+    pub bucket: BucketRef,
+    pub record: ObjectRecord,
+    pub condition: WriteCondition,
 }
 
 /// The bytes of one part (a single-part object has exactly one).
@@ -587,6 +621,15 @@ pub enum Command {
         record: ObjectRecord,
         condition: WriteCondition,
     },
+    /// Several PutObjects whose bodies were written together in one pack (`pack`, one stripe,
+    /// all its stripe records): each is checked and installed as `PutObject` would, refused or
+    /// done on its own, in one proposal. The pack is admitted (its blob known, its stripes
+    /// stored) if any object is installed; else it stays unreferenced and its writer gives it
+    /// up. At most `PACK_OBJECTS_MAX` objects; no key of a bucket appears twice.
+    PutPacked {
+        pack: StripedBlob,
+        objects: Vec<PackedPut>,
+    },
     /// Without `version`: removes the current version (unversioned bucket) or adds a delete
     /// marker (versioned bucket). With `version`: removes that version permanently.
     DeleteObject {
@@ -762,6 +805,9 @@ pub enum Outcome {
     },
     /// DeleteObjects: each deletion's outcome, in the command's order.
     Deletions(Vec<Result<Deleted, crate::MetaError>>),
+    /// PutPacked: each object's outcome (the version now current, without its parts), in the
+    /// command's order.
+    Packed(Vec<Result<Box<ObjectRecord>, crate::MetaError>>),
     /// SetLayout: the version installed.
     Layout(LayoutVersion),
     /// ReclaimOrphans: the blobs fenced, whose shards may be deleted.

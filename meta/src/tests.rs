@@ -1500,7 +1500,7 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
         .iter()
         .map(|p| match &p.location {
             DataLocation::Striped(s) => s.stripes.len(),
-            DataLocation::Inline(_) => 0,
+            DataLocation::Inline(_) | DataLocation::Packed(_) => 0,
         })
         .sum();
     assert_eq!(loaded, ANSWER_STRIPES_MAX, "only the first stripes come with the record");
@@ -1766,4 +1766,219 @@ fn list_inline_objects_on(m: StateMachine) {
         m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
     }
     assert_eq!(versions(&m, "b1", "k000").len(), 300);
+}
+
+/// A pack `blob` of one stripe of `data_len` bytes on three nodes.
+fn pack_blob(blob: &str, data_len: u64) -> StripedBlob {
+    let shards = ["n1", "n2", "n3"].iter().map(|n| ShardRecord { node: NodeId::new(*n), blake3: format!("h-{n}") });
+    StripedBlob {
+        blob: BlobId::new(blob),
+        data_shards: 2,
+        parity_shards: 1,
+        shard_size_bytes: 1 << 20,
+        stripe_count: 1,
+        first_stripe: 0,
+        stripes: vec![StripeRecord { data_len, shards: shards.collect(), debt: false }],
+        born_ms: 0,
+    }
+}
+
+/// `PutPacked` of `keys` (10 bytes each, side by side) into pack `blob` of bucket `b`, each with
+/// its condition.
+fn packed(m: &StateMachine, b: &str, blob: &str, keys: &[(&str, WriteCondition)]) -> Command {
+    let pack = pack_blob(blob, 10 * keys.len() as u64);
+    let header = StripedBlob { stripes: Vec::new(), ..pack.clone() };
+    let objects = keys
+        .iter()
+        .enumerate()
+        .map(|(slot, (key, condition))| {
+            let mut record = object(key, &format!("e-{blob}-{slot}"), 10);
+            let slice = PackedSlice { pack: header.clone(), offset: 10 * slot as u64, slot: slot as u32 };
+            record.parts[0].location = DataLocation::Packed(slice);
+            PackedPut { bucket: bref(m, b), record, condition: condition.clone() }
+        })
+        .collect();
+    Command::PutPacked { pack, objects }
+}
+
+fn logged(m: &StateMachine, id: &str, command: Command) -> Result<Outcome, MetaError> {
+    m.apply_proposal_logged(proposal(id, command), Default::default()).unwrap()
+}
+
+fn has(m: &StateMachine, key: &str) -> bool {
+    m.kv().get(key.as_bytes()).unwrap().is_some()
+}
+
+#[test]
+fn a_pack_installs_each_object_on_its_own_and_is_admitted_if_any_is() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "y", "old", WriteCondition::default()).unwrap();
+    let absent = WriteCondition { if_none_match_any: true, if_match: None };
+    let keys = [("x", WriteCondition::default()), ("y", absent.clone()), ("z", absent.clone())];
+    let Outcome::Packed(outcomes) = logged(&m, "p1", packed(&m, "b1", "pk1", &keys)).unwrap() else { panic!() };
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes[0].as_ref().unwrap().parts.is_empty(), "outcomes carry no parts");
+    assert_eq!(outcomes[1], Err(MetaError::PreconditionFailed), "y exists: refused on its own");
+    assert!(outcomes[2].is_ok());
+    assert!(has(&m, "m/pk1/00000000") && !has(&m, "m/pk1/00000001") && has(&m, "m/pk1/00000002"));
+    assert!(has(&m, "n/pk1") && has(&m, "b/pk1") && has(&m, "s/pk1/00000000"), "the pack is admitted");
+    // Read back: the slice, with the pack's stripe.
+    let Answer::Object(x) = m
+        .query(Query::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), tenant: None, stripes: 8 })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let DataLocation::Packed(slice) = &x.parts[0].location else { panic!("{x:?}") };
+    assert_eq!((slice.offset, slice.slot, slice.pack.stripes.len()), (0, 0, 1));
+    assert_eq!(version(&m, "b1", "y", None).unwrap().etag, "old", "y kept");
+
+    // Every object refused: the pack is not admitted; its writer gives it up.
+    let Outcome::Packed(outcomes) = logged(&m, "p2", packed(&m, "b1", "pk2", &[("x", absent.clone())])).unwrap() else {
+        panic!()
+    };
+    assert_eq!(outcomes, [Err(MetaError::PreconditionFailed)]);
+    assert!(!has(&m, "b/pk2") && !has(&m, "n/pk2") && !has(&m, "s/pk2/00000000"));
+    let fenced = m.apply(Command::ReclaimOrphans { blobs: blobs(&["pk2"]), now_ms: 10, grace_ms: 0 }).unwrap();
+    assert_eq!(fenced, Outcome::Reclaimable(blobs(&["pk2"])), "an unadmitted pack can be fenced and deleted");
+}
+
+#[test]
+fn a_malformed_pack_is_refused_whole_and_only_put_packed_names_a_pack() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let d = WriteCondition::default;
+    let invalid = |command: Command| {
+        matches!(logged(&m, &ignifuge_types::random_id(), command), Err(MetaError::InvalidCommand(_)))
+    };
+    assert!(invalid(packed(&m, "b1", "t1", &[("x", d()), ("x", d())])), "a key twice");
+    let mut wrong_slot = packed(&m, "b1", "t2", &[("x", d()), ("y", d())]);
+    let Command::PutPacked { objects, .. } = &mut wrong_slot else { panic!() };
+    objects.swap(0, 1);
+    assert!(invalid(wrong_slot), "slots out of order");
+    let mut beyond = packed(&m, "b1", "t3", &[("x", d())]);
+    let Command::PutPacked { pack, .. } = &mut beyond else { panic!() };
+    pack.stripes[0].data_len = 9;
+    assert!(invalid(beyond), "a slice past the pack's data");
+    let mut other = packed(&m, "b1", "t4", &[("x", d())]);
+    let Command::PutPacked { objects, .. } = &mut other else { panic!() };
+    let DataLocation::Packed(slice) = &mut objects[0].record.parts[0].location else { panic!() };
+    slice.pack.blob = BlobId::new("elsewhere");
+    assert!(invalid(other), "a slice of another pack");
+    assert!(invalid(Command::PutPacked { pack: pack_blob("t5", 0), objects: Vec::new() }), "no object");
+    for blob in ["t1", "t2", "t3", "t4", "t5"] {
+        assert!(!has(&m, &format!("b/{blob}")), "{blob} refused whole");
+    }
+    // A PutObject naming a slice of a pack would hold the pack without a slot of its own.
+    logged(&m, "ok", packed(&m, "b1", "t6", &[("x", d())])).unwrap();
+    let Answer::Object(x) = m
+        .query(Query::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), tenant: None, stripes: 0 })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut copy = *x;
+    copy.key = ObjectKey::new("copy");
+    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: copy, condition: d() });
+    assert!(matches!(refused, Err(MetaError::InvalidPart(_))), "{refused:?}");
+}
+
+#[test]
+fn a_pack_becomes_garbage_once_no_version_references_it() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    bucket(&m, "a", "v1").unwrap();
+    set_versioning(&m, "v1", VersioningStatus::Enabled);
+    let d = WriteCondition::default;
+    logged(&m, "p", packed(&m, "b1", "pk", &[("w", d()), ("x", d()), ("y", d()), ("z", d())])).unwrap();
+    // x replaced: its slot is free, the pack a candidate; the next proposal finds w, y and z.
+    logged(&m, "x2", Command::PutObject { bucket: bref(&m, "b1"), record: object("x", "x2", 1), condition: d() })
+        .unwrap();
+    assert!(!has(&m, "m/pk/00000001") && has(&m, "q/pk"));
+    logged(&m, "tick1", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
+    assert!(!has(&m, "q/pk") && has(&m, "n/pk") && !is_garbage(&m, "pk"), "w, y and z still hold the pack");
+    // w replaced (a candidate again), then y and z deleted in one command: the sweep of that
+    // same entry sees their slots (it reads the state before the entry) and deletes the
+    // candidate, which must not drop the one the deletions write after it.
+    logged(&m, "w2", Command::PutObject { bucket: bref(&m, "b1"), record: object("w", "w2", 1), condition: d() })
+        .unwrap();
+    assert!(has(&m, "q/pk"));
+    let deletions = ["y", "z"]
+        .iter()
+        .map(|k| ObjectDeletion { key: ObjectKey::new(*k), condition: d(), version: None, marker_nonce: None })
+        .collect();
+    let gone = logged(&m, "yz", Command::DeleteObjects { bucket: bref(&m, "b1"), deletions, now_ms: 5 }).unwrap();
+    let Outcome::Deletions(done) = gone else { panic!() };
+    assert!(done.iter().all(Result::is_ok));
+    assert!(has(&m, "q/pk") && !is_garbage(&m, "pk"), "still a candidate");
+    logged(&m, "tick2", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
+    assert!(is_garbage(&m, "pk") && !has(&m, "n/pk") && !has(&m, "q/pk"), "no slot left: garbage");
+    let Answer::Garbage(garbage) = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 10 }).unwrap() else {
+        panic!()
+    };
+    let (_, record) = garbage.iter().find(|(b, _)| b.0 == "pk").expect("listed for the collector");
+    let DataLocation::Striped(striped) = &record.location else { panic!() };
+    assert_eq!(striped.stripes.len(), 1, "with its stripe, so the collector finds its shards");
+    m.apply(Command::ForgetGarbage { blobs: blobs(&["pk"]) }).unwrap();
+    assert!(!has(&m, "b/pk") && !has(&m, "s/pk/00000000"));
+
+    // Versioned: a replaced version keeps its slot until that version is deleted.
+    logged(&m, "vp", packed(&m, "v1", "vpk", &[("a", d())])).unwrap();
+    let first = version(&m, "v1", "a", None).unwrap().version;
+    logged(&m, "a2", Command::PutObject { bucket: bref(&m, "v1"), record: object("a", "a2", 1), condition: d() })
+        .unwrap();
+    logged(&m, "tick3", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
+    assert!(has(&m, "m/vpk/00000000") && !is_garbage(&m, "vpk"), "the non-current version holds its slot");
+    let Outcome::DeletedVersion { .. } = logged(
+        &m,
+        "del",
+        Command::DeleteObject {
+            bucket: bref(&m, "v1"),
+            key: ObjectKey::new("a"),
+            condition: d(),
+            now_ms: 6,
+            version: Some(first),
+            marker_nonce: None,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    logged(&m, "tick4", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
+    assert!(is_garbage(&m, "vpk"), "its last version deleted: garbage");
+}
+
+#[test]
+fn the_blob_scan_returns_a_pack_once_and_its_objects_as_slices_of_it() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let d = WriteCondition::default;
+    logged(&m, "p", packed(&m, "b1", "pk", &[("x", d()), ("y", d())])).unwrap();
+    let mut cursor = BlobCursor::default();
+    let mut seen = Vec::new();
+    loop {
+        let Answer::Blobs(page) = m.query(Query::Blobs { cursor: cursor.clone(), limit: 1 }).unwrap() else { panic!() };
+        for b in page.blobs {
+            assert_eq!(b.striped.as_ref().map(|s| s.stripes.len()), Some(1), "hydrated");
+            seen.push((b.owner, b.blob.0, b.in_pack, b.size));
+        }
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    let object =
+        |key: &str| BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new(key), part_number: 1 };
+    assert_eq!(
+        seen,
+        [
+            (object("x"), "pk".to_string(), true, 10),
+            (object("y"), "pk".to_string(), true, 10),
+            (BlobOwner::Pack, "pk".to_string(), false, 20)
+        ]
+    );
+    // The durability report counts packed objects as erasure-coded.
+    let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
+    assert_eq!((report[0].full_budget_objects, report[0].inline_objects), (2, 0));
 }

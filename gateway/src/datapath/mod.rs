@@ -23,13 +23,23 @@ use std::sync::Arc;
 /// 32-byte hash) small against the data while bounding memory per stripe to (k+m) MiB.
 pub const SHARD_SIZE_BYTES: usize = 1024 * 1024;
 /// Blobs up to `DataPathTuning::inline_max_bytes` (by default this) are stored inline in the
-/// metadata, replicated with it on every voter, rather than erasure-coded. At 4 KiB either way
-/// costs about the same on disk and inline PUTs were 1.6x faster; above it striping wins on disk
-/// (64 KiB: 5x the bytes stored against 36x inline) and on PUTs (2.5x), inline only on GETs
-/// (docs/benchmarks.md "Small objects: inline or striped").
-pub const INLINE_MAX_BYTES: usize = 4 * 1024;
+/// metadata, replicated with it on every voter, rather than erasure-coded. Up to 1 KiB inline
+/// PUTs are as fast as packed ones with the same tail and inline GETs 1.8x faster (no shard
+/// read); from 2 KiB the inline PUT's p99 grows (45 against 32 ms at 2 KiB, 103-116 against
+/// 26-34 ms at 4 KiB) and every byte costs about 20x on disk against a pack's few
+/// (docs/benchmarks.md "Small objects packed together"). Bodies above it are packed
+/// (`PACK_MAX_BYTES`) or striped.
+pub const INLINE_MAX_BYTES: usize = 1024;
 /// The largest inline blob a setting may ask for (it travels in one Raft entry).
 pub const INLINE_LIMIT_BYTES: usize = 64 * 1024;
+/// PutObject bodies announced up to `DataPathTuning::pack_max_bytes` (by default this), and over
+/// the inline limit, are packed with others into one stripe (`crate::pack`). Packed against
+/// striped alone, 16 in flight: 64 KiB PUTs 596-733 against 215-226 ops/s (p99 33-40 against
+/// 125-134 ms), GETs 1.4x; 256 KiB PUTs 2.6-3.1x, GETs the same; 1 MiB PUTs 151-168 against
+/// 111-130 ops/s, GETs the same (docs/benchmarks.md "Small objects packed together").
+pub const PACK_MAX_BYTES: usize = 1024 * 1024;
+/// The largest packable body a setting may ask for: a pack is one stripe, of at least 1 MiB.
+pub const PACK_LIMIT_BYTES: usize = SHARD_SIZE_BYTES;
 /// Stripes of one request being encoded or written at once (memory per request is bounded by
 /// this times the stripe size, plus the one being filled).
 pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
@@ -86,6 +96,12 @@ pub struct DataPathTuning {
     /// Blobs up to this many bytes are stored inline (`INLINE_MAX_BYTES`, at most
     /// `INLINE_LIMIT_BYTES`); 0 stripes every blob but an empty one.
     pub inline_max_bytes: usize,
+    /// PutObject bodies announced up to this many bytes (and over `inline_max_bytes`) are
+    /// packed (`PACK_MAX_BYTES`, at most `PACK_LIMIT_BYTES`); 0 packs none.
+    pub pack_max_bytes: usize,
+    /// `crate::pack::PACK_BUDGET_BYTES`: bodies to pack held in memory at once (at least
+    /// `pack_max_bytes`).
+    pub pack_budget_bytes: usize,
 }
 
 impl Default for DataPathTuning {
@@ -98,6 +114,8 @@ impl Default for DataPathTuning {
             answer_stall_max_ms: ANSWER_STALL_MAX_MS,
             intent_renew_ms: INTENT_RENEW_INTERVAL_MS,
             inline_max_bytes: INLINE_MAX_BYTES,
+            pack_max_bytes: PACK_MAX_BYTES,
+            pack_budget_bytes: crate::pack::PACK_BUDGET_BYTES,
         }
     }
 }
@@ -112,6 +130,10 @@ pub struct DataPath {
     pub(crate) stripe_permits: Arc<tokio::sync::Semaphore>,
     /// The read budget (`GATEWAY_READ_STRIPES_IN_FLIGHT_MAX`): one permit per stripe being read.
     pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
+    /// Bytes of bodies waiting to be packed (`crate::pack::PACK_BUDGET_BYTES`).
+    pub(crate) pack_budget: Arc<tokio::sync::Semaphore>,
+    /// Uploads waiting for pack budget now.
+    pub(crate) pack_waiters: std::sync::atomic::AtomicUsize,
     /// Uploads waiting for a stripe permit now.
     pub(crate) stripe_waiters: std::sync::atomic::AtomicUsize,
     pub tuning: DataPathTuning,
@@ -131,6 +153,8 @@ impl DataPath {
             down_until: std::sync::Mutex::new(HashMap::new()),
             stripe_permits: Arc::new(tokio::sync::Semaphore::new(tuning.stripes_in_flight_max)),
             stripe_waiters: std::sync::atomic::AtomicUsize::new(0),
+            pack_budget: Arc::new(tokio::sync::Semaphore::new(tuning.pack_budget_bytes)),
+            pack_waiters: std::sync::atomic::AtomicUsize::new(0),
             read_permits: Arc::new(tokio::sync::Semaphore::new(tuning.read_stripes_in_flight_max)),
             tuning,
             intents: Arc::new(Intents::default()),

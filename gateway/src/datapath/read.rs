@@ -285,19 +285,11 @@ fn pieces(
                 DataLocation::Inline(bytes) => {
                     vec![Window::Ready(Piece::Inline(Bytes::from(bytes).slice(segment.from..segment.to)))]
                 }
-                DataLocation::Striped(blob) => {
-                    let stripe_bytes = blob.stripe_bytes() as usize;
-                    let stripes = (segment.from / stripe_bytes) as u32..segment.to.div_ceil(stripe_bytes) as u32;
-                    let blob = Arc::new(blob);
-                    let mut windows = Vec::new();
-                    let mut first = stripes.start;
-                    while first < stripes.end {
-                        let end = (first + ANSWER_STRIPES_MAX as u32).min(stripes.end);
-                        let bytes = segment.from..segment.to;
-                        windows.push(Window::Stripes { blob: blob.clone(), stripes: first..end, bytes });
-                        first = end;
-                    }
-                    windows
+                DataLocation::Striped(blob) => stripe_windows(blob, segment.from..segment.to),
+                // A slice of a pack: the same bytes of the pack's data, past its offset.
+                DataLocation::Packed(slice) => {
+                    let offset = slice.offset as usize;
+                    stripe_windows(slice.pack, offset + segment.from..offset + segment.to)
                 }
             };
             futures::stream::iter(windows)
@@ -318,6 +310,21 @@ fn pieces(
             Ok(pieces) => futures::stream::iter(pieces.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(e) => futures::stream::iter(vec![Err(e)]),
         })
+}
+
+/// The windows of stripes holding bytes `bytes` of a striped blob.
+fn stripe_windows(blob: StripedBlob, bytes: Range<usize>) -> Vec<Window> {
+    let stripe_bytes = blob.stripe_bytes() as usize;
+    let stripes = (bytes.start / stripe_bytes) as u32..bytes.end.div_ceil(stripe_bytes) as u32;
+    let blob = Arc::new(blob);
+    let mut windows = Vec::new();
+    let mut first = stripes.start;
+    while first < stripes.end {
+        let end = (first + ANSWER_STRIPES_MAX as u32).min(stripes.end);
+        windows.push(Window::Stripes { blob: blob.clone(), stripes: first..end, bytes: bytes.clone() });
+        first = end;
+    }
+    windows
 }
 
 /// Pause between two tries of a stripe window's records.
@@ -457,6 +464,7 @@ mod tests {
             .iter()
             .map(|p| match &p.location {
                 DataLocation::Striped(b) => b.stripe_count,
+                DataLocation::Packed(slice) => slice.pack.stripe_count,
                 DataLocation::Inline(_) => 0,
             })
             .max()

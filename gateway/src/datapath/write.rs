@@ -31,6 +31,9 @@ pub struct WriteRequest {
     pub declared_length: Option<u64>,
     /// Largest body accepted.
     pub max_length: u64,
+    /// Whether the body may go to a pack (`crate::pack`): a PutObject's. A body announced at
+    /// most `DataPathTuning::pack_max_bytes` is then read into memory whole.
+    pub packable: bool,
 }
 
 /// A blob durably written but not yet committed to the metadata.
@@ -41,6 +44,9 @@ pub struct WrittenBlob {
     /// For a striped blob: keep a clone until the commit has answered, so that the orphan sweep
     /// spares its shards meanwhile. None for an inline blob, which has no shards.
     pub intent: Option<Arc<WriteIntent>>,
+    /// For a body to be packed (its location is inline until the packer places it): its share
+    /// of the gateway's pack budget, to hold until its pack has been written.
+    pub pack_budget: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// How often a stripe buffer held past its fill deadline looks for uploads waiting for one.
@@ -87,6 +93,25 @@ impl DataPath {
         if request.declared_length.is_some_and(|declared| declared > request.max_length) {
             return Err(GatewayError::EntityTooLarge);
         }
+        // A body to pack is read whole into memory, within the gateway's pack budget.
+        let pack_length = request.declared_length.filter(|&declared| {
+            request.packable
+                && declared > self.tuning.inline_max_bytes as u64
+                && declared <= self.tuning.pack_max_bytes as u64
+        });
+        let pack_budget = match pack_length {
+            Some(length) => {
+                let waiting = Waiting::enter(&self.pack_waiters);
+                let budget = self.pack_budget.clone().acquire_many_owned(length.max(1) as u32).await;
+                drop(waiting);
+                Some(budget.map_err(|_| GatewayError::Internal("the pack budget was closed".into()))?)
+            }
+            None => None,
+        };
+        // When the pack budget was taken: a body holding it past the fill deadline while others
+        // wait for some is cut, as a stripe buffer's is.
+        let pack_since = Instant::now();
+        let in_memory_max = pack_length.map_or(self.tuning.inline_max_bytes, |length| length as usize);
         let blob = new_blob_id();
         // Registered when the first stripe starts: only striped blobs have shards to spare.
         let mut intent: Option<Arc<WriteIntent>> = None;
@@ -126,9 +151,18 @@ impl DataPath {
                     tracing::info!(blob = %blob, "a slow upload held a stripe buffer others wait for: cut");
                     return Err(GatewayError::RequestTimeout);
                 }
+                let packing = pack_budget.is_some() && !striped;
+                if packing && pack_since.elapsed() >= fill_max && self.pack_waiters.load(Ordering::Relaxed) > 0 {
+                    tracing::info!("a slow upload held pack budget others wait for: cut");
+                    return Err(GatewayError::RequestTimeout);
+                }
                 let mut wait = idle.saturating_sub(last_chunk.elapsed());
                 if permit.is_some() {
                     let until_deadline = fill_max.saturating_sub(permit_since.elapsed());
+                    wait = wait.min(until_deadline.max(FILL_CHECK_INTERVAL));
+                }
+                if packing {
+                    let until_deadline = fill_max.saturating_sub(pack_since.elapsed());
                     wait = wait.min(until_deadline.max(FILL_CHECK_INTERVAL));
                 }
                 let chunk = match tokio::time::timeout(wait, body.next()).await {
@@ -145,7 +179,7 @@ impl DataPath {
                 }
                 let mut rest: &[u8] = &chunk;
                 while !rest.is_empty() {
-                    if !striped && buffer.len() + rest.len() <= self.tuning.inline_max_bytes {
+                    if !striped && buffer.len() + rest.len() <= in_memory_max {
                         buffer.extend_from_slice(rest);
                         break;
                     }
@@ -240,11 +274,12 @@ impl DataPath {
         } else {
             DataLocation::Inline(buffer)
         };
-        Ok(WrittenBlob { size: total, digests, location, intent })
+        let pack_budget = if striped { None } else { pack_budget };
+        Ok(WrittenBlob { size: total, digests, location, intent, pack_budget })
     }
 
     /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.
-    async fn write_stripe(
+    pub(crate) async fn write_stripe(
         self: Arc<Self>,
         blob: BlobId,
         index: StripeIndex,

@@ -157,6 +157,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         expected,
         declared_length: input.content_length.map(|l| l.max(0) as u64),
         max_length: PUT_OBJECT_MAX_BYTES,
+        packable: false,
     };
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let _intent = written.intent.clone(); // until the commit has answered
@@ -228,6 +229,7 @@ pub async fn upload_part_copy(
         expected: crate::checksums::Expected { computed, ..Default::default() },
         declared_length: Some(length),
         max_length: PUT_OBJECT_MAX_BYTES,
+        packable: false,
     };
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let _intent = written.intent.clone(); // until the commit has answered

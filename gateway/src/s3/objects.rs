@@ -13,10 +13,11 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{
     BucketRecord, Checksums, Command, DELETE_OBJECTS_MAX_KEYS, DataLocation, MULTIPART_MAX_PARTS, MetaError,
-    ObjectDeletion, ObjectHeaders, ObjectRecord, Outcome, PartData, Tags, WriteCondition, is_valid_version_id,
+    ObjectDeletion, ObjectHeaders, ObjectRecord, Outcome, PackedPut, PartData, Tags, WriteCondition,
+    is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
-use ignifuge_types::{BlobId, ObjectKey, VersionId};
+use ignifuge_types::{ObjectKey, VersionId};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use std::ops::Range as ByteRange;
@@ -303,24 +304,42 @@ impl IgnifugeS3 {
         Ok(version_header(&record, bucket.versioning.is_some()))
     }
 
+    /// Commits a single-part version written by `write_blob` (`pack_budget` taken from it):
+    /// through the packer when its body is to be packed, else as a `Command::PutObject`. Returns
+    /// its x-amz-version-id.
+    pub(super) async fn commit_single(
+        &self,
+        bucket: &BucketRecord,
+        mut record: ObjectRecord,
+        condition: WriteCondition,
+        pack_budget: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> S3Result<Option<String>> {
+        let Some(budget) = pack_budget else {
+            let location = record.parts[0].location.clone();
+            let command = Command::PutObject { bucket: bucket.reference(), record, condition };
+            return self.commit_version(bucket, command, &[&location]).await;
+        };
+        let DataLocation::Inline(body) =
+            std::mem::replace(&mut record.parts[0].location, DataLocation::Inline(Vec::new()))
+        else {
+            return Err(GatewayError::Internal("a body to pack was not read into memory".into()).into());
+        };
+        let put = PackedPut { bucket: bucket.reference(), record, condition };
+        let installed = self.gateway.packer.put(put, body, budget).await.map_err(|e| match e {
+            GatewayError::Meta(e) => conflict_after_precheck(e),
+            other => other,
+        })?;
+        Ok(version_header(&installed, bucket.versioning.is_some()))
+    }
+
     /// Commits a record. A commit refused for a known reason gives its freshly written blobs up
-    /// (`give_up`); one whose outcome is not known (no majority before the deadline, and the
+    /// (`commit::give_up`); one whose outcome is not known (no majority before the deadline, and the
     /// proposal could not be settled either) gives up nothing: it may still commit, and the
     /// orphan sweep fences the blob in the metadata before it deletes a shard
     /// (`Command::ReclaimOrphans`). Every conditional write was prechecked (`precheck`), so a
     /// refused precondition here is a conflict.
     pub(super) async fn commit(&self, command: Command, written: &[&DataLocation]) -> S3Result<Outcome> {
-        let mut answer = self.gateway.metadata.apply(command).await;
-        if ignifuge_faults::hit("gateway.commit.answer-lost").is_some() {
-            // The commit went through but its answer never came back, and settling failed too.
-            answer = Err(MetaError::Unavailable("fault point: the commit's answer was lost".into()));
-        }
-        if answer.is_ok() && ignifuge_faults::hit("gateway.commit.answer-wrong").is_some() {
-            // A wrong refusal: the metadata forgot the proposal's id (it aged out while the
-            // gateway retried) and settled an applied commit as abandoned.
-            answer = Err(MetaError::Abandoned);
-        }
-        match answer {
+        match crate::commit::answer(self.gateway.metadata.as_ref(), command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 if e.is_known_refusal() {
@@ -328,37 +347,17 @@ impl IgnifugeS3 {
                         .iter()
                         .filter_map(|location| match location {
                             DataLocation::Striped(blob) => Some(blob.blob.clone()),
-                            DataLocation::Inline(_) => None,
+                            // A pack is given up by its packer, which wrote it.
+                            DataLocation::Inline(_) | DataLocation::Packed(_) => None,
                         })
                         .collect();
-                    self.give_up(blobs);
+                    crate::commit::give_up(self.gateway.metadata.clone(), self.gateway.data.clone(), blobs);
                 } else {
                     tracing::warn!(error = %e, "commit outcome unknown; its shards are left to the fenced orphan sweep");
                 }
                 Err(conflict_after_precheck(e).into())
             }
         }
-    }
-
-    /// Deletes the shards of blobs whose commit was refused, in the background, once the metadata
-    /// has fenced them (`Command::ReclaimOrphans` with no grace): a refusal is only as sure as
-    /// the proposal ids the metadata still remembers, and the fence refuses any blob a record
-    /// references, so no answer, however wrong, can make this delete what the metadata names.
-    fn give_up(&self, blobs: Vec<BlobId>) {
-        if blobs.is_empty() {
-            return;
-        }
-        let gateway = self.gateway.clone();
-        tokio::spawn(async move {
-            match gateway.metadata.reclaim_orphans(blobs, now_ms(), 0).await {
-                Ok(fenced) => {
-                    for blob in fenced {
-                        gateway.data.discard(blob);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "refused write's blobs not fenced; the orphan sweep will"),
-            }
-        });
     }
 }
 
@@ -426,9 +425,11 @@ pub(super) async fn put(
         expected,
         declared_length: input.content_length.map(|l| l.max(0) as u64),
         max_length: PUT_OBJECT_MAX_BYTES,
+        packable: true,
     };
-    let written = s3.gateway.data.write_blob(body, request, trailers).await?;
+    let mut written = s3.gateway.data.write_blob(body, request, trailers).await?;
     let _intent = written.intent.clone(); // until the commit has answered
+    let pack_budget = written.pack_budget.take();
     let mut record = single_part_record(key, headers, tags, written, now_ms());
     record.acl = acl;
     let output = PutObjectOutput {
@@ -442,9 +443,7 @@ pub(super) async fn put(
         size: Some(record.size as i64),
         ..Default::default()
     };
-    let location = record.parts[0].location.clone();
-    let command = Command::PutObject { bucket: bucket.reference(), record, condition };
-    let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
+    let version_id = s3.commit_single(&bucket, record, condition, pack_budget).await?;
     Ok(S3Response::new(PutObjectOutput { version_id, ..output }))
 }
 
@@ -918,14 +917,16 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         expected: Expected { computed, ..Default::default() },
         declared_length: Some(source.size),
         max_length: PUT_OBJECT_MAX_BYTES,
+        packable: true,
     };
     let tags = match input.tagging_directive.as_ref().map(|d| d.as_str()) {
         Some("REPLACE") => super::tagging::parse_header(input.tagging.as_deref())?,
         None | Some("COPY") => source.tags.clone(),
         Some(other) => return Err(s3s::s3_error!(InvalidArgument, "Unknown tagging directive: {other}")),
     };
-    let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
+    let mut written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let _intent = written.intent.clone(); // until the commit has answered
+    let pack_budget = written.pack_budget.take();
     let mut record = single_part_record(ObjectKey::new(input.key), headers, tags, written, now_ms());
     record.acl = acl;
     let result = CopyObjectResult {
@@ -935,9 +936,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         checksum_type: Some(ChecksumType::from(ChecksumType::FULL_OBJECT.to_string())),
         ..Default::default()
     };
-    let location = record.parts[0].location.clone();
-    let command = Command::PutObject { bucket: bucket.reference(), record, condition: WriteCondition::default() };
-    let version_id = s3.commit_version(&bucket, command, &[&location]).await?;
+    let version_id = s3.commit_single(&bucket, record, WriteCondition::default(), pack_budget).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         copy_source_version_id,

@@ -198,7 +198,9 @@ pub async fn round(
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
-        let held = inventories(services, &mut nodes, live.iter().map(|b| b.blob.clone()).collect()).await;
+        // A pack comes once as itself and once per object packed in it: asked for once.
+        let asked: std::collections::BTreeSet<BlobId> = live.iter().map(|b| b.blob.clone()).collect();
+        let held = inventories(services, &mut nodes, asked.into_iter().collect()).await;
         let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
 
         for blob_ref in live {
@@ -218,6 +220,11 @@ pub async fn round(
                 );
                 worst = worst.min(survey.margin);
                 debt_stripes += u64::from(stripe.debt);
+                // An object's slice of a pack counts for the object's margin; the pack's stripe
+                // is counted, queued and repaired once, as the pack.
+                if blob_ref.in_pack {
+                    continue;
+                }
                 if survey.margin != Margin::Full {
                     tally.report.stripes_below_budget += 1;
                     tally.report.bytes_below_budget += stripe.data_len;
@@ -249,7 +256,7 @@ pub async fn round(
                 }
             }
             // Shard files of this blob that its metadata does not place on the node holding them.
-            for (node, shards) in held.iter() {
+            for (node, shards) in held.iter().filter(|_| !blob_ref.in_pack) {
                 for (blob, stripe, shard) in shards.keys().filter(|(b, _, _)| *b == striped.blob) {
                     let named = striped
                         .stripe(*stripe)
@@ -265,7 +272,7 @@ pub async fn round(
             let id = match &blob_ref.owner {
                 BlobOwner::Object { bucket, key, .. } => (bucket.clone(), key.clone(), None),
                 BlobOwner::Version { bucket, key, version, .. } => (bucket.clone(), key.clone(), Some(version.clone())),
-                BlobOwner::UploadPart { .. } | BlobOwner::Garbage => continue,
+                BlobOwner::UploadPart { .. } | BlobOwner::Garbage | BlobOwner::Pack => continue,
             };
             let Some(tenant) = &blob_ref.tenant else { continue };
             match &mut object {

@@ -1,0 +1,115 @@
+//! Small objects packed together (`gateway/src/pack.rs`): PutObjects of bodies over the inline
+//! limit and up to IGNIFUGE_PACK_MAX_BYTES (256 KiB) that arrive together are written as one
+//! erasure-coded stripe and committed by one proposal. End to end: they share shard files, read
+//! back whole and by range from every gateway, with nodes down, and a pack's shards are deleted
+//! only once no version references any object of it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KIB: usize = 1024;
+
+/// The blob directories (one per blob, whatever its shards) on every node.
+fn blobs_on_disk(cluster: &Cluster) -> BTreeSet<String> {
+    let mut blobs = BTreeSet::new();
+    for node in cluster.storage_nodes() {
+        for file in cluster.shard_files(&node.node_id) {
+            let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir");
+            blobs.insert(blob.to_string());
+        }
+    }
+    blobs
+}
+
+/// PUTs `objects` all at once through `client`; every one must be acknowledged.
+async fn put_all(client: &aws_sdk_s3::Client, bucket: &str, objects: &[(String, Vec<u8>)]) {
+    let mut puts = tokio::task::JoinSet::new();
+    for (index, (key, data)) in objects.iter().enumerate() {
+        let client = client.clone();
+        let (bucket, key, data) = (bucket.to_string(), key.clone(), data.clone());
+        puts.spawn(async move { (index, put_object(&client, &bucket, &key, &data).await) });
+    }
+    while let Some(done) = puts.join_next().await {
+        let (index, etag) = done.expect("a PUT task");
+        let (key, data) = &objects[index];
+        assert_eq!(etag, etag_of(data), "ETag of {key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_objects_put_together_share_packs_read_back_and_are_collected_with_their_last_object() {
+    let mut cluster =
+        Cluster::start_with_env(&[("IGNIFUGE_GC_GRACE_MS", "0"), ("IGNIFUGE_GC_INTERVAL_MS", "300")]).await;
+    let mut rng = TestRng::new("small_objects_put_together_share_packs");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "packed").await;
+    // 48 objects from just over the inline limit to the pack limit, all in flight at once.
+    let sizes = [4 * KIB + 1, 5 * KIB, 16 * KIB + 3, 64 * KIB, 100 * KIB + 7, 256 * KIB];
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..48).map(|i| (format!("small/{i:02}"), rng.bytes(sizes[i % sizes.len()]))).collect();
+    put_all(&s3, "packed", &objects).await;
+    let packs = blobs_on_disk(&cluster);
+    assert!(
+        !packs.is_empty() && packs.len() < objects.len(),
+        "48 small objects put at once were written in {} blobs: some must share a pack",
+        packs.len()
+    );
+    let report = cluster.durability();
+    assert_eq!(report["tenants"][0]["full_budget_objects"], 48, "packed objects are erasure-coded: {report}");
+    assert_eq!(report["tenants"][0]["inline_objects"], 0, "{report}");
+
+    // Whole and by range, through every gateway.
+    for index in 0..cluster.gateways.len() {
+        let client = cluster.s3_client_at(index);
+        for (key, data) in &objects {
+            assert_bytes_eq(&get_object(&client, "packed", key).await, data, &format!("{key} via gateway {index}"));
+        }
+        let (key, data) = &objects[4];
+        let ranged = ok(
+            client.get_object().bucket("packed").key(key).range("bytes=1000-70000").send().await,
+            "a ranged GET of a packed object",
+        );
+        let body = ranged.body.collect().await.expect("body").into_bytes();
+        assert_bytes_eq(&body, &data[1000..=70000], "bytes 1000-70000 of a packed object");
+    }
+
+    // Degraded: two nodes of one datacenter and one of another down; every object still reads.
+    cluster.kill_processes(&["dc1-n1", "dc1-n2", "dc2-n1"]);
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&s3, "packed", key).await, data, &format!("{key} with three nodes down"));
+    }
+    // Back, so that the collector reaches every copy.
+    cluster.revive(Duration::from_secs(60));
+
+    // Delete all objects but one: the pack still holding it keeps its shards, every other pack
+    // is collected (the state machine turns a pack with no referenced slot into garbage); once
+    // the last object goes too, its pack follows.
+    let keep = &objects[0];
+    for (key, _) in &objects[1..] {
+        ok(s3.delete_object().bucket("packed").key(key).send().await, "DeleteObject of a packed object");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blobs_on_disk(&cluster).len() > 1 {
+        assert!(Instant::now() < deadline, "packs left 30 s after their objects went: {:?}", blobs_on_disk(&cluster));
+        assert_bytes_eq(&get_object(&s3, "packed", &keep.0).await, &keep.1, "the object left in its pack");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Settled: the pack of the object left stays, whole.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(blobs_on_disk(&cluster).len(), 1, "the pack of the object left");
+    assert_bytes_eq(&get_object(&s3, "packed", &keep.0).await, &keep.1, "the object left in its pack");
+    ok(s3.delete_object().bucket("packed").key(&keep.0).send().await, "DeleteObject of the last one");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !blobs_on_disk(&cluster).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "pack shards left 30 s after their last object went: {:?}",
+            blobs_on_disk(&cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
