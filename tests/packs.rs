@@ -1,5 +1,5 @@
 //! Small objects packed together (`gateway/src/pack.rs`): PutObjects of bodies over the inline
-//! limit and up to IGNIFUGE_PACK_MAX_BYTES (256 KiB) that arrive together are written as one
+//! limit and up to IGNIFUGE_PACK_MAX_BYTES (1 MiB) that arrive together are written as one
 //! erasure-coded stripe and committed by one proposal. End to end: they share shard files, read
 //! back whole and by range from every gateway, with nodes down, and a pack's shards are deleted
 //! only once no version references any object of it.
@@ -48,7 +48,7 @@ async fn small_objects_put_together_share_packs_read_back_and_are_collected_with
     let s3 = cluster.s3_client();
     create_bucket(&s3, "packed").await;
     // 48 objects from just over the inline limit to the pack limit, all in flight at once.
-    let sizes = [4 * KIB + 1, 5 * KIB, 16 * KIB + 3, 64 * KIB, 100 * KIB + 7, 256 * KIB];
+    let sizes = [KIB + 1, 5 * KIB, 16 * KIB + 3, 64 * KIB, 200 * KIB + 7, 1024 * KIB];
     let objects: Vec<(String, Vec<u8>)> =
         (0..48).map(|i| (format!("small/{i:02}"), rng.bytes(sizes[i % sizes.len()]))).collect();
     put_all(&s3, "packed", &objects).await;

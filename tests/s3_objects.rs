@@ -33,7 +33,7 @@ async fn put_get_head_of_every_size_from_every_gateway() {
         objects.push((key, data));
     }
     // Up to 1 KiB inline in the metadata (IGNIFUGE_INLINE_MAX_BYTES), above it erasure-coded:
-    // packed with others up to 256 KiB (IGNIFUGE_PACK_MAX_BYTES), striped on their own beyond.
+    // packed with others up to 1 MiB (IGNIFUGE_PACK_MAX_BYTES), striped on their own beyond.
     let report = cluster.durability();
     assert_eq!(report["tenants"][0]["inline_objects"], 3, "0, 1 and 1000 bytes: {report}");
     assert_eq!(report["tenants"][0]["inline_bytes"], 1 + 1000, "{report}");

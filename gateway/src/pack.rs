@@ -20,7 +20,7 @@
 //! others of their pack live stay on disk until the last one goes (no compaction of packs).
 
 use crate::commit;
-use crate::datapath::{DataPath, SHARD_SIZE_BYTES, new_blob_id};
+use crate::datapath::{DataPath, SHARD_SIZE_BYTES, Waiting, new_blob_id};
 use crate::error::{GatewayError, GatewayResult};
 use ignifuge_meta::{
     Command, DataLocation, MetaError, Metadata, ObjectRecord, Outcome, PACK_OBJECTS_MAX, PackedPut, PackedSlice,
@@ -38,8 +38,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 pub const PACKS_IN_FLIGHT_MAX: usize = 1;
 /// The lanes: (largest body, largest pack) in bytes; a pack is also at most one stripe.
 const LANES: [(usize, usize); 3] = [(16 * 1024, 256 * 1024), (128 * 1024, 2 * 1024 * 1024), (usize::MAX, usize::MAX)];
-/// Bodies of packable objects held in memory at once by one gateway, from their first byte
-/// until their pack is committed (a global bound: uploads beyond it wait for room).
+/// Bodies of packable objects held in memory at once by one gateway, from before their first
+/// byte until their pack is written (a global bound: uploads beyond it wait for room).
 pub const PACK_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// What one packed object's request gets back: the version installed (without its parts), or
@@ -51,7 +51,7 @@ struct Queued {
     put: PackedPut,
     body: Vec<u8>,
     answer: oneshot::Sender<PackAnswer>,
-    /// Its share of `PACK_BUDGET_BYTES`, given back once its pack has answered.
+    /// Its share of `PACK_BUDGET_BYTES`, given back once its pack is written.
     _budget: OwnedSemaphorePermit,
 }
 
@@ -132,21 +132,27 @@ impl Packer {
     }
 
     /// Writes one pack, commits its objects, and answers each.
-    async fn write(self: Arc<Self>, pack: Vec<Queued>, _writer: OwnedSemaphorePermit) {
+    async fn write(self: Arc<Self>, mut pack: Vec<Queued>, _writer: OwnedSemaphorePermit) {
         let blob = new_blob_id();
         let born_ms = ignifuge_types::time::now_ms();
         // Until the commit has answered: the orphan sweep spares the pack's shards meanwhile.
         let _intent = self.data.intents.begin(blob.clone());
         let mut data = Vec::with_capacity(pack.iter().map(|q| q.body.len()).sum());
         let mut offsets = Vec::with_capacity(pack.len());
-        for queued in &pack {
+        for queued in &mut pack {
             offsets.push(data.len() as u64);
             data.extend_from_slice(&queued.body);
+            // Each body freed as it is copied: the pack holds its bytes once, not twice.
+            queued.body = Vec::new();
         }
         // The geometry is pinned for a cluster's life; read as `write_blob` reads it.
         let geometry = self.data.geometry();
         let written = async {
+            // Counted among the uploads waiting for a stripe buffer, so that one held past its
+            // fill deadline by a trickling upload is cut for the pack too.
+            let waiting = Waiting::enter(&self.data.stripe_waiters);
             let permit = self.data.stripe_permits.clone().acquire_owned().await.expect("never closed");
+            drop(waiting);
             self.data.clone().write_stripe(blob.clone(), StripeIndex(0), data, permit).await
         }
         .await;
@@ -217,7 +223,8 @@ impl Packer {
 /// The next pack off the front of `waiting`: objects in arrival order while their bodies fit in
 /// `pack_bytes` and the command's limit, never one key of a bucket twice (each object of a
 /// `PutPacked` reads the state before the command: the later one waits for the next pack, keeping
-/// its place).
+/// its place, so PUTs of one key go one pack at a time). At most `PACK_OBJECTS_MAX` objects
+/// passed over are looked past.
 fn take_pack(waiting: &mut VecDeque<Queued>, pack_bytes: usize) -> Vec<Queued> {
     take_fitting(waiting, pack_bytes, |q| q.body.len(), |q| (q.put.bucket.name.clone(), q.put.record.key.clone()))
 }
@@ -240,6 +247,10 @@ fn take_fitting<T>(
         }
         if !keys.insert(key(&next)) {
             passed.push(next);
+            // A hot key queued many times: the pack ends rather than walk the whole queue.
+            if passed.len() >= PACK_OBJECTS_MAX {
+                break;
+            }
             continue;
         }
         bytes += size(&next);
@@ -303,6 +314,16 @@ mod tests {
         for (body_max, pack_max) in LANES {
             assert!(pack_max >= body_max.saturating_mul(16), "a lane's packs hold 16 of its largest bodies");
         }
+    }
+
+    #[test]
+    fn a_hot_key_queued_many_times_ends_the_walk() {
+        let mut waiting: VecDeque<(String, usize)> = std::iter::repeat_n(("hot".to_string(), 1), PACK_OBJECTS_MAX + 5)
+            .chain([("cold".to_string(), 1)])
+            .collect();
+        assert_eq!(take(&mut waiting, usize::MAX), ["hot"]);
+        assert_eq!(waiting.len(), PACK_OBJECTS_MAX + 5, "the rest wait, in order");
+        assert_eq!(waiting.back().map(|q| q.0.as_str()), Some("cold"));
     }
 
     #[test]

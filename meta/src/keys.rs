@@ -138,7 +138,7 @@ pub fn pack(blob: &BlobId) -> Vec<u8> {
 }
 /// A slot of a pack that a record references: `m/<pack>/<8 hex digits of the slot>`. Written
 /// by the `PutPacked` that installs the object, deleted with the reference (the version replaced
-/// or deleted): a pack with none left is garbage.
+/// or deleted): a pack with none left is garbage, in the same batch (`settle_packs`).
 pub fn pack_members_prefix(blob: &BlobId) -> Vec<u8> {
     format!("m/{blob}/").into_bytes()
 }
@@ -147,17 +147,12 @@ pub fn pack_member(blob: &BlobId, slot: u32) -> Vec<u8> {
     k.extend_from_slice(format!("{slot:08x}").as_bytes());
     k
 }
-/// Packs that lost a member and may have none left: `q/<pack>`, examined a few per applied
-/// proposal (`PACK_CANDIDATES_PER_APPLY`), in the same deterministic apply on every replica.
-pub const PACK_CANDIDATES_PREFIX: &[u8] = b"q/";
-/// Where the pack sweep goes on (`StateMachine::apply_proposal_logged`).
-pub const PACK_SWEEP_CURSOR: &[u8] = b"c/pack-sweep";
-pub fn pack_candidate(blob: &BlobId) -> Vec<u8> {
-    let mut k = PACK_CANDIDATES_PREFIX.to_vec();
-    k.extend_from_slice(blob.0.as_bytes());
-    k
+/// The pack of a member key (`pack_member`), or None for any other key.
+pub fn pack_of_member(key: &[u8]) -> Option<BlobId> {
+    let rest = key.strip_prefix(b"m/")?;
+    let pack = rest.get(..rest.len().checked_sub(9)?)?;
+    (rest[pack.len()] == b'/').then(|| BlobId::new(String::from_utf8_lossy(pack).into_owned()))
 }
-
 /// A striped blob's stripe records, one key per stripe: `s/<blob>/<8 hex digits of the stripe>`
 /// (`StripedBlob` says why they live apart from the records that reference the blob). Written by
 /// the command that first references the blob, changed by repairs, deleted with `b/<blob>`.
@@ -226,4 +221,18 @@ pub fn completed_upload_age(completed_ms: i64, bucket: &BucketName, id: &UploadI
 /// Age index of applied proposals, so that old ids can be forgotten in order.
 pub fn proposal_age(issued_ms: i64, id: &ProposalId) -> Vec<u8> {
     format!("e/{:020}/{id}", issued_ms.max(0)).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_key_names_its_pack_and_no_other_key_does() {
+        let blob = BlobId::new("0f1e2d");
+        assert_eq!(pack_of_member(&pack_member(&blob, 7)), Some(blob.clone()));
+        for other in [pack(&blob), garbage(&blob), b"m/".to_vec(), b"m/12345678".to_vec(), b"m/ab-12345678".to_vec()] {
+            assert_eq!(pack_of_member(&other), None, "{}", String::from_utf8_lossy(&other));
+        }
+    }
 }

@@ -120,8 +120,6 @@ pub const MULTIPART_MAX_PARTS: u32 = 10_000;
 pub const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
 /// Most objects one `Command::PutPacked` installs (its pack is one stripe, at most k x 1 MiB).
 pub const PACK_OBJECTS_MAX: usize = 512;
-/// Candidates of the pack sweep (`keys::pack_candidate`) examined per applied proposal.
-pub const PACK_CANDIDATES_PER_APPLY: usize = 4;
 /// Most uploads in progress that one bucket's ListMultipartUploads considers.
 pub const UPLOADS_LISTED_MAX: usize = 10_000;
 /// Most records read by one page of a blob scan.

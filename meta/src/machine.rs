@@ -6,10 +6,10 @@ use crate::maintenance::*;
 use crate::records::*;
 use crate::stored;
 use crate::{
-    BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, PACK_CANDIDATES_PER_APPLY,
-    PACK_OBJECTS_MAX, SCAN_PAGE_BYTES_MAX,
+    BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, PACK_OBJECTS_MAX,
+    SCAN_PAGE_BYTES_MAX,
 };
-use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
+use ignifuge_kv::{Durability, KvError, KvOp, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{
     BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId, WebDomain,
 };
@@ -186,10 +186,6 @@ impl StateMachine {
             extra.delete(age_key);
         }
         self.sweep_intents(clock, &mut extra)?;
-        // Written before the command's own changes: a pack the command leaves without members
-        // is named a candidate again after the sweep's deletion of its candidate key.
-        let mut swept = WriteBatch::new();
-        self.sweep_packs(clock, &mut swept)?;
         let mut batch = WriteBatch::new();
         let outcome = match proposal.command {
             // Settling another proposal: its outcome if it was applied, else it is recorded as
@@ -214,44 +210,37 @@ impl StateMachine {
         };
         batch.put(keys::proposal(&proposal.id), encode(&outcome));
         batch.put(keys::proposal_age(clock, &proposal.id), Vec::new());
-        swept.ops.extend(batch.ops);
-        swept.ops.extend(extra.ops);
-        self.kv.write(swept, REPLICATED_APPLY)?;
+        batch.ops.extend(extra.ops);
+        self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)
     }
 
-    /// A few packs named candidates (`keys::pack_candidate`) after the sweep's cursor: one with
-    /// no member left becomes garbage, its record gone; every candidate examined is done. The
-    /// cursor starts over at the first candidate once the sweep reaches the end. Deterministic:
-    /// every replica reads the same state here, so all turn the same packs into garbage.
-    fn sweep_packs(&self, clock: i64, swept: &mut WriteBatch) -> Result<(), KvError> {
-        let storage = |e: MetaError| KvError::Engine(e.to_string());
-        let cursor = self.kv.get(keys::PACK_SWEEP_CURSOR)?;
-        let start = cursor.clone().unwrap_or_else(|| keys::PACK_CANDIDATES_PREFIX.to_vec());
-        let end = prefix_end(keys::PACK_CANDIDATES_PREFIX);
-        let examined = self.kv.scan(&start, end.as_deref(), PACK_CANDIDATES_PER_APPLY)?;
-        for (key, _) in &examined {
-            swept.delete(key.clone());
-            let blob = BlobId::new(String::from_utf8_lossy(&key[keys::PACK_CANDIDATES_PREFIX.len()..]).into_owned());
-            if self.has_any(&keys::pack_members_prefix(&blob)).map_err(storage)? {
-                continue;
+    /// Every pack whose member keys `batch` deletes and that has no other member left becomes
+    /// garbage in the same batch (its record moves from `n/` to `g/`, for the collector). Only
+    /// the `PutPacked` that writes a pack adds its members, so the state before the command and
+    /// the batch's deletions say exactly what is left; reading at most one member more than the
+    /// batch deletes of a pack tells whether another remains.
+    fn settle_packs(&self, since_ms: i64, batch: &mut WriteBatch) -> Result<(), MetaError> {
+        let mut freed: std::collections::BTreeMap<BlobId, std::collections::BTreeSet<&[u8]>> = Default::default();
+        for op in &batch.ops {
+            let KvOp::Delete(key) = op else { continue };
+            if let Some(pack) = keys::pack_of_member(key) {
+                freed.entry(pack).or_default().insert(key.as_slice());
             }
-            let Some(record) = self.read::<PackRecord>(&keys::pack(&blob)).map_err(storage)? else { continue };
-            let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms: clock };
-            swept.put(keys::garbage(&blob), encode(&garbage));
-            swept.delete(keys::pack(&blob));
         }
-        match examined.last() {
-            Some((last, _)) if examined.len() == PACK_CANDIDATES_PER_APPLY => {
-                let mut next = last.clone();
-                next.push(0);
-                swept.put(keys::PACK_SWEEP_CURSOR.to_vec(), next);
+        let mut emptied = Vec::new();
+        for (pack, members) in freed {
+            let prefix = keys::pack_members_prefix(&pack);
+            let left = self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), members.len() + 1)?;
+            if left.iter().all(|(key, _)| members.contains(key.as_slice())) {
+                emptied.push(pack);
             }
-            _ => {
-                if cursor.is_some() {
-                    swept.delete(keys::PACK_SWEEP_CURSOR.to_vec());
-                }
-            }
+        }
+        for pack in emptied {
+            let Some(record) = self.read::<PackRecord>(&keys::pack(&pack))? else { continue };
+            let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms };
+            batch.put(keys::garbage(&pack), encode(&garbage));
+            batch.delete(keys::pack(&pack));
         }
         Ok(())
     }
@@ -287,7 +276,8 @@ impl StateMachine {
                 return invalid(format!("object {} in a pack is not a slice of it", put.record.key));
             };
             let fits = slice.offset.checked_add(part.size).is_some_and(|end| end <= data_len);
-            if slice.pack.blob != pack.blob || slice.slot != slot as u32 || !fits || !slice.pack.stripes.is_empty() {
+            let same_pack = slice.pack == StripedBlob { stripes: Vec::new(), ..pack.clone() };
+            if !same_pack || slice.slot != slot as u32 || !fits {
                 return invalid(format!("object {} is not slot {slot} of pack {}", put.record.key, pack.blob));
             }
         }
@@ -381,7 +371,11 @@ impl StateMachine {
     /// `stamp`: the leader's time on the proposal (`Proposal::issued_ms`); None when the command
     /// is applied in-process (`apply`), where no blob is old and tombstones carry no age.
     fn plan(&self, command: Command, stamp: Option<i64>, batch: &mut WriteBatch) -> Result<Outcome, MetaError> {
-        match self.plan_command(command, stamp, batch)? {
+        let outcome = self.plan_command(command, stamp, batch)?;
+        // A pack's grace before its shards go runs from the leader's time on the entry that
+        // freed its last slot (or now, applied in-process).
+        self.settle_packs(stamp.unwrap_or_else(ignifuge_types::time::now_ms), batch)?;
+        match outcome {
             // Outcomes are kept (for retries) and sent back: an object's parts, up to 10,000 of
             // them, stay in its record.
             Outcome::Object(mut record) => {
@@ -1580,11 +1574,8 @@ fn garbage_of_part(part: &PartData, now_ms: i64, batch: &mut WriteBatch) {
             let record = GarbageRecord { location: part.location.clone(), since_ms: now_ms };
             batch.put(keys::garbage(&blob.blob), encode(&record));
         }
-        // The slot is free; the pack is garbage once no slot is left (`sweep_packs`).
-        DataLocation::Packed(slice) => {
-            batch.delete(keys::pack_member(&slice.pack.blob, slice.slot));
-            batch.put(keys::pack_candidate(&slice.pack.blob), Vec::new());
-        }
+        // The slot is free; the pack is garbage once no slot is left (`settle_packs`).
+        DataLocation::Packed(slice) => batch.delete(keys::pack_member(&slice.pack.blob, slice.slot)),
         DataLocation::Inline(_) => {}
     }
 }

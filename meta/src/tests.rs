@@ -1892,18 +1892,14 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     set_versioning(&m, "v1", VersioningStatus::Enabled);
     let d = WriteCondition::default;
     logged(&m, "p", packed(&m, "b1", "pk", &[("w", d()), ("x", d()), ("y", d()), ("z", d())])).unwrap();
-    // x replaced: its slot is free, the pack a candidate; the next proposal finds w, y and z.
-    logged(&m, "x2", Command::PutObject { bucket: bref(&m, "b1"), record: object("x", "x2", 1), condition: d() })
-        .unwrap();
-    assert!(!has(&m, "m/pk/00000001") && has(&m, "q/pk"));
-    logged(&m, "tick1", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
-    assert!(!has(&m, "q/pk") && has(&m, "n/pk") && !is_garbage(&m, "pk"), "w, y and z still hold the pack");
-    // w replaced (a candidate again), then y and z deleted in one command: the sweep of that
-    // same entry sees their slots (it reads the state before the entry) and deletes the
-    // candidate, which must not drop the one the deletions write after it.
-    logged(&m, "w2", Command::PutObject { bucket: bref(&m, "b1"), record: object("w", "w2", 1), condition: d() })
-        .unwrap();
-    assert!(has(&m, "q/pk"));
+    // x replaced, then w: their slots are free, y and z still hold the pack.
+    for (id, key) in [("x2", "x"), ("w2", "w")] {
+        let record = object(key, id, 1);
+        logged(&m, id, Command::PutObject { bucket: bref(&m, "b1"), record, condition: d() }).unwrap();
+    }
+    assert!(!has(&m, "m/pk/00000000") && !has(&m, "m/pk/00000001") && has(&m, "m/pk/00000002"));
+    assert!(has(&m, "n/pk") && !is_garbage(&m, "pk"), "y and z still hold the pack");
+    // y and z deleted in one command: the pack is garbage in that same entry.
     let deletions = ["y", "z"]
         .iter()
         .map(|k| ObjectDeletion { key: ObjectKey::new(*k), condition: d(), version: None, marker_nonce: None })
@@ -1911,9 +1907,22 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     let gone = logged(&m, "yz", Command::DeleteObjects { bucket: bref(&m, "b1"), deletions, now_ms: 5 }).unwrap();
     let Outcome::Deletions(done) = gone else { panic!() };
     assert!(done.iter().all(Result::is_ok));
-    assert!(has(&m, "q/pk") && !is_garbage(&m, "pk"), "still a candidate");
-    logged(&m, "tick2", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
-    assert!(is_garbage(&m, "pk") && !has(&m, "n/pk") && !has(&m, "q/pk"), "no slot left: garbage");
+    assert!(is_garbage(&m, "pk") && !has(&m, "n/pk"), "no slot left: garbage");
+    // Two of three deleted in one command: the third holds the pack; deleted, it goes.
+    m.apply(packed(&m, "b1", "pk3", &[("a", d()), ("b", d()), ("c", d())])).unwrap();
+    let delete = |keys: &[&str]| Command::DeleteObjects {
+        bucket: bref(&m, "b1"),
+        deletions: keys
+            .iter()
+            .map(|k| ObjectDeletion { key: ObjectKey::new(*k), condition: d(), version: None, marker_nonce: None })
+            .collect(),
+        now_ms: 6,
+    };
+    // The first two slots: a check reading only as many members as were freed would see none left.
+    m.apply(delete(&["b", "a"])).unwrap();
+    assert!(!is_garbage(&m, "pk3") && has(&m, "n/pk3"), "c still holds it");
+    m.apply(delete(&["c"])).unwrap();
+    assert!(is_garbage(&m, "pk3") && !has(&m, "n/pk3"));
     let Answer::Garbage(garbage) = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 10 }).unwrap() else {
         panic!()
     };
@@ -1928,7 +1937,6 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     let first = version(&m, "v1", "a", None).unwrap().version;
     logged(&m, "a2", Command::PutObject { bucket: bref(&m, "v1"), record: object("a", "a2", 1), condition: d() })
         .unwrap();
-    logged(&m, "tick3", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
     assert!(has(&m, "m/vpk/00000000") && !is_garbage(&m, "vpk"), "the non-current version holds its slot");
     let Outcome::DeletedVersion { .. } = logged(
         &m,
@@ -1945,8 +1953,26 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     .unwrap() else {
         panic!()
     };
-    logged(&m, "tick4", Command::RenewIntents { blobs: Vec::new(), now_ms: 0 }).unwrap();
     assert!(is_garbage(&m, "vpk"), "its last version deleted: garbage");
+
+    // Suspended: a write replaces the null version, whose slot it frees.
+    bucket(&m, "a", "s1").unwrap();
+    set_versioning(&m, "s1", VersioningStatus::Suspended);
+    m.apply(packed(&m, "s1", "spk", &[("n", d()), ("o", d())])).unwrap();
+    m.apply(Command::PutObject { bucket: bref(&m, "s1"), record: object("n", "n2", 1), condition: d() }).unwrap();
+    assert!(!is_garbage(&m, "spk"), "o still holds it");
+    // A delete in a suspended bucket puts a null delete marker in place of the null version,
+    // which frees its slot.
+    let deleted = m.apply(Command::DeleteObject {
+        bucket: bref(&m, "s1"),
+        key: ObjectKey::new("o"),
+        condition: d(),
+        now_ms: 7,
+        version: None,
+        marker_nonce: None,
+    });
+    assert!(matches!(deleted, Ok(Outcome::DeletedVersion { delete_marker: true, .. })), "{deleted:?}");
+    assert!(is_garbage(&m, "spk"), "applied in-process too");
 }
 
 #[test]

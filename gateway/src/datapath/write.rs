@@ -54,10 +54,10 @@ const FILL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counts an upload among those waiting for a stripe permit, until dropped (also when the
 /// request is abandoned while it waits).
-struct Waiting<'a>(&'a AtomicUsize);
+pub(crate) struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
-    fn enter(waiters: &'a AtomicUsize) -> Self {
+    pub(crate) fn enter(waiters: &'a AtomicUsize) -> Self {
         waiters.fetch_add(1, Ordering::Relaxed);
         Self(waiters)
     }
@@ -127,7 +127,8 @@ impl DataPath {
 
         let geometry = self.layout().geometry;
         let stripe_bytes = geometry.data_shards as usize * SHARD_SIZE_BYTES;
-        let mut buffer: Vec<u8> = Vec::new();
+        // A body to pack is held whole: room for exactly its announced length, not a doubling.
+        let mut buffer: Vec<u8> = Vec::with_capacity(pack_length.unwrap_or(0) as usize);
         let mut striped = false;
         let mut total: u64 = 0;
         let mut next_stripe = 0u32;
