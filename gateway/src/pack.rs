@@ -36,6 +36,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 /// the bytes stored, 2 writers 530/s at 5.2x, 4 writers 451/s at 7.6x: fewer, larger packs cost
 /// less CPU per object (one stripe write and one Raft entry per pack) and less disk.
 pub const PACKS_IN_FLIGHT_MAX: usize = 1;
+/// Objects of keys already in the pack that one pack's gathering looks past before it ends.
+const PASSED_OVER_MAX: usize = 4 * PACK_OBJECTS_MAX;
 /// The lanes: (largest body, largest pack) in bytes; a pack is also at most one stripe.
 const LANES: [(usize, usize); 3] = [(16 * 1024, 256 * 1024), (128 * 1024, 2 * 1024 * 1024), (usize::MAX, usize::MAX)];
 /// Bodies of packable objects held in memory at once by one gateway, from before their first
@@ -137,7 +139,12 @@ impl Packer {
         let born_ms = ignifuge_types::time::now_ms();
         // Until the commit has answered: the orphan sweep spares the pack's shards meanwhile.
         let _intent = self.data.intents.begin(blob.clone());
-        let mut data = Vec::with_capacity(pack.iter().map(|q| q.body.len()).sum());
+        // The geometry is pinned for a cluster's life; read as `write_blob` reads it.
+        let geometry = self.data.geometry();
+        // Room for the padding `write_stripe` adds to make k equal shards: no reallocation.
+        let bytes: usize = pack.iter().map(|q| q.body.len()).sum();
+        let k = geometry.data_shards.max(1) as usize;
+        let mut data = Vec::with_capacity(bytes.div_ceil(k).max(1) * k);
         let mut offsets = Vec::with_capacity(pack.len());
         for queued in &mut pack {
             offsets.push(data.len() as u64);
@@ -145,8 +152,6 @@ impl Packer {
             // Each body freed as it is copied: the pack holds its bytes once, not twice.
             queued.body = Vec::new();
         }
-        // The geometry is pinned for a cluster's life; read as `write_blob` reads it.
-        let geometry = self.data.geometry();
         let written = async {
             // Counted among the uploads waiting for a stripe buffer, so that one held past its
             // fill deadline by a trickling upload is cut for the pack too.
@@ -223,7 +228,7 @@ impl Packer {
 /// The next pack off the front of `waiting`: objects in arrival order while their bodies fit in
 /// `pack_bytes` and the command's limit, never one key of a bucket twice (each object of a
 /// `PutPacked` reads the state before the command: the later one waits for the next pack, keeping
-/// its place, so PUTs of one key go one pack at a time). At most `PACK_OBJECTS_MAX` objects
+/// its place, so PUTs of one key go one pack at a time). At most `PASSED_OVER_MAX` objects
 /// passed over are looked past.
 fn take_pack(waiting: &mut VecDeque<Queued>, pack_bytes: usize) -> Vec<Queued> {
     take_fitting(waiting, pack_bytes, |q| q.body.len(), |q| (q.put.bucket.name.clone(), q.put.record.key.clone()))
@@ -248,7 +253,7 @@ fn take_fitting<T>(
         if !keys.insert(key(&next)) {
             passed.push(next);
             // A hot key queued many times: the pack ends rather than walk the whole queue.
-            if passed.len() >= PACK_OBJECTS_MAX {
+            if passed.len() >= PASSED_OVER_MAX {
                 break;
             }
             continue;
@@ -318,11 +323,10 @@ mod tests {
 
     #[test]
     fn a_hot_key_queued_many_times_ends_the_walk() {
-        let mut waiting: VecDeque<(String, usize)> = std::iter::repeat_n(("hot".to_string(), 1), PACK_OBJECTS_MAX + 5)
-            .chain([("cold".to_string(), 1)])
-            .collect();
+        let mut waiting: VecDeque<(String, usize)> =
+            std::iter::repeat_n(("hot".to_string(), 1), PASSED_OVER_MAX + 5).chain([("cold".to_string(), 1)]).collect();
         assert_eq!(take(&mut waiting, usize::MAX), ["hot"]);
-        assert_eq!(waiting.len(), PACK_OBJECTS_MAX + 5, "the rest wait, in order");
+        assert_eq!(waiting.len(), PASSED_OVER_MAX + 5, "the rest wait, in order");
         assert_eq!(waiting.back().map(|q| q.0.as_str()), Some("cold"));
     }
 

@@ -218,8 +218,11 @@ impl StateMachine {
     /// Every pack whose member keys `batch` deletes and that has no other member left becomes
     /// garbage in the same batch (its record moves from `n/` to `g/`, for the collector). Only
     /// the `PutPacked` that writes a pack adds its members, so the state before the command and
-    /// the batch's deletions say exactly what is left; reading at most one member more than the
-    /// batch deletes of a pack tells whether another remains.
+    /// the batch's deletions say exactly what is left; reading at most one live member more than
+    /// the batch deletes of a pack tells whether another remains (the scan also steps over the
+    /// tombstones of the pack's slots freed before, at most `PACK_OBJECTS_MAX`). A pack record
+    /// that does not decode is left where it is, on every replica alike (its shards stay: a
+    /// leak, never a loss), rather than refusing the command that freed its last slot.
     fn settle_packs(&self, since_ms: i64, batch: &mut WriteBatch) -> Result<(), MetaError> {
         let mut freed: std::collections::BTreeMap<BlobId, std::collections::BTreeSet<&[u8]>> = Default::default();
         for op in &batch.ops {
@@ -237,7 +240,15 @@ impl StateMachine {
             }
         }
         for pack in emptied {
-            let Some(record) = self.read::<PackRecord>(&keys::pack(&pack))? else { continue };
+            let record = match self.read::<PackRecord>(&keys::pack(&pack)) {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(MetaError::Corrupt(why)) => {
+                    tracing::error!(%pack, %why, "a pack record does not decode: the pack is kept");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms };
             batch.put(keys::garbage(&pack), encode(&garbage));
             batch.delete(keys::pack(&pack));
@@ -262,6 +273,7 @@ impl StateMachine {
             return invalid(format!("pack {} is not one stripe", pack.blob));
         }
         let data_len = pack.stripes[0].data_len;
+        let header = StripedBlob { stripes: Vec::new(), ..pack.clone() };
         // Each object reads the state before the batch: a key named twice would not see its own
         // first write.
         let mut named = std::collections::HashSet::with_capacity(objects.len());
@@ -276,7 +288,7 @@ impl StateMachine {
                 return invalid(format!("object {} in a pack is not a slice of it", put.record.key));
             };
             let fits = slice.offset.checked_add(part.size).is_some_and(|end| end <= data_len);
-            let same_pack = slice.pack == StripedBlob { stripes: Vec::new(), ..pack.clone() };
+            let same_pack = slice.pack == header;
             if !same_pack || slice.slot != slot as u32 || !fits {
                 return invalid(format!("object {} is not slot {slot} of pack {}", put.record.key, pack.blob));
             }

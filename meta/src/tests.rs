@@ -1975,6 +1975,34 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     assert!(is_garbage(&m, "spk"), "applied in-process too");
 }
 
+/// A pack record that does not decode must not make the deletion of its last object fail (on
+/// every replica alike): the pack is kept, shards and all, a leak rather than a loss.
+#[test]
+fn a_pack_whose_record_does_not_decode_is_kept_and_its_last_delete_goes_through() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    logged(&m, "p", packed(&m, "b1", "pk", &[("x", WriteCondition::default())])).unwrap();
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put("n/pk".as_bytes().to_vec(), b"not a pack record".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    let deleted = logged(
+        &m,
+        "del",
+        Command::DeleteObject {
+            bucket: bref(&m, "b1"),
+            key: ObjectKey::new("x"),
+            condition: WriteCondition::default(),
+            now_ms: 5,
+            version: None,
+            marker_nonce: None,
+        },
+    );
+    assert!(matches!(deleted, Ok(Outcome::DeletedVersion { .. })), "{deleted:?}");
+    assert!(matches!(version(&m, "b1", "x", None), Err(MetaError::NoSuchKey)), "the object is gone");
+    assert!(!has(&m, "m/pk/00000000"), "its slot freed");
+    assert!(has(&m, "n/pk") && !is_garbage(&m, "pk"), "the pack kept, not collected");
+}
+
 #[test]
 fn the_blob_scan_returns_a_pack_once_and_its_objects_as_slices_of_it() {
     let m = machine();
