@@ -13,7 +13,7 @@
 #
 # Garage is found as $GARAGE_BIN, on PATH, or under $GARAGE_ROOT/bin (default
 # /var/tmp/garage-install); with GARAGE_INSTALL=1 it is built from the crates registry
-# (`cargo install garage --version 2.0.0 --locked`, about 45 minutes on 2 cores). It is a
+# (`cargo install garage --version 2.0.0 --locked`, 7 to 12 minutes on 2 cores here). It is a
 # benchmark peer only (AGPL), never a dependency, and never downloaded from anywhere else.
 # Environment: CARGO_TARGET_DIR, ROUNDS (2), S3BENCH_DURATION_SECS (10), BASE_PORT (27100, for
 # Ignifuge), GARAGE_PORT (27500: node i uses +10i for S3, +10i+1 for RPC), OUT (also append the

@@ -29,7 +29,9 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     std::fs::create_dir_all(data_dir)?;
     crate::format::check_node_dir(data_dir)?;
     let index = ignifuge_storage_node::open_store(&data_dir.join("index")).context("opening the shard index")?;
-    let store = Arc::new(ShardStore::open_with(data_dir, index, settings.shard_sync)?);
+    let store = Arc::new(
+        ShardStore::open_with(data_dir, index, settings.shard_sync)?.with_around_cache(settings.shards_around_cache),
+    );
     let metadata = match cluster.metadata_role(&id) {
         Some(_) => {
             let raft_id = ignifuge_rpc::raft_id_of(&id);

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use ignifuge_gateway::datapath::{DataPathTuning, INLINE_LIMIT_BYTES, PACK_LIMIT_BYTES};
 use ignifuge_raft::RaftTuning;
 use ignifuge_services::ServicesConfig;
-use ignifuge_storage_node::{ScrubConfig, SyncMode};
+use ignifuge_storage_node::{AroundCache, ScrubConfig, SyncMode};
 use std::time::Duration;
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +30,9 @@ pub struct Settings {
     pub raft: RaftTuning,
     /// IGNIFUGE_SHARD_SYNC: `group` (the default) or `file`.
     pub shard_sync: SyncMode,
+    /// IGNIFUGE_SHARDS_AROUND_CACHE: which large shards (128 KiB or more) a storage node writes
+    /// around the page cache, `parity` (the default) or `all`.
+    pub shards_around_cache: AroundCache,
 }
 
 fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>>
@@ -108,6 +111,7 @@ impl Settings {
             s.raft = RaftTuning { snapshot_entries: entries, logs_kept_after_snapshot: entries / 2 };
         }
         s.shard_sync = var("IGNIFUGE_SHARD_SYNC")?.unwrap_or(s.shard_sync);
+        s.shards_around_cache = var("IGNIFUGE_SHARDS_AROUND_CACHE")?.unwrap_or(s.shards_around_cache);
         if s.data_path.intent_renew_ms as i64 >= s.services.repair.orphan_grace_ms {
             tracing::warn!(
                 renew_ms = s.data_path.intent_renew_ms,

@@ -17,6 +17,7 @@ mod shard_store;
 pub use group_sync::{GroupSync, SyncMode, WriteStart};
 pub use scrub::{ScrubConfig, Scrubber};
 pub use server::{NodeServer, serve};
+pub use shard_buffer::AroundCache;
 pub use shard_store::{ShardStore, StoreError};
 
 use std::path::Path;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::group_sync::{GroupSync, SyncMode};
-use crate::shard_buffer::{Caching, HASH_BYTES, ShardBuffer, write_new_file};
+use crate::shard_buffer::{AroundCache, Caching, HASH_BYTES, ShardBuffer, write_new_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,6 +63,8 @@ pub struct ShardStore {
     /// Whether large parity shards are written with O_DIRECT (`shard_buffer.rs`); turned off
     /// for good the first time the filesystem refuses it.
     direct_writes: std::sync::atomic::AtomicBool,
+    /// Which large shards go around the page cache: parity only, or all.
+    around_cache: AroundCache,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -118,7 +120,14 @@ impl ShardStore {
             last_quarantine_ms: Default::default(),
             replace: Default::default(),
             direct_writes: std::sync::atomic::AtomicBool::new(true),
+            around_cache: AroundCache::default(),
         })
+    }
+
+    /// The store, writing `around` large shards around the page cache (default: parity only).
+    pub fn with_around_cache(mut self, around: AroundCache) -> Self {
+        self.around_cache = around;
+        self
     }
 
     fn blob_dir(&self, blob: &BlobId) -> Result<PathBuf, StoreError> {
@@ -141,7 +150,7 @@ impl ShardStore {
     }
 
     /// Stores the shard in `buffer` durably after checking it against `hash`, kept as `caching`
-    /// says. Idempotent.
+    /// says (or around the page cache whatever it says, with `AroundCache::All`). Idempotent.
     pub fn put_buffer(
         &self,
         id: &ShardId,
@@ -165,7 +174,7 @@ impl ShardStore {
             return Err(StoreError::Io(io::Error::other("fault point: the disk failed the write")));
         }
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
-        let written = write_new_file(&tmp, &shard, caching, &self.direct_writes)
+        let written = write_new_file(&tmp, &shard, self.around_cache.caching(caching), &self.direct_writes)
             .and_then(|file| if self.group_sync.is_none() { file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp); // a part of a shard, never renamed into place
@@ -655,6 +664,60 @@ mod tests {
                 Err(StoreError::HashMismatch)
             ));
         }
+    }
+
+    /// Pages of `path` that the page cache holds (`mincore`; mapping a file faults nothing in).
+    fn resident_pages(path: &Path) -> usize {
+        use std::os::fd::AsRawFd as _;
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: a read-only shared mapping of a file this test owns, never dereferenced, and
+        // unmapped before return; `resident` has a byte per page of it.
+        unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+            assert_ne!(addr, libc::MAP_FAILED);
+            let mut resident = vec![0u8; len.div_ceil(page)];
+            assert_eq!(libc::mincore(addr, len, resident.as_mut_ptr()), 0);
+            libc::munmap(addr, len);
+            resident.iter().filter(|b| **b & 1 == 1).count()
+        }
+    }
+
+    /// Parity shards of 128 KiB or more are kept out of the page cache and data shards in it;
+    /// with `AroundCache::All`, data shards too (all but the last partial page of each, written
+    /// through the cache).
+    #[test]
+    fn large_shards_go_around_the_page_cache_as_the_node_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        if crate::shard_buffer::open_direct(&dir.path().join("probe")).is_err() {
+            return; // no direct I/O on this filesystem: shard_buffer's tests cover the fallback
+        }
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7) as u8).collect();
+        let pages = (HASH_BYTES + data.len()).div_ceil(4096);
+        for (around, caching, cached) in [
+            (AroundCache::Parity, Caching::Cached, true),
+            (AroundCache::Parity, Caching::Bypassed, false),
+            (AroundCache::All, Caching::Cached, false),
+            (AroundCache::All, Caching::Bypassed, false),
+        ] {
+            let root = dir.path().join(format!("{around:?}-{caching:?}"));
+            let store = ShardStore::open_with(&root, Arc::new(MemoryKv::default()), SyncMode::Group)
+                .unwrap()
+                .with_around_cache(around);
+            let buffer = ShardBuffer::from_slice(&data).unwrap();
+            store.put_buffer(&id("ab01", 0), buffer, &blake3::hash(&data), caching).unwrap();
+            let resident = resident_pages(&root.join("shards/ab/ab01/0.0"));
+            if cached {
+                assert!(resident >= pages - 1, "{around:?} {caching:?}: {resident} of {pages} pages cached");
+            } else {
+                assert!(resident <= 1, "{around:?} {caching:?}: {resident} of {pages} pages cached");
+            }
+            assert_eq!(store.get(&id("ab01", 0)).unwrap().0, data, "read back whole");
+        }
+        assert_eq!("all".parse(), Ok(AroundCache::All));
+        assert_eq!("parity".parse(), Ok(AroundCache::Parity));
+        assert!("data".parse::<AroundCache>().is_err());
     }
 
     /// A shard whose file cannot be read (here: a directory where the file was, so read fails
