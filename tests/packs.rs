@@ -113,3 +113,47 @@ async fn small_objects_put_together_share_packs_read_back_and_are_collected_with
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The gateways' cache of small shards (`gateway/src/datapath/shard_cache.rs`, off in the other
+/// tests): a gateway serves again the shards it read, even once every node has lost them, while
+/// another gateway, which never read them, cannot; the metadata is read first, so an object
+/// replaced or deleted since is never served from the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_serves_small_shards_it_read_again_but_never_a_replaced_or_deleted_object() {
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_GATEWAY_SHARD_CACHE_BYTES", "67108864")]).await;
+    let mut rng = TestRng::new("a_gateway_serves_small_shards_it_read_again");
+    let (reader, other) = (cluster.s3_client_at(0), cluster.s3_client_at(1));
+    create_bucket(&reader, "cached").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..16).map(|i| (format!("k{i:02}"), rng.bytes(5 * KIB + i))).collect();
+    put_all(&reader, "cached", &objects).await;
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&reader, "cached", key).await, data, &format!("{key}, first read"));
+    }
+    // Every shard file of every node gone: only a gateway that read the shards still has them.
+    let mut removed = 0;
+    for node in cluster.storage_nodes() {
+        for file in cluster.shard_files(&node.node_id) {
+            std::fs::remove_file(&file).expect("remove a shard file");
+            removed += 1;
+        }
+    }
+    assert!(removed >= 9, "the packs' shard files: {removed}");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&reader, "cached", key).await, data, &format!("{key} from the cache"));
+    }
+    let (key, _) = &objects[3];
+    let unreadable = match other.get_object().bucket("cached").key(key).send().await {
+        Err(_) => true,
+        Ok(output) => output.body.collect().await.is_err(),
+    };
+    assert!(unreadable, "a gateway that never read {key} must find its shards gone");
+
+    // Replaced and deleted: the record says so before any shard is read.
+    let replacement = rng.bytes(7 * KIB);
+    put_object(&reader, "cached", &objects[0].0, &replacement).await;
+    assert_bytes_eq(&get_object(&reader, "cached", &objects[0].0).await, &replacement, "the replacement");
+    ok(reader.delete_object().bucket("cached").key(&objects[1].0).send().await, "DeleteObject");
+    let gone = reader.get_object().bucket("cached").key(&objects[1].0).send().await;
+    let code = gone.err().and_then(|e| e.into_service_error().meta().code().map(str::to_string));
+    assert_eq!(code.as_deref(), Some("NoSuchKey"), "a deleted object is not served from the cache");
+}

@@ -17,7 +17,8 @@ pub struct Settings {
     /// IGNIFUGE_GATEWAY_READ_STRIPES, IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT,
     /// IGNIFUGE_GATEWAY_STRIPE_FILL_MS, IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT,
     /// IGNIFUGE_GATEWAY_ANSWER_STALL_MS, IGNIFUGE_INTENT_RENEW_MS, IGNIFUGE_INLINE_MAX_BYTES,
-    /// IGNIFUGE_PACK_MAX_BYTES, IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES.
+    /// IGNIFUGE_PACK_MAX_BYTES, IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES,
+    /// IGNIFUGE_GATEWAY_SHARD_CACHE_BYTES.
     pub data_path: DataPathTuning,
     /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
     /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
@@ -91,6 +92,7 @@ impl Settings {
         // Never below one packable body, which would wait for budget that cannot exist.
         d.pack_budget_bytes =
             var("IGNIFUGE_GATEWAY_PACK_BUDGET_BYTES")?.unwrap_or(d.pack_budget_bytes).max(d.pack_max_bytes);
+        d.shard_cache_bytes = var("IGNIFUGE_GATEWAY_SHARD_CACHE_BYTES")?.unwrap_or(d.shard_cache_bytes);
 
         let gc = &mut s.services.gc;
         gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;

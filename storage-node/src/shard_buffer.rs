@@ -93,7 +93,7 @@ pub struct SealedShard(ShardBuffer);
 
 impl SealedShard {
     /// The whole file.
-    fn file(&self) -> &[u8] {
+    pub(crate) fn file(&self) -> &[u8] {
         &self.0.raw[self.0.start..]
     }
 
@@ -118,9 +118,10 @@ pub enum AroundCache {
     /// follow a PUT.
     #[default]
     Parity,
-    /// Every shard: for a store whose reads are mostly of data written long ago, PUTs of large
-    /// objects about 1.25x faster at 0.8x the nodes' CPU, a GET right after its PUT about 0.8x as
-    /// fast (its data from the disk; docs/benchmarks.md, "Parity shards around the page cache").
+    /// Every shard: for a store whose reads are mostly of data written long ago. 64 MiB PUTs were
+    /// 1.25x faster at 0.79x the CPU in a first A/B (a GET right after its PUT 0.82x as fast, its
+    /// data from the disk) and 1.15-1.19x at 0.85-0.90x in a second (those GETs within the
+    /// noise; docs/benchmarks.md, "Parity shards around the page cache").
     All,
 }
 
@@ -179,7 +180,7 @@ fn write_new_file_with(
             // device does not take): through the page cache from now on, this shard included.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 if direct.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("direct I/O refused ({e}): parity shards go through the page cache");
+                    tracing::warn!("direct I/O refused ({e}): large shards go through the page cache");
                 }
             }
             Err(e) => return Err(e),

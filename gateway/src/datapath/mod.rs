@@ -4,6 +4,7 @@
 mod intents;
 pub mod layout;
 mod read;
+pub mod shard_cache;
 mod write;
 
 pub use intents::{INTENT_RENEW_INTERVAL_MS, Intents, WriteIntent};
@@ -103,6 +104,9 @@ pub struct DataPathTuning {
     /// `crate::pack::PACK_BUDGET_BYTES`: bodies to pack held in memory at once (at least
     /// `pack_max_bytes`).
     pub pack_budget_bytes: usize,
+    /// `shard_cache::SHARD_CACHE_BYTES`: bytes of small shards kept for the GETs that read them
+    /// again; 0 keeps none.
+    pub shard_cache_bytes: usize,
 }
 
 impl Default for DataPathTuning {
@@ -117,6 +121,7 @@ impl Default for DataPathTuning {
             inline_max_bytes: INLINE_MAX_BYTES,
             pack_max_bytes: PACK_MAX_BYTES,
             pack_budget_bytes: crate::pack::PACK_BUDGET_BYTES,
+            shard_cache_bytes: shard_cache::SHARD_CACHE_BYTES,
         }
     }
 }
@@ -142,6 +147,8 @@ pub struct DataPath {
     down_until: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     /// Blobs being written (and not yet committed), renewed in the metadata for the orphan sweep.
     pub intents: Arc<Intents>,
+    /// Small shards GETs have read, for the GETs that read them again.
+    pub(crate) shard_cache: shard_cache::ShardCache,
 }
 
 impl DataPath {
@@ -159,6 +166,7 @@ impl DataPath {
             read_permits: Arc::new(tokio::sync::Semaphore::new(tuning.read_stripes_in_flight_max)),
             tuning,
             intents: Arc::new(Intents::default()),
+            shard_cache: shard_cache::ShardCache::new(tuning.shard_cache_bytes),
         })
     }
 
@@ -261,6 +269,50 @@ mod tests {
         };
         let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
         Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap())
+    }
+
+    /// A GET's shard comes from the cache only when the cached copy is of the hash the record
+    /// names; the repair service's reads never come from it.
+    #[tokio::test]
+    async fn a_get_reads_a_small_shard_from_the_cache_only_for_the_records_hash() {
+        use ignifuge_meta::{ShardRecord, StripeRecord, StripedBlob};
+        let data = data_path(); // nothing listens at its nodes' addresses
+        let bytes = bytes::Bytes::from(vec![5u8; 100]);
+        let hash = blake3::hash(&bytes);
+        let blob_named = |hash: blake3::Hash| StripedBlob {
+            blob: BlobId::new("ab"),
+            data_shards: 5,
+            parity_shards: 4,
+            shard_size_bytes: 1 << 20,
+            stripe_count: 1,
+            first_stripe: 0,
+            stripes: vec![StripeRecord {
+                data_len: 500,
+                shards: (0..9)
+                    .map(|i| ShardRecord {
+                        node: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
+                        blake3: hash.to_hex().to_string(),
+                    })
+                    .collect(),
+                debt: false,
+            }],
+            born_ms: 0,
+        };
+        let blob = blob_named(hash);
+        assert_eq!(data.read_shard(&blob, 0, 0).await, None, "not cached, and its node is not there");
+        let id = ignifuge_types::ShardId {
+            blob: BlobId::new("ab"),
+            stripe: StripeIndex(0),
+            shard: ignifuge_types::ShardIndex(0),
+        };
+        data.shard_cache.insert(id, hash, &bytes);
+        assert_eq!(data.read_shard(&blob, 0, 0).await, Some(bytes.clone()), "from the cache");
+        assert_eq!(data.shard_cache.hits_and_misses(), (1, 1));
+        let other = blob_named(blake3::hash(b"another shard 0"));
+        assert_eq!(data.read_shard(&other, 0, 0).await, None, "the record names another hash: fetched, not cached");
+        assert_eq!(data.fetch_shard(&blob, 0, 0).await, None, "repair's reads go to the node");
+        assert_eq!(data.shard_cache.hits_and_misses(), (1, 2), "fetch_shard never asks the cache");
+        assert_eq!(data.read_shard(&blob, 0, 1).await, None, "another shard of the stripe");
     }
 
     /// Found by filling a disk: a panic while the health map was held poisoned it, and every

@@ -166,7 +166,7 @@ impl DataPath {
         // Spare shards in the order they are tried: parity, then data shards outside the range.
         let mut spares = (k..total).chain((0..k).filter(|i| !needed.contains(i)));
         let mut pending = FuturesUnordered::new();
-        let fetch = |i: usize| async move { (i, self.fetch_shard(blob, stripe, i).await) };
+        let fetch = |i: usize| async move { (i, self.read_shard(blob, stripe, i).await) };
         for i in needed.clone() {
             pending.push(fetch(i));
         }
@@ -230,7 +230,24 @@ impl DataPath {
         Ok(())
     }
 
-    /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt.
+    /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
+    /// names, else fetched (and kept, if small).
+    pub(super) async fn read_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+        let record = blob.stripe(stripe)?.shards.get(index)?;
+        let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
+        let expected = blake3::Hash::from_hex(&record.blake3).ok();
+        if let Some(hit) = expected.and_then(|hash| self.shard_cache.get(&id, &hash)) {
+            return Some(hit);
+        }
+        let fetched = self.fetch_shard(blob, stripe, index).await?;
+        if let Some(hash) = expected {
+            self.shard_cache.insert(id, hash, &fetched);
+        }
+        Some(fetched)
+    }
+
+    /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt. Never
+    /// from the shard cache (the repair service reads through here).
     pub async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let record = blob.stripe(stripe)?.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
