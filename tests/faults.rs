@@ -236,6 +236,28 @@ async fn a_slow_upload_outlives_the_orphan_sweep_and_a_stalled_one_is_reclaimed(
     assert_bytes_eq(&get_object(&client, "slow", "trickle").await, &body, "the slow upload after the sweep");
 }
 
+/// A PutObject of `body`, with how long it took from now (it may wait for a bounded resource).
+async fn timed_put(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+) -> (Result<(), String>, Duration) {
+    let started = Instant::now();
+    let put = client.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await;
+    (put.map(|_| ()).map_err(|e| format!("{e:?}")), started.elapsed())
+}
+
+/// A trickling upload cut by the fill deadline: answered 400 RequestTimeout, and nothing stored.
+async fn assert_cut_and_not_stored(client: &aws_sdk_s3::Client, bucket: &str, key: &str, answer: &RawResponse) {
+    assert!(
+        answer.status == 400 && answer.body_text().contains("RequestTimeout"),
+        "trickling upload {key}: {}",
+        answer.summary()
+    );
+    assert_status(client.head_object().bucket(bucket).key(key).send().await, 404, "a cut upload");
+}
+
 /// Bounded resources: uploads that trickle bytes (never idle, so the idle timeout never cuts
 /// them) cannot hold the gateway's stripe buffers while other uploads wait for one. Here the
 /// gateway has 2 stripe buffers, both taken by trickling uploads: a normal PUT waits about the
@@ -263,48 +285,37 @@ async fn trickling_uploads_cannot_hold_the_stripe_buffers_others_wait_for() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let body = rng.bytes(6 * MIB);
-    let started = Instant::now();
-    let put = async {
-        let put = client.put_object().bucket("trickle").key("normal").body(body.clone().into()).send().await;
-        (put, started.elapsed())
-    };
+    let put = timed_put(&client, "trickle", "normal", &body);
     let piece = &slow_body[MIB..MIB + 16];
     let trickle =
         |upload: SlowUpload| upload.trickle_until_answered(piece, Duration::from_millis(500), Duration::from_secs(45));
     let mut tricklers = tricklers.into_iter();
     let (first, second) = (tricklers.next().unwrap(), tricklers.next().unwrap());
     let ((put, elapsed), first, second) = tokio::join!(put, trickle(first), trickle(second));
-    ok(put, "a PutObject waiting for a stripe buffer");
+    put.unwrap_or_else(|e| panic!("a PutObject waiting for a stripe buffer: {e}"));
     assert!(elapsed < Duration::from_secs(20), "the PUT waited {elapsed:?} for buffers held by trickling uploads");
     assert!(first.is_some() || second.is_some(), "no trickling upload was cut, yet the PUT got a buffer");
     for (i, answer) in [first, second].into_iter().enumerate() {
-        let Some(answer) = answer else {
+        let key = format!("slow-{i}");
+        match answer {
+            Some(answer) => assert_cut_and_not_stored(&client, "trickle", &key, &answer).await,
             // Still holding its buffer, no one waiting: it ends here, its body incomplete.
-            assert_status(
-                client.head_object().bucket("trickle").key(format!("slow-{i}")).send().await,
-                404,
-                "an upload never finished",
-            );
-            continue;
-        };
-        assert!(
-            answer.status == 400 && answer.body_text().contains("RequestTimeout"),
-            "trickling upload {i}: {}",
-            answer.summary()
-        );
-        assert_status(
-            client.head_object().bucket("trickle").key(format!("slow-{i}")).send().await,
-            404,
-            "a cut upload",
-        );
+            None => {
+                assert_status(
+                    client.head_object().bucket("trickle").key(&key).send().await,
+                    404,
+                    "an upload never finished",
+                );
+            }
+        }
     }
     assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
 }
 
 /// The same bound for bodies to pack: they are read whole into memory within a gateway-wide
-/// budget (300 KiB here, with bodies up to 256 KiB packed). A trickling upload of 256 KiB holds most of it; a normal 100 KiB PUT
-/// waits about the fill deadline (3 s here), then the trickler is cut with 400 RequestTimeout
-/// and the PUT completes, packed.
+/// budget (300 KiB here, with bodies up to 256 KiB packed). A trickling upload of 256 KiB holds
+/// most of it; a normal 100 KiB PUT waits about the fill deadline (3 s here), then the trickler
+/// is cut with 400 RequestTimeout and the PUT completes, packed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trickling_upload_cannot_hold_the_pack_budget_others_wait_for() {
     let cluster = Cluster::start_with_env(&[
@@ -322,20 +333,15 @@ async fn a_trickling_upload_cannot_hold_the_pack_budget_others_wait_for() {
     upload.send(&slow_body[..1024]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let body = rng.bytes(100 * 1024);
-    let started = Instant::now();
-    let put = async {
-        let put = client.put_object().bucket("trickle").key("normal").body(body.clone().into()).send().await;
-        (put, started.elapsed())
-    };
+    let put = timed_put(&client, "trickle", "normal", &body);
     let piece = &slow_body[1024..1040];
     let trickle = upload.trickle_until_answered(piece, Duration::from_millis(500), Duration::from_secs(45));
     let ((put, elapsed), cut) = tokio::join!(put, trickle);
-    ok(put, "a PutObject waiting for pack budget");
+    put.unwrap_or_else(|e| panic!("a PutObject waiting for pack budget: {e}"));
     assert!(elapsed >= Duration::from_secs(2), "the PUT did not wait for the budget ({elapsed:?}): not in force");
     assert!(elapsed < Duration::from_secs(20), "the PUT waited {elapsed:?} for budget held by a trickling upload");
     let cut = cut.expect("the trickling upload was cut");
-    assert!(cut.status == 400 && cut.body_text().contains("RequestTimeout"), "the trickler: {}", cut.summary());
-    assert_status(client.head_object().bucket("trickle").key("slow").send().await, 404, "a cut upload");
+    assert_cut_and_not_stored(&client, "trickle", "slow", &cut).await;
     assert_bytes_eq(&get_object(&client, "trickle", "normal").await, &body, "the PUT that waited");
 }
 

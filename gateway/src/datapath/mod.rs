@@ -313,6 +313,13 @@ mod tests {
         assert_eq!(data.fetch_shard(&blob, 0, 0).await, None, "repair's reads go to the node");
         assert_eq!(data.shard_cache.hits_and_misses(), (1, 2), "fetch_shard never asks the cache");
         assert_eq!(data.read_shard(&blob, 0, 1).await, None, "another shard of the stripe");
+        // A stripe whose shards are too large to keep: the cache is not asked, even for an id
+        // it holds.
+        let mut large = blob.clone();
+        large.stripes[0].data_len = 5 << 20;
+        let before = data.shard_cache.hits_and_misses();
+        assert_eq!(data.read_shard(&large, 0, 0).await, None, "fetched, not from the cache");
+        assert_eq!(data.shard_cache.hits_and_misses(), before, "a shard too large to keep never asks the cache");
     }
 
     /// Found by filling a disk: a panic while the health map was held poisoned it, and every

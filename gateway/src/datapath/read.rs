@@ -231,9 +231,14 @@ impl DataPath {
     }
 
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
-    /// names, else fetched (and kept, if small).
+    /// names, else fetched (and kept, if small). A shard too large to be kept never asks it.
     pub(super) async fn read_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
-        let record = blob.stripe(stripe)?.shards.get(index)?;
+        let stripe_record = blob.stripe(stripe)?;
+        let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
+        if shard_len > super::shard_cache::SHARD_CACHE_ENTRY_MAX_BYTES {
+            return self.fetch_shard(blob, stripe, index).await;
+        }
+        let record = stripe_record.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let expected = blake3::Hash::from_hex(&record.blake3).ok();
         if let Some(hit) = expected.and_then(|hash| self.shard_cache.get(&id, &hash)) {
