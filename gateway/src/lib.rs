@@ -14,7 +14,7 @@
 pub mod authorize;
 pub mod checksums;
 pub mod codec;
-mod commit;
+pub mod commit;
 pub mod datapath;
 pub mod error;
 pub mod pack;

@@ -17,16 +17,18 @@
 //! What becomes of a pack: each object installed records its slot (`keys::pack_member`); a
 //! replaced or deleted version frees its slot, and the state machine turns a pack with no slot
 //! left into garbage, which the collector deletes like any blob. Bytes of objects deleted while
-//! others of their pack live stay on disk until the last one goes (no compaction of packs).
+//! others of their pack live stay on disk until the last one goes or the compactor
+//! (`ignifuge_services::compact`) moves the live ones into a new pack; it also merges the small
+//! packs written under low load.
 
 use crate::commit;
-use crate::datapath::{DataPath, SHARD_SIZE_BYTES, Waiting, new_blob_id};
+use crate::datapath::{DataPath, new_blob_id};
 use crate::error::{GatewayError, GatewayResult};
 use ignifuge_meta::{
     Command, DataLocation, MetaError, Metadata, ObjectRecord, Outcome, PACK_OBJECTS_MAX, PackedPut, PackedSlice,
     StripedBlob,
 };
-use ignifuge_types::{BucketName, ObjectKey, StripeIndex};
+use ignifuge_types::{BucketName, ObjectKey};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -68,8 +70,6 @@ struct Queue {
 struct Lane {
     queue: Mutex<Queue>,
     writers: Arc<Semaphore>,
-    /// The largest pack of this lane, in bytes (and at most a stripe).
-    pack_bytes_max: usize,
 }
 
 pub struct Packer {
@@ -82,10 +82,9 @@ impl Packer {
     pub fn new(data: Arc<DataPath>, metadata: Arc<dyn Metadata>) -> Arc<Self> {
         let lanes = LANES
             .iter()
-            .map(|&(_, pack_bytes_max)| Lane {
+            .map(|_| Lane {
                 queue: Mutex::new(Queue::default()),
                 writers: Arc::new(Semaphore::new(PACKS_IN_FLIGHT_MAX)),
-                pack_bytes_max,
             })
             .collect();
         Arc::new(Self { data, metadata, lanes })
@@ -118,8 +117,7 @@ impl Packer {
     async fn flush(self: Arc<Self>, lane: usize) {
         loop {
             let writer = self.lanes[lane].writers.clone().acquire_owned().await.expect("never closed");
-            let stripe_bytes = self.data.geometry().data_shards as usize * SHARD_SIZE_BYTES;
-            let pack_bytes = self.lanes[lane].pack_bytes_max.min(stripe_bytes);
+            let pack_bytes = lane_pack_bytes(lane, self.data.stripe_data_bytes());
             let pack = {
                 let mut queue = self.queue(lane);
                 let pack = take_pack(&mut queue.waiting, pack_bytes);
@@ -139,12 +137,8 @@ impl Packer {
         let born_ms = ignifuge_types::time::now_ms();
         // Until the commit has answered: the orphan sweep spares the pack's shards meanwhile.
         let _intent = self.data.intents.begin(blob.clone());
-        // The geometry is pinned for a cluster's life; read as `write_blob` reads it.
-        let geometry = self.data.geometry();
-        // Room for the padding `write_stripe` adds to make k equal shards: no reallocation.
         let bytes: usize = pack.iter().map(|q| q.body.len()).sum();
-        let k = geometry.data_shards.max(1) as usize;
-        let mut data = Vec::with_capacity(bytes.div_ceil(k).max(1) * k);
+        let mut data = self.data.pack_buffer(bytes);
         let mut offsets = Vec::with_capacity(pack.len());
         for queued in &mut pack {
             offsets.push(data.len() as u64);
@@ -152,36 +146,17 @@ impl Packer {
             // Each body freed as it is copied: the pack holds its bytes once, not twice.
             queued.body = Vec::new();
         }
-        let written = async {
-            // Counted among the uploads waiting for a stripe buffer, so that one held past its
-            // fill deadline by a trickling upload is cut for the pack too.
-            let waiting = Waiting::enter(&self.data.stripe_waiters);
-            let permit = self.data.stripe_permits.clone().acquire_owned().await.expect("never closed");
-            drop(waiting);
-            self.data.clone().write_stripe(blob.clone(), StripeIndex(0), data, permit).await
-        }
-        .await;
-        let stripe = match written {
-            Ok(stripe) => stripe,
+        let written = match self.data.write_pack(blob.clone(), born_ms, data).await {
+            Ok(written) => written,
             Err(e) => {
                 tracing::warn!(pack = %blob, objects = pack.len(), error = %e, "pack write failed");
-                self.data.discard(blob);
                 for queued in pack {
                     let _ = queued.answer.send(Err(shared_failure(&e)));
                 }
                 return;
             }
         };
-        let header = StripedBlob {
-            blob: blob.clone(),
-            data_shards: geometry.data_shards,
-            parity_shards: geometry.parity_shards,
-            shard_size_bytes: SHARD_SIZE_BYTES as u32,
-            stripe_count: 1,
-            first_stripe: 0,
-            stripes: Vec::new(),
-            born_ms,
-        };
+        let header = StripedBlob { stripes: Vec::new(), ..written.clone() };
         let mut objects = Vec::with_capacity(pack.len());
         let mut answers = Vec::with_capacity(pack.len());
         for (slot, (queued, offset)) in pack.into_iter().zip(offsets).enumerate() {
@@ -192,7 +167,7 @@ impl Packer {
             objects.push(put);
             answers.push(answer);
         }
-        let command = Command::PutPacked { pack: StripedBlob { stripes: vec![stripe], ..header }, objects };
+        let command = Command::PutPacked { pack: written, objects };
         match commit::answer(self.metadata.as_ref(), command).await {
             Ok(Outcome::Packed(outcomes)) if outcomes.len() == answers.len() => {
                 if outcomes.iter().all(Result::is_err) {
@@ -269,8 +244,15 @@ fn take_fitting<T>(
 }
 
 /// The lane of a body of `len` bytes.
-fn lane_of(len: usize) -> usize {
+/// The lane of a body of `len` bytes.
+pub fn lane_of(len: usize) -> usize {
     LANES.iter().position(|&(body_max, _)| len <= body_max).unwrap_or(LANES.len() - 1)
+}
+
+/// The most bytes of bodies one pack of `lane` holds, in a cluster whose stripes hold
+/// `stripe_bytes` of data: the packer's bound, and the compactor's.
+pub fn lane_pack_bytes(lane: usize, stripe_bytes: usize) -> usize {
+    LANES[lane.min(LANES.len() - 1)].1.min(stripe_bytes)
 }
 
 /// One object's error for a failure of its whole pack's write.

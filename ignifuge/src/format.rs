@@ -29,9 +29,13 @@ pub const FORMAT_FILE: &str = "format";
 /// `ignifuge_meta::keys`): a format-7 version cannot decode a record or a log entry naming a
 /// pack. Formats 6 and 7 are upgraded in place as above, and a format-7 version refuses a
 /// format-8 directory.
-pub const DATA_DIR_FORMAT: &str = "8";
+/// 9: packs are compacted (`Command::RepackObjects`), and a pack's member keys name the version
+/// holding the slot (`ignifuge_meta::PackMember`): a format-8 version cannot decode the command.
+/// Formats 6 to 8 are upgraded in place; packs written before format 9 keep empty member keys
+/// and are never compacted (their objects are freed as before, with their last object).
+pub const DATA_DIR_FORMAT: &str = "9";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 2] = ["6", "7"];
+const UPGRADED_IN_PLACE: [&str; 3] = ["6", "7", "8"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

@@ -22,7 +22,8 @@ pub struct Settings {
     pub data_path: DataPathTuning,
     /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
     /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
-    /// IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE, IGNIFUGE_ORPHAN_GRACE_MS.
+    /// IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE, IGNIFUGE_ORPHAN_GRACE_MS, IGNIFUGE_COMPACT_INTERVAL_MS,
+    /// IGNIFUGE_COMPACT_MIN_AGE_MS, IGNIFUGE_COMPACT_BUSY_SHARE.
     pub services: ServicesConfig,
     /// IGNIFUGE_SCRUB_INTERVAL_MS, IGNIFUGE_SCRUB_BYTES_PER_SEC.
     pub scrub: ScrubConfig,
@@ -98,6 +99,10 @@ impl Settings {
         gc.grace = millis("IGNIFUGE_GC_GRACE_MS", gc.grace)?;
         gc.interval = millis("IGNIFUGE_GC_INTERVAL_MS", gc.interval)?;
         gc.busy_share = share("IGNIFUGE_GC_BUSY_SHARE", gc.busy_share)?;
+        let compact = &mut s.services.compact;
+        compact.interval = millis("IGNIFUGE_COMPACT_INTERVAL_MS", compact.interval)?;
+        compact.min_age = millis("IGNIFUGE_COMPACT_MIN_AGE_MS", compact.min_age)?;
+        compact.busy_share = share("IGNIFUGE_COMPACT_BUSY_SHARE", compact.busy_share)?;
         let repair = &mut s.services.repair;
         repair.interval = millis("IGNIFUGE_REPAIR_INTERVAL_MS", repair.interval)?;
         repair.down_out = millis("IGNIFUGE_REPAIR_DOWN_OUT_MS", repair.down_out)?;

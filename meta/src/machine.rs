@@ -5,17 +5,17 @@ use crate::list::{self, ListPage, ListRequest};
 use crate::maintenance::*;
 use crate::records::*;
 use crate::stored;
-use crate::{
-    BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, PACK_OBJECTS_MAX,
-    SCAN_PAGE_BYTES_MAX,
-};
-use ignifuge_kv::{Durability, KvError, KvOp, KvStore, WriteBatch, prefix_end};
+use crate::{BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
+use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{
     BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId, WebDomain,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+
+mod packs;
+pub use packs::PACK_USAGE_PAGE_MAX;
 
 /// Applying an entry of a replicated log does not fsync: the entry is already fsynced in the log
 /// of a majority, and the applied position is written atomically with the state, so after a
@@ -215,115 +215,6 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Every pack whose member keys `batch` deletes and that has no other member left becomes
-    /// garbage in the same batch (its record moves from `n/` to `g/`, for the collector). Only
-    /// the `PutPacked` that writes a pack adds its members, so the state before the command and
-    /// the batch's deletions say exactly what is left; reading at most one live member more than
-    /// the batch deletes of a pack tells whether another remains (the scan also steps over the
-    /// tombstones of the pack's slots freed before, at most `PACK_OBJECTS_MAX`). A pack record
-    /// that does not decode is left where it is, on every replica alike (its shards stay: a
-    /// leak, never a loss), rather than refusing the command that freed its last slot.
-    fn settle_packs(&self, since_ms: i64, batch: &mut WriteBatch) -> Result<(), MetaError> {
-        let mut freed: std::collections::BTreeMap<BlobId, std::collections::BTreeSet<&[u8]>> = Default::default();
-        for op in &batch.ops {
-            let KvOp::Delete(key) = op else { continue };
-            if let Some(pack) = keys::pack_of_member(key) {
-                freed.entry(pack).or_default().insert(key.as_slice());
-            }
-        }
-        let mut emptied = Vec::new();
-        for (pack, members) in freed {
-            let prefix = keys::pack_members_prefix(&pack);
-            let left = self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), members.len() + 1)?;
-            if left.iter().all(|(key, _)| members.contains(key.as_slice())) {
-                emptied.push(pack);
-            }
-        }
-        for pack in emptied {
-            let record = match self.read::<PackRecord>(&keys::pack(&pack)) {
-                Ok(Some(record)) => record,
-                Ok(None) => continue,
-                Err(MetaError::Corrupt(why)) => {
-                    tracing::error!(%pack, %why, "a pack record does not decode: the pack is kept");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms };
-            batch.put(keys::garbage(&pack), encode(&garbage));
-            batch.delete(keys::pack(&pack));
-        }
-        Ok(())
-    }
-
-    /// `Command::PutPacked`: every object checked and installed on its own, as a PutObject; the
-    /// pack admitted and its installed slots recorded if any is installed.
-    fn put_packed(
-        &self,
-        pack: StripedBlob,
-        objects: Vec<PackedPut>,
-        stamp: Option<i64>,
-        batch: &mut WriteBatch,
-    ) -> Result<Outcome, MetaError> {
-        let invalid = |why: String| Err(MetaError::InvalidCommand(why));
-        if objects.is_empty() || objects.len() > PACK_OBJECTS_MAX {
-            return invalid(format!("{} objects in one pack", objects.len()));
-        }
-        if pack.stripe_count != 1 || pack.stripes.len() != 1 {
-            return invalid(format!("pack {} is not one stripe", pack.blob));
-        }
-        let data_len = pack.stripes[0].data_len;
-        let header = StripedBlob { stripes: Vec::new(), ..pack.clone() };
-        // Each object reads the state before the batch: a key named twice would not see its own
-        // first write.
-        let mut named = std::collections::HashSet::with_capacity(objects.len());
-        for (slot, put) in objects.iter().enumerate() {
-            if !named.insert((&put.bucket.name, &put.record.key)) {
-                return invalid(format!("key {} named twice in one pack", put.record.key));
-            }
-            let [part] = put.record.parts.as_slice() else {
-                return invalid(format!("packed object {} has {} parts", put.record.key, put.record.parts.len()));
-            };
-            let DataLocation::Packed(slice) = &part.location else {
-                return invalid(format!("object {} in a pack is not a slice of it", put.record.key));
-            };
-            let fits = slice.offset.checked_add(part.size).is_some_and(|end| end <= data_len);
-            let same_pack = slice.pack == header;
-            if !same_pack || slice.slot != slot as u32 || !fits {
-                return invalid(format!("object {} is not slot {slot} of pack {}", put.record.key, pack.blob));
-            }
-        }
-        let mut admission = WriteBatch::new();
-        let mut location = DataLocation::Striped(pack);
-        self.admit_blob(&mut location, stamp, &mut admission)?;
-        let DataLocation::Striped(pack) = location else { unreachable!("admitted as striped") };
-        let count = objects.len() as u32;
-        let mut outcomes = Vec::with_capacity(objects.len());
-        for (slot, put) in objects.into_iter().enumerate() {
-            // Each object's writes join the batch only if it is installed.
-            let mut own = WriteBatch::new();
-            let installed = self.checked_bucket(&put.bucket).and_then(|bucket| {
-                let current = self.current(&bucket.name, &put.record.key)?;
-                put.condition.check(current.as_ref())?;
-                self.install(&bucket, put.record, current, &mut own)
-            });
-            match installed {
-                Ok(record) => {
-                    batch.ops.extend(own.ops);
-                    batch.put(keys::pack_member(&pack.blob, slot as u32), Vec::new());
-                    outcomes.push(Ok(Box::new(record)));
-                }
-                Err(e @ MetaError::Storage(_)) => return Err(e),
-                Err(refused) => outcomes.push(Err(refused)),
-            }
-        }
-        if outcomes.iter().any(Result::is_ok) {
-            batch.ops.extend(admission.ops);
-            batch.put(keys::pack(&pack.blob), encode(&PackRecord { pack, objects: count }));
-        }
-        Ok(Outcome::Packed(outcomes))
-    }
-
     /// A few intents after the sweep's cursor: those not renewed for `INTENT_FORGOTTEN_AFTER_MS`
     /// of the state machine's clock are forgotten. The cursor wraps at the end of the intents, so
     /// every intent is examined again and again as proposals are applied.
@@ -456,6 +347,7 @@ impl StateMachine {
                 Ok(Outcome::Object(Box::new(record)))
             }
             Command::PutPacked { pack, objects } => self.put_packed(pack, objects, stamp, batch),
+            Command::RepackObjects { pack, moves } => self.repack_objects(pack, moves, stamp, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let deletion = ObjectDeletion { key, condition, version, marker_nonce };
@@ -841,6 +733,8 @@ impl StateMachine {
                 let limit = (limit as usize).clamp(1, crate::ANSWER_STRIPES_MAX);
                 self.load_stripes(&blob, first, limit).map(|(stripes, _)| Answer::Stripes(stripes))
             }
+            Query::PackUsage { after, limit } => self.pack_usage(after, limit).map(Answer::PackUsage),
+            Query::PackMembers { pack } => self.pack_members(&pack).map(Answer::PackMembers),
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
             Query::NodesOut => {

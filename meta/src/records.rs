@@ -361,6 +361,64 @@ pub struct PackRecord {
     pub objects: u32,
 }
 
+/// What a pack's member key (`keys::pack_member`) holds: the version whose record references
+/// the slot, so that packs can be compacted without a scan of every record. Members written
+/// before data format 9 hold nothing (`None` when read): their packs are never compacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackMember {
+    pub bucket: BucketName,
+    pub key: ObjectKey,
+    pub version: VersionId,
+    /// The object's size: what the slot holds of the pack's bytes.
+    pub size: u64,
+}
+
+/// How much of a pack is still referenced (`Query::PackUsage`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackUsage {
+    /// The pack's geometry (without stripes).
+    pub pack: StripedBlob,
+    /// Bytes of the pack's data (the objects side by side, before padding).
+    pub data_len: u64,
+    /// Objects it was written with, and those still referenced.
+    pub objects: u32,
+    pub live_objects: u32,
+    /// Bytes of the live objects, and the largest of them.
+    pub live_bytes: u64,
+    pub largest_live: u64,
+    /// False when a member holds no `PackMember` (written before data format 9).
+    pub compactable: bool,
+}
+
+/// A page of `Query::PackUsage`, in pack id order; `next` resumes after the last pack examined
+/// (None at the end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackUsagePage {
+    pub packs: Vec<PackUsage>,
+    pub next: Option<BlobId>,
+}
+
+/// A live object of a pack, as its record names it now (`Query::PackMembers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivePackMember {
+    pub bucket: BucketName,
+    pub key: ObjectKey,
+    pub version: VersionId,
+    /// The record's one part: its slice of the pack, size and MD5.
+    pub part: PartData,
+}
+
+/// One object a `Command::RepackObjects` moves: the version whose record must still name
+/// `from`, and where its bytes lie in the new pack (its slot there is its index in the command).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackMove {
+    pub bucket: BucketName,
+    pub key: ObjectKey,
+    pub version: VersionId,
+    pub from: PackedSlice,
+    pub offset: u64,
+}
+
 /// One object of a `Command::PutPacked`: what a `Command::PutObject` carries; the record's one
 /// part is a `DataLocation::Packed` slice of the command's pack, whose `slot` is its index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -630,6 +688,16 @@ pub enum Command {
         pack: StripedBlob,
         objects: Vec<PackedPut>,
     },
+    /// Compaction: the objects of `moves`, read from other packs, were written together in
+    /// `pack` (one stripe, all its stripe records). Each version whose record still names its
+    /// `from` slice is re-pointed to its place in `pack` (nothing else of the record changes),
+    /// its old slot freed and its new one recorded; a move whose record changed meanwhile is
+    /// skipped. The pack is admitted if any object moved; an old pack left with no member
+    /// becomes garbage in the same batch. At most `PACK_OBJECTS_MAX` moves; no version twice.
+    RepackObjects {
+        pack: StripedBlob,
+        moves: Vec<PackMove>,
+    },
     /// Without `version`: removes the current version (unversioned bucket) or adds a delete
     /// marker (versioned bucket). With `version`: removes that version permanently.
     DeleteObject {
@@ -808,6 +876,8 @@ pub enum Outcome {
     /// PutPacked: each object's outcome (the version now current, without its parts), in the
     /// command's order.
     Packed(Vec<Result<Box<ObjectRecord>, crate::MetaError>>),
+    /// RepackObjects: whether each move was made, in the command's order.
+    Repacked(Vec<bool>),
     /// SetLayout: the version installed.
     Layout(LayoutVersion),
     /// ReclaimOrphans: the blobs fenced, whose shards may be deleted.
@@ -875,6 +945,17 @@ pub enum Query {
         cursor: crate::BlobCursor,
         limit: usize,
     },
+    /// How much of each pack is still referenced: packs after `after` in id order, at most
+    /// `limit` (capped at `PACK_USAGE_PAGE_MAX`).
+    PackUsage {
+        after: Option<BlobId>,
+        limit: usize,
+    },
+    /// The live objects of a pack as their records name them now (empty for a pack no longer
+    /// held, or one whose members predate data format 9).
+    PackMembers {
+        pack: BlobId,
+    },
     /// The last repair round's report, if any.
     RepairReport,
     /// Nodes an operator declared out, with when.
@@ -940,6 +1021,8 @@ pub enum Answer {
     Stripes(Vec<StripeRecord>),
     Domain(Option<DomainRecord>),
     Domains(Vec<DomainRecord>),
+    PackUsage(PackUsagePage),
+    PackMembers(Vec<LivePackMember>),
 }
 
 mod b64 {

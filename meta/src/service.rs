@@ -207,6 +207,20 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
+    async fn pack_usage(&self, after: Option<BlobId>, limit: usize) -> Result<PackUsagePage, MetaError> {
+        match self.query(Query::PackUsage { after, limit }).await? {
+            Answer::PackUsage(page) => Ok(page),
+            other => Err(unexpected("PackUsage", &other)),
+        }
+    }
+
+    async fn pack_members(&self, pack: BlobId) -> Result<Vec<LivePackMember>, MetaError> {
+        match self.query(Query::PackMembers { pack }).await? {
+            Answer::PackMembers(members) => Ok(members),
+            other => Err(unexpected("PackMembers", &other)),
+        }
+    }
+
     async fn layout(&self) -> Result<Option<LayoutRecord>, MetaError> {
         match self.query(Query::Layout).await? {
             Answer::Layout(layout) => Ok(layout),

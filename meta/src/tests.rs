@@ -2036,3 +2036,184 @@ fn the_blob_scan_returns_a_pack_once_and_its_objects_as_slices_of_it() {
     let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
     assert_eq!((report[0].full_budget_objects, report[0].inline_objects), (2, 0));
 }
+
+/// The live objects of `pack` as `Query::PackMembers` names them, by key.
+fn members(m: &StateMachine, pack: &str) -> Vec<LivePackMember> {
+    let Answer::PackMembers(members) = m.query(Query::PackMembers { pack: BlobId::new(pack) }).unwrap() else {
+        panic!()
+    };
+    members
+}
+
+/// A `RepackObjects` into pack `blob` (10 bytes per object, side by side) of `members`, in order.
+fn repack(blob: &str, members: &[&LivePackMember]) -> Command {
+    let pack = pack_blob(blob, 10 * members.len() as u64);
+    let moves = members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let DataLocation::Packed(from) = &member.part.location else { panic!("{member:?}") };
+            let from = PackedSlice { pack: StripedBlob { stripes: Vec::new(), ..from.pack.clone() }, ..from.clone() };
+            PackMove {
+                bucket: member.bucket.clone(),
+                key: member.key.clone(),
+                version: member.version.clone(),
+                from,
+                offset: 10 * i as u64,
+            }
+        })
+        .collect();
+    Command::RepackObjects { pack, moves }
+}
+
+fn slice_of(record: &ObjectRecord) -> (String, u64, u32) {
+    let DataLocation::Packed(slice) = &record.parts[0].location else { panic!("{record:?}") };
+    (slice.pack.blob.0.clone(), slice.offset, slice.slot)
+}
+
+#[test]
+fn a_repack_moves_the_versions_still_in_their_slots_and_frees_the_packs_it_empties() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let d = WriteCondition::default;
+    logged(&m, "p1", packed(&m, "b1", "pk1", &[("x", d()), ("y", d()), ("z", d())])).unwrap();
+    logged(&m, "p2", packed(&m, "b1", "pk2", &[("a", d()), ("b", d())])).unwrap();
+    let before_x = version(&m, "b1", "x", None).unwrap();
+    let in_pk1 = members(&m, "pk1");
+    let in_pk2 = members(&m, "pk2");
+    assert_eq!(in_pk1.iter().map(|l| l.key.0.as_str()).collect::<Vec<_>>(), ["x", "y", "z"]);
+    // y deleted and b replaced after the compactor read the members.
+    let delete = |key: &str| Command::DeleteObject {
+        bucket: bref(&m, "b1"),
+        key: ObjectKey::new(key),
+        condition: d(),
+        now_ms: 5,
+        version: None,
+        marker_nonce: None,
+    };
+    logged(&m, "dy", delete("y")).unwrap();
+    put(&m, "b1", "b", "b2", d()).unwrap();
+    let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
+    let summary: Vec<_> = usage
+        .packs
+        .iter()
+        .map(|u| (u.pack.blob.0.as_str(), u.objects, u.live_objects, u.live_bytes, u.data_len))
+        .collect();
+    assert_eq!(summary, [("pk1", 3, 2, 20, 30), ("pk2", 2, 1, 10, 20)]);
+    assert!(usage.packs.iter().all(|u| u.compactable) && usage.next.is_none());
+
+    let command = repack("new", &[&in_pk1[0], &in_pk1[1], &in_pk1[2], &in_pk2[0], &in_pk2[1]]);
+    let Outcome::Repacked(moved) = logged(&m, "r1", command).unwrap() else { panic!() };
+    assert_eq!(moved, [true, false, true, true, false], "y deleted and b replaced: not moved");
+    let x = version(&m, "b1", "x", None).unwrap();
+    assert_eq!(slice_of(&x), ("new".to_string(), 0, 0));
+    assert_eq!(slice_of(&version(&m, "b1", "z", None).unwrap()), ("new".to_string(), 20, 2));
+    assert_eq!(slice_of(&version(&m, "b1", "a", None).unwrap()), ("new".to_string(), 30, 3));
+    let same = |r: &ObjectRecord| (r.version.clone(), r.etag.clone(), r.last_modified_ms, r.size, r.sequence);
+    assert_eq!(same(&x), same(&before_x), "nothing but the location changes");
+    assert!(is_garbage(&m, "pk1") && is_garbage(&m, "pk2"), "both emptied: garbage in the same entry");
+    assert!(!has(&m, "n/pk1") && !has(&m, "m/pk1/00000000") && !has(&m, "m/pk1/00000002"));
+    assert!(has(&m, "n/new") && has(&m, "b/new") && has(&m, "s/new/00000000"), "admitted");
+    assert!(has(&m, "m/new/00000000") && !has(&m, "m/new/00000001") && has(&m, "m/new/00000003"));
+    assert_eq!(members(&m, "new").iter().map(|l| l.key.0.as_str()).collect::<Vec<_>>(), ["x", "z", "a"]);
+
+    // The same moves again (a stale compactor): nothing names those slots now; nothing admitted.
+    let Outcome::Repacked(moved) = logged(&m, "r2", repack("new2", &[&in_pk1[0]])).unwrap() else { panic!() };
+    assert_eq!(moved, [false]);
+    assert!(!has(&m, "b/new2") && !has(&m, "n/new2"), "a pack nothing moved into is not admitted");
+    // The new pack frees like any other: its objects deleted, it is garbage.
+    for (id, key) in [("dx", "x"), ("dz", "z"), ("da", "a")] {
+        logged(&m, id, delete(key)).unwrap();
+    }
+    assert!(is_garbage(&m, "new") && !has(&m, "n/new"));
+}
+
+#[test]
+fn a_repack_moves_non_current_and_promoted_versions_by_version_id() {
+    let m = machine();
+    bucket(&m, "a", "v1").unwrap();
+    set_versioning(&m, "v1", VersioningStatus::Enabled);
+    let d = WriteCondition::default;
+    // k: three packed versions; the newest deleted permanently, so the middle one is promoted.
+    for (id, blob) in [("p1", "vp1"), ("p2", "vp2"), ("p3", "vp3")] {
+        logged(&m, id, packed(&m, "v1", blob, &[("k", d())])).unwrap();
+    }
+    let newest = version(&m, "v1", "k", None).unwrap().version;
+    let deleted = Command::DeleteObject {
+        bucket: bref(&m, "v1"),
+        key: ObjectKey::new("k"),
+        condition: d(),
+        now_ms: 5,
+        version: Some(newest),
+        marker_nonce: None,
+    };
+    logged(&m, "del", deleted).unwrap();
+    let (oldest, middle) = (members(&m, "vp1").remove(0), members(&m, "vp2").remove(0));
+    assert_ne!(oldest.version, middle.version);
+    let Outcome::Repacked(moved) = logged(&m, "r", repack("new", &[&oldest, &middle])).unwrap() else { panic!() };
+    assert_eq!(moved, [true, true]);
+    let current = version(&m, "v1", "k", None).unwrap();
+    assert_eq!((current.version.clone(), slice_of(&current)), (middle.version.clone(), ("new".to_string(), 10, 1)));
+    let old = version(&m, "v1", "k", Some(&oldest.version)).unwrap();
+    assert_eq!(slice_of(&old), ("new".to_string(), 0, 0), "the non-current version moved by its id");
+    assert!(is_garbage(&m, "vp1") && is_garbage(&m, "vp2") && is_garbage(&m, "vp3"));
+    assert_eq!(versions(&m, "v1", "k").len(), 2);
+}
+
+#[test]
+fn a_malformed_repack_is_refused_whole_and_old_members_are_not_compactable() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let d = WriteCondition::default;
+    logged(&m, "p1", packed(&m, "b1", "pk1", &[("x", d()), ("y", d())])).unwrap();
+    let live = members(&m, "pk1");
+    let invalid = |command: Command| {
+        matches!(logged(&m, &ignifuge_types::random_id(), command), Err(MetaError::InvalidCommand(_)))
+    };
+    assert!(invalid(repack("t1", &[&live[0], &live[0]])), "a version twice");
+    let mut beyond = repack("t2", &[&live[0], &live[1]]);
+    let Command::RepackObjects { pack, .. } = &mut beyond else { panic!() };
+    pack.stripes[0].data_len = 19;
+    assert!(invalid(beyond), "a slice past the new pack's data");
+    let mut into_itself = repack("pk1", &[&live[0]]);
+    let Command::RepackObjects { pack, .. } = &mut into_itself else { panic!() };
+    pack.blob = BlobId::new("pk1");
+    assert!(invalid(into_itself), "into its own pack");
+    assert!(invalid(Command::RepackObjects { pack: pack_blob("t3", 0), moves: Vec::new() }), "no move");
+    assert_eq!(slice_of(&version(&m, "b1", "x", None).unwrap()).0, "pk1", "nothing moved");
+    assert!(!has(&m, "b/t1") && !has(&m, "b/t2") && !has(&m, "b/t3"));
+
+    // A member written before members named their version (data format 8): the pack is not
+    // compactable, and its members are not listed.
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(b"m/pk1/00000001".to_vec(), Vec::new());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
+    assert!(!usage.packs[0].compactable);
+    assert!(members(&m, "pk1").is_empty());
+}
+
+#[test]
+fn pack_usage_pages_through_packs_in_id_order() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    for i in 0..5 {
+        let key = format!("k{i}");
+        logged(&m, &format!("p{i}"), packed(&m, "b1", &format!("pk{i}"), &[(&key, WriteCondition::default())]))
+            .unwrap();
+    }
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let Answer::PackUsage(page) = m.query(Query::PackUsage { after: after.clone(), limit: 2 }).unwrap() else {
+            panic!()
+        };
+        assert!(page.packs.len() <= 2);
+        seen.extend(page.packs.iter().map(|u| u.pack.blob.0.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["pk0", "pk1", "pk2", "pk3", "pk4"]);
+}

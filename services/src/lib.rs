@@ -1,5 +1,6 @@
 //! Background services of the cluster: garbage collection of replaced and deleted blobs
-//! ([`gc`]), and repair with the orphan sweep ([`repair`]). Lifecycle rules will run here too.
+//! ([`gc`]), repair with the orphan sweep ([`repair`]), and compaction of packs of small
+//! objects ([`compact`]). Lifecycle rules will run here too.
 //!
 //! Owns: the services' schedules, their leases in the metadata (one gateway process at a time
 //! works for each service), and their bounded shares of the cluster ([`pace`]).
@@ -12,6 +13,7 @@
 //! fenced in the metadata before their shards go); and it works at most its configured share
 //! of the time, so clients keep the rest.
 
+pub mod compact;
 pub mod error;
 pub mod gc;
 mod lease;
@@ -22,6 +24,7 @@ use ignifuge_gateway::datapath::DataPath;
 use ignifuge_meta::Metadata;
 use std::sync::Arc;
 
+pub use compact::CompactConfig;
 pub use error::{ServiceError, ServiceResult};
 pub use gc::GcConfig;
 pub use repair::RepairConfig;
@@ -31,6 +34,7 @@ pub use repair::RepairConfig;
 pub struct ServicesConfig {
     pub gc: GcConfig,
     pub repair: RepairConfig,
+    pub compact: CompactConfig,
 }
 
 /// What the services work with: the replicated metadata, the data path to the storage nodes,
@@ -48,9 +52,11 @@ impl Services {
     /// in the survey must not stop garbage collection, nor either stop for good while the
     /// gateway goes on serving).
     pub fn spawn(self: Arc<Self>, config: ServicesConfig) {
-        let (gc_config, repair_config) = (config.gc, config.repair);
+        let (gc_config, repair_config, compact_config) = (config.gc, config.repair, config.compact);
         let services = self.clone();
         supervise("garbage collection", move || gc::run(services.clone(), gc_config.clone()));
+        let services = self.clone();
+        supervise("compaction", move || compact::run(services.clone(), compact_config.clone()));
         supervise("repair", move || repair::run(self.clone(), repair_config.clone()));
     }
 }

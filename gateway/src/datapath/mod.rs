@@ -10,7 +10,6 @@ mod write;
 pub use intents::{INTENT_RENEW_INTERVAL_MS, Intents, WriteIntent};
 pub use layout::Layout;
 pub use read::ByteRangeStream;
-pub(crate) use write::Waiting;
 pub use write::{WriteRequest, WrittenBlob};
 
 use crate::error::GatewayResult;

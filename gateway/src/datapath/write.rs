@@ -279,6 +279,51 @@ impl DataPath {
         Ok(WrittenBlob { size: total, digests, location, intent, pack_budget })
     }
 
+    /// Bytes of data one stripe holds (k shards of `SHARD_SIZE_BYTES`).
+    pub fn stripe_data_bytes(&self) -> usize {
+        self.geometry().data_shards as usize * SHARD_SIZE_BYTES
+    }
+
+    /// An empty buffer for `bytes` of bodies to pack, with room for the padding `write_stripe`
+    /// adds to make k equal shards (no reallocation).
+    pub fn pack_buffer(&self, bytes: usize) -> Vec<u8> {
+        // The geometry is pinned for a cluster's life; read as `write_blob` reads it.
+        let k = self.geometry().data_shards.max(1) as usize;
+        Vec::with_capacity(bytes.div_ceil(k).max(1) * k)
+    }
+
+    /// Writes `data` (bodies side by side) as one pack: stripe 0 of the new blob `blob`, waiting
+    /// for a stripe buffer as an upload does (counted among the waiters, so that a buffer held
+    /// past its fill deadline by a trickling upload is cut for the pack too). Returns the pack
+    /// with its stripe record; on failure whatever shards were written are discarded. The
+    /// caller holds the blob's intent until its commit has answered.
+    pub async fn write_pack(self: &Arc<Self>, blob: BlobId, born_ms: i64, data: Vec<u8>) -> GatewayResult<StripedBlob> {
+        let geometry = self.geometry();
+        let written = async {
+            let waiting = Waiting::enter(&self.stripe_waiters);
+            let permit = self.stripe_permits.clone().acquire_owned().await.expect("never closed");
+            drop(waiting);
+            self.clone().write_stripe(blob.clone(), StripeIndex(0), data, permit).await
+        }
+        .await;
+        match written {
+            Ok(stripe) => Ok(StripedBlob {
+                blob,
+                data_shards: geometry.data_shards,
+                parity_shards: geometry.parity_shards,
+                shard_size_bytes: SHARD_SIZE_BYTES as u32,
+                stripe_count: 1,
+                first_stripe: 0,
+                stripes: vec![stripe],
+                born_ms,
+            }),
+            Err(e) => {
+                self.discard(blob);
+                Err(e)
+            }
+        }
+    }
+
     /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.
     pub(crate) async fn write_stripe(
         self: Arc<Self>,

@@ -1,0 +1,403 @@
+//! Compaction of packs. A pack (small objects written together in one erasure-coded stripe,
+//! `ignifuge_gateway::pack`) keeps every byte until its last object goes; a pack written under
+//! low load may hold a single small object, whose shards each take a whole filesystem block on
+//! their nodes. This service rewrites such packs: it reads the live objects of packs that are
+//! mostly dead (`SPARSE`: at least half their bytes) or small (`SMALL_PACK_BYTES`), writes them
+//! together as a new pack (one stripe, fsynced on its nodes and placed for the class's budget,
+//! as any pack), and re-points their records with one `Command::RepackObjects`, which moves only
+//! the versions whose records still name the slices read (a version replaced or deleted
+//! meanwhile keeps its fate). An old pack left with no member becomes garbage in that same
+//! command and is collected after the grace, like any replaced blob, so a GET that read the old
+//! record can still finish.
+//!
+//! Never lowers a margin: the new pack is whole before any record names it, and the old one is
+//! only deleted once none does. Never destroys on an unknown outcome: a commit whose answer is
+//! lost gives nothing up (the new pack's shards, if unreferenced, go to the fenced orphan
+//! sweep); a known refusal gives the new pack up through the fence, which refuses any blob a
+//! record names. Every byte moved is checked twice: by BLAKE3 as its shards are read, and
+//! against the object's MD5 (its ETag) before it is written again.
+//!
+//! One process at a time compacts (the `compact` lease); a round is busy at most
+//! `CompactConfig::busy_share` of the time (`pace`).
+
+use crate::Services;
+use crate::error::ServiceResult;
+use crate::lease::Lease;
+use crate::pace::DutyCycle;
+use futures::StreamExt;
+use ignifuge_gateway::commit::{self, AnswerFaults};
+use ignifuge_gateway::datapath::new_blob_id;
+use ignifuge_gateway::pack::{lane_of, lane_pack_bytes};
+use ignifuge_meta::{
+    Command, DataLocation, LivePackMember, Outcome, PACK_OBJECTS_MAX, PACK_USAGE_PAGE_MAX, PackMove, PackUsage,
+    PartData, StripedBlob,
+};
+use md5::Digest as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pause between compaction rounds.
+pub const COMPACT_INTERVAL_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// A pack younger than this is left alone: objects written together are often deleted
+/// together (temporary files, sessions), and a pack just written under low load may be joined
+/// by others before it is worth merging.
+pub const COMPACT_MIN_AGE_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Share of the time a round may be busy, as garbage collection's.
+pub const COMPACT_BUSY_SHARE_DEFAULT: f64 = 0.25;
+/// A pack of at most this many bytes of data is merged with others of its lane: at 5+4 its
+/// shards are at most 13 KiB each, mostly filesystem blocks' padding and per-file cost.
+pub const SMALL_PACK_BYTES: u64 = 64 * 1024;
+/// Packs considered by one round at most (their usage is held in memory while it runs).
+const ROUND_PACKS_MAX: usize = 4096;
+
+/// The compactor's fault points: its commit's answer lost or wrongly refused, and a crash
+/// between the new pack's write and its commit (`services.compact.before-commit`).
+const COMPACT_FAULTS: AnswerFaults =
+    AnswerFaults { lost: "services.compact.answer-lost", wrong: "services.compact.answer-wrong" };
+
+#[derive(Clone, Debug)]
+pub struct CompactConfig {
+    /// `COMPACT_INTERVAL_MS_DEFAULT`.
+    pub interval: Duration,
+    /// `COMPACT_MIN_AGE_MS_DEFAULT`.
+    pub min_age: Duration,
+    /// `COMPACT_BUSY_SHARE_DEFAULT`.
+    pub busy_share: f64,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(COMPACT_INTERVAL_MS_DEFAULT),
+            min_age: Duration::from_millis(COMPACT_MIN_AGE_MS_DEFAULT),
+            busy_share: COMPACT_BUSY_SHARE_DEFAULT,
+        }
+    }
+}
+
+/// Runs compaction rounds forever, while this process holds the `compact` lease.
+pub async fn run(services: Arc<Services>, config: CompactConfig) {
+    let lease_duration = (config.interval * 3).max(Duration::from_secs(30));
+    let mut lease = Lease::new("compact", services.holder.clone(), lease_duration);
+    let cycle = DutyCycle::new(config.busy_share);
+    loop {
+        tokio::time::sleep(config.interval).await;
+        match lease.take(services.metadata.as_ref()).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the compaction lease; retrying later");
+                continue;
+            }
+        }
+        match compact(&services, &config, cycle, &mut lease).await {
+            Ok(done) if done.packs_freed == 0 && done.objects_moved == 0 => {}
+            Ok(done) => tracing::info!(
+                objects = done.objects_moved,
+                bytes = done.bytes_moved,
+                packs_written = done.packs_written,
+                packs_freed = done.packs_freed,
+                "packs compacted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "compaction round failed; retrying later"),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Compacted {
+    pub objects_moved: usize,
+    pub bytes_moved: u64,
+    pub packs_written: usize,
+    /// Old packs every live object of which was moved (garbage from then on).
+    pub packs_freed: usize,
+}
+
+/// One round: every pack's usage, then each group of candidates rewritten as one pack.
+pub async fn compact(
+    services: &Services,
+    config: &CompactConfig,
+    cycle: DutyCycle,
+    lease: &mut Lease,
+) -> ServiceResult<Compacted> {
+    let mut usages = Vec::new();
+    let mut after = None;
+    let now_ms = ignifuge_types::time::now_ms();
+    loop {
+        let step = cycle.step();
+        let page = services.metadata.pack_usage(after, PACK_USAGE_PAGE_MAX).await?;
+        let min_age_ms = config.min_age.as_millis() as i64;
+        usages.extend(page.packs.into_iter().filter(|u| is_candidate(u, now_ms, min_age_ms)));
+        step.rest().await;
+        match page.next {
+            Some(next) if usages.len() < ROUND_PACKS_MAX => after = Some(next),
+            _ => break,
+        }
+    }
+    let stripe_bytes = services.data.stripe_data_bytes() as u64;
+    let mut done = Compacted::default();
+    for group in groups(usages, stripe_bytes) {
+        if !lease.keep(services.metadata.as_ref()).await? {
+            tracing::info!(holder = lease.holder(), "the compaction lease went to another worker");
+            break;
+        }
+        let step = cycle.step();
+        rewrite(services, &group, &mut done).await?;
+        step.rest().await;
+    }
+    Ok(done)
+}
+
+/// A pack worth rewriting: old enough, every member naming its version, and at least half dead
+/// or small.
+fn is_candidate(usage: &PackUsage, now_ms: i64, min_age_ms: i64) -> bool {
+    usage.compactable
+        && usage.live_objects > 0
+        && now_ms.saturating_sub(usage.pack.born_ms) >= min_age_ms
+        && (is_sparse(usage) || usage.data_len <= SMALL_PACK_BYTES)
+}
+
+/// At least half the pack's bytes belong to no live object.
+fn is_sparse(usage: &PackUsage) -> bool {
+    usage.live_bytes.saturating_mul(2) <= usage.data_len
+}
+
+/// Candidates grouped into new packs: by lane (of their largest live object, as the packer
+/// chose), in order, while the live bytes fit the lane's pack and the objects one command. A
+/// group of one pack is kept only if that pack is sparse (rewriting a small full pack alone
+/// frees nothing).
+fn groups(usages: Vec<PackUsage>, stripe_bytes: u64) -> Vec<Vec<PackUsage>> {
+    let mut open: std::collections::BTreeMap<usize, Vec<PackUsage>> = Default::default();
+    let mut out = Vec::new();
+    for usage in usages {
+        let lane = lane_of(usage.largest_live as usize);
+        let limit = lane_pack_bytes(lane, stripe_bytes as usize) as u64;
+        let group = open.entry(lane).or_default();
+        let bytes: u64 = group.iter().map(|u| u.live_bytes).sum();
+        let objects: u32 = group.iter().map(|u| u.live_objects).sum();
+        let fits = bytes + usage.live_bytes <= limit && (objects + usage.live_objects) as usize <= PACK_OBJECTS_MAX;
+        if !fits && !group.is_empty() {
+            out.push(std::mem::take(group));
+        }
+        group.push(usage);
+    }
+    out.extend(open.into_values());
+    out.retain(|group| group.len() > 1 || group.first().is_some_and(is_sparse));
+    out
+}
+
+/// Reads the live objects of `group`'s packs, writes them as one new pack and commits the moves.
+async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted) -> ServiceResult<()> {
+    let mut data = services.data.pack_buffer(group.iter().map(|u| u.live_bytes as usize).sum());
+    let mut moves = Vec::new();
+    let mut from_packs = Vec::new();
+    for usage in group {
+        let members = services.metadata.pack_members(usage.pack.blob.clone()).await?;
+        if members.is_empty() {
+            continue;
+        }
+        let bytes = match read_pack(services, &usage.pack, usage.data_len).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(pack = %usage.pack.blob, error = %e, "pack not readable now; not compacted this round");
+                continue;
+            }
+        };
+        let mut took_all = true;
+        for member in members {
+            match checked_body(&member, &bytes) {
+                Some(body) if moves.len() < PACK_OBJECTS_MAX => {
+                    let DataLocation::Packed(from) = member.part.location else { unreachable!("checked") };
+                    moves.push(PackMove {
+                        bucket: member.bucket,
+                        key: member.key,
+                        version: member.version,
+                        from,
+                        offset: data.len() as u64,
+                    });
+                    data.extend_from_slice(body);
+                }
+                _ => took_all = false,
+            }
+        }
+        if took_all {
+            from_packs.push(usage.pack.blob.clone());
+        }
+    }
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let blob = new_blob_id();
+    // Until the commit has answered: the orphan sweep spares the new pack's shards meanwhile.
+    let _intent = services.data.intents.begin(blob.clone());
+    let bytes_moved = data.len() as u64;
+    let pack = services.data.write_pack(blob.clone(), ignifuge_types::time::now_ms(), data).await?;
+    if ignifuge_faults::hit("services.compact.before-commit").is_some() {
+        return Err(crate::ServiceError::Internal("fault point: before the repack's commit".into()));
+    }
+    let count = moves.len();
+    let command = Command::RepackObjects { pack, moves };
+    match commit::answer_at(services.metadata.as_ref(), command, COMPACT_FAULTS).await {
+        Ok(Outcome::Repacked(moved)) if moved.len() == count => {
+            let n = moved.iter().filter(|m| **m).count();
+            if n == 0 {
+                // Nothing moved: the pack was not admitted, nothing references it.
+                commit::give_up(services.metadata.clone(), services.data.clone(), vec![blob]);
+                return Ok(());
+            }
+            done.objects_moved += n;
+            done.bytes_moved += bytes_moved;
+            done.packs_written += 1;
+            // An old pack is freed when all of its members moved; one whose object changed
+            // meanwhile was freed by that change or is still held by it.
+            if n == count {
+                done.packs_freed += from_packs.len();
+            }
+            Ok(())
+        }
+        Ok(other) => {
+            tracing::warn!(pack = %blob, answer = ?other, "a repack was answered with something else; nothing given up");
+            Ok(())
+        }
+        Err(e) => {
+            if e.is_known_refusal() {
+                commit::give_up(services.metadata.clone(), services.data.clone(), vec![blob]);
+            } else {
+                tracing::warn!(pack = %blob, error = %e, "repack commit outcome unknown; its shards are left to the fenced orphan sweep");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The whole data of a pack, each shard checked against its BLAKE3 as it is read.
+async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> ServiceResult<Vec<u8>> {
+    let whole = PartData {
+        part_number: 1,
+        size: data_len,
+        etag: String::new(),
+        checksums: Default::default(),
+        location: DataLocation::Striped(pack.clone()),
+        last_modified_ms: 0,
+        started_ms: 0,
+    };
+    let mut stream = services.data.read_range(vec![whole], 0..data_len, services.metadata.clone());
+    let mut bytes = Vec::with_capacity(data_len as usize);
+    while let Some(piece) = stream.next().await {
+        bytes.extend_from_slice(&piece?);
+    }
+    if bytes.len() as u64 != data_len {
+        return Err(crate::ServiceError::Internal(format!(
+            "pack {} read {} of {data_len} bytes",
+            pack.blob,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A member's bytes in its pack's data, if they are whole and match the object's MD5 (its
+/// part's ETag): bytes that cannot be vouched for are never written again.
+fn checked_body<'a>(member: &LivePackMember, pack: &'a [u8]) -> Option<&'a [u8]> {
+    let DataLocation::Packed(slice) = &member.part.location else { return None };
+    let start = usize::try_from(slice.offset).ok()?;
+    let body = pack.get(start..start.checked_add(usize::try_from(member.part.size).ok()?)?)?;
+    let md5 = hex::encode(md5::Md5::digest(body));
+    if !member.part.etag.eq_ignore_ascii_case(&md5) {
+        tracing::error!(key = %member.key, pack = %slice.pack.blob, "a packed object's bytes do not match its MD5; not moved");
+        return None;
+    }
+    Some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_types::BlobId;
+
+    fn usage(name: &str, data_len: u64, live_objects: u32, live_bytes: u64, largest_live: u64) -> PackUsage {
+        PackUsage {
+            pack: StripedBlob {
+                blob: BlobId::new(name),
+                data_shards: 5,
+                parity_shards: 4,
+                shard_size_bytes: 1 << 20,
+                stripe_count: 1,
+                first_stripe: 0,
+                stripes: Vec::new(),
+                born_ms: 1_000,
+            },
+            data_len,
+            objects: live_objects * 2,
+            live_objects,
+            live_bytes,
+            largest_live,
+            compactable: true,
+        }
+    }
+
+    fn names(groups: &[Vec<PackUsage>]) -> Vec<Vec<&str>> {
+        groups.iter().map(|g| g.iter().map(|u| u.pack.blob.0.as_str()).collect()).collect()
+    }
+
+    #[test]
+    fn candidates_are_old_enough_sparse_or_small_and_name_their_members() {
+        let kib = 1024;
+        let sparse = usage("sparse", 256 * kib, 10, 128 * kib, 16 * kib);
+        assert!(is_candidate(&sparse, 2_000, 1_000), "half dead");
+        assert!(!is_candidate(&sparse, 1_500, 1_000), "too young");
+        let full = usage("full", 256 * kib, 60, 200 * kib, 16 * kib);
+        assert!(!is_candidate(&full, 2_000, 0), "large and mostly live");
+        let small = usage("small", 8 * kib, 2, 8 * kib, 4 * kib);
+        assert!(is_candidate(&small, 2_000, 0), "small, even if full");
+        let old = PackUsage { compactable: false, ..small.clone() };
+        assert!(!is_candidate(&old, 2_000, 0), "members written before format 9");
+        let empty = PackUsage { live_objects: 0, live_bytes: 0, ..small };
+        assert!(!is_candidate(&empty, 2_000, 0), "nothing live: garbage already");
+    }
+
+    #[test]
+    fn groups_fill_a_lanes_pack_and_a_lone_full_pack_is_left() {
+        let kib = 1024;
+        let stripe = 5 << 20;
+        // Small lane (<= 16 KiB objects): packs of at most 256 KiB of live bytes.
+        let a = usage("a", 60 * kib, 10, 40 * kib, 4 * kib);
+        let b = usage("b", 256 * kib, 20, 100 * kib, 8 * kib);
+        let c = usage("c", 256 * kib, 30, 120 * kib, 16 * kib);
+        // Middle lane: one sparse pack alone is worth it; one small full pack alone is not.
+        let d = usage("d", 2048 * kib, 4, 512 * kib, 128 * kib);
+        let e = usage("e", 60 * kib, 1, 60 * kib, 60 * kib);
+        let grouped = groups(vec![a, b, c, d, e], stripe);
+        assert_eq!(names(&grouped), [vec!["a", "b"], vec!["c"], vec!["d", "e"]]);
+        let lone_full = usage("f", 40 * kib, 1, 40 * kib, 40 * kib);
+        assert!(groups(vec![lone_full], stripe).is_empty(), "rewriting it alone frees nothing");
+        // The command's limit on objects.
+        let many: Vec<PackUsage> = (0..3).map(|i| usage(&format!("m{i}"), 64 * kib, 200, 30 * kib, kib)).collect();
+        assert_eq!(names(&groups(many, stripe)), [vec!["m0", "m1"], vec!["m2"]]);
+    }
+
+    #[test]
+    fn only_bytes_matching_the_objects_md5_are_moved() {
+        let pack_bytes = b"hello, world".to_vec();
+        let header = usage("p", 12, 1, 5, 5).pack;
+        let member = |offset: u64, size: u64, etag: String| LivePackMember {
+            bucket: ignifuge_types::BucketName::new("b"),
+            key: ignifuge_types::ObjectKey::new("k"),
+            version: ignifuge_types::VersionId::new("null"),
+            part: PartData {
+                part_number: 1,
+                size,
+                etag,
+                checksums: Default::default(),
+                location: DataLocation::Packed(ignifuge_meta::PackedSlice { pack: header.clone(), offset, slot: 0 }),
+                last_modified_ms: 0,
+                started_ms: 0,
+            },
+        };
+        let md5 = |b: &[u8]| hex::encode(md5::Md5::digest(b));
+        assert_eq!(checked_body(&member(7, 5, md5(b"world")), &pack_bytes), Some(&b"world"[..]));
+        assert_eq!(checked_body(&member(7, 5, md5(b"World")), &pack_bytes), None, "another MD5");
+        assert_eq!(checked_body(&member(10, 5, md5(b"ld")), &pack_bytes), None, "past the pack's data");
+    }
+}
