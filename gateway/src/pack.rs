@@ -244,7 +244,6 @@ fn take_fitting<T>(
 }
 
 /// The lane of a body of `len` bytes.
-/// The lane of a body of `len` bytes.
 pub fn lane_of(len: usize) -> usize {
     LANES.iter().position(|&(body_max, _)| len <= body_max).unwrap_or(LANES.len() - 1)
 }

@@ -1057,11 +1057,11 @@ impl StateMachine {
         let striped = match location {
             DataLocation::Striped(striped) => striped,
             DataLocation::Inline(_) => return Ok(()),
-            // Only `PutPacked` references a pack, recording the slot it takes: a slice named
-            // anywhere else would hold a pack that no member key keeps.
+            // Only `PutPacked` and `RepackObjects` reference a pack, recording the slot each
+            // object takes: a slice named anywhere else would hold a pack that no member key keeps.
             DataLocation::Packed(slice) => {
                 return Err(MetaError::InvalidPart(format!(
-                    "pack {} is only written by its PutPacked",
+                    "pack {} is only written by its PutPacked or RepackObjects",
                     slice.pack.blob
                 )));
             }

@@ -363,7 +363,8 @@ pub struct PackRecord {
 
 /// What a pack's member key (`keys::pack_member`) holds: the version whose record references
 /// the slot, so that packs can be compacted without a scan of every record. Members written
-/// before data format 9 hold nothing (`None` when read): their packs are never compacted.
+/// before data format 9 hold an empty value, which does not decode as one: their packs are never
+/// compacted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackMember {
     pub bucket: BucketName,

@@ -2217,3 +2217,44 @@ fn pack_usage_pages_through_packs_in_id_order() {
     }
     assert_eq!(seen, ["pk0", "pk1", "pk2", "pk3", "pk4"]);
 }
+
+#[test]
+fn a_repack_keeps_a_pack_with_a_member_left_moves_a_non_current_null_version_and_is_refused_if_fenced() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let d = WriteCondition::default;
+    logged(&m, "p1", packed(&m, "b1", "pk1", &[("x", d()), ("y", d())])).unwrap();
+    let live = members(&m, "pk1");
+    // Only x moves: y still holds pk1, which must stay out of the garbage.
+    let command = repack("new", &[&live[0]]);
+    let Outcome::Repacked(moved) = logged(&m, "r1", command.clone()).unwrap() else { panic!() };
+    assert_eq!(moved, [true]);
+    assert!(!is_garbage(&m, "pk1") && has(&m, "n/pk1") && has(&m, "m/pk1/00000001"), "y still holds pk1");
+    assert_eq!(slice_of(&version(&m, "b1", "y", None).unwrap()).0, "pk1");
+    // The same proposal again (a retry): its recorded outcome, nothing applied twice.
+    assert_eq!(logged(&m, "r1", command).unwrap(), Outcome::Repacked(vec![true]));
+    assert_eq!(slice_of(&version(&m, "b1", "x", None).unwrap()), ("new".to_string(), 0, 0));
+
+    // A new pack fenced by the orphan sweep before the repack applies (its compactor's answer
+    // was lost, the sweep found its shards unreferenced): refused whole, nothing moved.
+    let fenced = m.apply(Command::ReclaimOrphans { blobs: blobs(&["late"]), now_ms: 10, grace_ms: 0 }).unwrap();
+    assert_eq!(fenced, Outcome::Reclaimable(blobs(&["late"])));
+    let refused = logged(&m, "r2", repack("late", &[&live[1]]));
+    assert!(matches!(refused, Err(MetaError::BlobReclaimed(_))), "{refused:?}");
+    assert_eq!(slice_of(&version(&m, "b1", "y", None).unwrap()).0, "pk1", "y not moved");
+    assert!(has(&m, "m/pk1/00000001") && !has(&m, "m/late/00000000"));
+
+    // A null version made non-current by versioning: moved by its id "null".
+    bucket(&m, "a", "s1").unwrap();
+    logged(&m, "p2", packed(&m, "s1", "npk", &[("n", d())])).unwrap();
+    set_versioning(&m, "s1", VersioningStatus::Enabled);
+    m.apply(Command::PutObject { bucket: bref(&m, "s1"), record: object("n", "n2", 1), condition: d() }).unwrap();
+    let null = members(&m, "npk").remove(0);
+    assert_eq!(null.version.0, NULL_VERSION);
+    let Outcome::Repacked(moved) = logged(&m, "r3", repack("npk2", &[&null])).unwrap() else { panic!() };
+    assert_eq!(moved, [true]);
+    let moved_null = version(&m, "s1", "n", Some(&VersionId::new(NULL_VERSION))).unwrap();
+    assert_eq!(slice_of(&moved_null), ("npk2".to_string(), 0, 0));
+    assert!(is_garbage(&m, "npk"));
+    assert_eq!(version(&m, "s1", "n", None).unwrap().etag, "n2", "the current version untouched");
+}

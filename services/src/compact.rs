@@ -32,6 +32,7 @@ use ignifuge_meta::{
     Command, DataLocation, LivePackMember, Outcome, PACK_OBJECTS_MAX, PACK_USAGE_PAGE_MAX, PackMove, PackUsage,
     PartData, StripedBlob,
 };
+use ignifuge_types::BlobId;
 use md5::Digest as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,7 @@ pub async fn run(services: Arc<Services>, config: CompactConfig) {
     let lease_duration = (config.interval * 3).max(Duration::from_secs(30));
     let mut lease = Lease::new("compact", services.holder.clone(), lease_duration);
     let cycle = DutyCycle::new(config.busy_share);
+    let mut cursor = None;
     loop {
         tokio::time::sleep(config.interval).await;
         match lease.take(services.metadata.as_ref()).await {
@@ -90,7 +92,7 @@ pub async fn run(services: Arc<Services>, config: CompactConfig) {
                 continue;
             }
         }
-        match compact(&services, &config, cycle, &mut lease).await {
+        match compact(&services, &config, cycle, &mut lease, &mut cursor).await {
             Ok(done) if done.packs_freed == 0 && done.objects_moved == 0 => {}
             Ok(done) => tracing::info!(
                 objects = done.objects_moved,
@@ -114,48 +116,67 @@ pub struct Compacted {
     pub packs_freed: usize,
 }
 
-/// One round: every pack's usage, then each group of candidates rewritten as one pack.
+/// One round: the usage of packs from `cursor` on, then each group of candidates rewritten as
+/// one pack. A round that stops at `ROUND_PACKS_MAX` candidates leaves `cursor` where it stopped
+/// and the next goes on from there (else from the first pack), so no pack waits forever behind
+/// others that cannot be compacted. A group that fails is logged and the round goes on.
 pub async fn compact(
     services: &Services,
     config: &CompactConfig,
     cycle: DutyCycle,
     lease: &mut Lease,
+    cursor: &mut Option<BlobId>,
 ) -> ServiceResult<Compacted> {
-    let mut usages = Vec::new();
-    let mut after = None;
     let now_ms = ignifuge_types::time::now_ms();
+    let min_age_ms = config.min_age.as_millis() as i64;
+    let stripe_bytes = services.data.stripe_data_bytes();
+    let mut candidates = Vec::new();
+    let mut partners = Partners::default();
+    let mut after = cursor.take();
     loop {
         let step = cycle.step();
         let page = services.metadata.pack_usage(after, PACK_USAGE_PAGE_MAX).await?;
-        let min_age_ms = config.min_age.as_millis() as i64;
-        usages.extend(page.packs.into_iter().filter(|u| is_candidate(u, now_ms, min_age_ms)));
+        for usage in page.packs.into_iter().filter(|u| is_eligible(u, now_ms, min_age_ms)) {
+            if is_candidate(&usage) {
+                candidates.push(usage);
+            } else {
+                partners.offer(usage);
+            }
+        }
         step.rest().await;
         match page.next {
-            Some(next) if usages.len() < ROUND_PACKS_MAX => after = Some(next),
-            _ => break,
+            Some(next) if candidates.len() >= ROUND_PACKS_MAX => {
+                *cursor = Some(next);
+                break;
+            }
+            Some(next) => after = Some(next),
+            None => break,
         }
     }
-    let stripe_bytes = services.data.stripe_data_bytes() as u64;
     let mut done = Compacted::default();
-    for group in groups(usages, stripe_bytes) {
+    for group in groups(candidates, partners, stripe_bytes) {
         if !lease.keep(services.metadata.as_ref()).await? {
             tracing::info!(holder = lease.holder(), "the compaction lease went to another worker");
             break;
         }
         let step = cycle.step();
-        rewrite(services, &group, &mut done).await?;
+        if let Err(e) = rewrite(services, &group, &mut done).await {
+            tracing::warn!(packs = group.len(), error = %e, "a group of packs was not compacted; going on with the next");
+        }
         step.rest().await;
     }
     Ok(done)
 }
 
-/// A pack worth rewriting: old enough, every member naming its version, and at least half dead
-/// or small.
-fn is_candidate(usage: &PackUsage, now_ms: i64, min_age_ms: i64) -> bool {
-    usage.compactable
-        && usage.live_objects > 0
-        && now_ms.saturating_sub(usage.pack.born_ms) >= min_age_ms
-        && (is_sparse(usage) || usage.data_len <= SMALL_PACK_BYTES)
+/// A pack the compactor may touch: old enough, holding live objects, every member naming its
+/// version.
+fn is_eligible(usage: &PackUsage, now_ms: i64, min_age_ms: i64) -> bool {
+    usage.compactable && usage.live_objects > 0 && now_ms.saturating_sub(usage.pack.born_ms) >= min_age_ms
+}
+
+/// A pack worth rewriting: at least half dead, or small.
+fn is_candidate(usage: &PackUsage) -> bool {
+    is_sparse(usage) || usage.data_len <= SMALL_PACK_BYTES
 }
 
 /// At least half the pack's bytes belong to no live object.
@@ -163,26 +184,62 @@ fn is_sparse(usage: &PackUsage) -> bool {
     usage.live_bytes.saturating_mul(2) <= usage.data_len
 }
 
-/// Candidates grouped into new packs: by lane (of their largest live object, as the packer
-/// chose), in order, while the live bytes fit the lane's pack and the objects one command. A
-/// group of one pack is kept only if that pack is sparse (rewriting a small full pack alone
-/// frees nothing).
-fn groups(usages: Vec<PackUsage>, stripe_bytes: u64) -> Vec<Vec<PackUsage>> {
-    let mut open: std::collections::BTreeMap<usize, Vec<PackUsage>> = Default::default();
-    let mut out = Vec::new();
-    for usage in usages {
-        let lane = lane_of(usage.largest_live as usize);
-        let limit = lane_pack_bytes(lane, stripe_bytes as usize) as u64;
-        let group = open.entry(lane).or_default();
+/// The lane of a pack: its largest live object's, as the packer chose.
+fn lane(usage: &PackUsage) -> usize {
+    lane_of(usage.largest_live as usize)
+}
+
+/// For each lane, the eligible pack that is not a candidate with the fewest live bytes: what a
+/// small pack left alone in its lane is merged into.
+#[derive(Default)]
+struct Partners(std::collections::BTreeMap<usize, PackUsage>);
+
+impl Partners {
+    fn offer(&mut self, usage: PackUsage) {
+        let slot = self.0.entry(lane(&usage));
+        match slot {
+            std::collections::btree_map::Entry::Occupied(mut held) if usage.live_bytes < held.get().live_bytes => {
+                held.insert(usage);
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
+            std::collections::btree_map::Entry::Vacant(empty) => {
+                empty.insert(usage);
+            }
+        }
+    }
+}
+
+/// Candidates grouped into new packs: by lane, in order, while the live bytes fit the lane's
+/// pack and the objects one command. A group of one pack that is not sparse (a small pack alone
+/// in its lane) is merged into its lane's partner if both fit one pack, else left: rewriting a
+/// small full pack alone frees nothing.
+fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usize) -> Vec<Vec<PackUsage>> {
+    let fits = |group: &[PackUsage], usage: &PackUsage| {
         let bytes: u64 = group.iter().map(|u| u.live_bytes).sum();
         let objects: u32 = group.iter().map(|u| u.live_objects).sum();
-        let fits = bytes + usage.live_bytes <= limit && (objects + usage.live_objects) as usize <= PACK_OBJECTS_MAX;
-        if !fits && !group.is_empty() {
+        bytes + usage.live_bytes <= lane_pack_bytes(lane(usage), stripe_bytes) as u64
+            && (objects + usage.live_objects) as usize <= PACK_OBJECTS_MAX
+    };
+    let mut open: std::collections::BTreeMap<usize, Vec<PackUsage>> = Default::default();
+    let mut out = Vec::new();
+    for usage in candidates {
+        let group = open.entry(lane(&usage)).or_default();
+        if !group.is_empty() && !fits(group, &usage) {
             out.push(std::mem::take(group));
         }
         group.push(usage);
     }
     out.extend(open.into_values());
+    for group in &mut out {
+        if let [alone] = group.as_slice()
+            && !is_sparse(alone)
+            && let Some(partner) = partners.0.remove(&lane(alone))
+        {
+            if fits(group, &partner) {
+                group.push(partner);
+            }
+        }
+    }
     out.retain(|group| group.len() > 1 || group.first().is_some_and(is_sparse));
     out
 }
@@ -233,6 +290,13 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
     let _intent = services.data.intents.begin(blob.clone());
     let bytes_moved = data.len() as u64;
     let pack = services.data.write_pack(blob.clone(), ignifuge_types::time::now_ms(), data).await?;
+    if pack.stripes.iter().any(|stripe| stripe.debt) {
+        // Written below the class's budget (nodes down, the outage policy doubling shards up):
+        // moving objects into it would lower their margin. Nothing names it yet.
+        services.data.discard(blob.clone());
+        tracing::info!(pack = %blob, "compaction waits: its new pack was written with durability debt (nodes down); discarded");
+        return Ok(());
+    }
     if ignifuge_faults::hit("services.compact.before-commit").is_some() {
         return Err(crate::ServiceError::Internal("fault point: before the repack's commit".into()));
     }
@@ -262,6 +326,7 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         }
         Err(e) => {
             if e.is_known_refusal() {
+                tracing::warn!(pack = %blob, error = %e, "repack refused; its new pack is given up through the fence");
                 commit::give_up(services.metadata.clone(), services.data.clone(), vec![blob]);
             } else {
                 tracing::warn!(pack = %blob, error = %e, "repack commit outcome unknown; its shards are left to the fenced orphan sweep");
@@ -314,7 +379,6 @@ fn checked_body<'a>(member: &LivePackMember, pack: &'a [u8]) -> Option<&'a [u8]>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_types::BlobId;
 
     fn usage(name: &str, data_len: u64, live_objects: u32, live_bytes: u64, largest_live: u64) -> PackUsage {
         PackUsage {
@@ -345,36 +409,45 @@ mod tests {
     fn candidates_are_old_enough_sparse_or_small_and_name_their_members() {
         let kib = 1024;
         let sparse = usage("sparse", 256 * kib, 10, 128 * kib, 16 * kib);
-        assert!(is_candidate(&sparse, 2_000, 1_000), "half dead");
-        assert!(!is_candidate(&sparse, 1_500, 1_000), "too young");
+        assert!(is_eligible(&sparse, 2_000, 1_000) && is_candidate(&sparse), "half dead");
+        assert!(!is_eligible(&sparse, 1_500, 1_000), "too young");
         let full = usage("full", 256 * kib, 60, 200 * kib, 16 * kib);
-        assert!(!is_candidate(&full, 2_000, 0), "large and mostly live");
+        assert!(is_eligible(&full, 2_000, 0) && !is_candidate(&full), "large and mostly live");
         let small = usage("small", 8 * kib, 2, 8 * kib, 4 * kib);
-        assert!(is_candidate(&small, 2_000, 0), "small, even if full");
+        assert!(is_candidate(&small), "small, even if full");
         let old = PackUsage { compactable: false, ..small.clone() };
-        assert!(!is_candidate(&old, 2_000, 0), "members written before format 9");
+        assert!(!is_eligible(&old, 2_000, 0), "members written before format 9");
         let empty = PackUsage { live_objects: 0, live_bytes: 0, ..small };
-        assert!(!is_candidate(&empty, 2_000, 0), "nothing live: garbage already");
+        assert!(!is_eligible(&empty, 2_000, 0), "nothing live: garbage already");
     }
 
     #[test]
-    fn groups_fill_a_lanes_pack_and_a_lone_full_pack_is_left() {
+    fn groups_fill_a_lanes_pack_and_a_lone_small_pack_joins_its_lanes_emptiest_other() {
         let kib = 1024;
         let stripe = 5 << 20;
         // Small lane (<= 16 KiB objects): packs of at most 256 KiB of live bytes.
         let a = usage("a", 60 * kib, 10, 40 * kib, 4 * kib);
         let b = usage("b", 256 * kib, 20, 100 * kib, 8 * kib);
         let c = usage("c", 256 * kib, 30, 120 * kib, 16 * kib);
-        // Middle lane: one sparse pack alone is worth it; one small full pack alone is not.
+        // Middle lane: one sparse pack alone is worth it.
         let d = usage("d", 2048 * kib, 4, 512 * kib, 128 * kib);
         let e = usage("e", 60 * kib, 1, 60 * kib, 60 * kib);
-        let grouped = groups(vec![a, b, c, d, e], stripe);
+        let grouped = groups(vec![a, b, c, d, e], Partners::default(), stripe);
         assert_eq!(names(&grouped), [vec!["a", "b"], vec!["c"], vec!["d", "e"]]);
-        let lone_full = usage("f", 40 * kib, 1, 40 * kib, 40 * kib);
-        assert!(groups(vec![lone_full], stripe).is_empty(), "rewriting it alone frees nothing");
+        // A small full pack alone: left, unless its lane has a pack with room for it.
+        let lone = || usage("f", 40 * kib, 1, 40 * kib, 40 * kib);
+        assert!(groups(vec![lone()], Partners::default(), stripe).is_empty(), "rewriting it alone frees nothing");
+        let mut partners = Partners::default();
+        partners.offer(usage("big", 2000 * kib, 30, 1990 * kib, 100 * kib));
+        partners.offer(usage("roomy", 900 * kib, 20, 800 * kib, 100 * kib));
+        partners.offer(usage("other-lane", 200 * kib, 40, 150 * kib, 10 * kib));
+        assert_eq!(names(&groups(vec![lone()], partners, stripe)), [vec!["f", "roomy"]], "the emptiest of its lane");
+        let mut partners = Partners::default();
+        partners.offer(usage("big", 2000 * kib, 30, 2030 * kib, 100 * kib));
+        assert!(groups(vec![lone()], partners, stripe).is_empty(), "no room: left");
         // The command's limit on objects.
         let many: Vec<PackUsage> = (0..3).map(|i| usage(&format!("m{i}"), 64 * kib, 200, 30 * kib, kib)).collect();
-        assert_eq!(names(&groups(many, stripe)), [vec!["m0", "m1"], vec!["m2"]]);
+        assert_eq!(names(&groups(many, Partners::default(), stripe)), [vec!["m0", "m1"], vec!["m2"]]);
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub const PACK_USAGE_PAGE_MAX: usize = 256;
 impl StateMachine {
     /// Every pack whose member keys `batch` deletes and that has no other member left becomes
     /// garbage in the same batch (its record moves from `n/` to `g/`, for the collector). Only
-    /// the `PutPacked` that writes a pack adds its members, so the state before the command and
-    /// the batch's deletions say exactly what is left; reading at most one live member more than
+    /// the command that writes a pack (`PutPacked`, `RepackObjects`: a new blob each) adds its
+    /// members, so the state before the command and the batch's deletions say exactly what is
+    /// left of a pack the batch frees slots of; reading at most one live member more than
     /// the batch deletes of a pack tells whether another remains (the scan also steps over the
     /// tombstones of the pack's slots freed before, at most `PACK_OBJECTS_MAX`). A pack record
     /// that does not decode is left where it is, on every replica alike (its shards stay: a
