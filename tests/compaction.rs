@@ -44,12 +44,12 @@ const COMPACTING: [(&str, &str); 4] = [
     ("IGNIFUGE_GC_GRACE_MS", "2000"),
     ("IGNIFUGE_GC_INTERVAL_MS", "300"),
     ("IGNIFUGE_COMPACT_INTERVAL_MS", "500"),
-    ("IGNIFUGE_COMPACT_MIN_AGE_MS", "15000"),
+    ("IGNIFUGE_COMPACT_MIN_AGE_MS", "25000"),
 ];
 const GC_GRACE_MS: u64 = 2000;
 /// No pack is compacted before `fill_and_thin` is done (checked): the packs it leaves are each
 /// small (<= 64 KiB) or mostly deleted, so every one of them is to be compacted.
-const MIN_AGE_MS: u64 = 15000;
+const MIN_AGE_MS: u64 = 25000;
 
 async fn put_version(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> Option<String> {
     let put = s3.put_object().bucket(bucket).key(key).body(data.to_vec().into()).send().await;
@@ -115,17 +115,17 @@ async fn fill_and_thin(cluster: &Cluster, test: &str) -> (Vec<Live>, Vec<String>
     // Packs that held only deleted objects are collected after the grace: the packs left are
     // those on disk once that has passed and the set holds still.
     tokio::time::sleep(Duration::from_millis(GC_GRACE_MS + 500)).await;
-    let mut old = blobs_on_disk(cluster);
-    loop {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut old, mut same) = (blobs_on_disk(cluster), 0);
+    while same < 2 {
+        assert!(Instant::now() < deadline, "the packs on disk never held still: {old:?}");
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let now = blobs_on_disk(cluster);
-        if now == old {
-            break;
-        }
+        same = if now == old { same + 1 } else { 0 };
         old = now;
     }
     assert!(
-        started.elapsed() < Duration::from_millis(MIN_AGE_MS - 2000),
+        started.elapsed() < Duration::from_millis(MIN_AGE_MS - 3000),
         "filling took {:?}: packs may have been compacted before the deletes",
         started.elapsed()
     );
@@ -201,7 +201,8 @@ async fn packs_left_mostly_deleted_or_small_are_merged_and_every_version_reads_b
         assert_all_read_back(&cluster, gateway, &live, &deleted, "after compaction").await;
     }
     assert!(gateway_log(&cluster).contains("packs compacted"), "the compactor said what it did");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once it is old enough to be compacted, and a few rounds more: left alone.
+    tokio::time::sleep(Duration::from_millis(MIN_AGE_MS + 3000)).await;
     assert_eq!(blobs_on_disk(&cluster), now, "a compacted pack, neither small nor sparse, is left alone");
     // The new pack is freed like any other once its objects go.
     let s3 = cluster.s3_client();
@@ -308,12 +309,16 @@ async fn packs_are_not_compacted_into_a_pack_written_with_durability_debt() {
     let mut cluster = Cluster::start_with_env(&COMPACTING).await;
     let (live, deleted, old) = fill_and_thin(&cluster, "packs_are_not_compacted_into_a_pack_with_debt").await;
     cluster.kill_processes(&["dc3-n1", "dc3-n2", "dc3-n3"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !gateway_log(&cluster).contains("compaction waits") {
-        assert!(Instant::now() < deadline, "the compactor never tried\n{}", cluster.log_tails(10));
+    // Two rounds that wrote a pack, found it with debt and discarded it.
+    let discarded = "its new pack was written with durability debt";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while gateway_log(&cluster).matches(discarded).count() < 2 {
+        assert!(Instant::now() < deadline, "the compactor did not try twice\n{}", cluster.log_tails(10));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(!gateway_log(&cluster).contains("packs compacted"), "nothing is committed while the pack has debt");
+    let report = cluster.durability();
+    assert_eq!(report["debt_stripes"], 0, "no stripe with debt was committed: {report:#}");
     assert_all_read_back(&cluster, 0, &live, &deleted, "with a datacenter down").await;
     cluster.revive(Duration::from_secs(60));
     wait_for_old_packs_to_go(&cluster, &old, &live, &deleted).await;

@@ -346,7 +346,9 @@ impl StateMachine {
                 let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::PutPacked { pack, objects } => self.put_packed(pack, objects, stamp, batch),
+            Command::PutPacked { pack, objects, member_versions } => {
+                self.put_packed(pack, objects, member_versions, stamp, batch)
+            }
             Command::RepackObjects { pack, moves } => self.repack_objects(pack, moves, stamp, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;

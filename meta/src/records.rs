@@ -688,6 +688,12 @@ pub enum Command {
     PutPacked {
         pack: StripedBlob,
         objects: Vec<PackedPut>,
+        /// Whether the member keys record their object's version (`PackMember`, data format
+        /// 9). Entries logged by a format-8 gateway decode as false and write empty members, as
+        /// format 8 did, so every replica holds the same state whichever side of an upgrade it
+        /// applied them on.
+        #[serde(default)]
+        member_versions: bool,
     },
     /// Compaction: the objects of `moves`, read from other packs, were written together in
     /// `pack` (one stripe, all its stripe records). Each version whose record still names its

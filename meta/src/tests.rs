@@ -1798,7 +1798,7 @@ fn packed(m: &StateMachine, b: &str, blob: &str, keys: &[(&str, WriteCondition)]
             PackedPut { bucket: bref(m, b), record, condition: condition.clone() }
         })
         .collect();
-    Command::PutPacked { pack, objects }
+    Command::PutPacked { pack, objects, member_versions: true }
 }
 
 fn logged(m: &StateMachine, id: &str, command: Command) -> Result<Outcome, MetaError> {
@@ -1866,7 +1866,10 @@ fn a_malformed_pack_is_refused_whole_and_only_put_packed_names_a_pack() {
     let DataLocation::Packed(slice) = &mut objects[0].record.parts[0].location else { panic!() };
     slice.pack.blob = BlobId::new("elsewhere");
     assert!(invalid(other), "a slice of another pack");
-    assert!(invalid(Command::PutPacked { pack: pack_blob("t5", 0), objects: Vec::new() }), "no object");
+    assert!(
+        invalid(Command::PutPacked { pack: pack_blob("t5", 0), objects: Vec::new(), member_versions: true }),
+        "no object"
+    );
     for blob in ["t1", "t2", "t3", "t4", "t5"] {
         assert!(!has(&m, &format!("b/{blob}")), "{blob} refused whole");
     }
@@ -2183,14 +2186,17 @@ fn a_malformed_repack_is_refused_whole_and_old_members_are_not_compactable() {
     assert_eq!(slice_of(&version(&m, "b1", "x", None).unwrap()).0, "pk1", "nothing moved");
     assert!(!has(&m, "b/t1") && !has(&m, "b/t2") && !has(&m, "b/t3"));
 
-    // A member written before members named their version (data format 8): the pack is not
-    // compactable, and its members are not listed.
-    let mut batch = ignifuge_kv::WriteBatch::new();
-    batch.put(b"m/pk1/00000001".to_vec(), Vec::new());
-    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    // A pack logged by a format-8 gateway (its entry has no `member_versions`, applied after the
+    // upgrade as before it): empty members, the pack not compactable, its members not listed.
+    let Command::PutPacked { pack, objects, .. } = packed(&m, "b1", "pk8", &[("z", d())]) else { panic!() };
+    let mut entry = serde_json::to_value(Command::PutPacked { pack, objects, member_versions: false }).unwrap();
+    entry["PutPacked"].as_object_mut().unwrap().remove("member_versions");
+    logged(&m, "p8", serde_json::from_value(entry).unwrap()).unwrap();
+    assert_eq!(m.kv().get(b"m/pk8/00000000").unwrap(), Some(Vec::new()));
     let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
-    assert!(!usage.packs[0].compactable);
-    assert!(members(&m, "pk1").is_empty());
+    let pk8 = usage.packs.iter().find(|u| u.pack.blob.0 == "pk8").unwrap();
+    assert!(!pk8.compactable && usage.packs.iter().filter(|u| u.compactable).count() == 1);
+    assert!(members(&m, "pk8").is_empty());
 }
 
 #[test]

@@ -21,7 +21,7 @@
 //! `CompactConfig::busy_share` of the time (`pace`).
 
 use crate::Services;
-use crate::error::ServiceResult;
+use crate::error::{ServiceError, ServiceResult};
 use crate::lease::Lease;
 use crate::pace::DutyCycle;
 use futures::StreamExt;
@@ -160,10 +160,19 @@ pub async fn compact(
             break;
         }
         let step = cycle.step();
-        if let Err(e) = rewrite(services, &group, &mut done).await {
-            tracing::warn!(packs = group.len(), error = %e, "a group of packs was not compacted; going on with the next");
-        }
+        let rewritten = rewrite(services, &group, &mut done).await;
         step.rest().await;
+        match rewritten {
+            Ok(Rewrite::Done) => {}
+            // Every other group would write a pack only to discard it (or fail) as well.
+            Ok(Rewrite::NodesDown) | Err(ServiceError::Data(_)) => {
+                tracing::info!("compaction waits: new packs cannot be written at the class's budget now");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(packs = group.len(), error = %e, "a group of packs was not compacted; going on with the next")
+            }
+        }
     }
     Ok(done)
 }
@@ -244,9 +253,20 @@ fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usiz
     out
 }
 
-/// Reads the live objects of `group`'s packs, writes them as one new pack and commits the moves.
-async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted) -> ServiceResult<()> {
-    let mut data = services.data.pack_buffer(group.iter().map(|u| u.live_bytes as usize).sum());
+/// How a group's rewrite ended, when it did not fail.
+enum Rewrite {
+    /// Committed, or nothing to do.
+    Done,
+    /// The new pack could only be written with durability debt: discarded.
+    NodesDown,
+}
+
+/// Reads the live objects of `group`'s packs, writes them as one new pack (at most the lane's
+/// pack size: objects beyond it wait in their pack for the next round) and commits the moves.
+async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted) -> ServiceResult<Rewrite> {
+    let Some(first) = group.first() else { return Ok(Rewrite::Done) };
+    let limit = lane_pack_bytes(lane(first), services.data.stripe_data_bytes());
+    let mut data = services.data.pack_buffer(group.iter().map(|u| u.live_bytes as usize).sum::<usize>().min(limit));
     let mut moves = Vec::new();
     let mut from_packs = Vec::new();
     for usage in group {
@@ -263,19 +283,19 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         };
         let mut took_all = true;
         for member in members {
-            match checked_body(&member, &bytes) {
-                Some(body) if moves.len() < PACK_OBJECTS_MAX => {
+            let room = moves.len() < PACK_OBJECTS_MAX && data.len() as u64 + member.part.size <= limit as u64;
+            match room.then(|| append_checked(&member, &bytes, &mut data)).flatten() {
+                Some(offset) => {
                     let DataLocation::Packed(from) = member.part.location else { unreachable!("checked") };
                     moves.push(PackMove {
                         bucket: member.bucket,
                         key: member.key,
                         version: member.version,
                         from,
-                        offset: data.len() as u64,
+                        offset,
                     });
-                    data.extend_from_slice(body);
                 }
-                _ => took_all = false,
+                None => took_all = false,
             }
         }
         if took_all {
@@ -283,7 +303,7 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         }
     }
     if moves.is_empty() {
-        return Ok(());
+        return Ok(Rewrite::Done);
     }
     let blob = new_blob_id();
     // Until the commit has answered: the orphan sweep spares the new pack's shards meanwhile.
@@ -295,7 +315,7 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         // moving objects into it would lower their margin. Nothing names it yet.
         services.data.discard(blob.clone());
         tracing::info!(pack = %blob, "compaction waits: its new pack was written with durability debt (nodes down); discarded");
-        return Ok(());
+        return Ok(Rewrite::NodesDown);
     }
     if ignifuge_faults::hit("services.compact.before-commit").is_some() {
         return Err(crate::ServiceError::Internal("fault point: before the repack's commit".into()));
@@ -308,7 +328,7 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
             if n == 0 {
                 // Nothing moved: the pack was not admitted, nothing references it.
                 commit::give_up(services.metadata.clone(), services.data.clone(), vec![blob]);
-                return Ok(());
+                return Ok(Rewrite::Done);
             }
             done.objects_moved += n;
             done.bytes_moved += bytes_moved;
@@ -318,11 +338,11 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
             if n == count {
                 done.packs_freed += from_packs.len();
             }
-            Ok(())
+            Ok(Rewrite::Done)
         }
         Ok(other) => {
             tracing::warn!(pack = %blob, answer = ?other, "a repack was answered with something else; nothing given up");
-            Ok(())
+            Ok(Rewrite::Done)
         }
         Err(e) => {
             if e.is_known_refusal() {
@@ -362,18 +382,22 @@ async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> Se
     Ok(bytes)
 }
 
-/// A member's bytes in its pack's data, if they are whole and match the object's MD5 (its
-/// part's ETag): bytes that cannot be vouched for are never written again.
-fn checked_body<'a>(member: &LivePackMember, pack: &'a [u8]) -> Option<&'a [u8]> {
+/// Appends a member's bytes, read from its pack's data, to the new pack's `data` and returns
+/// where they start, if they are whole and what was appended matches the object's MD5 (its
+/// part's ETag): bytes that cannot be vouched for at their new place are never written again.
+fn append_checked(member: &LivePackMember, pack: &[u8], data: &mut Vec<u8>) -> Option<u64> {
     let DataLocation::Packed(slice) = &member.part.location else { return None };
     let start = usize::try_from(slice.offset).ok()?;
     let body = pack.get(start..start.checked_add(usize::try_from(member.part.size).ok()?)?)?;
-    let md5 = hex::encode(md5::Md5::digest(body));
+    let offset = data.len();
+    data.extend_from_slice(body);
+    let md5 = hex::encode(md5::Md5::digest(&data[offset..]));
     if !member.part.etag.eq_ignore_ascii_case(&md5) {
+        data.truncate(offset);
         tracing::error!(key = %member.key, pack = %slice.pack.blob, "a packed object's bytes do not match its MD5; not moved");
         return None;
     }
-    Some(body)
+    Some(offset as u64)
 }
 
 #[cfg(test)]
@@ -469,8 +493,11 @@ mod tests {
             },
         };
         let md5 = |b: &[u8]| hex::encode(md5::Md5::digest(b));
-        assert_eq!(checked_body(&member(7, 5, md5(b"world")), &pack_bytes), Some(&b"world"[..]));
-        assert_eq!(checked_body(&member(7, 5, md5(b"World")), &pack_bytes), None, "another MD5");
-        assert_eq!(checked_body(&member(10, 5, md5(b"ld")), &pack_bytes), None, "past the pack's data");
+        let mut data = b"abc".to_vec();
+        assert_eq!(append_checked(&member(7, 5, md5(b"world")), &pack_bytes, &mut data), Some(3));
+        assert_eq!(data, b"abcworld", "appended after what was there");
+        assert_eq!(append_checked(&member(7, 5, md5(b"World")), &pack_bytes, &mut data), None, "another MD5");
+        assert_eq!(append_checked(&member(10, 5, md5(b"ld")), &pack_bytes, &mut data), None, "past the pack's data");
+        assert_eq!(data, b"abcworld", "nothing left of what was refused");
     }
 }

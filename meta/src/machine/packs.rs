@@ -67,6 +67,7 @@ impl StateMachine {
         &self,
         pack: StripedBlob,
         objects: Vec<PackedPut>,
+        member_versions: bool,
         stamp: Option<i64>,
         batch: &mut WriteBatch,
     ) -> Result<Outcome, MetaError> {
@@ -115,13 +116,14 @@ impl StateMachine {
             match installed {
                 Ok(record) => {
                     batch.ops.extend(own.ops);
-                    let member = PackMember {
+                    let member = member_versions.then(|| PackMember {
                         bucket: put.bucket.name.clone(),
                         key: record.key.clone(),
                         version: record.version.clone(),
                         size: record.size,
-                    };
-                    batch.put(keys::pack_member(&pack.blob, slot as u32), encode(&member));
+                    });
+                    let value = member.as_ref().map(encode).unwrap_or_default();
+                    batch.put(keys::pack_member(&pack.blob, slot as u32), value);
                     outcomes.push(Ok(Box::new(record)));
                 }
                 Err(e @ MetaError::Storage(_)) => return Err(e),
