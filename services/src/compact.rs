@@ -119,7 +119,8 @@ pub struct Compacted {
 /// One round: the usage of packs from `cursor` on, then each group of candidates rewritten as
 /// one pack. A round that stops at `ROUND_PACKS_MAX` candidates leaves `cursor` where it stopped
 /// and the next goes on from there (else from the first pack), so no pack waits forever behind
-/// others that cannot be compacted. A group that fails is logged and the round goes on.
+/// others that cannot be compacted. A group that fails is logged and the round goes on, unless
+/// new packs cannot be written at the class's budget now (nodes down), which ends the round.
 pub async fn compact(
     services: &Services,
     config: &CompactConfig,
