@@ -357,7 +357,8 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
     }
 }
 
-/// The whole data of a pack, each shard checked against its BLAKE3 as it is read.
+/// The whole data of a pack, each shard from its node (not the gateway's shard cache) and checked
+/// against its BLAKE3 as it is read.
 async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> ServiceResult<Vec<u8>> {
     let whole = PartData {
         part_number: 1,
@@ -368,7 +369,7 @@ async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> Se
         last_modified_ms: 0,
         started_ms: 0,
     };
-    let mut stream = services.data.read_range(vec![whole], 0..data_len, services.metadata.clone());
+    let mut stream = services.data.read_range_from_nodes(vec![whole], 0..data_len, services.metadata.clone());
     let mut bytes = Vec::with_capacity(data_len as usize);
     while let Some(piece) = stream.next().await {
         bytes.extend_from_slice(&piece?);

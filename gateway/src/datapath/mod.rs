@@ -319,6 +319,36 @@ mod tests {
         let before = data.shard_cache.hits_and_misses();
         assert_eq!(data.read_shard(&large, 0, 0).await, None, "fetched, not from the cache");
         assert_eq!(data.shard_cache.hits_and_misses(), before, "a shard too large to keep never asks the cache");
+
+        // Whole reads: a GET's takes the cached shard; a background service's goes to the node
+        // (none here: the read fails) and never asks the cache.
+        let metadata: Arc<dyn ignifuge_meta::Metadata> =
+            Arc::new(ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default())));
+        let part = ignifuge_meta::PartData {
+            part_number: 1,
+            size: 500,
+            etag: String::new(),
+            checksums: Default::default(),
+            location: ignifuge_meta::DataLocation::Striped(blob.clone()),
+            last_modified_ms: 0,
+            started_ms: 0,
+        };
+        let read = |stream: ByteRangeStream| async move {
+            use futures::StreamExt as _;
+            let mut stream = std::pin::pin!(stream);
+            let mut out = Vec::new();
+            while let Some(piece) = stream.next().await {
+                out.extend_from_slice(&piece.ok()?);
+            }
+            Some(out)
+        };
+        let before = data.shard_cache.hits_and_misses();
+        let got = read(data.read_range(vec![part.clone()], 0..100, metadata.clone())).await;
+        assert_eq!(got, Some(bytes.to_vec()), "a GET's read: from the cache");
+        assert_eq!(data.shard_cache.hits_and_misses(), (before.0 + 1, before.1));
+        let got = read(data.read_range_from_nodes(vec![part], 0..100, metadata)).await;
+        assert_eq!(got, None, "a service's read: from the nodes only");
+        assert_eq!(data.shard_cache.hits_and_misses(), (before.0 + 1, before.1), "the cache never asked");
     }
 
     /// Found by filling a disk: a panic while the health map was held poisoned it, and every

@@ -59,6 +59,15 @@ impl Stream for ByteRangeStream {
     }
 }
 
+/// Where a read takes its shards from.
+#[derive(Clone, Copy, Debug)]
+enum Shards {
+    /// The shard cache when it holds them (small shards fetched are kept): GETs.
+    CacheFirst,
+    /// Their nodes, always: background services.
+    Nodes,
+}
+
 /// One piece of work: bytes `range` of stripe `stripe` of a striped blob (which holds that
 /// stripe's record), or of an inline blob.
 enum Piece {
@@ -82,6 +91,27 @@ impl DataPath {
         range: Range<u64>,
         metadata: Arc<dyn Metadata>,
     ) -> ByteRangeStream {
+        self.read_range_from(parts, range, metadata, Shards::CacheFirst)
+    }
+
+    /// `read_range` for a background service: every shard from its node, none kept in the shard
+    /// cache (the compactor reads packs about to be freed, which would push out what GETs read).
+    pub fn read_range_from_nodes(
+        self: &Arc<Self>,
+        parts: Vec<PartData>,
+        range: Range<u64>,
+        metadata: Arc<dyn Metadata>,
+    ) -> ByteRangeStream {
+        self.read_range_from(parts, range, metadata, Shards::Nodes)
+    }
+
+    fn read_range_from(
+        self: &Arc<Self>,
+        parts: Vec<PartData>,
+        range: Range<u64>,
+        metadata: Arc<dyn Metadata>,
+        source: Shards,
+    ) -> ByteRangeStream {
         let (tx, rx) = tokio::sync::mpsc::channel(STRIPES_IN_FLIGHT_MAX * 8);
         let pieces = pieces(plan(parts, range), metadata);
         let this = self.clone();
@@ -101,7 +131,7 @@ impl DataPath {
                                             this.read_permits.clone().acquire_owned().await.map_err(|_| {
                                                 GatewayError::Internal("the read budget was closed".into())
                                             })?;
-                                        let bytes = this.read_stripe(&blob, stripe, range).await?;
+                                        let bytes = this.read_stripe(&blob, stripe, range, source).await?;
                                         Ok((bytes, Some(Arc::new(budget))))
                                     }
                                 }
@@ -130,7 +160,13 @@ impl DataPath {
     }
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
-    async fn read_stripe(&self, blob: &StripedBlob, stripe: u32, range: Range<usize>) -> GatewayResult<Vec<Bytes>> {
+    async fn read_stripe(
+        &self,
+        blob: &StripedBlob,
+        stripe: u32,
+        range: Range<usize>,
+        source: Shards,
+    ) -> GatewayResult<Vec<Bytes>> {
         let record = blob
             .stripe(stripe)
             .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
@@ -141,7 +177,7 @@ impl DataPath {
         }
         let shard_len = (record.data_len as usize).div_ceil(k).max(1);
         let needed = range.start / shard_len..range.end.div_ceil(shard_len);
-        let mut shards = self.gather(blob, stripe, needed.clone()).await?;
+        let mut shards = self.gather(blob, stripe, needed.clone(), source).await?;
         if needed.clone().any(|i| shards[i].is_none()) {
             self.decode(&mut shards, k).await?;
         }
@@ -159,14 +195,26 @@ impl DataPath {
     /// `HEDGE_AFTER_MS`, one more shard (parity first) is requested for each one missing, so a
     /// dead, hung or slow node costs at most that delay, never a timeout. Returns when every needed
     /// shard is in, or when any k shards are (the caller decodes), or when no request is left.
-    async fn gather(&self, blob: &StripedBlob, stripe: u32, needed: Range<usize>) -> GatewayResult<Vec<Option<Bytes>>> {
+    async fn gather(
+        &self,
+        blob: &StripedBlob,
+        stripe: u32,
+        needed: Range<usize>,
+        source: Shards,
+    ) -> GatewayResult<Vec<Option<Bytes>>> {
         let k = blob.data_shards as usize;
         let total = k + blob.parity_shards as usize;
         let mut shards: Vec<Option<Bytes>> = vec![None; total];
         // Spare shards in the order they are tried: parity, then data shards outside the range.
         let mut spares = (k..total).chain((0..k).filter(|i| !needed.contains(i)));
         let mut pending = FuturesUnordered::new();
-        let fetch = |i: usize| async move { (i, self.read_shard(blob, stripe, i).await) };
+        let fetch = |i: usize| async move {
+            let shard = match source {
+                Shards::CacheFirst => self.read_shard(blob, stripe, i).await,
+                Shards::Nodes => self.fetch_shard(blob, stripe, i).await,
+            };
+            (i, shard)
+        };
         for i in needed.clone() {
             pending.push(fetch(i));
         }
