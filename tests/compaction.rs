@@ -15,18 +15,6 @@ use common::*;
 
 const KIB: usize = 1024;
 
-/// The blob directories (one per blob, whatever its shards) on every node.
-fn blobs_on_disk(cluster: &Cluster) -> BTreeSet<String> {
-    let mut blobs = BTreeSet::new();
-    for node in cluster.storage_nodes() {
-        for file in cluster.shard_files(&node.node_id) {
-            let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir");
-            blobs.insert(blob.to_string());
-        }
-    }
-    blobs
-}
-
 /// An object version that must outlive compaction as it was.
 struct Live {
     bucket: &'static str,
@@ -116,11 +104,11 @@ async fn fill_and_thin(cluster: &Cluster, test: &str) -> (Vec<Live>, Vec<String>
     // those on disk once that has passed and the set holds still.
     tokio::time::sleep(Duration::from_millis(GC_GRACE_MS + 500)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut old, mut same) = (blobs_on_disk(cluster), 0);
+    let (mut old, mut same) = (cluster.blob_dirs(), 0);
     while same < 2 {
         assert!(Instant::now() < deadline, "the packs on disk never held still: {old:?}");
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let now = blobs_on_disk(cluster);
+        let now = cluster.blob_dirs();
         same = if now == old { same + 1 } else { 0 };
         old = now;
     }
@@ -159,7 +147,7 @@ async fn wait_for_old_packs_to_go(
 ) -> BTreeSet<String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let now = blobs_on_disk(cluster);
+        let now = cluster.blob_dirs();
         if now.is_disjoint(old) {
             return now;
         }
@@ -190,7 +178,7 @@ async fn packs_left_mostly_deleted_or_small_are_merged_and_every_version_reads_b
     // small pack left alone in its lane joins the other, so they end in one pack.
     let deadline = Instant::now() + Duration::from_secs(60);
     let now = loop {
-        let now = blobs_on_disk(&cluster);
+        let now = cluster.blob_dirs();
         if now.len() == 1 {
             break now;
         }
@@ -203,7 +191,7 @@ async fn packs_left_mostly_deleted_or_small_are_merged_and_every_version_reads_b
     assert!(gateway_log(&cluster).contains("packs compacted"), "the compactor said what it did");
     // Once it is old enough to be compacted, and a few rounds more: left alone.
     tokio::time::sleep(Duration::from_millis(MIN_AGE_MS + 3000)).await;
-    assert_eq!(blobs_on_disk(&cluster), now, "a compacted pack, neither small nor sparse, is left alone");
+    assert_eq!(cluster.blob_dirs(), now, "a compacted pack, neither small nor sparse, is left alone");
     // The new pack is freed like any other once its objects go.
     let s3 = cluster.s3_client();
     for object in &live {
@@ -211,8 +199,8 @@ async fn packs_left_mostly_deleted_or_small_are_merged_and_every_version_reads_b
         ok(delete.send().await, "DeleteObject of a compacted object");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !blobs_on_disk(&cluster).is_empty() {
-        assert!(Instant::now() < deadline, "the compacted pack left after its objects: {:?}", blobs_on_disk(&cluster));
+    while !cluster.blob_dirs().is_empty() {
+        assert!(Instant::now() < deadline, "the compacted pack left after its objects: {:?}", cluster.blob_dirs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -289,7 +277,7 @@ async fn a_crash_between_a_repacks_write_and_its_commit_loses_no_data() {
     std::fs::write(&rules_path, "").expect("clearing the rule");
     println!("{crashed} crashed before a repack's commit");
     // The records still name the old packs: all on disk, everything reads back.
-    assert!(old.is_subset(&blobs_on_disk(&cluster)), "no old pack went before a commit");
+    assert!(old.is_subset(&cluster.blob_dirs()), "no old pack went before a commit");
     let crashed_index = cluster.gateway_index(&cluster.process(&crashed).datacenter);
     let reader = (crashed_index + 1) % cluster.gateways.len();
     assert_all_read_back(&cluster, reader, &live, &deleted, "after the crash").await;

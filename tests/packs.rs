@@ -6,24 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 const KIB: usize = 1024;
-
-/// The blob directories (one per blob, whatever its shards) on every node.
-fn blobs_on_disk(cluster: &Cluster) -> BTreeSet<String> {
-    let mut blobs = BTreeSet::new();
-    for node in cluster.storage_nodes() {
-        for file in cluster.shard_files(&node.node_id) {
-            let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir");
-            blobs.insert(blob.to_string());
-        }
-    }
-    blobs
-}
 
 /// PUTs `objects` all at once through `client`; every one must be acknowledged.
 async fn put_all(client: &aws_sdk_s3::Client, bucket: &str, objects: &[(String, Vec<u8>)]) {
@@ -52,7 +39,7 @@ async fn small_objects_put_together_share_packs_read_back_and_are_collected_with
     let objects: Vec<(String, Vec<u8>)> =
         (0..48).map(|i| (format!("small/{i:02}"), rng.bytes(sizes[i % sizes.len()]))).collect();
     put_all(&s3, "packed", &objects).await;
-    let packs = blobs_on_disk(&cluster);
+    let packs = cluster.blob_dirs();
     assert!(
         !packs.is_empty() && packs.len() < objects.len(),
         "48 small objects put at once were written in {} blobs: some must share a pack",
@@ -93,22 +80,22 @@ async fn small_objects_put_together_share_packs_read_back_and_are_collected_with
         ok(s3.delete_object().bucket("packed").key(key).send().await, "DeleteObject of a packed object");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while blobs_on_disk(&cluster).len() > 1 {
-        assert!(Instant::now() < deadline, "packs left 30 s after their objects went: {:?}", blobs_on_disk(&cluster));
+    while cluster.blob_dirs().len() > 1 {
+        assert!(Instant::now() < deadline, "packs left 30 s after their objects went: {:?}", cluster.blob_dirs());
         assert_bytes_eq(&get_object(&s3, "packed", &keep.0).await, &keep.1, "the object left in its pack");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Settled: the pack of the object left stays, whole.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(blobs_on_disk(&cluster).len(), 1, "the pack of the object left");
+    assert_eq!(cluster.blob_dirs().len(), 1, "the pack of the object left");
     assert_bytes_eq(&get_object(&s3, "packed", &keep.0).await, &keep.1, "the object left in its pack");
     ok(s3.delete_object().bucket("packed").key(&keep.0).send().await, "DeleteObject of the last one");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !blobs_on_disk(&cluster).is_empty() {
+    while !cluster.blob_dirs().is_empty() {
         assert!(
             Instant::now() < deadline,
             "pack shards left 30 s after their last object went: {:?}",
-            blobs_on_disk(&cluster)
+            cluster.blob_dirs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -78,20 +78,11 @@ impl Default for CompactConfig {
 
 /// Runs compaction rounds forever, while this process holds the `compact` lease.
 pub async fn run(services: Arc<Services>, config: CompactConfig) {
-    let lease_duration = (config.interval * 3).max(Duration::from_secs(30));
-    let mut lease = Lease::new("compact", services.holder.clone(), lease_duration);
+    let mut lease = Lease::for_rounds("compact", services.holder.clone(), config.interval);
     let cycle = DutyCycle::new(config.busy_share);
     let mut cursor = None;
     loop {
-        tokio::time::sleep(config.interval).await;
-        match lease.take(services.metadata.as_ref()).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not take the compaction lease; retrying later");
-                continue;
-            }
-        }
+        lease.next_round(services.metadata.as_ref(), config.interval).await;
         match compact(&services, &config, cycle, &mut lease, &mut cursor).await {
             Ok(done) if done.packs_freed == 0 && done.objects_moved == 0 => {}
             Ok(done) => tracing::info!(

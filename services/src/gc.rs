@@ -59,19 +59,10 @@ impl Default for GcConfig {
 /// Runs collection rounds forever (until the process stops), while this process holds the `gc`
 /// lease.
 pub async fn run(services: Arc<Services>, config: GcConfig) {
-    let lease_duration = (config.interval * 3).max(Duration::from_secs(30));
-    let mut lease = Lease::new("gc", services.holder.clone(), lease_duration);
+    let mut lease = Lease::for_rounds("gc", services.holder.clone(), config.interval);
     let cycle = DutyCycle::new(config.busy_share);
     loop {
-        tokio::time::sleep(config.interval).await;
-        match lease.take(services.metadata.as_ref()).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not take the garbage collection lease; retrying later");
-                continue;
-            }
-        }
+        lease.next_round(services.metadata.as_ref(), config.interval).await;
         match collect(&services, config.grace, cycle, &mut lease).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "garbage collected"),

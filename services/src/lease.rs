@@ -21,6 +21,25 @@ impl Lease {
         Self { name, holder, duration, taken: None }
     }
 
+    /// The lease of a service whose rounds start every `interval`: it lasts three intervals (at
+    /// least 30 s), so a worker between two rounds keeps it.
+    pub fn for_rounds(name: &'static str, holder: String, interval: Duration) -> Self {
+        Self::new(name, holder, (interval * 3).max(Duration::from_secs(30)))
+    }
+
+    /// Waits `interval`, then takes the lease; again and again until this worker holds it (a
+    /// round may start).
+    pub async fn next_round(&mut self, metadata: &dyn Metadata, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            match self.take(metadata).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(lease = self.name, error = %e, "could not take the lease; retrying later"),
+            }
+        }
+    }
+
     pub fn holder(&self) -> &str {
         &self.holder
     }

@@ -650,6 +650,18 @@ impl Cluster {
     }
 
     /// Shard files on every storage node of the cluster.
+    /// The blob directories (one per blob, whatever its shards) on every node.
+    pub fn blob_dirs(&self) -> std::collections::BTreeSet<String> {
+        let mut blobs = std::collections::BTreeSet::new();
+        for node in self.storage_nodes() {
+            for file in self.shard_files(&node.node_id) {
+                let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir");
+                blobs.insert(blob.to_string());
+            }
+        }
+        blobs
+    }
+
     pub fn shard_file_count(&self) -> usize {
         self.storage_nodes().iter().map(|n| self.shard_files(&n.node_id).len()).sum()
     }

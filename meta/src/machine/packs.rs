@@ -72,14 +72,7 @@ impl StateMachine {
         batch: &mut WriteBatch,
     ) -> Result<Outcome, MetaError> {
         let invalid = |why: String| Err(MetaError::InvalidCommand(why));
-        if objects.is_empty() || objects.len() > PACK_OBJECTS_MAX {
-            return invalid(format!("{} objects in one pack", objects.len()));
-        }
-        if pack.stripe_count != 1 || pack.stripes.len() != 1 {
-            return invalid(format!("pack {} is not one stripe", pack.blob));
-        }
-        let data_len = pack.stripes[0].data_len;
-        let header = StripedBlob { stripes: Vec::new(), ..pack.clone() };
+        let (data_len, header) = pack_shape(&pack, objects.len())?;
         // Each object reads the state before the batch: a key named twice would not see its own
         // first write.
         let mut named = HashSet::with_capacity(objects.len());
@@ -149,14 +142,7 @@ impl StateMachine {
         batch: &mut WriteBatch,
     ) -> Result<Outcome, MetaError> {
         let invalid = |why: String| Err(MetaError::InvalidCommand(why));
-        if moves.is_empty() || moves.len() > PACK_OBJECTS_MAX {
-            return invalid(format!("{} objects in one repack", moves.len()));
-        }
-        if pack.stripe_count != 1 || pack.stripes.len() != 1 {
-            return invalid(format!("pack {} is not one stripe", pack.blob));
-        }
-        let data_len = pack.stripes[0].data_len;
-        let header = StripedBlob { stripes: Vec::new(), ..pack.clone() };
+        let (data_len, header) = pack_shape(&pack, moves.len())?;
         let mut named = HashSet::with_capacity(moves.len());
         for m in &moves {
             if !named.insert((&m.bucket, &m.key, &m.version)) {
@@ -279,6 +265,19 @@ impl StateMachine {
         }
         Ok(out)
     }
+}
+
+/// What a command writing a pack of `objects` objects must hold: one stripe with its record, and
+/// 1 to `PACK_OBJECTS_MAX` objects. Returns the pack's data length and its geometry without
+/// stripes (what the objects' slices name).
+fn pack_shape(pack: &StripedBlob, objects: usize) -> Result<(u64, StripedBlob), MetaError> {
+    if objects == 0 || objects > PACK_OBJECTS_MAX {
+        return Err(MetaError::InvalidCommand(format!("{objects} objects in one pack")));
+    }
+    if pack.stripe_count != 1 || pack.stripes.len() != 1 {
+        return Err(MetaError::InvalidCommand(format!("pack {} is not one stripe", pack.blob)));
+    }
+    Ok((pack.stripes[0].data_len, StripedBlob { stripes: Vec::new(), ..pack.clone() }))
 }
 
 fn blob_of_pack_key(key: &[u8]) -> BlobId {
