@@ -279,7 +279,8 @@ impl DataPath {
     }
 
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
-    /// names, else fetched (and kept, if small). A shard too large to be kept never asks it.
+    /// names, else from the fetch of it under way, else fetched (and kept, if small). A shard too
+    /// large to be kept never asks the cache.
     pub(super) async fn read_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let stripe_record = blob.stripe(stripe)?;
         let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
@@ -287,16 +288,11 @@ impl DataPath {
             return self.fetch_shard(blob, stripe, index).await;
         }
         let record = stripe_record.shards.get(index)?;
+        let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
+            return self.fetch_shard(blob, stripe, index).await; // which logs the malformed hash
+        };
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
-        let expected = blake3::Hash::from_hex(&record.blake3).ok();
-        if let Some(hit) = expected.and_then(|hash| self.shard_cache.get(&id, &hash)) {
-            return Some(hit);
-        }
-        let fetched = self.fetch_shard(blob, stripe, index).await?;
-        if let Some(hash) = expected {
-            self.shard_cache.insert(id, hash, &fetched);
-        }
-        Some(fetched)
+        self.shard_cache.get_or_fetch(id, expected, self.fetch_shard(blob, stripe, index)).await
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt. Never
