@@ -156,6 +156,7 @@ async fn delete_everywhere(services: &Services, batch: &Garbage) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ignifuge_gateway::datapath::DataPath;
     use ignifuge_meta::{GarbageRecord, StripedBlob};
 
     fn garbage(name: &str, stripes: u32) -> (BlobId, GarbageRecord) {
@@ -183,5 +184,213 @@ mod tests {
         let sizes: Vec<usize> = batches(mixed).iter().map(Vec::len).collect();
         // 3600 + 900 > 4096: bb starts a batch; cc (9000 files) is one of its own.
         assert_eq!(sizes, [1, 1, 1, 2]);
+    }
+
+    /// A storage node that answers batch deletes (as failed for the blobs in `fails`) and
+    /// records each batch it was asked.
+    struct FakeNode {
+        address: std::net::SocketAddr,
+        asked: Arc<std::sync::Mutex<Vec<Vec<BlobId>>>>,
+    }
+
+    async fn fake_node(fails: Vec<BlobId>) -> FakeNode {
+        use http_body_util::BodyExt as _;
+        use ignifuge_rpc::{BlobDeleteAnswer, BlobDeleteRequest};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (recorded, fails) = (recorded.clone(), fails.clone());
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (recorded, fails) = (recorded.clone(), fails.clone());
+                    async move {
+                        assert_eq!(request.uri().path(), ignifuge_rpc::paths::BLOBS_DELETE);
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let asked: BlobDeleteRequest = serde_json::from_slice(&body).unwrap();
+                        let failed: Vec<BlobId> = asked.blobs.iter().filter(|b| fails.contains(b)).cloned().collect();
+                        let answer = BlobDeleteAnswer { deleted: asked.blobs.len() - failed.len(), failed };
+                        recorded.lock().unwrap().push(asked.blobs);
+                        let json = bytes::Bytes::from(serde_json::to_vec(&answer).unwrap());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(json)))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+            }
+        });
+        FakeNode { address, asked }
+    }
+
+    /// Services over an in-memory metadata, with nine nodes: the first `fakes.len()` answer at
+    /// the fakes' addresses, the others refuse connections.
+    fn services(fakes: &[&FakeNode]) -> Services {
+        use ignifuge_gateway::datapath::DataPathTuning;
+        use ignifuge_placement::FailureBudget;
+        use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, NodeEndpoint};
+        let nodes = (0..9)
+            .map(|i| NodeEndpoint {
+                id: node(i),
+                datacenter: ignifuge_types::DatacenterId::new(format!("dc{}", i / 3 + 1)),
+                address: fakes.get(i).map_or(std::net::SocketAddr::from(([127, 0, 0, 1], 1)), |f| f.address),
+                capacity_weight: 1,
+            })
+            .collect();
+        let cluster = ClusterConfig {
+            region: "us-east-1".into(),
+            metadata_voters: Vec::new(),
+            metadata_learners: Vec::new(),
+            geometry: None,
+            default_class: FailureBudget { datacenters: 1, nodes: 1 },
+            degraded_minimum: None,
+            nodes,
+            gateways: Vec::new(),
+        };
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
+        let data = Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap());
+        let metadata = Arc::new(ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default())));
+        Services { metadata, data, holder: "this-worker".into() }
+    }
+
+    fn node(i: usize) -> NodeId {
+        NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1))
+    }
+
+    /// An object of one stripe whose shards lie on `nodes`.
+    fn striped(key: &str, blob: &str, nodes: &[usize]) -> ignifuge_meta::ObjectRecord {
+        use ignifuge_meta::{Checksums, ObjectHeaders, ObjectRecord, PartData, ShardRecord, StripeRecord};
+        use ignifuge_types::{ObjectKey, VersionId};
+        let shards = nodes.iter().map(|n| ShardRecord { node: node(*n), blake3: "00".repeat(32) }).collect();
+        let location = DataLocation::Striped(StripedBlob {
+            blob: BlobId::new(blob),
+            data_shards: 2,
+            parity_shards: 1,
+            shard_size_bytes: 4,
+            stripe_count: 1,
+            first_stripe: 0,
+            stripes: vec![StripeRecord { data_len: 8, shards, debt: false }],
+            born_ms: 0,
+        });
+        ObjectRecord {
+            key: ObjectKey::new(key),
+            version: VersionId::new(format!("v-{blob}")),
+            size: 8,
+            etag: "e".into(),
+            last_modified_ms: 1,
+            headers: ObjectHeaders::default(),
+            checksums: Checksums::default(),
+            parts: vec![PartData {
+                part_number: 1,
+                size: 8,
+                etag: "e".into(),
+                checksums: Checksums::default(),
+                location,
+                last_modified_ms: 1,
+                started_ms: 0,
+            }],
+            multipart: false,
+            tags: Vec::new(),
+            delete_marker: false,
+            versioned: false,
+            sequence: 0,
+            promoted: false,
+            acl: None,
+        }
+    }
+
+    /// Writes each object and deletes it at `deleted_ms`, leaving its blob garbage since then.
+    async fn garbage_of(services: &Services, objects: &[(&str, &str, &[usize])], deleted_ms: i64) {
+        use ignifuge_meta::{BucketRecord, TenantRecord, WriteCondition};
+        use ignifuge_types::{BucketIncarnation, BucketName, TenantId};
+        let m = services.metadata.as_ref();
+        if m.bucket(BucketName::new("b")).await.is_err() {
+            let tenant = TenantRecord { id: TenantId::new("t"), created_ms: 0, public_access_block: None };
+            m.apply(Command::CreateTenant(tenant)).await.unwrap();
+            let name = BucketName::new("b");
+            let record =
+                BucketRecord::new(name, TenantId::new("t"), "us-east-1".into(), 0, BucketIncarnation::new("i"));
+            m.apply(Command::CreateBucket(record)).await.unwrap();
+        }
+        let bucket = m.bucket(BucketName::new("b")).await.unwrap().reference();
+        for (key, blob, nodes) in objects {
+            let record = striped(key, blob, nodes);
+            let condition = WriteCondition::default();
+            m.apply(Command::PutObject { bucket: bucket.clone(), record, condition }).await.unwrap();
+            m.apply(Command::DeleteObject {
+                bucket: bucket.clone(),
+                key: ignifuge_types::ObjectKey::new(*key),
+                condition: WriteCondition::default(),
+                now_ms: deleted_ms,
+                version: None,
+                marker_nonce: None,
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    async fn garbage_left(services: &Services) -> Vec<String> {
+        let all = services.metadata.garbage(i64::MAX, 10_000).await.unwrap();
+        all.into_iter().map(|(blob, _)| blob.0).collect()
+    }
+
+    /// A round deletes the shards of garbage past its grace from each node holding some (one
+    /// request per node and batch), forgets it whatever a node answered (what a node kept is the
+    /// orphan sweep's), and leaves garbage within its grace alone; a worker without the lease
+    /// collects nothing.
+    #[tokio::test]
+    async fn a_round_deletes_garbage_past_its_grace_from_every_node_holding_it() {
+        let (n1, n2, n3) =
+            (fake_node(vec![]).await, fake_node(vec![BlobId::new("old-2")]).await, fake_node(vec![]).await);
+        let services = services(&[&n1, &n2, &n3]);
+        let now = ignifuge_types::time::now_ms();
+        let grace = Duration::from_secs(60);
+        // old-1 also has a shard on node 4, which refuses connections.
+        garbage_of(&services, &[("a", "old-1", &[0, 1, 4]), ("b", "old-2", &[1, 2, 2])], now - 120_000).await;
+        garbage_of(&services, &[("c", "young", &[0, 1, 2])], now).await;
+        let everyone = DutyCycle::new(1.0);
+
+        // Another worker holds the lease: nothing is deleted or forgotten.
+        let mut theirs = Lease::new("gc", "another-worker".into(), Duration::from_secs(60));
+        assert!(theirs.take(services.metadata.as_ref()).await.unwrap());
+        let mut ours = Lease::new("gc", services.holder.clone(), Duration::from_secs(60));
+        assert_eq!(collect(&services, grace, everyone, &mut ours).await.unwrap(), 0);
+        assert!([&n1, &n2, &n3].iter().all(|n| n.asked.lock().unwrap().is_empty()));
+        assert_eq!(garbage_left(&services).await, ["old-1", "old-2", "young"]);
+
+        // (A lease of another name: the other worker's holds "gc" for a minute.)
+        let mut ours = Lease::new("gc-test", services.holder.clone(), Duration::from_secs(60));
+        assert_eq!(collect(&services, grace, everyone, &mut ours).await.unwrap(), 2);
+        let ids = |n: &FakeNode| -> Vec<Vec<String>> {
+            n.asked.lock().unwrap().iter().map(|batch| batch.iter().map(|b| b.0.clone()).collect()).collect()
+        };
+        assert_eq!(ids(&n1), [vec!["old-1"]]);
+        assert_eq!(ids(&n2), [vec!["old-1", "old-2"]], "one request for both blobs");
+        assert_eq!(ids(&n3), [vec!["old-2"]], "asked once for a blob of two shards there");
+        assert_eq!(garbage_left(&services).await, ["young"], "forgotten, whatever nodes answered; young kept");
+
+        // The grace passed: collected too; then a round finds nothing.
+        assert_eq!(collect(&services, Duration::ZERO, everyone, &mut ours).await.unwrap(), 1);
+        assert_eq!(ids(&n1).last().unwrap(), &["young"]);
+        assert_eq!(collect(&services, Duration::ZERO, everyone, &mut ours).await.unwrap(), 0);
+        assert!(garbage_left(&services).await.is_empty());
+    }
+
+    /// More garbage than one fetch holds is collected in one round, a fetch at a time.
+    #[tokio::test]
+    async fn a_round_goes_on_while_fetches_come_back_full() {
+        let n1 = fake_node(vec![]).await;
+        let services = services(&[&n1]);
+        let keys: Vec<(String, String)> = (0..300).map(|i| (format!("k{i:03}"), format!("blob-{i:03}"))).collect();
+        let objects: Vec<(&str, &str, &[usize])> =
+            keys.iter().map(|(k, b)| (k.as_str(), b.as_str(), &[0usize][..])).collect();
+        garbage_of(&services, &objects, 0).await;
+        let mut lease = Lease::new("gc", services.holder.clone(), Duration::from_secs(60));
+        let collected = collect(&services, Duration::ZERO, DutyCycle::new(1.0), &mut lease).await.unwrap();
+        assert_eq!(collected, 300);
+        let sizes: Vec<usize> = n1.asked.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [GC_BLOBS_PER_FETCH, 300 - GC_BLOBS_PER_FETCH]);
+        assert!(garbage_left(&services).await.is_empty());
     }
 }
