@@ -147,7 +147,7 @@ pub struct DataPath {
     /// Blobs being written (and not yet committed), renewed in the metadata for the orphan sweep.
     pub intents: Arc<Intents>,
     /// Small shards GETs have read, for the GETs that read them again.
-    pub(crate) shard_cache: shard_cache::ShardCache,
+    pub(crate) shard_cache: Arc<shard_cache::ShardCache>,
 }
 
 impl DataPath {
@@ -165,7 +165,7 @@ impl DataPath {
             read_permits: Arc::new(tokio::sync::Semaphore::new(tuning.read_stripes_in_flight_max)),
             tuning,
             intents: Arc::new(Intents::default()),
-            shard_cache: shard_cache::ShardCache::new(tuning.shard_cache_bytes),
+            shard_cache: Arc::new(shard_cache::ShardCache::new(tuning.shard_cache_bytes)),
         })
     }
 

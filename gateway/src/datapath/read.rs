@@ -12,7 +12,7 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, StripedBlob};
+use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex};
 use std::ops::Range;
 use std::pin::Pin;
@@ -161,7 +161,7 @@ impl DataPath {
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
     async fn read_stripe(
-        &self,
+        self: &Arc<Self>,
         blob: &StripedBlob,
         stripe: u32,
         range: Range<usize>,
@@ -196,7 +196,7 @@ impl DataPath {
     /// dead, hung or slow node costs at most that delay, never a timeout. Returns when every needed
     /// shard is in, or when any k shards are (the caller decodes), or when no request is left.
     async fn gather(
-        &self,
+        self: &Arc<Self>,
         blob: &StripedBlob,
         stripe: u32,
         needed: Range<usize>,
@@ -281,18 +281,21 @@ impl DataPath {
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
     /// names, else from the fetch of it under way, else fetched (and kept, if small). A shard too
     /// large to be kept never asks the cache.
-    pub(super) async fn read_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+    pub(super) async fn read_shard(self: &Arc<Self>, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let stripe_record = blob.stripe(stripe)?;
         let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
         if shard_len > super::shard_cache::SHARD_CACHE_ENTRY_MAX_BYTES {
             return self.fetch_shard(blob, stripe, index).await;
         }
-        let record = stripe_record.shards.get(index)?;
-        let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
-            return self.fetch_shard(blob, stripe, index).await; // which logs the malformed hash
-        };
+        let record = stripe_record.shards.get(index)?.clone();
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
-        self.shard_cache.get_or_fetch(id, expected, self.fetch_shard(blob, stripe, index)).await
+        let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
+            return self.fetch_recorded(&id, &record).await; // which logs the malformed hash
+        };
+        let node = record.node.clone();
+        let (this, fetched_id) = (self.clone(), id.clone());
+        let fetch = async move { this.fetch_recorded(&fetched_id, &record).await };
+        self.shard_cache.get_or_fetch(id, expected, node, fetch).await
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt. Never
@@ -300,6 +303,12 @@ impl DataPath {
     pub async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
         let record = blob.stripe(stripe)?.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
+        self.fetch_recorded(&id, record).await
+    }
+
+    /// Fetches shard `id` from the node its record names and verifies it against the record's
+    /// hash; None when it is missing, unreachable or corrupt.
+    async fn fetch_recorded(&self, id: &ShardId, record: &ShardRecord) -> Option<Bytes> {
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
             tracing::error!(shard = %id, "metadata holds a malformed shard hash");
             return None;
@@ -308,7 +317,7 @@ impl DataPath {
         if self.is_down(&record.node) {
             return None;
         }
-        let result = self.client.get_shard(address, &id, &expected).await;
+        let result = self.client.get_shard(address, id, &expected).await;
         self.observe(&record.node, result.as_ref().map(|_| ()));
         match result {
             Ok(bytes) => Some(bytes),

@@ -7,12 +7,14 @@
 //! its shard plus `ENTRY_OVERHEAD_BYTES`); the oldest entry not read since it was last passed
 //! over is evicted first (second chance).
 //!
-//! Reads of a small shard under way are shared (`get_or_fetch`): a GET that misses while another
-//! fetch of the same shard, for the same hash, is under way waits for that one instead of asking
-//! the node again. Neighbouring objects of a pack share its shards, so GETs of keys written
-//! together, arriving together, would otherwise each fetch the same shard while it is not yet
-//! kept. If the read leading a flight is dropped (its client went away), those waiting fetch the
-//! shard themselves.
+//! Reads of a small shard under way are shared (`get_or_fetch`): a GET that misses while a fetch
+//! of the same shard, for the same hash from the same node, is under way waits for that one
+//! instead of asking the node again. Neighbouring objects of a pack share its shards, so GETs of
+//! keys written together, arriving together, would otherwise each fetch the same shard while it
+//! is not yet kept. The fetch runs as a task of its own: no reader's pace (a slow client holding
+//! its GET's stream back) or cancellation (a client gone, a hedged read no longer needed) holds
+//! up or ends it for the others; the shard request's own timeout bounds it. Flights are shared
+//! whatever the cache's capacity (with 0 nothing is kept, but reads under way still are).
 //!
 //! Why: a packed 4 KiB object's GET is two internode round trips (its record, then a shard), an
 //! inline one's one; on a busy host the hops' wake-ups are its cost (docs/benchmarks.md, "Where a
@@ -21,13 +23,12 @@
 
 use bytes::Bytes;
 use futures::FutureExt as _;
-use futures::future::Shared;
-use ignifuge_types::ShardId;
+use futures::future::{BoxFuture, Shared};
+use ignifuge_types::{NodeId, ShardId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex};
 
 /// Shards larger than this are never cached (a 4 KiB object's shard in a pack of the smallest
 /// lane is at most 52 KiB at 5+4).
@@ -53,30 +54,29 @@ struct Inner {
     bytes: usize,
 }
 
-/// A fetch of a shard under way, as those waiting for it see it: its outcome once it ends, or
-/// `Canceled` if it was dropped first.
-type Flight = Shared<oneshot::Receiver<Option<Bytes>>>;
+/// A fetch of a shard under way, as its readers await it: the shard, or None if the fetch failed.
+type Flight = Shared<BoxFuture<'static, Option<Bytes>>>;
+/// What a flight fetches: the shard, the hash its bytes must have, the node asked.
+type FlightKey = (ShardId, blake3::Hash, NodeId);
 
 pub struct ShardCache {
     capacity: usize,
     inner: Mutex<Inner>,
-    flights: Mutex<HashMap<(ShardId, blake3::Hash), Flight>>,
+    flights: Mutex<HashMap<FlightKey, Flight>>,
     hits: AtomicU64,
     misses: AtomicU64,
     joined: AtomicU64,
 }
 
-/// Ends a flight when its leading read ends, whether it finished or was dropped.
-struct Leading<'a> {
-    flights: &'a Mutex<HashMap<(ShardId, blake3::Hash), Flight>>,
-    key: Option<(ShardId, blake3::Hash)>,
+/// Ends a flight when its fetch task ends, however it ends (a panic included).
+struct EndsFlight {
+    cache: Arc<ShardCache>,
+    key: FlightKey,
 }
 
-impl Drop for Leading<'_> {
+impl Drop for EndsFlight {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
-        }
+        self.cache.flights().remove(&self.key);
     }
 }
 
@@ -93,58 +93,61 @@ impl ShardCache {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Entries are immutable bytes: valid whatever a panicking holder was doing.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, Flight>> {
+        self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The shard with the hash `expected`: from the cache if it holds it intact, else the outcome
-    /// of the fetch of it under way, else of `fetch` (kept if small enough). `fetch` must check
-    /// the bytes against `expected`, as a node read does.
+    /// of the fetch of it from `node` under way, else of `fetch`, run as a task of its own (and
+    /// kept if small enough). `fetch` must check the bytes against `expected`, as a node read
+    /// does, and end within a bounded time.
     pub async fn get_or_fetch(
-        &self,
+        self: &Arc<Self>,
         id: ShardId,
         expected: blake3::Hash,
-        fetch: impl Future<Output = Option<Bytes>>,
+        node: NodeId,
+        fetch: impl Future<Output = Option<Bytes>> + Send + 'static,
     ) -> Option<Bytes> {
         if let Some(hit) = self.get(&id, &expected) {
             return Some(hit);
         }
-        let key = (id, expected);
-        let (flight, lead) = {
-            let mut flights = self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (id, expected, node);
+        let flight = {
+            let mut flights = self.flights();
             match flights.get(&key) {
-                Some(flight) => (Some(flight.clone()), None),
+                Some(flight) => {
+                    self.joined.fetch_add(1, Ordering::Relaxed);
+                    flight.clone()
+                }
                 None => {
-                    let (tx, rx) = oneshot::channel();
-                    flights.insert(key.clone(), rx.shared());
-                    (None, Some(tx))
+                    let ends = EndsFlight { cache: self.clone(), key: key.clone() };
+                    // Spawned while the map is locked: the task's end cannot remove the entry
+                    // before it is in.
+                    let task = tokio::spawn(async move {
+                        let (cache, (id, hash, _)) = (&ends.cache, &ends.key);
+                        // A fetch that ended between this read's miss and its flight kept it.
+                        if let Some(kept) = cache.cached(id, hash) {
+                            return Some(kept);
+                        }
+                        let fetched = fetch.await;
+                        if let Some(bytes) = &fetched {
+                            cache.insert(id.clone(), *hash, bytes);
+                        }
+                        // `ends` is dropped after the insert: a read finding no flight finds the cache.
+                        fetched
+                    });
+                    let flight = task.map(|joined| joined.ok().flatten()).boxed().shared();
+                    flights.insert(key, flight.clone());
+                    flight
                 }
             }
         };
-        if let Some(flight) = flight {
-            self.joined.fetch_add(1, Ordering::Relaxed);
-            if let Ok(outcome) = flight.await {
-                return outcome;
-            }
-            // The leading read was dropped before it ended: fetch it here.
-            let fetched = fetch.await;
-            if let Some(bytes) = &fetched {
-                self.insert(key.0, key.1, bytes);
-            }
-            return fetched;
-        }
-        let leading = Leading { flights: &self.flights, key: Some(key.clone()) };
-        let fetched = fetch.await;
-        if let Some(bytes) = &fetched {
-            self.insert(key.0, key.1, bytes);
-        }
-        // Kept before the flight ends: a read arriving after it finds the cache.
-        drop(leading);
-        if let Some(tx) = lead {
-            let _ = tx.send(fetched.clone());
-        }
-        fetched
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Entries are immutable bytes: valid whatever a panicking holder was doing.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        flight.await
     }
 
     /// The shard, if cached with the hash `expected` and its bytes still hash to it.
@@ -152,6 +155,14 @@ impl ShardCache {
         if self.capacity == 0 {
             return None;
         }
+        let hit = self.cached(id, expected);
+        let counter = if hit.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    /// `get` without counting.
+    fn cached(&self, id: &ShardId, expected: &blake3::Hash) -> Option<Bytes> {
         let cached = {
             let mut inner = self.lock();
             match inner.entries.get_mut(id) {
@@ -163,17 +174,14 @@ impl ShardCache {
             }
         };
         // Hashed outside the lock.
-        let hit = cached.filter(|bytes| {
+        cached.filter(|bytes| {
             let intact = blake3::hash(bytes) == *expected;
             if !intact {
                 tracing::error!(shard = %id, "a cached shard no longer matches its hash (gateway memory); dropped");
                 self.remove(id);
             }
             intact
-        });
-        let counter = if hit.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        hit
+        })
     }
 
     fn remove(&self, id: &ShardId) {
@@ -228,6 +236,12 @@ impl ShardCache {
     /// started.
     pub fn joined(&self) -> u64 {
         self.joined.load(Ordering::Relaxed)
+    }
+
+    /// Flights under way (for tests).
+    #[cfg(test)]
+    fn flights_under_way(&self) -> usize {
+        self.flights().len()
     }
 }
 
@@ -295,19 +309,19 @@ mod tests {
         assert!(cache.get(&id(19), &shards[19].1).is_some(), "the newest is kept");
     }
 
-    /// Reads of one shard arriving while it is being fetched wait for that fetch; a read of
-    /// another hash or shard does not; once the fetch ends the shard is kept; a dropped leading
-    /// read leaves those waiting to fetch it themselves.
+    /// Reads of a shard arriving while it is being fetched wait for that fetch; a read of
+    /// another hash, shard or node does not; once the fetch ends the shard is kept and no flight
+    /// is left. The fetch is its own task: the read that started it going away neither ends it
+    /// nor leaves the others waiting; a fetch that panics leaves no flight behind.
     #[tokio::test]
     async fn reads_of_a_shard_under_way_share_its_fetch() {
         use std::sync::atomic::AtomicUsize;
-        let cache = ShardCache::new(1 << 20);
+        let cache = Arc::new(ShardCache::new(1 << 20));
         let (bytes, hash) = shard(7, 100);
-        let fetches = AtomicUsize::new(0);
+        let fetches = Arc::new(AtomicUsize::new(0));
         let (release, released) = tokio::sync::watch::channel(false);
         let fetch_of = |bytes: Bytes| {
-            let mut released = released.clone();
-            let fetches = &fetches;
+            let (mut released, fetches) = (released.clone(), fetches.clone());
             async move {
                 fetches.fetch_add(1, Ordering::SeqCst);
                 let _ = released.wait_for(|go| *go).await;
@@ -315,40 +329,59 @@ mod tests {
             }
         };
         let fetch = || fetch_of(bytes.clone());
-        let reads = futures::future::join_all((0..8).map(|_| cache.get_or_fetch(id(0), hash, fetch())));
+        let a = || NodeId::new("a");
+        let reads = futures::future::join_all((0..8).map(|_| cache.get_or_fetch(id(0), hash, a(), fetch())));
         let x = Bytes::from_static(b"x");
-        let other_hash = cache.get_or_fetch(id(0), blake3::hash(&x), fetch_of(x.clone()));
-        let other_shard = cache.get_or_fetch(id(1), hash, fetch());
+        let other_hash = cache.get_or_fetch(id(9), blake3::hash(&x), a(), fetch_of(x.clone()));
+        let other_shard = cache.get_or_fetch(id(1), hash, a(), fetch());
+        // The same shard named on another node (a record newer or older than the others').
+        let other_node = cache.get_or_fetch(id(0), hash, NodeId::new("b"), fetch());
         let releasing = async {
-            tokio::task::yield_now().await;
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
             release.send(true).unwrap();
         };
-        let (reads, other_hash, other_shard, ()) = tokio::join!(reads, other_hash, other_shard, releasing);
+        let (reads, other_hash, other_shard, other_node, ()) =
+            tokio::join!(reads, other_hash, other_shard, other_node, releasing);
         assert!(reads.iter().all(|read| read.as_ref() == Some(&bytes)), "every read has the shard");
-        assert_eq!((other_hash, other_shard), (Some(x), Some(bytes.clone())));
-        assert_eq!(fetches.load(Ordering::SeqCst), 3, "one fetch for the eight reads of the shard, one per other");
+        assert_eq!((other_hash, other_shard, other_node), (Some(x), Some(bytes.clone()), Some(bytes.clone())));
+        assert_eq!(fetches.load(Ordering::SeqCst), 4, "one fetch for the eight reads of the shard, one per other");
         assert_eq!(cache.joined(), 7);
-        assert!(cache.flights.lock().unwrap().is_empty(), "no flight left once they end");
-        // (The other hash's shard replaced the entry of id 0: one id, one hash, in a cluster.)
-        assert_eq!(cache.get_or_fetch(id(1), hash, fetch()).await, Some(bytes.clone()), "kept");
-        assert_eq!(fetches.load(Ordering::SeqCst), 3, "from the cache");
+        assert_eq!(cache.flights_under_way(), 0, "no flight left once they end");
+        assert_eq!(cache.get_or_fetch(id(1), hash, a(), fetch()).await, Some(bytes.clone()), "kept");
+        assert_eq!(fetches.load(Ordering::SeqCst), 4, "from the cache");
 
-        // The leading read dropped while another waits: the one waiting fetches it itself.
-        let cache = ShardCache::new(0);
-        let (stalled_tx, stalled_rx) = tokio::sync::watch::channel(false);
-        let stalled = async move {
-            let mut stalled = stalled_rx;
-            let _ = stalled.wait_for(|go| *go).await;
-            None
+        // The read that started a fetch goes away (its client did, or it was a hedged read no
+        // longer needed) while another waits: the fetch goes on, the other gets the shard.
+        let cache = Arc::new(ShardCache::new(0)); // nothing kept: flights are shared all the same
+        let (release, released) = tokio::sync::watch::channel(false);
+        let stalled = |bytes: Bytes| {
+            let (mut released, fetches) = (released.clone(), fetches.clone());
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let _ = released.wait_for(|go| *go).await;
+                Some(bytes)
+            }
         };
-        let mut leading = Box::pin(cache.get_or_fetch(id(2), hash, stalled));
-        assert!(futures::poll!(leading.as_mut()).is_pending(), "the leading read is fetching");
-        let mut waiting = Box::pin(cache.get_or_fetch(id(2), hash, async { Some(Bytes::from_static(b"own")) }));
-        assert!(futures::poll!(waiting.as_mut()).is_pending(), "waits for the leading read");
-        assert_eq!(cache.joined(), 1);
-        drop(leading);
-        assert_eq!(waiting.await, Some(Bytes::from_static(b"own")), "fetched by the read that waited");
-        assert!(cache.flights.lock().unwrap().is_empty());
-        drop(stalled_tx);
+        let before = fetches.load(Ordering::SeqCst);
+        let mut first = Box::pin(cache.get_or_fetch(id(2), hash, a(), stalled(bytes.clone())));
+        assert!(futures::poll!(first.as_mut()).is_pending(), "fetching");
+        let mut second = Box::pin(cache.get_or_fetch(id(2), hash, a(), stalled(bytes.clone())));
+        assert!(futures::poll!(second.as_mut()).is_pending(), "waits for the first read's fetch");
+        drop(first);
+        release.send(true).unwrap();
+        assert_eq!(second.await, Some(bytes.clone()));
+        assert_eq!(fetches.load(Ordering::SeqCst), before + 1, "one fetch, not ended by the first read going away");
+        assert_eq!(cache.flights_under_way(), 0);
+
+        // A fetch that panics: its readers get nothing, and the next read fetches anew.
+        async fn panicking() -> Option<Bytes> {
+            panic!("the fetch failed badly")
+        }
+        assert_eq!(cache.get_or_fetch(id(3), hash, a(), panicking()).await, None);
+        assert_eq!(cache.flights_under_way(), 0, "the flight ended with its task");
+        let again = cache.get_or_fetch(id(3), hash, a(), async { Some(Bytes::from_static(b"y")) }).await;
+        assert_eq!(again, Some(Bytes::from_static(b"y")));
     }
 }
