@@ -5,7 +5,8 @@
 # `scale_probe.py` times HEAD, GET and ListObjectsV2 (1000 keys) at random keys, one request at a
 # time, and reads every process's resident memory and each voter's metadata bytes on disk.
 # Prints one JSON line per size. Needs the release build (ignifuge, s3bench) and boto3.
-# Usage: [SMALL=10000] [LARGE=1000000] [REQUESTS=2000] benches/scripts/scale-cluster.sh
+# Usage: [SMALL=10000] [LARGE=1000000] [REQUESTS=2000] [SETTLE=30] benches/scripts/scale-cluster.sh
+# (SETTLE: seconds between a fill and its probe, for the snapshots and compactions it started.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SMALL=${SMALL:-10000} LARGE=${LARGE:-1000000} REQUESTS=${REQUESTS:-2000}
@@ -21,8 +22,9 @@ probe() { # probe PREFIX KEYS BUCKET_KEYS
     python3 benches/scripts/scale_probe.py "$DATA" s3bench "${1}put/" "$2" "$3" "$REQUESTS"
 }
 small=$(fill "$SMALL")
+sleep "${SETTLE:-30}"
 probe "$small" "$SMALL" "$SMALL"
-# (At about 1300 PUT/s here: 13 minutes for a million; s3bench's own bound is an hour.)
+# (At 800-1300 PUT/s here: 13-20 minutes for a million; s3bench's own bound is an hour.)
 large=$(fill "$((LARGE - SMALL))")
-sleep "${SETTLE:-30}" # let snapshots and compactions started by the fill finish
+sleep "${SETTLE:-30}"
 probe "$large" "$((LARGE - SMALL))" "$LARGE"

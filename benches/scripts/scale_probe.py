@@ -38,6 +38,7 @@ def summary(samples):
 
 
 def dir_bytes(path):
+    """The apparent size of every file under `path` (RocksDB's tables, WAL and info logs)."""
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
@@ -60,22 +61,32 @@ def main():
     )
     rng = random.Random(7)
     key = lambda: f"{key_prefix}{rng.randrange(keys)}"
-    # A few requests first: connections and the client's own first-use costs are not measured.
-    for _ in range(20):
-        s3.head_object(Bucket=bucket, Key=key())
     heads, gets, lists, errors = [], [], [], 0
-    for _ in range(requests):
+
+    def attempt(samples, call):
+        nonlocal errors
         try:
-            timed(heads, lambda: s3.head_object(Bucket=bucket, Key=key()))
-            timed(gets, lambda: s3.get_object(Bucket=bucket, Key=key())["Body"].read())
+            timed(samples, call)
         except Exception as e:  # counted, never hidden
             errors += 1
             print(f"scale_probe: {e}", file=sys.stderr)
+
+    # A few requests first: connections and the client's own first-use costs are not measured.
+    for _ in range(20):
+        attempt([], lambda: s3.head_object(Bucket=bucket, Key=key()))
+    for _ in range(requests):
+        attempt(heads, lambda: s3.head_object(Bucket=bucket, Key=key()))
+        attempt(gets, lambda: s3.get_object(Bucket=bucket, Key=key())["Body"].read())
     pages = max(requests // 10, 20)
     in_order = sorted(f"{key_prefix}{n}" for n in range(keys))[: max(keys - 1000, 1)]
     for _ in range(pages):
         start = rng.choice(in_order)
-        page = timed(lists, lambda: s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix, StartAfter=start, MaxKeys=1000))
+        try:
+            page = timed(lists, lambda: s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix, StartAfter=start, MaxKeys=1000))
+        except Exception as e:  # counted, never hidden
+            errors += 1
+            print(f"scale_probe: {e}", file=sys.stderr)
+            continue
         if page.get("KeyCount", 0) != min(1000, keys - 1):
             errors += 1
             print(f"scale_probe: a page after {start} held {page.get('KeyCount')} keys", file=sys.stderr)

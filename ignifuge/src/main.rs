@@ -16,9 +16,9 @@ use std::path::PathBuf;
 
 /// jemalloc for every allocation of the process, RocksDB's included (its symbols replace
 /// malloc's), with background threads that return freed pages to the system after its decay
-/// time: under glibc's malloc a storage node filled with a million objects held 250-960 MiB
-/// of freed memory (`malloc_trim` took one from 1.19 GB to 195 MB); docs/benchmarks.md, "The
-/// metadata at scale through the processes".
+/// time: under glibc's malloc storage nodes filled with a million objects held 553-960 MiB,
+/// mostly freed memory (`malloc_trim` took one from 1,164 MiB to 190 MiB); with jemalloc
+/// 114-141 MiB (docs/benchmarks.md, "The metadata at scale through the processes").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

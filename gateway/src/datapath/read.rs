@@ -292,6 +292,11 @@ impl DataPath {
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
             return self.fetch_recorded(&id, &record).await; // which logs the malformed hash
         };
+        if self.is_down(&record.node) {
+            // Read around it at once (as `fetch_recorded` would), not after a flight started
+            // before it was found down.
+            return self.shard_cache.get(&id, &expected);
+        }
         let node = record.node.clone();
         let (this, fetched_id) = (self.clone(), id.clone());
         let fetch = async move { this.fetch_recorded(&fetched_id, &record).await };

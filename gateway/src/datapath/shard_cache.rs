@@ -23,12 +23,13 @@
 
 use bytes::Bytes;
 use futures::FutureExt as _;
-use futures::future::{BoxFuture, Shared};
+use futures::future::{BoxFuture, Shared, WeakShared};
 use ignifuge_types::{NodeId, ShardId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 /// Shards larger than this are never cached (a 4 KiB object's shard in a pack of the smallest
 /// lane is at most 52 KiB at 5+4).
@@ -59,24 +60,45 @@ type Flight = Shared<BoxFuture<'static, Option<Bytes>>>;
 /// What a flight fetches: the shard, the hash its bytes must have, the node asked.
 type FlightKey = (ShardId, blake3::Hash, NodeId);
 
+/// A flight as the map holds it: weakly, so that the fetch is cancelled once no reader is left.
+struct FlightEntry {
+    /// Which flight of the key this is (an ended flight's task removes only its own entry).
+    generation: u64,
+    flight: WeakShared<BoxFuture<'static, Option<Bytes>>>,
+}
+
 pub struct ShardCache {
     capacity: usize,
     inner: Mutex<Inner>,
-    flights: Mutex<HashMap<FlightKey, Flight>>,
+    flights: Mutex<HashMap<FlightKey, FlightEntry>>,
+    generations: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     joined: AtomicU64,
 }
 
-/// Ends a flight when its fetch task ends, however it ends (a panic included).
+/// Ends a flight when its fetch task ends, however it ends (done, cancelled, panicked).
 struct EndsFlight {
     cache: Arc<ShardCache>,
     key: FlightKey,
+    generation: u64,
 }
 
 impl Drop for EndsFlight {
     fn drop(&mut self) {
-        self.cache.flights().remove(&self.key);
+        let mut flights = self.cache.flights();
+        if flights.get(&self.key).is_some_and(|entry| entry.generation == self.generation) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+/// Cancels a flight's fetch task when the flight is dropped: when its last reader is gone.
+struct AbortOnDrop(tokio::task::JoinHandle<Option<Bytes>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -87,6 +109,7 @@ impl ShardCache {
             capacity,
             inner: Mutex::new(Inner::default()),
             flights: Mutex::new(HashMap::new()),
+            generations: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             joined: AtomicU64::new(0),
@@ -98,14 +121,16 @@ impl ShardCache {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, Flight>> {
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, FlightEntry>> {
         self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The shard with the hash `expected`: from the cache if it holds it intact, else the outcome
     /// of the fetch of it from `node` under way, else of `fetch`, run as a task of its own (and
-    /// kept if small enough). `fetch` must check the bytes against `expected`, as a node read
-    /// does, and end within a bounded time.
+    /// kept if small enough). The task goes on while any read waits for it, whatever the pace
+    /// of the one that started it, and is cancelled when none is left (a client gone, a hedged
+    /// read no longer needed), as a fetch of its own would be. `fetch` must check the bytes
+    /// against `expected`, as a node read does, and end within a bounded time.
     pub async fn get_or_fetch(
         self: &Arc<Self>,
         id: ShardId,
@@ -117,36 +142,50 @@ impl ShardCache {
             return Some(hit);
         }
         let key = (id, expected, node);
-        let flight = {
+        let (flight, start) = {
             let mut flights = self.flights();
-            match flights.get(&key) {
+            match flights.get(&key).and_then(|entry| entry.flight.upgrade()) {
                 Some(flight) => {
                     self.joined.fetch_add(1, Ordering::Relaxed);
-                    flight.clone()
+                    (flight, None)
                 }
                 None => {
-                    let ends = EndsFlight { cache: self.clone(), key: key.clone() };
-                    // Spawned while the map is locked: the task's end cannot remove the entry
-                    // before it is in.
-                    let task = tokio::spawn(async move {
-                        let (cache, (id, hash, _)) = (&ends.cache, &ends.key);
-                        // A fetch that ended between this read's miss and its flight kept it.
-                        if let Some(kept) = cache.cached(id, hash) {
-                            return Some(kept);
-                        }
-                        let fetched = fetch.await;
-                        if let Some(bytes) = &fetched {
-                            cache.insert(id.clone(), *hash, bytes);
-                        }
-                        // `ends` is dropped after the insert: a read finding no flight finds the cache.
-                        fetched
-                    });
-                    let flight = task.map(|joined| joined.ok().flatten()).boxed().shared();
-                    flights.insert(key, flight.clone());
-                    flight
+                    let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                    let (handing, handed) = oneshot::channel::<tokio::task::JoinHandle<Option<Bytes>>>();
+                    let flight: Flight = async move {
+                        let Ok(handle) = handed.await else { return None };
+                        let mut task = AbortOnDrop(handle);
+                        (&mut task.0).await.ok().flatten()
+                    }
+                    .boxed()
+                    .shared();
+                    let weak = flight.downgrade().expect("a flight not yet polled has not ended");
+                    flights.insert(key.clone(), FlightEntry { generation, flight: weak });
+                    (flight, Some((generation, handing)))
                 }
             }
         };
+        if let Some((generation, handing)) = start {
+            // Spawned once the map is unlocked: a runtime shutting down drops the task at once,
+            // on this thread, and its end takes the lock. The entry is in before the task exists.
+            let ends = EndsFlight { cache: self.clone(), key, generation };
+            let task = tokio::spawn(async move {
+                let (cache, (id, hash, _)) = (&ends.cache, &ends.key);
+                // A fetch that ended between this read's miss and its flight kept it.
+                if let Some(kept) = cache.cached(id, hash) {
+                    return Some(kept);
+                }
+                let fetched = fetch.await;
+                if let Some(bytes) = &fetched {
+                    cache.insert(id.clone(), *hash, bytes);
+                }
+                // `ends` is dropped after the insert: a read finding no flight finds the cache.
+                fetched
+            });
+            if let Err(task) = handing.send(task) {
+                task.abort(); // the flight was dropped meanwhile: no reader is left
+            }
+        }
         flight.await
     }
 
@@ -374,6 +413,40 @@ mod tests {
         assert_eq!(second.await, Some(bytes.clone()));
         assert_eq!(fetches.load(Ordering::SeqCst), before + 1, "one fetch, not ended by the first read going away");
         assert_eq!(cache.flights_under_way(), 0);
+
+        // Every read waiting for a fetch goes away: the fetch is cancelled, as each read's own
+        // fetch was before flights were shared (a node that hangs is not asked ever more).
+        struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (_never, never) = tokio::sync::watch::channel(false);
+        let hanging = {
+            let (dropped, mut never) = (Dropped(cancelled.clone()), never.clone());
+            async move {
+                let _dropped = dropped;
+                let _ = never.wait_for(|go| *go).await;
+                None
+            }
+        };
+        let mut only = Box::pin(cache.get_or_fetch(id(4), hash, a(), hanging));
+        assert!(futures::poll!(only.as_mut()).is_pending());
+        let mut also = Box::pin(cache.get_or_fetch(id(4), hash, a(), std::future::pending()));
+        assert!(futures::poll!(also.as_mut()).is_pending(), "joined");
+        drop(only);
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!cancelled.load(Ordering::SeqCst), "a read still waits: the fetch goes on");
+        drop(also);
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        assert!(cancelled.load(Ordering::SeqCst), "no read left: the fetch is cancelled");
+        assert_eq!(cache.flights_under_way(), 0, "and its flight is gone");
 
         // A fetch that panics: its readers get nothing, and the next read fetches anew.
         async fn panicking() -> Option<Bytes> {
