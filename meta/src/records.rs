@@ -498,6 +498,28 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ObjectRecord {
+    /// A version made of one part (a PutObject, a copy): its size, ETag, checksums and date are
+    /// the part's; no headers, tags or ACL.
+    pub fn single_part(key: ObjectKey, version: VersionId, part: PartData) -> Self {
+        ObjectRecord {
+            key,
+            version,
+            size: part.size,
+            etag: part.etag.clone(),
+            last_modified_ms: part.last_modified_ms,
+            headers: ObjectHeaders::default(),
+            checksums: part.checksums.clone(),
+            parts: vec![part],
+            multipart: false,
+            tags: Vec::new(),
+            delete_marker: false,
+            versioned: false,
+            sequence: 0,
+            promoted: false,
+            acl: None,
+        }
+    }
+
     /// A delete marker written at `now_ms`; its version id is set when it is applied.
     pub fn delete_marker(key: ObjectKey, nonce: VersionId, now_ms: i64) -> Self {
         ObjectRecord {

@@ -63,23 +63,8 @@ fn blob_of(key: &str, etag: &str) -> String {
 }
 
 fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
-    ObjectRecord {
-        key: ObjectKey::new(key),
-        version: VersionId::new(format!("v-{key}-{etag}")),
-        size,
-        etag: etag.into(),
-        last_modified_ms: 1,
-        headers: ObjectHeaders::default(),
-        checksums: Checksums::default(),
-        parts: vec![part(1, etag, size, &blob_of(key, etag))],
-        multipart: false,
-        tags: Vec::new(),
-        delete_marker: false,
-        versioned: false,
-        sequence: 0,
-        promoted: false,
-        acl: None,
-    }
+    let version = VersionId::new(format!("v-{key}-{etag}"));
+    ObjectRecord::single_part(ObjectKey::new(key), version, part(1, etag, size, &blob_of(key, etag)))
 }
 
 fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {

@@ -259,7 +259,7 @@ mod tests {
 
     /// An object of one stripe whose shards lie on `nodes`.
     fn striped(key: &str, blob: &str, nodes: &[usize]) -> ignifuge_meta::ObjectRecord {
-        use ignifuge_meta::{Checksums, ObjectHeaders, ObjectRecord, PartData, ShardRecord, StripeRecord};
+        use ignifuge_meta::{Checksums, ObjectRecord, PartData, ShardRecord, StripeRecord};
         use ignifuge_types::{ObjectKey, VersionId};
         let shards = nodes.iter().map(|n| ShardRecord { node: node(*n), blake3: "00".repeat(32) }).collect();
         let location = DataLocation::Striped(StripedBlob {
@@ -272,31 +272,16 @@ mod tests {
             stripes: vec![StripeRecord { data_len: 8, shards, debt: false }],
             born_ms: 0,
         });
-        ObjectRecord {
-            key: ObjectKey::new(key),
-            version: VersionId::new(format!("v-{blob}")),
+        let part = PartData {
+            part_number: 1,
             size: 8,
             etag: "e".into(),
-            last_modified_ms: 1,
-            headers: ObjectHeaders::default(),
             checksums: Checksums::default(),
-            parts: vec![PartData {
-                part_number: 1,
-                size: 8,
-                etag: "e".into(),
-                checksums: Checksums::default(),
-                location,
-                last_modified_ms: 1,
-                started_ms: 0,
-            }],
-            multipart: false,
-            tags: Vec::new(),
-            delete_marker: false,
-            versioned: false,
-            sequence: 0,
-            promoted: false,
-            acl: None,
-        }
+            location,
+            last_modified_ms: 1,
+            started_ms: 0,
+        };
+        ObjectRecord::single_part(ObjectKey::new(key), VersionId::new(format!("v-{blob}")), part)
     }
 
     /// Writes each object and deletes it at `deleted_ms`, leaving its blob garbage since then.

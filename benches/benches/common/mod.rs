@@ -14,30 +14,18 @@ pub fn object_record(key: &str, i: usize, now_ms: i64, location: DataLocation, s
         checksum_type: Some("FULL_OBJECT".into()),
         ..Default::default()
     };
-    ObjectRecord {
-        key: ObjectKey::new(key),
-        version: VersionId::new("null"),
+    let part = PartData {
+        part_number: 1,
         size,
         etag: format!("{i:032x}"),
+        checksums,
+        location,
         last_modified_ms: now_ms,
+        started_ms: now_ms,
+    };
+    ObjectRecord {
         headers: ObjectHeaders { content_type: Some("binary/octet-stream".into()), ..Default::default() },
-        checksums: checksums.clone(),
-        parts: vec![PartData {
-            part_number: 1,
-            size,
-            etag: format!("{i:032x}"),
-            checksums,
-            location,
-            last_modified_ms: now_ms,
-            started_ms: now_ms,
-        }],
-        multipart: false,
-        tags: Vec::new(),
-        delete_marker: false,
-        versioned: false,
-        sequence: 0,
-        promoted: false,
-        acl: None,
+        ..ObjectRecord::single_part(ObjectKey::new(key), VersionId::new("null"), part)
     }
 }
 

@@ -348,6 +348,20 @@ mod tests {
         assert!(cache.get(&id(19), &shards[19].1).is_some(), "the newest is kept");
     }
 
+    /// A fetch that counts itself in `fetches` and returns `bytes` once `released` says so.
+    fn held_fetch(
+        released: &tokio::sync::watch::Receiver<bool>,
+        fetches: &Arc<std::sync::atomic::AtomicUsize>,
+        bytes: Bytes,
+    ) -> impl Future<Output = Option<Bytes>> + Send + 'static {
+        let (mut released, fetches) = (released.clone(), fetches.clone());
+        async move {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            let _ = released.wait_for(|go| *go).await;
+            Some(bytes)
+        }
+    }
+
     /// Reads of a shard arriving while it is being fetched wait for that fetch; a read of
     /// another hash, shard or node does not; once the fetch ends the shard is kept and no flight
     /// is left. The fetch is its own task: the read that started it going away neither ends it
@@ -359,14 +373,7 @@ mod tests {
         let (bytes, hash) = shard(7, 100);
         let fetches = Arc::new(AtomicUsize::new(0));
         let (release, released) = tokio::sync::watch::channel(false);
-        let fetch_of = |bytes: Bytes| {
-            let (mut released, fetches) = (released.clone(), fetches.clone());
-            async move {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                let _ = released.wait_for(|go| *go).await;
-                Some(bytes)
-            }
-        };
+        let fetch_of = |bytes: Bytes| held_fetch(&released, &fetches, bytes);
         let fetch = || fetch_of(bytes.clone());
         let a = || NodeId::new("a");
         let reads = futures::future::join_all((0..8).map(|_| cache.get_or_fetch(id(0), hash, a(), fetch())));
@@ -395,14 +402,7 @@ mod tests {
         // longer needed) while another waits: the fetch goes on, the other gets the shard.
         let cache = Arc::new(ShardCache::new(0)); // nothing kept: flights are shared all the same
         let (release, released) = tokio::sync::watch::channel(false);
-        let stalled = |bytes: Bytes| {
-            let (mut released, fetches) = (released.clone(), fetches.clone());
-            async move {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                let _ = released.wait_for(|go| *go).await;
-                Some(bytes)
-            }
-        };
+        let stalled = |bytes: Bytes| held_fetch(&released, &fetches, bytes);
         let before = fetches.load(Ordering::SeqCst);
         let mut first = Box::pin(cache.get_or_fetch(id(2), hash, a(), stalled(bytes.clone())));
         assert!(futures::poll!(first.as_mut()).is_pending(), "fetching");

@@ -454,34 +454,18 @@ pub(super) fn single_part_record(
     written: WrittenBlob,
     now: i64,
 ) -> ObjectRecord {
-    let etag = hex::encode(written.digests.md5);
     let mut checksums = written.digests.checksums;
     checksums.checksum_type = Some(ChecksumType::FULL_OBJECT.to_string());
-    ObjectRecord {
-        key,
-        version: VersionId::new(ignifuge_types::random_id()),
+    let part = PartData {
+        part_number: 1,
         size: written.size,
-        etag: etag.clone(),
+        etag: hex::encode(written.digests.md5),
+        checksums,
+        location: written.location,
         last_modified_ms: now,
-        headers,
-        checksums: checksums.clone(),
-        parts: vec![PartData {
-            part_number: 1,
-            size: written.size,
-            etag,
-            checksums,
-            location: written.location,
-            last_modified_ms: now,
-            started_ms: 0,
-        }],
-        multipart: false,
-        tags,
-        delete_marker: false,
-        versioned: false,
-        sequence: 0,
-        promoted: false,
-        acl: None,
-    }
+        started_ms: 0,
+    };
+    ObjectRecord { headers, tags, ..ObjectRecord::single_part(key, VersionId::new(ignifuge_types::random_id()), part) }
 }
 
 fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
