@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripedBlob};
-use ignifuge_types::{ShardId, ShardIndex, StripeIndex};
+use ignifuge_types::{ShardId, ShardIndex, StripeIndex, TenantId};
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -60,10 +60,11 @@ impl Stream for ByteRangeStream {
 }
 
 /// Where a read takes its shards from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Shards {
-    /// The shard cache when it holds them (small shards fetched are kept): GETs.
-    CacheFirst,
+    /// The shard cache when it holds them (small shards fetched are kept, charged to this
+    /// tenant: the owner of the bucket read): GETs.
+    CacheFirst(TenantId),
     /// Their nodes, always: background services.
     Nodes,
 }
@@ -84,14 +85,16 @@ struct Segment {
 
 impl DataPath {
     /// Streams bytes `range` of the concatenation of `parts`. The range must lie within it.
-    /// `metadata` answers for stripe records that the parts do not hold.
+    /// `metadata` answers for stripe records that the parts do not hold. Small shards read are
+    /// kept in the shard cache, charged to `owner` (the tenant owning the bucket read).
     pub fn read_range(
         self: &Arc<Self>,
         parts: Vec<PartData>,
         range: Range<u64>,
         metadata: Arc<dyn Metadata>,
+        owner: TenantId,
     ) -> ByteRangeStream {
-        self.read_range_from(parts, range, metadata, Shards::CacheFirst)
+        self.read_range_from(parts, range, metadata, Shards::CacheFirst(owner))
     }
 
     /// `read_range` for a background service: every shard from its node, none kept in the shard
@@ -120,7 +123,7 @@ impl DataPath {
                 std::pin::pin!(
                     pieces
                         .map(|piece| {
-                            let this = this.clone();
+                            let (this, source) = (this.clone(), source.clone());
                             async move {
                                 match piece? {
                                     Piece::Inline(bytes) => Ok((vec![bytes], None)),
@@ -131,7 +134,7 @@ impl DataPath {
                                             this.read_permits.clone().acquire_owned().await.map_err(|_| {
                                                 GatewayError::Internal("the read budget was closed".into())
                                             })?;
-                                        let bytes = this.read_stripe(&blob, stripe, range, source).await?;
+                                        let bytes = this.read_stripe(&blob, stripe, range, &source).await?;
                                         Ok((bytes, Some(Arc::new(budget))))
                                     }
                                 }
@@ -165,7 +168,7 @@ impl DataPath {
         blob: &StripedBlob,
         stripe: u32,
         range: Range<usize>,
-        source: Shards,
+        source: &Shards,
     ) -> GatewayResult<Vec<Bytes>> {
         let record = blob
             .stripe(stripe)
@@ -200,7 +203,7 @@ impl DataPath {
         blob: &StripedBlob,
         stripe: u32,
         needed: Range<usize>,
-        source: Shards,
+        source: &Shards,
     ) -> GatewayResult<Vec<Option<Bytes>>> {
         let k = blob.data_shards as usize;
         let total = k + blob.parity_shards as usize;
@@ -210,7 +213,7 @@ impl DataPath {
         let mut pending = FuturesUnordered::new();
         let fetch = |i: usize| async move {
             let shard = match source {
-                Shards::CacheFirst => self.read_shard(blob, stripe, i).await,
+                Shards::CacheFirst(owner) => self.read_shard(blob, stripe, i, owner).await,
                 Shards::Nodes => self.fetch_shard(blob, stripe, i).await,
             };
             (i, shard)
@@ -279,9 +282,15 @@ impl DataPath {
     }
 
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
-    /// names, else from the fetch of it under way, else fetched (and kept, if small). A shard too
-    /// large to be kept never asks the cache.
-    pub(super) async fn read_shard(self: &Arc<Self>, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+    /// names, else from the fetch of it under way, else fetched (and kept, if small, charged to
+    /// `owner`). A shard too large to be kept never asks the cache.
+    pub(super) async fn read_shard(
+        self: &Arc<Self>,
+        blob: &StripedBlob,
+        stripe: u32,
+        index: usize,
+        owner: &TenantId,
+    ) -> Option<Bytes> {
         let stripe_record = blob.stripe(stripe)?;
         let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
         if shard_len > super::shard_cache::SHARD_CACHE_ENTRY_MAX_BYTES {
@@ -300,7 +309,7 @@ impl DataPath {
         let node = record.node.clone();
         let (this, fetched_id) = (self.clone(), id.clone());
         let fetch = async move { this.fetch_recorded(&fetched_id, &record).await };
-        self.shard_cache.get_or_fetch(id, expected, node, fetch).await
+        self.shard_cache.get_or_fetch(id, expected, node, owner, fetch).await
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt. Never

@@ -4,8 +4,15 @@
 //! at most 64 KiB), so a bit flipped in the gateway's memory is caught as a node's disk would be:
 //! the entry is dropped and the shard fetched. The metadata is read first on every GET, so a
 //! deleted or replaced object is never served from here. Bounded in bytes (each entry charged
-//! its shard plus `ENTRY_OVERHEAD_BYTES`); the oldest entry not read since it was last passed
-//! over is evicted first (second chance).
+//! its shard plus `ENTRY_OVERHEAD_BYTES`).
+//!
+//! Shared fairly between tenants: each entry is charged to the tenant whose bucket it was read
+//! for, and when the cache is full the tenant holding the most bytes gives way, its oldest entry
+//! not read since it was last passed over first (second chance). One tenant reading through a
+//! large working set therefore evicts its own entries once it holds more than any other tenant,
+//! never those of a tenant holding less: a tenant within an even share of the capacity keeps
+//! what it reads however hard another reads (max-min fairness; with one tenant, plain second
+//! chance).
 //!
 //! Reads of a small shard under way are shared (`get_or_fetch`): a GET that misses while a fetch
 //! of the same shard, for the same hash from the same node, is under way waits for that one
@@ -24,8 +31,8 @@
 use bytes::Bytes;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared, WeakShared};
-use ignifuge_types::{NodeId, ShardId};
-use std::collections::{HashMap, VecDeque};
+use ignifuge_types::{NodeId, ShardId, TenantId};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,16 +50,93 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 256;
 struct Entry {
     hash: blake3::Hash,
     bytes: Bytes,
+    /// The tenant it is charged to.
+    owner: TenantId,
     /// Read since it was inserted or last passed over by the eviction.
     referenced: bool,
+}
+
+impl Entry {
+    fn cost(&self) -> usize {
+        self.bytes.len() + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+/// What one tenant holds.
+#[derive(Default)]
+struct Share {
+    bytes: usize,
+    /// Its entries in insertion order (an id whose entry was dropped, replaced or is now another
+    /// tenant's may linger: skipped).
+    order: VecDeque<ShardId>,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: HashMap<ShardId, Entry>,
-    /// Insertion order (an id whose entry was dropped or replaced may linger: skipped).
-    order: VecDeque<ShardId>,
+    /// Only tenants holding bytes have a share.
+    shares: HashMap<TenantId, Share>,
+    /// The tenants holding bytes, by how many: the last gives way first.
+    by_bytes: BTreeSet<(usize, TenantId)>,
     bytes: usize,
+}
+
+impl Inner {
+    /// Charges `cost` more (or, negative, less) to `owner`.
+    fn charge(&mut self, owner: &TenantId, cost: isize) {
+        let share = self.shares.entry(owner.clone()).or_default();
+        self.by_bytes.remove(&(share.bytes, owner.clone()));
+        share.bytes = share.bytes.saturating_add_signed(cost);
+        self.bytes = self.bytes.saturating_add_signed(cost);
+        if share.bytes == 0 {
+            self.shares.remove(owner);
+        } else {
+            self.by_bytes.insert((share.bytes, owner.clone()));
+        }
+    }
+
+    fn insert(&mut self, id: ShardId, entry: Entry) {
+        self.charge(&entry.owner, entry.cost() as isize);
+        if let Some(share) = self.shares.get_mut(&entry.owner) {
+            share.order.push_back(id.clone());
+        }
+        if let Some(old) = self.entries.insert(id, entry) {
+            self.charge(&old.owner, -(old.cost() as isize));
+        }
+    }
+
+    fn remove(&mut self, id: &ShardId) {
+        if let Some(gone) = self.entries.remove(id) {
+            self.charge(&gone.owner, -(gone.cost() as isize));
+        }
+    }
+
+    /// Evicts one entry of the tenant holding the most bytes (`inserting` if it holds as many as
+    /// any: shares that are even stay so), or passes one over (second chance); false when
+    /// nothing is held.
+    fn evict_step(&mut self, inserting: &TenantId) -> bool {
+        let Some((most, largest)) = self.by_bytes.last() else { return false };
+        let own = self.shares.get(inserting).map_or(0, |share| share.bytes);
+        let victim = if own == *most { inserting.clone() } else { largest.clone() };
+        let Some(share) = self.shares.get_mut(&victim) else { return false };
+        let Some(oldest) = share.order.pop_front() else {
+            // Bytes charged with no entry left to name them: cannot happen; forget the share
+            // rather than loop.
+            tracing::error!(tenant = %victim, bytes = share.bytes, "shard cache share without entries; reset");
+            let bytes = share.bytes;
+            self.charge(&victim, -(bytes as isize));
+            return true;
+        };
+        match self.entries.get_mut(&oldest) {
+            Some(entry) if entry.owner == victim && entry.referenced => {
+                entry.referenced = false;
+                share.order.push_back(oldest);
+            }
+            Some(entry) if entry.owner == victim => self.remove(&oldest),
+            _ => {} // lingering
+        }
+        true
+    }
 }
 
 /// A fetch of a shard under way, as its readers await it: the shard, or None if the fetch failed.
@@ -130,12 +214,14 @@ impl ShardCache {
     /// kept if small enough). The task goes on while any read waits for it, whatever the pace
     /// of the one that started it, and is cancelled when none is left (a client gone, a hedged
     /// read no longer needed), as a fetch of its own would be. `fetch` must check the bytes
-    /// against `expected`, as a node read does, and end within a bounded time.
+    /// against `expected`, as a node read does, and end within a bounded time. A shard kept is
+    /// charged to `owner` (the tenant whose bucket the read that started the fetch was for).
     pub async fn get_or_fetch(
         self: &Arc<Self>,
         id: ShardId,
         expected: blake3::Hash,
         node: NodeId,
+        owner: &TenantId,
         fetch: impl Future<Output = Option<Bytes>> + Send + 'static,
     ) -> Option<Bytes> {
         if let Some(hit) = self.get(&id, &expected) {
@@ -169,6 +255,7 @@ impl ShardCache {
             // Spawned once the map is unlocked: a runtime shutting down drops the task at once,
             // on this thread, and its end takes the lock. The entry is in before the task exists.
             let ends = EndsFlight { cache: self.clone(), key, generation };
+            let owner = owner.clone();
             let task = tokio::spawn(async move {
                 let (cache, (id, hash, _)) = (&ends.cache, &ends.key);
                 // A fetch that ended between this read's miss and its flight kept it.
@@ -177,7 +264,7 @@ impl ShardCache {
                 }
                 let fetched = fetch.await;
                 if let Some(bytes) = &fetched {
-                    cache.insert(id.clone(), *hash, bytes);
+                    cache.insert(id.clone(), *hash, bytes, &owner);
                 }
                 // `ends` is dropped after the insert: a read finding no flight finds the cache.
                 fetched
@@ -224,15 +311,13 @@ impl ShardCache {
     }
 
     fn remove(&self, id: &ShardId) {
-        let mut inner = self.lock();
-        if let Some(gone) = inner.entries.remove(id) {
-            inner.bytes -= gone.bytes.len() + ENTRY_OVERHEAD_BYTES;
-        }
+        self.lock().remove(id);
     }
 
-    /// Keeps a shard checked against `hash`, if it is small enough; evicts to make room. An entry
-    /// of the same id with another hash is replaced.
-    pub fn insert(&self, id: ShardId, hash: blake3::Hash, bytes: &Bytes) {
+    /// Keeps a shard checked against `hash`, charged to `owner`, if it is small enough; evicts
+    /// to make room (from the tenant holding the most). An entry of the same id with another
+    /// hash is replaced.
+    pub fn insert(&self, id: ShardId, hash: blake3::Hash, bytes: &Bytes, owner: &TenantId) {
         let cost = bytes.len() + ENTRY_OVERHEAD_BYTES;
         if bytes.len() > SHARD_CACHE_ENTRY_MAX_BYTES || cost > self.capacity {
             return;
@@ -243,27 +328,19 @@ impl ShardCache {
         // Its own allocation, made outside the lock: a slice would hold the whole buffer it came from.
         let bytes = Bytes::copy_from_slice(bytes);
         let mut inner = self.lock();
-        if let Some(old) = inner.entries.remove(&id) {
-            inner.bytes -= old.bytes.len() + ENTRY_OVERHEAD_BYTES;
-        }
-        while inner.bytes + cost > self.capacity {
-            let Some(oldest) = inner.order.pop_front() else { break };
-            let Some(entry) = inner.entries.get_mut(&oldest) else { continue };
-            if entry.referenced {
-                entry.referenced = false;
-                inner.order.push_back(oldest);
-            } else if let Some(gone) = inner.entries.remove(&oldest) {
-                inner.bytes -= gone.bytes.len() + ENTRY_OVERHEAD_BYTES;
-            }
-        }
-        inner.bytes += cost;
-        inner.order.push_back(id.clone());
-        inner.entries.insert(id, Entry { hash, bytes, referenced: false });
+        inner.remove(&id);
+        while inner.bytes + cost > self.capacity && inner.evict_step(owner) {}
+        inner.insert(id, Entry { hash, bytes, owner: owner.clone(), referenced: false });
     }
 
     /// Bytes charged for the shards held now.
     pub fn bytes(&self) -> usize {
         self.lock().bytes
+    }
+
+    /// Bytes charged to `tenant` now.
+    pub fn bytes_of(&self, tenant: &TenantId) -> usize {
+        self.lock().shares.get(tenant).map_or(0, |share| share.bytes)
     }
 
     /// Reads served from the cache, and reads that were not, since the process started.
@@ -289,6 +366,11 @@ mod tests {
     use super::*;
     use ignifuge_types::{BlobId, ShardIndex, StripeIndex};
 
+    /// The tenant of the tests that do not tell tenants apart.
+    fn t() -> TenantId {
+        TenantId::new("t")
+    }
+
     fn id(n: u32) -> ShardId {
         ShardId { blob: BlobId::new("ab"), stripe: StripeIndex(0), shard: ShardIndex(n) }
     }
@@ -303,26 +385,26 @@ mod tests {
     fn a_shard_is_served_only_for_the_hash_it_was_checked_against_and_only_intact() {
         let cache = ShardCache::new(1 << 20);
         let (bytes, hash) = shard(1, 100);
-        cache.insert(id(0), hash, &bytes);
+        cache.insert(id(0), hash, &bytes, &t());
         assert_eq!(cache.get(&id(0), &hash), Some(bytes.clone()));
         assert_eq!(cache.get(&id(0), &blake3::hash(b"another shard")), None, "another hash: not this shard");
         assert_eq!(cache.get(&id(1), &hash), None);
         assert_eq!(cache.hits_and_misses(), (1, 2));
         let (large, large_hash) = shard(2, SHARD_CACHE_ENTRY_MAX_BYTES + 1);
-        cache.insert(id(2), large_hash, &large);
+        cache.insert(id(2), large_hash, &large, &t());
         assert_eq!(cache.get(&id(2), &large_hash), None, "large shards are not kept");
         // Bytes that no longer hash to their entry's hash (memory gone bad): dropped, not served.
         let (other, _) = shard(3, 100);
-        cache.insert(id(3), hash, &other);
+        cache.insert(id(3), hash, &other, &t());
         assert_eq!(cache.get(&id(3), &hash), None, "bytes not matching the hash are never served");
         assert_eq!(cache.bytes(), 100 + ENTRY_OVERHEAD_BYTES, "the bad entry is gone");
         // The same id under another hash replaces the entry.
         let (newer, newer_hash) = shard(4, 50);
-        cache.insert(id(0), newer_hash, &newer);
+        cache.insert(id(0), newer_hash, &newer, &t());
         assert_eq!(cache.get(&id(0), &newer_hash), Some(newer));
         assert_eq!(cache.bytes(), 50 + ENTRY_OVERHEAD_BYTES);
         let none = ShardCache::new(0);
-        none.insert(id(0), hash, &bytes);
+        none.insert(id(0), hash, &bytes, &t());
         assert_eq!((none.get(&id(0), &hash), none.bytes()), (None, 0), "capacity 0 keeps nothing");
     }
 
@@ -332,20 +414,62 @@ mod tests {
         let cache = ShardCache::new(10 * COST);
         let shards: Vec<_> = (0..20u8).map(|n| shard(n, 100)).collect();
         for (n, (bytes, hash)) in shards.iter().enumerate().take(10) {
-            cache.insert(id(n as u32), *hash, bytes);
+            cache.insert(id(n as u32), *hash, bytes, &t());
         }
         assert_eq!(cache.bytes(), 10 * COST);
         // Shard 0 read again: the next insertion passes it over and evicts shard 1.
         assert!(cache.get(&id(0), &shards[0].1).is_some());
-        cache.insert(id(10), shards[10].1, &shards[10].0);
+        cache.insert(id(10), shards[10].1, &shards[10].0, &t());
         assert_eq!(cache.bytes(), 10 * COST, "never over its capacity");
         assert!(cache.get(&id(0), &shards[0].1).is_some(), "read since: kept");
         assert!(cache.get(&id(1), &shards[1].1).is_none(), "the oldest not read: evicted");
         for (n, (bytes, hash)) in shards.iter().enumerate().skip(11) {
-            cache.insert(id(n as u32), *hash, bytes);
+            cache.insert(id(n as u32), *hash, bytes, &t());
             assert!(cache.bytes() <= 10 * COST);
         }
         assert!(cache.get(&id(19), &shards[19].1).is_some(), "the newest is kept");
+    }
+
+    /// A tenant reading through many shards evicts its own once it holds the most, never the
+    /// shards of a tenant holding less, read again or not; two tenants both reading hard end with
+    /// even shares.
+    #[test]
+    fn a_tenant_reading_hard_evicts_its_own_shards_not_those_of_a_tenant_holding_less() {
+        const COST: usize = 100 + ENTRY_OVERHEAD_BYTES;
+        let cache = ShardCache::new(10 * COST);
+        let (a, b) = (TenantId::new("a"), TenantId::new("b"));
+        let shards: Vec<_> = (0..200u8).map(|n| shard(n, 100)).collect();
+        for (n, (bytes, hash)) in shards.iter().enumerate().take(3) {
+            cache.insert(id(n as u32), *hash, bytes, &b);
+        }
+        for (n, (bytes, hash)) in shards.iter().enumerate().skip(3).take(100) {
+            cache.insert(id(n as u32), *hash, bytes, &a);
+            assert!(cache.bytes() <= 10 * COST);
+        }
+        assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b)), (7 * COST, 3 * COST));
+        for (n, (_, hash)) in shards.iter().enumerate().take(3) {
+            assert!(cache.get(&id(n as u32), hash).is_some(), "b's shard {n} kept, though older and never read");
+        }
+        assert!(cache.get(&id(102), &shards[102].1).is_some(), "a's newest kept");
+        assert!(cache.get(&id(95), &shards[95].1).is_none(), "a's older ones gave way to a's newer");
+        // b reads more: a, holding the most, gives way until the shares are even, then b its own.
+        for (n, (bytes, hash)) in shards.iter().enumerate().skip(103).take(20) {
+            cache.insert(id(n as u32), *hash, bytes, &b);
+        }
+        assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b)), (5 * COST, 5 * COST));
+        assert!(cache.get(&id(122), &shards[122].1).is_some(), "b's newest kept");
+        // And a reading again keeps them even: its own give way.
+        for (n, (bytes, hash)) in shards.iter().enumerate().skip(123).take(20) {
+            cache.insert(id(n as u32), *hash, bytes, &a);
+        }
+        assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b)), (5 * COST, 5 * COST));
+        // An entry dropped or replaced is no longer charged to the tenant it was charged to.
+        cache.insert(id(122), shards[0].1, &shards[0].0, &a);
+        assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b)), (6 * COST, 4 * COST), "b's entry replaced by a's");
+        let (bad, _) = shard(250, 100);
+        cache.insert(id(199), shards[1].1, &bad, &b);
+        assert!(cache.get(&id(199), &shards[1].1).is_none(), "bytes not matching: dropped");
+        assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b), cache.bytes()), (5 * COST, 4 * COST, 9 * COST));
     }
 
     /// A fetch that counts itself in `fetches` and returns `bytes` once `released` says so.
@@ -369,6 +493,7 @@ mod tests {
     #[tokio::test]
     async fn reads_of_a_shard_under_way_share_its_fetch() {
         use std::sync::atomic::AtomicUsize;
+        let tenant = t();
         let cache = Arc::new(ShardCache::new(1 << 20));
         let (bytes, hash) = shard(7, 100);
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -376,12 +501,12 @@ mod tests {
         let fetch_of = |bytes: Bytes| held_fetch(&released, &fetches, bytes);
         let fetch = || fetch_of(bytes.clone());
         let a = || NodeId::new("a");
-        let reads = futures::future::join_all((0..8).map(|_| cache.get_or_fetch(id(0), hash, a(), fetch())));
+        let reads = futures::future::join_all((0..8).map(|_| cache.get_or_fetch(id(0), hash, a(), &tenant, fetch())));
         let x = Bytes::from_static(b"x");
-        let other_hash = cache.get_or_fetch(id(9), blake3::hash(&x), a(), fetch_of(x.clone()));
-        let other_shard = cache.get_or_fetch(id(1), hash, a(), fetch());
+        let other_hash = cache.get_or_fetch(id(9), blake3::hash(&x), a(), &tenant, fetch_of(x.clone()));
+        let other_shard = cache.get_or_fetch(id(1), hash, a(), &tenant, fetch());
         // The same shard named on another node (a record newer or older than the others').
-        let other_node = cache.get_or_fetch(id(0), hash, NodeId::new("b"), fetch());
+        let other_node = cache.get_or_fetch(id(0), hash, NodeId::new("b"), &tenant, fetch());
         let releasing = async {
             for _ in 0..10 {
                 tokio::task::yield_now().await;
@@ -395,7 +520,7 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 4, "one fetch for the eight reads of the shard, one per other");
         assert_eq!(cache.joined(), 7);
         assert_eq!(cache.flights_under_way(), 0, "no flight left once they end");
-        assert_eq!(cache.get_or_fetch(id(1), hash, a(), fetch()).await, Some(bytes.clone()), "kept");
+        assert_eq!(cache.get_or_fetch(id(1), hash, a(), &tenant, fetch()).await, Some(bytes.clone()), "kept");
         assert_eq!(fetches.load(Ordering::SeqCst), 4, "from the cache");
 
         // The read that started a fetch goes away (its client did, or it was a hedged read no
@@ -404,9 +529,9 @@ mod tests {
         let (release, released) = tokio::sync::watch::channel(false);
         let stalled = |bytes: Bytes| held_fetch(&released, &fetches, bytes);
         let before = fetches.load(Ordering::SeqCst);
-        let mut first = Box::pin(cache.get_or_fetch(id(2), hash, a(), stalled(bytes.clone())));
+        let mut first = Box::pin(cache.get_or_fetch(id(2), hash, a(), &tenant, stalled(bytes.clone())));
         assert!(futures::poll!(first.as_mut()).is_pending(), "fetching");
-        let mut second = Box::pin(cache.get_or_fetch(id(2), hash, a(), stalled(bytes.clone())));
+        let mut second = Box::pin(cache.get_or_fetch(id(2), hash, a(), &tenant, stalled(bytes.clone())));
         assert!(futures::poll!(second.as_mut()).is_pending(), "waits for the first read's fetch");
         drop(first);
         release.send(true).unwrap();
@@ -432,9 +557,9 @@ mod tests {
                 None
             }
         };
-        let mut only = Box::pin(cache.get_or_fetch(id(4), hash, a(), hanging));
+        let mut only = Box::pin(cache.get_or_fetch(id(4), hash, a(), &tenant, hanging));
         assert!(futures::poll!(only.as_mut()).is_pending());
-        let mut also = Box::pin(cache.get_or_fetch(id(4), hash, a(), std::future::pending()));
+        let mut also = Box::pin(cache.get_or_fetch(id(4), hash, a(), &tenant, std::future::pending()));
         assert!(futures::poll!(also.as_mut()).is_pending(), "joined");
         drop(only);
         for _ in 0..5 {
@@ -452,9 +577,9 @@ mod tests {
         async fn panicking() -> Option<Bytes> {
             panic!("the fetch failed badly")
         }
-        assert_eq!(cache.get_or_fetch(id(3), hash, a(), panicking()).await, None);
+        assert_eq!(cache.get_or_fetch(id(3), hash, a(), &tenant, panicking()).await, None);
         assert_eq!(cache.flights_under_way(), 0, "the flight ended with its task");
-        let again = cache.get_or_fetch(id(3), hash, a(), async { Some(Bytes::from_static(b"y")) }).await;
+        let again = cache.get_or_fetch(id(3), hash, a(), &tenant, async { Some(Bytes::from_static(b"y")) }).await;
         assert_eq!(again, Some(Bytes::from_static(b"y")));
     }
 }

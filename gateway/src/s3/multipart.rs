@@ -217,14 +217,14 @@ pub async fn upload_part_copy(
     };
     let (_, _, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();
-    let source = source.record;
+    let (source_owner, source) = (source.owner, source.record);
     let range = copy_source_range(input.copy_source_range.as_deref(), source.size)?;
     let mut computed = vec![Algorithm::Crc64Nvme];
     if let Some(a) = &upload.checksum_algorithm {
         computed.push(Algorithm::parse(a)?);
     }
     let length = range.end - range.start;
-    let body = s3.gateway.data.read_range(source.parts.clone(), range, s3.gateway.metadata.clone());
+    let body = s3.gateway.data.read_range(source.parts.clone(), range, s3.gateway.metadata.clone(), source_owner);
     let request = WriteRequest {
         expected: crate::checksums::Expected { computed, ..Default::default() },
         declared_length: Some(length),

@@ -17,7 +17,7 @@ use ignifuge_meta::{
     is_valid_version_id,
 };
 use ignifuge_types::time::now_ms;
-use ignifuge_types::{ObjectKey, VersionId};
+use ignifuge_types::{ObjectKey, TenantId, VersionId};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use std::ops::Range as ByteRange;
@@ -138,6 +138,9 @@ pub(super) struct CopyConditions<'a> {
 pub(super) struct ReadVersion {
     pub record: ObjectRecord,
     pub versioned_bucket: bool,
+    /// The tenant owning the bucket read: its data's small shards are kept in the shard cache
+    /// as that tenant's.
+    pub owner: TenantId,
 }
 
 impl ReadVersion {
@@ -264,7 +267,7 @@ impl IgnifugeS3 {
         if record.delete_marker {
             return Err(GatewayError::DeleteMarker { version: record.version.0, by_version_id }.into());
         }
-        Ok(ReadVersion { record, versioned_bucket: versioning.is_some() })
+        Ok(ReadVersion { record, versioned_bucket: versioning.is_some(), owner: bucket.tenant.clone() })
     }
 
     /// Checks a conditional write's precondition against the key's current version before the
@@ -582,7 +585,7 @@ pub async fn get_object(s3: &IgnifugeS3, req: S3Request<GetObjectInput>) -> S3Re
     let selected = selected_range(&record, input.range.as_ref(), input.part_number)?;
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
-    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone(), s3.gateway.metadata.clone());
+    let body = s3.gateway.data.read_range(record.parts.clone(), range.clone(), s3.gateway.metadata.clone(), read.owner);
     let headers = record.headers;
     let output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -856,7 +859,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     };
     let (source_bucket, source_key, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();
-    let source = source.record;
+    let (source_owner, source) = (source.owner, source.record);
     if source.size > PUT_OBJECT_MAX_BYTES {
         // As AWS: larger objects are copied part by part (UploadPartCopy with ranges).
         return Err(s3s::s3_error!(
@@ -896,7 +899,8 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             computed.push(a);
         }
     }
-    let body = s3.gateway.data.read_range(source.parts.clone(), 0..source.size, s3.gateway.metadata.clone());
+    let body =
+        s3.gateway.data.read_range(source.parts.clone(), 0..source.size, s3.gateway.metadata.clone(), source_owner);
     let request = WriteRequest {
         expected: Expected { computed, ..Default::default() },
         declared_length: Some(source.size),

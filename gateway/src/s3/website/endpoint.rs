@@ -319,7 +319,7 @@ impl WebsiteEndpoint {
         };
         let context = crate::s3::access::request_context(request.headers(), request.uri(), Some(peer), "s3:GetObject");
         let failure = match self.fetch(view, &key, &context, request_id).await {
-            Fetched::Found(record) => return self.serve_object(request, &record, http::StatusCode::OK, true),
+            Fetched::Found(record) => return self.serve_object(request, view, &record, http::StatusCode::OK, true),
             Fetched::Failed(failure @ Failure::Status { .. }) if !requested.is_empty() && !requested.ends_with('/') => {
                 // `dir` without its slash: AWS answers 302 to `dir/` when `dir/<index>` exists
                 // (and may be read).
@@ -347,7 +347,7 @@ impl WebsiteEndpoint {
             return page_response(status, error_page(status, code, message, Some(&key), request_id, false), head);
         };
         match self.fetch(view, error_key, &context, request_id).await {
-            Fetched::Found(document) => self.serve_object(request, &document, status, false),
+            Fetched::Found(document) => self.serve_object(request, view, &document, status, false),
             Fetched::Failed(_) => {
                 page_response(status, error_page(status, code, message, Some(&key), request_id, true), head)
             }
@@ -409,6 +409,7 @@ impl WebsiteEndpoint {
     fn serve_object<B>(
         &self,
         request: &http::Request<B>,
+        view: &BucketView,
         record: &ObjectRecord,
         status: http::StatusCode,
         conditional: bool,
@@ -456,8 +457,9 @@ impl WebsiteEndpoint {
         let body = if head {
             Body::empty()
         } else {
-            let stream =
-                self.gateway.data.read_range(record.parts.clone(), range.clone(), self.gateway.metadata.clone());
+            let (parts, metadata, owner) =
+                (record.parts.clone(), self.gateway.metadata.clone(), view.record.tenant.clone());
+            let stream = self.gateway.data.read_range(parts, range.clone(), metadata, owner);
             Body::from(StreamingBlob::wrap(stream))
         };
         let status = if selected.is_some() { http::StatusCode::PARTIAL_CONTENT } else { status };
