@@ -811,6 +811,76 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
     );
 }
 
+/// A metadata record that does not decode (a bug, or a format written by a newer version) used
+/// to end every repair round at the blob scan: nothing after it was ever surveyed or repaired,
+/// and no round completed. Now the round goes on past it: it repairs the other blobs (here an
+/// upload part whose shard file was deleted), reports the record (`records_unreadable`; the
+/// durability view unhealthy, so no node may be drained), and the orphan sweep (grace 1 ms)
+/// leaves the unreadable record's blob alone. The fault: every object record read by the blob
+/// scan is unreadable while a `fail` rule for `meta.blob-scan.object-unreadable` stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
+    use aws_sdk_s3::primitives::ByteStream;
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "scan").await;
+    let mut rng = TestRng::new("a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on");
+    let kept = rng.bytes(3 * MIB + 1);
+    put_object(&client, "scan", "kept", &kept).await;
+    let before = cluster.blob_dirs();
+    let upload = ok(client.create_multipart_upload().bucket("scan").key("pending").send().await, "upload");
+    let id = upload.upload_id().expect("upload id").to_string();
+    let part = rng.bytes(2 * MIB + 5);
+    let sent = client.upload_part().bucket("scan").key("pending").upload_id(&id).part_number(1);
+    ok(sent.body(ByteStream::from(part)).send().await, "UploadPart");
+    let new: Vec<String> = cluster.blob_dirs().difference(&before).cloned().collect();
+    let [part_blob] = new.as_slice() else { panic!("one new blob for the part: {new:?}") };
+    let kept_blob = before.iter().next().expect("the object's blob").clone();
+    let files_of = |blob: &str| -> Vec<std::path::PathBuf> {
+        let nodes = cluster.storage_nodes();
+        let files = nodes.iter().flat_map(|n| cluster.shard_files(&n.node_id));
+        files.filter(|f| f.parent().and_then(|p| p.file_name()).is_some_and(|n| n == blob)).collect()
+    };
+    assert_eq!((files_of(&kept_blob).len(), files_of(part_blob).len()), (9, 9));
+    cluster.wait_until_healthy(Duration::from_secs(60));
+
+    let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
+    std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
+        .expect("rule");
+    let lost = files_of(part_blob).pop().expect("a shard file of the part");
+    std::fs::remove_file(&lost).expect("remove a shard file of the part");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let report = cluster.durability();
+        let unread = report["repair"]["records_unreadable"].as_u64().unwrap_or(0);
+        if unread >= 1 && files_of(part_blob).len() == 9 {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "no round repaired the part past the unreadable record:\n{report:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(report["healthy"], false, "a record the round could not read: {report:#}");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("could not be read"), "{problems}");
+    // Rounds went on meanwhile, each sweeping orphans: the object whose record was unreadable
+    // lost no shard.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(files_of(&kept_blob).len(), 9, "the unreadable record's blob is not swept as an orphan");
+    assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "the object whose record the scan skipped");
+
+    std::fs::write(&rules_path, "").expect("clear the rule");
+    let report = cluster.wait_until_healthy(Duration::from_secs(60));
+    assert_eq!(report["repair"]["records_unreadable"], 0, "{report:#}");
+    assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "after the rule is cleared");
+}
+
 /// Defect 8: a shard whose file fails with an I/O error used to end the node's whole scrub pass
 /// (so the pass never completed) and stayed counted as present. Now the pass goes on, the shard is
 /// set aside like a corrupt one, the durability view reports it until a repair round has rebuilt

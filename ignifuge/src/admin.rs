@@ -353,13 +353,17 @@ impl Admin {
 }
 
 /// Nodes that may leave the layout: declared out, and a repair round that started after the
-/// declaration found every stripe at its full budget with none waiting or unreadable, so no stripe
-/// counts on them any more.
+/// declaration found every stripe at its full budget with none waiting or unreadable, and could
+/// read every record (a blob it could not read was not surveyed), so no stripe counts on them
+/// any more.
 fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>) -> BTreeSet<NodeId> {
     let Some(report) = report else {
         return BTreeSet::new();
     };
-    let clean = report.stripes_below_budget == 0 && report.stripes_waiting == 0 && report.stripes_unreadable == 0;
+    let clean = report.stripes_below_budget == 0
+        && report.stripes_waiting == 0
+        && report.stripes_unreadable == 0
+        && report.records_unreadable == 0;
     nodes_out.iter().filter(|(_, since_ms)| clean && report.started_ms > *since_ms).map(|(n, _)| n.clone()).collect()
 }
 
@@ -573,6 +577,8 @@ mod tests {
         assert!(drained_nodes(&out, Some(&report(900, 0, 0))).is_empty(), "the round began before");
         assert!(drained_nodes(&out, Some(&report(1_100, 3, 0))).is_empty(), "stripes still below budget");
         assert!(drained_nodes(&out, Some(&report(1_100, 0, 2))).is_empty(), "stripes waiting");
+        let unsurveyed = RepairReport { records_unreadable: 1, ..report(1_100, 0, 0) };
+        assert!(drained_nodes(&out, Some(&unsurveyed)).is_empty(), "a record the round could not read");
         assert_eq!(drained_nodes(&out, Some(&report(1_100, 0, 0))), [NodeId::new("dc2-n3")].into());
     }
 }

@@ -2,8 +2,8 @@
 //! from the write-time debt records (a scan of the object index), the last repair round's survey
 //! of every stripe against the nodes' real files, and every node's scrubber.
 //!
-//! It says healthy only when all of these hold: a repair round has completed, it found no stripe
-//! below its budget, no debt is recorded (neither at write time nor after the round), every node
+//! It says healthy only when all of these hold: a repair round has completed, it could read every
+//! metadata record and found no stripe below its budget, no debt is recorded (neither at write time nor after the round), every node
 //! answers now, and no node has quarantined a corrupt shard since that round started. Anything
 //! else is listed as a problem.
 
@@ -55,6 +55,13 @@ impl DurabilityView {
                     problems.push(format!(
                         "the last repair round finished {} s ago: rounds have stopped completing (see the gateways' logs)",
                         age_secs(now_ms, r.finished_ms)
+                    ));
+                }
+                if r.records_unreadable > 0 {
+                    problems.push(format!(
+                        "{} metadata record(s) could not be read by the last repair round: their blobs were neither \
+                         surveyed nor repaired (see the gateways' logs)",
+                        r.records_unreadable
                     ));
                 }
                 if r.stripes_below_budget > 0 {
@@ -181,7 +188,7 @@ impl DurabilityView {
             .collect();
         gauge("ignifuge_debt_stripes", "Stripes recorded as durability debt", debt);
         if let Some(r) = &self.repair {
-            let singles: [(&str, &str, f64); 7] = [
+            let singles: [(&str, &str, f64); 8] = [
                 (
                     "ignifuge_repair_queue_stripes",
                     "Stripes below budget at the last round",
@@ -194,6 +201,11 @@ impl DurabilityView {
                     r.stripes_waiting as f64,
                 ),
                 ("ignifuge_unreadable_stripes", "Stripes with fewer than k shards found", r.stripes_unreadable as f64),
+                (
+                    "ignifuge_repair_unreadable_records",
+                    "Metadata records the last round could not read (their blobs not surveyed)",
+                    r.records_unreadable as f64,
+                ),
                 (
                     "ignifuge_repair_bytes_per_second",
                     "Repair write rate in the last round",
@@ -308,6 +320,10 @@ mod tests {
         assert!(view(Some(report(0)), scrub_ok(None), vec![]).healthy);
         assert!(!view(None, scrub_ok(None), vec![]).healthy, "no round yet");
         assert!(!view(Some(report(3)), scrub_ok(None), vec![]).healthy, "stripes below budget");
+        let unsurveyed = RepairReport { records_unreadable: 2, ..report(0) };
+        let unhealthy = view(Some(unsurveyed), scrub_ok(None), vec![]);
+        assert!(!unhealthy.healthy, "records the round could not read");
+        assert!(unhealthy.to_prometheus().contains("ignifuge_repair_unreadable_records 2"));
         assert!(!view(Some(report(0)), Err("down".into()), vec![]).healthy, "a node is down");
         assert!(!view(Some(report(0)), scrub_ok(Some(150)), vec![]).healthy, "corruption since the round");
         assert!(view(Some(report(0)), scrub_ok(Some(50)), vec![]).healthy, "corruption before the round");

@@ -706,11 +706,25 @@ impl StateMachine {
                     if out.len() >= limit || bytes >= SCAN_PAGE_BYTES_MAX {
                         break;
                     }
-                    let mut record: GarbageRecord = serde_json::from_slice(&value)
-                        .map_err(|e| MetaError::Corrupt(format!("garbage record: {e}")))?;
+                    // One that cannot be read is skipped (its shards stay: a leak, never a
+                    // loss), not the end of every collection after it.
+                    let mut record: GarbageRecord = match serde_json::from_slice(&value) {
+                        Ok(record) => record,
+                        Err(e) => {
+                            unreadable_record(&key, None, format!("garbage record: {e}"));
+                            continue;
+                        }
+                    };
                     if record.since_ms < older_than_ms {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                        let Some(stripes) = self.hydrate_all(&mut record.location)? else { continue };
+                        let hydrated = match self.hydrate_all(&mut record.location) {
+                            Err(MetaError::Corrupt(why)) => {
+                                unreadable_record(&key, record.location.blob().cloned(), why);
+                                continue;
+                            }
+                            other => other?,
+                        };
+                        let Some(stripes) = hydrated else { continue };
                         bytes += value.len() + stripes;
                         out.push((ignifuge_types::BlobId::new(blob), record));
                     }
@@ -796,6 +810,7 @@ impl StateMachine {
             Ok(Some(record.tenant))
         };
         let mut blobs = Vec::new();
+        let mut unreadable = Vec::new();
         let mut bytes = 0usize;
         let mut phase = cursor.phase as usize;
         let mut after = cursor.after;
@@ -820,52 +835,66 @@ impl StateMachine {
                 let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 // This record's blobs: (owner, tenant, size, location).
                 let mut found: Vec<(BlobOwner, Option<TenantId>, u64, DataLocation)> = Vec::new();
-                match phase {
-                    0 => {
-                        let part: PartData = serde_json::from_slice(value).map_err(corrupt)?;
-                        let Some((bucket, upload)) = rest.split_once('/') else { continue };
-                        let Some((upload, _)) = upload.rsplit_once('/') else { continue };
-                        let bucket = BucketName::new(bucket);
-                        let owner = BlobOwner::UploadPart {
-                            bucket: bucket.clone(),
-                            upload_id: UploadId::new(upload),
-                            part_number: part.part_number,
-                        };
-                        found.push((owner, tenant_of(&bucket)?, part.size, part.location));
-                    }
-                    1 | 2 => {
-                        let object = self.decode_version(key, value)?;
-                        let Some((bucket, _)) = rest.split_once('/') else { continue };
-                        let bucket = BucketName::new(bucket);
-                        let tenant = tenant_of(&bucket)?;
-                        let resume = within.take().filter(|(k, _)| k == key).map(|(_, part)| part);
-                        for part in object.parts {
-                            if resume.is_some_and(|last| part.part_number <= last) {
-                                continue;
-                            }
-                            let (bucket, key, part_number) = (bucket.clone(), object.key.clone(), part.part_number);
-                            let owner = if phase == 1 {
-                                BlobOwner::Object { bucket, key, part_number }
-                            } else {
-                                BlobOwner::Version { bucket, key, version: object.version.clone(), part_number }
+                let mut decode = || -> Result<(), MetaError> {
+                    match phase {
+                        0 => {
+                            let part: PartData = serde_json::from_slice(value).map_err(corrupt)?;
+                            let Some((bucket, upload)) = rest.split_once('/') else { return Ok(()) };
+                            let Some((upload, _)) = upload.rsplit_once('/') else { return Ok(()) };
+                            let bucket = BucketName::new(bucket);
+                            let owner = BlobOwner::UploadPart {
+                                bucket: bucket.clone(),
+                                upload_id: UploadId::new(upload),
+                                part_number: part.part_number,
                             };
-                            found.push((owner, tenant.clone(), part.size, part.location));
+                            found.push((owner, tenant_of(&bucket)?, part.size, part.location));
+                        }
+                        1 | 2 => {
+                            if ignifuge_faults::hit("meta.blob-scan.object-unreadable").is_some() {
+                                return Err(MetaError::Corrupt("fault point meta.blob-scan.object-unreadable".into()));
+                            }
+                            let object = self.decode_version(key, value)?;
+                            let Some((bucket, _)) = rest.split_once('/') else { return Ok(()) };
+                            let bucket = BucketName::new(bucket);
+                            let tenant = tenant_of(&bucket)?;
+                            let resume = within.take().filter(|(k, _)| k == key).map(|(_, part)| part);
+                            for part in object.parts {
+                                if resume.is_some_and(|last| part.part_number <= last) {
+                                    continue;
+                                }
+                                let (bucket, key, part_number) = (bucket.clone(), object.key.clone(), part.part_number);
+                                let owner = if phase == 1 {
+                                    BlobOwner::Object { bucket, key, part_number }
+                                } else {
+                                    BlobOwner::Version { bucket, key, version: object.version.clone(), part_number }
+                                };
+                                found.push((owner, tenant.clone(), part.size, part.location));
+                            }
+                        }
+                        3 => {
+                            let record: PackRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                            let size = record.pack.stripe_count as u64 * record.pack.stripe_bytes();
+                            found.push((BlobOwner::Pack, None, size, DataLocation::Striped(record.pack)));
+                        }
+                        _ => {
+                            let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
+                            let size = match &garbage.location {
+                                DataLocation::Striped(striped) => striped.stripe_count as u64 * striped.stripe_bytes(),
+                                DataLocation::Inline(bytes) => bytes.len() as u64,
+                                DataLocation::Packed(slice) => slice.pack.stripe_bytes(),
+                            };
+                            found.push((BlobOwner::Garbage, None, size, garbage.location));
                         }
                     }
-                    3 => {
-                        let record: PackRecord = serde_json::from_slice(value).map_err(corrupt)?;
-                        let size = record.pack.stripe_count as u64 * record.pack.stripe_bytes();
-                        found.push((BlobOwner::Pack, None, size, DataLocation::Striped(record.pack)));
+                    Ok(())
+                };
+                match decode() {
+                    Ok(()) => {}
+                    Err(MetaError::Corrupt(why)) => {
+                        unreadable.push(unreadable_record(key, None, why));
+                        continue;
                     }
-                    _ => {
-                        let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
-                        let size = match &garbage.location {
-                            DataLocation::Striped(striped) => striped.stripe_count as u64 * striped.stripe_bytes(),
-                            DataLocation::Inline(bytes) => bytes.len() as u64,
-                            DataLocation::Packed(slice) => slice.pack.stripe_bytes(),
-                        };
-                        found.push((BlobOwner::Garbage, None, size, garbage.location));
-                    }
+                    Err(e) => return Err(e),
                 }
                 bytes += value.len();
                 // The last part of this record returned in this page.
@@ -879,10 +908,23 @@ impl StateMachine {
                         // returned from it (if any was).
                         let after = index.checked_sub(1).map(|i| pairs[i].0.clone()).or(after.clone());
                         let within = returned.map(|part| (key.clone(), part));
-                        return Ok(BlobPage { blobs, next: Some(BlobCursor { phase: phase as u8, after, within }) });
+                        let next = Some(BlobCursor { phase: phase as u8, after, within });
+                        return Ok(BlobPage { blobs, next, unreadable });
                     }
+                    let hydrated = match self.hydrate_all(&mut location) {
+                        Err(MetaError::Corrupt(why)) => {
+                            unreadable.push(unreadable_record(key, location.blob().cloned(), why));
+                            if let BlobOwner::Object { part_number, .. } | BlobOwner::Version { part_number, .. } =
+                                &owner
+                            {
+                                returned = Some(*part_number); // reported once, not again on the next page
+                            }
+                            continue;
+                        }
+                        other => other?,
+                    };
                     // A blob collected since its record was read is not returned.
-                    let Some(stripes) = self.hydrate_all(&mut location)? else { continue };
+                    let Some(stripes) = hydrated else { continue };
                     bytes += stripes;
                     let (striped, in_pack) = match location {
                         DataLocation::Striped(striped) => (striped, false),
@@ -908,19 +950,17 @@ impl StateMachine {
             }
             if full {
                 let next = BlobCursor { phase: phase as u8, after: pairs.last().map(|(k, _)| k.clone()), within: None };
-                return Ok(BlobPage { blobs, next: Some(next) });
+                return Ok(BlobPage { blobs, next: Some(next), unreadable });
             }
             phase += 1;
             after = None;
             within = None;
-            if !blobs.is_empty() {
-                return Ok(BlobPage {
-                    blobs,
-                    next: Some(BlobCursor { phase: phase as u8, after: None, within: None }),
-                });
+            if !blobs.is_empty() || !unreadable.is_empty() {
+                let next = Some(BlobCursor { phase: phase as u8, after: None, within: None });
+                return Ok(BlobPage { blobs, next, unreadable });
             }
         }
-        Ok(BlobPage { blobs, next: None })
+        Ok(BlobPage { blobs, next: None, unreadable })
     }
 
     /// Objects and bytes per tenant by protection, read a page of records and a window of
@@ -1501,4 +1541,11 @@ fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, batch: &mut Wr
             garbage_of_part(part, new.last_modified_ms, batch);
         }
     }
+}
+
+/// A record a scan skips, logged once here (its reader reports it too).
+fn unreadable_record(key: &[u8], blob: Option<BlobId>, why: String) -> UnreadableRecord {
+    let key = String::from_utf8_lossy(key).into_owned();
+    tracing::error!(record = %key, blob = ?blob, %why, "a metadata record does not decode: skipped by the scan");
+    UnreadableRecord { key, blob, why }
 }

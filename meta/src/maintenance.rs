@@ -62,6 +62,23 @@ pub struct BlobPage {
     pub blobs: Vec<BlobRef>,
     /// Where to continue; None when the scan is complete.
     pub next: Option<BlobCursor>,
+    /// Records of this page that could not be read: skipped, so that one bad record (a bug, a
+    /// format written by a newer version) does not stop every scan after it, and reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
+/// A record a blob scan could not read: the record itself does not decode, or the stripe records
+/// of a blob it names do not. Its blobs are not returned: whoever scans must neither repair nor
+/// count them as surveyed (the orphan fence still spares their shards: every admitted blob keeps
+/// its mark until it is collected).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableRecord {
+    /// The record's store key.
+    pub key: String,
+    /// The blob, when the record could be read that far.
+    pub blob: Option<BlobId>,
+    pub why: String,
 }
 
 /// A lease held by one worker (for example the repair service of one gateway) until `until_ms`.
@@ -132,4 +149,8 @@ pub struct RepairReport {
     pub eta_secs: Option<u64>,
     /// Stray shards (crashed writes, superseded copies) reclaimed this round.
     pub orphan_shards_reclaimed: u64,
+    /// Metadata records the scan could not read (`UnreadableRecord`): their blobs were neither
+    /// surveyed nor repaired. Not 0: the margins above leave those blobs out.
+    #[serde(default)]
+    pub records_unreadable: u64,
 }

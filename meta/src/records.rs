@@ -339,6 +339,17 @@ pub enum DataLocation {
     Packed(PackedSlice),
 }
 
+impl DataLocation {
+    /// The blob holding the bytes (a packed object's: its pack); None inline.
+    pub fn blob(&self) -> Option<&BlobId> {
+        match self {
+            DataLocation::Inline(_) => None,
+            DataLocation::Striped(striped) => Some(&striped.blob),
+            DataLocation::Packed(slice) => Some(&slice.pack.blob),
+        }
+    }
+}
+
 /// Where a packed object's bytes lie: `size` bytes (its part's) from `offset` of the pack's
 /// data. `slot` is the object's place in the command that packed it: the state machine keeps
 /// one key per slot still referenced (`keys::pack_member`), and the pack becomes garbage once

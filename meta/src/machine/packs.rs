@@ -213,7 +213,16 @@ impl StateMachine {
                     continue;
                 }
             };
-            let Some(stripe) = self.load_stripes(&record.pack.blob, 0, 1)?.0.into_iter().next() else { continue };
+            // A pack whose stripe record cannot be read is left out (and not compacted), not
+            // the end of every page after it.
+            let stripes = match self.load_stripes(&record.pack.blob, 0, 1) {
+                Err(MetaError::Corrupt(why)) => {
+                    super::unreadable_record(&key, Some(record.pack.blob.clone()), why);
+                    continue;
+                }
+                other => other?,
+            };
+            let Some(stripe) = stripes.0.into_iter().next() else { continue };
             let prefix = keys::pack_members_prefix(&record.pack.blob);
             let mut usage = PackUsage {
                 data_len: stripe.data_len,

@@ -196,6 +196,14 @@ pub async fn round(
         let page_step = survey_cycle.step();
         let page = services.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
+        // Records that do not decode are left out of this round (and reported: the round's
+        // margins do not cover their blobs, so no node is drained meanwhile); their blobs are
+        // never swept as orphans.
+        for bad in &page.unreadable {
+            tracing::error!(record = %bad.key, blob = ?bad.blob, why = %bad.why, "a metadata record does not decode: its blobs are neither surveyed nor repaired");
+            referenced.extend(bad.blob.clone());
+        }
+        tally.report.records_unreadable += page.unreadable.len() as u64;
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
         // A pack comes once as itself and once per object packed in it: asked for once.
