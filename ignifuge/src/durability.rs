@@ -44,6 +44,12 @@ impl DurabilityView {
         if written_debt > 0 {
             problems.push(format!("{written_debt} stripe(s) recorded as durability debt (below the full budget)"));
         }
+        let unreadable: u64 = written.iter().map(|t| t.unreadable_objects).sum();
+        if unreadable > 0 {
+            problems.push(format!(
+                "{unreadable} object record(s) could not be read (see the metadata voters' logs): their protection is unknown"
+            ));
+        }
         let down: Vec<String> = scrub.iter().filter(|(_, s)| s.is_err()).map(|(n, _)| n.0.clone()).collect();
         if !down.is_empty() {
             problems.push(format!("node(s) unreachable now: {}", down.join(", ")));
@@ -320,6 +326,9 @@ mod tests {
         assert!(view(Some(report(0)), scrub_ok(None), vec![]).healthy);
         assert!(!view(None, scrub_ok(None), vec![]).healthy, "no round yet");
         assert!(!view(Some(report(3)), scrub_ok(None), vec![]).healthy, "stripes below budget");
+        let mut unreadable = TenantDurability::empty(TenantId::new("t"));
+        unreadable.unreadable_objects = 1;
+        assert!(!view(Some(report(0)), scrub_ok(None), vec![unreadable]).healthy, "a record the view could not read");
         let unsurveyed = RepairReport { records_unreadable: 2, ..report(0) };
         let unhealthy = view(Some(unsurveyed), scrub_ok(None), vec![]);
         assert!(!unhealthy.healthy, "records the round could not read");

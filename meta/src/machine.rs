@@ -976,10 +976,18 @@ impl StateMachine {
                 let mut from = prefix.clone();
                 loop {
                     let page = self.kv.scan(&from, end.as_deref(), DURABILITY_PAGE_RECORDS)?;
-                    for (_, value) in &page {
-                        let record = stored::decode_record(value)
-                            .map_err(|e| MetaError::Corrupt(format!("object record: {e}")))?;
-                        self.tally_durability(&record, entry)?;
+                    for (key, value) in &page {
+                        // One that cannot be read is counted as such, not the end of the view.
+                        let tallied = stored::decode_record(value)
+                            .map_err(|e| MetaError::Corrupt(format!("object record: {e}")))
+                            .and_then(|record| self.tally_durability(&record, entry));
+                        match tallied {
+                            Err(MetaError::Corrupt(why)) => {
+                                unreadable_record(key, None, why);
+                                entry.unreadable_objects += 1;
+                            }
+                            other => other?,
+                        }
                     }
                     match page.last() {
                         Some((last, _)) if page.len() == DURABILITY_PAGE_RECORDS => {

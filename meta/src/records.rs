@@ -681,6 +681,10 @@ pub struct TenantDurability {
     pub debt_objects: u64,
     pub debt_bytes: u64,
     pub debt_stripes: u64,
+    /// Object records that do not decode (nor the stripe records they name): counted in none of
+    /// the above.
+    #[serde(default)]
+    pub unreadable_objects: u64,
 }
 
 impl TenantDurability {
@@ -694,6 +698,7 @@ impl TenantDurability {
             debt_objects: 0,
             debt_bytes: 0,
             debt_stripes: 0,
+            unreadable_objects: 0,
         }
     }
 }

@@ -2224,7 +2224,8 @@ fn pack_usage_pages_through_packs_in_id_order() {
 
 /// A record that does not decode (a bug, a format written by a newer version) is skipped and
 /// reported by the scans of background services, never the end of every scan after it: repair's
-/// blob scan, the collector's garbage query and the compactor's pack usage all go on past it.
+/// blob scan, the collector's garbage query, the compactor's pack usage and the durability view
+/// all go on past it.
 #[test]
 fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_end_of_it() {
     let m = machine();
@@ -2246,6 +2247,10 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
     let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
     let packs: Vec<&str> = usage.packs.iter().map(|u| u.pack.blob.0.as_str()).collect();
     assert_eq!(packs, ["pk0", "pk2"], "the pack after the unreadable one is still compacted");
+
+    let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
+    let [tenant] = report.as_slice() else { panic!("{report:?}") };
+    assert_eq!((tenant.full_budget_objects, tenant.unreadable_objects), (2, 1), "the durability view counts it apart");
 
     let Answer::Garbage(found) = m.query(Query::Garbage { older_than_ms: 10, limit: 10 }).unwrap() else { panic!() };
     let collected: Vec<&str> = found.iter().map(|(blob, _)| blob.0.as_str()).collect();
