@@ -811,13 +811,14 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
     );
 }
 
-/// A metadata record that does not decode (a bug, or a format written by a newer version) used
+/// A metadata record that does not decode (a bug, or damage the store's checksums missed) used
 /// to end every repair round at the blob scan: nothing after it was ever surveyed or repaired,
-/// and no round completed. Now the round goes on past it: it repairs the other blobs (here an
-/// upload part whose shard file was deleted), reports the record (`records_unreadable`; the
-/// durability view unhealthy, so no node may be drained), and the orphan sweep (grace 1 ms)
-/// leaves the unreadable record's blob alone. The fault: every object record read by the blob
-/// scan is unreadable while a `fail` rule for `meta.blob-scan.object-unreadable` stands.
+/// and no round completed. Now the round goes on past it: it repairs the blobs scanned before the
+/// record (an upload part) and after it (a pack, scanned after every object record), each of which
+/// lost a shard file meanwhile, reports the record (`records_unreadable`; the durability view
+/// unhealthy, so no node may be drained), and the orphan sweep (grace 1 ms) leaves the unreadable
+/// record's blob alone. The fault: every object record read by the blob scan is unreadable while
+/// a `fail` rule for `meta.blob-scan.object-unreadable` stands.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     use aws_sdk_s3::primitives::ByteStream;
@@ -832,48 +833,64 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     let client = cluster.s3_client();
     create_bucket(&client, "scan").await;
     let mut rng = TestRng::new("a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on");
+    // Each write's blob: the blob directory it adds.
+    let mut known = cluster.blob_dirs();
+    let mut new_blob = |cluster: &Cluster| {
+        let now = cluster.blob_dirs();
+        let added: Vec<String> = now.difference(&known).cloned().collect();
+        known = now;
+        let [blob] = added.as_slice() else { panic!("one new blob: {added:?}") };
+        blob.clone()
+    };
     let kept = rng.bytes(3 * MIB + 1);
     put_object(&client, "scan", "kept", &kept).await;
-    let before = cluster.blob_dirs();
+    let kept_blob = new_blob(&cluster);
+    let small = rng.bytes(20 * 1024 + 3);
+    put_object(&client, "scan", "small", &small).await;
+    let pack_blob = new_blob(&cluster);
     let upload = ok(client.create_multipart_upload().bucket("scan").key("pending").send().await, "upload");
     let id = upload.upload_id().expect("upload id").to_string();
-    let part = rng.bytes(2 * MIB + 5);
     let sent = client.upload_part().bucket("scan").key("pending").upload_id(&id).part_number(1);
-    ok(sent.body(ByteStream::from(part)).send().await, "UploadPart");
-    let new: Vec<String> = cluster.blob_dirs().difference(&before).cloned().collect();
-    let [part_blob] = new.as_slice() else { panic!("one new blob for the part: {new:?}") };
-    let kept_blob = before.iter().next().expect("the object's blob").clone();
+    ok(sent.body(ByteStream::from(rng.bytes(2 * MIB + 5))).send().await, "UploadPart");
+    let part_blob = new_blob(&cluster);
     let files_of = |blob: &str| -> Vec<std::path::PathBuf> {
         let nodes = cluster.storage_nodes();
         let files = nodes.iter().flat_map(|n| cluster.shard_files(&n.node_id));
         files.filter(|f| f.parent().and_then(|p| p.file_name()).is_some_and(|n| n == blob)).collect()
     };
-    assert_eq!((files_of(&kept_blob).len(), files_of(part_blob).len()), (9, 9));
+    let counts = || (files_of(&kept_blob).len(), files_of(&pack_blob).len(), files_of(&part_blob).len());
+    assert_eq!(counts(), (9, 9, 9));
     cluster.wait_until_healthy(Duration::from_secs(60));
 
     let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
     std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
         .expect("rule");
-    let lost = files_of(part_blob).pop().expect("a shard file of the part");
-    std::fs::remove_file(&lost).expect("remove a shard file of the part");
+    tokio::time::sleep(Duration::from_millis(500)).await; // the rules file is re-read within 50 ms
+    for blob in [&pack_blob, &part_blob] {
+        std::fs::remove_file(files_of(blob).pop().expect("a shard file")).expect("remove a shard file");
+    }
+    let deleted_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let deadline = Instant::now() + Duration::from_secs(60);
     let report = loop {
         let report = cluster.durability();
+        let started_ms = report["repair"]["started_ms"].as_i64().unwrap_or(0);
         let unread = report["repair"]["records_unreadable"].as_u64().unwrap_or(0);
-        if unread >= 1 && files_of(part_blob).len() == 9 {
+        if started_ms > deleted_ms && unread >= 1 && counts() == (9, 9, 9) {
             break report;
         }
-        assert!(Instant::now() < deadline, "no round repaired the part past the unreadable record:\n{report:#}");
+        assert!(Instant::now() < deadline, "no round repaired past the unreadable records: {:?}\n{report:#}", counts());
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    assert_eq!(report["healthy"], false, "a record the round could not read: {report:#}");
+    assert_eq!(report["repair"]["records_unreadable"], 2, "the two object records: {report:#}");
+    assert_eq!(report["healthy"], false, "records the round could not read: {report:#}");
     let problems = report["problems"].to_string();
     assert!(problems.contains("could not be read"), "{problems}");
-    // Rounds went on meanwhile, each sweeping orphans: the object whose record was unreadable
+    // Rounds went on meanwhile, each sweeping orphans: the objects whose records were unreadable
     // lost no shard.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(files_of(&kept_blob).len(), 9, "the unreadable record's blob is not swept as an orphan");
-    assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "the object whose record the scan skipped");
+    assert_eq!(counts(), (9, 9, 9), "no blob of an unreadable record swept as an orphan");
+    assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "an object whose record the scan skipped");
+    assert_bytes_eq(&get_object(&client, "scan", "small").await, &small, "a packed one");
 
     std::fs::write(&rules_path, "").expect("clear the rule");
     let report = cluster.wait_until_healthy(Duration::from_secs(60));

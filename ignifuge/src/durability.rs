@@ -2,10 +2,11 @@
 //! from the write-time debt records (a scan of the object index), the last repair round's survey
 //! of every stripe against the nodes' real files, and every node's scrubber.
 //!
-//! It says healthy only when all of these hold: a repair round has completed, it could read every
-//! metadata record and found no stripe below its budget, no debt is recorded (neither at write time nor after the round), every node
-//! answers now, and no node has quarantined a corrupt shard since that round started. Anything
-//! else is listed as a problem.
+//! It says healthy only when all of these hold: a repair round has completed, it could read
+//! every metadata record and found no stripe below its budget, every object record could be read
+//! here, no debt is recorded (neither at write time nor after the round), every node answers now,
+//! and no node has quarantined a corrupt shard since that round started. Anything else is listed
+//! as a problem.
 
 use ignifuge_meta::{RepairReport, TenantDurability};
 use ignifuge_rpc::ScrubStatus;
@@ -47,7 +48,8 @@ impl DurabilityView {
         let unreadable: u64 = written.iter().map(|t| t.unreadable_objects).sum();
         if unreadable > 0 {
             problems.push(format!(
-                "{unreadable} object record(s) could not be read (see the metadata voters' logs): their protection is unknown"
+                "{unreadable} object record(s) could not be read (see the metadata voters' logs): \
+                 their protection is unknown"
             ));
         }
         let down: Vec<String> = scrub.iter().filter(|(_, s)| s.is_err()).map(|(n, _)| n.0.clone()).collect();

@@ -711,7 +711,8 @@ impl StateMachine {
                     let mut record: GarbageRecord = match serde_json::from_slice(&value) {
                         Ok(record) => record,
                         Err(e) => {
-                            unreadable_record(&key, None, format!("garbage record: {e}"));
+                            let blob = BlobId::new(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+                            unreadable_record(&key, Some(blob), format!("garbage record: {e}"));
                             continue;
                         }
                     };
@@ -850,7 +851,9 @@ impl StateMachine {
                             found.push((owner, tenant_of(&bucket)?, part.size, part.location));
                         }
                         1 | 2 => {
-                            if ignifuge_faults::hit("meta.blob-scan.object-unreadable").is_some() {
+                            if ignifuge_faults::hit("meta.blob-scan.object-unreadable")
+                                == Some(ignifuge_faults::Action::Error)
+                            {
                                 return Err(MetaError::Corrupt("fault point meta.blob-scan.object-unreadable".into()));
                             }
                             let object = self.decode_version(key, value)?;
@@ -872,9 +875,19 @@ impl StateMachine {
                             }
                         }
                         3 => {
-                            let record: PackRecord = serde_json::from_slice(value).map_err(corrupt)?;
-                            let size = record.pack.stripe_count as u64 * record.pack.stripe_bytes();
-                            found.push((BlobOwner::Pack, None, size, DataLocation::Striped(record.pack)));
+                            let pack = match serde_json::from_slice::<PackRecord>(value) {
+                                Ok(record) => record.pack,
+                                // Its geometry is also in its members' records: the pack is
+                                // surveyed and repaired all the same, and reported.
+                                Err(e) => {
+                                    let blob = BlobId::new(rest.clone());
+                                    let Some(pack) = self.pack_from_members(&blob)? else { return Err(corrupt(e)) };
+                                    unreadable.push(unreadable_record(key, Some(blob), corrupt(e).to_string()));
+                                    pack
+                                }
+                            };
+                            let size = pack.stripe_count as u64 * pack.stripe_bytes();
+                            found.push((BlobOwner::Pack, None, size, DataLocation::Striped(pack)));
                         }
                         _ => {
                             let garbage: GarbageRecord = serde_json::from_slice(value).map_err(corrupt)?;
@@ -890,8 +903,15 @@ impl StateMachine {
                 };
                 match decode() {
                     Ok(()) => {}
+                    // Garbage needs no survey: one that cannot be read is left where it is (a
+                    // leak; the collector's query logs it) and does not hold up draining a node.
+                    Err(MetaError::Corrupt(why)) if phase == 4 => {
+                        unreadable_record(key, Some(BlobId::new(rest)), why);
+                        continue;
+                    }
                     Err(MetaError::Corrupt(why)) => {
-                        unreadable.push(unreadable_record(key, None, why));
+                        let blob = (phase == 3).then(|| BlobId::new(rest));
+                        unreadable.push(unreadable_record(key, blob, why));
                         continue;
                     }
                     Err(e) => return Err(e),

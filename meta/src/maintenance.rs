@@ -62,8 +62,11 @@ pub struct BlobPage {
     pub blobs: Vec<BlobRef>,
     /// Where to continue; None when the scan is complete.
     pub next: Option<BlobCursor>,
-    /// Records of this page that could not be read: skipped, so that one bad record (a bug, a
-    /// format written by a newer version) does not stop every scan after it, and reported.
+    /// Records of this page that could not be read (garbage aside: it needs no survey):
+    /// skipped, so that one bad record (a bug, damage the store's checksums missed) does not
+    /// stop every scan after it, and reported. A pack whose own record is unreadable is still
+    /// returned, from its members' records, and reported as well. (A client that does not know
+    /// this field would drop it and judge the round clean: versions of a cluster never mix.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<UnreadableRecord>,
 }
@@ -149,8 +152,9 @@ pub struct RepairReport {
     pub eta_secs: Option<u64>,
     /// Stray shards (crashed writes, superseded copies) reclaimed this round.
     pub orphan_shards_reclaimed: u64,
-    /// Metadata records the scan could not read (`UnreadableRecord`): their blobs were neither
-    /// surveyed nor repaired. Not 0: the margins above leave those blobs out.
+    /// Metadata records the scan could not read (`UnreadableRecord`, counted once per record):
+    /// their blobs were neither surveyed nor repaired (but for a pack whose members name it).
+    /// Not 0: the margins above may leave blobs out, so no node may be drained.
     #[serde(default)]
     pub records_unreadable: u64,
 }

@@ -1634,7 +1634,7 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
     let Answer::Blobs(page) = m.query(Query::Blobs { cursor: BlobCursor::default(), limit: 10 }).unwrap() else {
         panic!()
     };
-    assert!(page.blobs.is_empty());
+    assert!(page.blobs.is_empty() && page.unreadable.is_empty(), "collected, not unreadable: {page:?}");
 }
 
 #[test]
@@ -2230,7 +2230,7 @@ fn pack_usage_pages_through_packs_in_id_order() {
 fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_end_of_it() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    for i in 0..3 {
+    for i in 0..4 {
         let key = format!("k{i}");
         logged(&m, &format!("p{i}"), packed(&m, "b1", &format!("pk{i}"), &[(&key, WriteCondition::default())]))
             .unwrap();
@@ -2239,6 +2239,7 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
         |since_ms| serde_json::to_vec(&GarbageRecord { location: DataLocation::Inline(vec![1]), since_ms }).unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.put(keys::stripe(&BlobId::new("pk1"), 0), b"{not a stripe".to_vec());
+    batch.put(keys::pack(&BlobId::new("pk2")), b"{not a pack".to_vec());
     batch.put(keys::garbage(&BlobId::new("ga")), garbage(0));
     batch.put(keys::garbage(&BlobId::new("gb")), b"{not garbage".to_vec());
     batch.put(keys::garbage(&BlobId::new("gc")), garbage(0));
@@ -2246,11 +2247,11 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
 
     let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
     let packs: Vec<&str> = usage.packs.iter().map(|u| u.pack.blob.0.as_str()).collect();
-    assert_eq!(packs, ["pk0", "pk2"], "the pack after the unreadable one is still compacted");
+    assert_eq!(packs, ["pk0", "pk3"], "the pack after the unreadable ones is still compacted");
 
     let Answer::Durability(report) = m.query(Query::DurabilityReport).unwrap() else { panic!() };
     let [tenant] = report.as_slice() else { panic!("{report:?}") };
-    assert_eq!((tenant.full_budget_objects, tenant.unreadable_objects), (2, 1), "the durability view counts it apart");
+    assert_eq!((tenant.full_budget_objects, tenant.unreadable_objects), (3, 1), "the durability view counts it apart");
 
     let Answer::Garbage(found) = m.query(Query::Garbage { older_than_ms: 10, limit: 10 }).unwrap() else { panic!() };
     let collected: Vec<&str> = found.iter().map(|(blob, _)| blob.0.as_str()).collect();
@@ -2268,12 +2269,18 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
         }
     }
     let named = |blob: &str| blobs.iter().filter(|(b, _)| b == blob).count();
-    assert_eq!((named("pk0"), named("pk1"), named("pk2")), (2, 0, 2), "each readable pack as itself and its object");
-    let pk1 = Some("pk1".to_string());
+    assert_eq!((named("pk0"), named("pk1"), named("pk3")), (2, 0, 2), "each readable pack as itself and its object");
+    let pk2 = blobs.iter().filter(|(b, _)| b == "pk2").map(|(_, as_pack)| *as_pack).collect::<Vec<_>>();
+    assert_eq!(
+        pk2,
+        [false, true],
+        "a pack whose own record is unreadable: surveyed as a pack from its member's record"
+    );
+    let (pk1, pk2) = (Some("pk1".to_string()), Some("pk2".to_string()));
     assert_eq!(
         unreadable,
-        [("o/b1/k1".to_string(), pk1.clone()), ("n/pk1".to_string(), pk1), ("g/gb".to_string(), None)],
-        "each unreadable record reported once, with its blob when known"
+        [("o/b1/k1".to_string(), pk1.clone()), ("n/pk1".to_string(), pk1), ("n/pk2".to_string(), pk2)],
+        "each unreadable record reported once, with its blob (garbage needs no survey: not reported)"
     );
 }
 

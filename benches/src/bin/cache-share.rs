@@ -97,6 +97,7 @@ fn main() {
         Workload { name: "B: 1,600 hot shards (21 MiB); A: a scan", b_set: 1_600, a_set: u64::MAX, a_per_b: 1 },
         Workload { name: "B: 1,600 hot shards (21 MiB); A: a scan", b_set: 1_600, a_set: u64::MAX, a_per_b: 4 },
         Workload { name: "B: 1,600 hot shards (21 MiB); A: a scan", b_set: 1_600, a_set: u64::MAX, a_per_b: 16 },
+        Workload { name: "B: 3,200 hot shards (42 MiB); A: a scan", b_set: 3_200, a_set: u64::MAX, a_per_b: 1 },
         Workload {
             name: "B: 1,600 hot shards (21 MiB); A: a cycle of 4,600 (60 MiB)",
             b_set: 1_600,

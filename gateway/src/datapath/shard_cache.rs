@@ -7,12 +7,16 @@
 //! its shard plus `ENTRY_OVERHEAD_BYTES`).
 //!
 //! Shared fairly between tenants: each entry is charged to the tenant whose bucket it was read
-//! for, and when the cache is full the tenant holding the most bytes gives way, its oldest entry
-//! not read since it was last passed over first (second chance). One tenant reading through a
-//! large working set therefore evicts its own entries once it holds more than any other tenant,
-//! never those of a tenant holding less: a tenant within an even share of the capacity keeps
-//! what it reads however hard another reads (max-min fairness; with one tenant, plain second
-//! chance).
+//! for, and when the cache is full the tenant holding the most bytes gives way (the inserting one,
+//! if the entry would bring it to as many), its oldest entry not read since it was last passed
+//! over first (second chance). One tenant reading through a large working set therefore evicts
+//! its own entries once it holds more than any other tenant, never those of a tenant holding
+//! less: a tenant within an even share of the capacity keeps what it reads however hard another
+//! reads (max-min fairness; with one tenant, plain second chance). The price: a tenant whose hot
+//! set is larger than an even share gives the excess up to another that reads, even one that
+//! gains nothing from the cache (docs/benchmarks.md). A pack's shard may hold objects of several
+//! tenants (packs are filled by size, from whoever writes): it is charged to the tenant whose
+//! read brought it in, and serves the others' reads as well.
 //!
 //! Reads of a small shard under way are shared (`get_or_fetch`): a GET that misses while a fetch
 //! of the same shard, for the same hash from the same node, is under way waits for that one
@@ -111,20 +115,29 @@ impl Inner {
         }
     }
 
-    /// Evicts one entry of the tenant holding the most bytes (`inserting` if it holds as many as
-    /// any: shares that are even stay so), or passes one over (second chance); false when
-    /// nothing is held.
-    fn evict_step(&mut self, inserting: &TenantId) -> bool {
+    /// Makes room for an entry of `cost` bytes of `inserting`'s: evicts one entry of the tenant
+    /// holding the most bytes, or `inserting`'s own if it would hold as many once the entry is
+    /// in (so that a tenant at an even share keeps it whatever the entries' sizes), or passes
+    /// one over (second chance); false when nothing is held.
+    fn evict_step(&mut self, inserting: &TenantId, cost: usize) -> bool {
         let Some((most, largest)) = self.by_bytes.last() else { return false };
         let own = self.shares.get(inserting).map_or(0, |share| share.bytes);
-        let victim = if own == *most { inserting.clone() } else { largest.clone() };
+        let victim = if own > 0 && own + cost >= *most { inserting.clone() } else { largest.clone() };
         let Some(share) = self.shares.get_mut(&victim) else { return false };
         let Some(oldest) = share.order.pop_front() else {
-            // Bytes charged with no entry left to name them: cannot happen; forget the share
-            // rather than loop.
+            // Bytes charged with no entry left to name them: cannot happen. Forget the share and
+            // whatever entries it still owns rather than loop or hold bytes nobody is charged.
+            debug_assert!(false, "a shard cache share without entries");
             tracing::error!(tenant = %victim, bytes = share.bytes, "shard cache share without entries; reset");
-            let bytes = share.bytes;
-            self.charge(&victim, -(bytes as isize));
+            let owned: Vec<ShardId> =
+                self.entries.iter().filter(|(_, e)| e.owner == victim).map(|(id, _)| id.clone()).collect();
+            for id in &owned {
+                self.remove(id);
+            }
+            if let Some(share) = self.shares.remove(&victim) {
+                self.by_bytes.remove(&(share.bytes, victim));
+                self.bytes = self.bytes.saturating_sub(share.bytes);
+            }
             return true;
         };
         match self.entries.get_mut(&oldest) {
@@ -329,7 +342,7 @@ impl ShardCache {
         let bytes = Bytes::copy_from_slice(bytes);
         let mut inner = self.lock();
         inner.remove(&id);
-        while inner.bytes + cost > self.capacity && inner.evict_step(owner) {}
+        while inner.bytes + cost > self.capacity && inner.evict_step(owner, cost) {}
         inner.insert(id, Entry { hash, bytes, owner: owner.clone(), referenced: false });
     }
 
@@ -470,6 +483,20 @@ mod tests {
         cache.insert(id(199), shards[1].1, &bad, &b);
         assert!(cache.get(&id(199), &shards[1].1).is_none(), "bytes not matching: dropped");
         assert_eq!((cache.bytes_of(&a), cache.bytes_of(&b), cache.bytes()), (5 * COST, 4 * COST, 9 * COST));
+
+        // Entries of different sizes: a tenant at an even share keeps it when another's larger
+        // entry would bring that other past it.
+        let cache = ShardCache::new(10 * COST);
+        for (n, (bytes, hash)) in shards.iter().enumerate().take(5) {
+            cache.insert(id(n as u32), *hash, bytes, &b);
+        }
+        for (n, (bytes, hash)) in shards.iter().enumerate().skip(5).take(5) {
+            cache.insert(id(n as u32), *hash, bytes, &a);
+        }
+        let (large, large_hash) = shard(201, 300);
+        cache.insert(id(10), large_hash, &large, &a);
+        assert_eq!(cache.bytes_of(&b), 5 * COST, "b, at an even share, gave nothing up");
+        assert_eq!(cache.bytes_of(&a), 3 * COST + 300 + ENTRY_OVERHEAD_BYTES, "a made room from its own");
     }
 
     /// A fetch that counts itself in `fetches` and returns `bytes` once `released` says so.

@@ -248,6 +248,15 @@ impl StateMachine {
         Ok(PackUsagePage { packs, next })
     }
 
+    /// A pack's geometry (without its stripes) as its first live member's record names it, for
+    /// a pack whose own record does not decode; None if no member names it.
+    pub(super) fn pack_from_members(&self, pack: &BlobId) -> Result<Option<StripedBlob>, MetaError> {
+        Ok(self.pack_members(pack)?.into_iter().find_map(|member| match member.part.location {
+            DataLocation::Packed(slice) => Some(slice.pack),
+            _ => None,
+        }))
+    }
+
     /// `Query::PackMembers`: the live objects of a pack, each as its record names it now; a
     /// member whose record no longer names its slot (which no command leaves) is left out.
     pub(super) fn pack_members(&self, pack: &BlobId) -> Result<Vec<LivePackMember>, MetaError> {

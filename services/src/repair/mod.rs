@@ -197,13 +197,17 @@ pub async fn round(
         let page = services.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
         referenced.extend(page.blobs.iter().map(|b| b.blob.clone()));
         // Records that do not decode are left out of this round (and reported: the round's
-        // margins do not cover their blobs, so no node is drained meanwhile); their blobs are
-        // never swept as orphans.
+        // margins do not cover their blobs, so no node is drained meanwhile). A blob such a
+        // record names is kept out of the orphan sweep here; one it could not name is spared by
+        // the fence (its `b/` mark stays until it is collected).
         for bad in &page.unreadable {
-            tracing::error!(record = %bad.key, blob = ?bad.blob, why = %bad.why, "a metadata record does not decode: its blobs are neither surveyed nor repaired");
+            let (record, why) = (&bad.key, &bad.why);
+            tracing::error!(%record, blob = ?bad.blob, %why, "a metadata record does not decode; not surveyed");
             referenced.extend(bad.blob.clone());
         }
-        tally.report.records_unreadable += page.unreadable.len() as u64;
+        // Once per record, not per part of it.
+        let records: HashSet<&str> = page.unreadable.iter().map(|bad| bad.key.as_str()).collect();
+        tally.report.records_unreadable += records.len() as u64;
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
         // A pack comes once as itself and once per object packed in it: asked for once.
