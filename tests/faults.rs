@@ -882,6 +882,7 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(report["repair"]["records_unreadable"], 2, "the two object records: {report:#}");
+    assert_eq!(report["repair"]["unreadable_keys"], serde_json::json!(["o/scan/kept", "o/scan/small"]), "{report:#}");
     assert_eq!(report["healthy"], false, "records the round could not read: {report:#}");
     let problems = report["problems"].to_string();
     assert!(problems.contains("could not be read"), "{problems}");

@@ -13,6 +13,10 @@
 //! SCALE_KEY_BYTES pads every key to that length (default: `dir-NN/object-NNNNNNNNN`, 24 bytes),
 //! with `x` (which compression all but erases), or with letters that differ from key to key
 //! (`SCALE_KEY_FILL=random`: the store's worst case, as for long keys that share little).
+//! Then the snapshot a voter would build of that state (`ignifuge_raft::snapshot_file::write`:
+//! every pair, LZ4, fsynced) and its install on an empty store (`install`, as a lagging replica
+//! does), each with its time, CPU and the process's peak memory during it, and a check that the
+//! installed state's digest is the source's (`SCALE_SNAPSHOT=0` skips this part).
 //! Run: `cargo bench -p ignifuge-benches --bench scale`. Prints tables and one JSON line.
 
 use ignifuge_kv::{KvStore, RocksKv, WriteBatch};
@@ -85,6 +89,84 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resets the process's peak resident memory (`VmHWM`) to its current size.
+fn reset_peak_memory() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (Linux 4.0 or later)");
+}
+
+/// CPU seconds (user + system) used by the process so far, every thread included.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// What one snapshot step cost: wall and CPU seconds, resident memory before and at its peak.
+struct Step {
+    secs: f64,
+    cpu_secs: f64,
+    rss_before_mib: u64,
+    peak_mib: u64,
+}
+
+fn measured<T>(run: impl FnOnce() -> T) -> (T, Step) {
+    reset_peak_memory();
+    let rss_before_mib = status_kib("VmRSS:") / 1024;
+    let (cpu, t) = (cpu_secs(), Instant::now());
+    let out = run();
+    let step = Step {
+        secs: t.elapsed().as_secs_f64(),
+        cpu_secs: cpu_secs() - cpu,
+        rss_before_mib,
+        peak_mib: status_kib("VmHWM:") / 1024,
+    };
+    (out, step)
+}
+
+/// Builds a snapshot of `kv` as a voter does, installs it on an empty store as a lagging replica
+/// does, checks the installed state is the same, and prints what each step cost.
+fn snapshot_round_trip(kv: &dyn KvStore, base: &std::path::Path, objects: u64) -> String {
+    use ignifuge_raft::snapshot_file;
+    let files = tempfile::tempdir_in(base).expect("tempdir");
+    let path = files.path().join("snapshot");
+    let (written, build) = measured(|| {
+        let view = kv.snapshot().expect("a view of the store");
+        snapshot_file::write(view.as_ref(), &path).expect("snapshot write")
+    });
+    let file_bytes = std::fs::metadata(&path).expect("snapshot file").len();
+    let id = format!("bench-{}", &written.file_hash.to_hex()[..16]);
+    let target_dir = tempfile::tempdir_in(base).expect("tempdir");
+    let target = RocksKv::open(target_dir.path()).expect("rocksdb");
+    let (installed, install) =
+        measured(|| snapshot_file::install(&target, &path, &id, WriteBatch::new()).expect("snapshot install"));
+    assert_eq!(installed, written.state_bytes, "the install read every pair written");
+    let digest = |kv: &dyn KvStore| snapshot_file::digest(kv.snapshot().expect("view").as_ref()).expect("digest");
+    assert_eq!(digest(&target), digest(kv), "the installed state is the source's");
+    drop(target);
+    let installed_disk = dir_bytes(target_dir.path());
+    println!();
+    println!(
+        "snapshot of {objects} objects: {} bytes of state, a file of {file_bytes} bytes ({:.1} per object); the installed store {installed_disk} bytes on disk",
+        written.state_bytes,
+        file_bytes as f64 / objects as f64
+    );
+    println!();
+    println!("| step | seconds | CPU seconds | resident memory before | peak during |");
+    println!("|---|---|---|---|---|");
+    for (name, step) in [("build (write the file)", &build), ("install on an empty store", &install)] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {} MiB | {} MiB |",
+            step.secs, step.cpu_secs, step.rss_before_mib, step.peak_mib
+        );
+    }
+    format!(
+        r#","snapshot":{{"state_bytes":{},"file_bytes":{file_bytes},"build_secs":{:.1},"build_peak_mib":{},"install_secs":{:.1},"install_peak_mib":{}}}"#,
+        written.state_bytes, build.secs, build.peak_mib, install.secs, install.peak_mib
+    )
+}
+
 fn dir_bytes(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
@@ -150,7 +232,8 @@ fn main() {
         to: var("SCALE_KEY_BYTES").unwrap_or(0),
         random: std::env::var("SCALE_KEY_FILL").is_ok_and(|f| f == "random"),
     };
-    let dir = tempfile::tempdir_in(std::env::var("SCALE_DIR").unwrap_or_else(|_| "/var/tmp".into())).expect("tempdir");
+    let base = std::path::PathBuf::from(std::env::var("SCALE_DIR").unwrap_or_else(|_| "/var/tmp".into()));
+    let dir = tempfile::tempdir_in(&base).expect("tempdir");
     let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(dir.path()).expect("rocksdb"));
     let machine = StateMachine::new(kv.clone());
     let rss_empty = status_kib("VmRSS:");
@@ -224,6 +307,11 @@ fn main() {
     let hwm = status_kib("VmHWM:");
 
     let families = families(kv.as_ref());
+    let snapshot = if std::env::var("SCALE_SNAPSHOT").is_ok_and(|v| v == "0") {
+        String::new()
+    } else {
+        snapshot_round_trip(kv.as_ref(), &base, (SMALL_OBJECTS + big) as u64)
+    };
     drop(machine);
     drop(kv);
     let disk = dir_bytes(dir.path());
@@ -264,7 +352,7 @@ fn main() {
         json.push(format!(r#"{{"case":"{name}","small_us":{s:.0},"big_us":{b:.0}}}"#));
     }
     println!(
-        r#"{{"bench":"scale","objects":{objects},"key_bytes":{},"key_fill":"{}","disk_bytes_per_object":{:.1},"logical_bytes_per_object":{:.1},"rss_mib":{},"cases":[{}]}}"#,
+        r#"{{"bench":"scale","objects":{objects},"key_bytes":{},"key_fill":"{}","disk_bytes_per_object":{:.1},"logical_bytes_per_object":{:.1},"rss_mib":{},"cases":[{}]{snapshot}}}"#,
         key(0, pad).len(),
         if pad.random { "random" } else { "x" },
         disk as f64 / objects as f64,

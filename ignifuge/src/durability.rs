@@ -68,8 +68,9 @@ impl DurabilityView {
                 if r.records_unreadable > 0 {
                     problems.push(format!(
                         "{} metadata record(s) could not be read by the last repair round: their blobs were neither \
-                         surveyed nor repaired (see the gateways' logs)",
-                        r.records_unreadable
+                         surveyed nor repaired (see the gateways' logs); {}",
+                        r.records_unreadable,
+                        r.unreadable_keys.join(", ")
                     ));
                 }
                 if r.stripes_below_budget > 0 {
@@ -331,9 +332,11 @@ mod tests {
         let mut unreadable = TenantDurability::empty(TenantId::new("t"));
         unreadable.unreadable_objects = 1;
         assert!(!view(Some(report(0)), scrub_ok(None), vec![unreadable]).healthy, "a record the view could not read");
-        let unsurveyed = RepairReport { records_unreadable: 2, ..report(0) };
+        let keys = vec!["o/b/k1".to_string(), "n/p".to_string()];
+        let unsurveyed = RepairReport { records_unreadable: 2, unreadable_keys: keys, ..report(0) };
         let unhealthy = view(Some(unsurveyed), scrub_ok(None), vec![]);
         assert!(!unhealthy.healthy, "records the round could not read");
+        assert!(unhealthy.problems.iter().any(|p| p.contains("o/b/k1, n/p")), "named: {:?}", unhealthy.problems);
         assert!(unhealthy.to_prometheus().contains("ignifuge_repair_unreadable_records 2"));
         assert!(!view(Some(report(0)), Err("down".into()), vec![]).healthy, "a node is down");
         assert!(!view(Some(report(0)), scrub_ok(Some(150)), vec![]).healthy, "corruption since the round");

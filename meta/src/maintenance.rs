@@ -157,4 +157,10 @@ pub struct RepairReport {
     /// Not 0: the margins above may leave blobs out, so no node may be drained.
     #[serde(default)]
     pub records_unreadable: u64,
+    /// The first `UNREADABLE_NAMED_MAX` of them by store key, for the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_keys: Vec<String>,
 }
+
+/// Unreadable records a repair report names (it counts them all).
+pub const UNREADABLE_NAMED_MAX: usize = 16;

@@ -20,7 +20,8 @@ mod membership;
 mod network;
 mod pacing;
 mod read_index;
-mod snapshot_file;
+/// Public for the scale benchmark, which builds and installs a snapshot of a large store.
+pub mod snapshot_file;
 mod state_machine;
 #[cfg(test)]
 mod storage_suite;

@@ -36,7 +36,7 @@ use ignifuge_meta::{
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, NodeId, TenantId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use survey::{Action, Margin, NodeState};
@@ -206,8 +206,14 @@ pub async fn round(
             referenced.extend(bad.blob.clone());
         }
         // Once per record, not per part of it.
-        let records: HashSet<&str> = page.unreadable.iter().map(|bad| bad.key.as_str()).collect();
+        let records: BTreeSet<&str> = page.unreadable.iter().map(|bad| bad.key.as_str()).collect();
         tally.report.records_unreadable += records.len() as u64;
+        let named = &mut tally.report.unreadable_keys;
+        for key in records {
+            if named.len() < ignifuge_meta::UNREADABLE_NAMED_MAX && !named.iter().any(|k| k == key) {
+                named.push(key.to_string());
+            }
+        }
         let live: Vec<&ignifuge_meta::BlobRef> =
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
         // A pack comes once as itself and once per object packed in it: asked for once.
