@@ -865,7 +865,9 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
     std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
         .expect("rule");
-    tokio::time::sleep(Duration::from_millis(500)).await; // the rules file is re-read within 50 ms
+    // The rules file is re-read within 50 ms; waiting out a whole round (1 s apart, milliseconds
+    // long) as well means that any round that can find the shards deleted below runs faulted.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     for blob in [&pack_blob, &part_blob] {
         std::fs::remove_file(files_of(blob).pop().expect("a shard file")).expect("remove a shard file");
     }

@@ -89,9 +89,10 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Resets the process's peak resident memory (`VmHWM`) to its current size.
-fn reset_peak_memory() {
-    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (Linux 4.0 or later)");
+/// Resets the process's peak resident memory (`VmHWM`) to its current size; false where the
+/// kernel refuses (the peak is then the process's since it started).
+fn reset_peak_memory() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").map_err(|e| eprintln!("VmHWM not reset: {e}")).is_ok()
 }
 
 /// CPU seconds (user + system) used by the process so far, every thread included.
@@ -112,7 +113,7 @@ struct Step {
 }
 
 fn measured<T>(run: impl FnOnce() -> T) -> (T, Step) {
-    reset_peak_memory();
+    let _ = reset_peak_memory();
     let rss_before_mib = status_kib("VmRSS:") / 1024;
     let (cpu, t) = (cpu_secs(), Instant::now());
     let out = run();

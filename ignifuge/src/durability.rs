@@ -66,9 +66,11 @@ impl DurabilityView {
                     ));
                 }
                 if r.records_unreadable > 0 {
+                    let more = r.records_unreadable.saturating_sub(r.unreadable_keys.len() as u64);
+                    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                     problems.push(format!(
-                        "{} metadata record(s) could not be read by the last repair round: their blobs were neither \
-                         surveyed nor repaired (see the gateways' logs); {}",
+                        "{} metadata record(s) could not be read by the last repair round, so the blobs they name may \
+                         not have been surveyed (see the gateways' logs): {}{more}",
                         r.records_unreadable,
                         r.unreadable_keys.join(", ")
                     ));

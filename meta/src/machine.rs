@@ -933,7 +933,11 @@ impl StateMachine {
                     }
                     let hydrated = match self.hydrate_all(&mut location) {
                         Err(MetaError::Corrupt(why)) => {
-                            unreadable.push(unreadable_record(key, location.blob().cloned(), why));
+                            let bad = unreadable_record(key, location.blob().cloned(), why);
+                            // Garbage needs no survey (see above).
+                            if owner != BlobOwner::Garbage {
+                                unreadable.push(bad);
+                            }
                             if let BlobOwner::Object { part_number, .. } | BlobOwner::Version { part_number, .. } =
                                 &owner
                             {
@@ -1574,6 +1578,19 @@ fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, batch: &mut Wr
 /// A record a scan skips, logged once here (its reader reports it too).
 fn unreadable_record(key: &[u8], blob: Option<BlobId>, why: String) -> UnreadableRecord {
     let key = String::from_utf8_lossy(key).into_owned();
-    tracing::error!(record = %key, blob = ?blob, %why, "a metadata record does not decode: skipped by the scan");
+    // Every scan meets it again (GC every 30 s, repair every minute): an error the first time
+    // this process does, then quietly (up to `LOGGED_MAX` keys remembered).
+    const LOGGED_MAX: usize = 4096;
+    static LOGGED: std::sync::Mutex<Option<std::collections::HashSet<String>>> = std::sync::Mutex::new(None);
+    let first = {
+        let mut logged = LOGGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let logged = logged.get_or_insert_with(Default::default);
+        logged.len() < LOGGED_MAX && logged.insert(key.clone())
+    };
+    if first {
+        tracing::error!(record = %key, blob = ?blob, %why, "a metadata record does not decode: skipped by the scans");
+    } else {
+        tracing::debug!(record = %key, "a metadata record does not decode: skipped by the scans");
+    }
     UnreadableRecord { key, blob, why }
 }

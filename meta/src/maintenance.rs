@@ -157,7 +157,7 @@ pub struct RepairReport {
     /// Not 0: the margins above may leave blobs out, so no node may be drained.
     #[serde(default)]
     pub records_unreadable: u64,
-    /// The first `UNREADABLE_NAMED_MAX` of them by store key, for the operator.
+    /// The first `UNREADABLE_NAMED_MAX` of them in the scan's order, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable_keys: Vec<String>,
 }

@@ -2243,6 +2243,11 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
     batch.put(keys::garbage(&BlobId::new("ga")), garbage(0));
     batch.put(keys::garbage(&BlobId::new("gb")), b"{not garbage".to_vec());
     batch.put(keys::garbage(&BlobId::new("gc")), garbage(0));
+    // Garbage whose record decodes but whose stripe record does not.
+    let striped = StripedBlob { stripes: Vec::new(), ..pack_blob("gd", 10) };
+    let record = GarbageRecord { location: DataLocation::Striped(striped), since_ms: 0 };
+    batch.put(keys::garbage(&BlobId::new("gd")), serde_json::to_vec(&record).unwrap());
+    batch.put(keys::stripe(&BlobId::new("gd"), 0), b"{not a stripe".to_vec());
     m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
 
     let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };

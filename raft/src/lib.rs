@@ -20,7 +20,9 @@ mod membership;
 mod network;
 mod pacing;
 mod read_index;
-/// Public for the scale benchmark, which builds and installs a snapshot of a large store.
+/// Public for the scale benchmark only, which builds and installs a snapshot of a large store
+/// (`install` alone skips the crash-safe mark a replica's install sets first).
+#[doc(hidden)]
 pub mod snapshot_file;
 mod state_machine;
 #[cfg(test)]

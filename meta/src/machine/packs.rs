@@ -248,13 +248,27 @@ impl StateMachine {
         Ok(PackUsagePage { packs, next })
     }
 
-    /// A pack's geometry (without its stripes) as its first live member's record names it, for
-    /// a pack whose own record does not decode; None if no member names it.
+    /// A pack's geometry (without its stripes) as the first of its members that can be read
+    /// names it, for a pack whose own record does not decode; None if none does (members that
+    /// do not decode, or name no version: packs written before format 9, are passed over).
     pub(super) fn pack_from_members(&self, pack: &BlobId) -> Result<Option<StripedBlob>, MetaError> {
-        Ok(self.pack_members(pack)?.into_iter().find_map(|member| match member.part.location {
-            DataLocation::Packed(slice) => Some(slice.pack),
-            _ => None,
-        }))
+        let prefix = keys::pack_members_prefix(pack);
+        for (key, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
+            let Ok(member) = serde_json::from_slice::<PackMember>(&value) else { continue };
+            let found = match self.locate(&member.bucket, &member.key, Some(&member.version)) {
+                Ok(Some(found)) => found,
+                Ok(None) | Err(MetaError::Corrupt(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if let [part] = found.record.parts.as_slice()
+                && let DataLocation::Packed(slice) = &part.location
+                && slice.pack.blob == *pack
+                && keys::pack_member(pack, slice.slot) == key
+            {
+                return Ok(Some(slice.pack.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// `Query::PackMembers`: the live objects of a pack, each as its record names it now; a

@@ -36,7 +36,7 @@ use ignifuge_meta::{
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, NodeId, TenantId};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use survey::{Action, Margin, NodeState};
@@ -192,6 +192,7 @@ pub async fn round(
     // is scanned over several): fold each into its worst margin, once.
     let mut object: Option<(TenantId, ObjectVersionKey, Margin, u64, u64)> = None;
     let survey_cycle = DutyCycle::new(config.survey_busy_share);
+    let mut unreadable_seen: HashSet<String> = HashSet::new();
     loop {
         let page_step = survey_cycle.step();
         let page = services.metadata.blobs(cursor.clone(), SCAN_PAGE_RECORDS).await?;
@@ -201,17 +202,13 @@ pub async fn round(
         // record names is kept out of the orphan sweep here; one it could not name is spared by
         // the fence (its `b/` mark stays until it is collected).
         for bad in &page.unreadable {
-            let (record, why) = (&bad.key, &bad.why);
-            tracing::error!(%record, blob = ?bad.blob, %why, "a metadata record does not decode; not surveyed");
             referenced.extend(bad.blob.clone());
-        }
-        // Once per record, not per part of it.
-        let records: BTreeSet<&str> = page.unreadable.iter().map(|bad| bad.key.as_str()).collect();
-        tally.report.records_unreadable += records.len() as u64;
-        let named = &mut tally.report.unreadable_keys;
-        for key in records {
-            if named.len() < ignifuge_meta::UNREADABLE_NAMED_MAX && !named.iter().any(|k| k == key) {
-                named.push(key.to_string());
+            // Once per record in the round, not per part of it nor per page it came back in.
+            if unreadable_seen.insert(bad.key.clone()) {
+                tally.report.records_unreadable += 1;
+                if tally.report.unreadable_keys.len() < ignifuge_meta::UNREADABLE_NAMED_MAX {
+                    tally.report.unreadable_keys.push(bad.key.clone());
+                }
             }
         }
         let live: Vec<&ignifuge_meta::BlobRef> =
@@ -385,6 +382,10 @@ pub async fn round(
 fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64) -> RepairReport {
     let mut report = std::mem::take(&mut tally.report);
     report.finished_ms = now_ms();
+    if report.records_unreadable > 0 {
+        let (records, keys) = (report.records_unreadable, &report.unreadable_keys);
+        tracing::warn!(records, ?keys, "metadata records that do not decode: their blobs were not surveyed this round");
+    }
     report.nodes_down = nodes.iter().filter(|(_, s)| **s != NodeState::Live).map(|(n, _)| n.clone()).collect();
     report.nodes_down.sort();
     report.tenants = tally
