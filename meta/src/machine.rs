@@ -232,8 +232,15 @@ impl StateMachine {
         let end = prefix_end(keys::INTENTS_PREFIX);
         let examined = self.kv.scan(&start, end.as_deref(), INTENTS_EXAMINED_PER_APPLY)?;
         for (key, value) in &examined {
-            let renewed_ms: i64 =
-                serde_json::from_slice(value).map_err(|e| KvError::Engine(format!("intent record: {e}")))?;
+            // One that cannot be read is kept (it only spares a blob from the orphan sweep):
+            // failing the apply would stop every replica at this entry alike.
+            let renewed_ms: i64 = match serde_json::from_slice(value) {
+                Ok(renewed_ms) => renewed_ms,
+                Err(e) => {
+                    unreadable_record(key, None, format!("intent record: {e}"));
+                    continue;
+                }
+            };
             if renewed_ms < clock - INTENT_FORGOTTEN_AFTER_MS {
                 extra.delete(key.clone());
             }

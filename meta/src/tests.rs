@@ -1398,6 +1398,11 @@ fn the_intent_sweep_rests_after_the_last_intent_then_starts_over() {
     tick(base);
     assert!(m.kv().get(keys::INTENT_SWEEP_RESTED).unwrap().is_some(), "no intents: the sweep reached the end");
     m.apply(Command::RenewIntents { blobs: blobs(&["s1"]), now_ms: 1 }).unwrap();
+    // An intent that does not decode is stepped over and kept, not a storage error that would
+    // stop every replica at the same entry.
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(keys::intent(&BlobId::new("s0")), b"{not a time".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
     // The clock moves at most CLOCK_STEP_MAX_MS per entry.
     let steps = INTENT_SWEEP_REST_MS / CLOCK_STEP_MAX_MS;
     for i in 1..steps {
@@ -1407,6 +1412,7 @@ fn the_intent_sweep_rests_after_the_last_intent_then_starts_over() {
     tick(base + (steps + 1) * CLOCK_STEP_MAX_MS);
     tick(base + (steps + 2) * CLOCK_STEP_MAX_MS);
     assert!(m.kv().get(b"i/s1").unwrap().is_none(), "a stale intent kept after the rest");
+    assert!(m.kv().get(b"i/s0").unwrap().is_some(), "one that cannot be read is kept");
 }
 
 /// A part of `stripes` full stripes at 5+4 x 1 MiB, each shard on its own node, as the data path
