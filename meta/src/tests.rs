@@ -2203,15 +2203,19 @@ fn a_malformed_repack_is_refused_whole_and_old_members_are_not_compactable() {
     assert!(members(&m, "pk8").is_empty());
 }
 
+/// Packs `pk0`.. of one object each (`k0`..) in bucket `b1`.
+fn one_object_packs(m: &StateMachine, count: usize) {
+    for i in 0..count {
+        let key = format!("k{i}");
+        logged(m, &format!("p{i}"), packed(m, "b1", &format!("pk{i}"), &[(&key, WriteCondition::default())])).unwrap();
+    }
+}
+
 #[test]
 fn pack_usage_pages_through_packs_in_id_order() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    for i in 0..5 {
-        let key = format!("k{i}");
-        logged(&m, &format!("p{i}"), packed(&m, "b1", &format!("pk{i}"), &[(&key, WriteCondition::default())]))
-            .unwrap();
-    }
+    one_object_packs(&m, 5);
     let mut after = None;
     let mut seen = Vec::new();
     loop {
@@ -2228,7 +2232,7 @@ fn pack_usage_pages_through_packs_in_id_order() {
     assert_eq!(seen, ["pk0", "pk1", "pk2", "pk3", "pk4"]);
 }
 
-/// A record that does not decode (a bug, a format written by a newer version) is skipped and
+/// A record that does not decode (a bug, damage the store's checksums missed) is skipped and
 /// reported by the scans of background services, never the end of every scan after it: repair's
 /// blob scan, the collector's garbage query, the compactor's pack usage and the durability view
 /// all go on past it.
@@ -2236,11 +2240,7 @@ fn pack_usage_pages_through_packs_in_id_order() {
 fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_end_of_it() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    for i in 0..4 {
-        let key = format!("k{i}");
-        logged(&m, &format!("p{i}"), packed(&m, "b1", &format!("pk{i}"), &[(&key, WriteCondition::default())]))
-            .unwrap();
-    }
+    one_object_packs(&m, 4);
     let garbage =
         |since_ms| serde_json::to_vec(&GarbageRecord { location: DataLocation::Inline(vec![1]), since_ms }).unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();

@@ -255,17 +255,10 @@ impl StateMachine {
         let prefix = keys::pack_members_prefix(pack);
         for (key, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
             let Ok(member) = serde_json::from_slice::<PackMember>(&value) else { continue };
-            let found = match self.locate(&member.bucket, &member.key, Some(&member.version)) {
-                Ok(Some(found)) => found,
-                Ok(None) | Err(MetaError::Corrupt(_)) => continue,
+            match self.member_part(pack, &key, &member) {
+                Ok(Some(PartData { location: DataLocation::Packed(slice), .. })) => return Ok(Some(slice.pack)),
+                Ok(_) | Err(MetaError::Corrupt(_)) => continue,
                 Err(e) => return Err(e),
-            };
-            if let [part] = found.record.parts.as_slice()
-                && let DataLocation::Packed(slice) = &part.location
-                && slice.pack.blob == *pack
-                && keys::pack_member(pack, slice.slot) == key
-            {
-                return Ok(Some(slice.pack.clone()));
             }
         }
         Ok(None)
@@ -278,24 +271,26 @@ impl StateMachine {
         let mut out = Vec::new();
         for (key, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
             let Ok(member) = serde_json::from_slice::<PackMember>(&value) else { return Ok(Vec::new()) };
-            let Some(found) = self.locate(&member.bucket, &member.key, Some(&member.version))? else { continue };
-            let [part] = found.record.parts.as_slice() else { continue };
-            let names_slot = match &part.location {
-                DataLocation::Packed(slice) => slice.pack.blob == *pack && keys::pack_member(pack, slice.slot) == key,
-                _ => false,
-            };
-            if !names_slot {
-                tracing::error!(%pack, key = %member.key, "a pack member's record names another place");
-                continue;
-            }
-            out.push(LivePackMember {
-                bucket: member.bucket,
-                key: member.key,
-                version: member.version,
-                part: part.clone(),
-            });
+            let Some(part) = self.member_part(pack, &key, &member)? else { continue };
+            out.push(LivePackMember { bucket: member.bucket, key: member.key, version: member.version, part });
         }
         Ok(out)
+    }
+
+    /// The part of the version a member key `key` of `pack` names, if its record still names
+    /// that slot (which every command keeps true; another place is logged).
+    fn member_part(&self, pack: &BlobId, key: &[u8], member: &PackMember) -> Result<Option<PartData>, MetaError> {
+        let Some(found) = self.locate(&member.bucket, &member.key, Some(&member.version))? else { return Ok(None) };
+        let [part] = found.record.parts.as_slice() else { return Ok(None) };
+        let names_slot = match &part.location {
+            DataLocation::Packed(slice) => slice.pack.blob == *pack && keys::pack_member(pack, slice.slot) == key,
+            _ => false,
+        };
+        if !names_slot {
+            tracing::error!(%pack, key = %member.key, "a pack member's record names another place");
+            return Ok(None);
+        }
+        Ok(Some(part.clone()))
     }
 }
 
