@@ -137,8 +137,14 @@ impl StateMachine {
         // The clock that ages proposal ids follows the leader's time, never goes back, moves at
         // most `CLOCK_STEP_MAX_MS` per entry (a leader whose clock jumps ahead cannot make the
         // ids of the last minutes be forgotten at once), and no gateway's clock moves it.
+        // One that does not decode is taken as absent (and so rewritten, from the leader's time):
+        // failing the apply would stop every replica at this entry alike.
         let stored: Option<i64> = match self.kv.get(keys::CLOCK)? {
-            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| KvError::Engine(format!("clock: {e}")))?),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .inspect_err(|e| {
+                    unreadable_record(keys::CLOCK, None, format!("state machine clock: {e}"));
+                })
+                .ok(),
             None => None,
         };
         let clock = match stored {
@@ -220,10 +226,14 @@ impl StateMachine {
     /// every intent is examined again and again as proposals are applied.
     fn sweep_intents(&self, clock: i64, extra: &mut WriteBatch) -> Result<(), KvError> {
         if let Some(rested) = self.kv.get(keys::INTENT_SWEEP_RESTED)? {
-            let rested: i64 =
-                serde_json::from_slice(&rested).map_err(|e| KvError::Engine(format!("intent sweep rest: {e}")))?;
-            if clock < rested.saturating_add(INTENT_SWEEP_REST_MS) {
-                return Ok(());
+            // A rest mark that does not decode ends the rest (and is removed), rather than stop
+            // every replica at this entry alike.
+            match serde_json::from_slice::<i64>(&rested) {
+                Ok(rested) if clock < rested.saturating_add(INTENT_SWEEP_REST_MS) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    unreadable_record(keys::INTENT_SWEEP_RESTED, None, format!("intent sweep rest mark: {e}"));
+                }
             }
             extra.delete(keys::INTENT_SWEEP_RESTED.to_vec());
         }
@@ -262,14 +272,20 @@ impl StateMachine {
         Ok(())
     }
 
-    /// The outcome recorded for an applied (or abandoned) proposal, if its id is remembered.
+    /// The outcome recorded for an applied (or abandoned) proposal, if its id is remembered. One
+    /// recorded but not readable is answered as unknown (`MetaError::Corrupt`, not a known
+    /// refusal): the proposal was applied or fenced, but what it answered is lost, so its caller
+    /// must neither take it as not done (and give its blobs up) nor as done; the record stays as
+    /// it is, so that it is never applied again. Failing the apply instead would stop every
+    /// replica at this entry alike.
     fn recorded_outcome(&self, id: &ProposalId) -> Result<Option<Result<Outcome, MetaError>>, KvError> {
-        match self.kv.get(&keys::proposal(id))? {
-            None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|e| KvError::Engine(format!("proposal outcome: {e}")))
-            }
-        }
+        let key = keys::proposal(id);
+        Ok(self.kv.get(&key)?.map(|bytes| {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                unreadable_record(&key, None, format!("recorded outcome: {e}"));
+                Err(MetaError::Corrupt(format!("the recorded outcome of proposal {id} does not decode: {e}")))
+            })
+        }))
     }
 
     /// Writes a batch of the replication layer's own keys (an entry with no command).
@@ -1595,9 +1611,9 @@ fn unreadable_record(key: &[u8], blob: Option<BlobId>, why: String) -> Unreadabl
         logged.len() < LOGGED_MAX && logged.insert(key.clone())
     };
     if first {
-        tracing::error!(record = %key, blob = ?blob, %why, "a metadata record does not decode: skipped by the scans");
+        tracing::error!(record = %key, blob = ?blob, %why, "a metadata record does not decode: passed over");
     } else {
-        tracing::debug!(record = %key, "a metadata record does not decode: skipped by the scans");
+        tracing::debug!(record = %key, "a metadata record does not decode: passed over");
     }
     UnreadableRecord { key, blob, why }
 }

@@ -228,6 +228,61 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
 }
 
+/// The records an apply reads beyond the command's own (a retried proposal's recorded outcome, the
+/// clock that ages proposal ids, the intent sweep's rest mark) are the same bytes on every
+/// replica: one that does not decode must not fail the apply, which would stop every replica at
+/// the same entry. A retry whose recorded outcome cannot be read is answered "unknown", not a
+/// refusal (its caller would give up the blob of a write that went through) and not applied again.
+#[test]
+fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let put = |id: &str, issued_ms: i64| Proposal {
+        id: ProposalId::new(id),
+        issued_ms,
+        command: Command::PutObject {
+            bucket: bref(&m, "b1"),
+            record: object(id, "e", 1),
+            condition: WriteCondition { if_none_match_any: true, if_match: None },
+        },
+    };
+    let garble = |key: &[u8]| {
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.put(key.to_vec(), b"{not json".to_vec());
+        m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    };
+    m.apply_proposal_logged(put("p1", 1_000), Default::default()).unwrap().unwrap();
+    let recorded = keys::proposal(&ProposalId::new("p1"));
+    garble(&recorded);
+    // Gone since (as if deleted), so that applying the retry again would show.
+    let object_key = keys::object(&BucketName::new("b1"), &ObjectKey::new("p1"));
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.delete(object_key.clone());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    let retry = m.apply_proposal_logged(put("p1", 1_000), Default::default()).expect("the replica goes on");
+    let unknown = retry.expect_err("an outcome nobody can read is not a success");
+    assert!(matches!(unknown, MetaError::Corrupt(_)) && !unknown.is_known_refusal(), "{unknown:?}");
+    assert!(m.kv().get(&object_key).unwrap().is_none(), "a retry whose outcome cannot be read applied again");
+    let settle = Proposal {
+        id: ProposalId::new("s1"),
+        issued_ms: 1_001,
+        command: Command::Abandon { proposal: ProposalId::new("p1") },
+    };
+    let settled = m.apply_proposal_logged(settle, Default::default()).expect("the replica goes on");
+    assert!(matches!(settled, Err(MetaError::Corrupt(_))), "settled as {settled:?}: the outcome is unknown");
+    assert_eq!(m.kv().get(&recorded).unwrap().as_deref(), Some(&b"{not json"[..]), "the record is kept, not fenced");
+
+    garble(keys::CLOCK);
+    m.apply_proposal_logged(put("p2", 2_000), Default::default()).expect("the replica goes on").unwrap();
+    let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).expect("the clock rewritten");
+    assert_eq!(clock, 2_000);
+
+    garble(keys::INTENT_SWEEP_RESTED);
+    m.apply_proposal_logged(put("p3", 3_000), Default::default()).expect("the replica goes on").unwrap();
+    let rested = m.kv().get(keys::INTENT_SWEEP_RESTED).unwrap().expect("the sweep went on to the end and rests");
+    assert_eq!(serde_json::from_slice::<i64>(&rested).expect("the rest mark rewritten"), 3_000);
+}
+
 /// DeleteObjects commits its keys as one proposal: each key is done or refused on its own (a
 /// refused key writes nothing), a retried proposal returns the first outcomes and adds no second
 /// delete markers, and a batch naming a key twice is refused whole.
