@@ -58,6 +58,9 @@ struct Entry {
     owner: TenantId,
     /// Read since it was inserted or last passed over by the eviction.
     referenced: bool,
+    /// Which insertion made it: names it in its tenant's queue, so that an id replaced (another
+    /// hash) or gone and cached again is not also taken for the entry its older place named.
+    seq: u64,
 }
 
 impl Entry {
@@ -70,9 +73,9 @@ impl Entry {
 #[derive(Default)]
 struct Share {
     bytes: usize,
-    /// Its entries in insertion order (an id whose entry was dropped, replaced or is now another
-    /// tenant's may linger: skipped).
-    order: VecDeque<ShardId>,
+    /// Its entries in insertion order, each with its insertion's `seq` (one whose entry was
+    /// dropped or replaced since may linger: skipped when it comes up).
+    order: VecDeque<(ShardId, u64)>,
 }
 
 #[derive(Default)]
@@ -83,6 +86,8 @@ struct Inner {
     /// The tenants holding bytes, by how many: the last gives way first.
     by_bytes: BTreeSet<(usize, TenantId)>,
     bytes: usize,
+    /// The next insertion's `seq`.
+    next_seq: u64,
 }
 
 impl Inner {
@@ -99,10 +104,12 @@ impl Inner {
         }
     }
 
-    fn insert(&mut self, id: ShardId, entry: Entry) {
+    fn insert(&mut self, id: ShardId, mut entry: Entry) {
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
         self.charge(&entry.owner, entry.cost() as isize);
         if let Some(share) = self.shares.get_mut(&entry.owner) {
-            share.order.push_back(id.clone());
+            share.order.push_back((id.clone(), entry.seq));
         }
         if let Some(old) = self.entries.insert(id, entry) {
             self.charge(&old.owner, -(old.cost() as isize));
@@ -124,7 +131,7 @@ impl Inner {
         let own = self.shares.get(inserting).map_or(0, |share| share.bytes);
         let victim = if own > 0 && own + cost >= *most { inserting.clone() } else { largest.clone() };
         let Some(share) = self.shares.get_mut(&victim) else { return false };
-        let Some(oldest) = share.order.pop_front() else {
+        let Some((oldest, seq)) = share.order.pop_front() else {
             // Bytes charged with no entry left to name them: cannot happen. Forget the share and
             // whatever entries it still owns rather than loop or hold bytes nobody is charged.
             debug_assert!(false, "a shard cache share without entries");
@@ -141,11 +148,11 @@ impl Inner {
             return true;
         };
         match self.entries.get_mut(&oldest) {
-            Some(entry) if entry.owner == victim && entry.referenced => {
+            Some(entry) if entry.seq == seq && entry.referenced => {
                 entry.referenced = false;
-                share.order.push_back(oldest);
+                share.order.push_back((oldest, seq));
             }
-            Some(entry) if entry.owner == victim => self.remove(&oldest),
+            Some(entry) if entry.seq == seq => self.remove(&oldest),
             _ => {} // lingering
         }
         true
@@ -343,7 +350,7 @@ impl ShardCache {
         let mut inner = self.lock();
         inner.remove(&id);
         while inner.bytes + cost > self.capacity && inner.evict_step(owner, cost) {}
-        inner.insert(id, Entry { hash, bytes, owner: owner.clone(), referenced: false });
+        inner.insert(id, Entry { hash, bytes, owner: owner.clone(), referenced: false, seq: 0 });
     }
 
     /// Bytes charged for the shards held now.
@@ -441,6 +448,23 @@ mod tests {
             assert!(cache.bytes() <= 10 * COST);
         }
         assert!(cache.get(&id(19), &shards[19].1).is_some(), "the newest is kept");
+    }
+
+    /// An id cached again (another hash) takes its place at the back of the queue: its older
+    /// place is not taken for it, so the next eviction takes the oldest other entry.
+    #[test]
+    fn an_entry_replaced_is_as_new_in_the_eviction_order() {
+        const COST: usize = 100 + ENTRY_OVERHEAD_BYTES;
+        let cache = ShardCache::new(3 * COST);
+        let shards: Vec<_> = (0..5u8).map(|n| shard(n, 100)).collect();
+        for n in 0..3 {
+            cache.insert(id(n), shards[n as usize].1, &shards[n as usize].0, &t());
+        }
+        cache.insert(id(0), shards[3].1, &shards[3].0, &t()); // shard 0's id, another hash
+        cache.insert(id(4), shards[4].1, &shards[4].0, &t());
+        assert!(cache.get(&id(0), &shards[3].1).is_some(), "the entry just replaced was evicted first");
+        assert!(cache.get(&id(1), &shards[1].1).is_none(), "the oldest was kept");
+        assert_eq!(cache.lock().shares[&t()].order.len(), 3, "the queue holds each entry once");
     }
 
     /// A tenant reading through many shards evicts its own once it holds the most, never the
