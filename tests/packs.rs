@@ -144,3 +144,83 @@ async fn a_gateway_serves_small_shards_it_read_again_but_never_a_replaced_or_del
     let code = gone.err().and_then(|e| e.into_service_error().meta().code().map(str::to_string));
     assert_eq!(code.as_deref(), Some("NoSuchKey"), "a deleted object is not served from the cache");
 }
+
+/// One tenant's objects per pack (`gateway/src/pack.rs`): two tenants putting small objects at
+/// once through one gateway never share a pack, and the compactor merges each tenant's packs with
+/// its own only (`services/src/compact.rs`), so they end in one pack per tenant. Each object is
+/// 4 KiB of 64-byte tenant markers every 256 bytes among random bytes: any data shard of a pack
+/// holding an object of a tenant holds its marker, which no parity shard of the other's can.
+#[tokio::test(flavor = "multi_thread")]
+async fn packs_hold_one_tenants_objects_as_written_and_as_compacted() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GC_GRACE_MS", "1000"),
+        ("IGNIFUGE_GC_INTERVAL_MS", "300"),
+        ("IGNIFUGE_COMPACT_INTERVAL_MS", "500"),
+        ("IGNIFUGE_COMPACT_MIN_AGE_MS", "3000"),
+    ])
+    .await;
+    let mut rng = TestRng::new("packs_hold_one_tenants_objects");
+    let tenants = [
+        ("alpha-bucket", cluster.s3_client(), *b"<<the-alpha-tenant's-marker-----------------------------alpha>>-"),
+        (
+            "beta-bucket",
+            cluster.client_for_keys(&cluster.create_tenant("beta")),
+            *b"<<the-beta-tenant's-marker-------------------------------beta>>-",
+        ),
+    ];
+    let mut objects = Vec::new();
+    for (bucket, client, marker) in &tenants {
+        create_bucket(client, bucket).await;
+        let bodies: Vec<(String, Vec<u8>)> = (0..24)
+            .map(|i| {
+                let body = (0..16).flat_map(|_| marker.iter().copied().chain(rng.bytes(192))).collect();
+                (format!("k{i:02}"), body)
+            })
+            .collect();
+        objects.push(bodies);
+    }
+    tokio::join!(put_all(&tenants[0].1, tenants[0].0, &objects[0]), put_all(&tenants[1].1, tenants[1].0, &objects[1]));
+    // Whose markers each blob's shard files (every node's) hold.
+    let owners = |cluster: &Cluster| {
+        let mut bytes: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for node in cluster.storage_nodes() {
+            for file in cluster.shard_files(&node.node_id) {
+                let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir");
+                bytes.entry(blob.to_string()).or_default().extend(std::fs::read(&file).unwrap_or_default());
+            }
+        }
+        bytes
+            .into_iter()
+            .map(|(blob, held)| {
+                let holds = |marker: &[u8]| held.windows(64).any(|w| w == marker);
+                let whose: Vec<usize> = (0..tenants.len()).filter(|&t| holds(&tenants[t].2)).collect();
+                (blob, whose)
+            })
+            .collect::<Vec<_>>()
+    };
+    let written = owners(&cluster);
+    assert!(written.len() < 48, "48 small objects put at once were written in {} blobs: not packed", written.len());
+    for (blob, whose) in &written {
+        assert_eq!(whose.len(), 1, "pack {blob} as written holds objects of tenants {whose:?}");
+    }
+    // Compacted (every pack is small): one pack per tenant, each its own.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = owners(&cluster);
+        for (blob, whose) in &now {
+            assert!(whose.len() <= 1, "pack {blob} holds objects of tenants {whose:?} ({now:?})");
+        }
+        let mut whose: Vec<usize> = now.iter().flat_map(|(_, whose)| whose.clone()).collect();
+        whose.sort();
+        if whose == [0, 1] && now.len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not one pack per tenant 60 s after the writes: {now:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for ((bucket, client, _), bodies) in tenants.iter().zip(&objects) {
+        for (key, body) in bodies {
+            assert_bytes_eq(&get_object(client, bucket, key).await, body, &format!("{bucket}/{key} after compaction"));
+        }
+    }
+}

@@ -17,6 +17,9 @@
 //! record names. Every byte moved is checked twice: by BLAKE3 as its shards are read, and
 //! against the object's MD5 (its ETag) before it is written again.
 //!
+//! Packs are merged with packs of the same tenant only (`PackUsage::tenant`), as the packer
+//! writes them: a new pack holds one tenant's objects.
+//!
 //! One process at a time compacts (the `compact` lease); a round is busy at most
 //! `CompactConfig::busy_share` of the time (`pace`).
 
@@ -32,7 +35,7 @@ use ignifuge_meta::{
     Command, DataLocation, LivePackMember, Outcome, PACK_OBJECTS_MAX, PACK_USAGE_PAGE_MAX, PackMove, PackUsage,
     PartData, StripedBlob,
 };
-use ignifuge_types::BlobId;
+use ignifuge_types::{BlobId, TenantId};
 use md5::Digest as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,14 +193,24 @@ fn lane(usage: &PackUsage) -> usize {
     lane_of(usage.largest_live as usize)
 }
 
-/// For each lane, the eligible pack that is not a candidate with the fewest live bytes: what a
-/// small pack left alone in its lane is merged into.
+/// What packs may be merged with each other: those of one tenant (as the packer writes them:
+/// a new pack holds one tenant's objects), in one lane. Packs written before the packer kept
+/// tenants apart that still hold several tenants' objects (`tenant` None) are merged only with
+/// each other.
+type GroupKey = (Option<TenantId>, usize);
+
+fn group_key(usage: &PackUsage) -> GroupKey {
+    (usage.tenant.clone(), lane(usage))
+}
+
+/// For each tenant and lane, the eligible pack that is not a candidate with the fewest live
+/// bytes: what a small pack left alone in its lane is merged into.
 #[derive(Default)]
-struct Partners(std::collections::BTreeMap<usize, PackUsage>);
+struct Partners(std::collections::BTreeMap<GroupKey, PackUsage>);
 
 impl Partners {
     fn offer(&mut self, usage: PackUsage) {
-        let slot = self.0.entry(lane(&usage));
+        let slot = self.0.entry(group_key(&usage));
         match slot {
             std::collections::btree_map::Entry::Occupied(mut held) if usage.live_bytes < held.get().live_bytes => {
                 held.insert(usage);
@@ -210,10 +223,10 @@ impl Partners {
     }
 }
 
-/// Candidates grouped into new packs: by lane, in order, while the live bytes fit the lane's
-/// pack and the objects one command. A group of one pack that is not sparse (a small pack alone
-/// in its lane) is merged into its lane's partner if both fit one pack, else left: rewriting a
-/// small full pack alone frees nothing.
+/// Candidates grouped into new packs: by tenant and lane (`GroupKey`), in order, while the live
+/// bytes fit the lane's pack and the objects one command. A group of one pack that is not sparse
+/// (a small pack alone in its lane) is merged into its tenant's and lane's partner if both fit
+/// one pack, else left: rewriting a small full pack alone frees nothing.
 fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usize) -> Vec<Vec<PackUsage>> {
     let fits = |group: &[PackUsage], usage: &PackUsage| {
         let bytes: u64 = group.iter().map(|u| u.live_bytes).sum();
@@ -221,10 +234,10 @@ fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usiz
         bytes + usage.live_bytes <= lane_pack_bytes(lane(usage), stripe_bytes) as u64
             && (objects + usage.live_objects) as usize <= PACK_OBJECTS_MAX
     };
-    let mut open: std::collections::BTreeMap<usize, Vec<PackUsage>> = Default::default();
+    let mut open: std::collections::BTreeMap<GroupKey, Vec<PackUsage>> = Default::default();
     let mut out = Vec::new();
     for usage in candidates {
-        let group = open.entry(lane(&usage)).or_default();
+        let group = open.entry(group_key(&usage)).or_default();
         if !group.is_empty() && !fits(group, &usage) {
             out.push(std::mem::take(group));
         }
@@ -234,7 +247,7 @@ fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usiz
     for group in &mut out {
         if let [alone] = group.as_slice()
             && !is_sparse(alone)
-            && let Some(partner) = partners.0.remove(&lane(alone))
+            && let Some(partner) = partners.0.remove(&group_key(alone))
         {
             if fits(group, &partner) {
                 group.push(partner);
@@ -415,6 +428,7 @@ mod tests {
             live_bytes,
             largest_live,
             compactable: true,
+            tenant: Some(TenantId::new("t")),
         }
     }
 
@@ -465,6 +479,38 @@ mod tests {
         // The command's limit on objects.
         let many: Vec<PackUsage> = (0..3).map(|i| usage(&format!("m{i}"), 64 * kib, 200, 30 * kib, kib)).collect();
         assert_eq!(names(&groups(many, Partners::default(), stripe)), [vec!["m0", "m1"], vec!["m2"]]);
+    }
+
+    /// Packs are merged only with packs of their tenant (and those holding several tenants'
+    /// objects, written before the packer kept tenants apart, only with each other), small lone
+    /// packs only into a partner of their tenant.
+    #[test]
+    fn groups_never_merge_packs_of_different_tenants() {
+        let kib = 1024;
+        let stripe = 5 << 20;
+        let of = |name: &str, tenant: Option<&str>| PackUsage {
+            tenant: tenant.map(TenantId::new),
+            ..usage(name, 60 * kib, 10, 20 * kib, 4 * kib)
+        };
+        let grouped = groups(
+            vec![of("a1", Some("a")), of("b1", Some("b")), of("m1", None), of("a2", Some("a")), of("m2", None)],
+            Partners::default(),
+            stripe,
+        );
+        let mut grouped = names(&grouped);
+        grouped.sort();
+        assert_eq!(grouped, [vec!["a1", "a2"], vec!["b1"], vec!["m1", "m2"]], "b1 (sparse) rewritten alone");
+        let lone = PackUsage { tenant: Some(TenantId::new("b")), ..usage("f", 40 * kib, 1, 40 * kib, 40 * kib) };
+        let mut partners = Partners::default();
+        partners.offer(PackUsage {
+            tenant: Some(TenantId::new("a")),
+            ..usage("roomy-a", 900 * kib, 20, 100 * kib, 100 * kib)
+        });
+        partners.offer(PackUsage {
+            tenant: Some(TenantId::new("b")),
+            ..usage("roomy-b", 900 * kib, 20, 800 * kib, 100 * kib)
+        });
+        assert_eq!(names(&groups(vec![lone], partners, stripe)), [vec!["f", "roomy-b"]], "its own tenant's partner");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::keys;
 use crate::records::*;
 use crate::{MetaError, PACK_OBJECTS_MAX};
 use ignifuge_kv::{KvOp, WriteBatch, prefix_end};
-use ignifuge_types::BlobId;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use ignifuge_types::{BlobId, BucketName, TenantId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Most packs one `Query::PackUsage` examines (each costs a scan of its member keys).
 pub const PACK_USAGE_PAGE_MAX: usize = 256;
@@ -205,6 +205,8 @@ impl StateMachine {
         let records = self.kv.scan(&start, end.as_deref(), limit)?;
         let next = (records.len() == limit).then(|| records.last().map(|(key, _)| blob_of_pack_key(key))).flatten();
         let mut packs = Vec::with_capacity(records.len());
+        // The owner of each bucket members name (a page's packs mostly name the same few).
+        let mut owners: HashMap<BucketName, Option<TenantId>> = HashMap::new();
         for (key, value) in records {
             let record: PackRecord = match serde_json::from_slice(&value) {
                 Ok(record) => record,
@@ -232,17 +234,39 @@ impl StateMachine {
                 largest_live: 0,
                 compactable: true,
                 pack: StripedBlob { stripes: Vec::new(), ..record.pack },
+                tenant: None,
             };
+            // The tenant of every live member's bucket: Some(None) once two differ or one is
+            // not known.
+            let mut tenant: Option<Option<TenantId>> = None;
             for (_, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
                 usage.live_objects += 1;
                 match serde_json::from_slice::<PackMember>(&value) {
                     Ok(member) => {
                         usage.live_bytes += member.size;
                         usage.largest_live = usage.largest_live.max(member.size);
+                        let owner = match owners.get(&member.bucket) {
+                            Some(owner) => owner.clone(),
+                            None => {
+                                let owner = match self.bucket(&member.bucket) {
+                                    Ok(bucket) => Some(bucket.tenant),
+                                    Err(MetaError::NoSuchBucket | MetaError::Corrupt(_)) => None,
+                                    Err(e) => return Err(e),
+                                };
+                                owners.insert(member.bucket.clone(), owner.clone());
+                                owner
+                            }
+                        };
+                        tenant = match tenant {
+                            None => Some(owner),
+                            Some(seen) if seen == owner => Some(seen),
+                            Some(_) => Some(None),
+                        };
                     }
                     Err(_) => usage.compactable = false,
                 }
             }
+            usage.tenant = tenant.flatten();
             packs.push(usage);
         }
         Ok(PackUsagePage { packs, next })
