@@ -38,8 +38,16 @@ use ignifuge_meta::{
 use ignifuge_types::{BucketName, ObjectKey, TenantId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+/// Packs being written or committed at once by one gateway, whatever their tenants and lanes.
+/// One tenant's three lanes each keep their pack in flight as before queues were per tenant;
+/// with more tenants writing at once, a queue waits for a writer and fills meanwhile, so packs
+/// stay large (one object per pack would be a stripe write and a Raft entry per object, the
+/// regime the one-writer-per-queue measurement below rejects) and packs never hold more than a
+/// few of the gateway's stripes in flight (`GATEWAY_STRIPES_IN_FLIGHT_MAX`) that striped uploads
+/// need too.
+pub const PACKS_WRITING_MAX: usize = 4;
 /// Objects of keys already in the pack that one pack's gathering looks past before it ends.
 const PASSED_OVER_MAX: usize = 4 * PACK_OBJECTS_MAX;
 /// The lanes: (largest body, largest pack) in bytes; a pack is also at most one stripe.
@@ -74,11 +82,14 @@ pub struct Packer {
     data: Arc<DataPath>,
     metadata: Arc<dyn Metadata>,
     queues: Mutex<HashMap<LaneKey, Queue>>,
+    /// `PACKS_WRITING_MAX`.
+    writers: Arc<Semaphore>,
 }
 
 impl Packer {
     pub fn new(data: Arc<DataPath>, metadata: Arc<dyn Metadata>) -> Arc<Self> {
-        Arc::new(Self { data, metadata, queues: Mutex::new(HashMap::new()) })
+        let writers = Arc::new(Semaphore::new(PACKS_WRITING_MAX));
+        Arc::new(Self { data, metadata, queues: Mutex::new(HashMap::new()), writers })
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<LaneKey, Queue>> {
@@ -106,14 +117,16 @@ impl Packer {
         rx.await.unwrap_or_else(|_| Err(GatewayError::Internal("the pack writer stopped".into())))
     }
 
-    /// Takes packs off a queue while there are objects waiting and writes them one at a time;
-    /// removes the queue once none is left. One pack in flight per queue, measured at 4 KiB x 16
+    /// Takes packs off a queue while there are objects waiting and writes them one at a time,
+    /// each once one of the gateway's `PACKS_WRITING_MAX` writers is free (the pack is taken
+    /// then: what arrived meanwhile joins it); removes the queue once none is left. One pack in flight per queue, measured at 4 KiB x 16
     /// in flight (docs/benchmarks.md "Small objects packed together"): 1 writer 793 PUT/s with
     /// shards at 3.7x the bytes stored, 2 writers 530/s at 5.2x, 4 writers 451/s at 7.6x: fewer,
     /// larger packs cost less CPU per object (one stripe write and one Raft entry per pack) and
     /// less disk.
     async fn flush(self: Arc<Self>, key: LaneKey) {
         loop {
+            let writer = self.writers.clone().acquire_owned().await.expect("never closed");
             let pack_bytes = lane_pack_bytes(key.1, self.data.stripe_data_bytes());
             let pack = {
                 let mut queues = self.queues();
@@ -127,14 +140,14 @@ impl Packer {
             };
             // A task of its own: one that panics (its objects' answers dropped: 500s) does not
             // end this one, which would leave the queue there with nobody taking packs off it.
-            if let Err(e) = tokio::spawn(self.clone().write(pack)).await {
+            if let Err(e) = tokio::spawn(self.clone().write(pack, writer)).await {
                 tracing::error!(error = %e, "a pack writer stopped");
             }
         }
     }
 
     /// Writes one pack, commits its objects, and answers each.
-    async fn write(self: Arc<Self>, mut pack: Vec<Queued>) {
+    async fn write(self: Arc<Self>, mut pack: Vec<Queued>, _writer: OwnedSemaphorePermit) {
         let blob = new_blob_id();
         let born_ms = ignifuge_types::time::now_ms();
         // Until the commit has answered: the orphan sweep spares the pack's shards meanwhile.

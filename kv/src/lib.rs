@@ -74,7 +74,8 @@ pub trait KvStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Applies every op of the batch atomically.
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), KvError>;
-    /// Keys in `[start, end)` (no upper bound when `end` is None), ascending, at most `limit`.
+    /// Keys in `[start, end)` (no upper bound when `end` is None), ascending, at most `limit`;
+    /// none when `end <= start`.
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
         self.scan_bytes(start, end, limit, usize::MAX)
     }

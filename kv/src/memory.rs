@@ -51,6 +51,9 @@ impl KvStore for MemoryKv {
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
+        if end <= start {
+            return Ok(None);
+        }
         let map = self.map.read().expect("kv lock poisoned");
         Ok(map
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
@@ -75,6 +78,9 @@ fn scan_map(
         Some(e) => Bound::Excluded(e.to_vec()),
         None => Bound::Unbounded,
     };
+    if end.is_some_and(|end| end <= start) {
+        return Vec::new(); // an empty range, as RocksDB reads it (`BTreeMap::range` would panic)
+    }
     let mut bytes = 0usize;
     map.range((Bound::Included(start.to_vec()), upper))
         .take(limit)

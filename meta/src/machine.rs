@@ -137,14 +137,17 @@ impl StateMachine {
         // The clock that ages proposal ids follows the leader's time, never goes back, moves at
         // most `CLOCK_STEP_MAX_MS` per entry (a leader whose clock jumps ahead cannot make the
         // ids of the last minutes be forgotten at once), and no gateway's clock moves it.
-        // One that does not decode is taken as absent (and so rewritten, from the leader's time):
-        // failing the apply would stop every replica at this entry alike.
+        // One that does not decode is recovered (and rewritten) from the newest proposal age,
+        // which every apply stamps with the clock: failing the apply would stop every replica at
+        // this entry alike.
         let stored: Option<i64> = match self.kv.get(keys::CLOCK)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .inspect_err(|e| {
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(clock) => Some(clock),
+                Err(e) => {
                     unreadable_record(keys::CLOCK, None, format!("state machine clock: {e}"));
-                })
-                .ok(),
+                    self.clock_from_proposal_ages()?
+                }
+            },
             None => None,
         };
         let clock = match stored {
@@ -161,7 +164,11 @@ impl StateMachine {
         // proportion to the ids forgotten: docs/benchmarks.md, "The metadata at scale").
         let horizon = keys::proposal_age(clock - PROPOSAL_DEDUP_WINDOW_MS, &ProposalId::new(""));
         let from = self.kv.get(keys::PROPOSAL_AGE_CURSOR)?.unwrap_or_else(|| keys::PROPOSAL_AGE_PREFIX.to_vec());
-        let forgotten = self.kv.scan(&from, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)?;
+        let forgotten = if from < horizon {
+            self.kv.scan(&from, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)?
+        } else {
+            Vec::new()
+        };
         if let Some((last, _)) = forgotten.last() {
             let mut next = last.clone();
             next.push(0);
@@ -219,6 +226,16 @@ impl StateMachine {
         batch.ops.extend(extra.ops);
         self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)
+    }
+
+    /// The clock as the newest proposal age key was stamped with (`e/<20 digits>/<id>`): the
+    /// clock of the last apply that recorded an outcome, on every replica alike; None if there is
+    /// none or it cannot be read.
+    fn clock_from_proposal_ages(&self) -> Result<Option<i64>, KvError> {
+        let end = prefix_end(keys::PROPOSAL_AGE_PREFIX).expect("a prefix short of 0xff bytes");
+        let Some((newest, _)) = self.kv.last(keys::PROPOSAL_AGE_PREFIX, &end)? else { return Ok(None) };
+        let digits = newest.get(keys::PROPOSAL_AGE_PREFIX.len()..keys::PROPOSAL_AGE_PREFIX.len() + 20);
+        Ok(digits.and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| d.parse().ok()))
     }
 
     /// A few intents after the sweep's cursor: those not renewed for `INTENT_FORGOTTEN_AFTER_MS`

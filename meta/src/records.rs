@@ -423,6 +423,9 @@ pub struct LivePackMember {
     pub version: VersionId,
     /// The record's one part: its slice of the pack, size and MD5.
     pub part: PartData,
+    /// The owner of its bucket (None if the bucket record cannot be read).
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
 }
 
 /// One object a `Command::RepackObjects` moves: the version whose record must still name

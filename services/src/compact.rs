@@ -48,7 +48,7 @@ pub const COMPACT_INTERVAL_MS_DEFAULT: u64 = 10 * 60 * 1000;
 pub const COMPACT_MIN_AGE_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Share of the time a round may be busy, as garbage collection's.
 pub const COMPACT_BUSY_SHARE_DEFAULT: f64 = 0.25;
-/// A pack of at most this many bytes of data is merged with others of its lane: at 5+4 its
+/// A pack of at most this many bytes of data is merged with others of its tenant and lane: at 5+4 its
 /// shards are at most 13 KiB each, mostly filesystem blocks' padding and per-file cost.
 pub const SMALL_PACK_BYTES: u64 = 64 * 1024;
 /// Packs considered by one round at most (their usage is held in memory while it runs).
@@ -194,13 +194,17 @@ fn lane(usage: &PackUsage) -> usize {
 }
 
 /// What packs may be merged with each other: those of one tenant (as the packer writes them:
-/// a new pack holds one tenant's objects), in one lane. Packs written before the packer kept
-/// tenants apart that still hold several tenants' objects (`tenant` None) are merged only with
-/// each other.
-type GroupKey = (Option<TenantId>, usize);
+/// a new pack holds one tenant's objects), in one lane. A pack whose objects are not all of one
+/// known tenant (`tenant` None: written before the packer kept tenants apart, or a bucket record
+/// that cannot be read) is merged with none: it is its own group, and its rewrite moves one
+/// tenant's objects at a time (`rewrite`).
+type GroupKey = (Option<TenantId>, usize, Option<BlobId>);
 
 fn group_key(usage: &PackUsage) -> GroupKey {
-    (usage.tenant.clone(), lane(usage))
+    match &usage.tenant {
+        Some(tenant) => (Some(tenant.clone()), lane(usage), None),
+        None => (None, lane(usage), Some(usage.pack.blob.clone())),
+    }
 }
 
 /// For each tenant and lane, the eligible pack that is not a candidate with the fewest live
@@ -210,6 +214,9 @@ struct Partners(std::collections::BTreeMap<GroupKey, PackUsage>);
 
 impl Partners {
     fn offer(&mut self, usage: PackUsage) {
+        if usage.tenant.is_none() {
+            return; // merged with none
+        }
         let slot = self.0.entry(group_key(&usage));
         match slot {
             std::collections::btree_map::Entry::Occupied(mut held) if usage.live_bytes < held.get().live_bytes => {
@@ -268,8 +275,13 @@ enum Rewrite {
 
 /// Reads the live objects of `group`'s packs, writes them as one new pack (at most the lane's
 /// pack size: objects beyond it wait in their pack for the next round) and commits the moves.
+/// The new pack holds one tenant's objects: the group's, or, for a pack of several tenants'
+/// (a group of its own), those of the first member's tenant; the others wait in their pack for
+/// the next rounds, one tenant per round, and an object whose bucket's owner cannot be read
+/// stays where it is.
 async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted) -> ServiceResult<Rewrite> {
     let Some(first) = group.first() else { return Ok(Rewrite::Done) };
+    let mut tenant = first.tenant.clone();
     let limit = lane_pack_bytes(lane(first), services.data.stripe_data_bytes());
     let mut data = services.data.pack_buffer(group.iter().map(|u| u.live_bytes as usize).sum::<usize>().min(limit));
     let mut moves = Vec::new();
@@ -288,6 +300,10 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         };
         let mut took_all = true;
         for member in members {
+            if !is_of_tenant(&mut tenant, &member) {
+                took_all = false;
+                continue;
+            }
             let room = moves.len() < PACK_OBJECTS_MAX && data.len() as u64 + member.part.size <= limit as u64;
             match room.then(|| append_checked(&member, &bytes, &mut data)).flatten() {
                 Some(offset) => {
@@ -359,6 +375,13 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
             Err(e.into())
         }
     }
+}
+
+/// Whether `member` may go into a new pack of `tenant`'s objects; a new pack of no tenant yet
+/// becomes its first known owner's. A member whose bucket's owner is not known goes nowhere.
+fn is_of_tenant(tenant: &mut Option<TenantId>, member: &LivePackMember) -> bool {
+    let Some(owner) = &member.tenant else { return false };
+    tenant.get_or_insert_with(|| owner.clone()) == owner
 }
 
 /// The whole data of a pack, each shard from its node (not the gateway's shard cache) and checked
@@ -499,7 +522,11 @@ mod tests {
         );
         let mut grouped = names(&grouped);
         grouped.sort();
-        assert_eq!(grouped, [vec!["a1", "a2"], vec!["b1"], vec!["m1", "m2"]], "b1 (sparse) rewritten alone");
+        assert_eq!(
+            grouped,
+            [vec!["a1", "a2"], vec!["b1"], vec!["m1"], vec!["m2"]],
+            "b1 (sparse) rewritten alone; packs of several tenants each alone, never merged"
+        );
         let lone = PackUsage { tenant: Some(TenantId::new("b")), ..usage("f", 40 * kib, 1, 40 * kib, 40 * kib) };
         let mut partners = Partners::default();
         partners.offer(PackUsage {
@@ -511,6 +538,39 @@ mod tests {
             ..usage("roomy-b", 900 * kib, 20, 800 * kib, 100 * kib)
         });
         assert_eq!(names(&groups(vec![lone], partners, stripe)), [vec!["f", "roomy-b"]], "its own tenant's partner");
+        // A lone small pack of several tenants' objects joins nothing, and is no partner.
+        let mut partners = Partners::default();
+        partners.offer(PackUsage { tenant: None, ..usage("roomy-mixed", 900 * kib, 20, 10 * kib, 100 * kib) });
+        let lone_mixed = PackUsage { tenant: None, ..usage("g", 40 * kib, 1, 40 * kib, 40 * kib) };
+        assert!(groups(vec![lone_mixed], partners, stripe).is_empty());
+    }
+
+    /// A pack of several tenants' objects is split one tenant per rewrite: the first known
+    /// owner's objects move; the others', and any whose owner is not known, stay.
+    #[test]
+    fn a_new_pack_takes_one_tenants_objects() {
+        let member = |tenant: Option<&str>| LivePackMember {
+            bucket: ignifuge_types::BucketName::new("b"),
+            key: ignifuge_types::ObjectKey::new("k"),
+            version: ignifuge_types::VersionId::new("null"),
+            tenant: tenant.map(TenantId::new),
+            part: PartData {
+                part_number: 1,
+                size: 1,
+                etag: String::new(),
+                checksums: Default::default(),
+                location: DataLocation::Striped(usage("p", 1, 1, 1, 1).pack),
+                last_modified_ms: 0,
+                started_ms: 0,
+            },
+        };
+        let members = [None, Some("a"), Some("b"), Some("a"), None];
+        let mut tenant = None;
+        let taken: Vec<bool> = members.iter().map(|t| is_of_tenant(&mut tenant, &member(*t))).collect();
+        assert_eq!(taken, [false, true, false, true, false]);
+        let mut tenant = Some(TenantId::new("b"));
+        let taken: Vec<bool> = members.iter().map(|t| is_of_tenant(&mut tenant, &member(*t))).collect();
+        assert_eq!(taken, [false, false, true, false, false], "a group's own tenant only");
     }
 
     #[test]
@@ -521,6 +581,7 @@ mod tests {
             bucket: ignifuge_types::BucketName::new("b"),
             key: ignifuge_types::ObjectKey::new("k"),
             version: ignifuge_types::VersionId::new("null"),
+            tenant: None,
             part: PartData {
                 part_number: 1,
                 size,

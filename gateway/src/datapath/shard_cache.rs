@@ -73,6 +73,8 @@ impl Entry {
 #[derive(Default)]
 struct Share {
     bytes: usize,
+    /// Entries charged to it.
+    entries: usize,
     /// Its entries in insertion order, each with its insertion's `seq` (one whose entry was
     /// dropped or replaced since may linger: skipped when it comes up).
     order: VecDeque<(ShardId, u64)>,
@@ -91,10 +93,11 @@ struct Inner {
 }
 
 impl Inner {
-    /// Charges `cost` more (or, negative, less) to `owner`.
+    /// Charges an entry of `cost` bytes more (or, negative, one less) to `owner`.
     fn charge(&mut self, owner: &TenantId, cost: isize) {
         let share = self.shares.entry(owner.clone()).or_default();
         self.by_bytes.remove(&(share.bytes, owner.clone()));
+        share.entries = if cost < 0 { share.entries.saturating_sub(1) } else { share.entries + 1 };
         share.bytes = share.bytes.saturating_add_signed(cost);
         self.bytes = self.bytes.saturating_add_signed(cost);
         if share.bytes == 0 {
@@ -110,6 +113,13 @@ impl Inner {
         self.charge(&entry.owner, entry.cost() as isize);
         if let Some(share) = self.shares.get_mut(&entry.owner) {
             share.order.push_back((id.clone(), entry.seq));
+            // Places of entries gone otherwise than by eviction (replaced, dropped as damaged)
+            // are skipped when eviction reaches them; in a cache that seldom fills they would
+            // pile up, so they are swept once they are as many as the entries.
+            if share.order.len() > 2 * share.entries + 16 {
+                let entries = &self.entries;
+                share.order.retain(|(id, seq)| entries.get(id).is_some_and(|e| e.seq == *seq) || *seq == entry.seq);
+            }
         }
         if let Some(old) = self.entries.insert(id, entry) {
             self.charge(&old.owner, -(old.cost() as isize));
@@ -348,6 +358,9 @@ impl ShardCache {
         // Its own allocation, made outside the lock: a slice would hold the whole buffer it came from.
         let bytes = Bytes::copy_from_slice(bytes);
         let mut inner = self.lock();
+        if inner.entries.get(&id).is_some_and(|entry| entry.hash == hash) {
+            return; // another read of it got here while this one copied
+        }
         inner.remove(&id);
         while inner.bytes + cost > self.capacity && inner.evict_step(owner, cost) {}
         inner.insert(id, Entry { hash, bytes, owner: owner.clone(), referenced: false, seq: 0 });
@@ -465,6 +478,15 @@ mod tests {
         assert!(cache.get(&id(0), &shards[3].1).is_some(), "the entry just replaced was evicted first");
         assert!(cache.get(&id(1), &shards[1].1).is_none(), "the oldest was kept");
         assert_eq!(cache.lock().shares[&t()].order.len(), 3, "the queue holds each entry once");
+        // In a cache that never fills, the places of replaced entries are swept, not kept.
+        let roomy = ShardCache::new(1 << 20);
+        for n in 0..200u8 {
+            let (bytes, hash) = shard(n, 100);
+            roomy.insert(id(u32::from(n % 2)), hash, &bytes, &t());
+        }
+        let order = roomy.lock().shares[&t()].order.len();
+        assert!(order <= 2 * 2 + 17, "{order} places in the queue for 2 entries");
+        assert!(roomy.get(&id(1), &shard(199, 100).1).is_some(), "the last one kept");
     }
 
     /// A tenant reading through many shards evicts its own once it holds the most, never the

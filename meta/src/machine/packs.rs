@@ -206,7 +206,7 @@ impl StateMachine {
         let next = (records.len() == limit).then(|| records.last().map(|(key, _)| blob_of_pack_key(key))).flatten();
         let mut packs = Vec::with_capacity(records.len());
         // The owner of each bucket members name (a page's packs mostly name the same few).
-        let mut owners: HashMap<BucketName, Option<TenantId>> = HashMap::new();
+        let mut owners = Owners::default();
         for (key, value) in records {
             let record: PackRecord = match serde_json::from_slice(&value) {
                 Ok(record) => record,
@@ -245,18 +245,7 @@ impl StateMachine {
                     Ok(member) => {
                         usage.live_bytes += member.size;
                         usage.largest_live = usage.largest_live.max(member.size);
-                        let owner = match owners.get(&member.bucket) {
-                            Some(owner) => owner.clone(),
-                            None => {
-                                let owner = match self.bucket(&member.bucket) {
-                                    Ok(bucket) => Some(bucket.tenant),
-                                    Err(MetaError::NoSuchBucket | MetaError::Corrupt(_)) => None,
-                                    Err(e) => return Err(e),
-                                };
-                                owners.insert(member.bucket.clone(), owner.clone());
-                                owner
-                            }
-                        };
+                        let owner = owners.of(self, &member.bucket)?;
                         tenant = match tenant {
                             None => Some(owner),
                             Some(seen) if seen == owner => Some(seen),
@@ -293,10 +282,12 @@ impl StateMachine {
     pub(super) fn pack_members(&self, pack: &BlobId) -> Result<Vec<LivePackMember>, MetaError> {
         let prefix = keys::pack_members_prefix(pack);
         let mut out = Vec::new();
+        let mut owners = Owners::default();
         for (key, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
             let Ok(member) = serde_json::from_slice::<PackMember>(&value) else { return Ok(Vec::new()) };
             let Some(part) = self.member_part(pack, &key, &member)? else { continue };
-            out.push(LivePackMember { bucket: member.bucket, key: member.key, version: member.version, part });
+            let tenant = owners.of(self, &member.bucket)?;
+            out.push(LivePackMember { bucket: member.bucket, key: member.key, version: member.version, part, tenant });
         }
         Ok(out)
     }
@@ -315,6 +306,26 @@ impl StateMachine {
             return Ok(None);
         }
         Ok(Some(part.clone()))
+    }
+}
+
+/// The owners of the buckets a query's pack members name, each read once.
+#[derive(Default)]
+struct Owners(HashMap<BucketName, Option<TenantId>>);
+
+impl Owners {
+    /// The tenant owning `bucket`; None if its record is missing or does not decode.
+    fn of(&mut self, machine: &StateMachine, bucket: &BucketName) -> Result<Option<TenantId>, MetaError> {
+        if let Some(owner) = self.0.get(bucket) {
+            return Ok(owner.clone());
+        }
+        let owner = match machine.bucket(bucket) {
+            Ok(record) => Some(record.tenant),
+            Err(MetaError::NoSuchBucket | MetaError::Corrupt(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.0.insert(bucket.clone(), owner.clone());
+        Ok(owner)
     }
 }
 
