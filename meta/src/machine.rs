@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 mod packs;
+mod quarantine;
 pub use packs::PACK_USAGE_PAGE_MAX;
 
 /// Applying an entry of a replicated log does not fsync: the entry is already fsynced in the log
@@ -366,9 +367,15 @@ impl StateMachine {
             }
             Command::DeleteBucket { bucket } => {
                 let BucketRecord { tenant, name: bucket, .. } = self.checked_bucket(&bucket)?;
+                // A record quarantined from the bucket holds it too: restored, it must find the
+                // bucket it came from, not another of the name (another tenant's).
+                let held = |prefix: Vec<u8>| self.has_any(&keys::quarantined(&prefix));
                 if self.has_any(&keys::objects_prefix(&bucket))?
                     || self.has_any(&keys::versions_prefix(&bucket))?
                     || self.has_any(&keys::uploads_prefix(&bucket))?
+                    || held(keys::objects_prefix(&bucket))?
+                    || held(keys::versions_prefix(&bucket))?
+                    || held(keys::parts_prefix_of_bucket(&bucket))?
                 {
                     return Err(MetaError::BucketNotEmpty);
                 }
@@ -390,6 +397,8 @@ impl StateMachine {
                 self.put_packed(pack, objects, member_versions, stamp, batch)
             }
             Command::RepackObjects { pack, moves } => self.repack_objects(pack, moves, stamp, batch),
+            Command::QuarantineRecord { key } => self.quarantine_record(key, batch),
+            Command::RestoreRecord { key } => self.restore_record(key, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let deletion = ObjectDeletion { key, condition, version, marker_nonce };
@@ -792,6 +801,10 @@ impl StateMachine {
             }
             Query::PackUsage { after, limit } => self.pack_usage(after, limit).map(Answer::PackUsage),
             Query::PackMembers { pack } => self.pack_members(&pack).map(Answer::PackMembers),
+            Query::Record { key } => self.record_view(key).map(Answer::Record),
+            Query::QuarantinedRecords { after, limit } => {
+                self.quarantined_records(after, limit).map(Answer::RecordKeys)
+            }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
             Query::NodesOut => {
@@ -891,12 +904,7 @@ impl StateMachine {
                             found.push((owner, tenant_of(&bucket)?, part.size, part.location));
                         }
                         1 | 2 => {
-                            if ignifuge_faults::hit("meta.blob-scan.object-unreadable")
-                                == Some(ignifuge_faults::Action::Error)
-                            {
-                                return Err(MetaError::Corrupt("fault point meta.blob-scan.object-unreadable".into()));
-                            }
-                            let object = self.decode_version(key, value)?;
+                            let object = self.scanned_version(key, value)?;
                             let Some((bucket, _)) = rest.split_once('/') else { return Ok(()) };
                             let bucket = BucketName::new(bucket);
                             let tenant = tenant_of(&bucket)?;
@@ -1287,6 +1295,15 @@ impl StateMachine {
             record.version = VersionId::new(NULL_VERSION);
         }
         Ok(record)
+    }
+
+    /// `decode_version` as the background scans read a version (with the fault point that makes
+    /// every record read so unreadable: `meta.blob-scan.object-unreadable`, action `fail`).
+    pub(crate) fn scanned_version(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
+        if ignifuge_faults::hit("meta.blob-scan.object-unreadable") == Some(ignifuge_faults::Action::Error) {
+            return Err(MetaError::Corrupt("fault point meta.blob-scan.object-unreadable".into()));
+        }
+        self.decode_version(store_key, value)
     }
 
     /// `decode_version` without the parts, from a record or its JSON head (`stored::head`).
