@@ -861,6 +861,8 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     let counts = || (files_of(&kept_blob).len(), files_of(&pack_blob).len(), files_of(&part_blob).len());
     assert_eq!(counts(), (9, 9, 9));
     cluster.wait_until_healthy(Duration::from_secs(60));
+    let shown = cluster.admin(&["record", "o/scan/kept"]);
+    assert!(shown.contains("reads: yes"), "`admin record` of a record that reads: {shown}");
 
     let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
     std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
@@ -888,6 +890,9 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     assert_eq!(report["healthy"], false, "records the round could not read: {report:#}");
     let problems = report["problems"].to_string();
     assert!(problems.contains("could not be read"), "{problems}");
+    // The operator looks at one the report names: its bytes, and why it does not read.
+    let shown = cluster.admin(&["record", "o/scan/kept"]);
+    assert!(shown.contains("reads: no: fault point") && shown.contains("bytes"), "{shown}");
     // Rounds went on meanwhile, each sweeping orphans: the objects whose records were unreadable
     // lost no shard.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -899,74 +904,6 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     let report = cluster.wait_until_healthy(Duration::from_secs(60));
     assert_eq!(report["repair"]["records_unreadable"], 0, "{report:#}");
     assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "after the rule is cleared");
-}
-
-/// `ignifuge admin record`, the operator's way out of a record the scans cannot read (which holds
-/// every node from being drained): a record that reads is never set aside; one that does not is
-/// moved, unchanged, out of every scan (the durability view healthy again, its key absent to S3
-/// clients, its blob's shards kept, the orphan sweep at 1 ms grace taking none, its bucket not
-/// deletable), and restored it reads back whole. The fault: the `fail` rule for
-/// `meta.blob-scan.object-unreadable`, which the quarantine's check reads as the scans do.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_operator_quarantines_a_record_the_scans_cannot_read_and_restores_it() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
-    ])
-    .await;
-    let client = cluster.s3_client();
-    create_bucket(&client, "held").await;
-    let mut rng = TestRng::new("an_operator_quarantines_a_record_the_scans_cannot_read_and_restores_it");
-    let kept = rng.bytes(3 * MIB + 1);
-    put_object(&client, "held", "kept", &kept).await;
-    let [blob] = cluster.blob_dirs().into_iter().collect::<Vec<_>>().try_into().expect("one blob");
-    let shard_files = || {
-        let nodes = cluster.storage_nodes();
-        let files = nodes.iter().flat_map(|n| cluster.shard_files(&n.node_id)).collect::<Vec<_>>();
-        files.iter().filter(|f| f.parent().and_then(|p| p.file_name()).is_some_and(|n| n == blob.as_str())).count()
-    };
-    cluster.wait_until_healthy(Duration::from_secs(60));
-    let shown = cluster.admin(&["record", "show", "o/held/kept"]);
-    assert!(shown.contains("reads: yes") && shown.contains("quarantined: none"), "{shown}");
-    let refused = cluster.admin_refused(&["record", "quarantine", "o/held/kept"]);
-    assert!(refused.contains("reads: there is nothing to set aside"), "{refused}");
-
-    let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
-    std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
-        .expect("rule");
-    tokio::time::sleep(Duration::from_millis(2500)).await; // re-read within 50 ms; a round faulted
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.durability()["repair"]["records_unreadable"] != 1 {
-        assert!(Instant::now() < deadline, "the record not reported: {:#}", cluster.durability());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let shown = cluster.admin(&["record", "show", "o/held/kept"]);
-    assert!(shown.contains("reads: no"), "{shown}");
-    let quarantined = cluster.admin(&["record", "quarantine", "o/held/kept"]);
-    assert!(quarantined.contains("quarantined"), "{quarantined}");
-    let report = cluster.wait_until_healthy(Duration::from_secs(60));
-    assert_eq!(report["repair"]["records_unreadable"], 0, "out of every scan: {report:#}");
-    assert_eq!(cluster.admin(&["record", "quarantined"]).trim(), "\"o/held/kept\"");
-    let shown = cluster.admin(&["record", "show", "o/held/kept"]);
-    assert!(shown.contains("value: none") && shown.contains("quarantined: "), "{shown}");
-    assert!(!shown.contains("quarantined: none"), "{shown}");
-    assert_s3_error(client.get_object().bucket("held").key("kept").send().await, 404, &["NoSuchKey"], "GET");
-    assert!(list_all_keys(&client, "held").await.is_empty(), "listed");
-    assert_s3_error(client.delete_bucket().bucket("held").send().await, 409, &["BucketNotEmpty"], "DeleteBucket");
-    // Rounds go on, each sweeping orphans at 1 ms of grace: the blob keeps its mark and shards.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(shard_files(), 9, "a quarantined record's blob swept");
-
-    std::fs::write(&rules_path, "").expect("clear the rule");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(cluster.admin(&["record", "restore", "o/held/kept"]).contains("restored"));
-    assert_bytes_eq(&get_object(&client, "held", "kept").await, &kept, "restored");
-    assert!(cluster.admin(&["record", "quarantined"]).trim().is_empty());
-    let report = cluster.wait_until_healthy(Duration::from_secs(60));
-    assert_eq!(report["repair"]["records_unreadable"], 0, "{report:#}");
 }
 
 /// Defect 8: a shard whose file fails with an I/O error used to end the node's whole scrub pass

@@ -3,7 +3,9 @@
 use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use ignifuge_meta::{AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, RepairReport, TenantRecord};
+use ignifuge_meta::{
+    AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, RecordView, RepairReport, TenantRecord,
+};
 use ignifuge_raft::{RaftStatus, StateDigest};
 use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
@@ -74,32 +76,15 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DomainCommand,
     },
-    /// Metadata records the background scans cannot read (`durability` names them): show one,
-    /// set it aside out of every scan, put it back, list those set aside. Write a version key's
-    /// NUL byte as `\0`.
+    /// A metadata record as stored (one `durability` names as unreadable, say): its bytes (text
+    /// where they are UTF-8, else hex) and whether it reads as the background scans read it.
+    /// KEY is the stored key, as `durability --json` prints it; a version key's NUL byte (which
+    /// no shell argument can hold) is written `\0`.
     Record {
-        #[command(subcommand)]
-        command: RecordCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum RecordCommand {
-    /// A record's bytes (text where they are UTF-8, else hex), whether it reads as the scans
-    /// read it, and what is quarantined under its key.
-    Show {
         key: String,
         #[arg(long)]
         json: bool,
     },
-    /// Sets aside, unchanged, a record that does not read (refused for one that reads): it
-    /// leaves every scan, its key reads as absent, and its blobs' shards are kept but no longer
-    /// repaired.
-    Quarantine { key: String },
-    /// Puts a quarantined record back where it was (refused if a record is there now).
-    Restore { key: String },
-    /// The keys of the records quarantined.
-    Quarantined,
 }
 
 #[derive(Subcommand)]
@@ -472,7 +457,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,
-        AdminCommand::Record { command } => record(&admin, command).await?,
+        AdminCommand::Record { key, json } => {
+            let key = key.replace("\\0", "\0");
+            let view = match admin.metadata.query(Query::Record { key }).await? {
+                Answer::Record(view) => view,
+                other => anyhow::bail!("the metadata answered {other:?}"),
+            };
+            print_record(&view, json)?
+        }
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
             print_key(&admin.create_key(&tenant).await?);
@@ -527,80 +519,29 @@ fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) 
     Ok(())
 }
 
-/// `ignifuge admin record ...`.
-async fn record(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
-    let key_of = |typed: &str| typed.replace("\\0", "\0");
-    match command {
-        RecordCommand::Show { key, json } => {
-            let key = key_of(&key);
-            let view = match admin.metadata.query(Query::Record { key: key.clone() }).await? {
-                Answer::Record(view) => view,
-                other => anyhow::bail!("the metadata answered {other:?}"),
-            };
-            let text = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(printable);
-            if json {
-                let doc = serde_json::json!({
-                    "key": view.key,
-                    "value": text(&view.value),
-                    "value_bytes": view.value.as_ref().map(Vec::len),
-                    "checked": view.checked,
-                    "problem": view.problem,
-                    "quarantined": text(&view.quarantined),
-                });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-                return Ok(());
-            }
-            println!("key: {:?}", view.key);
-            match (&view.value, view.checked, &view.problem) {
-                (None, ..) => println!("value: none"),
-                (Some(value), checked, problem) => {
-                    println!("value: {} bytes", value.len());
-                    println!("  {}", printable(value));
-                    match (checked, problem) {
-                        (false, _) => println!("reads: not checked (a kind of record the scans do not read)"),
-                        (true, None) => println!("reads: yes"),
-                        (true, Some(why)) => println!("reads: no: {why}"),
-                    }
-                }
-            }
-            match &view.quarantined {
-                None => println!("quarantined: none"),
-                Some(bytes) => println!("quarantined: {} bytes\n  {}", bytes.len(), printable(bytes)),
-            }
-        }
-        RecordCommand::Quarantine { key } => {
-            let key = key_of(&key);
-            admin.metadata.apply(Command::QuarantineRecord { key: key.clone() }).await.with_context(|| {
-                format!("quarantining {key:?} (`ignifuge admin record show` says whether it reads)")
-            })?;
-            println!("{key:?} quarantined: out of every scan; `ignifuge admin record restore` puts it back");
-        }
-        RecordCommand::Restore { key } => {
-            let key = key_of(&key);
-            admin
-                .metadata
-                .apply(Command::RestoreRecord { key: key.clone() })
-                .await
-                .with_context(|| format!("restoring {key:?}"))?;
-            println!("{key:?} restored");
-        }
-        RecordCommand::Quarantined => {
-            let mut after = None;
-            loop {
-                let query = Query::QuarantinedRecords { after: after.clone(), limit: 1000 };
-                let keys = match admin.metadata.query(query).await? {
-                    Answer::RecordKeys(keys) => keys,
-                    other => anyhow::bail!("the metadata answered {other:?}"),
-                };
-                for key in &keys {
-                    println!("{key:?}");
-                }
-                if keys.len() < 1000 {
-                    break;
-                }
-                after = keys.last().cloned();
-            }
-        }
+/// `ignifuge admin record`.
+fn print_record(view: &RecordView, json: bool) -> anyhow::Result<()> {
+    if json {
+        let doc = serde_json::json!({
+            "key": view.key,
+            "value": view.value.as_deref().map(printable),
+            "value_bytes": view.value.as_ref().map(Vec::len),
+            "checked": view.checked,
+            "problem": view.problem,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("key: {:?}", view.key);
+    let Some(value) = &view.value else {
+        println!("value: none");
+        return Ok(());
+    };
+    println!("value: {} bytes\n  {}", value.len(), printable(value));
+    match (view.checked, &view.problem) {
+        (false, _) => println!("reads: not checked (a kind of record the scans do not read)"),
+        (true, None) => println!("reads: yes"),
+        (true, Some(why)) => println!("reads: no: {why}"),
     }
     Ok(())
 }

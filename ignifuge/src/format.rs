@@ -33,12 +33,9 @@ pub const FORMAT_FILE: &str = "format";
 /// holding the slot (`ignifuge_meta::PackMember`): a format-8 version cannot decode the command.
 /// Formats 6 to 8 are upgraded in place; packs written before format 9 keep empty member keys
 /// and are never compacted (their objects are freed as before, with their last object).
-/// 10: records an operator sets aside (`Command::QuarantineRecord`, `RestoreRecord`, the `q/`
-/// keys) and a bucket holding one is not empty: a format-9 version cannot decode the commands.
-/// Formats 6 to 9 are upgraded in place.
-pub const DATA_DIR_FORMAT: &str = "10";
+pub const DATA_DIR_FORMAT: &str = "9";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 4] = ["6", "7", "8", "9"];
+const UPGRADED_IN_PLACE: [&str; 3] = ["6", "7", "8"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

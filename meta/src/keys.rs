@@ -84,10 +84,6 @@ pub fn uploads_prefix(bucket: &BucketName) -> Vec<u8> {
 pub fn upload(bucket: &BucketName, id: &UploadId) -> Vec<u8> {
     format!("u/{bucket}/{id}").into_bytes()
 }
-/// Parts of every upload of a bucket.
-pub fn parts_prefix_of_bucket(bucket: &BucketName) -> Vec<u8> {
-    format!("p/{bucket}/").into_bytes()
-}
 pub fn parts_prefix(bucket: &BucketName, id: &UploadId) -> Vec<u8> {
     format!("p/{bucket}/{id}/").into_bytes()
 }
@@ -210,13 +206,6 @@ pub fn proposal(id: &ProposalId) -> Vec<u8> {
 }
 
 pub const PROPOSAL_AGE_PREFIX: &[u8] = b"e/";
-/// Records set aside by an operator (`Command::QuarantineRecord`): `q/<the record's key>`.
-pub const QUARANTINE_PREFIX: &[u8] = b"q/";
-pub fn quarantined(key: &[u8]) -> Vec<u8> {
-    let mut k = QUARANTINE_PREFIX.to_vec();
-    k.extend_from_slice(key);
-    k
-}
 
 /// A completed multipart upload's answer, for retries (`CompletedUploadRecord`).
 pub fn completed_upload(bucket: &BucketName, id: &UploadId) -> Vec<u8> {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 mod packs;
-mod quarantine;
+mod record;
 pub use packs::PACK_USAGE_PAGE_MAX;
 
 /// Applying an entry of a replicated log does not fsync: the entry is already fsynced in the log
@@ -367,15 +367,9 @@ impl StateMachine {
             }
             Command::DeleteBucket { bucket } => {
                 let BucketRecord { tenant, name: bucket, .. } = self.checked_bucket(&bucket)?;
-                // A record quarantined from the bucket holds it too: restored, it must find the
-                // bucket it came from, not another of the name (another tenant's).
-                let held = |prefix: Vec<u8>| self.has_any(&keys::quarantined(&prefix));
                 if self.has_any(&keys::objects_prefix(&bucket))?
                     || self.has_any(&keys::versions_prefix(&bucket))?
                     || self.has_any(&keys::uploads_prefix(&bucket))?
-                    || held(keys::objects_prefix(&bucket))?
-                    || held(keys::versions_prefix(&bucket))?
-                    || held(keys::parts_prefix_of_bucket(&bucket))?
                 {
                     return Err(MetaError::BucketNotEmpty);
                 }
@@ -397,8 +391,6 @@ impl StateMachine {
                 self.put_packed(pack, objects, member_versions, stamp, batch)
             }
             Command::RepackObjects { pack, moves } => self.repack_objects(pack, moves, stamp, batch),
-            Command::QuarantineRecord { key } => self.quarantine_record(key, batch),
-            Command::RestoreRecord { key } => self.restore_record(key, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let deletion = ObjectDeletion { key, condition, version, marker_nonce };
@@ -802,9 +794,6 @@ impl StateMachine {
             Query::PackUsage { after, limit } => self.pack_usage(after, limit).map(Answer::PackUsage),
             Query::PackMembers { pack } => self.pack_members(&pack).map(Answer::PackMembers),
             Query::Record { key } => self.record_view(key).map(Answer::Record),
-            Query::QuarantinedRecords { after, limit } => {
-                self.quarantined_records(after, limit).map(Answer::RecordKeys)
-            }
             Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
             Query::NodesOut => {

@@ -897,18 +897,6 @@ pub enum Command {
         document: String,
         now_ms: i64,
     },
-    /// An operator sets aside a record the background scans or the apply path cannot read
-    /// (`RecordView::problem`): its bytes move, unchanged, to `keys::quarantined(key)`, out of
-    /// every scan. Refused (`InvalidCommand`) for a record that reads, of a kind nothing reports,
-    /// or one already set aside under that key; `NoSuchKey` if there is none.
-    QuarantineRecord {
-        key: String,
-    },
-    /// Puts a quarantined record back where it was, unchanged. Refused if a record is there now;
-    /// `NoSuchKey` if none is quarantined under `key`.
-    RestoreRecord {
-        key: String,
-    },
 }
 
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
@@ -1060,11 +1048,6 @@ pub enum Query {
     Record {
         key: String,
     },
-    /// Keys of quarantined records after `after`, in order, at most `limit` (capped at 1000).
-    QuarantinedRecords {
-        after: Option<String>,
-        limit: usize,
-    },
 }
 
 /// A record as stored (`Query::Record`), for an operator.
@@ -1076,10 +1059,8 @@ pub struct RecordView {
     /// Why `value` does not read as the background scans and the apply path read a record of
     /// its kind (its own bytes, or the stripe records of the blobs it names), if it does not.
     pub problem: Option<String>,
-    /// Whether its kind is one those readers check (only such a record can be quarantined).
+    /// Whether its kind is one those readers check.
     pub checked: bool,
-    /// The bytes set aside under the key by `Command::QuarantineRecord`, if any.
-    pub quarantined: Option<Vec<u8>>,
 }
 
 /// The answer to a query.
@@ -1113,7 +1094,6 @@ pub enum Answer {
     PackUsage(PackUsagePage),
     PackMembers(Vec<LivePackMember>),
     Record(RecordView),
-    RecordKeys(Vec<String>),
 }
 
 mod b64 {

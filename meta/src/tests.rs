@@ -2436,70 +2436,29 @@ fn a_repack_keeps_a_pack_with_a_member_left_moves_a_non_current_null_version_and
     assert_eq!(version(&m, "s1", "n", None).unwrap().etag, "n2", "the current version untouched");
 }
 
-/// `Command::QuarantineRecord` sets aside only a record that does not read as the scans read it
-/// (its bytes, or the stripe records of its blob), moving its bytes unchanged out of every scan;
-/// `Command::RestoreRecord` puts them back, never over a record there now; a bucket holding a
-/// quarantined record is not empty.
+/// `Query::Record` (`ignifuge admin record`): a record's bytes and whether it reads as the scans
+/// read it: its own bytes, or the stripe records of the blob it names.
 #[test]
-fn only_a_record_that_does_not_read_is_quarantined_and_it_is_restored_unchanged() {
+fn a_record_is_shown_with_why_it_does_not_read() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let d = WriteCondition::default;
-    put(&m, "b1", "good", "e1", d()).unwrap();
-    put(&m, "b1", "bad", "e2", d()).unwrap();
+    put(&m, "b1", "good", "e1", WriteCondition::default()).unwrap();
+    put(&m, "b1", "bad", "e2", WriteCondition::default()).unwrap();
     let torn = striped_object("torn", "tornblob", &["n1", "n2", "n3"]);
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: torn, condition: d() }).unwrap();
-    let view = |key: &str| {
-        let Answer::Record(view) = m.query(Query::Record { key: key.into() }).unwrap() else { panic!() };
-        view
-    };
-    let quarantine = |key: &str| m.apply(Command::QuarantineRecord { key: key.into() });
-    let restore = |key: &str| m.apply(Command::RestoreRecord { key: key.into() });
-    let good = view("o/b1/good");
-    assert!(good.checked && good.problem.is_none() && good.value.is_some() && good.quarantined.is_none(), "{good:?}");
-    assert!(matches!(quarantine("o/b1/good"), Err(MetaError::InvalidCommand(_))), "a record that reads is kept");
-    assert!(matches!(quarantine("c/tenant/a"), Err(MetaError::InvalidCommand(_))), "a kind nothing reports");
-    assert_eq!(quarantine("o/b1/none"), Err(MetaError::NoSuchKey));
-
-    let garbled = b"{not a record".to_vec();
+    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: torn, condition: WriteCondition::default() }).unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();
-    batch.put(b"o/b1/bad".to_vec(), garbled.clone());
+    batch.put(b"o/b1/bad".to_vec(), b"{not a record".to_vec());
     batch.put(keys::stripe(&BlobId::new("tornblob"), 0), b"{not a stripe".to_vec());
     m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
-    let unreadable = || {
-        let Answer::Blobs(page) = m.query(Query::Blobs { cursor: BlobCursor::default(), limit: 100 }).unwrap() else {
-            panic!()
-        };
-        page.unreadable.into_iter().map(|u| u.key).collect::<Vec<_>>()
+    let view = |key: &str| {
+        let Answer::Record(view) = m.query(Query::Record { key: key.into() }).unwrap() else { panic!() };
+        (view.value.is_some(), view.checked, view.problem.is_some())
     };
-    assert_eq!(unreadable(), ["o/b1/bad", "o/b1/torn"]);
-    assert!(view("o/b1/bad").problem.is_some() && view("o/b1/torn").problem.is_some(), "its own bytes, its stripes");
-    quarantine("o/b1/bad").unwrap();
-    quarantine("o/b1/torn").unwrap();
-    assert!(unreadable().is_empty(), "out of every scan");
-    let set_aside = view("o/b1/bad");
-    assert_eq!((set_aside.value, set_aside.quarantined), (None, Some(garbled.clone())), "moved unchanged");
-    let Answer::RecordKeys(keys) = m.query(Query::QuarantinedRecords { after: None, limit: 10 }).unwrap() else {
-        panic!()
-    };
-    assert_eq!(keys, ["o/b1/bad", "o/b1/torn"]);
-    assert!(matches!(quarantine("o/b1/bad"), Err(MetaError::NoSuchKey)), "nothing under the key now");
-    m.apply(Command::DeleteObject {
-        bucket: bref(&m, "b1"),
-        key: ObjectKey::new("good"),
-        condition: d(),
-        now_ms: 5,
-        version: None,
-        marker_nonce: None,
-    })
-    .unwrap();
-    let delete_bucket = || m.apply(Command::DeleteBucket { bucket: bref(&m, "b1") });
-    assert_eq!(delete_bucket(), Err(MetaError::BucketNotEmpty), "quarantined records hold their bucket");
-
-    put(&m, "b1", "bad", "e4", d()).unwrap();
-    assert!(matches!(restore("o/b1/bad"), Err(MetaError::InvalidCommand(_))), "never over a record there now");
-    assert_eq!(restore("o/b1/none"), Err(MetaError::NoSuchKey));
-    restore("o/b1/torn").unwrap();
-    assert_eq!(unreadable(), ["o/b1/torn"], "back, and reported again");
-    assert!(view("o/b1/torn").quarantined.is_none());
+    assert_eq!(view("o/b1/good"), (true, true, false));
+    assert_eq!(view("o/b1/bad"), (true, true, true), "its own bytes");
+    assert_eq!(view("o/b1/torn"), (true, true, true), "its blob's stripe record");
+    assert_eq!(view("c/tenant/a"), (true, false, false), "a kind the scans do not read");
+    assert_eq!(view("o/b1/none"), (false, false, false));
+    let Answer::Record(bad) = m.query(Query::Record { key: "o/b1/bad".into() }).unwrap() else { panic!() };
+    assert_eq!(bad.value.as_deref(), Some(&b"{not a record"[..]), "the bytes as stored");
 }

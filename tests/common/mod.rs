@@ -388,20 +388,12 @@ impl Cluster {
         self.cli("admin", args)
     }
 
-    /// Runs `ignifuge admin --data-dir DIR ARGS...`, asserts that it fails, returns its stderr.
-    pub fn admin_refused(&self, args: &[&str]) -> String {
-        let output = self.run_cli("admin", args);
-        assert!(!output.status.success(), "`ignifuge admin {}` succeeded", args.join(" "));
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-
-    fn run_cli(&self, command: &str, args: &[&str]) -> std::process::Output {
-        run_with_timeout(Command::new(BIN).arg(command).arg("--data-dir").arg(&self.data_dir).args(args), ADMIN_TIMEOUT)
-    }
-
     /// Runs `ignifuge COMMAND --data-dir DIR ARGS...`, asserts success, returns its stdout.
     pub fn cli(&self, command: &str, args: &[&str]) -> String {
-        let output = self.run_cli(command, args);
+        let output = run_with_timeout(
+            Command::new(BIN).arg(command).arg("--data-dir").arg(&self.data_dir).args(args),
+            ADMIN_TIMEOUT,
+        );
         assert!(
             output.status.success(),
             "`ignifuge {command} {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
