@@ -141,11 +141,13 @@ impl StateMachine {
         // One that does not decode is recovered (and rewritten) from the newest proposal age,
         // which every apply stamps with the clock: failing the apply would stop every replica at
         // this entry alike.
+        let mut unreadable = false;
         let stored: Option<i64> = match self.kv.get(keys::CLOCK)? {
             Some(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(clock) => Some(clock),
                 Err(e) => {
                     unreadable_record(keys::CLOCK, None, format!("state machine clock: {e}"));
+                    unreadable = true;
                     self.clock_from_proposal_ages()?
                 }
             },
@@ -156,7 +158,7 @@ impl StateMachine {
             None => proposal.issued_ms,
         };
         let stored = stored.unwrap_or(i64::MIN);
-        if clock != stored {
+        if clock != stored || unreadable {
             extra.put(keys::CLOCK.to_vec(), encode(&clock));
         }
         // Proposal ages are written with this clock, which never goes back, so every age key

@@ -281,6 +281,11 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
         .unwrap();
     let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).expect("the clock rewritten");
     assert_eq!(clock, 1_001 + CLOCK_STEP_MAX_MS);
+    // Garbled again, with a proposal no later than the recovered clock: rewritten all the same.
+    garble(keys::CLOCK);
+    m.apply_proposal_logged(put("p2b", 1_000), Default::default()).expect("the replica goes on").unwrap();
+    let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).expect("the clock rewritten");
+    assert_eq!(clock, 1_001 + CLOCK_STEP_MAX_MS, "never back");
 
     garble(keys::INTENT_SWEEP_RESTED);
     m.apply_proposal_logged(put("p3", 1_001 + 2 * CLOCK_STEP_MAX_MS), Default::default())
