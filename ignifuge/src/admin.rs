@@ -78,8 +78,9 @@ enum AdminCommand {
     },
     /// A metadata record as stored (one `durability` names as unreadable, say): its bytes (text
     /// where they are UTF-8, else hex) and whether it reads as the background scans read it.
-    /// KEY is the stored key, as `durability --json` prints it; a version key's NUL byte (which
-    /// no shell argument can hold) is written `\0`.
+    /// KEY is the stored key, as `durability` prints it; a version key's NUL byte (which no shell
+    /// argument can hold) is written `\0` or `\u0000` (so a key holding a backslash then `0` or
+    /// `u0000` itself cannot be named).
     Record {
         key: String,
         #[arg(long)]
@@ -458,7 +459,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,
         AdminCommand::Record { key, json } => {
-            let key = key.replace("\\0", "\0");
+            let key = key.replace("\\u0000", "\0").replace("\\0", "\0");
             let view = match admin.metadata.query(Query::Record { key }).await? {
                 Answer::Record(view) => view,
                 other => anyhow::bail!("the metadata answered {other:?}"),
@@ -522,10 +523,12 @@ fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) 
 /// `ignifuge admin record`.
 fn print_record(view: &RecordView, json: bool) -> anyhow::Result<()> {
     if json {
+        let value = view.value.as_deref();
         let doc = serde_json::json!({
             "key": view.key,
-            "value": view.value.as_deref().map(printable),
-            "value_bytes": view.value.as_ref().map(Vec::len),
+            "value_utf8": value.and_then(|v| std::str::from_utf8(v).ok()),
+            "value_hex": value.filter(|v| std::str::from_utf8(v).is_err()).map(hex::encode),
+            "value_bytes": value.map(<[u8]>::len),
             "checked": view.checked,
             "problem": view.problem,
         });

@@ -198,9 +198,9 @@ pub fn intent(blob: &BlobId) -> Vec<u8> {
 /// The state machine's clock for forgetting proposal ids: the largest leader time applied.
 pub const CLOCK: &[u8] = b"c/clock";
 
-/// Outcome of an applied proposal, by id (idempotent retries).
 /// Recorded outcomes of applied proposals, by id.
 pub const PROPOSALS_PREFIX: &[u8] = b"d/";
+/// Outcome of an applied proposal, by id (idempotent retries).
 pub fn proposal(id: &ProposalId) -> Vec<u8> {
     format!("d/{id}").into_bytes()
 }

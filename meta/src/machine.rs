@@ -1289,7 +1289,8 @@ impl StateMachine {
     }
 
     /// `decode_version` as the background scans read a version (with the fault point that makes
-    /// every record read so unreadable: `meta.blob-scan.object-unreadable`, action `fail`).
+    /// every record read so unreadable: `meta.blob-scan.object-unreadable`, action `fail`; an
+    /// operator's `Query::Record` reads through it too, and counts towards a rule's `@n`).
     pub(crate) fn scanned_version(&self, store_key: &[u8], value: &[u8]) -> Result<ObjectRecord, MetaError> {
         if ignifuge_faults::hit("meta.blob-scan.object-unreadable") == Some(ignifuge_faults::Action::Error) {
             return Err(MetaError::Corrupt("fault point meta.blob-scan.object-unreadable".into()));

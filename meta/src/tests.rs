@@ -2466,4 +2466,23 @@ fn a_record_is_shown_with_why_it_does_not_read() {
     assert_eq!(view("o/b1/none"), (false, false, false));
     let Answer::Record(bad) = m.query(Query::Record { key: "o/b1/bad".into() }).unwrap() else { panic!() };
     assert_eq!(bad.value.as_deref(), Some(&b"{not a record"[..]), "the bytes as stored");
+    // Other kinds the scans read: a version, a pack, garbage whose stripe record does not read,
+    // and a record whose bucket's record does not.
+    let striped = StripedBlob { stripes: Vec::new(), ..pack_blob("gd", 10) };
+    let garbage = GarbageRecord { location: DataLocation::Striped(striped), since_ms: 0 };
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(b"v/b1/k\0fffffffffffffffe".to_vec(), b"{not a version".to_vec());
+    batch.put(keys::pack(&BlobId::new("pk")), b"{not a pack".to_vec());
+    batch.put(keys::garbage(&BlobId::new("gd")), serde_json::to_vec(&garbage).unwrap());
+    batch.put(keys::stripe(&BlobId::new("gd"), 0), b"{not a stripe".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    assert_eq!(view("v/b1/k\0fffffffffffffffe"), (true, true, true));
+    assert_eq!(view("n/pk"), (true, true, true));
+    assert_eq!(view("g/gd"), (true, true, true), "its stripe record");
+    assert_eq!(view("c/bucket/b1"), (true, true, false));
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(keys::bucket(&BucketName::new("b1")), b"{not a bucket".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    assert_eq!(view("c/bucket/b1"), (true, true, true));
+    assert_eq!(view("o/b1/good"), (true, true, true), "the scans read its bucket's record too");
 }
