@@ -3,8 +3,8 @@
 //! checked, and queued here; the packer writes the bodies waiting together as one erasure-coded
 //! stripe (a *pack*: one blob, placed and proved survivable like any stripe, fsynced on its nodes)
 //! and commits every object of it with one `Command::PutPacked`, then answers each request with
-//! its own outcome. A pack is written as soon as its queue's writer is free (one pack in flight
-//! per tenant and lane), so a PUT alone waits for nothing; under load the bodies arriving while a pack is
+//! its own outcome. A pack is written as soon as its lane's writer is free (one pack in flight
+//! per lane), so a PUT alone waits for nothing; under load the bodies arriving while a pack is
 //! being written form the next one. Small objects then cost the class's overhead on disk instead
 //! of k+m shard files each (or the body in every voter's log and state when inline), and one Raft
 //! entry per pack instead of one per object.
@@ -13,13 +13,6 @@
 //! times the class's largest body. A read fetches whole shards (their BLAKE3 is checked on every
 //! read), so a 4 KiB object packed among 1 MiB ones would cost a 1 MiB shard read; by lane, a
 //! 4 KiB object's shard is at most 52 KiB (256 KiB packs at 5+4).
-//!
-//! One tenant's objects per pack: each tenant has its own queue and writer in every lane (the
-//! owner of the bucket written, `BucketRef::tenant`). So a pack's bytes, its shards in the
-//! gateways' caches (charged to one tenant, `datapath::shard_cache`), its compaction
-//! (`ignifuge_services::compact` merges packs of one tenant) and, later, its encryption key are
-//! one tenant's; one tenant's deletes never make another's bytes be rewritten. Tenants writing at
-//! once each get packs of their own in flight, as they would get their own striped PUTs.
 //!
 //! What becomes of a pack: each object installed records its slot (`keys::pack_member`); a
 //! replaced or deleted version frees its slot, and the state machine turns a pack with no slot
@@ -35,19 +28,16 @@ use ignifuge_meta::{
     Command, DataLocation, MetaError, Metadata, ObjectRecord, Outcome, PACK_OBJECTS_MAX, PackedPut, PackedSlice,
     StripedBlob,
 };
-use ignifuge_types::{BucketName, ObjectKey, TenantId};
-use std::collections::{HashMap, HashSet, VecDeque};
+use ignifuge_types::{BucketName, ObjectKey};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-/// Packs being written or committed at once by one gateway, whatever their tenants and lanes.
-/// One tenant's three lanes each keep their pack in flight as before queues were per tenant;
-/// with more tenants writing at once, a queue waits for a writer and fills meanwhile, so packs
-/// stay large (one object per pack would be a stripe write and a Raft entry per object, the
-/// regime the one-writer-per-queue measurement below rejects) and packs never hold more than a
-/// few of the gateway's stripes in flight (`GATEWAY_STRIPES_IN_FLIGHT_MAX`) that striped uploads
-/// need too.
-pub const PACKS_WRITING_MAX: usize = 4;
+/// Packs being written or committed at once by one lane: one. Measured at 4 KiB x 16 in flight
+/// (docs/benchmarks.md "Small objects packed together"): 1 writer 793 PUT/s with shards at 3.7x
+/// the bytes stored, 2 writers 530/s at 5.2x, 4 writers 451/s at 7.6x: fewer, larger packs cost
+/// less CPU per object (one stripe write and one Raft entry per pack) and less disk.
+pub const PACKS_IN_FLIGHT_MAX: usize = 1;
 /// Objects of keys already in the pack that one pack's gathering looks past before it ends.
 const PASSED_OVER_MAX: usize = 4 * PACK_OBJECTS_MAX;
 /// The lanes: (largest body, largest pack) in bytes; a pack is also at most one stripe.
@@ -69,31 +59,39 @@ struct Queued {
     _budget: OwnedSemaphorePermit,
 }
 
-/// A queue of packs: one tenant's bodies of one size class.
-type LaneKey = (TenantId, usize);
-
-/// The bodies of one tenant and size class waiting. There while a task takes packs off it, one
-/// at a time, and removed by that task once nothing waits.
+#[derive(Default)]
 struct Queue {
     waiting: VecDeque<Queued>,
+    /// Whether a task is taking packs off `waiting` (at most one).
+    flushing: bool,
+}
+
+/// The bodies of one size class waiting, and the writers of their packs.
+struct Lane {
+    queue: Mutex<Queue>,
+    writers: Arc<Semaphore>,
 }
 
 pub struct Packer {
     data: Arc<DataPath>,
     metadata: Arc<dyn Metadata>,
-    queues: Mutex<HashMap<LaneKey, Queue>>,
-    /// `PACKS_WRITING_MAX`.
-    writers: Arc<Semaphore>,
+    lanes: Vec<Lane>,
 }
 
 impl Packer {
     pub fn new(data: Arc<DataPath>, metadata: Arc<dyn Metadata>) -> Arc<Self> {
-        let writers = Arc::new(Semaphore::new(PACKS_WRITING_MAX));
-        Arc::new(Self { data, metadata, queues: Mutex::new(HashMap::new()), writers })
+        let lanes = LANES
+            .iter()
+            .map(|_| Lane {
+                queue: Mutex::new(Queue::default()),
+                writers: Arc::new(Semaphore::new(PACKS_IN_FLIGHT_MAX)),
+            })
+            .collect();
+        Arc::new(Self { data, metadata, lanes })
     }
 
-    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<LaneKey, Queue>> {
-        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    fn queue(&self, lane: usize) -> std::sync::MutexGuard<'_, Queue> {
+        self.lanes[lane].queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores `body` as `put.record`'s bytes in the next pack and commits the record (its one
@@ -101,48 +99,35 @@ impl Packer {
     /// body's share of the pack budget (`DataPath::write_blob` took it).
     pub async fn put(self: &Arc<Self>, put: PackedPut, body: Vec<u8>, budget: OwnedSemaphorePermit) -> PackAnswer {
         let (tx, rx) = oneshot::channel();
-        let key = (put.bucket.tenant.clone(), lane_of(body.len()));
+        let lane = lane_of(body.len());
         {
-            let mut queues = self.queues();
-            let queued = Queued { put, body, answer: tx, _budget: budget };
-            match queues.get_mut(&key) {
-                Some(queue) => queue.waiting.push_back(queued),
-                None => {
-                    queues.insert(key.clone(), Queue { waiting: VecDeque::from([queued]) });
-                    tokio::spawn(self.clone().flush(key));
-                }
+            let mut queue = self.queue(lane);
+            queue.waiting.push_back(Queued { put, body, answer: tx, _budget: budget });
+            if !queue.flushing {
+                queue.flushing = true;
+                tokio::spawn(self.clone().flush(lane));
             }
         }
         // The pack's task always answers; a dropped sender is a task that panicked.
         rx.await.unwrap_or_else(|_| Err(GatewayError::Internal("the pack writer stopped".into())))
     }
 
-    /// Takes packs off a queue while there are objects waiting and writes them one at a time,
-    /// each once one of the gateway's `PACKS_WRITING_MAX` writers is free (the pack is taken
-    /// then: what arrived meanwhile joins it); removes the queue once none is left. One pack in flight per queue, measured at 4 KiB x 16
-    /// in flight (docs/benchmarks.md "Small objects packed together"): 1 writer 793 PUT/s with
-    /// shards at 3.7x the bytes stored, 2 writers 530/s at 5.2x, 4 writers 451/s at 7.6x: fewer,
-    /// larger packs cost less CPU per object (one stripe write and one Raft entry per pack) and
-    /// less disk.
-    async fn flush(self: Arc<Self>, key: LaneKey) {
+    /// Takes packs off a lane's queue while there are objects waiting, each once a writer of
+    /// the lane is free.
+    async fn flush(self: Arc<Self>, lane: usize) {
         loop {
-            let writer = self.writers.clone().acquire_owned().await.expect("never closed");
-            let pack_bytes = lane_pack_bytes(key.1, self.data.stripe_data_bytes());
+            let writer = self.lanes[lane].writers.clone().acquire_owned().await.expect("never closed");
+            let pack_bytes = lane_pack_bytes(lane, self.data.stripe_data_bytes());
             let pack = {
-                let mut queues = self.queues();
-                let queue = queues.get_mut(&key).expect("a queue stays while its flush runs");
+                let mut queue = self.queue(lane);
                 let pack = take_pack(&mut queue.waiting, pack_bytes);
                 if pack.is_empty() {
-                    queues.remove(&key);
+                    queue.flushing = false;
                     return;
                 }
                 pack
             };
-            // A task of its own: one that panics (its objects' answers dropped: 500s) does not
-            // end this one, which would leave the queue there with nobody taking packs off it.
-            if let Err(e) = tokio::spawn(self.clone().write(pack, writer)).await {
-                tracing::error!(error = %e, "a pack writer stopped");
-            }
+            tokio::spawn(self.clone().write(pack, writer));
         }
     }
 

@@ -400,11 +400,6 @@ pub struct PackUsage {
     pub largest_live: u64,
     /// False when a member holds no `PackMember` (written before data format 9).
     pub compactable: bool,
-    /// The tenant owning the buckets of every live object, if one does: every pack the packer
-    /// or the compactor writes holds one tenant's objects; None for a pack written before they
-    /// kept tenants apart that still holds several tenants' (or one whose bucket cannot be read).
-    #[serde(default)]
-    pub tenant: Option<TenantId>,
 }
 
 /// A page of `Query::PackUsage`, in pack id order; `next` resumes after the last pack examined
@@ -423,9 +418,6 @@ pub struct LivePackMember {
     pub version: VersionId,
     /// The record's one part: its slice of the pack, size and MD5.
     pub part: PartData,
-    /// The owner of its bucket (None if the bucket record cannot be read).
-    #[serde(default)]
-    pub tenant: Option<TenantId>,
 }
 
 /// One object a `Command::RepackObjects` moves: the version whose record must still name

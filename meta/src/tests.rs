@@ -2203,43 +2203,6 @@ fn a_repack_moves_the_versions_still_in_their_slots_and_frees_the_packs_it_empti
     assert!(is_garbage(&m, "new") && !has(&m, "n/new"));
 }
 
-/// `Query::PackUsage` names the tenant owning every live object's bucket: what the compactor
-/// groups packs by. None for a pack holding several tenants' objects (as the packer wrote them
-/// before it kept tenants apart), that tenant's once only one tenant's objects are left.
-#[test]
-fn pack_usage_names_the_tenant_owning_a_packs_objects() {
-    let m = machine();
-    bucket(&m, "a", "ba").unwrap();
-    bucket(&m, "b", "bc").unwrap();
-    let d = WriteCondition::default;
-    logged(&m, "p1", packed(&m, "ba", "pka", &[("x", d()), ("y", d())])).unwrap();
-    logged(&m, "p2", packed(&m, "bc", "pkc", &[("z", d())])).unwrap();
-    let mut mixed = packed(&m, "ba", "pkm", &[("u", d()), ("v", d())]);
-    let Command::PutPacked { objects, .. } = &mut mixed else { panic!() };
-    objects[1].bucket = bref(&m, "bc");
-    logged(&m, "p3", mixed).unwrap();
-    let tenants = || {
-        let Answer::PackUsage(usage) = m.query(Query::PackUsage { after: None, limit: 10 }).unwrap() else { panic!() };
-        usage.packs.into_iter().map(|u| (u.pack.blob.0, u.tenant.map(|t| t.0))).collect::<Vec<_>>()
-    };
-    let named = |pairs: &[(&str, Option<&str>)]| {
-        pairs.iter().map(|(b, t)| (b.to_string(), t.map(str::to_string))).collect::<Vec<_>>()
-    };
-    assert_eq!(tenants(), named(&[("pka", Some("a")), ("pkc", Some("b")), ("pkm", None)]));
-    let owners: Vec<Option<String>> = members(&m, "pkm").into_iter().map(|l| l.tenant.map(|t| t.0)).collect();
-    assert_eq!(owners, [Some("a".to_string()), Some("b".to_string())], "each member with its bucket's owner");
-    let delete_v = Command::DeleteObject {
-        bucket: bref(&m, "bc"),
-        key: ObjectKey::new("v"),
-        condition: d(),
-        now_ms: 5,
-        version: None,
-        marker_nonce: None,
-    };
-    logged(&m, "dv", delete_v).unwrap();
-    assert_eq!(tenants(), named(&[("pka", Some("a")), ("pkc", Some("b")), ("pkm", Some("a"))]));
-}
-
 #[test]
 fn a_repack_moves_non_current_and_promoted_versions_by_version_id() {
     let m = machine();

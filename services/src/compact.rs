@@ -17,9 +17,6 @@
 //! record names. Every byte moved is checked twice: by BLAKE3 as its shards are read, and
 //! against the object's MD5 (its ETag) before it is written again.
 //!
-//! Packs are merged with packs of the same tenant only (`PackUsage::tenant`), as the packer
-//! writes them: a new pack holds one tenant's objects.
-//!
 //! One process at a time compacts (the `compact` lease); a round is busy at most
 //! `CompactConfig::busy_share` of the time (`pace`).
 
@@ -35,7 +32,7 @@ use ignifuge_meta::{
     Command, DataLocation, LivePackMember, Outcome, PACK_OBJECTS_MAX, PACK_USAGE_PAGE_MAX, PackMove, PackUsage,
     PartData, StripedBlob,
 };
-use ignifuge_types::{BlobId, TenantId};
+use ignifuge_types::BlobId;
 use md5::Digest as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +45,7 @@ pub const COMPACT_INTERVAL_MS_DEFAULT: u64 = 10 * 60 * 1000;
 pub const COMPACT_MIN_AGE_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Share of the time a round may be busy, as garbage collection's.
 pub const COMPACT_BUSY_SHARE_DEFAULT: f64 = 0.25;
-/// A pack of at most this many bytes of data is merged with others of its tenant and lane: at 5+4 its
+/// A pack of at most this many bytes of data is merged with others of its lane: at 5+4 its
 /// shards are at most 13 KiB each, mostly filesystem blocks' padding and per-file cost.
 pub const SMALL_PACK_BYTES: u64 = 64 * 1024;
 /// Packs considered by one round at most (their usage is held in memory while it runs).
@@ -193,31 +190,14 @@ fn lane(usage: &PackUsage) -> usize {
     lane_of(usage.largest_live as usize)
 }
 
-/// What packs may be merged with each other: those of one tenant (as the packer writes them:
-/// a new pack holds one tenant's objects), in one lane. A pack whose objects are not all of one
-/// known tenant (`tenant` None: written before the packer kept tenants apart, or a bucket record
-/// that cannot be read) is merged with none: it is its own group, and its rewrite moves one
-/// tenant's objects at a time (`rewrite`).
-type GroupKey = (Option<TenantId>, usize, Option<BlobId>);
-
-fn group_key(usage: &PackUsage) -> GroupKey {
-    match &usage.tenant {
-        Some(tenant) => (Some(tenant.clone()), lane(usage), None),
-        None => (None, lane(usage), Some(usage.pack.blob.clone())),
-    }
-}
-
-/// For each tenant and lane, the eligible pack that is not a candidate with the fewest live
-/// bytes: what a small pack left alone in its lane is merged into.
+/// For each lane, the eligible pack that is not a candidate with the fewest live bytes: what a
+/// small pack left alone in its lane is merged into.
 #[derive(Default)]
-struct Partners(std::collections::BTreeMap<GroupKey, PackUsage>);
+struct Partners(std::collections::BTreeMap<usize, PackUsage>);
 
 impl Partners {
     fn offer(&mut self, usage: PackUsage) {
-        if usage.tenant.is_none() {
-            return; // merged with none
-        }
-        let slot = self.0.entry(group_key(&usage));
+        let slot = self.0.entry(lane(&usage));
         match slot {
             std::collections::btree_map::Entry::Occupied(mut held) if usage.live_bytes < held.get().live_bytes => {
                 held.insert(usage);
@@ -230,10 +210,10 @@ impl Partners {
     }
 }
 
-/// Candidates grouped into new packs: by tenant and lane (`GroupKey`), in order, while the live
-/// bytes fit the lane's pack and the objects one command. A group of one pack that is not sparse
-/// (a small pack alone in its lane) is merged into its tenant's and lane's partner if both fit
-/// one pack, else left: rewriting a small full pack alone frees nothing.
+/// Candidates grouped into new packs: by lane, in order, while the live bytes fit the lane's
+/// pack and the objects one command. A group of one pack that is not sparse (a small pack alone
+/// in its lane) is merged into its lane's partner if both fit one pack, else left: rewriting a
+/// small full pack alone frees nothing.
 fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usize) -> Vec<Vec<PackUsage>> {
     let fits = |group: &[PackUsage], usage: &PackUsage| {
         let bytes: u64 = group.iter().map(|u| u.live_bytes).sum();
@@ -241,10 +221,10 @@ fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usiz
         bytes + usage.live_bytes <= lane_pack_bytes(lane(usage), stripe_bytes) as u64
             && (objects + usage.live_objects) as usize <= PACK_OBJECTS_MAX
     };
-    let mut open: std::collections::BTreeMap<GroupKey, Vec<PackUsage>> = Default::default();
+    let mut open: std::collections::BTreeMap<usize, Vec<PackUsage>> = Default::default();
     let mut out = Vec::new();
     for usage in candidates {
-        let group = open.entry(group_key(&usage)).or_default();
+        let group = open.entry(lane(&usage)).or_default();
         if !group.is_empty() && !fits(group, &usage) {
             out.push(std::mem::take(group));
         }
@@ -254,7 +234,7 @@ fn groups(candidates: Vec<PackUsage>, mut partners: Partners, stripe_bytes: usiz
     for group in &mut out {
         if let [alone] = group.as_slice()
             && !is_sparse(alone)
-            && let Some(partner) = partners.0.remove(&group_key(alone))
+            && let Some(partner) = partners.0.remove(&lane(alone))
         {
             if fits(group, &partner) {
                 group.push(partner);
@@ -275,13 +255,8 @@ enum Rewrite {
 
 /// Reads the live objects of `group`'s packs, writes them as one new pack (at most the lane's
 /// pack size: objects beyond it wait in their pack for the next round) and commits the moves.
-/// The new pack holds one tenant's objects: the group's, or, for a pack of several tenants'
-/// (a group of its own), those of the first member's tenant; the others wait in their pack for
-/// the next rounds, one tenant per round, and an object whose bucket's owner cannot be read
-/// stays where it is.
 async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted) -> ServiceResult<Rewrite> {
     let Some(first) = group.first() else { return Ok(Rewrite::Done) };
-    let mut tenant = first.tenant.clone();
     let limit = lane_pack_bytes(lane(first), services.data.stripe_data_bytes());
     let mut data = services.data.pack_buffer(group.iter().map(|u| u.live_bytes as usize).sum::<usize>().min(limit));
     let mut moves = Vec::new();
@@ -300,10 +275,6 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
         };
         let mut took_all = true;
         for member in members {
-            if !is_of_tenant(&mut tenant, &member) {
-                took_all = false;
-                continue;
-            }
             let room = moves.len() < PACK_OBJECTS_MAX && data.len() as u64 + member.part.size <= limit as u64;
             match room.then(|| append_checked(&member, &bytes, &mut data)).flatten() {
                 Some(offset) => {
@@ -377,13 +348,6 @@ async fn rewrite(services: &Services, group: &[PackUsage], done: &mut Compacted)
     }
 }
 
-/// Whether `member` may go into a new pack of `tenant`'s objects; a new pack of no tenant yet
-/// becomes its first known owner's. A member whose bucket's owner is not known goes nowhere.
-fn is_of_tenant(tenant: &mut Option<TenantId>, member: &LivePackMember) -> bool {
-    let Some(owner) = &member.tenant else { return false };
-    tenant.get_or_insert_with(|| owner.clone()) == owner
-}
-
 /// The whole data of a pack, each shard from its node (not the gateway's shard cache) and checked
 /// against its BLAKE3 as it is read.
 async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> ServiceResult<Vec<u8>> {
@@ -451,7 +415,6 @@ mod tests {
             live_bytes,
             largest_live,
             compactable: true,
-            tenant: Some(TenantId::new("t")),
         }
     }
 
@@ -504,75 +467,6 @@ mod tests {
         assert_eq!(names(&groups(many, Partners::default(), stripe)), [vec!["m0", "m1"], vec!["m2"]]);
     }
 
-    /// Packs are merged only with packs of their tenant (and those holding several tenants'
-    /// objects, written before the packer kept tenants apart, only with each other), small lone
-    /// packs only into a partner of their tenant.
-    #[test]
-    fn groups_never_merge_packs_of_different_tenants() {
-        let kib = 1024;
-        let stripe = 5 << 20;
-        let of = |name: &str, tenant: Option<&str>| PackUsage {
-            tenant: tenant.map(TenantId::new),
-            ..usage(name, 60 * kib, 10, 20 * kib, 4 * kib)
-        };
-        let grouped = groups(
-            vec![of("a1", Some("a")), of("b1", Some("b")), of("m1", None), of("a2", Some("a")), of("m2", None)],
-            Partners::default(),
-            stripe,
-        );
-        let mut grouped = names(&grouped);
-        grouped.sort();
-        assert_eq!(
-            grouped,
-            [vec!["a1", "a2"], vec!["b1"], vec!["m1"], vec!["m2"]],
-            "b1 (sparse) rewritten alone; packs of several tenants each alone, never merged"
-        );
-        let lone = PackUsage { tenant: Some(TenantId::new("b")), ..usage("f", 40 * kib, 1, 40 * kib, 40 * kib) };
-        let mut partners = Partners::default();
-        partners.offer(PackUsage {
-            tenant: Some(TenantId::new("a")),
-            ..usage("roomy-a", 900 * kib, 20, 100 * kib, 100 * kib)
-        });
-        partners.offer(PackUsage {
-            tenant: Some(TenantId::new("b")),
-            ..usage("roomy-b", 900 * kib, 20, 800 * kib, 100 * kib)
-        });
-        assert_eq!(names(&groups(vec![lone], partners, stripe)), [vec!["f", "roomy-b"]], "its own tenant's partner");
-        // A lone small pack of several tenants' objects joins nothing, and is no partner.
-        let mut partners = Partners::default();
-        partners.offer(PackUsage { tenant: None, ..usage("roomy-mixed", 900 * kib, 20, 10 * kib, 100 * kib) });
-        let lone_mixed = PackUsage { tenant: None, ..usage("g", 40 * kib, 1, 40 * kib, 40 * kib) };
-        assert!(groups(vec![lone_mixed], partners, stripe).is_empty());
-    }
-
-    /// A pack of several tenants' objects is split one tenant per rewrite: the first known
-    /// owner's objects move; the others', and any whose owner is not known, stay.
-    #[test]
-    fn a_new_pack_takes_one_tenants_objects() {
-        let member = |tenant: Option<&str>| LivePackMember {
-            bucket: ignifuge_types::BucketName::new("b"),
-            key: ignifuge_types::ObjectKey::new("k"),
-            version: ignifuge_types::VersionId::new("null"),
-            tenant: tenant.map(TenantId::new),
-            part: PartData {
-                part_number: 1,
-                size: 1,
-                etag: String::new(),
-                checksums: Default::default(),
-                location: DataLocation::Striped(usage("p", 1, 1, 1, 1).pack),
-                last_modified_ms: 0,
-                started_ms: 0,
-            },
-        };
-        let members = [None, Some("a"), Some("b"), Some("a"), None];
-        let mut tenant = None;
-        let taken: Vec<bool> = members.iter().map(|t| is_of_tenant(&mut tenant, &member(*t))).collect();
-        assert_eq!(taken, [false, true, false, true, false]);
-        let mut tenant = Some(TenantId::new("b"));
-        let taken: Vec<bool> = members.iter().map(|t| is_of_tenant(&mut tenant, &member(*t))).collect();
-        assert_eq!(taken, [false, false, true, false, false], "a group's own tenant only");
-    }
-
     #[test]
     fn only_bytes_matching_the_objects_md5_are_moved() {
         let pack_bytes = b"hello, world".to_vec();
@@ -581,7 +475,6 @@ mod tests {
             bucket: ignifuge_types::BucketName::new("b"),
             key: ignifuge_types::ObjectKey::new("k"),
             version: ignifuge_types::VersionId::new("null"),
-            tenant: None,
             part: PartData {
                 part_number: 1,
                 size,

@@ -14,9 +14,10 @@
 //! less: a tenant within an even share of the capacity keeps what it reads however hard another
 //! reads (max-min fairness; with one tenant, plain second chance). The price: a tenant whose hot
 //! set is larger than an even share gives the excess up to another that reads, even one that
-//! gains nothing from the cache (docs/benchmarks.md). A pack's shards hold one tenant's objects
-//! (`crate::pack`), so its entries are charged to the tenant owning them (packs written before
-//! the packer kept tenants apart may mix them: charged to the tenant whose read brought one in).
+//! gains nothing from the cache (docs/benchmarks.md). A pack's shard may hold objects of several
+//! tenants (packs are filled by size, from whoever writes: one queue per tenant was measured and
+//! reverted, docs/benchmarks.md): it is charged to the tenant whose read brought it in, and
+//! serves the others' reads as well.
 //!
 //! Reads of a small shard under way are shared (`get_or_fetch`): a GET that misses while a fetch
 //! of the same shard, for the same hash from the same node, is under way waits for that one

@@ -12,8 +12,8 @@ use crate::keys;
 use crate::records::*;
 use crate::{MetaError, PACK_OBJECTS_MAX};
 use ignifuge_kv::{KvOp, WriteBatch, prefix_end};
-use ignifuge_types::{BlobId, BucketName, TenantId};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use ignifuge_types::BlobId;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Most packs one `Query::PackUsage` examines (each costs a scan of its member keys).
 pub const PACK_USAGE_PAGE_MAX: usize = 256;
@@ -205,8 +205,6 @@ impl StateMachine {
         let records = self.kv.scan(&start, end.as_deref(), limit)?;
         let next = (records.len() == limit).then(|| records.last().map(|(key, _)| blob_of_pack_key(key))).flatten();
         let mut packs = Vec::with_capacity(records.len());
-        // The owner of each bucket members name (a page's packs mostly name the same few).
-        let mut owners = Owners::default();
         for (key, value) in records {
             let record: PackRecord = match serde_json::from_slice(&value) {
                 Ok(record) => record,
@@ -234,28 +232,17 @@ impl StateMachine {
                 largest_live: 0,
                 compactable: true,
                 pack: StripedBlob { stripes: Vec::new(), ..record.pack },
-                tenant: None,
             };
-            // The tenant of every live member's bucket: Some(None) once two differ or one is
-            // not known.
-            let mut tenant: Option<Option<TenantId>> = None;
             for (_, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
                 usage.live_objects += 1;
                 match serde_json::from_slice::<PackMember>(&value) {
                     Ok(member) => {
                         usage.live_bytes += member.size;
                         usage.largest_live = usage.largest_live.max(member.size);
-                        let owner = owners.of(self, &member.bucket)?;
-                        tenant = match tenant {
-                            None => Some(owner),
-                            Some(seen) if seen == owner => Some(seen),
-                            Some(_) => Some(None),
-                        };
                     }
                     Err(_) => usage.compactable = false,
                 }
             }
-            usage.tenant = tenant.flatten();
             packs.push(usage);
         }
         Ok(PackUsagePage { packs, next })
@@ -282,12 +269,10 @@ impl StateMachine {
     pub(super) fn pack_members(&self, pack: &BlobId) -> Result<Vec<LivePackMember>, MetaError> {
         let prefix = keys::pack_members_prefix(pack);
         let mut out = Vec::new();
-        let mut owners = Owners::default();
         for (key, value) in self.kv.scan(&prefix, prefix_end(&prefix).as_deref(), PACK_OBJECTS_MAX)? {
             let Ok(member) = serde_json::from_slice::<PackMember>(&value) else { return Ok(Vec::new()) };
             let Some(part) = self.member_part(pack, &key, &member)? else { continue };
-            let tenant = owners.of(self, &member.bucket)?;
-            out.push(LivePackMember { bucket: member.bucket, key: member.key, version: member.version, part, tenant });
+            out.push(LivePackMember { bucket: member.bucket, key: member.key, version: member.version, part });
         }
         Ok(out)
     }
@@ -306,26 +291,6 @@ impl StateMachine {
             return Ok(None);
         }
         Ok(Some(part.clone()))
-    }
-}
-
-/// The owners of the buckets a query's pack members name, each read once.
-#[derive(Default)]
-struct Owners(HashMap<BucketName, Option<TenantId>>);
-
-impl Owners {
-    /// The tenant owning `bucket`; None if its record is missing or does not decode.
-    fn of(&mut self, machine: &StateMachine, bucket: &BucketName) -> Result<Option<TenantId>, MetaError> {
-        if let Some(owner) = self.0.get(bucket) {
-            return Ok(owner.clone());
-        }
-        let owner = match machine.bucket(bucket) {
-            Ok(record) => Some(record.tenant),
-            Err(MetaError::NoSuchBucket | MetaError::Corrupt(_)) => None,
-            Err(e) => return Err(e),
-        };
-        self.0.insert(bucket.clone(), owner.clone());
-        Ok(owner)
     }
 }
 
