@@ -3,9 +3,7 @@
 use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use ignifuge_meta::{
-    AccessKeyRecord, Answer, Command, MetaError, Metadata as _, Query, RecordView, RepairReport, TenantRecord,
-};
+use ignifuge_meta::{AccessKeyRecord, Command, MetaError, Metadata as _, RecordView, RepairReport, TenantRecord};
 use ignifuge_raft::{RaftStatus, StateDigest};
 use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
@@ -460,11 +458,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Durability { json, prometheus } => admin.durability().await?.print(json, prometheus)?,
         AdminCommand::Record { key, json } => {
             let key = key.replace("\\u0000", "\0").replace("\\0", "\0");
-            let view = match admin.metadata.query(Query::Record { key }).await? {
-                Answer::Record(view) => view,
-                other => anyhow::bail!("the metadata answered {other:?}"),
-            };
-            print_record(&view, json)?
+            print_record(&admin.metadata.record(key).await?, json)?
         }
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");

@@ -1049,7 +1049,8 @@ pub struct RecordView {
     /// The bytes under the key, if any.
     pub value: Option<Vec<u8>>,
     /// Why `value` does not read as the background scans and the apply path read a record of
-    /// its kind (its own bytes, or the stripe records of the blobs it names), if it does not.
+    /// its kind (its own bytes, the stripe records of the blobs it names, or its bucket's
+    /// record), if it does not.
     pub problem: Option<String>,
     /// Whether its kind is one those readers check.
     pub checked: bool,

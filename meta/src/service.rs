@@ -221,6 +221,14 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
+    /// A record as stored, for an operator (`Query::Record`).
+    async fn record(&self, key: String) -> Result<RecordView, MetaError> {
+        match self.query(Query::Record { key }).await? {
+            Answer::Record(view) => Ok(view),
+            other => Err(unexpected("Record", &other)),
+        }
+    }
+
     async fn layout(&self) -> Result<Option<LayoutRecord>, MetaError> {
         match self.query(Query::Layout).await? {
             Answer::Layout(layout) => Ok(layout),
