@@ -3,8 +3,9 @@
 # (default 2), order alternating, a fresh `ignifuge dev` per run. TENANTS tenants (default 4, the
 # first the cluster's own) each run s3bench with CONCURRENCY PUTs in flight (default 4) into a
 # bucket of their own, all at once. Each line: build, the PUTs per second of all tenants together,
-# the worst tenant's p99, and the cluster's server CPU per PUT. The packer keeps a queue per tenant
-# (`gateway/src/pack.rs`): this is what that costs against one shared queue.
+# the worst tenant's p99, and the cluster's server CPU per PUT. Written to measure a packer queue
+# per tenant against the one shared queue (`gateway/src/pack.rs`; tried and reverted:
+# docs/benchmarks.md, "One tenant's objects per pack").
 # Usage: benches/scripts/tenants.sh A_TARGET_DIR B_TARGET_DIR [TENANTS CONCURRENCY SECONDS SIZE]
 #   (target directories as benches/scripts/ab.sh takes them: release/ignifuge and release/s3bench)
 set -euo pipefail

@@ -98,6 +98,7 @@ pub async fn serve(
     web: Option<(tokio::net::TcpListener, Vec<String>)>,
 ) -> std::io::Result<()> {
     tokio::spawn(gateway.data.clone().follow_layout(gateway.remote.clone()));
+    tokio::spawn(gateway.data.clone().trim_buffers_forever());
     let renew = std::time::Duration::from_millis(gateway.data.tuning.intent_renew_ms.max(1));
     tokio::spawn(gateway.data.intents.clone().renew_forever(gateway.metadata.clone(), renew));
     match web {

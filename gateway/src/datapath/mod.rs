@@ -1,6 +1,7 @@
 //! The erasure-coded data path: blobs in (striped, encoded, hashed, placed, fsynced on the
 //! nodes) and byte ranges out (fetched, verified, reconstructed when shards are missing).
 
+pub mod buffers;
 mod intents;
 pub mod layout;
 mod read;
@@ -148,6 +149,8 @@ pub struct DataPath {
     pub intents: Arc<Intents>,
     /// Small shards GETs have read, for the GETs that read them again.
     pub(crate) shard_cache: Arc<shard_cache::ShardCache>,
+    /// Stripe and parity buffers kept for the next stripes.
+    pub(crate) buffers: Arc<buffers::BufferPool>,
 }
 
 impl DataPath {
@@ -166,7 +169,18 @@ impl DataPath {
             tuning,
             intents: Arc::new(Intents::default()),
             shard_cache: Arc::new(shard_cache::ShardCache::new(tuning.shard_cache_bytes)),
+            buffers: Arc::new(buffers::BufferPool::default()),
         })
+    }
+
+    /// Gives back the stripe buffers left unused, so that a gateway gone idle does not keep
+    /// what its last burst of writes held (`buffers::BUFFER_IDLE_MAX_MS`).
+    pub async fn trim_buffers_forever(self: Arc<Self>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(buffers::BUFFER_IDLE_MAX_MS));
+        loop {
+            every.tick().await;
+            self.buffers.trim();
+        }
     }
 
     /// The layout in use now.

@@ -195,7 +195,11 @@ impl DataPath {
                         drop(waiting);
                         permit = Some(acquired.expect("never closed"));
                         permit_since = Instant::now();
-                        buffer.reserve_exact(stripe_bytes - buffer.len());
+                        // A kept buffer (`buffers`): refilled from its start, never zeroed.
+                        let mut stripe = self.buffers.take(stripe_bytes);
+                        stripe.clear();
+                        stripe.extend_from_slice(&buffer);
+                        buffer = stripe;
                     }
                     let take = rest.len().min(stripe_bytes - buffer.len());
                     buffer.extend_from_slice(&rest[..take]);
@@ -339,16 +343,24 @@ impl DataPath {
         let shard_len = data_len.div_ceil(k).max(1);
         data.resize(shard_len * k, 0);
         let codec = layout.codec.clone();
+        let buffers = self.buffers.clone();
         let (data, parity, hashes) = tokio::task::spawn_blocking(move || {
-            let mut parity = vec![vec![0u8; shard_len]; m];
+            // Kept buffers, their old bytes left in place: the encoder overwrites every byte.
+            let mut parity: Vec<Vec<u8>> = (0..m)
+                .map(|_| {
+                    let mut buffer = buffers.take(shard_len);
+                    buffer.resize(shard_len, 0);
+                    buffer
+                })
+                .collect();
             let hashes = crate::codec::encode_stripe(codec.as_ref(), &data, shard_len, &mut parity)?;
-            Ok::<_, GatewayError>((Bytes::from(data), parity, hashes))
+            Ok::<_, GatewayError>((buffers.bytes(data), parity, hashes))
         })
         .await
         .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))??;
         let shards: Vec<Bytes> = (0..k)
             .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
-            .chain(parity.into_iter().map(Bytes::from))
+            .chain(parity.into_iter().map(|buffer| self.buffers.bytes(buffer)))
             .collect();
 
         let slots = self.slots(&layout, &blob, index.clone())?;
