@@ -7,7 +7,9 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 pub trait ErasureCodec: Send + Sync + 'static {
     fn data_shards(&self) -> usize;
     fn parity_shards(&self) -> usize;
-    /// Fills `parity` (m buffers of the data shards' length) from `data` (k equal-length shards).
+    /// Fills `parity` (m buffers of the data shards' length) from `data` (k equal-length shards),
+    /// writing every parity byte whatever the buffers held: the gateway encodes into kept
+    /// buffers without zeroing them (`datapath/buffers.rs`).
     /// Reed-Solomon works byte position by byte position, so equal sub-ranges of the shards
     /// (a column block) encode to the same sub-ranges of the parity.
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), GatewayError>;

@@ -8,21 +8,22 @@
 //! buffers kept for reuse"). A kept buffer is written over as it is, never zeroed first: the
 //! data buffer is cleared and refilled, a parity buffer is entirely overwritten by the encoder.
 //!
-//! Bounded (`BUFFERS_KEPT_MAX_BYTES`) and idle-trimmed (`BUFFER_IDLE_MAX_MS`): a gateway keeps
-//! at most what a burst of stripes in flight held, and gives it back once writes stop.
+//! Only buffers taken from the pool go back to it (a pack's buffer, sized for its pack, does
+//! not: `write::StripeData`), and a buffer is lent only for its own size, so no stripe holds
+//! more than its k + m shards' worth. Bounded (`BUFFERS_KEPT_MAX_BYTES`) and idle-trimmed
+//! (`BUFFER_IDLE_MAX_MS`): a gateway gives back what its last writes left once they stop.
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 /// Bytes of buffers kept at most: seven stripes of 5+4 (1 MiB shards). A buffer is kept between
-/// the end of one stripe and the start of the next, so a few stripes' worth is what reuse needs;
-/// this is added to the gateway's bound on stripes in memory (`GATEWAY_STRIPES_IN_FLIGHT_MAX`)
-/// in the worst case, when the stripes in flight are at that bound and the kept buffers are of
-/// another size than they need.
+/// the end of one stripe and the start of the next, so a few stripes' worth is what reuse needs.
+/// Kept buffers are not in use: at most this is added to the gateway's bound on stripes in
+/// memory (`GATEWAY_STRIPES_IN_FLIGHT_MAX`), when the stripes in flight are at that bound.
 pub const BUFFERS_KEPT_MAX_BYTES: usize = 64 * 1024 * 1024;
-/// A buffer unused this long is given back to the allocator (checked whenever one is kept or
-/// taken, and by `trim`).
+/// A buffer unused this long is given back to the allocator: when a buffer is next kept or
+/// taken, or by the gateway's trim task, which runs this often (so 10-20 s after its last use).
 pub const BUFFER_IDLE_MAX_MS: u64 = 10_000;
 
 /// Buffers kept for reuse, most recently returned last.
@@ -55,13 +56,13 @@ impl BufferPool {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A buffer with room for at least `capacity` bytes (and at most twice as many, so that a
-    /// small request does not pin a large buffer), holding whatever bytes it held before: callers
-    /// `clear` or `resize` it. A new one when none is kept.
+    /// A buffer of exactly `capacity` bytes of room (the stripe's or a shard's size: no larger,
+    /// so that the bound on stripes in memory holds), holding whatever bytes it held before:
+    /// callers `clear` or `resize` it. A new one when none of that size is kept.
     pub fn take(&self, capacity: usize) -> Vec<u8> {
         let mut kept = self.kept();
         kept.trim(Instant::now());
-        let fits = kept.buffers.iter().rposition(|(b, _)| b.capacity() >= capacity && b.capacity() / 2 <= capacity);
+        let fits = kept.buffers.iter().rposition(|(b, _)| b.capacity() == capacity);
         match fits {
             Some(i) => {
                 let (buffer, _) = kept.buffers.remove(i);
@@ -98,7 +99,7 @@ impl BufferPool {
     }
 
     /// `buffer`'s bytes as `Bytes`, the buffer kept for reuse once the last slice of them is
-    /// dropped (after the shards cut from it are sent, or when the shard cache lets them go).
+    /// dropped (once every request sending a shard cut from it has ended).
     pub fn bytes(self: &Arc<Self>, buffer: Vec<u8>) -> Bytes {
         Bytes::from_owner(Returned { buffer, pool: Arc::downgrade(self) })
     }
@@ -148,12 +149,15 @@ mod tests {
     }
 
     #[test]
-    fn a_buffer_is_taken_only_for_a_size_it_fits_without_waste() {
+    fn a_buffer_is_lent_only_for_its_own_size() {
         let pool = BufferPool::default();
         pool.keep(Vec::with_capacity(5 << 20));
-        assert!(pool.take(1 << 20).capacity() < 5 << 20, "a 5 MiB buffer lent for 1 MiB");
-        assert!(pool.take(6 << 20).capacity() >= 6 << 20);
-        assert_eq!(pool.take(4 << 20).capacity(), 5 << 20);
+        pool.keep(Vec::with_capacity(1 << 20));
+        assert_eq!(pool.take(4 << 20).capacity(), 4 << 20, "a 5 MiB buffer lent for 4 MiB");
+        assert_eq!(pool.take(6 << 20).capacity(), 6 << 20);
+        assert_eq!(pool.kept_bytes(), 6 << 20, "a buffer of another size was taken");
+        assert_eq!(pool.take(5 << 20).capacity(), 5 << 20);
+        assert_eq!(pool.take(1 << 20).capacity(), 1 << 20);
         assert_eq!(pool.kept_bytes(), 0);
     }
 
@@ -173,11 +177,27 @@ mod tests {
     }
 
     #[test]
-    fn bytes_outliving_their_pool_are_freed() {
+    fn only_the_buffers_idle_long_enough_are_given_back() {
+        let pool = BufferPool::default();
+        pool.keep(Vec::with_capacity(1 << 20));
+        let young = Vec::with_capacity(2 << 20);
+        let mut kept = pool.kept();
+        // The first kept buffer has been idle the whole time; the second is kept just now.
+        let first_kept_at = kept.buffers[0].1;
+        kept.bytes += young.capacity();
+        kept.buffers.push((young, first_kept_at + Duration::from_millis(BUFFER_IDLE_MAX_MS / 2)));
+        kept.trim(first_kept_at + Duration::from_millis(BUFFER_IDLE_MAX_MS));
+        assert_eq!(kept.bytes, 2 << 20, "the idle buffer was kept, or the young one given back");
+        assert_eq!(kept.buffers.len(), 1);
+        assert_eq!(kept.buffers[0].0.capacity(), 2 << 20);
+    }
+
+    #[test]
+    fn bytes_outliving_their_pool_stay_readable() {
         let pool = Arc::new(BufferPool::default());
         let bytes = pool.bytes(vec![1u8; 4096]);
         drop(pool);
         assert_eq!(&bytes[..3], &[1, 1, 1]);
-        drop(bytes);
+        drop(bytes); // and the buffer goes to the allocator: no pool to keep it
     }
 }

@@ -4,6 +4,7 @@
 //! are in flight. The blob is returned only when every stripe's acknowledged shards pass the
 //! survivability check; the caller then commits it to the metadata.
 
+use super::buffers::BufferPool;
 use super::{
     BODY_IDLE_TIMEOUT_MS, DataPath, Layout, SHARD_SIZE_BYTES, SHARD_WRITE_ATTEMPTS, STRIPES_IN_FLIGHT_MAX, WriteIntent,
     new_blob_id,
@@ -195,7 +196,8 @@ impl DataPath {
                         drop(waiting);
                         permit = Some(acquired.expect("never closed"));
                         permit_since = Instant::now();
-                        // A kept buffer (`buffers`): refilled from its start, never zeroed.
+                        // A kept buffer (`buffers`) when there is one: refilled from its
+                        // start, never zeroed.
                         let mut stripe = self.buffers.take(stripe_bytes);
                         stripe.clear();
                         stripe.extend_from_slice(&buffer);
@@ -212,6 +214,7 @@ impl DataPath {
                         }
                         // Spawned, so the stripe is encoded and written while the body keeps
                         // arriving, and its permit is released even if this request stalls.
+                        let full = StripeData::Kept(full);
                         let task =
                             tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full, held));
                         tasks.push(task.abort_handle());
@@ -231,7 +234,7 @@ impl DataPath {
                 _ => {}
             }
             if striped && !buffer.is_empty() {
-                let last = std::mem::take(&mut buffer);
+                let last = StripeData::Kept(std::mem::take(&mut buffer));
                 let held = permit.take().expect("a partial stripe holds a permit");
                 let task = tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last, held));
                 tasks.push(task.abort_handle());
@@ -307,7 +310,7 @@ impl DataPath {
             let waiting = Waiting::enter(&self.stripe_waiters);
             let permit = self.stripe_permits.clone().acquire_owned().await.expect("never closed");
             drop(waiting);
-            self.clone().write_stripe(blob.clone(), StripeIndex(0), data, permit).await
+            self.clone().write_stripe(blob.clone(), StripeIndex(0), StripeData::Owned(data), permit).await
         }
         .await;
         match written {
@@ -333,35 +336,17 @@ impl DataPath {
         self: Arc<Self>,
         blob: BlobId,
         index: StripeIndex,
-        mut data: Vec<u8>,
+        data: StripeData,
         _permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
         let layout = self.layout();
         let k = layout.geometry.data_shards as usize;
-        let m = layout.geometry.parity_shards as usize;
         let data_len = data.len();
-        let shard_len = data_len.div_ceil(k).max(1);
-        data.resize(shard_len * k, 0);
         let codec = layout.codec.clone();
         let buffers = self.buffers.clone();
-        let (data, parity, hashes) = tokio::task::spawn_blocking(move || {
-            // Kept buffers, their old bytes left in place: the encoder overwrites every byte.
-            let mut parity: Vec<Vec<u8>> = (0..m)
-                .map(|_| {
-                    let mut buffer = buffers.take(shard_len);
-                    buffer.resize(shard_len, 0);
-                    buffer
-                })
-                .collect();
-            let hashes = crate::codec::encode_stripe(codec.as_ref(), &data, shard_len, &mut parity)?;
-            Ok::<_, GatewayError>((buffers.bytes(data), parity, hashes))
-        })
-        .await
-        .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))??;
-        let shards: Vec<Bytes> = (0..k)
-            .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
-            .chain(parity.into_iter().map(|buffer| self.buffers.bytes(buffer)))
-            .collect();
+        let (shards, hashes) = tokio::task::spawn_blocking(move || encode_shards(&buffers, codec.as_ref(), data))
+            .await
+            .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))??;
 
         let slots = self.slots(&layout, &blob, index.clone())?;
         let puts =
@@ -471,5 +456,106 @@ impl DataPath {
         }
         candidates.sort_by_key(|(load, slot)| (*load, slot.datacenter != *home));
         candidates.into_iter().map(|(_, slot)| slot).collect()
+    }
+}
+
+/// A stripe's data, in a buffer of the gateway's kept buffers (`DataPath::buffers`), which goes
+/// back to them once the stripe's shards are sent, or in a buffer of its own (a pack's, sized for
+/// its pack), freed then.
+pub(crate) enum StripeData {
+    Kept(Vec<u8>),
+    Owned(Vec<u8>),
+}
+
+impl StripeData {
+    fn len(&self) -> usize {
+        match self {
+            StripeData::Kept(data) | StripeData::Owned(data) => data.len(),
+        }
+    }
+}
+
+/// Pads `data` to k equal shards, encodes the parity into kept buffers and hashes every shard:
+/// the k+m shards, data first, and their BLAKE3 hashes. Kept buffers are written over as they
+/// are: the padding is written after the bytes just filled, and the encoder overwrites every
+/// parity byte (`ErasureCodec::encode`).
+fn encode_shards(
+    buffers: &Arc<BufferPool>,
+    codec: &dyn crate::codec::ErasureCodec,
+    data: StripeData,
+) -> GatewayResult<(Vec<Bytes>, Vec<blake3::Hash>)> {
+    let (k, m) = (codec.data_shards(), codec.parity_shards());
+    let (mut data, kept) = match data {
+        StripeData::Kept(data) => (data, true),
+        StripeData::Owned(data) => (data, false),
+    };
+    let shard_len = data.len().div_ceil(k).max(1);
+    data.resize(shard_len * k, 0);
+    let mut parity: Vec<Vec<u8>> = (0..m)
+        .map(|_| {
+            // Every shard is at most SHARD_SIZE_BYTES; one size of parity buffer serves them all.
+            let mut buffer = buffers.take(SHARD_SIZE_BYTES.max(shard_len));
+            buffer.resize(shard_len, 0);
+            buffer
+        })
+        .collect();
+    let hashes = crate::codec::encode_stripe(codec, &data, shard_len, &mut parity)?;
+    let data = if kept { buffers.bytes(data) } else { Bytes::from(data) };
+    let shards = (0..k)
+        .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
+        .chain(parity.into_iter().map(|buffer| buffers.bytes(buffer)))
+        .collect();
+    Ok((shards, hashes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::ReedSolomonCodec;
+
+    /// The shards and hashes of `body` encoded into fresh, zeroed buffers.
+    fn fresh(codec: &ReedSolomonCodec, body: &[u8]) -> (Vec<Vec<u8>>, Vec<blake3::Hash>) {
+        let (shards, hashes) =
+            encode_shards(&Arc::new(BufferPool::default()), codec, StripeData::Owned(body.to_vec())).expect("encodes");
+        (shards.iter().map(|s| s.to_vec()).collect(), hashes)
+    }
+
+    #[test]
+    fn kept_buffers_full_of_old_bytes_encode_as_fresh_ones_and_are_kept_again() {
+        let codec = ReedSolomonCodec::new(5, 4).unwrap();
+        let stripe_bytes = 5 * SHARD_SIZE_BYTES;
+        let pool = Arc::new(BufferPool::default());
+        // Buffers left by earlier stripes, full of other bytes.
+        pool.keep(vec![0xAA; stripe_bytes]);
+        for _ in 0..4 {
+            pool.keep(vec![0x55; SHARD_SIZE_BYTES]);
+        }
+        // A full stripe, then a short last stripe (padding and shards shorter than the buffers).
+        for body_len in [stripe_bytes, 3 * SHARD_SIZE_BYTES / 2 + 7] {
+            let body: Vec<u8> = (0..body_len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut data = pool.take(stripe_bytes);
+            let address = data.as_ptr();
+            assert_eq!(data.capacity(), stripe_bytes, "the kept stripe buffer is lent");
+            data.clear();
+            data.extend_from_slice(&body);
+            let (shards, hashes) = encode_shards(&pool, &codec, StripeData::Kept(data)).unwrap();
+            assert_eq!(pool.kept_bytes(), 0, "every kept buffer is in use");
+            let (expected_shards, expected_hashes) = fresh(&codec, &body);
+            assert_eq!(hashes, expected_hashes, "a kept buffer's old bytes reached a hash ({body_len} bytes)");
+            let got: Vec<Vec<u8>> = shards.iter().map(|s| s.to_vec()).collect();
+            assert!(got == expected_shards, "a kept buffer's old bytes reached a shard ({body_len} bytes)");
+            assert_eq!(shards[0].as_ptr(), address, "the data shards are slices of the kept buffer");
+            drop(shards);
+            assert_eq!(pool.kept_bytes(), stripe_bytes + 4 * SHARD_SIZE_BYTES, "the buffers are kept again");
+        }
+    }
+
+    #[test]
+    fn a_pack_buffer_is_not_kept() {
+        let codec = ReedSolomonCodec::new(5, 4).unwrap();
+        let pool = Arc::new(BufferPool::default());
+        let (shards, _) = encode_shards(&pool, &codec, StripeData::Owned(vec![1u8; 300 * 1024])).unwrap();
+        drop(shards);
+        assert_eq!(pool.kept_bytes(), 4 * SHARD_SIZE_BYTES, "only the parity buffers are kept");
     }
 }
