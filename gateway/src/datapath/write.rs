@@ -337,16 +337,20 @@ impl DataPath {
         blob: BlobId,
         index: StripeIndex,
         data: StripeData,
-        _permit: tokio::sync::OwnedSemaphorePermit,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
         let layout = self.layout();
         let k = layout.geometry.data_shards as usize;
         let data_len = data.len();
         let codec = layout.codec.clone();
         let buffers = self.buffers.clone();
-        let (shards, hashes) = tokio::task::spawn_blocking(move || encode_shards(&buffers, codec.as_ref(), data))
-            .await
-            .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))??;
+        // The encoder holds the permit while it holds the stripe's buffers: a write abandoned
+        // meanwhile (its upload failed) does not free the permit before the memory.
+        let (encoded, _permit) =
+            tokio::task::spawn_blocking(move || (encode_shards(&buffers, codec.as_ref(), data), permit))
+                .await
+                .map_err(|e| GatewayError::Internal(format!("encoder task: {e}")))?;
+        let (shards, hashes) = encoded?;
 
         let slots = self.slots(&layout, &blob, index.clone())?;
         let puts =
