@@ -94,6 +94,7 @@ impl BufferPool {
     }
 
     /// Bytes of buffers kept now.
+    #[cfg(test)]
     pub fn kept_bytes(&self) -> usize {
         self.kept().bytes
     }

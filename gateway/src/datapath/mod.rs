@@ -1,7 +1,7 @@
 //! The erasure-coded data path: blobs in (striped, encoded, hashed, placed, fsynced on the
 //! nodes) and byte ranges out (fetched, verified, reconstructed when shards are missing).
 
-pub mod buffers;
+mod buffers;
 mod intents;
 pub mod layout;
 mod read;
