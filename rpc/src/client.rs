@@ -1,17 +1,22 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
+use crate::listener::StallGuard;
 use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardRole, paths};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use ignifuge_types::{BlobId, ShardId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 /// Timeout of one shard transfer (1 MiB at a pessimistic 10 MB/s, plus margin).
 pub const SHARD_RPC_TIMEOUT_MS: u64 = 10_000;
@@ -25,6 +30,17 @@ pub const BLOBS_DELETE_TIMEOUT_MS: u64 = 60_000;
 const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Idle pooled connections kept per node.
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
+/// A connection to a node that has accepted none of the bytes written to it for this long is
+/// closed. A request abandoned at its timeout does not end its connection's task: hyper keeps
+/// sending its body, and a node that stopped reading (frozen, hung) would hold the connection,
+/// and every byte of the body not yet in the socket, for as long as it stays so (measured:
+/// `an_abandoned_request_frees_its_body_when_the_node_stopped_reading`). The gateway lends its
+/// stripe buffers to shard requests and counts them free once the requests end, so its memory
+/// bound needs them freed. No request through this client with a body of more than a few bytes
+/// runs longer than this (`SHARD_RPC_TIMEOUT_MS`, `META_RPC_TIMEOUT_MS`), and a socket's clock
+/// starts only when its send buffer is full: a request that would have finished in its time is
+/// never cut by it.
+pub const CONNECTION_WRITE_STALL_MS: u64 = 10_000;
 
 /// Whether a shard read is the shard the metadata names, unchanged (see `NodeClient::get_shard`).
 fn shard_intact(headers: &http::HeaderMap, body: &[u8], expected: &blake3::Hash) -> bool {
@@ -37,19 +53,60 @@ fn shard_intact(headers: &http::HeaderMap, body: &[u8], expected: &blake3::Hash)
     }
 }
 
-/// HTTP/1.1 client for the internode API, with pooled TCP_NODELAY connections.
+/// Connects to nodes as `HttpConnector` does, each connection behind a `StallGuard`.
+#[derive(Clone)]
+struct GuardedConnector {
+    inner: HttpConnector,
+    write_stall: Duration,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<StallGuard<TcpStream>>, BoxError>> + Send>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for GuardedConnector {
+    type Response = TokioIo<StallGuard<TcpStream>>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let write_stall = self.write_stall;
+        Box::pin(async move {
+            let stream = connecting.await?.into_inner();
+            Ok(TokioIo::new(StallGuard::with_timeout(stream, write_stall)))
+        })
+    }
+}
+
+impl Connection for StallGuard<TcpStream> {
+    fn connected(&self) -> Connected {
+        self.get_ref().connected()
+    }
+}
+
+/// HTTP/1.1 client for the internode API, with pooled TCP_NODELAY connections, each closed when
+/// its node stops taking what is written to it (`CONNECTION_WRITE_STALL_MS`).
 #[derive(Clone)]
 pub struct NodeClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<GuardedConnector, Full<Bytes>>,
     auth: Arc<InternodeAuth>,
 }
 
 impl NodeClient {
     pub fn new(auth: Arc<InternodeAuth>) -> Self {
-        let mut connector = HttpConnector::new();
+        Self::with_write_stall(auth, Duration::from_millis(CONNECTION_WRITE_STALL_MS))
+    }
+
+    fn with_write_stall(auth: Arc<InternodeAuth>, write_stall: Duration) -> Self {
+        let mut inner = HttpConnector::new();
         // Nagle plus delayed ACKs would add ~40 ms to every small request.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        inner.set_nodelay(true);
+        inner.set_connect_timeout(Some(Duration::from_secs(2)));
+        let connector = GuardedConnector { inner, write_stall };
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -242,6 +299,75 @@ mod tests {
             headers.insert(SHARD_CRC_HEADER, format!("{crc:016x}").parse().unwrap());
         }
         headers
+    }
+
+    /// A body's bytes, telling when the last reference to them is dropped.
+    struct Tracked(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl AsRef<[u8]> for Tracked {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A request abandoned at its timeout while its body is still being sent to a node that
+    /// stopped reading (stalled, frozen): the connection is closed and the body's bytes are
+    /// freed then, not held by the connection until the node reads again. The gateway lends
+    /// its stripe buffers to shard requests this way and counts them free once the requests
+    /// end (its stripe-memory bound).
+    #[tokio::test]
+    async fn an_abandoned_request_frees_its_body_when_the_node_stopped_reading() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Accepts and holds every connection, reading nothing.
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let client = NodeClient::with_write_stall(Arc::new(InternodeAuth::new(b"test secret")), Duration::from_secs(1));
+        let freed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Far more than the sockets' buffers can take: the rest stays with the connection.
+        let body = Bytes::from_owner(Tracked(vec![7u8; 64 * 1024 * 1024], freed.clone()));
+        let answer = client.send(Method::PUT, address, "/v1/shards/x", body, None, "", 300, 1024).await;
+        assert!(matches!(answer, Err(RpcError::Timeout(_))), "{answer:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !freed.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            freed.load(std::sync::atomic::Ordering::SeqCst),
+            "the abandoned request's body is still held 5 s after its timeout"
+        );
+        held.abort();
+    }
+
+    /// A request abandoned at its timeout while waiting for an answer that never comes (the
+    /// node read it and hung): its connection is closed, not left open for ever.
+    #[tokio::test]
+    async fn an_abandoned_request_closes_its_connection_when_the_node_never_answers() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Reads every byte of the one connection, answers nothing, and tells when it closes.
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut sink = vec![0u8; 64 * 1024];
+            while socket.read(&mut sink).await.unwrap_or(0) > 0 {}
+        });
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
+        let answer =
+            client.send(Method::PUT, address, "/v1/shards/x", Bytes::from(vec![7u8; 4096]), None, "", 300, 1024).await;
+        assert!(matches!(answer, Err(RpcError::Timeout(_))), "{answer:?}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the abandoned request's connection is still open 5 s after its timeout")
+            .unwrap();
     }
 
     #[test]

@@ -84,9 +84,11 @@ pub fn stall_guarded(stream: TcpStream, timeout: Duration) -> StallGuard<TcpStre
     StallGuard::with_timeout(stream, timeout)
 }
 
-/// A connection whose writes fail once the peer has accepted nothing for `WRITE_STALL_TIMEOUT_MS`
-/// (its receive window stays closed): the server then drops the connection and everything its
-/// answer held. Reads are left alone (headers and bodies have their own timeouts).
+/// A connection whose writes fail once the peer has accepted nothing for its timeout
+/// (`WRITE_STALL_TIMEOUT_MS` for a server's clients; its receive window stays closed): the
+/// connection is then dropped with everything its unsent message held. Servers guard their
+/// clients' connections with it (`stall_guarded`), `NodeClient` its connections to nodes. Reads
+/// are left alone (headers and bodies have their own timeouts).
 pub struct StallGuard<T> {
     inner: T,
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -102,6 +104,10 @@ impl<T> StallGuard<T> {
         Self { inner, stalled_since: None, timeout }
     }
 
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
     /// Pending from the peer: starts (or checks) the stall clock. Progress: stops it.
     fn watch<R>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
         match polled {
@@ -111,7 +117,7 @@ impl<T> StallGuard<T> {
                 match stall.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        "the client accepted nothing of the answer for too long",
+                        "the peer accepted nothing written to it for too long",
                     ))),
                     Poll::Pending => Poll::Pending,
                 }
