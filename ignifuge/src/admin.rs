@@ -4,7 +4,7 @@ use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use ignifuge_meta::{AccessKeyRecord, Command, MetaError, Metadata as _, RecordView, RepairReport, TenantRecord};
-use ignifuge_raft::{RaftStatus, StateDigest};
+use ignifuge_raft::{DigestAt, DigestAtRequest, RaftStatus, StateDigest};
 use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
 use ignifuge_types::time::now_ms;
@@ -61,6 +61,12 @@ enum AdminCommand {
     Digest {
         #[arg(long)]
         json: bool,
+        /// Compare every replica's state right after one log index instead, chosen just past
+        /// the longest log (reached with no-op lease entries if the cluster is idle), so that
+        /// replicas can be compared while clients write. Exits with an error when any replica's
+        /// digest differs from the others'.
+        #[arg(long)]
+        agree: bool,
     },
     /// The cluster layout stored in the metadata: show it, or replace it.
     Layout {
@@ -149,6 +155,54 @@ enum KeyCommand {
         #[arg(long)]
         tenant: String,
     },
+}
+
+/// Tries of `Admin::digests_at_one_index` before it gives up (each after replicas had applied
+/// the index chosen before all of them were asked: a busy cluster; the margin grows each time).
+const DIGEST_AT_ATTEMPTS: usize = 6;
+/// How long replicas are given to reach the index and hash their state there (a whole-state
+/// read on each: about 35 s at 10 million objects, docs/benchmarks.md).
+const DIGEST_AT_DEADLINE_MS: u64 = 120_000;
+
+/// Every metadata member's answer for the digest of its state right after `index`.
+pub struct DigestsAtIndex {
+    pub index: u64,
+    pub members: Vec<(String, Result<DigestAt, String>)>,
+}
+
+impl DigestsAtIndex {
+    /// The members whose digest differs from the one most members hold (all members with a
+    /// digest when no digest is held by more members than every other). Empty when they agree.
+    pub fn diverged(&self) -> Vec<String> {
+        let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (node, answer) in &self.members {
+            if let Ok(DigestAt::Done { digest }) = answer {
+                groups.entry(digest.as_str()).or_default().push(node.as_str());
+            }
+        }
+        if groups.len() <= 1 {
+            return Vec::new();
+        }
+        let largest = groups.values().map(Vec::len).max().unwrap_or(0);
+        let majority: Vec<&str> = groups.iter().filter(|(_, n)| n.len() == largest).map(|(d, _)| *d).collect();
+        let keep = if majority.len() == 1 { Some(majority[0]) } else { None };
+        let mut out: Vec<String> = groups
+            .iter()
+            .filter(|(digest, _)| Some(**digest) != keep)
+            .flat_map(|(_, nodes)| nodes.iter().map(|n| n.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Members that gave no digest (unreachable, behind, failed, or past the index).
+    pub fn unknown(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|(_, answer)| !matches!(answer, Ok(DigestAt::Done { .. })))
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
 }
 
 /// One metadata member, as `ignifuge admin status` reports it.
@@ -339,6 +393,78 @@ impl Admin {
         out
     }
 
+    /// Every metadata member's digest of its state right after one log index (`DigestAt`): the
+    /// longest log's last index plus a margin, marked on every member before any reaches it (a
+    /// member that already has answers `Missed`, and the next try leaves a wider margin). While
+    /// members wait for it, no-op lease entries are proposed so that an idle cluster reaches it.
+    pub async fn digests_at_one_index(&self) -> anyhow::Result<DigestsAtIndex> {
+        let layout = match self.layout().await {
+            Ok((_, layout)) => layout,
+            Err(_) => self.cluster.clone(),
+        };
+        let members: Vec<(String, std::net::SocketAddr)> =
+            layout.voters().into_iter().chain(layout.learners()).map(|(_, n)| (n.id.0.clone(), n.address)).collect();
+        let ask = |index: u64| {
+            let members = members.clone();
+            async move {
+                let mut out = Vec::new();
+                for (node, address) in members {
+                    let answer = self
+                        .client
+                        .post_json::<_, DigestAt>(address, ignifuge_raft::paths::DIGEST_AT, &DigestAtRequest { index })
+                        .await
+                        .map_err(|e| e.to_string());
+                    out.push((node, answer));
+                }
+                out
+            }
+        };
+        let holder = random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 16);
+        let mut margin = 2u64;
+        for _ in 0..DIGEST_AT_ATTEMPTS {
+            let mut longest = 0u64;
+            for (_, address) in &members {
+                if let Ok(status) =
+                    self.client.post_json::<_, RaftStatus>(*address, ignifuge_raft::paths::STATUS, &()).await
+                {
+                    longest = longest.max(status.last_log_index.unwrap_or(0));
+                }
+            }
+            let index = longest + margin;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(DIGEST_AT_DEADLINE_MS);
+            let mut proposed = 0u64;
+            loop {
+                let answers = ask(index).await;
+                let missed = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Missed { .. })));
+                if missed && proposed == 0 {
+                    break; // marked too late somewhere: a wider margin
+                }
+                let waiting = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Waiting | DigestAt::Computing)));
+                if !waiting || std::time::Instant::now() >= deadline {
+                    return Ok(DigestsAtIndex { index, members: answers });
+                }
+                // One no-op entry at a time while some member has not reached the index (an
+                // idle cluster appends none of its own); at most as many as the margin, and a
+                // few for members that are behind.
+                if proposed < margin + 4 {
+                    let command = Command::TakeLease {
+                        name: "admin-digest".into(),
+                        holder: holder.clone(),
+                        now_ms: now_ms(),
+                        duration_ms: 1,
+                    };
+                    let _ = self.metadata.apply(command).await;
+                    proposed += 1;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            margin *= 4;
+        }
+        anyhow::bail!(
+            "every replica could not be marked before it applied the chosen index ({DIGEST_AT_ATTEMPTS} tries)"
+        )
+    }
+
     /// Every metadata member's own view of the group (voters, then learners, as the stored
     /// layout names them; the file's when the metadata cannot be read); unreachable members are
     /// reported as such.
@@ -432,7 +558,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let (members, margin) = admin.status().await;
             print_status(&members, &margin, json)?
         }
-        AdminCommand::Digest { json } => print_digests(&admin.digests().await, json)?,
+        AdminCommand::Digest { json, agree: false } => print_digests(&admin.digests().await, json)?,
+        AdminCommand::Digest { json, agree: true } => {
+            print_digests_at_index(&admin.digests_at_one_index().await?, json)?
+        }
         AdminCommand::Layout { command: LayoutCommand::Show { json } } => {
             let (version, layout) = admin.layout().await?;
             if json {
@@ -511,6 +640,49 @@ fn print_digests(digests: &[(String, Result<StateDigest, String>)], json: bool) 
             Err(e) => println!("{node:<12} unreachable: {e}"),
         }
     }
+    Ok(())
+}
+
+/// `ignifuge admin digest --agree`: fails when a replica's digest differs from the others'.
+fn print_digests_at_index(digests: &DigestsAtIndex, json: bool) -> anyhow::Result<()> {
+    let diverged = digests.diverged();
+    if json {
+        let members: Vec<serde_json::Value> = digests
+            .members
+            .iter()
+            .map(|(node, answer)| match answer {
+                Ok(answer) => serde_json::json!({"node": node, "answer": answer}),
+                Err(e) => serde_json::json!({"node": node, "error": e}),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "index": digests.index,
+            "members": members,
+            "diverged": diverged,
+            "unknown": digests.unknown(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("state right after log index {}", digests.index);
+        for (node, answer) in &digests.members {
+            let what = match answer {
+                Ok(DigestAt::Done { digest }) => digest.clone(),
+                Ok(DigestAt::Waiting) => "did not reach the index in time".into(),
+                Ok(DigestAt::Computing) => "still hashing its state".into(),
+                Ok(DigestAt::Failed { error }) => format!("failed: {error}"),
+                Ok(DigestAt::Missed { applied_index }) => format!("passed the index (at {applied_index}) before asked"),
+                Err(e) => format!("unreachable: {e}"),
+            };
+            let flag = if diverged.contains(node) { "  DIFFERS" } else { "" };
+            println!("{node:<12} {what}{flag}");
+        }
+    }
+    anyhow::ensure!(
+        diverged.is_empty(),
+        "metadata replicas disagree at log index {}: {} (rebuild them from the others)",
+        digests.index,
+        diverged.join(", ")
+    );
     Ok(())
 }
 
@@ -616,6 +788,23 @@ fn print_status(members: &[MemberStatus], margin: &MetadataMargin, json: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at_index(answers: &[(&str, Result<DigestAt, String>)]) -> DigestsAtIndex {
+        DigestsAtIndex { index: 7, members: answers.iter().map(|(n, a)| (n.to_string(), a.clone())).collect() }
+    }
+
+    #[test]
+    fn the_replicas_outside_the_largest_group_of_one_digest_diverge_and_with_no_largest_all_do() {
+        let done = |d: &str| Ok(DigestAt::Done { digest: d.into() });
+        let agree =
+            at_index(&[("a", done("x")), ("b", done("x")), ("c", Ok(DigestAt::Waiting)), ("d", Err("down".into()))]);
+        assert!(agree.diverged().is_empty());
+        assert_eq!(agree.unknown(), vec!["c".to_string(), "d".to_string()]);
+        let one = at_index(&[("a", done("x")), ("b", done("y")), ("c", done("x")), ("d", done("x"))]);
+        assert_eq!(one.diverged(), vec!["b".to_string()]);
+        let tie = at_index(&[("a", done("x")), ("b", done("y")), ("c", done("y")), ("d", done("x")), ("e", done("z"))]);
+        assert_eq!(tie.diverged(), vec!["a", "b", "c", "d", "e"].into_iter().map(String::from).collect::<Vec<_>>());
+    }
 
     fn report(started_ms: i64, below: u64, waiting: u64) -> RepairReport {
         RepairReport { started_ms, stripes_below_budget: below, stripes_waiting: waiting, ..RepairReport::default() }

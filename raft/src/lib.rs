@@ -14,6 +14,7 @@
 //! its whole log if it was restored as leader after a restart, so it observes every acknowledged
 //! write; the applied position is written atomically with the state it describes.
 
+mod digest_at;
 pub mod lease;
 mod log_store;
 mod membership;
@@ -28,6 +29,7 @@ mod state_machine;
 #[cfg(test)]
 mod storage_suite;
 
+pub use digest_at::{DIGEST_MARKS_MAX, DigestAt, DigestAtRequest, DigestMarks};
 pub use log_store::LogStore;
 pub use membership::{
     CATCH_UP_MAX_LAG_ENTRIES, CurrentMembership, DesiredMembership, MEMBERSHIP_CHECK_INTERVAL_MS, MembershipStep,
@@ -71,6 +73,8 @@ pub mod paths {
     pub const INITIALIZE: &str = "/v1/raft/initialize";
     pub const STATUS: &str = "/v1/raft/status";
     pub const DIGEST: &str = "/v1/raft/digest";
+    /// The digest of the state right after one log index (`DigestAtRequest` -> `DigestAt`).
+    pub const DIGEST_AT: &str = "/v1/raft/digest-at";
 }
 
 /// Timing of elections. A leader's datacenter that burns is replaced after about
@@ -117,6 +121,8 @@ pub struct RaftMetadata {
     /// Queries answered from the lease, and after a read-index round (`RaftStatus`).
     reads_by_lease: std::sync::atomic::AtomicU64,
     reads_confirmed: std::sync::atomic::AtomicU64,
+    /// Indexes whose state digest was asked for (`digest_at`).
+    digest_marks: Arc<DigestMarks>,
 }
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
@@ -190,6 +196,7 @@ impl RaftMetadata {
             }
         };
         let sm = SmStore::new(machine.clone(), kv.clone(), snapshot_dir, pacing.clone()).map_err(|e| e.to_string())?;
+        let digest_marks = sm.digest_marks();
         // The log kept from an earlier run counts toward the next snapshot (after `SmStore::new`
         // has told the pacing the current snapshot's size, which restarts the count).
         pacing.appended(log.stored_bytes().map_err(|e| e.to_string())?);
@@ -215,6 +222,7 @@ impl RaftMetadata {
             restored_as_leader,
             reads_by_lease: Default::default(),
             reads_confirmed: Default::default(),
+            digest_marks,
         }))
     }
 
@@ -347,6 +355,12 @@ impl RaftMetadata {
         })
         .await
         .map_err(|e| e.to_string())?
+    }
+
+    /// The digest of the state right after entry `index`: taken when it is applied if asked
+    /// for before (`digest_at`), else `Missed`.
+    pub fn digest_at(&self, index: u64) -> DigestAt {
+        self.digest_marks.ask(index)
     }
 
     /// Makes a brand-new cluster of `voters`: called once on every voter when the cluster is

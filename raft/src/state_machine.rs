@@ -8,6 +8,7 @@
 //! batches under an "installing" mark that a restart finishes (`SmStore::new`).
 
 use crate::TypeConfig;
+use crate::digest_at::DigestMarks;
 use crate::log_store::{get_json, read_error, to_json, write_error};
 use crate::snapshot_file;
 use ignifuge_kv::{KvSnapshot, KvStore, WriteBatch};
@@ -59,6 +60,8 @@ pub struct SmStore {
     receiving: Arc<Mutex<Option<PathBuf>>>,
     /// Told the size of each snapshot made current (`pacing`).
     pacing: Arc<crate::pacing::SnapshotPacing>,
+    /// Indexes whose state must be hashed once applied (`digest_at`).
+    marks: Arc<DigestMarks>,
 }
 
 impl SmStore {
@@ -89,7 +92,10 @@ impl SmStore {
                 .map_err(write_error)?;
             Self::record_state_bytes(kv.as_ref(), &meta, bytes);
         }
-        let store = Self { machine, kv, dir, current: Default::default(), receiving: Default::default(), pacing };
+        let applied = get_json::<Option<LogId<u64>>>(kv.as_ref(), APPLIED_KEY)?.flatten().map(|l| l.index);
+        let marks = Arc::new(DigestMarks::new(applied));
+        let store =
+            Self { machine, kv, dir, current: Default::default(), receiving: Default::default(), pacing, marks };
         // The current snapshot, kept from an earlier run, paces the next one: by its state's
         // size, else (a crash between an install and that record, or a file written before
         // sizes were kept) by the file's, which is no larger and can only make the next one sooner.
@@ -104,6 +110,29 @@ impl SmStore {
             }
         }
         Ok(store)
+    }
+
+    /// The marks of the indexes to hash once applied, shared with the replica's requests.
+    pub fn digest_marks(&self) -> Arc<DigestMarks> {
+        self.marks.clone()
+    }
+
+    /// Entry `index` is applied: if it was asked for, hashes the state as it is now (a view taken
+    /// before the next apply), off the apply path.
+    fn mark_applied(&self, index: u64) {
+        if !self.marks.applied(index) {
+            return;
+        }
+        let marks = self.marks.clone();
+        match self.kv.snapshot() {
+            Ok(view) => {
+                tokio::task::spawn_blocking(move || {
+                    let digest = snapshot_file::digest(view.as_ref()).map(|h| h.to_hex().to_string());
+                    marks.finished(index, digest.map_err(|e| e.to_string()));
+                });
+            }
+            Err(e) => marks.finished(index, Err(e.to_string())),
+        }
     }
 
     /// Keeps the size of the snapshot just installed (not synced, and a failure only logged: a
@@ -277,6 +306,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
                     results.push(outcome);
                 }
             }
+            self.mark_applied(log_id.index);
         }
         Ok(results)
     }
@@ -338,6 +368,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
             let bytes = snapshot_file::install(store.kv.as_ref(), &path, &meta.snapshot_id, Self::installed(&meta))
                 .map_err(write_error)?;
             store.pacing.snapshot_made(bytes);
+            store.marks.installed(meta.last_log_id.map_or(0, |l| l.index));
             Self::record_state_bytes(store.kv.as_ref(), &meta, bytes);
             store.remove_other_snapshots(&path);
             Ok(())

@@ -435,6 +435,10 @@ impl NodeServer {
                 Ok(digest) => json_reply(&digest),
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
             },
+            ignifuge_raft::paths::DIGEST_AT => match serde_json::from_slice::<ignifuge_raft::DigestAtRequest>(&body) {
+                Ok(request) => json_reply(&metadata.digest_at(request.index)),
+                Err(e) => reply(StatusCode::BAD_REQUEST, e.to_string()),
+            },
             rpc => match metadata.handle_rpc(rpc, &body).await {
                 Ok(json) => reply(StatusCode::OK, json),
                 Err(e) => reply(StatusCode::BAD_REQUEST, e),
