@@ -727,21 +727,19 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
     for i in 0..20 {
         put_object(&client, "agree", &format!("before-{i}"), format!("v{i}").as_bytes()).await;
     }
-    // Four writers, each 15 PUTs back to back: entries are applied while replicas hash.
-    let writing = |cluster: &Cluster, name: &'static str| {
-        let writers = spawn_writers(cluster, "agree", name, 4, 15);
-        async move {
-            for writer in writers {
-                writer.await.unwrap();
-            }
-        }
-    };
-    // Healthy, under writes: every replica hashes the same state at the same index.
-    let writer = writing(&cluster, "healthy");
+    // Healthy, under four writers PUTting back to back: entries are applied while replicas hash,
+    // and every replica hashes the same state at the same index.
+    let writers = spawn_writers(&cluster, "agree", "healthy", 4, 40);
     let (index, members, diverged, ok) = digests_at_one_index(&cluster);
     assert!(ok && diverged.is_empty(), "healthy replicas disagree at {index}: {members:#?}");
     assert_eq!(members.iter().filter(|(_, d)| d.is_some()).count(), 9, "every replica answers: {members:#?}");
-    writer.await;
+    assert!(
+        writers.iter().any(|w| !w.is_finished()),
+        "the writers were done before the check: it compared a quiet cluster"
+    );
+    for writer in writers {
+        writer.await.unwrap();
+    }
 
     // dc3-n2 stopped; one object's record rewritten in its store, as a disk could; restarted.
     cluster.kill_node("dc3-n2");
@@ -766,11 +764,13 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
         kv.write(batch, ignifuge_kv::Durability::Synced).unwrap();
     }
     cluster.revive(Duration::from_secs(60));
-    let writer = writing(&cluster, "damaged");
+    let writers = spawn_writers(&cluster, "agree", "damaged", 4, 40);
     let (index, members, diverged, ok) = digests_at_one_index(&cluster);
     assert!(!ok, "the command succeeded although a replica differs: {members:#?}");
     assert_eq!(diverged, vec!["dc3-n2".to_string()], "at {index}: {members:#?}");
-    writer.await;
+    for writer in writers {
+        writer.await.unwrap();
+    }
 
     // Rebuilt from the others: its metadata wiped, it catches up as a replica that lost its disk.
     cluster.kill_node("dc3-n2");
@@ -788,7 +788,7 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let keys = list_all_keys(&client, "agree").await;
-    assert_eq!(keys.len(), 20 + 60 + 60);
+    assert_eq!(keys.len(), 20 + 160 + 160);
 }
 
 /// Defect 2: a replica that catches up by snapshot while writes go on ends with exactly the

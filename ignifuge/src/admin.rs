@@ -64,7 +64,8 @@ enum AdminCommand {
         /// Compare every replica's state right after one log index instead, chosen just past
         /// the longest log (reached with no-op lease entries if the cluster is idle), so that
         /// replicas can be compared while clients write. Exits with an error when any replica's
-        /// digest differs from the others'.
+        /// digest differs from the others', or when any gave none (down, behind, still hashing
+        /// at the deadline): then nothing was proved of it.
         #[arg(long)]
         agree: bool,
     },
@@ -161,7 +162,8 @@ enum KeyCommand {
 /// the index chosen before all of them were asked: a busy cluster; the margin grows each time).
 const DIGEST_AT_ATTEMPTS: usize = 6;
 /// How long replicas are given to reach the index and hash their state there (a whole-state
-/// read on each: about 35 s at 10 million objects, docs/benchmarks.md).
+/// read on each, as a snapshot build reads it: a build took 36 s of a core at 10 million objects,
+/// compressing and writing included; the digest alone was not measured at that size).
 const DIGEST_AT_DEADLINE_MS: u64 = 120_000;
 
 /// Every metadata member's answer for the digest of its state right after `index`.
@@ -404,43 +406,43 @@ impl Admin {
         };
         let members: Vec<(String, std::net::SocketAddr)> =
             layout.voters().into_iter().chain(layout.learners()).map(|(_, n)| (n.id.0.clone(), n.address)).collect();
-        let ask = |index: u64| {
-            let members = members.clone();
-            async move {
-                let mut out = Vec::new();
-                for (node, address) in members {
-                    let answer = self
-                        .client
-                        .post_json::<_, DigestAt>(address, ignifuge_raft::paths::DIGEST_AT, &DigestAtRequest { index })
-                        .await
-                        .map_err(|e| e.to_string());
-                    out.push((node, answer));
-                }
-                out
-            }
+        // Every member at once: a frozen one costs its timeout once per round, not per member.
+        let ask = |index: u64, forget: bool| {
+            futures::future::join_all(members.iter().map(move |(node, address)| async move {
+                let request = DigestAtRequest { index, forget };
+                let answer = self
+                    .client
+                    .post_json::<_, DigestAt>(*address, ignifuge_raft::paths::DIGEST_AT, &request)
+                    .await
+                    .map_err(|e| e.to_string());
+                (node.clone(), answer)
+            }))
         };
         let holder = random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 16);
         let mut margin = 2u64;
         for _ in 0..DIGEST_AT_ATTEMPTS {
-            let mut longest = 0u64;
-            for (_, address) in &members {
-                if let Ok(status) =
-                    self.client.post_json::<_, RaftStatus>(*address, ignifuge_raft::paths::STATUS, &()).await
-                {
-                    longest = longest.max(status.last_log_index.unwrap_or(0));
-                }
-            }
+            let statuses = futures::future::join_all(members.iter().map(|(_, address)| {
+                self.client.post_json::<_, RaftStatus>(*address, ignifuge_raft::paths::STATUS, &())
+            }))
+            .await;
+            let longest = statuses.iter().flatten().filter_map(|s| s.last_log_index).max().unwrap_or(0);
             let index = longest + margin;
             let deadline = std::time::Instant::now() + std::time::Duration::from_millis(DIGEST_AT_DEADLINE_MS);
             let mut proposed = 0u64;
             loop {
-                let answers = ask(index).await;
+                let answers = ask(index, false).await;
                 let missed = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Missed { .. })));
+                let waiting = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Waiting | DigestAt::Computing)));
+                let late = std::time::Instant::now() >= deadline;
+                if (missed && proposed == 0) || (waiting && late) {
+                    // Marks not taken are given up everywhere, so that no replica scans its
+                    // whole state for nobody (a hash already running finishes).
+                    ask(index, true).await;
+                }
                 if missed && proposed == 0 {
                     break; // marked too late somewhere: a wider margin
                 }
-                let waiting = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Waiting | DigestAt::Computing)));
-                if !waiting || std::time::Instant::now() >= deadline {
+                if !waiting || late {
                     return Ok(DigestsAtIndex { index, members: answers });
                 }
                 // One no-op entry at a time while some member has not reached the index (an
@@ -671,6 +673,7 @@ fn print_digests_at_index(digests: &DigestsAtIndex, json: bool) -> anyhow::Resul
                 Ok(DigestAt::Computing) => "still hashing its state".into(),
                 Ok(DigestAt::Failed { error }) => format!("failed: {error}"),
                 Ok(DigestAt::Missed { applied_index }) => format!("passed the index (at {applied_index}) before asked"),
+                Ok(DigestAt::Forgotten) => "gave the index up".into(),
                 Err(e) => format!("unreachable: {e}"),
             };
             let flag = if diverged.contains(node) { "  DIFFERS" } else { "" };
@@ -679,9 +682,17 @@ fn print_digests_at_index(digests: &DigestsAtIndex, json: bool) -> anyhow::Resul
     }
     anyhow::ensure!(
         diverged.is_empty(),
-        "metadata replicas disagree at log index {}: {} (rebuild them from the others)",
+        "metadata replicas disagree at log index {}: {} (rebuild each from the others: stop it, remove its \
+         metadata directory, start it)",
         digests.index,
         diverged.join(", ")
+    );
+    let unknown = digests.unknown();
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "not every replica could be compared at log index {}: {} gave no digest (those that did agree)",
+        digests.index,
+        unknown.join(", ")
     );
     Ok(())
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-/// Marks a replica keeps at once; asking for more forgets the lowest ones.
+/// Marks a replica keeps at once. Asking for more forgets the lowest answered ones; while this
+/// many are still to be taken or hashed, a new one is refused (`Failed`).
 pub const DIGEST_MARKS_MAX: usize = 16;
 
 /// What a replica says of the digest of its state at one index (`paths::DIGEST_AT`).
@@ -36,12 +37,18 @@ pub enum DigestAt {
     Missed {
         applied_index: u64,
     },
+    /// The answer to a `forget`: no mark waits for this index any more.
+    Forgotten,
 }
 
 /// The request of `paths::DIGEST_AT`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct DigestAtRequest {
     pub index: u64,
+    /// The asker gave the index up: a mark not yet taken is dropped, so no scan of the whole
+    /// state is made for nobody (a hash already running finishes).
+    #[serde(default)]
+    pub forget: bool,
 }
 
 #[derive(Debug, Default)]
@@ -55,11 +62,40 @@ struct Marks {
 #[derive(Debug, Default)]
 pub struct DigestMarks {
     inner: Mutex<Marks>,
+    /// Held while a view is hashed: one whole-state scan at a time per replica.
+    hashing: Mutex<()>,
 }
 
 impl DigestMarks {
     pub fn new(applied: Option<u64>) -> Self {
-        Self { inner: Mutex::new(Marks { applied: applied.unwrap_or(0), marks: BTreeMap::new() }) }
+        Self {
+            inner: Mutex::new(Marks { applied: applied.unwrap_or(0), marks: BTreeMap::new() }),
+            hashing: Mutex::new(()),
+        }
+    }
+
+    /// Hashes a view taken at a marked index, one at a time per replica; `finished` with the
+    /// result, or with the failure if the hash panicked (a mark never stays `Computing`).
+    pub(crate) fn hash(&self, index: u64, hash: impl FnOnce() -> Result<String, String>) {
+        let result = {
+            let _one = self.hashing.lock().unwrap_or_else(PoisonError::into_inner);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(hash))
+                .unwrap_or_else(|_| Err("the state digest panicked".to_string()))
+        };
+        self.finished(index, result);
+    }
+
+    /// The asker gave `index` up: its mark is dropped unless it is being hashed or answered
+    /// (then it says so, as `ask` would).
+    pub fn forget(&self, index: u64) -> DigestAt {
+        let mut inner = self.lock();
+        match inner.marks.get(&index) {
+            Some(DigestAt::Waiting) | None => {
+                inner.marks.remove(&index);
+                DigestAt::Forgotten
+            }
+            Some(other) => other.clone(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
@@ -78,10 +114,20 @@ impl DigestMarks {
         if index <= inner.applied {
             return DigestAt::Missed { applied_index: inner.applied };
         }
-        inner.marks.insert(index, DigestAt::Waiting);
-        while inner.marks.len() > DIGEST_MARKS_MAX {
-            inner.marks.pop_first();
+        if inner.marks.len() >= DIGEST_MARKS_MAX {
+            let answered = inner.marks.iter().find(|(_, m)| !matches!(m, DigestAt::Waiting | DigestAt::Computing));
+            match answered.map(|(i, _)| *i) {
+                Some(oldest) => {
+                    inner.marks.remove(&oldest);
+                }
+                None => {
+                    return DigestAt::Failed {
+                        error: format!("{DIGEST_MARKS_MAX} digests are pending on this replica"),
+                    };
+                }
+            }
         }
+        inner.marks.insert(index, DigestAt::Waiting);
         DigestAt::Waiting
     }
 
@@ -154,10 +200,23 @@ mod tests {
         assert_eq!(marks.ask(5), DigestAt::Missed { applied_index: 20 });
         assert_eq!(marks.ask(50), DigestAt::Waiting, "beyond the snapshot");
         assert!(!marks.applied(5), "a missed mark is never taken");
-        for index in 100..100 + DIGEST_MARKS_MAX as u64 {
-            marks.ask(index);
+        // Two marks held (5 answered, 50 waiting): 14 more fit; the next forgets 5, the
+        // answered one, never a pending one; with all pending a new one is refused.
+        for index in 100..100 + DIGEST_MARKS_MAX as u64 - 2 {
+            assert_eq!(marks.ask(index), DigestAt::Waiting);
         }
+        assert_eq!(marks.ask(200), DigestAt::Waiting);
+        assert!(!marks.lock().marks.contains_key(&5), "the answered mark is forgotten first");
+        assert!(matches!(marks.ask(300), DigestAt::Failed { .. }), "all pending: refused");
+        assert_eq!(marks.ask(50), DigestAt::Waiting, "a pending mark is never dropped for a new one");
         assert_eq!(marks.lock().marks.len(), DIGEST_MARKS_MAX);
-        assert!(!marks.lock().marks.contains_key(&5), "the lowest are forgotten first");
+        // Given up: dropped while waiting, kept once taken.
+        assert_eq!(marks.forget(200), DigestAt::Forgotten);
+        assert!(!marks.lock().marks.contains_key(&200));
+        assert!(marks.applied(100));
+        assert_eq!(marks.forget(100), DigestAt::Computing, "being hashed: kept");
+        assert_eq!(marks.ask(100), DigestAt::Computing);
+        marks.hash(100, || panic!("a damaged store"));
+        assert!(matches!(marks.ask(100), DigestAt::Failed { .. }), "a panicking hash is answered, not left computing");
     }
 }

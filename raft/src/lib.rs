@@ -357,10 +357,10 @@ impl RaftMetadata {
         .map_err(|e| e.to_string())?
     }
 
-    /// The digest of the state right after entry `index`: taken when it is applied if asked
-    /// for before (`digest_at`), else `Missed`.
-    pub fn digest_at(&self, index: u64) -> DigestAt {
-        self.digest_marks.ask(index)
+    /// The digest of the state right after entry `request.index`: taken when it is applied if
+    /// asked for before (`digest_at`), else `Missed`; or the mark given up (`forget`).
+    pub fn digest_at(&self, request: DigestAtRequest) -> DigestAt {
+        if request.forget { self.digest_marks.forget(request.index) } else { self.digest_marks.ask(request.index) }
     }
 
     /// Makes a brand-new cluster of `voters`: called once on every voter when the cluster is

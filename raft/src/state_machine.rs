@@ -127,8 +127,9 @@ impl SmStore {
         match self.kv.snapshot() {
             Ok(view) => {
                 tokio::task::spawn_blocking(move || {
-                    let digest = snapshot_file::digest(view.as_ref()).map(|h| h.to_hex().to_string());
-                    marks.finished(index, digest.map_err(|e| e.to_string()));
+                    marks.hash(index, || {
+                        snapshot_file::digest(view.as_ref()).map(|h| h.to_hex().to_string()).map_err(|e| e.to_string())
+                    })
                 });
             }
             Err(e) => marks.finished(index, Err(e.to_string())),
@@ -392,6 +393,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest_at::DigestAt;
     use ignifuge_kv::MemoryKv;
     use ignifuge_meta::{Command, Proposal, TenantRecord};
     use ignifuge_types::{ProposalId, TenantId};
@@ -403,6 +405,45 @@ mod tests {
             Command::CreateTenant(TenantRecord { id: TenantId::new(tenant), created_ms: 0, public_access_block: None });
         let proposal = Proposal { id: ProposalId::new(format!("p{index}")), issued_ms: 0, command };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+    }
+
+    /// A digest asked for at index 2 is of the state right after entry 2, although entries 1
+    /// to 3 are applied in one call (openraft batches them): the view is taken between two.
+    #[tokio::test]
+    async fn the_state_hashed_at_an_index_is_the_state_right_after_it_in_a_batch_of_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |name: &str| {
+            let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
+            let sm = SmStore::new(
+                Arc::new(StateMachine::new(kv.clone())),
+                kv.clone(),
+                dir.path().join(name),
+                Default::default(),
+            )
+            .unwrap();
+            (kv, sm)
+        };
+        let (_, mut sm) = store("a");
+        let marks = sm.digest_marks();
+        assert_eq!(marks.ask(2), DigestAt::Waiting);
+        sm.apply(vec![entry(1, "one"), entry(2, "two"), entry(3, "three")]).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let digest = loop {
+            match marks.ask(2) {
+                DigestAt::Done { digest } => break digest,
+                DigestAt::Computing => assert!(std::time::Instant::now() < deadline, "never hashed"),
+                other => panic!("{other:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        let hex = |kv: &Arc<dyn KvStore>| {
+            snapshot_file::digest(kv.snapshot().unwrap().as_ref()).unwrap().to_hex().to_string()
+        };
+        let (two_kv, mut two) = store("b");
+        two.apply(vec![entry(1, "one"), entry(2, "two")]).await.unwrap();
+        assert_eq!(digest, hex(&two_kv), "the state after entry 2");
+        two.apply(vec![entry(3, "three")]).await.unwrap();
+        assert_ne!(digest, hex(&two_kv), "not the state after entry 3");
     }
 
     /// Defect 2 of issue 12: openraft applies entries while a snapshot is being built; the

@@ -30,8 +30,9 @@ pub const BLOBS_DELETE_TIMEOUT_MS: u64 = 60_000;
 const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Idle pooled connections kept per node.
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
-/// A connection to a node that has accepted none of the bytes written to it for this long is
-/// closed. A request abandoned at its timeout does not end its connection's task: hyper keeps
+/// A connection whose write to its node has waited this long for room in the socket is closed
+/// (no `TCP_NOTSENT_LOWAT` here, unlike the servers' guard: room comes when about a third of the
+/// send buffer has drained). A request abandoned at its timeout does not end its connection's task: hyper keeps
 /// sending its body, and a node that stopped reading (frozen, hung) would hold the connection,
 /// and every byte of the body not yet in the socket, for as long as it stays so (measured:
 /// `an_abandoned_request_frees_its_body_when_the_node_stopped_reading`). The gateway lends its
@@ -41,6 +42,10 @@ const POOL_IDLE_PER_HOST_MAX: usize = 32;
 /// starts only when its send buffer is full: a request that would have finished in its time is
 /// never cut by it.
 pub const CONNECTION_WRITE_STALL_MS: u64 = 10_000;
+const _: () = assert!(
+    CONNECTION_WRITE_STALL_MS >= SHARD_RPC_TIMEOUT_MS && CONNECTION_WRITE_STALL_MS >= META_RPC_TIMEOUT_MS,
+    "a connection must not be cut while a request with a body may still be running on it"
+);
 
 /// Whether a shard read is the shard the metadata names, unchanged (see `NodeClient::get_shard`).
 fn shard_intact(headers: &http::HeaderMap, body: &[u8], expected: &blake3::Hash) -> bool {
@@ -348,7 +353,9 @@ mod tests {
     }
 
     /// A request abandoned at its timeout while waiting for an answer that never comes (the
-    /// node read it and hung): its connection is closed, not left open for ever.
+    /// node read it and hung): its connection is closed, not left open for ever. This is
+    /// hyper's own behaviour (it closes a connection whose answer nobody waits for), not the
+    /// stall guard's: kept as a check that no connection leaks per abandoned request.
     #[tokio::test]
     async fn an_abandoned_request_closes_its_connection_when_the_node_never_answers() {
         use tokio::io::AsyncReadExt as _;

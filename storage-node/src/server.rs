@@ -436,7 +436,7 @@ impl NodeServer {
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
             },
             ignifuge_raft::paths::DIGEST_AT => match serde_json::from_slice::<ignifuge_raft::DigestAtRequest>(&body) {
-                Ok(request) => json_reply(&metadata.digest_at(request.index)),
+                Ok(request) => json_reply(&metadata.digest_at(request)),
                 Err(e) => reply(StatusCode::BAD_REQUEST, e.to_string()),
             },
             rpc => match metadata.handle_rpc(rpc, &body).await {

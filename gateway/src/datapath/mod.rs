@@ -48,9 +48,10 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 2;
 /// Stripes being filled, encoded or written at once in the whole gateway (invariant 3: a global
 /// bound on bytes in flight). Each costs k+m shards of at most 1 MiB: 48 x 9 MiB = 432 MiB at 5+4,
 /// plus at most `buffers::BUFFERS_KEPT_MAX_BYTES` of buffers kept between stripes. A stripe's
-/// buffers are free once its last shard request has ended; a request abandoned at its timeout
-/// while its node had stopped reading its body ends when the client closes that connection, within
-/// 10 s of the node's last byte taken (`ignifuge_rpc::NodeClient`'s write-stall clock).
+/// buffers are free once its last shard request has ended; a request abandoned while its node had
+/// stopped reading its body holds them until the client closes that connection, 10 s after its
+/// writes last waited for room (`ignifuge_rpc::NodeClient`'s write-stall clock): a frozen node can
+/// exceed this bound by such bodies, for that long.
 /// Uploads beyond it wait for a stripe to be freed (back-pressure on the client's TCP window).
 pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
 /// Stripes being read for GETs at once in the whole gateway, from their first shard request until
