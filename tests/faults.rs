@@ -669,24 +669,28 @@ fn digests(cluster: &Cluster) -> Vec<(String, Option<u64>, String)> {
         .collect()
 }
 
-/// `writers` tasks, each PUTting `puts` small objects `{prefix}-{writer}-{i}` back to back.
+/// `writers` tasks, each PUTting `puts` small objects `{prefix}-{writer}-{i}` back to back, and
+/// the count of PUTs answered so far.
 fn spawn_writers(
     cluster: &Cluster,
     bucket: &'static str,
     prefix: &'static str,
     writers: usize,
     puts: usize,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..writers)
+) -> (Vec<tokio::task::JoinHandle<()>>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handles = (0..writers)
         .map(|w| {
-            let client = cluster.s3_client();
+            let (client, done) = (cluster.s3_client(), done.clone());
             tokio::spawn(async move {
                 for i in 0..puts {
                     put_object(&client, bucket, &format!("{prefix}-{w}-{i}"), format!("w{w}-{i}").as_bytes()).await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             })
         })
-        .collect()
+        .collect();
+    (handles, done)
 }
 
 /// `admin digest --agree --json`: (index, [(node, digest)], diverged, whether it succeeded).
@@ -729,14 +733,13 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
     }
     // Healthy, under four writers PUTting back to back: entries are applied while replicas hash,
     // and every replica hashes the same state at the same index.
-    let writers = spawn_writers(&cluster, "agree", "healthy", 4, 40);
+    let (writers, done) = spawn_writers(&cluster, "agree", "healthy", 4, 40);
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
     let (index, members, diverged, ok) = digests_at_one_index(&cluster);
+    let after = done.load(std::sync::atomic::Ordering::SeqCst);
     assert!(ok && diverged.is_empty(), "healthy replicas disagree at {index}: {members:#?}");
     assert_eq!(members.iter().filter(|(_, d)| d.is_some()).count(), 9, "every replica answers: {members:#?}");
-    assert!(
-        writers.iter().any(|w| !w.is_finished()),
-        "the writers were done before the check: it compared a quiet cluster"
-    );
+    assert!(after > before && before < 160, "no PUT was answered while the check ran ({before} -> {after})");
     for writer in writers {
         writer.await.unwrap();
     }
@@ -764,7 +767,7 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
         kv.write(batch, ignifuge_kv::Durability::Synced).unwrap();
     }
     cluster.revive(Duration::from_secs(60));
-    let writers = spawn_writers(&cluster, "agree", "damaged", 4, 40);
+    let (writers, _) = spawn_writers(&cluster, "agree", "damaged", 4, 40);
     let (index, members, diverged, ok) = digests_at_one_index(&cluster);
     assert!(!ok, "the command succeeded although a replica differs: {members:#?}");
     assert_eq!(diverged, vec!["dc3-n2".to_string()], "at {index}: {members:#?}");
@@ -809,7 +812,7 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     let data_dir = cluster.process("dc2-n2").data_dir.clone().expect("a data dir");
     std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the voter's metadata");
     let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
-    let writers = spawn_writers(&cluster, "snap", "during", 4, 60);
+    let (writers, _) = spawn_writers(&cluster, "snap", "during", 4, 60);
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.revive(Duration::from_secs(60));
     for writer in writers {
@@ -819,11 +822,20 @@ async fn a_replica_rebuilt_from_a_snapshot_under_load_matches_the_leader() {
     wait_until_replicas_agree(&cluster).await;
     let keys = list_all_keys(&client, "snap").await;
     assert_eq!(keys.len(), 120 + 4 * 60);
-    let log = std::fs::read_to_string(cluster.data_dir.join("logs/dc2-n2.log")).expect("dc2-n2's log");
-    assert!(
-        log.contains("caught up after starting without its log"),
-        "dc2-n2 started without its log and never said it caught up (did it vote meanwhile?)"
-    );
+    // It says so once a majority has confirmed its leader (`RaftMetadata::confirm`, a round trip
+    // of its own after it holds the leader's commit): soon after the digests agree, not before.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(cluster.data_dir.join("logs/dc2-n2.log")).expect("dc2-n2's log");
+        if log.contains("caught up after starting without its log") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dc2-n2 started without its log and never said it caught up (did it vote meanwhile?)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Defect 8: garbage collection goes on while a node is unreachable. The garbage record is

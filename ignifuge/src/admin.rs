@@ -419,7 +419,9 @@ impl Admin {
             }))
         };
         let holder = random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 16);
-        let mut margin = 2u64;
+        // A random part, so that two checks run at once rarely pick one index (each gives its
+        // marks up when it is done, which would make the other fail: never pass wrongly).
+        let mut margin = 2 + rand::rng().random_range(0..8u64);
         for _ in 0..DIGEST_AT_ATTEMPTS {
             let statuses = futures::future::join_all(members.iter().map(|(_, address)| {
                 self.client.post_json::<_, RaftStatus>(*address, ignifuge_raft::paths::STATUS, &())
@@ -434,12 +436,14 @@ impl Admin {
                 let missed = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Missed { .. })));
                 let waiting = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Waiting | DigestAt::Computing)));
                 let late = std::time::Instant::now() >= deadline;
-                if (missed && proposed == 0) || (waiting && late) {
-                    // Marks not taken are given up everywhere, so that no replica scans its
-                    // whole state for nobody (a hash already running finishes).
+                let retry = missed && proposed == 0;
+                if retry || !waiting || late {
+                    // Given up or done: marks not hashed yet are given up everywhere, so that
+                    // no replica scans its state for nobody (a hash already running finishes; a
+                    // member that does not answer now may still hash once).
                     ask(index, true).await;
                 }
-                if missed && proposed == 0 {
+                if retry {
                     break; // marked too late somewhere: a wider margin
                 }
                 if !waiting || late {
@@ -674,7 +678,7 @@ fn print_digests_at_index(digests: &DigestsAtIndex, json: bool) -> anyhow::Resul
                 Ok(DigestAt::Failed { error }) => format!("failed: {error}"),
                 Ok(DigestAt::Missed { applied_index }) => format!("passed the index (at {applied_index}) before asked"),
                 Ok(DigestAt::Forgotten) => "gave the index up".into(),
-                Err(e) => format!("unreachable: {e}"),
+                Err(e) => format!("no answer (down, or a binary without digest-at): {e}"),
             };
             let flag = if diverged.contains(node) { "  DIFFERS" } else { "" };
             println!("{node:<12} {what}{flag}");
@@ -802,6 +806,19 @@ mod tests {
 
     fn at_index(answers: &[(&str, Result<DigestAt, String>)]) -> DigestsAtIndex {
         DigestsAtIndex { index: 7, members: answers.iter().map(|(n, a)| (n.to_string(), a.clone())).collect() }
+    }
+
+    #[test]
+    fn the_check_fails_when_a_replica_differs_or_gives_no_digest_and_passes_only_when_all_agree() {
+        let done = |d: &str| Ok(DigestAt::Done { digest: d.into() });
+        assert!(print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("x"))]), true).is_ok());
+        assert!(
+            print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("y")), ("c", done("x"))]), true).is_err()
+        );
+        for silent in [Err("down".to_string()), Ok(DigestAt::Waiting), Ok(DigestAt::Missed { applied_index: 9 })] {
+            let one_silent = at_index(&[("a", done("x")), ("b", done("x")), ("c", silent)]);
+            assert!(print_digests_at_index(&one_silent, false).is_err(), "passed without comparing c");
+        }
     }
 
     #[test]

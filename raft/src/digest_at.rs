@@ -56,41 +56,55 @@ struct Marks {
     /// The last index applied to the store (an entry, or a snapshot installed).
     applied: u64,
     marks: BTreeMap<u64, DigestAt>,
+    /// The `Computing` marks whose hash has begun (the others' views wait for `hashing`).
+    hashing: std::collections::BTreeSet<u64>,
 }
 
 /// The marks of one replica, shared by its apply loop and the requests that ask.
 #[derive(Debug, Default)]
 pub struct DigestMarks {
     inner: Mutex<Marks>,
-    /// Held while a view is hashed: one whole-state scan at a time per replica.
+    /// Held while a view is hashed: one digest-at scan at a time per replica (snapshot builds
+    /// and plain `admin digest` read the state on their own).
     hashing: Mutex<()>,
 }
 
 impl DigestMarks {
     pub fn new(applied: Option<u64>) -> Self {
         Self {
-            inner: Mutex::new(Marks { applied: applied.unwrap_or(0), marks: BTreeMap::new() }),
+            inner: Mutex::new(Marks { applied: applied.unwrap_or(0), ..Default::default() }),
             hashing: Mutex::new(()),
         }
     }
 
     /// Hashes a view taken at a marked index, one at a time per replica; `finished` with the
-    /// result, or with the failure if the hash panicked (a mark never stays `Computing`).
+    /// result, or with the failure if the hash panicked (a mark never stays `Computing`). A mark
+    /// given up while its view waited for its turn is not hashed (the view is dropped).
     pub(crate) fn hash(&self, index: u64, hash: impl FnOnce() -> Result<String, String>) {
-        let result = {
-            let _one = self.hashing.lock().unwrap_or_else(PoisonError::into_inner);
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(hash))
-                .unwrap_or_else(|_| Err("the state digest panicked".to_string()))
-        };
+        let _one = self.hashing.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let mut inner = self.lock();
+            if inner.marks.get(&index) != Some(&DigestAt::Computing) {
+                return;
+            }
+            inner.hashing.insert(index);
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hash))
+            .unwrap_or_else(|_| Err("the state digest panicked".to_string()));
         self.finished(index, result);
     }
 
     /// The asker gave `index` up: its mark is dropped unless it is being hashed or answered
-    /// (then it says so, as `ask` would).
+    /// (then it says so, as `ask` would); a view waiting for its turn to be hashed is dropped.
     pub fn forget(&self, index: u64) -> DigestAt {
         let mut inner = self.lock();
+        let hashing = inner.hashing.contains(&index);
         match inner.marks.get(&index) {
             Some(DigestAt::Waiting) | None => {
+                inner.marks.remove(&index);
+                DigestAt::Forgotten
+            }
+            Some(DigestAt::Computing) if !hashing => {
                 inner.marks.remove(&index);
                 DigestAt::Forgotten
             }
@@ -159,6 +173,7 @@ impl DigestMarks {
 
     pub(crate) fn finished(&self, index: u64, result: Result<String, String>) {
         let mut inner = self.lock();
+        inner.hashing.remove(&index);
         if let Some(mark @ DigestAt::Computing) = inner.marks.get_mut(&index) {
             *mark = match result {
                 Ok(digest) => DigestAt::Done { digest },
@@ -213,10 +228,19 @@ mod tests {
         // Given up: dropped while waiting, kept once taken.
         assert_eq!(marks.forget(200), DigestAt::Forgotten);
         assert!(!marks.lock().marks.contains_key(&200));
+        // Taken and waiting for its turn: given up, its view is never hashed.
         assert!(marks.applied(100));
-        assert_eq!(marks.forget(100), DigestAt::Computing, "being hashed: kept");
-        assert_eq!(marks.ask(100), DigestAt::Computing);
-        marks.hash(100, || panic!("a damaged store"));
-        assert!(matches!(marks.ask(100), DigestAt::Failed { .. }), "a panicking hash is answered, not left computing");
+        assert_eq!(marks.forget(100), DigestAt::Forgotten);
+        marks.hash(100, || panic!("a view given up is hashed"));
+        assert_eq!(marks.ask(100), DigestAt::Missed { applied_index: 100 });
+        // Being hashed: kept, and a panicking hash is answered, not left computing.
+        assert!(marks.applied(101));
+        let during = std::cell::RefCell::new(None);
+        marks.hash(101, || {
+            *during.borrow_mut() = Some(marks.forget(101));
+            panic!("a damaged store")
+        });
+        assert_eq!(during.into_inner(), Some(DigestAt::Computing), "being hashed: kept");
+        assert!(matches!(marks.ask(101), DigestAt::Failed { .. }), "a panicking hash is answered, not left computing");
     }
 }

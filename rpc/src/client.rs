@@ -37,8 +37,9 @@ const POOL_IDLE_PER_HOST_MAX: usize = 32;
 /// and every byte of the body not yet in the socket, for as long as it stays so (measured:
 /// `an_abandoned_request_frees_its_body_when_the_node_stopped_reading`). The gateway lends its
 /// stripe buffers to shard requests and counts them free once the requests end, so its memory
-/// bound needs them freed. No request through this client with a body of more than a few bytes
-/// runs longer than this (`SHARD_RPC_TIMEOUT_MS`, `META_RPC_TIMEOUT_MS`), and a socket's clock
+/// bound needs them freed. No request through this client with a body runs longer than this
+/// (`SHARD_RPC_TIMEOUT_MS`, `META_RPC_TIMEOUT_MS`) except batch deletes
+/// (`BLOBS_DELETE_TIMEOUT_MS`), whose body of at most 256 blob ids a node reads at once; a socket's clock
 /// starts only when its send buffer is full: a request that would have finished in its time is
 /// never cut by it.
 pub const CONNECTION_WRITE_STALL_MS: u64 = 10_000;
