@@ -162,8 +162,7 @@ enum KeyCommand {
 /// the index chosen before all of them were asked: a busy cluster; the margin grows each time).
 const DIGEST_AT_ATTEMPTS: usize = 6;
 /// How long replicas are given to reach the index and hash their state there (a whole-state
-/// read on each, as a snapshot build reads it: a build took 36 s of a core at 10 million objects,
-/// compressing and writing included; the digest alone was not measured at that size).
+/// read on each: 3.8 s of a core per million objects, docs/benchmarks.md "The state digest").
 const DIGEST_AT_DEADLINE_MS: u64 = 120_000;
 
 /// Every metadata member's answer for the digest of its state right after `index`.
