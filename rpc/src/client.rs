@@ -32,16 +32,16 @@ const HTTP1_READ_BUFFER_MAX_BYTES: usize = 2 * 1024 * 1024;
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
 /// A connection whose write to its node has waited this long for room in the socket is closed
 /// (no `TCP_NOTSENT_LOWAT` here, unlike the servers' guard: room comes when about a third of the
-/// send buffer has drained). A request abandoned at its timeout does not end its connection's task: hyper keeps
-/// sending its body, and a node that stopped reading (frozen, hung) would hold the connection,
-/// and every byte of the body not yet in the socket, for as long as it stays so (measured:
-/// `an_abandoned_request_frees_its_body_when_the_node_stopped_reading`). The gateway lends its
-/// stripe buffers to shard requests and counts them free once the requests end, so its memory
-/// bound needs them freed. No request through this client with a body runs longer than this
-/// (`SHARD_RPC_TIMEOUT_MS`, `META_RPC_TIMEOUT_MS`) except batch deletes
-/// (`BLOBS_DELETE_TIMEOUT_MS`), whose body of at most 256 blob ids a node reads at once; a socket's clock
-/// starts only when its send buffer is full: a request that would have finished in its time is
-/// never cut by it.
+/// send buffer has drained). A request abandoned at its timeout does not end its connection's
+/// task: hyper keeps sending its body, and a node that stopped reading (frozen, hung) would hold
+/// the connection, and every byte of the body not yet in the socket, for as long as it stays so
+/// (measured: `an_abandoned_request_frees_its_body_when_the_node_stopped_reading`). The gateway
+/// lends its stripe buffers to shard requests and counts them free once the requests end, so its
+/// memory bound needs them freed. No request through this client with a body runs longer than
+/// this (`SHARD_RPC_TIMEOUT_MS`, `META_RPC_TIMEOUT_MS`) except batch deletes
+/// (`BLOBS_DELETE_TIMEOUT_MS`), whose body of at most 256 blob ids a node reads at once; and a
+/// socket's clock starts only when its send buffer is full: a request that would have finished in
+/// its time is never cut by it.
 pub const CONNECTION_WRITE_STALL_MS: u64 = 10_000;
 const _: () = assert!(
     CONNECTION_WRITE_STALL_MS >= SHARD_RPC_TIMEOUT_MS && CONNECTION_WRITE_STALL_MS >= META_RPC_TIMEOUT_MS,
