@@ -4,9 +4,14 @@
 # LARGE (1,000,000 by default) by s3bench PUTs of 16-byte objects, 64 in flight; at each size
 # `scale_probe.py` times HEAD, GET and ListObjectsV2 (1000 keys) at random keys, one request at a
 # time, and reads every process's resident memory and each voter's metadata bytes on disk.
-# Prints one JSON line per size. Needs the release build (ignifuge, s3bench) and boto3.
+# Prints one JSON line per size. Needs the release build (ignifuge, s3bench, scale-seed) and boto3.
 # Usage: [SMALL=10000] [LARGE=1000000] [REQUESTS=2000] [SETTLE=30] benches/scripts/scale-cluster.sh
 # (SETTLE: seconds between a fill and its probe, for the snapshots and compactions it started.)
+# SEED=10000000: instead of the API fill to LARGE, stops the cluster after the SMALL probe, writes
+# SEED more objects (copies of the first small one's record) straight into every voter's store
+# (`scale-seed`: the API fill would take hours), starts the cluster again, probes the bucket at
+# SMALL + SEED, times `ignifuge admin digest --agree` (every replica hashes its whole state) and
+# probes again; prints what RocksDB compacted on one voter after the restart.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SMALL=${SMALL:-10000} LARGE=${LARGE:-1000000} REQUESTS=${REQUESTS:-2000}
@@ -24,6 +29,26 @@ probe() { # probe PREFIX KEYS BUCKET_KEYS
 small=$(fill "$SMALL")
 sleep "${SETTLE:-30}"
 probe "$small" "$SMALL" "$SMALL"
+if [ -n "${SEED:-}" ]; then
+    dev_stop
+    seeded="seed/$(date +%s)/"
+    "$(dirname "$S3BENCH")/scale-seed" "$DATA" s3bench "${small}put/0" "${seeded}put/" "$SEED"
+    dev_start
+    compactions() { # what RocksDB compacted on one voter since the start: count and bytes written
+        { grep -h '"event": "compaction_finished"' "$DATA"/dc1-n1/meta/LOG || true; } | python3 -c "import json, sys; \
+e = [json.loads(l[l.index('{'):]) for l in sys.stdin]; print('dc1-n1 compactions: %d, %.0f MB written' % \
+(len(e), sum(x.get('total_output_size', 0) for x in e) / 1e6))" >&2
+    }
+    sleep "${SETTLE:-30}"
+    compactions
+    probe "$seeded" "$SEED" "$((SMALL + SEED))"
+    started=$(date +%s%N)
+    "$BIN" admin --data-dir "$DATA" digest --agree >&2
+    echo "digest --agree at $((SMALL + SEED)) objects: $((($(date +%s%N) - started) / 1000000)) ms" >&2
+    probe "$seeded" "$SEED" "$((SMALL + SEED))"
+    compactions
+    exit 0
+fi
 # (At 800-1300 PUT/s here: 13-20 minutes for a million; s3bench's own bound is an hour.)
 large=$(fill "$((LARGE - SMALL))")
 sleep "${SETTLE:-30}"

@@ -2,7 +2,8 @@
 //!
 //! Owns: the `KvStore` trait (point reads, atomic batches, ordered range scans), an in-memory
 //! engine for unit tests and simulations, and the RocksDB engine (feature `rocksdb`, linked only
-//! by the daemon and the end-to-end tests, so unit tests never compile RocksDB's C++).
+//! by the daemon, the benchmarks and the end-to-end tests, so unit tests never compile RocksDB's
+//! C++), with bulk loading of sorted table files for benchmarks that need millions of keys.
 //! Must never depend on: any other Ignifuge crate, tokio, the network.
 //! Invariants: a batch is applied all-or-nothing; `Durability::Synced` returns only after the
 //! batch is on stable storage; scans return keys in ascending byte order.

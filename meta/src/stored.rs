@@ -130,12 +130,12 @@ pub fn decode_with_bodies<T: DeserializeOwned>(
 }
 
 /// An object record as stored.
-pub(crate) fn encode_record(record: &ObjectRecord) -> Vec<u8> {
+pub fn encode_record(record: &ObjectRecord) -> Vec<u8> {
     encode_with_bodies(record, |r| Some(&r.parts), |r| Some(&mut r.parts))
 }
 
 /// A stored object record (either encoding).
-pub(crate) fn decode_record(stored: &[u8]) -> Result<ObjectRecord, String> {
+pub fn decode_record(stored: &[u8]) -> Result<ObjectRecord, String> {
     decode_with_bodies(stored, |r: &mut ObjectRecord| Some(&mut r.parts))
 }
 
