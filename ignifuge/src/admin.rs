@@ -68,6 +68,12 @@ enum AdminCommand {
         /// at the deadline): then nothing was proved of it.
         #[arg(long)]
         agree: bool,
+        /// With --agree: how long replicas are given to reach the index and hash their state
+        /// there. Each reads its whole state: about 4 s of a core per million objects of 1 MiB
+        /// (docs/benchmarks.md "The state digest"); nine voters of 10 million small objects
+        /// sharing two cores took 52-55 s.
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout_secs: u64,
     },
     /// The cluster layout stored in the metadata: show it, or replace it.
     Layout {
@@ -161,9 +167,6 @@ enum KeyCommand {
 /// Tries of `Admin::digests_at_one_index` before it gives up (each after replicas had applied
 /// the index chosen before all of them were asked: a busy cluster; the margin grows each time).
 const DIGEST_AT_ATTEMPTS: usize = 6;
-/// How long replicas are given to reach the index and hash their state there (a whole-state
-/// read on each: 3.8 s of a core per million objects, docs/benchmarks.md "The state digest").
-const DIGEST_AT_DEADLINE_MS: u64 = 120_000;
 
 /// Every metadata member's answer for the digest of its state right after `index`.
 pub struct DigestsAtIndex {
@@ -398,7 +401,8 @@ impl Admin {
     /// longest log's last index plus a margin, marked on every member before any reaches it (a
     /// member that already has answers `Missed`, and the next try leaves a wider margin). While
     /// members wait for it, no-op lease entries are proposed so that an idle cluster reaches it.
-    pub async fn digests_at_one_index(&self) -> anyhow::Result<DigestsAtIndex> {
+    /// Replicas are given `timeout` to reach the index and hash their state there.
+    pub async fn digests_at_one_index(&self, timeout: std::time::Duration) -> anyhow::Result<DigestsAtIndex> {
         let layout = match self.layout().await {
             Ok((_, layout)) => layout,
             Err(_) => self.cluster.clone(),
@@ -428,7 +432,7 @@ impl Admin {
             .await;
             let longest = statuses.iter().flatten().filter_map(|s| s.last_log_index).max().unwrap_or(0);
             let index = longest + margin;
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(DIGEST_AT_DEADLINE_MS);
+            let deadline = std::time::Instant::now() + timeout;
             let mut proposed = 0u64;
             loop {
                 let answers = ask(index, false).await;
@@ -563,9 +567,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let (members, margin) = admin.status().await;
             print_status(&members, &margin, json)?
         }
-        AdminCommand::Digest { json, agree: false } => print_digests(&admin.digests().await, json)?,
-        AdminCommand::Digest { json, agree: true } => {
-            print_digests_at_index(&admin.digests_at_one_index().await?, json)?
+        AdminCommand::Digest { json, agree: false, .. } => print_digests(&admin.digests().await, json)?,
+        AdminCommand::Digest { json, agree: true, timeout_secs } => {
+            let timeout = std::time::Duration::from_secs(timeout_secs);
+            print_digests_at_index(&admin.digests_at_one_index(timeout).await?, json)?
         }
         AdminCommand::Layout { command: LayoutCommand::Show { json } } => {
             let (version, layout) = admin.layout().await?;
@@ -802,6 +807,25 @@ fn print_status(members: &[MemberStatus], margin: &MetadataMargin, json: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agreement_check_waits_120_s_unless_told_and_never_0() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            admin: AdminArgs,
+        }
+        let timeout = |extra: &[&str]| {
+            let args = ["ignifuge", "digest", "--agree"].iter().chain(extra);
+            <Cli as clap::Parser>::try_parse_from(args).map(|cli| match cli.admin.command {
+                AdminCommand::Digest { agree: true, timeout_secs, .. } => timeout_secs,
+                _ => panic!("not a digest check"),
+            })
+        };
+        assert_eq!(timeout(&[]).unwrap(), 120);
+        assert_eq!(timeout(&["--timeout-secs", "600"]).unwrap(), 600);
+        assert!(timeout(&["--timeout-secs", "0"]).is_err());
+    }
 
     fn at_index(answers: &[(&str, Result<DigestAt, String>)]) -> DigestsAtIndex {
         DigestsAtIndex { index: 7, members: answers.iter().map(|(n, a)| (n.to_string(), a.clone())).collect() }
