@@ -17,8 +17,10 @@ dev_start() {
     eval "$(grep '^export' "$DATA/out")"
 }
 dev_stop() { # `ignifuge dev` stops its processes (SIGTERM, SIGKILL after 10 s) before it exits
+    [ -n "${DEV:-}" ] || return 0
     kill -TERM "$DEV" 2>/dev/null || true
     wait "$DEV" 2>/dev/null || true
+    DEV=
 }
 trap 'dev_stop; rm -rf "$DATA"' EXIT
 dev_start

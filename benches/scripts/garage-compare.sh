@@ -58,8 +58,7 @@ cleanup() {
     for pid in "${garage_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${garage_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$garage_dir"
-    kill -TERM "$DEV" 2>/dev/null || true
-    wait "$DEV" 2>/dev/null || true
+    dev_stop
     rm -rf "$DATA"
 }
 trap cleanup EXIT

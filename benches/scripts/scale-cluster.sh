@@ -4,17 +4,22 @@
 # LARGE (1,000,000 by default) by s3bench PUTs of 16-byte objects, 64 in flight; at each size
 # `scale_probe.py` times HEAD, GET and ListObjectsV2 (1000 keys) at random keys, one request at a
 # time, and reads every process's resident memory and each voter's metadata bytes on disk.
-# Prints one JSON line per size. Needs the release build (ignifuge, s3bench, scale-seed) and boto3.
+# Prints one JSON line per probe. Needs the release build (ignifuge, s3bench) and boto3.
 # Usage: [SMALL=10000] [LARGE=1000000] [REQUESTS=2000] [SETTLE=30] benches/scripts/scale-cluster.sh
 # (SETTLE: seconds between a fill and its probe, for the snapshots and compactions it started.)
-# SEED=10000000: instead of the API fill to LARGE, stops the cluster after the SMALL probe, writes
-# SEED more objects (copies of the first small one's record) straight into every voter's store
-# (`scale-seed`: the API fill would take hours), starts the cluster again, probes the bucket at
-# SMALL + SEED, times `ignifuge admin digest --agree` (every replica hashes its whole state) and
-# probes again; prints what RocksDB compacted on one voter after the restart.
+# SEED=10000000: instead of the API fill to LARGE, restarts the cluster after the SMALL probe and
+# probes again (memory after a restart, as the seeded probes are), stops it, writes SEED more
+# objects (copies of the first small one's record, each with a body, ETag and checksums of its
+# own) straight into every metadata replica's store (`scale-seed`, which needs
+# `cargo build --release -p ignifuge-benches --features scale-seed --bin scale-seed`: the API
+# fill would take hours; its JSON line goes to stderr), starts the cluster again, probes the
+# bucket at SMALL + SEED, times `ignifuge admin digest --agree` (every replica hashes its whole
+# state) and probes again; prints what RocksDB compacted on every replica since the seeding.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SMALL=${SMALL:-10000} LARGE=${LARGE:-1000000} REQUESTS=${REQUESTS:-2000}
+SEEDER="$(realpath -m "${CARGO_TARGET_DIR:-target}/release/scale-seed")"
+[ -z "${SEED:-}" ] || [ -x "$SEEDER" ] || { echo "SEED needs $SEEDER (see the header)" >&2; exit 1; }
 source benches/scripts/dev-cluster.sh 29800 ignifuge-scale
 fill() { # fill N: PUTs N 16-byte objects under a new prefix; prints the prefix
     "$S3BENCH" --endpoint "http://127.0.0.1:$PORT" --workload put --size 16 --concurrency 64 \
@@ -31,12 +36,20 @@ sleep "${SETTLE:-30}"
 probe "$small" "$SMALL" "$SMALL"
 if [ -n "${SEED:-}" ]; then
     dev_stop
-    seeded="seed/$(date +%s)/"
-    "$(dirname "$S3BENCH")/scale-seed" "$DATA" s3bench "${small}put/0" "${seeded}put/" "$SEED"
     dev_start
-    compactions() { # what RocksDB compacted on one voter since the start: count and bytes written
-        { grep -h '"event": "compaction_finished"' "$DATA"/dc1-n1/meta/LOG || true; } | python3 -c "import json, sys; \
-e = [json.loads(l[l.index('{'):]) for l in sys.stdin]; print('dc1-n1 compactions: %d, %.0f MB written' % \
+    sleep "${SETTLE:-30}"
+    probe "$small" "$SMALL" "$SMALL"
+    dev_stop
+    seeded="seed/$(date +%s)/"
+    touch "$DATA/seeded"
+    "$SEEDER" "$DATA" s3bench "${small}put/0" "${seeded}put/" "$SEED" >&2
+    dev_start
+    compactions() { # what RocksDB compacted on every replica since the seeding (its info logs
+        # since then: the one the seeding's session rolled, and the running one)
+        for log in "$DATA"/*/meta/LOG "$DATA"/*/meta/LOG.old.*; do
+            if [ "$log" -nt "$DATA/seeded" ]; then cat "$log"; fi
+        done | { grep -h '"event": "compaction_finished"' || true; } | python3 -c "import json, sys; \
+e = [json.loads(l[l.index('{'):]) for l in sys.stdin]; print('compactions on all replicas since the seeding: %d, %.0f MB written' % \
 (len(e), sum(x.get('total_output_size', 0) for x in e) / 1e6))" >&2
     }
     sleep "${SETTLE:-30}"

@@ -8,7 +8,10 @@
 //! answered against an applied state (linearizable when served by the leader).
 //! Must never depend on: the gateway, the storage node, sockets or tokio.
 //! Invariants: a command either applies whole or not at all (one `WriteBatch`); records are only
-//! written through `StateMachine::apply`; an object's data blob ids are never reused.
+//! written through `StateMachine::apply` (one exception outside the running system: the
+//! `scale-seed` benchmark tool writes object records into a stopped cluster's stores with
+//! `stored::encode_record`, the same pairs into every replica); an object's data blob ids are
+//! never reused.
 
 pub mod keys;
 mod list;

@@ -129,7 +129,8 @@ pub fn decode_with_bodies<T: DeserializeOwned>(
     Ok(value)
 }
 
-/// An object record as stored.
+/// An object record as stored (public for the `scale-seed` benchmark tool, which writes
+/// records into a stopped cluster's stores; the running system writes them only in `apply`).
 pub fn encode_record(record: &ObjectRecord) -> Vec<u8> {
     encode_with_bodies(record, |r| Some(&r.parts), |r| Some(&mut r.parts))
 }

@@ -2449,3 +2449,54 @@ fn a_record_is_shown_with_why_it_does_not_read() {
     assert_eq!(view("c/bucket/b1"), (true, true, true));
     assert_eq!(view("o/b1/good"), (true, true, true), "the scans read its bucket's record too");
 }
+
+/// What `scale-seed` (benches/src/bin/scale-seed.rs) relies on: a PutObject of a new key in an
+/// unversioned bucket writes one pair of state, `o/<bucket>/<key>` = `stored::encode_record` of
+/// the record as given (the null version, sequence 0), besides the apply's own bookkeeping. A
+/// new index or counter written for an object would break the tool silently; this fails first.
+#[test]
+fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_else() {
+    let kv = Arc::new(MemoryKv::default());
+    let m = machine_on(kv.clone());
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "before", "e0", WriteCondition::default()).unwrap();
+    let state = || -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+        use ignifuge_kv::KvStore as _;
+        kv.scan(b"", None, usize::MAX).unwrap().into_iter().collect()
+    };
+    let before = state();
+    let mut record = ObjectRecord::single_part(
+        ObjectKey::new("k"),
+        VersionId::new(NULL_VERSION),
+        PartData {
+            part_number: 1,
+            size: 3,
+            etag: "e1".into(),
+            checksums: Checksums::default(),
+            location: DataLocation::Inline(b"abc".to_vec()),
+            last_modified_ms: 5,
+            started_ms: 0,
+        },
+    );
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: record.clone(),
+        condition: WriteCondition::default(),
+    })
+    .unwrap();
+    let after = state();
+    let changed: Vec<&Vec<u8>> =
+        after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+    let bookkeeping = |k: &[u8]| [&b"d/"[..], b"e/", b"r/", b"c/clock"].iter().any(|p| k.starts_with(p));
+    let state_changed: BTreeSet<&Vec<u8>> = changed.into_iter().filter(|k| !bookkeeping(k)).collect();
+    let key = keys::object(&BucketName::new("b1"), &ObjectKey::new("k"));
+    assert_eq!(
+        state_changed,
+        BTreeSet::from([&key]),
+        "{:?}",
+        state_changed.iter().map(|k| String::from_utf8_lossy(k)).collect::<Vec<_>>()
+    );
+    record.versioned = false;
+    record.sequence = 0;
+    assert_eq!(after[&key], stored::encode_record(&record));
+}

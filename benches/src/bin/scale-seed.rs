@@ -1,32 +1,48 @@
 //! Issue 15 point 5 at 10 million objects through the processes: fills one bucket of a stopped
 //! `ignifuge dev` cluster with COUNT objects by writing their records straight into every
-//! metadata voter's store, where filling through the S3 API (about 1000 PUT/s here) would take
-//! hours.
+//! metadata replica's store (voters and learners), where filling through the S3 API (about 1000
+//! PUT/s here) would take hours.
 //!
 //!   scale-seed DATA_DIR BUCKET TEMPLATE_KEY KEY_PREFIX COUNT
+//!   (build: cargo build --release -p ignifuge-benches --features scale-seed --bin scale-seed)
 //!
 //! TEMPLATE_KEY names an object the cluster stored through the API (an s3bench PUT of a small
-//! object, whose body lives inline in its record). Each new object `KEY_PREFIX<i>`, i in
-//! 0..COUNT, gets that record with its key changed: the bytes the state machine's apply of a
-//! PutObject of a new key in an unversioned bucket writes (`o/<bucket>/<key>`, the record, and
-//! nothing else), encoded by the metadata's own `stored::encode_record`. The pairs go into
-//! RocksDB table files once, which are then ingested into every voter's store (`DATA_DIR/*/meta`).
-//! Every voter gets the same pairs at the same applied log index, so the replicas stay one state
-//! (`ignifuge admin digest --agree` checks it), without log entries: the Raft log does not grow,
-//! and snapshots already on disk do not hold the new objects (a replica that installed one would
-//! lose them, so nothing may lag behind a snapshot while the seeded cluster runs).
+//! object, whose body lives inline in its record). Object `KEY_PREFIX<i>`, i in 0..COUNT, gets
+//! that record with its key, its body (as long as the template's, bytes of its own, so that
+//! compression sees what distinct objects would give it), its ETag and checksums (recomputed over
+//! that body, of the template's algorithms) and its date (i ms before the template's) changed:
+//! the state pair that applying a PutObject of a new key in an unversioned bucket writes
+//! (`o/<bucket>/<key>`, encoded by the metadata's own `stored::encode_record`; the apply adds
+//! only its bookkeeping: proposal outcomes, clock, applied index; meta's unit test
+//! `a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_else`). The pairs
+//! go into sorted RocksDB table files once, which are then ingested into every replica's store.
+//! Every replica gets the same pairs, so they stay one state (`ignifuge admin digest --agree`
+//! checks it), without log entries: the Raft log does not grow, and snapshots already on disk do
+//! not hold the new objects (a replica that installed one would lose them, so nothing may lag
+//! behind a snapshot while the seeded cluster runs).
 //!
-//! Refuses to run unless every voter's store opens (RocksDB's lock: no process may hold it), all
-//! hold the same template record, and none holds a key under KEY_PREFIX. Prints one JSON line.
+//! Refuses to run unless: every replica the stored layout names (the cluster file's if none is
+//! stored) has a store under `DATA_DIR/<node>/meta` that opens (RocksDB's lock: no process may
+//! hold it), and no other node directory has one; all hold the same layout, the same template
+//! record and the same bucket record, with versioning never set; none holds a key under
+//! KEY_PREFIX; the disk has room for the files and every copy. It holds every store open from the
+//! first check to the last ingest. Prints one JSON line (the replicas' applied indexes in it: the
+//! seeded keys are new, so no entry applied on some replicas and not yet on others can read them).
 
+use ignifuge_gateway::checksums::{Algorithm, BodyHasher};
 use ignifuge_kv::{KvStore, RocksKv};
-use ignifuge_meta::{DataLocation, NULL_VERSION, keys, stored};
+use ignifuge_meta::{BucketRecord, DataLocation, LayoutRecord, NULL_VERSION, keys, stored};
+use ignifuge_rpc::ClusterConfig;
 use ignifuge_types::{BucketName, ObjectKey};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Pairs per table file: about 100 MB of compressed records for small inline objects.
+/// Pairs per table file.
 const PAIRS_PER_FILE: usize = 1_000_000;
+/// What one replica's store reports of its memory and files once loaded.
+const PROPERTIES: [&str; 3] =
+    ["rocksdb.estimate-table-readers-mem", "rocksdb.num-files-at-level0", "rocksdb.estimate-live-data-size"];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -34,87 +50,176 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: scale-seed DATA_DIR BUCKET TEMPLATE_KEY KEY_PREFIX COUNT");
     };
     let (data_dir, count): (&Path, usize) = (Path::new(data_dir), count.parse()?);
+    anyhow::ensure!(count > 0, "nothing to seed");
     let bucket = BucketName::new(bucket.as_str());
     let started = Instant::now();
 
-    let mut voters: Vec<PathBuf> = std::fs::read_dir(data_dir)?
-        .flatten()
-        .map(|entry| entry.path().join("meta"))
-        .filter(|meta| meta.is_dir())
-        .collect();
-    voters.sort();
-    anyhow::ensure!(!voters.is_empty(), "no metadata store under {}", data_dir.display());
-
-    // The template, the same on every voter; no voter holds a key under the prefix.
+    let replicas = open_replicas(data_dir)?;
     let template_key = keys::object(&bucket, &ObjectKey::new(template.as_str()));
     let prefix_key = keys::object(&bucket, &ObjectKey::new(prefix.as_str()));
-    let mut stored_template: Option<Vec<u8>> = None;
-    for voter in &voters {
-        let kv =
-            RocksKv::open(voter).map_err(|e| anyhow::anyhow!("{}: {e} (is the cluster stopped?)", voter.display()))?;
-        let value =
-            kv.get(&template_key)?.ok_or_else(|| anyhow::anyhow!("{}: no object {template}", voter.display()))?;
+    let prefix_end = ignifuge_kv::prefix_end(&prefix_key);
+    let same = |key: &[u8], what: &str| -> anyhow::Result<Vec<u8>> {
+        let mut values = BTreeSet::new();
+        for (node, kv) in &replicas {
+            values.insert(kv.get(key)?.ok_or_else(|| anyhow::anyhow!("{node}: no {what}"))?);
+        }
+        anyhow::ensure!(values.len() == 1, "the replicas hold different {what}s");
+        Ok(values.pop_first().expect("one value"))
+    };
+    let bucket_record: BucketRecord = serde_json::from_slice(&same(&keys::bucket(&bucket), "bucket record")?)?;
+    anyhow::ensure!(bucket_record.versioning.is_none(), "versioning was set on {bucket}");
+    let stored_template = same(&template_key, "template record")?;
+    for (node, kv) in &replicas {
         anyhow::ensure!(
-            stored_template.as_ref().is_none_or(|first| *first == value),
-            "{}: the template differs between voters",
-            voter.display()
+            kv.scan(&prefix_key, prefix_end.as_deref(), 1)?.is_empty(),
+            "{node}: keys under {prefix} exist already"
         );
-        let end = ignifuge_kv::prefix_end(&prefix_key);
-        anyhow::ensure!(
-            kv.scan(&prefix_key, end.as_deref(), 1)?.is_empty(),
-            "{}: keys under {prefix} exist already",
-            voter.display()
-        );
-        stored_template = Some(value);
     }
-    let stored_template = stored_template.expect("at least one voter");
-    let mut record = stored::decode_record(&stored_template).map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(stored::encode_record(&record) == stored_template, "the template does not re-encode to its bytes");
+    let template = stored::decode_record(&stored_template).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
-        record.version.0 == NULL_VERSION
-            && !record.versioned
-            && record.sequence == 0
-            && !record.delete_marker
-            && record.parts.len() == 1
-            && matches!(record.parts[0].location, DataLocation::Inline(_)),
-        "the template must be the only version of an inline object in an unversioned bucket"
+        stored::encode_record(&template) == stored_template,
+        "the template does not re-encode to its bytes"
     );
+    let Some(DataLocation::Inline(template_body)) = template.parts.first().map(|p| &p.location) else {
+        anyhow::bail!("the template's body is not inline");
+    };
+    anyhow::ensure!(
+        template.version.0 == NULL_VERSION
+            && !template.versioned
+            && template.sequence == 0
+            && !template.promoted
+            && !template.delete_marker
+            && !template.multipart
+            && template.parts.len() == 1
+            && !template_body.is_empty(),
+        "the template must be the only, null version of a one-part inline object"
+    );
+    let algorithms: Vec<Algorithm> =
+        [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256]
+            .into_iter()
+            .filter(|a| a.get(&template.checksums).is_some())
+            .collect();
+    let body_len = template_body.len();
 
     // Keys in the store's order, then table files of PAIRS_PER_FILE pairs.
     let mut names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     names.sort_unstable();
+    let record_of = |name: &str| {
+        let i: u64 = name[prefix.len()..].parse().expect("a key this tool named");
+        let mut body = vec![0u8; body_len];
+        blake3::Hasher::new().update(&i.to_le_bytes()).update(&stored_template).finalize_xof().fill(&mut body);
+        let mut hasher = BodyHasher::new(&algorithms);
+        hasher.update(&body);
+        let digests = hasher.finalize();
+        let etag: String = digests.md5.iter().map(|b| format!("{b:02x}")).collect();
+        let mut checksums = digests.checksums;
+        checksums.checksum_type = template.checksums.checksum_type.clone();
+        let mut record = template.clone();
+        record.key = ObjectKey::new(name);
+        record.etag = etag.clone();
+        record.checksums = checksums.clone();
+        record.last_modified_ms -= i as i64;
+        let part = &mut record.parts[0];
+        (part.etag, part.checksums, part.location) = (etag, checksums, DataLocation::Inline(body));
+        part.last_modified_ms = record.last_modified_ms;
+        (keys::object(&bucket, &record.key), stored::encode_record(&record))
+    };
     let tables_dir = data_dir.join("scale-seed-tables");
     std::fs::create_dir_all(&tables_dir)?;
     let mut files = Vec::new();
     let mut table_bytes = 0;
     for (n, chunk) in names.chunks(PAIRS_PER_FILE).enumerate() {
         let path = tables_dir.join(format!("{n:04}.sst"));
-        let pairs = chunk.iter().map(|name| {
-            record.key = ObjectKey::new(name.as_str());
-            (keys::object(&bucket, &record.key), stored::encode_record(&record))
-        });
-        table_bytes += RocksKv::write_table_file(&path, pairs)?;
+        table_bytes += RocksKv::write_table_file(&path, chunk.iter().map(|name| record_of(name)))?;
         files.push(path);
     }
-    let written_secs = started.elapsed().as_secs_f64();
+    let tables_secs = started.elapsed().as_secs_f64();
+    // Room for a copy per replica, and a margin for their logs and flushes.
+    let free = free_bytes(data_dir)?;
+    let needed = table_bytes * replicas.len() as u64 + (1 << 30);
+    anyhow::ensure!(free > needed, "{free} bytes free, {needed} needed: nothing was ingested");
 
-    // Every voter: the same files, then a read of the first and last new keys.
-    let (first, last) = (names.first(), names.last());
-    for voter in &voters {
-        let kv = RocksKv::open(voter)?;
-        kv.ingest_table_files(&files)?;
-        for name in [first, last].into_iter().flatten() {
-            let value = kv.get(&keys::object(&bucket, &ObjectKey::new(name.as_str())))?;
-            let loaded = stored::decode_record(&value.unwrap_or_default()).map_err(anyhow::Error::msg)?;
-            anyhow::ensure!(loaded.key.0 == *name, "{}: {name} did not load", voter.display());
+    // Every replica: the same files, then a read of the first and last new keys.
+    let (first, last) = (&names[0], &names[names.len() - 1]);
+    let mut loaded = Vec::new();
+    for (n, (node, kv)) in replicas.iter().enumerate() {
+        let ingested = kv.ingest_table_files(&files).and_then(|()| {
+            [first, last]
+                .into_iter()
+                .all(|name| kv.get(&record_of(name).0).is_ok_and(|v| v == Some(record_of(name).1)))
+                .then_some(())
+                .ok_or_else(|| ignifuge_kv::KvError::Engine("a seeded record did not read back".into()))
+        });
+        if let Err(e) = ingested {
+            let done: Vec<&String> = replicas[..n].iter().map(|(node, _)| node).collect();
+            anyhow::bail!(
+                "{node}: {e}. THE REPLICAS NOW DIFFER: {done:?} hold the seeded objects, the others do not; \
+                 remove {} and start over",
+                data_dir.display()
+            );
         }
+        let properties: Vec<String> = PROPERTIES
+            .iter()
+            .map(|p| Ok(format!(r#""{p}":{}"#, kv.int_property(p)?.map_or("null".into(), |v| v.to_string()))))
+            .collect::<Result<_, ignifuge_kv::KvError>>()?;
+        let applied = kv.get(b"r/applied")?.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+        loaded.push(format!(
+            r#"{{"node":"{node}","applied":{},{}}}"#,
+            serde_json::to_string(&applied)?,
+            properties.join(",")
+        ));
     }
+    drop(replicas);
     std::fs::remove_dir_all(&tables_dir)?;
     println!(
-        r#"{{"objects":{count},"voters":{},"table_bytes":{table_bytes},"bytes_per_object":{:.1},"tables_secs":{written_secs:.1},"secs":{:.1}}}"#,
-        voters.len(),
-        table_bytes as f64 / count.max(1) as f64,
+        r#"{{"objects":{count},"replicas":[{}],"table_bytes":{table_bytes},"bytes_per_object":{:.1},"tables_secs":{tables_secs:.1},"secs":{:.1}}}"#,
+        loaded.join(","),
+        table_bytes as f64 / count as f64,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Every metadata replica's store, opened (and so locked) until the caller drops them: those the
+/// stored layout names, or the cluster file if the replicas hold none; refused if a replica's
+/// store is missing or locked, if the replicas hold different layouts, or if another node
+/// directory holds a metadata store.
+fn open_replicas(data_dir: &Path) -> anyhow::Result<Vec<(String, RocksKv)>> {
+    let file = ClusterConfig::load(&data_dir.join("cluster.toml"))?;
+    let members = |config: &ClusterConfig| -> BTreeSet<String> {
+        config.metadata_voters.iter().chain(&config.metadata_learners).map(|n| n.0.clone()).collect()
+    };
+    let mut opened = Vec::new();
+    for node in members(&file) {
+        let path = data_dir.join(&node).join("meta");
+        let kv = RocksKv::open_existing(&path).map_err(|e| {
+            anyhow::anyhow!("{}: {e} (a replica without its store, or the cluster is running)", path.display())
+        })?;
+        opened.push((node, kv));
+    }
+    let layouts: BTreeSet<Option<Vec<u8>>> =
+        opened.iter().map(|(_, kv)| kv.get(keys::LAYOUT)).collect::<Result<_, _>>()?;
+    anyhow::ensure!(layouts.len() == 1, "the replicas hold different layouts");
+    if let Some(Some(layout)) = layouts.first() {
+        let record: LayoutRecord = serde_json::from_slice(layout)?;
+        let stored = ClusterConfig::parse(&record.document)?;
+        anyhow::ensure!(members(&stored) == members(&file), "the stored layout names other replicas than cluster.toml");
+    }
+    let names = members(&file);
+    let others: Vec<PathBuf> = std::fs::read_dir(data_dir)?
+        .flatten()
+        .filter(|e| !names.contains(&e.file_name().to_string_lossy().into_owned()))
+        .map(|e| e.path().join("meta"))
+        .filter(|meta| meta.is_dir())
+        .collect();
+    anyhow::ensure!(others.is_empty(), "metadata stores outside the replicas: {others:?}");
+    Ok(opened)
+}
+
+fn free_bytes(path: &Path) -> anyhow::Result<u64> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: statvfs fills the struct it is given; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    anyhow::ensure!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } == 0, "statvfs {}", path.display());
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
