@@ -10,6 +10,7 @@ S3BENCH="$(realpath -m "$TARGET/release/s3bench")"
 PORT=${BASE_PORT:-$1}
 DATA=$(mktemp -d "/var/tmp/$2.XXXXXX")
 dev_start() {
+    : > "$DATA/out" # now, not in the child: a restart must not find the last start's ready line
     IGNIFUGE_LOG="${IGNIFUGE_LOG:-warn}" "$BIN" dev --data-dir "$DATA" --base-port "$PORT" > "$DATA/out" 2>> "$DATA/err" &
     DEV=$!
     for _ in $(seq 1 300); do grep -q '^# ready' "$DATA/out" 2>/dev/null && break; sleep 0.2; done

@@ -56,7 +56,7 @@ e = [json.loads(l[l.index('{'):]) for l in sys.stdin]; print('compactions on all
     compactions
     probe "$seeded" "$SEED" "$((SMALL + SEED))"
     started=$(date +%s%N)
-    "$BIN" admin --data-dir "$DATA" digest --agree >&2
+    "$BIN" admin --data-dir "$DATA" digest --agree --timeout-secs 1800 >&2
     echo "digest --agree at $((SMALL + SEED)) objects: $((($(date +%s%N) - started) / 1000000)) ms" >&2
     probe "$seeded" "$SEED" "$((SMALL + SEED))"
     compactions

@@ -2478,16 +2478,22 @@ fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_els
             started_ms: 0,
         },
     );
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: record.clone(),
-        condition: WriteCondition::default(),
-    })
-    .unwrap();
+    // As a replica applies a committed entry, bookkeeping and all.
+    let command =
+        Command::PutObject { bucket: bref(&m, "b1"), record: record.clone(), condition: WriteCondition::default() };
+    let proposal = Proposal { id: ProposalId::new("put-k"), issued_ms: 5, command };
+    m.apply_proposal_logged(proposal, ignifuge_kv::WriteBatch::new()).unwrap().unwrap();
     let after = state();
     let changed: Vec<&Vec<u8>> =
         after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
-    let bookkeeping = |k: &[u8]| [&b"d/"[..], b"e/", b"r/", b"c/clock"].iter().any(|p| k.starts_with(p));
+    // The proposal's outcome and age (for retries), the clock and the housekeeping cursors.
+    let bookkeeping = |k: &[u8]| {
+        k.starts_with(keys::PROPOSALS_PREFIX)
+            || k.starts_with(keys::PROPOSAL_AGE_PREFIX)
+            || [keys::CLOCK, keys::PROPOSAL_AGE_CURSOR, keys::INTENT_SWEEP_CURSOR, keys::INTENT_SWEEP_RESTED]
+                .contains(&k)
+    };
+    assert!(changed.iter().any(|k| bookkeeping(k)), "the replicated apply's bookkeeping is seen");
     let state_changed: BTreeSet<&Vec<u8>> = changed.into_iter().filter(|k| !bookkeeping(k)).collect();
     let key = keys::object(&BucketName::new("b1"), &ObjectKey::new("k"));
     assert_eq!(

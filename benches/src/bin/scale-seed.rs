@@ -13,7 +13,8 @@
 //! that body, of the template's algorithms) and its date (i ms before the template's) changed:
 //! the state pair that applying a PutObject of a new key in an unversioned bucket writes
 //! (`o/<bucket>/<key>`, encoded by the metadata's own `stored::encode_record`; the apply adds
-//! only its bookkeeping: proposal outcomes, clock, applied index; meta's unit test
+//! only its bookkeeping: the proposal's outcome and age, the clock, housekeeping cursors and, in
+//! the Raft layer, the applied index; meta's unit test
 //! `a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_else`). The pairs
 //! go into sorted RocksDB table files once, which are then ingested into every replica's store.
 //! Every replica gets the same pairs, so they stay one state (`ignifuge admin digest --agree`
@@ -25,9 +26,12 @@
 //! stored) has a store under `DATA_DIR/<node>/meta` that opens (RocksDB's lock: no process may
 //! hold it), and no other node directory has one; all hold the same layout, the same template
 //! record and the same bucket record, with versioning never set; none holds a key under
-//! KEY_PREFIX; the disk has room for the files and every copy. It holds every store open from the
-//! first check to the last ingest. Prints one JSON line (the replicas' applied indexes in it: the
-//! seeded keys are new, so no entry applied on some replicas and not yet on others can read them).
+//! KEY_PREFIX; all have applied the same log index and none is in the middle of installing a
+//! snapshot (its restart would finish the install, from a snapshot without the seeded objects);
+//! the template is consistent (its ETag and checksums are its body's); the disk has room for the
+//! files and every copy. It holds every store open from the first check to the last ingest, and
+//! on a failure once a replica has ingested, says which replicas hold the objects. Prints one
+//! JSON line.
 
 use ignifuge_gateway::checksums::{Algorithm, BodyHasher};
 use ignifuge_kv::{KvStore, RocksKv};
@@ -66,6 +70,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(values.len() == 1, "the replicas hold different {what}s");
         Ok(values.pop_first().expect("one value"))
     };
+    let applied = same(b"r/applied", "applied index")?;
+    for (node, kv) in &replicas {
+        anyhow::ensure!(kv.get(b"r/installing")?.is_none(), "{node} is in the middle of a snapshot install");
+    }
     let bucket_record: BucketRecord = serde_json::from_slice(&same(&keys::bucket(&bucket), "bucket record")?)?;
     anyhow::ensure!(bucket_record.versioning.is_none(), "versioning was set on {bucket}");
     let stored_template = same(&template_key, "template record")?;
@@ -100,6 +108,21 @@ fn main() -> anyhow::Result<()> {
             .filter(|a| a.get(&template.checksums).is_some())
             .collect();
     let body_len = template_body.len();
+    let digests = |body: &[u8]| {
+        let mut hasher = BodyHasher::new(&algorithms);
+        hasher.update(body);
+        let digests = hasher.finalize();
+        let etag: String = digests.md5.iter().map(|b| format!("{b:02x}")).collect();
+        let mut checksums = digests.checksums;
+        checksums.checksum_type = template.checksums.checksum_type.clone();
+        (etag, checksums)
+    };
+    anyhow::ensure!(
+        digests(template_body) == (template.etag.clone(), template.checksums.clone())
+            && template.parts[0].etag == template.etag
+            && template.parts[0].checksums == template.checksums,
+        "the template's ETag or checksums are not its body's: they would not be recomputed as the gateway does"
+    );
 
     // Keys in the store's order, then table files of PAIRS_PER_FILE pairs.
     let mut names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
@@ -108,12 +131,7 @@ fn main() -> anyhow::Result<()> {
         let i: u64 = name[prefix.len()..].parse().expect("a key this tool named");
         let mut body = vec![0u8; body_len];
         blake3::Hasher::new().update(&i.to_le_bytes()).update(&stored_template).finalize_xof().fill(&mut body);
-        let mut hasher = BodyHasher::new(&algorithms);
-        hasher.update(&body);
-        let digests = hasher.finalize();
-        let etag: String = digests.md5.iter().map(|b| format!("{b:02x}")).collect();
-        let mut checksums = digests.checksums;
-        checksums.checksum_type = template.checksums.checksum_type.clone();
+        let (etag, checksums) = digests(&body);
         let mut record = template.clone();
         record.key = ObjectKey::new(name);
         record.etag = etag.clone();
@@ -125,59 +143,81 @@ fn main() -> anyhow::Result<()> {
         (keys::object(&bucket, &record.key), stored::encode_record(&record))
     };
     let tables_dir = data_dir.join("scale-seed-tables");
-    std::fs::create_dir_all(&tables_dir)?;
-    let mut files = Vec::new();
-    let mut table_bytes = 0;
-    for (n, chunk) in names.chunks(PAIRS_PER_FILE).enumerate() {
-        let path = tables_dir.join(format!("{n:04}.sst"));
-        table_bytes += RocksKv::write_table_file(&path, chunk.iter().map(|name| record_of(name)))?;
-        files.push(path);
-    }
+    let (files, table_bytes) = match write_tables(&tables_dir, &names, &record_of, &replicas) {
+        Ok(written) => written,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tables_dir);
+            return Err(e.context("nothing was ingested"));
+        }
+    };
     let tables_secs = started.elapsed().as_secs_f64();
-    // Room for a copy per replica, and a margin for their logs and flushes.
-    let free = free_bytes(data_dir)?;
-    let needed = table_bytes * replicas.len() as u64 + (1 << 30);
-    anyhow::ensure!(free > needed, "{free} bytes free, {needed} needed: nothing was ingested");
 
     // Every replica: the same files, then a read of the first and last new keys.
     let (first, last) = (&names[0], &names[names.len() - 1]);
-    let mut loaded = Vec::new();
     for (n, (node, kv)) in replicas.iter().enumerate() {
-        let ingested = kv.ingest_table_files(&files).and_then(|()| {
-            [first, last]
-                .into_iter()
-                .all(|name| kv.get(&record_of(name).0).is_ok_and(|v| v == Some(record_of(name).1)))
-                .then_some(())
-                .ok_or_else(|| ignifuge_kv::KvError::Engine("a seeded record did not read back".into()))
-        });
-        if let Err(e) = ingested {
-            let done: Vec<&String> = replicas[..n].iter().map(|(node, _)| node).collect();
-            anyhow::bail!(
-                "{node}: {e}. THE REPLICAS NOW DIFFER: {done:?} hold the seeded objects, the others do not; \
+        // An ingest is atomic: a replica whose ingest failed holds none of the objects; one whose
+        // read-back failed holds them, unverified.
+        let failed = |e: &dyn std::fmt::Display, ingested: bool| {
+            let hold: Vec<&String> = replicas[..n + usize::from(ingested)].iter().map(|(node, _)| node).collect();
+            anyhow::anyhow!(
+                "{node}: {e}. THE REPLICAS NOW DIFFER: {hold:?} hold the seeded objects, the others do not; \
                  remove {} and start over",
                 data_dir.display()
-            );
+            )
+        };
+        kv.ingest_table_files(&files).map_err(|e| failed(&e, false))?;
+        for name in [first, last] {
+            let (key, value) = record_of(name);
+            match kv.get(&key) {
+                Ok(Some(read)) if read == value => {}
+                Ok(_) => return Err(failed(&format!("{name} did not read back"), true)),
+                Err(e) => return Err(failed(&e, true)),
+            }
         }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&tables_dir) {
+        eprintln!("scale-seed: {} not removed: {e}", tables_dir.display());
+    }
+    let mut loaded = Vec::new();
+    for (node, kv) in &replicas {
         let properties: Vec<String> = PROPERTIES
             .iter()
             .map(|p| Ok(format!(r#""{p}":{}"#, kv.int_property(p)?.map_or("null".into(), |v| v.to_string()))))
             .collect::<Result<_, ignifuge_kv::KvError>>()?;
-        let applied = kv.get(b"r/applied")?.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
-        loaded.push(format!(
-            r#"{{"node":"{node}","applied":{},{}}}"#,
-            serde_json::to_string(&applied)?,
-            properties.join(",")
-        ));
+        loaded.push(format!(r#"{{"node":"{node}",{}}}"#, properties.join(",")));
     }
     drop(replicas);
-    std::fs::remove_dir_all(&tables_dir)?;
     println!(
-        r#"{{"objects":{count},"replicas":[{}],"table_bytes":{table_bytes},"bytes_per_object":{:.1},"tables_secs":{tables_secs:.1},"secs":{:.1}}}"#,
+        r#"{{"objects":{count},"applied":{},"replicas":[{}],"table_bytes":{table_bytes},"bytes_per_object":{:.1},"tables_secs":{tables_secs:.1},"secs":{:.1}}}"#,
+        serde_json::to_string(&String::from_utf8_lossy(&applied))?,
         loaded.join(","),
         table_bytes as f64 / count as f64,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Table files of PAIRS_PER_FILE pairs each under `dir`, the records of `names` (in store
+/// order), and their bytes; refused if the disk cannot take a copy per replica after them.
+fn write_tables(
+    dir: &Path,
+    names: &[String],
+    record_of: &dyn Fn(&str) -> (Vec<u8>, Vec<u8>),
+    replicas: &[(String, RocksKv)],
+) -> anyhow::Result<(Vec<PathBuf>, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    let mut table_bytes = 0;
+    for (n, chunk) in names.chunks(PAIRS_PER_FILE).enumerate() {
+        let path = dir.join(format!("{n:04}.sst"));
+        table_bytes += RocksKv::write_table_file(&path, chunk.iter().map(|name| record_of(name)))?;
+        files.push(path);
+    }
+    // Room for a copy per replica, and a margin for their logs and flushes.
+    let free = free_bytes(dir)?;
+    let needed = table_bytes * replicas.len() as u64 + (1 << 30);
+    anyhow::ensure!(free > needed, "{free} bytes free, {needed} needed");
+    Ok((files, table_bytes))
 }
 
 /// Every metadata replica's store, opened (and so locked) until the caller drops them: those the
@@ -192,6 +232,13 @@ fn open_replicas(data_dir: &Path) -> anyhow::Result<Vec<(String, RocksKv)>> {
     let mut opened = Vec::new();
     for node in members(&file) {
         let path = data_dir.join(&node).join("meta");
+        // Not even opened without one: RocksDB would leave its lock and log files in the node's
+        // directory, which the node then takes for data without a format file.
+        anyhow::ensure!(
+            path.join("CURRENT").is_file(),
+            "{}: no metadata store (a replica without its store)",
+            path.display()
+        );
         let kv = RocksKv::open_existing(&path).map_err(|e| {
             anyhow::anyhow!("{}: {e} (a replica without its store, or the cluster is running)", path.display())
         })?;
