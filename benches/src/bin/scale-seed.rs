@@ -70,7 +70,8 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(values.len() == 1, "the replicas hold different {what}s");
         Ok(values.pop_first().expect("one value"))
     };
-    let applied = same(b"r/applied", "applied index")?;
+    // A stop can leave a replica an entry or two behind the others: then start and stop again.
+    let applied = same(b"r/applied", "applied log position")?;
     for (node, kv) in &replicas {
         anyhow::ensure!(kv.get(b"r/installing")?.is_none(), "{node} is in the middle of a snapshot install");
     }
