@@ -100,7 +100,27 @@ pub trait KvStore: Send + Sync + 'static {
         limit: usize,
         bytes_max: usize,
         keep: &dyn Fn(&[u8]) -> usize,
-    ) -> Result<Vec<KvPair>, KvError>;
+    ) -> Result<Vec<KvPair>, KvError> {
+        let mut out = Vec::new();
+        self.scan_visit(start, end, limit, bytes_max, &mut |key, value| {
+            let value = &value[..keep(value).min(value.len())];
+            out.push((key.to_vec(), value.to_vec()));
+            Some(value.len())
+        })?;
+        Ok(out)
+    }
+    /// The pairs `scan_heads` would return, each lent in place to `visit` (nothing copied: a
+    /// listing decodes the fields it needs straight from the engine's buffer), which returns how
+    /// many bytes of the value it took (counted with the key against `bytes_max`), or None to end
+    /// the scan there (that pair not counted).
+    fn scan_visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        bytes_max: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+    ) -> Result<(), KvError>;
     /// The greatest key in `[start, end)` and its value, if any.
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError>;
     /// A consistent view of the whole store now (RocksDB: a snapshot, which costs no copy).
@@ -154,6 +174,44 @@ pub(crate) mod contract {
         assert_eq!(kv.scan_heads(b"b/", Some(&end), 10, 6, &two).unwrap().len(), 2);
         let whole = kv.scan_heads(b"b/", Some(&end), 10, usize::MAX, &|v: &[u8]| v.len() + 5).unwrap();
         assert_eq!(whole, kv.scan(b"b/", Some(&end), 10).unwrap(), "never past a value's end");
+        // Visits: each pair lent whole, in order; the bound counts what `visit` says it took; None
+        // ends the scan at that pair.
+        let mut lent = Vec::new();
+        kv.scan_visit(b"b/", Some(&end), 10, usize::MAX, &mut |k, v| {
+            lent.push((k.to_vec(), v.to_vec()));
+            Some(v.len())
+        })
+        .unwrap();
+        assert_eq!(lent, kv.scan(b"b/", Some(&end), 10).unwrap());
+        let mut visits = 0;
+        // "b/1" and one byte taken is 4 bytes: the bound is reached after one pair.
+        kv.scan_visit(b"b/", Some(&end), 10, 4, &mut |_, _| {
+            visits += 1;
+            Some(1)
+        })
+        .unwrap();
+        assert_eq!(visits, 1);
+        let mut visits = 0;
+        kv.scan_visit(b"b/", Some(&end), 10, 5, &mut |_, _| {
+            visits += 1;
+            Some(1)
+        })
+        .unwrap();
+        assert_eq!(visits, 2, "the bound counts what was taken, not the whole values");
+        let mut visits = 0;
+        kv.scan_visit(b"a/", None, 10, usize::MAX, &mut |k, _| {
+            visits += 1;
+            (k != b"b/1").then_some(0)
+        })
+        .unwrap();
+        assert_eq!(visits, 2, "None ends the scan");
+        let mut visits = 0;
+        kv.scan_visit(b"b/", Some(b"b/"), 10, usize::MAX, &mut |_, _| {
+            visits += 1;
+            Some(0)
+        })
+        .unwrap();
+        assert_eq!(visits, 0, "an empty range");
 
         let mut batch = WriteBatch::new();
         batch.delete(b"b/1".to_vec());

@@ -36,18 +36,19 @@ impl KvStore for MemoryKv {
         limit: usize,
         bytes_max: usize,
     ) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max, &|v: &[u8]| v.len()))
+        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max))
     }
 
-    fn scan_heads(
+    fn scan_visit(
         &self,
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
         bytes_max: usize,
-        keep: &dyn Fn(&[u8]) -> usize,
-    ) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max, keep))
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+    ) -> Result<(), KvError> {
+        visit_map(&self.map.read().expect("kv lock poisoned"), start, end, limit, bytes_max, visit);
+        Ok(())
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {
@@ -72,26 +73,37 @@ fn scan_map(
     end: Option<&[u8]>,
     limit: usize,
     bytes_max: usize,
-    keep: &dyn Fn(&[u8]) -> usize,
 ) -> Vec<KvPair> {
-    let upper = match end {
-        Some(e) => Bound::Excluded(e.to_vec()),
-        None => Bound::Unbounded,
-    };
+    let mut out = Vec::new();
+    visit_map(map, start, end, limit, bytes_max, &mut |key, value| {
+        out.push((key.to_vec(), value.to_vec()));
+        Some(value.len())
+    });
+    out
+}
+
+/// `KvStore::scan_visit` over `map`.
+fn visit_map(
+    map: &BTreeMap<Vec<u8>, Vec<u8>>,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+    bytes_max: usize,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+) {
     if end.is_some_and(|end| end <= start) {
-        return Vec::new(); // an empty range, as RocksDB reads it (`BTreeMap::range` would panic)
+        return; // an empty range, as RocksDB reads it (`BTreeMap::range` would panic)
     }
-    let mut bytes = 0usize;
-    map.range((Bound::Included(start.to_vec()), upper))
-        .take(limit)
-        .map(|(k, v)| (k, &v[..keep(v).min(v.len())]))
-        .take_while(|(k, v)| {
-            let more = bytes < bytes_max || bytes == 0;
-            bytes = bytes.saturating_add(k.len() + v.len()).max(1);
-            more
-        })
-        .map(|(k, v)| (k.clone(), v.to_vec()))
-        .collect()
+    let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+    let (mut pairs, mut bytes) = (0usize, 0usize);
+    for (key, value) in map.range::<[u8], _>((Bound::Included(start), upper)) {
+        if pairs == limit || (bytes >= bytes_max && pairs > 0) {
+            break;
+        }
+        let Some(taken) = visit(key, value) else { break };
+        bytes = bytes.saturating_add(key.len() + taken.min(value.len()));
+        pairs += 1;
+    }
 }
 
 /// A copy of the map (tests and simulations only hold small states).
@@ -103,6 +115,6 @@ impl KvSnapshot for MemorySnapshot {
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        Ok(scan_map(&self.0, start, end, limit, usize::MAX, &|v: &[u8]| v.len()))
+        Ok(scan_map(&self.0, start, end, limit, usize::MAX))
     }
 }

@@ -102,28 +102,26 @@ impl KvStore for RocksKv {
         )
     }
 
-    fn scan_heads(
+    fn scan_visit(
         &self,
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
         bytes_max: usize,
-        keep: &dyn Fn(&[u8]) -> usize,
-    ) -> Result<Vec<KvPair>, KvError> {
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+    ) -> Result<(), KvError> {
         // The raw iterator lends each value in place; the plain one copies it whole first.
         let mut iter = self.db.raw_iterator_opt(bounded(end));
         iter.seek(start);
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        while out.len() < limit && !(bytes >= bytes_max && !out.is_empty()) {
+        let (mut pairs, mut bytes) = (0usize, 0usize);
+        while pairs < limit && !(bytes >= bytes_max && pairs > 0) {
             let (Some(key), Some(value)) = (iter.key(), iter.value()) else { break };
-            let value = &value[..keep(value).min(value.len())];
-            bytes = bytes.saturating_add(key.len() + value.len());
-            out.push((key.to_vec(), value.to_vec()));
+            let Some(taken) = visit(key, value) else { break };
+            bytes = bytes.saturating_add(key.len() + taken.min(value.len()));
+            pairs += 1;
             iter.next();
         }
-        iter.status().map_err(engine)?;
-        Ok(out)
+        iter.status().map_err(engine)
     }
 
     fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, KvError> {

@@ -29,12 +29,12 @@ pub struct ObjectSummary {
     pub last_modified_ms: i64,
 }
 
-/// The fields of an object record a listing needs. Decoding only these (serde skips the rest
-/// without allocating: the part list and the shard map are most of a record) made a 1000-key page
-/// of 5+4 objects about 2x cheaper (docs/benchmarks.md, listing).
+/// The fields of an object record a listing needs besides its key (the index key gives it).
+/// Decoding only these (serde skips the rest without allocating: the part list and the shard map
+/// are most of a record) made a 1000-key page of 5+4 objects about 2x cheaper
+/// (docs/benchmarks.md, listing).
 #[derive(Deserialize)]
 struct ListedRecord {
-    key: ignifuge_types::ObjectKey,
     size: u64,
     etag: String,
     last_modified_ms: i64,
@@ -97,8 +97,14 @@ pub struct VersionPage {
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
 
-/// An object index entry: store key, object key, record bytes.
-type IndexEntry = (Vec<u8>, String, Vec<u8>);
+/// An object index entry: store key, object key, what was decoded of its record, and the length
+/// of the record's JSON.
+struct IndexEntry<T> {
+    store_key: Vec<u8>,
+    key: String,
+    record: T,
+    json_len: usize,
+}
 
 /// A batch read right after skipping a common prefix: the next entry is most likely the start of
 /// another common prefix, so reading a full batch of records would mostly be wasted.
@@ -120,24 +126,52 @@ fn json_len(value: &[u8]) -> usize {
 }
 
 /// One batch of at most `limit` object index entries from `cursor`, each with its object key
-/// decoded (the store key after `prefix_len` bytes), and whether the range is exhausted.
-fn index_batch(
+/// decoded (the store key after `prefix_len` bytes) and its record by `decode` (from the stored
+/// bytes, where the store holds them: which returns the length of the record's JSON), and
+/// whether the range is exhausted.
+fn index_batch<T>(
     machine: &StateMachine,
     prefix_len: usize,
     cursor: &[u8],
     range_end: Option<&[u8]>,
     limit: usize,
-) -> Result<(Vec<IndexEntry>, bool), MetaError> {
+    decode: impl Fn(&str, &[u8]) -> Result<(T, usize), MetaError>,
+) -> Result<(Vec<IndexEntry<T>>, bool), MetaError> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    for (index_key, value) in machine.kv().scan_heads(cursor, range_end, limit, SCAN_BATCH_BYTES, &json_len)? {
-        bytes += index_key.len() + value.len();
-        let key = String::from_utf8(index_key[prefix_len..].to_vec())
-            .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))?;
-        out.push((index_key, key, value));
+    let mut failed = None;
+    machine.kv().scan_visit(cursor, range_end, limit, SCAN_BATCH_BYTES, &mut |store_key, value| {
+        let decoded = std::str::from_utf8(&store_key[prefix_len..])
+            .map_err(|e| MetaError::Corrupt(format!("object key is not UTF-8: {e}")))
+            .and_then(|key| Ok((key.to_string(), decode(key, value)?)));
+        match decoded {
+            Ok((key, (record, json_len))) => {
+                bytes += store_key.len() + json_len;
+                out.push(IndexEntry { store_key: store_key.to_vec(), key, record, json_len });
+                Some(json_len)
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     let exhausted = out.len() < limit && bytes < SCAN_BATCH_BYTES;
     Ok((out, exhausted))
+}
+
+/// What an object listing needs of a stored record, decoded where the store holds it.
+fn listed(key: &str, value: &[u8]) -> Result<(ListedRecord, usize), MetaError> {
+    crate::stored::decode_head(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))
+}
+
+/// A stored record's JSON, copied (a version listing decodes it as a summary).
+fn copied_json(_key: &str, value: &[u8]) -> Result<(Vec<u8>, usize), MetaError> {
+    let json = crate::stored::head(value);
+    Ok((json.to_vec(), json.len()))
 }
 
 /// The common prefix `key` rolls up into: up to the first `delimiter` after `prefix`.
@@ -185,17 +219,16 @@ pub(crate) fn list_bounded(
     let mut read = 0usize;
 
     'scan: loop {
-        let (batch, exhausted) = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit)?;
-        for (index_key, key, value) in batch {
+        let (batch, exhausted) =
+            index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), batch_limit, listed)?;
+        for IndexEntry { store_key: index_key, key, record, json_len } in batch {
             let key = key.as_str();
             if read >= LIST_PAGE_BYTES_MAX && emitted > 0 {
                 // Bounded work: the next page starts after the last entry returned.
                 page.is_truncated = true;
                 break 'scan;
             }
-            read += value.len();
-            let record: ListedRecord = serde_json::from_slice(&value)
-                .map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
+            read += json_len;
             if record.delete_marker {
                 // A deleted key, kept for its versions: not listed, and not enough to make its
                 // common prefix appear.
@@ -236,7 +269,7 @@ pub(crate) fn list_bounded(
             }
             page.next_start_after = Some(key.to_string());
             page.objects.push(ObjectSummary {
-                key: record.key,
+                key: ObjectKey::new(key),
                 size: record.size,
                 etag: record.etag,
                 last_modified_ms: record.last_modified_ms,
@@ -344,8 +377,9 @@ pub(crate) fn list_versions(
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut pager = Pager { max_keys, emitted: 0, last: None, read: 0 };
     'scan: loop {
-        let (batch, exhausted) = index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH)?;
-        for (index_key, key, value) in batch {
+        let (batch, exhausted) =
+            index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH, copied_json)?;
+        for IndexEntry { store_key: index_key, key, record: value, json_len: _ } in batch {
             if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
                 let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
                 if !already_returned && !pager.common_prefix(&mut page, common.clone()) {

@@ -1801,7 +1801,7 @@ fn inline_bodies_are_stored_once_raw_and_read_back_by_every_path() {
 
 /// Listings count only the records' JSON against their byte bounds, and the store scan counts
 /// the same: 300 inline 4 KiB objects (1.2 MB of bodies, over one scan's 1 MiB) list whole, in
-/// one page, objects and versions alike, on both engines (RocksDB's `scan_heads` is its own),
+/// one page, objects and versions alike, on both engines (RocksDB's `scan_visit` is its own),
 /// and every body reads back.
 #[test]
 fn a_listing_of_inline_objects_returns_every_key_past_a_scan_s_byte_bound() {
