@@ -719,6 +719,44 @@ fn digests_at_one_index(cluster: &Cluster) -> (u64, Vec<(String, Option<String>)
     (doc["index"].as_u64().expect("index"), members, diverged, output.status.success())
 }
 
+/// Stops `node`, rewrites in its metadata store the record of the first object (a 2-byte body)
+/// as a disk could (valid, wrong: its size 2 -> 3), and starts it again; returns its data dir.
+fn change_a_record_on_disk(cluster: &mut Cluster, node: &str) -> std::path::PathBuf {
+    use ignifuge_kv::KvStore as _;
+    cluster.kill_node(node);
+    let data_dir = cluster.process(node).data_dir.clone().expect("a data dir");
+    {
+        // Its lock goes with the last of its threads, which can outlive the main one briefly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let kv = loop {
+            match ignifuge_kv::RocksKv::open(&data_dir.join("meta")) {
+                Ok(kv) => break kv,
+                Err(e) => assert!(Instant::now() < deadline, "the stopped replica's store: {e:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let (key, value) = kv.scan(b"o/", None, 1).unwrap().into_iter().next().expect("an object record");
+        assert!(key.starts_with(b"o/"), "{}", String::from_utf8_lossy(&key));
+        let text = String::from_utf8_lossy(&value).to_string();
+        assert!(text.contains("\"size\":2"), "a 2-byte object's record: {text}");
+        let mut batch = ignifuge_kv::WriteBatch::new();
+        batch.put(key, text.replacen("\"size\":2", "\"size\":3", 1).into_bytes());
+        kv.write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    }
+    cluster.revive(Duration::from_secs(60));
+    data_dir
+}
+
+/// Stops `node`, removes its metadata (a replica that lost its disk) and starts it again: it
+/// catches up from the others.
+fn wipe_metadata_replica(cluster: &mut Cluster, node: &str) {
+    let data_dir = cluster.process(node).data_dir.clone().expect("a data dir");
+    cluster.kill_node(node);
+    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the replica's metadata");
+    let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
+    cluster.revive(Duration::from_secs(60));
+}
+
 /// Damage RocksDB's checksums cannot see (a record rewritten whole, valid, wrong: a bug, a
 /// firmware writing a good block to the wrong place) on one metadata replica is found by comparing
 /// every replica's state at one log index, while clients write; the replica rebuilt from the
@@ -745,28 +783,7 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
     }
 
     // dc3-n2 stopped; one object's record rewritten in its store, as a disk could; restarted.
-    cluster.kill_node("dc3-n2");
-    let data_dir = cluster.process("dc3-n2").data_dir.clone().expect("a data dir");
-    {
-        use ignifuge_kv::KvStore as _;
-        // Its lock goes with the last of its threads, which can outlive the main one briefly.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let kv = loop {
-            match ignifuge_kv::RocksKv::open(&data_dir.join("meta")) {
-                Ok(kv) => break kv,
-                Err(e) => assert!(Instant::now() < deadline, "the stopped replica's store: {e:?}"),
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let (key, value) = kv.scan(b"o/", None, 1).unwrap().into_iter().next().expect("an object record");
-        assert!(key.starts_with(b"o/"), "{}", String::from_utf8_lossy(&key));
-        let text = String::from_utf8_lossy(&value).to_string();
-        assert!(text.contains("\"size\":2"), "a 2-byte object's record: {text}");
-        let mut batch = ignifuge_kv::WriteBatch::new();
-        batch.put(key, text.replacen("\"size\":2", "\"size\":3", 1).into_bytes());
-        kv.write(batch, ignifuge_kv::Durability::Synced).unwrap();
-    }
-    cluster.revive(Duration::from_secs(60));
+    change_a_record_on_disk(&mut cluster, "dc3-n2");
     let (writers, _) = spawn_writers(&cluster, "agree", "damaged", 4, 40);
     let (index, members, diverged, ok) = digests_at_one_index(&cluster);
     assert!(!ok, "the command succeeded although a replica differs: {members:#?}");
@@ -776,10 +793,7 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
     }
 
     // Rebuilt from the others: its metadata wiped, it catches up as a replica that lost its disk.
-    cluster.kill_node("dc3-n2");
-    std::fs::remove_dir_all(data_dir.join("meta")).expect("wiping the replica's metadata");
-    let _ = std::fs::remove_dir_all(data_dir.join("meta-snapshots"));
-    cluster.revive(Duration::from_secs(60));
+    wipe_metadata_replica(&mut cluster, "dc3-n2");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (index, members, diverged, ok) = digests_at_one_index(&cluster);
@@ -792,6 +806,75 @@ async fn a_replica_whose_state_was_changed_on_disk_is_found_while_clients_write(
     }
     let keys = list_all_keys(&client, "agree").await;
     assert_eq!(keys.len(), 20 + 160 + 160);
+}
+
+/// The repair service compares the metadata replicas on its own (every 3 s here, daily by
+/// default) and `admin durability` reports what it found: all alike; then, once a record was
+/// changed on one replica's disk, that replica, by name, and the report unhealthy; then, once
+/// that replica was rebuilt from the others, all alike and healthy again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_repair_service_finds_a_replica_that_differs_and_the_durability_report_names_it() {
+    let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_METADATA_CHECK_INTERVAL_MS", "3000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "checked").await;
+    for i in 0..10 {
+        put_object(&client, "checked", &format!("k-{i}"), format!("v{i}").as_bytes()).await;
+    }
+    let check_after = |cluster: &Cluster, after_ms: i64, timeout: Duration| {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let report = cluster.durability();
+            let check = &report["repair"]["metadata_check"];
+            if check["started_ms"].as_i64().is_some_and(|t| t > after_ms) {
+                return (report.clone(), check.clone());
+            }
+            assert!(Instant::now() < deadline, "no metadata comparison after {after_ms}: {report:#}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let (_, check) = check_after(&cluster, 0, Duration::from_secs(60));
+    assert_eq!(check["members"], 9, "{check:#}");
+    assert!(check.get("diverged").is_none() && check.get("unknown").is_none(), "a healthy cluster: {check:#}");
+    assert!(check["last_agreed_ms"].as_i64().is_some(), "{check:#}");
+    cluster.wait_until_healthy(Duration::from_secs(60));
+
+    change_a_record_on_disk(&mut cluster, "dc3-n2");
+    let changed_at = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let report = loop {
+        let (report, check) = check_after(&cluster, changed_at, Duration::from_secs(60));
+        if check["diverged"] == serde_json::json!(["dc3-n2"]) {
+            break report;
+        }
+        // A comparison made while dc3-n2 was still starting has no digest from it.
+        assert!(check.get("diverged").is_none(), "only dc3-n2 differs: {check:#}");
+        assert!(Instant::now() < deadline, "dc3-n2 never found differing: {report:#}");
+    };
+    assert_eq!(report["healthy"], false);
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("dc3-n2") && problems.contains("differs"), "{problems}");
+    let text = cluster.admin(&["durability"]);
+    assert!(text.contains("NOT HEALTHY") && text.contains("differing: dc3-n2"), "{text}");
+    let gauges = cluster.admin(&["durability", "--prometheus"]);
+    assert!(gauges.contains("ignifuge_metadata_replicas_differing 1"), "{gauges}");
+
+    wipe_metadata_replica(&mut cluster, "dc3-n2");
+    let rebuilt_at = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (report, check) = check_after(&cluster, rebuilt_at, Duration::from_secs(60));
+        if check.get("diverged").is_none() && check.get("unknown").is_none() && check.get("error").is_none() {
+            assert_eq!(check["members"], 9, "{check:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rebuilt replica never found alike: {report:#}");
+    }
+    cluster.wait_until_healthy(Duration::from_secs(60));
+    assert_eq!(list_all_keys(&client, "checked").await.len(), 10);
 }
 
 /// Defect 2: a replica that catches up by snapshot while writes go on ends with exactly the

@@ -4,9 +4,10 @@ use crate::daemons::read_secret;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use ignifuge_meta::{AccessKeyRecord, Command, MetaError, Metadata as _, RecordView, RepairReport, TenantRecord};
-use ignifuge_raft::{DigestAt, DigestAtRequest, RaftStatus, StateDigest};
+use ignifuge_raft::{DigestAt, RaftStatus, StateDigest};
 use ignifuge_rpc::RemoteMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, MetadataMargin, NodeClient, ScrubStatus, SecretSealer};
+use ignifuge_services::agreement::DigestsAtIndex;
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{AccessKeyId, BucketName, LayoutVersion, NodeId, TenantId, UserId, WebDomain};
 use rand::Rng as _;
@@ -162,51 +163,6 @@ enum KeyCommand {
         #[arg(long)]
         tenant: String,
     },
-}
-
-/// Tries of `Admin::digests_at_one_index` before it gives up (each after replicas had applied
-/// the index chosen before all of them were asked: a busy cluster; the margin grows each time).
-const DIGEST_AT_ATTEMPTS: usize = 6;
-
-/// Every metadata member's answer for the digest of its state right after `index`.
-pub struct DigestsAtIndex {
-    pub index: u64,
-    pub members: Vec<(String, Result<DigestAt, String>)>,
-}
-
-impl DigestsAtIndex {
-    /// The members whose digest differs from the one most members hold (all members with a
-    /// digest when no digest is held by more members than every other). Empty when they agree.
-    pub fn diverged(&self) -> Vec<String> {
-        let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (node, answer) in &self.members {
-            if let Ok(DigestAt::Done { digest }) = answer {
-                groups.entry(digest.as_str()).or_default().push(node.as_str());
-            }
-        }
-        if groups.len() <= 1 {
-            return Vec::new();
-        }
-        let largest = groups.values().map(Vec::len).max().unwrap_or(0);
-        let majority: Vec<&str> = groups.iter().filter(|(_, n)| n.len() == largest).map(|(d, _)| *d).collect();
-        let keep = if majority.len() == 1 { Some(majority[0]) } else { None };
-        let mut out: Vec<String> = groups
-            .iter()
-            .filter(|(digest, _)| Some(**digest) != keep)
-            .flat_map(|(_, nodes)| nodes.iter().map(|n| n.to_string()))
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// Members that gave no digest (unreachable, behind, failed, or past the index).
-    pub fn unknown(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .filter(|(_, answer)| !matches!(answer, Ok(DigestAt::Done { .. })))
-            .map(|(node, _)| node.clone())
-            .collect()
-    }
 }
 
 /// One metadata member, as `ignifuge admin status` reports it.
@@ -397,81 +353,15 @@ impl Admin {
         out
     }
 
-    /// Every metadata member's digest of its state right after one log index (`DigestAt`): the
-    /// longest log's last index plus a margin, marked on every member before any reaches it (a
-    /// member that already has answers `Missed`, and the next try leaves a wider margin). While
-    /// members wait for it, no-op lease entries are proposed so that an idle cluster reaches it.
-    /// Replicas are given `timeout` to reach the index and hash their state there.
+    /// Every metadata member's digest of its state right after one log index, replicas given
+    /// `timeout` to reach it and hash their state (`ignifuge_services::agreement`).
     pub async fn digests_at_one_index(&self, timeout: std::time::Duration) -> anyhow::Result<DigestsAtIndex> {
         let layout = match self.layout().await {
             Ok((_, layout)) => layout,
             Err(_) => self.cluster.clone(),
         };
-        let members: Vec<(String, std::net::SocketAddr)> =
-            layout.voters().into_iter().chain(layout.learners()).map(|(_, n)| (n.id.0.clone(), n.address)).collect();
-        // Every member at once: a frozen one costs its timeout once per round, not per member.
-        let ask = |index: u64, forget: bool| {
-            futures::future::join_all(members.iter().map(move |(node, address)| async move {
-                let request = DigestAtRequest { index, forget };
-                let answer = self
-                    .client
-                    .post_json::<_, DigestAt>(*address, ignifuge_raft::paths::DIGEST_AT, &request)
-                    .await
-                    .map_err(|e| e.to_string());
-                (node.clone(), answer)
-            }))
-        };
-        let holder = random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 16);
-        // A random part, so that two checks run at once rarely pick one index (each gives its
-        // marks up when it is done, which would make the other fail: never pass wrongly).
-        let mut margin = 2 + rand::rng().random_range(0..8u64);
-        for _ in 0..DIGEST_AT_ATTEMPTS {
-            let statuses = futures::future::join_all(members.iter().map(|(_, address)| {
-                self.client.post_json::<_, RaftStatus>(*address, ignifuge_raft::paths::STATUS, &())
-            }))
-            .await;
-            let longest = statuses.iter().flatten().filter_map(|s| s.last_log_index).max().unwrap_or(0);
-            let index = longest + margin;
-            let deadline = std::time::Instant::now() + timeout;
-            let mut proposed = 0u64;
-            loop {
-                let answers = ask(index, false).await;
-                let missed = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Missed { .. })));
-                let waiting = answers.iter().any(|(_, a)| matches!(a, Ok(DigestAt::Waiting | DigestAt::Computing)));
-                let late = std::time::Instant::now() >= deadline;
-                let retry = missed && proposed == 0;
-                if retry || !waiting || late {
-                    // Given up or done: marks not hashed yet are given up everywhere, so that
-                    // no replica scans its state for nobody (a hash already running finishes; a
-                    // member that does not answer now may still hash once).
-                    ask(index, true).await;
-                }
-                if retry {
-                    break; // marked too late somewhere: a wider margin
-                }
-                if !waiting || late {
-                    return Ok(DigestsAtIndex { index, members: answers });
-                }
-                // One no-op entry at a time while some member has not reached the index (an
-                // idle cluster appends none of its own); at most as many as the margin, and a
-                // few for members that are behind.
-                if proposed < margin + 4 {
-                    let command = Command::TakeLease {
-                        name: "admin-digest".into(),
-                        holder: holder.clone(),
-                        now_ms: now_ms(),
-                        duration_ms: 1,
-                    };
-                    let _ = self.metadata.apply(command).await;
-                    proposed += 1;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            margin *= 4;
-        }
-        anyhow::bail!(
-            "every replica could not be marked before it applied the chosen index ({DIGEST_AT_ATTEMPTS} tries)"
-        )
+        let members = ignifuge_services::agreement::members(&layout);
+        Ok(ignifuge_services::agreement::digests_at_one_index(&self.metadata, &self.client, &members, timeout).await?)
     }
 
     /// Every metadata member's own view of the group (voters, then learners, as the stored
@@ -844,19 +734,6 @@ mod tests {
             let one_silent = at_index(&[("a", done("x")), ("b", done("x")), ("c", silent)]);
             assert!(print_digests_at_index(&one_silent, false).is_err(), "passed without comparing c");
         }
-    }
-
-    #[test]
-    fn the_replicas_outside_the_largest_group_of_one_digest_diverge_and_with_no_largest_all_do() {
-        let done = |d: &str| Ok(DigestAt::Done { digest: d.into() });
-        let agree =
-            at_index(&[("a", done("x")), ("b", done("x")), ("c", Ok(DigestAt::Waiting)), ("d", Err("down".into()))]);
-        assert!(agree.diverged().is_empty());
-        assert_eq!(agree.unknown(), vec!["c".to_string(), "d".to_string()]);
-        let one = at_index(&[("a", done("x")), ("b", done("y")), ("c", done("x")), ("d", done("x"))]);
-        assert_eq!(one.diverged(), vec!["b".to_string()]);
-        let tie = at_index(&[("a", done("x")), ("b", done("y")), ("c", done("y")), ("d", done("x")), ("e", done("z"))]);
-        assert_eq!(tie.diverged(), vec!["a", "b", "c", "d", "e"].into_iter().map(String::from).collect::<Vec<_>>());
     }
 
     fn report(started_ms: i64, below: u64, waiting: u64) -> RepairReport {

@@ -5,10 +5,11 @@
 //! It says healthy only when all of these hold: a repair round has completed, it could read
 //! every metadata record and found no stripe below its budget, every object record could be read
 //! here, no debt is recorded (neither at write time nor after the round), every node answers now,
-//! and no node has quarantined a corrupt shard since that round started. Anything else is listed
-//! as a problem.
+//! no node has quarantined a corrupt shard since that round started, and the metadata replicas
+//! were compared (the repair service does it daily) with none differing, all of them alike
+//! within two days. Anything else is listed as a problem.
 
-use ignifuge_meta::{RepairReport, TenantDurability};
+use ignifuge_meta::{MetadataCheck, RepairReport, TenantDurability};
 use ignifuge_rpc::ScrubStatus;
 use ignifuge_types::NodeId;
 use std::fmt::Write as _;
@@ -25,12 +26,66 @@ pub struct DurabilityView {
 /// A repair report older than this means rounds stopped completing (the default round interval
 /// is 1 minute): the view says unhealthy rather than trust margins that nobody re-checks.
 pub const REPAIR_REPORT_STALE_MS: i64 = 15 * 60 * 1000;
+/// The metadata replicas not all compared and found alike for longer than this (the comparison
+/// is daily by default, and at most a day apart) is reported: damage on one replica would go
+/// unseen.
+pub const METADATA_CHECK_STALE_MS: i64 = 2 * 24 * 60 * 60 * 1000;
 /// A node whose last complete scrub pass (daily by default) is older than this, or that has run
 /// this long without completing one, is reported: its shards are not being re-read.
 pub const SCRUB_STALE_MS: i64 = 2 * 24 * 60 * 60 * 1000;
 
 fn age_secs(now_ms: i64, then_ms: i64) -> i64 {
     (now_ms - then_ms).max(0) / 1000
+}
+
+/// What the last comparison of the metadata replicas (`RepairReport::metadata_check`) says is
+/// wrong: a replica that differs; none made yet; none that compared every replica and found
+/// them alike for over two days. A comparison that could not reach every replica (a node down,
+/// reported as such) is not a problem by itself until then.
+fn metadata_check_problems(check: Option<&MetadataCheck>, now_ms: i64, problems: &mut Vec<String>) {
+    let Some(check) = check else {
+        problems.push("the metadata replicas have not been compared yet (the next repair round compares them)".into());
+        return;
+    };
+    if !check.diverged.is_empty() {
+        let names: Vec<&str> = check.diverged.iter().map(|n| n.0.as_str()).collect();
+        problems.push(format!(
+            "metadata replica(s) whose state differs from the others' at log index {} ({} s ago): {} (rebuild \
+             each from the others: stop it, remove its metadata directory, start it)",
+            check.index.map_or("?".into(), |i| i.to_string()),
+            age_secs(now_ms, check.finished_ms),
+            names.join(", ")
+        ));
+    }
+    let unchecked_since = check.last_agreed_ms.unwrap_or(check.started_ms);
+    if check.diverged.is_empty() && now_ms - unchecked_since > METADATA_CHECK_STALE_MS {
+        problems.push(format!(
+            "the metadata replicas have not all been compared and found alike for over 2 days (the last \
+             comparison: {})",
+            describe_check(check)
+        ));
+    }
+}
+
+/// One line on a comparison of the metadata replicas.
+fn describe_check(check: &MetadataCheck) -> String {
+    let names = |nodes: &[NodeId]| nodes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(error) = &check.error {
+        return format!("failed: {error}");
+    }
+    let index = check.index.map_or("?".into(), |i| i.to_string());
+    if !check.diverged.is_empty() {
+        return format!("at log index {index}, differing: {}", names(&check.diverged));
+    }
+    if !check.unknown.is_empty() {
+        return format!(
+            "at log index {index}, {} of {} alike, no digest from: {}",
+            check.members as usize - check.unknown.len(),
+            check.members,
+            names(&check.unknown)
+        );
+    }
+    format!("at log index {index}, all {} alike", check.members)
 }
 
 impl DurabilityView {
@@ -82,6 +137,7 @@ impl DurabilityView {
                         r.stripes_below_budget, r.bytes_below_budget, r.stripes_waiting, r.stripes_unreadable
                     ));
                 }
+                metadata_check_problems(r.metadata_check.as_ref(), now_ms, &mut problems);
                 let restarted: Vec<String> = scrub
                     .iter()
                     .filter(|(_, s)| s.as_ref().is_ok_and(|s| s.node_started_ms >= r.started_ms))
@@ -237,6 +293,18 @@ impl DurabilityView {
                 gauge(name, help, vec![(String::new(), value)]);
             }
         }
+        if let Some(check) = self.repair.as_ref().and_then(|r| r.metadata_check.as_ref()) {
+            gauge(
+                "ignifuge_metadata_replicas_differing",
+                "Metadata replicas whose state differed from the others' at the last comparison",
+                vec![(String::new(), check.diverged.len() as f64)],
+            );
+            gauge(
+                "ignifuge_metadata_check_age_seconds",
+                "Time since the metadata replicas were last all compared and found alike (-1: never)",
+                vec![(String::new(), check.last_agreed_ms.map_or(-1.0, |t| age_secs(self.now_ms, t) as f64))],
+            );
+        }
         let scrub_age = self
             .scrub
             .iter()
@@ -303,6 +371,13 @@ impl DurabilityView {
                 t.debt_stripes
             );
         }
+        if let Some(check) = self.repair.as_ref().and_then(|r| r.metadata_check.as_ref()) {
+            println!(
+                "\nmetadata replicas last compared {} s ago: {}",
+                age_secs(self.now_ms, check.finished_ms),
+                describe_check(check)
+            );
+        }
         match self.oldest_scrub_ms() {
             Some(t) => println!("\nlast complete scrub of every node: {} s ago", age_secs(self.now_ms, t)),
             None => println!("\nsome node has not completed a scrub pass yet (or is unreachable)"),
@@ -320,8 +395,61 @@ mod tests {
         Ok(ScrubStatus { last_complete_ms: Some(1), last_corrupt_ms, ..Default::default() })
     }
 
+    fn agreed_at(ms: i64) -> MetadataCheck {
+        MetadataCheck {
+            started_ms: ms - 10,
+            finished_ms: ms,
+            index: Some(40),
+            members: 3,
+            last_agreed_ms: Some(ms),
+            ..Default::default()
+        }
+    }
+
     fn report(below: u64) -> RepairReport {
-        RepairReport { started_ms: 100, finished_ms: 200, stripes_below_budget: below, ..Default::default() }
+        RepairReport {
+            started_ms: 100,
+            finished_ms: 200,
+            stripes_below_budget: below,
+            metadata_check: Some(agreed_at(190)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_metadata_replicas_must_have_been_compared_none_differing_and_all_alike_within_two_days() {
+        let node = NodeId::new("n1");
+        let view = |check: Option<MetadataCheck>, now_ms| {
+            let repair = RepairReport { metadata_check: check, ..report(0) };
+            DurabilityView::assess(vec![], Some(repair), vec![(node.clone(), scrub_ok(None))], now_ms)
+        };
+        assert!(view(Some(agreed_at(190)), 300).healthy);
+        let never = view(None, 300);
+        assert!(!never.healthy && never.problems[0].contains("not been compared yet"), "{:?}", never.problems);
+        let differs = MetadataCheck { diverged: vec![NodeId::new("dc3-n2")], ..agreed_at(190) };
+        let damaged = view(Some(differs.clone()), 300);
+        assert!(!damaged.healthy, "a replica differs");
+        assert!(
+            damaged.problems.iter().any(|p| p.contains("dc3-n2") && p.contains("index 40")),
+            "{:?}",
+            damaged.problems
+        );
+        assert!(damaged.to_prometheus().contains("ignifuge_metadata_replicas_differing 1"));
+        // A node down at the last comparison: reported as down, not as unchecked, until two days
+        // without a whole comparison have passed.
+        let partial = MetadataCheck { unknown: vec![NodeId::new("dc2-n1")], ..agreed_at(290) };
+        let partial = MetadataCheck { last_agreed_ms: Some(190), ..partial };
+        assert!(view(Some(partial.clone()), 300).healthy);
+        let stale = view(Some(partial), 190 + METADATA_CHECK_STALE_MS + 1);
+        assert!(
+            stale.problems.iter().any(|p| p.contains("over 2 days") && p.contains("dc2-n1")),
+            "{:?}",
+            stale.problems
+        );
+        let never_alike = MetadataCheck { error: Some("no index".into()), last_agreed_ms: None, ..agreed_at(290) };
+        assert!(view(Some(never_alike.clone()), 300).healthy, "failed once, minutes ago");
+        assert!(!view(Some(never_alike), 280 + METADATA_CHECK_STALE_MS + 1).healthy, "never alike for 2 days");
+        assert!(view(Some(agreed_at(190)), 300).to_prometheus().contains("ignifuge_metadata_check_age_seconds 0"));
     }
 
     #[test]

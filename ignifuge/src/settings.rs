@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use ignifuge_gateway::datapath::{DataPathTuning, INLINE_LIMIT_BYTES, PACK_LIMIT_BYTES};
 use ignifuge_raft::RaftTuning;
 use ignifuge_services::ServicesConfig;
+use ignifuge_services::repair::METADATA_CHECK_INTERVAL_MS_DEFAULT;
 use ignifuge_storage_node::{AroundCache, ScrubConfig, SyncMode};
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ pub struct Settings {
     /// IGNIFUGE_GC_GRACE_MS, IGNIFUGE_GC_INTERVAL_MS, IGNIFUGE_GC_BUSY_SHARE,
     /// IGNIFUGE_REPAIR_INTERVAL_MS, IGNIFUGE_REPAIR_DOWN_OUT_MS, IGNIFUGE_REPAIR_BYTES_PER_SEC,
     /// IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE, IGNIFUGE_ORPHAN_GRACE_MS, IGNIFUGE_COMPACT_INTERVAL_MS,
-    /// IGNIFUGE_COMPACT_MIN_AGE_MS, IGNIFUGE_COMPACT_BUSY_SHARE.
+    /// IGNIFUGE_COMPACT_MIN_AGE_MS, IGNIFUGE_COMPACT_BUSY_SHARE, IGNIFUGE_METADATA_CHECK_INTERVAL_MS
+    /// (at most a day), IGNIFUGE_METADATA_CHECK_TIMEOUT_MS.
     pub services: ServicesConfig,
     /// IGNIFUGE_SCRUB_INTERVAL_MS, IGNIFUGE_SCRUB_BYTES_PER_SEC.
     pub scrub: ScrubConfig,
@@ -111,6 +113,13 @@ impl Settings {
         repair.orphan_grace_ms =
             millis("IGNIFUGE_ORPHAN_GRACE_MS", Duration::from_millis(repair.orphan_grace_ms as u64))?.as_millis()
                 as i64;
+        repair.metadata_check_interval = millis("IGNIFUGE_METADATA_CHECK_INTERVAL_MS", repair.metadata_check_interval)?;
+        anyhow::ensure!(
+            repair.metadata_check_interval <= Duration::from_millis(METADATA_CHECK_INTERVAL_MS_DEFAULT),
+            "IGNIFUGE_METADATA_CHECK_INTERVAL_MS is at most a day ({METADATA_CHECK_INTERVAL_MS_DEFAULT}): `admin \
+             durability` reports the metadata replicas unchecked after two"
+        );
+        repair.metadata_check_timeout = millis("IGNIFUGE_METADATA_CHECK_TIMEOUT_MS", repair.metadata_check_timeout)?;
 
         s.scrub.interval = millis("IGNIFUGE_SCRUB_INTERVAL_MS", s.scrub.interval)?;
         s.scrub.bytes_per_sec = var("IGNIFUGE_SCRUB_BYTES_PER_SEC")?.unwrap_or(s.scrub.bytes_per_sec);

@@ -160,6 +160,44 @@ pub struct RepairReport {
     /// The first `UNREADABLE_NAMED_MAX` of them in the scan's order, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable_keys: Vec<String>,
+    /// The last comparison of every metadata replica's state at one log index, made by this
+    /// round or carried over from the report before (rounds make one when it is due:
+    /// `ignifuge_services::repair::RepairConfig::metadata_check_interval`). None in reports of
+    /// versions that made none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_check: Option<MetadataCheck>,
+}
+
+/// A comparison of every metadata replica's state right after one log index
+/// (`ignifuge_services::agreement`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataCheck {
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    /// The log index compared at; None when the check could not choose one (`error`).
+    pub index: Option<u64>,
+    /// Replicas asked (voters and learners).
+    pub members: u32,
+    /// Replicas whose state differs from the one most replicas hold (each, when no state is held
+    /// by more replicas than every other).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diverged: Vec<NodeId>,
+    /// Replicas that gave no digest: unreachable, not at the index in time, or past it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<NodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When a check last compared every replica and found them alike: this one's end if it did,
+    /// else the one before's (carried over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_agreed_ms: Option<i64>,
+}
+
+impl MetadataCheck {
+    /// Every replica compared, and all held the same state.
+    pub fn agreed(&self) -> bool {
+        self.error.is_none() && self.diverged.is_empty() && self.unknown.is_empty()
+    }
 }
 
 /// Unreadable records a repair report names (it counts them all).

@@ -1,6 +1,7 @@
 //! Background services of the cluster: garbage collection of replaced and deleted blobs
-//! ([`gc`]), repair with the orphan sweep ([`repair`]), and compaction of packs of small
-//! objects ([`compact`]). Lifecycle rules will run here too.
+//! ([`gc`]), repair with the orphan sweep and the comparison of the metadata replicas
+//! ([`repair`], [`agreement`]), and compaction of packs of small objects ([`compact`]).
+//! Lifecycle rules will run here too.
 //!
 //! Owns: the services' schedules, their leases in the metadata (one gateway process at a time
 //! works for each service), and their bounded shares of the cluster ([`pace`]).
@@ -13,6 +14,7 @@
 //! fenced in the metadata before their shards go); and it works at most its configured share
 //! of the time, so clients keep the rest.
 
+pub mod agreement;
 pub mod compact;
 pub mod error;
 pub mod gc;

@@ -15,8 +15,11 @@
 //! 3. rebuilds the stripes worst margin first ([`rebuild`]), rate-limited, each committed with a
 //!    compare-and-swap on its shard list, and only then deletes the copies it moved away from;
 //! 4. reclaims shards no metadata names, once older than the orphan grace period;
-//! 5. records a report (margins per tenant, queue, rate, ETA) for `ignifuge admin durability`
-//!    and the Prometheus gauges.
+//! 5. when one is due, compares every metadata replica's state at one log index
+//!    ([`crate::agreement`]; daily by default, sooner again after one that did not find them
+//!    all alike);
+//! 6. records a report (margins per tenant, queue, rate, ETA, the last metadata comparison) for
+//!    `ignifuge admin durability` and the Prometheus gauges.
 //!
 //! A stripe is never made worse: shards are only added before the metadata switch, and removed
 //! after it. A round interrupted by a crash leaves at most unreferenced shards, which the
@@ -31,7 +34,8 @@ use crate::lease::Lease;
 use crate::pace::DutyCycle;
 use futures::StreamExt as _;
 use ignifuge_meta::{
-    BlobCursor, BlobOwner, Command, MarginCount, MetaError, RepairReport, ShardReplacement, StripedBlob, TenantMargins,
+    BlobCursor, BlobOwner, Command, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement, StripedBlob,
+    TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
@@ -55,6 +59,19 @@ pub const REPAIR_BYTES_PER_SEC_DEFAULT: u64 = 128 * 1024 * 1024;
 /// upload from being cut: it must exceed the intent renewal interval plus the clock
 /// difference between gateways.
 pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 60 * 60 * 1000;
+/// How often a round compares every metadata replica's state (each replica hashes its whole
+/// state: about a minute of CPU per replica at 10 million objects, docs/benchmarks.md).
+pub const METADATA_CHECK_INTERVAL_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// After a comparison that found a replica differing, or that failed, the next is due after
+/// this (or the interval, if shorter): a rebuilt replica clears the report within minutes. One
+/// that could not reach every replica (a node down) waits for the interval: every comparison
+/// hashes every reachable replica's whole state, which a datacenter down for weeks must not
+/// turn into a load every few minutes.
+pub const METADATA_CHECK_RETRY_MS: u64 = 10 * 60 * 1000;
+/// How long replicas are given to reach the compared index and hash their state. The round's
+/// report waits for it (its repairs and sweeps are done by then); a replica down answers at
+/// once, one far behind is waited for this long.
+pub const METADATA_CHECK_TIMEOUT_MS_DEFAULT: u64 = 5 * 60 * 1000;
 /// Stripes rebuilt concurrently (each holds k+m shards of at most 1 MiB in memory).
 const REPAIR_STRIPES_IN_FLIGHT: usize = 4;
 /// Blob records per scan page.
@@ -80,6 +97,10 @@ pub struct RepairConfig {
     pub orphan_grace_ms: i64,
     /// `REPAIR_SURVEY_BUSY_SHARE_DEFAULT`.
     pub survey_busy_share: f64,
+    /// `METADATA_CHECK_INTERVAL_MS_DEFAULT`.
+    pub metadata_check_interval: Duration,
+    /// `METADATA_CHECK_TIMEOUT_MS_DEFAULT`.
+    pub metadata_check_timeout: Duration,
 }
 
 impl Default for RepairConfig {
@@ -90,6 +111,8 @@ impl Default for RepairConfig {
             bytes_per_sec: REPAIR_BYTES_PER_SEC_DEFAULT,
             orphan_grace_ms: ORPHAN_GRACE_MS_DEFAULT as i64,
             survey_busy_share: REPAIR_SURVEY_BUSY_SHARE_DEFAULT,
+            metadata_check_interval: Duration::from_millis(METADATA_CHECK_INTERVAL_MS_DEFAULT),
+            metadata_check_timeout: Duration::from_millis(METADATA_CHECK_TIMEOUT_MS_DEFAULT),
         }
     }
 }
@@ -374,9 +397,84 @@ pub async fn round(
     tally.report.orphan_shards_reclaimed +=
         sweep_orphans(services, &nodes, &referenced, config.orphan_grace_ms).await?;
 
+    let last_check = services.metadata.repair_report().await?.and_then(|r| r.metadata_check);
+    tally.report.metadata_check = if metadata_check_due(last_check.as_ref(), now_ms(), config) {
+        match check_metadata(services, config, &mut lease, last_check.and_then(|c| c.last_agreed_ms)).await? {
+            Some(check) => Some(check),
+            None => return Ok(None),
+        }
+    } else {
+        last_check
+    };
+
     let report = finish(tally, &nodes, repair_secs);
     services.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
     Ok(Some(report))
+}
+
+/// Whether a round compares the metadata replicas, given the last comparison: when there is
+/// none, when it is older than the interval, or, when it found a replica differing or failed,
+/// once `METADATA_CHECK_RETRY_MS` (or the interval, if shorter) has passed.
+fn metadata_check_due(last: Option<&MetadataCheck>, now_ms: i64, config: &RepairConfig) -> bool {
+    let Some(last) = last else { return true };
+    let interval = config.metadata_check_interval.as_millis() as i64;
+    let age = now_ms - last.finished_ms;
+    let retry = !last.diverged.is_empty() || last.error.is_some();
+    age >= interval || (retry && age >= interval.min(METADATA_CHECK_RETRY_MS as i64))
+}
+
+/// Compares every metadata replica's state at one log index ([`crate::agreement`]), keeping the
+/// repair lease meanwhile (replicas may take minutes to hash a large state). None: the lease was
+/// lost.
+async fn check_metadata(
+    services: &Services,
+    config: &RepairConfig,
+    lease: &mut Lease,
+    last_agreed_ms: Option<i64>,
+) -> ServiceResult<Option<MetadataCheck>> {
+    let members = crate::agreement::members(&services.data.layout().config);
+    let started_ms = now_ms();
+    let check = crate::agreement::digests_at_one_index(
+        services.metadata.as_ref(),
+        &services.data.client,
+        &members,
+        config.metadata_check_timeout,
+    );
+    tokio::pin!(check);
+    let mut keep = tokio::time::interval(Duration::from_millis((config.lease_ms() / 3) as u64));
+    keep.tick().await; // the first tick is now: the lease was kept just before
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut check => break outcome,
+            _ = keep.tick() => {
+                if !lease.keep(services.metadata.as_ref()).await? {
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let check = match outcome {
+        Ok(digests) => digests.outcome(started_ms, now_ms(), last_agreed_ms),
+        Err(e) => MetadataCheck {
+            started_ms,
+            finished_ms: now_ms(),
+            members: members.len() as u32,
+            error: Some(e.to_string()),
+            last_agreed_ms,
+            ..MetadataCheck::default()
+        },
+    };
+    if !check.diverged.is_empty() {
+        tracing::error!(
+            index = check.index,
+            diverged = ?check.diverged,
+            "metadata replicas differ from the others: rebuild each from the others (stop it, remove its metadata \
+             directory, start it)"
+        );
+    } else if !check.agreed() {
+        tracing::warn!(unknown = ?check.unknown, error = ?check.error, "metadata replicas not all compared");
+    }
+    Ok(Some(check))
 }
 
 fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64) -> RepairReport {
@@ -593,4 +691,34 @@ async fn sweep_orphans(
         }
     }
     Ok(reclaimed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metadata_is_compared_daily_and_again_within_minutes_only_after_a_difference_or_a_failure() {
+        let config = RepairConfig::default();
+        let day = METADATA_CHECK_INTERVAL_MS_DEFAULT as i64;
+        let retry = METADATA_CHECK_RETRY_MS as i64;
+        let at = |finished_ms| MetadataCheck {
+            finished_ms,
+            members: 9,
+            last_agreed_ms: Some(finished_ms),
+            ..Default::default()
+        };
+        assert!(metadata_check_due(None, 0, &config), "none yet");
+        assert!(!metadata_check_due(Some(&at(0)), day - 1, &config));
+        assert!(metadata_check_due(Some(&at(0)), day, &config));
+        let differs = MetadataCheck { diverged: vec![NodeId::new("dc3-n2")], ..at(0) };
+        assert!(!metadata_check_due(Some(&differs), retry - 1, &config));
+        assert!(metadata_check_due(Some(&differs), retry, &config));
+        let failed = MetadataCheck { error: Some("no index".into()), ..at(0) };
+        assert!(metadata_check_due(Some(&failed), retry, &config));
+        let node_down = MetadataCheck { unknown: vec![NodeId::new("dc1-n1")], ..at(0) };
+        assert!(!metadata_check_due(Some(&node_down), day - 1, &config), "a node down waits for the interval");
+        let short = RepairConfig { metadata_check_interval: Duration::from_millis(3000), ..RepairConfig::default() };
+        assert!(metadata_check_due(Some(&differs), 3000, &short), "the interval when it is shorter");
+    }
 }
