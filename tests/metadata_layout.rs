@@ -289,11 +289,28 @@ async fn a_node_leaves_the_layout_only_once_drained() {
     );
     apply_layout(&cluster, &with_new);
 
-    // The old node dies and is declared out; it may not leave the layout yet.
-    cluster.kill_node(OLD);
+    // Declared out while it still runs: repair rounds survey it like any other node (its shards
+    // present, every stripe at full budget), which is no drain: it may not leave the layout.
+    let declared_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     cluster.admin(&["node", "out", OLD]);
     layout.nodes.retain(|n| n.id.0 != OLD);
     let without_old = layout.to_toml();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let report = cluster.durability();
+        let round_started = report["repair"]["started_ms"].as_i64().unwrap_or(0);
+        if round_started > declared_ms + 1000 && report["repair"]["stripes_below_budget"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no clean round after the declaration: {report:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (accepted, said) = try_apply_layout(&cluster, &without_old);
+    assert!(!accepted, "a running node declared out left the layout: {said}");
+    assert!(said.contains(OLD), "{said}");
+
+    // The old node dies (still declared out); it may not leave the layout yet.
+    cluster.kill_node(OLD);
     let (accepted, said) = try_apply_layout(&cluster, &without_old);
     assert!(!accepted, "a node no repair round has drained left the layout: {said}");
     assert!(said.contains(OLD) && said.contains("node out"), "{said}");

@@ -3,6 +3,7 @@
 
 use crate::error::GatewayError;
 use reed_solomon_erasure::galois_8::ReedSolomon;
+use std::sync::Arc;
 
 pub trait ErasureCodec: Send + Sync + 'static {
     fn data_shards(&self) -> usize;
@@ -44,6 +45,22 @@ pub fn encode_stripe(
     Ok(shards.iter().copied().chain(parity.iter().map(|p| p.as_slice())).map(blake3::hash).collect())
 }
 
+/// The codec of a blob written `data_shards`+`parity_shards`: `current` (the layout's) when it
+/// has that geometry, else one made for it. A blob is always decoded with the geometry it was
+/// written with, which its record names: a stripe written while a gateway placed with another
+/// layout must not be rebuilt with a matrix that is not its own (with the same shard count, that
+/// would give other bytes, not an error).
+pub fn codec_of(
+    current: &Arc<dyn ErasureCodec>,
+    data_shards: usize,
+    parity_shards: usize,
+) -> Result<Arc<dyn ErasureCodec>, GatewayError> {
+    if (current.data_shards(), current.parity_shards()) == (data_shards, parity_shards) {
+        return Ok(current.clone());
+    }
+    Ok(Arc::new(ReedSolomonCodec::new(data_shards, parity_shards)?))
+}
+
 /// Reed-Solomon over GF(2^8), SIMD-accelerated (reed-solomon-erasure with `simd-accel`).
 pub struct ReedSolomonCodec {
     inner: ReedSolomon,
@@ -83,6 +100,29 @@ impl ErasureCodec for ReedSolomonCodec {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_blob_is_decoded_with_its_own_geometry_whatever_the_layout_codes_now() {
+        let (k, m, shard_len): (usize, usize, usize) = (6, 3, 64);
+        let data: Vec<u8> = (0..k * shard_len).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut parity = vec![vec![0u8; shard_len]; m];
+        encode_stripe(&ReedSolomonCodec::new(k, m).unwrap(), &data, shard_len, &mut parity).unwrap();
+        let whole: Vec<Option<Vec<u8>>> =
+            data.chunks(shard_len).map(<[u8]>::to_vec).chain(parity.iter().cloned()).map(Some).collect();
+        let mut lost = whole.clone();
+        lost[0] = None;
+        lost[4] = None;
+        // The layout now codes 5+4: the same nine shards, another matrix.
+        let current: Arc<dyn ErasureCodec> = Arc::new(ReedSolomonCodec::new(5, 4).unwrap());
+        let mut wrong = lost.clone();
+        let decoded = current.reconstruct_data(&mut wrong);
+        assert!(decoded.is_err() || wrong[..5] != whole[..5], "another matrix never gives the bytes written");
+        let own = codec_of(&current, k, m).unwrap();
+        assert_eq!((own.data_shards(), own.parity_shards()), (6, 3));
+        own.reconstruct_data(&mut lost).unwrap();
+        assert_eq!(lost[..k], whole[..k]);
+        assert!(Arc::ptr_eq(&codec_of(&current, 5, 4).unwrap(), &current), "the layout's own when it fits");
+    }
 
     #[test]
     fn a_stripe_is_encoded_and_every_shard_hashed() {

@@ -134,8 +134,9 @@ enum LayoutCommand {
 #[derive(Subcommand)]
 enum NodeCommand {
     /// The node is dead for good: rebuild its shards elsewhere now instead of after the down-out
-    /// interval (10 min). A replacement started under the same id is refilled by the repair
-    /// service whether or not the node was declared out.
+    /// interval (10 min). A node that still answers is surveyed like any other (its shards are
+    /// not rebuilt, and it cannot leave the layout): stop it first. A replacement started under
+    /// the same id is refilled by the repair service whether or not the node was declared out.
     Out { node: String },
     /// Take an `out` declaration back (the node is expected to return with its disks).
     In { node: String },
@@ -264,7 +265,8 @@ impl Admin {
         let next = ClusterConfig { geometry: current.geometry.or(Some(current.class_geometry()?)), ..next };
         let nodes_out = self.metadata.nodes_out().await?;
         let report = self.metadata.repair_report().await?;
-        current.check_change(&next, &drained_nodes(&nodes_out, report.as_ref()))?;
+        let debt_stripes = self.metadata.durability_report().await?.iter().map(|t| t.debt_stripes).sum();
+        current.check_change(&next, &drained_nodes(&nodes_out, report.as_ref(), debt_stripes))?;
         next.check_metadata_margin()?;
         let document = next.to_toml();
         Ok(self.metadata.set_layout(version, document, now_ms()).await?)
@@ -388,18 +390,26 @@ impl Admin {
 }
 
 /// Nodes that may leave the layout: declared out, and a repair round that started after the
-/// declaration found every stripe at its full budget with none waiting or unreadable, and could
-/// read every record (a blob it could not read was not surveyed), so no stripe counts on them
-/// any more.
-fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>) -> BTreeSet<NodeId> {
+/// declaration counted the node's shards as lost (it did not answer: a node still running is
+/// surveyed like any other, its shards present, so it is never drained) and yet found every
+/// stripe at its full budget with none waiting or unreadable, and could read every record (a
+/// blob it could not read was not surveyed); and no stripe written since is recorded as
+/// durability debt (`debt_stripes`: a write made while the node was down may have left a shard
+/// missing after the round's scan passed it). So no stripe counts on them any more.
+fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>, debt_stripes: u64) -> BTreeSet<NodeId> {
     let Some(report) = report else {
         return BTreeSet::new();
     };
     let clean = report.stripes_below_budget == 0
         && report.stripes_waiting == 0
         && report.stripes_unreadable == 0
-        && report.records_unreadable == 0;
-    nodes_out.iter().filter(|(_, since_ms)| clean && report.started_ms > *since_ms).map(|(n, _)| n.clone()).collect()
+        && report.records_unreadable == 0
+        && debt_stripes == 0;
+    nodes_out
+        .iter()
+        .filter(|(node, since_ms)| clean && report.started_ms > *since_ms && report.nodes_down.contains(node))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 fn print_key(key: &NewKey) {
@@ -451,7 +461,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 NodeCommand::In { node } => (node, false),
             };
             admin.set_node_out(&node, out).await?;
-            println!("node {node} declared {}", if out { "out: its shards are rebuilt elsewhere" } else { "in" });
+            println!(
+                "node {node} declared {}",
+                if out {
+                    "out: once it no longer answers (stop it if it still runs), its shards are rebuilt elsewhere \
+                     without the down-out wait, and it may then leave the layout"
+                } else {
+                    "in"
+                }
+            );
         }
         AdminCommand::Status { json } => {
             let (members, margin) = admin.status().await;
@@ -736,19 +754,29 @@ mod tests {
         }
     }
 
+    /// A round that found dc2-n3 down (or out).
     fn report(started_ms: i64, below: u64, waiting: u64) -> RepairReport {
-        RepairReport { started_ms, stripes_below_budget: below, stripes_waiting: waiting, ..RepairReport::default() }
+        RepairReport {
+            started_ms,
+            stripes_below_budget: below,
+            stripes_waiting: waiting,
+            nodes_down: vec![NodeId::new("dc2-n3")],
+            ..RepairReport::default()
+        }
     }
 
     #[test]
     fn a_node_is_drained_only_after_a_clean_round_that_began_after_it_was_declared_out() {
         let out = vec![(NodeId::new("dc2-n3"), 1_000)];
-        assert!(drained_nodes(&out, None).is_empty(), "no round yet");
-        assert!(drained_nodes(&out, Some(&report(900, 0, 0))).is_empty(), "the round began before");
-        assert!(drained_nodes(&out, Some(&report(1_100, 3, 0))).is_empty(), "stripes still below budget");
-        assert!(drained_nodes(&out, Some(&report(1_100, 0, 2))).is_empty(), "stripes waiting");
+        assert!(drained_nodes(&out, None, 0).is_empty(), "no round yet");
+        assert!(drained_nodes(&out, Some(&report(900, 0, 0)), 0).is_empty(), "the round began before");
+        assert!(drained_nodes(&out, Some(&report(1_100, 3, 0)), 0).is_empty(), "stripes still below budget");
+        assert!(drained_nodes(&out, Some(&report(1_100, 0, 2)), 0).is_empty(), "stripes waiting");
         let unsurveyed = RepairReport { records_unreadable: 1, ..report(1_100, 0, 0) };
-        assert!(drained_nodes(&out, Some(&unsurveyed)).is_empty(), "a record the round could not read");
-        assert_eq!(drained_nodes(&out, Some(&report(1_100, 0, 0))), [NodeId::new("dc2-n3")].into());
+        assert!(drained_nodes(&out, Some(&unsurveyed), 0).is_empty(), "a record the round could not read");
+        assert!(drained_nodes(&out, Some(&report(1_100, 0, 0)), 1).is_empty(), "debt written since");
+        let running = RepairReport { nodes_down: Vec::new(), ..report(1_100, 0, 0) };
+        assert!(drained_nodes(&out, Some(&running), 0).is_empty(), "the node answered the round: its shards counted");
+        assert_eq!(drained_nodes(&out, Some(&report(1_100, 0, 0)), 0), [NodeId::new("dc2-n3")].into());
     }
 }

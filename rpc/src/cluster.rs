@@ -211,9 +211,9 @@ impl ClusterConfig {
         }
         if let Some(gone) = self.nodes.iter().find(|n| next.node(&n.id).is_none() && !drained.contains(&n.id)) {
             return bad(format!(
-                "node {} would leave the layout while stripes may still need it: declare it out \
-                 (`ignifuge admin node out`) and wait for a repair round that starts after that and \
-                 finds every stripe at full budget",
+                "node {} would leave the layout while stripes may still need it: stop it, declare it out \
+                 (`ignifuge admin node out`) and wait for a repair round that starts after that, counts its \
+                 shards as lost and finds every stripe at full budget",
                 gone.id
             ));
         }

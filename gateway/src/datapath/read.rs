@@ -182,7 +182,7 @@ impl DataPath {
         let needed = range.start / shard_len..range.end.div_ceil(shard_len);
         let mut shards = self.gather(blob, stripe, needed.clone(), source).await?;
         if needed.clone().any(|i| shards[i].is_none()) {
-            self.decode(&mut shards, k).await?;
+            self.decode(blob, stripe, &mut shards).await?;
         }
         let mut out = Vec::with_capacity(needed.len());
         for i in needed {
@@ -263,19 +263,31 @@ impl DataPath {
         }
     }
 
-    /// Rebuilds the missing data shards from any k present ones.
-    async fn decode(&self, shards: &mut [Option<Bytes>], k: usize) -> GatewayResult<()> {
+    /// Rebuilds the missing data shards of `stripe` from any k present ones, with the blob's own
+    /// geometry (`codec_of`), and checks each rebuilt shard against the BLAKE3 hash its record
+    /// names, as the shards read were: a GET never streams bytes other than those written.
+    async fn decode(&self, blob: &StripedBlob, stripe: u32, shards: &mut [Option<Bytes>]) -> GatewayResult<()> {
+        let k = blob.data_shards as usize;
         if shards[..k].iter().all(|s| s.is_some()) {
             return Ok(());
         }
+        let record = blob
+            .stripe(stripe)
+            .ok_or_else(|| GatewayError::Internal(format!("stripe {stripe} missing from metadata")))?;
         let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
-        let codec = self.layout().codec.clone();
+        let codec = crate::codec::codec_of(&self.layout().codec, k, blob.parity_shards as usize)?;
         let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct_data(&mut owned).map(|()| owned))
             .await
             .map_err(|e| GatewayError::Internal(format!("reconstruction task: {e}")))??;
-        for (slot, shard) in shards.iter_mut().zip(rebuilt).take(k) {
+        for (i, (slot, shard)) in shards.iter_mut().zip(rebuilt).take(k).enumerate() {
             if slot.is_none() {
-                *slot = shard.map(Bytes::from);
+                let shard = shard.map(Bytes::from);
+                let expected = record.shards.get(i).and_then(|s| blake3::Hash::from_hex(&s.blake3).ok());
+                if shard.as_ref().map(|b| blake3::hash(b)) != expected {
+                    tracing::error!(blob = %blob.blob, stripe, shard = i, "rebuilt shard does not match its hash");
+                    return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe });
+                }
+                *slot = shard;
             }
         }
         Ok(())

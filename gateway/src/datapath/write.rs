@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use ignifuge_meta::{DataLocation, ShardRecord, StripeRecord, StripedBlob};
-use ignifuge_placement::Slot;
+use ignifuge_placement::{Geometry, Slot};
 use ignifuge_rpc::ShardRole;
 use ignifuge_types::{BlobId, DiskIndex, NodeId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -215,8 +215,13 @@ impl DataPath {
                         // Spawned, so the stripe is encoded and written while the body keeps
                         // arriving, and its permit is released even if this request stalls.
                         let full = StripeData::Kept(full);
-                        let task =
-                            tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), full, held));
+                        let task = tokio::spawn(self.clone().write_stripe(
+                            blob.clone(),
+                            geometry,
+                            StripeIndex(next_stripe),
+                            full,
+                            held,
+                        ));
                         tasks.push(task.abort_handle());
                         in_flight.push_back(task);
                         next_stripe += 1;
@@ -236,7 +241,13 @@ impl DataPath {
             if striped && !buffer.is_empty() {
                 let last = StripeData::Kept(std::mem::take(&mut buffer));
                 let held = permit.take().expect("a partial stripe holds a permit");
-                let task = tokio::spawn(self.clone().write_stripe(blob.clone(), StripeIndex(next_stripe), last, held));
+                let task = tokio::spawn(self.clone().write_stripe(
+                    blob.clone(),
+                    geometry,
+                    StripeIndex(next_stripe),
+                    last,
+                    held,
+                ));
                 tasks.push(task.abort_handle());
                 in_flight.push_back(task);
             }
@@ -310,7 +321,7 @@ impl DataPath {
             let waiting = Waiting::enter(&self.stripe_waiters);
             let permit = self.stripe_permits.clone().acquire_owned().await.expect("never closed");
             drop(waiting);
-            self.clone().write_stripe(blob.clone(), StripeIndex(0), StripeData::Owned(data), permit).await
+            self.clone().write_stripe(blob.clone(), geometry, StripeIndex(0), StripeData::Owned(data), permit).await
         }
         .await;
         match written {
@@ -331,15 +342,28 @@ impl DataPath {
         }
     }
 
-    /// Encodes one stripe, sends its shards, and proves the acknowledged set meets the budget.
+    /// Encodes one stripe of a blob written `geometry` (the record will say so), sends its
+    /// shards, and proves the acknowledged set meets the budget. Refused when the layout in use
+    /// now codes another geometry (a gateway that started with its own file and has since loaded
+    /// the stored layout): every stripe of a blob is coded as its record says.
     pub(crate) async fn write_stripe(
         self: Arc<Self>,
         blob: BlobId,
+        geometry: Geometry,
         index: StripeIndex,
         data: StripeData,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
         let layout = self.layout();
+        if layout.geometry != geometry {
+            return Err(GatewayError::DurabilityNotMet(format!(
+                "the cluster layout changed from {}+{} to {}+{} during the write of blob {blob}",
+                geometry.data_shards,
+                geometry.parity_shards,
+                layout.geometry.data_shards,
+                layout.geometry.parity_shards
+            )));
+        }
         let k = layout.geometry.data_shards as usize;
         let data_len = data.len();
         let codec = layout.codec.clone();

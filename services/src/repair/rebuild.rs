@@ -81,7 +81,7 @@ pub(crate) async fn rebuild_stripe(
             return Err(ServiceError::Unreadable { blob: blob.blob.clone(), stripe });
         }
         let mut owned: Vec<Option<Vec<u8>>> = shards.iter().map(|s| s.as_ref().map(|b| b.to_vec())).collect();
-        let codec = layout.codec.clone();
+        let codec = ignifuge_gateway::codec::codec_of(&layout.codec, k, n - k)?;
         let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct(&mut owned).map(|()| owned))
             .await
             .map_err(|e| ServiceError::Internal(format!("reconstruction task: {e}")))??;
