@@ -1117,13 +1117,15 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
 /// Defect 8: a shard whose file fails with an I/O error used to end the node's whole scrub pass
 /// (so the pass never completed) and stayed counted as present. Now the pass goes on, the shard is
 /// set aside like a corrupt one, the durability view reports it until a repair round has rebuilt
-/// it, and every object reads back. The fault: dc2-n2's first shard read fails (`node.shard.read-error`,
-/// scoped to that node).
+/// it, and every object reads back. The fault: dc2-n2's first shard read fails, and so does the
+/// read again that follows a failed read (`node.shard.read-error`, hits 1 and 2, scoped to that
+/// node). dc3-n1's first read fails once only (a transient error): read again, its copy stays.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
     const NODE: &str = "dc2-n2";
+    const TRANSIENT: &str = "dc3-n1";
     let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_FAULTS", "dc2-n2/node.shard.read-error=error@1"),
+        ("IGNIFUGE_FAULTS", "dc2-n2/node.shard.read-error=error@1-2,dc3-n1/node.shard.read-error=error@1"),
         ("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"),
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
     ])
@@ -1166,6 +1168,15 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "eio", key).await, data, key);
     }
+    // The transient error cost no copy: dc3-n1 read its shard again and set nothing aside.
+    let transient = cluster.durability();
+    let transient = transient["scrub"].as_array().unwrap().iter().find(|n| n["node"] == TRANSIENT).cloned().unwrap();
+    assert!(transient["status"]["last_complete_ms"].as_i64().is_some(), "{transient:#}");
+    assert_eq!(transient["status"]["unreadable_found"], 0, "{transient:#}");
+    assert_eq!(transient["status"]["corrupt_found"], 0, "{transient:#}");
+    let log = std::fs::read_to_string(cluster.data_dir.join(format!("logs/{TRANSIENT}.log"))).unwrap();
+    assert!(log.contains("read-error fires"), "dc3-n1's fault never fired: the test proves nothing");
+    assert!(log.contains("a shard read failed once, then read whole"), "{TRANSIENT} did not read again");
 }
 
 /// A node whose disk refuses every write (full, or read-only after an error): a PUT is still
@@ -1175,15 +1186,30 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
 /// on dc2-n2 at every write.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_whose_disk_refuses_writes_costs_no_acknowledged_write() {
-    const FULL: &str = "dc2-n2";
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_FAULTS", "dc2-n2/node.shard.write-error=error"),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000"),
-    ])
+    a_disk_that_refuses("node.shard.write-error", "a_node_whose_disk_refuses_writes_costs_no_acknowledged_write").await;
+}
+
+/// The same with a disk that takes every write and then fails its sync (`node.shard.sync-error`,
+/// after the shard's file was renamed into place): the file is taken back, so no shard whose
+/// durability is unknown stays listed for the survey to count.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_disk_fails_its_syncs_keeps_no_shard_and_costs_no_acknowledged_write() {
+    a_disk_that_refuses(
+        "node.shard.sync-error",
+        "a_node_whose_disk_fails_its_syncs_keeps_no_shard_and_costs_no_acknowledged_write",
+    )
     .await;
+}
+
+async fn a_disk_that_refuses(point: &str, test: &str) {
+    const FULL: &str = "dc2-n2";
+    let faults = format!("{FULL}/{point}=error");
+    let cluster =
+        Cluster::start_with_env(&[("IGNIFUGE_FAULTS", faults.as_str()), ("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000")])
+            .await;
     let client = cluster.s3_client();
     create_bucket(&client, "full").await;
-    let mut rng = TestRng::new("a_node_whose_disk_refuses_writes_costs_no_acknowledged_write");
+    let mut rng = TestRng::new(test);
     let mut objects = Vec::new();
     for i in 0..3 {
         let data = rng.bytes(6 * MIB + i);

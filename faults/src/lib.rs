@@ -7,8 +7,8 @@
 //! Invariants: without the `enabled` feature `hit` is a constant `None` and compiles away; with
 //! it, faults come only from the `IGNIFUGE_FAULTS` environment variable of the process, read
 //! once: `name=action[@n][,name=action[@n]...]`, where action is `error`, `panic`, `exit` or
-//! `sleep:<ms>`, and `@n` makes it fire at the n-th hit of that point only (1-based; without
-//! it, at every hit). A name may be scoped to one process, `scope/name=...`: it then fires only in
+//! `sleep:<ms>`, and `@n` makes it fire at the n-th hit of that point only (1-based; `@n-m` at
+//! hits n to m; without it, at every hit). A name may be scoped to one process, `scope/name=...`: it then fires only in
 //! the process that called `set_scope(scope)` (a storage node's scope is its node id), so a test
 //! can fail one node's disk while the whole cluster shares one environment.
 //!
@@ -94,8 +94,8 @@ mod enabled {
         scope: Option<String>,
         name: String,
         effect: Effect,
-        /// Fire only at this hit (1-based), or at every hit.
-        at: Option<u64>,
+        /// Fire only at these hits (1-based, inclusive), or at every hit.
+        at: Option<(u64, u64)>,
         hits: AtomicU64,
     }
 
@@ -109,7 +109,10 @@ mod enabled {
                     None => (None, name),
                 };
                 let (action, at) = match rest.split_once('@') {
-                    Some((a, n)) => (a, Some(n.parse().ok()?)),
+                    Some((a, n)) => match n.split_once('-') {
+                        Some((first, last)) => (a, Some((first.parse().ok()?, last.parse().ok()?))),
+                        None => (a, Some((n.parse().ok()?, n.parse().ok()?))),
+                    },
                     None => (rest, None),
                 };
                 let effect = match action {
@@ -261,7 +264,7 @@ mod enabled {
         let scope = SCOPE.get();
         let point = points().iter().find(|p| p.name == name && p.scope.as_ref().is_none_or(|s| Some(s) == scope))?;
         let hit = point.hits.fetch_add(1, Ordering::Relaxed) + 1;
-        if point.at.is_some_and(|at| at != hit) {
+        if point.at.is_some_and(|(first, last)| !(first..=last).contains(&hit)) {
             return None;
         }
         fire(name, point.effect, &format!("hit {hit}"))
@@ -282,12 +285,13 @@ mod enabled {
 
         #[test]
         fn specs_parse_into_points() {
-            let points = parse("a=error@2, b=sleep:50,c=exit,bad,d=nonsense,dc2-n2/e=error");
+            let points = parse("a=error@2, b=sleep:50,c=exit,bad,d=nonsense,dc2-n2/e=error,f=error@1-2,g=error@x-2");
             let names: Vec<_> = points.iter().map(|p| p.name.as_str()).collect();
-            assert_eq!(names, vec!["a", "b", "c", "e"]);
+            assert_eq!(names, vec!["a", "b", "c", "e", "f"]);
             assert_eq!(points[3].scope.as_deref(), Some("dc2-n2"));
             assert_eq!(points[0].scope, None);
-            assert_eq!(points[0].at, Some(2));
+            assert_eq!(points[0].at, Some((2, 2)));
+            assert_eq!(points[4].at, Some((1, 2)), "hits 1 to 2");
             assert!(matches!(points[1].effect, Effect::Return(Action::Sleep(50))));
             assert!(matches!(points[2].effect, Effect::Exit));
         }

@@ -167,8 +167,6 @@ impl ShardStore {
         let path = self.shard_path(id)?;
         let dir = path.parent().expect("shard paths have a parent");
         let prefix_dir = dir.parent().expect("blob dirs have a parent");
-        // Per-file syncing must also sync the directories it creates; a group `syncfs` covers them.
-        let new_dirs = self.group_sync.is_none().then(|| (!prefix_dir.exists(), !dir.exists()));
         fs::create_dir_all(dir)?;
         if ignifuge_faults::hit("node.shard.write-error").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the disk failed the write")));
@@ -180,6 +178,9 @@ impl ShardStore {
             let _ = fs::remove_file(&tmp); // a part of a shard, never renamed into place
             return Err(e.into());
         }
+        // Which file is put in place (rename keeps its inode and time): the one to take back if it
+        // cannot be made durable.
+        let placed = fs::metadata(&tmp).ok().map(|m| file_identity(&m));
         {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             fs::rename(&tmp, &path)?;
@@ -187,18 +188,29 @@ impl ShardStore {
         if ignifuge_faults::hit("node.shard.before-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard was not synced")));
         }
-        match (&self.group_sync, start) {
-            (Some(group), Some(start)) => group.sync(start)?,
-            _ => {
-                let (new_prefix_dir, new_blob_dir) = new_dirs.unwrap_or_default();
-                sync_dir(dir)?;
-                if new_blob_dir {
-                    sync_dir(prefix_dir)?;
-                }
-                if new_prefix_dir {
-                    sync_dir(prefix_dir.parent().expect("prefix dirs have a parent"))?;
+        let synced = match (&self.group_sync, start) {
+            (Some(group), Some(start)) => group.sync(start),
+            // Per-file syncing syncs the blob and prefix directories too, whoever created them: a
+            // writer that found them made by another may not wait for that one's sync.
+            _ => sync_dir(dir)
+                .and_then(|()| sync_dir(prefix_dir))
+                .and_then(|()| sync_dir(prefix_dir.parent().expect("prefix dirs have a parent"))),
+        };
+        let synced = synced.and_then(|()| match ignifuge_faults::hit("node.shard.sync-error") {
+            Some(_) => Err(io::Error::other("fault point: the disk failed the sync")),
+            None => Ok(()),
+        });
+        if let Err(e) = synced {
+            // Not durable, so not kept under its name: the inventory would list it and the survey
+            // count a copy a power cut may empty. Taken back only if it is still the file put
+            // there (never a copy written since).
+            let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if placed.is_some() && fs::metadata(&path).ok().map(|m| file_identity(&m)) == placed {
+                if let Err(removed) = fs::remove_file(&path) {
+                    tracing::error!(shard = %id, error = %removed, "could not take back a shard that failed its sync");
                 }
             }
+            return Err(e.into());
         }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), shard.len()));
@@ -219,46 +231,68 @@ impl ShardStore {
     /// is quarantined at once, so that the inventory stops listing it and the repair service
     /// rebuilds it.
     /// A shard whose file cannot be read (an I/O error) is set aside the same way: its bytes are
-    /// no use to anyone, and only leaving the inventory gets it rebuilt.
+    /// no use to anyone, and only leaving the inventory gets it rebuilt. Either is read once more
+    /// first: a transient error (a bus reset, a controller timeout) must not cost a good copy,
+    /// which could be a stripe's last spare.
     pub fn get(&self, id: &ShardId) -> Result<(Bytes, blake3::Hash), StoreError> {
         // Which file is read (its identity, from the open descriptor): a repair may put a new copy
         // in place meanwhile, never to be set aside for the old one's failure.
         let mut read = None;
-        let result = self.read_verified(id, &mut read);
-        match &result {
-            Err(StoreError::Corrupt) => {
-                self.quarantine(id)?;
+        let mut result = self.read_verified(id, &mut read);
+        if matches!(result, Err(StoreError::Corrupt | StoreError::Unreadable(_))) {
+            let first = read;
+            result = self.read_verified(id, &mut read);
+            if result.is_ok() && read == first {
+                tracing::warn!(shard = %id, "a shard read failed once, then read whole");
             }
+        }
+        let kind = match &result {
+            Err(StoreError::Corrupt) => SetAside::Corrupt,
             Err(StoreError::Unreadable(e)) => {
-                tracing::error!(shard = %id, error = %e, "a shard file could not be read; setting it aside");
-                if let Err(e) = self.set_aside_unreadable(id, read) {
-                    tracing::error!(shard = %id, error = %e, "could not set an unreadable shard aside");
-                }
+                tracing::error!(shard = %id, error = %e, "a shard file could not be read twice; setting it aside");
+                SetAside::Unreadable
             }
-            _ => {}
+            _ => return result,
+        };
+        if let Err(e) = self.set_aside(id, read, kind) {
+            tracing::error!(shard = %id, error = %e, "could not set a shard aside");
         }
         result
     }
 
-    /// Moves an unreadable shard to quarantine, or, if the disk refuses even that, records it as
-    /// unreadable in the index so that the inventory stops listing it. Under the lock that puts
-    /// new copies in place, and only if the file is still the one that failed (`read`).
-    fn set_aside_unreadable(&self, id: &ShardId, read: Option<(u64, i128)>) -> Result<(), StoreError> {
+    /// Moves a corrupt or unreadable shard to quarantine, or, if the disk refuses even that,
+    /// records it as unreadable in the index so that the inventory stops listing it either way.
+    /// Under the lock that puts new copies in place, and only if the file is still the one that
+    /// failed (`read`): a new copy a repair put there meanwhile is kept.
+    fn set_aside(&self, id: &ShardId, read: Option<(u64, i128)>, kind: SetAside) -> Result<(), StoreError> {
         let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.shard_path(id).ok().and_then(|p| fs::metadata(p).ok()).map(|m| file_identity(&m));
         if read.is_some() && now.is_some() && now != read {
-            tracing::info!(shard = %id, "a new copy replaced the unreadable shard meanwhile; keeping it");
+            tracing::info!(shard = %id, "a new copy replaced the failed shard meanwhile; keeping it");
             return Ok(());
         }
-        if let Err(e) = self.move_to_quarantine(id) {
-            tracing::error!(shard = %id, error = %e, "could not move an unreadable shard; marking it unreadable");
-            self.may_have_marks.store(true, std::sync::atomic::Ordering::Release);
-            let mut batch = WriteBatch::new();
-            batch.put(unreadable_key(id), now_ms().to_string());
-            self.index.write(batch, Durability::Synced)?;
+        let moved = match self.move_to_quarantine(id) {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::error!(shard = %id, error = %e, "could not move a shard to quarantine; marking it unreadable");
+                self.may_have_marks.store(true, std::sync::atomic::Ordering::Release);
+                let mut batch = WriteBatch::new();
+                batch.put(unreadable_key(id), now_ms().to_string());
+                self.index.write(batch, Durability::Synced)?;
+                true
+            }
+        };
+        if moved {
+            let counter = match kind {
+                SetAside::Corrupt => &self.quarantined,
+                SetAside::Unreadable => &self.unreadable,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
+            if kind == SetAside::Corrupt {
+                tracing::warn!(shard = %id, "quarantined a corrupt shard");
+            }
         }
-        self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -373,18 +407,6 @@ impl ShardStore {
         self.index.write(batch, Durability::Buffered)?;
         synced?;
         Ok(deleted)
-    }
-
-    /// Moves a corrupt shard out of the store (kept under `quarantine/` for inspection) and drops
-    /// it from the index. Returns whether there was a file to move.
-    pub fn quarantine(&self, id: &ShardId) -> Result<bool, StoreError> {
-        let moved = self.move_to_quarantine(id)?;
-        if moved {
-            self.quarantined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.last_quarantine_ms.store(now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(shard = %id, "quarantined a corrupt shard");
-        }
-        Ok(moved)
     }
 
     /// Moves a shard's file under `quarantine/` and drops its index entry; false if there was no file.
@@ -547,6 +569,13 @@ impl ShardStore {
 /// not a file any more).
 fn is_media_error(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EIO | libc::ENODATA | libc::EBADMSG | libc::EUCLEAN | libc::EISDIR))
+}
+
+/// Why a shard is set aside (`ShardStore::set_aside`): which counter it adds to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetAside {
+    Corrupt,
+    Unreadable,
 }
 
 /// Which file a path names now: inode and modification time.
