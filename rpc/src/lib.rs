@@ -17,7 +17,7 @@ mod metadata;
 mod secrets;
 mod wire;
 
-pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
+pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, INTERNODE_CLOCK_SKEW_MAX_MS, InternodeAuth, TIME_HEADER};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
 pub use listener::{

@@ -23,8 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a replaced blob stays readable before its shards are deleted.
-pub const GC_GRACE_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// How long a replaced blob stays readable before its shards are deleted: 5 minutes for a GET
+/// that read the old record to finish, plus the clock difference allowed between processes
+/// (`ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS`, 5 minutes): a blob's garbage record is stamped
+/// by the metadata leader's clock and judged by the collector's, which may be that far ahead.
+pub const GC_GRACE_MS_DEFAULT: u64 = 5 * 60 * 1000 + ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS;
 /// Pause between collection rounds.
 pub const GC_INTERVAL_MS_DEFAULT: u64 = 30 * 1000;
 /// Share of the time a round may be busy (the rest it waits): clients keep three quarters of

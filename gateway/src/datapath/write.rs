@@ -418,11 +418,15 @@ impl DataPath {
         }
         Ok(StripeRecord {
             data_len: data_len as u64,
+            // A shard that failed where the acknowledged ones already meet the budget (a pinned
+            // geometry with spare parity) is recorded at its slot: missing there, the repair
+            // service puts it back.
             shards: placed
                 .into_iter()
+                .zip(&slots)
                 .zip(hashes)
-                .map(|(slot, hash)| ShardRecord {
-                    node: slot.expect("every shard is placed").node,
+                .map(|((placed, slot), hash)| ShardRecord {
+                    node: placed.map_or_else(|| slot.node.clone(), |p| p.node),
                     blake3: hash.to_hex().to_string(),
                 })
                 .collect(),

@@ -194,6 +194,9 @@ pub async fn round(
 ) -> ServiceResult<Option<RepairReport>> {
     let mut lease = Lease::new(LEASE_NAME, services.holder.clone(), Duration::from_millis(config.lease_ms() as u64));
     if !lease.take(services.metadata.as_ref()).await? {
+        // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
+        // node seen down hours ago must not be taken as down that long when the lease returns).
+        state.down_since.clear();
         return Ok(None);
     }
     let started_ms = now_ms();
@@ -408,6 +411,11 @@ pub async fn round(
     };
 
     let report = finish(tally, &nodes, repair_secs);
+    // Still the holder (the sweeps do not renew the lease): a round that lost it to another must
+    // not record its older report over the newer one's.
+    if !lease.keep(services.metadata.as_ref()).await? {
+        return Ok(None);
+    }
     services.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
     Ok(Some(report))
 }
