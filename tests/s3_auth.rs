@@ -565,19 +565,29 @@ async fn truncated_bodies_store_nothing() {
     assert_eq!(get_object(&s3, "cut", "small").await, b"complete");
 }
 
-/// aws-chunked body with a trailing checksum: `size;\r\ndata\r\n ... 0\r\ntrailer\r\n\r\n`.
-fn aws_chunked(data: &[u8], chunk_size: usize, trailer_name: &str, trailer_value: &str) -> Vec<u8> {
+/// aws-chunked body with a trailing checksum: `size;\r\ndata\r\n ... 0\r\ntrailer\r\n\r\n`
+/// (`0\r\n\r\n` at the end when `trailer_value` is None: no trailer).
+fn aws_chunked(data: &[u8], chunk_size: usize, trailer_name: &str, trailer_value: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in data.chunks(chunk_size) {
         out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         out.extend_from_slice(chunk);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("0\r\n{trailer_name}:{trailer_value}\r\n\r\n").as_bytes());
+    match trailer_value {
+        Some(value) => out.extend_from_slice(format!("0\r\n{trailer_name}:{value}\r\n\r\n").as_bytes()),
+        None => out.extend_from_slice(b"0\r\n\r\n"),
+    }
     out
 }
 
 async fn put_with_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: &str) -> RawResponse {
+    put_announcing_a_trailer(cluster, key, data, Some(checksum)).await
+}
+
+/// An aws-chunked PUT whose x-amz-trailer announces a CRC32, sent with `checksum` as that trailer
+/// (or none).
+async fn put_announcing_a_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: Option<&str>) -> RawResponse {
     let body = aws_chunked(data, 64 * 1024, "x-amz-checksum-crc32", checksum);
     let path = format!("/trailer/{key}");
     let url = cluster.url(&path);
@@ -664,4 +674,13 @@ async fn trailing_checksum_mismatch_is_refused() {
     }
     assert_status(s3.head_object().bucket("trailer").key("bad").send().await, 404, "wrong trailer stored nothing");
     assert_bytes_eq(&get_object(&s3, "trailer", "good").await, &data, "a refused overwrite keeps the old version");
+
+    // The trailer announced never comes: refused, not stored unchecked.
+    for key in ["untrailed", "good"] {
+        let response = put_announcing_a_trailer(&cluster, key, &rng.bytes(200_000), None).await;
+        assert_eq!(response.status, 400, "aws-chunked PUT {key} without its trailer: {}", response.summary());
+        assert_eq!(response.error_code().as_deref(), Some("InvalidRequest"), "{}", response.summary());
+    }
+    assert_status(s3.head_object().bucket("trailer").key("untrailed").send().await, 404, "nothing stored");
+    assert_bytes_eq(&get_object(&s3, "trailer", "good").await, &data, "the old version stays");
 }

@@ -170,6 +170,9 @@ pub struct Expected {
     /// Algorithms announced in x-amz-trailer (values arrive after the body) or
     /// x-amz-checksum-algorithm / x-amz-sdk-checksum-algorithm (the server computes it).
     pub computed: Vec<Algorithm>,
+    /// Those announced in x-amz-trailer: each must arrive (a body whose announced checksum never
+    /// came is refused, never stored unchecked).
+    pub trailed: Vec<Algorithm>,
 }
 
 impl Expected {
@@ -200,6 +203,14 @@ impl Expected {
             if let Some(a) = Algorithm::from_header(name) {
                 wanted.push((a, value.as_str()));
             }
+        }
+        if let Some(missing) =
+            self.trailed.iter().find(|a| !trailers.iter().any(|(n, _)| Algorithm::from_header(n) == Some(**a)))
+        {
+            return Err(GatewayError::InvalidRequest(format!(
+                "the x-amz-trailer header announced {} but the request carried no such trailer",
+                missing.header()
+            )));
         }
         for (a, value) in wanted {
             let computed = a
@@ -248,14 +259,20 @@ mod tests {
         let good = Expected {
             content_md5: Some(base64(&d.md5)),
             checksums: vec![(Algorithm::Crc32, d.checksums.crc32.clone().unwrap())],
-            computed: vec![],
+            ..Default::default()
         };
         good.verify(&d, &[]).unwrap();
         let wrong_md5 = Expected { content_md5: Some(base64(&[0u8; 16])), ..Default::default() };
         assert!(matches!(wrong_md5.verify(&d, &[]), Err(GatewayError::BadDigest(_))));
         let malformed = Expected { content_md5: Some("not base64!".into()), ..Default::default() };
         assert!(matches!(malformed.verify(&d, &[]), Err(GatewayError::InvalidDigest(_))));
-        let trailer = Expected { computed: vec![Algorithm::Crc32], ..Default::default() };
+        let trailer =
+            Expected { computed: vec![Algorithm::Crc32], trailed: vec![Algorithm::Crc32], ..Default::default() };
+        let missing = trailer.verify(&d, &[]).unwrap_err();
+        assert!(
+            matches!(missing, GatewayError::InvalidRequest(_)),
+            "an announced trailer that never came: {missing:?}"
+        );
         trailer.verify(&d, &[("x-amz-checksum-crc32".into(), d.checksums.crc32.clone().unwrap())]).unwrap();
         assert!(matches!(
             trailer.verify(&d, &[("x-amz-checksum-crc32".into(), "AAAAAA==".into())]),

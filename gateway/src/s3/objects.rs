@@ -77,6 +77,7 @@ pub(super) fn expected_checksums(
             let a = Algorithm::from_header(name)
                 .ok_or_else(|| GatewayError::InvalidRequest(format!("unsupported trailer {name}")))?;
             expected.computed.push(a);
+            expected.trailed.push(a);
         }
     }
     if let Some(a) = algorithm {
