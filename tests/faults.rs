@@ -1228,6 +1228,48 @@ async fn a_disk_that_refuses(point: &str, test: &str) {
     }
 }
 
+/// A node whose process answers but whose disk can no longer list its shards (the inventory fails
+/// at every round, `node.inventory-error`) used to hold its stripes waiting for ever: now, once it
+/// has failed to list for the down-out interval, its shards are rebuilt on the other nodes of its
+/// datacenter, as a dead node's would be, and every object reads back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
+    const UNLISTED: &str = "dc2-n2";
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "unlisted").await;
+    let mut rng = TestRng::new("a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around");
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "unlisted", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    let others = ["dc2-n1", "dc2-n3"];
+    let in_others = || others.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>();
+    assert_eq!(in_others(), 3 * 2 * 2, "one shard of each of the 6 stripes on each of dc2's nodes");
+    std::fs::write(&rules_path, format!("fail {} node.inventory-error\n", cluster.process(UNLISTED).listen)).unwrap();
+    // dc2's third shard of every stripe rebuilt on its two other nodes, while dc2-n2 still runs.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while in_others() < 3 * 2 * 3 {
+        assert!(Instant::now() < deadline, "{UNLISTED}'s shards never rebuilt: {:#}", cluster.durability());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let health = cluster.durability();
+    let node = health["scrub"].as_array().unwrap().iter().find(|n| n["node"] == UNLISTED).cloned().unwrap();
+    assert_eq!(node["reachable"], true, "the node runs all along: {node:#}");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "unlisted", key).await, data, key);
+    }
+}
+
 /// Writes a `crash` rule: the processes `targets` exit (code 137) at fault point `point`.
 fn crash_at(cluster: &Cluster, rules: &str, targets: &[&str], point: &str) {
     let listen: Vec<String> = targets.iter().map(|id| cluster.process(id).listen.clone()).collect();

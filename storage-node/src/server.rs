@@ -329,6 +329,9 @@ impl NodeServer {
         };
         let store = self.store.clone();
         let found = tokio::task::spawn_blocking(move || {
+            if ignifuge_faults::hit("node.inventory-error").is_some() {
+                return Err(StoreError::Io(std::io::Error::other("fault point: the disk cannot list its shards")));
+            }
             let mut shards = Vec::new();
             for blob in &asked.blobs {
                 shards.extend(store.shards_of(blob)?);

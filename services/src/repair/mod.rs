@@ -127,6 +127,11 @@ impl RepairConfig {
 #[derive(Default)]
 pub struct RepairState {
     down_since: HashMap<NodeId, Instant>,
+    /// Since when a node that answers its health check has failed to list its shards (a disk
+    /// whose directories no longer read): as long as a node down, it is out.
+    unlisted_since: HashMap<NodeId, Instant>,
+    /// Nodes an operator declared out, as the round's start read them.
+    declared_out: HashSet<NodeId>,
 }
 
 /// Runs rounds forever.
@@ -197,6 +202,7 @@ pub async fn round(
         // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
         // node seen down hours ago must not be taken as down that long when the lease returns).
         state.down_since.clear();
+        state.unlisted_since.clear();
         return Ok(None);
     }
     let started_ms = now_ms();
@@ -241,7 +247,7 @@ pub async fn round(
             page.blobs.iter().filter(|b| b.owner != BlobOwner::Garbage && b.striped.is_some()).collect();
         // A pack comes once as itself and once per object packed in it: asked for once.
         let asked: std::collections::BTreeSet<BlobId> = live.iter().map(|b| b.blob.clone()).collect();
-        let held = inventories(services, &mut nodes, asked.into_iter().collect()).await;
+        let held = inventories(services, config, state, &mut nodes, asked.into_iter().collect()).await;
         let state_of = |node: &NodeId| nodes.get(node).copied().unwrap_or(NodeState::Out);
 
         for blob_ref in live {
@@ -600,6 +606,7 @@ async fn node_states(
         Ok(nodes) => nodes.into_iter().map(|(n, _)| n).collect(),
         Err(_) => HashSet::new(),
     };
+    state.declared_out = declared_out.clone();
     let mut out = HashMap::new();
     for (node, up) in nodes.into_iter().zip(healthy) {
         let node_state = if up {
@@ -621,8 +628,17 @@ async fn node_states(
 type Held = HashMap<NodeId, HashMap<(BlobId, u32, u32), HeldShard>>;
 
 /// Asks every live node which shard files of `blobs` it holds. A node that fails to answer is
-/// treated as down for the rest of the round (its shards are waited for, not rebuilt).
-async fn inventories(services: &Services, nodes: &mut HashMap<NodeId, NodeState>, blobs: Vec<BlobId>) -> Held {
+/// treated as down for the rest of the round (its shards are waited for, not rebuilt), or as out
+/// (rebuilt elsewhere) once it has failed to for the down-out interval, or was declared out: a
+/// node whose process answers but whose disk cannot list its shards must not hold its stripes
+/// waiting for ever. Asked again next round, a node that lists again is live again.
+async fn inventories(
+    services: &Services,
+    config: &RepairConfig,
+    state: &mut RepairState,
+    nodes: &mut HashMap<NodeId, NodeState>,
+    blobs: Vec<BlobId>,
+) -> Held {
     let data = &services.data;
     let request = InventoryRequest { blobs };
     let live: Vec<NodeId> = nodes.iter().filter(|(_, s)| **s == NodeState::Live).map(|(n, _)| n.clone()).collect();
@@ -638,13 +654,16 @@ async fn inventories(services: &Services, nodes: &mut HashMap<NodeId, NodeState>
     for (node, answer) in live.into_iter().zip(answers) {
         match answer {
             Ok(answer) => {
+                state.unlisted_since.remove(&node);
                 let shards =
                     answer.shards.into_iter().map(|s| ((s.id.blob.clone(), s.id.stripe.0, s.id.shard.0), s)).collect();
                 held.insert(node, shards);
             }
             Err(e) => {
-                tracing::warn!(%node, error = %e, "inventory failed; treating the node as down this round");
-                nodes.insert(node, NodeState::Down);
+                let since = *state.unlisted_since.entry(node.clone()).or_insert_with(Instant::now);
+                let out = since.elapsed() >= config.down_out || state.declared_out.contains(&node);
+                tracing::warn!(%node, error = %e, out, "inventory failed; treating the node as down (or out) this round");
+                nodes.insert(node, if out { NodeState::Out } else { NodeState::Down });
             }
         }
     }
