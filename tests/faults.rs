@@ -843,16 +843,17 @@ async fn the_repair_service_finds_a_replica_that_differs_and_the_durability_repo
     cluster.wait_until_healthy(Duration::from_secs(60));
 
     change_a_record_on_disk(&mut cluster, "dc3-n2");
-    let changed_at = now_ms();
+    let mut after = now_ms();
     let deadline = Instant::now() + Duration::from_secs(120);
     let report = loop {
-        let (report, check) = check_after(&cluster, changed_at, Duration::from_secs(60));
+        let (report, check) = check_after(&cluster, after, Duration::from_secs(60));
         if check["diverged"] == serde_json::json!(["dc3-n2"]) {
             break report;
         }
         // A comparison made while dc3-n2 was still starting has no digest from it.
         assert!(check.get("diverged").is_none(), "only dc3-n2 differs: {check:#}");
         assert!(Instant::now() < deadline, "dc3-n2 never found differing: {report:#}");
+        after = check["started_ms"].as_i64().expect("a start");
     };
     assert_eq!(report["healthy"], false);
     let problems = report["problems"].to_string();
@@ -863,15 +864,16 @@ async fn the_repair_service_finds_a_replica_that_differs_and_the_durability_repo
     assert!(gauges.contains("ignifuge_metadata_replicas_differing 1"), "{gauges}");
 
     wipe_metadata_replica(&mut cluster, "dc3-n2");
-    let rebuilt_at = now_ms();
+    let mut after = now_ms();
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let (report, check) = check_after(&cluster, rebuilt_at, Duration::from_secs(60));
+        let (report, check) = check_after(&cluster, after, Duration::from_secs(60));
         if check.get("diverged").is_none() && check.get("unknown").is_none() && check.get("error").is_none() {
             assert_eq!(check["members"], 9, "{check:#}");
             break;
         }
         assert!(Instant::now() < deadline, "the rebuilt replica never found alike: {report:#}");
+        after = check["started_ms"].as_i64().expect("a start");
     }
     cluster.wait_until_healthy(Duration::from_secs(60));
     assert_eq!(list_all_keys(&client, "checked").await.len(), 10);
@@ -1240,7 +1242,7 @@ async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
     let cluster = Cluster::start_with_env(&[
         ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000"),
+        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "8000"),
     ])
     .await;
     let client = cluster.s3_client();
@@ -1256,7 +1258,10 @@ async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
     let in_others = || others.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>();
     assert_eq!(in_others(), 3 * 2 * 2, "one shard of each of the 6 stripes on each of dc2's nodes");
     std::fs::write(&rules_path, format!("fail {} node.inventory-error\n", cluster.process(UNLISTED).listen)).unwrap();
-    // dc2's third shard of every stripe rebuilt on its two other nodes, while dc2-n2 still runs.
+    // Waited for first, as a node down would be, for the down-out interval (8 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(in_others(), 3 * 2 * 2, "rebuilt before the down-out interval");
+    // Then dc2's third shard of every stripe rebuilt on its two other nodes, while dc2-n2 runs.
     let deadline = Instant::now() + Duration::from_secs(90);
     while in_others() < 3 * 2 * 3 {
         assert!(Instant::now() < deadline, "{UNLISTED}'s shards never rebuilt: {:#}", cluster.durability());
@@ -1265,6 +1270,8 @@ async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
     let health = cluster.durability();
     let node = health["scrub"].as_array().unwrap().iter().find(|n| n["node"] == UNLISTED).cloned().unwrap();
     assert_eq!(node["reachable"], true, "the node runs all along: {node:#}");
+    let problems = health["problems"].to_string();
+    assert!(problems.contains("could not survey") && problems.contains(UNLISTED), "{problems}");
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "unlisted", key).await, data, key);
     }

@@ -390,12 +390,12 @@ impl Admin {
 }
 
 /// Nodes that may leave the layout: declared out, and a repair round that started after the
-/// declaration counted the node's shards as lost (it did not answer: a node still running is
-/// surveyed like any other, its shards present, so it is never drained) and yet found every
-/// stripe at its full budget with none waiting or unreadable, and could read every record (a
-/// blob it could not read was not surveyed); and no stripe written since is recorded as
-/// durability debt (`debt_stripes`: a write made while the node was down may have left a shard
-/// missing after the round's scan passed it). So no stripe counts on them any more.
+/// declaration counted the node's shards as lost from its start (`nodes_down_all_round`: it did
+/// not answer; a node still running is surveyed like any other, its shards present, so it is
+/// never drained) and yet found every stripe at its full budget with none waiting or unreadable,
+/// and could read every record (a blob it could not read was not surveyed); and no stripe is
+/// recorded as durability debt (`debt_stripes`: a write made while the node was down may have
+/// left a shard missing after the round's scan passed it). So no stripe counts on them any more.
 fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>, debt_stripes: u64) -> BTreeSet<NodeId> {
     let Some(report) = report else {
         return BTreeSet::new();
@@ -407,7 +407,7 @@ fn drained_nodes(nodes_out: &[(NodeId, i64)], report: Option<&RepairReport>, deb
         && debt_stripes == 0;
     nodes_out
         .iter()
-        .filter(|(node, since_ms)| clean && report.started_ms > *since_ms && report.nodes_down.contains(node))
+        .filter(|(node, since_ms)| clean && report.started_ms > *since_ms && report.nodes_down_all_round.contains(node))
         .map(|(n, _)| n.clone())
         .collect()
 }
@@ -761,6 +761,7 @@ mod tests {
             stripes_below_budget: below,
             stripes_waiting: waiting,
             nodes_down: vec![NodeId::new("dc2-n3")],
+            nodes_down_all_round: vec![NodeId::new("dc2-n3")],
             ..RepairReport::default()
         }
     }
@@ -775,8 +776,13 @@ mod tests {
         let unsurveyed = RepairReport { records_unreadable: 1, ..report(1_100, 0, 0) };
         assert!(drained_nodes(&out, Some(&unsurveyed), 0).is_empty(), "a record the round could not read");
         assert!(drained_nodes(&out, Some(&report(1_100, 0, 0)), 1).is_empty(), "debt written since");
-        let running = RepairReport { nodes_down: Vec::new(), ..report(1_100, 0, 0) };
+        let running = RepairReport { nodes_down: Vec::new(), nodes_down_all_round: Vec::new(), ..report(1_100, 0, 0) };
         assert!(drained_nodes(&out, Some(&running), 0).is_empty(), "the node answered the round: its shards counted");
+        let mid_round = RepairReport { nodes_down_all_round: Vec::new(), ..report(1_100, 0, 0) };
+        assert!(
+            drained_nodes(&out, Some(&mid_round), 0).is_empty(),
+            "down only from a page on: earlier ones counted it"
+        );
         assert_eq!(drained_nodes(&out, Some(&report(1_100, 0, 0)), 0), [NodeId::new("dc2-n3")].into());
     }
 }

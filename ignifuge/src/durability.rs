@@ -49,19 +49,32 @@ fn metadata_check_problems(check: Option<&MetadataCheck>, now_ms: i64, problems:
     };
     if !check.diverged.is_empty() {
         let names: Vec<&str> = check.diverged.iter().map(|n| n.0.as_str()).collect();
-        problems.push(format!(
-            "metadata replica(s) whose state differs from the others' at log index {} ({} s ago): {} (rebuild \
-             each from the others: stop it, remove its metadata directory, start it)",
-            check.index.map_or("?".into(), |i| i.to_string()),
-            age_secs(now_ms, check.finished_ms),
-            names.join(", ")
-        ));
+        let index = check.index.map_or("?".into(), |i| i.to_string());
+        let answered = (check.members as usize).saturating_sub(check.unknown.len());
+        if check.diverged.len() >= answered {
+            // No state is held by more replicas than every other: none can be told right.
+            problems.push(format!(
+                "the metadata replicas that answered hold different states at log index {index} ({} s ago) and \
+                 none is held by more of them than every other: {} (compare them with `ignifuge admin digest \
+                 --agree` once every replica answers, before rebuilding any)",
+                age_secs(now_ms, check.finished_ms),
+                names.join(", ")
+            ));
+        } else {
+            problems.push(format!(
+                "metadata replica(s) whose state differs from the others' at log index {index} ({} s ago): {} \
+                 (rebuild each from the others: stop it, remove its metadata directory, start it)",
+                age_secs(now_ms, check.finished_ms),
+                names.join(", ")
+            ));
+        }
     }
     let unchecked_since = check.last_agreed_ms.unwrap_or(check.started_ms);
     if check.diverged.is_empty() && now_ms - unchecked_since > METADATA_CHECK_STALE_MS {
         problems.push(format!(
             "the metadata replicas have not all been compared and found alike for over 2 days (the last \
-             comparison: {})",
+             comparison: {}; replicas still hashing at its deadline need a longer \
+             IGNIFUGE_METADATA_CHECK_TIMEOUT_MS)",
             describe_check(check)
         ));
     }
@@ -138,6 +151,21 @@ impl DurabilityView {
                     ));
                 }
                 metadata_check_problems(r.metadata_check.as_ref(), now_ms, &mut problems);
+                // Nodes that answer now but that the round could not survey (their shard listing
+                // failed): their stripes were waited for or rebuilt around them.
+                let unsurveyed: Vec<&str> = r
+                    .nodes_down
+                    .iter()
+                    .filter(|n| scrub.iter().any(|(node, s)| node == *n && s.is_ok()))
+                    .map(|n| n.0.as_str())
+                    .collect();
+                if !unsurveyed.is_empty() {
+                    problems.push(format!(
+                        "node(s) that answer but that the last repair round could not survey (down then, or \
+                         their shards could not be listed: see the gateways' logs): {}",
+                        unsurveyed.join(", ")
+                    ));
+                }
                 let restarted: Vec<String> = scrub
                     .iter()
                     .filter(|(_, s)| s.as_ref().is_ok_and(|s| s.node_started_ms >= r.started_ms))
@@ -450,6 +478,27 @@ mod tests {
         assert!(view(Some(never_alike.clone()), 300).healthy, "failed once, minutes ago");
         assert!(!view(Some(never_alike), 280 + METADATA_CHECK_STALE_MS + 1).healthy, "never alike for 2 days");
         assert!(view(Some(agreed_at(190)), 300).to_prometheus().contains("ignifuge_metadata_check_age_seconds 0"));
+        // Two answered, with two states, the third silent: neither can be told right, so no
+        // advice to rebuild one.
+        let tie = MetadataCheck {
+            diverged: vec![NodeId::new("a"), NodeId::new("b")],
+            unknown: vec![NodeId::new("c")],
+            ..agreed_at(190)
+        };
+        let tied = view(Some(tie), 300);
+        assert!(!tied.healthy);
+        assert!(tied.problems.iter().any(|p| p.contains("none is held by more") && !p.contains("remove its")));
+    }
+
+    #[test]
+    fn a_node_that_answers_but_that_the_round_could_not_survey_is_a_problem() {
+        let node = NodeId::new("n1");
+        let unsurveyed = RepairReport { nodes_down: vec![node.clone()], ..report(0) };
+        let view = DurabilityView::assess(vec![], Some(unsurveyed.clone()), vec![(node.clone(), scrub_ok(None))], 300);
+        assert!(!view.healthy && view.problems.iter().any(|p| p.contains("could not survey") && p.contains("n1")));
+        // Down now as then: reported as unreachable, once.
+        let down = DurabilityView::assess(vec![], Some(unsurveyed), vec![(node, Err("down".into()))], 300);
+        assert!(!down.problems.iter().any(|p| p.contains("could not survey")), "{:?}", down.problems);
     }
 
     #[test]

@@ -133,8 +133,14 @@ pub struct RepairReport {
     pub class: String,
     pub started_ms: i64,
     pub finished_ms: i64,
-    /// Nodes unreachable during the round.
+    /// Nodes unreachable during the round (from its start, or from a page whose inventory they
+    /// did not answer).
     pub nodes_down: Vec<NodeId>,
+    /// Of those, the ones not live from the round's start: every stripe was surveyed with their
+    /// shards counted lost or waited for (a node may leave the layout only once a clean round
+    /// counted it so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes_down_all_round: Vec<NodeId>,
     pub tenants: Vec<TenantMargins>,
     /// Stripes found below their full budget (missing, corrupt or doubled-up shards).
     pub stripes_below_budget: u64,

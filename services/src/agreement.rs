@@ -108,10 +108,7 @@ pub async fn digests_at_one_index(
             (node.clone(), answer)
         }))
     };
-    let holder: String = {
-        let mut rng = rand::rng();
-        (0..16).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
-    };
+    let holder = ignifuge_types::random_id();
     // A random part, so that two checks run at once rarely pick one index (each gives its marks
     // up when it is done, which would make the other fail: never pass wrongly).
     let mut margin = 2 + rand::rng().random_range(0..8u64);

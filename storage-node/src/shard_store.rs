@@ -179,10 +179,14 @@ impl ShardStore {
             return Err(e.into());
         }
         // Which file is put in place (rename keeps its inode and time): the one to take back if it
-        // cannot be made durable.
-        let placed = fs::metadata(&tmp).ok().map(|m| file_identity(&m));
+        // cannot be made durable, unless it replaced a copy (a retried write: that copy may have
+        // been durable, and the same bytes are there either way).
+        let mut placed = fs::metadata(&tmp).ok().map(|m| file_identity(&m));
         {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fs::symlink_metadata(&path).is_ok() {
+                placed = None;
+            }
             fs::rename(&tmp, &path)?;
         }
         if ignifuge_faults::hit("node.shard.before-sync").is_some() {

@@ -37,7 +37,7 @@ use ignifuge_meta::{
     BlobCursor, BlobOwner, Command, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement, StripedBlob,
     TenantMargins,
 };
-use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
+use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, RpcError, paths};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, NodeId, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -60,18 +60,22 @@ pub const REPAIR_BYTES_PER_SEC_DEFAULT: u64 = 128 * 1024 * 1024;
 /// difference between gateways.
 pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 60 * 60 * 1000;
 /// How often a round compares every metadata replica's state (each replica hashes its whole
-/// state: about a minute of CPU per replica at 10 million objects, docs/benchmarks.md).
+/// state: at 10 million objects the whole comparison took 66 s with nine replicas sharing two
+/// cores, docs/benchmarks.md).
 pub const METADATA_CHECK_INTERVAL_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 /// After a comparison that found a replica differing, or that failed, the next is due after
-/// this (or the interval, if shorter): a rebuilt replica clears the report within minutes. One
-/// that could not reach every replica (a node down) waits for the interval: every comparison
-/// hashes every reachable replica's whole state, which a datacenter down for weeks must not
-/// turn into a load every few minutes.
+/// this (or the interval, if shorter): a rebuilt replica clears the report within minutes.
 pub const METADATA_CHECK_RETRY_MS: u64 = 10 * 60 * 1000;
+/// After one that could not compare every replica (a node down or restarting, a replica still
+/// hashing at the deadline), the next is due after this (or the interval): soon enough that a
+/// node restarting during the daily comparison does not leave the replicas uncompared for two
+/// days, rarely enough that a datacenter down for weeks costs every reachable replica one hash
+/// of its state an hour, not one every few minutes.
+pub const METADATA_CHECK_RETRY_INCOMPLETE_MS: u64 = 60 * 60 * 1000;
 /// How long replicas are given to reach the compared index and hash their state. The round's
 /// report waits for it (its repairs and sweeps are done by then); a replica down answers at
-/// once, one far behind is waited for this long.
-pub const METADATA_CHECK_TIMEOUT_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// once, one far behind or still hashing is waited for this long.
+pub const METADATA_CHECK_TIMEOUT_MS_DEFAULT: u64 = 15 * 60 * 1000;
 /// Stripes rebuilt concurrently (each holds k+m shards of at most 1 MiB in memory).
 const REPAIR_STRIPES_IN_FLIGHT: usize = 4;
 /// Blob records per scan page.
@@ -210,6 +214,11 @@ pub async fn round(
     // One layout for the whole round: every stripe is judged against the same topology.
     let layout = data.layout();
     let mut nodes = node_states(services, config, state).await;
+    // Nodes whose shards the whole round counts as lost or waited for (a node's state only gets
+    // worse within a round: one that stops listing mid-round had its earlier pages counted).
+    let mut down_all_round: Vec<NodeId> =
+        nodes.iter().filter(|(_, s)| **s != NodeState::Live).map(|(n, _)| n.clone()).collect();
+    down_all_round.sort();
     let mut tally = Tally::default();
     tally.report.holder = services.holder.clone();
     tally.report.class = format!("default (survives {})", layout.budget);
@@ -416,7 +425,8 @@ pub async fn round(
         last_check
     };
 
-    let report = finish(tally, &nodes, repair_secs);
+    let mut report = finish(tally, &nodes, repair_secs);
+    report.nodes_down_all_round = down_all_round;
     // Still the holder (the sweeps do not renew the lease): a round that lost it to another must
     // not record its older report over the newer one's.
     if !lease.keep(services.metadata.as_ref()).await? {
@@ -427,14 +437,21 @@ pub async fn round(
 }
 
 /// Whether a round compares the metadata replicas, given the last comparison: when there is
-/// none, when it is older than the interval, or, when it found a replica differing or failed,
-/// once `METADATA_CHECK_RETRY_MS` (or the interval, if shorter) has passed.
+/// none, when it is older than the interval, when it found a replica differing or failed once
+/// `METADATA_CHECK_RETRY_MS` has passed, and when it could not compare every replica once
+/// `METADATA_CHECK_RETRY_INCOMPLETE_MS` has (each bounded by the interval).
 fn metadata_check_due(last: Option<&MetadataCheck>, now_ms: i64, config: &RepairConfig) -> bool {
     let Some(last) = last else { return true };
     let interval = config.metadata_check_interval.as_millis() as i64;
     let age = now_ms - last.finished_ms;
-    let retry = !last.diverged.is_empty() || last.error.is_some();
-    age >= interval || (retry && age >= interval.min(METADATA_CHECK_RETRY_MS as i64))
+    let retry = if !last.diverged.is_empty() || last.error.is_some() {
+        METADATA_CHECK_RETRY_MS
+    } else if !last.unknown.is_empty() {
+        METADATA_CHECK_RETRY_INCOMPLETE_MS
+    } else {
+        return age >= interval;
+    };
+    age >= interval.min(retry as i64)
 }
 
 /// Compares every metadata replica's state at one log index ([`crate::agreement`]), keeping the
@@ -446,6 +463,10 @@ async fn check_metadata(
     lease: &mut Lease,
     last_agreed_ms: Option<i64>,
 ) -> ServiceResult<Option<MetadataCheck>> {
+    // The sweeps before did not renew the lease: renewed now, then every third of it.
+    if !lease.keep(services.metadata.as_ref()).await? {
+        return Ok(None);
+    }
     let members = crate::agreement::members(&services.data.layout().config);
     let started_ms = now_ms();
     let check = crate::agreement::digests_at_one_index(
@@ -456,7 +477,7 @@ async fn check_metadata(
     );
     tokio::pin!(check);
     let mut keep = tokio::time::interval(Duration::from_millis((config.lease_ms() / 3) as u64));
-    keep.tick().await; // the first tick is now: the lease was kept just before
+    keep.tick().await; // the first tick is now: the lease was just kept
     let outcome = loop {
         tokio::select! {
             outcome = &mut check => break outcome,
@@ -613,6 +634,8 @@ async fn node_states(
             state.down_since.remove(&node);
             NodeState::Live
         } else {
+            // A node down is timed as down; its listing failures before do not carry over.
+            state.unlisted_since.remove(&node);
             let since = *state.down_since.entry(node.clone()).or_insert_with(Instant::now);
             if since.elapsed() >= config.down_out || declared_out.contains(&node) {
                 NodeState::Out
@@ -658,6 +681,12 @@ async fn inventories(
                 let shards =
                     answer.shards.into_iter().map(|s| ((s.id.blob.clone(), s.id.stripe.0, s.id.shard.0), s)).collect();
                 held.insert(node, shards);
+            }
+            // A listing that timed out or found no node says nothing of its disk: down for the
+            // round, not counted toward out (a timeout is not a failure).
+            Err(e @ ServiceError::Node(RpcError::Timeout(_) | RpcError::Unreachable(..))) => {
+                tracing::warn!(%node, error = %e, "inventory did not answer; treating the node as down this round");
+                nodes.insert(node, NodeState::Down);
             }
             Err(e) => {
                 let since = *state.unlisted_since.entry(node.clone()).or_insert_with(Instant::now);
@@ -725,7 +754,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_metadata_is_compared_daily_and_again_within_minutes_only_after_a_difference_or_a_failure() {
+    fn the_metadata_is_compared_daily_again_within_minutes_after_a_difference_and_within_the_hour_if_incomplete() {
         let config = RepairConfig::default();
         let day = METADATA_CHECK_INTERVAL_MS_DEFAULT as i64;
         let retry = METADATA_CHECK_RETRY_MS as i64;
@@ -744,7 +773,9 @@ mod tests {
         let failed = MetadataCheck { error: Some("no index".into()), ..at(0) };
         assert!(metadata_check_due(Some(&failed), retry, &config));
         let node_down = MetadataCheck { unknown: vec![NodeId::new("dc1-n1")], ..at(0) };
-        assert!(!metadata_check_due(Some(&node_down), day - 1, &config), "a node down waits for the interval");
+        let hour = METADATA_CHECK_RETRY_INCOMPLETE_MS as i64;
+        assert!(!metadata_check_due(Some(&node_down), retry, &config), "a node down waits longer than a difference");
+        assert!(metadata_check_due(Some(&node_down), hour, &config), "but not for the day");
         let short = RepairConfig { metadata_check_interval: Duration::from_millis(3000), ..RepairConfig::default() };
         assert!(metadata_check_due(Some(&differs), 3000, &short), "the interval when it is shorter");
     }
