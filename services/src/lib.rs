@@ -5,9 +5,10 @@
 //!
 //! Owns: the services' schedules, their leases in the metadata (one gateway process at a time
 //! works for each service), and their bounded shares of the cluster ([`pace`]).
-//! Depends on: the metadata client and the gateway's data path (shard reads, writes and
-//! deletes against the storage nodes). Must never depend on: the storage node crate, or the
-//! gateway's S3 front end (a service answers no client).
+//! Depends on: the metadata client, the gateway's data path (shard reads, writes and deletes
+//! against the storage nodes), and the metadata replicas' digest-at contract (`ignifuge-raft`).
+//! Must never depend on: the storage node crate, or the gateway's S3 front end (a service
+//! answers no client).
 //! Invariants: a service never lowers a stripe's margin (shards are added before the metadata
 //! names them and removed only after it no longer does); it deletes nothing whose fate it does
 //! not know (garbage is recorded by the command that dropped its last reference, orphans are
