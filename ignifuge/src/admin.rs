@@ -266,7 +266,18 @@ impl Admin {
         let nodes_out = self.metadata.nodes_out().await?;
         let report = self.metadata.repair_report().await?;
         let debt_stripes = self.metadata.durability_report().await?.iter().map(|t| t.debt_stripes).sum();
-        current.check_change(&next, &drained_nodes(&nodes_out, report.as_ref(), debt_stripes))?;
+        // A node that answers now may have taken writes since the round counted it lost.
+        let mut nodes_out_and_silent = Vec::new();
+        for (node, since_ms) in nodes_out {
+            let answers = match current.node(&node) {
+                Some(endpoint) => self.client.health(endpoint.address).await,
+                None => false,
+            };
+            if !answers {
+                nodes_out_and_silent.push((node, since_ms));
+            }
+        }
+        current.check_change(&next, &drained_nodes(&nodes_out_and_silent, report.as_ref(), debt_stripes))?;
         next.check_metadata_margin()?;
         let document = next.to_toml();
         Ok(self.metadata.set_layout(version, document, now_ms()).await?)
@@ -389,7 +400,8 @@ impl Admin {
     }
 }
 
-/// Nodes that may leave the layout: declared out, and a repair round that started after the
+/// Nodes that may leave the layout: declared out (and not answering now: `apply_layout`), and a
+/// repair round that started after the
 /// declaration counted the node's shards as lost from its start (`nodes_down_all_round`: it did
 /// not answer; a node still running is surveyed like any other, its shards present, so it is
 /// never drained) and yet found every stripe at its full budget with none waiting or unreadable,
@@ -596,10 +608,14 @@ fn print_digests_at_index(digests: &DigestsAtIndex, json: bool) -> anyhow::Resul
             println!("{node:<12} {what}{flag}");
         }
     }
+    let advice = if digests.outcome(0, 0, None).rebuild_advised() {
+        "rebuild each from the others: stop it, remove its metadata directory, start it"
+    } else {
+        "no state is held by a majority of the replicas: compare them before rebuilding any"
+    };
     anyhow::ensure!(
         diverged.is_empty(),
-        "metadata replicas disagree at log index {}: {} (rebuild each from the others: stop it, remove its \
-         metadata directory, start it)",
+        "metadata replicas disagree at log index {}: {} ({advice})",
         digests.index,
         diverged.join(", ")
     );
@@ -745,9 +761,11 @@ mod tests {
     fn the_check_fails_when_a_replica_differs_or_gives_no_digest_and_passes_only_when_all_agree() {
         let done = |d: &str| Ok(DigestAt::Done { digest: d.into() });
         assert!(print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("x"))]), true).is_ok());
-        assert!(
-            print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("y")), ("c", done("x"))]), true).is_err()
-        );
+        let one_off = print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("y")), ("c", done("x"))]), true);
+        assert!(one_off.unwrap_err().to_string().contains("rebuild each from the others"));
+        let tie = print_digests_at_index(&at_index(&[("a", done("x")), ("b", done("y"))]), true);
+        let tie = tie.unwrap_err().to_string();
+        assert!(tie.contains("compare them") && !tie.contains("remove its"), "{tie}");
         for silent in [Err("down".to_string()), Ok(DigestAt::Waiting), Ok(DigestAt::Missed { applied_index: 9 })] {
             let one_silent = at_index(&[("a", done("x")), ("b", done("x")), ("c", silent)]);
             assert!(print_digests_at_index(&one_silent, false).is_err(), "passed without comparing c");

@@ -24,8 +24,9 @@ pub struct DurabilityView {
 }
 
 /// A repair report older than this means rounds stopped completing (the default round interval
-/// is 1 minute): the view says unhealthy rather than trust margins that nobody re-checks.
-pub const REPAIR_REPORT_STALE_MS: i64 = 15 * 60 * 1000;
+/// is 1 minute, and a round that compares the metadata replicas waits up to 10 more for it): the
+/// view says unhealthy rather than trust margins that nobody re-checks.
+pub const REPAIR_REPORT_STALE_MS: i64 = 30 * 60 * 1000;
 /// The metadata replicas not all compared and found alike for longer than this (the comparison
 /// is daily by default, and at most a day apart) is reported: damage on one replica would go
 /// unseen.
@@ -50,13 +51,12 @@ fn metadata_check_problems(check: Option<&MetadataCheck>, now_ms: i64, problems:
     if !check.diverged.is_empty() {
         let names: Vec<&str> = check.diverged.iter().map(|n| n.0.as_str()).collect();
         let index = check.index.map_or("?".into(), |i| i.to_string());
-        let answered = (check.members as usize).saturating_sub(check.unknown.len());
-        if check.diverged.len() >= answered {
-            // No state is held by more replicas than every other: none can be told right.
+        if !check.rebuild_advised() {
+            // No state is held by a majority of the replicas: none can be told right.
             problems.push(format!(
-                "the metadata replicas that answered hold different states at log index {index} ({} s ago) and \
-                 none is held by more of them than every other: {} (compare them with `ignifuge admin digest \
-                 --agree` once every replica answers, before rebuilding any)",
+                "the metadata replicas hold different states at log index {index} ({} s ago) and none is held by \
+                 a majority of them; differing from the most common: {} (compare them with `ignifuge admin \
+                 digest --agree` once every replica answers, before rebuilding any)",
                 age_secs(now_ms, check.finished_ms),
                 names.join(", ")
             ));
@@ -487,7 +487,17 @@ mod tests {
         };
         let tied = view(Some(tie), 300);
         assert!(!tied.healthy);
-        assert!(tied.problems.iter().any(|p| p.contains("none is held by more") && !p.contains("remove its")));
+        assert!(tied.problems.iter().any(|p| p.contains("none is held by") && !p.contains("remove its")));
+        // Two alike and one different out of nine, six silent: not a majority to rebuild from.
+        let few = MetadataCheck {
+            members: 9,
+            diverged: vec![NodeId::new("c")],
+            unknown: (1..=6).map(|i| NodeId::new(format!("u{i}"))).collect(),
+            ..agreed_at(190)
+        };
+        assert!(
+            view(Some(few), 300).problems.iter().any(|p| p.contains("none is held by") && !p.contains("remove its"))
+        );
     }
 
     #[test]

@@ -204,6 +204,15 @@ impl MetadataCheck {
     pub fn agreed(&self) -> bool {
         self.error.is_none() && self.diverged.is_empty() && self.unknown.is_empty()
     }
+
+    /// Whether the replicas that differ may be rebuilt from the others: the state they differ
+    /// from is held by a majority of all the replicas asked (never on a tie, nor on the word of a
+    /// few while the rest gave no digest).
+    pub fn rebuild_advised(&self) -> bool {
+        let answered = (self.members as usize).saturating_sub(self.unknown.len());
+        let holding_the_most = answered.saturating_sub(self.diverged.len());
+        2 * holding_the_most > self.members as usize
+    }
 }
 
 /// Unreadable records a repair report names (it counts them all).

@@ -200,6 +200,9 @@ mod tests {
         let whole = at_index(&[("a", done("x")), ("b", done("x"))]).outcome(10, 20, Some(5));
         assert!(whole.agreed());
         assert_eq!(whole.last_agreed_ms, Some(20));
+        assert!(!outcome.rebuild_advised(), "two of four alike is no majority of the four asked");
+        let three_of_four = at_index(&[("a", done("x")), ("b", done("x")), ("c", done("x")), ("d", done("y"))]);
+        assert!(three_of_four.outcome(10, 20, None).rebuild_advised());
         let one_silent = at_index(&[("a", done("x")), ("b", Ok(DigestAt::Waiting))]).outcome(10, 20, None);
         assert!(!one_silent.agreed() && one_silent.diverged.is_empty());
         assert_eq!(one_silent.last_agreed_ms, None);

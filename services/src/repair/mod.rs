@@ -37,7 +37,7 @@ use ignifuge_meta::{
     BlobCursor, BlobOwner, Command, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement, StripedBlob,
     TenantMargins,
 };
-use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, RpcError, paths};
+use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, NodeId, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,7 +75,7 @@ pub const METADATA_CHECK_RETRY_INCOMPLETE_MS: u64 = 60 * 60 * 1000;
 /// How long replicas are given to reach the compared index and hash their state. The round's
 /// report waits for it (its repairs and sweeps are done by then); a replica down answers at
 /// once, one far behind or still hashing is waited for this long.
-pub const METADATA_CHECK_TIMEOUT_MS_DEFAULT: u64 = 15 * 60 * 1000;
+pub const METADATA_CHECK_TIMEOUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Stripes rebuilt concurrently (each holds k+m shards of at most 1 MiB in memory).
 const REPAIR_STRIPES_IN_FLIGHT: usize = 4;
 /// Blob records per scan page.
@@ -499,12 +499,19 @@ async fn check_metadata(
             ..MetadataCheck::default()
         },
     };
-    if !check.diverged.is_empty() {
+    if !check.diverged.is_empty() && check.rebuild_advised() {
         tracing::error!(
             index = check.index,
             diverged = ?check.diverged,
             "metadata replicas differ from the others: rebuild each from the others (stop it, remove its metadata \
              directory, start it)"
+        );
+    } else if !check.diverged.is_empty() {
+        tracing::error!(
+            index = check.index,
+            differing = ?check.diverged,
+            "metadata replicas hold different states and no state is held by a majority of them: compare them \
+             before rebuilding any"
         );
     } else if !check.agreed() {
         tracing::warn!(unknown = ?check.unknown, error = ?check.error, "metadata replicas not all compared");
@@ -681,12 +688,6 @@ async fn inventories(
                 let shards =
                     answer.shards.into_iter().map(|s| ((s.id.blob.clone(), s.id.stripe.0, s.id.shard.0), s)).collect();
                 held.insert(node, shards);
-            }
-            // A listing that timed out or found no node says nothing of its disk: down for the
-            // round, not counted toward out (a timeout is not a failure).
-            Err(e @ ServiceError::Node(RpcError::Timeout(_) | RpcError::Unreachable(..))) => {
-                tracing::warn!(%node, error = %e, "inventory did not answer; treating the node as down this round");
-                nodes.insert(node, NodeState::Down);
             }
             Err(e) => {
                 let since = *state.unlisted_since.entry(node.clone()).or_insert_with(Instant::now);
