@@ -331,3 +331,69 @@ async fn a_node_leaves_the_layout_only_once_drained() {
     let report = cluster.wait_until_healthy(BOUND);
     println!("healthy without {OLD}: {report}");
 }
+
+/// A gateway that starts while the metadata cannot tell it the stored layout (here: its layout
+/// queries fail) serves reads with its own file's addresses but writes nothing with that file:
+/// once a cluster is initialised only the stored layout says where shards go (the file may name
+/// a node since removed or moved, or another geometry). Its PUTs get 503 SlowDown, which clients
+/// retry, until the layout is read; then they succeed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
+    const BUCKET: &str = "unknown-layout";
+    let _serial = SERIAL.lock().await;
+    let mut rng = TestRng::new("a_gateway_writes_nothing_until_it_has_read_the_stored_layout");
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let index = cluster.gateway_index("dc1");
+    let s3 = cluster.s3_client_at(index);
+    create_bucket(&s3, BUCKET).await;
+    let before = rng.bytes(6 * 1024 * 1024);
+    put_object(&s3, BUCKET, "before", &before).await;
+
+    let gateway =
+        cluster.processes.iter().find(|p| p.role == "gateway" && p.datacenter == "dc1").expect("dc1's gateway").clone();
+    std::fs::write(&rules_path, format!("fail {} gateway.layout-query-error\n", gateway.listen)).expect("rule");
+    std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
+    cluster.kill_node(&gateway.node_id);
+    cluster.revive(BOUND);
+
+    // Striped (6 MiB) and packed (64 KiB) bodies alike are refused, again and again, while the
+    // layout stays unknown; the object written before reads back meanwhile.
+    let no_retry = cluster.s3_client_no_retry_at(index);
+    let refused_until = Instant::now() + Duration::from_secs(3);
+    let mut refusals = 0;
+    while Instant::now() < refused_until {
+        for (key, size) in [("striped", 6 * 1024 * 1024), ("packed", 64 * 1024)] {
+            let body = aws_sdk_s3::primitives::ByteStream::from(rng.bytes(size));
+            let put = no_retry.put_object().bucket(BUCKET).key(key).body(body).send().await;
+            assert_s3_error(put, 503, &["SlowDown"], "a PUT through a gateway that has not read the layout");
+            refusals += 1;
+        }
+        assert_bytes_eq(&get_object(&no_retry, BUCKET, "before").await, &before, "a GET meanwhile");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for key in ["striped", "packed"] {
+        let head = no_retry.head_object().bucket(BUCKET).key(key).send().await;
+        assert_status(head, 404, "a refused PUT left nothing visible");
+    }
+    println!("{refusals} PUTs refused while the layout was unknown");
+
+    // The metadata answers again: the gateway reads the layout within a retry, and writes.
+    std::fs::write(&rules_path, "").expect("clearing the rule");
+    let data = rng.bytes(6 * 1024 * 1024);
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let body = aws_sdk_s3::primitives::ByteStream::from(data.clone());
+        match no_retry.put_object().bucket(BUCKET).key("after").body(body).send().await {
+            Ok(_) => break,
+            Err(e) => {
+                let info = error_info(&e);
+                assert_eq!(info.status, Some(503), "only SlowDown while the layout is read: {info:?}");
+                assert!(Instant::now() < deadline, "the gateway never wrote after the layout could be read: {info:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert_bytes_eq(&get_object(&s3, BUCKET, "after").await, &data, "written once the layout was read");
+}

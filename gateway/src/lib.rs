@@ -78,13 +78,15 @@ impl Gateway {
 
     /// Loads the stored cluster layout when the metadata answers in time (call before serving and
     /// before the background services start, so both place and judge against it from the first
-    /// request and round); until then, and if no layout is stored yet, the process's file is used.
+    /// request and round). Until the metadata has answered, the process's file gives the nodes'
+    /// addresses for reads, but nothing is written (503 SlowDown) and no background round runs;
+    /// `serve` keeps asking. A cluster with no stored layout yet places with the file.
     pub async fn load_layout(&self) {
         let first = self.data.refresh_layout(&self.remote);
         match tokio::time::timeout(std::time::Duration::from_millis(datapath::layout::LAYOUT_REFRESH_MS), first).await {
             Ok(Ok(version)) => tracing::info!(version = ?version, "serving with the cluster layout"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not read the stored cluster layout yet"),
-            Err(_) => tracing::warn!("the metadata did not answer a layout query in time; starting with the file's"),
+            Err(_) => tracing::warn!("the metadata did not answer a layout query in time; writes wait for it"),
         }
     }
 }

@@ -82,7 +82,7 @@ pub async fn run(services: Arc<Services>, config: CompactConfig) {
     let cycle = DutyCycle::new(config.busy_share);
     let mut cursor = None;
     loop {
-        lease.next_round(services.metadata.as_ref(), config.interval).await;
+        lease.next_round(&services, config.interval).await;
         match compact(&services, &config, cycle, &mut lease, &mut cursor).await {
             Ok(done) if done.packs_freed == 0 && done.objects_moved == 0 => {}
             Ok(done) => tracing::info!(

@@ -65,7 +65,7 @@ pub async fn run(services: Arc<Services>, config: GcConfig) {
     let mut lease = Lease::for_rounds("gc", services.holder.clone(), config.interval);
     let cycle = DutyCycle::new(config.busy_share);
     loop {
-        lease.next_round(services.metadata.as_ref(), config.interval).await;
+        lease.next_round(&services, config.interval).await;
         match collect(&services, config.grace, cycle, &mut lease).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "garbage collected"),

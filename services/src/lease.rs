@@ -4,6 +4,7 @@
 //! round as soon as a renewal is refused, so two rounds of one service never run at once for
 //! longer than the time between two renewals.
 
+use crate::Services;
 use crate::error::ServiceResult;
 use ignifuge_meta::{Command, MetaError, Metadata};
 use std::time::{Duration, Instant};
@@ -28,11 +29,15 @@ impl Lease {
     }
 
     /// Waits `interval`, then takes the lease; again and again until this worker holds it (a
-    /// round may start).
-    pub async fn next_round(&mut self, metadata: &dyn Metadata, interval: Duration) {
+    /// round may start). Not tried while the process does not know the cluster layout yet
+    /// (`Services::layout_known`): a lease it held meanwhile would keep the service from others.
+    pub async fn next_round(&mut self, services: &Services, interval: Duration) {
         loop {
             tokio::time::sleep(interval).await;
-            match self.take(metadata).await {
+            if !services.layout_known() {
+                continue;
+            }
+            match self.take(services.metadata.as_ref()).await {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(lease = self.name, error = %e, "could not take the lease; retrying later"),

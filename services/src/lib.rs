@@ -51,6 +51,17 @@ pub struct Services {
 }
 
 impl Services {
+    /// Whether the layout the data path uses is one the metadata vouched for. Until it is, no
+    /// round runs: the process's own file may be stale, and repair would judge every stripe's
+    /// margin, GC and compaction address nodes, by a topology that is no longer the cluster's.
+    pub fn layout_known(&self) -> bool {
+        let known = self.data.layout().confirmed;
+        if !known {
+            tracing::info!("the cluster layout has not been read from the metadata yet; this round waits for it");
+        }
+        known
+    }
+
     /// Starts every service, each its own task, restarted if it panics (a panic is a bug, but one
     /// in the survey must not stop garbage collection, nor either stop for good while the
     /// gateway goes on serving).

@@ -159,9 +159,10 @@ pub struct DataPath {
 }
 
 impl DataPath {
-    /// A data path over the layout of a process's file, until the stored one is loaded.
+    /// A data path over the layout of a process's file, until the stored one is loaded (it writes
+    /// nothing until the metadata has vouched for a layout: `placing_layout`).
     pub fn new(cluster: &ClusterConfig, client: NodeClient, tuning: DataPathTuning) -> GatewayResult<Self> {
-        let layout = Layout::new(cluster.clone(), None)?;
+        let layout = Layout::new(cluster.clone(), None, false)?;
         Ok(Self {
             client,
             layout: std::sync::RwLock::new(Arc::new(layout)),

@@ -343,8 +343,8 @@ impl DataPath {
     }
 
     /// Encodes one stripe of a blob written `geometry` (the record will say so), sends its
-    /// shards, and proves the acknowledged set meets the budget. Refused when the layout in use
-    /// now codes another geometry (a gateway that started with its own file and has since loaded
+    /// shards, and proves the acknowledged set meets the budget. Refused while the metadata has
+    /// not vouched for the layout in use (`placing_layout`), and when that layout now codes another geometry (a gateway that started with its own file and has since loaded
     /// the stored layout): every stripe of a blob is coded as its record says.
     pub(crate) async fn write_stripe(
         self: Arc<Self>,
@@ -354,7 +354,7 @@ impl DataPath {
         data: StripeData,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> GatewayResult<StripeRecord> {
-        let layout = self.layout();
+        let layout = self.placing_layout()?;
         if layout.geometry != geometry {
             return Err(GatewayError::DurabilityNotMet(format!(
                 "the cluster layout changed from {}+{} to {}+{} during the write of blob {blob}",

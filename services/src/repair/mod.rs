@@ -195,12 +195,15 @@ impl Tally {
     }
 }
 
-/// One round; None when another process holds the lease.
+/// One round; None when another process holds the lease, or the layout is not known yet.
 pub async fn round(
     services: &Services,
     config: &RepairConfig,
     state: &mut RepairState,
 ) -> ServiceResult<Option<RepairReport>> {
+    if !services.layout_known() {
+        return Ok(None);
+    }
     let mut lease = Lease::new(LEASE_NAME, services.holder.clone(), Duration::from_millis(config.lease_ms() as u64));
     if !lease.take(services.metadata.as_ref()).await? {
         // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
