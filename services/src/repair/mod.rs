@@ -130,7 +130,12 @@ impl RepairConfig {
 /// What the service remembers between rounds.
 #[derive(Default)]
 pub struct RepairState {
+    /// Since when a node has been down, forgiven only once it has stayed up for the down-out
+    /// interval (`up_since`): a node that crash-loops, up at one round and down at the next,
+    /// reaches the interval on its first down time and is rebuilt around, not waited for ever.
     down_since: HashMap<NodeId, Instant>,
+    /// Since when a node that was down answers again.
+    up_since: HashMap<NodeId, Instant>,
     /// Since when a node that answers its health check has failed to list its shards (a disk
     /// whose directories no longer read): as long as a node down, it is out.
     unlisted_since: HashMap<NodeId, Instant>,
@@ -209,6 +214,7 @@ pub async fn round(
         // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
         // node seen down hours ago must not be taken as down that long when the lease returns).
         state.down_since.clear();
+        state.up_since.clear();
         state.unlisted_since.clear();
         return Ok(None);
     }
@@ -403,7 +409,6 @@ pub async fn round(
     }
     drop(repairs);
     let repair_secs = clock.elapsed().as_secs_f64();
-
     // Strays and orphans, once older than the grace period by their node's own clock. A stray
     // is deleted only if its file is still the copy surveyed: a repair of this round may have
     // written the same shard there again, and that copy is the one the metadata now names.
@@ -638,24 +643,35 @@ async fn node_states(
         Err(_) => HashSet::new(),
     };
     state.declared_out = declared_out.clone();
+    let now = Instant::now();
     let mut out = HashMap::new();
     for (node, up) in nodes.into_iter().zip(healthy) {
-        let node_state = if up {
-            state.down_since.remove(&node);
-            NodeState::Live
-        } else {
-            // A node down is timed as down; its listing failures before do not carry over.
-            state.unlisted_since.remove(&node);
-            let since = *state.down_since.entry(node.clone()).or_insert_with(Instant::now);
-            if since.elapsed() >= config.down_out || declared_out.contains(&node) {
-                NodeState::Out
-            } else {
-                NodeState::Down
-            }
-        };
+        let node_state = state.judge(&node, up, now, config.down_out, declared_out.contains(&node));
         out.insert(node, node_state);
     }
     out
+}
+
+impl RepairState {
+    /// A node's state from its health check at `now`, with the down-out rule: down for
+    /// `down_out` (or declared out) is out. The down time runs from the first failed check and
+    /// is forgiven only once the node has answered every check for `down_out` since: a node up
+    /// for a moment between crashes is not a node back.
+    fn judge(&mut self, node: &NodeId, up: bool, now: Instant, down_out: Duration, declared_out: bool) -> NodeState {
+        if up {
+            let up_since = *self.up_since.entry(node.clone()).or_insert(now);
+            if now.saturating_duration_since(up_since) >= down_out {
+                self.down_since.remove(node);
+                self.up_since.remove(node);
+            }
+            return NodeState::Live;
+        }
+        // A node down is timed as down; its listing failures before do not carry over.
+        self.unlisted_since.remove(node);
+        self.up_since.remove(node);
+        let since = *self.down_since.entry(node.clone()).or_insert(now);
+        if now.saturating_duration_since(since) >= down_out || declared_out { NodeState::Out } else { NodeState::Down }
+    }
 }
 
 type Held = HashMap<NodeId, HashMap<(BlobId, u32, u32), HeldShard>>;
@@ -756,6 +772,35 @@ async fn sweep_orphans(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node down then back is forgiven its down time only once it has stayed up for the
+    /// down-out interval; one that crash-loops (up at one check, down at the next) is out once
+    /// the interval has passed since it first went down, however often it came back between.
+    #[test]
+    fn a_node_that_crash_loops_is_out_after_the_down_out_interval_and_one_back_for_good_is_forgiven() {
+        let mut state = RepairState::default();
+        let node = NodeId::new("dc1-n1");
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let down_out = Duration::from_secs(600);
+        // Down at 0, up at 60, down at 120, up at 180, ... : never up for 600 s.
+        let mut states = Vec::new();
+        for minute in 0..12u64 {
+            states.push(state.judge(&node, minute % 2 == 1, at(minute * 60), down_out, false));
+        }
+        assert_eq!(states[..10].iter().filter(|s| **s == NodeState::Out).count(), 0, "{states:?}");
+        assert_eq!(states[10], NodeState::Out, "down again 600 s after it first went down: {states:?}");
+        assert_eq!(states[11], NodeState::Live, "a node that answers is live: {states:?}");
+
+        // Up from 660 on: forgiven at 1260, so a failure at 1300 starts a new down time.
+        assert_eq!(state.judge(&node, true, at(1260), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, false, at(1300), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&node, false, at(1899), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&node, false, at(1900), down_out, false), NodeState::Out);
+        // Declared out: out at once.
+        let other = NodeId::new("dc2-n1");
+        assert_eq!(state.judge(&other, false, at(0), down_out, true), NodeState::Out);
+    }
 
     #[test]
     fn the_metadata_is_compared_daily_again_within_minutes_after_a_difference_and_within_the_hour_if_incomplete() {
