@@ -1181,6 +1181,135 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
     assert!(log.contains("a shard read failed once, then read whole"), "{TRANSIENT} did not read again");
 }
 
+/// A copy set aside after two failed reads is not lost for good: the fault may have been
+/// transient (a controller reset), and it may be the copy a stripe needs most. While dc2-n2's
+/// disk fails every read, its scrubber sets each of its shards aside; once reads work again, the
+/// re-examination after the next pass puts every one back, with nothing rebuilt meanwhile: the
+/// repair service cannot write to dc2-n2 nor commit a repair (`node.shard.write-error`,
+/// `repair.before-commit`), so the copies listed again are the set-aside ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole() {
+    const NODE: &str = "dc2-n2";
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "returns").await;
+    let mut rng = TestRng::new("copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole");
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "returns", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    let held = cluster.shard_files(NODE).len();
+    assert_eq!(held, 3 * 2, "one shard of each stripe on every node (5+4 over 9)");
+    let node = cluster.process(NODE).listen.clone();
+    let gateways: Vec<String> =
+        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
+    let no_rebuild = format!("fail {node} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
+    std::fs::write(&rules_path, format!("fail {node} node.shard.read-error\n{no_rebuild}")).expect("rules");
+    let node_scrub = |report: &serde_json::Value| {
+        report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == NODE).cloned().expect(NODE)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.shard_files(NODE).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{NODE}'s scrubber did not set its shards aside: {:#}",
+            node_scrub(&cluster.durability())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A pass re-examines them while the disk still fails: they stay aside.
+    let report = cluster.durability();
+    let status = node_scrub(&report)["status"].clone();
+    assert_eq!(status["unreadable_found"], held, "{status:#}");
+    let last_pass = status["last_complete_ms"].as_i64();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node_scrub(&cluster.durability())["status"]["last_complete_ms"].as_i64() <= last_pass {
+        assert!(Instant::now() < deadline, "no scrub pass completed on {NODE}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(cluster.shard_files(NODE).is_empty(), "a copy that still fails its reads came back");
+
+    // Reads work again: the next re-examination puts every copy back.
+    std::fs::write(&rules_path, &no_rebuild).expect("rules");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = node_scrub(&cluster.durability())["status"].clone();
+        if status["set_aside_restored"] == held && cluster.shard_files(NODE).len() == held {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the set-aside copies did not return: {status:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    std::fs::write(&rules_path, "").expect("clearing the rules");
+    cluster.wait_until_healthy(Duration::from_secs(90));
+    assert_eq!(cluster.shard_files(NODE).len(), held, "the returned copies are the stripes' own");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "returns", key).await, data, key);
+    }
+}
+
+/// A stripe left with fewer than k listed copies because its nodes set copies aside after failed
+/// reads (five nodes' disks fail every read while a GET needs the stripe) is whole again once
+/// the reads work: the repair round that finds it unreadable asks the live nodes to re-examine
+/// their set-aside copies at once, rather than after their next scrub pass (an hour away here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stripe_unreadable_for_want_of_set_aside_copies_is_whole_again_when_they_read_whole() {
+    const FAILING: [&str; 5] = ["dc1-n1", "dc1-n2", "dc1-n3", "dc2-n1", "dc2-n2"];
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_SCRUB_INTERVAL_MS", "3600000"),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "last-resort").await;
+    let mut rng = TestRng::new("a_stripe_unreadable_for_want_of_set_aside_copies_is_whole_again_when_they_read_whole");
+    let data = rng.bytes(6 * MIB);
+    put_object(&client, "last-resort", "object", &data).await;
+    let failing: Vec<String> = FAILING.iter().map(|n| cluster.process(n).listen.clone()).collect();
+    std::fs::write(&rules_path, format!("fail {} node.shard.read-error\n", failing.join(","))).expect("rule");
+    std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
+
+    // The GET cannot have its first stripe: five of its nine copies fail twice and are set aside.
+    let no_retry = cluster.s3_client_no_retry_at(0);
+    let got = match no_retry.get_object().bucket("last-resort").key("object").send().await {
+        Ok(answer) => answer.body.collect().await.map(|b| b.into_bytes().to_vec()).ok(),
+        Err(_) => None,
+    };
+    assert_ne!(got.as_deref(), Some(&data[..]), "a stripe with four readable copies of nine read back");
+    let set_aside = |field: &str| -> u64 {
+        let report = cluster.durability();
+        report["scrub"].as_array().expect("scrub list").iter().map(|n| n["status"][field].as_u64().unwrap_or(0)).sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = cluster.durability();
+        if set_aside("unreadable_found") >= 5 && report["repair"]["stripes_unreadable"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no round found the stripe unreadable: {report:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(set_aside("set_aside_restored"), 0, "nothing reads whole while the disks fail");
+
+    // The disks read again: the next round's re-examination brings the copies back.
+    std::fs::write(&rules_path, "").expect("clearing the rule");
+    cluster.wait_until_healthy(Duration::from_secs(60));
+    assert!(set_aside("set_aside_restored") >= 5, "the stripe came back without its set-aside copies?");
+    assert_bytes_eq(&get_object(&client, "last-resort", "object").await, &data, "after the copies returned");
+}
+
 /// A node whose disk refuses every write (full, or read-only after an error): a PUT is still
 /// acknowledged only once its stripes are placed to survive, with that node's shards written to
 /// other nodes of its datacenter and the stripes recorded as durability debt (the outage policy),

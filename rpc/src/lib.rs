@@ -27,7 +27,7 @@ pub use metadata::{META_FAILOVER_DEADLINE_MS, META_SETTLE_DEADLINE_MS, Redirect,
 pub use secrets::SecretSealer;
 pub use wire::{
     BLOBS_PER_DELETE_MAX, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer, BlobListRequest, HeldBlob, HeldShard,
-    InventoryAnswer, InventoryRequest, ScrubStatus,
+    InventoryAnswer, InventoryRequest, ScrubStatus, SetAsideReexamined,
 };
 
 /// Header carrying a shard's BLAKE3 hash (hex), on PUT requests and GET responses.
@@ -57,6 +57,8 @@ pub mod paths {
     pub const BLOBS: &str = "/v1/blobs";
     pub const BLOBS_DELETE: &str = "/v1/blobs/delete";
     pub const SCRUB_STATUS: &str = "/v1/scrub/status";
+    /// `POST`: the node re-examines its set-aside shard copies now (`SetAsideReexamined`).
+    pub const SET_ASIDE_REEXAMINE: &str = "/v1/set-aside/reexamine";
 
     pub fn shard(id: &ShardId) -> String {
         format!("/v1/shards/{}/{}/{}", id.blob, id.stripe, id.shard)

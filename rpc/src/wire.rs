@@ -22,6 +22,18 @@ pub struct HeldShard {
     pub age_ms: i64,
 }
 
+/// `POST /v1/set-aside/reexamine`, and the re-examination after each scrub pass: what became of
+/// the shard copies a node had set aside (quarantined or marked unreadable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAsideReexamined {
+    /// Copies that read whole again, back in service (listed by the inventory again).
+    pub restored: u64,
+    /// Copies removed: another copy was in place again, or the blob was no longer held there.
+    pub dropped: u64,
+    /// Copies that still fail (left in quarantine, or marked).
+    pub kept: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryAnswer {
     pub shards: Vec<HeldShard>,
@@ -87,6 +99,10 @@ pub struct ScrubStatus {
     /// Shards whose file could not be read (an I/O error) and were set aside like corrupt ones.
     #[serde(default)]
     pub unreadable_found: u64,
+    /// Set-aside copies given back to service since the node started: they read whole again
+    /// when re-examined after a scrub pass (`ShardStore::reexamine_set_aside`).
+    #[serde(default)]
+    pub set_aside_restored: u64,
     /// When the node process started: a report surveyed before it cannot vouch for its disk
     /// (it may have come back empty).
     #[serde(default)]

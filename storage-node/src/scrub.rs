@@ -4,7 +4,7 @@
 //! of its stripe. A mismatch is therefore always a repair, never a silent loss.
 
 use crate::shard_store::{ShardStore, StoreError};
-use ignifuge_rpc::ScrubStatus;
+use ignifuge_rpc::{ScrubStatus, SetAsideReexamined};
 use ignifuge_types::BlobId;
 use ignifuge_types::time::now_ms;
 use std::path::PathBuf;
@@ -83,6 +83,25 @@ impl Scrubber {
         }
     }
 
+    /// Re-examines the node's set-aside copies (`ShardStore::reexamine_set_aside`): after each
+    /// pass, and when the repair service asks (a stripe it found unreadable may need one).
+    pub async fn reexamine_set_aside(&self) -> Result<SetAsideReexamined, StoreError> {
+        let store = self.store.clone();
+        let done = tokio::task::spawn_blocking(move || store.reexamine_set_aside())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        if done != SetAsideReexamined::default() {
+            tracing::info!(
+                restored = done.restored,
+                dropped = done.dropped,
+                kept = done.kept,
+                "set-aside copies re-examined"
+            );
+        }
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set_aside_restored += done.restored;
+        Ok(done)
+    }
+
     /// One pass over every shard. Returns the shards checked and the corrupt ones found.
     pub async fn pass(self: Arc<Self>) -> Result<(u64, u64), StoreError> {
         let started = now_ms();
@@ -129,6 +148,9 @@ impl Scrubber {
             after = last;
         }
         let corrupt = self.store.quarantined() - quarantined_before;
+        if let Err(e) = self.reexamine_set_aside().await {
+            tracing::warn!(error = %e, "could not re-examine the set-aside copies");
+        }
         let finished = now_ms();
         {
             let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -206,6 +206,10 @@ impl NodeServer {
             (Method::POST, paths::BLOBS) => self.list_blobs(request, &body_hash).await,
             (Method::POST, paths::BLOBS_DELETE) => self.delete_blobs(request, &body_hash).await,
             (Method::POST, paths::SCRUB_STATUS) => json_reply(&self.scrubber.status()),
+            (Method::POST, paths::SET_ASIDE_REEXAMINE) => match self.scrubber.reexamine_set_aside().await {
+                Ok(done) => json_reply(&done),
+                Err(e) => store_error(e),
+            },
             _ => reply(StatusCode::NOT_FOUND, "no such route"),
         }
     }

@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
-use ignifuge_rpc::{HeldBlob, HeldShard};
+use ignifuge_rpc::{HeldBlob, HeldShard, SetAsideReexamined};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::fs::{self, File};
@@ -55,6 +55,10 @@ pub struct ShardStore {
     /// Whether the index may hold `u/` marks: false on nearly every node, which then never
     /// reads the index for them on a write or an inventory.
     may_have_marks: std::sync::atomic::AtomicBool,
+    /// Shards set aside when the disk refused both their move to quarantine and their mark: left
+    /// out of the inventory for the life of the process (a restart reads them again, and sets
+    /// them aside again if they still fail). Empty on nearly every node.
+    unrecorded: std::sync::Mutex<std::collections::HashSet<ShardId>>,
     /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
@@ -65,6 +69,19 @@ pub struct ShardStore {
     direct_writes: std::sync::atomic::AtomicBool,
     /// Which large shards go around the page cache: parity only, or all.
     around_cache: AroundCache,
+}
+
+/// Age past which a temporary file in a blob directory is taken for one a crash left
+/// (`ShardStore::reclaim_temporaries`).
+pub const TEMPORARY_ABANDONED_MS: i64 = 60 * 60 * 1000;
+
+/// What a blob's directory holds (`ShardStore::blob_files`).
+#[derive(Default)]
+struct BlobFiles {
+    /// Finished shard files, by shard id, each with whether it is marked unreadable.
+    shards: Vec<(HeldShard, bool)>,
+    /// Temporary files: path, modification time and age (ms).
+    temporaries: Vec<(PathBuf, i64, i64)>,
 }
 
 fn index_key(id: &ShardId) -> Vec<u8> {
@@ -118,6 +135,7 @@ impl ShardStore {
             unreadable: Default::default(),
             may_have_marks: std::sync::atomic::AtomicBool::new(marked),
             last_quarantine_ms: Default::default(),
+            unrecorded: Default::default(),
             replace: Default::default(),
             direct_writes: std::sync::atomic::AtomicBool::new(true),
             around_cache: AroundCache::default(),
@@ -216,6 +234,12 @@ impl ShardStore {
             }
             return Err(e.into());
         }
+        {
+            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !unrecorded.is_empty() {
+                unrecorded.remove(id);
+            }
+        }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), shard.len()));
         // The index is rebuildable from the files, so it need not be synced on every shard; an
@@ -282,7 +306,12 @@ impl ShardStore {
                 self.may_have_marks.store(true, std::sync::atomic::Ordering::Release);
                 let mut batch = WriteBatch::new();
                 batch.put(unreadable_key(id), now_ms().to_string());
-                self.index.write(batch, Durability::Synced)?;
+                if let Err(e) = self.index.write(batch, Durability::Synced) {
+                    // Nothing on disk says so: left out of the inventory in memory instead.
+                    self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+                    tracing::error!(shard = %id, error = %e, "could not mark a shard unreadable either; left out until restart");
+                    return Err(e.into());
+                }
                 true
             }
         };
@@ -298,6 +327,12 @@ impl ShardStore {
             }
         }
         Ok(())
+    }
+
+    /// Whether `id` was set aside with nothing on disk to say so (`unrecorded`).
+    fn is_unrecorded(&self, id: &ShardId) -> bool {
+        let unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !unrecorded.is_empty() && unrecorded.contains(id)
     }
 
     fn may_have_marks(&self) -> bool {
@@ -318,51 +353,172 @@ impl ShardStore {
         id: &ShardId,
         identity: &mut Option<(u64, i128)>,
     ) -> Result<(Bytes, blake3::Hash), StoreError> {
-        let classify = |e: io::Error| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound,
-            // The medium failed (or the shard's path is not a file): the copy is lost. Anything
-            // else (out of descriptors or memory, permissions) says nothing about the copy.
-            _ if is_media_error(&e) => StoreError::Unreadable(e),
-            _ => e.into(),
-        };
-        let path = self.shard_path(id)?;
-        let mut file = match fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                // Which file failed, if the path still names one (a repair may put a new copy
-                // in place meanwhile: `set_aside_unreadable` must not set that one aside).
-                *identity = fs::metadata(&path).ok().map(|m| file_identity(&m));
-                return Err(classify(e));
-            }
-        };
-        let metadata = file.metadata().map_err(classify)?;
-        *identity = Some(file_identity(&metadata));
-        if ignifuge_faults::hit("node.shard.read-error").is_some() {
-            return Err(StoreError::Unreadable(io::Error::other("injected read error (node.shard.read-error)")));
-        }
-        // A size no shard can have (a damaged inode, a sparse file) is a corrupt copy, never an
-        // allocation that could abort the node.
-        if metadata.len() > (ignifuge_rpc::SHARD_MAX_BYTES + HASH_BYTES) as u64 {
-            return Err(StoreError::Corrupt);
-        }
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(metadata.len() as usize)
-            .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
-        io::Read::read_to_end(&mut file, &mut bytes).map_err(classify)?;
-        if bytes.len() < HASH_BYTES {
-            return Err(StoreError::Corrupt);
-        }
-        let mut stored = [0u8; HASH_BYTES];
-        stored.copy_from_slice(&bytes[..HASH_BYTES]);
-        let stored = blake3::Hash::from_bytes(stored);
-        let data = Bytes::from(bytes).slice(HASH_BYTES..);
-        if blake3::hash(&data) != stored {
-            return Err(StoreError::Corrupt);
-        }
-        Ok((data, stored))
+        read_file_verified(&self.shard_path(id)?, identity)
     }
 
+    /// Gives set-aside copies that read whole again back to service (run after each scrub pass):
+    /// a copy set aside for two failed reads may have met a transient fault (a controller reset,
+    /// a cable), and it may be the copy a stripe needs most. Each file under `quarantine/` is read
+    /// and checked against its own hash; one that passes is renamed back into place if no copy
+    /// is there and its blob is still held here (then the inventory lists it again, and a stripe
+    /// that has since been repaired elsewhere finds it a stray). A set-aside copy is removed once
+    /// a copy is in place again (a repair's) or the blob is gone; until then one that still
+    /// fails stays, for an operator, and is read again after each pass. Shards marked
+    /// unreadable in the index (their move failed), or only in memory (so was their mark), whose
+    /// file reads whole lose the mark.
+    pub fn reexamine_set_aside(&self) -> Result<SetAsideReexamined, StoreError> {
+        let mut done = SetAsideReexamined::default();
+        let dir = self.root.join("quarantine");
+        // A quarantine that cannot be listed (or a copy that cannot be moved) does not keep the
+        // marks below from being looked at.
+        let names = sorted_names(&dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not list the quarantine");
+            Vec::new()
+        });
+        for name in names {
+            let Some(id) = parse_quarantine_name(&name) else { continue };
+            if let Err(e) = self.reexamine_quarantined(&dir, &name, &id, &mut done) {
+                tracing::warn!(shard = %id, error = %e, "could not re-examine a set-aside copy");
+                done.kept += 1;
+            }
+        }
+        let unrecorded: Vec<ShardId> =
+            self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
+        for id in unrecorded {
+            if read_file_verified(&self.shard_path(&id)?, &mut None).is_ok() {
+                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                done.restored += 1;
+                tracing::warn!(shard = %id, "a shard set aside in memory reads whole again; listed again");
+            } else {
+                done.kept += 1;
+            }
+        }
+        if self.may_have_marks() {
+            for (key, _) in self.index.scan(b"u/", prefix_end(b"u/").as_deref(), usize::MAX)? {
+                let Some(id) = parse_unreadable_key(&key) else { continue };
+                if read_file_verified(&self.shard_path(&id)?, &mut None).is_ok() {
+                    let mut batch = WriteBatch::new();
+                    batch.delete(key);
+                    self.index.write(batch, Durability::Synced)?;
+                    done.restored += 1;
+                    tracing::warn!(shard = %id, "a shard marked unreadable reads whole again; unmarked it");
+                } else {
+                    done.kept += 1;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// One file of the quarantine (`reexamine_set_aside`).
+    fn reexamine_quarantined(
+        &self,
+        dir: &Path,
+        name: &str,
+        id: &ShardId,
+        done: &mut SetAsideReexamined,
+    ) -> Result<(), StoreError> {
+        let path = dir.join(name);
+        let blob_dir = self.blob_dir(&id.blob)?;
+        let target = self.shard_path(id)?;
+        let redundant = || !blob_dir.is_dir() || fs::symlink_metadata(&target).is_ok();
+        // Read outside the lock; whether a copy is in place is decided under it.
+        let verified = if redundant() { None } else { Some(read_file_verified(&path, &mut None)) };
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match verified {
+            _ if redundant() => {
+                fs::remove_file(&path).or_else(|e| {
+                    if e.kind() == io::ErrorKind::IsADirectory { fs::remove_dir_all(&path) } else { Err(e) }
+                })?;
+                done.dropped += 1;
+                tracing::info!(shard = %id, "dropped a set-aside copy: another copy is in place, or the blob is gone");
+            }
+            Some(Ok((data, hash))) => {
+                fs::rename(&path, &target)?;
+                sync_dir(&blob_dir)?;
+                sync_dir(dir)?;
+                let mut batch = WriteBatch::new();
+                batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
+                // An old mark of this shard would hide the copy again.
+                let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
+                if marked {
+                    batch.delete(unreadable_key(id));
+                }
+                self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
+                done.restored += 1;
+                tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
+            }
+            _ => done.kept += 1,
+        }
+        Ok(())
+    }
+}
+
+/// A quarantined file's name: `<blob>.<stripe>.<shard>.<suffix>` (`move_to_quarantine`).
+fn parse_quarantine_name(name: &str) -> Option<ShardId> {
+    let mut parts = name.splitn(4, '.');
+    let blob = BlobId::new(parts.next()?);
+    let stripe = StripeIndex(parts.next()?.parse().ok()?);
+    let shard = ShardIndex(parts.next()?.parse().ok()?);
+    parts.next()?;
+    blob.is_well_formed().then_some(ShardId { blob, stripe, shard })
+}
+
+/// An unreadable mark's key, `u/<blob>/<stripe>.<shard>` (`unreadable_key`).
+fn parse_unreadable_key(key: &[u8]) -> Option<ShardId> {
+    let key = std::str::from_utf8(key).ok()?.strip_prefix("u/")?;
+    let (blob, file) = key.split_once('/')?;
+    let (stripe, shard) = parse_shard_file_name(file)?;
+    let blob = BlobId::new(blob);
+    blob.is_well_formed().then_some(ShardId { blob, stripe, shard })
+}
+
+/// Reads a shard file (`hash || bytes`) and checks the bytes against the hash: one open, one
+/// fstat (for `identity`, which file was read, and the size) and one read.
+fn read_file_verified(path: &Path, identity: &mut Option<(u64, i128)>) -> Result<(Bytes, blake3::Hash), StoreError> {
+    let classify = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound,
+        // The medium failed (or the shard's path is not a file): the copy is lost. Anything
+        // else (out of descriptors or memory, permissions) says nothing about the copy.
+        _ if is_media_error(&e) => StoreError::Unreadable(e),
+        _ => e.into(),
+    };
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            // Which file failed, if the path still names one (a repair may put a new copy
+            // in place meanwhile: `set_aside` must not set that one aside).
+            *identity = fs::metadata(path).ok().map(|m| file_identity(&m));
+            return Err(classify(e));
+        }
+    };
+    let metadata = file.metadata().map_err(classify)?;
+    *identity = Some(file_identity(&metadata));
+    if ignifuge_faults::hit("node.shard.read-error").is_some() {
+        return Err(StoreError::Unreadable(io::Error::other("injected read error (node.shard.read-error)")));
+    }
+    // A size no shard can have (a damaged inode, a sparse file) is a corrupt copy, never an
+    // allocation that could abort the node.
+    if metadata.len() > (ignifuge_rpc::SHARD_MAX_BYTES + HASH_BYTES) as u64 {
+        return Err(StoreError::Corrupt);
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(metadata.len() as usize).map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(classify)?;
+    if bytes.len() < HASH_BYTES {
+        return Err(StoreError::Corrupt);
+    }
+    let mut stored = [0u8; HASH_BYTES];
+    stored.copy_from_slice(&bytes[..HASH_BYTES]);
+    let stored = blake3::Hash::from_bytes(stored);
+    let data = Bytes::from(bytes).slice(HASH_BYTES..);
+    if blake3::hash(&data) != stored {
+        return Err(StoreError::Corrupt);
+    }
+    Ok((data, stored))
+}
+
+impl ShardStore {
     /// Removes every shard of a blob (a failed write's discard, the orphan sweep).
     pub fn delete_blob(&self, blob: &BlobId) -> Result<(), StoreError> {
         let deleted = self.delete_blobs(std::slice::from_ref(blob))?;
@@ -491,10 +647,17 @@ impl ShardStore {
 
     /// Every finished shard file of `blob`, each with whether it is marked unreadable.
     fn files_of(&self, blob: &BlobId) -> Result<Vec<(HeldShard, bool)>, StoreError> {
+        Ok(self.blob_files(blob)?.shards)
+    }
+
+    /// What `blob`'s directory holds: finished shard files, each with whether it is marked
+    /// unreadable, and temporary files (of writes in progress, or left by a crash before their
+    /// rename), each with its path and age.
+    fn blob_files(&self, blob: &BlobId) -> Result<BlobFiles, StoreError> {
         let dir = self.blob_dir(blob)?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BlobFiles::default()),
             Err(e) => return Err(e.into()),
         };
         let unreadable: std::collections::BTreeSet<Vec<u8>> = if self.may_have_marks() {
@@ -503,21 +666,28 @@ impl ShardStore {
         } else {
             Default::default()
         };
-        let mut held = Vec::new();
+        let mut files = BlobFiles::default();
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                // A temporary file renamed or removed since the listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let modified_ms = modified_ms(&metadata);
+            let age_ms = now_ms().saturating_sub(modified_ms).max(0);
             let Some((stripe, shard)) = parse_shard_file_name(&name.to_string_lossy()) else {
-                continue; // temporary files of writes in progress
+                files.temporaries.push((entry.path(), modified_ms, age_ms));
+                continue;
             };
             let id = ShardId { blob: blob.clone(), stripe, shard };
-            let marked = unreadable.contains(&unreadable_key(&id));
-            let modified_ms = modified_ms(&entry.metadata()?);
-            let age_ms = now_ms().saturating_sub(modified_ms).max(0);
-            held.push((HeldShard { id, modified_ms, age_ms }, marked));
+            let marked = unreadable.contains(&unreadable_key(&id)) || self.is_unrecorded(&id);
+            files.shards.push((HeldShard { id, modified_ms, age_ms }, marked));
         }
-        held.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        Ok(held)
+        files.shards.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(files)
     }
 
     /// Up to `limit` blobs held here with an id greater than `after`, in id order, each with the
@@ -542,14 +712,41 @@ impl ShardStore {
                 }
                 // Marked files count for the blob's age: a blob whose every shard failed a read is
                 // as old as its files, so the orphan sweep can still judge it.
-                let files = self.files_of(&blob)?;
-                let newest_ms = files.iter().map(|(s, _)| s.modified_ms).max().unwrap_or(0);
-                // A blob directory with no finished file yet (a first shard mid-write) is young.
-                let age_ms = files.iter().map(|(s, _)| s.age_ms).min().unwrap_or(0);
+                let files = self.blob_files(&blob)?;
+                self.reclaim_temporaries(&blob, &files.temporaries);
+                // Temporary files count too: a directory whose only file is one a crash left
+                // before its rename ages, and the orphan sweep removes it once the blob is
+                // nobody's (one mid-write is young, so its blob is).
+                let times = files.shards.iter().map(|(s, _)| (s.modified_ms, s.age_ms));
+                let times =
+                    times.chain(files.temporaries.iter().map(|&(_, modified_ms, age_ms)| (modified_ms, age_ms)));
+                let (newest_ms, age_ms) = times
+                    .fold(None, |acc: Option<(i64, i64)>, (m, a)| {
+                        Some(acc.map_or((m, a), |(n, g)| (n.max(m), g.min(a))))
+                    })
+                    .unwrap_or((0, 0));
                 out.push(HeldBlob { blob, newest_ms, age_ms });
             }
         }
         Ok((out, true))
+    }
+
+    /// Removes the temporary files of `blob` older than `TEMPORARY_ABANDONED_MS`: no write takes
+    /// that long (a shard is at most a few MiB, its RPC times out in seconds), so such a file was
+    /// left by a process killed before its rename and will never be renamed. One still written
+    /// by a hung writer fails that writer's rename, which then acknowledges nothing.
+    fn reclaim_temporaries(&self, blob: &BlobId, temporaries: &[(PathBuf, i64, i64)]) {
+        for (path, _, age_ms) in temporaries.iter().filter(|(_, _, age_ms)| *age_ms > TEMPORARY_ABANDONED_MS) {
+            match fs::remove_file(path) {
+                Ok(()) => {
+                    tracing::info!(%blob, file = %path.display(), age_ms, "removed a temporary file a crash left")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(%blob, file = %path.display(), error = %e, "could not remove an abandoned temporary file")
+                }
+            }
+        }
     }
 
     /// Re-reads one shard and checks its BLAKE3 hash; a corrupt shard is quarantined. Returns
@@ -818,6 +1015,183 @@ mod tests {
         assert!(complete);
         assert_eq!(blobs.len(), 1);
         assert!(blobs[0].age_ms >= 3_590_000, "as old as its file, not {} ms", blobs[0].age_ms);
+    }
+
+    /// Temporary files a crash left before their rename: one alone in its blob directory ages
+    /// the blob (so the orphan sweep can judge it; it used to look brand new for ever), and one
+    /// older than `TEMPORARY_ABANDONED_MS` is removed by the listing, while a young one (a write
+    /// in progress) and the finished shards stay.
+    #[test]
+    fn temporary_files_a_crash_left_age_their_blob_and_are_removed_once_abandoned() {
+        let (dir, store) = store();
+        let aged = |path: &Path, secs: u64| {
+            fs::write(path, b"half a shard").unwrap();
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+            File::options().write(true).open(path).unwrap().set_modified(then).unwrap();
+        };
+        fs::create_dir_all(dir.path().join("shards/ee/ee01")).unwrap();
+        let lone = dir.path().join("shards/ee/ee01/.0.3.tmpAAAA");
+        aged(&lone, 30 * 60);
+        let data = vec![9u8; 100];
+        store.put(&id("ee02", 1), &data, &blake3::hash(&data)).unwrap();
+        let abandoned = dir.path().join("shards/ee/ee02/.0.4.tmpBBBB");
+        aged(&abandoned, 2 * 3600);
+        let writing = dir.path().join("shards/ee/ee02/.0.5.tmpCCCC");
+        aged(&writing, 1);
+
+        let (blobs, complete) = store.list_blobs(None, 10).unwrap();
+        assert!(complete);
+        let listed: Vec<(&str, i64)> = blobs.iter().map(|b| (b.blob.0.as_str(), b.age_ms)).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed[0].0 == "ee01" && listed[0].1 >= 1_790_000, "as old as its temporary file: {listed:?}");
+        assert!(listed[1].0 == "ee02" && listed[1].1 < 60_000, "as young as its newest file: {listed:?}");
+        assert!(lone.exists(), "not abandoned yet: the orphan sweep judges its blob");
+        assert!(!abandoned.exists(), "a temporary file past the limit is removed");
+        assert!(writing.exists(), "a write in progress keeps its file");
+        assert_eq!(store.get(&id("ee02", 1)).unwrap().0, data);
+        assert_eq!(store.shards_of(&BlobId::new("ee02")).unwrap().len(), 1);
+    }
+
+    /// Set-aside copies re-examined: one that reads whole again goes back in place (listed,
+    /// indexed, readable); one that still fails stays; one whose shard has a copy in place again
+    /// (a repair's), or whose blob is gone, is removed.
+    #[test]
+    fn a_set_aside_copy_that_reads_whole_again_is_restored_and_one_made_redundant_is_dropped() {
+        let (dir, store) = store();
+        let quarantine = dir.path().join("quarantine");
+        let only_entry = || {
+            let entries: Vec<_> = fs::read_dir(&quarantine).unwrap().map(|e| e.unwrap().path()).collect();
+            assert_eq!(entries.len(), 1, "{entries:?}");
+            entries[0].clone()
+        };
+        let (a, b, c) = (vec![1u8; 300], vec![2u8; 300], vec![3u8; 300]);
+        store.put(&id("ee03", 2), &a, &blake3::hash(&a)).unwrap();
+        store.put(&id("ee03", 3), &b, &blake3::hash(&b)).unwrap();
+        store.put(&id("ee04", 1), &c, &blake3::hash(&c)).unwrap();
+
+        // Unreadable (its path is a directory now): set aside, and still failing when re-examined.
+        let path = dir.path().join("shards/ee/ee03/0.2");
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(matches!(store.get(&id("ee03", 2)), Err(StoreError::Unreadable(_))));
+        assert_eq!(store.shards_of(&BlobId::new("ee03")).unwrap().len(), 1);
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 0, kept: 1 });
+        // The medium recovers: the copy reads whole, and is back in service.
+        let set_aside = only_entry();
+        fs::remove_dir(&set_aside).unwrap();
+        fs::write(&set_aside, [blake3::hash(&a).as_bytes().as_slice(), &a].concat()).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 1, dropped: 0, kept: 0 });
+        assert_eq!(store.get(&id("ee03", 2)).unwrap().0, a);
+        assert_eq!(store.shards_of(&BlobId::new("ee03")).unwrap().len(), 2);
+        assert_eq!(store.indexed_shards().unwrap(), 3);
+        assert_eq!(fs::read_dir(&quarantine).unwrap().count(), 0);
+
+        // Corrupt, then a repair writes the shard again: the set-aside copy is dropped.
+        let path = dir.path().join("shards/ee/ee03/0.3");
+        let mut raw = fs::read(&path).unwrap();
+        raw[HASH_BYTES + 1] ^= 1;
+        fs::write(&path, raw).unwrap();
+        assert!(matches!(store.get(&id("ee03", 3)), Err(StoreError::Corrupt)));
+        only_entry();
+        store.put(&id("ee03", 3), &b, &blake3::hash(&b)).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 1, kept: 0 });
+        assert_eq!(store.get(&id("ee03", 3)).unwrap().0, b);
+
+        // Set aside, then its blob deleted: dropped, nothing recreated.
+        let path = dir.path().join("shards/ee/ee04/0.1");
+        let mut raw = fs::read(&path).unwrap();
+        raw[HASH_BYTES] ^= 1;
+        fs::write(&path, raw).unwrap();
+        assert!(matches!(store.get(&id("ee04", 1)), Err(StoreError::Corrupt)));
+        store.delete_blob(&BlobId::new("ee04")).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 1, kept: 0 });
+        assert!(!dir.path().join("shards/ee/ee04").exists());
+        assert_eq!(fs::read_dir(&quarantine).unwrap().count(), 0);
+    }
+
+    /// An index whose writes fail while `failing` is set (a disk remounted read-only).
+    #[derive(Default)]
+    struct FailingIndex {
+        inner: MemoryKv,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl KvStore for FailingIndex {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ignifuge_kv::KvError> {
+            self.inner.get(key)
+        }
+        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), ignifuge_kv::KvError> {
+            if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ignifuge_kv::KvError::Engine("read-only file system".into()));
+            }
+            self.inner.write(batch, durability)
+        }
+        fn scan_bytes(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+            bytes_max: usize,
+        ) -> Result<Vec<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
+            self.inner.scan_bytes(start, end, limit, bytes_max)
+        }
+        fn scan_visit(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+            bytes_max: usize,
+            visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+        ) -> Result<(), ignifuge_kv::KvError> {
+            self.inner.scan_visit(start, end, limit, bytes_max, visit)
+        }
+        fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
+            self.inner.last(start, end)
+        }
+        fn snapshot(&self) -> Result<Box<dyn ignifuge_kv::KvSnapshot>, ignifuge_kv::KvError> {
+            self.inner.snapshot()
+        }
+    }
+
+    /// A shard that fails its reads on a disk that refuses both its move to quarantine and its
+    /// unreadable mark (read-only after an error) still leaves the inventory, in memory; it is
+    /// listed again once it reads whole, or once written again.
+    #[test]
+    fn a_shard_set_aside_with_neither_its_move_nor_its_mark_written_leaves_the_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(FailingIndex::default());
+        let store = ShardStore::open(dir.path(), index.clone()).unwrap();
+        let data = vec![4u8; 200];
+        store.put(&id("ee05", 0), &data, &blake3::hash(&data)).unwrap();
+        store.put(&id("ee05", 1), &data, &blake3::hash(&data)).unwrap();
+        fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
+        index.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.path().join("shards/ee/ee05/0.0");
+        let good = fs::read(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(matches!(store.get(&id("ee05", 0)), Err(StoreError::Unreadable(_))));
+        let listed = |store: &ShardStore| -> Vec<u32> {
+            store.shards_of(&BlobId::new("ee05")).unwrap().iter().map(|s| s.id.shard.0).collect()
+        };
+        assert_eq!(listed(&store), [1], "the failed copy is not counted");
+        // Still failing when re-examined: still out.
+        assert_eq!(store.reexamine_set_aside().unwrap().kept, 1);
+        assert_eq!(listed(&store), [1]);
+        // It reads whole again: listed again.
+        fs::remove_dir(&path).unwrap();
+        fs::write(&path, &good).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap().restored, 1);
+        assert_eq!(listed(&store), [0, 1]);
+        // Set aside again, then written again (a repair): listed.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(matches!(store.get(&id("ee05", 0)), Err(StoreError::Unreadable(_))));
+        assert_eq!(listed(&store), [1]);
+        fs::remove_dir(&path).unwrap();
+        index.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        store.put(&id("ee05", 0), &data, &blake3::hash(&data)).unwrap();
+        assert_eq!(listed(&store), [0, 1]);
     }
 
     #[test]

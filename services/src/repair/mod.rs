@@ -409,6 +409,19 @@ pub async fn round(
     }
     drop(repairs);
     let repair_secs = clock.elapsed().as_secs_f64();
+    // A stripe below k may be whole again with copies its nodes set aside after failed reads (a
+    // fault that has passed): the live nodes re-examine theirs now rather than after their next
+    // scrub pass, and the next round counts what came back.
+    if tally.report.stripes_unreadable > 0 {
+        let restored = reexamine_set_aside(data, &nodes).await;
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "set-aside shard copies read whole again and are back; the next round counts them"
+            );
+        }
+    }
+
     // Strays and orphans, once older than the grace period by their node's own clock. A stray
     // is deleted only if its file is still the copy surveyed: a repair of this round may have
     // written the same shard there again, and that copy is the one the metadata now names.
@@ -619,6 +632,25 @@ async fn repair_one(
         }
     }
     Ok(rebuilt.bytes_written)
+}
+
+/// Asks every live node to re-examine its set-aside shard copies now; returns how many are back.
+async fn reexamine_set_aside(data: &ignifuge_gateway::datapath::DataPath, nodes: &HashMap<NodeId, NodeState>) -> u64 {
+    let asks = nodes.iter().filter(|(_, s)| **s == NodeState::Live).map(|(node, _)| async move {
+        let address = data.address(node).ok()?;
+        match data
+            .client
+            .post_json::<_, ignifuge_rpc::SetAsideReexamined>(address, paths::SET_ASIDE_REEXAMINE, &())
+            .await
+        {
+            Ok(done) => Some(done.restored),
+            Err(e) => {
+                tracing::debug!(%node, error = %e, "could not ask a node to re-examine its set-aside copies");
+                None
+            }
+        }
+    });
+    futures::future::join_all(asks).await.into_iter().flatten().sum()
 }
 
 /// Health of every node, with the down-out rule applied.
