@@ -344,7 +344,12 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
     let mut rng = TestRng::new("a_gateway_writes_nothing_until_it_has_read_the_stored_layout");
     let rules = tempfile::NamedTempFile::new().expect("rules file");
     let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    // Repair rounds every second: the restarted gateway would run one within the test's window.
+    let mut cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+    ])
+    .await;
     let index = cluster.gateway_index("dc1");
     let s3 = cluster.s3_client_at(index);
     create_bucket(&s3, BUCKET).await;
@@ -355,6 +360,8 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
         cluster.processes.iter().find(|p| p.role == "gateway" && p.datacenter == "dc1").expect("dc1's gateway").clone();
     std::fs::write(&rules_path, format!("fail {} gateway.layout-query-error\n", gateway.listen)).expect("rule");
     std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
+    let log_path = cluster.data_dir.join("logs/gateway-dc1.log");
+    let logged_before = std::fs::metadata(&log_path).map(|m| m.len() as usize).unwrap_or(0);
     cluster.kill_node(&gateway.node_id);
     cluster.revive(BOUND);
 
@@ -378,6 +385,13 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
         assert_status(head, 404, "a refused PUT left nothing visible");
     }
     println!("{refusals} PUTs refused while the layout was unknown");
+    // Nor did its background services judge the cluster by its file.
+    let log = std::fs::read(&log_path).expect("dc1's gateway log");
+    let since_restart = String::from_utf8_lossy(&log[logged_before.min(log.len())..]);
+    assert!(
+        since_restart.contains("this round waits for it"),
+        "the restarted gateway ran background rounds without the stored layout (or never tried)"
+    );
 
     // The metadata answers again: the gateway reads the layout within a retry, and writes.
     std::fs::write(&rules_path, "").expect("clearing the rule");

@@ -94,6 +94,9 @@ impl DataPath {
         if request.declared_length.is_some_and(|declared| declared > request.max_length) {
             return Err(GatewayError::EntityTooLarge);
         }
+        // Nor is a body read while this gateway may not place it (`write_stripe` checks again for
+        // each stripe).
+        self.placing_layout()?;
         // A body to pack is read whole into memory, within the gateway's pack budget.
         let pack_length = request.declared_length.filter(|&declared| {
             request.packable
