@@ -130,10 +130,12 @@ impl RepairConfig {
 /// What the service remembers between rounds.
 #[derive(Default)]
 pub struct RepairState {
-    /// Since when a node has been down, forgiven only once it has stayed up for the down-out
-    /// interval (`up_since`): a node that crash-loops, up at one round and down at the next,
-    /// reaches the interval on its first down time and is rebuilt around, not waited for ever.
-    down_since: HashMap<NodeId, Instant>,
+    /// A node down now: its first and its last failed health check.
+    down: HashMap<NodeId, (Instant, Instant)>,
+    /// Down time of a node's earlier outages, forgiven once it has answered for the down-out
+    /// interval (`judge`): a node that crash-loops, seen down at a few checks, up at one, down
+    /// again, adds its outages up and is rebuilt around, not waited for ever.
+    down_before: HashMap<NodeId, Duration>,
     /// Since when a node that was down answers again.
     up_since: HashMap<NodeId, Instant>,
     /// Since when a node that answers its health check has failed to list its shards (a disk
@@ -213,7 +215,8 @@ pub async fn round(
     if !lease.take(services.metadata.as_ref()).await? {
         // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
         // node seen down hours ago must not be taken as down that long when the lease returns).
-        state.down_since.clear();
+        state.down.clear();
+        state.down_before.clear();
         state.up_since.clear();
         state.unlisted_since.clear();
         return Ok(None);
@@ -686,14 +689,21 @@ async fn node_states(
 
 impl RepairState {
     /// A node's state from its health check at `now`, with the down-out rule: down for
-    /// `down_out` (or declared out) is out. The down time runs from the first failed check and
-    /// is forgiven only once the node has answered every check for `down_out` since: a node up
-    /// for a moment between crashes is not a node back.
+    /// `down_out` (or declared out) is out. An outage runs from its first failed check; one seen
+    /// at two checks or more counts until the check that finds the node back, and adds to the
+    /// outages before it until the node has answered every check for `down_out`. An outage seen
+    /// at one check only (a restart, a health check timed out under load) adds nothing: only a
+    /// node that keeps going down for long, not one that blips now and then, is rebuilt around.
     fn judge(&mut self, node: &NodeId, up: bool, now: Instant, down_out: Duration, declared_out: bool) -> NodeState {
         if up {
+            if let Some((first, last)) = self.down.remove(node)
+                && last > first
+            {
+                *self.down_before.entry(node.clone()).or_default() += now.saturating_duration_since(first);
+            }
             let up_since = *self.up_since.entry(node.clone()).or_insert(now);
             if now.saturating_duration_since(up_since) >= down_out {
-                self.down_since.remove(node);
+                self.down_before.remove(node);
                 self.up_since.remove(node);
             }
             return NodeState::Live;
@@ -701,8 +711,10 @@ impl RepairState {
         // A node down is timed as down; its listing failures before do not carry over.
         self.unlisted_since.remove(node);
         self.up_since.remove(node);
-        let since = *self.down_since.entry(node.clone()).or_insert(now);
-        if now.saturating_duration_since(since) >= down_out || declared_out { NodeState::Out } else { NodeState::Down }
+        let outage = self.down.entry(node.clone()).or_insert((now, now));
+        outage.1 = now;
+        let down = self.down_before.get(node).copied().unwrap_or_default() + now.saturating_duration_since(outage.0);
+        if down >= down_out || declared_out { NodeState::Out } else { NodeState::Down }
     }
 }
 
@@ -805,30 +817,39 @@ async fn sweep_orphans(
 mod tests {
     use super::*;
 
-    /// A node down then back is forgiven its down time only once it has stayed up for the
-    /// down-out interval; one that crash-loops (up at one check, down at the next) is out once
-    /// the interval has passed since it first went down, however often it came back between.
+    /// A node's outages add up until it has answered for the down-out interval: one that
+    /// crash-loops (down at two checks, up at one, ...) is out once they reach the interval; one
+    /// seen down at single checks now and then (a restart, a timeout under load) never is; one
+    /// down for good is out after the interval, as one back for the interval is forgiven.
     #[test]
-    fn a_node_that_crash_loops_is_out_after_the_down_out_interval_and_one_back_for_good_is_forgiven() {
+    fn a_node_that_crash_loops_is_out_once_its_outages_add_up_and_one_that_blips_never_is() {
         let mut state = RepairState::default();
         let node = NodeId::new("dc1-n1");
         let start = Instant::now();
         let at = |secs: u64| start + Duration::from_secs(secs);
         let down_out = Duration::from_secs(600);
-        // Down at 0, up at 60, down at 120, up at 180, ... : never up for 600 s.
+        // Checked every minute: down, down, up, down, down, up, ... 120 s per outage.
         let mut states = Vec::new();
-        for minute in 0..12u64 {
-            states.push(state.judge(&node, minute % 2 == 1, at(minute * 60), down_out, false));
+        for minute in 0..16u64 {
+            states.push(state.judge(&node, minute % 3 == 2, at(minute * 60), down_out, false));
         }
-        assert_eq!(states[..10].iter().filter(|s| **s == NodeState::Out).count(), 0, "{states:?}");
-        assert_eq!(states[10], NodeState::Out, "down again 600 s after it first went down: {states:?}");
-        assert_eq!(states[11], NodeState::Live, "a node that answers is live: {states:?}");
+        assert_eq!(states[..15].iter().filter(|s| **s == NodeState::Out).count(), 0, "{states:?}");
+        assert_eq!(states[14], NodeState::Live, "{states:?}");
+        assert_eq!(states[15], NodeState::Out, "five outages of 120 s make the interval: {states:?}");
 
-        // Up from 660 on: forgiven at 1260, so a failure at 1300 starts a new down time.
-        assert_eq!(state.judge(&node, true, at(1260), down_out, false), NodeState::Live);
-        assert_eq!(state.judge(&node, false, at(1300), down_out, false), NodeState::Down);
-        assert_eq!(state.judge(&node, false, at(1899), down_out, false), NodeState::Down);
-        assert_eq!(state.judge(&node, false, at(1900), down_out, false), NodeState::Out);
+        // Up from 960 on: forgiven at 1560, so a failure at 1600 starts afresh.
+        assert_eq!(state.judge(&node, true, at(960), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, true, at(1560), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, false, at(1600), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&node, false, at(2199), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&node, false, at(2200), down_out, false), NodeState::Out, "down for good");
+
+        // Down at one check in five, for two hours: never out.
+        let blips = NodeId::new("dc3-n2");
+        for minute in 0..120u64 {
+            let seen = state.judge(&blips, minute % 5 != 0, at(minute * 60), down_out, false);
+            assert_ne!(seen, NodeState::Out, "minute {minute}");
+        }
         // Declared out: out at once.
         let other = NodeId::new("dc2-n1");
         assert_eq!(state.judge(&other, false, at(0), down_out, true), NodeState::Out);
