@@ -1217,19 +1217,17 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
     let node_scrub = |report: &serde_json::Value| {
         report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == NODE).cloned().expect(NODE)
     };
+    // Counted once moved and recorded: the file leaves first.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !cluster.shard_files(NODE).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{NODE}'s scrubber did not set its shards aside: {:#}",
-            node_scrub(&cluster.durability())
-        );
+    let status = loop {
+        let status = node_scrub(&cluster.durability())["status"].clone();
+        if cluster.shard_files(NODE).is_empty() && status["unreadable_found"] == held {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{NODE}'s scrubber did not set its shards aside: {status:#}");
         tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    };
     // A pass re-examines them while the disk still fails: they stay aside.
-    let report = cluster.durability();
-    let status = node_scrub(&report)["status"].clone();
-    assert_eq!(status["unreadable_found"], held, "{status:#}");
     let last_pass = status["last_complete_ms"].as_i64();
     let deadline = Instant::now() + Duration::from_secs(60);
     while node_scrub(&cluster.durability())["status"]["last_complete_ms"].as_i64() <= last_pass {

@@ -35,6 +35,9 @@ impl Default for ScrubConfig {
 
 pub struct Scrubber {
     store: Arc<ShardStore>,
+    /// Set while a re-examination of the set-aside copies runs (one at a time: a pass's and the
+    /// repair service's requests never pile reads of failing sectors on each other).
+    reexamining: Arc<std::sync::atomic::AtomicBool>,
     status: Mutex<ScrubStatus>,
     state_file: PathBuf,
     interval: Duration,
@@ -49,6 +52,7 @@ impl Scrubber {
             std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice::<i64>(&bytes).ok());
         Self {
             store,
+            reexamining: Default::default(),
             status: Mutex::new(ScrubStatus { last_complete_ms, node_started_ms: now_ms(), ..Default::default() }),
             state_file,
             interval: config.interval,
@@ -85,11 +89,27 @@ impl Scrubber {
 
     /// Re-examines the node's set-aside copies (`ShardStore::reexamine_set_aside`): after each
     /// pass, and when the repair service asks (a stripe it found unreadable may need one).
+    /// One at a time: asked while one runs, it answers nothing done. The flag is cleared by the
+    /// work itself, which runs on even if the asker stops waiting.
     pub async fn reexamine_set_aside(&self) -> Result<SetAsideReexamined, StoreError> {
-        let store = self.store.clone();
-        let done = tokio::task::spawn_blocking(move || store.reexamine_set_aside())
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        use std::sync::atomic::Ordering;
+        if self.reexamining.swap(true, Ordering::AcqRel) {
+            return Ok(SetAsideReexamined::default());
+        }
+        let (store, running) = (self.store.clone(), self.reexamining.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            // Cleared however the work ends, a panic included.
+            struct Clear(Arc<std::sync::atomic::AtomicBool>);
+            impl Drop for Clear {
+                fn drop(&mut self) {
+                    self.0.store(false, std::sync::atomic::Ordering::Release);
+                }
+            }
+            let _clear = Clear(running);
+            store.reexamine_set_aside()
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
         if done != SetAsideReexamined::default() {
             tracing::info!(
                 restored = done.restored,

@@ -58,7 +58,8 @@ pub struct ShardStore {
     /// Shards set aside when the disk refused both their move to quarantine and their mark: left
     /// out of the inventory for the life of the process (a restart reads them again, and sets
     /// them aside again if they still fail). Empty on nearly every node.
-    unrecorded: std::sync::Mutex<std::collections::HashSet<ShardId>>,
+    /// Each with the generation of its entry (a re-examination removes only the entry it saw).
+    unrecorded: std::sync::Mutex<Unrecorded>,
     /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
@@ -236,8 +237,8 @@ impl ShardStore {
         }
         {
             let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !unrecorded.is_empty() {
-                unrecorded.remove(id);
+            if !unrecorded.shards.is_empty() {
+                unrecorded.shards.remove(id);
             }
         }
         let mut batch = WriteBatch::new();
@@ -308,7 +309,10 @@ impl ShardStore {
                 batch.put(unreadable_key(id), now_ms().to_string());
                 if let Err(e) = self.index.write(batch, Durability::Synced) {
                     // Nothing on disk says so: left out of the inventory in memory instead.
-                    self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+                    let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    unrecorded.generation += 1;
+                    let generation = unrecorded.generation;
+                    unrecorded.shards.insert(id.clone(), generation);
                     tracing::error!(shard = %id, error = %e, "could not mark a shard unreadable either; left out until restart");
                     return Err(e.into());
                 }
@@ -332,7 +336,7 @@ impl ShardStore {
     /// Whether `id` was set aside with nothing on disk to say so (`unrecorded`).
     fn is_unrecorded(&self, id: &ShardId) -> bool {
         let unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        !unrecorded.is_empty() && unrecorded.contains(id)
+        !unrecorded.shards.is_empty() && unrecorded.shards.contains_key(id)
     }
 
     fn may_have_marks(&self) -> bool {
@@ -359,13 +363,16 @@ impl ShardStore {
     /// Gives set-aside copies that read whole again back to service (run after each scrub pass):
     /// a copy set aside for two failed reads may have met a transient fault (a controller reset,
     /// a cable), and it may be the copy a stripe needs most. Each file under `quarantine/` is read
-    /// and checked against its own hash; one that passes is renamed back into place if no copy
-    /// is there and its blob is still held here (then the inventory lists it again, and a stripe
-    /// that has since been repaired elsewhere finds it a stray). A set-aside copy is removed once
-    /// a copy is in place again (a repair's) or the blob is gone; until then one that still
-    /// fails stays, for an operator, and is read again after each pass. Shards marked
+    /// and checked against its own hash; one that passes is renamed back into place if its blob
+    /// is still held here and no good copy is there (none, or one that does not read whole or
+    /// was set aside where it lies): the inventory lists it again, and a stripe repaired
+    /// elsewhere meanwhile finds it a stray. A set-aside copy is removed once a good copy is in
+    /// place again (a repair's) or the blob is surely gone; until then one that still fails
+    /// stays, for an operator, and is read again at each re-examination. Shards marked
     /// unreadable in the index (their move failed), or only in memory (so was their mark), whose
-    /// file reads whole lose the mark.
+    /// file reads whole lose the mark. A shard id is never written with other bytes (every
+    /// write, pack and compaction takes a new blob id; a repair writes the bytes the record's
+    /// hash names), so a copy that matches its own hash is that shard.
     pub fn reexamine_set_aside(&self) -> Result<SetAsideReexamined, StoreError> {
         let mut done = SetAsideReexamined::default();
         let dir = self.root.join("quarantine");
@@ -382,11 +389,23 @@ impl ShardStore {
                 done.kept += 1;
             }
         }
-        let unrecorded: Vec<ShardId> =
-            self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
-        for id in unrecorded {
-            if read_file_verified(&self.shard_path(&id)?, &mut None).is_ok() {
-                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        // Copies set aside where they lie (marked in the index, or only in memory): each loses
+        // its record only if it reads whole, is still the file read, and its record is still
+        // the one seen before the read (a read that failed meanwhile may have set it aside anew).
+        let unrecorded: Vec<(ShardId, u64)> = {
+            let unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            unrecorded.shards.iter().map(|(id, generation)| (id.clone(), *generation)).collect()
+        };
+        for (id, generation) in unrecorded {
+            let cleared = self.unless_changed(&id, |_| {
+                let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let same = unrecorded.shards.get(&id) == Some(&generation);
+                if same {
+                    unrecorded.shards.remove(&id);
+                }
+                Ok(same)
+            })?;
+            if cleared {
                 done.restored += 1;
                 tracing::warn!(shard = %id, "a shard set aside in memory reads whole again; listed again");
             } else {
@@ -394,12 +413,18 @@ impl ShardStore {
             }
         }
         if self.may_have_marks() {
-            for (key, _) in self.index.scan(b"u/", prefix_end(b"u/").as_deref(), usize::MAX)? {
+            for (key, seen) in self.index.scan(b"u/", prefix_end(b"u/").as_deref(), usize::MAX)? {
                 let Some(id) = parse_unreadable_key(&key) else { continue };
-                if read_file_verified(&self.shard_path(&id)?, &mut None).is_ok() {
+                let cleared = self.unless_changed(&id, |store| {
+                    if store.index.get(&key)?.as_deref() != Some(&seen[..]) {
+                        return Ok(false);
+                    }
                     let mut batch = WriteBatch::new();
-                    batch.delete(key);
-                    self.index.write(batch, Durability::Synced)?;
+                    batch.delete(key.clone());
+                    store.index.write(batch, Durability::Synced)?;
+                    Ok(true)
+                })?;
+                if cleared {
                     done.restored += 1;
                     tracing::warn!(shard = %id, "a shard marked unreadable reads whole again; unmarked it");
                 } else {
@@ -410,7 +435,34 @@ impl ShardStore {
         Ok(done)
     }
 
-    /// One file of the quarantine (`reexamine_set_aside`).
+    /// Reads `id`'s file in place; if it reads whole, runs `clear` under the lock that puts
+    /// copies in place, provided the path still names the file read. Returns what `clear` did
+    /// (false: the file failed, or changed meanwhile).
+    fn unless_changed(
+        &self,
+        id: &ShardId,
+        clear: impl FnOnce(&Self) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let path = self.shard_path(id)?;
+        let mut read = None;
+        if read_file_verified(&path, &mut read).is_err() {
+            return Ok(false);
+        }
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fs::symlink_metadata(&path).ok().map(|m| file_identity(&m)) != read {
+            return Ok(false);
+        }
+        clear(self)
+    }
+
+    /// Whether `id`'s copy in place was set aside there (marked in the index, or in memory).
+    fn set_aside_in_place(&self, id: &ShardId) -> Result<bool, StoreError> {
+        Ok(self.is_unrecorded(id) || (self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some()))
+    }
+
+    /// One file of the quarantine (`reexamine_set_aside`). Only a blob directory surely absent
+    /// means the blob is gone, and only a copy in place that is listed and reads whole makes the
+    /// set-aside one redundant: on the failing disks this runs on, an I/O error proves nothing.
     fn reexamine_quarantined(
         &self,
         dir: &Path,
@@ -421,36 +473,78 @@ impl ShardStore {
         let path = dir.join(name);
         let blob_dir = self.blob_dir(&id.blob)?;
         let target = self.shard_path(id)?;
-        let redundant = || !blob_dir.is_dir() || fs::symlink_metadata(&target).is_ok();
-        // Read outside the lock; whether a copy is in place is decided under it.
-        let verified = if redundant() { None } else { Some(read_file_verified(&path, &mut None)) };
-        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match verified {
-            _ if redundant() => {
-                fs::remove_file(&path).or_else(|e| {
-                    if e.kind() == io::ErrorKind::IsADirectory { fs::remove_dir_all(&path) } else { Err(e) }
-                })?;
+        match fs::metadata(&blob_dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                remove_file_or_dir(&path)?;
                 done.dropped += 1;
-                tracing::info!(shard = %id, "dropped a set-aside copy: another copy is in place, or the blob is gone");
+                tracing::info!(shard = %id, "dropped a set-aside copy: its blob is gone from this node");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // What is in place now, and whether it is a good copy.
+        let judged = match fs::symlink_metadata(&target) {
+            Ok(metadata) => Some((file_identity(&metadata), metadata.is_file())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let in_place_good = match judged {
+            Some((identity, true)) if !self.set_aside_in_place(id)? => {
+                let mut read = None;
+                read_file_verified(&target, &mut read).is_ok() && read == Some(identity)
+            }
+            _ => false,
+        };
+        let verified = if in_place_good { None } else { Some(read_file_verified(&path, &mut None)) };
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fs::symlink_metadata(&target).ok().map(|m| file_identity(&m)) != judged.map(|(identity, _)| identity) {
+            done.kept += 1; // changed meanwhile: judged again next time
+            return Ok(());
+        }
+        match verified {
+            None => {
+                remove_file_or_dir(&path)?;
+                done.dropped += 1;
+                tracing::info!(shard = %id, "dropped a set-aside copy: a good copy is in place again");
             }
             Some(Ok((data, hash))) => {
+                // In place of nothing, or of a copy that does not read whole or was set aside
+                // there (a directory in the way fails the rename: kept, for an operator).
                 fs::rename(&path, &target)?;
-                sync_dir(&blob_dir)?;
-                sync_dir(dir)?;
                 let mut batch = WriteBatch::new();
                 batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
-                // An old mark of this shard would hide the copy again.
                 let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
                 if marked {
                     batch.delete(unreadable_key(id));
                 }
                 self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
+                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
                 done.restored += 1;
                 tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
+                // The copy was durable where it lay; a crash before these syncs leaves it there
+                // (or in place), to be re-examined again.
+                if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
+                    tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
+                }
             }
-            _ => done.kept += 1,
+            Some(Err(_)) => done.kept += 1,
         }
         Ok(())
+    }
+}
+
+/// Shards set aside with nothing on disk to say so (`ShardStore::unrecorded`).
+#[derive(Default)]
+struct Unrecorded {
+    shards: std::collections::HashMap<ShardId, u64>,
+    generation: u64,
+}
+
+fn remove_file_or_dir(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::IsADirectory => fs::remove_dir_all(path),
+        other => other,
     }
 }
 
@@ -1106,6 +1200,17 @@ mod tests {
         store.delete_blob(&BlobId::new("ee04")).unwrap();
         assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 1, kept: 0 });
         assert!(!dir.path().join("shards/ee/ee04").exists());
+        assert_eq!(fs::read_dir(&quarantine).unwrap().count(), 0);
+
+        // A good set-aside copy, and in place a copy that went bad unnoticed: the good one
+        // replaces it (a copy in place counts only if it reads whole).
+        let good = fs::read(dir.path().join("shards/ee/ee03/0.3")).unwrap();
+        fs::write(quarantine.join("ee03.0.3.x1"), &good).unwrap();
+        let mut bad = good.clone();
+        bad[HASH_BYTES + 7] ^= 1;
+        fs::write(dir.path().join("shards/ee/ee03/0.3"), &bad).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 1, dropped: 0, kept: 0 });
+        assert_eq!(store.get(&id("ee03", 3)).unwrap().0, b);
         assert_eq!(fs::read_dir(&quarantine).unwrap().count(), 0);
     }
 
