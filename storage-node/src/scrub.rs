@@ -64,6 +64,7 @@ impl Scrubber {
         let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         status.corrupt_found = self.store.quarantined();
         status.unreadable_found = self.store.unreadable();
+        status.set_aside_restored = self.store.set_aside_restored();
         status.last_corrupt_ms = self.store.last_quarantine_ms();
         status
     }
@@ -118,7 +119,6 @@ impl Scrubber {
                 "set-aside copies re-examined"
             );
         }
-        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set_aside_restored += done.restored;
         Ok(done)
     }
 

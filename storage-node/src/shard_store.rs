@@ -60,6 +60,8 @@ pub struct ShardStore {
     /// them aside again if they still fail). Empty on nearly every node.
     /// Each with the generation of its entry (a re-examination removes only the entry it saw).
     unrecorded: std::sync::Mutex<Unrecorded>,
+    /// Set-aside copies back in service since the process started (`reexamine_set_aside`).
+    restored_total: std::sync::atomic::AtomicU64,
     /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
@@ -137,6 +139,7 @@ impl ShardStore {
             may_have_marks: std::sync::atomic::AtomicBool::new(marked),
             last_quarantine_ms: Default::default(),
             unrecorded: Default::default(),
+            restored_total: Default::default(),
             replace: Default::default(),
             direct_writes: std::sync::atomic::AtomicBool::new(true),
             around_cache: AroundCache::default(),
@@ -397,42 +400,89 @@ impl ShardStore {
             unrecorded.shards.iter().map(|(id, generation)| (id.clone(), *generation)).collect()
         };
         for (id, generation) in unrecorded {
-            let cleared = self.unless_changed(&id, |_| {
-                let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let forget = |this: &Self| {
+                let mut unrecorded = this.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let same = unrecorded.shards.get(&id) == Some(&generation);
                 if same {
                     unrecorded.shards.remove(&id);
                 }
                 Ok(same)
-            })?;
-            if cleared {
-                done.restored += 1;
-                tracing::warn!(shard = %id, "a shard set aside in memory reads whole again; listed again");
-            } else {
-                done.kept += 1;
-            }
-        }
-        if self.may_have_marks() {
-            for (key, seen) in self.index.scan(b"u/", prefix_end(b"u/").as_deref(), usize::MAX)? {
-                let Some(id) = parse_unreadable_key(&key) else { continue };
-                let cleared = self.unless_changed(&id, |store| {
-                    if store.index.get(&key)?.as_deref() != Some(&seen[..]) {
-                        return Ok(false);
-                    }
-                    let mut batch = WriteBatch::new();
-                    batch.delete(key.clone());
-                    store.index.write(batch, Durability::Synced)?;
-                    Ok(true)
-                })?;
-                if cleared {
+            };
+            // Its file gone (the blob deleted, or a write that took it back): nothing to keep out.
+            let gone = self
+                .shard_path(&id)
+                .map(|p| matches!(fs::symlink_metadata(p), Err(e) if e.kind() == io::ErrorKind::NotFound));
+            let cleared = match gone {
+                Ok(true) => self.unless_present(&id, forget).map(|forgot| (forgot, false)),
+                Ok(false) => self.unless_changed(&id, forget).map(|cleared| (cleared, cleared)),
+                Err(e) => Err(e),
+            };
+            match cleared {
+                Ok((_, true)) => {
                     done.restored += 1;
-                    tracing::warn!(shard = %id, "a shard marked unreadable reads whole again; unmarked it");
-                } else {
+                    tracing::warn!(shard = %id, "a shard set aside in memory reads whole again; listed again");
+                }
+                Ok((true, false)) => done.dropped += 1,
+                Ok((false, _)) => done.kept += 1,
+                Err(e) => {
+                    tracing::warn!(shard = %id, error = %e, "could not re-examine a shard set aside in memory");
                     done.kept += 1;
                 }
             }
         }
+        // Errors are counted per mark: on a failing disk the index may fail some and not others.
+        let marks = if self.may_have_marks() {
+            self.index.scan(b"u/", prefix_end(b"u/").as_deref(), usize::MAX).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not list the shards marked unreadable");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        for (key, seen) in marks {
+            let Some(id) = parse_unreadable_key(&key) else { continue };
+            let cleared = self.unless_changed(&id, |store| {
+                if store.index.get(&key)?.as_deref() != Some(&seen[..]) {
+                    return Ok(false);
+                }
+                let mut batch = WriteBatch::new();
+                batch.delete(key.clone());
+                store.index.write(batch, Durability::Synced)?;
+                Ok(true)
+            });
+            match cleared {
+                Ok(true) => {
+                    done.restored += 1;
+                    tracing::warn!(shard = %id, "a shard marked unreadable reads whole again; unmarked it");
+                }
+                Ok(false) => done.kept += 1,
+                Err(e) => {
+                    tracing::warn!(shard = %id, error = %e, "could not re-examine a shard marked unreadable");
+                    done.kept += 1;
+                }
+            }
+        }
+        self.restored_total.fetch_add(done.restored, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
+    }
+
+    /// Runs `clear` under the lock that puts copies in place, provided `id` still has no file.
+    fn unless_present(
+        &self,
+        id: &ShardId,
+        clear: impl FnOnce(&Self) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let path = self.shard_path(id)?;
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => clear(self),
+            _ => Ok(false),
+        }
+    }
+
+    /// Set-aside copies restored by re-examinations since the process started.
+    pub fn set_aside_restored(&self) -> u64 {
+        self.restored_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads `id`'s file in place; if it reads whole, runs `clear` under the lock that puts
@@ -503,29 +553,39 @@ impl ShardStore {
             return Ok(());
         }
         match verified {
-            None => {
+            // Still listed, and durable: its index entry is written after its sync (a repair's
+            // copy whose sync fails is taken back, and must not have cost this one).
+            None if !self.set_aside_in_place(id)? && self.index.get(&index_key(id))?.is_some() => {
                 remove_file_or_dir(&path)?;
                 done.dropped += 1;
                 tracing::info!(shard = %id, "dropped a set-aside copy: a good copy is in place again");
             }
+            None => done.kept += 1,
             Some(Ok((data, hash))) => {
                 // In place of nothing, or of a copy that does not read whole or was set aside
                 // there (a directory in the way fails the rename: kept, for an operator).
                 fs::rename(&path, &target)?;
-                let mut batch = WriteBatch::new();
-                batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
-                let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
-                if marked {
-                    batch.delete(unreadable_key(id));
-                }
-                self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
-                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
                 done.restored += 1;
+                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
                 tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
-                // The copy was durable where it lay; a crash before these syncs leaves it there
-                // (or in place), to be re-examined again.
+                // The rename made durable before a mark of the copy it replaced goes: a crash in
+                // between must not bring that one back unmarked. (The copy was durable where it
+                // lay; a crash before the sync leaves it there, to be re-examined again.)
                 if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
                     tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
+                }
+                let indexed = (|| {
+                    let mut batch = WriteBatch::new();
+                    batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
+                    let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
+                    if marked {
+                        batch.delete(unreadable_key(id));
+                    }
+                    self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })
+                })();
+                if let Err(e) = indexed {
+                    // In place all the same; a mark left is cleared by the next re-examination.
+                    tracing::warn!(shard = %id, error = %e, "a restored copy's index entry was not written");
                 }
             }
             Some(Err(_)) => done.kept += 1,
@@ -1297,6 +1357,16 @@ mod tests {
         index.failing.store(false, std::sync::atomic::Ordering::Relaxed);
         store.put(&id("ee05", 0), &data, &blake3::hash(&data)).unwrap();
         assert_eq!(listed(&store), [0, 1]);
+
+        // Set aside in memory, then its blob deleted: the record goes with it.
+        index.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(matches!(store.get(&id("ee05", 0)), Err(StoreError::Unreadable(_))));
+        index.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        store.delete_blob(&BlobId::new("ee05")).unwrap();
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 1, kept: 0 });
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined::default(), "nothing left to look at");
     }
 
     #[test]

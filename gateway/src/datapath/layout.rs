@@ -108,16 +108,17 @@ impl DataPath {
     /// Follows the stored layout for as long as the gateway runs: every `LAYOUT_REFRESH_MS`, and
     /// every `LAYOUT_UNCONFIRMED_RETRY_MS` while none has been read (writes wait for it).
     pub async fn follow_layout(self: Arc<Self>, metadata: Arc<RemoteMetadata>) {
-        let mut complained: Option<std::time::Instant> = None;
+        // The first error after 30 s unconfirmed: a metadata still electing at start-up is no news.
+        let mut complained = std::time::Instant::now();
         loop {
             if let Err(e) = self.refresh_layout(&metadata).await {
                 if self.layout().confirmed {
                     tracing::warn!(error = %e, "could not read the cluster layout; keeping the one in use");
-                } else if complained.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(30)) {
+                } else if complained.elapsed() >= std::time::Duration::from_secs(30) {
                     // Writes and background rounds wait for it (a stored layout this binary
                     // cannot parse waits for good): said loudly, every 30 s.
                     tracing::error!(error = %e, "no cluster layout read yet: writes and background rounds wait for it");
-                    complained = Some(std::time::Instant::now());
+                    complained = std::time::Instant::now();
                 }
             }
             let pause = if self.layout().confirmed { LAYOUT_REFRESH_MS } else { LAYOUT_UNCONFIRMED_RETRY_MS };

@@ -130,14 +130,8 @@ impl RepairConfig {
 /// What the service remembers between rounds.
 #[derive(Default)]
 pub struct RepairState {
-    /// A node down now: its first and its last failed health check.
-    down: HashMap<NodeId, (Instant, Instant)>,
-    /// Down time of a node's earlier outages, forgiven once it has answered for the down-out
-    /// interval (`judge`): a node that crash-loops, seen down at a few checks, up at one, down
-    /// again, adds its outages up and is rebuilt around, not waited for ever.
-    down_before: HashMap<NodeId, Duration>,
-    /// Since when a node that was down answers again.
-    up_since: HashMap<NodeId, Instant>,
+    /// Each node's health checks so far, with its down time (`judge`).
+    health: HashMap<NodeId, NodeHealth>,
     /// Since when a node that answers its health check has failed to list its shards (a disk
     /// whose directories no longer read): as long as a node down, it is out.
     unlisted_since: HashMap<NodeId, Instant>,
@@ -215,9 +209,7 @@ pub async fn round(
     if !lease.take(services.metadata.as_ref()).await? {
         // Another process watches the nodes meanwhile: what this one saw of them goes stale (a
         // node seen down hours ago must not be taken as down that long when the lease returns).
-        state.down.clear();
-        state.down_before.clear();
-        state.up_since.clear();
+        state.health.clear();
         state.unlisted_since.clear();
         return Ok(None);
     }
@@ -688,34 +680,37 @@ async fn node_states(
 }
 
 impl RepairState {
-    /// A node's state from its health check at `now`, with the down-out rule: down for
-    /// `down_out` (or declared out) is out. An outage runs from its first failed check; one seen
-    /// at two checks or more counts until the check that finds the node back, and adds to the
-    /// outages before it until the node has answered every check for `down_out`. An outage seen
-    /// at one check only (a restart, a health check timed out under load) adds nothing: only a
-    /// node that keeps going down for long, not one that blips now and then, is rebuilt around.
+    /// A node's state from its health check at `now`, with the down-out rule: a node down whose
+    /// down time has reached `down_out` (or declared out) is out. Down time is a leaky bucket:
+    /// each half of the time between two checks counts as the state of the check at its end,
+    /// adding to it when down and draining it at half that rate when up. A node down for good is
+    /// out `down_out` after it went down, as before; one that crash-loops (down at one check, up
+    /// at the next, ...) fills it and is rebuilt around, not waited for ever; one down a third of
+    /// the time or less (restarts, health checks timed out under load) never is.
     fn judge(&mut self, node: &NodeId, up: bool, now: Instant, down_out: Duration, declared_out: bool) -> NodeState {
+        let health =
+            self.health.entry(node.clone()).or_insert(NodeHealth { checked: now, up: true, down: Duration::ZERO });
+        let half = now.saturating_duration_since(health.checked) / 2;
+        for was_up in [health.up, up] {
+            health.down = if was_up { health.down.saturating_sub(half / 2) } else { health.down + half };
+        }
+        (health.checked, health.up) = (now, up);
         if up {
-            if let Some((first, last)) = self.down.remove(node)
-                && last > first
-            {
-                *self.down_before.entry(node.clone()).or_default() += now.saturating_duration_since(first);
-            }
-            let up_since = *self.up_since.entry(node.clone()).or_insert(now);
-            if now.saturating_duration_since(up_since) >= down_out {
-                self.down_before.remove(node);
-                self.up_since.remove(node);
-            }
             return NodeState::Live;
         }
         // A node down is timed as down; its listing failures before do not carry over.
         self.unlisted_since.remove(node);
-        self.up_since.remove(node);
-        let outage = self.down.entry(node.clone()).or_insert((now, now));
-        outage.1 = now;
-        let down = self.down_before.get(node).copied().unwrap_or_default() + now.saturating_duration_since(outage.0);
-        if down >= down_out || declared_out { NodeState::Out } else { NodeState::Down }
+        if health.down >= down_out || declared_out { NodeState::Out } else { NodeState::Down }
     }
+}
+
+/// One node's health checks, as `RepairState::judge` keeps them.
+struct NodeHealth {
+    /// When it was last checked, and whether it answered.
+    checked: Instant,
+    up: bool,
+    /// Its down time (a leaky bucket: `judge`).
+    down: Duration,
 }
 
 type Held = HashMap<NodeId, HashMap<(BlobId, u32, u32), HeldShard>>;
@@ -817,41 +812,49 @@ async fn sweep_orphans(
 mod tests {
     use super::*;
 
-    /// A node's outages add up until it has answered for the down-out interval: one that
-    /// crash-loops (down at two checks, up at one, ...) is out once they reach the interval; one
-    /// seen down at single checks now and then (a restart, a timeout under load) never is; one
-    /// down for good is out after the interval, as one back for the interval is forgiven.
+    /// Down time is a leaky bucket: a node down for good is out after the interval; one that
+    /// crash-loops, down at every other check, fills it and is out; one down at one check in
+    /// five (a restart, a timeout under load) never is, for hours; a declared node at once.
     #[test]
-    fn a_node_that_crash_loops_is_out_once_its_outages_add_up_and_one_that_blips_never_is() {
-        let mut state = RepairState::default();
-        let node = NodeId::new("dc1-n1");
+    fn a_node_that_crash_loops_is_out_once_its_down_time_adds_up_and_one_that_blips_never_is() {
+        let down_out = Duration::from_secs(600);
         let start = Instant::now();
         let at = |secs: u64| start + Duration::from_secs(secs);
-        let down_out = Duration::from_secs(600);
-        // Checked every minute: down, down, up, down, down, up, ... 120 s per outage.
-        let mut states = Vec::new();
-        for minute in 0..16u64 {
-            states.push(state.judge(&node, minute % 3 == 2, at(minute * 60), down_out, false));
-        }
-        assert_eq!(states[..15].iter().filter(|s| **s == NodeState::Out).count(), 0, "{states:?}");
-        assert_eq!(states[14], NodeState::Live, "{states:?}");
-        assert_eq!(states[15], NodeState::Out, "five outages of 120 s make the interval: {states:?}");
+        // Checked every minute; `down(minute)` says whether it is down at that check.
+        let run = |node: &str, minutes: u64, down: &dyn Fn(u64) -> bool| -> Vec<NodeState> {
+            let mut state = RepairState::default();
+            let node = NodeId::new(node);
+            (0..minutes).map(|m| state.judge(&node, !down(m), at(m * 60), down_out, false)).collect()
+        };
+        let first_out = |states: &[NodeState]| states.iter().position(|s| *s == NodeState::Out);
 
-        // Up from 960 on: forgiven at 1560, so a failure at 1600 starts afresh.
-        assert_eq!(state.judge(&node, true, at(960), down_out, false), NodeState::Live);
-        assert_eq!(state.judge(&node, true, at(1560), down_out, false), NodeState::Live);
-        assert_eq!(state.judge(&node, false, at(1600), down_out, false), NodeState::Down);
-        assert_eq!(state.judge(&node, false, at(2199), down_out, false), NodeState::Down);
-        assert_eq!(state.judge(&node, false, at(2200), down_out, false), NodeState::Out, "down for good");
+        // Up, then down for good from minute 1: out at minute 11 (600 s of down time counted
+        // from half-way between the last check it answered and the first it did not).
+        let states = run("dc1-n1", 20, &|m| m >= 1);
+        assert_eq!(first_out(&states), Some(11), "{states:?}");
+
+        // Down at every other check: 15 s of net down time a minute; out within the hour, down
+        // at each check before (never out while it answers).
+        let states = run("dc1-n2", 60, &|m| m % 2 == 1);
+        let out = first_out(&states).expect("a node down half the time is out within the hour");
+        assert!((35..=45).contains(&out), "out at minute {out}: {states:?}");
+        assert!(states.iter().enumerate().all(|(m, s)| (*s == NodeState::Live) == (m % 2 == 0)));
 
         // Down at one check in five, for two hours: never out.
-        let blips = NodeId::new("dc3-n2");
-        for minute in 0..120u64 {
-            let seen = state.judge(&blips, minute % 5 != 0, at(minute * 60), down_out, false);
-            assert_ne!(seen, NodeState::Out, "minute {minute}");
-        }
+        let states = run("dc1-n3", 120, &|m| m % 5 == 0);
+        assert_eq!(first_out(&states), None, "{states:?}");
+
+        // Out, then back for long: forgiven, so a new outage starts from nothing.
+        let mut state = RepairState::default();
+        let node = NodeId::new("dc2-n1");
+        assert_eq!(state.judge(&node, true, at(0), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, false, at(60), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&node, false, at(660), down_out, false), NodeState::Out);
+        assert_eq!(state.judge(&node, true, at(720), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, true, at(3600), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&node, false, at(3660), down_out, false), NodeState::Down);
         // Declared out: out at once.
-        let other = NodeId::new("dc2-n1");
+        let other = NodeId::new("dc3-n1");
         assert_eq!(state.judge(&other, false, at(0), down_out, true), NodeState::Out);
     }
 
