@@ -522,6 +522,55 @@ async fn a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps() {
     }
 }
 
+/// Service leases are judged by the metadata leader's clock, not the proposer's: the gateways
+/// that do not hold the repair lease have their clocks four minutes ahead (within the 5 minutes
+/// of skew the cluster accepts), and still never take the lease from the one that renews it.
+/// (Judged by the proposer's clock, the lease, taken for 30 s, looked expired to them at once.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_whose_clock_runs_ahead_takes_no_lease_another_still_renews() {
+    let rules = tempfile::NamedTempFile::new().expect("rules file");
+    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+    ])
+    .await;
+    let holder_of = |report: &serde_json::Value| report["repair"]["holder"].as_str().map(str::to_string);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        if let Some(holder) = holder_of(&cluster.durability()) {
+            break holder;
+        }
+        assert!(Instant::now() < deadline, "no repair round reported");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let holding = holder.split('#').next().expect("listen#suffix").to_string();
+    let others: Vec<String> = cluster
+        .processes
+        .iter()
+        .filter(|p| p.role == "gateway" && p.listen != holding)
+        .map(|p| p.listen.clone())
+        .collect();
+    assert_eq!(others.len(), 2, "the holder {holder} is one of the three gateways");
+    std::fs::write(&rules_path, format!("clock {} 240000\n", others.join(","))).expect("rule");
+    // Ten rounds of the holder, each renewing; each other gateway asks for the lease every second.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut rounds = std::collections::BTreeSet::new();
+    while Instant::now() < until {
+        let report = cluster.durability();
+        assert_eq!(
+            holder_of(&report).as_deref(),
+            Some(holder.as_str()),
+            "the lease changed hands: {:#}",
+            report["repair"]
+        );
+        rounds.insert(report["repair"]["started_ms"].as_i64());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(rounds.len() >= 3, "the holder went on with its rounds: {rounds:?}");
+    std::fs::write(&rules_path, "").expect("fixing the clocks");
+}
+
 /// Waits until the storage nodes outside `datacenter` hold `shards` shard files (its shards
 /// rebuilt elsewhere), counted on the disks: the durability report would wait on its nodes.
 async fn wait_until_rebuilt_outside(cluster: &Cluster, datacenter: &str, shards: usize) {
