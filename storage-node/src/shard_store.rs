@@ -62,6 +62,10 @@ pub struct ShardStore {
     unrecorded: std::sync::Mutex<Unrecorded>,
     /// Set-aside copies back in service since the process started (`reexamine_set_aside`).
     restored_total: std::sync::atomic::AtomicU64,
+    /// Shards renamed into place by a write that has not yet synced and indexed them: such a
+    /// copy may still be taken back, so it makes no set-aside copy redundant.
+    /// (How many writes of each id are at that point: a retried write may overlap the first.)
+    placing: std::sync::Mutex<std::collections::HashMap<ShardId, usize>>,
     /// When the last shard was set aside, corrupt or unreadable (ms since the epoch; 0: never).
     last_quarantine_ms: std::sync::atomic::AtomicI64,
     /// Held while a shard file is renamed into place and while a conditional delete checks and
@@ -140,6 +144,7 @@ impl ShardStore {
             last_quarantine_ms: Default::default(),
             unrecorded: Default::default(),
             restored_total: Default::default(),
+            placing: Default::default(),
             replace: Default::default(),
             direct_writes: std::sync::atomic::AtomicBool::new(true),
             around_cache: AroundCache::default(),
@@ -204,13 +209,14 @@ impl ShardStore {
         // cannot be made durable, unless it replaced a copy (a retried write: that copy may have
         // been durable, and the same bytes are there either way).
         let mut placed = fs::metadata(&tmp).ok().map(|m| file_identity(&m));
-        {
+        let _placing = {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if fs::symlink_metadata(&path).is_ok() {
                 placed = None;
             }
             fs::rename(&tmp, &path)?;
-        }
+            Placing::enter(&self.placing, id)
+        };
         if ignifuge_faults::hit("node.shard.before-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard was not synced")));
         }
@@ -547,50 +553,90 @@ impl ShardStore {
             _ => false,
         };
         let verified = if in_place_good { None } else { Some(read_file_verified(&path, &mut None)) };
-        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if fs::symlink_metadata(&target).ok().map(|m| file_identity(&m)) != judged.map(|(identity, _)| identity) {
-            done.kept += 1; // changed meanwhile: judged again next time
-            return Ok(());
+        let restored = {
+            let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fs::symlink_metadata(&target).ok().map(|m| file_identity(&m)) != judged.map(|(identity, _)| identity) {
+                done.kept += 1; // changed meanwhile: judged again next time
+                return Ok(());
+            }
+            let placing = self.placing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(id);
+            match verified {
+                // Still listed, and durable: not a write's copy that may yet fail its sync and be
+                // taken back (it must not have cost this one).
+                None if !placing && !self.set_aside_in_place(id)? => {
+                    remove_file_or_dir(&path)?;
+                    done.dropped += 1;
+                    tracing::info!(shard = %id, "dropped a set-aside copy: a good copy is in place again");
+                    return Ok(());
+                }
+                Some(Ok((data, hash))) => {
+                    // In place of nothing, or of a copy that does not read whole or was set aside
+                    // there (a directory in the way fails the rename: kept, for an operator).
+                    fs::rename(&path, &target)?;
+                    done.restored += 1;
+                    self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
+                    tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
+                    let identity = fs::symlink_metadata(&target).ok().map(|m| file_identity(&m));
+                    (data.len(), hash, identity)
+                }
+                _ => {
+                    done.kept += 1;
+                    return Ok(());
+                }
+            }
+        };
+        // The rename made durable (outside the lock: a slow sync on a failing disk must not
+        // stall every write) before a mark of the copy it replaced goes, under the lock again
+        // and only if the restored copy is still the one in place: a crash in between must not
+        // bring the replaced copy back unmarked. (The copy was durable where it lay; a crash
+        // before the sync leaves it there, to be re-examined again.)
+        if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
+            tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
         }
-        match verified {
-            // Still listed, and durable: its index entry is written after its sync (a repair's
-            // copy whose sync fails is taken back, and must not have cost this one).
-            None if !self.set_aside_in_place(id)? && self.index.get(&index_key(id))?.is_some() => {
-                remove_file_or_dir(&path)?;
-                done.dropped += 1;
-                tracing::info!(shard = %id, "dropped a set-aside copy: a good copy is in place again");
+        let (len, hash, identity) = restored;
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fs::symlink_metadata(&target).ok().map(|m| file_identity(&m)) != identity {
+            return Ok(()); // written again since: that write indexes its own copy
+        }
+        let indexed = (|| {
+            let mut batch = WriteBatch::new();
+            batch.put(index_key(id), format!("{}:{}", hash.to_hex(), len));
+            let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
+            if marked {
+                batch.delete(unreadable_key(id));
             }
-            None => done.kept += 1,
-            Some(Ok((data, hash))) => {
-                // In place of nothing, or of a copy that does not read whole or was set aside
-                // there (a directory in the way fails the rename: kept, for an operator).
-                fs::rename(&path, &target)?;
-                done.restored += 1;
-                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
-                tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
-                // The rename made durable before a mark of the copy it replaced goes: a crash in
-                // between must not bring that one back unmarked. (The copy was durable where it
-                // lay; a crash before the sync leaves it there, to be re-examined again.)
-                if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
-                    tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
-                }
-                let indexed = (|| {
-                    let mut batch = WriteBatch::new();
-                    batch.put(index_key(id), format!("{}:{}", hash.to_hex(), data.len()));
-                    let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
-                    if marked {
-                        batch.delete(unreadable_key(id));
-                    }
-                    self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })
-                })();
-                if let Err(e) = indexed {
-                    // In place all the same; a mark left is cleared by the next re-examination.
-                    tracing::warn!(shard = %id, error = %e, "a restored copy's index entry was not written");
-                }
-            }
-            Some(Err(_)) => done.kept += 1,
+            self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })
+        })();
+        if let Err(e) = indexed {
+            // In place all the same; a mark left is cleared by the next re-examination.
+            tracing::warn!(shard = %id, error = %e, "a restored copy's index entry was not written");
         }
         Ok(())
+    }
+}
+
+/// A shard id in `ShardStore::placing` for as long as this lives (every way `put_buffer` ends).
+struct Placing<'a> {
+    writes: &'a std::sync::Mutex<std::collections::HashMap<ShardId, usize>>,
+    id: ShardId,
+}
+
+impl<'a> Placing<'a> {
+    fn enter(writes: &'a std::sync::Mutex<std::collections::HashMap<ShardId, usize>>, id: &ShardId) -> Self {
+        *writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(id.clone()).or_default() += 1;
+        Self { writes, id: id.clone() }
+    }
+}
+
+impl Drop for Placing<'_> {
+    fn drop(&mut self) {
+        let mut writes = self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = writes.get_mut(&self.id) {
+            *count -= 1;
+            if *count == 0 {
+                writes.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -1272,6 +1318,14 @@ mod tests {
         assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 1, dropped: 0, kept: 0 });
         assert_eq!(store.get(&id("ee03", 3)).unwrap().0, b);
         assert_eq!(fs::read_dir(&quarantine).unwrap().count(), 0);
+
+        // A copy in place that a write has not yet synced (it may take it back) makes no
+        // set-aside copy redundant; once the write is done, it does.
+        fs::write(quarantine.join("ee03.0.3.x2"), &good).unwrap();
+        let writing = Placing::enter(&store.placing, &id("ee03", 3));
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 0, kept: 1 });
+        drop(writing);
+        assert_eq!(store.reexamine_set_aside().unwrap(), SetAsideReexamined { restored: 0, dropped: 1, kept: 0 });
     }
 
     /// An index whose writes fail while `failing` is set (a disk remounted read-only).

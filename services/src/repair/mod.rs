@@ -681,19 +681,26 @@ async fn node_states(
 
 impl RepairState {
     /// A node's state from its health check at `now`, with the down-out rule: a node down whose
-    /// down time has reached `down_out` (or declared out) is out. Down time is a leaky bucket:
-    /// each half of the time between two checks counts as the state of the check at its end,
-    /// adding to it when down and draining it at half that rate when up. A node down for good is
-    /// out `down_out` after it went down, as before; one that crash-loops (down at one check, up
-    /// at the next, ...) fills it and is rebuilt around, not waited for ever; one down a third of
-    /// the time or less (restarts, health checks timed out under load) never is.
+    /// down time has reached `down_out` (or declared out) is out. Down time is a leaky bucket,
+    /// full at `down_out`: each half of the time between two checks (at most `down_out / 2` of
+    /// it counted) counts as the state of the check at its end, adding to it when down and
+    /// draining it at half that rate when up. A node down for good is out about `down_out` after
+    /// it went down, as before (later when rounds are longer than `down_out / 2`); one that
+    /// crash-loops (down at one check, up at the next, ...) fills it and is rebuilt around, not
+    /// waited for ever; one seen down at a third of the checks or fewer (restarts, health checks
+    /// timed out under load) never is.
     fn judge(&mut self, node: &NodeId, up: bool, now: Instant, down_out: Duration, declared_out: bool) -> NodeState {
         let health =
             self.health.entry(node.clone()).or_insert(NodeHealth { checked: now, up: true, down: Duration::ZERO });
-        let half = now.saturating_duration_since(health.checked) / 2;
+        // A check speaks for a bounded time around it: rounds can last hours (a long survey, a
+        // throttled rebuild), and one failed check after such a gap is a blip, not hours down.
+        let half = now.saturating_duration_since(health.checked).min(down_out / 2) / 2;
         for was_up in [health.up, up] {
             health.down = if was_up { health.down.saturating_sub(half / 2) } else { health.down + half };
         }
+        // Full at the interval: a node back from a long outage is not out at its first blip
+        // for hours after (it is drained within twice the interval of answering).
+        health.down = health.down.min(down_out);
         (health.checked, health.up) = (now, up);
         if up {
             return NodeState::Live;
@@ -848,7 +855,9 @@ mod tests {
         let mut state = RepairState::default();
         let node = NodeId::new("dc2-n1");
         assert_eq!(state.judge(&node, true, at(0), down_out, false), NodeState::Live);
-        assert_eq!(state.judge(&node, false, at(60), down_out, false), NodeState::Down);
+        for minute in 1..11u64 {
+            assert_eq!(state.judge(&node, false, at(minute * 60), down_out, false), NodeState::Down);
+        }
         assert_eq!(state.judge(&node, false, at(660), down_out, false), NodeState::Out);
         assert_eq!(state.judge(&node, true, at(720), down_out, false), NodeState::Live);
         assert_eq!(state.judge(&node, true, at(3600), down_out, false), NodeState::Live);
@@ -856,6 +865,29 @@ mod tests {
         // Declared out: out at once.
         let other = NodeId::new("dc3-n1");
         assert_eq!(state.judge(&other, false, at(0), down_out, true), NodeState::Out);
+
+        // Rounds of 25 min: one failed check is a blip (it used to count half the gap: out).
+        let slow = NodeId::new("dc3-n2");
+        assert_eq!(state.judge(&slow, true, at(0), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&slow, false, at(1500), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&slow, true, at(3000), down_out, false), NodeState::Live);
+        // Down for good with such rounds: out all the same, at the third failed check.
+        let gone = NodeId::new("dc3-n4");
+        assert_eq!(state.judge(&gone, true, at(0), down_out, false), NodeState::Live);
+        assert_eq!(state.judge(&gone, false, at(1500), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&gone, false, at(3000), down_out, false), NodeState::Down);
+        assert_eq!(state.judge(&gone, false, at(4500), down_out, false), NodeState::Out);
+
+        // Down 6 h, back 30 min: a restart then is a blip, not a whole-node rebuild.
+        let repaired = NodeId::new("dc3-n3");
+        assert_eq!(state.judge(&repaired, false, at(0), down_out, false), NodeState::Down);
+        for minute in 1..=360u64 {
+            state.judge(&repaired, false, at(minute * 60), down_out, false);
+        }
+        for minute in 361..=390u64 {
+            assert_eq!(state.judge(&repaired, true, at(minute * 60), down_out, false), NodeState::Live);
+        }
+        assert_eq!(state.judge(&repaired, false, at(391 * 60), down_out, false), NodeState::Down);
     }
 
     #[test]
