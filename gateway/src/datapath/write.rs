@@ -347,8 +347,9 @@ impl DataPath {
 
     /// Encodes one stripe of a blob written `geometry` (the record will say so), sends its
     /// shards, and proves the acknowledged set meets the budget. Refused while the metadata has
-    /// not vouched for the layout in use (`placing_layout`), and when that layout now codes another geometry (a gateway that started with its own file and has since loaded
-    /// the stored layout): every stripe of a blob is coded as its record says.
+    /// not vouched for the layout in use (`placing_layout`), and when that layout now codes
+    /// another geometry (a gateway that started with its own file and has since loaded the
+    /// stored layout): every stripe of a blob is coded as its record says.
     pub(crate) async fn write_stripe(
         self: Arc<Self>,
         blob: BlobId,
