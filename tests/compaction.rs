@@ -254,18 +254,15 @@ async fn a_repack_answered_wrongly_loses_no_data(test: &str, fault: &str) {
 /// the cluster compacts them after all.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_between_a_repacks_write_and_its_commit_loses_no_data() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
     let mut env = COMPACTING.to_vec();
-    env.extend([("IGNIFUGE_LINKS_FILE", rules_path.as_str()), ("IGNIFUGE_ORPHAN_GRACE_MS", "1")]);
-    let mut cluster = Cluster::start_with_env(&env).await;
+    env.push(("IGNIFUGE_ORPHAN_GRACE_MS", "1"));
+    let (mut cluster, rules) = Cluster::start_with_rules(&env).await;
     let gateways: Vec<String> =
         cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.node_id.clone()).collect();
     let listen: Vec<String> = gateways.iter().map(|id| cluster.process(id).listen.clone()).collect();
     let (live, deleted, old) = fill_and_thin(&cluster, "a_crash_between_a_repacks_write_and_its_commit").await;
     // Before the first pack is old enough to be compacted (`fill_and_thin` checked the time).
-    std::fs::write(&rules_path, format!("crash {} services.compact.before-commit\n", listen.join(",")))
-        .expect("writing a crash rule");
+    rules.set(&format!("crash {} services.compact.before-commit\n", listen.join(",")));
     let deadline = Instant::now() + Duration::from_secs(60);
     let crashed = loop {
         if let Some(crashed) = gateways.iter().find(|id| !pid_alive(cluster.process(id).pid)) {
@@ -274,7 +271,7 @@ async fn a_crash_between_a_repacks_write_and_its_commit_loses_no_data() {
         assert!(Instant::now() < deadline, "no gateway crashed before a repack's commit\n{}", cluster.log_tails(10));
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    std::fs::write(&rules_path, "").expect("clearing the rule");
+    rules.clear();
     println!("{crashed} crashed before a repack's commit");
     // The records still name the old packs: all on disk, everything reads back.
     assert!(old.is_subset(&cluster.blob_dirs()), "no old pack went before a commit");

@@ -353,14 +353,9 @@ async fn a_trickling_upload_cannot_hold_the_pack_budget_others_wait_for() {
 /// their timeouts (`ignifuge_faults::link`), as when packets are dropped.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
-    let links = tempfile::NamedTempFile::new().expect("links file");
-    let links_path = links.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", links_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "2500"),
-        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000"),
-    ])
-    .await;
+    let (cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "2500"), ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "3000")])
+            .await;
     let majority = cluster.s3_client_at(cluster.gateway_index("dc1"));
     let minority_index = cluster.gateway_index("dc3");
     let minority = cluster.s3_client_no_retry_at(minority_index);
@@ -382,7 +377,7 @@ async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
             .collect::<Vec<_>>()
     };
     let rule = format!("cut {} | {}\n", side(true).join(","), side(false).join(","));
-    std::fs::write(&links_path, &rule).expect("writing the partition");
+    rules.set(&rule);
 
     // Both sides are written to at once. The majority's writes succeed (after an election if the
     // leader was in dc3); the minority's must not be acknowledged unless they are kept.
@@ -426,7 +421,7 @@ async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
     let stripes = 2 * (3 + during.len()) + answers.iter().filter(|ok| **ok).count();
     wait_until_rebuilt_outside(&cluster, "dc3", stripes * 9).await;
 
-    std::fs::write(&links_path, "").expect("healing the partition");
+    rules.clear();
     let healed_at = now_ms();
     rounds_until_healthy(&cluster, healed_at, Duration::from_secs(150)).await;
 
@@ -447,9 +442,7 @@ async fn a_partitioned_datacenter_that_heals_loses_no_acknowledged_write() {
 /// and writes through it are still acknowledged only once every stripe meets its budget.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
-    let links = tempfile::NamedTempFile::new().expect("links file");
-    let links_path = links.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str())]).await;
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
     let index = cluster.gateway_index("dc1");
     let s3 = cluster.s3_client_at(index);
     create_bucket(&s3, "slow-link").await;
@@ -460,7 +453,7 @@ async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).leader.clone();
     let slow = node_ids().into_iter().find(|n| Some(n) != leader.as_ref()).expect("a node that is not the leader");
     let gateway = cluster.gateways[index].trim_start_matches("http://").to_string();
-    std::fs::write(&links_path, format!("slow {gateway} > {} 5000\n", cluster.process(&slow).listen)).expect("rule");
+    rules.set(&format!("slow {gateway} > {} 5000\n", cluster.process(&slow).listen));
     tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
     let mut slowest = Duration::ZERO;
     for round in 0..3 {
@@ -475,7 +468,7 @@ async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
     put_object(&s3, "slow-link", "written", &written).await;
     // The write waits for the slow node's acknowledgement: proof that the link was slow.
     assert!(started.elapsed() >= Duration::from_secs(4), "a PUT over a 5 s link took {:?}", started.elapsed());
-    std::fs::write(&links_path, "").expect("healing the link");
+    rules.clear();
     for client in (0..cluster.gateways.len()).map(|i| cluster.s3_client_at(i)) {
         assert_bytes_eq(&get_object(&client, "slow-link", "written").await, &written, "written over a slow link");
     }
@@ -488,9 +481,7 @@ async fn a_slow_link_to_one_node_costs_reads_no_more_than_the_hedge() {
 /// clock is fixed; then it writes again, and every acknowledged object reads back everywhere.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
     let index = cluster.gateway_index("dc1");
     let skewed = cluster.s3_client_no_retry_at(index);
     let gateway = cluster.gateways[index].trim_start_matches("http://").to_string();
@@ -498,18 +489,18 @@ async fn a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps() {
     let mut rng = TestRng::new("a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps");
     let mut acknowledged = Vec::new();
     for (offset_ms, key) in [(120_000i64, "ahead-2-min"), (-120_000, "behind-2-min")] {
-        std::fs::write(&rules_path, format!("clock {gateway} {offset_ms}\n")).expect("rule");
+        rules.set(&format!("clock {gateway} {offset_ms}\n"));
         tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
         let data = rng.bytes(3 * MIB + 7);
         put_object(&skewed, "skew", key, &data).await;
         acknowledged.push((key, data));
     }
-    std::fs::write(&rules_path, format!("clock {gateway} 600000\n")).expect("rule");
+    rules.set(&format!("clock {gateway} 600000\n"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = skewed.put_object().bucket("skew").key("ahead-10-min").body(rng.bytes(3 * MIB).into()).send().await;
     let info = expect_err(refused, "a PUT through a gateway 10 minutes ahead");
     assert_eq!(info.status, Some(503), "{info:?}");
-    std::fs::write(&rules_path, "").expect("fixing the clock");
+    rules.clear();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let data = rng.bytes(3 * MIB + 9);
     put_object(&skewed, "skew", "fixed", &data).await;
@@ -528,13 +519,7 @@ async fn a_gateway_whose_clock_is_off_acknowledges_only_what_it_keeps() {
 /// (Judged by the proposer's clock, the lease, taken for 30 s, looked expired to them at once.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_whose_clock_runs_ahead_takes_no_lease_another_still_renews() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-    ])
-    .await;
+    let (cluster, rules) = Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")]).await;
     let holder_of = |report: &serde_json::Value| report["repair"]["holder"].as_str().map(str::to_string);
     let deadline = Instant::now() + Duration::from_secs(60);
     let holder = loop {
@@ -552,7 +537,7 @@ async fn a_gateway_whose_clock_runs_ahead_takes_no_lease_another_still_renews() 
         .map(|p| p.listen.clone())
         .collect();
     assert_eq!(others.len(), 2, "the holder {holder} is one of the three gateways");
-    std::fs::write(&rules_path, format!("clock {} 240000\n", others.join(","))).expect("rule");
+    rules.set(&format!("clock {} 240000\n", others.join(",")));
     // Ten rounds of the holder, each renewing; each other gateway asks for the lease every second.
     let until = Instant::now() + Duration::from_secs(10);
     let mut rounds = std::collections::BTreeSet::new();
@@ -568,7 +553,7 @@ async fn a_gateway_whose_clock_runs_ahead_takes_no_lease_another_still_renews() 
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(rounds.len() >= 3, "the holder went on with its rounds: {rounds:?}");
-    std::fs::write(&rules_path, "").expect("fixing the clocks");
+    rules.clear();
 }
 
 /// Waits until the storage nodes outside `datacenter` hold `shards` shard files (its shards
@@ -1081,14 +1066,8 @@ async fn a_gateway_survives_running_out_of_descriptors_and_cuts_slow_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     use aws_sdk_s3::primitives::ByteStream;
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-        ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
-    ])
-    .await;
+    let (cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"), ("IGNIFUGE_ORPHAN_GRACE_MS", "1")]).await;
     let client = cluster.s3_client();
     create_bucket(&client, "scan").await;
     let mut rng = TestRng::new("a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on");
@@ -1124,8 +1103,7 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     assert!(shown.contains("reads: yes"), "`admin record` of a record that reads: {shown}");
 
     let everyone: Vec<String> = cluster.processes.iter().map(|p| p.listen.clone()).collect();
-    std::fs::write(&rules_path, format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")))
-        .expect("rule");
+    rules.set(&format!("fail {} meta.blob-scan.object-unreadable\n", everyone.join(",")));
     // The rules file is re-read within 50 ms; waiting out a whole round (1 s apart, milliseconds
     // long) as well means that any round that can find the shards deleted below runs faulted.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -1159,7 +1137,7 @@ async fn a_record_the_repair_scan_cannot_read_is_reported_and_repair_goes_on() {
     assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "an object whose record the scan skipped");
     assert_bytes_eq(&get_object(&client, "scan", "small").await, &small, "a packed one");
 
-    std::fs::write(&rules_path, "").expect("clear the rule");
+    rules.clear();
     let report = cluster.wait_until_healthy(Duration::from_secs(60));
     assert_eq!(report["repair"]["records_unreadable"], 0, "{report:#}");
     assert_bytes_eq(&get_object(&client, "scan", "kept").await, &kept, "after the rule is cleared");
@@ -1239,14 +1217,9 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole() {
     const NODE: &str = "dc2-n2";
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-    ])
-    .await;
+    let (cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")])
+            .await;
     let client = cluster.s3_client();
     create_bucket(&client, "returns").await;
     let mut rng = TestRng::new("copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole");
@@ -1262,7 +1235,7 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
     let gateways: Vec<String> =
         cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
     let no_rebuild = format!("fail {node} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
-    std::fs::write(&rules_path, format!("fail {node} node.shard.read-error\n{no_rebuild}")).expect("rules");
+    rules.set(&format!("fail {node} node.shard.read-error\n{no_rebuild}"));
     let node_scrub = |report: &serde_json::Value| {
         report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == NODE).cloned().expect(NODE)
     };
@@ -1286,7 +1259,7 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
     assert!(cluster.shard_files(NODE).is_empty(), "a copy that still fails its reads came back");
 
     // Reads work again: the next re-examination puts every copy back.
-    std::fs::write(&rules_path, &no_rebuild).expect("rules");
+    rules.set(&no_rebuild);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = node_scrub(&cluster.durability())["status"].clone();
@@ -1296,7 +1269,7 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
         assert!(Instant::now() < deadline, "the set-aside copies did not return: {status:#}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    std::fs::write(&rules_path, "").expect("clearing the rules");
+    rules.clear();
     cluster.wait_until_healthy(Duration::from_secs(90));
     assert_eq!(cluster.shard_files(NODE).len(), held, "the returned copies are the stripes' own");
     for (key, data) in &objects {
@@ -1311,10 +1284,7 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stripe_unreadable_for_want_of_set_aside_copies_is_whole_again_when_they_read_whole() {
     const FAILING: [&str; 5] = ["dc1-n1", "dc1-n2", "dc1-n3", "dc2-n1", "dc2-n2"];
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+    let (cluster, rules) = Cluster::start_with_rules(&[
         ("IGNIFUGE_SCRUB_INTERVAL_MS", "3600000"),
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
     ])
@@ -1325,7 +1295,7 @@ async fn a_stripe_unreadable_for_want_of_set_aside_copies_is_whole_again_when_th
     let data = rng.bytes(6 * MIB);
     put_object(&client, "last-resort", "object", &data).await;
     let failing: Vec<String> = FAILING.iter().map(|n| cluster.process(n).listen.clone()).collect();
-    std::fs::write(&rules_path, format!("fail {} node.shard.read-error\n", failing.join(","))).expect("rule");
+    rules.set(&format!("fail {} node.shard.read-error\n", failing.join(",")));
     std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
 
     // The GET cannot have its first stripe: five of its nine copies fail twice and are set aside.
@@ -1351,7 +1321,7 @@ async fn a_stripe_unreadable_for_want_of_set_aside_copies_is_whole_again_when_th
     assert_eq!(set_aside("set_aside_restored"), 0, "nothing reads whole while the disks fail");
 
     // The disks read again: the next round's re-examination brings the copies back.
-    std::fs::write(&rules_path, "").expect("clearing the rule");
+    rules.clear();
     cluster.wait_until_healthy(Duration::from_secs(60));
     assert!(set_aside("set_aside_restored") >= 5, "the stripe came back without its set-aside copies?");
     assert_bytes_eq(&get_object(&client, "last-resort", "object").await, &data, "after the copies returned");
@@ -1413,14 +1383,9 @@ async fn a_disk_that_refuses(point: &str, test: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
     const UNLISTED: &str = "dc2-n2";
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "8000"),
-    ])
-    .await;
+    let (cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"), ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "8000")])
+            .await;
     let client = cluster.s3_client();
     create_bucket(&client, "unlisted").await;
     let mut rng = TestRng::new("a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around");
@@ -1433,7 +1398,7 @@ async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
     let others = ["dc2-n1", "dc2-n3"];
     let in_others = || others.iter().map(|n| cluster.shard_files(n).len()).sum::<usize>();
     assert_eq!(in_others(), 3 * 2 * 2, "one shard of each of the 6 stripes on each of dc2's nodes");
-    std::fs::write(&rules_path, format!("fail {} node.inventory-error\n", cluster.process(UNLISTED).listen)).unwrap();
+    rules.set(&format!("fail {} node.inventory-error\n", cluster.process(UNLISTED).listen));
     // Waited for first, as a node down would be, for the down-out interval (8 s).
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(in_others(), 3 * 2 * 2, "rebuilt before the down-out interval");
@@ -1454,9 +1419,9 @@ async fn a_node_that_answers_but_cannot_list_its_shards_is_rebuilt_around() {
 }
 
 /// Writes a `crash` rule: the processes `targets` exit (code 137) at fault point `point`.
-fn crash_at(cluster: &Cluster, rules: &str, targets: &[&str], point: &str) {
+fn crash_at(cluster: &Cluster, rules: &Rules, targets: &[&str], point: &str) {
     let listen: Vec<String> = targets.iter().map(|id| cluster.process(id).listen.clone()).collect();
-    std::fs::write(rules, format!("crash {} {point}\n", listen.join(","))).expect("writing a crash rule");
+    rules.set(&format!("crash {} {point}\n", listen.join(",")));
     // A process may act on the rules it read before for `RULES_REREAD_MS`: a PUT sent at once
     // could have its shards written there without the rule (the full suite saw a 6 MiB PUT
     // acknowledged with no crash).
@@ -1491,13 +1456,7 @@ async fn wait_for_crash(cluster: &Cluster, candidates: &[&str], timeout: Duratio
 /// leader's state at the same applied index.
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_leaders_state() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let mut cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES", "40"),
-    ])
-    .await;
+    let (mut cluster, rules) = Cluster::start_with_rules(&[("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES", "40")]).await;
     let client = cluster.s3_client();
     create_bucket(&client, "snap-crash").await;
     let mut written = 0;
@@ -1510,13 +1469,13 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
     }
     // Build: dc1-n2 crashes at its next snapshot build, at least 40 entries later, once its log
     // has grown by about the (small) state's size (`raft/src/pacing.rs`).
-    crash_at(&cluster, &rules_path, &["dc1-n2"], "raft.snapshot.build");
+    crash_at(&cluster, &rules, &["dc1-n2"], "raft.snapshot.build");
     let deadline = Instant::now() + Duration::from_secs(60);
     while pid_alive(cluster.process("dc1-n2").pid) {
         assert!(Instant::now() < deadline, "dc1-n2 never built a snapshot");
         put_next(&client).await;
     }
-    std::fs::write(&rules_path, "").expect("clearing the rule");
+    rules.clear();
     cluster.revive(Duration::from_secs(60));
     // Install: dc2-n2 loses its metadata disk and comes back with the crash rule in force; the log
     // is purged, so it can only catch up by installing a snapshot.
@@ -1527,11 +1486,11 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
     for _ in 0..50 {
         put_next(&client).await;
     }
-    crash_at(&cluster, &rules_path, &["dc2-n2"], "raft.snapshot.install");
+    crash_at(&cluster, &rules, &["dc2-n2"], "raft.snapshot.install");
     // It may crash before it even answers: restarted, not waited for.
     cluster.respawn(Duration::from_secs(60));
     wait_for_crash(&cluster, &["dc2-n2"], Duration::from_secs(60)).await;
-    std::fs::write(&rules_path, "").expect("clearing the rule");
+    rules.clear();
     cluster.revive(Duration::from_secs(60));
     for _ in 0..30 {
         put_next(&client).await;
@@ -1547,10 +1506,7 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
 /// what a round repaired stays repaired, and every object reads back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repair_that_crashes_around_its_commit_never_lowers_a_margin() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let mut cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
+    let (mut cluster, rules) = Cluster::start_with_rules(&[
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "1500"),
         ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "2000"),
         ("IGNIFUGE_ORPHAN_GRACE_MS", "1"),
@@ -1568,9 +1524,9 @@ async fn a_repair_that_crashes_around_its_commit_never_lowers_a_margin() {
         cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.node_id.clone()).collect();
     let gateways: Vec<&str> = gateways.iter().map(String::as_str).collect();
     for point in ["repair.before-commit", "repair.after-commit"] {
-        crash_at(&cluster, &rules_path, &gateways, point);
+        crash_at(&cluster, &rules, &gateways, point);
         let crashed = wait_for_crash(&cluster, &gateways, Duration::from_secs(120)).await;
-        std::fs::write(&rules_path, "").expect("clearing the rule");
+        rules.clear();
         println!("{crashed} crashed at {point}");
         cluster.revive(Duration::from_secs(60));
     }
@@ -1591,20 +1547,15 @@ async fn a_repair_that_crashes_around_its_commit_never_lowers_a_margin() {
 /// down and after it returns, and repair brings everything to health.
 #[tokio::test(flavor = "multi_thread")]
 async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let mut cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1500"),
-        ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "2000"),
-    ])
-    .await;
+    let (mut cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_DOWN_OUT_MS", "2000")])
+            .await;
     let client = cluster.s3_client();
     create_bucket(&client, "fsync-crash").await;
     let mut rng = TestRng::new("nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write");
     let mut acknowledged = Vec::new();
     for (node, point) in [("dc1-n2", "node.shard.before-sync"), ("dc2-n3", "node.shard.after-sync")] {
-        crash_at(&cluster, &rules_path, &[node], point);
+        crash_at(&cluster, &rules, &[node], point);
         // The rule fires at the node's first shard write. A PUT refused before it wrote any shard
         // (the metadata between leaders, as right after the cluster starts) is tried again; one
         // acknowledged must have made the node crash.
@@ -1634,7 +1585,7 @@ async fn nodes_that_crash_around_a_shard_fsync_lose_no_acknowledged_write() {
             assert!(attempt < 5, "{node} did not crash after {attempt} refused PUTs; the last: {put:?}");
             println!("PUT {attempt} refused before {node} wrote a shard, again: {:?}", put.map(|_| ()));
         }
-        std::fs::write(&rules_path, "").expect("clearing the rule");
+        rules.clear();
         for (key, data) in &acknowledged {
             assert_bytes_eq(&get_object(&client, "fsync-crash", key).await, data, &format!("{key}, {node} down"));
         }
@@ -1701,9 +1652,7 @@ async fn a_reader_that_stops_taking_its_answer_is_cut_and_frees_the_read_budget(
 /// on through both; every acknowledged write reads back, and every replica ends with one state.
 #[tokio::test(flavor = "multi_thread")]
 async fn voters_that_crash_around_a_log_fsync_lose_no_acknowledged_write() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let mut cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let (mut cluster, rules) = Cluster::start_with_rules(&[]).await;
     let client = cluster.s3_client();
     create_bucket(&client, "log-crash").await;
     let mut acknowledged = Vec::new();
@@ -1711,7 +1660,7 @@ async fn voters_that_crash_around_a_log_fsync_lose_no_acknowledged_write() {
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).leader.expect("a leader");
     let follower = node_ids().into_iter().find(|n| *n != leader).expect("a follower");
     for (target, point) in [(leader.as_str(), "raft.log.after-sync"), (follower.as_str(), "raft.log.before-sync")] {
-        crash_at(&cluster, &rules_path, &[target], point);
+        crash_at(&cluster, &rules, &[target], point);
         let deadline = Instant::now() + Duration::from_secs(60);
         while pid_alive(cluster.process(target).pid) {
             assert!(Instant::now() < deadline, "{target} never reached {point}");
@@ -1729,7 +1678,7 @@ async fn voters_that_crash_around_a_log_fsync_lose_no_acknowledged_write() {
                 acknowledged.push((key, body));
             }
         }
-        std::fs::write(&rules_path, "").expect("clearing the rule");
+        rules.clear();
         cluster.revive(Duration::from_secs(60));
         for i in 0..5 {
             let (key, body) = (format!("after-{point}-{i}"), format!("after {i}"));

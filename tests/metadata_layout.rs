@@ -342,14 +342,8 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
     const BUCKET: &str = "unknown-layout";
     let _serial = SERIAL.lock().await;
     let mut rng = TestRng::new("a_gateway_writes_nothing_until_it_has_read_the_stored_layout");
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
     // Repair rounds every second: the restarted gateway would run one within the test's window.
-    let mut cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.as_str()),
-        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
-    ])
-    .await;
+    let (mut cluster, rules) = Cluster::start_with_rules(&[("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")]).await;
     let index = cluster.gateway_index("dc1");
     let s3 = cluster.s3_client_at(index);
     create_bucket(&s3, BUCKET).await;
@@ -358,7 +352,7 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
 
     let gateway =
         cluster.processes.iter().find(|p| p.role == "gateway" && p.datacenter == "dc1").expect("dc1's gateway").clone();
-    std::fs::write(&rules_path, format!("fail {} gateway.layout-query-error\n", gateway.listen)).expect("rule");
+    rules.set(&format!("fail {} gateway.layout-query-error\n", gateway.listen));
     std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
     let log_path = cluster.data_dir.join("logs/gateway-dc1.log");
     let logged_before = std::fs::metadata(&log_path).map(|m| m.len() as usize).unwrap_or(0);
@@ -394,7 +388,7 @@ async fn a_gateway_writes_nothing_until_it_has_read_the_stored_layout() {
     );
 
     // The metadata answers again: the gateway reads the layout within a retry, and writes.
-    std::fs::write(&rules_path, "").expect("clearing the rule");
+    rules.clear();
     let data = rng.bytes(6 * 1024 * 1024);
     let deadline = Instant::now() + BOUND;
     loop {

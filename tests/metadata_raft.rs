@@ -705,9 +705,7 @@ async fn a_leader_cut_off_from_the_other_voters_answers_no_read_once_its_lease_i
     /// the rule is written; plus scheduling slack.
     const SLACK: Duration = Duration::from_millis(300);
     let _serial = SERIAL.lock().await;
-    let links = tempfile::NamedTempFile::new().expect("links file");
-    let links_path = links.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", links_path.as_str()), INLINE_SMALL]).await;
+    let (cluster, rules) = Cluster::start_with_rules(&[INLINE_SMALL]).await;
     let s3 = cluster.s3_client();
     create_bucket(&s3, BUCKET).await;
     put_object(&s3, BUCKET, KEY, OLD).await;
@@ -735,8 +733,7 @@ async fn a_leader_cut_off_from_the_other_voters_answers_no_read_once_its_lease_i
     // The leader cut off from the other storage nodes (gateways and this test still reach it).
     let others: Vec<String> =
         cluster.storage_nodes().iter().filter(|p| p.node_id != leader).map(|p| p.listen.clone()).collect();
-    std::fs::write(&links_path, format!("cut {} | {}\n", cluster.process(&leader).listen, others.join(",")))
-        .expect("writing the partition");
+    rules.set(&format!("cut {} | {}\n", cluster.process(&leader).listen, others.join(",")));
     let cut_at = Instant::now();
 
     // Asked directly every 50 ms for 6 s, each query on its own: when it was sent, and whether
@@ -812,7 +809,7 @@ async fn a_leader_cut_off_from_the_other_voters_answers_no_read_once_its_lease_i
     assert!(refused > 10, "only {refused} queries reached the old leader once its lease was over");
 
     // Healed: every gateway reads the new value.
-    std::fs::write(&links_path, "").expect("healing the partition");
+    rules.clear();
     wait_until_voters_caught_up(&cluster, RECOVERY_BOUND);
     for gateway in 0..cluster.gateways.len() {
         assert_bytes_eq(&get_object(&cluster.s3_client_at(gateway), BUCKET, KEY).await, NEW, "GET after healing");

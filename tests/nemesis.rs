@@ -283,7 +283,7 @@ enum Inject {
 /// Kills, freezes, partitions, shifts the clocks of and fails the disks of processes until
 /// `until`, then brings everything back. Partitions, clock offsets and disk failures are rules in
 /// the runtime rules file `rules` (`ignifuge_faults`), cleared at the end of each outage.
-fn nemesis(cluster: &mut Cluster, rules: &std::path::Path, seed: u64, start: Instant, until: Instant) -> Vec<Fault> {
+fn nemesis(cluster: &mut Cluster, rules: &Rules, seed: u64, start: Instant, until: Instant) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xFA17);
     let mut faults = Vec::new();
     let nodes: Vec<String> = cluster.storage_nodes().iter().map(|n| n.node_id.clone()).collect();
@@ -381,9 +381,9 @@ fn nemesis(cluster: &mut Cluster, rules: &std::path::Path, seed: u64, start: Ins
                 cluster.signal_processes(&[target.as_str()], libc::SIGCONT);
             }
             Inject::Rule(rule) => {
-                std::fs::write(rules, format!("{rule}\n")).expect("writing a rule");
+                rules.set(&format!("{rule}\n"));
                 std::thread::sleep(outage);
-                std::fs::write(rules, "").expect("clearing the rules");
+                rules.clear();
             }
         }
     }
@@ -396,10 +396,7 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
     let seconds: u64 = std::env::var("IGNIFUGE_NEMESIS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(45);
     let mut rng = TestRng::new("nemesis");
     let seed = rng.next_u64();
-    let rules = tempfile::NamedTempFile::new().expect("the rules file");
-    let rules_path = rules.path().to_path_buf();
-    let mut cluster = Cluster::start_with_env(&[
-        ("IGNIFUGE_LINKS_FILE", rules_path.to_str().expect("a utf-8 path")),
+    let (mut cluster, rules) = Cluster::start_with_rules(&[
         ("IGNIFUGE_REPAIR_INTERVAL_MS", "2000"),
         ("IGNIFUGE_ORPHAN_GRACE_MS", "2000"),
         ("IGNIFUGE_INTENT_RENEW_MS", "500"),
@@ -427,7 +424,7 @@ async fn histories_stay_linearizable_and_acknowledged_writes_survive_a_nemesis()
         (0..CLIENTS).map(|who| tokio::spawn(worker(recorder.clone(), clients.clone(), who, seed, until))).collect();
     let start = recorder.start;
     let (cluster_back, faults) = tokio::task::spawn_blocking(move || {
-        let faults = nemesis(&mut cluster, &rules_path, seed, start, until);
+        let faults = nemesis(&mut cluster, &rules, seed, start, until);
         (cluster, faults)
     })
     .await

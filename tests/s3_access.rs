@@ -684,9 +684,7 @@ async fn acls_follow_object_ownership_and_block_public_access() {
 /// once, and on the others once their cached view expires (`ACCESS_CACHE_TTL_MS`, 1 s).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revocation_whose_answer_was_lost_still_closes_the_bucket_everywhere() {
-    let rules = tempfile::NamedTempFile::new().expect("rules file");
-    let rules_path = rules.path().to_str().expect("utf-8 path").to_string();
-    let cluster = Cluster::start_with_env(&[("IGNIFUGE_LINKS_FILE", rules_path.as_str())]).await;
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
     let owner = cluster.s3_client_no_retry_at(0);
     owner.create_bucket().bucket("revoked").send().await.expect("CreateBucket");
     remove_public_access_block(&owner, "revoked").await;
@@ -702,10 +700,10 @@ async fn a_revocation_whose_answer_was_lost_still_closes_the_bucket_everywhere()
         assert_eq!(anonymous_get(gateway).await, 200, "public through gateway {gateway}");
     }
     let dc1 = cluster.process("gateway-dc1").listen.clone();
-    std::fs::write(&rules_path, format!("fail {dc1} gateway.meta.answer-lost\n")).expect("rule");
+    rules.set(&format!("fail {dc1} gateway.meta.answer-lost\n"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let revoked = owner.delete_bucket_policy().bucket("revoked").send().await;
-    std::fs::write(&rules_path, "").expect("clear rules");
+    rules.clear();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Settled into its real outcome (applied), or answered 503: either way the policy is gone.
     if let Err(e) = &revoked {

@@ -114,6 +114,36 @@ pub struct Cluster {
     child: Child,
     stderr_path: PathBuf,
     tempdir: Option<tempfile::TempDir>,
+    /// The runtime rules file of a cluster started by `start_with_rules`: removed once the
+    /// cluster is stopped (fields drop after `Drop::drop`), never while a process may read it.
+    rules_file: Option<tempfile::NamedTempFile>,
+}
+
+/// The runtime fault rules of a cluster's processes (`IGNIFUGE_LINKS_FILE`; the rule language is
+/// in `ignifuge_faults`): empty at start, rewritten by the test as it goes, removed with the
+/// cluster (which owns the file: a `Rules` is only its path, so it can be cloned or moved into a
+/// blocking task).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    path: PathBuf,
+}
+
+impl Rules {
+    /// Replaces every rule with `rules` (one per line); the processes read it within
+    /// `ignifuge_faults::RULES_REREAD_MS`.
+    pub fn set(&self, rules: &str) {
+        std::fs::write(&self.path, rules).expect("writing the rules file");
+    }
+
+    /// No fault any more.
+    pub fn clear(&self) {
+        self.set("")
+    }
+
+    /// The file's path (for a process started by the test itself).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Cluster {
@@ -142,6 +172,18 @@ impl Cluster {
         })
         .await
         .expect("cluster start thread panicked")
+    }
+
+    /// `start_with_env` with a rules file (`Rules`) the test can rewrite while the cluster runs.
+    pub async fn start_with_rules(env: &[(&str, &str)]) -> (Cluster, Rules) {
+        let file = tempfile::NamedTempFile::new().expect("creating the rules file");
+        let path = file.path().to_str().expect("a utf-8 rules file path").to_string();
+        let mut with_rules: Vec<(&str, &str)> = vec![("IGNIFUGE_LINKS_FILE", path.as_str())];
+        with_rules.extend_from_slice(env);
+        let mut cluster = Cluster::start_with_env(&with_rules).await;
+        let rules = Rules { path: file.path().to_path_buf() };
+        cluster.rules_file = Some(file);
+        (cluster, rules)
     }
 
     fn try_start_blocking(env: &[(String, String)]) -> Result<Cluster, StartError> {
@@ -203,6 +245,7 @@ impl Cluster {
             child,
             stderr_path,
             tempdir: Some(tempdir),
+            rules_file: None,
         };
 
         let deadline = Instant::now() + READY_TIMEOUT;
