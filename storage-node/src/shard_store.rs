@@ -209,13 +209,22 @@ impl ShardStore {
         // cannot be made durable, unless it replaced a copy (a retried write: that copy may have
         // been durable, and the same bytes are there either way).
         let mut placed = fs::metadata(&tmp).ok().map(|m| file_identity(&m));
-        let _placing = {
+        let (_placing, replaced_records) = {
             let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if fs::symlink_metadata(&path).is_ok() {
                 placed = None;
             }
+            // What set aside the copy this one replaces, if anything: let go of once this one is
+            // durable. A record written after the rename is of this copy, and stays.
+            let records = match self.set_aside_records(id) {
+                Ok(records) => records,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
             fs::rename(&tmp, &path)?;
-            Placing::enter(&self.placing, id)
+            (Placing::enter(&self.placing, id), records)
         };
         if ignifuge_faults::hit("node.shard.before-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard was not synced")));
@@ -244,24 +253,53 @@ impl ShardStore {
             }
             return Err(e.into());
         }
-        {
-            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !unrecorded.shards.is_empty() {
-                unrecorded.shards.remove(id);
-            }
-        }
         let mut batch = WriteBatch::new();
         batch.put(index_key(id), format!("{}:{}", hash.to_hex(), shard.len()));
-        // The index is rebuildable from the files, so it need not be synced on every shard; an
-        // unreadable mark is not, so its removal is (a crash must not hide the new copy again).
-        let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
-        if marked {
-            batch.delete(unreadable_key(id));
-        }
-        self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })?;
+        self.index_placed(id, replaced_records, batch)?;
         if ignifuge_faults::hit("node.shard.after-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard's answer was lost")));
         }
+        Ok(())
+    }
+
+    /// The records that set `id`'s copy in place aside where it lies, if any (nearly every node
+    /// has none, and reads nothing for them). Called under the replace lock.
+    fn set_aside_records(&self, id: &ShardId) -> Result<SetAsideRecords, StoreError> {
+        let unrecorded = {
+            let unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if unrecorded.shards.is_empty() { None } else { unrecorded.shards.get(id).copied() }
+        };
+        let mark = if self.may_have_marks() { self.index.get(&unreadable_key(id))? } else { None };
+        Ok(SetAsideRecords { mark, unrecorded })
+    }
+
+    /// Writes the index entry of a copy of `id` a write has made durable (`batch`), and lets go
+    /// of the records that set aside the copy it replaced (`replaced`, as they stood when it was
+    /// renamed into place) so that the inventory lists the new one: each only if it is still
+    /// the same record, under the replace lock. A read of the new copy that failed since its
+    /// rename may have set it aside anew, with a record of its own, and that must stand. (The
+    /// index is rebuildable from the files, so it need not be synced on every shard; a mark is
+    /// not, so its removal is: a crash must not hide the new copy again.)
+    fn index_placed(&self, id: &ShardId, replaced: SetAsideRecords, mut batch: WriteBatch) -> Result<(), StoreError> {
+        if replaced.mark.is_none() && replaced.unrecorded.is_none() {
+            self.index.write(batch, Durability::Buffered)?;
+            return Ok(());
+        }
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(generation) = replaced.unrecorded {
+            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if unrecorded.shards.get(id) == Some(&generation) {
+                unrecorded.shards.remove(id);
+            }
+        }
+        let unmarked = match &replaced.mark {
+            Some(seen) => self.index.get(&unreadable_key(id))?.as_deref() == Some(&seen[..]),
+            None => false,
+        };
+        if unmarked {
+            batch.delete(unreadable_key(id));
+        }
+        self.index.write(batch, if unmarked { Durability::Synced } else { Durability::Buffered })?;
         Ok(())
     }
 
@@ -315,7 +353,9 @@ impl ShardStore {
                 tracing::error!(shard = %id, error = %e, "could not move a shard to quarantine; marking it unreadable");
                 self.may_have_marks.store(true, std::sync::atomic::Ordering::Release);
                 let mut batch = WriteBatch::new();
-                batch.put(unreadable_key(id), now_ms().to_string());
+                // Never the same value twice: a write lets go of a mark only if it is the one it
+                // saw when its copy replaced the marked one (`index_placed`).
+                batch.put(unreadable_key(id), format!("{}.{}", now_ms(), rand_suffix()));
                 if let Err(e) = self.index.write(batch, Durability::Synced) {
                     // Nothing on disk says so: left out of the inventory in memory instead.
                     let mut unrecorded = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -572,12 +612,12 @@ impl ShardStore {
                 Some(Ok((data, hash))) => {
                     // In place of nothing, or of a copy that does not read whole or was set aside
                     // there (a directory in the way fails the rename: kept, for an operator).
+                    let mark = self.set_aside_records(id)?.mark;
                     fs::rename(&path, &target)?;
                     done.restored += 1;
                     self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
                     tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
-                    let identity = fs::symlink_metadata(&target).ok().map(|m| file_identity(&m));
-                    (data.len(), hash, identity)
+                    (data.len(), hash, SetAsideRecords { mark, unrecorded: None })
                 }
                 _ => {
                     done.kept += 1;
@@ -586,28 +626,17 @@ impl ShardStore {
             }
         };
         // The rename made durable (outside the lock: a slow sync on a failing disk must not
-        // stall every write) before a mark of the copy it replaced goes, under the lock again
-        // and only if the restored copy is still the one in place: a crash in between must not
-        // bring the replaced copy back unmarked. (The copy was durable where it lay; a crash
-        // before the sync leaves it there, to be re-examined again.)
+        // stall every write) before the mark of the copy it replaced goes (`index_placed`: only
+        // if it is still that mark, not one a failed read of the restored copy wrote since): a
+        // crash in between must not bring the replaced copy back unmarked. (The copy was durable
+        // where it lay; a crash before the sync leaves it there, to be re-examined again.)
         if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
             tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
         }
-        let (len, hash, identity) = restored;
-        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if fs::symlink_metadata(&target).ok().map(|m| file_identity(&m)) != identity {
-            return Ok(()); // written again since: that write indexes its own copy
-        }
-        let indexed = (|| {
-            let mut batch = WriteBatch::new();
-            batch.put(index_key(id), format!("{}:{}", hash.to_hex(), len));
-            let marked = self.may_have_marks() && self.index.get(&unreadable_key(id))?.is_some();
-            if marked {
-                batch.delete(unreadable_key(id));
-            }
-            self.index.write(batch, if marked { Durability::Synced } else { Durability::Buffered })
-        })();
-        if let Err(e) = indexed {
+        let (len, hash, replaced) = restored;
+        let mut batch = WriteBatch::new();
+        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), len));
+        if let Err(e) = self.index_placed(id, replaced, batch) {
             // In place all the same; a mark left is cleared by the next re-examination.
             tracing::warn!(shard = %id, error = %e, "a restored copy's index entry was not written");
         }
@@ -638,6 +667,13 @@ impl Drop for Placing<'_> {
             }
         }
     }
+}
+
+/// What set a shard's copy in place aside where it lies: its unreadable mark (the value) and its
+/// entry in memory (the generation), as one write saw them (`ShardStore::set_aside_records`).
+struct SetAsideRecords {
+    mark: Option<Vec<u8>>,
+    unrecorded: Option<u64>,
 }
 
 /// Shards set aside with nothing on disk to say so (`ShardStore::unrecorded`).
@@ -1194,6 +1230,51 @@ mod tests {
         store.put(&id("ab12", 1), &data, &blake3::hash(&data)).unwrap();
         assert_eq!(store.shards_of(&BlobId::new("ab12")).unwrap().len(), 3);
         assert_eq!(store.get(&id("ab12", 1)).unwrap().0, data);
+    }
+
+    /// A write lets go of the mark of the copy it replaced, never of one a failed read of its own
+    /// copy wrote after the rename (the steps of `put_buffer` taken one at a time, with a read
+    /// failing between the rename and the index entry).
+    #[test]
+    fn a_write_lets_go_of_the_mark_of_the_copy_it_replaced_and_of_no_later_one() {
+        let (dir, store) = store();
+        let data = vec![3u8; 100];
+        let shard = id("ab13", 0);
+        store.put(&shard, &data, &blake3::hash(&data)).unwrap();
+        let path = dir.path().join("shards/ab/ab13/0.0");
+        let good = fs::read(&path).unwrap();
+        fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
+        let fail_reads = |fail: bool| {
+            let _ = fs::remove_file(&path);
+            let _ = fs::remove_dir(&path);
+            if fail { fs::create_dir(&path).unwrap() } else { fs::write(&path, &good).unwrap() }
+        };
+        let listed = |store: &ShardStore| store.shards_of(&BlobId::new("ab13")).unwrap().len();
+        let entry = || {
+            let mut batch = WriteBatch::new();
+            batch.put(index_key(&shard), b"entry".to_vec());
+            batch
+        };
+        fail_reads(true);
+        assert!(matches!(store.get(&shard), Err(StoreError::Unreadable(_))));
+        assert_eq!(listed(&store), 0, "marked where it lies");
+
+        // A repair's copy is renamed over the marked one, then fails its reads and is marked
+        // anew before the write lets go of the first mark: the second mark stands.
+        let replaced = store.set_aside_records(&shard).unwrap();
+        assert!(replaced.mark.is_some());
+        fail_reads(false);
+        fail_reads(true);
+        assert!(matches!(store.get(&shard), Err(StoreError::Unreadable(_))));
+        store.index_placed(&shard, replaced, entry()).unwrap();
+        assert_eq!(listed(&store), 0, "a copy that failed its reads after its write was listed again");
+
+        // A good copy replaces that one: its mark goes, and the copy is listed.
+        let replaced = store.set_aside_records(&shard).unwrap();
+        fail_reads(false);
+        store.index_placed(&shard, replaced, entry()).unwrap();
+        assert_eq!(listed(&store), 1);
+        assert_eq!(store.get(&shard).unwrap().0, data);
     }
 
     /// A blob whose every shard is marked unreadable lists no shard, but is as old as its files:
