@@ -1499,6 +1499,83 @@ async fn replicas_that_crash_building_or_installing_a_snapshot_end_with_the_lead
     assert_eq!(list_all_keys(&client, "snap-crash").await.len(), written);
 }
 
+/// A repair round whose every rebuild fails keeps to its rate limit: each failed stripe counts
+/// as the bytes it read. dc2-n2 loses its shard files and refuses every write
+/// (`node.shard.write-error`), so each rebuild reads five shards and fails at its write; at
+/// 1 MiB/s and 5 MiB stripes the round fails about one stripe each 5 s after its first four in
+/// flight, where counting only successes let it read every stripe again each second. Once the
+/// writes work the same round rebuilds them and the data is whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repair_round_whose_rebuilds_all_fail_keeps_to_its_rate() {
+    const NODE: &str = "dc2-n2";
+    const WINDOW: Duration = Duration::from_secs(10);
+    let (cluster, rules) = Cluster::start_with_rules(&[
+        ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000"),
+        ("IGNIFUGE_REPAIR_BYTES_PER_SEC", "1048576"),
+    ])
+    .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "paced").await;
+    let mut rng = TestRng::new("a_repair_round_whose_rebuilds_all_fail_keeps_to_its_rate");
+    let mut objects = Vec::new();
+    for i in 0..6 {
+        let data = rng.bytes(10 * MIB);
+        put_object(&client, "paced", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    cluster.wait_until_healthy(Duration::from_secs(60));
+    let node = cluster.process(NODE).listen.clone();
+    rules.set(&format!("fail {node} node.shard.write-error\n"));
+    std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
+    let lost = cluster.shard_files(NODE);
+    assert_eq!(lost.len(), 12, "one shard of each of the twelve 5 MiB stripes (5+4 over 9)");
+    for file in &lost {
+        std::fs::remove_file(file).expect("removing a shard file");
+    }
+    // Failed rebuilds, as every process logged them.
+    let failures = || {
+        let mut logs = Vec::new();
+        for process in &cluster.processes {
+            let path = cluster.data_dir.join(format!("logs/{}.log", process.node_id));
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            logs.extend(text.lines().filter(|l| l.contains("stripe not repaired")).map(str::to_string));
+        }
+        logs.len()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while failures() == 0 {
+        assert!(Instant::now() < deadline, "no rebuild failed: {}", cluster.log_tails(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(WINDOW).await;
+    let failed = failures();
+    // Four in flight, then one per 5 MiB read at 1 MiB/s: 6 in 10 s, 8 with slack. Unpaced, the
+    // round fails all twelve at once and the next round (a second later) twelve again.
+    assert!(failed <= 8, "{failed} failed rebuilds in {WINDOW:?} at 1 MiB/s: the failures are not paced");
+    assert!(failed >= 2, "only {failed} failed rebuilds: the test proves nothing");
+    eprintln!("{failed} failed rebuilds in {WINDOW:?}");
+    rules.clear();
+    let cleared_ms = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while cluster.shard_files(NODE).len() < lost.len() {
+        assert!(Instant::now() < deadline, "{NODE}'s shards were not rebuilt: {}", cluster.log_tails(20));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Healthy by a round that started once the writes worked.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let report = cluster.durability();
+        if report["healthy"] == true && report["repair"]["started_ms"].as_i64() >= Some(cleared_ms) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not healthy after the rebuild: {report:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "paced", key).await, data, key);
+    }
+}
+
 /// Failpoints inside repair (defect 3). While dc3-n1 is frozen past the down-out interval, the
 /// gateway that repairs its stripes crashes after writing a stripe's rebuilt shards but before
 /// committing them, and (restarted) after committing but before deleting the old copies. Neither

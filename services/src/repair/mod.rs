@@ -381,7 +381,10 @@ pub async fn round(
             }
         })
         .buffer_unordered(REPAIR_STRIPES_IN_FLIGHT);
+    // Bytes the rebuilds have cost so far, failed ones included (`rate_cost`).
+    let mut spent = 0u64;
     while let Some((candidate, outcome)) = repairs.next().await {
+        spent += rate_cost(&outcome, candidate.blob.stripe(candidate.stripe).map_or(0, |s| s.data_len));
         match outcome {
             Ok(0) => {}
             Ok(bytes) => {
@@ -397,7 +400,7 @@ pub async fn round(
         }
         // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
         // started while this waits).
-        let allowed = Duration::from_secs_f64(tally.report.bytes_repaired as f64 / config.bytes_per_sec.max(1) as f64);
+        let allowed = Duration::from_secs_f64(spent as f64 / config.bytes_per_sec.max(1) as f64);
         if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
             tokio::time::sleep(wait).await;
         }
@@ -571,6 +574,18 @@ fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64
         (bytes, rate) => Some(bytes.div_ceil(rate)),
     };
     report
+}
+
+/// What one stripe's repair counts against the rate limit: the shard bytes it wrote, or, if it
+/// failed, the stripe's data length (about what it read before it failed: a rebuild that fails
+/// at its commit, or at every write, has read k shards and may have written the rest). Counting
+/// only successes let a round whose every rebuild failed (the metadata refusing commits, the
+/// targets refusing writes) read and write at full speed on the cores and disks clients use.
+fn rate_cost(outcome: &ServiceResult<u64>, stripe_data_len: u64) -> u64 {
+    match outcome {
+        Ok(written) => *written,
+        Err(_) => stripe_data_len,
+    }
 }
 
 /// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do).
