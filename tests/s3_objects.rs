@@ -978,6 +978,56 @@ async fn a_conditional_put_overtaken_by_another_write_gets_409() {
     assert_eq!(get_object(&s3, "race", "updated").await, body);
 }
 
+/// CopyObject's If-None-Match and If-Match apply to the destination key as PutObject's do
+/// (API_CopyObject): a copy told not to overwrite, or to overwrite only a given version, is
+/// refused with 412 and changes nothing; one whose condition holds copies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conditional_copy_overwrites_only_what_its_condition_allows() {
+    let cluster = Cluster::start().await;
+    let mut rng = TestRng::new("a_conditional_copy_overwrites_only_what_its_condition_allows");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "copy-cond").await;
+    let source = rng.bytes(3000);
+    let striped = rng.bytes(6 * MIB);
+    put_object(&s3, "copy-cond", "source", &source).await;
+    put_object(&s3, "copy-cond", "striped-source", &striped).await;
+    let kept = rng.bytes(2000);
+    let etag = put_object(&s3, "copy-cond", "kept", &kept).await;
+    let copy =
+        |key: &str, from: &str| s3.copy_object().bucket("copy-cond").key(key).copy_source(format!("copy-cond/{from}"));
+
+    assert_s3_error(
+        copy("kept", "source").if_none_match("*").send().await,
+        412,
+        &["PreconditionFailed"],
+        "CopyObject If-None-Match: * onto an existing key",
+    );
+    assert_s3_error(
+        copy("kept", "striped-source").if_match("\"0123456789abcdef0123456789abcdef\"").send().await,
+        412,
+        &["PreconditionFailed"],
+        "CopyObject If-Match with another ETag",
+    );
+    assert_s3_error(
+        copy("absent", "source").if_match(&etag).send().await,
+        404,
+        &["NoSuchKey"],
+        "CopyObject If-Match onto a missing key",
+    );
+    assert_eq!(get_object(&s3, "copy-cond", "kept").await, kept, "a refused copy changed the key");
+    assert_s3_error(
+        s3.head_object().bucket("copy-cond").key("absent").send().await,
+        404,
+        &["NotFound", "NoSuchKey"],
+        "a refused copy left nothing visible",
+    );
+
+    ok(copy("created", "source").if_none_match("*").send().await, "CopyObject If-None-Match: * onto a new key");
+    assert_eq!(get_object(&s3, "copy-cond", "created").await, source);
+    ok(copy("kept", "striped-source").if_match(&etag).send().await, "CopyObject If-Match with the key's ETag");
+    assert_eq!(get_object(&s3, "copy-cond", "kept").await, striped);
+}
+
 /// AWS refuses a PutObject over 5 GiB from its Content-Length, before the body: 400
 /// EntityTooLarge, nothing stored.
 #[tokio::test(flavor = "multi_thread")]

@@ -126,6 +126,22 @@ pub(super) fn write_condition(
     Ok(WriteCondition { if_none_match_any, if_match })
 }
 
+/// CopyObject's If-Match and If-None-Match, on the destination key as for PutObject (s3s 0.14's
+/// input has no field for them, so they are read from the request's headers). Without them a
+/// conditional copy overwrote the key it was told to leave alone.
+pub(super) fn destination_condition(headers: &http::HeaderMap) -> GatewayResult<WriteCondition> {
+    let parse = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| {
+                ETagCondition::parse_http_header(value.as_bytes())
+                    .map_err(|_| GatewayError::InvalidArgument(format!("invalid header: {name}")))
+            })
+            .transpose()
+    };
+    write_condition(parse("if-match")?.as_ref(), parse("if-none-match")?.as_ref())
+}
+
 /// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy.
 pub(super) struct CopyConditions<'a> {
     pub if_match: Option<&'a ETagCondition>,
@@ -839,6 +855,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     let bucket = view.record.clone();
     let input = req.input;
     check_key(&input.key)?;
+    let condition = destination_condition(&req.headers)?;
     // As AWS: the copy's ACL is the request's (or the default), never the source's.
     let acl = super::acl::object_acl(
         &view,
@@ -859,6 +876,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
     };
     let (source_bucket, source_key, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
+    s3.precheck(&bucket, &ObjectKey::new(input.key.clone()), &condition).await?;
     let copy_source_version_id = source.version_id();
     let (source_owner, source) = (source.owner, source.record);
     if source.size > PUT_OBJECT_MAX_BYTES {
@@ -925,7 +943,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         checksum_type: Some(ChecksumType::from(ChecksumType::FULL_OBJECT.to_string())),
         ..Default::default()
     };
-    let version_id = s3.commit_single(&bucket, record, WriteCondition::default(), pack_budget).await?;
+    let version_id = s3.commit_single(&bucket, record, condition, pack_budget).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         copy_source_version_id,
