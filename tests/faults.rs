@@ -556,6 +556,73 @@ async fn a_gateway_whose_clock_runs_ahead_takes_no_lease_another_still_renews() 
     rules.clear();
 }
 
+/// Of two uploads of one part number, the one that began later is the part, whatever the
+/// gateways' clocks (each within the skew the cluster accepts): a first attempt through dc1's
+/// gateway, four minutes ahead, stalls mid-body; its retry (other bytes) through dc2's, four
+/// minutes behind, begins later and commits; the first attempt then completes. The retry stays
+/// the part: ListParts names it and the completion with its ETag makes the object. (Ordered by
+/// the gateways' clocks, the first attempt looked 8 minutes later and replaced the acknowledged
+/// retry.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_part_that_began_later_wins_whatever_the_gateway_clocks() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
+    let (ahead, behind) = (cluster.gateway_index("dc1"), cluster.gateway_index("dc2"));
+    let authority = |i: usize| cluster.gateways[i].trim_start_matches("http://").to_string();
+    rules.set(&format!("clock {} 240000\nclock {} -240000\n", authority(ahead), authority(behind)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s3 = cluster.s3_client_at(behind);
+    create_bucket(&s3, "skewed-parts").await;
+    let created =
+        ok(s3.create_multipart_upload().bucket("skewed-parts").key("k").send().await, "CreateMultipartUpload");
+    let upload_id = created.upload_id().expect("UploadId").to_string();
+    let mut rng = TestRng::new("the_part_that_began_later_wins_whatever_the_gateway_clocks");
+    let (first_try, retry) = (rng.bytes(5 * MIB), rng.bytes(5 * MIB));
+
+    let url = format!("{}/skewed-parts/k?partNumber=1&uploadId={upload_id}", cluster.gateways[ahead]);
+    let headers = cluster.sign(&cluster.keys(), std::time::SystemTime::now(), "PUT", &url, &[], Payload::Unsigned);
+    let head = build_request_head(authority_of(&url), "PUT", path_and_query_of(&url), &headers, Some(first_try.len()));
+    let half = first_try.len() / 2;
+    let stalled = InFlightRequest::start(authority_of(&url), &head, &first_try[..half]).await.expect("first attempt");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer = ok(
+        s3.upload_part()
+            .bucket("skewed-parts")
+            .key("k")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(retry.clone().into())
+            .send()
+            .await,
+        "the retry, through the gateway behind",
+    );
+    let retry_etag = answer.e_tag().expect("ETag").to_string();
+    let first = stalled.finish(&first_try[half..]).await.expect("the first attempt's answer");
+    assert_eq!(first.status, 200, "{}", first.summary());
+
+    let listed = ok(
+        s3.list_parts().bucket("skewed-parts").key("k").upload_id(&upload_id).send().await,
+        "ListParts after the first attempt committed last",
+    );
+    let listed: Vec<Option<&str>> = listed.parts().iter().map(|p| p.e_tag()).collect();
+    assert_eq!(listed, [Some(retry_etag.as_str())], "the acknowledged retry was replaced by the attempt before it");
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(&retry_etag).build())
+        .build();
+    ok(
+        s3.complete_multipart_upload()
+            .bucket("skewed-parts")
+            .key("k")
+            .upload_id(&upload_id)
+            .multipart_upload(parts)
+            .send()
+            .await,
+        "Complete with the retry's ETag",
+    );
+    rules.clear();
+    assert_bytes_eq(&get_object(&cluster.s3_client(), "skewed-parts", "k").await, &retry, "the retry's bytes");
+}
+
 /// Waits until the storage nodes outside `datacenter` hold `shards` shard files (its shards
 /// rebuilt elsewhere), counted on the disks: the durability report would wait on its nodes.
 async fn wait_until_rebuilt_outside(cluster: &Cluster, datacenter: &str, shards: usize) {

@@ -443,9 +443,7 @@ impl StateMachine {
                     // The upload that began later is the part, even when the earlier one (a
                     // request that stalled, then its retry) commits last: that one arrives
                     // already replaced.
-                    // A start time of 0 is unknown (a gateway from before start times were
-                    // recorded): commit order decides then.
-                    if part.started_ms != 0 && old.started_ms > part.started_ms {
+                    if old.began_after(&part) {
                         garbage_of_part(&part, part.last_modified_ms, batch);
                         return Ok(Outcome::Done);
                     }
@@ -731,6 +729,9 @@ impl StateMachine {
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
+            Query::UploadForPart { bucket, upload_id } => self
+                .upload(&bucket, &upload_id)
+                .map(|upload| Answer::UploadForPart { upload, began: StartTicket::default() }),
             Query::CompletedUpload { bucket, upload_id } => {
                 self.read(&keys::completed_upload(&bucket, &upload_id)).map(Answer::CompletedUpload)
             }

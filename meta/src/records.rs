@@ -450,10 +450,60 @@ pub struct PartData {
     pub checksums: Checksums,
     pub location: DataLocation,
     pub last_modified_ms: i64,
-    /// When the UploadPart that wrote it began (the gateway's clock, before the body): of two
-    /// uploads of one part number, the one that began later is the part, whichever commits last.
+    /// When the UploadPart that wrote it began (the gateway's clock, before the body). Of two
+    /// uploads of one part number the one that began later is the part, whichever commits last:
+    /// judged by `began` when both have one, by these (gateway clocks) only for parts written
+    /// before `began` was recorded.
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub started_ms: i64,
+    /// When the UploadPart began, in the metadata's own order (`StartTicket`): gateway clocks
+    /// may differ by minutes, which made an acknowledged part that began later look earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub began: Option<StartTicket>,
+}
+
+impl PartData {
+    /// Whether this part began after `other` (both uploads of one part number).
+    pub fn began_after(&self, other: &PartData) -> bool {
+        match (&self.began, &other.began) {
+            (Some(mine), Some(theirs)) => mine > theirs,
+            // A start time of 0 is unknown (a gateway from before start times): commit order.
+            _ => other.started_ms != 0 && self.started_ms > other.started_ms,
+        }
+    }
+}
+
+/// When a request began, in the order the metadata serves reads: the leader's applied log
+/// index when it answered the request's first read, then its clock (never the same value twice
+/// in a process, and never going back). A read answered after another has an equal or higher
+/// index; equal indexes were answered by one leader (a new leader answers nothing before it has
+/// applied an entry of its own term, past every index the old one answered), whose stamps are
+/// ordered by its clock. So of two tickets the greater began later, whatever the gateways'
+/// clocks say. Stamped by the metadata service that answers (`StartClock`), never by the state
+/// machine, which answers the same on every replica.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StartTicket {
+    pub applied_index: u64,
+    pub leader_ms: i64,
+}
+
+/// Stamps `StartTicket`s: one per metadata service process.
+#[derive(Debug, Default)]
+pub struct StartClock {
+    last_ms: std::sync::atomic::AtomicI64,
+}
+
+impl StartClock {
+    /// A ticket at `applied_index`, its clock past every one this process stamped before.
+    pub fn stamp(&self, applied_index: u64) -> StartTicket {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = ignifuge_types::time::now_ms();
+        let previous = self
+            .last_ms
+            .fetch_update(SeqCst, SeqCst, |last| Some(now.max(last.saturating_add(1))))
+            .expect("the update always succeeds");
+        StartTicket { applied_index, leader_ms: now.max(previous.saturating_add(1)) }
+    }
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -954,6 +1004,12 @@ pub enum Query {
         bucket: BucketName,
         upload_id: UploadId,
     },
+    /// An upload in progress, for an UploadPart that begins now: answered with a `StartTicket`
+    /// (`Answer::UploadForPart`).
+    UploadForPart {
+        bucket: BucketName,
+        upload_id: UploadId,
+    },
     /// How an upload that no longer exists was completed, if it was, recently.
     CompletedUpload {
         bucket: BucketName,
@@ -1066,6 +1122,12 @@ pub enum Answer {
     Object(Box<ObjectRecord>),
     Objects(crate::ListPage),
     Upload(UploadRecord),
+    /// The state machine answers with a default `began`; the metadata service that serves the
+    /// query stamps it (`StartClock`).
+    UploadForPart {
+        upload: UploadRecord,
+        began: StartTicket,
+    },
     CompletedUpload(Option<CompletedUploadRecord>),
     Parts(Vec<PartData>),
     Garbage(Vec<(BlobId, GarbageRecord)>),

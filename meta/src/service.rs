@@ -128,6 +128,18 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
+    /// An upload in progress, and when an UploadPart that begins now began (`StartTicket`).
+    async fn upload_for_part(
+        &self,
+        bucket: BucketName,
+        upload_id: UploadId,
+    ) -> Result<(UploadRecord, StartTicket), MetaError> {
+        match self.query(Query::UploadForPart { bucket, upload_id }).await? {
+            Answer::UploadForPart { upload, began } => Ok((upload, began)),
+            other => Err(unexpected("UploadForPart", &other)),
+        }
+    }
+
     async fn completed_upload(
         &self,
         bucket: BucketName,
@@ -301,21 +313,35 @@ fn unexpected(asked: &str, got: &impl std::fmt::Debug) -> MetaError {
 pub struct LocalMetadata {
     machine: StateMachine,
     writer: Mutex<()>,
+    /// Commands applied, standing for the log index in `StartTicket`s.
+    applied: std::sync::atomic::AtomicU64,
+    start_clock: StartClock,
 }
 
 impl LocalMetadata {
     pub fn new(kv: Arc<dyn ignifuge_kv::KvStore>) -> Self {
-        Self { machine: StateMachine::new(kv), writer: Mutex::new(()) }
+        Self {
+            machine: StateMachine::new(kv),
+            writer: Mutex::new(()),
+            applied: Default::default(),
+            start_clock: StartClock::default(),
+        }
     }
 
     /// Applies a command synchronously (call from a blocking context: it fsyncs).
     pub fn apply_blocking(&self, command: Command) -> Result<Outcome, MetaError> {
         let _one_writer = self.writer.lock().expect("metadata writer lock poisoned");
-        self.machine.apply(command)
+        let outcome = self.machine.apply(command);
+        self.applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        outcome
     }
 
     pub fn query_blocking(&self, query: Query) -> Result<Answer, MetaError> {
-        self.machine.query(query)
+        let mut answer = self.machine.query(query);
+        if let Ok(Answer::UploadForPart { began, .. }) = &mut answer {
+            *began = self.start_clock.stamp(self.applied.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        answer
     }
 }
 

@@ -178,6 +178,7 @@ mod tests {
             location: DataLocation::Inline(body.to_vec()),
             last_modified_ms: 1,
             started_ms: 0,
+            began: None,
         }
     }
 

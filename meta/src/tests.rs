@@ -85,6 +85,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
         }),
         last_modified_ms: 1,
         started_ms: 0,
+        began: None,
     }
 }
 
@@ -521,6 +522,81 @@ fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
     assert_eq!(done.size, 5 * mib);
     assert!(!is_garbage(&m, "0b"), "the completed part is the object's");
     assert!(is_garbage(&m, "0d") && is_garbage(&m, "0f"), "the parts not completed are garbage");
+}
+
+/// Of two uploads of one part number, the one whose start ticket (the metadata's order of the
+/// reads that began them) is greater is the part, whatever the gateways' clocks said: here the
+/// later upload went through a gateway whose clock ran minutes behind the first one's.
+#[test]
+fn the_part_is_the_upload_whose_start_ticket_is_later_whatever_the_gateway_clocks() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let b = BucketName::new("b1");
+    let id = UploadId::new("u1");
+    let upload = upload_record(id.clone(), b.clone(), "k");
+    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    let upload_part = |etag: &str, blob: &str, gateway_ms: i64, began: Option<(u64, i64)>| {
+        let mut p = part(1, etag, 5 << 20, blob);
+        p.started_ms = gateway_ms;
+        p.began = began.map(|(applied_index, leader_ms)| StartTicket { applied_index, leader_ms });
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
+    };
+    let listed = || -> Vec<String> {
+        let Answer::Parts(parts) = m.query(Query::ListParts { bucket: b.clone(), upload_id: id.clone() }).unwrap()
+        else {
+            panic!()
+        };
+        parts.into_iter().map(|p| p.etag).collect()
+    };
+    // First attempt through a gateway 5 minutes ahead; the retry, begun later through one 5
+    // minutes behind, commits first: the first attempt arrives already overwritten.
+    upload_part("retry", "1b", 1_000_000 - 300_000, Some((42, 1_000_060)));
+    upload_part("first", "1a", 1_000_000 + 300_000, Some((40, 1_000_000)));
+    assert_eq!(listed(), ["retry"], "the upload that began later is the part");
+    assert!(is_garbage(&m, "1a") && !is_garbage(&m, "1b"));
+    // Committed in the order they began: the later one replaces the earlier.
+    upload_part("again", "1c", 1, Some((42, 1_000_061)));
+    assert_eq!(listed(), ["again"]);
+    assert!(is_garbage(&m, "1b"));
+    // One index, one leader: its clock orders them.
+    upload_part("same-index-earlier", "1d", 9_999_999, Some((42, 1_000_050)));
+    assert_eq!(listed(), ["again"]);
+    assert!(is_garbage(&m, "1d"));
+    // A part without a ticket (written before tickets) is ordered by the gateway clocks.
+    upload_part("untimed", "1e", 2, None);
+    assert_eq!(listed(), ["untimed"], "2 > the gateway clock of the part in place (1)");
+}
+
+/// Start tickets of one metadata service never repeat and never go back, and an apply moves
+/// their index on.
+#[test]
+fn start_tickets_are_stamped_in_the_order_their_reads_are_answered() {
+    let clock = StartClock::default();
+    let stamps: Vec<StartTicket> = (0..1000).map(|_| clock.stamp(7)).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "tickets of one index ordered by a clock that never repeats");
+    assert!(clock.stamp(6) < stamps[0], "an index read earlier sorts first");
+
+    let local = LocalMetadata::new(Arc::new(MemoryKv::default()));
+    let tenant = |t: &str| {
+        Command::CreateTenant(TenantRecord { id: TenantId::new(t), created_ms: 0, public_access_block: None })
+    };
+    local.apply_blocking(tenant("a")).unwrap();
+    let incarnation = BucketIncarnation::new(format!("a-b1-{}", next_incarnation()));
+    let record = BucketRecord::new(BucketName::new("b1"), TenantId::new("a"), "us-east-1".into(), 0, incarnation);
+    local.apply_blocking(Command::CreateBucket(record.clone())).unwrap();
+    let upload = upload_record(UploadId::new("u1"), BucketName::new("b1"), "k");
+    local.apply_blocking(Command::CreateUpload { bucket: record.reference(), upload }).unwrap();
+    let ask = || match local
+        .query_blocking(Query::UploadForPart { bucket: BucketName::new("b1"), upload_id: UploadId::new("u1") })
+        .unwrap()
+    {
+        Answer::UploadForPart { began, .. } => began,
+        other => panic!("{other:?}"),
+    };
+    let (first, second) = (ask(), ask());
+    assert!(first < second && first.applied_index == second.applied_index && first.applied_index > 0);
+    local.apply_blocking(tenant("c")).unwrap();
+    assert!(ask().applied_index > second.applied_index);
 }
 
 /// The listing model: what S3 returns, computed naively over the whole key set.
@@ -1508,6 +1584,7 @@ fn realistic_part(n: u32, stripes: u32) -> PartData {
         }),
         last_modified_ms: 1,
         started_ms: 0,
+        began: None,
     }
 }
 
@@ -2476,6 +2553,7 @@ fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_els
             location: DataLocation::Inline(b"abc".to_vec()),
             last_modified_ms: 5,
             started_ms: 0,
+            began: None,
         },
     );
     // As a replica applies a committed entry, bookkeeping and all.

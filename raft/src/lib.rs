@@ -123,6 +123,8 @@ pub struct RaftMetadata {
     reads_confirmed: std::sync::atomic::AtomicU64,
     /// Indexes whose state digest was asked for (`digest_at`).
     digest_marks: Arc<DigestMarks>,
+    /// Stamps the `StartTicket`s of the queries this replica answers as leader.
+    start_clock: ignifuge_meta::StartClock,
 }
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
@@ -223,6 +225,7 @@ impl RaftMetadata {
             reads_by_lease: Default::default(),
             reads_confirmed: Default::default(),
             digest_marks,
+            start_clock: Default::default(),
         }))
     }
 
@@ -483,9 +486,16 @@ impl RaftMetadata {
         // A query reads the store (a listing page, a scan): off the async runtime, so that a
         // slow one never holds up the Raft tasks and heartbeats sharing it.
         let machine = self.machine.clone();
-        tokio::task::spawn_blocking(move || machine.query(query))
+        let mut answer = tokio::task::spawn_blocking(move || machine.query(query))
             .await
-            .map_err(|e| Redirect::Unavailable(format!("the query task failed: {e}")))
+            .map_err(|e| Redirect::Unavailable(format!("the query task failed: {e}")))?;
+        // Applied as of the answer, which is at or past the read (a leader's applied index never
+        // goes back, and a new leader's is past every index an old one answered).
+        if let Ok(ignifuge_meta::Answer::UploadForPart { began, .. }) = &mut answer {
+            let applied = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+            *began = self.start_clock.stamp(applied);
+        }
+        Ok(answer)
     }
 
     /// A snapshot of the replica's view, for `ignifuge admin status`.

@@ -256,6 +256,7 @@ mod tests {
             location: DataLocation::Inline(body.to_vec()),
             last_modified_ms: 1,
             started_ms: 0,
+            began: None,
         };
         let mut record = ObjectRecord::delete_marker(ObjectKey::new("k"), VersionId::new("v"), 1);
         (record.delete_marker, record.size, record.parts) = (false, body.len() as u64, vec![part]);

@@ -359,6 +359,7 @@ async fn read_pack(services: &Services, pack: &StripedBlob, data_len: u64) -> Se
         location: DataLocation::Striped(pack.clone()),
         last_modified_ms: 0,
         started_ms: 0,
+        began: None,
     };
     let mut stream = services.data.read_range_from_nodes(vec![whole], 0..data_len, services.metadata.clone());
     let mut bytes = Vec::with_capacity(data_len as usize);
@@ -483,6 +484,7 @@ mod tests {
                 location: DataLocation::Packed(ignifuge_meta::PackedSlice { pack: header.clone(), offset, slot: 0 }),
                 last_modified_ms: 0,
                 started_ms: 0,
+                began: None,
             },
         };
         let md5 = |b: &[u8]| hex::encode(md5::Md5::digest(b));

@@ -283,6 +283,7 @@ mod tests {
             location,
             last_modified_ms: 1,
             started_ms: 0,
+            began: None,
         };
         ObjectRecord::single_part(ObjectKey::new(key), VersionId::new(format!("v-{blob}")), part)
     }

@@ -22,6 +22,7 @@ pub fn object_record(key: &str, i: usize, now_ms: i64, location: DataLocation, s
         location,
         last_modified_ms: now_ms,
         started_ms: now_ms,
+        began: None,
     };
     ObjectRecord {
         headers: ObjectHeaders { content_type: Some("binary/octet-stream".into()), ..Default::default() },

@@ -357,6 +357,7 @@ mod tests {
             location: ignifuge_meta::DataLocation::Striped(blob.clone()),
             last_modified_ms: 0,
             started_ms: 0,
+            began: None,
         };
         let read = |stream: ByteRangeStream| async move {
             use futures::StreamExt as _;

@@ -556,6 +556,7 @@ mod tests {
             }),
             last_modified_ms: 0,
             started_ms: 0,
+            began: None,
         }
     }
 

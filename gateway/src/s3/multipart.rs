@@ -8,7 +8,7 @@ use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
     BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, MetaError,
-    ObjectHeaders, ObjectRecord, PartData, UploadRecord,
+    ObjectHeaders, ObjectRecord, PartData, StartTicket, UploadRecord,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
@@ -24,6 +24,26 @@ impl IgnifugeS3 {
             return Err(GatewayError::Meta(MetaError::NoSuchUpload).into());
         }
         Ok(upload)
+    }
+
+    /// `upload`, for an UploadPart that begins now: with its `StartTicket`, which orders it
+    /// against other uploads of its part number whatever the gateways' clocks.
+    async fn upload_for_part(
+        &self,
+        bucket: &BucketName,
+        upload_id: &str,
+        key: &str,
+    ) -> S3Result<(UploadRecord, StartTicket)> {
+        let (upload, began) = self
+            .gateway
+            .metadata
+            .upload_for_part(bucket.clone(), UploadId::new(upload_id))
+            .await
+            .map_err(GatewayError::Meta)?;
+        if upload.key.0 != key {
+            return Err(GatewayError::Meta(MetaError::NoSuchUpload).into());
+        }
+        Ok((upload, began))
     }
 
     async fn parts(&self, bucket: &BucketName, upload_id: &str) -> S3Result<Vec<PartData>> {
@@ -134,7 +154,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let bucket = IgnifugeS3::bucket(&req)?;
     let input = req.input;
     let part_number = part_number(input.part_number)?;
-    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let (upload, began) = s3.upload_for_part(&bucket.name, &input.upload_id, &input.key).await?;
     let mut expected = expected_checksums(
         &req.headers,
         input.content_md5,
@@ -162,7 +182,7 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
     let written = s3.gateway.data.write_blob(body_stream(input.body), request, trailers(req.trailing_headers)).await?;
     let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
-    let part = part_of(part_number, written, started_ms, now);
+    let part = part_of(part_number, written, started_ms, began, now);
     let output = UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
         checksum_crc32: part.checksums.crc32.clone(),
@@ -208,7 +228,7 @@ pub async fn upload_part_copy(
     let authorized = IgnifugeS3::authorized(&req)?.clone();
     let input = req.input;
     let part_number = part_number(input.part_number)?;
-    let upload = s3.upload(&bucket.name, &input.upload_id, &input.key).await?;
+    let (upload, began) = s3.upload_for_part(&bucket.name, &input.upload_id, &input.key).await?;
     let conditions = CopyConditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
@@ -234,7 +254,7 @@ pub async fn upload_part_copy(
     let written = s3.gateway.data.write_blob(body, request, Vec::new).await?;
     let _intent = written.intent.clone(); // until the commit has answered
     let now = now_ms();
-    let part = part_of(part_number, written, started_ms, now);
+    let part = part_of(part_number, written, started_ms, began, now);
     let result = CopyPartResult {
         e_tag: Some(etag(&part.etag)),
         last_modified: Some(timestamp(now)),
@@ -264,9 +284,16 @@ fn part_number(n: i32) -> S3Result<u32> {
 }
 
 /// A freshly written part's record.
-fn part_of(part_number: u32, written: crate::datapath::WrittenBlob, started_ms: i64, now: i64) -> PartData {
+fn part_of(
+    part_number: u32,
+    written: crate::datapath::WrittenBlob,
+    started_ms: i64,
+    began: StartTicket,
+    now: i64,
+) -> PartData {
     PartData {
         started_ms,
+        began: Some(began),
         part_number,
         size: written.size,
         etag: hex::encode(written.digests.md5),

@@ -484,6 +484,7 @@ pub(super) fn single_part_record(
         location: written.location,
         last_modified_ms: now,
         started_ms: 0,
+        began: None,
     };
     ObjectRecord { headers, tags, ..ObjectRecord::single_part(key, VersionId::new(ignifuge_types::random_id()), part) }
 }
