@@ -229,6 +229,57 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
 }
 
+/// A freed blob ages from the leader's time on the entry that freed it, never from a gateway's
+/// clock (which may be minutes off the collector's, within the accepted skew, eating the grace
+/// that reads still in flight rely on): an overwrite stamped 10 minutes ahead by its gateway, a
+/// delete and an aborted upload stamped 5 minutes behind.
+#[test]
+fn a_freed_blob_ages_from_the_leaders_time_on_the_entry_that_freed_it() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let apply = |id: &str, issued_ms: i64, command: Command| {
+        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
+            .unwrap()
+            .unwrap()
+    };
+    let put = |blob: &str, gateway_ms: i64| {
+        let mut record = object("k", &format!("e-{blob}"), 1);
+        record.parts[0] = part(1, &format!("e-{blob}"), 1, blob);
+        record.last_modified_ms = gateway_ms;
+        record.parts[0].last_modified_ms = gateway_ms;
+        Command::PutObject { bucket: bref(&m, "b1"), record, condition: Default::default() }
+    };
+    let since = |blob: &str| -> i64 {
+        let bytes = m.kv().get(format!("g/{blob}").as_bytes()).unwrap().expect("a garbage record");
+        serde_json::from_slice::<GarbageRecord>(&bytes).unwrap().since_ms
+    };
+    apply("p1", 1_000_000, put("a1", 1_000_000));
+    apply("p2", 2_000_000, put("a2", 2_000_000 + 600_000));
+    assert_eq!(since("a1"), 2_000_000, "an overwrite");
+    let delete = Command::DeleteObject {
+        bucket: bref(&m, "b1"),
+        key: ObjectKey::new("k"),
+        condition: WriteCondition::default(),
+        now_ms: 3_000_000 - 300_000,
+        version: None,
+        marker_nonce: None,
+    };
+    apply("p3", 3_000_000, delete);
+    assert_eq!(since("a2"), 3_000_000, "a delete");
+    let id = UploadId::new("u1");
+    apply(
+        "p4",
+        4_000_000,
+        Command::CreateUpload { bucket: bref(&m, "b1"), upload: upload_record(id.clone(), BucketName::new("b1"), "k") },
+    );
+    let mut part = part(1, "e-a3", 5 << 20, "a3");
+    part.last_modified_ms = 4_000_000 - 300_000;
+    apply("p5", 4_000_000, Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part });
+    let abort = Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id, now_ms: 5_000_000 - 300_000 };
+    apply("p6", 5_000_000, abort);
+    assert_eq!(since("a3"), 5_000_000, "an aborted upload");
+}
+
 /// The records an apply reads beyond the command's own (a retried proposal's recorded outcome, the
 /// clock that ages proposal ids, the intent sweep's rest mark) are the same bytes on every
 /// replica: one that does not decode must not fail the apply, which would stop every replica at

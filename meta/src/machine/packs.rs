@@ -104,7 +104,8 @@ impl StateMachine {
             let installed = self.checked_bucket(&put.bucket).and_then(|bucket| {
                 let current = self.current(&bucket.name, &put.record.key)?;
                 put.condition.check(current.as_ref())?;
-                self.install(&bucket, put.record, current, &mut own)
+                let garbage_ms = stamp.unwrap_or(put.record.last_modified_ms);
+                self.install(&bucket, put.record, current, garbage_ms, &mut own)
             });
             match installed {
                 Ok(record) => {
