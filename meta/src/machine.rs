@@ -744,23 +744,38 @@ impl StateMachine {
                 self.bucket(&bucket)?;
                 self.scan_records(&keys::uploads_prefix(&bucket), crate::UPLOADS_LISTED_MAX).map(Answer::Uploads)
             }
-            Query::Garbage { older_than_ms, limit } => {
+            Query::Garbage { older_than_ms, limit, after } => {
                 let prefix = keys::GARBAGE_PREFIX;
                 let end = prefix_end(prefix);
+                let start = match &after {
+                    Some(blob) => {
+                        let mut key = keys::garbage(blob);
+                        key.push(0);
+                        key
+                    }
+                    None => prefix.to_vec(),
+                };
                 let mut out = Vec::new();
                 let mut bytes = 0usize;
-                // Bounded: garbage is keyed by random blob id, not by age.
-                for (key, value) in self.kv.scan(prefix, end.as_deref(), GARBAGE_SCAN_MAX)? {
+                // Garbage is keyed by random blob id, not by age: young records are passed over,
+                // and the caller goes on from `next` (a scan from the front every time found
+                // nothing old behind 10,000 young records, and left it for ever).
+                let scanned = self.kv.scan(&start, end.as_deref(), GARBAGE_SCAN_MAX)?;
+                let mut next = (scanned.len() == GARBAGE_SCAN_MAX).then(|| scanned.last().map(|(k, _)| k.clone()));
+                let mut looked_at: Option<&[u8]> = None;
+                for (key, value) in &scanned {
                     if out.len() >= limit || bytes >= SCAN_PAGE_BYTES_MAX {
+                        next = Some(looked_at.map(<[u8]>::to_vec));
                         break;
                     }
+                    looked_at = Some(key);
                     // One that cannot be read is skipped (its shards stay: a leak, never a
                     // loss), not the end of every collection after it.
-                    let mut record: GarbageRecord = match serde_json::from_slice(&value) {
+                    let mut record: GarbageRecord = match serde_json::from_slice(value) {
                         Ok(record) => record,
                         Err(e) => {
                             let blob = BlobId::new(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
-                            unreadable_record(&key, Some(blob), format!("garbage record: {e}"));
+                            unreadable_record(key, Some(blob), format!("garbage record: {e}"));
                             continue;
                         }
                     };
@@ -768,7 +783,7 @@ impl StateMachine {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                         let hydrated = match self.hydrate_all(&mut record.location) {
                             Err(MetaError::Corrupt(why)) => {
-                                unreadable_record(&key, record.location.blob().cloned(), why);
+                                unreadable_record(key, record.location.blob().cloned(), why);
                                 continue;
                             }
                             other => other?,
@@ -778,7 +793,12 @@ impl StateMachine {
                         out.push((ignifuge_types::BlobId::new(blob), record));
                     }
                 }
-                Ok(Answer::Garbage(out))
+                // The last key looked at (none: where this page began).
+                let next = next.map(|key| match key {
+                    Some(key) => BlobId::new(String::from_utf8_lossy(&key[prefix.len()..]).into_owned()),
+                    None => after.clone().unwrap_or_else(|| BlobId::new("")),
+                });
+                Ok(Answer::Garbage(GarbagePage { garbage: out, next }))
             }
             Query::ListParts { bucket, upload_id } => {
                 self.upload(&bucket, &upload_id)?;

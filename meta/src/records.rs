@@ -634,6 +634,15 @@ pub struct GarbageRecord {
     pub since_ms: i64,
 }
 
+/// A page of the garbage scan (`Query::Garbage`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbagePage {
+    /// Garbage past the age asked for, with every stripe (the collector finds its shards).
+    pub garbage: Vec<(BlobId, GarbageRecord)>,
+    /// Where the next page starts (after this blob); None once the scan reached the end.
+    pub next: Option<BlobId>,
+}
+
 /// One key of a `Command::DeleteObjects`: what a `Command::DeleteObject` names besides its bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDeletion {
@@ -1035,10 +1044,14 @@ pub enum Query {
     ListUploads {
         bucket: BucketName,
     },
-    /// Garbage blobs recorded before `older_than_ms`, oldest keys first, at most `limit`.
+    /// Garbage blobs recorded before `older_than_ms`, in blob id order after `after`, at most
+    /// `limit` (and at most `GARBAGE_SCAN_MAX` records looked at: a page may be empty and not
+    /// the last).
     Garbage {
         older_than_ms: i64,
         limit: usize,
+        #[serde(default)]
+        after: Option<BlobId>,
     },
     /// A page of the scan of every blob (upload parts, objects, garbage), at most `limit`
     /// records (capped at `BLOB_SCAN_PAGE_MAX`).
@@ -1130,7 +1143,7 @@ pub enum Answer {
     },
     CompletedUpload(Option<CompletedUploadRecord>),
     Parts(Vec<PartData>),
-    Garbage(Vec<(BlobId, GarbageRecord)>),
+    Garbage(GarbagePage),
     Uploads(Vec<UploadRecord>),
     Durability(Vec<TenantDurability>),
     Blobs(crate::BlobPage),

@@ -184,9 +184,9 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
-    async fn garbage(&self, older_than_ms: i64, limit: usize) -> Result<Vec<(BlobId, GarbageRecord)>, MetaError> {
-        match self.query(Query::Garbage { older_than_ms, limit }).await? {
-            Answer::Garbage(garbage) => Ok(garbage),
+    async fn garbage(&self, older_than_ms: i64, after: Option<BlobId>, limit: usize) -> Result<GarbagePage, MetaError> {
+        match self.query(Query::Garbage { older_than_ms, limit, after }).await? {
+            Answer::Garbage(page) => Ok(page),
             other => Err(unexpected("Garbage", &other)),
         }
     }

@@ -174,6 +174,41 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     assert!(m.kv().get(b"g/11").unwrap().is_none(), "the live blob is not");
 }
 
+/// Garbage is keyed by random blob id: old records may lie behind more than a scan's worth of
+/// young ones. The collector's pages go on from where the last one stopped, so every old record
+/// is found (a scan from the front each time found none behind 10,000 young records).
+#[test]
+fn garbage_behind_more_young_records_than_one_scan_is_still_found() {
+    let m = machine();
+    let record = |blob: &str, since_ms: i64| {
+        let DataLocation::Striped(striped) = part(1, "e", 1, blob).location else { panic!() };
+        serde_json::to_vec(&GarbageRecord { location: DataLocation::Striped(striped), since_ms }).unwrap()
+    };
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    let young = 10_050;
+    for i in 0..young {
+        let blob = format!("0{i:07}");
+        batch.put(keys::garbage(&BlobId::new(&blob)), record(&blob, 1_000_000));
+    }
+    for blob in ["f0", "f1", "f2"] {
+        batch.put(keys::garbage(&BlobId::new(blob)), record(blob, 5));
+    }
+    m.kv().write(batch, ignifuge_kv::Durability::Buffered).unwrap();
+    let (mut after, mut found, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let query = Query::Garbage { older_than_ms: 10, limit: 2, after: after.clone() };
+        let Answer::Garbage(page) = m.query(query).unwrap() else { panic!() };
+        found.extend(page.garbage.into_iter().map(|(b, _)| b.0));
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(found, ["f0", "f1", "f2"]);
+    assert_eq!(pages, 3, "a page of young records only, then two pages of at most two old ones");
+}
+
 #[test]
 fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     let m = machine();
@@ -183,8 +218,8 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     second.parts[0] = part(1, "e2", 1, "11");
     second.last_modified_ms = 100;
     m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
-    let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10 }).unwrap() {
-        Answer::Garbage(g) => g.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
+    let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10, after: None }).unwrap() {
+        Answer::Garbage(page) => page.garbage.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
         _ => panic!(),
     };
     assert!(listed(100).is_empty(), "still within its grace period");
@@ -1775,10 +1810,10 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     m.apply(delete).unwrap();
     let mut collected = 0;
     loop {
-        let answer = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 256 }).unwrap();
+        let answer = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 256, after: None }).unwrap();
         let size = serde_json::to_vec(&answer).unwrap().len();
         assert!(size < SCAN_PAGE_BYTES_MAX + 2 * mib, "a garbage page of {size} bytes");
-        let Answer::Garbage(garbage) = answer else { panic!() };
+        let Answer::Garbage(GarbagePage { garbage, .. }) = answer else { panic!() };
         if garbage.is_empty() {
             break;
         }
@@ -2126,7 +2161,9 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     assert!(!is_garbage(&m, "pk3") && has(&m, "n/pk3"), "c still holds it");
     m.apply(delete(&["c"])).unwrap();
     assert!(is_garbage(&m, "pk3") && !has(&m, "n/pk3"));
-    let Answer::Garbage(garbage) = m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 10 }).unwrap() else {
+    let Answer::Garbage(GarbagePage { garbage, .. }) =
+        m.query(Query::Garbage { older_than_ms: i64::MAX, limit: 10, after: None }).unwrap()
+    else {
         panic!()
     };
     let (_, record) = garbage.iter().find(|(b, _)| b.0 == "pk").expect("listed for the collector");
@@ -2460,7 +2497,11 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
     let [tenant] = report.as_slice() else { panic!("{report:?}") };
     assert_eq!((tenant.full_budget_objects, tenant.unreadable_objects), (3, 1), "the durability view counts it apart");
 
-    let Answer::Garbage(found) = m.query(Query::Garbage { older_than_ms: 10, limit: 10 }).unwrap() else { panic!() };
+    let Answer::Garbage(GarbagePage { garbage: found, .. }) =
+        m.query(Query::Garbage { older_than_ms: 10, limit: 10, after: None }).unwrap()
+    else {
+        panic!()
+    };
     let collected: Vec<&str> = found.iter().map(|(blob, _)| blob.0.as_str()).collect();
     assert_eq!(collected, ["ga", "gc"], "the garbage after the unreadable record is still collected");
 

@@ -74,22 +74,26 @@ pub async fn run(services: Arc<Services>, config: GcConfig) {
     }
 }
 
-/// One round: returns how many blobs were reclaimed. Garbage is fetched 256 records at a time
-/// and deleted in batches of at most `GC_SHARD_FILES_PER_BATCH_MAX` shard files: each node is
-/// asked once per batch (`delete_blobs`, one sync on the node) for every blob of it that it
-/// holds shards of, all nodes at once; then the batch is forgotten and the round rests. A fetch
-/// that comes back short ends the round (what ages meanwhile waits for the next one, so a
-/// steady stream of overwrites does not keep one round going in ever smaller batches). The
+/// One round: returns how many blobs were reclaimed. The round walks the garbage records once,
+/// in blob id order, fetching up to 256 past the grace at a time, and deletes them in batches
+/// of at most `GC_SHARD_FILES_PER_BATCH_MAX` shard files: each node is asked once per batch
+/// (`delete_blobs`, one sync on the node) for every blob of it that it holds shards of, all
+/// nodes at once; then the batch is forgotten and the round rests. The grace is judged as of
+/// the round's start (what ages meanwhile waits for the next round, so a steady stream of
+/// overwrites does not keep one round going). Records are keyed by random blob id, so young
+/// ones lie among old ones: the walk goes on past them (each fetch from the front found
+/// nothing behind 10,000 young records, and a busy cluster's old garbage stayed for ever). The
 /// lease is renewed between batches; a round whose lease was lost stops.
 async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: &mut Lease) -> ServiceResult<usize> {
     let mut total = 0;
+    let older_than_ms = ignifuge_types::time::now_ms() - grace.as_millis() as i64;
+    let mut after = None;
     loop {
         // The fetch is the metadata leader's part of the work: timed with the first batch.
         let mut step = cycle.step();
-        let older_than_ms = ignifuge_types::time::now_ms() - grace.as_millis() as i64;
-        let garbage = services.metadata.garbage(older_than_ms, GC_BLOBS_PER_FETCH).await?;
-        let last_fetch = garbage.len() < GC_BLOBS_PER_FETCH;
-        for batch in batches(garbage) {
+        let page = services.metadata.garbage(older_than_ms, after, GC_BLOBS_PER_FETCH).await?;
+        after = page.next;
+        for batch in batches(page.garbage) {
             if !lease.keep(services.metadata.as_ref()).await? {
                 tracing::info!(holder = lease.holder(), "the garbage collection lease went to another worker");
                 return Ok(total);
@@ -101,7 +105,7 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
             step.rest().await;
             step = cycle.step();
         }
-        if last_fetch {
+        if after.is_none() {
             return Ok(total);
         }
     }
@@ -320,8 +324,8 @@ mod tests {
     }
 
     async fn garbage_left(services: &Services) -> Vec<String> {
-        let all = services.metadata.garbage(i64::MAX, 10_000).await.unwrap();
-        all.into_iter().map(|(blob, _)| blob.0).collect()
+        let all = services.metadata.garbage(i64::MAX, None, 10_000).await.unwrap();
+        all.garbage.into_iter().map(|(blob, _)| blob.0).collect()
     }
 
     /// A round deletes the shards of garbage past its grace from each node holding some (one
@@ -364,6 +368,25 @@ mod tests {
         assert_eq!(ids(&n1).last().unwrap(), &["young"]);
         assert_eq!(collect(&services, Duration::ZERO, everyone, &mut ours).await.unwrap(), 0);
         assert!(garbage_left(&services).await.is_empty());
+    }
+
+    /// Garbage past its grace is collected however many young records (more than one scan of
+    /// the metadata looks at) sort before it: a round walks them all.
+    #[tokio::test]
+    async fn a_round_finds_old_garbage_behind_more_young_records_than_one_scan() {
+        let n1 = fake_node(vec![]).await;
+        let services = services(&[&n1]);
+        let now = ignifuge_types::time::now_ms();
+        let keys: Vec<(String, String)> = (0..10_050).map(|i| (format!("k{i:05}"), format!("a{i:05}"))).collect();
+        let young: Vec<(&str, &str, &[usize])> =
+            keys.iter().map(|(k, b)| (k.as_str(), b.as_str(), &[0usize][..])).collect();
+        garbage_of(&services, &young, now).await;
+        garbage_of(&services, &[("old-1", "z-old-1", &[0]), ("old-2", "z-old-2", &[0])], now - 120_000).await;
+        let mut lease = Lease::new("gc", services.holder.clone(), Duration::from_secs(60));
+        let collected = collect(&services, Duration::from_secs(60), DutyCycle::new(1.0), &mut lease).await.unwrap();
+        assert_eq!(collected, 2, "the old garbage behind the young records");
+        let asked: Vec<Vec<BlobId>> = n1.asked.lock().unwrap().clone();
+        assert_eq!(asked, [vec![BlobId::new("z-old-1"), BlobId::new("z-old-2")]]);
     }
 
     /// More garbage than one fetch holds is collected in one round, a fetch at a time.
