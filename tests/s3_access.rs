@@ -442,6 +442,18 @@ async fn policies_are_validated_and_block_public_access_guards_them() {
     // Anyone, unsigned: curl reads it; nobody may write or list.
     let anonymous = raw_request(&cluster.gateway_addr(), "GET", "/guarded/page.html", &[], b"").await.unwrap();
     assert_eq!((anonymous.status, anonymous.body_text().as_str()), (200, "object body"));
+    // As AWS: response-* overrides are for signed requests only (an unsigned link must not make
+    // a public object render as another type); the owner's signed request may use them.
+    for method in ["GET", "HEAD"] {
+        let path = "/guarded/page.html?response-content-type=text%2Fhtml";
+        let overridden = raw_request(&cluster.gateway_addr(), method, path, &[], b"").await.unwrap();
+        assert_eq!(overridden.status, 400, "anonymous {method} with an override: {}", overridden.body_text());
+        if method == "GET" {
+            assert!(overridden.body_text().contains("<Code>InvalidRequest</Code>"), "{}", overridden.body_text());
+        }
+    }
+    let signed = owner.get_object().bucket("guarded").key("page.html").response_content_type("text/plain").send();
+    assert_eq!(signed.await.expect("a signed override").content_type(), Some("text/plain"));
     let write = raw_request(&cluster.gateway_addr(), "PUT", "/guarded/evil", &[], b"x").await.unwrap();
     assert_eq!(write.status, 403);
     // Existence is disclosed only to those who may list: a missing key is 403 to anyone here.

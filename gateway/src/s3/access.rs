@@ -232,6 +232,17 @@ impl S3Access for AccessHook {
             }
             return Ok(());
         };
+        // AWS: "Request specific response headers cannot be used for anonymous GET requests."
+        // (An unsigned link to a public object must not make it render as, say, HTML.)
+        if matches!(requester, Requester::Anonymous)
+            && matches!(operation.as_str(), "GetObject" | "HeadObject")
+            && query_pairs(cx.uri()).iter().any(|(name, _)| name.starts_with("response-"))
+        {
+            return Err(GatewayError::InvalidRequest(
+                "Request specific response headers cannot be used for anonymous GET requests.".into(),
+            )
+            .into());
+        }
         let context = Arc::new(request_context(cx.headers(), cx.uri(), client, action));
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
