@@ -415,7 +415,8 @@ async fn upload_part_copy_assembles_ranges_of_other_objects() {
         .send()
         .await;
     let info = error_info(&past_end.expect_err("a copy range past the source's end is refused"));
-    assert_eq!(info.status, Some(416), "a copy range past the source's end: {}", info.description);
+    assert_eq!(info.status, Some(400), "a copy range past the source's end: {}", info.description);
+    assert_eq!(info.code.as_deref(), Some("InvalidArgument"), "{info:?}");
     ok(
         s3.complete_multipart_upload()
             .bucket("copy-target")

@@ -1028,6 +1028,86 @@ async fn a_conditional_copy_overwrites_only_what_its_condition_allows() {
     assert_eq!(get_object(&s3, "copy-cond", "kept").await, striped);
 }
 
+/// A write that asks for what the gateway does not do is refused, never stored without it:
+/// server-side encryption (501 NotImplemented: it would be stored unencrypted), Object Lock (400
+/// InvalidRequest "Bucket is missing Object Lock Configuration", as AWS answers for such a
+/// bucket), a storage class AWS does not name (400 InvalidStorageClass; one it names is stored in
+/// the cluster's class), a metadata directive other than COPY or REPLACE (400 InvalidArgument).
+/// A copy onto itself that names a storage class is a change, as on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_asking_for_what_is_not_supported_are_refused_not_stored_without_it() {
+    use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption, StorageClass};
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "unsupported").await;
+    let put = || s3.put_object().bucket("unsupported").key("k").body(ByteStream::from_static(b"body"));
+    assert_s3_error(
+        put().server_side_encryption(ServerSideEncryption::Aes256).send().await,
+        501,
+        &["NotImplemented"],
+        "PutObject with SSE-S3",
+    );
+    assert_s3_error(
+        put()
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(aws_smithy_types::base64::encode([7u8; 32]))
+            .sse_customer_key_md5(md5_base64(&[7u8; 32]))
+            .send()
+            .await,
+        501,
+        &["NotImplemented"],
+        "PutObject with SSE-C",
+    );
+    let until = aws_smithy_types::DateTime::from_secs(4_000_000_000);
+    assert_s3_error(
+        put().object_lock_mode(ObjectLockMode::Governance).object_lock_retain_until_date(until).send().await,
+        400,
+        &["InvalidRequest"],
+        "PutObject under Object Lock",
+    );
+    assert_s3_error(
+        put().storage_class(StorageClass::from("FASTEST")).send().await,
+        400,
+        &["InvalidStorageClass"],
+        "PutObject with an unknown storage class",
+    );
+    assert_s3_error(
+        s3.create_multipart_upload()
+            .bucket("unsupported")
+            .key("k")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .send()
+            .await,
+        501,
+        &["NotImplemented"],
+        "CreateMultipartUpload with SSE-KMS",
+    );
+    assert_s3_error(
+        s3.head_object().bucket("unsupported").key("k").send().await,
+        404,
+        &["NotFound", "NoSuchKey"],
+        "nothing stored by the refused writes",
+    );
+
+    ok(put().storage_class(StorageClass::Glacier).send().await, "PutObject with a storage class AWS names");
+    assert_eq!(get_object(&s3, "unsupported", "k").await, b"body", "readable at once: stored in the cluster's class");
+    let copy = || s3.copy_object().bucket("unsupported").key("k").copy_source("unsupported/k");
+    assert_s3_error(
+        copy().metadata_directive(MetadataDirective::from("MERGE")).send().await,
+        400,
+        &["InvalidArgument"],
+        "CopyObject with an unknown metadata directive",
+    );
+    assert_s3_error(copy().send().await, 400, &["InvalidRequest"], "a copy onto itself changing nothing");
+    ok(copy().storage_class(StorageClass::Standard).send().await, "a copy onto itself naming a storage class");
+    assert_s3_error(
+        copy().server_side_encryption(ServerSideEncryption::Aes256).send().await,
+        501,
+        &["NotImplemented"],
+        "CopyObject with SSE-S3",
+    );
+}
+
 /// AWS refuses a PutObject over 5 GiB from its Content-Length, before the body: 400
 /// EntityTooLarge, nothing stored.
 #[tokio::test(flavor = "multi_thread")]

@@ -112,6 +112,11 @@ pub enum GatewayError {
     InvalidPartNumber,
     #[error("The website redirect location must have a prefix of 'http://' or 'https://' or '/', and at most 2 KB.")]
     InvalidRedirectLocation,
+    /// A request asking for what the gateway does not do (501), rather than served without it.
+    #[error("A header you provided implies functionality that is not implemented: {0}")]
+    NotImplemented(String),
+    #[error("The storage class you specified is not valid")]
+    InvalidStorageClass,
 }
 
 pub type GatewayResult<T> = Result<T, GatewayError>;
@@ -246,6 +251,8 @@ impl From<GatewayError> for S3Error {
             GatewayError::MalformedAcl => C::MalformedACLError,
             GatewayError::UnresolvableGrantByEmailAddress => C::UnresolvableGrantByEmailAddress,
             GatewayError::InvalidRedirectLocation => return custom_400("InvalidRedirectLocation", message),
+            GatewayError::NotImplemented(_) => C::NotImplemented,
+            GatewayError::InvalidStorageClass => C::InvalidStorageClass,
             GatewayError::InvalidPartNumber => {
                 return custom("InvalidPartNumber", http::StatusCode::RANGE_NOT_SATISFIABLE, message);
             }

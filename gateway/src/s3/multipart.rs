@@ -66,6 +66,7 @@ pub async fn create_multipart_upload(
     let requester = authorized.requester.clone();
     let input = req.input;
     check_key(&input.key)?;
+    super::objects::refuse_unsupported_write_headers(&req.headers)?;
     let acl = super::acl::object_acl(
         &view,
         &requester,
@@ -214,7 +215,10 @@ fn copy_source_range(value: Option<&str>, size: u64) -> GatewayResult<std::ops::
         return Err(invalid());
     }
     if last >= size {
-        return Err(GatewayError::InvalidRange);
+        // What AWS answers (400, not GetObject's 416).
+        return Err(GatewayError::InvalidArgument(format!(
+            "Range specified is not valid for source object of size: {size}"
+        )));
     }
     Ok(first..last + 1)
 }
@@ -797,6 +801,9 @@ mod tests {
         assert_eq!(copy_source_range(Some("bytes=2-5"), 10).unwrap(), 2..6);
         assert!(matches!(copy_source_range(Some("bytes=5-2"), 10), Err(GatewayError::InvalidArgument(_))));
         assert!(matches!(copy_source_range(Some("2-5"), 10), Err(GatewayError::InvalidArgument(_))));
-        assert!(matches!(copy_source_range(Some("bytes=2-10"), 10), Err(GatewayError::InvalidRange)));
+        assert!(matches!(
+            copy_source_range(Some("bytes=2-10"), 10),
+            Err(GatewayError::InvalidArgument(m)) if m == "Range specified is not valid for source object of size: 10"
+        ));
     }
 }

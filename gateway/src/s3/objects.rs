@@ -126,6 +126,64 @@ pub(super) fn write_condition(
     Ok(WriteCondition { if_none_match_any, if_match })
 }
 
+/// The storage classes AWS names. Any is accepted and the object stored in the cluster's one
+/// class, reported as STANDARD (its erasure coding survives a datacenter and a node, more than
+/// any of these promises); another name is 400 InvalidStorageClass.
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_OPENZFS",
+];
+
+/// Headers of server-side encryption, of the object written or of a copy's source.
+const ENCRYPTION_HEADERS: &[&str] = &[
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
+];
+
+/// Headers that put an object under Object Lock.
+const OBJECT_LOCK_HEADERS: &[&str] =
+    &["x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold"];
+
+/// Refuses a write (PutObject, CopyObject, CreateMultipartUpload) whose headers ask for what
+/// the gateway does not do, rather than storing the object without it: server-side encryption
+/// (501 NotImplemented: the object would be stored unencrypted), Object Lock (no bucket has it:
+/// 400 InvalidRequest, as AWS answers for such a bucket; a retention that would not hold), and a
+/// storage class AWS does not name (400 InvalidStorageClass).
+pub(super) fn refuse_unsupported_write_headers(headers: &http::HeaderMap) -> GatewayResult<()> {
+    if let Some(name) = ENCRYPTION_HEADERS.iter().find(|name| headers.contains_key(**name)) {
+        return Err(GatewayError::NotImplemented(format!(
+            "{name} (server-side encryption is not supported yet: the object would be stored unencrypted)"
+        )));
+    }
+    if OBJECT_LOCK_HEADERS.iter().any(|name| headers.contains_key(*name)) {
+        return Err(GatewayError::InvalidRequest("Bucket is missing Object Lock Configuration".into()));
+    }
+    if let Some(class) = headers.get("x-amz-storage-class")
+        && !class.to_str().is_ok_and(|class| STORAGE_CLASSES.contains(&class))
+    {
+        return Err(GatewayError::InvalidStorageClass);
+    }
+    Ok(())
+}
+
 /// CopyObject's If-Match and If-None-Match, on the destination key as for PutObject (s3s 0.14's
 /// input has no field for them, so they are read from the request's headers). Without them a
 /// conditional copy overwrote the key it was told to leave alone.
@@ -403,6 +461,7 @@ pub(super) async fn put(
     let bucket = view.record.clone();
     let requester = authorized.requester.clone();
     check_key(&input.key)?;
+    refuse_unsupported_write_headers(request_headers)?;
     let acl = super::acl::object_acl(
         &view,
         &requester,
@@ -856,6 +915,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     let bucket = view.record.clone();
     let input = req.input;
     check_key(&input.key)?;
+    refuse_unsupported_write_headers(&req.headers)?;
     let condition = destination_condition(&req.headers)?;
     // As AWS: the copy's ACL is the request's (or the default), never the source's.
     let acl = super::acl::object_acl(
@@ -887,10 +947,17 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             "The specified copy source is larger than the maximum allowable size for a copy source: {PUT_OBJECT_MAX_BYTES}"
         ));
     }
-    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    // Copying an older version onto its own key restores it: allowed without REPLACE, as on AWS.
+    let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
+        None | Some(MetadataDirective::COPY) => false,
+        Some(MetadataDirective::REPLACE) => true,
+        Some(_) => return Err(GatewayError::InvalidArgument("Unknown metadata directive.".into()).into()),
+    };
+    // Copying an older version onto its own key restores it: allowed without REPLACE, as on AWS;
+    // so is a copy onto itself that names a storage class or a website redirect (AWS counts
+    // either as a change).
     let copies_current = matches!(&input.copy_source, CopySource::Bucket { version_id: None, .. });
-    if source_bucket == input.bucket && source_key == input.key && !replace && copies_current {
+    let changes_attributes = input.storage_class.is_some() || input.website_redirect_location.is_some();
+    if source_bucket == input.bucket && source_key == input.key && !replace && copies_current && !changes_attributes {
         return Err(s3s::s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
