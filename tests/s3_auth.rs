@@ -336,6 +336,47 @@ async fn clock_skew_beyond_15_minutes_is_refused() {
     assert_eq!(list_all_keys(&s3, "skew").await, vec!["slightly"]);
 }
 
+/// AWS: "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for all
+/// Multi-Object Delete requests", and a body that does not match it deletes nothing (a body
+/// changed on the way must not name other keys). Without one: 400 InvalidRequest; one that does
+/// not match: 400 BadDigest; Content-MD5 that is no MD5: 400 InvalidDigest; a matching
+/// Content-MD5 or x-amz-checksum-crc32 (what current SDKs send): the keys are deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_objects_requires_and_checks_a_digest_of_its_body() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "digest").await;
+    for key in ["a", "b", "c"] {
+        put_object(&s3, "digest", key, key.as_bytes()).await;
+    }
+    let body = |key: &str| format!("<Delete><Object><Key>{key}</Key></Object></Delete>").into_bytes();
+    let url = cluster.url("/digest?delete");
+    let (a, b) = (body("a"), body("b"));
+    let (md5_of_b, crc_of_b) = (md5_base64(&b), checksum_base64("crc32", &b));
+    let refusals: [(&[(&str, &str)], u16, &str); 4] = [
+        (&[], 400, "InvalidRequest"),
+        (&[("content-md5", md5_of_b.as_str())], 400, "BadDigest"),
+        (&[("x-amz-checksum-crc32", crc_of_b.as_str())], 400, "BadDigest"),
+        (&[("content-md5", "bm90IGFuIG1kNQ==")], 400, "InvalidDigest"),
+    ];
+    for (headers, status, code) in refusals {
+        let response = cluster.signed_request("POST", &url, headers, &a).await;
+        assert_eq!(
+            (response.status, response.error_code().as_deref()),
+            (status, Some(code)),
+            "{headers:?}: {}",
+            response.summary()
+        );
+    }
+    assert_eq!(list_all_keys(&s3, "digest").await, ["a", "b", "c"], "a refused DeleteObjects deleted nothing");
+    let md5 = md5_base64(&a);
+    let response = cluster.signed_request("POST", &url, &[("content-md5", md5.as_str())], &a).await;
+    assert_eq!(response.status, 200, "{}", response.summary());
+    let response = cluster.signed_request("POST", &url, &[("x-amz-checksum-crc32", crc_of_b.as_str())], &b).await;
+    assert_eq!(response.status, 200, "{}", response.summary());
+    assert_eq!(list_all_keys(&s3, "digest").await, ["c"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_xml_is_refused() {
     let cluster = Cluster::start().await;

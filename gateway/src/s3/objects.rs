@@ -804,6 +804,10 @@ pub async fn delete_objects(
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let authorized = IgnifugeS3::authorized(&req)?.clone();
+    // AWS requires Content-MD5 or an x-amz-checksum-* header, and checks it (`bodies::bound`).
+    if let Some(digest) = req.extensions.get::<super::bodies::DeleteBodyDigest>() {
+        digest.check()?;
+    }
     let view = authorized.view()?.clone();
     let bucket = &view.record;
     let input = req.input;
