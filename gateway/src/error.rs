@@ -15,8 +15,9 @@ pub enum GatewayError {
     Placement(#[from] PlacementError),
     #[error("Access Denied")]
     AccessDenied,
-    #[error("the requested range is not satisfiable")]
-    InvalidRange,
+    /// A Range past the end of an object of `size` bytes (416, with Content-Range: bytes */size).
+    #[error("The requested range is not satisfiable")]
+    InvalidRange { size: u64 },
     #[error("{0}")]
     BadDigest(String),
     #[error("{0}")]
@@ -201,7 +202,15 @@ impl From<GatewayError> for S3Error {
             GatewayError::Rpc(_) => C::ServiceUnavailable,
             GatewayError::Placement(_) => C::ServiceUnavailable,
             GatewayError::AccessDenied => C::AccessDenied,
-            GatewayError::InvalidRange => C::InvalidRange,
+            GatewayError::InvalidRange { size } => {
+                let mut error = S3Error::with_message(C::InvalidRange, message);
+                let mut headers = http::HeaderMap::new();
+                if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(http::header::CONTENT_RANGE, value);
+                }
+                error.set_headers(headers);
+                return error;
+            }
             GatewayError::BadDigest(_) => C::BadDigest,
             GatewayError::InvalidDigest(_) => C::InvalidDigest,
             GatewayError::IncompleteBody => C::IncompleteBody,

@@ -627,7 +627,7 @@ fn selected_range(
     }
     match range {
         None => Ok(None),
-        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange),
+        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange { size: record.size }),
     }
 }
 
