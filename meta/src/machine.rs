@@ -578,16 +578,21 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::RenewIntents { blobs, now_ms } => {
+                // Renewals and the orphan sweep's judgement of them are both dated by the
+                // leader's clock (the gateways' may be minutes apart: one behind would have its
+                // writes in progress fenced by a sweeper ahead of it).
+                let renewed_ms = stamp.unwrap_or(now_ms);
                 for blob in blobs {
                     if self.kv.get(&keys::known_blob(&blob))?.is_none()
                         && self.kv.get(&keys::reclaimed_blob(&blob))?.is_none()
                     {
-                        batch.put(keys::intent(&blob), encode(&now_ms));
+                        batch.put(keys::intent(&blob), encode(&renewed_ms));
                     }
                 }
                 Ok(Outcome::Done)
             }
             Command::ReclaimOrphans { blobs, now_ms, grace_ms } => {
+                let now_ms = stamp.unwrap_or(now_ms);
                 let mut fenced = Vec::new();
                 for blob in blobs {
                     if self.kv.get(&keys::known_blob(&blob))?.is_some() {

@@ -315,6 +315,30 @@ fn a_freed_blob_ages_from_the_leaders_time_on_the_entry_that_freed_it() {
     assert_eq!(since("a3"), 5_000_000, "an aborted upload");
 }
 
+/// A write in progress is judged by the leader's clock on both ends: its renewal and the orphan
+/// sweep that would fence it. The write was renewed ten minutes before the sweep by the leader's
+/// clock; its gateway's clock and the sweeper's each say 55 minutes more (far past the skew
+/// the cluster accepts, so that either one alone would carry the gap past the hour of grace):
+/// it is not fenced. One renewed over an hour earlier is.
+#[test]
+fn an_orphan_sweep_judges_writes_in_progress_by_the_leaders_clock() {
+    let m = machine();
+    let hour = 60 * 60 * 1000;
+    let apply = |id: &str, issued_ms: i64, command: Command| {
+        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
+            .unwrap()
+            .unwrap()
+    };
+    let start = 10 * hour;
+    let blobs = vec![BlobId::new("live"), BlobId::new("stale")];
+    apply("r1", start - 2 * hour, Command::RenewIntents { blobs: vec![blobs[1].clone()], now_ms: start - 2 * hour });
+    let minutes = |n: i64| n * 60 * 1000;
+    apply("r2", start, Command::RenewIntents { blobs: vec![blobs[0].clone()], now_ms: start - minutes(55) });
+    let sweep = Command::ReclaimOrphans { blobs, now_ms: start + minutes(10 + 55), grace_ms: hour };
+    let Outcome::Reclaimable(fenced) = apply("s1", start + minutes(10), sweep) else { panic!() };
+    assert_eq!(fenced, [BlobId::new("stale")], "only the write not renewed within the hour, by the leader's clock");
+}
+
 /// The records an apply reads beyond the command's own (a retried proposal's recorded outcome, the
 /// clock that ages proposal ids, the intent sweep's rest mark) are the same bytes on every
 /// replica: one that does not decode must not fail the apply, which would stop every replica at
