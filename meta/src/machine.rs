@@ -386,8 +386,7 @@ impl StateMachine {
                 for part in &mut record.parts {
                     self.admit_blob(&mut part.location, stamp, batch)?;
                 }
-                let garbage_ms = stamp.unwrap_or(record.last_modified_ms);
-                let record = self.install(&bucket, record, current, garbage_ms, batch)?;
+                let record = self.install(&bucket, record, current, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
             Command::PutPacked { pack, objects, member_versions } => {
@@ -397,9 +396,7 @@ impl StateMachine {
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let deletion = ObjectDeletion { key, condition, version, marker_nonce };
-                let garbage_ms = stamp.unwrap_or(now_ms);
-                let Deleted { version, delete_marker } =
-                    self.delete_object(&bucket, deletion, now_ms, garbage_ms, batch)?;
+                let Deleted { version, delete_marker } = self.delete_object(&bucket, deletion, now_ms, batch)?;
                 Ok(Outcome::DeletedVersion { version, delete_marker })
             }
             Command::DeleteObjects { bucket, deletions, now_ms } => {
@@ -417,7 +414,7 @@ impl StateMachine {
                 for deletion in deletions {
                     // Each key's writes join the batch only if its deletion is done.
                     let mut own = WriteBatch::new();
-                    match self.delete_object(&bucket, deletion, now_ms, stamp.unwrap_or(now_ms), &mut own) {
+                    match self.delete_object(&bucket, deletion, now_ms, &mut own) {
                         Ok(deleted) => {
                             batch.ops.extend(own.ops);
                             outcomes.push(Ok(deleted));
@@ -447,10 +444,10 @@ impl StateMachine {
                     // request that stalled, then its retry) commits last: that one arrives
                     // already replaced.
                     if old.began_after(&part) {
-                        garbage_of_part(&part, stamp.unwrap_or(part.last_modified_ms), batch);
+                        garbage_of_part(&part, part.last_modified_ms, batch);
                         return Ok(Outcome::Done);
                     }
-                    garbage_of_part(&old, stamp.unwrap_or(part.last_modified_ms), batch);
+                    garbage_of_part(&old, part.last_modified_ms, batch);
                 }
                 batch.put(key, encode(&part));
                 Ok(Outcome::Done)
@@ -489,13 +486,12 @@ impl StateMachine {
                 for part in &stored {
                     while chosen.next_if(|n| *n < part.part_number).is_some() {}
                     if chosen.peek() != Some(&part.part_number) {
-                        garbage_of_part(part, stamp.unwrap_or(record.last_modified_ms), batch);
+                        garbage_of_part(part, record.last_modified_ms, batch);
                     }
                     batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
-                let garbage_ms = stamp.unwrap_or(record.last_modified_ms);
-                let record = self.install(&bucket_record, record, current, garbage_ms, batch)?;
+                let record = self.install(&bucket_record, record, current, batch)?;
                 let done =
                     CompletedUploadRecord { parts, object: ObjectRecord { parts: Vec::new(), ..record.clone() } };
                 batch.put(keys::completed_upload(&bucket, &upload_id), encode(&done));
@@ -578,21 +574,17 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::RenewIntents { blobs, now_ms } => {
-                // Renewals and the orphan sweep's judgement of them are both dated by the
-                // leader's clock (the gateways' may be minutes apart: one behind would have its
-                // writes in progress fenced by a sweeper ahead of it).
-                let renewed_ms = stamp.unwrap_or(now_ms);
+                // `now_ms` is the leader's (`Command::stamp_leader_time`), as the orphan sweep's.
                 for blob in blobs {
                     if self.kv.get(&keys::known_blob(&blob))?.is_none()
                         && self.kv.get(&keys::reclaimed_blob(&blob))?.is_none()
                     {
-                        batch.put(keys::intent(&blob), encode(&renewed_ms));
+                        batch.put(keys::intent(&blob), encode(&now_ms));
                     }
                 }
                 Ok(Outcome::Done)
             }
             Command::ReclaimOrphans { blobs, now_ms, grace_ms } => {
-                let now_ms = stamp.unwrap_or(now_ms);
                 let mut fenced = Vec::new();
                 for blob in blobs {
                     if self.kv.get(&keys::known_blob(&blob))?.is_some() {
@@ -663,7 +655,7 @@ impl StateMachine {
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
                 for part in self.parts(&bucket, &upload_id)? {
-                    garbage_of_part(&part, stamp.unwrap_or(now_ms), batch);
+                    garbage_of_part(&part, now_ms, batch);
                     batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
@@ -1432,13 +1424,11 @@ impl StateMachine {
     /// Makes `new` (an object version or a delete marker) the current version of its key, as the
     /// bucket's versioning state says: Enabled keeps the current version as a non-current one;
     /// otherwise `new` is the null version and replaces the key's previous null version.
-    /// Blobs it frees age from `garbage_ms` (`garbage_of_part`).
     fn install(
         &self,
         bucket: &BucketRecord,
         mut new: ObjectRecord,
         current: Option<ObjectRecord>,
-        garbage_ms: i64,
         batch: &mut WriteBatch,
     ) -> Result<ObjectRecord, MetaError> {
         let name = &bucket.name;
@@ -1458,10 +1448,10 @@ impl StateMachine {
                     if old.promoted {
                         batch.delete(keys::version(name, &old.key, old.sequence));
                     }
-                    collect_garbage_except(&self.full(name, old)?, &new, garbage_ms, batch);
+                    collect_garbage_except(&self.full(name, old)?, &new, batch);
                 } else {
                     if let Some((store_key, null)) = self.find_noncurrent_null(name, &new.key)? {
-                        collect_garbage_except(&null, &new, garbage_ms, batch);
+                        collect_garbage_except(&null, &new, batch);
                         batch.delete(store_key);
                     }
                     retire(name, &old, batch);
@@ -1474,18 +1464,16 @@ impl StateMachine {
 
     /// DeleteObject of one key of `bucket` (checked by the caller): a version removed (with
     /// `version`), or the current version removed (unversioned) or hidden by a delete marker.
-    /// `now_ms` dates a delete marker; blobs it frees age from `garbage_ms`.
     fn delete_object(
         &self,
         bucket: &BucketRecord,
         deletion: ObjectDeletion,
         now_ms: i64,
-        garbage_ms: i64,
         batch: &mut WriteBatch,
     ) -> Result<Deleted, MetaError> {
         let ObjectDeletion { key, condition, version, marker_nonce } = deletion;
         if let Some(version) = version {
-            return match self.delete_version(&bucket.name, &key, version, &condition, garbage_ms, batch)? {
+            return match self.delete_version(&bucket.name, &key, version, &condition, now_ms, batch)? {
                 Outcome::DeletedVersion { version, delete_marker } => Ok(Deleted { version, delete_marker }),
                 other => Err(MetaError::Unexpected(format!("{other:?} from a version's deletion"))),
             };
@@ -1495,13 +1483,13 @@ impl StateMachine {
         if bucket.versioning.is_some() {
             let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
             let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
-            let marker = self.install(bucket, marker, current, garbage_ms, batch)?;
+            let marker = self.install(bucket, marker, current, batch)?;
             return Ok(Deleted { version: Some(marker.version), delete_marker: true });
         }
         // Unversioned: only null versions exist, and none is ever promoted.
         if let Some(old) = current {
             let old = self.full(&bucket.name, old)?;
-            collect_garbage(&old, garbage_ms, batch);
+            collect_garbage(&old, now_ms, batch);
             batch.delete(keys::object(&bucket.name, &key));
         }
         Ok(Deleted { version: None, delete_marker: false })
@@ -1515,7 +1503,7 @@ impl StateMachine {
         key: &ObjectKey,
         version: VersionId,
         condition: &WriteCondition,
-        garbage_ms: i64,
+        now_ms: i64,
         batch: &mut WriteBatch,
     ) -> Result<Outcome, MetaError> {
         let Some(found) = self.locate(bucket, key, Some(&version))? else {
@@ -1523,7 +1511,7 @@ impl StateMachine {
             return Ok(Outcome::DeletedVersion { version: Some(version), delete_marker: false });
         };
         condition.check(Some(&found.record))?;
-        collect_garbage(&found.record, garbage_ms, batch);
+        collect_garbage(&found.record, now_ms, batch);
         batch.delete(found.store_key.clone());
         if found.current {
             let index_key = keys::object(bucket, key);
@@ -1631,10 +1619,11 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
     Ok(out)
 }
 
-/// Frees a part's blob: garbage from `since_ms`, the leader's time on the entry that freed it
-/// (`Proposal::issued_ms`; a gateway's clock only when applied in-process). The collector
-/// judges the grace by its own clock, within the skew it allows against a node's, where two
-/// gateways' clocks may be twice as far apart.
+/// Frees a part's blob: garbage from `since_ms`, a time the entry carries (the rule reads nothing
+/// but the entry, so a replica applying it after an upgrade agrees with one that applied it
+/// before): for deletes and aborts the command's `now_ms`, which the metadata leader sets to its
+/// own time (`Command::stamp_leader_time`); for an overwrite, the new version's last-modified
+/// time (its gateway's clock). The collector judges the grace by its own clock.
 fn garbage_of_part(part: &PartData, since_ms: i64, batch: &mut WriteBatch) {
     match &part.location {
         DataLocation::Striped(blob) => {
@@ -1654,10 +1643,10 @@ fn collect_garbage(object: &ObjectRecord, since_ms: i64, batch: &mut WriteBatch)
 }
 
 /// Garbage of a replaced version, sparing any blob the new version still references.
-fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, since_ms: i64, batch: &mut WriteBatch) {
+fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, batch: &mut WriteBatch) {
     for part in &old.parts {
         if !new.parts.iter().any(|p| p.location == part.location) {
-            garbage_of_part(part, since_ms, batch);
+            garbage_of_part(part, new.last_modified_ms, batch);
         }
     }
 }

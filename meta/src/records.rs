@@ -950,6 +950,27 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Sets the command's own clock readings to `leader_ms`, the metadata leader's time as it
+    /// appends the entry (`Proposal::issued_ms`). The proposer's clock may be minutes off the
+    /// leader's and the other gateways' (within the skew the cluster accepts): a lease judged by
+    /// it overlapped another's; a delete's or an abort's garbage dated by it lost the grace that
+    /// reads in flight rely on; an intent renewed by a gateway behind the sweeper's looked stale
+    /// and its write was fenced. The value is written into the entry, so every replica applies
+    /// the same state, whichever binary applies an entry written before this stamp existed.
+    pub fn stamp_leader_time(&mut self, leader_ms: i64) {
+        match self {
+            Command::TakeLease { now_ms, .. }
+            | Command::DeleteObject { now_ms, .. }
+            | Command::DeleteObjects { now_ms, .. }
+            | Command::AbortUpload { now_ms, .. }
+            | Command::RenewIntents { now_ms, .. }
+            | Command::ReclaimOrphans { now_ms, .. } => *now_ms = leader_ms,
+            _ => {}
+        }
+    }
+}
+
 /// A command as proposed to a replicated log. The id makes retries idempotent: a proposal whose
 /// id was already applied (the caller timed out and sent it again, perhaps to a new leader) gets
 /// the first application's outcome back and changes nothing.

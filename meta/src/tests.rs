@@ -264,15 +264,20 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
 }
 
-/// A freed blob ages from the leader's time on the entry that freed it, never from a gateway's
-/// clock (which may be minutes off the collector's, within the accepted skew, eating the grace
-/// that reads still in flight rely on): an overwrite stamped 10 minutes ahead by its gateway, a
-/// delete and an aborted upload stamped 5 minutes behind.
+/// Garbage of a delete or an abort ages from the leader's time on the entry that freed it, never
+/// from the proposer's clock (which may be minutes off the collector's, within the accepted
+/// skew, eating the grace reads in flight rely on): the leader writes its time into the
+/// command (`Command::stamp_leader_time`, as `RaftMetadata::apply` does) and the rule reads only
+/// the entry, so an entry written before the stamp existed applies as it always did, on every
+/// replica alike. An overwrite's garbage is dated by the new version's last-modified time.
 #[test]
-fn a_freed_blob_ages_from_the_leaders_time_on_the_entry_that_freed_it() {
+fn deletes_and_aborts_date_their_garbage_by_the_leaders_stamp_on_the_entry() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let apply = |id: &str, issued_ms: i64, command: Command| {
+    let apply = |id: &str, issued_ms: i64, mut command: Command, stamped: bool| {
+        if stamped {
+            command.stamp_leader_time(issued_ms);
+        }
         m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
             .unwrap()
             .unwrap()
@@ -284,47 +289,51 @@ fn a_freed_blob_ages_from_the_leaders_time_on_the_entry_that_freed_it() {
         record.parts[0].last_modified_ms = gateway_ms;
         Command::PutObject { bucket: bref(&m, "b1"), record, condition: Default::default() }
     };
+    let delete = |gateway_ms: i64| Command::DeleteObject {
+        bucket: bref(&m, "b1"),
+        key: ObjectKey::new("k"),
+        condition: WriteCondition::default(),
+        now_ms: gateway_ms,
+        version: None,
+        marker_nonce: None,
+    };
     let since = |blob: &str| -> i64 {
         let bytes = m.kv().get(format!("g/{blob}").as_bytes()).unwrap().expect("a garbage record");
         serde_json::from_slice::<GarbageRecord>(&bytes).unwrap().since_ms
     };
-    apply("p1", 1_000_000, put("a1", 1_000_000));
-    apply("p2", 2_000_000, put("a2", 2_000_000 + 600_000));
-    assert_eq!(since("a1"), 2_000_000, "an overwrite");
-    let delete = Command::DeleteObject {
-        bucket: bref(&m, "b1"),
-        key: ObjectKey::new("k"),
-        condition: WriteCondition::default(),
-        now_ms: 3_000_000 - 300_000,
-        version: None,
-        marker_nonce: None,
-    };
-    apply("p3", 3_000_000, delete);
-    assert_eq!(since("a2"), 3_000_000, "a delete");
+    apply("p1", 1_000_000, put("a1", 1_000_000), true);
+    apply("p2", 2_000_000, put("a2", 2_000_000 + 600_000), true);
+    assert_eq!(since("a1"), 2_000_000 + 600_000, "an overwrite: the new version's time");
+    apply("p3", 3_000_000, delete(3_000_000 - 300_000), true);
+    assert_eq!(since("a2"), 3_000_000, "a delete: the leader's stamp, not the gateway's 5 minutes behind");
     let id = UploadId::new("u1");
-    apply(
-        "p4",
-        4_000_000,
-        Command::CreateUpload { bucket: bref(&m, "b1"), upload: upload_record(id.clone(), BucketName::new("b1"), "k") },
-    );
+    let upload = upload_record(id.clone(), BucketName::new("b1"), "k");
+    apply("p4", 4_000_000, Command::CreateUpload { bucket: bref(&m, "b1"), upload }, true);
     let mut part = part(1, "e-a3", 5 << 20, "a3");
     part.last_modified_ms = 4_000_000 - 300_000;
-    apply("p5", 4_000_000, Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part });
+    apply("p5", 4_000_000, Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part }, true);
     let abort = Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id, now_ms: 5_000_000 - 300_000 };
-    apply("p6", 5_000_000, abort);
-    assert_eq!(since("a3"), 5_000_000, "an aborted upload");
+    apply("p6", 5_000_000, abort, true);
+    assert_eq!(since("a3"), 5_000_000, "an aborted upload: the leader's stamp");
+    // An entry appended before leaders stamped their time applies with its own.
+    apply("p7", 6_000_000, put("a4", 6_000_000), true);
+    apply("p8", 7_000_000, delete(7_000_000 - 300_000), false);
+    assert_eq!(since("a4"), 7_000_000 - 300_000, "an unstamped entry applies as written");
 }
 
 /// A write in progress is judged by the leader's clock on both ends: its renewal and the orphan
-/// sweep that would fence it. The write was renewed ten minutes before the sweep by the leader's
-/// clock; its gateway's clock and the sweeper's each say 55 minutes more (far past the skew
-/// the cluster accepts, so that either one alone would carry the gap past the hour of grace):
+/// sweep that would fence it, each command stamped with the leader's time as it is appended
+/// (`Command::stamp_leader_time`). The write was renewed ten minutes before the sweep by the
+/// leader's clock; its gateway's clock and the sweeper's each say 55 minutes more (far past the
+/// skew the cluster accepts, so that either alone would carry the gap past the hour of grace):
 /// it is not fenced. One renewed over an hour earlier is.
 #[test]
 fn an_orphan_sweep_judges_writes_in_progress_by_the_leaders_clock() {
     let m = machine();
     let hour = 60 * 60 * 1000;
-    let apply = |id: &str, issued_ms: i64, command: Command| {
+    let minutes = |n: i64| n * 60 * 1000;
+    let apply = |id: &str, issued_ms: i64, mut command: Command| {
+        command.stamp_leader_time(issued_ms);
         m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
             .unwrap()
             .unwrap()
@@ -332,7 +341,6 @@ fn an_orphan_sweep_judges_writes_in_progress_by_the_leaders_clock() {
     let start = 10 * hour;
     let blobs = vec![BlobId::new("live"), BlobId::new("stale")];
     apply("r1", start - 2 * hour, Command::RenewIntents { blobs: vec![blobs[1].clone()], now_ms: start - 2 * hour });
-    let minutes = |n: i64| n * 60 * 1000;
     apply("r2", start, Command::RenewIntents { blobs: vec![blobs[0].clone()], now_ms: start - minutes(55) });
     let sweep = Command::ReclaimOrphans { blobs, now_ms: start + minutes(10 + 55), grace_ms: hour };
     let Outcome::Reclaimable(fenced) = apply("s1", start + minutes(10), sweep) else { panic!() };
@@ -1693,8 +1701,8 @@ fn realistic_part(n: u32, stripes: u32) -> PartData {
             born_ms: 0,
         }),
         last_modified_ms: 1,
-        started_ms: 0,
-        began: None,
+        started_ms: 1_700_000_000_000,
+        began: Some(StartTicket { applied_index: 123_456_789, leader_ms: 1_700_000_000_000 }),
     }
 }
 

@@ -104,8 +104,7 @@ impl StateMachine {
             let installed = self.checked_bucket(&put.bucket).and_then(|bucket| {
                 let current = self.current(&bucket.name, &put.record.key)?;
                 put.condition.check(current.as_ref())?;
-                let garbage_ms = stamp.unwrap_or(put.record.last_modified_ms);
-                self.install(&bucket, put.record, current, garbage_ms, &mut own)
+                self.install(&bucket, put.record, current, &mut own)
             });
             match installed {
                 Ok(record) => {
