@@ -194,6 +194,18 @@ def signed_forms(s3, bucket):
     expect_error(post(form["url"], pairs, "t.txt", b"t"), 400, "InvalidArgument", "more than once", "a field sent twice")
     absent(s3, bucket, "twice.txt", "a form with a field sent twice")
 
+    # 6b. A form asking for encryption or Object Lock is refused, as a PutObject would be, never
+    # stored without it (even when its policy allows the field).
+    for name, value, status, code in [
+        ("x-amz-server-side-encryption", "AES256", 501, "NotImplemented"),
+        ("x-amz-object-lock-mode", "GOVERNANCE", 400, "InvalidRequest"),
+        ("x-amz-storage-class", "FASTEST", 400, "InvalidStorageClass"),
+    ]:
+        form = s3.generate_presigned_post(bucket, "asked.txt", Fields={name: value}, Conditions=[{name: value}], ExpiresIn=600)
+        expect_error(post(form["url"], form["fields"], "a.txt", b"a"), status, code, "", "a form with %s: %s" % (name, value))
+    absent(s3, bucket, "asked.txt", "refused forms store nothing")
+    ok("forms asking for encryption, Object Lock or an unknown storage class are refused")
+
     # 7. Where a form may go: a bucket's URL (a query is ignored), nowhere else.
     form = s3.generate_presigned_post(bucket, "queried.txt", ExpiresIn=600)
     response = post(form["url"] + "?ignored=1", form["fields"], "q.txt", b"q")

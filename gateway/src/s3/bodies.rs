@@ -41,6 +41,10 @@ const CONFIGURATION_BODY_TIMEOUT_MS: u64 = 20_000;
 /// their version ids and ETags.
 pub const DELETE_OBJECTS_BODY_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Budget held by a request's buffered body for as long as the request lives.
+#[derive(Clone)]
+struct HeldBudget(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
 /// Whether a DeleteObjects body matched the digest its headers announce.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum DeleteBodyDigest {
@@ -133,10 +137,21 @@ pub(super) async fn bound(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("STREAMING-"));
     // (An aws-chunked DeleteObjects, which no SDK sends, is left to s3s: its framing would be
-    // hashed with the XML.)
-    if !streaming && is_delete_objects(&parts) {
-        let bytes = read_bounded(body, DELETE_OBJECTS_BODY_MAX_BYTES).await?;
+    // hashed with the XML. A form POST is PostObject, whatever its query.)
+    if !streaming && is_delete_objects(&parts) && !super::post::is_form(&parts.headers) {
+        // Read before the request is authenticated: its bytes come from the gateway's budget
+        // of buffered bodies (what its Content-Length says, at most the limit), held until the
+        // request is answered, so that unauthenticated requests cannot fill the memory.
+        let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+        let limit = declared.unwrap_or(DELETE_OBJECTS_BODY_MAX_BYTES).min(DELETE_OBJECTS_BODY_MAX_BYTES);
+        let wait = std::time::Duration::from_millis(CONFIGURATION_BODY_TIMEOUT_MS);
+        let permit = tokio::time::timeout(wait, budget.0.clone().acquire_many_owned(limit as u32 + 1))
+            .await
+            .map_err(|_| GatewayError::DurabilityNotMet("the gateway is reading too many request bodies".into()))?
+            .map_err(|e| GatewayError::Internal(format!("body budget: {e}")))?;
+        let bytes = read_bounded(body, limit).await?;
         parts.extensions.insert(DeleteBodyDigest::of(&parts.headers, &bytes));
+        parts.extensions.insert(HeldBudget(Arc::new(permit)));
         return Ok(http::Request::from_parts(parts, s3s::Body::from(bytes)));
     }
     let body = if streaming {

@@ -41,15 +41,20 @@ pub(super) struct FormTarget {
     pub virtual_host: bool,
 }
 
+/// Whether a request's body is a form (`multipart/form-data`).
+pub(super) fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
 /// Whether `request` is a form upload (a POST of `multipart/form-data`), and if so where to: a
 /// bucket's URL (`/bucket` path style, `/` virtual-hosted style; any query is ignored, as s3s
 /// routes every form POST to a bucket to PostObject), or anywhere else, which is refused before
 /// a byte of the body is read (s3s would read the whole file into memory first).
 pub(super) fn form_target<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Option<GatewayResult<FormTarget>> {
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
-    if request.method() != http::Method::POST
-        || !content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data")
-    {
+    if request.method() != http::Method::POST || !is_form(request.headers()) {
         return None;
     }
     let path = request.uri().path();
@@ -380,6 +385,25 @@ fn bounded_file(field: multer::Field<'static>, min: u64, max: u64) -> super::obj
     }))
 }
 
+/// The form's fields that a PutObject carries as headers and `put` checks: server-side
+/// encryption, Object Lock, storage class.
+fn write_fields(form: &Form) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &form.fields {
+        let name = name.to_ascii_lowercase();
+        let asked = name.starts_with("x-amz-server-side-encryption")
+            || name.starts_with("x-amz-object-lock-")
+            || name == "x-amz-storage-class";
+        if asked
+            && let (Ok(name), Ok(value)) =
+                (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
+        {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
 /// A PutObject request made of the form's fields.
 fn put_input(form: &Form, bucket: String, key: String) -> GatewayResult<PutObjectInput> {
     let text = |name: &str| form.field(name).map(str::to_string);
@@ -461,6 +485,11 @@ pub(super) async fn post_object(
     let file_name = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
     let key = key.replace("${filename}", file_name);
     super::check_key(&key)?;
+    // The fields that ask a write for encryption, Object Lock or a storage class, as headers:
+    // refused as a PutObject's would be (`objects::refuse_unsupported_write_headers`, in `put`),
+    // never stored without what they ask.
+    let write_fields = write_fields(&form);
+    super::objects::refuse_unsupported_write_headers(&write_fields)?;
     let (min, max) = match form.field("policy") {
         Some(policy) => check_policy(policy, &form, &bucket, &key, ignifuge_types::time::now_ms())?,
         None => (0, u64::MAX),
@@ -474,7 +503,7 @@ pub(super) async fn post_object(
     s3.gateway.authorize(&requester, &view, ask, &context, &request_id)?;
     let authorized = Authorized { requester, view: Some(view), action, context, request_id, deferred: false };
     let body = bounded_file(file, min, max);
-    let stored = super::objects::put(s3, &authorized, &http::HeaderMap::new(), input, body, Vec::new).await?;
+    let stored = super::objects::put(s3, &authorized, &write_fields, input, body, Vec::new).await?;
     let etag = stored.output.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default();
     let location = object_url(&headers, &bucket, &key, virtual_host);
     let mut response = answer(&form, &location, &bucket, &key, &etag)?;
