@@ -376,15 +376,16 @@ pub async fn round(
             let states = states.clone();
             async move {
                 let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
-                let outcome = repair_one(services, &candidate, state_of).await;
-                (candidate, outcome)
+                let mut io = 0u64;
+                let outcome = repair_one(services, &candidate, state_of, &mut io).await;
+                (candidate, outcome, io)
             }
         })
         .buffer_unordered(REPAIR_STRIPES_IN_FLIGHT);
     // Bytes the rebuilds have cost so far, failed ones included (`rate_cost`).
     let mut spent = 0u64;
-    while let Some((candidate, outcome)) = repairs.next().await {
-        spent += rate_cost(&outcome, candidate.blob.stripe(candidate.stripe).map_or(0, |s| s.data_len));
+    while let Some((candidate, outcome, io)) = repairs.next().await {
+        spent += rate_cost(&outcome, io);
         match outcome {
             Ok(0) => {}
             Ok(bytes) => {
@@ -576,27 +577,29 @@ fn finish(mut tally: Tally, nodes: &HashMap<NodeId, NodeState>, repair_secs: f64
     report
 }
 
-/// What one stripe's repair counts against the rate limit: the shard bytes it wrote, or, if it
-/// failed, the stripe's data length (about what it read before it failed: a rebuild that fails
-/// at its commit, or at every write, has read k shards and may have written the rest). Counting
-/// only successes let a round whose every rebuild failed (the metadata refusing commits, the
-/// targets refusing writes) read and write at full speed on the cores and disks clients use.
-fn rate_cost(outcome: &ServiceResult<u64>, stripe_data_len: u64) -> u64 {
+/// What one stripe's repair counts against the rate limit: a repair done, the shard bytes it
+/// wrote (the rate is one of rebuilt bytes); one that failed or was superseded after it began,
+/// the bytes it read and wrote (`io`); one refused before any I/O, nothing. Counting only
+/// successes let a round whose every rebuild failed (the metadata refusing commits, the targets
+/// refusing writes) read and write at full speed on the cores and disks clients use.
+fn rate_cost(outcome: &ServiceResult<u64>, io: u64) -> u64 {
     match outcome {
-        Ok(written) => *written,
-        Err(_) => stripe_data_len,
+        Ok(written) if *written > 0 => *written,
+        _ => io,
     }
 }
 
-/// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do).
+/// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do, or
+/// superseded). `io` counts the shard bytes read and written, whatever the outcome.
 async fn repair_one(
     services: &Services,
     candidate: &Candidate,
     state_of: impl Fn(&NodeId) -> NodeState,
+    io: &mut u64,
 ) -> ServiceResult<u64> {
     let data = &services.data;
     let Some(rebuilt) =
-        rebuild::rebuild_stripe(data, &candidate.blob, candidate.stripe, &candidate.survey, state_of).await?
+        rebuild::rebuild_stripe(data, &candidate.blob, candidate.stripe, &candidate.survey, state_of, io).await?
     else {
         return Ok(0);
     };

@@ -22,13 +22,15 @@ pub(crate) struct Rebuilt {
 }
 
 /// Rebuilds stripe `stripe` of `blob` as `survey` found it. None when no shard can be placed
-/// anywhere better.
+/// anywhere better. `io` counts the shard bytes it reads and writes, whatever it returns (the
+/// repair rate limit charges a failed rebuild for them).
 pub(crate) async fn rebuild_stripe(
     data: &Arc<DataPath>,
     blob: &StripedBlob,
     stripe: u32,
     survey: &StripeSurvey,
     node_state: impl Fn(&NodeId) -> NodeState,
+    io: &mut u64,
 ) -> ServiceResult<Option<Rebuilt>> {
     let layout = data.layout();
     let record = blob
@@ -72,6 +74,7 @@ pub(crate) async fn rebuild_stripe(
         }
         let fetched = futures::future::join_all(batch.iter().map(|&i| data.fetch_shard(blob, stripe, i))).await;
         for (i, bytes) in batch.into_iter().zip(fetched) {
+            *io += bytes.as_ref().map_or(0, |b| b.len() as u64);
             shards[i] = bytes;
         }
     }
@@ -111,6 +114,7 @@ pub(crate) async fn rebuild_stripe(
     });
     for (i, node) in futures::future::join_all(writes).await.into_iter().flatten() {
         bytes_written += shards[i].len() as u64;
+        *io += shards[i].len() as u64;
         let old = std::mem::replace(&mut replacement[i].node, node.clone());
         if survey.states[i] == ShardState::Present && old != node {
             let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(i as u32) };
