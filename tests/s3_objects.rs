@@ -1100,6 +1100,30 @@ async fn writes_asking_for_what_is_not_supported_are_refused_not_stored_without_
     );
     assert_s3_error(copy().send().await, 400, &["InvalidRequest"], "a copy onto itself changing nothing");
     ok(copy().storage_class(StorageClass::Standard).send().await, "a copy onto itself naming a storage class");
+    // x-amz-checksum-algorithm on a copy: computed over the copy, answered and stored, as AWS.
+    let copied = ok(
+        s3.copy_object()
+            .bucket("unsupported")
+            .key("summed")
+            .copy_source("unsupported/k")
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            .send()
+            .await,
+        "CopyObject with x-amz-checksum-algorithm SHA256",
+    );
+    let expected = checksum_base64("sha256", b"body");
+    let result = copied.copy_object_result().expect("CopyObjectResult");
+    assert_eq!(result.checksum_sha256(), Some(expected.as_str()), "the asked checksum in the answer");
+    let head = ok(
+        s3.head_object()
+            .bucket("unsupported")
+            .key("summed")
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await,
+        "HEAD of the copy",
+    );
+    assert_eq!(head.checksum_sha256(), Some(expected.as_str()), "the asked checksum stored with the copy");
     assert_s3_error(
         copy().server_side_encryption(ServerSideEncryption::Aes256).send().await,
         501,

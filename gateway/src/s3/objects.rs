@@ -984,10 +984,18 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     };
     // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
     // so deleting one version can never take another's data with it.
+    // The source's checksums carried over (a multipart source's are of its parts), and the one
+    // x-amz-checksum-algorithm asks for, as AWS computes it for the copy.
     let mut computed = vec![Algorithm::Crc64Nvme];
     for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Sha1, Algorithm::Sha256] {
         if a.get(&source.checksums).is_some() && !source.multipart {
             computed.push(a);
+        }
+    }
+    if let Some(asked) = &input.checksum_algorithm {
+        let asked = Algorithm::parse(asked.as_str())?;
+        if !computed.contains(&asked) {
+            computed.push(asked);
         }
     }
     let body =
@@ -1011,7 +1019,11 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
     let result = CopyObjectResult {
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),
+        checksum_crc32: record.checksums.crc32.clone(),
+        checksum_crc32c: record.checksums.crc32c.clone(),
         checksum_crc64nvme: record.checksums.crc64nvme.clone(),
+        checksum_sha1: record.checksums.sha1.clone(),
+        checksum_sha256: record.checksums.sha256.clone(),
         checksum_type: Some(ChecksumType::from(ChecksumType::FULL_OBJECT.to_string())),
         ..Default::default()
     };
