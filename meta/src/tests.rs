@@ -479,14 +479,27 @@ fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
     assert_eq!(versions(&m, "b1", "z").len(), 2, "a batch over the bound deletes none of its keys");
 }
 
-#[test]
-fn completing_an_upload_enforces_aws_part_rules() {
+/// A machine with tenant "a"'s bucket "b1" and upload "u1" of `key` in it.
+fn machine_with_upload(key: &str) -> (StateMachine, BucketName, UploadId) {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
-    let b = BucketName::new("b1");
-    let id = UploadId::new("u1");
-    let upload = upload_record(id.clone(), b.clone(), "big");
+    let (b, id) = (BucketName::new("b1"), UploadId::new("u1"));
+    let upload = upload_record(id.clone(), b.clone(), key);
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    (m, b, id)
+}
+
+/// The parts of an upload in progress, as ListParts answers.
+fn parts_of(m: &StateMachine, b: &BucketName, id: &UploadId) -> Vec<PartData> {
+    let Answer::Parts(parts) = m.query(Query::ListParts { bucket: b.clone(), upload_id: id.clone() }).unwrap() else {
+        panic!()
+    };
+    parts
+}
+
+#[test]
+fn completing_an_upload_enforces_aws_part_rules() {
+    let (m, b, id) = machine_with_upload("big");
     let mib = 1024 * 1024;
     for (n, size) in [(1u32, 5 * mib), (2, mib), (3, 2 * mib)] {
         let upload = Command::PutUploadPart {
@@ -569,25 +582,15 @@ fn completing_an_upload_enforces_aws_part_rules() {
 /// blob is garbage at once), so the completion finds the retry's ETag, as the client lists it.
 #[test]
 fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
-    let m = machine();
-    bucket(&m, "a", "b1").unwrap();
-    let b = BucketName::new("b1");
-    let id = UploadId::new("u1");
-    let upload = upload_record(id.clone(), b.clone(), "k");
-    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    let (m, b, id) = machine_with_upload("k");
     let mib = 1024 * 1024;
     let upload_part = |n: u32, etag: &str, blob: &str, started_ms: i64| {
         let mut p = part(n, etag, 5 * mib, blob);
         p.started_ms = started_ms;
         m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
     };
-    let listed = || -> Vec<(u32, String)> {
-        let Answer::Parts(parts) = m.query(Query::ListParts { bucket: b.clone(), upload_id: id.clone() }).unwrap()
-        else {
-            panic!()
-        };
-        parts.into_iter().map(|p| (p.part_number, p.etag)).collect()
-    };
+    let listed =
+        || -> Vec<(u32, String)> { parts_of(&m, &b, &id).into_iter().map(|p| (p.part_number, p.etag)).collect() };
     // The retry (began at 20) commits first, then the stalled first attempt (began at 10).
     upload_part(1, "retry", "0b", 20);
     upload_part(1, "first", "0a", 10);
@@ -647,25 +650,14 @@ fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
 /// later upload went through a gateway whose clock ran minutes behind the first one's.
 #[test]
 fn the_part_is_the_upload_whose_start_ticket_is_later_whatever_the_gateway_clocks() {
-    let m = machine();
-    bucket(&m, "a", "b1").unwrap();
-    let b = BucketName::new("b1");
-    let id = UploadId::new("u1");
-    let upload = upload_record(id.clone(), b.clone(), "k");
-    m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
+    let (m, b, id) = machine_with_upload("k");
     let upload_part = |etag: &str, blob: &str, gateway_ms: i64, began: Option<(u64, i64)>| {
         let mut p = part(1, etag, 5 << 20, blob);
         p.started_ms = gateway_ms;
         p.began = began.map(|(applied_index, leader_ms)| StartTicket { applied_index, leader_ms });
         m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
     };
-    let listed = || -> Vec<String> {
-        let Answer::Parts(parts) = m.query(Query::ListParts { bucket: b.clone(), upload_id: id.clone() }).unwrap()
-        else {
-            panic!()
-        };
-        parts.into_iter().map(|p| p.etag).collect()
-    };
+    let listed = || -> Vec<String> { parts_of(&m, &b, &id).into_iter().map(|p| p.etag).collect() };
     // First attempt through a gateway 5 minutes ahead; the retry, begun later through one 5
     // minutes behind, commits first: the first attempt arrives already overwritten.
     upload_part("retry", "1b", 1_000_000 - 300_000, Some((42, 1_000_060)));

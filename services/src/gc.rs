@@ -93,19 +93,7 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
         let mut step = cycle.step();
         let page = services.metadata.garbage(older_than_ms, after, GC_BLOBS_PER_FETCH).await?;
         after = page.next;
-        if page.garbage.is_empty() {
-            // A page of records still within their grace (a scan of up to 10,000 on the
-            // leader): rested as a batch is, so that a walk past many young records keeps to
-            // the same share; and a round that lost its lease stops.
-            if after.is_none() {
-                return Ok(total);
-            }
-            step.rest().await;
-            if !lease.keep(services.metadata.as_ref()).await? {
-                return Ok(total);
-            }
-            continue;
-        }
+        let young_only = page.garbage.is_empty();
         for batch in batches(page.garbage) {
             if !lease.keep(services.metadata.as_ref()).await? {
                 tracing::info!(holder = lease.holder(), "the garbage collection lease went to another worker");
@@ -120,6 +108,15 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
         }
         if after.is_none() {
             return Ok(total);
+        }
+        if young_only {
+            // A page of records still within their grace (a scan of up to 10,000 on the
+            // leader): rested as a batch is, so that a walk past many young records keeps to
+            // the same share; and a round that lost its lease stops.
+            step.rest().await;
+            if !lease.keep(services.metadata.as_ref()).await? {
+                return Ok(total);
+            }
         }
     }
 }

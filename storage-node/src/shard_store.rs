@@ -253,9 +253,7 @@ impl ShardStore {
             }
             return Err(e.into());
         }
-        let mut batch = WriteBatch::new();
-        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), shard.len()));
-        self.index_placed(id, replaced_records, batch)?;
+        self.index_placed(id, hash, shard.len(), replaced_records)?;
         if ignifuge_faults::hit("node.shard.after-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard's answer was lost")));
         }
@@ -273,14 +271,22 @@ impl ShardStore {
         Ok(SetAsideRecords { mark, unrecorded })
     }
 
-    /// Writes the index entry of a copy of `id` a write has made durable (`batch`), and lets go
+    /// Writes the index entry of a copy of `id` (`hash`, `len` bytes) made durable, and lets go
     /// of the records that set aside the copy it replaced (`replaced`, as they stood when it was
     /// renamed into place) so that the inventory lists the new one: each only if it is still
     /// the same record, under the replace lock. A read of the new copy that failed since its
     /// rename may have set it aside anew, with a record of its own, and that must stand. (The
     /// index is rebuildable from the files, so it need not be synced on every shard; a mark is
     /// not, so its removal is: a crash must not hide the new copy again.)
-    fn index_placed(&self, id: &ShardId, replaced: SetAsideRecords, mut batch: WriteBatch) -> Result<(), StoreError> {
+    fn index_placed(
+        &self,
+        id: &ShardId,
+        hash: &blake3::Hash,
+        len: usize,
+        replaced: SetAsideRecords,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), len));
         if replaced.mark.is_none() && replaced.unrecorded.is_none() {
             self.index.write(batch, Durability::Buffered)?;
             return Ok(());
@@ -634,9 +640,7 @@ impl ShardStore {
             tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
         }
         let (len, hash, replaced) = restored;
-        let mut batch = WriteBatch::new();
-        batch.put(index_key(id), format!("{}:{}", hash.to_hex(), len));
-        if let Err(e) = self.index_placed(id, replaced, batch) {
+        if let Err(e) = self.index_placed(id, &hash, len, replaced) {
             // In place all the same; a mark left is cleared by the next re-examination.
             tracing::warn!(shard = %id, error = %e, "a restored copy's index entry was not written");
         }
@@ -1250,11 +1254,7 @@ mod tests {
             if fail { fs::create_dir(&path).unwrap() } else { fs::write(&path, &good).unwrap() }
         };
         let listed = |store: &ShardStore| store.shards_of(&BlobId::new("ab13")).unwrap().len();
-        let entry = || {
-            let mut batch = WriteBatch::new();
-            batch.put(index_key(&shard), b"entry".to_vec());
-            batch
-        };
+        let hash = blake3::hash(&data);
         fail_reads(true);
         assert!(matches!(store.get(&shard), Err(StoreError::Unreadable(_))));
         assert_eq!(listed(&store), 0, "marked where it lies");
@@ -1266,13 +1266,13 @@ mod tests {
         fail_reads(false);
         fail_reads(true);
         assert!(matches!(store.get(&shard), Err(StoreError::Unreadable(_))));
-        store.index_placed(&shard, replaced, entry()).unwrap();
+        store.index_placed(&shard, &hash, data.len(), replaced).unwrap();
         assert_eq!(listed(&store), 0, "a copy that failed its reads after its write was listed again");
 
         // A good copy replaces that one: its mark goes, and the copy is listed.
         let replaced = store.set_aside_records(&shard).unwrap();
         fail_reads(false);
-        store.index_placed(&shard, replaced, entry()).unwrap();
+        store.index_placed(&shard, &hash, data.len(), replaced).unwrap();
         assert_eq!(listed(&store), 1);
         assert_eq!(store.get(&shard).unwrap().0, data);
     }
