@@ -32,6 +32,7 @@ fn object(i: usize) -> Command {
         },
         record: common::object_record(&format!("key-{i:08}"), i, 0, DataLocation::Inline(body), 4096),
         condition: WriteCondition::default(),
+        leader_ms: None,
     }
 }
 

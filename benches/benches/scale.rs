@@ -71,6 +71,7 @@ fn put(bucket: &str, key: String, i: usize, now_ms: i64) -> Command {
         },
         record: common::object_record(&key, i, now_ms, common::one_stripe(blob, i, now_ms), 1 << 20),
         condition: WriteCondition::default(),
+        leader_ms: None,
     }
 }
 

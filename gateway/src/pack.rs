@@ -167,7 +167,7 @@ impl Packer {
             objects.push(put);
             answers.push(answer);
         }
-        let command = Command::PutPacked { pack: written, objects, member_versions: true };
+        let command = Command::PutPacked { pack: written, objects, member_versions: true, leader_ms: None };
         match commit::answer(self.metadata.as_ref(), command).await {
             Ok(Outcome::Packed(outcomes)) if outcomes.len() == answers.len() => {
                 if outcomes.iter().all(Result::is_err) {

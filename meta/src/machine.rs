@@ -379,18 +379,19 @@ impl StateMachine {
                 batch.delete(keys::tenant_bucket(&tenant, &bucket));
                 Ok(Outcome::Done)
             }
-            Command::PutObject { bucket, mut record, condition } => {
+            Command::PutObject { bucket, mut record, condition, leader_ms } => {
                 let bucket = self.checked_bucket(&bucket)?;
                 let current = self.current(&bucket.name, &record.key)?;
                 condition.check(current.as_ref())?;
                 for part in &mut record.parts {
                     self.admit_blob(&mut part.location, stamp, batch)?;
                 }
-                let record = self.install(&bucket, record, current, batch)?;
+                let since_ms = leader_ms.unwrap_or(record.last_modified_ms);
+                let record = self.install(&bucket, record, current, since_ms, batch)?;
                 Ok(Outcome::Object(Box::new(record)))
             }
-            Command::PutPacked { pack, objects, member_versions } => {
-                self.put_packed(pack, objects, member_versions, stamp, batch)
+            Command::PutPacked { pack, objects, member_versions, leader_ms } => {
+                self.put_packed(pack, objects, member_versions, leader_ms, stamp, batch)
             }
             Command::RepackObjects { pack, moves } => self.repack_objects(pack, moves, stamp, batch),
             Command::DeleteObject { bucket, key, condition, now_ms, version, marker_nonce } => {
@@ -433,26 +434,27 @@ impl StateMachine {
                 batch.put(keys::upload(&upload.bucket, &upload.upload_id), encode(&upload));
                 Ok(Outcome::Done)
             }
-            Command::PutUploadPart { bucket, upload_id, mut part } => {
+            Command::PutUploadPart { bucket, upload_id, mut part, leader_ms } => {
                 self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 self.upload(&bucket, &upload_id)?;
                 self.admit_blob(&mut part.location, stamp, batch)?;
                 let key = keys::part(&bucket, &upload_id, part.part_number);
                 if let Some(old) = self.read::<PartData>(&key)? {
+                    let since_ms = leader_ms.unwrap_or(part.last_modified_ms);
                     // The upload that began later is the part, even when the earlier one (a
                     // request that stalled, then its retry) commits last: that one arrives
                     // already replaced.
                     if old.began_after(&part) {
-                        garbage_of_part(&part, part.last_modified_ms, batch);
+                        garbage_of_part(&part, since_ms, batch);
                         return Ok(Outcome::Done);
                     }
-                    garbage_of_part(&old, part.last_modified_ms, batch);
+                    garbage_of_part(&old, since_ms, batch);
                 }
                 batch.put(key, encode(&part));
                 Ok(Outcome::Done)
             }
-            Command::CompleteUpload { bucket, upload_id, parts, mut record, condition } => {
+            Command::CompleteUpload { bucket, upload_id, parts, mut record, condition, leader_ms } => {
                 let bucket_record = self.checked_bucket(&bucket)?;
                 let bucket = bucket.name;
                 let parts: Vec<CompletedPart> = parts
@@ -481,17 +483,18 @@ impl StateMachine {
                 record.size = record.parts.iter().map(|p| p.size).sum();
                 let current = self.current(&bucket, &upload.key)?;
                 condition.check(current.as_ref())?;
+                let since_ms = leader_ms.unwrap_or(record.last_modified_ms);
                 // Both lists are in part order: one pass finds the parts not completed.
                 let mut chosen = record.parts.iter().map(|p| p.part_number).peekable();
                 for part in &stored {
                     while chosen.next_if(|n| *n < part.part_number).is_some() {}
                     if chosen.peek() != Some(&part.part_number) {
-                        garbage_of_part(part, record.last_modified_ms, batch);
+                        garbage_of_part(part, since_ms, batch);
                     }
                     batch.delete(keys::part(&bucket, &upload_id, part.part_number));
                 }
                 batch.delete(keys::upload(&bucket, &upload_id));
-                let record = self.install(&bucket_record, record, current, batch)?;
+                let record = self.install(&bucket_record, record, current, since_ms, batch)?;
                 let done =
                     CompletedUploadRecord { parts, object: ObjectRecord { parts: Vec::new(), ..record.clone() } };
                 batch.put(keys::completed_upload(&bucket, &upload_id), encode(&done));
@@ -1423,12 +1426,14 @@ impl StateMachine {
 
     /// Makes `new` (an object version or a delete marker) the current version of its key, as the
     /// bucket's versioning state says: Enabled keeps the current version as a non-current one;
-    /// otherwise `new` is the null version and replaces the key's previous null version.
+    /// otherwise `new` is the null version and replaces the key's previous null version, whose
+    /// blobs are garbage from `since_ms` (`garbage_of_part`).
     fn install(
         &self,
         bucket: &BucketRecord,
         mut new: ObjectRecord,
         current: Option<ObjectRecord>,
+        since_ms: i64,
         batch: &mut WriteBatch,
     ) -> Result<ObjectRecord, MetaError> {
         let name = &bucket.name;
@@ -1448,10 +1453,10 @@ impl StateMachine {
                     if old.promoted {
                         batch.delete(keys::version(name, &old.key, old.sequence));
                     }
-                    collect_garbage_except(&self.full(name, old)?, &new, batch);
+                    collect_garbage_except(&self.full(name, old)?, &new, since_ms, batch);
                 } else {
                     if let Some((store_key, null)) = self.find_noncurrent_null(name, &new.key)? {
-                        collect_garbage_except(&null, &new, batch);
+                        collect_garbage_except(&null, &new, since_ms, batch);
                         batch.delete(store_key);
                     }
                     retire(name, &old, batch);
@@ -1483,7 +1488,7 @@ impl StateMachine {
         if bucket.versioning.is_some() {
             let nonce = marker_nonce.unwrap_or_else(|| VersionId::new(format!("{now_ms:016x}")));
             let marker = ObjectRecord::delete_marker(key, nonce, now_ms);
-            let marker = self.install(bucket, marker, current, batch)?;
+            let marker = self.install(bucket, marker, current, now_ms, batch)?;
             return Ok(Deleted { version: Some(marker.version), delete_marker: true });
         }
         // Unversioned: only null versions exist, and none is ever promoted.
@@ -1621,9 +1626,10 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
 
 /// Frees a part's blob: garbage from `since_ms`, a time the entry carries (the rule reads nothing
 /// but the entry, so a replica applying it after an upgrade agrees with one that applied it
-/// before): for deletes and aborts the command's `now_ms`, which the metadata leader sets to its
-/// own time (`Command::stamp_leader_time`); for an overwrite, the new version's last-modified
-/// time (its gateway's clock). The collector judges the grace by its own clock.
+/// before): the metadata leader's time as it appended the entry (`Command::stamp_leader_time`:
+/// a delete's or an abort's `now_ms`, an overwrite's `leader_ms`); for an overwrite logged
+/// before that stamp existed, the new version's last-modified time (its gateway's clock). The
+/// collector judges the grace by its own clock.
 fn garbage_of_part(part: &PartData, since_ms: i64, batch: &mut WriteBatch) {
     match &part.location {
         DataLocation::Striped(blob) => {
@@ -1642,11 +1648,12 @@ fn collect_garbage(object: &ObjectRecord, since_ms: i64, batch: &mut WriteBatch)
     }
 }
 
-/// Garbage of a replaced version, sparing any blob the new version still references.
-fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, batch: &mut WriteBatch) {
+/// Garbage of a replaced version from `since_ms`, sparing any blob the new version still
+/// references.
+fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, since_ms: i64, batch: &mut WriteBatch) {
     for part in &old.parts {
         if !new.parts.iter().any(|p| p.location == part.location) {
-            garbage_of_part(part, new.last_modified_ms, batch);
+            garbage_of_part(part, since_ms, batch);
         }
     }
 }

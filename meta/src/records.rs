@@ -776,6 +776,11 @@ pub enum Command {
         bucket: BucketRef,
         record: ObjectRecord,
         condition: WriteCondition,
+        /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`):
+        /// dates the garbage of what this replaces. None in entries logged before the stamp
+        /// existed, which date it by the new version's last-modified time, as they always did.
+        #[serde(default)]
+        leader_ms: Option<i64>,
     },
     /// Several PutObjects whose bodies were written together in one pack (`pack`, one stripe,
     /// all its stripe records): each is checked and installed as `PutObject` would, refused or
@@ -791,6 +796,11 @@ pub enum Command {
         /// applied them on.
         #[serde(default)]
         member_versions: bool,
+        /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`):
+        /// dates the garbage of what this replaces. None in entries logged before the stamp
+        /// existed, which date it by the new version's last-modified time, as they always did.
+        #[serde(default)]
+        leader_ms: Option<i64>,
     },
     /// Compaction: the objects of `moves`, read from other packs, were written together in
     /// `pack` (one stripe, all its stripe records). Each version whose record still names its
@@ -832,6 +842,11 @@ pub enum Command {
         bucket: BucketRef,
         upload_id: UploadId,
         part: PartData,
+        /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`):
+        /// dates the garbage of what this replaces. None in entries logged before the stamp
+        /// existed, which date it by the new version's last-modified time, as they always did.
+        #[serde(default)]
+        leader_ms: Option<i64>,
     },
     /// Turns an upload into the object's current version. `record.parts` is ignored and rebuilt
     /// from the stored parts named in `parts`, which must match them exactly.
@@ -841,6 +856,11 @@ pub enum Command {
         parts: Vec<CompletedPart>,
         record: ObjectRecord,
         condition: WriteCondition,
+        /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`):
+        /// dates the garbage of what this replaces. None in entries logged before the stamp
+        /// existed, which date it by the new version's last-modified time, as they always did.
+        #[serde(default)]
+        leader_ms: Option<i64>,
     },
     AbortUpload {
         bucket: BucketRef,
@@ -954,10 +974,11 @@ impl Command {
     /// Sets the command's own clock readings to `leader_ms`, the metadata leader's time as it
     /// appends the entry (`Proposal::issued_ms`). The proposer's clock may be minutes off the
     /// leader's and the other gateways' (within the skew the cluster accepts): a lease judged by
-    /// it overlapped another's; a delete's or an abort's garbage dated by it lost the grace that
-    /// reads in flight rely on; an intent renewed by a gateway behind the sweeper's looked stale
-    /// and its write was fenced. The value is written into the entry, so every replica applies
-    /// the same state, whichever binary applies an entry written before this stamp existed.
+    /// it overlapped another's; garbage dated by it (of a delete, an abort, an overwrite) lost
+    /// the grace that reads in flight rely on; an intent renewed by a gateway behind the
+    /// sweeper's looked stale and its write was fenced. The value is written into the entry, so
+    /// every replica applies the same state, whichever binary applies an entry written before
+    /// this stamp existed.
     pub fn stamp_leader_time(&mut self, leader_ms: i64) {
         match self {
             Command::TakeLease { now_ms, .. }
@@ -966,6 +987,10 @@ impl Command {
             | Command::AbortUpload { now_ms, .. }
             | Command::RenewIntents { now_ms, .. }
             | Command::ReclaimOrphans { now_ms, .. } => *now_ms = leader_ms,
+            Command::PutObject { leader_ms: stamp, .. }
+            | Command::PutPacked { leader_ms: stamp, .. }
+            | Command::PutUploadPart { leader_ms: stamp, .. }
+            | Command::CompleteUpload { leader_ms: stamp, .. } => *stamp = Some(leader_ms),
             _ => {}
         }
     }

@@ -90,7 +90,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
 }
 
 fn put(m: &StateMachine, b: &str, key: &str, etag: &str, condition: WriteCondition) -> Result<Outcome, MetaError> {
-    m.apply(Command::PutObject { bucket: bref(&m, b), record: object(key, etag, 1), condition })
+    m.apply(Command::PutObject { bucket: bref(&m, b), record: object(key, etag, 1), condition, leader_ms: None })
 }
 
 #[test]
@@ -166,7 +166,13 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: second,
+        condition: Default::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     assert!(
         m.kv().get(&keys::garbage(&BlobId::new(blob_of("k", "e1")))).unwrap().is_some(),
         "the first blob is garbage"
@@ -217,7 +223,13 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     second.last_modified_ms = 100;
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: second, condition: Default::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: second,
+        condition: Default::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10, after: None }).unwrap() {
         Answer::Garbage(page) => page.garbage.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
         _ => panic!(),
@@ -239,6 +251,7 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
             bucket: bref(&m, "b1"),
             record: object("k", etag, 1),
             condition: WriteCondition { if_none_match_any: true, if_match: None },
+            leader_ms: None,
         },
     };
     let first = m.apply_proposal_logged(create("p1", "e1", 1_000), Default::default()).unwrap();
@@ -264,14 +277,14 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
 }
 
-/// Garbage of a delete or an abort ages from the leader's time on the entry that freed it, never
-/// from the proposer's clock (which may be minutes off the collector's, within the accepted
-/// skew, eating the grace reads in flight rely on): the leader writes its time into the
-/// command (`Command::stamp_leader_time`, as `RaftMetadata::apply` does) and the rule reads only
-/// the entry, so an entry written before the stamp existed applies as it always did, on every
-/// replica alike. An overwrite's garbage is dated by the new version's last-modified time.
+/// Garbage ages from the leader's time on the entry that freed it (a delete, an abort, an
+/// overwrite by a PutObject, a pack, a part or a completion), never from the proposer's clock,
+/// which may be minutes off the collector's within the accepted skew, eating the grace reads in
+/// flight rely on: the leader writes its time into the command (`Command::stamp_leader_time`, as
+/// `RaftMetadata::apply` does) and the rule reads only the entry, so an entry written before the
+/// stamp existed applies as it always did, on every replica alike.
 #[test]
-fn deletes_and_aborts_date_their_garbage_by_the_leaders_stamp_on_the_entry() {
+fn garbage_is_dated_by_the_leaders_stamp_on_the_entry() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let apply = |id: &str, issued_ms: i64, mut command: Command, stamped: bool| {
@@ -287,7 +300,7 @@ fn deletes_and_aborts_date_their_garbage_by_the_leaders_stamp_on_the_entry() {
         record.parts[0] = part(1, &format!("e-{blob}"), 1, blob);
         record.last_modified_ms = gateway_ms;
         record.parts[0].last_modified_ms = gateway_ms;
-        Command::PutObject { bucket: bref(&m, "b1"), record, condition: Default::default() }
+        Command::PutObject { bucket: bref(&m, "b1"), record, condition: Default::default(), leader_ms: None }
     };
     let delete = |gateway_ms: i64| Command::DeleteObject {
         bucket: bref(&m, "b1"),
@@ -301,24 +314,62 @@ fn deletes_and_aborts_date_their_garbage_by_the_leaders_stamp_on_the_entry() {
         let bytes = m.kv().get(format!("g/{blob}").as_bytes()).unwrap().expect("a garbage record");
         serde_json::from_slice::<GarbageRecord>(&bytes).unwrap().since_ms
     };
+    // Each gateway is 5 minutes ahead of or behind the leader.
     apply("p1", 1_000_000, put("a1", 1_000_000), true);
-    apply("p2", 2_000_000, put("a2", 2_000_000 + 600_000), true);
-    assert_eq!(since("a1"), 2_000_000 + 600_000, "an overwrite: the new version's time");
+    apply("p2", 2_000_000, put("a2", 2_000_000 + 300_000), true);
+    assert_eq!(since("a1"), 2_000_000, "an overwrite: the leader's stamp, not the gateway's 5 minutes ahead");
     apply("p3", 3_000_000, delete(3_000_000 - 300_000), true);
     assert_eq!(since("a2"), 3_000_000, "a delete: the leader's stamp, not the gateway's 5 minutes behind");
+    // A pack's object replacing a striped one.
+    apply("p4", 4_000_000, put("a3", 4_000_000), true);
+    let mut pack = packed(&m, "b1", "pk1", &[("k", WriteCondition::default())]);
+    let Command::PutPacked { objects, .. } = &mut pack else { panic!() };
+    objects[0].record.last_modified_ms = 5_000_000 - 300_000;
+    apply("p5", 5_000_000, pack, true);
+    assert_eq!(since("a3"), 5_000_000, "replaced by a packed object: the leader's stamp");
+    // Parts: one replaced by a later upload of its number, one left out of the completion.
     let id = UploadId::new("u1");
     let upload = upload_record(id.clone(), BucketName::new("b1"), "k");
-    apply("p4", 4_000_000, Command::CreateUpload { bucket: bref(&m, "b1"), upload }, true);
-    let mut part = part(1, "e-a3", 5 << 20, "a3");
-    part.last_modified_ms = 4_000_000 - 300_000;
-    apply("p5", 4_000_000, Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part }, true);
-    let abort = Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id, now_ms: 5_000_000 - 300_000 };
-    apply("p6", 5_000_000, abort, true);
-    assert_eq!(since("a3"), 5_000_000, "an aborted upload: the leader's stamp");
-    // An entry appended before leaders stamped their time applies with its own.
-    apply("p7", 6_000_000, put("a4", 6_000_000), true);
-    apply("p8", 7_000_000, delete(7_000_000 - 300_000), false);
-    assert_eq!(since("a4"), 7_000_000 - 300_000, "an unstamped entry applies as written");
+    apply("p6", 6_000_000, Command::CreateUpload { bucket: bref(&m, "b1"), upload }, true);
+    let upload_part = |number: u32, blob: &str, gateway_ms: i64| {
+        let mut part = part(number, &format!("e-{blob}"), 5 << 20, blob);
+        part.last_modified_ms = gateway_ms;
+        part.started_ms = gateway_ms;
+        Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part, leader_ms: None }
+    };
+    apply("p7", 7_000_000, upload_part(1, "a4", 7_000_000), true);
+    apply("p8", 8_000_000, upload_part(1, "a5", 8_000_000 + 300_000), true);
+    assert_eq!(since("a4"), 8_000_000, "a part replaced: the leader's stamp");
+    apply("p9", 9_000_000, upload_part(2, "a6", 9_000_000), true);
+    let mut record = object("ignored", "final", 0);
+    record.last_modified_ms = 10_000_000 - 300_000;
+    let complete = Command::CompleteUpload {
+        bucket: bref(&m, "b1"),
+        upload_id: id.clone(),
+        parts: vec![CompletedPart { part_number: 1, etag: "e-a5".into() }],
+        record,
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    };
+    apply("p10", 10_000_000, complete, true);
+    assert_eq!(since("a6"), 10_000_000, "a part left out of the completion: the leader's stamp");
+    // An aborted upload's parts.
+    let id = UploadId::new("u2");
+    let upload = upload_record(id.clone(), BucketName::new("b1"), "k2");
+    apply("p11", 11_000_000, Command::CreateUpload { bucket: bref(&m, "b1"), upload }, true);
+    let mut part = part(1, "e-a7", 5 << 20, "a7");
+    part.last_modified_ms = 11_000_000 - 300_000;
+    let upload_part = Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part, leader_ms: None };
+    apply("p12", 11_000_000, upload_part, true);
+    let abort = Command::AbortUpload { bucket: bref(&m, "b1"), upload_id: id, now_ms: 12_000_000 - 300_000 };
+    apply("p13", 12_000_000, abort, true);
+    assert_eq!(since("a7"), 12_000_000, "an aborted upload: the leader's stamp");
+    // Entries appended before leaders stamped their time apply with their own.
+    apply("p14", 13_000_000, put("a8", 13_000_000), true);
+    apply("p15", 14_000_000, put("a9", 14_000_000 + 300_000), false);
+    assert_eq!(since("a8"), 14_000_000 + 300_000, "an unstamped overwrite: the new version's time");
+    apply("p16", 15_000_000, delete(15_000_000 - 300_000), false);
+    assert_eq!(since("a9"), 15_000_000 - 300_000, "an unstamped delete applies as written");
 }
 
 /// A write in progress is judged by the leader's clock on both ends: its renewal and the orphan
@@ -363,6 +414,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
             bucket: bref(&m, "b1"),
             record: object(id, "e", 1),
             condition: WriteCondition { if_none_match_any: true, if_match: None },
+            leader_ms: None,
         },
     };
     let garble = |key: &[u8]| {
@@ -506,6 +558,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
             bucket: bref(&m, &b.0),
             upload_id: id.clone(),
             part: part(n, &format!("p{n}"), size, &format!("{n}{n}")),
+            leader_ms: None,
         };
         m.apply(upload).unwrap();
     }
@@ -516,6 +569,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
             parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
             record: object("ignored", "final-2", 0),
             condition: Default::default(),
+            leader_ms: None,
         })
     };
     assert_eq!(complete(&[(2, "p2"), (1, "p1")]), Err(MetaError::InvalidPartOrder));
@@ -538,6 +592,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
             parts: parts.iter().map(|(n, e)| CompletedPart { part_number: *n, etag: e.to_string() }).collect(),
             record: object(key, "final-3", 0),
             condition: Default::default(),
+            leader_ms: None,
         })
     };
     let Outcome::Object(again) = retry(&[(1, "p1"), (3, "\"p3\"")], "big").unwrap() else { panic!() };
@@ -587,7 +642,8 @@ fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
     let upload_part = |n: u32, etag: &str, blob: &str, started_ms: i64| {
         let mut p = part(n, etag, 5 * mib, blob);
         p.started_ms = started_ms;
-        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p, leader_ms: None })
+            .unwrap();
     };
     let listed =
         || -> Vec<(u32, String)> { parts_of(&m, &b, &id).into_iter().map(|p| (p.part_number, p.etag)).collect() };
@@ -635,6 +691,7 @@ fn the_part_is_the_upload_that_began_last_whichever_commits_last() {
             parts: chosen(&[(1, "\"retry\"")]),
             record: object("ignored", "final-1", 0),
             condition: Default::default(),
+            leader_ms: None,
         })
         .unwrap()
     else {
@@ -655,7 +712,8 @@ fn the_part_is_the_upload_whose_start_ticket_is_later_whatever_the_gateway_clock
         let mut p = part(1, etag, 5 << 20, blob);
         p.started_ms = gateway_ms;
         p.began = began.map(|(applied_index, leader_ms)| StartTicket { applied_index, leader_ms });
-        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p }).unwrap();
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part: p, leader_ms: None })
+            .unwrap();
     };
     let listed = || -> Vec<String> { parts_of(&m, &b, &id).into_iter().map(|p| p.etag).collect() };
     // First attempt through a gateway 5 minutes ahead; the retry, begun later through one 5
@@ -794,6 +852,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
             bucket: bref(&m, "b1"),
             record: striped_object(key, blob, &["n1", "n2", "n3"]),
             condition: WriteCondition::default(),
+            leader_ms: None,
         })
         .unwrap();
     }
@@ -802,6 +861,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         bucket: bref(&m, "b1"),
         record: striped_object("z", "0d", &["n1", "n2", "n3"]),
         condition: WriteCondition::default(),
+        leader_ms: None,
     })
     .unwrap();
     let upload = upload_record(UploadId::new("up1"), BucketName::new("b1"), "m");
@@ -810,6 +870,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         bucket: bref(&m, "b1"),
         upload_id: UploadId::new("up1"),
         part: part(3, "p", 5, "0e"),
+        leader_ms: None,
     })
     .unwrap();
     // In a versioned bucket, replacing w keeps 0f as a non-current version.
@@ -820,6 +881,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
             bucket: bref(&m, "b2"),
             record: striped_object("w", blob, &["n1", "n2", "n3"]),
             condition: WriteCondition::default(),
+            leader_ms: None,
         })
         .unwrap();
     }
@@ -882,7 +944,13 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let record = striped_object("x", "0a", &["n1", "n1", "n3"]);
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record,
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
     let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 };
     let replace = |expected: Vec<ShardRecord>| {
@@ -1012,8 +1080,9 @@ fn put_blob(m: &StateMachine, b: &str, key: &str, blob: &str) -> VersionId {
     let mut record = object(key, &format!("e-{blob}"), 1);
     record.parts[0] = part(1, &format!("e-{blob}"), 1, blob);
     record.version = VersionId::new(format!("{:032x}", u128::from_str_radix(blob, 16).unwrap_or(7) * 7919));
-    let Outcome::Object(record) =
-        m.apply(Command::PutObject { bucket: bref(&m, b), record, condition: Default::default() }).unwrap()
+    let Outcome::Object(record) = m
+        .apply(Command::PutObject { bucket: bref(&m, b), record, condition: Default::default(), leader_ms: None })
+        .unwrap()
     else {
         panic!()
     };
@@ -1346,8 +1415,12 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     // While the body streams, tenant a deletes the bucket and tenant b creates one of that name.
     m.apply(Command::DeleteBucket { bucket: authorized.clone() }).unwrap();
     bucket(&m, "b", "shared").unwrap();
-    let write =
-        Command::PutObject { bucket: authorized.clone(), record: object("k", "e", 1), condition: Default::default() };
+    let write = Command::PutObject {
+        bucket: authorized.clone(),
+        record: object("k", "e", 1),
+        condition: Default::default(),
+        leader_ms: None,
+    };
     assert_eq!(m.apply(write), Err(MetaError::NoSuchBucket));
     let upload = upload_record(UploadId::new("u"), BucketName::new("shared"), "k");
     assert_eq!(m.apply(Command::CreateUpload { bucket: authorized.clone(), upload }), Err(MetaError::NoSuchBucket));
@@ -1372,13 +1445,22 @@ fn a_write_authorized_against_a_bucket_that_was_recreated_lands_nowhere() {
     // The same tenant re-creating the name makes another incarnation too.
     m.apply(Command::DeleteBucket { bucket: bref(&m, "shared") }).unwrap();
     bucket(&m, "a", "shared").unwrap();
-    let stale =
-        Command::PutObject { bucket: authorized_again(&m), record: object("k", "e", 1), condition: Default::default() };
+    let stale = Command::PutObject {
+        bucket: authorized_again(&m),
+        record: object("k", "e", 1),
+        condition: Default::default(),
+        leader_ms: None,
+    };
     assert_eq!(m.apply(stale), Err(MetaError::NoSuchBucket));
     // Configuration changes and deletes authorized against the earlier life do not touch this one.
     let current = bref(&m, "shared");
-    m.apply(Command::PutObject { bucket: current.clone(), record: object("k", "e", 1), condition: Default::default() })
-        .unwrap();
+    m.apply(Command::PutObject {
+        bucket: current.clone(),
+        record: object("k", "e", 1),
+        condition: Default::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let stale_commands = [
         Command::SetBucketVersioning { bucket: authorized_again(&m), status: VersioningStatus::Enabled },
         Command::SetBucketTags { bucket: authorized_again(&m), tags: Some(vec![("t".into(), "1".into())]) },
@@ -1430,6 +1512,7 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
         bucket: bref(&m, "b1"),
         record: object("k", etag, 1),
         condition: Default::default(),
+        leader_ms: None,
     };
     // Abandoned first: the original, arriving later (an old leader's entry), changes nothing.
     let settled = m.apply_proposal_logged(
@@ -1481,14 +1564,25 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
     // A commit whose outcome its gateway did not know, applied after the fence: refused.
     let mut late = object("late", "e", 1);
     late.parts = vec![part(1, "e", 1, "0c")];
-    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: late, condition: Default::default() });
+    let refused = m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: late,
+        condition: Default::default(),
+        leader_ms: None,
+    });
     assert_eq!(refused, Err(MetaError::BlobReclaimed("0c".into())));
     // A renewal cannot revive a fenced blob, and a committed blob is never fenced, even once garbage.
     m.apply(Command::RenewIntents { blobs: blobs(&["0c"]), now_ms: 20_000 }).unwrap();
     assert_eq!(reclaim(&["0c"], 20_001), vec!["0c"]);
     let mut other = object("k", "e3", 1);
     other.parts = vec![part(1, "e3", 1, "0d")];
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: other, condition: Default::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: other,
+        condition: Default::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     assert!(m.kv().get(b"g/k-e").unwrap().is_some(), "the replaced blob is garbage");
     assert!(reclaim(&["k-e", "0d"], 30_000).is_empty(), "garbage is the collector's, not the sweep's");
     m.apply(Command::ForgetGarbage { blobs: blobs(&["k-e"]) }).unwrap();
@@ -1516,12 +1610,20 @@ fn tombstones_expire_after_the_commit_window_and_late_commits_stay_refused() {
     // Within the window: committed.
     let mut fresh = object("fresh", "e", 1);
     born(&mut fresh, t0 - BLOB_COMMIT_WINDOW_MS + 1);
-    at("p1", t0, Command::PutObject { bucket: bref(&m, "b1"), record: fresh, condition: Default::default() }).unwrap();
+    at(
+        "p1",
+        t0,
+        Command::PutObject { bucket: bref(&m, "b1"), record: fresh, condition: Default::default(), leader_ms: None },
+    )
+    .unwrap();
     // Past it: refused, whatever the tombstones say.
     let mut stale = object("stale", "e", 1);
     born(&mut stale, t0 - BLOB_COMMIT_WINDOW_MS - 1);
-    let refused =
-        at("p2", t0, Command::PutObject { bucket: bref(&m, "b1"), record: stale, condition: Default::default() });
+    let refused = at(
+        "p2",
+        t0,
+        Command::PutObject { bucket: bref(&m, "b1"), record: stale, condition: Default::default(), leader_ms: None },
+    );
     assert_eq!(refused, Err(MetaError::BlobReclaimed(blob_of("stale", "e"))));
     // The sweep fences an orphan at t0: tombstone and age key, aged by the leader's stamp.
     let fenced = at("p3", t0, Command::ReclaimOrphans { blobs: blobs(&["orphan"]), now_ms: 5, grace_ms: 0 });
@@ -1534,6 +1636,7 @@ fn tombstones_expire_after_the_commit_window_and_late_commits_stay_refused() {
         bucket: bref(&m, "b1"),
         record: record.clone(),
         condition: Default::default(),
+        leader_ms: None,
     };
     assert_eq!(at("p4", t0 + 1, command(&late)), Err(MetaError::BlobReclaimed("orphan".into())), "the tombstone");
     // Kept until the horizon...
@@ -1567,6 +1670,7 @@ fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
         parts,
         record: object("k", "e", 0),
         condition: Default::default(),
+        leader_ms: None,
     };
     assert!(matches!(m.apply(complete), Err(MetaError::InvalidPart(why)) if why.contains("10000")));
 }
@@ -1712,7 +1816,8 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     for n in 1..=PARTS {
         let part = realistic_part(n, STRIPES_PER_PART);
-        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part }).unwrap();
+        m.apply(Command::PutUploadPart { bucket: bref(&m, "b1"), upload_id: id.clone(), part, leader_ms: None })
+            .unwrap();
     }
     let parts = (1..=PARTS).map(|n| CompletedPart { part_number: n, etag: format!("{n:032x}") }).collect();
     let complete = Command::CompleteUpload {
@@ -1721,6 +1826,7 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
         parts,
         record: object("huge", "final", 0),
         condition: WriteCondition::default(),
+        leader_ms: None,
     };
     let Outcome::Object(done) = m.apply(complete).unwrap() else { panic!() };
     assert_eq!(done.size, u64::from(PARTS) * u64::from(STRIPES_PER_PART) * (5 << 20));
@@ -1862,7 +1968,13 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
     bucket(&m, "a", "b1").unwrap();
     let mut record = object("k", "e", 3 * (5 << 20));
     record.parts = vec![realistic_part(1, 3)];
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record,
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let blob = BlobId::new(format!("{:032x}", 1));
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.delete(keys::stripe(&blob, 1));
@@ -1874,8 +1986,13 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
     // bad record does not stop repair for every blob after it.
     let mut later = object("m", "e", 5 << 20);
     later.parts = vec![realistic_part(2, 1)];
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: later, condition: WriteCondition::default() })
-        .unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: later,
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let Answer::Blobs(page) = m.query(Query::Blobs { cursor: BlobCursor::default(), limit: 10 }).unwrap() else {
         panic!()
     };
@@ -1955,7 +2072,12 @@ fn inline_bodies_are_stored_once_raw_and_read_back_by_every_path() {
         let proposal = Proposal {
             id: ProposalId::new(id),
             issued_ms: 1_000,
-            command: Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() },
+            command: Command::PutObject {
+                bucket: bref(&m, "b1"),
+                record,
+                condition: WriteCondition::default(),
+                leader_ms: None,
+            },
         };
         m.apply_proposal_logged(proposal, Default::default()).unwrap().unwrap()
     };
@@ -2007,7 +2129,13 @@ fn list_inline_objects_on(m: StateMachine) {
         let mut record = object(key, "e", 4096);
         record.parts[0].location = DataLocation::Inline(vec![b'x'; 4096]);
         record.parts[0].size = 4096;
-        m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
+        m.apply(Command::PutObject {
+            bucket: bref(&m, "b1"),
+            record,
+            condition: WriteCondition::default(),
+            leader_ms: None,
+        })
+        .unwrap();
     }
     assert_eq!(listed_keys(&m, "b1"), keys);
     let request = VersionListRequest { max_keys: 1000, ..Default::default() };
@@ -2022,7 +2150,13 @@ fn list_inline_objects_on(m: StateMachine) {
     for i in 0..299 {
         let mut record = object("k000", &format!("e{i}"), 4096);
         record.parts[0].location = DataLocation::Inline(vec![b'y'; 4096]);
-        m.apply(Command::PutObject { bucket: bref(&m, "b1"), record, condition: WriteCondition::default() }).unwrap();
+        m.apply(Command::PutObject {
+            bucket: bref(&m, "b1"),
+            record,
+            condition: WriteCondition::default(),
+            leader_ms: None,
+        })
+        .unwrap();
     }
     assert_eq!(versions(&m, "b1", "k000").len(), 300);
 }
@@ -2057,7 +2191,7 @@ fn packed(m: &StateMachine, b: &str, blob: &str, keys: &[(&str, WriteCondition)]
             PackedPut { bucket: bref(m, b), record, condition: condition.clone() }
         })
         .collect();
-    Command::PutPacked { pack, objects, member_versions: true }
+    Command::PutPacked { pack, objects, member_versions: true, leader_ms: None }
 }
 
 fn logged(m: &StateMachine, id: &str, command: Command) -> Result<Outcome, MetaError> {
@@ -2126,7 +2260,12 @@ fn a_malformed_pack_is_refused_whole_and_only_put_packed_names_a_pack() {
     slice.pack.blob = BlobId::new("elsewhere");
     assert!(invalid(other), "a slice of another pack");
     assert!(
-        invalid(Command::PutPacked { pack: pack_blob("t5", 0), objects: Vec::new(), member_versions: true }),
+        invalid(Command::PutPacked {
+            pack: pack_blob("t5", 0),
+            objects: Vec::new(),
+            member_versions: true,
+            leader_ms: None
+        }),
         "no object"
     );
     for blob in ["t1", "t2", "t3", "t4", "t5"] {
@@ -2142,7 +2281,7 @@ fn a_malformed_pack_is_refused_whole_and_only_put_packed_names_a_pack() {
     };
     let mut copy = *x;
     copy.key = ObjectKey::new("copy");
-    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: copy, condition: d() });
+    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: copy, condition: d(), leader_ms: None });
     assert!(matches!(refused, Err(MetaError::InvalidPart(_))), "{refused:?}");
 }
 
@@ -2157,7 +2296,7 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     // x replaced, then w: their slots are free, y and z still hold the pack.
     for (id, key) in [("x2", "x"), ("w2", "w")] {
         let record = object(key, id, 1);
-        logged(&m, id, Command::PutObject { bucket: bref(&m, "b1"), record, condition: d() }).unwrap();
+        logged(&m, id, Command::PutObject { bucket: bref(&m, "b1"), record, condition: d(), leader_ms: None }).unwrap();
     }
     assert!(!has(&m, "m/pk/00000000") && !has(&m, "m/pk/00000001") && has(&m, "m/pk/00000002"));
     assert!(has(&m, "n/pk") && !is_garbage(&m, "pk"), "y and z still hold the pack");
@@ -2199,8 +2338,12 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     // Versioned: a replaced version keeps its slot until that version is deleted.
     logged(&m, "vp", packed(&m, "v1", "vpk", &[("a", d())])).unwrap();
     let first = version(&m, "v1", "a", None).unwrap().version;
-    logged(&m, "a2", Command::PutObject { bucket: bref(&m, "v1"), record: object("a", "a2", 1), condition: d() })
-        .unwrap();
+    logged(
+        &m,
+        "a2",
+        Command::PutObject { bucket: bref(&m, "v1"), record: object("a", "a2", 1), condition: d(), leader_ms: None },
+    )
+    .unwrap();
     assert!(has(&m, "m/vpk/00000000") && !is_garbage(&m, "vpk"), "the non-current version holds its slot");
     let Outcome::DeletedVersion { .. } = logged(
         &m,
@@ -2223,7 +2366,13 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     bucket(&m, "a", "s1").unwrap();
     set_versioning(&m, "s1", VersioningStatus::Suspended);
     m.apply(packed(&m, "s1", "spk", &[("n", d()), ("o", d())])).unwrap();
-    m.apply(Command::PutObject { bucket: bref(&m, "s1"), record: object("n", "n2", 1), condition: d() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "s1"),
+        record: object("n", "n2", 1),
+        condition: d(),
+        leader_ms: None,
+    })
+    .unwrap();
     assert!(!is_garbage(&m, "spk"), "o still holds it");
     // A delete in a suspended bucket puts a null delete marker in place of the null version,
     // which frees its slot.
@@ -2450,7 +2599,8 @@ fn a_malformed_repack_is_refused_whole_and_old_members_are_not_compactable() {
     // A pack logged by a format-8 gateway (its entry has no `member_versions`, applied after the
     // upgrade as before it): empty members, the pack not compactable, its members not listed.
     let Command::PutPacked { pack, objects, .. } = packed(&m, "b1", "pk8", &[("z", d())]) else { panic!() };
-    let mut entry = serde_json::to_value(Command::PutPacked { pack, objects, member_versions: false }).unwrap();
+    let mut entry =
+        serde_json::to_value(Command::PutPacked { pack, objects, member_versions: false, leader_ms: None }).unwrap();
     entry["PutPacked"].as_object_mut().unwrap().remove("member_versions");
     logged(&m, "p8", serde_json::from_value(entry).unwrap()).unwrap();
     assert_eq!(m.kv().get(b"m/pk8/00000000").unwrap(), Some(Vec::new()));
@@ -2586,7 +2736,13 @@ fn a_repack_keeps_a_pack_with_a_member_left_moves_a_non_current_null_version_and
     bucket(&m, "a", "s1").unwrap();
     logged(&m, "p2", packed(&m, "s1", "npk", &[("n", d())])).unwrap();
     set_versioning(&m, "s1", VersioningStatus::Enabled);
-    m.apply(Command::PutObject { bucket: bref(&m, "s1"), record: object("n", "n2", 1), condition: d() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "s1"),
+        record: object("n", "n2", 1),
+        condition: d(),
+        leader_ms: None,
+    })
+    .unwrap();
     let null = members(&m, "npk").remove(0);
     assert_eq!(null.version.0, NULL_VERSION);
     let Outcome::Repacked(moved) = logged(&m, "r3", repack("npk2", &[&null])).unwrap() else { panic!() };
@@ -2606,7 +2762,13 @@ fn a_record_is_shown_with_why_it_does_not_read() {
     put(&m, "b1", "good", "e1", WriteCondition::default()).unwrap();
     put(&m, "b1", "bad", "e2", WriteCondition::default()).unwrap();
     let torn = striped_object("torn", "tornblob", &["n1", "n2", "n3"]);
-    m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: torn, condition: WriteCondition::default() }).unwrap();
+    m.apply(Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: torn,
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    })
+    .unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.put(b"o/b1/bad".to_vec(), b"{not a record".to_vec());
     batch.put(keys::stripe(&BlobId::new("tornblob"), 0), b"{not a stripe".to_vec());
@@ -2673,8 +2835,12 @@ fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_els
         },
     );
     // As a replica applies a committed entry, bookkeeping and all.
-    let command =
-        Command::PutObject { bucket: bref(&m, "b1"), record: record.clone(), condition: WriteCondition::default() };
+    let command = Command::PutObject {
+        bucket: bref(&m, "b1"),
+        record: record.clone(),
+        condition: WriteCondition::default(),
+        leader_ms: None,
+    };
     let proposal = Proposal { id: ProposalId::new("put-k"), issued_ms: 5, command };
     m.apply_proposal_logged(proposal, ignifuge_kv::WriteBatch::new()).unwrap().unwrap();
     let after = state();

@@ -319,7 +319,7 @@ mod tests {
         for (key, blob, nodes) in objects {
             let record = striped(key, blob, nodes);
             let condition = WriteCondition::default();
-            m.apply(Command::PutObject { bucket: bucket.clone(), record, condition }).await.unwrap();
+            m.apply(Command::PutObject { bucket: bucket.clone(), record, condition, leader_ms: None }).await.unwrap();
             m.apply(Command::DeleteObject {
                 bucket: bucket.clone(),
                 key: ignifuge_types::ObjectKey::new(*key),

@@ -194,8 +194,12 @@ pub async fn upload_part(s3: &IgnifugeS3, req: S3Request<UploadPartInput>) -> S3
         ..Default::default()
     };
     let location = part.location.clone();
-    let command =
-        Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
+    let command = Command::PutUploadPart {
+        bucket: bucket.reference(),
+        upload_id: UploadId::new(input.upload_id),
+        part,
+        leader_ms: None,
+    };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(output))
 }
@@ -269,8 +273,12 @@ pub async fn upload_part_copy(
         checksum_sha256: part.checksums.sha256.clone(),
     };
     let location = part.location.clone();
-    let command =
-        Command::PutUploadPart { bucket: bucket.reference(), upload_id: UploadId::new(input.upload_id), part };
+    let command = Command::PutUploadPart {
+        bucket: bucket.reference(),
+        upload_id: UploadId::new(input.upload_id),
+        part,
+        leader_ms: None,
+    };
     s3.commit(command, &[&location]).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
@@ -601,6 +609,7 @@ pub async fn complete_multipart_upload(
         parts: chosen,
         record,
         condition,
+        leader_ms: None,
     };
     let record = s3.gateway.metadata.apply_object(command).await.map_err(super::objects::conflict_after_precheck)?;
     Ok(S3Response::new(completed_output(&bucket, &record)))

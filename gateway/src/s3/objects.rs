@@ -394,7 +394,7 @@ impl IgnifugeS3 {
     ) -> S3Result<Option<String>> {
         let Some(budget) = pack_budget else {
             let location = record.parts[0].location.clone();
-            let command = Command::PutObject { bucket: bucket.reference(), record, condition };
+            let command = Command::PutObject { bucket: bucket.reference(), record, condition, leader_ms: None };
             return self.commit_version(bucket, command, &[&location]).await;
         };
         let DataLocation::Inline(body) =

@@ -61,13 +61,15 @@ impl StateMachine {
         Ok(())
     }
 
-    /// `Command::PutPacked`: every object checked and installed on its own, as a PutObject; the
-    /// pack admitted and its installed slots recorded if any is installed.
+    /// `Command::PutPacked`: every object checked and installed on its own, as a PutObject (what
+    /// it replaces is garbage from `leader_ms`, else its own last-modified time); the pack
+    /// admitted and its installed slots recorded if any is installed.
     pub(super) fn put_packed(
         &self,
         pack: StripedBlob,
         objects: Vec<PackedPut>,
         member_versions: bool,
+        leader_ms: Option<i64>,
         stamp: Option<i64>,
         batch: &mut WriteBatch,
     ) -> Result<Outcome, MetaError> {
@@ -104,7 +106,8 @@ impl StateMachine {
             let installed = self.checked_bucket(&put.bucket).and_then(|bucket| {
                 let current = self.current(&bucket.name, &put.record.key)?;
                 put.condition.check(current.as_ref())?;
-                self.install(&bucket, put.record, current, &mut own)
+                let since_ms = leader_ms.unwrap_or(put.record.last_modified_ms);
+                self.install(&bucket, put.record, current, since_ms, &mut own)
             });
             match installed {
                 Ok(record) => {
