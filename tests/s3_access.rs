@@ -370,6 +370,45 @@ async fn a_policy_naming_another_tenant_shares_the_bucket_with_it_alone() {
     // The partner cannot see the bucket among its own.
     let listed = partner_client.list_buckets().send().await.expect("ListBuckets");
     assert!(listed.buckets().iter().all(|b| b.name() != Some("shared")));
+    // A request naming the account it expects to own the bucket is refused when another owns
+    // it (x-amz-expected-bucket-owner), before anything is stored; the owner's id is the one
+    // listings give.
+    let owner_id =
+        owner.list_buckets().send().await.expect("ListBuckets").owner().and_then(|o| o.id()).unwrap().to_string();
+    let put = |expected: &str| {
+        partner_client
+            .put_object()
+            .bucket("shared")
+            .key("expected")
+            .expected_bucket_owner(expected)
+            .body(ByteStream::from_static(b"meant for partner's own bucket"))
+            .send()
+    };
+    assert_eq!(error_code(&put("partner").await), Some("AccessDenied".into()));
+    let absent = owner.head_object().bucket("shared").key("expected").send().await;
+    assert!(absent.is_err(), "a refused PUT stored nothing");
+    put(&owner_id).await.expect("PUT expecting the right owner");
+    let read =
+        partner_client.get_object().bucket("shared").key("report.csv").expected_bucket_owner("partner").send().await;
+    assert_eq!(error_code(&read), Some("AccessDenied".into()));
+    // A copy's source bucket alike (x-amz-source-expected-bucket-owner).
+    partner_client.create_bucket().bucket("partner-own").send().await.expect("CreateBucket");
+    let copy = |expected: &str| {
+        partner_client
+            .copy_object()
+            .bucket("partner-own")
+            .key("copied")
+            .copy_source("shared/report.csv")
+            .expected_source_bucket_owner(expected)
+            .expected_bucket_owner("partner")
+            .send()
+    };
+    assert_eq!(error_code(&copy("partner").await), Some("AccessDenied".into()));
+    let absent = partner_client.head_object().bucket("partner-own").key("copied").send().await;
+    assert!(absent.is_err(), "a refused copy stored nothing");
+    copy(&owner_id).await.expect("copy expecting the right owners");
+    let copied = partner_client.get_object().bucket("partner-own").key("copied").send().await.expect("GetObject");
+    assert_eq!(copied.body.collect().await.unwrap().into_bytes().as_ref(), b"object body");
 }
 
 fn error_code<T, E: aws_sdk_s3::error::ProvideErrorMetadata>(result: &Result<T, E>) -> Option<String> {

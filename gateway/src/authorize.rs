@@ -41,6 +41,18 @@ pub struct BucketView {
 }
 
 impl BucketView {
+    /// x-amz-expected-bucket-owner (or, for a copy's source, x-amz-source-expected-bucket-owner):
+    /// a request that names the account it expects to own the bucket is refused, 403
+    /// AccessDenied as on AWS, when another owns it (a bucket name reused by another tenant must
+    /// not receive or serve what was meant for the first). The owner's id is the tenant id, as
+    /// listings and ACLs name it.
+    pub fn check_expected_owner(&self, expected: Option<&str>) -> GatewayResult<()> {
+        match expected {
+            Some(expected) if expected != self.record.tenant.0 => Err(GatewayError::AccessDenied),
+            _ => Ok(()),
+        }
+    }
+
     /// The Block Public Access in force: the bucket's and its tenant's, each setting on if
     /// either turns it on.
     pub fn public_access_block(&self) -> PublicAccessBlock {

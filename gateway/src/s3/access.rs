@@ -270,6 +270,8 @@ impl S3Access for AccessHook {
             Some(bucket) => {
                 let fresh = !cached_view_is_enough(&operation);
                 let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, fresh).await?;
+                let expected = cx.headers().get("x-amz-expected-bucket-owner");
+                view.check_expected_owner(expected.map(|v| v.to_str().unwrap_or("\u{fffd}")))?;
                 if decided_on_the_object(&operation) && view.depends_on_object() {
                     authorized.deferred = true;
                     authorized.view = Some(view.clone());

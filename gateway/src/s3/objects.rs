@@ -200,12 +200,15 @@ pub(super) fn destination_condition(headers: &http::HeaderMap) -> GatewayResult<
     write_condition(parse("if-match")?.as_ref(), parse("if-none-match")?.as_ref())
 }
 
-/// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy.
+/// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy, and the owner expected of
+/// the source's bucket.
 pub(super) struct CopyConditions<'a> {
     pub if_match: Option<&'a ETagCondition>,
     pub if_unmodified_since: Option<&'a Timestamp>,
     pub if_none_match: Option<&'a ETagCondition>,
     pub if_modified_since: Option<&'a Timestamp>,
+    /// x-amz-source-expected-bucket-owner (`BucketView::check_expected_owner`).
+    pub expected_owner: Option<&'a str>,
 }
 
 /// A version read for a request, and whether its bucket's versioning was ever set (then
@@ -254,6 +257,7 @@ impl IgnifugeS3 {
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
         let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, false).await?;
+        view.check_expected_owner(conditions.expected_owner)?;
         let action = if version.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
         let deferred = view.depends_on_object();
         if !deferred {
@@ -939,6 +943,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        expected_owner: input.expected_source_bucket_owner.as_deref(),
     };
     let (source_bucket, source_key, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     s3.precheck(&bucket, &ObjectKey::new(input.key.clone()), &condition).await?;
