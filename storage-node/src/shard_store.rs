@@ -113,6 +113,23 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// Creates a file in blob directory `dir` with `create`, making the directory first. An empty
+/// blob directory may be removed by another thread between the two
+/// (`ShardStore::remove_blob_dir_if_empty`): the directory is made again and the file created
+/// again, a few times at most. (Once the file exists the directory is not empty, and stays.)
+fn in_blob_dir<T>(dir: &Path, mut create: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    const ATTEMPTS: usize = 4;
+    for _ in 1..ATTEMPTS {
+        fs::create_dir_all(dir)?;
+        match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            other => return other,
+        }
+    }
+    fs::create_dir_all(dir)?;
+    create()
+}
+
 /// What `ShardStore::delete_blobs` did.
 #[derive(Debug, Default)]
 pub struct DeletedBlobs {
@@ -194,13 +211,13 @@ impl ShardStore {
         let path = self.shard_path(id)?;
         let dir = path.parent().expect("shard paths have a parent");
         let prefix_dir = dir.parent().expect("blob dirs have a parent");
-        fs::create_dir_all(dir)?;
         if ignifuge_faults::hit("node.shard.write-error").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the disk failed the write")));
         }
         let tmp = dir.join(format!(".{}.{}.tmp{}", id.stripe, id.shard, rand_suffix()));
-        let written = write_new_file(&tmp, &shard, self.around_cache.caching(caching), &self.direct_writes)
-            .and_then(|file| if self.group_sync.is_none() { file.sync_data() } else { Ok(()) });
+        let written =
+            in_blob_dir(dir, || write_new_file(&tmp, &shard, self.around_cache.caching(caching), &self.direct_writes))
+                .and_then(|file| if self.group_sync.is_none() { file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp); // a part of a shard, never renamed into place
             return Err(e.into());
@@ -845,7 +862,8 @@ impl ShardStore {
         &self.root
     }
 
-    /// Removes one shard (a copy the metadata no longer places here). Idempotent.
+    /// Removes one shard (a copy the metadata no longer places here), and the blob's directory
+    /// if that leaves it empty. Idempotent.
     pub fn delete_shard(&self, id: &ShardId) -> Result<(), StoreError> {
         let path = self.shard_path(id)?;
         match fs::remove_file(&path) {
@@ -856,11 +874,54 @@ impl ShardStore {
         let mut batch = WriteBatch::new();
         batch.delete(index_key(id));
         self.index.write(batch, Durability::Buffered)?;
+        self.remove_blob_dir_if_empty(&id.blob);
         Ok(())
     }
 
+    /// Removes `blob`'s directory if it is empty and the quarantine holds no copy of the blob
+    /// (re-examination takes a missing blob directory to mean the blob is gone from this node,
+    /// and drops its set-aside copies: `reexamine_quarantined`); true if there is no directory
+    /// now. Moving shards away (repair, a layout change) otherwise leaves one empty directory
+    /// per blob, which every inventory and scrub lists. Under the lock that puts copies in place
+    /// and moves them to quarantine; a write that made the directory and lost it before its
+    /// file was created makes it again (`in_blob_dir`). Not made durable: an empty directory
+    /// that comes back after a crash is removed again.
+    pub fn remove_blob_dir_if_empty(&self, blob: &BlobId) -> bool {
+        let Ok(dir) = self.blob_dir(blob) else { return false };
+        let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.quarantine_holds(blob) {
+            Ok(false) => {}
+            Ok(true) => return false,
+            Err(e) => {
+                tracing::warn!(%blob, error = %e, "could not list the quarantine; keeping the blob's directory");
+                return false;
+            }
+        }
+        match fs::remove_dir(&dir) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound, // not empty, or the disk refused
+        }
+    }
+
+    /// Whether the quarantine holds a copy of a shard of `blob` (`move_to_quarantine`'s names).
+    fn quarantine_holds(&self, blob: &BlobId) -> io::Result<bool> {
+        let entries = match fs::read_dir(self.root.join("quarantine")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let prefix = format!("{blob}.");
+        for entry in entries {
+            if entry?.file_name().to_string_lossy().starts_with(&prefix) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Removes one shard only if its file is the copy last modified at `modified_ms`; a copy
-    /// written since (a repair put the shard back here) is kept: `StoreError::Changed`.
+    /// written since (a repair put the shard back here) is kept: `StoreError::Changed`. The
+    /// blob's directory goes too if that leaves it empty (`remove_blob_dir_if_empty`).
     pub fn delete_shard_if_modified_at(&self, id: &ShardId, modified_ms: i64) -> Result<(), StoreError> {
         let path = self.shard_path(id)?;
         {
@@ -876,6 +937,7 @@ impl ShardStore {
         let mut batch = WriteBatch::new();
         batch.delete(index_key(id));
         self.index.write(batch, Durability::Buffered)?;
+        self.remove_blob_dir_if_empty(&id.blob);
         Ok(())
     }
 
@@ -954,6 +1016,11 @@ impl ShardStore {
                 // as old as its files, so the orphan sweep can still judge it.
                 let files = self.blob_files(&blob)?;
                 self.reclaim_temporaries(&blob, &files.temporaries);
+                // A directory left empty (by a node from before empty ones were removed, or by
+                // a shard moved to quarantine, whose blob it still stands for) is no blob held.
+                if files.shards.is_empty() && files.temporaries.is_empty() && self.remove_blob_dir_if_empty(&blob) {
+                    continue;
+                }
                 // Temporary files count too: a directory whose only file is one a crash left
                 // before its rename ages, and the orphan sweep removes it once the blob is
                 // nobody's (one mid-write is young, so its blob is).
@@ -1559,6 +1626,73 @@ mod tests {
         store.delete_shard(&id("ab12", 4)).unwrap();
         let left: Vec<u32> = store.shards_of(&BlobId::new("ab12")).unwrap().iter().map(|s| s.id.shard.0).collect();
         assert_eq!(left, [1]);
+    }
+
+    /// Shards moved away leave no empty blob directory behind, unless the quarantine holds a
+    /// copy of the blob (whose re-examination would take the missing directory for the blob
+    /// gone, and drop it); an inventory removes the empty ones such a node already has.
+    #[test]
+    fn a_blob_directory_goes_with_its_last_shard_but_not_while_the_quarantine_holds_one() {
+        let (dir, store) = store();
+        let put = |blob: &str, shard: u32| {
+            let data = vec![shard as u8; 100];
+            store.put(&id(blob, shard), &data, &blake3::hash(&data)).unwrap();
+        };
+        put("ab12", 1);
+        put("ab12", 2);
+        let blob_dir = dir.path().join("shards/ab/ab12");
+        store.delete_shard(&id("ab12", 1)).unwrap();
+        assert!(blob_dir.exists(), "a shard is left");
+        let modified_ms = store.shards_of(&BlobId::new("ab12")).unwrap()[0].modified_ms;
+        store.delete_shard_if_modified_at(&id("ab12", 2), modified_ms).unwrap();
+        assert!(!blob_dir.exists(), "the last shard took the directory with it");
+        put("ab12", 3);
+        assert_eq!(store.get(&id("ab12", 3)).unwrap().0, vec![3u8; 100], "written again into a new directory");
+
+        // One shard quarantined, the other moved away: the directory stays, and the set-aside
+        // copy is kept by re-examination (still unreadable: nothing better in place).
+        put("cd34", 1);
+        put("cd34", 2);
+        let path = dir.path().join("shards/cd/cd34/0.1");
+        let mut raw = fs::read(&path).unwrap();
+        raw[HASH_BYTES] ^= 1;
+        fs::write(&path, raw).unwrap();
+        assert_eq!(store.scrub_one(&id("cd34", 1)).unwrap(), None);
+        store.delete_shard(&id("cd34", 2)).unwrap();
+        assert!(dir.path().join("shards/cd/cd34").exists(), "the quarantine holds a copy of the blob");
+        assert!(store.list_blobs(None, 10).unwrap().0.iter().any(|b| b.blob.0 == "cd34"));
+        store.reexamine_set_aside().unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1, "the set-aside copy is kept");
+
+        // Empty directories a node already has are removed by the inventory, not listed.
+        fs::create_dir_all(dir.path().join("shards/ef/ef56")).unwrap();
+        let listed: Vec<String> = store.list_blobs(None, 10).unwrap().0.into_iter().map(|b| b.blob.0).collect();
+        assert_eq!(listed, ["ab12", "cd34"]);
+        assert!(!dir.path().join("shards/ef/ef56").exists());
+    }
+
+    /// A write whose blob directory is removed (emptied by another thread) between its creation
+    /// and the write's file makes it again.
+    #[test]
+    fn a_write_makes_its_blob_directory_again_if_it_is_removed_under_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ab/ab12");
+        let mut removals = 0;
+        let file = in_blob_dir(&dir, || {
+            if removals < 2 {
+                removals += 1;
+                fs::remove_dir(&dir).unwrap();
+            }
+            File::create(dir.join(".0.1.tmp"))
+        });
+        assert!(file.is_ok() && dir.join(".0.1.tmp").exists(), "{file:?}");
+        assert_eq!(removals, 2);
+        // Removed every time: the error is returned, never a file elsewhere.
+        let always = in_blob_dir(&dir.with_file_name("ab13"), || {
+            fs::remove_dir(root.path().join("ab/ab13")).unwrap();
+            File::create(root.path().join("ab/ab13/.0.1.tmp"))
+        });
+        assert_eq!(always.unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
