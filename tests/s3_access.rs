@@ -493,6 +493,25 @@ async fn policies_are_validated_and_block_public_access_guards_them() {
     }
     let signed = owner.get_object().bucket("guarded").key("page.html").response_content_type("text/plain").send();
     assert_eq!(signed.await.expect("a signed override").content_type(), Some("text/plain"));
+    let head = owner
+        .head_object()
+        .bucket("guarded")
+        .key("page.html")
+        .response_content_type("text/plain")
+        .response_cache_control("no-store")
+        .response_content_disposition("attachment; filename=\"page.txt\"")
+        .response_content_language("fr")
+        .response_content_encoding("identity")
+        .send()
+        .await
+        .expect("a signed HEAD with overrides");
+    assert_eq!(
+        (head.content_type(), head.cache_control(), head.content_disposition()),
+        (Some("text/plain"), Some("no-store"), Some("attachment; filename=\"page.txt\""))
+    );
+    assert_eq!((head.content_language(), head.content_encoding()), (Some("fr"), Some("identity")));
+    let plain = owner.head_object().bucket("guarded").key("page.html").send().await.expect("HEAD");
+    assert_ne!(plain.content_type(), Some("text/plain"), "an override lasts one request");
     let write = raw_request(&cluster.gateway_addr(), "PUT", "/guarded/evil", &[], b"x").await.unwrap();
     assert_eq!(write.status, 403);
     // Existence is disclosed only to those who may list: a missing key is 403 to anyone here.

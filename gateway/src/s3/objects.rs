@@ -715,18 +715,20 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
     let range = selected.clone().unwrap_or(0..record.size);
     let sums = returned_checksums(&record, input.checksum_mode.as_ref(), selected.is_none());
     let headers = record.headers;
+    // The response-* overrides of a signed request (an anonymous one was refused by the access
+    // hook), as AWS applies them to HEAD too; s3s applies GetObject's itself.
     let output = HeadObjectOutput {
         content_length: Some((range.end - range.start) as i64),
         content_range: selected.as_ref().map(|r| content_range(r, record.size)),
         accept_ranges: Some("bytes".to_string()),
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.last_modified_ms)),
-        expires: parse_expires(&headers.expires),
-        content_type: headers.content_type,
-        content_encoding: headers.content_encoding,
-        content_disposition: headers.content_disposition,
-        content_language: headers.content_language,
-        cache_control: headers.cache_control,
+        expires: input.response_expires.clone().or_else(|| parse_expires(&headers.expires)),
+        content_type: input.response_content_type.clone().or(headers.content_type),
+        content_encoding: input.response_content_encoding.clone().or(headers.content_encoding),
+        content_disposition: input.response_content_disposition.clone().or(headers.content_disposition),
+        content_language: input.response_content_language.clone().or(headers.content_language),
+        cache_control: input.response_cache_control.clone().or(headers.cache_control),
         website_redirect_location: headers.website_redirect_location,
         metadata: (!headers.user_metadata.is_empty()).then(|| headers.user_metadata.into_iter().collect()),
         parts_count: (input.part_number.is_some() && record.multipart).then_some(record.parts.len() as i32),
