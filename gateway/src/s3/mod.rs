@@ -247,6 +247,8 @@ pub async fn serve(
                 .uri()
                 .query()
                 .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")));
+            // For a 416's body (`complete_error_message`).
+            let range = request.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
@@ -272,7 +274,7 @@ pub async fn serve(
                 }
             };
             answer.map(|mut response| {
-                complete_error_message(&mut response, &request_id);
+                complete_error_message(&mut response, &request_id, range.as_deref());
                 if attributes {
                     unquote_attributes_etag(&mut response);
                 }
@@ -306,9 +308,11 @@ fn default_message(code: &str) -> &'static str {
     }
 }
 
-/// Completes an XML error body as AWS's are: a `<Message>` where s3s gave none, and the
-/// `<RequestId>` (also in x-amz-request-id) that support asks for.
-fn complete_error_message(response: &mut s3s::HttpResponse, request_id: &str) {
+/// Completes an XML error body as AWS's are: a `<Message>` where s3s gave none, a 416's
+/// `<RangeRequested>` (the request's Range header) and `<ActualObjectSize>` (from the
+/// Content-Range `bytes */<size>` the gateway answered), and the `<RequestId>` (also in
+/// x-amz-request-id) that support asks for.
+fn complete_error_message(response: &mut s3s::HttpResponse, request_id: &str, range: Option<&str>) {
     if response.status().as_u16() < 400 {
         return;
     }
@@ -323,6 +327,18 @@ fn complete_error_message(response: &mut s3s::HttpResponse, request_id: &str) {
     {
         let code = before.rsplit_once("<Code>").map_or("", |(_, code)| code);
         completed = format!("{before}</Code><Message>{}</Message>{after}", default_message(code));
+    }
+    let size =
+        response.headers().get(http::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()?.strip_prefix("bytes */"));
+    if let (Some(range), Some(size)) = (range, size)
+        && completed.contains("<Code>InvalidRange</Code>")
+        && size.bytes().all(|b| b.is_ascii_digit())
+        && let Some((before, after)) = completed.rsplit_once("</Error>")
+    {
+        let range = escape_markup(range);
+        completed = format!(
+            "{before}<RangeRequested>{range}</RangeRequested><ActualObjectSize>{size}</ActualObjectSize></Error>{after}"
+        );
     }
     if !completed.contains("<RequestId>")
         && let Some((before, after)) = completed.rsplit_once("</Error>")
