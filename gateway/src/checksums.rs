@@ -51,6 +51,17 @@ impl Algorithm {
         }
     }
 
+    /// Whether `value` can be a checksum of this algorithm: base64 of its digest's length.
+    pub fn is_well_formed(self, value: &str) -> bool {
+        let bytes = match self {
+            Self::Crc32 | Self::Crc32c => 4,
+            Self::Crc64Nvme => 8,
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+        };
+        base64::engine::general_purpose::STANDARD.decode(value.trim()).is_ok_and(|d| d.len() == bytes)
+    }
+
     pub fn from_header(name: &str) -> Option<Self> {
         [Self::Crc32, Self::Crc32c, Self::Crc64Nvme, Self::Sha1, Self::Sha256]
             .into_iter()

@@ -58,7 +58,10 @@ pub(super) fn stored_content_encoding(value: Option<String>) -> Option<String> {
 }
 
 /// The checksums a client announced for a body: headers with values, and algorithms whose
-/// values arrive as aws-chunked trailers. CRC64NVME is always computed, as AWS does.
+/// values arrive as aws-chunked trailers. CRC64NVME is always computed, as AWS does. Refused
+/// before any of the body is read, with AWS's messages: more than one x-amz-checksum-* value,
+/// a value that is not base64 of its algorithm's digest, or x-amz-sdk-checksum-algorithm
+/// naming another algorithm than the value sent.
 pub(super) fn expected_checksums(
     headers: &http::HeaderMap,
     content_md5: Option<String>,
@@ -69,6 +72,22 @@ pub(super) fn expected_checksums(
     for (a, value) in given {
         if let Some(v) = value {
             expected.checksums.push((a, v));
+        }
+    }
+    if expected.checksums.len() > 1 {
+        return Err(GatewayError::InvalidRequest(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.".into(),
+        ));
+    }
+    if let Some((a, value)) = expected.checksums.first() {
+        if !a.is_well_formed(value) {
+            return Err(GatewayError::InvalidRequest(format!("Value for {} header is invalid.", a.header())));
+        }
+        let named = headers.get("x-amz-sdk-checksum-algorithm").map(|v| v.to_str().unwrap_or(""));
+        if named.is_some_and(|named| !named.eq_ignore_ascii_case(a.name())) {
+            return Err(GatewayError::InvalidRequest(
+                "Value for x-amz-sdk-checksum-algorithm header is invalid.".into(),
+            ));
         }
     }
     if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
