@@ -407,6 +407,24 @@ async fn a_policy_naming_another_tenant_shares_the_bucket_with_it_alone() {
     let absent = partner_client.head_object().bucket("partner-own").key("copied").send().await;
     assert!(absent.is_err(), "a refused copy stored nothing");
     copy(&owner_id).await.expect("copy expecting the right owners");
+    // UploadPartCopy's source alike.
+    let upload = partner_client.create_multipart_upload().bucket("partner-own").key("assembled").send().await;
+    let upload_id = upload.expect("CreateMultipartUpload").upload_id().unwrap().to_string();
+    let part_copy = |expected: &str| {
+        partner_client
+            .upload_part_copy()
+            .bucket("partner-own")
+            .key("assembled")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .copy_source("shared/report.csv")
+            .expected_source_bucket_owner(expected)
+            .send()
+    };
+    assert_eq!(error_code(&part_copy("partner").await), Some("AccessDenied".into()));
+    let parts = partner_client.list_parts().bucket("partner-own").key("assembled").upload_id(&upload_id).send().await;
+    assert!(parts.expect("ListParts").parts().is_empty(), "a refused part copy stored nothing");
+    part_copy(&owner_id).await.expect("UploadPartCopy expecting the right owner");
     let copied = partner_client.get_object().bucket("partner-own").key("copied").send().await.expect("GetObject");
     assert_eq!(copied.body.collect().await.unwrap().into_bytes().as_ref(), b"object body");
 }
@@ -502,6 +520,7 @@ async fn policies_are_validated_and_block_public_access_guards_them() {
         .response_content_disposition("attachment; filename=\"page.txt\"")
         .response_content_language("fr")
         .response_content_encoding("identity")
+        .response_expires(aws_sdk_s3::primitives::DateTime::from_secs(1_900_000_000))
         .send()
         .await
         .expect("a signed HEAD with overrides");
@@ -510,6 +529,7 @@ async fn policies_are_validated_and_block_public_access_guards_them() {
         (Some("text/plain"), Some("no-store"), Some("attachment; filename=\"page.txt\""))
     );
     assert_eq!((head.content_language(), head.content_encoding()), (Some("fr"), Some("identity")));
+    assert_eq!(head.expires_string(), Some("Sun, 17 Mar 2030 17:46:40 GMT"));
     let plain = owner.head_object().bucket("guarded").key("page.html").send().await.expect("HEAD");
     assert_ne!(plain.content_type(), Some("text/plain"), "an override lasts one request");
     let write = raw_request(&cluster.gateway_addr(), "PUT", "/guarded/evil", &[], b"x").await.unwrap();

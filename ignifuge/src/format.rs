@@ -33,9 +33,15 @@ pub const FORMAT_FILE: &str = "format";
 /// holding the slot (`ignifuge_meta::PackMember`): a format-8 version cannot decode the command.
 /// Formats 6 to 8 are upgraded in place; packs written before format 9 keep empty member keys
 /// and are never compacted (their objects are freed as before, with their last object).
-pub const DATA_DIR_FORMAT: &str = "9";
+/// 10: the metadata leader's time on overwrites (`leader_ms` of `Command::PutObject` and its
+/// kin) dates the garbage they make, and parts carry the leader's start tickets
+/// (`PartData::began`): a format-9 version would decode such entries without those fields and
+/// apply them otherwise (garbage dated by a gateway's clock, parts ordered by gateway clocks),
+/// so its replicas would differ from the others. Formats 6 to 9 are upgraded in place; a format-9
+/// version refuses a format-10 directory.
+pub const DATA_DIR_FORMAT: &str = "10";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 3] = ["6", "7", "8"];
+const UPGRADED_IN_PLACE: [&str; 4] = ["6", "7", "8", "9"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

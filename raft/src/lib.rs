@@ -398,9 +398,10 @@ impl RaftMetadata {
     pub async fn apply(&self, mut proposal: Proposal) -> Result<CommandResult, Redirect> {
         // The leader's clock, not the caller's, ages proposal ids (`StateMachine`'s clock).
         proposal.issued_ms = ignifuge_types::time::now_ms();
-        // And dates what a proposer's clock would have dated: leases, garbage of deletes and
-        // aborts, intents and the orphan sweep (`Command::stamp_leader_time`). The entry carries
-        // the leader's time in the command's own fields, so the rules that apply it are unchanged.
+        // And dates what a proposer's clock would have dated: leases, garbage (of deletes, aborts
+        // and overwrites), intents and the orphan sweep (`Command::stamp_leader_time`). The entry
+        // carries the leader's time in the command's own fields, so the rules that apply it are
+        // unchanged.
         proposal.command.stamp_leader_time(proposal.issued_ms);
         match self.raft.client_write(proposal).await {
             Ok(response) => Ok(response.data),

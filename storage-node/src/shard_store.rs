@@ -76,7 +76,16 @@ pub struct ShardStore {
     direct_writes: std::sync::atomic::AtomicBool,
     /// Which large shards go around the page cache: parity only, or all.
     around_cache: AroundCache,
+    /// Blobs of which the quarantine may hold a copy: those found there at start, and every one
+    /// moved there since (never forgotten in the process: an over-approximation, which keeps an
+    /// empty blob directory, is the safe side). None when the quarantine could not be listed at
+    /// start: any blob may have a copy there. Changed under `replace`, as the quarantine is.
+    quarantined_blobs: std::sync::Mutex<Option<std::collections::HashSet<BlobId>>>,
 }
+
+/// Empty blob directories an inventory page removes at most (`ShardStore::list_blobs`); those
+/// past it are listed as they are, and removed by a later page.
+const EMPTY_DIRS_REMOVED_PER_PAGE: usize = 256;
 
 /// Age past which a temporary file in a blob directory is taken for one a crash left
 /// (`ShardStore::reclaim_temporaries`).
@@ -111,6 +120,17 @@ fn unreadable_prefix(blob: &BlobId) -> Vec<u8> {
 
 fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
+}
+
+/// Makes a file's removal from blob directory `dir` durable. The directory may be gone already
+/// (another removal emptied it and removed it, `ShardStore::remove_blob_dir_if_empty`): the file
+/// is gone with it, and a crash that brings both back leaves a stray copy, which the repair's
+/// sweep removes again.
+fn sync_removal(dir: &Path) -> io::Result<()> {
+    match sync_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Creates a file in blob directory `dir` with `create`, making the directory first. An empty
@@ -151,6 +171,13 @@ impl ShardStore {
             SyncMode::PerFile => None,
         };
         let marked = !index.scan(b"u/", prefix_end(b"u/").as_deref(), 1)?.is_empty();
+        let quarantined_blobs = match sorted_names(&root.join("quarantine")) {
+            Ok(names) => Some(names.iter().filter_map(|n| parse_quarantine_name(n)).map(|id| id.blob).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the quarantine; empty blob directories are kept");
+                None
+            }
+        };
         Ok(Self {
             root: root.to_path_buf(),
             index,
@@ -165,6 +192,7 @@ impl ShardStore {
             replace: Default::default(),
             direct_writes: std::sync::atomic::AtomicBool::new(true),
             around_cache: AroundCache::default(),
+            quarantined_blobs: std::sync::Mutex::new(quarantined_blobs),
         })
     }
 
@@ -832,6 +860,9 @@ impl ShardStore {
         let dir = self.root.join("quarantine");
         fs::create_dir_all(&dir)?;
         let target = dir.join(format!("{}.{}.{}.{}", id.blob, id.stripe, id.shard, rand_suffix()));
+        if let Some(blobs) = self.quarantined_blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            blobs.insert(id.blob.clone());
+        }
         let moved = match fs::rename(&path, &target) {
             Ok(()) => {
                 sync_dir(path.parent().expect("shard paths have a parent"))?;
@@ -867,7 +898,7 @@ impl ShardStore {
     pub fn delete_shard(&self, id: &ShardId) -> Result<(), StoreError> {
         let path = self.shard_path(id)?;
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().expect("shard paths have a parent"))?,
+            Ok(()) => sync_removal(path.parent().expect("shard paths have a parent"))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
@@ -878,45 +909,26 @@ impl ShardStore {
         Ok(())
     }
 
-    /// Removes `blob`'s directory if it is empty and the quarantine holds no copy of the blob
-    /// (re-examination takes a missing blob directory to mean the blob is gone from this node,
-    /// and drops its set-aside copies: `reexamine_quarantined`); true if there is no directory
-    /// now. Moving shards away (repair, a layout change) otherwise leaves one empty directory
-    /// per blob, which every inventory and scrub lists. Under the lock that puts copies in place
-    /// and moves them to quarantine; a write that made the directory and lost it before its
-    /// file was created makes it again (`in_blob_dir`). Not made durable: an empty directory
-    /// that comes back after a crash is removed again.
+    /// Removes `blob`'s directory if it is empty and the quarantine may hold no copy of the
+    /// blob (re-examination takes a missing blob directory to mean the blob is gone from this
+    /// node, and drops its set-aside copies: `reexamine_quarantined`); true if there is no
+    /// directory now. Moving shards away (repair, a layout change) otherwise leaves one empty
+    /// directory per blob, which every inventory and scrub lists. Under the lock that puts
+    /// copies in place and moves them to quarantine; a write that made the directory and lost it
+    /// before its file was created makes it again (`in_blob_dir`). Not made durable: an empty
+    /// directory that comes back after a crash is removed again.
     pub fn remove_blob_dir_if_empty(&self, blob: &BlobId) -> bool {
         let Ok(dir) = self.blob_dir(blob) else { return false };
         let _replace = self.replace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match self.quarantine_holds(blob) {
-            Ok(false) => {}
-            Ok(true) => return false,
-            Err(e) => {
-                tracing::warn!(%blob, error = %e, "could not list the quarantine; keeping the blob's directory");
-                return false;
-            }
+        let quarantined = self.quarantined_blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quarantined.as_ref().is_none_or(|blobs| blobs.contains(blob)) {
+            return false;
         }
+        drop(quarantined);
         match fs::remove_dir(&dir) {
             Ok(()) => true,
             Err(e) => e.kind() == io::ErrorKind::NotFound, // not empty, or the disk refused
         }
-    }
-
-    /// Whether the quarantine holds a copy of a shard of `blob` (`move_to_quarantine`'s names).
-    fn quarantine_holds(&self, blob: &BlobId) -> io::Result<bool> {
-        let entries = match fs::read_dir(self.root.join("quarantine")) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let prefix = format!("{blob}.");
-        for entry in entries {
-            if entry?.file_name().to_string_lossy().starts_with(&prefix) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// Removes one shard only if its file is the copy last modified at `modified_ms`; a copy
@@ -933,7 +945,7 @@ impl ShardStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        sync_dir(path.parent().expect("shard paths have a parent"))?;
+        sync_removal(path.parent().expect("shard paths have a parent"))?;
         let mut batch = WriteBatch::new();
         batch.delete(index_key(id));
         self.index.write(batch, Durability::Buffered)?;
@@ -996,6 +1008,7 @@ impl ShardStore {
     /// newest modification time of its files. The bool is true when the listing is complete.
     pub fn list_blobs(&self, after: Option<&BlobId>, limit: usize) -> Result<(Vec<HeldBlob>, bool), StoreError> {
         let mut out = Vec::new();
+        let mut removed = 0;
         let after = after.map(|b| b.0.as_str()).unwrap_or("");
         for fan_out in sorted_names(&self.root.join("shards"))? {
             if fan_out.len() != 2 || (!after.is_empty() && fan_out.as_str() < &after[..2.min(after.len())]) {
@@ -1017,8 +1030,14 @@ impl ShardStore {
                 let files = self.blob_files(&blob)?;
                 self.reclaim_temporaries(&blob, &files.temporaries);
                 // A directory left empty (by a node from before empty ones were removed, or by
-                // a shard moved to quarantine, whose blob it still stands for) is no blob held.
-                if files.shards.is_empty() && files.temporaries.is_empty() && self.remove_blob_dir_if_empty(&blob) {
+                // a shard moved to quarantine, whose blob it still stands for) is no blob held;
+                // a page removes a bounded number, each under the lock every write takes.
+                if files.shards.is_empty()
+                    && files.temporaries.is_empty()
+                    && removed < EMPTY_DIRS_REMOVED_PER_PAGE
+                    && self.remove_blob_dir_if_empty(&blob)
+                {
+                    removed += 1;
                     continue;
                 }
                 // Temporary files count too: a directory whose only file is one a crash left
@@ -1663,6 +1682,13 @@ mod tests {
         assert!(store.list_blobs(None, 10).unwrap().0.iter().any(|b| b.blob.0 == "cd34"));
         store.reexamine_set_aside().unwrap();
         assert_eq!(fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1, "the set-aside copy is kept");
+        // A removal whose directory another removal took away meanwhile is done.
+        sync_removal(&dir.path().join("shards/cd/cd99")).unwrap();
+        // A store opened again knows what its quarantine holds.
+        drop(store);
+        let store = ShardStore::open(dir.path(), Arc::new(MemoryKv::default())).unwrap();
+        store.list_blobs(None, 10).unwrap();
+        assert!(dir.path().join("shards/cd/cd34").exists(), "the quarantine, listed at start, holds a copy");
 
         // Empty directories a node already has are removed by the inventory, not listed.
         fs::create_dir_all(dir.path().join("shards/ef/ef56")).unwrap();

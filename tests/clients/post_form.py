@@ -38,16 +38,17 @@ def client(endpoint):
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
-def post(url, fields, file_name, content, after=None, file_type="application/octet-stream"):
+def post(url, fields, file_name, content, after=None, file_type="application/octet-stream", headers=None):
     """POSTs the form: fields in order, then the file (then `after`, fields a server ignores).
-    `fields` is a dict or a list of pairs (to send a name twice)."""
+    `fields` is a dict or a list of pairs (to send a name twice); `headers` are sent besides."""
     pairs = list(fields.items()) if isinstance(fields, dict) else list(fields)
     form = pairs + [("file", (file_name, content, file_type))]
     if after:
         form += list(after.items())
     body, content_type = urllib3.encode_multipart_formdata(form)
     pool = urllib3.PoolManager(retries=False, timeout=60)
-    return pool.request("POST", url, body=body, headers={"Content-Type": content_type}, redirect=False)
+    headers = dict(headers or {}, **{"Content-Type": content_type})
+    return pool.request("POST", url, body=body, headers=headers, redirect=False)
 
 
 def error_code(response):
@@ -127,6 +128,14 @@ def signed_forms(s3, bucket):
     body = s3.get_object(Bucket=bucket, Key="plain.bin")["Body"].read()
     check(body == content, "a 3 MiB file read back differs")
     ok("204 form: 3 MiB file stored whole, ETag and Location headers")
+
+    # 3. A form sent with x-amz-expected-bucket-owner naming another account: refused, nothing
+    #    stored, as every request naming a bucket is.
+    form = s3.generate_presigned_post(bucket, "expected-owner.bin", ExpiresIn=600)
+    other = {"x-amz-expected-bucket-owner": "111122223333"}
+    response = post(form["url"], form["fields"], "expected-owner.bin", b"not for them", headers=other)
+    expect_error(response, 403, "AccessDenied", "Access Denied", "form to a bucket another account owns")
+    absent(s3, bucket, "expected-owner.bin", "form refused for its expected owner")
 
     # 3. success_action_redirect: 303 to the URL with bucket, key and etag.
     target = "http://example.test/done?from=form"

@@ -128,6 +128,17 @@ fn cached_view_is_enough(operation: &str) -> bool {
     reads_object(operation)
 }
 
+/// x-amz-expected-bucket-owner, if the request names one (`BucketView::check_expected_owner`):
+/// the header, or the query parameter a presigned URL carries it in (the JS, Ruby and PHP
+/// presigners move x-amz-* headers into the query). A value that is not text names no tenant.
+pub fn expected_bucket_owner(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+    const NAME: &str = "x-amz-expected-bucket-owner";
+    match headers.get(NAME) {
+        Some(value) => Some(value.to_str().unwrap_or("\u{fffd}").to_string()),
+        None => query_pairs(uri).into_iter().find(|(name, _)| name.eq_ignore_ascii_case(NAME)).map(|(_, v)| v),
+    }
+}
+
 /// The query parameters of a URI, decoded.
 pub fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     let decode = |s: &str| urlencoding::decode(&s.replace('+', " ")).map_or_else(|_| s.to_string(), |d| d.into_owned());
@@ -270,8 +281,7 @@ impl S3Access for AccessHook {
             Some(bucket) => {
                 let fresh = !cached_view_is_enough(&operation);
                 let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, fresh).await?;
-                let expected = cx.headers().get("x-amz-expected-bucket-owner");
-                view.check_expected_owner(expected.map(|v| v.to_str().unwrap_or("\u{fffd}")))?;
+                view.check_expected_owner(expected_bucket_owner(cx.headers(), cx.uri()).as_deref())?;
                 if decided_on_the_object(&operation) && view.depends_on_object() {
                     authorized.deferred = true;
                     authorized.view = Some(view.clone());
