@@ -123,12 +123,18 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Makes a file's removal from blob directory `dir` durable. The directory may be gone already
-/// (another removal emptied it and removed it, `ShardStore::remove_blob_dir_if_empty`): the file
-/// is gone with it, and a crash that brings both back leaves a stray copy, which the repair's
-/// sweep removes again.
+/// (another removal emptied it and removed it, `ShardStore::remove_blob_dir_if_empty`, which
+/// does not sync): then its parent is synced, which makes the directory's removal durable, and
+/// with it the file's on a journalled filesystem. Were a crash to bring a removed copy back, it
+/// would be a stray (the same bytes, never rewritten under its id), which the repair's sweep
+/// removes again.
 fn sync_removal(dir: &Path) -> io::Result<()> {
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     match sync_dir(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if gone(&e) => match sync_dir(dir.parent().expect("blob dirs have a parent")) {
+            Err(e) if gone(&e) => Ok(()),
+            other => other,
+        },
         other => other,
     }
 }

@@ -129,7 +129,7 @@ def signed_forms(s3, bucket):
     check(body == content, "a 3 MiB file read back differs")
     ok("204 form: 3 MiB file stored whole, ETag and Location headers")
 
-    # 3. A form sent with x-amz-expected-bucket-owner naming another account: refused, nothing
+    # 2b. A form sent with x-amz-expected-bucket-owner naming another account: refused, nothing
     #    stored, as every request naming a bucket is.
     form = s3.generate_presigned_post(bucket, "expected-owner.bin", ExpiresIn=600)
     other = {"x-amz-expected-bucket-owner": "111122223333"}

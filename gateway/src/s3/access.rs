@@ -128,15 +128,22 @@ fn cached_view_is_enough(operation: &str) -> bool {
     reads_object(operation)
 }
 
-/// x-amz-expected-bucket-owner, if the request names one (`BucketView::check_expected_owner`):
-/// the header, or the query parameter a presigned URL carries it in (the JS, Ruby and PHP
-/// presigners move x-amz-* headers into the query). A value that is not text names no tenant.
-pub fn expected_bucket_owner(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+/// Refuses the request if x-amz-expected-bucket-owner names another owner than `view`'s
+/// (`BucketView::check_expected_owner`): the header and the query parameter (where the JS, Ruby
+/// and PHP presigners put it in a presigned URL; lower case, as AWS reads it) are each checked,
+/// so that a header added to a presigned URL, which its signature does not cover, cannot
+/// override the owner the URL's signer named. A value that is not text names no tenant.
+pub fn check_expected_bucket_owner(view: &BucketView, headers: &http::HeaderMap, uri: &http::Uri) -> GatewayResult<()> {
     const NAME: &str = "x-amz-expected-bucket-owner";
-    match headers.get(NAME) {
-        Some(value) => Some(value.to_str().unwrap_or("\u{fffd}").to_string()),
-        None => query_pairs(uri).into_iter().find(|(name, _)| name.eq_ignore_ascii_case(NAME)).map(|(_, v)| v),
+    for value in headers.get_all(NAME) {
+        view.check_expected_owner(Some(value.to_str().unwrap_or("\u{fffd}")))?;
     }
+    for (name, value) in query_pairs(uri) {
+        if name == NAME {
+            view.check_expected_owner(Some(&value))?;
+        }
+    }
+    Ok(())
 }
 
 /// The query parameters of a URI, decoded.
@@ -281,7 +288,7 @@ impl S3Access for AccessHook {
             Some(bucket) => {
                 let fresh = !cached_view_is_enough(&operation);
                 let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, fresh).await?;
-                view.check_expected_owner(expected_bucket_owner(cx.headers(), cx.uri()).as_deref())?;
+                check_expected_bucket_owner(&view, cx.headers(), cx.uri())?;
                 if decided_on_the_object(&operation) && view.depends_on_object() {
                     authorized.deferred = true;
                     authorized.view = Some(view.clone());

@@ -18,7 +18,7 @@
 //! 204 (the default).
 
 use super::IgnifugeS3;
-use super::access::{Authorized, ClientAddr, RequestId, expected_bucket_owner, request_context};
+use super::access::{Authorized, ClientAddr, RequestId, check_expected_bucket_owner, request_context};
 use crate::authorize::Ask;
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
@@ -499,7 +499,7 @@ pub(super) async fn post_object(
     let action = "s3:PutObject";
     let context = Arc::new(request_context(&context_headers(&headers, &input, &form), &uri, client, action));
     let view = s3.gateway.access.view(s3.gateway.metadata.as_ref(), &bucket, true).await?;
-    view.check_expected_owner(expected_bucket_owner(&headers, &uri).as_deref())?;
+    check_expected_bucket_owner(&view, &headers, &uri)?;
     let ask = Ask { action, key: Some(&key), object_acl: None };
     s3.gateway.authorize(&requester, &view, ask, &context, &request_id)?;
     let authorized = Authorized { requester, view: Some(view), action, context, request_id, deferred: false };

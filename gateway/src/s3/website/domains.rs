@@ -96,6 +96,7 @@ impl S3Route for DomainRoute {
             GatewayError::InvalidRequest(format!("?{DOMAIN_PARAMETER} is a bucket subresource: name the bucket"))
         })?;
         let view = gateway.access.view(gateway.metadata.as_ref(), &bucket, true).await?;
+        crate::s3::access::check_expected_bucket_owner(&view, &req.headers, &req.uri)?;
         let client = req.extensions.get::<ClientAddr>().map(|c| c.0);
         let request_id = req.extensions.get::<RequestId>().map_or_else(|| Arc::from(""), |r| r.0.clone());
         let reads = req.method == http::Method::GET;
