@@ -1344,6 +1344,62 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
     }
 }
 
+/// A node killed (kill -9 at a fault point) as its re-examination puts a set-aside copy back in
+/// place, after the rename and before it is synced and indexed, loses no copy: restarted, it
+/// finds that copy in place or still set aside, puts the others back, and every stripe is whole
+/// with nothing rebuilt (rebuilds are refused throughout).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_while_putting_set_aside_copies_back_loses_none() {
+    const NODE: &str = "dc2-n2";
+    let (mut cluster, rules) =
+        Cluster::start_with_rules(&[("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")])
+            .await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "put-back").await;
+    let mut rng = TestRng::new("a_node_killed_while_putting_set_aside_copies_back_loses_none");
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, "put-back", &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    let held = cluster.shard_files(NODE).len();
+    assert_eq!(held, 3 * 2, "one shard of each stripe on every node (5+4 over 9)");
+    let node = cluster.process(NODE).listen.clone();
+    let gateways: Vec<String> =
+        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
+    let no_rebuild = format!("fail {node} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
+    rules.set(&format!("fail {node} node.shard.read-error\n{no_rebuild}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.shard_files(NODE).is_empty() {
+        assert!(Instant::now() < deadline, "{NODE}'s scrubber did not set its shards aside");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Reads work again; the first copy put back kills the node after its rename.
+    rules.set(&format!("crash {node} node.shard.restore-after-rename\n{no_rebuild}"));
+    wait_for_crash(&cluster, &[NODE], Duration::from_secs(60)).await;
+    let log = std::fs::read_to_string(cluster.data_dir.join(format!("logs/{NODE}.log"))).unwrap();
+    assert!(log.contains("restore-after-rename fires"), "killed elsewhere than the crash point");
+    rules.set(&no_rebuild);
+    std::thread::sleep(Duration::from_millis(4 * ignifuge_faults::RULES_REREAD_MS));
+    cluster.revive(Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.shard_files(NODE).len() != held {
+        assert!(
+            Instant::now() < deadline,
+            "the set-aside copies did not all return after the crash: {} of {held}",
+            cluster.shard_files(NODE).len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    rules.clear();
+    cluster.wait_until_healthy(Duration::from_secs(90));
+    assert_eq!(cluster.shard_files(NODE).len(), held, "the returned copies are the stripes' own");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "put-back", key).await, data, key);
+    }
+}
+
 /// A stripe left with fewer than k listed copies because its nodes set copies aside after failed
 /// reads (five nodes' disks fail every read while a GET needs the stripe) is whole again once
 /// the reads work: the repair round that finds it unreadable asks the live nodes to re-examine

@@ -671,6 +671,9 @@ impl ShardStore {
                     // there (a directory in the way fails the rename: kept, for an operator).
                     let mark = self.set_aside_records(id)?.mark;
                     fs::rename(&path, &target)?;
+                    // (A crash here, before the rename is synced and indexed: the e2e test
+                    // `faults::a_node_killed_while_putting_set_aside_copies_back_loses_none`.)
+                    ignifuge_faults::hit("node.shard.restore-after-rename");
                     done.restored += 1;
                     self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).shards.remove(id);
                     tracing::warn!(shard = %id, "a set-aside copy reads whole again; restored it");
