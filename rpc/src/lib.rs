@@ -21,7 +21,8 @@ pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, INTERNODE_CLOCK_SKEW_MAX_MS, Inter
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
 pub use listener::{
-    BoundedListener, HEADER_READ_TIMEOUT_MS, StallGuard, UNSENT_BYTES_MAX, WRITE_STALL_TIMEOUT_MS, stall_guarded,
+    BoundedListener, HEADER_READ_TIMEOUT_MS, LINGER_BYTES_MAX, LINGER_MS, LingeringClose, StallGuard, UNSENT_BYTES_MAX,
+    WRITE_STALL_TIMEOUT_MS, stall_guarded,
 };
 pub use metadata::{META_FAILOVER_DEADLINE_MS, META_SETTLE_DEADLINE_MS, Redirect, RemoteMetadata};
 pub use secrets::SecretSealer;

@@ -165,10 +165,129 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 }
 
+/// How long a closing client connection keeps reading what its client still sends
+/// (`LingeringClose`).
+pub const LINGER_MS: u64 = 2_000;
+/// How much of it, at most.
+pub const LINGER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// A client connection that, when the server closes it, first ends its own side (FIN, after the
+/// answer) and then reads and discards what the client still sends, for at most `LINGER_MS` and
+/// `LINGER_BYTES_MAX`, before the socket is closed (nginx's lingering close). A socket closed
+/// with unread bytes makes the kernel send a reset, which can reach the client before it has
+/// read the answer: a client still sending a body the server refused without reading it (403
+/// before the upload, 503 SlowDown, a malformed checksum header) saw a broken pipe instead of
+/// the answer, and did not learn why.
+pub struct LingeringClose<T> {
+    inner: T,
+    linger: Option<Linger>,
+}
+
+struct Linger {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    discarded: usize,
+    write_shut: bool,
+}
+
+impl<T> LingeringClose<T> {
+    pub fn new(inner: T) -> Self {
+        Self { inner, linger: None }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for LingeringClose<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LingeringClose<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let linger = this.linger.get_or_insert_with(|| Linger {
+            deadline: Box::pin(tokio::time::sleep(Duration::from_millis(LINGER_MS))),
+            discarded: 0,
+            write_shut: false,
+        });
+        if !linger.write_shut {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            linger.write_shut = true;
+        }
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if linger.discarded >= LINGER_BYTES_MAX || linger.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                // The client closed (or reset) its side: nothing left to protect.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => linger.discarded += buf.filled().len(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers before reading a request's body, then closes: what the client,
+    /// still sending an 8 MiB body, gets (whether its body was taken, and the answer it read).
+    async fn refused_while_sending(lingering: bool) -> (std::io::Result<()>, std::io::Result<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut conn = LingeringClose::new(stream);
+            let mut head = [0u8; 1024];
+            let _ = conn.read(&mut head).await.unwrap();
+            conn.write_all(b"refused").await.unwrap();
+            if lingering {
+                conn.shutdown().await.unwrap();
+            }
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let sent = client.write_all(&vec![7u8; 8 << 20]).await;
+        let mut answer = Vec::new();
+        let read = client.read_to_end(&mut answer).await.map(|_| answer);
+        server.await.unwrap();
+        (sent, read)
+    }
+
+    /// With a lingering close the client sends its whole body and reads the answer; closed
+    /// plainly, with the body unread, the socket resets and the client's writes fail.
+    #[tokio::test]
+    async fn a_client_still_sending_a_refused_body_reads_the_answer() {
+        let (sent, read) = refused_while_sending(true).await;
+        sent.expect("the whole body is taken");
+        assert_eq!(read.expect("the answer is read"), b"refused");
+        let (sent, read) = refused_while_sending(false).await;
+        assert!(sent.is_err() || read.is_err(), "a plain close with unread bytes resets the connection");
+    }
 
     #[tokio::test]
     async fn a_peer_that_stops_reading_is_cut_and_one_that_reads_is_not() {

@@ -249,6 +249,15 @@ pub async fn serve(
                 .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")));
             // For a 416's body (`complete_error_message`).
             let range = request.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // A request that came with a body may be refused before all of it was read: its
+            // answer says the connection closes (then lingers: `LingeringClose`), so the client
+            // sends nothing more on it.
+            let has_body = request.headers().contains_key(http::header::TRANSFER_ENCODING)
+                || request
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|length| length.trim() != "0");
             let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
@@ -275,6 +284,9 @@ pub async fn serve(
             };
             answer.map(|mut response| {
                 complete_error_message(&mut response, &request_id, range.as_deref());
+                if has_body && response.status().as_u16() >= 400 {
+                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
                 if attributes {
                     unquote_attributes_etag(&mut response);
                 }
@@ -377,7 +389,8 @@ fn unquote_attributes_etag(response: &mut s3s::HttpResponse) {
 
 /// Accepts connections on `listener` (at most `GATEWAY_CONNECTIONS_MAX` at once) and serves each
 /// over HTTP/1.1 or HTTP/2 with `handle`, given each request and its client's address. A client
-/// that stops reading an answer for `stall_ms` is dropped.
+/// that stops reading an answer for `stall_ms` is dropped; one still sending a body the answer
+/// refused gets the answer before the connection closes (`LingeringClose`).
 pub(crate) async fn serve_http<F, Fut>(
     listener: tokio::net::TcpListener,
     stall_ms: u64,
@@ -400,7 +413,8 @@ where
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| handle(request, peer));
             let stall = std::time::Duration::from_millis(stall_ms);
-            let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::stall_guarded(stream, stall));
+            let guarded = ignifuge_rpc::stall_guarded(stream, stall);
+            let io = hyper_util::rt::TokioIo::new(ignifuge_rpc::LingeringClose::new(guarded));
             let connection = http.serve_connection(io, service).await;
             if let Err(e) = connection {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
