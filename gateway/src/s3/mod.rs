@@ -251,13 +251,15 @@ pub async fn serve(
             let range = request.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             // A request that came with a body may be refused before all of it was read: its
             // answer says the connection closes (then lingers: `LingeringClose`), so the client
-            // sends nothing more on it.
-            let has_body = request.headers().contains_key(http::header::TRANSFER_ENCODING)
-                || request
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|length| length.trim() != "0");
+            // sends nothing more on it. (HTTP/1 only: HTTP/2 has no such header, and its streams
+            // end on their own.)
+            let headers = request.headers();
+            let has_body = request.version() < http::Version::HTTP_2
+                && (headers.contains_key(http::header::TRANSFER_ENCODING)
+                    || headers
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|length| length.trim() != "0"));
             let refused = |e: S3Error| e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)));
             let answer = if let Some(e) = precheck::refusal(&request, &hosts) {
                 refused(e)
