@@ -1275,6 +1275,55 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
     assert!(log.contains("a shard read failed once, then read whole"), "{TRANSIENT} did not read again");
 }
 
+/// A cluster whose scrubbers pass every 1.5 s and repair rounds run every second.
+async fn set_aside_cluster() -> (Cluster, Rules) {
+    Cluster::start_with_rules(&[("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")]).await
+}
+
+/// What `set_aside_every_shard` left: the objects written, how many shards the node held, the
+/// rules that refuse every rebuild (to keep standing), and the node's scrub status.
+struct SetAside {
+    objects: Vec<(String, Vec<u8>)>,
+    held: usize,
+    no_rebuild: String,
+    status: serde_json::Value,
+}
+
+/// Writes three objects of two stripes into a new `bucket`, then fails every read of `node`'s
+/// disk, with rebuilds refused (`node`'s writes and every gateway's repair commits fail), until
+/// its scrubber has set every shard of `node` aside (moved and counted).
+async fn set_aside_every_shard(cluster: &Cluster, rules: &Rules, node: &str, bucket: &str, seed: &str) -> SetAside {
+    let client = cluster.s3_client();
+    create_bucket(&client, bucket).await;
+    let mut rng = TestRng::new(seed);
+    let mut objects = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(6 * MIB + i);
+        put_object(&client, bucket, &format!("object-{i}"), &data).await;
+        objects.push((format!("object-{i}"), data));
+    }
+    let held = cluster.shard_files(node).len();
+    assert_eq!(held, 3 * 2, "one shard of each stripe on every node (5+4 over 9)");
+    let listen = cluster.process(node).listen.clone();
+    let gateways: Vec<String> =
+        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
+    let no_rebuild =
+        format!("fail {listen} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
+    rules.set(&format!("fail {listen} node.shard.read-error\n{no_rebuild}"));
+    // Counted once moved and recorded: the file leaves first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = cluster.durability();
+        let scrub = report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == node).cloned();
+        let status = scrub.expect(node)["status"].clone();
+        if cluster.shard_files(node).is_empty() && status["unreadable_found"] == held {
+            return SetAside { objects, held, no_rebuild, status };
+        }
+        assert!(Instant::now() < deadline, "{node}'s scrubber did not set its shards aside: {status:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// A copy set aside after two failed reads is not lost for good: the fault may have been
 /// transient (a controller reset), and it may be the copy a stripe needs most. While dc2-n2's
 /// disk fails every read, its scrubber sets each of its shards aside; once reads work again, the
@@ -1284,37 +1333,18 @@ async fn a_disk_read_error_during_a_scrub_is_set_aside_and_repaired() {
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole() {
     const NODE: &str = "dc2-n2";
-    let (cluster, rules) =
-        Cluster::start_with_rules(&[("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")])
-            .await;
+    let (cluster, rules) = set_aside_cluster().await;
     let client = cluster.s3_client();
-    create_bucket(&client, "returns").await;
-    let mut rng = TestRng::new("copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole");
-    let mut objects = Vec::new();
-    for i in 0..3 {
-        let data = rng.bytes(6 * MIB + i);
-        put_object(&client, "returns", &format!("object-{i}"), &data).await;
-        objects.push((format!("object-{i}"), data));
-    }
-    let held = cluster.shard_files(NODE).len();
-    assert_eq!(held, 3 * 2, "one shard of each stripe on every node (5+4 over 9)");
-    let node = cluster.process(NODE).listen.clone();
-    let gateways: Vec<String> =
-        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
-    let no_rebuild = format!("fail {node} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
-    rules.set(&format!("fail {node} node.shard.read-error\n{no_rebuild}"));
+    let SetAside { objects, held, no_rebuild, status } = set_aside_every_shard(
+        &cluster,
+        &rules,
+        NODE,
+        "returns",
+        "copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_whole",
+    )
+    .await;
     let node_scrub = |report: &serde_json::Value| {
         report["scrub"].as_array().expect("scrub list").iter().find(|n| n["node"] == NODE).cloned().expect(NODE)
-    };
-    // Counted once moved and recorded: the file leaves first.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status = node_scrub(&cluster.durability())["status"].clone();
-        if cluster.shard_files(NODE).is_empty() && status["unreadable_found"] == held {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "{NODE}'s scrubber did not set its shards aside: {status:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
     };
     // A pass re-examines them while the disk still fails: they stay aside.
     let last_pass = status["last_complete_ms"].as_i64();
@@ -1351,30 +1381,17 @@ async fn copies_set_aside_by_a_disk_that_failed_its_reads_return_once_they_read_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_killed_while_putting_set_aside_copies_back_loses_none() {
     const NODE: &str = "dc2-n2";
-    let (mut cluster, rules) =
-        Cluster::start_with_rules(&[("IGNIFUGE_SCRUB_INTERVAL_MS", "1500"), ("IGNIFUGE_REPAIR_INTERVAL_MS", "1000")])
-            .await;
+    let (mut cluster, rules) = set_aside_cluster().await;
     let client = cluster.s3_client();
-    create_bucket(&client, "put-back").await;
-    let mut rng = TestRng::new("a_node_killed_while_putting_set_aside_copies_back_loses_none");
-    let mut objects = Vec::new();
-    for i in 0..3 {
-        let data = rng.bytes(6 * MIB + i);
-        put_object(&client, "put-back", &format!("object-{i}"), &data).await;
-        objects.push((format!("object-{i}"), data));
-    }
-    let held = cluster.shard_files(NODE).len();
-    assert_eq!(held, 3 * 2, "one shard of each stripe on every node (5+4 over 9)");
+    let SetAside { objects, held, no_rebuild, .. } = set_aside_every_shard(
+        &cluster,
+        &rules,
+        NODE,
+        "put-back",
+        "a_node_killed_while_putting_set_aside_copies_back_loses_none",
+    )
+    .await;
     let node = cluster.process(NODE).listen.clone();
-    let gateways: Vec<String> =
-        cluster.processes.iter().filter(|p| p.role == "gateway").map(|p| p.listen.clone()).collect();
-    let no_rebuild = format!("fail {node} node.shard.write-error\nfail {} repair.before-commit\n", gateways.join(","));
-    rules.set(&format!("fail {node} node.shard.read-error\n{no_rebuild}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cluster.shard_files(NODE).is_empty() {
-        assert!(Instant::now() < deadline, "{NODE}'s scrubber did not set its shards aside");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
     // Reads work again; the first copy put back kills the node after its rename.
     rules.set(&format!("crash {node} node.shard.restore-after-rename\n{no_rebuild}"));
     wait_for_crash(&cluster, &[NODE], Duration::from_secs(60)).await;

@@ -89,6 +89,11 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
     }
 }
 
+/// PutObject of `record` into bucket `b`, unconditional, applied in-process (no leader stamp).
+fn put_record(m: &StateMachine, b: &str, record: ObjectRecord) -> Result<Outcome, MetaError> {
+    m.apply(Command::PutObject { bucket: bref(m, b), record, condition: WriteCondition::default(), leader_ms: None })
+}
+
 fn put(m: &StateMachine, b: &str, key: &str, etag: &str, condition: WriteCondition) -> Result<Outcome, MetaError> {
     m.apply(Command::PutObject { bucket: bref(&m, b), record: object(key, etag, 1), condition, leader_ms: None })
 }
@@ -166,13 +171,7 @@ fn replaced_blobs_become_garbage_but_shared_ones_do_not() {
     put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: second,
-        condition: Default::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", second).unwrap();
     assert!(
         m.kv().get(&keys::garbage(&BlobId::new(blob_of("k", "e1")))).unwrap().is_some(),
         "the first blob is garbage"
@@ -223,13 +222,7 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     let mut second = object("k", "e2", 1);
     second.parts[0] = part(1, "e2", 1, "11");
     second.last_modified_ms = 100;
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: second,
-        condition: Default::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", second).unwrap();
     let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10, after: None }).unwrap() {
         Answer::Garbage(page) => page.garbage.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
         _ => panic!(),
@@ -848,22 +841,10 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     for (key, blob) in [("x", "0a"), ("y", "0b"), ("z", "0c")] {
-        m.apply(Command::PutObject {
-            bucket: bref(&m, "b1"),
-            record: striped_object(key, blob, &["n1", "n2", "n3"]),
-            condition: WriteCondition::default(),
-            leader_ms: None,
-        })
-        .unwrap();
+        put_record(&m, "b1", striped_object(key, blob, &["n1", "n2", "n3"])).unwrap();
     }
     // Replacing z makes 0c garbage.
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: striped_object("z", "0d", &["n1", "n2", "n3"]),
-        condition: WriteCondition::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", striped_object("z", "0d", &["n1", "n2", "n3"])).unwrap();
     let upload = upload_record(UploadId::new("up1"), BucketName::new("b1"), "m");
     m.apply(Command::CreateUpload { bucket: bref(&m, "b1"), upload }).unwrap();
     m.apply(Command::PutUploadPart {
@@ -877,13 +858,7 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
     bucket(&m, "a", "b2").unwrap();
     set_versioning(&m, "b2", VersioningStatus::Enabled);
     for blob in ["0f", "10"] {
-        m.apply(Command::PutObject {
-            bucket: bref(&m, "b2"),
-            record: striped_object("w", blob, &["n1", "n2", "n3"]),
-            condition: WriteCondition::default(),
-            leader_ms: None,
-        })
-        .unwrap();
+        put_record(&m, "b2", striped_object("w", blob, &["n1", "n2", "n3"])).unwrap();
     }
     let old = versions(&m, "b2", "w")[1].version.clone();
     for limit in [1, 2, 100] {
@@ -944,13 +919,7 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let record = striped_object("x", "0a", &["n1", "n1", "n3"]);
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record,
-        condition: WriteCondition::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", record).unwrap();
     let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
     let owner = BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 };
     let replace = |expected: Vec<ShardRecord>| {
@@ -1564,25 +1533,14 @@ fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_c
     // A commit whose outcome its gateway did not know, applied after the fence: refused.
     let mut late = object("late", "e", 1);
     late.parts = vec![part(1, "e", 1, "0c")];
-    let refused = m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: late,
-        condition: Default::default(),
-        leader_ms: None,
-    });
+    let refused = put_record(&m, "b1", late);
     assert_eq!(refused, Err(MetaError::BlobReclaimed("0c".into())));
     // A renewal cannot revive a fenced blob, and a committed blob is never fenced, even once garbage.
     m.apply(Command::RenewIntents { blobs: blobs(&["0c"]), now_ms: 20_000 }).unwrap();
     assert_eq!(reclaim(&["0c"], 20_001), vec!["0c"]);
     let mut other = object("k", "e3", 1);
     other.parts = vec![part(1, "e3", 1, "0d")];
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: other,
-        condition: Default::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", other).unwrap();
     assert!(m.kv().get(b"g/k-e").unwrap().is_some(), "the replaced blob is garbage");
     assert!(reclaim(&["k-e", "0d"], 30_000).is_empty(), "garbage is the collector's, not the sweep's");
     m.apply(Command::ForgetGarbage { blobs: blobs(&["k-e"]) }).unwrap();
@@ -1968,13 +1926,7 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
     bucket(&m, "a", "b1").unwrap();
     let mut record = object("k", "e", 3 * (5 << 20));
     record.parts = vec![realistic_part(1, 3)];
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record,
-        condition: WriteCondition::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", record).unwrap();
     let blob = BlobId::new(format!("{:032x}", 1));
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.delete(keys::stripe(&blob, 1));
@@ -1986,13 +1938,7 @@ fn a_missing_stripe_record_is_corruption_and_a_collected_blob_is_skipped() {
     // bad record does not stop repair for every blob after it.
     let mut later = object("m", "e", 5 << 20);
     later.parts = vec![realistic_part(2, 1)];
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: later,
-        condition: WriteCondition::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", later).unwrap();
     let Answer::Blobs(page) = m.query(Query::Blobs { cursor: BlobCursor::default(), limit: 10 }).unwrap() else {
         panic!()
     };
@@ -2129,13 +2075,7 @@ fn list_inline_objects_on(m: StateMachine) {
         let mut record = object(key, "e", 4096);
         record.parts[0].location = DataLocation::Inline(vec![b'x'; 4096]);
         record.parts[0].size = 4096;
-        m.apply(Command::PutObject {
-            bucket: bref(&m, "b1"),
-            record,
-            condition: WriteCondition::default(),
-            leader_ms: None,
-        })
-        .unwrap();
+        put_record(&m, "b1", record).unwrap();
     }
     assert_eq!(listed_keys(&m, "b1"), keys);
     let request = VersionListRequest { max_keys: 1000, ..Default::default() };
@@ -2150,13 +2090,7 @@ fn list_inline_objects_on(m: StateMachine) {
     for i in 0..299 {
         let mut record = object("k000", &format!("e{i}"), 4096);
         record.parts[0].location = DataLocation::Inline(vec![b'y'; 4096]);
-        m.apply(Command::PutObject {
-            bucket: bref(&m, "b1"),
-            record,
-            condition: WriteCondition::default(),
-            leader_ms: None,
-        })
-        .unwrap();
+        put_record(&m, "b1", record).unwrap();
     }
     assert_eq!(versions(&m, "b1", "k000").len(), 300);
 }
@@ -2281,7 +2215,7 @@ fn a_malformed_pack_is_refused_whole_and_only_put_packed_names_a_pack() {
     };
     let mut copy = *x;
     copy.key = ObjectKey::new("copy");
-    let refused = m.apply(Command::PutObject { bucket: bref(&m, "b1"), record: copy, condition: d(), leader_ms: None });
+    let refused = put_record(&m, "b1", copy);
     assert!(matches!(refused, Err(MetaError::InvalidPart(_))), "{refused:?}");
 }
 
@@ -2366,13 +2300,7 @@ fn a_pack_becomes_garbage_once_no_version_references_it() {
     bucket(&m, "a", "s1").unwrap();
     set_versioning(&m, "s1", VersioningStatus::Suspended);
     m.apply(packed(&m, "s1", "spk", &[("n", d()), ("o", d())])).unwrap();
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "s1"),
-        record: object("n", "n2", 1),
-        condition: d(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "s1", object("n", "n2", 1)).unwrap();
     assert!(!is_garbage(&m, "spk"), "o still holds it");
     // A delete in a suspended bucket puts a null delete marker in place of the null version,
     // which frees its slot.
@@ -2736,13 +2664,7 @@ fn a_repack_keeps_a_pack_with_a_member_left_moves_a_non_current_null_version_and
     bucket(&m, "a", "s1").unwrap();
     logged(&m, "p2", packed(&m, "s1", "npk", &[("n", d())])).unwrap();
     set_versioning(&m, "s1", VersioningStatus::Enabled);
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "s1"),
-        record: object("n", "n2", 1),
-        condition: d(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "s1", object("n", "n2", 1)).unwrap();
     let null = members(&m, "npk").remove(0);
     assert_eq!(null.version.0, NULL_VERSION);
     let Outcome::Repacked(moved) = logged(&m, "r3", repack("npk2", &[&null])).unwrap() else { panic!() };
@@ -2762,13 +2684,7 @@ fn a_record_is_shown_with_why_it_does_not_read() {
     put(&m, "b1", "good", "e1", WriteCondition::default()).unwrap();
     put(&m, "b1", "bad", "e2", WriteCondition::default()).unwrap();
     let torn = striped_object("torn", "tornblob", &["n1", "n2", "n3"]);
-    m.apply(Command::PutObject {
-        bucket: bref(&m, "b1"),
-        record: torn,
-        condition: WriteCondition::default(),
-        leader_ms: None,
-    })
-    .unwrap();
+    put_record(&m, "b1", torn).unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.put(b"o/b1/bad".to_vec(), b"{not a record".to_vec());
     batch.put(keys::stripe(&BlobId::new("tornblob"), 0), b"{not a stripe".to_vec());
