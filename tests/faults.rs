@@ -12,7 +12,8 @@
 //! - a gateway whose clock is minutes ahead or behind;
 //! - a replica that catches up by snapshot while writes go on;
 //! - a disk that fails a read (an I/O error) during a scrub pass;
-//! - a disk that refuses every write (full, or read-only);
+//! - a disk that refuses every write (full, or read-only), and a node's disk that really fills up
+//!   (a small file system of its own) and then has room again;
 //! - crashes at fault points: inside snapshot build and install, around repair's commit, and
 //!   before and after a shard's fsync and a metadata log batch's fsync.
 
@@ -1514,6 +1515,84 @@ async fn a_disk_that_refuses(point: &str, test: &str) {
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "full", key).await, data, key);
     }
+}
+
+/// A node whose disk fills up, for real: its data directory is a small file system of its own,
+/// filled by a file as another user of the disk would. The node refuses shards, so PUTs go on
+/// with its shards written elsewhere, and its metadata replica stops at its first refused write
+/// (openraft stops a replica for good on a storage error, and RocksDB refuses every write after
+/// one failed, until it is opened again). Once the file is gone the replica starts again by
+/// itself (it used to stay stopped until the node was restarted by hand, the metadata a voter
+/// short meanwhile), catches up and holds what the others hold; the node takes shards again and
+/// every object reads back. `admin durability` names the stopped replica meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_disk_filled_takes_shards_and_metadata_again_once_it_has_room() {
+    const FULL: &str = "dc2-n2";
+    // Small enough that RocksDB cannot set aside room for its write-ahead log at start (its
+    // preallocation, about 70 MiB, fails and is skipped): the log's next append meets the full disk.
+    let cluster = Cluster::start_with_small_disk(FULL, 40 << 20, &[("IGNIFUGE_REPAIR_INTERVAL_MS", "3600000")]).await;
+    let client = cluster.s3_client();
+    create_bucket(&client, "full").await;
+    let mut rng = TestRng::new("a_node_whose_disk_filled_takes_shards_and_metadata_again_once_it_has_room");
+    let mut objects = Vec::new();
+    let data = rng.bytes(6 * MIB);
+    put_object(&client, "full", "before", &data).await;
+    objects.push(("before".to_string(), data));
+    let shards_before = cluster.shard_files(FULL).len();
+    assert!(shards_before > 0, "{FULL} holds shards of the first object");
+
+    let filler = cluster.small_disk().fill();
+    let stopped = |status: &MetaStatus| status.member(FULL).status.as_ref().is_some_and(|s| s.stopped);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0.. {
+        let (key, data) = (format!("while-full-{i}"), rng.bytes(64 * 1024 + i));
+        put_object(&client, "full", &key, &data).await;
+        objects.push((key, data));
+        let status = cluster.meta_status();
+        if stopped(&status) {
+            break;
+        }
+        assert!(i < 300 && Instant::now() < deadline, "{FULL}'s replica took every write: {}", status.summary());
+    }
+    let view = cluster.durability();
+    let problems = view["problems"].to_string();
+    assert!(problems.contains(&format!("metadata replica(s) stopped: {FULL}")), "{view:#}");
+    let data = rng.bytes(6 * MIB + 1);
+    put_object(&client, "full", "striped-while-full", &data).await;
+    objects.push(("striped-while-full".to_string(), data));
+    // Not started again while its store still refuses writes (it tries after 1 s, 2 s, 4 s...).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let status = cluster.meta_status();
+    assert!(stopped(&status), "{FULL}'s replica restarted on a full disk: {}", status.summary());
+
+    std::fs::remove_file(&filler).expect("removing the filler");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = cluster.meta_status();
+        let leader_last = status.leader_status().and_then(|s| s.last_log_index);
+        let member = status.member(FULL).status.clone();
+        if let (Some(member), Some(leader_last)) = (member, leader_last)
+            && !member.stopped
+            && member.applied_index >= Some(leader_last)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{FULL}'s replica did not come back: {}", status.summary());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let data = rng.bytes(6 * MIB + 2);
+    put_object(&client, "full", "after", &data).await;
+    objects.push(("after".to_string(), data));
+    assert!(cluster.shard_files(FULL).len() > shards_before, "{FULL} takes shards again");
+    for (key, data) in &objects {
+        assert_bytes_eq(&get_object(&client, "full", key).await, data, key);
+    }
+    let (index, members, diverged, agreed) = digests_at_one_index(&cluster);
+    assert!(agreed && diverged.is_empty(), "replicas differ at {index}: {diverged:?} {members:?}");
+    assert_eq!(members.len(), 9);
+    assert!(members.iter().all(|(_, d)| d.is_some() && *d == members[0].1), "at {index}: {members:?}");
+    let view = cluster.durability();
+    assert!(!view["problems"].to_string().contains("stopped"), "{view:#}");
 }
 
 /// A node whose process answers but whose disk can no longer list its shards (the inventory fails

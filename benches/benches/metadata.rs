@@ -142,14 +142,20 @@ async fn raft_group(dir: &std::path::Path, name: &str, voters: u64, secret: &[u8
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(&dir.join(format!("{name}-raft{id}"))).expect("rocksdb"));
-        let client = NodeClient::new(Arc::new(InternodeAuth::new(secret)));
-        let snapshots = dir.join(format!("{name}-snapshots{id}"));
-        let replica = RaftMetadata::start(id, kv, snapshots, client, Default::default()).await.expect("raft");
+        let start = ignifuge_storage_node::ReplicaStart {
+            id,
+            kv,
+            snapshot_dir: dir.join(format!("{name}-snapshots{id}")),
+            client: NodeClient::new(Arc::new(InternodeAuth::new(secret))),
+            tuning: Default::default(),
+            address: address.to_string(),
+        };
+        let keeper = ignifuge_storage_node::MetadataReplica::start(start).await.expect("raft");
+        let replica = keeper.current();
         let index: Arc<dyn KvStore> = Arc::new(ignifuge_kv::MemoryKv::default());
         let store = Arc::new(ShardStore::open(&dir.join(format!("{name}-shards{id}")), index).expect("store"));
         let scrubber = Arc::new(ignifuge_storage_node::Scrubber::new(store.clone(), Default::default()));
-        let server =
-            Arc::new(NodeServer { store, scrubber, metadata: Some(replica.clone()), auth: InternodeAuth::new(secret) });
+        let server = Arc::new(NodeServer { store, scrubber, metadata: Some(keeper), auth: InternodeAuth::new(secret) });
         tokio::spawn(ignifuge_storage_node::serve(listener, server));
         members.insert(id, address.to_string());
         replicas.push(replica);

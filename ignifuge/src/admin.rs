@@ -338,7 +338,10 @@ impl Admin {
                 .map_err(|e| e.to_string());
             scrub.push((node.id.clone(), status));
         }
-        Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()))
+        let (members, _) = self.status().await;
+        let stopped =
+            members.into_iter().filter(|m| m.status.as_ref().is_ok_and(|s| s.stopped)).map(|m| m.node).collect();
+        Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()).with_stopped_replicas(stopped))
     }
 
     pub async fn set_node_out(&self, node: &str, out: bool) -> anyhow::Result<()> {

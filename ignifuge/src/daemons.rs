@@ -2,7 +2,6 @@
 
 use crate::settings::Settings;
 use anyhow::Context as _;
-use ignifuge_raft::RaftMetadata;
 use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
 use ignifuge_storage_node::{NodeServer, ShardStore};
 use ignifuge_types::NodeId;
@@ -34,14 +33,18 @@ pub async fn run_node(config: &Path, secret_file: &Path, node_id: &str, data_dir
     );
     let metadata = match cluster.metadata_role(&id) {
         Some(_) => {
-            let raft_id = ignifuge_rpc::raft_id_of(&id);
             let kv = ignifuge_storage_node::open_store(&data_dir.join("meta")).context("opening the metadata store")?;
-            // Raft traffic gets its own connection pool, so heartbeats never wait behind shards.
-            let raft_client = NodeClient::new(Arc::new(InternodeAuth::new(&secret)));
-            let replica = RaftMetadata::start(raft_id, kv, data_dir.join("meta-snapshots"), raft_client, settings.raft)
+            let start = ignifuge_storage_node::ReplicaStart {
+                id: ignifuge_rpc::raft_id_of(&id),
+                kv,
+                snapshot_dir: data_dir.join("meta-snapshots"),
+                client: NodeClient::new(Arc::new(InternodeAuth::new(&secret))),
+                tuning: settings.raft,
+                address: me.address.to_string(),
+            };
+            let replica = ignifuge_storage_node::MetadataReplica::start(start)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the metadata replica: {e}"))?;
-            tokio::spawn(replica.clone().keep_membership(me.address.to_string()));
             Some(replica)
         }
         None => None,

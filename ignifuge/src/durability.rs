@@ -20,6 +20,8 @@ pub struct DurabilityView {
     pub written: Vec<TenantDurability>,
     pub repair: Option<RepairReport>,
     pub scrub: Vec<(NodeId, Result<ScrubStatus, String>)>,
+    /// Metadata replicas whose Raft has stopped (`with_stopped_replicas`).
+    pub stopped_replicas: Vec<String>,
     pub now_ms: i64,
 }
 
@@ -203,7 +205,23 @@ impl DurabilityView {
         if !unscrubbed.is_empty() {
             problems.push(format!("no complete scrub pass for over 2 days on: {}", unscrubbed.join(", ")));
         }
-        Self { healthy: problems.is_empty(), problems, written, repair, scrub, now_ms }
+        Self { healthy: problems.is_empty(), problems, written, repair, scrub, stopped_replicas: Vec::new(), now_ms }
+    }
+
+    /// Adds the metadata replicas whose Raft has stopped (a store that failed a write: each node
+    /// starts its own again once its store takes writes, `ignifuge_storage_node::MetadataReplica`):
+    /// until then the metadata has one copy fewer of each new entry.
+    pub fn with_stopped_replicas(mut self, stopped: Vec<String>) -> Self {
+        if !stopped.is_empty() {
+            self.problems.push(format!(
+                "metadata replica(s) stopped: {} (their store failed a write, a full disk or an I/O error; each is \
+                 started again once its store takes writes: see its node's log)",
+                stopped.join(", ")
+            ));
+            self.healthy = false;
+        }
+        self.stopped_replicas = stopped;
+        self
     }
 
     /// The oldest "last complete scrub" among the nodes; None if some node never completed one.
@@ -236,6 +254,7 @@ impl DurabilityView {
             "repair_age_secs": self.repair.as_ref().map(|r| age_secs(self.now_ms, r.finished_ms)),
             "scrub": scrub,
             "last_complete_scrub_age_secs": self.oldest_scrub_ms().map(|t| age_secs(self.now_ms, t)),
+            "metadata_replicas_stopped": self.stopped_replicas,
         })
     }
 
@@ -321,6 +340,11 @@ impl DurabilityView {
                 gauge(name, help, vec![(String::new(), value)]);
             }
         }
+        gauge(
+            "ignifuge_metadata_replicas_stopped",
+            "Metadata replicas whose Raft has stopped (started again once their store takes writes)",
+            vec![(String::new(), self.stopped_replicas.len() as f64)],
+        );
         if let Some(check) = self.repair.as_ref().and_then(|r| r.metadata_check.as_ref()) {
             gauge(
                 "ignifuge_metadata_replicas_differing",
@@ -509,6 +533,20 @@ mod tests {
         // Down now as then: reported as unreachable, once.
         let down = DurabilityView::assess(vec![], Some(unsurveyed), vec![(node, Err("down".into()))], 300);
         assert!(!down.problems.iter().any(|p| p.contains("could not survey")), "{:?}", down.problems);
+    }
+
+    #[test]
+    fn a_stopped_metadata_replica_is_a_problem() {
+        let node = NodeId::new("n1");
+        let view = || DurabilityView::assess(vec![], Some(report(0)), vec![(node.clone(), scrub_ok(None))], 300);
+        let running = view().with_stopped_replicas(vec![]);
+        assert!(running.healthy, "{:?}", running.problems);
+        assert!(running.to_prometheus().contains("ignifuge_metadata_replicas_stopped 0"));
+        let stopped = view().with_stopped_replicas(vec!["dc2-n2".into()]);
+        assert!(!stopped.healthy);
+        assert!(stopped.problems.iter().any(|p| p.contains("stopped: dc2-n2")), "{:?}", stopped.problems);
+        assert!(stopped.to_prometheus().contains("ignifuge_metadata_replicas_stopped 1"));
+        assert_eq!(stopped.to_json()["metadata_replicas_stopped"][0], "dc2-n2");
     }
 
     #[test]

@@ -1,10 +1,39 @@
 use crate::{Durability, KvError, KvOp, KvPair, KvSnapshot, KvStore, WriteBatch};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// At most one attempt to open a store again (after a failed write) in this long.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+/// Free space a store is opened again with, beyond its write-ahead log: opening replays the log
+/// into a table file and writes a new manifest, so a store opened on a disk still full would
+/// fail to open and serve no reads either.
+const REOPEN_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// RocksDB engine. Writes marked `Synced` sync the WAL before returning.
+///
+/// Once a write has failed (a full disk, an I/O error), RocksDB refuses every later write until
+/// the store is opened again, as a restart of the process would: a node whose disk filled for a
+/// moment could then never write again, though its disk has room. So after a failed write the
+/// next write first opens the store again (`recover`), once nothing else holds it (an open
+/// snapshot, a scan under way) and its file system has room for the reopening; meanwhile reads
+/// go on from the store as it is. What a reopened store holds is what a restarted process would
+/// find: every write that returned Ok, and perhaps the failed one (whose caller had its error).
 pub struct RocksKv {
-    db: Arc<rocksdb::DB>,
+    path: PathBuf,
+    /// None only while opening the store again failed (every operation then fails).
+    db: RwLock<Option<Arc<rocksdb::DB>>>,
+    /// A write failed and the store has not been opened again since.
+    failed: AtomicBool,
+    /// When it was last tried, and why it is needed.
+    recovery: Mutex<Recovery>,
+}
+
+#[derive(Default)]
+struct Recovery {
+    last_attempt: Option<Instant>,
+    cause: String,
 }
 
 fn engine(e: rocksdb::Error) -> KvError {
@@ -24,18 +53,71 @@ impl RocksKv {
     }
 
     fn open_with(path: &Path, create: bool) -> Result<Self, KvError> {
-        let mut options = options();
-        options.create_if_missing(create);
-        // Small daemons share 2 cores with the data path: keep background work modest.
-        options.increase_parallelism(2);
-        options.set_max_background_jobs(2);
-        let db = rocksdb::DB::open(&options, path).map_err(engine)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(Arc::new(open_db(path, create)?))),
+            failed: AtomicBool::new(false),
+            recovery: Mutex::new(Recovery::default()),
+        })
+    }
+
+    fn db(&self) -> Result<Arc<rocksdb::DB>, KvError> {
+        if let Some(db) = self.db.read().expect("store lock").as_ref() {
+            return Ok(db.clone());
+        }
+        self.recover();
+        let cause = self.recovery.lock().expect("recovery lock").cause.clone();
+        self.db.read().expect("store lock").clone().ok_or_else(|| {
+            KvError::Engine(format!("the store at {} could not be opened again: {cause}", self.path.display()))
+        })
+    }
+
+    /// After a failed write: opens the store again, if the last attempt is over `REOPEN_INTERVAL`
+    /// old, its file system has room (`room_to_reopen`), and nothing else holds it.
+    fn recover(&self) {
+        if !self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut recovery = self.recovery.lock().expect("recovery lock");
+        if !self.failed.load(Ordering::Acquire)
+            || recovery.last_attempt.is_some_and(|at| at.elapsed() < REOPEN_INTERVAL)
+        {
+            return;
+        }
+        recovery.last_attempt = Some(Instant::now());
+        if !room_to_reopen(&self.path) {
+            return;
+        }
+        let mut slot = self.db.write().expect("store lock");
+        if slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
+            return; // a snapshot or an operation under way holds it: next time
+        }
+        // Closed before it is opened again: RocksDB locks its directory.
+        *slot = None;
+        match open_db(&self.path, false) {
+            Ok(db) => {
+                *slot = Some(Arc::new(db));
+                self.failed.store(false, Ordering::Release);
+                tracing::warn!(store = %self.path.display(), after = %recovery.cause, "store opened again after a failed write");
+            }
+            Err(e) => {
+                tracing::error!(store = %self.path.display(), error = %e, "could not open the store again after a failed write");
+                recovery.cause = e.to_string();
+            }
+        }
+    }
+
+    fn write_failed(&self, error: &rocksdb::Error) {
+        let mut recovery = self.recovery.lock().expect("recovery lock");
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            recovery.last_attempt = None;
+        }
+        recovery.cause = error.to_string();
     }
 
     /// One of RocksDB's integer properties (`rocksdb.estimate-table-readers-mem`, ...), if it has it.
     pub fn int_property(&self, name: &str) -> Result<Option<u64>, KvError> {
-        self.db.property_int_value(name).map_err(engine)
+        self.db()?.property_int_value(name).map_err(engine)
     }
 
     /// Bulk loading, for benchmarks that need a store of millions of keys without writing them
@@ -59,8 +141,45 @@ impl RocksKv {
     pub fn ingest_table_files(&self, files: &[std::path::PathBuf]) -> Result<(), KvError> {
         let mut options = rocksdb::IngestExternalFileOptions::default();
         options.set_move_files(false);
-        self.db.ingest_external_file_opts(&options, files.to_vec()).map_err(engine)
+        self.db()?.ingest_external_file_opts(&options, files.to_vec()).map_err(engine)
     }
+}
+
+fn open_db(path: &Path, create: bool) -> Result<rocksdb::DB, KvError> {
+    let mut options = options();
+    options.create_if_missing(create);
+    // Small daemons share 2 cores with the data path: keep background work modest.
+    options.increase_parallelism(2);
+    options.set_max_background_jobs(2);
+    rocksdb::DB::open(&options, path).map_err(engine)
+}
+
+/// Whether the file system of the store at `path` has room to open it again: its write-ahead
+/// log files (`*.log`, replayed into a table file on opening) and `REOPEN_SPARE_BYTES` more.
+fn room_to_reopen(path: &Path) -> bool {
+    let wal_bytes: u64 = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    available_bytes(path).is_some_and(|free| free >= wal_bytes + REOPEN_SPARE_BYTES)
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+fn available_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// What every store and table file is written with.
@@ -72,10 +191,11 @@ fn options() -> rocksdb::Options {
 
 impl KvStore for RocksKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.db.get(key).map_err(engine)
+        self.db()?.get(key).map_err(engine)
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), KvError> {
+        self.recover();
         let mut rb = rocksdb::WriteBatch::default();
         for op in batch.ops {
             match op {
@@ -85,7 +205,10 @@ impl KvStore for RocksKv {
         }
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(durability == Durability::Synced);
-        self.db.write_opt(rb, &options).map_err(engine)
+        self.db()?.write_opt(rb, &options).map_err(|e| {
+            self.write_failed(&e);
+            engine(e)
+        })
     }
 
     fn scan_bytes(
@@ -96,7 +219,7 @@ impl KvStore for RocksKv {
         bytes_max: usize,
     ) -> Result<Vec<KvPair>, KvError> {
         collect(
-            self.db.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)),
+            self.db()?.iterator_opt(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward), bounded(end)),
             limit,
             bytes_max,
         )
@@ -111,7 +234,8 @@ impl KvStore for RocksKv {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
     ) -> Result<(), KvError> {
         // The raw iterator lends each value in place; the plain one copies it whole first.
-        let mut iter = self.db.raw_iterator_opt(bounded(end));
+        let db = self.db()?;
+        let mut iter = db.raw_iterator_opt(bounded(end));
         iter.seek(start);
         let (mut pairs, mut bytes) = (0usize, 0usize);
         while pairs < limit && !(bytes >= bytes_max && pairs > 0) {
@@ -128,7 +252,7 @@ impl KvStore for RocksKv {
         let mut read = rocksdb::ReadOptions::default();
         read.set_iterate_lower_bound(start.to_vec());
         read.set_iterate_upper_bound(end.to_vec());
-        match self.db.iterator_opt(rocksdb::IteratorMode::End, read).next() {
+        match self.db()?.iterator_opt(rocksdb::IteratorMode::End, read).next() {
             None => Ok(None),
             Some(item) => {
                 let (k, v) = item.map_err(engine)?;
@@ -138,12 +262,13 @@ impl KvStore for RocksKv {
     }
 
     fn snapshot(&self) -> Result<Box<dyn KvSnapshot>, KvError> {
-        let snapshot = self.db.snapshot();
+        let db = self.db()?;
+        let snapshot = db.snapshot();
         // SAFETY: the snapshot borrows the DB; `RocksSnapshot` owns an `Arc` of that same DB and
         // declares `snapshot` before `_db`, so the snapshot is released before the last
         // reference to the DB can be dropped. The 'static lifetime never escapes the struct.
         let snapshot: rocksdb::Snapshot<'static> = unsafe { std::mem::transmute(snapshot) };
-        Ok(Box::new(RocksSnapshot { snapshot, _db: self.db.clone() }))
+        Ok(Box::new(RocksSnapshot { snapshot, _db: db }))
     }
 }
 
@@ -204,6 +329,77 @@ mod tests {
         }
         let kv = RocksKv::open(dir.path()).unwrap();
         assert_eq!(kv.get(b"b/1").unwrap(), Some(b"later".to_vec()));
+    }
+
+    /// A file system of its own, small enough to fill (a tmpfs the test mounts: the tests run as
+    /// root, as the e2e tests' network namespaces need), unmounted when dropped.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn new(bytes: u64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .expect("running mount");
+            assert!(status.success(), "mounting a tmpfs (the tests run as root)");
+            Self { dir }
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills what is left with one file, and returns its path.
+        fn fill(&self) -> PathBuf {
+            use std::io::Write;
+            let path = self.path().join("filler");
+            let mut file = std::fs::File::create(&path).unwrap();
+            for size in [1 << 20, 4096, 1] {
+                while file.write_all(&vec![7u8; size]).is_ok() {}
+            }
+            path
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+
+    fn put(kv: &RocksKv, key: &str) -> Result<(), KvError> {
+        kv.write(WriteBatch { ops: vec![KvOp::Put(key.as_bytes().to_vec(), vec![1u8; 1000])] }, Durability::Synced)
+    }
+
+    /// RocksDB refuses every write after one failed (a full disk here) until it is opened again:
+    /// the store opens it again on the next write once its disk has room and nothing holds it,
+    /// and reads go on meanwhile.
+    #[test]
+    fn a_store_whose_disk_filled_takes_writes_again_once_it_has_room() {
+        let disk = SmallDisk::new(48 << 20);
+        let kv = RocksKv::open(&disk.path().join("db")).unwrap();
+        put(&kv, "before").unwrap();
+        let filler = disk.fill();
+        let refused = (0..10_000).map(|i| put(&kv, &format!("full-{i}"))).find_map(Result::err);
+        assert!(refused.is_some(), "a full disk took every write");
+        assert!(put(&kv, "still-full").is_err(), "no room to open it again");
+        assert!(kv.get(b"before").unwrap().is_some(), "reads go on while the disk is full");
+
+        std::fs::remove_file(&filler).unwrap();
+        let held = kv.snapshot().unwrap();
+        std::thread::sleep(REOPEN_INTERVAL);
+        assert!(put(&kv, "held").is_err(), "a snapshot holds the store: not opened again under it");
+        assert!(held.get(b"before").unwrap().is_some());
+        drop(held);
+        std::thread::sleep(REOPEN_INTERVAL);
+        put(&kv, "after").expect("opened again once it had room and nothing held it");
+        assert!(kv.get(b"before").unwrap().is_some());
+        assert!(kv.get(b"after").unwrap().is_some());
+        assert!(kv.get(b"held").unwrap().is_none(), "a refused write is not there");
     }
 
     #[test]

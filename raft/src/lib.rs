@@ -497,6 +497,40 @@ impl RaftMetadata {
         Ok(answer)
     }
 
+    /// Waits until this replica's Raft has stopped (a store that refused a write, a panic in its
+    /// core) and says why.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core is gone".into();
+            }
+        }
+    }
+
+    /// Whether this replica's Raft still runs.
+    pub fn running(&self) -> bool {
+        self.raft.metrics().borrow().running_state.is_ok()
+    }
+
+    /// Shuts this replica's Raft down and waits, up to `timeout`, until no task of it can still
+    /// write its state (openraft's state machine worker and snapshot builds hold the state
+    /// machine until they end), so that another replica may be started on the same store.
+    pub async fn release(&self, timeout: std::time::Duration) -> bool {
+        let _ = self.raft.shutdown().await;
+        let deadline = std::time::Instant::now() + timeout;
+        while Arc::strong_count(&self.machine) > 1 {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// A snapshot of the replica's view, for `ignifuge admin status`.
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow().clone();
@@ -513,6 +547,7 @@ impl RaftMetadata {
             voters,
             learners,
             unproven: self.unproven(),
+            stopped: m.running_state.is_err(),
             reads_by_lease: self.reads_by_lease.load(std::sync::atomic::Ordering::Relaxed),
             reads_confirmed: self.reads_confirmed.load(std::sync::atomic::Ordering::Relaxed),
             replication: m
@@ -619,6 +654,10 @@ pub struct RaftStatus {
     /// Started without its log and not yet caught up: it does not vote (`Amnesia`).
     #[serde(default)]
     pub unproven: bool,
+    /// Its Raft has stopped (a store that failed a write): its node starts it again once the
+    /// store takes writes.
+    #[serde(default)]
+    pub stopped: bool,
     /// Queries this replica answered from its lease as leader, and after a read-index round,
     /// since it started.
     #[serde(default)]

@@ -168,10 +168,10 @@ impl RaftMetadata {
         done.map(|_| Some(step)).map_err(|e| e.to_string())
     }
 
-    /// Runs `keep_membership_once` forever, from start-up on (every replica runs it; only the
-    /// leader acts). `own_address` is where this replica listens now.
+    /// Runs `keep_membership_once` from start-up on, until this replica's Raft stops (every
+    /// replica runs it; only the leader acts). `own_address` is where this replica listens now.
     pub async fn keep_membership(self: Arc<Self>, own_address: String) {
-        loop {
+        while self.running() {
             if let Err(e) = self.keep_membership_once(&own_address).await {
                 tracing::warn!(error = %e, "could not change the metadata membership; will retry");
             }

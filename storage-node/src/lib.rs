@@ -1,5 +1,6 @@
 //! The storage node daemon: stores shards on local disk, indexes them, hosts a Raft replica of the
-//! metadata when it is a metadata voter, and serves the authenticated internode API.
+//! metadata when it is a metadata voter (started again in place when it stops: `replica`), and
+//! serves the authenticated internode API.
 //!
 //! Owns: the on-disk shard format and layout, the shard index, the internode HTTP server.
 //! Must never depend on: the gateway or the S3 protocol.
@@ -9,12 +10,14 @@
 //! corruption, never served.
 
 mod group_sync;
+mod replica;
 mod scrub;
 mod server;
 mod shard_buffer;
 mod shard_store;
 
 pub use group_sync::{GroupSync, SyncMode, WriteStart};
+pub use replica::{MetadataReplica, ReplicaStart};
 pub use scrub::{ScrubConfig, Scrubber};
 pub use server::{NodeServer, serve};
 pub use shard_buffer::AroundCache;

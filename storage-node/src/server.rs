@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ignifuge_meta::{Proposal, Query};
-use ignifuge_raft::{RaftMetadata, Redirect, Voters};
+use ignifuge_raft::{Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BLOBS_PER_DELETE_MAX, BODY_HASH_HEADER, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer,
     BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, SHARD_CRC_HEADER,
@@ -24,7 +24,7 @@ pub struct NodeServer {
     pub store: Arc<ShardStore>,
     pub scrubber: Arc<crate::Scrubber>,
     /// Present on the nodes that keep a copy of the metadata (Raft voters and learners).
-    pub metadata: Option<Arc<RaftMetadata>>,
+    pub metadata: Option<Arc<crate::MetadataReplica>>,
     pub auth: InternodeAuth,
 }
 
@@ -387,7 +387,7 @@ impl NodeServer {
     /// Metadata commands and queries. A follower answers 421 naming the leader, so that callers
     /// follow the leader themselves; a replica without quorum answers 503.
     async fn meta(&self, request: Request<Incoming>, hash_hex: &str, apply: bool) -> HttpResponse {
-        let Some(metadata) = self.metadata.clone() else {
+        let Some(metadata) = self.metadata.as_ref().map(|m| m.current()) else {
             return redirect(Redirect::NotLeader { leader: None });
         };
         let body = match Self::read_body(request, hash_hex).await {
@@ -416,7 +416,7 @@ impl NodeServer {
 
     /// The Raft transport, initialisation and status.
     async fn raft(&self, path: &str, request: Request<Incoming>, hash_hex: &str) -> HttpResponse {
-        let Some(metadata) = self.metadata.clone() else {
+        let Some(metadata) = self.metadata.as_ref().map(|m| m.current()) else {
             return reply(StatusCode::MISDIRECTED_REQUEST, "this node keeps no metadata replica");
         };
         let body = match Self::read_body(request, hash_hex).await {

@@ -113,6 +113,10 @@ pub struct Cluster {
     pub cluster_file: ClusterFile,
     child: Child,
     stderr_path: PathBuf,
+    /// A node's data directory on a file system of its own (`start_with_small_disk`): declared
+    /// before `tempdir`, so it is unmounted (fields drop after `Drop::drop`, once every process
+    /// has stopped) before the directory under it is removed.
+    small_disk: Option<SmallDisk>,
     tempdir: Option<tempfile::TempDir>,
     /// The runtime rules file of a cluster started by `start_with_rules`: removed once the
     /// cluster is stopped (fields drop after `Drop::drop`), never while a process may read it.
@@ -155,11 +159,21 @@ impl Cluster {
 
     /// Like `start`, with extra environment variables for every process of the cluster.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with_disk(env, None).await
+    }
+
+    /// `start_with_env` with the data directory of `node` on a file system of its own of `bytes`
+    /// (a tmpfs, so that the test can fill it: `small_disk`).
+    pub async fn start_with_small_disk(node: &str, bytes: u64, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with_disk(env, Some((node.to_string(), bytes))).await
+    }
+
+    async fn start_with_disk(env: &[(&str, &str)], small_disk: Option<(String, u64)>) -> Cluster {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         tokio::task::spawn_blocking(move || {
             let mut last_error = None;
             for attempt in 0..START_ATTEMPTS_MAX {
-                match Cluster::try_start_blocking(&env) {
+                match Cluster::try_start_blocking(&env, small_disk.as_ref()) {
                     Ok(cluster) => return cluster,
                     Err(StartError::PortInUse(message)) => {
                         eprintln!("cluster start attempt {attempt}: port in use, retrying: {message}");
@@ -186,7 +200,7 @@ impl Cluster {
         (cluster, rules)
     }
 
-    fn try_start_blocking(env: &[(String, String)]) -> Result<Cluster, StartError> {
+    fn try_start_blocking(env: &[(String, String)], small_disk: Option<&(String, u64)>) -> Result<Cluster, StartError> {
         let base_port = pick_base_port();
         let tempdir = tempfile::Builder::new()
             .prefix("ignifuge-e2e-")
@@ -194,6 +208,10 @@ impl Cluster {
             .map_err(|e| StartError::Fatal(format!("tempdir: {e}")))?;
         let data_dir = tempdir.path().join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::Fatal(e.to_string()))?;
+        let small_disk = match small_disk {
+            Some((node, bytes)) => Some(SmallDisk::mount(&data_dir.join(node), *bytes).map_err(StartError::Fatal)?),
+            None => None,
+        };
         let stderr_path = tempdir.path().join("cluster.stderr.log");
         let stderr_file = File::create(&stderr_path).map_err(|e| StartError::Fatal(e.to_string()))?;
 
@@ -244,6 +262,7 @@ impl Cluster {
             },
             child,
             stderr_path,
+            small_disk,
             tempdir: Some(tempdir),
             rules_file: None,
         };
@@ -678,6 +697,11 @@ impl Cluster {
         }
     }
 
+    /// The file system of its own that one node's data directory is on (`start_with_small_disk`).
+    pub fn small_disk(&self) -> &SmallDisk {
+        self.small_disk.as_ref().expect("a cluster started with a small disk")
+    }
+
     /// `<node data_dir>/shards` of a storage node.
     pub fn shards_dir(&self, node_id: &str) -> PathBuf {
         let process = self.process(node_id);
@@ -813,6 +837,48 @@ impl Drop for Cluster {
                 eprintln!("kept cluster data in {}", kept.display());
             }
         }
+    }
+}
+
+/// A directory on a file system of its own, small enough to fill: a tmpfs the test mounts (the
+/// tests run as root, as their network namespaces need), unmounted when dropped.
+pub struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, bytes: u64) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("mounting a tmpfs on {}: {}", path.display(), String::from_utf8_lossy(&output.stderr)));
+        }
+        Ok(SmallDisk { path: path.to_path_buf() })
+    }
+
+    /// Takes all the room left with one file (`dd` until the disk is full), as another user of
+    /// the disk would; removing it gives the room back.
+    pub fn fill(&self) -> PathBuf {
+        let filler = self.path.join("filler");
+        let output = Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", filler.display()))
+            .arg("bs=1M")
+            .output()
+            .expect("running dd");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("No space left"), "dd stopped before the disk was full: {said}");
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
 
