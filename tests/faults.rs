@@ -1580,10 +1580,14 @@ async fn a_node_whose_disk_filled_takes_shards_and_metadata_again_once_it_has_ro
         assert!(Instant::now() < deadline, "{FULL}'s replica did not come back: {}", status.summary());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Its shards again: a stripe written now is whole (each of the nine nodes takes one of its
+    // nine shards, file and index entry), so it adds no durability debt.
+    let debt_before = cluster.durability()["debt_stripes"].as_u64();
     let data = rng.bytes(6 * MIB + 2);
     put_object(&client, "full", "after", &data).await;
     objects.push(("after".to_string(), data));
     assert!(cluster.shard_files(FULL).len() > shards_before, "{FULL} takes shards again");
+    assert_eq!(cluster.durability()["debt_stripes"].as_u64(), debt_before, "the stripes after are whole");
     for (key, data) in &objects {
         assert_bytes_eq(&get_object(&client, "full", key).await, data, key);
     }

@@ -407,6 +407,27 @@ async fn a_policy_naming_another_tenant_shares_the_bucket_with_it_alone() {
     let absent = partner_client.head_object().bucket("partner-own").key("copied").send().await;
     assert!(absent.is_err(), "a refused copy stored nothing");
     copy(&owner_id).await.expect("copy expecting the right owners");
+    // Named in the query (a presigned copy): checked as the header is, and each of the two.
+    let cluster = &cluster;
+    let copy_by_query = move |query: String, headers: Vec<(&'static str, String)>| {
+        let url = cluster.url(&format!("/shared/copied-by-query?{query}"));
+        async move {
+            let mut all = vec![("x-amz-copy-source", "shared/report.csv".to_string())];
+            all.extend(headers);
+            let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            cluster.signed_request("PUT", &url, &all, b"").await
+        }
+    };
+    let named = |owner: &str| format!("x-amz-source-expected-bucket-owner={owner}");
+    let refused = copy_by_query(named("partner"), vec![]).await;
+    assert_eq!((refused.status, refused.error_code().as_deref()), (403, Some("AccessDenied")), "{}", refused.summary());
+    let header_right_query_wrong =
+        copy_by_query(named("partner"), vec![("x-amz-source-expected-bucket-owner", owner_id.clone())]).await;
+    assert_eq!(header_right_query_wrong.status, 403, "{}", header_right_query_wrong.summary());
+    let absent = owner.head_object().bucket("shared").key("copied-by-query").send().await;
+    assert!(absent.is_err(), "a refused copy stored nothing");
+    let copied = copy_by_query(named(&owner_id), vec![]).await;
+    assert_eq!(copied.status, 200, "{}", copied.summary());
     // UploadPartCopy's source alike.
     let upload = partner_client.create_multipart_upload().bucket("partner-own").key("assembled").send().await;
     let upload_id = upload.expect("CreateMultipartUpload").upload_id().unwrap().to_string();

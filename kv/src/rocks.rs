@@ -1,7 +1,7 @@
 use crate::{Durability, KvError, KvOp, KvPair, KvSnapshot, KvStore, WriteBatch};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// At most one attempt to open a store again (after a failed write) in this long.
@@ -20,9 +20,11 @@ const REOPEN_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// snapshot, a scan under way) and its file system has room for the reopening; meanwhile reads
 /// go on from the store as it is. What a reopened store holds is what a restarted process would
 /// find: every write that returned Ok, and perhaps the failed one (whose caller had its error).
+/// Should the reopening itself fail, the store is opened read-only until the next attempt.
 pub struct RocksKv {
     path: PathBuf,
-    /// None only while opening the store again failed (every operation then fails).
+    /// None only while a reopening after a failed write could open the store neither for
+    /// writing nor read-only (every operation then fails). Read-only while only that worked.
     db: RwLock<Option<Arc<rocksdb::DB>>>,
     /// A write failed and the store has not been opened again since.
     failed: AtomicBool,
@@ -62,53 +64,69 @@ impl RocksKv {
     }
 
     fn db(&self) -> Result<Arc<rocksdb::DB>, KvError> {
-        if let Some(db) = self.db.read().expect("store lock").as_ref() {
+        if let Some(db) = self.db.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
             return Ok(db.clone());
         }
         self.recover();
-        let cause = self.recovery.lock().expect("recovery lock").cause.clone();
-        self.db.read().expect("store lock").clone().ok_or_else(|| {
+        let cause = self.recovery.lock().unwrap_or_else(PoisonError::into_inner).cause.clone();
+        self.db.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or_else(|| {
             KvError::Engine(format!("the store at {} could not be opened again: {cause}", self.path.display()))
         })
     }
 
     /// After a failed write: opens the store again, if the last attempt is over `REOPEN_INTERVAL`
-    /// old, its file system has room (`room_to_reopen`), and nothing else holds it.
+    /// old, its file system has room (`room_to_reopen`), and nothing else holds it. Should the
+    /// opening fail (the disk filled again meanwhile), the store is opened read-only, which writes
+    /// nothing, so that reads go on; the next write tries again.
     fn recover(&self) {
         if !self.failed.load(Ordering::Acquire) {
             return;
         }
-        let mut recovery = self.recovery.lock().expect("recovery lock");
-        if !self.failed.load(Ordering::Acquire)
-            || recovery.last_attempt.is_some_and(|at| at.elapsed() < REOPEN_INTERVAL)
-        {
-            return;
-        }
-        recovery.last_attempt = Some(Instant::now());
-        if !room_to_reopen(&self.path) {
-            return;
-        }
-        let mut slot = self.db.write().expect("store lock");
-        if slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
-            return; // a snapshot or an operation under way holds it: next time
-        }
-        // Closed before it is opened again: RocksDB locks its directory.
-        *slot = None;
-        match open_db(&self.path, false) {
-            Ok(db) => {
-                *slot = Some(Arc::new(db));
-                self.failed.store(false, Ordering::Release);
-                tracing::warn!(store = %self.path.display(), after = %recovery.cause, "store opened again after a failed write");
+        // What happened, logged once both locks are released (a log write can fail, on a full
+        // disk above all, and must not poison them).
+        let outcome = {
+            let mut recovery = self.recovery.lock().unwrap_or_else(PoisonError::into_inner);
+            if !self.failed.load(Ordering::Acquire)
+                || recovery.last_attempt.is_some_and(|at| at.elapsed() < REOPEN_INTERVAL)
+            {
+                return;
             }
-            Err(e) => {
-                tracing::error!(store = %self.path.display(), error = %e, "could not open the store again after a failed write");
-                recovery.cause = e.to_string();
+            recovery.last_attempt = Some(Instant::now());
+            if !room_to_reopen(&self.path) {
+                return;
             }
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
+                return; // a snapshot or an operation under way holds it: next time
+            }
+            // Closed before it is opened again: RocksDB locks its directory.
+            *slot = None;
+            match open_db(&self.path, false) {
+                Ok(db) => {
+                    *slot = Some(Arc::new(db));
+                    self.failed.store(false, Ordering::Release);
+                    Ok(recovery.cause.clone())
+                }
+                Err(e) => {
+                    recovery.cause = e.to_string();
+                    *slot = rocksdb::DB::open_for_read_only(&options(), &self.path, false).ok().map(Arc::new);
+                    Err((e, slot.is_some()))
+                }
+            }
+        };
+        match outcome {
+            Ok(after) => {
+                tracing::warn!(store = %self.path.display(), %after, "store opened again after a failed write")
+            }
+            Err((error, read_only)) => tracing::error!(
+                store = %self.path.display(), %error, read_only,
+                "could not open the store again after a failed write"
+            ),
         }
     }
 
     fn write_failed(&self, error: &rocksdb::Error) {
-        let mut recovery = self.recovery.lock().expect("recovery lock");
+        let mut recovery = self.recovery.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.failed.swap(true, Ordering::AcqRel) {
             recovery.last_attempt = None;
         }

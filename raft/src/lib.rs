@@ -125,6 +125,18 @@ pub struct RaftMetadata {
     digest_marks: Arc<DigestMarks>,
     /// Stamps the `StartTicket`s of the queries this replica answers as leader.
     start_clock: ignifuge_meta::StartClock,
+    /// Set by `release`: this replica writes its store no more.
+    released: std::sync::atomic::AtomicBool,
+}
+
+/// Why a replica's Raft stopped (`RaftMetadata::stopped`).
+#[derive(Clone, Debug)]
+pub struct Stopped {
+    /// Its store failed a read or a write (openraft's `Fatal::StorageError`): a replica started
+    /// again on the store once it takes writes carries on. Otherwise (a panic in openraft, a
+    /// shutdown) it is left stopped, for an operator to look at.
+    pub by_store: bool,
+    pub why: String,
 }
 
 /// Set while a replica that started with no Raft state at all (a new node, or a voter whose
@@ -226,6 +238,7 @@ impl RaftMetadata {
             reads_confirmed: Default::default(),
             digest_marks,
             start_clock: Default::default(),
+            released: Default::default(),
         }))
     }
 
@@ -271,6 +284,9 @@ impl RaftMetadata {
         let Amnesia::Unproven { target: Some(target) } = *self.amnesia.lock().expect("amnesia lock") else {
             return;
         };
+        if !self.running() {
+            return;
+        }
         if !self.holds(target.commit) || self.confirming.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
@@ -285,8 +301,24 @@ impl RaftMetadata {
         });
     }
 
+    /// `mark_whole`, if its store holds `target`'s commit index (its own record, not openraft's metrics: an entry
+    /// accepted whose write failed is counted there) and it still runs: a replica stopped by its
+    /// store and released (`release`) writes it no more, since another replica started on the
+    /// same store may not hold that index.
+    fn become_whole(&self, amnesia: &mut Amnesia, target: CatchUpTarget) -> Result<bool, String> {
+        if self.released.load(std::sync::atomic::Ordering::Acquire) || !self.running() {
+            return Ok(false);
+        }
+        let held = log_store::stored_last_index(self.kv.as_ref()).map_err(|e| e.to_string())?;
+        if held.is_none_or(|held| held < target.commit) {
+            return Ok(false);
+        }
+        self.mark_whole(amnesia)?;
+        Ok(true)
+    }
+
     /// Removes the unproven mark (synced) and lets this replica vote and campaign again.
-    fn become_whole(&self, amnesia: &mut Amnesia) -> Result<(), String> {
+    fn mark_whole(&self, amnesia: &mut Amnesia) -> Result<(), String> {
         let mut batch = ignifuge_kv::WriteBatch::new();
         batch.delete(UNPROVEN_KEY);
         self.kv.write(batch, ignifuge_kv::Durability::Synced).map_err(|e| e.to_string())?;
@@ -331,7 +363,9 @@ impl RaftMetadata {
             // A newer leader was seen meanwhile: the next append checks against it.
             Amnesia::Unproven { .. } => return Ok(false),
         }
-        self.become_whole(&mut amnesia)?;
+        if !self.become_whole(&mut amnesia, target)? {
+            return Ok(false);
+        }
         drop(amnesia);
         tracing::info!(
             commit = target.commit,
@@ -384,7 +418,7 @@ impl RaftMetadata {
             Err(e) => return Err(e.to_string()),
         }
         // The first entry of a brand-new group: this replica has lost nothing.
-        self.become_whole(&mut self.amnesia.lock().expect("amnesia lock"))
+        self.mark_whole(&mut self.amnesia.lock().expect("amnesia lock"))
     }
 
     fn leader_address(&self, leader: Option<RaftNodeId>) -> Option<String> {
@@ -497,16 +531,19 @@ impl RaftMetadata {
         Ok(answer)
     }
 
-    /// Waits until this replica's Raft has stopped (a store that refused a write, a panic in its
-    /// core) and says why.
-    pub async fn stopped(&self) -> String {
+    /// Waits until this replica's Raft has stopped (a store that failed a write, a panic in its
+    /// core, a shutdown) and says why.
+    pub async fn stopped(&self) -> Stopped {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                return fatal.to_string();
+                return Stopped {
+                    by_store: matches!(fatal, openraft::error::Fatal::StorageError(_)),
+                    why: fatal.to_string(),
+                };
             }
             if metrics.changed().await.is_err() {
-                return "the Raft core is gone".into();
+                return Stopped { by_store: false, why: "the Raft core is gone".into() };
             }
         }
     }
@@ -517,12 +554,15 @@ impl RaftMetadata {
     }
 
     /// Shuts this replica's Raft down and waits, up to `timeout`, until no task of it can still
-    /// write its state (openraft's state machine worker and snapshot builds hold the state
-    /// machine until they end), so that another replica may be started on the same store.
+    /// write its store: openraft's core (joined by `shutdown`), its state machine worker and
+    /// snapshot builds (each holds the state machine until it ends), and the catch-up check
+    /// (`become_whole`, which writes nothing once this is called). Then another replica may be
+    /// started on the same store.
     pub async fn release(&self, timeout: std::time::Duration) -> bool {
+        self.released.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.raft.shutdown().await;
         let deadline = std::time::Instant::now() + timeout;
-        while Arc::strong_count(&self.machine) > 1 {
+        while Arc::strong_count(&self.machine) > 1 || self.confirming.load(std::sync::atomic::Ordering::Acquire) {
             if std::time::Instant::now() > deadline {
                 return false;
             }

@@ -7,13 +7,14 @@
 //! stripe it holds); so the node goes on serving its shards and starts the replica again on the
 //! same store, as a restart would: once the old one's tasks have let go of the state, and once
 //! the store takes a synced write again (`ignifuge_kv::RocksKv` opens its RocksDB again after a
-//! failed write, which RocksDB needs before it takes another).
+//! failed write, which RocksDB needs before it takes another). A replica stopped otherwise (a
+//! panic in openraft) is left stopped, for an operator to look at.
 
 use ignifuge_kv::{Durability, KvStore, WriteBatch};
 use ignifuge_raft::{RaftMetadata, RaftNodeId, RaftTuning};
 use ignifuge_rpc::NodeClient;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// The first wait before a stopped replica is started again, doubled at each failed attempt up
@@ -73,7 +74,7 @@ impl MetadataReplica {
 
     /// The replica running now (a stopped one, answering errors, while it is started again).
     pub fn current(&self) -> Arc<RaftMetadata> {
-        self.current.read().expect("replica lock").clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     async fn keep_running(self: Arc<Self>) {
@@ -81,13 +82,18 @@ impl MetadataReplica {
         loop {
             let replica = self.current();
             let started = Instant::now();
-            let why = replica.stopped().await;
+            let stopped = replica.stopped().await;
+            if !stopped.by_store {
+                // A panic in openraft, a shutdown: not something a restart is known to cure.
+                tracing::error!(error = %stopped.why, "the metadata replica stopped; it is left stopped");
+                return;
+            }
             if started.elapsed() >= RESTART_WAIT_MAX {
                 wait = RESTART_WAIT_MIN;
             }
             tracing::error!(
-                error = %why,
-                "the metadata replica stopped; the node goes on serving its shards and starts it again once its store takes writes"
+                error = %stopped.why,
+                "the metadata replica's store failed; the node goes on serving its shards and starts the replica again once the store takes writes"
             );
             while !replica.release(RELEASE_WAIT).await {
                 tracing::warn!("the stopped metadata replica's tasks still hold its state; waiting for them");
@@ -96,17 +102,30 @@ impl MetadataReplica {
             loop {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RESTART_WAIT_MAX);
-                if let Err(e) = self.start.takes_writes() {
-                    tracing::warn!(error = %e, "the metadata store still refuses writes; the replica waits");
-                    continue;
+                // A synced write, and maybe the store's reopening: off the async runtime. A task
+                // that panics (here or in the start) is a failed attempt, never the end of this
+                // keeper.
+                let start = self.start.clone();
+                match tokio::task::spawn_blocking(move || start.takes_writes()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the metadata store still refuses writes; the replica waits");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the metadata store's probe failed; the replica waits");
+                        continue;
+                    }
                 }
-                match self.start.launch().await {
-                    Ok(replica) => {
-                        *self.current.write().expect("replica lock") = replica;
+                let start = self.start.clone();
+                match tokio::spawn(async move { start.launch().await }).await {
+                    Ok(Ok(replica)) => {
+                        *self.current.write().unwrap_or_else(PoisonError::into_inner) = replica;
                         tracing::warn!("the metadata replica started again");
                         break;
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not start the metadata replica again"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not start the metadata replica again"),
+                    Err(e) => tracing::warn!(error = %e, "starting the metadata replica again failed"),
                 }
             }
         }

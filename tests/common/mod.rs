@@ -878,6 +878,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
+        if std::env::var_os("IGNIFUGE_TEST_KEEP_DATA").is_some() {
+            eprintln!("kept {} mounted (umount it when done)", self.path.display());
+            return;
+        }
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }

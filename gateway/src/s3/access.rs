@@ -129,25 +129,27 @@ fn cached_view_is_enough(operation: &str) -> bool {
 }
 
 /// Refuses the request if x-amz-expected-bucket-owner names another owner than `view`'s
-/// (`BucketView::check_expected_owner`): the header and the query parameter (where the JS, Ruby
-/// and PHP presigners put it in a presigned URL; lower case, as AWS reads it) are each checked,
-/// so that a header added to a presigned URL, which its signature does not cover, cannot
-/// override the owner the URL's signer named. A value that is not text names no tenant.
+/// (`BucketView::check_expected_owner`, each value `expected_owners` finds).
 pub fn check_expected_bucket_owner(view: &BucketView, headers: &http::HeaderMap, uri: &http::Uri) -> GatewayResult<()> {
-    const NAME: &str = "x-amz-expected-bucket-owner";
-    for value in headers.get_all(NAME) {
-        view.check_expected_owner(Some(value.to_str().unwrap_or("\u{fffd}")))?;
-    }
-    // Most requests carry no such parameter: their query is not decoded again for it.
-    if !uri.query().is_some_and(|query| query.contains(NAME)) {
-        return Ok(());
-    }
-    for (name, value) in query_pairs(uri) {
-        if name == NAME {
-            view.check_expected_owner(Some(&value))?;
-        }
+    for owner in expected_owners("x-amz-expected-bucket-owner", headers, uri) {
+        view.check_expected_owner(Some(&owner))?;
     }
     Ok(())
+}
+
+/// Every owner a request names under `name` (x-amz-expected-bucket-owner, or for a copy's source
+/// x-amz-source-expected-bucket-owner): in its headers and in its query (where the JS, Ruby and
+/// PHP presigners put it in a presigned URL; lower case, as AWS reads it). Each is to be checked,
+/// so that a header added to a presigned URL, which its signature does not cover, cannot
+/// override the owner the URL's signer named. A value that is not text names no tenant.
+pub fn expected_owners(name: &str, headers: &http::HeaderMap, uri: &http::Uri) -> Vec<String> {
+    let mut owners: Vec<String> =
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("\u{fffd}").to_string()).collect();
+    // Most requests carry no such parameter: their query is not decoded again for it.
+    if uri.query().is_some_and(|query| query.contains(name)) {
+        owners.extend(query_pairs(uri).into_iter().filter(|(n, _)| n == name).map(|(_, value)| value));
+    }
+    owners
 }
 
 /// The query parameters of a URI, decoded.

@@ -242,7 +242,7 @@ pub async fn upload_part_copy(
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        expected_owner: input.expected_source_bucket_owner.as_deref(),
+        expected_owners: super::access::expected_owners(super::objects::SOURCE_EXPECTED_OWNER, &req.headers, &req.uri),
     };
     let (_, _, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     let copy_source_version_id = source.version_id();

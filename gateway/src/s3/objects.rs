@@ -219,6 +219,9 @@ pub(super) fn destination_condition(headers: &http::HeaderMap) -> GatewayResult<
     write_condition(parse("if-match")?.as_ref(), parse("if-none-match")?.as_ref())
 }
 
+/// The owner a copy expects of its source's bucket (CopyObject, UploadPartCopy).
+pub(super) const SOURCE_EXPECTED_OWNER: &str = "x-amz-source-expected-bucket-owner";
+
 /// The x-amz-copy-source-if-* headers of CopyObject and UploadPartCopy, and the owner expected of
 /// the source's bucket.
 pub(super) struct CopyConditions<'a> {
@@ -226,8 +229,8 @@ pub(super) struct CopyConditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
     pub if_none_match: Option<&'a ETagCondition>,
     pub if_modified_since: Option<&'a Timestamp>,
-    /// x-amz-source-expected-bucket-owner (`BucketView::check_expected_owner`).
-    pub expected_owner: Option<&'a str>,
+    /// x-amz-source-expected-bucket-owner, each value the request names (`access::expected_owners`).
+    pub expected_owners: Vec<String>,
 }
 
 /// A version read for a request, and whether its bucket's versioning was ever set (then
@@ -276,7 +279,9 @@ impl IgnifugeS3 {
             _ => return Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported")),
         };
         let view = self.gateway.access.view(self.gateway.metadata.as_ref(), &bucket, false).await?;
-        view.check_expected_owner(conditions.expected_owner)?;
+        for owner in &conditions.expected_owners {
+            view.check_expected_owner(Some(owner))?;
+        }
         let action = if version.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
         let deferred = view.depends_on_object();
         if !deferred {
@@ -964,7 +969,7 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        expected_owner: input.expected_source_bucket_owner.as_deref(),
+        expected_owners: super::access::expected_owners(SOURCE_EXPECTED_OWNER, &req.headers, &req.uri),
     };
     let (source_bucket, source_key, source) = s3.copy_source(&authorized, &input.copy_source, conditions).await?;
     s3.precheck(&bucket, &ObjectKey::new(input.key.clone()), &condition).await?;
