@@ -20,7 +20,8 @@ const REOPEN_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// snapshot, a scan under way) and its file system has room for the reopening; meanwhile reads
 /// go on from the store as it is. What a reopened store holds is what a restarted process would
 /// find: every write that returned Ok, and perhaps the failed one (whose caller had its error).
-/// Should the reopening itself fail, the store is opened read-only until the next attempt.
+/// Should the reopening itself fail, the store is opened read-only until the next attempt (read-only
+/// needs no room, so it is tried whenever the store is not open at all).
 pub struct RocksKv {
     path: PathBuf,
     /// None only while a reopening after a failed write could open the store neither for
@@ -92,10 +93,14 @@ impl RocksKv {
                 return;
             }
             recovery.last_attempt = Some(Instant::now());
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
             if !room_to_reopen(&self.path) {
+                if slot.is_none() {
+                    // Reads at least: a read-only store writes nothing, so it needs no room.
+                    *slot = rocksdb::DB::open_for_read_only(&options(), &self.path, false).ok().map(Arc::new);
+                }
                 return;
             }
-            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
             if slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
                 return; // a snapshot or an operation under way holds it: next time
             }
@@ -125,12 +130,14 @@ impl RocksKv {
         }
     }
 
+    /// Marks the store to be opened again; the first failure is kept as the cause (later writes
+    /// fail with RocksDB's background error, or as writes to a read-only store).
     fn write_failed(&self, error: &rocksdb::Error) {
         let mut recovery = self.recovery.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.failed.swap(true, Ordering::AcqRel) {
             recovery.last_attempt = None;
+            recovery.cause = error.to_string();
         }
-        recovery.cause = error.to_string();
     }
 
     /// One of RocksDB's integer properties (`rocksdb.estimate-table-readers-mem`, ...), if it has it.

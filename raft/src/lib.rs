@@ -294,23 +294,27 @@ impl RaftMetadata {
         tokio::spawn(async move {
             match me.confirm(target).await {
                 Ok(true) => {}
-                Ok(false) => tracing::info!(?target, "caught up, but no majority confirmed the leader yet"),
+                Ok(false) => tracing::info!(
+                    ?target,
+                    "caught up, but not proven yet (no majority confirmed the leader, or the store has not applied the target)"
+                ),
                 Err(e) => tracing::warn!(error = %e, "could not clear the unproven mark"),
             }
             me.confirming.store(false, std::sync::atomic::Ordering::Release);
         });
     }
 
-    /// `mark_whole`, if its store holds `target`'s commit index (its own record, not openraft's metrics: an entry
-    /// accepted whose write failed is counted there) and it still runs: a replica stopped by its
-    /// store and released (`release`) writes it no more, since another replica started on the
-    /// same store may not hold that index.
+    /// `mark_whole`, if its store has applied `target`'s commit index (its own record, not
+    /// openraft's metrics: an entry accepted whose write failed is counted there) and it still
+    /// runs: a replica stopped by its store and released (`release`) writes it no more, since
+    /// another replica started on the same store may not hold that index. Called with the
+    /// amnesia lock held, under which `release` marks the replica released.
     fn become_whole(&self, amnesia: &mut Amnesia, target: CatchUpTarget) -> Result<bool, String> {
         if self.released.load(std::sync::atomic::Ordering::Acquire) || !self.running() {
             return Ok(false);
         }
-        let held = log_store::stored_last_index(self.kv.as_ref()).map_err(|e| e.to_string())?;
-        if held.is_none_or(|held| held < target.commit) {
+        let applied = state_machine::stored_applied_index(self.kv.as_ref()).map_err(|e| e.to_string())?;
+        if applied.is_none_or(|applied| applied < target.commit) {
             return Ok(false);
         }
         self.mark_whole(amnesia)?;
@@ -556,13 +560,18 @@ impl RaftMetadata {
     /// Shuts this replica's Raft down and waits, up to `timeout`, until no task of it can still
     /// write its store: openraft's core (joined by `shutdown`), its state machine worker and
     /// snapshot builds (each holds the state machine until it ends), and the catch-up check
-    /// (`become_whole`, which writes nothing once this is called). Then another replica may be
+    /// (`become_whole`, which writes nothing once this has marked the replica released). Then another replica may be
     /// started on the same store.
     pub async fn release(&self, timeout: std::time::Duration) -> bool {
-        self.released.store(true, std::sync::atomic::Ordering::Release);
+        {
+            // Under the lock `become_whole` holds from its check to its write: once this is set,
+            // none is under way and none will write.
+            let _amnesia = self.amnesia.lock().expect("amnesia lock");
+            self.released.store(true, std::sync::atomic::Ordering::Release);
+        }
         let _ = self.raft.shutdown().await;
         let deadline = std::time::Instant::now() + timeout;
-        while Arc::strong_count(&self.machine) > 1 || self.confirming.load(std::sync::atomic::Ordering::Acquire) {
+        while Arc::strong_count(&self.machine) > 1 {
             if std::time::Instant::now() > deadline {
                 return false;
             }

@@ -44,18 +44,6 @@ pub(crate) fn get_json<T: DeserializeOwned>(kv: &dyn KvStore, key: &[u8]) -> Res
     }
 }
 
-/// The last index `kv` holds: its last log entry (its log purged, the last purged) or its applied
-/// position, whichever is later. Read from the store, not from openraft's metrics, which count
-/// entries accepted whose write may then have failed.
-pub(crate) fn stored_last_index(kv: &dyn KvStore) -> Result<Option<u64>, StorageError<u64>> {
-    let last_log = match kv.last(LOG_PREFIX, &log_end()).map_err(read_error)? {
-        Some((_, value)) => Some(decode_entry(&value)?.log_id.index),
-        None => get_json::<LogId<u64>>(kv, PURGED_KEY)?.map(|l| l.index),
-    };
-    let applied = get_json::<Option<LogId<u64>>>(kv, crate::state_machine::APPLIED_KEY)?.flatten().map(|l| l.index);
-    Ok(last_log.max(applied))
-}
-
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("raft records always serialise")
 }

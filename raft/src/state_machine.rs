@@ -232,6 +232,13 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
+/// The last log index whose entry `kv`'s state has applied (a snapshot installed counts as its
+/// last entry): read from the store, not from openraft's metrics, which count entries accepted
+/// whose write may then have failed. Applied entries are committed ones.
+pub(crate) fn stored_applied_index(kv: &dyn KvStore) -> Result<Option<u64>, StorageError<u64>> {
+    Ok(get_json::<Option<LogId<u64>>>(kv, APPLIED_KEY)?.flatten().map(|l| l.index))
+}
+
 /// Builds one snapshot from the view taken when openraft asked for the builder.
 pub struct SnapshotBuilder {
     store: SmStore,
@@ -405,6 +412,34 @@ mod tests {
             Command::CreateTenant(TenantRecord { id: TenantId::new(tenant), created_ms: 0, public_access_block: None });
         let proposal = Proposal { id: ProposalId::new(format!("p{index}")), issued_ms: 0, command };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+    }
+
+    /// What a replica stopped by its store has applied for good is read from the store: none
+    /// before any entry, the last entry applied after, a snapshot's last entry once installed.
+    #[tokio::test]
+    async fn the_applied_index_is_read_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
+        let mut sm =
+            SmStore::new(Arc::new(StateMachine::new(kv.clone())), kv.clone(), dir.path().join("a"), Default::default())
+                .unwrap();
+        assert_eq!(stored_applied_index(kv.as_ref()).unwrap(), None);
+        sm.apply(vec![entry(1, "one"), entry(2, "two")]).await.unwrap();
+        assert_eq!(stored_applied_index(kv.as_ref()).unwrap(), Some(2));
+        let mut snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let other: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
+        let mut installed = SmStore::new(
+            Arc::new(StateMachine::new(other.clone())),
+            other.clone(),
+            dir.path().join("b"),
+            Default::default(),
+        )
+        .unwrap();
+        let mut data = installed.begin_receiving_snapshot().await.unwrap();
+        tokio::io::copy(&mut snapshot.snapshot, &mut data).await.unwrap();
+        tokio::io::AsyncWriteExt::flush(&mut data).await.unwrap();
+        installed.install_snapshot(&snapshot.meta, data).await.unwrap();
+        assert_eq!(stored_applied_index(other.as_ref()).unwrap(), Some(2), "a snapshot's last entry once installed");
     }
 
     /// A digest asked for at index 2 is of the state right after entry 2, although entries 1
