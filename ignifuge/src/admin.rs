@@ -329,8 +329,9 @@ impl Admin {
     pub async fn durability(&self) -> anyhow::Result<crate::durability::DurabilityView> {
         let written = self.metadata.durability_report().await?;
         let repair = self.metadata.repair_report().await?;
+        let layout = self.layout().await?.1;
         let mut scrub = Vec::new();
-        for node in &self.layout().await?.1.nodes {
+        for node in &layout.nodes {
             let status = self
                 .client
                 .post_json::<_, ScrubStatus>(node.address, ignifuge_rpc::paths::SCRUB_STATUS, &())
@@ -338,9 +339,15 @@ impl Admin {
                 .map_err(|e| e.to_string());
             scrub.push((node.id.clone(), status));
         }
-        let (members, _) = self.status().await;
-        let stopped =
-            members.into_iter().filter(|m| m.status.as_ref().is_ok_and(|s| s.stopped)).map(|m| m.node).collect();
+        // The metadata members among the nodes that answered (one that did not is named as
+        // unreachable already), asked together: whose replica its store has stopped.
+        let answered: BTreeSet<&NodeId> = scrub.iter().filter(|(_, s)| s.is_ok()).map(|(n, _)| n).collect();
+        let members = layout.voters().into_iter().chain(layout.learners()).map(|(_, node)| node);
+        let asked = members.filter(|node| answered.contains(&node.id)).map(|node| async move {
+            let status = self.client.post_json::<_, RaftStatus>(node.address, ignifuge_raft::paths::STATUS, &()).await;
+            status.is_ok_and(|s| s.stopped).then(|| node.id.0.clone())
+        });
+        let stopped = futures::future::join_all(asked).await.into_iter().flatten().collect();
         Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()).with_stopped_replicas(stopped))
     }
 

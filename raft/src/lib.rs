@@ -560,8 +560,8 @@ impl RaftMetadata {
     /// Shuts this replica's Raft down and waits, up to `timeout`, until no task of it can still
     /// write its store: openraft's core (joined by `shutdown`), its state machine worker and
     /// snapshot builds (each holds the state machine until it ends), and the catch-up check
-    /// (`become_whole`, which writes nothing once this has marked the replica released). Then another replica may be
-    /// started on the same store.
+    /// (`become_whole`, which writes nothing once this has marked the replica released). Then
+    /// another replica may be started on the same store.
     pub async fn release(&self, timeout: std::time::Duration) -> bool {
         {
             // Under the lock `become_whole` holds from its check to its write: once this is set,
