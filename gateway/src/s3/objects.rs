@@ -127,16 +127,20 @@ pub(super) fn conflict_after_precheck(e: MetaError) -> GatewayError {
     }
 }
 
+/// A write's If-Match and If-None-Match. AWS takes If-None-Match only as `*`, and not together
+/// with If-Match: either is 501 NotImplemented ("A header you provided implies functionality that
+/// is not implemented"), as AWS answers them, before anything is read or stored.
 pub(super) fn write_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> GatewayResult<WriteCondition> {
     let if_none_match_any = match if_none_match {
         None => false,
-        Some(ETagCondition::Any) => true,
-        Some(ETagCondition::ETag(_)) => {
-            return Err(GatewayError::InvalidArgument("If-None-Match on writes accepts only *".into()));
+        Some(_) if if_match.is_some() => {
+            return Err(GatewayError::NotImplemented("If-Match with If-None-Match".into()));
         }
+        Some(ETagCondition::Any) => true,
+        Some(ETagCondition::ETag(_)) => return Err(GatewayError::NotImplemented("If-None-Match other than *".into())),
     };
     let if_match = if_match.map(|c| match c {
         ETagCondition::Any => "*".to_string(),
