@@ -32,14 +32,80 @@ pub struct ObjectSummary {
 /// The fields of an object record a listing needs besides its key (the index key gives it).
 /// Decoding only these (serde skips the rest without allocating: the part list and the shard map
 /// are most of a record) made a 1000-key page of 5+4 objects about 2x cheaper
-/// (docs/benchmarks.md, listing).
-#[derive(Deserialize)]
+/// (docs/benchmarks.md, listing); reading no further than these (`decode_listed`) made it cheaper
+/// again.
+#[derive(Debug, PartialEq, Eq)]
 struct ListedRecord {
     size: u64,
     etag: String,
     last_modified_ms: i64,
-    #[serde(default)]
     delete_marker: bool,
+}
+
+/// The record fields `decode_listed` reads; every other one is skipped.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum ListedField {
+    Size,
+    Etag,
+    LastModifiedMs,
+    DeleteMarker,
+    #[serde(other)]
+    Other,
+}
+
+/// What a listing needs of a record, from its JSON, reading it only as far as the fields it
+/// needs. A record's JSON holds its size, ETag and date near its start and its headers,
+/// checksums and parts (most of its bytes: the shard map, a pack's place) after them, so the
+/// decoding stops as soon as it has those three and the ETag is not empty: only a delete marker
+/// has an empty ETag (`ObjectRecord::delete_marker`; any object's is an MD5), and `delete_marker`
+/// is stored after the parts, so a record with an empty ETag is read to its end. Skimming the
+/// fields after the date was about a third of the metadata leader's CPU in a 1000-key LIST
+/// (docs/benchmarks.md). What is not read is not checked: a record damaged after its date lists,
+/// and fails where it is read whole (GET, HEAD).
+fn decode_listed(json: &[u8]) -> Result<ListedRecord, String> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Fields<'a>(&'a mut Option<ListedRecord>);
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object record")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            use serde::de::Error as _;
+            let (mut size, mut etag, mut last_modified_ms, mut delete_marker) = (None, None::<String>, None, false);
+            loop {
+                if size.is_some() && last_modified_ms.is_some() && etag.as_ref().is_some_and(|e| !e.is_empty()) {
+                    break; // the rest is not read
+                }
+                match map.next_key::<ListedField>()? {
+                    Some(ListedField::Size) => size = Some(map.next_value()?),
+                    Some(ListedField::Etag) => etag = Some(map.next_value()?),
+                    Some(ListedField::LastModifiedMs) => last_modified_ms = Some(map.next_value()?),
+                    Some(ListedField::DeleteMarker) => delete_marker = map.next_value()?,
+                    Some(ListedField::Other) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => break,
+                }
+            }
+            *self.0 = Some(ListedRecord {
+                size: size.ok_or_else(|| A::Error::missing_field("size"))?,
+                etag: etag.ok_or_else(|| A::Error::missing_field("etag"))?,
+                last_modified_ms: last_modified_ms.ok_or_else(|| A::Error::missing_field("last_modified_ms"))?,
+                delete_marker,
+            });
+            Ok(())
+        }
+    }
+    let mut listed = None;
+    let outcome = serde_json::Deserializer::from_slice(json).deserialize_map(Fields(&mut listed));
+    match (listed, outcome) {
+        // Stopped early, serde_json then finds the object unfinished: not an error here.
+        (Some(listed), _) => Ok(listed),
+        (None, Err(e)) => Err(e.to_string()),
+        (None, Ok(())) => Err("an object record without its fields".to_string()),
+    }
 }
 
 impl ObjectSummary {
@@ -110,11 +176,13 @@ struct IndexEntry<T> {
 /// another common prefix, so reading a full batch of records would mostly be wasted.
 const SCAN_BATCH_AFTER_SKIP: usize = 4;
 
-/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Listings
-/// read and count each record's JSON only, not the inline body after it (`stored::head`).
+/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Object
+/// listings count each stored record whole (they stop reading it early and never find where its
+/// JSON ends: `decode_listed`), version listings its JSON only, not the inline bodies after it
+/// (`stored::head`).
 const SCAN_BATCH_BYTES: usize = 1024 * 1024;
 
-/// Record bytes (JSON, as `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
+/// Record bytes (counted as for `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
 /// (with at least one entry): a page of 1000 records of 10,000-part objects would otherwise read
 /// gigabytes.
 pub(crate) const LIST_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -163,9 +231,12 @@ fn index_batch<T>(
     Ok((out, exhausted))
 }
 
-/// What an object listing needs of a stored record, decoded where the store holds it.
+/// What an object listing needs of a stored record, decoded where the store holds it, with the
+/// stored record's length (what the store read for it: `decode_listed` does not find where its
+/// JSON ends).
 fn listed(key: &str, value: &[u8]) -> Result<(ListedRecord, usize), MetaError> {
-    crate::stored::decode_head(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))
+    let listed = decode_listed(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
+    Ok((listed, value.len()))
 }
 
 /// A stored record's JSON, copied (a version listing decodes it as a summary).
@@ -470,4 +541,97 @@ pub(crate) fn list_versions(
         page.next_version_id_marker = version;
     }
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Checksums, DataLocation, PartData, StripedBlob};
+    use ignifuge_types::BlobId;
+
+    fn part(location: DataLocation, size: u64) -> PartData {
+        PartData {
+            part_number: 1,
+            size,
+            etag: "0123456789abcdef0123456789abcdef".to_string(),
+            checksums: Checksums::default(),
+            location,
+            last_modified_ms: 1_700_000_000_123,
+            started_ms: 0,
+            began: None,
+        }
+    }
+
+    fn striped() -> DataLocation {
+        DataLocation::Striped(StripedBlob {
+            blob: BlobId::new("b"),
+            data_shards: 5,
+            parity_shards: 4,
+            shard_size_bytes: 1 << 20,
+            stripe_count: 1,
+            first_stripe: 0,
+            stripes: Vec::new(),
+            born_ms: 0,
+        })
+    }
+
+    fn expected(record: &ObjectRecord) -> ListedRecord {
+        ListedRecord {
+            size: record.size,
+            etag: record.etag.clone(),
+            last_modified_ms: record.last_modified_ms,
+            delete_marker: record.delete_marker,
+        }
+    }
+
+    #[test]
+    fn a_listing_reads_a_record_as_far_as_its_date_and_a_delete_marker_to_its_end() {
+        let key = ObjectKey::new("photos/2026/a \"quoted\" name");
+        let version = VersionId::new("v1");
+        let striped = ObjectRecord::single_part(key.clone(), version.clone(), part(striped(), 100_000));
+        let body = b"\0{\"delete_marker\":true}\0".to_vec();
+        let inline =
+            ObjectRecord::single_part(key.clone(), version.clone(), part(DataLocation::Inline(body.clone()), 24));
+        let mut marker = ObjectRecord::delete_marker(key.clone(), version.clone(), 1_700_000_000_456);
+        marker.versioned = true;
+        for record in [&striped, &inline, &marker] {
+            let stored = crate::stored::encode_record(record);
+            assert_eq!(decode_listed(&stored).unwrap(), expected(record), "{record:?}");
+            // The encoding before `stored` (bodies base64 in the JSON) lists alike.
+            assert_eq!(decode_listed(&serde_json::to_vec(record).unwrap()).unwrap(), expected(record));
+        }
+        assert!(decode_listed(&crate::stored::encode_record(&marker)).unwrap().delete_marker);
+
+        // The reading stops after the date: what follows it is not read (a GET reads it whole).
+        let stored = serde_json::to_vec(&striped).unwrap();
+        let date = format!("\"last_modified_ms\":{},", striped.last_modified_ms);
+        let cut = String::from_utf8(stored).unwrap().find(&date).unwrap() + date.len();
+        let mut damaged = serde_json::to_vec(&striped).unwrap()[..cut].to_vec();
+        damaged.extend_from_slice(b"\"headers\": not JSON");
+        assert_eq!(decode_listed(&damaged).unwrap(), expected(&striped));
+
+        // Fields in any order; an empty ETag reads on to find `delete_marker` (or its absence).
+        let json = br#"{"delete_marker":true,"last_modified_ms":5,"etag":"","size":0,"parts":[]}"#;
+        assert_eq!(
+            decode_listed(json).unwrap(),
+            ListedRecord { size: 0, etag: String::new(), last_modified_ms: 5, delete_marker: true }
+        );
+        let json = br#"{"etag":"","size":0,"last_modified_ms":5,"parts":[],"delete_marker":true}"#;
+        assert!(decode_listed(json).unwrap().delete_marker);
+        let json = br#"{"etag":"","size":0,"last_modified_ms":5,"parts":[]}"#;
+        assert!(!decode_listed(json).unwrap().delete_marker);
+        // Unknown fields before the three are skipped, escapes and all.
+        let json = br#"{"key":"a\"b","headers":{"x":[1,{"y":null}]},"size":7,"etag":"e","last_modified_ms":9}"#;
+        assert_eq!(
+            decode_listed(json).unwrap(),
+            ListedRecord { size: 7, etag: "e".into(), last_modified_ms: 9, delete_marker: false }
+        );
+
+        // What is missing or damaged before the three is an error.
+        assert!(decode_listed(br#"{"size":7,"etag":"e"}"#).unwrap_err().contains("last_modified_ms"));
+        assert!(decode_listed(br#"{"size":"seven","etag":"e","last_modified_ms":9}"#).is_err());
+        assert!(decode_listed(br#"{"size":7,"etag":"e""#).is_err());
+        assert!(decode_listed(b"").is_err());
+        assert!(decode_listed(b"[1,2]").is_err());
+    }
 }

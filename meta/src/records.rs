@@ -581,7 +581,9 @@ impl ObjectRecord {
         }
     }
 
-    /// A delete marker written at `now_ms`; its version id is set when it is applied.
+    /// A delete marker written at `now_ms`; its version id is set when it is applied. Its ETag is
+    /// empty, as no object's is (an MD5): object listings read a record no further than its date
+    /// when its ETag is not empty (`list::decode_listed`), and `delete_marker` is stored after it.
     pub fn delete_marker(key: ObjectKey, nonce: VersionId, now_ms: i64) -> Self {
         ObjectRecord {
             key,

@@ -7,8 +7,8 @@
 //! Inline bodies used to be base64 strings inside the JSON: a 4 KiB object's record was 5.5 KB,
 //! and a listing copied and skimmed every body of a page to reach the fields it needs (skimming
 //! strings and copying were 35 % of the metadata leader's samples in a 1000-key LIST,
-//! docs/benchmarks.md). A listing now parses the head alone
-//! (`head`), and the bytes are stored once, not a third larger. Records stored before (JSON with
+//! docs/benchmarks.md). A listing now reads only the first fields of the head
+//! (`list::decode_listed`), and the bytes are stored once, not a third larger. Records stored before (JSON with
 //! base64 bodies, no NUL byte) still decode: their bodies are in the JSON. The Raft log stores
 //! PutObject entries the same way (`encode_with_bodies`).
 
@@ -25,25 +25,11 @@ pub(crate) fn head(stored: &[u8]) -> &[u8] {
 
 fn split(stored: &[u8]) -> (&[u8], Option<&[u8]>) {
     // memchr: a byte-by-byte search for the end of the JSON was 9.5 % of a 1000-key LIST's CPU
-    // on the metadata leader (object listings now find it without a search: `decode_head`).
+    // on the metadata leader (object listings now read records without finding it:
+    // `list::decode_listed`).
     match memchr::memchr(BODIES_SEPARATOR, stored) {
         Some(at) => (&stored[..at], Some(&stored[at + 1..])),
         None => (stored, None),
-    }
-}
-
-/// `T` decoded from the JSON head of a stored record where it lies, with the head's length: what
-/// a listing reads of each record. The head's end is where the JSON value ends, so nothing
-/// searches for the separator and nothing is copied out first (both were a tenth of the
-/// metadata leader's CPU in a 1000-key LIST, docs/benchmarks.md); the bodies are not read. Only
-/// the separator may follow the JSON, as in `decode_with_bodies`.
-pub(crate) fn decode_head<T: DeserializeOwned>(stored: &[u8]) -> Result<(T, usize), String> {
-    let mut values = serde_json::Deserializer::from_slice(stored).into_iter::<T>();
-    let value = values.next().ok_or("an empty record")?.map_err(|e| e.to_string())?;
-    let end = values.byte_offset();
-    match stored.get(end) {
-        None | Some(&BODIES_SEPARATOR) => Ok((value, end)),
-        Some(_) => Err(format!("bytes after the JSON at offset {end}")),
     }
 }
 
@@ -251,28 +237,5 @@ mod tests {
         let stored = encode_record(&odd);
         assert_eq!(stored, serde_json::to_vec(&odd).unwrap());
         assert_eq!(decode_record(&stored).unwrap(), odd);
-    }
-
-    #[test]
-    fn a_head_decodes_in_place_with_its_length_and_only_the_separator_may_follow_it() {
-        #[derive(Debug, serde::Deserialize)]
-        struct Size {
-            size: u64,
-        }
-        let body = b"\0\0{\"size\":99}".to_vec();
-        for original in [record(vec![inline_part(1, &body)]), record(vec![striped_part(1)])] {
-            let stored = encode_record(&original);
-            let (decoded, len) = decode_head::<Size>(&stored).unwrap();
-            assert_eq!((decoded.size, len), (original.size, head(&stored).len()));
-        }
-        // The encoding before `stored`: base64 bodies inside the JSON, all of it the head.
-        let old = serde_json::to_vec(&record(vec![inline_part(1, b"old body")])).unwrap();
-        assert_eq!(decode_head::<Size>(&old).unwrap().1, old.len());
-        let mut trailing = serde_json::to_vec(&record(vec![striped_part(1)])).unwrap();
-        trailing.extend_from_slice(b"{}");
-        assert!(decode_head::<Size>(&trailing).unwrap_err().contains("bytes after the JSON"));
-        let stored = encode_record(&record(vec![striped_part(1)]));
-        assert!(decode_head::<Size>(&stored[..stored.len() - 1]).is_err(), "a cut head");
-        assert!(decode_head::<Size>(b"").unwrap_err().contains("empty"));
     }
 }
