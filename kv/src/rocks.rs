@@ -364,9 +364,13 @@ mod tests {
 
     impl SmallDisk {
         fn new(bytes: u64) -> Self {
+            Self::with_options(&format!("size={bytes}"))
+        }
+
+        fn with_options(options: &str) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let status = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .args(["-t", "tmpfs", "-o", options, "tmpfs"])
                 .arg(dir.path())
                 .status()
                 .expect("running mount");
@@ -425,6 +429,47 @@ mod tests {
         assert!(kv.get(b"before").unwrap().is_some());
         assert!(kv.get(b"after").unwrap().is_some());
         assert!(kv.get(b"held").unwrap().is_none(), "a refused write is not there");
+    }
+
+    /// Should the reopening fail where its disk has room (here: no inode left for the files a
+    /// writable opening creates, while bytes are free), the store is opened read-only: reads go
+    /// on, writes are refused as writes to a read-only store, and a later write opens it again.
+    #[test]
+    fn a_store_that_cannot_be_opened_again_for_writing_is_read_only_until_it_can() {
+        let disk = SmallDisk::with_options("size=48m,nr_inodes=200");
+        let kv = RocksKv::open(&disk.path().join("db")).unwrap();
+        put(&kv, "before").unwrap();
+        let filler = disk.fill();
+        let refused = (0..10_000).map(|i| put(&kv, &format!("full-{i}"))).find_map(Result::err);
+        assert!(refused.is_some(), "a full disk took every write");
+        // Every inode taken, then the bytes freed: room by the byte count, none for a new file.
+        let inodes = disk.path().join("inodes");
+        std::fs::create_dir(&inodes).unwrap();
+        let mut taken = 0;
+        let mut take_all = || {
+            while std::fs::File::create(inodes.join(format!("{taken}"))).is_ok() {
+                taken += 1;
+            }
+        };
+        take_all();
+        std::fs::remove_file(&filler).unwrap();
+        take_all();
+        assert!(room_to_reopen(&disk.path().join("db")), "bytes are free");
+
+        std::thread::sleep(REOPEN_INTERVAL);
+        let refused = put(&kv, "no-inode").unwrap_err().to_string();
+        assert!(refused.contains("read only"), "the writable opening failed, the read-only one did not: {refused}");
+        assert!(kv.get(b"before").unwrap().is_some(), "reads go on from the read-only store");
+        assert!(kv.scan(b"", None, 10).unwrap().iter().any(|(k, _)| k == b"before"));
+        std::thread::sleep(REOPEN_INTERVAL);
+        assert!(put(&kv, "still-no-inode").unwrap_err().to_string().contains("read only"));
+
+        std::fs::remove_dir_all(&inodes).unwrap();
+        std::thread::sleep(REOPEN_INTERVAL);
+        put(&kv, "after").expect("opened for writing again once it could be");
+        assert!(kv.get(b"before").unwrap().is_some());
+        assert!(kv.get(b"after").unwrap().is_some());
+        assert!(kv.get(b"no-inode").unwrap().is_none(), "a refused write is not there");
     }
 
     #[test]
