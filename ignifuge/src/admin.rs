@@ -329,7 +329,15 @@ impl Admin {
     pub async fn durability(&self) -> anyhow::Result<crate::durability::DurabilityView> {
         let written = self.metadata.durability_report().await?;
         let repair = self.metadata.repair_report().await?;
-        let layout = self.layout().await?.1;
+        // A stored layout this version cannot parse is a problem to list, not a reason to say
+        // nothing of the rest: the file's nodes are asked instead.
+        let (layout, layout_unreadable) = match self.metadata.layout().await? {
+            Some(record) => match ClusterConfig::parse(&record.document) {
+                Ok(layout) => (layout, None),
+                Err(e) => (self.cluster.clone(), Some(format!("version {}: {e:#}", record.version))),
+            },
+            None => (self.cluster.clone(), None),
+        };
         let mut scrub = Vec::new();
         for node in &layout.nodes {
             let status = self
@@ -348,7 +356,9 @@ impl Admin {
             status.is_ok_and(|s| s.stopped).then(|| node.id.0.clone())
         });
         let stopped = futures::future::join_all(asked).await.into_iter().flatten().collect();
-        Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms()).with_stopped_replicas(stopped))
+        Ok(crate::durability::DurabilityView::assess(written, repair, scrub, now_ms())
+            .with_stopped_replicas(stopped)
+            .with_unreadable_layout(layout_unreadable))
     }
 
     pub async fn set_node_out(&self, node: &str, out: bool) -> anyhow::Result<()> {

@@ -22,6 +22,9 @@ pub struct DurabilityView {
     pub scrub: Vec<(NodeId, Result<ScrubStatus, String>)>,
     /// Metadata replicas whose Raft has stopped (`with_stopped_replicas`).
     pub stopped_replicas: Vec<String>,
+    /// Why the stored cluster layout could not be read (`with_unreadable_layout`): the nodes
+    /// were then asked from the layout file's list.
+    pub layout_unreadable: Option<String>,
     pub now_ms: i64,
 }
 
@@ -205,7 +208,16 @@ impl DurabilityView {
         if !unscrubbed.is_empty() {
             problems.push(format!("no complete scrub pass for over 2 days on: {}", unscrubbed.join(", ")));
         }
-        Self { healthy: problems.is_empty(), problems, written, repair, scrub, stopped_replicas: Vec::new(), now_ms }
+        Self {
+            healthy: problems.is_empty(),
+            problems,
+            written,
+            repair,
+            scrub,
+            stopped_replicas: Vec::new(),
+            layout_unreadable: None,
+            now_ms,
+        }
     }
 
     /// Adds the metadata replicas whose Raft has stopped (a store that failed a write: each node
@@ -221,6 +233,20 @@ impl DurabilityView {
             self.healthy = false;
         }
         self.stopped_replicas = stopped;
+        self
+    }
+
+    /// Adds that the stored cluster layout could not be read (`reason`): every gateway and admin
+    /// command that follows it is stuck on it, and the nodes this view asked are the layout
+    /// file's, which may not be the cluster's.
+    pub fn with_unreadable_layout(mut self, reason: Option<String>) -> Self {
+        if let Some(reason) = &reason {
+            self.problems.push(format!(
+                "the stored cluster layout cannot be read ({reason}): nodes were asked from the layout file;                  replace it with `ignifuge admin layout apply`"
+            ));
+            self.healthy = false;
+        }
+        self.layout_unreadable = reason;
         self
     }
 
@@ -255,6 +281,7 @@ impl DurabilityView {
             "scrub": scrub,
             "last_complete_scrub_age_secs": self.oldest_scrub_ms().map(|t| age_secs(self.now_ms, t)),
             "metadata_replicas_stopped": self.stopped_replicas,
+            "layout_unreadable": self.layout_unreadable,
         })
     }
 
@@ -344,6 +371,11 @@ impl DurabilityView {
             "ignifuge_metadata_replicas_stopped",
             "Metadata replicas whose Raft has stopped (started again once their store takes writes)",
             vec![(String::new(), self.stopped_replicas.len() as f64)],
+        );
+        gauge(
+            "ignifuge_layout_unreadable",
+            "1 when the stored cluster layout cannot be read (see problems)",
+            vec![(String::new(), f64::from(u8::from(self.layout_unreadable.is_some())))],
         );
         if let Some(check) = self.repair.as_ref().and_then(|r| r.metadata_check.as_ref()) {
             gauge(
@@ -533,6 +565,25 @@ mod tests {
         // Down now as then: reported as unreachable, once.
         let down = DurabilityView::assess(vec![], Some(unsurveyed), vec![(node, Err("down".into()))], 300);
         assert!(!down.problems.iter().any(|p| p.contains("could not survey")), "{:?}", down.problems);
+    }
+
+    #[test]
+    fn an_unreadable_stored_layout_is_a_problem() {
+        let view =
+            || DurabilityView::assess(Vec::new(), Some(report(0)), vec![(NodeId::new("n1"), scrub_ok(None))], 100);
+        let readable = view().with_unreadable_layout(None);
+        assert!(readable.healthy, "{:?}", readable.problems);
+        assert!(readable.to_prometheus().contains("ignifuge_layout_unreadable 0"));
+        assert!(readable.to_json()["layout_unreadable"].is_null());
+        let unreadable = view().with_unreadable_layout(Some("version 7: unknown field `zone`".into()));
+        assert!(!unreadable.healthy);
+        assert!(
+            unreadable.problems.iter().any(|p| p.contains("layout cannot be read (version 7: unknown field `zone`")),
+            "{:?}",
+            unreadable.problems
+        );
+        assert!(unreadable.to_prometheus().contains("ignifuge_layout_unreadable 1"));
+        assert_eq!(unreadable.to_json()["layout_unreadable"], "version 7: unknown field `zone`");
     }
 
     #[test]
