@@ -242,7 +242,9 @@ impl DurabilityView {
     pub fn with_unreadable_layout(mut self, reason: Option<String>) -> Self {
         if let Some(reason) = &reason {
             self.problems.push(format!(
-                "the stored cluster layout cannot be read ({reason}): nodes were asked from the layout file;                  replace it with `ignifuge admin layout apply`"
+                "the stored cluster layout cannot be read ({reason}): written by another version? Gateways, \
+                 `layout show` and `layout apply` cannot use it (run the version that wrote it); the nodes asked \
+                 here are the layout file's"
             ));
             self.healthy = false;
         }
@@ -577,10 +579,12 @@ mod tests {
         assert!(readable.to_json()["layout_unreadable"].is_null());
         let unreadable = view().with_unreadable_layout(Some("version 7: unknown field `zone`".into()));
         assert!(!unreadable.healthy);
-        assert!(
-            unreadable.problems.iter().any(|p| p.contains("layout cannot be read (version 7: unknown field `zone`")),
-            "{:?}",
-            unreadable.problems
+        let problem = unreadable.problems.iter().find(|p| p.contains("layout cannot be read")).expect("listed");
+        assert_eq!(
+            problem,
+            "the stored cluster layout cannot be read (version 7: unknown field `zone`): written by another \
+             version? Gateways, `layout show` and `layout apply` cannot use it (run the version that wrote it); \
+             the nodes asked here are the layout file's"
         );
         assert!(unreadable.to_prometheus().contains("ignifuge_layout_unreadable 1"));
         assert_eq!(unreadable.to_json()["layout_unreadable"], "version 7: unknown field `zone`");

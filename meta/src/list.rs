@@ -163,8 +163,8 @@ pub struct VersionPage {
 /// How many index entries to read per store scan.
 const SCAN_BATCH: usize = 256;
 
-/// An object index entry: store key, object key, what was decoded of its record, and the length
-/// of the record's JSON.
+/// An object index entry: store key, object key, what was decoded of its record, and the bytes
+/// counted for it (its JSON's length, or an object listing's estimate of it: `counted_len`).
 struct IndexEntry<T> {
     store_key: Vec<u8>,
     key: String,
@@ -176,18 +176,17 @@ struct IndexEntry<T> {
 /// another common prefix, so reading a full batch of records would mostly be wasted.
 const SCAN_BATCH_AFTER_SKIP: usize = 4;
 
-/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Object
-/// listings count each stored record whole (they stop reading it early and never find where its
-/// JSON ends: `decode_listed`), version listings its JSON only, not the inline bodies after it
-/// (`stored::head`).
+/// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Listings
+/// count each record's JSON only, not the inline bodies after it (`stored::head`; object listings,
+/// which never find where the JSON ends, as `counted_len` estimates it).
 const SCAN_BATCH_BYTES: usize = 1024 * 1024;
 
-/// Record bytes (counted as for `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
+/// Record bytes (JSON, as `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
 /// (with at least one entry): a page of 1000 records of 10,000-part objects would otherwise read
 /// gigabytes.
 pub(crate) const LIST_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// How much of a stored record a listing reads: its JSON, not the inline bodies after it
+/// How much of a stored record a version listing reads: its JSON, not the inline bodies after it
 /// (`stored`).
 fn json_len(value: &[u8]) -> usize {
     crate::stored::head(value).len()
@@ -195,7 +194,7 @@ fn json_len(value: &[u8]) -> usize {
 
 /// One batch of at most `limit` object index entries from `cursor`, each with its object key
 /// decoded (the store key after `prefix_len` bytes) and its record by `decode` (from the stored
-/// bytes, where the store holds them: which returns the length of the record's JSON), and
+/// bytes, where the store holds them: which returns the bytes to count for it), and
 /// whether the range is exhausted.
 fn index_batch<T>(
     machine: &StateMachine,
@@ -232,11 +231,24 @@ fn index_batch<T>(
 }
 
 /// What an object listing needs of a stored record, decoded where the store holds it, with the
-/// stored record's length (what the store read for it: `decode_listed` does not find where its
-/// JSON ends).
+/// bytes counted for it (`counted_len`).
 fn listed(key: &str, value: &[u8]) -> Result<(ListedRecord, usize), MetaError> {
     let listed = decode_listed(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
-    Ok((listed, value.len()))
+    let counted = counted_len(value.len(), listed.size);
+    Ok((listed, counted))
+}
+
+/// The bytes of a stored record an object listing counts against its bounds, as if its JSON
+/// alone (`decode_listed` never finds where the JSON ends): the stored length, less the object's
+/// size when the record is at least that long. Inline bodies are exactly the object's size (raw
+/// after the JSON, or base64 inside it in records stored before), and a record not holding them is
+/// shorter than its object unless the object is tiny, so a page of inline objects pages as one of
+/// striped objects and a record of many parts counts whole.
+fn counted_len(stored_len: usize, object_size: u64) -> usize {
+    match usize::try_from(object_size) {
+        Ok(size) if size <= stored_len => stored_len - size,
+        _ => stored_len,
+    }
 }
 
 /// A stored record's JSON, copied (a version listing decodes it as a summary).

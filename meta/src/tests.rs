@@ -2055,8 +2055,8 @@ fn inline_bodies_are_stored_once_raw_and_read_back_by_every_path() {
 }
 
 /// Listings count only the records' JSON against their byte bounds, and the store scan counts
-/// the same: 300 inline 4 KiB objects (1.2 MB of bodies, over one scan's 1 MiB) list whole, in
-/// one page, objects and versions alike, on both engines (RocksDB's `scan_visit` is its own),
+/// the same: 300 inline 4 KiB objects (1.2 MB of bodies, over one scan's 1 MiB) and 140 of 64 KiB
+/// (over a page's 8 MiB) list whole, in one page, objects and versions alike, on both engines (RocksDB's `scan_visit` is its own),
 /// and every body reads back.
 #[test]
 fn a_listing_of_inline_objects_returns_every_key_past_a_scan_s_byte_bound() {
@@ -2078,6 +2078,17 @@ fn list_inline_objects_on(m: StateMachine) {
         put_record(&m, "b1", record).unwrap();
     }
     assert_eq!(listed_keys(&m, "b1"), keys);
+    // Inline bodies of 64 KiB (as stored while that was the inline limit): 9 MiB of bodies, over
+    // a page's 8 MiB bound, still one page (`list::counted_len`).
+    bucket(&m, "a", "b2").unwrap();
+    let big: Vec<String> = (0..140).map(|i| format!("big{i:03}")).collect();
+    for key in &big {
+        let mut record = object(key, "e", 65_536);
+        record.parts[0].location = DataLocation::Inline(vec![b'z'; 65_536]);
+        record.parts[0].size = 65_536;
+        put_record(&m, "b2", record).unwrap();
+    }
+    assert_eq!(listed_keys(&m, "b2"), big);
     let request = VersionListRequest { max_keys: 1000, ..Default::default() };
     let page = list_versions_page(&m, "b1", request);
     assert!(!page.is_truncated);
@@ -2093,6 +2104,20 @@ fn list_inline_objects_on(m: StateMachine) {
         put_record(&m, "b1", record).unwrap();
     }
     assert_eq!(versions(&m, "b1", "k000").len(), 300);
+}
+
+/// Object listings read a record with an ETag no further than its date, before the
+/// `delete_marker` flag: only the state machine makes delete markers, with no ETag, and one sent
+/// as an object version is refused rather than listed.
+#[test]
+fn a_delete_marker_sent_as_an_object_version_is_refused() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    let mut record = object("k", "e", 10);
+    record.delete_marker = true;
+    assert!(matches!(put_record(&m, "b1", record), Err(MetaError::Unexpected(_))));
+    assert!(listed_keys(&m, "b1").is_empty());
+    assert!(m.kv().get(&keys::object(&BucketName::new("b1"), &ObjectKey::new("k"))).unwrap().is_none());
 }
 
 /// A pack `blob` of one stripe of `data_len` bytes on three nodes.
