@@ -164,7 +164,7 @@ pub struct VersionPage {
 const SCAN_BATCH: usize = 256;
 
 /// An object index entry: store key, object key, what was decoded of its record, and the bytes
-/// counted for it (its JSON's length, or an object listing's estimate of it: `counted_len`).
+/// counted for it (its JSON's length, as `counted_len` tells it for object listings).
 struct IndexEntry<T> {
     store_key: Vec<u8>,
     key: String,
@@ -178,7 +178,7 @@ const SCAN_BATCH_AFTER_SKIP: usize = 4;
 
 /// Bytes of records read per store scan (a record of a 10,000-part object is about 2 MiB). Listings
 /// count each record's JSON only, not the inline bodies after it (`stored::head`; object listings,
-/// which never find where the JSON ends, as `counted_len` estimates it).
+/// which never find where the JSON ends, as `counted_len` tells it).
 const SCAN_BATCH_BYTES: usize = 1024 * 1024;
 
 /// Record bytes (JSON, as `SCAN_BATCH_BYTES`) a listing page reads, after which it ends truncated
@@ -234,20 +234,21 @@ fn index_batch<T>(
 /// bytes counted for it (`counted_len`).
 fn listed(key: &str, value: &[u8]) -> Result<(ListedRecord, usize), MetaError> {
     let listed = decode_listed(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))?;
-    let counted = counted_len(value.len(), listed.size);
+    let counted = counted_len(value, listed.size);
     Ok((listed, counted))
 }
 
-/// The bytes of a stored record an object listing counts against its bounds, as if its JSON
-/// alone (`decode_listed` never finds where the JSON ends): the stored length, less the object's
-/// size when the record is at least that long. Inline bodies are exactly the object's size (raw
-/// after the JSON, or base64 inside it in records stored before), and a record not holding them is
-/// shorter than its object unless the object is tiny, so a page of inline objects pages as one of
-/// striped objects and a record of many parts counts whole.
-fn counted_len(stored_len: usize, object_size: u64) -> usize {
-    match usize::try_from(object_size) {
-        Ok(size) if size <= stored_len => stored_len - size,
-        _ => stored_len,
+/// The bytes of a stored record an object listing counts against its bounds, as the listings
+/// did when they parsed the whole JSON (`decode_listed` never finds where it ends): the JSON's
+/// length when the record's inline bodies are the whole object (the `stored` separator lies
+/// exactly the object's size before the end; JSON holds no NUL byte, so it is found nowhere
+/// else), else the whole record (no bodies, or bodies of some parts only: never less than its
+/// JSON, whatever the headers or ACL a client made long).
+fn counted_len(stored: &[u8], object_size: u64) -> usize {
+    let separator = usize::try_from(object_size).ok().and_then(|size| stored.len().checked_sub(size)?.checked_sub(1));
+    match separator {
+        Some(at) if object_size > 0 && stored[at] == 0 => at,
+        _ => stored.len(),
     }
 }
 

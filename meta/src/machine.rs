@@ -1441,7 +1441,7 @@ impl StateMachine {
             // Only `delete_object` makes delete markers, with no ETag: object listings read a
             // record with an ETag no further than its date (`list::decode_listed`), so one sent
             // as an object version must not be one.
-            return Err(MetaError::Unexpected(format!("a delete marker of {} with an ETag", new.key.0)));
+            return Err(MetaError::InvalidCommand(format!("a delete marker of {} with an ETag", new.key.0)));
         }
         new.sequence = current.as_ref().map_or(0, |c| c.sequence + 1);
         new.promoted = false;
