@@ -559,34 +559,8 @@ pub(crate) fn list_versions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Checksums, DataLocation, PartData, StripedBlob};
-    use ignifuge_types::BlobId;
-
-    fn part(location: DataLocation, size: u64) -> PartData {
-        PartData {
-            part_number: 1,
-            size,
-            etag: "0123456789abcdef0123456789abcdef".to_string(),
-            checksums: Checksums::default(),
-            location,
-            last_modified_ms: 1_700_000_000_123,
-            started_ms: 0,
-            began: None,
-        }
-    }
-
-    fn striped() -> DataLocation {
-        DataLocation::Striped(StripedBlob {
-            blob: BlobId::new("b"),
-            data_shards: 5,
-            parity_shards: 4,
-            shard_size_bytes: 1 << 20,
-            stripe_count: 1,
-            first_stripe: 0,
-            stripes: Vec::new(),
-            born_ms: 0,
-        })
-    }
+    use crate::DataLocation;
+    use crate::tests::object;
 
     fn expected(record: &ObjectRecord) -> ListedRecord {
         ListedRecord {
@@ -599,13 +573,12 @@ mod tests {
 
     #[test]
     fn a_listing_reads_a_record_as_far_as_its_date_and_a_delete_marker_to_its_end() {
-        let key = ObjectKey::new("photos/2026/a \"quoted\" name");
-        let version = VersionId::new("v1");
-        let striped = ObjectRecord::single_part(key.clone(), version.clone(), part(striped(), 100_000));
+        let name = "photos/2026/a \"quoted\" name";
+        let striped = object(name, "0123456789abcdef0123456789abcdef", 100_000);
         let body = b"\0{\"delete_marker\":true}\0".to_vec();
-        let inline =
-            ObjectRecord::single_part(key.clone(), version.clone(), part(DataLocation::Inline(body.clone()), 24));
-        let mut marker = ObjectRecord::delete_marker(key.clone(), version.clone(), 1_700_000_000_456);
+        let mut inline = object(name, "0123456789abcdef0123456789abcdef", body.len() as u64);
+        inline.parts[0].location = DataLocation::Inline(body);
+        let mut marker = ObjectRecord::delete_marker(ObjectKey::new(name), VersionId::new("v1"), 1_700_000_000_456);
         marker.versioned = true;
         for record in [&striped, &inline, &marker] {
             let stored = crate::stored::encode_record(record);

@@ -62,7 +62,7 @@ fn blob_of(key: &str, etag: &str) -> String {
     format!("{key}-{etag}").replace('/', "_")
 }
 
-fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
+pub(crate) fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
     let version = VersionId::new(format!("v-{key}-{etag}"));
     ObjectRecord::single_part(ObjectKey::new(key), version, part(1, etag, size, &blob_of(key, etag)))
 }
@@ -2067,15 +2067,19 @@ fn a_listing_of_inline_objects_returns_every_key_past_a_scan_s_byte_bound() {
     }
 }
 
+/// PutObject of an object whose `body` is inline in its record.
+fn put_inline(m: &StateMachine, b: &str, key: &str, etag: &str, body: Vec<u8>) {
+    let mut record = object(key, etag, body.len() as u64);
+    record.parts[0].location = DataLocation::Inline(body);
+    put_record(m, b, record).unwrap();
+}
+
 fn list_inline_objects_on(m: StateMachine) {
     bucket(&m, "a", "b1").unwrap();
     set_versioning(&m, "b1", VersioningStatus::Enabled);
     let keys: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
     for key in &keys {
-        let mut record = object(key, "e", 4096);
-        record.parts[0].location = DataLocation::Inline(vec![b'x'; 4096]);
-        record.parts[0].size = 4096;
-        put_record(&m, "b1", record).unwrap();
+        put_inline(&m, "b1", key, "e", vec![b'x'; 4096]);
     }
     assert_eq!(listed_keys(&m, "b1"), keys);
     // Inline bodies of 64 KiB (the inline limit may be set so high): 9 MiB of bodies, over a
@@ -2083,10 +2087,7 @@ fn list_inline_objects_on(m: StateMachine) {
     bucket(&m, "a", "b2").unwrap();
     let big: Vec<String> = (0..140).map(|i| format!("big{i:03}")).collect();
     for key in &big {
-        let mut record = object(key, "e", 65_536);
-        record.parts[0].location = DataLocation::Inline(vec![b'z'; 65_536]);
-        record.parts[0].size = 65_536;
-        put_record(&m, "b2", record).unwrap();
+        put_inline(&m, "b2", key, "e", vec![b'z'; 65_536]);
     }
     assert_eq!(listed_keys(&m, "b2"), big);
     // Records without bodies whose JSON is as long as their object (a long header): counted
@@ -2114,9 +2115,7 @@ fn list_inline_objects_on(m: StateMachine) {
     }
     // One key with 300 versions: its chain of non-current ones (`v/`) passes a scan's bound too.
     for i in 0..299 {
-        let mut record = object("k000", &format!("e{i}"), 4096);
-        record.parts[0].location = DataLocation::Inline(vec![b'y'; 4096]);
-        put_record(&m, "b1", record).unwrap();
+        put_inline(&m, "b1", "k000", &format!("e{i}"), vec![b'y'; 4096]);
     }
     assert_eq!(versions(&m, "b1", "k000").len(), 300);
 }
