@@ -24,8 +24,8 @@ pub mod stored;
 pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
 pub use machine::{
     BLOB_COMMIT_WINDOW_MS, CLOCK_STEP_MAX_MS, COMPLETED_UPLOAD_KEPT_MS, INTENT_FORGOTTEN_AFTER_MS,
-    INTENT_SWEEP_REST_MS, PACK_USAGE_PAGE_MAX, PROPOSAL_DEDUP_WINDOW_MS, RECLAIMED_KEPT_MS, StateMachine,
-    is_valid_version_id,
+    INTENT_SWEEP_REST_MS, PACK_USAGE_PAGE_MAX, PROPOSAL_DEDUP_WINDOW_MS, PROPOSALS_REMEMBERED_MIN_ENTRIES,
+    RECLAIMED_KEPT_MS, StateMachine, is_valid_version_id,
 };
 pub use maintenance::*;
 pub use records::*;

@@ -30,6 +30,13 @@ const REPLICATED_APPLY: Durability = Durability::Buffered;
 /// machine's clock (leader time, never going back). A caller retries for at most
 /// `META_FAILOVER_DEADLINE_MS` (15 s) and settles an unknown outcome right after.
 pub const PROPOSAL_DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// And for at least this many log entries, whatever the clock says. The clock moves at most
+/// `CLOCK_STEP_MAX_MS` per proposal, so after a quiet spell (only lease renewals, every 10 s) it
+/// trails the leader's time by as long, and when clients come back it catches up a second per
+/// proposal: by the clock alone an id would be forgotten after 600 proposals, 15 s at 40 a
+/// second, within a caller's retries. 100,000 entries outlast those 20 s at 5,000 proposals a
+/// second, and keep at most that many ids (a few MB) on a quiet cluster.
+pub const PROPOSALS_REMEMBERED_MIN_ENTRIES: u64 = 100_000;
 /// Most the state machine's clock advances per applied proposal.
 pub const CLOCK_STEP_MAX_MS: i64 = 1_000;
 /// Old proposal ids forgotten per applied proposal (bounds the work of one apply).
@@ -120,15 +127,18 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Applies one proposal of a replicated log. `extra` (the log position applied) is written in
-    /// the same atomic batch whether the command succeeds or is refused, so a replica never
-    /// re-applies or skips an entry after a crash. A proposal whose id was already applied returns
-    /// the recorded outcome and changes nothing; ids are remembered for `PROPOSAL_DEDUP_WINDOW_MS`
-    /// of proposal time, a deterministic clock carried in the log. The outer error is a storage
-    /// failure (the replica cannot go on); the inner one is the command's deterministic outcome.
+    /// Applies one proposal of a replicated log, the entry at `log_index`. `extra` (the log
+    /// position applied) is written in the same atomic batch whether the command succeeds or is
+    /// refused, so a replica never re-applies or skips an entry after a crash. A proposal whose id
+    /// was already applied returns the recorded outcome and changes nothing; ids are remembered
+    /// for `PROPOSAL_DEDUP_WINDOW_MS` of proposal time, a deterministic clock carried in the log,
+    /// and for `PROPOSALS_REMEMBERED_MIN_ENTRIES` log entries (the same on every replica). The
+    /// outer error is a storage failure (the replica cannot go on); the inner one is the command's
+    /// deterministic outcome.
     pub fn apply_proposal_logged(
         &self,
         proposal: Proposal,
+        log_index: u64,
         mut extra: WriteBatch,
     ) -> Result<Result<Outcome, MetaError>, KvError> {
         if let Some(outcome) = self.recorded_outcome(&proposal.id)? {
@@ -167,11 +177,22 @@ impl StateMachine {
         // proportion to the ids forgotten: docs/benchmarks.md, "The metadata at scale").
         let horizon = keys::proposal_age(clock - PROPOSAL_DEDUP_WINDOW_MS, &ProposalId::new(""));
         let from = self.kv.get(keys::PROPOSAL_AGE_CURSOR)?.unwrap_or_else(|| keys::PROPOSAL_AGE_PREFIX.to_vec());
-        let forgotten = if from < horizon {
+        let mut forgotten = if from < horizon {
             self.kv.scan(&from, Some(&horizon), PROPOSALS_FORGOTTEN_PER_APPLY)?
         } else {
             Vec::new()
         };
+        // Past the clock's window, an id is still kept until it is old enough in log entries;
+        // the age's value is the entry that recorded it (none before the entry count was kept).
+        // Ages in clock order are in apply order but for ties: stopping at the first one kept
+        // keeps at most a few a little longer.
+        let remembered_from = log_index.saturating_sub(PROPOSALS_REMEMBERED_MIN_ENTRIES);
+        if let Some(kept) = forgotten.iter().position(|(_, recorded_at)| {
+            !recorded_at.is_empty()
+                && serde_json::from_slice::<u64>(recorded_at).map_or(true, |at| at > remembered_from)
+        }) {
+            forgotten.truncate(kept);
+        }
         if let Some((last, _)) = forgotten.last() {
             let mut next = last.clone();
             next.push(0);
@@ -211,7 +232,7 @@ impl StateMachine {
                 None => {
                     let abandoned: Result<Outcome, MetaError> = Err(MetaError::Abandoned);
                     batch.put(keys::proposal(&target), encode(&abandoned));
-                    batch.put(keys::proposal_age(clock, &target), Vec::new());
+                    batch.put(keys::proposal_age(clock, &target), encode(&log_index));
                     abandoned
                 }
             },
@@ -225,7 +246,7 @@ impl StateMachine {
             },
         };
         batch.put(keys::proposal(&proposal.id), encode(&outcome));
-        batch.put(keys::proposal_age(clock, &proposal.id), Vec::new());
+        batch.put(keys::proposal_age(clock, &proposal.id), encode(&log_index));
         batch.ops.extend(extra.ops);
         self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)

@@ -62,6 +62,24 @@ fn blob_of(key: &str, etag: &str) -> String {
     format!("{key}-{etag}").replace('/', "_")
 }
 
+/// The log position of the next entry a test applies: one counter for every test of the
+/// process, so each state machine sees its entries' positions grow, as a replica does.
+fn next_log_index() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl StateMachine {
+    /// `apply_proposal_logged` at the next log position (`next_log_index`).
+    fn apply_proposal_logged_next(
+        &self,
+        proposal: Proposal,
+        extra: ignifuge_kv::WriteBatch,
+    ) -> Result<Result<Outcome, MetaError>, ignifuge_kv::KvError> {
+        self.apply_proposal_logged(proposal, next_log_index(), extra)
+    }
+}
+
 pub(crate) fn object(key: &str, etag: &str, size: u64) -> ObjectRecord {
     let version = VersionId::new(format!("v-{key}-{etag}"));
     ObjectRecord::single_part(ObjectKey::new(key), version, part(1, etag, size, &blob_of(key, etag)))
@@ -247,27 +265,58 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
             leader_ms: None,
         },
     };
-    let first = m.apply_proposal_logged(create("p1", "e1", 1_000), Default::default()).unwrap();
+    // Log positions are given here: ids are kept for a number of entries as well as of time.
+    let at = |index: u64, proposal: Proposal| m.apply_proposal_logged(proposal, index, Default::default()).unwrap();
+    let first = at(1, create("p1", "e1", 1_000));
     assert!(first.is_ok());
-    let retry = m.apply_proposal_logged(create("p1", "e1", 1_000), Default::default()).unwrap();
+    let retry = at(2, create("p1", "e1", 1_000));
     assert_eq!(retry, first, "the retry gets the first outcome, not a 412 from its own write");
-    let other = m.apply_proposal_logged(create("p2", "e2", 2_000), Default::default()).unwrap();
+    let other = at(3, create("p2", "e2", 2_000));
     assert_eq!(other, Err(MetaError::PreconditionFailed));
     // A leader whose clock jumps an hour ahead does not make the recent ids be forgotten.
     let jump = 2_000 + 60 * 60 * 1000;
-    m.apply_proposal_logged(create("p3", "e3", jump), Default::default()).unwrap().unwrap_err();
+    at(4, create("p3", "e3", jump)).unwrap_err();
     assert!(m.kv().get(b"d/p1").unwrap().is_some(), "forgotten by a clock jump");
-    // As time really passes (entry by entry), the old ids are forgotten, a few per proposal.
-    let steps = (PROPOSAL_DEDUP_WINDOW_MS / CLOCK_STEP_MAX_MS) as i64 + 20;
+    // After a quiet hour the clock trails the leader's time by as much and catches up a step per
+    // proposal: past the clock's window in steps, within the entries' floor, p1 is remembered.
+    let steps = (PROPOSAL_DEDUP_WINDOW_MS / CLOCK_STEP_MAX_MS) as u64 + 20;
     for i in 0..steps {
-        let at = 3_000 + (i + 1) * CLOCK_STEP_MAX_MS;
-        m.apply_proposal_logged(create(&format!("q{i}"), "e", at), Default::default()).unwrap().unwrap_err();
+        at(5 + i, create(&format!("q{i}"), "e", jump + (i as i64 + 1) * CLOCK_STEP_MAX_MS)).unwrap_err();
+    }
+    let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).unwrap();
+    assert!(clock - 2_000 > PROPOSAL_DEDUP_WINDOW_MS, "the clock is past p1's window");
+    let retry = at(5 + steps, create("p1", "e1", jump + steps as i64 * CLOCK_STEP_MAX_MS));
+    assert_eq!(retry, first, "a retry within the entries' floor still gets the first outcome");
+    let settled = at(
+        6 + steps,
+        Proposal {
+            id: ProposalId::new("settle-p1"),
+            issued_ms: jump + steps as i64 * CLOCK_STEP_MAX_MS,
+            command: Command::Abandon { proposal: ProposalId::new("p1") },
+        },
+    );
+    assert_eq!(settled, first, "settling a committed proposal answers its outcome, not abandoned");
+    // Old in entries and in time, the old ids are forgotten, a few per proposal.
+    let later = 10 + steps + PROPOSALS_REMEMBERED_MIN_ENTRIES;
+    for i in 0..20u64 {
+        at(later + i, create(&format!("r{i}"), "e", jump + (steps + i) as i64 * CLOCK_STEP_MAX_MS)).unwrap_err();
     }
     assert!(m.kv().get(b"d/p1").unwrap().is_none());
-    assert!(m.kv().get(format!("d/q{}", steps - 1).as_bytes()).unwrap().is_some());
+    assert!(m.kv().get(b"d/r19").unwrap().is_some());
     // Forgetting starts where it stopped: every age key below the cursor is gone.
     let cursor = m.kv().get(keys::PROPOSAL_AGE_CURSOR).unwrap().expect("a cursor after forgetting");
     assert!(m.kv().scan(keys::PROPOSAL_AGE_PREFIX, Some(&cursor), 10).unwrap().is_empty());
+    // An age written before entries were counted (no value) is forgotten by the clock alone.
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(b"d/old".to_vec(), serde_json::to_vec(&first).unwrap());
+    batch.put(keys::proposal_age(clock - 2 * PROPOSAL_DEDUP_WINDOW_MS, &ProposalId::new("old")), Vec::new());
+    batch.delete(keys::PROPOSAL_AGE_CURSOR.to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Buffered).unwrap();
+    for i in 0..20u64 {
+        at(later + 20 + i, create(&format!("s{i}"), "e", jump + (steps + 20 + i) as i64 * CLOCK_STEP_MAX_MS))
+            .unwrap_err();
+    }
+    assert!(m.kv().get(b"d/old").unwrap().is_none());
 }
 
 /// Garbage ages from the leader's time on the entry that freed it (a delete, an abort, an
@@ -284,7 +333,7 @@ fn garbage_is_dated_by_the_leaders_stamp_on_the_entry() {
         if stamped {
             command.stamp_leader_time(issued_ms);
         }
-        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
+        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
             .unwrap()
             .unwrap()
     };
@@ -378,7 +427,7 @@ fn an_orphan_sweep_judges_writes_in_progress_by_the_leaders_clock() {
     let minutes = |n: i64| n * 60 * 1000;
     let apply = |id: &str, issued_ms: i64, mut command: Command| {
         command.stamp_leader_time(issued_ms);
-        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
+        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
             .unwrap()
             .unwrap()
     };
@@ -415,7 +464,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
         batch.put(key.to_vec(), b"{not json".to_vec());
         m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
     };
-    m.apply_proposal_logged(put("p1", 1_000), Default::default()).unwrap().unwrap();
+    m.apply_proposal_logged_next(put("p1", 1_000), Default::default()).unwrap().unwrap();
     let recorded = keys::proposal(&ProposalId::new("p1"));
     garble(&recorded);
     // Gone since (as if deleted), so that applying the retry again would show.
@@ -423,7 +472,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.delete(object_key.clone());
     m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
-    let retry = m.apply_proposal_logged(put("p1", 1_000), Default::default()).expect("the replica goes on");
+    let retry = m.apply_proposal_logged_next(put("p1", 1_000), Default::default()).expect("the replica goes on");
     let unknown = retry.expect_err("an outcome nobody can read is not a success");
     assert!(matches!(unknown, MetaError::Corrupt(_)) && !unknown.is_known_refusal(), "{unknown:?}");
     assert!(m.kv().get(&object_key).unwrap().is_none(), "a retry whose outcome cannot be read applied again");
@@ -432,7 +481,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
         issued_ms: 1_001,
         command: Command::Abandon { proposal: ProposalId::new("p1") },
     };
-    let settled = m.apply_proposal_logged(settle, Default::default()).expect("the replica goes on");
+    let settled = m.apply_proposal_logged_next(settle, Default::default()).expect("the replica goes on");
     assert!(matches!(settled, Err(MetaError::Corrupt(_))), "settled as {settled:?}: the outcome is unknown");
     assert_eq!(m.kv().get(&recorded).unwrap().as_deref(), Some(&b"{not json"[..]), "the record is kept, not fenced");
 
@@ -440,19 +489,19 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
     // most CLOCK_STEP_MAX_MS, however far ahead the leader's time is: a jump would forget the ids
     // of proposals still being retried.
     garble(keys::CLOCK);
-    m.apply_proposal_logged(put("p2", 1_001 + 10 * CLOCK_STEP_MAX_MS), Default::default())
+    m.apply_proposal_logged_next(put("p2", 1_001 + 10 * CLOCK_STEP_MAX_MS), Default::default())
         .expect("the replica goes on")
         .unwrap();
     let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).expect("the clock rewritten");
     assert_eq!(clock, 1_001 + CLOCK_STEP_MAX_MS);
     // Garbled again, with a proposal no later than the recovered clock: rewritten all the same.
     garble(keys::CLOCK);
-    m.apply_proposal_logged(put("p2b", 1_000), Default::default()).expect("the replica goes on").unwrap();
+    m.apply_proposal_logged_next(put("p2b", 1_000), Default::default()).expect("the replica goes on").unwrap();
     let clock: i64 = serde_json::from_slice(&m.kv().get(keys::CLOCK).unwrap().unwrap()).expect("the clock rewritten");
     assert_eq!(clock, 1_001 + CLOCK_STEP_MAX_MS, "never back");
 
     garble(keys::INTENT_SWEEP_RESTED);
-    m.apply_proposal_logged(put("p3", 1_001 + 2 * CLOCK_STEP_MAX_MS), Default::default())
+    m.apply_proposal_logged_next(put("p3", 1_001 + 2 * CLOCK_STEP_MAX_MS), Default::default())
         .expect("the replica goes on")
         .unwrap();
     let rested = m.kv().get(keys::INTENT_SWEEP_RESTED).unwrap().expect("the sweep went on to the end and rests");
@@ -487,7 +536,7 @@ fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
     };
     let plain = Ok(Deleted { version: None, delete_marker: false });
     let outcomes = done(
-        m.apply_proposal_logged(
+        m.apply_proposal_logged_next(
             batch("d1", vec![deletion("x", None), deletion("y", Some("wrong")), deletion("ghost", None)]),
             Default::default(),
         )
@@ -500,10 +549,10 @@ fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
     // In a versioned bucket each key gets its marker; a retry of the proposal adds none.
     set_versioning(&m, "b1", VersioningStatus::Enabled);
     let markers = batch("d2", vec![deletion("y", None), deletion("z", Some("e-z"))]);
-    let first = m.apply_proposal_logged(markers.clone(), Default::default()).unwrap();
+    let first = m.apply_proposal_logged_next(markers.clone(), Default::default()).unwrap();
     let outcomes = done(first.clone());
     assert!(outcomes.iter().all(|o| o.as_ref().is_ok_and(|d| d.delete_marker && d.version.is_some())));
-    assert_eq!(m.apply_proposal_logged(markers, Default::default()).unwrap(), first);
+    assert_eq!(m.apply_proposal_logged_next(markers, Default::default()).unwrap(), first);
     for key in ["y", "z"] {
         assert_eq!(versions(&m, "b1", key).len(), 2, "{key}: one version and one marker, the retry added none");
     }
@@ -617,7 +666,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
         issued_ms: COMPLETED_UPLOAD_KEPT_MS + 1_000,
         command: Command::Abandon { proposal: ProposalId::new("nothing") },
     };
-    m.apply_proposal_logged(late, Default::default()).unwrap().unwrap_err();
+    m.apply_proposal_logged_next(late, Default::default()).unwrap().unwrap_err();
     assert_eq!(
         m.query(Query::CompletedUpload { bucket: b.clone(), upload_id: id.clone() }),
         Ok(Answer::CompletedUpload(None))
@@ -1484,12 +1533,12 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
         leader_ms: None,
     };
     // Abandoned first: the original, arriving later (an old leader's entry), changes nothing.
-    let settled = m.apply_proposal_logged(
+    let settled = m.apply_proposal_logged_next(
         proposal("s1", Command::Abandon { proposal: ProposalId::new("late") }),
         Default::default(),
     );
     assert_eq!(settled.unwrap(), Err(MetaError::Abandoned));
-    let late = m.apply_proposal_logged(proposal("late", write("e-late")), Default::default()).unwrap();
+    let late = m.apply_proposal_logged_next(proposal("late", write("e-late")), Default::default()).unwrap();
     assert_eq!(late, Err(MetaError::Abandoned));
     assert!(matches!(
         m.query(Query::Object {
@@ -1501,8 +1550,8 @@ fn an_abandoned_proposal_is_never_applied_and_an_applied_one_reports_its_outcome
         Err(MetaError::NoSuchKey)
     ));
     // Applied first: settling it returns its outcome, so the caller knows it is done.
-    let done = m.apply_proposal_logged(proposal("done", write("e-done")), Default::default()).unwrap().unwrap();
-    let settled = m.apply_proposal_logged(
+    let done = m.apply_proposal_logged_next(proposal("done", write("e-done")), Default::default()).unwrap().unwrap();
+    let settled = m.apply_proposal_logged_next(
         proposal("s2", Command::Abandon { proposal: ProposalId::new("done") }),
         Default::default(),
     );
@@ -1556,7 +1605,7 @@ fn tombstones_expire_after_the_commit_window_and_late_commits_stay_refused() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let at = |id: &str, ms: i64, command: Command| {
-        m.apply_proposal_logged(Proposal { id: ProposalId::new(id), issued_ms: ms, command }, Default::default())
+        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms: ms, command }, Default::default())
             .unwrap()
     };
     let born = |record: &mut ObjectRecord, ms: i64| {
@@ -1686,7 +1735,7 @@ fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
             issued_ms: fresh_ms + 1_000,
             command: Command::Abandon { proposal: ProposalId::new("nothing") },
         };
-        m.apply_proposal_logged(tick, Default::default()).unwrap().unwrap_err();
+        m.apply_proposal_logged_next(tick, Default::default()).unwrap().unwrap_err();
     }
     for blob in &old {
         assert!(m.kv().get(format!("i/{blob}").as_bytes()).unwrap().is_none(), "intent {blob} kept");
@@ -1709,7 +1758,7 @@ fn the_intent_sweep_rests_after_the_last_intent_then_starts_over() {
             issued_ms: at,
             command: Command::Abandon { proposal: ProposalId::new("nothing") },
         };
-        m.apply_proposal_logged(proposal, Default::default()).unwrap().unwrap_err();
+        m.apply_proposal_logged_next(proposal, Default::default()).unwrap().unwrap_err();
     };
     tick(base);
     assert!(m.kv().get(keys::INTENT_SWEEP_RESTED).unwrap().is_some(), "no intents: the sweep reached the end");
@@ -2025,7 +2074,7 @@ fn inline_bodies_are_stored_once_raw_and_read_back_by_every_path() {
                 leader_ms: None,
             },
         };
-        m.apply_proposal_logged(proposal, Default::default()).unwrap().unwrap()
+        m.apply_proposal_logged_next(proposal, Default::default()).unwrap().unwrap()
     };
     let first = put("p1", inline_object("e1", body(3)));
     let stored = m.kv().get(&keys::object(&BucketName::new("b1"), &ObjectKey::new("small"))).unwrap().unwrap();
@@ -2168,7 +2217,7 @@ fn packed(m: &StateMachine, b: &str, blob: &str, keys: &[(&str, WriteCondition)]
 }
 
 fn logged(m: &StateMachine, id: &str, command: Command) -> Result<Outcome, MetaError> {
-    m.apply_proposal_logged(proposal(id, command), Default::default()).unwrap()
+    m.apply_proposal_logged_next(proposal(id, command), Default::default()).unwrap()
 }
 
 fn has(m: &StateMachine, key: &str) -> bool {
@@ -2797,7 +2846,7 @@ fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_els
         leader_ms: None,
     };
     let proposal = Proposal { id: ProposalId::new("put-k"), issued_ms: 5, command };
-    m.apply_proposal_logged(proposal, ignifuge_kv::WriteBatch::new()).unwrap().unwrap();
+    m.apply_proposal_logged_next(proposal, ignifuge_kv::WriteBatch::new()).unwrap().unwrap();
     let after = state();
     let changed: Vec<&Vec<u8>> =
         after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();

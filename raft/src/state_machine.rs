@@ -309,7 +309,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
                 EntryPayload::Normal(proposal) => {
                     let outcome = self
                         .machine
-                        .apply_proposal_logged(proposal, Self::position(&log_id, None))
+                        .apply_proposal_logged(proposal, log_id.index, Self::position(&log_id, None))
                         .map_err(write_error)?;
                     results.push(outcome);
                 }
