@@ -330,7 +330,10 @@ pub(crate) fn list_bounded(
             if let Some(common) = common_prefix(key, &request.prefix, delimiter) {
                 let mut skip_to = index_prefix.to_vec();
                 skip_to.extend_from_slice(common.as_bytes());
-                let already_returned = request.start_after.as_deref().is_some_and(|a| a.starts_with(&common));
+                // Returned by the page before when it ended on it. A start strictly inside the
+                // prefix (a page that ended on a delete marker there, or a client's marker) has
+                // not returned it: it is returned if a key after the start makes it, as on AWS.
+                let already_returned = request.start_after.as_deref() == Some(common.as_str());
                 if !already_returned {
                     if emitted == max_keys {
                         page.is_truncated = true;
