@@ -1,13 +1,16 @@
 //! ListObjectsV2 page cost against bucket size: a page of 1000 keys from a bucket of 10 thousand
 //! and from a bucket of 1 million keys, both in one RocksDB store (as on a metadata voter),
-//! measured in the same run, interleaved. Budget (issue 7): within 1.2x.
+//! measured in the same run, interleaved. Budget (issue 7): within 1.2x. Then a first page of
+//! ListObjectVersions against ListObjectsV2's on the small bucket, interleaved.
 //! Run: `cargo bench -p ignifuge-benches --bench listing`. Prints a table and one JSON line.
 //! `LISTING_BIG_KEYS` overrides the size of the big bucket (default 1,000,000).
 
 mod common;
 
 use ignifuge_kv::{Durability, KvStore, RocksKv, WriteBatch};
-use ignifuge_meta::{Answer, BucketRecord, ListRequest, ObjectRecord, Query, StateMachine, TenantRecord, keys};
+use ignifuge_meta::{
+    Answer, BucketRecord, ListRequest, ObjectRecord, Query, StateMachine, TenantRecord, VersionListRequest, keys,
+};
 use ignifuge_types::{BlobId, BucketName, ObjectKey, TenantId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,16 @@ fn page(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration 
     let elapsed = t.elapsed();
     let Answer::Objects(page) = answer else { panic!("unexpected answer") };
     assert!(page.objects.len() + page.common_prefixes.len() > 0, "an empty page");
+    elapsed
+}
+
+/// A page of ListObjectVersions (every version of the keys it covers).
+fn version_page(machine: &StateMachine, bucket: &str, request: VersionListRequest) -> Duration {
+    let t = Instant::now();
+    let answer = machine.query(Query::ListVersions { bucket: BucketName::new(bucket), request }).unwrap();
+    let elapsed = t.elapsed();
+    let Answer::Versions(page) = answer else { panic!("unexpected answer") };
+    assert_eq!(page.versions.len(), PAGE, "a short page");
     elapsed
 }
 
@@ -120,5 +133,27 @@ fn main() {
         println!("| {name} | {s:.0} | {b:.0} | {:.2}x |", b / s);
         json.push(format!(r#"{{"case":"{name}","small_us":{s:.0},"big_us":{b:.0},"ratio":{:.3}}}"#, b / s));
     }
-    println!(r#"{{"bench":"listing","small_keys":{SMALL_KEYS},"big_keys":{big_keys},"cases":[{}]}}"#, json.join(","));
+    // A version listing reads more of each record (its version, sequence and flags follow the
+    // part list), so its page is timed against the object listing's first page, interleaved.
+    let (mut objects, mut versions) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS + 3 {
+        let o = page(&machine, "small", ListRequest { max_keys: PAGE, ..Default::default() });
+        let v = version_page(&machine, "small", VersionListRequest { max_keys: PAGE, ..Default::default() });
+        if round >= 3 {
+            objects.push(o);
+            versions.push(v);
+        }
+    }
+    let (o, v) = (median(objects), median(versions));
+    println!();
+    println!(
+        "| first page of {PAGE}, {SMALL_KEYS} keys | ListObjectsV2 (median us) | ListObjectVersions (median us) | ratio |"
+    );
+    println!("|---|---|---|---|");
+    println!("| one version per key | {o:.0} | {v:.0} | {:.2}x |", v / o);
+    println!(
+        r#"{{"bench":"listing","small_keys":{SMALL_KEYS},"big_keys":{big_keys},"cases":[{}],"versions":{{"objects_us":{o:.0},"versions_us":{v:.0},"ratio":{:.3}}}}}"#,
+        json.join(","),
+        v / o
+    );
 }

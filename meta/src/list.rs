@@ -5,9 +5,8 @@
 
 use crate::keys;
 use crate::machine::{StateMachine, parse_sequence};
-use crate::records::ObjectRecord;
-use crate::{LIST_MAX_KEYS, MetaError};
-use ignifuge_kv::prefix_end;
+use crate::{LIST_MAX_KEYS, MetaError, NULL_VERSION};
+use ignifuge_kv::{KvPair, KvStore, prefix_end};
 use ignifuge_types::{BucketName, ObjectKey, VersionId};
 use serde::{Deserialize, Serialize};
 
@@ -105,17 +104,6 @@ fn decode_listed(json: &[u8]) -> Result<ListedRecord, String> {
         (Some(listed), _) => Ok(listed),
         (None, Err(e)) => Err(e.to_string()),
         (None, Ok(())) => Err("an object record without its fields".to_string()),
-    }
-}
-
-impl ObjectSummary {
-    fn of(record: &ObjectRecord) -> Self {
-        Self {
-            key: record.key.clone(),
-            size: record.size,
-            etag: record.etag.clone(),
-            last_modified_ms: record.last_modified_ms,
-        }
     }
 }
 
@@ -252,10 +240,9 @@ fn counted_len(stored: &[u8], object_size: u64) -> usize {
     }
 }
 
-/// A stored record's JSON, copied (a version listing decodes it as a summary).
-fn copied_json(_key: &str, value: &[u8]) -> Result<(Vec<u8>, usize), MetaError> {
-    let json = crate::stored::head(value);
-    Ok((json.to_vec(), json.len()))
+/// What a version listing needs of an object index record, decoded where the store holds it.
+fn listed_version(key: &str, value: &[u8]) -> Result<(ListedVersion, usize), MetaError> {
+    ListedVersion::decode(value).map_err(|e| MetaError::Corrupt(format!("object record of {key}: {e}")))
 }
 
 /// The common prefix `key` rolls up into: up to the first `delimiter` after `prefix`.
@@ -422,18 +409,130 @@ impl Pager {
     }
 }
 
-fn summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
-    VersionSummary {
-        object: ObjectSummary::of(record),
-        version: record.version.clone(),
-        is_latest,
-        delete_marker: record.delete_marker,
+/// What a version listing needs of a stored record. Its version, sequence and flags follow the
+/// part list in the JSON, so the record is read to its end (`decode_listed` stops before), but
+/// serde skips every other field (headers, checksums, the parts with their shard maps, tags, the
+/// ACL) without allocating: decoding the whole record and dropping its parts made a page of
+/// versions cost more than twice a page of objects (docs/benchmarks.md, listing).
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+struct ListedVersion {
+    version: VersionId,
+    size: u64,
+    etag: String,
+    last_modified_ms: i64,
+    #[serde(default)]
+    delete_marker: bool,
+    #[serde(default)]
+    versioned: bool,
+    #[serde(default)]
+    sequence: u64,
+    #[serde(default)]
+    promoted: bool,
+}
+
+impl ListedVersion {
+    /// From a stored record (either encoding), with the length of its JSON (what the page's
+    /// bounds count); the null version reads as "null" whatever id it carries, as
+    /// `StateMachine::decode_version` reads it.
+    fn decode(stored: &[u8]) -> Result<(Self, usize), String> {
+        let json = crate::stored::head(stored);
+        let mut listed: Self = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        if !listed.versioned {
+            listed.version = VersionId::new(NULL_VERSION);
+        }
+        Ok((listed, json.len()))
+    }
+
+    fn summary(self, key: &ObjectKey, is_latest: bool) -> VersionSummary {
+        VersionSummary {
+            object: ObjectSummary {
+                key: key.clone(),
+                size: self.size,
+                etag: self.etag,
+                last_modified_ms: self.last_modified_ms,
+            },
+            version: self.version,
+            is_latest,
+            delete_marker: self.delete_marker,
+        }
+    }
+}
+
+/// A bucket's non-current versions (`v/`), read forward in step with its object index (`o/`).
+/// Both are in key order (a key's chain is its key and a NUL, and no key holds a NUL), so one
+/// read serves the chains of every key it spans: a key without older versions costs no seek of
+/// its own (a seek per key was most of a version page's cost: docs/benchmarks.md, listing).
+/// What was read holds every version from `from` up to `covered_to` (exclusive; None: to the
+/// end of the bucket's versions).
+struct Chains {
+    end: Option<Vec<u8>>,
+    read: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
+    from: Vec<u8>,
+    covered_to: Option<Vec<u8>>,
+    /// Versions read ahead at the next read: few after a jump (the keys after a common prefix
+    /// may have none near), doubling while reads follow one another.
+    limit: usize,
+}
+
+/// Versions read ahead at first and after a jump.
+const CHAIN_READ_FIRST: usize = 8;
+
+impl Chains {
+    fn new(bucket: &BucketName) -> Self {
+        let prefix = keys::versions_prefix(bucket);
+        Self {
+            end: prefix_end(&prefix),
+            read: Default::default(),
+            from: Vec::new(),
+            covered_to: Some(Vec::new()),
+            limit: CHAIN_READ_FIRST,
+        }
+    }
+
+    fn covers(&self, key: &[u8]) -> bool {
+        self.from.as_slice() <= key && self.covered_to.as_deref().is_none_or(|to| key < to)
+    }
+
+    /// The versions in [start, end) in order, as many as one read holds, and whether that is all
+    /// of them. Calls come with `start` never going back.
+    fn next(&mut self, kv: &dyn KvStore, start: &[u8], end: &[u8]) -> Result<(Vec<KvPair>, bool), MetaError> {
+        if !self.covers(start) || (self.read.is_empty() && self.covered_to.as_deref().is_some_and(|to| to < end)) {
+            let contiguous = self.covered_to.as_deref() == Some(start);
+            self.limit = if contiguous { (self.limit * 2).min(SCAN_BATCH) } else { CHAIN_READ_FIRST };
+            let read = kv.scan_heads(start, self.end.as_deref(), self.limit, SCAN_BATCH_BYTES, &json_len)?;
+            let bytes: usize = read.iter().map(|(k, v)| k.len() + v.len()).sum();
+            self.covered_to = if read.len() < self.limit && bytes < SCAN_BATCH_BYTES {
+                None
+            } else {
+                read.last().map(|(k, _)| {
+                    let mut after = k.clone();
+                    after.push(0);
+                    after
+                })
+            };
+            self.from = start.to_vec();
+            self.read = read.into();
+        }
+        while self.read.front().is_some_and(|(k, _)| k.as_slice() < start) {
+            self.read.pop_front();
+        }
+        let mut chain = Vec::new();
+        while self.read.front().is_some_and(|(k, _)| k.as_slice() < end) {
+            chain.extend(self.read.pop_front());
+        }
+        // All of [start, end) is here when what was read goes past `end`; else the chain goes on
+        // past it, and the next call (from its last version) reads on. (Never an empty chain
+        // that is not whole: the caller would ask again from the same place.)
+        let whole = self.covered_to.as_deref().is_none_or(|to| end <= to);
+        debug_assert!(whole || !chain.is_empty());
+        Ok((chain, whole))
     }
 }
 
 /// A page of ListObjectVersions: the current versions (`o/`) give the keys in order (every key
-/// with versions has one), and each key's non-current versions (`v/`) follow it, newest first.
-/// Cost is proportional to the page plus one seek per key and per common prefix.
+/// with versions has one), and each key's non-current versions (`v/`) follow it, newest first,
+/// read forward alongside (`Chains`). Cost is proportional to the page plus one seek per common
+/// prefix and per key that resumes a page or holds more versions than one read.
 pub(crate) fn list_versions(
     machine: &StateMachine,
     bucket: &BucketName,
@@ -463,10 +562,11 @@ pub(crate) fn list_versions(
     }
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut pager = Pager { max_keys, emitted: 0, last: None, read: 0 };
+    let mut chains = Chains::new(bucket);
     'scan: loop {
         let (batch, exhausted) =
-            index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH, copied_json)?;
-        for IndexEntry { store_key: index_key, key, record: value, json_len: _ } in batch {
+            index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH, listed_version)?;
+        for IndexEntry { store_key: index_key, key, record: current, json_len: read } in batch {
             if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
                 let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
                 if !already_returned && !pager.common_prefix(&mut page, common.clone()) {
@@ -480,11 +580,9 @@ pub(crate) fn list_versions(
                 }
                 continue 'scan;
             }
-            if pager.read_full(&mut page, value.len()) {
+            if pager.read_full(&mut page, read) {
                 break 'scan;
             }
-            // The index entry's JSON only (`index_batch`): a summary.
-            let current = machine.decode_version_summary(&index_key, &value)?;
             let object_key = ObjectKey::new(key.as_str());
             let chain = keys::version_chain(bucket, &object_key);
             let chain_end = prefix_end(&chain);
@@ -511,31 +609,27 @@ pub(crate) fn list_versions(
                     }
                 }
             }
-            if include_current && !pager.version(&mut page, summary(&current, true)) {
+            let (current_sequence, current_promoted) = (current.sequence, current.promoted);
+            if include_current && !pager.version(&mut page, current.summary(&object_key, true)) {
                 break 'scan;
             }
+            let chain_end = chain_end.expect("a chain ends with a NUL byte, so it has an end");
             loop {
-                let versions = machine.kv().scan_heads(
-                    &chain_cursor,
-                    chain_end.as_deref(),
-                    SCAN_BATCH,
-                    SCAN_BATCH_BYTES,
-                    &json_len,
-                )?;
-                let exhausted = versions.len() < SCAN_BATCH
-                    && versions.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() < SCAN_BATCH_BYTES;
+                let (versions, exhausted) = chains.next(machine.kv(), &chain_cursor, &chain_end)?;
                 for (store_key, value) in versions {
                     if pager.read_full(&mut page, value.len()) {
                         break 'scan;
                     }
-                    let record = machine.decode_version_summary(&store_key, &value)?;
+                    let (record, _) = ListedVersion::decode(&value).map_err(|e| {
+                        MetaError::Corrupt(format!("version record {}: {e}", String::from_utf8_lossy(&store_key)))
+                    })?;
                     chain_cursor = store_key;
                     chain_cursor.push(0);
                     // A promoted current version's full record: listed once, as the current one.
-                    if current.promoted && record.sequence == current.sequence {
+                    if current_promoted && record.sequence == current_sequence {
                         continue;
                     }
-                    if !pager.version(&mut page, summary(&record, false)) {
+                    if !pager.version(&mut page, record.summary(&object_key, false)) {
                         break 'scan;
                     }
                 }
@@ -563,6 +657,7 @@ pub(crate) fn list_versions(
 mod tests {
     use super::*;
     use crate::DataLocation;
+    use crate::records::ObjectRecord;
     use crate::tests::object;
 
     fn expected(record: &ObjectRecord) -> ListedRecord {
@@ -622,5 +717,56 @@ mod tests {
         assert!(decode_listed(br#"{"size":7,"etag":"e""#).is_err());
         assert!(decode_listed(b"").is_err());
         assert!(decode_listed(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn a_version_listing_reads_of_a_record_what_the_whole_record_says() {
+        let key = ObjectKey::new("photos/a \"quoted\" name");
+        let mut versioned = object(&key.0, "0123456789abcdef0123456789abcdef", 100_000);
+        (versioned.versioned, versioned.sequence, versioned.version) = (true, 7, VersionId::new("v7"));
+        versioned.tags = vec![("after".into(), "the parts".into())];
+        let mut promoted = versioned.clone();
+        promoted.parts.clear();
+        promoted.promoted = true;
+        // A null version keeps whatever id it was written with; it lists as "null".
+        let mut null = object(&key.0, "fedcba9876543210fedcba9876543210", 3);
+        null.version = VersionId::new("written-before-versioning");
+        null.parts[0].location = DataLocation::Inline(b"\0ab".to_vec());
+        let mut marker = ObjectRecord::delete_marker(key.clone(), VersionId::new("v9"), 1_700_000_000_456);
+        (marker.versioned, marker.sequence) = (true, 9);
+        for record in [&versioned, &promoted, &null, &marker] {
+            for stored in [crate::stored::encode_record(record), serde_json::to_vec(record).unwrap()] {
+                let (listed, json_len) = ListedVersion::decode(&stored).unwrap();
+                assert_eq!(json_len, crate::stored::head(&stored).len());
+                let mut whole = crate::stored::decode_record(&stored).unwrap();
+                if whole.is_null_version() {
+                    whole.version = VersionId::new(NULL_VERSION);
+                }
+                assert_eq!(
+                    (listed.sequence, listed.promoted, listed.versioned),
+                    (whole.sequence, whole.promoted, whole.versioned),
+                    "{record:?}"
+                );
+                let summary = VersionSummary {
+                    object: ObjectSummary {
+                        key: whole.key.clone(),
+                        size: whole.size,
+                        etag: whole.etag.clone(),
+                        last_modified_ms: whole.last_modified_ms,
+                    },
+                    version: whole.version.clone(),
+                    is_latest: true,
+                    delete_marker: whole.delete_marker,
+                };
+                assert_eq!(listed.summary(&key, true), summary);
+            }
+        }
+        assert_eq!(ListedVersion::decode(&serde_json::to_vec(&null).unwrap()).unwrap().0.version.0, "null");
+        assert!(ListedVersion::decode(&serde_json::to_vec(&marker).unwrap()).unwrap().0.delete_marker);
+        // A record damaged anywhere is an error (a version listing reads it to its end).
+        let mut damaged = serde_json::to_vec(&versioned).unwrap();
+        damaged.truncate(damaged.len() - 2);
+        assert!(ListedVersion::decode(&damaged).is_err());
+        assert!(listed_version("k", &damaged).unwrap_err().to_string().contains("object record of k"));
     }
 }

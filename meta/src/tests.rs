@@ -856,6 +856,91 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// ListObjectVersions, paged at every size, against a model of each key's versions: puts,
+    /// delete markers and permanent deletes of the newest version (which promote the next one),
+    /// over keys that are prefixes of one another, with prefixes and delimiters.
+    #[test]
+    fn paginated_version_listing_matches_the_model(
+        // Few keys, so that some hold more versions than one read of the chains brings.
+        ops in proptest::collection::vec(
+            (proptest::sample::select(vec!["a", "ab", "a/", "a/b", "b", "ba", "b/a"]).prop_map(String::from), 0u8..4),
+            0..80,
+        ),
+        prefix in "[ab/]{0,2}",
+        delimiter in proptest::option::of(prop_oneof![Just("/".to_string()), Just("b".to_string())]),
+        max_keys in 1usize..6,
+    ) {
+        let m = machine();
+        bucket(&m, "a", "bv").unwrap();
+        set_versioning(&m, "bv", VersioningStatus::Enabled);
+        // Each key's versions, oldest first.
+        let mut model: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (n, (key, op)) in ops.iter().enumerate() {
+            let versions = model.entry(key.clone()).or_default();
+            match op {
+                // A delete marker.
+                0 => {
+                    let outcome = m.apply(Command::DeleteObject {
+                        bucket: bref(&m, "bv"),
+                        key: ObjectKey::new(key.as_str()),
+                        condition: WriteCondition::default(),
+                        now_ms: 50,
+                        version: None,
+                        marker_nonce: Some(VersionId::new(format!("{n:032x}"))),
+                    }).unwrap();
+                    let Outcome::DeletedVersion { version: Some(version), delete_marker: true } = outcome else { panic!("{outcome:?}") };
+                    versions.push(version.0);
+                }
+                // The newest version deleted for good (the next one, if any, becomes current).
+                1 if !versions.is_empty() => {
+                    let newest = VersionId::new(versions.pop().unwrap());
+                    delete(&m, "bv", key, Some(&newest));
+                }
+                _ => versions.push(put_blob(&m, "bv", key, &format!("{:x}", n + 1)).0),
+            }
+        }
+        let mut want_versions = Vec::new();
+        let mut want_prefixes: Vec<String> = Vec::new();
+        for (key, versions) in model.iter().filter(|(k, v)| k.starts_with(&prefix) && !v.is_empty()) {
+            match delimiter.as_deref().and_then(|d| key[prefix.len()..].find(d).map(|i| prefix.len() + i + d.len())) {
+                Some(end) => {
+                    if want_prefixes.last().map(String::as_str) != Some(&key[..end]) {
+                        want_prefixes.push(key[..end].to_string());
+                    }
+                }
+                None => want_versions.extend(versions.iter().rev().enumerate().map(|(i, v)| (key.clone(), v.clone(), i == 0))),
+            }
+        }
+        let (mut got_versions, mut got_prefixes) = (Vec::new(), Vec::new());
+        let (mut key_marker, mut version_id_marker) = (None, None);
+        let mut pages = 0;
+        loop {
+            let request = VersionListRequest {
+                prefix: prefix.clone(),
+                delimiter: delimiter.clone(),
+                key_marker: key_marker.clone(),
+                version_id_marker: version_id_marker.clone(),
+                max_keys,
+            };
+            let page = list_versions_page(&m, "bv", request);
+            prop_assert!(page.versions.len() + page.common_prefixes.len() <= max_keys);
+            got_versions.extend(page.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone(), v.is_latest)));
+            got_prefixes.extend(page.common_prefixes.iter().cloned());
+            if !page.is_truncated {
+                break;
+            }
+            key_marker = page.next_key_marker;
+            version_id_marker = page.next_version_id_marker;
+            pages += 1;
+            prop_assert!(pages < 200, "the listing never ended");
+        }
+        prop_assert_eq!(got_versions, want_versions);
+        prop_assert_eq!(got_prefixes, want_prefixes);
+    }
+}
+
 fn striped_object(key: &str, blob: &str, nodes: &[&str]) -> ObjectRecord {
     let mut record = object(key, "e", 10);
     let shards = nodes.iter().map(|n| ShardRecord { node: NodeId::new(*n), blake3: format!("h-{n}") }).collect();
