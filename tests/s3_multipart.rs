@@ -693,6 +693,44 @@ async fn a_completion_retried_after_it_succeeded_answers_the_same() {
     }
 }
 
+/// A retried completion that finds the upload, then sees the first completion commit before it
+/// reads the parts (the first one's proposal was still in flight when the SDK retried) answers
+/// 200 with the first one's ETag, as a retry after it does, not NoSuchUpload. Here the retry is
+/// held between its checks and its reading of the parts (`gateway.complete.before-parts`, first
+/// hit) while the other completion commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completion_retried_while_the_first_commits_answers_the_same() {
+    let cluster = Cluster::start_with_env(&[("IGNIFUGE_FAULTS", "gateway.complete.before-parts=sleep:4000@1")]).await;
+    let mut rng = TestRng::new("a_completion_retried_while_the_first_commits_answers_the_same");
+    let s3 = cluster.s3_client_no_retry_at(0);
+    create_bucket(&s3, "overlap").await;
+    let id = create_upload(&s3, "overlap", "object").await;
+    let (first, second) = (rng.bytes(5 * MIB), rng.bytes(1000));
+    let etag1 = upload_part(&s3, "overlap", "object", &id, 1, &first).await;
+    let etag2 = upload_part(&s3, "overlap", "object", &id, 2, &second).await;
+    let parts = [(1, etag1.as_str()), (2, etag2.as_str())];
+    let complete = |parts: CompletedMultipartUpload| {
+        s3.complete_multipart_upload().bucket("overlap").key("object").upload_id(&id).multipart_upload(parts).send()
+    };
+    let held = complete(completed(&parts));
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        complete(completed(&parts)).await
+    };
+    let started = std::time::Instant::now();
+    let (held, other) = tokio::join!(held, other);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4), "the fault point did not hold the first request");
+    let other = ok(other, "CompleteMultipartUpload while another is held");
+    let held = ok(held, "CompleteMultipartUpload that saw the other commit");
+    assert_eq!(held.e_tag(), other.e_tag(), "ETag of the overlapping completion");
+    assert_eq!(held.location(), other.location());
+    let versions = ok(s3.list_object_versions().bucket("overlap").send().await, "ListObjectVersions");
+    assert_eq!(versions.versions().len(), 1, "one version, whatever the overlap");
+    let mut whole = first.clone();
+    whole.extend_from_slice(&second);
+    assert_bytes_eq(&get_object(&s3, "overlap", "object").await, &whole, "overlap");
+}
+
 /// Objects whose stripe records do not all come with their record (over 1024 stripes, 5 GiB, in
 /// production; here the gateways bring one stripe with a record) are read by fetching the
 /// rest from the metadata as the read reaches them: whole, by range, by part, copied, degraded.

@@ -520,36 +520,54 @@ pub async fn complete_multipart_upload(
     if chosen.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
         return Err(GatewayError::Meta(MetaError::InvalidPartOrder).into());
     }
+    // Completed already, and this is a retry (the first answer was lost: every SDK retries after
+    // a timeout): AWS answers 200 with the same ETag and version again. The first completion may
+    // commit while this one is being checked (its proposal still in flight when the retry came),
+    // so each check below that finds the upload gone, or the key written, asks again.
+    let repeated = async |refused: s3s::S3Error| -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let done = s3
+            .gateway
+            .metadata
+            .completed_upload(bucket.name.clone(), UploadId::new(&input.upload_id))
+            .await
+            .map_err(GatewayError::Meta)?;
+        let key = ObjectKey::new(input.key.clone());
+        match done.filter(|done| done.is_repeated_by(&key, &chosen)) {
+            Some(done) => Ok(S3Response::new(completed_output(&bucket, &done.object))),
+            None => Err(refused),
+        }
+    };
+    let completed_meanwhile =
+        |e: &s3s::S3Error| matches!(e.code(), s3s::S3ErrorCode::NoSuchUpload | s3s::S3ErrorCode::PreconditionFailed);
     let upload = match s3.upload(&bucket.name, &input.upload_id, &input.key).await {
         Ok(upload) => upload,
-        Err(missing) if missing.code() == &s3s::S3ErrorCode::NoSuchUpload => {
-            // Completed already, and this is a retry (the first answer was lost: every SDK retries
-            // after a timeout): AWS answers 200 with the same ETag and version again.
-            let done = s3
-                .gateway
-                .metadata
-                .completed_upload(bucket.name.clone(), UploadId::new(&input.upload_id))
-                .await
-                .map_err(GatewayError::Meta)?;
-            let key = ObjectKey::new(input.key.clone());
-            return match done.filter(|done| done.is_repeated_by(&key, &chosen)) {
-                Some(done) => Ok(S3Response::new(completed_output(&bucket, &done.object))),
-                None => Err(missing),
-            };
-        }
+        Err(missing) if missing.code() == &s3s::S3ErrorCode::NoSuchUpload => return repeated(missing).await,
         Err(e) => return Err(e),
     };
     let condition = super::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    s3.precheck(&bucket, &upload.key, &condition).await?;
+    if let Err(refused) = s3.precheck(&bucket, &upload.key, &condition).await {
+        let refused: s3s::S3Error = refused.into();
+        return if completed_meanwhile(&refused) { repeated(refused).await } else { Err(refused) };
+    }
+    // Tests stall a completion here, found and checked, while another one commits.
+    if let Some(ignifuge_faults::Action::Sleep(ms)) = ignifuge_faults::hit("gateway.complete.before-parts") {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     // The parts named, as the completion will validate them (again, atomically, when it commits):
     // the ETag and checksums are computed from them. A part number uploaded more than once is
     // the upload with the listed ETag, whichever committed last.
-    let selected = s3
+    let selected = match s3
         .gateway
         .metadata
         .chosen_parts(bucket.name.clone(), UploadId::new(&input.upload_id), chosen.clone())
         .await
-        .map_err(GatewayError::Meta)?;
+    {
+        Ok(selected) => selected,
+        Err(e) => {
+            let refused: s3s::S3Error = GatewayError::Meta(e).into();
+            return if completed_meanwhile(&refused) { repeated(refused).await } else { Err(refused) };
+        }
+    };
     let selected: Vec<&PartData> = selected.iter().collect();
     check_listed_checksums(&upload, &requested, &selected)?;
     let etag_value = multipart_etag(&selected)?;
