@@ -176,7 +176,6 @@ impl DataPath {
                     Err(_) if last_chunk.elapsed() >= idle => return Err(GatewayError::RequestTimeout),
                     Err(_) => continue,
                 };
-                last_chunk = Instant::now();
                 let chunk = chunk.map_err(Into::into)?;
                 total += chunk.len() as u64;
                 if total > request.max_length {
@@ -233,6 +232,10 @@ impl DataPath {
                 if hash_tx.send(chunk).await.is_err() {
                     return Err(GatewayError::Internal("hashing thread stopped".into()));
                 }
+                // The client is idle from here, not from the chunk's arrival: waiting for a
+                // stripe buffer, for stripes in flight or for the hashing thread is the gateway's
+                // time, and must not time out a client that is ready to send.
+                last_chunk = Instant::now();
             }
             match request.declared_length {
                 Some(declared) if declared > total => return Err(GatewayError::IncompleteBody),
