@@ -630,9 +630,14 @@ async fn put_with_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: &
 /// (or none).
 async fn put_announcing_a_trailer(cluster: &Cluster, key: &str, data: &[u8], checksum: Option<&str>) -> RawResponse {
     let body = aws_chunked(data, 64 * 1024, "x-amz-checksum-crc32", checksum);
+    put_aws_chunked_announcing_crc32(cluster, key, data.len(), &body).await
+}
+
+/// An aws-chunked PUT of `body` (`decoded` bytes of data) whose x-amz-trailer announces a CRC32.
+async fn put_aws_chunked_announcing_crc32(cluster: &Cluster, key: &str, decoded: usize, body: &[u8]) -> RawResponse {
     let path = format!("/trailer/{key}");
     let url = cluster.url(&path);
-    let decoded_length = data.len().to_string();
+    let decoded_length = decoded.to_string();
     let content_length = body.len().to_string();
     let headers = cluster.sign(
         &cluster.keys(),
@@ -648,7 +653,7 @@ async fn put_announcing_a_trailer(cluster: &Cluster, key: &str, data: &[u8], che
         ],
         Payload::UnsignedTrailer,
     );
-    raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, &body).await.expect("aws-chunked PUT")
+    raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, body).await.expect("aws-chunked PUT")
 }
 
 /// s3s buffers a whole aws-chunked chunk before it checks the chunk's signature; the gateway
@@ -724,4 +729,14 @@ async fn trailing_checksum_mismatch_is_refused() {
     }
     assert_status(s3.head_object().bucket("trailer").key("untrailed").send().await, 404, "nothing stored");
     assert_bytes_eq(&get_object(&s3, "trailer", "good").await, &data, "the old version stays");
+
+    // A checksum trailer x-amz-trailer did not announce (besides the one it did): 400, never a
+    // 500 for a checksum the gateway was not asked to compute.
+    let other = rng.bytes(200_000);
+    let mut body = aws_chunked(&other, 64 * 1024, "x-amz-checksum-crc32", Some(&checksum_base64("crc32", &other)));
+    body.truncate(body.len() - 2);
+    body.extend_from_slice(format!("x-amz-checksum-sha256:{}\r\n\r\n", checksum_base64("sha256", &other)).as_bytes());
+    let response = put_aws_chunked_announcing_crc32(&cluster, "unannounced", other.len(), &body).await;
+    assert_eq!(response.status, 400, "an unannounced trailer: {}", response.summary());
+    assert_status(s3.head_object().bucket("trailer").key("unannounced").send().await, 404, "nothing stored");
 }

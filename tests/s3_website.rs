@@ -266,6 +266,33 @@ async fn a_site_published_with_the_aws_cli_is_served_as_aws_serves_websites() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A copy's redirect (never the source's) is checked alike, metadata copied or replaced.
+    for directive in ["COPY", "REPLACE"] {
+        let mut command = aws_v1_command(&cluster, scratch.path());
+        command.arg("--endpoint-url").arg(&cluster.endpoint).args([
+            "s3api",
+            "copy-object",
+            "--bucket",
+            SITE,
+            "--key",
+            "bad.html",
+            "--copy-source",
+            &format!("{SITE}/index.html"),
+            "--metadata-directive",
+            directive,
+            "--website-redirect-location",
+            "javascript:alert(1)",
+        ]);
+        let output = run_with_timeout(&mut command, CLI_TIMEOUT);
+        assert!(!output.status.success(), "copy-object with {directive}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("InvalidRedirectLocation"),
+            "copy-object with {directive}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let absent = web(&cluster, 0, "GET", &site_host(SITE), "/bad.html", &[]).await;
+    assert_eq!(absent.status, 404, "a refused copy stored nothing");
 
     // RedirectAllRequestsTo sends every request elsewhere, path kept.
     aws(&cluster, scratch.path(), &["s3", "mb", "s3://moved"]);

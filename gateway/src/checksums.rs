@@ -224,9 +224,14 @@ impl Expected {
             )));
         }
         for (a, value) in wanted {
-            let computed = a
-                .get(&digests.checksums)
-                .ok_or_else(|| GatewayError::Internal(format!("checksum {} was not computed", a.name())))?;
+            // Every header's algorithm and every announced trailer's is computed: one missing is
+            // a trailer that x-amz-trailer did not announce.
+            let computed = a.get(&digests.checksums).ok_or_else(|| {
+                GatewayError::InvalidRequest(format!(
+                    "the request carried a {} trailer that x-amz-trailer did not announce",
+                    a.header()
+                ))
+            })?;
             if computed != value.trim() {
                 return Err(GatewayError::BadDigest(format!(
                     "the {} you specified did not match the calculated checksum",

@@ -106,6 +106,21 @@ fn check_key(key: &str) -> GatewayResult<()> {
 /// What an object written without a Content-Type is served as, as on AWS.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
+/// AWS: a website redirect is a path of this site or an absolute http(s) URL, at most 2 KB.
+pub(super) fn check_website_redirect(location: Option<&str>) -> GatewayResult<()> {
+    match location {
+        Some(location)
+            if location.len() > WEBSITE_REDIRECT_MAX_BYTES
+                || !(location.starts_with('/')
+                    || location.starts_with("http://")
+                    || location.starts_with("https://")) =>
+        {
+            Err(GatewayError::InvalidRedirectLocation)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The standard headers of a PUT, CopyObject (REPLACE) or CreateMultipartUpload.
 #[allow(clippy::too_many_arguments)]
 fn object_headers(
@@ -124,13 +139,7 @@ fn object_headers(
     if size > USER_METADATA_MAX_BYTES {
         return Err(GatewayError::MetadataTooLarge);
     }
-    // AWS: a website redirect is a path of this site or an absolute http(s) URL, at most 2 KB.
-    if let Some(location) = &website_redirect_location
-        && (location.len() > WEBSITE_REDIRECT_MAX_BYTES
-            || !(location.starts_with('/') || location.starts_with("http://") || location.starts_with("https://")))
-    {
-        return Err(GatewayError::InvalidRedirectLocation);
-    }
+    check_website_redirect(website_redirect_location.as_deref())?;
     let expires = expires.and_then(|ts| {
         let mut out = Vec::new();
         ts.format(TimestampFormat::HttpDate, &mut out).ok()?;

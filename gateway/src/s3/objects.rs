@@ -26,7 +26,8 @@ use std::pin::Pin;
 pub(super) type BodyStream = Pin<Box<dyn Stream<Item = GatewayResult<Bytes>> + Send>>;
 
 /// The request body, with s3s's stream errors classified. s3s keeps its upload-stream error type
-/// private, so the payload-hash mismatch is recognised by its (pinned-version) message.
+/// private, so the payload-hash and aws-chunked signature mismatches are recognised by their
+/// (pinned-version) messages.
 pub(super) fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
     match body {
         Some(blob) => Box::pin(blob.map(|chunk| {
@@ -34,6 +35,9 @@ pub(super) fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
                 let text = e.to_string();
                 if text.contains("Sha256Mismatch") {
                     GatewayError::PayloadHashMismatch
+                } else if text.contains("AwsChunkedStreamError: SignatureMismatch") {
+                    // A chunk's or the trailer's signature: 403, as AWS answers it.
+                    GatewayError::SignatureDoesNotMatch
                 } else if text.contains(super::bodies::CHUNK_TOO_LARGE) {
                     GatewayError::InvalidRequest(format!("{text}; send smaller aws-chunked chunks"))
                 } else {
@@ -1014,7 +1018,9 @@ pub async fn copy_object(s3: &IgnifugeS3, req: S3Request<CopyObjectInput>) -> S3
             input.website_redirect_location,
         )?
     } else {
-        // As AWS: the website redirect is the object's own, never copied from the source.
+        // As AWS: the website redirect is the object's own, never copied from the source, and
+        // checked as a PutObject's is.
+        super::check_website_redirect(input.website_redirect_location.as_deref())?;
         ObjectHeaders { website_redirect_location: input.website_redirect_location, ..source.headers.clone() }
     };
     // Copies re-encode the bytes into a new blob: blob ids are never shared between versions,
