@@ -274,7 +274,10 @@ impl ShardStore {
                     return Err(e);
                 }
             };
-            fs::rename(&tmp, &path)?;
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp); // never in place: nothing to keep
+                return Err(e.into());
+            }
             (Placing::enter(&self.placing, id), records)
         };
         if ignifuge_faults::hit("node.shard.before-sync").is_some() {
@@ -691,7 +694,11 @@ impl ShardStore {
         // crash in between must not bring the replaced copy back unmarked. (The copy was durable
         // where it lay; a crash before the sync leaves it there, to be re-examined again.)
         if let Err(e) = sync_dir(&blob_dir).and_then(|()| sync_dir(dir)) {
-            tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync");
+            // The mark stays: the rename may not survive a crash, and the copy it replaced must
+            // not come back unmarked (the copy in place is then out of service a little longer,
+            // never counted when it may not be there: the next re-examination judges it again).
+            tracing::warn!(shard = %id, error = %e, "a restored copy's directories did not sync: its mark is kept");
+            return Ok(());
         }
         let (len, hash, replaced) = restored;
         if let Err(e) = self.index_placed(id, &hash, len, replaced) {
@@ -1020,7 +1027,9 @@ impl ShardStore {
         let mut removed = 0;
         let after = after.map(|b| b.0.as_str()).unwrap_or("");
         for fan_out in sorted_names(&self.root.join("shards"))? {
-            if fan_out.len() != 2 || (!after.is_empty() && fan_out.as_str() < &after[..2.min(after.len())]) {
+            // `after` comes from the network: compared by bytes, never sliced inside a character.
+            let after_fan_out = &after.as_bytes()[..2.min(after.len())];
+            if fan_out.len() != 2 || (!after.is_empty() && fan_out.as_bytes() < after_fan_out) {
                 continue;
             }
             for name in sorted_names(&self.root.join("shards").join(&fan_out))? {
@@ -1192,6 +1201,34 @@ mod tests {
         fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 40).unwrap();
         assert!(matches!(store.get(&id("ab12", 4)), Err(StoreError::Corrupt)));
         assert!(!path.exists(), "the oversized copy was quarantined");
+    }
+
+    #[test]
+    fn a_write_whose_rename_fails_leaves_no_temporary_file() {
+        let (dir, store) = store();
+        // A non-empty directory where the shard goes: the rename into place fails.
+        let in_the_way = dir.path().join("shards/ab/ab14/0.3");
+        fs::create_dir_all(in_the_way.join("x")).unwrap();
+        let data = b"shard bytes".repeat(100);
+        assert!(store.put(&id("ab14", 3), &data, &blake3::hash(&data)).is_err());
+        let left: Vec<_> = fs::read_dir(dir.path().join("shards/ab/ab14"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["0.3"], "only the directory in the way");
+    }
+
+    #[test]
+    fn a_blob_listing_after_any_id_a_peer_sends_answers_without_panicking() {
+        let (_dir, store) = store();
+        let data = b"shard bytes".repeat(10);
+        store.put(&id("ab15", 0), &data, &blake3::hash(&data)).unwrap();
+        // Not a well-formed blob id: compared by bytes, never sliced inside a character.
+        for after in ["aé", "é", "a", "ab15", "zz"] {
+            let (listed, _) = store.list_blobs(Some(&BlobId::new(after)), 10).unwrap();
+            let expected: &[&str] = if after < "ab15" { &["ab15"] } else { &[] };
+            assert_eq!(listed.iter().map(|b| b.blob.0.as_str()).collect::<Vec<_>>(), expected, "after {after:?}");
+        }
     }
 
     #[test]
