@@ -100,6 +100,18 @@ impl StateMachine {
         }
     }
 
+    /// A bookkeeping record that the caller steps over when it does not decode (reported by
+    /// `unreadable_record`), rather than fail a command or query that would then fail alike on
+    /// every replica, round after round: `Err(())` when it does not decode.
+    fn read_or_pass_over<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<Result<T, ()>>, MetaError> {
+        match self.kv.get(key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                unreadable_record(key, None, e.to_string());
+            }))),
+        }
+    }
+
     fn scan_records<T: DeserializeOwned>(&self, prefix: &[u8], limit: usize) -> Result<Vec<T>, MetaError> {
         let end = prefix_end(prefix);
         self.kv
@@ -618,11 +630,13 @@ impl StateMachine {
                         fenced.push(blob);
                         continue;
                     }
-                    if let Some(renewed_ms) = self.read::<i64>(&keys::intent(&blob))? {
-                        if renewed_ms > now_ms - grace_ms {
-                            continue;
-                        }
-                        batch.delete(keys::intent(&blob));
+                    match self.read_or_pass_over::<i64>(&keys::intent(&blob))? {
+                        Some(Ok(renewed_ms)) if renewed_ms > now_ms - grace_ms => continue,
+                        Some(Ok(_)) => batch.delete(keys::intent(&blob)),
+                        // An intent that does not decode spares its blob, as the intent sweep
+                        // keeps it: a write may be live, and the other blobs go on.
+                        Some(Err(())) => continue,
+                        None => {}
                     }
                     // Aged by the leader's stamp, so that it expires after the commit window.
                     let fenced_ms = stamp.unwrap_or(now_ms);
@@ -640,7 +654,9 @@ impl StateMachine {
             }
             Command::TakeLease { name, holder, now_ms, duration_ms } => {
                 let key = keys::lease(&name);
-                if let Some(current) = self.read::<LeaseRecord>(&key)?
+                // A lease record that does not decode is nobody's: the taker's replaces it (else
+                // that service would stop for good, every take refused alike).
+                if let Some(Ok(current)) = self.read_or_pass_over::<LeaseRecord>(&key)?
                     && current.holder != holder
                     && current.until_ms > now_ms
                 {
@@ -842,7 +858,11 @@ impl StateMachine {
             Query::PackUsage { after, limit } => self.pack_usage(after, limit).map(Answer::PackUsage),
             Query::PackMembers { pack } => self.pack_members(&pack).map(Answer::PackMembers),
             Query::Record { key } => self.record_view(key).map(Answer::Record),
-            Query::RepairReport => self.read(keys::REPAIR_REPORT).map(Answer::RepairReport),
+            // A report that does not decode is none: the next round writes one (a round reads the
+            // last report first, so failing here would stop every round for good).
+            Query::RepairReport => self
+                .read_or_pass_over(keys::REPAIR_REPORT)
+                .map(|report| Answer::RepairReport(report.and_then(Result::ok))),
             Query::Layout => self.read(keys::LAYOUT).map(Answer::Layout),
             Query::NodesOut => {
                 let end = prefix_end(keys::NODES_OUT_PREFIX);

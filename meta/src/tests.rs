@@ -1647,6 +1647,32 @@ fn blobs(names: &[&str]) -> Vec<BlobId> {
     names.iter().map(|n| BlobId::new(*n)).collect()
 }
 
+/// An intent, a lease or the repair report that does not decode is stepped over: the orphan
+/// sweep spares that blob and fences the others, the lease is taken over, the report reads as
+/// none (a round reads it first, then writes its own). Each used to fail its command or query
+/// on every replica alike, round after round, stopping that service for good.
+#[test]
+fn bookkeeping_records_that_do_not_decode_do_not_stop_the_services() {
+    let m = machine();
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    for key in [keys::intent(&BlobId::new("0a")), keys::lease("gc"), keys::REPAIR_REPORT.to_vec()] {
+        batch.put(key, b"{not json".to_vec());
+    }
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    let swept = m.apply(Command::ReclaimOrphans { blobs: blobs(&["0a", "0b"]), now_ms: 10_000, grace_ms: 1_000 });
+    assert_eq!(
+        swept,
+        Ok(Outcome::Reclaimable(blobs(&["0b"]))),
+        "the unreadable intent's blob spared, the other fenced"
+    );
+    let take = |holder: &str| {
+        m.apply(Command::TakeLease { name: "gc".into(), holder: holder.into(), now_ms: 10_000, duration_ms: 60_000 })
+    };
+    assert_eq!(take("w1"), Ok(Outcome::Done), "an unreadable lease is nobody's");
+    assert_eq!(take("w2"), Err(MetaError::LeaseHeld { holder: "w1".into() }), "and then w1's");
+    assert!(matches!(m.query(Query::RepairReport), Ok(Answer::RepairReport(None))));
+}
+
 #[test]
 fn the_orphan_fence_spares_known_blobs_and_writes_in_progress_and_refuses_late_commits() {
     let m = machine();
