@@ -377,6 +377,36 @@ async fn delete_objects_requires_and_checks_a_digest_of_its_body() {
     assert_eq!(list_all_keys(&s3, "digest").await, ["c"]);
 }
 
+/// A PutObject whose Content-MD5 is not base64 of 16 bytes is refused (400 InvalidDigest) before
+/// its body is read, as AWS refuses it: here the body announces 1 GiB and sends 4 KiB, and the
+/// answer comes at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_content_md5_is_refused_before_the_body_is_read() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "md5").await;
+    let path = "/md5/big";
+    let content_length = (1u64 << 30).to_string();
+    let headers = cluster.sign(
+        &cluster.keys(),
+        SystemTime::now(),
+        "PUT",
+        &cluster.url(path),
+        &[("content-length", content_length.as_str()), ("content-md5", "bm90IGFuIG1kNQ==")],
+        Payload::Unsigned,
+    );
+    let started = std::time::Instant::now();
+    let response = raw_request(&cluster.gateway_addr(), "PUT", path, &headers, &[7u8; 4096]).await.expect("PUT");
+    assert_eq!(
+        (response.status, response.error_code().as_deref()),
+        (400, Some("InvalidDigest")),
+        "{}",
+        response.summary()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused without waiting for the body");
+    assert_status(s3.head_object().bucket("md5").key("big").send().await, 404, "nothing stored");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_xml_is_refused() {
     let cluster = Cluster::start().await;

@@ -194,15 +194,19 @@ impl Expected {
         all
     }
 
+    /// The Content-MD5 given, decoded: 400 InvalidDigest when it is not base64 of 16 bytes (a
+    /// PutObject or UploadPart asks before it reads the body, as AWS refuses it).
+    pub fn content_md5(&self) -> Result<Option<Vec<u8>>, GatewayError> {
+        let Some(md5) = &self.content_md5 else { return Ok(None) };
+        match base64::engine::general_purpose::STANDARD.decode(md5.trim()) {
+            Ok(given) if given.len() == 16 => Ok(Some(given)),
+            _ => Err(GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into())),
+        }
+    }
+
     /// Checks the digests; `trailers` are the (name, value) pairs received after the body.
     pub fn verify(&self, digests: &BodyDigests, trailers: &[(String, String)]) -> Result<(), GatewayError> {
-        if let Some(md5) = &self.content_md5 {
-            let given = base64::engine::general_purpose::STANDARD
-                .decode(md5.trim())
-                .map_err(|_| GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into()))?;
-            if given.len() != 16 {
-                return Err(GatewayError::InvalidDigest("the Content-MD5 you specified was invalid".into()));
-            }
+        if let Some(given) = self.content_md5()? {
             if given != digests.md5 {
                 return Err(GatewayError::BadDigest(
                     "the Content-MD5 you specified did not match what we received".into(),

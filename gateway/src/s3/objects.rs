@@ -63,7 +63,8 @@ pub(super) fn stored_content_encoding(value: Option<String>) -> Option<String> {
 
 /// The checksums a client announced for a body: headers with values, and algorithms whose
 /// values arrive as aws-chunked trailers. CRC64NVME is always computed, as AWS does. Refused
-/// before any of the body is read, with AWS's messages: more than one x-amz-checksum-* value,
+/// before any of the body is read, with AWS's messages: a Content-MD5 that is not base64 of 16
+/// bytes, more than one x-amz-checksum-* value,
 /// a value that is not base64 of its algorithm's digest, or x-amz-sdk-checksum-algorithm
 /// naming another algorithm than the value sent.
 pub(super) fn expected_checksums(
@@ -73,6 +74,7 @@ pub(super) fn expected_checksums(
     algorithm: Option<&ChecksumAlgorithm>,
 ) -> GatewayResult<Expected> {
     let mut expected = Expected { content_md5, ..Default::default() };
+    expected.content_md5()?;
     for (a, value) in given {
         if let Some(v) = value {
             expected.checksums.push((a, v));
