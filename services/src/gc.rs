@@ -24,10 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a replaced blob stays readable before its shards are deleted: 5 minutes for a GET
-/// that read the old record to finish, plus the clock difference allowed between processes
-/// (`ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS`, 5 minutes): a blob's garbage record is stamped
-/// by the metadata leader's clock and judged by the collector's, which may be that far ahead.
-pub const GC_GRACE_MS_DEFAULT: u64 = 5 * 60 * 1000 + ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS;
+/// that read the old record to finish, plus twice the clock difference allowed between processes
+/// that talk (`ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS`, 5 minutes): a blob's garbage record
+/// is stamped by the clock of the metadata leader of the time and judged by the collector's,
+/// and after a failover the collector talks to another leader, so the stamping leader and the
+/// collector may be two differences apart (10 minutes).
+pub const GC_GRACE_MS_DEFAULT: u64 = 5 * 60 * 1000 + 2 * ignifuge_rpc::INTERNODE_CLOCK_SKEW_MAX_MS;
 /// Pause between collection rounds.
 pub const GC_INTERVAL_MS_DEFAULT: u64 = 30 * 1000;
 /// Share of the time a round may be busy (the rest it waits): clients keep three quarters of
