@@ -135,7 +135,7 @@ pub async fn compact(
                 partners.offer(usage);
             }
         }
-        step.rest().await;
+        step.rest(lease, services.metadata.as_ref()).await;
         match page.next {
             Some(next) if candidates.len() >= ROUND_PACKS_MAX => {
                 *cursor = Some(next);
@@ -153,7 +153,7 @@ pub async fn compact(
         }
         let step = cycle.step();
         let rewritten = rewrite(services, &group, &mut done).await;
-        step.rest().await;
+        step.rest(lease, services.metadata.as_ref()).await;
         match rewritten {
             Ok(Rewrite::Done) => {}
             // Every other group would write a pack only to discard it (or fail) as well.

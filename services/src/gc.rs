@@ -105,7 +105,7 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
             let blobs: Vec<BlobId> = batch.into_iter().map(|(blob, _)| blob).collect();
             total += blobs.len();
             services.metadata.apply(Command::ForgetGarbage { blobs }).await?;
-            step.rest().await;
+            step.rest(lease, services.metadata.as_ref()).await;
             step = cycle.step();
         }
         if after.is_none() {
@@ -115,7 +115,7 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
             // A page of records still within their grace (a scan of up to 10,000 on the
             // leader): rested as a batch is, so that a walk past many young records keeps to
             // the same share; and a round that lost its lease stops.
-            step.rest().await;
+            step.rest(lease, services.metadata.as_ref()).await;
             if !lease.keep(services.metadata.as_ref()).await? {
                 return Ok(total);
             }

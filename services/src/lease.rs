@@ -49,6 +49,11 @@ impl Lease {
         &self.holder
     }
 
+    /// How long the lease lasts once taken.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
     /// Takes or renews the lease now. False: another worker holds it.
     pub async fn take(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
         // The lease runs from before the request: a slow answer shortens it, never lengthens it.

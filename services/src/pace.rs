@@ -5,6 +5,8 @@
 //! behind the clients'), so the service slows down with it instead of competing at full
 //! speed; an idle cluster still gets through the backlog at `share` of its speed.
 
+use crate::lease::Lease;
+use ignifuge_meta::Metadata;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -42,11 +44,19 @@ pub struct Step {
 }
 
 impl Step {
-    /// Sleeps for the step's share of rest.
-    pub async fn rest(self) {
-        let rest = self.cycle.rest_after(self.started.elapsed());
-        if !rest.is_zero() {
-            tokio::time::sleep(rest).await;
+    /// Sleeps for the step's share of rest, renewing `lease` as it comes due meanwhile (a rest
+    /// may be up to `REST_MAX`, longer than a lease: a worker that rested past its lease lost it
+    /// to another, which started the round over). Ends the rest early once the lease is lost or
+    /// cannot be renewed; the caller's next `Lease::keep` says which.
+    pub async fn rest(self, lease: &mut Lease, metadata: &dyn Metadata) {
+        let mut left = self.cycle.rest_after(self.started.elapsed());
+        while !left.is_zero() {
+            let slice = left.min(lease.duration() / 4);
+            tokio::time::sleep(slice).await;
+            left -= slice;
+            if !left.is_zero() && !matches!(lease.keep(metadata).await, Ok(true)) {
+                return;
+            }
         }
     }
 }
@@ -60,6 +70,29 @@ mod tests {
         let cycle = DutyCycle::new(0.25);
         assert_eq!(cycle.rest_after(Duration::from_millis(20)), Duration::from_millis(60));
         assert_eq!(DutyCycle::new(1.0).rest_after(Duration::from_secs(3)), Duration::ZERO);
+    }
+
+    /// A rest longer than the lease keeps it (renewed as it comes due, so another worker cannot
+    /// take it meanwhile), and ends early once it is lost.
+    #[tokio::test]
+    async fn a_rest_longer_than_the_lease_keeps_it_and_ends_when_it_is_lost() {
+        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let lease = Duration::from_millis(200);
+        let mut ours = Lease::new("t", "us".into(), lease);
+        assert!(ours.take(&metadata).await.unwrap());
+        // A step of 300 ms at a quarter share: 900 ms of rest, four and a half leases.
+        let worked = || Step { cycle: DutyCycle::new(0.25), started: Instant::now() - Duration::from_millis(300) };
+        let started = Instant::now();
+        worked().rest(&mut ours, &metadata).await;
+        assert!(started.elapsed() >= Duration::from_millis(850), "{:?}", started.elapsed());
+        let mut theirs = Lease::new("t", "them".into(), lease);
+        assert!(!theirs.take(&metadata).await.unwrap(), "the lease was kept through the rest");
+        // Lost: ours runs out, theirs is taken; our next rest ends at its first renewal.
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        assert!(theirs.take(&metadata).await.unwrap());
+        let started = Instant::now();
+        worked().rest(&mut ours, &metadata).await;
+        assert!(started.elapsed() < Duration::from_millis(400), "rested {:?} without the lease", started.elapsed());
     }
 
     #[test]

@@ -356,7 +356,7 @@ pub async fn round(
         // Paced only while the cluster is whole: once a node is down or a stripe needs repair,
         // the survey goes at full speed, since no rebuild starts before it ends.
         if candidates.is_empty() && nodes.values().all(|s| *s == NodeState::Live) {
-            page_step.rest().await;
+            page_step.rest(&mut lease, services.metadata.as_ref()).await;
         }
         if !lease.keep(services.metadata.as_ref()).await? {
             return Ok(None);
@@ -433,7 +433,7 @@ pub async fn round(
         }
     }
     tally.report.orphan_shards_reclaimed +=
-        sweep_orphans(services, &nodes, &referenced, config.orphan_grace_ms).await?;
+        sweep_orphans(services, &nodes, &referenced, config.orphan_grace_ms, survey_cycle, &mut lease).await?;
 
     let last_check = services.metadata.repair_report().await?.and_then(|r| r.metadata_check);
     tally.report.metadata_check = if metadata_check_due(last_check.as_ref(), now_ms(), config) {
@@ -790,11 +790,15 @@ async fn inventories(
 /// by a commit whose outcome its gateway did not know) or whose write is still in progress (an
 /// intent renewed within the grace), and makes every later commit naming a fenced blob fail.
 /// Only fenced blobs lose their shards, so the sweep never deletes what the metadata may name.
+/// Every live node's blob directories, a page at a time, each page paced as the survey's (a
+/// node with millions of blobs is a long walk of its disk's metadata, and nothing waits on it).
 async fn sweep_orphans(
     services: &Services,
     nodes: &HashMap<NodeId, NodeState>,
     referenced: &HashSet<BlobId>,
     grace_ms: i64,
+    cycle: DutyCycle,
+    lease: &mut Lease,
 ) -> ServiceResult<u64> {
     let data = &services.data;
     let mut reclaimed = 0;
@@ -802,6 +806,7 @@ async fn sweep_orphans(
         let Ok(address) = data.address(node) else { continue };
         let mut after = None;
         loop {
+            let step = cycle.step();
             let request = BlobListRequest { after: after.clone(), limit: ORPHAN_PAGE_BLOBS };
             let page: BlobListAnswer = match data.client.post_json(address, paths::BLOBS, &request).await {
                 Ok(page) => page,
@@ -828,6 +833,10 @@ async fn sweep_orphans(
                 break;
             }
             after = page.blobs.last().map(|b| b.blob.clone());
+            step.rest(lease, services.metadata.as_ref()).await;
+            if !lease.keep(services.metadata.as_ref()).await? {
+                return Ok(reclaimed);
+            }
         }
     }
     Ok(reclaimed)
