@@ -114,7 +114,12 @@ impl Metadata for RaftAdapter {
         // answered from its recorded outcome, never applied twice.
         let id = ignifuge_types::ProposalId::new(format!("{:032x}", rand::random::<u128>()));
         for _ in 0..LEADER_ATTEMPTS {
-            let proposal = ignifuge_meta::Proposal { id: id.clone(), issued_ms: 0, command: command.clone() };
+            let proposal = ignifuge_meta::Proposal {
+                id: id.clone(),
+                issued_ms: 0,
+                aged_by_entries: true,
+                command: command.clone(),
+            };
             match self.leader().await.apply(proposal).await {
                 Ok(outcome) => return outcome,
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

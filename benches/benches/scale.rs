@@ -77,7 +77,8 @@ fn put(bucket: &str, key: String, i: usize, now_ms: i64) -> Command {
 
 /// Applies `command` as a committed log entry at `now_ms`.
 fn apply(machine: &StateMachine, id: u128, now_ms: i64, command: Command) {
-    let proposal = Proposal { id: ProposalId::new(format!("{id:032x}")), issued_ms: now_ms, command };
+    let proposal =
+        Proposal { id: ProposalId::new(format!("{id:032x}")), issued_ms: now_ms, aged_by_entries: true, command };
     // The proposal's id is its log position here (one proposal per entry, from 1).
     machine.apply_proposal_logged(proposal, id as u64 + 1, WriteBatch::new()).expect("store").expect("command");
 }

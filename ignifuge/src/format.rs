@@ -39,9 +39,15 @@ pub const FORMAT_FILE: &str = "format";
 /// apply them otherwise (garbage dated by a gateway's clock, parts ordered by gateway clocks),
 /// so its replicas would differ from the others. Formats 6 to 9 are upgraded in place; a format-9
 /// version refuses a format-10 directory.
-pub const DATA_DIR_FORMAT: &str = "10";
+/// 11: the metadata leader marks each proposal it appends as aged by log entries too
+/// (`Proposal::aged_by_entries`: its id is remembered for 100,000 entries as well as 10 minutes
+/// of the state machine's clock); a format-10 version would apply such entries by the clock
+/// alone, so its replicas would forget ids the others keep. Entries appended before are applied
+/// as they were. Formats 6 to 10 are upgraded in place; a format-10 version refuses a format-11
+/// directory.
+pub const DATA_DIR_FORMAT: &str = "11";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 4] = ["6", "7", "8", "9"];
+const UPGRADED_IN_PLACE: [&str; 5] = ["6", "7", "8", "9", "10"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

@@ -195,13 +195,13 @@ impl StateMachine {
             Vec::new()
         };
         // Past the clock's window, an id is still kept until it is old enough in log entries;
-        // the age's value is the entry that recorded it (none before the entry count was kept).
-        // Ages in clock order are in apply order but for ties: stopping at the first one kept
-        // keeps at most a few a little longer.
+        // the age's value is the entry that recorded it (none for entries aged by the clock
+        // alone: appended before format 11; a value that does not decode is aged so too, rather
+        // than kept for good, which would stop forgetting at it). Ages in clock order are in
+        // apply order but for ties: stopping at the first one kept keeps a few a little longer.
         let remembered_from = log_index.saturating_sub(PROPOSALS_REMEMBERED_MIN_ENTRIES);
         if let Some(kept) = forgotten.iter().position(|(_, recorded_at)| {
-            !recorded_at.is_empty()
-                && serde_json::from_slice::<u64>(recorded_at).map_or(true, |at| at > remembered_from)
+            serde_json::from_slice::<u64>(recorded_at).is_ok_and(|at| at > remembered_from)
         }) {
             forgotten.truncate(kept);
         }
@@ -236,6 +236,7 @@ impl StateMachine {
         }
         self.sweep_intents(clock, &mut extra)?;
         let mut batch = WriteBatch::new();
+        let age = age_value(proposal.aged_by_entries, log_index);
         let outcome = match proposal.command {
             // Settling another proposal: its outcome if it was applied, else it is recorded as
             // abandoned so that it can never be applied after this.
@@ -244,7 +245,7 @@ impl StateMachine {
                 None => {
                     let abandoned: Result<Outcome, MetaError> = Err(MetaError::Abandoned);
                     batch.put(keys::proposal(&target), encode(&abandoned));
-                    batch.put(keys::proposal_age(clock, &target), encode(&log_index));
+                    batch.put(keys::proposal_age(clock, &target), age.clone());
                     abandoned
                 }
             },
@@ -258,7 +259,7 @@ impl StateMachine {
             },
         };
         batch.put(keys::proposal(&proposal.id), encode(&outcome));
-        batch.put(keys::proposal_age(clock, &proposal.id), encode(&log_index));
+        batch.put(keys::proposal_age(clock, &proposal.id), age);
         batch.ops.extend(extra.ops);
         self.kv.write(batch, REPLICATED_APPLY)?;
         Ok(outcome)
@@ -1706,6 +1707,12 @@ fn collect_garbage_except(old: &ObjectRecord, new: &ObjectRecord, since_ms: i64,
 }
 
 /// A record a scan skips, logged once here (its reader reports it too).
+/// The value of a proposal id's age key: the log position that recorded it when the entry is
+/// aged by entries too (`Proposal::aged_by_entries`), else nothing, as before format 11.
+fn age_value(aged_by_entries: bool, log_index: u64) -> Vec<u8> {
+    if aged_by_entries { encode(&log_index) } else { Vec::new() }
+}
+
 fn unreadable_record(key: &[u8], blob: Option<BlobId>, why: String) -> UnreadableRecord {
     let key = String::from_utf8_lossy(key).into_owned();
     // Every scan meets it again (GC every 30 s, repair every minute): an error the first time

@@ -1008,6 +1008,12 @@ pub struct Proposal {
     /// Set by the leader that appends it (its clock, not the caller's); the state machine's
     /// clock for forgetting old ids never goes back (`keys::CLOCK`).
     pub issued_ms: i64,
+    /// Set by the leader that appends it (data format 11): its id is remembered for
+    /// `PROPOSALS_REMEMBERED_MIN_ENTRIES` log entries as well as by the clock. Entries appended
+    /// before (false) are aged by the clock alone, as the version that appended them applied
+    /// them, so that every replica applies an entry alike whichever version applies it.
+    #[serde(default)]
+    pub aged_by_entries: bool,
     pub command: Command,
 }
 

@@ -258,6 +258,7 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
     let create = |id: &str, etag: &str, issued_ms: i64| Proposal {
         id: ProposalId::new(id),
         issued_ms,
+        aged_by_entries: true,
         command: Command::PutObject {
             bucket: bref(&m, "b1"),
             record: object("k", etag, 1),
@@ -292,6 +293,7 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
         Proposal {
             id: ProposalId::new("settle-p1"),
             issued_ms: jump + steps as i64 * CLOCK_STEP_MAX_MS,
+            aged_by_entries: true,
             command: Command::Abandon { proposal: ProposalId::new("p1") },
         },
     );
@@ -317,6 +319,24 @@ fn a_retried_proposal_applies_once_and_returns_the_first_outcome() {
             .unwrap_err();
     }
     assert!(m.kv().get(b"d/old").unwrap().is_none());
+
+    // An entry appended before format 11 (not aged by entries) records no position, as the
+    // version that appended it applied it, and its id goes by the clock alone: every replica
+    // applies it alike, whichever version applies it.
+    let base = jump + (steps + 40) as i64 * CLOCK_STEP_MAX_MS;
+    // (Far enough on that the ids before it are past the floor: forgetting stops at the first id
+    // kept, and those come first.)
+    let index = later + 40 + PROPOSALS_REMEMBERED_MIN_ENTRIES;
+    at(index, Proposal { aged_by_entries: false, ..create("t0", "e", base) }).unwrap_err();
+    let end = ignifuge_kv::prefix_end(keys::PROPOSAL_AGE_PREFIX);
+    let ages = m.kv().scan(keys::PROPOSAL_AGE_PREFIX, end.as_deref(), 100_000).unwrap();
+    let (_, value) = ages.iter().find(|(k, _)| k.ends_with(b"/t0")).expect("t0's age");
+    assert!(value.is_empty(), "no position for an entry aged by the clock alone");
+    for i in 0..steps {
+        at(index + 1 + i, create(&format!("u{i}"), "e", base + (i as i64 + 1) * CLOCK_STEP_MAX_MS)).unwrap_err();
+    }
+    assert!(m.kv().get(b"d/t0").unwrap().is_none(), "forgotten by the clock, within the entries' floor");
+    assert!(m.kv().get(b"d/u0").unwrap().is_some(), "a newer id, past the clock's window too, is kept by the floor");
 }
 
 /// Garbage ages from the leader's time on the entry that freed it (a delete, an abort, an
@@ -333,9 +353,12 @@ fn garbage_is_dated_by_the_leaders_stamp_on_the_entry() {
         if stamped {
             command.stamp_leader_time(issued_ms);
         }
-        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
-            .unwrap()
-            .unwrap()
+        m.apply_proposal_logged_next(
+            Proposal { id: ProposalId::new(id), issued_ms, aged_by_entries: true, command },
+            Default::default(),
+        )
+        .unwrap()
+        .unwrap()
     };
     let put = |blob: &str, gateway_ms: i64| {
         let mut record = object("k", &format!("e-{blob}"), 1);
@@ -427,9 +450,12 @@ fn an_orphan_sweep_judges_writes_in_progress_by_the_leaders_clock() {
     let minutes = |n: i64| n * 60 * 1000;
     let apply = |id: &str, issued_ms: i64, mut command: Command| {
         command.stamp_leader_time(issued_ms);
-        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms, command }, Default::default())
-            .unwrap()
-            .unwrap()
+        m.apply_proposal_logged_next(
+            Proposal { id: ProposalId::new(id), issued_ms, aged_by_entries: true, command },
+            Default::default(),
+        )
+        .unwrap()
+        .unwrap()
     };
     let start = 10 * hour;
     let blobs = vec![BlobId::new("live"), BlobId::new("stale")];
@@ -452,6 +478,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
     let put = |id: &str, issued_ms: i64| Proposal {
         id: ProposalId::new(id),
         issued_ms,
+        aged_by_entries: true,
         command: Command::PutObject {
             bucket: bref(&m, "b1"),
             record: object(id, "e", 1),
@@ -479,6 +506,7 @@ fn records_an_apply_reads_that_do_not_decode_do_not_stop_the_replicas() {
     let settle = Proposal {
         id: ProposalId::new("s1"),
         issued_ms: 1_001,
+        aged_by_entries: true,
         command: Command::Abandon { proposal: ProposalId::new("p1") },
     };
     let settled = m.apply_proposal_logged_next(settle, Default::default()).expect("the replica goes on");
@@ -528,6 +556,7 @@ fn a_batch_of_deletions_is_one_proposal_with_an_outcome_per_key() {
     let batch = |id: &str, deletions: Vec<ObjectDeletion>| Proposal {
         id: ProposalId::new(id),
         issued_ms: 1_000,
+        aged_by_entries: true,
         command: Command::DeleteObjects { bucket: bref(&m, "b1"), deletions, now_ms: 1_000 },
     };
     let done = |outcome: Result<Outcome, MetaError>| match outcome {
@@ -664,6 +693,7 @@ fn completing_an_upload_enforces_aws_part_rules() {
     let late = Proposal {
         id: ProposalId::new("late"),
         issued_ms: COMPLETED_UPLOAD_KEPT_MS + 1_000,
+        aged_by_entries: true,
         command: Command::Abandon { proposal: ProposalId::new("nothing") },
     };
     m.apply_proposal_logged_next(late, Default::default()).unwrap().unwrap_err();
@@ -1507,7 +1537,7 @@ fn version_listing_paginates_with_key_and_version_markers() {
 }
 
 fn proposal(id: &str, command: Command) -> Proposal {
-    Proposal { id: ProposalId::new(id), issued_ms: 1_000, command }
+    Proposal { id: ProposalId::new(id), issued_ms: 1_000, aged_by_entries: true, command }
 }
 
 #[test]
@@ -1716,8 +1746,11 @@ fn tombstones_expire_after_the_commit_window_and_late_commits_stay_refused() {
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     let at = |id: &str, ms: i64, command: Command| {
-        m.apply_proposal_logged_next(Proposal { id: ProposalId::new(id), issued_ms: ms, command }, Default::default())
-            .unwrap()
+        m.apply_proposal_logged_next(
+            Proposal { id: ProposalId::new(id), issued_ms: ms, aged_by_entries: true, command },
+            Default::default(),
+        )
+        .unwrap()
     };
     let born = |record: &mut ObjectRecord, ms: i64| {
         if let DataLocation::Striped(blob) = &mut record.parts[0].location {
@@ -1867,6 +1900,7 @@ fn abandoned_intents_are_forgotten_a_day_after_their_last_renewal() {
         let tick = Proposal {
             id: ProposalId::new(format!("tick{i}")),
             issued_ms: fresh_ms + 1_000,
+            aged_by_entries: true,
             command: Command::Abandon { proposal: ProposalId::new("nothing") },
         };
         m.apply_proposal_logged_next(tick, Default::default()).unwrap().unwrap_err();
@@ -1890,6 +1924,7 @@ fn the_intent_sweep_rests_after_the_last_intent_then_starts_over() {
         let proposal = Proposal {
             id: ProposalId::new(format!("tick{n}")),
             issued_ms: at,
+            aged_by_entries: true,
             command: Command::Abandon { proposal: ProposalId::new("nothing") },
         };
         m.apply_proposal_logged_next(proposal, Default::default()).unwrap().unwrap_err();
@@ -2201,6 +2236,7 @@ fn inline_bodies_are_stored_once_raw_and_read_back_by_every_path() {
         let proposal = Proposal {
             id: ProposalId::new(id),
             issued_ms: 1_000,
+            aged_by_entries: true,
             command: Command::PutObject {
                 bucket: bref(&m, "b1"),
                 record,
@@ -2979,7 +3015,7 @@ fn a_put_of_a_new_key_in_an_unversioned_bucket_writes_its_record_and_nothing_els
         condition: WriteCondition::default(),
         leader_ms: None,
     };
-    let proposal = Proposal { id: ProposalId::new("put-k"), issued_ms: 5, command };
+    let proposal = Proposal { id: ProposalId::new("put-k"), issued_ms: 5, aged_by_entries: true, command };
     m.apply_proposal_logged_next(proposal, ignifuge_kv::WriteBatch::new()).unwrap().unwrap();
     let after = state();
     let changed: Vec<&Vec<u8>> =

@@ -436,6 +436,7 @@ impl RaftMetadata {
     pub async fn apply(&self, mut proposal: Proposal) -> Result<CommandResult, Redirect> {
         // The leader's clock, not the caller's, ages proposal ids (`StateMachine`'s clock).
         proposal.issued_ms = ignifuge_types::time::now_ms();
+        proposal.aged_by_entries = true;
         // And dates what a proposer's clock would have dated: leases, garbage (of deletes, aborts
         // and overwrites), intents and the orphan sweep (`Command::stamp_leader_time`). The entry
         // carries the leader's time in the command's own fields, so the rules that apply it are

@@ -266,7 +266,7 @@ mod tests {
             incarnation: BucketIncarnation::new("i"),
         };
         let command = Command::PutObject { bucket, record, condition: WriteCondition::default(), leader_ms: None };
-        let proposal = Proposal { id: ProposalId::new("p"), issued_ms: 1, command };
+        let proposal = Proposal { id: ProposalId::new("p"), issued_ms: 1, aged_by_entries: true, command };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 7), payload: EntryPayload::Normal(proposal) }
     }
 

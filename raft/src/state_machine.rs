@@ -410,7 +410,8 @@ mod tests {
     fn entry(index: u64, tenant: &str) -> Entry<TypeConfig> {
         let command =
             Command::CreateTenant(TenantRecord { id: TenantId::new(tenant), created_ms: 0, public_access_block: None });
-        let proposal = Proposal { id: ProposalId::new(format!("p{index}")), issued_ms: 0, command };
+        let proposal =
+            Proposal { id: ProposalId::new(format!("p{index}")), issued_ms: 0, aged_by_entries: true, command };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
     }
 

@@ -134,6 +134,7 @@ impl RemoteMetadata {
         let settle = Proposal {
             id: new_proposal_id(),
             issued_ms: ignifuge_types::time::now_ms(),
+            aged_by_entries: true,
             command: Command::Abandon { proposal: id },
         };
         match self.call::<_, Outcome>(paths::META_APPLY, &settle, META_SETTLE_DEADLINE_MS).await {
@@ -157,7 +158,8 @@ impl Metadata for RemoteMetadata {
         // One id for the whole call: a retry after a timeout or a leader change re-sends the same
         // proposal, which the state machine applies at most once.
         let id = new_proposal_id();
-        let proposal = Proposal { id: id.clone(), issued_ms: ignifuge_types::time::now_ms(), command };
+        let proposal =
+            Proposal { id: id.clone(), issued_ms: ignifuge_types::time::now_ms(), aged_by_entries: true, command };
         let mut answer = self.call(paths::META_APPLY, &proposal, META_FAILOVER_DEADLINE_MS).await;
         if answer.is_ok() && ignifuge_faults::hit("gateway.meta.answer-lost").is_some() {
             // Applied, but the answer never arrived before the deadline.
