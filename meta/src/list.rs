@@ -304,7 +304,9 @@ pub(crate) fn list_bounded(
                 // A deleted key, kept for its versions: not listed, and not enough to make its
                 // common prefix appear.
                 skipped += 1;
-                if skipped >= skipped_max {
+                // (Not on a marker whose key is itself a common prefix, a deleted folder
+                // `logs/`: starting after it, the next page would take that prefix as returned.)
+                if skipped >= skipped_max && common_prefix(key, &request.prefix, delimiter).as_deref() != Some(key) {
                     // Bounded work: the next page starts after this marker.
                     page.is_truncated = true;
                     page.next_start_after = Some(key.to_string());
@@ -462,15 +464,19 @@ impl ListedVersion {
 /// Both are in key order (a key's chain is its key and a NUL, and no key holds a NUL), so one
 /// read serves the chains of every key it spans: a key without older versions costs no seek of
 /// its own (a seek per key was most of a version page's cost: docs/benchmarks.md, listing).
-/// What was read holds every version from `from` up to `covered_to` (exclusive; None: to the
-/// end of the bucket's versions).
+/// Chains are read after the index batch that names their keys and no further than its last key
+/// (`begin_batch`): the store is read live, and a chain read before its key's index entry could
+/// miss the version an overwrite moved between the two reads (read after it, that version is at
+/// worst listed twice, as it was when each key's chain had a read of its own). What was read
+/// holds every version from `from` up to `covered_to` (exclusive).
 struct Chains {
-    end: Option<Vec<u8>>,
-    read: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Where reads stop: the end of the chain of the last key of the index batch being listed.
+    bound: Vec<u8>,
+    read: std::collections::VecDeque<KvPair>,
     from: Vec<u8>,
-    covered_to: Option<Vec<u8>>,
-    /// Versions read ahead at the next read: few after a jump (the keys after a common prefix
-    /// may have none near), doubling while reads follow one another.
+    covered_to: Vec<u8>,
+    /// Versions read ahead at the next read: few at first (the keys after a common prefix may
+    /// have none near), doubling while reads follow one another.
     limit: usize,
 }
 
@@ -478,37 +484,45 @@ struct Chains {
 const CHAIN_READ_FIRST: usize = 8;
 
 impl Chains {
-    fn new(bucket: &BucketName) -> Self {
-        let prefix = keys::versions_prefix(bucket);
+    fn new() -> Self {
         Self {
-            end: prefix_end(&prefix),
+            bound: Vec::new(),
             read: Default::default(),
             from: Vec::new(),
-            covered_to: Some(Vec::new()),
+            covered_to: Vec::new(),
             limit: CHAIN_READ_FIRST,
         }
     }
 
+    /// A batch of the object index was read, its last key `last`: what was read before it is
+    /// dropped, and reads go no further than that key's chain.
+    fn begin_batch(&mut self, bucket: &BucketName, last: &str) {
+        let chain = keys::version_chain(bucket, &ObjectKey::new(last));
+        self.bound = prefix_end(&chain).expect("a chain ends with a NUL byte, so it has an end");
+        self.read.clear();
+        self.from.clear();
+        self.covered_to.clear();
+    }
+
     fn covers(&self, key: &[u8]) -> bool {
-        self.from.as_slice() <= key && self.covered_to.as_deref().is_none_or(|to| key < to)
+        self.from.as_slice() <= key && key < self.covered_to.as_slice()
     }
 
     /// The versions in [start, end) in order, as many as one read holds, and whether that is all
-    /// of them. Calls come with `start` never going back.
+    /// of them. Calls come with `start` never going back, and `end` within the batch's bound.
     fn next(&mut self, kv: &dyn KvStore, start: &[u8], end: &[u8]) -> Result<(Vec<KvPair>, bool), MetaError> {
-        if !self.covers(start) || (self.read.is_empty() && self.covered_to.as_deref().is_some_and(|to| to < end)) {
-            let contiguous = self.covered_to.as_deref() == Some(start);
+        if !self.covers(start) || (self.read.is_empty() && self.covered_to.as_slice() < end) {
+            let contiguous = self.covered_to.as_slice() == start;
             self.limit = if contiguous { (self.limit * 2).min(SCAN_BATCH) } else { CHAIN_READ_FIRST };
-            let read = kv.scan_heads(start, self.end.as_deref(), self.limit, SCAN_BATCH_BYTES, &json_len)?;
+            let read = kv.scan_heads(start, Some(&self.bound), self.limit, SCAN_BATCH_BYTES, &json_len)?;
             let bytes: usize = read.iter().map(|(k, v)| k.len() + v.len()).sum();
-            self.covered_to = if read.len() < self.limit && bytes < SCAN_BATCH_BYTES {
-                None
-            } else {
-                read.last().map(|(k, _)| {
-                    let mut after = k.clone();
+            self.covered_to = match read.last() {
+                Some((last, _)) if read.len() >= self.limit || bytes >= SCAN_BATCH_BYTES => {
+                    let mut after = last.clone();
                     after.push(0);
                     after
-                })
+                }
+                _ => self.bound.clone(),
             };
             self.from = start.to_vec();
             self.read = read.into();
@@ -523,7 +537,7 @@ impl Chains {
         // All of [start, end) is here when what was read goes past `end`; else the chain goes on
         // past it, and the next call (from its last version) reads on. (Never an empty chain
         // that is not whole: the caller would ask again from the same place.)
-        let whole = self.covered_to.as_deref().is_none_or(|to| end <= to);
+        let whole = end <= self.covered_to.as_slice();
         debug_assert!(whole || !chain.is_empty());
         Ok((chain, whole))
     }
@@ -562,13 +576,17 @@ pub(crate) fn list_versions(
     }
     let delimiter = request.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut pager = Pager { max_keys, emitted: 0, last: None, read: 0 };
-    let mut chains = Chains::new(bucket);
+    let mut chains = Chains::new();
     'scan: loop {
         let (batch, exhausted) =
             index_batch(machine, index_prefix.len(), &cursor, range_end.as_deref(), SCAN_BATCH, listed_version)?;
+        if let Some(last) = batch.last() {
+            chains.begin_batch(bucket, &last.key);
+        }
         for IndexEntry { store_key: index_key, key, record: current, json_len: read } in batch {
             if let Some(common) = common_prefix(&key, &request.prefix, delimiter) {
-                let already_returned = key_marker.is_some_and(|m| m.starts_with(&common));
+                // As in object listings: returned only when the page before ended on it.
+                let already_returned = key_marker == Some(common.as_str());
                 if !already_returned && !pager.common_prefix(&mut page, common.clone()) {
                     break 'scan;
                 }

@@ -889,13 +889,14 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     /// ListObjectVersions, paged at every size, against a model of each key's versions: puts,
-    /// delete markers and permanent deletes of the newest version (which promote the next one),
-    /// over keys that are prefixes of one another, with prefixes and delimiters.
+    /// delete markers, permanent deletes of the newest version (which promote the next one) and
+    /// null versions (pages then resume after "null"), over keys that are prefixes of one another,
+    /// with prefixes and delimiters.
     #[test]
     fn paginated_version_listing_matches_the_model(
         // Few keys, so that some hold more versions than one read of the chains brings.
         ops in proptest::collection::vec(
-            (proptest::sample::select(vec!["a", "ab", "a/", "a/b", "b", "ba", "b/a"]).prop_map(String::from), 0u8..4),
+            (proptest::sample::select(vec!["a", "ab", "a/", "a/b", "b", "ba", "b/a"]).prop_map(String::from), 0u8..5),
             0..80,
         ),
         prefix in "[ab/]{0,2}",
@@ -927,6 +928,15 @@ proptest! {
                 1 if !versions.is_empty() => {
                     let newest = VersionId::new(versions.pop().unwrap());
                     delete(&m, "bv", key, Some(&newest));
+                }
+                // Written while versioning is suspended: the key's null version, replacing the
+                // one it had (current or not), then versioning enabled again.
+                2 => {
+                    set_versioning(&m, "bv", VersioningStatus::Suspended);
+                    put_blob(&m, "bv", key, &format!("{:x}", n + 1));
+                    set_versioning(&m, "bv", VersioningStatus::Enabled);
+                    versions.retain(|v| v != "null");
+                    versions.push("null".to_string());
                 }
                 _ => versions.push(put_blob(&m, "bv", key, &format!("{:x}", n + 1)).0),
             }
@@ -1884,6 +1894,32 @@ fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
         assert!(pages < 10, "the listing never ended");
     }
     assert_eq!(prefixes, ["gone/", "live/"], "every common prefix once, in {pages} pages");
+    // A page does not end on a marker whose key is itself a common prefix (a deleted folder
+    // object `f/`, the fifth marker here): the next page would take `f/` as returned.
+    bucket(&m, "a", "bf").unwrap();
+    set_versioning(&m, "bf", VersioningStatus::Enabled);
+    for key in ["a0", "a1", "a2", "a3", "f/"] {
+        put(&m, "bf", key, "e", WriteCondition::default()).unwrap();
+        delete(&m, "bf", key, None);
+    }
+    put(&m, "bf", "f/x", "e", WriteCondition::default()).unwrap();
+    let (mut prefixes, mut start_after) = (Vec::new(), None);
+    for _ in 0..10 {
+        let request = ListRequest {
+            prefix: String::new(),
+            delimiter: Some("/".into()),
+            start_after: start_after.clone(),
+            max_keys: 1000,
+        };
+        let page =
+            crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new("bf")), &request, 5).unwrap();
+        prefixes.extend(page.common_prefixes.iter().cloned());
+        if !page.is_truncated {
+            break;
+        }
+        start_after = page.next_start_after;
+    }
+    assert_eq!(prefixes, ["f/"]);
 }
 
 /// Intents of writes that died before placing any shard are forgotten a day after their last
