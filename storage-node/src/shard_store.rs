@@ -551,6 +551,10 @@ impl ShardStore {
                 if store.index.get(&key)?.as_deref() != Some(&seen[..]) {
                     return Ok(false);
                 }
+                // The copy in place reads whole; its place made durable before its mark goes (a
+                // restore whose rename did not sync must not lose its mark here: a crash would
+                // bring back the copy the mark was for, unmarked).
+                sync_dir(&store.blob_dir(&id.blob)?)?;
                 let mut batch = WriteBatch::new();
                 batch.delete(key.clone());
                 store.index.write(batch, Durability::Synced)?;
