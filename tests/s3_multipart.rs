@@ -704,6 +704,14 @@ async fn a_completion_retried_while_the_first_commits_answers_the_same() {
     let mut rng = TestRng::new("a_completion_retried_while_the_first_commits_answers_the_same");
     let s3 = cluster.s3_client_no_retry_at(0);
     create_bucket(&s3, "overlap").await;
+    // Versioned: a completion applied twice would leave two versions.
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    ok(
+        s3.put_bucket_versioning().bucket("overlap").versioning_configuration(enabled).send().await,
+        "PutBucketVersioning",
+    );
     let id = create_upload(&s3, "overlap", "object").await;
     let (first, second) = (rng.bytes(5 * MIB), rng.bytes(1000));
     let etag1 = upload_part(&s3, "overlap", "object", &id, 1, &first).await;
@@ -723,6 +731,7 @@ async fn a_completion_retried_while_the_first_commits_answers_the_same() {
     let other = ok(other, "CompleteMultipartUpload while another is held");
     let held = ok(held, "CompleteMultipartUpload that saw the other commit");
     assert_eq!(held.e_tag(), other.e_tag(), "ETag of the overlapping completion");
+    assert_eq!(held.version_id(), other.version_id(), "the same version, not a second one");
     assert_eq!(held.location(), other.location());
     let versions = ok(s3.list_object_versions().bucket("overlap").send().await, "ListObjectVersions");
     assert_eq!(versions.versions().len(), 1, "one version, whatever the overlap");

@@ -136,6 +136,10 @@ pub async fn compact(
             }
         }
         step.rest(lease, services.metadata.as_ref()).await;
+        if !lease.keep(services.metadata.as_ref()).await? {
+            tracing::info!(holder = lease.holder(), "the compaction lease went to another worker");
+            return Ok(Compacted::default());
+        }
         match page.next {
             Some(next) if candidates.len() >= ROUND_PACKS_MAX => {
                 *cursor = Some(next);

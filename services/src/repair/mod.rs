@@ -447,8 +447,9 @@ pub async fn round(
 
     let mut report = finish(tally, &nodes, repair_secs);
     report.nodes_down_all_round = down_all_round;
-    // Still the holder (the sweeps do not renew the lease): a round that lost it to another must
-    // not record its older report over the newer one's.
+    // Still the holder (the stray deletes do not renew the lease, nor may the metadata
+    // comparison in time): a round that lost it to another must not record its older report over
+    // the newer one's.
     if !lease.keep(services.metadata.as_ref()).await? {
         return Ok(None);
     }
