@@ -288,6 +288,9 @@ pub(crate) fn list_bounded(
     let mut emitted = 0usize;
     let mut skipped = 0usize;
     let mut read = 0usize;
+    // The last entry this page went through (a key or prefix returned, a marker skipped): where
+    // a page cut before the entry in hand starts the next.
+    let mut went_through: Option<String> = None;
 
     'scan: loop {
         let (batch, exhausted) =
@@ -304,14 +307,20 @@ pub(crate) fn list_bounded(
                 // A deleted key, kept for its versions: not listed, and not enough to make its
                 // common prefix appear.
                 skipped += 1;
-                // (Not on a marker whose key is itself a common prefix, a deleted folder
-                // `logs/`: starting after it, the next page would take that prefix as returned.)
-                if skipped >= skipped_max && common_prefix(key, &request.prefix, delimiter).as_deref() != Some(key) {
-                    // Bounded work: the next page starts after this marker.
-                    page.is_truncated = true;
-                    page.next_start_after = Some(key.to_string());
-                    break 'scan;
+                if skipped >= skipped_max {
+                    // Bounded work: the next page starts after this marker, or, when its key is
+                    // itself a common prefix (a deleted folder `logs/`, which a start there would
+                    // take as returned), before it, after what this page went through last
+                    // (nothing that prefix holds comes before its key, so nothing is hidden).
+                    let folder = common_prefix(key, &request.prefix, delimiter).as_deref() == Some(key);
+                    let resume = if folder { went_through.take() } else { Some(key.to_string()) };
+                    if resume.is_some() {
+                        page.is_truncated = true;
+                        page.next_start_after = resume;
+                        break 'scan;
+                    }
                 }
+                went_through = Some(key.to_string());
                 cursor = index_key;
                 cursor.push(0);
                 continue;
@@ -329,7 +338,8 @@ pub(crate) fn list_bounded(
                         break 'scan;
                     }
                     page.common_prefixes.push(common.clone());
-                    page.next_start_after = Some(common);
+                    page.next_start_after = Some(common.clone());
+                    went_through = Some(common);
                     emitted += 1;
                 }
                 match prefix_end(&skip_to) {
@@ -344,6 +354,7 @@ pub(crate) fn list_bounded(
                 break 'scan;
             }
             page.next_start_after = Some(key.to_string());
+            went_through = Some(key.to_string());
             page.objects.push(ObjectSummary {
                 key: ObjectKey::new(key),
                 size: record.size,

@@ -1903,8 +1903,17 @@ fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
         delete(&m, "bf", key, None);
     }
     put(&m, "bf", "f/x", "e", WriteCondition::default()).unwrap();
+    // And a run of deleted folder objects alone, each a prefix of nothing: pages still end after
+    // a bounded number of markers (at most the bound, here 5), and hide no prefix.
+    for key in ["g/", "h/", "i/", "j/", "k/", "l/", "m/", "n/", "o/", "p/", "q/", "r/"] {
+        put(&m, "bf", key, "e", WriteCondition::default()).unwrap();
+        delete(&m, "bf", key, None);
+    }
+    put(&m, "bf", "s/x", "e", WriteCondition::default()).unwrap();
     let (mut prefixes, mut start_after) = (Vec::new(), None);
-    for _ in 0..10 {
+    let mut pages = 0;
+    for _ in 0..20 {
+        pages += 1;
         let request = ListRequest {
             prefix: String::new(),
             delimiter: Some("/".into()),
@@ -1917,9 +1926,11 @@ fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
         if !page.is_truncated {
             break;
         }
+        assert!(page.next_start_after > start_after, "every page moves on");
         start_after = page.next_start_after;
     }
-    assert_eq!(prefixes, ["f/"]);
+    assert_eq!(prefixes, ["f/", "s/"]);
+    assert!(pages >= 4, "17 markers at 5 per page take at least 4 pages, not {pages}");
 }
 
 /// Intents of writes that died before placing any shard are forgotten a day after their last
