@@ -547,14 +547,20 @@ impl ShardStore {
         };
         for (key, seen) in marks {
             let Some(id) = parse_unreadable_key(&key) else { continue };
+            // The place of the copy in place made durable before its mark can go (a restore whose
+            // rename did not sync must not lose its mark here: a crash would bring back the copy
+            // the mark was for, unmarked). Outside the lock every write takes, as the restore's
+            // own sync: a slow sync on a failing disk must not stall every write; the check under
+            // the lock still refuses a copy that changed since.
+            if let Err(e) = self.blob_dir(&id.blob).and_then(|dir| Ok(sync_dir(&dir)?)) {
+                tracing::warn!(shard = %id, error = %e, "a marked shard's directory did not sync: its mark is kept");
+                done.kept += 1;
+                continue;
+            }
             let cleared = self.unless_changed(&id, |store| {
                 if store.index.get(&key)?.as_deref() != Some(&seen[..]) {
                     return Ok(false);
                 }
-                // The copy in place reads whole; its place made durable before its mark goes (a
-                // restore whose rename did not sync must not lose its mark here: a crash would
-                // bring back the copy the mark was for, unmarked).
-                sync_dir(&store.blob_dir(&id.blob)?)?;
                 let mut batch = WriteBatch::new();
                 batch.delete(key.clone());
                 store.index.write(batch, Durability::Synced)?;
