@@ -1852,48 +1852,38 @@ fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
     for key in ["gone/05x", "live/a"] {
         put(&m, "bm", key, "e", WriteCondition::default()).unwrap();
     }
-    let mut listed = Vec::new();
-    let mut start_after = None;
-    let mut pages = 0;
-    loop {
-        let request =
-            ListRequest { prefix: String::new(), delimiter: None, start_after: start_after.clone(), max_keys: 1000 };
-        let page =
-            crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new("bm")), &request, 5).unwrap();
-        pages += 1;
-        listed.extend(page.objects.iter().map(|o| o.key.0.clone()));
-        if !page.is_truncated {
-            break;
+    // Every page of a listing at 5 markers per page: the keys and common prefixes listed, and
+    // how many pages it took. Every page moves on.
+    let pages = |bucket: &str, delimiter: Option<&str>| {
+        let (mut listed, mut start_after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let request = ListRequest {
+                prefix: String::new(),
+                delimiter: delimiter.map(str::to_string),
+                start_after: start_after.clone(),
+                max_keys: 1000,
+            };
+            let page =
+                crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new(bucket)), &request, 5)
+                    .unwrap();
+            pages += 1;
+            listed.extend(page.objects.iter().map(|o| o.key.0.clone()));
+            listed.extend(page.common_prefixes.iter().cloned());
+            if !page.is_truncated {
+                return (listed, pages);
+            }
+            assert!(page.next_start_after > start_after, "every page moves on");
+            start_after = page.next_start_after;
+            assert!(pages < 20, "the listing never ended");
         }
-        assert!(page.next_start_after > start_after, "every page moves on");
-        start_after = page.next_start_after;
-        assert!(pages < 10, "the listing never ended");
-    }
+    };
+    let (listed, pages_taken) = pages("bm", None);
     assert_eq!(listed, ["gone/05x", "live/a"]);
-    assert!(pages >= 3, "12 markers at 5 per page take at least 3 pages, not {pages}");
+    assert!(pages_taken >= 3, "12 markers at 5 per page take at least 3 pages, not {pages_taken}");
     // With a delimiter: a page that ends on a marker inside `gone/` has not returned `gone/`,
     // which the live key after the markers makes appear on a later page.
-    let (mut prefixes, mut start_after, mut pages) = (Vec::new(), None, 0);
-    loop {
-        let request = ListRequest {
-            prefix: String::new(),
-            delimiter: Some("/".into()),
-            start_after: start_after.clone(),
-            max_keys: 1000,
-        };
-        let page =
-            crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new("bm")), &request, 5).unwrap();
-        pages += 1;
-        assert!(page.objects.is_empty());
-        prefixes.extend(page.common_prefixes.iter().cloned());
-        if !page.is_truncated {
-            break;
-        }
-        assert!(page.next_start_after > start_after, "every page moves on");
-        start_after = page.next_start_after;
-        assert!(pages < 10, "the listing never ended");
-    }
-    assert_eq!(prefixes, ["gone/", "live/"], "every common prefix once, in {pages} pages");
+    let (listed, pages_taken) = pages("bm", Some("/"));
+    assert_eq!(listed, ["gone/", "live/"], "every common prefix once, in {pages_taken} pages");
     // A page does not end on a marker whose key is itself a common prefix (a deleted folder
     // object `f/`, the fifth marker here): the next page would take `f/` as returned.
     bucket(&m, "a", "bf").unwrap();
@@ -1910,27 +1900,9 @@ fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
         delete(&m, "bf", key, None);
     }
     put(&m, "bf", "s/x", "e", WriteCondition::default()).unwrap();
-    let (mut prefixes, mut start_after) = (Vec::new(), None);
-    let mut pages = 0;
-    for _ in 0..20 {
-        pages += 1;
-        let request = ListRequest {
-            prefix: String::new(),
-            delimiter: Some("/".into()),
-            start_after: start_after.clone(),
-            max_keys: 1000,
-        };
-        let page =
-            crate::list::list_bounded(&m, &crate::keys::objects_prefix(&BucketName::new("bf")), &request, 5).unwrap();
-        prefixes.extend(page.common_prefixes.iter().cloned());
-        if !page.is_truncated {
-            break;
-        }
-        assert!(page.next_start_after > start_after, "every page moves on");
-        start_after = page.next_start_after;
-    }
-    assert_eq!(prefixes, ["f/", "s/"]);
-    assert!(pages >= 4, "17 markers at 5 per page take at least 4 pages, not {pages}");
+    let (listed, pages_taken) = pages("bf", Some("/"));
+    assert_eq!(listed, ["f/", "s/"]);
+    assert!(pages_taken >= 4, "17 markers at 5 per page take at least 4 pages, not {pages_taken}");
 }
 
 /// Intents of writes that died before placing any shard are forgotten a day after their last
