@@ -497,6 +497,20 @@ async fn list_multipart_uploads_pages_in_aws_order() {
     let after = ok(s3.list_multipart_uploads().bucket("uploads").send().await, "after abort");
     assert_eq!(after.uploads().len(), 4);
     assert!(after.uploads().iter().all(|u| u.upload_id() != Some(id.as_str())), "the aborted upload is gone");
+
+    // A page that ended on an upload aborted before the next page: the next page still lists the
+    // later uploads of its key (it went on after the key's last upload before).
+    let first = ok(s3.list_multipart_uploads().bucket("uploads").max_uploads(3).send().await, "a page of three");
+    let ended_on = first.uploads().last().and_then(|u| u.upload_id()).unwrap_or_default().to_string();
+    assert_eq!((first.next_key_marker(), Some(ended_on.as_str())), (Some("b"), first.next_upload_id_marker()));
+    ok(s3.abort_multipart_upload().bucket("uploads").key("b").upload_id(&ended_on).send().await, "Abort");
+    let next = ok(
+        s3.list_multipart_uploads().bucket("uploads").key_marker("b").upload_id_marker(&ended_on).send().await,
+        "the page after",
+    );
+    let rest: Vec<(&str, &str)> =
+        next.uploads().iter().map(|u| (u.key().unwrap_or_default(), u.upload_id().unwrap_or_default())).collect();
+    assert_eq!(rest, vec![("b", expected[3].1.as_str())], "the other upload of b");
 }
 
 /// GetObjectAttributes: ETag, size, storage class, the object checksum, and the parts of a

@@ -20,6 +20,7 @@ mod maintenance;
 mod records;
 mod service;
 pub mod stored;
+mod uploads;
 
 pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
 pub use machine::{
@@ -30,6 +31,7 @@ pub use machine::{
 pub use maintenance::*;
 pub use records::*;
 pub use service::{LocalMetadata, Metadata};
+pub use uploads::{UploadListRequest, UploadPage, UploadSummary, new_upload_id};
 
 use serde::{Deserialize, Serialize};
 
@@ -124,8 +126,6 @@ pub const MULTIPART_MAX_PARTS: u32 = 10_000;
 pub const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
 /// Most objects one `Command::PutPacked` installs (its pack is one stripe, at most k x 1 MiB).
 pub const PACK_OBJECTS_MAX: usize = 512;
-/// Most uploads in progress that one bucket's ListMultipartUploads considers.
-pub const UPLOADS_LISTED_MAX: usize = 10_000;
 /// Most records read by one page of a blob scan.
 pub const BLOB_SCAN_PAGE_MAX: usize = 1000;
 /// Stored bytes of records after which a page of a blob scan or of garbage ends (at least one

@@ -91,7 +91,7 @@ impl StateMachine {
         self.kv.as_ref()
     }
 
-    fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, MetaError> {
+    pub(crate) fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, MetaError> {
         match self.kv.get(key)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
@@ -778,9 +778,9 @@ impl StateMachine {
                 self.read(&keys::completed_upload(&bucket, &upload_id)).map(Answer::CompletedUpload)
             }
             Query::DurabilityReport => self.durability_report().map(Answer::Durability),
-            Query::ListUploads { bucket } => {
+            Query::ListUploads { bucket, request } => {
                 self.bucket(&bucket)?;
-                self.scan_records(&keys::uploads_prefix(&bucket), crate::UPLOADS_LISTED_MAX).map(Answer::Uploads)
+                crate::uploads::list_uploads(self, &bucket, &request).map(Answer::Uploads)
             }
             Query::Garbage { older_than_ms, limit, after } => {
                 let prefix = keys::GARBAGE_PREFIX;

@@ -1094,9 +1094,10 @@ pub enum Query {
     /// Durability of every committed object, per tenant: what a full scan of the object index
     /// finds (cost proportional to the number of objects; for operators, not the data path).
     DurabilityReport,
-    /// Multipart uploads in progress in a bucket (at most `UPLOADS_LISTED_MAX`), any order.
+    /// A page of ListMultipartUploads.
     ListUploads {
         bucket: BucketName,
+        request: crate::UploadListRequest,
     },
     /// Garbage blobs recorded before `older_than_ms`, in blob id order after `after`, at most
     /// `limit` (and at most `GARBAGE_SCAN_MAX` records looked at: a page may be empty and not
@@ -1198,7 +1199,7 @@ pub enum Answer {
     CompletedUpload(Option<CompletedUploadRecord>),
     Parts(Vec<PartData>),
     Garbage(GarbagePage),
-    Uploads(Vec<UploadRecord>),
+    Uploads(crate::UploadPage),
     Durability(Vec<TenantDurability>),
     Blobs(crate::BlobPage),
     RepairReport(Option<Box<crate::RepairReport>>),

@@ -3,7 +3,10 @@
 use crate::MetaError;
 use crate::machine::StateMachine;
 use crate::records::*;
-use crate::{BlobCursor, BlobPage, ListPage, ListRequest, RepairReport, VersionListRequest, VersionPage};
+use crate::{
+    BlobCursor, BlobPage, ListPage, ListRequest, RepairReport, UploadListRequest, UploadPage, VersionListRequest,
+    VersionPage,
+};
 use ignifuge_types::{
     AccessKeyId, BlobId, BucketName, LayoutVersion, NodeId, ObjectKey, TenantId, UploadId, VersionId, WebDomain,
 };
@@ -170,8 +173,8 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
-    async fn list_uploads(&self, bucket: BucketName) -> Result<Vec<UploadRecord>, MetaError> {
-        match self.query(Query::ListUploads { bucket }).await? {
+    async fn list_uploads(&self, bucket: BucketName, request: UploadListRequest) -> Result<UploadPage, MetaError> {
+        match self.query(Query::ListUploads { bucket, request }).await? {
             Answer::Uploads(uploads) => Ok(uploads),
             other => Err(unexpected("ListUploads", &other)),
         }

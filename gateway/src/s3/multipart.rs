@@ -8,7 +8,7 @@ use crate::error::{GatewayError, GatewayResult};
 use base64::Engine as _;
 use ignifuge_meta::{
     BucketRecord, Checksums, Command, CompletedPart as MetaCompletedPart, DataLocation, MULTIPART_MAX_PARTS, MetaError,
-    ObjectHeaders, ObjectRecord, PartData, StartTicket, UploadRecord,
+    ObjectHeaders, ObjectRecord, PartData, StartTicket, UploadListRequest, UploadRecord,
 };
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BucketName, ObjectKey, UploadId, VersionId};
@@ -126,12 +126,13 @@ pub async fn create_multipart_upload(
         }
         _ => {}
     }
-    let upload_id = ignifuge_types::random_id();
+    let initiated_ms = now_ms();
+    let upload_id = ignifuge_meta::new_upload_id(initiated_ms);
     let record = UploadRecord {
-        upload_id: UploadId::new(upload_id.clone()),
+        upload_id: upload_id.clone(),
         bucket: bucket.name.clone(),
         key: ObjectKey::new(input.key.clone()),
-        initiated_ms: now_ms(),
+        initiated_ms,
         headers,
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),
         checksum_type: checksum_type.clone(),
@@ -143,7 +144,7 @@ pub async fn create_multipart_upload(
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(bucket.name.0),
         key: Some(input.key),
-        upload_id: Some(upload_id),
+        upload_id: Some(upload_id.0),
         checksum_algorithm: input.checksum_algorithm,
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
@@ -687,60 +688,17 @@ pub async fn list_multipart_uploads(
     let mut input = req.input;
     // AWS: an empty delimiter is no delimiter, and is not echoed.
     input.delimiter = input.delimiter.filter(|d| !d.is_empty());
-    let mut uploads = s3.gateway.metadata.list_uploads(bucket.name.clone()).await.map_err(GatewayError::Meta)?;
-    // AWS's order: by key, then by initiation time.
-    uploads.sort_by(|a, b| (&a.key.0, a.initiated_ms, &a.upload_id.0).cmp(&(&b.key.0, b.initiated_ms, &b.upload_id.0)));
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone();
-    let key_marker = input.key_marker.clone().unwrap_or_default();
-    let upload_marker = input.upload_id_marker.clone().filter(|_| !key_marker.is_empty());
     let max = input.max_uploads.map_or(LIST_UPLOADS_MAX, |m| (m.max(0) as usize).min(LIST_UPLOADS_MAX));
-    // Markers: after the upload named by (key-marker, upload-id-marker), else after every upload
-    // of key-marker (which may also be a common prefix already returned).
-    let start = if key_marker.is_empty() {
-        0
-    } else {
-        let named = upload_marker
-            .as_ref()
-            .and_then(|m| uploads.iter().position(|u| u.key.0 == key_marker && &u.upload_id.0 == m));
-        match named {
-            Some(i) => i + 1,
-            None => uploads.iter().position(|u| u.key.0 > key_marker).unwrap_or(uploads.len()),
-        }
+    // The metadata orders by key then initiation and pages (`ignifuge_meta::UploadListRequest`).
+    let request = UploadListRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        key_marker: input.key_marker.clone().filter(|m| !m.is_empty()),
+        upload_id_marker: input.upload_id_marker.clone().filter(|m| !m.is_empty()).map(UploadId::new),
+        max_uploads: max,
     };
-    let mut entries: Vec<UploadRecord> = Vec::new();
-    let mut prefixes: Vec<String> = Vec::new();
-    let mut truncated = false;
-    let mut next: Option<(String, Option<String>)> = None;
-    for upload in uploads[start..].iter().filter(|u| u.key.0.starts_with(&prefix)) {
-        let common = delimiter.as_deref().and_then(|d| {
-            upload.key.0[prefix.len()..].find(d).map(|at| upload.key.0[..prefix.len() + at + d.len()].to_string())
-        });
-        if let Some(common) = &common
-            && (prefixes.last() == Some(common) || *common == key_marker)
-        {
-            continue;
-        }
-        if entries.len() + prefixes.len() == max {
-            truncated = true;
-            break;
-        }
-        match common {
-            Some(common) => {
-                next = Some((common.clone(), None));
-                prefixes.push(common);
-            }
-            None => {
-                next = Some((upload.key.0.clone(), Some(upload.upload_id.0.clone())));
-                entries.push(upload.clone());
-            }
-        }
-    }
+    let page = s3.gateway.metadata.list_uploads(bucket.name.clone(), request).await.map_err(GatewayError::Meta)?;
     let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
-    let (next_key, next_upload) = match (truncated, next) {
-        (true, Some((k, u))) => (Some(k), u),
-        _ => (None, None),
-    };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(bucket.name.0),
         prefix: input.prefix,
@@ -748,12 +706,12 @@ pub async fn list_multipart_uploads(
         key_marker: input.key_marker,
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
-        is_truncated: Some(truncated),
-        next_key_marker: next_key,
-        next_upload_id_marker: next_upload,
-        common_prefixes: Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        is_truncated: Some(page.is_truncated),
+        next_key_marker: page.next_key_marker,
+        next_upload_id_marker: page.next_upload_id_marker.map(|id| id.0),
+        common_prefixes: Some(page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
         uploads: Some(
-            entries
+            page.uploads
                 .into_iter()
                 .map(|u| MultipartUpload {
                     key: Some(u.key.0),
