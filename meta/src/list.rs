@@ -633,7 +633,10 @@ pub(crate) fn list_versions(
                                 chain_cursor = store_key;
                                 chain_cursor.push(0);
                             }
-                            None => chain_cursor = chain_end.clone().unwrap_or_default(),
+                            // Deleted since the page before, which leaves no trace of its place:
+                            // the key's versions again from its newest, rather than none of those
+                            // after it (a page may repeat versions; it never hides one).
+                            None => include_current = true,
                         },
                     }
                 }

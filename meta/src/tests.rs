@@ -1988,6 +1988,49 @@ fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
 /// A key range full of delete markers is listed in bounded pages: each page reads at most the
 /// bound of markers, ends truncated (possibly with no key), and the pages together list exactly
 /// the live keys.
+/// A version listing whose page ended on a key's "null" version, deleted for good before the
+/// next page: the next page lists the key's versions again from its newest (the null version's
+/// place is gone with it) rather than none of those after it, as it did.
+#[test]
+fn a_version_listing_resumes_after_a_null_version_deleted_between_pages() {
+    let m = machine();
+    bucket(&m, "a", "bv").unwrap();
+    let page_after = |key_marker: &str, max_keys: usize| {
+        let request = VersionListRequest {
+            key_marker: Some(key_marker.to_string()),
+            version_id_marker: Some(VersionId::new(NULL_VERSION)),
+            max_keys,
+            ..Default::default()
+        };
+        let page = list_versions_page(&m, "bv", request);
+        page.versions.iter().map(|v| (v.object.key.0.clone(), v.version.0.clone(), v.is_latest)).collect::<Vec<_>>()
+    };
+    // "k": v1, then the null version, then v3 (newest first: v3, null, v1).
+    set_versioning(&m, "bv", VersioningStatus::Enabled);
+    let v1 = put_blob(&m, "bv", "k", "1");
+    set_versioning(&m, "bv", VersioningStatus::Suspended);
+    put_blob(&m, "bv", "k", "2");
+    set_versioning(&m, "bv", VersioningStatus::Enabled);
+    let v3 = put_blob(&m, "bv", "k", "3");
+    let first = list_versions_page(&m, "bv", VersionListRequest { max_keys: 2, ..Default::default() });
+    assert_eq!(first.next_version_id_marker, Some(VersionId::new(NULL_VERSION)));
+    delete(&m, "bv", "k", Some(&VersionId::new(NULL_VERSION)));
+    let want = vec![("k".to_string(), v3.0.clone(), true), ("k".to_string(), v1.0.clone(), false)];
+    assert_eq!(page_after("k", 10), want, "v1 is listed (v3 again)");
+
+    // "n": v1, then the null version, current when the page ends on it; deleting it makes v1
+    // current again, and the next page lists it as such.
+    set_versioning(&m, "bv", VersioningStatus::Enabled);
+    let n1 = put_blob(&m, "bv", "n", "4");
+    set_versioning(&m, "bv", VersioningStatus::Suspended);
+    put_blob(&m, "bv", "n", "5");
+    let request = VersionListRequest { key_marker: Some("k".into()), max_keys: 1, ..Default::default() };
+    let first = list_versions_page(&m, "bv", request);
+    assert_eq!((first.versions[0].version.0.as_str(), first.versions[0].is_latest), (NULL_VERSION, true));
+    delete(&m, "bv", "n", Some(&VersionId::new(NULL_VERSION)));
+    assert_eq!(page_after("n", 10), vec![("n".to_string(), n1.0, true)], "v1, current again");
+}
+
 #[test]
 fn a_listing_over_many_delete_markers_does_bounded_work_per_page() {
     let m = machine();
