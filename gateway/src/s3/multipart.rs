@@ -423,6 +423,19 @@ fn check_listed_checksums(upload: &UploadRecord, listed: &[CompletedPart], parts
 }
 
 /// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
+/// Largest object, as on AWS: 10,000 parts of up to 5 GiB could make almost ten times as much.
+pub const OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+
+/// The size of the object the parts make, refused above `OBJECT_MAX_BYTES` (EntityTooLarge, the
+/// upload stays). The commit takes the parts with the ETags listed, so the same sizes.
+fn object_size(parts: &[&PartData]) -> GatewayResult<u64> {
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    if total > OBJECT_MAX_BYTES {
+        return Err(GatewayError::EntityTooLarge);
+    }
+    Ok(total)
+}
+
 fn multipart_etag(parts: &[&PartData]) -> GatewayResult<String> {
     let mut md5 = md5::Md5::new();
     for part in parts {
@@ -578,7 +591,7 @@ pub async fn complete_multipart_upload(
     };
     // What the client says the whole object is (boto3 sends these with a full-object checksum):
     // a disagreement refuses the completion, and the upload stays, as on AWS.
-    let total: u64 = selected.iter().map(|p| p.size).sum();
+    let total = object_size(&selected)?;
     if let Some(size) = input.mpu_object_size
         && u64::try_from(size).ok() != Some(total)
     {
@@ -778,8 +791,28 @@ pub async fn list_parts(s3: &IgnifugeS3, req: S3Request<ListPartsInput>) -> S3Re
 
 #[cfg(test)]
 mod tests {
-    use super::copy_source_range;
+    use super::{OBJECT_MAX_BYTES, copy_source_range, object_size};
     use crate::error::GatewayError;
+    use ignifuge_meta::{Checksums, DataLocation, PartData};
+
+    #[test]
+    fn a_completion_makes_at_most_five_tebibytes() {
+        let part = |part_number: u32, size: u64| PartData {
+            part_number,
+            size,
+            etag: "00".repeat(16),
+            checksums: Checksums::default(),
+            location: DataLocation::Inline(Vec::new()),
+            last_modified_ms: 0,
+            started_ms: 0,
+            began: None,
+        };
+        let five_gib = 5 * 1024 * 1024 * 1024;
+        let mut parts: Vec<PartData> = (1..=1024).map(|n| part(n, five_gib)).collect();
+        assert_eq!(object_size(&parts.iter().collect::<Vec<_>>()).unwrap(), OBJECT_MAX_BYTES);
+        parts.push(part(1025, 1));
+        assert!(matches!(object_size(&parts.iter().collect::<Vec<_>>()), Err(GatewayError::EntityTooLarge)));
+    }
 
     #[test]
     fn copy_source_ranges_follow_aws() {
