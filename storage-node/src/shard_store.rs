@@ -307,7 +307,18 @@ impl ShardStore {
             }
             return Err(e.into());
         }
-        self.index_placed(id, hash, shard.len(), replaced_records)?;
+        let clears_mark = replaced_records.mark.is_some();
+        if let Err(e) = self.index_placed(id, hash, shard.len(), replaced_records) {
+            // Durable all the same, and read from its file, not from the index (a listing of the
+            // index is for status only): refusing would make the writer place it elsewhere and
+            // leave this copy to the orphan sweep, on a disk likely short of room. Unless it
+            // replaced a copy set aside whose mark was to go with this entry: that mark still
+            // hides this copy, which must not be counted.
+            if clears_mark {
+                return Err(e);
+            }
+            tracing::warn!(shard = %id, error = %e, "a durable shard's index entry was not written");
+        }
         if ignifuge_faults::hit("node.shard.after-sync").is_some() {
             return Err(StoreError::Io(io::Error::other("fault point: the shard's answer was lost")));
         }
@@ -891,7 +902,11 @@ impl ShardStore {
         }
         let moved = match fs::rename(&path, &target) {
             Ok(()) => {
+                // Both ends of the move: a journaled filesystem commits a rename whole with either
+                // directory, others may not, and the copy in quarantine is the one its
+                // re-examination may find good again (a transient error).
                 sync_dir(path.parent().expect("shard paths have a parent"))?;
+                sync_dir(&dir)?;
                 tracing::warn!(shard = %id, to = %target.display(), "moved a shard to quarantine");
                 true
             }
@@ -1211,6 +1226,65 @@ mod tests {
         fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 40).unwrap();
         assert!(matches!(store.get(&id("ab12", 4)), Err(StoreError::Corrupt)));
         assert!(!path.exists(), "the oversized copy was quarantined");
+    }
+
+    /// A store whose writes fail while `failing` is set (a full or failing disk under the index).
+    #[derive(Default)]
+    struct FailingWrites {
+        inner: MemoryKv,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl KvStore for FailingWrites {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ignifuge_kv::KvError> {
+            self.inner.get(key)
+        }
+        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), ignifuge_kv::KvError> {
+            if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ignifuge_kv::KvError::Engine("no space left on device".into()));
+            }
+            self.inner.write(batch, durability)
+        }
+        fn scan_bytes(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+            bytes_max: usize,
+        ) -> Result<Vec<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
+            self.inner.scan_bytes(start, end, limit, bytes_max)
+        }
+        fn scan_visit(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+            bytes_max: usize,
+            visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
+        ) -> Result<(), ignifuge_kv::KvError> {
+            self.inner.scan_visit(start, end, limit, bytes_max, visit)
+        }
+        fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
+            self.inner.last(start, end)
+        }
+        fn snapshot(&self) -> Result<Box<dyn ignifuge_kv::KvSnapshot>, ignifuge_kv::KvError> {
+            self.inner.snapshot()
+        }
+    }
+
+    #[test]
+    fn a_durable_shard_whose_index_entry_fails_is_stored_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(FailingWrites::default());
+        let store = ShardStore::open(dir.path(), index.clone()).unwrap();
+        index.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let data = b"shard bytes".repeat(100);
+        let hash = blake3::hash(&data);
+        store.put(&id("ab16", 2), &data, &hash).unwrap();
+        assert_eq!(store.get(&id("ab16", 2)).unwrap().0, data);
+        assert_eq!(store.indexed_shards().unwrap(), 0, "no index entry");
+        let (listed, _) = store.list_blobs(None, 10).unwrap();
+        assert_eq!(listed.iter().map(|b| b.blob.0.as_str()).collect::<Vec<_>>(), ["ab16"], "in the inventory");
     }
 
     #[test]
