@@ -6,7 +6,9 @@
 //! if no sync is running it runs one `syncfs` of the shard file system for itself and everyone who
 //! arrived meanwhile; if one is running, it waits for the next, which starts as soon as the running
 //! one ends and covers every writer that arrived during it. `syncfs` makes all of it durable at
-//! once: file data, renames, new directories (Linux reports writeback errors to it since 5.8).
+//! once: file data, renames, new directories (Linux reports writeback errors to it since 5.8, and
+//! the file system's own since 5.17: on older kernels a node syncs each file instead,
+//! `SyncMode::for_this_kernel`).
 //!
 //! A writeback error is reported once, to the first `syncfs` on our descriptor after it happened,
 //! which need not be the round that covers the failed write: a writer's pages may fail while an
@@ -46,6 +48,43 @@ impl std::str::FromStr for SyncMode {
             "group" => Ok(SyncMode::Group),
             other => Err(format!("unknown shard sync mode {other:?} (file or group)")),
         }
+    }
+}
+
+/// The first kernel whose `syncfs` returns both the writeback errors of the file system (5.8) and
+/// the errors of its own `->sync_fs` (5.17: a journal commit that failed). Before it, a `syncfs`
+/// could succeed over a write that never reached the disk, and a shard would be acknowledged
+/// durable when it is not.
+const SYNCFS_REPORTS_ERRORS_SINCE: (u32, u32) = (5, 17);
+
+/// Whether a kernel of this release (`/proc/sys/kernel/osrelease`, "6.1.0-18-amd64") reports
+/// every error of a `syncfs`. A release that does not parse is taken as not.
+pub fn syncfs_reports_errors(release: &str) -> bool {
+    let mut numbers = release.trim().split(|c: char| !c.is_ascii_digit()).map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= SYNCFS_REPORTS_ERRORS_SINCE,
+        _ => false,
+    }
+}
+
+impl SyncMode {
+    /// The mode a node uses when `self` is asked for: group commit only where the running kernel
+    /// reports every error of a `syncfs`; per-file syncs otherwise, with a warning.
+    pub fn for_this_kernel(self) -> SyncMode {
+        if self != SyncMode::Group {
+            return self;
+        }
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        if syncfs_reports_errors(&release) {
+            return self;
+        }
+        tracing::warn!(
+            release = release.trim(),
+            "this kernel's syncfs may not report write errors (needs {}.{}): shard writes sync each file instead",
+            SYNCFS_REPORTS_ERRORS_SINCE.0,
+            SYNCFS_REPORTS_ERRORS_SINCE.1
+        );
+        SyncMode::PerFile
     }
 }
 
@@ -146,6 +185,24 @@ mod tests {
     use super::*;
     use std::io::Write as _;
     use std::sync::Arc;
+
+    #[test]
+    fn group_commit_only_where_syncfs_reports_every_error() {
+        for (release, reports) in [
+            ("6.1.0-18-amd64", true),
+            ("5.17.0", true),
+            ("6.18.44-fc-v1272", true),
+            ("10.0", true),
+            ("5.16.20-generic", false),
+            ("5.10.0-28-amd64", false),
+            ("4.19.0", false),
+            ("", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(syncfs_reports_errors(release), reports, "{release:?}");
+        }
+        assert_eq!(SyncMode::PerFile.for_this_kernel(), SyncMode::PerFile);
+    }
 
     #[test]
     fn concurrent_writers_share_rounds_and_all_return() {

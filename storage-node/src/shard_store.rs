@@ -172,7 +172,7 @@ impl ShardStore {
 
     pub fn open_with(root: &Path, index: Arc<dyn KvStore>, mode: SyncMode) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("shards"))?;
-        let group_sync = match mode {
+        let group_sync = match mode.for_this_kernel() {
             SyncMode::Group => Some(GroupSync::new(&root.join("shards"))?),
             SyncMode::PerFile => None,
         };
