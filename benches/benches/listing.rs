@@ -46,7 +46,8 @@ fn fill(kv: &dyn KvStore, bucket: &str, count: usize) {
 
 fn page(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration {
     let t = Instant::now();
-    let answer = machine.query(Query::ListObjects { bucket: BucketName::new(bucket), request }).unwrap();
+    let answer =
+        machine.query(Query::ListObjects { bucket: BucketName::new(bucket), incarnation: None, request }).unwrap();
     let elapsed = t.elapsed();
     let Answer::Objects(page) = answer else { panic!("unexpected answer") };
     assert!(page.objects.len() + page.common_prefixes.len() > 0, "an empty page");
@@ -56,7 +57,8 @@ fn page(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration 
 /// A page of ListObjectVersions (every version of the keys it covers).
 fn version_page(machine: &StateMachine, bucket: &str, request: VersionListRequest) -> Duration {
     let t = Instant::now();
-    let answer = machine.query(Query::ListVersions { bucket: BucketName::new(bucket), request }).unwrap();
+    let answer =
+        machine.query(Query::ListVersions { bucket: BucketName::new(bucket), incarnation: None, request }).unwrap();
     let elapsed = t.elapsed();
     let Answer::Versions(page) = answer else { panic!("unexpected answer") };
     assert_eq!(page.versions.len(), PAGE, "a short page");

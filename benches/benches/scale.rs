@@ -229,7 +229,9 @@ fn get(machine: &StateMachine, bucket: &str, key: String) -> Duration {
 
 fn list(machine: &StateMachine, bucket: &str, request: ListRequest) -> Duration {
     let t = Instant::now();
-    let answer = machine.query(Query::ListObjects { bucket: BucketName::new(bucket), request }).expect("list");
+    let answer = machine
+        .query(Query::ListObjects { bucket: BucketName::new(bucket), incarnation: None, request })
+        .expect("list");
     let elapsed = t.elapsed();
     let Answer::Objects(page) = answer else { panic!("unexpected answer") };
     assert!(page.objects.len() + page.common_prefixes.len() > 0, "an empty page");

@@ -8,7 +8,8 @@ use crate::stored;
 use crate::{BLOB_SCAN_PAGE_MAX, DOMAINS_LISTED_MAX, MULTIPART_MIN_PART_SIZE_BYTES, MetaError, SCAN_PAGE_BYTES_MAX};
 use ignifuge_kv::{Durability, KvError, KvStore, WriteBatch, prefix_end};
 use ignifuge_types::{
-    BlobId, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId, WebDomain,
+    BlobId, BucketIncarnation, BucketName, LayoutVersion, ObjectKey, ProposalId, TenantId, UploadId, VersionId,
+    WebDomain,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -762,12 +763,12 @@ impl StateMachine {
                     None => Err(MetaError::NoSuchKey),
                 }
             }
-            Query::ListVersions { bucket, request } => {
-                self.bucket(&bucket)?;
+            Query::ListVersions { bucket, incarnation, request } => {
+                self.bucket_read(&bucket, incarnation.as_ref())?;
                 list::list_versions(self, &bucket, &request).map(Answer::Versions)
             }
-            Query::ListObjects { bucket, request } => {
-                self.bucket(&bucket)?;
+            Query::ListObjects { bucket, incarnation, request } => {
+                self.bucket_read(&bucket, incarnation.as_ref())?;
                 self.list_objects(&bucket, &request).map(Answer::Objects)
             }
             Query::Upload { bucket, upload_id } => self.upload(&bucket, &upload_id).map(Answer::Upload),
@@ -778,8 +779,8 @@ impl StateMachine {
                 self.read(&keys::completed_upload(&bucket, &upload_id)).map(Answer::CompletedUpload)
             }
             Query::DurabilityReport => self.durability_report().map(Answer::Durability),
-            Query::ListUploads { bucket, request } => {
-                self.bucket(&bucket)?;
+            Query::ListUploads { bucket, incarnation, request } => {
+                self.bucket_read(&bucket, incarnation.as_ref())?;
                 crate::uploads::list_uploads(self, &bucket, &request).map(Answer::Uploads)
             }
             Query::Garbage { older_than_ms, limit, after } => {
@@ -1213,6 +1214,20 @@ impl StateMachine {
 
     fn bucket(&self, name: &BucketName) -> Result<BucketRecord, MetaError> {
         self.read(&keys::bucket(name))?.ok_or(MetaError::NoSuchBucket)
+    }
+
+    /// The bucket a read names, if it is still the life of the name the reader saw (when it says
+    /// which): NoSuchBucket otherwise.
+    fn bucket_read(
+        &self,
+        name: &BucketName,
+        incarnation: Option<&BucketIncarnation>,
+    ) -> Result<BucketRecord, MetaError> {
+        let record = self.bucket(name)?;
+        if incarnation.is_some_and(|i| *i != record.incarnation) {
+            return Err(MetaError::NoSuchBucket);
+        }
+        Ok(record)
     }
 
     /// The bucket a write names, if it is still the one the write was authorized against: same

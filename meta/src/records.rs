@@ -1061,6 +1061,10 @@ pub enum Query {
     },
     ListObjects {
         bucket: BucketName,
+        /// With it, the bucket must be this life of the name (NoSuchBucket otherwise): a listing
+        /// never shows the objects of a bucket deleted and made again since the reader's view.
+        #[serde(default)]
+        incarnation: Option<BucketIncarnation>,
         request: crate::ListRequest,
     },
     Upload {
@@ -1097,6 +1101,9 @@ pub enum Query {
     /// A page of ListMultipartUploads.
     ListUploads {
         bucket: BucketName,
+        /// As in `Query::ListObjects`.
+        #[serde(default)]
+        incarnation: Option<BucketIncarnation>,
         request: crate::UploadListRequest,
     },
     /// Garbage blobs recorded before `older_than_ms`, in blob id order after `after`, at most
@@ -1152,6 +1159,9 @@ pub enum Query {
     /// A page of ListObjectVersions.
     ListVersions {
         bucket: BucketName,
+        /// As in `Query::ListObjects`.
+        #[serde(default)]
+        incarnation: Option<BucketIncarnation>,
         request: crate::VersionListRequest,
     },
     /// The current cluster layout.

@@ -110,15 +110,19 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
-    async fn list_objects(&self, bucket: BucketName, request: ListRequest) -> Result<ListPage, MetaError> {
-        match self.query(Query::ListObjects { bucket, request }).await? {
+    /// A page of ListObjects in the bucket the reader was authorized against (NoSuchBucket if
+    /// the bucket of that name is no longer that one), as the two below.
+    async fn list_objects(&self, bucket: BucketRef, request: ListRequest) -> Result<ListPage, MetaError> {
+        let query = Query::ListObjects { bucket: bucket.name, incarnation: Some(bucket.incarnation), request };
+        match self.query(query).await? {
             Answer::Objects(page) => Ok(page),
             other => Err(unexpected("ListObjects", &other)),
         }
     }
 
-    async fn list_versions(&self, bucket: BucketName, request: VersionListRequest) -> Result<VersionPage, MetaError> {
-        match self.query(Query::ListVersions { bucket, request }).await? {
+    async fn list_versions(&self, bucket: BucketRef, request: VersionListRequest) -> Result<VersionPage, MetaError> {
+        let query = Query::ListVersions { bucket: bucket.name, incarnation: Some(bucket.incarnation), request };
+        match self.query(query).await? {
             Answer::Versions(page) => Ok(page),
             other => Err(unexpected("ListVersions", &other)),
         }
@@ -173,8 +177,9 @@ pub trait Metadata: Send + Sync + 'static {
         }
     }
 
-    async fn list_uploads(&self, bucket: BucketName, request: UploadListRequest) -> Result<UploadPage, MetaError> {
-        match self.query(Query::ListUploads { bucket, request }).await? {
+    async fn list_uploads(&self, bucket: BucketRef, request: UploadListRequest) -> Result<UploadPage, MetaError> {
+        let query = Query::ListUploads { bucket: bucket.name, incarnation: Some(bucket.incarnation), request };
+        match self.query(query).await? {
             Answer::Uploads(uploads) => Ok(uploads),
             other => Err(unexpected("ListUploads", &other)),
         }

@@ -872,7 +872,7 @@ proptest! {
         let mut start_after = None;
         for _ in 0..100 {
             let request = ListRequest { prefix: prefix.clone(), delimiter: delimiter.clone(), start_after: start_after.clone(), max_keys };
-            let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b1"), request }).unwrap() else { panic!() };
+            let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b1"), incarnation: None, request }).unwrap() else { panic!() };
             prop_assert!(page.objects.len() + page.common_prefixes.len() <= max_keys);
             let mut entries: Vec<String> = page.objects.iter().map(|o| o.key.0.clone()).collect();
             entries.extend(page.common_prefixes.iter().cloned());
@@ -992,7 +992,7 @@ fn create_upload_at(m: &StateMachine, bucket: &str, key: &str, initiated_ms: i64
 }
 
 fn list_uploads_page(m: &StateMachine, bucket: &str, request: UploadListRequest) -> UploadPage {
-    match m.query(Query::ListUploads { bucket: BucketName::new(bucket), request }).unwrap() {
+    match m.query(Query::ListUploads { bucket: BucketName::new(bucket), incarnation: None, request }).unwrap() {
         Answer::Uploads(page) => page,
         other => panic!("{other:?}"),
     }
@@ -1412,7 +1412,9 @@ fn version(m: &StateMachine, b: &str, key: &str, version: Option<&VersionId>) ->
 }
 
 fn list_versions_page(m: &StateMachine, b: &str, request: VersionListRequest) -> VersionPage {
-    let Answer::Versions(page) = m.query(Query::ListVersions { bucket: BucketName::new(b), request }).unwrap() else {
+    let Answer::Versions(page) =
+        m.query(Query::ListVersions { bucket: BucketName::new(b), incarnation: None, request }).unwrap()
+    else {
         panic!()
     };
     page
@@ -1426,7 +1428,9 @@ fn versions(m: &StateMachine, b: &str, key: &str) -> Vec<VersionSummary> {
 
 fn listed_keys(m: &StateMachine, b: &str) -> Vec<String> {
     let request = ListRequest { max_keys: 1000, ..Default::default() };
-    let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new(b), request }).unwrap() else {
+    let Answer::Objects(page) =
+        m.query(Query::ListObjects { bucket: BucketName::new(b), incarnation: None, request }).unwrap()
+    else {
         panic!()
     };
     page.objects.into_iter().map(|o| o.key.0).collect()
@@ -1688,7 +1692,9 @@ fn version_listing_paginates_with_key_and_version_markers() {
     // ListObjects skips the marker of b/x, and shows b/ only through b/y.
     delete(&m, "b1", "b/y", None);
     let request = ListRequest { delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };
-    let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b1"), request }).unwrap() else {
+    let Answer::Objects(page) =
+        m.query(Query::ListObjects { bucket: BucketName::new("b1"), incarnation: None, request }).unwrap()
+    else {
         panic!()
     };
     assert!(page.common_prefixes.is_empty(), "every key under b/ is deleted");
@@ -1988,6 +1994,50 @@ fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
 /// A key range full of delete markers is listed in bounded pages: each page reads at most the
 /// bound of markers, ends truncated (possibly with no key), and the pages together list exactly
 /// the live keys.
+/// A listing names the life of the bucket its reader was authorized against: a bucket deleted
+/// and made again by another tenant since answers NoSuchBucket, never the new owner's keys.
+#[test]
+fn a_listing_names_the_bucket_incarnation_it_was_authorized_against() {
+    let m = machine();
+    bucket(&m, "a", "shared").unwrap();
+    let before = bref(&m, "shared");
+    m.apply(Command::DeleteBucket { bucket: before.clone() }).unwrap();
+    bucket(&m, "b", "shared").unwrap();
+    put_blob(&m, "shared", "the-other-tenants-key", "1");
+    let upload = upload_record(new_upload_id(1), BucketName::new("shared"), "k");
+    m.apply(Command::CreateUpload { bucket: bref(&m, "shared"), upload }).unwrap();
+    let name = || BucketName::new("shared");
+    for incarnation in [Some(before.incarnation.clone()), Some(bref(&m, "shared").incarnation), None] {
+        let old = incarnation.as_ref() == Some(&before.incarnation);
+        let queries = [
+            Query::ListObjects {
+                bucket: name(),
+                incarnation: incarnation.clone(),
+                request: ListRequest { max_keys: 10, ..Default::default() },
+            },
+            Query::ListVersions {
+                bucket: name(),
+                incarnation: incarnation.clone(),
+                request: VersionListRequest { max_keys: 10, ..Default::default() },
+            },
+            Query::ListUploads {
+                bucket: name(),
+                incarnation: incarnation.clone(),
+                request: UploadListRequest { max_uploads: 10, ..Default::default() },
+            },
+        ];
+        for query in queries {
+            match m.query(query.clone()) {
+                Err(MetaError::NoSuchBucket) if old => {}
+                Ok(Answer::Objects(page)) if !old => assert_eq!(page.objects.len(), 1),
+                Ok(Answer::Versions(page)) if !old => assert_eq!(page.versions.len(), 1),
+                Ok(Answer::Uploads(page)) if !old => assert_eq!(page.uploads.len(), 1),
+                other => panic!("{query:?}: {other:?}"),
+            }
+        }
+    }
+}
+
 /// A version listing whose page ended on a key's "null" version, deleted for good before the
 /// next page: the next page lists the key's versions again from its newest (the null version's
 /// place is gone with it) rather than none of those after it, as it did.
@@ -2255,6 +2305,7 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
     let Answer::Objects(listed) = m
         .query(Query::ListObjects {
             bucket: BucketName::new("b1"),
+            incarnation: None,
             request: ListRequest { max_keys: 1000, ..Default::default() },
         })
         .unwrap()
@@ -2530,7 +2581,9 @@ fn list_inline_objects_on(m: StateMachine) {
         put_record(&m, "b3", record).unwrap();
     }
     let request = ListRequest { max_keys: 1000, ..Default::default() };
-    let Answer::Objects(page) = m.query(Query::ListObjects { bucket: BucketName::new("b3"), request }).unwrap() else {
+    let Answer::Objects(page) =
+        m.query(Query::ListObjects { bucket: BucketName::new("b3"), incarnation: None, request }).unwrap()
+    else {
         panic!()
     };
     assert!(page.is_truncated && page.objects.len() < long.len(), "{} keys", page.objects.len());

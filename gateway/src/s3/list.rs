@@ -1,10 +1,8 @@
 //! ListObjectsV2 and ListObjects (v1).
 
 use super::{IgnifugeS3, etag, timestamp};
-use crate::error::GatewayError;
 use base64::Engine as _;
-use ignifuge_meta::{LIST_MAX_KEYS, ListPage, ListRequest, ObjectSummary};
-use ignifuge_types::BucketName;
+use ignifuge_meta::{BucketRecord, LIST_MAX_KEYS, ListPage, ListRequest, ObjectSummary};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -52,8 +50,8 @@ pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     }
 }
 
-async fn page(s3: &IgnifugeS3, bucket: &str, request: ListRequest) -> S3Result<ListPage> {
-    Ok(s3.gateway.metadata.list_objects(BucketName::new(bucket), request).await.map_err(GatewayError::Meta)?)
+async fn page(s3: &IgnifugeS3, bucket: &BucketRecord, request: ListRequest) -> S3Result<ListPage> {
+    s3.in_bucket(bucket, s3.gateway.metadata.list_objects(bucket.reference(), request).await)
 }
 
 fn object_entry(record: ObjectSummary, encoder: &Encoder, owner: Option<&Owner>) -> Object {
@@ -103,7 +101,7 @@ pub async fn list_objects_v2(
         start_after,
         max_keys: max,
     };
-    let mut listed = page(s3, &bucket.name.0, request).await?;
+    let mut listed = page(s3, &bucket, request).await?;
     let owner = input
         .fetch_owner
         .unwrap_or(false)
@@ -146,7 +144,7 @@ pub async fn list_objects(
         start_after: input.marker.clone().filter(|m| !m.is_empty()),
         max_keys: max,
     };
-    let mut listed = page(s3, &bucket.name.0, request).await?;
+    let mut listed = page(s3, &bucket, request).await?;
     let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     let common_prefixes = prefixes(&mut listed, &encoder);
     let contents: Vec<Object> = listed.objects.into_iter().map(|r| object_entry(r, &encoder, Some(&owner))).collect();

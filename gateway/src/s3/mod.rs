@@ -20,7 +20,7 @@ pub(crate) mod website;
 use crate::Gateway;
 use crate::error::{GatewayError, GatewayResult};
 use crate::principal::Principal;
-use ignifuge_meta::{BucketRecord, ObjectHeaders};
+use ignifuge_meta::{BucketRecord, MetaError, ObjectHeaders};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::host::{S3Host, VirtualHost};
@@ -80,6 +80,16 @@ impl IgnifugeS3 {
     /// The bucket the request names, as read (fresh) when the request was authorized.
     fn bucket<T>(req: &S3Request<T>) -> S3Result<BucketRecord> {
         Ok(Self::authorized(req)?.view()?.record.clone())
+    }
+
+    /// The answer of a metadata read that named the bucket's owner and incarnation: NoSuchBucket
+    /// (deleted, or deleted and made again, since the view was cached) drops the view, so that
+    /// the next request reads the bucket afresh.
+    fn in_bucket<T>(&self, bucket: &BucketRecord, answer: Result<T, MetaError>) -> S3Result<T> {
+        if matches!(answer, Err(MetaError::NoSuchBucket)) {
+            self.gateway.access.forget(&bucket.name);
+        }
+        Ok(answer.map_err(GatewayError::Meta)?)
     }
 
     /// Forgets this gateway's cached view of a bucket whose settings it just changed.

@@ -710,7 +710,7 @@ pub async fn list_multipart_uploads(
         upload_id_marker: input.upload_id_marker.clone().filter(|m| !m.is_empty()).map(UploadId::new),
         max_uploads: max,
     };
-    let page = s3.gateway.metadata.list_uploads(bucket.name.clone(), request).await.map_err(GatewayError::Meta)?;
+    let page = s3.in_bucket(&bucket, s3.gateway.metadata.list_uploads(bucket.reference(), request).await)?;
     let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(bucket.name.0),

@@ -72,7 +72,7 @@ pub async fn list_object_versions(
         version_id_marker: parse_version_id(version_id_marker)?,
         max_keys: max,
     };
-    let page = s3.gateway.metadata.list_versions(bucket.name.clone(), request).await.map_err(GatewayError::Meta)?;
+    let page = s3.in_bucket(&bucket, s3.gateway.metadata.list_versions(bucket.reference(), request).await)?;
     let owner = Owner { display_name: Some(bucket.tenant.0.clone()), id: Some(bucket.tenant.0.clone()) };
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
