@@ -686,6 +686,72 @@ async fn put_aws_chunked_announcing_crc32(cluster: &Cluster, key: &str, decoded:
     raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, body).await.expect("aws-chunked PUT")
 }
 
+/// A PUT whose body is signed chunk by chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD: minio-go, the
+/// Java SDK and others over plain HTTP), `tamper` applied to the body after signing.
+async fn put_chunk_signed(cluster: &Cluster, key: &str, data: &[u8], tamper: impl FnOnce(&mut Vec<u8>)) -> RawResponse {
+    const CHUNK: usize = 64 * 1024;
+    let path = format!("/signed/{key}");
+    let url = cluster.url(&path);
+    let decoded_length = data.len().to_string();
+    let content_length = aws_chunked_signed_len(data.len(), CHUNK).to_string();
+    let (keys, time) = (cluster.keys(), SystemTime::now());
+    let headers = cluster.sign(
+        &keys,
+        time,
+        "PUT",
+        &url,
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("content-length", content_length.as_str()),
+            ("x-amz-decoded-content-length", decoded_length.as_str()),
+        ],
+        Payload::StreamingSigned,
+    );
+    let mut body = aws_chunked_signed(&cluster.region, &keys, time, &headers, data, CHUNK);
+    assert_eq!(body.len().to_string(), content_length);
+    tamper(&mut body);
+    raw_request(&cluster.gateway_addr(), "PUT", &path, &headers, &body).await.expect("chunk-signed PUT")
+}
+
+/// Chunk-signed uploads: stored byte for byte when every chunk's signature holds; a chunk whose
+/// bytes were changed in flight, or whose signature is not the one chained from the request's,
+/// is 403 SignatureDoesNotMatch and changes nothing (the object it would replace stays).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_signed_upload_is_stored_and_a_tampered_chunk_is_refused() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "signed").await;
+    let data = TestRng::new("a_chunk_signed_upload").bytes(200_000);
+    let response = put_chunk_signed(&cluster, "good", &data, |_| {}).await;
+    assert_eq!(response.status, 200, "chunk-signed PUT: {}", response.summary());
+    assert_bytes_eq(&get_object(&s3, "signed", "good").await, &data, "chunk-signed upload");
+
+    put_object(&s3, "signed", "victim", b"the original").await;
+    // A byte of the third chunk's data changed (its header is ~85 bytes, each chunk 64 KiB).
+    let in_third_chunk = 2 * (64 * 1024 + 90) + 1000;
+    let flip = |body: &mut Vec<u8>| body[in_third_chunk] ^= 0x01;
+    // The second chunk's signature replaced by the first's (a replay within the stream).
+    let replay = |body: &mut Vec<u8>| {
+        let signature_at = |from: usize| {
+            from + body[from..].windows(16).position(|w| w == b"chunk-signature=").expect("a chunk header") + 16
+        };
+        let first = signature_at(0);
+        let second = signature_at(first);
+        let copied = body[first..first + 64].to_vec();
+        body[second..second + 64].copy_from_slice(&copied);
+    };
+    for (what, tamper) in [
+        ("a changed byte", Box::new(flip) as Box<dyn FnOnce(&mut Vec<u8>)>),
+        ("a replayed signature", Box::new(replay)),
+    ] {
+        let response = put_chunk_signed(&cluster, "victim", &data, tamper).await;
+        assert_eq!(response.status, 403, "{what}: {}", response.summary());
+        assert!(response.summary().contains("SignatureDoesNotMatch"), "{what}: {}", response.summary());
+        assert_eq!(get_object(&s3, "signed", "victim").await, b"the original", "{what}: nothing replaced");
+    }
+    assert_eq!(list_all_keys(&s3, "signed").await, vec!["good", "victim"]);
+}
+
 /// s3s buffers a whole aws-chunked chunk before it checks the chunk's signature; the gateway
 /// refuses a chunk announced larger than 16 MiB before any of it is buffered, and a well-framed
 /// body of ordinary chunks still goes through.

@@ -1468,6 +1468,9 @@ pub enum Payload<'a> {
     Unsigned,
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (aws-chunked body with a trailing checksum).
     UnsignedTrailer,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: an aws-chunked body whose every chunk is signed,
+    /// chained from the request's own signature (`aws_chunked_signed`).
+    StreamingSigned,
 }
 
 pub fn sign_request(
@@ -1512,6 +1515,7 @@ pub fn sign_request(
         Payload::Bytes(bytes) => SignableBody::Bytes(bytes),
         Payload::Unsigned => SignableBody::UnsignedPayload,
         Payload::UnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
+        Payload::StreamingSigned => SignableBody::Precomputed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into()),
     };
     let signable = SignableRequest::new(method, url, all_headers.iter().copied(), body).expect("signable request");
     let (instructions, _signature) = sign(signable, &params).expect("SigV4 signing").into_parts();
@@ -1519,6 +1523,58 @@ pub fn sign_request(
     for (name, value) in instructions.headers() {
         out.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         out.push((name.to_owned(), value.to_owned()));
+    }
+    out
+}
+
+/// A header of a request signed by `sign_request`.
+fn signed_header<'a>(signed: &'a [(String, String)], name: &str) -> &'a str {
+    signed.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).expect("a signed header")
+}
+
+/// The length of `aws_chunked_signed`'s body for `data_len` bytes in chunks of `chunk_size`
+/// (signatures are 64 hex digits whatever they say): the request's signed Content-Length.
+pub fn aws_chunked_signed_len(data_len: usize, chunk_size: usize) -> usize {
+    let frame = |len: usize| format!("{len:x};chunk-signature=").len() + 64 + 2 + len + 2;
+    let full = data_len / chunk_size;
+    let rest = data_len % chunk_size;
+    full * frame(chunk_size) + if rest > 0 { frame(rest) } else { 0 } + frame(0)
+}
+
+/// An aws-chunked body of `data` signed chunk by chunk (SigV4 streaming, as minio-go and the Java
+/// SDK send over plain HTTP) for the request `signed` (`sign_request` with
+/// `Payload::StreamingSigned` by `keys` at `time`): each chunk's signature chains from the one
+/// before, the first from the request's own, and a last empty chunk ends it.
+pub fn aws_chunked_signed(
+    region: &str,
+    keys: &Keys,
+    time: SystemTime,
+    signed: &[(String, String)],
+    data: &[u8],
+    chunk_size: usize,
+) -> Vec<u8> {
+    use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+    let sha256_hex = |bytes: &[u8]| {
+        let algorithm: aws_smithy_checksums::ChecksumAlgorithm = "sha256".parse().expect("sha256");
+        let mut hash = algorithm.into_impl();
+        hash.update(bytes);
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let key = generate_signing_key(&keys.secret_key, time, region, "s3");
+    let amz_date = signed_header(signed, "x-amz-date");
+    let scope = format!("{}/{region}/s3/aws4_request", &amz_date[..8]);
+    let empty = sha256_hex(b"");
+    let authorization = signed_header(signed, "authorization");
+    let mut previous = authorization.rsplit("Signature=").next().expect("a signature").to_owned();
+    let mut out = Vec::new();
+    for chunk in data.chunks(chunk_size).chain(std::iter::once(&[][..])) {
+        let to_sign =
+            format!("AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n{previous}\n{empty}\n{}", sha256_hex(chunk));
+        let signature = calculate_signature(key.as_ref(), to_sign.as_bytes());
+        out.extend_from_slice(format!("{:x};chunk-signature={signature}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+        previous = signature;
     }
     out
 }
