@@ -188,6 +188,29 @@ async fn presigned_urls() {
     assert_eq!(response.header("etag"), Some(etag_of(body).as_str()));
     assert_eq!(get_object(&s3, "pre", "uploaded.txt").await, body);
 
+    // Headers its signer never saw do not turn a presigned PUT into a copy of what the signer may
+    // read (x-amz-copy-source makes a PUT a CopyObject), nor give it grants.
+    put_object(&s3, "pre", "private.txt", b"not for the URL's holder").await;
+    let drop = s3
+        .put_object()
+        .bucket("pre")
+        .key("drop.txt")
+        .presigned(presign_config(Duration::from_secs(600)))
+        .await
+        .expect("presign");
+    for (name, value) in [("x-amz-copy-source", "/pre/private.txt"), ("x-amz-grant-read", "id=\"other\"")] {
+        let mut headers: Vec<(String, String)> = drop.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        headers.push(("host".to_owned(), authority_of(drop.uri()).to_owned()));
+        headers.push((name.to_owned(), value.to_owned()));
+        let response = raw_request(&cluster.gateway_addr(), "PUT", path_and_query_of(drop.uri()), &headers, b"")
+            .await
+            .expect("PUT");
+        assert_eq!(response.status, 403, "{name} unsigned: {}", response.summary());
+        assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
+        assert!(response.body_text().contains("were not signed"), "{}", response.body_text());
+    }
+    assert_status(s3.head_object().bucket("pre").key("drop.txt").send().await, 404, "nothing copied nor stored");
+
     // Tampered: another signature, another key, another method.
     let uri = get.uri().to_owned();
     let signature_at = uri.find("X-Amz-Signature=").expect("signature in the URL") + "X-Amz-Signature=".len();

@@ -335,6 +335,13 @@ async fn custom_domains_serve_the_bucket_they_name_and_belong_to_one_tenant() {
     let other = cluster.create_tenant("other");
     let other_client = cluster.client_for_keys(&other);
     other_client.create_bucket().bucket("other-site").send().await.expect("CreateBucket");
+    // Nor by making a bucket named like it: the domain attached first keeps serving its bucket.
+    other_client.create_bucket().bucket("docs.example.test").send().await.expect("CreateBucket named like it");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await; // the endpoint's 1 s memory of a host
+    let kept = web(&cluster, 0, "GET", "docs.example.test", "/", &[]).await;
+    assert_eq!(kept.status, 200, "{}", kept.body_text());
+    assert!(kept.body_text().contains("Ignifuge test site"), "{}", kept.body_text());
+    other_client.delete_bucket().bucket("docs.example.test").send().await.expect("DeleteBucket");
     let output = run_with_timeout(
         Command::new(env!("CARGO_BIN_EXE_ignifuge")).args(["admin", "--data-dir"]).arg(&cluster.data_dir).args([
             "domain",

@@ -8,7 +8,15 @@
 //!   400 InvalidRequest there; it is an HMAC-SHA1 over fewer fields than SigV4 signs. No client
 //!   the project tests needs it, so it is not offered at all;
 //! - a bucket name that breaks AWS's naming rules: s3s refuses it with InvalidBucketName and no
-//!   message (the aws CLI prints "Unknown"); this names the rule broken.
+//!   message (the aws CLI prints "Unknown"); this names the rule broken;
+//! - an `x-amz-*` header the signature does not cover: AWS answers 403 AccessDenied ("There were
+//!   headers present in the request which were not signed"). s3s checks only the headers a
+//!   request says it signed, so whoever held a presigned PUT URL could add `x-amz-copy-source`
+//!   and turn it into a CopyObject of anything its signer may read, or add grants, tags or a
+//!   redirect (a review found it).
+//!
+//! Query parameters are read as s3s reads them (`serde_urlencoded`: names percent-decoded), so that
+//! `X-Amz-%45xpires` is the `X-Amz-Expires` s3s will check the signature with, not a stranger.
 
 use s3s::{S3Error, S3ErrorCode};
 
@@ -36,37 +44,81 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
             format!("The specified bucket is not valid. {rule}"),
         ));
     }
-    let query = request.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
-        })
-    };
+    // A query s3s cannot parse is refused by s3s.
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(request.uri().query().unwrap_or("")).ok()?;
+    let param = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
     let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let sigv2 = authorization.is_some_and(|a| a.starts_with("AWS "))
-        || (param("Signature").is_some() && param("AWSAccessKeyId").is_some());
+        || param("Signature").is_some()
+        || param("AWSAccessKeyId").is_some();
     if sigv2 {
         return Some(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
         ));
     }
-    if param("X-Amz-Algorithm").is_some() {
+    let presigned = param("X-Amz-Algorithm").is_some();
+    if presigned {
         let expires = param("X-Amz-Expires");
         let valid = expires.and_then(|e| e.parse::<u64>().ok());
+        let repeated = pairs
+            .iter()
+            .filter(|(key, _)| key.starts_with("X-Amz-"))
+            .any(|(key, _)| pairs.iter().filter(|(other, _)| other == key).count() > 1);
         let message = match (expires, valid) {
+            _ if repeated => Some("Only one of each X-Amz- authentication parameter may be given"),
             (Some(_), Some(secs)) if secs > PRESIGNED_EXPIRES_MAX_SECS => {
-                "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+                Some("X-Amz-Expires must be less than a week (in seconds) that is 604800")
             }
-            (Some(_), None) => "X-Amz-Expires should be a number",
-            _ => return None,
+            (Some(_), None) => Some("X-Amz-Expires should be a number"),
+            _ => None,
         };
-        let mut error = S3Error::with_message(S3ErrorCode::Custom("AuthorizationQueryParametersError".into()), message);
-        error.set_status_code(http::StatusCode::BAD_REQUEST);
-        return Some(error);
+        if let Some(message) = message {
+            let mut error =
+                S3Error::with_message(S3ErrorCode::Custom("AuthorizationQueryParametersError".into()), message);
+            error.set_status_code(http::StatusCode::BAD_REQUEST);
+            return Some(error);
+        }
+    }
+    let signed: Vec<String> = if presigned {
+        param("X-Amz-SignedHeaders").unwrap_or("").split(';').map(|h| h.trim().to_ascii_lowercase()).collect()
+    } else if let Some(header_auth) = authorization.filter(|a| a.starts_with("AWS4-HMAC-SHA256")) {
+        let listed =
+            header_auth.split_once("SignedHeaders=").map_or("", |(_, rest)| rest.split(',').next().unwrap_or(""));
+        listed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect()
+    } else {
+        // Anonymous: nothing is signed, and nothing is granted but what anyone may do.
+        return None;
+    };
+    let unsigned: Vec<&str> = request
+        .headers()
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| name.starts_with("x-amz-") && !signed.iter().any(|s| s == name))
+        .filter(|name| !unsigned_allowed(name, presigned))
+        .collect();
+    if !unsigned.is_empty() {
+        tracing::info!(headers = ?unsigned, "refused a request with x-amz- headers it did not sign");
+        return Some(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "There were headers present in the request which were not signed",
+        ));
     }
     None
+}
+
+/// The `x-amz-*` headers a request may carry without signing them. With header auth, the payload
+/// hash and the date, which the string to sign covers anyway. With a presigned URL, the payload
+/// hash (s3s checks the body against it), and the two that the AWS SDKs never sign into a
+/// presigned URL and may still send with it: their user agent, and asking for the object's
+/// checksum in the answer.
+fn unsigned_allowed(name: &str, presigned: bool) -> bool {
+    match name {
+        "x-amz-content-sha256" => true,
+        "x-amz-date" => !presigned,
+        "x-amz-user-agent" | "x-amz-checksum-mode" => presigned,
+        _ => false,
+    }
 }
 
 /// The first of AWS's general purpose bucket naming rules that `name` breaks.
@@ -141,6 +193,86 @@ mod tests {
         assert_eq!(code(&url("soon"), None).as_deref(), Some("AuthorizationQueryParametersError"));
         // Not presigned: an X-Amz-Expires parameter means nothing.
         assert_eq!(code("/bkt/k?X-Amz-Expires=99999999", None), None);
+    }
+
+    #[test]
+    fn authentication_parameters_are_read_as_s3s_decodes_them() {
+        // Percent-encoded names are the same parameters to s3s: the limit and the refusal hold.
+        let url = "/bkt/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-%45xpires=4294967295&X-Amz-Signature=00";
+        assert_eq!(code(url, None).as_deref(), Some("AuthorizationQueryParametersError"));
+        let url = "/bkt/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=60&X-Amz-Expires=4294967295";
+        assert_eq!(code(url, None).as_deref(), Some("AuthorizationQueryParametersError"), "repeated");
+        assert_eq!(code("/bkt/k?AWS%41ccessKeyId=K&Expires=1&Signature=x", None).as_deref(), Some("InvalidRequest"));
+        assert_eq!(
+            code("/bkt/k?AWSAccessKeyId=K&Expires=253402300799&%53ignature=x", None).as_deref(),
+            Some("InvalidRequest")
+        );
+    }
+
+    fn refused_headers(uri: &str, authorization: Option<&str>, headers: &[(&str, &str)]) -> Option<String> {
+        let mut builder = http::Request::put(uri);
+        if let Some(a) = authorization {
+            builder = builder.header("authorization", a);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(()).unwrap();
+        refusal(&request, &super::super::Hosts { domains: Vec::new() }).map(|e| {
+            assert_eq!(e.status_code().unwrap_or(http::StatusCode::FORBIDDEN), http::StatusCode::FORBIDDEN);
+            format!("{}: {}", e.code().as_str(), e.message().unwrap_or_default())
+        })
+    }
+
+    #[test]
+    fn x_amz_headers_the_signature_does_not_cover_are_refused() {
+        let presigned =
+            "/bkt/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+        // A presigned PUT turned into a CopyObject, or given grants, by headers its signer never saw.
+        for added in
+            ["x-amz-copy-source", "x-amz-grant-read", "x-amz-tagging", "x-amz-acl", "x-amz-website-redirect-location"]
+        {
+            let refused = refused_headers(presigned, None, &[(added, "v")]);
+            assert_eq!(
+                refused.as_deref(),
+                Some("AccessDenied: There were headers present in the request which were not signed"),
+                "{added}"
+            );
+        }
+        let header_auth = "AWS4-HMAC-SHA256 Credential=AKIA/20261203/us-east-1/s3/aws4_request,                            SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-a, Signature=00";
+        assert!(refused_headers("/bkt/k", Some(header_auth), &[("x-amz-copy-source", "/b/k")]).is_some());
+        // What is signed, and what the signature covers or the SDKs leave out of presigned URLs.
+        assert_eq!(
+            refused_headers(
+                "/bkt/k",
+                Some(header_auth),
+                &[("x-amz-meta-a", "1"), ("x-amz-date", "d"), ("x-amz-content-sha256", "h")]
+            ),
+            None
+        );
+        assert_eq!(
+            refused_headers(
+                presigned,
+                None,
+                &[
+                    ("x-amz-user-agent", "sdk"),
+                    ("x-amz-checksum-mode", "ENABLED"),
+                    ("x-amz-content-sha256", "h"),
+                    ("x-amzn-trace-id", "t")
+                ]
+            ),
+            None
+        );
+        assert!(
+            refused_headers(presigned, None, &[("x-amz-date", "20261203T000000Z")]).is_some(),
+            "presigned: dated by the URL"
+        );
+        // Signed names compare without regard to case; a presigned URL signing the header may carry it.
+        let signing_copy =
+            presigned.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=host%3Bx-amz-copy-source");
+        assert_eq!(refused_headers(&signing_copy, None, &[("x-amz-copy-source", "/b/k")]), None);
+        // Anonymous requests sign nothing and are granted only what anyone may do.
+        assert_eq!(refused_headers("/bkt/k", None, &[("x-amz-acl", "private")]), None);
     }
 
     #[test]

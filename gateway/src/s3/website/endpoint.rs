@@ -173,11 +173,13 @@ impl WebsiteEndpoint {
         Self { gateway, domains, aliases: Mutex::new(HashMap::new()) }
     }
 
-    /// The bucket a Host names: `<bucket>.<root domain>`; else a bucket named like the host
-    /// (AWS's rule for custom domains, which wins over any alias, so no tenant can take the
-    /// name of another's bucket); else a domain a tenant attached. The answer for a host is
-    /// remembered for `DOMAIN_CACHE_TTL_MS`, found or not, so random hosts cost one metadata
-    /// read a second each at most.
+    /// The bucket a Host names: `<bucket>.<root domain>`; else the bucket a tenant attached the
+    /// host to as a domain; else a bucket named like the host (AWS's rule for custom domains).
+    /// Whichever came first keeps the host: a domain cannot be attached while another tenant's
+    /// bucket has its name (`Command::SetDomain`), and a bucket made with the name of another
+    /// tenant's domain afterwards does not take it (it did, when the named bucket was looked up
+    /// first). The answer for a host is remembered for `DOMAIN_CACHE_TTL_MS`, found or not, so
+    /// random hosts cost two metadata reads a second each at most.
     async fn bucket_of(&self, host: &str) -> Result<Option<BucketName>, GatewayError> {
         for domain in &self.domains {
             if host == domain {
@@ -194,12 +196,13 @@ impl WebsiteEndpoint {
         {
             return Ok(bucket.clone());
         }
-        let bucket = match self.gateway.access.view(self.gateway.metadata.as_ref(), host, false).await {
-            Ok(_) => Some(BucketName::new(host)),
-            Err(GatewayError::Meta(MetaError::NoSuchBucket)) => {
-                self.gateway.metadata.domain(WebDomain::new(host)).await?.map(|record| record.bucket.name)
-            }
-            Err(e) => return Err(e),
+        let bucket = match self.gateway.metadata.domain(WebDomain::new(host)).await? {
+            Some(record) => Some(record.bucket.name),
+            None => match self.gateway.access.view(self.gateway.metadata.as_ref(), host, false).await {
+                Ok(_) => Some(BucketName::new(host)),
+                Err(GatewayError::Meta(MetaError::NoSuchBucket)) => None,
+                Err(e) => return Err(e),
+            },
         };
         let mut aliases = self.aliases.lock().unwrap_or_else(PoisonError::into_inner);
         if aliases.len() >= DOMAIN_CACHE_ENTRIES_MAX {
