@@ -414,6 +414,18 @@ async fn range_requests() {
         &["InvalidRange"],
         "GET Range starting at the size of a small object",
     );
+
+    // HEAD with a Range answers as GET would, without the body: 206, the range's length and
+    // Content-Range (it answered 200 with the range's length: a client sizing a download from
+    // HEAD took the range for the object).
+    status.reset();
+    let head = ok(s3.head_object().bucket("ranges").key("big").range("bytes=100-199").send().await, "HEAD Range");
+    assert_eq!(status.last(), Some(206), "HEAD Range: status");
+    assert_eq!(head.content_length(), Some(100));
+    assert_eq!(head.content_range(), Some(format!("bytes 100-199/{size}").as_str()));
+    status.reset();
+    let whole = ok(s3.head_object().bucket("ranges").key("big").send().await, "HEAD");
+    assert_eq!((status.last(), whole.content_length(), whole.content_range()), (Some(200), Some(size as i64), None));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -268,6 +268,7 @@ pub async fn serve(
                 .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")));
             // For a 416's body (`complete_error_message`).
             let range = request.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let head = request.method() == http::Method::HEAD;
             // A request that came with a body may be refused before all of it was read: its
             // answer says the connection closes (then lingers: `LingeringClose`), so the client
             // sends nothing more on it. (HTTP/1 only: HTTP/2 has no such header, and its streams
@@ -310,6 +311,15 @@ pub async fn serve(
                 }
                 if attributes {
                     unquote_attributes_etag(&mut response);
+                }
+                // A HEAD of a range or a part is partial content, as its GET is: s3s answers 200
+                // for every HEAD, and a client sizing a download from it took the range's length
+                // for the object's.
+                if head
+                    && response.status() == http::StatusCode::OK
+                    && response.headers().contains_key(http::header::CONTENT_RANGE)
+                {
+                    *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
                 }
                 if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-amz-request-id", value);

@@ -776,6 +776,7 @@ pub async fn head_object(s3: &IgnifugeS3, req: S3Request<HeadObjectInput>) -> S3
         ..Default::default()
     };
     // s3s's HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
+    // (Its Content-Range makes it a 206 on the way out, `serve`: s3s answers 200 for any HEAD.)
     let mut response = S3Response::new(output);
     if !record.tags.is_empty() {
         response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(record.tags.len()));
