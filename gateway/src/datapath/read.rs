@@ -195,9 +195,13 @@ impl DataPath {
     }
 
     /// Fetches the `needed` data shards, hedging: when one fails, or has not answered after
-    /// `HEDGE_AFTER_MS`, one more shard (parity first) is requested for each one missing, so a
-    /// dead, hung or slow node costs at most that delay, never a timeout. Returns when every needed
-    /// shard is in, or when any k shards are (the caller decodes), or when no request is left.
+    /// `HEDGE_AFTER_MS`, spares (parity first) are requested so that with the shards already in
+    /// they make k (a missing shard means decoding, which takes any k: a read of a few bytes
+    /// needs one data shard, and one spare for it would still leave the stripe undecodable), and
+    /// one more every `HEDGE_AFTER_MS` after that while the read is not done (a spare may hang
+    /// too), so a dead, hung or slow node costs about that delay, never a timeout. Returns when
+    /// every needed shard is in, or when any k shards are (the caller decodes), or when no
+    /// request is left.
     async fn gather(
         self: &Arc<Self>,
         blob: &StripedBlob,
@@ -222,7 +226,8 @@ impl DataPath {
             pending.push(fetch(i));
         }
         let mut requested_spares = 0usize;
-        let hedge = tokio::time::sleep(std::time::Duration::from_millis(HEDGE_AFTER_MS));
+        let hedge_after = std::time::Duration::from_millis(HEDGE_AFTER_MS);
+        let hedge = tokio::time::sleep(hedge_after);
         tokio::pin!(hedge);
         let mut hedged = false;
         loop {
@@ -248,16 +253,23 @@ impl DataPath {
                     }
                     None => return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe }),
                 },
-                () = &mut hedge, if !hedged => {
-                    hedged = true;
+                () = &mut hedge => {
                     let outstanding = needed.clone().filter(|i| shards[*i].is_none()).count();
-                    for spare in spares.by_ref().take(outstanding) {
+                    let more = match hedged {
+                        // Enough to decode with the shards in hand, without those still awaited.
+                        false => k.saturating_sub(have).max(outstanding),
+                        true => 1,
+                    };
+                    hedged = true;
+                    let before = requested_spares;
+                    for spare in spares.by_ref().take(if outstanding > 0 { more } else { 0 }) {
                         requested_spares += 1;
                         pending.push(fetch(spare));
                     }
-                    if outstanding > 0 {
-                        tracing::debug!(blob = %blob.blob, stripe, outstanding, "slow shard reads hedged");
+                    if requested_spares > before {
+                        tracing::debug!(blob = %blob.blob, stripe, outstanding, more, "slow shard reads hedged");
                     }
+                    hedge.as_mut().reset(tokio::time::Instant::now() + hedge_after);
                 }
             }
         }
