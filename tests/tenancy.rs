@@ -3,6 +3,7 @@
 
 mod common;
 
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use common::*;
@@ -299,4 +300,68 @@ async fn keys_of_one_tenant_share_its_buckets() {
     assert_s3_error(loser_result, 409, &["BucketAlreadyExists"], "the losing concurrent CreateBucket");
     put_object(winner, "contested", "k", b"winner").await;
     assert_s3_error(loser.get_object().bucket("contested").key("k").send().await, 403, DENIED, "the loser reading");
+}
+
+/// A revoked key (`ignifuge admin key delete`) is refused by every gateway within the key cache's
+/// life (10 s), presigned URLs made with it included; the tenant's other keys and data stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_is_refused_by_every_gateway() {
+    let cluster = Cluster::start().await;
+    let revoked = cluster.create_tenant("leaky");
+    let kept = cluster.create_key("leaky");
+    let client = cluster.client_for_keys(&revoked);
+    create_bucket(&client, "leaky-data").await;
+    put_object(&client, "leaky-data", "doc", b"still here").await;
+    let presigned = client
+        .get_object()
+        .bucket("leaky-data")
+        .key("doc")
+        .presigned(presign_config(std::time::Duration::from_secs(600)))
+        .await
+        .expect("presign");
+    assert_eq!(send_presigned(&presigned, b"").await.status, 200);
+    // Every gateway has the key in its cache before it is revoked.
+    let at = |index: usize| {
+        aws_sdk_s3::Client::from_conf(
+            cluster.s3_config(&cluster.gateways[index], &revoked.access_key, &revoked.secret_key).build(),
+        )
+    };
+    for index in 0..cluster.gateways.len() {
+        ok(at(index).list_buckets().send().await, "ListBuckets before");
+    }
+    let said = cluster.admin(&["key", "delete", &revoked.access_key]);
+    assert!(said.contains("revoked"), "{said}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for index in 0..cluster.gateways.len() {
+        loop {
+            match at(index).list_buckets().send().await {
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(403) => {
+                    assert_eq!(e.code(), Some("InvalidAccessKeyId"), "gateway {index}");
+                    break;
+                }
+                other => {
+                    assert!(std::time::Instant::now() < deadline, "gateway {index} still serves the key: {other:?}");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+    let refused = send_presigned(&presigned, b"").await;
+    assert_eq!(refused.status, 403, "a presigned URL of the revoked key: {}", refused.summary());
+    assert_eq!(refused.error_code().as_deref(), Some("InvalidAccessKeyId"));
+    // The tenant's other key, and its data, stay.
+    assert_eq!(get_object(&cluster.client_for_keys(&kept), "leaky-data", "doc").await, b"still here");
+    let again = run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ignifuge"))
+            .args(["admin", "--data-dir"])
+            .arg(&cluster.data_dir)
+            .args(["key", "delete", &revoked.access_key]),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!again.status.success(), "revoking an unknown key succeeded");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no access key"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

@@ -22,7 +22,7 @@ mod principal;
 pub(crate) mod s3;
 
 use ignifuge_rpc::RemoteMetadata;
-pub use principal::{KeyCache, Principal};
+pub use principal::{KEY_CACHE_TTL_MS, KeyCache, Principal};
 
 use datapath::DataPath;
 use ignifuge_meta::Metadata;

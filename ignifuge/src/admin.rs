@@ -164,6 +164,9 @@ enum KeyCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Revoke an access key: every gateway refuses requests signed with it (InvalidAccessKeyId),
+    /// presigned URLs and form policies included, within `KEY_CACHE_TTL_MS` (10 s).
+    Delete { access_key_id: String },
 }
 
 /// One metadata member, as `ignifuge admin status` reports it.
@@ -542,6 +545,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Key { command: KeyCommand::Create { tenant } } => {
             anyhow::ensure!(admin.tenant_exists(&tenant).await?, "no tenant named {tenant}");
             print_key(&admin.create_key(&tenant).await?);
+        }
+        AdminCommand::Key { command: KeyCommand::Delete { access_key_id } } => {
+            let command = Command::DeleteAccessKey(AccessKeyId::new(&access_key_id));
+            match admin.metadata.apply(command).await {
+                Ok(_) => println!(
+                    "access key {access_key_id} revoked: refused by every gateway within {} s",
+                    ignifuge_gateway::KEY_CACHE_TTL_MS / 1000
+                ),
+                Err(MetaError::NoSuchAccessKey) => anyhow::bail!("no access key {access_key_id}"),
+                Err(e) => return Err(e).with_context(|| format!("revoking {access_key_id}")),
+            }
         }
     }
     Ok(())

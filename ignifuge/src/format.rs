@@ -45,9 +45,12 @@ pub const FORMAT_FILE: &str = "format";
 /// alone, so its replicas would forget ids the others keep. Entries appended before are applied
 /// as they were. Formats 6 to 10 are upgraded in place; a format-10 version refuses a format-11
 /// directory.
-pub const DATA_DIR_FORMAT: &str = "11";
+/// 12: access keys can be revoked (`Command::DeleteAccessKey`): a format-11 version cannot decode
+/// the command. Formats 6 to 11 are upgraded in place; a format-11 version refuses a format-12
+/// directory.
+pub const DATA_DIR_FORMAT: &str = "12";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 5] = ["6", "7", "8", "9", "10"];
+const UPGRADED_IN_PLACE: [&str; 6] = ["6", "7", "8", "9", "10", "11"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

@@ -388,6 +388,14 @@ impl StateMachine {
                 batch.put(keys::access_key(&record.access_key_id), encode(&record));
                 Ok(Outcome::Done)
             }
+            Command::DeleteAccessKey(id) => {
+                let key = keys::access_key(&id);
+                if self.kv.get(&key)?.is_none() {
+                    return Err(MetaError::NoSuchAccessKey);
+                }
+                batch.delete(key);
+                Ok(Outcome::Done)
+            }
             Command::Abandon { .. } => Err(MetaError::Abandoned), // only meaningful in a replicated log
             Command::CreateBucket(bucket) => {
                 self.tenant(&bucket.tenant)?;

@@ -769,6 +769,10 @@ impl TenantDurability {
 pub enum Command {
     CreateTenant(TenantRecord),
     CreateAccessKey(AccessKeyRecord),
+    /// Revokes an access key: requests signed with it, presigned URLs included, are refused
+    /// (InvalidAccessKeyId) once each gateway's cache of it runs out (`KEY_CACHE_TTL_MS`).
+    /// NoSuchAccessKey for a key the metadata does not hold. Since data format 12.
+    DeleteAccessKey(AccessKeyId),
     CreateBucket(BucketRecord),
     /// Deletes an empty bucket, if it is still the one the request was authorized against.
     DeleteBucket {

@@ -1994,6 +1994,25 @@ fn a_completion_of_more_than_ten_thousand_parts_is_refused() {
 /// A key range full of delete markers is listed in bounded pages: each page reads at most the
 /// bound of markers, ends truncated (possibly with no key), and the pages together list exactly
 /// the live keys.
+/// An access key revoked is gone for every query; revoking it again, or a key never made, is
+/// NoSuchAccessKey and changes nothing.
+#[test]
+fn an_access_key_can_be_revoked() {
+    let m = machine();
+    let record = AccessKeyRecord {
+        access_key_id: AccessKeyId::new("IGNKEY"),
+        tenant: TenantId::new("a"),
+        user: UserId::new("admin"),
+        sealed_secret: "sealed".into(),
+        created_ms: 1,
+    };
+    m.apply(Command::CreateAccessKey(record.clone())).unwrap();
+    assert_eq!(m.query(Query::AccessKey(AccessKeyId::new("IGNKEY"))).unwrap(), Answer::AccessKey(record));
+    m.apply(Command::DeleteAccessKey(AccessKeyId::new("IGNKEY"))).unwrap();
+    assert_eq!(m.query(Query::AccessKey(AccessKeyId::new("IGNKEY"))), Err(MetaError::NoSuchAccessKey));
+    assert_eq!(m.apply(Command::DeleteAccessKey(AccessKeyId::new("IGNKEY"))), Err(MetaError::NoSuchAccessKey));
+}
+
 /// A listing names the life of the bucket its reader was authorized against: a bucket deleted
 /// and made again by another tenant since answers NoSuchBucket, never the new owner's keys.
 #[test]
