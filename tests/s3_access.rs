@@ -358,6 +358,17 @@ async fn a_policy_naming_another_tenant_shares_the_bucket_with_it_alone() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("partner writes with {principal}: {e:?}"));
+        // Tags on the write need s3:PutObjectTagging as well, as on AWS: the policy grants
+        // s3:PutObject only (tags chosen by the writer could meet ExistingObjectTag conditions).
+        let tagged = partner_client
+            .put_object()
+            .bucket("shared")
+            .key("tagged-by-partner")
+            .tagging("class=public")
+            .body(ByteStream::from_static(b"hello"))
+            .send()
+            .await;
+        assert_eq!(error_code(&tagged), Some("AccessDenied".into()), "{principal}");
         // Not listed in the policy: listing and deleting stay the owner's.
         let list = partner_client.list_objects_v2().bucket("shared").send().await;
         assert_eq!(error_code(&list), Some("AccessDenied".into()));

@@ -319,6 +319,17 @@ impl S3Access for AccessHook {
                         &authorized.request_id,
                     )?;
                 }
+                // Tags given with a write need their own permission too, as on AWS (a writer
+                // granted only s3:PutObject could otherwise tag its object to meet another
+                // statement's s3:ExistingObjectTag condition).
+                if matches!(operation.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload")
+                    && cx.headers().get("x-amz-tagging").is_some_and(|v| !v.is_empty())
+                {
+                    let action = "s3:PutObjectTagging";
+                    let context = request_context(cx.headers(), cx.uri(), client, action);
+                    let ask = Ask { action, key: key.as_deref(), object_acl: None };
+                    self.gateway.authorize(&authorized.requester, &view, ask, &context, &authorized.request_id)?;
+                }
                 authorized.view = Some(view);
             }
         }
