@@ -510,6 +510,15 @@ async fn policies_are_validated_and_block_public_access_guards_them() {
             r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::guarded/*","Condition":{"StringSmells":{"aws:Referer":"x"}}}]}"#,
             "Condition",
         ),
+        // A tenant or a key that does not exist (a grant to whoever is made with that name later).
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"nobody-yet"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::guarded/*"}]}"#,
+            "Invalid principal in policy",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::default:key/IGNNOSUCHKEY"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::guarded/*"}]}"#,
+            "Invalid principal in policy",
+        ),
     ] {
         let result = owner.put_bucket_policy().bucket("guarded").policy(policy).send().await;
         assert_eq!(error_code(&result), Some("MalformedPolicy".into()), "{policy}");

@@ -3,8 +3,8 @@
 
 use super::IgnifugeS3;
 use crate::error::GatewayError;
-use ignifuge_access::{Policy, PublicAccessBlock};
-use ignifuge_meta::{BucketRecord, BucketSetting, Command};
+use ignifuge_access::{NamedPrincipal, Policy, PublicAccessBlock};
+use ignifuge_meta::{BucketRecord, BucketSetting, Command, MetaError};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -28,12 +28,39 @@ pub async fn put_bucket_policy(
     let view = authorized.view()?.clone();
     let text = req.input.policy;
     let policy = Policy::parse(&text, &view.record.name.0).map_err(GatewayError::MalformedPolicy)?;
+    // AWS refuses a principal that does not exist: a grant to a name no tenant has would go to
+    // whoever is made with it later.
+    for name in policy.named_principals() {
+        if !principal_exists(s3, &name).await? {
+            let invalid = ignifuge_access::PolicyError::Malformed("Invalid principal in policy".into());
+            return Err(GatewayError::MalformedPolicy(invalid).into());
+        }
+    }
     // AWS: with BlockPublicPolicy on (the bucket's or the account's), a public policy is refused.
     if view.public_access_block().block_public_policy && policy.is_public() {
         return Err(GatewayError::AccessDenied.into());
     }
     s3.set_bucket_setting(&view.record, BucketSetting::Policy(Some(text))).await?;
     Ok(S3Response::with_status(PutBucketPolicyOutput {}, http::StatusCode::NO_CONTENT))
+}
+
+/// Whether a tenant, user or key a policy names exists (a user is of its tenant: users have no
+/// records of their own yet).
+async fn principal_exists(s3: &IgnifugeS3, name: &NamedPrincipal) -> S3Result<bool> {
+    let metadata = &s3.gateway.metadata;
+    let found = match name {
+        NamedPrincipal::Tenant(tenant) | NamedPrincipal::User { tenant, .. } => {
+            metadata.tenant(tenant.clone()).await.map(|_| true)
+        }
+        NamedPrincipal::Key { tenant, access_key } => {
+            metadata.access_key(access_key.clone()).await.map(|record| record.tenant == *tenant)
+        }
+    };
+    match found {
+        Ok(exists) => Ok(exists),
+        Err(MetaError::NoSuchTenant | MetaError::NoSuchAccessKey) => Ok(false),
+        Err(e) => Err(GatewayError::Meta(e).into()),
+    }
 }
 
 pub async fn get_bucket_policy(
