@@ -21,7 +21,8 @@ const ID_TIME_DIGITS: usize = 12;
 /// A new upload's id: its initiation time (ms, 12 hex digits), a dash and 128 random bits. Ids of
 /// one key thus sort as their uploads were initiated, and a page that ended on an upload that
 /// was completed or aborted before the next page still says where the next page begins
-/// (`initiated_in`). Ids made before this (128 random bits in hex, no dash) remain valid.
+/// (`initiated_in`). Ids made before this (128 random bits in hex, no dash) remain valid; such a
+/// marker gone between pages makes the next page list its key's uploads again.
 pub fn new_upload_id(initiated_ms: i64) -> UploadId {
     UploadId::new(format!("{:0width$x}-{}", initiated_ms.max(0), ignifuge_types::random_id(), width = ID_TIME_DIGITS))
 }
@@ -114,8 +115,9 @@ pub(crate) fn list_uploads(
                 let stored: Option<ListedUpload> = machine.read(&keys::upload(bucket, id))?;
                 match stored.filter(|u| u.key.0 == marker).map(|u| u.initiated_ms).or_else(|| initiated_in(&id.0)) {
                     Some(initiated_ms) => (marker.to_string(), initiated_ms, id.0.clone()),
-                    // Gone since, and made before ids carried their time: after the key's uploads.
-                    None => (marker.to_string(), i64::MAX, String::new()),
+                    // Gone since, and made before ids carried their time: its place is unknown,
+                    // so the key's uploads again (a page may repeat uploads; it never hides one).
+                    None => (marker.to_string(), i64::MIN, String::new()),
                 }
             }
         }),

@@ -124,7 +124,13 @@ impl Scrubber {
             match self.clone().pass().await {
                 Ok((shards, corrupt)) => tracing::info!(shards, corrupt, "scrub pass complete"),
                 Err(e) => {
-                    tracing::error!(error = %e, "scrub pass failed; retrying after the interval");
+                    // The next pass starts over rather than where this one stopped: an error
+                    // that stays (a blob directory that cannot be listed) would otherwise end
+                    // every pass at the same place, and the blobs before it would never be read
+                    // again.
+                    let last = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).last_complete_ms;
+                    self.save(last, None);
+                    tracing::error!(error = %e, "scrub pass failed; a new one starts after the interval");
                     tokio::time::sleep(self.interval).await;
                 }
             }

@@ -895,7 +895,10 @@ impl ShardStore {
     fn move_to_quarantine(&self, id: &ShardId) -> Result<bool, StoreError> {
         let path = self.shard_path(id)?;
         let dir = self.root.join("quarantine");
-        fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir)?;
+            sync_dir(&self.root)?; // the directory itself, before a copy is moved into it
+        }
         let target = dir.join(format!("{}.{}.{}.{}", id.blob, id.stripe, id.shard, rand_suffix()));
         if let Some(blobs) = self.quarantined_blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
             blobs.insert(id.blob.clone());

@@ -337,6 +337,10 @@ def anonymous_forms(endpoint, s3, bucket):
     check(s3.get_object(Bucket=bucket, Key="drop/anon.txt")["Body"].read() == b"anonymous", "drop/anon.txt")
     response = post(url, {"key": "elsewhere.txt"}, "anon.txt", b"anonymous")
     expect_error(response, 403, "AccessDenied", "Access Denied", "an anonymous form outside the policy's prefix")
+    # Tags need s3:PutObjectTagging as well, which the policy does not grant (as a PutObject's).
+    tagging = "<Tagging><TagSet><Tag><Key>class</Key><Value>public</Value></Tag></TagSet></Tagging>"
+    response = post(url, {"key": "drop/tagged.txt", "tagging": tagging}, "anon.txt", b"anonymous")
+    expect_error(response, 403, "AccessDenied", "Access Denied", "an anonymous form with tags")
     # A condition on the ACL is met by the form's acl field, never by a request header that the
     # write would ignore.
     policy["Statement"].append(

@@ -194,14 +194,16 @@ impl DataPath {
         Ok(out)
     }
 
-    /// Fetches the `needed` data shards, hedging: when one fails, or has not answered after
-    /// `HEDGE_AFTER_MS`, spares (parity first) are requested so that with the shards already in
-    /// they make k (a missing shard means decoding, which takes any k: a read of a few bytes
-    /// needs one data shard, and one spare for it would still leave the stripe undecodable), and
-    /// one more every `HEDGE_AFTER_MS` after that while the read is not done (a spare may hang
-    /// too), so a dead, hung or slow node costs about that delay, never a timeout. Returns when
-    /// every needed shard is in, or when any k shards are (the caller decodes), or when no
-    /// request is left.
+    /// Fetches the `needed` data shards, hedging: when one fails, spares (parity first) are
+    /// requested so that with the shards already in they make k (a missing shard means decoding,
+    /// which takes any k: a read of a few bytes needs one data shard, and one spare for it would
+    /// leave the stripe undecodable). One that has not answered after `HEDGE_AFTER_MS` gets one
+    /// spare in its place (enough when the whole stripe is read; when every read is merely slow,
+    /// a load spike, a read of one shard does not become k reads), after twice that enough spares
+    /// to make k, then one more every `HEDGE_AFTER_MS` while the read is not done (a spare may
+    /// hang too): a dead, hung or slow node costs about twice that delay, never a timeout.
+    /// Returns when every needed shard is in, or when any k shards are (the caller decodes), or
+    /// when no request is left.
     async fn gather(
         self: &Arc<Self>,
         blob: &StripedBlob,
@@ -229,7 +231,7 @@ impl DataPath {
         let hedge_after = std::time::Duration::from_millis(HEDGE_AFTER_MS);
         let hedge = tokio::time::sleep(hedge_after);
         tokio::pin!(hedge);
-        let mut hedged = false;
+        let mut hedges = 0u32;
         loop {
             let have = shards.iter().filter(|s| s.is_some()).count();
             if needed.clone().all(|i| shards[i].is_some()) || (requested_spares > 0 && have >= k) {
@@ -255,12 +257,13 @@ impl DataPath {
                 },
                 () = &mut hedge => {
                     let outstanding = needed.clone().filter(|i| shards[*i].is_none()).count();
-                    let more = match hedged {
+                    let more = match hedges {
+                        0 => outstanding,
                         // Enough to decode with the shards in hand, without those still awaited.
-                        false => k.saturating_sub(have).max(outstanding),
-                        true => 1,
+                        1 => k.saturating_sub(have).max(1),
+                        _ => 1,
                     };
-                    hedged = true;
+                    hedges += 1;
                     let before = requested_spares;
                     for spare in spares.by_ref().take(if outstanding > 0 { more } else { 0 }) {
                         requested_spares += 1;

@@ -322,9 +322,17 @@ impl S3Access for AccessHook {
                 // Tags given with a write need their own permission too, as on AWS (a writer
                 // granted only s3:PutObject could otherwise tag its object to meet another
                 // statement's s3:ExistingObjectTag condition).
-                if matches!(operation.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload")
-                    && cx.headers().get("x-amz-tagging").is_some_and(|v| !v.is_empty())
-                {
+                let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
+                let replaces_tags = match operation.as_str() {
+                    "PutObject" | "CreateMultipartUpload" => true,
+                    // A copy takes the source's tags unless it says REPLACE (the header is then
+                    // ignored).
+                    "CopyObject" => {
+                        header("x-amz-tagging-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"))
+                    }
+                    _ => false,
+                };
+                if replaces_tags && header("x-amz-tagging").is_some_and(|v| !v.is_empty()) {
                     let action = "s3:PutObjectTagging";
                     let context = request_context(cx.headers(), cx.uri(), client, action);
                     let ask = Ask { action, key: key.as_deref(), object_acl: None };

@@ -422,7 +422,6 @@ fn check_listed_checksums(upload: &UploadRecord, listed: &[CompletedPart], parts
     Ok(())
 }
 
-/// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
 /// Largest object, as on AWS: 10,000 parts of up to 5 GiB could make almost ten times as much.
 pub const OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 
@@ -436,6 +435,7 @@ fn object_size(parts: &[&PartData]) -> GatewayResult<u64> {
     Ok(total)
 }
 
+/// AWS's multipart ETag: hex MD5 of the concatenated binary part MD5s, then "-N".
 fn multipart_etag(parts: &[&PartData]) -> GatewayResult<String> {
     let mut md5 = md5::Md5::new();
     for part in parts {

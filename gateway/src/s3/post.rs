@@ -502,6 +502,13 @@ pub(super) async fn post_object(
     check_expected_bucket_owner(&view, &headers, &uri)?;
     let ask = Ask { action, key: Some(&key), object_acl: None };
     s3.gateway.authorize(&requester, &view, ask, &context, &request_id)?;
+    // Tags need their own permission, as a PutObject's do (`access::AccessHook`).
+    if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
+        let action = "s3:PutObjectTagging";
+        let context = request_context(&context_headers(&headers, &input, &form), &uri, client, action);
+        let ask = Ask { action, key: Some(&key), object_acl: None };
+        s3.gateway.authorize(&requester, &view, ask, &context, &request_id)?;
+    }
     let authorized = Authorized { requester, view: Some(view), action, context, request_id, deferred: false };
     let body = bounded_file(file, min, max);
     let stored = super::objects::put(s3, &authorized, &write_fields, input, body, Vec::new).await?;

@@ -47,7 +47,13 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
     // A query s3s cannot parse is refused by s3s.
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(request.uri().query().unwrap_or("")).ok()?;
     let param = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-    let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = match request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(text)) => Some(text),
+        // Not visible ASCII: no part of SigV4. Refused, never taken as no header (s3s still reads
+        // it, as UTF-8, and would check its signature).
+        Some(Err(_)) => return Some(malformed_authorization()),
+    };
     let sigv2 = authorization.is_some_and(|a| a.starts_with("AWS "))
         || param("Signature").is_some()
         || param("AWSAccessKeyId").is_some();
@@ -80,16 +86,32 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
             return Some(error);
         }
     }
-    let signed: Vec<String> = if presigned {
-        param("X-Amz-SignedHeaders").unwrap_or("").split(';').map(|h| h.trim().to_ascii_lowercase()).collect()
-    } else if let Some(header_auth) = authorization.filter(|a| a.starts_with("AWS4-HMAC-SHA256")) {
-        let listed =
-            header_auth.split_once("SignedHeaders=").map_or("", |(_, rest)| rest.split(',').next().unwrap_or(""));
-        listed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect()
-    } else {
+    let listed = match (presigned, authorization) {
+        (true, Some(_)) => {
+            return Some(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
+                 parameter or the Authorization header should be specified",
+            ));
+        }
+        (true, None) => param("X-Amz-SignedHeaders").unwrap_or(""),
+        (false, Some(header_auth)) => {
+            // s3s takes the first word for the algorithm without looking at it: anything but
+            // SigV4 is refused here, so that the headers it signs are the ones read below.
+            let Some(components) = header_auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
+                return Some(S3Error::with_message(S3ErrorCode::InvalidArgument, "Unsupported Authorization Type"));
+            };
+            let lists: Vec<&str> =
+                components.split(',').filter_map(|c| c.trim().strip_prefix("SignedHeaders=")).collect();
+            match lists[..] {
+                [listed] => listed,
+                _ => return Some(malformed_authorization()),
+            }
+        }
         // Anonymous: nothing is signed, and nothing is granted but what anyone may do.
-        return None;
+        (false, None) => return None,
     };
+    let signed: Vec<String> = listed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect();
     let unsigned: Vec<&str> = request
         .headers()
         .keys()
@@ -105,6 +127,14 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
         ));
     }
     None
+}
+
+fn malformed_authorization() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::AuthorizationHeaderMalformed,
+        "The authorization header is malformed; it must be AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., \
+         Signature=...",
+    )
 }
 
 /// The `x-amz-*` headers a request may carry without signing them. With header auth, the payload
@@ -209,7 +239,7 @@ mod tests {
         );
     }
 
-    fn refused_headers(uri: &str, authorization: Option<&str>, headers: &[(&str, &str)]) -> Option<String> {
+    fn refusal_of(uri: &str, authorization: Option<&str>, headers: &[(&str, &str)]) -> Option<S3Error> {
         let mut builder = http::Request::put(uri);
         if let Some(a) = authorization {
             builder = builder.header("authorization", a);
@@ -217,8 +247,11 @@ mod tests {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let request = builder.body(()).unwrap();
-        refusal(&request, &super::super::Hosts { domains: Vec::new() }).map(|e| {
+        refusal(&builder.body(()).unwrap(), &super::super::Hosts { domains: Vec::new() })
+    }
+
+    fn refused_headers(uri: &str, authorization: Option<&str>, headers: &[(&str, &str)]) -> Option<String> {
+        refusal_of(uri, authorization, headers).map(|e| {
             assert_eq!(e.status_code().unwrap_or(http::StatusCode::FORBIDDEN), http::StatusCode::FORBIDDEN);
             format!("{}: {}", e.code().as_str(), e.message().unwrap_or_default())
         })
@@ -273,13 +306,31 @@ mod tests {
         assert_eq!(refused_headers(&signing_copy, None, &[("x-amz-copy-source", "/b/k")]), None);
         // Anonymous requests sign nothing and are granted only what anyone may do.
         assert_eq!(refused_headers("/bkt/k", None, &[("x-amz-acl", "private")]), None);
+        // An Authorization header s3s would still verify but that does not say SigV4 plainly, or
+        // that lists its signed headers twice, is refused rather than read as anonymous.
+        let copy = [("x-amz-copy-source", "/b/k")];
+        for disguised in [
+            header_auth.replacen("AWS4-HMAC-SHA256", "XWS4-HMAC-SHA256", 1),
+            header_auth.replacen("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256SignedHeaders=x-amz-copy-source;host, ", 1),
+            header_auth.replacen("SignedHeaders=", "SignedHeaders=x-amz-copy-source, SignedHeaders=", 1),
+        ] {
+            assert!(refusal_of("/bkt/k", Some(&disguised), &copy).is_some(), "{disguised}");
+        }
+        let mut request = http::Request::put("/bkt/k").body(()).unwrap();
+        let not_ascii = http::HeaderValue::from_bytes(format!("{header_auth}\u{e9}").as_bytes()).unwrap();
+        request.headers_mut().insert("authorization", not_ascii);
+        assert!(refusal(&request, &super::super::Hosts { domains: Vec::new() }).is_some(), "not ASCII");
+        // Presigned and signed in a header at once: one mechanism only.
+        assert!(refusal_of(presigned, Some(header_auth), &[]).is_some(), "two mechanisms");
     }
 
     #[test]
     fn signature_version_2_is_refused_in_headers_and_urls() {
         assert_eq!(code("/bkt/k", Some("AWS AKIA:c2lnbmF0dXJl")).as_deref(), Some("InvalidRequest"));
         assert_eq!(code("/bkt/k?AWSAccessKeyId=AKIA&Expires=1&Signature=x", None).as_deref(), Some("InvalidRequest"));
-        assert_eq!(code("/bkt/k", Some("AWS4-HMAC-SHA256 Credential=AKIA/20261203/us-east-1/s3/aws4_request")), None);
+        let sigv4 = "AWS4-HMAC-SHA256 Credential=AKIA/20261203/us-east-1/s3/aws4_request, \
+                     SignedHeaders=host;x-amz-date, Signature=00";
+        assert_eq!(code("/bkt/k", Some(sigv4)), None);
         assert_eq!(code("/bkt/k", None), None);
     }
 }
