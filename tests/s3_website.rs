@@ -342,15 +342,7 @@ async fn custom_domains_serve_the_bucket_they_name_and_belong_to_one_tenant() {
     assert_eq!(kept.status, 200, "{}", kept.body_text());
     assert!(kept.body_text().contains("Ignifuge test site"), "{}", kept.body_text());
     other_client.delete_bucket().bucket("docs.example.test").send().await.expect("DeleteBucket");
-    let output = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_ignifuge")).args(["admin", "--data-dir"]).arg(&cluster.data_dir).args([
-            "domain",
-            "attach",
-            "docs.example.test",
-            "other-site",
-        ]),
-        std::time::Duration::from_secs(60),
-    );
+    let output = cluster.admin_output(&["domain", "attach", "docs.example.test", "other-site"]);
     assert!(!output.status.success(), "another tenant took the domain");
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("another tenant"),

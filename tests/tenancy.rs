@@ -351,13 +351,7 @@ async fn a_revoked_key_is_refused_by_every_gateway() {
     assert_eq!(refused.error_code().as_deref(), Some("InvalidAccessKeyId"));
     // The tenant's other key, and its data, stay.
     assert_eq!(get_object(&cluster.client_for_keys(&kept), "leaky-data", "doc").await, b"still here");
-    let again = run_with_timeout(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ignifuge"))
-            .args(["admin", "--data-dir"])
-            .arg(&cluster.data_dir)
-            .args(["key", "delete", &revoked.access_key]),
-        std::time::Duration::from_secs(60),
-    );
+    let again = cluster.admin_output(&["key", "delete", &revoked.access_key]);
     assert!(!again.status.success(), "revoking an unknown key succeeded");
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("no access key"),

@@ -1231,54 +1231,10 @@ mod tests {
         assert!(!path.exists(), "the oversized copy was quarantined");
     }
 
-    /// A store whose writes fail while `failing` is set (a full or failing disk under the index).
-    #[derive(Default)]
-    struct FailingWrites {
-        inner: MemoryKv,
-        failing: std::sync::atomic::AtomicBool,
-    }
-
-    impl KvStore for FailingWrites {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ignifuge_kv::KvError> {
-            self.inner.get(key)
-        }
-        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), ignifuge_kv::KvError> {
-            if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(ignifuge_kv::KvError::Engine("no space left on device".into()));
-            }
-            self.inner.write(batch, durability)
-        }
-        fn scan_bytes(
-            &self,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limit: usize,
-            bytes_max: usize,
-        ) -> Result<Vec<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
-            self.inner.scan_bytes(start, end, limit, bytes_max)
-        }
-        fn scan_visit(
-            &self,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limit: usize,
-            bytes_max: usize,
-            visit: &mut dyn FnMut(&[u8], &[u8]) -> Option<usize>,
-        ) -> Result<(), ignifuge_kv::KvError> {
-            self.inner.scan_visit(start, end, limit, bytes_max, visit)
-        }
-        fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<ignifuge_kv::KvPair>, ignifuge_kv::KvError> {
-            self.inner.last(start, end)
-        }
-        fn snapshot(&self) -> Result<Box<dyn ignifuge_kv::KvSnapshot>, ignifuge_kv::KvError> {
-            self.inner.snapshot()
-        }
-    }
-
     #[test]
     fn a_durable_shard_whose_index_entry_fails_is_stored_all_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Arc::new(FailingWrites::default());
+        let index = Arc::new(FailingIndex::default());
         let store = ShardStore::open(dir.path(), index.clone()).unwrap();
         index.failing.store(true, std::sync::atomic::Ordering::Relaxed);
         let data = b"shard bytes".repeat(100);

@@ -450,12 +450,18 @@ impl Cluster {
         self.cli("admin", args)
     }
 
+    /// Runs `ignifuge admin --data-dir DIR ARGS...` and returns how it ended, failure included.
+    pub fn admin_output(&self, args: &[&str]) -> std::process::Output {
+        self.cli_output("admin", args)
+    }
+
+    fn cli_output(&self, command: &str, args: &[&str]) -> std::process::Output {
+        run_with_timeout(Command::new(BIN).arg(command).arg("--data-dir").arg(&self.data_dir).args(args), ADMIN_TIMEOUT)
+    }
+
     /// Runs `ignifuge COMMAND --data-dir DIR ARGS...`, asserts success, returns its stdout.
     pub fn cli(&self, command: &str, args: &[&str]) -> String {
-        let output = run_with_timeout(
-            Command::new(BIN).arg(command).arg("--data-dir").arg(&self.data_dir).args(args),
-            ADMIN_TIMEOUT,
-        );
+        let output = self.cli_output(command, args);
         assert!(
             output.status.success(),
             "`ignifuge {command} {}` failed with {}\nstdout:\n{}\nstderr:\n{}",

@@ -67,10 +67,10 @@ pub(super) fn refusal<B>(request: &http::Request<B>, hosts: &super::Hosts) -> Op
     if presigned {
         let expires = param("X-Amz-Expires");
         let valid = expires.and_then(|e| e.parse::<u64>().ok());
-        let repeated = pairs
-            .iter()
-            .filter(|(key, _)| key.starts_with("X-Amz-"))
-            .any(|(key, _)| pairs.iter().filter(|(other, _)| other == key).count() > 1);
+        let mut names: Vec<&str> =
+            pairs.iter().map(|(key, _)| key.as_str()).filter(|key| key.starts_with("X-Amz-")).collect();
+        names.sort_unstable();
+        let repeated = names.windows(2).any(|w| w[0] == w[1]);
         let message = match (expires, valid) {
             _ if repeated => Some("Only one of each X-Amz- authentication parameter may be given"),
             (Some(_), Some(secs)) if secs > PRESIGNED_EXPIRES_MAX_SECS => {
