@@ -48,9 +48,12 @@ pub const FORMAT_FILE: &str = "format";
 /// 12: access keys can be revoked (`Command::DeleteAccessKey`): a format-11 version cannot decode
 /// the command. Formats 6 to 11 are upgraded in place; a format-11 version refuses a format-12
 /// directory.
-pub const DATA_DIR_FORMAT: &str = "12";
+/// 13: reads in progress hold the garbage they stream (`Command::HoldGarbage`,
+/// `GarbageRecord::held_ms`): a format-12 version cannot decode the command. Formats 6 to 12 are
+/// upgraded in place; a format-12 version refuses a format-13 directory.
+pub const DATA_DIR_FORMAT: &str = "13";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 6] = ["6", "7", "8", "9", "10", "11"];
+const UPGRADED_IN_PLACE: [&str; 7] = ["6", "7", "8", "9", "10", "11", "12"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

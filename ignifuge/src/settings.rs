@@ -135,6 +135,14 @@ impl Settings {
                 "intents are renewed less often than the orphan grace: slow uploads may be cut"
             );
         }
+        let gc_grace_ms = s.services.gc.grace.as_millis();
+        if gc_grace_ms > 0 && u128::from(s.data_path.intent_renew_ms) >= gc_grace_ms {
+            tracing::warn!(
+                renew_ms = s.data_path.intent_renew_ms,
+                gc_grace_ms,
+                "reads are held less often than the garbage grace: a GET of an object replaced meanwhile may be cut"
+            );
+        }
         Ok(s)
     }
 }

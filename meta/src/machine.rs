@@ -70,6 +70,11 @@ pub const RECLAIMED_KEPT_MS: i64 = BLOB_COMMIT_WINDOW_MS + 60 * 60 * 1000;
 /// How long a completed multipart upload's answer is kept for retries (`CompletedUploadRecord`).
 pub const COMPLETED_UPLOAD_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// How long after a blob became garbage reads may still hold it (`Command::HoldGarbage`): a
+/// day, a 5 TiB object read at 64 MB/s. A read that trickles longer (or a client that takes a
+/// few bytes now and then) cannot keep a deleted object's space for ever; past this, the
+/// collector reclaims the blob a grace after its last hold, and such a read fails there.
+pub const GARBAGE_HOLD_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most garbage records read by one `Query::Garbage`.
 const GARBAGE_SCAN_MAX: usize = 10_000;
 
@@ -610,6 +615,11 @@ impl StateMachine {
             }
             Command::ForgetGarbage { blobs } => {
                 for blob in blobs {
+                    // Only garbage is forgotten: a blob named by mistake that something still
+                    // references keeps its stripes and its place among the known blobs.
+                    if self.kv.get(&keys::garbage(&blob))?.is_none() {
+                        continue;
+                    }
                     batch.delete(keys::garbage(&blob));
                     batch.delete(keys::known_blob(&blob));
                     let prefix = keys::stripes_prefix(&blob);
@@ -626,6 +636,20 @@ impl StateMachine {
                         && self.kv.get(&keys::reclaimed_blob(&blob))?.is_none()
                     {
                         batch.put(keys::intent(&blob), encode(&now_ms));
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Command::HoldGarbage { blobs, now_ms } => {
+                // `now_ms` is the leader's (`Command::stamp_leader_time`), as the garbage's date.
+                for blob in blobs {
+                    let key = keys::garbage(&blob);
+                    // One that does not decode is never collected anyway (`Query::Garbage`).
+                    let Some(Ok(mut record)) = self.read_or_pass_over::<GarbageRecord>(&key)? else { continue };
+                    let within = now_ms.saturating_sub(record.since_ms) <= GARBAGE_HOLD_MAX_MS;
+                    if within && record.held_ms.is_none_or(|held| held < now_ms) {
+                        record.held_ms = Some(now_ms);
+                        batch.put(key, encode(&record));
                     }
                 }
                 Ok(Outcome::Done)
@@ -826,7 +850,7 @@ impl StateMachine {
                             continue;
                         }
                     };
-                    if record.since_ms < older_than_ms {
+                    if record.collectable(older_than_ms) {
                         let blob = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                         let hydrated = match self.hydrate_all(&mut record.location) {
                             Err(MetaError::Corrupt(why)) => {
@@ -1704,7 +1728,7 @@ fn choose_parts(stored: &[PartData], chosen: &[CompletedPart]) -> Result<Vec<Par
 fn garbage_of_part(part: &PartData, since_ms: i64, batch: &mut WriteBatch) {
     match &part.location {
         DataLocation::Striped(blob) => {
-            let record = GarbageRecord { location: part.location.clone(), since_ms };
+            let record = GarbageRecord::new(part.location.clone(), since_ms);
             batch.put(keys::garbage(&blob.blob), encode(&record));
         }
         // The slot is free; the pack is garbage once no slot is left (`settle_packs`).

@@ -634,6 +634,23 @@ pub struct UploadRecord {
 pub struct GarbageRecord {
     pub location: DataLocation,
     pub since_ms: i64,
+    /// When a read of the blob in progress last held it (`Command::HoldGarbage`, by the metadata
+    /// leader's clock): the collector leaves it alone while this is within the grace, as it does
+    /// while `since_ms` is. None (and absent from the stored bytes) until a read holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_ms: Option<i64>,
+}
+
+impl GarbageRecord {
+    pub fn new(location: DataLocation, since_ms: i64) -> Self {
+        Self { location, since_ms, held_ms: None }
+    }
+
+    /// Whether the collector may reclaim it: garbage since before `older_than_ms`, and held by
+    /// no read since then.
+    pub fn collectable(&self, older_than_ms: i64) -> bool {
+        self.since_ms < older_than_ms && self.held_ms.is_none_or(|held| held < older_than_ms)
+    }
 }
 
 /// A page of the garbage scan (`Query::Garbage`).
@@ -956,6 +973,14 @@ pub enum Command {
         blobs: Vec<BlobId>,
         now_ms: i64,
     },
+    /// Blobs that reads in progress are reading, held at `now_ms`: each that is garbage by now
+    /// (its object replaced or deleted after the read began) gets `GarbageRecord::held_ms`, and
+    /// the collector leaves its shards until a grace after the last hold. Others are passed
+    /// over: nothing is written for a blob still referenced. Since data format 13.
+    HoldGarbage {
+        blobs: Vec<BlobId>,
+        now_ms: i64,
+    },
     /// The orphan sweep found shards of these blobs that no record references. Each blob that
     /// the metadata does not know (never committed, or forgotten after garbage collection) and
     /// that has no intent renewed after `now_ms - grace_ms` is fenced: a tombstone is written,
@@ -992,6 +1017,7 @@ impl Command {
             | Command::DeleteObjects { now_ms, .. }
             | Command::AbortUpload { now_ms, .. }
             | Command::RenewIntents { now_ms, .. }
+            | Command::HoldGarbage { now_ms, .. }
             | Command::ReclaimOrphans { now_ms, .. } => *now_ms = leader_ms,
             Command::PutObject { leader_ms: stamp, .. }
             | Command::PutPacked { leader_ms: stamp, .. }

@@ -205,7 +205,7 @@ fn garbage_behind_more_young_records_than_one_scan_is_still_found() {
     let m = machine();
     let record = |blob: &str, since_ms: i64| {
         let DataLocation::Striped(striped) = part(1, "e", 1, blob).location else { panic!() };
-        serde_json::to_vec(&GarbageRecord { location: DataLocation::Striped(striped), since_ms }).unwrap()
+        serde_json::to_vec(&GarbageRecord::new(DataLocation::Striped(striped), since_ms)).unwrap()
     };
     let mut batch = ignifuge_kv::WriteBatch::new();
     let young = 10_050;
@@ -248,6 +248,58 @@ fn garbage_is_listed_after_its_grace_and_forgotten_when_reclaimed() {
     assert!(listed(100).is_empty(), "still within its grace period");
     assert_eq!(listed(101), vec![blob_of("k", "e1")]);
     m.apply(Command::ForgetGarbage { blobs: vec![BlobId::new(blob_of("k", "e1"))] }).unwrap();
+    assert!(listed(i64::MAX).is_empty());
+}
+
+/// A read in progress holds the blobs it reads: one that became garbage since (its object
+/// replaced while the read streams) is not collected until a grace after its last hold, so a
+/// GET that outlasts the grace is not cut mid-stream. A blob still referenced gets nothing.
+#[test]
+fn garbage_a_read_holds_is_collected_only_a_grace_after_its_last_hold() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put(&m, "b1", "k", "e1", WriteCondition::default()).unwrap();
+    let old = BlobId::new(blob_of("k", "e1"));
+    let hold =
+        |now_ms: i64, blob: &BlobId| m.apply(Command::HoldGarbage { blobs: vec![blob.clone()], now_ms }).unwrap();
+    hold(50, &old); // still referenced: nothing is written
+    assert!(m.kv().get(&keys::garbage(&old)).unwrap().is_none(), "a referenced blob is not garbage");
+    let mut second = object("k", "e2", 1);
+    second.parts[0] = part(1, "e2", 1, "11");
+    second.last_modified_ms = 100;
+    put_record(&m, "b1", second).unwrap();
+    let before = m.kv().get(&keys::garbage(&old)).unwrap().unwrap();
+    let listed = |older_than_ms| match m.query(Query::Garbage { older_than_ms, limit: 10, after: None }).unwrap() {
+        Answer::Garbage(page) => page.garbage.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>(),
+        _ => panic!(),
+    };
+    assert_eq!(listed(101), vec![old.0.clone()], "past its grace, not held");
+    hold(500, &old);
+    assert!(listed(101).is_empty(), "held at 500");
+    assert!(listed(500).is_empty(), "held at 500, a grace of 0 from then");
+    assert_eq!(listed(501), vec![old.0.clone()]);
+    hold(400, &old); // an older hold (a leader behind) does not move it back
+    assert!(listed(500).is_empty());
+    // Holds end a day after the blob became garbage (at 100): a read that trickles cannot keep
+    // a deleted object's space for ever.
+    hold(100 + GARBAGE_HOLD_MAX_MS, &old);
+    assert!(listed(100 + GARBAGE_HOLD_MAX_MS).is_empty(), "held at the cap itself");
+    hold(101 + GARBAGE_HOLD_MAX_MS + 60_000, &old);
+    assert_eq!(listed(101 + GARBAGE_HOLD_MAX_MS), vec![old.0.clone()], "a hold past the cap changes nothing");
+    // The record is the one stored before, with the hold added.
+    let stored: GarbageRecord = serde_json::from_slice(&m.kv().get(&keys::garbage(&old)).unwrap().unwrap()).unwrap();
+    let unheld: GarbageRecord = serde_json::from_slice(&before).unwrap();
+    assert_eq!(stored, GarbageRecord { held_ms: Some(100 + GARBAGE_HOLD_MAX_MS), ..unheld });
+    assert!(!String::from_utf8_lossy(&before).contains("held"), "records never held are stored as before");
+    // The collector forgets only garbage: a live blob named by mistake stays known (the orphan
+    // fence never takes it).
+    let live = BlobId::new("11");
+    assert!(m.kv().get(&keys::known_blob(&live)).unwrap().is_some(), "the live version's blob is known");
+    m.apply(Command::ForgetGarbage { blobs: vec![old.clone(), live.clone()] }).unwrap();
+    assert!(m.kv().get(&keys::known_blob(&live)).unwrap().is_some(), "a referenced blob stays known");
+    assert!(m.kv().get(&keys::known_blob(&old)).unwrap().is_none(), "the garbage is forgotten");
+    hold(600, &old); // after it was collected: nothing comes back
+    assert!(m.kv().get(&keys::garbage(&old)).unwrap().is_none());
     assert!(listed(i64::MAX).is_empty());
 }
 
@@ -3119,8 +3171,7 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
     let m = machine();
     bucket(&m, "a", "b1").unwrap();
     one_object_packs(&m, 4);
-    let garbage =
-        |since_ms| serde_json::to_vec(&GarbageRecord { location: DataLocation::Inline(vec![1]), since_ms }).unwrap();
+    let garbage = |since_ms| serde_json::to_vec(&GarbageRecord::new(DataLocation::Inline(vec![1]), since_ms)).unwrap();
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.put(keys::stripe(&BlobId::new("pk1"), 0), b"{not a stripe".to_vec());
     batch.put(keys::pack(&BlobId::new("pk2")), b"{not a pack".to_vec());
@@ -3129,7 +3180,7 @@ fn a_record_that_does_not_decode_is_skipped_and_reported_by_every_scan_not_the_e
     batch.put(keys::garbage(&BlobId::new("gc")), garbage(0));
     // Garbage whose record decodes but whose stripe record does not.
     let striped = StripedBlob { stripes: Vec::new(), ..pack_blob("gd", 10) };
-    let record = GarbageRecord { location: DataLocation::Striped(striped), since_ms: 0 };
+    let record = GarbageRecord::new(DataLocation::Striped(striped), 0);
     batch.put(keys::garbage(&BlobId::new("gd")), serde_json::to_vec(&record).unwrap());
     batch.put(keys::stripe(&BlobId::new("gd"), 0), b"{not a stripe".to_vec());
     m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
@@ -3246,7 +3297,7 @@ fn a_record_is_shown_with_why_it_does_not_read() {
     // Other kinds the scans read: a version, a pack, garbage whose stripe record does not read,
     // and a record whose bucket's record does not.
     let striped = StripedBlob { stripes: Vec::new(), ..pack_blob("gd", 10) };
-    let garbage = GarbageRecord { location: DataLocation::Striped(striped), since_ms: 0 };
+    let garbage = GarbageRecord::new(DataLocation::Striped(striped), 0);
     let mut batch = ignifuge_kv::WriteBatch::new();
     batch.put(b"v/b1/k\0fffffffffffffffe".to_vec(), b"{not a version".to_vec());
     batch.put(keys::pack(&BlobId::new("pk")), b"{not a pack".to_vec());

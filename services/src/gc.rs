@@ -189,7 +189,7 @@ mod tests {
             stripes: Vec::new(),
             born_ms: 0,
         };
-        (BlobId::new(name), GarbageRecord { location: DataLocation::Striped(striped), since_ms: 0 })
+        (BlobId::new(name), GarbageRecord::new(DataLocation::Striped(striped), 0))
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl StateMachine {
                 }
                 Err(e) => return Err(e),
             };
-            let garbage = GarbageRecord { location: DataLocation::Striped(record.pack), since_ms };
+            let garbage = GarbageRecord::new(DataLocation::Striped(record.pack), since_ms);
             batch.put(keys::garbage(&pack), encode(&garbage));
             batch.delete(keys::pack(&pack));
         }
