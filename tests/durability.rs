@@ -379,6 +379,50 @@ async fn garbage_shards_are_reclaimed() {
     assert_bytes_eq(&get_object(&s3, "gcbucket", "replaced").await, &second, "the live version survives collection");
 }
 
+/// A GET that outlasts the garbage grace (a slow client reading a large object) streams to its
+/// end although the object was deleted meanwhile: the blob it reads is held while it streams
+/// (`Command::HoldGarbage`), and collected a grace after the read ended. Before, the collector
+/// deleted the shards a grace after the delete and the GET failed mid-stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_that_outlasts_the_garbage_grace_keeps_its_blob() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GC_GRACE_MS", "2000"),
+        ("IGNIFUGE_GC_INTERVAL_MS", "300"),
+        ("IGNIFUGE_INTENT_RENEW_MS", "300"),
+    ])
+    .await;
+    let mut rng = TestRng::new("a_read_that_outlasts_the_garbage_grace_keeps_its_blob");
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "held").await;
+    let count = |cluster: &Cluster| node_ids().iter().map(|n| cluster.shard_files(n).len()).sum::<usize>();
+    // 26 stripes: far more than a GET reads ahead of its client and the socket buffers hold
+    // (about 26 MiB in the gateway's channel and fetches, a few MiB in each socket).
+    let data = rng.bytes(128 * MIB);
+    put_object(&s3, "held", "big", &data).await;
+    let stored = count(&cluster);
+    assert_eq!(stored, 26 * 9, "26 stripes x 9 shards");
+    let got = ok(s3.get_object().bucket("held").key("big").send().await, "GET");
+    let mut body = got.body;
+    let mut read = Vec::new();
+    while read.len() < MIB {
+        read.extend_from_slice(&body.next().await.expect("more body").expect("body bytes"));
+    }
+    ok(s3.delete_object().bucket("held").key("big").send().await, "DELETE while the GET streams");
+    // Four graces and many collection rounds, well within the 30 s a stalled client is given.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(count(&cluster), stored, "shards of the blob a GET streams were collected");
+    while let Some(chunk) = body.next().await {
+        read.extend_from_slice(&chunk.expect("the GET streams to its end"));
+    }
+    assert_bytes_eq(&read, &data, "a GET that outlasted the garbage grace");
+    // Read to its end, the blob is held no more: collected a grace later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&cluster) != 0 {
+        assert!(Instant::now() < deadline, "shards left 30 s after the read ended: {}", count(&cluster));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Storage nodes refuse internode requests that are not signed with the cluster secret: reading
 /// or writing a shard, deleting a blob, and reading or changing the metadata.
 #[tokio::test(flavor = "multi_thread")]
@@ -468,4 +512,55 @@ async fn reads_do_not_wait_for_a_hung_node() {
     println!("slowest GET of a 10 MiB object or of a range with a hung node: {slowest:?}");
     // A functional bound, not a benchmark: without hedging each stripe waits for the 10 s timeout.
     assert!(slowest < Duration::from_secs(5), "a GET waited {slowest:?} for a hung node");
+}
+
+/// A node marked down (one call to it failed: for `NODE_DOWN_BACKOFF_MS` reads go around it) is
+/// still asked when a stripe cannot be read without it. With a datacenter out a stripe has
+/// exactly k shards left, and a node back from a blip would otherwise fail every read of it for
+/// seconds. Here four nodes lose their shard files (they keep answering, and the metadata keeps
+/// every vote), and the link from the gateway to a fifth is cut until a read has timed out on it.
+/// (Stopping the fifth node instead made it call an election when it came back, which outlasted
+/// the mark.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_degraded_stripe_reads_from_a_node_lately_marked_down() {
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
+    let mut rng = TestRng::new("a_degraded_stripe_reads_from_a_node_lately_marked_down");
+    let s3 = cluster.s3_client_no_retry_at(0);
+    create_bucket(&s3, "marked").await;
+    let data = rng.bytes(OBJECT_SIZE);
+    put_object(&s3, "marked", "object", &data).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).leader.clone();
+    let nodes: Vec<String> = node_ids().into_iter().filter(|n| Some(n) != leader.as_ref()).collect();
+    let cut_off = &nodes[0];
+    for node in &nodes[1..5] {
+        let files = cluster.shard_files(node);
+        assert_eq!(files.len(), 2, "{node} holds one shard of each of the 2 stripes");
+        for file in files {
+            std::fs::remove_file(&file).unwrap_or_else(|e| panic!("removing {}: {e}", file.display()));
+        }
+    }
+    // Cut from every gateway (where the services run too: a repair could otherwise rebuild the
+    // lost shards from the five), not from the other nodes (its metadata vote stays).
+    let gateways: Vec<&str> = cluster.gateways.iter().map(|g| g.trim_start_matches("http://")).collect();
+    rules.set(&format!("cut {} | {}\n", gateways.join(","), cluster.process(cut_off).listen));
+    tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
+    // Four shards of each stripe answer and one never does: the read fails once the call to it
+    // times out, which marks it down.
+    let started = Instant::now();
+    let read = async {
+        let got = s3.get_object().bucket("marked").key("object").send().await.ok()?;
+        got.body.collect().await.ok().map(|b| b.into_bytes())
+    };
+    assert!(read.await.is_none(), "a GET with 4 shards of 5 needed read nothing");
+    let failed = Instant::now();
+    println!("the GET failed after {:?}", failed - started);
+    rules.clear();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // At once, within the mark: the node marked down holds the fifth shard.
+    let got = ok(s3.get_object().bucket("marked").key("object").send().await, "GET right after the link healed");
+    let body = got.body.collect().await.expect("body read in full").into_bytes();
+    assert_bytes_eq(&body, &data, "read from k shards, one of a node marked down");
+    let since = failed.elapsed();
+    println!("read back {since:?} after the first GET failed");
+    assert!(since < Duration::from_millis(2_500), "the read came after the mark ran out: it proves nothing");
 }

@@ -7,7 +7,7 @@
 //! fetched from the metadata a window at a time, as the read reaches them: memory stays bounded
 //! whatever the object's size.
 
-use super::{DataPath, HEDGE_AFTER_MS, STRIPES_IN_FLIGHT_MAX};
+use super::{DataPath, HEDGE_AFTER_MS, ReadHold, STRIPES_IN_FLIGHT_MAX};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
@@ -69,6 +69,14 @@ enum Shards {
     Nodes,
 }
 
+/// Whether a shard read asks a node marked down (`NODE_DOWN_BACKOFF_MS`): a read skips it,
+/// unless the stripe cannot be read without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum DownNodes {
+    Skip,
+    Ask,
+}
+
 /// One piece of work: bytes `range` of stripe `stripe` of a striped blob (which holds that
 /// stripe's record), or of an inline blob.
 enum Piece {
@@ -116,9 +124,18 @@ impl DataPath {
         source: Shards,
     ) -> ByteRangeStream {
         let (tx, rx) = tokio::sync::mpsc::channel(STRIPES_IN_FLIGHT_MAX * 8);
-        let pieces = pieces(plan(parts, range), metadata);
+        let segments = plan(parts, range);
+        // Until the read ends, its blobs are held: if the object is replaced or deleted while
+        // it streams, the collector leaves them past its grace (`intents`).
+        let holds: Vec<ReadHold> = segments
+            .iter()
+            .filter_map(|s| s.location.blob())
+            .map(|blob| self.intents.hold_read(blob.clone()))
+            .collect();
+        let pieces = pieces(segments, metadata);
         let this = self.clone();
         tokio::spawn(async move {
+            let _holds = holds;
             let mut fetched =
                 std::pin::pin!(
                     pieces
@@ -217,16 +234,25 @@ impl DataPath {
         // Spare shards in the order they are tried: parity, then data shards outside the range.
         let mut spares = (k..total).chain((0..k).filter(|i| !needed.contains(i)));
         let mut pending = FuturesUnordered::new();
-        let fetch = |i: usize| async move {
-            let shard = match source {
-                Shards::CacheFirst(owner) => self.read_shard(blob, stripe, i, owner).await,
-                Shards::Nodes => self.fetch_shard(blob, stripe, i).await,
+        // Shards whose node was marked down when they were asked for: not asked at all (only the
+        // shard cache was), asked in the end if the stripe cannot be read without them. Whether
+        // a node is down is decided once per request, here.
+        let mut skipped = Vec::new();
+        let fetch = |i: usize, down: DownNodes| async move {
+            let node_down = || blob.stripe(stripe).and_then(|r| r.shards.get(i)).is_some_and(|r| self.is_down(&r.node));
+            let skip = down == DownNodes::Skip && node_down();
+            let shard = match (source, skip) {
+                (Shards::CacheFirst(_), true) => self.cached_shard(blob, stripe, i),
+                (Shards::Nodes, true) => None,
+                (Shards::CacheFirst(owner), false) => self.read_shard(blob, stripe, i, owner, DownNodes::Ask).await,
+                (Shards::Nodes, false) => self.fetch_shard_asking(blob, stripe, i, DownNodes::Ask).await,
             };
-            (i, shard)
+            (i, shard, skip)
         };
         for i in needed.clone() {
-            pending.push(fetch(i));
+            pending.push(fetch(i, DownNodes::Skip));
         }
+        let mut asked_down = false;
         let mut requested_spares = 0usize;
         let hedge_after = std::time::Duration::from_millis(HEDGE_AFTER_MS);
         let hedge = tokio::time::sleep(hedge_after);
@@ -239,8 +265,11 @@ impl DataPath {
             }
             tokio::select! {
                 done = pending.next() => match done {
-                    Some((i, Some(bytes))) => shards[i] = Some(bytes),
-                    Some((_, None)) => {
+                    Some((i, Some(bytes), _)) => shards[i] = Some(bytes),
+                    Some((i, None, skip)) => {
+                        if skip {
+                            skipped.push(i);
+                        }
                         // Failed (missing, unreachable, corrupt): the stripe must now be decoded,
                         // which takes any k shards, so ask for enough spares to make k (a range
                         // inside one data shard asked for one shard only).
@@ -249,11 +278,29 @@ impl DataPath {
                         while !replaced || have + pending.len() < k {
                             let Some(spare) = spares.next() else { break };
                             requested_spares += 1;
-                            pending.push(fetch(spare));
+                            pending.push(fetch(spare, DownNodes::Skip));
                             replaced = true;
                         }
                     }
-                    None => return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe }),
+                    None => {
+                        // Every request is answered and too few shards are in. Those of nodes
+                        // marked down were never asked: the mark lasts `NODE_DOWN_BACKOFF_MS`
+                        // after one failed call, and a node back from a restart or a blip may
+                        // hold the last shards a degraded stripe has (a datacenter and a node
+                        // out leave exactly k). Ask them, once, before giving up, if with them
+                        // the stripe can be read (an unreadable stripe does not wait for nodes
+                        // that may time out again).
+                        let have = shards.iter().filter(|s| s.is_some()).count();
+                        if asked_down || skipped.is_empty() || have + skipped.len() < k {
+                            return Err(GatewayError::Unreadable { blob: blob.blob.to_string(), stripe });
+                        }
+                        asked_down = true;
+                        tracing::info!(blob = %blob.blob, stripe, nodes_marked_down = skipped.len(), "too few shards without the nodes marked down: asking them");
+                        requested_spares = requested_spares.max(1);
+                        for i in skipped.drain(..) {
+                            pending.push(fetch(i, DownNodes::Ask));
+                        }
+                    }
                 },
                 () = &mut hedge => {
                     let outstanding = needed.clone().filter(|i| shards[*i].is_none()).count();
@@ -267,7 +314,7 @@ impl DataPath {
                     let before = requested_spares;
                     for spare in spares.by_ref().take(if outstanding > 0 { more } else { 0 }) {
                         requested_spares += 1;
-                        pending.push(fetch(spare));
+                        pending.push(fetch(spare, DownNodes::Skip));
                     }
                     if requested_spares > before {
                         tracing::debug!(blob = %blob.blob, stripe, outstanding, more, "slow shard reads hedged");
@@ -308,6 +355,15 @@ impl DataPath {
         Ok(())
     }
 
+    /// The shard from the shard cache only, when it holds it with the hash the record names (a
+    /// GET's read of a shard whose node is marked down).
+    fn cached_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+        let record = blob.stripe(stripe)?.shards.get(index)?;
+        let expected = blake3::Hash::from_hex(&record.blake3).ok()?;
+        let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
+        self.shard_cache.get(&id, &expected)
+    }
+
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
     /// names, else from the fetch of it under way, else fetched (and kept, if small, charged to
     /// `owner`). A shard too large to be kept never asks the cache.
@@ -317,45 +373,58 @@ impl DataPath {
         stripe: u32,
         index: usize,
         owner: &TenantId,
+        down: DownNodes,
     ) -> Option<Bytes> {
         let stripe_record = blob.stripe(stripe)?;
         let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
         if shard_len > super::shard_cache::SHARD_CACHE_ENTRY_MAX_BYTES {
-            return self.fetch_shard(blob, stripe, index).await;
+            return self.fetch_shard_asking(blob, stripe, index, down).await;
         }
         let record = stripe_record.shards.get(index)?.clone();
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
-            return self.fetch_recorded(&id, &record).await; // which logs the malformed hash
+            return self.fetch_recorded(&id, &record, down).await; // which logs the malformed hash
         };
-        if self.is_down(&record.node) {
+        if down == DownNodes::Skip && self.is_down(&record.node) {
             // Read around it at once (as `fetch_recorded` would), not after a flight started
             // before it was found down.
             return self.shard_cache.get(&id, &expected);
         }
         let node = record.node.clone();
         let (this, fetched_id) = (self.clone(), id.clone());
-        let fetch = async move { this.fetch_recorded(&fetched_id, &record).await };
+        let fetch = async move { this.fetch_recorded(&fetched_id, &record, down).await };
         self.shard_cache.get_or_fetch(id, expected, node, owner, fetch).await
     }
 
     /// Fetches and verifies one shard; None when it is missing, unreachable or corrupt. Never
     /// from the shard cache (the repair service reads through here).
+    /// A node marked down is not asked (the repair service's next round reads the stripe again).
     pub async fn fetch_shard(&self, blob: &StripedBlob, stripe: u32, index: usize) -> Option<Bytes> {
+        self.fetch_shard_asking(blob, stripe, index, DownNodes::Skip).await
+    }
+
+    async fn fetch_shard_asking(
+        &self,
+        blob: &StripedBlob,
+        stripe: u32,
+        index: usize,
+        down: DownNodes,
+    ) -> Option<Bytes> {
         let record = blob.stripe(stripe)?.shards.get(index)?;
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
-        self.fetch_recorded(&id, record).await
+        self.fetch_recorded(&id, record, down).await
     }
 
     /// Fetches shard `id` from the node its record names and verifies it against the record's
-    /// hash; None when it is missing, unreachable or corrupt.
-    async fn fetch_recorded(&self, id: &ShardId, record: &ShardRecord) -> Option<Bytes> {
+    /// hash; None when it is missing, unreachable or corrupt, or (`DownNodes::Skip`) its node is
+    /// marked down.
+    async fn fetch_recorded(&self, id: &ShardId, record: &ShardRecord, down: DownNodes) -> Option<Bytes> {
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
             tracing::error!(shard = %id, "metadata holds a malformed shard hash");
             return None;
         };
         let address = self.address(&record.node).ok()?;
-        if self.is_down(&record.node) {
+        if down == DownNodes::Skip && self.is_down(&record.node) {
             return None;
         }
         let result = self.client.get_shard(address, id, &expected).await;
