@@ -262,6 +262,27 @@ async fn conditional_get_and_head() {
         412,
         "HEAD If-Match with another ETag",
     );
+    // If-Match compares strongly: the current ETag marked weak matches nothing, on a read or a
+    // write (it matched, as the ETag without its W/).
+    let weak = format!("W/{etag}");
+    assert_s3_error(
+        s3.get_object().bucket("cond").key("obj").if_match(&weak).send().await,
+        412,
+        &["PreconditionFailed"],
+        "GET If-Match with the current ETag marked weak",
+    );
+    assert_s3_error(
+        s3.put_object().bucket("cond").key("obj").if_match(&weak).body(ByteStream::from_static(b"x")).send().await,
+        412,
+        &["PreconditionFailed"],
+        "PUT If-Match with the current ETag marked weak",
+    );
+    // If-None-Match compares weakly: the current ETag marked weak is a 304.
+    assert_status(
+        s3.get_object().bucket("cond").key("obj").if_none_match(&weak).send().await,
+        304,
+        "GET If-None-Match with the current ETag marked weak",
+    );
 
     // If-None-Match
     assert_status(
@@ -414,6 +435,21 @@ async fn range_requests() {
         &["InvalidRange"],
         "GET Range starting at the size of a small object",
     );
+    // An empty object: a range from a byte is unsatisfiable; a suffix is the whole, empty,
+    // object, 200 (it answered 206 with "bytes 0-0/0", which names a byte it does not have).
+    put_object(&s3, "ranges", "empty", b"").await;
+    for range in ["bytes=0-", "bytes=0-0"] {
+        assert_s3_error(
+            s3.get_object().bucket("ranges").key("empty").range(range).send().await,
+            416,
+            &["InvalidRange"],
+            &format!("GET Range: {range} of an empty object"),
+        );
+    }
+    status.reset();
+    let got = ok(s3.get_object().bucket("ranges").key("empty").range("bytes=-5").send().await, "suffix of empty");
+    assert_eq!((status.last(), got.content_length(), got.content_range()), (Some(200), Some(0), None));
+    assert!(got.body.collect().await.expect("body").into_bytes().is_empty());
 
     // HEAD with a Range answers as GET would, without the body: 206, the range's length and
     // Content-Range (it answered 200 with the range's length: a client sizing a download from

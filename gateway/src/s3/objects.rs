@@ -150,9 +150,19 @@ pub(super) fn write_condition(
     };
     let if_match = if_match.map(|c| match c {
         ETagCondition::Any => "*".to_string(),
-        ETagCondition::ETag(e) => e.value().to_string(),
+        ETagCondition::ETag(e) => if_match_value(e),
     });
     Ok(WriteCondition { if_none_match_any, if_match })
+}
+
+/// The value a write's If-Match (or a DeleteObjects key's ETag) asks the metadata to find. It
+/// compares strongly (RFC 9110 13.1.1): a weak tag matches no object, and `W/...` is no ETag the
+/// metadata holds (an MD5 in hex, maybe with a part count).
+fn if_match_value(etag: &ETag) -> String {
+    match etag {
+        ETag::Strong(e) => e.clone(),
+        ETag::Weak(e) => format!("W/{e}"),
+    }
 }
 
 /// The storage classes AWS names. Any is accepted and the object stored in the cluster's one
@@ -586,9 +596,12 @@ pub(super) fn single_part_record(
     ObjectRecord { headers, tags, ..ObjectRecord::single_part(key, VersionId::new(ignifuge_types::random_id()), part) }
 }
 
-fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
+/// Whether `condition` names the ETag `current`: compared strongly for If-Match (a weak tag
+/// never matches), weakly for If-None-Match (RFC 9110 13.1.1, 13.1.2).
+fn etag_matches(condition: &ETagCondition, current: &str, strong: bool) -> bool {
     match condition {
         ETagCondition::Any => true,
+        ETagCondition::ETag(ETag::Weak(_)) if strong => false,
         ETagCondition::ETag(e) => e.value() == current,
     }
 }
@@ -604,7 +617,7 @@ pub(in crate::s3) fn check_read_conditions(
 ) -> GatewayResult<()> {
     let modified_s = record.last_modified_ms.div_euclid(1000);
     match (if_match, if_unmodified_since) {
-        (Some(c), _) if !etag_matches(c, &record.etag) => {
+        (Some(c), _) if !etag_matches(c, &record.etag, true) => {
             return Err(GatewayError::PreconditionFailed);
         }
         (None, Some(t)) if modified_s > unix_seconds(t) => {
@@ -613,7 +626,7 @@ pub(in crate::s3) fn check_read_conditions(
         _ => {}
     }
     match (if_none_match, if_modified_since) {
-        (Some(c), _) if etag_matches(c, &record.etag) => return Err(GatewayError::NotModified),
+        (Some(c), _) if etag_matches(c, &record.etag, false) => return Err(GatewayError::NotModified),
         (None, Some(t)) if modified_s <= unix_seconds(t) => return Err(GatewayError::NotModified),
         _ => {}
     }
@@ -665,7 +678,19 @@ fn selected_range(
     }
     match range {
         None => Ok(None),
-        Some(r) => r.check(record.size).map(Some).map_err(|_| GatewayError::InvalidRange { size: record.size }),
+        Some(r) => satisfiable(r, record.size).map_err(|()| GatewayError::InvalidRange { size: record.size }),
+    }
+}
+
+/// The bytes `range` asks of an object of `size` bytes (Err: unsatisfiable, 416). None: the
+/// whole object, answered 200 as without a Range. That is a suffix of an empty object: RFC 9110
+/// 14.1.1 counts it satisfiable, yet a 206 could name none of its bytes (s3s gave the empty range
+/// and it answered 206 "bytes 0-0/0"); any other range of an empty object is unsatisfiable.
+pub(in crate::s3) fn satisfiable(range: &Range, size: u64) -> Result<Option<ByteRange<u64>>, ()> {
+    match range.check(size) {
+        Ok(r) if r.is_empty() => Ok(None),
+        Ok(r) => Ok(Some(r)),
+        Err(_) => Err(()),
     }
 }
 
@@ -948,7 +973,7 @@ fn prepare_deletion(key: &str, version: Option<&str>, etag: Option<&ETag>) -> Ga
     check_key(key)?;
     Ok(ObjectDeletion {
         key: ObjectKey::new(key),
-        condition: WriteCondition { if_none_match_any: false, if_match: etag.map(|e| e.value().to_string()) },
+        condition: WriteCondition { if_none_match_any: false, if_match: etag.map(if_match_value) },
         version: parse_version_id(version)?,
         marker_nonce: Some(VersionId::new(ignifuge_types::random_id())),
     })

@@ -13,7 +13,7 @@
 //! conditional requests (304 and 412 with validators), and the object's stored headers.
 
 use super::super::cors;
-use super::super::objects::{check_read_conditions, content_range};
+use super::super::objects::{check_read_conditions, content_range, satisfiable};
 use crate::Gateway;
 use crate::authorize::{Ask, BucketView};
 use crate::error::GatewayError;
@@ -442,9 +442,9 @@ impl WebsiteEndpoint {
                 return response;
             }
             if let Some(range) = header(request, "range") {
-                match Range::parse(range).ok().map(|r| r.check(record.size)) {
-                    Some(Ok(r)) => selected = Some(r),
-                    Some(Err(_)) => {
+                match Range::parse(range).ok().map(|r| satisfiable(&r, record.size)) {
+                    Some(Ok(r)) => selected = r,
+                    Some(Err(())) => {
                         let mut response = response(http::StatusCode::RANGE_NOT_SATISFIABLE, Body::empty());
                         if let Ok(v) = http::HeaderValue::from_str(&format!("bytes */{}", record.size)) {
                             response.headers_mut().insert(http::header::CONTENT_RANGE, v);
