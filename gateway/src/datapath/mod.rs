@@ -320,46 +320,30 @@ mod tests {
         };
         let blob = blob_named(hash);
         let tenant = ignifuge_types::TenantId::new("t");
-        assert_eq!(
-            data.read_shard(&blob, 0, 0, &tenant, read::DownNodes::Skip).await,
-            None,
-            "not cached, and its node is not there"
-        );
+        assert_eq!(data.read_shard(&blob, 0, 0, &tenant).await, None, "not cached, and its node is not there");
         let id = ignifuge_types::ShardId {
             blob: BlobId::new("ab"),
             stripe: StripeIndex(0),
             shard: ignifuge_types::ShardIndex(0),
         };
         data.shard_cache.insert(id, hash, &bytes, &tenant);
-        assert_eq!(
-            data.read_shard(&blob, 0, 0, &tenant, read::DownNodes::Skip).await,
-            Some(bytes.clone()),
-            "from the cache"
-        );
+        assert_eq!(data.read_shard(&blob, 0, 0, &tenant).await, Some(bytes.clone()), "from the cache");
         assert_eq!(data.shard_cache.hits_and_misses(), (1, 1));
         let other = blob_named(blake3::hash(b"another shard 0"));
         assert_eq!(
-            data.read_shard(&other, 0, 0, &tenant, read::DownNodes::Skip).await,
+            data.read_shard(&other, 0, 0, &tenant).await,
             None,
             "the record names another hash: fetched, not cached"
         );
         assert_eq!(data.fetch_shard(&blob, 0, 0).await, None, "repair's reads go to the node");
         assert_eq!(data.shard_cache.hits_and_misses(), (1, 2), "fetch_shard never asks the cache");
-        assert_eq!(
-            data.read_shard(&blob, 0, 1, &tenant, read::DownNodes::Skip).await,
-            None,
-            "another shard of the stripe"
-        );
+        assert_eq!(data.read_shard(&blob, 0, 1, &tenant).await, None, "another shard of the stripe");
         // A stripe whose shards are too large to keep: the cache is not asked, even for an id
         // it holds.
         let mut large = blob.clone();
         large.stripes[0].data_len = 5 << 20;
         let before = data.shard_cache.hits_and_misses();
-        assert_eq!(
-            data.read_shard(&large, 0, 0, &tenant, read::DownNodes::Skip).await,
-            None,
-            "fetched, not from the cache"
-        );
+        assert_eq!(data.read_shard(&large, 0, 0, &tenant).await, None, "fetched, not from the cache");
         assert_eq!(data.shard_cache.hits_and_misses(), before, "a shard too large to keep never asks the cache");
 
         // Whole reads: a GET's takes the cached shard; a background service's goes to the node

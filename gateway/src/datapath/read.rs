@@ -248,7 +248,7 @@ impl DataPath {
             let shard = match (source, skip) {
                 (Shards::CacheFirst(_), true) => self.cached_shard(blob, stripe, i),
                 (Shards::Nodes, true) => None,
-                (Shards::CacheFirst(owner), false) => self.read_shard(blob, stripe, i, owner, DownNodes::Ask).await,
+                (Shards::CacheFirst(owner), false) => self.read_shard(blob, stripe, i, owner).await,
                 (Shards::Nodes, false) => self.fetch_shard_asking(blob, stripe, i, DownNodes::Ask).await,
             };
             (i, shard, skip)
@@ -370,33 +370,28 @@ impl DataPath {
 
     /// One shard for a GET: from the shard cache when it holds it with the hash the metadata
     /// names, else from the fetch of it under way, else fetched (and kept, if small, charged to
-    /// `owner`). A shard too large to be kept never asks the cache.
+    /// `owner`). A shard too large to be kept never asks the cache. Its node is asked even if
+    /// marked down: `gather` decides that before (`cached_shard`).
     pub(super) async fn read_shard(
         self: &Arc<Self>,
         blob: &StripedBlob,
         stripe: u32,
         index: usize,
         owner: &TenantId,
-        down: DownNodes,
     ) -> Option<Bytes> {
         let stripe_record = blob.stripe(stripe)?;
         let shard_len = (stripe_record.data_len as usize).div_ceil((blob.data_shards as usize).max(1));
         if shard_len > super::shard_cache::SHARD_CACHE_ENTRY_MAX_BYTES {
-            return self.fetch_shard_asking(blob, stripe, index, down).await;
+            return self.fetch_shard_asking(blob, stripe, index, DownNodes::Ask).await;
         }
         let record = stripe_record.shards.get(index)?.clone();
         let id = ShardId { blob: blob.blob.clone(), stripe: StripeIndex(stripe), shard: ShardIndex(index as u32) };
         let Ok(expected) = blake3::Hash::from_hex(&record.blake3) else {
-            return self.fetch_recorded(&id, &record, down).await; // which logs the malformed hash
+            return self.fetch_recorded(&id, &record, DownNodes::Ask).await; // which logs the malformed hash
         };
-        if down == DownNodes::Skip && self.is_down(&record.node) {
-            // Read around it at once (as `fetch_recorded` would), not after a flight started
-            // before it was found down.
-            return self.shard_cache.get(&id, &expected);
-        }
         let node = record.node.clone();
         let (this, fetched_id) = (self.clone(), id.clone());
-        let fetch = async move { this.fetch_recorded(&fetched_id, &record, down).await };
+        let fetch = async move { this.fetch_recorded(&fetched_id, &record, DownNodes::Ask).await };
         self.shard_cache.get_or_fetch(id, expected, node, owner, fetch).await
     }
 
