@@ -51,9 +51,15 @@ pub const FORMAT_FILE: &str = "format";
 /// 13: reads in progress hold the garbage they stream (`Command::HoldGarbage`,
 /// `GarbageRecord::held_ms`): a format-12 version cannot decode the command. Formats 6 to 12 are
 /// upgraded in place; a format-12 version refuses a format-13 directory.
-pub const DATA_DIR_FORMAT: &str = "13";
+/// 14: leases count their tenures and a repair names the one it was surveyed in
+/// (`LeaseRecord::epoch`, `Command::TakeLease::tenures`, `ShardReplacement::lease`): a format-13
+/// version would decode such entries without those fields and apply them otherwise (a fenced
+/// repair applied, lease records without their tenure), so its replicas would differ from the
+/// others. Entries appended before are applied as they were. Formats 6 to 13 are upgraded in
+/// place; a format-13 version refuses a format-14 directory.
+pub const DATA_DIR_FORMAT: &str = "14";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 7] = ["6", "7", "8", "9", "10", "11", "12"];
+const UPGRADED_IN_PLACE: [&str; 8] = ["6", "7", "8", "9", "10", "11", "12", "13"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

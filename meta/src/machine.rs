@@ -686,18 +686,40 @@ impl StateMachine {
                 self.replace_shards(replacement, batch)?;
                 Ok(Outcome::Done)
             }
-            Command::TakeLease { name, holder, now_ms, duration_ms } => {
+            Command::TakeLease { name, holder, now_ms, duration_ms, tenures } => {
                 let key = keys::lease(&name);
                 // A lease record that does not decode is nobody's: the taker's replaces it (else
                 // that service would stop for good, every take refused alike).
-                if let Some(Ok(current)) = self.read_or_pass_over::<LeaseRecord>(&key)?
-                    && current.holder != holder
-                    && current.until_ms > now_ms
+                let found = self.read_or_pass_over::<LeaseRecord>(&key)?;
+                let current = match &found {
+                    Some(Ok(current)) => Some(current),
+                    Some(Err(())) | None => None,
+                };
+                let live = current.filter(|c| c.until_ms > now_ms);
+                if let Some(live) = live
+                    && live.holder != holder
                 {
-                    return Err(MetaError::LeaseHeld { holder: current.holder });
+                    return Err(MetaError::LeaseHeld { holder: live.holder.clone() });
                 }
-                batch.put(key, encode(&LeaseRecord { holder, until_ms: now_ms + duration_ms }));
-                Ok(Outcome::Done)
+                let until_ms = now_ms + duration_ms;
+                if !tenures {
+                    batch.put(key, encode(&LeaseRecord { holder, until_ms, epoch: None }));
+                    return Ok(Outcome::Done);
+                }
+                // The holder's own take keeps its tenure, even after its lease ran out (nobody
+                // else held it meanwhile); another holder's starts the next (after a record that
+                // did not decode, one numbered by the leader's clock, above any count it reached).
+                let epoch = match (current, found.is_some()) {
+                    (Some(last), _) if last.holder == holder => last.epoch.unwrap_or(0),
+                    // (A count at its end, only in a damaged record, is numbered as one that
+                    // does not decode rather than stopping every replica on this entry.)
+                    (Some(last), _) if last.epoch.unwrap_or(0) < u64::MAX => last.epoch.unwrap_or(0) + 1,
+                    (Some(_), _) => now_ms.max(1) as u64,
+                    (None, true) => now_ms.max(1) as u64,
+                    (None, false) => 1,
+                };
+                batch.put(key, encode(&LeaseRecord { holder, until_ms, epoch: Some(epoch) }));
+                Ok(Outcome::Lease { epoch })
             }
             Command::SetNodeOut { node, out, now_ms } => {
                 if out {
@@ -914,7 +936,9 @@ impl StateMachine {
 
     /// Applies a repair's compare-and-swap on one stripe. The stripe must still be referenced:
     /// its blob known and not garbage (blobs only move forward, so that is exact), and hold
-    /// exactly the shards the repairer read.
+    /// exactly the shards the repairer read; and its repairer must still hold the repair lease
+    /// in the tenure it surveyed in (`ShardReplacement::lease`). A replacement already applied
+    /// (a retried proposal) answers Ok whatever the lease: it changes nothing.
     fn replace_shards(&self, r: ShardReplacement, batch: &mut WriteBatch) -> Result<(), MetaError> {
         let superseded = |what: &str| MetaError::Superseded(format!("blob {} stripe {}: {what}", r.blob, r.stripe));
         if self.kv.get(&keys::known_blob(&r.blob))?.is_none() {
@@ -930,6 +954,19 @@ impl StateMachine {
         }
         if stripe.shards != r.expected || r.replacement.len() != r.expected.len() {
             return Err(superseded("its shards changed"));
+        }
+        if let Some(fence) = &r.lease {
+            let held = match self.read_or_pass_over::<LeaseRecord>(&keys::lease(&fence.name))? {
+                Some(Ok(lease)) => {
+                    lease.holder == fence.holder
+                        && lease.epoch == Some(fence.epoch)
+                        && r.leader_ms.is_none_or(|at| at < lease.until_ms)
+                }
+                Some(Err(())) | None => false,
+            };
+            if !held {
+                return Err(superseded("the repair lease ran out or changed hands since the stripe was surveyed"));
+            }
         }
         stripe.shards = r.replacement;
         stripe.debt = r.debt;

@@ -89,6 +89,25 @@ pub struct UnreadableRecord {
 pub struct LeaseRecord {
     pub holder: String,
     pub until_ms: i64,
+    /// Counts the lease's tenures: a take by another holder than the last starts the next (its
+    /// holder's renewals keep it, even after the lease ran out with nobody taking it). A worker
+    /// names the tenure its work began in ([`LeaseFence`]), and the metadata refuses that work
+    /// once another tenure began. None in records written by takes from before data format 14
+    /// (`Command::TakeLease::tenures`), which are applied as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
+
+/// The tenure of a lease a worker's command was prepared in: applied only while `holder` still
+/// holds lease `name` in that tenure (`LeaseRecord::epoch`), and (when the command carries the
+/// leader's time) before the lease's end. A worker stalled past its lease (a paused VM, a
+/// process stopped for an hour) cannot then commit what it prepared before, whether or not
+/// another worker took the lease meanwhile and judged the cluster without it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseFence {
+    pub name: String,
+    pub holder: String,
+    pub epoch: u64,
 }
 
 /// A replacement of some of a stripe's shards, applied only if the stripe still has exactly
@@ -102,6 +121,18 @@ pub struct ShardReplacement {
     pub replacement: Vec<ShardRecord>,
     /// Whether the stripe is still below its class's full budget after the replacement.
     pub debt: bool,
+    /// The repair lease's tenure the repair was surveyed in: refused (`Superseded`) once another
+    /// began, or once the lease ran out (by `leader_ms`). Another worker's survey may meanwhile
+    /// have listed the rebuilt copies as strays, not named by the metadata, and its sweep would
+    /// delete them after this commit named them. None only in entries from before data format
+    /// 14, applied without the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseFence>,
+    /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`), which
+    /// the lease's end is judged by; None from a proposer that no leader stamps (tests' local
+    /// metadata), whose lease is judged by its tenure alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_ms: Option<i64>,
 }
 
 /// Objects and bytes at one remaining margin.

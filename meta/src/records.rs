@@ -911,12 +911,17 @@ pub enum Command {
     /// The repair service rebuilt or moved some shards of a stripe.
     ReplaceShards(crate::ShardReplacement),
     /// Takes or renews lease `name` for `holder` until `now_ms + duration_ms`; refused while
-    /// another holder's lease runs.
+    /// another holder's lease runs. Made with [`Command::take_lease`].
     TakeLease {
         name: String,
         holder: String,
         now_ms: i64,
         duration_ms: i64,
+        /// Counts the lease's tenures (`LeaseRecord::epoch`) and answers `Outcome::Lease`; false
+        /// only in entries from before data format 14, applied as they were (no epoch, `Done`),
+        /// so that every replica holds the same record whichever version applied the entry.
+        #[serde(default)]
+        tenures: bool,
     },
     /// The report of a complete repair round, for `ignifuge admin durability`.
     RecordRepairReport(Box<crate::RepairReport>),
@@ -1002,6 +1007,12 @@ pub enum Command {
 }
 
 impl Command {
+    /// Takes or renews lease `name` for `holder` for `duration_ms` from `now_ms` (the leader's
+    /// time replaces it: `stamp_leader_time`).
+    pub fn take_lease(name: impl Into<String>, holder: impl Into<String>, now_ms: i64, duration_ms: i64) -> Self {
+        Command::TakeLease { name: name.into(), holder: holder.into(), now_ms, duration_ms, tenures: true }
+    }
+
     /// Sets the command's own clock readings to `leader_ms`, the metadata leader's time as it
     /// appends the entry (`Proposal::issued_ms`). The proposer's clock may be minutes off the
     /// leader's and the other gateways' (within the skew the cluster accepts): a lease judged by
@@ -1023,6 +1034,9 @@ impl Command {
             | Command::PutPacked { leader_ms: stamp, .. }
             | Command::PutUploadPart { leader_ms: stamp, .. }
             | Command::CompleteUpload { leader_ms: stamp, .. } => *stamp = Some(leader_ms),
+            // Only a fenced replacement (data format 14 on) is stamped: one from before is applied
+            // as it was, by replicas on either side of an upgrade alike.
+            Command::ReplaceShards(r) if r.lease.is_some() => r.leader_ms = Some(leader_ms),
             _ => {}
         }
     }
@@ -1070,6 +1084,10 @@ pub enum Outcome {
     Layout(LayoutVersion),
     /// ReclaimOrphans: the blobs fenced, whose shards may be deleted.
     Reclaimable(Vec<BlobId>),
+    /// TakeLease: the tenure the holder now holds the lease in (`LeaseRecord::epoch`).
+    Lease {
+        epoch: u64,
+    },
 }
 
 /// Every read of the metadata.

@@ -1280,6 +1280,8 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         expected: vec![shard("n1"), shard("n2"), shard("n3")],
         replacement: vec![shard("n1"), shard("n2"), shard("n4")],
         debt: false,
+        lease: None,
+        leader_ms: None,
     }))
     .unwrap();
     let record = version(&m, "b2", "w", Some(&old)).unwrap();
@@ -1307,6 +1309,8 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
             expected,
             replacement: vec![shard("n1"), shard("n2"), shard("n3")],
             debt: false,
+            lease: None,
+            leader_ms: None,
         }))
     };
     // A repairer that read another state is refused, and nothing changes.
@@ -1348,14 +1352,114 @@ fn the_durability_report_counts_every_object_a_page_at_a_time() {
 #[test]
 fn a_lease_has_one_holder_until_it_expires() {
     let m = machine();
-    let take = |holder: &str, now_ms: i64| {
-        m.apply(Command::TakeLease { name: "repair".into(), holder: holder.into(), now_ms, duration_ms: 100 })
-    };
+    let take = |holder: &str, now_ms: i64| m.apply(Command::take_lease("repair", holder, now_ms, 100));
     take("g1", 0).unwrap();
     assert_eq!(take("g2", 50), Err(MetaError::LeaseHeld { holder: "g1".into() }));
     take("g1", 90).unwrap(); // renewal: now until 190
     assert!(take("g2", 150).is_err());
     take("g2", 191).unwrap();
+}
+
+/// A lease counts its tenures: its holder's takes keep its tenure, another holder's start the
+/// next. A repair names the tenure it was surveyed in and is refused once another began (a
+/// worker stalled past its lease, whose rebuilt copies another worker's survey counted as
+/// strays). Takes and repairs from before data format 14 apply as they did.
+#[test]
+fn a_repair_commits_only_in_the_lease_tenure_it_was_surveyed_in() {
+    let m = machine();
+    bucket(&m, "a", "b1").unwrap();
+    put_record(&m, "b1", striped_object("x", "0a", &["n1", "n2", "n3"])).unwrap();
+    let take = |holder: &str, now_ms: i64| m.apply(Command::take_lease("repair", holder, now_ms, 100));
+    let shard = |n: &str| ShardRecord { node: NodeId::new(n), blake3: format!("h-{n}") };
+    let shards = || {
+        let Answer::Stripes(stripes) = m.query(Query::Stripes { blob: BlobId::new("0a"), first: 0, limit: 1 }).unwrap()
+        else {
+            panic!()
+        };
+        stripes[0].shards.iter().map(|s| s.node.0.clone()).collect::<Vec<_>>()
+    };
+    // A repair of `from`'s shard onto `to`, fenced by (holder, tenure), appended by a leader at
+    // `at` (or proposed unstamped).
+    let stamped = |from: &str, to: &str, lease: Option<(&str, u64)>, at: Option<i64>| {
+        let expected = shards();
+        let replacement = expected.iter().map(|n| if n == from { to } else { n.as_str() }).collect();
+        let records = |nodes: Vec<&str>| nodes.into_iter().map(shard).collect();
+        let mut command = Command::ReplaceShards(ShardReplacement {
+            owner: BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 },
+            blob: BlobId::new("0a"),
+            stripe: 0,
+            expected: records(expected.iter().map(String::as_str).collect()),
+            replacement: records(replacement),
+            debt: false,
+            lease: lease.map(|(holder, epoch)| LeaseFence { name: "repair".into(), holder: holder.into(), epoch }),
+            leader_ms: None,
+        });
+        if let Some(at) = at {
+            command.stamp_leader_time(at);
+        }
+        m.apply(command)
+    };
+    let repair = |from: &str, to: &str, lease: Option<(&str, u64)>| stamped(from, to, lease, None);
+    let superseded = |outcome: Result<Outcome, MetaError>| matches!(outcome, Err(MetaError::Superseded(_)));
+
+    assert_eq!(take("g1", 0), Ok(Outcome::Lease { epoch: 1 }));
+    assert_eq!(take("g1", 90), Ok(Outcome::Lease { epoch: 1 }), "a renewal keeps the tenure");
+    repair("n3", "n4", Some(("g1", 1))).unwrap();
+    assert_eq!(shards(), ["n1", "n2", "n4"]);
+    // g1 stalls; its lease runs out at 190 and g2 takes it: g1's repair is refused when it wakes.
+    assert_eq!(take("g2", 191), Ok(Outcome::Lease { epoch: 2 }));
+    assert!(superseded(repair("n4", "n5", Some(("g1", 1)))));
+    assert!(superseded(repair("n4", "n5", Some(("g1", 2)))), "the holder and its tenure both count");
+    assert_eq!(shards(), ["n1", "n2", "n4"], "unchanged");
+    // Already applied (a retried proposal): Ok whatever the lease, and nothing changes.
+    assert_eq!(stamped("n3", "n4", Some(("g1", 1)), Some(250)), Ok(Outcome::Done));
+    let Answer::Stripes(now) = m.query(Query::Stripes { blob: BlobId::new("0a"), first: 0, limit: 1 }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(now[0].shards[2], shard("n4"));
+    // Stamped by the leader: within g2's lease (until 291) it applies, after it not, though nobody
+    // took the lease since (a worker stalled past it).
+    stamped("n4", "n8", Some(("g2", 2)), Some(290)).unwrap();
+    assert!(superseded(stamped("n8", "n4", Some(("g2", 2)), Some(291))));
+    assert_eq!(shards(), ["n1", "n2", "n8"]);
+    stamped("n8", "n4", None, Some(10_000)).unwrap();
+    assert_eq!(shards(), ["n1", "n2", "n4"], "one without a fence is not stamped nor checked");
+    // g2's runs out and g1 takes the lease again: a new tenure, in which its old repair is refused.
+    assert_eq!(take("g1", 400), Ok(Outcome::Lease { epoch: 3 }));
+    assert!(superseded(repair("n4", "n5", Some(("g1", 1)))));
+    // A holder whose own lease ran out with nobody taking it meanwhile keeps its tenure.
+    assert_eq!(take("g1", 600), Ok(Outcome::Lease { epoch: 3 }));
+    repair("n4", "n5", Some(("g1", 3))).unwrap();
+    assert_eq!(shards(), ["n1", "n2", "n5"]);
+    // A take refused leaves the tenure as it was.
+    assert_eq!(take("g2", 650), Err(MetaError::LeaseHeld { holder: "g1".into() }));
+    assert_eq!(take("g1", 660), Ok(Outcome::Lease { epoch: 3 }));
+
+    // Entries from before format 14: a take writes the record as it did (no tenure, `Done`), and
+    // a repair without a fence is not checked.
+    let old_take = Command::TakeLease {
+        name: "repair".into(),
+        holder: "g3".into(),
+        now_ms: 10_000,
+        duration_ms: 100,
+        tenures: false,
+    };
+    assert_eq!(m.apply(old_take), Ok(Outcome::Done));
+    let stored = m.kv().get(&keys::lease("repair")).unwrap().unwrap();
+    assert_eq!(String::from_utf8(stored).unwrap(), r#"{"holder":"g3","until_ms":10100}"#);
+    assert!(superseded(repair("n5", "n6", Some(("g3", 0)))), "a record without a tenure fences every repair");
+    repair("n5", "n6", None).unwrap();
+    assert_eq!(shards(), ["n1", "n2", "n6"]);
+    // The holder's next take (this version's) renews it in tenure 0.
+    assert_eq!(take("g3", 10_050), Ok(Outcome::Lease { epoch: 0 }));
+    repair("n6", "n7", Some(("g3", 0))).unwrap();
+    assert_eq!(shards(), ["n1", "n2", "n7"]);
+    // A lease record that does not decode fences every repair (its holder is unknown).
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(keys::lease("repair"), b"{not json".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    assert!(superseded(repair("n7", "n8", Some(("g3", 0)))));
+    assert_eq!(shards(), ["n1", "n2", "n7"]);
 }
 
 #[test]
@@ -1914,10 +2018,8 @@ fn bookkeeping_records_that_do_not_decode_do_not_stop_the_services() {
         Ok(Outcome::Reclaimable(blobs(&["0b"]))),
         "the unreadable intent's blob spared, the other fenced"
     );
-    let take = |holder: &str| {
-        m.apply(Command::TakeLease { name: "gc".into(), holder: holder.into(), now_ms: 10_000, duration_ms: 60_000 })
-    };
-    assert_eq!(take("w1"), Ok(Outcome::Done), "an unreadable lease is nobody's");
+    let take = |holder: &str| m.apply(Command::take_lease("gc", holder, 10_000, 60_000));
+    assert_eq!(take("w1"), Ok(Outcome::Lease { epoch: 10_000 }), "an unreadable lease is nobody's");
     assert_eq!(take("w2"), Err(MetaError::LeaseHeld { holder: "w1".into() }), "and then w1's");
     assert!(matches!(m.query(Query::RepairReport), Ok(Answer::RepairReport(None))));
 }
@@ -2424,6 +2526,8 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
             expected: expected.clone(),
             replacement,
             debt: false,
+            lease: None,
+            leader_ms: None,
         })
     };
     m.apply(repair(replacement.clone())).unwrap();

@@ -145,12 +145,7 @@ pub async fn digests_at_one_index(
             // cluster appends none of its own); at most as many as the margin, and a few for
             // members that are behind.
             if proposed < margin + 4 {
-                let command = Command::TakeLease {
-                    name: "admin-digest".into(),
-                    holder: holder.clone(),
-                    now_ms: now_ms(),
-                    duration_ms: 1,
-                };
+                let command = Command::take_lease("admin-digest", holder.clone(), now_ms(), 1);
                 let _ = metadata.apply(command).await;
                 proposed += 1;
             }

@@ -175,7 +175,7 @@ async fn delete_everywhere(services: &Services, batch: &Garbage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_gateway::datapath::DataPath;
+    use crate::testkit::{put_striped, services};
     use ignifuge_meta::{GarbageRecord, StripedBlob};
 
     fn garbage(name: &str, stripes: u32) -> (BlobId, GarbageRecord) {
@@ -242,86 +242,12 @@ mod tests {
         FakeNode { address, asked }
     }
 
-    /// Services over an in-memory metadata, with nine nodes: the first `fakes.len()` answer at
-    /// the fakes' addresses, the others refuse connections.
-    fn services(fakes: &[&FakeNode]) -> Services {
-        use ignifuge_gateway::datapath::DataPathTuning;
-        use ignifuge_placement::FailureBudget;
-        use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, NodeEndpoint};
-        let nodes = (0..9)
-            .map(|i| NodeEndpoint {
-                id: node(i),
-                datacenter: ignifuge_types::DatacenterId::new(format!("dc{}", i / 3 + 1)),
-                address: fakes.get(i).map_or(std::net::SocketAddr::from(([127, 0, 0, 1], 1)), |f| f.address),
-                capacity_weight: 1,
-            })
-            .collect();
-        let cluster = ClusterConfig {
-            region: "us-east-1".into(),
-            metadata_voters: Vec::new(),
-            metadata_learners: Vec::new(),
-            geometry: None,
-            default_class: FailureBudget { datacenters: 1, nodes: 1 },
-            degraded_minimum: None,
-            nodes,
-            gateways: Vec::new(),
-        };
-        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
-        let data = Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap());
-        let metadata = Arc::new(ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default())));
-        Services { metadata, data, holder: "this-worker".into() }
-    }
-
-    fn node(i: usize) -> NodeId {
-        NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1))
-    }
-
-    /// An object of one stripe whose shards lie on `nodes`.
-    fn striped(key: &str, blob: &str, nodes: &[usize]) -> ignifuge_meta::ObjectRecord {
-        use ignifuge_meta::{Checksums, ObjectRecord, PartData, ShardRecord, StripeRecord};
-        use ignifuge_types::{ObjectKey, VersionId};
-        let shards = nodes.iter().map(|n| ShardRecord { node: node(*n), blake3: "00".repeat(32) }).collect();
-        let location = DataLocation::Striped(StripedBlob {
-            blob: BlobId::new(blob),
-            data_shards: 2,
-            parity_shards: 1,
-            shard_size_bytes: 4,
-            stripe_count: 1,
-            first_stripe: 0,
-            stripes: vec![StripeRecord { data_len: 8, shards, debt: false }],
-            born_ms: 0,
-        });
-        let part = PartData {
-            part_number: 1,
-            size: 8,
-            etag: "e".into(),
-            checksums: Checksums::default(),
-            location,
-            last_modified_ms: 1,
-            started_ms: 0,
-            began: None,
-        };
-        ObjectRecord::single_part(ObjectKey::new(key), VersionId::new(format!("v-{blob}")), part)
-    }
-
     /// Writes each object and deletes it at `deleted_ms`, leaving its blob garbage since then.
     async fn garbage_of(services: &Services, objects: &[(&str, &str, &[usize])], deleted_ms: i64) {
-        use ignifuge_meta::{BucketRecord, TenantRecord, WriteCondition};
-        use ignifuge_types::{BucketIncarnation, BucketName, TenantId};
+        use ignifuge_meta::WriteCondition;
         let m = services.metadata.as_ref();
-        if m.bucket(BucketName::new("b")).await.is_err() {
-            let tenant = TenantRecord { id: TenantId::new("t"), created_ms: 0, public_access_block: None };
-            m.apply(Command::CreateTenant(tenant)).await.unwrap();
-            let name = BucketName::new("b");
-            let record =
-                BucketRecord::new(name, TenantId::new("t"), "us-east-1".into(), 0, BucketIncarnation::new("i"));
-            m.apply(Command::CreateBucket(record)).await.unwrap();
-        }
-        let bucket = m.bucket(BucketName::new("b")).await.unwrap().reference();
         for (key, blob, nodes) in objects {
-            let record = striped(key, blob, nodes);
-            let condition = WriteCondition::default();
-            m.apply(Command::PutObject { bucket: bucket.clone(), record, condition, leader_ms: None }).await.unwrap();
+            let bucket = put_striped(services, key, blob, nodes).await;
             m.apply(Command::DeleteObject {
                 bucket: bucket.clone(),
                 key: ignifuge_types::ObjectKey::new(*key),
@@ -348,7 +274,7 @@ mod tests {
     async fn a_round_deletes_garbage_past_its_grace_from_every_node_holding_it() {
         let (n1, n2, n3) =
             (fake_node(vec![]).await, fake_node(vec![BlobId::new("old-2")]).await, fake_node(vec![]).await);
-        let services = services(&[&n1, &n2, &n3]);
+        let services = services(&[n1.address, n2.address, n3.address]);
         let now = ignifuge_types::time::now_ms();
         let grace = Duration::from_secs(60);
         // old-1 also has a shard on node 4, which refuses connections.
@@ -387,7 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_round_finds_old_garbage_behind_more_young_records_than_one_scan() {
         let n1 = fake_node(vec![]).await;
-        let services = services(&[&n1]);
+        let services = services(&[n1.address]);
         let now = ignifuge_types::time::now_ms();
         let keys: Vec<(String, String)> = (0..10_050).map(|i| (format!("k{i:05}"), format!("a{i:05}"))).collect();
         let young: Vec<(&str, &str, &[usize])> =
@@ -405,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn a_round_goes_on_while_fetches_come_back_full() {
         let n1 = fake_node(vec![]).await;
-        let services = services(&[&n1]);
+        let services = services(&[n1.address]);
         let keys: Vec<(String, String)> = (0..300).map(|i| (format!("k{i:03}"), format!("blob-{i:03}"))).collect();
         let objects: Vec<(&str, &str, &[usize])> =
             keys.iter().map(|(k, b)| (k.as_str(), b.as_str(), &[0usize][..])).collect();

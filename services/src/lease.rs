@@ -2,11 +2,13 @@
 //! service (`repair`, `gc`). A lease is taken with `Command::TakeLease` (the same holder renews
 //! it) and lasts `duration`; a worker renews it whenever a third of that has passed and stops its
 //! round as soon as a renewal is refused, so two rounds of one service never run at once for
-//! longer than the time between two renewals.
+//! longer than the time between two renewals. A worker stalled past its lease (a paused VM)
+//! learns it only at its next renewal; what it commits meanwhile can name its tenure
+//! ([`Lease::fence`]), and the metadata refuses it once another tenure began.
 
 use crate::Services;
 use crate::error::ServiceResult;
-use ignifuge_meta::{Command, MetaError, Metadata};
+use ignifuge_meta::{Command, LeaseFence, MetaError, Metadata, Outcome};
 use std::time::{Duration, Instant};
 
 pub struct Lease {
@@ -15,11 +17,14 @@ pub struct Lease {
     duration: Duration,
     /// When it was last taken or renewed by this worker.
     taken: Option<Instant>,
+    /// The tenure of this worker's last `take` (`LeaseRecord::epoch`); a renewal (`keep`) that
+    /// finds another has lost it meanwhile.
+    epoch: Option<u64>,
 }
 
 impl Lease {
     pub fn new(name: &'static str, holder: String, duration: Duration) -> Self {
-        Self { name, holder, duration, taken: None }
+        Self { name, holder, duration, taken: None, epoch: None }
     }
 
     /// The lease of a service whose rounds start every `interval`: it lasts three intervals (at
@@ -54,18 +59,34 @@ impl Lease {
         self.duration
     }
 
-    /// Takes or renews the lease now. False: another worker holds it.
+    /// Takes or renews the lease now, in whichever tenure (a round starting). False: another
+    /// worker holds it.
     pub async fn take(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
+        self.apply(metadata, false).await
+    }
+
+    /// Takes or renews the lease; with `same_tenure`, false also when this worker lost it since
+    /// it took it (it ran out and another tenure began, whoever holds it now: what the worker
+    /// prepared under the old one is stale).
+    async fn apply(&mut self, metadata: &dyn Metadata, same_tenure: bool) -> ServiceResult<bool> {
         // The lease runs from before the request: a slow answer shortens it, never lengthens it.
         let asked = Instant::now();
-        let command = Command::TakeLease {
-            name: self.name.into(),
-            holder: self.holder.clone(),
-            now_ms: ignifuge_types::time::now_ms(),
-            duration_ms: self.duration.as_millis() as i64,
-        };
+        let command = Command::take_lease(
+            self.name,
+            self.holder.clone(),
+            ignifuge_types::time::now_ms(),
+            self.duration.as_millis() as i64,
+        );
         match metadata.apply(command).await {
-            Ok(_) => {
+            Ok(outcome) => {
+                let Outcome::Lease { epoch } = outcome else {
+                    return Err(MetaError::Corrupt(format!("a lease take answered {outcome:?}")).into());
+                };
+                if same_tenure && self.epoch.is_some_and(|held| held != epoch) {
+                    self.taken = None;
+                    return Ok(false);
+                }
+                self.epoch = Some(epoch);
                 self.taken = Some(asked);
                 Ok(true)
             }
@@ -77,12 +98,55 @@ impl Lease {
         }
     }
 
-    /// Renews the lease if a third of it has passed since it was last taken. False: it was lost
-    /// (the round must stop).
+    /// The tenure this worker holds the lease in, for the commands it prepares under it; None
+    /// before it took it.
+    pub fn fence(&self) -> Option<LeaseFence> {
+        Some(LeaseFence { name: self.name.into(), holder: self.holder.clone(), epoch: self.epoch? })
+    }
+
+    /// Renews the lease if a third of it has passed since it was last taken. False: it was lost,
+    /// even if this worker holds it again in a new tenure (the round must stop).
     pub async fn keep(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
         match self.taken {
             Some(taken) if taken.elapsed() < self.duration / 3 => Ok(true),
-            _ => self.take(metadata).await,
+            _ => self.apply(metadata, true).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker stalled past its lease learns at its next renewal that it lost it, even when it
+    /// gets it back then (another tenure began meanwhile: the repairs it prepared are fenced
+    /// out); a new round takes it afresh and renews it in the new tenure.
+    #[tokio::test]
+    async fn a_renewal_after_another_tenure_began_says_the_lease_was_lost() {
+        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let lease = Duration::from_millis(60);
+        let mut ours = Lease::new("repair", "us".into(), lease);
+        assert_eq!(ours.fence(), None, "no tenure before the lease is taken");
+        assert!(ours.take(&metadata).await.unwrap());
+        let first = ours.fence().unwrap();
+        assert_eq!((first.name.as_str(), first.holder.as_str()), ("repair", "us"));
+        tokio::time::sleep(lease + Duration::from_millis(20)).await;
+        assert!(ours.keep(&metadata).await.unwrap(), "ran out, but nobody took it: the same tenure");
+        assert_eq!(ours.fence(), Some(first.clone()));
+        // Stalled: ours runs out, theirs is taken and runs out in turn.
+        tokio::time::sleep(lease + Duration::from_millis(20)).await;
+        let mut theirs = Lease::new("repair", "them".into(), lease);
+        assert!(theirs.take(&metadata).await.unwrap());
+        assert_ne!(theirs.fence().unwrap().epoch, first.epoch);
+        tokio::time::sleep(lease + Duration::from_millis(20)).await;
+        assert!(!ours.keep(&metadata).await.unwrap(), "lost, though this worker holds the lease again");
+        assert_eq!(ours.fence(), Some(first.clone()), "the round's tenure, which commits are refused in");
+        // The next round takes it in the tenure it holds now, and keeps it.
+        assert!(ours.take(&metadata).await.unwrap());
+        let now = ours.fence().unwrap();
+        assert!(now.epoch > theirs.fence().unwrap().epoch, "{now:?}");
+        tokio::time::sleep(lease / 2).await;
+        assert!(ours.keep(&metadata).await.unwrap());
+        assert_eq!(ours.fence(), Some(now));
     }
 }

@@ -22,6 +22,8 @@ pub mod gc;
 mod lease;
 pub mod pace;
 pub mod repair;
+#[cfg(test)]
+mod testkit;
 
 use ignifuge_gateway::datapath::DataPath;
 use ignifuge_meta::Metadata;

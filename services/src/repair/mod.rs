@@ -34,8 +34,8 @@ use crate::lease::Lease;
 use crate::pace::DutyCycle;
 use futures::StreamExt as _;
 use ignifuge_meta::{
-    BlobCursor, BlobOwner, Command, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement, StripedBlob,
-    TenantMargins,
+    BlobCursor, BlobOwner, Command, LeaseFence, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement,
+    StripedBlob, TenantMargins,
 };
 use ignifuge_rpc::{BlobListAnswer, BlobListRequest, HeldShard, InventoryAnswer, InventoryRequest, paths};
 use ignifuge_types::time::now_ms;
@@ -213,6 +213,10 @@ pub async fn round(
         state.unlisted_since.clear();
         return Ok(None);
     }
+    // Every commit of the round names the tenure its survey was made in: a worker that stalls
+    // past its lease (a paused VM) cannot name shards another worker's survey has since counted
+    // as strays and its sweep deletes (`ShardReplacement::lease`).
+    let fence = lease.fence().ok_or_else(|| ServiceError::Internal("the repair lease taken has no tenure".into()))?;
     let started_ms = now_ms();
     let data = &services.data;
     // One layout for the whole round: every stripe is judged against the same topology.
@@ -371,13 +375,14 @@ pub async fn round(
     candidates.sort_by_key(|c| c.survey.margin);
     let clock = Instant::now();
     let states = Arc::new(nodes.clone());
+    let fence = &fence;
     let mut repairs = futures::stream::iter(candidates.into_iter().map(Arc::new))
         .map(move |candidate: Arc<Candidate>| {
             let states = states.clone();
             async move {
                 let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
                 let mut io = 0u64;
-                let outcome = repair_one(services, &candidate, state_of, &mut io).await;
+                let outcome = repair_one(services, &candidate, fence, state_of, &mut io).await;
                 (candidate, outcome, io)
             }
         })
@@ -590,20 +595,34 @@ fn rate_cost(outcome: &ServiceResult<u64>, io: u64) -> u64 {
     }
 }
 
-/// Rebuilds one stripe and commits it; returns the shard bytes written (0: nothing to do, or
-/// superseded). `io` counts the shard bytes read and written, whatever the outcome.
+/// Rebuilds one stripe and commits it under the round's lease tenure; returns the shard bytes
+/// written (0: nothing to do, or superseded). `io` counts the shard bytes read and written,
+/// whatever the outcome.
 async fn repair_one(
     services: &Services,
     candidate: &Candidate,
+    fence: &LeaseFence,
     state_of: impl Fn(&NodeId) -> NodeState,
     io: &mut u64,
 ) -> ServiceResult<u64> {
-    let data = &services.data;
     let Some(rebuilt) =
-        rebuild::rebuild_stripe(data, &candidate.blob, candidate.stripe, &candidate.survey, state_of, io).await?
+        rebuild::rebuild_stripe(&services.data, &candidate.blob, candidate.stripe, &candidate.survey, state_of, io)
+            .await?
     else {
         return Ok(0);
     };
+    commit_rebuilt(services, candidate, fence, rebuilt).await
+}
+
+/// Commits a rebuilt stripe under the round's lease tenure, then deletes the copies it moved
+/// away from; returns the shard bytes written (0: superseded, and the rebuilt copies are strays).
+async fn commit_rebuilt(
+    services: &Services,
+    candidate: &Candidate,
+    fence: &LeaseFence,
+    rebuilt: rebuild::Rebuilt,
+) -> ServiceResult<u64> {
+    let data = &services.data;
     let expected = candidate
         .blob
         .stripe(candidate.stripe)
@@ -617,6 +636,8 @@ async fn repair_one(
         expected,
         replacement: rebuilt.replacement,
         debt: rebuilt.debt,
+        lease: Some(fence.clone()),
+        leader_ms: None,
     });
     // The rebuilt shards are written, not yet named by the metadata: strays if this stops here.
     if ignifuge_faults::hit("repair.before-commit").is_some() {
@@ -624,7 +645,8 @@ async fn repair_one(
     }
     match services.metadata.apply(command).await {
         Ok(_) => {}
-        // Overwritten, deleted or completed meanwhile: the new shards are strays now.
+        // Overwritten, deleted or completed meanwhile, or the lease changed hands: the new
+        // shards are strays now.
         Err(MetaError::Superseded(why)) => {
             tracing::debug!(%why, "repair superseded");
             return Ok(0);
@@ -916,6 +938,51 @@ mod tests {
             assert_eq!(state.judge(&repaired, true, at(minute * 60), down_out, false), NodeState::Live);
         }
         assert_eq!(state.judge(&repaired, false, at(391 * 60), down_out, false), NodeState::Down);
+    }
+
+    /// A rebuilt stripe committed after the repair lease changed hands (its worker stalled past
+    /// it while another took it) is refused: the stripe keeps its shards, the rebuilt copies are
+    /// strays for the sweep; committed in the tenure that holds the lease, it applies.
+    #[tokio::test]
+    async fn a_rebuild_committed_after_the_lease_changed_hands_is_refused() {
+        use crate::testkit::{put_striped, services, shard_on, striped};
+        use ignifuge_meta::DataLocation;
+        let services = services(&[]);
+        let bucket = put_striped(&services, "k", "blob-1", &[0, 3, 6]).await;
+        let DataLocation::Striped(blob) = striped("k", "blob-1", &[0, 3, 6]).parts[0].location.clone() else {
+            panic!()
+        };
+        let candidate = Candidate {
+            owner: BlobOwner::Object { bucket: bucket.name, key: ignifuge_types::ObjectKey::new("k"), part_number: 1 },
+            blob: Arc::new(blob),
+            stripe: 0,
+            survey: survey::StripeSurvey { states: Vec::new(), margin: Margin::Spare(0), action: Action::Repair },
+            copies_modified_ms: HashMap::new(),
+        };
+        // Shard 2 rebuilt on node 7 (its copy on node 6 lost).
+        let rebuilt = || rebuild::Rebuilt {
+            replacement: vec![shard_on(0), shard_on(3), shard_on(7)],
+            debt: false,
+            bytes_written: 4,
+            superseded: Vec::new(),
+        };
+        let shards = || async {
+            let stripes = services.metadata.stripes(BlobId::new("blob-1"), 0, 1).await.unwrap();
+            stripes[0].shards.iter().map(|s| s.node.0.clone()).collect::<Vec<_>>()
+        };
+        let lease = Duration::from_millis(60);
+        let mut ours = Lease::new(LEASE_NAME, services.holder.clone(), lease);
+        assert!(ours.take(services.metadata.as_ref()).await.unwrap());
+        let fence = ours.fence().unwrap();
+        // Stalled past the lease; another worker takes it.
+        tokio::time::sleep(lease + Duration::from_millis(20)).await;
+        let mut theirs = Lease::new(LEASE_NAME, "another-worker".into(), lease);
+        assert!(theirs.take(services.metadata.as_ref()).await.unwrap());
+        assert_eq!(commit_rebuilt(&services, &candidate, &fence, rebuilt()).await.unwrap(), 0, "refused");
+        assert_eq!(shards().await, ["dc1-n1", "dc2-n1", "dc3-n1"], "unchanged");
+        let theirs_fence = theirs.fence().unwrap();
+        assert_eq!(commit_rebuilt(&services, &candidate, &theirs_fence, rebuilt()).await.unwrap(), 4);
+        assert_eq!(shards().await, ["dc1-n1", "dc2-n1", "dc3-n2"]);
     }
 
     #[test]
