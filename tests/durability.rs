@@ -423,6 +423,57 @@ async fn a_read_that_outlasts_the_garbage_grace_keeps_its_blob() {
     }
 }
 
+/// A gateway killed (-9) while a GET it serves holds a deleted object's blob renews the hold no
+/// more: another gateway's collector takes the blob a grace after the last hold (once it has the
+/// `gc` lease, which the killed gateway may have held), rather than leaving it pinned for the day
+/// a hold may count (`GARBAGE_HOLD_MAX_MS`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later() {
+    let cluster = Cluster::start_with_env(&[
+        ("IGNIFUGE_GC_GRACE_MS", "2000"),
+        ("IGNIFUGE_GC_INTERVAL_MS", "300"),
+        ("IGNIFUGE_INTENT_RENEW_MS", "300"),
+    ])
+    .await;
+    let mut rng = TestRng::new("a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later");
+    let reader = cluster.s3_client_at(cluster.gateway_index("dc1"));
+    let other = cluster.s3_client_at(cluster.gateway_index("dc2"));
+    create_bucket(&other, "held").await;
+    let count = |cluster: &Cluster| node_ids().iter().map(|n| cluster.shard_files(n).len()).sum::<usize>();
+    // As large as the test above's, so that the GET is still streaming when its gateway dies.
+    let data = rng.bytes(128 * MIB);
+    put_object(&other, "held", "big", &data).await;
+    let stored = count(&cluster);
+    let got = ok(reader.get_object().bucket("held").key("big").send().await, "GET");
+    let mut body = got.body;
+    let mut read = 0;
+    while read < MIB {
+        read += body.next().await.expect("more body").expect("body bytes").len();
+    }
+    ok(other.delete_object().bucket("held").key("big").send().await, "DELETE while the GET streams");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(count(&cluster), stored, "collected while the reading gateway lives and holds it");
+    let gateway = cluster
+        .processes
+        .iter()
+        .find(|p| p.role == "gateway" && p.datacenter == "dc1")
+        .expect("the dc1 gateway")
+        .node_id
+        .clone();
+    cluster.kill_node(&gateway);
+    drop(body);
+    let killed = Instant::now();
+    // The grace after the last hold, and the gc lease's 30 s if the killed gateway held it.
+    while count(&cluster) != 0 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "shards left 60 s after the reader died: {}",
+            count(&cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Storage nodes refuse internode requests that are not signed with the cluster secret: reading
 /// or writing a shard, deleting a blob, and reading or changing the metadata.
 #[tokio::test(flavor = "multi_thread")]
