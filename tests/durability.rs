@@ -433,6 +433,8 @@ async fn a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later() {
         ("IGNIFUGE_GC_GRACE_MS", "2000"),
         ("IGNIFUGE_GC_INTERVAL_MS", "300"),
         ("IGNIFUGE_INTENT_RENEW_MS", "300"),
+        // A stalled client is not cut for ten minutes: only the kill can end the hold.
+        ("IGNIFUGE_GATEWAY_ANSWER_STALL_MS", "600000"),
     ])
     .await;
     let mut rng = TestRng::new("a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later");
@@ -444,6 +446,7 @@ async fn a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later() {
     let data = rng.bytes(128 * MIB);
     put_object(&other, "held", "big", &data).await;
     let stored = count(&cluster);
+    assert_eq!(stored, 26 * 9, "26 stripes x 9 shards");
     let got = ok(reader.get_object().bucket("held").key("big").send().await, "GET");
     let mut body = got.body;
     let mut read = 0;

@@ -707,8 +707,9 @@ impl StateMachine {
                     return Ok(Outcome::Done);
                 }
                 // The holder's own take keeps its tenure, even after its lease ran out (nobody
-                // else held it meanwhile); another holder's starts the next (after a record that
-                // did not decode, one numbered by the leader's clock, above any count it reached).
+                // else held it meanwhile); another holder's starts the next. After a record that
+                // did not decode, whoever takes it, a new one numbered by the leader's clock: not
+                // one a holder used before (save a count that reached the end of u64).
                 let epoch = match (current, found.is_some()) {
                     (Some(last), _) if last.holder == holder => last.epoch.unwrap_or(0),
                     // (A count at its end, only in a damaged record, is numbered as one that
@@ -957,15 +958,11 @@ impl StateMachine {
         }
         if let Some(fence) = &r.lease {
             let held = match self.read_or_pass_over::<LeaseRecord>(&keys::lease(&fence.name))? {
-                Some(Ok(lease)) => {
-                    lease.holder == fence.holder
-                        && lease.epoch == Some(fence.epoch)
-                        && r.leader_ms.is_none_or(|at| at < lease.until_ms)
-                }
+                Some(Ok(lease)) => lease.holder == fence.holder && lease.epoch == Some(fence.epoch),
                 Some(Err(())) | None => false,
             };
             if !held {
-                return Err(superseded("the repair lease ran out or changed hands since the stripe was surveyed"));
+                return Err(superseded("the repair lease changed hands since the stripe was surveyed"));
             }
         }
         stripe.shards = r.replacement;

@@ -98,11 +98,10 @@ pub struct LeaseRecord {
     pub epoch: Option<u64>,
 }
 
-/// The tenure of a lease a worker's command was prepared in: applied only while `holder` still
-/// holds lease `name` in that tenure (`LeaseRecord::epoch`), and (when the command carries the
-/// leader's time) before the lease's end. A worker stalled past its lease (a paused VM, a
-/// process stopped for an hour) cannot then commit what it prepared before, whether or not
-/// another worker took the lease meanwhile and judged the cluster without it.
+/// The tenure of a lease a worker's command was prepared in: applied only while lease `name` is
+/// still in that tenure, `holder`'s (`LeaseRecord::epoch`). A worker stalled past its lease (a
+/// paused VM, a process stopped for an hour) cannot then commit what it prepared before, once
+/// another worker has taken the lease and judged the cluster without it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseFence {
     pub name: String,
@@ -122,17 +121,14 @@ pub struct ShardReplacement {
     /// Whether the stripe is still below its class's full budget after the replacement.
     pub debt: bool,
     /// The repair lease's tenure the repair was surveyed in: refused (`Superseded`) once another
-    /// began, or once the lease ran out (by `leader_ms`). Another worker's survey may meanwhile
-    /// have listed the rebuilt copies as strays, not named by the metadata, and its sweep would
-    /// delete them after this commit named them. None only in entries from before data format
-    /// 14, applied without the check.
+    /// began. Another worker's survey may meanwhile have listed the rebuilt copies as strays,
+    /// not named by the metadata, and its sweep would delete them after this commit named them;
+    /// that worker's take comes before this commit in the log, so the tenure alone tells. (Not
+    /// the lease's end by the clock: a round pausing for its rate limit past two thirds of its
+    /// lease would then have every commit refused though nobody took the lease.) None only in
+    /// entries from before data format 14, applied without the check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseFence>,
-    /// The metadata leader's time as it appended the entry (`Command::stamp_leader_time`), which
-    /// the lease's end is judged by; None from a proposer that no leader stamps (tests' local
-    /// metadata), whose lease is judged by its tenure alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader_ms: Option<i64>,
 }
 
 /// Objects and bytes at one remaining margin.

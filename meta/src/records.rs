@@ -1034,9 +1034,6 @@ impl Command {
             | Command::PutPacked { leader_ms: stamp, .. }
             | Command::PutUploadPart { leader_ms: stamp, .. }
             | Command::CompleteUpload { leader_ms: stamp, .. } => *stamp = Some(leader_ms),
-            // Only a fenced replacement (data format 14 on) is stamped: one from before is applied
-            // as it was, by replicas on either side of an upgrade alike.
-            Command::ReplaceShards(r) if r.lease.is_some() => r.leader_ms = Some(leader_ms),
             _ => {}
         }
     }

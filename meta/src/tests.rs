@@ -1281,7 +1281,6 @@ fn the_blob_scan_visits_upload_parts_then_objects_then_garbage_in_pages() {
         replacement: vec![shard("n1"), shard("n2"), shard("n4")],
         debt: false,
         lease: None,
-        leader_ms: None,
     }))
     .unwrap();
     let record = version(&m, "b2", "w", Some(&old)).unwrap();
@@ -1310,7 +1309,6 @@ fn a_shard_replacement_applies_only_to_the_shards_it_read() {
             replacement: vec![shard("n1"), shard("n2"), shard("n3")],
             debt: false,
             lease: None,
-            leader_ms: None,
         }))
     };
     // A repairer that read another state is refused, and nothing changes.
@@ -1378,13 +1376,12 @@ fn a_repair_commits_only_in_the_lease_tenure_it_was_surveyed_in() {
         };
         stripes[0].shards.iter().map(|s| s.node.0.clone()).collect::<Vec<_>>()
     };
-    // A repair of `from`'s shard onto `to`, fenced by (holder, tenure), appended by a leader at
-    // `at` (or proposed unstamped).
-    let stamped = |from: &str, to: &str, lease: Option<(&str, u64)>, at: Option<i64>| {
+    // A repair of `from`'s shard onto `to`, fenced by (holder, tenure).
+    let repair = |from: &str, to: &str, lease: Option<(&str, u64)>| {
         let expected = shards();
         let replacement = expected.iter().map(|n| if n == from { to } else { n.as_str() }).collect();
         let records = |nodes: Vec<&str>| nodes.into_iter().map(shard).collect();
-        let mut command = Command::ReplaceShards(ShardReplacement {
+        m.apply(Command::ReplaceShards(ShardReplacement {
             owner: BlobOwner::Object { bucket: BucketName::new("b1"), key: ObjectKey::new("x"), part_number: 1 },
             blob: BlobId::new("0a"),
             stripe: 0,
@@ -1392,14 +1389,8 @@ fn a_repair_commits_only_in_the_lease_tenure_it_was_surveyed_in() {
             replacement: records(replacement),
             debt: false,
             lease: lease.map(|(holder, epoch)| LeaseFence { name: "repair".into(), holder: holder.into(), epoch }),
-            leader_ms: None,
-        });
-        if let Some(at) = at {
-            command.stamp_leader_time(at);
-        }
-        m.apply(command)
+        }))
     };
-    let repair = |from: &str, to: &str, lease: Option<(&str, u64)>| stamped(from, to, lease, None);
     let superseded = |outcome: Result<Outcome, MetaError>| matches!(outcome, Err(MetaError::Superseded(_)));
 
     assert_eq!(take("g1", 0), Ok(Outcome::Lease { epoch: 1 }));
@@ -1412,18 +1403,8 @@ fn a_repair_commits_only_in_the_lease_tenure_it_was_surveyed_in() {
     assert!(superseded(repair("n4", "n5", Some(("g1", 2)))), "the holder and its tenure both count");
     assert_eq!(shards(), ["n1", "n2", "n4"], "unchanged");
     // Already applied (a retried proposal): Ok whatever the lease, and nothing changes.
-    assert_eq!(stamped("n3", "n4", Some(("g1", 1)), Some(250)), Ok(Outcome::Done));
-    let Answer::Stripes(now) = m.query(Query::Stripes { blob: BlobId::new("0a"), first: 0, limit: 1 }).unwrap() else {
-        panic!()
-    };
-    assert_eq!(now[0].shards[2], shard("n4"));
-    // Stamped by the leader: within g2's lease (until 291) it applies, after it not, though nobody
-    // took the lease since (a worker stalled past it).
-    stamped("n4", "n8", Some(("g2", 2)), Some(290)).unwrap();
-    assert!(superseded(stamped("n8", "n4", Some(("g2", 2)), Some(291))));
-    assert_eq!(shards(), ["n1", "n2", "n8"]);
-    stamped("n8", "n4", None, Some(10_000)).unwrap();
-    assert_eq!(shards(), ["n1", "n2", "n4"], "one without a fence is not stamped nor checked");
+    assert_eq!(repair("n3", "n4", Some(("g1", 1))), Ok(Outcome::Done));
+    assert_eq!(shards(), ["n1", "n2", "n4"]);
     // g2's runs out and g1 takes the lease again: a new tenure, in which its old repair is refused.
     assert_eq!(take("g1", 400), Ok(Outcome::Lease { epoch: 3 }));
     assert!(superseded(repair("n4", "n5", Some(("g1", 1)))));
@@ -2527,7 +2508,6 @@ fn a_five_tebibyte_object_keeps_every_record_answer_and_page_bounded() {
             replacement,
             debt: false,
             lease: None,
-            leader_ms: None,
         })
     };
     m.apply(repair(replacement.clone())).unwrap();

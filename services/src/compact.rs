@@ -137,7 +137,10 @@ pub async fn compact(
         }
         step.rest(lease, services.metadata.as_ref()).await;
         if !lease.keep(services.metadata.as_ref()).await? {
-            tracing::info!(holder = lease.holder(), "the compaction lease went to another worker");
+            tracing::info!(
+                holder = lease.holder(),
+                "the compaction lease was lost (another worker took it, or a new tenure of it began)"
+            );
             return Ok(Compacted::default());
         }
         match page.next {
@@ -152,7 +155,10 @@ pub async fn compact(
     let mut done = Compacted::default();
     for group in groups(candidates, partners, stripe_bytes) {
         if !lease.keep(services.metadata.as_ref()).await? {
-            tracing::info!(holder = lease.holder(), "the compaction lease went to another worker");
+            tracing::info!(
+                holder = lease.holder(),
+                "the compaction lease was lost (another worker took it, or a new tenure of it began)"
+            );
             break;
         }
         let step = cycle.step();

@@ -98,7 +98,10 @@ async fn collect(services: &Services, grace: Duration, cycle: DutyCycle, lease: 
         let young_only = page.garbage.is_empty();
         for batch in batches(page.garbage) {
             if !lease.keep(services.metadata.as_ref()).await? {
-                tracing::info!(holder = lease.holder(), "the garbage collection lease went to another worker");
+                tracing::info!(
+                    holder = lease.holder(),
+                    "the garbage collection lease was lost (another worker took it, or a new tenure of it began)"
+                );
                 return Ok(total);
             }
             delete_everywhere(services, &batch).await;

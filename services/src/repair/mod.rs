@@ -637,7 +637,6 @@ async fn commit_rebuilt(
         replacement: rebuilt.replacement,
         debt: rebuilt.debt,
         lease: Some(fence.clone()),
-        leader_ms: None,
     });
     // The rebuilt shards are written, not yet named by the metadata: strays if this stops here.
     if ignifuge_faults::hit("repair.before-commit").is_some() {
