@@ -104,6 +104,21 @@ impl Lease {
         Some(LeaseFence { name: self.name.into(), holder: self.holder.clone(), epoch: self.epoch? })
     }
 
+    /// Sleeps `duration`, renewing the lease as it comes due meanwhile (a pause may be longer
+    /// than the lease: a worker that paused past it without renewing lost it to another). Ends
+    /// early once the lease is lost or cannot be renewed; the caller's next `keep` says which.
+    pub async fn sleep(&mut self, duration: Duration, metadata: &dyn Metadata) {
+        let mut left = duration;
+        while !left.is_zero() {
+            let slice = left.min(self.duration / 4);
+            tokio::time::sleep(slice).await;
+            left -= slice;
+            if !left.is_zero() && !matches!(self.keep(metadata).await, Ok(true)) {
+                return;
+            }
+        }
+    }
+
     /// Renews the lease if a third of it has passed since it was last taken. False: it was lost,
     /// even if this worker holds it again in a new tenure (the round must stop).
     pub async fn keep(&mut self, metadata: &dyn Metadata) -> ServiceResult<bool> {
@@ -117,6 +132,24 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pause longer than the lease (the repair round's wait for its rate limit) keeps it, in
+    /// its tenure: another worker cannot take it meanwhile, and the round's commits still apply.
+    #[tokio::test]
+    async fn a_sleep_longer_than_the_lease_keeps_it_in_its_tenure() {
+        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let lease = Duration::from_millis(300);
+        let mut ours = Lease::new("repair", "us".into(), lease);
+        assert!(ours.take(&metadata).await.unwrap());
+        let fence = ours.fence();
+        let started = Instant::now();
+        ours.sleep(lease * 4, &metadata).await;
+        assert!(started.elapsed() >= lease * 4, "slept {:?}", started.elapsed());
+        let mut theirs = Lease::new("repair", "them".into(), lease);
+        assert!(!theirs.take(&metadata).await.unwrap(), "kept through the sleep");
+        assert!(ours.keep(&metadata).await.unwrap());
+        assert_eq!(ours.fence(), fence);
+    }
 
     /// A worker stalled past its lease learns at its next renewal that it lost it, even when it
     /// gets it back then (another tenure began meanwhile: the repairs it prepared are fenced

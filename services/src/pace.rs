@@ -49,15 +49,7 @@ impl Step {
     /// to another, which started the round over). Ends the rest early once the lease is lost or
     /// cannot be renewed; the caller's next `Lease::keep` says which.
     pub async fn rest(self, lease: &mut Lease, metadata: &dyn Metadata) {
-        let mut left = self.cycle.rest_after(self.started.elapsed());
-        while !left.is_zero() {
-            let slice = left.min(lease.duration() / 4);
-            tokio::time::sleep(slice).await;
-            left -= slice;
-            if !left.is_zero() && !matches!(lease.keep(metadata).await, Ok(true)) {
-                return;
-            }
-        }
+        lease.sleep(self.cycle.rest_after(self.started.elapsed()), metadata).await;
     }
 }
 

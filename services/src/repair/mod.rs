@@ -405,10 +405,11 @@ pub async fn round(
             return Ok(None);
         }
         // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
-        // started while this waits).
+        // started while this waits). The lease is kept meanwhile: at a low rate one stripe's
+        // wait can outlast it, and a round that lost it would have its later commits refused.
         let allowed = Duration::from_secs_f64(spent as f64 / config.bytes_per_sec.max(1) as f64);
         if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
-            tokio::time::sleep(wait).await;
+            lease.sleep(wait, services.metadata.as_ref()).await;
         }
     }
     drop(repairs);
