@@ -89,6 +89,30 @@ pub fn raft_id_of(node: &NodeId) -> u64 {
 }
 
 impl ClusterConfig {
+    /// Three datacenters of three nodes (`dc1-n1` ... `dc3-n3`, node `i` of 0..9 at
+    /// `address(i)`), the default class a datacenter plus a node, no metadata members nor
+    /// gateways: the cluster the unit tests of the crates above build a data path over.
+    pub fn three_by_three(address: impl Fn(usize) -> SocketAddr) -> Self {
+        let nodes = (0..9)
+            .map(|i| NodeEndpoint {
+                id: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
+                datacenter: DatacenterId::new(format!("dc{}", i / 3 + 1)),
+                address: address(i),
+                capacity_weight: 1,
+            })
+            .collect();
+        ClusterConfig {
+            region: "us-east-1".into(),
+            metadata_voters: Vec::new(),
+            metadata_learners: Vec::new(),
+            geometry: None,
+            default_class: FailureBudget { datacenters: 1, nodes: 1 },
+            degraded_minimum: None,
+            nodes,
+            gateways: Vec::new(),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, RpcError> {
         let text = std::fs::read_to_string(path).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| RpcError::Config(format!("{}: {e}", path.display())))

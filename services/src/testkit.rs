@@ -7,8 +7,7 @@ use ignifuge_meta::{
     BucketRecord, BucketRef, Checksums, Command, DataLocation, ObjectRecord, PartData, ShardRecord, StripeRecord,
     StripedBlob, TenantRecord, WriteCondition,
 };
-use ignifuge_placement::FailureBudget;
-use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient, NodeEndpoint};
+use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
 use ignifuge_types::{BlobId, BucketIncarnation, BucketName, NodeId, ObjectKey, TenantId, VersionId};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,24 +15,8 @@ use std::sync::Arc;
 /// Services over an in-memory metadata, with nine nodes (`node(0)` to `node(8)`, three per
 /// datacenter): the first `addresses.len()` answer there, the others refuse connections.
 pub(crate) fn services(addresses: &[SocketAddr]) -> Services {
-    let nodes = (0..9)
-        .map(|i| NodeEndpoint {
-            id: node(i),
-            datacenter: ignifuge_types::DatacenterId::new(format!("dc{}", i / 3 + 1)),
-            address: addresses.get(i).copied().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))),
-            capacity_weight: 1,
-        })
-        .collect();
-    let cluster = ClusterConfig {
-        region: "us-east-1".into(),
-        metadata_voters: Vec::new(),
-        metadata_learners: Vec::new(),
-        geometry: None,
-        default_class: FailureBudget { datacenters: 1, nodes: 1 },
-        degraded_minimum: None,
-        nodes,
-        gateways: Vec::new(),
-    };
+    let cluster =
+        ClusterConfig::three_by_three(|i| addresses.get(i).copied().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))));
     let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
     let data = Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap());
     let metadata = Arc::new(ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default())));

@@ -264,29 +264,10 @@ pub fn new_blob_id() -> BlobId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_placement::FailureBudget;
-    use ignifuge_rpc::{InternodeAuth, NodeEndpoint, RpcError};
-    use ignifuge_types::DatacenterId;
+    use ignifuge_rpc::{InternodeAuth, RpcError};
 
     fn data_path() -> Arc<DataPath> {
-        let nodes = (0..9)
-            .map(|i| NodeEndpoint {
-                id: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
-                datacenter: DatacenterId::new(format!("dc{}", i / 3 + 1)),
-                address: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
-                capacity_weight: 1,
-            })
-            .collect();
-        let cluster = ClusterConfig {
-            region: "us-east-1".into(),
-            metadata_voters: Vec::new(),
-            metadata_learners: Vec::new(),
-            geometry: None,
-            default_class: FailureBudget { datacenters: 1, nodes: 1 },
-            degraded_minimum: None,
-            nodes,
-            gateways: Vec::new(),
-        };
+        let cluster = ClusterConfig::three_by_three(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)));
         let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
         Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap())
     }
