@@ -124,9 +124,9 @@ pub struct ShardReplacement {
     /// began. Another worker's survey may meanwhile have listed the rebuilt copies as strays,
     /// not named by the metadata, and its sweep would delete them after this commit named them;
     /// that worker's take comes before this commit in the log, so the tenure alone tells. (Not
-    /// the lease's end by the clock: a round pausing for its rate limit past two thirds of its
-    /// lease would then have every commit refused though nobody took the lease.) None only in
-    /// entries from before data format 14, applied without the check.
+    /// the lease's end by the clock: it adds nothing against another worker, and would refuse a
+    /// round that outlived its lease with nobody taking it.) None only in entries from before
+    /// data format 14, applied without the check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseFence>,
 }
