@@ -57,9 +57,14 @@ pub const FORMAT_FILE: &str = "format";
 /// repair applied, lease records without their tenure), so its replicas would differ from the
 /// others. Entries appended before are applied as they were. Formats 6 to 13 are upgraded in
 /// place; a format-13 version refuses a format-14 directory.
-pub const DATA_DIR_FORMAT: &str = "14";
+/// 15: a repair round's report names the lease's tenure it ran in, and is recorded only in it
+/// (`RepairReport::lease`): a format-14 version would record a stalled round's report over a
+/// newer one where the others refuse it, so its replicas would differ. Entries appended before
+/// are applied as they were (a report without a tenure is recorded). Formats 6 to 14 are
+/// upgraded in place; a format-14 version refuses a format-15 directory.
+pub const DATA_DIR_FORMAT: &str = "15";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 8] = ["6", "7", "8", "9", "10", "11", "12", "13"];
+const UPGRADED_IN_PLACE: [&str; 9] = ["6", "7", "8", "9", "10", "11", "12", "13", "14"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 

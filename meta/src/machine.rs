@@ -744,6 +744,13 @@ impl StateMachine {
                 Ok(Outcome::Layout(version))
             }
             Command::RecordRepairReport(report) => {
+                if let Some(fence) = &report.lease
+                    && !self.in_tenure(fence)?
+                {
+                    return Err(MetaError::Superseded(
+                        "the repair lease changed hands since the round began: its report is not recorded".into(),
+                    ));
+                }
                 batch.put(keys::REPAIR_REPORT.to_vec(), encode(&report));
                 Ok(Outcome::Done)
             }
@@ -956,19 +963,25 @@ impl StateMachine {
         if stripe.shards != r.expected || r.replacement.len() != r.expected.len() {
             return Err(superseded("its shards changed"));
         }
-        if let Some(fence) = &r.lease {
-            let held = match self.read_or_pass_over::<LeaseRecord>(&keys::lease(&fence.name))? {
-                Some(Ok(lease)) => lease.holder == fence.holder && lease.epoch == Some(fence.epoch),
-                Some(Err(())) | None => false,
-            };
-            if !held {
-                return Err(superseded("the repair lease changed hands since the stripe was surveyed"));
-            }
+        if let Some(fence) = &r.lease
+            && !self.in_tenure(fence)?
+        {
+            return Err(superseded("the repair lease changed hands since the stripe was surveyed"));
         }
         stripe.shards = r.replacement;
         stripe.debt = r.debt;
         batch.put(key, encode(&stripe));
         Ok(())
+    }
+
+    /// Whether `fence`'s holder still holds its lease in that tenure: no other holder took it
+    /// since (whether or not it has run out by anyone's clock). A record that does not decode
+    /// fences everyone (its holder is unknown).
+    fn in_tenure(&self, fence: &LeaseFence) -> Result<bool, MetaError> {
+        Ok(match self.read_or_pass_over::<LeaseRecord>(&keys::lease(&fence.name))? {
+            Some(Ok(lease)) => lease.holder == fence.holder && lease.epoch == Some(fence.epoch),
+            Some(Err(())) | None => false,
+        })
     }
 
     /// One page of the blob scan: upload parts, then current versions, then non-current versions,

@@ -199,6 +199,12 @@ pub struct RepairReport {
     /// versions that made none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_check: Option<MetadataCheck>,
+    /// The repair lease's tenure the round ran in: the report is recorded only if that tenure
+    /// still lasts (a round stalled past its lease must not record its older report over a newer
+    /// round's: `ignifuge admin` drains nodes on the last report). None in reports recorded
+    /// before data format 15, which were not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseFence>,
 }
 
 /// A comparison of every metadata replica's state right after one log index

@@ -1444,6 +1444,36 @@ fn a_repair_commits_only_in_the_lease_tenure_it_was_surveyed_in() {
 }
 
 #[test]
+fn a_repair_report_is_recorded_only_in_the_lease_tenure_of_its_round() {
+    let m = machine();
+    let take = |holder: &str, now_ms: i64| m.apply(Command::take_lease("repair", holder, now_ms, 100));
+    let record = |started_ms: i64, lease: Option<(&str, u64)>| {
+        m.apply(Command::RecordRepairReport(Box::new(RepairReport {
+            holder: "h".into(),
+            started_ms,
+            lease: lease.map(|(holder, epoch)| LeaseFence { name: "repair".into(), holder: holder.into(), epoch }),
+            ..Default::default()
+        })))
+    };
+    let stored = || match m.query(Query::RepairReport).unwrap() {
+        Answer::RepairReport(report) => report.map(|r| r.started_ms),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(take("g1", 0), Ok(Outcome::Lease { epoch: 1 }));
+    assert_eq!(record(1, Some(("g1", 1))), Ok(Outcome::Done));
+    assert_eq!(stored(), Some(1));
+    // g1 stalls past its lease, g2 takes it and records its round; g1's report is then refused.
+    assert_eq!(take("g2", 200), Ok(Outcome::Lease { epoch: 2 }));
+    assert_eq!(record(3, Some(("g2", 2))), Ok(Outcome::Done));
+    assert!(matches!(record(2, Some(("g1", 1))), Err(MetaError::Superseded(_))));
+    assert!(matches!(record(2, Some(("g2", 1))), Err(MetaError::Superseded(_))), "the tenure counts");
+    assert_eq!(stored(), Some(3));
+    // A report from before format 15 carries no fence and is recorded as it was.
+    assert_eq!(record(4, None), Ok(Outcome::Done));
+    assert_eq!(stored(), Some(4));
+}
+
+#[test]
 fn the_layout_changes_only_by_compare_and_swap_on_its_version() {
     let m = machine();
     let layout = || match m.query(Query::Layout).unwrap() {

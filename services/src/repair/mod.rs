@@ -459,8 +459,26 @@ pub async fn round(
     if !lease.keep(services.metadata.as_ref()).await? {
         return Ok(None);
     }
-    services.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await?;
-    Ok(Some(report))
+    record_report(services, report, fence).await
+}
+
+/// Records the round's report, fenced by the lease's tenure the round ran in: a round that
+/// stalled after its last renewal and lost the lease meanwhile has its report refused (None), so
+/// it cannot replace a newer round's report (on which `ignifuge admin` drains nodes).
+async fn record_report(
+    services: &Services,
+    mut report: RepairReport,
+    fence: &LeaseFence,
+) -> ServiceResult<Option<RepairReport>> {
+    report.lease = Some(fence.clone());
+    match services.metadata.apply(Command::RecordRepairReport(Box::new(report.clone()))).await {
+        Ok(_) => Ok(Some(report)),
+        Err(MetaError::Superseded(why)) => {
+            tracing::info!(%why, "the repair lease was lost before the round's report was recorded");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a round compares the metadata replicas, given the last comparison: when there is
@@ -983,6 +1001,31 @@ mod tests {
         let theirs_fence = theirs.fence().unwrap();
         assert_eq!(commit_rebuilt(&services, &candidate, &theirs_fence, rebuilt()).await.unwrap(), 4);
         assert_eq!(shards().await, ["dc1-n1", "dc2-n1", "dc3-n2"]);
+    }
+
+    /// A round's report recorded after the repair lease changed hands is refused (the report
+    /// before stays); recorded in the tenure that holds the lease, it replaces it.
+    #[tokio::test]
+    async fn a_report_recorded_after_the_lease_changed_hands_is_refused() {
+        let services = crate::testkit::services(&[]);
+        let lease = Duration::from_millis(60);
+        let mut ours = Lease::new(LEASE_NAME, services.holder.clone(), lease);
+        assert!(ours.take(services.metadata.as_ref()).await.unwrap());
+        let fence = ours.fence().unwrap();
+        let report = |started_ms| RepairReport { holder: "h".into(), started_ms, ..Default::default() };
+        let recorded = record_report(&services, report(1), &fence).await.unwrap().unwrap();
+        assert_eq!(recorded.lease.as_ref(), Some(&fence), "the report names its tenure");
+        let stored = || async { services.metadata.repair_report().await.unwrap().map(|r| r.started_ms) };
+        assert_eq!(stored().await, Some(1));
+        // Stalled past the lease; another worker takes it and records its round.
+        tokio::time::sleep(lease + Duration::from_millis(20)).await;
+        let mut theirs = Lease::new(LEASE_NAME, "another-worker".into(), lease);
+        assert!(theirs.take(services.metadata.as_ref()).await.unwrap());
+        let theirs_fence = theirs.fence().unwrap();
+        assert!(record_report(&services, report(3), &theirs_fence).await.unwrap().is_some());
+        // The stalled round wakes: its older report is refused.
+        assert_eq!(record_report(&services, report(2), &fence).await.unwrap(), None);
+        assert_eq!(stored().await, Some(3), "the newer report stays");
     }
 
     #[test]
