@@ -1,7 +1,8 @@
 //! ListObjectsV2 page cost against bucket size: a page of 1000 keys from a bucket of 10 thousand
 //! and from a bucket of 1 million keys, both in one RocksDB store (as on a metadata voter),
 //! measured in the same run, interleaved. Budget (issue 7): within 1.2x. Then a first page of
-//! ListObjectVersions against ListObjectsV2's on the small bucket, interleaved.
+//! ListObjectVersions against ListObjectsV2's on the small bucket, interleaved; then that page's
+//! answer written and read back in JSON and in MessagePack (the leader to the gateway).
 //! Run: `cargo bench -p ignifuge-benches --bench listing`. Prints a table and one JSON line.
 //! `LISTING_BIG_KEYS` overrides the size of the big bucket (default 1,000,000).
 
@@ -11,6 +12,7 @@ use ignifuge_kv::{Durability, KvStore, RocksKv, WriteBatch};
 use ignifuge_meta::{
     Answer, BucketRecord, ListRequest, ObjectRecord, Query, StateMachine, TenantRecord, VersionListRequest, keys,
 };
+use ignifuge_rpc::encoding;
 use ignifuge_types::{BlobId, BucketName, ObjectKey, TenantId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,9 +155,42 @@ fn main() {
     );
     println!("|---|---|---|---|");
     println!("| one version per key | {o:.0} | {v:.0} | {:.2}x |", v / o);
+
+    // The first page's answer as the leader sends it to the gateway: written and read back in
+    // JSON and in MessagePack (`ignifuge_rpc::encoding`), interleaved.
+    let answer: Result<Answer, ignifuge_meta::MetaError> = Ok(machine
+        .query(Query::ListObjects {
+            bucket: BucketName::new("small"),
+            incarnation: None,
+            request: ListRequest { max_keys: PAGE, ..Default::default() },
+        })
+        .unwrap());
+    let (mut in_json, mut in_msgpack, mut sizes) = (Vec::new(), Vec::new(), [0, 0]);
+    for round in 0..ROUNDS + 3 {
+        for (i, accept) in [None, Some(encoding::ANSWER_MSGPACK)].into_iter().enumerate() {
+            let t = Instant::now();
+            let encoded = encoding::encode_answer(&answer, accept).unwrap();
+            let back: Result<Answer, ignifuge_meta::MetaError> =
+                encoding::decode_answer(Some(encoded.content_type), &encoded.body).unwrap();
+            let elapsed = t.elapsed();
+            assert!(matches!(back, Ok(Answer::Objects(ref p)) if p.objects.len() == PAGE));
+            sizes[i] = encoded.body.len();
+            if round >= 3 {
+                [&mut in_json, &mut in_msgpack][i].push(elapsed);
+            }
+        }
+    }
+    let (j, m) = (median(in_json), median(in_msgpack));
+    println!();
     println!(
-        r#"{{"bench":"listing","small_keys":{SMALL_KEYS},"big_keys":{big_keys},"cases":[{}],"versions":{{"objects_us":{o:.0},"versions_us":{v:.0},"ratio":{:.3}}}}}"#,
+        "| a page's answer, written and read back | JSON (median us; bytes) | MessagePack (median us; bytes) | ratio |"
+    );
+    println!("|---|---|---|---|");
+    println!("| {PAGE} keys | {j:.0}; {} | {m:.0}; {} | {:.2}x |", sizes[0], sizes[1], m / j);
+    println!(
+        r#"{{"bench":"listing","small_keys":{SMALL_KEYS},"big_keys":{big_keys},"cases":[{}],"versions":{{"objects_us":{o:.0},"versions_us":{v:.0},"ratio":{:.3}}},"answer":{{"json_us":{j:.0},"msgpack_us":{m:.0},"ratio":{:.3}}}}}"#,
         json.join(","),
-        v / o
+        v / o,
+        m / j
     );
 }

@@ -1,6 +1,8 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 use crate::listener::StallGuard;
-use crate::{META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardRole, paths};
+use crate::{
+    META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardRole, encoding, paths,
+};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -129,7 +131,7 @@ impl NodeClient {
         address: SocketAddr,
         path: &str,
         body: Bytes,
-        extra_header: Option<(&'static str, String)>,
+        extra_headers: &[(&'static str, &str)],
         body_hash_hex: &str,
         timeout_ms: u64,
         response_limit: usize,
@@ -140,8 +142,8 @@ impl NodeClient {
             .uri(format!("http://{address}{path}"))
             .header(TIME_HEADER, time)
             .header(AUTH_HEADER, mac);
-        if let Some((name, value)) = extra_header {
-            builder = builder.header(name, value);
+        for (name, value) in extra_headers {
+            builder = builder.header(*name, *value);
         }
         let request =
             builder.body(Full::new(body)).map_err(|e| RpcError::BadResponse(address.to_string(), e.to_string()))?;
@@ -196,16 +198,7 @@ impl NodeClient {
         let hex = hash.to_hex().to_string();
         let path = paths::shard_put(id, role);
         let (status, _, body) = self
-            .send(
-                Method::PUT,
-                node,
-                &path,
-                data,
-                Some((SHARD_HASH_HEADER, hex.clone())),
-                &hex,
-                SHARD_RPC_TIMEOUT_MS,
-                64 * 1024,
-            )
+            .send(Method::PUT, node, &path, data, &[(SHARD_HASH_HEADER, &hex)], &hex, SHARD_RPC_TIMEOUT_MS, 64 * 1024)
             .await?;
         Self::check_status(node, status, &body)
     }
@@ -216,7 +209,7 @@ impl NodeClient {
     /// match what arrived (nothing changed in transit). A response without them is hashed here.
     pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
         let (status, headers, body) = self
-            .send(Method::GET, node, &paths::shard(id), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
+            .send(Method::GET, node, &paths::shard(id), Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
             .await?;
         Self::check_status(node, status, &body)?;
         if !shard_intact(&headers, &body, expected) {
@@ -228,7 +221,7 @@ impl NodeClient {
     /// Deletes every shard of a blob held by the node.
     pub async fn delete_blob(&self, node: SocketAddr, blob: &BlobId) -> Result<(), RpcError> {
         let (status, _, body) = self
-            .send(Method::DELETE, node, &paths::blob(blob), Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
+            .send(Method::DELETE, node, &paths::blob(blob), Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, 64 * 1024)
             .await?;
         Self::check_status(node, status, &body)
     }
@@ -246,11 +239,12 @@ impl NodeClient {
     pub async fn delete_stray_shard(&self, node: SocketAddr, id: &ShardId, modified_ms: i64) -> Result<(), RpcError> {
         let path = format!("{}?{}={modified_ms}", paths::shard(id), paths::IF_MODIFIED_MS_QUERY);
         let (status, _, body) =
-            self.send(Method::DELETE, node, &path, Bytes::new(), None, "", SHARD_RPC_TIMEOUT_MS, 64 * 1024).await?;
+            self.send(Method::DELETE, node, &path, Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, 64 * 1024).await?;
         Self::check_status(node, status, &body)
     }
 
-    /// POSTs a JSON request and decodes the JSON answer.
+    /// POSTs a JSON request and decodes the answer: JSON, or MessagePack from a node that writes
+    /// it (the metadata's answers; `encoding`).
     pub async fn post_json<Q: Serialize, A: DeserializeOwned>(
         &self,
         node: SocketAddr,
@@ -269,26 +263,27 @@ impl NodeClient {
     ) -> Result<A, RpcError> {
         let body = Bytes::from(serde_json::to_vec(request).expect("requests always serialise"));
         let hash = blake3::hash(&body).to_hex().to_string();
-        let (status, _, answer) = self
+        let (status, headers, answer) = self
             .send(
                 Method::POST,
                 node,
                 path,
                 body,
-                Some((BODY_HASH_HEADER, hash.clone())),
+                &[(BODY_HASH_HEADER, &hash), ("accept", encoding::ANSWER_MSGPACK)],
                 &hash,
                 timeout_ms,
                 META_BODY_MAX_BYTES,
             )
             .await?;
         Self::check_status(node, status, &answer)?;
-        serde_json::from_slice(&answer).map_err(|e| RpcError::BadResponse(node.to_string(), e.to_string()))
+        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        encoding::decode_answer(content_type, &answer).map_err(|e| RpcError::BadResponse(node.to_string(), e))
     }
 
     /// Whether the node answers its health check.
     pub async fn health(&self, node: SocketAddr) -> bool {
         matches!(
-            self.send(Method::GET, node, paths::HEALTH, Bytes::new(), None, "", 2_000, 1024).await,
+            self.send(Method::GET, node, paths::HEALTH, Bytes::new(), &[], "", 2_000, 1024).await,
             Ok((status, _, _)) if status.is_success()
         )
     }
@@ -340,7 +335,7 @@ mod tests {
         let freed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Far more than the sockets' buffers can take: the rest stays with the connection.
         let body = Bytes::from_owner(Tracked(vec![7u8; 64 * 1024 * 1024], freed.clone()));
-        let answer = client.send(Method::PUT, address, "/v1/shards/x", body, None, "", 300, 1024).await;
+        let answer = client.send(Method::PUT, address, "/v1/shards/x", body, &[], "", 300, 1024).await;
         assert!(matches!(answer, Err(RpcError::Timeout(_))), "{answer:?}");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !freed.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
@@ -370,7 +365,7 @@ mod tests {
         });
         let client = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
         let answer =
-            client.send(Method::PUT, address, "/v1/shards/x", Bytes::from(vec![7u8; 4096]), None, "", 300, 1024).await;
+            client.send(Method::PUT, address, "/v1/shards/x", Bytes::from(vec![7u8; 4096]), &[], "", 300, 1024).await;
         assert!(matches!(answer, Err(RpcError::Timeout(_))), "{answer:?}");
         tokio::time::timeout(Duration::from_secs(5), server)
             .await

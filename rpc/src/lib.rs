@@ -2,8 +2,9 @@
 //! gateway and the CLI use to reach storage nodes and the metadata.
 //!
 //! Owns: the cluster configuration file format, the internode URL scheme, the MAC that every
-//! internode request carries, sealing of access-key secrets at rest, `NodeClient`, and the
-//! metadata's internode contract (`RemoteMetadata`, `Redirect`, `paths::META_*`).
+//! internode request carries, sealing of access-key secrets at rest, `NodeClient`, how internode
+//! answers are encoded (`encoding`: JSON, or MessagePack where asked for), and the metadata's
+//! internode contract (`RemoteMetadata`, `Redirect`, `paths::META_*`).
 //! Must never depend on: the gateway, the storage node, raft; it speaks the metadata's records
 //! and `Metadata` trait (`ignifuge-meta`) but never runs the state machine.
 //! Invariants: every internode request except `/v1/health` is authenticated with a key derived
@@ -12,6 +13,7 @@
 mod auth;
 mod client;
 mod cluster;
+pub mod encoding;
 mod listener;
 mod metadata;
 mod secrets;

@@ -13,7 +13,7 @@ use ignifuge_raft::{Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BLOBS_PER_DELETE_MAX, BODY_HASH_HEADER, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer,
     BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, SHARD_CRC_HEADER,
-    SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, paths,
+    SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, encoding, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -390,6 +390,7 @@ impl NodeServer {
         let Some(metadata) = self.metadata.as_ref().map(|m| m.current()) else {
             return redirect(Redirect::NotLeader { leader: None });
         };
+        let accept = request.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = match Self::read_body(request, hash_hex).await {
             Ok(b) => b,
             Err(response) => return response,
@@ -399,17 +400,21 @@ impl NodeServer {
                 Ok(p) => p,
                 Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
             };
-            metadata.apply(proposal).await.map(|r| serde_json::to_vec(&r))
+            metadata.apply(proposal).await.map(|r| encoding::encode_answer(&r, accept.as_deref()))
         } else {
             let query: Query = match serde_json::from_slice(&body) {
                 Ok(q) => q,
                 Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
             };
-            metadata.query(query).await.map(|r| serde_json::to_vec(&r))
+            metadata.query(query).await.map(|r| encoding::encode_answer(&r, accept.as_deref()))
         };
         match answer {
-            Ok(Ok(json)) => reply(StatusCode::OK, json),
-            Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Ok(encoded)) => Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, encoded.content_type)
+                .body(Full::new(encoded.body.into()))
+                .expect("static response parts are valid"),
+            Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
             Err(r) => redirect(r),
         }
     }

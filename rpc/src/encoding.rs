@@ -1,0 +1,123 @@
+//! How internode answers are encoded: JSON, or MessagePack when the client asks for it.
+//!
+//! Requests are JSON. A client that can read MessagePack says so with `Accept: ANSWER_MSGPACK`;
+//! a node that can write it (the metadata's answers: `paths::META_QUERY`, `paths::META_APPLY`)
+//! answers so and names it in `Content-Type`; every other answer, and every answer of a node
+//! from before this encoding, is JSON. The client decodes by the answer's `Content-Type`; a
+//! client that asks for nothing (an older binary, a debugging tool) gets JSON.
+//!
+//! Why: a 1000-key listing page is ~125 KB of JSON that the leader writes and the gateway parses,
+//! about a fifth of a LIST's server CPU; MessagePack skips the escaping and the number text, and
+//! carries inline bodies as raw bytes instead of base64 (docs/benchmarks.md, "Metadata answers
+//! in MessagePack"). Structs are written as maps (field names kept), so `#[serde(default)]` and
+//! `skip_serializing_if` mean what they mean in JSON; nothing stored changes (stored records and
+//! log entries stay JSON).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The media type of a MessagePack answer.
+pub const ANSWER_MSGPACK: &str = "application/vnd.msgpack";
+/// The media type of a JSON answer.
+pub const ANSWER_JSON: &str = "application/json";
+
+/// An answer ready to send: its bytes and their media type.
+#[derive(Debug)]
+pub struct EncodedAnswer {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// Encodes `answer` as the request's `Accept` header asks: MessagePack if it names
+/// `ANSWER_MSGPACK`, JSON otherwise.
+pub fn encode_answer<T: Serialize>(answer: &T, accept: Option<&str>) -> Result<EncodedAnswer, String> {
+    if accept.is_some_and(accepts_msgpack) {
+        let body = rmp_serde::to_vec_named(answer).map_err(|e| e.to_string())?;
+        Ok(EncodedAnswer { body, content_type: ANSWER_MSGPACK })
+    } else {
+        let body = serde_json::to_vec(answer).map_err(|e| e.to_string())?;
+        Ok(EncodedAnswer { body, content_type: ANSWER_JSON })
+    }
+}
+
+/// Decodes an answer by its `Content-Type`: MessagePack if it is `ANSWER_MSGPACK`, JSON otherwise
+/// (a node that does not write MessagePack names no type).
+pub fn decode_answer<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, String> {
+    match content_type {
+        Some(t) if is_msgpack(t) => rmp_serde::from_slice(body).map_err(|e| e.to_string()),
+        _ => serde_json::from_slice(body).map_err(|e| e.to_string()),
+    }
+}
+
+fn is_msgpack(media_type: &str) -> bool {
+    media_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(ANSWER_MSGPACK))
+}
+
+fn accepts_msgpack(accept: &str) -> bool {
+    accept.split(',').any(is_msgpack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ignifuge_meta::{Answer, DataLocation, ListPage, MetaError, ObjectSummary};
+    use ignifuge_types::ObjectKey;
+
+    fn page() -> Result<Answer, MetaError> {
+        Ok(Answer::Objects(ListPage {
+            objects: (0..3)
+                .map(|i| ObjectSummary {
+                    key: ObjectKey::new(format!("dir/\"quoted\" é {i}")),
+                    size: u64::MAX - i,
+                    etag: format!("\"{i:032x}\""),
+                    last_modified_ms: -1 - i as i64,
+                })
+                .collect(),
+            common_prefixes: vec!["dir/sub/".into()],
+            is_truncated: true,
+            next_start_after: None,
+        }))
+    }
+
+    #[test]
+    fn an_answer_reads_back_alike_in_either_encoding() {
+        let answers = [page(), Err(MetaError::NoSuchBucket), Err(MetaError::Unavailable("no quorum".into()))];
+        for accept in [None, Some(ANSWER_MSGPACK), Some("application/json, application/vnd.msgpack; q=0.9")] {
+            for answer in &answers {
+                let encoded = encode_answer(answer, accept).unwrap();
+                let back: Result<Answer, MetaError> = decode_answer(Some(encoded.content_type), &encoded.body).unwrap();
+                assert_eq!(format!("{back:?}"), format!("{answer:?}"), "{accept:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_is_answered_unless_msgpack_is_asked_for_and_read_without_a_type() {
+        for accept in [None, Some(""), Some("*/*"), Some(ANSWER_JSON)] {
+            let encoded = encode_answer(&page(), accept).unwrap();
+            assert_eq!(encoded.content_type, ANSWER_JSON);
+            assert_eq!(encoded.body, serde_json::to_vec(&page()).unwrap());
+        }
+        // A node from before this encoding answers JSON and names no type.
+        let json = serde_json::to_vec(&page()).unwrap();
+        let back: Result<Answer, MetaError> = decode_answer(None, &json).unwrap();
+        assert_eq!(back.unwrap(), page().unwrap());
+        let encoded = encode_answer(&page(), Some("Application/Vnd.MsgPack")).unwrap();
+        assert_eq!(encoded.content_type, ANSWER_MSGPACK);
+        assert!(decode_answer::<Result<Answer, MetaError>>(None, &encoded.body).is_err(), "not JSON");
+    }
+
+    /// An inline body travels as raw bytes in MessagePack and as base64 in JSON.
+    #[test]
+    fn an_inline_body_travels_raw_in_msgpack() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let location = DataLocation::Inline(body.clone());
+        let msgpack = encode_answer(&location, Some(ANSWER_MSGPACK)).unwrap();
+        let json = encode_answer(&location, None).unwrap();
+        assert!(msgpack.body.len() < body.len() + 32, "{} bytes", msgpack.body.len());
+        assert!(json.body.len() > body.len() * 4 / 3, "{} bytes", json.body.len());
+        for encoded in [msgpack, json] {
+            assert_eq!(decode_answer::<DataLocation>(Some(encoded.content_type), &encoded.body).unwrap(), location);
+        }
+    }
+}
