@@ -511,6 +511,46 @@ async fn internode_requests_must_be_authenticated() {
     // The node's health check is the one open route.
     assert_eq!(raw_request(&node, "GET", "/v1/health", &[], b"").await.expect("health").status, 200);
     assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "nothing was deleted");
+
+    // Signed, a metadata query is answered by the leader (the others redirect): in MessagePack
+    // when the request asks for it, as every process's client does (`ignifuge_rpc::encoding`),
+    // in JSON otherwise.
+    use ignifuge_rpc::encoding::{ANSWER_JSON, ANSWER_MSGPACK, decode_answer};
+    let secret = std::fs::read_to_string(cluster.data_dir.join("cluster.secret")).expect("the cluster secret");
+    let auth = ignifuge_rpc::InternodeAuth::new(&hex::decode(secret.trim()).expect("hex secret"));
+    let query = serde_json::to_vec(&ignifuge_meta::Query::Bucket(ignifuge_types::BucketName::new("internode")))
+        .expect("a query serialises");
+    let hash = blake3::hash(&query).to_hex().to_string();
+    let path = ignifuge_rpc::paths::META_QUERY;
+    for accept in [None, Some(ANSWER_MSGPACK)] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = 'asked: loop {
+            for node in cluster.storage_nodes() {
+                let (time, mac) = auth.sign("POST", path, &hash);
+                let mut headers = vec![
+                    (ignifuge_rpc::TIME_HEADER.to_string(), time),
+                    (ignifuge_rpc::AUTH_HEADER.to_string(), mac),
+                    (ignifuge_rpc::BODY_HASH_HEADER.to_string(), hash.clone()),
+                ];
+                headers.extend(accept.map(|a| ("Accept".to_string(), a.to_string())));
+                let answer = raw_request(&node.listen, "POST", path, &headers, &query).await.expect("the node answers");
+                if answer.status == 200 {
+                    break 'asked answer;
+                }
+                assert!(matches!(answer.status, 421 | 503), "{}: {}", node.node_id, answer.summary());
+            }
+            assert!(Instant::now() < deadline, "no voter answered as the leader");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let content_type = answer.header("content-type");
+        assert_eq!(content_type, Some(accept.unwrap_or(ANSWER_JSON)));
+        let decoded: Result<ignifuge_meta::Answer, ignifuge_meta::MetaError> =
+            decode_answer(content_type, &answer.body).expect("the answer decodes as its type says");
+        assert!(format!("{decoded:?}").contains("internode"), "{decoded:?}");
+        if accept.is_some() {
+            assert!(serde_json::from_slice::<serde_json::Value>(&answer.body).is_err(), "not JSON");
+        }
+    }
 }
 
 /// A hung node (SIGSTOP: it accepts connections and never answers) must not stall reads: the

@@ -199,10 +199,11 @@ pub struct RepairReport {
     /// versions that made none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_check: Option<MetadataCheck>,
-    /// The repair lease's tenure the round ran in: the report is recorded only if that tenure
-    /// still lasts (a round stalled past its lease must not record its older report over a newer
-    /// round's: `ignifuge admin` drains nodes on the last report). None in reports recorded
-    /// before data format 15, which were not checked.
+    /// The repair lease's tenure the round ran in: the report is recorded only if no other tenure
+    /// began since (another holder took the lease), whether or not the lease ran out by the clock
+    /// (a round stalled past its lease must not record its older report over a newer round's:
+    /// `ignifuge admin` drains nodes on the last report). None in reports recorded before data
+    /// format 15, which were not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseFence>,
 }

@@ -307,6 +307,19 @@ fn is_zero_u32(n: &u32) -> bool {
 }
 
 impl StripedBlob {
+    /// A whole blob: every one of `stripes` held, from the first, each of `data_shards` +
+    /// `parity_shards` shards of up to `shard_size_bytes`, written at `born_ms`.
+    pub fn whole(
+        blob: BlobId,
+        (data_shards, parity_shards): (u32, u32),
+        shard_size_bytes: u32,
+        stripes: Vec<StripeRecord>,
+        born_ms: i64,
+    ) -> Self {
+        let stripe_count = u32::try_from(stripes.len()).expect("a blob has fewer than 2^32 stripes");
+        Self { blob, data_shards, parity_shards, shard_size_bytes, stripe_count, first_stripe: 0, stripes, born_ms }
+    }
+
     /// Bytes of data in a full stripe.
     pub fn stripe_bytes(&self) -> u64 {
         u64::from(self.data_shards) * u64::from(self.shard_size_bytes)

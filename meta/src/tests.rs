@@ -91,16 +91,7 @@ fn part(n: u32, etag: &str, size: u64, blob: &str) -> PartData {
         size,
         etag: etag.into(),
         checksums: Checksums::default(),
-        location: DataLocation::Striped(StripedBlob {
-            blob: BlobId::new(blob),
-            data_shards: 5,
-            parity_shards: 4,
-            shard_size_bytes: 1 << 20,
-            stripe_count: 0,
-            first_stripe: 0,
-            stripes: vec![],
-            born_ms: 0,
-        }),
+        location: DataLocation::Striped(StripedBlob::whole(BlobId::new(blob), (5, 4), 1 << 20, vec![], 0)),
         last_modified_ms: 1,
         started_ms: 0,
         began: None,
@@ -1187,16 +1178,8 @@ fn every_upload_in_progress_is_listed_whatever_their_number() {
 fn striped_object(key: &str, blob: &str, nodes: &[&str]) -> ObjectRecord {
     let mut record = object(key, "e", 10);
     let shards = nodes.iter().map(|n| ShardRecord { node: NodeId::new(*n), blake3: format!("h-{n}") }).collect();
-    record.parts[0].location = DataLocation::Striped(StripedBlob {
-        blob: BlobId::new(blob),
-        data_shards: 2,
-        parity_shards: 1,
-        shard_size_bytes: 4,
-        stripe_count: 1,
-        first_stripe: 0,
-        stripes: vec![StripeRecord { data_len: 8, shards, debt: true }],
-        born_ms: 0,
-    });
+    let stripe = StripeRecord { data_len: 8, shards, debt: true };
+    record.parts[0].location = DataLocation::Striped(StripedBlob::whole(BlobId::new(blob), (2, 1), 4, vec![stripe], 0));
     record
 }
 
@@ -1468,9 +1451,18 @@ fn a_repair_report_is_recorded_only_in_the_lease_tenure_of_its_round() {
     assert!(matches!(record(2, Some(("g1", 1))), Err(MetaError::Superseded(_))));
     assert!(matches!(record(2, Some(("g2", 1))), Err(MetaError::Superseded(_))), "the tenure counts");
     assert_eq!(stored(), Some(3));
-    // A report from before format 15 carries no fence and is recorded as it was.
-    assert_eq!(record(4, None), Ok(Outcome::Done));
+    // g2's lease runs out with nobody taking it: still its tenure, and its report is recorded.
+    assert_eq!(record(4, Some(("g2", 2))), Ok(Outcome::Done));
     assert_eq!(stored(), Some(4));
+    // A report from before format 15 carries no fence and is recorded as it was.
+    assert_eq!(record(5, None), Ok(Outcome::Done));
+    assert_eq!(stored(), Some(5));
+    // A lease record that does not decode fences every report (its holder is unknown).
+    let mut batch = ignifuge_kv::WriteBatch::new();
+    batch.put(keys::lease("repair"), b"{not json".to_vec());
+    m.kv().write(batch, ignifuge_kv::Durability::Synced).unwrap();
+    assert!(matches!(record(6, Some(("g2", 2))), Err(MetaError::Superseded(_))));
+    assert_eq!(stored(), Some(5));
 }
 
 #[test]
@@ -2407,18 +2399,15 @@ fn realistic_part(n: u32, stripes: u32) -> PartData {
         size: u64::from(stripes) * stripe_bytes,
         etag: format!("{n:032x}"),
         checksums: Checksums { crc64nvme: Some("AAAAAAAAAAA=".into()), ..Default::default() },
-        location: DataLocation::Striped(StripedBlob {
-            blob: BlobId::new(format!("{n:032x}")),
-            data_shards: 5,
-            parity_shards: 4,
-            shard_size_bytes: 1 << 20,
-            stripe_count: stripes,
-            first_stripe: 0,
-            stripes: (0..stripes)
+        location: DataLocation::Striped(StripedBlob::whole(
+            BlobId::new(format!("{n:032x}")),
+            (5, 4),
+            1 << 20,
+            (0..stripes)
                 .map(|_| StripeRecord { data_len: stripe_bytes, shards: (0..9).map(shard).collect(), debt: false })
                 .collect(),
-            born_ms: 0,
-        }),
+            0,
+        )),
         last_modified_ms: 1,
         started_ms: 1_700_000_000_000,
         began: Some(StartTicket { applied_index: 123_456_789, leader_ms: 1_700_000_000_000 }),
@@ -2807,16 +2796,13 @@ fn a_delete_marker_sent_as_an_object_version_is_refused() {
 /// A pack `blob` of one stripe of `data_len` bytes on three nodes.
 fn pack_blob(blob: &str, data_len: u64) -> StripedBlob {
     let shards = ["n1", "n2", "n3"].iter().map(|n| ShardRecord { node: NodeId::new(*n), blake3: format!("h-{n}") });
-    StripedBlob {
-        blob: BlobId::new(blob),
-        data_shards: 2,
-        parity_shards: 1,
-        shard_size_bytes: 1 << 20,
-        stripe_count: 1,
-        first_stripe: 0,
-        stripes: vec![StripeRecord { data_len, shards: shards.collect(), debt: false }],
-        born_ms: 0,
-    }
+    StripedBlob::whole(
+        BlobId::new(blob),
+        (2, 1),
+        1 << 20,
+        vec![StripeRecord { data_len, shards: shards.collect(), debt: false }],
+        0,
+    )
 }
 
 /// `PutPacked` of `keys` (10 bytes each, side by side) into pack `blob` of bucket `b`, each with

@@ -6,7 +6,7 @@
 //! from before this encoding, is JSON. The client decodes by the answer's `Content-Type`; a
 //! client that asks for nothing (an older binary, a debugging tool) gets JSON.
 //!
-//! Why: a 1000-key listing page is ~125 KB of JSON that the leader writes and the gateway parses,
+//! Why: a 1000-key listing page is ~124 KB of JSON that the leader writes and the gateway parses,
 //! about a fifth of a LIST's server CPU; MessagePack skips the escaping and the number text, and
 //! carries inline bodies as raw bytes instead of base64 (docs/benchmarks.md, "Metadata answers
 //! in MessagePack"). Structs are written as maps (field names kept), so `#[serde(default)]` and
@@ -28,8 +28,9 @@ pub struct EncodedAnswer {
     pub content_type: &'static str,
 }
 
-/// Encodes `answer` as the request's `Accept` header asks: MessagePack if it names
-/// `ANSWER_MSGPACK`, JSON otherwise.
+/// Encodes `answer` as the request's `Accept` header allows: MessagePack if it names
+/// `ANSWER_MSGPACK` with a quality above 0 (whatever it prefers among the types it names), JSON
+/// otherwise.
 pub fn encode_answer<T: Serialize>(answer: &T, accept: Option<&str>) -> Result<EncodedAnswer, String> {
     if accept.is_some_and(accepts_msgpack) {
         let body = rmp_serde::to_vec_named(answer).map_err(|e| e.to_string())?;
@@ -54,14 +55,26 @@ fn is_msgpack(media_type: &str) -> bool {
 }
 
 fn accepts_msgpack(accept: &str) -> bool {
-    accept.split(',').any(is_msgpack)
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        parts.next().is_some_and(is_msgpack)
+            && parts.all(|parameter| match parameter.split_once('=') {
+                Some((name, q)) if name.trim().eq_ignore_ascii_case("q") => {
+                    q.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
+                }
+                _ => true,
+            })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ignifuge_meta::{Answer, DataLocation, ListPage, MetaError, ObjectSummary};
-    use ignifuge_types::ObjectKey;
+    use ignifuge_meta::{
+        Answer, Checksums, DataLocation, ListPage, MetaError, ObjectHeaders, ObjectRecord, ObjectSummary, Outcome,
+        PartData, ShardRecord, StripeRecord, StripedBlob,
+    };
+    use ignifuge_types::{BlobId, NodeId, ObjectKey, VersionId};
 
     fn page() -> Result<Answer, MetaError> {
         Ok(Answer::Objects(ListPage {
@@ -85,6 +98,7 @@ mod tests {
         for accept in [None, Some(ANSWER_MSGPACK), Some("application/json, application/vnd.msgpack; q=0.9")] {
             for answer in &answers {
                 let encoded = encode_answer(answer, accept).unwrap();
+                assert_eq!(encoded.content_type, if accept.is_some() { ANSWER_MSGPACK } else { ANSWER_JSON });
                 let back: Result<Answer, MetaError> = decode_answer(Some(encoded.content_type), &encoded.body).unwrap();
                 assert_eq!(format!("{back:?}"), format!("{answer:?}"), "{accept:?}");
             }
@@ -93,7 +107,8 @@ mod tests {
 
     #[test]
     fn json_is_answered_unless_msgpack_is_asked_for_and_read_without_a_type() {
-        for accept in [None, Some(""), Some("*/*"), Some(ANSWER_JSON)] {
+        for accept in [None, Some(""), Some("*/*"), Some(ANSWER_JSON), Some("application/vnd.msgpack;q=0, text/plain")]
+        {
             let encoded = encode_answer(&page(), accept).unwrap();
             assert_eq!(encoded.content_type, ANSWER_JSON);
             assert_eq!(encoded.body, serde_json::to_vec(&page()).unwrap());
@@ -105,6 +120,64 @@ mod tests {
         let encoded = encode_answer(&page(), Some("Application/Vnd.MsgPack")).unwrap();
         assert_eq!(encoded.content_type, ANSWER_MSGPACK);
         assert!(decode_answer::<Result<Answer, MetaError>>(None, &encoded.body).is_err(), "not JSON");
+    }
+
+    fn part(location: DataLocation, size: u64) -> PartData {
+        PartData {
+            part_number: 1,
+            size,
+            etag: "0123456789abcdef0123456789abcdef".into(),
+            checksums: Checksums { crc64nvme: Some("AAAAAAAAAAA=".into()), ..Default::default() },
+            location,
+            last_modified_ms: 1_790_000_000_000,
+            started_ms: 1_790_000_000_000,
+            began: None,
+        }
+    }
+
+    /// Records of every kind (inline, striped, a delete marker), with fields skipped when empty,
+    /// inside the answers and outcomes that carry them, read back alike from MessagePack.
+    #[test]
+    fn records_and_outcomes_read_back_alike_from_msgpack() {
+        let shards = vec![ShardRecord { node: NodeId::new("dc1-n1"), blake3: "00".repeat(32) }];
+        let stripe = StripeRecord { data_len: 1 << 20, shards, debt: true };
+        let inline = ObjectRecord::single_part(
+            ObjectKey::new("a/inline"),
+            VersionId::new("null"),
+            part(DataLocation::Inline(b"\0\xff raw".to_vec()), 6),
+        );
+        let striped = ObjectRecord {
+            headers: ObjectHeaders { content_type: Some("text/plain".into()), ..Default::default() },
+            ..ObjectRecord::single_part(
+                ObjectKey::new("a/striped"),
+                VersionId::new("v1"),
+                part(
+                    DataLocation::Striped(StripedBlob::whole(BlobId::new("b1"), (5, 4), 1 << 20, vec![stripe], -3)),
+                    1 << 20,
+                ),
+            )
+        };
+        let marker = ObjectRecord::delete_marker(ObjectKey::new("a/gone"), VersionId::new("v2"), 7);
+        let outcome: Result<Outcome, MetaError> = Ok(Outcome::Packed(vec![
+            Ok(Box::new(inline.clone())),
+            Err(MetaError::PreconditionFailed),
+            Ok(Box::new(striped.clone())),
+        ]));
+        let answers: Vec<Result<Answer, MetaError>> = vec![
+            Ok(Answer::ObjectVersion { record: Box::new(marker), versioning: None }),
+            Ok(Answer::ObjectVersion { record: Box::new(striped), versioning: None }),
+            Ok(Answer::NodesOut(vec![(NodeId::new("dc2-n3"), -5), (NodeId::new("dc3-n1"), i64::MAX)])),
+            Ok(Answer::Layout(None)),
+        ];
+        let encoded = encode_answer(&outcome, Some(ANSWER_MSGPACK)).unwrap();
+        assert_eq!(decode_answer::<Result<Outcome, MetaError>>(Some(ANSWER_MSGPACK), &encoded.body).unwrap(), outcome);
+        for answer in answers {
+            let encoded = encode_answer(&answer, Some(ANSWER_MSGPACK)).unwrap();
+            assert_eq!(
+                decode_answer::<Result<Answer, MetaError>>(Some(ANSWER_MSGPACK), &encoded.body).unwrap(),
+                answer
+            );
+        }
     }
 
     /// An inline body travels as raw bytes in MessagePack and as base64 in JSON.
