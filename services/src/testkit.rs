@@ -34,16 +34,9 @@ pub(crate) fn shard_on(i: usize) -> ShardRecord {
 
 /// An object of one stripe (2+1 shards of 4 bytes) whose shards lie on `nodes`.
 pub(crate) fn striped(key: &str, blob: &str, nodes: &[usize]) -> ObjectRecord {
-    let location = DataLocation::Striped(StripedBlob {
-        blob: BlobId::new(blob),
-        data_shards: 2,
-        parity_shards: 1,
-        shard_size_bytes: 4,
-        stripe_count: 1,
-        first_stripe: 0,
-        stripes: vec![StripeRecord { data_len: 8, shards: nodes.iter().map(|n| shard_on(*n)).collect(), debt: false }],
-        born_ms: 0,
-    });
+    let shards = nodes.iter().map(|n| shard_on(*n)).collect();
+    let stripe = StripeRecord { data_len: 8, shards, debt: false };
+    let location = DataLocation::Striped(StripedBlob::whole(BlobId::new(blob), (2, 1), 4, vec![stripe], 0));
     let part = PartData {
         part_number: 1,
         size: 8,

@@ -39,14 +39,11 @@ pub fn one_stripe(blob: BlobId, i: usize, born_ms: i64) -> DataLocation {
             blake3: format!("{:064x}", i * 9 + n),
         })
         .collect();
-    DataLocation::Striped(StripedBlob {
+    DataLocation::Striped(StripedBlob::whole(
         blob,
-        data_shards: 5,
-        parity_shards: 4,
-        shard_size_bytes: 1 << 20,
-        stripe_count: 1,
-        first_stripe: 0,
-        stripes: vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
+        (5, 4),
+        1 << 20,
+        vec![StripeRecord { data_len: 1 << 20, shards, debt: false }],
         born_ms,
-    })
+    ))
 }

@@ -280,24 +280,20 @@ mod tests {
         let data = data_path(); // nothing listens at its nodes' addresses
         let bytes = bytes::Bytes::from(vec![5u8; 100]);
         let hash = blake3::hash(&bytes);
-        let blob_named = |hash: blake3::Hash| StripedBlob {
-            blob: BlobId::new("ab"),
-            data_shards: 5,
-            parity_shards: 4,
-            shard_size_bytes: 1 << 20,
-            stripe_count: 1,
-            first_stripe: 0,
-            stripes: vec![StripeRecord {
-                data_len: 500,
-                shards: (0..9)
-                    .map(|i| ShardRecord {
-                        node: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
-                        blake3: hash.to_hex().to_string(),
-                    })
-                    .collect(),
-                debt: false,
-            }],
-            born_ms: 0,
+        let blob_named = |hash: blake3::Hash| {
+            let shards = (0..9)
+                .map(|i| ShardRecord {
+                    node: NodeId::new(format!("dc{}-n{}", i / 3 + 1, i % 3 + 1)),
+                    blake3: hash.to_hex().to_string(),
+                })
+                .collect();
+            StripedBlob::whole(
+                BlobId::new("ab"),
+                (5, 4),
+                1 << 20,
+                vec![StripeRecord { data_len: 500, shards, debt: false }],
+                0,
+            )
         };
         let blob = blob_named(hash);
         let tenant = ignifuge_types::TenantId::new("t");

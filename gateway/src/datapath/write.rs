@@ -286,16 +286,13 @@ impl DataPath {
             }
         };
         let location = if striped {
-            DataLocation::Striped(StripedBlob {
+            DataLocation::Striped(StripedBlob::whole(
                 blob,
-                data_shards: geometry.data_shards,
-                parity_shards: geometry.parity_shards,
-                shard_size_bytes: SHARD_SIZE_BYTES as u32,
-                stripe_count: stripes.len() as u32,
-                first_stripe: 0,
+                (geometry.data_shards, geometry.parity_shards),
+                SHARD_SIZE_BYTES as u32,
                 stripes,
                 born_ms,
-            })
+            ))
         } else {
             DataLocation::Inline(buffer)
         };
@@ -331,16 +328,13 @@ impl DataPath {
         }
         .await;
         match written {
-            Ok(stripe) => Ok(StripedBlob {
+            Ok(stripe) => Ok(StripedBlob::whole(
                 blob,
-                data_shards: geometry.data_shards,
-                parity_shards: geometry.parity_shards,
-                shard_size_bytes: SHARD_SIZE_BYTES as u32,
-                stripe_count: 1,
-                first_stripe: 0,
-                stripes: vec![stripe],
+                (geometry.data_shards, geometry.parity_shards),
+                SHARD_SIZE_BYTES as u32,
+                vec![stripe],
                 born_ms,
-            }),
+            )),
             Err(e) => {
                 self.discard(blob);
                 Err(e)
