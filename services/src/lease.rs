@@ -137,7 +137,7 @@ mod tests {
     /// its tenure: another worker cannot take it meanwhile, and the round's commits still apply.
     #[tokio::test]
     async fn a_sleep_longer_than_the_lease_keeps_it_in_its_tenure() {
-        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let metadata = crate::testkit::metadata();
         let lease = Duration::from_millis(300);
         let mut ours = Lease::new("repair", "us".into(), lease);
         assert!(ours.take(&metadata).await.unwrap());
@@ -156,7 +156,7 @@ mod tests {
     /// out); a new round takes it afresh and renews it in the new tenure.
     #[tokio::test]
     async fn a_renewal_after_another_tenure_began_says_the_lease_was_lost() {
-        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let metadata = crate::testkit::metadata();
         let lease = Duration::from_millis(60);
         let mut ours = Lease::new("repair", "us".into(), lease);
         assert_eq!(ours.fence(), None, "no tenure before the lease is taken");

@@ -68,7 +68,7 @@ mod tests {
     /// take it meanwhile), and ends early once it is lost.
     #[tokio::test]
     async fn a_rest_longer_than_the_lease_keeps_it_and_ends_when_it_is_lost() {
-        let metadata = ignifuge_meta::LocalMetadata::new(std::sync::Arc::new(ignifuge_kv::MemoryKv::default()));
+        let metadata = crate::testkit::metadata();
         let lease = Duration::from_millis(200);
         let mut ours = Lease::new("t", "us".into(), lease);
         assert!(ours.take(&metadata).await.unwrap());

@@ -19,8 +19,12 @@ pub(crate) fn services(addresses: &[SocketAddr]) -> Services {
         ClusterConfig::three_by_three(|i| addresses.get(i).copied().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))));
     let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
     let data = Arc::new(DataPath::new(&cluster, client, DataPathTuning::default()).unwrap());
-    let metadata = Arc::new(ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default())));
-    Services { metadata, data, holder: "this-worker".into() }
+    Services { metadata: Arc::new(metadata()), data, holder: "this-worker".into() }
+}
+
+/// A metadata in memory, empty.
+pub(crate) fn metadata() -> ignifuge_meta::LocalMetadata {
+    ignifuge_meta::LocalMetadata::new(Arc::new(ignifuge_kv::MemoryKv::default()))
 }
 
 pub(crate) fn node(i: usize) -> NodeId {
