@@ -551,6 +551,51 @@ async fn internode_requests_must_be_authenticated() {
             assert!(serde_json::from_slice::<serde_json::Value>(&answer.body).is_err(), "not JSON");
         }
     }
+
+    // Signed, a shard read asked to be checked by its reader (`ShardCheck::ByReader`, as the
+    // gateways ask) is sent as read, with no CRC; one the node checks carries the CRC. A data
+    // shard corrupted on disk goes to such a reader as it is (the node does not hash it), so the
+    // gateway's own check fails, it asks the node to check the copy, and the node sets it aside:
+    // the GET still reads the object whole, around it.
+    let (holder, file) = node_ids()
+        .into_iter()
+        .flat_map(|n| cluster.shard_files(&n).into_iter().map(move |f| (n.clone(), f)))
+        .find(|(_, f)| {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.split_once('.').and_then(|(_, shard)| shard.parse::<u32>().ok()).is_some_and(|shard| shard < 5)
+        })
+        .expect("a data shard file");
+    let blob = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir").to_string();
+    let (stripe, index) =
+        file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split_once('.')).expect("stripe.shard");
+    let listen = cluster.processes.iter().find(|p| p.node_id == holder).expect("holder").listen.clone();
+    let id = ignifuge_types::ShardId {
+        blob: ignifuge_types::BlobId::new(&blob),
+        stripe: ignifuge_types::StripeIndex(stripe.parse().expect("stripe")),
+        shard: ignifuge_types::ShardIndex(index.parse().expect("shard")),
+    };
+    let read_shard = |check: ignifuge_rpc::ShardCheck| {
+        let path = ignifuge_rpc::paths::shard_get(&id, check);
+        let (time, mac) = auth.sign("GET", &path, "");
+        let headers = vec![(ignifuge_rpc::TIME_HEADER.to_string(), time), (ignifuge_rpc::AUTH_HEADER.to_string(), mac)];
+        let listen = listen.clone();
+        async move { raw_request(&listen, "GET", &path, &headers, b"").await.expect("the node answers") }
+    };
+    let written = std::fs::read(&file).expect("the shard file");
+    let by_node = read_shard(ignifuge_rpc::ShardCheck::ByNode).await;
+    assert_eq!(by_node.status, 200, "{}", by_node.summary());
+    assert!(by_node.header(ignifuge_rpc::SHARD_CRC_HEADER).is_some(), "checked by the node: a CRC");
+    assert_eq!(by_node.body, written[32..]);
+    flip_bytes_in_middle(&file, 64);
+    let by_reader = read_shard(ignifuge_rpc::ShardCheck::ByReader).await;
+    assert_eq!(by_reader.status, 200, "{}", by_reader.summary());
+    assert!(by_reader.header(ignifuge_rpc::SHARD_CRC_HEADER).is_none(), "checked by the reader: no CRC");
+    assert_eq!(by_reader.body, std::fs::read(&file).expect("the shard file")[32..], "sent as read");
+    assert_ne!(by_reader.body, written[32..]);
+    assert!(file.exists(), "not checked, not set aside");
+    assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "read around it");
+    assert!(!file.exists(), "the gateway's failed check had the node check the copy and set it aside");
+    assert_eq!(read_shard(ignifuge_rpc::ShardCheck::ByReader).await.status, 404, "no longer served");
 }
 
 /// A hung node (SIGSTOP: it accepts connections and never answers) must not stall reads: the

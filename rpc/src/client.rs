@@ -1,7 +1,8 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 use crate::listener::StallGuard;
 use crate::{
-    META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardRole, encoding, paths,
+    META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, ShardRole,
+    encoding, paths,
 };
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -203,14 +204,36 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
-    /// Fetches a shard and checks it against the hash recorded in the metadata. The node checked
-    /// the bytes against the BLAKE3 hash in the shard's file and sends that hash and a CRC64NVME of
-    /// the bytes: the hash must be the metadata's (the node read the right shard) and the CRC must
-    /// match what arrived (nothing changed in transit). A response without them is hashed here.
+    /// Fetches a shard and checks it against the hash recorded in the metadata. Asked first to be
+    /// checked here (`ShardCheck::ByReader`): the node sends the bytes as read and they are hashed
+    /// as they arrive. If they are not the shard the metadata names, the node is asked again to
+    /// check them itself (`ShardCheck::ByNode`): a copy that fails on the node is set aside
+    /// there (its inventory stops listing it, and the repair service rebuilds it) and the read
+    /// fails; one that passes came through whole the second time (a transfer or memory fault),
+    /// and is used. A node's own check sends the hash in the shard's file and a CRC64NVME of the
+    /// bytes: the hash must be the metadata's (the node read the right shard) and the CRC must
+    /// match what arrived (nothing changed in transit). A node from before the reader's check
+    /// checks every read itself.
     pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
-        let (status, headers, body) = self
-            .send(Method::GET, node, &paths::shard(id), Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES)
-            .await?;
+        match self.get_shard_checked(node, id, expected, ShardCheck::ByReader).await {
+            Err(RpcError::Corrupt(_)) => {
+                tracing::warn!(shard = %id, %node, "a shard read failed its BLAKE3 check here; asking its node to check it");
+                self.get_shard_checked(node, id, expected, ShardCheck::ByNode).await
+            }
+            read => read,
+        }
+    }
+
+    async fn get_shard_checked(
+        &self,
+        node: SocketAddr,
+        id: &ShardId,
+        expected: &blake3::Hash,
+        check: ShardCheck,
+    ) -> Result<Bytes, RpcError> {
+        let path = paths::shard_get(id, check);
+        let (status, headers, body) =
+            self.send(Method::GET, node, &path, Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES).await?;
         Self::check_status(node, status, &body)?;
         if !shard_intact(&headers, &body, expected) {
             return Err(RpcError::Corrupt(node.to_string()));
@@ -371,6 +394,103 @@ mod tests {
             .await
             .expect("the abandoned request's connection is still open 5 s after its timeout")
             .unwrap();
+    }
+
+    /// A node of this test: answers each shard GET with `answer(query)` (status, body, CRC
+    /// header or not), and records the query of each.
+    async fn shard_node(
+        answer: impl Fn(Option<&str>) -> (u16, Vec<u8>, bool) + Send + Sync + 'static,
+    ) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (answer, log) = (Arc::new(answer), asked.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (answer, log) = (answer.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    loop {
+                        head.clear();
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        let line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
+                        let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                        let query = target.split_once('?').map(|(_, q)| q.to_string());
+                        log.lock().unwrap().push(query.clone());
+                        let (status, body, with_crc) = answer(query.as_deref());
+                        let mut response = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{SHARD_HASH_HEADER}: {}\r\n",
+                            body.len(),
+                            blake3::hash(b"the shard").to_hex()
+                        );
+                        if with_crc {
+                            response += &format!("{SHARD_CRC_HEADER}: {:016x}\r\n", crate::transfer_checksum(&body));
+                        }
+                        response += "\r\n";
+                        let _ = socket.write_all(response.as_bytes()).await;
+                        let _ = socket.write_all(&body).await;
+                    }
+                });
+            }
+        });
+        (address, asked)
+    }
+
+    /// A shard read is checked where it arrives; when that check fails, the node is asked to
+    /// check its copy itself (which sets a bad one aside and answers 409), and a copy it finds
+    /// whole is used.
+    #[tokio::test]
+    async fn a_shard_that_fails_its_check_here_is_checked_again_by_its_node() {
+        let shard = b"the shard".to_vec();
+        let expected = blake3::hash(&shard);
+        let id = ignifuge_types::ShardId {
+            blob: ignifuge_types::BlobId::new("ab12"),
+            stripe: ignifuge_types::StripeIndex(0),
+            shard: ignifuge_types::ShardIndex(1),
+        };
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
+        let reader = Some(paths::CHECK_BY_READER_QUERY.to_string());
+        let mut flipped = shard.clone();
+        flipped[3] ^= 1;
+
+        // Whole as read: one request, checked here, no CRC asked of the node.
+        let good = shard.clone();
+        let (node, asked) = shard_node(move |_| (200, good.clone(), false)).await;
+        assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
+        assert_eq!(*asked.lock().unwrap(), vec![reader.clone()]);
+
+        // Changed on the way the first time (the node's copy is whole): asked again, checked there.
+        let (good, bad) = (shard.clone(), flipped.clone());
+        let (node, asked) =
+            shard_node(move |q| if q.is_some() { (200, bad.clone(), false) } else { (200, good.clone(), true) }).await;
+        assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
+        assert_eq!(*asked.lock().unwrap(), vec![reader.clone(), None]);
+
+        // The node's copy is bad: its own check fails (409, set aside there), and so does the read.
+        let bad = flipped.clone();
+        let (node, asked) =
+            shard_node(move |q| if q.is_some() { (200, bad.clone(), false) } else { (409, Vec::new(), false) }).await;
+        let read = client.get_shard(node, &id, &expected).await;
+        assert!(matches!(read, Err(RpcError::Corrupt(_))), "{read:?}");
+        assert_eq!(*asked.lock().unwrap(), vec![reader.clone(), None]);
+
+        // Other failures are not asked again: the read fails as it did.
+        let (node, asked) = shard_node(|_| (404, Vec::new(), false)).await;
+        assert!(matches!(client.get_shard(node, &id, &expected).await, Err(RpcError::NotFound(_))));
+        assert_eq!(*asked.lock().unwrap(), vec![reader.clone()]);
+
+        // A node from before the reader's check ignores the query and checks itself.
+        let good = shard.clone();
+        let (node, asked) = shard_node(move |_| (200, good.clone(), true)).await;
+        assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
+        assert_eq!(asked.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -45,9 +45,72 @@ pub fn encode_answer<T: Serialize>(answer: &T, accept: Option<&str>) -> Result<E
 /// (a node that does not write MessagePack names no type).
 pub fn decode_answer<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, String> {
     match content_type {
-        Some(t) if is_msgpack(t) => rmp_serde::from_slice(body).map_err(|e| e.to_string()),
+        Some(t) if is_msgpack(t) => decode_msgpack(body),
         _ => serde_json::from_slice(body).map_err(|e| e.to_string()),
     }
+}
+
+/// One MessagePack value that is the whole of `body`: bytes after it are refused, as
+/// `serde_json::from_slice` refuses them (`rmp_serde::from_slice` stops after the first value,
+/// so an answer cut and another's bytes appended would otherwise decode as the first).
+fn decode_msgpack<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let len = msgpack_value_len(body).ok_or("the MessagePack answer is cut short or malformed")?;
+    if len != body.len() {
+        return Err(format!("{} bytes after the MessagePack answer", body.len() - len));
+    }
+    rmp_serde::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// The length of the MessagePack value that begins `body`, found by walking its markers (no
+/// allocation; rmp-serde's slice reader does not tell where it stopped, and its stream reader
+/// copies every string once more). None if `body` ends inside it or holds a reserved marker.
+fn msgpack_value_len(body: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    // Values still to walk: one, then each container adds its elements.
+    let mut pending = 1usize;
+    let be = |at: usize, n: usize| -> Option<usize> {
+        body.get(at..at + n).map(|b| b.iter().fold(0usize, |v, &byte| (v << 8) | byte as usize))
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = *body.get(at)?;
+        at += 1;
+        // (bytes of the header after the marker, bytes of payload, values it contains)
+        let (header, payload, values) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
+            0x80..=0x8f => (0, 0, 2 * (marker & 0x0f) as usize),
+            0x90..=0x9f => (0, 0, (marker & 0x0f) as usize),
+            0xa0..=0xbf => (0, (marker & 0x1f) as usize, 0),
+            0xc4 | 0xd9 => (1, be(at, 1)?, 0),
+            0xc5 | 0xda => (2, be(at, 2)?, 0),
+            0xc6 | 0xdb => (4, be(at, 4)?, 0),
+            0xc7 => (2, be(at, 1)?, 0),
+            0xc8 => (3, be(at, 2)?, 0),
+            0xc9 => (5, be(at, 4)?, 0),
+            0xca => (0, 4, 0),
+            0xcb => (0, 8, 0),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xce | 0xd2 => (0, 4, 0),
+            0xcf | 0xd3 => (0, 8, 0),
+            0xd4 => (0, 2, 0),
+            0xd5 => (0, 3, 0),
+            0xd6 => (0, 5, 0),
+            0xd7 => (0, 9, 0),
+            0xd8 => (0, 17, 0),
+            0xdc => (2, 0, be(at, 2)?),
+            0xdd => (4, 0, be(at, 4)?),
+            0xde => (2, 0, 2 * be(at, 2)?),
+            0xdf => (4, 0, 2usize.checked_mul(be(at, 4)?)?),
+            0xc1 => return None,
+        };
+        at = at.checked_add(header)?.checked_add(payload)?;
+        if at > body.len() {
+            return None;
+        }
+        pending = pending.checked_add(values)?;
+    }
+    Some(at)
 }
 
 fn is_msgpack(media_type: &str) -> bool {
@@ -178,6 +241,57 @@ mod tests {
                 answer
             );
         }
+    }
+
+    /// The walk that finds where a MessagePack value ends agrees with the encoder on every kind
+    /// of marker, and nothing after the answer is taken.
+    #[test]
+    fn bytes_after_an_answer_are_refused_and_every_marker_is_walked() {
+        use std::collections::BTreeMap;
+        fn check<T: Serialize>(value: &T) {
+            let body = rmp_serde::to_vec_named(value).unwrap();
+            assert_eq!(msgpack_value_len(&body), Some(body.len()), "{body:02x?}");
+            // Cut anywhere short, it is not a value.
+            for cut in 0..body.len().min(64) {
+                assert_eq!(msgpack_value_len(&body[..cut]), None, "cut at {cut}");
+            }
+        }
+        check(&(0u8, 127u8, 128u8, 255u16, 256u16, 65_535u32, 65_536u32, u64::MAX));
+        check(&(-1i8, -32i8, -33i8, -128i16, -129i16, -32_768i32, -32_769i64, i64::MIN));
+        check(&(1.5f32, -2.25f64, true, false, Option::<u8>::None, ()));
+        for len in [0usize, 31, 32, 255, 256, 65_535, 65_536] {
+            check(&"x".repeat(len));
+            check(&DataLocation::Inline(vec![7u8; len]));
+            check(&vec![1u8; len.min(20_000)]);
+            check(&(0..len.min(20_000) as u32).map(|i| (i, "v")).collect::<BTreeMap<_, _>>());
+        }
+        // Extension values, which serde never writes but a value may hold.
+        for ext in [&[0xd4u8, 1, 9][..], &[0xd5, 1, 9, 9], &[0xd6, 1, 0, 0, 0, 0], &[0xd7, 1, 0, 0, 0, 0, 0, 0, 0, 0]] {
+            assert_eq!(msgpack_value_len(ext), Some(ext.len()));
+        }
+        let ext16: Vec<u8> = [0xd8, 1].into_iter().chain([0u8; 16]).collect();
+        assert_eq!(msgpack_value_len(&ext16), Some(18));
+        assert_eq!(msgpack_value_len(&[0xc7, 2, 1, 5, 5]), Some(5));
+        assert_eq!(msgpack_value_len(&[0xc8, 0, 1, 1, 5]), Some(5));
+        assert_eq!(msgpack_value_len(&[0xc9, 0, 0, 0, 1, 1, 5]), Some(7));
+        assert_eq!(msgpack_value_len(&[0xc1]), None, "the reserved marker");
+        assert_eq!(msgpack_value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]), None, "an array longer than the body");
+
+        let answer = page();
+        let mut body = encode_answer(&answer, Some(ANSWER_MSGPACK)).unwrap().body;
+        assert_eq!(decode_answer::<Result<Answer, MetaError>>(Some(ANSWER_MSGPACK), &body).unwrap(), answer);
+        // Another answer's bytes after it, or one more byte: refused, as JSON refuses them.
+        let whole = body.len();
+        body.extend_from_slice(&encode_answer(&Answer::Layout(None), Some(ANSWER_MSGPACK)).unwrap().body);
+        let e = decode_answer::<Result<Answer, MetaError>>(Some(ANSWER_MSGPACK), &body).unwrap_err();
+        assert!(e.contains("bytes after"), "{e}");
+        body.truncate(whole + 1);
+        assert!(decode_answer::<Result<Answer, MetaError>>(Some(ANSWER_MSGPACK), &body).is_err());
+        body.truncate(whole - 1);
+        assert!(decode_answer::<Result<Answer, MetaError>>(Some(ANSWER_MSGPACK), &body).is_err());
+        let mut json = encode_answer(&answer, None).unwrap().body;
+        json.extend_from_slice(b"{}");
+        assert!(decode_answer::<Result<Answer, MetaError>>(None, &json).is_err());
     }
 
     /// An inline body travels as raw bytes in MessagePack and as base64 in JSON.

@@ -35,8 +35,9 @@ pub use wire::{
 
 /// Header carrying a shard's BLAKE3 hash (hex), on PUT requests and GET responses.
 pub const SHARD_HASH_HEADER: &str = "x-ignifuge-shard-blake3";
-/// Header of a shard GET response: the CRC64NVME (hex) of the bytes sent, computed by the node
-/// right after it checked them against the BLAKE3 hash stored in the shard's file.
+/// Header of a shard GET response checked by the node (`ShardCheck::ByNode`): the CRC64NVME (hex)
+/// of the bytes sent, computed by the node right after it checked them against the BLAKE3 hash
+/// stored in the shard's file. A response checked by its reader has none.
 pub const SHARD_CRC_HEADER: &str = "x-ignifuge-shard-crc64nvme";
 
 /// The transfer checksum of a shard read: CRC64NVME, about 50 GiB/s here against 6 GiB/s for
@@ -78,6 +79,17 @@ pub mod paths {
         }
     }
 
+    /// The query of a shard read whose reader checks its bytes (`crate::ShardCheck::ByReader`).
+    pub const CHECK_BY_READER_QUERY: &str = "check=reader";
+
+    /// Where shard `id` is read, checked as `check` says.
+    pub fn shard_get(id: &ShardId, check: crate::ShardCheck) -> String {
+        match check {
+            crate::ShardCheck::ByNode => shard(id),
+            crate::ShardCheck::ByReader => format!("{}?{CHECK_BY_READER_QUERY}", shard(id)),
+        }
+    }
+
     /// The query of a conditional shard delete: only the copy last modified at `modified_ms`.
     pub const IF_MODIFIED_MS_QUERY: &str = "if-modified-ms";
 
@@ -102,9 +114,53 @@ impl ShardRole {
     }
 }
 
+/// Where a shard read's bytes are checked against the shard's BLAKE3 hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardCheck {
+    /// By the node, against the hash stored in the shard's file, before it sends them (with
+    /// that hash and a CRC64NVME of the bytes, `SHARD_CRC_HEADER`, for the transfer): a copy
+    /// that fails is set aside on the node.
+    ByNode,
+    /// By the reader, against the metadata's hash, as they arrive: the node sends them as read,
+    /// with no CRC (a file too short or too long for a shard, or unreadable, still fails on the
+    /// node). A reader whose check fails asks again `ByNode` (`NodeClient::get_shard`), so a bad
+    /// copy is set aside all the same; each byte read is hashed once instead of hashed on the
+    /// node and checksummed on both sides (docs/benchmarks.md, "Shards checked where they
+    /// arrive").
+    ByReader,
+}
+
+impl ShardCheck {
+    /// The check a shard GET's query asks for (`paths::shard_get`).
+    pub fn of_query(query: Option<&str>) -> Self {
+        match query {
+            Some(paths::CHECK_BY_READER_QUERY) => ShardCheck::ByReader,
+            _ => ShardCheck::ByNode,
+        }
+    }
+}
+
 #[cfg(test)]
 mod shard_role_tests {
     use super::ShardRole;
+
+    #[test]
+    fn a_shard_reads_check_travels_in_its_query() {
+        use crate::{ShardCheck, paths};
+        let id = ignifuge_types::ShardId {
+            blob: ignifuge_types::BlobId::new("ab12"),
+            stripe: ignifuge_types::StripeIndex(3),
+            shard: ignifuge_types::ShardIndex(7),
+        };
+        for check in [ShardCheck::ByNode, ShardCheck::ByReader] {
+            let path = paths::shard_get(&id, check);
+            let uri: http::Uri = path.parse().unwrap();
+            assert_eq!(uri.path(), paths::shard(&id));
+            assert_eq!(ShardCheck::of_query(uri.query()), check, "{path}");
+        }
+        // An older reader names no check: the node checks.
+        assert_eq!(ShardCheck::of_query(Some("other=1")), ShardCheck::ByNode);
+    }
 
     #[test]
     fn the_shards_after_the_data_shards_are_parity() {

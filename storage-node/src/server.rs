@@ -13,7 +13,7 @@ use ignifuge_raft::{Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BLOBS_PER_DELETE_MAX, BODY_HASH_HEADER, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer,
     BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, SHARD_CRC_HEADER,
-    SHARD_HASH_HEADER, SHARD_MAX_BYTES, TIME_HEADER, encoding, paths,
+    SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, TIME_HEADER, encoding, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -189,7 +189,7 @@ impl NodeServer {
                     let caching = caching_of(request.uri().query());
                     self.put_shard(rest, &body_hash, caching, request).await
                 }
-                Method::GET => self.get_shard(rest).await,
+                Method::GET => self.get_shard(rest, ShardCheck::of_query(request.uri().query())).await,
                 Method::DELETE if rest.contains('/') => {
                     let query = request.uri().query().unwrap_or("");
                     self.delete_shard(rest, query).await
@@ -243,21 +243,23 @@ impl NodeServer {
         }
     }
 
-    async fn get_shard(&self, rest: &str) -> HttpResponse {
+    async fn get_shard(&self, rest: &str, check: ShardCheck) -> HttpResponse {
         let Some(id) = parse_shard_id(rest) else {
             return reply(StatusCode::BAD_REQUEST, "malformed shard id");
         };
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.get(&id)).await {
+        match tokio::task::spawn_blocking(move || store.read(&id, check)).await {
             Ok(Ok((data, hash))) => {
-                // The bytes were just checked against the hash in the shard's file; the CRC lets
-                // the reader check the transfer without hashing them again.
-                let crc = format!("{:016x}", ignifuge_rpc::transfer_checksum(&data));
+                // Checked here: the bytes were just checked against the hash in the shard's file,
+                // and the CRC lets the reader check the transfer without hashing them again.
+                // Checked by the reader: it hashes them, and needs neither.
+                let crc =
+                    (check == ShardCheck::ByNode).then(|| format!("{:016x}", ignifuge_rpc::transfer_checksum(&data)));
                 let mut response = reply(StatusCode::OK, data);
                 if let Ok(value) = http::HeaderValue::from_str(&hash.to_hex()) {
                     response.headers_mut().insert(SHARD_HASH_HEADER, value);
                 }
-                if let Ok(value) = http::HeaderValue::from_str(&crc) {
+                if let Some(Ok(value)) = crc.map(|crc| http::HeaderValue::from_str(&crc)) {
                     response.headers_mut().insert(SHARD_CRC_HEADER, value);
                 }
                 response

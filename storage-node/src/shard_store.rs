@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use ignifuge_kv::{Durability, KvStore, WriteBatch, prefix_end};
-use ignifuge_rpc::{HeldBlob, HeldShard, SetAsideReexamined};
+use ignifuge_rpc::{HeldBlob, HeldShard, SetAsideReexamined, ShardCheck};
 use ignifuge_types::time::now_ms;
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::fs::{self, File};
@@ -382,13 +382,21 @@ impl ShardStore {
     /// first: a transient error (a bus reset, a controller timeout) must not cost a good copy,
     /// which could be a stripe's last spare.
     pub fn get(&self, id: &ShardId) -> Result<(Bytes, blake3::Hash), StoreError> {
+        self.read(id, ShardCheck::ByNode)
+    }
+
+    /// Reads a shard as `get` does, checking its bytes against the hash stored with it only if
+    /// `check` is `ShardCheck::ByNode` (`ByReader`: the reader hashes them against the
+    /// metadata's hash, and asks again `ByNode` if they differ). I/O errors, and files no shard
+    /// can be, are handled as `get` handles them either way.
+    pub fn read(&self, id: &ShardId, check: ShardCheck) -> Result<(Bytes, blake3::Hash), StoreError> {
         // Which file is read (its identity, from the open descriptor): a repair may put a new copy
         // in place meanwhile, never to be set aside for the old one's failure.
         let mut read = None;
-        let mut result = self.read_verified(id, &mut read);
+        let mut result = self.read_file(id, &mut read, check);
         if matches!(result, Err(StoreError::Corrupt | StoreError::Unreadable(_))) {
             let first = read;
-            result = self.read_verified(id, &mut read);
+            result = self.read_file(id, &mut read, check);
             if result.is_ok() && read == first {
                 tracing::warn!(shard = %id, "a shard read failed once, then read whole");
             }
@@ -472,12 +480,13 @@ impl ShardStore {
     /// handed on as a slice of the buffer read, never copied. Reading shards is most of what a
     /// node does for a GET, and a path lookup or a copy per shard showed in its profile
     /// (docs/benchmarks.md, "Where a 1 MiB GET's CPU goes").
-    fn read_verified(
+    fn read_file(
         &self,
         id: &ShardId,
         identity: &mut Option<(u64, i128)>,
+        check: ShardCheck,
     ) -> Result<(Bytes, blake3::Hash), StoreError> {
-        read_file_verified(&self.shard_path(id)?, identity)
+        read_shard_file(&self.shard_path(id)?, identity, check)
     }
 
     /// Gives set-aside copies that read whole again back to service (run after each scrub pass):
@@ -798,6 +807,14 @@ fn parse_unreadable_key(key: &[u8]) -> Option<ShardId> {
 /// Reads a shard file (`hash || bytes`) and checks the bytes against the hash: one open, one
 /// fstat (for `identity`, which file was read, and the size) and one read.
 fn read_file_verified(path: &Path, identity: &mut Option<(u64, i128)>) -> Result<(Bytes, blake3::Hash), StoreError> {
+    read_shard_file(path, identity, ShardCheck::ByNode)
+}
+
+fn read_shard_file(
+    path: &Path,
+    identity: &mut Option<(u64, i128)>,
+    check: ShardCheck,
+) -> Result<(Bytes, blake3::Hash), StoreError> {
     let classify = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound => StoreError::NotFound,
         // The medium failed (or the shard's path is not a file): the copy is lost. Anything
@@ -834,7 +851,7 @@ fn read_file_verified(path: &Path, identity: &mut Option<(u64, i128)>) -> Result
     stored.copy_from_slice(&bytes[..HASH_BYTES]);
     let stored = blake3::Hash::from_bytes(stored);
     let data = Bytes::from(bytes).slice(HASH_BYTES..);
-    if blake3::hash(&data) != stored {
+    if check == ShardCheck::ByNode && blake3::hash(&data) != stored {
         return Err(StoreError::Corrupt);
     }
     Ok((data, stored))
@@ -1219,8 +1236,18 @@ mod tests {
         let path = dir.path().join("shards/ab/ab12/0.3");
         let mut raw = fs::read(&path).unwrap();
         raw[HASH_BYTES + 10] ^= 0x40;
-        fs::write(&path, raw).unwrap();
+        fs::write(&path, raw.clone()).unwrap();
+        // Read for a reader that checks the bytes itself: sent as read, nothing set aside (the
+        // reader asks again, `ShardCheck::ByNode`, when they fail its check).
+        let (sent, stored) = store.read(&id("ab12", 3), ShardCheck::ByReader).unwrap();
+        assert_eq!((&sent[..], stored), (&raw[HASH_BYTES..], hash));
+        assert_ne!(blake3::hash(&sent), hash);
+        assert_eq!(store.quarantined(), 0);
+        assert!(path.exists());
         assert!(matches!(store.get(&id("ab12", 3)), Err(StoreError::Corrupt)));
+        assert_eq!(store.quarantined(), 1, "checked here, the bad copy is set aside");
+        assert!(!path.exists());
+        assert_eq!(store.indexed_shards().unwrap(), 0, "and no longer listed");
 
         // A file that says it is larger than any shard (a sparse file, a damaged inode) is a
         // corrupt copy, set aside, never an allocation of its size.
@@ -1229,6 +1256,27 @@ mod tests {
         fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 40).unwrap();
         assert!(matches!(store.get(&id("ab12", 4)), Err(StoreError::Corrupt)));
         assert!(!path.exists(), "the oversized copy was quarantined");
+    }
+
+    /// A read for a reader that checks the bytes itself still fails, and sets the copy aside, on
+    /// what only the node can see: an I/O error, or a file too short to be a shard.
+    #[test]
+    fn a_read_checked_by_its_reader_still_sets_aside_unreadable_and_truncated_copies() {
+        let (dir, store) = store();
+        for shard in 0..2 {
+            let data = vec![shard as u8; 100];
+            store.put(&id("ab14", shard), &data, &blake3::hash(&data)).unwrap();
+        }
+        let unreadable = dir.path().join("shards/ab/ab14/0.0");
+        fs::remove_file(&unreadable).unwrap();
+        fs::create_dir(&unreadable).unwrap();
+        assert!(matches!(store.read(&id("ab14", 0), ShardCheck::ByReader), Err(StoreError::Unreadable(_))));
+        assert_eq!(store.unreadable(), 1);
+        let truncated = dir.path().join("shards/ab/ab14/0.1");
+        fs::write(&truncated, [0u8; HASH_BYTES - 1]).unwrap();
+        assert!(matches!(store.read(&id("ab14", 1), ShardCheck::ByReader), Err(StoreError::Corrupt)));
+        assert_eq!(store.quarantined(), 1);
+        assert!(store.shards_of(&BlobId::new("ab14")).unwrap().is_empty(), "neither is listed");
     }
 
     #[test]
