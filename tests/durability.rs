@@ -551,12 +551,23 @@ async fn internode_requests_must_be_authenticated() {
             assert!(serde_json::from_slice::<serde_json::Value>(&answer.body).is_err(), "not JSON");
         }
     }
+}
 
-    // Signed, a shard read asked to be checked by its reader (`ShardCheck::ByReader`, as the
-    // gateways ask) is sent as read, with no CRC; one the node checks carries the CRC. A data
-    // shard corrupted on disk goes to such a reader as it is (the node does not hash it), so the
-    // gateway's own check fails, it asks the node to check the copy, and the node sets it aside:
-    // the GET still reads the object whole, around it.
+/// A shard read asked to be checked by its reader (`ShardCheck::ByReader`, as the gateways ask)
+/// is sent as read, with no CRC; one the node checks carries the CRC. A data shard corrupted on
+/// disk goes to such a reader as it is (the node does not hash it), so the gateway's own check
+/// fails, it asks the node to check the copy, and the node sets it aside: the GET still reads the
+/// object whole, around it, and the copy leaves the node's inventory so repair rebuilds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_corrupted_on_disk_is_caught_by_its_reader_and_set_aside_by_its_node() {
+    let cluster = Cluster::start().await;
+    let s3 = cluster.s3_client();
+    create_bucket(&s3, "bitrot").await;
+    let data = TestRng::new("a_shard_corrupted_on_disk_is_caught_by_its_reader").bytes(OBJECT_SIZE);
+    put_object(&s3, "bitrot", "object", &data).await;
+    let secret = std::fs::read_to_string(cluster.data_dir.join("cluster.secret")).expect("the cluster secret");
+    let auth = ignifuge_rpc::InternodeAuth::new(&hex::decode(secret.trim()).expect("hex secret"));
+    // A data shard (5+4: shards 0 to 4), which a whole GET reads (1 MiB shards: never cached).
     let (holder, file) = node_ids()
         .into_iter()
         .flat_map(|n| cluster.shard_files(&n).into_iter().map(move |f| (n.clone(), f)))
@@ -593,9 +604,17 @@ async fn internode_requests_must_be_authenticated() {
     assert_eq!(by_reader.body, std::fs::read(&file).expect("the shard file")[32..], "sent as read");
     assert_ne!(by_reader.body, written[32..]);
     assert!(file.exists(), "not checked, not set aside");
-    assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "read around it");
+
+    assert_bytes_eq(&get_object(&s3, "bitrot", "object").await, &data, "read around the corrupt shard");
+    // Set aside by the node's own check, which the gateway asks for in a task of its own (a
+    // hedged read may have been done without the shard before that check answered).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!file.exists(), "the gateway's failed check had the node check the copy and set it aside");
     assert_eq!(read_shard(ignifuge_rpc::ShardCheck::ByReader).await.status, 404, "no longer served");
+    assert_bytes_eq(&get_object(&cluster.s3_client_at(1), "bitrot", "object").await, &data, "read again, via dc2");
 }
 
 /// A hung node (SIGSTOP: it accepts connections and never answers) must not stall reads: the

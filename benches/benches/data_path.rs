@@ -143,11 +143,12 @@ fn shard_hash(c: &mut Criterion) {
     group.finish();
 }
 
-/// The GET pipeline for one 5+4 stripe as the gateway runs it: the k data shards arrive, each is
-/// checked (`transfer_checksum`, the CRC64NVME the node sent, plus a 32-byte hash comparison),
-/// and, with a shard missing, the data is rebuilt as `datapath/read.rs::decode` does it (the
-/// present shards copied into owned buffers, then `reconstruct_data`). BLAKE3 of the same shards
-/// is the check the gateway ran before the CRC transfer check, for comparison.
+/// The GET pipeline for one 5+4 stripe: the k data shards arrive, each is checked, and, with a
+/// shard missing, the data is rebuilt as `datapath/read.rs::decode` does it (the present shards
+/// copied into owned buffers, then `reconstruct_data`). Two checks: the transfer CRC64NVME the
+/// node sent plus a 32-byte hash comparison (the gateway's from session 3 to 34, when the node
+/// hashed every read), and BLAKE3 of the same shards (the gateway's before and since: the node
+/// sends the bytes as read, `ignifuge_rpc::ShardCheck::ByReader`).
 fn get_pipeline(c: &mut Criterion) {
     let (k, m) = (5usize, 4usize);
     let codec = ReedSolomonCodec::new(k, m).unwrap();

@@ -1,8 +1,7 @@
 use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
 use crate::listener::StallGuard;
 use crate::{
-    META_BODY_MAX_BYTES, RpcError, SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, ShardRole,
-    encoding, paths,
+    META_BODY_MAX_BYTES, RpcError, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, ShardRole, encoding, paths,
 };
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -50,17 +49,6 @@ const _: () = assert!(
     CONNECTION_WRITE_STALL_MS >= SHARD_RPC_TIMEOUT_MS && CONNECTION_WRITE_STALL_MS >= META_RPC_TIMEOUT_MS,
     "a connection must not be cut while a request with a body may still be running on it"
 );
-
-/// Whether a shard read is the shard the metadata names, unchanged (see `NodeClient::get_shard`).
-fn shard_intact(headers: &http::HeaderMap, body: &[u8], expected: &blake3::Hash) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let stored = header(SHARD_HASH_HEADER).and_then(|h| blake3::Hash::from_hex(h).ok());
-    let crc = header(SHARD_CRC_HEADER).and_then(|c| u64::from_str_radix(c, 16).ok());
-    match (stored, crc) {
-        (Some(stored), Some(crc)) => stored == *expected && crate::transfer_checksum(body) == crc,
-        _ => blake3::hash(body) == *expected,
-    }
-}
 
 /// Connects to nodes as `HttpConnector` does, each connection behind a `StallGuard`.
 #[derive(Clone)]
@@ -204,40 +192,41 @@ impl NodeClient {
         Self::check_status(node, status, &body)
     }
 
-    /// Fetches a shard and checks it against the hash recorded in the metadata. Asked first to be
-    /// checked here (`ShardCheck::ByReader`): the node sends the bytes as read and they are hashed
-    /// as they arrive. If they are not the shard the metadata names, the node is asked again to
-    /// check them itself (`ShardCheck::ByNode`): a copy that fails on the node is set aside
-    /// there (its inventory stops listing it, and the repair service rebuilds it) and the read
-    /// fails; one that passes came through whole the second time (a transfer or memory fault),
-    /// and is used. A node's own check sends the hash in the shard's file and a CRC64NVME of the
-    /// bytes: the hash must be the metadata's (the node read the right shard) and the CRC must
-    /// match what arrived (nothing changed in transit). A node from before the reader's check
-    /// checks every read itself.
+    /// Fetches a shard and checks it against the hash recorded in the metadata. Asked to be
+    /// checked here (`ShardCheck::ByReader`): the node sends the bytes as read, and they are
+    /// hashed with BLAKE3 once they have arrived. If they are not the shard the metadata names,
+    /// its node is asked again to check its copy itself (`ShardCheck::ByNode`), in a task of its
+    /// own that goes on if this read is dropped meanwhile (a hedged read that no longer needs the
+    /// shard, a client gone): a copy that fails there is set aside by the node (its inventory
+    /// stops listing it, and the repair service rebuilds it) and the read fails; one that passes
+    /// came through whole the second time (a transfer or memory fault), is hashed here again, and
+    /// is used. A 409 is the node's own finding (a file too short or too long for a shard, or an
+    /// older node's check failed): the copy is already set aside, and it is not asked again. A node
+    /// from before the reader's check ignores the query and checks every read itself; its bytes
+    /// are hashed here all the same.
     pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
-        match self.get_shard_checked(node, id, expected, ShardCheck::ByReader).await {
-            Err(RpcError::Corrupt(_)) => {
-                tracing::warn!(shard = %id, %node, "a shard read failed its BLAKE3 check here; asking its node to check it");
-                self.get_shard_checked(node, id, expected, ShardCheck::ByNode).await
-            }
-            read => read,
+        let body = self.get_shard_checked(node, id, ShardCheck::ByReader).await?;
+        if blake3::hash(&body) == *expected {
+            return Ok(body);
         }
+        tracing::warn!(shard = %id, %node, "a shard read failed its BLAKE3 check here; asking its node to check its copy");
+        let (client, id, expected) = (self.clone(), id.clone(), *expected);
+        tokio::spawn(async move {
+            let body = client.get_shard_checked(node, &id, ShardCheck::ByNode).await?;
+            if blake3::hash(&body) != expected {
+                return Err(RpcError::Corrupt(node.to_string()));
+            }
+            Ok(body)
+        })
+        .await
+        .unwrap_or_else(|e| Err(RpcError::Unreachable(node.to_string(), format!("the shard check stopped: {e}"))))
     }
 
-    async fn get_shard_checked(
-        &self,
-        node: SocketAddr,
-        id: &ShardId,
-        expected: &blake3::Hash,
-        check: ShardCheck,
-    ) -> Result<Bytes, RpcError> {
+    async fn get_shard_checked(&self, node: SocketAddr, id: &ShardId, check: ShardCheck) -> Result<Bytes, RpcError> {
         let path = paths::shard_get(id, check);
-        let (status, headers, body) =
+        let (status, _, body) =
             self.send(Method::GET, node, &path, Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES).await?;
         Self::check_status(node, status, &body)?;
-        if !shard_intact(&headers, &body, expected) {
-            return Err(RpcError::Corrupt(node.to_string()));
-        }
         Ok(body)
     }
 
@@ -315,15 +304,7 @@ impl NodeClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(hash: &blake3::Hash, crc: Option<u64>) -> http::HeaderMap {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(SHARD_HASH_HEADER, hash.to_hex().as_str().parse().unwrap());
-        if let Some(crc) = crc {
-            headers.insert(SHARD_CRC_HEADER, format!("{crc:016x}").parse().unwrap());
-        }
-        headers
-    }
+    use crate::SHARD_CRC_HEADER;
 
     /// A body's bytes, telling when the last reference to them is dropped.
     struct Tracked(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicBool>);
@@ -399,7 +380,7 @@ mod tests {
     /// A node of this test: answers each shard GET with `answer(query)` (status, body, CRC
     /// header or not), and records the query of each.
     async fn shard_node(
-        answer: impl Fn(Option<&str>) -> (u16, Vec<u8>, bool) + Send + Sync + 'static,
+        answer: impl Fn(Option<&str>) -> (u16, Vec<u8>, bool, u64) + Send + Sync + 'static,
     ) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -424,7 +405,8 @@ mod tests {
                         let target = line.split(' ').nth(1).unwrap_or("").to_string();
                         let query = target.split_once('?').map(|(_, q)| q.to_string());
                         log.lock().unwrap().push(query.clone());
-                        let (status, body, with_crc) = answer(query.as_deref());
+                        let (status, body, with_crc, delay_ms) = answer(query.as_deref());
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                         let mut response = format!(
                             "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{SHARD_HASH_HEADER}: {}\r\n",
                             body.len(),
@@ -434,8 +416,14 @@ mod tests {
                             response += &format!("{SHARD_CRC_HEADER}: {:016x}\r\n", crate::transfer_checksum(&body));
                         }
                         response += "\r\n";
-                        let _ = socket.write_all(response.as_bytes()).await;
-                        let _ = socket.write_all(&body).await;
+                        let written = async {
+                            socket.write_all(response.as_bytes()).await?;
+                            socket.write_all(&body).await?;
+                            socket.flush().await
+                        };
+                        if written.await.is_ok() {
+                            log.lock().unwrap().push(Some(format!("answered {}", query.as_deref().unwrap_or("-"))));
+                        }
                     }
                 });
             }
@@ -444,8 +432,8 @@ mod tests {
     }
 
     /// A shard read is checked where it arrives; when that check fails, the node is asked to
-    /// check its copy itself (which sets a bad one aside and answers 409), and a copy it finds
-    /// whole is used.
+    /// check its copy itself (which sets a bad one aside and answers 409), even if the read is
+    /// dropped meanwhile, and a copy it finds whole is hashed again and used.
     #[tokio::test]
     async fn a_shard_that_fails_its_check_here_is_checked_again_by_its_node() {
         let shard = b"the shard".to_vec();
@@ -459,56 +447,91 @@ mod tests {
         let reader = Some(paths::CHECK_BY_READER_QUERY.to_string());
         let mut flipped = shard.clone();
         flipped[3] ^= 1;
+        // The requests' queries, and (`answered`) the answers written whole.
+        let asks = |asked: &Arc<std::sync::Mutex<Vec<Option<String>>>>| -> Vec<Option<String>> {
+            asked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|q| !q.as_deref().is_some_and(|q| q.starts_with("answered")))
+                .cloned()
+                .collect()
+        };
+        let answered = |asked: &Arc<std::sync::Mutex<Vec<Option<String>>>>| -> Vec<String> {
+            asked.lock().unwrap().iter().flatten().filter(|q| q.starts_with("answered")).cloned().collect()
+        };
 
         // Whole as read: one request, checked here, no CRC asked of the node.
         let good = shard.clone();
-        let (node, asked) = shard_node(move |_| (200, good.clone(), false)).await;
+        let (node, asked) = shard_node(move |_| (200, good.clone(), false, 0)).await;
         assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
-        assert_eq!(*asked.lock().unwrap(), vec![reader.clone()]);
+        assert_eq!(asks(&asked), vec![reader.clone()]);
 
-        // Changed on the way the first time (the node's copy is whole): asked again, checked there.
+        // Changed on the way the first time (the node's copy is whole): asked again, checked there
+        // and here.
         let (good, bad) = (shard.clone(), flipped.clone());
         let (node, asked) =
-            shard_node(move |q| if q.is_some() { (200, bad.clone(), false) } else { (200, good.clone(), true) }).await;
+            shard_node(move |q| if q.is_some() { (200, bad.clone(), false, 0) } else { (200, good.clone(), true, 0) })
+                .await;
         assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
-        assert_eq!(*asked.lock().unwrap(), vec![reader.clone(), None]);
+        assert_eq!(asks(&asked), vec![reader.clone(), None]);
 
         // The node's copy is bad: its own check fails (409, set aside there), and so does the read.
         let bad = flipped.clone();
         let (node, asked) =
-            shard_node(move |q| if q.is_some() { (200, bad.clone(), false) } else { (409, Vec::new(), false) }).await;
+            shard_node(move |q| if q.is_some() { (200, bad.clone(), false, 0) } else { (409, Vec::new(), false, 0) })
+                .await;
         let read = client.get_shard(node, &id, &expected).await;
         assert!(matches!(read, Err(RpcError::Corrupt(_))), "{read:?}");
-        assert_eq!(*asked.lock().unwrap(), vec![reader.clone(), None]);
+        assert_eq!(asks(&asked), vec![reader.clone(), None]);
+
+        // A second answer whose CRC and stored hash say whole, but whose bytes are not: hashed
+        // here, refused.
+        let bad = flipped.clone();
+        let (node, asked) = shard_node(move |_| (200, bad.clone(), true, 0)).await;
+        let read = client.get_shard(node, &id, &expected).await;
+        assert!(matches!(read, Err(RpcError::Corrupt(_))), "{read:?}");
+        assert_eq!(asks(&asked), vec![reader.clone(), None]);
+
+        // The read dropped while the node checks its copy: the check is still asked for, and its
+        // whole answer read (larger than the sockets hold: a request dropped with the read would
+        // close its connection and leave the answer unwritten).
+        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let big_hash = blake3::hash(&big);
+        let mut big_bad = big.clone();
+        big_bad[5] ^= 1;
+        let (node, asked) =
+            shard_node(
+                move |q| {
+                    if q.is_some() { (200, big_bad.clone(), false, 0) } else { (200, big.clone(), true, 300) }
+                },
+            )
+            .await;
+        let dropped = tokio::time::timeout(Duration::from_millis(150), client.get_shard(node, &id, &big_hash)).await;
+        assert!(dropped.is_err(), "the read was dropped before the node's answer");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while answered(&asked).len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(asks(&asked), vec![reader.clone(), None], "the node's check was asked for all the same");
+        assert_eq!(answered(&asked), vec!["answered check=reader", "answered -"], "and its answer taken whole");
+
+        // The node found the copy bad on the first read (409: too short or too long for a
+        // shard, or an older node's check): set aside already, not asked again.
+        let (node, asked) = shard_node(|_| (409, Vec::new(), false, 0)).await;
+        assert!(matches!(client.get_shard(node, &id, &expected).await, Err(RpcError::Corrupt(_))));
+        assert_eq!(asks(&asked), vec![reader.clone()]);
 
         // Other failures are not asked again: the read fails as it did.
-        let (node, asked) = shard_node(|_| (404, Vec::new(), false)).await;
+        let (node, asked) = shard_node(|_| (404, Vec::new(), false, 0)).await;
         assert!(matches!(client.get_shard(node, &id, &expected).await, Err(RpcError::NotFound(_))));
-        assert_eq!(*asked.lock().unwrap(), vec![reader.clone()]);
+        assert_eq!(asks(&asked), vec![reader.clone()]);
 
-        // A node from before the reader's check ignores the query and checks itself.
+        // A node from before the reader's check ignores the query and checks itself (with a CRC);
+        // its bytes are hashed here all the same.
         let good = shard.clone();
-        let (node, asked) = shard_node(move |_| (200, good.clone(), true)).await;
+        let (node, asked) = shard_node(move |_| (200, good.clone(), true, 0)).await;
         assert_eq!(client.get_shard(node, &id, &expected).await.unwrap(), shard);
-        assert_eq!(asked.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_shard_read_must_be_the_named_shard_and_arrive_unchanged() {
-        let body = b"the bytes of one shard".repeat(100);
-        let hash = blake3::hash(&body);
-        let crc = crate::transfer_checksum(&body);
-        assert!(shard_intact(&headers(&hash, Some(crc)), &body, &hash));
-        // Another shard, internally consistent on its node: its stored hash is not the metadata's.
-        let other = blake3::hash(b"another shard");
-        assert!(!shard_intact(&headers(&other, Some(crc)), &body, &hash));
-        // Changed in transit.
-        let mut flipped = body.clone();
-        flipped[777] ^= 1;
-        assert!(!shard_intact(&headers(&hash, Some(crc)), &flipped, &hash));
-        // Without the CRC (an older node) the bytes are hashed here, both ways.
-        assert!(shard_intact(&headers(&hash, None), &body, &hash));
-        assert!(!shard_intact(&headers(&hash, None), &flipped, &hash));
-        assert!(!shard_intact(&http::HeaderMap::new(), &flipped, &hash));
+        assert_eq!(asks(&asked).len(), 1);
     }
 }

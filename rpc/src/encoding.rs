@@ -252,7 +252,7 @@ mod tests {
             let body = rmp_serde::to_vec_named(value).unwrap();
             assert_eq!(msgpack_value_len(&body), Some(body.len()), "{body:02x?}");
             // Cut anywhere short, it is not a value.
-            for cut in 0..body.len().min(64) {
+            for cut in (0..body.len().min(64)).chain(body.len().saturating_sub(64)..body.len()) {
                 assert_eq!(msgpack_value_len(&body[..cut]), None, "cut at {cut}");
             }
         }
@@ -265,6 +265,9 @@ mod tests {
             check(&vec![1u8; len.min(20_000)]);
             check(&(0..len.min(20_000) as u32).map(|i| (i, "v")).collect::<BTreeMap<_, _>>());
         }
+        // 32-bit lengths: an array and a map of more than 65,535 elements.
+        check(&vec![1u8; 70_000]);
+        check(&(0..70_000u32).map(|i| (i, 0u8)).collect::<BTreeMap<_, _>>());
         // Extension values, which serde never writes but a value may hold.
         for ext in [&[0xd4u8, 1, 9][..], &[0xd5, 1, 9, 9], &[0xd6, 1, 0, 0, 0, 0], &[0xd7, 1, 0, 0, 0, 0, 0, 0, 0, 0]] {
             assert_eq!(msgpack_value_len(ext), Some(ext.len()));

@@ -37,7 +37,8 @@ pub use wire::{
 pub const SHARD_HASH_HEADER: &str = "x-ignifuge-shard-blake3";
 /// Header of a shard GET response checked by the node (`ShardCheck::ByNode`): the CRC64NVME (hex)
 /// of the bytes sent, computed by the node right after it checked them against the BLAKE3 hash
-/// stored in the shard's file. A response checked by its reader has none.
+/// stored in the shard's file, for readers from before session 35 that check the transfer by it
+/// (`NodeClient` now hashes every answer). A response checked by its reader has none.
 pub const SHARD_CRC_HEADER: &str = "x-ignifuge-shard-crc64nvme";
 
 /// The transfer checksum of a shard read: CRC64NVME, about 50 GiB/s here against 6 GiB/s for
@@ -118,15 +119,16 @@ impl ShardRole {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardCheck {
     /// By the node, against the hash stored in the shard's file, before it sends them (with
-    /// that hash and a CRC64NVME of the bytes, `SHARD_CRC_HEADER`, for the transfer): a copy
-    /// that fails is set aside on the node.
+    /// that hash and a CRC64NVME of the bytes, `SHARD_CRC_HEADER`): a copy that fails is set
+    /// aside on the node, which answers 409. What a shard GET without a query gets (the reads of
+    /// readers from before session 35).
     ByNode,
-    /// By the reader, against the metadata's hash, as they arrive: the node sends them as read,
-    /// with no CRC (a file too short or too long for a shard, or unreadable, still fails on the
-    /// node). A reader whose check fails asks again `ByNode` (`NodeClient::get_shard`), so a bad
-    /// copy is set aside all the same; each byte read is hashed once instead of hashed on the
-    /// node and checksummed on both sides (docs/benchmarks.md, "Shards checked where they
-    /// arrive").
+    /// By the reader, against the metadata's hash, once they have arrived: the node sends them
+    /// as read, with no CRC (a file too short or too long for a shard, or unreadable, still
+    /// fails on the node and is set aside there). A reader whose check fails asks again `ByNode`
+    /// (`NodeClient::get_shard`), so a bad copy is set aside all the same; each byte read is
+    /// hashed once instead of hashed on the node and checksummed on both sides
+    /// (docs/benchmarks.md, "Shards checked where they arrive").
     ByReader,
 }
 

@@ -5,9 +5,11 @@
 //! Owns: the on-disk shard format and layout, the shard index, the internode HTTP server.
 //! Must never depend on: the gateway or the S3 protocol.
 //! Invariants: a shard is acknowledged only after its bytes and its directory entry are fsynced;
-//! shard files are named only from server-generated ids (never a client-supplied name); every
-//! shard read is checked against the BLAKE3 hash written with it, and a mismatch is reported as
-//! corruption, never served.
+//! shard files are named only from server-generated ids (never a client-supplied name); a shard
+//! read is checked against the BLAKE3 hash written with it before it is sent, and a mismatch
+//! reported as corruption (409, the copy set aside), never served, unless its reader asks to
+//! check the bytes itself (`ShardCheck::ByReader`: the reader hashes them against the metadata's
+//! hash and asks again `ByNode` when they fail, so a bad copy is set aside all the same).
 
 mod group_sync;
 mod replica;

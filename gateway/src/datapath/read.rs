@@ -431,7 +431,8 @@ impl DataPath {
         match result {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                // A corrupt shard was quarantined by its node; the repair service rebuilds it.
+                // A corrupt shard was set aside by its node when the client asked it to check the
+                // copy (`NodeClient::get_shard`); the repair service rebuilds it.
                 tracing::warn!(shard = %id, node = %record.node, error = %e, "shard unavailable, reading around it");
                 None
             }
