@@ -1224,6 +1224,23 @@ mod tests {
         ShardId { blob: BlobId::new(blob), stripe: StripeIndex(0), shard: ShardIndex(shard) }
     }
 
+    /// Stores shards 0..`count` of stripe 0 of `blob`, each `len` bytes of its own index.
+    fn put_shards(store: &ShardStore, blob: &str, count: u32, len: usize) {
+        for shard in 0..count {
+            let data = vec![shard as u8; len];
+            store.put(&id(blob, shard), &data, &blake3::hash(&data)).unwrap();
+        }
+    }
+
+    /// Makes shard `shard` of stripe 0 of `blob` unreadable: a directory where its file was (a
+    /// read fails with an I/O error). Returns its path.
+    fn make_unreadable(root: &Path, blob: &str, shard: u32) -> PathBuf {
+        let path = root.join(format!("shards/{}/{blob}/0.{shard}", &blob[..2]));
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        path
+    }
+
     #[test]
     fn a_stored_shard_reads_back_and_a_flipped_byte_is_caught() {
         let (dir, store) = store();
@@ -1263,13 +1280,8 @@ mod tests {
     #[test]
     fn a_read_checked_by_its_reader_still_sets_aside_unreadable_and_truncated_copies() {
         let (dir, store) = store();
-        for shard in 0..2 {
-            let data = vec![shard as u8; 100];
-            store.put(&id("ab14", shard), &data, &blake3::hash(&data)).unwrap();
-        }
-        let unreadable = dir.path().join("shards/ab/ab14/0.0");
-        fs::remove_file(&unreadable).unwrap();
-        fs::create_dir(&unreadable).unwrap();
+        put_shards(&store, "ab14", 2, 100);
+        make_unreadable(dir.path(), "ab14", 0);
         assert!(matches!(store.read(&id("ab14", 0), ShardCheck::ByReader), Err(StoreError::Unreadable(_))));
         assert_eq!(store.unreadable(), 1);
         let truncated = dir.path().join("shards/ab/ab14/0.1");
@@ -1431,13 +1443,8 @@ mod tests {
     #[test]
     fn an_unreadable_shard_leaves_the_inventory_until_it_is_written_again() {
         let (dir, store) = store();
-        for shard in 0..3 {
-            let data = vec![shard as u8; 100];
-            store.put(&id("ab12", shard), &data, &blake3::hash(&data)).unwrap();
-        }
-        let path = dir.path().join("shards/ab/ab12/0.1");
-        fs::remove_file(&path).unwrap();
-        fs::create_dir(&path).unwrap();
+        put_shards(&store, "ab12", 3, 100);
+        let path = make_unreadable(dir.path(), "ab12", 1);
         fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
         assert!(matches!(store.get(&id("ab12", 1)), Err(StoreError::Unreadable(_))));
         assert_eq!(store.unreadable(), 1);
@@ -1861,10 +1868,7 @@ mod tests {
     #[test]
     fn deleting_a_blob_removes_all_its_shards() {
         let (_dir, store) = store();
-        for shard in 0..3 {
-            let data = vec![shard as u8; 10];
-            store.put(&id("cd34", shard), &data, &blake3::hash(&data)).unwrap();
-        }
+        put_shards(&store, "cd34", 3, 10);
         store.delete_blob(&BlobId::new("cd34")).unwrap();
         assert_eq!(store.indexed_shards().unwrap(), 0);
         assert!(matches!(store.get(&id("cd34", 1)), Err(StoreError::NotFound)));
@@ -1879,10 +1883,7 @@ mod tests {
             // group sync is the one used in group mode.
             let names = ["aa01", "bb02", "cc03", "dd04", "ee05"];
             for name in names {
-                for shard in 0..2 {
-                    let data = vec![shard as u8; 10];
-                    store.put(&id(name, shard), &data, &blake3::hash(&data)).unwrap();
-                }
+                put_shards(&store, name, 2, 10);
             }
             let doomed: Vec<BlobId> = ["aa01", "bb02", "cc03", "dd04", "ff99"].into_iter().map(BlobId::new).collect();
             let deleted = store.delete_blobs(&doomed).unwrap();
