@@ -507,8 +507,17 @@ mod tests {
                 },
             )
             .await;
-        let dropped = tokio::time::timeout(Duration::from_millis(150), client.get_shard(node, &id, &big_hash)).await;
-        assert!(dropped.is_err(), "the read was dropped before the node's answer");
+        let read = tokio::spawn({
+            let (client, id) = (client.clone(), id.clone());
+            async move { client.get_shard(node, &id, &big_hash).await }
+        });
+        // Dropped once the node has the second request, while it takes 300 ms to answer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while asks(&asked).len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        read.abort();
+        assert!(read.await.is_err_and(|e| e.is_cancelled()), "the read was dropped before the node's answer");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while answered(&asked).len() < 2 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
