@@ -91,7 +91,17 @@ impl Connection for StallGuard<TcpStream> {
 pub struct NodeClient {
     http: Client<GuardedConnector, Full<Bytes>>,
     auth: Arc<InternodeAuth>,
+    /// Re-checks of shards that failed their check here, running in tasks of their own
+    /// (`get_shard`): at most `RECHECKS_DETACHED_MAX` at once.
+    rechecks: Arc<tokio::sync::Semaphore>,
 }
+
+/// Re-checks of shards (`NodeClient::get_shard`) that go on in tasks of their own, at once, per
+/// client: each holds a connection's read buffer and a shard (a few MiB at most) for up to
+/// `SHARD_RPC_TIMEOUT_MS` after the read that asked for it may have been dropped, outside the
+/// gateway's read budget. Beyond them a re-check runs within its read (dropped with it: the
+/// copy then waits for the next read of it, or the scrub).
+pub const RECHECKS_DETACHED_MAX: usize = 8;
 
 impl NodeClient {
     pub fn new(auth: Arc<InternodeAuth>) -> Self {
@@ -111,7 +121,7 @@ impl NodeClient {
             // a 1 MiB shard arrives in fewer, larger frames: joining them copies less.
             .http1_max_buf_size(HTTP1_READ_BUFFER_MAX_BYTES)
             .build(connector);
-        Self { http, auth }
+        Self { http, auth, rechecks: Arc::new(tokio::sync::Semaphore::new(RECHECKS_DETACHED_MAX)) }
     }
 
     async fn send(
@@ -197,7 +207,8 @@ impl NodeClient {
     /// hashed with BLAKE3 once they have arrived. If they are not the shard the metadata names,
     /// its node is asked again to check its copy itself (`ShardCheck::ByNode`), in a task of its
     /// own that goes on if this read is dropped meanwhile (a hedged read that no longer needs the
-    /// shard, a client gone): a copy that fails there is set aside by the node (its inventory
+    /// shard, a client gone; at most `RECHECKS_DETACHED_MAX` such tasks at once, else within the
+    /// read): a copy that fails there is set aside by the node (its inventory
     /// stops listing it, and the repair service rebuilds it) and the read fails; one that passes
     /// came through whole the second time (a transfer or memory fault), is hashed here again, and
     /// is used. A 409 is the node's own finding (a file too short or too long for a shard, or an
@@ -209,17 +220,31 @@ impl NodeClient {
         if blake3::hash(&body) == *expected {
             return Ok(body);
         }
+        drop(body);
         tracing::warn!(shard = %id, %node, "a shard read failed its BLAKE3 check here; asking its node to check its copy");
         let (client, id, expected) = (self.clone(), id.clone(), *expected);
-        tokio::spawn(async move {
+        let recheck = async move {
             let body = client.get_shard_checked(node, &id, ShardCheck::ByNode).await?;
             if blake3::hash(&body) != expected {
                 return Err(RpcError::Corrupt(node.to_string()));
             }
             Ok(body)
+        };
+        let Ok(permit) = self.rechecks.clone().try_acquire_owned() else {
+            return recheck.await;
+        };
+        match tokio::spawn(async move {
+            let _permit = permit;
+            recheck.await
         })
         .await
-        .unwrap_or_else(|e| Err(RpcError::Unreachable(node.to_string(), format!("the shard check stopped: {e}"))))
+        {
+            Ok(read) => read,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled here (the runtime shutting down), not by the node: the copy as read
+            // was not the shard.
+            Err(_) => Err(RpcError::Corrupt(node.to_string())),
+        }
     }
 
     async fn get_shard_checked(&self, node: SocketAddr, id: &ShardId, check: ShardCheck) -> Result<Bytes, RpcError> {
@@ -524,6 +549,43 @@ mod tests {
         }
         assert_eq!(asks(&asked), vec![reader.clone(), None], "the node's check was asked for all the same");
         assert_eq!(answered(&asked), vec!["answered check=reader", "answered -"], "and its answer taken whole");
+
+        // At most `RECHECKS_DETACHED_MAX` re-checks go on without their reads: one more read,
+        // dropped while its node answers, drops its re-check with it.
+        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+        let big_hash = blake3::hash(&big);
+        let mut big_bad = big.clone();
+        big_bad[5] ^= 1;
+        let (node, asked) =
+            shard_node(
+                move |q| {
+                    if q.is_some() { (200, big_bad.clone(), false, 0) } else { (200, big.clone(), true, 500) }
+                },
+            )
+            .await;
+        let bounded = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
+        let reads: Vec<_> = (0..=RECHECKS_DETACHED_MAX)
+            .map(|_| {
+                let (client, id) = (bounded.clone(), id.clone());
+                tokio::spawn(async move { client.get_shard(node, &id, &big_hash).await })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while asks(&asked).iter().filter(|q| q.is_none()).count() <= RECHECKS_DETACHED_MAX
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for read in &reads {
+            read.abort();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while answered(&asked).len() < 2 * RECHECKS_DETACHED_MAX + 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let whole = answered(&asked).iter().filter(|a| *a == "answered -").count();
+        assert_eq!(whole, RECHECKS_DETACHED_MAX, "only the detached re-checks took their answers whole");
 
         // The node found the copy bad on the first read (409: too short or too long for a
         // shard, or an older node's check): set aside already, not asked again.

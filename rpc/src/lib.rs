@@ -126,9 +126,9 @@ pub enum ShardCheck {
     /// By the reader, against the metadata's hash, once they have arrived: the node sends them
     /// as read, with no CRC (a file too short or too long for a shard, or unreadable, still
     /// fails on the node and is set aside there). A reader whose check fails asks again `ByNode`
-    /// (`NodeClient::get_shard`), so a bad copy is set aside all the same; each byte read is
-    /// hashed once instead of hashed on the node and checksummed on both sides
-    /// (docs/benchmarks.md, "Shards checked where they arrive").
+    /// (`NodeClient::get_shard`), so a bad copy is set aside whenever that request reaches the
+    /// node; each byte read is hashed once instead of hashed on the node and checksummed on both
+    /// sides (docs/benchmarks.md, "Shards checked where they arrive").
     ByReader,
 }
 

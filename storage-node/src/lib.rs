@@ -9,7 +9,8 @@
 //! read is checked against the BLAKE3 hash written with it before it is sent, and a mismatch
 //! reported as corruption (409, the copy set aside), never served, unless its reader asks to
 //! check the bytes itself (`ShardCheck::ByReader`: the reader hashes them against the metadata's
-//! hash and asks again `ByNode` when they fail, so a bad copy is set aside all the same).
+//! hash and asks again `ByNode` when they fail, so a bad copy is set aside whenever that second
+//! request reaches the node).
 
 mod group_sync;
 mod replica;
