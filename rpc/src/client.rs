@@ -456,6 +456,25 @@ mod tests {
         (address, asked)
     }
 
+    /// A node of this test holding a 12 MiB shard (larger than the sockets hold, so an answer is
+    /// written whole only if its reader takes it) that it sends changed when asked to let the
+    /// reader check it, and whole, `delay_ms` late, when asked to check it itself. Returns the
+    /// shard's hash.
+    async fn slow_to_recheck(delay_ms: u64) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<String>>>>, blake3::Hash) {
+        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let hash = blake3::hash(&big);
+        let mut bad = big.clone();
+        bad[5] ^= 1;
+        let (node, asked) =
+            shard_node(
+                move |q| {
+                    if q.is_some() { (200, bad.clone(), false, 0) } else { (200, big.clone(), true, delay_ms) }
+                },
+            )
+            .await;
+        (node, asked, hash)
+    }
+
     /// A shard read is checked where it arrives; when that check fails, the node is asked to
     /// check its copy itself (which sets a bad one aside and answers 409), even if the read is
     /// dropped meanwhile, and a copy it finds whole is hashed again and used.
@@ -521,17 +540,7 @@ mod tests {
         // The read dropped while the node checks its copy: the check is still asked for, and its
         // whole answer read (larger than the sockets hold: a request dropped with the read would
         // close its connection and leave the answer unwritten).
-        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-        let big_hash = blake3::hash(&big);
-        let mut big_bad = big.clone();
-        big_bad[5] ^= 1;
-        let (node, asked) =
-            shard_node(
-                move |q| {
-                    if q.is_some() { (200, big_bad.clone(), false, 0) } else { (200, big.clone(), true, 300) }
-                },
-            )
-            .await;
+        let (node, asked, big_hash) = slow_to_recheck(300).await;
         let read = tokio::spawn({
             let (client, id) = (client.clone(), id.clone());
             async move { client.get_shard(node, &id, &big_hash).await }
@@ -552,17 +561,7 @@ mod tests {
 
         // At most `RECHECKS_DETACHED_MAX` re-checks go on without their reads: one more read,
         // dropped while its node answers, drops its re-check with it.
-        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
-        let big_hash = blake3::hash(&big);
-        let mut big_bad = big.clone();
-        big_bad[5] ^= 1;
-        let (node, asked) =
-            shard_node(
-                move |q| {
-                    if q.is_some() { (200, big_bad.clone(), false, 0) } else { (200, big.clone(), true, 500) }
-                },
-            )
-            .await;
+        let (node, asked, big_hash) = slow_to_recheck(500).await;
         let bounded = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
         let reads: Vec<_> = (0..=RECHECKS_DETACHED_MAX)
             .map(|_| {
