@@ -216,7 +216,7 @@ impl NodeClient {
     /// from before the reader's check ignores the query and checks every read itself; its bytes
     /// are hashed here all the same.
     pub async fn get_shard(&self, node: SocketAddr, id: &ShardId, expected: &blake3::Hash) -> Result<Bytes, RpcError> {
-        let body = self.get_shard_checked(node, id, ShardCheck::ByReader).await?;
+        let body = self.request_shard(node, id, ShardCheck::ByReader).await?;
         if blake3::hash(&body) == *expected {
             return Ok(body);
         }
@@ -224,7 +224,7 @@ impl NodeClient {
         tracing::warn!(shard = %id, %node, "a shard read failed its BLAKE3 check here; asking its node to check its copy");
         let (client, id, expected) = (self.clone(), id.clone(), *expected);
         let recheck = async move {
-            let body = client.get_shard_checked(node, &id, ShardCheck::ByNode).await?;
+            let body = client.request_shard(node, &id, ShardCheck::ByNode).await?;
             if blake3::hash(&body) != expected {
                 return Err(RpcError::Corrupt(node.to_string()));
             }
@@ -247,7 +247,7 @@ impl NodeClient {
         }
     }
 
-    async fn get_shard_checked(&self, node: SocketAddr, id: &ShardId, check: ShardCheck) -> Result<Bytes, RpcError> {
+    async fn request_shard(&self, node: SocketAddr, id: &ShardId, check: ShardCheck) -> Result<Bytes, RpcError> {
         let path = paths::shard_get(id, check);
         let (status, _, body) =
             self.send(Method::GET, node, &path, Bytes::new(), &[], "", SHARD_RPC_TIMEOUT_MS, SHARD_MAX_BYTES).await?;
