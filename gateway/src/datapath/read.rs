@@ -12,7 +12,7 @@ use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripedBlob};
+use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex, TenantId};
 use std::ops::Range;
 use std::pin::Pin;
@@ -136,33 +136,42 @@ impl DataPath {
                 DataLocation::Packed(_) | DataLocation::Inline(_) => None,
             })
             .collect();
-        let pieces = pieces(segments, metadata);
+        let pieces = pieces(segments, metadata.clone());
         let this = self.clone();
         tokio::spawn(async move {
             let _holds = holds;
-            let mut fetched =
-                std::pin::pin!(
-                    pieces
-                        .map(|piece| {
-                            let (this, source) = (this.clone(), source.clone());
-                            async move {
-                                match piece? {
-                                    Piece::Inline(bytes) => Ok((vec![bytes], None)),
-                                    Piece::Stripe { blob, stripe, range } => {
-                                        // From the first shard request until the client took the
-                                        // stripe's last byte (`ByteRangeStream::held`).
-                                        let budget =
-                                            this.read_permits.clone().acquire_owned().await.map_err(|_| {
-                                                GatewayError::Internal("the read budget was closed".into())
-                                            })?;
-                                        let bytes = this.read_stripe(&blob, stripe, range, &source).await?;
-                                        Ok((bytes, Some(Arc::new(budget))))
+            let mut fetched = std::pin::pin!(
+                pieces
+                    .map(|piece| {
+                        let (this, source, metadata) = (this.clone(), source.clone(), metadata.clone());
+                        async move {
+                            match piece? {
+                                Piece::Inline(bytes) => Ok((vec![bytes], None)),
+                                Piece::Stripe { blob, stripe, range } => {
+                                    // From the first shard request until the client took the
+                                    // stripe's last byte (`ByteRangeStream::held`).
+                                    let budget = this.read_budget().await?;
+                                    match this.read_stripe(&blob, stripe, range.clone(), &source).await {
+                                        Ok(bytes) => Ok((bytes, Some(Arc::new(budget)))),
+                                        Err(e @ GatewayError::Unreadable { .. }) => {
+                                            // Not held while the metadata is asked (it may
+                                            // take a failover's time).
+                                            drop(budget);
+                                            let Some(fresh) = refreshed(&blob, stripe, metadata.as_ref()).await else {
+                                                return Err(e);
+                                            };
+                                            let budget = this.read_budget().await?;
+                                            let bytes = this.read_stripe(&fresh, stripe, range, &source).await?;
+                                            Ok((bytes, Some(Arc::new(budget))))
+                                        }
+                                        Err(e) => Err(e),
                                     }
                                 }
                             }
-                        })
-                        .buffered(STRIPES_IN_FLIGHT_MAX)
-                );
+                        }
+                    })
+                    .buffered(STRIPES_IN_FLIGHT_MAX)
+            );
             while let Some(result) = fetched.next().await {
                 match result {
                     Ok((pieces, budget)) => {
@@ -181,6 +190,15 @@ impl DataPath {
             }
         });
         ByteRangeStream { rx, held: None }
+    }
+
+    /// A permit of the gateway's read budget, for one stripe.
+    async fn read_budget(&self) -> GatewayResult<OwnedSemaphorePermit> {
+        self.read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| GatewayError::Internal("the read budget was closed".into()))
     }
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
@@ -556,6 +574,38 @@ async fn load_window(
     Ok(Arc::new(blob.with_stripes(stripes.start, records)))
 }
 
+/// `blob` holding the current record of `stripe`, when it is not the one held: a read holds the
+/// records it began with (those of the object's answer, or of a window), and a repair that
+/// committed since may have moved the stripe's shards. Reads go around moved shards as around
+/// missing ones, so only a stripe that lost more than its parity to moves (a datacenter replaced
+/// and another node repaired during one long GET) needs this: asked only once such a stripe was
+/// found unreadable. None when the record is unchanged, or cannot be read (the metadata retries
+/// through a failover first), or is not of the same stripe (another length or shard count: never
+/// from a repair, which moves shards and keeps their hashes).
+async fn refreshed(blob: &Arc<StripedBlob>, stripe: u32, metadata: &dyn Metadata) -> Option<Arc<StripedBlob>> {
+    let held = blob.stripe(stripe)?;
+    let records = match metadata.stripes(blob.blob.clone(), stripe, 1).await {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(blob = %blob.blob, stripe, error = %e, "unreadable stripe: its current record could not be read");
+            return None;
+        }
+    };
+    let Ok([current]) = <[StripeRecord; 1]>::try_from(records) else {
+        tracing::warn!(blob = %blob.blob, stripe, "unreadable stripe: the metadata holds no record of it now");
+        return None;
+    };
+    if current == *held {
+        return None;
+    }
+    if current.data_len != held.data_len || current.shards.len() != held.shards.len() {
+        tracing::error!(blob = %blob.blob, stripe, "unreadable stripe: its current record is not of the stripe read");
+        return None;
+    }
+    tracing::info!(blob = %blob.blob, stripe, "unreadable stripe whose shards moved since the read began: read again from its current record");
+    Some(Arc::new(blob.with_stripes(stripe, vec![current])))
+}
+
 /// The per-stripe ranges of bytes `bytes` of a blob, for its stripes `stripes`.
 fn stripe_pieces(blob: &Arc<StripedBlob>, stripes: Range<u32>, bytes: Range<usize>) -> Vec<Piece> {
     let stripe_bytes = blob.stripe_bytes() as usize;
@@ -682,6 +732,107 @@ mod tests {
         assert!(asked.is_empty(), "stripes that came with the record are not asked for");
         assert_eq!(read(parts.clone(), 3..14).0, ["inline 2", "stripe 0 0..8", "stripe 1 0..1"]);
         assert_eq!(read(parts, 22..24).0, ["stripe 2 1..3"]);
+    }
+
+    /// A metadata holding the current record of one stripe (`None`: it cannot answer now), and
+    /// counting the queries for it.
+    struct CurrentRecord {
+        current: Option<StripeRecord>,
+        asked: Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl Metadata for CurrentRecord {
+        async fn apply(&self, _: Command) -> Result<Outcome, MetaError> {
+            unreachable!("reads never write")
+        }
+        async fn query(&self, query: Query) -> Result<Answer, MetaError> {
+            let Query::Stripes { first: 0, limit: 1, .. } = query else { unreachable!("{query:?}") };
+            *self.asked.lock().unwrap() += 1;
+            self.current.clone().map(|r| Answer::Stripes(vec![r])).ok_or(MetaError::Unavailable("an election".into()))
+        }
+    }
+
+    /// A node of this test: serves the shards given (200 with their bytes), 404 for any other.
+    async fn node_serving(shards: Vec<(ShardId, Bytes)>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shards: Arc<std::collections::HashMap<String, Bytes>> =
+            Arc::new(shards.into_iter().map(|(id, bytes)| (ignifuge_rpc::paths::shard(&id), bytes)).collect());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let shards = shards.clone();
+                let serve = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let (status, body) = match shards.get(request.uri().path()) {
+                        Some(bytes) => (200, bytes.clone()),
+                        None => (404, Bytes::new()),
+                    };
+                    async move { http::Response::builder().status(status).body(http_body_util::Full::new(body)) }
+                });
+                let io = hyper_util::rt::TokioIo::new(socket);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, serve));
+            }
+        });
+        address
+    }
+
+    /// A read holds the stripe records it began with; a repair that moved more of a stripe's
+    /// shards than its parity meanwhile (here both data shards of a 2+1 stripe, from nodes 0 and
+    /// 1, which are gone, to nodes 3 and 4) leaves the stripe unreadable from them. The read
+    /// then takes the stripe's current record and reads it whole; it does not when the record is
+    /// unchanged, or cannot be read now (the stripe fails as it did).
+    #[tokio::test]
+    async fn a_stripe_whose_shards_moved_since_the_read_began_is_read_from_its_current_record() {
+        use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
+        let data = Bytes::from_static(b"abcdefgh");
+        let id = |shard: u32| ShardId { blob: BlobId::new("cd"), stripe: StripeIndex(0), shard: ShardIndex(shard) };
+        let node3 = node_serving(vec![(id(0), data.slice(0..4))]).await;
+        let node4 = node_serving(vec![(id(1), data.slice(4..8))]).await;
+        // Nodes 0, 1 and 2 refuse connections (nothing listens at port 1).
+        let cluster = ClusterConfig::three_by_three(|i| match i {
+            3 => node3,
+            4 => node4,
+            _ => std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        });
+        // A data path per read: none finds the shards in the shard cache of another, or its
+        // nodes marked down by another.
+        let data_path = || {
+            let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
+            Arc::new(DataPath::new(&cluster, client, super::super::DataPathTuning::default()).unwrap())
+        };
+        let on = |node: usize, bytes: &[u8]| ShardRecord {
+            node: ignifuge_types::NodeId::new(format!("dc{}-n{}", node / 3 + 1, node % 3 + 1)),
+            blake3: blake3::hash(bytes).to_hex().to_string(),
+        };
+        let parity = on(2, b"parity");
+        let record = |nodes: [usize; 2]| StripeRecord {
+            data_len: 8,
+            shards: vec![on(nodes[0], &data[0..4]), on(nodes[1], &data[4..8]), parity.clone()],
+            debt: false,
+        };
+        let held = StripedBlob::whole(BlobId::new("cd"), (2, 1), 4, vec![record([0, 1])], 0);
+        let part = PartData { location: DataLocation::Striped(held), size: 8, ..striped_part(0, 0) };
+        let get = |current: Option<StripeRecord>| {
+            let metadata = Arc::new(CurrentRecord { current, asked: Mutex::new(0) });
+            let stream = data_path().read_range(vec![part.clone()], 0..8, metadata.clone(), TenantId::new("t"));
+            async move {
+                let read: Result<Vec<Bytes>, GatewayError> = stream.collect::<Vec<_>>().await.into_iter().collect();
+                let asked = *metadata.asked.lock().unwrap();
+                (read.map(|pieces| pieces.concat()), asked)
+            }
+        };
+        let (read, asked) = get(Some(record([3, 4]))).await;
+        assert_eq!(read.expect("read from the current record"), b"abcdefgh");
+        assert_eq!(asked, 1, "the current record asked for once, when the stripe was found unreadable");
+        let mut resized = record([3, 4]);
+        resized.data_len = 6;
+        let cases =
+            [(Some(record([0, 1])), "unchanged"), (None, "not readable now"), (Some(resized), "another length")];
+        for (current, case) in cases {
+            let (read, asked) = get(current).await;
+            assert!(matches!(read, Err(GatewayError::Unreadable { stripe: 0, .. })), "{case}: {read:?}");
+            assert_eq!(asked, 1, "{case}: asked once, not again");
+        }
     }
 
     #[test]
