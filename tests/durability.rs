@@ -477,8 +477,10 @@ async fn a_hold_of_a_gateway_killed_mid_read_runs_out_a_grace_later() {
     }
 }
 
-/// Storage nodes refuse internode requests that are not signed with the cluster secret: reading
-/// or writing a shard, deleting a blob, and reading or changing the metadata.
+/// Storage nodes refuse internode requests that are not signed with the cluster secret, or are
+/// signed by a process of another data format (426, naming it) or by a version from before
+/// requests carried their format: reading or writing a shard, deleting a blob, and reading or
+/// changing the metadata.
 #[tokio::test(flavor = "multi_thread")]
 async fn internode_requests_must_be_authenticated() {
     let cluster = Cluster::start().await;
@@ -490,6 +492,9 @@ async fn internode_requests_must_be_authenticated() {
     let blob = shard.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).expect("blob dir").to_string();
     let forged =
         vec![("x-ignifuge-time".to_string(), "1".to_string()), ("x-ignifuge-auth".to_string(), "00".repeat(32))];
+    let secret = std::fs::read_to_string(cluster.data_dir.join("cluster.secret")).expect("the cluster secret");
+    let secret = hex::decode(secret.trim()).expect("hex secret");
+    let other_format = (ignifuge_meta::DATA_FORMAT.parse::<u32>().expect("a number") - 1).to_string();
     for (method, path, body) in [
         ("GET", format!("/v1/shards/{blob}/0/0"), Vec::new()),
         ("PUT", format!("/v1/shards/{blob}/0/0"), vec![1u8; 16]),
@@ -507,17 +512,38 @@ async fn internode_requests_must_be_authenticated() {
             let answer = raw_request(&node, method, &path, &headers, &body).await.expect("the node answers");
             assert_eq!(answer.status, 403, "{method} {path} with headers {headers:?}: {}", answer.summary());
         }
+        // Signed with the cluster's key by a process of another data format (one version left
+        // running from before an upgrade, or started ahead of the others): refused, and told so.
+        // Signed as the versions before formats were signed (no format in the MAC, no header):
+        // not authenticated. `body_hash` as the node reads it: the body's for POSTs; for shard
+        // PUTs the shard hash header, absent here, so "".
+        let body_hash = if method == "POST" { blake3::hash(&body).to_hex().to_string() } else { String::new() };
+        let mut other = hand_signed(&secret, Some(&other_format), method, &path, &body_hash);
+        let mut unformatted = hand_signed(&secret, None, method, &path, &body_hash);
+        if method == "POST" {
+            for headers in [&mut other, &mut unformatted] {
+                headers.push((ignifuge_rpc::BODY_HASH_HEADER.to_string(), body_hash.clone()));
+            }
+        }
+        let answer = raw_request(&node, method, &path, &other, &body).await.expect("the node answers");
+        assert_eq!(answer.status, 426, "{method} {path} from format {other_format}: {}", answer.summary());
+        assert!(answer.body_text().contains(&format!("format {other_format}")), "{}", answer.summary());
+        let required = format!("ignifuge-internode-format/{}", ignifuge_meta::DATA_FORMAT);
+        assert_eq!(answer.header("upgrade"), Some(required.as_str()), "a 426 names the format required");
+        let answer = raw_request(&node, method, &path, &unformatted, &body).await.expect("the node answers");
+        assert_eq!(answer.status, 403, "{method} {path} signed without a format: {}", answer.summary());
     }
-    // The node's health check is the one open route.
-    assert_eq!(raw_request(&node, "GET", "/v1/health", &[], b"").await.expect("health").status, 200);
+    // The node's health check is the one open route; it names the node's data format.
+    let health = raw_request(&node, "GET", "/v1/health", &[], b"").await.expect("health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.header(ignifuge_rpc::FORMAT_HEADER), Some(ignifuge_meta::DATA_FORMAT));
     assert_bytes_eq(&get_object(&s3, "internode", "secret").await, &vec![7u8; OBJECT_SIZE], "nothing was deleted");
 
     // Signed, a metadata query is answered by the leader (the others redirect): in MessagePack
     // when the request asks for it, as every process's client does (`ignifuge_rpc::encoding`),
     // in JSON otherwise.
     use ignifuge_rpc::encoding::{ANSWER_JSON, ANSWER_MSGPACK, decode_answer};
-    let secret = std::fs::read_to_string(cluster.data_dir.join("cluster.secret")).expect("the cluster secret");
-    let auth = ignifuge_rpc::InternodeAuth::new(&hex::decode(secret.trim()).expect("hex secret"));
+    let auth = ignifuge_rpc::InternodeAuth::new(&secret);
     let query = serde_json::to_vec(&ignifuge_meta::Query::Bucket(ignifuge_types::BucketName::new("internode")))
         .expect("a query serialises");
     let hash = blake3::hash(&query).to_hex().to_string();
@@ -526,12 +552,8 @@ async fn internode_requests_must_be_authenticated() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let answer = 'asked: loop {
             for node in cluster.storage_nodes() {
-                let (time, mac) = auth.sign("POST", path, &hash);
-                let mut headers = vec![
-                    (ignifuge_rpc::TIME_HEADER.to_string(), time),
-                    (ignifuge_rpc::AUTH_HEADER.to_string(), mac),
-                    (ignifuge_rpc::BODY_HASH_HEADER.to_string(), hash.clone()),
-                ];
+                let mut headers = signed(&auth, "POST", path, &hash);
+                headers.push((ignifuge_rpc::BODY_HASH_HEADER.to_string(), hash.clone()));
                 headers.extend(accept.map(|a| ("Accept".to_string(), a.to_string())));
                 let answer = raw_request(&node.listen, "POST", path, &headers, &query).await.expect("the node answers");
                 if answer.status == 200 {
@@ -551,6 +573,39 @@ async fn internode_requests_must_be_authenticated() {
             assert!(serde_json::from_slice::<serde_json::Value>(&answer.body).is_err(), "not JSON");
         }
     }
+}
+
+/// The headers of an internode request signed by this version (`InternodeAuth`).
+fn signed(auth: &ignifuge_rpc::InternodeAuth, method: &str, path: &str, body_hash: &str) -> Vec<(String, String)> {
+    auth.signed_headers(method, path, body_hash).into_iter().map(|(name, value)| (name.to_string(), value)).collect()
+}
+
+/// The headers of an internode request signed by hand as a process of data format `format`
+/// would sign it, or (`None`) as the versions before formats were signed: a keyed BLAKE3 MAC
+/// over the parts below, the key derived from the cluster secret.
+fn hand_signed(
+    secret: &[u8],
+    format: Option<&str>,
+    method: &str,
+    path: &str,
+    body_hash: &str,
+) -> Vec<(String, String)> {
+    let key = blake3::derive_key("ignifuge 2026 internode request mac v1", secret);
+    let time = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis())
+        .to_string();
+    let mut mac = blake3::Hasher::new_keyed(&key);
+    if let Some(format) = format {
+        mac.update(format.as_bytes()).update(b"\n");
+    }
+    for part in [method, "\n", path, "\n", &time, "\n", body_hash] {
+        mac.update(part.as_bytes());
+    }
+    let mut headers = vec![
+        (ignifuge_rpc::TIME_HEADER.to_string(), time),
+        (ignifuge_rpc::AUTH_HEADER.to_string(), mac.finalize().to_hex().to_string()),
+    ];
+    headers.extend(format.map(|f| (ignifuge_rpc::FORMAT_HEADER.to_string(), f.to_string())));
+    headers
 }
 
 /// A shard read asked to be checked by its reader (`ShardCheck::ByReader`, as the gateways ask)
@@ -587,8 +642,7 @@ async fn a_shard_corrupted_on_disk_is_caught_by_its_reader_and_set_aside_by_its_
     };
     let read_shard = |check: ignifuge_rpc::ShardCheck| {
         let path = ignifuge_rpc::paths::shard_get(&id, check);
-        let (time, mac) = auth.sign("GET", &path, "");
-        let headers = vec![(ignifuge_rpc::TIME_HEADER.to_string(), time), (ignifuge_rpc::AUTH_HEADER.to_string(), mac)];
+        let headers = signed(&auth, "GET", &path, "");
         let listen = listen.clone();
         async move { raw_request(&listen, "GET", &path, &headers, b"").await.expect("the node answers") }
     };

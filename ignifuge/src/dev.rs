@@ -8,9 +8,10 @@
 //! A child that dies is reported and left dead: the fire drill needs dead nodes to stay dead.
 
 use crate::admin::Admin;
-use crate::format::{DATA_DIR_FORMAT, FORMAT_FILE, adopt_node_dirs};
+use crate::format::{FORMAT_FILE, adopt_node_dirs};
 use anyhow::Context as _;
 use clap::Args;
+use ignifuge_meta::DATA_FORMAT;
 use ignifuge_placement::FailureBudget;
 use ignifuge_rpc::{ClusterConfig, GatewayEndpoint, InternodeAuth, NodeClient, NodeEndpoint};
 use ignifuge_types::{DatacenterId, NodeId};
@@ -280,7 +281,7 @@ async fn start_and_wait(
     let marker = data_dir.join("metadata-initialized");
     if !marker.exists() {
         Admin::open(data_dir)?.initialize_metadata().await.context("creating the metadata group")?;
-        write_private(&data_dir.join(FORMAT_FILE), DATA_DIR_FORMAT.as_bytes())?;
+        write_private(&data_dir.join(FORMAT_FILE), DATA_FORMAT.as_bytes())?;
         write_private(&marker, b"")?;
     }
     for gateway in &config.gateways {

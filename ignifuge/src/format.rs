@@ -4,67 +4,14 @@
 //! whose state differs from the other replicas' for the same entries).
 
 use anyhow::Context as _;
+use ignifuge_meta::DATA_FORMAT;
 use std::path::Path;
 
-/// The name of the file holding a directory's format.
+/// The name of the file holding a directory's format (`ignifuge_meta::DATA_FORMAT`, whose
+/// documentation lists every format and what it changed).
 pub const FORMAT_FILE: &str = "format";
-/// 2: Raft ids derived from node names and the cluster layout stored in the metadata. Directories
-/// made before (no format file; Raft ids by position) cannot be restarted by this version.
-/// 3: writes name their bucket's incarnation, snapshots are files: the Raft log of format 2 holds
-/// commands this version cannot decode, so a format-2 directory is refused rather than half-started.
-/// 4: every node a metadata voter (format 3 stored 3 voters and 3 learners as its layout, which
-/// this version would not change by itself).
-/// 6: object records and Raft log entries keep inline bodies raw after their JSON
-/// (`ignifuge_meta::stored`): an older version cannot read them, and replicas that applied an
-/// entry before the upgrade would hold other bytes than those applying it after (digests differ).
-/// Storage nodes' own directories carry the format file from this release on (format 6
-/// directories made before it have none: `ignifuge dev` marks its own, a node run by hand says
-/// how to mark it).
-/// 7: Raft snapshot files are compressed (`ignifuge_raft::snapshot_file`). This version reads
-/// everything format 6 wrote, so a format-6 directory is upgraded in place when opened (marked
-/// 7, nothing rewritten); a format-6 version refuses a format-7 directory, so a downgrade cannot
-/// start a replica that would be sent a snapshot it cannot read. Replicas of both versions in
-/// one running cluster are not supported: stop every process, then start the new version.
-/// 8: small objects are packed (`Command::PutPacked`, `DataLocation::Packed`, the pack keys of
-/// `ignifuge_meta::keys`): a format-7 version cannot decode a record or a log entry naming a
-/// pack. Formats 6 and 7 are upgraded in place as above, and a format-7 version refuses a
-/// format-8 directory.
-/// 9: packs are compacted (`Command::RepackObjects`), and a pack's member keys name the version
-/// holding the slot (`ignifuge_meta::PackMember`): a format-8 version cannot decode the command.
-/// Formats 6 to 8 are upgraded in place; packs written before format 9 keep empty member keys
-/// and are never compacted (their objects are freed as before, with their last object).
-/// 10: the metadata leader's time on overwrites (`leader_ms` of `Command::PutObject` and its
-/// kin) dates the garbage they make, and parts carry the leader's start tickets
-/// (`PartData::began`): a format-9 version would decode such entries without those fields and
-/// apply them otherwise (garbage dated by a gateway's clock, parts ordered by gateway clocks),
-/// so its replicas would differ from the others. Formats 6 to 9 are upgraded in place; a format-9
-/// version refuses a format-10 directory.
-/// 11: the metadata leader marks each proposal it appends as aged by log entries too
-/// (`Proposal::aged_by_entries`: its id is remembered for 100,000 entries as well as 10 minutes
-/// of the state machine's clock); a format-10 version would apply such entries by the clock
-/// alone, so its replicas would forget ids the others keep. Entries appended before are applied
-/// as they were. Formats 6 to 10 are upgraded in place; a format-10 version refuses a format-11
-/// directory.
-/// 12: access keys can be revoked (`Command::DeleteAccessKey`): a format-11 version cannot decode
-/// the command. Formats 6 to 11 are upgraded in place; a format-11 version refuses a format-12
-/// directory.
-/// 13: reads in progress hold the garbage they stream (`Command::HoldGarbage`,
-/// `GarbageRecord::held_ms`): a format-12 version cannot decode the command. Formats 6 to 12 are
-/// upgraded in place; a format-12 version refuses a format-13 directory.
-/// 14: leases count their tenures and a repair names the one it was surveyed in
-/// (`LeaseRecord::epoch`, `Command::TakeLease::tenures`, `ShardReplacement::lease`): a format-13
-/// version would decode such entries without those fields and apply them otherwise (a fenced
-/// repair applied, lease records without their tenure), so its replicas would differ from the
-/// others. Entries appended before are applied as they were. Formats 6 to 13 are upgraded in
-/// place; a format-13 version refuses a format-14 directory.
-/// 15: a repair round's report names the lease's tenure it ran in, and is recorded only in it
-/// (`RepairReport::lease`): a format-14 version would record a stalled round's report over a
-/// newer one where the others refuse it, so its replicas would differ. Entries appended before
-/// are applied as they were (a report without a tenure is recorded). Formats 6 to 14 are
-/// upgraded in place; a format-14 version refuses a format-15 directory.
-pub const DATA_DIR_FORMAT: &str = "15";
 /// The older formats this version reads, and marks as its own when it opens a directory of one.
-const UPGRADED_IN_PLACE: [&str; 9] = ["6", "7", "8", "9", "10", "11", "12", "13", "14"];
+const UPGRADED_IN_PLACE: [&str; 10] = ["6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
 /// The format of node directories made before nodes kept a format file.
 const BEFORE_NODE_FORMAT_FILES: &str = "6";
 
@@ -85,8 +32,8 @@ pub fn check_cluster_dir(data_dir: &Path) -> anyhow::Result<()> {
         return upgrade_in_place(data_dir, found.trim());
     }
     anyhow::ensure!(
-        found.trim() == DATA_DIR_FORMAT,
-        "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_DIR_FORMAT}: \
+        found.trim() == DATA_FORMAT,
+        "{} was created by an older `ignifuge dev` (data format {:?}, this version needs {DATA_FORMAT}: \
          the metadata's commands and snapshots changed); remove it or choose another --data-dir",
         data_dir.display(),
         if found.is_empty() { "1" } else { found.trim() }
@@ -104,8 +51,8 @@ pub fn check_node_dir(node_dir: &Path) -> anyhow::Result<()> {
         Ok(found) if upgradable(&found) => upgrade_in_place(node_dir, found.trim()),
         Ok(found) => {
             anyhow::ensure!(
-                found.trim() == DATA_DIR_FORMAT,
-                "{} holds data format {:?}; this version reads format {DATA_DIR_FORMAT} only (the metadata's \
+                found.trim() == DATA_FORMAT,
+                "{} holds data format {:?}; this version reads format {DATA_FORMAT} only (the metadata's \
                  records and log entries changed): start the version that wrote it, or empty the directory",
                 node_dir.display(),
                 found.trim()
@@ -149,7 +96,7 @@ pub fn adopt_node_dirs<'a>(data_dir: &Path, node_dirs: impl IntoIterator<Item = 
 /// Marks a directory of one of `UPGRADED_IN_PLACE`, which this version reads as it is, with
 /// this version's format.
 fn upgrade_in_place(dir: &Path, found: &str) -> anyhow::Result<()> {
-    tracing::info!("{}: data format {found} upgraded to {DATA_DIR_FORMAT} in place", dir.display());
+    tracing::info!("{}: data format {found} upgraded to {DATA_FORMAT} in place", dir.display());
     write_format(dir)
 }
 
@@ -158,7 +105,7 @@ fn write_format(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(DATA_DIR_FORMAT.as_bytes())?;
+    file.write_all(DATA_FORMAT.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(FORMAT_FILE))?;
     std::fs::File::open(dir)?.sync_all()?;
@@ -175,13 +122,13 @@ mod tests {
         let node = dir.path().join("dc1-n1");
         // New: marked with this version's format, then opened again.
         check_node_dir(&node).unwrap();
-        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
+        assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_FORMAT);
         check_node_dir(&node).unwrap();
         // The formats before: upgraded in place.
         for older in UPGRADED_IN_PLACE {
             std::fs::write(node.join(FORMAT_FILE), older).unwrap();
             check_node_dir(&node).unwrap();
-            assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT);
+            assert_eq!(std::fs::read_to_string(node.join(FORMAT_FILE)).unwrap(), DATA_FORMAT);
         }
         // Another format: refused, and left as it was.
         std::fs::write(node.join(FORMAT_FILE), "5").unwrap();
@@ -199,7 +146,7 @@ mod tests {
         assert!(!node.join(FORMAT_FILE).exists(), "adopted by a cluster whose metadata was never created");
         std::fs::write(dir.path().join("metadata-initialized"), "").unwrap();
         assert!(adopt_node_dirs(dir.path(), [node.as_path()]).is_err(), "adopted by a cluster of another format");
-        std::fs::write(dir.path().join(FORMAT_FILE), DATA_DIR_FORMAT).unwrap();
+        std::fs::write(dir.path().join(FORMAT_FILE), DATA_FORMAT).unwrap();
         adopt_node_dirs(dir.path(), [node.as_path()]).unwrap();
         check_node_dir(&node).unwrap();
     }
@@ -215,7 +162,7 @@ mod tests {
         for older in UPGRADED_IN_PLACE {
             std::fs::write(dir.path().join(FORMAT_FILE), older).unwrap();
             check_cluster_dir(dir.path()).unwrap();
-            assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(), DATA_DIR_FORMAT, "upgraded");
+            assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(), DATA_FORMAT, "upgraded");
             check_cluster_dir(dir.path()).unwrap();
         }
     }

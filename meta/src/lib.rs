@@ -1,7 +1,7 @@
 //! The metadata state machine: the catalog (tenants, access keys, buckets) and the object index
 //! (per bucket, ordered by key), changed only by [`Command`]s applied atomically and in order.
 //!
-//! Owns: record types, the key layout in the ordered store, command validation (conditional
+//! Owns: record types, the data format (`DATA_FORMAT`), the key layout in the ordered store, command validation (conditional
 //! writes, multipart completion rules, bucket emptiness), listing with delimiters, and the
 //! [`Metadata`] trait that the gateway calls. The trait is shaped for Raft: every change is one
 //! serialisable command whose outcome depends only on the state it is applied to, and reads are
@@ -13,6 +13,7 @@
 //! `stored::encode_record`, the same pairs into every replica); an object's data blob ids are
 //! never reused.
 
+mod format;
 pub mod keys;
 mod list;
 mod machine;
@@ -22,6 +23,7 @@ mod service;
 pub mod stored;
 mod uploads;
 
+pub use format::DATA_FORMAT;
 pub use list::{ListPage, ListRequest, ObjectSummary, VersionListRequest, VersionPage, VersionSummary};
 pub use machine::{
     BLOB_COMMIT_WINDOW_MS, CLOCK_STEP_MAX_MS, COMPLETED_UPLOAD_KEPT_MS, GARBAGE_HOLD_MAX_MS, INTENT_FORGOTTEN_AFTER_MS,

@@ -1,4 +1,4 @@
-use crate::auth::{AUTH_HEADER, BODY_HASH_HEADER, InternodeAuth, TIME_HEADER};
+use crate::auth::{BODY_HASH_HEADER, FORMAT_HEADER, InternodeAuth};
 use crate::listener::StallGuard;
 use crate::{
     META_BODY_MAX_BYTES, RpcError, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, ShardRole, encoding, paths,
@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use ignifuge_meta::DATA_FORMAT;
 use ignifuge_types::{BlobId, ShardId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -135,12 +136,11 @@ impl NodeClient {
         timeout_ms: u64,
         response_limit: usize,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), RpcError> {
-        let (time, mac) = self.auth.sign(method.as_str(), path, body_hash_hex);
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("http://{address}{path}"))
-            .header(TIME_HEADER, time)
-            .header(AUTH_HEADER, mac);
+        let signed = self.auth.signed_headers(method.as_str(), path, body_hash_hex);
+        let mut builder = Request::builder().method(method).uri(format!("http://{address}{path}"));
+        for (name, value) in signed {
+            builder = builder.header(name, value);
+        }
         for (name, value) in extra_headers {
             builder = builder.header(*name, *value);
         }
@@ -317,11 +317,14 @@ impl NodeClient {
         encoding::decode_answer(content_type, &answer).map_err(|e| RpcError::BadResponse(node.to_string(), e))
     }
 
-    /// Whether the node answers its health check.
+    /// Whether the node answers its health check, as a node of this version's data format (one
+    /// of another format, which refuses every other request of this process, is not healthy to
+    /// it: `FORMAT_HEADER` on the answer).
     pub async fn health(&self, node: SocketAddr) -> bool {
         matches!(
             self.send(Method::GET, node, paths::HEALTH, Bytes::new(), &[], "", 2_000, 1024).await,
-            Ok((status, _, _)) if status.is_success()
+            Ok((status, headers, _)) if status.is_success()
+                && headers.get(FORMAT_HEADER).is_some_and(|format| format.as_bytes() == DATA_FORMAT.as_bytes())
         )
     }
 }
@@ -400,6 +403,30 @@ mod tests {
             .await
             .expect("the abandoned request's connection is still open 5 s after its timeout")
             .unwrap();
+    }
+
+    /// A node's health answer counts only if it names this version's data format: a node of
+    /// another format, or of a version from before nodes named theirs, refuses every other
+    /// request of this process.
+    #[tokio::test]
+    async fn a_node_of_another_data_format_is_not_healthy() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(b"test secret")));
+        let other = (DATA_FORMAT.parse::<u32>().unwrap() - 1).to_string();
+        for (format, healthy) in [(Some(DATA_FORMAT.to_string()), true), (Some(other), false), (None, false)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let header = format.as_ref().map(|f| format!("{FORMAT_HEADER}: {f}\r\n")).unwrap_or_default();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    let mut head = vec![0u8; 4096];
+                    let _ = socket.read(&mut head).await;
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{header}\r\nok");
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                }
+            });
+            assert_eq!(client.health(address).await, healthy, "format {format:?}");
+        }
     }
 
     /// A node of this test: answers each shard GET with `answer(query)` (status, body, CRC

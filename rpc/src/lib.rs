@@ -8,7 +8,8 @@
 //! Must never depend on: the gateway, the storage node, raft; it speaks the metadata's records
 //! and `Metadata` trait (`ignifuge-meta`) but never runs the state machine.
 //! Invariants: every internode request except `/v1/health` is authenticated with a key derived
-//! from the cluster secret; shard bodies are checked against their BLAKE3 hash on both ends.
+//! from the cluster secret and carries the sender's data format, which the MAC covers (a node
+//! refuses any other: one running cluster is one format); shard bodies are checked against their BLAKE3 hash on both ends.
 
 mod auth;
 mod client;
@@ -19,7 +20,9 @@ mod metadata;
 mod secrets;
 mod wire;
 
-pub use auth::{AUTH_HEADER, BODY_HASH_HEADER, INTERNODE_CLOCK_SKEW_MAX_MS, InternodeAuth, TIME_HEADER};
+pub use auth::{
+    AUTH_HEADER, BODY_HASH_HEADER, FORMAT_HEADER, INTERNODE_CLOCK_SKEW_MAX_MS, InternodeAuth, Refusal, TIME_HEADER,
+};
 pub use client::NodeClient;
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
 pub use listener::{

@@ -8,12 +8,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ignifuge_meta::{Proposal, Query};
+use ignifuge_meta::{DATA_FORMAT, Proposal, Query};
 use ignifuge_raft::{Redirect, Voters};
 use ignifuge_rpc::{
     AUTH_HEADER, BLOBS_PER_DELETE_MAX, BODY_HASH_HEADER, BlobDeleteAnswer, BlobDeleteRequest, BlobListAnswer,
-    BlobListRequest, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, SHARD_CRC_HEADER,
-    SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, TIME_HEADER, encoding, paths,
+    BlobListRequest, FORMAT_HEADER, InternodeAuth, InventoryAnswer, InventoryRequest, META_BODY_MAX_BYTES, Refusal,
+    SHARD_CRC_HEADER, SHARD_HASH_HEADER, SHARD_MAX_BYTES, ShardCheck, TIME_HEADER, encoding, paths,
 };
 use ignifuge_types::{BlobId, ShardId, ShardIndex, StripeIndex};
 use std::sync::Arc;
@@ -32,6 +32,21 @@ type HttpResponse = Response<Full<Bytes>>;
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     Response::builder().status(status).body(Full::new(body.into())).expect("static response parts are valid")
+}
+
+/// When the last refusal of a request of another data format was logged (ms since the epoch).
+static OTHER_FORMAT_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+/// A process of another format left running sends its heartbeats, retries and reads by the
+/// hundred a second: one error line a minute says it as well.
+const OTHER_FORMAT_LOG_EVERY_MS: i64 = 60_000;
+
+/// Whether a refusal of another format's request is to be logged now (at most once a minute).
+fn other_format_log_due() -> bool {
+    use std::sync::atomic::Ordering;
+    let now = ignifuge_types::time::now_ms();
+    let last = OTHER_FORMAT_LOGGED_MS.load(Ordering::Relaxed);
+    now.saturating_sub(last) >= OTHER_FORMAT_LOG_EVERY_MS
+        && OTHER_FORMAT_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
 
 /// Most blobs listed in one answer.
@@ -164,7 +179,11 @@ impl NodeServer {
     async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
         let path = request.uri().path().to_string();
         if path == paths::HEALTH {
-            return reply(StatusCode::OK, "ok");
+            // Unsigned: says which format this node is of, and nothing else (`NodeClient::health`
+            // counts a node of another format as not healthy).
+            let mut ok = reply(StatusCode::OK, "ok");
+            ok.headers_mut().insert(FORMAT_HEADER, http::HeaderValue::from_static(DATA_FORMAT));
+            return ok;
         }
         let body_hash = match (request.method(), path.as_str()) {
             (&Method::PUT, _) => header(&request, SHARD_HASH_HEADER).to_string(),
@@ -172,15 +191,40 @@ impl NodeServer {
             _ => String::new(),
         };
         let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        if !self.auth.verify(
+        let format = header(&request, FORMAT_HEADER);
+        match self.auth.verify(
             request.method().as_str(),
             path_and_query,
             header(&request, TIME_HEADER),
+            format,
             header(&request, AUTH_HEADER),
             &body_hash,
         ) {
-            tracing::warn!(%path, "refused an unauthenticated internode request");
-            return reply(StatusCode::FORBIDDEN, "internode authentication failed");
+            Ok(()) => {}
+            Err(Refusal::Unauthenticated) => {
+                if format.is_empty() {
+                    tracing::warn!(%path, "refused an unauthenticated internode request (it names no data format: from another cluster, or a process of a version before internode requests carried one?)");
+                } else {
+                    tracing::warn!(%path, "refused an unauthenticated internode request");
+                }
+                return reply(StatusCode::FORBIDDEN, "internode authentication failed");
+            }
+            Err(Refusal::OtherFormat(theirs)) => {
+                if other_format_log_due() {
+                    tracing::error!(%path, their_format = %theirs, our_format = DATA_FORMAT, "refused an internode request from a process of another data format (logged at most once a minute): stop every process of the cluster and start them all with one version");
+                }
+                let mut refused = reply(
+                    StatusCode::UPGRADE_REQUIRED,
+                    format!(
+                        "this node runs data format {DATA_FORMAT}, the request came from a process of format {theirs}: \
+                         one running cluster is one version (stop every process, start them all with one version)"
+                    ),
+                );
+                // A 426 names the protocol required: this node's internode format.
+                let required = format!("ignifuge-internode-format/{DATA_FORMAT}");
+                refused.headers_mut().insert(http::header::UPGRADE, required.parse().expect("an ASCII token"));
+                return refused;
+            }
         }
         let method = request.method().clone();
         if let Some(rest) = path.strip_prefix("/v1/shards/") {
