@@ -150,22 +150,27 @@ impl DataPath {
                                 Piece::Stripe { blob, stripe, range } => {
                                     // From the first shard request until the client took the
                                     // stripe's last byte (`ByteRangeStream::held`).
-                                    let budget = this.read_budget().await?;
-                                    match this.read_stripe(&blob, stripe, range.clone(), &source).await {
-                                        Ok(bytes) => Ok((bytes, Some(Arc::new(budget)))),
+                                    let budget = this
+                                        .read_permits
+                                        .clone()
+                                        .acquire_owned()
+                                        .await
+                                        .map_err(|_| GatewayError::Internal("the read budget was closed".into()))?;
+                                    let bytes = match this.read_stripe(&blob, stripe, range.clone(), &source).await {
+                                        // The budget stays held while the metadata is asked:
+                                        // given back meanwhile, the stripe read ahead of this
+                                        // one could take it and keep it in its bytes, which
+                                        // wait for this stripe's (with a budget of one or two
+                                        // permits, every GET of the gateway would hang).
                                         Err(e @ GatewayError::Unreadable { .. }) => {
-                                            // Not held while the metadata is asked (it may
-                                            // take a failover's time).
-                                            drop(budget);
-                                            let Some(fresh) = refreshed(&blob, stripe, metadata.as_ref()).await else {
-                                                return Err(e);
-                                            };
-                                            let budget = this.read_budget().await?;
-                                            let bytes = this.read_stripe(&fresh, stripe, range, &source).await?;
-                                            Ok((bytes, Some(Arc::new(budget))))
+                                            match refreshed(&blob, stripe, metadata.as_ref()).await {
+                                                Some(fresh) => this.read_stripe(&fresh, stripe, range, &source).await?,
+                                                None => return Err(e),
+                                            }
                                         }
-                                        Err(e) => Err(e),
-                                    }
+                                        read => read?,
+                                    };
+                                    Ok((bytes, Some(Arc::new(budget))))
                                 }
                             }
                         }
@@ -190,15 +195,6 @@ impl DataPath {
             }
         });
         ByteRangeStream { rx, held: None }
-    }
-
-    /// A permit of the gateway's read budget, for one stripe.
-    async fn read_budget(&self) -> GatewayResult<OwnedSemaphorePermit> {
-        self.read_permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| GatewayError::Internal("the read budget was closed".into()))
     }
 
     /// Returns the requested bytes of one stripe as zero-copy slices of its shards.
@@ -777,17 +773,24 @@ mod tests {
     }
 
     /// A read holds the stripe records it began with; a repair that moved more of a stripe's
-    /// shards than its parity meanwhile (here both data shards of a 2+1 stripe, from nodes 0 and
-    /// 1, which are gone, to nodes 3 and 4) leaves the stripe unreadable from them. The read
-    /// then takes the stripe's current record and reads it whole; it does not when the record is
-    /// unchanged, or cannot be read now (the stripe fails as it did).
+    /// shards than its parity meanwhile (here both data shards of stripe 0 of a 2+1 blob, from
+    /// nodes 0 and 1, which are gone, to nodes 3 and 4) leaves the stripe unreadable from them.
+    /// The read then takes the stripe's current record and reads it whole; it does not when the
+    /// record is unchanged, cannot be read now, or is of another length (the stripe fails as it
+    /// did). The gateway's read budget here is one permit, and stripe 1 is read ahead while
+    /// stripe 0 is asked about again: the read must neither hang nor keep a permit.
     #[tokio::test]
     async fn a_stripe_whose_shards_moved_since_the_read_began_is_read_from_its_current_record() {
         use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
-        let data = Bytes::from_static(b"abcdefgh");
-        let id = |shard: u32| ShardId { blob: BlobId::new("cd"), stripe: StripeIndex(0), shard: ShardIndex(shard) };
-        let node3 = node_serving(vec![(id(0), data.slice(0..4))]).await;
-        let node4 = node_serving(vec![(id(1), data.slice(4..8))]).await;
+        let data = Bytes::from_static(b"abcdefghijklmnop");
+        let id = |stripe: u32, shard: u32| ShardId {
+            blob: BlobId::new("cd"),
+            stripe: StripeIndex(stripe),
+            shard: ShardIndex(shard),
+        };
+        let half = |stripe: usize, shard: usize| data.slice(stripe * 8 + shard * 4..stripe * 8 + shard * 4 + 4);
+        let node3 = node_serving(vec![(id(0, 0), half(0, 0)), (id(1, 0), half(1, 0))]).await;
+        let node4 = node_serving(vec![(id(0, 1), half(0, 1)), (id(1, 1), half(1, 1))]).await;
         // Nodes 0, 1 and 2 refuse connections (nothing listens at port 1).
         let cluster = ClusterConfig::three_by_three(|i| match i {
             3 => node3,
@@ -798,36 +801,46 @@ mod tests {
         // nodes marked down by another.
         let data_path = || {
             let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
-            Arc::new(DataPath::new(&cluster, client, super::super::DataPathTuning::default()).unwrap())
+            let tuning = super::super::DataPathTuning { read_stripes_in_flight_max: 1, ..Default::default() };
+            Arc::new(DataPath::new(&cluster, client, tuning).unwrap())
         };
         let on = |node: usize, bytes: &[u8]| ShardRecord {
             node: ignifuge_types::NodeId::new(format!("dc{}-n{}", node / 3 + 1, node % 3 + 1)),
             blake3: blake3::hash(bytes).to_hex().to_string(),
         };
         let parity = on(2, b"parity");
-        let record = |nodes: [usize; 2]| StripeRecord {
+        let record = |stripe: usize, nodes: [usize; 2]| StripeRecord {
             data_len: 8,
-            shards: vec![on(nodes[0], &data[0..4]), on(nodes[1], &data[4..8]), parity.clone()],
+            shards: vec![on(nodes[0], &half(stripe, 0)), on(nodes[1], &half(stripe, 1)), parity.clone()],
             debt: false,
         };
-        let held = StripedBlob::whole(BlobId::new("cd"), (2, 1), 4, vec![record([0, 1])], 0);
-        let part = PartData { location: DataLocation::Striped(held), size: 8, ..striped_part(0, 0) };
+        let held = StripedBlob::whole(BlobId::new("cd"), (2, 1), 4, vec![record(0, [0, 1]), record(1, [3, 4])], 0);
+        let part = PartData { location: DataLocation::Striped(held), size: 16, ..striped_part(0, 0) };
         let get = |current: Option<StripeRecord>| {
             let metadata = Arc::new(CurrentRecord { current, asked: Mutex::new(0) });
-            let stream = data_path().read_range(vec![part.clone()], 0..8, metadata.clone(), TenantId::new("t"));
+            let path = data_path();
+            let stream = path.read_range(vec![part.clone()], 0..16, metadata.clone(), TenantId::new("t"));
             async move {
-                let read: Result<Vec<Bytes>, GatewayError> = stream.collect::<Vec<_>>().await.into_iter().collect();
+                let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.collect::<Vec<_>>())
+                    .await
+                    .expect("the read hung");
+                let read: Result<Vec<Bytes>, GatewayError> = read.into_iter().collect();
                 let asked = *metadata.asked.lock().unwrap();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while path.read_permits.available_permits() < 1 && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                assert_eq!(path.read_permits.available_permits(), 1, "the read budget is whole again");
                 (read.map(|pieces| pieces.concat()), asked)
             }
         };
-        let (read, asked) = get(Some(record([3, 4]))).await;
-        assert_eq!(read.expect("read from the current record"), b"abcdefgh");
+        let (read, asked) = get(Some(record(0, [3, 4]))).await;
+        assert_eq!(read.expect("read from the current record"), &data[..]);
         assert_eq!(asked, 1, "the current record asked for once, when the stripe was found unreadable");
-        let mut resized = record([3, 4]);
+        let mut resized = record(0, [3, 4]);
         resized.data_len = 6;
         let cases =
-            [(Some(record([0, 1])), "unchanged"), (None, "not readable now"), (Some(resized), "another length")];
+            [(Some(record(0, [0, 1])), "unchanged"), (None, "not readable now"), (Some(resized), "another length")];
         for (current, case) in cases {
             let (read, asked) = get(current).await;
             assert!(matches!(read, Err(GatewayError::Unreadable { stripe: 0, .. })), "{case}: {read:?}");
