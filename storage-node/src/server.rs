@@ -34,19 +34,22 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     Response::builder().status(status).body(Full::new(body.into())).expect("static response parts are valid")
 }
 
-/// When the last refusal of a request of another data format was logged (ms since the epoch).
+/// When this process last logged a refusal of a request of another data format, and of one that
+/// named no format (ms since the epoch): each kind at most once a minute (`log_due`).
 static OTHER_FORMAT_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
-/// A process of another format left running sends its heartbeats, retries and reads by the
-/// hundred a second: one error line a minute says it as well.
-const OTHER_FORMAT_LOG_EVERY_MS: i64 = 60_000;
+static NO_FORMAT_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+/// A process of another version left running sends its heartbeats, retries and reads by the
+/// hundred a second: one line a minute says it as well.
+const REFUSAL_LOG_EVERY_MS: i64 = 60_000;
 
-/// Whether a refusal of another format's request is to be logged now (at most once a minute).
-fn other_format_log_due() -> bool {
+/// Whether a refusal of the kind `last` dates is to be logged now (at most once every
+/// `REFUSAL_LOG_EVERY_MS`; at once if the clock went back).
+fn log_due(last_logged_ms: &std::sync::atomic::AtomicI64) -> bool {
     use std::sync::atomic::Ordering;
     let now = ignifuge_types::time::now_ms();
-    let last = OTHER_FORMAT_LOGGED_MS.load(Ordering::Relaxed);
-    now.saturating_sub(last) >= OTHER_FORMAT_LOG_EVERY_MS
-        && OTHER_FORMAT_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    let last = last_logged_ms.load(Ordering::Relaxed);
+    (now.saturating_sub(last) >= REFUSAL_LOG_EVERY_MS || now < last)
+        && last_logged_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
 
 /// Most blobs listed in one answer.
@@ -203,14 +206,16 @@ impl NodeServer {
             Ok(()) => {}
             Err(Refusal::Unauthenticated) => {
                 if format.is_empty() {
-                    tracing::warn!(%path, "refused an unauthenticated internode request (it names no data format: from another cluster, or a process of a version before internode requests carried one?)");
+                    if log_due(&NO_FORMAT_LOGGED_MS) {
+                        tracing::warn!(%path, "refused an unauthenticated internode request (it names no data format: from another cluster, or a process of a version before internode requests carried one, format 15 or older? logged at most once a minute)");
+                    }
                 } else {
                     tracing::warn!(%path, "refused an unauthenticated internode request");
                 }
                 return reply(StatusCode::FORBIDDEN, "internode authentication failed");
             }
             Err(Refusal::OtherFormat(theirs)) => {
-                if other_format_log_due() {
+                if log_due(&OTHER_FORMAT_LOGGED_MS) {
                     tracing::error!(%path, their_format = %theirs, our_format = DATA_FORMAT, "refused an internode request from a process of another data format (logged at most once a minute): stop every process of the cluster and start them all with one version");
                 }
                 let mut refused = reply(
