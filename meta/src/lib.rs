@@ -1,9 +1,9 @@
 //! The metadata state machine: the catalog (tenants, access keys, buckets) and the object index
 //! (per bucket, ordered by key), changed only by [`Command`]s applied atomically and in order.
 //!
-//! Owns: record types, the data format (`DATA_FORMAT`), the key layout in the ordered store, command validation (conditional
-//! writes, multipart completion rules, bucket emptiness), listing with delimiters, and the
-//! [`Metadata`] trait that the gateway calls. The trait is shaped for Raft: every change is one
+//! Owns: record types, the data format (`DATA_FORMAT`), the key layout in the ordered store,
+//! command validation (conditional writes, multipart completion rules, bucket emptiness), listing
+//! with delimiters, and the [`Metadata`] trait that the gateway calls. The trait is shaped for Raft: every change is one
 //! serialisable command whose outcome depends only on the state it is applied to, and reads are
 //! answered against an applied state (linearizable when served by the leader).
 //! Must never depend on: the gateway, the storage node, sockets or tokio.
