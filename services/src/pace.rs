@@ -4,9 +4,16 @@
 //! wall-clock time (for steps shorter than `REST_MAX` x share / (1 - share): 100 s at 1/4). Under client load a step takes longer (its RPCs and fsyncs queue
 //! behind the clients'), so the service slows down with it instead of competing at full
 //! speed; an idle cluster still gets through the backlog at `share` of its speed.
+//!
+//! Work that runs several pieces at once at a rate in bytes (the repair's rebuilds) goes through
+//! `run_rated`, which keeps polling the pieces under way while the next one waits for its start.
 
+use crate::error::ServiceResult;
 use crate::lease::Lease;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use ignifuge_meta::Metadata;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -53,6 +60,65 @@ impl Step {
     }
 }
 
+/// Runs `start`'s work for each of `items`, in order, at most `in_flight_max` at once, and starts
+/// the next only while the cost of the work finished so far (what `finished` answers for each, in
+/// bytes) is within `bytes_per_sec` since the first began. The lease is kept meanwhile (renewed
+/// as it comes due, at least every quarter of it). Work under way is polled all along, through a
+/// wait for the rate and a renewal: work left unpolled while the next start waits stalls
+/// mid-transfer, and its requests' timeouts run all the same (a repair's shard reads: a wait
+/// longer than their 10 s made them all fail, at a low rate every time, each failure adding its
+/// cost to the next wait). False: the lease was lost (the work under way is dropped).
+pub async fn run_rated<C, W: Future>(
+    items: impl IntoIterator<Item = C>,
+    in_flight_max: usize,
+    bytes_per_sec: u64,
+    lease: &mut Lease,
+    metadata: &dyn Metadata,
+    mut start: impl FnMut(C) -> W,
+    mut finished: impl FnMut(W::Output) -> u64,
+) -> ServiceResult<bool> {
+    let began = Instant::now();
+    let renew_every = lease.duration() / 4;
+    let mut waiting = items.into_iter().peekable();
+    let mut under_way = FuturesUnordered::new();
+    let mut spent = 0u64;
+    loop {
+        let allowed_at = began + Duration::from_secs_f64(spent as f64 / bytes_per_sec.max(1) as f64);
+        while under_way.len() < in_flight_max.max(1) && Instant::now() >= allowed_at {
+            let Some(item) = waiting.next() else { break };
+            under_way.push(start(item));
+        }
+        if under_way.is_empty() && waiting.peek().is_none() {
+            return Ok(true);
+        }
+        let mut wake = Instant::now() + renew_every;
+        if under_way.len() < in_flight_max.max(1) && waiting.peek().is_some() {
+            wake = wake.min(allowed_at);
+        }
+        let mut done = Vec::new();
+        tokio::select! {
+            Some(output) = under_way.next(), if !under_way.is_empty() => done.push(output),
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        let kept = {
+            let keep = lease.keep(metadata);
+            tokio::pin!(keep);
+            loop {
+                tokio::select! {
+                    kept = &mut keep => break kept,
+                    Some(output) = under_way.next(), if !under_way.is_empty() => done.push(output),
+                }
+            }
+        };
+        for output in done {
+            spent += finished(output);
+        }
+        if !kept? {
+            return Ok(false);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +151,42 @@ mod tests {
         let started = Instant::now();
         worked().rest(&mut ours, &metadata).await;
         assert!(started.elapsed() < Duration::from_millis(400), "rested {:?} without the lease", started.elapsed());
+    }
+
+    /// Work under way goes on while the next start waits for the rate: each piece here moves
+    /// only while it is polled (20 ms steps) and times out 600 ms after it began, as a shard
+    /// read does; the first to finish costs a second at the rate, so a runner that stopped
+    /// polling while it waited would find the other three timed out. The next start still keeps
+    /// to the rate: not before the second.
+    #[tokio::test]
+    async fn work_under_way_goes_on_while_the_next_start_waits_for_the_rate() {
+        let metadata = crate::testkit::metadata();
+        let mut lease = Lease::new("t", "us".into(), Duration::from_secs(60));
+        assert!(lease.take(&metadata).await.unwrap());
+        let began = Instant::now();
+        let started = std::sync::Mutex::new(Vec::new());
+        let work = |steps: u32| {
+            started.lock().unwrap().push(began.elapsed());
+            tokio::time::timeout(Duration::from_millis(600), async move {
+                for _ in 0..steps {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                steps
+            })
+        };
+        let mut outcomes = Vec::new();
+        let finished = |outcome: Result<u32, tokio::time::error::Elapsed>| {
+            let first = outcomes.is_empty();
+            outcomes.push(outcome);
+            if first { 1000 } else { 0 }
+        };
+        let kept = run_rated([5, 10, 15, 20, 1], 4, 1000, &mut lease, &metadata, work, finished).await.unwrap();
+        assert!(kept);
+        assert_eq!(outcomes.len(), 5);
+        assert!(outcomes.iter().all(Result::is_ok), "work timed out while the runner waited: {outcomes:?}");
+        let started = started.into_inner().unwrap();
+        assert!(started[..4].iter().all(|at| *at < Duration::from_millis(100)), "{started:?}");
+        assert!(started[4] >= Duration::from_millis(1000), "started ahead of the rate: {started:?}");
     }
 
     #[test]

@@ -32,7 +32,6 @@ use crate::Services;
 use crate::error::{ServiceError, ServiceResult};
 use crate::lease::Lease;
 use crate::pace::DutyCycle;
-use futures::StreamExt as _;
 use ignifuge_meta::{
     BlobCursor, BlobOwner, Command, LeaseFence, MarginCount, MetaError, MetadataCheck, RepairReport, ShardReplacement,
     StripedBlob, TenantMargins,
@@ -376,21 +375,19 @@ pub async fn round(
     let clock = Instant::now();
     let states = Arc::new(nodes.clone());
     let fence = &fence;
-    let mut repairs = futures::stream::iter(candidates.into_iter().map(Arc::new))
-        .map(move |candidate: Arc<Candidate>| {
-            let states = states.clone();
-            async move {
-                let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
-                let mut io = 0u64;
-                let outcome = repair_one(services, &candidate, fence, state_of, &mut io).await;
-                (candidate, outcome, io)
-            }
-        })
-        .buffer_unordered(REPAIR_STRIPES_IN_FLIGHT);
-    // Bytes the rebuilds have cost so far, failed ones included (`rate_cost`).
-    let mut spent = 0u64;
-    while let Some((candidate, outcome, io)) = repairs.next().await {
-        spent += rate_cost(&outcome, io);
+    let start = |candidate: Candidate| {
+        let states = states.clone();
+        async move {
+            let state_of = |node: &NodeId| states.get(node).copied().unwrap_or(NodeState::Out);
+            let mut io = 0u64;
+            let outcome = repair_one(services, &candidate, fence, state_of, &mut io).await;
+            (candidate, outcome, io)
+        }
+    };
+    // What each costs against the rate (`rate_cost`): the bytes a repair wrote, those a failed
+    // one read and wrote.
+    let finished = |(candidate, outcome, io): (Candidate, ServiceResult<u64>, u64)| {
+        let cost = rate_cost(&outcome, io);
         match outcome {
             Ok(0) => {}
             Ok(bytes) => {
@@ -401,18 +398,18 @@ pub async fn round(
                 tracing::warn!(blob = %candidate.blob.blob, stripe = candidate.stripe, error = %e, "stripe not repaired")
             }
         }
-        if !lease.keep(services.metadata.as_ref()).await? {
-            return Ok(None);
-        }
-        // Rate limit: never ahead of bytes_per_sec since the repairs started (no new stripe is
-        // started while this waits). The lease is kept meanwhile: at a low rate one stripe's
-        // wait can outlast it, and a round that lost it would have its later commits refused.
-        let allowed = Duration::from_secs_f64(spent as f64 / config.bytes_per_sec.max(1) as f64);
-        if let Some(wait) = allowed.checked_sub(clock.elapsed()) {
-            lease.sleep(wait, services.metadata.as_ref()).await;
-        }
+        cost
+    };
+    // Never ahead of `bytes_per_sec` since the repairs started, the lease kept meanwhile (at a
+    // low rate one stripe's wait can outlast it, and a round that lost it would have its later
+    // commits refused); the stripes under way go on while the next waits.
+    let metadata = services.metadata.as_ref();
+    let rate = config.bytes_per_sec;
+    if !crate::pace::run_rated(candidates, REPAIR_STRIPES_IN_FLIGHT, rate, &mut lease, metadata, start, finished)
+        .await?
+    {
+        return Ok(None);
     }
-    drop(repairs);
     let repair_secs = clock.elapsed().as_secs_f64();
     // A stripe below k may be whole again with copies its nodes set aside after failed reads (a
     // fault that has passed): the live nodes re-examine theirs now rather than after their next
