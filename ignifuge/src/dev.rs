@@ -274,7 +274,19 @@ async fn start_and_wait(
     for node in &config.nodes {
         let address = node.address;
         let client = client.clone();
-        wait_until(deadline, &format!("node {}", node.id), async || client.health(address).await).await?;
+        let waited = wait_until(deadline, &format!("node {}", node.id), async || client.health(address).await).await;
+        if let Err(e) = waited {
+            // Its address answers, but as another version: a process of it still holds the port.
+            let other = match client.health_format(address).await {
+                Ok(Some(format)) if format != DATA_FORMAT => format!("data format {format}"),
+                Ok(None) => "a version from before nodes named their data format".into(),
+                _ => return Err(e),
+            };
+            anyhow::bail!(
+                "{e}: {address} answers as a node of {other}, not of this version's data format {DATA_FORMAT} \
+                 (a process of another version still running? stop it and start again)"
+            );
+        }
     }
     // A brand-new cluster's metadata group is created once; afterwards the voters' own logs
     // carry it, and a voter whose disk was wiped must rejoin, never re-create the group.

@@ -321,11 +321,16 @@ impl NodeClient {
     /// of another format, which refuses every other request of this process, is not healthy to
     /// it: `FORMAT_HEADER` on the answer).
     pub async fn health(&self, node: SocketAddr) -> bool {
-        matches!(
-            self.send(Method::GET, node, paths::HEALTH, Bytes::new(), &[], "", 2_000, 1024).await,
-            Ok((status, headers, _)) if status.is_success()
-                && headers.get(FORMAT_HEADER).is_some_and(|format| format.as_bytes() == DATA_FORMAT.as_bytes())
-        )
+        matches!(self.health_format(node).await, Ok(Some(format)) if format == DATA_FORMAT)
+    }
+
+    /// The data format a node's health answer names: None if it names none (a build from before
+    /// nodes named theirs); an error if it does not answer, or not with a success.
+    pub async fn health_format(&self, node: SocketAddr) -> Result<Option<String>, RpcError> {
+        let (status, headers, body) =
+            self.send(Method::GET, node, paths::HEALTH, Bytes::new(), &[], "", 2_000, 1024).await?;
+        Self::check_status(node, status, &body)?;
+        Ok(headers.get(FORMAT_HEADER).map(|format| String::from_utf8_lossy(format.as_bytes()).into_owned()))
     }
 }
 
@@ -426,6 +431,7 @@ mod tests {
                 }
             });
             assert_eq!(client.health(address).await, healthy, "format {format:?}");
+            assert_eq!(client.health_format(address).await.unwrap(), format, "the format its answer names");
         }
     }
 
