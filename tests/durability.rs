@@ -423,6 +423,40 @@ async fn a_read_that_outlasts_the_garbage_grace_keeps_its_blob() {
     }
 }
 
+/// A client that pauses a large GET for longer than a shard request is given
+/// (`SHARD_RPC_TIMEOUT_MS`), but within the 30 s a stalled client is, gets the object whole. Every
+/// request from the reading gateway to the nodes is answered 300 ms late here, so that the stripe
+/// it reads ahead is still under way when the paused client leaves it no room. That stripe is read
+/// in a task of its own: before, it waited with its shard requests half answered while the GET
+/// waited for the client, the requests ran out their time all the same, and the GET failed
+/// mid-stream ("not enough healthy shards"; a 64 MiB GET read at 400 KB/s by curl did too).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_pausing_longer_than_a_shard_request_gets_a_large_object_whole() {
+    let (cluster, rules) = Cluster::start_with_rules(&[]).await;
+    let mut rng = TestRng::new("a_client_pausing_longer_than_a_shard_request_gets_a_large_object_whole");
+    let s3 = cluster.s3_client_at(0);
+    create_bucket(&s3, "paused").await;
+    let data = rng.bytes(64 * MIB);
+    put_object(&s3, "paused", "big", &data).await;
+    let gateway = cluster.gateways[0].trim_start_matches("http://");
+    let nodes: Vec<String> = node_ids().iter().map(|n| cluster.process(n).listen.clone()).collect();
+    rules.set(&format!("slow {gateway} > {} 300\n", nodes.join(",")));
+    tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
+    let pause = Duration::from_millis(ignifuge_rpc::SHARD_RPC_TIMEOUT_MS + 2_000);
+    let got = ok(s3.get_object().bucket("paused").key("big").send().await, "GET");
+    let mut body = got.body;
+    let mut read = Vec::new();
+    let mut pauses = [MIB, 24 * MIB].into_iter().peekable();
+    while let Some(chunk) = body.next().await {
+        read.extend_from_slice(&chunk.expect("the GET streams to its end"));
+        if pauses.next_if(|at| read.len() >= *at).is_some() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    rules.clear();
+    assert_bytes_eq(&read, &data, "a GET whose client paused twice");
+}
+
 /// A gateway killed (-9) while a GET it serves holds a deleted object's blob renews the hold no
 /// more: another gateway's collector takes the blob a grace after the last hold (once it has the
 /// `gc` lease, which the killed gateway may have held), rather than leaving it pinned for the day

@@ -23,7 +23,7 @@ mod wire;
 pub use auth::{
     AUTH_HEADER, BODY_HASH_HEADER, FORMAT_HEADER, INTERNODE_CLOCK_SKEW_MAX_MS, InternodeAuth, Refusal, TIME_HEADER,
 };
-pub use client::NodeClient;
+pub use client::{NodeClient, SHARD_RPC_TIMEOUT_MS};
 pub use cluster::{ClusterConfig, GatewayEndpoint, MetadataMargin, MetadataRole, NodeEndpoint, raft_id_of};
 pub use listener::{
     BoundedListener, HEADER_READ_TIMEOUT_MS, LINGER_BYTES_MAX, LINGER_MS, LingeringClose, StallGuard, UNSENT_BYTES_MAX,

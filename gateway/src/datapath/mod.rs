@@ -257,6 +257,24 @@ impl DataPath {
 }
 
 /// A fresh random blob id (128 bits, hex): shard names never derive from client input.
+/// A spawned task that is aborted when this handle is dropped (its reader gone), and awaited as
+/// its `JoinHandle` is.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 pub fn new_blob_id() -> BlobId {
     BlobId::new(ignifuge_types::random_id())
 }

@@ -7,11 +7,11 @@
 //! fetched from the metadata a window at a time, as the read reaches them: memory stays bounded
 //! whatever the object's size.
 
-use super::{DataPath, HEDGE_AFTER_MS, ReadHold, STRIPES_IN_FLIGHT_MAX};
+use super::{AbortOnDrop, DataPath, HEDGE_AFTER_MS, ReadHold, STRIPES_IN_FLIGHT_MAX};
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt as _, Stream, StreamExt};
 use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex, TenantId};
 use std::ops::Range;
@@ -144,7 +144,12 @@ impl DataPath {
                 pieces
                     .map(|piece| {
                         let (this, source, metadata) = (this.clone(), source.clone(), metadata.clone());
-                        async move {
+                        // A task of its own, so that a stripe read ahead goes on while this task
+                        // waits for the client to take the stripes before it: left unpolled
+                        // meanwhile, its shard requests ran out their time all the same, and a
+                        // client taking less than a stripe per 10 s (a 64 MiB GET at 400 KB/s)
+                        // had its GET fail mid-stream. Aborted when the read is dropped.
+                        let read = tokio::spawn(async move {
                             match piece? {
                                 Piece::Inline(bytes) => Ok((vec![bytes], None)),
                                 Piece::Stripe { blob, stripe, range } => {
@@ -173,7 +178,12 @@ impl DataPath {
                                     Ok((bytes, Some(Arc::new(budget))))
                                 }
                             }
-                        }
+                        });
+                        AbortOnDrop(read).map(|joined| match joined {
+                            Ok(read) => read,
+                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                            Err(e) => Err(GatewayError::Internal(format!("stripe read: {e}"))),
+                        })
                     })
                     .buffered(STRIPES_IN_FLIGHT_MAX)
             );
@@ -620,6 +630,7 @@ mod tests {
     use ignifuge_meta::{Answer, Checksums, Command, MetaError, Outcome, Query, StripeRecord};
     use ignifuge_types::BlobId;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_stripes_read_budget_goes_back_once_the_client_asks_for_more() {
@@ -751,19 +762,28 @@ mod tests {
 
     /// A node of this test: serves the shards given (200 with their bytes), 404 for any other.
     async fn node_serving(shards: Vec<(ShardId, Bytes)>) -> std::net::SocketAddr {
+        node_serving_after(shards.into_iter().map(|(id, bytes)| (id, bytes, Duration::ZERO)).collect()).await
+    }
+
+    /// A node of this test: serves the shards given, each after its delay, 404 for any other.
+    async fn node_serving_after(shards: Vec<(ShardId, Bytes, Duration)>) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let shards: Arc<std::collections::HashMap<String, Bytes>> =
-            Arc::new(shards.into_iter().map(|(id, bytes)| (ignifuge_rpc::paths::shard(&id), bytes)).collect());
+        let shards: Arc<std::collections::HashMap<String, (Bytes, Duration)>> = Arc::new(
+            shards.into_iter().map(|(id, bytes, after)| (ignifuge_rpc::paths::shard(&id), (bytes, after))).collect(),
+        );
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let shards = shards.clone();
                 let serve = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let (status, body) = match shards.get(request.uri().path()) {
-                        Some(bytes) => (200, bytes.clone()),
-                        None => (404, Bytes::new()),
+                    let (status, body, after) = match shards.get(request.uri().path()) {
+                        Some((bytes, after)) => (200, bytes.clone(), *after),
+                        None => (404, Bytes::new(), Duration::ZERO),
                     };
-                    async move { http::Response::builder().status(status).body(http_body_util::Full::new(body)) }
+                    async move {
+                        tokio::time::sleep(after).await;
+                        http::Response::builder().status(status).body(http_body_util::Full::new(body))
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(socket);
                 tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, serve));
@@ -846,6 +866,71 @@ mod tests {
             assert!(matches!(read, Err(GatewayError::Unreadable { stripe: 0, .. })), "{case}: {read:?}");
             assert_eq!(asked, 1, "{case}: asked once, not again");
         }
+    }
+
+    /// A metadata that cannot answer now (an election).
+    struct Unanswering;
+
+    #[async_trait::async_trait]
+    impl Metadata for Unanswering {
+        async fn apply(&self, _: Command) -> Result<Outcome, MetaError> {
+            unreachable!("reads never write")
+        }
+        async fn query(&self, _: Query) -> Result<Answer, MetaError> {
+            Err(MetaError::Unavailable("an election".into()))
+        }
+    }
+
+    /// A client that takes nothing for longer than a shard request is given still gets every
+    /// byte. The read fills its channel (16 pieces: stripes 0 to 7 of a 2+1 blob and one of
+    /// stripe 8) and waits for room while stripe 9 is read ahead, its shards answered 200 ms late;
+    /// the client then waits 11 s more. The stripe read ahead is read in a task of its own: left
+    /// unpolled while the read waited, its shard requests ran out their time all the same, and
+    /// (its parity unreachable here) the read failed at stripe 9, as a 64 MiB GET read at
+    /// 400 KB/s by curl failed mid-stream.
+    #[tokio::test]
+    async fn a_stripe_read_ahead_goes_on_while_the_client_takes_nothing() {
+        use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
+        const STRIPES: u32 = 12;
+        const SHARD: usize = 256 * 1024;
+        let id = |stripe: u32, shard: u32| ShardId {
+            blob: BlobId::new("ef"),
+            stripe: StripeIndex(stripe),
+            shard: ShardIndex(shard),
+        };
+        let bytes_of = |stripe: u32, shard: u32| {
+            Bytes::from((0..SHARD as u32).map(|i| (i * 7 + stripe * 13 + shard) as u8).collect::<Vec<u8>>())
+        };
+        let late = |stripe: u32| if stripe == 9 { Duration::from_millis(200) } else { Duration::ZERO };
+        let serving = |shard: u32| (0..STRIPES).map(move |s| (id(s, shard), bytes_of(s, shard), late(s))).collect();
+        let (node3, node4) = (node_serving_after(serving(0)).await, node_serving_after(serving(1)).await);
+        // The parity shards' node refuses connections (nothing listens at port 1).
+        let cluster = ClusterConfig::three_by_three(|i| match i {
+            3 => node3,
+            4 => node4,
+            _ => std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        });
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
+        let path = Arc::new(DataPath::new(&cluster, client, Default::default()).unwrap());
+        let on = |node: usize, bytes: &[u8]| ShardRecord {
+            node: ignifuge_types::NodeId::new(format!("dc{}-n{}", node / 3 + 1, node % 3 + 1)),
+            blake3: blake3::hash(bytes).to_hex().to_string(),
+        };
+        let record = |s: u32| StripeRecord {
+            data_len: 2 * SHARD as u64,
+            shards: vec![on(3, &bytes_of(s, 0)), on(4, &bytes_of(s, 1)), on(2, b"parity")],
+            debt: false,
+        };
+        let blob = StripedBlob::whole(BlobId::new("ef"), (2, 1), SHARD as u32, (0..STRIPES).map(record).collect(), 0);
+        let size = u64::from(STRIPES) * 2 * SHARD as u64;
+        let part = PartData { location: DataLocation::Striped(blob), size, ..striped_part(0, 0) };
+        let stream = path.read_range(vec![part], 0..size, Arc::new(Unanswering), TenantId::new("t"));
+        tokio::time::sleep(Duration::from_millis(ignifuge_rpc::SHARD_RPC_TIMEOUT_MS + 1_000)).await;
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>()).await.expect("the read hung");
+        let read: Vec<Bytes> = read.into_iter().collect::<Result<_, _>>().expect("the whole object read");
+        let expected: Vec<Bytes> = (0..STRIPES).flat_map(|s| [bytes_of(s, 0), bytes_of(s, 1)]).collect();
+        assert!(read.concat() == expected.concat(), "the object read back whole");
     }
 
     #[test]

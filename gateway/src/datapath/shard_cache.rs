@@ -33,6 +33,7 @@
 //! packed 4 KiB GET's CPU goes"). Only small shards are kept: a large object's shards would push
 //! out thousands of small ones, and its GET is bandwidth, not hops.
 
+use super::AbortOnDrop;
 use bytes::Bytes;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared, WeakShared};
@@ -208,15 +209,6 @@ impl Drop for EndsFlight {
     }
 }
 
-/// Cancels a flight's fetch task when the flight is dropped: when its last reader is gone.
-struct AbortOnDrop(tokio::task::JoinHandle<Option<Bytes>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl ShardCache {
     /// A cache of at most `capacity` bytes of shards (0: none kept).
     pub fn new(capacity: usize) -> Self {
@@ -271,8 +263,8 @@ impl ShardCache {
                     let (handing, handed) = oneshot::channel::<tokio::task::JoinHandle<Option<Bytes>>>();
                     let flight: Flight = async move {
                         let Ok(handle) = handed.await else { return None };
-                        let mut task = AbortOnDrop(handle);
-                        (&mut task.0).await.ok().flatten()
+                        // Cancels the fetch when the flight is dropped: its last reader gone.
+                        AbortOnDrop(handle).await.ok().flatten()
                     }
                     .boxed()
                     .shared();
