@@ -277,14 +277,14 @@ async fn start_and_wait(
         let waited = wait_until(deadline, &format!("node {}", node.id), async || client.health(address).await).await;
         if let Err(e) = waited {
             // Its address answers, but as another version: a process of it still holds the port.
-            let other = match client.health_format(address).await {
-                Ok(Some(format)) if format != DATA_FORMAT => format!("data format {format}"),
-                Ok(None) => "a version from before nodes named their data format".into(),
+            let answer = match client.health_format(address).await {
+                Ok(Some(format)) if format != DATA_FORMAT => format!("names data format {format}"),
+                Ok(None) => "names no data format (a version from before nodes named theirs, or another server)".into(),
                 _ => return Err(e),
             };
             anyhow::bail!(
-                "{e}: {address} answers as a node of {other}, not of this version's data format {DATA_FORMAT} \
-                 (a process of another version still running? stop it and start again)"
+                "{e}: the health answer at {address} {answer}, this version's is {DATA_FORMAT} (a process of \
+                 another version still running? stop it and start again)"
             );
         }
     }

@@ -426,7 +426,7 @@ mod tests {
                 while let Ok((mut socket, _)) = listener.accept().await {
                     let mut head = vec![0u8; 4096];
                     let _ = socket.read(&mut head).await;
-                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{header}\r\nok");
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n{header}\r\nok");
                     let _ = socket.write_all(answer.as_bytes()).await;
                 }
             });

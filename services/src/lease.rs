@@ -98,6 +98,12 @@ impl Lease {
         }
     }
 
+    /// Whether this worker's hold may have run out: never taken, or last taken or renewed a
+    /// whole lease ago.
+    pub fn lapsed(&self) -> bool {
+        self.taken.is_none_or(|taken| taken.elapsed() >= self.duration)
+    }
+
     /// The tenure this worker holds the lease in, for the commands it prepares under it; None
     /// before it took it.
     pub fn fence(&self) -> Option<LeaseFence> {
@@ -133,7 +139,7 @@ impl Lease {
 mod tests {
     use super::*;
 
-    /// A pause longer than the lease (the repair round's wait for its rate limit) keeps it, in
+    /// A pause longer than the lease (a paced service's rest) keeps it, in
     /// its tenure: another worker cannot take it meanwhile, and the round's commits still apply.
     #[tokio::test]
     async fn a_sleep_longer_than_the_lease_keeps_it_in_its_tenure() {

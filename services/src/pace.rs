@@ -62,8 +62,11 @@ impl Step {
 
 /// Runs `start`'s work for each of `items`, in order, at most `in_flight_max` at once, and starts
 /// the next only while the cost of the work finished so far (what `finished` answers for each, in
-/// bytes) is within `bytes_per_sec` since the first began. The lease is kept meanwhile (renewed
-/// as it comes due, at least every quarter of it). Work under way is polled all along, through a
+/// bytes) is within `bytes_per_sec` since the first began; it returns once all are done and their
+/// cost is paid (a round that ends early would start the next unpaced, and report a rate above
+/// its own). The lease is kept meanwhile (checked at least every quarter of it, renewed once a
+/// third has passed; a renewal that fails is tried again at the next check, until the hold may
+/// have run out: what is committed meanwhile is fenced). Work under way is polled all along, through a
 /// wait for the rate and a renewal: work left unpolled while the next start waits stalls
 /// mid-transfer, and its requests' timeouts run all the same (a repair's shard reads: a wait
 /// longer than their 10 s made them all fail, at a low rate every time, each failure adding its
@@ -78,7 +81,7 @@ pub async fn run_rated<C, W: Future>(
     mut finished: impl FnMut(W::Output) -> u64,
 ) -> ServiceResult<bool> {
     let began = Instant::now();
-    let renew_every = lease.duration() / 4;
+    let renew_every = (lease.duration() / 4).max(Duration::from_millis(10));
     let mut waiting = items.into_iter().peekable();
     let mut under_way = FuturesUnordered::new();
     let mut spent = 0u64;
@@ -88,11 +91,12 @@ pub async fn run_rated<C, W: Future>(
             let Some(item) = waiting.next() else { break };
             under_way.push(start(item));
         }
-        if under_way.is_empty() && waiting.peek().is_none() {
+        let room = under_way.len() < in_flight_max.max(1);
+        if under_way.is_empty() && waiting.peek().is_none() && Instant::now() >= allowed_at {
             return Ok(true);
         }
         let mut wake = Instant::now() + renew_every;
-        if under_way.len() < in_flight_max.max(1) && waiting.peek().is_some() {
+        if room && (waiting.peek().is_some() || under_way.is_empty()) {
             wake = wake.min(allowed_at);
         }
         let mut done = Vec::new();
@@ -113,7 +117,15 @@ pub async fn run_rated<C, W: Future>(
         for output in done {
             spent += finished(output);
         }
-        if !kept? {
+        let kept = match kept {
+            Ok(kept) => kept,
+            Err(e) if !lease.lapsed() => {
+                tracing::warn!(error = %e, "could not renew the lease; trying again at the next check");
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        if !kept {
             return Ok(false);
         }
     }
@@ -154,10 +166,10 @@ mod tests {
     }
 
     /// Work under way goes on while the next start waits for the rate: each piece here moves
-    /// only while it is polled (20 ms steps) and times out 600 ms after it began, as a shard
-    /// read does; the first to finish costs a second at the rate, so a runner that stopped
-    /// polling while it waited would find the other three timed out. The next start still keeps
-    /// to the rate: not before the second.
+    /// only while it is polled (20 ms steps) and times out 1.5 s after it began, as a shard read
+    /// does; the first to finish costs two seconds at the rate, so a runner that stopped polling
+    /// while it waited would find the other three timed out. The next start still keeps to the
+    /// rate (not before 2 s), and the runner returns only once the last one's cost is paid.
     #[tokio::test]
     async fn work_under_way_goes_on_while_the_next_start_waits_for_the_rate() {
         let metadata = crate::testkit::metadata();
@@ -167,7 +179,7 @@ mod tests {
         let started = std::sync::Mutex::new(Vec::new());
         let work = |steps: u32| {
             started.lock().unwrap().push(began.elapsed());
-            tokio::time::timeout(Duration::from_millis(600), async move {
+            tokio::time::timeout(Duration::from_millis(1500), async move {
                 for _ in 0..steps {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -178,15 +190,16 @@ mod tests {
         let finished = |outcome: Result<u32, tokio::time::error::Elapsed>| {
             let first = outcomes.is_empty();
             outcomes.push(outcome);
-            if first { 1000 } else { 0 }
+            if first || outcomes.len() == 5 { 2000 } else { 0 }
         };
         let kept = run_rated([5, 10, 15, 20, 1], 4, 1000, &mut lease, &metadata, work, finished).await.unwrap();
         assert!(kept);
+        assert!(began.elapsed() >= Duration::from_millis(4000), "returned before the last cost was paid");
         assert_eq!(outcomes.len(), 5);
         assert!(outcomes.iter().all(Result::is_ok), "work timed out while the runner waited: {outcomes:?}");
         let started = started.into_inner().unwrap();
         assert!(started[..4].iter().all(|at| *at < Duration::from_millis(100)), "{started:?}");
-        assert!(started[4] >= Duration::from_millis(1000), "started ahead of the rate: {started:?}");
+        assert!(started[4] >= Duration::from_millis(2000), "started ahead of the rate: {started:?}");
     }
 
     #[test]
