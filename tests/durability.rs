@@ -424,7 +424,8 @@ async fn a_read_that_outlasts_the_garbage_grace_keeps_its_blob() {
 }
 
 /// A client that pauses a large GET for longer than a shard request is given
-/// (`SHARD_RPC_TIMEOUT_MS`), but within the 30 s a stalled client is, gets the object whole. Every
+/// (`SHARD_RPC_TIMEOUT_MS`, 10 s: here 18 s), but within the 30 s a stalled client is, gets the
+/// object whole. Every
 /// request from the reading gateway to the nodes is answered 300 ms late here, so that the stripe
 /// it reads ahead is still under way when the paused client leaves it no room. That stripe is read
 /// in a task of its own: before, it waited with its shard requests half answered while the GET
@@ -442,7 +443,7 @@ async fn a_client_pausing_longer_than_a_shard_request_gets_a_large_object_whole(
     let nodes: Vec<String> = node_ids().iter().map(|n| cluster.process(n).listen.clone()).collect();
     rules.set(&format!("slow {gateway} > {} 300\n", nodes.join(",")));
     tokio::time::sleep(Duration::from_millis(200)).await; // re-read within 50 ms
-    let pause = Duration::from_millis(ignifuge_rpc::SHARD_RPC_TIMEOUT_MS + 2_000);
+    let pause = Duration::from_millis(ignifuge_rpc::SHARD_RPC_TIMEOUT_MS + 8_000);
     let got = ok(s3.get_object().bucket("paused").key("big").send().await, "GET");
     let mut body = got.body;
     let mut read = Vec::new();

@@ -256,7 +256,6 @@ impl DataPath {
     }
 }
 
-/// A fresh random blob id (128 bits, hex): shard names never derive from client input.
 /// A spawned task that is aborted when this handle is dropped (its reader gone), and awaited as
 /// its `JoinHandle` is.
 pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
@@ -275,6 +274,7 @@ impl<T> std::future::Future for AbortOnDrop<T> {
     }
 }
 
+/// A fresh random blob id (128 bits, hex): shard names never derive from client input.
 pub fn new_blob_id() -> BlobId {
     BlobId::new(ignifuge_types::random_id())
 }

@@ -11,7 +11,7 @@ use super::{AbortOnDrop, DataPath, HEDGE_AFTER_MS, ReadHold, STRIPES_IN_FLIGHT_M
 use crate::error::{GatewayError, GatewayResult};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt as _, Stream, StreamExt};
+use futures::{FutureExt as _, Stream, StreamExt, future};
 use ignifuge_meta::{ANSWER_STRIPES_MAX, DataLocation, Metadata, PartData, ShardRecord, StripeRecord, StripedBlob};
 use ignifuge_types::{ShardId, ShardIndex, StripeIndex, TenantId};
 use std::ops::Range;
@@ -84,6 +84,21 @@ enum Piece {
     Stripe { blob: Arc<StripedBlob>, stripe: u32, range: Range<usize> },
 }
 
+/// A piece about to be read: bytes at hand, or a stripe with the read budget it holds.
+enum Fetch {
+    Ready(Bytes),
+    Stripe { blob: Arc<StripedBlob>, stripe: u32, range: Range<usize>, budget: OwnedSemaphorePermit },
+}
+
+/// The outcome of a part of a read that ran in a task of its own; a panic there goes on here.
+fn joined<T>(joined: Result<GatewayResult<T>, tokio::task::JoinError>) -> GatewayResult<T> {
+    match joined {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(GatewayError::Internal(format!("a read's task: {e}"))),
+    }
+}
+
 /// The bytes `from..to` of one part.
 struct Segment {
     location: DataLocation,
@@ -140,9 +155,36 @@ impl DataPath {
         let this = self.clone();
         tokio::spawn(async move {
             let _holds = holds;
+            let permits = this.read_permits.clone();
             let mut fetched = std::pin::pin!(
                 pieces
-                    .map(|piece| {
+                    // The read budget, taken in the stripes' order, each held from its first
+                    // shard request until the client took its last byte (`ByteRangeStream::held`).
+                    // Not by the stripe reads themselves: a stripe read ahead could take it first
+                    // and keep it in its bytes, which wait for the stripe before it, itself waiting
+                    // for budget (with one permit, or as many GETs starting at once, every GET of
+                    // the gateway would hang).
+                    .then(move |piece| {
+                        let permits = permits.clone();
+                        async move {
+                            match piece? {
+                                Piece::Stripe { blob, stripe, range } => {
+                                    let budget = permits
+                                        .acquire_owned()
+                                        .await
+                                        .map_err(|_| GatewayError::Internal("the read budget was closed".into()))?;
+                                    Ok(Fetch::Stripe { blob, stripe, range, budget })
+                                }
+                                Piece::Inline(bytes) => Ok(Fetch::Ready(bytes)),
+                            }
+                        }
+                    })
+                    .map(|fetch| {
+                        let (blob, stripe, range, budget) = match fetch {
+                            Ok(Fetch::Stripe { blob, stripe, range, budget }) => (blob, stripe, range, budget),
+                            Ok(Fetch::Ready(bytes)) => return future::ready(Ok((vec![bytes], None))).left_future(),
+                            Err(e) => return future::ready(Err(e)).left_future(),
+                        };
                         let (this, source, metadata) = (this.clone(), source.clone(), metadata.clone());
                         // A task of its own, so that a stripe read ahead goes on while this task
                         // waits for the client to take the stripes before it: left unpolled
@@ -150,40 +192,21 @@ impl DataPath {
                         // client taking less than a stripe per 10 s (a 64 MiB GET at 400 KB/s)
                         // had its GET fail mid-stream. Aborted when the read is dropped.
                         let read = tokio::spawn(async move {
-                            match piece? {
-                                Piece::Inline(bytes) => Ok((vec![bytes], None)),
-                                Piece::Stripe { blob, stripe, range } => {
-                                    // From the first shard request until the client took the
-                                    // stripe's last byte (`ByteRangeStream::held`).
-                                    let budget = this
-                                        .read_permits
-                                        .clone()
-                                        .acquire_owned()
-                                        .await
-                                        .map_err(|_| GatewayError::Internal("the read budget was closed".into()))?;
-                                    let bytes = match this.read_stripe(&blob, stripe, range.clone(), &source).await {
-                                        // The budget stays held while the metadata is asked:
-                                        // given back meanwhile, the stripe read ahead of this
-                                        // one could take it and keep it in its bytes, which
-                                        // wait for this stripe's (with a budget of one or two
-                                        // permits, every GET of the gateway would hang).
-                                        Err(e @ GatewayError::Unreadable { .. }) => {
-                                            match refreshed(&blob, stripe, metadata.as_ref()).await {
-                                                Some(fresh) => this.read_stripe(&fresh, stripe, range, &source).await?,
-                                                None => return Err(e),
-                                            }
-                                        }
-                                        read => read?,
-                                    };
-                                    Ok((bytes, Some(Arc::new(budget))))
+                            let bytes = match this.read_stripe(&blob, stripe, range.clone(), &source).await {
+                                // The budget stays held while the metadata is asked: given back
+                                // meanwhile, the stripe read ahead of this one could take it and
+                                // keep it in its bytes, which wait for this stripe's.
+                                Err(e @ GatewayError::Unreadable { .. }) => {
+                                    match refreshed(&blob, stripe, metadata.as_ref()).await {
+                                        Some(fresh) => this.read_stripe(&fresh, stripe, range, &source).await?,
+                                        None => return Err(e),
+                                    }
                                 }
-                            }
+                                read => read?,
+                            };
+                            Ok((bytes, Some(Arc::new(budget))))
                         });
-                        AbortOnDrop(read).map(|joined| match joined {
-                            Ok(read) => read,
-                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                            Err(e) => Err(GatewayError::Internal(format!("stripe read: {e}"))),
-                        })
+                        AbortOnDrop(read).map(joined).right_future()
                     })
                     .buffered(STRIPES_IN_FLIGHT_MAX)
             );
@@ -509,7 +532,12 @@ fn pieces(
                 match window {
                     Window::Ready(piece) => Ok(vec![piece]),
                     Window::Stripes { blob, stripes, bytes } => {
-                        let blob = load_window(blob, stripes.clone(), metadata.as_ref()).await?;
+                        // A task of its own: reached while the read waits for a slow client to take
+                        // the stripes before, its metadata request would otherwise wait unpolled
+                        // while its time ran out (as the stripes read ahead did).
+                        let asked = stripes.clone();
+                        let load = tokio::spawn(async move { load_window(blob, asked, metadata.as_ref()).await });
+                        let blob = joined(AbortOnDrop(load).await)?;
                         Ok(stripe_pieces(&blob, stripes, bytes))
                     }
                 }
@@ -714,8 +742,8 @@ mod tests {
             .unwrap_or(0);
         let metadata = Arc::new(Stripes { count, asked: Mutex::new(Vec::new()) });
         let pieces = pieces(plan(parts, range), metadata.clone());
-        let pieces: Vec<Piece> =
-            futures::executor::block_on(pieces.collect::<Vec<_>>()).into_iter().map(Result::unwrap).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let pieces: Vec<Piece> = runtime.block_on(pieces.collect::<Vec<_>>()).into_iter().map(Result::unwrap).collect();
         let described = pieces
             .iter()
             .map(|p| match p {
@@ -881,56 +909,95 @@ mod tests {
         }
     }
 
-    /// A client that takes nothing for longer than a shard request is given still gets every
-    /// byte. The read fills its channel (16 pieces: stripes 0 to 7 of a 2+1 blob and one of
-    /// stripe 8) and waits for room while stripe 9 is read ahead, its shards answered 200 ms late;
-    /// the client then waits 11 s more. The stripe read ahead is read in a task of its own: left
-    /// unpolled while the read waited, its shard requests ran out their time all the same, and
-    /// (its parity unreachable here) the read failed at stripe 9, as a 64 MiB GET read at
-    /// 400 KB/s by curl failed mid-stream.
-    #[tokio::test]
-    async fn a_stripe_read_ahead_goes_on_while_the_client_takes_nothing() {
-        use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
-        const STRIPES: u32 = 12;
-        const SHARD: usize = 256 * 1024;
+    /// A 2+1 object of `stripes` stripes with shards of `shard` bytes, its data shards served by
+    /// nodes 3 and 4 (each answered after `late(stripe)`), its parity on node 2, which refuses
+    /// connections (nothing listens at port 1): the cluster, the part and its bytes.
+    async fn served_object(
+        stripes: u32,
+        shard: usize,
+        late: impl Fn(u32) -> Duration,
+    ) -> (ignifuge_rpc::ClusterConfig, PartData, Vec<u8>) {
         let id = |stripe: u32, shard: u32| ShardId {
             blob: BlobId::new("ef"),
             stripe: StripeIndex(stripe),
             shard: ShardIndex(shard),
         };
-        let bytes_of = |stripe: u32, shard: u32| {
-            Bytes::from((0..SHARD as u32).map(|i| (i * 7 + stripe * 13 + shard) as u8).collect::<Vec<u8>>())
+        let bytes_of = |stripe: u32, index: u32| {
+            Bytes::from((0..shard as u32).map(|i| (i * 7 + stripe * 13 + index) as u8).collect::<Vec<u8>>())
         };
-        let late = |stripe: u32| if stripe == 9 { Duration::from_millis(200) } else { Duration::ZERO };
-        let serving = |shard: u32| (0..STRIPES).map(move |s| (id(s, shard), bytes_of(s, shard), late(s))).collect();
+        let serving = |index: u32| (0..stripes).map(|s| (id(s, index), bytes_of(s, index), late(s))).collect();
         let (node3, node4) = (node_serving_after(serving(0)).await, node_serving_after(serving(1)).await);
-        // The parity shards' node refuses connections (nothing listens at port 1).
-        let cluster = ClusterConfig::three_by_three(|i| match i {
+        let cluster = ignifuge_rpc::ClusterConfig::three_by_three(|i| match i {
             3 => node3,
             4 => node4,
             _ => std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
         });
-        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
-        let path = Arc::new(DataPath::new(&cluster, client, Default::default()).unwrap());
         let on = |node: usize, bytes: &[u8]| ShardRecord {
             node: ignifuge_types::NodeId::new(format!("dc{}-n{}", node / 3 + 1, node % 3 + 1)),
             blake3: blake3::hash(bytes).to_hex().to_string(),
         };
         let record = |s: u32| StripeRecord {
-            data_len: 2 * SHARD as u64,
+            data_len: 2 * shard as u64,
             shards: vec![on(3, &bytes_of(s, 0)), on(4, &bytes_of(s, 1)), on(2, b"parity")],
             debt: false,
         };
-        let blob = StripedBlob::whole(BlobId::new("ef"), (2, 1), SHARD as u32, (0..STRIPES).map(record).collect(), 0);
-        let size = u64::from(STRIPES) * 2 * SHARD as u64;
+        let blob = StripedBlob::whole(BlobId::new("ef"), (2, 1), shard as u32, (0..stripes).map(record).collect(), 0);
+        let size = u64::from(stripes) * 2 * shard as u64;
         let part = PartData { location: DataLocation::Striped(blob), size, ..striped_part(0, 0) };
+        let data = (0..stripes).flat_map(|s| [bytes_of(s, 0), bytes_of(s, 1)]).collect::<Vec<_>>().concat();
+        (cluster, part, data)
+    }
+
+    /// A data path over `cluster` with a read budget of `permits` stripes.
+    fn data_path_over(cluster: &ignifuge_rpc::ClusterConfig, permits: usize) -> Arc<DataPath> {
+        use ignifuge_rpc::{InternodeAuth, NodeClient};
+        let client = NodeClient::new(Arc::new(InternodeAuth::new(&[7u8; 32])));
+        let tuning = super::super::DataPathTuning { read_stripes_in_flight_max: permits, ..Default::default() };
+        Arc::new(DataPath::new(cluster, client, tuning).unwrap())
+    }
+
+    /// A client that takes nothing for longer than a shard request is given still gets every
+    /// byte. The read fills its channel (16 pieces: stripes 0 to 7 of a 2+1 blob) and waits for
+    /// room to send stripe 8 while stripe 9 is read ahead, its shards answered 200 ms late; the
+    /// client then waits 11 s more. The stripe read ahead is read in a task of its own: left
+    /// unpolled while the read waited, its shard requests ran out their time all the same, and
+    /// (its parity unreachable here) the read failed at stripe 9, as a 64 MiB GET read at
+    /// 400 KB/s by curl failed mid-stream.
+    #[tokio::test]
+    async fn a_stripe_read_ahead_goes_on_while_the_client_takes_nothing() {
+        let late = |stripe: u32| if stripe == 9 { Duration::from_millis(200) } else { Duration::ZERO };
+        let (cluster, part, data) = served_object(12, 256 * 1024, late).await;
+        let path = data_path_over(&cluster, super::super::GATEWAY_READ_STRIPES_IN_FLIGHT_MAX);
+        let size = part.size;
         let stream = path.read_range(vec![part], 0..size, Arc::new(Unanswering), TenantId::new("t"));
         tokio::time::sleep(Duration::from_millis(ignifuge_rpc::SHARD_RPC_TIMEOUT_MS + 1_000)).await;
         let read =
             tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>()).await.expect("the read hung");
         let read: Vec<Bytes> = read.into_iter().collect::<Result<_, _>>().expect("the whole object read");
-        let expected: Vec<Bytes> = (0..STRIPES).flat_map(|s| [bytes_of(s, 0), bytes_of(s, 1)]).collect();
-        assert!(read.concat() == expected.concat(), "the object read back whole");
+        assert!(read.concat() == data, "the object read back whole");
+    }
+
+    /// With a read budget of one stripe, GETs of several stripes on a runtime of several threads
+    /// read whole, one after another and eight at once: the budget is taken in the stripes'
+    /// order. (Taken by each stripe's own task, the stripe read ahead could be first: tokio runs
+    /// the task spawned last first, and it would keep the one permit in its bytes while the stripe
+    /// before waited for it, for ever.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stripes_take_the_read_budget_in_their_order() {
+        let (cluster, part, data) = served_object(4, 1024, |_| Duration::ZERO).await;
+        let (path, data) = (data_path_over(&cluster, 1), &data);
+        let get = || {
+            let stream = path.read_range(vec![part.clone()], 0..part.size, Arc::new(Unanswering), TenantId::new("t"));
+            async move {
+                let read = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>()).await;
+                let read: Vec<Bytes> = read.expect("the read hung").into_iter().collect::<Result<_, _>>().unwrap();
+                assert!(read.concat() == *data, "read whole");
+            }
+        };
+        for _ in 0..20 {
+            get().await;
+        }
+        futures::future::join_all((0..8).map(|_| get())).await;
     }
 
     #[test]
