@@ -75,6 +75,15 @@ fn at_most(name: &str, default: usize, max: usize) -> anyhow::Result<usize> {
     Ok(value)
 }
 
+/// A rate in bytes per second, above 0.
+fn rate(name: &str, default: u64) -> anyhow::Result<u64> {
+    match var::<u64>(name)? {
+        None => Ok(default),
+        Some(0) => anyhow::bail!("{name}=0: a rate in bytes per second is above 0"),
+        Some(v) => Ok(v),
+    }
+}
+
 fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
     Ok(var::<u64>(name)?.map(Duration::from_millis).unwrap_or(default))
 }
@@ -108,7 +117,7 @@ impl Settings {
         let repair = &mut s.services.repair;
         repair.interval = millis("IGNIFUGE_REPAIR_INTERVAL_MS", repair.interval)?;
         repair.down_out = millis("IGNIFUGE_REPAIR_DOWN_OUT_MS", repair.down_out)?;
-        repair.bytes_per_sec = var("IGNIFUGE_REPAIR_BYTES_PER_SEC")?.unwrap_or(repair.bytes_per_sec);
+        repair.bytes_per_sec = rate("IGNIFUGE_REPAIR_BYTES_PER_SEC", repair.bytes_per_sec)?;
         repair.survey_busy_share = share("IGNIFUGE_REPAIR_SURVEY_BUSY_SHARE", repair.survey_busy_share)?;
         repair.orphan_grace_ms =
             millis("IGNIFUGE_ORPHAN_GRACE_MS", Duration::from_millis(repair.orphan_grace_ms as u64))?.as_millis()
@@ -122,7 +131,7 @@ impl Settings {
         repair.metadata_check_timeout = millis("IGNIFUGE_METADATA_CHECK_TIMEOUT_MS", repair.metadata_check_timeout)?;
 
         s.scrub.interval = millis("IGNIFUGE_SCRUB_INTERVAL_MS", s.scrub.interval)?;
-        s.scrub.bytes_per_sec = var("IGNIFUGE_SCRUB_BYTES_PER_SEC")?.unwrap_or(s.scrub.bytes_per_sec);
+        s.scrub.bytes_per_sec = rate("IGNIFUGE_SCRUB_BYTES_PER_SEC", s.scrub.bytes_per_sec)?;
         if let Some(entries) = var::<u64>("IGNIFUGE_RAFT_SNAPSHOT_ENTRIES")? {
             s.raft = RaftTuning { snapshot_entries: entries, logs_kept_after_snapshot: entries / 2 };
         }
@@ -170,6 +179,11 @@ mod tests {
         let error = at_most("IGNIFUGE_TEST_SETTING_BYTES", 4096, 65536).unwrap_err();
         assert!(format!("{error:#}").contains("at most 65536"), "{error:#}");
         assert_eq!(at_most("IGNIFUGE_TEST_SETTING_UNSET_BYTES", 4096, 65536).unwrap(), 4096);
+        // SAFETY: as above.
+        unsafe { std::env::set_var("IGNIFUGE_TEST_SETTING_RATE", "0") };
+        let error = rate("IGNIFUGE_TEST_SETTING_RATE", 1).unwrap_err();
+        assert!(format!("{error:#}").contains("above 0"), "{error:#}");
+        assert_eq!(rate("IGNIFUGE_TEST_SETTING_UNSET_RATE", 7).unwrap(), 7);
         assert_eq!(millis("IGNIFUGE_TEST_SETTING_UNSET_MS", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
     }
 }

@@ -98,12 +98,6 @@ impl Lease {
         }
     }
 
-    /// Whether this worker's hold may have run out: never taken, or last taken or renewed a
-    /// whole lease ago.
-    pub fn lapsed(&self) -> bool {
-        self.taken.is_none_or(|taken| taken.elapsed() >= self.duration)
-    }
-
     /// The tenure this worker holds the lease in, for the commands it prepares under it; None
     /// before it took it.
     pub fn fence(&self) -> Option<LeaseFence> {

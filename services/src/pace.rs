@@ -65,8 +65,7 @@ impl Step {
 /// bytes) is within `bytes_per_sec` since the first began; it returns once all are done and their
 /// cost is paid (a round that ends early would start the next unpaced, and report a rate above
 /// its own). The lease is kept meanwhile (checked at least every quarter of it, renewed once a
-/// third has passed; a renewal that fails is tried again at the next check, until the hold may
-/// have run out: what is committed meanwhile is fenced). Work under way is polled all along, through a
+/// third has passed). Work under way is polled all along, through a
 /// wait for the rate and a renewal: work left unpolled while the next start waits stalls
 /// mid-transfer, and its requests' timeouts run all the same (a repair's shard reads: a wait
 /// longer than their 10 s made them all fail, at a low rate every time, each failure adding its
@@ -117,15 +116,7 @@ pub async fn run_rated<C, W: Future>(
         for output in done {
             spent += finished(output);
         }
-        let kept = match kept {
-            Ok(kept) => kept,
-            Err(e) if !lease.lapsed() => {
-                tracing::warn!(error = %e, "could not renew the lease; trying again at the next check");
-                true
-            }
-            Err(e) => return Err(e),
-        };
-        if !kept {
+        if !kept? {
             return Ok(false);
         }
     }

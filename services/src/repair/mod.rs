@@ -524,8 +524,15 @@ async fn check_metadata(
         tokio::select! {
             outcome = &mut check => break outcome,
             _ = keep.tick() => {
-                if !lease.keep(services.metadata.as_ref()).await? {
-                    return Ok(None);
+                // Renewed while the comparison goes on: the replicas' answers it waits for run out
+                // their time whether it is polled or not.
+                let renewal = lease.keep(services.metadata.as_ref());
+                tokio::pin!(renewal);
+                tokio::select! {
+                    kept = &mut renewal => if !kept? {
+                        return Ok(None);
+                    },
+                    outcome = &mut check => break outcome,
                 }
             }
         }
