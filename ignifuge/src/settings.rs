@@ -75,6 +75,15 @@ fn at_most(name: &str, default: usize, max: usize) -> anyhow::Result<usize> {
     Ok(value)
 }
 
+/// A count of at least one (a budget of none would stop every read or write).
+fn at_least_one(name: &str, default: usize) -> anyhow::Result<usize> {
+    match var::<usize>(name)? {
+        None => Ok(default),
+        Some(0) => anyhow::bail!("{name}=0: at least 1"),
+        Some(v) => Ok(v),
+    }
+}
+
 /// A rate in bytes per second, above 0.
 fn rate(name: &str, default: u64) -> anyhow::Result<u64> {
     match var::<u64>(name)? {
@@ -93,10 +102,10 @@ impl Settings {
         let mut s = Settings::default();
         let d = &mut s.data_path;
         d.read_stripes = var("IGNIFUGE_GATEWAY_READ_STRIPES")?.unwrap_or(d.read_stripes);
-        d.stripes_in_flight_max = var("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT")?.unwrap_or(d.stripes_in_flight_max);
+        d.stripes_in_flight_max = at_least_one("IGNIFUGE_GATEWAY_STRIPES_IN_FLIGHT", d.stripes_in_flight_max)?;
         d.stripe_fill_max_ms = var("IGNIFUGE_GATEWAY_STRIPE_FILL_MS")?.unwrap_or(d.stripe_fill_max_ms);
         d.read_stripes_in_flight_max =
-            var("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT")?.unwrap_or(d.read_stripes_in_flight_max);
+            at_least_one("IGNIFUGE_GATEWAY_READ_STRIPES_IN_FLIGHT", d.read_stripes_in_flight_max)?;
         d.answer_stall_max_ms = var("IGNIFUGE_GATEWAY_ANSWER_STALL_MS")?.unwrap_or(d.answer_stall_max_ms);
         d.intent_renew_ms = var("IGNIFUGE_INTENT_RENEW_MS")?.unwrap_or(d.intent_renew_ms);
         d.inline_max_bytes = at_most("IGNIFUGE_INLINE_MAX_BYTES", d.inline_max_bytes, INLINE_LIMIT_BYTES)?;
@@ -184,6 +193,8 @@ mod tests {
         let error = rate("IGNIFUGE_TEST_SETTING_RATE", 1).unwrap_err();
         assert!(format!("{error:#}").contains("above 0"), "{error:#}");
         assert_eq!(rate("IGNIFUGE_TEST_SETTING_UNSET_RATE", 7).unwrap(), 7);
+        let error = at_least_one("IGNIFUGE_TEST_SETTING_RATE", 2).unwrap_err();
+        assert!(format!("{error:#}").contains("at least 1"), "{error:#}");
         assert_eq!(millis("IGNIFUGE_TEST_SETTING_UNSET_MS", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
     }
 }

@@ -57,7 +57,8 @@ pub const GATEWAY_STRIPES_IN_FLIGHT_MAX: usize = 48;
 /// Stripes being read for GETs at once in the whole gateway, from their first shard request until
 /// the client has taken their last byte: the global bound on a gateway's read buffers. Each holds
 /// at most k+m shards of 1 MiB (9 x 64 MiB = 576 MiB at 5+4; k of them in the common case).
-/// Reads beyond it wait for a stripe to be taken (a GET waiting for its next stripe holds none);
+/// Reads beyond it wait for a stripe to be taken (budget a GET holds goes back as its client takes
+/// the bytes, whatever its next stripe waits for: it never waits on more budget);
 /// a client that stops taking its answer is disconnected after `ANSWER_STALL_MAX_MS`, which frees
 /// what it held. A copy holds read budget while its write waits for a stripe buffer; the stripe
 /// fill deadline (`STRIPE_FILL_MAX_MS`) breaks any wait between the two budgets.

@@ -210,7 +210,19 @@ impl DataPath {
                     })
                     .buffered(STRIPES_IN_FLIGHT_MAX)
             );
-            while let Some(result) = fetched.next().await {
+            loop {
+                // A client gone is noticed while the next stripe is read or waits for budget, not
+                // only at the next send: returning aborts the reads under way and leaves the queue
+                // for budget (else a GET nobody waits for would still take its turn and read a
+                // stripe for nobody).
+                let result = tokio::select! {
+                    biased;
+                    () = tx.closed() => return,
+                    next = fetched.next() => match next {
+                        Some(result) => result,
+                        None => return,
+                    },
+                };
                 match result {
                     Ok((pieces, budget)) => {
                         for bytes in pieces {
@@ -531,6 +543,9 @@ fn pieces(
             async move {
                 match window {
                     Window::Ready(piece) => Ok(vec![piece]),
+                    Window::Stripes { blob, stripes, bytes } if holds_window(&blob, &stripes) => {
+                        Ok(stripe_pieces(&blob, stripes, bytes))
+                    }
                     Window::Stripes { blob, stripes, bytes } => {
                         // A task of its own: reached while the read waits for a slow client to take
                         // the stripes before, its metadata request would otherwise wait unpolled
@@ -573,13 +588,18 @@ enum Window {
     Stripes { blob: Arc<StripedBlob>, stripes: Range<u32>, bytes: Range<usize> },
 }
 
+/// Whether `blob` holds the records of `stripes` (as the object's answer holds the first ones).
+fn holds_window(blob: &StripedBlob, stripes: &Range<u32>) -> bool {
+    blob.stripe(stripes.start).is_some() && blob.stripe(stripes.end - 1).is_some()
+}
+
 /// `blob` holding the records of `stripes`: itself if it does, else fetched from the metadata.
 async fn load_window(
     blob: Arc<StripedBlob>,
     stripes: Range<u32>,
     metadata: &dyn Metadata,
 ) -> GatewayResult<Arc<StripedBlob>> {
-    if blob.stripe(stripes.start).is_some() && blob.stripe(stripes.end - 1).is_some() {
+    if holds_window(&blob, &stripes) {
         return Ok(blob);
     }
     // Mid-stream, a failure cannot become a 503 that the client retries: the answer has begun.
@@ -825,8 +845,8 @@ mod tests {
     /// nodes 0 and 1, which are gone, to nodes 3 and 4) leaves the stripe unreadable from them.
     /// The read then takes the stripe's current record and reads it whole; it does not when the
     /// record is unchanged, cannot be read now, or is of another length (the stripe fails as it
-    /// did). The gateway's read budget here is one permit, and stripe 1 is read ahead while
-    /// stripe 0 is asked about again: the read must neither hang nor keep a permit.
+    /// did). The gateway's read budget here is one permit, held by stripe 0 while it is asked
+    /// about again (stripe 1 asks for it only then): the read must neither hang nor keep a permit.
     #[tokio::test]
     async fn a_stripe_whose_shards_moved_since_the_read_began_is_read_from_its_current_record() {
         use ignifuge_rpc::{ClusterConfig, InternodeAuth, NodeClient};
