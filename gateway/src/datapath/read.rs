@@ -593,15 +593,12 @@ fn holds_window(blob: &StripedBlob, stripes: &Range<u32>) -> bool {
     blob.stripe(stripes.start).is_some() && blob.stripe(stripes.end - 1).is_some()
 }
 
-/// `blob` holding the records of `stripes`: itself if it does, else fetched from the metadata.
+/// `blob` with the records of `stripes`, which it does not hold, fetched from the metadata.
 async fn load_window(
     blob: Arc<StripedBlob>,
     stripes: Range<u32>,
     metadata: &dyn Metadata,
 ) -> GatewayResult<Arc<StripedBlob>> {
-    if holds_window(&blob, &stripes) {
-        return Ok(blob);
-    }
     // Mid-stream, a failure cannot become a 503 that the client retries: the answer has begun.
     // A metadata that cannot answer now (an election, a leadership check that timed out) is
     // asked again until the failover deadline.
